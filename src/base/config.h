@@ -1,0 +1,69 @@
+// Engine configuration: built-in defaults < TOML file < LAPCE_AI_* environment < --set overrides.
+// Config is a value type (thread-compatible); the functions are thread-safe as long as no thread
+// modifies the process environment while they read it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace lai {
+
+// Every field is a key "<section>.<field>"; DescribeKeys() documents them all.
+struct Config {
+  struct Log {
+    std::string level = "info";  // trace, debug, info, warn, error or off.
+    std::string file;            // Empty = stderr only.
+  } log;
+  struct Ipc {
+    // Absolute. Empty in the defaults, files, env and overrides means "$XDG_RUNTIME_DIR/lapce-ai",
+    // else "/tmp/lapce-ai-<uid>"; LoadConfig always returns the resolved directory.
+    std::string runtime_dir;
+    std::string socket_name = "engine.sock";  // File name inside runtime_dir.
+    uint32_t ring_bytes = 1024;               // Per-direction ring data size; a power of two.
+    uint64_t max_message_bytes = 10 << 20;
+    uint32_t connect_timeout_ms = 1000;
+    uint32_t request_timeout_ms = 30000;
+  } ipc;
+  struct Server {
+    uint32_t workers = 1;
+    uint32_t max_connections = 4096;
+    std::string metrics_addr = "127.0.0.1:9464";  // "host:port"; empty disables metrics.
+  } server;
+};
+
+struct ConfigSources {
+  // Empty = DefaultConfigPath(), where a missing file is fine; a given file must exist.
+  std::string file;
+  // "key=value" from the command line, applied in order, e.g. "ipc.ring_bytes=2048".
+  std::vector<std::string> overrides;
+  // NULL-terminated "NAME=value" array; nullptr = the process environment. Tests pass their own
+  // so they never see the real user's variables or config file (HOME and XDG_* are read here too).
+  const char* const* environ = nullptr;
+};
+
+// Builds the effective config. Each source is validated against the same key table:
+// - File: TOML with one table per section ([log], [ipc], [server]). Unknown sections and keys,
+//   wrong value types and out-of-range values are errors.
+// - Environment: LAPCE_AI_<SECTION>_<KEY>, e.g. LAPCE_AI_IPC_RING_BYTES=2048. A variable that
+//   starts with LAPCE_AI_<known section>_ but names no key is an error (a typo must not be
+//   silently ignored); other LAPCE_AI_* variables are ignored.
+// - Overrides: "key=value" with a dotted key; integers in decimal, strings taken verbatim.
+// Errors, whose message names the source and the key:
+// - kInvalidArgument: bad value, unknown key, TOML syntax error, malformed override, e.g.
+//   "/x/config.toml:3:14: ipc.ring_bytes: expected a power of two between 256 and 1048576, got
+//   1000", "environment LAPCE_AI_IPC_RING_BYTES: ...", "--set ipc.ring_bytes=x: ...".
+// - kNotFound: sources.file was given and does not exist.
+// - kIo: the file exists but cannot be read.
+Result<Config> LoadConfig(const ConfigSources& sources);
+
+// "$XDG_CONFIG_HOME/lapce-ai/config.toml" if XDG_CONFIG_HOME is an absolute path, else
+// "$HOME/.config/lapce-ai/config.toml"; empty if neither is set. Reads the process environment.
+std::string DefaultConfigPath();
+
+// Documents every key, one line each: name, type, default, help (with the accepted values).
+std::string DescribeKeys();
+
+}  // namespace lai

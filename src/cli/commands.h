@@ -1,0 +1,41 @@
+// The lapce-ai subcommands. Each returns the process exit status. Confined to the main thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/config.h"
+
+namespace lai::cli {
+
+struct ServeFlags {
+  std::string socket;  // Empty: <runtime_dir>/<socket_name>.
+  std::string metrics_addr;
+  bool metrics_addr_set = false;
+  int ready_fd = -1;  // Write "ready\n" here once serving (used by benchmarks and tests).
+};
+int Serve(const Config& config, const ServeFlags& flags);
+
+struct PingFlags {
+  std::string socket;
+  int count = 10;
+  int payload_bytes = 64;
+};
+int Ping(const Config& config, const PingFlags& flags);
+
+struct BenchIpcFlags {
+  bool json = false;
+  bool quick = false;
+};
+int BenchIpc(const Config& config, const BenchIpcFlags& flags);
+
+struct BenchStressFlags {
+  int level = 1;
+  bool quick = false;
+};
+int BenchStress(const Config& config, const BenchStressFlags& flags);
+
+// <runtime_dir>/<socket_name>, or `override` when non-empty.
+std::string SocketPath(const Config& config, const std::string& override_path);
+
+}  // namespace lai::cli

@@ -1,0 +1,110 @@
+// lapce-ai: the command-line entry point. Parses flags with CLI11, loads the configuration,
+// and runs one subcommand.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "base/config.h"
+#include "base/log.h"
+#include "cli/commands.h"
+
+#ifndef LAI_VERSION
+#define LAI_VERSION "0.0.0"
+#endif
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "lapce-ai: a native AI coding engine that runs beside your editor.\n"
+      "Editors connect over shared memory (the C ABI in include/lapce_ai/client.h).",
+      "lapce-ai"};
+  app.set_version_flag("--version", std::string("lapce-ai ") + LAI_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+
+  lai::ConfigSources sources;
+  std::string log_level;
+  app.add_option("--config", sources.file, "Configuration file (default: " +
+                                               lai::DefaultConfigPath() + ")");
+  app.add_option("--set", sources.overrides,
+                 "Override a configuration key, e.g. --set ipc.ring_bytes=2048 (repeatable; "
+                 "see `lapce-ai config keys`)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
+
+  lai::cli::ServeFlags serve;
+  CLI::App* serve_cmd = app.add_subcommand(
+      "serve", "Run the engine's IPC server in the foreground (Ctrl-C stops it gracefully)");
+  serve_cmd->add_option("--socket", serve.socket, "Socket path (default: <ipc.runtime_dir>/engine.sock)");
+  serve_cmd->add_option("--metrics-addr", serve.metrics_addr,
+                        "Serve Prometheus metrics at http://ADDR/metrics; empty disables "
+                        "(default 127.0.0.1:9464)")
+      ->each([&](const std::string&) { serve.metrics_addr_set = true; });
+  serve_cmd->add_option("--ready-fd", serve.ready_fd, "Write 'ready' to this fd once serving")
+      ->group("");
+
+  lai::cli::PingFlags ping;
+  CLI::App* ping_cmd = app.add_subcommand("ping", "Round-trip to a running server and report latency");
+  ping_cmd->add_option("--socket", ping.socket, "Socket path of the server");
+  ping_cmd->add_option("-n,--count", ping.count, "Number of echo round trips")->check(CLI::Range(1, 10'000'000));
+  ping_cmd->add_option("--bytes", ping.payload_bytes, "Echo payload size")->check(CLI::Range(0, 1 << 24));
+
+  CLI::App* bench_cmd = app.add_subcommand("bench", "Measure the engine");
+  bench_cmd->require_subcommand(1);
+  lai::cli::BenchIpcFlags bench_ipc;
+  CLI::App* bench_ipc_cmd = bench_cmd->add_subcommand(
+      "ipc", "Shared-memory transport: latency, throughput, 1000 connections, reconnect, memory, "
+             "allocations, with Unix-socket and Node.js baselines measured in the same run");
+  bench_ipc_cmd->add_flag("--json", bench_ipc.json, "Print one JSON object instead of a table");
+  bench_ipc_cmd->add_flag("--quick", bench_ipc.quick, "Fewer samples (finishes in under 20 s)");
+  lai::cli::BenchStressFlags bench_stress;
+  CLI::App* bench_stress_cmd = bench_cmd->add_subcommand(
+      "stress", "Stress the transport: 1 connection bomb, 2 buffer exhaustion, 3 latency under "
+                "load, 4 leak detection, 5 chaos");
+  bench_stress_cmd->add_option("--level", bench_stress.level, "Stress level 1-5")
+      ->check(CLI::Range(1, 5));
+  bench_stress_cmd->add_flag("--quick", bench_stress.quick, "Scaled down (for CI)");
+
+  CLI::App* config_cmd = app.add_subcommand("config", "Show configuration");
+  config_cmd->require_subcommand(1);
+  CLI::App* config_keys = config_cmd->add_subcommand("keys", "List every configuration key");
+  CLI::App* config_show = config_cmd->add_subcommand("show", "Print the effective configuration");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (!log_level.empty()) sources.overrides.push_back("log.level=" + log_level);
+  lai::Result<lai::Config> config = lai::LoadConfig(sources);
+  if (!config.ok()) {
+    std::fprintf(stderr, "lapce-ai: configuration: %s\n", config.error().message().c_str());
+    return 2;
+  }
+  if (lai::Status s = lai::log::Init({config->log.level, config->log.file}); !s.ok()) {
+    std::fprintf(stderr, "lapce-ai: logging: %s\n", s.error().message().c_str());
+    return 2;
+  }
+
+  if (config_keys->parsed()) {
+    std::fputs(lai::DescribeKeys().c_str(), stdout);
+    return 0;
+  }
+  if (config_show->parsed()) {
+    const lai::Config& c = *config;
+    std::printf(
+        "log.level = \"%s\"\nlog.file = \"%s\"\nipc.runtime_dir = \"%s\"\nipc.socket_name = "
+        "\"%s\"\nipc.ring_bytes = %u\nipc.max_message_bytes = %llu\nipc.connect_timeout_ms = "
+        "%u\nipc.request_timeout_ms = %u\nserver.workers = %u\nserver.max_connections = %u\n"
+        "server.metrics_addr = \"%s\"\n",
+        c.log.level.c_str(), c.log.file.c_str(), c.ipc.runtime_dir.c_str(),
+        c.ipc.socket_name.c_str(), c.ipc.ring_bytes,
+        static_cast<unsigned long long>(c.ipc.max_message_bytes), c.ipc.connect_timeout_ms,
+        c.ipc.request_timeout_ms, c.server.workers, c.server.max_connections,
+        c.server.metrics_addr.c_str());
+    return 0;
+  }
+  if (serve_cmd->parsed()) return lai::cli::Serve(*config, serve);
+  if (ping_cmd->parsed()) return lai::cli::Ping(*config, ping);
+  if (bench_ipc_cmd->parsed()) return lai::cli::BenchIpc(*config, bench_ipc);
+  if (bench_stress_cmd->parsed()) return lai::cli::BenchStress(*config, bench_stress);
+  return 1;
+}

@@ -1,0 +1,156 @@
+// `lapce-ai serve` and `lapce-ai ping`.
+#include <httplib.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include "cli/commands.h"
+#include "ipc/client.h"
+#include "ipc/server.h"
+#include "ipc/wait.h"
+
+namespace lai::cli {
+
+std::string SocketPath(const Config& config, const std::string& override_path) {
+  if (!override_path.empty()) return override_path;
+  return config.ipc.runtime_dir + "/" + config.ipc.socket_name;
+}
+
+namespace {
+
+// host:port, as validated by the configuration loader.
+bool SplitHostPort(const std::string& addr, std::string* host, int* port) {
+  size_t colon = addr.rfind(':');
+  if (colon == std::string::npos) return false;
+  *host = addr.substr(0, colon);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  *port = std::atoi(addr.c_str() + colon + 1);
+  return *port > 0 && *port < 65536;
+}
+
+}  // namespace
+
+int Serve(const Config& config, const ServeFlags& flags) {
+  // Block the stop signals in every thread; the main thread waits for them with sigwait.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  ipc::ServerOptions options;
+  options.socket_path = SocketPath(config, flags.socket);
+  options.workers = config.server.workers;
+  options.max_connections = config.server.max_connections;
+  options.max_message_bytes = static_cast<uint32_t>(
+      std::min<uint64_t>(config.ipc.max_message_bytes, uint64_t{1} << 30));
+  ipc::Server server(options);
+  ipc::RegisterBuiltinHandlers(server);
+  if (Status s = server.Start(); !s.ok()) {
+    std::fprintf(stderr, "lapce-ai serve: %s\n", s.error().message().c_str());
+    return 1;
+  }
+
+  std::string metrics_addr = flags.metrics_addr_set ? flags.metrics_addr : config.server.metrics_addr;
+  httplib::Server http;
+  std::thread http_thread;
+  if (!metrics_addr.empty()) {
+    std::string host;
+    int port = 0;
+    if (!SplitHostPort(metrics_addr, &host, &port)) {
+      std::fprintf(stderr, "lapce-ai serve: --metrics-addr '%s' is not host:port\n",
+                   metrics_addr.c_str());
+      return 2;
+    }
+    http.Get("/metrics", [&server](const httplib::Request&, httplib::Response& response) {
+      response.set_content(server.metrics().RenderPrometheus(), "text/plain; version=0.0.4");
+    });
+    if (!http.bind_to_port(host.c_str(), port)) {
+      std::fprintf(stderr,
+                   "lapce-ai serve: cannot serve metrics on %s (address in use?); pass "
+                   "--metrics-addr HOST:PORT or --metrics-addr '' to disable\n",
+                   metrics_addr.c_str());
+      return 1;
+    }
+    http_thread = std::thread([&http] { http.listen_after_bind(); });
+  }
+
+  std::fprintf(stderr, "lapce-ai serve: listening on %s (pid %d)\n", options.socket_path.c_str(),
+               static_cast<int>(::getpid()));
+  if (!metrics_addr.empty()) {
+    std::fprintf(stderr, "lapce-ai serve: metrics at http://%s/metrics\n", metrics_addr.c_str());
+  }
+  std::fprintf(stderr, "lapce-ai serve: try `lapce-ai ping --socket %s`; Ctrl-C stops\n",
+               options.socket_path.c_str());
+  if (flags.ready_fd >= 0) {
+    ssize_t n = ::write(flags.ready_fd, "ready\n", 6);
+    (void)n;
+    ::close(flags.ready_fd);
+  }
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  spdlog::info("signal {}: shutting down", signal_number);
+  server.Shutdown();
+  if (http_thread.joinable()) {
+    http.stop();
+    http_thread.join();
+  }
+  std::fprintf(stderr, "lapce-ai serve: stopped\n");
+  return 0;
+}
+
+int Ping(const Config& config, const PingFlags& flags) {
+  ipc::ClientOptions options;
+  options.socket_path = SocketPath(config, flags.socket);
+  options.stream.ring_bytes = config.ipc.ring_bytes;
+  options.request_timeout = std::chrono::milliseconds(config.ipc.request_timeout_ms);
+  ipc::Client client(options);
+  if (Status s = client.Connect(); !s.ok()) {
+    std::fprintf(stderr, "lapce-ai ping: %s\n", s.error().message().c_str());
+    return 1;
+  }
+  Result<ipc::Response> health =
+      client.Call(static_cast<uint16_t>(ipc::MessageType::kHealth), {});
+  if (!health.ok()) {
+    std::fprintf(stderr, "lapce-ai ping: %s\n", health.error().message().c_str());
+    return 1;
+  }
+  std::printf("health: %.*s\n", static_cast<int>(health->payload.size()),
+              reinterpret_cast<const char*>(health->payload.data()));
+  std::vector<std::byte> payload(static_cast<size_t>(flags.payload_bytes), std::byte{0x5a});
+  std::vector<uint64_t> samples;
+  samples.reserve(static_cast<size_t>(flags.count));
+  for (int i = 0; i < flags.count; ++i) {
+    uint64_t start = ipc::NowNs();
+    Result<ipc::Response> r = client.Call(static_cast<uint16_t>(ipc::MessageType::kEcho), payload);
+    uint64_t end = ipc::NowNs();
+    if (!r.ok()) {
+      std::fprintf(stderr, "lapce-ai ping: echo %d: %s\n", i, r.error().message().c_str());
+      return 1;
+    }
+    if (r->payload.size() != payload.size() ||
+        !std::equal(payload.begin(), payload.end(), r->payload.begin())) {
+      std::fprintf(stderr, "lapce-ai ping: echo %d came back altered\n", i);
+      return 1;
+    }
+    samples.push_back(end - start);
+  }
+  std::sort(samples.begin(), samples.end());
+  auto at = [&](double q) { return samples[static_cast<size_t>(q * (samples.size() - 1))]; };
+  std::printf("%d echoes of %d bytes: min %llu ns, p50 %llu ns, p99 %llu ns, max %llu ns\n",
+              flags.count, flags.payload_bytes, static_cast<unsigned long long>(samples.front()),
+              static_cast<unsigned long long>(at(0.5)), static_cast<unsigned long long>(at(0.99)),
+              static_cast<unsigned long long>(samples.back()));
+  return 0;
+}
+
+}  // namespace lai::cli

@@ -1,0 +1,89 @@
+// Client: request/response (and streamed responses) over a Stream, with request ids, deadlines
+// and automatic reconnection. Thread-compatible: one thread at a time per Client; open one Client
+// per thread for parallel calls (connections are cheap: one shared file per process).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "ipc/stream.h"
+
+namespace lai::ipc {
+
+struct ClientOptions {
+  std::string socket_path;
+  StreamOptions stream;
+  std::chrono::milliseconds request_timeout{30'000};
+  // Reconnection backoff after the server went away: first retry at once, then doubling from
+  // `reconnect_min` up to `reconnect_max` between attempts.
+  std::chrono::microseconds reconnect_min{500};
+  std::chrono::microseconds reconnect_max{4'000};
+};
+
+// One response frame. `payload` stays valid until the next call on the Client.
+struct Response {
+  uint64_t request_id = 0;
+  uint16_t type = 0;
+  bool is_final = true;  // False for an item of a streamed reply.
+  std::span<const std::byte> payload;
+};
+
+class Client {
+ public:
+  explicit Client(ClientOptions options);
+
+  // Connects now (otherwise the first request does). Errors as in Stream::Connect.
+  Status Connect();
+
+  // Sends a request and returns its id. When disconnected, first tries to reconnect (rate
+  // limited by the backoff); fails fast with kUnavailable while the server is away.
+  Result<uint64_t> Send(uint16_t type, std::span<const std::byte> payload);
+
+  // The next response frame for `request_id`. An error reply becomes its Error (code and message
+  // as the server sent them). kTimeout after `timeout` (default: request_timeout); kUnavailable
+  // when the connection was lost before the reply came.
+  Result<Response> Next(uint64_t request_id, std::chrono::milliseconds timeout = {});
+
+  // Send + Next until the final reply (stream items are skipped).
+  Result<Response> Call(uint16_t type, std::span<const std::byte> payload,
+                        std::chrono::milliseconds timeout = {});
+
+  // Asks the server to stop a streamed reply; its final frame still arrives.
+  Status Cancel(uint64_t request_id);
+
+  bool is_connected() const { return stream_.is_open(); }
+  uint64_t reconnect_count() const { return reconnects_; }
+  void Close() { stream_.Close(); }
+
+ private:
+  Status EnsureConnected();
+  void Disconnected();
+  Result<Response> Deliver(const FrameHeader& header, std::span<const std::byte> payload);
+
+  struct Stashed {
+    FrameHeader header;
+    std::vector<std::byte> payload;
+  };
+
+  ClientOptions options_;
+  Stream stream_;
+  uint64_t next_id_ = 1;
+  uint64_t first_id_of_connection_ = 1;
+  uint64_t reconnects_ = 0;
+  bool ever_connected_ = false;
+  uint64_t next_attempt_ns_ = 0;
+  uint64_t backoff_ns_ = 0;
+  std::string last_error_;
+  std::deque<Stashed> stash_;        // Frames for other requests that arrived first.
+  std::vector<std::byte> delivered_;  // Backing store of a Response taken from the stash.
+};
+
+// Parses an error reply's payload ({"code":...,"message":...}) back into an Error.
+Error ParseErrorPayload(std::span<const std::byte> payload);
+
+}  // namespace lai::ipc

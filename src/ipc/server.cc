@@ -1,0 +1,862 @@
+#include "ipc/server.h"
+
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "base/check.h"
+#include "base/unique_fd.h"
+#include "ipc/buffer_pool.h"
+#include "ipc/handshake.h"
+#include "ipc/shm.h"
+#include "ipc/socket.h"
+#include "ipc/wait.h"
+
+namespace lai::ipc {
+namespace {
+
+constexpr size_t kOutboxLimitBytes = size_t{1} << 20;  // Queued output per connection.
+constexpr int kMaxMessagesPerVisit = 64;               // Fairness between connections.
+constexpr size_t kMaxHotConnections = 8;
+constexpr uint64_t kEpollTokenEventfd = UINT64_MAX;
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  out += '"';
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
+}  // namespace
+
+std::string ErrorPayload(const Error& error) {
+  std::string out = "{\"code\":";
+  AppendJsonString(out, ErrorCodeName(error.code()));
+  out += ",\"message\":";
+  AppendJsonString(out, error.message());
+  out += '}';
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-connection state.
+
+namespace internal {
+
+// A reply waiting for ring space, in a pooled buffer.
+struct Outbound {
+  FrameHeader header;
+  PooledBuffer buffer;
+  size_t size = 0;
+  size_t offset = 0;  // Bytes already sent (fragments).
+};
+
+}  // namespace internal
+
+// What a connection shares with its responders on other threads. Thread-safe.
+struct Responder::Shared {
+  std::mutex mutex;
+  std::condition_variable space;
+  std::deque<internal::Outbound> queue;  // Guarded by mutex.
+  size_t queued_bytes = 0;               // Guarded by mutex.
+  bool closed = false;                   // Guarded by mutex.
+  std::map<uint64_t, Responder*> streams;  // Open streams by request id; guarded by mutex.
+  std::atomic<bool> has_output{false};     // Hint for the worker: queue non-empty.
+  BufferPool* pool = nullptr;
+  PeerWaker poke;  // Rings this connection's bit in its worker's doorbell.
+};
+
+namespace internal {
+
+struct Connection {
+  uint64_t id = 0;
+  uint32_t slot = 0;
+  UniqueFd socket;
+  UniqueFd client_eventfd;
+  std::shared_ptr<Mapping> file;
+  std::optional<Channel> channel;
+  std::shared_ptr<Responder::Shared> shared;
+  bool is_hot = false;
+  uint64_t last_active_ns = 0;
+};
+
+struct HandlerEntry {
+  std::string name;
+  Handler sync;
+  StreamHandler stream;
+};
+
+// One worker thread: serves the rings of the connections assigned to it.
+class Worker {
+ public:
+  Worker(Server& server, MetricsShard& metrics, uint32_t index, uint32_t slots)
+      : server_(server), metrics_(metrics), index_(index), slots_(slots) {}
+
+  Status Init() {
+    epoll_.Reset(::epoll_create1(EPOLL_CLOEXEC));
+    if (!epoll_.is_valid()) return ErrnoError("epoll_create1", errno);
+    eventfd_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!eventfd_.is_valid()) return ErrnoError("eventfd", errno);
+    doorbell_bytes_ = static_cast<uint32_t>(DoorbellLayout::Bytes(slots_));
+    ASSIGN_OR_RETURN(doorbell_fd_, CreateSharedFile("lapce-ai-doorbell", doorbell_bytes_));
+    ASSIGN_OR_RETURN(doorbell_, MapOwnFile(doorbell_fd_.get(), doorbell_bytes_));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kEpollTokenEventfd;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, eventfd_.get(), &ev) != 0) {
+      return ErrnoError("epoll_ctl eventfd", errno);
+    }
+    connections_.resize(slots_);
+    for (uint32_t s = slots_; s > 0; --s) free_slots_.push_back(s - 1);
+    return OkStatus();
+  }
+
+  void Start() { thread_ = std::thread([this] { Run(); }); }
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Acceptor thread. Reserves a slot; nullopt when the worker is full.
+  std::optional<uint32_t> AllocateSlot() {
+    std::lock_guard lock(pending_mutex_);
+    if (free_slots_.empty()) return std::nullopt;
+    uint32_t slot = free_slots_.back();
+    free_slots_.pop_back();
+    count_.fetch_add(1, std::memory_order_relaxed);
+    return slot;
+  }
+  void ReturnSlot(uint32_t slot) {
+    std::lock_guard lock(pending_mutex_);
+    free_slots_.push_back(slot);
+    count_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  // Acceptor thread: hands over a connection whose handshake succeeded.
+  void Adopt(std::unique_ptr<Connection> connection) {
+    {
+      std::lock_guard lock(pending_mutex_);
+      pending_.push_back(std::move(connection));
+    }
+    has_pending_.store(true, std::memory_order_release);
+    WakeSelf();
+  }
+
+  void RequestStop() {
+    stopping_.store(true, std::memory_order_release);
+    WakeSelf();
+  }
+
+  uint32_t connection_count() const { return count_.load(std::memory_order_relaxed); }
+  int doorbell_fd() const { return doorbell_fd_.get(); }
+  int eventfd() const { return eventfd_.get(); }
+  uint32_t doorbell_bytes() const { return doorbell_bytes_; }
+  std::byte* doorbell() const { return doorbell_.data(); }
+  BufferPool& pool() { return pool_; }
+
+  // Any thread: queue a reply on `connection` (shared state) and poke the worker.
+  Status SendQueued(Connection& connection, const FrameHeader& header, PooledBuffer buffer,
+                    size_t size);
+
+  void SendError(Connection& c, uint64_t request_id, uint16_t type, const Error& error);
+
+ private:
+  friend class lai::ipc::Reply;
+
+  void WakeSelf() {
+    uint64_t one = 1;
+    ssize_t n = ::write(eventfd_.get(), &one, sizeof(one));
+    (void)n;
+  }
+
+  void Run();
+  void AdoptPending();
+  int Visit(Connection& c);
+  bool Flush(Connection& c);
+  void Dispatch(Connection& c, const Message& message);
+  void Close(Connection& c, const char* why);
+  void HandleEpoll(int timeout_ms);
+  bool ScanDoorbell(int* handled);
+  void CoolDown(uint64_t now);
+  void Drain();
+
+  Server& server_;
+  MetricsShard& metrics_;
+  const uint32_t index_;
+  const uint32_t slots_;
+  UniqueFd epoll_;
+  UniqueFd eventfd_;
+  UniqueFd doorbell_fd_;
+  Mapping doorbell_;
+  uint32_t doorbell_bytes_ = 0;
+  BufferPool pool_{BufferPoolOptions{}};
+  std::vector<std::byte> scratch_ = std::vector<std::byte>(64 * 1024);  // Discarded replies.
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint32_t> count_{0};
+  uint64_t next_id_ = 1;
+
+  // Confined to the worker thread.
+  std::vector<std::unique_ptr<Connection>> connections_;  // By slot.
+  std::vector<uint32_t> hot_;
+  uint32_t high_slot_ = 0;  // One past the highest slot ever used: bound of the doorbell scan.
+
+  // Guarded by pending_mutex_.
+  std::mutex pending_mutex_;
+  std::vector<std::unique_ptr<Connection>> pending_;
+  std::vector<uint32_t> free_slots_;
+  std::atomic<bool> has_pending_{false};
+};
+
+}  // namespace internal
+
+struct Server::Impl {
+  std::vector<std::unique_ptr<internal::HandlerEntry>> handlers{kMaxMessageTypes};
+  std::vector<std::unique_ptr<internal::Worker>> workers;
+  SharedFileCache files;
+  UniqueFd lock;
+  UniqueFd listen;
+  UniqueFd stop_eventfd;
+  std::thread acceptor;
+  std::atomic<uint64_t> next_connection_id{1};
+  std::mutex state_mutex;
+  std::condition_variable state_changed;
+  bool started = false;   // Guarded by state_mutex.
+  bool stopping = false;  // Guarded by state_mutex.
+  bool stopped = false;   // Guarded by state_mutex.
+
+  void AcceptLoop(Server& server);
+  void Accept(Server& server, UniqueFd socket);
+};
+
+// ---------------------------------------------------------------------------------------------
+// Reply and Responder.
+
+Reply::Reply(internal::Worker& worker, internal::Connection& connection,
+             const FrameHeader& request)
+    : worker_(worker), connection_(connection) {
+  header_.type = request.type;
+  header_.request_id = request.request_id;
+  header_.flags = kFlagResponse;
+  discard_ = (request.flags & kFlagNoReply) != 0;
+}
+
+Result<std::span<std::byte>> Reply::Reserve(uint32_t bytes) {
+  LAI_CHECK(!sent_) << "a synchronous handler replies once";
+  if (bytes > connection_.channel->max_message_bytes()) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "reply of " + std::to_string(bytes) + " bytes exceeds the connection's maximum of " +
+                     std::to_string(connection_.channel->max_message_bytes()));
+  }
+  reserved_bytes_ = bytes;
+  if (discard_ && bytes <= worker_.scratch_.size()) return std::span(worker_.scratch_.data(), bytes);
+  if (!discard_ && !connection_.shared->has_output.load(std::memory_order_relaxed)) {
+    std::span<std::byte> in_ring = connection_.channel->TryBeginMessage(header_, bytes);
+    if (!in_ring.empty() || bytes == 0) {
+      if (!in_ring.empty() || !connection_.channel->TryBeginMessage(header_, 0).empty()) {
+        in_ring_ = true;
+        return in_ring;
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(PooledBuffer buffer, worker_.pool().Acquire(std::max<uint32_t>(bytes, 1)));
+  buffer_.emplace(std::move(buffer));
+  return std::span<std::byte>(buffer_->data(), bytes);
+}
+
+void Reply::Commit() {
+  sent_ = true;
+  if (in_ring_) {
+    connection_.channel->FinishMessage();
+    return;
+  }
+  if (discard_) {
+    buffer_.reset();
+    return;
+  }
+  (void)worker_.SendQueued(connection_, header_, std::move(*buffer_), reserved_bytes_);
+  buffer_.reset();
+}
+
+Status Reply::Send(std::span<const std::byte> payload) {
+  ASSIGN_OR_RETURN(std::span<std::byte> out, Reserve(static_cast<uint32_t>(payload.size())));
+  if (!payload.empty()) std::memcpy(out.data(), payload.data(), payload.size());
+  Commit();
+  return OkStatus();
+}
+
+Responder::Responder(std::shared_ptr<Shared> shared, uint64_t request_id, uint16_t type)
+    : shared_(std::move(shared)), request_id_(request_id), type_(type) {
+  std::lock_guard lock(shared_->mutex);
+  shared_->streams[request_id_] = this;
+}
+
+Responder::~Responder() {
+  if (!finished_.load()) {
+    (void)Fail(Error(ErrorCode::kInternal, "the handler dropped the request without answering"));
+  }
+  std::lock_guard lock(shared_->mutex);
+  auto it = shared_->streams.find(request_id_);
+  if (it != shared_->streams.end() && it->second == this) shared_->streams.erase(it);
+}
+
+bool Responder::is_cancelled() const { return cancelled_.load(std::memory_order_acquire); }
+void Responder::Cancel() { cancelled_.store(true, std::memory_order_release); }
+
+Status Responder::Send(std::span<const std::byte> item) {
+  if (is_cancelled()) return Error(ErrorCode::kCancelled, "the client cancelled the request");
+  return Enqueue(kFlagResponse | kFlagStream, item, false);
+}
+
+Status Responder::Finish(std::span<const std::byte> last) {
+  return Enqueue(kFlagResponse, last, true);
+}
+
+Status Responder::Fail(const Error& error) {
+  std::string payload = ErrorPayload(error);
+  return Enqueue(kFlagResponse | kFlagError, std::as_bytes(std::span(payload)), true);
+}
+
+Status Responder::Enqueue(uint8_t flags, std::span<const std::byte> payload, bool final) {
+  if (final && finished_.exchange(true)) {
+    return Error(ErrorCode::kInternal, "the request was already answered");
+  }
+  Shared& s = *shared_;
+  std::unique_lock lock(s.mutex);
+  s.space.wait(lock, [&] { return s.closed || s.queued_bytes < kOutboxLimitBytes; });
+  if (s.closed) return Error(ErrorCode::kUnavailable, "the client disconnected");
+  Result<PooledBuffer> buffer = s.pool->Acquire(std::max<size_t>(payload.size(), 1));
+  if (!buffer.ok()) return std::move(buffer).error();
+  if (!payload.empty()) std::memcpy(buffer->data(), payload.data(), payload.size());
+  internal::Outbound out;
+  out.header.type = type_;
+  out.header.flags = flags;
+  out.header.request_id = request_id_;
+  out.buffer = std::move(buffer).value();
+  out.size = payload.size();
+  s.queue.push_back(std::move(out));
+  s.queued_bytes += payload.size();
+  s.has_output.store(true, std::memory_order_release);
+  s.poke.Wake();
+  return OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker.
+
+namespace internal {
+
+Status Worker::SendQueued(Connection& c, const FrameHeader& header, PooledBuffer buffer,
+                          size_t size) {
+  Responder::Shared& s = *c.shared;
+  std::lock_guard lock(s.mutex);
+  if (s.closed) return Error(ErrorCode::kUnavailable, "the client disconnected");
+  Outbound out;
+  out.header = header;
+  out.buffer = std::move(buffer);
+  out.size = size;
+  s.queue.push_back(std::move(out));
+  s.queued_bytes += size;
+  s.has_output.store(true, std::memory_order_release);
+  return OkStatus();
+}
+
+void Worker::SendError(Connection& c, uint64_t request_id, uint16_t type, const Error& error) {
+  std::string payload = ErrorPayload(error);
+  FrameHeader header{.flags = kFlagResponse | kFlagError, .type = type, .request_id = request_id};
+  if (!c.shared->has_output.load(std::memory_order_relaxed)) {
+    std::span<std::byte> out =
+        c.channel->TryBeginMessage(header, static_cast<uint32_t>(payload.size()));
+    if (!out.empty()) {
+      std::memcpy(out.data(), payload.data(), payload.size());
+      c.channel->FinishMessage();
+      return;
+    }
+  }
+  Result<PooledBuffer> buffer = pool_.Acquire(payload.size());
+  if (!buffer.ok()) return;  // Out of memory for even an error: the client times out.
+  std::memcpy(buffer->data(), payload.data(), payload.size());
+  (void)SendQueued(c, header, std::move(buffer).value(), payload.size());
+}
+
+// Writes queued output. True when the queue is empty afterwards.
+bool Worker::Flush(Connection& c) {
+  Responder::Shared& s = *c.shared;
+  std::unique_lock lock(s.mutex);
+  while (!s.queue.empty()) {
+    Outbound& out = s.queue.front();
+    Channel::SendStatus status =
+        c.channel->SendSome(out.header, {out.buffer.data(), out.size}, &out.offset);
+    if (status == Channel::SendStatus::kFull) {
+      if (c.channel->PrepareToWaitForSpace()) continue;
+      return false;  // The client's Release() will ring our doorbell.
+    }
+    if (status == Channel::SendStatus::kBroken) {
+      lock.unlock();
+      Close(c, "the client corrupted its ring");
+      return false;
+    }
+    s.queued_bytes -= out.size;
+    s.queue.pop_front();
+    s.space.notify_all();
+  }
+  s.has_output.store(false, std::memory_order_relaxed);
+  return true;
+}
+
+void Worker::Dispatch(Connection& c, const Message& message) {
+  const FrameHeader& h = message.header;
+  if ((h.flags & (kFlagResponse | kFlagStream | kFlagError)) != 0) {
+    SendError(c, h.request_id, h.type,
+              Error(ErrorCode::kProtocol, "clients send requests only (flags " +
+                                              std::to_string(h.flags) + ")"));
+    return;
+  }
+  if (h.type == static_cast<uint16_t>(MessageType::kCancel)) {
+    std::lock_guard lock(c.shared->mutex);
+    auto it = c.shared->streams.find(h.request_id);
+    if (it != c.shared->streams.end()) it->second->Cancel();
+    return;
+  }
+  HandlerEntry* entry = server_.impl_->handlers[h.type].get();
+  if (entry == nullptr) {
+    SendError(c, h.request_id, h.type,
+              Error(ErrorCode::kInvalidArgument,
+                    "no handler for message type " + std::to_string(h.type)));
+    metrics_.RecordRequest(h.type, 0, static_cast<uint32_t>(message.payload.size()), 0, false);
+    return;
+  }
+  uint64_t start = NowNs();
+  bool ok = true;
+  if (entry->sync) {
+    Reply reply(*this, c, h);
+    Status status;
+    try {
+      status = entry->sync(message, reply);
+    } catch (const std::exception& e) {
+      status = Error(ErrorCode::kInternal, "handler '" + entry->name + "' threw: " + e.what());
+    } catch (...) {
+      status = Error(ErrorCode::kInternal, "handler '" + entry->name + "' threw");
+    }
+    ok = status.ok();
+    if (!reply.is_sent() && (h.flags & kFlagNoReply) == 0) {
+      if (!ok) {
+        SendError(c, h.request_id, h.type, status.error());
+      } else {
+        (void)reply.Send({});
+      }
+    }
+  } else {
+    auto responder = std::make_shared<Responder>(c.shared, h.request_id, h.type);
+    try {
+      entry->stream(message, responder);
+    } catch (const std::exception& e) {
+      ok = false;
+      (void)responder->Fail(
+          Error(ErrorCode::kInternal, "handler '" + entry->name + "' threw: " + e.what()));
+    } catch (...) {
+      ok = false;
+      (void)responder->Fail(Error(ErrorCode::kInternal, "handler '" + entry->name + "' threw"));
+    }
+  }
+  metrics_.RecordRequest(h.type, NowNs() - start, static_cast<uint32_t>(message.payload.size()),
+                         0, ok);
+}
+
+// Serves one connection: flushes queued output, then handles up to kMaxMessagesPerVisit requests.
+// Returns the number of messages handled.
+int Worker::Visit(Connection& c) {
+  if (c.shared->has_output.load(std::memory_order_acquire) && !Flush(c)) return 0;
+  int handled = 0;
+  while (handled < kMaxMessagesPerVisit && c.socket.is_valid()) {
+    Channel::Received r = c.channel->Receive();
+    if (r.status == Channel::ReceiveStatus::kEmpty) break;
+    if (r.status == Channel::ReceiveStatus::kBlocked) {
+      c.shared->poke.Wake();  // Out of reassembly memory: come back later.
+      break;
+    }
+    if (r.status == Channel::ReceiveStatus::kBroken) {
+      metrics_.RecordProtocolError();
+      SendError(c, 0, static_cast<uint16_t>(MessageType::kError),
+                Error(ErrorCode::kProtocol, c.channel->broken_reason() + "; closing the connection"));
+      Flush(c);
+      Close(c, "protocol error");
+      return handled;
+    }
+    Dispatch(c, r.message);
+    c.channel->Consume();
+    ++handled;
+    if (c.shared->has_output.load(std::memory_order_relaxed) && !Flush(c)) break;
+  }
+  return handled;
+}
+
+void Worker::Close(Connection& c, const char* why) {
+  (void)why;
+  {
+    std::lock_guard lock(c.shared->mutex);
+    c.shared->closed = true;
+    c.shared->queue.clear();
+    c.shared->queued_bytes = 0;
+    for (auto& [id, responder] : c.shared->streams) responder->Cancel();
+    c.shared->space.notify_all();
+  }
+  uint32_t slot = c.slot;
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.socket.get(), nullptr);
+  std::atomic_ref<uint64_t>(DoorbellLayout::Bits(doorbell_.data())[slot / 64])
+      .fetch_and(~(uint64_t{1} << (slot % 64)), std::memory_order_relaxed);
+  hot_.erase(std::remove(hot_.begin(), hot_.end(), slot), hot_.end());
+  // Stop touching the rings before the client learns (socket close) that it may reuse them.
+  connections_[slot].reset();
+  metrics_.RecordConnectionClosed();
+  ReturnSlot(slot);
+}
+
+void Worker::AdoptPending() {
+  std::vector<std::unique_ptr<Connection>> adopted;
+  {
+    std::lock_guard lock(pending_mutex_);
+    adopted.swap(pending_);
+    has_pending_.store(false, std::memory_order_relaxed);
+  }
+  for (std::unique_ptr<Connection>& c : adopted) {
+    uint32_t slot = c->slot;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.u64 = slot;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, c->socket.get(), &ev) != 0) {
+      ReturnSlot(slot);
+      continue;
+    }
+    high_slot_ = std::max(high_slot_, slot + 1);
+    connections_[slot] = std::move(c);
+    metrics_.RecordConnectionOpened();
+    Visit(*connections_[slot]);  // It may have rung the doorbell before we owned it.
+  }
+}
+
+void Worker::HandleEpoll(int timeout_ms) {
+  epoll_event events[64];
+  int n = ::epoll_wait(epoll_.get(), events, 64, timeout_ms);
+  for (int i = 0; i < n; ++i) {
+    uint64_t token = events[i].data.u64;
+    if (token == kEpollTokenEventfd) {
+      uint64_t count;
+      ssize_t r = ::read(eventfd_.get(), &count, sizeof(count));
+      (void)r;
+      continue;
+    }
+    if (token >= connections_.size() || connections_[token] == nullptr) continue;
+    // The client never writes to its control socket after the handshake: readable means it
+    // closed it (or sent garbage). Either way the connection is over.
+    Close(*connections_[token], "control socket closed");
+  }
+}
+
+bool Worker::ScanDoorbell(int* handled) {
+  uint64_t* bits = DoorbellLayout::Bits(doorbell_.data());
+  bool any = false;
+  uint32_t words = (high_slot_ + 63) / 64;
+  for (uint32_t w = 0; w < words; ++w) {
+    std::atomic_ref<uint64_t> word(bits[w]);
+    if (word.load(std::memory_order_relaxed) == 0) continue;
+    uint64_t set = word.exchange(0, std::memory_order_seq_cst);
+    while (set != 0) {
+      uint32_t slot = w * 64 + static_cast<uint32_t>(__builtin_ctzll(set));
+      set &= set - 1;
+      Connection* c = slot < connections_.size() ? connections_[slot].get() : nullptr;
+      if (c == nullptr) continue;
+      any = true;
+      int n = Visit(*c);
+      *handled += n;
+      if (n > 0 && c->socket.is_valid() && !c->is_hot && hot_.size() < kMaxHotConnections) {
+        // Busy connection: watch its ring directly so the client need not ring the doorbell.
+        c->is_hot = true;
+        c->channel->SetParked(false);
+        hot_.push_back(slot);
+      }
+      if (c->socket.is_valid()) c->last_active_ns = NowNs();
+    }
+  }
+  return any;
+}
+
+// Demotes hot connections idle for longer than the spin budget: their clients ring the doorbell
+// again. Afterwards one more look, since a message may have arrived in between.
+void Worker::CoolDown(uint64_t now) {
+  uint64_t idle_after = static_cast<uint64_t>(server_.options_.max_spin.count());
+  for (size_t i = 0; i < hot_.size();) {
+    Connection& c = *connections_[hot_[i]];
+    if (now - c.last_active_ns > idle_after) {
+      c.is_hot = false;
+      c.channel->SetParked(true);
+      hot_[i] = hot_.back();
+      hot_.pop_back();
+      if (c.channel->HasIncoming()) c.shared->poke.Wake();
+    } else {
+      ++i;
+    }
+  }
+}
+
+void Worker::Run() {
+  uint32_t* sleeping = DoorbellLayout::Sleeping(doorbell_.data());
+  uint64_t spin_ns = CanSpin() ? static_cast<uint64_t>(server_.options_.max_spin.count()) : 0;
+  uint64_t last_work = NowNs();
+  uint32_t iterations = 0;
+  while (!stopping_.load(std::memory_order_acquire)) {
+    if (has_pending_.load(std::memory_order_acquire)) AdoptPending();
+    int handled = 0;
+    for (size_t i = 0; i < hot_.size(); ++i) {
+      Connection* c = connections_[hot_[i]].get();
+      int n = Visit(*c);
+      if (n > 0 && c->socket.is_valid()) {
+        handled += n;
+        c->last_active_ns = NowNs();
+      }
+    }
+    ScanDoorbell(&handled);
+    if (handled > 0) {
+      last_work = NowNs();
+      if ((++iterations & 1023) == 0) HandleEpoll(0);
+      continue;
+    }
+    CpuRelax();
+    if ((++iterations & 63) != 0) continue;
+    uint64_t now = NowNs();
+    if ((iterations & 1023) == 0) HandleEpoll(0);
+    CoolDown(now);
+    if (now - last_work < spin_ns) continue;
+
+    // Nothing to do for a while: sleep in epoll_wait until a client rings, a control socket
+    // closes, or a connection arrives. All hot connections were demoted by CoolDown above.
+    for (uint32_t slot : hot_) connections_[slot]->channel->SetParked(true);
+    for (uint32_t slot : hot_) connections_[slot]->is_hot = false;
+    hot_.clear();
+    std::atomic_ref<uint32_t>(*sleeping).store(1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    bool rung = false;
+    uint64_t* bits = DoorbellLayout::Bits(doorbell_.data());
+    for (uint32_t w = 0; w < (high_slot_ + 63) / 64 && !rung; ++w) {
+      rung = std::atomic_ref<uint64_t>(bits[w]).load(std::memory_order_relaxed) != 0;
+    }
+    if (!rung && !has_pending_.load() && !stopping_.load()) {
+      metrics_.RecordPark();
+      HandleEpoll(-1);
+    } else {
+      HandleEpoll(0);
+    }
+    std::atomic_ref<uint32_t>(*sleeping).store(0, std::memory_order_relaxed);
+    last_work = NowNs();
+  }
+  Drain();
+}
+
+// Shutdown: tell every client, flush what is queued (bounded by drain_timeout), close.
+void Worker::Drain() {
+  if (has_pending_.load()) AdoptPending();
+  FrameHeader bye{.flags = kFlagResponse, .type = static_cast<uint16_t>(MessageType::kShutdown)};
+  for (auto& c : connections_) {
+    if (c == nullptr) continue;
+    std::span<std::byte> out = c->channel->TryBeginMessage(bye, 0);
+    if (!c->shared->has_output.load() && (out.size() == 0)) {
+      // Zero-byte payload: TryBeginMessage returns an empty span even on success, so use
+      // SendSome, which reports whether it fit.
+    }
+    size_t offset = 0;
+    if (c->channel->SendSome(bye, {}, &offset) != Channel::SendStatus::kDone) {
+      (void)SendQueued(*c, bye, PooledBuffer(), 0);
+    }
+  }
+  uint64_t deadline = NowNs() + static_cast<uint64_t>(
+      std::chrono::nanoseconds(server_.options_.drain_timeout).count());
+  for (;;) {
+    bool pending = false;
+    for (auto& c : connections_) {
+      if (c != nullptr && c->shared->has_output.load() && !Flush(*c)) pending = true;
+    }
+    if (!pending || NowNs() >= deadline) break;
+    HandleEpoll(1);
+  }
+  for (auto& c : connections_) {
+    if (c != nullptr) Close(*c, "server shutting down");
+  }
+}
+
+}  // namespace internal
+
+// ---------------------------------------------------------------------------------------------
+// Server.
+
+Server::Server(ServerOptions options) : options_(std::move(options)), impl_(new Impl) {
+  options_.workers = std::clamp<uint32_t>(options_.workers, 1, 64);
+  for (uint16_t t = 1; t < 16; ++t) {
+    std::string_view name = MessageTypeName(t);
+    if (!name.empty()) metrics_.SetTypeName(t, std::string(name));
+  }
+}
+
+Server::~Server() {
+  Shutdown();
+  Wait();
+}
+
+void Server::Handle(uint16_t type, std::string name, Handler handler) {
+  LAI_CHECK(type > 0 && type < kMaxMessageTypes) << "message type " << type;
+  metrics_.SetTypeName(type, name);
+  impl_->handlers[type] = std::make_unique<internal::HandlerEntry>(
+      internal::HandlerEntry{std::move(name), std::move(handler), nullptr});
+}
+
+void Server::HandleStream(uint16_t type, std::string name, StreamHandler handler) {
+  LAI_CHECK(type > 0 && type < kMaxMessageTypes) << "message type " << type;
+  metrics_.SetTypeName(type, name);
+  impl_->handlers[type] = std::make_unique<internal::HandlerEntry>(
+      internal::HandlerEntry{std::move(name), nullptr, std::move(handler)});
+}
+
+size_t Server::connection_count() const {
+  size_t n = 0;
+  for (const auto& w : impl_->workers) n += w->connection_count();
+  return n;
+}
+
+Status Server::Start() {
+  RaiseFileLimit();
+  std::string dir = options_.socket_path.substr(0, options_.socket_path.find_last_of('/'));
+  if (!dir.empty()) RETURN_IF_ERROR(EnsurePrivateDir(dir));
+  ASSIGN_OR_RETURN(impl_->lock, LockServerPath(options_.socket_path));
+  ASSIGN_OR_RETURN(impl_->listen, ListenUnix(options_.socket_path, 1024));
+  impl_->stop_eventfd.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!impl_->stop_eventfd.is_valid()) return ErrnoError("eventfd", errno);
+  uint32_t slots = (options_.max_connections + options_.workers - 1) / options_.workers;
+  for (uint32_t i = 0; i < options_.workers; ++i) {
+    auto worker = std::make_unique<internal::Worker>(*this, metrics_.AddShard(), i, slots);
+    RETURN_IF_ERROR(worker->Init());
+    impl_->workers.push_back(std::move(worker));
+  }
+  for (auto& w : impl_->workers) w->Start();
+  {
+    std::lock_guard lock(impl_->state_mutex);
+    impl_->started = true;
+  }
+  impl_->acceptor = std::thread([this] { impl_->AcceptLoop(*this); });
+  return OkStatus();
+}
+
+void Server::Impl::AcceptLoop(Server& server) {
+  for (;;) {
+    pollfd pfds[2] = {{listen.get(), POLLIN, 0}, {stop_eventfd.get(), POLLIN, 0}};
+    int rc = ::poll(pfds, 2, -1);
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc < 0 || pfds[1].revents != 0) return;
+    for (;;) {
+      UniqueFd socket(::accept4(listen.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!socket.is_valid()) break;  // EAGAIN: drained. EMFILE: retry on the next poll.
+      Accept(server, std::move(socket));
+    }
+  }
+}
+
+void Server::Impl::Accept(Server& server, UniqueFd socket) {
+  const ServerOptions& o = server.options_;
+  MetricsShard& metrics = server.metrics_.shard(0);
+  Result<AcceptedHello> hello = ReceiveHello(socket.get(), o.allowed_uid, o.max_message_bytes,
+                                             files, o.handshake_timeout);
+  if (!hello.ok()) {
+    metrics.RecordProtocolError();
+    SendRefusal(socket.get(), hello.error());
+    return;
+  }
+  internal::Worker* worker = workers.front().get();
+  for (auto& w : workers) {
+    if (w->connection_count() < worker->connection_count()) worker = w.get();
+  }
+  std::optional<uint32_t> slot = worker->AllocateSlot();
+  if (!slot) {
+    SendRefusal(socket.get(), Error(ErrorCode::kResourceExhausted,
+                                    "the server has " + std::to_string(o.max_connections) +
+                                        " connections, its limit (server.max_connections)"));
+    return;
+  }
+  auto c = std::make_unique<internal::Connection>();
+  c->id = next_connection_id.fetch_add(1);
+  c->slot = *slot;
+  c->client_eventfd = std::move(hello->client_eventfd);
+  c->file = hello->file;
+  ConnectionLayout layout{hello->hello.c2s_cells, hello->hello.s2c_cells};
+  std::byte* block = hello->block();
+  c->channel.emplace(layout.S2c(block, hello->hello.s2c_salt),
+                     layout.C2s(block, hello->hello.c2s_salt), hello->max_message_bytes,
+                     worker->pool(), PeerWaker::ToClient(c->client_eventfd.get()));
+  c->shared = std::make_shared<Responder::Shared>();
+  c->shared->pool = &worker->pool();
+  c->shared->poke = PeerWaker::ToServer(worker->doorbell(), *slot, worker->eventfd());
+  Welcome welcome;
+  welcome.version = kProtocolVersion;
+  welcome.slot = *slot;
+  welcome.doorbell_bytes = worker->doorbell_bytes();
+  welcome.max_message_bytes = hello->max_message_bytes;
+  if (!SendWelcome(socket.get(), welcome, worker->doorbell_fd(), worker->eventfd()).ok()) {
+    worker->ReturnSlot(*slot);
+    return;
+  }
+  c->socket = std::move(socket);
+  worker->Adopt(std::move(c));
+}
+
+void Server::Shutdown() {
+  {
+    std::lock_guard lock(impl_->state_mutex);
+    if (!impl_->started || impl_->stopping) return;
+    impl_->stopping = true;
+  }
+  uint64_t one = 1;
+  ssize_t n = ::write(impl_->stop_eventfd.get(), &one, sizeof(one));
+  (void)n;
+  if (impl_->acceptor.joinable()) impl_->acceptor.join();
+  impl_->listen.Reset();
+  ::unlink(options_.socket_path.c_str());
+  for (auto& w : impl_->workers) w->RequestStop();
+  for (auto& w : impl_->workers) w->Join();
+  impl_->lock.Reset();
+  {
+    std::lock_guard lock(impl_->state_mutex);
+    impl_->stopped = true;
+  }
+  impl_->state_changed.notify_all();
+}
+
+void Server::Wait() {
+  std::unique_lock lock(impl_->state_mutex);
+  impl_->state_changed.wait(lock, [&] { return !impl_->started || impl_->stopped; });
+}
+
+}  // namespace lai::ipc
