@@ -1,6 +1,9 @@
-#include "cli/commands.h"
 #include <cstdio>
+
+#include "cli/commands.h"
 namespace lai::cli {
-int BenchIpc(const Config&, const BenchIpcFlags&) { std::fprintf(stderr, "bench ipc: being written\n"); return 1; }
-int BenchStress(const Config&, const BenchStressFlags&) { return 1; }
+int BenchStress(const Config&, const BenchStressFlags&) {
+  std::fprintf(stderr, "lapce-ai bench stress: not built yet\n");
+  return 1;
 }
+}  // namespace lai::cli

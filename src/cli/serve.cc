@@ -1,5 +1,4 @@
 // `lapce-ai serve` and `lapce-ai ping`.
-#include <httplib.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -13,6 +12,8 @@
 #include "ipc/client.h"
 #include "ipc/server.h"
 #include "ipc/wait.h"
+#include "server/metrics_endpoint.h"
+#include "server/resident.h"
 
 namespace lai::cli {
 
@@ -20,22 +21,6 @@ std::string SocketPath(const Config& config, const std::string& override_path) {
   if (!override_path.empty()) return override_path;
   return config.ipc.runtime_dir + "/" + config.ipc.socket_name;
 }
-
-namespace {
-
-// host:port, as validated by the configuration loader.
-bool SplitHostPort(const std::string& addr, std::string* host, int* port) {
-  size_t colon = addr.rfind(':');
-  if (colon == std::string::npos) return false;
-  *host = addr.substr(0, colon);
-  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
-    *host = host->substr(1, host->size() - 2);
-  }
-  *port = std::atoi(addr.c_str() + colon + 1);
-  return *port > 0 && *port < 65536;
-}
-
-}  // namespace
 
 int Serve(const Config& config, const ServeFlags& flags) {
   // Block the stop signals in every thread; the main thread waits for them with sigwait.
@@ -60,27 +45,13 @@ int Serve(const Config& config, const ServeFlags& flags) {
   }
 
   std::string metrics_addr = flags.metrics_addr_set ? flags.metrics_addr : config.server.metrics_addr;
-  httplib::Server http;
-  std::thread http_thread;
+  server::MetricsEndpoint metrics([&server] { return server.metrics().RenderPrometheus(); });
   if (!metrics_addr.empty()) {
-    std::string host;
-    int port = 0;
-    if (!SplitHostPort(metrics_addr, &host, &port)) {
-      std::fprintf(stderr, "lapce-ai serve: --metrics-addr '%s' is not host:port\n",
-                   metrics_addr.c_str());
-      return 2;
-    }
-    http.Get("/metrics", [&server](const httplib::Request&, httplib::Response& response) {
-      response.set_content(server.metrics().RenderPrometheus(), "text/plain; version=0.0.4");
-    });
-    if (!http.bind_to_port(host.c_str(), port)) {
-      std::fprintf(stderr,
-                   "lapce-ai serve: cannot serve metrics on %s (address in use?); pass "
-                   "--metrics-addr HOST:PORT or --metrics-addr '' to disable\n",
-                   metrics_addr.c_str());
+    if (Status s = metrics.Start(metrics_addr); !s.ok()) {
+      std::fprintf(stderr, "lapce-ai serve: %s; pass --metrics-addr HOST:PORT, or '' to disable\n",
+                   s.error().message().c_str());
       return 1;
     }
-    http_thread = std::thread([&http] { http.listen_after_bind(); });
   }
 
   std::fprintf(stderr, "lapce-ai serve: listening on %s (pid %d)\n", options.socket_path.c_str(),
@@ -90,6 +61,7 @@ int Serve(const Config& config, const ServeFlags& flags) {
   }
   std::fprintf(stderr, "lapce-ai serve: try `lapce-ai ping --socket %s`; Ctrl-C stops\n",
                options.socket_path.c_str());
+  server::TrimResidentCode();
   if (flags.ready_fd >= 0) {
     ssize_t n = ::write(flags.ready_fd, "ready\n", 6);
     (void)n;
@@ -99,11 +71,8 @@ int Serve(const Config& config, const ServeFlags& flags) {
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   spdlog::info("signal {}: shutting down", signal_number);
+  metrics.Stop();
   server.Shutdown();
-  if (http_thread.joinable()) {
-    http.stop();
-    http_thread.join();
-  }
   std::fprintf(stderr, "lapce-ai serve: stopped\n");
   return 0;
 }

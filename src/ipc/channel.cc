@@ -77,8 +77,12 @@ Channel::SendStatus Channel::SendSome(const FrameHeader& header,
   h.message_bytes = static_cast<uint32_t>(payload.size());
   do {
     size_t chunk = std::min<size_t>(payload.size() - *offset, max_frame_payload());
-    std::span<std::byte> body = out_.TryClaim(static_cast<uint32_t>(kFrameHeaderBytes + chunk));
-    if (body.empty()) return out_.is_sane() ? SendStatus::kFull : SendStatus::kBroken;
+    uint32_t body_bytes = static_cast<uint32_t>(kFrameHeaderBytes + chunk);
+    std::span<std::byte> body = out_.TryClaim(body_bytes);
+    if (body.empty()) {
+      blocked_body_bytes_ = body_bytes;
+      return out_.is_sane() ? SendStatus::kFull : SendStatus::kBroken;
+    }
     h.flags = static_cast<uint8_t>(header.flags & ~kFlagMore);
     if (*offset + chunk < payload.size()) h.flags |= kFlagMore;
     EncodeFrameHeader(h, body.data());
@@ -90,7 +94,7 @@ Channel::SendStatus Channel::SendSome(const FrameHeader& header,
 }
 
 bool Channel::PrepareToWaitForSpace() {
-  return out_.PrepareToWaitForSpace(out_.max_body_bytes());
+  return out_.PrepareToWaitForSpace(blocked_body_bytes_);
 }
 
 Channel::Received Channel::Break(std::string reason) {

@@ -88,8 +88,8 @@ class Channel {
   SendStatus SendSome(const FrameHeader& header, std::span<const std::byte> payload,
                         size_t* offset);
 
-  // True when the largest frame fits in the out ring now.
-  bool HasSpaceForFrame() { return out_.HasSpaceFor(out_.max_body_bytes()); }
+  // True when the frame SendSome could not place last time fits in the out ring now.
+  bool HasSpaceForFrame() { return out_.HasSpaceFor(blocked_body_bytes_); }
 
   // Call when SendSome reported kFull: announces the wait; true if space appeared meanwhile.
   bool PrepareToWaitForSpace();
@@ -125,6 +125,7 @@ class Channel {
 
   RingWriter out_;
   RingReader in_;
+  uint32_t blocked_body_bytes_ = 0;  // Size of the record SendSome last failed to claim.
   uint32_t max_message_bytes_;
   BufferPool& pool_;
   PeerWaker waker_;

@@ -68,9 +68,18 @@ void Client::Disconnected() {
 }
 
 Result<uint64_t> Client::Send(uint16_t type, std::span<const std::byte> payload) {
+  return SendWithFlags(type, 0, payload);
+}
+
+Status Client::Notify(uint16_t type, std::span<const std::byte> payload) {
+  return SendWithFlags(type, kFlagNoReply, payload).status();
+}
+
+Result<uint64_t> Client::SendWithFlags(uint16_t type, uint8_t flags,
+                                       std::span<const std::byte> payload) {
   RETURN_IF_ERROR(EnsureConnected());
   uint64_t id = next_id_++;
-  FrameHeader header{.flags = 0, .type = type, .request_id = id};
+  FrameHeader header{.flags = flags, .type = type, .request_id = id};
   std::span<std::byte> out = stream_.TryBeginSend(header, static_cast<uint32_t>(payload.size()));
   if (!out.empty()) {
     std::memcpy(out.data(), payload.data(), payload.size());

@@ -44,6 +44,9 @@ class Client {
   // limited by the backoff); fails fast with kUnavailable while the server is away.
   Result<uint64_t> Send(uint16_t type, std::span<const std::byte> payload);
 
+  // Sends a notification: the server handles it but sends no reply (kFlagNoReply).
+  Status Notify(uint16_t type, std::span<const std::byte> payload);
+
   // The next response frame for `request_id`. An error reply becomes its Error (code and message
   // as the server sent them). kTimeout after `timeout` (default: request_timeout); kUnavailable
   // when the connection was lost before the reply came.
@@ -61,6 +64,7 @@ class Client {
   void Close() { stream_.Close(); }
 
  private:
+  Result<uint64_t> SendWithFlags(uint16_t type, uint8_t flags, std::span<const std::byte> payload);
   Status EnsureConnected();
   void Disconnected();
   Result<Response> Deliver(const FrameHeader& header, std::span<const std::byte> payload);

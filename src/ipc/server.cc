@@ -10,7 +10,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -85,7 +84,10 @@ struct Outbound {
 struct Responder::Shared {
   std::mutex mutex;
   std::condition_variable space;
-  std::deque<internal::Outbound> queue;  // Guarded by mutex.
+  // Queued output: queue[head..] in order. Guarded by mutex. A vector, not a deque: an idle
+  // connection's empty queue then costs no heap memory.
+  std::vector<internal::Outbound> queue;
+  size_t head = 0;
   size_t queued_bytes = 0;               // Guarded by mutex.
   bool closed = false;                   // Guarded by mutex.
   std::map<uint64_t, Responder*> streams;  // Open streams by request id; guarded by mutex.
@@ -159,11 +161,12 @@ class Worker {
     count_.fetch_sub(1, std::memory_order_relaxed);
   }
 
-  // Acceptor thread: hands over a connection whose handshake succeeded.
-  void Adopt(std::unique_ptr<Connection> connection) {
+  // Acceptor thread: hands over a connection whose Hello was accepted. The worker registers it,
+  // then sends `welcome`: the client can only ring the doorbell once the worker owns its slot.
+  void Adopt(std::unique_ptr<Connection> connection, const Welcome& welcome) {
     {
       std::lock_guard lock(pending_mutex_);
-      pending_.push_back(std::move(connection));
+      pending_.push_back({std::move(connection), welcome});
     }
     has_pending_.store(true, std::memory_order_release);
     WakeSelf();
@@ -230,7 +233,11 @@ class Worker {
 
   // Guarded by pending_mutex_.
   std::mutex pending_mutex_;
-  std::vector<std::unique_ptr<Connection>> pending_;
+  struct Pending {
+    std::unique_ptr<Connection> connection;
+    Welcome welcome;
+  };
+  std::vector<Pending> pending_;
   std::vector<uint32_t> free_slots_;
   std::atomic<bool> has_pending_{false};
 };
@@ -410,8 +417,8 @@ void Worker::SendError(Connection& c, uint64_t request_id, uint16_t type, const 
 bool Worker::Flush(Connection& c) {
   Responder::Shared& s = *c.shared;
   std::unique_lock lock(s.mutex);
-  while (!s.queue.empty()) {
-    Outbound& out = s.queue.front();
+  while (s.head < s.queue.size()) {
+    Outbound& out = s.queue[s.head];
     Channel::SendStatus status =
         c.channel->SendSome(out.header, {out.buffer.data(), out.size}, &out.offset);
     if (status == Channel::SendStatus::kFull) {
@@ -424,9 +431,12 @@ bool Worker::Flush(Connection& c) {
       return false;
     }
     s.queued_bytes -= out.size;
-    s.queue.pop_front();
+    out.buffer.Reset();
+    ++s.head;
     s.space.notify_all();
   }
+  s.queue.clear();  // Keeps its capacity for the next burst.
+  s.head = 0;
   s.has_output.store(false, std::memory_order_relaxed);
   return true;
 }
@@ -524,6 +534,7 @@ void Worker::Close(Connection& c, const char* why) {
     std::lock_guard lock(c.shared->mutex);
     c.shared->closed = true;
     c.shared->queue.clear();
+    c.shared->head = 0;
     c.shared->queued_bytes = 0;
     for (auto& [id, responder] : c.shared->streams) responder->Cancel();
     c.shared->space.notify_all();
@@ -540,25 +551,31 @@ void Worker::Close(Connection& c, const char* why) {
 }
 
 void Worker::AdoptPending() {
-  std::vector<std::unique_ptr<Connection>> adopted;
+  std::vector<Pending> adopted;
   {
     std::lock_guard lock(pending_mutex_);
     adopted.swap(pending_);
     has_pending_.store(false, std::memory_order_relaxed);
   }
-  for (std::unique_ptr<Connection>& c : adopted) {
-    uint32_t slot = c->slot;
+  for (Pending& p : adopted) {
+    uint32_t slot = p.connection->slot;
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.u64 = slot;
-    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, c->socket.get(), &ev) != 0) {
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, p.connection->socket.get(), &ev) != 0) {
+      SendRefusal(p.connection->socket.get(), ErrnoError("epoll_ctl", errno));
       ReturnSlot(slot);
       continue;
     }
     high_slot_ = std::max(high_slot_, slot + 1);
-    connections_[slot] = std::move(c);
+    connections_[slot] = std::move(p.connection);
     metrics_.RecordConnectionOpened();
-    Visit(*connections_[slot]);  // It may have rung the doorbell before we owned it.
+    // Only now may the client write: nothing it sends can reach an unowned slot. (Not touching
+    // its rings here keeps an idle connection from costing the server a resident page.)
+    Connection& c = *connections_[slot];
+    if (!SendWelcome(c.socket.get(), p.welcome, doorbell_fd_.get(), eventfd_.get()).ok()) {
+      Close(c, "welcome failed");
+    }
   }
 }
 
@@ -681,7 +698,7 @@ void Worker::Run() {
 
 // Shutdown: tell every client, flush what is queued (bounded by drain_timeout), close.
 void Worker::Drain() {
-  if (has_pending_.load()) AdoptPending();
+  AdoptPending();
   FrameHeader bye{.flags = kFlagResponse, .type = static_cast<uint16_t>(MessageType::kShutdown)};
   for (auto& c : connections_) {
     if (c == nullptr) continue;
@@ -824,12 +841,8 @@ void Server::Impl::Accept(Server& server, UniqueFd socket) {
   welcome.slot = *slot;
   welcome.doorbell_bytes = worker->doorbell_bytes();
   welcome.max_message_bytes = hello->max_message_bytes;
-  if (!SendWelcome(socket.get(), welcome, worker->doorbell_fd(), worker->eventfd()).ok()) {
-    worker->ReturnSlot(*slot);
-    return;
-  }
   c->socket = std::move(socket);
-  worker->Adopt(std::move(c));
+  worker->Adopt(std::move(c), welcome);
 }
 
 void Server::Shutdown() {

@@ -1,0 +1,40 @@
+#include "server/resident.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+
+namespace lai::server {
+
+void TrimResidentCode() {
+  // Find this executable's file-backed mappings in /proc/self/maps (no allocation, no iostream).
+  char self[512];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return;
+  self[n] = '\0';
+  FILE* maps = std::fopen("/proc/self/maps", "re");
+  if (maps == nullptr) return;
+  char line[1024];
+  while (std::fgets(line, sizeof(line), maps) != nullptr) {
+    uintptr_t start = 0;
+    uintptr_t end = 0;
+    char perms[8] = {};
+    int path_at = 0;
+    if (std::sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &path_at) < 3) {
+      continue;
+    }
+    char* path = line + path_at;
+    path[std::strcspn(path, "\n")] = '\0';
+    // Only read-only, private, file-backed pages: code and constants. Never writable data.
+    if (std::strcmp(path, self) != 0 || perms[1] == 'w' || perms[3] != 'p') continue;
+    void* address = reinterpret_cast<void*>(start);
+    ::madvise(address, end - start, MADV_RANDOM);
+    ::madvise(address, end - start, MADV_DONTNEED);
+  }
+  std::fclose(maps);
+}
+
+}  // namespace lai::server
