@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <optional>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -49,22 +50,22 @@ class [[nodiscard]] Error {
 // Error from errno: "<what>: <strerror(err)>" with a code derived from errno.
 Error ErrnoError(std::string_view what, int err);
 
-// Success or an Error.
+// Success or an Error. Success is a single disengaged optional: building, moving and testing an
+// OK Status costs no more than a bool.
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT: implicit by design.
+  Status(Error error) : error_(std::move(error)) {}  // NOLINT: implicit by design.
 
-  bool ok() const { return ok_; }
+  bool ok() const { return !error_.has_value(); }
   // Precondition: !ok().
-  const Error& error() const& { return error_; }
-  Error&& error() && { return std::move(error_); }
-  ErrorCode code() const { return ok_ ? ErrorCode::kOk : error_.code(); }
-  std::string ToString() const { return ok_ ? "ok" : error_.ToString(); }
+  const Error& error() const& { return *error_; }
+  Error&& error() && { return std::move(*error_); }
+  ErrorCode code() const { return ok() ? ErrorCode::kOk : error_->code(); }
+  std::string ToString() const { return ok() ? "ok" : error_->ToString(); }
 
  private:
-  Error error_{ErrorCode::kOk, {}};
-  bool ok_ = true;
+  std::optional<Error> error_;
 };
 
 inline Status OkStatus() { return Status(); }

@@ -56,7 +56,7 @@ Channel::Channel(const RingGeometry& out, const RingGeometry& in, uint32_t max_m
     : out_(out), in_(in), max_message_bytes_(max_message_bytes), pool_(pool), waker_(waker) {}
 
 std::span<std::byte> Channel::TryBeginMessage(const FrameHeader& header, uint32_t payload_bytes) {
-  if (payload_bytes > max_frame_payload()) return {};
+  if (payload_bytes > max_frame_payload() || payload_bytes > max_message_bytes_) return {};
   std::span<std::byte> body = out_.TryClaim(kFrameHeaderBytes + payload_bytes);
   if (body.empty()) return {};
   FrameHeader h = header;
@@ -114,8 +114,12 @@ Channel::Received Channel::Receive() {
       return Break("bad frame: record of " + std::to_string(peeked.body.size()) +
                    " bytes is shorter than a frame header");
     }
-    Result<FrameHeader> decoded = DecodeFrameHeader(peeked.body.data(), max_message_bytes_);
-    if (!decoded.ok()) return Break(decoded.error().message());
+    std::optional<FrameHeader> decoded =
+        TryDecodeFrameHeader(peeked.body.data(), max_message_bytes_);
+    if (!decoded) {
+      Result<FrameHeader> reason = DecodeFrameHeader(peeked.body.data(), max_message_bytes_);
+      return Break(reason.ok() ? "bad frame" : reason.error().message());
+    }
     FrameHeader h = *decoded;
     std::span<const std::byte> piece = peeked.body.subspan(kFrameHeaderBytes);
 

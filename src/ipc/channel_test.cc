@@ -15,14 +15,14 @@
 #include "base/check.h"
 #include "base/unique_fd.h"
 #include "ipc/shm.h"
+#include "ipc/test_support.h"
 
 namespace lai::ipc {
 namespace {
 
-testing::AssertionResult Contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
+using test_support::Contains;
+using test_support::Pattern;
+using test_support::SameBytes;
 
 // Reads and resets an eventfd counter; 0 when nobody wrote it.
 uint64_t TakeWakeups(int eventfd) {
@@ -32,22 +32,6 @@ uint64_t TakeWakeups(int eventfd) {
     return 0;
   }
   return count;
-}
-
-std::vector<std::byte> Pattern(size_t size, uint32_t seed) {
-  std::vector<std::byte> bytes(size);
-  uint32_t x = seed * 2654435761u + 1;
-  for (std::byte& b : bytes) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    b = static_cast<std::byte>(x);
-  }
-  return bytes;
-}
-
-bool SameBytes(std::span<const std::byte> a, std::span<const std::byte> b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size()) == 0);
 }
 
 // Both ends of one connection block in a memfd, in one process: `client` produces into c2s and
@@ -152,7 +136,7 @@ TEST(ChannelTest, TryBeginMessageRefusesWhatDoesNotFitOneFrame) {
   Link link;
   const uint32_t max_frame = link.client->max_frame_payload();
   EXPECT_EQ(max_frame, 8 * kCellBytes - kRecordPrefixBytes - kFrameHeaderBytes);
-  EXPECT_TRUE(link.client->TryBeginMessage({.type = 2}, max_frame + 1).empty());
+  EXPECT_EQ(link.client->TryBeginMessage({.type = 2}, max_frame + 1).data(), nullptr);
   std::span<std::byte> area = link.client->TryBeginMessage({.type = 2}, max_frame);
   ASSERT_EQ(area.size(), max_frame);
   link.client->FinishMessage();
@@ -160,7 +144,8 @@ TEST(ChannelTest, TryBeginMessageRefusesWhatDoesNotFitOneFrame) {
   ASSERT_EQ(link.client->TryBeginMessage({.type = 2}, max_frame).size(), max_frame);
   link.client->FinishMessage();
   EXPECT_FALSE(link.client->HasSpaceForFrame());
-  EXPECT_TRUE(link.client->TryBeginMessage({.type = 2}, 0).empty()) << "ring full";
+  // Refused is a null span (a granted 0-byte payload is empty too, but not null).
+  EXPECT_EQ(link.client->TryBeginMessage({.type = 2}, 0).data(), nullptr) << "ring full";
 }
 
 TEST(ChannelTest, ZeroLengthMessage) {

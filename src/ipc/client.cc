@@ -25,7 +25,9 @@ Error ParseErrorPayload(std::span<const std::byte> payload) {
   return Error(code, j["message"].get<std::string>());
 }
 
-Client::Client(ClientOptions options) : options_(std::move(options)) {}
+Client::Client(ClientOptions options)
+    : options_(std::move(options)),
+      idle_check_ticks_(static_cast<uint64_t>(1e6 / NsPerTick())) {}  // 1 ms
 
 Status Client::Connect() {
   Result<Stream> stream = Stream::Connect(options_.socket_path, options_.stream);
@@ -34,6 +36,8 @@ Status Client::Connect() {
     return std::move(stream).error();
   }
   stream_ = std::move(stream).value();
+  shutdown_seen_ = false;
+  last_activity_ = TickNow();
   if (ever_connected_) ++reconnects_;
   ever_connected_ = true;
   first_id_of_connection_ = next_id_;
@@ -77,6 +81,23 @@ Status Client::Notify(uint16_t type, std::span<const std::byte> payload) {
 
 Result<uint64_t> Client::SendWithFlags(uint16_t type, uint8_t flags,
                                        std::span<const std::byte> payload) {
+  if (type == 0 || type >= kMaxMessageTypes) {
+    return Error(ErrorCode::kInvalidArgument, "message type " + std::to_string(type) +
+                                                  " is out of range 1.." +
+                                                  std::to_string(kMaxMessageTypes - 1));
+  }
+  if (payload.size() > options_.stream.max_message_bytes) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "message of " + std::to_string(payload.size()) + " bytes exceeds the maximum of " +
+                     std::to_string(options_.stream.max_message_bytes) + " (ipc.max_message_bytes)");
+  }
+  // A connection idle for a while may belong to a server that has since died or restarted:
+  // look at the control socket (one poll) before trusting it. Busy links skip this.
+  uint64_t now = TickNow();
+  if (stream_.is_open() && now - last_activity_ > idle_check_ticks_ && stream_.HasPeerHungUp()) {
+    Disconnected();
+  }
+  last_activity_ = now;
   RETURN_IF_ERROR(EnsureConnected());
   uint64_t id = next_id_++;
   FrameHeader header{.flags = flags, .type = type, .request_id = id};
@@ -122,9 +143,8 @@ Result<Response> Client::Next(uint64_t request_id, std::chrono::milliseconds tim
                                               std::to_string(request_id) + " was answered");
   }
   if (timeout.count() <= 0) timeout = options_.request_timeout;
-  uint64_t deadline = NowNs() + static_cast<uint64_t>(std::chrono::nanoseconds(timeout).count());
   for (;;) {
-    Result<Message> message = stream_.Receive(deadline);
+    Result<Message> message = stream_.ReceiveWithin(timeout);
     if (!message.ok()) {
       if (message.error().code() != ErrorCode::kTimeout) Disconnected();
       return std::move(message).error().WithContext("waiting for request " +
@@ -133,6 +153,7 @@ Result<Response> Client::Next(uint64_t request_id, std::chrono::milliseconds tim
     const FrameHeader& h = message->header;
     if (h.type == static_cast<uint16_t>(MessageType::kShutdown)) {
       Disconnected();
+      shutdown_seen_ = true;
       return Error(ErrorCode::kUnavailable, "the lapce-ai server is shutting down");
     }
     if (h.request_id == request_id) return Deliver(h, message->payload);
@@ -149,18 +170,29 @@ Result<Response> Client::Next(uint64_t request_id, std::chrono::milliseconds tim
 
 Result<Response> Client::Call(uint16_t type, std::span<const std::byte> payload,
                               std::chrono::milliseconds timeout) {
-  ASSIGN_OR_RETURN(uint64_t id, Send(type, payload));
-  for (;;) {
-    ASSIGN_OR_RETURN(Response response, Next(id, timeout));
-    if (response.is_final) return response;
+  for (int attempt = 0;; ++attempt) {
+    ASSIGN_OR_RETURN(uint64_t id, Send(type, payload));
+    for (;;) {
+      Result<Response> response = Next(id, timeout);
+      if (!response.ok()) {
+        // A server that said goodbye before answering never handled the request: it is safe to
+        // send it again, once, to the server that replaces it.
+        if (attempt == 0 && shutdown_seen_) break;
+        return response;
+      }
+      if (response->is_final) return response;
+    }
   }
 }
 
 Status Client::Cancel(uint64_t request_id) {
   if (!stream_.is_open()) return Error(ErrorCode::kUnavailable, "not connected");
-  FrameHeader header{.flags = 0, .type = static_cast<uint16_t>(MessageType::kCancel),
+  FrameHeader header{.flags = kFlagNoReply,
+                     .type = static_cast<uint16_t>(MessageType::kCancel),
                      .request_id = request_id};
-  return stream_.Send(header, {});
+  return stream_.Send(header, {},
+                      NowNs() + static_cast<uint64_t>(
+                                    std::chrono::nanoseconds(options_.request_timeout).count()));
 }
 
 }  // namespace lai::ipc

@@ -52,7 +52,8 @@ class Client {
   // when the connection was lost before the reply came.
   Result<Response> Next(uint64_t request_id, std::chrono::milliseconds timeout = {});
 
-  // Send + Next until the final reply (stream items are skipped).
+  // Send + Next until the final reply (stream items are skipped). A request that a server shutting
+  // down never handled is sent once more, after reconnecting.
   Result<Response> Call(uint16_t type, std::span<const std::byte> payload,
                         std::chrono::milliseconds timeout = {});
 
@@ -80,6 +81,9 @@ class Client {
   uint64_t first_id_of_connection_ = 1;
   uint64_t reconnects_ = 0;
   bool ever_connected_ = false;
+  uint64_t idle_check_ticks_;  // After this long without sending, check the server is alive.
+  uint64_t last_activity_ = 0;  // TickNow() of the last send.
+  bool shutdown_seen_ = false;  // The server said goodbye before answering.
   uint64_t next_attempt_ns_ = 0;
   uint64_t backoff_ns_ = 0;
   std::string last_error_;

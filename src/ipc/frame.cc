@@ -23,16 +23,6 @@ T Load(const std::byte* in) {
 
 }  // namespace
 
-uint32_t FrameCheck(const std::byte* header) {
-  // FNV-1a over bytes 0..11 and 16..23 (everything but the check field itself).
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < kFrameHeaderBytes; ++i) {
-    if (i >= 12 && i < 16) continue;
-    h = (h ^ static_cast<uint8_t>(header[i])) * 16777619u;
-  }
-  return h;
-}
-
 void EncodeFrameHeader(const FrameHeader& header, std::byte* out) {
   Store<uint32_t>(out + 0, kFrameMagic);
   out[4] = std::byte{kProtocolVersion};

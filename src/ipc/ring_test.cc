@@ -62,6 +62,9 @@ ptrdiff_t FirstMismatch(std::span<const std::byte> body, uint64_t key) {
   return -1;
 }
 
+// TryClaim refuses with a null span; a granted claim is non-null even for a 0-byte body.
+bool Refused(std::span<std::byte> claim) { return claim.data() == nullptr; }
+
 // Body size of a record that takes exactly `cells` cells.
 uint32_t BodyForCells(uint32_t cells) {
   return static_cast<uint32_t>(cells * kCellBytes - kRecordPrefixBytes);
@@ -70,10 +73,9 @@ uint32_t BodyForCells(uint32_t cells) {
 // Writes one record filled with the pattern for `key`; fails the test when it does not fit.
 void Write(RingWriter& writer, uint32_t bytes, uint64_t key) {
   std::span<std::byte> body = writer.TryClaim(bytes);
-  ASSERT_EQ(body.size(), bytes) << "claim of " << bytes << " bytes at " << writer.position();
-  if (bytes != 0) {
-    ASSERT_NE(body.data(), nullptr);
-  }
+  // A refused claim is a null span; a granted one is non-null even for 0 bytes.
+  ASSERT_NE(body.data(), nullptr) << "claim of " << bytes << " bytes at " << writer.position();
+  ASSERT_EQ(body.size(), bytes);
   Fill(body, key);
   writer.Commit();
 }
@@ -135,13 +137,29 @@ TEST(RingTest, SingleRecordRoundTrip) {
   EXPECT_EQ(reader.Peek().status, RingReader::PeekStatus::kEmpty);
 }
 
+TEST(RingTest, ZeroByteRecord) {
+  TestRing ring(8);
+  RingWriter writer(ring.geometry());
+  RingReader reader(ring.geometry());
+  std::span<std::byte> body = writer.TryClaim(0);
+  EXPECT_FALSE(Refused(body)) << "granted, though the span is empty";
+  EXPECT_TRUE(body.empty());
+  writer.Commit();
+  EXPECT_EQ(writer.position(), 1u) << "a record takes at least one cell";
+  RingReader::Peeked peeked = reader.Peek();
+  ASSERT_EQ(peeked.status, RingReader::PeekStatus::kRecord);
+  EXPECT_EQ(peeked.body.size(), 0u);
+  reader.Release();
+  EXPECT_EQ(reader.position(), 1u);
+}
+
 TEST(RingTest, FullRingRefusesClaimUntilConsumerFreesSpace) {
   TestRing ring(8);
   RingWriter writer(ring.geometry());
   RingReader reader(ring.geometry());
   for (uint64_t i = 0; i < 8; ++i) ASSERT_NO_FATAL_FAILURE(Write(writer, BodyForCells(1), i));
 
-  EXPECT_TRUE(writer.TryClaim(0).empty());
+  EXPECT_TRUE(Refused(writer.TryClaim(0)));
   EXPECT_FALSE(writer.HasSpaceFor(0));
   EXPECT_EQ(writer.position(), 8u);
   // Announcing the wait while still full: false, and the flag is up for the consumer.
@@ -154,7 +172,7 @@ TEST(RingTest, FullRingRefusesClaimUntilConsumerFreesSpace) {
   EXPECT_TRUE(writer.HasSpaceFor(0));
   EXPECT_FALSE(writer.HasSpaceFor(BodyForCells(1) + 1));  // Two cells do not fit yet.
   ASSERT_NO_FATAL_FAILURE(Write(writer, 0, 8));
-  EXPECT_TRUE(writer.TryClaim(0).empty());
+  EXPECT_TRUE(Refused(writer.TryClaim(0)));
 
   for (uint64_t i = 1; i < 8; ++i) ASSERT_NO_FATAL_FAILURE(Read(reader, BodyForCells(1), i));
   ASSERT_NO_FATAL_FAILURE(Read(reader, 0, 8));
@@ -166,7 +184,7 @@ TEST(RingTest, PrepareToWaitForSpaceSeesSpaceFreedBeforeTheAnnouncement) {
   RingWriter writer(ring.geometry());
   RingReader reader(ring.geometry());
   for (uint64_t i = 0; i < 4; ++i) ASSERT_NO_FATAL_FAILURE(Write(writer, BodyForCells(2), i));
-  ASSERT_TRUE(writer.TryClaim(0).empty());
+  ASSERT_TRUE(Refused(writer.TryClaim(0)));
 
   // The consumer frees space after the failed claim but before the producer announces its wait:
   // it sees no waiter, so it will not wake anyone. The re-check must catch it.
@@ -184,20 +202,20 @@ TEST(RingTest, CommitReportsParkedConsumer) {
   RingReader reader(ring.geometry());
   EXPECT_EQ(ring.control().consumer_state, kConsumerPolling);
 
-  ASSERT_FALSE(writer.TryClaim(1).empty());
+  ASSERT_FALSE(Refused(writer.TryClaim(1)));
   EXPECT_FALSE(writer.Commit()) << "a polling consumer needs no wake-up";
 
   reader.SetParked(true);
   EXPECT_EQ(ring.control().consumer_state, kConsumerParked);
-  ASSERT_FALSE(writer.TryClaim(1).empty());
+  ASSERT_FALSE(Refused(writer.TryClaim(1)));
   EXPECT_TRUE(writer.Commit()) << "a parked consumer must be woken";
   // The producer does not clear the state: every commit while parked asks for a wake-up.
-  ASSERT_FALSE(writer.TryClaim(1).empty());
+  ASSERT_FALSE(Refused(writer.TryClaim(1)));
   EXPECT_TRUE(writer.Commit());
 
   reader.SetParked(false);
   EXPECT_EQ(ring.control().consumer_state, kConsumerPolling);
-  ASSERT_FALSE(writer.TryClaim(1).empty());
+  ASSERT_FALSE(Refused(writer.TryClaim(1)));
   EXPECT_FALSE(writer.Commit());
 }
 
@@ -281,12 +299,12 @@ TEST(RingTest, MaxBodyBytesBoundary) {
   RingReader reader(ring.geometry());
   const uint32_t max = writer.max_body_bytes();
 
-  EXPECT_TRUE(writer.TryClaim(max + 1).empty()) << "over the maximum, even in an empty ring";
-  EXPECT_TRUE(writer.TryClaim(UINT32_MAX).empty());
+  EXPECT_TRUE(Refused(writer.TryClaim(max + 1))) << "over the maximum, even in an empty ring";
+  EXPECT_TRUE(Refused(writer.TryClaim(UINT32_MAX)));
   EXPECT_EQ(writer.position(), 0u);
   ASSERT_NO_FATAL_FAILURE(Write(writer, max, 1));
   ASSERT_NO_FATAL_FAILURE(Write(writer, max, 2));  // Exactly fills the ring.
-  EXPECT_TRUE(writer.TryClaim(0).empty());
+  EXPECT_TRUE(Refused(writer.TryClaim(0)));
   ASSERT_NO_FATAL_FAILURE(Read(reader, max, 1));
   ASSERT_NO_FATAL_FAILURE(Read(reader, max, 2));
   EXPECT_TRUE(writer.is_sane());
@@ -356,6 +374,39 @@ TEST(RingTest, SaltKeepsStalePayloadFromLookingLikeARecord) {
   }
 }
 
+// The seq words of positions p and p + k·cells differ only in their low bits, salt or not. A stale
+// prefix whose low byte a later record's payload overwrote (the body ended 1 byte into that cell)
+// must not pass for the record of a later lap, whatever that byte is.
+TEST(RingTest, PartlyOverwrittenStalePrefixIsNotARecord) {
+  for (int trial = 0; trial < 100; ++trial) {
+    const uint64_t salt = RandomU64();
+    SCOPED_TRACE(testing::Message() << "salt " << salt);
+    TestRing ring(8, salt);
+    RingWriter writer(ring.geometry());
+    RingReader reader(ring.geometry());
+    // Lap 0: a one-cell record at every position; cell 1 gets seq = salt ^ 2.
+    for (uint64_t i = 0; i < 8; ++i) ASSERT_NO_FATAL_FAILURE(Write(writer, 20, i));
+    for (uint64_t i = 0; i < 8; ++i) ASSERT_NO_FATAL_FAILURE(Read(reader, 20, i));
+    // Lap 1: a record in cells 0..1 whose last body byte lands on cell 1's seq low byte, chosen
+    // to be the low byte the seq of position 17 (cell 1, lap 2) will have.
+    const uint32_t spill = BodyForCells(1) + 1;
+    std::span<std::byte> body = writer.TryClaim(spill);
+    ASSERT_EQ(body.size(), spill);
+    std::memset(body.data(), 0, body.size());
+    body[spill - 1] = static_cast<std::byte>((salt ^ 18) & 0xff);
+    writer.Commit();
+    ASSERT_EQ(reader.Peek().status, RingReader::PeekStatus::kRecord);
+    reader.Release();
+    // Positions 10..16 take cells 2..7 and 0, leaving cell 1 alone.
+    for (uint64_t i = 10; i < 17; ++i) ASSERT_NO_FATAL_FAILURE(Write(writer, 20, i));
+    for (uint64_t i = 10; i < 17; ++i) ASSERT_NO_FATAL_FAILURE(Read(reader, 20, i));
+    ASSERT_EQ(reader.position(), 17u);
+    ASSERT_EQ(writer.position(), 17u);
+    // Nothing was written at position 17.
+    ASSERT_EQ(reader.Peek().status, RingReader::PeekStatus::kEmpty);
+  }
+}
+
 TEST(RingTest, CorruptLengthOverMaximum) {
   TestRing ring(8);
   RingReader reader(ring.geometry());
@@ -412,7 +463,7 @@ TEST(RingTest, ConsumedBeyondHeadMakesWriterInsane) {
   EXPECT_FALSE(writer.is_sane());
   // Sticky: a claim fails even once the value looks plausible again.
   ring.control().consumed = 2;
-  EXPECT_TRUE(writer.TryClaim(0).empty());
+  EXPECT_TRUE(Refused(writer.TryClaim(0)));
   EXPECT_FALSE(writer.is_sane());
 }
 
@@ -436,7 +487,7 @@ TEST(RingTest, HostileConsumedIsNoticedWhenTheWriterNeedsSpace) {
   for (uint64_t i = 0; i < 8; ++i) ASSERT_NO_FATAL_FAILURE(Write(writer, 0, i));
   ring.control().consumed = UINT64_MAX;
   // The ring is full from the writer's cached view, so the claim re-reads `consumed`.
-  EXPECT_TRUE(writer.TryClaim(0).empty());
+  EXPECT_TRUE(Refused(writer.TryClaim(0)));
   EXPECT_FALSE(writer.is_sane());
 }
 

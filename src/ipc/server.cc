@@ -107,7 +107,7 @@ struct Connection {
   std::optional<Channel> channel;
   std::shared_ptr<Responder::Shared> shared;
   bool is_hot = false;
-  uint64_t last_active_ns = 0;
+  uint64_t last_active = 0;  // TickNow() of the last message served.
 };
 
 struct HandlerEntry {
@@ -119,8 +119,8 @@ struct HandlerEntry {
 // One worker thread: serves the rings of the connections assigned to it.
 class Worker {
  public:
-  Worker(Server& server, MetricsShard& metrics, uint32_t index, uint32_t slots)
-      : server_(server), metrics_(metrics), index_(index), slots_(slots) {}
+  Worker(Server& server, MetricsShard& metrics, uint32_t slots)
+      : server_(server), metrics_(metrics), slots_(slots) {}
 
   Status Init() {
     epoll_.Reset(::epoll_create1(EPOLL_CLOEXEC));
@@ -212,7 +212,6 @@ class Worker {
 
   Server& server_;
   MetricsShard& metrics_;
-  const uint32_t index_;
   const uint32_t slots_;
   UniqueFd epoll_;
   UniqueFd eventfd_;
@@ -224,12 +223,13 @@ class Worker {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint32_t> count_{0};
-  uint64_t next_id_ = 1;
 
   // Confined to the worker thread.
   std::vector<std::unique_ptr<Connection>> connections_;  // By slot.
   std::vector<uint32_t> hot_;
   uint32_t high_slot_ = 0;  // One past the highest slot ever used: bound of the doorbell scan.
+  const double ns_per_tick_ = NsPerTick();
+  uint64_t spin_ticks_ = 0;  // The spin budget in TickNow() ticks.
 
   // Guarded by pending_mutex_.
   std::mutex pending_mutex_;
@@ -449,6 +449,7 @@ void Worker::Dispatch(Connection& c, const Message& message) {
                                               std::to_string(h.flags) + ")"));
     return;
   }
+  const bool wants_reply = (h.flags & kFlagNoReply) == 0;
   if (h.type == static_cast<uint16_t>(MessageType::kCancel)) {
     std::lock_guard lock(c.shared->mutex);
     auto it = c.shared->streams.find(h.request_id);
@@ -457,13 +458,15 @@ void Worker::Dispatch(Connection& c, const Message& message) {
   }
   HandlerEntry* entry = server_.impl_->handlers[h.type].get();
   if (entry == nullptr) {
-    SendError(c, h.request_id, h.type,
-              Error(ErrorCode::kInvalidArgument,
-                    "no handler for message type " + std::to_string(h.type)));
+    if (wants_reply) {
+      SendError(c, h.request_id, h.type,
+                Error(ErrorCode::kInvalidArgument,
+                      "no handler for message type " + std::to_string(h.type)));
+    }
     metrics_.RecordRequest(h.type, 0, static_cast<uint32_t>(message.payload.size()), 0, false);
     return;
   }
-  uint64_t start = NowNs();
+  uint64_t start = TickNow();
   bool ok = true;
   if (entry->sync) {
     Reply reply(*this, c, h);
@@ -476,7 +479,7 @@ void Worker::Dispatch(Connection& c, const Message& message) {
       status = Error(ErrorCode::kInternal, "handler '" + entry->name + "' threw");
     }
     ok = status.ok();
-    if (!reply.is_sent() && (h.flags & kFlagNoReply) == 0) {
+    if (!reply.is_sent() && wants_reply) {
       if (!ok) {
         SendError(c, h.request_id, h.type, status.error());
       } else {
@@ -496,8 +499,10 @@ void Worker::Dispatch(Connection& c, const Message& message) {
       (void)responder->Fail(Error(ErrorCode::kInternal, "handler '" + entry->name + "' threw"));
     }
   }
-  metrics_.RecordRequest(h.type, NowNs() - start, static_cast<uint32_t>(message.payload.size()),
-                         0, ok);
+  auto elapsed_ns =
+      static_cast<uint64_t>(static_cast<double>(TickNow() - start) * ns_per_tick_);
+  metrics_.RecordRequest(h.type, elapsed_ns, static_cast<uint32_t>(message.payload.size()), 0,
+                         ok);
 }
 
 // Serves one connection: flushes queued output, then handles up to kMaxMessagesPerVisit requests.
@@ -605,6 +610,8 @@ bool Worker::ScanDoorbell(int* handled) {
     std::atomic_ref<uint64_t> word(bits[w]);
     if (word.load(std::memory_order_relaxed) == 0) continue;
     uint64_t set = word.exchange(0, std::memory_order_seq_cst);
+    // Pairs with the client's fence in PeerWaker::Wake: our ring reads below see its record.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     while (set != 0) {
       uint32_t slot = w * 64 + static_cast<uint32_t>(__builtin_ctzll(set));
       set &= set - 1;
@@ -613,13 +620,14 @@ bool Worker::ScanDoorbell(int* handled) {
       any = true;
       int n = Visit(*c);
       *handled += n;
+      if (connections_[slot] == nullptr) continue;  // Visit() closed it: `c` is gone.
       if (n > 0 && c->socket.is_valid() && !c->is_hot && hot_.size() < kMaxHotConnections) {
         // Busy connection: watch its ring directly so the client need not ring the doorbell.
         c->is_hot = true;
         c->channel->SetParked(false);
         hot_.push_back(slot);
       }
-      if (c->socket.is_valid()) c->last_active_ns = NowNs();
+      if (c->socket.is_valid()) c->last_active = TickNow();
     }
   }
   return any;
@@ -628,10 +636,9 @@ bool Worker::ScanDoorbell(int* handled) {
 // Demotes hot connections idle for longer than the spin budget: their clients ring the doorbell
 // again. Afterwards one more look, since a message may have arrived in between.
 void Worker::CoolDown(uint64_t now) {
-  uint64_t idle_after = static_cast<uint64_t>(server_.options_.max_spin.count());
   for (size_t i = 0; i < hot_.size();) {
     Connection& c = *connections_[hot_[i]];
-    if (now - c.last_active_ns > idle_after) {
+    if (now - c.last_active > spin_ticks_) {
       c.is_hot = false;
       c.channel->SetParked(true);
       hot_[i] = hot_.back();
@@ -646,7 +653,8 @@ void Worker::CoolDown(uint64_t now) {
 void Worker::Run() {
   uint32_t* sleeping = DoorbellLayout::Sleeping(doorbell_.data());
   uint64_t spin_ns = CanSpin() ? static_cast<uint64_t>(server_.options_.max_spin.count()) : 0;
-  uint64_t last_work = NowNs();
+  spin_ticks_ = static_cast<uint64_t>(static_cast<double>(spin_ns) / ns_per_tick_);
+  uint64_t last_work = TickNow();
   uint32_t iterations = 0;
   while (!stopping_.load(std::memory_order_acquire)) {
     if (has_pending_.load(std::memory_order_acquire)) AdoptPending();
@@ -656,21 +664,21 @@ void Worker::Run() {
       int n = Visit(*c);
       if (n > 0 && c->socket.is_valid()) {
         handled += n;
-        c->last_active_ns = NowNs();
+        c->last_active = TickNow();
       }
     }
     ScanDoorbell(&handled);
     if (handled > 0) {
-      last_work = NowNs();
+      last_work = TickNow();
       if ((++iterations & 1023) == 0) HandleEpoll(0);
       continue;
     }
     CpuRelax();
     if ((++iterations & 63) != 0) continue;
-    uint64_t now = NowNs();
+    uint64_t now = TickNow();
     if ((iterations & 1023) == 0) HandleEpoll(0);
     CoolDown(now);
-    if (now - last_work < spin_ns) continue;
+    if (now - last_work < spin_ticks_) continue;
 
     // Nothing to do for a while: sleep in epoll_wait until a client rings, a control socket
     // closes, or a connection arrives. All hot connections were demoted by CoolDown above.
@@ -691,7 +699,7 @@ void Worker::Run() {
       HandleEpoll(0);
     }
     std::atomic_ref<uint32_t>(*sleeping).store(0, std::memory_order_relaxed);
-    last_work = NowNs();
+    last_work = TickNow();
   }
   Drain();
 }
@@ -702,13 +710,10 @@ void Worker::Drain() {
   FrameHeader bye{.flags = kFlagResponse, .type = static_cast<uint16_t>(MessageType::kShutdown)};
   for (auto& c : connections_) {
     if (c == nullptr) continue;
-    std::span<std::byte> out = c->channel->TryBeginMessage(bye, 0);
-    if (!c->shared->has_output.load() && (out.size() == 0)) {
-      // Zero-byte payload: TryBeginMessage returns an empty span even on success, so use
-      // SendSome, which reports whether it fit.
-    }
+    // Behind any queued replies, so the client sees every answer before the goodbye.
     size_t offset = 0;
-    if (c->channel->SendSome(bye, {}, &offset) != Channel::SendStatus::kDone) {
+    if (c->shared->has_output.load() ||
+        c->channel->SendSome(bye, {}, &offset) != Channel::SendStatus::kDone) {
       (void)SendQueued(*c, bye, PooledBuffer(), 0);
     }
   }
@@ -775,7 +780,7 @@ Status Server::Start() {
   if (!impl_->stop_eventfd.is_valid()) return ErrnoError("eventfd", errno);
   uint32_t slots = (options_.max_connections + options_.workers - 1) / options_.workers;
   for (uint32_t i = 0; i < options_.workers; ++i) {
-    auto worker = std::make_unique<internal::Worker>(*this, metrics_.AddShard(), i, slots);
+    auto worker = std::make_unique<internal::Worker>(*this, metrics_.AddShard(), slots);
     RETURN_IF_ERROR(worker->Init());
     impl_->workers.push_back(std::move(worker));
   }

@@ -51,9 +51,15 @@ class Stream {
   // Spins briefly, then parks until the peer wakes us. kUnavailable when the peer has gone,
   // kProtocol when it broke the protocol, kTimeout at the deadline.
   Result<Message> Receive(uint64_t deadline_ns = 0);
+  // As Receive, with a timeout that starts counting only once it has to wait (no clock read
+  // when the message is already there or arrives within a few hundred nanoseconds).
+  Result<Message> ReceiveWithin(std::chrono::nanoseconds timeout);
   void Release();
 
   bool is_open() const;
+  // One poll() of the control socket: true when the peer has closed it (or sent garbage). For
+  // checking a connection that has been idle before relying on it; costs a system call.
+  bool HasPeerHungUp() const;
   // Closes the connection: the peer sees the control socket close at once.
   void Close();
 
@@ -62,7 +68,10 @@ class Stream {
   explicit Stream(std::unique_ptr<State> state);
 
  private:
-  Status WaitForPeer(bool for_space, uint64_t deadline_ns);
+  // Waits until the peer sent something (or freed space). `deadline_ns` 0 with `timeout_ns` > 0:
+  // the deadline is `timeout_ns` after the first clock read.
+  Status WaitForPeer(bool for_space, uint64_t deadline_ns, uint64_t timeout_ns = 0);
+  Result<Message> ReceiveImpl(uint64_t deadline_ns, uint64_t timeout_ns);
 
   std::unique_ptr<State> s_;
 };

@@ -1,5 +1,6 @@
-// Listener + Stream across threads in one process: echo, large messages, deadlines, peer death,
-// and every handshake refusal, driven by real and hand-made (raw) clients.
+// Listener + Stream across threads in one process: echo, deadlines, peer death, and every
+// handshake refusal, driven by real and hand-made (raw) clients. The 10 MiB echo lives in
+// stream_large_test.cc (integration).
 #include "ipc/stream.h"
 
 #include <fcntl.h>
@@ -31,65 +32,22 @@
 #include "ipc/listener.h"
 #include "ipc/shm.h"
 #include "ipc/socket.h"
+#include "ipc/test_support.h"
 #include "ipc/wait.h"
 
 namespace lai::ipc {
 namespace {
 
 using std::chrono::milliseconds;
-
-constexpr milliseconds kWait{2000};  // Upper bound for anything that should be immediate.
-
-testing::AssertionResult Contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
-
-uint64_t DeadlineIn(milliseconds from_now) {
-  return NowNs() + static_cast<uint64_t>(from_now.count()) * 1'000'000u;
-}
-
-std::vector<std::byte> Pattern(size_t size, uint32_t seed) {
-  std::vector<std::byte> bytes(size);
-  uint32_t x = seed * 2654435761u + 1;
-  for (std::byte& b : bytes) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    b = static_cast<std::byte>(x);
-  }
-  return bytes;
-}
-
-bool SameBytes(std::span<const std::byte> a, std::span<const std::byte> b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size()) == 0);
-}
-
-// A fresh private directory under /tmp, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    char name[] = "/tmp/lai-stream-test-XXXXXX";
-    const char* made = ::mkdtemp(name);
-    EXPECT_NE(made, nullptr) << std::strerror(errno);
-    path_ = made != nullptr ? made : "/tmp";
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-  std::string Join(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-Listener BindOrDie(const std::string& path, const ListenerOptions& options = {}) {
-  Result<Listener> listener = Listener::Bind(path, options);
-  EXPECT_TRUE(listener.ok()) << listener.error().ToString();
-  return listener.ok() ? std::move(listener).value() : Listener();
-}
+using test_support::BindOrDie;
+using test_support::Contains;
+using test_support::DeadlineIn;
+using test_support::EchoServer;
+using test_support::ExpectEcho;
+using test_support::kWait;
+using test_support::Pattern;
+using test_support::SameBytes;
+using test_support::TempDir;
 
 // Both ends of one connection, both handed to the calling thread once the handshake is done.
 struct Pair {
@@ -105,65 +63,6 @@ std::optional<Pair> ConnectPair(Listener& listener, const StreamOptions& options
   EXPECT_TRUE(server.ok()) << server.error().ToString();
   if (!client.ok() || !server.ok()) return std::nullopt;
   return Pair{std::move(client).value(), std::move(server).value()};
-}
-
-// Accepts one client on its own thread and echoes every message (with kFlagResponse) until the
-// client goes away. Join() reports how the session ended.
-class EchoServer {
- public:
-  explicit EchoServer(Listener& listener, milliseconds deadline = kWait)
-      : thread_([this, &listener, deadline] { Run(listener, deadline); }) {}
-  ~EchoServer() {
-    if (thread_.joinable()) thread_.join();
-  }
-
-  // The error that ended the session (kUnavailable when the client closed).
-  Error Join() {
-    thread_.join();
-    return end_;
-  }
-  size_t echoed() const { return echoed_; }
-
- private:
-  void Run(Listener& listener, milliseconds deadline) {
-    Result<Stream> stream = listener.Accept(kWait);
-    if (!stream.ok()) {
-      end_ = std::move(stream).error();
-      return;
-    }
-    for (;;) {
-      Result<Message> message = stream->Receive(DeadlineIn(deadline));
-      if (!message.ok()) {
-        end_ = std::move(message).error();
-        return;
-      }
-      FrameHeader reply = message->header;
-      reply.flags |= kFlagResponse;
-      if (Status sent = stream->Send(reply, message->payload, DeadlineIn(deadline)); !sent.ok()) {
-        end_ = std::move(sent).error();
-        return;
-      }
-      ++echoed_;
-    }
-  }
-
-  Error end_{ErrorCode::kOk, ""};
-  std::atomic<size_t> echoed_{0};
-  std::thread thread_;
-};
-
-void ExpectEcho(Stream& client, uint64_t request_id, std::span<const std::byte> payload,
-                milliseconds deadline = kWait) {
-  Status sent = client.Send({.type = 2, .request_id = request_id}, payload, DeadlineIn(deadline));
-  ASSERT_TRUE(sent.ok()) << sent.ToString();
-  Result<Message> reply = client.Receive(DeadlineIn(deadline));
-  ASSERT_TRUE(reply.ok()) << reply.error().ToString();
-  EXPECT_EQ(reply->header.type, 2);
-  EXPECT_EQ(reply->header.request_id, request_id);
-  EXPECT_EQ(reply->header.flags, kFlagResponse);
-  EXPECT_EQ(reply->header.message_bytes, payload.size());
-  EXPECT_TRUE(SameBytes(reply->payload, payload)) << payload.size() << " bytes";
-  client.Release();
 }
 
 // ---- Sessions ----
@@ -196,18 +95,6 @@ TEST(StreamTest, EchoRoundTrips) {
   Error end = server.Join();
   EXPECT_EQ(end.code(), ErrorCode::kUnavailable) << end.ToString();
   EXPECT_EQ(server.echoed(), 10u);
-}
-
-TEST(StreamTest, TenMiBMessageThroughTheDefaultRing) {
-  TempDir dir;
-  Listener listener = BindOrDie(dir.Join("s.sock"));
-  EchoServer server(listener, milliseconds(3000));
-  Result<Stream> client = Stream::Connect(listener.path());
-  ASSERT_TRUE(client.ok()) << client.error().ToString();
-  std::vector<std::byte> payload = Pattern(size_t{10} << 20, 10);
-  ASSERT_NO_FATAL_FAILURE(ExpectEcho(*client, 1, payload, milliseconds(3000)));
-  client->Close();
-  EXPECT_EQ(server.Join().code(), ErrorCode::kUnavailable);
 }
 
 TEST(StreamTest, ManyMessagesBothWaysBeforeReading) {

@@ -12,6 +12,23 @@ bool CanSpin();
 // Monotonic nanoseconds (CLOCK_MONOTONIC through the vDSO).
 uint64_t NowNs();
 
+// A cheap timestamp for measuring short intervals on one thread: the CPU's constant-rate counter
+// (x86 TSC, aarch64 CNTVCT), or NowNs() elsewhere. Convert with NsPerTick().
+inline uint64_t TickNow() {
+#if defined(__x86_64__)
+  return __builtin_ia32_rdtsc();
+#elif defined(__aarch64__)
+  uint64_t ticks;
+  asm volatile("mrs %0, cntvct_el0" : "=r"(ticks));
+  return ticks;
+#else
+  return NowNs();
+#endif
+}
+
+// Nanoseconds per TickNow() tick, calibrated against CLOCK_MONOTONIC on first use (~2 ms).
+double NsPerTick();
+
 // One CPU-friendly pause (x86 `pause`, aarch64 `yield`).
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
