@@ -39,7 +39,7 @@ void PeerWaker::Wake() const {
     if ((word.load(std::memory_order_relaxed) & bell_mask_) == 0) {
       word.fetch_or(bell_mask_, std::memory_order_seq_cst);
     }
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    FullFence();
     std::atomic_ref<uint32_t> sleeping(*sleeping_);
     if (sleeping.load(std::memory_order_relaxed) == 0 ||
         sleeping.exchange(0, std::memory_order_seq_cst) == 0) {

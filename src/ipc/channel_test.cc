@@ -84,7 +84,8 @@ class Link {
 // Sends `payload` client -> server in one thread, draining the server whenever the ring fills,
 // and returns a copy of what the server received.
 std::vector<std::byte> Transfer(Link& link, const FrameHeader& header,
-                                std::span<const std::byte> payload, FrameHeader* received = nullptr) {
+                                std::span<const std::byte> payload,
+                                FrameHeader* received = nullptr) {
   size_t offset = 0;
   bool sent = false;
   for (size_t round = 0; round < payload.size() + 10; ++round) {
@@ -127,7 +128,8 @@ TEST(ChannelTest, SingleFrameIsZeroCopy) {
   EXPECT_EQ(r.message.header.type, 17);
   EXPECT_EQ(r.message.header.request_id, 42u);
   EXPECT_EQ(r.message.header.message_bytes, 100u);
-  EXPECT_EQ(r.message.header.flags, kFlagNoReply) << "kFlagMore is the transport's, not the caller's";
+  EXPECT_EQ(r.message.header.flags, kFlagNoReply)
+      << "kFlagMore is the transport's, not the caller's";
   link.server->Consume();
   EXPECT_EQ(link.server->Receive().status, Channel::ReceiveStatus::kEmpty);
 }
@@ -161,9 +163,8 @@ TEST(ChannelTest, ZeroLengthMessage) {
 TEST(ChannelTest, FragmentedMessagesAroundTheFrameBoundary) {
   Link link;
   const size_t f = link.client->max_frame_payload();
-  const size_t sizes[] = {1,         f - 1,     f,          f + 1,          2 * f - 1,
-                          2 * f,     2 * f + 1, 3 * f,      4096,           4097,
-                          65536,     100'003,   1u << 20};
+  const size_t sizes[] = {1,     f - 1, f,    f + 1, 2 * f - 1, 2 * f,   2 * f + 1,
+                          3 * f, 4096,  4097, 65536, 100'003,   1u << 20};
   uint64_t id = 1;
   for (size_t size : sizes) {
     SCOPED_TRACE(testing::Message() << size << " bytes");
@@ -197,8 +198,8 @@ TEST(ChannelTest, FragmentsWhileTheRingIsPartlyFull) {
   EXPECT_EQ(small.message.header.request_id, 1u);
   link.server->Consume();
   for (int round = 0; round < 100; ++round) {
-    Channel::SendStatus status = link.client->SendSome({.type = 2, .request_id = 2}, payload,
-                                                        &offset);
+    Channel::SendStatus status =
+        link.client->SendSome({.type = 2, .request_id = 2}, payload, &offset);
     ASSERT_NE(status, Channel::SendStatus::kBroken);
     Channel::Received r = link.server->Receive();
     if (r.status == Channel::ReceiveStatus::kMessage) {

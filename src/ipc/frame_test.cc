@@ -5,7 +5,9 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace lai::ipc {
 namespace {
@@ -66,32 +68,54 @@ TEST(FrameTest, EveryFlagCombinationRoundTrips) {
   }
 }
 
-// The wire format, byte by byte: magic "LAI1", version 1, flags, type u16, length u32,
-// check u32 (FNV-1a of the other 20 bytes), request id u64, all little-endian. Changing the
-// encoding breaks every deployed client: this test must only change with a protocol version.
-TEST(FrameTest, GoldenBytes) {
-  const FrameHeader header{.flags = kFlagMore | kFlagResponse,
-                           .type = 2,
-                           .message_bytes = 0x01020304,
-                           .request_id = 0x1122334455667788};
-  const uint8_t expected[kFrameHeaderBytes] = {
-      0x4c, 0x41, 0x49, 0x31,  // magic "LAI1"
-      0x01,                    // version
-      0x03,                    // flags: more | response
-      0x02, 0x00,              // type 2 (echo)
-      0x04, 0x03, 0x02, 0x01,  // message bytes 0x01020304
-      0xba, 0xd8, 0x11, 0x25,  // check
-      0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,  // request id
-  };
+// The wire format, byte by byte (docs/protocol.md §5): magic "LAI1", version 1, flags, type u16,
+// length u32, check u32, request id u64, all little-endian. The check values were computed
+// independently from the algorithm written in docs/protocol.md, not by FrameCheck. Changing the
+// encoding breaks every deployed client: these bytes may only change with the protocol version.
+void ExpectEncoding(const FrameHeader& header, const std::array<uint8_t, kFrameHeaderBytes>& want) {
   HeaderBytes bytes = Encode(header);
   for (size_t i = 0; i < kFrameHeaderBytes; ++i) {
-    EXPECT_EQ(static_cast<uint8_t>(bytes[i]), expected[i]) << "byte " << i;
+    EXPECT_EQ(static_cast<uint8_t>(bytes[i]), want[i]) << "byte " << i;
   }
-  EXPECT_EQ(FrameCheck(bytes.data()), 0x2511d8bau);
   Result<FrameHeader> decoded =
-      DecodeFrameHeader(reinterpret_cast<const std::byte*>(expected), UINT32_MAX);
+      DecodeFrameHeader(reinterpret_cast<const std::byte*>(want.data()), UINT32_MAX);
   ASSERT_TRUE(decoded.ok()) << decoded.error().ToString();
+  EXPECT_EQ(decoded->flags, header.flags);
+  EXPECT_EQ(decoded->type, header.type);
+  EXPECT_EQ(decoded->message_bytes, header.message_bytes);
   EXPECT_EQ(decoded->request_id, header.request_id);
+}
+
+TEST(FrameTest, GoldenBytes) {
+  ExpectEncoding({.flags = kFlagMore | kFlagResponse,
+                  .type = 2,
+                  .message_bytes = 0x01020304,
+                  .request_id = 0x1122334455667788},
+                 {
+                     0x4c, 0x41, 0x49, 0x31,                          // magic "LAI1"
+                     0x01,                                            // version
+                     0x03,                                            // flags: more | response
+                     0x02, 0x00,                                      // type 2 (echo)
+                     0x04, 0x03, 0x02, 0x01,                          // message bytes 0x01020304
+                     0xaf, 0x2b, 0x4f, 0x60,                          // check 0x604f2baf
+                     0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,  // request id
+                 });
+  HeaderBytes bytes = Encode(
+      {.flags = 3, .type = 2, .message_bytes = 0x01020304, .request_id = 0x1122334455667788});
+  EXPECT_EQ(FrameCheck(bytes.data()), 0x604f2bafu);
+}
+
+// The worked examples of docs/protocol.md §12.
+TEST(FrameTest, GoldenBytesOfTheProtocolDocument) {
+  ExpectEncoding({.flags = 0, .type = 2, .message_bytes = 5, .request_id = 1},
+                 {0x4c, 0x41, 0x49, 0x31, 0x01, 0x00, 0x02, 0x00, 0x05, 0x00, 0x00, 0x00,
+                  0xea, 0x2a, 0x96, 0xf9, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00});
+  ExpectEncoding({.flags = kFlagResponse, .type = 2, .message_bytes = 5, .request_id = 1},
+                 {0x4c, 0x41, 0x49, 0x31, 0x01, 0x02, 0x02, 0x00, 0x05, 0x00, 0x00, 0x00,
+                  0x8e, 0xf8, 0x67, 0x0e, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00});
+  ExpectEncoding({.flags = kFlagResponse, .type = 6, .message_bytes = 0, .request_id = 0},
+                 {0x4c, 0x41, 0x49, 0x31, 0x01, 0x02, 0x06, 0x00, 0x00, 0x00, 0x00, 0x00,
+                  0x64, 0xf2, 0xdd, 0x77, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00});
 }
 
 TEST(FrameTest, RejectsBadMagic) {
@@ -144,8 +168,8 @@ TEST(FrameTest, RejectsCheckMismatch) {
 }
 
 TEST(FrameTest, EverySingleBitFlipIsRejected) {
-  const HeaderBytes good = Encode({.flags = kFlagResponse, .type = 7, .message_bytes = 1000,
-                                   .request_id = 0x0123456789abcdef});
+  const HeaderBytes good = Encode(
+      {.flags = kFlagResponse, .type = 7, .message_bytes = 1000, .request_id = 0x0123456789abcdef});
   for (size_t i = 0; i < kFrameHeaderBytes; ++i) {
     for (int bit = 0; bit < 8; ++bit) {
       HeaderBytes bytes = good;
@@ -154,6 +178,35 @@ TEST(FrameTest, EverySingleBitFlipIsRejected) {
       EXPECT_FALSE(decoded.ok()) << "byte " << i << " bit " << bit;
       if (!decoded.ok()) {
         EXPECT_EQ(decoded.error().code(), ErrorCode::kProtocol);
+      }
+    }
+  }
+}
+
+// TryDecodeFrameHeader (the receive hot path) must accept exactly what DecodeFrameHeader accepts.
+TEST(FrameTest, FastDecodeAgreesWithDecode) {
+  const HeaderBytes good = Encode(
+      {.flags = kFlagStream, .type = 9, .message_bytes = 4096, .request_id = 0xfeedfacecafebeef});
+  std::vector<HeaderBytes> cases = {good};
+  for (size_t i = 0; i < kFrameHeaderBytes; ++i) {
+    for (int bit = 0; bit < 8; ++bit) {
+      HeaderBytes flipped = good;
+      flipped[i] ^= std::byte{static_cast<uint8_t>(1u << bit)};
+      cases.push_back(flipped);
+      Reseal(flipped);  // Field errors alone, with a matching check.
+      cases.push_back(flipped);
+    }
+  }
+  for (uint32_t max : {0u, 4095u, 4096u, UINT32_MAX}) {
+    for (const HeaderBytes& bytes : cases) {
+      Result<FrameHeader> slow = DecodeFrameHeader(bytes.data(), max);
+      std::optional<FrameHeader> fast = TryDecodeFrameHeader(bytes.data(), max);
+      ASSERT_EQ(fast.has_value(), slow.ok()) << (slow.ok() ? "" : slow.error().message());
+      if (fast) {
+        EXPECT_EQ(fast->flags, slow->flags);
+        EXPECT_EQ(fast->type, slow->type);
+        EXPECT_EQ(fast->message_bytes, slow->message_bytes);
+        EXPECT_EQ(fast->request_id, slow->request_id);
       }
     }
   }

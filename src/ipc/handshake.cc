@@ -1,6 +1,7 @@
 #include "ipc/handshake.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
@@ -80,17 +81,33 @@ Result<std::shared_ptr<Mapping>> SharedFileCache::Map(int fd, size_t min_size_by
   return shared;
 }
 
+namespace {
+
+// We write to the client's wake descriptor from worker threads: it must be an eventfd (never
+// blocks), not a pipe or socket a client could fill.
+bool IsEventFd(int fd) {
+  char link[64];
+  std::string path = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t n = ::readlink(path.c_str(), link, sizeof(link) - 1);
+  return n > 0 && std::string_view(link, static_cast<size_t>(n)) == "anon_inode:[eventfd]";
+}
+
+}  // namespace
+
 Result<AcceptedHello> ReceiveHello(int sock, uid_t allowed_uid, uint32_t server_max_message_bytes,
                                    SharedFileCache& files, std::chrono::milliseconds timeout) {
+  // Read the Hello before judging the peer: closing a socket with unread data resets it, and the
+  // client would see "connection reset" instead of our refusal. Nothing is mapped or kept before
+  // the uid check; received descriptors close with `packet`.
+  Hello hello;
+  ASSIGN_OR_RETURN(ReceivedPacket packet,
+                   ReceiveWithFds(sock, std::as_writable_bytes(std::span(&hello, 1)), timeout));
   ASSIGN_OR_RETURN(uid_t uid, PeerUid(sock));
   if (uid != allowed_uid) {
     return Error(ErrorCode::kPermissionDenied,
                  "handshake: client runs as uid " + std::to_string(uid) +
                      "; this server serves only uid " + std::to_string(allowed_uid));
   }
-  Hello hello;
-  ASSIGN_OR_RETURN(ReceivedPacket packet,
-                   ReceiveWithFds(sock, std::as_writable_bytes(std::span(&hello, 1)), timeout));
   if (packet.bytes != sizeof(Hello)) {
     return Error(ErrorCode::kProtocol, "handshake: hello of " + std::to_string(packet.bytes) +
                                            " bytes, expected " + std::to_string(sizeof(Hello)));
@@ -101,6 +118,9 @@ Result<AcceptedHello> ReceiveHello(int sock, uid_t allowed_uid, uint32_t server_
                                            " descriptors, expected 2 (shared file, eventfd)");
   }
   RETURN_IF_ERROR(ValidateHello(hello, UINT64_MAX));
+  if (!IsEventFd(packet.fds[1].get())) {
+    return Error(ErrorCode::kProtocol, "handshake: the hello's second descriptor is not an eventfd");
+  }
   ConnectionLayout layout{hello.c2s_cells, hello.s2c_cells};
   ASSIGN_OR_RETURN(std::shared_ptr<Mapping> file,
                    files.Map(packet.fds[0].get(), hello.block_offset + layout.bytes()));

@@ -17,6 +17,7 @@ RecordPrefix* PrefixAt(const RingGeometry& g, uint64_t position) {
 }  // namespace
 
 uint64_t RingWriter::FreeCells(bool refresh) {
+  if (!sane_) return 0;
   if (refresh) {
     uint64_t consumed = Ref(g_.control->consumed).load(std::memory_order_acquire);
     // A consumer can never have consumed more than was written, nor fall more than a ring behind.
@@ -54,6 +55,11 @@ std::span<std::byte> RingWriter::TryClaim(uint32_t body_bytes) {
   }
   claim_position_ = head_;
   claim_bytes_ = body_bytes;
+  // A body ending in the first 8 bytes of its last cell would leave the rest of an older seq
+  // there for payload bytes to complete into a valid one; spoil that whole word first.
+  if (need > 1) {
+    Ref(PrefixAt(g_, head_ + need - 1)->seq).store(~g_.salt, std::memory_order_relaxed);
+  }
   return {reinterpret_cast<std::byte*>(PrefixAt(g_, head_)) + kRecordPrefixBytes, body_bytes};
 }
 
@@ -63,13 +69,13 @@ bool RingWriter::Commit() {
   prefix->reserved = 0;
   Ref(prefix->seq).store(g_.salt ^ (claim_position_ + 1), std::memory_order_release);
   head_ = claim_position_ + CellsForBody(claim_bytes_);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  FullFence();
   return Ref(g_.control->consumer_state).load(std::memory_order_relaxed) != kConsumerPolling;
 }
 
 bool RingWriter::PrepareToWaitForSpace(uint32_t body_bytes) {
   Ref(g_.control->producer_waiting).store(1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  FullFence();
   return HasSpaceFor(body_bytes);
 }
 
@@ -102,7 +108,7 @@ bool RingReader::Release() {
   tail_ += peeked_cells_;
   peeked_cells_ = 0;
   Ref(g_.control->consumed).store(tail_, std::memory_order_release);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  FullFence();
   auto waiting = Ref(g_.control->producer_waiting);
   return waiting.load(std::memory_order_relaxed) != 0 &&
          waiting.exchange(0, std::memory_order_relaxed) != 0;
@@ -111,7 +117,7 @@ bool RingReader::Release() {
 void RingReader::SetParked(bool parked) {
   Ref(g_.control->consumer_state)
       .store(parked ? kConsumerParked : kConsumerPolling, std::memory_order_relaxed);
-  if (parked) std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (parked) FullFence();
 }
 
 }  // namespace lai::ipc

@@ -611,7 +611,7 @@ bool Worker::ScanDoorbell(int* handled) {
     if (word.load(std::memory_order_relaxed) == 0) continue;
     uint64_t set = word.exchange(0, std::memory_order_seq_cst);
     // Pairs with the client's fence in PeerWaker::Wake: our ring reads below see its record.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    FullFence();
     while (set != 0) {
       uint32_t slot = w * 64 + static_cast<uint32_t>(__builtin_ctzll(set));
       set &= set - 1;
@@ -681,12 +681,17 @@ void Worker::Run() {
     if (now - last_work < spin_ticks_) continue;
 
     // Nothing to do for a while: sleep in epoll_wait until a client rings, a control socket
-    // closes, or a connection arrives. All hot connections were demoted by CoolDown above.
+    // closes, or a connection arrives. Connections still hot (CoolDown spares one visited within
+    // the spin budget) are parked here; a client that published while it still saw us polling
+    // did not ring, so look at each once more after the park's fence, as CoolDown does.
     for (uint32_t slot : hot_) connections_[slot]->channel->SetParked(true);
     for (uint32_t slot : hot_) connections_[slot]->is_hot = false;
+    for (uint32_t slot : hot_) {
+      if (connections_[slot]->channel->HasIncoming()) connections_[slot]->shared->poke.Wake();
+    }
     hot_.clear();
     std::atomic_ref<uint32_t>(*sleeping).store(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    FullFence();
     bool rung = false;
     uint64_t* bits = DoorbellLayout::Bits(doorbell_.data());
     for (uint32_t w = 0; w < (high_slot_ + 63) / 64 && !rung; ++w) {

@@ -326,6 +326,13 @@ Result<Message> Stream::ReceiveImpl(uint64_t deadline_ns, uint64_t timeout_ns) {
         return e;
       }
       case Channel::ReceiveStatus::kBlocked:
+        // Reassembly memory is exhausted: retry, but keep honouring the deadline and notice a
+        // peer that has gone.
+        if (deadline_ns != 0 && NowNs() >= deadline_ns) {
+          return Error(ErrorCode::kTimeout,
+                       "no memory to reassemble the incoming message before the deadline");
+        }
+        if (HasPeerHungUp()) return Error(ErrorCode::kUnavailable, "the peer closed the connection");
         std::this_thread::yield();
         break;
       case Channel::ReceiveStatus::kEmpty:

@@ -104,7 +104,8 @@ TEST(StreamTest, ManyMessagesBothWaysBeforeReading) {
   ASSERT_TRUE(pair.has_value());
   // Small messages queue up in the ring without a reader.
   for (uint64_t i = 0; i < 5; ++i) {
-    ASSERT_TRUE(pair->client.Send({.type = 2, .request_id = i}, Pattern(10, 1), DeadlineIn(kWait)).ok());
+    ASSERT_TRUE(
+        pair->client.Send({.type = 2, .request_id = i}, Pattern(10, 1), DeadlineIn(kWait)).ok());
     ASSERT_TRUE(
         pair->server.Send({.type = 2, .request_id = 100 + i}, Pattern(20, 2), DeadlineIn(kWait))
             .ok());
@@ -136,7 +137,8 @@ TEST(StreamTest, ReceiveDeadlineTimesOut) {
   EXPECT_LT(waited_ms, 1000u);
   // A receive timeout loses nothing: the connection still works.
   EXPECT_TRUE(pair->client.is_open());
-  ASSERT_TRUE(pair->server.Send({.type = 2, .request_id = 7}, Pattern(3, 3), DeadlineIn(kWait)).ok());
+  ASSERT_TRUE(
+      pair->server.Send({.type = 2, .request_id = 7}, Pattern(3, 3), DeadlineIn(kWait)).ok());
   Result<Message> late = pair->client.Receive(DeadlineIn(kWait));
   ASSERT_TRUE(late.ok()) << late.error().ToString();
   EXPECT_EQ(late->header.request_id, 7u);
@@ -195,7 +197,8 @@ TEST(StreamTest, SendRefusesMessageOverAgreedMaximum) {
   EXPECT_EQ(sent.code(), ErrorCode::kInvalidArgument);
   EXPECT_TRUE(Contains(sent.ToString(), "maximum of 1000")) << "the smaller side's limit wins";
   EXPECT_TRUE(pair->client.is_open()) << "nothing was sent";
-  ASSERT_TRUE(pair->client.Send({.type = 2, .request_id = 4}, Pattern(100, 1), DeadlineIn(kWait)).ok());
+  ASSERT_TRUE(
+      pair->client.Send({.type = 2, .request_id = 4}, Pattern(100, 1), DeadlineIn(kWait)).ok());
   Result<Message> m = pair->server.Receive(DeadlineIn(kWait));
   ASSERT_TRUE(m.ok()) << m.error().ToString();
   EXPECT_EQ(m->header.request_id, 4u);
@@ -230,8 +233,10 @@ TEST(StreamTest, ClientCloseIsSeenByServerAfterDraining) {
   Listener listener = BindOrDie(dir.Join("s.sock"));
   std::optional<Pair> pair = ConnectPair(listener);
   ASSERT_TRUE(pair.has_value());
-  ASSERT_TRUE(pair->client.Send({.type = 2, .request_id = 1}, Pattern(50, 1), DeadlineIn(kWait)).ok());
-  ASSERT_TRUE(pair->client.Send({.type = 2, .request_id = 2}, Pattern(60, 2), DeadlineIn(kWait)).ok());
+  ASSERT_TRUE(
+      pair->client.Send({.type = 2, .request_id = 1}, Pattern(50, 1), DeadlineIn(kWait)).ok());
+  ASSERT_TRUE(
+      pair->client.Send({.type = 2, .request_id = 2}, Pattern(60, 2), DeadlineIn(kWait)).ok());
 
   // The client's Close waits for the server to close its end, so the server runs on a thread.
   Stream server = std::move(pair->server);
@@ -258,7 +263,8 @@ TEST(StreamTest, TwoConnectionsFromOneProcess) {
   std::optional<Pair> first = ConnectPair(listener);
   std::optional<Pair> second = ConnectPair(listener, StreamOptions{.ring_bytes = 4096});
   ASSERT_TRUE(first.has_value() && second.has_value());
-  ASSERT_TRUE(first->client.Send({.type = 2, .request_id = 1}, Pattern(10, 1), DeadlineIn(kWait)).ok());
+  ASSERT_TRUE(
+      first->client.Send({.type = 2, .request_id = 1}, Pattern(10, 1), DeadlineIn(kWait)).ok());
   ASSERT_TRUE(
       second->client.Send({.type = 2, .request_id = 2}, Pattern(3000, 2), DeadlineIn(kWait)).ok());
   Result<Message> at_second = second->server.Receive(DeadlineIn(kWait));
@@ -329,9 +335,9 @@ class RawClient {
   // The server's answer to the hello.
   Result<Welcome> ReceiveWelcome() {
     Welcome welcome;
-    ASSIGN_OR_RETURN(ReceivedPacket packet,
-                     ReceiveWithFds(socket_.get(), std::as_writable_bytes(std::span(&welcome, 1)),
-                                    kWait));
+    ASSIGN_OR_RETURN(
+        ReceivedPacket packet,
+        ReceiveWithFds(socket_.get(), std::as_writable_bytes(std::span(&welcome, 1)), kWait));
     if (packet.bytes != sizeof(Welcome)) return Error(ErrorCode::kProtocol, "short welcome");
     welcome_fds_ = std::move(packet.fds);
     return welcome;
@@ -346,8 +352,7 @@ class RawClient {
     EXPECT_TRUE(doorbell.ok());
     doorbell_ = std::move(doorbell).value();
     channel_.emplace(c2s(), s2c(), welcome.max_message_bytes, pool_,
-                     PeerWaker::ToServer(doorbell_.data(), welcome.slot,
-                                         welcome_fds_.at(1).get()));
+                     PeerWaker::ToServer(doorbell_.data(), welcome.slot, welcome_fds_.at(1).get()));
     return *channel_;
   }
   RingGeometry c2s() const { return layout_.C2s(rings_.data(), hello.c2s_salt); }
@@ -434,8 +439,7 @@ TEST_F(HandshakeTest, RawClientWithGoodHelloIsWelcomed) {
 
 TEST_F(HandshakeTest, WrongUidIsRefusedAndTheClientIsToldWhy) {
   TempDir dir;
-  Listener strict =
-      BindOrDie(dir.Join("s.sock"), ListenerOptions{.allowed_uid = ::getuid() + 1});
+  Listener strict = BindOrDie(dir.Join("s.sock"), ListenerOptions{.allowed_uid = ::getuid() + 1});
   auto accepted = std::async(std::launch::async, [&] { return strict.Accept(kWait); });
   Result<Stream> client = Stream::Connect(strict.path());
   Result<Stream> server = accepted.get();
@@ -444,21 +448,22 @@ TEST_F(HandshakeTest, WrongUidIsRefusedAndTheClientIsToldWhy) {
   EXPECT_TRUE(Contains(server.error().message(), "uid " + std::to_string(::getuid())));
   ASSERT_FALSE(client.ok());
   EXPECT_EQ(client.error().code(), ErrorCode::kPermissionDenied) << client.error().ToString();
-  EXPECT_TRUE(Contains(client.error().message(), "this server serves only uid " +
-                                                     std::to_string(::getuid() + 1)));
+  EXPECT_TRUE(Contains(client.error().message(),
+                       "this server serves only uid " + std::to_string(::getuid() + 1)));
 }
 
 TEST_F(HandshakeTest, GarbageIsRefusedAndListenerKeepsAccepting) {
   RawClient oversized;
   std::vector<std::byte> noise = Pattern(100, 77);
-  Refusal refusal = Refuse(listener_, oversized, [&] { oversized.Send(listener_.path(), noise, {}); });
+  Refusal refusal =
+      Refuse(listener_, oversized, [&] { oversized.Send(listener_.path(), noise, {}); });
   EXPECT_EQ(refusal.server_error.code(), ErrorCode::kProtocol);
   EXPECT_TRUE(Contains(refusal.client_reason, "oversized handshake message"));
 
   RawClient hello_sized;
   std::vector<std::byte> hello_noise = Pattern(sizeof(Hello), 78);
-  refusal = Refuse(listener_, hello_sized,
-                   [&] { hello_sized.Send(listener_.path(), hello_noise, {}); });
+  refusal =
+      Refuse(listener_, hello_sized, [&] { hello_sized.Send(listener_.path(), hello_noise, {}); });
   EXPECT_EQ(refusal.server_error.code(), ErrorCode::kProtocol);
   EXPECT_TRUE(Contains(refusal.client_reason, "handshake"));
 
@@ -494,8 +499,8 @@ TEST_F(HandshakeTest, ClientThatHangsUpIsReportedAndListenerKeepsAccepting) {
 
 TEST_F(HandshakeTest, SilentClientTimesOut) {
   TempDir dir;
-  Listener quick = BindOrDie(dir.Join("s.sock"),
-                             ListenerOptions{.handshake_timeout = milliseconds(10)});
+  Listener quick =
+      BindOrDie(dir.Join("s.sock"), ListenerOptions{.handshake_timeout = milliseconds(10)});
   Result<UniqueFd> socket = ConnectUnix(quick.path());
   ASSERT_TRUE(socket.ok());
   Result<Stream> none = quick.Accept(kWait);
@@ -576,8 +581,8 @@ TEST_F(HandshakeTest, RefusesBlockOutsideTheFile) {
 
   RawClient misaligned;
   misaligned.hello.block_offset = 8;
-  EXPECT_TRUE(Contains(RefuseHello(listener_, misaligned).client_reason,
-                       "connection block at offset 8"));
+  EXPECT_TRUE(
+      Contains(RefuseHello(listener_, misaligned).client_reason, "connection block at offset 8"));
 
   RawClient huge;
   huge.hello.block_offset = UINT64_MAX - 63;
@@ -690,8 +695,8 @@ TEST(StreamConnectTest, RefusesWelcomeWithSlotOutsideTheDoorbell) {
 
   Result<Stream> client = Stream::Connect(path);
   fake_server.get();
-  ASSERT_FALSE(client.ok()) << "accepted a doorbell slot 2^32-1 in a "
-                            << DoorbellLayout::Bytes(1) << "-byte doorbell";
+  ASSERT_FALSE(client.ok()) << "accepted a doorbell slot 2^32-1 in a " << DoorbellLayout::Bytes(1)
+                            << "-byte doorbell";
   EXPECT_EQ(client.error().code(), ErrorCode::kProtocol);
 }
 
