@@ -87,18 +87,38 @@ int ServerProcess::Stop(int signal) {
   return status;
 }
 
-uint64_t ServerProcess::RssBytes() const {
-  std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
-  std::string key;
-  while (status >> key) {
-    if (key == "VmRSS:") {
+namespace {
+
+// A "Key:   123 kB" line of /proc/<pid>/status, in bytes; 0 when absent.
+uint64_t ProcStatusBytes(pid_t pid, const std::string& key) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string word;
+  while (status >> word) {
+    if (word == key) {
       uint64_t kib = 0;
       status >> kib;
       return kib * 1024;
     }
-    std::getline(status, key);
+    std::getline(status, word);
   }
   return 0;
+}
+
+}  // namespace
+
+uint64_t ServerProcess::RssBytes() const { return ProcStatusBytes(pid_, "VmRSS:"); }
+
+uint64_t ServerProcess::PeakRssBytes() const { return ProcStatusBytes(pid_, "VmHWM:"); }
+
+bool ServerProcess::is_running() const {
+  if (pid_ <= 0) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid_) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  // "pid (comm) S ...": the state letter follows the last ')'.
+  size_t paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z' &&
+         line[paren + 2] != 'X';
 }
 
 size_t ServerProcess::OpenFds() const {

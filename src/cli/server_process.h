@@ -28,9 +28,13 @@ class ServerProcess {
   int Stop(int signal);
   pid_t pid() const { return pid_; }
   uint64_t ready_ns() const { return ready_ns_; }
-  // Resident memory (VmRSS) and open descriptors of the server, from /proc.
+  // Resident memory (VmRSS), its high-water mark (VmHWM) and open descriptors of the server,
+  // from /proc. Zero when the process is gone.
   uint64_t RssBytes() const;
+  uint64_t PeakRssBytes() const;
   size_t OpenFds() const;
+  // True while the process exists and is not a zombie (it may still have crashed if reaped).
+  bool is_running() const;
 
  private:
   pid_t pid_ = -1;

@@ -218,7 +218,10 @@ class Worker {
   UniqueFd doorbell_fd_;
   Mapping doorbell_;
   uint32_t doorbell_bytes_ = 0;
-  BufferPool pool_{BufferPoolOptions{}};
+  // The server's budget (shared by its workers) and message limit, not the pool's defaults.
+  BufferPool pool_{BufferPoolOptions{
+      .budget_bytes = server_.options().buffer_budget_bytes / server_.options().workers,
+      .max_message_bytes = server_.options().max_message_bytes}};
   std::vector<std::byte> scratch_ = std::vector<std::byte>(64 * 1024);  // Discarded replies.
   std::thread thread_;
   std::atomic<bool> stopping_{false};
@@ -521,8 +524,8 @@ int Worker::Visit(Connection& c) {
       metrics_.RecordProtocolError();
       SendError(c, 0, static_cast<uint16_t>(MessageType::kError),
                 Error(ErrorCode::kProtocol, c.channel->broken_reason() + "; closing the connection"));
-      Flush(c);
-      Close(c, "protocol error");
+      uint32_t slot = c.slot;  // Flush() closes (and frees) `c` itself if the ring is corrupt.
+      if (Flush(c) || connections_[slot] != nullptr) Close(c, "protocol error");
       return handled;
     }
     Dispatch(c, r.message);
@@ -660,9 +663,10 @@ void Worker::Run() {
     if (has_pending_.load(std::memory_order_acquire)) AdoptPending();
     int handled = 0;
     for (size_t i = 0; i < hot_.size(); ++i) {
-      Connection* c = connections_[hot_[i]].get();
+      uint32_t slot = hot_[i];
+      Connection* c = connections_[slot].get();
       int n = Visit(*c);
-      if (n > 0 && c->socket.is_valid()) {
+      if (n > 0 && connections_[slot] != nullptr) {  // Visit() may have closed (freed) it.
         handled += n;
         c->last_active = TickNow();
       }

@@ -1,6 +1,7 @@
 #include "ipc/stream.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -30,7 +31,19 @@ namespace {
 class ClientArena {
  public:
   static ClientArena& Get() {
-    static ClientArena* arena = new ClientArena();  // Never destroyed: blocks may outlive main.
+    static ClientArena* arena = [] {
+      auto* a = new ClientArena();  // Never destroyed: blocks may outlive main.
+      // A forked child inherits our shared files and bookkeeping; were it to allocate from them,
+      // its connections would share rings with its parent's. The child starts afresh (and the
+      // mutex is held across fork, so the child never inherits it locked by another thread).
+      ::pthread_atfork([] { Get().mutex_.lock(); }, [] { Get().mutex_.unlock(); },
+                       [] {
+                         ClientArena& self = Get();
+                         self.chunks_.clear();
+                         self.mutex_.unlock();
+                       });
+      return a;
+    }();
     return *arena;
   }
 
