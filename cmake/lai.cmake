@@ -36,7 +36,8 @@ function(lai_test)
   endif()
   add_executable(${ARG_NAME} ${ARG_SOURCES})
   target_compile_options(${ARG_NAME} PRIVATE ${LAI_WARNINGS})
-  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main Threads::Threads)
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} lai::alloc_hooks GTest::gtest GTest::gtest_main
+                        Threads::Threads)
   gtest_discover_tests(${ARG_NAME}
     PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
     DISCOVERY_TIMEOUT 30)

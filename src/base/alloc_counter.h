@@ -6,8 +6,14 @@
 
 namespace lai {
 
-// Allocations since process start. Only counts when alloc_counter.cc (which replaces the global
-// operator new) is linked into the executable; lai::base always links it.
+// Allocations since process start, or 0 when the executable does not link the counting
+// operator new (target lai::alloc_hooks: our executables do; libraries never force it on others).
 uint64_t AllocationCount();
+bool IsCountingAllocations();
+
+namespace internal {
+void CountAllocation();
+void EnableAllocationCounting();
+}  // namespace internal
 
 }  // namespace lai

@@ -104,6 +104,7 @@ Channel::Received Channel::Break(std::string reason) {
 
 Channel::Received Channel::Receive() {
   if (is_broken()) return {ReceiveStatus::kBroken, {}};
+  if (delivered_) return {ReceiveStatus::kMessage, *delivered_};
   for (;;) {
     RingReader::Peeked peeked = in_.Peek();
     if (peeked.status == RingReader::PeekStatus::kEmpty) return {ReceiveStatus::kEmpty, {}};
@@ -132,7 +133,8 @@ Channel::Received Channel::Receive() {
                        " payload bytes carried");
         }
         holding_record_ = true;
-        return {ReceiveStatus::kMessage, {h, piece}};
+        delivered_ = Message{h, piece};
+        return {ReceiveStatus::kMessage, *delivered_};
       }
       if (piece.size() >= h.message_bytes) {
         return Break("bad frame: first fragment carries the whole message");
@@ -165,11 +167,13 @@ Channel::Received Channel::Receive() {
     }
     FrameHeader first = assembly_header_;
     first.flags = static_cast<uint8_t>(h.flags & ~kFlagMore);
-    return {ReceiveStatus::kMessage, {first, {assembly_->data(), assembly_filled_}}};
+    delivered_ = Message{first, {assembly_->data(), assembly_filled_}};
+    return {ReceiveStatus::kMessage, *delivered_};
   }
 }
 
 void Channel::Consume() {
+  delivered_.reset();
   if (holding_record_) {
     holding_record_ = false;
     if (in_.Release()) waker_.Wake();

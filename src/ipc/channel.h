@@ -108,6 +108,8 @@ class Channel {
     ReceiveStatus status;
     Message message;
   };
+  // Until Consume(), calling Receive() again returns the same message (a caller may look at a
+  // message and leave it for later).
   Received Receive();
   // Releases the message returned by Receive().
   void Consume();
@@ -135,6 +137,7 @@ class Channel {
   FrameHeader assembly_header_;
   size_t assembly_filled_ = 0;
   bool holding_record_ = false;  // A ring record is borrowed by the current message.
+  std::optional<Message> delivered_;  // Returned by Receive() and not yet consumed.
   std::string broken_reason_;
 };
 

@@ -355,14 +355,21 @@ Status Responder::Fail(const Error& error) {
 }
 
 Status Responder::Enqueue(uint8_t flags, std::span<const std::byte> payload, bool final) {
-  if (final && finished_.exchange(true)) {
-    return Error(ErrorCode::kInternal, "the request was already answered");
-  }
   Shared& s = *shared_;
   std::unique_lock lock(s.mutex);
-  s.space.wait(lock, [&] { return s.closed || s.queued_bytes < kOutboxLimitBytes; });
-  if (s.closed) return Error(ErrorCode::kUnavailable, "the client disconnected");
-  Result<PooledBuffer> buffer = s.pool->Acquire(std::max<size_t>(payload.size(), 1));
+  if (finished_.load(std::memory_order_relaxed)) {
+    return Error(ErrorCode::kInternal, "the request was already answered");
+  }
+  // Back-pressure: wait while the connection's queue is full, or while the worker's buffer pool
+  // is exhausted (the queue drains as the client reads, which frees buffers).
+  Result<PooledBuffer> buffer = Error(ErrorCode::kResourceExhausted, "");
+  for (;;) {
+    s.space.wait(lock, [&] { return s.closed || s.queued_bytes < kOutboxLimitBytes; });
+    if (s.closed) return Error(ErrorCode::kUnavailable, "the client disconnected");
+    buffer = s.pool->Acquire(std::max<size_t>(payload.size(), 1));
+    if (buffer.ok() || buffer.error().code() != ErrorCode::kResourceExhausted) break;
+    s.space.wait_for(lock, std::chrono::milliseconds(10));
+  }
   if (!buffer.ok()) return std::move(buffer).error();
   if (!payload.empty()) std::memcpy(buffer->data(), payload.data(), payload.size());
   internal::Outbound out;
@@ -371,8 +378,11 @@ Status Responder::Enqueue(uint8_t flags, std::span<const std::byte> payload, boo
   out.header.request_id = request_id_;
   out.buffer = std::move(buffer).value();
   out.size = payload.size();
+  // Count what the item really holds (its buffer), so tiny items cannot exhaust the pool before
+  // the queue limit applies back-pressure.
+  s.queued_bytes += out.buffer.capacity();
   s.queue.push_back(std::move(out));
-  s.queued_bytes += payload.size();
+  if (final) finished_.store(true, std::memory_order_relaxed);
   s.has_output.store(true, std::memory_order_release);
   s.poke.Wake();
   return OkStatus();
@@ -392,8 +402,8 @@ Status Worker::SendQueued(Connection& c, const FrameHeader& header, PooledBuffer
   out.header = header;
   out.buffer = std::move(buffer);
   out.size = size;
+  s.queued_bytes += out.buffer.capacity();
   s.queue.push_back(std::move(out));
-  s.queued_bytes += size;
   s.has_output.store(true, std::memory_order_release);
   return OkStatus();
 }
@@ -433,7 +443,7 @@ bool Worker::Flush(Connection& c) {
       Close(c, "the client corrupted its ring");
       return false;
     }
-    s.queued_bytes -= out.size;
+    s.queued_bytes -= out.buffer.capacity();
     out.buffer.Reset();
     ++s.head;
     s.space.notify_all();
@@ -511,7 +521,21 @@ void Worker::Dispatch(Connection& c, const Message& message) {
 // Serves one connection: flushes queued output, then handles up to kMaxMessagesPerVisit requests.
 // Returns the number of messages handled.
 int Worker::Visit(Connection& c) {
-  if (c.shared->has_output.load(std::memory_order_acquire) && !Flush(c)) return 0;
+  if (c.shared->has_output.load(std::memory_order_acquire) && !Flush(c)) {
+    // Output is stuck behind a slow reader: read no new requests (back-pressure), but let a
+    // cancellation through, since it is how the client stops the stream that fills the queue.
+    uint32_t slot = c.slot;
+    while (connections_[slot] != nullptr) {
+      Channel::Received r = c.channel->Receive();
+      if (r.status != Channel::ReceiveStatus::kMessage ||
+          r.message.header.type != static_cast<uint16_t>(MessageType::kCancel)) {
+        break;  // Left in place: Receive() returns it again once output drains.
+      }
+      Dispatch(c, r.message);
+      c.channel->Consume();
+    }
+    return 0;
+  }
   int handled = 0;
   while (handled < kMaxMessagesPerVisit && c.socket.is_valid()) {
     Channel::Received r = c.channel->Receive();
@@ -728,13 +752,18 @@ void Worker::Drain() {
   }
   uint64_t deadline = NowNs() + static_cast<uint64_t>(
       std::chrono::nanoseconds(server_.options_.drain_timeout).count());
+  uint32_t* sleeping = DoorbellLayout::Sleeping(doorbell_.data());
   for (;;) {
     bool pending = false;
     for (auto& c : connections_) {
       if (c != nullptr && c->shared->has_output.load() && !Flush(*c)) pending = true;
     }
     if (!pending || NowNs() >= deadline) break;
-    HandleEpoll(1);
+    // Sleep as in Run(): flagged, so a client that frees ring space writes our eventfd.
+    std::atomic_ref<uint32_t>(*sleeping).store(1, std::memory_order_relaxed);
+    FullFence();
+    HandleEpoll(10);
+    std::atomic_ref<uint32_t>(*sleeping).store(0, std::memory_order_relaxed);
   }
   for (auto& c : connections_) {
     if (c != nullptr) Close(*c, "server shutting down");
