@@ -7,6 +7,10 @@
 #include <cstring>
 
 namespace lai::ipc {
+namespace {
+// How many records may be released before the fence that checks for a waiting producer.
+constexpr uint32_t kReleasesPerCheck = 8;
+}  // namespace
 
 RingGeometry ConnectionLayout::C2s(std::byte* block, uint64_t salt) const {
   return {reinterpret_cast<RingControl*>(block), block + kControlsBytes, c2s_cells, salt};
@@ -32,7 +36,7 @@ PeerWaker PeerWaker::ToClient(int client_eventfd) {
   return w;
 }
 
-void PeerWaker::Wake() const {
+bool PeerWaker::Wake() const {
   if (bell_word_ != nullptr) {
     std::atomic_ref<uint64_t> word(*bell_word_);
     // A set bit means the worker has not yet cleared it, so it will look at our ring anyway.
@@ -43,12 +47,13 @@ void PeerWaker::Wake() const {
     std::atomic_ref<uint32_t> sleeping(*sleeping_);
     if (sleeping.load(std::memory_order_relaxed) == 0 ||
         sleeping.exchange(0, std::memory_order_seq_cst) == 0) {
-      return;  // Awake: it will see the bit. Or another client already woke it.
+      return false;  // Awake: it will see the bit. Or another client already woke it.
     }
   }
   uint64_t one = 1;
   ssize_t n = ::write(eventfd_, &one, sizeof(one));
   (void)n;  // EAGAIN means the counter is already non-zero: the peer will wake anyway.
+  return true;
 }
 
 Channel::Channel(const RingGeometry& out, const RingGeometry& in, uint32_t max_message_bytes,
@@ -67,7 +72,7 @@ std::span<std::byte> Channel::TryBeginMessage(const FrameHeader& header, uint32_
 }
 
 void Channel::FinishMessage() {
-  if (out_.Commit()) waker_.Wake();
+  if (out_.Commit()) woke_sleeping_peer_ |= waker_.Wake();
 }
 
 Channel::SendStatus Channel::SendSome(const FrameHeader& header,
@@ -87,7 +92,7 @@ Channel::SendStatus Channel::SendSome(const FrameHeader& header,
     if (*offset + chunk < payload.size()) h.flags |= kFlagMore;
     EncodeFrameHeader(h, body.data());
     if (chunk != 0) std::memcpy(body.data() + kFrameHeaderBytes, payload.data() + *offset, chunk);
-    if (out_.Commit()) waker_.Wake();
+    if (out_.Commit()) woke_sleeping_peer_ |= waker_.Wake();
     *offset += chunk;
   } while (*offset < payload.size());
   return SendStatus::kDone;
@@ -107,7 +112,10 @@ Channel::Received Channel::Receive() {
   if (delivered_) return {ReceiveStatus::kMessage, *delivered_};
   for (;;) {
     RingReader::Peeked peeked = in_.Peek();
-    if (peeked.status == RingReader::PeekStatus::kEmpty) return {ReceiveStatus::kEmpty, {}};
+    if (peeked.status == RingReader::PeekStatus::kEmpty) {
+      if (unchecked_releases_ != 0) WakeWaitingProducer();
+      return {ReceiveStatus::kEmpty, {}};
+    }
     if (peeked.status == RingReader::PeekStatus::kCorrupt) {
       return Break("bad frame: ring record length out of bounds");
     }
@@ -159,7 +167,8 @@ Channel::Received Channel::Receive() {
     }
     std::memcpy(assembly_->data() + assembly_filled_, piece.data(), piece.size());
     assembly_filled_ += piece.size();
-    if (in_.Release()) waker_.Wake();
+    in_.Release();
+    if (++unchecked_releases_ >= kReleasesPerCheck) WakeWaitingProducer();
     if ((h.flags & kFlagMore) != 0) continue;
     if (assembly_filled_ != h.message_bytes) {
       return Break("bad frame: message ended after " + std::to_string(assembly_filled_) + " of " +
@@ -172,11 +181,17 @@ Channel::Received Channel::Receive() {
   }
 }
 
+void Channel::WakeWaitingProducer() {
+  unchecked_releases_ = 0;
+  if (in_.CheckProducerWaiting()) waker_.Wake();
+}
+
 void Channel::Consume() {
   delivered_.reset();
   if (holding_record_) {
     holding_record_ = false;
-    if (in_.Release()) waker_.Wake();
+    in_.Release();
+    if (++unchecked_releases_ >= kReleasesPerCheck) WakeWaitingProducer();
   } else {
     assembly_.reset();
   }

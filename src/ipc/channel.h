@@ -8,6 +8,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 
 #include "base/result.h"
 #include "ipc/buffer_pool.h"
@@ -52,7 +53,8 @@ class PeerWaker {
   static PeerWaker ToServer(std::byte* doorbell, uint32_t slot, int worker_eventfd);
   static PeerWaker ToClient(int client_eventfd);
 
-  void Wake() const;
+  // Returns true when it had to write the eventfd: the peer was asleep.
+  bool Wake() const;
 
  private:
   uint64_t* bell_word_ = nullptr;  // Null when waking a client.
@@ -113,10 +115,17 @@ class Channel {
   Received Receive();
   // Releases the message returned by Receive().
   void Consume();
+  // Wakes a producer that waits for the space our releases freed. Consume() and Receive() do it
+  // every few messages and whenever the ring is empty; call it before waiting for anything else.
+  void WakeWaitingProducer();
 
   // True when a record is waiting in the in ring (cheap; for deciding whether to sleep).
   bool HasIncoming() { return in_.HasRecord(); }
   void SetParked(bool parked) { in_.SetParked(parked); }
+
+  // True (once) when a send since the last call had to wake a sleeping peer: its answer will
+  // take a wake-up's time, worth spinning through rather than sleeping ourselves.
+  bool TakeWokeSleepingPeer() { return std::exchange(woke_sleeping_peer_, false); }
 
   const std::string& broken_reason() const { return broken_reason_; }
   bool is_broken() const { return !broken_reason_.empty(); }
@@ -138,6 +147,8 @@ class Channel {
   size_t assembly_filled_ = 0;
   bool holding_record_ = false;  // A ring record is borrowed by the current message.
   std::optional<Message> delivered_;  // Returned by Receive() and not yet consumed.
+  uint32_t unchecked_releases_ = 0;   // Releases since the last CheckProducerWaiting().
+  bool woke_sleeping_peer_ = false;
   std::string broken_reason_;
 };
 

@@ -104,10 +104,13 @@ bool RingReader::HasRecord() {
   return Ref(prefix->seq).load(std::memory_order_acquire) == (g_.salt ^ (tail_ + 1));
 }
 
-bool RingReader::Release() {
+void RingReader::Release() {
   tail_ += peeked_cells_;
   peeked_cells_ = 0;
   Ref(g_.control->consumed).store(tail_, std::memory_order_release);
+}
+
+bool RingReader::CheckProducerWaiting() {
   FullFence();
   auto waiting = Ref(g_.control->producer_waiting);
   return waiting.load(std::memory_order_relaxed) != 0 &&

@@ -135,9 +135,14 @@ class RingReader {
   // wrote an impossible length (the connection must be closed).
   Peeked Peek();
 
-  // Consumer only. Consumes the record returned by the last successful Peek(). Returns true when
-  // the producer is waiting for space and must be notified.
-  bool Release();
+  // Consumer only. Consumes the record returned by the last successful Peek() and publishes the
+  // new read position (a plain release store: a spinning producer sees the space at once).
+  void Release();
+
+  // Consumer only. Whether a producer parked waiting for space must be woken (and clears its
+  // flag). Costs a full fence, so callers batch it: after several releases, whenever the ring
+  // is found empty, and always before the consumer itself waits for anything.
+  bool CheckProducerWaiting();
 
   // Consumer only. Announce (state = kConsumerParked) or withdraw (kConsumerPolling) the intent to
   // sleep. After SetParked(true) the caller must Peek() once more before sleeping.

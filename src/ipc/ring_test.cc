@@ -87,6 +87,7 @@ void Read(RingReader& reader, uint32_t bytes, uint64_t key) {
   ASSERT_EQ(peeked.body.size(), bytes);
   ASSERT_EQ(FirstMismatch(peeked.body, key), -1) << "record " << key;
   reader.Release();
+  (void)reader.CheckProducerWaiting();
 }
 
 TEST(RingTest, GeometryLimits) {
@@ -166,7 +167,8 @@ TEST(RingTest, FullRingRefusesClaimUntilConsumerFreesSpace) {
   EXPECT_FALSE(writer.PrepareToWaitForSpace(0));
   EXPECT_EQ(ring.control().producer_waiting, 1u);
 
-  // The consumer frees one cell: Release says the producer must be woken, and takes the flag down.
+  // The consumer frees one cell and checks for a waiter: it is told to wake the producer, and the
+  // flag comes down.
   ASSERT_NO_FATAL_FAILURE(Read(reader, BodyForCells(1), 0));
   EXPECT_EQ(ring.control().producer_waiting, 0u);
   EXPECT_TRUE(writer.HasSpaceFor(0));
@@ -190,7 +192,8 @@ TEST(RingTest, PrepareToWaitForSpaceSeesSpaceFreedBeforeTheAnnouncement) {
   // it sees no waiter, so it will not wake anyone. The re-check must catch it.
   RingReader::Peeked peeked = reader.Peek();
   ASSERT_EQ(peeked.status, RingReader::PeekStatus::kRecord);
-  EXPECT_FALSE(reader.Release());
+  reader.Release();
+  EXPECT_FALSE(reader.CheckProducerWaiting());
   EXPECT_TRUE(writer.PrepareToWaitForSpace(BodyForCells(2)));
   EXPECT_FALSE(writer.PrepareToWaitForSpace(BodyForCells(2) + 1));  // Three cells do not fit.
   ASSERT_NO_FATAL_FAILURE(Write(writer, BodyForCells(2), 4));
@@ -219,22 +222,26 @@ TEST(RingTest, CommitReportsParkedConsumer) {
   EXPECT_FALSE(writer.Commit());
 }
 
-TEST(RingTest, ReleaseReportsAndClearsWaitingProducer) {
+TEST(RingTest, CheckProducerWaitingReportsAndClearsWaitingProducer) {
   TestRing ring(8);
   RingWriter writer(ring.geometry());
   RingReader reader(ring.geometry());
   for (uint64_t i = 0; i < 4; ++i) ASSERT_NO_FATAL_FAILURE(Write(writer, 1, i));
 
   ASSERT_EQ(reader.Peek().status, RingReader::PeekStatus::kRecord);
-  EXPECT_FALSE(reader.Release()) << "no producer waits";
+  reader.Release();
+  EXPECT_EQ(ring.control().consumed, 1u) << "a release publishes the read position at once";
+  EXPECT_FALSE(reader.CheckProducerWaiting()) << "no producer waits";
 
   ring.control().producer_waiting = 1;
   ASSERT_EQ(reader.Peek().status, RingReader::PeekStatus::kRecord);
-  EXPECT_TRUE(reader.Release());
+  reader.Release();
+  EXPECT_TRUE(reader.CheckProducerWaiting());
   EXPECT_EQ(ring.control().producer_waiting, 0u);
 
   ASSERT_EQ(reader.Peek().status, RingReader::PeekStatus::kRecord);
-  EXPECT_FALSE(reader.Release()) << "one wake-up per announced wait";
+  reader.Release();
+  EXPECT_FALSE(reader.CheckProducerWaiting()) << "one wake-up per announced wait";
 }
 
 // Puts head and tail of a fresh ring at `offset` by passing one-cell records through it.

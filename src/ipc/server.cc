@@ -521,11 +521,13 @@ void Worker::Dispatch(Connection& c, const Message& message) {
 // Serves one connection: flushes queued output, then handles up to kMaxMessagesPerVisit requests.
 // Returns the number of messages handled.
 int Worker::Visit(Connection& c) {
+  // Flush() and Close() may free `c`: after either, only `slot` is safe to look at.
+  const uint32_t slot = c.slot;
+  auto alive = [&] { return connections_[slot] != nullptr; };
   if (c.shared->has_output.load(std::memory_order_acquire) && !Flush(c)) {
     // Output is stuck behind a slow reader: read no new requests (back-pressure), but let a
     // cancellation through, since it is how the client stops the stream that fills the queue.
-    uint32_t slot = c.slot;
-    while (connections_[slot] != nullptr) {
+    while (alive()) {
       Channel::Received r = c.channel->Receive();
       if (r.status != Channel::ReceiveStatus::kMessage ||
           r.message.header.type != static_cast<uint16_t>(MessageType::kCancel)) {
@@ -537,9 +539,9 @@ int Worker::Visit(Connection& c) {
     return 0;
   }
   int handled = 0;
-  while (handled < kMaxMessagesPerVisit && c.socket.is_valid()) {
+  while (handled < kMaxMessagesPerVisit) {
     Channel::Received r = c.channel->Receive();
-    if (r.status == Channel::ReceiveStatus::kEmpty) break;
+    if (r.status == Channel::ReceiveStatus::kEmpty) return handled;
     if (r.status == Channel::ReceiveStatus::kBlocked) {
       c.shared->poke.Wake();  // Out of reassembly memory: come back later.
       break;
@@ -548,15 +550,20 @@ int Worker::Visit(Connection& c) {
       metrics_.RecordProtocolError();
       SendError(c, 0, static_cast<uint16_t>(MessageType::kError),
                 Error(ErrorCode::kProtocol, c.channel->broken_reason() + "; closing the connection"));
-      uint32_t slot = c.slot;  // Flush() closes (and frees) `c` itself if the ring is corrupt.
-      if (Flush(c) || connections_[slot] != nullptr) Close(c, "protocol error");
+      if (Flush(c) || alive()) Close(c, "protocol error");
       return handled;
     }
     Dispatch(c, r.message);
     c.channel->Consume();
     ++handled;
-    if (c.shared->has_output.load(std::memory_order_relaxed) && !Flush(c)) break;
+    if (c.shared->has_output.load(std::memory_order_relaxed) && !Flush(c)) {
+      if (!alive()) return handled;
+      break;
+    }
   }
+  // Stopped early with messages left: make sure a client waiting for ring space hears of what
+  // we released (an empty ring does this inside Receive()).
+  c.channel->WakeWaitingProducer();
   return handled;
 }
 
@@ -648,13 +655,17 @@ bool Worker::ScanDoorbell(int* handled) {
       int n = Visit(*c);
       *handled += n;
       if (connections_[slot] == nullptr) continue;  // Visit() closed it: `c` is gone.
-      if (n > 0 && c->socket.is_valid() && !c->is_hot && hot_.size() < kMaxHotConnections) {
-        // Busy connection: watch its ring directly so the client need not ring the doorbell.
+      uint64_t now = TickNow();
+      if (n > 0 && !c->is_hot && hot_.size() < kMaxHotConnections &&
+          now - c->last_active < spin_ticks_) {
+        // Busy connection (rung again within the spin budget): watch its ring directly so its
+        // client need not ring the doorbell. One message now and then does not qualify: among
+        // many quiet connections, promoting each would only churn the hot set.
         c->is_hot = true;
         c->channel->SetParked(false);
         hot_.push_back(slot);
       }
-      if (c->socket.is_valid()) c->last_active = TickNow();
+      if (n > 0) c->last_active = now;
     }
   }
   return any;

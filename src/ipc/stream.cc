@@ -93,6 +93,8 @@ BufferPool& ClientBufferPool() {
   return *pool;
 }
 
+constexpr uint64_t kSpinAfterWakingNs = 200'000;
+
 uint32_t CellsFor(uint32_t ring_bytes) {
   uint32_t bytes = std::clamp<uint32_t>(ring_bytes, 256, kMaxCellsPerRing * kCellBytes);
   return std::bit_ceil((bytes + static_cast<uint32_t>(kCellBytes) - 1) /
@@ -224,16 +226,24 @@ Status Stream::WaitForPeer(bool for_space, uint64_t deadline_ns, uint64_t timeou
   State& s = *s_;
   Channel& channel = *s.channel;
   auto ready = [&] { return for_space ? channel.HasSpaceForFrame() : channel.HasIncoming(); };
+  // Whatever we wait for, a peer waiting for the space we freed must not wait on us.
+  channel.WakeWaitingProducer();
   // The clock is read only every 32 polls: a reply that comes within the first few hundred
   // nanoseconds costs no clock read at all.
   uint64_t spin_until = 0;
+  // Having just woken the peer from sleep, its answer comes after its wake-up (tens of µs on a
+  // VM): spin through that rather than add a wake-up of our own.
+  uint64_t budget_ns = s.spin.budget_ns();
+  if (!for_space && channel.TakeWokeSleepingPeer() && budget_ns != 0) {
+    budget_ns = std::max<uint64_t>(budget_ns, kSpinAfterWakingNs);
+  }
   for (uint32_t i = 1;; ++i) {
     if (ready()) return OkStatus();
     CpuRelax();
     if ((i & 31) != 0) continue;
     uint64_t now = NowNs();
     if (spin_until == 0) {
-      spin_until = now + s.spin.budget_ns();
+      spin_until = now + budget_ns;
       if (deadline_ns == 0 && timeout_ns != 0) deadline_ns = now + timeout_ns;
     }
     if (deadline_ns != 0 && now >= deadline_ns) {
