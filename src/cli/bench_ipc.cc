@@ -1,5 +1,6 @@
 // `lapce-ai bench ipc`: measures the shared-memory transport end to end against a real
 // `lapce-ai serve` child process, with a Unix-socket and a Node.js baseline in the same run.
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -27,6 +28,52 @@
 
 namespace lai::cli {
 namespace {
+
+// With two or more CPUs, the benchmark keeps the two ends of each link on different CPUs (as
+// the kernel does on a quiet machine, but not reliably at start-up): two spinning processes on
+// one CPU only measure the scheduler. Both the transport and the Unix-socket baseline get the
+// same placement; Node.js runs unpinned (its two processes sleep in epoll, not spin).
+struct CpuPlacement {
+  bool is_split = false;
+  cpu_set_t original;
+  int client_cpu = 0;
+  int server_cpu = 1;
+
+  CpuPlacement() {
+    CPU_ZERO(&original);
+    if (::sched_getaffinity(0, sizeof(original), &original) != 0 || CPU_COUNT(&original) < 2) {
+      return;
+    }
+    std::vector<int> cpus;
+    for (int i = 0; i < CPU_SETSIZE && cpus.size() < 2; ++i) {
+      if (CPU_ISSET(i, &original)) cpus.push_back(i);
+    }
+    client_cpu = cpus[0];
+    server_cpu = cpus[1];
+    is_split = true;
+  }
+  static void Pin(pid_t pid, int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    ::sched_setaffinity(pid, sizeof(one), &one);
+  }
+  void PinClient() const {
+    if (is_split) Pin(0, client_cpu);
+  }
+  void PinServer(pid_t pid) const {
+    if (is_split) Pin(pid, server_cpu);
+  }
+  void Restore() const {
+    if (is_split) ::sched_setaffinity(0, sizeof(original), &original);
+  }
+};
+
+// Read once, before anything is pinned.
+const CpuPlacement& Placement() {
+  static const CpuPlacement placement;
+  return placement;
+}
 
 constexpr uint16_t kEcho = static_cast<uint16_t>(ipc::MessageType::kEcho);
 constexpr uint16_t kHealth = static_cast<uint16_t>(ipc::MessageType::kHealth);
@@ -147,6 +194,7 @@ double ReconnectMs(ServerProcess& server, const std::string& socket, int rounds)
       Fail("restart server", restarted.error());
     }
     server = std::move(restarted).value();
+    Placement().PinServer(server.pid());
     uint64_t deadline = ipc::NowNs() + 5'000'000'000ull;
     while (success_ns.load() == 0 && ipc::NowNs() < deadline) std::this_thread::yield();
     give_up = true;
@@ -167,8 +215,10 @@ double ReconnectMs(ServerProcess& server, const std::string& socket, int rounds)
 uint64_t UnixSocketP50(size_t count) {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return 0;
+  const CpuPlacement& placement = Placement();
   pid_t child = ::fork();
   if (child == 0) {
+    placement.PinServer(0);
     ::close(fds[0]);
     char buffer[64];
     for (;;) {
@@ -184,6 +234,7 @@ uint64_t UnixSocketP50(size_t count) {
     }
   }
   ::close(fds[1]);
+  placement.PinClient();
   char buffer[64] = {};
   std::vector<uint64_t> samples;
   samples.reserve(count);
@@ -200,6 +251,7 @@ uint64_t UnixSocketP50(size_t count) {
   }
   ::close(fds[0]);
   ::waitpid(child, nullptr, 0);
+  placement.Restore();
   return Summarize(samples).p50;
 }
 
@@ -243,6 +295,9 @@ int BenchIpc(const Config& config, const BenchIpcFlags& flags) {
   Result<ServerProcess> started = ServerProcess::Start(socket);
   if (!started.ok()) Fail("start server", started.error());
   ServerProcess server = std::move(started).value();
+  const CpuPlacement& placement = Placement();
+  placement.PinClient();
+  placement.PinServer(server.pid());
 
   progress("hot round trips");
   ipc::Client client = Connect(socket, 1024);
@@ -287,6 +342,7 @@ int BenchIpc(const Config& config, const BenchIpcFlags& flags) {
   progress("reconnection after SIGKILL");
   double reconnect = ReconnectMs(server, socket, reconnect_rounds);
   server.Stop(SIGTERM);
+  placement.Restore();
 
   progress("Unix socket and Node.js baselines");
   uint64_t uds = UnixSocketP50(baseline_count);

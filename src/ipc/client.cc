@@ -25,9 +25,7 @@ Error ParseErrorPayload(std::span<const std::byte> payload) {
   return Error(code, j["message"].get<std::string>());
 }
 
-Client::Client(ClientOptions options)
-    : options_(std::move(options)),
-      idle_check_ticks_(static_cast<uint64_t>(1e6 / NsPerTick())) {}  // 1 ms
+Client::Client(ClientOptions options) : options_(std::move(options)) {}
 
 Status Client::Connect() {
   Result<Stream> stream = Stream::Connect(options_.socket_path, options_.stream);
@@ -37,7 +35,7 @@ Status Client::Connect() {
   }
   stream_ = std::move(stream).value();
   shutdown_seen_ = false;
-  last_activity_ = TickNow();
+  last_activity_ = CoarseNowNs();
   if (ever_connected_) ++reconnects_;
   ever_connected_ = true;
   first_id_of_connection_ = next_id_;
@@ -93,8 +91,8 @@ Result<uint64_t> Client::SendWithFlags(uint16_t type, uint8_t flags,
   }
   // A connection idle for a while may belong to a server that has since died or restarted:
   // look at the control socket (one poll) before trusting it. Busy links skip this.
-  uint64_t now = TickNow();
-  if (stream_.is_open() && now - last_activity_ > idle_check_ticks_ && stream_.HasPeerHungUp()) {
+  uint64_t now = CoarseNowNs();
+  if (stream_.is_open() && now - last_activity_ > kIdleCheckNs && stream_.HasPeerHungUp()) {
     Disconnected();
   }
   last_activity_ = now;

@@ -81,8 +81,9 @@ class Client {
   uint64_t first_id_of_connection_ = 1;
   uint64_t reconnects_ = 0;
   bool ever_connected_ = false;
-  uint64_t idle_check_ticks_;  // After this long without sending, check the server is alive.
-  uint64_t last_activity_ = 0;  // TickNow() of the last send.
+  // After this long without sending, look at the control socket before trusting the link.
+  static constexpr uint64_t kIdleCheckNs = 10'000'000;
+  uint64_t last_activity_ = 0;  // CoarseNowNs() of the last send.
   bool shutdown_seen_ = false;  // The server said goodbye before answering.
   uint64_t next_attempt_ns_ = 0;
   uint64_t backoff_ns_ = 0;

@@ -30,6 +30,12 @@ double NsPerTick() {
   return ns_per_tick;
 }
 
+uint64_t CoarseNowNs() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
 SpinBudget::SpinBudget(std::chrono::nanoseconds min, std::chrono::nanoseconds max)
     : min_ns_(CanSpin() ? static_cast<uint64_t>(min.count()) : 0),
       max_ns_(CanSpin() ? static_cast<uint64_t>(max.count()) : 0),

@@ -12,6 +12,10 @@ bool CanSpin();
 // Monotonic nanoseconds (CLOCK_MONOTONIC through the vDSO).
 uint64_t NowNs();
 
+// Monotonic nanoseconds at the kernel tick's resolution (a few ms), but nearly free to read
+// (CLOCK_MONOTONIC_COARSE): for "has it been long" checks on hot paths.
+uint64_t CoarseNowNs();
+
 // A cheap timestamp for measuring short intervals on one thread: the CPU's constant-rate counter
 // (x86 TSC, aarch64 CNTVCT), or NowNs() elsewhere. Convert with NsPerTick().
 inline uint64_t TickNow() {
