@@ -46,9 +46,11 @@
  *     handle reconnects (with a short capped backoff, a few milliseconds), so a restarted engine is
  *     picked up without reopening the handle. Replies to requests sent on the lost connection never
  *     arrive: receiving them returns LAI_ERR_UNAVAILABLE.
- *   - A handle learns that the engine went away only when it next waits for a reply: the first
- *     call after the engine restarted while the handle was idle fails with LAI_ERR_UNAVAILABLE
- *     (its request went to the old connection); calling again reconnects.
+ *   - A handle idle for more than 10 ms checks its connection before sending, so its first call
+ *     after the engine restarted goes to the new engine. Within 10 ms of its last request a call
+ *     can still reach the old connection and fail with LAI_ERR_UNAVAILABLE; calling again
+ *     reconnects. lai_client_call re-sends (once) a request the engine announced it was shutting
+ *     down without handling.
  */
 #ifndef LAPCE_AI_CLIENT_H_
 #define LAPCE_AI_CLIENT_H_
