@@ -6,6 +6,10 @@
 
 #include "base/alloc_counter.h"
 
+// Sanitizers replace the allocation functions themselves; under them the count stays off
+// (IsCountingAllocations() is false and tests that need it skip).
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+
 namespace {
 const bool kEnabled = (lai::internal::EnableAllocationCounting(), true);
 }  // namespace
@@ -25,3 +29,5 @@ void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
+#endif  // !__SANITIZE_ADDRESS__ && !__SANITIZE_THREAD__
