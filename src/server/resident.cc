@@ -28,8 +28,12 @@ void TrimResidentCode() {
     }
     char* path = line + path_at;
     path[std::strcspn(path, "\n")] = '\0';
-    // Only read-only, private, file-backed pages: code and constants. Never writable data.
-    if (std::strcmp(path, self) != 0 || perms[1] == 'w' || perms[3] != 'p') continue;
+    // Only code: read-only, executable, private, file-backed pages, which are never written.
+    // Never read-only data: after relocation, RELRO pages (GOT, vtables) hold written copies that
+    // MADV_DONTNEED would throw away.
+    if (std::strcmp(path, self) != 0 || perms[1] == 'w' || perms[2] != 'x' || perms[3] != 'p') {
+      continue;
+    }
     void* address = reinterpret_cast<void*>(start);
     ::madvise(address, end - start, MADV_RANDOM);
     ::madvise(address, end - start, MADV_DONTNEED);
