@@ -203,7 +203,9 @@ class Worker {
   void AdoptPending();
   int Visit(Connection& c);
   bool Flush(Connection& c);
-  void Dispatch(Connection& c, const Message& message);
+  // Handles one request. `start` is the TickNow() at which its handling began (the previous
+  // message's end, in a batch); returns the TickNow() at which it ended.
+  uint64_t Dispatch(Connection& c, const Message& message, uint64_t start);
   void Close(Connection& c, const char* why);
   void HandleEpoll(int timeout_ms);
   bool ScanDoorbell(int* handled);
@@ -454,20 +456,20 @@ bool Worker::Flush(Connection& c) {
   return true;
 }
 
-void Worker::Dispatch(Connection& c, const Message& message) {
+uint64_t Worker::Dispatch(Connection& c, const Message& message, uint64_t start) {
   const FrameHeader& h = message.header;
   if ((h.flags & (kFlagResponse | kFlagStream | kFlagError)) != 0) {
     SendError(c, h.request_id, h.type,
               Error(ErrorCode::kProtocol, "clients send requests only (flags " +
                                               std::to_string(h.flags) + ")"));
-    return;
+    return TickNow();
   }
   const bool wants_reply = (h.flags & kFlagNoReply) == 0;
   if (h.type == static_cast<uint16_t>(MessageType::kCancel)) {
     std::lock_guard lock(c.shared->mutex);
     auto it = c.shared->streams.find(h.request_id);
     if (it != c.shared->streams.end()) it->second->Cancel();
-    return;
+    return TickNow();
   }
   HandlerEntry* entry = server_.impl_->handlers[h.type].get();
   if (entry == nullptr) {
@@ -477,9 +479,8 @@ void Worker::Dispatch(Connection& c, const Message& message) {
                       "no handler for message type " + std::to_string(h.type)));
     }
     metrics_.RecordRequest(h.type, 0, static_cast<uint32_t>(message.payload.size()), 0, false);
-    return;
+    return TickNow();
   }
-  uint64_t start = TickNow();
   bool ok = true;
   if (entry->sync) {
     Reply reply(*this, c, h);
@@ -512,10 +513,11 @@ void Worker::Dispatch(Connection& c, const Message& message) {
       (void)responder->Fail(Error(ErrorCode::kInternal, "handler '" + entry->name + "' threw"));
     }
   }
-  auto elapsed_ns =
-      static_cast<uint64_t>(static_cast<double>(TickNow() - start) * ns_per_tick_);
+  uint64_t end = TickNow();
+  auto elapsed_ns = static_cast<uint64_t>(static_cast<double>(end - start) * ns_per_tick_);
   metrics_.RecordRequest(h.type, elapsed_ns, static_cast<uint32_t>(message.payload.size()), 0,
                          ok);
+  return end;
 }
 
 // Serves one connection: flushes queued output, then handles up to kMaxMessagesPerVisit requests.
@@ -533,12 +535,13 @@ int Worker::Visit(Connection& c) {
           r.message.header.type != static_cast<uint16_t>(MessageType::kCancel)) {
         break;  // Left in place: Receive() returns it again once output drains.
       }
-      Dispatch(c, r.message);
+      Dispatch(c, r.message, TickNow());
       c.channel->Consume();
     }
     return 0;
   }
   int handled = 0;
+  uint64_t started = TickNow();  // One clock read per message: each ends where the next begins.
   while (handled < kMaxMessagesPerVisit) {
     Channel::Received r = c.channel->Receive();
     if (r.status == Channel::ReceiveStatus::kEmpty) return handled;
@@ -553,7 +556,7 @@ int Worker::Visit(Connection& c) {
       if (Flush(c) || alive()) Close(c, "protocol error");
       return handled;
     }
-    Dispatch(c, r.message);
+    started = Dispatch(c, r.message, started);
     c.channel->Consume();
     ++handled;
     if (c.shared->has_output.load(std::memory_order_relaxed) && !Flush(c)) {
