@@ -47,8 +47,12 @@ class IpcHandlers : public ::testing::Test {
  protected:
   void SetUp() override {
     // A modest buffer budget (the default is 256 MiB) keeps what a test can make it hold small.
+    // A generous drain timeout: the shutdown test checks that queued output is delivered, not how
+    // fast a loaded machine moves 2 MiB through a 1 KiB ring.
     server_ = std::make_unique<ipc::Server>(
-        ipc::ServerOptions{.socket_path = SocketPath(), .buffer_budget_bytes = 32u << 20});
+        ipc::ServerOptions{.socket_path = SocketPath(),
+                           .buffer_budget_bytes = 32u << 20,
+                           .drain_timeout = std::chrono::milliseconds(10'000)});
     ipc::RegisterBuiltinHandlers(*server_);
     server_->Handle(kThrows, "throws", [](const ipc::Message&, ipc::Reply&) -> Status {
       throw std::runtime_error("boom: the handler exploded");

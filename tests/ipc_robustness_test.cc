@@ -4,6 +4,7 @@
 #include <poll.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -395,16 +396,37 @@ TEST(IpcSteadyState, EchoRoundTripsAllocateNothingInClientOrServer) {
   ASSERT_TRUE(first.ok() && second.ok());
   uint64_t per_health_call = second->allocations - first->allocations;
 
-  uint64_t client_before = AllocationCount();
-  round_trips(kRoundTrips);
-  uint64_t client_after = AllocationCount();
-  Result<Health> after = QueryHealth(client);
-  ASSERT_TRUE(after.ok());
-
+  // A window of round trips, measured on both sides. A path taken for the first time (a pool
+  // buffer or queue grown once, say when a loaded machine delays the client) may allocate once;
+  // a per-message allocation shows in every window. So: if the first window saw any, the second
+  // must see none.
+  struct Window {
+    uint64_t client = 0;
+    uint64_t server = 0;
+  };
+  uint64_t server_mark = second->allocations;
+  auto window = [&]() -> Window {
+    uint64_t client_before = AllocationCount();
+    round_trips(kRoundTrips);
+    uint64_t client_after = AllocationCount();
+    Result<Health> after = QueryHealth(client);
+    EXPECT_TRUE(after.ok());
+    if (!after.ok()) return {};
+    Window w{client_after - client_before, after->allocations - server_mark - per_health_call};
+    server_mark = after->allocations;
+    return w;
+  };
+  Window w = window();
+  if (w.client != 0 || w.server != 0) {
+    std::printf("first window: %llu client and %llu server allocations; measuring again\n",
+                static_cast<unsigned long long>(w.client),
+                static_cast<unsigned long long>(w.server));
+    w = window();
+  }
   EXPECT_EQ(failures, 0);
-  EXPECT_EQ(client_after - client_before, 0u) << "allocations in the client";
-  EXPECT_EQ(after->allocations - second->allocations - per_health_call, 0u)
-      << "allocations in the server (a health call costs " << per_health_call << ")";
+  EXPECT_EQ(w.client, 0u) << "allocations in the client";
+  EXPECT_EQ(w.server, 0u) << "allocations in the server (a health call costs " << per_health_call
+                          << ")";
 }
 
 }  // namespace

@@ -773,10 +773,17 @@ void Worker::Drain() {
       if (c != nullptr && c->shared->has_output.load() && !Flush(*c)) pending = true;
     }
     if (!pending || NowNs() >= deadline) break;
-    // Sleep as in Run(): flagged, so a client that frees ring space writes our eventfd.
+    // Sleep as in Run(): flagged, so a client that frees ring space writes our eventfd; and,
+    // after the flag's fence, look at the doorbell once more, since a client that freed space
+    // just before saw us awake and only rang its bit.
     std::atomic_ref<uint32_t>(*sleeping).store(1, std::memory_order_relaxed);
     FullFence();
-    HandleEpoll(10);
+    bool rung = false;
+    uint64_t* bits = DoorbellLayout::Bits(doorbell_.data());
+    for (uint32_t w = 0; w < (high_slot_ + 63) / 64; ++w) {
+      rung |= std::atomic_ref<uint64_t>(bits[w]).exchange(0, std::memory_order_seq_cst) != 0;
+    }
+    HandleEpoll(rung ? 0 : 10);
     std::atomic_ref<uint32_t>(*sleeping).store(0, std::memory_order_relaxed);
   }
   for (auto& c : connections_) {
