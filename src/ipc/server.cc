@@ -137,6 +137,7 @@ class Worker {
       return ErrnoError("epoll_ctl eventfd", errno);
     }
     connections_.resize(slots_);
+    hot_.reserve(kMaxHotConnections);  // Promoting a connection later must not allocate.
     for (uint32_t s = slots_; s > 0; --s) free_slots_.push_back(s - 1);
     return OkStatus();
   }
