@@ -1,0 +1,83 @@
+// The tool interface: what the agent (and `lapce-ai tool run`) calls to act on a workspace.
+// A Tool is stateless and thread-safe; one Run() call is confined to its caller's thread.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "workspace/workspace.h"
+
+namespace lai::agent {
+
+// Categories the user auto-approves (or not) one by one.
+enum class ApprovalKind { kRead, kWrite, kDelete, kOutsideWorkspace, kProtected, kCommand };
+
+struct ApprovalRequest {
+  ApprovalKind kind;
+  std::string tool;    // "write_to_file"
+  std::string target;  // Path relative to the workspace (absolute when outside), or the command.
+  std::string detail;  // What will happen: a unified diff, the new file's content, the command.
+};
+
+struct ApprovalReply {
+  bool approved = false;
+  std::string feedback;  // Optional words from the user; reaches the model with the result.
+};
+
+// What a tool may ask of whoever runs it (a session, or the CLI). Must outlive the Run() call.
+class ToolHost {
+ public:
+  virtual ~ToolHost() = default;
+  // Blocks until the user answers. A session answers at once when the kind is auto-approved.
+  virtual ApprovalReply Ask(const ApprovalRequest& request) = 0;
+  // Output of a running command as it arrives (any thread the tool chooses, one at a time).
+  virtual void OnOutput(std::string_view chunk) { (void)chunk; }
+};
+
+// Every knob is also a config key under [tools] (see base/config.h).
+struct ToolSettings {
+  int read_line_limit = 500;            // read_file: lines per file; -1 = whole file.
+  double diff_fuzzy_threshold = 1.0;    // apply_diff: 1.0 = exact match only.
+  int diff_buffer_lines = 40;           // apply_diff: search window around a :start_line: hint.
+  int list_files_limit = 200;           // list_files: entries before the truncation notice.
+  int search_max_results = 300;         // search_files: matches before the truncation notice.
+  int command_timeout_seconds = 0;      // execute_command: 0 = no timeout.
+  int command_output_line_limit = 500;  // execute_command: head+tail kept beyond this.
+};
+
+struct ToolContext {
+  const workspace::Workspace& workspace;
+  const ToolSettings& settings;
+  ToolHost& host;
+  // Set by another thread to stop a running tool (a command is killed, its group too).
+  const std::atomic<bool>* cancelled = nullptr;
+};
+
+struct ToolResult {
+  bool is_error = false;
+  std::string text;  // Exactly what the model receives.
+};
+
+class Tool {
+ public:
+  virtual ~Tool() = default;
+  virtual std::string_view name() const = 0;
+  virtual std::string_view description() const = 0;
+  // JSON Schema (draft 2020-12 subset) of the arguments object, for native tool calling.
+  virtual std::string_view parameters_schema() const = 0;
+  // `arguments_json` comes from a model: anything may be wrong with it. Validation failures
+  // return is_error with a message the model can act on (which parameter, what was expected).
+  virtual ToolResult Run(std::string_view arguments_json, ToolContext& context) const = 0;
+};
+
+// Every workspace tool, in a stable order (read_file, write_to_file, apply_diff, insert_content,
+// search_and_replace, delete_file, list_files, search_files, execute_command).
+const std::vector<std::unique_ptr<Tool>>& WorkspaceTools();
+// nullptr when there is no such tool.
+const Tool* FindWorkspaceTool(std::string_view name);
+
+}  // namespace lai::agent

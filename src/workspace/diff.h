@@ -1,0 +1,43 @@
+// apply_diff's engine: parses Kilo Code's multi-block SEARCH/REPLACE format and applies it to a
+// text, exact match first, then a bounded fuzzy search. Pure functions; thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace lai::workspace {
+
+struct DiffOptions {
+  double fuzzy_threshold = 1.0;  // Minimum similarity (0..1] a fuzzy match needs; 1.0 = exact.
+  int buffer_lines = 40;         // Lines searched either side of a :start_line: hint.
+};
+
+struct DiffBlockFailure {
+  int block = 0;              // 1-based index of the block in the diff.
+  int start_line_hint = 0;    // The block's :start_line:, 0 when it had none.
+  double best_similarity = 0; // Of the closest candidate found, 0..1.
+  int best_start_line = 0;    // 1-based line range of that candidate in the file, 0 if none.
+  int best_end_line = 0;
+  std::string message;        // The full report for the model: why, closest match, how to retry.
+};
+
+struct DiffOutcome {
+  std::string content;  // The new text ('\n' line ends), with every applied block.
+  int applied_blocks = 0;
+  int total_blocks = 0;
+  std::vector<DiffBlockFailure> failures;  // Blocks that did not apply, in diff order.
+};
+
+// `original` uses '\n' line ends (callers normalise CRLF first and restore it after).
+// Blocks apply in order with a running line offset; failed blocks are skipped and reported.
+// Errors: kInvalidArgument when `diff` is not in the format (the message shows the format).
+Result<DiffOutcome> ApplyMultiSearchReplace(std::string_view original, std::string_view diff,
+                                            const DiffOptions& options);
+
+// Similarity of two texts: 1 - levenshtein(a, b) / max(|a|, |b|), 1.0 for two empty texts.
+double Similarity(std::string_view a, std::string_view b);
+
+}  // namespace lai::workspace

@@ -1,0 +1,65 @@
+// Workspace: one root directory and the rules every tool obeys inside it — path resolution (no
+// escapes unless allowed), access-blocking ignore files, .gitignore for listing and search, and
+// write-protected paths. Immutable after Open(); thread-safe.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace lai::workspace {
+
+struct ResolvedPath {
+  std::string absolute;  // Canonical: symlinks resolved for the part that exists, no "." or "..".
+  std::string relative;  // From the root with '/' separators; "" for the root itself; for a path
+                         // outside the workspace, the same as `absolute`.
+  bool is_outside = false;
+};
+
+class IgnoreRules;  // workspace/ignore.h
+
+class Workspace {
+ public:
+  // `root` must be an existing directory; it is canonicalised. Reads the root's .kilocodeignore
+  // (and .rooignore) once. Errors: kNotFound, kInvalidArgument (not a directory), kIo.
+  static Result<std::shared_ptr<const Workspace>> Open(std::string_view root);
+
+  const std::string& root() const { return root_; }
+
+  // Resolves `path` (absolute, or relative to the root) without requiring it to exist: the
+  // longest existing prefix is canonicalised (symlinks followed), the rest appended lexically.
+  // Errors: kInvalidArgument (empty, NUL byte); kPermissionDenied when the result lies outside
+  // the root (via "..", an absolute path or a symlink) and !allow_outside — the message names the
+  // path and the root and says that outside access needs the user's approval.
+  Result<ResolvedPath> Resolve(std::string_view path, bool allow_outside = false) const;
+
+  // True when .kilocodeignore/.rooignore blocks all access to the path (or one of its parent
+  // directories). Paths outside the workspace are never blocked by these files.
+  bool IsBlocked(const ResolvedPath& path) const;
+
+  // Writes to these need explicit approval: .kilocode/**, .roo/**, .vscode/**, AGENTS.md,
+  // .kilocoderules, .roorules, .clinerules, .kilocodemodes, .roomodes, .kilocodeignore,
+  // .rooignore (Kilo Code's protected set, see workspace/protect.cc for the full list).
+  bool IsWriteProtected(const ResolvedPath& path) const;
+
+  // For a shell command about to run in `cwd` (absolute): if it is a file-reading command
+  // (cat, head, tail, less, more, grep, rg, sed, awk, …) naming a blocked path, returns that path
+  // as the user wrote it; otherwise nullopt.
+  std::optional<std::string> FindBlockedPathInCommand(std::string_view command,
+                                                      std::string_view cwd) const;
+
+  // The access-blocking rules (for walkers and search, which also apply .gitignore files).
+  const IgnoreRules& blocking_rules() const { return *blocking_; }
+
+  ~Workspace();
+  Workspace(std::string root, std::unique_ptr<IgnoreRules> blocking);
+
+ private:
+  std::string root_;
+  std::unique_ptr<IgnoreRules> blocking_;
+};
+
+}  // namespace lai::workspace
