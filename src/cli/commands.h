@@ -1,12 +1,23 @@
 // The lapce-ai subcommands. Each returns the process exit status. Confined to the main thread.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "base/config.h"
 
+namespace CLI {
+class App;
+}
+
 namespace lai::cli {
+
+// Command groups register their subcommands on `app`; the one the user picked stores its body in
+// `run` (from a CLI11 callback), and main() calls it with the loaded configuration.
+using CommandRun = std::function<int(const Config& config)>;
+// Add one line per group to main.cc, e.g. `AddToolCommands(app, *bench_cmd, run);` with
+// `void AddToolCommands(CLI::App& app, CLI::App& bench, CommandRun& run);` declared below.
 
 struct ServeFlags {
   std::string socket;  // Empty: <runtime_dir>/<socket_name>.

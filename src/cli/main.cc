@@ -71,6 +71,9 @@ int main(int argc, char** argv) {
   CLI::App* config_keys = config_cmd->add_subcommand("keys", "List every configuration key");
   CLI::App* config_show = config_cmd->add_subcommand("show", "Print the effective configuration");
 
+  // Command groups defined in their own files (see commands.h).
+  lai::cli::CommandRun run;
+
   CLI11_PARSE(app, argc, argv);
 
   if (!log_level.empty()) sources.overrides.push_back("log.level=" + log_level);
@@ -102,6 +105,7 @@ int main(int argc, char** argv) {
         c.server.metrics_addr.c_str());
     return 0;
   }
+  if (run) return run(*config);
   if (serve_cmd->parsed()) return lai::cli::Serve(*config, serve);
   if (ping_cmd->parsed()) return lai::cli::Ping(*config, ping);
   if (bench_ipc_cmd->parsed()) return lai::cli::BenchIpc(*config, bench_ipc);
