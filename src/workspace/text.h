@@ -1,0 +1,39 @@
+// Text files as tools see them: '\n'-normalised text plus the line ending and BOM to restore on
+// write, binary detection, and atomic writes. Thread-safe (no shared state).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace lai::workspace {
+
+enum class LineEnding { kLf, kCrlf };
+
+struct TextFile {
+  std::string text;  // UTF-8 without BOM, '\n' line ends.
+  LineEnding line_ending = LineEnding::kLf;  // The file's dominant ending (kLf for a new file).
+  bool has_bom = false;                      // A UTF-8 byte-order mark was (and will be) there.
+};
+
+// True when the bytes look binary (a NUL, or too many control bytes / invalid UTF-8 in the
+// first 8 KiB). Reads nothing beyond `prefix`.
+bool LooksBinary(std::string_view prefix);
+
+// Splits raw bytes into TextFile. Never fails: invalid UTF-8 is kept as is.
+TextFile DecodeText(std::string_view bytes);
+// The bytes to write: BOM if has_bom, '\n' turned into the line ending.
+std::string EncodeText(const TextFile& file);
+
+// Reads a whole file. Errors: kNotFound, kInvalidArgument ("'x' is a directory", "'x' appears
+// to be a binary file"), kResourceExhausted (larger than max_bytes), kIo.
+Result<TextFile> ReadTextFile(const std::string& absolute_path, size_t max_bytes = 64 << 20);
+
+// Writes through a temporary file in the same directory and rename(), so a reader never sees a
+// half-written file; keeps an existing file's permissions, new files get 0644 & ~umask. Creates
+// missing parent directories when create_parents. Errors: kIo, kPermissionDenied.
+Status WriteFileAtomically(const std::string& absolute_path, std::string_view bytes,
+                           bool create_parents = true);
+
+}  // namespace lai::workspace

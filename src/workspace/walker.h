@@ -1,0 +1,34 @@
+// Listing files the way list_files does: default excludes, .gitignore files (nested, negations,
+// directory-only and anchored patterns), the workspace's blocking rules; never reads file
+// contents. Thread-safe (no shared state).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "workspace/workspace.h"
+
+namespace lai::workspace {
+
+struct ListOptions {
+  bool recursive = false;
+  size_t limit = 200;  // Entries returned at most; `truncated` says there were more.
+};
+
+struct ListResult {
+  // Paths relative to the listed directory; directories end with '/'. Sorted as Kilo Code
+  // sorts list_files output (directories before their contents, then by path segments).
+  std::vector<std::string> entries;
+  bool truncated = false;
+};
+
+// Errors: kNotFound, kInvalidArgument (not a directory), kIo.
+Result<ListResult> ListFiles(const Workspace& workspace, const ResolvedPath& dir,
+                             const ListOptions& options);
+
+// True for the directories every listing and search skips: node_modules, .git, build outputs
+// (dist, build, out, target, __pycache__, .venv, …) — the list lives in walker.cc.
+bool IsDefaultExcludedDirectory(std::string_view name);
+
+}  // namespace lai::workspace
