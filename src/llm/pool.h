@@ -1,0 +1,66 @@
+// ProviderPool: the configured profiles, each with its adapter, rate limiter and circuit breaker,
+// over one shared HTTP client. Routes a request by profile name, retries what may be retried
+// (never after output reached the sink), and falls back to the next profile when one is
+// unavailable. Thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/config.h"
+#include "base/result.h"
+#include "llm/catalog.h"
+#include "llm/types.h"
+
+namespace lai::http {
+class Client;
+}
+
+namespace lai::llm {
+
+class StreamHandle;  // Cancels its stream on Cancel() (the sink then gets kError/kCancelled).
+
+struct ProfileInfo {
+  std::string name;
+  std::string provider;  // "openai", "anthropic", "gemini", "ollama", "openrouter", …
+  std::string model;
+  std::string base_url;
+  std::string api_key_source;  // "env OPENAI_API_KEY", "config file", "none" — never the key.
+  bool has_api_key = false;
+};
+
+class ProviderPool {
+ public:
+  // Builds the profiles from config (and environment keys). Errors: kInvalidArgument naming the
+  // profile and field; kPermissionDenied for a config file holding a key that others can read.
+  static Result<std::unique_ptr<ProviderPool>> Create(const Config& config,
+                                                      std::shared_ptr<http::Client> http);
+  // A one-off profile from flags (`complete --provider X --model M --base-url U`).
+  static Result<std::unique_ptr<ProviderPool>> CreateAdHoc(const Config& config,
+                                                           const ProfileInfo& profile,
+                                                           std::shared_ptr<http::Client> http);
+  ~ProviderPool();
+
+  // Empty name = the default profile. The sink receives every event of the stream, ending with
+  // kDone or kError. Errors here only for an unknown profile (kNotFound).
+  Result<std::shared_ptr<StreamHandle>> Stream(std::string_view profile,
+                                               CompletionRequest request, EventSink sink);
+
+  std::vector<ProfileInfo> Profiles() const;
+  const Catalog& catalog() const;
+
+ private:
+  struct Impl;
+  explicit ProviderPool(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class StreamHandle {
+ public:
+  virtual ~StreamHandle() = default;
+  virtual void Cancel() = 0;
+};
+
+}  // namespace lai::llm
