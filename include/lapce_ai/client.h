@@ -95,6 +95,9 @@ typedef enum lai_status {
 #define LAI_MESSAGE_ECHO 2    /* The payload comes back unchanged. */
 #define LAI_MESSAGE_HEALTH 3  /* Reply: JSON {"status":"ok","pid":..,...}. */
 #define LAI_MESSAGE_METRICS 4 /* Reply: Prometheus text exposition. */
+#define LAI_MESSAGE_COMPLETE 16 /* Request: an AIRequest (JSON). Stream items: one JSON event each
+                                   ({"type":"text",...}); final reply: {"type":"done",...}. See
+                                   docs/protocol.md. */
 
 /* Connection options. Zero-initialise, set struct_size, then set the fields you need: every field
  * left 0 takes its default. Fields added in later versions go at the end, so a program built

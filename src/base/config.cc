@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 // toml++ reports syntax errors by throwing toml::parse_error. Debian ships it as a shared library
@@ -33,7 +34,9 @@ namespace {
 using StringField = std::string& (*)(Config&);
 using Uint32Field = uint32_t& (*)(Config&);
 using Uint64Field = uint64_t& (*)(Config&);
-using Field = std::variant<StringField, Uint32Field, Uint64Field>;
+using Int32Field = int32_t& (*)(Config&);
+using DoubleField = double& (*)(Config&);
+using Field = std::variant<StringField, Uint32Field, Uint64Field, Int32Field, DoubleField>;
 
 struct AnyString {};
 struct StringCheck {
@@ -48,12 +51,17 @@ struct IntegerRange {
   int64_t max;
   bool is_power_of_two = false;
 };
-using Rule = std::variant<AnyString, StringCheck, OneOf, IntegerRange>;
+struct NumberRange {  // For DoubleField keys.
+  double min;
+  double max;
+};
+using Rule = std::variant<AnyString, StringCheck, OneOf, IntegerRange, NumberRange>;
 
 struct KeyDescriptor {
   std::string_view name;  // "<section>.<field>"; the section contains no '_'.
   Field field;
-  Rule rule;  // IntegerRange for integer fields, any other rule for string fields.
+  Rule rule;  // IntegerRange for integer fields, NumberRange for double fields, any other rule
+              // for string fields.
   std::string_view help;
 };
 
@@ -99,6 +107,15 @@ bool IsHostPortOrEmpty(std::string_view value) {
   return number >= 1 && number <= 65535;
 }
 
+// Profile names: letters, digits, '-' and '_'.
+bool IsProfileName(std::string_view value) {
+  return !value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
+    return IsAsciiAlnum(c) || c == '-' || c == '_';
+  });
+}
+
+bool IsProfileNameOrEmpty(std::string_view value) { return value.empty() || IsProfileName(value); }
+
 // The dotted name and an accessor for the field it names, so the two cannot disagree.
 // clang-format off
 #define LAI_CONFIG_FIELD(path) #path, [](Config& c) -> auto& { return c.path; }
@@ -129,6 +146,23 @@ constexpr KeyDescriptor kKeys[] = {
     {LAI_CONFIG_FIELD(server.metrics_addr),
      StringCheck{"host:port with a port between 1 and 65535, or empty", IsHostPortOrEmpty},
      "Listen address of the metrics endpoint; empty disables it."},
+    {LAI_CONFIG_FIELD(tools.read_line_limit), IntegerRange{-1, 1000000},
+     "read_file: lines returned per file before a truncation notice; -1 = the whole file."},
+    {LAI_CONFIG_FIELD(tools.diff_fuzzy_threshold), NumberRange{0.5, 1.0},
+     "apply_diff: similarity a fuzzy match needs; 1.0 = exact matches only."},
+    {LAI_CONFIG_FIELD(tools.diff_buffer_lines), IntegerRange{0, 10000},
+     "apply_diff: lines searched either side of a :start_line: hint."},
+    {LAI_CONFIG_FIELD(tools.list_files_limit), IntegerRange{1, 100000},
+     "list_files: entries listed before the truncation notice."},
+    {LAI_CONFIG_FIELD(tools.search_max_results), IntegerRange{1, 100000},
+     "search_files: matches shown before the truncation notice."},
+    {LAI_CONFIG_FIELD(tools.command_timeout_seconds), IntegerRange{0, 86400},
+     "execute_command: seconds before the command's process group is killed; 0 = no timeout."},
+    {LAI_CONFIG_FIELD(tools.command_output_line_limit), IntegerRange{1, 1000000},
+     "execute_command: output lines kept (first 20% and last 80%) beyond this."},
+    {LAI_CONFIG_FIELD(llm.default_profile),
+     StringCheck{"a profile name (letters, digits, '-', '_') or empty", IsProfileNameOrEmpty},
+     "Profile used when a request names none; empty = the first [profiles.<name>] table."},
 };
 
 #undef LAI_CONFIG_FIELD
@@ -143,7 +177,11 @@ std::string_view LeafOf(std::string_view name) {
   return dot == std::string_view::npos ? name : name.substr(dot + 1);
 }
 
-bool IsInteger(const KeyDescriptor& key) { return !std::holds_alternative<StringField>(key.field); }
+bool IsInteger(const KeyDescriptor& key) {
+  return !std::holds_alternative<StringField>(key.field) &&
+         !std::holds_alternative<DoubleField>(key.field);
+}
+bool IsNumber(const KeyDescriptor& key) { return std::holds_alternative<DoubleField>(key.field); }
 
 const KeyDescriptor* FindKey(std::string_view name) {
   for (const KeyDescriptor& key : kKeys) {
@@ -235,6 +273,9 @@ std::string Expected(const KeyDescriptor& key) {
                        range->is_power_of_two ? "a power of two" : "an integer", range->min,
                        range->max);
   }
+  if (const auto* number = std::get_if<NumberRange>(&key.rule)) {
+    return fmt::format("a number between {} and {}", number->min, number->max);
+  }
   if (const auto* one_of = std::get_if<OneOf>(&key.rule)) return "one of " + Join(one_of->choices);
   if (const auto* check = std::get_if<StringCheck>(&key.rule)) return std::string(check->expected);
   return "a string";
@@ -256,6 +297,8 @@ Status SetInteger(const KeyDescriptor& key, Config& config, int64_t value) {
     (*field)(config) = static_cast<uint32_t>(value);
   } else if (const auto* wide_field = std::get_if<Uint64Field>(&key.field)) {
     (*wide_field)(config) = static_cast<uint64_t>(value);
+  } else if (const auto* signed_field = std::get_if<Int32Field>(&key.field)) {
+    (*signed_field)(config) = static_cast<int32_t>(value);
   } else {
     LAI_CHECK(false) << key.name << " is not an integer key";
   }
@@ -277,8 +320,28 @@ Status SetString(const KeyDescriptor& key, Config& config, std::string_view valu
   return OkStatus();
 }
 
-// For the environment and overrides: integers in decimal, strings verbatim.
+Status SetNumber(const KeyDescriptor& key, Config& config, double value) {
+  const auto* range = std::get_if<NumberRange>(&key.rule);
+  const auto* field = std::get_if<DoubleField>(&key.field);
+  LAI_CHECK(range != nullptr && field != nullptr) << key.name << " is not a number key";
+  if (!(value >= range->min && value <= range->max)) {
+    return InvalidValue(key, fmt::format("{}", value));
+  }
+  (*field)(config) = value;
+  return OkStatus();
+}
+
+// For the environment and overrides: numbers in decimal, strings verbatim.
 Status SetFromText(const KeyDescriptor& key, Config& config, std::string_view text) {
+  if (IsNumber(key)) {
+    double number = 0;
+    const char* text_end = text.data() + text.size();
+    auto [number_end, number_error] = std::from_chars(text.data(), text_end, number);
+    if (text.empty() || number_error != std::errc() || number_end != text_end) {
+      return InvalidValue(key, Quote(text));
+    }
+    return SetNumber(key, config, number);
+  }
   if (!IsInteger(key)) return SetString(key, config, text);
   int64_t value = 0;
   const char* end = text.data() + text.size();
@@ -291,6 +354,7 @@ Status SetFromText(const KeyDescriptor& key, Config& config, std::string_view te
 
 int64_t GetInteger(const KeyDescriptor& key, Config& config) {
   if (const auto* field = std::get_if<Uint32Field>(&key.field)) return (*field)(config);
+  if (const auto* signed_field = std::get_if<Int32Field>(&key.field)) return (*signed_field)(config);
   return static_cast<int64_t>((*std::get_if<Uint64Field>(&key.field))(config));
 }
 
@@ -308,13 +372,22 @@ void CheckKeyTable() {
     for (size_t j = 0; j < i; ++j) LAI_CHECK(kKeys[j].name != key.name) << "duplicate " << key.name;
     const auto* range = std::get_if<IntegerRange>(&key.rule);
     LAI_CHECK(IsInteger(key) == (range != nullptr)) << key.name << ": rule does not fit the field";
+    const auto* number_range = std::get_if<NumberRange>(&key.rule);
+    LAI_CHECK(IsNumber(key) == (number_range != nullptr))
+        << key.name << ": rule does not fit the field";
     Config scratch;
     Status status;
-    if (range != nullptr) {
+    if (number_range != nullptr) {
+      LAI_CHECK(number_range->min <= number_range->max) << key.name << ": empty range";
+      status = SetNumber(key, scratch, (*std::get_if<DoubleField>(&key.field))(defaults));
+    } else if (range != nullptr) {
+      bool is_signed = std::holds_alternative<Int32Field>(key.field);
+      int64_t field_min = is_signed ? int64_t{std::numeric_limits<int32_t>::min()} : 0;
       int64_t field_max = std::holds_alternative<Uint32Field>(key.field)
                               ? int64_t{std::numeric_limits<uint32_t>::max()}
-                              : std::numeric_limits<int64_t>::max();
-      LAI_CHECK(range->min >= 0 && range->min <= range->max && range->max <= field_max)
+                          : is_signed ? int64_t{std::numeric_limits<int32_t>::max()}
+                                      : std::numeric_limits<int64_t>::max();
+      LAI_CHECK(range->min >= field_min && range->min <= range->max && range->max <= field_max)
           << key.name << ": range does not fit the field";
       status = SetInteger(key, scratch, GetInteger(key, defaults));
     } else {
@@ -501,12 +574,289 @@ std::string DescribeNode(const toml::node& node) {
 }
 
 Status SetFromNode(const KeyDescriptor& key, Config& config, const toml::node& node) {
-  if (IsInteger(key)) {
+  if (IsNumber(key)) {
+    if (const auto* number = node.as_floating_point()) return SetNumber(key, config, number->get());
+    if (const auto* integer = node.as_integer()) {
+      return SetNumber(key, config, static_cast<double>(integer->get()));
+    }
+  } else if (IsInteger(key)) {
     if (const auto* integer = node.as_integer()) return SetInteger(key, config, integer->get());
   } else if (const auto* string = node.as_string()) {
     return SetString(key, config, string->get());
   }
   return InvalidValue(key, DescribeNode(node));
+}
+
+// ---------------------------------------------------------------------------------------------
+// [profiles.<name>] and [models."<provider>/<id>"]: tables of free names, so outside kKeys.
+
+std::string Where(const std::string& path, const toml::node& node) {
+  return fmt::format("{}:{}", path, node.source().begin.line);
+}
+
+Error FieldError(const std::string& path, const toml::node& node, std::string_view table,
+                 std::string_view field, std::string_view problem) {
+  return Error(ErrorCode::kInvalidArgument,
+               fmt::format("{}: {}.{}: {}", Where(path, node), table, field, problem));
+}
+
+Result<std::string> GetStringField(const std::string& path, const toml::node& node,
+                                std::string_view table, std::string_view field) {
+  if (const auto* value = node.as_string()) return value->get();
+  return FieldError(path, node, table, field, "expected a string, got " + DescribeNode(node));
+}
+
+Result<uint32_t> BoundedInteger(const std::string& path, const toml::node& node,
+                                     std::string_view table, std::string_view field, int64_t min,
+                                     int64_t max) {
+  const auto* value = node.as_integer();
+  if (value == nullptr || value->get() < min || value->get() > max) {
+    return FieldError(path, node, table, field,
+                      fmt::format("expected an integer between {} and {}, got {}", min, max,
+                                  DescribeNode(node)));
+  }
+  return static_cast<uint32_t>(value->get());
+}
+
+bool IsEnvName(std::string_view value) {
+  return !value.empty() && !IsAsciiDigit(value.front()) &&
+         std::all_of(value.begin(), value.end(), [](char c) {
+           return IsAsciiDigit(c) || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+         });
+}
+
+bool IsHeaderName(std::string_view value) {
+  return !value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
+    return IsAsciiAlnum(c) || c == '-' || c == '_';
+  });
+}
+
+constexpr std::string_view kProfileFields[] = {
+    "provider", "model",    "base_url", "api_key_env",        "api_key",
+    "headers",  "rate_limit_per_minute", "fallback", "connect_timeout_ms",
+    "first_byte_timeout_ms", "idle_timeout_ms"};
+
+Status ApplyProfileField(const std::string& path, std::string_view table, std::string_view field,
+                         const toml::node& node, Config::Profile& profile) {
+  if (field == "provider" || field == "model" || field == "base_url" || field == "api_key_env" ||
+      field == "api_key" || field == "fallback") {
+    ASSIGN_OR_RETURN(std::string value, GetStringField(path, node, table, field));
+    if (field == "provider") {
+      if (value.empty() || !std::all_of(value.begin(), value.end(), [](char c) {
+            return IsAsciiDigit(c) || (c >= 'a' && c <= 'z') || c == '-';
+          })) {
+        return FieldError(path, node, table, field,
+                          "expected a provider name such as openai, anthropic, gemini, ollama or "
+                          "openrouter, got " + Quote(value));
+      }
+      profile.provider = value;
+    } else if (field == "model") {
+      if (value.empty()) return FieldError(path, node, table, field, "must not be empty");
+      profile.model = value;
+    } else if (field == "base_url") {
+      if (!value.starts_with("http://") && !value.starts_with("https://")) {
+        return FieldError(path, node, table, field,
+                          "expected a URL starting with http:// or https://, got " + Quote(value));
+      }
+      while (value.ends_with('/')) value.pop_back();
+      profile.base_url = value;
+    } else if (field == "api_key_env") {
+      if (!IsEnvName(value)) {
+        return FieldError(path, node, table, field,
+                          "expected an environment variable name such as OPENAI_API_KEY, got " +
+                              Quote(value));
+      }
+      profile.api_key_env = value;
+    } else if (field == "api_key") {
+      if (value.empty()) return FieldError(path, node, table, field, "must not be empty");
+      profile.api_key = value;
+    } else {
+      if (!IsProfileName(value)) {
+        return FieldError(path, node, table, field,
+                          "expected a profile name (letters, digits, '-', '_'), got " +
+                              Quote(value));
+      }
+      profile.fallback = value;
+    }
+    return OkStatus();
+  }
+  if (field == "headers") {
+    const auto* headers = node.as_table();
+    if (headers == nullptr) {
+      return FieldError(path, node, table, field,
+                        "expected a table of strings such as { \"X-Team\" = \"infra\" }, got " +
+                            DescribeNode(node));
+    }
+    for (auto&& [name, value] : *headers) {
+      const auto* text = value.as_string();
+      std::string header(name.str());
+      if (!IsHeaderName(header) || text == nullptr ||
+          text->get().find_first_of("\r\n") != std::string::npos) {
+        return FieldError(path, value, table, "headers." + header,
+                          "expected a header name of letters, digits and '-' with a one-line "
+                          "string value, got " + DescribeNode(value));
+      }
+      profile.headers.emplace_back(header, text->get());
+    }
+    return OkStatus();
+  }
+  if (field == "rate_limit_per_minute") {
+    ASSIGN_OR_RETURN(profile.rate_limit_per_minute,
+                     BoundedInteger(path, node, table, field, 0, 100000));
+    return OkStatus();
+  }
+  if (field == "connect_timeout_ms") {
+    ASSIGN_OR_RETURN(profile.connect_timeout_ms,
+                     BoundedInteger(path, node, table, field, 1, 600000));
+    return OkStatus();
+  }
+  if (field == "first_byte_timeout_ms") {
+    ASSIGN_OR_RETURN(profile.first_byte_timeout_ms,
+                     BoundedInteger(path, node, table, field, 1, 3600000));
+    return OkStatus();
+  }
+  if (field == "idle_timeout_ms") {
+    ASSIGN_OR_RETURN(profile.idle_timeout_ms,
+                     BoundedInteger(path, node, table, field, 1, 3600000));
+    return OkStatus();
+  }
+  return FieldError(path, node, table, field,
+                    "unknown field (known fields: " + Join(kProfileFields) + ")");
+}
+
+// A key in a file that others may read is a leak waiting to happen; refuse it.
+Status CheckKeyFileIsPrivate(const std::string& path, const Config::Profile& profile) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) return ErrnoError("stat config " + Quote(path), errno);
+  if ((info.st_mode & 077) != 0) {
+    return Error(ErrorCode::kPermissionDenied,
+                 fmt::format("{}: profiles.{}.api_key: the file holds an API key but is readable "
+                             "by group or others (mode {:o}); run `chmod 600 {}`, or move the key "
+                             "to an environment variable named by api_key_env",
+                             profile.origin, profile.name, info.st_mode & 0777, path));
+  }
+  return OkStatus();
+}
+
+Status ApplyProfiles(const std::string& path, const toml::table& profiles, Config& config) {
+  std::vector<std::pair<const toml::key*, const toml::node*>> ordered;
+  for (auto&& [name, node] : profiles) ordered.emplace_back(&name, &node);
+  std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
+    return a.first->source().begin.line < b.first->source().begin.line;
+  });
+  for (const auto& [name_key, node] : ordered) {
+    std::string name(name_key->str());
+    std::string table = "profiles." + name;
+    const auto* fields = node->as_table();
+    if (fields == nullptr) {
+      return Error(ErrorCode::kInvalidArgument,
+                   fmt::format("{}: {}: expected a table, got {}", Where(path, *node), table,
+                               DescribeNode(*node)));
+    }
+    if (!IsProfileName(name)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   fmt::format("{}: {}: a profile name may hold only letters, digits, '-' and '_'",
+                               Where(path, *node), table));
+    }
+    Config::Profile profile;
+    profile.name = name;
+    profile.origin = fmt::format("{}:{}", path, name_key->source().begin.line);
+    for (auto&& [field, value] : *fields) {
+      RETURN_IF_ERROR(ApplyProfileField(path, table, field.str(), value, profile));
+    }
+    if (profile.provider.empty() || profile.model.empty()) {
+      return Error(ErrorCode::kInvalidArgument,
+                   fmt::format("{}: {}: 'provider' and 'model' are required, e.g. provider = "
+                               "\"anthropic\" and model = \"claude-sonnet-4-5\"",
+                               profile.origin, table));
+    }
+    if (!profile.api_key.empty()) RETURN_IF_ERROR(CheckKeyFileIsPrivate(path, profile));
+    config.profiles.push_back(std::move(profile));
+  }
+  for (const Config::Profile& profile : config.profiles) {
+    if (profile.fallback.empty()) continue;
+    bool is_known = std::any_of(config.profiles.begin(), config.profiles.end(),
+                                [&](const Config::Profile& p) { return p.name == profile.fallback; });
+    if (!is_known || profile.fallback == profile.name) {
+      return Error(ErrorCode::kInvalidArgument,
+                   fmt::format("{}: profiles.{}.fallback: {} names {}", profile.origin,
+                               profile.name, Quote(profile.fallback),
+                               is_known ? "the profile itself" : "no profile in this file"));
+    }
+  }
+  return OkStatus();
+}
+
+constexpr std::string_view kModelFields[] = {
+    "context_window",        "max_output_tokens", "supports_tools",    "supports_images",
+    "supports_reasoning",    "supports_prompt_cache", "input_price",   "output_price",
+    "cache_write_price",     "cache_read_price"};
+
+Status ApplyModelOverrides(const std::string& path, const toml::table& models, Config& config) {
+  for (auto&& [name_key, node] : models) {
+    std::string name(name_key.str());
+    std::string table = "models." + Quote(name);
+    size_t slash = name.find('/');
+    const auto* fields = node.as_table();
+    if (slash == std::string::npos || slash == 0 || slash + 1 == name.size() || fields == nullptr) {
+      return Error(ErrorCode::kInvalidArgument,
+                   fmt::format("{}: {}: expected a table named \"<provider>/<model id>\", e.g. "
+                               "[models.\"openai/gpt-4.1\"]",
+                               Where(path, node), table));
+    }
+    Config::ModelOverride model;
+    model.provider = name.substr(0, slash);
+    model.id = name.substr(slash + 1);
+    model.origin = Where(path, node);
+    for (auto&& [field_key, value] : *fields) {
+      std::string_view field = field_key.str();
+      if (field == "context_window" || field == "max_output_tokens") {
+        const auto* integer = value.as_integer();
+        if (integer == nullptr || integer->get() < 0) {
+          return FieldError(path, value, table, field,
+                            "expected a non-negative integer, got " + DescribeNode(value));
+        }
+        (field == "context_window" ? model.context_window : model.max_output_tokens) =
+            integer->get();
+      } else if (field.starts_with("supports_") &&
+                 std::find(std::begin(kModelFields), std::end(kModelFields), field) !=
+                     std::end(kModelFields)) {
+        const auto* boolean = value.as_boolean();
+        if (boolean == nullptr) {
+          return FieldError(path, value, table, field,
+                            "expected true or false, got " + DescribeNode(value));
+        }
+        std::optional<bool>& target = field == "supports_tools"    ? model.supports_tools
+                                      : field == "supports_images" ? model.supports_images
+                                      : field == "supports_reasoning"
+                                          ? model.supports_reasoning
+                                          : model.supports_prompt_cache;
+        target = boolean->get();
+      } else if (field.ends_with("_price") &&
+                 std::find(std::begin(kModelFields), std::end(kModelFields), field) !=
+                     std::end(kModelFields)) {
+        std::optional<double> price;
+        if (const auto* number = value.as_floating_point()) price = number->get();
+        if (const auto* integer = value.as_integer()) price = static_cast<double>(integer->get());
+        if (!price || *price < 0) {
+          return FieldError(path, value, table, field,
+                            "expected a non-negative number of USD per million tokens, got " +
+                                DescribeNode(value));
+        }
+        std::optional<double>& target = field == "input_price"    ? model.input_price
+                                        : field == "output_price" ? model.output_price
+                                        : field == "cache_write_price"
+                                            ? model.cache_write_price
+                                            : model.cache_read_price;
+        target = price;
+      } else {
+        return FieldError(path, value, table, field,
+                          "unknown field (known fields: " + Join(kModelFields) + ")");
+      }
+    }
+    config.models.push_back(std::move(model));
+  }
+  return OkStatus();
 }
 
 Status ApplyFile(const std::string& path, const toml::table& root, Config& config) {
@@ -518,6 +868,14 @@ Status ApplyFile(const std::string& path, const toml::table& root, Config& confi
   std::vector<Entry> entries;
   for (auto&& [key, node] : root) {
     std::string name(key.str());
+    if (name == "profiles" && node.is_table()) {
+      RETURN_IF_ERROR(ApplyProfiles(path, *node.as_table(), config));
+      continue;
+    }
+    if (name == "models" && node.is_table()) {
+      RETURN_IF_ERROR(ApplyModelOverrides(path, *node.as_table(), config));
+      continue;
+    }
     if (IsSection(name) && node.is_table()) {
       for (auto&& [field, value] : *node.as_table()) {
         entries.push_back({field.source().begin, name + "." + std::string(field.str()), &value});
@@ -594,9 +952,12 @@ std::string DescribeKeys() {
   size_t name_width = 0;
   size_t value_width = 0;
   for (const KeyDescriptor& key : kKeys) {
-    Row row{key.name, IsInteger(key) ? "integer" : "string", "", std::string(key.help)};
+    Row row{key.name, IsInteger(key) ? "integer" : IsNumber(key) ? "number" : "string", "",
+            std::string(key.help)};
     if (IsInteger(key)) {
       row.value = std::to_string(GetInteger(key, defaults));
+    } else if (IsNumber(key)) {
+      row.value = fmt::format("{}", (*std::get_if<DoubleField>(&key.field))(defaults));
     } else {
       row.value = "\"" + (*std::get_if<StringField>(&key.field))(defaults) + "\"";
     }

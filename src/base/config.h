@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
@@ -32,6 +34,54 @@ struct Config {
     uint32_t max_connections = 4096;
     std::string metrics_addr = "127.0.0.1:9464";  // "host:port"; empty disables metrics.
   } server;
+  struct Tools {  // agent::ToolSettings (agent/tools/tool.h) documents each field.
+    int32_t read_line_limit = 500;         // -1 = whole file.
+    double diff_fuzzy_threshold = 1.0;     // 0.5..1.0; 1.0 = exact match only.
+    int32_t diff_buffer_lines = 40;
+    int32_t list_files_limit = 200;
+    int32_t search_max_results = 300;
+    int32_t command_timeout_seconds = 0;   // 0 = no timeout.
+    int32_t command_output_line_limit = 500;
+  } tools;
+  struct Llm {
+    std::string default_profile;  // Empty: the first profile (see llm/pool.h).
+  } llm;
+
+  // One [profiles.<name>] table of the file (profiles come only from the file, in file order).
+  struct Profile {
+    std::string name;
+    std::string provider;  // "openai", "anthropic", "gemini", "ollama", "openrouter", …
+    std::string model;
+    std::string base_url;     // Empty: the provider's default. No trailing '/'.
+    std::string api_key_env;  // Empty: the provider's default variable.
+    std::string api_key;      // From the file, which must then be private (mode 0600).
+    std::vector<std::pair<std::string, std::string>> headers;
+    uint32_t rate_limit_per_minute = 0;  // 0: unlimited.
+    std::string fallback;                // Name of the profile to use when this one is unavailable.
+    uint32_t connect_timeout_ms = 10000;
+    uint32_t first_byte_timeout_ms = 120000;
+    uint32_t idle_timeout_ms = 120000;
+    std::string origin;  // "<file>:<line>" of the table, for messages.
+  };
+  std::vector<Profile> profiles;
+
+  // One [models."<provider>/<id>"] table: catalog overrides; unset fields keep the built-in value.
+  struct ModelOverride {
+    std::string provider;
+    std::string id;
+    std::optional<int64_t> context_window;
+    std::optional<int64_t> max_output_tokens;
+    std::optional<bool> supports_tools;
+    std::optional<bool> supports_images;
+    std::optional<bool> supports_reasoning;
+    std::optional<bool> supports_prompt_cache;
+    std::optional<double> input_price;  // USD per million tokens.
+    std::optional<double> output_price;
+    std::optional<double> cache_write_price;
+    std::optional<double> cache_read_price;
+    std::string origin;
+  };
+  std::vector<ModelOverride> models;
 };
 
 struct ConfigSources {
@@ -47,6 +97,9 @@ struct ConfigSources {
 // Builds the effective config. Each source is validated against the same key table:
 // - File: TOML with one table per section ([log], [ipc], [server]). Unknown sections and keys,
 //   wrong value types and out-of-range values are errors.
+//   [profiles.<name>] and [models."<provider>/<id>"] tables are validated field by field (see
+//   DescribeKeys()); a file holding a profile api_key must not be readable by group or others
+//   (kPermissionDenied, saying to chmod 600 it).
 // - Environment: LAPCE_AI_<SECTION>_<KEY>, e.g. LAPCE_AI_IPC_RING_BYTES=2048. A variable that
 //   starts with LAPCE_AI_<known section>_ but names no key is an error (a typo must not be
 //   silently ignored); other LAPCE_AI_* variables are ignored.

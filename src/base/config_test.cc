@@ -212,7 +212,7 @@ TEST_F(ConfigTest, FileUnknownKeyListsTheSectionKeys) {
 
 TEST_F(ConfigTest, FileUnknownSectionAndTopLevelKey) {
   EXPECT_EQ(FileError("\n[plugins]\nx = 1\n"),
-            Path() + ":2: unknown section 'plugins' (known sections: log, ipc, server)");
+            Path() + ":2: unknown section 'plugins' (known sections: log, ipc, server, tools, llm)");
   EXPECT_EQ(FileError("level = \"debug\"\n"),
             Path() + ":1: unknown key 'level' (did you mean 'log.level'?)");
   EXPECT_EQ(FileError("ipc = 5\n"), Path() + ":1:7: ipc: expected a table, got integer 5");
@@ -390,6 +390,56 @@ TEST_F(ConfigTest, PathKeysAreValidated) {
   EXPECT_FALSE(Load("", {}, {"ipc.socket_name="}).ok());
 }
 
+TEST_F(ConfigTest, ToolsSectionFromEverySource) {
+  Result<Config> defaults = Load("");
+  ASSERT_TRUE(defaults.ok()) << defaults.error().ToString();
+  EXPECT_EQ(defaults->tools.read_line_limit, 500);
+  EXPECT_EQ(defaults->tools.diff_fuzzy_threshold, 1.0);
+  EXPECT_EQ(defaults->tools.command_timeout_seconds, 0);
+  Result<Config> config = Load(WriteFile("config.toml",
+                                         "[tools]\nread_line_limit = -1\ndiff_fuzzy_threshold = "
+                                         "0.9\nlist_files_limit = 50\n"),
+                               {"LAPCE_AI_TOOLS_COMMAND_TIMEOUT_SECONDS=30",
+                                "LAPCE_AI_TOOLS_DIFF_BUFFER_LINES=20"},
+                               {"tools.search_max_results=10", "tools.command_output_line_limit=99"});
+  ASSERT_TRUE(config.ok()) << config.error().ToString();
+  EXPECT_EQ(config->tools.read_line_limit, -1);
+  EXPECT_DOUBLE_EQ(config->tools.diff_fuzzy_threshold, 0.9);
+  EXPECT_EQ(config->tools.list_files_limit, 50);
+  EXPECT_EQ(config->tools.command_timeout_seconds, 30);
+  EXPECT_EQ(config->tools.diff_buffer_lines, 20);
+  EXPECT_EQ(config->tools.search_max_results, 10);
+  EXPECT_EQ(config->tools.command_output_line_limit, 99);
+  // An integer is a fine number in the file.
+  Result<Config> whole = Load(WriteFile("config.toml", "[tools]\ndiff_fuzzy_threshold = 1\n"));
+  ASSERT_TRUE(whole.ok()) << whole.error().ToString();
+  EXPECT_EQ(whole->tools.diff_fuzzy_threshold, 1.0);
+}
+
+TEST_F(ConfigTest, ToolsValuesAreValidated) {
+  EXPECT_EQ(FileError("[tools]\ndiff_fuzzy_threshold = 0.4\n"),
+            Path() + ":2:24: tools.diff_fuzzy_threshold: expected a number between 0.5 and 1, got "
+                     "0.4");
+  EXPECT_EQ(FileError("[tools]\ndiff_fuzzy_threshold = \"high\"\n"),
+            Path() + ":2:24: tools.diff_fuzzy_threshold: expected a number between 0.5 and 1, got "
+                     "string 'high'");
+  EXPECT_EQ(FileError("[tools]\nread_line_limit = -2\n"),
+            Path() + ":2:19: tools.read_line_limit: expected an integer between -1 and 1000000, "
+                     "got -2");
+  Result<Config> bad_env = Load("", {"LAPCE_AI_TOOLS_DIFF_FUZZY_THRESHOLD=0.9x"});
+  ASSERT_FALSE(bad_env.ok());
+  EXPECT_EQ(bad_env.error().message(),
+            "environment LAPCE_AI_TOOLS_DIFF_FUZZY_THRESHOLD: expected a number between 0.5 and 1, "
+            "got '0.9x'");
+  Result<Config> bad_set = Load("", {}, {"tools.list_files_limit=0"});
+  ASSERT_FALSE(bad_set.ok());
+  EXPECT_EQ(bad_set.error().message(),
+            "--set tools.list_files_limit=0: expected an integer between 1 and 100000, got 0");
+  EXPECT_TRUE(Load("", {}, {"tools.diff_fuzzy_threshold=0.5"}).ok());
+  EXPECT_FALSE(Load("", {}, {"tools.diff_fuzzy_threshold=1.01"}).ok());
+  EXPECT_FALSE(Load("", {}, {"tools.command_timeout_seconds=-1"}).ok());
+}
+
 TEST(DescribeKeysTest, OneLinePerKeyWithTypeDefaultAndHelp) {
   std::string text = DescribeKeys();
   std::vector<std::string> lines;
@@ -399,7 +449,7 @@ TEST(DescribeKeysTest, OneLinePerKeyWithTypeDefaultAndHelp) {
     start = end + 1;
   }
   EXPECT_EQ(start, text.size());  // Ends with a newline.
-  ASSERT_EQ(lines.size(), 11u) << text;
+  ASSERT_EQ(lines.size(), 19u) << text;
   EXPECT_TRUE(lines[0].starts_with("log.level ")) << lines[0];
   EXPECT_NE(lines[0].find("string"), std::string::npos);
   EXPECT_NE(lines[0].find("\"info\""), std::string::npos);
@@ -409,6 +459,88 @@ TEST(DescribeKeysTest, OneLinePerKeyWithTypeDefaultAndHelp) {
   EXPECT_NE(ring.find("integer"), std::string::npos) << ring;
   EXPECT_NE(ring.find(" 1024 "), std::string::npos) << ring;
   EXPECT_NE(ring.find("a power of two between 256 and 1048576"), std::string::npos) << ring;
+}
+
+TEST_F(ConfigTest, ProfilesAndModelOverridesAreReadInFileOrder) {
+  Result<Config> config = Load(WriteFile("config.toml", R"([llm]
+default_profile = "fast"
+
+[profiles.main]
+provider = "anthropic"
+model = "claude-sonnet-4-5"
+api_key_env = "WORK_ANTHROPIC_KEY"
+headers = { "X-Team" = "infra" }
+fallback = "fast"
+idle_timeout_ms = 30000
+
+[profiles.fast]
+provider = "openai"
+model = "gpt-4.1-mini"
+base_url = "http://127.0.0.1:8080/v1/"
+rate_limit_per_minute = 60
+
+[models."openrouter/acme/coder-1"]
+context_window = 65536
+input_price = 1
+output_price = 2.5
+supports_images = false
+)"));
+  ASSERT_TRUE(config.ok()) << config.error().message();
+  EXPECT_EQ(config->llm.default_profile, "fast");
+  ASSERT_EQ(config->profiles.size(), 2u);
+  const Config::Profile& main = config->profiles[0];
+  EXPECT_EQ(main.name, "main");
+  EXPECT_EQ(main.provider, "anthropic");
+  EXPECT_EQ(main.api_key_env, "WORK_ANTHROPIC_KEY");
+  ASSERT_EQ(main.headers.size(), 1u);
+  EXPECT_EQ(main.headers[0].first, "X-Team");
+  EXPECT_EQ(main.fallback, "fast");
+  EXPECT_EQ(main.idle_timeout_ms, 30000u);
+  EXPECT_EQ(main.origin, Path() + ":4");
+  EXPECT_EQ(config->profiles[1].base_url, "http://127.0.0.1:8080/v1");
+  EXPECT_EQ(config->profiles[1].rate_limit_per_minute, 60u);
+  ASSERT_EQ(config->models.size(), 1u);
+  EXPECT_EQ(config->models[0].provider, "openrouter");
+  EXPECT_EQ(config->models[0].id, "acme/coder-1");
+  EXPECT_EQ(config->models[0].context_window, 65536);
+  EXPECT_EQ(config->models[0].output_price, 2.5);
+  EXPECT_EQ(config->models[0].supports_images, false);
+  EXPECT_FALSE(config->models[0].max_output_tokens.has_value());
+}
+
+TEST_F(ConfigTest, ProfileErrorsNameFileLineProfileAndField) {
+  EXPECT_EQ(FileError("[profiles.a]\nprovider = \"openai\"\nmodel = \"m\"\nbase_url = \"ftp://x\"\n"),
+            Path() + ":4: profiles.a.base_url: expected a URL starting with http:// or https://, "
+                     "got 'ftp://x'");
+  EXPECT_EQ(FileError("[profiles.a]\nprovider = \"openai\"\nmodel = \"m\"\nretries = 3\n"),
+            Path() + ":4: profiles.a.retries: unknown field (known fields: provider, model, "
+                     "base_url, api_key_env, api_key, headers, rate_limit_per_minute, fallback, "
+                     "connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms)");
+  EXPECT_EQ(FileError("[profiles.a]\nprovider = \"openai\"\n"),
+            Path() + ":1: profiles.a: 'provider' and 'model' are required, e.g. provider = "
+                     "\"anthropic\" and model = \"claude-sonnet-4-5\"");
+  EXPECT_EQ(FileError("[profiles.a]\nprovider = \"openai\"\nmodel = \"m\"\nfallback = \"b\"\n"),
+            Path() + ":1: profiles.a.fallback: 'b' names no profile in this file");
+  EXPECT_EQ(FileError("[models.gpt]\ninput_price = 1\n"),
+            Path() + ":1: models.'gpt': expected a table named \"<provider>/<model id>\", e.g. "
+                     "[models.\"openai/gpt-4.1\"]");
+}
+
+TEST_F(ConfigTest, ApiKeyInAFileOthersCanReadIsRefused) {
+  std::string path =
+      WriteFile("config.toml", "[profiles.a]\nprovider = \"openai\"\nmodel = \"m\"\napi_key = "
+                               "\"sk-file-secret\"\n");
+  ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
+  Result<Config> config = Load(path);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(config.error().message().find("chmod 600 " + path), std::string::npos)
+      << config.error().message();
+  EXPECT_EQ(config.error().message().find("sk-file-secret"), std::string::npos);
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  config = Load(path);
+  ASSERT_TRUE(config.ok()) << config.error().message();
+  EXPECT_EQ(config->profiles[0].api_key, "sk-file-secret");
 }
 
 }  // namespace

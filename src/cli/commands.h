@@ -19,6 +19,12 @@ using CommandRun = std::function<int(const Config& config)>;
 // Add one line per group to main.cc, e.g. `AddToolCommands(app, *bench_cmd, run);` with
 // `void AddToolCommands(CLI::App& app, CLI::App& bench, CommandRun& run);` declared below.
 
+// `tool list`, `tool run` and `bench tools` (tool_commands.cc).
+void AddToolCommands(CLI::App& app, CLI::App& bench, CommandRun& run);
+
+// `complete`, `models`, `doctor` and `bench providers` (llm_commands.cc).
+void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run);
+
 struct ServeFlags {
   std::string socket;  // Empty: <runtime_dir>/<socket_name>.
   std::string metrics_addr;

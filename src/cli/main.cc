@@ -73,6 +73,8 @@ int main(int argc, char** argv) {
 
   // Command groups defined in their own files (see commands.h).
   lai::cli::CommandRun run;
+  lai::cli::AddLlmCommands(app, *bench_cmd, run);
+  lai::cli::AddToolCommands(app, *bench_cmd, run);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -103,6 +105,13 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(c.ipc.max_message_bytes), c.ipc.connect_timeout_ms,
         c.ipc.request_timeout_ms, c.server.workers, c.server.max_connections,
         c.server.metrics_addr.c_str());
+    std::printf(
+        "tools.read_line_limit = %d\ntools.diff_fuzzy_threshold = %g\ntools.diff_buffer_lines = "
+        "%d\ntools.list_files_limit = %d\ntools.search_max_results = %d\n"
+        "tools.command_timeout_seconds = %d\ntools.command_output_line_limit = %d\n",
+        c.tools.read_line_limit, c.tools.diff_fuzzy_threshold, c.tools.diff_buffer_lines,
+        c.tools.list_files_limit, c.tools.search_max_results, c.tools.command_timeout_seconds,
+        c.tools.command_output_line_limit);
     return 0;
   }
   if (run) return run(*config);

@@ -9,9 +9,12 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "http/client.h"
 #include "ipc/client.h"
 #include "ipc/server.h"
 #include "ipc/wait.h"
+#include "llm/pool.h"
+#include "server/completion_service.h"
 #include "server/metrics_endpoint.h"
 #include "server/resident.h"
 
@@ -37,8 +40,28 @@ int Serve(const Config& config, const ServeFlags& flags) {
   options.max_connections = config.server.max_connections;
   options.max_message_bytes = static_cast<uint32_t>(
       std::min<uint64_t>(config.ipc.max_message_bytes, uint64_t{1} << 30));
+  // The provider pool outlives the server and the completion service (declared after the
+  // server, so destroyed before it, once Shutdown() has released every waiting sender).
+  // Without a usable profile the engine still serves; completions then fail with the reason.
+  std::unique_ptr<llm::ProviderPool> pool;
+  std::string no_pool_reason;
+  if (Result<std::unique_ptr<http::Client>> http = http::Client::Create(); !http.ok()) {
+    no_pool_reason = "complete: " + http.error().message();
+  } else if (Result<std::unique_ptr<llm::ProviderPool>> created = llm::ProviderPool::Create(
+                 config, std::shared_ptr<http::Client>(std::move(*http)));
+             !created.ok()) {
+    no_pool_reason = "complete: no usable provider profile: " + created.error().message();
+  } else if ((*created)->Profiles().empty()) {
+    no_pool_reason =
+        "complete: no provider profile is configured; add one to the config file or set a key "
+        "such as OPENAI_API_KEY (`lapce-ai doctor` checks the setup)";
+  } else {
+    pool = std::move(*created);
+  }
   ipc::Server server(options);
   ipc::RegisterBuiltinHandlers(server);
+  server::CompletionService completions(pool.get(), no_pool_reason);
+  completions.Register(server);
   if (Status s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "lapce-ai serve: %s\n", s.error().message().c_str());
     return 1;
@@ -58,6 +81,15 @@ int Serve(const Config& config, const ServeFlags& flags) {
                static_cast<int>(::getpid()));
   if (!metrics_addr.empty()) {
     std::fprintf(stderr, "lapce-ai serve: metrics at http://%s/metrics\n", metrics_addr.c_str());
+  }
+  if (pool) {
+    std::string names;
+    for (const llm::ProfileInfo& profile : pool->Profiles()) {
+      names += (names.empty() ? "" : ", ") + profile.name;
+    }
+    std::fprintf(stderr, "lapce-ai serve: completions through profiles %s\n", names.c_str());
+  } else {
+    std::fprintf(stderr, "lapce-ai serve: %s\n", no_pool_reason.c_str());
   }
   std::fprintf(stderr, "lapce-ai serve: try `lapce-ai ping --socket %s`; Ctrl-C stops\n",
                options.socket_path.c_str());

@@ -1,6 +1,11 @@
 // Client: asynchronous HTTP(S) on libcurl's multi interface, driven by one I/O thread it owns.
 // Many concurrent streaming transfers; connection reuse (keep-alive, HTTP/2) per host with a
 // bounded pool and idle expiry; system CA store; HTTPS_PROXY/NO_PROXY honoured. Thread-safe.
+//
+// Proxies come from the environment, read by libcurl for every transfer: `http_proxy` (lower case
+// only, a CGI safeguard) for http:// URLs, `https_proxy` or `HTTPS_PROXY` for https:// URLs,
+// `all_proxy`/`ALL_PROXY` as fallback, and `no_proxy`/`NO_PROXY` (comma-separated hosts or
+// domain suffixes, `*` for all) to bypass. client_test.cc checks HTTPS_PROXY and NO_PROXY.
 #pragma once
 
 #include <chrono>
@@ -44,6 +49,13 @@ struct Handlers {
   std::function<void(Status status)> on_complete;
 };
 
+// The whole reply of a non-streaming call (see Fetch).
+struct FullResponse {
+  int status = 0;
+  std::vector<Header> headers;
+  std::string body;
+};
+
 struct ClientOptions {
   long max_connections_per_host = 8;
   long max_total_connections = 64;
@@ -54,6 +66,7 @@ class Client {
  public:
   static Result<std::unique_ptr<Client>> Create(const ClientOptions& options = {});
   // Cancels every transfer (their on_complete runs with kCancelled) and joins the I/O thread.
+  // Must not run inside a handler.
   ~Client();
 
   using TransferId = uint64_t;
@@ -69,5 +82,13 @@ class Client {
   explicit Client(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Runs `request` to completion and returns the reply, whatever its status (a 404 is a value,
+// not an error). Errors are on_complete's, plus kTimeout when the whole exchange takes longer
+// than `total_timeout` and kResourceExhausted for a body longer than `max_body_bytes` (both
+// cancel the transfer). Blocks the calling thread; never call it from a handler (I/O thread).
+Result<FullResponse> Fetch(Client& client, Request request,
+                           std::chrono::milliseconds total_timeout = std::chrono::seconds(120),
+                           size_t max_body_bytes = 16u << 20);
 
 }  // namespace lai::http

@@ -37,6 +37,9 @@ class Catalog {
   // nullptr when unknown.
   const ModelInfo* Find(std::string_view provider, std::string_view model) const;
   std::vector<const ModelInfo*> List(std::string_view provider = {}) const;
+  // The entry, or for an unknown model one with zero prices and tools + text capabilities, so
+  // unknown models still work. A dated snapshot ("…-20250929") falls back to its alias.
+  ModelInfo Resolve(std::string_view provider, std::string_view model) const;
 
  private:
   std::vector<ModelInfo> models_;

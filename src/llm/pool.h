@@ -4,6 +4,7 @@
 // unavailable. Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -31,6 +32,19 @@ struct ProfileInfo {
   bool has_api_key = false;
 };
 
+// Tuning and test seams; the defaults suit production.
+struct PoolOptions {
+  // NULL-terminated "NAME=value" array the API keys are read from; nullptr = the process
+  // environment.
+  const char* const* environ = nullptr;
+  int max_attempts = 5;  // Per profile, including the first.
+  std::chrono::milliseconds backoff_initial{500};
+  std::chrono::milliseconds backoff_max{8'000};
+  std::chrono::milliseconds max_retry_after{60'000};  // A longer retry-after is capped to this.
+  int breaker_failure_threshold = 5;  // Consecutive failures that open an endpoint's circuit.
+  std::chrono::milliseconds breaker_cool_down{30'000};
+};
+
 class ProviderPool {
  public:
   // Builds the profiles from config (and environment keys). Errors: kInvalidArgument naming the
@@ -41,14 +55,27 @@ class ProviderPool {
   static Result<std::unique_ptr<ProviderPool>> CreateAdHoc(const Config& config,
                                                            const ProfileInfo& profile,
                                                            std::shared_ptr<http::Client> http);
+  // As above with explicit options. `http` may be null: the pool then creates its own client.
+  static Result<std::unique_ptr<ProviderPool>> Create(const Config& config,
+                                                      std::shared_ptr<http::Client> http,
+                                                      const PoolOptions& options);
+  static Result<std::unique_ptr<ProviderPool>> CreateAdHoc(const Config& config,
+                                                           const ProfileInfo& profile,
+                                                           std::shared_ptr<http::Client> http,
+                                                           const PoolOptions& options);
+  // Cancels every stream still running (each sink gets kError/kCancelled) and waits until their
+  // transfers have completed. Must not run inside a sink. A StreamHandle may outlive the pool
+  // (its Cancel is then a no-op).
   ~ProviderPool();
 
   // Empty name = the default profile. The sink receives every event of the stream, ending with
   // kDone or kError. Errors here only for an unknown profile (kNotFound).
-  Result<std::shared_ptr<StreamHandle>> Stream(std::string_view profile,
-                                               CompletionRequest request, EventSink sink);
+  Result<std::shared_ptr<StreamHandle>> Stream(std::string_view profile, CompletionRequest request,
+                                               EventSink sink);
 
   std::vector<ProfileInfo> Profiles() const;
+  // Name of the profile an empty name selects.
+  std::string default_profile() const;
   const Catalog& catalog() const;
 
  private:

@@ -17,14 +17,14 @@ enum class Role { kUser, kAssistant };
 struct ContentPart {
   enum class Kind { kText, kImage, kReasoning, kToolCall, kToolResult };
   Kind kind = Kind::kText;
-  std::string text;         // kText; kReasoning; kToolResult's content.
-  std::string media_type;   // kImage: "image/png".
-  std::string data_base64;  // kImage.
-  std::string signature;    // kReasoning: Anthropic's thinking signature, sent back verbatim.
-  std::string tool_call_id; // kToolCall, kToolResult.
-  std::string tool_name;    // kToolCall (and kToolResult, for providers that want the name).
+  std::string text;            // kText; kReasoning; kToolResult's content.
+  std::string media_type;      // kImage: "image/png".
+  std::string data_base64;     // kImage.
+  std::string signature;       // kReasoning: Anthropic's thinking signature, sent back verbatim.
+  std::string tool_call_id;    // kToolCall, kToolResult.
+  std::string tool_name;       // kToolCall (and kToolResult, for providers that want the name).
   std::string arguments_json;  // kToolCall: a complete JSON object.
-  bool is_error = false;    // kToolResult.
+  bool is_error = false;       // kToolResult.
 };
 
 struct Message {
@@ -45,7 +45,7 @@ struct CompletionRequest {
   std::vector<ToolDefinition> tools;
   std::optional<double> temperature;
   std::optional<int64_t> max_tokens;
-  std::string reasoning_effort;                 // "", "low", "medium", "high".
+  std::string reasoning_effort;                    // "", "low", "medium", "high".
   std::optional<int64_t> reasoning_budget_tokens;  // Anthropic/Gemini thinking budget.
 };
 
@@ -77,7 +77,7 @@ struct StreamError {
   ErrorKind kind = ErrorKind::kUnavailable;
   std::string message;
   std::optional<std::chrono::milliseconds> retry_after;  // kRateLimited / kOverloaded.
-  int http_status = 0;  // 0 when no response.
+  int http_status = 0;                                   // 0 when no response.
 };
 
 struct StreamEvent {

@@ -38,6 +38,17 @@ Result<DiffOutcome> ApplyMultiSearchReplace(std::string_view original, std::stri
                                             const DiffOptions& options);
 
 // Similarity of two texts: 1 - levenshtein(a, b) / max(|a|, |b|), 1.0 for two empty texts.
+// Distances count bytes (UTF-8 code units). No normalisation: callers normalise first.
 double Similarity(std::string_view a, std::string_view b);
+
+// Levenshtein distance in bytes, bit-parallel (Myers 1999 / Hyyro, 64-bit blocks).
+int LevenshteinDistance(std::string_view a, std::string_view b);
+// The distance when it is <= max_distance, otherwise max_distance + 1 (stops as soon as the
+// distance must exceed max_distance).
+int BoundedLevenshteinDistance(std::string_view a, std::string_view b, int max_distance);
+
+// The text the matcher compares (Kilo Code's normalizeString): smart quotes to ASCII quotes,
+// U+2026 to "...", em/en dashes to '-', NBSP to space, runs of whitespace to one space, trimmed.
+std::string NormalizeForMatch(std::string_view text);
 
 }  // namespace lai::workspace

@@ -3,7 +3,9 @@
 // contents. Thread-safe (no shared state).
 #pragma once
 
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -14,6 +16,10 @@ namespace lai::workspace {
 struct ListOptions {
   bool recursive = false;
   size_t limit = 200;  // Entries returned at most; `truncated` says there were more.
+  // Kilo Code can show files .kilocodeignore blocks with a lock (showRooIgnoredFiles): when
+  // true they are listed (blocked directories are not entered) and the caller marks them with
+  // Workspace::IsBlocked; when false they are left out.
+  bool include_blocked = false;
 };
 
 struct ListResult {
@@ -30,5 +36,7 @@ Result<ListResult> ListFiles(const Workspace& workspace, const ResolvedPath& dir
 // True for the directories every listing and search skips: node_modules, .git, build outputs
 // (dist, build, out, target, __pycache__, .venv, …) — the list lives in walker.cc.
 bool IsDefaultExcludedDirectory(std::string_view name);
+// The names IsDefaultExcludedDirectory accepts (search passes them to ripgrep).
+std::span<const std::string_view> DefaultExcludedDirectories();
 
 }  // namespace lai::workspace

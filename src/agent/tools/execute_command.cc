@@ -1,0 +1,139 @@
+// execute_command: run a shell command in the workspace (or a cwd), stream its output, and
+// report its exit code and (head+tail truncated) output.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <string>
+
+#include "agent/tools/args.h"
+#include "agent/tools/factories.h"
+#include "agent/tools/responses.h"
+#include "agent/tools/tool_base.h"
+#include "workspace/process.h"
+#include "workspace/text.h"
+
+namespace lai::agent {
+namespace {
+
+constexpr std::string_view kDescription =
+    "Execute a CLI command on the system through the user's shell, in the workspace directory "
+    "unless cwd is given. Explain what the command does. Prefer non-interactive commands; the "
+    "command gets no input. Returns the exit code and the output (long output keeps its first "
+    "and last lines).";
+
+constexpr std::string_view kSchema = R"json({
+  "type": "object",
+  "properties": {
+    "command": {"type": "string", "description": "The shell command to execute"},
+    "cwd": {"type": ["string", "null"], "description": "Working directory (default: the workspace root)"}
+  },
+  "required": ["command", "cwd"],
+  "additionalProperties": false
+})json";
+
+constexpr size_t kOutputCharacterLimit = 50000;
+
+std::string SignalName(int signal) {
+  const char* name = sigabbrev_np(signal);
+  return name != nullptr ? std::string("SIG") + name : "signal " + std::to_string(signal);
+}
+
+// Output as the model sees it: binary output summarised, head+tail kept beyond the limits.
+std::string ModelOutput(const std::string& raw, int line_limit) {
+  if (workspace::LooksBinary(std::string_view(raw).substr(0, 8192))) {
+    return "(binary output, " + std::to_string(raw.size()) + " bytes, not shown)";
+  }
+  std::string text = TruncateOutputLines(raw, line_limit);
+  if (text.size() > kOutputCharacterLimit) {
+    size_t head = kOutputCharacterLimit / 5;
+    size_t tail = kOutputCharacterLimit - head;
+    text = text.substr(0, head) + "\n[..." + std::to_string(text.size() - head - tail) +
+           " characters omitted...]\n" + text.substr(text.size() - tail);
+  }
+  return text;
+}
+
+class ExecuteCommandTool final : public ToolBase {
+ public:
+  ExecuteCommandTool() : ToolBase("execute_command", kDescription, kSchema) {}
+
+  ToolResult Run(std::string_view arguments_json, ToolContext& context) const override {
+    Result<ToolArgs> args = ToolArgs::Parse(arguments_json);
+    if (!args.ok()) return ErrorResult(args.error());
+    Result<std::string> command = args->RequiredString("command");
+    if (!command.ok()) return ErrorResult(command.error());
+    Result<std::optional<std::string>> cwd_arg = args->OptionalString("cwd");
+    if (!cwd_arg.ok()) return ErrorResult(cwd_arg.error());
+    if (command->find_first_not_of(" \t\n") == std::string::npos) {
+      return {true, MissingParameterText("command")};
+    }
+    std::string cwd = context.workspace.root();
+    if (cwd_arg->has_value() && !(*cwd_arg)->empty()) {
+      Result<workspace::ResolvedPath> resolved =
+          ResolveToolPath(context, name(), **cwd_arg, PathUse::kRead);
+      if (!resolved.ok()) return ErrorResult(resolved.error());
+      struct stat info {};
+      if (::stat(resolved->absolute.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+        return {true, ToolErrorText("Working directory '" + **cwd_arg +
+                                    "' does not exist or is not a directory.")};
+      }
+      cwd = resolved->absolute;
+    }
+    if (std::optional<std::string> blocked =
+            context.workspace.FindBlockedPathInCommand(*command, cwd)) {
+      return {true, ToolErrorText(BlockedPathText(*blocked))};
+    }
+    Result<ApprovalReply> reply =
+        AskApproval(context, ApprovalKind::kCommand, name(), *command, *command);
+    if (!reply.ok()) return ErrorResult(reply.error());
+
+    workspace::CommandOptions options;
+    options.cwd = cwd;
+    options.timeout = std::chrono::seconds(std::max(0, context.settings.command_timeout_seconds));
+    options.cancelled = context.cancelled;
+    options.on_output = [&context](std::string_view chunk) { context.host.OnOutput(chunk); };
+    Result<workspace::CommandOutcome> outcome = workspace::RunCommand(*command, options);
+    if (!outcome.ok()) {
+      return {true, ToolErrorText("Command could not be started in '" + cwd +
+                                  "': " + outcome.error().message())};
+    }
+    std::string output = ModelOutput(outcome->output, context.settings.command_output_line_limit);
+    std::string head = "Command executed in terminal within working directory '" + cwd + "'. ";
+    std::string text;
+    bool is_error = false;
+    if (outcome->timed_out) {
+      text = head +
+             "The command was terminated (with its whole process group) after exceeding "
+             "the user-configured timeout of " +
+             std::to_string(context.settings.command_timeout_seconds) +
+             "s. Do not try to re-run the command unchanged; run it in the background or make it "
+             "finish sooner.\nOutput:\n" +
+             output;
+      is_error = true;
+    } else if (outcome->cancelled) {
+      text = head + "The command was cancelled by the user before it finished.\nOutput:\n" + output;
+      is_error = true;
+    } else if (outcome->signal != 0) {
+      text = head + "Process terminated by signal " + SignalName(outcome->signal) +
+             ". Command execution was not successful, inspect the cause and adjust as needed.\n"
+             "Output:\n" +
+             output;
+    } else if (outcome->exit_code != 0) {
+      text = head +
+             "Command execution was not successful, inspect the cause and adjust as needed.\n"
+             "Exit code: " +
+             std::to_string(outcome->exit_code) + "\nOutput:\n" + output;
+    } else {
+      text = head + "Exit code: 0\nOutput:\n" + output;
+    }
+    return {is_error, text + ApprovedFeedbackText(reply->feedback)};
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Tool> MakeExecuteCommandTool() { return std::make_unique<ExecuteCommandTool>(); }
+
+}  // namespace lai::agent

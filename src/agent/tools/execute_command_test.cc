@@ -1,0 +1,173 @@
+// execute_command against real child processes: exit codes, streaming, timeouts that kill the
+// whole group, binary output, floods, cancellation. Labelled integration (timing-dependent).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "agent/tools/tool.h"
+#include "workspace/workspace.h"
+
+namespace lai::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+class RecordingHost : public ToolHost {
+ public:
+  ApprovalReply Ask(const ApprovalRequest& request) override {
+    last_kind = request.kind;
+    return {approve, ""};
+  }
+  void OnOutput(std::string_view chunk) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    streamed += chunk;
+    if (cancel_on != nullptr && streamed.find("ready") != std::string::npos) cancel_on->store(true);
+  }
+  bool approve = true;
+  ApprovalKind last_kind = ApprovalKind::kRead;
+  std::mutex mutex;
+  std::string streamed;
+  std::atomic<bool>* cancel_on = nullptr;
+};
+
+class ExecuteCommandTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/lai-exec-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    auto ws = workspace::Workspace::Open(dir_.string());
+    ASSERT_TRUE(ws.ok()) << ws.error().ToString();
+    workspace_ = *ws;
+  }
+  void TearDown() override {
+    std::error_code error;
+    fs::remove_all(dir_, error);
+  }
+  ToolResult Run(const std::string& command, const std::atomic<bool>* cancelled = nullptr) {
+    const Tool* tool = FindWorkspaceTool("execute_command");
+    ToolContext context{*workspace_, settings_, host_, cancelled};
+    std::string args = "{\"command\": " + Quote(command) + "}";
+    return tool->Run(args, context);
+  }
+  static std::string Quote(const std::string& text) {
+    std::string out = "\"";
+    for (char c : text) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    return out + "\"";
+  }
+  // Polls (bounded) until no process `pid` exists any more.
+  static bool WaitGone(pid_t pid) {
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (Clock::now() < deadline) {
+      if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
+      std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+      std::string line;
+      std::getline(stat, line);
+      // A zombie whose parent is not ours (reparented to init) counts as gone once reaped.
+      if (line.find(") Z ") != std::string::npos) return true;
+      std::this_thread::yield();
+    }
+    return false;
+  }
+
+  fs::path dir_;
+  std::shared_ptr<const workspace::Workspace> workspace_;
+  ToolSettings settings_;
+  RecordingHost host_;
+};
+
+TEST_F(ExecuteCommandTest, ReportsExitCodeAndOutput) {
+  ToolResult ok = Run("echo hello");
+  EXPECT_FALSE(ok.is_error);
+  EXPECT_EQ(ok.text, "Command executed in terminal within working directory '" +
+                         workspace_->root() + "'. Exit code: 0\nOutput:\nhello\n");
+  EXPECT_EQ(host_.last_kind, ApprovalKind::kCommand);
+  ToolResult failed = Run("echo oops >&2; exit 3");
+  EXPECT_NE(failed.text.find("Command execution was not successful"), std::string::npos);
+  EXPECT_NE(failed.text.find("Exit code: 3\nOutput:\noops\n"), std::string::npos);
+  EXPECT_NE(host_.streamed.find("oops"), std::string::npos);
+}
+
+TEST_F(ExecuteCommandTest, DeniedCommandDoesNotRun) {
+  host_.approve = false;
+  ToolResult result = Run("touch ran");
+  EXPECT_TRUE(result.is_error);
+  EXPECT_EQ(result.text, "The user denied this operation.");
+  EXPECT_FALSE(fs::exists(dir_ / "ran"));
+}
+
+TEST_F(ExecuteCommandTest, TimeoutKillsTheWholeGroup) {
+  settings_.command_timeout_seconds = 1;
+  auto start = Clock::now();
+  ToolResult result = Run("sleep 30 & echo $! > child.pid; echo started; wait");
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(15));
+  EXPECT_TRUE(result.is_error);
+  EXPECT_NE(result.text.find("timeout of 1s"), std::string::npos) << result.text;
+  EXPECT_NE(result.text.find("started"), std::string::npos);
+  std::ifstream pid_file(dir_ / "child.pid");
+  pid_t child = 0;
+  pid_file >> child;
+  ASSERT_GT(child, 0);
+  EXPECT_TRUE(WaitGone(child)) << "background child " << child << " survived the timeout";
+}
+
+TEST_F(ExecuteCommandTest, SpawnedChildrenOutputIsCollected) {
+  ToolResult result = Run("sh -c 'echo from-child; sh -c \"echo grandchild\"'");
+  EXPECT_NE(result.text.find("from-child\ngrandchild\n"), std::string::npos) << result.text;
+}
+
+TEST_F(ExecuteCommandTest, BinaryOutputIsSummarised) {
+  ToolResult result = Run("printf 'a\\000b\\001c\\002'");
+  EXPECT_NE(result.text.find("(binary output, 6 bytes, not shown)"), std::string::npos)
+      << result.text;
+}
+
+TEST_F(ExecuteCommandTest, FloodKeepsHeadAndTail) {
+  settings_.command_output_line_limit = 100;
+  ToolResult result = Run("seq 1 200000");
+  EXPECT_NE(result.text.find("Output:\n1\n2\n"), std::string::npos);
+  EXPECT_NE(result.text.find("[...199900 lines omitted...]"), std::string::npos);
+  EXPECT_TRUE(result.text.ends_with("199999\n200000\n"))
+      << result.text.substr(result.text.size() - 50);
+  EXPECT_LT(result.text.size(), 2000u);
+}
+
+TEST_F(ExecuteCommandTest, CancelStopsTheCommand) {
+  std::atomic<bool> cancelled{false};
+  host_.cancel_on = &cancelled;
+  auto start = Clock::now();
+  ToolResult result = Run("echo ready; sleep 30", &cancelled);
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(15));
+  EXPECT_TRUE(result.is_error);
+  EXPECT_NE(result.text.find("cancelled"), std::string::npos) << result.text;
+}
+
+TEST_F(ExecuteCommandTest, BlockedFileReadIsRefused) {
+  std::ofstream(dir_ / ".kilocodeignore") << "secret.txt\n";
+  std::ofstream(dir_ / "secret.txt") << "s3cret\n";
+  auto ws = workspace::Workspace::Open(dir_.string());
+  ASSERT_TRUE(ws.ok());
+  workspace_ = *ws;
+  ToolResult result = Run("cat secret.txt");
+  EXPECT_TRUE(result.is_error);
+  EXPECT_NE(result.text.find("Access to secret.txt is blocked by the .kilocodeignore"),
+            std::string::npos)
+      << result.text;
+  EXPECT_EQ(result.text.find("s3cret"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lai::agent

@@ -1,0 +1,225 @@
+// read_file: up to five files, whole or by line ranges, numbered "N | line".
+#include <string>
+#include <vector>
+
+#include "agent/tools/args.h"
+#include "agent/tools/factories.h"
+#include "agent/tools/responses.h"
+#include "agent/tools/tool_base.h"
+#include "workspace/text.h"
+
+namespace lai::agent {
+namespace {
+
+constexpr size_t kMaxFiles = 5;
+
+constexpr std::string_view kDescription =
+    "Read one or more files and return their contents with line numbers (\"N | line\") for "
+    "diffing and discussion. Up to 5 files per call; request related files together. Use "
+    "line_ranges to read parts of large files. Long files are cut at the configured line limit "
+    "with a notice. Binary files are not shown.";
+
+constexpr std::string_view kSchema = R"json({
+  "type": "object",
+  "properties": {
+    "files": {
+      "type": "array",
+      "description": "Files to read (at most 5)",
+      "minItems": 1,
+      "items": {
+        "type": "object",
+        "properties": {
+          "path": {"type": "string", "description": "Path relative to the workspace"},
+          "line_ranges": {
+            "type": ["array", "null"],
+            "description": "Optional 1-based inclusive ranges like \"1-50\"",
+            "items": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"}
+          }
+        },
+        "required": ["path", "line_ranges"],
+        "additionalProperties": false
+      }
+    }
+  },
+  "required": ["files"],
+  "additionalProperties": false
+})json";
+
+struct FileRequest {
+  std::string path;
+  std::vector<ToolArgs::LineRange> ranges;
+};
+
+void AppendFileError(std::string& out, std::string_view path, std::string_view tag,
+                     std::string_view message) {
+  out += "<file><path>";
+  out += path;
+  out += "</path><";
+  out += tag;
+  out += ">";
+  out += message;
+  out += "</";
+  out += tag;
+  out += "></file>\n";
+}
+
+// Offsets of the first byte of every line, so ranges cost no copying.
+std::vector<size_t> LineStarts(std::string_view text) {
+  std::vector<size_t> starts;
+  starts.reserve(text.size() / 32 + 1);
+  starts.push_back(0);
+  for (size_t i = text.find('\n'); i != std::string_view::npos; i = text.find('\n', i + 1)) {
+    if (i + 1 < text.size()) starts.push_back(i + 1);
+  }
+  return starts;
+}
+
+// Lines [first, last] (1-based), without the final newline.
+std::string_view Lines(std::string_view text, const std::vector<size_t>& starts, size_t first,
+                       size_t last) {
+  size_t begin = starts[first - 1];
+  size_t end = last < starts.size() ? starts[last] - 1 : text.size();
+  if (last >= starts.size() && end > begin && text[end - 1] == '\n') --end;
+  return text.substr(begin, end - begin);
+}
+
+void AppendContent(std::string& out, std::string_view text, const std::vector<size_t>& starts,
+                   size_t first, size_t last) {
+  out += "<content lines=\"" + std::to_string(first) + "-" + std::to_string(last) + "\">\n";
+  AppendNumberedLines(out, Lines(text, starts, first, last), static_cast<int64_t>(first), 1);
+  out += "</content>\n";
+}
+
+// Returns false when the file could not be read (the error is already in `out`).
+bool ReadOne(ToolContext& context, const FileRequest& request, std::string& out) {
+  Result<workspace::ResolvedPath> resolved =
+      context.workspace.Resolve(request.path, /*allow_outside=*/true);
+  if (!resolved.ok()) {
+    AppendFileError(out, request.path, "error",
+                    "Error reading file: " + resolved.error().message());
+    return false;
+  }
+  if (context.workspace.IsBlocked(*resolved)) {
+    AppendFileError(out, request.path, "error", BlockedPathText(request.path));
+    return false;
+  }
+  ApprovalKind kind = resolved->is_outside ? ApprovalKind::kOutsideWorkspace : ApprovalKind::kRead;
+  ApprovalReply reply =
+      context.host.Ask({kind, "read_file", DisplayPath(*resolved), "Read " + resolved->absolute});
+  if (!reply.approved) {
+    AppendFileError(
+        out, request.path, "status",
+        reply.feedback.empty() ? "Denied by user" : "Denied by user. Feedback: " + reply.feedback);
+    return false;
+  }
+  Result<std::string> bytes = ReadFileBytes(resolved->absolute);
+  if (!bytes.ok()) {
+    std::string message = bytes.error().code() == ErrorCode::kNotFound
+                              ? "File not found: " + request.path
+                              : bytes.error().message();
+    AppendFileError(out, request.path, "error", "Error reading file: " + message);
+    return false;
+  }
+  std::string_view prefix(*bytes);
+  if (workspace::LooksBinary(prefix.substr(0, 8192))) {
+    out += "<file><path>" + request.path + "</path>\n<notice>Binary file (" +
+           std::to_string(bytes->size()) +
+           " bytes): content not shown. Use a command-line tool suited to the format to inspect "
+           "it.</notice>\n</file>\n";
+    return true;
+  }
+  workspace::TextFile file = workspace::DecodeText(*bytes);
+  std::string_view text = file.text;
+  out += "<file><path>" + request.path + "</path>\n";
+  if (text.empty()) {
+    out += "<content/><notice>File is empty</notice>\n</file>\n";
+    return true;
+  }
+  std::vector<size_t> starts = LineStarts(text);
+  size_t total = starts.size();
+  if (!request.ranges.empty()) {
+    for (const ToolArgs::LineRange& range : request.ranges) {
+      if (static_cast<size_t>(range.start) > total) {
+        out += "<error>Line range " + std::to_string(range.start) + "-" +
+               std::to_string(range.end) + " is past the end of the file (it has " +
+               std::to_string(total) + " lines).</error>\n";
+        continue;
+      }
+      size_t last = std::min(static_cast<size_t>(range.end), total);
+      AppendContent(out, text, starts, static_cast<size_t>(range.start), last);
+    }
+  } else {
+    int limit = context.settings.read_line_limit;
+    if (limit >= 0 && total > static_cast<size_t>(limit)) {
+      if (limit > 0) AppendContent(out, text, starts, 1, static_cast<size_t>(limit));
+      out += "<notice>Showing only " + std::to_string(limit) + " of " + std::to_string(total) +
+             " total lines. Use line_range if you need to read more lines</notice>\n";
+    } else {
+      AppendContent(out, text, starts, 1, total);
+    }
+  }
+  out += "</file>\n";
+  return true;
+}
+
+class ReadFileTool final : public ToolBase {
+ public:
+  ReadFileTool() : ToolBase("read_file", kDescription, kSchema) {}
+
+  ToolResult Run(std::string_view arguments_json, ToolContext& context) const override {
+    Result<ToolArgs> args = ToolArgs::Parse(arguments_json);
+    if (!args.ok()) return ErrorResult(args.error());
+    std::vector<FileRequest> requests;
+    if (args->Has("files") || !args->Has("path")) {
+      Result<std::vector<ToolArgs>> files = args->ObjectArray("files");
+      if (!files.ok()) return ErrorResult(files.error());
+      if (files->empty()) return {true, MissingParameterText("files")};
+      for (const ToolArgs& file : *files) {
+        Result<std::string> path = file.RequiredString("path");
+        if (!path.ok()) return ErrorResult(path.error());
+        Result<std::vector<ToolArgs::LineRange>> ranges = file.LineRanges("line_ranges");
+        if (!ranges.ok()) return ErrorResult(ranges.error());
+        requests.push_back({std::move(*path), std::move(*ranges)});
+      }
+    } else {
+      // The legacy form: path with optional start_line/end_line.
+      Result<std::string> path = args->RequiredString("path");
+      if (!path.ok()) return ErrorResult(path.error());
+      Result<std::optional<int64_t>> start = args->OptionalInteger("start_line");
+      if (!start.ok()) return ErrorResult(start.error());
+      Result<std::optional<int64_t>> end = args->OptionalInteger("end_line");
+      if (!end.ok()) return ErrorResult(end.error());
+      FileRequest request{std::move(*path), {}};
+      if (start->has_value() || end->has_value()) {
+        int64_t first = start->value_or(1);
+        int64_t last = end->value_or(INT32_MAX);
+        if (first < 1 || last < first) {
+          return {true, ToolErrorText("Invalid line range " + std::to_string(first) + "-" +
+                                      std::to_string(last) +
+                                      ": lines are 1-based and end_line must not be before "
+                                      "start_line.")};
+        }
+        request.ranges.push_back({first, last});
+      }
+      requests.push_back(std::move(request));
+    }
+    if (requests.size() > kMaxFiles) {
+      return {true, ToolErrorText("Too many files requested: " + std::to_string(requests.size()) +
+                                  ". You can read at most " + std::to_string(kMaxFiles) +
+                                  " files at a time; split the request into several calls.")};
+    }
+    std::string out = "<files>\n";
+    size_t failures = 0;
+    for (const FileRequest& request : requests) {
+      if (!ReadOne(context, request, out)) ++failures;
+    }
+    out += "</files>";
+    return {failures == requests.size(), std::move(out)};
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Tool> MakeReadFileTool() { return std::make_unique<ReadFileTool>(); }
+
+}  // namespace lai::agent

@@ -1,0 +1,56 @@
+// ToolBase: the name, description and schema every tool carries as constants, and the file
+// helpers the editing tools share. Internal to agent/tools; thread-safe (immutable).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "agent/tools/tool.h"
+#include "base/result.h"
+#include "workspace/text.h"
+#include "workspace/workspace.h"
+
+namespace lai::agent {
+
+class ToolBase : public Tool {
+ public:
+  // The views must point at static storage.
+  ToolBase(std::string_view name, std::string_view description, std::string_view schema)
+      : name_(name), description_(description), schema_(schema) {}
+  std::string_view name() const override { return name_; }
+  std::string_view description() const override { return description_; }
+  std::string_view parameters_schema() const override { return schema_; }
+
+ private:
+  std::string_view name_;
+  std::string_view description_;
+  std::string_view schema_;
+};
+
+// Whole file as bytes. Errors: kNotFound, kInvalidArgument (a directory), kIo.
+Result<std::string> ReadFileBytes(const std::string& absolute_path);
+
+// A unified diff of two '\n' texts (one hunk around the changed region, 3 lines of context), for
+// approval prompts. Empty when equal.
+std::string UnifiedDiff(std::string_view path, std::string_view before, std::string_view after);
+
+// The <file_write_result> text the editing tools return.
+std::string FileWriteResult(std::string_view path, bool is_new_file, std::string_view feedback);
+
+// A file an editing tool is about to change: its decoded text, or none when it does not exist.
+struct EditTarget {
+  workspace::ResolvedPath path;
+  bool exists = false;
+  workspace::TextFile file;  // LF text; line ending and BOM to restore.
+};
+
+// Reads the target. Errors (message = the model's text): a directory, a binary file, I/O.
+Result<EditTarget> LoadEditTarget(const workspace::ResolvedPath& path);
+
+// Shows the change for approval (kWrite, or kProtected for protected paths; new files show their
+// content, existing ones a unified diff), then writes `new_text` with the target's line ending and
+// BOM. Returns the <file_write_result> text, or the denial/failure as an error result.
+ToolResult CommitEdit(ToolContext& context, std::string_view tool, const EditTarget& target,
+                      std::string_view new_text);
+
+}  // namespace lai::agent

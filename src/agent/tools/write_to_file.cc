@@ -1,0 +1,209 @@
+// write_to_file: create or overwrite a whole file, refusing content that is evidently truncated.
+#include <algorithm>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "agent/tools/args.h"
+#include "agent/tools/factories.h"
+#include "agent/tools/responses.h"
+#include "agent/tools/tool_base.h"
+
+namespace lai::agent {
+namespace {
+
+constexpr std::string_view kDescription =
+    "Write complete content to a file, creating it (and its directories) if needed or replacing "
+    "it entirely. Always give the COMPLETE intended content without omissions or placeholders "
+    "such as '// rest of code unchanged', and give line_count, the number of lines in content. "
+    "For changes to part of an existing file prefer apply_diff.";
+
+constexpr std::string_view kSchema = R"json({
+  "type": "object",
+  "properties": {
+    "path": {"type": "string", "description": "Path of the file, relative to the workspace"},
+    "content": {"type": "string", "description": "The complete content of the file"},
+    "line_count": {"type": "integer", "description": "Number of lines in content, counting empty lines"}
+  },
+  "required": ["path", "content", "line_count"],
+  "additionalProperties": false
+})json";
+
+std::vector<std::string_view> SplitLines(std::string_view text) {
+  std::vector<std::string_view> lines;
+  size_t position = 0;
+  while (true) {
+    size_t newline = text.find('\n', position);
+    if (newline == std::string_view::npos) {
+      if (position < text.size()) lines.push_back(text.substr(position));
+      break;
+    }
+    lines.push_back(text.substr(position, newline - position));
+    position = newline + 1;
+  }
+  return lines;
+}
+
+std::string ToLower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Kilo Code's omission check: a comment line, absent from the original file, whose words include
+// one of the placeholder words models use when they elide code.
+std::optional<std::string> FindOmissionComment(std::string_view original, std::string_view text) {
+  static constexpr std::string_view kCommentStarts[] = {"//", "#", "/*", "{/*", "<!--", "*", "--"};
+  static constexpr std::string_view kKeywords[] = {"remain",   "remains",   "unchanged", "rest",
+                                                   "previous", "existing",  "same",      "...",
+                                                   "omitted",  "unmodified"};
+  std::vector<std::string_view> original_lines = SplitLines(original);
+  for (std::string_view line : SplitLines(text)) {
+    std::string_view trimmed = line;
+    while (!trimmed.empty() && (trimmed.front() == ' ' || trimmed.front() == '\t')) {
+      trimmed.remove_prefix(1);
+    }
+    bool is_comment =
+        std::any_of(std::begin(kCommentStarts), std::end(kCommentStarts),
+                    [&](std::string_view start) { return trimmed.starts_with(start); });
+    if (!is_comment || trimmed.size() > 100) continue;
+    std::string lower = ToLower(trimmed);
+    // Words split on whitespace and comment punctuation, so "...existing" counts as "existing".
+    std::vector<std::string> words;
+    std::string word;
+    for (char c : lower) {
+      bool is_separator = c == ' ' || c == '\t' || c == '/' || c == '*' || c == '#' || c == '<' ||
+                          c == '>' || c == '!' || c == '{' || c == '}' || c == '-' || c == ',' ||
+                          c == ':' || c == '(' || c == ')';
+      if (is_separator) {
+        if (!word.empty()) words.push_back(std::move(word));
+        word.clear();
+      } else {
+        word += c;
+      }
+    }
+    if (!word.empty()) words.push_back(word);
+    bool has_keyword = false;
+    bool mentions_code = false;
+    for (std::string& w : words) {
+      if (w.size() > 3 && w.starts_with("...")) {
+        has_keyword = true;
+        w = w.substr(3);
+      }
+      if (w.size() > 3 && w.ends_with("...")) {
+        has_keyword = true;
+        w.resize(w.size() - 3);
+      }
+      for (std::string_view keyword : kKeywords) has_keyword |= w == keyword;
+      mentions_code |= w == "code" || w == "unchanged" || w == "..." || w == "implementation" ||
+                       w == "content" || w == "omitted" || w == "methods" || w == "functions";
+    }
+    if (!has_keyword || !mentions_code) continue;
+    if (std::find(original_lines.begin(), original_lines.end(), line) != original_lines.end()) {
+      continue;
+    }
+    return std::string(trimmed);
+  }
+  return std::nullopt;
+}
+
+// Strips a surrounding markdown code fence, as models sometimes wrap file content in one.
+std::string StripCodeFence(std::string content) {
+  if (content.starts_with("```")) {
+    size_t newline = content.find('\n');
+    content.erase(0, newline == std::string::npos ? content.size() : newline + 1);
+  }
+  std::string_view view = content;
+  while (!view.empty() && (view.back() == '\n' || view.back() == ' ')) view.remove_suffix(1);
+  if (view.ends_with("```")) {
+    size_t line_start = view.rfind('\n', view.size() - 3);
+    content.resize(line_start == std::string_view::npos ? 0 : line_start + 1);
+  }
+  return content;
+}
+
+// "  12 | code" on every non-empty line means the model copied read_file output.
+bool EveryLineHasLineNumber(const std::vector<std::string_view>& lines) {
+  static const std::regex kNumbered(R"(^\s*\d+ \| ?)");
+  if (lines.empty()) return false;
+  return std::all_of(lines.begin(), lines.end(), [](std::string_view line) {
+    return std::regex_search(line.begin(), line.end(), kNumbered);
+  });
+}
+
+std::string StripLineNumbers(const std::vector<std::string_view>& lines) {
+  static const std::regex kNumbered(R"(^\s*\d+ \| ?)");
+  std::string out;
+  for (std::string_view line : lines) {
+    std::match_results<std::string_view::const_iterator> match;
+    std::regex_search(line.begin(), line.end(), match, kNumbered);
+    out.append(line.substr(static_cast<size_t>(match.length(0))));
+    out += '\n';
+  }
+  return out;
+}
+
+class WriteToFileTool final : public ToolBase {
+ public:
+  WriteToFileTool() : ToolBase("write_to_file", kDescription, kSchema) {}
+
+  ToolResult Run(std::string_view arguments_json, ToolContext& context) const override {
+    Result<ToolArgs> args = ToolArgs::Parse(arguments_json);
+    if (!args.ok()) return ErrorResult(args.error());
+    Result<std::string> path = args->RequiredString("path");
+    if (!path.ok()) return ErrorResult(path.error());
+    Result<std::string> content = args->RequiredString("content");
+    if (!content.ok()) return ErrorResult(content.error());
+    Result<std::optional<int64_t>> line_count = args->OptionalInteger("line_count");
+    if (!line_count.ok()) return ErrorResult(line_count.error());
+
+    Result<workspace::ResolvedPath> resolved =
+        ResolveToolPath(context, name(), *path, PathUse::kWrite);
+    if (!resolved.ok()) return ErrorResult(resolved.error());
+    Result<EditTarget> target = LoadEditTarget(*resolved);
+    if (!target.ok()) return ErrorResult(target.error());
+
+    std::string text = *content;
+    // CRLF from the model becomes LF; the file's own line ending is restored on write.
+    text.erase(std::remove(text.begin(), text.end(), '\r'), text.end());
+    text = StripCodeFence(std::move(text));
+    std::vector<std::string_view> lines = SplitLines(text);
+    if (EveryLineHasLineNumber(lines)) {
+      text = StripLineNumbers(lines);
+      lines = SplitLines(text);
+    }
+    const std::string& display = DisplayPath(*resolved);
+    int64_t actual = static_cast<int64_t>(lines.size());
+    if (line_count->has_value() && actual < **line_count) {
+      return {true,
+              ToolErrorText("Content appears to be truncated: line_count is " +
+                            std::to_string(**line_count) + " but the content has " +
+                            std::to_string(actual) + " lines, so '" + display +
+                            "' was not written. Your response may have exceeded your output limit. "
+                            "Retry with the complete content and a correct line_count, or, for an "
+                            "existing file, make targeted changes with apply_diff; for a long new "
+                            "file, write a first part with write_to_file and add the rest with "
+                            "insert_content.")};
+    }
+    if (std::optional<std::string> comment =
+            FindOmissionComment(target->exists ? target->file.text : "", text)) {
+      return {true,
+              ToolErrorText("Content appears to be truncated: found a comment indicating omitted "
+                            "code ('" +
+                            *comment + "'), so '" + display +
+                            "' was not written. Provide the full file content without any "
+                            "omissions, or use apply_diff to change only part of the file.")};
+    }
+    if (!text.empty() && text.back() != '\n' && target->exists &&
+        target->file.text.ends_with('\n')) {
+      text += '\n';
+    }
+    return CommitEdit(context, name(), *target, text);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Tool> MakeWriteToFileTool() { return std::make_unique<WriteToFileTool>(); }
+
+}  // namespace lai::agent

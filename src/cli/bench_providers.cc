@@ -1,0 +1,714 @@
+// `lapce-ai bench providers`: (a) SSE + JSON decoding throughput of the real adapter parsers on
+// large generated OpenAI and Anthropic streams, beside a naive decoder; (b) the latency the engine
+// adds between a provider chunk leaving a loopback HTTP server and its frame reaching an IPC
+// client, beside a plain loopback HTTP read of the same chunks; (c) the same with 200 concurrent
+// streams; (d) resident memory per idle open stream. Everything runs in this process: a small
+// chunk server (below) plays the provider, a real ipc::Server with the CompletionService and a
+// real ProviderPool/HTTP client form the engine, and ipc::Clients read the frames.
+#include <CLI/CLI.hpp>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "cli/bench_providers.h"
+#include "cli/bench_util.h"
+#include "cli/server_process.h"
+#include "http/client.h"
+#include "ipc/client.h"
+#include "ipc/server.h"
+#include "ipc/wait.h"
+#include "llm/internal/adapter.h"
+#include "llm/pool.h"
+#include "server/completion_service.h"
+#include "server/services.h"
+
+namespace lai::cli {
+namespace {
+
+using Json = nlohmann::json;
+using std::chrono::milliseconds;
+
+struct BenchProvidersFlags {
+  bool json = false;
+  bool quick = false;
+};
+
+[[noreturn]] void Fail(const std::string& what, const std::string& message) {
+  std::fprintf(stderr, "lapce-ai bench providers: %s: %s\n", what.c_str(), message.c_str());
+  std::exit(1);
+}
+
+uint64_t SelfRssBytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) Decoding throughput.
+
+// Words of varying length, as models write them.
+std::string Words(uint64_t& seed, int count) {
+  static const char* kWords[] = {"the ", "function ", "returns ", "a ", "value\n", "std::vector<int> ",
+                                 "because ", "we ", "need ", "to ", "handle ", "errors, ", "and ",
+                                 "`config.toml` ", "é ", "→ ", "{\"x\": 1} ", "\t"};
+  std::string out;
+  for (int i = 0; i < count; ++i) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    out += kWords[(seed >> 33) % std::size(kWords)];
+  }
+  return out;
+}
+
+// An OpenAI Chat Completions stream of about `bytes` bytes: text deltas of 1-4 words, one tool
+// call whose arguments arrive in many fragments, the finish chunk, usage and [DONE].
+std::string OpenAiTranscript(size_t bytes) {
+  std::string out;
+  uint64_t seed = 1;
+  const std::string head =
+      R"({"id":"chatcmpl-AbCdEf0123456789","object":"chat.completion.chunk","created":1732665600,)"
+      R"("model":"gpt-4o-2024-08-06","system_fingerprint":"fp_7f6be3efb0","choices":[{"index":0,)";
+  while (out.size() < bytes * 9 / 10) {
+    Json delta = {{"content", Words(seed, 1 + static_cast<int>(seed % 4))}};
+    out += "data: " + head + R"("delta":)" + delta.dump() +
+           R"(,"logprobs":null,"finish_reason":null}]})" + "\n\n";
+  }
+  out += "data: " + head +
+         R"("delta":{"tool_calls":[{"index":0,"id":"call_abc123","type":"function","function":{"name":"write_to_file","arguments":""}}]},"logprobs":null,"finish_reason":null}]})"
+         "\n\n";
+  out += "data: " + head + R"("delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"path\": \"src/main.cc\", \"content\": \""}}]},"logprobs":null,"finish_reason":null}]})" "\n\n";
+  while (out.size() < bytes) {
+    Json args = Json(Words(seed, 2)).dump();  // A JSON string literal, escaped once more below.
+    std::string fragment = args.get<std::string>();
+    fragment = fragment.substr(1, fragment.size() - 2);  // Inside the content string.
+    Json delta = {{"tool_calls", {{{"index", 0}, {"function", {{"arguments", fragment}}}}}}};
+    out += "data: " + head + R"("delta":)" + delta.dump() +
+           R"(,"logprobs":null,"finish_reason":null}]})" + "\n\n";
+  }
+  out += "data: " + head + R"("delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"}"}}]},"logprobs":null,"finish_reason":null}]})" "\n\n";
+  out += "data: " + head + R"("delta":{},"logprobs":null,"finish_reason":"tool_calls"}]})" "\n\n";
+  out += R"(data: {"id":"chatcmpl-AbCdEf0123456789","object":"chat.completion.chunk","created":1732665600,"model":"gpt-4o-2024-08-06","choices":[],"usage":{"prompt_tokens":1200,"completion_tokens":50000,"total_tokens":51200,"prompt_tokens_details":{"cached_tokens":1024}}})" "\n\n";
+  out += "data: [DONE]\n\n";
+  return out;
+}
+
+// An Anthropic Messages stream of about `bytes` bytes: thinking, text deltas, pings, usage.
+std::string AnthropicTranscript(size_t bytes) {
+  std::string out;
+  uint64_t seed = 2;
+  out += "event: message_start\n"
+         R"(data: {"type":"message_start","message":{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5-20250929","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":1200,"cache_creation_input_tokens":0,"cache_read_input_tokens":1024,"output_tokens":1}}})"
+         "\n\n";
+  out += "event: content_block_start\n"
+         R"(data: {"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}})" "\n\n";
+  while (out.size() < bytes / 5) {
+    Json delta = {{"type", "content_block_delta"}, {"index", 0},
+                  {"delta", {{"type", "thinking_delta"}, {"thinking", Words(seed, 1 + static_cast<int>(seed % 4))}}}};
+    out += "event: content_block_delta\ndata: " + delta.dump() + "\n\n";
+  }
+  out += "event: content_block_delta\n"
+         R"(data: {"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxDrIIvmN"}})" "\n\n";
+  out += "event: content_block_stop\n" R"(data: {"type":"content_block_stop","index":0})" "\n\n";
+  out += "event: content_block_start\n"
+         R"(data: {"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}})" "\n\n";
+  int n = 0;
+  while (out.size() < bytes) {
+    Json delta = {{"type", "content_block_delta"}, {"index", 1},
+                  {"delta", {{"type", "text_delta"}, {"text", Words(seed, 1 + static_cast<int>(seed % 4))}}}};
+    out += "event: content_block_delta\ndata: " + delta.dump() + "\n\n";
+    if (++n % 200 == 0) out += "event: ping\n" R"(data: {"type": "ping"})" "\n\n";
+  }
+  out += "event: content_block_stop\n" R"(data: {"type":"content_block_stop","index":1})" "\n\n";
+  out += "event: message_delta\n"
+         R"(data: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":50000}})" "\n\n";
+  out += "event: message_stop\n" R"(data: {"type":"message_stop"})" "\n\n";
+  return out;
+}
+
+constexpr size_t kReadBytes = 16 * 1024;  // A typical socket read.
+
+// MB/s of the real parser for `provider` over `transcript`, fed in socket-sized reads; checks
+// that the stream decoded completely.
+double AdapterMBps(const std::string& provider, const std::string& transcript, double min_seconds) {
+  const llm::internal::ProviderSpec* spec = llm::internal::FindProvider(provider);
+  if (spec == nullptr) Fail("decode", "no provider " + provider);
+  size_t text_bytes = 0;
+  bool is_done = false;
+  std::string error;
+  uint64_t bytes = 0;
+  uint64_t start = ipc::NowNs();
+  uint64_t elapsed = 0;
+  do {
+    std::unique_ptr<llm::internal::StreamParser> parser = llm::internal::NewStreamParser(
+        *spec, provider, "call", [&](const llm::StreamEvent& e) {
+          if (e.kind == llm::StreamEvent::Kind::kTextDelta ||
+              e.kind == llm::StreamEvent::Kind::kReasoningDelta) {
+            text_bytes += e.text.size();
+          }
+          if (e.kind == llm::StreamEvent::Kind::kDone) is_done = true;
+          if (e.kind == llm::StreamEvent::Kind::kError) error = e.error.message;
+        });
+    for (size_t at = 0; at < transcript.size(); at += kReadBytes) {
+      parser->Feed(std::string_view(transcript).substr(at, kReadBytes));
+    }
+    parser->Finish();
+    if (!is_done) Fail("decode " + provider, "the stream did not end with done: " + error);
+    bytes += transcript.size();
+    elapsed = ipc::NowNs() - start;
+  } while (elapsed < min_seconds * 1e9);
+  if (text_bytes == 0) Fail("decode " + provider, "no text decoded");
+  return static_cast<double>(bytes) / 1e6 / (static_cast<double>(elapsed) / 1e9);
+}
+
+// The naive decoder: split events at blank lines, parse every data line into a json DOM, pull
+// out the text. No incremental state machine, no event typing; the same reads.
+double NaiveMBps(const std::string& transcript, double min_seconds) {
+  uint64_t bytes = 0;
+  size_t text_bytes = 0;
+  uint64_t start = ipc::NowNs();
+  uint64_t elapsed = 0;
+  do {
+    std::string pending;
+    for (size_t at = 0; at < transcript.size(); at += kReadBytes) {
+      pending.append(transcript, at, kReadBytes);
+      size_t begin = 0;
+      for (size_t end; (end = pending.find("\n\n", begin)) != std::string::npos; begin = end + 2) {
+        std::string_view event(pending.data() + begin, end - begin);
+        size_t data = event.find("data: ");
+        if (data == std::string_view::npos) continue;
+        std::string_view payload = event.substr(data + 6);
+        if (payload == "[DONE]") continue;
+        Json parsed = Json::parse(payload, nullptr, false);
+        if (parsed.is_discarded()) continue;
+        if (auto c = parsed.find("choices"); c != parsed.end() && c->is_array() && !c->empty()) {
+          const Json& delta = (*c)[0]["delta"];
+          if (delta.contains("content")) text_bytes += delta["content"].get_ref<const std::string&>().size();
+        } else if (auto d = parsed.find("delta"); d != parsed.end()) {
+          if (d->contains("text")) text_bytes += (*d)["text"].get_ref<const std::string&>().size();
+        }
+      }
+      pending.erase(0, begin);
+    }
+    bytes += transcript.size();
+    elapsed = ipc::NowNs() - start;
+  } while (elapsed < min_seconds * 1e9);
+  if (text_bytes == 0) Fail("naive decode", "no text decoded");
+  return static_cast<double>(bytes) / 1e6 / (static_cast<double>(elapsed) / 1e9);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The chunk server: plays an OpenAI-compatible provider on 127.0.0.1. Each streamed chunk carries
+// the NowNs() at which it is written ("t=<ns>;"), so a reader computes the chunk's latency.
+
+class ChunkServer {
+ public:
+  struct Script {
+    int chunks = 0;             // Timed chunks per response; 0 = idle (headers, then nothing).
+    std::chrono::microseconds interval{1000};
+  };
+
+  ChunkServer() {
+    listener_.Reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int one = 1;
+    ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+        ::listen(listener_.get(), 1024) != 0) {
+      Fail("chunk server", "cannot listen on 127.0.0.1");
+    }
+    socklen_t length = sizeof(address);
+    ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    acceptor_ = std::thread([this] { Accept(); });
+  }
+
+  ~ChunkServer() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    stop_.notify_all();
+    ::shutdown(listener_.get(), SHUT_RDWR);
+    acceptor_.join();
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(mutex_);
+      for (int fd : open_fds_) ::shutdown(fd, SHUT_RDWR);
+      threads.swap(threads_);
+    }
+    for (std::thread& t : threads) t.join();
+  }
+
+  void SetScript(Script script) {
+    std::lock_guard lock(mutex_);
+    script_ = script;
+  }
+  // Releases the idle responses: they finish at once.
+  void ReleaseIdle() {
+    {
+      std::lock_guard lock(mutex_);
+      ++generation_;
+    }
+    stop_.notify_all();
+  }
+  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+  uint16_t port() const { return port_; }
+  int responding() const { return responding_.load(); }
+
+ private:
+  void Accept() {
+    for (;;) {
+      int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) return;
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      std::lock_guard lock(mutex_);
+      if (stopping_) {
+        ::close(fd);
+        return;
+      }
+      open_fds_.push_back(fd);
+      threads_.emplace_back([this, fd] { Serve(fd); });
+    }
+  }
+
+  static bool WriteAll(int fd, std::string_view bytes) {
+    while (!bytes.empty()) {
+      ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  static std::string Chunk(std::string_view payload) {
+    char size[32];
+    std::snprintf(size, sizeof(size), "%zx\r\n", payload.size());
+    return size + std::string(payload) + "\r\n";
+  }
+
+  static std::string Sse(std::string_view content) {
+    return "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":"
+           "1732665600,\"model\":\"bench\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" +
+           std::string(content) + "\"},\"finish_reason\":null}]}\n\n";
+  }
+
+  // One connection: requests one after another (keep-alive), each answered per the script.
+  void Serve(int fd) {
+    std::string buffer;
+    char read_buffer[16384];
+    for (;;) {
+      size_t header_end;
+      while ((header_end = buffer.find("\r\n\r\n")) == std::string::npos) {
+        ssize_t n = ::recv(fd, read_buffer, sizeof(read_buffer), 0);
+        if (n <= 0) return Close(fd);
+        buffer.append(read_buffer, static_cast<size_t>(n));
+      }
+      size_t body_bytes = 0;
+      std::string head = buffer.substr(0, header_end);
+      for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (size_t at = head.find("content-length:"); at != std::string::npos) {
+        body_bytes = std::strtoull(head.c_str() + at + 15, nullptr, 10);
+      }
+      while (buffer.size() < header_end + 4 + body_bytes) {
+        ssize_t n = ::recv(fd, read_buffer, sizeof(read_buffer), 0);
+        if (n <= 0) return Close(fd);
+        buffer.append(read_buffer, static_cast<size_t>(n));
+      }
+      buffer.erase(0, header_end + 4 + body_bytes);
+      Script script;
+      uint64_t generation;
+      {
+        std::lock_guard lock(mutex_);
+        script = script_;
+        generation = generation_;
+      }
+      if (!WriteAll(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\n")) {
+        return Close(fd);
+      }
+      ++responding_;
+      if (script.chunks == 0) {
+        std::unique_lock lock(mutex_);
+        stop_.wait(lock, [&] { return stopping_ || generation_ != generation; });
+        if (stopping_) return Close(fd);
+      } else {
+        auto next = std::chrono::steady_clock::now();
+        for (int i = 0; i < script.chunks; ++i) {
+          next += script.interval;
+          {
+            std::unique_lock lock(mutex_);
+            if (stop_.wait_until(lock, next, [&] { return stopping_; })) return Close(fd);
+          }
+          if (!WriteAll(fd, Chunk(Sse("t=" + std::to_string(ipc::NowNs()) + ";")))) return Close(fd);
+        }
+      }
+      --responding_;
+      std::string tail =
+          "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"choices\":[{"
+          "\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+      if (!WriteAll(fd, Chunk(tail) + "0\r\n\r\n")) return Close(fd);
+    }
+  }
+
+  void Close(int fd) {
+    std::lock_guard lock(mutex_);
+    open_fds_.erase(std::remove(open_fds_.begin(), open_fds_.end(), fd), open_fds_.end());
+    ::close(fd);
+  }
+
+  UniqueFd listener_;
+  uint16_t port_ = 0;
+  std::thread acceptor_;
+  std::atomic<int> responding_{0};
+  std::mutex mutex_;
+  std::condition_variable stop_;
+  bool stopping_ = false;           // Guarded by mutex_.
+  uint64_t generation_ = 0;         // Guarded by mutex_.
+  Script script_;                   // Guarded by mutex_.
+  std::vector<int> open_fds_;       // Guarded by mutex_.
+  std::vector<std::thread> threads_;  // Guarded by mutex_.
+};
+
+// Latency of each "t=<ns>;" marker in `bytes`, at `now`.
+void CollectMarkers(std::string_view bytes, uint64_t now, std::vector<uint64_t>& samples) {
+  for (size_t at = bytes.find("t="); at != std::string_view::npos; at = bytes.find("t=", at + 2)) {
+    uint64_t sent = 0;
+    auto [end, ec] = std::from_chars(bytes.data() + at + 2, bytes.data() + bytes.size(), sent);
+    if (ec == std::errc() && end < bytes.data() + bytes.size() && *end == ';' && sent <= now) {
+      samples.push_back(now - sent);
+    }
+  }
+}
+
+// The baseline reader: a plain loopback HTTP request, read() as the bytes come.
+void RawHttpStream(uint16_t port, std::vector<uint64_t>& samples) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    Fail("baseline", "connect to the chunk server");
+  }
+  std::string body = R"({"model":"bench","stream":true,"messages":[{"role":"user","content":"go"}]})";
+  std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        "Content-Type: application/json\r\nContent-Length: " +
+                        std::to_string(body.size()) + "\r\n\r\n" + body;
+  if (::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) < 0) Fail("baseline", "send");
+  char buffer[16384];
+  std::string seen;
+  for (;;) {
+    ssize_t n = ::recv(fd.get(), buffer, sizeof(buffer), 0);
+    if (n <= 0) break;
+    uint64_t now = ipc::NowNs();
+    std::string_view bytes(buffer, static_cast<size_t>(n));
+    CollectMarkers(bytes, now, samples);
+    seen.append(bytes);
+    if (seen.size() > 64 && seen.find("0\r\n\r\n", seen.size() - 64) != std::string::npos) break;
+    if (seen.size() > 4096) seen.erase(0, seen.size() - 64);
+  }
+}
+
+std::string CompleteRequest() {
+  return R"({"messages":[{"role":"user","content":"go"}],"stream":true})";
+}
+
+// The engine path: one completion over IPC; the latency of each text frame at its arrival.
+void EngineStream(const std::string& socket, std::vector<uint64_t>& samples) {
+  ipc::ClientOptions options;
+  options.socket_path = socket;
+  options.request_timeout = milliseconds(30'000);
+  ipc::Client client(options);
+  std::string request = CompleteRequest();
+  Result<uint64_t> id = client.Send(server::ToWire(server::ServiceType::kComplete),
+                                    std::as_bytes(std::span(request)));
+  if (!id.ok()) Fail("complete", id.error().message());
+  for (;;) {
+    Result<ipc::Response> r = client.Next(*id);
+    if (!r.ok()) Fail("complete", r.error().message());
+    uint64_t now = ipc::NowNs();
+    CollectMarkers({reinterpret_cast<const char*>(r->payload.data()), r->payload.size()}, now,
+                   samples);
+    if (r->is_final) break;
+  }
+}
+
+// Runs `streams` concurrent copies of `one` (each on its own thread) and merges their samples.
+template <typename Fn>
+std::vector<uint64_t> Concurrent(int streams, Fn one) {
+  std::vector<std::vector<uint64_t>> per(static_cast<size_t>(streams));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < streams; ++i) threads.emplace_back([&, i] { one(per[static_cast<size_t>(i)]); });
+  for (std::thread& t : threads) t.join();
+  std::vector<uint64_t> all;
+  for (auto& p : per) all.insert(all.end(), p.begin(), p.end());
+  return all;
+}
+
+// The engine under test: HTTP client + pool + IPC server + completion service, in this process.
+struct Engine {
+  std::unique_ptr<llm::ProviderPool> pool;
+  std::unique_ptr<ipc::Server> server;
+  std::unique_ptr<server::CompletionService> service;
+  std::string socket;
+
+  Engine(const std::string& dir, const std::string& base_url) {
+    http::ClientOptions http_options;
+    http_options.max_connections_per_host = 1024;  // 200 concurrent HTTP/1.1 streams.
+    http_options.max_total_connections = 2048;
+    Result<std::unique_ptr<http::Client>> http = http::Client::Create(http_options);
+    if (!http.ok()) Fail("http client", http.error().message());
+    llm::ProfileInfo profile;
+    profile.name = "bench";
+    profile.provider = "vllm";
+    profile.model = "bench";
+    profile.base_url = base_url;
+    Result<std::unique_ptr<llm::ProviderPool>> created =
+        llm::ProviderPool::CreateAdHoc(Config{}, profile, std::shared_ptr<http::Client>(std::move(*http)));
+    if (!created.ok()) Fail("provider pool", created.error().message());
+    pool = std::move(*created);
+    socket = dir + "/bench.sock";
+    ipc::ServerOptions options;
+    options.socket_path = socket;
+    server = std::make_unique<ipc::Server>(options);
+    service = std::make_unique<server::CompletionService>(pool.get(), "");
+    service->Register(*server);
+    if (Status s = server->Start(); !s.ok()) Fail("ipc server", s.error().message());
+  }
+  ~Engine() {
+    server->Shutdown();
+    service.reset();
+    server.reset();
+    pool.reset();
+  }
+};
+
+struct LatencyResult {
+  Percentiles engine;
+  Percentiles baseline;
+  size_t samples = 0;
+};
+
+LatencyResult MeasureLatency(ChunkServer& chunks, const std::string& socket, int streams,
+                             int chunks_per_stream, std::chrono::microseconds interval) {
+  chunks.SetScript({chunks_per_stream, interval});
+  LatencyResult result;
+  std::vector<uint64_t> baseline =
+      Concurrent(streams, [&](std::vector<uint64_t>& s) { RawHttpStream(chunks.port(), s); });
+  std::vector<uint64_t> engine =
+      Concurrent(streams, [&](std::vector<uint64_t>& s) { EngineStream(socket, s); });
+  size_t expected = static_cast<size_t>(streams) * static_cast<size_t>(chunks_per_stream);
+  if (engine.size() != expected || baseline.size() != expected) {
+    Fail("latency", "expected " + std::to_string(expected) + " chunks, the engine delivered " +
+                        std::to_string(engine.size()) + " and the baseline read " +
+                        std::to_string(baseline.size()));
+  }
+  result.samples = engine.size();
+  result.engine = Summarize(engine);
+  result.baseline = Summarize(baseline);
+  return result;
+}
+
+// Bytes of resident memory per idle open stream: `streams` completions whose provider sent its
+// headers and then nothing, minus the same number of plain idle HTTP connections to the same
+// server (whose server-side threads live in this process too).
+struct IdleResult {
+  double engine_per_stream = 0;
+  double baseline_per_stream = 0;
+};
+
+IdleResult MeasureIdle(ChunkServer& chunks, Engine& engine, int streams) {
+  chunks.SetScript({0, {}});
+  auto settle = [] { std::this_thread::sleep_for(milliseconds(200)); };
+  auto wait_responding = [&](int count) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (chunks.responding() < count) {
+      if (std::chrono::steady_clock::now() > deadline) Fail("idle streams", "responses never started");
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+  };
+  IdleResult result;
+  // Baseline: plain idle HTTP connections.
+  settle();
+  uint64_t before = SelfRssBytes();
+  std::vector<UniqueFd> raw;
+  std::string body = R"({"model":"bench"})";
+  std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
+                        std::to_string(body.size()) + "\r\n\r\n" + body;
+  for (int i = 0; i < streams; ++i) {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(chunks.port());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+        ::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) < 0) {
+      Fail("idle baseline", "connect");
+    }
+    raw.push_back(std::move(fd));
+  }
+  wait_responding(streams);
+  settle();
+  result.baseline_per_stream =
+      (static_cast<double>(SelfRssBytes()) - static_cast<double>(before)) / streams;
+  chunks.ReleaseIdle();
+  raw.clear();
+  wait_responding(0);
+  settle();
+
+  // The engine: completions over one IPC connection, left open.
+  before = SelfRssBytes();
+  ipc::ClientOptions options;
+  options.socket_path = engine.socket;
+  ipc::Client client(options);
+  std::string complete = CompleteRequest();
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < streams; ++i) {
+    Result<uint64_t> id = client.Send(server::ToWire(server::ServiceType::kComplete),
+                                      std::as_bytes(std::span(complete)));
+    if (!id.ok()) Fail("idle streams", id.error().message());
+    ids.push_back(*id);
+  }
+  wait_responding(streams);
+  settle();
+  result.engine_per_stream =
+      (static_cast<double>(SelfRssBytes()) - static_cast<double>(before)) / streams -
+      result.baseline_per_stream;
+  chunks.ReleaseIdle();
+  for (uint64_t id : ids) {
+    for (;;) {
+      Result<ipc::Response> r = client.Next(id);
+      if (!r.ok() || r->is_final) break;
+    }
+  }
+  return result;
+}
+
+int BenchProviders(const BenchProvidersFlags& flags) {
+  ::signal(SIGPIPE, SIG_IGN);
+  const bool quick = flags.quick;
+  auto progress = [&](const char* what) {
+    if (!flags.json) std::fprintf(stderr, "  measuring %s...\n", what);
+  };
+
+  progress("decoding throughput");
+  const size_t transcript_bytes = quick ? (4u << 20) : (16u << 20);
+  const double min_seconds = quick ? 0.3 : 1.0;
+  std::string openai = OpenAiTranscript(transcript_bytes);
+  std::string anthropic = AnthropicTranscript(transcript_bytes);
+  double openai_mbps = AdapterMBps("openai", openai, min_seconds);
+  double anthropic_mbps = AdapterMBps("anthropic", anthropic, min_seconds);
+  double naive_openai_mbps = NaiveMBps(openai, min_seconds);
+  double naive_anthropic_mbps = NaiveMBps(anthropic, min_seconds);
+
+  TempDir dir;
+  ChunkServer chunks;
+  IdleResult idle;
+  LatencyResult one, many;
+  {
+    Engine engine(dir.path(), chunks.base_url());
+    progress("latency, 1 stream");
+    one = MeasureLatency(chunks, engine.socket, 1, quick ? 300 : 2000, std::chrono::microseconds(1000));
+    progress("latency, 200 streams");
+    many = MeasureLatency(chunks, engine.socket, 200, quick ? 10 : 50, std::chrono::microseconds(50'000));
+    progress("memory per idle stream");
+    idle = MeasureIdle(chunks, engine, quick ? 100 : 200);
+  }
+
+  auto added = [](uint64_t engine, uint64_t baseline) {
+    return engine > baseline ? engine - baseline : 0;
+  };
+  uint64_t one_p50 = added(one.engine.p50, one.baseline.p50);
+  uint64_t one_p99 = added(one.engine.p99, one.baseline.p99);
+  uint64_t many_p50 = added(many.engine.p50, many.baseline.p50);
+  uint64_t many_p99 = added(many.engine.p99, many.baseline.p99);
+
+  if (flags.json) {
+    Json out = {{"decode_openai_mb_per_s", openai_mbps},
+                {"decode_anthropic_mb_per_s", anthropic_mbps},
+                {"naive_decode_openai_mb_per_s", naive_openai_mbps},
+                {"naive_decode_anthropic_mb_per_s", naive_anthropic_mbps},
+                {"one_stream", {{"engine_p50_ns", one.engine.p50}, {"engine_p99_ns", one.engine.p99},
+                                {"baseline_p50_ns", one.baseline.p50}, {"baseline_p99_ns", one.baseline.p99},
+                                {"added_p50_ns", one_p50}, {"added_p99_ns", one_p99},
+                                {"samples", one.samples}}},
+                {"streams_200", {{"engine_p50_ns", many.engine.p50}, {"engine_p99_ns", many.engine.p99},
+                                 {"baseline_p50_ns", many.baseline.p50}, {"baseline_p99_ns", many.baseline.p99},
+                                 {"added_p50_ns", many_p50}, {"added_p99_ns", many_p99},
+                                 {"samples", many.samples}}},
+                {"idle_stream_rss_bytes", idle.engine_per_stream},
+                {"idle_http_connection_rss_bytes", idle.baseline_per_stream}};
+    std::printf("%s\n", out.dump().c_str());
+    return 0;
+  }
+  char a[64], b[64];
+  auto us = [](uint64_t ns) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.1f us", static_cast<double>(ns) / 1000);
+    return std::string(text);
+  };
+  std::printf("lapce-ai bench providers%s: provider on loopback, engine and IPC client in this "
+              "process\n", quick ? " --quick" : "");
+  std::snprintf(a, sizeof(a), "%.0f MB/s", openai_mbps);
+  std::snprintf(b, sizeof(b), "target >= 200 MB/s; naive decoder %.0f MB/s", naive_openai_mbps);
+  PrintRow("decode OpenAI stream", a, b);
+  std::snprintf(a, sizeof(a), "%.0f MB/s", anthropic_mbps);
+  std::snprintf(b, sizeof(b), "target >= 200 MB/s; naive decoder %.0f MB/s", naive_anthropic_mbps);
+  PrintRow("decode Anthropic stream", a, b);
+  PrintRow("chunk -> IPC frame, 1 stream p50", us(one.engine.p50),
+           "plain loopback HTTP read p50 " + us(one.baseline.p50));
+  PrintRow("chunk -> IPC frame, 1 stream p99", us(one.engine.p99),
+           "plain loopback HTTP read p99 " + us(one.baseline.p99));
+  PrintRow("  added by the engine p50 / p99", us(one_p50) + " / " + us(one_p99), "target p99 <= 50 us");
+  PrintRow("chunk -> IPC frame, 200 streams p50", us(many.engine.p50),
+           "plain loopback HTTP read p50 " + us(many.baseline.p50));
+  PrintRow("chunk -> IPC frame, 200 streams p99", us(many.engine.p99),
+           "plain loopback HTTP read p99 " + us(many.baseline.p99));
+  PrintRow("  added by the engine p50 / p99", us(many_p50) + " / " + us(many_p99), "target p99 <= 50 us");
+  std::snprintf(a, sizeof(a), "%.1f KiB", idle.engine_per_stream / 1024);
+  std::snprintf(b, sizeof(b), "target <= 64 KiB; a plain idle HTTP connection %.1f KiB",
+                idle.baseline_per_stream / 1024);
+  PrintRow("RSS per idle open stream", a, b);
+  return 0;
+}
+
+}  // namespace
+
+void AddBenchProvidersCommand(CLI::App& bench, CommandRun& run) {
+  auto flags = std::make_shared<BenchProvidersFlags>();
+  CLI::App* cmd = bench.add_subcommand(
+      "providers", "Provider stack: SSE+JSON decoding MB/s, chunk-to-IPC-frame latency (1 and 200 "
+                   "streams) and memory per idle stream, with loopback baselines in the same run");
+  cmd->add_flag("--json", flags->json, "Print one JSON object instead of a table");
+  cmd->add_flag("--quick", flags->quick, "Fewer samples (for CI)");
+  cmd->callback([&run, flags] {
+    run = [flags](const Config&) { return BenchProviders(*flags); };
+  });
+}
+
+}  // namespace lai::cli

@@ -1,0 +1,552 @@
+// `lapce-ai complete`, `lapce-ai models`, `lapce-ai doctor` and the registration of
+// `lapce-ai bench providers`. Confined to the main thread (the provider stream's events arrive on
+// the HTTP I/O thread and are handed over through a queue).
+#include <CLI/CLI.hpp>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <iostream>
+#include <iterator>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "cli/bench_providers.h"
+#include "cli/commands.h"
+#include "http/client.h"
+#include "llm/catalog.h"
+#include "llm/internal/adapter.h"
+#include "llm/pool.h"
+#include "server/ai_protocol.h"
+
+namespace lai::cli {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitInterrupted = 130;
+
+struct CompleteFlags {
+  std::string profile;
+  std::string provider;
+  std::string model;
+  std::string base_url;
+  std::string system;
+  int64_t max_tokens = 0;
+  double temperature = -1;
+  bool json = false;
+  bool show_reasoning = false;
+  std::string prompt;
+};
+
+struct ModelsFlags {
+  std::string provider;
+  bool json = false;
+};
+
+// Builds the pool `complete` uses: the configured profiles, or one ad-hoc profile from flags.
+// Usage errors have code kInvalidArgument.
+Result<std::unique_ptr<llm::ProviderPool>> PoolFor(const Config& config, const CompleteFlags& flags,
+                                                   std::shared_ptr<http::Client> http) {
+  bool is_ad_hoc = !flags.provider.empty() || !flags.base_url.empty();
+  if (!is_ad_hoc) return llm::ProviderPool::Create(config, std::move(http));
+  if (!flags.profile.empty()) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "--profile cannot be combined with --provider/--base-url; pass one or the other");
+  }
+  if (flags.provider.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "--base-url needs --provider (one of " +
+                                                  llm::internal::ProviderNames() + ")");
+  }
+  if (llm::internal::FindProvider(flags.provider) == nullptr) {
+    return Error(ErrorCode::kInvalidArgument, "--provider '" + flags.provider +
+                                                  "' is unknown; expected one of " +
+                                                  llm::internal::ProviderNames());
+  }
+  if (flags.model.empty()) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "--provider needs --model (see `lapce-ai models --provider " + flags.provider +
+                     "`)");
+  }
+  llm::ProfileInfo profile;
+  profile.name = "command-line";
+  profile.provider = flags.provider;
+  profile.model = flags.model;
+  profile.base_url = flags.base_url;
+  return llm::ProviderPool::CreateAdHoc(config, profile, std::move(http));
+}
+
+// Events from the I/O thread to the main thread; the eventfd wakes the main thread's poll.
+class EventQueue {
+ public:
+  EventQueue() : wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+  int fd() const { return wake_.get(); }
+  bool is_valid() const { return wake_.is_valid(); }
+  // I/O thread.
+  void Push(const llm::StreamEvent& event) {
+    {
+      std::lock_guard lock(mutex_);
+      events_.push_back(event);
+    }
+    uint64_t one = 1;
+    ssize_t n = ::write(wake_.get(), &one, sizeof(one));
+    (void)n;
+  }
+  // Main thread.
+  std::deque<llm::StreamEvent> Take() {
+    uint64_t count = 0;
+    ssize_t n = ::read(wake_.get(), &count, sizeof(count));
+    (void)n;
+    std::lock_guard lock(mutex_);
+    std::deque<llm::StreamEvent> out;
+    out.swap(events_);
+    return out;
+  }
+
+ private:
+  UniqueFd wake_;
+  std::mutex mutex_;
+  std::deque<llm::StreamEvent> events_;
+};
+
+std::string FormatUsage(const llm::Usage& usage) {
+  char cost[64];
+  std::snprintf(cost, sizeof(cost), "$%.6f", usage.cost_usd);
+  std::string out = "tokens: " + std::to_string(usage.input_tokens) + " in, " +
+                    std::to_string(usage.output_tokens) + " out";
+  if (usage.cache_read_tokens > 0 || usage.cache_write_tokens > 0) {
+    out += " (cache: " + std::to_string(usage.cache_read_tokens) + " read, " +
+           std::to_string(usage.cache_write_tokens) + " written)";
+  }
+  if (usage.reasoning_tokens > 0) {
+    out += ", " + std::to_string(usage.reasoning_tokens) + " reasoning";
+  }
+  return out + "; cost " + cost;
+}
+
+int Complete(const Config& config, CompleteFlags flags) {
+  if (flags.prompt.empty()) {
+    std::fprintf(stderr, "lapce-ai complete: no prompt; pass it as an argument, or '-' to read "
+                         "standard input\n");
+    return kExitUsage;
+  }
+  if (flags.prompt == "-") {
+    flags.prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    if (flags.prompt.empty()) {
+      std::fprintf(stderr, "lapce-ai complete: standard input was empty; nothing to ask\n");
+      return kExitUsage;
+    }
+  }
+  if (flags.temperature != -1 && (!std::isfinite(flags.temperature) || flags.temperature < 0 ||
+                                  flags.temperature > 2)) {
+    std::fprintf(stderr, "lapce-ai complete: --temperature must be between 0 and 2\n");
+    return kExitUsage;
+  }
+  if (flags.max_tokens < 0) {
+    std::fprintf(stderr, "lapce-ai complete: --max-tokens must be positive\n");
+    return kExitUsage;
+  }
+
+  // Ctrl-C and SIGTERM arrive through a signalfd, so the one poll below waits for both events and
+  // signals. Blocked before the HTTP client starts its thread, which inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  UniqueFd signals(::signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  EventQueue queue;
+  if (!signals.is_valid() || !queue.is_valid()) {
+    std::fprintf(stderr, "lapce-ai complete: cannot create signalfd/eventfd\n");
+    return kExitFailure;
+  }
+
+  Result<std::unique_ptr<http::Client>> http = http::Client::Create();
+  if (!http.ok()) {
+    std::fprintf(stderr, "lapce-ai complete: %s\n", http.error().message().c_str());
+    return kExitFailure;
+  }
+  Result<std::unique_ptr<llm::ProviderPool>> pool =
+      PoolFor(config, flags, std::shared_ptr<http::Client>(std::move(*http)));
+  if (!pool.ok()) {
+    std::fprintf(stderr, "lapce-ai complete: %s\n", pool.error().message().c_str());
+    return pool.error().code() == ErrorCode::kInvalidArgument ? kExitUsage : kExitFailure;
+  }
+
+  llm::CompletionRequest request;
+  if (flags.provider.empty()) request.model = flags.model;  // Overrides the profile's model.
+  request.system_prompt = flags.system;
+  if (flags.max_tokens > 0) request.max_tokens = flags.max_tokens;
+  if (flags.temperature != -1) request.temperature = flags.temperature;
+  llm::Message user;
+  llm::ContentPart text;
+  text.text = flags.prompt;
+  user.parts.push_back(std::move(text));
+  request.messages.push_back(std::move(user));
+
+  Result<std::shared_ptr<llm::StreamHandle>> handle = (*pool)->Stream(
+      flags.profile, std::move(request), [&queue](const llm::StreamEvent& e) { queue.Push(e); });
+  if (!handle.ok()) {
+    std::fprintf(stderr, "lapce-ai complete: %s\n", handle.error().message().c_str());
+    return handle.error().code() == ErrorCode::kNotFound ? kExitUsage : kExitFailure;
+  }
+
+  const bool is_tty_stderr = ::isatty(STDERR_FILENO) == 1;
+  bool interrupted = false;
+  bool at_line_start = true;      // Of stdout's text.
+  bool in_reasoning = false;      // Reasoning is being printed to stderr.
+  llm::Usage usage;
+  int exit_status = -1;
+  while (exit_status < 0) {
+    pollfd fds[2] = {{queue.fd(), POLLIN, 0}, {signals.get(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) continue;  // EINTR.
+    if ((fds[1].revents & POLLIN) != 0) {
+      signalfd_siginfo info;
+      ssize_t n = ::read(signals.get(), &info, sizeof(info));
+      (void)n;
+      if (!interrupted) {
+        interrupted = true;
+        (*handle)->Cancel();  // The stream ends with kError/kCancelled.
+      }
+    }
+    if ((fds[0].revents & POLLIN) == 0) continue;
+    for (const llm::StreamEvent& event : queue.Take()) {
+      using Kind = llm::StreamEvent::Kind;
+      if (event.kind == Kind::kUsage) usage = event.usage;
+      if (flags.json) {
+        std::string line = server::EventJson(event, usage);
+        std::fprintf(stdout, "%s\n", line.c_str());
+        std::fflush(stdout);
+      } else {
+        switch (event.kind) {
+          case Kind::kTextDelta:
+            if (in_reasoning) {
+              std::fputs(is_tty_stderr ? "\033[0m\n" : "\n", stderr);
+              in_reasoning = false;
+            }
+            std::fwrite(event.text.data(), 1, event.text.size(), stdout);
+            std::fflush(stdout);
+            if (!event.text.empty()) at_line_start = event.text.back() == '\n';
+            break;
+          case Kind::kReasoningDelta:
+            if (!flags.show_reasoning) break;
+            if (!in_reasoning) {
+              std::fputs(is_tty_stderr ? "\033[2m[reasoning] " : "[reasoning] ", stderr);
+              in_reasoning = true;
+            }
+            std::fwrite(event.text.data(), 1, event.text.size(), stderr);
+            break;
+          case Kind::kToolCallEnd:
+            std::fprintf(stderr, "[tool call %s] %s(%s)\n", event.tool_call_id.c_str(),
+                         event.tool_name.c_str(), event.arguments_json.c_str());
+            break;
+          case Kind::kToolCallStart:
+          case Kind::kToolCallDelta:
+          case Kind::kUsage:
+          case Kind::kError:
+          case Kind::kDone:
+            break;
+        }
+      }
+      if (event.kind == Kind::kDone || event.kind == Kind::kError) {
+        if (in_reasoning) std::fputs(is_tty_stderr ? "\033[0m\n" : "\n", stderr);
+        if (!flags.json && !at_line_start) std::fputc('\n', stdout);
+        std::fflush(stdout);
+        if (event.kind == Kind::kDone) {
+          std::fprintf(stderr, "%s\n", FormatUsage(usage).c_str());
+          exit_status = kExitOk;
+        } else if (interrupted) {
+          std::fprintf(stderr, "lapce-ai complete: cancelled\n");
+          exit_status = kExitInterrupted;
+        } else {
+          std::fprintf(stderr, "lapce-ai complete: %s\n", event.error.message.c_str());
+          exit_status = kExitFailure;
+        }
+        break;
+      }
+    }
+  }
+  return exit_status;
+}
+
+std::string Price(double usd_per_million) {
+  if (usd_per_million == 0) return "-";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.2f", usd_per_million);
+  return text;
+}
+
+std::string Tokens(int64_t count) {
+  if (count <= 0) return "-";
+  if (count % 1'000'000 == 0) return std::to_string(count / 1'000'000) + "M";
+  if (count % 1000 == 0) return std::to_string(count / 1000) + "K";
+  if (count >= 1000) return std::to_string(count / 1000) + "." + std::to_string(count % 1000 / 100) + "K";
+  return std::to_string(count);
+}
+
+int Models(const Config& config, const ModelsFlags& flags) {
+  // The configured catalog (with overrides) when the profiles load; the built-in one otherwise.
+  llm::Catalog catalog = llm::Catalog::BuiltIn();
+  std::unique_ptr<llm::ProviderPool> pool;
+  if (Result<std::unique_ptr<http::Client>> http = http::Client::Create(); http.ok()) {
+    Result<std::unique_ptr<llm::ProviderPool>> created =
+        llm::ProviderPool::Create(config, std::shared_ptr<http::Client>(std::move(*http)));
+    if (created.ok()) {
+      pool = std::move(*created);
+    } else {
+      std::fprintf(stderr, "lapce-ai models: %s (showing the built-in catalog)\n",
+                   created.error().message().c_str());
+    }
+  }
+  const llm::Catalog& shown = pool ? pool->catalog() : catalog;
+  if (!flags.provider.empty() && llm::internal::FindProvider(flags.provider) == nullptr) {
+    std::fprintf(stderr, "lapce-ai models: --provider '%s' is unknown; expected one of %s\n",
+                 flags.provider.c_str(), llm::internal::ProviderNames().c_str());
+    return kExitUsage;
+  }
+  std::vector<const llm::ModelInfo*> models = shown.List(flags.provider);
+  if (flags.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const llm::ModelInfo* m : models) {
+      out.push_back({{"provider", m->provider},
+                     {"id", m->id},
+                     {"contextWindow", m->context_window},
+                     {"maxOutputTokens", m->max_output_tokens},
+                     {"supportsTools", m->supports_tools},
+                     {"supportsImages", m->supports_images},
+                     {"supportsReasoning", m->supports_reasoning},
+                     {"supportsPromptCache", m->supports_prompt_cache},
+                     {"inputPrice", m->input_price},
+                     {"outputPrice", m->output_price},
+                     {"cacheWritePrice", m->cache_write_price},
+                     {"cacheReadPrice", m->cache_read_price}});
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return kExitOk;
+  }
+  if (models.empty()) {
+    std::printf("no models in the catalog for provider '%s'; any model id the provider serves can "
+                "still be used with --model\n",
+                flags.provider.c_str());
+    return kExitOk;
+  }
+  size_t id_width = 5;
+  for (const llm::ModelInfo* m : models) id_width = std::max(id_width, m->provider.size() + 1 + m->id.size());
+  std::printf("%-*s %8s %8s  %-28s %8s %8s %8s %8s\n", static_cast<int>(id_width), "MODEL",
+              "CONTEXT", "MAX OUT", "CAPABILITIES", "IN $/M", "OUT $/M", "CW $/M", "CR $/M");
+  for (const llm::ModelInfo* m : models) {
+    std::string capabilities;
+    auto add = [&](bool has, const char* name) {
+      if (!has) return;
+      if (!capabilities.empty()) capabilities += ",";
+      capabilities += name;
+    };
+    add(m->supports_tools, "tools");
+    add(m->supports_images, "images");
+    add(m->supports_reasoning, "reasoning");
+    add(m->supports_prompt_cache, "cache");
+    if (capabilities.empty()) capabilities = "-";
+    std::string id = m->provider + "/" + m->id;
+    std::printf("%-*s %8s %8s  %-28s %8s %8s %8s %8s\n", static_cast<int>(id_width), id.c_str(),
+                Tokens(m->context_window).c_str(), Tokens(m->max_output_tokens).c_str(),
+                capabilities.c_str(), Price(m->input_price).c_str(), Price(m->output_price).c_str(),
+                Price(m->cache_write_price).c_str(), Price(m->cache_read_price).c_str());
+  }
+  std::printf("Prices in USD per million tokens (CW/CR: cache write/read).\n");
+  return kExitOk;
+}
+
+// A cheap authenticated GET that every provider answers: the model list.
+http::Request ReachabilityRequest(const llm::ProfileInfo& profile, const std::string& api_key) {
+  http::Request request;
+  request.method = "GET";
+  std::string base = profile.base_url;
+  const llm::internal::ProviderSpec* spec = llm::internal::FindProvider(profile.provider);
+  if (base.empty() && spec != nullptr) base = std::string(spec->default_base_url);
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  llm::internal::WireFormat wire =
+      spec != nullptr ? spec->wire : llm::internal::WireFormat::kOpenAiChat;
+  switch (wire) {
+    case llm::internal::WireFormat::kOpenAiChat:
+      request.url = base + "/models";
+      if (!api_key.empty()) request.headers.push_back({"Authorization", "Bearer " + api_key});
+      break;
+    case llm::internal::WireFormat::kAnthropic:
+      request.url = base + "/v1/models";
+      request.headers.push_back({"anthropic-version", "2023-06-01"});
+      if (!api_key.empty()) request.headers.push_back({"x-api-key", api_key});
+      break;
+    case llm::internal::WireFormat::kGemini:
+      request.url = base + "/v1beta/models";
+      if (!api_key.empty()) request.headers.push_back({"x-goog-api-key", api_key});
+      break;
+    case llm::internal::WireFormat::kOllama:
+      request.url = base + "/api/tags";
+      break;
+  }
+  request.connect_timeout = std::chrono::seconds(3);
+  request.first_byte_timeout = std::chrono::seconds(5);
+  request.idle_timeout = std::chrono::seconds(5);
+  return request;
+}
+
+// The key a profile sends, for the reachability check only (never printed): the config file's,
+// else the profile's variable, else the provider's default variable.
+std::string KeyFor(const Config& config, const llm::ProfileInfo& profile) {
+  std::string variable;
+  for (const Config::Profile& configured : config.profiles) {
+    if (configured.name != profile.name) continue;
+    if (!configured.api_key.empty()) return configured.api_key;
+    variable = configured.api_key_env;
+  }
+  if (variable.empty()) {
+    const llm::internal::ProviderSpec* spec = llm::internal::FindProvider(profile.provider);
+    if (spec != nullptr) variable = std::string(spec->default_key_env);
+  }
+  const char* value = variable.empty() ? nullptr : std::getenv(variable.c_str());
+  return value == nullptr ? std::string() : std::string(value);
+}
+
+int Doctor(const Config& config) {
+  int problems = 0;
+  auto report = [&](bool is_ok, const std::string& what, const std::string& detail) {
+    std::printf("%-6s %-28s %s\n", is_ok ? "ok" : "FAIL", what.c_str(), detail.c_str());
+    if (!is_ok) ++problems;
+  };
+  std::string config_path = DefaultConfigPath();
+  std::error_code ec;
+  report(true, "config", config_path.empty() || !std::filesystem::exists(config_path, ec)
+                             ? "loaded (defaults and environment; no config file)"
+                             : "loaded (" + config_path + " or --config)");
+
+  Result<std::unique_ptr<http::Client>> http = http::Client::Create();
+  if (!http.ok()) {
+    report(false, "http client", http.error().message());
+    return kExitFailure;
+  }
+  std::shared_ptr<http::Client> client(std::move(*http));
+  Result<std::unique_ptr<llm::ProviderPool>> pool = llm::ProviderPool::Create(config, client);
+  if (!pool.ok()) {
+    report(false, "provider profiles", pool.error().message());
+  } else {
+    std::vector<llm::ProfileInfo> profiles = (*pool)->Profiles();
+    if (profiles.empty()) {
+      report(false, "provider profiles",
+             "none configured: add a profile to the config file, or set a provider key such as "
+             "OPENAI_API_KEY or ANTHROPIC_API_KEY");
+    }
+    for (const llm::ProfileInfo& profile : profiles) {
+      std::string name = "profile " + profile.name;
+      report(true, name, profile.provider + " " + profile.model + " at " + profile.base_url);
+      const llm::internal::ProviderSpec* spec = llm::internal::FindProvider(profile.provider);
+      bool needs_key = spec == nullptr || !spec->default_key_env.empty();
+      if (profile.has_api_key) {
+        report(true, "  key", "present (from " + profile.api_key_source + ")");
+      } else if (needs_key) {
+        report(false, "  key", "missing (expected from " + profile.api_key_source + ")");
+      } else {
+        report(true, "  key", "none needed");
+      }
+      std::string key = KeyFor(config, profile);
+      http::Request request = ReachabilityRequest(profile, key);
+      std::string url = request.url;
+      auto start = std::chrono::steady_clock::now();
+      Result<http::FullResponse> response = http::Fetch(*client, std::move(request), std::chrono::seconds(8), 1 << 20);
+      auto elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - start)
+                            .count();
+      std::string latency = " in " + std::to_string(elapsed_ms) + " ms";
+      if (!response.ok()) {
+        report(false, "  reachable", "GET " + url + ": " + response.error().message());
+      } else if (response->status == 401 || response->status == 403) {
+        report(false, "  reachable",
+               "GET " + url + ": HTTP " + std::to_string(response->status) + latency +
+                   ": reachable, but the key was rejected" +
+                   (key.empty() ? " (no key sent)" : " (check " + profile.api_key_source + ")"));
+      } else if (response->status >= 500) {
+        report(false, "  reachable", "GET " + url + ": HTTP " + std::to_string(response->status) +
+                                         latency + ": the server is failing");
+      } else {
+        report(true, "  reachable", "GET " + url + ": HTTP " + std::to_string(response->status) + latency);
+      }
+    }
+  }
+
+  // ripgrep: the search tools run `rg`.
+  bool has_rg = false;
+  if (const char* path = std::getenv("PATH"); path != nullptr) {
+    std::string_view rest = path;
+    while (!has_rg) {
+      size_t colon = rest.find(':');
+      std::string dir(rest.substr(0, colon));
+      if (!dir.empty() && ::access((dir + "/rg").c_str(), X_OK) == 0) {
+        has_rg = true;
+        report(true, "ripgrep", dir + "/rg");
+      }
+      if (colon == std::string_view::npos) break;
+      rest.remove_prefix(colon + 1);
+    }
+  }
+  if (!has_rg) report(false, "ripgrep", "rg not found in PATH; install it (Debian: apt install ripgrep)");
+
+  std::printf("%s\n", problems == 0 ? "everything looks fine"
+                                    : (std::to_string(problems) + " problem(s) found").c_str());
+  return problems == 0 ? kExitOk : kExitFailure;
+}
+
+}  // namespace
+
+void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run) {
+  auto complete = std::make_shared<CompleteFlags>();
+  CLI::App* complete_cmd = app.add_subcommand(
+      "complete", "Send one prompt to a provider and stream the answer to stdout (usage and cost "
+                  "to stderr); Ctrl-C cancels");
+  complete_cmd->add_option("prompt", complete->prompt, "The prompt; '-' reads standard input");
+  complete_cmd->add_option("--profile", complete->profile, "Configured profile (default: the default profile)");
+  complete_cmd->add_option("--provider", complete->provider,
+                           "Provider for a one-off profile: " + llm::internal::ProviderNames());
+  complete_cmd->add_option("--model", complete->model, "Model id (see `lapce-ai models`)");
+  complete_cmd->add_option("--base-url", complete->base_url,
+                           "Base URL for a one-off profile (default: the provider's)");
+  complete_cmd->add_option("--system", complete->system, "System prompt");
+  complete_cmd->add_option("--max-tokens", complete->max_tokens, "Largest answer, in tokens");
+  complete_cmd->add_option("--temperature", complete->temperature, "Sampling temperature, 0-2");
+  complete_cmd->add_flag("--json", complete->json, "Print one JSON event per line instead of text");
+  complete_cmd->add_flag("--show-reasoning", complete->show_reasoning,
+                         "Print the model's reasoning to stderr (dimmed on a terminal)");
+  complete_cmd->callback([&run, complete] {
+    run = [complete](const Config& config) { return Complete(config, *complete); };
+  });
+
+  auto models = std::make_shared<ModelsFlags>();
+  CLI::App* models_cmd = app.add_subcommand(
+      "models", "List the model catalog: context window, output limit, capabilities, prices");
+  models_cmd->add_option("--provider", models->provider, "Only this provider's models");
+  models_cmd->add_flag("--json", models->json, "Print a JSON array instead of a table");
+  models_cmd->callback([&run, models] {
+    run = [models](const Config& config) { return Models(config, *models); };
+  });
+
+  CLI::App* doctor_cmd = app.add_subcommand(
+      "doctor", "Check the configuration, provider keys (never printed), provider reachability "
+                "and ripgrep; exit 1 when something is wrong");
+  doctor_cmd->callback([&run] { run = [](const Config& config) { return Doctor(config); }; });
+
+  AddBenchProvidersCommand(bench, run);
+}
+
+}  // namespace lai::cli

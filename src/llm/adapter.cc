@@ -1,0 +1,430 @@
+#include "llm/internal/adapter.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <exception>
+
+#include "http/retry.h"
+#include "llm/internal/parser_base.h"
+
+namespace lai::llm::internal {
+namespace {
+
+constexpr std::array<ProviderSpec, 12> kProviders = {{
+    {"openai", WireFormat::kOpenAiChat, "https://api.openai.com/v1", "OPENAI_API_KEY", true},
+    {"anthropic", WireFormat::kAnthropic, "https://api.anthropic.com", "ANTHROPIC_API_KEY"},
+    {"gemini", WireFormat::kGemini, "https://generativelanguage.googleapis.com", "GEMINI_API_KEY"},
+    {"ollama", WireFormat::kOllama, "http://localhost:11434", ""},
+    {"openrouter", WireFormat::kOpenAiChat, "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"},
+    {"deepseek", WireFormat::kOpenAiChat, "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"},
+    {"groq", WireFormat::kOpenAiChat, "https://api.groq.com/openai/v1", "GROQ_API_KEY"},
+    {"mistral", WireFormat::kOpenAiChat, "https://api.mistral.ai/v1", "MISTRAL_API_KEY"},
+    {"xai", WireFormat::kOpenAiChat, "https://api.x.ai/v1", "XAI_API_KEY"},
+    {"lmstudio", WireFormat::kOpenAiChat, "http://localhost:1234/v1", ""},
+    {"vllm", WireFormat::kOpenAiChat, "http://localhost:8000/v1", ""},
+    {"llamacpp", WireFormat::kOpenAiChat, "http://localhost:8080/v1", ""},
+}};
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool Contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+std::optional<std::chrono::milliseconds> RetryAfterOf(const std::vector<http::Header>& headers) {
+  return http::ParseRetryAfter(http::FindHeader(headers, "retry-after-ms"),
+                               http::FindHeader(headers, "retry-after"),
+                               std::chrono::system_clock::now());
+}
+
+std::string KeySource(const Endpoint& endpoint) {
+  if (endpoint.api_key_source.empty()) return "";
+  if (endpoint.api_key_source == "the config file") return "the config file";
+  return endpoint.api_key_source;
+}
+
+}  // namespace
+
+const ProviderSpec* FindProvider(std::string_view name) {
+  for (const ProviderSpec& spec : kProviders) {
+    if (spec.name == name) return &spec;
+  }
+  return nullptr;
+}
+
+std::span<const ProviderSpec> Providers() { return kProviders; }
+
+std::string ProviderNames() {
+  std::string out;
+  for (const ProviderSpec& spec : kProviders) {
+    if (!out.empty()) out += ", ";
+    out += spec.name;
+  }
+  return out;
+}
+
+std::string Redact(std::string text, std::string_view secret) {
+  if (secret.empty()) return text;
+  for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3)) {
+    text.replace(at, secret.size(), "***");
+  }
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON helpers.
+
+std::optional<Json> ParseJson(std::string_view text) {
+  Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) return std::nullopt;
+  return value;
+}
+
+Result<OrderedJson> ParseJsonObject(std::string_view text, std::string_view what) {
+  OrderedJson value = OrderedJson::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded() || !value.is_object()) {
+    std::string shown(text.substr(0, 80));
+    return Error(ErrorCode::kInvalidArgument,
+                 fmt::format("{}: expected a JSON object, got '{}'{}", what, shown,
+                             text.size() > 80 ? "…" : ""));
+  }
+  return value;
+}
+
+std::string GetString(const Json& object, std::string_view key) {
+  if (!object.is_object()) return {};
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_string()) return {};
+  return it->get<std::string>();
+}
+
+int64_t GetInt(const Json& object, std::string_view key) {
+  if (!object.is_object()) return 0;
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_number()) return 0;
+  if (it->is_number_float()) return static_cast<int64_t>(it->get<double>());
+  return it->get<int64_t>();
+}
+
+const Json* GetObject(const Json& object, std::string_view key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(key);
+  return it != object.end() && it->is_object() ? &*it : nullptr;
+}
+
+const Json* GetArray(const Json& object, std::string_view key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(key);
+  return it != object.end() && it->is_array() ? &*it : nullptr;
+}
+
+std::string ErrorMessageOf(const Json& body) {
+  if (body.is_array()) return body.empty() ? "" : ErrorMessageOf(body.front());
+  if (!body.is_object()) return {};
+  auto it = body.find("error");
+  if (it == body.end()) return GetString(body, "message");
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_object()) {
+    std::string message = GetString(*it, "message");
+    return message.empty() ? it->dump() : message;
+  }
+  return {};
+}
+
+bool SaysContextTooLong(std::string_view message) {
+  std::string lower = Lower(message);
+  for (std::string_view phrase :
+       {"context length", "context_length", "context window", "prompt is too long",
+        "maximum context", "too many tokens", "input token count", "reduce the length",
+        "request_too_large", "prompt too long", "exceeds the maximum number of tokens"}) {
+    if (Contains(lower, phrase)) return true;
+  }
+  return false;
+}
+
+ErrorKind KindOfErrorText(std::string_view type, std::string_view message) {
+  std::string lower_type = Lower(type);
+  if (Contains(lower_type, "overloaded")) return ErrorKind::kOverloaded;
+  if (Contains(lower_type, "rate_limit") || lower_type == "resource_exhausted") {
+    return ErrorKind::kRateLimited;
+  }
+  if (Contains(lower_type, "authentication") || Contains(lower_type, "permission") ||
+      lower_type == "unauthenticated" || lower_type == "permission_denied") {
+    return ErrorKind::kInvalidKey;
+  }
+  if (Contains(lower_type, "not_found")) return ErrorKind::kUnknownModel;
+  if (SaysContextTooLong(message) || SaysContextTooLong(type)) return ErrorKind::kContextTooLong;
+  if (Contains(lower_type, "invalid_request") || lower_type == "invalid_argument") {
+    return ErrorKind::kInvalidRequest;
+  }
+  std::string lower_message = Lower(message);
+  if (Contains(lower_message, "overloaded") || Contains(lower_message, "server busy")) {
+    return ErrorKind::kOverloaded;
+  }
+  return ErrorKind::kUnavailable;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors from HTTP responses.
+
+StreamError ErrorFromResponse(const Endpoint& endpoint, std::string_view model, int status,
+                              const std::vector<http::Header>& headers, std::string_view body) {
+  std::string detail;
+  std::string type;
+  if (std::optional<Json> json = ParseJson(body)) {
+    detail = ErrorMessageOf(*json);
+    const Json& root = json->is_array() && !json->empty() ? json->front() : *json;
+    if (const Json* error = GetObject(root, "error")) {
+      type = GetString(*error, "type");
+      if (type.empty()) type = GetString(*error, "status");
+      if (type.empty()) type = GetString(*error, "code");
+    }
+  }
+  if (detail.empty()) {
+    std::string_view trimmed = body.substr(0, 300);
+    while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.back()))) {
+      trimmed.remove_suffix(1);
+    }
+    detail = std::string(trimmed);
+  }
+  detail = Redact(std::move(detail), endpoint.api_key);
+  std::string suffix = detail.empty() ? "" : " (" + detail + ")";
+  std::string prefix = fmt::format("{} from {}: ", status, endpoint.provider);
+
+  StreamError error;
+  error.http_status = status;
+  error.retry_after = RetryAfterOf(headers);
+  std::string source = KeySource(endpoint);
+  // Gemini answers a bad key with 400 INVALID_ARGUMENT "API key not valid".
+  bool is_key_rejected = status == 401 || status == 403 ||
+                         (status == 400 && (Contains(Lower(detail), "api key not valid") ||
+                                            Contains(Lower(detail), "api_key_invalid")));
+  if (is_key_rejected) {
+    error.kind = ErrorKind::kInvalidKey;
+    if (source.empty()) {
+      error.message = prefix + "the request was refused and no API key was sent" + suffix +
+                      "; set api_key_env in the profile to the variable holding the key";
+    } else if (source == "the config file") {
+      error.message = prefix + "the API key in the config file was rejected" + suffix +
+                      "; check the profile's api_key";
+    } else {
+      error.message =
+          fmt::format("{}the API key in {} was rejected{}; check that {} holds a valid key for {}",
+                      prefix, source, suffix, source, endpoint.provider);
+    }
+  } else if (status == 404) {
+    error.kind = ErrorKind::kUnknownModel;
+    error.message = fmt::format(
+        "{}model '{}' was not found{}; check the model name (`lapce-ai models` lists known ones) "
+        "and the base URL {}",
+        prefix, model, suffix, endpoint.base_url);
+  } else if ((status == 400 || status == 413) &&
+             (SaysContextTooLong(detail) || SaysContextTooLong(type))) {
+    error.kind = ErrorKind::kContextTooLong;
+    error.message = fmt::format(
+        "{}the prompt is too long for model '{}'{}; shorten the conversation or use a model "
+        "with a larger context window",
+        prefix, model, suffix);
+  } else if (status == 429) {
+    std::string lower = Lower(detail + " " + type);
+    if (Contains(lower, "insufficient_quota") || Contains(lower, "spend limit") ||
+        Contains(lower, "spend_limit")) {
+      error.kind = ErrorKind::kInvalidRequest;
+      error.message = prefix + "the account's quota or spend limit is exhausted" + suffix +
+                      "; check billing with the provider";
+      error.retry_after.reset();
+    } else {
+      error.kind = ErrorKind::kRateLimited;
+      error.message =
+          prefix + "rate limited" + suffix +
+          (error.retry_after ? fmt::format("; retry after {} ms", error.retry_after->count())
+                             : std::string("; retry later"));
+    }
+  } else if (status == 529 || KindOfErrorText(type, detail) == ErrorKind::kOverloaded) {
+    error.kind = ErrorKind::kOverloaded;
+    error.message = prefix + "the provider is overloaded" + suffix + "; retry later";
+  } else if (status == 408) {
+    error.kind = ErrorKind::kTimeout;
+    error.message = prefix + "the provider timed out the request" + suffix;
+  } else if (status >= 500 || status == 409) {
+    error.kind = ErrorKind::kUnavailable;
+    error.message = prefix + "server error" + suffix + "; retry later";
+  } else {
+    error.kind = ErrorKind::kInvalidRequest;
+    error.message = prefix + "the request was rejected" + suffix;
+  }
+  error.message = Redact(std::move(error.message), endpoint.api_key);
+  return error;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ParserBase.
+
+void ParserBase::Emit(StreamEvent event) {
+  if (is_terminated_) return;
+  if (event.kind == StreamEvent::Kind::kDone || event.kind == StreamEvent::Kind::kError) {
+    is_terminated_ = true;
+  }
+  has_output_ = true;
+  sink_(event);
+}
+
+void ParserBase::EmitText(std::string text) {
+  if (text.empty()) return;
+  StreamEvent event;
+  event.kind = StreamEvent::Kind::kTextDelta;
+  event.text = std::move(text);
+  Emit(std::move(event));
+}
+
+void ParserBase::EmitReasoning(std::string text, std::string signature) {
+  if (text.empty() && signature.empty()) return;
+  StreamEvent event;
+  event.kind = StreamEvent::Kind::kReasoningDelta;
+  event.text = std::move(text);
+  event.signature = std::move(signature);
+  Emit(std::move(event));
+}
+
+void ParserBase::EmitUsage(const Usage& usage) {
+  StreamEvent event;
+  event.kind = StreamEvent::Kind::kUsage;
+  event.usage = usage;
+  Emit(std::move(event));
+}
+
+void ParserBase::EmitDone(std::string stop_reason) {
+  StreamEvent event;
+  event.kind = StreamEvent::Kind::kDone;
+  event.text = std::move(stop_reason);
+  Emit(std::move(event));
+}
+
+void ParserBase::EmitError(ErrorKind kind, std::string message, int http_status) {
+  StreamEvent event;
+  event.kind = StreamEvent::Kind::kError;
+  event.error.kind = kind;
+  event.error.message = std::move(message);
+  event.error.http_status = http_status;
+  Emit(std::move(event));
+}
+
+void ParserBase::EmitBadResponse(std::string_view what) {
+  EmitError(ErrorKind::kBadResponse, fmt::format("bad response from {}: {}", provider_, what));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch and shared request parts.
+
+http::Request BaseRequest(const Endpoint& endpoint, std::string url) {
+  http::Request request;
+  request.method = "POST";
+  request.url = std::move(url);
+  request.headers.push_back({"Content-Type", "application/json"});
+  request.connect_timeout = endpoint.connect_timeout;
+  request.first_byte_timeout = endpoint.first_byte_timeout;
+  request.idle_timeout = endpoint.idle_timeout;
+  return request;
+}
+
+Result<OrderedJson> ToolSchema(const ToolDefinition& tool) {
+  if (tool.parameters_schema_json.empty()) {
+    return OrderedJson{{"type", "object"}, {"properties", OrderedJson::object()}};
+  }
+  return ParseJsonObject(tool.parameters_schema_json,
+                         fmt::format("parameters schema of tool '{}'", tool.name));
+}
+
+Result<http::Request> BuildRequest(const ProviderSpec& spec, const Endpoint& endpoint,
+                                   const CompletionRequest& request, const ModelInfo* model) {
+  Result<http::Request> built = Error(ErrorCode::kInternal, "unreachable");
+  try {
+    switch (spec.wire) {
+      case WireFormat::kOpenAiChat:
+        built = BuildOpenAiRequest(spec, endpoint, request, model);
+        break;
+      case WireFormat::kAnthropic:
+        built = BuildAnthropicRequest(endpoint, request, model);
+        break;
+      case WireFormat::kGemini:
+        built = BuildGeminiRequest(endpoint, request, model);
+        break;
+      case WireFormat::kOllama:
+        built = BuildOllamaRequest(endpoint, request, model);
+        break;
+    }
+  } catch (const std::exception& e) {
+    // nlohmann::json throws on invalid UTF-8 while serialising.
+    return Error(ErrorCode::kInvalidArgument,
+                 fmt::format("build request for {}: {}", endpoint.provider, e.what()));
+  }
+  if (!built.ok()) {
+    return std::move(built).error().WithContext("build request for " + endpoint.provider);
+  }
+  // Extra profile headers last, replacing defaults of the same name.
+  for (const http::Header& extra : endpoint.headers) {
+    auto& headers = built->headers;
+    headers.erase(
+        std::remove_if(headers.begin(), headers.end(),
+                       [&](const http::Header& h) { return Lower(h.name) == Lower(extra.name); }),
+        headers.end());
+    headers.push_back(extra);
+  }
+  return built;
+}
+
+std::unique_ptr<StreamParser> NewStreamParser(const ProviderSpec& spec, std::string provider,
+                                              std::string tool_id_prefix, EventSink sink) {
+  switch (spec.wire) {
+    case WireFormat::kOpenAiChat:
+      return NewOpenAiParser(std::move(provider), std::move(sink));
+    case WireFormat::kAnthropic:
+      return NewAnthropicParser(std::move(provider), std::move(sink));
+    case WireFormat::kGemini:
+      return NewGeminiParser(std::move(provider), std::move(tool_id_prefix), std::move(sink));
+    case WireFormat::kOllama:
+      return NewOllamaParser(std::move(provider), std::move(tool_id_prefix), std::move(sink));
+  }
+  return nullptr;
+}
+
+}  // namespace lai::llm::internal
+
+namespace lai::llm::internal {
+
+void SseParser::Feed(std::string_view bytes) {
+  if (is_terminated()) return;
+  decoder_.Feed(bytes, [this](const http::SseEvent& event) {
+    if (!is_terminated()) OnEvent(event.event, event.data);
+  });
+  if (!decoder_.status().ok() && !is_terminated()) {
+    EmitBadResponse(decoder_.status().error().message());
+  }
+}
+
+void NdjsonParser::Feed(std::string_view bytes) {
+  if (is_terminated()) return;
+  decoder_.Feed(bytes, [this](std::string_view line) {
+    if (!is_terminated()) OnLine(line);
+  });
+  if (!decoder_.status().ok() && !is_terminated()) {
+    EmitBadResponse(decoder_.status().error().message());
+  }
+}
+
+void NdjsonParser::Finish() {
+  if (is_terminated()) return;
+  decoder_.Finish([this](std::string_view line) {
+    if (!is_terminated()) OnLine(line);
+  });
+  if (!is_terminated()) OnEnd();
+}
+
+}  // namespace lai::llm::internal

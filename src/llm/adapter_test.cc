@@ -1,0 +1,268 @@
+// Request building (what we send each provider) and HTTP error mapping.
+
+#include "llm/internal/adapter.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace lai::llm::internal {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kKey[] = "sk-test-SECRET-key-42";
+
+Endpoint EndpointFor(std::string_view provider, std::string base_url = "") {
+  const ProviderSpec* spec = FindProvider(provider);
+  Endpoint endpoint;
+  endpoint.provider = std::string(provider);
+  endpoint.base_url = base_url.empty() ? std::string(spec->default_base_url) : base_url;
+  if (!spec->default_key_env.empty()) {
+    endpoint.api_key = kKey;
+    endpoint.api_key_source = std::string(spec->default_key_env);
+  }
+  return endpoint;
+}
+
+// A conversation with every part kind: system prompt, user text + image, assistant reasoning +
+// text + tool call, user tool result + text; one tool.
+CompletionRequest Conversation(std::string model) {
+  CompletionRequest request;
+  request.model = std::move(model);
+  request.system_prompt = "You are a coding agent.";
+  Message user;
+  user.parts.push_back({.kind = ContentPart::Kind::kText, .text = "What is in a.txt?"});
+  user.parts.push_back(
+      {.kind = ContentPart::Kind::kImage, .media_type = "image/png", .data_base64 = "iVBORw0K"});
+  Message assistant;
+  assistant.role = Role::kAssistant;
+  assistant.parts.push_back(
+      {.kind = ContentPart::Kind::kReasoning, .text = "Read it.", .signature = "sig-1"});
+  assistant.parts.push_back({.kind = ContentPart::Kind::kText, .text = "Reading."});
+  assistant.parts.push_back({.kind = ContentPart::Kind::kToolCall,
+                             .tool_call_id = "call_1",
+                             .tool_name = "read_file",
+                             .arguments_json = R"({"path":"a.txt"})"});
+  Message result;
+  result.parts.push_back(
+      {.kind = ContentPart::Kind::kToolResult, .text = "hello", .tool_call_id = "call_1"});
+  result.parts.push_back({.kind = ContentPart::Kind::kText, .text = "Summarise it."});
+  request.messages = {user, assistant, result};
+  request.tools.push_back(
+      {"read_file", "Read a file.",
+       R"({"$schema":"x","type":"object","properties":{"path":{"type":"string"}},)"
+       R"("required":["path"],"additionalProperties":false})"});
+  request.temperature = 0.2;
+  request.max_tokens = 1000;
+  return request;
+}
+
+http::Request Build(std::string_view provider, const CompletionRequest& request,
+                    std::string base_url = "") {
+  Result<http::Request> built =
+      BuildRequest(*FindProvider(provider), EndpointFor(provider, base_url), request, nullptr);
+  EXPECT_TRUE(built.ok()) << built.error().message();
+  return built.ok() ? *built : http::Request{};
+}
+
+TEST(OpenAiRequestTest, UrlHeadersAndBody) {
+  http::Request request = Build("openai", Conversation("gpt-4.1"));
+  EXPECT_EQ(request.method, "POST");
+  EXPECT_EQ(request.url, "https://api.openai.com/v1/chat/completions");
+  EXPECT_EQ(http::FindHeader(request.headers, "authorization"), std::string("Bearer ") + kKey);
+  EXPECT_EQ(http::FindHeader(request.headers, "content-type"), "application/json");
+  json body = json::parse(request.body);
+  EXPECT_EQ(body["model"], "gpt-4.1");
+  EXPECT_EQ(body["stream"], true);
+  EXPECT_EQ(body["stream_options"]["include_usage"], true);
+  EXPECT_EQ(body["max_completion_tokens"], 1000);
+  EXPECT_DOUBLE_EQ(body["temperature"].get<double>(), 0.2);
+  json messages = body["messages"];
+  ASSERT_EQ(messages.size(), 5u) << messages.dump();
+  EXPECT_EQ(messages[0], json({{"role", "system"}, {"content", "You are a coding agent."}}));
+  EXPECT_EQ(messages[1]["content"][1]["image_url"]["url"], "data:image/png;base64,iVBORw0K");
+  EXPECT_EQ(messages[2]["role"], "assistant");
+  EXPECT_EQ(messages[2]["content"], "Reading.");
+  EXPECT_EQ(messages[2]["tool_calls"][0],
+            json::parse(R"({"id":"call_1","type":"function","function":{"name":"read_file",)"
+                        R"("arguments":"{\"path\":\"a.txt\"}"}})"));
+  EXPECT_EQ(messages[3],
+            json({{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "hello"}}));
+  EXPECT_EQ(messages[4], json({{"role", "user"}, {"content", "Summarise it."}}));
+  EXPECT_EQ(body["tools"][0]["type"], "function");
+  EXPECT_EQ(body["tools"][0]["function"]["name"], "read_file");
+  EXPECT_EQ(body["tools"][0]["function"]["parameters"]["required"][0], "path");
+}
+
+TEST(OpenAiRequestTest, ReasoningModelsTakeEffortNotTemperature) {
+  CompletionRequest conversation = Conversation("o4-mini");
+  conversation.reasoning_effort = "high";
+  json body = json::parse(Build("openai", conversation).body);
+  EXPECT_EQ(body["reasoning_effort"], "high");
+  EXPECT_FALSE(body.contains("temperature"));
+  EXPECT_EQ(body["messages"][0]["role"], "developer");
+}
+
+TEST(OpenAiRequestTest, CompatibleServersAndOpenRouter) {
+  http::Request local = Build("lmstudio", Conversation("qwen"), "http://127.0.0.1:1234/v1");
+  EXPECT_EQ(local.url, "http://127.0.0.1:1234/v1/chat/completions");
+  EXPECT_EQ(http::FindHeader(local.headers, "authorization"), "");
+  EXPECT_EQ(json::parse(local.body)["max_tokens"], 1000);
+
+  CompletionRequest conversation = Conversation("anthropic/claude-sonnet-4.5");
+  conversation.reasoning_effort = "medium";
+  http::Request router = Build("openrouter", conversation);
+  EXPECT_EQ(router.url, "https://openrouter.ai/api/v1/chat/completions");
+  EXPECT_EQ(http::FindHeader(router.headers, "x-title"), "lapce-ai");
+  EXPECT_FALSE(http::FindHeader(router.headers, "http-referer").empty());
+  EXPECT_EQ(json::parse(router.body)["reasoning"]["effort"], "medium");
+}
+
+TEST(AnthropicRequestTest, UrlHeadersCachingAndThinking) {
+  CompletionRequest conversation = Conversation("claude-sonnet-4-5");
+  conversation.reasoning_budget_tokens = 2048;
+  http::Request request = Build("anthropic", conversation);
+  EXPECT_EQ(request.url, "https://api.anthropic.com/v1/messages");
+  EXPECT_EQ(http::FindHeader(request.headers, "x-api-key"), kKey);
+  EXPECT_EQ(http::FindHeader(request.headers, "anthropic-version"), "2023-06-01");
+  EXPECT_EQ(http::FindHeader(request.headers, "authorization"), "");
+  json body = json::parse(request.body);
+  EXPECT_EQ(body["system"][0]["text"], "You are a coding agent.");
+  EXPECT_EQ(body["system"][0]["cache_control"]["type"], "ephemeral");
+  EXPECT_EQ(body["thinking"], json({{"type", "enabled"}, {"budget_tokens", 2048}}));
+  EXPECT_FALSE(body.contains("temperature"));  // Thinking needs the default temperature.
+  EXPECT_GT(body["max_tokens"].get<int>(), 2048);
+  json messages = body["messages"];
+  ASSERT_EQ(messages.size(), 3u);
+  // The last two user messages carry a cache breakpoint on their last block.
+  EXPECT_EQ(messages[0]["content"].back()["cache_control"]["type"], "ephemeral");
+  EXPECT_EQ(messages[2]["content"].back()["cache_control"]["type"], "ephemeral");
+  EXPECT_EQ(messages[0]["content"][1]["source"],
+            json({{"type", "base64"}, {"media_type", "image/png"}, {"data", "iVBORw0K"}}));
+  json assistant = messages[1]["content"];
+  EXPECT_EQ(assistant[0],
+            json({{"type", "thinking"}, {"thinking", "Read it."}, {"signature", "sig-1"}}));
+  EXPECT_EQ(assistant[2], json::parse(R"({"type":"tool_use","id":"call_1","name":"read_file",)"
+                                      R"("input":{"path":"a.txt"}})"));
+  // tool_result first in its user message.
+  EXPECT_EQ(messages[2]["content"][0]["type"], "tool_result");
+  EXPECT_EQ(messages[2]["content"][0]["tool_use_id"], "call_1");
+  EXPECT_EQ(body["tools"][0]["input_schema"]["type"], "object");
+}
+
+TEST(GeminiRequestTest, KeyInHeaderNeverInUrl) {
+  CompletionRequest conversation = Conversation("gemini-2.5-pro");
+  conversation.reasoning_budget_tokens = 512;
+  http::Request request = Build("gemini", conversation);
+  EXPECT_EQ(request.url,
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-pro:"
+            "streamGenerateContent?alt=sse");
+  EXPECT_EQ(request.url.find(kKey), std::string::npos);
+  EXPECT_EQ(http::FindHeader(request.headers, "x-goog-api-key"), kKey);
+  json body = json::parse(request.body);
+  EXPECT_EQ(body["systemInstruction"]["parts"][0]["text"], "You are a coding agent.");
+  json contents = body["contents"];
+  ASSERT_EQ(contents.size(), 3u);
+  EXPECT_EQ(contents[1]["role"], "model");
+  EXPECT_EQ(contents[0]["parts"][1]["inlineData"]["mimeType"], "image/png");
+  EXPECT_EQ(contents[1]["parts"][1]["functionCall"],
+            json({{"name", "read_file"}, {"args", {{"path", "a.txt"}}}}));
+  EXPECT_EQ(contents[2]["parts"][0]["functionResponse"]["name"], "read_file");
+  json parameters = body["tools"][0]["functionDeclarations"][0]["parameters"];
+  EXPECT_FALSE(parameters.contains("$schema"));
+  EXPECT_FALSE(parameters.contains("additionalProperties"));
+  EXPECT_EQ(body["generationConfig"]["maxOutputTokens"], 1000);
+  EXPECT_EQ(body["generationConfig"]["thinkingConfig"]["thinkingBudget"], 512);
+}
+
+TEST(OllamaRequestTest, ArgumentsAreObjectsAndOptionsNested) {
+  http::Request request = Build("ollama", Conversation("qwen3:8b"));
+  EXPECT_EQ(request.url, "http://localhost:11434/api/chat");
+  EXPECT_EQ(http::FindHeader(request.headers, "authorization"), "");
+  json body = json::parse(request.body);
+  EXPECT_EQ(body["stream"], true);
+  EXPECT_EQ(body["options"]["num_predict"], 1000);
+  json messages = body["messages"];
+  ASSERT_EQ(messages.size(), 5u) << messages.dump();
+  EXPECT_EQ(messages[1]["images"][0], "iVBORw0K");
+  EXPECT_EQ(messages[2]["tool_calls"][0]["function"]["arguments"], json({{"path", "a.txt"}}));
+  EXPECT_EQ(messages[3],
+            json({{"role", "tool"}, {"content", "hello"}, {"tool_name", "read_file"}}));
+}
+
+TEST(RequestTest, ProfileHeadersAreAddedAndReplaceDefaults) {
+  Endpoint endpoint = EndpointFor("openai");
+  endpoint.headers = {{"X-Team", "infra"}, {"accept", "application/json"}};
+  Result<http::Request> request =
+      BuildRequest(*FindProvider("openai"), endpoint, Conversation("gpt-4.1"), nullptr);
+  ASSERT_TRUE(request.ok());
+  EXPECT_EQ(http::FindHeader(request->headers, "x-team"), "infra");
+  EXPECT_EQ(http::FindHeader(request->headers, "Accept"), "application/json");
+}
+
+TEST(RequestTest, BrokenHistoryOrSchemaIsRejectedNamingTheTool) {
+  CompletionRequest bad_arguments = Conversation("gpt-4.1");
+  bad_arguments.messages[1].parts[2].arguments_json = "{\"path\":";
+  for (std::string_view provider : {"openai", "anthropic", "gemini", "ollama"}) {
+    Result<http::Request> request =
+        BuildRequest(*FindProvider(provider), EndpointFor(provider), bad_arguments, nullptr);
+    ASSERT_FALSE(request.ok()) << provider;
+    EXPECT_EQ(request.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(request.error().message().find("tool call 'read_file' (call_1)"), std::string::npos)
+        << request.error().message();
+  }
+  CompletionRequest bad_schema = Conversation("gpt-4.1");
+  bad_schema.tools[0].parameters_schema_json = "[1]";
+  Result<http::Request> request =
+      BuildRequest(*FindProvider("openai"), EndpointFor("openai"), bad_schema, nullptr);
+  ASSERT_FALSE(request.ok());
+  EXPECT_NE(request.error().message().find("parameters schema of tool 'read_file'"),
+            std::string::npos);
+}
+
+TEST(ErrorFromResponseTest, InvalidKeyNamesTheVariableAndNeverTheKey) {
+  std::string body = std::string(R"({"error":{"message":"Incorrect API key provided: )") + kKey +
+                     R"(.","type":"invalid_request_error","code":"invalid_api_key"}})";
+  StreamError error = ErrorFromResponse(EndpointFor("openai"), "gpt-4.1", 401, {}, body);
+  EXPECT_EQ(error.kind, ErrorKind::kInvalidKey);
+  EXPECT_EQ(error.http_status, 401);
+  EXPECT_NE(error.message.find("401 from openai"), std::string::npos) << error.message;
+  EXPECT_NE(error.message.find("OPENAI_API_KEY"), std::string::npos) << error.message;
+  EXPECT_EQ(error.message.find(kKey), std::string::npos) << error.message;
+}
+
+TEST(ErrorFromResponseTest, StatusesMapToWhatTheUserCanDo) {
+  Endpoint endpoint = EndpointFor("anthropic");
+  auto kind = [&](int status, std::string body, std::vector<http::Header> headers = {}) {
+    return ErrorFromResponse(endpoint, "m", status, headers, body);
+  };
+  EXPECT_EQ(kind(403, "{}").kind, ErrorKind::kInvalidKey);
+  EXPECT_EQ(kind(404, "not found").kind, ErrorKind::kUnknownModel);
+  EXPECT_EQ(kind(400, R"({"error":{"message":"bad tool"}})").kind, ErrorKind::kInvalidRequest);
+  EXPECT_EQ(kind(413, R"({"error":{"type":"request_too_large","message":"x"}})").kind,
+            ErrorKind::kContextTooLong);
+  StreamError limited = kind(429, "{}", {{"retry-after-ms", "1500"}, {"retry-after", "9"}});
+  EXPECT_EQ(limited.kind, ErrorKind::kRateLimited);
+  EXPECT_EQ(limited.retry_after, std::chrono::milliseconds(1500));
+  EXPECT_EQ(kind(429, R"({"error":{"code":"insufficient_quota","message":"q"}})").kind,
+            ErrorKind::kInvalidRequest);
+  EXPECT_EQ(kind(529, "").kind, ErrorKind::kOverloaded);
+  EXPECT_EQ(kind(500, "<html>oops</html>").kind, ErrorKind::kUnavailable);
+  EXPECT_EQ(kind(408, "").kind, ErrorKind::kTimeout);
+  EXPECT_EQ(kind(500, "<html>oops</html>").message,
+            "500 from anthropic: server error (<html>oops</html>); retry later");
+}
+
+TEST(ProviderTableTest, KnownProvidersAndDefaults) {
+  EXPECT_EQ(FindProvider("openai")->default_key_env, "OPENAI_API_KEY");
+  EXPECT_EQ(FindProvider("anthropic")->default_base_url, "https://api.anthropic.com");
+  EXPECT_TRUE(FindProvider("ollama")->default_key_env.empty());
+  EXPECT_EQ(FindProvider("groq")->wire, WireFormat::kOpenAiChat);
+  EXPECT_EQ(FindProvider("nope"), nullptr);
+  EXPECT_EQ(Redact("a KEY b KEY", "KEY"), "a *** b ***");
+  EXPECT_EQ(Redact("unchanged", ""), "unchanged");
+}
+
+}  // namespace
+}  // namespace lai::llm::internal

@@ -1,0 +1,246 @@
+// Google Gemini streamGenerateContent (alt=sse).
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <map>
+
+#include "llm/internal/parser_base.h"
+
+namespace lai::llm::internal {
+namespace {
+
+// Gemini takes an OpenAPI subset of JSON Schema and rejects these keywords.
+void SanitizeSchema(OrderedJson& schema) {
+  if (schema.is_object()) {
+    schema.erase("$schema");
+    schema.erase("additionalProperties");
+    for (auto& [key, value] : schema.items()) SanitizeSchema(value);
+  } else if (schema.is_array()) {
+    for (auto& value : schema) SanitizeSchema(value);
+  }
+}
+
+int64_t BudgetForEffort(std::string_view effort) {
+  if (effort == "low") return 1024;
+  if (effort == "medium") return 8192;
+  if (effort == "high") return 24576;
+  return -1;
+}
+
+Result<OrderedJson> BuildContents(const CompletionRequest& request) {
+  std::map<std::string, std::string> tool_names;  // Call id → tool name, for functionResponse.
+  OrderedJson contents = OrderedJson::array();
+  for (const Message& message : request.messages) {
+    OrderedJson parts = OrderedJson::array();
+    for (const ContentPart& part : message.parts) {
+      switch (part.kind) {
+        case ContentPart::Kind::kText:
+          if (!part.text.empty()) parts.push_back({{"text", part.text}});
+          break;
+        case ContentPart::Kind::kImage:
+          parts.push_back(
+              {{"inlineData", {{"mimeType", part.media_type}, {"data", part.data_base64}}}});
+          break;
+        case ContentPart::Kind::kToolCall: {
+          ASSIGN_OR_RETURN(OrderedJson args,
+                           ParseJsonObject(part.arguments_json.empty() ? "{}" : part.arguments_json,
+                                           fmt::format("arguments of tool call '{}' ({})",
+                                                       part.tool_name, part.tool_call_id)));
+          tool_names[part.tool_call_id] = part.tool_name;
+          parts.push_back(
+              {{"functionCall", {{"name", part.tool_name}, {"args", std::move(args)}}}});
+          break;
+        }
+        case ContentPart::Kind::kToolResult: {
+          std::string name = part.tool_name;
+          if (name.empty()) {
+            auto it = tool_names.find(part.tool_call_id);
+            if (it == tool_names.end()) {
+              return Error(ErrorCode::kInvalidArgument,
+                           fmt::format("tool result '{}' names no tool and answers no earlier "
+                                       "tool call; Gemini needs the tool name",
+                                       part.tool_call_id));
+            }
+            name = it->second;
+          }
+          parts.push_back(
+              {{"functionResponse",
+                {{"name", name}, {"response", {{"name", name}, {"content", part.text}}}}}});
+          break;
+        }
+        case ContentPart::Kind::kReasoning:
+          break;  // Thoughts are not sent back.
+      }
+    }
+    if (parts.empty()) continue;
+    contents.push_back(
+        {{"role", message.role == Role::kUser ? "user" : "model"}, {"parts", std::move(parts)}});
+  }
+  return contents;
+}
+
+class GeminiParser final : public SseParser {
+ public:
+  GeminiParser(std::string provider, std::string tool_id_prefix, EventSink sink)
+      : SseParser(std::move(provider), std::move(sink)),
+        tool_id_prefix_(std::move(tool_id_prefix)) {}
+
+  // Gemini has no end marker: the body ends after the chunk carrying finishReason.
+  void Finish() override {
+    if (is_terminated()) return;
+    if (finish_reason_.empty()) {
+      EmitError(ErrorKind::kUnavailable,
+                fmt::format("the stream from {} ended before a finishReason", provider_));
+      return;
+    }
+    if (has_usage_) EmitUsage(usage_);
+    if (finish_reason_ == "STOP") {
+      EmitDone(tool_count_ > 0 ? "tool_use" : "stop");
+    } else if (finish_reason_ == "MAX_TOKENS") {
+      EmitDone("length");
+    } else {
+      std::string reason = finish_reason_;
+      for (char& c : reason) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      EmitDone(reason);
+    }
+  }
+
+ protected:
+  void OnEvent(std::string_view /*event*/, std::string_view data) override {
+    std::optional<Json> chunk = ParseJson(data);
+    if (!chunk || !chunk->is_object()) {
+      EmitBadResponse(fmt::format("malformed JSON in the stream: '{}'", data.substr(0, 80)));
+      return;
+    }
+    if (const Json* error = GetObject(*chunk, "error")) {
+      std::string status = GetString(*error, "status");
+      std::string message = GetString(*error, "message");
+      EmitError(KindOfErrorText(status, message),
+                fmt::format("error from {} during the stream: {}{}", provider_,
+                            status.empty() ? "" : status + ": ", message));
+      return;
+    }
+    if (const Json* candidates = GetArray(*chunk, "candidates");
+        candidates && !candidates->empty()) {
+      const Json& candidate = candidates->front();
+      if (const Json* content = GetObject(candidate, "content")) {
+        if (const Json* parts = GetArray(*content, "parts")) {
+          for (const Json& part : *parts) {
+            HandlePart(part);
+            if (is_terminated()) return;
+          }
+        }
+      }
+      std::string reason = GetString(candidate, "finishReason");
+      if (!reason.empty()) finish_reason_ = reason;
+    }
+    if (const Json* usage = GetObject(*chunk, "usageMetadata")) {
+      has_usage_ = true;
+      usage_.input_tokens = GetInt(*usage, "promptTokenCount");
+      usage_.reasoning_tokens = GetInt(*usage, "thoughtsTokenCount");
+      // Thoughts are billed as output but not counted in candidatesTokenCount.
+      usage_.output_tokens = GetInt(*usage, "candidatesTokenCount") + usage_.reasoning_tokens;
+      usage_.cache_read_tokens = GetInt(*usage, "cachedContentTokenCount");
+    }
+  }
+
+ private:
+  void HandlePart(const Json& part) {
+    if (const Json* call = GetObject(part, "functionCall")) {
+      int index = tool_count_++;
+      std::string id = fmt::format("{}_{}", tool_id_prefix_, index);
+      std::string name = GetString(*call, "name");
+      std::string arguments = "{}";
+      if (auto it = call->find("args"); it != call->end()) {
+        if (!it->is_object()) {
+          EmitBadResponse(fmt::format("functionCall '{}' has args that are not an object", name));
+          return;
+        }
+        arguments = it->dump();
+      }
+      StreamEvent start;
+      start.kind = StreamEvent::Kind::kToolCallStart;
+      start.index = index;
+      start.tool_call_id = id;
+      start.tool_name = name;
+      Emit(start);
+      StreamEvent delta;
+      delta.kind = StreamEvent::Kind::kToolCallDelta;
+      delta.index = index;
+      delta.tool_call_id = id;
+      delta.text = arguments;
+      Emit(std::move(delta));
+      StreamEvent end;
+      end.kind = StreamEvent::Kind::kToolCallEnd;
+      end.index = index;
+      end.tool_call_id = id;
+      end.tool_name = name;
+      end.arguments_json = std::move(arguments);
+      Emit(std::move(end));
+      return;
+    }
+    std::string text = GetString(part, "text");
+    if (auto it = part.find("thought"); it != part.end() && it->is_boolean() && it->get<bool>()) {
+      EmitReasoning(std::move(text), GetString(part, "thoughtSignature"));
+    } else {
+      EmitText(std::move(text));
+    }
+  }
+
+  const std::string tool_id_prefix_;
+  int tool_count_ = 0;
+  std::string finish_reason_;
+  bool has_usage_ = false;
+  Usage usage_;
+};
+
+}  // namespace
+
+Result<http::Request> BuildGeminiRequest(const Endpoint& endpoint, const CompletionRequest& request,
+                                         const ModelInfo* /*model*/) {
+  std::string_view model = request.model;
+  if (model.starts_with("models/")) model.remove_prefix(7);
+  OrderedJson body;
+  ASSIGN_OR_RETURN(body["contents"], BuildContents(request));
+  if (!request.system_prompt.empty()) {
+    body["systemInstruction"] = {
+        {"parts", OrderedJson::array({{{"text", request.system_prompt}}})}};
+  }
+  if (!request.tools.empty()) {
+    OrderedJson declarations = OrderedJson::array();
+    for (const ToolDefinition& tool : request.tools) {
+      ASSIGN_OR_RETURN(OrderedJson schema, ToolSchema(tool));
+      SanitizeSchema(schema);
+      declarations.push_back({{"name", tool.name},
+                              {"description", tool.description},
+                              {"parameters", std::move(schema)}});
+    }
+    body["tools"] = OrderedJson::array({{{"functionDeclarations", std::move(declarations)}}});
+  }
+  OrderedJson generation = OrderedJson::object();
+  if (request.temperature) generation["temperature"] = *request.temperature;
+  if (request.max_tokens) generation["maxOutputTokens"] = *request.max_tokens;
+  int64_t budget =
+      request.reasoning_budget_tokens.value_or(BudgetForEffort(request.reasoning_effort));
+  if (budget >= 0) {
+    generation["thinkingConfig"] = {{"thinkingBudget", budget}, {"includeThoughts", true}};
+  }
+  if (!generation.empty()) body["generationConfig"] = std::move(generation);
+
+  http::Request out = BaseRequest(
+      endpoint,
+      fmt::format("{}/v1beta/models/{}:streamGenerateContent?alt=sse", endpoint.base_url, model));
+  out.headers.push_back({"Accept", "text/event-stream"});
+  if (!endpoint.api_key.empty()) out.headers.push_back({"x-goog-api-key", endpoint.api_key});
+  out.body = body.dump();
+  return out;
+}
+
+std::unique_ptr<StreamParser> NewGeminiParser(std::string provider, std::string tool_id_prefix,
+                                              EventSink sink) {
+  return std::make_unique<GeminiParser>(std::move(provider), std::move(tool_id_prefix),
+                                        std::move(sink));
+}
+
+}  // namespace lai::llm::internal

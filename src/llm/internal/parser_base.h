@@ -1,0 +1,122 @@
+// Shared pieces of the four stream parsers and request builders (JSON helpers, event emission,
+// the one-terminal-event rule). Includes nlohmann/json: only the adapters' .cc files include it.
+// ParserBase is confined to the thread that feeds it.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "http/sse.h"
+#include "llm/internal/adapter.h"
+
+namespace lai::llm::internal {
+
+using Json = nlohmann::json;
+using OrderedJson = nlohmann::ordered_json;
+
+// Parses `text`; nullopt when it is not JSON.
+std::optional<Json> ParseJson(std::string_view text);
+// Parses `text` as a JSON object; errors name `what` (e.g. "arguments of tool call 'read_file'").
+Result<OrderedJson> ParseJsonObject(std::string_view text, std::string_view what);
+
+// Field accessors that never throw: a missing or wrong-typed field is the fallback.
+std::string GetString(const Json& object, std::string_view key);
+int64_t GetInt(const Json& object, std::string_view key);
+const Json* GetObject(const Json& object, std::string_view key);
+const Json* GetArray(const Json& object, std::string_view key);
+
+// The message a provider put in an error body: {"error":{"message"}}, {"error":"…"},
+// [{"error":…}] (Gemini); empty when none.
+std::string ErrorMessageOf(const Json& body);
+// Maps an error type/status word from a provider ("overloaded_error", "rate_limit_error",
+// "RESOURCE_EXHAUSTED", …) plus its message to a kind; kUnavailable when nothing fits.
+ErrorKind KindOfErrorText(std::string_view type, std::string_view message);
+// Whether a message says the prompt is too long for the model.
+bool SaysContextTooLong(std::string_view message);
+
+class ParserBase : public StreamParser {
+ public:
+  ParserBase(std::string provider, EventSink sink)
+      : provider_(std::move(provider)), sink_(std::move(sink)) {}
+
+  bool is_terminated() const override { return is_terminated_; }
+  bool has_output() const override { return has_output_; }
+
+ protected:
+  void Emit(StreamEvent event);
+  void EmitText(std::string text);
+  void EmitReasoning(std::string text, std::string signature = {});
+  void EmitUsage(const Usage& usage);
+  void EmitDone(std::string stop_reason);
+  void EmitError(ErrorKind kind, std::string message, int http_status = 0);
+  // "bad response from <provider>: <what>" as kBadResponse.
+  void EmitBadResponse(std::string_view what);
+
+  const std::string provider_;
+
+ private:
+  EventSink sink_;
+  bool is_terminated_ = false;
+  bool has_output_ = false;
+};
+
+// A parser of a text/event-stream body: subclasses see whole events.
+class SseParser : public ParserBase {
+ public:
+  using ParserBase::ParserBase;
+  void Feed(std::string_view bytes) override;
+
+ protected:
+  // `event` is "message" when the event had no name.
+  virtual void OnEvent(std::string_view event, std::string_view data) = 0;
+
+ private:
+  http::SseDecoder decoder_;
+};
+
+// A parser of an NDJSON body: subclasses see whole lines.
+class NdjsonParser : public ParserBase {
+ public:
+  using ParserBase::ParserBase;
+  void Feed(std::string_view bytes) override;
+  void Finish() override;
+
+ protected:
+  virtual void OnLine(std::string_view line) = 0;
+  // The body ended and OnLine saw its last line.
+  virtual void OnEnd() = 0;
+
+ private:
+  http::NdjsonDecoder decoder_;
+};
+
+}  // namespace lai::llm::internal
+
+namespace lai::llm::internal {
+
+// The per-wire halves, dispatched to by BuildRequest and NewStreamParser.
+Result<http::Request> BuildOpenAiRequest(const ProviderSpec& spec, const Endpoint& endpoint,
+                                         const CompletionRequest& request, const ModelInfo* model);
+Result<http::Request> BuildAnthropicRequest(const Endpoint& endpoint,
+                                            const CompletionRequest& request,
+                                            const ModelInfo* model);
+Result<http::Request> BuildGeminiRequest(const Endpoint& endpoint, const CompletionRequest& request,
+                                         const ModelInfo* model);
+Result<http::Request> BuildOllamaRequest(const Endpoint& endpoint, const CompletionRequest& request,
+                                         const ModelInfo* model);
+std::unique_ptr<StreamParser> NewOpenAiParser(std::string provider, EventSink sink);
+std::unique_ptr<StreamParser> NewAnthropicParser(std::string provider, EventSink sink);
+std::unique_ptr<StreamParser> NewGeminiParser(std::string provider, std::string tool_id_prefix,
+                                              EventSink sink);
+std::unique_ptr<StreamParser> NewOllamaParser(std::string provider, std::string tool_id_prefix,
+                                              EventSink sink);
+
+// Common request parts.
+http::Request BaseRequest(const Endpoint& endpoint, std::string url);
+// Tool schema text → JSON object; errors name the tool.
+Result<OrderedJson> ToolSchema(const ToolDefinition& tool);
+
+}  // namespace lai::llm::internal

@@ -1,0 +1,47 @@
+// Profiles resolved from config and the environment: provider, endpoint (with the API key),
+// rate limit and fallback; and the catalog with config overrides applied. Thread-compatible.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/config.h"
+#include "base/result.h"
+#include "llm/catalog.h"
+#include "llm/internal/adapter.h"
+#include "llm/pool.h"
+
+namespace lai::llm::internal {
+
+struct ResolvedProfile {
+  ProfileInfo info;
+  const ProviderSpec* spec = nullptr;
+  Endpoint endpoint;
+  uint32_t rate_limit_per_minute = 0;
+  std::string fallback;  // Empty: none.
+};
+
+struct ResolvedProfiles {
+  std::vector<ResolvedProfile> profiles;
+  std::string default_profile;  // Names one of `profiles`.
+};
+
+// From [profiles.*] or, when there are none, one implicit profile per provider whose key variable
+// is set in `environment` (NULL-terminated "NAME=value" array) plus ollama. Errors
+// (kInvalidArgument) name the profile's file:line and field: an unknown provider, a
+// llm.default_profile naming no profile.
+Result<ResolvedProfiles> ResolveProfiles(const Config& config, const char* const* environment);
+
+// One profile from flags; provider must be known, model non-empty; an empty base_url means the
+// provider's default. The key comes from the provider's default variable.
+Result<ResolvedProfile> ResolveAdHocProfile(const ProfileInfo& profile,
+                                            const char* const* environment);
+
+// The built-in catalog with config.models applied. Errors: kInvalidArgument for an override of
+// an unknown provider, naming its file:line.
+Result<Catalog> CatalogFromConfig(const Config& config);
+
+// The model an implicit profile of `provider` uses.
+std::string_view DefaultModel(std::string_view provider);
+
+}  // namespace lai::llm::internal

@@ -1,0 +1,207 @@
+// Ollama /api/chat (NDJSON).
+
+#include <fmt/format.h>
+
+#include <map>
+
+#include "llm/internal/parser_base.h"
+
+namespace lai::llm::internal {
+namespace {
+
+Result<OrderedJson> BuildMessages(const CompletionRequest& request) {
+  std::map<std::string, std::string> tool_names;  // Call id → tool name, for role "tool".
+  OrderedJson messages = OrderedJson::array();
+  if (!request.system_prompt.empty()) {
+    messages.push_back({{"role", "system"}, {"content", request.system_prompt}});
+  }
+  for (const Message& message : request.messages) {
+    std::string text;
+    OrderedJson images = OrderedJson::array();
+    OrderedJson tool_calls = OrderedJson::array();
+    for (const ContentPart& part : message.parts) {
+      switch (part.kind) {
+        case ContentPart::Kind::kText:
+          if (!text.empty() && !part.text.empty()) text += "\n\n";
+          text += part.text;
+          break;
+        case ContentPart::Kind::kImage:
+          images.push_back(part.data_base64);
+          break;
+        case ContentPart::Kind::kToolCall: {
+          ASSIGN_OR_RETURN(OrderedJson arguments,
+                           ParseJsonObject(part.arguments_json.empty() ? "{}" : part.arguments_json,
+                                           fmt::format("arguments of tool call '{}' ({})",
+                                                       part.tool_name, part.tool_call_id)));
+          tool_names[part.tool_call_id] = part.tool_name;
+          tool_calls.push_back(
+              {{"function", {{"name", part.tool_name}, {"arguments", std::move(arguments)}}}});
+          break;
+        }
+        case ContentPart::Kind::kToolResult: {
+          std::string name = part.tool_name;
+          if (name.empty()) {
+            auto it = tool_names.find(part.tool_call_id);
+            if (it != tool_names.end()) name = it->second;
+          }
+          OrderedJson tool = {{"role", "tool"}, {"content", part.text}};
+          if (!name.empty()) tool["tool_name"] = name;
+          messages.push_back(std::move(tool));
+          break;
+        }
+        case ContentPart::Kind::kReasoning:
+          break;
+      }
+    }
+    if (text.empty() && images.empty() && tool_calls.empty()) continue;
+    OrderedJson out = {{"role", message.role == Role::kUser ? "user" : "assistant"},
+                       {"content", text}};
+    if (!images.empty()) out["images"] = std::move(images);
+    if (!tool_calls.empty()) out["tool_calls"] = std::move(tool_calls);
+    messages.push_back(std::move(out));
+  }
+  return messages;
+}
+
+class OllamaParser final : public NdjsonParser {
+ public:
+  OllamaParser(std::string provider, std::string tool_id_prefix, EventSink sink)
+      : NdjsonParser(std::move(provider), std::move(sink)),
+        tool_id_prefix_(std::move(tool_id_prefix)) {}
+
+ protected:
+  void OnLine(std::string_view line) override {
+    std::optional<Json> chunk = ParseJson(line);
+    if (!chunk || !chunk->is_object()) {
+      EmitBadResponse(fmt::format("malformed JSON in the stream: '{}'", line.substr(0, 80)));
+      return;
+    }
+    if (chunk->contains("error")) {
+      std::string message = ErrorMessageOf(*chunk);
+      ErrorKind kind = KindOfErrorText("", message);
+      if (message.find("not found") != std::string::npos) kind = ErrorKind::kUnknownModel;
+      EmitError(kind, fmt::format("error from {} during the stream: {}", provider_, message));
+      return;
+    }
+    if (const Json* message = GetObject(*chunk, "message")) {
+      EmitReasoning(GetString(*message, "thinking"));
+      EmitText(GetString(*message, "content"));
+      if (const Json* calls = GetArray(*message, "tool_calls")) {
+        for (const Json& call : *calls) {
+          HandleToolCall(call);
+          if (is_terminated()) return;
+        }
+      }
+    }
+    auto done = chunk->find("done");
+    if (done != chunk->end() && done->is_boolean() && done->get<bool>()) {
+      Usage usage;
+      usage.input_tokens = GetInt(*chunk, "prompt_eval_count");
+      usage.output_tokens = GetInt(*chunk, "eval_count");
+      EmitUsage(usage);
+      std::string reason = GetString(*chunk, "done_reason");
+      if (reason.empty() || reason == "stop") reason = tool_count_ > 0 ? "tool_use" : "stop";
+      EmitDone(reason);
+    }
+  }
+
+  void OnEnd() override {
+    EmitError(ErrorKind::kUnavailable,
+              fmt::format("the stream from {} ended before \"done\": true", provider_));
+  }
+
+ private:
+  void HandleToolCall(const Json& call) {
+    const Json* function = GetObject(call, "function");
+    if (function == nullptr) {
+      EmitBadResponse("a tool call without \"function\"");
+      return;
+    }
+    int index = tool_count_++;
+    std::string id = GetString(call, "id");
+    if (id.empty()) id = fmt::format("{}_{}", tool_id_prefix_, index);
+    std::string name = GetString(*function, "name");
+    std::string arguments = "{}";
+    if (auto it = function->find("arguments"); it != function->end()) {
+      if (it->is_object()) {
+        arguments = it->dump();
+      } else if (it->is_string()) {
+        Result<OrderedJson> parsed = ParseJsonObject(
+            it->get<std::string>(), fmt::format("arguments of tool call '{}'", name));
+        if (!parsed.ok()) {
+          EmitBadResponse(parsed.error().message());
+          return;
+        }
+        arguments = parsed->dump();
+      } else if (!it->is_null()) {
+        EmitBadResponse(fmt::format("arguments of tool call '{}' are not an object", name));
+        return;
+      }
+    }
+    StreamEvent start;
+    start.kind = StreamEvent::Kind::kToolCallStart;
+    start.index = index;
+    start.tool_call_id = id;
+    start.tool_name = name;
+    Emit(start);
+    StreamEvent delta;
+    delta.kind = StreamEvent::Kind::kToolCallDelta;
+    delta.index = index;
+    delta.tool_call_id = id;
+    delta.text = arguments;
+    Emit(std::move(delta));
+    StreamEvent end;
+    end.kind = StreamEvent::Kind::kToolCallEnd;
+    end.index = index;
+    end.tool_call_id = id;
+    end.tool_name = name;
+    end.arguments_json = std::move(arguments);
+    Emit(std::move(end));
+  }
+
+  const std::string tool_id_prefix_;
+  int tool_count_ = 0;
+};
+
+}  // namespace
+
+Result<http::Request> BuildOllamaRequest(const Endpoint& endpoint, const CompletionRequest& request,
+                                         const ModelInfo* /*model*/) {
+  OrderedJson body;
+  body["model"] = request.model;
+  ASSIGN_OR_RETURN(body["messages"], BuildMessages(request));
+  body["stream"] = true;
+  if (!request.tools.empty()) {
+    OrderedJson tools = OrderedJson::array();
+    for (const ToolDefinition& tool : request.tools) {
+      ASSIGN_OR_RETURN(OrderedJson schema, ToolSchema(tool));
+      tools.push_back({{"type", "function"},
+                       {"function",
+                        {{"name", tool.name},
+                         {"description", tool.description},
+                         {"parameters", std::move(schema)}}}});
+    }
+    body["tools"] = std::move(tools);
+  }
+  if (!request.reasoning_effort.empty() || request.reasoning_budget_tokens) body["think"] = true;
+  OrderedJson options = OrderedJson::object();
+  if (request.temperature) options["temperature"] = *request.temperature;
+  if (request.max_tokens) options["num_predict"] = *request.max_tokens;
+  if (!options.empty()) body["options"] = std::move(options);
+
+  http::Request out = BaseRequest(endpoint, endpoint.base_url + "/api/chat");
+  out.headers.push_back({"Accept", "application/x-ndjson"});
+  if (!endpoint.api_key.empty()) {
+    out.headers.push_back({"Authorization", "Bearer " + endpoint.api_key});
+  }
+  out.body = body.dump();
+  return out;
+}
+
+std::unique_ptr<StreamParser> NewOllamaParser(std::string provider, std::string tool_id_prefix,
+                                              EventSink sink) {
+  return std::make_unique<OllamaParser>(std::move(provider), std::move(tool_id_prefix),
+                                        std::move(sink));
+}
+
+}  // namespace lai::llm::internal

@@ -1,0 +1,286 @@
+// OpenAI Chat Completions, for api.openai.com and every OpenAI-compatible server.
+
+#include <fmt/format.h>
+
+#include <map>
+
+#include "llm/internal/parser_base.h"
+
+namespace lai::llm::internal {
+namespace {
+
+// o1/o3/o4 and gpt-5 reject temperature and take reasoning_effort.
+bool IsOpenAiReasoningModel(std::string_view model) {
+  return (model.size() >= 2 && model[0] == 'o' && model[1] >= '1' && model[1] <= '9') ||
+         model.starts_with("gpt-5");
+}
+
+std::string DataUrl(const ContentPart& part) {
+  return "data:" + part.media_type + ";base64," + part.data_base64;
+}
+
+Result<OrderedJson> BuildMessages(const ProviderSpec& spec, const CompletionRequest& request) {
+  OrderedJson messages = OrderedJson::array();
+  if (!request.system_prompt.empty()) {
+    bool is_developer = spec.is_openai && IsOpenAiReasoningModel(request.model);
+    messages.push_back(
+        {{"role", is_developer ? "developer" : "system"}, {"content", request.system_prompt}});
+  }
+  for (const Message& message : request.messages) {
+    if (message.role == Role::kUser) {
+      // Tool results must directly follow the assistant's tool_calls, as role "tool" messages.
+      OrderedJson content = OrderedJson::array();
+      bool has_image = false;
+      std::string text;
+      for (const ContentPart& part : message.parts) {
+        switch (part.kind) {
+          case ContentPart::Kind::kToolResult:
+            messages.push_back(
+                {{"role", "tool"}, {"tool_call_id", part.tool_call_id}, {"content", part.text}});
+            break;
+          case ContentPart::Kind::kText:
+            content.push_back({{"type", "text"}, {"text", part.text}});
+            if (!text.empty()) text += "\n\n";
+            text += part.text;
+            break;
+          case ContentPart::Kind::kImage:
+            has_image = true;
+            content.push_back({{"type", "image_url"}, {"image_url", {{"url", DataUrl(part)}}}});
+            break;
+          default:
+            break;
+        }
+      }
+      if (content.empty()) continue;
+      if (has_image) {
+        messages.push_back({{"role", "user"}, {"content", std::move(content)}});
+      } else {
+        messages.push_back({{"role", "user"}, {"content", text}});
+      }
+    } else {
+      OrderedJson out = {{"role", "assistant"}};
+      std::string text;
+      OrderedJson tool_calls = OrderedJson::array();
+      for (const ContentPart& part : message.parts) {
+        if (part.kind == ContentPart::Kind::kText) {
+          text += part.text;
+        } else if (part.kind == ContentPart::Kind::kToolCall) {
+          // Validated so a broken history fails here, not as a 400 from the provider.
+          RETURN_IF_ERROR(ParseJsonObject(part.arguments_json.empty() ? "{}" : part.arguments_json,
+                                          fmt::format("arguments of tool call '{}' ({})",
+                                                      part.tool_name, part.tool_call_id))
+                              .status());
+          tool_calls.push_back(
+              {{"id", part.tool_call_id},
+               {"type", "function"},
+               {"function",
+                {{"name", part.tool_name},
+                 {"arguments", part.arguments_json.empty() ? "{}" : part.arguments_json}}}});
+        }
+      }
+      if (text.empty() && !tool_calls.empty()) {
+        out["content"] = nullptr;
+      } else {
+        out["content"] = text;
+      }
+      if (!tool_calls.empty()) out["tool_calls"] = std::move(tool_calls);
+      messages.push_back(std::move(out));
+    }
+  }
+  return messages;
+}
+
+std::string NormalizeStop(std::string_view reason) {
+  if (reason == "tool_calls" || reason == "function_call") return "tool_use";
+  if (reason.empty()) return "stop";
+  return std::string(reason);
+}
+
+class OpenAiParser final : public SseParser {
+ public:
+  OpenAiParser(std::string provider, EventSink sink)
+      : SseParser(std::move(provider), std::move(sink)) {}
+
+  void Finish() override {
+    if (is_terminated()) return;
+    if (!finish_reason_.empty()) {
+      // Some compatible servers end without [DONE]; the finish_reason says the answer is whole.
+      EndToolCalls();
+      EmitDone(NormalizeStop(finish_reason_));
+      return;
+    }
+    EmitError(ErrorKind::kUnavailable,
+              fmt::format("the stream from {} ended before the answer was complete", provider_));
+  }
+
+ protected:
+  void OnEvent(std::string_view event, std::string_view data) override {
+    if (data == "[DONE]") {
+      EndToolCalls();
+      EmitDone(NormalizeStop(finish_reason_));
+      return;
+    }
+    std::optional<Json> chunk = ParseJson(data);
+    if (!chunk || !chunk->is_object()) {
+      EmitBadResponse(fmt::format("malformed JSON in the stream: '{}'", data.substr(0, 80)));
+      return;
+    }
+    if (chunk->contains("error") || event == "error") {
+      const Json* error = GetObject(*chunk, "error");
+      std::string type = error ? GetString(*error, "type") : "";
+      if (type.empty() && error) type = GetString(*error, "code");
+      std::string message = ErrorMessageOf(*chunk);
+      EmitError(KindOfErrorText(type, message),
+                fmt::format("error from {} during the stream: {}", provider_, message));
+      return;
+    }
+    if (const Json* choices = GetArray(*chunk, "choices"); choices && !choices->empty()) {
+      const Json& choice = choices->front();
+      if (const Json* delta = GetObject(choice, "delta")) {
+        if (!HandleDelta(*delta)) return;
+      }
+      std::string reason = GetString(choice, "finish_reason");
+      if (!reason.empty()) {
+        finish_reason_ = reason;
+        if (!EndToolCalls()) return;
+      }
+    }
+    if (const Json* usage = GetObject(*chunk, "usage")) {
+      Usage out;
+      out.input_tokens = GetInt(*usage, "prompt_tokens");
+      out.output_tokens = GetInt(*usage, "completion_tokens");
+      if (const Json* details = GetObject(*usage, "prompt_tokens_details")) {
+        out.cache_read_tokens = GetInt(*details, "cached_tokens");
+      }
+      if (const Json* details = GetObject(*usage, "completion_tokens_details")) {
+        out.reasoning_tokens = GetInt(*details, "reasoning_tokens");
+      }
+      EmitUsage(out);
+    }
+  }
+
+ private:
+  struct ToolCall {
+    std::string id;
+    std::string name;
+    std::string arguments;
+    bool is_ended = false;
+  };
+
+  // False once a terminal event was emitted.
+  bool HandleDelta(const Json& delta) {
+    std::string reasoning = GetString(delta, "reasoning_content");
+    if (reasoning.empty()) reasoning = GetString(delta, "reasoning");
+    EmitReasoning(std::move(reasoning));
+    EmitText(GetString(delta, "content"));
+    const Json* calls = GetArray(delta, "tool_calls");
+    if (calls == nullptr) return !is_terminated();
+    for (const Json& call : *calls) {
+      int index = static_cast<int>(GetInt(call, "index"));
+      const Json* function = GetObject(call, "function");
+      auto [it, is_new] = tool_calls_.try_emplace(index);
+      ToolCall& tool = it->second;
+      if (is_new) {
+        tool.id = GetString(call, "id");
+        if (tool.id.empty()) tool.id = fmt::format("call_{}", index);
+        tool.name = function ? GetString(*function, "name") : "";
+        StreamEvent start;
+        start.kind = StreamEvent::Kind::kToolCallStart;
+        start.index = index;
+        start.tool_call_id = tool.id;
+        start.tool_name = tool.name;
+        Emit(std::move(start));
+      }
+      std::string fragment = function ? GetString(*function, "arguments") : "";
+      if (!fragment.empty()) {
+        tool.arguments += fragment;
+        StreamEvent delta_event;
+        delta_event.kind = StreamEvent::Kind::kToolCallDelta;
+        delta_event.index = index;
+        delta_event.tool_call_id = tool.id;
+        delta_event.text = std::move(fragment);
+        Emit(std::move(delta_event));
+      }
+    }
+    return !is_terminated();
+  }
+
+  // Emits kToolCallEnd for each open call; false (after kBadResponse) when arguments are broken.
+  bool EndToolCalls() {
+    for (auto& [index, tool] : tool_calls_) {
+      if (tool.is_ended) continue;
+      tool.is_ended = true;
+      Result<OrderedJson> arguments =
+          ParseJsonObject(tool.arguments.empty() ? "{}" : tool.arguments,
+                          fmt::format("arguments of tool call '{}'", tool.name));
+      if (!arguments.ok()) {
+        EmitBadResponse(arguments.error().message());
+        return false;
+      }
+      StreamEvent end;
+      end.kind = StreamEvent::Kind::kToolCallEnd;
+      end.index = index;
+      end.tool_call_id = tool.id;
+      end.tool_name = tool.name;
+      end.arguments_json = arguments->dump();
+      Emit(std::move(end));
+    }
+    return !is_terminated();
+  }
+
+  std::map<int, ToolCall> tool_calls_;
+  std::string finish_reason_;
+};
+
+}  // namespace
+
+Result<http::Request> BuildOpenAiRequest(const ProviderSpec& spec, const Endpoint& endpoint,
+                                         const CompletionRequest& request, const ModelInfo* model) {
+  OrderedJson body;
+  body["model"] = request.model;
+  ASSIGN_OR_RETURN(body["messages"], BuildMessages(spec, request));
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  if (!request.tools.empty()) {
+    OrderedJson tools = OrderedJson::array();
+    for (const ToolDefinition& tool : request.tools) {
+      ASSIGN_OR_RETURN(OrderedJson schema, ToolSchema(tool));
+      tools.push_back({{"type", "function"},
+                       {"function",
+                        {{"name", tool.name},
+                         {"description", tool.description},
+                         {"parameters", std::move(schema)}}}});
+    }
+    body["tools"] = std::move(tools);
+  }
+  bool is_reasoning_model = spec.is_openai && (IsOpenAiReasoningModel(request.model) ||
+                                               (model != nullptr && model->supports_reasoning));
+  if (request.temperature && !is_reasoning_model) body["temperature"] = *request.temperature;
+  if (request.max_tokens) {
+    body[spec.is_openai ? "max_completion_tokens" : "max_tokens"] = *request.max_tokens;
+  }
+  if (!request.reasoning_effort.empty()) {
+    if (spec.name == "openrouter") {
+      body["reasoning"] = {{"effort", request.reasoning_effort}};
+    } else if (!spec.is_openai || is_reasoning_model) {
+      body["reasoning_effort"] = request.reasoning_effort;
+    }
+  }
+  http::Request out = BaseRequest(endpoint, endpoint.base_url + "/chat/completions");
+  out.headers.push_back({"Accept", "text/event-stream"});
+  if (!endpoint.api_key.empty()) {
+    out.headers.push_back({"Authorization", "Bearer " + endpoint.api_key});
+  }
+  if (spec.name == "openrouter") {
+    out.headers.push_back({"HTTP-Referer", "https://github.com/lapce/lapce-ai"});
+    out.headers.push_back({"X-Title", "lapce-ai"});
+  }
+  out.body = body.dump();
+  return out;
+}
+
+std::unique_ptr<StreamParser> NewOpenAiParser(std::string provider, EventSink sink) {
+  return std::make_unique<OpenAiParser>(std::move(provider), std::move(sink));
+}
+
+}  // namespace lai::llm::internal

@@ -1,0 +1,616 @@
+#include "llm/pool.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "http/client.h"
+#include "http/retry.h"
+#include "llm/internal/adapter.h"
+#include "llm/internal/profiles.h"
+
+namespace lai::llm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using internal::ResolvedProfile;
+
+// The largest error body kept for the error message.
+constexpr size_t kMaxErrorBodyBytes = 64 << 10;
+
+// "https://api.openai.com/v1" -> "https://api.openai.com": one circuit per endpoint.
+std::string EndpointOf(std::string_view url) {
+  size_t scheme = url.find("://");
+  size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  return std::string(url.substr(0, url.find('/', start)));
+}
+
+double Random01() {
+  thread_local std::mt19937_64 generator(std::random_device{}());
+  return std::uniform_real_distribution<double>(0.0, 1.0)(generator);
+}
+
+// Worth another attempt (same profile after a delay, or the fallback profile).
+bool IsRetryable(ErrorKind kind) {
+  return kind == ErrorKind::kRateLimited || kind == ErrorKind::kOverloaded ||
+         kind == ErrorKind::kUnavailable || kind == ErrorKind::kTimeout;
+}
+
+// Says the endpoint is unhealthy (counts towards opening its circuit).
+bool IsEndpointFailure(ErrorKind kind) {
+  return kind == ErrorKind::kOverloaded || kind == ErrorKind::kUnavailable ||
+         kind == ErrorKind::kTimeout;
+}
+
+StreamError TransportError(const std::string& provider, const Status& status, bool after_output) {
+  StreamError error;
+  error.kind = status.code() == ErrorCode::kTimeout     ? ErrorKind::kTimeout
+               : status.code() == ErrorCode::kCancelled ? ErrorKind::kCancelled
+                                                        : ErrorKind::kUnavailable;
+  std::string reason = status.ok() ? "connection closed" : status.error().message();
+  error.message = after_output ? fmt::format("the stream from {} broke after partial output: {}",
+                                             provider, reason)
+                               : fmt::format("request to {} failed: {}", provider, reason);
+  return error;
+}
+
+StreamEvent ErrorEvent(StreamError error) {
+  StreamEvent event;
+  event.kind = StreamEvent::Kind::kError;
+  event.error = std::move(error);
+  return event;
+}
+
+}  // namespace
+
+class StreamImpl;
+
+// What the pool and its streams share; streams keep it alive. It does not own the HTTP client:
+// the last reference to a client must never be dropped on the client's own I/O thread (which is
+// where stream handlers end), so ProviderPool::Impl owns it and waits until no stream uses it.
+struct PoolShared {
+  // Immutable after construction.
+  http::Client* http = nullptr;
+  Catalog catalog;
+  std::vector<ResolvedProfile> profiles;
+  std::string default_profile;
+  PoolOptions options;
+  std::vector<std::unique_ptr<http::RateLimiter>> limiters;               // One per profile.
+  std::map<std::string, std::unique_ptr<http::CircuitBreaker>> breakers;  // By endpoint.
+  std::vector<http::CircuitBreaker*> profile_breakers;                    // One per profile.
+
+  std::mutex streams_mutex;
+  std::vector<std::weak_ptr<StreamImpl>> streams;  // Guarded by streams_mutex.
+
+  // Counts work that may still use `http`: transfers not yet completed, retry and delivery
+  // threads not yet finished.
+  void Hold() {
+    std::lock_guard lock(busy_mutex);
+    ++busy;
+  }
+  void Release() {
+    std::lock_guard lock(busy_mutex);
+    if (--busy == 0) idle.notify_all();
+  }
+  void WaitUntilIdle() {
+    std::unique_lock lock(busy_mutex);
+    idle.wait(lock, [&] { return busy == 0; });
+  }
+  std::mutex busy_mutex;
+  std::condition_variable idle;
+  int busy = 0;  // Guarded by busy_mutex.
+
+  int FindProfile(std::string_view name) const {
+    for (size_t i = 0; i < profiles.size(); ++i) {
+      if (profiles[i].info.name == name) return static_cast<int>(i);
+    }
+    return -1;
+  }
+};
+
+// One completion: attempts on the profile, retries, fallback, and the one terminal event.
+// Handlers run on the HTTP I/O thread; delayed retries on a short-lived thread each; Cancel from
+// any thread. The sink is called under emit_mutex_, so never concurrently. Thread-safe.
+class StreamImpl final : public StreamHandle, public std::enable_shared_from_this<StreamImpl> {
+ public:
+  StreamImpl(std::shared_ptr<PoolShared> shared, int profile, CompletionRequest request,
+             EventSink sink)
+      : shared_(std::move(shared)),
+        first_profile_(profile),
+        request_(std::move(request)),
+        sink_(std::move(sink)),
+        profile_(profile) {
+    visited_.push_back(profile);
+  }
+
+  void Start() {
+    is_starting_ = true;
+    Begin();
+    is_starting_ = false;
+  }
+
+  void Cancel() override {
+    std::optional<http::Client::TransferId> transfer;
+    {
+      std::lock_guard lock(mutex_);
+      if (is_cancelled_) return;
+      is_cancelled_ = true;
+      transfer = transfer_;
+    }
+    wake_.notify_all();
+    // The transfer's on_complete(kCancelled) emits the terminal event; a stream waiting for a
+    // retry wakes up and emits it; a stream between the two sees is_cancelled_.
+    if (transfer) shared_->http->Cancel(*transfer);
+  }
+
+ private:
+  struct Attempt {
+    http::Client::TransferId id = 0;
+    bool is_completed = false;  // Guarded by StreamImpl::mutex_.
+    // Only on the I/O thread, during the transfer:
+    int status = 0;
+    std::vector<http::Header> headers;
+    std::string error_body;
+    std::unique_ptr<internal::StreamParser> parser;
+    std::optional<StreamError> pending_error;  // A retryable error before any output.
+    ModelInfo model;
+    std::string model_id;
+    http::CircuitBreaker* breaker = nullptr;  // Owed one Record call while non-null.
+  };
+
+  const ResolvedProfile& profile() const { return shared_->profiles[profile_]; }
+
+  bool is_cancelled() {
+    std::lock_guard lock(mutex_);
+    return is_cancelled_;
+  }
+
+  // Rate limit, then Send.
+  void Begin() {
+    if (is_cancelled()) return EmitCancelled();
+    const ResolvedProfile& current = profile();
+    if (!current.endpoint.api_key_source.empty() && current.endpoint.api_key.empty()) {
+      StreamError error;
+      error.kind = ErrorKind::kInvalidKey;
+      error.message = fmt::format(
+          "no API key for profile '{}' ({}): {} is not set; export it, or set api_key_env or "
+          "api_key in [profiles.{}]",
+          current.info.name, current.info.provider, current.endpoint.api_key_source,
+          current.info.name);
+      return Fail(std::move(error), /*may_retry=*/false);
+    }
+    auto wait = shared_->limiters[profile_]->Reserve(Clock::now());
+    if (wait > std::chrono::nanoseconds(0)) {
+      return After(std::chrono::duration_cast<std::chrono::milliseconds>(wait) +
+                       std::chrono::milliseconds(1),
+                   [](StreamImpl& self) { self.Send(); });
+    }
+    Send();
+  }
+
+  void Send() {
+    if (is_cancelled()) return EmitCancelled();
+    const ResolvedProfile& current = profile();
+    http::CircuitBreaker* breaker = shared_->profile_breakers[profile_];
+    Clock::time_point now = Clock::now();
+    if (!breaker->Allow(now)) {
+      StreamError error;
+      error.kind = ErrorKind::kUnavailable;
+      error.message = fmt::format(
+          "{} at {} is failing: its circuit is open after repeated failures; next try in {} s",
+          current.info.provider, EndpointOf(current.info.base_url),
+          (breaker->RetryIn(now).count() + 999) / 1000);
+      return Fail(std::move(error), /*may_retry=*/false);
+    }
+    auto attempt = std::make_shared<Attempt>();
+    attempt->breaker = breaker;
+    attempt->model_id =
+        profile_ == first_profile_ && !request_.model.empty() ? request_.model : current.info.model;
+    attempt->model = shared_->catalog.Resolve(current.info.provider, attempt->model_id);
+    CompletionRequest request = request_;
+    request.model = attempt->model_id;
+    Result<http::Request> built =
+        internal::BuildRequest(*current.spec, current.endpoint, request,
+                               shared_->catalog.Find(current.info.provider, attempt->model_id));
+    if (!built.ok()) {
+      breaker->RecordSuccess();
+      StreamError error;
+      error.kind = ErrorKind::kInvalidRequest;
+      error.message = built.error().message();
+      return Fail(std::move(error), /*may_retry=*/false);
+    }
+    std::shared_ptr<StreamImpl> self = shared_from_this();
+    Attempt* raw = attempt.get();
+    attempt->parser = internal::NewStreamParser(
+        *current.spec, current.info.provider,
+        fmt::format("call_{:08x}", static_cast<uint32_t>(Random01() * 4294967295.0)),
+        [this, raw](const StreamEvent& event) { Deliver(*raw, event); });
+
+    http::Handlers handlers;
+    handlers.on_headers = [attempt](int status, const std::vector<http::Header>& headers) {
+      attempt->status = status;
+      attempt->headers = headers;
+    };
+    handlers.on_data = [attempt](std::string_view chunk) {
+      if (attempt->status >= 200 && attempt->status < 300) {
+        attempt->parser->Feed(chunk);
+      } else if (attempt->error_body.size() < kMaxErrorBodyBytes) {
+        attempt->error_body.append(
+            chunk.substr(0, kMaxErrorBodyBytes - attempt->error_body.size()));
+      }
+    };
+    handlers.on_complete = [self, attempt](Status status) {
+      self->OnComplete(*attempt, std::move(status));
+      self->shared_->Release();  // Last: a new attempt started above holds its own.
+    };
+    shared_->Hold();
+    http::Client::TransferId id = shared_->http->Start(std::move(*built), std::move(handlers));
+    bool cancel_now = false;
+    {
+      std::lock_guard lock(mutex_);
+      attempt->id = id;
+      if (!attempt->is_completed) transfer_ = id;
+      cancel_now = is_cancelled_;
+    }
+    if (cancel_now) shared_->http->Cancel(id);
+  }
+
+  // Parser output, on the I/O thread.
+  void Deliver(Attempt& attempt, const StreamEvent& event) {
+    switch (event.kind) {
+      case StreamEvent::Kind::kUsage: {
+        StreamEvent priced = event;
+        priced.usage.cost_usd = CostOf(attempt.model, event.usage);
+        std::lock_guard lock(emit_mutex_);
+        if (is_terminated_) return;
+        // Usage alone is not output: held back, a stream failing now may still be retried.
+        if (!has_output_) {
+          held_usage_ = std::move(priced);
+        } else {
+          sink_(priced);
+        }
+        return;
+      }
+      case StreamEvent::Kind::kError: {
+        bool has_output = false;
+        {
+          std::lock_guard lock(emit_mutex_);
+          has_output = has_output_;
+        }
+        if (!has_output && IsRetryable(event.error.kind) && !attempt.pending_error) {
+          // Retried (or reported) once the transfer is gone.
+          attempt.pending_error = event.error;
+          http::Client::TransferId id = 0;
+          {
+            std::lock_guard lock(mutex_);
+            id = attempt.id;
+          }
+          if (id != 0) shared_->http->Cancel(id);
+          return;
+        }
+        EmitTerminal(event);
+        return;
+      }
+      case StreamEvent::Kind::kDone:
+        EmitTerminal(event);
+        return;
+      default: {
+        std::lock_guard lock(emit_mutex_);
+        if (is_terminated_) return;
+        if (held_usage_) {
+          sink_(*held_usage_);
+          held_usage_.reset();
+        }
+        has_output_ = true;
+        sink_(event);
+        return;
+      }
+    }
+  }
+
+  void RecordOutcome(Attempt& attempt, std::optional<ErrorKind> failure) {
+    if (attempt.breaker == nullptr) return;
+    if (failure && IsEndpointFailure(*failure)) {
+      attempt.breaker->RecordFailure(Clock::now());
+    } else {
+      attempt.breaker->RecordSuccess();
+    }
+    attempt.breaker = nullptr;
+  }
+
+  void OnComplete(Attempt& attempt, Status status) {
+    bool is_cancelled_now = false;
+    {
+      std::lock_guard lock(mutex_);
+      attempt.is_completed = true;
+      if (transfer_ && *transfer_ == attempt.id) transfer_.reset();
+      is_cancelled_now = is_cancelled_;
+    }
+    const ResolvedProfile& current = profile();
+    if (attempt.pending_error) {
+      RecordOutcome(attempt, attempt.pending_error->kind);
+      return Fail(*attempt.pending_error, /*may_retry=*/true);
+    }
+    if (is_cancelled_now || status.code() == ErrorCode::kCancelled) {
+      RecordOutcome(attempt, std::nullopt);
+      return EmitCancelled();
+    }
+    bool is_success = attempt.status >= 200 && attempt.status < 300;
+    if (is_success && status.ok()) {
+      RecordOutcome(attempt, std::nullopt);
+      attempt.parser->Finish();
+      // A stream that ended early without output (e.g. truncated) may be retried.
+      if (attempt.pending_error) return Fail(*attempt.pending_error, /*may_retry=*/true);
+      return;
+    }
+    if (is_success || attempt.status == 0) {
+      bool has_output = false;
+      {
+        std::lock_guard lock(emit_mutex_);
+        has_output = has_output_;
+      }
+      StreamError error = TransportError(current.info.provider, status, has_output);
+      RecordOutcome(attempt, error.kind);
+      return Fail(std::move(error), /*may_retry=*/true);
+    }
+    StreamError error = internal::ErrorFromResponse(
+        current.endpoint, attempt.model_id, attempt.status, attempt.headers, attempt.error_body);
+    RecordOutcome(attempt, error.kind);
+    Fail(std::move(error), /*may_retry=*/true);
+  }
+
+  // Retries, falls back or reports `error`.
+  void Fail(StreamError error, bool may_retry) {
+    if (is_cancelled()) return EmitCancelled();
+    {
+      std::lock_guard lock(emit_mutex_);
+      if (is_terminated_) return;
+      if (has_output_) {
+        // Never retried: the caller has seen part of an answer.
+        is_terminated_ = true;
+        sink_(ErrorEvent(std::move(error)));
+        return;
+      }
+    }
+    const PoolOptions& options = shared_->options;
+    ++total_attempts_;
+    if (may_retry && IsRetryable(error.kind) && attempt_ + 1 < options.max_attempts) {
+      std::chrono::milliseconds delay;
+      if (error.retry_after) {
+        delay = std::min(*error.retry_after, options.max_retry_after);
+      } else {
+        http::BackoffPolicy policy;
+        policy.initial = options.backoff_initial;
+        policy.max = options.backoff_max;
+        delay = http::BackoffDelay(policy, attempt_, Random01());
+      }
+      ++attempt_;
+      return After(delay, [](StreamImpl& self) { self.Begin(); });
+    }
+    const ResolvedProfile& current = profile();
+    if (IsRetryable(error.kind) && !current.fallback.empty()) {
+      int next = shared_->FindProfile(current.fallback);
+      if (next >= 0 && std::find(visited_.begin(), visited_.end(), next) == visited_.end()) {
+        visited_.push_back(next);
+        fallback_note_ +=
+            fmt::format("profile '{}' failed ({}); ", current.info.name, error.message);
+        profile_ = next;
+        attempt_ = 0;
+        return Begin();
+      }
+    }
+    if (total_attempts_ > 1) {
+      error.message += fmt::format(" (gave up after {} attempts)", total_attempts_);
+    }
+    if (!fallback_note_.empty()) error.message = fallback_note_ + "then " + error.message;
+    EmitTerminal(ErrorEvent(std::move(error)));
+  }
+
+  // Runs `step` after `delay` on a thread of its own, or at once when cancelled.
+  void After(std::chrono::milliseconds delay, void (*step)(StreamImpl&)) {
+    std::shared_ptr<StreamImpl> self = shared_from_this();
+    shared_->Hold();
+    std::thread([self, delay, step] {
+      {
+        std::unique_lock lock(self->mutex_);
+        self->wake_.wait_for(lock, delay, [&] { return self->is_cancelled_; });
+      }
+      step(*self);
+      self->shared_->Release();
+    }).detach();
+  }
+
+  void EmitCancelled() {
+    StreamError error;
+    error.kind = ErrorKind::kCancelled;
+    error.message = fmt::format("request to {} cancelled", profile().info.provider);
+    EmitTerminal(ErrorEvent(std::move(error)));
+  }
+
+  void EmitTerminal(StreamEvent event) {
+    if (is_starting_) {
+      // Never call the sink from inside Stream(): the caller may hold its own locks.
+      StreamEvent copy = std::move(event);
+      std::shared_ptr<StreamImpl> self = shared_from_this();
+      shared_->Hold();
+      std::thread([self, copy] {
+        self->EmitTerminal(copy);
+        self->shared_->Release();
+      }).detach();
+      return;
+    }
+    std::lock_guard lock(emit_mutex_);
+    if (is_terminated_) return;
+    is_terminated_ = true;
+    if (held_usage_ && event.kind == StreamEvent::Kind::kDone) sink_(*held_usage_);
+    held_usage_.reset();
+    sink_(event);
+  }
+
+  const std::shared_ptr<PoolShared> shared_;
+  const int first_profile_;
+  const CompletionRequest request_;
+  const EventSink sink_;
+  // Set only while Start() runs on the caller's thread.
+  std::atomic<bool> is_starting_{false};
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool is_cancelled_ = false;                         // Guarded by mutex_.
+  std::optional<http::Client::TransferId> transfer_;  // Guarded by mutex_.
+
+  // Touched by one step at a time (the caller's Start, then the I/O thread or a retry thread).
+  int profile_;
+  int attempt_ = 0;
+  int total_attempts_ = 0;
+  std::vector<int> visited_;
+  std::string fallback_note_;
+
+  std::mutex emit_mutex_;
+  bool is_terminated_ = false;  // Guarded by emit_mutex_.
+  bool has_output_ = false;     // Guarded by emit_mutex_: a non-usage event reached the sink.
+  std::optional<StreamEvent> held_usage_;  // Guarded by emit_mutex_.
+};
+
+struct ProviderPool::Impl {
+  std::shared_ptr<http::Client> http;
+  std::shared_ptr<PoolShared> shared;  // shared->http points into `http`.
+};
+
+namespace {
+
+Result<std::shared_ptr<PoolShared>> MakeShared(internal::ResolvedProfiles resolved, Catalog catalog,
+                                               std::shared_ptr<http::Client>& http,
+                                               const PoolOptions& options) {
+  if (options.max_attempts < 1 || options.breaker_failure_threshold < 1) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "pool options: max_attempts and breaker_failure_threshold must be at least 1");
+  }
+  if (http == nullptr) {
+    ASSIGN_OR_RETURN(std::unique_ptr<http::Client> client, http::Client::Create());
+    http = std::move(client);
+  }
+  auto shared = std::make_shared<PoolShared>();
+  shared->http = http.get();
+  shared->catalog = std::move(catalog);
+  shared->profiles = std::move(resolved.profiles);
+  shared->default_profile = std::move(resolved.default_profile);
+  shared->options = options;
+  http::CircuitBreakerOptions breaker_options;
+  breaker_options.failure_threshold = options.breaker_failure_threshold;
+  breaker_options.cool_down = options.breaker_cool_down;
+  for (const ResolvedProfile& profile : shared->profiles) {
+    shared->limiters.push_back(
+        std::make_unique<http::RateLimiter>(static_cast<int>(profile.rate_limit_per_minute)));
+    std::unique_ptr<http::CircuitBreaker>& breaker =
+        shared->breakers[EndpointOf(profile.info.base_url)];
+    if (breaker == nullptr) breaker = std::make_unique<http::CircuitBreaker>(breaker_options);
+    shared->profile_breakers.push_back(breaker.get());
+  }
+  return shared;
+}
+
+const char* const* EnvironmentOf(const PoolOptions& options) {
+  return options.environ != nullptr ? options.environ : ::environ;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ProviderPool>> ProviderPool::Create(const Config& config,
+                                                           std::shared_ptr<http::Client> http) {
+  return Create(config, std::move(http), PoolOptions{});
+}
+
+Result<std::unique_ptr<ProviderPool>> ProviderPool::CreateAdHoc(
+    const Config& config, const ProfileInfo& profile, std::shared_ptr<http::Client> http) {
+  return CreateAdHoc(config, profile, std::move(http), PoolOptions{});
+}
+
+Result<std::unique_ptr<ProviderPool>> ProviderPool::Create(const Config& config,
+                                                           std::shared_ptr<http::Client> http,
+                                                           const PoolOptions& options) {
+  ASSIGN_OR_RETURN(internal::ResolvedProfiles resolved,
+                   internal::ResolveProfiles(config, EnvironmentOf(options)));
+  ASSIGN_OR_RETURN(Catalog catalog, internal::CatalogFromConfig(config));
+  auto impl = std::make_unique<Impl>();
+  ASSIGN_OR_RETURN(impl->shared,
+                   MakeShared(std::move(resolved), std::move(catalog), http, options));
+  impl->http = std::move(http);
+  return std::unique_ptr<ProviderPool>(new ProviderPool(std::move(impl)));
+}
+
+Result<std::unique_ptr<ProviderPool>> ProviderPool::CreateAdHoc(const Config& config,
+                                                                const ProfileInfo& profile,
+                                                                std::shared_ptr<http::Client> http,
+                                                                const PoolOptions& options) {
+  ASSIGN_OR_RETURN(ResolvedProfile resolved,
+                   internal::ResolveAdHocProfile(profile, EnvironmentOf(options)));
+  internal::ResolvedProfiles profiles;
+  profiles.default_profile = resolved.info.name;
+  profiles.profiles.push_back(std::move(resolved));
+  ASSIGN_OR_RETURN(Catalog catalog, internal::CatalogFromConfig(config));
+  auto impl = std::make_unique<Impl>();
+  ASSIGN_OR_RETURN(impl->shared,
+                   MakeShared(std::move(profiles), std::move(catalog), http, options));
+  impl->http = std::move(http);
+  return std::unique_ptr<ProviderPool>(new ProviderPool(std::move(impl)));
+}
+
+ProviderPool::ProviderPool(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ProviderPool::~ProviderPool() {
+  std::vector<std::shared_ptr<StreamImpl>> live;
+  {
+    std::lock_guard lock(impl_->shared->streams_mutex);
+    for (const auto& weak : impl_->shared->streams) {
+      if (auto stream = weak.lock()) live.push_back(std::move(stream));
+    }
+  }
+  for (const auto& stream : live) stream->Cancel();
+  // Cancelled transfers complete and waiting retries wake at once; after this nothing touches
+  // the client, which may then be destroyed here (never on its I/O thread).
+  impl_->shared->WaitUntilIdle();
+}
+
+Result<std::shared_ptr<StreamHandle>> ProviderPool::Stream(std::string_view profile,
+                                                           CompletionRequest request,
+                                                           EventSink sink) {
+  PoolShared& shared = *impl_->shared;
+  std::string_view name = profile.empty() ? std::string_view(shared.default_profile) : profile;
+  int index = shared.FindProfile(name);
+  if (index < 0) {
+    std::string names;
+    for (const ResolvedProfile& p : shared.profiles) {
+      names += (names.empty() ? "" : ", ") + p.info.name;
+    }
+    return Error(ErrorCode::kNotFound, fmt::format("no profile '{}' (profiles: {})", name, names));
+  }
+  auto stream =
+      std::make_shared<StreamImpl>(impl_->shared, index, std::move(request), std::move(sink));
+  {
+    std::lock_guard lock(shared.streams_mutex);
+    std::erase_if(shared.streams,
+                  [](const std::weak_ptr<StreamImpl>& weak) { return weak.expired(); });
+    shared.streams.push_back(stream);
+  }
+  stream->Start();
+  return std::shared_ptr<StreamHandle>(std::move(stream));
+}
+
+std::vector<ProfileInfo> ProviderPool::Profiles() const {
+  std::vector<ProfileInfo> out;
+  for (const ResolvedProfile& profile : impl_->shared->profiles) out.push_back(profile.info);
+  return out;
+}
+
+const Catalog& ProviderPool::catalog() const { return impl_->shared->catalog; }
+
+std::string ProviderPool::default_profile() const { return impl_->shared->default_profile; }
+
+}  // namespace lai::llm

@@ -1,0 +1,443 @@
+// ProviderPool end to end over loopback HTTP against the fake provider server: golden replays,
+// what we send, retries, no retry after output, fallback, rate limit, circuit breaker, timeouts,
+// dropped connections and cancellation. Every wait is bounded.
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "http/client.h"
+#include "llm/pool.h"
+#include "llm/test_events.h"
+#include "testing/fake_provider_server.h"
+
+namespace lai::llm {
+namespace {
+
+using namespace std::chrono_literals;
+using lai::testing::FakeProviderServer;
+using lai::testing::FakeResponse;
+using lai::testing::LoadGoldenResponse;
+using lai::testing::MakeResponse;
+using test_support::FormatEvents;
+using test_support::ProvidersDir;
+using test_support::ReadFileOrEmpty;
+
+constexpr char kKey[] = "sk-it-SECRET-777";
+constexpr auto kWait = 10s;  // Bound for every wait that should succeed.
+
+// Collects a stream's events; thread-safe.
+class Collector {
+ public:
+  EventSink Sink() {
+    return [this](const StreamEvent& event) {
+      std::lock_guard lock(mutex_);
+      events_.push_back(event);
+      if (on_event_) on_event_(event);
+      changed_.notify_all();
+    };
+  }
+  void OnEvent(std::function<void(const StreamEvent&)> callback) {
+    on_event_ = std::move(callback);
+  }
+
+  bool WaitForTerminal(std::chrono::milliseconds timeout = kWait) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] { return HasTerminal(); });
+  }
+  std::vector<StreamEvent> events() {
+    std::lock_guard lock(mutex_);
+    return events_;
+  }
+  // The formatted events without the cost (checked separately).
+  std::string Text() {
+    std::string text = FormatEvents(events());
+    return std::regex_replace(text, std::regex(" cost=[0-9.]+"), "");
+  }
+  StreamEvent Last() {
+    std::lock_guard lock(mutex_);
+    return events_.empty() ? StreamEvent{} : events_.back();
+  }
+
+ private:
+  bool HasTerminal() const {
+    return std::any_of(events_.begin(), events_.end(), [](const StreamEvent& e) {
+      return e.kind == StreamEvent::Kind::kDone || e.kind == StreamEvent::Kind::kError;
+    });
+  }
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<StreamEvent> events_;
+  std::function<void(const StreamEvent&)> on_event_;
+};
+
+int CountTerminals(const std::vector<StreamEvent>& events) {
+  return static_cast<int>(std::count_if(events.begin(), events.end(), [](const StreamEvent& e) {
+    return e.kind == StreamEvent::Kind::kDone || e.kind == StreamEvent::Kind::kError;
+  }));
+}
+
+CompletionRequest Hello() {
+  CompletionRequest request;
+  Message message;
+  message.parts.push_back({.kind = ContentPart::Kind::kText, .text = "Hello"});
+  request.messages.push_back(message);
+  return request;
+}
+
+class PoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = FakeProviderServer::Start();
+    ASSERT_TRUE(server.ok()) << server.error().message();
+    server_ = std::move(*server);
+    auto client = http::Client::Create();
+    ASSERT_TRUE(client.ok());
+    http_ = std::move(*client);
+    environment_ = {std::string("TEST_KEY=") + kKey};
+    pointers_ = {environment_[0].c_str(), nullptr};
+    options_.environ = pointers_.data();
+    options_.backoff_initial = 5ms;
+    options_.backoff_max = 20ms;
+  }
+
+  // A profile on the fake server; base paths differ per profile so each has its own queue.
+  Config::Profile Profile(std::string name, std::string provider, std::string model,
+                          std::string base_path) {
+    Config::Profile profile;
+    profile.name = std::move(name);
+    profile.provider = std::move(provider);
+    profile.model = std::move(model);
+    profile.base_url = server_->base_url() + base_path;
+    profile.api_key_env = "TEST_KEY";
+    profile.origin = "test.toml:1";
+    profile.idle_timeout_ms = 5000;
+    profile.first_byte_timeout_ms = 5000;
+    return profile;
+  }
+
+  std::unique_ptr<ProviderPool> Pool(std::vector<Config::Profile> profiles) {
+    Config config;
+    config.profiles = std::move(profiles);
+    auto pool = ProviderPool::Create(config, http_, options_);
+    EXPECT_TRUE(pool.ok()) << pool.error().message();
+    return pool.ok() ? std::move(*pool) : nullptr;
+  }
+
+  FakeResponse Golden(std::string_view provider, std::string_view name) {
+    auto response = LoadGoldenResponse(provider, name);
+    EXPECT_TRUE(response.ok()) << response.error().message();
+    return response.ok() ? *response : FakeResponse{};
+  }
+
+  static std::string Expected(std::string_view provider, std::string_view name) {
+    return ReadFileOrEmpty(ProvidersDir() + "/" + std::string(provider) + "/" + std::string(name) +
+                           ".events");
+  }
+
+  std::unique_ptr<FakeProviderServer> server_;
+  std::shared_ptr<http::Client> http_;
+  std::vector<std::string> environment_;
+  std::vector<const char*> pointers_;
+  PoolOptions options_;
+};
+
+struct ReplayCase {
+  const char* provider;
+  const char* model;
+  const char* path;  // Where the request must go, below the base path "/p".
+  const char* golden;
+};
+
+TEST_F(PoolTest, GoldenTranscriptsReplayEndToEndWithCost) {
+  const ReplayCase cases[] = {
+      {"openai", "gpt-4.1", "/p/chat/completions", "text"},
+      {"openai", "gpt-4.1", "/p/chat/completions", "tool_calls_split"},
+      {"anthropic", "claude-sonnet-4-5", "/p/v1/messages", "thinking"},
+      {"anthropic", "claude-sonnet-4-5", "/p/v1/messages", "usage_cached"},
+      {"gemini", "gemini-2.5-flash",
+       "/p/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", "text"},
+      {"ollama", "qwen3:8b", "/p/api/chat", "thinking"},
+  };
+  for (const ReplayCase& c : cases) {
+    SCOPED_TRACE(std::string(c.provider) + "/" + c.golden);
+    auto pool = Pool({Profile("p", c.provider, c.model, "/p")});
+    ASSERT_NE(pool, nullptr);
+    size_t before = server_->requests().size();
+    FakeResponse response = Golden(c.provider, c.golden);
+    response.Rechunk(3);  // Events split across writes.
+    server_->Enqueue("/p/", response);
+    Collector collector;
+    ASSERT_TRUE(pool->Stream("", Hello(), collector.Sink()).ok());
+    ASSERT_TRUE(collector.WaitForTerminal());
+    EXPECT_EQ(collector.Text(), Expected(c.provider, c.golden));
+    for (const StreamEvent& event : collector.events()) {
+      if (event.kind == StreamEvent::Kind::kUsage && event.usage.input_tokens > 0 &&
+          std::string_view(c.provider) != "ollama") {
+        EXPECT_GT(event.usage.cost_usd, 0) << "usage events carry the catalog's cost";
+      }
+    }
+    std::vector<lai::testing::RecordedRequest> requests = server_->requests();
+    ASSERT_EQ(requests.size(), before + 1);
+    const auto& sent = requests.back();
+    EXPECT_EQ(sent.method, "POST");
+    EXPECT_EQ(sent.path, c.path);
+    nlohmann::json body = nlohmann::json::parse(sent.body);
+    if (std::string_view(c.provider) != "gemini") {
+      EXPECT_EQ(body["model"], c.model);
+    }
+    std::string_view provider = c.provider;
+    if (provider == "openai") {
+      EXPECT_EQ(http::FindHeader(sent.headers, "authorization"), std::string("Bearer ") + kKey);
+    } else if (provider == "anthropic") {
+      EXPECT_EQ(http::FindHeader(sent.headers, "x-api-key"), kKey);
+      EXPECT_EQ(http::FindHeader(sent.headers, "anthropic-version"), "2023-06-01");
+    } else if (provider == "gemini") {
+      EXPECT_EQ(http::FindHeader(sent.headers, "x-goog-api-key"), kKey);
+      EXPECT_EQ(sent.path.find(kKey), std::string::npos);
+    }
+  }
+}
+
+TEST_F(PoolTest, OneByteAtATimeGivesTheSameEvents) {
+  auto pool = Pool({Profile("p", "anthropic", "claude-sonnet-4-5", "/p")});
+  FakeResponse response = Golden("anthropic", "tool_calls_split");
+  response.fault.drip = true;
+  server_->Enqueue("/p/", response);
+  Collector collector;
+  ASSERT_TRUE(pool->Stream("", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  EXPECT_EQ(collector.Text(), Expected("anthropic", "tool_calls_split"));
+}
+
+TEST_F(PoolTest, RetriesA429HonouringRetryAfterThenSucceeds) {
+  auto pool = Pool({Profile("p", "openai", "gpt-4.1", "/p")});
+  FakeResponse limited =
+      MakeResponse(429, R"({"error":{"message":"slow down","type":"requests"}})");
+  limited.headers.push_back({"retry-after-ms", "30"});
+  server_->Enqueue("/p/", limited);
+  server_->Enqueue("/p/", Golden("openai", "text"));
+  Collector collector;
+  auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 30ms) << "retry-after-ms honoured";
+  EXPECT_EQ(collector.Text(), Expected("openai", "text"));
+  EXPECT_EQ(server_->requests().size(), 2u);
+}
+
+TEST_F(PoolTest, Retries500ThenSucceeds) {
+  auto pool = Pool({Profile("p", "gemini", "gemini-2.5-flash", "/p")});
+  server_->Enqueue("/p/", MakeResponse(500, R"({"error":{"code":500,"message":"Internal error",)"
+                                            R"("status":"INTERNAL"}})"));
+  server_->Enqueue("/p/", Golden("gemini", "text"));
+  Collector collector;
+  ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  EXPECT_EQ(collector.Text(), Expected("gemini", "text"));
+  EXPECT_EQ(server_->requests().size(), 2u);
+}
+
+TEST_F(PoolTest, GivesUpAfterMaxAttemptsSayingSo) {
+  options_.max_attempts = 3;
+  auto pool = Pool({Profile("p", "anthropic", "claude-sonnet-4-5", "/p")});
+  for (int i = 0; i < 3; ++i) server_->Enqueue("/p/", Golden("anthropic", "error_overloaded"));
+  Collector collector;
+  ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  StreamEvent last = collector.Last();
+  EXPECT_EQ(last.error.kind, ErrorKind::kOverloaded);
+  EXPECT_NE(last.error.message.find("529 from anthropic"), std::string::npos);
+  EXPECT_NE(last.error.message.find("gave up after 3 attempts"), std::string::npos)
+      << last.error.message;
+  EXPECT_EQ(server_->requests().size(), 3u);
+}
+
+TEST_F(PoolTest, NoRetryOnceOutputReachedTheSink) {
+  auto pool = Pool({Profile("p", "openai", "gpt-4.1", "/p")});
+  FakeResponse response = Golden("openai", "text");
+  // Cut the connection after the first two events (role chunk + "Hello").
+  response.fault.drop_after_bytes = response.body_chunks[0].size() + response.body_chunks[1].size();
+  server_->Enqueue("/p/", response);
+  server_->Enqueue("/p/", Golden("openai", "text"));  // Must stay unused.
+  Collector collector;
+  ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  std::vector<StreamEvent> events = collector.events();
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(test_support::FormatEvent(events[0]), "text \"Hello\"");
+  EXPECT_EQ(events.back().kind, StreamEvent::Kind::kError);
+  EXPECT_EQ(events.back().error.kind, ErrorKind::kUnavailable);
+  EXPECT_NE(events.back().error.message.find("openai"), std::string::npos);
+  EXPECT_EQ(CountTerminals(events), 1);
+  EXPECT_EQ(server_->requests().size(), 1u);
+}
+
+TEST_F(PoolTest, InvalidKeyIsNotRetriedAndNamesTheVariableNotTheKey) {
+  auto pool = Pool({Profile("p", "openai", "gpt-4.1", "/p")});
+  server_->Enqueue("/p/", MakeResponse(401, std::string(R"({"error":{"message":"Incorrect API key )"
+                                                        R"(provided: )") +
+                                                kKey + R"(","code":"invalid_api_key"}})"));
+  server_->Enqueue("/p/", Golden("openai", "text"));
+  Collector collector;
+  ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  StreamEvent last = collector.Last();
+  EXPECT_EQ(last.error.kind, ErrorKind::kInvalidKey);
+  EXPECT_NE(last.error.message.find("401 from openai: the API key in TEST_KEY was rejected"),
+            std::string::npos)
+      << last.error.message;
+  EXPECT_EQ(last.error.message.find(kKey), std::string::npos) << last.error.message;
+  EXPECT_EQ(server_->requests().size(), 1u);
+}
+
+TEST_F(PoolTest, MissingKeyFailsBeforeSendingAnything) {
+  Config::Profile profile = Profile("p", "openai", "gpt-4.1", "/p");
+  profile.api_key_env = "UNSET_VARIABLE";
+  auto pool = Pool({profile});
+  Collector collector;
+  ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  EXPECT_EQ(collector.Last().error.kind, ErrorKind::kInvalidKey);
+  EXPECT_NE(collector.Last().error.message.find("UNSET_VARIABLE is not set"), std::string::npos);
+  EXPECT_TRUE(server_->requests().empty());
+}
+
+TEST_F(PoolTest, FallsBackToTheNextProfileWhenOneIsUnavailable) {
+  options_.max_attempts = 2;
+  Config::Profile primary = Profile("primary", "openai", "gpt-4.1", "/a");
+  primary.fallback = "backup";
+  auto pool = Pool({primary, Profile("backup", "anthropic", "claude-haiku-4-5", "/b")});
+  server_->Enqueue("/a/", Golden("openai", "error_overloaded"));
+  server_->Enqueue("/a/", Golden("openai", "error_overloaded"));
+  server_->Enqueue("/b/", Golden("anthropic", "text"));
+  Collector collector;
+  ASSERT_TRUE(pool->Stream("primary", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  EXPECT_EQ(collector.Text(), Expected("anthropic", "text"));
+  std::vector<lai::testing::RecordedRequest> requests = server_->requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[2].path, "/b/v1/messages");
+  // The fallback profile's own model, not the first profile's.
+  EXPECT_EQ(nlohmann::json::parse(requests[2].body)["model"], "claude-haiku-4-5");
+}
+
+TEST_F(PoolTest, RateLimiterDelaysTheNextRequestAndCancelEndsTheWait) {
+  Config::Profile profile = Profile("p", "openai", "gpt-4.1", "/p");
+  profile.rate_limit_per_minute = 1;
+  auto pool = Pool({profile});
+  server_->Enqueue("/p/", Golden("openai", "text"));
+  server_->Enqueue("/p/", Golden("openai", "text"));
+  Collector first;
+  ASSERT_TRUE(pool->Stream("p", Hello(), first.Sink()).ok());
+  ASSERT_TRUE(first.WaitForTerminal());
+  Collector second;
+  auto handle = pool->Stream("p", Hello(), second.Sink());
+  ASSERT_TRUE(handle.ok());
+  // One request per minute: the second waits (about a minute) instead of being sent.
+  EXPECT_FALSE(server_->WaitForRequests(2, 300ms));
+  EXPECT_TRUE(second.events().empty());
+  auto cancelled_at = std::chrono::steady_clock::now();
+  (*handle)->Cancel();
+  ASSERT_TRUE(second.WaitForTerminal(2s));
+  EXPECT_LT(std::chrono::steady_clock::now() - cancelled_at, 1s);
+  EXPECT_EQ(second.Last().error.kind, ErrorKind::kCancelled);
+  EXPECT_EQ(server_->requests().size(), 1u);
+}
+
+TEST_F(PoolTest, CircuitOpensAfterRepeatedFailuresAndStopsSending) {
+  options_.max_attempts = 1;
+  options_.breaker_failure_threshold = 2;
+  options_.breaker_cool_down = 60s;
+  auto pool = Pool({Profile("p", "openai", "gpt-4.1", "/p")});
+  server_->SetDefault(MakeResponse(500, R"({"error":{"message":"boom","type":"server_error"}})"));
+  for (int i = 0; i < 2; ++i) {
+    Collector collector;
+    ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
+    ASSERT_TRUE(collector.WaitForTerminal());
+    EXPECT_EQ(collector.Last().error.kind, ErrorKind::kUnavailable);
+  }
+  Collector collector;
+  ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  EXPECT_EQ(collector.Last().error.kind, ErrorKind::kUnavailable);
+  EXPECT_NE(collector.Last().error.message.find("circuit is open"), std::string::npos)
+      << collector.Last().error.message;
+  EXPECT_EQ(server_->requests().size(), 2u);
+}
+
+TEST_F(PoolTest, StallLongerThanTheIdleTimeoutEndsWithATimeoutAfterPartialText) {
+  Config::Profile profile = Profile("p", "anthropic", "claude-sonnet-4-5", "/p");
+  profile.idle_timeout_ms = 200;
+  auto pool = Pool({profile});
+  FakeResponse response = Golden("anthropic", "text");
+  // Stall after message_start, content_block_start, ping and the first delta.
+  size_t bytes = 0;
+  for (int i = 0; i < 4; ++i) bytes += response.body_chunks[i].size();
+  response.fault.stall_after_bytes = bytes;
+  response.fault.stall_for = 5s;
+  server_->Enqueue("/p/", response);
+  Collector collector;
+  auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal(4s));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 4s);
+  std::vector<StreamEvent> events = collector.events();
+  EXPECT_EQ(test_support::FormatEvent(events.front()),
+            "usage input=25 output=1 cache_write=0 cache_read=0 reasoning=0 cost=0.000090");
+  EXPECT_EQ(test_support::FormatEvent(events[1]), "text \"Hello\"");
+  EXPECT_EQ(events.back().error.kind, ErrorKind::kTimeout);
+  EXPECT_NE(events.back().error.message.find("anthropic"), std::string::npos);
+  EXPECT_EQ(server_->requests().size(), 1u);
+}
+
+TEST_F(PoolTest, CancelMidStreamFreesTheTransferAtOnce) {
+  auto pool = Pool({Profile("p", "ollama", "qwen3:8b", "/p")});
+  FakeResponse response = Golden("ollama", "text");
+  response.fault.chunk_delay = 500ms;  // One NDJSON line every half second.
+  server_->Enqueue("/p/", response);
+  Collector collector;
+  std::shared_ptr<StreamHandle> handle;
+  std::mutex handle_mutex;
+  std::atomic<bool> saw_text{false};
+  std::condition_variable text_seen;
+  collector.OnEvent([&](const StreamEvent& event) {
+    if (event.kind == StreamEvent::Kind::kTextDelta) saw_text = true;
+    text_seen.notify_all();
+  });
+  auto stream = pool->Stream("p", Hello(), collector.Sink());
+  ASSERT_TRUE(stream.ok());
+  {
+    std::unique_lock lock(handle_mutex);
+    ASSERT_TRUE(text_seen.wait_for(lock, kWait, [&] { return saw_text.load(); }));
+  }
+  auto cancelled_at = std::chrono::steady_clock::now();
+  (*stream)->Cancel();
+  ASSERT_TRUE(collector.WaitForTerminal(2s));
+  EXPECT_LT(std::chrono::steady_clock::now() - cancelled_at, 400ms);
+  EXPECT_EQ(collector.Last().error.kind, ErrorKind::kCancelled);
+  EXPECT_EQ(CountTerminals(collector.events()), 1);
+  EXPECT_TRUE(server_->WaitForConnectionsClosed(1, 2s));
+  (*stream)->Cancel();  // Idempotent.
+  EXPECT_EQ(CountTerminals(collector.events()), 1);
+}
+
+TEST_F(PoolTest, ConnectionRefusedIsRetriedThenReportedNamingTheProvider) {
+  options_.max_attempts = 2;
+  Config::Profile profile = Profile("p", "openai", "gpt-4.1", "");
+  profile.base_url = "http://127.0.0.1:1/v1";  // Nothing listens on port 1.
+  auto pool = Pool({profile});
+  Collector collector;
+  ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  EXPECT_EQ(collector.Last().error.kind, ErrorKind::kUnavailable);
+  EXPECT_NE(collector.Last().error.message.find("request to openai failed"), std::string::npos)
+      << collector.Last().error.message;
+  EXPECT_NE(collector.Last().error.message.find("gave up after 2 attempts"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lai::llm

@@ -1,0 +1,177 @@
+// Profiles from config and environment, catalog overrides, and pool construction.
+
+#include "llm/internal/profiles.h"
+
+#include <gtest/gtest.h>
+
+#include "llm/pool.h"
+
+namespace lai::llm::internal {
+namespace {
+
+// A NULL-terminated environment the test controls.
+class Environment {
+ public:
+  explicit Environment(std::vector<std::string> entries) : entries_(std::move(entries)) {
+    for (const std::string& entry : entries_) pointers_.push_back(entry.c_str());
+    pointers_.push_back(nullptr);
+  }
+  const char* const* get() const { return pointers_.data(); }
+
+ private:
+  std::vector<std::string> entries_;
+  std::vector<const char*> pointers_;
+};
+
+Config::Profile MakeProfile(std::string name, std::string provider, std::string model) {
+  Config::Profile profile;
+  profile.name = std::move(name);
+  profile.provider = std::move(provider);
+  profile.model = std::move(model);
+  profile.origin = "/etc/lai.toml:7";
+  return profile;
+}
+
+TEST(ResolveProfilesTest, ImplicitProfilesFollowTheKeysInTheEnvironment) {
+  Environment environment({"ANTHROPIC_API_KEY=sk-ant-1", "GEMINI_API_KEY=g-1", "PATH=/bin"});
+  Result<ResolvedProfiles> resolved = ResolveProfiles(Config{}, environment.get());
+  ASSERT_TRUE(resolved.ok()) << resolved.error().message();
+  std::vector<std::string> names;
+  for (const ResolvedProfile& profile : resolved->profiles) names.push_back(profile.info.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"anthropic", "gemini", "ollama"}));
+  EXPECT_EQ(resolved->default_profile, "anthropic");
+  const ResolvedProfile& anthropic = resolved->profiles[0];
+  EXPECT_EQ(anthropic.info.model, "claude-sonnet-4-5");
+  EXPECT_EQ(anthropic.info.base_url, "https://api.anthropic.com");
+  EXPECT_EQ(anthropic.info.api_key_source, "env ANTHROPIC_API_KEY");
+  EXPECT_TRUE(anthropic.info.has_api_key);
+  EXPECT_EQ(anthropic.endpoint.api_key, "sk-ant-1");
+  const ResolvedProfile& ollama = resolved->profiles[2];
+  EXPECT_EQ(ollama.info.api_key_source, "none");
+  EXPECT_FALSE(ollama.info.has_api_key);
+  EXPECT_EQ(ollama.info.base_url, "http://localhost:11434");
+}
+
+TEST(ResolveProfilesTest, ConfiguredProfilesTakeKeysFromTheirVariableOrTheFile) {
+  Config config;
+  Config::Profile work = MakeProfile("work", "openai", "gpt-4.1");
+  work.api_key_env = "WORK_OPENAI";
+  work.headers = {{"OpenAI-Organization", "org-1"}};
+  work.idle_timeout_ms = 5000;
+  work.fallback = "home";
+  Config::Profile home = MakeProfile("home", "anthropic", "claude-haiku-4-5");
+  home.api_key = "sk-from-file";
+  home.base_url = "http://127.0.0.1:9000";
+  config.profiles = {work, home};
+  config.llm.default_profile = "home";
+  Environment environment({"WORK_OPENAI=sk-work", "OPENAI_API_KEY=sk-ignored"});
+  Result<ResolvedProfiles> resolved = ResolveProfiles(config, environment.get());
+  ASSERT_TRUE(resolved.ok()) << resolved.error().message();
+  ASSERT_EQ(resolved->profiles.size(), 2u);
+  EXPECT_EQ(resolved->default_profile, "home");
+  const ResolvedProfile& first = resolved->profiles[0];
+  EXPECT_EQ(first.endpoint.api_key, "sk-work");
+  EXPECT_EQ(first.info.api_key_source, "env WORK_OPENAI");
+  EXPECT_EQ(first.endpoint.idle_timeout, std::chrono::milliseconds(5000));
+  EXPECT_EQ(first.fallback, "home");
+  ASSERT_EQ(first.endpoint.headers.size(), 1u);
+  EXPECT_EQ(first.endpoint.headers[0].name, "OpenAI-Organization");
+  const ResolvedProfile& second = resolved->profiles[1];
+  EXPECT_EQ(second.endpoint.api_key, "sk-from-file");
+  EXPECT_EQ(second.info.api_key_source, "config file");
+  EXPECT_EQ(second.info.base_url, "http://127.0.0.1:9000");
+}
+
+TEST(ResolveProfilesTest, MissingKeyIsReportedNotFatal) {
+  Config config;
+  config.profiles = {MakeProfile("a", "openai", "gpt-4.1")};
+  Environment environment({});
+  Result<ResolvedProfiles> resolved = ResolveProfiles(config, environment.get());
+  ASSERT_TRUE(resolved.ok());
+  EXPECT_FALSE(resolved->profiles[0].info.has_api_key);
+  EXPECT_EQ(resolved->profiles[0].info.api_key_source, "env OPENAI_API_KEY");
+}
+
+TEST(ResolveProfilesTest, ErrorsNameFileLineProfileAndField) {
+  Config config;
+  config.profiles = {MakeProfile("x", "openia", "gpt-4.1")};
+  Environment environment({});
+  Result<ResolvedProfiles> resolved = ResolveProfiles(config, environment.get());
+  ASSERT_FALSE(resolved.ok());
+  EXPECT_EQ(resolved.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(resolved.error().message(),
+            "/etc/lai.toml:7: profiles.x.provider: unknown provider 'openia' (known: " +
+                ProviderNames() + ")");
+
+  Config wrong_default;
+  wrong_default.llm.default_profile = "fast";
+  resolved = ResolveProfiles(wrong_default, environment.get());
+  ASSERT_FALSE(resolved.ok());
+  EXPECT_NE(resolved.error().message().find("llm.default_profile: 'fast' names no profile "
+                                            "(profiles: ollama)"),
+            std::string::npos)
+      << resolved.error().message();
+}
+
+TEST(ResolveProfilesTest, AdHocProfileFromFlags) {
+  Environment environment({"OPENROUTER_API_KEY=or-1"});
+  ProfileInfo flags{.provider = "openrouter", .model = "openai/gpt-5"};
+  Result<ResolvedProfile> profile = ResolveAdHocProfile(flags, environment.get());
+  ASSERT_TRUE(profile.ok());
+  EXPECT_EQ(profile->info.name, "ad-hoc");
+  EXPECT_EQ(profile->endpoint.base_url, "https://openrouter.ai/api/v1");
+  EXPECT_EQ(profile->endpoint.api_key, "or-1");
+  flags.provider = "nope";
+  EXPECT_FALSE(ResolveAdHocProfile(flags, environment.get()).ok());
+  flags = {.provider = "vllm", .model = "m", .base_url = "localhost:8000"};
+  Result<ResolvedProfile> bad_url = ResolveAdHocProfile(flags, environment.get());
+  ASSERT_FALSE(bad_url.ok());
+  EXPECT_NE(bad_url.error().message().find("--base-url"), std::string::npos);
+}
+
+TEST(CatalogFromConfigTest, OverridesChangeOnlyTheGivenFields) {
+  Config config;
+  Config::ModelOverride price{.provider = "openai", .id = "gpt-4.1"};
+  price.input_price = 1.5;
+  Config::ModelOverride added{.provider = "openrouter", .id = "acme/coder-1"};
+  added.context_window = 65536;
+  added.output_price = 4;
+  config.models = {price, added};
+  Result<Catalog> catalog = CatalogFromConfig(config);
+  ASSERT_TRUE(catalog.ok());
+  const ModelInfo* gpt = catalog->Find("openai", "gpt-4.1");
+  EXPECT_DOUBLE_EQ(gpt->input_price, 1.5);
+  EXPECT_DOUBLE_EQ(gpt->output_price, 8.0);
+  EXPECT_EQ(gpt->context_window, 1047576);
+  const ModelInfo* coder = catalog->Find("openrouter", "acme/coder-1");
+  ASSERT_NE(coder, nullptr);
+  EXPECT_EQ(coder->context_window, 65536);
+  EXPECT_TRUE(coder->supports_tools);
+
+  Config bad;
+  bad.models = {Config::ModelOverride{.provider = "acme", .id = "x", .origin = "f.toml:3"}};
+  Result<Catalog> refused = CatalogFromConfig(bad);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("f.toml:3: models.\"acme/x\": unknown provider"),
+            std::string::npos);
+}
+
+TEST(ProviderPoolTest, CreateListsProfilesAndRejectsUnknownNames) {
+  Environment environment({"OPENAI_API_KEY=sk-1"});
+  PoolOptions options;
+  options.environ = environment.get();
+  Result<std::unique_ptr<ProviderPool>> pool = ProviderPool::Create(Config{}, nullptr, options);
+  ASSERT_TRUE(pool.ok()) << pool.error().message();
+  std::vector<ProfileInfo> profiles = (*pool)->Profiles();
+  ASSERT_EQ(profiles.size(), 2u);
+  EXPECT_EQ(profiles[0].name, "openai");
+  EXPECT_EQ((*pool)->default_profile(), "openai");
+  EXPECT_NE((*pool)->catalog().Find("openai", "gpt-4.1"), nullptr);
+  auto stream = (*pool)->Stream("nope", CompletionRequest{}, [](const StreamEvent&) {});
+  ASSERT_FALSE(stream.ok());
+  EXPECT_EQ(stream.error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(stream.error().message(), "no profile 'nope' (profiles: openai, ollama)");
+}
+
+}  // namespace
+}  // namespace lai::llm::internal

@@ -1,0 +1,17 @@
+// The message types of the engine's IPC services (16..255; 1..15 belong to the transport, see
+// ipc/frame.h). The one place they are numbered; docs/protocol.md §11 documents their payloads.
+#pragma once
+
+#include <cstdint>
+
+namespace lai::server {
+
+enum class ServiceType : uint16_t {
+  // Request: an AIRequest (JSON). Streamed reply: one JSON event per item (text, reasoning, tool
+  // calls, usage, error); the final reply is the `done` event. See completion_service.h.
+  kComplete = 16,
+};
+
+inline constexpr uint16_t ToWire(ServiceType type) { return static_cast<uint16_t>(type); }
+
+}  // namespace lai::server

@@ -1,0 +1,32 @@
+// Starting child processes with posix_spawn: pipes, working directory, own session. Used by
+// search.cc (ripgrep) and process.cc (shell commands). Thread-safe (no shared state).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+
+namespace lai::workspace::internal {
+
+struct SpawnOptions {
+  std::vector<std::string> argv;  // argv[0] is looked up on PATH when it has no '/'.
+  std::string cwd;                // Empty: inherit.
+  bool is_new_session = false;    // setsid(): the child leads its own process group.
+  bool merges_stderr = false;     // stderr into the stdout pipe, else a separate pipe.
+};
+
+struct SpawnedChild {
+  pid_t pid = -1;
+  UniqueFd stdout_fd;  // Non-blocking read ends.
+  UniqueFd stderr_fd;  // Invalid when merges_stderr.
+};
+
+// stdin is /dev/null; signal mask and dispositions are reset in the child. Errors: kNotFound
+// (the program or cwd does not exist), kIo.
+Result<SpawnedChild> Spawn(const SpawnOptions& options);
+
+}  // namespace lai::workspace::internal

@@ -1,0 +1,123 @@
+#include "workspace/process.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <optional>
+
+#include "workspace/internal/spawn.h"
+
+namespace lai::workspace {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::chrono::milliseconds kPollInterval{50};      // Cancellation is seen this fast.
+constexpr std::chrono::milliseconds kKillGrace{2000};       // SIGTERM, then SIGKILL after this.
+constexpr std::chrono::milliseconds kDrainAfterExit{250};   // Background children holding the
+                                                            // pipe get this long, then the group
+                                                            // is killed.
+
+std::string ShellPath() {
+  const char* shell = std::getenv("SHELL");
+  if (shell != nullptr && shell[0] == '/' && ::access(shell, X_OK) == 0) return shell;
+  return "/bin/sh";
+}
+
+}  // namespace
+
+Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions& options) {
+  struct stat info;
+  if (options.cwd.empty() || ::stat(options.cwd.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    return Error(ErrorCode::kNotFound,
+                 "execute_command: working directory '" + options.cwd + "' does not exist");
+  }
+  internal::SpawnOptions spawn;
+  spawn.argv = {ShellPath(), "-c", std::string(command)};
+  spawn.cwd = options.cwd;
+  spawn.is_new_session = true;
+  spawn.merges_stderr = true;
+  ASSIGN_OR_RETURN(internal::SpawnedChild child, internal::Spawn(spawn));
+  const pid_t pid = child.pid;  // Also the process group id (setsid).
+
+  CommandOutcome outcome;
+  const Clock::time_point start = Clock::now();
+  std::optional<Clock::time_point> term_sent_at;   // SIGTERM sent to the group.
+  bool kill_sent = false;
+  std::optional<Clock::time_point> exited_at;      // The shell itself has exited.
+  int status = 0;
+  std::array<char, 65536> buffer;
+
+  auto signal_group = [&](int signal) { ::kill(-pid, signal); };
+  // A pidfd turns the child's exit into a poll event; without one the loop ticks every 50 ms.
+  UniqueFd pid_fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+
+  while (child.stdout_fd.is_valid() || !exited_at) {
+    const Clock::time_point now = Clock::now();
+    if (!term_sent_at) {
+      if (options.timeout.count() > 0 && now - start >= options.timeout) {
+        outcome.timed_out = true;
+      } else if (options.cancelled != nullptr &&
+                 options.cancelled->load(std::memory_order_relaxed)) {
+        outcome.cancelled = true;
+      }
+      if (outcome.timed_out || outcome.cancelled) {
+        signal_group(SIGTERM);
+        term_sent_at = now;
+      }
+    } else if (!kill_sent && now - *term_sent_at >= kKillGrace) {
+      signal_group(SIGKILL);
+      kill_sent = true;
+    }
+    if (exited_at && child.stdout_fd.is_valid() && now - *exited_at >= kDrainAfterExit) {
+      // The shell is gone but something it started still holds the pipe: end the group.
+      signal_group(SIGKILL);
+      child.stdout_fd.Reset();
+      break;
+    }
+
+    // Wait for output, the shell's exit (pidfd) or the next 50 ms tick.
+    std::array<pollfd, 2> fds = {pollfd{child.stdout_fd.get(), POLLIN, 0},
+                                 pollfd{exited_at ? -1 : pid_fd.get(), POLLIN, 0}};
+    if (!child.stdout_fd.is_valid() && !pid_fd.is_valid()) {
+      fds[0].fd = -1;  // No pidfd (old kernel): plain 50 ms steps until the shell exits.
+    }
+    int ready = ::poll(fds.data(), fds.size(), static_cast<int>(kPollInterval.count()));
+    if (ready > 0 && fds[0].revents != 0) {
+      ssize_t count = ::read(child.stdout_fd.get(), buffer.data(), buffer.size());
+      if (count > 0) {
+        std::string_view chunk(buffer.data(), static_cast<size_t>(count));
+        outcome.output.append(chunk);
+        if (options.on_output) options.on_output(chunk);
+      } else if (count == 0 || (errno != EINTR && errno != EAGAIN)) {
+        child.stdout_fd.Reset();  // EOF: every writer closed the pipe.
+      }
+    }
+    if (!exited_at) {
+      pid_t reaped = ::waitpid(pid, &status, WNOHANG);
+      if (reaped == pid) {
+        exited_at = Clock::now();
+      } else if (reaped < 0 && errno != EINTR) {
+        // Someone else reaped our child (a SIGCHLD handler set to SIG_IGN): nothing to wait for.
+        exited_at = Clock::now();
+        status = -1;  // Neither exited nor signalled: exit_code stays -1, signal 0.
+      }
+    }
+  }
+
+  if (WIFEXITED(status)) {
+    outcome.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    outcome.signal = WTERMSIG(status);
+  }
+  return outcome;
+}
+
+}  // namespace lai::workspace

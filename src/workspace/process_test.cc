@@ -1,0 +1,128 @@
+#include "workspace/process.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "workspace/test_support.h"
+
+namespace lai::workspace {
+namespace {
+
+using namespace std::chrono_literals;
+
+CommandOptions InTmp() {
+  CommandOptions options;
+  options.cwd = "/tmp";
+  options.timeout = 30s;  // Bounds every test; the ones about timeouts set their own.
+  return options;
+}
+
+// True when `pid` is gone or a zombie of someone else (PID 1 reaps it eventually); waits up to
+// five seconds.
+bool ProcessEnds(pid_t pid) {
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    if (!stat) return true;
+    std::string line;
+    std::getline(stat, line);
+    size_t close = line.rfind(')');
+    if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z') return true;
+    std::this_thread::sleep_for(10ms);  // Polling with a deadline, not synchronisation.
+  }
+  return false;
+}
+
+TEST(RunCommandTest, CapturesOutputAndExitCode) {
+  CommandOptions options = InTmp();
+  std::string streamed;
+  options.on_output = [&](std::string_view chunk) { streamed.append(chunk); };
+  auto outcome = RunCommand("echo out; echo err >&2; pwd; exit 3", options);
+  ASSERT_TRUE(outcome.ok()) << outcome.error().ToString();
+  EXPECT_EQ(outcome->exit_code, 3);
+  EXPECT_EQ(outcome->signal, 0);
+  EXPECT_FALSE(outcome->timed_out);
+  EXPECT_EQ(outcome->output, "out\nerr\n/tmp\n");
+  EXPECT_EQ(streamed, outcome->output);
+}
+
+TEST(RunCommandTest, StdinIsDevNull) {
+  auto outcome = RunCommand("cat; echo done", InTmp());
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->output, "done\n");
+}
+
+TEST(RunCommandTest, BinaryOutputIsKeptByteForByte) {
+  auto outcome = RunCommand("printf 'a\\000b\\377c'", InTmp());
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->output, std::string("a\0b\xff" "c", 5));
+}
+
+TEST(RunCommandTest, FloodOfOutput) {
+  auto outcome = RunCommand("head -c 5000000 /dev/zero | tr '\\0' x", InTmp());
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->exit_code, 0);
+  EXPECT_EQ(outcome->output.size(), 5000000u);
+}
+
+TEST(RunCommandTest, MissingCwdIsNotFound) {
+  CommandOptions options = InTmp();
+  options.cwd = "/nonexistent/lai-test";
+  EXPECT_EQ(RunCommand("true", options).status().code(), ErrorCode::kNotFound);
+}
+
+TEST(RunCommandTest, TimeoutKillsTheWholeGroup) {
+  CommandOptions options = InTmp();
+  options.timeout = 300ms;
+  auto start = std::chrono::steady_clock::now();
+  auto outcome = RunCommand("sleep 30 & echo $!; wait", options);
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  EXPECT_TRUE(outcome->timed_out);
+  EXPECT_EQ(outcome->exit_code, -1);
+  EXPECT_EQ(outcome->signal, SIGTERM);
+  pid_t grandchild = static_cast<pid_t>(std::stol(outcome->output));
+  EXPECT_TRUE(ProcessEnds(grandchild));
+  // Our own child was reaped: no child of this process is left.
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);
+  EXPECT_EQ(errno, ECHILD);
+}
+
+TEST(RunCommandTest, IgnoredSigtermGetsSigkill) {
+  CommandOptions options = InTmp();
+  options.timeout = 200ms;
+  auto outcome = RunCommand("trap '' TERM; echo ready; while :; do sleep 0.05; done", options);
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_TRUE(outcome->timed_out);
+  EXPECT_EQ(outcome->signal, SIGKILL);
+}
+
+TEST(RunCommandTest, BackgroundChildHoldingThePipeDoesNotHang) {
+  auto start = std::chrono::steady_clock::now();
+  auto outcome = RunCommand("sleep 30 & echo $!", InTmp());
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  EXPECT_EQ(outcome->exit_code, 0);
+  EXPECT_FALSE(outcome->timed_out);
+  EXPECT_TRUE(ProcessEnds(static_cast<pid_t>(std::stol(outcome->output))));
+}
+
+TEST(RunCommandTest, CancellationStopsTheCommand) {
+  std::atomic<bool> cancelled{false};
+  CommandOptions options = InTmp();
+  options.cancelled = &cancelled;
+  options.on_output = [&](std::string_view) { cancelled.store(true); };
+  auto outcome = RunCommand("echo started; sleep 30", options);
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_TRUE(outcome->cancelled);
+  EXPECT_FALSE(outcome->timed_out);
+  EXPECT_EQ(outcome->output, "started\n");
+}
+
+}  // namespace
+}  // namespace lai::workspace

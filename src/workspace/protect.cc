@@ -1,0 +1,43 @@
+// The write-protected set: Kilo Code's RooProtectedController patterns, matched with gitignore
+// semantics on the path relative to the workspace root.
+#include "workspace/ignore.h"
+#include "workspace/workspace.h"
+
+namespace lai::workspace {
+namespace {
+
+constexpr const char* kProtectedPatterns =
+    ".kilocodeignore\n"
+    ".kilocodemodes\n"
+    ".kilocoderules*\n"
+    ".kilocode/**\n"
+    ".kilocodeprotected\n"
+    ".rooignore\n"
+    ".roomodes\n"
+    ".roorules*\n"
+    ".clinerules*\n"
+    ".roo/**\n"
+    ".vscode/**\n"
+    "*.code-workspace\n"
+    ".rooprotected\n"
+    "AGENTS.md\n"
+    "AGENT.md\n";
+
+const IgnoreRules& ProtectedRules() {
+  static const IgnoreRules* rules = [] {
+    auto* built = new IgnoreRules();
+    built->AddPatterns(kProtectedPatterns);
+    return built;
+  }();
+  return *rules;
+}
+
+}  // namespace
+
+bool Workspace::IsWriteProtected(const ResolvedPath& path) const {
+  if (path.is_outside || path.relative.empty()) return false;
+  // Kilo Code matches these as files (the `ignore` package without a trailing '/').
+  return ProtectedRules().IsIgnored(path.relative, false);
+}
+
+}  // namespace lai::workspace

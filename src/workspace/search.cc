@@ -1,0 +1,249 @@
+#include "workspace/search.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <nlohmann/json.hpp>
+#include <unordered_map>
+
+#include "workspace/ignore.h"
+#include "workspace/internal/spawn.h"
+#include "workspace/walker.h"
+
+namespace lai::workspace {
+namespace {
+
+// Kilo Code cuts longer lines and marks them (src/services/ripgrep/index.ts).
+constexpr size_t kMaxLineCharacters = 500;
+constexpr std::string_view kTruncatedMarker = " [truncated...]";
+
+std::string DecodeBase64(std::string_view encoded) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  std::string decoded;
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (char c : encoded) {
+    int v = value(c);
+    if (v < 0) continue;
+    buffer = (buffer << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      decoded.push_back(static_cast<char>((buffer >> bits) & 0xFF));
+    }
+  }
+  return decoded;
+}
+
+// ripgrep's "arbitrary data" object: {"text": "..."} or {"bytes": "<base64>"}.
+std::string ArbitraryData(const nlohmann::json& data) {
+  if (auto it = data.find("text"); it != data.end() && it->is_string()) return it->get<std::string>();
+  if (auto it = data.find("bytes"); it != data.end() && it->is_string()) {
+    return DecodeBase64(it->get<std::string>());
+  }
+  return "";
+}
+
+// Cuts after kMaxLineCharacters code points (Kilo counts UTF-16 units; close enough).
+std::string TruncateLine(std::string line) {
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  size_t characters = 0;
+  for (size_t i = 0; i < line.size(); ++i) {
+    if ((static_cast<unsigned char>(line[i]) & 0xC0) == 0x80) continue;
+    if (characters++ == kMaxLineCharacters) {
+      line.resize(i);
+      line.append(kTruncatedMarker);
+      break;
+    }
+  }
+  return line;
+}
+
+class OutputParser {
+ public:
+  OutputParser(const Workspace& workspace, const ResolvedPath& dir, size_t max_results,
+               SearchResult* result)
+      : workspace_(workspace), dir_(dir), max_results_(max_results), result_(*result) {}
+
+  // Returns false once the cap is reached (the caller stops ripgrep).
+  bool ParseLine(std::string_view line) {
+    nlohmann::json message;
+    try {
+      message = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception&) {
+      return true;  // Not a JSON line: ignore it, as Kilo Code does.
+    }
+    const std::string type = message.value("type", "");
+    if (type != "match" && type != "context") return true;
+    const nlohmann::json& data = message["data"];
+    if (!data.is_object() || !data.contains("path") || !data.contains("lines")) return true;
+    std::string path = ArbitraryData(data["path"]);
+    if (path.rfind("./", 0) == 0) path.erase(0, 2);
+    if (!IsVisible(path)) return true;
+    if (type == "match") {
+      if (result_.match_count == max_results_) {
+        result_.truncated = true;
+        return false;
+      }
+      ++result_.match_count;
+    }
+    if (result_.files.empty() || result_.files.back().path != path) {
+      result_.files.push_back(SearchFileResult{path, {}});
+    }
+    SearchLine search_line;
+    search_line.number = data.value("line_number", 0);
+    search_line.text = TruncateLine(ArbitraryData(data["lines"]));
+    search_line.is_match = type == "match";
+    result_.files.back().lines.push_back(std::move(search_line));
+    return true;
+  }
+
+ private:
+  bool IsVisible(const std::string& path) {
+    if (dir_.is_outside) return true;
+    auto [it, is_new] = visible_.try_emplace(path, true);
+    if (is_new) {
+      ResolvedPath resolved;
+      resolved.relative = path;
+      resolved.absolute = workspace_.root() == "/" ? "/" + path : workspace_.root() + "/" + path;
+      it->second = !workspace_.IsBlocked(resolved);
+    }
+    return it->second;
+  }
+
+  const Workspace& workspace_;
+  const ResolvedPath& dir_;
+  const size_t max_results_;
+  SearchResult& result_;
+  std::unordered_map<std::string, bool> visible_;
+};
+
+}  // namespace
+
+Result<SearchResult> SearchFiles(const Workspace& workspace, const ResolvedPath& dir,
+                                 const SearchOptions& options) {
+  if (options.regex.empty()) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "search_files: the regex is empty; give a pattern in Rust regex syntax");
+  }
+  struct stat info;
+  if (::stat(dir.absolute.c_str(), &info) != 0) {
+    if (errno == ENOENT) {
+      return Error(ErrorCode::kNotFound,
+                   "search_files: directory '" + dir.absolute + "' does not exist");
+    }
+    return ErrnoError("search_files: stat '" + dir.absolute + "'", errno);
+  }
+  SearchResult result;
+  if (workspace.IsBlocked(dir)) return result;
+
+  internal::SpawnOptions spawn;
+  spawn.argv = {"rg", "--json", "--no-config", "--no-require-git", "--regexp", options.regex};
+  if (!options.file_glob.empty()) {
+    spawn.argv.push_back("--glob");
+    spawn.argv.push_back(options.file_glob);
+  }
+  spawn.argv.push_back("--context");
+  spawn.argv.push_back(std::to_string(std::max(options.context_lines, 0)));
+  std::string_view target_name = dir.absolute.substr(dir.absolute.rfind('/') + 1);
+  for (std::string_view name : DefaultExcludedDirectories()) {
+    if (name == target_name) continue;  // Searching inside node_modules on purpose works.
+    spawn.argv.push_back("--glob");
+    // Built by appending: GCC 12 -O3 warns falsely (-Wrestrict) on "literal" + std::string.
+    std::string glob = "!";
+    glob.append(name).append("/");
+    spawn.argv.push_back(std::move(glob));
+  }
+  // The blocking files' patterns are relative to the root, which is ripgrep's working directory.
+  for (const std::string& file : dir.is_outside ? std::vector<std::string>{}
+                                                 : workspace.blocking_rules().source_files()) {
+    spawn.argv.push_back("--ignore-file");
+    spawn.argv.push_back(file);
+  }
+  spawn.argv.push_back("--");
+  spawn.argv.push_back(dir.is_outside ? dir.absolute
+                                      : (dir.relative.empty() ? "." : dir.relative));
+  spawn.cwd = workspace.root();
+
+  Result<internal::SpawnedChild> spawned = internal::Spawn(spawn);
+  if (!spawned.ok()) {
+    if (spawned.error().code() == ErrorCode::kNotFound) {
+      return Error(ErrorCode::kUnavailable,
+                   "search_files: ripgrep (rg) was not found on PATH; install the `ripgrep` "
+                   "package");
+    }
+    return std::move(spawned).error().WithContext("search_files: ");
+  }
+  internal::SpawnedChild child = std::move(spawned).value();
+
+  OutputParser parser(workspace, dir, options.max_results, &result);
+  std::string pending;
+  std::string errors;
+  bool is_stopped = false;
+  std::array<char, 65536> buffer;
+  while (child.stdout_fd.is_valid() || child.stderr_fd.is_valid()) {
+    std::array<pollfd, 2> fds = {pollfd{child.stdout_fd.get(), POLLIN, 0},
+                                 pollfd{child.stderr_fd.get(), POLLIN, 0}};
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int index = 0; index < 2; ++index) {
+      if (fds[index].fd < 0 || fds[index].revents == 0) continue;
+      UniqueFd& fd = index == 0 ? child.stdout_fd : child.stderr_fd;
+      ssize_t count = ::read(fd.get(), buffer.data(), buffer.size());
+      if (count < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (count <= 0) {
+        fd.Reset();
+        continue;
+      }
+      if (index == 1) {
+        if (errors.size() < 65536) errors.append(buffer.data(), static_cast<size_t>(count));
+        continue;
+      }
+      if (is_stopped) continue;
+      pending.append(buffer.data(), static_cast<size_t>(count));
+      size_t start = 0;
+      for (size_t end; (end = pending.find('\n', start)) != std::string::npos; start = end + 1) {
+        if (!parser.ParseLine(std::string_view(pending).substr(start, end - start))) {
+          is_stopped = true;
+          ::kill(child.pid, SIGTERM);  // Enough results: stop ripgrep, drain until EOF.
+          break;
+        }
+      }
+      if (is_stopped) {
+        pending.clear();
+      } else {
+        pending.erase(0, start);
+      }
+    }
+  }
+  if (!is_stopped && !pending.empty()) parser.ParseLine(pending);
+
+  int status = 0;
+  while (::waitpid(child.pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  // Exit 2 with a regex or glob complaint is the caller's input; other errors (an unreadable
+  // file) leave partial results, which are returned.
+  if (!is_stopped && WIFEXITED(status) && WEXITSTATUS(status) == 2 &&
+      (errors.find("regex") != std::string::npos || errors.find("glob") != std::string::npos)) {
+    while (!errors.empty() && (errors.back() == '\n' || errors.back() == ' ')) errors.pop_back();
+    return Error(ErrorCode::kInvalidArgument,
+                 "search_files: ripgrep rejected the search: " + errors);
+  }
+  return result;
+}
+
+}  // namespace lai::workspace

@@ -1,0 +1,75 @@
+#include "workspace/internal/spawn.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+extern char** environ;
+
+namespace lai::workspace::internal {
+
+Result<SpawnedChild> Spawn(const SpawnOptions& options) {
+  int out_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return ErrnoError("create pipe", errno);
+  UniqueFd out_read(out_pipe[0]);
+  UniqueFd out_write(out_pipe[1]);
+  UniqueFd err_read;
+  UniqueFd err_write;
+  if (!options.merges_stderr) {
+    int err_pipe[2];
+    if (::pipe2(err_pipe, O_CLOEXEC) != 0) return ErrnoError("create pipe", errno);
+    err_read.Reset(err_pipe[0]);
+    err_write.Reset(err_pipe[1]);
+  }
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out_write.get(), 1);
+  posix_spawn_file_actions_adddup2(&actions, options.merges_stderr ? out_write.get() : err_write.get(),
+                                   2);
+  if (!options.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
+
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  sigset_t empty_mask;
+  sigemptyset(&empty_mask);
+  sigset_t default_signals;
+  sigfillset(&default_signals);
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  if (options.is_new_session) flags |= POSIX_SPAWN_SETSID;
+  posix_spawnattr_setflags(&attributes, flags);
+  posix_spawnattr_setsigmask(&attributes, &empty_mask);
+  posix_spawnattr_setsigdefault(&attributes, &default_signals);
+
+  std::vector<char*> argv;
+  for (const std::string& arg : options.argv) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  int err = ::posix_spawnp(&pid, argv[0], &actions, &attributes, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  if (err != 0) {
+    if (err == ENOENT) {
+      return Error(ErrorCode::kNotFound,
+                   "start '" + options.argv[0] + "': program or working directory '" +
+                       options.cwd + "' not found");
+    }
+    return ErrnoError("start '" + options.argv[0] + "'", err);
+  }
+
+  SpawnedChild child;
+  child.pid = pid;
+  ::fcntl(out_read.get(), F_SETFL, O_NONBLOCK);
+  child.stdout_fd = std::move(out_read);
+  if (err_read.is_valid()) {
+    ::fcntl(err_read.get(), F_SETFL, O_NONBLOCK);
+    child.stderr_fd = std::move(err_read);
+  }
+  return child;
+}
+
+}  // namespace lai::workspace::internal

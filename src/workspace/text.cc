@@ -1,0 +1,255 @@
+#include "workspace/text.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "base/unique_fd.h"
+
+namespace lai::workspace {
+namespace {
+
+constexpr std::string_view kBom = "\xEF\xBB\xBF";
+constexpr size_t kSniffBytes = 8192;
+
+// Length of the valid UTF-8 sequence starting at text[i], 0 when invalid, -1 when the text ends
+// inside a sequence that was valid so far.
+int Utf8SequenceLength(std::string_view text, size_t i) {
+  unsigned char lead = static_cast<unsigned char>(text[i]);
+  int length;
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+  } else {
+    return 0;
+  }
+  for (int k = 1; k < length; ++k) {
+    if (i + k >= text.size()) return -1;
+    unsigned char next = static_cast<unsigned char>(text[i + k]);
+    if ((next & 0xC0) != 0x80) return 0;
+    if (k == 1) {
+      // Overlong forms, surrogates and code points above U+10FFFF.
+      if (lead == 0xE0 && next < 0xA0) return 0;
+      if (lead == 0xED && next > 0x9F) return 0;
+      if (lead == 0xF0 && next < 0x90) return 0;
+      if (lead == 0xF4 && next > 0x8F) return 0;
+    }
+  }
+  return length;
+}
+
+int ReadUmask() {
+  // umask() cannot be read without setting it (a race with other threads); /proc has it.
+  FILE* status = std::fopen("/proc/self/status", "re");
+  if (status == nullptr) return 022;
+  char line[256];
+  int mask = 022;
+  while (std::fgets(line, sizeof(line), status) != nullptr) {
+    if (std::strncmp(line, "Umask:", 6) == 0) {
+      mask = static_cast<int>(std::strtol(line + 6, nullptr, 8));
+      break;
+    }
+  }
+  std::fclose(status);
+  return mask;
+}
+
+Status CreateParents(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return OkStatus();
+  std::string parent = path.substr(0, slash);
+  struct stat info;
+  if (::stat(parent.c_str(), &info) == 0) {
+    if (S_ISDIR(info.st_mode)) return OkStatus();
+    return Error(ErrorCode::kInvalidArgument,
+                 "create directory '" + parent + "': a file with that name exists");
+  }
+  RETURN_IF_ERROR(CreateParents(parent));
+  // 0755 is reduced by the umask as the kernel applies it.
+  if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoError("create directory '" + parent + "'", errno);
+  }
+  return OkStatus();
+}
+
+Status WriteAll(int fd, std::string_view bytes, const std::string& path) {
+  while (!bytes.empty()) {
+    ssize_t written = ::write(fd, bytes.data(), bytes.size());
+    if (written < 0 && errno == EINTR) continue;
+    if (written < 0) return ErrnoError("write '" + path + "'", errno);
+    bytes.remove_prefix(static_cast<size_t>(written));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+bool LooksBinary(std::string_view prefix) {
+  if (prefix.size() > kSniffBytes) prefix = prefix.substr(0, kSniffBytes);
+  if (prefix.empty()) return false;
+  size_t suspicious = 0;
+  size_t control = 0;
+  for (size_t i = 0; i < prefix.size();) {
+    unsigned char c = static_cast<unsigned char>(prefix[i]);
+    if (c == 0) return true;
+    if (c < 0x80) {
+      // Tab, newline, form feed, carriage return, backspace and escape appear in text files.
+      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != '\b' &&
+           c != 0x1B && c != '\v') ||
+          c == 0x7F) {
+        ++control;
+      }
+      ++i;
+      continue;
+    }
+    int length = Utf8SequenceLength(prefix, i);
+    if (length < 0) break;  // A sequence cut by the 8 KiB window.
+    if (length == 0) {
+      ++suspicious;  // Not UTF-8: Latin-1 text has a few of these, binary data many.
+      ++i;
+      continue;
+    }
+    i += static_cast<size_t>(length);
+  }
+  // Thresholds: control bytes are rare in any text; stray high bytes are tolerated up to 30 %
+  // so that legacy 8-bit encodings still read as text.
+  return control * 10 > prefix.size() || (control + suspicious) * 10 > prefix.size() * 3;
+}
+
+TextFile DecodeText(std::string_view bytes) {
+  TextFile file;
+  if (bytes.substr(0, kBom.size()) == kBom) {
+    file.has_bom = true;
+    bytes.remove_prefix(kBom.size());
+  }
+  size_t crlf = 0;
+  size_t lf = 0;
+  file.text.reserve(bytes.size());
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    char c = bytes[i];
+    if (c == '\r' && i + 1 < bytes.size() && bytes[i + 1] == '\n') {
+      ++crlf;
+      continue;  // The '\n' is appended on the next iteration.
+    }
+    if (c == '\n' && (i == 0 || bytes[i - 1] != '\r')) ++lf;
+    file.text.push_back(c);
+  }
+  // A mixed file takes its dominant ending (ties go to LF); EncodeText then writes every line
+  // with it, so a mixed file comes back uniform.
+  file.line_ending = crlf > lf ? LineEnding::kCrlf : LineEnding::kLf;
+  return file;
+}
+
+std::string EncodeText(const TextFile& file) {
+  std::string bytes;
+  bytes.reserve(file.text.size() + kBom.size() + 64);
+  if (file.has_bom) bytes.append(kBom);
+  if (file.line_ending == LineEnding::kLf) {
+    bytes.append(file.text);
+    return bytes;
+  }
+  for (char c : file.text) {
+    if (c == '\n') bytes.push_back('\r');
+    bytes.push_back(c);
+  }
+  return bytes;
+}
+
+Result<TextFile> ReadTextFile(const std::string& absolute_path, size_t max_bytes) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer.
+  UniqueFd fd(::open(absolute_path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.is_valid()) {
+    int err = errno;
+    if (err == ENOENT) {
+      return Error(ErrorCode::kNotFound, "read '" + absolute_path + "': no such file");
+    }
+    return ErrnoError("read '" + absolute_path + "'", err);
+  }
+  struct stat info;
+  if (::fstat(fd.get(), &info) != 0) return ErrnoError("stat '" + absolute_path + "'", errno);
+  if (S_ISDIR(info.st_mode)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "'" + absolute_path + "' is a directory; use list_files to see its contents");
+  }
+  if (!S_ISREG(info.st_mode)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "'" + absolute_path + "' is not a regular file (a device, FIFO or socket)");
+  }
+  if (static_cast<size_t>(info.st_size) > max_bytes) {
+    return Error(ErrorCode::kResourceExhausted,
+                 "'" + absolute_path + "' is " + std::to_string(info.st_size) +
+                     " bytes, more than the " + std::to_string(max_bytes) +
+                     "-byte limit; read a line range instead");
+  }
+  std::string bytes;
+  bytes.resize(static_cast<size_t>(info.st_size));
+  size_t filled = 0;
+  while (true) {
+    if (filled == bytes.size()) {
+      if (bytes.size() >= max_bytes + 1) break;
+      bytes.resize(std::min(max_bytes + 1, bytes.size() + 65536));  // The file may have grown.
+    }
+    ssize_t count = ::read(fd.get(), bytes.data() + filled, bytes.size() - filled);
+    if (count < 0 && errno == EINTR) continue;
+    if (count < 0) return ErrnoError("read '" + absolute_path + "'", errno);
+    if (count == 0) break;
+    filled += static_cast<size_t>(count);
+  }
+  bytes.resize(filled);
+  if (bytes.size() > max_bytes) {
+    return Error(ErrorCode::kResourceExhausted,
+                 "'" + absolute_path + "' is larger than the " + std::to_string(max_bytes) +
+                     "-byte limit; read a line range instead");
+  }
+  if (LooksBinary(bytes)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "'" + absolute_path + "' appears to be a binary file");
+  }
+  return DecodeText(bytes);
+}
+
+Status WriteFileAtomically(const std::string& absolute_path, std::string_view bytes,
+                           bool create_parents) {
+  if (absolute_path.empty() || absolute_path[0] != '/' || absolute_path.back() == '/') {
+    return Error(ErrorCode::kInvalidArgument,
+                 "write '" + absolute_path + "': need an absolute file path");
+  }
+  if (create_parents) RETURN_IF_ERROR(CreateParents(absolute_path));
+
+  mode_t mode = static_cast<mode_t>(0644 & ~ReadUmask());
+  struct stat existing;
+  if (::stat(absolute_path.c_str(), &existing) == 0) {
+    if (S_ISDIR(existing.st_mode)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "write '" + absolute_path + "': it is a directory");
+    }
+    mode = existing.st_mode & 07777;
+  }
+
+  size_t slash = absolute_path.rfind('/');
+  std::string temp = absolute_path.substr(0, slash + 1) + "." +
+                     absolute_path.substr(slash + 1) + ".lai-tmp-XXXXXX";
+  // mkstemp creates the file 0600, so no other user can read it before the rename.
+  UniqueFd fd(::mkostemp(temp.data(), O_CLOEXEC));
+  if (!fd.is_valid()) return ErrnoError("create temporary file for '" + absolute_path + "'", errno);
+  Status status = WriteAll(fd.get(), bytes, temp);
+  if (status.ok() && ::fchmod(fd.get(), mode) != 0) status = ErrnoError("chmod '" + temp + "'", errno);
+  if (status.ok() && ::fsync(fd.get()) != 0) status = ErrnoError("fsync '" + temp + "'", errno);
+  if (status.ok() && ::close(fd.Release()) != 0) status = ErrnoError("close '" + temp + "'", errno);
+  if (status.ok() && ::rename(temp.c_str(), absolute_path.c_str()) != 0) {
+    status = ErrnoError("rename '" + temp + "' to '" + absolute_path + "'", errno);
+  }
+  if (!status.ok()) ::unlink(temp.c_str());
+  return status;
+}
+
+}  // namespace lai::workspace

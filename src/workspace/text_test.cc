@@ -1,0 +1,136 @@
+#include "workspace/text.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "workspace/test_support.h"
+
+namespace lai::workspace {
+namespace {
+
+using testing::TempTree;
+
+TEST(LooksBinaryTest, NulAndControlBytesAreBinary) {
+  EXPECT_TRUE(LooksBinary(std::string_view("abc\0def", 7)));
+  EXPECT_TRUE(LooksBinary("\x89PNG\r\n\x1a\n\x01\x02\x03\x04\x05\x06\x07\x0e\x0f\x10"));
+  std::string noise;
+  for (int i = 0; i < 1000; ++i) noise.push_back(static_cast<char>(0x80 + (i * 37) % 128));
+  EXPECT_TRUE(LooksBinary(noise));
+}
+
+TEST(LooksBinaryTest, TextInAnyScriptIsText) {
+  EXPECT_FALSE(LooksBinary(""));
+  EXPECT_FALSE(LooksBinary("int main() {\r\n\treturn 0;\r\n}\n"));
+  EXPECT_FALSE(LooksBinary("Привет, мир! 你好，世界！ こんにちは 🎉 مرحبا\n"));
+  EXPECT_FALSE(LooksBinary("\x1b[31mred\x1b[0m\n"));       // ANSI colours.
+  EXPECT_FALSE(LooksBinary("caf\xe9 cr\xe8me br\xfbl\xe9\xe9\n"));  // Latin-1 text.
+  // A multi-byte character cut by the 8 KiB window does not count against the text.
+  std::string long_text(8191, 'a');
+  long_text += "\xe4\xbd\xa0";
+  EXPECT_FALSE(LooksBinary(long_text));
+}
+
+TEST(DecodeTextTest, CrlfAndBomRoundTrip) {
+  std::string bytes = "\xEF\xBB\xBFline one\r\nline two\r\n";
+  TextFile file = DecodeText(bytes);
+  EXPECT_TRUE(file.has_bom);
+  EXPECT_EQ(file.line_ending, LineEnding::kCrlf);
+  EXPECT_EQ(file.text, "line one\nline two\n");
+  EXPECT_EQ(EncodeText(file), bytes);
+}
+
+TEST(DecodeTextTest, LfStaysLfAndLoneCrIsKept) {
+  TextFile file = DecodeText("a\nb\rc\n");
+  EXPECT_FALSE(file.has_bom);
+  EXPECT_EQ(file.line_ending, LineEnding::kLf);
+  EXPECT_EQ(file.text, "a\nb\rc\n");
+  EXPECT_EQ(EncodeText(file), "a\nb\rc\n");
+}
+
+TEST(DecodeTextTest, MixedEndingsTakeTheDominantOne) {
+  TextFile file = DecodeText("a\r\nb\r\nc\nd\r\n");
+  EXPECT_EQ(file.line_ending, LineEnding::kCrlf);
+  EXPECT_EQ(file.text, "a\nb\nc\nd\n");
+  EXPECT_EQ(EncodeText(file), "a\r\nb\r\nc\r\nd\r\n");
+  EXPECT_EQ(DecodeText("a\r\nb\nc\n").line_ending, LineEnding::kLf);
+  EXPECT_EQ(DecodeText("a\r\nb\n").line_ending, LineEnding::kLf);  // A tie goes to LF.
+}
+
+TEST(ReadTextFileTest, ReadsAndReportsErrors) {
+  TempTree tree;
+  tree.File("crlf.txt", "\xEF\xBB\xBFx\r\ny\r\n");
+  tree.File("binary.bin", std::string("\x7f" "ELF\0\0\0", 7));
+  tree.File("big.txt", std::string(2000, 'a'));
+  tree.Dir("dir");
+  auto text = ReadTextFile(tree.Path("crlf.txt"));
+  ASSERT_TRUE(text.ok()) << text.error().ToString();
+  EXPECT_EQ(text->text, "x\ny\n");
+  EXPECT_TRUE(text->has_bom);
+  EXPECT_EQ(text->line_ending, LineEnding::kCrlf);
+  EXPECT_EQ(ReadTextFile(tree.Path("missing.txt")).status().code(), ErrorCode::kNotFound);
+  auto dir = ReadTextFile(tree.Path("dir"));
+  EXPECT_EQ(dir.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(dir.error().message().find("is a directory"), std::string::npos);
+  auto binary = ReadTextFile(tree.Path("binary.bin"));
+  EXPECT_EQ(binary.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(binary.error().message().find("binary"), std::string::npos);
+  EXPECT_EQ(ReadTextFile(tree.Path("big.txt"), 1000).status().code(),
+            ErrorCode::kResourceExhausted);
+}
+
+TEST(ReadTextFileTest, FifoDoesNotBlock) {
+  TempTree tree;
+  ASSERT_EQ(::mkfifo(tree.Path("pipe").c_str(), 0600), 0);
+  EXPECT_EQ(ReadTextFile(tree.Path("pipe")).status().code(), ErrorCode::kInvalidArgument);
+}
+
+mode_t ModeOf(const std::string& path) {
+  struct stat info;
+  EXPECT_EQ(::stat(path.c_str(), &info), 0) << path;
+  return info.st_mode & 07777;
+}
+
+int CurrentUmask() {
+  std::string status = testing::ReadAll("/proc/self/status");
+  size_t at = status.find("Umask:");
+  return at == std::string::npos ? 022 : static_cast<int>(std::strtol(&status[at + 6], nullptr, 8));
+}
+
+TEST(WriteFileAtomicallyTest, CreatesParentsWithDefaultModes) {
+  TempTree tree;
+  std::string path = tree.Path("a/b/new.txt");
+  ASSERT_TRUE(WriteFileAtomically(path, "hello\n").ok());
+  EXPECT_EQ(testing::ReadAll(path), "hello\n");
+  EXPECT_EQ(ModeOf(path), static_cast<mode_t>(0644 & ~CurrentUmask()));
+  EXPECT_EQ(ModeOf(tree.Path("a/b")), static_cast<mode_t>(0755 & ~CurrentUmask()));
+  // No temporary file is left behind.
+  size_t entries = 0;
+  for (auto& entry : std::filesystem::directory_iterator(tree.Path("a/b"))) {
+    (void)entry;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 1u);
+  EXPECT_FALSE(WriteFileAtomically(tree.Path("c/d.txt"), "x", /*create_parents=*/false).ok());
+}
+
+TEST(WriteFileAtomicallyTest, KeepsAnExistingFilesMode) {
+  TempTree tree;
+  tree.File("script.sh", "old");
+  ASSERT_EQ(::chmod(tree.Path("script.sh").c_str(), 0751), 0);
+  ASSERT_TRUE(WriteFileAtomically(tree.Path("script.sh"), "#!/bin/sh\n").ok());
+  EXPECT_EQ(ModeOf(tree.Path("script.sh")), 0751u);
+  EXPECT_EQ(testing::ReadAll(tree.Path("script.sh")), "#!/bin/sh\n");
+}
+
+TEST(WriteFileAtomicallyTest, RefusesDirectories) {
+  TempTree tree;
+  tree.Dir("dir");
+  EXPECT_EQ(WriteFileAtomically(tree.Path("dir"), "x").code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(WriteFileAtomically("relative.txt", "x").code(), ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace lai::workspace

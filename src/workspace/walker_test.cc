@@ -1,0 +1,185 @@
+#include "workspace/walker.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include "workspace/internal/sort.h"
+#include "workspace/test_support.h"
+
+namespace lai::workspace {
+namespace {
+
+using testing::TempTree;
+
+Result<ListResult> List(const TempTree& tree, const std::string& dir, bool recursive,
+                        size_t limit = 200) {
+  auto workspace = Workspace::Open(tree.root());
+  if (!workspace.ok()) return std::move(workspace).error();
+  ASSIGN_OR_RETURN(ResolvedPath resolved, (*workspace)->Resolve(dir));
+  return ListFiles(**workspace, resolved, ListOptions{.recursive = recursive, .limit = limit});
+}
+
+std::vector<std::string> Entries(const Result<ListResult>& result) {
+  EXPECT_TRUE(result.ok()) << result.error().ToString();
+  return result.ok() ? result->entries : std::vector<std::string>{};
+}
+
+TEST(CompareListedPathsTest, MatchesKiloCodesFormatFilesListOrder) {
+  std::vector<std::string> paths = {"src/b/",     "zed.txt",  "src/",       "src/a.ts",
+                                    "README.md",  "src/b/c.ts", "file10.txt", "file2.txt",
+                                    ".gitignore", "Alpha.md", "src/B.ts",   "_private/"};
+  std::sort(paths.begin(), paths.end(), [](const std::string& a, const std::string& b) {
+    return internal::CompareListedPaths(a, b) < 0;
+  });
+  // Files of a level come before its directories; a directory comes right before its contents;
+  // names compare case-insensitively with digit runs by value.
+  std::vector<std::string> expected = {".gitignore", "Alpha.md", "file2.txt", "file10.txt",
+                                       "README.md",  "zed.txt",  "_private/", "src/",
+                                       "src/a.ts",   "src/B.ts", "src/b/",     "src/b/c.ts"};
+  EXPECT_EQ(paths, expected);
+}
+
+TEST(CompareListedPathsTest, CollationIsCaseInsensitiveAndNumeric) {
+  EXPECT_LT(internal::CollateSegments("a", "B"), 0);
+  EXPECT_LT(internal::CollateSegments("v9", "v10"), 0);
+  EXPECT_EQ(internal::CollateSegments("ABC", "abc"), 0);
+  EXPECT_LT(internal::CollateSegments("_x", "1"), 0);
+  EXPECT_LT(internal::CollateSegments("1", "a"), 0);
+}
+
+TEST(ListFilesTest, NonRecursiveListsOneLevelWithDirectoriesMarked) {
+  TempTree tree;
+  tree.File("b.txt");
+  tree.File("a/inner.txt");
+  tree.File(".env.example");
+  tree.Dir(".github");
+  tree.Dir("node_modules/x");
+  EXPECT_EQ(Entries(List(tree, ".", false)),
+            (std::vector<std::string>{".env.example", "b.txt", ".github/", "a/"}));
+}
+
+TEST(ListFilesTest, RecursiveSkipsDefaultExcludesAndHiddenDirectoryContents) {
+  TempTree tree;
+  tree.File("src/main.ts");
+  tree.File("node_modules/lib/index.js");
+  tree.File("src/node_modules/lib/index.js");
+  tree.File("dist/bundle.js");
+  tree.File("__pycache__/a.pyc");
+  tree.File(".git/HEAD");
+  tree.File(".github/workflows/ci.yml");
+  tree.File(".hidden-file");
+  EXPECT_EQ(Entries(List(tree, ".", true)),
+            (std::vector<std::string>{".hidden-file", ".github/", "src/", "src/main.ts"}));
+  // Listing a hidden or excluded directory itself shows its contents.
+  EXPECT_EQ(Entries(List(tree, ".github", true)),
+            (std::vector<std::string>{"workflows/", "workflows/ci.yml"}));
+  EXPECT_EQ(Entries(List(tree, "node_modules", true)),
+            (std::vector<std::string>{"lib/", "lib/index.js"}));
+  EXPECT_TRUE(IsDefaultExcludedDirectory("node_modules"));
+  EXPECT_TRUE(IsDefaultExcludedDirectory(".venv"));
+  EXPECT_FALSE(IsDefaultExcludedDirectory("src"));
+}
+
+TEST(ListFilesTest, LimitKeepsTheShallowestEntries) {
+  TempTree tree;
+  for (int i = 0; i < 5; ++i) tree.File("top" + std::to_string(i) + ".txt");
+  for (int i = 0; i < 5; ++i) tree.File("deep/level/f" + std::to_string(i) + ".txt");
+  auto limited = List(tree, ".", true, 7);
+  ASSERT_TRUE(limited.ok());
+  EXPECT_TRUE(limited->truncated);
+  EXPECT_EQ(limited->entries,
+            (std::vector<std::string>{"top0.txt", "top1.txt", "top2.txt", "top3.txt", "top4.txt",
+                                      "deep/", "deep/level/"}));
+  auto exact = List(tree, ".", true, 12);
+  ASSERT_TRUE(exact.ok());
+  EXPECT_FALSE(exact->truncated);
+  EXPECT_EQ(exact->entries.size(), 12u);
+  auto flat = List(tree, ".", false, 3);
+  ASSERT_TRUE(flat.ok());
+  EXPECT_TRUE(flat->truncated);
+  EXPECT_EQ(flat->entries.size(), 3u);
+  EXPECT_TRUE(List(tree, ".", true, 0)->entries.empty());
+}
+
+TEST(ListFilesTest, SubdirectoryHonoursRootGitignoreAndBlockingRules) {
+  TempTree tree;
+  tree.File(".gitignore", "*.tmp\n/src/gen/\n");
+  tree.File(".kilocodeignore", "src/secret.txt\n");
+  tree.File("src/a.ts");
+  tree.File("src/b.tmp");
+  tree.File("src/gen/x.ts");
+  tree.File("src/secret.txt");
+  EXPECT_EQ(Entries(List(tree, "src", true)), (std::vector<std::string>{"a.ts"}));
+  EXPECT_EQ(Entries(List(tree, ".", false)),
+            (std::vector<std::string>{".gitignore", "src/"}));  // .kilocodeignore is blocked.
+  // With include_blocked they are listed for the caller to mark.
+  auto workspace = Workspace::Open(tree.root());
+  ASSERT_TRUE(workspace.ok());
+  auto listed = ListFiles(**workspace, *(*workspace)->Resolve("src"),
+                          ListOptions{.recursive = true, .include_blocked = true});
+  EXPECT_EQ(Entries(listed), (std::vector<std::string>{"a.ts", "secret.txt"}));
+}
+
+TEST(ListFilesTest, NeverReadsContentsFifosAndUnreadableEntriesAreHarmless) {
+  TempTree tree;
+  ASSERT_EQ(::mkfifo(tree.Path("pipe").c_str(), 0600), 0);
+  tree.File("locked.txt");
+  ASSERT_EQ(::chmod(tree.Path("locked.txt").c_str(), 0), 0);
+  tree.File("closed/inside.txt");
+  ASSERT_EQ(::chmod(tree.Path("closed").c_str(), 0), 0);
+  tree.File("ok.txt");
+  auto entries = Entries(List(tree, ".", true));
+  EXPECT_NE(std::find(entries.begin(), entries.end(), "pipe"), entries.end());
+  EXPECT_NE(std::find(entries.begin(), entries.end(), "locked.txt"), entries.end());
+  EXPECT_NE(std::find(entries.begin(), entries.end(), "closed/"), entries.end());
+  EXPECT_NE(std::find(entries.begin(), entries.end(), "ok.txt"), entries.end());
+}
+
+TEST(ListFilesTest, SymlinkLoopsDoNotHang) {
+  TempTree tree;
+  tree.File("a/file.txt");
+  tree.Symlink("..", "a/up");
+  tree.Symlink(tree.root(), "a/root");
+  tree.Symlink("missing", "broken");
+  auto entries = Entries(List(tree, ".", true, 1000));
+  EXPECT_EQ(entries, (std::vector<std::string>{"broken", "a/", "a/file.txt", "a/root/", "a/up/"}));
+}
+
+TEST(ListFilesTest, OutputIsInFormatFilesListOrder) {
+  TempTree tree;
+  for (const char* path : {"b/Z.txt", "b/a10.txt", "b/a9.txt", "B2/x", "a.txt", "_u/y", "c/d/e/f",
+                           "c/d/g", "c/A", ".h/i", "c/d/e/.j", "Readme", "readme2"}) {
+    tree.File(path);
+  }
+  auto entries = Entries(List(tree, ".", true, 1000));
+  EXPECT_EQ(entries.size(), 19u);  // 12 files, 7 directories (.h/ is not entered).
+  EXPECT_TRUE(std::is_sorted(entries.begin(), entries.end(),
+                             [](const std::string& a, const std::string& b) {
+                               return internal::CompareListedPaths(a, b) < 0;
+                             }));
+  EXPECT_EQ(entries.front(), "a.txt");
+}
+
+TEST(ListFilesTest, OddFileNames) {
+  TempTree tree;
+  tree.File("with space.txt");
+  tree.File("new\nline.txt");
+  tree.File("latin\xe9.txt");
+  tree.File("-dash.txt");
+  auto entries = Entries(List(tree, ".", true));
+  EXPECT_EQ(entries.size(), 4u);
+  EXPECT_NE(std::find(entries.begin(), entries.end(), "new\nline.txt"), entries.end());
+  EXPECT_NE(std::find(entries.begin(), entries.end(), "latin\xe9.txt"), entries.end());
+}
+
+TEST(ListFilesTest, Errors) {
+  TempTree tree;
+  tree.File("file.txt");
+  EXPECT_EQ(List(tree, "missing", true).status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(List(tree, "file.txt", true).status().code(), ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace lai::workspace

@@ -1,0 +1,369 @@
+#include "workspace/workspace.h"
+
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <vector>
+
+#include "workspace/ignore.h"
+
+namespace lai::workspace {
+namespace {
+
+// Kilo Code reads .kilocodeignore; .rooignore is honoured too, both merged when both exist.
+constexpr std::array<const char*, 2> kBlockingFiles = {".kilocodeignore", ".rooignore"};
+
+constexpr int kMaxSymlinks = 40;  // Linux's MAXSYMLINKS.
+
+std::vector<std::string_view> SplitPath(std::string_view path) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    if (end > start) parts.push_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  return parts;
+}
+
+void PopComponent(std::string* path) {
+  size_t slash = path->rfind('/');
+  path->resize(slash == 0 ? 1 : slash);
+}
+
+void AppendComponent(std::string* path, std::string_view component) {
+  if (path->back() != '/') path->push_back('/');
+  path->append(component);
+}
+
+// Canonicalises an absolute path whose tail may not exist: symlinks are followed for the part
+// that exists, the rest is normalised lexically.
+Result<std::string> Canonicalize(std::string_view absolute) {
+  std::vector<std::string> pending;  // Components still to walk, last one first.
+  for (std::string_view part : SplitPath(absolute)) pending.emplace_back(part);
+  std::reverse(pending.begin(), pending.end());
+  std::string current = "/";
+  int missing = 0;  // Components appended that do not exist on disk.
+  int links = 0;
+  while (!pending.empty()) {
+    std::string component = std::move(pending.back());
+    pending.pop_back();
+    if (component == ".") continue;
+    if (component == "..") {
+      PopComponent(&current);
+      if (missing > 0) --missing;
+      continue;
+    }
+    std::string next = current;
+    AppendComponent(&next, component);
+    if (missing > 0) {
+      current = std::move(next);
+      ++missing;
+      continue;
+    }
+    struct stat info;
+    if (::lstat(next.c_str(), &info) != 0) {
+      // ENOENT (a new file), ENOTDIR, EACCES: the rest cannot be followed, keep it lexical.
+      current = std::move(next);
+      ++missing;
+      continue;
+    }
+    if (!S_ISLNK(info.st_mode)) {
+      current = std::move(next);
+      continue;
+    }
+    if (++links > kMaxSymlinks) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "resolve '" + std::string(absolute) +
+                       "': too many levels of symbolic links (a symlink loop?)");
+    }
+    std::array<char, PATH_MAX> target;
+    ssize_t length = ::readlink(next.c_str(), target.data(), target.size());
+    if (length < 0) return ErrnoError("readlink '" + next + "'", errno);
+    std::string_view target_view(target.data(), static_cast<size_t>(length));
+    if (!target_view.empty() && target_view[0] == '/') current.assign(1, '/');
+    std::vector<std::string_view> target_parts = SplitPath(target_view);
+    for (auto it = target_parts.rbegin(); it != target_parts.rend(); ++it) {
+      pending.emplace_back(*it);
+    }
+  }
+  return current;
+}
+
+bool IsDirectory(const std::string& absolute) {
+  struct stat info;
+  return ::stat(absolute.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+}
+
+}  // namespace
+
+Workspace::Workspace(std::string root, std::unique_ptr<IgnoreRules> blocking)
+    : root_(std::move(root)), blocking_(std::move(blocking)) {}
+
+Workspace::~Workspace() = default;
+
+Result<std::shared_ptr<const Workspace>> Workspace::Open(std::string_view root) {
+  if (root.empty() || root.find('\0') != std::string_view::npos) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "open workspace: the root must be a non-empty directory path without NUL bytes");
+  }
+  std::string root_string(root);
+  char* real = ::realpath(root_string.c_str(), nullptr);
+  if (real == nullptr) return ErrnoError("open workspace '" + root_string + "'", errno);
+  std::string canonical(real);
+  std::free(real);
+  struct stat info;
+  if (::stat(canonical.c_str(), &info) != 0) {
+    return ErrnoError("open workspace '" + root_string + "'", errno);
+  }
+  if (!S_ISDIR(info.st_mode)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "open workspace '" + root_string + "': not a directory; pass the project folder");
+  }
+
+  auto blocking = std::make_unique<IgnoreRules>();
+  for (const char* name : kBlockingFiles) {
+    std::string path = canonical == "/" ? std::string() : canonical;
+    path.append("/").append(name);  // Appending avoids GCC 12's false -Wrestrict at -O3.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+      if (errno == ENOENT) continue;
+      return ErrnoError("read '" + path + "'", errno);
+    }
+    std::string content;
+    std::array<char, 16384> buffer;
+    while (true) {
+      ssize_t count = ::read(fd, buffer.data(), buffer.size());
+      if (count < 0 && errno == EINTR) continue;
+      if (count < 0) {
+        int err = errno;
+        ::close(fd);
+        return ErrnoError("read '" + path + "'", err);
+      }
+      if (count == 0) break;
+      content.append(buffer.data(), static_cast<size_t>(count));
+    }
+    ::close(fd);
+    blocking->AddPatterns(content);
+    // Kilo Code also blocks the ignore file itself once it exists.
+    blocking->AddPatterns(name);
+    blocking->AddSourceFile(path);
+  }
+  return std::shared_ptr<const Workspace>(
+      std::make_shared<Workspace>(std::move(canonical), std::move(blocking)));
+}
+
+Result<ResolvedPath> Workspace::Resolve(std::string_view path, bool allow_outside) const {
+  if (path.empty()) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "resolve path: the path is empty; give a path relative to the workspace root '" +
+                     root_ + "'");
+  }
+  if (path.find('\0') != std::string_view::npos) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "resolve path: the path contains a NUL byte; remove it");
+  }
+  std::string joined;
+  if (path[0] == '/') {
+    joined = std::string(path);
+  } else {
+    joined = root_;
+    AppendComponent(&joined, path);
+  }
+  ASSIGN_OR_RETURN(std::string absolute, Canonicalize(joined));
+
+  ResolvedPath resolved;
+  if (absolute == root_) {
+    resolved.relative = "";
+  } else if (root_ == "/") {
+    resolved.relative = absolute.substr(1);
+  } else if (absolute.size() > root_.size() && absolute.compare(0, root_.size(), root_) == 0 &&
+             absolute[root_.size()] == '/') {
+    resolved.relative = absolute.substr(root_.size() + 1);
+  } else {
+    resolved.is_outside = true;
+    resolved.relative = absolute;
+  }
+  resolved.absolute = std::move(absolute);
+  if (resolved.is_outside && !allow_outside) {
+    return Error(ErrorCode::kPermissionDenied,
+                 "path '" + std::string(path) + "' resolves to '" + resolved.absolute +
+                     "', outside the workspace '" + root_ +
+                     "'; access outside the workspace needs the user's approval");
+  }
+  return resolved;
+}
+
+bool Workspace::IsBlocked(const ResolvedPath& path) const {
+  if (path.is_outside || path.relative.empty() || blocking_->empty()) return false;
+  bool is_directory = blocking_->has_directory_only_rules() && IsDirectory(path.absolute);
+  return blocking_->IsIgnored(path.relative, is_directory);
+}
+
+namespace {
+
+// Commands whose file arguments are read (Kilo Code's list plus common text tools).
+constexpr std::array<std::string_view, 33> kReadingCommands = {
+    "cat",  "head",   "tail",   "less",        "more",  "grep",          "egrep",
+    "fgrep", "rg",    "ag",     "sed",         "awk",   "gawk",          "bat",
+    "batcat", "nl",   "od",     "xxd",         "hexdump", "strings",     "cut",
+    "sort", "uniq",   "wc",     "diff",        "cp",    "mv",            "base64",
+    "tac",  "type",   "get-content", "gc",     "select-string"};
+
+struct Token {
+  std::string text;
+  bool is_operator = false;  // |, ||, &&, &, ;, newline, <, >, >>
+};
+
+// Splits a shell command into words and control operators: quotes and backslashes are honoured,
+// expansions are not performed.
+std::vector<Token> Tokenize(std::string_view command) {
+  std::vector<Token> tokens;
+  std::string word;
+  bool has_word = false;
+  auto flush = [&] {
+    if (has_word) tokens.push_back({std::move(word), false});
+    word.clear();
+    has_word = false;
+  };
+  for (size_t i = 0; i < command.size(); ++i) {
+    char c = command[i];
+    if (c == '\'') {
+      size_t end = command.find('\'', i + 1);
+      if (end == std::string_view::npos) end = command.size();
+      word.append(command.substr(i + 1, end - i - 1));
+      has_word = true;
+      i = end;
+    } else if (c == '"') {
+      has_word = true;
+      for (++i; i < command.size() && command[i] != '"'; ++i) {
+        if (command[i] == '\\' && i + 1 < command.size() &&
+            std::string_view("\"\\$`").find(command[i + 1]) != std::string_view::npos) {
+          ++i;
+        }
+        word.push_back(command[i]);
+      }
+    } else if (c == '\\' && i + 1 < command.size()) {
+      word.push_back(command[++i]);
+      has_word = true;
+    } else if (c == ' ' || c == '\t') {
+      flush();
+    } else if (c == '|' || c == '&' || c == ';' || c == '\n' || c == '<' || c == '>' ||
+               c == '(' || c == ')') {
+      flush();
+      std::string op(1, c);
+      if (i + 1 < command.size() && command[i + 1] == c && c != ';' && c != '\n') {
+        op.push_back(c);
+        ++i;
+      }
+      // Redirections that involve '&' ("2>&1", "&> file", "&>> file") are not separators.
+      if (i + 1 < command.size() && ((op.back() == '>' && command[i + 1] == '&') ||
+                                     (op == "&" && command[i + 1] == '>'))) {
+        op.push_back(command[++i]);
+        if (op == "&>" && i + 1 < command.size() && command[i + 1] == '>') op.push_back(command[++i]);
+      }
+      tokens.push_back({std::move(op), true});
+    } else {
+      word.push_back(c);
+      has_word = true;
+    }
+  }
+  flush();
+  return tokens;
+}
+
+std::string Lowercase(std::string_view text) {
+  std::string lower(text);
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return lower;
+}
+
+}  // namespace
+
+std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view command,
+                                                               std::string_view cwd) const {
+  if (blocking_->empty()) return std::nullopt;
+  std::vector<Token> tokens = Tokenize(command);
+  auto is_blocked_argument = [&](const std::string& argument) {
+    if (argument.empty() || argument.find('\0') != std::string::npos) return false;
+    std::string path = argument;
+    if (path[0] != '/') {
+      path = std::string(cwd);
+      AppendComponent(&path, argument);
+    }
+    auto is_blocked_path = [&](const std::string& candidate) {
+      Result<ResolvedPath> resolved = Resolve(candidate, /*allow_outside=*/true);
+      return resolved.ok() && IsBlocked(*resolved);
+    };
+    if (is_blocked_path(path)) return true;
+    // "cat *.env": the shell would expand the glob, so check what it expands to.
+    if (argument.find_first_of("*?[") == std::string::npos) return false;
+    glob_t matches;
+    bool is_blocked = false;
+    if (::glob(path.c_str(), GLOB_NOSORT, nullptr, &matches) == 0) {
+      for (size_t i = 0; i < matches.gl_pathc && !is_blocked; ++i) {
+        is_blocked = is_blocked_path(matches.gl_pathv[i]);
+      }
+    }
+    ::globfree(&matches);
+    return is_blocked;
+  };
+
+  bool at_command_start = true;
+  bool is_reading = false;
+  bool expects_redirect_target = false;
+  bool expects_write_target = false;
+  for (const Token& token : tokens) {
+    if (token.is_operator) {
+      if (token.text == "<") {
+        expects_redirect_target = true;  // "cmd < file" reads the file whatever cmd is.
+      } else if (token.text.find('>') != std::string::npos) {
+        expects_write_target = true;  // "> out", "2>&1", "&> log": the next word is written.
+      } else {
+        at_command_start = true;
+        is_reading = false;
+      }
+      continue;
+    }
+    if (expects_write_target) {
+      expects_write_target = false;
+      continue;
+    }
+    if (expects_redirect_target) {
+      expects_redirect_target = false;
+      if (is_blocked_argument(token.text)) return token.text;
+      continue;
+    }
+    if (at_command_start) {
+      // Skip environment assignments and wrappers in front of the command name.
+      if (token.text.find('=') != std::string::npos && token.text[0] != '=') continue;
+      if (token.text == "sudo" || token.text == "command" || token.text == "exec" ||
+          token.text == "env" || token.text == "nice" || token.text == "time") {
+        continue;
+      }
+      at_command_start = false;
+      std::string_view name = token.text;
+      size_t slash = name.rfind('/');
+      if (slash != std::string_view::npos) name.remove_prefix(slash + 1);
+      std::string lower = Lowercase(name);
+      is_reading = std::find(kReadingCommands.begin(), kReadingCommands.end(), lower) !=
+                   kReadingCommands.end();
+      continue;
+    }
+    if (!is_reading || token.text[0] == '-') continue;
+    if (is_blocked_argument(token.text)) return token.text;
+  }
+  return std::nullopt;
+}
+
+}  // namespace lai::workspace

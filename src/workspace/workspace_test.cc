@@ -1,0 +1,223 @@
+#include "workspace/workspace.h"
+
+#include <gtest/gtest.h>
+
+#include "workspace/test_support.h"
+
+namespace lai::workspace {
+namespace {
+
+using testing::TempTree;
+
+std::shared_ptr<const Workspace> OpenOrDie(const std::string& root) {
+  auto workspace = Workspace::Open(root);
+  EXPECT_TRUE(workspace.ok()) << workspace.error().ToString();
+  return workspace.ok() ? *workspace : nullptr;
+}
+
+TEST(WorkspaceOpenTest, RejectsMissingRootAndFiles) {
+  TempTree tree;
+  tree.File("file.txt");
+  auto missing = Workspace::Open(tree.Path("nope"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+  auto file = Workspace::Open(tree.Path("file.txt"));
+  ASSERT_FALSE(file.ok());
+  EXPECT_EQ(file.error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(WorkspaceOpenTest, RootIsCanonical) {
+  TempTree tree;
+  tree.Dir("real");
+  tree.Symlink(tree.Path("real"), "link");
+  auto workspace = OpenOrDie(tree.Path("link") + "/./");
+  EXPECT_EQ(workspace->root(), tree.Path("real"));
+}
+
+TEST(ResolveTest, RelativeAbsoluteDotsAndTrailingSlashes) {
+  TempTree tree;
+  tree.File("src/a.txt");
+  auto workspace = OpenOrDie(tree.root());
+  auto relative = workspace->Resolve("src/a.txt");
+  ASSERT_TRUE(relative.ok());
+  EXPECT_EQ(relative->absolute, tree.Path("src/a.txt"));
+  EXPECT_EQ(relative->relative, "src/a.txt");
+  EXPECT_FALSE(relative->is_outside);
+  EXPECT_EQ(workspace->Resolve("./src/../src//a.txt")->relative, "src/a.txt");
+  EXPECT_EQ(workspace->Resolve(tree.Path("src/a.txt"))->relative, "src/a.txt");
+  EXPECT_EQ(workspace->Resolve("src/")->relative, "src");
+  EXPECT_EQ(workspace->Resolve(".")->relative, "");
+  EXPECT_EQ(workspace->Resolve(".")->absolute, tree.root());
+}
+
+TEST(ResolveTest, NonExistentTailIsKeptLexically) {
+  TempTree tree;
+  tree.Dir("src");
+  auto workspace = OpenOrDie(tree.root());
+  auto resolved = workspace->Resolve("src/new/dir/../file.txt");
+  ASSERT_TRUE(resolved.ok()) << resolved.error().ToString();
+  EXPECT_EQ(resolved->relative, "src/new/file.txt");
+  EXPECT_EQ(resolved->absolute, tree.Path("src/new/file.txt"));
+}
+
+TEST(ResolveTest, TildeIsALiteralName) {
+  TempTree tree;
+  auto workspace = OpenOrDie(tree.root());
+  auto resolved = workspace->Resolve("~/notes.txt");
+  ASSERT_TRUE(resolved.ok());
+  EXPECT_EQ(resolved->relative, "~/notes.txt");
+}
+
+TEST(ResolveTest, RejectsEmptyAndNul) {
+  TempTree tree;
+  auto workspace = OpenOrDie(tree.root());
+  EXPECT_EQ(workspace->Resolve("").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(workspace->Resolve(std::string_view("a\0b", 3)).status().code(),
+            ErrorCode::kInvalidArgument);
+}
+
+TEST(ResolveTest, EscapesAreRefusedUnlessAllowed) {
+  TempTree outer;
+  outer.Dir("ws");
+  outer.File("secret.txt");
+  auto workspace = OpenOrDie(outer.Path("ws"));
+  auto dotdot = workspace->Resolve("../secret.txt");
+  ASSERT_FALSE(dotdot.ok());
+  EXPECT_EQ(dotdot.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(dotdot.error().message().find("../secret.txt"), std::string::npos);
+  EXPECT_NE(dotdot.error().message().find(outer.Path("ws")), std::string::npos);
+  EXPECT_EQ(workspace->Resolve("/etc/passwd").status().code(), ErrorCode::kPermissionDenied);
+  auto allowed = workspace->Resolve("../secret.txt", /*allow_outside=*/true);
+  ASSERT_TRUE(allowed.ok());
+  EXPECT_TRUE(allowed->is_outside);
+  EXPECT_EQ(allowed->absolute, outer.Path("secret.txt"));
+  EXPECT_EQ(allowed->relative, allowed->absolute);
+  // A sibling whose name starts with the root's name is still outside.
+  outer.Dir("ws2");
+  EXPECT_EQ(workspace->Resolve(outer.Path("ws2")).status().code(), ErrorCode::kPermissionDenied);
+}
+
+TEST(ResolveTest, SymlinkOutOfTheWorkspaceIsOutside) {
+  TempTree outer;
+  outer.Dir("ws");
+  outer.File("elsewhere/data.txt");
+  outer.Symlink(outer.Path("elsewhere"), "ws/link");
+  auto workspace = OpenOrDie(outer.Path("ws"));
+  auto through = workspace->Resolve("link/data.txt");
+  ASSERT_FALSE(through.ok());
+  EXPECT_EQ(through.error().code(), ErrorCode::kPermissionDenied);
+  auto allowed = workspace->Resolve("link/data.txt", true);
+  ASSERT_TRUE(allowed.ok());
+  EXPECT_EQ(allowed->absolute, outer.Path("elsewhere/data.txt"));
+  // "link/.." is the parent of the link's target, not the workspace root.
+  EXPECT_EQ(workspace->Resolve("link/..", true)->absolute, outer.root());
+}
+
+TEST(ResolveTest, SymlinkInsideStaysInside) {
+  TempTree tree;
+  tree.File("real/a.txt");
+  tree.Symlink("real", "alias");
+  auto workspace = OpenOrDie(tree.root());
+  auto resolved = workspace->Resolve("alias/a.txt");
+  ASSERT_TRUE(resolved.ok());
+  EXPECT_EQ(resolved->relative, "real/a.txt");
+}
+
+TEST(ResolveTest, SymlinkLoopIsAnError) {
+  TempTree tree;
+  tree.Symlink("b", "a");
+  tree.Symlink("a", "b");
+  auto workspace = OpenOrDie(tree.root());
+  auto resolved = workspace->Resolve("a/file.txt");
+  ASSERT_FALSE(resolved.ok());
+  EXPECT_EQ(resolved.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(resolved.error().message().find("symbolic links"), std::string::npos);
+}
+
+TEST(BlockingTest, KilocodeignoreAndRooignoreAreMerged) {
+  TempTree tree;
+  tree.File(".kilocodeignore", "secrets/\n*.env\n!public.env\n");
+  tree.File(".rooignore", "private.txt\n");
+  tree.File("secrets/deep/key.pem");
+  tree.File("app.env");
+  tree.File("public.env");
+  tree.File("private.txt");
+  tree.File("src/main.c");
+  auto workspace = OpenOrDie(tree.root());
+  auto blocked = [&](const std::string& path) {
+    auto resolved = workspace->Resolve(path, true);
+    EXPECT_TRUE(resolved.ok()) << path;
+    return resolved.ok() && workspace->IsBlocked(*resolved);
+  };
+  EXPECT_TRUE(blocked("secrets"));
+  EXPECT_TRUE(blocked("secrets/deep/key.pem"));
+  EXPECT_TRUE(blocked("secrets/not-yet-created.txt"));
+  EXPECT_TRUE(blocked("app.env"));
+  EXPECT_TRUE(blocked("config/prod.env"));
+  EXPECT_FALSE(blocked("public.env"));
+  EXPECT_TRUE(blocked("private.txt"));
+  EXPECT_TRUE(blocked(".kilocodeignore"));
+  EXPECT_FALSE(blocked("src/main.c"));
+  EXPECT_FALSE(blocked("."));
+  EXPECT_FALSE(blocked("/etc/app.env"));  // Outside: these files do not apply.
+}
+
+TEST(BlockingTest, NothingBlockedWithoutIgnoreFiles) {
+  TempTree tree;
+  tree.File("a.env");
+  auto workspace = OpenOrDie(tree.root());
+  EXPECT_FALSE(workspace->IsBlocked(*workspace->Resolve("a.env")));
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("cat a.env", tree.root()), std::nullopt);
+}
+
+TEST(ProtectedTest, KiloCodeConfigurationFilesNeedApproval) {
+  TempTree tree;
+  auto workspace = OpenOrDie(tree.root());
+  auto is_protected = [&](const std::string& path) {
+    return workspace->IsWriteProtected(*workspace->Resolve(path, true));
+  };
+  for (const char* path :
+       {".kilocodeignore", ".kilocodemodes", ".kilocoderules", ".kilocoderules-code",
+        ".kilocode/rules/a.md", ".kilocode/mcp.json", ".rooignore", ".roomodes", ".roorules",
+        ".roorules-architect", ".clinerules", ".clinerules-x", ".roo/rules/x.md",
+        ".vscode/settings.json", "AGENTS.md", "AGENT.md", "project.code-workspace",
+        "sub/AGENTS.md", "sub/.roomodes"}) {
+    EXPECT_TRUE(is_protected(path)) << path;
+  }
+  for (const char* path : {"src/main.c", "README.md", "agents.md.bak", ".kilocode", ".github/x",
+                           "/tmp/AGENTS.md", "."}) {
+    EXPECT_FALSE(is_protected(path)) << path;
+  }
+}
+
+TEST(CommandTest, FindsBlockedFilesReadByCommands) {
+  TempTree tree;
+  tree.File(".kilocodeignore", "secrets/\n*.env\n!public.env\n");
+  tree.File("secrets/key.pem");
+  tree.File("sub/x.txt");
+  auto workspace = OpenOrDie(tree.root());
+  const std::string& cwd = tree.root();
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("cat secrets/key.pem", cwd), "secrets/key.pem");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("head -n 5 'my app.env'", cwd), "my app.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("ls && grep -r TOKEN .env | wc -l", cwd), ".env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("echo hi; /bin/cat \"x.env\"", cwd), "x.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("sort < prod.env", cwd), "prod.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("Get-Content a.env", cwd), "a.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("LANG=C tail -f b.env", cwd), "b.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("cat ../secrets/key.pem", tree.Path("sub")),
+            "../secrets/key.pem");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("cat public.env sub/x.txt", cwd), std::nullopt);
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("ls secrets", cwd), std::nullopt);
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("echo secrets/key.pem", cwd), std::nullopt);
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("cat -n", cwd), std::nullopt);
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("grep x 2>&1 c.env", cwd), "c.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("cat 2>/dev/null d.env &> log", cwd), "d.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("cat ok.txt > e.env", cwd), std::nullopt);
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("sleep 1 & cat f.env", cwd), "f.env");
+  tree.File("found.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("cat *.env", cwd), "*.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("cat sub/*.txt", cwd), std::nullopt);
+}
+
+}  // namespace
+}  // namespace lai::workspace

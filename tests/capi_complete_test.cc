@@ -1,0 +1,157 @@
+// A completion over IPC from the C ABI: starts the fake provider server and `lapce-ai serve` with
+// a config whose only profile points at it, then runs the C program c_api_complete_test
+// (src/capi/c_api_complete_test.c) against the server and checks what the provider saw.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "testing/fake_provider_server.h"
+
+namespace lai {
+namespace {
+
+using Json = nlohmann::json;
+using std::chrono::milliseconds;
+
+testing::FakeResponse OpenAiStream(const std::vector<std::string>& pieces) {
+  testing::FakeResponse response;
+  response.headers.push_back({"Content-Type", "text/event-stream"});
+  for (const std::string& piece : pieces) {
+    Json chunk = {{"id", "c"}, {"object", "chat.completion.chunk"},
+                  {"choices", {{{"index", 0}, {"delta", {{"content", piece}}}}}}};
+    response.body_chunks.push_back("data: " + chunk.dump() + "\n\n");
+  }
+  response.body_chunks.push_back(
+      R"(data: {"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})" "\n\n");
+  response.body_chunks.push_back(
+      R"(data: {"id":"c","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3}})" "\n\n");
+  response.body_chunks.push_back("data: [DONE]\n\n");
+  return response;
+}
+
+// Runs argv with `env`; returns its exit status (-1 when killed at the deadline) and output.
+int RunProgram(std::vector<std::string> argv, std::vector<std::string> env, std::string* output,
+        std::chrono::seconds deadline_after) {
+  int out_pipe[2];
+  EXPECT_EQ(::pipe2(out_pipe, O_CLOEXEC), 0);
+  std::vector<char*> c_argv, c_env;
+  for (std::string& a : argv) c_argv.push_back(a.data());
+  c_argv.push_back(nullptr);
+  for (std::string& e : env) c_env.push_back(e.data());
+  c_env.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out_pipe[1], 1);
+    ::dup2(out_pipe[1], 2);
+    ::execve(c_argv[0], c_argv.data(), c_env.data());
+    ::_exit(127);
+  }
+  ::close(out_pipe[1]);
+  auto deadline = std::chrono::steady_clock::now() + deadline_after;
+  char buffer[4096];
+  for (;;) {
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      ::kill(pid, SIGKILL);
+      ADD_FAILURE() << argv[0] << " did not finish in time";
+      break;
+    }
+    pollfd p = {out_pipe[0], POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    ssize_t n = ::read(out_pipe[0], buffer, sizeof(buffer));
+    if (n <= 0) break;
+    output->append(buffer, static_cast<size_t>(n));
+  }
+  ::close(out_pipe[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(CapiCompleteTest, StreamsTextAndDoneAndCancelStopsTheProvider) {
+  Result<std::unique_ptr<testing::FakeProviderServer>> started = testing::FakeProviderServer::Start();
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  testing::FakeProviderServer& fake = **started;
+  fake.Enqueue("/v1/chat/completions", OpenAiStream({"Hel", "lo", ", wor", "ld"}));
+  testing::FakeResponse slow = OpenAiStream(std::vector<std::string>(100, "slow "));
+  slow.fault.chunk_delay = milliseconds(100);  // 10 s unless cancelled.
+  fake.Enqueue("/v1/chat/completions", slow);
+
+  char dir_template[] = "/tmp/lai-capi-complete.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  std::string dir = dir_template;
+  std::string config = dir + "/config.toml";
+  {
+    std::ofstream file(config);
+    file << "[profiles.fake]\nprovider = \"vllm\"\nmodel = \"test-model\"\nbase_url = \""
+         << fake.base_url() << "/v1\"\n";
+  }
+  ::chmod(config.c_str(), 0600);
+  std::string socket = dir + "/engine.sock";
+  std::vector<std::string> env = {"HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "XDG_RUNTIME_DIR=" + dir,
+                                  "PATH=/usr/bin:/bin"};
+
+  // The server, with a pipe as its ready fd.
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  std::string log_path = dir + "/server.log";
+  pid_t server = ::fork();
+  if (server == 0) {
+    int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(log, 2);
+    ::dup2(ready[1], 3);
+    std::vector<std::string> argv = {LAPCE_AI_BIN, "--config", config, "serve", "--socket", socket,
+                                     "--metrics-addr", "", "--ready-fd", "3"};
+    std::vector<char*> c_argv, c_env;
+    for (std::string& a : argv) c_argv.push_back(a.data());
+    c_argv.push_back(nullptr);
+    for (std::string& e : env) c_env.push_back(e.data());
+    c_env.push_back(nullptr);
+    ::execve(c_argv[0], c_argv.data(), c_env.data());
+    ::_exit(127);
+  }
+  ::close(ready[1]);
+  pollfd p = {ready[0], POLLIN, 0};
+  char line[16] = {};
+  bool is_ready = ::poll(&p, 1, 10'000) == 1 && ::read(ready[0], line, sizeof(line)) > 0;
+  ::close(ready[0]);
+  auto server_log = [&] {
+    std::ifstream file(log_path);
+    return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  };
+  if (is_ready) {
+    std::string output;
+    int status = RunProgram({C_API_COMPLETE_TEST_BIN, socket}, env, &output, std::chrono::seconds(30));
+    EXPECT_EQ(status, 0) << output << "\nserver log:\n" << server_log();
+    EXPECT_NE(output.find("ok\n"), std::string::npos) << output;
+    // The provider saw both requests; the cancelled one's connection was closed by the engine.
+    std::vector<testing::RecordedRequest> requests = fake.requests();
+    ASSERT_EQ(requests.size(), 2u);
+    Json body = Json::parse(requests[0].body);
+    EXPECT_EQ(body["model"], "test-model");
+    EXPECT_EQ(body["messages"].back()["content"], "Say hello");
+    EXPECT_TRUE(fake.WaitForConnectionsClosed(1, milliseconds(3000)));
+  } else {
+    ADD_FAILURE() << "lapce-ai serve did not become ready:\n" << server_log();
+  }
+  ::kill(server, SIGTERM);
+  int status = 0;
+  ::waitpid(server, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << server_log();
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace lai

@@ -1,0 +1,298 @@
+// End to end: the `lapce-ai complete` binary against the fake provider server, in each of the four
+// wire formats, checking stdout, stderr, the exit status and what the provider received.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "http/client.h"
+#include "testing/fake_provider_server.h"
+
+namespace lai {
+namespace {
+
+using Json = nlohmann::json;
+using std::chrono::milliseconds;
+
+struct RunResult {
+  int exit_code = -1;  // -1: killed at the deadline or by a signal.
+  std::string out;
+  std::string err;
+};
+
+// Runs lapce-ai with `args` and exactly the environment `env` (plus HOME/XDG_* in a private
+// directory so no user configuration is read), feeding `input` to stdin; kills it after 20 s.
+RunResult RunLapceAi(const std::vector<std::string>& args, std::vector<std::string> env,
+                     const std::string& input = "", int signal_after_first_output = 0) {
+  char home_template[] = "/tmp/lai-e2e.XXXXXX";
+  std::string home = ::mkdtemp(home_template);
+  env.push_back("HOME=" + home);
+  env.push_back("XDG_CONFIG_HOME=" + home + "/.config");
+  env.push_back("XDG_RUNTIME_DIR=" + home);
+  env.push_back("PATH=/usr/bin:/bin");
+  std::vector<std::string> argv = {LAPCE_AI_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+
+  int in_pipe[2], out_pipe[2], err_pipe[2];
+  EXPECT_EQ(::pipe2(in_pipe, O_CLOEXEC), 0);
+  EXPECT_EQ(::pipe2(out_pipe, O_CLOEXEC), 0);
+  EXPECT_EQ(::pipe2(err_pipe, O_CLOEXEC), 0);
+  std::vector<char*> c_argv, c_env;
+  for (std::string& a : argv) c_argv.push_back(a.data());
+  c_argv.push_back(nullptr);
+  for (std::string& e : env) c_env.push_back(e.data());
+  c_env.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(in_pipe[0], 0);
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
+    ::execve(c_argv[0], c_argv.data(), c_env.data());
+    ::_exit(127);
+  }
+  ::close(in_pipe[0]);
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  if (!input.empty()) {
+    ssize_t n = ::write(in_pipe[1], input.data(), input.size());
+    (void)n;
+  }
+  ::close(in_pipe[1]);
+
+  RunResult result;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  bool out_open = true, err_open = true, signalled = false;
+  while (out_open || err_open) {
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      ::kill(pid, SIGKILL);
+      ADD_FAILURE() << "lapce-ai did not finish within 20 s";
+      break;
+    }
+    pollfd fds[2] = {{out_open ? out_pipe[0] : -1, POLLIN, 0}, {err_open ? err_pipe[0] : -1, POLLIN, 0}};
+    if (::poll(fds, 2, static_cast<int>(left.count())) <= 0) continue;
+    char buffer[4096];
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].revents == 0) continue;
+      ssize_t n = ::read(fds[i].fd, buffer, sizeof(buffer));
+      if (n <= 0) {
+        (i == 0 ? out_open : err_open) = false;
+      } else {
+        (i == 0 ? result.out : result.err).append(buffer, static_cast<size_t>(n));
+      }
+    }
+    if (signal_after_first_output != 0 && !signalled && !result.out.empty()) {
+      ::kill(pid, signal_after_first_output);
+      signalled = true;
+    }
+  }
+  ::close(out_pipe[0]);
+  ::close(err_pipe[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  std::filesystem::remove_all(home);
+  return result;
+}
+
+// "Hello, world" with 7 input and 3 output tokens, in each provider's wire format.
+testing::FakeResponse Answer(const std::string& provider) {
+  testing::FakeResponse r;
+  r.headers.push_back({"Content-Type", provider == "ollama" ? "application/x-ndjson" : "text/event-stream"});
+  if (provider == "openai") {
+    r.body_chunks = {
+        R"(data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"Hello"}}]})" "\n\n",
+        R"(data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":", world"}}]})" "\n\n",
+        R"(data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})" "\n\n",
+        R"(data: {"id":"c1","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}})" "\n\n",
+        "data: [DONE]\n\n"};
+  } else if (provider == "anthropic") {
+    r.body_chunks = {
+        "event: message_start\n"
+        R"(data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5","stop_reason":null,"usage":{"input_tokens":7,"output_tokens":1}}})" "\n\n",
+        "event: content_block_start\n"
+        R"(data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})" "\n\n",
+        "event: ping\n" R"(data: {"type":"ping"})" "\n\n",
+        "event: content_block_delta\n"
+        R"(data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}})" "\n\n",
+        "event: content_block_delta\n"
+        R"(data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":", world"}})" "\n\n",
+        "event: content_block_stop\n" R"(data: {"type":"content_block_stop","index":0})" "\n\n",
+        "event: message_delta\n"
+        R"(data: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":3}})" "\n\n",
+        "event: message_stop\n" R"(data: {"type":"message_stop"})" "\n\n"};
+  } else if (provider == "gemini") {
+    r.body_chunks = {
+        R"(data: {"candidates":[{"content":{"parts":[{"text":"Hello"}],"role":"model"},"index":0}]})" "\r\n\r\n",
+        R"(data: {"candidates":[{"content":{"parts":[{"text":", world"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":7,"candidatesTokenCount":3,"totalTokenCount":10}})" "\r\n\r\n"};
+  } else {
+    r.body_chunks = {
+        R"({"model":"llama3.2","created_at":"2025-01-01T00:00:00Z","message":{"role":"assistant","content":"Hello"},"done":false})" "\n",
+        R"({"model":"llama3.2","created_at":"2025-01-01T00:00:00Z","message":{"role":"assistant","content":", world"},"done":false})" "\n",
+        R"({"model":"llama3.2","created_at":"2025-01-01T00:00:00Z","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","prompt_eval_count":7,"eval_count":3})" "\n"};
+  }
+  return r;
+}
+
+struct WireCase {
+  std::string provider;
+  std::string model;
+  std::string base_suffix;  // Appended to the fake server's URL (OpenAI-style bases end in /v1).
+  std::string key_env;      // Empty: no key.
+  std::string path_prefix;
+  std::string key_header;   // Where the key must arrive ("" for none).
+  std::string key_prefix;
+};
+
+class CompleteE2eTest : public ::testing::TestWithParam<WireCase> {
+ protected:
+  void SetUp() override {
+    Result<std::unique_ptr<testing::FakeProviderServer>> fake = testing::FakeProviderServer::Start();
+    ASSERT_TRUE(fake.ok()) << fake.error().message();
+    fake_ = std::move(*fake);
+  }
+  std::vector<std::string> Args(const WireCase& c, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"complete", "--provider", c.provider, "--model", c.model,
+                                     "--base-url", fake_->base_url() + c.base_suffix};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+  std::vector<std::string> Env(const WireCase& c) {
+    if (c.key_env.empty()) return {};
+    return {c.key_env + "=sk-e2e-secret-4242"};
+  }
+  std::unique_ptr<testing::FakeProviderServer> fake_;
+};
+
+TEST_P(CompleteE2eTest, StreamsTheAnswerAndReportsUsage) {
+  const WireCase& c = GetParam();
+  fake_->Enqueue(c.path_prefix, Answer(c.provider));
+  RunResult run = RunLapceAi(Args(c, {"--system", "Be brief.", "--max-tokens", "50", "Say hi"}), Env(c));
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "Hello, world\n");
+  EXPECT_NE(run.err.find("tokens: 7 in, 3 out"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("cost $"), std::string::npos) << run.err;
+
+  std::vector<testing::RecordedRequest> requests = fake_->requests();
+  ASSERT_EQ(requests.size(), 1u);
+  const testing::RecordedRequest& sent = requests[0];
+  EXPECT_EQ(sent.method, "POST");
+  EXPECT_EQ(sent.path.rfind(c.path_prefix, 0), 0u) << sent.path;
+  if (!c.key_header.empty()) {
+    EXPECT_EQ(http::FindHeader(sent.headers, c.key_header), c.key_prefix + "sk-e2e-secret-4242");
+  }
+  std::string body = sent.body;
+  EXPECT_NE(body.find("Say hi"), std::string::npos) << body;
+  EXPECT_NE(body.find("Be brief."), std::string::npos) << body;
+  EXPECT_NE(body.find("50"), std::string::npos) << body;  // max tokens, whatever the field's name.
+}
+
+TEST_P(CompleteE2eTest, JsonPrintsOneEventPerLine) {
+  const WireCase& c = GetParam();
+  fake_->Enqueue(c.path_prefix, Answer(c.provider));
+  RunResult run = RunLapceAi(Args(c, {"--json", "Say hi"}), Env(c));
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  std::string text;
+  std::vector<std::string> types;
+  size_t start = 0;
+  while (start < run.out.size()) {
+    size_t end = run.out.find('\n', start);
+    ASSERT_NE(end, std::string::npos) << "unterminated line in: " << run.out;
+    Json event = Json::parse(run.out.substr(start, end - start));
+    types.push_back(event["type"]);
+    if (event["type"] == "text") text += event["text"].get<std::string>();
+    start = end + 1;
+  }
+  EXPECT_EQ(text, "Hello, world");
+  ASSERT_FALSE(types.empty());
+  EXPECT_EQ(types.back(), "done");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Wire, CompleteE2eTest,
+    ::testing::Values(
+        WireCase{"openai", "gpt-4o", "/v1", "OPENAI_API_KEY", "/v1/chat/completions",
+                 "Authorization", "Bearer "},
+        WireCase{"anthropic", "claude-sonnet-4-5", "", "ANTHROPIC_API_KEY", "/v1/messages",
+                 "x-api-key", ""},
+        WireCase{"gemini", "gemini-2.5-flash", "", "GEMINI_API_KEY",
+                 "/v1beta/models/gemini-2.5-flash:streamGenerateContent", "x-goog-api-key", ""},
+        WireCase{"ollama", "llama3.2", "", "", "/api/chat", "", ""}),
+    [](const ::testing::TestParamInfo<WireCase>& param_info) { return param_info.param.provider; });
+
+class CompleteCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Result<std::unique_ptr<testing::FakeProviderServer>> fake = testing::FakeProviderServer::Start();
+    ASSERT_TRUE(fake.ok()) << fake.error().message();
+    fake_ = std::move(*fake);
+  }
+  std::vector<std::string> OpenAi(std::vector<std::string> extra) {
+    std::vector<std::string> args = {"complete", "--provider", "openai", "--model", "gpt-4o",
+                                     "--base-url", fake_->base_url() + "/v1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+  std::unique_ptr<testing::FakeProviderServer> fake_;
+};
+
+TEST_F(CompleteCliTest, RejectedKeyIsActionableAndNeverPrinted) {
+  fake_->SetDefault(testing::MakeResponse(
+      401, R"({"error":{"message":"Incorrect API key provided: sk-e2e-secret-4242","type":"invalid_request_error","code":"invalid_api_key"}})"));
+  RunResult run = RunLapceAi(OpenAi({"Say hi"}), {"OPENAI_API_KEY=sk-e2e-secret-4242"});
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  EXPECT_EQ(run.out, "");
+  EXPECT_NE(run.err.find("OPENAI_API_KEY"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("401"), std::string::npos) << run.err;
+  EXPECT_EQ(run.err.find("sk-e2e-secret-4242"), std::string::npos) << run.err;
+  EXPECT_EQ(fake_->requests().size(), 1u);  // An invalid key is not retried.
+}
+
+TEST_F(CompleteCliTest, PromptFromStandardInput) {
+  fake_->Enqueue("/v1/chat/completions", Answer("openai"));
+  RunResult run = RunLapceAi(OpenAi({"-"}), {"OPENAI_API_KEY=k"}, "question from stdin");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "Hello, world\n");
+  ASSERT_EQ(fake_->requests().size(), 1u);
+  EXPECT_NE(fake_->requests()[0].body.find("question from stdin"), std::string::npos);
+}
+
+TEST_F(CompleteCliTest, UsageErrorsExitWithTwo) {
+  RunResult no_model = RunLapceAi({"complete", "--provider", "openai", "hi"}, {});
+  EXPECT_EQ(no_model.exit_code, 2);
+  EXPECT_NE(no_model.err.find("--model"), std::string::npos) << no_model.err;
+  RunResult unknown = RunLapceAi({"complete", "--provider", "nosuch", "--model", "m", "hi"}, {});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("openai"), std::string::npos) << unknown.err;  // Lists the known ones.
+  RunResult no_prompt = RunLapceAi({"complete", "--provider", "openai", "--model", "m"}, {});
+  EXPECT_EQ(no_prompt.exit_code, 2);
+  EXPECT_EQ(fake_->requests().size(), 0u);
+}
+
+TEST_F(CompleteCliTest, InterruptCancelsTheStream) {
+  testing::FakeResponse slow = Answer("openai");
+  // The first piece at once, then a long stall: only a cancel ends it in time.
+  slow.fault.stall_after_bytes = slow.body_chunks[0].size();
+  slow.fault.stall_for = milliseconds(30'000);
+  fake_->Enqueue("/v1/chat/completions", slow);
+  auto start = std::chrono::steady_clock::now();
+  RunResult run = RunLapceAi(OpenAi({"Say hi"}), {"OPENAI_API_KEY=k"}, "", SIGINT);
+  EXPECT_EQ(run.exit_code, 130) << run.err;
+  EXPECT_EQ(run.out, "Hello\n");
+  EXPECT_NE(run.err.find("cancelled"), std::string::npos) << run.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_TRUE(fake_->WaitForConnectionsClosed(1, milliseconds(5000)));
+}
+
+}  // namespace
+}  // namespace lai

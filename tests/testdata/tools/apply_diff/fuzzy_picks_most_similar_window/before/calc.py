@@ -1,0 +1,4 @@
+total = compute(alpha, beta)
+print(total)
+total = compute(alpha, gamma)
+print(total)

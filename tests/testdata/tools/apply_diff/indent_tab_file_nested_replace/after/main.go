@@ -1,0 +1,7 @@
+func main() {
+	if ok {
+		for i := 0; i < 3; i++ {
+			run()
+		}
+	}
+}

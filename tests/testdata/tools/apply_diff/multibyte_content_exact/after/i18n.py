@@ -1,0 +1,2 @@
+greeting = "こんにちは"
+emoji = "🚀"

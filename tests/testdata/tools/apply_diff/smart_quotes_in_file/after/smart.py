@@ -1,0 +1,2 @@
+title = "Hi"
+end

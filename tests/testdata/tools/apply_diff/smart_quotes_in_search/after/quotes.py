@@ -1,0 +1,2 @@
+message = "Keep calm"
+note = "ok"

@@ -1,0 +1,2 @@
+message = "Don't panic"
+note = "ok"

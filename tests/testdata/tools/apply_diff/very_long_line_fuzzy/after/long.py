@@ -1,0 +1,2 @@
+x = 'short'
+next = 1

@@ -1,0 +1,4 @@
+const Foo = 1;
+let foo = Foo + 2;
+console.log(foo, Foo);
+export { Foo };
