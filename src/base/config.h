@@ -97,9 +97,10 @@ struct ConfigSources {
 // Builds the effective config. Each source is validated against the same key table:
 // - File: TOML with one table per section ([log], [ipc], [server]). Unknown sections and keys,
 //   wrong value types and out-of-range values are errors.
-//   [profiles.<name>] and [models."<provider>/<id>"] tables are validated field by field (see
-//   DescribeKeys()); a file holding a profile api_key must not be readable by group or others
-//   (kPermissionDenied, saying to chmod 600 it).
+//   [profiles.<name>] and [models."<provider>/<id>"] tables (fields as in Config::Profile and
+//   Config::ModelOverride) are validated field by field; they come only from the file. A file
+//   holding a profile api_key must not be readable by group or others (kPermissionDenied,
+//   saying to chmod 600 it).
 // - Environment: LAPCE_AI_<SECTION>_<KEY>, e.g. LAPCE_AI_IPC_RING_BYTES=2048. A variable that
 //   starts with LAPCE_AI_<known section>_ but names no key is an error (a typo must not be
 //   silently ignored); other LAPCE_AI_* variables are ignored.

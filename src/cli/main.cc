@@ -112,6 +112,14 @@ int main(int argc, char** argv) {
         c.tools.read_line_limit, c.tools.diff_fuzzy_threshold, c.tools.diff_buffer_lines,
         c.tools.list_files_limit, c.tools.search_max_results, c.tools.command_timeout_seconds,
         c.tools.command_output_line_limit);
+    std::printf("llm.default_profile = \"%s\"\n", c.llm.default_profile.c_str());
+    for (const lai::Config::Profile& p : c.profiles) {  // Never prints a key, only its presence.
+      std::printf("profiles.%s = { provider = \"%s\", model = \"%s\", base_url = \"%s\", "
+                  "api_key_env = \"%s\"%s, fallback = \"%s\" }\n",
+                  p.name.c_str(), p.provider.c_str(), p.model.c_str(), p.base_url.c_str(),
+                  p.api_key_env.c_str(), p.api_key.empty() ? "" : ", api_key = \"<set>\"",
+                  p.fallback.c_str());
+    }
     return 0;
   }
   if (run) return run(*config);

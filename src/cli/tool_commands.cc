@@ -118,11 +118,12 @@ std::string ToolNames() {
 
 int ToolList(const ToolListFlags& flags) {
   if (flags.json) {
-    nlohmann::json tools = nlohmann::json::array();
+    // ordered_json keeps each schema's properties in their declared order.
+    nlohmann::ordered_json tools = nlohmann::ordered_json::array();
     for (const auto& tool : agent::WorkspaceTools()) {
       tools.push_back({{"name", tool->name()},
                        {"description", tool->description()},
-                       {"parameters", nlohmann::json::parse(tool->parameters_schema())}});
+                       {"parameters", nlohmann::ordered_json::parse(tool->parameters_schema())}});
     }
     std::printf("%s\n", tools.dump(2).c_str());
     return 0;
@@ -130,7 +131,7 @@ int ToolList(const ToolListFlags& flags) {
   for (const auto& tool : agent::WorkspaceTools()) {
     std::printf("%s\n  %s\n%s\n\n", std::string(tool->name()).c_str(),
                 std::string(tool->description()).c_str(),
-                nlohmann::json::parse(tool->parameters_schema()).dump(2).c_str());
+                std::string(tool->parameters_schema()).c_str());
   }
   return 0;
 }

@@ -234,7 +234,12 @@ void Client::Impl::Admit(std::unique_ptr<Transfer> owned) {
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);  // Prefer multiplexing on an HTTP/2 connection.
+  if (EqualsIgnoreCase(std::string_view(t.request.url).substr(0, 6), "https:")) {
+    // Wait for a connection being set up to say (through ALPN) whether it multiplexes HTTP/2
+    // streams, rather than opening one connection per transfer. Plain http:// is HTTP/1.1 here,
+    // where waiting would only serialise transfers behind a busy connection.
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  }
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(std::max<int64_t>(t.request.connect_timeout.count(), 1)));
   curl_easy_setopt(e, CURLOPT_MAXAGE_CONN,

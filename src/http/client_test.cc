@@ -208,6 +208,25 @@ TEST_F(ClientTest, FiftyConcurrentStreamsShareABoundedPool) {
   EXPECT_LE(server_->connections_accepted(), 8);
 }
 
+// Streams to one HTTP/1.1 host run side by side (up to the per-host limit): none waits for
+// another's response to finish.
+TEST_F(ClientTest, ConcurrentStreamsDoNotWaitForEachOther) {
+  constexpr int kStreams = 8;
+  FakeResponse stalled = Sse({"data: a\n\n", "data: b\n\n"});
+  stalled.fault.stall_after_bytes = 9;
+  stalled.fault.stall_for = milliseconds(20'000);
+  server_->SetDefault(stalled);
+  Collector c[kStreams];
+  std::vector<Client::TransferId> ids;
+  for (Collector& each : c) {
+    ids.push_back(client_->Start(Post("/v1/stream", std::string(4000, 'x')), each.MakeHandlers()));
+  }
+  for (Collector& each : c) EXPECT_TRUE(each.WaitForBody(9, milliseconds(5000)));
+  EXPECT_EQ(server_->connections_accepted(), kStreams);
+  for (Client::TransferId id : ids) client_->Cancel(id);
+  for (Collector& each : c) EXPECT_EQ(each.Wait().code(), ErrorCode::kCancelled);
+}
+
 TEST_F(ClientTest, SequentialRequestsReuseOneConnection) {
   for (int i = 0; i < 5; ++i) {
     auto reply = Fetch(*client_, Post("/v1/x"));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 
+#include "llm/internal/fast_json.h"
 #include "llm/internal/parser_base.h"
 
 namespace lai::llm::internal {
@@ -108,6 +109,198 @@ class AnthropicParser final : public SseParser {
  protected:
   void OnEvent(std::string_view event, std::string_view data) override {
     if (event == "ping") return;
+    if (ReadEvent(data) == simdjson::SUCCESS) {
+      std::string_view type = event_.type.empty() ? event : std::string_view(event_.type);
+      if (type != "error") {
+        ApplyEvent(type);
+        return;
+      }
+    }
+    OnEventFullParse(event, data);
+  }
+
+ private:
+  // The fields of one event the parser uses, read by simdjson into reused members.
+  struct UsageFields {
+    bool is_present = false;
+    std::optional<int64_t> input;
+    std::optional<int64_t> output;
+    std::optional<int64_t> cache_write;
+    std::optional<int64_t> cache_read;
+  };
+  struct Event {
+    std::string type;
+    int64_t index = 0;
+    UsageFields message_usage;  // message.usage of message_start.
+    bool has_block = false;     // content_block.
+    std::string block_type;
+    std::string block_text;
+    std::string block_thinking;
+    std::string block_signature;
+    std::string block_id;
+    std::string block_name;
+    bool has_delta = false;  // delta.
+    std::string delta_type;
+    std::string delta_text;  // text / thinking / signature / partial_json, by delta_type.
+    std::string delta_stop_reason;
+    UsageFields usage;  // usage of message_delta.
+  };
+
+  // The hot path: reads the event whole (emitting nothing) or fails, leaving it to
+  // OnEventFullParse.
+  simdjson::error_code ReadEvent(std::string_view data) {
+    od::document document;
+    if (auto error = json_.Iterate(data, document)) return error;
+    Event& event = event_;
+    event.type.clear();
+    event.index = 0;
+    event.message_usage.is_present = false;
+    event.has_block = false;
+    event.has_delta = false;
+    event.usage.is_present = false;
+    return ForEachRootField(document, [&](std::string_view key, od::value value) {
+      if (key == "type") return ReadString(value, event.type);
+      if (key == "index") return ReadInt(value, event.index);
+      if (key == "delta") return ReadDelta(value);
+      if (key == "content_block") return ReadBlock(value);
+      if (key == "usage") return ReadUsage(value, event.usage);
+      if (key == "message") {
+        event.message_usage.is_present = false;
+        bool is_object = false;
+        if (auto error = IsObject(value, is_object); error || !is_object) return error;
+        return ForEachField(value, [&](std::string_view name, od::value field) {
+          if (name == "usage") return ReadUsage(field, event.message_usage);
+          return Consume(field);
+        });
+      }
+      return Consume(value);
+    });
+  }
+
+  static simdjson::error_code ReadUsage(od::value value, UsageFields& usage) {
+    usage.is_present = false;
+    bool is_object = false;
+    if (auto error = IsObject(value, is_object); error || !is_object) return error;
+    usage = UsageFields{.is_present = true};
+    return ForEachField(value, [&](std::string_view key, od::value field) {
+      std::optional<int64_t>* out = nullptr;
+      if (key == "input_tokens") out = &usage.input;
+      if (key == "output_tokens") out = &usage.output;
+      if (key == "cache_creation_input_tokens") out = &usage.cache_write;
+      if (key == "cache_read_input_tokens") out = &usage.cache_read;
+      if (out == nullptr) return Consume(field);
+      int64_t count = 0;
+      auto error = ReadInt(field, count);
+      *out = count;
+      return error;
+    });
+  }
+
+  simdjson::error_code ReadBlock(od::value value) {
+    Event& event = event_;
+    event.has_block = false;
+    bool is_object = false;
+    if (auto error = IsObject(value, is_object); error || !is_object) return error;
+    event.has_block = true;
+    for (std::string* text : {&event.block_type, &event.block_text, &event.block_thinking,
+                              &event.block_signature, &event.block_id, &event.block_name}) {
+      text->clear();
+    }
+    return ForEachField(value, [&](std::string_view key, od::value field) {
+      if (key == "type") return ReadString(field, event.block_type);
+      if (key == "text") return ReadString(field, event.block_text);
+      if (key == "thinking") return ReadString(field, event.block_thinking);
+      if (key == "signature") return ReadString(field, event.block_signature);
+      if (key == "id") return ReadString(field, event.block_id);
+      if (key == "name") return ReadString(field, event.block_name);
+      return Consume(field);
+    });
+  }
+
+  // Reads every string field a delta may carry; the one delta.type names is used.
+  simdjson::error_code ReadDelta(od::value value) {
+    Event& event = event_;
+    event.has_delta = false;
+    bool is_object = false;
+    if (auto error = IsObject(value, is_object); error || !is_object) return error;
+    event.has_delta = true;
+    event.delta_type.clear();
+    event.delta_stop_reason.clear();
+    delta_text_.clear();
+    delta_thinking_.clear();
+    delta_signature_.clear();
+    delta_partial_json_.clear();
+    auto error = ForEachField(value, [&](std::string_view key, od::value field) {
+      if (key == "type") return ReadString(field, event.delta_type);
+      if (key == "text") return ReadString(field, delta_text_);
+      if (key == "thinking") return ReadString(field, delta_thinking_);
+      if (key == "signature") return ReadString(field, delta_signature_);
+      if (key == "partial_json") return ReadString(field, delta_partial_json_);
+      if (key == "stop_reason") return ReadString(field, event.delta_stop_reason);
+      return Consume(field);
+    });
+    if (event.delta_type == "text_delta") {
+      event.delta_text.swap(delta_text_);
+    } else if (event.delta_type == "thinking_delta") {
+      event.delta_text.swap(delta_thinking_);
+    } else if (event.delta_type == "signature_delta") {
+      event.delta_text.swap(delta_signature_);
+    } else if (event.delta_type == "input_json_delta") {
+      event.delta_text.swap(delta_partial_json_);
+    } else {
+      event.delta_text.clear();
+    }
+    return error;
+  }
+
+  void ApplyUsage(const UsageFields& usage) {
+    if (usage.input) usage_.input_tokens = *usage.input;
+    if (usage.output) usage_.output_tokens = *usage.output;
+    if (usage.cache_write) usage_.cache_write_tokens = *usage.cache_write;
+    if (usage.cache_read) usage_.cache_read_tokens = *usage.cache_read;
+    EmitUsage(usage_);
+  }
+
+  // Emits what ReadEvent read, exactly as OnEventFullParse would.
+  void ApplyEvent(std::string_view type) {
+    const Event& event = event_;
+    int index = static_cast<int>(event.index);
+    if (type == "message_start") {
+      if (event.message_usage.is_present) ApplyUsage(event.message_usage);
+    } else if (type == "content_block_start") {
+      if (!event.has_block) {
+        EmitBadResponse("content_block_start without content_block");
+        return;
+      }
+      StartBlock(index, event.block_type, event.block_text, event.block_thinking,
+                 event.block_signature, event.block_id, event.block_name);
+    } else if (type == "content_block_delta") {
+      if (!event.has_delta) return;
+      std::string_view delta_type = event.delta_type;
+      if (delta_type == "text_delta") {
+        EmitText(event.delta_text);
+      } else if (delta_type == "thinking_delta") {
+        EmitReasoning(event.delta_text);
+      } else if (delta_type == "signature_delta") {
+        EmitReasoning("", event.delta_text);
+      } else if (delta_type == "input_json_delta") {
+        InputDelta(index, event.delta_text);
+      }
+    } else if (type == "content_block_stop") {
+      StopBlock(index);
+    } else if (type == "message_delta") {
+      if (event.has_delta && !event.delta_stop_reason.empty()) {
+        stop_reason_ = event.delta_stop_reason;
+      }
+      if (event.usage.is_present) ApplyUsage(event.usage);
+    } else if (type == "message_stop") {
+      EmitDone(NormalizeStop(stop_reason_));
+    }
+  }
+
+  // The nlohmann DOM path: error events, and any event the fast path could not read (it then
+  // decides, e.g. that the JSON is malformed, and words the error).
+  void OnEventFullParse(std::string_view event, std::string_view data) {
     std::optional<Json> payload = ParseJson(data);
     if (!payload || !payload->is_object()) {
       EmitBadResponse(
@@ -151,7 +344,6 @@ class AnthropicParser final : public SseParser {
     // Other event types may be added by Anthropic; they are ignored.
   }
 
- private:
   struct Block {
     std::string type;
     int tool_index = 0;
@@ -179,16 +371,24 @@ class AnthropicParser final : public SseParser {
       EmitBadResponse("content_block_start without content_block");
       return;
     }
+    StartBlock(index, GetString(*content, "type"), GetString(*content, "text"),
+               GetString(*content, "thinking"), GetString(*content, "signature"),
+               GetString(*content, "id"), GetString(*content, "name"));
+  }
+
+  void StartBlock(int index, std::string_view type, std::string_view text,
+                  std::string_view thinking, std::string_view signature, std::string_view id,
+                  std::string_view name) {
     Block& block = blocks_[index];
-    block.type = GetString(*content, "type");
+    block.type = type;
     if (block.type == "text") {
-      EmitText(GetString(*content, "text"));
+      EmitText(std::string(text));
     } else if (block.type == "thinking") {
-      EmitReasoning(GetString(*content, "thinking"), GetString(*content, "signature"));
+      EmitReasoning(std::string(thinking), std::string(signature));
     } else if (block.type == "tool_use") {
       block.tool_index = next_tool_index_++;
-      block.id = GetString(*content, "id");
-      block.name = GetString(*content, "name");
+      block.id = id;
+      block.name = name;
       StreamEvent start;
       start.kind = StreamEvent::Kind::kToolCallStart;
       start.index = block.tool_index;
@@ -210,25 +410,29 @@ class AnthropicParser final : public SseParser {
     } else if (type == "signature_delta") {
       EmitReasoning("", GetString(*delta, "signature"));
     } else if (type == "input_json_delta") {
-      auto it = blocks_.find(index);
-      if (it == blocks_.end() || it->second.type != "tool_use") {
-        EmitBadResponse(fmt::format("input_json_delta for block {} that is not a tool_use", index));
-        return;
-      }
-      std::string fragment = GetString(*delta, "partial_json");
-      if (fragment.empty()) return;
-      it->second.input += fragment;
-      StreamEvent event;
-      event.kind = StreamEvent::Kind::kToolCallDelta;
-      event.index = it->second.tool_index;
-      event.tool_call_id = it->second.id;
-      event.text = std::move(fragment);
-      Emit(std::move(event));
+      InputDelta(index, GetString(*delta, "partial_json"));
     }
   }
 
-  void BlockStop(const Json& payload) {
-    int index = static_cast<int>(GetInt(payload, "index"));
+  void InputDelta(int index, std::string_view fragment) {
+    auto it = blocks_.find(index);
+    if (it == blocks_.end() || it->second.type != "tool_use") {
+      EmitBadResponse(fmt::format("input_json_delta for block {} that is not a tool_use", index));
+      return;
+    }
+    if (fragment.empty()) return;
+    it->second.input += fragment;
+    StreamEvent event;
+    event.kind = StreamEvent::Kind::kToolCallDelta;
+    event.index = it->second.tool_index;
+    event.tool_call_id = it->second.id;
+    event.text = std::string(fragment);
+    Emit(std::move(event));
+  }
+
+  void BlockStop(const Json& payload) { StopBlock(static_cast<int>(GetInt(payload, "index"))); }
+
+  void StopBlock(int index) {
     auto it = blocks_.find(index);
     if (it == blocks_.end()) return;
     Block block = std::move(it->second);
@@ -253,6 +457,13 @@ class AnthropicParser final : public SseParser {
   int next_tool_index_ = 0;
   Usage usage_;
   std::string stop_reason_;
+  FastJson json_;
+  Event event_;
+  // Scratch for ReadDelta: every string field of a delta, before delta.type picks one.
+  std::string delta_text_;
+  std::string delta_thinking_;
+  std::string delta_signature_;
+  std::string delta_partial_json_;
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <map>
 
+#include "llm/internal/fast_json.h"
 #include "llm/internal/parser_base.h"
 
 namespace lai::llm::internal {
@@ -107,7 +108,171 @@ class GeminiParser final : public SseParser {
   }
 
  protected:
-  void OnEvent(std::string_view /*event*/, std::string_view data) override {
+  void OnEvent(std::string_view event, std::string_view data) override {
+    if (ReadChunk(data) == simdjson::SUCCESS) {
+      ApplyChunk();
+      return;
+    }
+    OnEventFullParse(event, data);
+  }
+
+ private:
+  // The fields of one chunk the parser uses, read by simdjson into reused members.
+  struct Part {
+    bool is_call = false;
+    bool has_bad_args = false;  // functionCall.args present but not an object.
+    std::string name;
+    std::string arguments;  // functionCall.args re-serialised as nlohmann does.
+    std::string text;
+    bool is_thought = false;
+    std::string signature;
+  };
+  struct Chunk {
+    size_t part_count = 0;
+    std::vector<Part> parts;  // The first part_count are this chunk's.
+    std::string finish_reason;
+    bool has_usage = false;
+    Usage usage;
+  };
+
+  // The hot path: reads the chunk whole (emitting nothing) or fails, leaving it to
+  // OnEventFullParse.
+  simdjson::error_code ReadChunk(std::string_view data) {
+    od::document document;
+    if (auto error = json_.Iterate(data, document)) return error;
+    Chunk& chunk = chunk_;
+    chunk.part_count = 0;
+    chunk.finish_reason.clear();
+    chunk.has_usage = false;
+    return ForEachRootField(document, [&](std::string_view key, od::value value) {
+      if (key == "candidates") return ReadCandidates(value);
+      if (key == "usageMetadata") return ReadUsage(value);
+      if (key == "error") {
+        bool is_object = false;
+        if (auto error = IsObject(value, is_object); error || !is_object) return error;
+        return kUseFullParse;
+      }
+      return Consume(value);
+    });
+  }
+
+  simdjson::error_code ReadCandidates(od::value value) {
+    Chunk& chunk = chunk_;
+    chunk.part_count = 0;
+    chunk.finish_reason.clear();
+    bool is_array = false;
+    if (auto error = IsArray(value, is_array); error || !is_array) return error;
+    return ForEachElement(value, [&](size_t i, od::value candidate) -> simdjson::error_code {
+      bool is_object = false;
+      if (i > 0) return Consume(candidate);
+      if (auto error = IsObject(candidate, is_object); error || !is_object) return error;
+      return ForEachField(candidate, [&](std::string_view key, od::value field) {
+        if (key == "finishReason") return ReadString(field, chunk.finish_reason);
+        if (key != "content") return Consume(field);
+        chunk.part_count = 0;
+        bool is_content = false;
+        if (auto error = IsObject(field, is_content); error || !is_content) return error;
+        return ForEachField(field, [&](std::string_view name, od::value item) {
+          if (name != "parts") return Consume(item);
+          chunk.part_count = 0;
+          bool is_parts = false;
+          if (auto error = IsArray(item, is_parts); error || !is_parts) return error;
+          return ForEachElement(item, [&](size_t, od::value part) { return ReadPart(part); });
+        });
+      });
+    });
+  }
+
+  simdjson::error_code ReadPart(od::value value) {
+    Chunk& chunk = chunk_;
+    if (chunk.parts.size() <= chunk.part_count) chunk.parts.emplace_back();
+    Part& part = chunk.parts[chunk.part_count++];
+    part.is_call = false;
+    part.has_bad_args = false;
+    part.name.clear();
+    part.arguments.clear();
+    part.text.clear();
+    part.is_thought = false;
+    part.signature.clear();
+    bool is_object = false;
+    if (auto error = IsObject(value, is_object); error || !is_object) return error;
+    return ForEachField(value, [&](std::string_view key, od::value field) -> simdjson::error_code {
+      if (key == "text") return ReadString(field, part.text);
+      if (key == "thought") return ReadBool(field, part.is_thought);
+      if (key == "thoughtSignature") return ReadString(field, part.signature);
+      if (key != "functionCall") return Consume(field);
+      part.name.clear();
+      part.has_bad_args = false;
+      if (auto error = IsObject(field, part.is_call); error || !part.is_call) return error;
+      part.arguments = "{}";
+      return ForEachField(field, [&](std::string_view name, od::value item) {
+        if (name == "name") return ReadString(item, part.name);
+        if (name != "args") return Consume(item);
+        bool is_args_object = false;
+        if (auto error = IsObject(item, is_args_object)) return error;
+        part.has_bad_args = !is_args_object;
+        if (!is_args_object) return simdjson::SUCCESS;
+        std::string_view raw;
+        if (auto error = RawObject(item, raw)) return error;
+        // Tool calls are rare: nlohmann validates and serialises them as before.
+        std::optional<Json> args = ParseJson(raw);
+        if (!args) return kUseFullParse;
+        part.arguments = args->dump();
+        return simdjson::SUCCESS;
+      });
+    });
+  }
+
+  simdjson::error_code ReadUsage(od::value value) {
+    Chunk& chunk = chunk_;
+    chunk.has_usage = false;
+    bool is_object = false;
+    if (auto error = IsObject(value, is_object); error || !is_object) return error;
+    chunk.has_usage = true;
+    Usage& usage = chunk.usage;
+    usage = Usage{};
+    return ForEachField(value, [&](std::string_view key, od::value field) {
+      if (key == "promptTokenCount") return ReadInt(field, usage.input_tokens);
+      if (key == "candidatesTokenCount") return ReadInt(field, usage.output_tokens);
+      if (key == "thoughtsTokenCount") return ReadInt(field, usage.reasoning_tokens);
+      if (key == "cachedContentTokenCount") return ReadInt(field, usage.cache_read_tokens);
+      return Consume(field);
+    });
+  }
+
+  // Emits what ReadChunk read, exactly as OnEventFullParse would.
+  void ApplyChunk() {
+    const Chunk& chunk = chunk_;
+    for (size_t i = 0; i < chunk.part_count; ++i) {
+      const Part& part = chunk.parts[i];
+      if (part.is_call) {
+        if (part.has_bad_args) {
+          EmitBadResponse(
+              fmt::format("functionCall '{}' has args that are not an object", part.name));
+        } else {
+          EmitCall(part.name, part.arguments);
+        }
+      } else if (part.is_thought) {
+        EmitReasoning(part.text, part.signature);
+      } else {
+        EmitText(part.text);
+      }
+      if (is_terminated()) return;
+    }
+    if (!chunk.finish_reason.empty()) finish_reason_ = chunk.finish_reason;
+    if (chunk.has_usage) {
+      has_usage_ = true;
+      usage_.input_tokens = chunk.usage.input_tokens;
+      usage_.reasoning_tokens = chunk.usage.reasoning_tokens;
+      // Thoughts are billed as output but not counted in candidatesTokenCount.
+      usage_.output_tokens = chunk.usage.output_tokens + usage_.reasoning_tokens;
+      usage_.cache_read_tokens = chunk.usage.cache_read_tokens;
+    }
+  }
+
+  // The nlohmann DOM path: error bodies, and any chunk the fast path could not read (it then
+  // decides, e.g. that the JSON is malformed, and words the error).
+  void OnEventFullParse(std::string_view /*event*/, std::string_view data) {
     std::optional<Json> chunk = ParseJson(data);
     if (!chunk || !chunk->is_object()) {
       EmitBadResponse(fmt::format("malformed JSON in the stream: '{}'", data.substr(0, 80)));
@@ -145,11 +310,8 @@ class GeminiParser final : public SseParser {
     }
   }
 
- private:
   void HandlePart(const Json& part) {
     if (const Json* call = GetObject(part, "functionCall")) {
-      int index = tool_count_++;
-      std::string id = fmt::format("{}_{}", tool_id_prefix_, index);
       std::string name = GetString(*call, "name");
       std::string arguments = "{}";
       if (auto it = call->find("args"); it != call->end()) {
@@ -159,25 +321,7 @@ class GeminiParser final : public SseParser {
         }
         arguments = it->dump();
       }
-      StreamEvent start;
-      start.kind = StreamEvent::Kind::kToolCallStart;
-      start.index = index;
-      start.tool_call_id = id;
-      start.tool_name = name;
-      Emit(start);
-      StreamEvent delta;
-      delta.kind = StreamEvent::Kind::kToolCallDelta;
-      delta.index = index;
-      delta.tool_call_id = id;
-      delta.text = arguments;
-      Emit(std::move(delta));
-      StreamEvent end;
-      end.kind = StreamEvent::Kind::kToolCallEnd;
-      end.index = index;
-      end.tool_call_id = id;
-      end.tool_name = name;
-      end.arguments_json = std::move(arguments);
-      Emit(std::move(end));
+      EmitCall(name, std::move(arguments));
       return;
     }
     std::string text = GetString(part, "text");
@@ -188,11 +332,38 @@ class GeminiParser final : public SseParser {
     }
   }
 
+  // A whole function call: start, one delta with all arguments, end.
+  void EmitCall(const std::string& name, std::string arguments) {
+    int index = tool_count_++;
+    std::string id = fmt::format("{}_{}", tool_id_prefix_, index);
+    StreamEvent start;
+    start.kind = StreamEvent::Kind::kToolCallStart;
+    start.index = index;
+    start.tool_call_id = id;
+    start.tool_name = name;
+    Emit(start);
+    StreamEvent delta;
+    delta.kind = StreamEvent::Kind::kToolCallDelta;
+    delta.index = index;
+    delta.tool_call_id = id;
+    delta.text = arguments;
+    Emit(std::move(delta));
+    StreamEvent end;
+    end.kind = StreamEvent::Kind::kToolCallEnd;
+    end.index = index;
+    end.tool_call_id = id;
+    end.tool_name = name;
+    end.arguments_json = std::move(arguments);
+    Emit(std::move(end));
+  }
+
   const std::string tool_id_prefix_;
   int tool_count_ = 0;
   std::string finish_reason_;
   bool has_usage_ = false;
   Usage usage_;
+  FastJson json_;
+  Chunk chunk_;
 };
 
 }  // namespace

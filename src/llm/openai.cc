@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "llm/internal/fast_json.h"
 #include "llm/internal/parser_base.h"
 
 namespace lai::llm::internal {
@@ -120,6 +121,198 @@ class OpenAiParser final : public SseParser {
       EmitDone(NormalizeStop(finish_reason_));
       return;
     }
+    if (event != "error" && ReadChunk(data) == simdjson::SUCCESS) {
+      ApplyChunk();
+      return;
+    }
+    OnEventFullParse(event, data);
+  }
+
+ private:
+  // The fields of one chunk the parser uses, read by simdjson into reused members.
+  struct CallDelta {
+    int64_t index = 0;
+    std::string id;
+    std::string name;
+    std::string arguments;
+  };
+  struct Chunk {
+    bool has_delta = false;
+    std::string reasoning_content;
+    std::string reasoning;
+    std::string content;
+    size_t call_count = 0;
+    std::vector<CallDelta> calls;  // The first call_count are this chunk's.
+    std::string finish_reason;
+    bool has_usage = false;
+    Usage usage;
+  };
+
+  // The hot path: reads the chunk whole (emitting nothing) or fails, leaving it to
+  // OnEventFullParse.
+  simdjson::error_code ReadChunk(std::string_view data) {
+    od::document document;
+    if (auto error = json_.Iterate(data, document)) return error;
+    Chunk& chunk = chunk_;
+    chunk.has_delta = false;
+    chunk.call_count = 0;
+    chunk.finish_reason.clear();
+    chunk.has_usage = false;
+    return ForEachRootField(document, [&](std::string_view key, od::value value) {
+      if (key == "choices") return ReadChoices(value);
+      if (key == "usage") return ReadUsage(value);
+      if (key == "error") return kUseFullParse;
+      return Consume(value);
+    });
+  }
+
+  simdjson::error_code ReadChoices(od::value value) {
+    Chunk& chunk = chunk_;
+    chunk.has_delta = false;
+    chunk.call_count = 0;
+    chunk.finish_reason.clear();
+    bool is_array = false;
+    if (auto error = IsArray(value, is_array); error || !is_array) return error;
+    return ForEachElement(value, [&](size_t i, od::value choice) -> simdjson::error_code {
+      bool is_object = false;
+      if (i > 0) return Consume(choice);
+      if (auto error = IsObject(choice, is_object); error || !is_object) return error;
+      return ForEachField(choice, [&](std::string_view key, od::value field) {
+        if (key == "delta") return ReadDelta(field);
+        if (key == "finish_reason") return ReadString(field, chunk.finish_reason);
+        return Consume(field);
+      });
+    });
+  }
+
+  simdjson::error_code ReadDelta(od::value value) {
+    Chunk& chunk = chunk_;
+    chunk.has_delta = false;
+    chunk.call_count = 0;
+    bool is_object = false;
+    if (auto error = IsObject(value, is_object); error || !is_object) return error;
+    chunk.has_delta = true;
+    chunk.reasoning_content.clear();
+    chunk.reasoning.clear();
+    chunk.content.clear();
+    return ForEachField(value, [&](std::string_view key, od::value field) {
+      if (key == "content") return ReadString(field, chunk.content);
+      if (key == "reasoning_content") return ReadString(field, chunk.reasoning_content);
+      if (key == "reasoning") return ReadString(field, chunk.reasoning);
+      if (key == "tool_calls") return ReadToolCalls(field);
+      return Consume(field);
+    });
+  }
+
+  simdjson::error_code ReadToolCalls(od::value value) {
+    Chunk& chunk = chunk_;
+    chunk.call_count = 0;
+    bool is_array = false;
+    if (auto error = IsArray(value, is_array); error || !is_array) return error;
+    return ForEachElement(value, [&](size_t, od::value element) -> simdjson::error_code {
+      if (chunk.calls.size() <= chunk.call_count) chunk.calls.emplace_back();
+      CallDelta& call = chunk.calls[chunk.call_count++];
+      call.index = 0;
+      call.id.clear();
+      call.name.clear();
+      call.arguments.clear();
+      bool is_object = false;
+      if (auto error = IsObject(element, is_object); error || !is_object) return error;
+      return ForEachField(element, [&](std::string_view key, od::value field) {
+        if (key == "index") return ReadInt(field, call.index);
+        if (key == "id") return ReadString(field, call.id);
+        if (key == "function") {
+          call.name.clear();
+          call.arguments.clear();
+          bool is_function = false;
+          if (auto error = IsObject(field, is_function); error || !is_function) return error;
+          return ForEachField(field, [&](std::string_view name, od::value item) {
+            if (name == "name") return ReadString(item, call.name);
+            if (name == "arguments") return ReadString(item, call.arguments);
+            return Consume(item);
+          });
+        }
+        return Consume(field);
+      });
+    });
+  }
+
+  simdjson::error_code ReadUsage(od::value value) {
+    Chunk& chunk = chunk_;
+    chunk.has_usage = false;
+    bool is_object = false;
+    if (auto error = IsObject(value, is_object); error || !is_object) return error;
+    chunk.has_usage = true;
+    Usage& usage = chunk.usage;
+    usage = Usage{};
+    return ForEachField(value, [&](std::string_view key, od::value field) {
+      if (key == "prompt_tokens") return ReadInt(field, usage.input_tokens);
+      if (key == "completion_tokens") return ReadInt(field, usage.output_tokens);
+      if (key == "prompt_tokens_details" || key == "completion_tokens_details") {
+        bool is_prompt = key == "prompt_tokens_details";
+        int64_t& out = is_prompt ? usage.cache_read_tokens : usage.reasoning_tokens;
+        out = 0;
+        bool is_details = false;
+        if (auto error = IsObject(field, is_details); error || !is_details) return error;
+        return ForEachField(field, [&](std::string_view name, od::value item) {
+          if (name == (is_prompt ? "cached_tokens" : "reasoning_tokens")) {
+            return ReadInt(item, out);
+          }
+          return Consume(item);
+        });
+      }
+      return Consume(field);
+    });
+  }
+
+  // Emits what ReadChunk read, in the order OnEventFullParse would.
+  void ApplyChunk() {
+    const Chunk& chunk = chunk_;
+    if (chunk.has_delta) {
+      EmitReasoning(chunk.reasoning_content.empty() ? chunk.reasoning : chunk.reasoning_content);
+      EmitText(chunk.content);
+      for (size_t i = 0; i < chunk.call_count; ++i) {
+        const CallDelta& call = chunk.calls[i];
+        OnCallDelta(static_cast<int>(call.index), call.id, call.name, call.arguments);
+      }
+      if (is_terminated()) return;
+    }
+    if (!chunk.finish_reason.empty()) {
+      finish_reason_ = chunk.finish_reason;
+      if (!EndToolCalls()) return;
+    }
+    if (chunk.has_usage) EmitUsage(chunk.usage);
+  }
+
+  void OnCallDelta(int index, std::string_view id, std::string_view name,
+                   std::string_view fragment) {
+    auto [it, is_new] = tool_calls_.try_emplace(index);
+    ToolCall& tool = it->second;
+    if (is_new) {
+      tool.id = id;
+      if (tool.id.empty()) tool.id = fmt::format("call_{}", index);
+      tool.name = name;
+      StreamEvent start;
+      start.kind = StreamEvent::Kind::kToolCallStart;
+      start.index = index;
+      start.tool_call_id = tool.id;
+      start.tool_name = tool.name;
+      Emit(std::move(start));
+    }
+    if (!fragment.empty()) {
+      tool.arguments += fragment;
+      StreamEvent delta_event;
+      delta_event.kind = StreamEvent::Kind::kToolCallDelta;
+      delta_event.index = index;
+      delta_event.tool_call_id = tool.id;
+      delta_event.text = std::string(fragment);
+      Emit(std::move(delta_event));
+    }
+  }
+
+  // The nlohmann DOM path: error bodies, and any chunk the fast path could not read (it then
+  // decides, e.g. that the JSON is malformed, and words the error).
+  void OnEventFullParse(std::string_view event, std::string_view data) {
     std::optional<Json> chunk = ParseJson(data);
     if (!chunk || !chunk->is_object()) {
       EmitBadResponse(fmt::format("malformed JSON in the stream: '{}'", data.substr(0, 80)));
@@ -159,7 +352,6 @@ class OpenAiParser final : public SseParser {
     }
   }
 
- private:
   struct ToolCall {
     std::string id;
     std::string name;
@@ -176,31 +368,10 @@ class OpenAiParser final : public SseParser {
     const Json* calls = GetArray(delta, "tool_calls");
     if (calls == nullptr) return !is_terminated();
     for (const Json& call : *calls) {
-      int index = static_cast<int>(GetInt(call, "index"));
       const Json* function = GetObject(call, "function");
-      auto [it, is_new] = tool_calls_.try_emplace(index);
-      ToolCall& tool = it->second;
-      if (is_new) {
-        tool.id = GetString(call, "id");
-        if (tool.id.empty()) tool.id = fmt::format("call_{}", index);
-        tool.name = function ? GetString(*function, "name") : "";
-        StreamEvent start;
-        start.kind = StreamEvent::Kind::kToolCallStart;
-        start.index = index;
-        start.tool_call_id = tool.id;
-        start.tool_name = tool.name;
-        Emit(std::move(start));
-      }
-      std::string fragment = function ? GetString(*function, "arguments") : "";
-      if (!fragment.empty()) {
-        tool.arguments += fragment;
-        StreamEvent delta_event;
-        delta_event.kind = StreamEvent::Kind::kToolCallDelta;
-        delta_event.index = index;
-        delta_event.tool_call_id = tool.id;
-        delta_event.text = std::move(fragment);
-        Emit(std::move(delta_event));
-      }
+      OnCallDelta(static_cast<int>(GetInt(call, "index")), GetString(call, "id"),
+                  function ? GetString(*function, "name") : "",
+                  function ? GetString(*function, "arguments") : "");
     }
     return !is_terminated();
   }
@@ -230,6 +401,8 @@ class OpenAiParser final : public SseParser {
 
   std::map<int, ToolCall> tool_calls_;
   std::string finish_reason_;
+  FastJson json_;
+  Chunk chunk_;
 };
 
 }  // namespace

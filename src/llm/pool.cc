@@ -362,7 +362,9 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     StreamError error = internal::ErrorFromResponse(
         current.endpoint, attempt.model_id, attempt.status, attempt.headers, attempt.error_body);
     RecordOutcome(attempt, error.kind);
-    Fail(std::move(error), /*may_retry=*/true);
+    // The provider may say whether a retry can help (the OpenAI and Anthropic SDKs honour it).
+    std::string_view should_retry = http::FindHeader(attempt.headers, "x-should-retry");
+    Fail(std::move(error), /*may_retry=*/should_retry != "false");
   }
 
   // Retries, falls back or reports `error`.
@@ -377,6 +379,7 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
         sink_(ErrorEvent(std::move(error)));
         return;
       }
+      held_usage_.reset();  // The next attempt reports its own.
     }
     const PoolOptions& options = shared_->options;
     ++total_attempts_;

@@ -4,6 +4,7 @@
 
 #include <deque>
 #include <optional>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -98,9 +99,21 @@ void CompletionService::Handle(const ipc::Message& request,
     open_.insert(stream);
   }
   changed_.notify_all();  // Wakes the watcher.
-  std::thread([this, stream, payload = std::move(payload)]() mutable {
-    Run(stream, std::move(payload));
-  }).detach();
+  try {
+    std::thread([this, stream, payload = std::move(payload)]() mutable {
+      Run(stream, std::move(payload));
+    }).detach();
+  } catch (const std::system_error& e) {
+    // Out of threads (RLIMIT_NPROC, memory). Rare enough to answer here, on the worker.
+    {
+      std::lock_guard lock(mutex_);
+      open_.erase(stream);
+      changed_.notify_all();
+    }
+    (void)stream->responder->Fail(Error(
+        ErrorCode::kResourceExhausted,
+        std::string("complete: cannot start a thread for the stream: ") + e.what()));
+  }
 }
 
 void CompletionService::Run(std::shared_ptr<Stream> stream, std::string payload) {

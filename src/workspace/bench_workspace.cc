@@ -127,8 +127,8 @@ Result<WorkspaceBenchResult> RunWorkspaceBench(const WorkspaceBenchOptions& opti
   bool is_temporary = directory.empty();
   if (is_temporary) {
     const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp != nullptr && tmp[0] != '\0' ? tmp : "/tmp") +
-                          "/lai-bench-tools-XXXXXX";
+    std::string pattern =
+        std::string(tmp != nullptr && tmp[0] != '\0' ? tmp : "/tmp") + "/lai-bench-tools-XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) return ErrnoError("bench: mkdtemp", errno);
     directory = pattern;
   }
@@ -222,9 +222,8 @@ Result<WorkspaceBenchResult> RunWorkspaceBench(const WorkspaceBenchOptions& opti
     result.search_naive_matches = matches;
   });
   result.rg_search_ms = TimeMs(options.repetitions, [&] {
-    (void)CountOutputLines({"rg", "--no-require-git", "-F", "--count-matches",
-                            std::string(kLiteral), "."},
-                           directory);
+    (void)CountOutputLines(
+        {"rg", "--no-require-git", "-F", "--count-matches", std::string(kLiteral), "."}, directory);
   });
   return result;
 }

@@ -11,15 +11,15 @@ namespace lai::workspace {
 
 struct WorkspaceBenchOptions {
   size_t file_count = 100000;
-  std::string directory;       // Where to build the tree; empty: a fresh directory in $TMPDIR,
-                               // removed afterwards. A directory holding a finished tree from an
-                               // earlier run (marker file .lai-bench-tree) is reused as is.
-  size_t list_limit = 200;     // list_files' default limit.
-  int repetitions = 5;         // Each timing is the median of this many runs.
+  std::string directory;    // Where to build the tree; empty: a fresh directory in $TMPDIR,
+                            // removed afterwards. A directory holding a finished tree from an
+                            // earlier run (marker file .lai-bench-tree) is reused as is.
+  size_t list_limit = 200;  // list_files' default limit.
+  int repetitions = 5;      // Each timing is the median of this many runs.
 };
 
 struct WorkspaceBenchResult {
-  size_t file_count = 0;       // Files generated.
+  size_t file_count = 0;  // Files generated.
   double create_tree_ms = 0;
 
   // (a) Recursive list_files with the limit.
@@ -28,17 +28,17 @@ struct WorkspaceBenchResult {
   double list_baseline_ms = 0;  // std::filesystem::recursive_directory_iterator + file_size()
                                 // of every file (what a naive walker does).
   size_t list_baseline_files = 0;
-  double list_all_ms = 0;       // The same walk without a limit (every entry, sorted).
+  double list_all_ms = 0;  // The same walk without a limit (every entry, sorted).
   size_t list_all_entries = 0;
-  double rg_files_ms = 0;       // `rg --files` over the tree (ripgrep's own walk).
+  double rg_files_ms = 0;  // `rg --files` over the tree (ripgrep's own walk).
   size_t rg_files = 0;
 
   // (b) search_files for a literal present in a few hundred files.
   double search_ms = 0;
   size_t search_matches = 0;
-  double search_naive_ms = 0;   // Read every file, std::string::find.
+  double search_naive_ms = 0;  // Read every file, std::string::find.
   size_t search_naive_matches = 0;
-  double rg_search_ms = 0;      // `rg --count-matches -F literal` alone.
+  double rg_search_ms = 0;  // `rg --count-matches -F literal` alone.
 };
 
 // Writes a realistic tree: src/pkg_*/mod_*/ sources, a .gitignore excluding generated/, and a

@@ -1049,10 +1049,8 @@ Result<DiffOutcome> ApplyMultiSearchReplace(std::string_view original, std::stri
     }
     Attempt attempt =
         Locate(document, search, search_count, start_line, options, window_start, window_end);
-    std::string aggressive_search;
-    std::string aggressive_replace;
     if (!attempt.accepted) {
-      aggressive_search = StripLineNumbers(search, true);
+      std::string aggressive_search = StripLineNumbers(search, true);
       if (aggressive_search != search && !aggressive_search.empty()) {
         std::vector<std::string_view> aggressive_lines = SplitLines(aggressive_search);
         Attempt retry =

@@ -17,12 +17,14 @@ bool MatchClass(std::string_view pattern, size_t* index, char c, bool* is_valid)
   while (i < pattern.size() && (pattern[i] != ']' || is_first)) {
     is_first = false;
     unsigned char low = static_cast<unsigned char>(pattern[i]);
-    if (pattern[i] == '\\' && i + 1 < pattern.size()) low = static_cast<unsigned char>(pattern[++i]);
+    if (pattern[i] == '\\' && i + 1 < pattern.size())
+      low = static_cast<unsigned char>(pattern[++i]);
     unsigned char high = low;
     if (i + 2 < pattern.size() && pattern[i + 1] == '-' && pattern[i + 2] != ']') {
       i += 2;
       high = static_cast<unsigned char>(pattern[i]);
-      if (pattern[i] == '\\' && i + 1 < pattern.size()) high = static_cast<unsigned char>(pattern[++i]);
+      if (pattern[i] == '\\' && i + 1 < pattern.size())
+        high = static_cast<unsigned char>(pattern[++i]);
     }
     unsigned char value = static_cast<unsigned char>(c);
     if (value >= low && value <= high) is_matched = true;

@@ -41,7 +41,7 @@ TEST(GlobMatchTest, DoubleStar) {
   EXPECT_TRUE(GlobMatch("a/**/b", "a/b"));
   EXPECT_TRUE(GlobMatch("a/**/b", "a/x/y/b"));
   EXPECT_FALSE(GlobMatch("a/**/b", "a/x/y/c"));
-  EXPECT_TRUE(GlobMatch("a**b", "axxb"));   // Not a whole segment: acts as '*'.
+  EXPECT_TRUE(GlobMatch("a**b", "axxb"));  // Not a whole segment: acts as '*'.
   EXPECT_FALSE(GlobMatch("a**b", "a/b"));
 }
 
@@ -137,8 +137,8 @@ TEST(IgnoreTreeTest, NestedGitignoreGolden) {
   ASSERT_TRUE(listed.ok()) << listed.error().ToString();
   std::string actual;
   for (const std::string& entry : listed->entries) actual += entry + "\n";
-  std::string expected = testing::ReadAll(std::string(LAI_TESTDATA_DIR) +
-                                          "/tools/ignore/nested.expected");
+  std::string expected =
+      testing::ReadAll(std::string(LAI_TESTDATA_DIR) + "/tools/ignore/nested.expected");
   EXPECT_EQ(actual, expected);
   EXPECT_FALSE(listed->truncated);
 }

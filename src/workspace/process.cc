@@ -19,11 +19,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::chrono::milliseconds kPollInterval{50};      // Cancellation is seen this fast.
-constexpr std::chrono::milliseconds kKillGrace{2000};       // SIGTERM, then SIGKILL after this.
-constexpr std::chrono::milliseconds kDrainAfterExit{250};   // Background children holding the
-                                                            // pipe get this long, then the group
-                                                            // is killed.
+constexpr std::chrono::milliseconds kPollInterval{50};     // Cancellation is seen this fast.
+constexpr std::chrono::milliseconds kKillGrace{2000};      // SIGTERM, then SIGKILL after this.
+constexpr std::chrono::milliseconds kDrainAfterExit{250};  // Background children holding the
+                                                           // pipe get this long, then the group
+                                                           // is killed.
 
 std::string ShellPath() {
   const char* shell = std::getenv("SHELL");
@@ -49,9 +49,9 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
 
   CommandOutcome outcome;
   const Clock::time_point start = Clock::now();
-  std::optional<Clock::time_point> term_sent_at;   // SIGTERM sent to the group.
+  std::optional<Clock::time_point> term_sent_at;  // SIGTERM sent to the group.
   bool kill_sent = false;
-  std::optional<Clock::time_point> exited_at;      // The shell itself has exited.
+  std::optional<Clock::time_point> exited_at;  // The shell itself has exited.
   int status = 0;
   std::array<char, 65536> buffer;
 

@@ -32,7 +32,8 @@ bool ProcessEnds(pid_t pid) {
     std::string line;
     std::getline(stat, line);
     size_t close = line.rfind(')');
-    if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z') return true;
+    if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z')
+      return true;
     std::this_thread::sleep_for(10ms);  // Polling with a deadline, not synchronisation.
   }
   return false;
@@ -60,7 +61,9 @@ TEST(RunCommandTest, StdinIsDevNull) {
 TEST(RunCommandTest, BinaryOutputIsKeptByteForByte) {
   auto outcome = RunCommand("printf 'a\\000b\\377c'", InTmp());
   ASSERT_TRUE(outcome.ok());
-  EXPECT_EQ(outcome->output, std::string("a\0b\xff" "c", 5));
+  EXPECT_EQ(outcome->output, std::string("a\0b\xff"
+                                         "c",
+                                         5));
 }
 
 TEST(RunCommandTest, FloodOfOutput) {

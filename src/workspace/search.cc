@@ -49,7 +49,8 @@ std::string DecodeBase64(std::string_view encoded) {
 
 // ripgrep's "arbitrary data" object: {"text": "..."} or {"bytes": "<base64>"}.
 std::string ArbitraryData(const nlohmann::json& data) {
-  if (auto it = data.find("text"); it != data.end() && it->is_string()) return it->get<std::string>();
+  if (auto it = data.find("text"); it != data.end() && it->is_string())
+    return it->get<std::string>();
   if (auto it = data.find("bytes"); it != data.end() && it->is_string()) {
     return DecodeBase64(it->get<std::string>());
   }
@@ -157,7 +158,7 @@ Result<SearchResult> SearchFiles(const Workspace& workspace, const ResolvedPath&
   }
   spawn.argv.push_back("--context");
   spawn.argv.push_back(std::to_string(std::max(options.context_lines, 0)));
-  std::string_view target_name = dir.absolute.substr(dir.absolute.rfind('/') + 1);
+  std::string_view target_name = std::string_view(dir.absolute).substr(dir.absolute.rfind('/') + 1);
   for (std::string_view name : DefaultExcludedDirectories()) {
     if (name == target_name) continue;  // Searching inside node_modules on purpose works.
     spawn.argv.push_back("--glob");
@@ -167,14 +168,13 @@ Result<SearchResult> SearchFiles(const Workspace& workspace, const ResolvedPath&
     spawn.argv.push_back(std::move(glob));
   }
   // The blocking files' patterns are relative to the root, which is ripgrep's working directory.
-  for (const std::string& file : dir.is_outside ? std::vector<std::string>{}
-                                                 : workspace.blocking_rules().source_files()) {
+  for (const std::string& file :
+       dir.is_outside ? std::vector<std::string>{} : workspace.blocking_rules().source_files()) {
     spawn.argv.push_back("--ignore-file");
     spawn.argv.push_back(file);
   }
   spawn.argv.push_back("--");
-  spawn.argv.push_back(dir.is_outside ? dir.absolute
-                                      : (dir.relative.empty() ? "." : dir.relative));
+  spawn.argv.push_back(dir.is_outside ? dir.absolute : (dir.relative.empty() ? "." : dir.relative));
   spawn.cwd = workspace.root();
 
   Result<internal::SpawnedChild> spawned = internal::Spawn(spawn);

@@ -64,8 +64,10 @@ int CompareListedPaths(std::string_view a, std::string_view b) {
     size_t b_end = b.find('/', b_pos);
     bool a_is_last = a_end == std::string_view::npos;
     bool b_is_last = b_end == std::string_view::npos;
-    std::string_view a_segment = a.substr(a_pos, a_is_last ? std::string_view::npos : a_end - a_pos);
-    std::string_view b_segment = b.substr(b_pos, b_is_last ? std::string_view::npos : b_end - b_pos);
+    std::string_view a_segment =
+        a.substr(a_pos, a_is_last ? std::string_view::npos : a_end - a_pos);
+    std::string_view b_segment =
+        b.substr(b_pos, b_is_last ? std::string_view::npos : b_end - b_pos);
     if (a_segment != b_segment) {
       if (a_is_last && !b_is_last) return -1;
       if (b_is_last && !a_is_last) return 1;

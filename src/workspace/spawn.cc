@@ -29,8 +29,8 @@ Result<SpawnedChild> Spawn(const SpawnOptions& options) {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out_write.get(), 1);
-  posix_spawn_file_actions_adddup2(&actions, options.merges_stderr ? out_write.get() : err_write.get(),
-                                   2);
+  posix_spawn_file_actions_adddup2(&actions,
+                                   options.merges_stderr ? out_write.get() : err_write.get(), 2);
   if (!options.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
 
   posix_spawnattr_t attributes;
@@ -54,9 +54,9 @@ Result<SpawnedChild> Spawn(const SpawnOptions& options) {
   posix_spawnattr_destroy(&attributes);
   if (err != 0) {
     if (err == ENOENT) {
-      return Error(ErrorCode::kNotFound,
-                   "start '" + options.argv[0] + "': program or working directory '" +
-                       options.cwd + "' not found");
+      return Error(ErrorCode::kNotFound, "start '" + options.argv[0] +
+                                             "': program or working directory '" + options.cwd +
+                                             "' not found");
     }
     return ErrnoError("start '" + options.argv[0] + "'", err);
   }

@@ -103,8 +103,8 @@ bool LooksBinary(std::string_view prefix) {
     if (c == 0) return true;
     if (c < 0x80) {
       // Tab, newline, form feed, carriage return, backspace and escape appear in text files.
-      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != '\b' &&
-           c != 0x1B && c != '\v') ||
+      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != '\b' && c != 0x1B &&
+           c != '\v') ||
           c == 0x7F) {
         ++control;
       }
@@ -206,9 +206,9 @@ Result<TextFile> ReadTextFile(const std::string& absolute_path, size_t max_bytes
   }
   bytes.resize(filled);
   if (bytes.size() > max_bytes) {
-    return Error(ErrorCode::kResourceExhausted,
-                 "'" + absolute_path + "' is larger than the " + std::to_string(max_bytes) +
-                     "-byte limit; read a line range instead");
+    return Error(ErrorCode::kResourceExhausted, "'" + absolute_path + "' is larger than the " +
+                                                    std::to_string(max_bytes) +
+                                                    "-byte limit; read a line range instead");
   }
   if (LooksBinary(bytes)) {
     return Error(ErrorCode::kInvalidArgument,
@@ -229,20 +229,20 @@ Status WriteFileAtomically(const std::string& absolute_path, std::string_view by
   struct stat existing;
   if (::stat(absolute_path.c_str(), &existing) == 0) {
     if (S_ISDIR(existing.st_mode)) {
-      return Error(ErrorCode::kInvalidArgument,
-                   "write '" + absolute_path + "': it is a directory");
+      return Error(ErrorCode::kInvalidArgument, "write '" + absolute_path + "': it is a directory");
     }
     mode = existing.st_mode & 07777;
   }
 
   size_t slash = absolute_path.rfind('/');
-  std::string temp = absolute_path.substr(0, slash + 1) + "." +
-                     absolute_path.substr(slash + 1) + ".lai-tmp-XXXXXX";
+  std::string temp = absolute_path.substr(0, slash + 1) + "." + absolute_path.substr(slash + 1) +
+                     ".lai-tmp-XXXXXX";
   // mkstemp creates the file 0600, so no other user can read it before the rename.
   UniqueFd fd(::mkostemp(temp.data(), O_CLOEXEC));
   if (!fd.is_valid()) return ErrnoError("create temporary file for '" + absolute_path + "'", errno);
   Status status = WriteAll(fd.get(), bytes, temp);
-  if (status.ok() && ::fchmod(fd.get(), mode) != 0) status = ErrnoError("chmod '" + temp + "'", errno);
+  if (status.ok() && ::fchmod(fd.get(), mode) != 0)
+    status = ErrnoError("chmod '" + temp + "'", errno);
   if (status.ok() && ::fsync(fd.get()) != 0) status = ErrnoError("fsync '" + temp + "'", errno);
   if (status.ok() && ::close(fd.Release()) != 0) status = ErrnoError("close '" + temp + "'", errno);
   if (status.ok() && ::rename(temp.c_str(), absolute_path.c_str()) != 0) {

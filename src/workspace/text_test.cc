@@ -25,7 +25,7 @@ TEST(LooksBinaryTest, TextInAnyScriptIsText) {
   EXPECT_FALSE(LooksBinary(""));
   EXPECT_FALSE(LooksBinary("int main() {\r\n\treturn 0;\r\n}\n"));
   EXPECT_FALSE(LooksBinary("Привет, мир! 你好，世界！ こんにちは 🎉 مرحبا\n"));
-  EXPECT_FALSE(LooksBinary("\x1b[31mred\x1b[0m\n"));       // ANSI colours.
+  EXPECT_FALSE(LooksBinary("\x1b[31mred\x1b[0m\n"));                // ANSI colours.
   EXPECT_FALSE(LooksBinary("caf\xe9 cr\xe8me br\xfbl\xe9\xe9\n"));  // Latin-1 text.
   // A multi-byte character cut by the 8 KiB window does not count against the text.
   std::string long_text(8191, 'a');
@@ -62,7 +62,9 @@ TEST(DecodeTextTest, MixedEndingsTakeTheDominantOne) {
 TEST(ReadTextFileTest, ReadsAndReportsErrors) {
   TempTree tree;
   tree.File("crlf.txt", "\xEF\xBB\xBFx\r\ny\r\n");
-  tree.File("binary.bin", std::string("\x7f" "ELF\0\0\0", 7));
+  tree.File("binary.bin", std::string("\x7f"
+                                      "ELF\0\0\0",
+                                      7));
   tree.File("big.txt", std::string(2000, 'a'));
   tree.Dir("dir");
   auto text = ReadTextFile(tree.Path("crlf.txt"));

@@ -22,11 +22,11 @@ namespace {
 // caches the project adds (build, target, .venv, .next, .nuxt, coverage, .cache, .idea, …).
 // Hidden directories that are not listed here are shown but not descended into.
 constexpr std::array<std::string_view, 30> kExcludedDirectories = {
-    "node_modules", "__pycache__", "env",         "venv",          ".venv",   "target",
-    "build",        "dist",        "out",         "bundle",        "vendor",  "tmp",
-    "temp",         "deps",        "pkg",         "Pods",          ".git",    ".svn",
-    ".hg",          ".bzr",        ".next",       ".nuxt",         "coverage", ".cache",
-    ".idea",        ".gradle",     ".pytest_cache", ".mypy_cache", ".tox",    ".terraform"};
+    "node_modules", "__pycache__", "env",           "venv",        ".venv",    "target",
+    "build",        "dist",        "out",           "bundle",      "vendor",   "tmp",
+    "temp",         "deps",        "pkg",           "Pods",        ".git",     ".svn",
+    ".hg",          ".bzr",        ".next",         ".nuxt",       "coverage", ".cache",
+    ".idea",        ".gradle",     ".pytest_cache", ".mypy_cache", ".tox",     ".terraform"};
 
 // The .gitignore files that apply to one directory: its own and its ancestors'.
 struct GitignoreChain {
@@ -190,7 +190,7 @@ Result<ListResult> ListFiles(const Workspace& workspace, const ResolvedPath& dir
 
   // Like Kilo Code: hidden directories are listed but entered only when the listed directory is
   // itself hidden (or inside a hidden one).
-  std::string_view base_name = dir.absolute.substr(dir.absolute.rfind('/') + 1);
+  std::string_view base_name = std::string_view(dir.absolute).substr(dir.absolute.rfind('/') + 1);
   const bool enters_hidden = HasHiddenComponent(prefix) || HasHiddenComponent(base_name);
   const IgnoreRules& blocking = workspace.blocking_rules();
 
@@ -217,8 +217,8 @@ Result<ListResult> ListFiles(const Workspace& workspace, const ResolvedPath& dir
       current_fd.Reset(::openat(root_fd.get(), current.relative.c_str(),
                                 O_RDONLY | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW));
       if (!current_fd.is_valid()) continue;  // Unreadable or gone: skipped, as Kilo Code does.
-      current.gitignore =
-          LoadGitignore(current_fd.get(), JoinRelative(prefix, current.relative), current.gitignore);
+      current.gitignore = LoadGitignore(current_fd.get(), JoinRelative(prefix, current.relative),
+                                        current.gitignore);
     }
     int fd = current.node == 0 ? root_fd.get() : current_fd.get();
     Result<std::vector<Entry>> entries = ReadEntries(fd, dir.absolute);

@@ -27,9 +27,9 @@ std::vector<std::string> Entries(const Result<ListResult>& result) {
 }
 
 TEST(CompareListedPathsTest, MatchesKiloCodesFormatFilesListOrder) {
-  std::vector<std::string> paths = {"src/b/",     "zed.txt",  "src/",       "src/a.ts",
+  std::vector<std::string> paths = {"src/b/",     "zed.txt",    "src/",       "src/a.ts",
                                     "README.md",  "src/b/c.ts", "file10.txt", "file2.txt",
-                                    ".gitignore", "Alpha.md", "src/B.ts",   "_private/"};
+                                    ".gitignore", "Alpha.md",   "src/B.ts",   "_private/"};
   std::sort(paths.begin(), paths.end(), [](const std::string& a, const std::string& b) {
     return internal::CompareListedPaths(a, b) < 0;
   });
@@ -37,7 +37,7 @@ TEST(CompareListedPathsTest, MatchesKiloCodesFormatFilesListOrder) {
   // names compare case-insensitively with digit runs by value.
   std::vector<std::string> expected = {".gitignore", "Alpha.md", "file2.txt", "file10.txt",
                                        "README.md",  "zed.txt",  "_private/", "src/",
-                                       "src/a.ts",   "src/B.ts", "src/b/",     "src/b/c.ts"};
+                                       "src/a.ts",   "src/B.ts", "src/b/",    "src/b/c.ts"};
   EXPECT_EQ(paths, expected);
 }
 

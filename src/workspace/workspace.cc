@@ -138,6 +138,13 @@ Result<std::shared_ptr<const Workspace>> Workspace::Open(std::string_view root) 
       if (errno == ENOENT) continue;
       return ErrnoError("read '" + path + "'", errno);
     }
+    struct stat file_info;
+    if (::fstat(fd, &file_info) != 0 || !S_ISREG(file_info.st_mode)) {
+      ::close(fd);
+      return Error(
+          ErrorCode::kInvalidArgument,
+          "open workspace: '" + path + "' is not a regular file; it must hold ignore patterns");
+    }
     std::string content;
     std::array<char, 16384> buffer;
     while (true) {
@@ -212,11 +219,10 @@ namespace {
 
 // Commands whose file arguments are read (Kilo Code's list plus common text tools).
 constexpr std::array<std::string_view, 33> kReadingCommands = {
-    "cat",  "head",   "tail",   "less",        "more",  "grep",          "egrep",
-    "fgrep", "rg",    "ag",     "sed",         "awk",   "gawk",          "bat",
-    "batcat", "nl",   "od",     "xxd",         "hexdump", "strings",     "cut",
-    "sort", "uniq",   "wc",     "diff",        "cp",    "mv",            "base64",
-    "tac",  "type",   "get-content", "gc",     "select-string"};
+    "cat",     "head",    "tail", "less",        "more", "grep",         "egrep", "fgrep", "rg",
+    "ag",      "sed",     "awk",  "gawk",        "bat",  "batcat",       "nl",    "od",    "xxd",
+    "hexdump", "strings", "cut",  "sort",        "uniq", "wc",           "diff",  "cp",    "mv",
+    "base64",  "tac",     "type", "get-content", "gc",   "select-string"};
 
 struct Token {
   std::string text;
@@ -256,8 +262,8 @@ std::vector<Token> Tokenize(std::string_view command) {
       has_word = true;
     } else if (c == ' ' || c == '\t') {
       flush();
-    } else if (c == '|' || c == '&' || c == ';' || c == '\n' || c == '<' || c == '>' ||
-               c == '(' || c == ')') {
+    } else if (c == '|' || c == '&' || c == ';' || c == '\n' || c == '<' || c == '>' || c == '(' ||
+               c == ')') {
       flush();
       std::string op(1, c);
       if (i + 1 < command.size() && command[i + 1] == c && c != ';' && c != '\n') {
@@ -265,10 +271,11 @@ std::vector<Token> Tokenize(std::string_view command) {
         ++i;
       }
       // Redirections that involve '&' ("2>&1", "&> file", "&>> file") are not separators.
-      if (i + 1 < command.size() && ((op.back() == '>' && command[i + 1] == '&') ||
-                                     (op == "&" && command[i + 1] == '>'))) {
+      if (i + 1 < command.size() &&
+          ((op.back() == '>' && command[i + 1] == '&') || (op == "&" && command[i + 1] == '>'))) {
         op.push_back(command[++i]);
-        if (op == "&>" && i + 1 < command.size() && command[i + 1] == '>') op.push_back(command[++i]);
+        if (op == "&>" && i + 1 < command.size() && command[i + 1] == '>')
+          op.push_back(command[++i]);
       }
       tokens.push_back({std::move(op), true});
     } else {

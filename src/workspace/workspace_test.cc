@@ -180,8 +180,8 @@ TEST(ProtectedTest, KiloCodeConfigurationFilesNeedApproval) {
        {".kilocodeignore", ".kilocodemodes", ".kilocoderules", ".kilocoderules-code",
         ".kilocode/rules/a.md", ".kilocode/mcp.json", ".rooignore", ".roomodes", ".roorules",
         ".roorules-architect", ".clinerules", ".clinerules-x", ".roo/rules/x.md",
-        ".vscode/settings.json", "AGENTS.md", "AGENT.md", "project.code-workspace",
-        "sub/AGENTS.md", "sub/.roomodes"}) {
+        ".vscode/settings.json", "AGENTS.md", "AGENT.md", "project.code-workspace", "sub/AGENTS.md",
+        "sub/.roomodes"}) {
     EXPECT_TRUE(is_protected(path)) << path;
   }
   for (const char* path : {"src/main.c", "README.md", "agents.md.bak", ".kilocode", ".github/x",

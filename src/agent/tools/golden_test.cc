@@ -112,11 +112,23 @@ class ScriptedHost : public ToolHost {
   std::string details_;  // What each request showed the user, separated by "\n---\n".
 };
 
+// Tools whose cases start processes (ripgrep, the shell): run by the integration binary
+// (built with LAI_GOLDEN_PROCESS_TOOLS), the rest by the unit one.
+bool StartsProcesses(const std::string& tool) {
+  return tool == "search_files" || tool == "execute_command";
+}
+
 std::vector<std::string> CaseNames() {
+#ifdef LAI_GOLDEN_PROCESS_TOOLS
+  constexpr bool kWantProcessTools = true;
+#else
+  constexpr bool kWantProcessTools = false;
+#endif
   std::vector<std::string> names;
   if (!fs::exists(kToolsDir)) return names;
   for (const fs::directory_entry& tool : fs::directory_iterator(kToolsDir)) {
     if (!tool.is_directory()) continue;
+    if (StartsProcesses(tool.path().filename().string()) != kWantProcessTools) continue;
     for (const fs::directory_entry& test_case : fs::directory_iterator(tool.path())) {
       if (fs::exists(test_case.path() / "args.json")) {
         names.push_back(tool.path().filename().string() + "/" +

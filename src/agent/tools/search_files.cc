@@ -1,6 +1,7 @@
 // search_files: a regex search over a directory, grouped by file with context lines.
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "agent/tools/args.h"
 #include "agent/tools/factories.h"
@@ -79,7 +80,13 @@ class SearchFilesTool final : public ToolBase {
                                      : WithThousands(found->match_count) + " results") +
             ".\n\n";
     }
-    for (const workspace::SearchFileResult& file : found->files) {
+    // ripgrep searches files in parallel; a stable order keeps results reproducible.
+    std::vector<const workspace::SearchFileResult*> files;
+    for (const workspace::SearchFileResult& file : found->files) files.push_back(&file);
+    std::sort(files.begin(), files.end(),
+              [](const auto* a, const auto* b) { return a->path < b->path; });
+    for (const workspace::SearchFileResult* file_pointer : files) {
+      const workspace::SearchFileResult& file = *file_pointer;
       // Context lines of a match past the cap can arrive without their match.
       if (std::none_of(file.lines.begin(), file.lines.end(),
                        [](const workspace::SearchLine& line) { return line.is_match; })) {
