@@ -163,6 +163,9 @@ constexpr KeyDescriptor kKeys[] = {
     {LAI_CONFIG_FIELD(llm.default_profile),
      StringCheck{"a profile name (letters, digits, '-', '_') or empty", IsProfileNameOrEmpty},
      "Profile used when a request names none; empty = the first [profiles.<name>] table."},
+    {LAI_CONFIG_FIELD(llm.max_connections_per_host), IntegerRange{1, 10000},
+     "HTTP connections open at once to one provider host; further requests wait for one. An "
+     "HTTP/1.1 provider (Ollama, vLLM) needs one per concurrent stream."},
 };
 
 #undef LAI_CONFIG_FIELD

@@ -45,6 +45,7 @@ struct Config {
   } tools;
   struct Llm {
     std::string default_profile;  // Empty: the first profile (see llm/pool.h).
+    uint32_t max_connections_per_host = 32;  // HTTP/1.1 providers need one per open stream.
   } llm;
 
   // One [profiles.<name>] table of the file (profiles come only from the file, in file order).

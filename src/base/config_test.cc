@@ -362,6 +362,23 @@ TEST_F(ConfigTest, IntegerRangesAreInclusive) {
   }
 }
 
+TEST_F(ConfigTest, MaxConnectionsPerHostFromEverySource) {
+  std::string path = WriteFile("config.toml", "[llm]\nmax_connections_per_host = 64\n");
+  Result<Config> from_file = Load(path);
+  ASSERT_TRUE(from_file.ok()) << from_file.error().ToString();
+  EXPECT_EQ(from_file->llm.max_connections_per_host, 64u);
+  Result<Config> from_env = Load(path, {"LAPCE_AI_LLM_MAX_CONNECTIONS_PER_HOST=200"});
+  ASSERT_TRUE(from_env.ok()) << from_env.error().ToString();
+  EXPECT_EQ(from_env->llm.max_connections_per_host, 200u);
+  for (const char* bad : {"llm.max_connections_per_host=0", "llm.max_connections_per_host=10001",
+                          "llm.max_connections_per_host=many"}) {
+    Result<Config> config = Load("", {}, {bad});
+    ASSERT_FALSE(config.ok()) << bad;
+    EXPECT_NE(config.error().message().find("llm.max_connections_per_host"), std::string::npos)
+        << config.error().message();
+  }
+}
+
 TEST_F(ConfigTest, MetricsAddrMustBeHostPortOrEmpty) {
   for (const char* good : {"", "127.0.0.1:9464", "localhost:1", "metrics.example-host:65535",
                            "[::1]:9464", "0.0.0.0:80"}) {
@@ -449,7 +466,7 @@ TEST(DescribeKeysTest, OneLinePerKeyWithTypeDefaultAndHelp) {
     start = end + 1;
   }
   EXPECT_EQ(start, text.size());  // Ends with a newline.
-  ASSERT_EQ(lines.size(), 19u) << text;
+  ASSERT_EQ(lines.size(), 20u) << text;
   EXPECT_TRUE(lines[0].starts_with("log.level ")) << lines[0];
   EXPECT_NE(lines[0].find("string"), std::string::npos);
   EXPECT_NE(lines[0].find("\"info\""), std::string::npos);
@@ -487,6 +504,7 @@ supports_images = false
 )"));
   ASSERT_TRUE(config.ok()) << config.error().message();
   EXPECT_EQ(config->llm.default_profile, "fast");
+  EXPECT_EQ(config->llm.max_connections_per_host, 32u);  // The default.
   ASSERT_EQ(config->profiles.size(), 2u);
   const Config::Profile& main = config->profiles[0];
   EXPECT_EQ(main.name, "main");

@@ -112,7 +112,8 @@ int main(int argc, char** argv) {
         c.tools.read_line_limit, c.tools.diff_fuzzy_threshold, c.tools.diff_buffer_lines,
         c.tools.list_files_limit, c.tools.search_max_results, c.tools.command_timeout_seconds,
         c.tools.command_output_line_limit);
-    std::printf("llm.default_profile = \"%s\"\n", c.llm.default_profile.c_str());
+    std::printf("llm.default_profile = \"%s\"\nllm.max_connections_per_host = %u\n",
+                c.llm.default_profile.c_str(), c.llm.max_connections_per_host);
     for (const lai::Config::Profile& p : c.profiles) {  // Never prints a key, only its presence.
       std::printf("profiles.%s = { provider = \"%s\", model = \"%s\", base_url = \"%s\", "
                   "api_key_env = \"%s\"%s, fallback = \"%s\" }\n",

@@ -41,11 +41,15 @@ int Serve(const Config& config, const ServeFlags& flags) {
   options.max_message_bytes = static_cast<uint32_t>(
       std::min<uint64_t>(config.ipc.max_message_bytes, uint64_t{1} << 30));
   // The provider pool outlives the server and the completion service (declared after the
-  // server, so destroyed before it, once Shutdown() has released every waiting sender).
+  // server, so destroyed before it, once Shutdown() has closed every connection).
   // Without a usable profile the engine still serves; completions then fail with the reason.
   std::unique_ptr<llm::ProviderPool> pool;
   std::string no_pool_reason;
-  if (Result<std::unique_ptr<http::Client>> http = http::Client::Create(); !http.ok()) {
+  http::ClientOptions http_options;
+  http_options.max_connections_per_host = config.llm.max_connections_per_host;
+  http_options.max_total_connections =
+      std::max<long>(http_options.max_total_connections, config.llm.max_connections_per_host);
+  if (Result<std::unique_ptr<http::Client>> http = http::Client::Create(http_options); !http.ok()) {
     no_pool_reason = "complete: " + http.error().message();
   } else if (Result<std::unique_ptr<llm::ProviderPool>> created = llm::ProviderPool::Create(
                  config, std::shared_ptr<http::Client>(std::move(*http)));

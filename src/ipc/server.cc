@@ -341,7 +341,36 @@ Responder::~Responder() {
 }
 
 bool Responder::is_cancelled() const { return cancelled_.load(std::memory_order_acquire); }
-void Responder::Cancel() { cancelled_.store(true, std::memory_order_release); }
+
+std::function<void()> Responder::CancelLocked() {
+  if (cancelled_.exchange(true, std::memory_order_acq_rel)) return nullptr;
+  return std::move(on_cancel_);
+}
+
+void Responder::OnCancel(std::function<void()> callback) {
+  {
+    std::lock_guard lock(shared_->mutex);
+    if (!is_cancelled()) {
+      on_cancel_ = std::move(callback);
+      return;
+    }
+  }
+  if (callback) callback();
+}
+
+Responder::SendResult Responder::TrySend(std::span<const std::byte> item) {
+  if (is_cancelled()) return SendResult::kCancelled;
+  return TryEnqueue(kFlagResponse | kFlagStream, item, false);
+}
+
+Responder::SendResult Responder::TryFinish(std::span<const std::byte> last) {
+  return TryEnqueue(kFlagResponse, last, true);
+}
+
+Responder::SendResult Responder::TryFail(const Error& error) {
+  std::string payload = ErrorPayload(error);
+  return TryEnqueue(kFlagResponse | kFlagError, std::as_bytes(std::span(payload)), true);
+}
 
 Status Responder::Send(std::span<const std::byte> item) {
   if (is_cancelled()) return Error(ErrorCode::kCancelled, "the client cancelled the request");
@@ -356,6 +385,26 @@ Status Responder::Fail(const Error& error) {
   std::string payload = ErrorPayload(error);
   return Enqueue(kFlagResponse | kFlagError, std::as_bytes(std::span(payload)), true);
 }
+
+namespace {
+
+// Appends one frame to the connection's queue and wakes its worker. Under s.mutex.
+void PushLocked(Responder::Shared& s, const FrameHeader& header, PooledBuffer buffer,
+                std::span<const std::byte> payload) {
+  if (!payload.empty()) std::memcpy(buffer.data(), payload.data(), payload.size());
+  internal::Outbound out;
+  out.header = header;
+  out.buffer = std::move(buffer);
+  out.size = payload.size();
+  // Count what the item really holds (its buffer), so tiny items cannot exhaust the pool before
+  // the queue limit applies back-pressure.
+  s.queued_bytes += out.buffer.capacity();
+  s.queue.push_back(std::move(out));
+  s.has_output.store(true, std::memory_order_release);
+  s.poke.Wake();
+}
+
+}  // namespace
 
 Status Responder::Enqueue(uint8_t flags, std::span<const std::byte> payload, bool final) {
   Shared& s = *shared_;
@@ -374,21 +423,29 @@ Status Responder::Enqueue(uint8_t flags, std::span<const std::byte> payload, boo
     s.space.wait_for(lock, std::chrono::milliseconds(10));
   }
   if (!buffer.ok()) return std::move(buffer).error();
-  if (!payload.empty()) std::memcpy(buffer->data(), payload.data(), payload.size());
-  internal::Outbound out;
-  out.header.type = type_;
-  out.header.flags = flags;
-  out.header.request_id = request_id_;
-  out.buffer = std::move(buffer).value();
-  out.size = payload.size();
-  // Count what the item really holds (its buffer), so tiny items cannot exhaust the pool before
-  // the queue limit applies back-pressure.
-  s.queued_bytes += out.buffer.capacity();
-  s.queue.push_back(std::move(out));
+  PushLocked(s, FrameHeader{.flags = flags, .type = type_, .request_id = request_id_},
+             std::move(buffer).value(), payload);
   if (final) finished_.store(true, std::memory_order_relaxed);
-  s.has_output.store(true, std::memory_order_release);
-  s.poke.Wake();
   return OkStatus();
+}
+
+Responder::SendResult Responder::TryEnqueue(uint8_t flags, std::span<const std::byte> payload,
+                                            bool final) {
+  Shared& s = *shared_;
+  std::lock_guard lock(s.mutex);
+  if (finished_.load(std::memory_order_relaxed) || s.closed) return SendResult::kClosed;
+  if (s.queued_bytes >= kOutboxLimitBytes) return SendResult::kFull;
+  Result<PooledBuffer> buffer = s.pool->Acquire(std::max<size_t>(payload.size(), 1));
+  if (!buffer.ok()) {
+    // kResourceExhausted: the pool frees buffers as the client reads. Anything else (an item
+    // beyond the pool's largest class) would never fit: answer as Send would, with an error.
+    if (buffer.error().code() == ErrorCode::kResourceExhausted) return SendResult::kFull;
+    return SendResult::kClosed;
+  }
+  PushLocked(s, FrameHeader{.flags = flags, .type = type_, .request_id = request_id_},
+             std::move(buffer).value(), payload);
+  if (final) finished_.store(true, std::memory_order_relaxed);
+  return SendResult::kSent;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -467,9 +524,13 @@ uint64_t Worker::Dispatch(Connection& c, const Message& message, uint64_t start)
   }
   const bool wants_reply = (h.flags & kFlagNoReply) == 0;
   if (h.type == static_cast<uint16_t>(MessageType::kCancel)) {
-    std::lock_guard lock(c.shared->mutex);
-    auto it = c.shared->streams.find(h.request_id);
-    if (it != c.shared->streams.end()) it->second->Cancel();
+    std::function<void()> on_cancel;
+    {
+      std::lock_guard lock(c.shared->mutex);
+      auto it = c.shared->streams.find(h.request_id);
+      if (it != c.shared->streams.end()) on_cancel = it->second->CancelLocked();
+    }
+    if (on_cancel) on_cancel();
     return TickNow();
   }
   HandlerEntry* entry = server_.impl_->handlers[h.type].get();
@@ -573,15 +634,21 @@ int Worker::Visit(Connection& c) {
 
 void Worker::Close(Connection& c, const char* why) {
   (void)why;
+  std::vector<std::function<void()>> on_cancel;
   {
     std::lock_guard lock(c.shared->mutex);
     c.shared->closed = true;
     c.shared->queue.clear();
     c.shared->head = 0;
     c.shared->queued_bytes = 0;
-    for (auto& [id, responder] : c.shared->streams) responder->Cancel();
+    for (auto& [id, responder] : c.shared->streams) {
+      if (std::function<void()> callback = responder->CancelLocked()) {
+        on_cancel.push_back(std::move(callback));
+      }
+    }
     c.shared->space.notify_all();
   }
+  for (const std::function<void()>& callback : on_cancel) callback();
   uint32_t slot = c.slot;
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.socket.get(), nullptr);
   std::atomic_ref<uint64_t>(DoorbellLayout::Bits(doorbell_.data())[slot / 64])

@@ -68,28 +68,51 @@ class Reply {
 // without Finish() or Fail(), the client receives an error.
 class Responder {
  public:
+  enum class SendResult {
+    kSent,
+    kFull,       // Back-pressure (the connection's output queue or buffer pool is full): retry later.
+    kClosed,     // The client disconnected, or the request was already answered.
+    kCancelled,  // The client cancelled the request.
+  };
+
   ~Responder();
   // One item of the stream. Blocks while the connection's output queue is full (back-pressure);
   // kUnavailable when the client has gone, kCancelled when it cancelled the request.
   Status Send(std::span<const std::byte> item);
   Status Finish(std::span<const std::byte> last = {});
   Status Fail(const Error& error);
+  // Non-blocking versions of Send, Finish and Fail: kFull instead of waiting for space. A final
+  // reply that was not kSent has not been sent; send it again later.
+  SendResult TrySend(std::span<const std::byte> item);
+  SendResult TryFinish(std::span<const std::byte> last = {});
+  SendResult TryFail(const Error& error);
   bool is_cancelled() const;
+  // Runs `callback` once when the client cancels the request or disconnects: on the connection's
+  // worker thread as the cancel or the hang-up is noticed (it must not block: it holds up every
+  // connection of that worker; nor may it call Send/Finish/Fail, which can wait for that worker),
+  // or at once on the calling thread if that has already happened. Set it at most once. It runs
+  // outside the Responder's locks and may run while the Responder is being destroyed: capture
+  // what it needs by value or weakly, not the Responder's owner.
+  void OnCancel(std::function<void()> callback);
   uint64_t request_id() const { return request_id_; }
 
   // Internal: built by the worker.
   struct Shared;
   Responder(std::shared_ptr<Shared> shared, uint64_t request_id, uint16_t type);
-  void Cancel();
+  // Marks the request cancelled; returns the OnCancel callback to run once the caller has
+  // released Shared::mutex (which it holds).
+  std::function<void()> CancelLocked();
 
  private:
   Status Enqueue(uint8_t flags, std::span<const std::byte> payload, bool final);
+  SendResult TryEnqueue(uint8_t flags, std::span<const std::byte> payload, bool final);
 
   std::shared_ptr<Shared> shared_;
   uint64_t request_id_;
   uint16_t type_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> finished_{false};
+  std::function<void()> on_cancel_;  // Guarded by Shared::mutex.
 };
 
 // A synchronous handler answers in place through `reply`; returning an error sends an error

@@ -275,7 +275,8 @@ std::string MakeOpenAiBenchStream(size_t bytes) {
     out += "\n\n";
   };
   chunk(R"({"role":"assistant","content":""})");
-  // About 80% text deltas, then one tool call whose arguments arrive in small fragments.
+  // About 80% text deltas of one to three words (OpenAI sends about a token per chunk), then one
+  // tool call whose arguments arrive in small fragments.
   while (out.size() < bytes * 8 / 10) {
     chunk(R"({"content":)" + Quote(words.Next(1 + static_cast<int>(words.Step() % 3))) + "}");
   }
@@ -321,10 +322,11 @@ std::string MakeAnthropicBenchStream(size_t bytes) {
   event("content_block_start",
         R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})");
   event("ping", R"({"type": "ping"})");
+  // Text deltas of two to six words: Claude sends a few tokens per text_delta.
   for (int i = 0; out.size() < bytes * 8 / 10; ++i) {
     event("content_block_delta",
           R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":)" +
-              Quote(words.Next(1 + static_cast<int>(words.Step() % 3))) + "}}");
+              Quote(words.Next(2 + static_cast<int>(words.Step() % 5))) + "}}");
     if (i % 200 == 199) event("ping", R"({"type": "ping"})");
   }
   event("content_block_stop", R"({"type":"content_block_stop","index":0})");

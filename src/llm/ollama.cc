@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "llm/internal/fast_json.h"
 #include "llm/internal/parser_base.h"
 
 namespace lai::llm::internal {
@@ -71,6 +72,180 @@ class OllamaParser final : public NdjsonParser {
 
  protected:
   void OnLine(std::string_view line) override {
+    if (ReadLine(line) == simdjson::SUCCESS) {
+      ApplyLine();
+      return;
+    }
+    OnLineFullParse(line);
+  }
+
+  void OnEnd() override {
+    EmitError(ErrorKind::kUnavailable,
+              fmt::format("the stream from {} ended before \"done\": true", provider_));
+  }
+
+ private:
+  // The fields of one line the parser uses, read by simdjson into reused members.
+  struct Call {
+    bool has_function = false;
+    std::string id;
+    std::string name;
+    enum class Arguments { kNone, kObject, kString, kOther } arguments_kind = Arguments::kNone;
+    std::string arguments;  // kObject: re-serialised as nlohmann does; kString: the text.
+  };
+  struct Line {
+    bool has_message = false;
+    std::string thinking;
+    std::string content;
+    size_t call_count = 0;
+    std::vector<Call> calls;  // The first call_count are this line's.
+    bool is_done = false;
+    int64_t prompt_eval_count = 0;
+    int64_t eval_count = 0;
+    std::string done_reason;
+  };
+
+  // The hot path: reads the line whole (emitting nothing) or fails, leaving it to
+  // OnLineFullParse.
+  simdjson::error_code ReadLine(std::string_view text) {
+    od::document document;
+    if (auto error = json_.Iterate(text, document)) return error;
+    Line& line = line_;
+    line.has_message = false;
+    line.call_count = 0;
+    line.is_done = false;
+    line.prompt_eval_count = 0;
+    line.eval_count = 0;
+    line.done_reason.clear();
+    return ForEachRootField(document, [&](std::string_view key, od::value value) {
+      if (key == "message") return ReadMessage(value);
+      if (key == "done") return ReadBool(value, line.is_done);
+      if (key == "prompt_eval_count") return ReadInt(value, line.prompt_eval_count);
+      if (key == "eval_count") return ReadInt(value, line.eval_count);
+      if (key == "done_reason") return ReadString(value, line.done_reason);
+      if (key == "error") return kUseFullParse;
+      return Consume(value);
+    });
+  }
+
+  simdjson::error_code ReadMessage(od::value value) {
+    Line& line = line_;
+    line.has_message = false;
+    line.call_count = 0;
+    bool is_object = false;
+    if (auto error = IsObject(value, is_object); error || !is_object) return error;
+    line.has_message = true;
+    line.thinking.clear();
+    line.content.clear();
+    return ForEachField(value, [&](std::string_view key, od::value field) -> simdjson::error_code {
+      if (key == "content") return ReadString(field, line.content);
+      if (key == "thinking") return ReadString(field, line.thinking);
+      if (key != "tool_calls") return Consume(field);
+      line.call_count = 0;
+      bool is_array = false;
+      if (auto error = IsArray(field, is_array); error || !is_array) return error;
+      return ForEachElement(field, [&](size_t, od::value element) { return ReadCall(element); });
+    });
+  }
+
+  simdjson::error_code ReadCall(od::value value) {
+    Line& line = line_;
+    if (line.calls.size() <= line.call_count) line.calls.emplace_back();
+    Call& call = line.calls[line.call_count++];
+    call.has_function = false;
+    call.id.clear();
+    call.name.clear();
+    call.arguments_kind = Call::Arguments::kNone;
+    call.arguments.clear();
+    bool is_object = false;
+    if (auto error = IsObject(value, is_object); error || !is_object) return error;
+    return ForEachField(value, [&](std::string_view key, od::value field) -> simdjson::error_code {
+      if (key == "id") return ReadString(field, call.id);
+      if (key != "function") return Consume(field);
+      call.name.clear();
+      call.arguments_kind = Call::Arguments::kNone;
+      if (auto error = IsObject(field, call.has_function); error || !call.has_function) {
+        return error;
+      }
+      return ForEachField(field, [&](std::string_view name, od::value item) {
+        if (name == "name") return ReadString(item, call.name);
+        if (name != "arguments") return Consume(item);
+        return ReadArguments(item, call);
+      });
+    });
+  }
+
+  static simdjson::error_code ReadArguments(od::value value, Call& call) {
+    od::json_type type;
+    if (auto error = value.type().get(type)) return error;
+    call.arguments.clear();
+    switch (type) {
+      case od::json_type::object: {
+        std::string_view raw;
+        if (auto error = RawObject(value, raw)) return error;
+        // Tool calls are rare: nlohmann validates and serialises them as before.
+        std::optional<Json> arguments = ParseJson(raw);
+        if (!arguments) return kUseFullParse;
+        call.arguments_kind = Call::Arguments::kObject;
+        call.arguments = arguments->dump();
+        return simdjson::SUCCESS;
+      }
+      case od::json_type::string:
+        call.arguments_kind = Call::Arguments::kString;
+        return ReadString(value, call.arguments);
+      case od::json_type::null:
+        call.arguments_kind = Call::Arguments::kNone;
+        return Consume(value);
+      default:
+        call.arguments_kind = Call::Arguments::kOther;
+        return Consume(value);
+    }
+  }
+
+  // Emits what ReadLine read, exactly as OnLineFullParse would.
+  void ApplyLine() {
+    const Line& line = line_;
+    if (line.has_message) {
+      EmitReasoning(line.thinking);
+      EmitText(line.content);
+      for (size_t i = 0; i < line.call_count; ++i) {
+        const Call& call = line.calls[i];
+        if (!call.has_function) {
+          EmitBadResponse("a tool call without \"function\"");
+          return;
+        }
+        std::string arguments = "{}";
+        if (call.arguments_kind == Call::Arguments::kObject) {
+          arguments = call.arguments;
+        } else if (call.arguments_kind == Call::Arguments::kString) {
+          Result<OrderedJson> parsed = ParseJsonObject(
+              call.arguments, fmt::format("arguments of tool call '{}'", call.name));
+          if (!parsed.ok()) {
+            EmitBadResponse(parsed.error().message());
+            return;
+          }
+          arguments = parsed->dump();
+        } else if (call.arguments_kind == Call::Arguments::kOther) {
+          EmitBadResponse(fmt::format("arguments of tool call '{}' are not an object", call.name));
+          return;
+        }
+        EmitCall(call.id, call.name, std::move(arguments));
+      }
+    }
+    if (line.is_done) {
+      Usage usage;
+      usage.input_tokens = line.prompt_eval_count;
+      usage.output_tokens = line.eval_count;
+      EmitUsage(usage);
+      std::string reason = line.done_reason;
+      if (reason.empty() || reason == "stop") reason = tool_count_ > 0 ? "tool_use" : "stop";
+      EmitDone(reason);
+    }
+  }
+
+  // The nlohmann DOM path: error lines, and any line the fast path could not read (it then
+  // decides, e.g. that the JSON is malformed, and words the error).
+  void OnLineFullParse(std::string_view line) {
     std::optional<Json> chunk = ParseJson(line);
     if (!chunk || !chunk->is_object()) {
       EmitBadResponse(fmt::format("malformed JSON in the stream: '{}'", line.substr(0, 80)));
@@ -105,21 +280,12 @@ class OllamaParser final : public NdjsonParser {
     }
   }
 
-  void OnEnd() override {
-    EmitError(ErrorKind::kUnavailable,
-              fmt::format("the stream from {} ended before \"done\": true", provider_));
-  }
-
- private:
   void HandleToolCall(const Json& call) {
     const Json* function = GetObject(call, "function");
     if (function == nullptr) {
       EmitBadResponse("a tool call without \"function\"");
       return;
     }
-    int index = tool_count_++;
-    std::string id = GetString(call, "id");
-    if (id.empty()) id = fmt::format("{}_{}", tool_id_prefix_, index);
     std::string name = GetString(*function, "name");
     std::string arguments = "{}";
     if (auto it = function->find("arguments"); it != function->end()) {
@@ -138,6 +304,13 @@ class OllamaParser final : public NdjsonParser {
         return;
       }
     }
+    EmitCall(GetString(call, "id"), name, std::move(arguments));
+  }
+
+  // A whole tool call: start, one delta with all arguments, end.
+  void EmitCall(std::string id, const std::string& name, std::string arguments) {
+    int index = tool_count_++;
+    if (id.empty()) id = fmt::format("{}_{}", tool_id_prefix_, index);
     StreamEvent start;
     start.kind = StreamEvent::Kind::kToolCallStart;
     start.index = index;
@@ -161,6 +334,8 @@ class OllamaParser final : public NdjsonParser {
 
   const std::string tool_id_prefix_;
   int tool_count_ = 0;
+  FastJson json_;
+  Line line_;
 };
 
 }  // namespace

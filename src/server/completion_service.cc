@@ -4,7 +4,8 @@
 
 #include <deque>
 #include <optional>
-#include <system_error>
+#include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -14,65 +15,178 @@
 
 namespace lai::server {
 
-// Why a thread per open stream: events arrive on the HTTP I/O thread, which serves every stream
-// and must never block, while Responder::Send blocks whenever the client's connection has a full
-// output queue (back-pressure). So the sink only appends the encoded event to this stream's own
-// queue (bounded by max_queued_bytes_per_stream) and wakes the stream's sender thread, which
-// does the possibly blocking Send. A slow client then blocks its own sender only: neither the
-// I/O thread nor other streams wait for it. A shared sender pool would not have that property
-// (one stuck connection per pool thread stalls everything). The cost, one mostly sleeping thread
-// per open completion, is small beside a provider request.
+// Threads. Events arrive on the HTTP I/O thread, which serves every stream and must never block.
+// Its sink encodes each event and hands it to Responder::TrySend, which queues the frame on the
+// client's connection without waiting: one thread hop (I/O thread -> IPC worker) per chunk.
+// Only when that connection's output queue is full (the client is not keeping up) does the
+// event go into this stream's own backlog (bounded by max_queued_bytes_per_stream); from then on
+// every later event, the final reply included, goes behind it, so the order is kept. One drainer
+// thread for the whole service empties the backlogs, also with TrySend: a stream whose client is
+// still full is retried every full_retry_interval while others are served, so a client that
+// stops reading stalls its own stream only, and never the I/O thread, a worker, or the drainer.
 //
-// Cancellation: the worker handles the client's kCancel by setting a flag on the Responder; there
-// is no callback. A sender blocked in Send, or one waiting for the next event of a silent
-// provider, would notice late, so one watcher thread polls the open streams every
-// cancel_poll_interval (only while some are open) and cancels the provider stream of each
-// cancelled request at once. The sink then receives kError/kCancelled and the sender answers
-// the request with a kCancelled error reply.
+// Cancellation: Responder::OnCancel runs on the IPC worker when the client's kCancel (or its
+// hang-up) arrives; it cancels the provider request at once (non-blocking). The sink then gets
+// kError/kCancelled and answers with a kCancelled error reply.
+//
+// Locks: Stream::mutex, then the connection's lock inside TrySend, then mutex_. Provider streams
+// are cancelled with no lock held. A stream leaves open_ (Retire) once its final reply is
+// queued, or nobody listens any more; after that nothing touches the service on its behalf.
 struct CompletionService::Stream {
-  explicit Stream(std::shared_ptr<ipc::Responder> r) : responder(std::move(r)) {}
+  Stream(CompletionService* s, std::shared_ptr<ipc::Responder> r)
+      : service(s), responder(std::move(r)), max_backlog_bytes(s->options_.max_queued_bytes_per_stream) {}
 
+  CompletionService* const service;  // Used only while the stream is in open_.
   const std::shared_ptr<ipc::Responder> responder;
+  const size_t max_backlog_bytes;
 
   std::mutex mutex;
-  std::condition_variable ready;
   // Guarded by mutex:
   std::shared_ptr<llm::StreamHandle> handle;
   bool is_streaming = true;
-  std::deque<std::string> items;  // Encoded events waiting for Send.
-  size_t queued_bytes = 0;
-  bool has_ended = false;              // final_payload or failure is set; later events dropped.
-  std::optional<std::string> final_payload;
-  std::optional<Error> failure;
-  bool cancel_requested = false;
+  bool cancel_requested = false;    // The client cancelled or went away.
   bool has_provider_ended = false;  // The sink saw kDone or kError.
+  bool is_provider_cancelled = false;
+  bool has_ended = false;     // The final reply is decided; later events are dropped.
+  bool is_answered = false;   // The final reply is queued (or nobody listens): retire.
+  bool is_retired = false;
+  bool is_backlogged = false;  // Output waits in `backlog`/`final_*` for the drainer.
+  std::deque<std::string> backlog;  // Encoded events that did not fit the connection yet.
+  size_t backlog_bytes = 0;
+  std::optional<std::string> final_payload;  // Decided final reply not sent yet (backlogged).
+  std::optional<Error> final_error;
   llm::Usage last_usage;
   ReplyCollector collector;  // stream:false only.
 };
 
+namespace {
+
+using SendResult = ipc::Responder::SendResult;
+using Stream = CompletionService::Stream;
+
+std::span<const std::byte> Bytes(const std::string& text) { return std::as_bytes(std::span(text)); }
+
+Error ClientCancelled() {
+  return Error(ErrorCode::kCancelled, "the client cancelled the completion");
+}
+
+// Under s.mutex: tries the decided final reply (final_payload or final_error). True once it is
+// out of our hands (sent, or the client is gone); false when the connection is full.
+bool TrySendFinalLocked(Stream& s) {
+  SendResult sent = s.final_payload ? s.responder->TryFinish(Bytes(*s.final_payload))
+                                    : s.responder->TryFail(*s.final_error);
+  if (sent == SendResult::kFull) return false;
+  s.final_payload.reset();
+  s.final_error.reset();
+  s.is_answered = true;
+  return true;
+}
+
+// Under s.mutex: what the caller must do once it has released the lock.
+struct Aftermath {
+  std::shared_ptr<llm::StreamHandle> cancel;  // Cancel this provider stream.
+  bool retire = false;
+};
+
+Aftermath TakeAftermathLocked(Stream& s) {
+  Aftermath after;
+  // The stream ended on our side (client cancelled, went away, fell behind) while the provider
+  // still runs: stop it now.
+  if (s.has_ended && !s.has_provider_ended && !s.is_provider_cancelled && s.handle) {
+    s.is_provider_cancelled = true;
+    after.cancel = s.handle;
+  }
+  if (s.is_answered && !s.is_retired) {
+    s.is_retired = true;
+    after.retire = true;
+  }
+  return after;
+}
+
+}  // namespace
+
+namespace {
+
+// Decides the final reply and sends it now if nothing is backlogged; returns true if the
+// stream must be scheduled for the drainer.
+bool EndLocked(Stream& s, std::optional<std::string> payload, std::optional<Error> error) {
+  if (s.has_ended) return false;
+  s.has_ended = true;
+  s.final_payload = std::move(payload);
+  s.final_error = std::move(error);
+  if (s.is_backlogged) return false;  // The drainer sends it after the backlog.
+  if (TrySendFinalLocked(s)) return false;
+  s.is_backlogged = true;
+  return true;
+}
+
+// Sends one item now if nothing waits before it, else backlogs it. True if the stream must be
+// scheduled for the drainer.
+bool EmitLocked(Stream& s, std::string item) {
+  if (!s.is_backlogged) {
+    switch (s.responder->TrySend(Bytes(item))) {
+      case SendResult::kSent:
+        return false;
+      case SendResult::kFull:
+        break;
+      case SendResult::kCancelled:
+        s.cancel_requested = true;
+        return EndLocked(s, std::nullopt, ClientCancelled());
+      case SendResult::kClosed:
+        s.cancel_requested = true;
+        s.has_ended = true;
+        s.is_answered = true;  // Nobody listens.
+        return false;
+    }
+  }
+  const bool schedule = !s.is_backlogged;
+  s.is_backlogged = true;
+  s.backlog_bytes += item.size();
+  s.backlog.push_back(std::move(item));
+  if (s.backlog_bytes > s.max_backlog_bytes) {
+    s.backlog.clear();  // The client is behind anyway; free the memory now.
+    s.backlog_bytes = 0;
+    s.has_ended = true;  // This failure is the answer.
+    s.final_payload.reset();
+    s.final_error = Error(ErrorCode::kResourceExhausted,
+                          "complete: the client fell more than " +
+                              std::to_string(s.max_backlog_bytes >> 20) +
+                              " MiB behind reading the stream; the completion was stopped");
+  }
+  return schedule;
+}
+
+}  // namespace
+
 CompletionService::CompletionService(llm::ProviderPool* pool, std::string unavailable_reason,
                                      CompletionServiceOptions options)
     : pool_(pool), unavailable_reason_(std::move(unavailable_reason)), options_(options) {
-  watcher_ = std::thread([this] { WatchCancels(); });
+  drainer_ = std::thread([this] { Drain(); });
 }
 
 CompletionService::~CompletionService() {
-  std::vector<std::shared_ptr<llm::StreamHandle>> handles;
+  std::vector<std::shared_ptr<Stream>> open;
   {
-    std::unique_lock lock(mutex_);
+    std::lock_guard lock(mutex_);
     stopping_ = true;
-    for (const std::shared_ptr<Stream>& s : open_) {
-      std::lock_guard stream_lock(s->mutex);
-      if (s->handle) handles.push_back(s->handle);
-    }
+    open.assign(open_.begin(), open_.end());
   }
   changed_.notify_all();
-  for (const auto& handle : handles) handle->Cancel();
+  for (const std::shared_ptr<Stream>& s : open) {
+    std::shared_ptr<llm::StreamHandle> handle;
+    {
+      std::lock_guard lock(s->mutex);
+      if (!s->has_provider_ended) handle = s->handle;
+    }
+    if (handle) handle->Cancel();  // The sinks answer with kCancelled errors.
+  }
+  open.clear();
   {
     std::unique_lock lock(mutex_);
     changed_.wait(lock, [this] { return open_.empty(); });
   }
-  watcher_.join();
+  changed_.notify_all();
+  drainer_.join();
 }
 
 void CompletionService::Register(ipc::Server& server) {
@@ -89,202 +203,193 @@ size_t CompletionService::open_streams() const {
 
 void CompletionService::Handle(const ipc::Message& request,
                                std::shared_ptr<ipc::Responder> responder) {
-  // On the IPC worker thread: copy the payload and hand over. Even an error reply goes through
-  // the sender thread, because Responder::Fail may wait for the very queue this worker drains.
-  auto stream = std::make_shared<Stream>(std::move(responder));
-  std::string payload(reinterpret_cast<const char*>(request.payload.data()),
-                      request.payload.size());
+  // On the IPC worker thread. Nothing here blocks: parsing, starting the transfer (queued for the
+  // I/O thread), and non-blocking replies.
+  auto stream = std::make_shared<Stream>(this, std::move(responder));
   {
     std::lock_guard lock(mutex_);
     open_.insert(stream);
   }
-  changed_.notify_all();  // Wakes the watcher.
-  try {
-    std::thread([this, stream, payload = std::move(payload)]() mutable {
-      Run(stream, std::move(payload));
-    }).detach();
-  } catch (const std::system_error& e) {
-    // Out of threads (RLIMIT_NPROC, memory). Rare enough to answer here, on the worker.
-    {
-      std::lock_guard lock(mutex_);
-      open_.erase(stream);
-      changed_.notify_all();
-    }
-    (void)stream->responder->Fail(Error(
-        ErrorCode::kResourceExhausted,
-        std::string("complete: cannot start a thread for the stream: ") + e.what()));
-  }
-}
-
-void CompletionService::Run(std::shared_ptr<Stream> stream, std::string payload) {
-  Stream& s = *stream;
-  ipc::Responder& responder = *s.responder;
-  auto finish = [&] {
-    std::lock_guard lock(mutex_);
-    open_.erase(stream);
-    // Notify under the lock: the destructor may return (destroying changed_) once it sees
-    // open_ empty, so this thread must not touch the service after unlocking.
-    changed_.notify_all();
-  };
-
-  Result<AiRequest> parsed = ParseAiRequest(payload);
-  if (!parsed.ok()) {
-    (void)responder.Fail(parsed.error());
-    finish();
-    return;
-  }
-  if (pool_ == nullptr) {
-    (void)responder.Fail(Error(ErrorCode::kUnavailable, unavailable_reason_));
-    finish();
-    return;
-  }
+  Result<AiRequest> parsed = ParseAiRequest(std::string_view(
+      reinterpret_cast<const char*>(request.payload.data()), request.payload.size()));
+  if (!parsed.ok()) return Reject(stream, parsed.error());
+  if (pool_ == nullptr) return Reject(stream, Error(ErrorCode::kUnavailable, unavailable_reason_));
   {
-    std::lock_guard lock(s.mutex);
-    s.is_streaming = parsed->stream;
+    std::lock_guard lock(stream->mutex);
+    stream->is_streaming = parsed->stream;
   }
-  const size_t max_queued = options_.max_queued_bytes_per_stream;
   std::weak_ptr<Stream> weak = stream;
-  // The sink holds the stream weakly and never cancels or releases the provider stream itself:
-  // the handle is cancelled and dropped on this thread only (its last reference must not go on
-  // the I/O thread, whose owner it may keep alive).
+  // The sink holds the stream weakly: a stream that was answered and retired may still get
+  // late events, which it drops.
   Result<std::shared_ptr<llm::StreamHandle>> handle = pool_->Stream(
-      parsed->profile, std::move(parsed->request), [weak, max_queued](const llm::StreamEvent& e) {
-        if (std::shared_ptr<Stream> target = weak.lock()) Deliver(*target, e, max_queued);
+      parsed->profile, std::move(parsed->request), [weak](const llm::StreamEvent& e) {
+        if (std::shared_ptr<Stream> target = weak.lock()) Deliver(target, e);
       });
-  if (!handle.ok()) {
-    (void)responder.Fail(handle.error());
-    finish();
-    return;
-  }
-  bool cancel_now = false;
+  if (!handle.ok()) return Reject(stream, handle.error());
+  Aftermath after;
   {
-    std::lock_guard lock(s.mutex);
-    s.handle = *handle;
-    cancel_now = s.cancel_requested && !s.has_ended;
+    std::lock_guard lock(stream->mutex);
+    stream->handle = *handle;
+    after = TakeAftermathLocked(*stream);  // The stream may have ended already.
   }
-  if (cancel_now || responder.is_cancelled()) (*handle)->Cancel();
-
-  bool is_client_gone = false;
-  for (;;) {
-    std::deque<std::string> batch;
-    std::optional<std::string> final_payload;
-    std::optional<Error> failure;
+  if (after.cancel) after.cancel->Cancel();
+  if (after.retire) Retire(stream);
+  // Runs on the worker (at once if the client already cancelled): cancel the provider request.
+  stream->responder->OnCancel([weak] {
+    std::shared_ptr<Stream> s = weak.lock();
+    if (!s) return;
+    std::shared_ptr<llm::StreamHandle> provider;
     {
-      std::unique_lock lock(s.mutex);
-      s.ready.wait(lock, [&] { return !s.items.empty() || s.has_ended; });
-      batch.swap(s.items);
-      s.queued_bytes = 0;
-      if (batch.empty()) {
-        final_payload = std::move(s.final_payload);
-        failure = std::move(s.failure);
-      }
-    }
-    if (!batch.empty()) {
-      for (const std::string& item : batch) {
-        Status sent = responder.Send(std::as_bytes(std::span(item)));
-        if (sent.ok()) continue;
-        // kCancelled (the client cancelled) or kUnavailable (it disconnected): stop the provider
-        // at once and answer (if anyone still listens) without waiting for its last event.
-        (*handle)->Cancel();
-        is_client_gone = sent.error().code() != ErrorCode::kCancelled;
-        failure = sent.error().code() == ErrorCode::kCancelled
-                      ? Error(ErrorCode::kCancelled, "the client cancelled the completion")
-                      : sent.error();
-        break;
-      }
-      if (!failure) continue;
-    }
-    if (!is_client_gone) {
-      if (failure) {
-        (void)responder.Fail(*failure);
-      } else {
-        (void)responder.Finish(std::as_bytes(std::span(*final_payload)));
-      }
-    }
-    break;
-  }
-  std::shared_ptr<llm::StreamHandle> provider;
-  bool is_provider_running = false;
-  {
-    // Late events (after a client-side stop) are dropped.
-    std::lock_guard lock(s.mutex);
-    s.has_ended = true;
-    s.items.clear();
-    is_provider_running = !s.has_provider_ended;
-    provider = std::move(s.handle);
-  }
-  // A client that went away, cancelled, or fell too far behind: stop the provider request now.
-  if (is_provider_running) provider->Cancel();
-  provider.reset();
-  handle->reset();
-  finish();
-}
-
-void CompletionService::WatchCancels() {
-  std::unique_lock lock(mutex_);
-  while (!stopping_) {
-    if (open_.empty()) {
-      changed_.wait(lock, [this] { return stopping_ || !open_.empty(); });
-      continue;
-    }
-    changed_.wait_for(lock, options_.cancel_poll_interval);
-    std::vector<std::shared_ptr<llm::StreamHandle>> to_cancel;
-    for (const std::shared_ptr<Stream>& s : open_) {
-      if (!s->responder->is_cancelled()) continue;
-      std::lock_guard stream_lock(s->mutex);
-      if (s->cancel_requested || !s->handle) continue;
+      std::lock_guard lock(s->mutex);
       s->cancel_requested = true;
-      to_cancel.push_back(s->handle);
+      if (!s->has_provider_ended && !s->is_provider_cancelled) {
+        s->is_provider_cancelled = true;
+        provider = s->handle;
+      }
     }
-    if (to_cancel.empty()) continue;
-    lock.unlock();
-    for (const auto& handle : to_cancel) handle->Cancel();
-    lock.lock();
-  }
+    if (provider) provider->Cancel();
+  });
 }
 
-void CompletionService::Deliver(Stream& s, const llm::StreamEvent& event,
-                                size_t max_queued_bytes) {
+void CompletionService::Reject(const std::shared_ptr<Stream>& stream, const Error& error) {
+  bool schedule = false;
+  Aftermath after;
+  {
+    std::lock_guard lock(stream->mutex);
+    schedule = EndLocked(*stream, std::nullopt, error);
+    after = TakeAftermathLocked(*stream);
+  }
+  if (schedule) Schedule(stream);
+  if (after.retire) Retire(stream);
+}
+
+void CompletionService::Deliver(const std::shared_ptr<Stream>& stream,
+                                const llm::StreamEvent& event) {
   using Kind = llm::StreamEvent::Kind;
+  Stream& s = *stream;
+  bool schedule = false;
+  Aftermath after;
   {
     std::lock_guard lock(s.mutex);
     if (event.kind == Kind::kDone || event.kind == Kind::kError) s.has_provider_ended = true;
     if (s.has_ended) return;
     if (event.kind == Kind::kUsage) s.last_usage = event.usage;
     if (event.kind == Kind::kError) {
-      if (s.is_streaming) s.items.push_back(EventJson(event, s.last_usage));
+      if (s.is_streaming) schedule = EmitLocked(s, EventJson(event, s.last_usage));
       Error error(ErrorCodeFor(event.error.kind), event.error.message);
-      if (event.error.kind == llm::ErrorKind::kCancelled && s.cancel_requested &&
-          s.responder->is_cancelled()) {
-        error = Error(ErrorCode::kCancelled, "the client cancelled the completion");
+      if (event.error.kind == llm::ErrorKind::kCancelled && s.cancel_requested) {
+        error = ClientCancelled();
       }
-      s.failure = std::move(error);
-      s.has_ended = true;
+      schedule = EndLocked(s, std::nullopt, std::move(error)) || schedule;
     } else if (!s.is_streaming) {
       s.collector.Add(event);
-      if (event.kind == Kind::kDone) {
-        s.final_payload = s.collector.FinalJson();
-        s.has_ended = true;
-      }
+      if (event.kind == Kind::kDone) schedule = EndLocked(s, s.collector.FinalJson(), std::nullopt);
     } else if (event.kind == Kind::kDone) {
-      s.final_payload = EventJson(event, s.last_usage);
-      s.has_ended = true;
+      schedule = EndLocked(s, EventJson(event, s.last_usage), std::nullopt);
     } else {
-      std::string item = EventJson(event, s.last_usage);
-      s.queued_bytes += item.size();
-      s.items.push_back(std::move(item));
-      if (s.queued_bytes > max_queued_bytes) {
-        s.failure = Error(ErrorCode::kResourceExhausted,
-                          "complete: the client fell more than " +
-                              std::to_string(max_queued_bytes >> 20) +
-                              " MiB behind reading the stream; the completion was stopped");
-        s.has_ended = true;
-        s.items.clear();  // The client is behind anyway; free the memory now.
-        s.queued_bytes = 0;
+      schedule = EmitLocked(s, EventJson(event, s.last_usage));
+    }
+    after = TakeAftermathLocked(s);
+  }
+  // The stream is still in open_ here (only this call may retire it now), so the service lives.
+  if (schedule) s.service->Schedule(stream);
+  if (after.cancel) after.cancel->Cancel();
+  if (after.retire) s.service->Retire(stream);
+}
+
+void CompletionService::Schedule(std::shared_ptr<Stream> stream) {
+  {
+    std::lock_guard lock(mutex_);
+    work_.push_back(std::move(stream));
+    has_new_work_ = true;
+  }
+  changed_.notify_all();
+}
+
+void CompletionService::Retire(const std::shared_ptr<Stream>& stream) {
+  std::lock_guard lock(mutex_);
+  open_.erase(stream);
+  // Notify under the lock: the destructor may return (destroying changed_) once it sees open_
+  // empty, so no thread but the drainer may touch the service after unlocking.
+  if (open_.empty()) changed_.notify_all();
+}
+
+bool CompletionService::DrainSome(const std::shared_ptr<Stream>& stream, bool* still_backlogged) {
+  Stream& s = *stream;
+  bool progress = false;
+  Aftermath after;
+  {
+    std::lock_guard lock(s.mutex);
+    while (!s.backlog.empty() && !s.is_answered) {
+      SendResult sent = s.responder->TrySend(Bytes(s.backlog.front()));
+      if (sent == SendResult::kFull) break;
+      progress = true;
+      if (sent == SendResult::kSent) {
+        s.backlog_bytes -= s.backlog.front().size();
+        s.backlog.pop_front();
+        continue;
+      }
+      s.cancel_requested = true;
+      s.backlog.clear();
+      s.backlog_bytes = 0;
+      s.has_ended = true;
+      s.final_payload.reset();
+      s.final_error.reset();
+      if (sent == SendResult::kClosed) {
+        s.is_answered = true;  // Nobody listens.
+      } else {
+        s.final_error = ClientCancelled();
       }
     }
+    if (s.backlog.empty()) {
+      if (s.is_answered) {
+        s.is_backlogged = false;
+      } else if (s.has_ended) {
+        if (TrySendFinalLocked(s)) {
+          progress = true;
+          s.is_backlogged = false;
+        }
+      } else {
+        s.is_backlogged = false;  // Caught up: the sink sends directly again.
+      }
+    }
+    after = TakeAftermathLocked(s);
+    *still_backlogged = s.is_backlogged;
   }
-  s.ready.notify_one();
+  if (after.cancel) after.cancel->Cancel();
+  if (after.retire) stream->service->Retire(stream);
+  return progress;
+}
+
+void CompletionService::Drain() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    if (work_.empty()) {
+      if (stopping_ && open_.empty()) return;
+      changed_.wait(lock, [this] { return !work_.empty() || (stopping_ && open_.empty()); });
+      continue;
+    }
+    std::vector<std::shared_ptr<Stream>> batch;
+    batch.swap(work_);
+    has_new_work_ = false;
+    lock.unlock();
+    bool progress = false;
+    std::vector<std::shared_ptr<Stream>> waiting;  // Clients still full.
+    for (std::shared_ptr<Stream>& stream : batch) {
+      // A stream the drainer lets go (caught up) is scheduled again by the sink if needed.
+      bool still_backlogged = false;
+      progress = DrainSome(stream, &still_backlogged) || progress;
+      if (still_backlogged) waiting.push_back(std::move(stream));
+    }
+    batch.clear();
+    lock.lock();
+    work_.insert(work_.end(), std::make_move_iterator(waiting.begin()),
+                 std::make_move_iterator(waiting.end()));
+    if (!progress && !work_.empty()) {
+      // Every backlogged client is still full: retry shortly, or as soon as new work arrives.
+      changed_.wait_for(lock, options_.full_retry_interval, [this] { return has_new_work_; });
+    }
+  }
 }
 
 }  // namespace lai::server

@@ -10,6 +10,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "ipc/server.h"
 
@@ -21,28 +22,30 @@ struct StreamEvent;
 namespace lai::server {
 
 struct CompletionServiceOptions {
-  // Output a client has not read yet, per stream; beyond it the stream fails (kResourceExhausted)
-  // and its provider request is cancelled, so a stuck client costs bounded memory.
+  // Output a client has not read yet, per stream, beyond what the connection's own output queue
+  // holds; beyond it the stream fails (kResourceExhausted) and its provider request is
+  // cancelled, so a stuck client costs bounded memory.
   size_t max_queued_bytes_per_stream = size_t{8} << 20;
-  // How often open streams are checked for a client's cancel (kCancel only sets a flag on the
-  // Responder; see the .cc). Bounds the delay between the cancel and the provider request's end.
-  std::chrono::milliseconds cancel_poll_interval{2};
+  // How often the drainer retries streams whose clients are not reading (only while some are).
+  std::chrono::milliseconds full_retry_interval{1};
 };
 
-// Serves kComplete. Per request: the IPC worker only hands the payload to a new sender thread;
-// that thread parses the AIRequest, starts ProviderPool::Stream and forwards each StreamEvent as
-// one stream item (`{"type":"text",…}`, see ai_protocol.h), ending with the `done` event as the
-// final reply, or with an `error` item followed by an error reply. `stream:false` requests get
-// one final reply holding the whole answer.
+// Serves kComplete. Per request, on the IPC worker: parses the AIRequest, starts
+// ProviderPool::Stream and returns. Each StreamEvent is then sent as one stream item
+// (`{"type":"text",…}`, see ai_protocol.h) straight from the HTTP I/O thread, ending with the
+// `done` event as the final reply, or with an `error` item followed by an error reply.
+// `stream:false` requests get one final reply holding the whole answer. Output that does not fit
+// the client's connection waits in a per-stream queue drained by one thread for the whole
+// service; a client's cancel or hang-up cancels the provider request at once (see the .cc).
 // Thread-safe. Register() before the server starts; destroy the service after the server has
-// shut down (so no sender waits on a client any more) and before the pool.
+// shut down and before the pool.
 class CompletionService {
  public:
   // `pool` is borrowed and must outlive the service; nullptr = no usable provider profile:
   // every completion then fails with kUnavailable and `unavailable_reason`.
   CompletionService(llm::ProviderPool* pool, std::string unavailable_reason,
                     CompletionServiceOptions options = {});
-  ~CompletionService();  // Cancels open streams and waits for their threads.
+  ~CompletionService();  // Cancels open streams, waits until each is answered, joins the drainer.
   CompletionService(const CompletionService&) = delete;
   CompletionService& operator=(const CompletionService&) = delete;
 
@@ -52,13 +55,18 @@ class CompletionService {
 
   size_t open_streams() const;
 
+  struct Stream;  // Internal: one open completion (the .cc's helpers use it).
+
  private:
-  struct Stream;
-  // The sink's work, on the HTTP I/O thread: encodes and queues, never blocks beyond the stream's
-  // mutex; wakes the stream's sender.
-  static void Deliver(Stream& s, const llm::StreamEvent& event, size_t max_queued_bytes);
-  void Run(std::shared_ptr<Stream> stream, std::string payload);
-  void WatchCancels();
+  // The sink, on the HTTP I/O thread: encodes the event and sends it without blocking.
+  static void Deliver(const std::shared_ptr<Stream>& stream, const llm::StreamEvent& event);
+  // Ends a stream that failed before its provider request started.
+  void Reject(const std::shared_ptr<Stream>& stream, const Error& error);
+  // The drainer thread's loop, and its work on one stream (true if it sent something).
+  void Drain();
+  static bool DrainSome(const std::shared_ptr<Stream>& stream, bool* still_backlogged);
+  void Schedule(std::shared_ptr<Stream> stream);
+  void Retire(const std::shared_ptr<Stream>& stream);
 
   // Immutable after construction.
   llm::ProviderPool* const pool_;
@@ -66,10 +74,12 @@ class CompletionService {
   const CompletionServiceOptions options_;
 
   mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  std::set<std::shared_ptr<Stream>> open_;  // Guarded by mutex_.
-  bool stopping_ = false;                   // Guarded by mutex_.
-  std::thread watcher_;
+  std::condition_variable changed_;     // open_ became empty, or work_ grew.
+  std::set<std::shared_ptr<Stream>> open_;     // Guarded by mutex_.
+  std::vector<std::shared_ptr<Stream>> work_;  // Backlogged streams; guarded by mutex_.
+  bool has_new_work_ = false;                  // Guarded by mutex_.
+  bool stopping_ = false;                      // Guarded by mutex_.
+  std::thread drainer_;
 };
 
 }  // namespace lai::server

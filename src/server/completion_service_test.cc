@@ -280,6 +280,48 @@ TEST_F(CompletionServiceTest, TwentyConcurrentCompletionsOverFourConnections) {
   EXPECT_EQ(fake_->requests().size(), expected.size());
 }
 
+TEST_F(CompletionServiceTest, ASlowClientStallsOnlyItsOwnStream) {
+  // The slow client's answer (~6000 items of ~300 bytes) is far more than its ring and its
+  // connection's output queue hold, so most of it waits in the service's backlog while the
+  // client reads nothing.
+  std::string big;
+  for (int i = 0; big.size() < (size_t{3} << 19); ++i) big += "<" + std::to_string(i) + ">";
+  fake_->Enqueue("/v1/chat/completions", OpenAiStream(big, 256));
+  ipc::Client slow = NewClient();
+  Result<uint64_t> slow_id = slow.Send(kComplete, Bytes(Request("long")));
+  ASSERT_TRUE(slow_id.ok());
+  ASSERT_TRUE(fake_->WaitForRequests(1, milliseconds(5000)));
+  // Meanwhile another client's completion runs at full speed.
+  fake_->Enqueue("/v1/chat/completions", OpenAiStream("quick answer"));
+  ipc::Client fast = NewClient();
+  auto start = std::chrono::steady_clock::now();
+  Result<uint64_t> fast_id = fast.Send(kComplete, Bytes(Request("short")));
+  ASSERT_TRUE(fast_id.ok());
+  std::string fast_text;
+  for (;;) {
+    Result<ipc::Response> r = fast.Next(*fast_id, milliseconds(5000));
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    Json item = Json::parse(Text(r->payload));
+    if (item["type"] == "text") fast_text += item["text"].get<std::string>();
+    if (r->is_final) break;
+  }
+  EXPECT_EQ(fast_text, "quick answer");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  // The slow client then reads everything, in order, ending with done.
+  std::string slow_text;
+  std::string last_type;
+  for (;;) {
+    Result<ipc::Response> r = slow.Next(*slow_id, milliseconds(5000));
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    Json item = Json::parse(Text(r->payload));
+    last_type = item["type"].get<std::string>();
+    if (last_type == "text") slow_text += item["text"].get<std::string>();
+    if (r->is_final) break;
+  }
+  EXPECT_EQ(last_type, "done");
+  EXPECT_TRUE(slow_text == big) << "got " << slow_text.size() << " of " << big.size() << " bytes";
+}
+
 TEST_F(CompletionServiceTest, WithoutAPoolCompletionsFailClearly) {
   StopServer();
   StartServer(nullptr, "complete: no usable provider profile (add one to the config file)");

@@ -1,4 +1,5 @@
 // read_file: up to five files, whole or by line ranges, numbered "N | line".
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -128,8 +129,13 @@ bool ReadOne(ToolContext& context, const FileRequest& request, std::string& out)
            "it.</notice>\n</file>\n";
     return true;
   }
-  workspace::TextFile file = workspace::DecodeText(*bytes);
-  std::string_view text = file.text;
+  // Most files have neither CR nor a BOM: number the bytes as read, without a decoded copy.
+  workspace::TextFile file;
+  std::string_view text = *bytes;
+  if (text.starts_with("\xEF\xBB\xBF") || std::memchr(text.data(), '\r', text.size()) != nullptr) {
+    file = workspace::DecodeText(*bytes);
+    text = file.text;
+  }
   out += "<file><path>" + request.path + "</path>\n";
   if (text.empty()) {
     out += "<content/><notice>File is empty</notice>\n</file>\n";

@@ -1,0 +1,162 @@
+// Responder's non-blocking sends (TrySend/TryFinish) and its cancel callback (OnCancel), against
+// a real Server and Client in this process.
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ipc/client.h"
+#include "ipc/server.h"
+#include "ipc/test_support.h"
+
+namespace lai::ipc {
+namespace {
+
+using test_support::kWait;
+using SendResult = Responder::SendResult;
+
+constexpr uint16_t kHeld = 200;  // A stream handler that hands its Responder to the test.
+
+std::span<const std::byte> Bytes(const std::string& text) { return std::as_bytes(std::span(text)); }
+
+class ResponderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerOptions options;
+    options.socket_path = dir_.Join("s.sock");
+    server_ = std::make_unique<Server>(options);
+    server_->HandleStream(kHeld, "held", [this](const Message&, std::shared_ptr<Responder> r) {
+      {
+        std::lock_guard lock(mutex_);
+        held_ = std::move(r);
+      }
+      changed_.notify_all();
+    });
+    Status started = server_->Start();
+    ASSERT_TRUE(started.ok()) << started.ToString();
+    ClientOptions client_options;
+    client_options.socket_path = options.socket_path;
+    client_options.request_timeout = kWait;
+    client_ = std::make_unique<Client>(client_options);
+  }
+
+  void TearDown() override {
+    client_.reset();
+    server_->Shutdown();
+  }
+
+  // Sends a kHeld request and waits for the handler to publish its Responder.
+  std::shared_ptr<Responder> Open(uint64_t* id) {
+    Result<uint64_t> sent = client_->Send(kHeld, {});
+    EXPECT_TRUE(sent.ok());
+    if (!sent.ok()) return nullptr;
+    *id = *sent;
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, kWait, [&] { return held_ != nullptr; });
+    return std::move(held_);
+  }
+
+  test_support::TempDir dir_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<Client> client_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::shared_ptr<Responder> held_;  // Guarded by mutex_.
+};
+
+TEST_F(ResponderTest, TrySendIsFullWhenTheClientDoesNotReadAndLosesNothing) {
+  uint64_t id = 0;
+  std::shared_ptr<Responder> responder = Open(&id);
+  ASSERT_NE(responder, nullptr);
+  const std::string item(16384, 'x');
+  int sent = 0;
+  SendResult result = SendResult::kSent;
+  for (int i = 0; i < 20'000 && result == SendResult::kSent; ++i) {
+    result = responder->TrySend(Bytes(item));
+    if (result == SendResult::kSent) ++sent;
+  }
+  ASSERT_EQ(result, SendResult::kFull) << "the outbox never filled after " << sent << " items";
+  ASSERT_GT(sent, 0);
+  // The final reply is sent (blocking) once the client reads; every item arrives once, in order.
+  std::future<Status> finished =
+      std::async(std::launch::async, [&] { return responder->Finish(Bytes("end")); });
+  int received = 0;
+  for (;;) {
+    Result<Response> r = client_->Next(id, kWait);
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    if (r->is_final) {
+      EXPECT_EQ(std::string(reinterpret_cast<const char*>(r->payload.data()), r->payload.size()),
+                "end");
+      break;
+    }
+    EXPECT_EQ(r->payload.size(), item.size());
+    ++received;
+  }
+  EXPECT_EQ(received, sent);
+  EXPECT_TRUE(finished.get().ok());
+  EXPECT_EQ(responder->TrySend(Bytes(item)), SendResult::kClosed);  // Already answered.
+}
+
+TEST_F(ResponderTest, TryFinishThenTrySendIsClosed) {
+  uint64_t id = 0;
+  std::shared_ptr<Responder> responder = Open(&id);
+  ASSERT_NE(responder, nullptr);
+  EXPECT_EQ(responder->TrySend(Bytes("a")), SendResult::kSent);
+  EXPECT_EQ(responder->TryFinish(Bytes("b")), SendResult::kSent);
+  EXPECT_EQ(responder->TrySend(Bytes("c")), SendResult::kClosed);
+  EXPECT_EQ(responder->TryFinish(Bytes("d")), SendResult::kClosed);
+  Result<Response> first = client_->Next(id, kWait);
+  ASSERT_TRUE(first.ok());
+  EXPECT_FALSE(first->is_final);
+  Result<Response> last = client_->Next(id, kWait);
+  ASSERT_TRUE(last.ok());
+  EXPECT_TRUE(last->is_final);
+}
+
+TEST_F(ResponderTest, CancelRunsTheCallbackOnceAndTrySendIsCancelled) {
+  uint64_t id = 0;
+  std::shared_ptr<Responder> responder = Open(&id);
+  ASSERT_NE(responder, nullptr);
+  std::promise<void> called;
+  std::atomic<int> calls{0};
+  responder->OnCancel([&] {
+    if (calls.fetch_add(1) == 0) called.set_value();
+  });
+  EXPECT_EQ(responder->TrySend(Bytes("a")), SendResult::kSent);
+  ASSERT_TRUE(client_->Cancel(id).ok());
+  ASSERT_EQ(called.get_future().wait_for(kWait), std::future_status::ready);
+  EXPECT_TRUE(responder->is_cancelled());
+  EXPECT_EQ(responder->TrySend(Bytes("b")), SendResult::kCancelled);
+  // A second cancel does not run the callback again.
+  ASSERT_TRUE(client_->Cancel(id).ok());
+  // A callback set after the cancel runs at once, on this thread.
+  bool late = false;
+  responder->OnCancel([&] { late = true; });
+  EXPECT_TRUE(late);
+  // The final reply still goes out.
+  EXPECT_EQ(responder->TryFinish(Bytes("stopped")), SendResult::kSent);
+  Result<Response> r = client_->Next(id, kWait);
+  while (r.ok() && !r->is_final) r = client_->Next(id, kWait);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(calls.load(), 1);
+}
+
+TEST_F(ResponderTest, DisconnectRunsTheCallbackAndTrySendIsClosed) {
+  uint64_t id = 0;
+  std::shared_ptr<Responder> responder = Open(&id);
+  ASSERT_NE(responder, nullptr);
+  std::promise<void> called;
+  responder->OnCancel([&] { called.set_value(); });
+  client_->Close();
+  ASSERT_EQ(called.get_future().wait_for(kWait), std::future_status::ready);
+  EXPECT_EQ(responder->TrySend(Bytes("a")), SendResult::kCancelled);  // Disconnect cancels too.
+  EXPECT_EQ(responder->TryFinish(Bytes("b")), SendResult::kClosed);
+  EXPECT_EQ(responder->TryFail(Error(ErrorCode::kInternal, "x")), SendResult::kClosed);
+}
+
+}  // namespace
+}  // namespace lai::ipc
