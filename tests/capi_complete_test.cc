@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "run_process.h"
 #include "testing/fake_provider_server.h"
 
 namespace lai {
@@ -39,45 +40,6 @@ testing::FakeResponse OpenAiStream(const std::vector<std::string>& pieces) {
       R"(data: {"id":"c","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3}})" "\n\n");
   response.body_chunks.push_back("data: [DONE]\n\n");
   return response;
-}
-
-// Runs argv with `env`; returns its exit status (-1 when killed at the deadline) and output.
-int RunProgram(std::vector<std::string> argv, std::vector<std::string> env, std::string* output,
-        std::chrono::seconds deadline_after) {
-  int out_pipe[2];
-  EXPECT_EQ(::pipe2(out_pipe, O_CLOEXEC), 0);
-  std::vector<char*> c_argv, c_env;
-  for (std::string& a : argv) c_argv.push_back(a.data());
-  c_argv.push_back(nullptr);
-  for (std::string& e : env) c_env.push_back(e.data());
-  c_env.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(out_pipe[1], 1);
-    ::dup2(out_pipe[1], 2);
-    ::execve(c_argv[0], c_argv.data(), c_env.data());
-    ::_exit(127);
-  }
-  ::close(out_pipe[1]);
-  auto deadline = std::chrono::steady_clock::now() + deadline_after;
-  char buffer[4096];
-  for (;;) {
-    auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      ::kill(pid, SIGKILL);
-      ADD_FAILURE() << argv[0] << " did not finish in time";
-      break;
-    }
-    pollfd p = {out_pipe[0], POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-    ssize_t n = ::read(out_pipe[0], buffer, sizeof(buffer));
-    if (n <= 0) break;
-    output->append(buffer, static_cast<size_t>(n));
-  }
-  ::close(out_pipe[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 TEST(CapiCompleteTest, StreamsTextAndDoneAndCancelStopsTheProvider) {
@@ -132,9 +94,11 @@ TEST(CapiCompleteTest, StreamsTextAndDoneAndCancelStopsTheProvider) {
     return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
   };
   if (is_ready) {
-    std::string output;
-    int status = RunProgram({C_API_COMPLETE_TEST_BIN, socket}, env, &output, std::chrono::seconds(30));
-    EXPECT_EQ(status, 0) << output << "\nserver log:\n" << server_log();
+    lai::test::ProcessResult run =
+        lai::test::RunProcess({C_API_COMPLETE_TEST_BIN, socket}, env,
+                              {.deadline = std::chrono::seconds(30), .merge_stderr = true});
+    const std::string& output = run.out;
+    EXPECT_EQ(run.exit_code, 0) << output << "\nserver log:\n" << server_log();
     EXPECT_NE(output.find("ok\n"), std::string::npos) << output;
     // The provider saw both requests; the cancelled one's connection was closed by the engine.
     std::vector<testing::RecordedRequest> requests = fake.requests();

@@ -1,12 +1,8 @@
 // End to end: the `lapce-ai complete` binary against the fake provider server, in each of the four
 // wire formats, checking stdout, stderr, the exit status and what the provider received.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstring>
@@ -16,6 +12,7 @@
 #include <vector>
 
 #include "http/client.h"
+#include "run_process.h"
 #include "testing/fake_provider_server.h"
 
 namespace lai {
@@ -24,11 +21,7 @@ namespace {
 using Json = nlohmann::json;
 using std::chrono::milliseconds;
 
-struct RunResult {
-  int exit_code = -1;  // -1: killed at the deadline or by a signal.
-  std::string out;
-  std::string err;
-};
+using RunResult = lai::test::ProcessResult;
 
 // Runs lapce-ai with `args` and exactly the environment `env` (plus HOME/XDG_* in a private
 // directory so no user configuration is read), feeding `input` to stdin; kills it after 20 s.
@@ -42,65 +35,9 @@ RunResult RunLapceAi(const std::vector<std::string>& args, std::vector<std::stri
   env.push_back("PATH=/usr/bin:/bin");
   std::vector<std::string> argv = {LAPCE_AI_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
-
-  int in_pipe[2], out_pipe[2], err_pipe[2];
-  EXPECT_EQ(::pipe2(in_pipe, O_CLOEXEC), 0);
-  EXPECT_EQ(::pipe2(out_pipe, O_CLOEXEC), 0);
-  EXPECT_EQ(::pipe2(err_pipe, O_CLOEXEC), 0);
-  std::vector<char*> c_argv, c_env;
-  for (std::string& a : argv) c_argv.push_back(a.data());
-  c_argv.push_back(nullptr);
-  for (std::string& e : env) c_env.push_back(e.data());
-  c_env.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(in_pipe[0], 0);
-    ::dup2(out_pipe[1], 1);
-    ::dup2(err_pipe[1], 2);
-    ::execve(c_argv[0], c_argv.data(), c_env.data());
-    ::_exit(127);
-  }
-  ::close(in_pipe[0]);
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
-  if (!input.empty()) {
-    ssize_t n = ::write(in_pipe[1], input.data(), input.size());
-    (void)n;
-  }
-  ::close(in_pipe[1]);
-
-  RunResult result;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  bool out_open = true, err_open = true, signalled = false;
-  while (out_open || err_open) {
-    auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      ::kill(pid, SIGKILL);
-      ADD_FAILURE() << "lapce-ai did not finish within 20 s";
-      break;
-    }
-    pollfd fds[2] = {{out_open ? out_pipe[0] : -1, POLLIN, 0}, {err_open ? err_pipe[0] : -1, POLLIN, 0}};
-    if (::poll(fds, 2, static_cast<int>(left.count())) <= 0) continue;
-    char buffer[4096];
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].revents == 0) continue;
-      ssize_t n = ::read(fds[i].fd, buffer, sizeof(buffer));
-      if (n <= 0) {
-        (i == 0 ? out_open : err_open) = false;
-      } else {
-        (i == 0 ? result.out : result.err).append(buffer, static_cast<size_t>(n));
-      }
-    }
-    if (signal_after_first_output != 0 && !signalled && !result.out.empty()) {
-      ::kill(pid, signal_after_first_output);
-      signalled = true;
-    }
-  }
-  ::close(out_pipe[0]);
-  ::close(err_pipe[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  RunResult result = lai::test::RunProcess(
+      std::move(argv), std::move(env),
+      {.input = input, .signal_after_first_output = signal_after_first_output});
   std::filesystem::remove_all(home);
   return result;
 }

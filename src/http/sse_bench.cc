@@ -2,78 +2,20 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string_view>
 
 #include "base/check.h"
+#include "http/bench_baseline.h"
 #include "http/sse.h"
 
 namespace lai::http {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // Parses the event's JSON as an adapter would; returns 1 for a parsed object, 0 otherwise.
 size_t ParseJson(std::string_view data) {
   if (data == "[DONE]") return 0;
   nlohmann::json value = nlohmann::json::parse(data, nullptr, /*allow_exceptions=*/false);
   return value.is_object() ? 1 : 0;
-}
-
-// The straightforward way: buffer, std::getline, substr. Handles LF/CRLF only.
-class NaiveSseDecoder {
- public:
-  template <typename Sink>
-  void Feed(std::string_view bytes, Sink&& sink) {
-    pending_.append(bytes);
-    std::istringstream in(pending_);
-    std::string line;
-    std::string rest;
-    while (std::getline(in, line)) {
-      if (in.eof()) {  // No newline after it: incomplete.
-        rest = line;
-        break;
-      }
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.empty()) {
-        if (has_data_) sink(event_, data_);
-        event_.clear();
-        data_.clear();
-        has_data_ = false;
-      } else if (line.rfind("data:", 0) == 0) {
-        std::string value = line.substr(5);
-        if (!value.empty() && value[0] == ' ') value.erase(0, 1);
-        if (has_data_) data_ += "\n";
-        data_ += value;
-        has_data_ = true;
-      } else if (line.rfind("event:", 0) == 0) {
-        event_ = line.substr(6);
-        if (!event_.empty() && event_[0] == ' ') event_.erase(0, 1);
-      }
-    }
-    pending_ = rest;
-  }
-
- private:
-  std::string pending_;
-  std::string event_;
-  std::string data_;
-  bool has_data_ = false;
-};
-
-template <typename PassFn>
-double Measure(size_t stream_bytes, std::chrono::milliseconds min_time, PassFn pass) {
-  pass();  // Warm-up.
-  size_t passes = 0;
-  Clock::time_point start = Clock::now();
-  Clock::duration elapsed{};
-  do {
-    pass();
-    ++passes;
-    elapsed = Clock::now() - start;
-  } while (elapsed < min_time);
-  double seconds = std::chrono::duration<double>(elapsed).count();
-  return static_cast<double>(stream_bytes) * static_cast<double>(passes) / seconds / 1e6;
 }
 
 }  // namespace
@@ -135,20 +77,20 @@ SseThroughput MeasureSseDecoding(size_t chunk_bytes, std::chrono::milliseconds m
   };
   size_t events = 0;
   size_t parsed = 0;
-  result.sse_mb_per_s = Measure(stream.size(), min_time, [&] {
+  result.sse_mb_per_s = MeasureMbPerSecond(stream.size(), min_time, [&] {
     SseDecoder decoder;
     events = 0;
     feed_all(decoder, [&](const SseEvent& e) { events += e.data.empty() ? 0 : 1; });
   });
   result.events = events;
-  result.sse_json_mb_per_s = Measure(stream.size(), min_time, [&] {
+  result.sse_json_mb_per_s = MeasureMbPerSecond(stream.size(), min_time, [&] {
     SseDecoder decoder;
     parsed = 0;
     feed_all(decoder, [&](const SseEvent& e) { parsed += ParseJson(e.data); });
   });
   LAI_CHECK(parsed == events) << "SSE benchmark: " << parsed << " of " << events << " parsed";
   size_t baseline_events = 0;
-  result.baseline_sse_mb_per_s = Measure(stream.size(), min_time, [&] {
+  result.baseline_sse_mb_per_s = MeasureMbPerSecond(stream.size(), min_time, [&] {
     NaiveSseDecoder decoder;
     baseline_events = 0;
     feed_all(decoder, [&](const std::string&, const std::string& data) {
@@ -158,7 +100,7 @@ SseThroughput MeasureSseDecoding(size_t chunk_bytes, std::chrono::milliseconds m
   LAI_CHECK(baseline_events == events)
       << "SSE benchmark baseline: " << baseline_events << " of " << events << " events";
   size_t baseline_parsed = 0;
-  result.baseline_json_mb_per_s = Measure(stream.size(), min_time, [&] {
+  result.baseline_json_mb_per_s = MeasureMbPerSecond(stream.size(), min_time, [&] {
     NaiveSseDecoder decoder;
     baseline_parsed = 0;
     feed_all(decoder, [&](const std::string&, const std::string& data) {

@@ -320,6 +320,29 @@ void ParserBase::EmitBadResponse(std::string_view what) {
   EmitError(ErrorKind::kBadResponse, fmt::format("bad response from {}: {}", provider_, what));
 }
 
+void ParserBase::EmitWholeToolCall(int index, const std::string& id, const std::string& name,
+                                   std::string arguments) {
+  StreamEvent start;
+  start.kind = StreamEvent::Kind::kToolCallStart;
+  start.index = index;
+  start.tool_call_id = id;
+  start.tool_name = name;
+  Emit(start);
+  StreamEvent delta;
+  delta.kind = StreamEvent::Kind::kToolCallDelta;
+  delta.index = index;
+  delta.tool_call_id = id;
+  delta.text = arguments;
+  Emit(std::move(delta));
+  StreamEvent end;
+  end.kind = StreamEvent::Kind::kToolCallEnd;
+  end.index = index;
+  end.tool_call_id = id;
+  end.tool_name = name;
+  end.arguments_json = std::move(arguments);
+  Emit(std::move(end));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dispatch and shared request parts.
 

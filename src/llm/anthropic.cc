@@ -149,8 +149,6 @@ class AnthropicParser final : public SseParser {
   // The hot path: reads the event whole (emitting nothing) or fails, leaving it to
   // OnEventFullParse.
   simdjson::error_code ReadEvent(std::string_view data) {
-    od::document document;
-    if (auto error = json_.Iterate(data, document)) return error;
     Event& event = event_;
     event.type.clear();
     event.index = 0;
@@ -158,7 +156,7 @@ class AnthropicParser final : public SseParser {
     event.has_block = false;
     event.has_delta = false;
     event.usage.is_present = false;
-    return ForEachRootField(document, [&](std::string_view key, od::value value) {
+    return json_.ForEachRootField(data, [&](std::string_view key, od::value value) {
       if (key == "type") return ReadString(value, event.type);
       if (key == "index") return ReadInt(value, event.index);
       if (key == "delta") return ReadDelta(value);
@@ -166,9 +164,7 @@ class AnthropicParser final : public SseParser {
       if (key == "usage") return ReadUsage(value, event.usage);
       if (key == "message") {
         event.message_usage.is_present = false;
-        bool is_object = false;
-        if (auto error = IsObject(value, is_object); error || !is_object) return error;
-        return ForEachField(value, [&](std::string_view name, od::value field) {
+        return ForEachFieldIfObject(value, [&](std::string_view name, od::value field) {
           if (name == "usage") return ReadUsage(field, event.message_usage);
           return Consume(field);
         });
@@ -198,10 +194,9 @@ class AnthropicParser final : public SseParser {
 
   simdjson::error_code ReadBlock(od::value value) {
     Event& event = event_;
-    event.has_block = false;
-    bool is_object = false;
-    if (auto error = IsObject(value, is_object); error || !is_object) return error;
-    event.has_block = true;
+    if (auto error = IsObject(value, event.has_block); error || !event.has_block) {
+      return error;
+    }
     for (std::string* text : {&event.block_type, &event.block_text, &event.block_thinking,
                               &event.block_signature, &event.block_id, &event.block_name}) {
       text->clear();
@@ -220,10 +215,9 @@ class AnthropicParser final : public SseParser {
   // Reads every string field a delta may carry; the one delta.type names is used.
   simdjson::error_code ReadDelta(od::value value) {
     Event& event = event_;
-    event.has_delta = false;
-    bool is_object = false;
-    if (auto error = IsObject(value, is_object); error || !is_object) return error;
-    event.has_delta = true;
+    if (auto error = IsObject(value, event.has_delta); error || !event.has_delta) {
+      return error;
+    }
     event.delta_type.clear();
     event.delta_stop_reason.clear();
     delta_text_.clear();

@@ -5,17 +5,16 @@
 #include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string_view>
 
 #include "base/check.h"
+#include "http/bench_baseline.h"
 #include "llm/internal/adapter.h"
 #include "llm/types.h"
 
 namespace lai::llm {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
 // Deterministic pseudo-random words, with the escapes and non-ASCII text real answers carry.
@@ -66,62 +65,6 @@ constexpr std::string_view kOpenAiHead =
     R"("model":"gpt-4.1-2025-04-14","service_tier":"default","system_fingerprint":"fp_b3f1157249",)"
     R"("choices":[{"index":0,"delta":)";
 constexpr std::string_view kOpenAiTail = R"(,"logprobs":null,"finish_reason":null}],"usage":null})";
-
-template <typename PassFn>
-double Measure(size_t stream_bytes, std::chrono::milliseconds min_time, PassFn pass) {
-  pass();  // Warm-up.
-  size_t passes = 0;
-  Clock::time_point start = Clock::now();
-  Clock::duration elapsed{};
-  do {
-    pass();
-    ++passes;
-    elapsed = Clock::now() - start;
-  } while (elapsed < min_time);
-  double seconds = std::chrono::duration<double>(elapsed).count();
-  return static_cast<double>(stream_bytes) * static_cast<double>(passes) / seconds / 1e6;
-}
-
-// The straightforward way: buffer, std::getline, substr. Handles LF/CRLF only.
-class NaiveSseDecoder {
- public:
-  template <typename Sink>
-  void Feed(std::string_view bytes, Sink&& sink) {
-    pending_.append(bytes);
-    std::istringstream in(pending_);
-    std::string line;
-    std::string rest;
-    while (std::getline(in, line)) {
-      if (in.eof()) {  // No newline after it: incomplete.
-        rest = line;
-        break;
-      }
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.empty()) {
-        if (has_data_) sink(event_.empty() ? std::string("message") : event_, data_);
-        event_.clear();
-        data_.clear();
-        has_data_ = false;
-      } else if (line.rfind("data:", 0) == 0) {
-        std::string value = line.substr(5);
-        if (!value.empty() && value[0] == ' ') value.erase(0, 1);
-        if (has_data_) data_ += "\n";
-        data_ += value;
-        has_data_ = true;
-      } else if (line.rfind("event:", 0) == 0) {
-        event_ = line.substr(6);
-        if (!event_.empty() && event_[0] == ' ') event_.erase(0, 1);
-      }
-    }
-    pending_ = rest;
-  }
-
- private:
-  std::string pending_;
-  std::string event_;
-  std::string data_;
-  bool has_data_ = false;
-};
 
 std::string Str(const json& object, const char* key) {
   auto it = object.find(key);
@@ -365,7 +308,7 @@ DecodeThroughput MeasureStreamDecoding(size_t chunk_bytes, std::chrono::millisec
       LAI_CHECK(event.kind != StreamEvent::Kind::kError)
           << "decode benchmark: " << provider << ": " << event.error.message;
     };
-    ours = Measure(stream.size(), min_time, [&] {
+    ours = http::MeasureMbPerSecond(stream.size(), min_time, [&] {
       events = 0;
       text_bytes = 0;
       is_done = false;
@@ -379,10 +322,10 @@ DecodeThroughput MeasureStreamDecoding(size_t chunk_bytes, std::chrono::millisec
     events_out = events;
     size_t our_text_bytes = text_bytes;
     size_t baseline_events = 0;
-    baseline = Measure(stream.size(), min_time, [&] {
+    baseline = http::MeasureMbPerSecond(stream.size(), min_time, [&] {
       events = 0;
       text_bytes = 0;
-      NaiveSseDecoder decoder;
+      http::NaiveSseDecoder decoder;
       if (provider == "openai") {
         NaiveOpenAi naive(sink);
         for (size_t at = 0; at < stream.size(); at += chunk_bytes) {
@@ -394,7 +337,7 @@ DecodeThroughput MeasureStreamDecoding(size_t chunk_bytes, std::chrono::millisec
         for (size_t at = 0; at < stream.size(); at += chunk_bytes) {
           decoder.Feed(std::string_view(stream).substr(at, chunk_bytes),
                        [&](const std::string& name, const std::string& data) {
-                         naive.OnEvent(name, data);
+                         naive.OnEvent(name.empty() ? std::string("message") : name, data);
                        });
         }
       }

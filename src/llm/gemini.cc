@@ -138,13 +138,11 @@ class GeminiParser final : public SseParser {
   // The hot path: reads the chunk whole (emitting nothing) or fails, leaving it to
   // OnEventFullParse.
   simdjson::error_code ReadChunk(std::string_view data) {
-    od::document document;
-    if (auto error = json_.Iterate(data, document)) return error;
     Chunk& chunk = chunk_;
     chunk.part_count = 0;
     chunk.finish_reason.clear();
     chunk.has_usage = false;
-    return ForEachRootField(document, [&](std::string_view key, od::value value) {
+    return json_.ForEachRootField(data, [&](std::string_view key, od::value value) {
       if (key == "candidates") return ReadCandidates(value);
       if (key == "usageMetadata") return ReadUsage(value);
       if (key == "error") {
@@ -160,24 +158,17 @@ class GeminiParser final : public SseParser {
     Chunk& chunk = chunk_;
     chunk.part_count = 0;
     chunk.finish_reason.clear();
-    bool is_array = false;
-    if (auto error = IsArray(value, is_array); error || !is_array) return error;
-    return ForEachElement(value, [&](size_t i, od::value candidate) -> simdjson::error_code {
-      bool is_object = false;
+    return ForEachElementIfArray(value, [&](size_t i, od::value candidate) -> simdjson::error_code {
       if (i > 0) return Consume(candidate);
-      if (auto error = IsObject(candidate, is_object); error || !is_object) return error;
-      return ForEachField(candidate, [&](std::string_view key, od::value field) {
+      return ForEachFieldIfObject(candidate, [&](std::string_view key, od::value field) {
         if (key == "finishReason") return ReadString(field, chunk.finish_reason);
         if (key != "content") return Consume(field);
         chunk.part_count = 0;
-        bool is_content = false;
-        if (auto error = IsObject(field, is_content); error || !is_content) return error;
-        return ForEachField(field, [&](std::string_view name, od::value item) {
+        return ForEachFieldIfObject(field, [&](std::string_view name, od::value item) {
           if (name != "parts") return Consume(item);
           chunk.part_count = 0;
-          bool is_parts = false;
-          if (auto error = IsArray(item, is_parts); error || !is_parts) return error;
-          return ForEachElement(item, [&](size_t, od::value part) { return ReadPart(part); });
+          return ForEachElementIfArray(item,
+                                       [&](size_t, od::value part) { return ReadPart(part); });
         });
       });
     });
@@ -194,41 +185,39 @@ class GeminiParser final : public SseParser {
     part.text.clear();
     part.is_thought = false;
     part.signature.clear();
-    bool is_object = false;
-    if (auto error = IsObject(value, is_object); error || !is_object) return error;
-    return ForEachField(value, [&](std::string_view key, od::value field) -> simdjson::error_code {
-      if (key == "text") return ReadString(field, part.text);
-      if (key == "thought") return ReadBool(field, part.is_thought);
-      if (key == "thoughtSignature") return ReadString(field, part.signature);
-      if (key != "functionCall") return Consume(field);
-      part.name.clear();
-      part.has_bad_args = false;
-      if (auto error = IsObject(field, part.is_call); error || !part.is_call) return error;
-      part.arguments = "{}";
-      return ForEachField(field, [&](std::string_view name, od::value item) {
-        if (name == "name") return ReadString(item, part.name);
-        if (name != "args") return Consume(item);
-        bool is_args_object = false;
-        if (auto error = IsObject(item, is_args_object)) return error;
-        part.has_bad_args = !is_args_object;
-        if (!is_args_object) return simdjson::SUCCESS;
-        std::string_view raw;
-        if (auto error = RawObject(item, raw)) return error;
-        // Tool calls are rare: nlohmann validates and serialises them as before.
-        std::optional<Json> args = ParseJson(raw);
-        if (!args) return kUseFullParse;
-        part.arguments = args->dump();
-        return simdjson::SUCCESS;
-      });
-    });
+    return ForEachFieldIfObject(
+        value, [&](std::string_view key, od::value field) -> simdjson::error_code {
+          if (key == "text") return ReadString(field, part.text);
+          if (key == "thought") return ReadBool(field, part.is_thought);
+          if (key == "thoughtSignature") return ReadString(field, part.signature);
+          if (key != "functionCall") return Consume(field);
+          part.name.clear();
+          part.has_bad_args = false;
+          if (auto error = IsObject(field, part.is_call); error || !part.is_call) return error;
+          part.arguments = "{}";
+          return ForEachField(field, [&](std::string_view name, od::value item) {
+            if (name == "name") return ReadString(item, part.name);
+            if (name != "args") return Consume(item);
+            bool is_args_object = false;
+            if (auto error = IsObject(item, is_args_object)) return error;
+            part.has_bad_args = !is_args_object;
+            if (!is_args_object) return simdjson::SUCCESS;
+            std::string_view raw;
+            if (auto error = RawObject(item, raw)) return error;
+            // Tool calls are rare: nlohmann validates and serialises them as before.
+            std::optional<Json> args = ParseJson(raw);
+            if (!args) return kUseFullParse;
+            part.arguments = args->dump();
+            return simdjson::SUCCESS;
+          });
+        });
   }
 
   simdjson::error_code ReadUsage(od::value value) {
     Chunk& chunk = chunk_;
-    chunk.has_usage = false;
-    bool is_object = false;
-    if (auto error = IsObject(value, is_object); error || !is_object) return error;
-    chunk.has_usage = true;
+    if (auto error = IsObject(value, chunk.has_usage); error || !chunk.has_usage) {
+      return error;
+    }
     Usage& usage = chunk.usage;
     usage = Usage{};
     return ForEachField(value, [&](std::string_view key, od::value field) {
@@ -332,29 +321,11 @@ class GeminiParser final : public SseParser {
     }
   }
 
-  // A whole function call: start, one delta with all arguments, end.
+  // A whole function call, with a generated id.
   void EmitCall(const std::string& name, std::string arguments) {
     int index = tool_count_++;
     std::string id = fmt::format("{}_{}", tool_id_prefix_, index);
-    StreamEvent start;
-    start.kind = StreamEvent::Kind::kToolCallStart;
-    start.index = index;
-    start.tool_call_id = id;
-    start.tool_name = name;
-    Emit(start);
-    StreamEvent delta;
-    delta.kind = StreamEvent::Kind::kToolCallDelta;
-    delta.index = index;
-    delta.tool_call_id = id;
-    delta.text = arguments;
-    Emit(std::move(delta));
-    StreamEvent end;
-    end.kind = StreamEvent::Kind::kToolCallEnd;
-    end.index = index;
-    end.tool_call_id = id;
-    end.tool_name = name;
-    end.arguments_json = std::move(arguments);
-    Emit(std::move(end));
+    EmitWholeToolCall(index, id, name, std::move(arguments));
   }
 
   const std::string tool_id_prefix_;

@@ -108,8 +108,6 @@ class OllamaParser final : public NdjsonParser {
   // The hot path: reads the line whole (emitting nothing) or fails, leaving it to
   // OnLineFullParse.
   simdjson::error_code ReadLine(std::string_view text) {
-    od::document document;
-    if (auto error = json_.Iterate(text, document)) return error;
     Line& line = line_;
     line.has_message = false;
     line.call_count = 0;
@@ -117,7 +115,7 @@ class OllamaParser final : public NdjsonParser {
     line.prompt_eval_count = 0;
     line.eval_count = 0;
     line.done_reason.clear();
-    return ForEachRootField(document, [&](std::string_view key, od::value value) {
+    return json_.ForEachRootField(text, [&](std::string_view key, od::value value) {
       if (key == "message") return ReadMessage(value);
       if (key == "done") return ReadBool(value, line.is_done);
       if (key == "prompt_eval_count") return ReadInt(value, line.prompt_eval_count);
@@ -132,9 +130,9 @@ class OllamaParser final : public NdjsonParser {
     Line& line = line_;
     line.has_message = false;
     line.call_count = 0;
-    bool is_object = false;
-    if (auto error = IsObject(value, is_object); error || !is_object) return error;
-    line.has_message = true;
+    if (auto error = IsObject(value, line.has_message); error || !line.has_message) {
+      return error;
+    }
     line.thinking.clear();
     line.content.clear();
     return ForEachField(value, [&](std::string_view key, od::value field) -> simdjson::error_code {
@@ -142,9 +140,8 @@ class OllamaParser final : public NdjsonParser {
       if (key == "thinking") return ReadString(field, line.thinking);
       if (key != "tool_calls") return Consume(field);
       line.call_count = 0;
-      bool is_array = false;
-      if (auto error = IsArray(field, is_array); error || !is_array) return error;
-      return ForEachElement(field, [&](size_t, od::value element) { return ReadCall(element); });
+      return ForEachElementIfArray(field,
+                                   [&](size_t, od::value element) { return ReadCall(element); });
     });
   }
 
@@ -157,22 +154,21 @@ class OllamaParser final : public NdjsonParser {
     call.name.clear();
     call.arguments_kind = Call::Arguments::kNone;
     call.arguments.clear();
-    bool is_object = false;
-    if (auto error = IsObject(value, is_object); error || !is_object) return error;
-    return ForEachField(value, [&](std::string_view key, od::value field) -> simdjson::error_code {
-      if (key == "id") return ReadString(field, call.id);
-      if (key != "function") return Consume(field);
-      call.name.clear();
-      call.arguments_kind = Call::Arguments::kNone;
-      if (auto error = IsObject(field, call.has_function); error || !call.has_function) {
-        return error;
-      }
-      return ForEachField(field, [&](std::string_view name, od::value item) {
-        if (name == "name") return ReadString(item, call.name);
-        if (name != "arguments") return Consume(item);
-        return ReadArguments(item, call);
-      });
-    });
+    return ForEachFieldIfObject(
+        value, [&](std::string_view key, od::value field) -> simdjson::error_code {
+          if (key == "id") return ReadString(field, call.id);
+          if (key != "function") return Consume(field);
+          call.name.clear();
+          call.arguments_kind = Call::Arguments::kNone;
+          if (auto error = IsObject(field, call.has_function); error || !call.has_function) {
+            return error;
+          }
+          return ForEachField(field, [&](std::string_view name, od::value item) {
+            if (name == "name") return ReadString(item, call.name);
+            if (name != "arguments") return Consume(item);
+            return ReadArguments(item, call);
+          });
+        });
   }
 
   static simdjson::error_code ReadArguments(od::value value, Call& call) {
@@ -307,29 +303,11 @@ class OllamaParser final : public NdjsonParser {
     EmitCall(GetString(call, "id"), name, std::move(arguments));
   }
 
-  // A whole tool call: start, one delta with all arguments, end.
+  // A whole tool call; an id is generated when the provider sent none.
   void EmitCall(std::string id, const std::string& name, std::string arguments) {
     int index = tool_count_++;
     if (id.empty()) id = fmt::format("{}_{}", tool_id_prefix_, index);
-    StreamEvent start;
-    start.kind = StreamEvent::Kind::kToolCallStart;
-    start.index = index;
-    start.tool_call_id = id;
-    start.tool_name = name;
-    Emit(start);
-    StreamEvent delta;
-    delta.kind = StreamEvent::Kind::kToolCallDelta;
-    delta.index = index;
-    delta.tool_call_id = id;
-    delta.text = arguments;
-    Emit(std::move(delta));
-    StreamEvent end;
-    end.kind = StreamEvent::Kind::kToolCallEnd;
-    end.index = index;
-    end.tool_call_id = id;
-    end.tool_name = name;
-    end.arguments_json = std::move(arguments);
-    Emit(std::move(end));
+    EmitWholeToolCall(index, id, name, std::move(arguments));
   }
 
   const std::string tool_id_prefix_;

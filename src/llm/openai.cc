@@ -151,14 +151,12 @@ class OpenAiParser final : public SseParser {
   // The hot path: reads the chunk whole (emitting nothing) or fails, leaving it to
   // OnEventFullParse.
   simdjson::error_code ReadChunk(std::string_view data) {
-    od::document document;
-    if (auto error = json_.Iterate(data, document)) return error;
     Chunk& chunk = chunk_;
     chunk.has_delta = false;
     chunk.call_count = 0;
     chunk.finish_reason.clear();
     chunk.has_usage = false;
-    return ForEachRootField(document, [&](std::string_view key, od::value value) {
+    return json_.ForEachRootField(data, [&](std::string_view key, od::value value) {
       if (key == "choices") return ReadChoices(value);
       if (key == "usage") return ReadUsage(value);
       if (key == "error") return kUseFullParse;
@@ -171,13 +169,9 @@ class OpenAiParser final : public SseParser {
     chunk.has_delta = false;
     chunk.call_count = 0;
     chunk.finish_reason.clear();
-    bool is_array = false;
-    if (auto error = IsArray(value, is_array); error || !is_array) return error;
-    return ForEachElement(value, [&](size_t i, od::value choice) -> simdjson::error_code {
-      bool is_object = false;
+    return ForEachElementIfArray(value, [&](size_t i, od::value choice) -> simdjson::error_code {
       if (i > 0) return Consume(choice);
-      if (auto error = IsObject(choice, is_object); error || !is_object) return error;
-      return ForEachField(choice, [&](std::string_view key, od::value field) {
+      return ForEachFieldIfObject(choice, [&](std::string_view key, od::value field) {
         if (key == "delta") return ReadDelta(field);
         if (key == "finish_reason") return ReadString(field, chunk.finish_reason);
         return Consume(field);
@@ -189,9 +183,9 @@ class OpenAiParser final : public SseParser {
     Chunk& chunk = chunk_;
     chunk.has_delta = false;
     chunk.call_count = 0;
-    bool is_object = false;
-    if (auto error = IsObject(value, is_object); error || !is_object) return error;
-    chunk.has_delta = true;
+    if (auto error = IsObject(value, chunk.has_delta); error || !chunk.has_delta) {
+      return error;
+    }
     chunk.reasoning_content.clear();
     chunk.reasoning.clear();
     chunk.content.clear();
@@ -207,26 +201,20 @@ class OpenAiParser final : public SseParser {
   simdjson::error_code ReadToolCalls(od::value value) {
     Chunk& chunk = chunk_;
     chunk.call_count = 0;
-    bool is_array = false;
-    if (auto error = IsArray(value, is_array); error || !is_array) return error;
-    return ForEachElement(value, [&](size_t, od::value element) -> simdjson::error_code {
+    return ForEachElementIfArray(value, [&](size_t, od::value element) -> simdjson::error_code {
       if (chunk.calls.size() <= chunk.call_count) chunk.calls.emplace_back();
       CallDelta& call = chunk.calls[chunk.call_count++];
       call.index = 0;
       call.id.clear();
       call.name.clear();
       call.arguments.clear();
-      bool is_object = false;
-      if (auto error = IsObject(element, is_object); error || !is_object) return error;
-      return ForEachField(element, [&](std::string_view key, od::value field) {
+      return ForEachFieldIfObject(element, [&](std::string_view key, od::value field) {
         if (key == "index") return ReadInt(field, call.index);
         if (key == "id") return ReadString(field, call.id);
         if (key == "function") {
           call.name.clear();
           call.arguments.clear();
-          bool is_function = false;
-          if (auto error = IsObject(field, is_function); error || !is_function) return error;
-          return ForEachField(field, [&](std::string_view name, od::value item) {
+          return ForEachFieldIfObject(field, [&](std::string_view name, od::value item) {
             if (name == "name") return ReadString(item, call.name);
             if (name == "arguments") return ReadString(item, call.arguments);
             return Consume(item);
@@ -239,10 +227,9 @@ class OpenAiParser final : public SseParser {
 
   simdjson::error_code ReadUsage(od::value value) {
     Chunk& chunk = chunk_;
-    chunk.has_usage = false;
-    bool is_object = false;
-    if (auto error = IsObject(value, is_object); error || !is_object) return error;
-    chunk.has_usage = true;
+    if (auto error = IsObject(value, chunk.has_usage); error || !chunk.has_usage) {
+      return error;
+    }
     Usage& usage = chunk.usage;
     usage = Usage{};
     return ForEachField(value, [&](std::string_view key, od::value field) {
@@ -252,9 +239,7 @@ class OpenAiParser final : public SseParser {
         bool is_prompt = key == "prompt_tokens_details";
         int64_t& out = is_prompt ? usage.cache_read_tokens : usage.reasoning_tokens;
         out = 0;
-        bool is_details = false;
-        if (auto error = IsObject(field, is_details); error || !is_details) return error;
-        return ForEachField(field, [&](std::string_view name, od::value item) {
+        return ForEachFieldIfObject(field, [&](std::string_view name, od::value item) {
           if (name == (is_prompt ? "cached_tokens" : "reasoning_tokens")) {
             return ReadInt(item, out);
           }

@@ -408,15 +408,8 @@ std::string InvalidDiffError(std::string_view found, std::string_view expected, 
          "' found in your diff content at line " + std::to_string(line) +
          ". Expected: " + std::string(expected) +
          "\n\n"
-         "CORRECT FORMAT:\n\n"
-         "<<<<<<< SEARCH\n"
-         ":start_line: (required) The line number of original content where the search block "
-         "starts.\n"
-         "-------\n"
-         "[exact content to find including whitespace]\n"
-         "=======\n"
-         "[new content to replace with]\n"
-         ">>>>>>> REPLACE\n";
+         "CORRECT FORMAT:\n\n" +
+         std::string(kSearchReplaceBlockFormat);
 }
 
 std::string LineMarkerInReplaceError(std::string_view marker, int line) {

@@ -31,6 +31,17 @@ struct DiffOutcome {
   std::vector<DiffBlockFailure> failures;  // Blocks that did not apply, in diff order.
 };
 
+// One block of the format, as shown to the model (apply_diff's description, format errors).
+inline constexpr std::string_view kSearchReplaceBlockFormat =
+    "<<<<<<< SEARCH\n"
+    ":start_line: (required) The line number of original content where the search block "
+    "starts.\n"
+    "-------\n"
+    "[exact content to find including whitespace]\n"
+    "=======\n"
+    "[new content to replace with]\n"
+    ">>>>>>> REPLACE\n";
+
 // `original` uses '\n' line ends (callers normalise CRLF first and restore it after).
 // Blocks apply in order with a running line offset; failed blocks are skipped and reported.
 // Errors: kInvalidArgument when `diff` is not in the format (the message shows the format).

@@ -15,7 +15,7 @@
 namespace lai::agent {
 namespace {
 
-constexpr std::string_view kDescription =
+constexpr std::string_view kDescriptionBeforeFormat =
     "Request to apply PRECISE, TARGETED modifications to an existing file by searching for "
     "specific sections of content and replacing them. This tool is for SURGICAL EDITS ONLY - "
     "specific changes to existing code. You can perform multiple distinct search and replace "
@@ -25,18 +25,20 @@ constexpr std::string_view kDescription =
     "are not confident in the exact content to search for, use the read_file tool first to get "
     "the exact content. Remember to change any closing brackets or other syntax affected by the "
     "diff farther down in the file.\n\n"
-    "Diff format:\n"
-    "<<<<<<< SEARCH\n"
-    ":start_line: (required) The line number of original content where the search block "
-    "starts.\n"
-    "-------\n"
-    "[exact content to find including whitespace]\n"
-    "=======\n"
-    "[new content to replace with]\n"
-    ">>>>>>> REPLACE\n\n"
+    "Diff format:\n";
+constexpr std::string_view kDescriptionAfterFormat =
+    "\n"
     "A line inside SEARCH or REPLACE content that is itself one of the markers must be escaped "
     "with a leading backslash: \\<<<<<<< SEARCH, \\=======, \\>>>>>>> REPLACE, \\-------. Only use "
     "a single line of '=======' between search and replacement content.";
+
+// The description with the block format the diff engine's errors show too.
+std::string_view Description() {
+  static const std::string* const text = new std::string(
+      std::string(kDescriptionBeforeFormat) + std::string(workspace::kSearchReplaceBlockFormat) +
+      std::string(kDescriptionAfterFormat));
+  return *text;
+}
 
 constexpr std::string_view kSchema = R"json({
   "type": "object",
@@ -83,7 +85,7 @@ size_t CountOccurrences(std::string_view text, std::string_view needle) {
 
 class ApplyDiffTool final : public ToolBase {
  public:
-  ApplyDiffTool() : ToolBase("apply_diff", kDescription, kSchema) {}
+  ApplyDiffTool() : ToolBase("apply_diff", Description(), kSchema) {}
 
   ToolResult Run(std::string_view arguments_json, ToolContext& context) const override {
     Result<ToolArgs> args = ToolArgs::Parse(arguments_json);
@@ -108,12 +110,9 @@ class ApplyDiffTool final : public ToolBase {
                             "). Ask the user to fix the lapce-ai configuration.")};
     }
 
-    Result<workspace::ResolvedPath> resolved =
-        ResolveToolPath(context, name(), *path, PathUse::kWrite);
-    if (!resolved.ok()) return ErrorResult(resolved.error());
-    const std::string& display = DisplayPath(*resolved);
-    Result<EditTarget> target = LoadEditTarget(*resolved);
+    Result<EditTarget> target = ResolveEditTarget(context, name(), *path);
     if (!target.ok()) return ErrorResult(target.error());
+    const std::string& display = DisplayPath(target->path);
     if (!target->exists) {
       return {true, "File does not exist at path: " + display +
                         "\n\n<error_details>\nThe specified file could not be found. Please "
@@ -131,7 +130,7 @@ class ApplyDiffTool final : public ToolBase {
 
     const std::string& before = target->file.text;
     const std::string& after = outcome->content;
-    const ApprovalKind kind = ActionApprovalKind(context, *resolved, ApprovalKind::kWrite);
+    const ApprovalKind kind = ActionApprovalKind(context, target->path, ApprovalKind::kWrite);
     Result<ApprovalReply> reply =
         AskApproval(context, kind, name(), display, workspace::UnifiedDiff(display, before, after));
     if (!reply.ok()) return ErrorResult(reply.error());
@@ -139,7 +138,7 @@ class ApplyDiffTool final : public ToolBase {
     workspace::TextFile output = target->file;
     output.text = after;
     Status written =
-        workspace::WriteFileAtomically(resolved->absolute, workspace::EncodeText(output));
+        workspace::WriteFileAtomically(target->path.absolute, workspace::EncodeText(output));
     if (!written.ok()) {
       return {true,
               ToolErrorText("Error writing file '" + display + "': " + written.error().message())};

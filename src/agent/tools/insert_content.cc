@@ -44,12 +44,9 @@ class InsertContentTool final : public ToolBase {
                                   ": use a 1-based line number to insert before, or 0 to append "
                                   "at the end of the file.")};
     }
-    Result<workspace::ResolvedPath> resolved =
-        ResolveToolPath(context, name(), *path, PathUse::kWrite);
-    if (!resolved.ok()) return ErrorResult(resolved.error());
-    Result<EditTarget> target = LoadEditTarget(*resolved);
+    Result<EditTarget> target = ResolveEditTarget(context, name(), *path);
     if (!target.ok()) return ErrorResult(target.error());
-    const std::string& display = DisplayPath(*resolved);
+    const std::string& display = DisplayPath(target->path);
     if (!target->exists && *line > 1) {
       return {true, ToolErrorText("Cannot insert content at line " + std::to_string(*line) +
                                   " into '" + display +
@@ -62,14 +59,7 @@ class InsertContentTool final : public ToolBase {
 
     const std::string& old_text = target->file.text;
     // Byte offset of the start of line `line` (1-based); past the end appends.
-    size_t offset = old_text.size();
-    if (*line >= 1) {
-      offset = 0;
-      for (int64_t n = 1; n < *line && offset < old_text.size(); ++n) {
-        size_t newline = old_text.find('\n', offset);
-        offset = newline == std::string::npos ? old_text.size() : newline + 1;
-      }
-    }
+    size_t offset = *line >= 1 ? AdvanceLines(old_text, 0, *line - 1) : old_text.size();
     std::string new_text = old_text.substr(0, offset);
     if (!new_text.empty() && new_text.back() != '\n') new_text += '\n';
     new_text += insert;

@@ -159,28 +159,17 @@ class SearchAndReplaceTool final : public ToolBase {
                                   "the literal text.")};
     }
 
-    Result<workspace::ResolvedPath> resolved =
-        ResolveToolPath(context, name(), *path, PathUse::kWrite);
-    if (!resolved.ok()) return ErrorResult(resolved.error());
-    Result<EditTarget> target = LoadEditTarget(*resolved);
+    Result<EditTarget> target = ResolveEditTarget(context, name(), *path);
     if (!target.ok()) return ErrorResult(target.error());
-    const std::string& display = DisplayPath(*resolved);
+    const std::string& display = DisplayPath(target->path);
     if (!target->exists) {
       return {true, ToolErrorText("File not found: '" + display +
                                   "'. Check the path; to create a file use write_to_file.")};
     }
     const std::string& text = target->file.text;
     // The searched region: whole lines first..last.
-    size_t region_begin = 0;
-    for (int64_t n = 1; n < first && region_begin < text.size(); ++n) {
-      size_t newline = text.find('\n', region_begin);
-      region_begin = newline == std::string::npos ? text.size() : newline + 1;
-    }
-    size_t region_end = region_begin;
-    for (int64_t n = first; n <= last && region_end < text.size(); ++n) {
-      size_t newline = text.find('\n', region_end);
-      region_end = newline == std::string::npos ? text.size() : newline + 1;
-    }
+    size_t region_begin = AdvanceLines(text, 0, first - 1);
+    size_t region_end = AdvanceLines(text, region_begin, last - first + 1);
     std::string_view region =
         std::string_view(text).substr(region_begin, region_end - region_begin);
 

@@ -5,13 +5,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <vector>
 
 #include "agent/tools/args.h"
 #include "agent/tools/responses.h"
-#ifdef LAI_HAS_WORKSPACE_UNIFIED_DIFF
 #include "workspace/unified_diff.h"
-#endif
 
 namespace lai::agent {
 
@@ -54,53 +51,6 @@ Result<std::string> ReadFileBytes(const std::string& absolute_path) {
   return bytes;
 }
 
-namespace {
-
-std::vector<std::string_view> SplitLines(std::string_view text) {
-  std::vector<std::string_view> lines;
-  size_t position = 0;
-  while (position < text.size()) {
-    size_t newline = text.find('\n', position);
-    if (newline == std::string_view::npos) newline = text.size();
-    lines.push_back(text.substr(position, newline - position));
-    position = newline + 1;
-  }
-  return lines;
-}
-
-}  // namespace
-
-std::string UnifiedDiff(std::string_view path, std::string_view before, std::string_view after) {
-#ifdef LAI_HAS_WORKSPACE_UNIFIED_DIFF
-  return workspace::UnifiedDiff(path, before, after);
-#endif
-  if (before == after) return {};
-  std::vector<std::string_view> a = SplitLines(before);
-  std::vector<std::string_view> b = SplitLines(after);
-  size_t prefix = 0;
-  while (prefix < a.size() && prefix < b.size() && a[prefix] == b[prefix]) ++prefix;
-  size_t suffix = 0;
-  while (suffix < a.size() - prefix && suffix < b.size() - prefix &&
-         a[a.size() - 1 - suffix] == b[b.size() - 1 - suffix]) {
-    ++suffix;
-  }
-  constexpr size_t kContext = 3;
-  size_t start = prefix > kContext ? prefix - kContext : 0;
-  size_t a_end = std::min(a.size(), a.size() - suffix + kContext);
-  size_t b_end = std::min(b.size(), b.size() - suffix + kContext);
-  std::string out = "--- a/" + std::string(path) + "\n+++ b/" + std::string(path) + "\n";
-  size_t a_count = a_end - start;
-  size_t b_count = b_end - start;
-  out += "@@ -" + std::to_string(a_count == 0 ? start : start + 1) + "," + std::to_string(a_count) +
-         " +" + std::to_string(b_count == 0 ? start : start + 1) + "," + std::to_string(b_count) +
-         " @@\n";
-  for (size_t i = start; i < prefix; ++i) out.append(" ").append(a[i]).append("\n");
-  for (size_t i = prefix; i < a.size() - suffix; ++i) out.append("-").append(a[i]).append("\n");
-  for (size_t i = prefix; i < b.size() - suffix; ++i) out.append("+").append(b[i]).append("\n");
-  for (size_t i = a.size() - suffix; i < a_end; ++i) out.append(" ").append(a[i]).append("\n");
-  return out;
-}
-
 std::string FileWriteResult(std::string_view path, bool is_new_file, std::string_view feedback) {
   std::string out = "<file_write_result>\n<path>";
   out += path;
@@ -131,10 +81,25 @@ Result<EditTarget> LoadEditTarget(const workspace::ResolvedPath& path) {
   return target;
 }
 
+Result<EditTarget> ResolveEditTarget(ToolContext& context, std::string_view tool,
+                                     std::string_view raw_path) {
+  ASSIGN_OR_RETURN(workspace::ResolvedPath resolved,
+                   ResolveToolPath(context, tool, raw_path, PathUse::kWrite));
+  return LoadEditTarget(resolved);
+}
+
+size_t AdvanceLines(std::string_view text, size_t offset, int64_t lines) {
+  for (int64_t n = 0; n < lines && offset < text.size(); ++n) {
+    size_t newline = text.find('\n', offset);
+    offset = newline == std::string_view::npos ? text.size() : newline + 1;
+  }
+  return offset;
+}
+
 ToolResult CommitEdit(ToolContext& context, std::string_view tool, const EditTarget& target,
                       std::string_view new_text) {
   const std::string& display = DisplayPath(target.path);
-  std::string detail = target.exists ? UnifiedDiff(display, target.file.text, new_text)
+  std::string detail = target.exists ? workspace::UnifiedDiff(display, target.file.text, new_text)
                                      : "New file " + display + ":\n" + std::string(new_text);
   ApprovalKind kind = ActionApprovalKind(context, target.path, ApprovalKind::kWrite);
   Result<ApprovalReply> reply = AskApproval(context, kind, tool, display, std::move(detail));

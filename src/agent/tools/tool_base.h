@@ -30,10 +30,6 @@ class ToolBase : public Tool {
 // Whole file as bytes. Errors: kNotFound, kInvalidArgument (a directory), kIo.
 Result<std::string> ReadFileBytes(const std::string& absolute_path);
 
-// A unified diff of two '\n' texts (one hunk around the changed region, 3 lines of context), for
-// approval prompts. Empty when equal.
-std::string UnifiedDiff(std::string_view path, std::string_view before, std::string_view after);
-
 // The <file_write_result> text the editing tools return.
 std::string FileWriteResult(std::string_view path, bool is_new_file, std::string_view feedback);
 
@@ -46,6 +42,13 @@ struct EditTarget {
 
 // Reads the target. Errors (message = the model's text): a directory, a binary file, I/O.
 Result<EditTarget> LoadEditTarget(const workspace::ResolvedPath& path);
+// ResolveToolPath(…, PathUse::kWrite) then LoadEditTarget: the errors of either.
+Result<EditTarget> ResolveEditTarget(ToolContext& context, std::string_view tool,
+                                     std::string_view raw_path);
+
+// The byte offset `lines` lines after `offset` in a '\n' text (the end of the text at the most;
+// `offset` itself when lines <= 0).
+size_t AdvanceLines(std::string_view text, size_t offset, int64_t lines);
 
 // Shows the change for approval (kWrite, or kProtected for protected paths; new files show their
 // content, existing ones a unified diff), then writes `new_text` with the target's line ending and

@@ -157,10 +157,7 @@ class WriteToFileTool final : public ToolBase {
     Result<std::optional<int64_t>> line_count = args->OptionalInteger("line_count");
     if (!line_count.ok()) return ErrorResult(line_count.error());
 
-    Result<workspace::ResolvedPath> resolved =
-        ResolveToolPath(context, name(), *path, PathUse::kWrite);
-    if (!resolved.ok()) return ErrorResult(resolved.error());
-    Result<EditTarget> target = LoadEditTarget(*resolved);
+    Result<EditTarget> target = ResolveEditTarget(context, name(), *path);
     if (!target.ok()) return ErrorResult(target.error());
 
     std::string text = *content;
@@ -172,7 +169,7 @@ class WriteToFileTool final : public ToolBase {
       text = StripLineNumbers(lines);
       lines = SplitLines(text);
     }
-    const std::string& display = DisplayPath(*resolved);
+    const std::string& display = DisplayPath(target->path);
     int64_t actual = static_cast<int64_t>(lines.size());
     if (line_count->has_value() && actual < **line_count) {
       return {true,

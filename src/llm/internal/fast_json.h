@@ -40,11 +40,29 @@ class FastJson {
     return parser_.iterate(buffer_.get(), text.size(), capacity_).get(document);
   }
 
+  // Iterate, then ForEachRootField (below) on the document.
+  template <typename OnField>
+  simdjson::error_code ForEachRootField(std::string_view text, OnField&& on_field);
+
  private:
   od::parser parser_;
   std::unique_ptr<char[]> buffer_;
   size_t capacity_ = 0;
 };
+
+// Calls `on_field(key, value) -> error_code` for every field of `object` in document order; each
+// callback must read or Consume its value.
+template <typename OnField>
+simdjson::error_code ForEachObjectField(od::object& object, OnField&& on_field) {
+  for (auto field_result : object) {
+    od::field field;
+    if (auto error = std::move(field_result).get(field)) return error;
+    std::string_view key;
+    if (auto error = field.unescaped_key().get(key)) return error;
+    if (auto error = on_field(key, field.value())) return error;
+  }
+  return simdjson::SUCCESS;
+}
 
 // Reads `value` whole, validating it as a strict JSON parser would (strings unescaped, numbers
 // parsed, literals checked), so that a document the fast path accepts is one nlohmann accepts.
@@ -55,14 +73,8 @@ inline simdjson::error_code Consume(od::value value) {
     case od::json_type::object: {
       od::object object;
       if (auto error = value.get_object().get(object)) return error;
-      for (auto field_result : object) {
-        od::field field;
-        if (auto error = std::move(field_result).get(field)) return error;
-        std::string_view key;
-        if (auto error = field.unescaped_key().get(key)) return error;
-        if (auto error = Consume(field.value())) return error;
-      }
-      return simdjson::SUCCESS;
+      return ForEachObjectField(object,
+                                [](std::string_view, od::value field) { return Consume(field); });
     }
     case od::json_type::array: {
       od::array array;
@@ -144,8 +156,10 @@ inline simdjson::error_code ReadBool(od::value value, bool& is_true) {
   return value.get_bool().get(is_true);
 }
 
-// Whether `value` is an object; when not, it is consumed. Iterate the object after a true answer.
+// Whether `value` is an object (false on error too); when not, it is consumed. Iterate the object
+// after a true answer.
 inline simdjson::error_code IsObject(od::value& value, bool& is_object) {
+  is_object = false;
   od::json_type type;
   if (auto error = value.type().get(type)) return error;
   is_object = type == od::json_type::object;
@@ -153,26 +167,19 @@ inline simdjson::error_code IsObject(od::value& value, bool& is_object) {
 }
 
 inline simdjson::error_code IsArray(od::value& value, bool& is_array) {
+  is_array = false;
   od::json_type type;
   if (auto error = value.type().get(type)) return error;
   is_array = type == od::json_type::array;
   return is_array ? simdjson::SUCCESS : Consume(value);
 }
 
-// Calls `on_field(key, value) -> error_code` for every field of the object `value` in document
-// order; each callback must read or Consume its value.
+// ForEachObjectField on the object `value`.
 template <typename OnField>
 simdjson::error_code ForEachField(od::value value, OnField&& on_field) {
   od::object object;
   if (auto error = value.get_object().get(object)) return error;
-  for (auto field_result : object) {
-    od::field field;
-    if (auto error = std::move(field_result).get(field)) return error;
-    std::string_view key;
-    if (auto error = field.unescaped_key().get(key)) return error;
-    if (auto error = on_field(key, field.value())) return error;
-  }
-  return simdjson::SUCCESS;
+  return ForEachObjectField(object, on_field);
 }
 
 // Same for a whole document whose root must be an object; fails unless the document ends after
@@ -181,18 +188,19 @@ template <typename OnField>
 simdjson::error_code ForEachRootField(od::document& document, OnField&& on_field) {
   od::object object;
   if (auto error = document.get_object().get(object)) return error;
-  for (auto field_result : object) {
-    od::field field;
-    if (auto error = std::move(field_result).get(field)) return error;
-    std::string_view key;
-    if (auto error = field.unescaped_key().get(key)) return error;
-    if (auto error = on_field(key, field.value())) return error;
-  }
+  if (auto error = ForEachObjectField(object, on_field)) return error;
   // OUT_OF_BOUNDS: no token after the root object.
   const char* location = nullptr;
   return document.current_location().get(location) == simdjson::OUT_OF_BOUNDS
              ? simdjson::SUCCESS
              : simdjson::TRAILING_CONTENT;
+}
+
+template <typename OnField>
+simdjson::error_code FastJson::ForEachRootField(std::string_view text, OnField&& on_field) {
+  od::document document;
+  if (auto error = Iterate(text, document)) return error;
+  return internal::ForEachRootField(document, on_field);
 }
 
 // Calls `on_element(index, value) -> error_code` for each element of the array `value`.
@@ -207,6 +215,22 @@ simdjson::error_code ForEachElement(od::value value, OnElement&& on_element) {
     if (auto error = on_element(index++, element)) return error;
   }
   return simdjson::SUCCESS;
+}
+
+// ForEachField when `value` is an object; any other value is consumed and read as absent.
+template <typename OnField>
+simdjson::error_code ForEachFieldIfObject(od::value value, OnField&& on_field) {
+  bool is_object = false;
+  if (auto error = IsObject(value, is_object); error || !is_object) return error;
+  return ForEachField(value, on_field);
+}
+
+// ForEachElement when `value` is an array; any other value is consumed and read as absent.
+template <typename OnElement>
+simdjson::error_code ForEachElementIfArray(od::value value, OnElement&& on_element) {
+  bool is_array = false;
+  if (auto error = IsArray(value, is_array); error || !is_array) return error;
+  return ForEachElement(value, on_element);
 }
 
 // The text of an object or array value (consumed), for values kept as JSON text (tool args).

@@ -54,6 +54,9 @@ class ParserBase : public StreamParser {
   void EmitError(ErrorKind kind, std::string message, int http_status = 0);
   // "bad response from <provider>: <what>" as kBadResponse.
   void EmitBadResponse(std::string_view what);
+  // A whole tool call at once (Gemini, Ollama): start, one delta with all arguments, end.
+  void EmitWholeToolCall(int index, const std::string& id, const std::string& name,
+                         std::string arguments);
 
   const std::string provider_;
 

@@ -1,0 +1,30 @@
+// Runs a program to completion for the end-to-end tests: fork+exec with exactly the given
+// environment, stdin fed from a string, stdout and stderr collected, a bounded deadline.
+// Thread-compatible.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace lai::test {
+
+struct ProcessResult {
+  int exit_code = -1;  // -1: killed at the deadline or by a signal.
+  std::string out;     // Also holds stderr when ProcessOptions::merge_stderr.
+  std::string err;
+};
+
+struct ProcessOptions {
+  std::string input;                  // Written to stdin, which is then closed.
+  std::chrono::seconds deadline{20};  // SIGKILL and a test failure after this.
+  bool merge_stderr = false;          // stderr goes to `out`.
+  int signal_after_first_output = 0;  // Sent once when the first stdout bytes arrive.
+};
+
+// argv[0] is the program's path. Test failures (ADD_FAILURE) when a pipe cannot be made or the
+// deadline passes.
+ProcessResult RunProcess(std::vector<std::string> argv, std::vector<std::string> env,
+                         const ProcessOptions& options = {});
+
+}  // namespace lai::test
