@@ -36,7 +36,7 @@
 #include "ipc/client.h"
 #include "ipc/server.h"
 #include "ipc/wait.h"
-#include "llm/internal/adapter.h"
+#include "llm/bench_decode.h"
 #include "llm/pool.h"
 #include "server/completion_service.h"
 #include "server/services.h"
@@ -64,158 +64,6 @@ uint64_t SelfRssBytes() {
     if (line.rfind("VmRSS:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
   }
   return 0;
-}
-
-// ---------------------------------------------------------------------------------------------
-// (a) Decoding throughput.
-
-// Words of varying length, as models write them.
-std::string Words(uint64_t& seed, int count) {
-  static const char* kWords[] = {"the ", "function ", "returns ", "a ", "value\n", "std::vector<int> ",
-                                 "because ", "we ", "need ", "to ", "handle ", "errors, ", "and ",
-                                 "`config.toml` ", "é ", "→ ", "{\"x\": 1} ", "\t"};
-  std::string out;
-  for (int i = 0; i < count; ++i) {
-    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-    out += kWords[(seed >> 33) % std::size(kWords)];
-  }
-  return out;
-}
-
-// An OpenAI Chat Completions stream of about `bytes` bytes: text deltas of 1-4 words, one tool
-// call whose arguments arrive in many fragments, the finish chunk, usage and [DONE].
-std::string OpenAiTranscript(size_t bytes) {
-  std::string out;
-  uint64_t seed = 1;
-  const std::string head =
-      R"({"id":"chatcmpl-AbCdEf0123456789","object":"chat.completion.chunk","created":1732665600,)"
-      R"("model":"gpt-4o-2024-08-06","system_fingerprint":"fp_7f6be3efb0","choices":[{"index":0,)";
-  while (out.size() < bytes * 9 / 10) {
-    Json delta = {{"content", Words(seed, 1 + static_cast<int>(seed % 4))}};
-    out += "data: " + head + R"("delta":)" + delta.dump() +
-           R"(,"logprobs":null,"finish_reason":null}]})" + "\n\n";
-  }
-  out += "data: " + head +
-         R"("delta":{"tool_calls":[{"index":0,"id":"call_abc123","type":"function","function":{"name":"write_to_file","arguments":""}}]},"logprobs":null,"finish_reason":null}]})"
-         "\n\n";
-  out += "data: " + head + R"("delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"path\": \"src/main.cc\", \"content\": \""}}]},"logprobs":null,"finish_reason":null}]})" "\n\n";
-  while (out.size() < bytes) {
-    Json args = Json(Words(seed, 2)).dump();  // A JSON string literal, escaped once more below.
-    std::string fragment = args.get<std::string>();
-    fragment = fragment.substr(1, fragment.size() - 2);  // Inside the content string.
-    Json delta = {{"tool_calls", {{{"index", 0}, {"function", {{"arguments", fragment}}}}}}};
-    out += "data: " + head + R"("delta":)" + delta.dump() +
-           R"(,"logprobs":null,"finish_reason":null}]})" + "\n\n";
-  }
-  out += "data: " + head + R"("delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"}"}}]},"logprobs":null,"finish_reason":null}]})" "\n\n";
-  out += "data: " + head + R"("delta":{},"logprobs":null,"finish_reason":"tool_calls"}]})" "\n\n";
-  out += R"(data: {"id":"chatcmpl-AbCdEf0123456789","object":"chat.completion.chunk","created":1732665600,"model":"gpt-4o-2024-08-06","choices":[],"usage":{"prompt_tokens":1200,"completion_tokens":50000,"total_tokens":51200,"prompt_tokens_details":{"cached_tokens":1024}}})" "\n\n";
-  out += "data: [DONE]\n\n";
-  return out;
-}
-
-// An Anthropic Messages stream of about `bytes` bytes: thinking, text deltas, pings, usage.
-std::string AnthropicTranscript(size_t bytes) {
-  std::string out;
-  uint64_t seed = 2;
-  out += "event: message_start\n"
-         R"(data: {"type":"message_start","message":{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5-20250929","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":1200,"cache_creation_input_tokens":0,"cache_read_input_tokens":1024,"output_tokens":1}}})"
-         "\n\n";
-  out += "event: content_block_start\n"
-         R"(data: {"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}})" "\n\n";
-  while (out.size() < bytes / 5) {
-    Json delta = {{"type", "content_block_delta"}, {"index", 0},
-                  {"delta", {{"type", "thinking_delta"}, {"thinking", Words(seed, 1 + static_cast<int>(seed % 4))}}}};
-    out += "event: content_block_delta\ndata: " + delta.dump() + "\n\n";
-  }
-  out += "event: content_block_delta\n"
-         R"(data: {"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxDrIIvmN"}})" "\n\n";
-  out += "event: content_block_stop\n" R"(data: {"type":"content_block_stop","index":0})" "\n\n";
-  out += "event: content_block_start\n"
-         R"(data: {"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}})" "\n\n";
-  int n = 0;
-  while (out.size() < bytes) {
-    Json delta = {{"type", "content_block_delta"}, {"index", 1},
-                  {"delta", {{"type", "text_delta"}, {"text", Words(seed, 1 + static_cast<int>(seed % 4))}}}};
-    out += "event: content_block_delta\ndata: " + delta.dump() + "\n\n";
-    if (++n % 200 == 0) out += "event: ping\n" R"(data: {"type": "ping"})" "\n\n";
-  }
-  out += "event: content_block_stop\n" R"(data: {"type":"content_block_stop","index":1})" "\n\n";
-  out += "event: message_delta\n"
-         R"(data: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":50000}})" "\n\n";
-  out += "event: message_stop\n" R"(data: {"type":"message_stop"})" "\n\n";
-  return out;
-}
-
-constexpr size_t kReadBytes = 16 * 1024;  // A typical socket read.
-
-// MB/s of the real parser for `provider` over `transcript`, fed in socket-sized reads; checks
-// that the stream decoded completely.
-double AdapterMBps(const std::string& provider, const std::string& transcript, double min_seconds) {
-  const llm::internal::ProviderSpec* spec = llm::internal::FindProvider(provider);
-  if (spec == nullptr) Fail("decode", "no provider " + provider);
-  size_t text_bytes = 0;
-  bool is_done = false;
-  std::string error;
-  uint64_t bytes = 0;
-  uint64_t start = ipc::NowNs();
-  uint64_t elapsed = 0;
-  do {
-    std::unique_ptr<llm::internal::StreamParser> parser = llm::internal::NewStreamParser(
-        *spec, provider, "call", [&](const llm::StreamEvent& e) {
-          if (e.kind == llm::StreamEvent::Kind::kTextDelta ||
-              e.kind == llm::StreamEvent::Kind::kReasoningDelta) {
-            text_bytes += e.text.size();
-          }
-          if (e.kind == llm::StreamEvent::Kind::kDone) is_done = true;
-          if (e.kind == llm::StreamEvent::Kind::kError) error = e.error.message;
-        });
-    for (size_t at = 0; at < transcript.size(); at += kReadBytes) {
-      parser->Feed(std::string_view(transcript).substr(at, kReadBytes));
-    }
-    parser->Finish();
-    if (!is_done) Fail("decode " + provider, "the stream did not end with done: " + error);
-    bytes += transcript.size();
-    elapsed = ipc::NowNs() - start;
-  } while (elapsed < min_seconds * 1e9);
-  if (text_bytes == 0) Fail("decode " + provider, "no text decoded");
-  return static_cast<double>(bytes) / 1e6 / (static_cast<double>(elapsed) / 1e9);
-}
-
-// The naive decoder: split events at blank lines, parse every data line into a json DOM, pull
-// out the text. No incremental state machine, no event typing; the same reads.
-double NaiveMBps(const std::string& transcript, double min_seconds) {
-  uint64_t bytes = 0;
-  size_t text_bytes = 0;
-  uint64_t start = ipc::NowNs();
-  uint64_t elapsed = 0;
-  do {
-    std::string pending;
-    for (size_t at = 0; at < transcript.size(); at += kReadBytes) {
-      pending.append(transcript, at, kReadBytes);
-      size_t begin = 0;
-      for (size_t end; (end = pending.find("\n\n", begin)) != std::string::npos; begin = end + 2) {
-        std::string_view event(pending.data() + begin, end - begin);
-        size_t data = event.find("data: ");
-        if (data == std::string_view::npos) continue;
-        std::string_view payload = event.substr(data + 6);
-        if (payload == "[DONE]") continue;
-        Json parsed = Json::parse(payload, nullptr, false);
-        if (parsed.is_discarded()) continue;
-        if (auto c = parsed.find("choices"); c != parsed.end() && c->is_array() && !c->empty()) {
-          const Json& delta = (*c)[0]["delta"];
-          if (delta.contains("content")) text_bytes += delta["content"].get_ref<const std::string&>().size();
-        } else if (auto d = parsed.find("delta"); d != parsed.end()) {
-          if (d->contains("text")) text_bytes += (*d)["text"].get_ref<const std::string&>().size();
-        }
-      }
-      pending.erase(0, begin);
-    }
-    bytes += transcript.size();
-    elapsed = ipc::NowNs() - start;
-  } while (elapsed < min_seconds * 1e9);
-  if (text_bytes == 0) Fail("naive decode", "no text decoded");
-  return static_cast<double>(bytes) / 1e6 / (static_cast<double>(elapsed) / 1e9);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -617,14 +465,14 @@ int BenchProviders(const BenchProvidersFlags& flags) {
   };
 
   progress("decoding throughput");
-  const size_t transcript_bytes = quick ? (4u << 20) : (16u << 20);
-  const double min_seconds = quick ? 0.3 : 1.0;
-  std::string openai = OpenAiTranscript(transcript_bytes);
-  std::string anthropic = AnthropicTranscript(transcript_bytes);
-  double openai_mbps = AdapterMBps("openai", openai, min_seconds);
-  double anthropic_mbps = AdapterMBps("anthropic", anthropic, min_seconds);
-  double naive_openai_mbps = NaiveMBps(openai, min_seconds);
-  double naive_anthropic_mbps = NaiveMBps(anthropic, min_seconds);
+  // The real path: SseDecoder + each adapter's stream parser → StreamEvents, beside a getline +
+  // nlohmann DOM decoder doing the same work (see llm/bench_decode.h).
+  const llm::DecodeThroughput decode =
+      llm::MeasureStreamDecoding(16 * 1024, std::chrono::milliseconds(quick ? 300 : 1000));
+  const double openai_mbps = decode.openai_mb_per_s;
+  const double anthropic_mbps = decode.anthropic_mb_per_s;
+  const double naive_openai_mbps = decode.baseline_openai_mb_per_s;
+  const double naive_anthropic_mbps = decode.baseline_anthropic_mb_per_s;
 
   TempDir dir;
   ChunkServer chunks;
