@@ -13,7 +13,9 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -64,8 +66,16 @@ struct CpuPlacement {
   void PinClient() const {
     if (is_split) Pin(0, client_cpu);
   }
+  // Every thread of process `pid` (sched_setaffinity on a pid moves only its main thread, and
+  // the server's worker would float — sometimes onto the client's CPU).
   void PinServer(pid_t pid) const {
-    if (is_split) Pin(pid, server_cpu);
+    if (!is_split) return;
+    if (pid == 0) return Pin(0, server_cpu);
+    std::error_code error;
+    for (const auto& task :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", error)) {
+      Pin(static_cast<pid_t>(std::atoi(task.path().filename().c_str())), server_cpu);
+    }
   }
   void Restore() const {
     if (is_split) ::sched_setaffinity(0, sizeof(original), &original);
