@@ -38,40 +38,47 @@ int Serve(const Config& config, const ServeFlags& flags) {
   options.socket_path = SocketPath(config, flags.socket);
   options.workers = config.server.workers;
   options.max_connections = config.server.max_connections;
-  options.max_message_bytes = static_cast<uint32_t>(
-      std::min<uint64_t>(config.ipc.max_message_bytes, uint64_t{1} << 30));
-  // The provider pool outlives the server and the completion service (declared after the
-  // server, so destroyed before it, once Shutdown() has closed every connection).
-  // Without a usable profile the engine still serves; completions then fail with the reason.
-  std::unique_ptr<llm::ProviderPool> pool;
-  std::string no_pool_reason;
-  http::ClientOptions http_options;
-  http_options.max_connections_per_host = config.llm.max_connections_per_host;
-  http_options.max_total_connections =
-      std::max<long>(http_options.max_total_connections, config.llm.max_connections_per_host);
-  if (Result<std::unique_ptr<http::Client>> http = http::Client::Create(http_options); !http.ok()) {
-    no_pool_reason = "complete: " + http.error().message();
-  } else if (Result<std::unique_ptr<llm::ProviderPool>> created = llm::ProviderPool::Create(
-                 config, std::shared_ptr<http::Client>(std::move(*http)));
-             !created.ok()) {
-    no_pool_reason = "complete: no usable provider profile: " + created.error().message();
-  } else if ((*created)->Profiles().empty()) {
-    no_pool_reason =
-        "complete: no provider profile is configured; add one to the config file or set a key "
-        "such as OPENAI_API_KEY (`lapce-ai doctor` checks the setup)";
-  } else {
-    pool = std::move(*created);
-  }
+  options.max_message_bytes =
+      static_cast<uint32_t>(std::min<uint64_t>(config.ipc.max_message_bytes, uint64_t{1} << 30));
   ipc::Server server(options);
   ipc::RegisterBuiltinHandlers(server);
-  server::CompletionService completions(pool.get(), no_pool_reason);
+  // Completions build the provider pool (and so load libcurl) on the first request: an engine
+  // that only serves the transport stays small. Without a usable profile the engine still
+  // serves; completions then fail with the reason.
+  server::CompletionService completions([&config]() -> Result<std::unique_ptr<llm::ProviderPool>> {
+    http::ClientOptions http_options;
+    http_options.max_connections_per_host = config.llm.max_connections_per_host;
+    http_options.max_total_connections =
+        std::max<long>(http_options.max_total_connections, config.llm.max_connections_per_host);
+    ASSIGN_OR_RETURN(std::unique_ptr<http::Client> http, http::Client::Create(http_options));
+    Result<std::unique_ptr<llm::ProviderPool>> pool =
+        llm::ProviderPool::Create(config, std::shared_ptr<http::Client>(std::move(http)));
+    if (!pool.ok()) {
+      return Error(ErrorCode::kUnavailable,
+                   "complete: no usable provider profile: " + pool.error().message());
+    }
+    if ((*pool)->Profiles().empty()) {
+      return Error(ErrorCode::kUnavailable,
+                   "complete: no provider profile is configured; add one to the config file or "
+                   "set a key such as OPENAI_API_KEY (`lapce-ai doctor` checks the setup)");
+    }
+    spdlog::info("completions through profiles {}", [&] {
+      std::string names;
+      for (const llm::ProfileInfo& profile : (*pool)->Profiles()) {
+        names += (names.empty() ? "" : ", ") + profile.name;
+      }
+      return names;
+    }());
+    return pool;
+  });
   completions.Register(server);
   if (Status s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "lapce-ai serve: %s\n", s.error().message().c_str());
     return 1;
   }
 
-  std::string metrics_addr = flags.metrics_addr_set ? flags.metrics_addr : config.server.metrics_addr;
+  std::string metrics_addr =
+      flags.metrics_addr_set ? flags.metrics_addr : config.server.metrics_addr;
   server::MetricsEndpoint metrics([&server] { return server.metrics().RenderPrometheus(); });
   if (!metrics_addr.empty()) {
     if (Status s = metrics.Start(metrics_addr); !s.ok()) {
@@ -85,15 +92,6 @@ int Serve(const Config& config, const ServeFlags& flags) {
                static_cast<int>(::getpid()));
   if (!metrics_addr.empty()) {
     std::fprintf(stderr, "lapce-ai serve: metrics at http://%s/metrics\n", metrics_addr.c_str());
-  }
-  if (pool) {
-    std::string names;
-    for (const llm::ProfileInfo& profile : pool->Profiles()) {
-      names += (names.empty() ? "" : ", ") + profile.name;
-    }
-    std::fprintf(stderr, "lapce-ai serve: completions through profiles %s\n", names.c_str());
-  } else {
-    std::fprintf(stderr, "lapce-ai serve: %s\n", no_pool_reason.c_str());
   }
   std::fprintf(stderr, "lapce-ai serve: try `lapce-ai ping --socket %s`; Ctrl-C stops\n",
                options.socket_path.c_str());
@@ -123,8 +121,7 @@ int Ping(const Config& config, const PingFlags& flags) {
     std::fprintf(stderr, "lapce-ai ping: %s\n", s.error().message().c_str());
     return 1;
   }
-  Result<ipc::Response> health =
-      client.Call(static_cast<uint16_t>(ipc::MessageType::kHealth), {});
+  Result<ipc::Response> health = client.Call(static_cast<uint16_t>(ipc::MessageType::kHealth), {});
   if (!health.ok()) {
     std::fprintf(stderr, "lapce-ai ping: %s\n", health.error().message().c_str());
     return 1;

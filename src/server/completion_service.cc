@@ -34,7 +34,9 @@ namespace lai::server {
 // queued, or nobody listens any more; after that nothing touches the service on its behalf.
 struct CompletionService::Stream {
   Stream(CompletionService* s, std::shared_ptr<ipc::Responder> r)
-      : service(s), responder(std::move(r)), max_backlog_bytes(s->options_.max_queued_bytes_per_stream) {}
+      : service(s),
+        responder(std::move(r)),
+        max_backlog_bytes(s->options_.max_queued_bytes_per_stream) {}
 
   CompletionService* const service;  // Used only while the stream is in open_.
   const std::shared_ptr<ipc::Responder> responder;
@@ -47,10 +49,10 @@ struct CompletionService::Stream {
   bool cancel_requested = false;    // The client cancelled or went away.
   bool has_provider_ended = false;  // The sink saw kDone or kError.
   bool is_provider_cancelled = false;
-  bool has_ended = false;     // The final reply is decided; later events are dropped.
-  bool is_answered = false;   // The final reply is queued (or nobody listens): retire.
+  bool has_ended = false;    // The final reply is decided; later events are dropped.
+  bool is_answered = false;  // The final reply is queued (or nobody listens): retire.
   bool is_retired = false;
-  bool is_backlogged = false;  // Output waits in `backlog`/`final_*` for the drainer.
+  bool is_backlogged = false;       // Output waits in `backlog`/`final_*` for the drainer.
   std::deque<std::string> backlog;  // Encoded events that did not fit the connection yet.
   size_t backlog_bytes = 0;
   std::optional<std::string> final_payload;  // Decided final reply not sent yet (backlogged).
@@ -148,10 +150,10 @@ bool EmitLocked(Stream& s, std::string item) {
     s.backlog_bytes = 0;
     s.has_ended = true;  // This failure is the answer.
     s.final_payload.reset();
-    s.final_error = Error(ErrorCode::kResourceExhausted,
-                          "complete: the client fell more than " +
-                              std::to_string(s.max_backlog_bytes >> 20) +
-                              " MiB behind reading the stream; the completion was stopped");
+    s.final_error =
+        Error(ErrorCode::kResourceExhausted,
+              "complete: the client fell more than " + std::to_string(s.max_backlog_bytes >> 20) +
+                  " MiB behind reading the stream; the completion was stopped");
   }
   return schedule;
 }
@@ -161,7 +163,26 @@ bool EmitLocked(Stream& s, std::string item) {
 CompletionService::CompletionService(llm::ProviderPool* pool, std::string unavailable_reason,
                                      CompletionServiceOptions options)
     : pool_(pool), unavailable_reason_(std::move(unavailable_reason)), options_(options) {
+  std::call_once(pool_once_, [] {});  // The pool is already decided.
   drainer_ = std::thread([this] { Drain(); });
+}
+
+CompletionService::CompletionService(PoolFactory make_pool, CompletionServiceOptions options)
+    : make_pool_(std::move(make_pool)), pool_(nullptr), options_(options) {
+  drainer_ = std::thread([this] { Drain(); });
+}
+
+llm::ProviderPool* CompletionService::Pool() {
+  std::call_once(pool_once_, [this] {
+    Result<std::unique_ptr<llm::ProviderPool>> made = make_pool_();
+    if (made.ok()) {
+      owned_pool_ = std::move(made).value();
+      pool_ = owned_pool_.get();
+    } else {
+      unavailable_reason_ = made.error().message();
+    }
+  });
+  return pool_;
 }
 
 CompletionService::~CompletionService() {
@@ -213,7 +234,8 @@ void CompletionService::Handle(const ipc::Message& request,
   Result<AiRequest> parsed = ParseAiRequest(std::string_view(
       reinterpret_cast<const char*>(request.payload.data()), request.payload.size()));
   if (!parsed.ok()) return Reject(stream, parsed.error());
-  if (pool_ == nullptr) return Reject(stream, Error(ErrorCode::kUnavailable, unavailable_reason_));
+  llm::ProviderPool* pool = Pool();
+  if (pool == nullptr) return Reject(stream, Error(ErrorCode::kUnavailable, unavailable_reason_));
   {
     std::lock_guard lock(stream->mutex);
     stream->is_streaming = parsed->stream;
@@ -221,8 +243,8 @@ void CompletionService::Handle(const ipc::Message& request,
   std::weak_ptr<Stream> weak = stream;
   // The sink holds the stream weakly: a stream that was answered and retired may still get
   // late events, which it drops.
-  Result<std::shared_ptr<llm::StreamHandle>> handle = pool_->Stream(
-      parsed->profile, std::move(parsed->request), [weak](const llm::StreamEvent& e) {
+  Result<std::shared_ptr<llm::StreamHandle>> handle =
+      pool->Stream(parsed->profile, std::move(parsed->request), [weak](const llm::StreamEvent& e) {
         if (std::shared_ptr<Stream> target = weak.lock()) Deliver(target, e);
       });
   if (!handle.ok()) return Reject(stream, handle.error());

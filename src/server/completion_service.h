@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -17,7 +18,7 @@
 namespace lai::llm {
 class ProviderPool;
 struct StreamEvent;
-}
+}  // namespace lai::llm
 
 namespace lai::server {
 
@@ -45,6 +46,11 @@ class CompletionService {
   // every completion then fails with kUnavailable and `unavailable_reason`.
   CompletionService(llm::ProviderPool* pool, std::string unavailable_reason,
                     CompletionServiceOptions options = {});
+  // Builds the pool on the first request instead (on that request's IPC worker thread), so an
+  // engine nobody asks for a completion never loads libcurl. An error from `make_pool` becomes
+  // every completion's kUnavailable reason.
+  using PoolFactory = std::function<Result<std::unique_ptr<llm::ProviderPool>>()>;
+  explicit CompletionService(PoolFactory make_pool, CompletionServiceOptions options = {});
   ~CompletionService();  // Cancels open streams, waits until each is answered, joins the drainer.
   CompletionService(const CompletionService&) = delete;
   CompletionService& operator=(const CompletionService&) = delete;
@@ -68,13 +74,18 @@ class CompletionService {
   void Schedule(std::shared_ptr<Stream> stream);
   void Retire(const std::shared_ptr<Stream>& stream);
 
-  // Immutable after construction.
-  llm::ProviderPool* const pool_;
-  const std::string unavailable_reason_;
+  // The pool (built by Pool() on first use when a factory was given), or nullptr with the reason.
+  llm::ProviderPool* Pool();
+
+  PoolFactory make_pool_;
+  std::once_flag pool_once_;
+  std::unique_ptr<llm::ProviderPool> owned_pool_;  // Set once, under pool_once_.
+  llm::ProviderPool* pool_;                        // Written before or under pool_once_.
+  std::string unavailable_reason_;                 // Likewise.
   const CompletionServiceOptions options_;
 
   mutable std::mutex mutex_;
-  std::condition_variable changed_;     // open_ became empty, or work_ grew.
+  std::condition_variable changed_;            // open_ became empty, or work_ grew.
   std::set<std::shared_ptr<Stream>> open_;     // Guarded by mutex_.
   std::vector<std::shared_ptr<Stream>> work_;  // Backlogged streams; guarded by mutex_.
   bool has_new_work_ = false;                  // Guarded by mutex_.
