@@ -110,6 +110,16 @@ void SendCorrupted(ipc::Stream& stream, uint32_t payload_bytes,
 
 void Rewrite(std::byte* header, const ipc::FrameHeader& h) { ipc::EncodeFrameHeader(h, header); }
 
+// Two 100-byte fragments with the given headers (the first of a 1000-byte echo by default).
+void SendTwoFragments(ipc::Stream& s, const ipc::FrameHeader& first,
+                      const ipc::FrameHeader& second) {
+  SendCorrupted(s, 100, [&](std::byte* h) { Rewrite(h, first); });
+  SendCorrupted(s, 100, [&](std::byte* h) { Rewrite(h, second); });
+}
+
+constexpr ipc::FrameHeader kFirstFragment{
+    .flags = ipc::kFlagMore, .type = kEcho, .message_bytes = 1000, .request_id = 77};
+
 struct CorruptionCase {
   std::string name;
   std::function<void(ipc::Stream&)> send;
@@ -185,37 +195,27 @@ std::vector<CorruptionCase> CorruptionCases() {
                      SendCorrupted(s, 64, [](std::byte* h) { FillPattern({h, 24}, 4242); });
                    },
                    "bad frame"});
-  cases.push_back(
-      {"fragmented message cut short",
-       [](ipc::Stream& s) {
-         ipc::FrameHeader first{
-             .flags = ipc::kFlagMore, .type = kEcho, .message_bytes = 1000, .request_id = 77};
-         SendCorrupted(s, 100, [&](std::byte* h) { Rewrite(h, first); });
-         ipc::FrameHeader last = first;
-         last.flags = 0;
-         SendCorrupted(s, 100, [&](std::byte* h) { Rewrite(h, last); });
-       },
-       "message ended after 200 of 1000 bytes"});
-  cases.push_back(
-      {"fragments of two messages interleaved",
-       [](ipc::Stream& s) {
-         ipc::FrameHeader first{
-             .flags = ipc::kFlagMore, .type = kEcho, .message_bytes = 1000, .request_id = 77};
-         SendCorrupted(s, 100, [&](std::byte* h) { Rewrite(h, first); });
-         ipc::FrameHeader other = first;
-         other.request_id = 78;
-         SendCorrupted(s, 100, [&](std::byte* h) { Rewrite(h, other); });
-       },
-       "different message"});
-  cases.push_back(
-      {"fragments longer than declared",
-       [](ipc::Stream& s) {
-         ipc::FrameHeader first{
-             .flags = ipc::kFlagMore, .type = kEcho, .message_bytes = 150, .request_id = 77};
-         SendCorrupted(s, 100, [&](std::byte* h) { Rewrite(h, first); });
-         SendCorrupted(s, 100, [&](std::byte* h) { Rewrite(h, first); });
-       },
-       "exceed the declared length"});
+  cases.push_back({"fragmented message cut short",
+                   [](ipc::Stream& s) {
+                     ipc::FrameHeader last = kFirstFragment;
+                     last.flags = 0;
+                     SendTwoFragments(s, kFirstFragment, last);
+                   },
+                   "message ended after 200 of 1000 bytes"});
+  cases.push_back({"fragments of two messages interleaved",
+                   [](ipc::Stream& s) {
+                     ipc::FrameHeader other = kFirstFragment;
+                     other.request_id = 78;
+                     SendTwoFragments(s, kFirstFragment, other);
+                   },
+                   "different message"});
+  cases.push_back({"fragments longer than declared",
+                   [](ipc::Stream& s) {
+                     ipc::FrameHeader first = kFirstFragment;
+                     first.message_bytes = 150;
+                     SendTwoFragments(s, first, first);
+                   },
+                   "exceed the declared length"});
   cases.push_back({"good request then bad magic in one burst", SendGoodThenBad, "bad magic",
                    /*good_request_first=*/true});
   return cases;
