@@ -107,6 +107,29 @@ bool IsHostPortOrEmpty(std::string_view value) {
   return number >= 1 && number <= 65535;
 }
 
+constexpr std::string_view kToolProtocols[] = {"auto", "native", "xml"};
+constexpr std::string_view kOnOff[] = {"on", "off"};
+constexpr std::string_view kApprovalCategories[] = {
+    "read",    "read_outside", "write",       "write_outside", "write_protected",
+    "delete",  "execute",      "mode_switch", "subtasks",      "all"};
+
+// "read,write" with every item a known approval category (or empty).
+bool IsApprovalList(std::string_view value) {
+  while (!value.empty()) {
+    size_t comma = value.find(',');
+    std::string_view item = value.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (std::find(std::begin(kApprovalCategories), std::end(kApprovalCategories), item) ==
+        std::end(kApprovalCategories)) {
+      return false;
+    }
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  return true;
+}
+
 // Profile names: letters, digits, '-' and '_'.
 bool IsProfileName(std::string_view value) {
   return !value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
@@ -166,6 +189,35 @@ constexpr KeyDescriptor kKeys[] = {
     {LAI_CONFIG_FIELD(llm.max_connections_per_host), IntegerRange{1, 10000},
      "HTTP connections open at once to one provider host; further requests wait for one. An "
      "HTTP/1.1 provider (Ollama, vLLM) needs one per concurrent stream."},
+    {LAI_CONFIG_FIELD(agent.mode), StringCheck{"a mode slug", IsProfileName},
+     "Mode of new sessions: code, architect, ask, debug, orchestrator or a custom mode."},
+    {LAI_CONFIG_FIELD(agent.tool_protocol), OneOf{kToolProtocols},
+     "How models call tools: native function calls, XML tags in text, or auto (the model "
+     "catalog decides)."},
+    {LAI_CONFIG_FIELD(agent.mistake_limit), IntegerRange{0, 100},
+     "Consecutive model mistakes before the user is asked how to go on; 0 = unlimited."},
+    {LAI_CONFIG_FIELD(agent.max_requests_per_turn), IntegerRange{1, 100000},
+     "Model requests one prompt may make before the turn stops."},
+    {LAI_CONFIG_FIELD(agent.condense_threshold_percent), IntegerRange{5, 100},
+     "Condense the conversation when it fills this share of the context window."},
+    {LAI_CONFIG_FIELD(agent.auto_condense), OneOf{kOnOff},
+     "Summarise older turns with the model when the context is full (else truncate)."},
+    {LAI_CONFIG_FIELD(agent.custom_instructions), AnyString{},
+     "Instructions added to the system prompt of every mode."},
+    {LAI_CONFIG_FIELD(approvals.auto_approve),
+     StringCheck{"comma-separated categories: read, read_outside, write, write_outside, "
+                 "write_protected, delete, execute, mode_switch, subtasks or all",
+                 IsApprovalList},
+     "Tool categories approved without asking."},
+    {LAI_CONFIG_FIELD(approvals.allowed_commands), AnyString{},
+     "Comma-separated command prefixes run without asking when execute is auto-approved; * = "
+     "any."},
+    {LAI_CONFIG_FIELD(approvals.denied_commands), AnyString{},
+     "Comma-separated command prefixes never run (the longer matching prefix wins)."},
+    {LAI_CONFIG_FIELD(approvals.max_requests), IntegerRange{0, 1000000},
+     "Model requests per task before asking to continue; 0 = unlimited."},
+    {LAI_CONFIG_FIELD(approvals.max_cost_usd), NumberRange{0, 1000000},
+     "Task cost in USD before asking to continue; 0 = unlimited."},
 };
 
 #undef LAI_CONFIG_FIELD

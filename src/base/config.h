@@ -48,6 +48,24 @@ struct Config {
     uint32_t max_connections_per_host = 32;  // HTTP/1.1 providers need one per open stream.
   } llm;
 
+  struct Agent {  // agent::AgentSettings (agent/session.h) documents each field.
+    std::string mode = "code";
+    std::string tool_protocol = "auto";  // auto (the model catalog decides), native or xml.
+    int32_t mistake_limit = 3;           // 0 = unlimited.
+    int32_t max_requests_per_turn = 100;
+    int32_t condense_threshold_percent = 100;  // 5..100; condense at this share of the window.
+    std::string auto_condense = "on";          // on or off.
+    std::string custom_instructions;
+  } agent;
+  struct Approvals {  // agent::AutoApproveSettings (agent/approval_policy.h).
+    // Comma-separated categories approved without asking: read, read_outside, write,
+    // write_outside, write_protected, delete, execute, mode_switch, subtasks; "all"; "" = none.
+    std::string auto_approve = "read";
+    std::string allowed_commands = "git log,git diff,git show";  // Comma-separated prefixes.
+    std::string denied_commands;                                  // Comma-separated prefixes.
+    int32_t max_requests = 0;  // Model requests per task before asking; 0 = unlimited.
+    double max_cost_usd = 0;   // Task cost before asking; 0 = unlimited.
+  } approvals;
   // One [profiles.<name>] table of the file (profiles come only from the file, in file order).
   struct Profile {
     std::string name;

@@ -22,6 +22,9 @@ using CommandRun = std::function<int(const Config& config)>;
 // `tool list`, `tool run` and `bench tools` (tool_commands.cc).
 void AddToolCommands(CLI::App& app, CLI::App& bench, CommandRun& run);
 
+// `run`, `acp` and `sessions …` (agent_commands.cc).
+void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run);
+
 // `complete`, `models`, `doctor` and `bench providers` (llm_commands.cc).
 void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run);
 

@@ -25,6 +25,7 @@
 #include "base/unique_fd.h"
 #include "cli/bench_providers.h"
 #include "cli/commands.h"
+#include "cli/provider_flags.h"
 #include "http/client.h"
 #include "llm/catalog.h"
 #include "llm/internal/adapter.h"
@@ -39,11 +40,7 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitInterrupted = 130;
 
-struct CompleteFlags {
-  std::string profile;
-  std::string provider;
-  std::string model;
-  std::string base_url;
+struct CompleteFlags : ProviderFlags {
   std::string system;
   int64_t max_tokens = 0;
   double temperature = -1;
@@ -56,38 +53,6 @@ struct ModelsFlags {
   std::string provider;
   bool json = false;
 };
-
-// Builds the pool `complete` uses: the configured profiles, or one ad-hoc profile from flags.
-// Usage errors have code kInvalidArgument.
-Result<std::unique_ptr<llm::ProviderPool>> PoolFor(const Config& config, const CompleteFlags& flags,
-                                                   std::shared_ptr<http::Client> http) {
-  bool is_ad_hoc = !flags.provider.empty() || !flags.base_url.empty();
-  if (!is_ad_hoc) return llm::ProviderPool::Create(config, std::move(http));
-  if (!flags.profile.empty()) {
-    return Error(ErrorCode::kInvalidArgument,
-                 "--profile cannot be combined with --provider/--base-url; pass one or the other");
-  }
-  if (flags.provider.empty()) {
-    return Error(ErrorCode::kInvalidArgument, "--base-url needs --provider (one of " +
-                                                  llm::internal::ProviderNames() + ")");
-  }
-  if (llm::internal::FindProvider(flags.provider) == nullptr) {
-    return Error(ErrorCode::kInvalidArgument, "--provider '" + flags.provider +
-                                                  "' is unknown; expected one of " +
-                                                  llm::internal::ProviderNames());
-  }
-  if (flags.model.empty()) {
-    return Error(ErrorCode::kInvalidArgument,
-                 "--provider needs --model (see `lapce-ai models --provider " + flags.provider +
-                     "`)");
-  }
-  llm::ProfileInfo profile;
-  profile.name = "command-line";
-  profile.provider = flags.provider;
-  profile.model = flags.model;
-  profile.base_url = flags.base_url;
-  return llm::ProviderPool::CreateAdHoc(config, profile, std::move(http));
-}
 
 // Events from the I/O thread to the main thread; the eventfd wakes the main thread's poll.
 class EventQueue {
@@ -516,12 +481,7 @@ void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run) {
       "complete", "Send one prompt to a provider and stream the answer to stdout (usage and cost "
                   "to stderr); Ctrl-C cancels");
   complete_cmd->add_option("prompt", complete->prompt, "The prompt; '-' reads standard input");
-  complete_cmd->add_option("--profile", complete->profile, "Configured profile (default: the default profile)");
-  complete_cmd->add_option("--provider", complete->provider,
-                           "Provider for a one-off profile: " + llm::internal::ProviderNames());
-  complete_cmd->add_option("--model", complete->model, "Model id (see `lapce-ai models`)");
-  complete_cmd->add_option("--base-url", complete->base_url,
-                           "Base URL for a one-off profile (default: the provider's)");
+  AddProviderFlags(*complete_cmd, *complete);
   complete_cmd->add_option("--system", complete->system, "System prompt");
   complete_cmd->add_option("--max-tokens", complete->max_tokens, "Largest answer, in tokens");
   complete_cmd->add_option("--temperature", complete->temperature, "Sampling temperature, 0-2");

@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
   // Command groups defined in their own files (see commands.h).
   lai::cli::CommandRun run;
   lai::cli::AddLlmCommands(app, *bench_cmd, run);
+  lai::cli::AddAgentCommands(app, *bench_cmd, run);
   lai::cli::AddToolCommands(app, *bench_cmd, run);
 
   CLI11_PARSE(app, argc, argv);

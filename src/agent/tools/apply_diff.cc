@@ -131,14 +131,18 @@ class ApplyDiffTool final : public ToolBase {
     const std::string& before = target->file.text;
     const std::string& after = outcome->content;
     const ApprovalKind kind = ActionApprovalKind(context, target->path, ApprovalKind::kWrite);
-    Result<ApprovalReply> reply =
-        AskApproval(context, kind, name(), display, workspace::UnifiedDiff(display, before, after));
+    ApprovalRequest request{kind, std::string(name()), display,
+                            workspace::UnifiedDiff(display, before, after)};
+    request.has_texts = true;
+    request.old_text = before;
+    request.new_text = after;
+    Result<ApprovalReply> reply = AskApproval(context, request);
     if (!reply.ok()) return ErrorResult(reply.error());
 
     workspace::TextFile output = target->file;
     output.text = after;
     Status written =
-        workspace::WriteFileAtomically(target->path.absolute, workspace::EncodeText(output));
+        WriteFileBytes(context, target->path.absolute, workspace::EncodeText(output));
     if (!written.ok()) {
       return {true,
               ToolErrorText("Error writing file '" + display + "': " + written.error().message())};

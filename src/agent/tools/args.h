@@ -73,6 +73,7 @@ ApprovalKind ActionApprovalKind(const ToolContext& context, const workspace::Res
 // The approval reply, or the model's text when denied.
 Result<ApprovalReply> AskApproval(ToolContext& context, ApprovalKind kind, std::string_view tool,
                                   std::string_view target, std::string detail);
+Result<ApprovalReply> AskApproval(ToolContext& context, const ApprovalRequest& request);
 
 // The path as the model should see it: relative to the root, or absolute when outside.
 inline const std::string& DisplayPath(const workspace::ResolvedPath& path) {

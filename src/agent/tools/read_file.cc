@@ -113,7 +113,7 @@ bool ReadOne(ToolContext& context, const FileRequest& request, std::string& out)
         reply.feedback.empty() ? "Denied by user" : "Denied by user. Feedback: " + reply.feedback);
     return false;
   }
-  Result<std::string> bytes = ReadFileBytes(resolved->absolute);
+  Result<std::string> bytes = ReadFileBytes(context, resolved->absolute);
   if (!bytes.ok()) {
     std::string message = bytes.error().code() == ErrorCode::kNotFound
                               ? "File not found: " + request.path

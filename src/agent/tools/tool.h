@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/result.h"
 #include "workspace/workspace.h"
 
 namespace lai::agent {
@@ -21,6 +22,11 @@ struct ApprovalRequest {
   std::string tool;    // "write_to_file"
   std::string target;  // Path relative to the workspace (absolute when outside), or the command.
   std::string detail;  // What will happen: a unified diff, the new file's content, the command.
+  // Edits: the whole text before (nullopt for a new file) and after, for hosts that show a diff
+  // view (ACP `diff` content). Valid only during ToolHost::Ask.
+  bool has_texts = false;
+  std::optional<std::string_view> old_text;
+  std::string_view new_text;
 };
 
 struct ApprovalReply {
@@ -49,12 +55,23 @@ struct ToolSettings {
   int command_output_line_limit = 500;  // execute_command: head+tail kept beyond this.
 };
 
+// The editor's view of files (ACP fs/*): reads see unsaved buffers, writes land in them.
+// Paths are absolute. Called from the tool's thread.
+class FileAccess {
+ public:
+  virtual ~FileAccess() = default;
+  virtual Result<std::string> ReadTextFile(const std::string& absolute_path) = 0;
+  virtual Status WriteTextFile(const std::string& absolute_path, std::string_view content) = 0;
+};
+
 struct ToolContext {
   const workspace::Workspace& workspace;
   const ToolSettings& settings;
   ToolHost& host;
   // Set by another thread to stop a running tool (a command is killed, its group too).
   const std::atomic<bool>* cancelled = nullptr;
+  // Reads and writes of existing files go through the editor when set; nullptr = local files.
+  FileAccess* files = nullptr;
 };
 
 struct ToolResult {

@@ -64,9 +64,22 @@ std::string FileWriteResult(std::string_view path, bool is_new_file, std::string
   return out;
 }
 
-Result<EditTarget> LoadEditTarget(const workspace::ResolvedPath& path) {
+Result<std::string> ReadFileBytes(const ToolContext& context, const std::string& absolute_path) {
+  Result<std::string> local = ReadFileBytes(absolute_path);
+  // The editor only knows files that exist; a missing or unreadable one fails the same either way.
+  if (context.files == nullptr || !local.ok()) return local;
+  return context.files->ReadTextFile(absolute_path);
+}
+
+Status WriteFileBytes(const ToolContext& context, const std::string& absolute_path,
+                      const std::string& bytes) {
+  if (context.files != nullptr) return context.files->WriteTextFile(absolute_path, bytes);
+  return workspace::WriteFileAtomically(absolute_path, bytes);
+}
+
+Result<EditTarget> LoadEditTarget(const ToolContext& context, const workspace::ResolvedPath& path) {
   EditTarget target{path, false, {}};
-  Result<std::string> bytes = ReadFileBytes(path.absolute);
+  Result<std::string> bytes = ReadFileBytes(context, path.absolute);
   if (!bytes.ok()) {
     if (bytes.error().code() == ErrorCode::kNotFound) return target;
     return Error(bytes.error().code(), ToolErrorText("Cannot edit '" + DisplayPath(path) +
@@ -85,7 +98,7 @@ Result<EditTarget> ResolveEditTarget(ToolContext& context, std::string_view tool
                                      std::string_view raw_path) {
   ASSIGN_OR_RETURN(workspace::ResolvedPath resolved,
                    ResolveToolPath(context, tool, raw_path, PathUse::kWrite));
-  return LoadEditTarget(resolved);
+  return LoadEditTarget(context, resolved);
 }
 
 size_t AdvanceLines(std::string_view text, size_t offset, int64_t lines) {
@@ -102,12 +115,16 @@ ToolResult CommitEdit(ToolContext& context, std::string_view tool, const EditTar
   std::string detail = target.exists ? workspace::UnifiedDiff(display, target.file.text, new_text)
                                      : "New file " + display + ":\n" + std::string(new_text);
   ApprovalKind kind = ActionApprovalKind(context, target.path, ApprovalKind::kWrite);
-  Result<ApprovalReply> reply = AskApproval(context, kind, tool, display, std::move(detail));
+  ApprovalRequest request{kind, std::string(tool), display, std::move(detail)};
+  request.has_texts = true;
+  if (target.exists) request.old_text = target.file.text;
+  request.new_text = new_text;
+  Result<ApprovalReply> reply = AskApproval(context, request);
   if (!reply.ok()) return ErrorResult(reply.error());
   workspace::TextFile output = target.file;
   output.text = std::string(new_text);
   Status written =
-      workspace::WriteFileAtomically(target.path.absolute, workspace::EncodeText(output));
+      WriteFileBytes(context, target.path.absolute, workspace::EncodeText(output));
   if (!written.ok()) {
     return {true,
             ToolErrorText("Error writing file '" + display + "': " + written.error().message())};

@@ -29,6 +29,12 @@ class ToolBase : public Tool {
 
 // Whole file as bytes. Errors: kNotFound, kInvalidArgument (a directory), kIo.
 Result<std::string> ReadFileBytes(const std::string& absolute_path);
+// The same through the editor (context.files) when it has one: an existing file's text as the
+// editor holds it, unsaved changes included.
+Result<std::string> ReadFileBytes(const ToolContext& context, const std::string& absolute_path);
+// Writes a file atomically, or through the editor when it has one.
+Status WriteFileBytes(const ToolContext& context, const std::string& absolute_path,
+                      const std::string& bytes);
 
 // The <file_write_result> text the editing tools return.
 std::string FileWriteResult(std::string_view path, bool is_new_file, std::string_view feedback);
@@ -41,7 +47,7 @@ struct EditTarget {
 };
 
 // Reads the target. Errors (message = the model's text): a directory, a binary file, I/O.
-Result<EditTarget> LoadEditTarget(const workspace::ResolvedPath& path);
+Result<EditTarget> LoadEditTarget(const ToolContext& context, const workspace::ResolvedPath& path);
 // ResolveToolPath(…, PathUse::kWrite) then LoadEditTarget: the errors of either.
 Result<EditTarget> ResolveEditTarget(ToolContext& context, std::string_view tool,
                                      std::string_view raw_path);

@@ -1,0 +1,382 @@
+#include "agent/approval_policy.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace lai::agent {
+namespace {
+
+// Sub-commands nest through substitutions; deeper than this is treated as dangerous and not
+// split further.
+constexpr int kMaxNesting = 8;
+
+std::string_view Trim(std::string_view text) {
+  size_t begin = text.find_first_not_of(" \t\r\n");
+  if (begin == std::string_view::npos) return {};
+  size_t end = text.find_last_not_of(" \t\r\n");
+  return text.substr(begin, end - begin + 1);
+}
+
+bool StartsWithIgnoreCase(std::string_view text, std::string_view prefix) {
+  if (prefix.size() > text.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(text[i])) !=
+        std::tolower(static_cast<unsigned char>(prefix[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Index of the ')' closing the '(' at `open`, or npos. Quotes and escapes are skipped.
+size_t MatchingParen(std::string_view text, size_t open) {
+  int depth = 0;
+  char quote = 0;
+  for (size_t i = open; i < text.size(); ++i) {
+    char c = text[i];
+    if (quote == '\'') {
+      if (c == '\'') quote = 0;
+      continue;
+    }
+    if (c == '\\') {
+      ++i;
+      continue;
+    }
+    if (quote == '"') {
+      if (c == '"') quote = 0;
+      continue;
+    }
+    if (c == '\'' || c == '"') {
+      quote = c;
+    } else if (c == '(') {
+      ++depth;
+    } else if (c == ')' && --depth == 0) {
+      return i;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// Index of the unescaped '`' closing the one at `open`, or npos.
+size_t MatchingBacktick(std::string_view text, size_t open) {
+  for (size_t i = open + 1; i < text.size(); ++i) {
+    if (text[i] == '\\') {
+      ++i;
+    } else if (text[i] == '`') {
+      return i;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// ${…} bodies that can run code or smuggle it in: @P/@Q/@E/@A/@a transformations, ${!name}
+// indirection, backslash escapes (\140 is a backtick once expanded).
+bool IsDangerousExpansion(std::string_view body) {
+  if (!body.empty() && body.front() == '!') return true;
+  if (body.find('\\') != std::string_view::npos) return true;
+  for (size_t at = body.find('@'); at != std::string_view::npos; at = body.find('@', at + 1)) {
+    if (at + 1 < body.size() &&
+        std::string_view("PQEAa").find(body[at + 1]) != std::string_view::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+class CommandScanner {
+ public:
+  void Scan(std::string_view text, int depth);
+
+  std::vector<std::string> commands;
+  bool dangerous = false;
+
+ private:
+  // Adds the command inside a substitution spanning [open, close] (inner text from inner_begin).
+  size_t Substitution(std::string_view text, size_t inner_begin, size_t close, int depth,
+                      std::string& current, size_t start) {
+    dangerous = true;
+    size_t end = close == std::string_view::npos ? text.size() : close;
+    Scan(text.substr(inner_begin, end - inner_begin), depth + 1);
+    current.append(text.substr(start, std::min(text.size(), end + 1) - start));
+    return end;
+  }
+};
+
+void CommandScanner::Scan(std::string_view text, int depth) {
+  if (depth > kMaxNesting) {
+    dangerous = true;
+    return;
+  }
+  std::string current;
+  auto flush = [&] {
+    std::string_view trimmed = Trim(current);
+    if (!trimmed.empty()) commands.emplace_back(trimmed);
+    current.clear();
+  };
+  char quote = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const char next = i + 1 < text.size() ? text[i + 1] : '\0';
+    if (quote == '\'') {
+      current += c;
+      if (c == '\'') quote = 0;
+      continue;
+    }
+    if (c == '\\') {
+      if (next == '\n') {  // Line continuation.
+        current += ' ';
+      } else {
+        current += c;
+        if (next != '\0') current += next;
+      }
+      ++i;
+      continue;
+    }
+    // Substitutions run in double quotes too.
+    if (c == '$' && next == '(') {
+      i = Substitution(text, i + 2, MatchingParen(text, i + 1), depth, current, i);
+      continue;
+    }
+    if (c == '`') {
+      i = Substitution(text, i + 1, MatchingBacktick(text, i), depth, current, i);
+      continue;
+    }
+    if (c == '$' && next == '{') {
+      size_t close = text.find('}', i + 2);
+      size_t end = close == std::string_view::npos ? text.size() : close;
+      if (IsDangerousExpansion(text.substr(i + 2, end - (i + 2)))) dangerous = true;
+      current.append(text.substr(i, std::min(text.size(), end + 1) - i));
+      i = end;
+      continue;
+    }
+    if (quote == '"') {
+      current += c;
+      if (c == '"') quote = 0;
+      continue;
+    }
+    if (c == '\'' || c == '"') {
+      quote = c;
+      current += c;
+      continue;
+    }
+    if ((c == '<' || c == '>' || c == '=') && next == '(') {  // <(…) >(…) and zsh =(…)
+      i = Substitution(text, i + 2, MatchingParen(text, i + 1), depth, current, i);
+      continue;
+    }
+    if (std::string_view("*?+@!").find(c) != std::string_view::npos &&
+        text.substr(i + 1, 3) == "(e:") {  // zsh glob qualifier running code
+      dangerous = true;
+    }
+    if (c == '\n' || c == ';' || c == '(' || c == ')') {
+      flush();
+      continue;
+    }
+    if (c == '|') {
+      flush();
+      if (next == '|' || next == '&') ++i;
+      continue;
+    }
+    if (c == '&') {
+      if (next == '&') {
+        flush();
+        ++i;
+        continue;
+      }
+      char previous = current.empty() ? ' ' : current.back();
+      if (next == '>' || previous == '>' || previous == '<') {  // &> 2>&1 <&0 are redirections.
+        current += c;
+        continue;
+      }
+      flush();  // Background: another command follows.
+      continue;
+    }
+    current += c;
+  }
+  flush();
+}
+
+// Length of the longest prefix in `prefixes` that `command` starts with ("*" counts 1), or -1.
+int LongestMatch(std::string_view command, const std::vector<std::string>& prefixes) {
+  int longest = -1;
+  for (const std::string& raw : prefixes) {
+    std::string_view prefix = Trim(raw);
+    if (prefix.empty()) continue;  // A blank entry must not match everything.
+    if (prefix == "*" || StartsWithIgnoreCase(command, prefix)) {
+      longest = std::max(longest, static_cast<int>(prefix == "*" ? 1 : prefix.size()));
+    }
+  }
+  return longest;
+}
+
+Decision DecideSingle(std::string_view command, const std::vector<std::string>& allowed,
+                      const std::vector<std::string>& denied) {
+  int allow = LongestMatch(command, allowed);
+  int deny = LongestMatch(command, denied);
+  if (allow < 0 && deny < 0) return Decision::kAsk;
+  return allow > deny ? Decision::kApprove : Decision::kDeny;
+}
+
+// The command without fd redirections like 2>&1 or >&2.
+std::string WithoutFdRedirections(std::string_view command) {
+  std::string out;
+  out.reserve(command.size());
+  for (size_t i = 0; i < command.size();) {
+    size_t j = i;
+    while (j < command.size() && std::isdigit(static_cast<unsigned char>(command[j]))) ++j;
+    if (command.substr(j, 2) == ">&") {
+      j += 2;
+      while (j < command.size() && std::isdigit(static_cast<unsigned char>(command[j]))) ++j;
+      i = j;
+      continue;
+    }
+    out += command[i];
+    ++i;
+  }
+  return std::string(Trim(out));
+}
+
+std::string CanonicalArguments(std::string_view arguments_json) {
+  nlohmann::json parsed =
+      nlohmann::json::parse(arguments_json, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return std::string(Trim(arguments_json));
+  // Objects are ordered by key, so equal arguments dump equally.
+  return parsed.dump();
+}
+
+bool IsReadTool(std::string_view tool) {
+  return tool == "read_file" || tool == "list_files" || tool == "search_files" ||
+         tool == "list_code_definition_names" || tool == "codebase_search";
+}
+
+std::string FormatUsd(double amount) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "$%.2f", amount);
+  return buffer;
+}
+
+Decision ApproveIf(bool condition) { return condition ? Decision::kApprove : Decision::kAsk; }
+
+}  // namespace
+
+std::vector<std::string> SplitCommand(std::string_view command) {
+  CommandScanner scanner;
+  scanner.Scan(command, 0);
+  return std::move(scanner.commands);
+}
+
+bool HasDangerousSubstitution(std::string_view command) {
+  CommandScanner scanner;
+  scanner.Scan(command, 0);
+  return scanner.dangerous;
+}
+
+Decision DecideCommand(std::string_view command, const std::vector<std::string>& allowed,
+                       const std::vector<std::string>& denied) {
+  CommandScanner scanner;
+  scanner.Scan(command, 0);
+  if (scanner.commands.empty()) return Decision::kAsk;
+  bool all_approved = true;
+  for (const std::string& sub : scanner.commands) {
+    // Match with and without fd redirections, so "npm test 2>&1" can use the prefix
+    // "npm test" and a listed "make 2>&1" still matches itself (Kilo does the same).
+    Decision as_is = DecideSingle(sub, allowed, denied);
+    Decision stripped = DecideSingle(WithoutFdRedirections(sub), allowed, denied);
+    if (as_is == Decision::kDeny || stripped == Decision::kDeny) return Decision::kDeny;
+    if (as_is != Decision::kApprove && stripped != Decision::kApprove) all_approved = false;
+  }
+  if (scanner.dangerous) return Decision::kAsk;
+  return all_approved ? Decision::kApprove : Decision::kAsk;
+}
+
+Decision Decide(const ApprovalRequest& request, const AutoApproveSettings& settings) {
+  if (!settings.enabled) return Decision::kAsk;
+  const bool is_delete = request.tool == "delete_file";
+  switch (request.kind) {
+    case ApprovalKind::kRead:
+      return ApproveIf(settings.read);
+    case ApprovalKind::kWrite:
+      return ApproveIf(settings.write);
+    case ApprovalKind::kDelete:
+      return ApproveIf(settings.delete_files);
+    case ApprovalKind::kProtected:
+      return ApproveIf((is_delete ? settings.delete_files : settings.write) &&
+                       settings.write_protected);
+    case ApprovalKind::kOutsideWorkspace:
+      if (IsReadTool(request.tool)) {
+        return ApproveIf(settings.read && settings.read_outside_workspace);
+      }
+      // Unknown tools are held to the stricter write rule.
+      return ApproveIf((is_delete ? settings.delete_files : settings.write) &&
+                       settings.write_outside_workspace);
+    case ApprovalKind::kCommand:
+      if (!settings.execute) return Decision::kAsk;
+      return DecideCommand(request.target, settings.allowed_commands, settings.denied_commands);
+  }
+  return Decision::kAsk;
+}
+
+Decision Decide(SessionApprovalKind kind, const AutoApproveSettings& settings) {
+  if (!settings.enabled) return Decision::kAsk;
+  switch (kind) {
+    case SessionApprovalKind::kModeSwitch:
+      return ApproveIf(settings.mode_switch);
+    case SessionApprovalKind::kSubtask:
+    case SessionApprovalKind::kFinishSubtask:
+      return ApproveIf(settings.subtasks);
+    case SessionApprovalKind::kFollowupQuestion:
+      return ApproveIf(settings.followup_questions && settings.followup_timeout_ms > 0);
+    case SessionApprovalKind::kTodoUpdate:
+      return Decision::kApprove;
+  }
+  return Decision::kAsk;
+}
+
+std::optional<LimitReached> ApprovalLimits::Check(const AutoApproveSettings& settings,
+                                                  double task_cost_usd) const {
+  if (settings.max_requests > 0 && requests_since_reset_ + 1 > settings.max_requests) {
+    return LimitReached{LimitReached::Kind::kRequests,
+                        "Reached the limit of " + std::to_string(settings.max_requests) +
+                            " model requests without asking. Continue the task and start "
+                            "counting again?"};
+  }
+  double spent = task_cost_usd - cost_at_reset_usd_;
+  if (settings.max_cost_usd > 0 && spent > settings.max_cost_usd) {
+    return LimitReached{LimitReached::Kind::kCost,
+                        "Reached the cost limit of " + FormatUsd(settings.max_cost_usd) +
+                            " (spent " + FormatUsd(spent) +
+                            " without asking). Continue the task and start counting again?"};
+  }
+  return std::nullopt;
+}
+
+bool ToolRepetitionDetector::Check(std::string_view tool_name, std::string_view arguments_json) {
+  std::string key(tool_name);
+  key += '\n';
+  key += CanonicalArguments(arguments_json);
+  if (key == previous_) {
+    ++repeats_;
+  } else {
+    previous_ = std::move(key);
+    repeats_ = 0;
+  }
+  if (limit_ > 0 && repeats_ >= limit_) {
+    Reset();
+    return false;
+  }
+  return true;
+}
+
+void ToolRepetitionDetector::Reset() {
+  previous_.clear();
+  repeats_ = 0;
+}
+
+std::string ToolRepetitionText(std::string_view tool_name) {
+  return "The model seems to be stuck in a loop: it called " + std::string(tool_name) +
+         " with the same arguments several times in a row. Rephrase the task, give more specific "
+         "instructions, or point it to a different approach.";
+}
+
+}  // namespace lai::agent

@@ -1,0 +1,231 @@
+// Mention scanning and expansion.
+#include "agent/mentions.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "agent/tools/responses.h"
+#include "workspace/process.h"
+#include "workspace/text.h"
+#include "workspace/walker.h"
+
+namespace lai::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr size_t kMaxMentionFileBytes = 8 << 20;
+constexpr std::chrono::milliseconds kGitTimeout{10000};
+constexpr size_t kMaxGitOutputBytes = 64 * 1024;
+
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool IsTrailingPunctuation(char c) { return std::strchr(".,;:!?", c) != nullptr && c != '\0'; }
+
+enum class MentionKind { kPath, kGitChanges };
+
+struct Mention {
+  size_t begin = 0;  // Offset of '@'.
+  size_t end = 0;    // One past the mention (punctuation excluded).
+  MentionKind kind = MentionKind::kPath;
+  std::string path;  // kPath: without the leading '/', "\ " unescaped.
+};
+
+// The mention starting at text[at] == '@', if it is one.
+std::optional<Mention> ScanMention(std::string_view text, size_t at) {
+  if (at > 0 && !IsSpace(text[at - 1])) return std::nullopt;
+  size_t start = at + 1;
+  size_t end = start;
+  while (end < text.size() && !IsSpace(text[end])) {
+    if (text[end] == '\\' && end + 1 < text.size() && text[end + 1] == ' ') {
+      end += 2;
+      continue;
+    }
+    ++end;
+  }
+  // One trailing punctuation mark belongs to the sentence, not the mention.
+  if (end > start + 1 && IsTrailingPunctuation(text[end - 1])) --end;
+  std::string_view body = text.substr(start, end - start);
+  Mention mention;
+  mention.begin = at;
+  mention.end = end;
+  if (body == "git-changes") {
+    mention.kind = MentionKind::kGitChanges;
+    return mention;
+  }
+  if (body.size() < 2 || body[0] != '/') return std::nullopt;
+  mention.kind = MentionKind::kPath;
+  for (size_t i = 1; i < body.size(); ++i) {
+    if (body[i] == '\\' && i + 1 < body.size() && body[i + 1] == ' ') continue;
+    mention.path += body[i];
+  }
+  return mention;
+}
+
+void AppendBlock(std::string& blocks, std::string_view tag, std::string_view path,
+                 std::string_view body) {
+  blocks += "\n\n<";
+  blocks += tag;
+  blocks += " path=\"";
+  blocks += path;
+  blocks += "\">\n";
+  blocks += body;
+  if (!body.empty() && body.back() != '\n') blocks += '\n';
+  blocks += "</";
+  blocks += tag;
+  blocks += ">";
+}
+
+// The note or content for one mentioned path; sets *is_folder from the file system (or from a
+// trailing '/' when the path does not exist).
+std::string PathBody(const workspace::Workspace& workspace, const ToolSettings& settings,
+                     const std::string& path, bool* is_folder) {
+  *is_folder = path.ends_with('/');
+  Result<workspace::ResolvedPath> resolved = workspace.Resolve(path, /*allow_outside=*/false);
+  if (!resolved.ok()) {
+    if (resolved.error().code() == ErrorCode::kPermissionDenied) {
+      return "(Not included: '" + path +
+             "' is outside the workspace; mentions can only include workspace files. Ask for "
+             "it with read_file if it is needed.)";
+    }
+    return "(Not included: " + resolved.error().message() + ")";
+  }
+  if (workspace.IsBlocked(*resolved)) {
+    return "(Not included: '" + path + "' is blocked by the .kilocodeignore file settings.)";
+  }
+  std::error_code error;
+  fs::file_status status = fs::status(resolved->absolute, error);
+  if (error || !fs::exists(status)) {
+    return "(Not included: '" + path + "' does not exist in the workspace.)";
+  }
+  if (fs::is_directory(status)) {
+    *is_folder = true;
+    workspace::ListOptions options;
+    options.recursive = false;
+    options.limit = static_cast<size_t>(std::max(1, settings.list_files_limit));
+    Result<workspace::ListResult> listing = workspace::ListFiles(workspace, *resolved, options);
+    if (!listing.ok()) return "(Not included: " + listing.error().message() + ")";
+    if (listing->entries.empty()) return "(Empty folder)";
+    std::string body;
+    for (size_t i = 0; i < listing->entries.size(); ++i) {
+      bool is_last = i + 1 == listing->entries.size() && !listing->truncated;
+      body += is_last ? "└── " : "├── ";
+      body += listing->entries[i];
+      body += '\n';
+    }
+    if (listing->truncated) {
+      body += "└── … (listing cut at " + std::to_string(options.limit) +
+              " entries; use list_files for the rest)\n";
+    }
+    return body;
+  }
+  *is_folder = false;
+  uintmax_t size = fs::file_size(resolved->absolute, error);
+  if (error) return "(Not included: cannot read '" + path + "': " + error.message() + ")";
+  if (size > kMaxMentionFileBytes) {
+    return "(Not included: '" + path + "' is " + std::to_string(size) +
+           " bytes; read the parts you need with read_file and line_ranges.)";
+  }
+  std::ifstream in(resolved->absolute, std::ios::binary);
+  if (!in) return "(Not included: cannot read '" + path + "'.)";
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  std::string raw = bytes.str();
+  if (workspace::LooksBinary(std::string_view(raw).substr(0, 8192))) {
+    return "(Binary file '" + path + "', " + std::to_string(raw.size()) +
+           " bytes: content not shown.)";
+  }
+  std::string text = workspace::DecodeText(raw).text;
+  if (text.empty()) return "(File is empty)";
+  if (text.back() == '\n') text.pop_back();
+  size_t total = static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
+  int limit = settings.read_line_limit;
+  std::string body;
+  if (limit >= 0 && total > static_cast<size_t>(limit)) {
+    size_t cut = 0;
+    for (int line = 0; line < limit; ++line) cut = text.find('\n', cut) + 1;
+    if (limit > 0) AppendNumberedLines(body, std::string_view(text).substr(0, cut - 1), 1, 1);
+    body += "[Showing only " + std::to_string(limit) + " of " + std::to_string(total) +
+            " total lines. Use read_file with line_ranges to read more.]";
+  } else {
+    AppendNumberedLines(body, text, 1, 1);
+  }
+  return body;
+}
+
+std::string RunGit(const workspace::Workspace& workspace, std::string_view command, bool* ok) {
+  workspace::CommandOptions options;
+  options.cwd = workspace.root();
+  options.timeout = kGitTimeout;
+  Result<workspace::CommandOutcome> outcome = workspace::RunCommand(command, options);
+  *ok = outcome.ok() && outcome->exit_code == 0;
+  if (!outcome.ok()) return outcome.error().message();
+  std::string output = std::move(outcome->output);
+  if (output.size() > kMaxGitOutputBytes) {
+    output.resize(kMaxGitOutputBytes);
+    output += "\n[output cut at " + std::to_string(kMaxGitOutputBytes) + " bytes]";
+  }
+  while (!output.empty() && (output.back() == '\n' || output.back() == ' ')) output.pop_back();
+  return output;
+}
+
+std::string GitWorkingState(const workspace::Workspace& workspace) {
+  bool ok = false;
+  std::string status = RunGit(workspace, "git -c core.quotepath=off status --short", &ok);
+  if (!ok) {
+    return "(Not available: git status failed in the workspace — is it a git repository?)\n" +
+           status;
+  }
+  if (status.empty()) return "No changes in the working directory.";
+  std::string diff = RunGit(workspace, "git diff HEAD --stat", &ok);
+  if (!ok) diff = RunGit(workspace, "git diff --stat", &ok);  // No commit yet.
+  std::string body = "Working directory changes:\n\n" + status;
+  if (ok && !diff.empty()) body += "\n\nDiff summary:\n" + diff;
+  return body;
+}
+
+}  // namespace
+
+std::string ExpandMentions(std::string_view text, const workspace::Workspace& workspace,
+                           const ToolSettings& settings) {
+  std::string out;
+  std::string blocks;
+  std::vector<std::string> seen;
+  out.reserve(text.size());
+  size_t copied = 0;
+  for (size_t at = text.find('@'); at != std::string_view::npos; at = text.find('@', at + 1)) {
+    if (at > 0 && text[at - 1] == '\\') continue;
+    std::optional<Mention> mention = ScanMention(text, at);
+    if (!mention) continue;
+    out.append(text.substr(copied, mention->begin - copied));
+    copied = mention->end;
+    std::string key = mention->kind == MentionKind::kGitChanges ? "@git-changes" : mention->path;
+    bool is_new = std::find(seen.begin(), seen.end(), key) == seen.end();
+    if (is_new) seen.push_back(key);
+    if (mention->kind == MentionKind::kGitChanges) {
+      out += "Working directory changes (see below for details)";
+      if (is_new) {
+        blocks +=
+            "\n\n<git_working_state>\n" + GitWorkingState(workspace) + "\n</git_working_state>";
+      }
+    } else {
+      bool is_folder = false;
+      std::string body = PathBody(workspace, settings, mention->path, &is_folder);
+      out +=
+          "'" + mention->path + "' (see below for " + (is_folder ? "folder" : "file") + " content)";
+      if (is_new) {
+        AppendBlock(blocks, is_folder ? "folder_content" : "file_content", mention->path, body);
+      }
+    }
+    at = mention->end - 1;
+  }
+  out.append(text.substr(copied));
+  out += blocks;
+  return out;
+}
+
+}  // namespace lai::agent

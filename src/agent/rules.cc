@@ -1,0 +1,188 @@
+// Rule files: discovery, filtering and labelling (order documented in rules.h).
+#include "agent/rules.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "workspace/text.h"
+
+namespace lai::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr uintmax_t kMaxRuleFileBytes = 256 * 1024;
+constexpr int kMaxSymlinkDepth = 5;
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// Editor, OS and tool droppings that are never rules.
+bool IsNoiseFile(std::string_view name) {
+  std::string lower = Lower(name);
+  if (lower == ".ds_store" || lower == "thumbs.db" || lower.ends_with("~")) return true;
+  for (std::string_view suffix :
+       {".lock", ".log", ".bak", ".swp", ".swo", ".tmp", ".temp", ".cache", ".pyc", ".orig"}) {
+    if (lower.ends_with(suffix)) return true;
+  }
+  return false;
+}
+
+// The file's text, trimmed; "" when it should be skipped.
+std::string ReadRuleFile(const fs::path& path) {
+  std::error_code error;
+  uintmax_t size = fs::file_size(path, error);
+  if (error || size == 0 || size > kMaxRuleFileBytes) return {};
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  std::string text = bytes.str();
+  if (workspace::LooksBinary(std::string_view(text).substr(0, 8192))) return {};
+  text = workspace::DecodeText(text).text;
+  size_t begin = text.find_first_not_of(" \t\r\n");
+  if (begin == std::string::npos) return {};
+  size_t end = text.find_last_not_of(" \t\r\n");
+  return text.substr(begin, end - begin + 1);
+}
+
+bool IsDirectory(const fs::path& path) {
+  std::error_code error;
+  return fs::is_directory(path, error);
+}
+
+bool IsRegularFile(const fs::path& path) {
+  std::error_code error;
+  return fs::is_regular_file(path, error);
+}
+
+// (label, content) of each rule file under `dir`, sorted as documented.
+std::vector<std::pair<std::string, std::string>> ReadRuleDirectory(const fs::path& dir,
+                                                                   const std::string& label_base) {
+  std::vector<std::pair<std::string, std::string>> files;  // (relative, content)
+  std::error_code error;
+  auto it = fs::recursive_directory_iterator(dir,
+                                             fs::directory_options::follow_directory_symlink |
+                                                 fs::directory_options::skip_permission_denied,
+                                             error);
+  for (; !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
+    if (it.depth() >= kMaxSymlinkDepth) it.disable_recursion_pending();
+    if (IsNoiseFile(it->path().filename().string())) {
+      if (IsDirectory(it->path())) it.disable_recursion_pending();
+      continue;
+    }
+    if (!IsRegularFile(it->path())) continue;
+    std::string content = ReadRuleFile(it->path());
+    if (content.empty()) continue;
+    files.emplace_back(fs::relative(it->path(), dir, error).generic_string(), std::move(content));
+  }
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) {
+    std::string left = Lower(a.first), right = Lower(b.first);
+    return left != right ? left < right : a.first < b.first;
+  });
+  for (auto& [relative, content] : files) relative = label_base + "/" + relative;
+  return files;
+}
+
+class RulesText {
+ public:
+  void Add(const std::string& label, const std::string& content) {
+    if (!text_.empty()) text_ += "\n\n";
+    text_ += "# Rules from " + label + ":\n" + content;
+  }
+  void AddAll(const std::vector<std::pair<std::string, std::string>>& files) {
+    for (const auto& [label, content] : files) Add(label, content);
+  }
+  void AddRaw(const std::string& block) {
+    if (!text_.empty()) text_ += "\n\n";
+    text_ += block;
+  }
+  std::string Take() { return std::move(text_); }
+
+ private:
+  std::string text_;
+};
+
+// The first of `names` (relative to root) that holds rule text; false when none does.
+bool AddFirstLegacyFile(RulesText& out, const fs::path& root,
+                        std::initializer_list<std::string> names) {
+  for (const std::string& name : names) {
+    if (!IsRegularFile(root / name)) continue;
+    std::string content = ReadRuleFile(root / name);
+    if (content.empty()) continue;
+    out.Add(name, content);
+    return true;
+  }
+  return false;
+}
+
+// Rule files of the first existing directory among `candidates` (relative to root).
+std::vector<std::pair<std::string, std::string>> ReadFirstDirectory(
+    const fs::path& root, std::initializer_list<std::string> candidates) {
+  for (const std::string& candidate : candidates) {
+    if (IsDirectory(root / candidate)) return ReadRuleDirectory(root / candidate, candidate);
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string LoadRules(std::string_view workspace_root, std::string_view mode_slug,
+                      std::string_view global_rules_dir) {
+  RulesText out;
+  std::string mode(mode_slug);
+  if (!global_rules_dir.empty()) {
+    fs::path global = fs::path(global_rules_dir).lexically_normal();
+    if (!global.has_filename()) global = global.parent_path();  // Drop a trailing '/'.
+    if (IsDirectory(global)) out.AddAll(ReadRuleDirectory(global, global.string()));
+    fs::path global_mode = global.parent_path() / ("rules-" + mode);
+    if (!mode.empty() && IsDirectory(global_mode)) {
+      out.AddAll(ReadRuleDirectory(global_mode, global_mode.string()));
+    }
+  }
+  if (workspace_root.empty()) return out.Take();
+  fs::path root(workspace_root);
+
+  auto generic = ReadFirstDirectory(root, {".kilocode/rules", ".roo/rules"});
+  if (!generic.empty()) {
+    out.AddAll(generic);
+  } else {
+    (void)AddFirstLegacyFile(out, root, {".kilocoderules", ".roorules", ".clinerules"});
+  }
+
+  if (!mode.empty()) {
+    std::string dir = "rules-" + mode;
+    if (IsDirectory(root / ".kilocode" / dir) || IsDirectory(root / ".roo" / dir)) {
+      out.AddAll(ReadFirstDirectory(root, {".kilocode/" + dir, ".roo/" + dir}));
+    } else {
+      (void)AddFirstLegacyFile(
+          out, root, {".kilocoderules-" + mode, ".roorules-" + mode, ".clinerules-" + mode});
+    }
+  }
+
+  for (const std::string name : {".kilocodeignore", ".rooignore"}) {
+    std::string content = ReadRuleFile(root / name);
+    if (content.empty()) continue;
+    out.AddRaw("# " + name + "\n\n(The user's root-level " + name +
+               " lists files and directories that must not be accessed. Tools refuse to read, "
+               "list or search paths it matches; do not try to reach them another way, e.g. "
+               "with shell commands.)\n" +
+               content + "\n" + name);
+    break;
+  }
+
+  if (!AddFirstLegacyFile(out, root, {"AGENTS.md"})) {
+    (void)AddFirstLegacyFile(out, root, {"AGENT.md"});
+  }
+  return out.Take();
+}
+
+}  // namespace lai::agent

@@ -1,0 +1,102 @@
+// Rules: every source present, in the documented order; filtering; legacy fallbacks.
+#include "agent/rules.h"
+
+#include <gtest/gtest.h>
+
+#include "workspace/test_support.h"
+
+namespace lai::agent {
+namespace {
+
+using workspace::testing::TempTree;
+
+// Positions of `needles` in `text`, asserting each is present and they appear in this order.
+void ExpectInOrder(const std::string& text, const std::vector<std::string>& needles) {
+  size_t previous = 0;
+  for (const std::string& needle : needles) {
+    size_t at = text.find(needle);
+    ASSERT_NE(at, std::string::npos) << "missing: " << needle << "\nin:\n" << text;
+    EXPECT_GE(at, previous) << needle << " is out of order in:\n" << text;
+    previous = at;
+  }
+}
+
+TEST(RulesTest, EverySourceInDocumentedOrder) {
+  TempTree home;
+  home.File("rules/b.md", "global b\n");
+  home.File("rules/A.md", "global a\n");
+  home.File("rules-code/mode.md", "global code mode\n");
+  home.File("rules-ask/mode.md", "global ask mode\n");
+  TempTree tree;
+  tree.File(".kilocode/rules/02-style.md", "project style\n");
+  tree.File(".kilocode/rules/01-intro.md", "  project intro  \n\n");
+  tree.File(".kilocode/rules/nested/deep.txt", "nested rule\n");
+  tree.File(".kilocode/rules-code/code.md", "project code mode\n");
+  tree.File(".kilocoderules", "legacy generic (directory wins)\n");
+  tree.File(".kilocoderules-code", "legacy code (directory wins)\n");
+  tree.File(".kilocodeignore", "secrets/\n");
+  tree.File("AGENTS.md", "agents file\n");
+  tree.File("AGENT.md", "agent file (AGENTS.md wins)\n");
+
+  std::string rules = LoadRules(tree.root(), "code", home.Path("rules/"));
+  ExpectInOrder(rules,
+                {
+                    "# Rules from " + home.Path("rules") + "/A.md:\nglobal a",
+                    "# Rules from " + home.Path("rules") + "/b.md:\nglobal b",
+                    "# Rules from " + home.Path("rules-code") + "/mode.md:\nglobal code mode",
+                    "# Rules from .kilocode/rules/01-intro.md:\nproject intro\n\n",
+                    "# Rules from .kilocode/rules/02-style.md:\nproject style",
+                    "# Rules from .kilocode/rules/nested/deep.txt:\nnested rule",
+                    "# Rules from .kilocode/rules-code/code.md:\nproject code mode",
+                    "# .kilocodeignore\n",
+                    "secrets/\n.kilocodeignore",
+                    "# Rules from AGENTS.md:\nagents file",
+                });
+  EXPECT_EQ(rules.find("global ask mode"), std::string::npos);
+  EXPECT_EQ(rules.find("directory wins"), std::string::npos);
+  EXPECT_EQ(rules.find("AGENTS.md wins"), std::string::npos);
+  EXPECT_FALSE(rules.ends_with("\n"));
+}
+
+TEST(RulesTest, LegacyFilesWhenDirectoriesAreAbsent) {
+  TempTree tree;
+  tree.File(".roorules", "roo generic\n");
+  tree.File(".clinerules", "cline generic (roorules wins)\n");
+  tree.File(".clinerules-debug", "cline debug\n");
+  tree.File("AGENT.md", "agent file\n");
+  std::string rules = LoadRules(tree.root(), "debug", "");
+  EXPECT_EQ(rules,
+            "# Rules from .roorules:\nroo generic\n\n"
+            "# Rules from .clinerules-debug:\ncline debug\n\n"
+            "# Rules from AGENT.md:\nagent file");
+}
+
+TEST(RulesTest, SkipsBinaryNoiseEmptyAndHugeFiles) {
+  TempTree tree;
+  tree.File(".kilocode/rules/keep.md", "keep me\n");
+  tree.File(".kilocode/rules/image.png", std::string("\x89PNG\r\n\x1a\n\0\0\0", 11));
+  tree.File(".kilocode/rules/.DS_Store", "junk\n");
+  tree.File(".kilocode/rules/notes.md~", "backup\n");
+  tree.File(".kilocode/rules/build.log", "log\n");
+  tree.File(".kilocode/rules/empty.md", "  \n");
+  tree.File(".kilocode/rules/huge.md", std::string(300 * 1024, 'x'));
+  EXPECT_EQ(LoadRules(tree.root(), "code", ""), "# Rules from .kilocode/rules/keep.md:\nkeep me");
+}
+
+TEST(RulesTest, SortsCaseInsensitively) {
+  TempTree tree;
+  tree.File(".kilocode/rules/b.md", "b\n");
+  tree.File(".kilocode/rules/C.md", "c\n");
+  tree.File(".kilocode/rules/a.md", "a\n");
+  EXPECT_EQ(LoadRules(tree.root(), "", ""),
+            "# Rules from .kilocode/rules/a.md:\na\n\n# Rules from .kilocode/rules/b.md:\nb\n\n"
+            "# Rules from .kilocode/rules/C.md:\nc");
+}
+
+TEST(RulesTest, NothingGivesEmptyText) {
+  TempTree tree;
+  EXPECT_EQ(LoadRules(tree.root(), "code", tree.Path("no-such-dir")), "");
+}
+
+}  // namespace
+}  // namespace lai::agent

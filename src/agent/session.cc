@@ -1,0 +1,1571 @@
+#include "agent/session.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <spdlog/spdlog.h>
+#include <set>
+
+#include "agent/context.h"
+#include "agent/environment.h"
+#include "agent/mentions.h"
+#include "agent/message_json.h"
+#include "agent/modes.h"
+#include "agent/prompt.h"
+#include "agent/rules.h"
+#include "agent/session_tool_specs.h"
+#include "agent/store.h"
+#include "agent/tools/responses.h"
+#include "agent/xml_tools.h"
+#include "base/check.h"
+#include "llm/pool.h"
+#include "workspace/workspace.h"
+
+namespace lai::agent {
+namespace {
+
+using nlohmann::json;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string NewSessionId() {
+  static std::mutex mutex;
+  static std::mt19937_64 random{std::random_device{}()};
+  std::lock_guard lock(mutex);
+  // Time first, so ids sort by creation; 64 random bits make collisions irrelevant.
+  char id[40];
+  std::snprintf(id, sizeof(id), "%011llx%013llx",
+                static_cast<unsigned long long>(NowMs()) & 0xfffffffffffULL,
+                static_cast<unsigned long long>(random()) & 0x1fffffffffffffULL);
+  return id;
+}
+
+constexpr std::string_view kNoToolsUsed =
+    "[ERROR] You did not use a tool in your previous response! Please retry with a tool use.\n\n"
+    "# Reminder: Instructions for Tool Use\n\n"
+    "Every response must call exactly one tool. When the task is done, call attempt_completion "
+    "with the result; when you need information from the user, call ask_followup_question.\n\n"
+    "# Next Steps\n\n"
+    "If you have completed the user's task, use the attempt_completion tool. If you require "
+    "additional information from the user, use the ask_followup_question tool. Otherwise, if you "
+    "have not completed the task and do not need additional information, then proceed with the "
+    "next step of the task.\n(This is an automated message, so do not respond to it "
+    "conversationally.)";
+
+constexpr std::string_view kOneToolOnly =
+    "was not executed because a tool has already been used in this message. Only one tool may "
+    "be used per message. You must assess the first tool's result before proceeding to use the "
+    "next tool.";
+
+std::string TooManyMistakesText(std::string_view feedback) {
+  std::string out =
+      "You seem to be having trouble proceeding. The user has provided the following feedback "
+      "to help guide you:\n<feedback>\n";
+  out += feedback;
+  out += "\n</feedback>";
+  return out;
+}
+
+// What the model asked for in one assistant message.
+struct ToolCall {
+  std::string id;  // Native: the provider's id; XML: generated.
+  std::string name;
+  std::string arguments_json;  // Empty when the call could not be parsed (see error).
+  std::string error;           // Malformed: what the model did wrong.
+};
+
+ToolKind KindOfTool(std::string_view name) {
+  if (name == "read_file" || name == "list_files") return ToolKind::kRead;
+  if (name == "search_files") return ToolKind::kSearch;
+  if (name == "write_to_file" || name == "apply_diff" || name == "insert_content" ||
+      name == "search_and_replace")
+    return ToolKind::kEdit;
+  if (name == "delete_file") return ToolKind::kDelete;
+  if (name == "execute_command") return ToolKind::kExecute;
+  if (name == "switch_mode") return ToolKind::kSwitchMode;
+  if (name == "update_todo_list" || name == "ask_followup_question" ||
+      name == "attempt_completion")
+    return ToolKind::kThink;
+  return ToolKind::kOther;
+}
+
+// The path-ish argument of a call, for titles, locations and mode file restrictions.
+std::string FirstPathArgument(const json& args) {
+  if (!args.is_object()) return {};
+  if (auto it = args.find("path"); it != args.end() && it->is_string()) return *it;
+  if (auto it = args.find("files"); it != args.end() && it->is_array() && !it->empty()) {
+    const json& first = (*it)[0];
+    if (first.is_object() && first.contains("path") && first["path"].is_string()) {
+      return first["path"];
+    }
+  }
+  return {};
+}
+
+std::string ToolTitle(std::string_view name, const json& args) {
+  std::string path = FirstPathArgument(args);
+  auto string_arg = [&](const char* key) -> std::string {
+    if (args.is_object() && args.contains(key) && args[key].is_string()) return args[key];
+    return {};
+  };
+  if (name == "execute_command") return "Run `" + string_arg("command") + "`";
+  if (name == "read_file") return "Read " + path;
+  if (name == "list_files") return "List " + (path.empty() ? std::string(".") : path);
+  if (name == "search_files") return "Search '" + string_arg("regex") + "' in " + path;
+  if (name == "write_to_file") return "Write " + path;
+  if (name == "apply_diff" || name == "insert_content" || name == "search_and_replace")
+    return "Edit " + path;
+  if (name == "delete_file") return "Delete " + path;
+  if (name == "switch_mode") return "Switch to " + string_arg("mode_slug") + " mode";
+  if (name == "new_task") return "New " + string_arg("mode") + " subtask";
+  if (name == "update_todo_list") return "Update todo list";
+  return std::string(name);
+}
+
+SessionUpdate TextUpdate(SessionUpdate::Kind kind, std::string text) {
+  SessionUpdate update;
+  update.kind = kind;
+  update.text = std::move(text);
+  return update;
+}
+
+std::vector<PlanEntry> PlanOf(const std::vector<TodoItem>& todos) {
+  std::vector<PlanEntry> plan;
+  for (const TodoItem& todo : todos) {
+    PlanEntry entry;
+    entry.content = todo.text;
+    entry.status = todo.status == TodoStatus::kCompleted    ? PlanEntry::Status::kCompleted
+                   : todo.status == TodoStatus::kInProgress ? PlanEntry::Status::kInProgress
+                                                            : PlanEntry::Status::kPending;
+    plan.push_back(std::move(entry));
+  }
+  return plan;
+}
+
+int64_t NextSeq(const std::vector<HistoryMessage>& history) {
+  int64_t last = 0;
+  for (const HistoryMessage& message : history) last = std::max(last, message.seq);
+  return last + 1;
+}
+
+// A history message and the event that marks where it falls among the updates, in one
+// transaction: a load then knows which streamed text never became a message.
+Status StoreMessage(SessionStore& store, const std::string& session_id,
+                    const HistoryMessage& message) {
+  return store.Transaction([&](SessionStore::Writer& writer) -> Status {
+    RETURN_IF_ERROR(writer.AppendMessage(session_id, message));
+    return writer
+        .AppendEvent(session_id, "message", json{{"seq", message.seq}}.dump(), message.time_ms)
+        .status();
+  });
+}
+
+// What context management changed, to persist.
+struct ContextChange {
+  std::vector<MessageVisibility> hidden;
+  std::optional<HistoryMessage> added;
+};
+
+// Every tool a model may be offered: the workspace tools, then the session tools.
+const std::vector<PromptToolSpec>& AllToolSpecs() {
+  static const std::vector<PromptToolSpec> specs = [] {
+    std::vector<PromptToolSpec> all;
+    for (const std::unique_ptr<Tool>& tool : WorkspaceTools()) {
+      all.push_back({std::string(tool->name()), std::string(tool->description()),
+                     std::string(tool->parameters_schema())});
+    }
+    for (const SessionToolSpec& spec : SessionToolSpecs()) {
+      all.push_back({std::string(spec.name), std::string(spec.description),
+                     std::string(spec.parameters_schema)});
+    }
+    return all;
+  }();
+  return specs;
+}
+
+bool IsSessionTool(std::string_view name) { return FindSessionToolSpec(name) != nullptr; }
+
+// The tools a mode offers, in the order the model sees them.
+std::vector<PromptToolSpec> ToolSpecsForMode(const ModeConfig& mode) {
+  std::vector<std::string> names;
+  for (const PromptToolSpec& spec : AllToolSpecs()) names.push_back(spec.name);
+  std::vector<std::string> allowed = ToolsForMode(mode, names);
+  std::vector<PromptToolSpec> specs;
+  for (const PromptToolSpec& spec : AllToolSpecs()) {
+    if (std::find(allowed.begin(), allowed.end(), spec.name) != allowed.end()) {
+      specs.push_back(spec);
+    }
+  }
+  return specs;
+}
+
+const std::vector<XmlToolSpec>& AllXmlSpecs() {
+  static const std::vector<XmlToolSpec> specs = [] {
+    std::vector<XmlToolSpec> all;
+    for (const PromptToolSpec& spec : AllToolSpecs()) {
+      Result<XmlToolSpec> xml = XmlToolSpec::FromSchema(spec.name, spec.parameters_schema);
+      LAI_CHECK(xml.ok()) << spec.name << ": " << xml.error().message();
+      all.push_back(std::move(*xml));
+    }
+    return all;
+  }();
+  return specs;
+}
+
+const XmlToolSpec* FindXmlSpec(std::string_view name) {
+  for (const XmlToolSpec& spec : AllXmlSpecs()) {
+    if (spec.name == name) return &spec;
+  }
+  return nullptr;
+}
+
+// The provider stream, handed from the HTTP I/O thread to the turn thread.
+struct StreamQueue {
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::deque<llm::StreamEvent> events;
+};
+
+}  // namespace
+
+std::string_view StopReasonName(StopReason reason) {
+  switch (reason) {
+    case StopReason::kEndTurn: return "end_turn";
+    case StopReason::kMaxTokens: return "max_tokens";
+    case StopReason::kMaxTurnRequests: return "max_turn_requests";
+    case StopReason::kRefusal: return "refusal";
+    case StopReason::kCancelled: return "cancelled";
+  }
+  return "end_turn";
+}
+
+// What a session is; guarded by Session::mutex_ where other threads read it (Info()), otherwise
+// confined to the turn thread.
+struct Session::State {
+  SessionOptions options;
+  std::shared_ptr<const workspace::Workspace> workspace;
+  std::vector<ModeConfig> modes;
+  std::string mode;
+  llm::ProfileInfo profile;
+  llm::ModelInfo model;
+  ToolProtocol protocol = ToolProtocol::kNative;
+  std::string title;
+  int64_t created_ms = 0;
+  SessionStatus status = SessionStatus::kActive;
+  std::vector<HistoryMessage> history;
+  SessionTotals totals;
+  TokenCalibration calibration;
+  std::vector<TodoItem> todos;
+  AutoApproveSettings approvals;  // The settings plus this session's "always" answers.
+  int64_t last_context_tokens = 0;
+  int consecutive_mistakes = 0;
+  ToolRepetitionDetector repetition;
+  ApprovalLimits limits;
+  // What the next prompt answers: a question (ask_followup_question), the mistake limit, or a
+  // finished task; and the native tool call it answers, when there is one.
+  enum class Awaiting { kNothing, kAnswer, kMistakeFeedback, kFeedback } awaiting =
+      Awaiting::kNothing;
+  std::string awaiting_tool_id;
+  std::string awaiting_tool_name;
+  std::string completion_result;  // Of the last attempt_completion (subtasks return it).
+  std::string system_prompt;      // Cached for system_prompt_mode.
+  std::string system_prompt_mode;
+  std::shared_ptr<llm::StreamHandle> stream;  // The running request; guarded by mutex_.
+  std::shared_ptr<Session> active_child;      // A running new_task subtask; guarded by mutex_.
+};
+
+// One Prompt() call: the client, and helpers that persist before they show.
+struct Session::Turn {
+  Session& session;
+  State& state;
+  SessionClient& client;
+  int requests = 0;
+  bool include_file_listing = false;
+
+  SessionStore* store() { return session.engine_.store_; }
+
+  void Emit(const SessionUpdate& update) {
+    if (SessionStore* db = store()) {
+      Result<int64_t> seq =
+          db->AppendEvent(session.id_, UpdateKindName(update.kind), ToAcpJson(update), NowMs());
+      if (!seq.ok()) spdlog::error("session {}: {}", session.id_, seq.error().ToString());
+    }
+    client.OnUpdate(session.id_, update);
+  }
+
+  void Append(llm::Message message) {
+    HistoryMessage entry;
+    entry.seq = NextSeq(state.history);
+    entry.time_ms = NowMs();
+    entry.token_estimate = EstimateTokens(message);
+    entry.message = std::move(message);
+    if (SessionStore* db = store()) {
+      Status status = StoreMessage(*db, session.id_, entry);
+      if (!status.ok()) spdlog::error("session {}: {}", session.id_, status.ToString());
+    }
+    std::lock_guard lock(session.mutex_);
+    state.history.push_back(std::move(entry));
+  }
+
+  // The assistant's reply to one request.
+  struct Reply {
+    llm::Message message{llm::Role::kAssistant, {}};
+    std::vector<ToolCall> calls;
+    std::string stop_reason;
+    std::optional<llm::StreamError> error;
+    bool has_output = false;
+  };
+  struct ToolOutcome {
+    std::string text;
+    bool is_error = false;
+    bool is_mistake = false;
+    bool ends_turn = false;
+  };
+
+  Result<StopReason> Run(std::string_view text);
+  std::string SystemPrompt();
+  llm::Message UserMessage(std::vector<llm::ContentPart> parts);
+  void FitContext();
+  Reply Request();
+  ToolOutcome Execute(const ToolCall& call);
+  ToolOutcome RunSessionTool(const ToolCall& call, const json& args, ToolCallInfo& info);
+  bool AskSession(SessionApprovalKind kind, ToolCallInfo info, std::string* feedback);
+  void EmitUsage();
+  StopReason EndWithMessage(std::string text);
+  ApprovalReply Approve(const ApprovalRequest& request, const ToolCallInfo& call);
+  ToolOutcome RunSubtask(const std::string& mode, const std::string& message,
+                         const std::string& todos);
+  Result<std::string> Summarize(const std::string& system_prompt,
+                                const std::vector<llm::Message>& messages);
+  void Persist(const ContextChange& change);
+  ContextChange TruncateHistory(double fraction);
+
+  int64_t tool_tokens = 0;  // Estimated tokens of the native tool definitions.
+
+  std::set<ApprovalKind> rejected_always;
+
+  void SaveRecord() {
+    SessionStore* db = store();
+    if (db == nullptr) return;
+    Status status = db->UpdateSession(session.RecordLocked());
+    if (!status.ok()) spdlog::error("session {}: {}", session.id_, status.ToString());
+  }
+};
+
+Session::Session(Engine& engine, std::string id)
+    : engine_(engine), id_(std::move(id)), state_(std::make_unique<State>()) {}
+
+Session::~Session() = default;
+
+SessionInfo Session::Info() const {
+  std::lock_guard lock(mutex_);
+  const State& state = *state_;
+  SessionInfo info;
+  info.id = id_;
+  info.parent_id = state.options.parent_id;
+  info.title = state.title;
+  info.workspace = state.options.workspace;
+  info.mode = state.mode;
+  info.profile = state.profile.name;
+  info.model = state.model.id;
+  info.protocol = state.protocol;
+  info.totals = state.totals;
+  info.context_tokens = state.last_context_tokens;
+  info.context_window = state.model.context_window;
+  info.todos = PlanOf(state.todos);
+  return info;
+}
+
+std::vector<ModeConfig> Session::Modes() const {
+  std::lock_guard lock(mutex_);
+  return state_->modes;
+}
+
+void Session::Cancel() {
+  if (!running_.load()) return;
+  cancelled_.store(true);
+  std::shared_ptr<llm::StreamHandle> stream;
+  std::shared_ptr<Session> child;
+  {
+    std::lock_guard lock(mutex_);
+    stream = state_->stream;
+    child = state_->active_child;
+  }
+  if (stream) stream->Cancel();
+  if (child) child->Cancel();
+}
+
+
+// ---- The tool host a session gives the workspace tools: approvals through the policy, then
+// the client.
+namespace {
+
+class SessionToolHost : public ToolHost {
+ public:
+  using AskFunction = std::function<ApprovalReply(const ApprovalRequest&)>;
+  explicit SessionToolHost(AskFunction ask) : ask_(std::move(ask)) {}
+  ApprovalReply Ask(const ApprovalRequest& request) override {
+    if (request.has_texts) {
+      edit_.emplace();
+      edit_->target = request.target;
+      if (request.old_text) edit_->old_text = std::string(*request.old_text);
+      edit_->new_text = std::string(request.new_text);
+    }
+    return ask_(request);
+  }
+  // The last edit the tool asked about: its texts, for the ACP diff content.
+  struct Edit {
+    std::string target;
+    std::optional<std::string> old_text;
+    std::string new_text;
+  };
+  const std::optional<Edit>& edit() const { return edit_; }
+
+ private:
+  AskFunction ask_;
+  std::optional<Edit> edit_;
+};
+
+void GrantAlways(AutoApproveSettings& approvals, const ApprovalRequest& request) {
+  switch (request.kind) {
+    case ApprovalKind::kRead: approvals.read = true; break;
+    case ApprovalKind::kWrite: approvals.write = true; break;
+    case ApprovalKind::kDelete: approvals.delete_files = true; break;
+    case ApprovalKind::kOutsideWorkspace:
+      approvals.read_outside_workspace = true;
+      approvals.write_outside_workspace = true;
+      break;
+    case ApprovalKind::kProtected: approvals.write_protected = true; break;
+    case ApprovalKind::kCommand:
+      approvals.execute = true;
+      approvals.allowed_commands.push_back(request.target);
+      break;
+  }
+}
+
+}  // namespace
+
+std::string Session::Turn::SystemPrompt() {
+  if (state.system_prompt_mode == state.mode && !state.system_prompt.empty()) {
+    return state.system_prompt;
+  }
+  const ModeConfig* mode = FindMode(state.modes, state.mode);
+  LAI_CHECK(mode != nullptr) << state.mode;
+  static const SystemInfo system = CurrentSystemInfo();
+  PromptInputs inputs;
+  inputs.workspace_root = state.workspace->root();
+  inputs.mode = *mode;
+  inputs.modes = state.modes;
+  inputs.protocol = state.protocol;
+  inputs.os_name = system.os_name;
+  inputs.shell = system.shell;
+  inputs.home = system.home;
+  inputs.global_custom_instructions = session.engine_.settings_.custom_instructions;
+  inputs.rules = LoadRules(state.workspace->root(), state.mode,
+                           session.engine_.settings_.global_rules_dir);
+  inputs.tools = ToolSpecsForMode(*mode);
+  inputs.describe_tool = &DescribeToolXml;
+  state.system_prompt = BuildSystemPrompt(inputs);
+  state.system_prompt_mode = state.mode;
+  return state.system_prompt;
+}
+
+llm::Message Session::Turn::UserMessage(std::vector<llm::ContentPart> parts) {
+  const ModeConfig* mode = FindMode(state.modes, state.mode);
+  EnvironmentInputs env;
+  env.workspace = state.workspace.get();
+  env.now = std::chrono::system_clock::now();
+  LocalZone zone = CurrentLocalZone(env.now);
+  env.time_zone = std::move(zone.name);
+  env.utc_offset = zone.utc_offset;
+  env.mode_slug = state.mode;
+  env.mode_name = mode != nullptr ? mode->name : state.mode;
+  env.model_id = state.model.id;
+  env.protocol = state.protocol;
+  env.cost_usd = state.totals.cost_usd;
+  env.include_file_listing = include_file_listing;
+  env.todos = state.todos;
+  include_file_listing = false;
+  llm::ContentPart details;
+  details.text = BuildEnvironmentDetails(env);
+  parts.push_back(std::move(details));
+  return llm::Message{llm::Role::kUser, std::move(parts)};
+}
+
+void Session::Turn::EmitUsage() {
+  SessionUpdate update;
+  update.kind = SessionUpdate::Kind::kUsageUpdate;
+  {
+    std::lock_guard lock(session.mutex_);
+    update.used_tokens = state.last_context_tokens;
+    update.context_window = state.model.context_window;
+    update.cost_usd = state.totals.cost_usd;
+  }
+  Emit(update);
+}
+
+StopReason Session::Turn::EndWithMessage(std::string text) {
+  Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, std::move(text)));
+  SaveRecord();
+  return StopReason::kEndTurn;
+}
+
+void Session::Turn::FitContext() {
+  ContextBudget budget{state.model.context_window,
+                       DefaultMaxOutputTokens(state.model.context_window,
+                                              state.model.max_output_tokens)};
+  const AgentSettings& settings = session.engine_.settings_;
+  int64_t prompt_tokens = EstimateTokens(SystemPrompt()) + tool_tokens;
+  ContextPlan plan = PlanContext(state.history, prompt_tokens, state.calibration, budget,
+                                 {settings.auto_condense, settings.condense_threshold_percent});
+  if (plan.action == ContextAction::kNone) return;
+  bool truncate = plan.action == ContextAction::kTruncate;
+  if (plan.action == ContextAction::kCondense) {
+    Summarizer summarize = [this](const std::string& system_prompt,
+                                  const std::vector<llm::Message>& messages) {
+      return Summarize(system_prompt, messages);
+    };
+    CondenseOptions options;
+    options.next_seq = NextSeq(state.history);
+    options.now_ms = NowMs();
+    options.prompt_tokens = prompt_tokens;
+    options.calibration = &state.calibration;
+    // history is read and written by the turn thread only; mutex_ guards what Info() reads.
+    Result<CondenseResult> condensed = Condense(state.history, options, summarize);
+    if (condensed.ok()) {
+      ContextChange change;
+      for (int64_t seq : condensed->condensed_seqs) change.hidden.push_back({seq, options.next_seq, 0});
+      change.added = condensed->summary;
+      Persist(change);
+      spdlog::info("session {}: condensed {} messages ({} -> {} tokens)", session.id_,
+                   condensed->condensed_seqs.size(), condensed->prev_context_tokens,
+                   condensed->new_context_tokens);
+    } else {
+      spdlog::warn("session {}: condensing failed ({})", session.id_,
+                   condensed.error().message());
+      truncate = plan.exceeds_allowed;
+    }
+  }
+  if (truncate) Persist(TruncateHistory(0.5));
+}
+
+ContextChange Session::Turn::TruncateHistory(double fraction) {
+  ContextChange change;
+  TruncateResult result;
+  {
+    std::lock_guard lock(session.mutex_);
+    result = Truncate(state.history, fraction, NextSeq(state.history), NowMs());
+  }
+  if (result.marker) {
+    for (int64_t seq : result.truncated_seqs) change.hidden.push_back({seq, 0, result.marker->seq});
+    change.added = result.marker;
+    spdlog::info("session {}: truncation hid {} messages", session.id_, result.messages_hidden);
+  }
+  return change;
+}
+
+Session::Turn::Reply Session::Turn::Request() {
+  Reply reply;
+  llm::CompletionRequest request;
+  request.system_prompt = SystemPrompt();
+  request.messages = EffectiveMessages(state.history);
+  if (state.protocol == ToolProtocol::kNative) {
+    const ModeConfig* mode = FindMode(state.modes, state.mode);
+    for (PromptToolSpec& spec : ToolSpecsForMode(*mode)) {
+      request.tools.push_back({std::move(spec.name), std::move(spec.description),
+                               std::move(spec.parameters_schema)});
+    }
+  }
+  tool_tokens = EstimateTokens(request.tools);
+  int64_t sent_estimate = EstimateTokens(request.system_prompt) + tool_tokens;
+  for (const llm::Message& message : request.messages) sent_estimate += EstimateTokens(message);
+  {
+    std::lock_guard lock(session.mutex_);
+    state.last_context_tokens = state.calibration.Apply(sent_estimate);
+  }
+
+  auto queue = std::make_shared<StreamQueue>();
+  Result<std::shared_ptr<llm::StreamHandle>> handle = session.engine_.pool_.Stream(
+      state.profile.name, std::move(request), [queue](const llm::StreamEvent& event) {
+        {
+          std::lock_guard lock(queue->mutex);
+          queue->events.push_back(event);
+        }
+        queue->ready.notify_one();
+      });
+  if (!handle.ok()) {
+    reply.error = llm::StreamError{llm::ErrorKind::kInvalidRequest, handle.error().message(), {}, 0};
+    return reply;
+  }
+  {
+    std::lock_guard lock(session.mutex_);
+    state.stream = *handle;
+  }
+  if (session.cancelled_.load()) (*handle)->Cancel();
+  ++requests;
+  state.limits.RecordRequest();
+
+  std::optional<XmlToolParser> xml;
+  if (state.protocol == ToolProtocol::kXml) xml.emplace(AllXmlSpecs());
+  std::string text, reasoning, signature;
+  llm::Usage usage;
+  std::vector<XmlEvent> xml_events;
+  auto handle_xml = [&](std::vector<XmlEvent>& events) {
+    for (XmlEvent& event : events) {
+      if (event.type == XmlEventType::kText) {
+        if (!event.text.empty()) {
+          Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, std::move(event.text)));
+        }
+      } else if (event.type == XmlEventType::kToolComplete) {
+        ToolCall call;
+        call.id = "xml_" + std::to_string(NextSeq(state.history)) + "_" +
+                  std::to_string(reply.calls.size());
+        call.name = event.call.name;
+        const XmlToolSpec* spec = FindXmlSpec(call.name);
+        if (event.call.is_partial) {
+          call.error = "The " + call.name +
+                       " tool call was not complete (its closing tag is missing). Retry with "
+                       "the whole call.";
+        } else if (spec == nullptr) {
+          call.error = "Unknown tool '" + call.name + "'.";
+        } else {
+          Result<std::string> args = XmlParamsToJson(*spec, event.call.params);
+          if (args.ok()) {
+            call.arguments_json = std::move(*args);
+          } else {
+            call.error = args.error().message();
+          }
+        }
+        reply.calls.push_back(std::move(call));
+      }
+    }
+    events.clear();
+  };
+
+  bool finished = false;
+  while (!finished) {
+    std::deque<llm::StreamEvent> batch;
+    {
+      std::unique_lock lock(queue->mutex);
+      queue->ready.wait(lock, [&] { return !queue->events.empty(); });
+      batch.swap(queue->events);
+    }
+    for (llm::StreamEvent& event : batch) {
+      switch (event.kind) {
+        case llm::StreamEvent::Kind::kTextDelta:
+          reply.has_output = true;
+          text += event.text;
+          if (xml) {
+            Status fed = xml->Feed(event.text, xml_events);
+            handle_xml(xml_events);
+            if (!fed.ok() && !reply.error) {
+              reply.error = llm::StreamError{llm::ErrorKind::kBadResponse, fed.error().message(), {}, 0};
+              if (std::shared_ptr<llm::StreamHandle> running = *handle) running->Cancel();
+            }
+          } else {
+            Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, std::move(event.text)));
+          }
+          break;
+        case llm::StreamEvent::Kind::kReasoningDelta:
+          reply.has_output = true;
+          reasoning += event.text;
+          if (!event.signature.empty()) signature = event.signature;
+          if (!event.text.empty()) {
+            Emit(TextUpdate(SessionUpdate::Kind::kAgentThoughtChunk, std::move(event.text)));
+          }
+          break;
+        case llm::StreamEvent::Kind::kToolCallStart:
+        case llm::StreamEvent::Kind::kToolCallDelta:
+          reply.has_output = true;
+          break;
+        case llm::StreamEvent::Kind::kToolCallEnd:
+          reply.calls.push_back({event.tool_call_id, event.tool_name, event.arguments_json, {}});
+          break;
+        case llm::StreamEvent::Kind::kUsage:
+          usage = event.usage;
+          break;
+        case llm::StreamEvent::Kind::kError:
+          if (!reply.error) reply.error = event.error;
+          finished = true;
+          break;
+        case llm::StreamEvent::Kind::kDone:
+          reply.stop_reason = event.text;
+          finished = true;
+          break;
+      }
+    }
+  }
+  if (xml) {
+    xml->Finish(xml_events);
+    handle_xml(xml_events);
+  }
+  {
+    std::lock_guard lock(session.mutex_);
+    state.stream.reset();
+    state.totals.input_tokens += usage.input_tokens;
+    state.totals.output_tokens += usage.output_tokens;
+    state.totals.cache_read_tokens += usage.cache_read_tokens;
+    state.totals.cache_write_tokens += usage.cache_write_tokens;
+    state.totals.cost_usd += usage.cost_usd;
+    state.totals.requests += 1;
+    int64_t reported = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens;
+    if (reported > 0) {
+      state.calibration.Observe(sent_estimate, reported);
+      state.last_context_tokens = reported + usage.output_tokens;
+    }
+  }
+
+  llm::Message& message = reply.message;
+  if (!reasoning.empty()) {
+    llm::ContentPart part;
+    part.kind = llm::ContentPart::Kind::kReasoning;
+    part.text = std::move(reasoning);
+    part.signature = std::move(signature);
+    message.parts.push_back(std::move(part));
+  }
+  if (!text.empty()) {
+    llm::ContentPart part;
+    part.text = std::move(text);
+    message.parts.push_back(std::move(part));
+  }
+  if (state.protocol == ToolProtocol::kNative) {
+    for (const ToolCall& call : reply.calls) {
+      llm::ContentPart part;
+      part.kind = llm::ContentPart::Kind::kToolCall;
+      part.tool_call_id = call.id;
+      part.tool_name = call.name;
+      part.arguments_json = call.arguments_json.empty() ? "{}" : call.arguments_json;
+      message.parts.push_back(std::move(part));
+    }
+  }
+  return reply;
+}
+
+bool Session::Turn::AskSession(SessionApprovalKind kind, ToolCallInfo info,
+                               std::string* feedback) {
+  if (Decide(kind, state.approvals) == Decision::kApprove) return true;
+  PermissionRequest request;
+  request.tool = std::move(info);
+  PermissionReply reply = client.RequestPermission(session.id_, request, session.cancelled_);
+  if (feedback != nullptr) *feedback = reply.feedback;
+  switch (reply.outcome) {
+    case PermissionOutcome::kAllowAlways:
+      if (kind == SessionApprovalKind::kModeSwitch) state.approvals.mode_switch = true;
+      if (kind == SessionApprovalKind::kSubtask) state.approvals.subtasks = true;
+      return true;
+    case PermissionOutcome::kAllowOnce:
+      return true;
+    case PermissionOutcome::kCancelled:
+      session.cancelled_.store(true);
+      return false;
+    default:
+      return false;
+  }
+}
+
+Session::Turn::ToolOutcome Session::Turn::RunSessionTool(const ToolCall& call, const json& args,
+                                                         ToolCallInfo& info) {
+  ToolOutcome outcome;
+  auto string_arg = [&](const char* key) -> std::string {
+    auto it = args.find(key);
+    if (it == args.end() || it->is_null()) return {};
+    return it->is_string() ? it->get<std::string>() : it->dump();
+  };
+  auto missing = [&](const char* key) {
+    outcome.is_error = outcome.is_mistake = true;
+    outcome.text = MissingParameterText(key);
+    return outcome;
+  };
+  const std::string& name = call.name;
+  if (name == "attempt_completion") {
+    std::string result = string_arg("result");
+    if (result.empty()) return missing("result");
+    {
+      std::lock_guard lock(session.mutex_);
+      state.completion_result = result;
+      state.status = SessionStatus::kCompleted;
+      state.awaiting = State::Awaiting::kFeedback;
+    }
+    Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, "\n\n" + result));
+    outcome.ends_turn = true;
+    return outcome;
+  }
+  if (name == "ask_followup_question") {
+    std::string question = string_arg("question");
+    if (question.empty()) return missing("question");
+    std::string shown = "\n\n" + question;
+    if (auto it = args.find("follow_up"); it != args.end() && it->is_array()) {
+      int number = 1;
+      for (const json& suggestion : *it) {
+        std::string text = suggestion.is_object() ? suggestion.value("text", "")
+                           : suggestion.is_string() ? suggestion.get<std::string>()
+                                                    : suggestion.dump();
+        shown += "\n" + std::to_string(number++) + ". " + text;
+      }
+    }
+    state.awaiting = State::Awaiting::kAnswer;
+    state.status = SessionStatus::kWaiting;
+    Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, std::move(shown)));
+    outcome.ends_turn = true;
+    return outcome;
+  }
+  if (name == "update_todo_list") {
+    std::string todos = string_arg("todos");
+    if (todos.empty()) return missing("todos");
+    std::vector<TodoItem> items = ParseTodoList(todos);
+    {
+      std::lock_guard lock(session.mutex_);
+      state.todos = items;
+    }
+    SessionUpdate plan;
+    plan.kind = SessionUpdate::Kind::kPlan;
+    plan.plan = PlanOf(items);
+    Emit(plan);
+    outcome.text = "Todo list updated successfully.";
+    return outcome;
+  }
+  if (name == "switch_mode") {
+    std::string slug = string_arg("mode_slug");
+    if (slug.empty()) return missing("mode_slug");
+    const ModeConfig* target = FindMode(state.modes, slug);
+    if (target == nullptr) {
+      outcome.is_error = true;
+      outcome.text = ToolErrorText("Invalid mode: " + slug);
+      return outcome;
+    }
+    if (slug == state.mode) {
+      outcome.text = "Already in " + target->name + " mode.";
+      return outcome;
+    }
+    std::string feedback;
+    if (!AskSession(SessionApprovalKind::kModeSwitch, info, &feedback)) {
+      outcome.is_error = true;
+      outcome.text = DeniedText(feedback);
+      return outcome;
+    }
+    std::string from = state.mode;
+    {
+      std::lock_guard lock(session.mutex_);
+      state.mode = slug;
+    }
+    Emit(TextUpdate(SessionUpdate::Kind::kCurrentModeUpdate, slug));
+    SaveRecord();
+    std::string reason = string_arg("reason");
+    outcome.text = "Successfully switched from " + from + " mode to " + slug + " mode" +
+                   (reason.empty() ? "." : " because: " + reason + ".") +
+                   ApprovedFeedbackText(feedback);
+    return outcome;
+  }
+  if (name == "new_task") {
+    std::string mode = string_arg("mode");
+    std::string message = string_arg("message");
+    if (mode.empty()) return missing("mode");
+    if (message.empty()) return missing("message");
+    if (FindMode(state.modes, mode) == nullptr) {
+      outcome.is_error = true;
+      outcome.text = ToolErrorText("Invalid mode: " + mode);
+      return outcome;
+    }
+    std::string feedback;
+    if (!AskSession(SessionApprovalKind::kSubtask, info, &feedback)) {
+      outcome.is_error = true;
+      outcome.text = DeniedText(feedback);
+      return outcome;
+    }
+    return RunSubtask(mode, message, string_arg("todos"));
+  }
+  outcome.is_error = outcome.is_mistake = true;
+  outcome.text = ToolErrorText("Unknown tool '" + name + "'.");
+  return outcome;
+}
+
+Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
+  ToolOutcome outcome;
+  if (!call.error.empty()) {
+    outcome.is_error = outcome.is_mistake = true;
+    outcome.text = ToolErrorText(call.error);
+    return outcome;
+  }
+  json args = json::parse(call.arguments_json.empty() ? "{}" : call.arguments_json, nullptr,
+                          /*allow_exceptions=*/false);
+  if (!args.is_object()) {
+    outcome.is_error = outcome.is_mistake = true;
+    outcome.text = ToolErrorText("The arguments of " + call.name +
+                                 " are not a JSON object. Call it again with a complete JSON "
+                                 "object of its parameters.");
+    return outcome;
+  }
+  const ModeConfig* mode = FindMode(state.modes, state.mode);
+  std::string path = FirstPathArgument(args);
+  if (Status allowed = CheckToolAllowed(*mode, call.name, path); !allowed.ok()) {
+    outcome.is_error = true;
+    outcome.text = ToolErrorText(allowed.error().message());
+    return outcome;
+  }
+  if (!state.repetition.Check(call.name, call.arguments_json)) {
+    outcome.is_error = outcome.is_mistake = true;
+    outcome.text = ToolErrorText(ToolRepetitionText(call.name));
+    return outcome;
+  }
+
+  ToolCallInfo info;
+  info.id = call.id;
+  info.title = ToolTitle(call.name, args);
+  info.kind = KindOfTool(call.name);
+  info.status = ToolStatus::kPending;
+  info.raw_input_json = call.arguments_json;
+  if (!path.empty()) {
+    Result<workspace::ResolvedPath> resolved = state.workspace->Resolve(path, true);
+    if (resolved.ok()) info.locations.push_back({resolved->absolute, 0});
+  }
+  bool is_session_tool = IsSessionTool(call.name);
+  if (!is_session_tool || call.name == "switch_mode" || call.name == "new_task") {
+    SessionUpdate update;
+    update.kind = SessionUpdate::Kind::kToolCall;
+    update.tool = info;
+    Emit(update);
+  }
+  if (is_session_tool) {
+    outcome = RunSessionTool(call, args, info);
+  } else {
+    const Tool* tool = FindWorkspaceTool(call.name);
+    if (tool == nullptr) {
+      outcome.is_error = outcome.is_mistake = true;
+      outcome.text = ToolErrorText("Unknown tool '" + call.name + "'.");
+      return outcome;
+    }
+    SessionToolHost host([&](const ApprovalRequest& request) {
+      return Approve(request, info);
+    });
+    ToolContext context{*state.workspace, session.engine_.settings_.tools, host,
+                        &session.cancelled_, client.files()};
+    SessionUpdate running;
+    running.kind = SessionUpdate::Kind::kToolCallUpdate;
+    running.tool.id = call.id;
+    running.tool.status = ToolStatus::kInProgress;
+    Emit(running);
+    ToolResult result = tool->Run(call.arguments_json, context);
+    outcome.text = std::move(result.text);
+    outcome.is_error = result.is_error;
+    outcome.is_mistake =
+        result.is_error && outcome.text.starts_with("Missing value for required parameter");
+    SessionUpdate done;
+    done.kind = SessionUpdate::Kind::kToolCallUpdate;
+    done.tool.id = call.id;
+    done.tool.status = result.is_error ? ToolStatus::kFailed : ToolStatus::kCompleted;
+    if (const std::optional<SessionToolHost::Edit>& edit = host.edit();
+        !result.is_error && edit) {
+      ToolCallContent diff;
+      diff.kind = ToolCallContent::Kind::kDiff;
+      diff.path = info.locations.empty() ? edit->target : info.locations[0].path;
+      diff.old_text = edit->old_text;
+      diff.new_text = edit->new_text;
+      done.tool.content.push_back(std::move(diff));
+    }
+    ToolCallContent text;
+    text.text = outcome.text;
+    done.tool.content.push_back(std::move(text));
+    Emit(done);
+    return outcome;
+  }
+  if (!is_session_tool || call.name == "switch_mode" || call.name == "new_task") {
+    SessionUpdate done;
+    done.kind = SessionUpdate::Kind::kToolCallUpdate;
+    done.tool.id = call.id;
+    done.tool.status = outcome.is_error ? ToolStatus::kFailed : ToolStatus::kCompleted;
+    ToolCallContent text;
+    text.text = outcome.text;
+    done.tool.content.push_back(std::move(text));
+    Emit(done);
+  }
+  return outcome;
+}
+
+ApprovalReply Session::Turn::Approve(const ApprovalRequest& request, const ToolCallInfo& call) {
+  if (rejected_always.count(request.kind) != 0) return {false, {}};
+  Decision decision = Decide(request, state.approvals);
+  if (decision == Decision::kApprove) return {true, {}};
+  if (decision == Decision::kDeny) {
+    return {false, "This is blocked by the user's deny list for commands (" + request.target +
+                       ")."};
+  }
+  PermissionRequest ask;
+  ask.tool = call;
+  ask.tool.status = ToolStatus::kPending;
+  if (request.has_texts) {
+    ToolCallContent diff;
+    diff.kind = ToolCallContent::Kind::kDiff;
+    diff.path = call.locations.empty() ? request.target : call.locations[0].path;
+    if (request.old_text) diff.old_text = std::string(*request.old_text);
+    diff.new_text = std::string(request.new_text);
+    ask.tool.content.push_back(std::move(diff));
+  } else if (!request.detail.empty()) {
+    ToolCallContent detail;
+    detail.text = request.detail;
+    ask.tool.content.push_back(std::move(detail));
+  }
+  PermissionReply reply = client.RequestPermission(session.id_, ask, session.cancelled_);
+  switch (reply.outcome) {
+    case PermissionOutcome::kAllowAlways: {
+      std::lock_guard lock(session.mutex_);
+      GrantAlways(state.approvals, request);
+      return {true, reply.feedback};
+    }
+    case PermissionOutcome::kAllowOnce:
+      return {true, reply.feedback};
+    case PermissionOutcome::kRejectAlways:
+      rejected_always.insert(request.kind);
+      return {false, reply.feedback};
+    case PermissionOutcome::kRejectOnce:
+      return {false, reply.feedback};
+    case PermissionOutcome::kCancelled:
+      session.cancelled_.store(true);
+      return {false, {}};
+  }
+  return {false, {}};
+}
+
+Session::Turn::ToolOutcome Session::Turn::RunSubtask(const std::string& mode,
+                                                     const std::string& message,
+                                                     const std::string& todos) {
+  ToolOutcome outcome;
+  SessionOptions options;
+  options.workspace = state.options.workspace;
+  options.mode = mode;
+  options.profile = state.profile.name;
+  options.parent_id = session.id_;
+  Result<std::shared_ptr<Session>> child = session.engine_.NewSession(options);
+  if (!child.ok()) {
+    outcome.is_error = true;
+    outcome.text = ToolErrorText(child.error().message());
+    return outcome;
+  }
+  if (!todos.empty()) {
+    std::lock_guard lock((*child)->mutex_);
+    (*child)->state_->todos = ParseTodoList(todos);
+  }
+  // The child's work is shown in the parent's session: its text, thoughts and tool calls. Its
+  // mode, plan and usage are its own.
+  class Forward : public SessionClient {
+   public:
+    Forward(Turn& parent) : parent_(parent) {}
+    void OnUpdate(const std::string&, const SessionUpdate& update) override {
+      using Kind = SessionUpdate::Kind;
+      if (update.kind == Kind::kCurrentModeUpdate || update.kind == Kind::kPlan ||
+          update.kind == Kind::kUsageUpdate || update.kind == Kind::kSessionInfoUpdate ||
+          update.kind == Kind::kUserMessageChunk) {
+        return;
+      }
+      parent_.Emit(update);
+    }
+    PermissionReply RequestPermission(const std::string&, const PermissionRequest& request,
+                                      const std::atomic<bool>& cancelled) override {
+      return parent_.client.RequestPermission(parent_.session.id_, request, cancelled);
+    }
+    FileAccess* files() override { return parent_.client.files(); }
+
+   private:
+    Turn& parent_;
+  } forward(*this);
+  {
+    std::lock_guard lock(session.mutex_);
+    state.active_child = *child;
+  }
+  Result<StopReason> stop = (*child)->Prompt(message, forward);
+  {
+    std::lock_guard lock(session.mutex_);
+    state.active_child.reset();
+  }
+  SessionInfo info = (*child)->Info();
+  {
+    std::lock_guard lock(session.mutex_);
+    state.totals.cost_usd += info.totals.cost_usd;
+  }
+  if (!stop.ok()) {
+    outcome.is_error = true;
+    outcome.text = ToolErrorText("The subtask failed: " + stop.error().message());
+    return outcome;
+  }
+  if (*stop == StopReason::kCancelled) {
+    session.cancelled_.store(true);
+    outcome.is_error = true;
+    outcome.text = "The subtask was cancelled.";
+    return outcome;
+  }
+  std::string result;
+  {
+    std::lock_guard lock((*child)->mutex_);
+    result = (*child)->state_->completion_result;
+  }
+  if (result.empty()) {
+    outcome.text = "The subtask " + (*child)->id() +
+                   " stopped without completing (it is waiting for the user's answer).";
+  } else {
+    outcome.text = "Subtask " + (*child)->id() + " completed. Result:\n" + result;
+  }
+  return outcome;
+}
+
+Result<std::string> Session::Turn::Summarize(const std::string& system_prompt,
+                                             const std::vector<llm::Message>& messages) {
+  llm::CompletionRequest request;
+  request.system_prompt = system_prompt;
+  request.messages = messages;
+  struct Collected {
+    std::mutex mutex;
+    std::condition_variable done_signal;
+    std::string text;
+    llm::Usage usage;
+    std::optional<llm::StreamError> error;
+    bool done = false;
+  };
+  auto collected = std::make_shared<Collected>();
+  ASSIGN_OR_RETURN(std::shared_ptr<llm::StreamHandle> handle,
+                   session.engine_.pool_.Stream(
+                       state.profile.name, std::move(request),
+                       [collected](const llm::StreamEvent& event) {
+                         std::lock_guard lock(collected->mutex);
+                         if (event.kind == llm::StreamEvent::Kind::kTextDelta) {
+                           collected->text += event.text;
+                         } else if (event.kind == llm::StreamEvent::Kind::kUsage) {
+                           collected->usage = event.usage;
+                         } else if (event.kind == llm::StreamEvent::Kind::kError) {
+                           collected->error = event.error;
+                           collected->done = true;
+                         } else if (event.kind == llm::StreamEvent::Kind::kDone) {
+                           collected->done = true;
+                         }
+                         if (collected->done) collected->done_signal.notify_one();
+                       }));
+  {
+    std::lock_guard lock(session.mutex_);
+    state.stream = handle;
+  }
+  if (session.cancelled_.load()) handle->Cancel();
+  std::unique_lock lock(collected->mutex);
+  collected->done_signal.wait(lock, [&] { return collected->done; });
+  {
+    std::lock_guard state_lock(session.mutex_);
+    state.stream.reset();
+    state.totals.cost_usd += collected->usage.cost_usd;
+    state.totals.input_tokens += collected->usage.input_tokens;
+    state.totals.output_tokens += collected->usage.output_tokens;
+    state.totals.requests += 1;
+  }
+  if (collected->error) {
+    return Error(ErrorCode::kUnavailable, "summary request: " + collected->error->message);
+  }
+  return collected->text;
+}
+
+void Session::Turn::Persist(const ContextChange& change) {
+  SessionStore* db = store();
+  if (db == nullptr || (change.hidden.empty() && !change.added)) return;
+  Status status = db->Transaction([&](SessionStore::Writer& writer) -> Status {
+    if (change.added) RETURN_IF_ERROR(writer.AppendMessage(session.id_, *change.added));
+    for (const MessageVisibility& hidden : change.hidden) {
+      RETURN_IF_ERROR(writer.UpdateMessageVisibility(session.id_, hidden));
+    }
+    return OkStatus();
+  });
+  if (!status.ok()) spdlog::error("session {}: {}", session.id_, status.ToString());
+}
+
+Result<StopReason> Session::Turn::Run(std::string_view text) {
+  const AgentSettings& settings = session.engine_.settings_;
+  bool is_first = state.history.empty();
+  std::string expanded = ExpandMentions(text, *state.workspace, settings.tools);
+  std::vector<llm::ContentPart> parts(1);
+  std::string answer_tool_id;
+  std::swap(answer_tool_id, state.awaiting_tool_id);
+  if (is_first) {
+    parts[0].text = "<task>\n" + expanded + "\n</task>";
+    include_file_listing = true;
+    std::string title(text.substr(0, text.find('\n')));
+    if (title.size() > 80) title = title.substr(0, 77) + "...";
+    {
+      std::lock_guard lock(session.mutex_);
+      state.title = title;
+    }
+    Emit(TextUpdate(SessionUpdate::Kind::kSessionInfoUpdate, title));
+  } else {
+    switch (state.awaiting) {
+      case State::Awaiting::kAnswer:
+        parts[0].text = "<answer>\n" + expanded + "\n</answer>";
+        break;
+      case State::Awaiting::kMistakeFeedback:
+        parts[0].text = TooManyMistakesText(expanded);
+        break;
+      case State::Awaiting::kFeedback:
+        parts[0].text =
+            "The user has provided feedback on the results. Consider their input to continue "
+            "the task, and then attempt completion again.\n<feedback>\n" +
+            expanded + "\n</feedback>";
+        break;
+      case State::Awaiting::kNothing:
+        parts[0].text = "<user_message>\n" + expanded + "\n</user_message>";
+        break;
+    }
+  }
+  if (!answer_tool_id.empty() && state.protocol == ToolProtocol::kNative) {
+    parts[0].kind = llm::ContentPart::Kind::kToolResult;
+    parts[0].tool_call_id = answer_tool_id;
+    parts[0].tool_name = state.awaiting_tool_name;
+  }
+  state.awaiting = State::Awaiting::kNothing;
+  {
+    std::lock_guard lock(session.mutex_);
+    state.status = SessionStatus::kActive;
+  }
+  Emit(TextUpdate(SessionUpdate::Kind::kUserMessageChunk, std::string(text)));
+
+  int overflow_retries = 0;
+  bool append_user = true;
+  while (true) {
+    if (session.cancelled_.load()) return StopReason::kCancelled;
+    if (settings.mistake_limit > 0 && state.consecutive_mistakes >= settings.mistake_limit) {
+      state.consecutive_mistakes = 0;
+      state.awaiting = State::Awaiting::kMistakeFeedback;
+      if (append_user) Append(UserMessage(std::move(parts)));
+      return EndWithMessage(
+          "\n\nThe model has made " + std::to_string(settings.mistake_limit) +
+          " mistakes in a row (no tool call, malformed calls or the same failing call). "
+          "Reply with guidance to continue, e.g. how to break the task down.");
+    }
+    if (requests >= settings.max_requests_per_turn) {
+      if (append_user) Append(UserMessage(std::move(parts)));
+      SaveRecord();
+      return StopReason::kMaxTurnRequests;
+    }
+    if (std::optional<LimitReached> reached =
+            state.limits.Check(state.approvals, state.totals.cost_usd)) {
+      ToolCallInfo limit;
+      limit.id = "limit_" + std::to_string(state.totals.requests);
+      limit.title = reached->message;
+      limit.kind = ToolKind::kOther;
+      PermissionRequest ask;
+      ask.tool = limit;
+      ask.can_always = false;
+      PermissionReply reply = client.RequestPermission(session.id_, ask, session.cancelled_);
+      if (reply.outcome != PermissionOutcome::kAllowOnce &&
+          reply.outcome != PermissionOutcome::kAllowAlways) {
+        if (append_user) Append(UserMessage(std::move(parts)));
+        SaveRecord();
+        return reply.outcome == PermissionOutcome::kCancelled ? StopReason::kCancelled
+                                                              : StopReason::kMaxTurnRequests;
+      }
+      state.limits.Reset(state.totals.cost_usd);
+    }
+    if (append_user) Append(UserMessage(std::move(parts)));
+    append_user = true;
+    parts.clear();
+    FitContext();
+    Reply reply = Request();
+    if (reply.error) {
+      if (reply.has_output && !reply.message.parts.empty()) Append(std::move(reply.message));
+      if (reply.error->kind == llm::ErrorKind::kCancelled || session.cancelled_.load()) {
+        SaveRecord();
+        return StopReason::kCancelled;
+      }
+      if (reply.error->kind == llm::ErrorKind::kContextTooLong && !reply.has_output &&
+          overflow_retries < 3) {
+        ++overflow_retries;
+        Persist(TruncateHistory(overflow_retries == 1 ? 0.25 : 0.5));
+        append_user = false;
+        continue;
+      }
+      SaveRecord();
+      return Error(ErrorCode::kUnavailable, reply.error->message);
+    }
+    EmitUsage();
+    if (reply.message.parts.empty()) {
+      ++state.consecutive_mistakes;
+      parts.push_back({});
+      parts.back().text = std::string(kNoToolsUsed);
+      if (session.cancelled_.load()) return StopReason::kCancelled;
+      continue;
+    }
+    Append(reply.message);
+    if (session.cancelled_.load()) {
+      SaveRecord();
+      return StopReason::kCancelled;
+    }
+    if (reply.calls.empty()) {
+      if (reply.stop_reason == "length") {
+        SaveRecord();
+        return StopReason::kMaxTokens;
+      }
+      ++state.consecutive_mistakes;
+      parts.push_back({});
+      parts.back().text = std::string(kNoToolsUsed);
+      continue;
+    }
+    ToolOutcome outcome = Execute(reply.calls[0]);
+    state.consecutive_mistakes = outcome.is_mistake ? state.consecutive_mistakes + 1 : 0;
+    if (outcome.ends_turn) {
+      if (state.protocol == ToolProtocol::kNative) {
+        state.awaiting_tool_id = reply.calls[0].id;
+        state.awaiting_tool_name = reply.calls[0].name;
+      }
+      // Any further calls in the message get their results with the next prompt (native
+      // requires one per call); they were not run.
+      SaveRecord();
+      return StopReason::kEndTurn;
+    }
+    for (size_t i = 0; i < reply.calls.size(); ++i) {
+      const ToolCall& call = reply.calls[i];
+      std::string result =
+          i == 0 ? outcome.text : "Tool [" + call.name + "] " + std::string(kOneToolOnly);
+      bool is_error = i == 0 ? outcome.is_error : true;
+      llm::ContentPart part;
+      if (state.protocol == ToolProtocol::kNative) {
+        part.kind = llm::ContentPart::Kind::kToolResult;
+        part.tool_call_id = call.id;
+        part.tool_name = call.name;
+        part.is_error = is_error;
+        part.text = std::move(result);
+      } else {
+        part.text = "[" + call.name + "] Result:\n" + result;
+      }
+      parts.push_back(std::move(part));
+    }
+    SaveRecord();
+    if (session.cancelled_.load()) {
+      Append(UserMessage(std::move(parts)));
+      return StopReason::kCancelled;
+    }
+  }
+}
+
+Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client) {
+  if (running_.exchange(true)) {
+    return Error(ErrorCode::kUnavailable,
+                 "session " + id_ + " is already running a turn; cancel it or wait");
+  }
+  cancelled_.store(false);
+  Turn turn{*this, *state_, client, 0, false, 0, {}};
+  Result<StopReason> stop = turn.Run(text);
+  if (stop.ok() && *stop == StopReason::kCancelled) {
+    std::lock_guard lock(mutex_);
+    state_->status = SessionStatus::kCancelled;
+  }
+  turn.SaveRecord();
+  running_.store(false);
+  return stop;
+}
+
+Status Session::SetMode(std::string_view slug, SessionClient* client) {
+  std::string names;
+  {
+    std::lock_guard lock(mutex_);
+    if (FindMode(state_->modes, slug) != nullptr) {
+      state_->mode = std::string(slug);
+    } else {
+      for (const ModeConfig& mode : state_->modes) names += (names.empty() ? "" : ", ") + mode.slug;
+      return Error(ErrorCode::kNotFound,
+                   "unknown mode '" + std::string(slug) + "'; the modes are: " + names);
+    }
+  }
+  SessionUpdate update = TextUpdate(SessionUpdate::Kind::kCurrentModeUpdate, std::string(slug));
+  if (SessionStore* db = engine_.store_) {
+    Status status = db->UpdateSession(RecordLocked());
+    if (status.ok()) {
+      status = db->AppendEvent(id_, UpdateKindName(update.kind), ToAcpJson(update), NowMs())
+                   .status();
+    }
+    if (!status.ok()) spdlog::error("session {}: {}", id_, status.ToString());
+  }
+  if (client != nullptr) client->OnUpdate(id_, update);
+  return OkStatus();
+}
+
+Status Session::Replay(SessionClient& client) {
+  SessionStore* db = engine_.store_;
+  if (db == nullptr) return OkStatus();
+  ASSIGN_OR_RETURN(std::vector<StoredEvent> events, db->LoadEvents(id_));
+  for (const StoredEvent& event : events) {
+    if (event.kind == "message") continue;
+    Result<SessionUpdate> update = SessionUpdateFromAcpJson(event.payload_json);
+    if (!update.ok()) {
+      spdlog::warn("session {}: skipping stored event {}: {}", id_, event.seq,
+                   update.error().message());
+      continue;
+    }
+    client.OnUpdate(id_, *update);
+  }
+  return OkStatus();
+}
+
+SessionRecord Session::RecordLocked() const {
+  std::lock_guard lock(mutex_);
+  const State& state = *state_;
+  SessionRecord record;
+  record.id = id_;
+  record.parent_id = state.options.parent_id;
+  record.title = state.title;
+  record.workspace = state.options.workspace;
+  record.mode = state.mode;
+  record.profile = state.profile.name;
+  record.model = state.model.id;
+  record.tool_protocol = state.protocol;
+  record.status = state.status;
+  record.created_ms = state.created_ms;
+  record.updated_ms = NowMs();
+  record.totals = state.totals;
+  record.todos_json = json(FormatTodoList(state.todos)).dump();
+  return record;
+}
+
+// ---- Engine
+
+Engine::Engine(llm::ProviderPool& pool, SessionStore* store, AgentSettings settings)
+    : pool_(pool), store_(store), settings_(std::move(settings)) {}
+
+Engine::~Engine() = default;
+
+namespace {
+
+Result<llm::ProfileInfo> FindProfile(const llm::ProviderPool& pool, std::string_view name) {
+  std::string wanted = name.empty() ? pool.default_profile() : std::string(name);
+  std::string names;
+  for (const llm::ProfileInfo& profile : pool.Profiles()) {
+    if (profile.name == wanted) return profile;
+    names += (names.empty() ? "" : ", ") + profile.name;
+  }
+  return Error(ErrorCode::kInvalidArgument,
+               "unknown provider profile '" + wanted + "'; the profiles are: " + names);
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Session>> Engine::NewSession(const SessionOptions& options) {
+  if (options.workspace.empty() || options.workspace[0] != '/') {
+    return Error(ErrorCode::kInvalidArgument,
+                 "workspace '" + options.workspace + "' must be an absolute directory path");
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<const workspace::Workspace> workspace,
+                   workspace::Workspace::Open(options.workspace));
+  ASSIGN_OR_RETURN(std::vector<ModeConfig> modes,
+                   LoadModes(settings_.global_modes_file, workspace->root()));
+  std::string mode = options.mode.empty() ? settings_.default_mode : options.mode;
+  if (FindMode(modes, mode) == nullptr) {
+    std::string names;
+    for (const ModeConfig& each : modes) names += (names.empty() ? "" : ", ") + each.slug;
+    return Error(ErrorCode::kInvalidArgument,
+                 "unknown mode '" + mode + "'; the modes are: " + names);
+  }
+  ASSIGN_OR_RETURN(llm::ProfileInfo profile, FindProfile(pool_, options.profile));
+
+  std::shared_ptr<Session> session(new Session(*this, NewSessionId()));
+  Session::State& state = *session->state_;
+  state.options = options;
+  state.options.workspace = workspace->root();
+  state.workspace = std::move(workspace);
+  state.modes = std::move(modes);
+  state.mode = mode;
+  state.model = pool_.catalog().Resolve(profile.provider, profile.model);
+  state.profile = std::move(profile);
+  state.protocol = settings_.tool_protocol.value_or(
+      state.model.supports_tools ? ToolProtocol::kNative : ToolProtocol::kXml);
+  state.approvals = settings_.approvals;
+  state.created_ms = NowMs();
+  if (store_ != nullptr) RETURN_IF_ERROR(store_->CreateSession(session->RecordLocked()));
+  std::lock_guard lock(mutex_);
+  sessions_.push_back(session);
+  return session;
+}
+
+Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id) {
+  if (store_ == nullptr) {
+    return Error(ErrorCode::kNotFound, "no session store: sessions are not kept");
+  }
+  ASSIGN_OR_RETURN(std::optional<SessionRecord> record, store_->FindSession(id));
+  if (!record) {
+    return Error(ErrorCode::kNotFound,
+                 "no session '" + std::string(id) + "'; `lapce-ai sessions list` shows them");
+  }
+  if (std::shared_ptr<Session> loaded = Find(record->id)) return loaded;
+  ASSIGN_OR_RETURN(std::shared_ptr<const workspace::Workspace> workspace,
+                   workspace::Workspace::Open(record->workspace));
+  ASSIGN_OR_RETURN(std::vector<ModeConfig> modes,
+                   LoadModes(settings_.global_modes_file, workspace->root()));
+  Result<llm::ProfileInfo> profile = FindProfile(pool_, record->profile);
+  if (!profile.ok()) profile = FindProfile(pool_, "");
+  if (!profile.ok()) return std::move(profile).error();
+
+  std::shared_ptr<Session> session(new Session(*this, record->id));
+  Session::State& state = *session->state_;
+  state.options.workspace = workspace->root();
+  state.options.parent_id = record->parent_id;
+  state.options.profile = record->profile;
+  state.workspace = std::move(workspace);
+  state.modes = std::move(modes);
+  state.mode = FindMode(state.modes, record->mode) != nullptr ? record->mode
+                                                              : settings_.default_mode;
+  state.model = pool_.catalog().Resolve(profile->provider, profile->model);
+  state.profile = std::move(*profile);
+  state.protocol = record->tool_protocol;
+  state.approvals = settings_.approvals;
+  state.title = record->title;
+  state.status = record->status;
+  state.created_ms = record->created_ms;
+  state.totals = record->totals;
+  if (json todos = json::parse(record->todos_json, nullptr, false); todos.is_string()) {
+    state.todos = ParseTodoList(todos.get<std::string>());
+  }
+  ASSIGN_OR_RETURN(state.history, store_->LoadMessages(record->id));
+  if (record->status == SessionStatus::kCompleted) state.awaiting = Session::State::Awaiting::kFeedback;
+
+  // A reply the engine was streaming when it stopped: its shown text is in the events after the
+  // last stored message. Keep it in the history so the model sees what the user saw.
+  ASSIGN_OR_RETURN(std::vector<StoredEvent> events, store_->LoadEvents(record->id));
+  std::string partial;
+  for (const StoredEvent& event : events) {
+    if (event.kind == "message") {
+      partial.clear();
+    } else if (event.kind == UpdateKindName(SessionUpdate::Kind::kAgentMessageChunk)) {
+      Result<SessionUpdate> update = SessionUpdateFromAcpJson(event.payload_json);
+      if (update.ok()) partial += update->text;
+    }
+  }
+  if (!partial.empty()) {
+    HistoryMessage message;
+    message.seq = NextSeq(state.history);
+    message.time_ms = NowMs();
+    message.message.role = llm::Role::kAssistant;
+    message.message.parts.push_back({});
+    message.message.parts.back().text =
+        partial + "\n\n[Response interrupted: lapce-ai stopped before this reply finished.]";
+    message.token_estimate = EstimateTokens(message.message);
+    RETURN_IF_ERROR(StoreMessage(*store_, record->id, message));
+    state.history.push_back(std::move(message));
+  }
+  std::lock_guard lock(mutex_);
+  sessions_.push_back(session);
+  return session;
+}
+
+std::shared_ptr<Session> Engine::Find(std::string_view id) const {
+  std::lock_guard lock(mutex_);
+  for (const std::shared_ptr<Session>& session : sessions_) {
+    if (session->id() == id) return session;
+  }
+  return nullptr;
+}
+
+void Engine::Close(std::string_view id) {
+  std::lock_guard lock(mutex_);
+  std::erase_if(sessions_, [&](const std::shared_ptr<Session>& session) {
+    return session->id() == id && !session->is_running();
+  });
+}
+
+}  // namespace lai::agent

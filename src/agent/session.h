@@ -1,0 +1,151 @@
+// Agent sessions and the turn loop: a prompt goes to the model, the stream is forwarded as it
+// arrives, at most one tool call per assistant message runs after approval, its result becomes
+// the next user message, until attempt_completion, a question, cancellation or a limit.
+// Engine is thread-safe; a Session runs one turn at a time (Prompt from one thread; Cancel and
+// the accessors from any thread).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/approval_policy.h"
+#include "agent/events.h"
+#include "agent/history.h"
+#include "agent/tools/tool.h"
+#include "base/result.h"
+
+namespace lai::llm {
+class ProviderPool;
+}
+
+namespace lai::agent {
+
+class SessionStore;
+struct ModeConfig;
+struct SessionRecord;
+
+// Whoever shows a session to a user: an ACP connection, an IPC client, the terminal.
+// OnUpdate is called from the session's turn thread, in order; RequestPermission blocks that
+// thread until the user answers (or `cancelled` becomes true: then answer kCancelled soon).
+class SessionClient {
+ public:
+  virtual ~SessionClient() = default;
+  virtual void OnUpdate(const std::string& session_id, const SessionUpdate& update) = 0;
+  virtual PermissionReply RequestPermission(const std::string& session_id,
+                                            const PermissionRequest& request,
+                                            const std::atomic<bool>& cancelled) = 0;
+  // nullptr = tools use the local file system.
+  virtual FileAccess* files() { return nullptr; }
+};
+
+enum class StopReason { kEndTurn, kMaxTokens, kMaxTurnRequests, kRefusal, kCancelled };
+std::string_view StopReasonName(StopReason reason);  // ACP: "end_turn", …
+
+struct AgentSettings {
+  ToolSettings tools;
+  AutoApproveSettings approvals;
+  std::optional<ToolProtocol> tool_protocol;  // nullopt = the model catalog decides.
+  int mistake_limit = 3;                      // 0 = unlimited.
+  int max_requests_per_turn = 100;            // Model requests in one prompt turn.
+  bool auto_condense = true;
+  int condense_threshold_percent = 100;       // Of the context window; 5–100.
+  std::string default_mode = "code";
+  std::string custom_instructions;            // Global, for every mode.
+  std::string global_modes_file;              // Custom modes (YAML/JSON); may not exist.
+  std::string global_rules_dir;               // Global rules; may not exist.
+};
+
+struct SessionOptions {
+  std::string workspace;  // Absolute.
+  std::string mode;       // Empty = settings' default.
+  std::string profile;    // Empty = the pool's default.
+  std::string parent_id;  // A subtask's parent.
+};
+
+struct SessionInfo {
+  std::string id;
+  std::string parent_id;
+  std::string title;
+  std::string workspace;
+  std::string mode;
+  std::string profile;
+  std::string model;
+  ToolProtocol protocol = ToolProtocol::kNative;
+  SessionTotals totals;
+  int64_t context_tokens = 0;  // Estimated tokens of the next request.
+  int64_t context_window = 0;
+  std::vector<PlanEntry> todos;
+};
+
+class Engine;
+
+class Session {
+ public:
+  ~Session();
+  // Runs one turn to its end. Errors: kUnavailable when a turn is already running; provider
+  // errors that retries and recovery could not overcome.
+  Result<StopReason> Prompt(std::string_view text, SessionClient& client);
+  // Stops the running turn (the stream, a tool, a pending permission); Prompt then returns
+  // kCancelled. No-op when idle.
+  void Cancel();
+  // Errors: kNotFound naming the modes there are.
+  Status SetMode(std::string_view slug, SessionClient* client);
+  // Sends the stored updates of this session to `client`, in order.
+  Status Replay(SessionClient& client);
+
+  const std::string& id() const { return id_; }
+  SessionInfo Info() const;
+  std::vector<ModeConfig> Modes() const;
+  bool is_running() const { return running_.load(); }
+
+ private:
+  friend class Engine;
+  struct Turn;
+  Session(Engine& engine, std::string id);
+  SessionRecord RecordLocked() const;  // The store's row; takes mutex_.
+
+  Engine& engine_;
+  const std::string id_;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> cancelled_{false};
+  mutable std::mutex mutex_;  // Guards state_ fields read by Info() from other threads.
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+class Engine {
+ public:
+  // `pool` must outlive the engine; `store` may be null (nothing persisted).
+  Engine(llm::ProviderPool& pool, SessionStore* store, AgentSettings settings);
+  ~Engine();
+
+  // Errors: kInvalidArgument for a workspace that is not an absolute directory, an unknown mode
+  // or profile (naming the choices).
+  Result<std::shared_ptr<Session>> NewSession(const SessionOptions& options);
+  // A stored session (id or unique prefix), in memory from then on. Errors: kNotFound.
+  Result<std::shared_ptr<Session>> LoadSession(std::string_view id);
+  // nullptr when not in memory.
+  std::shared_ptr<Session> Find(std::string_view id) const;
+  // Drops an idle session from memory (it stays in the store).
+  void Close(std::string_view id);
+
+  const AgentSettings& settings() const { return settings_; }
+  llm::ProviderPool& pool() { return pool_; }
+  SessionStore* store() { return store_; }
+
+ private:
+  friend class Session;
+  llm::ProviderPool& pool_;
+  SessionStore* store_;
+  const AgentSettings settings_;
+  mutable std::mutex mutex_;
+  std::vector<std::shared_ptr<Session>> sessions_;
+};
+
+}  // namespace lai::agent

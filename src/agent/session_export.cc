@@ -1,0 +1,241 @@
+#include "agent/session_export.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include "agent/internal/message_json_value.h"
+
+namespace lai::agent {
+namespace {
+
+using Json = nlohmann::ordered_json;
+using Kind = llm::ContentPart::Kind;
+
+// "2026-11-27T04:33:17Z" (UTC, so exports do not depend on the reader's time zone).
+std::string FormatTime(int64_t time_ms) {
+  time_t seconds = static_cast<time_t>(time_ms / 1000);
+  struct tm parts;
+  gmtime_r(&seconds, &parts);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return text;
+}
+
+// A table cell: no line breaks, no column separators.
+std::string Cell(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '|') {
+      out += "\\|";
+    } else if (c == '\n' || c == '\r') {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// A fenced block whose fence is longer than any backtick run inside `body`.
+std::string Fenced(std::string_view body, std::string_view language) {
+  size_t longest = 0;
+  size_t run = 0;
+  for (char c : body) {
+    run = c == '`' ? run + 1 : 0;
+    longest = std::max(longest, run);
+  }
+  std::string fence(std::max<size_t>(3, longest + 1), '`');
+  std::string out = fence + std::string(language) + "\n" + std::string(body);
+  if (!body.empty() && body.back() != '\n') out += '\n';
+  return out + fence + "\n";
+}
+
+std::string PrettyArguments(const std::string& arguments_json) {
+  Json value = internal::ArgumentsToJsonValue(arguments_json);
+  if (value.is_string()) return arguments_json;
+  return value.dump(2, ' ', false, Json::error_handler_t::replace);
+}
+
+// object[key] when it is a string, else "" (todos are written by the session, but never trusted).
+std::string StringField(const Json& object, const char* key) {
+  if (!object.is_object()) return std::string();
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+void AppendTodos(const std::string& todos_json, std::string& out) {
+  Json todos = Json::parse(todos_json, nullptr, /*allow_exceptions=*/false);
+  if (todos.is_discarded() || (todos.is_array() && todos.empty()) || todos.is_null()) return;
+  out += "## Todo list\n\n";
+  if (!todos.is_array()) {
+    out += Fenced(todos.dump(2, ' ', false, Json::error_handler_t::replace), "json") + "\n";
+    return;
+  }
+  for (const Json& item : todos) {
+    if (item.is_string()) {
+      out += "- [ ] " + item.get<std::string>() + "\n";
+      continue;
+    }
+    std::string content = StringField(item, "content");
+    std::string status = StringField(item, "status");
+    if (content.empty()) content = item.dump(-1, ' ', false, Json::error_handler_t::replace);
+    if (status == "completed") {
+      out += "- [x] " + content + "\n";
+    } else if (status == "in_progress") {
+      out += "- [ ] " + content + " (in progress)\n";
+    } else {
+      out += "- [ ] " + content + "\n";
+    }
+  }
+  out += "\n";
+}
+
+void AppendPart(const llm::ContentPart& part, std::string& out) {
+  switch (part.kind) {
+    case Kind::kText:
+      out += part.text;
+      if (!part.text.empty() && part.text.back() != '\n') out += '\n';
+      break;
+    case Kind::kReasoning:
+      out += "<details>\n<summary>Reasoning</summary>\n\n" + part.text;
+      if (!part.text.empty() && part.text.back() != '\n') out += '\n';
+      out += "\n</details>\n";
+      break;
+    case Kind::kToolCall:
+      out += "Tool call `" + part.tool_name + "` (`" + part.tool_call_id + "`):\n\n" +
+             Fenced(PrettyArguments(part.arguments_json), "json");
+      break;
+    case Kind::kToolResult:
+      out += "Tool result";
+      if (!part.tool_name.empty()) out += " of `" + part.tool_name + "`";
+      out += " for `" + part.tool_call_id + "`" + (part.is_error ? " (error)" : "") + ":\n\n" +
+             Fenced(part.text, "");
+      break;
+    case Kind::kImage:
+      out += "[image: " + part.media_type + ", " + std::to_string(part.data_base64.size()) +
+             " bytes of base64]\n";
+      break;
+  }
+}
+
+void AppendMessage(const HistoryMessage& message, std::string& out) {
+  out += "## " + std::to_string(message.seq) + ". ";
+  out += message.message.role == llm::Role::kUser ? "User" : "Assistant";
+  if (message.is_summary) out += " — summary of earlier conversation";
+  if (message.is_truncation_marker) out += " — truncation marker";
+  if (message.time_ms != 0) out += " · " + FormatTime(message.time_ms);
+  out += "\n\n";
+  if (message.condensed_by != 0) {
+    out += "> Hidden from the model: condensed into message " +
+           std::to_string(message.condensed_by) + ".\n\n";
+  }
+  if (message.truncated_by != 0) {
+    out += "> Hidden from the model: dropped by truncation marker " +
+           std::to_string(message.truncated_by) + ".\n\n";
+  }
+  for (size_t i = 0; i < message.message.parts.size(); ++i) {
+    if (i > 0) out += "\n";
+    AppendPart(message.message.parts[i], out);
+  }
+  out += "\n";
+}
+
+Json EmbeddedJson(const std::string& text) {
+  Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) return Json(text);
+  return value;
+}
+
+}  // namespace
+
+std::string ExportMarkdown(const SessionRecord& record,
+                           const std::vector<HistoryMessage>& messages) {
+  std::string out = "# " + (record.title.empty() ? "Session " + record.id : Cell(record.title)) +
+                    "\n\n";
+  out += "| Field | Value |\n|---|---|\n";
+  auto row = [&out](std::string_view name, std::string_view value) {
+    out += "| " + std::string(name) + " | " + Cell(value) + " |\n";
+  };
+  auto code = [](std::string_view text) { return "`" + std::string(text) + "`"; };
+  row("Session", code(record.id));
+  if (!record.parent_id.empty()) row("Parent session", code(record.parent_id));
+  if (!record.workspace.empty()) row("Workspace", code(record.workspace));
+  if (!record.mode.empty()) row("Mode", record.mode);
+  if (!record.profile.empty()) row("Profile", record.profile);
+  if (!record.model.empty()) row("Model", record.model);
+  row("Tool protocol", ToolProtocolName(record.tool_protocol));
+  row("Status", SessionStatusName(record.status));
+  row("Created", FormatTime(record.created_ms));
+  row("Updated", FormatTime(record.updated_ms));
+  const SessionTotals& totals = record.totals;
+  row("Tokens", std::to_string(totals.input_tokens) + " in, " +
+                    std::to_string(totals.output_tokens) + " out");
+  row("Cache", std::to_string(totals.cache_read_tokens) + " read, " +
+                   std::to_string(totals.cache_write_tokens) + " written");
+  char cost[32];
+  std::snprintf(cost, sizeof(cost), "$%.4f", totals.cost_usd);
+  row("Cost", cost);
+  row("Requests", std::to_string(totals.requests));
+  out += "\n";
+  AppendTodos(record.todos_json, out);
+  for (const HistoryMessage& message : messages) AppendMessage(message, out);
+  return out;
+}
+
+std::string ExportJson(const SessionRecord& record, const std::vector<HistoryMessage>& messages,
+                       const std::vector<StoredEvent>& events) {
+  Json session = Json::object();
+  session["id"] = record.id;
+  session["parent_id"] = record.parent_id.empty() ? Json(nullptr) : Json(record.parent_id);
+  session["title"] = record.title;
+  session["workspace"] = record.workspace;
+  session["mode"] = record.mode;
+  session["profile"] = record.profile;
+  session["model"] = record.model;
+  session["tool_protocol"] = ToolProtocolName(record.tool_protocol);
+  session["status"] = SessionStatusName(record.status);
+  session["created_ms"] = record.created_ms;
+  session["updated_ms"] = record.updated_ms;
+  session["tokens_in"] = record.totals.input_tokens;
+  session["tokens_out"] = record.totals.output_tokens;
+  session["cache_reads"] = record.totals.cache_read_tokens;
+  session["cache_writes"] = record.totals.cache_write_tokens;
+  session["cost_usd"] = record.totals.cost_usd;
+  session["requests"] = record.totals.requests;
+  session["todos"] = EmbeddedJson(record.todos_json);
+  session["extra"] = EmbeddedJson(record.extra_json);
+
+  Json message_list = Json::array();
+  for (const HistoryMessage& message : messages) {
+    Json item = Json::object();
+    item["seq"] = message.seq;
+    item["time_ms"] = message.time_ms;
+    item["token_estimate"] = message.token_estimate;
+    item["is_summary"] = message.is_summary;
+    item["is_truncation_marker"] = message.is_truncation_marker;
+    item["condensed_by"] = message.condensed_by;
+    item["truncated_by"] = message.truncated_by;
+    item["message"] = internal::MessageToJsonValue(message.message);
+    message_list.push_back(std::move(item));
+  }
+  Json event_list = Json::array();
+  for (const StoredEvent& event : events) {
+    event_list.push_back(Json{{"seq", event.seq},
+                              {"time_ms", event.time_ms},
+                              {"kind", event.kind},
+                              {"payload", EmbeddedJson(event.payload_json)}});
+  }
+  Json document = Json::object();
+  document["format"] = "lapce-ai-session";
+  document["version"] = 1;
+  document["session"] = std::move(session);
+  document["messages"] = std::move(message_list);
+  document["events"] = std::move(event_list);
+  return document.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace lai::agent

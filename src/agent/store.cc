@@ -1,0 +1,873 @@
+#include "agent/store.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/message_json.h"
+#include "base/check.h"
+
+extern char** environ;
+
+namespace lai::agent {
+
+// Schema versions this build knows; Migrate() brings older files up to kSchemaVersion.
+constexpr int kSchemaVersion = 1;
+constexpr int kBusyTimeoutMs = 5'000;
+
+namespace internal {
+
+struct StoreConnection {
+  ~StoreConnection() {
+    for (auto& [sql, statement] : statements) sqlite3_finalize(statement);
+    sqlite3_close_v2(db);
+  }
+
+  std::mutex mutex;
+  // The thread inside Transaction(), to catch a callback calling the store (a self-deadlock).
+  std::atomic<std::thread::id> transaction_thread{};
+  // Guarded by mutex.
+  sqlite3* db = nullptr;
+  std::unordered_map<const char*, sqlite3_stmt*> statements;  // Keyed by the SQL literal.
+  std::string path;
+};
+
+}  // namespace internal
+
+namespace {
+
+using Connection = internal::StoreConnection;
+
+std::string Quote(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+// An SQLite failure as an Error whose code says what the caller can do about it.
+Error SqlError(sqlite3* db, int rc, std::string_view path, std::string_view what) {
+  std::string message = "session store " + Quote(path) + ": " + std::string(what) + ": " +
+                        (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Error(ErrorCode::kUnavailable,
+                   message + " (another lapce-ai process kept the store busy for " +
+                       std::to_string(kBusyTimeoutMs / 1000) + " s; retry)");
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+      return Error(ErrorCode::kInvalidArgument,
+                   message + "; the file is damaged or is not a lapce-ai session store: move it "
+                             "away (mv " + Quote(path) + " " + Quote(std::string(path) + ".broken") +
+                       ") and lapce-ai will start a new one");
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+      return Error(ErrorCode::kPermissionDenied, message);
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+      return Error(ErrorCode::kIo, message);
+    case SQLITE_NOMEM:
+      return Error(ErrorCode::kResourceExhausted, message);
+    case SQLITE_CONSTRAINT:
+      return Error(ErrorCode::kInvalidArgument, message);
+    default:
+      return Error(ErrorCode::kInternal, message);
+  }
+}
+
+Error SqlError(Connection& connection, int rc, std::string_view what) {
+  return SqlError(connection.db, rc, connection.path, what);
+}
+
+// A cached prepared statement, reset and unbound when the scope ends. Binds text without copying:
+// bound views must outlive the scope.
+class Statement {
+ public:
+  explicit Statement(sqlite3_stmt* statement) : statement_(statement) {}
+  ~Statement() {
+    sqlite3_reset(statement_);
+    sqlite3_clear_bindings(statement_);
+  }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  void Bind(int index, std::string_view text) {
+    sqlite3_bind_text(statement_, index, text.data() != nullptr ? text.data() : "",
+                      static_cast<int>(text.size()), SQLITE_STATIC);
+  }
+  void BindNullIfEmpty(int index, std::string_view text) {
+    if (text.empty()) {
+      sqlite3_bind_null(statement_, index);
+    } else {
+      Bind(index, text);
+    }
+  }
+  void Bind(int index, int64_t value) { sqlite3_bind_int64(statement_, index, value); }
+  void Bind(int index, double value) { sqlite3_bind_double(statement_, index, value); }
+  void Bind(int index, bool value) { sqlite3_bind_int(statement_, index, value ? 1 : 0); }
+
+  int Step() { return sqlite3_step(statement_); }
+
+  std::string Text(int column) const {
+    const unsigned char* text = sqlite3_column_text(statement_, column);
+    if (text == nullptr) return std::string();
+    return std::string(reinterpret_cast<const char*>(text),
+                       static_cast<size_t>(sqlite3_column_bytes(statement_, column)));
+  }
+  int64_t Int(int column) const { return sqlite3_column_int64(statement_, column); }
+  double Double(int column) const { return sqlite3_column_double(statement_, column); }
+
+ private:
+  sqlite3_stmt* statement_;
+};
+
+Result<sqlite3_stmt*> Prepare(Connection& connection, const char* sql) {
+  auto it = connection.statements.find(sql);
+  if (it != connection.statements.end()) return it->second;
+  sqlite3_stmt* statement = nullptr;
+  int rc = sqlite3_prepare_v3(connection.db, sql, -1, SQLITE_PREPARE_PERSISTENT, &statement,
+                              nullptr);
+  if (rc != SQLITE_OK) return SqlError(connection, rc, "prepare statement");
+  connection.statements.emplace(sql, statement);
+  return statement;
+}
+
+// Runs a statement that returns no rows.
+Status Execute(Connection& connection, const char* sql, std::string_view what) {
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw, Prepare(connection, sql));
+  Statement statement(raw);
+  int rc = statement.Step();
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return SqlError(connection, rc, what);
+  return OkStatus();
+}
+
+// Runs a script of several statements (schema creation).
+Status ExecuteScript(Connection& connection, const char* sql, std::string_view what) {
+  char* message = nullptr;
+  int rc = sqlite3_exec(connection.db, sql, nullptr, nullptr, &message);
+  sqlite3_free(message);
+  if (rc != SQLITE_OK) return SqlError(connection, rc, what);
+  return OkStatus();
+}
+
+Result<int64_t> QueryInt(Connection& connection, const char* sql, std::string_view what) {
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw, Prepare(connection, sql));
+  Statement statement(raw);
+  int rc = statement.Step();
+  if (rc != SQLITE_ROW) return SqlError(connection, rc, what);
+  return statement.Int(0);
+}
+
+bool IsValidJson(std::string_view text) { return nlohmann::json::accept(text); }
+
+Status ValidateRecord(const SessionRecord& record) {
+  if (record.id.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "session record: the id is empty");
+  }
+  if (!IsValidJson(record.todos_json)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "session " + Quote(record.id) + ": todos is not valid JSON");
+  }
+  if (!IsValidJson(record.extra_json)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "session " + Quote(record.id) + ": extra is not valid JSON");
+  }
+  return OkStatus();
+}
+
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE sessions (
+  id TEXT PRIMARY KEY NOT NULL,
+  parent_id TEXT REFERENCES sessions(id) ON DELETE CASCADE,
+  title TEXT NOT NULL DEFAULT '',
+  workspace TEXT NOT NULL DEFAULT '',
+  mode TEXT NOT NULL DEFAULT '',
+  profile TEXT NOT NULL DEFAULT '',
+  model TEXT NOT NULL DEFAULT '',
+  tool_protocol TEXT NOT NULL DEFAULT 'native' CHECK (tool_protocol IN ('native', 'xml')),
+  status TEXT NOT NULL DEFAULT 'active'
+    CHECK (status IN ('active', 'completed', 'cancelled', 'failed', 'waiting')),
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  tokens_in INTEGER NOT NULL DEFAULT 0,
+  tokens_out INTEGER NOT NULL DEFAULT 0,
+  cache_reads INTEGER NOT NULL DEFAULT 0,
+  cache_writes INTEGER NOT NULL DEFAULT 0,
+  cost_usd REAL NOT NULL DEFAULT 0,
+  requests INTEGER NOT NULL DEFAULT 0,
+  todos TEXT NOT NULL DEFAULT '[]',
+  extra TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX sessions_by_updated ON sessions(updated_ms);
+CREATE INDEX sessions_by_workspace ON sessions(workspace, updated_ms);
+CREATE INDEX sessions_by_parent ON sessions(parent_id);
+CREATE TABLE messages (
+  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL CHECK (seq > 0),
+  time_ms INTEGER NOT NULL,
+  role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+  content TEXT NOT NULL,
+  token_estimate INTEGER NOT NULL DEFAULT 0,
+  is_summary INTEGER NOT NULL DEFAULT 0,
+  is_truncation_marker INTEGER NOT NULL DEFAULT 0,
+  condensed_by INTEGER NOT NULL DEFAULT 0,
+  truncated_by INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (session_id, seq)
+);
+CREATE TABLE events (
+  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL CHECK (seq > 0),
+  time_ms INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  PRIMARY KEY (session_id, seq)
+);
+)sql";
+
+// Brings the schema up to kSchemaVersion, in one transaction so that concurrent openers of a new
+// file migrate it once.
+Status Migrate(Connection& connection) {
+  ASSIGN_OR_RETURN(int64_t version,
+                   QueryInt(connection, "PRAGMA user_version", "read the schema version"));
+  auto newer_error = [&](int64_t found) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "session store " + Quote(connection.path) + " has schema version " +
+                     std::to_string(found) + ", made by a newer lapce-ai (this one knows up to " +
+                     std::to_string(kSchemaVersion) +
+                     "); upgrade lapce-ai, or point it at another file");
+  };
+  if (version > kSchemaVersion) return newer_error(version);
+  if (version == kSchemaVersion) return OkStatus();
+
+  RETURN_IF_ERROR(Execute(connection, "BEGIN IMMEDIATE", "begin schema migration"));
+  Status status = [&]() -> Status {
+    ASSIGN_OR_RETURN(int64_t current,
+                     QueryInt(connection, "PRAGMA user_version", "read the schema version"));
+    if (current > kSchemaVersion) return newer_error(current);
+    if (current < 1) {
+      RETURN_IF_ERROR(ExecuteScript(connection, kSchemaV1, "create schema version 1"));
+    }
+    // Later versions: if (current < 2) { ALTER TABLE … } and so on, each step idempotent.
+    RETURN_IF_ERROR(ExecuteScript(connection, "PRAGMA user_version = 1", "set schema version"));
+    return Execute(connection, "COMMIT", "commit schema migration");
+  }();
+  if (!status.ok()) (void)Execute(connection, "ROLLBACK", "roll back schema migration");
+  return status;
+}
+
+// Creates the missing directories of `directory` with mode 0700 (existing ones are left alone).
+Status CreateDirectories(const std::string& directory) {
+  if (directory.empty()) return OkStatus();
+  struct stat info;
+  if (::stat(directory.c_str(), &info) == 0) {
+    if (!S_ISDIR(info.st_mode)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "session store directory " + Quote(directory) + " exists but is not a directory");
+    }
+    return OkStatus();
+  }
+  size_t slash = directory.find_last_of('/');
+  if (slash != std::string::npos && slash > 0) {
+    RETURN_IF_ERROR(CreateDirectories(directory.substr(0, slash)));
+  }
+  if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) {
+    return ErrnoError("create session store directory " + Quote(directory), errno);
+  }
+  return OkStatus();
+}
+
+// Creates the file 0600 if it is missing; refuses an existing one others can read.
+Status PrepareFile(const std::string& path) {
+  struct stat info;
+  if (::stat(path.c_str(), &info) == 0) {
+    if (!S_ISREG(info.st_mode)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "session store " + Quote(path) + " is not a regular file; move it away");
+    }
+    if ((info.st_mode & 077) != 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(info.st_mode & 07777));
+      return Error(ErrorCode::kPermissionDenied,
+                   "session store " + Quote(path) + " is accessible by other users (mode " + mode +
+                       "); it holds your code and conversations: run chmod 600 " + Quote(path));
+    }
+    return OkStatus();
+  }
+  if (errno != ENOENT) return ErrnoError("stat session store " + Quote(path), errno);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) return PrepareFile(path);  // Another process created it meanwhile.
+    return ErrnoError("create session store " + Quote(path), errno);
+  }
+  int rc = ::fchmod(fd, 0600);
+  int saved_errno = errno;
+  ::close(fd);
+  if (rc != 0) return ErrnoError("chmod 600 session store " + Quote(path), saved_errno);
+  return OkStatus();
+}
+
+std::string_view GetEnv(const char* const* environment, std::string_view name) {
+  for (const char* const* entry = environment; *entry != nullptr; ++entry) {
+    std::string_view text(*entry);
+    if (text.size() > name.size() && text.substr(0, name.size()) == name &&
+        text[name.size()] == '=') {
+      return text.substr(name.size() + 1);
+    }
+  }
+  return {};
+}
+
+// Column list shared by every SELECT that builds a SessionRecord (ReadSession's order).
+#define LAI_SESSION_COLUMNS                                                                 \
+  "id, parent_id, title, workspace, mode, profile, model, tool_protocol, status, created_ms, " \
+  "updated_ms, tokens_in, tokens_out, cache_reads, cache_writes, cost_usd, requests, todos, "   \
+  "extra"
+
+SessionRecord ReadSession(const Statement& row) {
+  SessionRecord record;
+  record.id = row.Text(0);
+  record.parent_id = row.Text(1);
+  record.title = row.Text(2);
+  record.workspace = row.Text(3);
+  record.mode = row.Text(4);
+  record.profile = row.Text(5);
+  record.model = row.Text(6);
+  record.tool_protocol = row.Text(7) == "xml" ? ToolProtocol::kXml : ToolProtocol::kNative;
+  record.status = ParseSessionStatus(row.Text(8)).value_or(SessionStatus::kActive);
+  record.created_ms = row.Int(9);
+  record.updated_ms = row.Int(10);
+  record.totals.input_tokens = row.Int(11);
+  record.totals.output_tokens = row.Int(12);
+  record.totals.cache_read_tokens = row.Int(13);
+  record.totals.cache_write_tokens = row.Int(14);
+  record.totals.cost_usd = row.Double(15);
+  record.totals.requests = row.Int(16);
+  record.todos_json = row.Text(17);
+  record.extra_json = row.Text(18);
+  return record;
+}
+
+// Reads every row of a SELECT of LAI_SESSION_COLUMNS.
+Result<std::vector<SessionRecord>> ReadSessions(Connection& connection, Statement& statement,
+                                                std::string_view what) {
+  std::vector<SessionRecord> records;
+  for (;;) {
+    int rc = statement.Step();
+    if (rc == SQLITE_DONE) return records;
+    if (rc != SQLITE_ROW) return SqlError(connection, rc, what);
+    records.push_back(ReadSession(statement));
+  }
+}
+
+Result<bool> SessionExists(Connection& connection, std::string_view id) {
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                   Prepare(connection, "SELECT 1 FROM sessions WHERE id = ?1"));
+  Statement statement(raw);
+  statement.Bind(1, id);
+  int rc = statement.Step();
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return SqlError(connection, rc, "look up session " + Quote(id));
+}
+
+Error SessionNotFound(std::string_view id) {
+  return Error(ErrorCode::kNotFound, "session " + Quote(id) + " not found");
+}
+
+// The write operations, with the connection's mutex held.
+
+Status CreateSessionLocked(Connection& connection, const SessionRecord& record) {
+  RETURN_IF_ERROR(ValidateRecord(record));
+  if (record.parent_id == record.id) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "session " + Quote(record.id) + " cannot be its own parent");
+  }
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                   Prepare(connection, "INSERT INTO sessions (" LAI_SESSION_COLUMNS
+                                       ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+                                       "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"));
+  Statement statement(raw);
+  statement.Bind(1, record.id);
+  statement.BindNullIfEmpty(2, record.parent_id);
+  statement.Bind(3, record.title);
+  statement.Bind(4, record.workspace);
+  statement.Bind(5, record.mode);
+  statement.Bind(6, record.profile);
+  statement.Bind(7, record.model);
+  statement.Bind(8, ToolProtocolName(record.tool_protocol));
+  statement.Bind(9, SessionStatusName(record.status));
+  statement.Bind(10, record.created_ms);
+  statement.Bind(11, record.updated_ms);
+  statement.Bind(12, record.totals.input_tokens);
+  statement.Bind(13, record.totals.output_tokens);
+  statement.Bind(14, record.totals.cache_read_tokens);
+  statement.Bind(15, record.totals.cache_write_tokens);
+  statement.Bind(16, record.totals.cost_usd);
+  statement.Bind(17, record.totals.requests);
+  statement.Bind(18, record.todos_json);
+  statement.Bind(19, record.extra_json);
+  int rc = statement.Step();
+  if (rc == SQLITE_DONE) return OkStatus();
+  if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+    return Error(ErrorCode::kInvalidArgument, "session " + Quote(record.id) + " already exists");
+  }
+  if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+    return Error(ErrorCode::kNotFound, "create session " + Quote(record.id) + ": parent session " +
+                                           Quote(record.parent_id) + " not found");
+  }
+  return SqlError(connection, rc, "create session " + Quote(record.id));
+}
+
+Status UpdateSessionLocked(Connection& connection, const SessionRecord& record) {
+  RETURN_IF_ERROR(ValidateRecord(record));
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                   Prepare(connection,
+                           "UPDATE sessions SET title = ?2, workspace = ?3, mode = ?4, "
+                           "profile = ?5, model = ?6, tool_protocol = ?7, status = ?8, "
+                           "updated_ms = ?9, tokens_in = ?10, tokens_out = ?11, "
+                           "cache_reads = ?12, cache_writes = ?13, cost_usd = ?14, "
+                           "requests = ?15, todos = ?16, extra = ?17 WHERE id = ?1"));
+  Statement statement(raw);
+  statement.Bind(1, record.id);
+  statement.Bind(2, record.title);
+  statement.Bind(3, record.workspace);
+  statement.Bind(4, record.mode);
+  statement.Bind(5, record.profile);
+  statement.Bind(6, record.model);
+  statement.Bind(7, ToolProtocolName(record.tool_protocol));
+  statement.Bind(8, SessionStatusName(record.status));
+  statement.Bind(9, record.updated_ms);
+  statement.Bind(10, record.totals.input_tokens);
+  statement.Bind(11, record.totals.output_tokens);
+  statement.Bind(12, record.totals.cache_read_tokens);
+  statement.Bind(13, record.totals.cache_write_tokens);
+  statement.Bind(14, record.totals.cost_usd);
+  statement.Bind(15, record.totals.requests);
+  statement.Bind(16, record.todos_json);
+  statement.Bind(17, record.extra_json);
+  int rc = statement.Step();
+  if (rc != SQLITE_DONE) return SqlError(connection, rc, "update session " + Quote(record.id));
+  if (sqlite3_changes(connection.db) == 0) return SessionNotFound(record.id);
+  return OkStatus();
+}
+
+Status AppendMessageLocked(Connection& connection, std::string_view session_id,
+                           const HistoryMessage& message) {
+  if (message.seq <= 0) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "append message to session " + Quote(session_id) + ": seq " +
+                     std::to_string(message.seq) + " is not positive");
+  }
+  const std::string content = MessageToJson(message.message);
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                   Prepare(connection,
+                           "INSERT INTO messages (session_id, seq, time_ms, role, content, "
+                           "token_estimate, is_summary, is_truncation_marker, condensed_by, "
+                           "truncated_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
+  Statement statement(raw);
+  statement.Bind(1, session_id);
+  statement.Bind(2, message.seq);
+  statement.Bind(3, message.time_ms);
+  statement.Bind(4, std::string_view(message.message.role == llm::Role::kUser ? "user"
+                                                                               : "assistant"));
+  statement.Bind(5, content);
+  statement.Bind(6, message.token_estimate);
+  statement.Bind(7, message.is_summary);
+  statement.Bind(8, message.is_truncation_marker);
+  statement.Bind(9, message.condensed_by);
+  statement.Bind(10, message.truncated_by);
+  int rc = statement.Step();
+  if (rc == SQLITE_DONE) return OkStatus();
+  if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+    return Error(ErrorCode::kInvalidArgument, "message seq " + std::to_string(message.seq) +
+                                                  " of session " + Quote(session_id) +
+                                                  " is already stored");
+  }
+  if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return SessionNotFound(session_id);
+  return SqlError(connection, rc, "append message to session " + Quote(session_id));
+}
+
+Status UpdateVisibilityLocked(Connection& connection, std::string_view session_id,
+                              const MessageVisibility& change) {
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                   Prepare(connection,
+                           "UPDATE messages SET condensed_by = ?3, truncated_by = ?4 "
+                           "WHERE session_id = ?1 AND seq = ?2"));
+  Statement statement(raw);
+  statement.Bind(1, session_id);
+  statement.Bind(2, change.seq);
+  statement.Bind(3, change.condensed_by);
+  statement.Bind(4, change.truncated_by);
+  int rc = statement.Step();
+  if (rc != SQLITE_DONE) {
+    return SqlError(connection, rc, "update message visibility in session " + Quote(session_id));
+  }
+  if (sqlite3_changes(connection.db) == 0) {
+    return Error(ErrorCode::kNotFound, "message seq " + std::to_string(change.seq) +
+                                           " of session " + Quote(session_id) + " not found");
+  }
+  return OkStatus();
+}
+
+Result<int64_t> AppendEventLocked(Connection& connection, std::string_view session_id,
+                                  std::string_view kind, std::string_view payload_json,
+                                  int64_t time_ms) {
+  if (kind.empty()) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "append event to session " + Quote(session_id) + ": the kind is empty");
+  }
+  if (!IsValidJson(payload_json)) {
+    return Error(ErrorCode::kInvalidArgument, "append event " + Quote(kind) + " to session " +
+                                                  Quote(session_id) +
+                                                  ": the payload is not valid JSON");
+  }
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                   Prepare(connection,
+                           "INSERT INTO events (session_id, seq, time_ms, kind, payload) VALUES "
+                           "(?1, (SELECT IFNULL(MAX(seq), 0) + 1 FROM events WHERE session_id = "
+                           "?1), ?2, ?3, ?4) RETURNING seq"));
+  Statement statement(raw);
+  statement.Bind(1, session_id);
+  statement.Bind(2, time_ms);
+  statement.Bind(3, kind);
+  statement.Bind(4, payload_json);
+  int rc = statement.Step();
+  if (rc == SQLITE_ROW) {
+    int64_t seq = statement.Int(0);
+    rc = statement.Step();  // Runs the statement to its end, which commits it.
+    if (rc == SQLITE_DONE) return seq;
+  }
+  if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return SessionNotFound(session_id);
+  return SqlError(connection, rc, "append event to session " + Quote(session_id));
+}
+
+}  // namespace
+
+std::string_view SessionStatusName(SessionStatus status) {
+  switch (status) {
+    case SessionStatus::kActive:
+      return "active";
+    case SessionStatus::kCompleted:
+      return "completed";
+    case SessionStatus::kCancelled:
+      return "cancelled";
+    case SessionStatus::kFailed:
+      return "failed";
+    case SessionStatus::kWaiting:
+      return "waiting";
+  }
+  return "active";
+}
+
+std::optional<SessionStatus> ParseSessionStatus(std::string_view name) {
+  for (SessionStatus status : {SessionStatus::kActive, SessionStatus::kCompleted,
+                               SessionStatus::kCancelled, SessionStatus::kFailed,
+                               SessionStatus::kWaiting}) {
+    if (SessionStatusName(status) == name) return status;
+  }
+  return std::nullopt;
+}
+
+std::string_view ToolProtocolName(ToolProtocol protocol) {
+  return protocol == ToolProtocol::kXml ? "xml" : "native";
+}
+
+// Writer: the connection's mutex is held by Transaction().
+
+Status SessionStore::Writer::CreateSession(const SessionRecord& record) {
+  return CreateSessionLocked(*store_.connection_, record);
+}
+Status SessionStore::Writer::UpdateSession(const SessionRecord& record) {
+  return UpdateSessionLocked(*store_.connection_, record);
+}
+Status SessionStore::Writer::AppendMessage(std::string_view session_id,
+                                           const HistoryMessage& message) {
+  return AppendMessageLocked(*store_.connection_, session_id, message);
+}
+Status SessionStore::Writer::UpdateMessageVisibility(std::string_view session_id,
+                                                     const MessageVisibility& change) {
+  return UpdateVisibilityLocked(*store_.connection_, session_id, change);
+}
+Result<int64_t> SessionStore::Writer::AppendEvent(std::string_view session_id,
+                                                  std::string_view kind,
+                                                  std::string_view payload_json, int64_t time_ms) {
+  return AppendEventLocked(*store_.connection_, session_id, kind, payload_json, time_ms);
+}
+
+SessionStore::SessionStore(std::string path, std::unique_ptr<Connection> connection)
+    : path_(std::move(path)), connection_(std::move(connection)) {}
+
+SessionStore::~SessionStore() = default;
+
+Result<std::unique_ptr<SessionStore>> SessionStore::Open(const std::string& path) {
+  if (path.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "session store path is empty");
+  }
+  size_t slash = path.find_last_of('/');
+  if (slash != std::string::npos && slash > 0) {
+    RETURN_IF_ERROR(CreateDirectories(path.substr(0, slash)));
+  }
+  RETURN_IF_ERROR(PrepareFile(path));
+
+  auto connection = std::make_unique<Connection>();
+  connection->path = path;
+  int rc = sqlite3_open_v2(path.c_str(), &connection->db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) return SqlError(connection->db, rc, path, "open");
+  sqlite3_extended_result_codes(connection->db, 1);
+  sqlite3_busy_timeout(connection->db, kBusyTimeoutMs);
+
+  // The first statement reads the file header: a file that is not a database fails here.
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * raw, Prepare(*connection, "PRAGMA journal_mode = WAL"));
+    Statement statement(raw);
+    rc = statement.Step();
+    if (rc != SQLITE_ROW) return SqlError(*connection, rc, "switch to WAL mode");
+    std::string mode = statement.Text(0);
+    if (mode != "wal") {
+      return Error(ErrorCode::kIo, "session store " + Quote(path) +
+                                       ": the file system does not support WAL mode (journal "
+                                       "mode stayed '" + mode +
+                                       "'); put the store on a local disk");
+    }
+  }
+  RETURN_IF_ERROR(ExecuteScript(*connection, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
+                                "set pragmas"));
+  RETURN_IF_ERROR(Migrate(*connection));
+  return std::unique_ptr<SessionStore>(new SessionStore(path, std::move(connection)));
+}
+
+Result<std::string> SessionStore::DefaultPath(const char* const* environment) {
+  if (environment == nullptr) environment = ::environ;
+  std::string_view data_home = GetEnv(environment, "XDG_DATA_HOME");
+  if (!data_home.empty() && data_home.front() == '/') {
+    return std::string(data_home) + "/lapce-ai/sessions.db";
+  }
+  std::string_view home = GetEnv(environment, "HOME");
+  if (!home.empty() && home.front() == '/') {
+    return std::string(home) + "/.local/share/lapce-ai/sessions.db";
+  }
+  return Error(ErrorCode::kInvalidArgument,
+               "cannot place the session store: neither XDG_DATA_HOME nor HOME is set to an "
+               "absolute path; set HOME (or XDG_DATA_HOME)");
+}
+
+Result<std::unique_ptr<SessionStore>> SessionStore::OpenDefault(const char* const* environment) {
+  ASSIGN_OR_RETURN(std::string path, DefaultPath(environment));
+  return Open(path);
+}
+
+namespace {
+
+// Locks the connection; aborts when the calling thread is inside this store's Transaction().
+std::unique_lock<std::mutex> Lock(Connection& connection) {
+  LAI_CHECK(connection.transaction_thread.load(std::memory_order_relaxed) !=
+            std::this_thread::get_id())
+      << "SessionStore method called inside its own Transaction(); use the Writer";
+  return std::unique_lock<std::mutex>(connection.mutex);
+}
+
+}  // namespace
+
+Status SessionStore::CreateSession(const SessionRecord& record) {
+  auto lock = Lock(*connection_);
+  return CreateSessionLocked(*connection_, record);
+}
+
+Status SessionStore::UpdateSession(const SessionRecord& record) {
+  auto lock = Lock(*connection_);
+  return UpdateSessionLocked(*connection_, record);
+}
+
+Status SessionStore::AppendMessage(std::string_view session_id, const HistoryMessage& message) {
+  auto lock = Lock(*connection_);
+  return AppendMessageLocked(*connection_, session_id, message);
+}
+
+Status SessionStore::UpdateMessageVisibility(std::string_view session_id, int64_t seq,
+                                             int64_t condensed_by, int64_t truncated_by) {
+  auto lock = Lock(*connection_);
+  return UpdateVisibilityLocked(*connection_, session_id,
+                                MessageVisibility{seq, condensed_by, truncated_by});
+}
+
+Status SessionStore::UpdateMessageVisibility(std::string_view session_id,
+                                             const std::vector<MessageVisibility>& changes) {
+  return Transaction([&](Writer& writer) -> Status {
+    for (const MessageVisibility& change : changes) {
+      RETURN_IF_ERROR(writer.UpdateMessageVisibility(session_id, change));
+    }
+    return OkStatus();
+  });
+}
+
+Result<int64_t> SessionStore::AppendEvent(std::string_view session_id, std::string_view kind,
+                                          std::string_view payload_json, int64_t time_ms) {
+  auto lock = Lock(*connection_);
+  return AppendEventLocked(*connection_, session_id, kind, payload_json, time_ms);
+}
+
+Status SessionStore::Transaction(const std::function<Status(Writer& writer)>& fn) {
+  auto lock = Lock(*connection_);
+  Connection& connection = *connection_;
+  RETURN_IF_ERROR(Execute(connection, "BEGIN IMMEDIATE", "begin transaction"));
+  connection.transaction_thread.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  Writer writer(*this);
+  Status status = fn(writer);
+  connection.transaction_thread.store(std::thread::id(), std::memory_order_relaxed);
+  if (status.ok()) {
+    status = Execute(connection, "COMMIT", "commit transaction");
+    if (status.ok()) return status;
+  }
+  // A failed statement may already have ended the transaction; ROLLBACK then fails harmlessly.
+  if (!sqlite3_get_autocommit(connection.db)) {
+    (void)Execute(connection, "ROLLBACK", "roll back transaction");
+  }
+  return status;
+}
+
+Result<std::optional<SessionRecord>> SessionStore::FindSession(std::string_view id_or_prefix) {
+  if (id_or_prefix.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "find session: the id is empty");
+  }
+  auto lock = Lock(*connection_);
+  Connection& connection = *connection_;
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                     Prepare(connection, "SELECT " LAI_SESSION_COLUMNS
+                                         " FROM sessions WHERE id = ?1"));
+    Statement statement(raw);
+    statement.Bind(1, id_or_prefix);
+    ASSIGN_OR_RETURN(std::vector<SessionRecord> exact,
+                     ReadSessions(connection, statement, "find session " + Quote(id_or_prefix)));
+    if (!exact.empty()) return std::optional<SessionRecord>(std::move(exact.front()));
+  }
+  constexpr int kMaxCandidates = 10;
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                   Prepare(connection, "SELECT " LAI_SESSION_COLUMNS
+                                       " FROM sessions WHERE substr(id, 1, length(?1)) = ?1 "
+                                       "ORDER BY id LIMIT 11"));
+  Statement statement(raw);
+  statement.Bind(1, id_or_prefix);
+  ASSIGN_OR_RETURN(std::vector<SessionRecord> matches,
+                   ReadSessions(connection, statement, "find session " + Quote(id_or_prefix)));
+  if (matches.empty()) return std::optional<SessionRecord>();
+  if (matches.size() == 1) return std::optional<SessionRecord>(std::move(matches.front()));
+  std::string candidates;
+  for (size_t i = 0; i < matches.size() && i < kMaxCandidates; ++i) {
+    candidates += (i == 0 ? "" : ", ") + matches[i].id;
+  }
+  if (matches.size() > kMaxCandidates) candidates += ", …";
+  return Error(ErrorCode::kInvalidArgument, "session id prefix " + Quote(id_or_prefix) +
+                                                " is ambiguous: it matches " + candidates +
+                                                "; give more characters");
+}
+
+Result<std::vector<SessionRecord>> SessionStore::ListSessions(const ListOptions& options) {
+  auto lock = Lock(*connection_);
+  Connection& connection = *connection_;
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                   Prepare(connection, "SELECT " LAI_SESSION_COLUMNS
+                                       " FROM sessions WHERE (?1 = '' OR workspace = ?1) AND "
+                                       "(?2 OR parent_id IS NULL) ORDER BY updated_ms DESC, "
+                                       "rowid DESC LIMIT ?3"));
+  Statement statement(raw);
+  statement.Bind(1, options.workspace);
+  statement.Bind(2, options.include_children);
+  statement.Bind(3, static_cast<int64_t>(options.limit > 0 ? options.limit : -1));
+  return ReadSessions(connection, statement, "list sessions");
+}
+
+Result<std::vector<HistoryMessage>> SessionStore::LoadMessages(std::string_view session_id) {
+  auto lock = Lock(*connection_);
+  Connection& connection = *connection_;
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                   Prepare(connection,
+                           "SELECT seq, time_ms, content, token_estimate, is_summary, "
+                           "is_truncation_marker, condensed_by, truncated_by FROM messages "
+                           "WHERE session_id = ?1 ORDER BY seq"));
+  Statement statement(raw);
+  statement.Bind(1, session_id);
+  std::vector<HistoryMessage> messages;
+  for (;;) {
+    int rc = statement.Step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) {
+      return SqlError(connection, rc, "load messages of session " + Quote(session_id));
+    }
+    HistoryMessage message;
+    message.seq = statement.Int(0);
+    message.time_ms = statement.Int(1);
+    Result<llm::Message> content = MessageFromJson(statement.Text(2));
+    if (!content.ok()) {
+      return std::move(content).error().WithContext(
+          "session store " + Quote(path_) + ": session " + Quote(session_id) + " message seq " +
+          std::to_string(message.seq));
+    }
+    message.message = std::move(*content);
+    message.token_estimate = statement.Int(3);
+    message.is_summary = statement.Int(4) != 0;
+    message.is_truncation_marker = statement.Int(5) != 0;
+    message.condensed_by = statement.Int(6);
+    message.truncated_by = statement.Int(7);
+    messages.push_back(std::move(message));
+  }
+  if (messages.empty()) {
+    ASSIGN_OR_RETURN(bool exists, SessionExists(connection, session_id));
+    if (!exists) return SessionNotFound(session_id);
+  }
+  return messages;
+}
+
+Result<std::vector<StoredEvent>> SessionStore::LoadEvents(std::string_view session_id,
+                                                          int64_t after_seq) {
+  auto lock = Lock(*connection_);
+  Connection& connection = *connection_;
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                   Prepare(connection,
+                           "SELECT seq, time_ms, kind, payload FROM events "
+                           "WHERE session_id = ?1 AND seq > ?2 ORDER BY seq"));
+  Statement statement(raw);
+  statement.Bind(1, session_id);
+  statement.Bind(2, after_seq);
+  std::vector<StoredEvent> events;
+  for (;;) {
+    int rc = statement.Step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) {
+      return SqlError(connection, rc, "load events of session " + Quote(session_id));
+    }
+    events.push_back(StoredEvent{statement.Int(0), statement.Int(1), statement.Text(2),
+                                 statement.Text(3)});
+  }
+  if (events.empty()) {
+    ASSIGN_OR_RETURN(bool exists, SessionExists(connection, session_id));
+    if (!exists) return SessionNotFound(session_id);
+  }
+  return events;
+}
+
+Status SessionStore::DeleteSession(std::string_view session_id) {
+  auto lock = Lock(*connection_);
+  Connection& connection = *connection_;
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                   Prepare(connection, "DELETE FROM sessions WHERE id = ?1"));
+  Statement statement(raw);
+  statement.Bind(1, session_id);
+  int rc = statement.Step();
+  if (rc != SQLITE_DONE) return SqlError(connection, rc, "delete session " + Quote(session_id));
+  if (sqlite3_changes(connection.db) == 0) return SessionNotFound(session_id);
+  return OkStatus();
+}
+
+}  // namespace lai::agent

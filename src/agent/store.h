@@ -1,0 +1,162 @@
+// SessionStore: sessions, their messages and their events in one SQLite file (WAL mode) under the
+// user's data directory, shared by every lapce-ai process of the user. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/history.h"
+#include "base/result.h"
+
+namespace lai::agent {
+
+namespace internal {
+struct StoreConnection;  // The SQLite connection and its statement cache (store.cc).
+}  // namespace internal
+
+enum class SessionStatus { kActive, kCompleted, kCancelled, kFailed, kWaiting };
+
+// "active", "completed", "cancelled", "failed", "waiting" (the store's spelling).
+std::string_view SessionStatusName(SessionStatus status);
+std::optional<SessionStatus> ParseSessionStatus(std::string_view name);
+std::string_view ToolProtocolName(ToolProtocol protocol);  // "native", "xml".
+
+// One row of `sessions`: what `sessions list` shows and what a resume needs besides the history.
+struct SessionRecord {
+  std::string id;         // Non-empty; the caller generates it.
+  std::string parent_id;  // "" = top level; else an existing session (new_task children).
+  std::string title;      // Usually the first prompt, shortened.
+  std::string workspace;  // Absolute workspace root.
+  std::string mode;
+  std::string profile;
+  std::string model;
+  ToolProtocol tool_protocol = ToolProtocol::kNative;
+  SessionStatus status = SessionStatus::kActive;
+  int64_t created_ms = 0;  // Unix epoch milliseconds.
+  int64_t updated_ms = 0;
+  SessionTotals totals;
+  std::string todos_json = "[]";  // The todo list; any valid JSON.
+  std::string extra_json = "{}";  // Anything else the session wants kept; any valid JSON.
+};
+
+struct StoredEvent {
+  int64_t seq = 0;  // 1-based, per session, assigned by AppendEvent.
+  int64_t time_ms = 0;
+  std::string kind;
+  std::string payload_json;
+};
+
+// Hides (or shows again, with zeros) one stored message; see HistoryMessage.
+struct MessageVisibility {
+  int64_t seq = 0;
+  int64_t condensed_by = 0;
+  int64_t truncated_by = 0;
+};
+
+struct ListOptions {
+  int limit = 50;                 // <= 0: no limit.
+  std::string workspace;          // "" = every workspace; else exactly this root.
+  bool include_children = false;  // Also list new_task children.
+};
+
+// Durability: every call below is one transaction and is on disk (in the OS page cache, via the
+// WAL) when it returns, so it survives kill -9 of the process. synchronous=NORMAL does not fsync
+// each commit: a power loss or kernel crash may lose the last transactions (never corrupts).
+//
+// Many processes may open the same file; writers wait up to 5 s for one another, then fail with
+// kUnavailable.
+//
+// Errors common to all calls: kUnavailable (the file stayed locked), kIo (disk full, I/O error),
+// kInvalidArgument (the file is corrupt: the message names it and says to move it away).
+class SessionStore {
+ public:
+  // Write operations inside Transaction(); the same contracts as the SessionStore methods of the
+  // same names. Valid only during the callback; confined to the thread running it.
+  class Writer {
+   public:
+    Status CreateSession(const SessionRecord& record);
+    Status UpdateSession(const SessionRecord& record);
+    Status AppendMessage(std::string_view session_id, const HistoryMessage& message);
+    Status UpdateMessageVisibility(std::string_view session_id, const MessageVisibility& change);
+    Result<int64_t> AppendEvent(std::string_view session_id, std::string_view kind,
+                                std::string_view payload_json, int64_t time_ms);
+
+   private:
+    friend class SessionStore;
+    explicit Writer(SessionStore& store) : store_(store) {}
+    SessionStore& store_;
+  };
+
+  // Opens (creating if needed) the store at `path`: missing parent directories are created 0700,
+  // a new file 0600. An existing file readable by group or others is refused (kPermissionDenied,
+  // says to chmod 600). Migrates the schema; a file made by a newer lapce-ai is refused
+  // (kInvalidArgument). A file that is not an SQLite database: kInvalidArgument naming it.
+  static Result<std::unique_ptr<SessionStore>> Open(const std::string& path);
+
+  // $XDG_DATA_HOME/lapce-ai/sessions.db, else $HOME/.local/share/lapce-ai/sessions.db.
+  // `environ`: NULL-terminated "NAME=value" array; nullptr = the process environment.
+  static Result<std::string> DefaultPath(const char* const* environ = nullptr);
+  static Result<std::unique_ptr<SessionStore>> OpenDefault(const char* const* environ = nullptr);
+
+  ~SessionStore();
+  SessionStore(const SessionStore&) = delete;
+  SessionStore& operator=(const SessionStore&) = delete;
+
+  const std::string& path() const { return path_; }
+
+  // Errors: kInvalidArgument (empty id, invalid todos/extra JSON, id already stored), kNotFound
+  // (parent_id names no session).
+  Status CreateSession(const SessionRecord& record);
+  // Writes every column except id, parent_id and created_ms. kNotFound when the session does not
+  // exist; kInvalidArgument for invalid todos/extra JSON.
+  Status UpdateSession(const SessionRecord& record);
+
+  // Stores message at message.seq (> 0, chosen by the caller). kInvalidArgument when that seq is
+  // already stored; kNotFound when the session does not exist.
+  Status AppendMessage(std::string_view session_id, const HistoryMessage& message);
+  // kNotFound when the message does not exist. The batch form is one transaction.
+  Status UpdateMessageVisibility(std::string_view session_id, int64_t seq, int64_t condensed_by,
+                                 int64_t truncated_by);
+  Status UpdateMessageVisibility(std::string_view session_id,
+                                 const std::vector<MessageVisibility>& changes);
+
+  // Appends an event and returns its seq (last seq of the session + 1). `kind` must be non-empty
+  // and `payload_json` valid JSON (kInvalidArgument). kNotFound when the session does not exist.
+  Result<int64_t> AppendEvent(std::string_view session_id, std::string_view kind,
+                              std::string_view payload_json, int64_t time_ms);
+
+  // Runs fn inside one write transaction: committed when fn returns OK, rolled back when it
+  // returns an error (which is returned) — e.g. a finished message, its event and the new totals
+  // together. fn must use `writer`, never this store's own methods (that aborts: it would
+  // deadlock), and should be short: other threads and processes wait for it.
+  Status Transaction(const std::function<Status(Writer& writer)>& fn);
+
+  // The session with this id, else the one session whose id starts with `id_or_prefix`;
+  // std::nullopt when none. kInvalidArgument for an empty argument, or for a prefix several ids
+  // share (the message lists them).
+  Result<std::optional<SessionRecord>> FindSession(std::string_view id_or_prefix);
+  // Newest (updated_ms) first.
+  Result<std::vector<SessionRecord>> ListSessions(const ListOptions& options = {});
+  // Every message, hidden ones included, by seq. kNotFound when the session does not exist.
+  Result<std::vector<HistoryMessage>> LoadMessages(std::string_view session_id);
+  // Events with seq > after_seq, by seq. kNotFound when the session does not exist.
+  Result<std::vector<StoredEvent>> LoadEvents(std::string_view session_id, int64_t after_seq = 0);
+  // Deletes the session, its messages and events, and its children (recursively). kNotFound when
+  // it does not exist.
+  Status DeleteSession(std::string_view session_id);
+
+ private:
+  SessionStore(std::string path, std::unique_ptr<internal::StoreConnection> connection);
+
+  // Immutable after construction.
+  const std::string path_;
+  // Owns the connection and the mutex that guards it (one thread at a time uses it).
+  const std::unique_ptr<internal::StoreConnection> connection_;
+};
+
+}  // namespace lai::agent

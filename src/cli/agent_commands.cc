@@ -1,0 +1,730 @@
+// `lapce-ai run`, `lapce-ai acp` and `lapce-ai sessions …`: the agent from a terminal, for ACP
+// editors over stdio, and the stored sessions. Confined to the main thread, except the signal
+// thread (Ctrl-C) and the session's turn, which runs on the main thread and calls the terminal
+// client from it.
+#include <CLI/CLI.hpp>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "agent/session.h"
+#include "agent/session_export.h"
+#include "agent/store.h"
+#include "cli/commands.h"
+#include "cli/provider_flags.h"
+#include "llm/pool.h"
+#include "rpc/peer.h"
+#include "rpc/stdio_transport.h"
+#include "server/acp_agent.h"
+#include "server/agent_setup.h"
+#include "workspace/unified_diff.h"
+
+namespace lai::cli {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitInterrupted = 130;
+
+struct AgentFlags : ProviderFlags {
+  std::string mode;
+  std::string tool_protocol;  // "", native, xml.
+  std::string cwd;
+  bool yes = false;
+  bool json = false;
+  std::string prompt;
+};
+
+Result<std::unique_ptr<server::AgentStack>> StackFor(const Config& config,
+                                                     const AgentFlags& flags) {
+  agent::AgentSettings settings = server::AgentSettingsFromConfig(config);
+  if (!flags.mode.empty()) settings.default_mode = flags.mode;
+  if (flags.tool_protocol == "native") settings.tool_protocol = agent::ToolProtocol::kNative;
+  if (flags.tool_protocol == "xml") settings.tool_protocol = agent::ToolProtocol::kXml;
+  if (flags.yes) server::ApproveEverything(settings.approvals);
+  ASSIGN_OR_RETURN(std::unique_ptr<llm::ProviderPool> pool, PoolFor(config, flags, nullptr));
+  return server::MakeAgentStack(std::move(pool), std::move(settings));
+}
+
+std::string AbsoluteCwd(const std::string& cwd) {
+  std::error_code error;
+  std::filesystem::path path = cwd.empty() ? std::filesystem::current_path(error)
+                                           : std::filesystem::absolute(cwd, error);
+  return path.lexically_normal().string();
+}
+
+// ---- The terminal client
+
+struct Style {
+  bool color = false;
+  const char* dim() const { return color ? "\033[2m" : ""; }
+  const char* bold() const { return color ? "\033[1m" : ""; }
+  const char* red() const { return color ? "\033[31m" : ""; }
+  const char* green() const { return color ? "\033[32m" : ""; }
+  const char* cyan() const { return color ? "\033[36m" : ""; }
+  const char* reset() const { return color ? "\033[0m" : ""; }
+};
+
+// Prints a session as it works; asks approvals on the terminal. The spinner runs on its own
+// thread while the session waits on the provider.
+class TerminalClient : public agent::SessionClient {
+ public:
+  TerminalClient(bool json, bool interactive)
+      : json_(json), interactive_(interactive) {
+    style_.color = !json && ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
+    if (style_.color && ::isatty(STDERR_FILENO) == 1) {
+      spinner_ = std::thread([this] { SpinLoop(); });
+    }
+  }
+  ~TerminalClient() override {
+    {
+      std::lock_guard lock(mutex_);
+      is_stopping_ = true;
+    }
+    wake_.notify_all();
+    if (spinner_.joinable()) spinner_.join();
+  }
+
+  // The session is about to wait for the model.
+  void Waiting(bool is_waiting) {
+    std::lock_guard lock(mutex_);
+    is_waiting_ = is_waiting;
+    wait_started_ = std::chrono::steady_clock::now();
+    ClearSpinnerLocked();
+  }
+
+  void OnUpdate(const std::string& session_id, const agent::SessionUpdate& update) override {
+    using Kind = agent::SessionUpdate::Kind;
+    std::lock_guard lock(mutex_);
+    ClearSpinnerLocked();
+    if (json_) {
+      std::printf("{\"type\":\"update\",\"sessionId\":%s,\"update\":%s}\n",
+                  json(session_id).dump().c_str(), agent::ToAcpJson(update).c_str());
+      std::fflush(stdout);
+      return;
+    }
+    switch (update.kind) {
+      case Kind::kAgentMessageChunk:
+        EndThoughtLocked();
+        std::fputs(update.text.c_str(), stdout);
+        at_line_start_ = !update.text.empty() && update.text.back() == '\n';
+        is_waiting_ = false;
+        break;
+      case Kind::kAgentThoughtChunk:
+        if (!in_thought_) {
+          if (!at_line_start_) std::fputc('\n', stdout);
+          std::fputs(style_.dim(), stdout);
+          in_thought_ = true;
+        }
+        std::fputs(update.text.c_str(), stdout);
+        at_line_start_ = !update.text.empty() && update.text.back() == '\n';
+        is_waiting_ = false;
+        break;
+      case Kind::kToolCall:
+        EndThoughtLocked();
+        NewLineLocked();
+        std::printf("%s● %s%s", style_.cyan(), update.tool.title.c_str(), style_.reset());
+        if (!update.tool.raw_input_json.empty()) {
+          std::printf(" %s%s%s", style_.dim(), Shorten(update.tool.raw_input_json, 200).c_str(),
+                      style_.reset());
+        }
+        std::fputc('\n', stdout);
+        at_line_start_ = true;
+        break;
+      case Kind::kToolCallUpdate:
+        PrintToolUpdateLocked(update.tool);
+        break;
+      case Kind::kPlan:
+        NewLineLocked();
+        std::printf("%sTodo:%s\n", style_.bold(), style_.reset());
+        for (const agent::PlanEntry& entry : update.plan) {
+          const char* mark = entry.status == agent::PlanEntry::Status::kCompleted    ? "[x]"
+                             : entry.status == agent::PlanEntry::Status::kInProgress ? "[-]"
+                                                                                     : "[ ]";
+          std::printf("  %s %s\n", mark, entry.content.c_str());
+        }
+        break;
+      case Kind::kCurrentModeUpdate:
+        NewLineLocked();
+        std::printf("%s[mode: %s]%s\n", style_.dim(), update.text.c_str(), style_.reset());
+        break;
+      case Kind::kUsageUpdate:
+        usage_ = update;
+        break;
+      case Kind::kUserMessageChunk:
+      case Kind::kSessionInfoUpdate:
+        break;
+    }
+    std::fflush(stdout);
+  }
+
+  agent::PermissionReply RequestPermission(const std::string& session_id,
+                                           const agent::PermissionRequest& request,
+                                           const std::atomic<bool>& cancelled) override {
+    std::unique_lock lock(mutex_);
+    ClearSpinnerLocked();
+    EndThoughtLocked();
+    NewLineLocked();
+    if (json_) {
+      std::printf("{\"type\":\"permission\",\"sessionId\":%s,\"title\":%s}\n",
+                  json(session_id).dump().c_str(), json(request.tool.title).dump().c_str());
+    }
+    if (!interactive_) {
+      std::fprintf(stderr,
+                   "lapce-ai: '%s' needs approval, and there is no terminal to ask on; rejected "
+                   "(pass --yes to approve everything, or set approvals.auto_approve)\n",
+                   request.tool.title.c_str());
+      return {agent::PermissionOutcome::kRejectOnce,
+              "The user could not be asked (non-interactive run); the operation was not approved."};
+    }
+    for (const agent::ToolCallContent& content : request.tool.content) {
+      if (content.kind == agent::ToolCallContent::Kind::kDiff) {
+        PrintDiffLocked(content);
+      } else if (!content.text.empty()) {
+        std::printf("%s\n", Shorten(content.text, 2000).c_str());
+      }
+    }
+    std::fprintf(stderr, "%sAllow %s?%s [y]es / [n]o / [a]lways / or type feedback: ",
+                 style_.bold(), request.tool.title.c_str(), style_.reset());
+    std::fflush(stderr);
+    lock.unlock();
+    std::string line;
+    if (cancelled.load() || !std::getline(std::cin, line)) {
+      std::cin.clear();
+      return {agent::PermissionOutcome::kCancelled, {}};
+    }
+    if (line == "y" || line == "yes" || line.empty()) return {agent::PermissionOutcome::kAllowOnce, {}};
+    if (line == "a" || line == "always") return {agent::PermissionOutcome::kAllowAlways, {}};
+    if (line == "n" || line == "no") return {agent::PermissionOutcome::kRejectOnce, {}};
+    return {agent::PermissionOutcome::kRejectOnce, line};
+  }
+
+  // After a turn: its tokens and cost, on stderr.
+  void PrintTurnSummary(const agent::SessionInfo& info, agent::StopReason stop) {
+    std::lock_guard lock(mutex_);
+    ClearSpinnerLocked();
+    EndThoughtLocked();
+    if (json_) {
+      json out = {{"type", "stop"},
+                  {"stopReason", agent::StopReasonName(stop)},
+                  {"sessionId", info.id},
+                  {"usage",
+                   {{"inputTokens", info.totals.input_tokens},
+                    {"outputTokens", info.totals.output_tokens},
+                    {"cacheReadTokens", info.totals.cache_read_tokens},
+                    {"cacheWriteTokens", info.totals.cache_write_tokens},
+                    {"costUsd", info.totals.cost_usd},
+                    {"requests", info.totals.requests}}}};
+      std::printf("%s\n", out.dump().c_str());
+      std::fflush(stdout);
+      return;
+    }
+    NewLineLocked();
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s[%s · %lld in / %lld out tokens · $%.4f · session %s]%s\n",
+                 style_.dim(), std::string(agent::StopReasonName(stop)).c_str(),
+                 static_cast<long long>(info.totals.input_tokens),
+                 static_cast<long long>(info.totals.output_tokens), info.totals.cost_usd,
+                 info.id.c_str(), style_.reset());
+  }
+
+ private:
+  static std::string Shorten(const std::string& text, size_t limit) {
+    if (text.size() <= limit) return text;
+    return text.substr(0, limit) + "…";
+  }
+
+  void NewLineLocked() {
+    if (!at_line_start_) std::fputc('\n', stdout);
+    at_line_start_ = true;
+  }
+
+  void EndThoughtLocked() {
+    if (!in_thought_) return;
+    std::fputs(style_.reset(), stdout);
+    in_thought_ = false;
+    NewLineLocked();
+  }
+
+  void PrintDiffLocked(const agent::ToolCallContent& diff) {
+    std::string text = workspace::UnifiedDiff(diff.path, diff.old_text.value_or(""),
+                                              diff.new_text);
+    size_t start = 0;
+    while (start < text.size()) {
+      size_t end = text.find('\n', start);
+      if (end == std::string::npos) end = text.size();
+      std::string_view line(text.data() + start, end - start);
+      const char* color = line.starts_with("+") && !line.starts_with("+++") ? style_.green()
+                          : line.starts_with("-") && !line.starts_with("---") ? style_.red()
+                          : line.starts_with("@@")                           ? style_.cyan()
+                                                                             : "";
+      std::printf("%s%.*s%s\n", color, static_cast<int>(line.size()), line.data(),
+                  *color ? style_.reset() : "");
+      start = end + 1;
+    }
+    at_line_start_ = true;
+  }
+
+  void PrintToolUpdateLocked(const agent::ToolCallInfo& tool) {
+    if (!tool.status || *tool.status == agent::ToolStatus::kPending ||
+        *tool.status == agent::ToolStatus::kInProgress) {
+      return;
+    }
+    EndThoughtLocked();
+    NewLineLocked();
+    bool failed = *tool.status == agent::ToolStatus::kFailed;
+    for (const agent::ToolCallContent& content : tool.content) {
+      if (content.kind == agent::ToolCallContent::Kind::kDiff) {
+        PrintDiffLocked(content);
+      } else if (!content.text.empty()) {
+        // The model's view of the result, cut to a few lines for the terminal.
+        std::string shown;
+        size_t lines = 0, position = 0;
+        while (position < content.text.size() && lines < 12) {
+          size_t end = content.text.find('\n', position);
+          if (end == std::string::npos) end = content.text.size();
+          shown.append(content.text, position, end - position).push_back('\n');
+          position = end + 1;
+          ++lines;
+        }
+        if (position < content.text.size()) shown += "…\n";
+        std::printf("%s%s%s", failed ? style_.red() : style_.dim(), shown.c_str(),
+                    style_.reset());
+      }
+    }
+    std::printf("%s%s%s\n", failed ? style_.red() : style_.green(), failed ? "✗ failed" : "✓ done",
+                style_.reset());
+    at_line_start_ = true;
+    is_waiting_ = true;
+    wait_started_ = std::chrono::steady_clock::now();
+  }
+
+  void ClearSpinnerLocked() {
+    if (!spinner_shown_) return;
+    std::fputs("\r\033[K", stderr);
+    std::fflush(stderr);
+    spinner_shown_ = false;
+  }
+
+  void SpinLoop() {
+    static constexpr const char* kFrames[] = {"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"};
+    size_t frame = 0;
+    std::unique_lock lock(mutex_);
+    while (!is_stopping_) {
+      wake_.wait_for(lock, std::chrono::milliseconds(100));
+      if (is_stopping_) break;
+      bool is_due = is_waiting_ && at_line_start_ &&
+                    std::chrono::steady_clock::now() - wait_started_ > std::chrono::milliseconds(200);
+      if (!is_due) continue;
+      std::fprintf(stderr, "\r%s%s waiting for the model…%s", style_.dim(), kFrames[frame++ % 10],
+                   style_.reset());
+      std::fflush(stderr);
+      spinner_shown_ = true;
+    }
+  }
+
+  const bool json_;
+  const bool interactive_;
+  Style style_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool is_stopping_ = false;
+  bool is_waiting_ = true;
+  bool spinner_shown_ = false;
+  bool in_thought_ = false;
+  bool at_line_start_ = true;
+  std::chrono::steady_clock::time_point wait_started_ = std::chrono::steady_clock::now();
+  agent::SessionUpdate usage_;
+  std::thread spinner_;
+};
+
+// Ctrl-C: the first cancels the running turn, a second exits at once. Blocks SIGINT and SIGTERM
+// in every thread created after it, and takes them with sigwait on its own thread.
+class InterruptHandler {
+ public:
+  InterruptHandler() {
+    sigemptyset(&signals_);
+    sigaddset(&signals_, SIGINT);
+    sigaddset(&signals_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals_, nullptr);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~InterruptHandler() {
+    is_stopping_.store(true);
+    pthread_kill(thread_.native_handle(), SIGTERM);
+    thread_.join();
+  }
+  void Watch(std::shared_ptr<agent::Session> session) {
+    std::lock_guard lock(mutex_);
+    session_ = std::move(session);
+  }
+  bool was_interrupted() const { return interrupts_.load() > 0; }
+
+ private:
+  void Loop() {
+    while (true) {
+      int signal = 0;
+      if (sigwait(&signals_, &signal) != 0) continue;
+      if (is_stopping_.load()) return;
+      if (signal == SIGTERM || interrupts_.fetch_add(1) >= 1) {
+        std::fputs("\n", stderr);
+        std::_Exit(kExitInterrupted);
+      }
+      std::fputs("\n[cancelling; Ctrl-C again to exit]\n", stderr);
+      std::lock_guard lock(mutex_);
+      if (session_) session_->Cancel();
+    }
+  }
+
+  sigset_t signals_;
+  std::atomic<bool> is_stopping_{false};
+  std::atomic<int> interrupts_{0};
+  std::mutex mutex_;
+  std::shared_ptr<agent::Session> session_;
+  std::thread thread_;
+};
+
+// Runs prompts on `session` until the task is done: after a question or a completion, an
+// interactive terminal may answer (an empty line ends).
+int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::string prompt,
+          const AgentFlags& flags) {
+  bool interactive = !flags.json && ::isatty(STDIN_FILENO) == 1;
+  InterruptHandler interrupts;
+  interrupts.Watch(std::move(shared));
+  TerminalClient client(flags.json, interactive && !flags.yes);
+  while (true) {
+    client.Waiting(true);
+    Result<agent::StopReason> stop = session.Prompt(prompt, client);
+    client.Waiting(false);
+    if (!stop.ok()) {
+      std::fprintf(stderr, "lapce-ai run: %s\n(session %s is kept; `lapce-ai sessions resume %s` "
+                   "continues it)\n",
+                   stop.error().message().c_str(), session.id().c_str(), session.id().c_str());
+      return kExitFailure;
+    }
+    client.PrintTurnSummary(session.Info(), *stop);
+    if (*stop == agent::StopReason::kCancelled) return kExitInterrupted;
+    if (!interactive) return kExitOk;
+    std::fprintf(stderr, "> ");
+    std::fflush(stderr);
+    if (!std::getline(std::cin, prompt) || prompt.empty()) return kExitOk;
+  }
+}
+
+int Run(const Config& config, AgentFlags flags) {
+  if (flags.prompt == "-") {
+    std::string all((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    flags.prompt = std::move(all);
+  }
+  if (flags.prompt.empty()) {
+    std::fprintf(stderr, "lapce-ai run: give the task as an argument (or '-' to read stdin)\n");
+    return kExitUsage;
+  }
+  Result<std::unique_ptr<server::AgentStack>> stack = StackFor(config, flags);
+  if (!stack.ok()) {
+    std::fprintf(stderr, "lapce-ai run: %s\n", stack.error().message().c_str());
+    return stack.error().code() == ErrorCode::kInvalidArgument ? kExitUsage : kExitFailure;
+  }
+  agent::SessionOptions options;
+  options.workspace = AbsoluteCwd(flags.cwd);
+  options.mode = flags.mode;
+  options.profile = flags.profile;
+  Result<std::shared_ptr<agent::Session>> session = (*stack)->engine->NewSession(options);
+  if (!session.ok()) {
+    std::fprintf(stderr, "lapce-ai run: %s\n", session.error().message().c_str());
+    return kExitUsage;
+  }
+  return Drive(**session, *session, flags.prompt, flags);
+}
+
+int Acp(const Config& config, const AgentFlags& flags) {
+  Result<std::unique_ptr<server::AgentStack>> stack = StackFor(config, flags);
+  if (!stack.ok()) {
+    std::fprintf(stderr, "lapce-ai acp: %s\n", stack.error().message().c_str());
+    return kExitUsage;
+  }
+  rpc::StdioTransport transport(STDIN_FILENO, STDOUT_FILENO);
+  rpc::Peer peer(transport, rpc::PeerOptions{"acp"});
+  server::AcpAgentOptions options;
+  options.agent_version = LAI_VERSION;
+  server::AcpAgent agent(*(*stack)->engine, peer, options);
+  std::mutex mutex;
+  std::condition_variable closed_signal;
+  bool is_closed = false;
+  peer.OnClose([&] {
+    std::lock_guard lock(mutex);
+    is_closed = true;
+    closed_signal.notify_all();
+  });
+  if (Status started = transport.Start(peer); !started.ok()) {
+    std::fprintf(stderr, "lapce-ai acp: %s\n", started.error().message().c_str());
+    return kExitFailure;
+  }
+  std::unique_lock lock(mutex);
+  closed_signal.wait(lock, [&] { return is_closed; });
+  lock.unlock();
+  agent.CancelAll();
+  peer.Drain();
+  transport.Stop();
+  return kExitOk;
+}
+
+// ---- sessions …
+
+struct SessionsFlags {
+  std::string id;
+  std::string prompt;
+  std::string format = "md";
+  std::string output;
+  std::string cwd;
+  int limit = 20;
+  bool all = false;
+  bool json = false;
+};
+
+Result<std::unique_ptr<agent::SessionStore>> OpenStore() {
+  return agent::SessionStore::OpenDefault();
+}
+
+std::string FormatTime(int64_t ms) {
+  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm local{};
+  localtime_r(&seconds, &local);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%d %H:%M", &local);
+  return text;
+}
+
+int SessionsList(const SessionsFlags& flags) {
+  Result<std::unique_ptr<agent::SessionStore>> store = OpenStore();
+  if (!store.ok()) {
+    std::fprintf(stderr, "lapce-ai sessions: %s\n", store.error().message().c_str());
+    return kExitFailure;
+  }
+  agent::ListOptions options;
+  options.limit = flags.limit;
+  options.include_children = flags.all;
+  if (!flags.cwd.empty()) options.workspace = AbsoluteCwd(flags.cwd);
+  Result<std::vector<agent::SessionRecord>> records = (*store)->ListSessions(options);
+  if (!records.ok()) {
+    std::fprintf(stderr, "lapce-ai sessions list: %s\n", records.error().message().c_str());
+    return kExitFailure;
+  }
+  if (flags.json) {
+    json out = json::array();
+    for (const agent::SessionRecord& record : *records) {
+      out.push_back({{"id", record.id},
+                     {"parentId", record.parent_id},
+                     {"title", record.title},
+                     {"workspace", record.workspace},
+                     {"mode", record.mode},
+                     {"model", record.model},
+                     {"status", agent::SessionStatusName(record.status)},
+                     {"createdMs", record.created_ms},
+                     {"updatedMs", record.updated_ms},
+                     {"costUsd", record.totals.cost_usd}});
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return kExitOk;
+  }
+  if (records->empty()) {
+    std::printf("no sessions yet; `lapce-ai run \"task\"` starts one\n");
+    return kExitOk;
+  }
+  std::printf("%-24s  %-16s  %-10s  %-9s  %8s  %s\n", "ID", "UPDATED", "MODE", "STATUS", "COST",
+              "TITLE");
+  for (const agent::SessionRecord& record : *records) {
+    std::printf("%-24s  %-16s  %-10s  %-9s  %8.4f  %s\n", record.id.c_str(),
+                FormatTime(record.updated_ms).c_str(), record.mode.c_str(),
+                std::string(agent::SessionStatusName(record.status)).c_str(),
+                record.totals.cost_usd, record.title.c_str());
+  }
+  return kExitOk;
+}
+
+// The record and messages of one session, or a printed error.
+struct Loaded {
+  agent::SessionRecord record;
+  std::vector<agent::HistoryMessage> messages;
+  std::vector<agent::StoredEvent> events;
+};
+
+Result<Loaded> LoadStored(agent::SessionStore& store, const std::string& id) {
+  ASSIGN_OR_RETURN(std::optional<agent::SessionRecord> record, store.FindSession(id));
+  if (!record) {
+    return Error(ErrorCode::kNotFound,
+                 "no session '" + id + "'; `lapce-ai sessions list` shows them");
+  }
+  Loaded loaded{*record, {}, {}};
+  ASSIGN_OR_RETURN(loaded.messages, store.LoadMessages(record->id));
+  ASSIGN_OR_RETURN(loaded.events, store.LoadEvents(record->id));
+  return loaded;
+}
+
+int SessionsShowOrExport(const SessionsFlags& flags, bool is_export) {
+  const char* verb = is_export ? "export" : "show";
+  if (flags.format != "md" && flags.format != "json") {
+    std::fprintf(stderr, "lapce-ai sessions %s: --format must be md or json\n", verb);
+    return kExitUsage;
+  }
+  Result<std::unique_ptr<agent::SessionStore>> store = OpenStore();
+  if (!store.ok()) {
+    std::fprintf(stderr, "lapce-ai sessions: %s\n", store.error().message().c_str());
+    return kExitFailure;
+  }
+  Result<Loaded> loaded = LoadStored(**store, flags.id);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "lapce-ai sessions %s: %s\n", verb, loaded.error().message().c_str());
+    return loaded.error().code() == ErrorCode::kNotFound ? kExitFailure : kExitUsage;
+  }
+  std::string text =
+      flags.format == "json"
+          ? agent::ExportJson(loaded->record, loaded->messages, loaded->events)
+          : agent::ExportMarkdown(loaded->record, loaded->messages);
+  if (flags.output.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    if (!text.empty() && text.back() != '\n') std::fputc('\n', stdout);
+    return kExitOk;
+  }
+  std::ofstream out(flags.output, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) {
+    std::fprintf(stderr, "lapce-ai sessions %s: cannot write '%s'\n", verb, flags.output.c_str());
+    return kExitFailure;
+  }
+  std::fprintf(stderr, "wrote %s\n", flags.output.c_str());
+  return kExitOk;
+}
+
+int SessionsDelete(const SessionsFlags& flags) {
+  Result<std::unique_ptr<agent::SessionStore>> store = OpenStore();
+  if (!store.ok()) {
+    std::fprintf(stderr, "lapce-ai sessions: %s\n", store.error().message().c_str());
+    return kExitFailure;
+  }
+  Result<std::optional<agent::SessionRecord>> record = (*store)->FindSession(flags.id);
+  if (!record.ok() || !*record) {
+    std::fprintf(stderr, "lapce-ai sessions delete: %s\n",
+                 record.ok() ? ("no session '" + flags.id + "'").c_str()
+                             : record.error().message().c_str());
+    return kExitFailure;
+  }
+  if (Status deleted = (*store)->DeleteSession((*record)->id); !deleted.ok()) {
+    std::fprintf(stderr, "lapce-ai sessions delete: %s\n", deleted.error().message().c_str());
+    return kExitFailure;
+  }
+  std::printf("deleted %s\n", (*record)->id.c_str());
+  return kExitOk;
+}
+
+int SessionsResume(const Config& config, AgentFlags flags, const std::string& id) {
+  Result<std::unique_ptr<server::AgentStack>> stack = StackFor(config, flags);
+  if (!stack.ok()) {
+    std::fprintf(stderr, "lapce-ai sessions resume: %s\n", stack.error().message().c_str());
+    return kExitUsage;
+  }
+  Result<std::shared_ptr<agent::Session>> session = (*stack)->engine->LoadSession(id);
+  if (!session.ok()) {
+    std::fprintf(stderr, "lapce-ai sessions resume: %s\n", session.error().message().c_str());
+    return kExitFailure;
+  }
+  if (flags.prompt.empty()) flags.prompt = "[TASK RESUMPTION] Resuming task...";
+  return Drive(**session, *session, flags.prompt, flags);
+}
+
+void AddAgentFlags(CLI::App& command, AgentFlags& flags) {
+  AddProviderFlags(command, flags);
+  command.add_option("--mode", flags.mode, "Mode: code, architect, ask, debug, orchestrator, …");
+  command.add_option("--tool-protocol", flags.tool_protocol,
+                     "How the model calls tools: native or xml (default: the model catalog)")
+      ->check(CLI::IsMember({"native", "xml"}));
+}
+
+}  // namespace
+
+void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run) {
+  (void)bench;
+  auto run_flags = std::make_shared<AgentFlags>();
+  CLI::App* run_cmd = app.add_subcommand(
+      "run", "Run a task with the agent in a directory, streaming its work; Ctrl-C cancels the "
+             "turn, twice exits");
+  run_cmd->add_option("task", run_flags->prompt, "What to do ('-' reads standard input)");
+  AddAgentFlags(*run_cmd, *run_flags);
+  run_cmd->add_option("--cwd", run_flags->cwd, "Workspace directory (default: the current one)");
+  run_cmd->add_flag("--yes,-y", run_flags->yes, "Approve every tool call without asking");
+  run_cmd->add_flag("--json", run_flags->json, "Print one JSON event per line");
+  run_cmd->callback([&run, run_flags] {
+    run = [run_flags](const Config& config) { return Run(config, *run_flags); };
+  });
+
+  auto acp_flags = std::make_shared<AgentFlags>();
+  CLI::App* acp_cmd = app.add_subcommand(
+      "acp", "Serve the Agent Client Protocol (v1) on stdin/stdout for Zed, JetBrains, Neovim, "
+             "Emacs; logs go to stderr");
+  AddAgentFlags(*acp_cmd, *acp_flags);
+  acp_cmd->add_flag("--yes,-y", acp_flags->yes, "Approve every tool call without asking");
+  acp_cmd->callback([&run, acp_flags] {
+    run = [acp_flags](const Config& config) { return Acp(config, *acp_flags); };
+  });
+
+  CLI::App* sessions_cmd =
+      app.add_subcommand("sessions", "Stored sessions: list, show, resume, export, delete");
+  sessions_cmd->require_subcommand(1);
+  auto sessions = std::make_shared<SessionsFlags>();
+  CLI::App* list_cmd = sessions_cmd->add_subcommand("list", "Sessions, newest first");
+  list_cmd->add_option("--limit", sessions->limit, "How many (default 20)");
+  list_cmd->add_option("--cwd", sessions->cwd, "Only sessions of this workspace");
+  list_cmd->add_flag("--all", sessions->all, "Include subtasks");
+  list_cmd->add_flag("--json", sessions->json, "Print JSON");
+  list_cmd->callback([&run, sessions] {
+    run = [sessions](const Config&) { return SessionsList(*sessions); };
+  });
+  CLI::App* show_cmd = sessions_cmd->add_subcommand("show", "Print a session as Markdown");
+  show_cmd->add_option("id", sessions->id, "Session id (or a unique prefix)")->required();
+  show_cmd->callback([&run, sessions] {
+    run = [sessions](const Config&) { return SessionsShowOrExport(*sessions, false); };
+  });
+  CLI::App* export_cmd = sessions_cmd->add_subcommand("export", "Export a session");
+  export_cmd->add_option("id", sessions->id, "Session id (or a unique prefix)")->required();
+  export_cmd->add_option("--format", sessions->format, "md (default) or json");
+  export_cmd->add_option("-o,--output", sessions->output, "Write to this file (default: stdout)");
+  export_cmd->callback([&run, sessions] {
+    run = [sessions](const Config&) { return SessionsShowOrExport(*sessions, true); };
+  });
+  CLI::App* delete_cmd = sessions_cmd->add_subcommand("delete", "Delete a session");
+  delete_cmd->add_option("id", sessions->id, "Session id (or a unique prefix)")->required();
+  delete_cmd->callback([&run, sessions] {
+    run = [sessions](const Config&) { return SessionsDelete(*sessions); };
+  });
+  auto resume = std::make_shared<AgentFlags>();
+  CLI::App* resume_cmd = sessions_cmd->add_subcommand(
+      "resume", "Continue a session where it stopped (optionally with a new message)");
+  resume_cmd->add_option("id", sessions->id, "Session id (or a unique prefix)")->required();
+  resume_cmd->add_option("message", resume->prompt, "What to tell the agent");
+  AddAgentFlags(*resume_cmd, *resume);
+  resume_cmd->add_flag("--yes,-y", resume->yes, "Approve every tool call without asking");
+  resume_cmd->add_flag("--json", resume->json, "Print one JSON event per line");
+  resume_cmd->callback([&run, resume, sessions] {
+    run = [resume, sessions](const Config& config) {
+      return SessionsResume(config, *resume, sessions->id);
+    };
+  });
+}
+
+}  // namespace lai::cli

@@ -1,0 +1,51 @@
+#include "cli/provider_flags.h"
+
+#include <CLI/CLI.hpp>
+
+#include "http/client.h"
+#include "llm/internal/adapter.h"
+#include "llm/pool.h"
+
+namespace lai::cli {
+
+void AddProviderFlags(CLI::App& command, ProviderFlags& flags) {
+  command.add_option("--profile", flags.profile,
+                     "Configured profile (default: the default profile)");
+  command.add_option("--provider", flags.provider,
+                     "Provider for a one-off profile: " + llm::internal::ProviderNames());
+  command.add_option("--model", flags.model, "Model id (see `lapce-ai models`)");
+  command.add_option("--base-url", flags.base_url,
+                     "Base URL for a one-off profile (default: the provider's)");
+}
+
+Result<std::unique_ptr<llm::ProviderPool>> PoolFor(const Config& config, const ProviderFlags& flags,
+                                                   std::shared_ptr<http::Client> http) {
+  bool is_ad_hoc = !flags.provider.empty() || !flags.base_url.empty();
+  if (!is_ad_hoc) return llm::ProviderPool::Create(config, std::move(http));
+  if (!flags.profile.empty()) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "--profile cannot be combined with --provider/--base-url; pass one or the other");
+  }
+  if (flags.provider.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "--base-url needs --provider (one of " +
+                                                  llm::internal::ProviderNames() + ")");
+  }
+  if (llm::internal::FindProvider(flags.provider) == nullptr) {
+    return Error(ErrorCode::kInvalidArgument, "--provider '" + flags.provider +
+                                                  "' is unknown; expected one of " +
+                                                  llm::internal::ProviderNames());
+  }
+  if (flags.model.empty()) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "--provider needs --model (see `lapce-ai models --provider " + flags.provider +
+                     "`)");
+  }
+  llm::ProfileInfo profile;
+  profile.name = "command-line";
+  profile.provider = flags.provider;
+  profile.model = flags.model;
+  profile.base_url = flags.base_url;
+  return llm::ProviderPool::CreateAdHoc(config, profile, std::move(http));
+}
+
+}  // namespace lai::cli

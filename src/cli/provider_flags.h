@@ -1,0 +1,37 @@
+// The provider choice every model-using command takes (`complete`, `run`, `acp`, `serve`):
+// `--profile P`, or a one-off `--provider X --model M [--base-url U]`. Confined to the main thread.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "base/config.h"
+#include "base/result.h"
+
+namespace CLI {
+class App;
+}
+namespace lai::http {
+class Client;
+}
+namespace lai::llm {
+class ProviderPool;
+}
+
+namespace lai::cli {
+
+struct ProviderFlags {
+  std::string profile;
+  std::string provider;
+  std::string model;
+  std::string base_url;
+};
+
+void AddProviderFlags(CLI::App& command, ProviderFlags& flags);
+
+// The configured profiles, or one ad-hoc profile named "command-line" from the flags.
+// Usage errors have code kInvalidArgument. `http` may be null (the pool makes its own client).
+Result<std::unique_ptr<llm::ProviderPool>> PoolFor(const Config& config, const ProviderFlags& flags,
+                                                   std::shared_ptr<http::Client> http);
+
+}  // namespace lai::cli

@@ -1,0 +1,448 @@
+#include "server/acp_agent.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <spdlog/spdlog.h>
+#include <vector>
+
+#include "agent/modes.h"
+#include "agent/session.h"
+#include "agent/store.h"
+#include "llm/pool.h"
+#include "rpc/peer.h"
+#include "server/ai_protocol.h"
+
+namespace lai::server {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kProtocolVersion = 1;
+
+Error BadParams(std::string_view method, std::string_view what) {
+  return Error(ErrorCode::kInvalidArgument, std::string(method) + ": " + std::string(what));
+}
+
+// Parses params as an object; nlohmann's exceptions stay here.
+Result<json> ParseParams(std::string_view method, std::string_view params_json) {
+  json params = json::parse(params_json, nullptr, /*allow_exceptions=*/false);
+  if (!params.is_object()) return BadParams(method, "params must be an object");
+  return params;
+}
+
+Result<std::string> StringField(std::string_view method, const json& params, const char* name) {
+  auto it = params.find(name);
+  if (it == params.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) {
+    return BadParams(method, std::string("'") + name + "' must be a non-empty string");
+  }
+  return it->get<std::string>();
+}
+
+json ModesJson(const agent::Session& session) {
+  json available = json::array();
+  for (const agent::ModeConfig& mode : session.Modes()) {
+    json entry = {{"id", mode.slug}, {"name", mode.name}};
+    std::string description = !mode.description.empty() ? mode.description : mode.when_to_use;
+    if (!description.empty()) entry["description"] = description;
+    available.push_back(std::move(entry));
+  }
+  return {{"currentModeId", session.Info().mode}, {"availableModes", std::move(available)}};
+}
+
+// "file:///a/b%20c" → "/a/b c"; empty when not a file URI.
+std::string PathOfFileUri(std::string_view uri) {
+  constexpr std::string_view kScheme = "file://";
+  if (!uri.starts_with(kScheme)) return {};
+  uri.remove_prefix(kScheme.size());
+  std::string path;
+  for (size_t i = 0; i < uri.size(); ++i) {
+    if (uri[i] == '%' && i + 2 < uri.size() && std::isxdigit(uri[i + 1]) &&
+        std::isxdigit(uri[i + 2])) {
+      path += static_cast<char>(std::stoi(std::string(uri.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      path += uri[i];
+    }
+  }
+  return path;
+}
+
+// The prompt's content blocks as the text a session takes: text as is, links to files as
+// @mentions (expanded by the session), embedded resources inline.
+Result<std::string> PromptText(const json& prompt, const std::string& workspace) {
+  if (!prompt.is_array()) return BadParams("session/prompt", "'prompt' must be an array");
+  std::string text;
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    const json& block = prompt[i];
+    std::string type = block.is_object() ? block.value("type", "") : "";
+    auto separate = [&] {
+      if (!text.empty() && text.back() != '\n' && text.back() != ' ') text += ' ';
+    };
+    if (type == "text") {
+      text += block.value("text", "");
+    } else if (type == "resource_link") {
+      std::string path = PathOfFileUri(block.value("uri", ""));
+      separate();
+      if (!path.empty() && path.starts_with(workspace + "/")) {
+        text += "@/" + path.substr(workspace.size() + 1);
+      } else {
+        text += block.value("uri", "");
+      }
+      text += ' ';
+    } else if (type == "resource") {
+      const json& resource = block.contains("resource") ? block["resource"] : json::object();
+      separate();
+      text += "\n<file_content path=\"" + resource.value("uri", "") + "\">\n" +
+              resource.value("text", "") + "\n</file_content>\n";
+    } else if (type == "image" || type == "audio") {
+      return BadParams("session/prompt", "prompt[" + std::to_string(i) + "] is " + type +
+                                             ", which this agent does not accept "
+                                             "(promptCapabilities)");
+    } else {
+      return BadParams("session/prompt",
+                       "prompt[" + std::to_string(i) + "] has unknown type '" + type + "'");
+    }
+  }
+  return text;
+}
+
+}  // namespace
+
+struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess {
+  agent::Engine& engine;
+  rpc::Peer& peer;
+  AcpAgentOptions agent_options;
+  std::mutex mutex;
+  bool client_reads_files = false;   // Guarded by mutex.
+  bool client_writes_files = false;  // Guarded by mutex.
+  std::vector<std::string> session_ids;  // Sessions this connection opened; guarded by mutex.
+  // The session whose tool is running a file call (set around fs/* requests).
+  thread_local static const std::string* current_session;
+
+  Impl(agent::Engine& engine_in, rpc::Peer& peer_in, AcpAgentOptions options_in)
+      : engine(engine_in), peer(peer_in), agent_options(std::move(options_in)) {}
+
+  // ---- SessionClient
+  void OnUpdate(const std::string& session_id, const agent::SessionUpdate& update) override {
+    std::string params = R"({"sessionId":)" + json(session_id).dump() +
+                         R"(,"update":)" + agent::ToAcpJson(update) + "}";
+    Status sent = peer.Notify("session/update", params);
+    if (!sent.ok()) spdlog::debug("acp: session/update not sent: {}", sent.error().message());
+  }
+
+  agent::PermissionReply RequestPermission(const std::string& session_id,
+                                           const agent::PermissionRequest& request,
+                                           const std::atomic<bool>& cancelled) override {
+    json options = json::array();
+    options.push_back({{"optionId", "allow-once"}, {"name", "Allow once"}, {"kind", "allow_once"}});
+    if (request.can_always) {
+      options.push_back(
+          {{"optionId", "allow-always"}, {"name", "Always allow"}, {"kind", "allow_always"}});
+    }
+    options.push_back({{"optionId", "reject-once"}, {"name", "Reject"}, {"kind", "reject_once"}});
+    if (request.can_always) {
+      options.push_back(
+          {{"optionId", "reject-always"}, {"name", "Always reject"}, {"kind", "reject_always"}});
+    }
+    agent::SessionUpdate call;
+    call.kind = agent::SessionUpdate::Kind::kToolCallUpdate;
+    call.tool = request.tool;
+    json tool = json::parse(agent::ToAcpJson(call));
+    tool.erase("sessionUpdate");
+    json params = {{"sessionId", session_id}, {"toolCall", std::move(tool)}, {"options", options}};
+
+    struct Wait {
+      std::mutex mutex;
+      std::condition_variable done;
+      std::optional<Result<std::string>> outcome;
+    };
+    auto wait = std::make_shared<Wait>();
+    int64_t id = peer.RequestAsync("session/request_permission", params.dump(),
+                                   [wait](Result<std::string> outcome) {
+                                     std::lock_guard lock(wait->mutex);
+                                     wait->outcome = std::move(outcome);
+                                     wait->done.notify_one();
+                                   });
+    std::unique_lock lock(wait->mutex);
+    while (!wait->outcome) {
+      if (cancelled.load()) {
+        lock.unlock();
+        if (id != 0) peer.CancelOutgoing(id);
+        return {agent::PermissionOutcome::kCancelled, {}};
+      }
+      wait->done.wait_for(lock, std::chrono::milliseconds(20));
+    }
+    agent::PermissionReply reply;
+    if (!wait->outcome->ok()) {
+      spdlog::warn("acp: permission request failed: {}", wait->outcome->error().message());
+      return reply;  // kCancelled.
+    }
+    json result = json::parse(**wait->outcome, nullptr, false);
+    if (!result.is_object() || !result.contains("outcome") || !result["outcome"].is_object()) {
+      spdlog::warn("acp: permission reply without an outcome object: {}", **wait->outcome);
+      return reply;
+    }
+    const json& outcome = result["outcome"];
+    if (outcome.value("outcome", "") != "selected") return reply;
+    std::string option = outcome.value("optionId", "");
+    if (option == "allow-once") reply.outcome = agent::PermissionOutcome::kAllowOnce;
+    else if (option == "allow-always") reply.outcome = agent::PermissionOutcome::kAllowAlways;
+    else if (option == "reject-once") reply.outcome = agent::PermissionOutcome::kRejectOnce;
+    else if (option == "reject-always") reply.outcome = agent::PermissionOutcome::kRejectAlways;
+    else reply.outcome = agent::PermissionOutcome::kRejectOnce;  // Unknown: the safe answer.
+    if (result.contains("_meta") && result["_meta"].is_object()) {
+      reply.feedback = result["_meta"].value("feedback", "");
+    }
+    return reply;
+  }
+
+  agent::FileAccess* files() override {
+    std::lock_guard lock(mutex);
+    return client_reads_files && client_writes_files ? this : nullptr;
+  }
+
+  // ---- FileAccess through fs/*: the session id is the one whose turn runs on this thread.
+  Result<std::string> ReadTextFile(const std::string& path) override {
+    if (current_session == nullptr) return Error(ErrorCode::kInternal, "fs read outside a turn");
+    json params = {{"sessionId", *current_session}, {"path", path}};
+    rpc::RequestOptions options;
+    options.timeout = std::chrono::seconds(30);
+    ASSIGN_OR_RETURN(std::string result,
+                     peer.Request("fs/read_text_file", params.dump(), options));
+    json reply = json::parse(result, nullptr, false);
+    if (!reply.is_object() || !reply.contains("content") || !reply["content"].is_string()) {
+      return Error(ErrorCode::kProtocol, "fs/read_text_file: the editor's reply has no content");
+    }
+    return reply["content"].get<std::string>();
+  }
+
+  Status WriteTextFile(const std::string& path, std::string_view content) override {
+    if (current_session == nullptr) return Error(ErrorCode::kInternal, "fs write outside a turn");
+    json params = {{"sessionId", *current_session}, {"path", path}, {"content", content}};
+    rpc::RequestOptions options;
+    options.timeout = std::chrono::seconds(30);
+    return peer.Request("fs/write_text_file", params.dump(), options).status();
+  }
+
+  // ---- Handlers
+  Result<std::shared_ptr<agent::Session>> SessionOf(std::string_view method, const json& params) {
+    ASSIGN_OR_RETURN(std::string id, StringField(method, params, "sessionId"));
+    std::shared_ptr<agent::Session> session = engine.Find(id);
+    if (!session) {
+      return Error(ErrorCode::kNotFound,
+                   std::string(method) + ": no session '" + id + "' (use session/new or "
+                   "session/load)");
+    }
+    return session;
+  }
+
+  Result<std::string> Initialize(std::string_view params_json) {
+    ASSIGN_OR_RETURN(json params, ParseParams("initialize", params_json));
+    if (!params.contains("protocolVersion") || !params["protocolVersion"].is_number_integer()) {
+      return BadParams("initialize", "'protocolVersion' must be an integer");
+    }
+    const json capabilities = params.value("clientCapabilities", json::object());
+    if (capabilities.is_object() && capabilities.contains("fs") && capabilities["fs"].is_object()) {
+      std::lock_guard lock(mutex);
+      client_reads_files = capabilities["fs"].value("readTextFile", false);
+      client_writes_files = capabilities["fs"].value("writeTextFile", false);
+    }
+    // We speak version 1 only: echo it, and answer 1 to anything else.
+    json result = {
+        {"protocolVersion", kProtocolVersion},
+        {"agentCapabilities",
+         {{"loadSession", true},
+          {"promptCapabilities", {{"image", false}, {"audio", false}, {"embeddedContext", true}}},
+          {"mcpCapabilities", {{"http", false}, {"sse", false}}}}},
+        {"authMethods", json::array()},
+        {"agentInfo", {{"name", "lapce-ai"}, {"title", "lapce-ai"}, {"version", agent_options.agent_version}}}};
+    return result.dump();
+  }
+
+  Result<std::string> NewSession(std::string_view params_json) {
+    ASSIGN_OR_RETURN(json params, ParseParams("session/new", params_json));
+    ASSIGN_OR_RETURN(std::string cwd, StringField("session/new", params, "cwd"));
+    if (cwd[0] != '/') return BadParams("session/new", "'cwd' must be an absolute path");
+    agent::SessionOptions options;
+    options.workspace = cwd;
+    if (params.contains("_meta") && params["_meta"].is_object()) {
+      options.mode = params["_meta"].value("mode", "");
+      options.profile = params["_meta"].value("profile", "");
+    }
+    ASSIGN_OR_RETURN(std::shared_ptr<agent::Session> session, engine.NewSession(options));
+    {
+      std::lock_guard lock(mutex);
+      session_ids.push_back(session->id());
+    }
+    return json{{"sessionId", session->id()}, {"modes", ModesJson(*session)}}.dump();
+  }
+
+  Result<std::string> LoadSession(std::string_view params_json) {
+    ASSIGN_OR_RETURN(json params, ParseParams("session/load", params_json));
+    ASSIGN_OR_RETURN(std::string id, StringField("session/load", params, "sessionId"));
+    ASSIGN_OR_RETURN(std::shared_ptr<agent::Session> session, engine.LoadSession(id));
+    {
+      std::lock_guard lock(mutex);
+      session_ids.push_back(session->id());
+    }
+    RETURN_IF_ERROR(session->Replay(*this));
+    return json{{"modes", ModesJson(*session)}}.dump();
+  }
+
+  Result<std::string> Prompt(std::string_view params_json) {
+    ASSIGN_OR_RETURN(json params, ParseParams("session/prompt", params_json));
+    ASSIGN_OR_RETURN(std::shared_ptr<agent::Session> session, SessionOf("session/prompt", params));
+    ASSIGN_OR_RETURN(std::string text,
+                     PromptText(params.value("prompt", json()), session->Info().workspace));
+    if (text.empty()) return BadParams("session/prompt", "the prompt is empty");
+    current_session = &session->id();
+    Result<agent::StopReason> stop = session->Prompt(text, *this);
+    current_session = nullptr;
+    if (!stop.ok()) return std::move(stop).error();
+    return json{{"stopReason", agent::StopReasonName(*stop)}}.dump();
+  }
+
+  Result<std::string> SetMode(std::string_view params_json) {
+    ASSIGN_OR_RETURN(json params, ParseParams("session/set_mode", params_json));
+    ASSIGN_OR_RETURN(std::shared_ptr<agent::Session> session,
+                     SessionOf("session/set_mode", params));
+    ASSIGN_OR_RETURN(std::string mode, StringField("session/set_mode", params, "modeId"));
+    Status status = session->SetMode(mode, this);
+    if (!status.ok()) {
+      return Error(ErrorCode::kInvalidArgument, "session/set_mode: " + status.error().message());
+    }
+    return std::string("{}");
+  }
+
+  void Cancel(std::string_view params_json) {
+    json params = json::parse(params_json, nullptr, false);
+    if (!params.is_object() || !params.contains("sessionId") || !params["sessionId"].is_string()) {
+      spdlog::warn("acp: session/cancel without a sessionId; ignored");
+      return;
+    }
+    if (std::shared_ptr<agent::Session> session = engine.Find(params["sessionId"].get<std::string>())) {
+      session->Cancel();
+    }
+  }
+
+  Result<std::string> ListSessions(std::string_view params_json) {
+    json params = json::parse(params_json.empty() ? "{}" : params_json, nullptr, false);
+    agent::SessionStore* store = engine.store();
+    if (store == nullptr) return json{{"sessions", json::array()}}.dump();
+    agent::ListOptions options;
+    if (params.is_object()) {
+      options.limit = params.value("limit", 50);
+      options.workspace = params.value("cwd", "");
+    }
+    ASSIGN_OR_RETURN(std::vector<agent::SessionRecord> records, store->ListSessions(options));
+    json sessions = json::array();
+    for (const agent::SessionRecord& record : records) {
+      sessions.push_back({{"sessionId", record.id},
+                          {"title", record.title},
+                          {"cwd", record.workspace},
+                          {"mode", record.mode},
+                          {"model", record.model},
+                          {"status", agent::SessionStatusName(record.status)},
+                          {"createdMs", record.created_ms},
+                          {"updatedMs", record.updated_ms},
+                          {"costUsd", record.totals.cost_usd}});
+    }
+    return json{{"sessions", std::move(sessions)}}.dump();
+  }
+
+  Result<std::string> Complete(std::string_view params_json, const rpc::RequestContext& context) {
+    ASSIGN_OR_RETURN(AiRequest request, ParseAiRequest(params_json));
+    struct Collect {
+      std::mutex mutex;
+      std::condition_variable done_signal;
+      ReplyCollector collector;
+      std::optional<llm::StreamError> error;
+      bool done = false;
+    };
+    auto collect = std::make_shared<Collect>();
+    ASSIGN_OR_RETURN(std::shared_ptr<llm::StreamHandle> handle,
+                     engine.pool().Stream(request.profile, std::move(request.request),
+                                          [collect](const llm::StreamEvent& event) {
+                                            std::lock_guard lock(collect->mutex);
+                                            collect->collector.Add(event);
+                                            if (event.kind == llm::StreamEvent::Kind::kError) {
+                                              collect->error = event.error;
+                                            }
+                                            if (event.kind == llm::StreamEvent::Kind::kError ||
+                                                event.kind == llm::StreamEvent::Kind::kDone) {
+                                              collect->done = true;
+                                              collect->done_signal.notify_one();
+                                            }
+                                          }));
+    std::unique_lock lock(collect->mutex);
+    bool is_cancel_sent = false;
+    while (!collect->done) {
+      if (!is_cancel_sent && context.cancel.is_cancelled()) {
+        is_cancel_sent = true;
+        lock.unlock();
+        handle->Cancel();
+        lock.lock();
+        continue;
+      }
+      collect->done_signal.wait_for(lock, std::chrono::milliseconds(20));
+    }
+    lock.unlock();
+    if (collect->error) return Error(ErrorCodeFor(collect->error->kind), collect->error->message);
+    return collect->collector.FinalJson();
+  }
+};
+
+thread_local const std::string* AcpAgent::Impl::current_session = nullptr;
+
+AcpAgent::AcpAgent(agent::Engine& engine, rpc::Peer& peer, AcpAgentOptions options)
+    : impl_(std::make_unique<Impl>(engine, peer, std::move(options))) {
+  Impl* impl = impl_.get();
+  peer.HandleRequest("initialize", [impl](std::string_view params, const rpc::RequestContext&) {
+    return impl->Initialize(params);
+  });
+  peer.HandleRequest("authenticate", [](std::string_view, const rpc::RequestContext&) {
+    return Result<std::string>(std::string("{}"));
+  });
+  peer.HandleRequest("session/new", [impl](std::string_view params, const rpc::RequestContext&) {
+    return impl->NewSession(params);
+  });
+  peer.HandleRequest("session/load", [impl](std::string_view params, const rpc::RequestContext&) {
+    return impl->LoadSession(params);
+  });
+  peer.HandleRequest("session/prompt",
+                     [impl](std::string_view params, const rpc::RequestContext&) {
+                       return impl->Prompt(params);
+                     });
+  peer.HandleRequest("session/set_mode",
+                     [impl](std::string_view params, const rpc::RequestContext&) {
+                       return impl->SetMode(params);
+                     });
+  peer.HandleNotification("session/cancel", [impl](std::string_view params) {
+    impl->Cancel(params);
+  });
+  peer.HandleRequest("_lapce/sessions/list",
+                     [impl](std::string_view params, const rpc::RequestContext&) {
+                       return impl->ListSessions(params);
+                     });
+  peer.HandleRequest("_lapce/complete",
+                     [impl](std::string_view params, const rpc::RequestContext& context) {
+                       return impl->Complete(params, context);
+                     });
+}
+
+AcpAgent::~AcpAgent() = default;
+
+void AcpAgent::CancelAll() {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(impl_->mutex);
+    ids = impl_->session_ids;
+  }
+  for (const std::string& id : ids) {
+    if (std::shared_ptr<agent::Session> session = impl_->engine.Find(id)) session->Cancel();
+  }
+}
+
+}  // namespace lai::server

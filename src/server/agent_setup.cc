@@ -1,0 +1,109 @@
+#include "server/agent_setup.h"
+
+#include <filesystem>
+
+#include "agent/store.h"
+#include "llm/pool.h"
+
+namespace lai::server {
+namespace {
+
+std::vector<std::string> SplitList(const std::string& text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    std::string item = text.substr(start, comma - start);
+    size_t first = item.find_first_not_of(' ');
+    size_t last = item.find_last_not_of(' ');
+    if (first != std::string::npos) items.push_back(item.substr(first, last - first + 1));
+    start = comma + 1;
+  }
+  return items;
+}
+
+}  // namespace
+
+void ApproveEverything(agent::AutoApproveSettings& approvals) {
+  approvals.enabled = true;
+  approvals.read = approvals.read_outside_workspace = true;
+  approvals.write = approvals.write_outside_workspace = approvals.write_protected = true;
+  approvals.delete_files = approvals.execute = true;
+  approvals.mode_switch = approvals.subtasks = true;
+  approvals.allowed_commands = {"*"};
+}
+
+agent::AgentSettings AgentSettingsFromConfig(const Config& config) {
+  agent::AgentSettings settings;
+  const Config::Tools& tools = config.tools;
+  settings.tools.read_line_limit = tools.read_line_limit;
+  settings.tools.diff_fuzzy_threshold = tools.diff_fuzzy_threshold;
+  settings.tools.diff_buffer_lines = tools.diff_buffer_lines;
+  settings.tools.list_files_limit = tools.list_files_limit;
+  settings.tools.search_max_results = tools.search_max_results;
+  settings.tools.command_timeout_seconds = tools.command_timeout_seconds;
+  settings.tools.command_output_line_limit = tools.command_output_line_limit;
+
+  const Config::Agent& agent = config.agent;
+  settings.default_mode = agent.mode;
+  if (agent.tool_protocol == "native") settings.tool_protocol = agent::ToolProtocol::kNative;
+  if (agent.tool_protocol == "xml") settings.tool_protocol = agent::ToolProtocol::kXml;
+  settings.mistake_limit = agent.mistake_limit;
+  settings.max_requests_per_turn = agent.max_requests_per_turn;
+  settings.condense_threshold_percent = agent.condense_threshold_percent;
+  settings.auto_condense = agent.auto_condense == "on";
+  settings.custom_instructions = agent.custom_instructions;
+
+  agent::AutoApproveSettings& approvals = settings.approvals;
+  approvals.read = false;  // The list says exactly what is approved.
+  for (const std::string& category : SplitList(config.approvals.auto_approve)) {
+    if (category == "all") ApproveEverything(approvals);
+    if (category == "read") approvals.read = true;
+    if (category == "read_outside") approvals.read_outside_workspace = true;
+    if (category == "write") approvals.write = true;
+    if (category == "write_outside") approvals.write_outside_workspace = true;
+    if (category == "write_protected") approvals.write_protected = true;
+    if (category == "delete") approvals.delete_files = true;
+    if (category == "execute") approvals.execute = true;
+    if (category == "mode_switch") approvals.mode_switch = true;
+    if (category == "subtasks") approvals.subtasks = true;
+  }
+  if (config.approvals.auto_approve.find("all") == std::string::npos) {
+    approvals.allowed_commands = SplitList(config.approvals.allowed_commands);
+  }
+  approvals.denied_commands = SplitList(config.approvals.denied_commands);
+  approvals.max_requests = config.approvals.max_requests;
+  approvals.max_cost_usd = config.approvals.max_cost_usd;
+
+  std::string config_path = DefaultConfigPath();
+  if (!config_path.empty()) {
+    std::filesystem::path directory = std::filesystem::path(config_path).parent_path();
+    settings.global_modes_file = (directory / "modes.yaml").string();
+    settings.global_rules_dir = (directory / "rules").string();
+  }
+  return settings;
+}
+
+AgentStack::~AgentStack() {
+  engine.reset();  // Sessions first: they use the pool and the store.
+  pool.reset();
+  store.reset();
+}
+
+Result<std::unique_ptr<AgentStack>> MakeAgentStack(std::unique_ptr<llm::ProviderPool> pool,
+                                                   agent::AgentSettings settings,
+                                                   const std::string& store_path) {
+  auto stack = std::make_unique<AgentStack>();
+  stack->pool = std::move(pool);
+  if (store_path.empty()) {
+    ASSIGN_OR_RETURN(stack->store, agent::SessionStore::OpenDefault());
+  } else {
+    ASSIGN_OR_RETURN(stack->store, agent::SessionStore::Open(store_path));
+  }
+  stack->engine =
+      std::make_unique<agent::Engine>(*stack->pool, stack->store.get(), std::move(settings));
+  return stack;
+}
+
+}  // namespace lai::server
