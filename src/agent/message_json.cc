@@ -128,9 +128,8 @@ Json MessageToJsonValue(const llm::Message& message) {
         break;
       case Kind::kImage:
         item["type"] = "image";
-        item["source"] = Json{{"type", "base64"},
-                              {"media_type", part.media_type},
-                              {"data", part.data_base64}};
+        item["source"] =
+            Json{{"type", "base64"}, {"media_type", part.media_type}, {"data", part.data_base64}};
         break;
     }
     content.push_back(std::move(item));
@@ -181,8 +180,7 @@ Result<llm::Message> MessageFromJsonValue(const Json& value) {
 std::string MessageToJson(const llm::Message& message) {
   // Strings that are not valid UTF-8 (bytes of a binary file a tool read) are replaced, not
   // thrown on.
-  return internal::MessageToJsonValue(message).dump(-1, ' ', false,
-                                                    Json::error_handler_t::replace);
+  return internal::MessageToJsonValue(message).dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 Result<llm::Message> MessageFromJson(std::string_view json) {

@@ -658,22 +658,32 @@ Session::Turn::Reply Session::Turn::Request() {
       queue->ready.wait(lock, [&] { return !queue->events.empty(); });
       batch.swap(queue->events);
     }
+    // Text deltas that arrived together become one update: one store write and one message to
+    // the client instead of one per delta.
+    std::string pending_text;
+    auto flush_text = [&] {
+      if (pending_text.empty()) return;
+      if (xml) {
+        Status fed = xml->Feed(pending_text, xml_events);
+        handle_xml(xml_events);
+        if (!fed.ok() && !reply.error) {
+          reply.error =
+              llm::StreamError{llm::ErrorKind::kBadResponse, fed.error().message(), {}, 0};
+          (*handle)->Cancel();
+        }
+      } else {
+        Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, std::move(pending_text)));
+      }
+      pending_text.clear();
+    };
     for (llm::StreamEvent& event : batch) {
+      if (event.kind != llm::StreamEvent::Kind::kTextDelta) flush_text();
       switch (event.kind) {
         case llm::StreamEvent::Kind::kTextDelta:
           reply.has_output = true;
           text += event.text;
-          if (xml) {
-            Status fed = xml->Feed(event.text, xml_events);
-            handle_xml(xml_events);
-            if (!fed.ok() && !reply.error) {
-              reply.error = llm::StreamError{llm::ErrorKind::kBadResponse, fed.error().message(), {}, 0};
-              if (std::shared_ptr<llm::StreamHandle> running = *handle) running->Cancel();
-            }
-          } else {
-            Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, std::move(event.text)));
-          }
-          break;
+          pending_text += event.text;
+          continue;  // Shown (and stored) together with the deltas that arrived with it.
         case llm::StreamEvent::Kind::kReasoningDelta:
           reply.has_output = true;
           reasoning += event.text;
@@ -702,6 +712,7 @@ Session::Turn::Reply Session::Turn::Request() {
           break;
       }
     }
+    flush_text();
   }
   if (xml) {
     xml->Finish(xml_events);
@@ -1522,7 +1533,22 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id) {
     state.todos = ParseTodoList(todos.get<std::string>());
   }
   ASSIGN_OR_RETURN(state.history, store_->LoadMessages(record->id));
-  if (record->status == SessionStatus::kCompleted) state.awaiting = Session::State::Awaiting::kFeedback;
+  if (record->status == SessionStatus::kCompleted || record->status == SessionStatus::kWaiting) {
+    state.awaiting = record->status == SessionStatus::kCompleted
+                         ? Session::State::Awaiting::kFeedback
+                         : Session::State::Awaiting::kAnswer;
+    // The native call the next prompt answers (attempt_completion / ask_followup_question): the
+    // first call of the last message, as the turn that ended left it.
+    if (state.protocol == ToolProtocol::kNative && !state.history.empty() &&
+        state.history.back().message.role == llm::Role::kAssistant) {
+      for (const llm::ContentPart& part : state.history.back().message.parts) {
+        if (part.kind != llm::ContentPart::Kind::kToolCall) continue;
+        state.awaiting_tool_id = part.tool_call_id;
+        state.awaiting_tool_name = part.tool_name;
+        break;
+      }
+    }
+  }
 
   // A reply the engine was streaming when it stopped: its shown text is in the events after the
   // last stored message. Keep it in the history so the model sees what the user saw.
@@ -1536,7 +1562,9 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id) {
       if (update.ok()) partial += update->text;
     }
   }
-  if (!partial.empty()) {
+  // Only a turn that never ended (status still active) left a reply unfinished; after a
+  // completion or a question the chunks after the last message are the engine's own text.
+  if (!partial.empty() && record->status == SessionStatus::kActive) {
     HistoryMessage message;
     message.seq = NextSeq(state.history);
     message.time_ms = NowMs();

@@ -154,8 +154,8 @@ Json EmbeddedJson(const std::string& text) {
 
 std::string ExportMarkdown(const SessionRecord& record,
                            const std::vector<HistoryMessage>& messages) {
-  std::string out = "# " + (record.title.empty() ? "Session " + record.id : Cell(record.title)) +
-                    "\n\n";
+  std::string out =
+      "# " + (record.title.empty() ? "Session " + record.id : Cell(record.title)) + "\n\n";
   out += "| Field | Value |\n|---|---|\n";
   auto row = [&out](std::string_view name, std::string_view value) {
     out += "| " + std::string(name) + " | " + Cell(value) + " |\n";

@@ -3,10 +3,9 @@
 // store and loaded back exports identically.
 #include "agent/session_export.h"
 
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
@@ -35,8 +34,8 @@ void ExpectGolden(const std::string& name, const std::string& actual) {
     std::filesystem::create_directories(kGoldenDir);
     std::ofstream(path, std::ios::binary) << actual;
   }
-  EXPECT_EQ(ReadFile(path), actual) << "golden " << path
-                                    << " differs (LAI_GOLDEN_UPDATE=1 rewrites it)";
+  EXPECT_EQ(ReadFile(path), actual)
+      << "golden " << path << " differs (LAI_GOLDEN_UPDATE=1 rewrites it)";
 }
 
 llm::ContentPart Text(const std::string& text) {
@@ -69,10 +68,9 @@ SessionRecord Record() {
   record.created_ms = 1'764'216'000'000;
   record.updated_ms = 1'764'216'042'500;
   record.totals = SessionTotals{15234, 1876, 12000, 3000, 0.0875, 4};
-  record.todos_json =
-      R"([{"id":"1","content":"Reproduce the failure","status":"completed"},)"
-      R"({"id":"2","content":"Fix the parser","status":"in_progress"},)"
-      R"({"id":"3","content":"Run the tests","status":"pending"}])";
+  record.todos_json = R"([{"id":"1","content":"Reproduce the failure","status":"completed"},)"
+                      R"({"id":"2","content":"Fix the parser","status":"in_progress"},)"
+                      R"({"id":"3","content":"Run the tests","status":"pending"}])";
   record.extra_json = R"({"completion_result":"Fixed."})";
   return record;
 }
@@ -107,17 +105,17 @@ std::vector<HistoryMessage> Messages() {
   image.data_base64 = "iVBORw0KGgoAAAANSUhEUg==";
 
   std::vector<HistoryMessage> messages;
-  messages.push_back(Message(1, llm::Role::kUser,
-                             {Text("<task>\nFix the failing test\n</task>"), image}));
-  messages.push_back(Message(2, llm::Role::kAssistant,
-                             {reasoning, Text("Let me read the parser."), call}));
+  messages.push_back(
+      Message(1, llm::Role::kUser, {Text("<task>\nFix the failing test\n</task>"), image}));
+  messages.push_back(
+      Message(2, llm::Role::kAssistant, {reasoning, Text("Let me read the parser."), call}));
   messages.push_back(Message(3, llm::Role::kUser, {result}));
   messages.push_back(Message(4, llm::Role::kAssistant, {raw_call}));
   messages.push_back(Message(5, llm::Role::kUser, {failed, Text("Use ctest instead.")}));
   messages.push_back(
       Message(6, llm::Role::kAssistant, {Text("Summary: the parser crashed on empty input.")}));
-  messages.push_back(Message(7, llm::Role::kUser,
-                             {Text("[Sliding window truncation: 2 messages hidden]")}));
+  messages.push_back(
+      Message(7, llm::Role::kUser, {Text("[Sliding window truncation: 2 messages hidden]")}));
   messages[1].condensed_by = 6;
   messages[2].condensed_by = 6;
   messages[3].truncated_by = 7;
@@ -127,10 +125,11 @@ std::vector<HistoryMessage> Messages() {
 }
 
 std::vector<StoredEvent> Events() {
-  return {StoredEvent{1, 1'764'216'001'000, "text", R"({"text":"Let me"})"},
-          StoredEvent{2, 1'764'216'001'050, "tool_call",
-                      R"({"id":"toolu_01","name":"read_file","arguments":{"path":"src/parser.cc"}})"},
-          StoredEvent{3, 1'764'216'042'500, "completed", "null"}};
+  return {
+      StoredEvent{1, 1'764'216'001'000, "text", R"({"text":"Let me"})"},
+      StoredEvent{2, 1'764'216'001'050, "tool_call",
+                  R"({"id":"toolu_01","name":"read_file","arguments":{"path":"src/parser.cc"}})"},
+      StoredEvent{3, 1'764'216'042'500, "completed", "null"}};
 }
 
 TEST(SessionExportTest, MarkdownMatchesGolden) {
@@ -154,6 +153,10 @@ TEST(SessionExportTest, StoredAndLoadedSessionExportsTheSame) {
                         "/lai-export-test-XXXXXX";
   ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
   const std::string dir = pattern;
+  struct DirectoryRemover {
+    ~DirectoryRemover() { std::filesystem::remove_all(path); }
+    std::string path;
+  } remover{dir};
   {
     Result<std::unique_ptr<SessionStore>> store = SessionStore::Open(dir + "/sessions.db");
     ASSERT_TRUE(store.ok()) << store.error().ToString();
@@ -177,7 +180,6 @@ TEST(SessionExportTest, StoredAndLoadedSessionExportsTheSame) {
     EXPECT_EQ(ExportJson(**record, *messages, *events), ExportJson(Record(), Messages(), Events()));
     EXPECT_EQ(ExportMarkdown(**record, *messages), ExportMarkdown(Record(), Messages()));
   }
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

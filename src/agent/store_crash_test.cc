@@ -2,14 +2,13 @@
 // totals transactions) and reports each append through a pipe after the call returned; it is
 // SIGKILLed at a random moment. Everything it reported must be in the store after reopening,
 // and every transaction must be whole.
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <filesystem>
@@ -92,10 +91,17 @@ bool ReadReport(int fd, Report& report) {
   return true;
 }
 
+// Removes the directory when the test ends, failed or not.
+struct DirectoryRemover {
+  ~DirectoryRemover() { std::filesystem::remove_all(path); }
+  std::string path;
+};
+
 TEST(StoreCrashTest, EverythingReportedBeforeSigkillSurvives) {
   char pattern[] = "/tmp/lai-store-crash-XXXXXX";
   ASSERT_NE(mkdtemp(pattern), nullptr);
   const std::string dir = pattern;
+  DirectoryRemover remover{dir};
   const std::string path = dir + "/sessions.db";
   {
     Result<std::unique_ptr<SessionStore>> store = SessionStore::Open(path);
@@ -106,7 +112,7 @@ TEST(StoreCrashTest, EverythingReportedBeforeSigkillSurvives) {
   }
   std::mt19937 random(std::random_device{}());
   std::map<int64_t, Report> reported;  // By event seq.
-  constexpr int kRounds = 6;
+  constexpr int kRounds = 10;
   for (int round = 0; round < kRounds; ++round) {
     int fds[2];
     ASSERT_EQ(pipe(fds), 0);
@@ -118,6 +124,16 @@ TEST(StoreCrashTest, EverythingReportedBeforeSigkillSurvives) {
       AppendForever(path, round, fds[1]);
     }
     close(fds[1]);
+    // Should an assertion below return early, the child must not outlive the test.
+    struct ChildReaper {
+      ~ChildReaper() {
+        if (pid > 0) {
+          kill(pid, SIGKILL);
+          waitpid(pid, nullptr, 0);
+        }
+      }
+      pid_t pid;
+    } reaper{child};
     Report report;
     int count = 0;
     while (count < kill_after && ReadReport(fds[0], report)) {
@@ -131,6 +147,7 @@ TEST(StoreCrashTest, EverythingReportedBeforeSigkillSurvives) {
     close(fds[0]);
     int wait_status = 0;
     ASSERT_EQ(waitpid(child, &wait_status, 0), child);
+    reaper.pid = 0;
     ASSERT_TRUE(WIFSIGNALED(wait_status)) << "child exit status " << WEXITSTATUS(wait_status);
   }
 
@@ -154,8 +171,7 @@ TEST(StoreCrashTest, EverythingReportedBeforeSigkillSurvives) {
   for (const StoredEvent& event : *events) message_events += event.kind == "message" ? 1 : 0;
   EXPECT_EQ(static_cast<int64_t>(messages->size()), message_events);
   EXPECT_GE(static_cast<int64_t>(messages->size()), reported_messages);
-  EXPECT_EQ((*(*store)->FindSession("s"))->totals.requests,
-            static_cast<int64_t>(messages->size()));
+  EXPECT_EQ((*(*store)->FindSession("s"))->totals.requests, static_cast<int64_t>(messages->size()));
   for (size_t i = 0; i < messages->size(); ++i) EXPECT_EQ((*messages)[i].seq, int64_t(i + 1));
   store->reset();
 
@@ -167,7 +183,6 @@ TEST(StoreCrashTest, EverythingReportedBeforeSigkillSurvives) {
   EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(check, 0)), "ok");
   sqlite3_finalize(check);
   sqlite3_close(db);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -2,12 +2,11 @@
 #include "agent/store.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
@@ -64,8 +63,7 @@ std::string RawQuery(const std::string& path, const std::string& sql) {
 void WriteFile(const std::string& path, const std::string& contents, mode_t mode) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, mode);
   ASSERT_GE(fd, 0);
-  ASSERT_EQ(::write(fd, contents.data(), contents.size()),
-            static_cast<ssize_t>(contents.size()));
+  ASSERT_EQ(::write(fd, contents.data(), contents.size()), static_cast<ssize_t>(contents.size()));
   ::fchmod(fd, mode);
   ::close(fd);
 }
@@ -271,8 +269,8 @@ TEST_F(StoreTest, SessionRoundTripsEveryField) {
   ASSERT_TRUE(found.ok() && found->has_value());
   ExpectSameRecord(changed, **found);
 
-  for (SessionStatus status : {SessionStatus::kActive, SessionStatus::kCancelled,
-                               SessionStatus::kFailed}) {
+  for (SessionStatus status :
+       {SessionStatus::kActive, SessionStatus::kCancelled, SessionStatus::kFailed}) {
     changed.status = status;
     ASSERT_TRUE(store_->UpdateSession(changed).ok());
     EXPECT_EQ((*store_->FindSession("child-1"))->status, status);

@@ -22,6 +22,7 @@
 #include "agent/session.h"
 #include "agent/session_export.h"
 #include "agent/store.h"
+#include "cli/bench_agent.h"
 #include "cli/commands.h"
 #include "cli/provider_flags.h"
 #include "llm/pool.h"
@@ -84,9 +85,9 @@ struct Style {
 // thread while the session waits on the provider.
 class TerminalClient : public agent::SessionClient {
  public:
-  TerminalClient(bool json, bool interactive)
-      : json_(json), interactive_(interactive) {
-    style_.color = !json && ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
+  TerminalClient(bool is_json, bool interactive)
+      : json_(is_json), interactive_(interactive) {
+    style_.color = !is_json && ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
     if (style_.color && ::isatty(STDERR_FILENO) == 1) {
       spinner_ = std::thread([this] { SpinLoop(); });
     }
@@ -99,6 +100,9 @@ class TerminalClient : public agent::SessionClient {
     wake_.notify_all();
     if (spinner_.joinable()) spinner_.join();
   }
+
+  // Diff paths are shown relative to this directory.
+  void SetWorkspace(std::string root) { workspace_ = std::move(root); }
 
   // The session is about to wait for the model.
   void Waiting(bool is_waiting) {
@@ -262,8 +266,11 @@ class TerminalClient : public agent::SessionClient {
   }
 
   void PrintDiffLocked(const agent::ToolCallContent& diff) {
-    std::string text = workspace::UnifiedDiff(diff.path, diff.old_text.value_or(""),
-                                              diff.new_text);
+    std::string_view path = diff.path;
+    if (!workspace_.empty() && path.starts_with(workspace_ + "/")) {
+      path.remove_prefix(workspace_.size() + 1);
+    }
+    std::string text = workspace::UnifiedDiff(path, diff.old_text.value_or(""), diff.new_text);
     size_t start = 0;
     while (start < text.size()) {
       size_t end = text.find('\n', start);
@@ -288,10 +295,14 @@ class TerminalClient : public agent::SessionClient {
     EndThoughtLocked();
     NewLineLocked();
     bool failed = *tool.status == agent::ToolStatus::kFailed;
+    bool has_diff = false;
+    for (const agent::ToolCallContent& content : tool.content) {
+      has_diff = has_diff || content.kind == agent::ToolCallContent::Kind::kDiff;
+    }
     for (const agent::ToolCallContent& content : tool.content) {
       if (content.kind == agent::ToolCallContent::Kind::kDiff) {
         PrintDiffLocked(content);
-      } else if (!content.text.empty()) {
+      } else if (!content.text.empty() && !has_diff) {  // An edit's diff says it all.
         // The model's view of the result, cut to a few lines for the terminal.
         std::string shown;
         size_t lines = 0, position = 0;
@@ -340,6 +351,7 @@ class TerminalClient : public agent::SessionClient {
 
   const bool json_;
   const bool interactive_;
+  std::string workspace_;
   Style style_;
   std::mutex mutex_;
   std::condition_variable wake_;
@@ -353,15 +365,26 @@ class TerminalClient : public agent::SessionClient {
   std::thread spinner_;
 };
 
-// Ctrl-C: the first cancels the running turn, a second exits at once. Blocks SIGINT and SIGTERM
-// in every thread created after it, and takes them with sigwait on its own thread.
+// Blocks SIGINT and SIGTERM in the calling thread and every thread it creates from then on.
+// Call before anything starts a thread (the provider pool, the store): a thread that left them
+// unblocked would take Ctrl-C with the default action and kill the process.
+void BlockInterrupts() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+}
+
+// Ctrl-C: the first cancels the running turn, a second exits at once. Takes SIGINT and SIGTERM
+// with sigwait on its own thread; every other thread must block them (BlockInterrupts).
 class InterruptHandler {
  public:
   InterruptHandler() {
     sigemptyset(&signals_);
     sigaddset(&signals_, SIGINT);
     sigaddset(&signals_, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals_, nullptr);
+    BlockInterrupts();
     thread_ = std::thread([this] { Loop(); });
   }
   ~InterruptHandler() {
@@ -407,6 +430,7 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
   InterruptHandler interrupts;
   interrupts.Watch(std::move(shared));
   TerminalClient client(flags.json, interactive && !flags.yes);
+  client.SetWorkspace(session.Info().workspace);
   while (true) {
     client.Waiting(true);
     Result<agent::StopReason> stop = session.Prompt(prompt, client);
@@ -435,6 +459,7 @@ int Run(const Config& config, AgentFlags flags) {
     std::fprintf(stderr, "lapce-ai run: give the task as an argument (or '-' to read stdin)\n");
     return kExitUsage;
   }
+  BlockInterrupts();
   Result<std::unique_ptr<server::AgentStack>> stack = StackFor(config, flags);
   if (!stack.ok()) {
     std::fprintf(stderr, "lapce-ai run: %s\n", stack.error().message().c_str());
@@ -573,6 +598,29 @@ Result<Loaded> LoadStored(agent::SessionStore& store, const std::string& id) {
   Loaded loaded{*record, {}, {}};
   ASSIGN_OR_RETURN(loaded.messages, store.LoadMessages(record->id));
   ASSIGN_OR_RETURN(loaded.events, store.LoadEvents(record->id));
+  if (record->status != agent::SessionStatus::kActive) return loaded;
+  // A turn that never finished (the engine was killed): the reply text it had shown is in the
+  // events after the last stored message. Show it as `sessions resume` will keep it.
+  std::string partial;
+  for (const agent::StoredEvent& event : loaded.events) {
+    if (event.kind == "message") {
+      partial.clear();
+    } else if (event.kind ==
+               agent::UpdateKindName(agent::SessionUpdate::Kind::kAgentMessageChunk)) {
+      Result<agent::SessionUpdate> update = agent::SessionUpdateFromAcpJson(event.payload_json);
+      if (update.ok()) partial += update->text;
+    }
+  }
+  if (!partial.empty()) {
+    agent::HistoryMessage message;
+    message.seq = loaded.messages.empty() ? 1 : loaded.messages.back().seq + 1;
+    message.time_ms = loaded.record.updated_ms;
+    message.message.role = llm::Role::kAssistant;
+    message.message.parts.push_back({});
+    message.message.parts.back().text =
+        partial + "\n\n[Response interrupted: lapce-ai stopped before this reply finished.]";
+    loaded.messages.push_back(std::move(message));
+  }
   return loaded;
 }
 
@@ -634,6 +682,7 @@ int SessionsDelete(const SessionsFlags& flags) {
 }
 
 int SessionsResume(const Config& config, AgentFlags flags, const std::string& id) {
+  BlockInterrupts();
   Result<std::unique_ptr<server::AgentStack>> stack = StackFor(config, flags);
   if (!stack.ok()) {
     std::fprintf(stderr, "lapce-ai sessions resume: %s\n", stack.error().message().c_str());
@@ -659,7 +708,7 @@ void AddAgentFlags(CLI::App& command, AgentFlags& flags) {
 }  // namespace
 
 void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run) {
-  (void)bench;
+  AddBenchAgentCommand(bench, run);
   auto run_flags = std::make_shared<AgentFlags>();
   CLI::App* run_cmd = app.add_subcommand(
       "run", "Run a task with the agent in a directory, streaming its work; Ctrl-C cancels the "

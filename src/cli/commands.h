@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/config.h"
+#include "cli/provider_flags.h"
 
 namespace CLI {
 class App;
@@ -29,6 +30,8 @@ void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run);
 void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run);
 
 struct ServeFlags {
+  ProviderFlags provider;  // For completions and agent sessions.
+  bool yes = false;        // Agent sessions approve every tool call.
   std::string socket;  // Empty: <runtime_dir>/<socket_name>.
   std::string metrics_addr;
   bool metrics_addr_set = false;

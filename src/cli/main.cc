@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   CLI::App* serve_cmd = app.add_subcommand(
       "serve", "Run the engine's IPC server in the foreground (Ctrl-C stops it gracefully)");
   serve_cmd->add_option("--socket", serve.socket, "Socket path (default: <ipc.runtime_dir>/engine.sock)");
+  lai::cli::AddProviderFlags(*serve_cmd, serve.provider);
+  serve_cmd->add_flag("--yes,-y", serve.yes, "Agent sessions approve every tool call without asking");
   serve_cmd->add_option("--metrics-addr", serve.metrics_addr,
                         "Serve Prometheus metrics at http://ADDR/metrics; empty disables "
                         "(default 127.0.0.1:9464)")

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <mutex>
 #include <cstdio>
 #include <thread>
 #include <vector>
@@ -14,7 +15,12 @@
 #include "ipc/server.h"
 #include "ipc/wait.h"
 #include "llm/pool.h"
+#include "rpc/peer.h"
+#include "rpc/shm_transport.h"
+#include "server/acp_agent.h"
+#include "server/agent_setup.h"
 #include "server/completion_service.h"
+#include "server/services.h"
 #include "server/metrics_endpoint.h"
 #include "server/resident.h"
 
@@ -45,14 +51,14 @@ int Serve(const Config& config, const ServeFlags& flags) {
   // Completions build the provider pool (and so load libcurl) on the first request: an engine
   // that only serves the transport stays small. Without a usable profile the engine still
   // serves; completions then fail with the reason.
-  server::CompletionService completions([&config]() -> Result<std::unique_ptr<llm::ProviderPool>> {
+  auto make_pool = [&config, &flags]() -> Result<std::unique_ptr<llm::ProviderPool>> {
     http::ClientOptions http_options;
     http_options.max_connections_per_host = config.llm.max_connections_per_host;
     http_options.max_total_connections =
         std::max<long>(http_options.max_total_connections, config.llm.max_connections_per_host);
     ASSIGN_OR_RETURN(std::unique_ptr<http::Client> http, http::Client::Create(http_options));
     Result<std::unique_ptr<llm::ProviderPool>> pool =
-        llm::ProviderPool::Create(config, std::shared_ptr<http::Client>(std::move(http)));
+        PoolFor(config, flags.provider, std::shared_ptr<http::Client>(std::move(http)));
     if (!pool.ok()) {
       return Error(ErrorCode::kUnavailable,
                    "complete: no usable provider profile: " + pool.error().message());
@@ -70,8 +76,46 @@ int Serve(const Config& config, const ServeFlags& flags) {
       return names;
     }());
     return pool;
-  });
+  };
+  server::CompletionService completions(make_pool);
   completions.Register(server);
+
+  // Agent sessions: ACP's JSON-RPC over shared memory (docs/protocol.md §13), one channel per
+  // editor connection, all sessions in one engine built on the first channel.
+  std::mutex agent_mutex;
+  std::unique_ptr<server::AgentStack> agent_stack;  // Guarded by agent_mutex; outlives `sessions`.
+  struct AgentChannel : rpc::ChannelState {
+    std::unique_ptr<server::AcpAgent> agent;
+    ~AgentChannel() override { agent->CancelAll(); }
+  };
+  rpc::ShmRpcServiceOptions rpc_options;
+  rpc_options.open_type = server::ToWire(server::ServiceType::kRpcOpen);
+  rpc_options.message_type = server::ToWire(server::ServiceType::kRpcMessage);
+  rpc_options.peer.name = "acp-shm";
+  rpc::ShmRpcService sessions(
+      rpc_options, [&](rpc::Peer& peer) -> std::unique_ptr<rpc::ChannelState> {
+        std::lock_guard lock(agent_mutex);
+        if (!agent_stack) {
+          agent::AgentSettings settings = server::AgentSettingsFromConfig(config);
+          if (flags.yes) server::ApproveEverything(settings.approvals);
+          Result<std::unique_ptr<llm::ProviderPool>> pool = make_pool();
+          Result<std::unique_ptr<server::AgentStack>> stack =
+              pool.ok() ? server::MakeAgentStack(std::move(*pool), std::move(settings))
+                        : Result<std::unique_ptr<server::AgentStack>>(std::move(pool).error());
+          if (!stack.ok()) {
+            spdlog::error("agent sessions unavailable: {}", stack.error().message());
+            return nullptr;
+          }
+          agent_stack = std::move(*stack);
+        }
+        auto channel = std::make_unique<AgentChannel>();
+        server::AcpAgentOptions agent_options;
+        agent_options.agent_version = LAI_VERSION;
+        channel->agent = std::make_unique<server::AcpAgent>(*agent_stack->engine, peer,
+                                                            agent_options);
+        return channel;
+      });
+  sessions.Register(server);
   if (Status s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "lapce-ai serve: %s\n", s.error().message().c_str());
     return 1;

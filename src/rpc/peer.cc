@@ -1,8 +1,7 @@
 #include "rpc/peer.h"
 
-#include <spdlog/spdlog.h>
-
 #include <simdjson.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
@@ -34,8 +33,9 @@ std::string Quote(std::string_view text) {
 // In valid JSON a raw CR or LF can only be whitespace between tokens (strings must escape
 // them), so blanking them keeps the value and makes the text one line.
 void BlankNewlines(std::string& text, size_t from) {
-  std::replace_if(text.begin() + static_cast<std::ptrdiff_t>(from), text.end(),
-                  [](char c) { return c == '\n' || c == '\r'; }, ' ');
+  std::replace_if(
+      text.begin() + static_cast<std::ptrdiff_t>(from), text.end(),
+      [](char c) { return c == '\n' || c == '\r'; }, ' ');
 }
 
 // Full RFC 8259 validation (UTF-8 included) by simdjson, which is fast even in a debug build of
@@ -56,13 +56,19 @@ char FirstChar(std::string_view text) {
 
 const char* KindName(char first) {
   switch (first) {
-    case '{': return "an object";
-    case '[': return "an array";
-    case '"': return "a string";
+    case '{':
+      return "an object";
+    case '[':
+      return "an array";
+    case '"':
+      return "a string";
     case 't':
-    case 'f': return "a boolean";
-    case 'n': return "null";
-    default: return "a number";
+    case 'f':
+      return "a boolean";
+    case 'n':
+      return "null";
+    default:
+      return "a number";
   }
 }
 
@@ -113,8 +119,8 @@ size_t SkipValue(std::string_view text, size_t at) {
 }
 
 size_t SkipSpace(std::string_view text, size_t pos) {
-  while (pos < text.size() && (text[pos] == ' ' || text[pos] == '\t' || text[pos] == '\n' ||
-                               text[pos] == '\r')) {
+  while (pos < text.size() &&
+         (text[pos] == ' ' || text[pos] == '\t' || text[pos] == '\n' || text[pos] == '\r')) {
     ++pos;
   }
   return pos;
@@ -147,12 +153,18 @@ Members ScanObject(std::string_view text) {
     size_t value_end = SkipValue(text, pos);
     std::string_view value = text.substr(pos, value_end - pos);
     pos = value_end;
-    if (key == "jsonrpc") members.jsonrpc = value;
-    else if (key == "id") members.id = value;
-    else if (key == "method") members.method = value;
-    else if (key == "params") members.params = value;
-    else if (key == "result") members.result = value;
-    else if (key == "error") members.error = value;
+    if (key == "jsonrpc")
+      members.jsonrpc = value;
+    else if (key == "id")
+      members.id = value;
+    else if (key == "method")
+      members.method = value;
+    else if (key == "params")
+      members.params = value;
+    else if (key == "result")
+      members.result = value;
+    else if (key == "error")
+      members.error = value;
   }
 }
 
@@ -190,8 +202,8 @@ Error ParseRpcError(std::string_view error_json) {
                      Clip(error_json));
   }
   int rpc_code = code->get<int>();
-  return Error(RpcCodeToError(rpc_code), text->get<std::string>() + " (JSON-RPC error " +
-                                             std::to_string(rpc_code) + ")");
+  return Error(RpcCodeToError(rpc_code),
+               text->get<std::string>() + " (JSON-RPC error " + std::to_string(rpc_code) + ")");
 }
 
 bool IsStructuredJson(std::string_view text) {
@@ -210,24 +222,35 @@ Status CheckParams(std::string_view method, std::string_view params_json) {
 
 int ErrorToRpcCode(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return kInvalidParams;
-    case ErrorCode::kNotFound: return kResourceNotFound;
-    case ErrorCode::kCancelled: return kRequestCancelled;
-    case ErrorCode::kPermissionDenied: return kAuthRequired;
-    default: return kInternalError;
+    case ErrorCode::kInvalidArgument:
+      return kInvalidParams;
+    case ErrorCode::kNotFound:
+      return kResourceNotFound;
+    case ErrorCode::kCancelled:
+      return kRequestCancelled;
+    case ErrorCode::kPermissionDenied:
+      return kAuthRequired;
+    default:
+      return kInternalError;
   }
 }
 
 ErrorCode RpcCodeToError(int rpc_code) {
   switch (rpc_code) {
     case kParseError:
-    case kInvalidRequest: return ErrorCode::kProtocol;
+    case kInvalidRequest:
+      return ErrorCode::kProtocol;
     case kMethodNotFound:
-    case kResourceNotFound: return ErrorCode::kNotFound;
-    case kInvalidParams: return ErrorCode::kInvalidArgument;
-    case kRequestCancelled: return ErrorCode::kCancelled;
-    case kAuthRequired: return ErrorCode::kPermissionDenied;
-    default: return ErrorCode::kInternal;
+    case kResourceNotFound:
+      return ErrorCode::kNotFound;
+    case kInvalidParams:
+      return ErrorCode::kInvalidArgument;
+    case kRequestCancelled:
+      return ErrorCode::kCancelled;
+    case kAuthRequired:
+      return ErrorCode::kPermissionDenied;
+    default:
+      return ErrorCode::kInternal;
   }
 }
 
@@ -239,9 +262,14 @@ void CancelSignal::Cancel() {
     std::lock_guard lock(mutex_);
     if (is_cancelled_) return;
     is_cancelled_ = true;
+    is_running_callbacks_ = true;
+    cancelling_thread_ = std::this_thread::get_id();
     callbacks.swap(callbacks_);
   }
   for (auto& [id, callback] : callbacks) callback();
+  std::lock_guard lock(mutex_);
+  is_running_callbacks_ = false;
+  callbacks_done_.notify_all();
 }
 
 bool CancelSignal::is_cancelled() const {
@@ -263,8 +291,10 @@ uint64_t CancelSignal::AddCallback(std::function<void()> callback) const {
 }
 
 void CancelSignal::RemoveCallback(uint64_t id) const {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   callbacks_.erase(id);
+  if (cancelling_thread_ == std::this_thread::get_id()) return;  // From inside a callback.
+  callbacks_done_.wait(lock, [this] { return !is_running_callbacks_; });
 }
 
 // ---- Peer ----
@@ -387,11 +417,11 @@ void Peer::OnMessage(std::string_view message) {
     return;
   }
   if (has_id && !is_id_valid) {
-    (void)SendError("null", kInvalidRequest,
-                    std::string("Invalid Request: \"id\" must be a string or an integer, got ") +
-                        (id_kind == '-' || (id_kind >= '0' && id_kind <= '9')
-                             ? "a non-integer number"
-                             : KindName(id_kind)));
+    (void)SendError(
+        "null", kInvalidRequest,
+        std::string("Invalid Request: \"id\" must be a string or an integer, got ") +
+            (id_kind == '-' || (id_kind >= '0' && id_kind <= '9') ? "a non-integer number"
+                                                                  : KindName(id_kind)));
     return;
   }
   char params_kind = doc.params.has_value() ? FirstChar(*doc.params) : '{';
@@ -660,7 +690,6 @@ Result<std::string> Peer::Request(std::string_view method, std::string_view para
       waiter->changed.notify_all();
     });
   }
-  bool is_cancelled;
   {
     std::unique_lock lock(waiter->mutex);
     auto done = [&] { return waiter->outcome.has_value() || waiter->is_cancelled; };
@@ -669,7 +698,12 @@ Result<std::string> Peer::Request(std::string_view method, std::string_view para
     } else {
       waiter->changed.wait(lock, done);
     }
-    if (options.cancel != nullptr && callback_id != 0) options.cancel->RemoveCallback(callback_id);
+  }
+  // Not under waiter->mutex: RemoveCallback waits for a running callback, which takes it.
+  if (options.cancel != nullptr && callback_id != 0) options.cancel->RemoveCallback(callback_id);
+  bool is_cancelled;
+  {
+    std::lock_guard lock(waiter->mutex);
     if (waiter->outcome.has_value()) return std::move(*waiter->outcome);
     is_cancelled = waiter->is_cancelled;
   }
@@ -692,8 +726,8 @@ Result<std::string> Peer::Request(std::string_view method, std::string_view para
   (void)SendCancelRequest(id);
   std::string what = "request '" + std::string(method) + "' (id " + std::to_string(id) + ")";
   if (is_cancelled) return Error(ErrorCode::kCancelled, what + " was cancelled");
-  return Error(ErrorCode::kTimeout, what + " got no response within " +
-                                        std::to_string(options.timeout.count()) + " ms");
+  return Error(ErrorCode::kTimeout,
+               what + " got no response within " + std::to_string(options.timeout.count()) + " ms");
 }
 
 Status Peer::Notify(std::string_view method, std::string_view params_json) {

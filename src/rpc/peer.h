@@ -60,14 +60,18 @@ class CancelSignal {
   // for RemoveCallback.
   // Const: watching is not cancelling (handlers get a const signal).
   uint64_t AddCallback(std::function<void()> callback) const;
-  // After this returns the callback will not start (one already running may still finish).
+  // After this returns the callback is not running and will not run (so it may capture locals).
+  // Waits while Cancel() runs callbacks on another thread.
   void RemoveCallback(uint64_t id) const;
 
  private:
   mutable std::mutex mutex_;
-  bool is_cancelled_ = false;                                     // Guarded by mutex_.
-  mutable uint64_t next_id_ = 1;                                  // Guarded by mutex_.
-  mutable std::map<uint64_t, std::function<void()>> callbacks_;   // Guarded by mutex_.
+  mutable std::condition_variable callbacks_done_;
+  bool is_cancelled_ = false;                                    // Guarded by mutex_.
+  bool is_running_callbacks_ = false;                            // Guarded by mutex_.
+  std::thread::id cancelling_thread_;                            // Guarded by mutex_.
+  mutable uint64_t next_id_ = 1;                                 // Guarded by mutex_.
+  mutable std::map<uint64_t, std::function<void()>> callbacks_;  // Guarded by mutex_.
 };
 
 // What a request handler knows about its request besides the params.
@@ -79,9 +83,10 @@ struct RequestContext {
 
 // Handles one incoming request on a handler thread; it may block for as long as it needs (other
 // messages keep flowing). `params_json` is the JSON text of `params` exactly as received (already
-// validated; it may contain whitespace), or "null" when the request had none. Returns the compact JSON text of the result (empty = null) or an Error, which
-// is answered as a JSON-RPC error (ErrorToRpcCode). A handler that stops because of
-// context.cancel returns kCancelled (answered with -32800).
+// validated; it may contain whitespace), or "null" when the request had none. Returns the compact
+// JSON text of the result (empty = null) or an Error, which is answered as a JSON-RPC error
+// (ErrorToRpcCode). A handler that stops because of context.cancel returns kCancelled (answered
+// with -32800).
 using RequestHandler =
     std::function<Result<std::string>(std::string_view params_json, const RequestContext& context)>;
 // Handles one incoming notification. Runs on the transport's reader thread, in arrival order, so
@@ -189,20 +194,20 @@ class Peer {
   const PeerOptions options_;
 
   mutable std::mutex mutex_;
-  std::condition_variable work_ready_;  // jobs_ grew, or closing.
-  bool is_closed_ = false;                                         // Guarded by mutex_.
-  std::function<void()> on_close_;                                 // Guarded by mutex_.
+  std::condition_variable work_ready_;                                // jobs_ grew, or closing.
+  bool is_closed_ = false;                                            // Guarded by mutex_.
+  std::function<void()> on_close_;                                    // Guarded by mutex_.
   std::unordered_map<std::string, RequestHandler> request_handlers_;  // Guarded by mutex_.
   std::unordered_map<std::string, NotificationHandler> notification_handlers_;  // Likewise.
-  std::deque<Job> jobs_;                                           // Guarded by mutex_.
-  std::vector<std::thread> threads_;                               // Guarded by mutex_.
-  size_t idle_threads_ = 0;                                        // Guarded by mutex_.
+  std::deque<Job> jobs_;              // Guarded by mutex_.
+  std::vector<std::thread> threads_;  // Guarded by mutex_.
+  size_t idle_threads_ = 0;           // Guarded by mutex_.
   // Incoming requests queued or running, by id JSON text.
   std::unordered_map<std::string, std::shared_ptr<CancelSignal>> running_;  // Guarded by mutex_.
-  int64_t next_id_ = 1;                                            // Guarded by mutex_.
-  std::unordered_map<int64_t, Pending> pending_;                   // Guarded by mutex_.
+  int64_t next_id_ = 1;                                                     // Guarded by mutex_.
+  std::unordered_map<int64_t, Pending> pending_;                            // Guarded by mutex_.
   // Ids of requests we gave up on, whose late responses are dropped quietly.
-  std::unordered_set<int64_t> abandoned_;                          // Guarded by mutex_.
+  std::unordered_set<int64_t> abandoned_;  // Guarded by mutex_.
 };
 
 }  // namespace lai::rpc

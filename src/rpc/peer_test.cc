@@ -68,8 +68,8 @@ TEST_F(PeerPairTest, ConcurrentRequestsFromBothSides) {
     Peer& caller = t % 2 == 0 ? a_ : b_;
     threads.emplace_back([&caller, &correct, t] {
       for (int i = 0; i < kRequests; ++i) {
-        Result<std::string> r = caller.Request(
-            "add", Json{{"x", t}, {"y", i}}.dump(), {.timeout = test_support::kWait});
+        Result<std::string> r = caller.Request("add", Json{{"x", t}, {"y", i}}.dump(),
+                                               {.timeout = test_support::kWait});
         if (r.ok() && Json::parse(*r)["sum"] == t + i) ++correct;
       }
     });
@@ -103,21 +103,23 @@ TEST_F(PeerPairTest, BlockedHandlerDoesNotHoldUpOtherRequests) {
 
 TEST_F(PeerPairTest, CancellingARequestReachesTheHandler) {
   Latch entered, saw_cancel;
-  b_.HandleRequest("wait", [&](std::string_view, const RequestContext& context) -> Result<std::string> {
-    Latch cancelled;
-    uint64_t id = context.cancel.AddCallback([&] { cancelled.CountDown(); });
-    entered.CountDown();
-    bool was_cancelled = cancelled.Wait();
-    context.cancel.RemoveCallback(id);
-    if (!was_cancelled) return std::string("\"never cancelled\"");
-    saw_cancel.CountDown();
-    return Error(ErrorCode::kCancelled, "wait was cancelled");
-  });
+  b_.HandleRequest("wait",
+                   [&](std::string_view, const RequestContext& context) -> Result<std::string> {
+                     Latch cancelled;
+                     uint64_t id = context.cancel.AddCallback([&] { cancelled.CountDown(); });
+                     entered.CountDown();
+                     bool was_cancelled = cancelled.Wait();
+                     context.cancel.RemoveCallback(id);
+                     if (!was_cancelled) return std::string("\"never cancelled\"");
+                     saw_cancel.CountDown();
+                     return Error(ErrorCode::kCancelled, "wait was cancelled");
+                   });
   CancelSignal cancel;
   std::thread canceller([&] {
     if (entered.Wait()) cancel.Cancel();
   });
-  Result<std::string> r = a_.Request("wait", "{}", {.timeout = test_support::kWait, .cancel = &cancel});
+  Result<std::string> r =
+      a_.Request("wait", "{}", {.timeout = test_support::kWait, .cancel = &cancel});
   canceller.join();
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kCancelled) << r.error().ToString();
@@ -126,13 +128,14 @@ TEST_F(PeerPairTest, CancellingARequestReachesTheHandler) {
 
 TEST_F(PeerPairTest, TimeoutCancelsTheHandlerToo) {
   Latch saw_cancel;
-  b_.HandleRequest("hang", [&](std::string_view, const RequestContext& context) -> Result<std::string> {
-    Latch cancelled;
-    uint64_t id = context.cancel.AddCallback([&] { cancelled.CountDown(); });
-    if (cancelled.Wait()) saw_cancel.CountDown();
-    context.cancel.RemoveCallback(id);
-    return Error(ErrorCode::kCancelled, "hang cancelled");
-  });
+  b_.HandleRequest("hang",
+                   [&](std::string_view, const RequestContext& context) -> Result<std::string> {
+                     Latch cancelled;
+                     uint64_t id = context.cancel.AddCallback([&] { cancelled.CountDown(); });
+                     if (cancelled.Wait()) saw_cancel.CountDown();
+                     context.cancel.RemoveCallback(id);
+                     return Error(ErrorCode::kCancelled, "hang cancelled");
+                   });
   Result<std::string> r = a_.Request("hang", "", {.timeout = milliseconds(20)});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kTimeout);
@@ -180,14 +183,15 @@ TEST_F(PeerPairTest, AsyncRequestAndNotificationsInOrder) {
 
 TEST_F(PeerPairTest, CloseFailsPendingRequestsAndRunsOnClose) {
   Latch entered;
-  b_.HandleRequest("never", [&](std::string_view, const RequestContext& context) -> Result<std::string> {
-    entered.CountDown();
-    Latch cancelled;
-    uint64_t id = context.cancel.AddCallback([&] { cancelled.CountDown(); });
-    cancelled.Wait();
-    context.cancel.RemoveCallback(id);
-    return Error(ErrorCode::kCancelled, "never cancelled");
-  });
+  b_.HandleRequest("never",
+                   [&](std::string_view, const RequestContext& context) -> Result<std::string> {
+                     entered.CountDown();
+                     Latch cancelled;
+                     uint64_t id = context.cancel.AddCallback([&] { cancelled.CountDown(); });
+                     cancelled.Wait();
+                     context.cancel.RemoveCallback(id);
+                     return Error(ErrorCode::kCancelled, "never cancelled");
+                   });
   std::atomic<int> on_close_calls{0};
   a_.OnClose([&] { ++on_close_calls; });
   Result<std::string> r = std::string();
@@ -212,9 +216,10 @@ TEST_F(PeerPairTest, OutgoingParamsAreValidatedAndSentOnOneLine) {
   EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(a_.Notify("x", "42").code(), ErrorCode::kInvalidArgument);
 
-  b_.HandleRequest("pretty", [](std::string_view params, const RequestContext&) -> Result<std::string> {
-    return Json::parse(params).dump(2);  // Multi-line JSON from a careless handler.
-  });
+  b_.HandleRequest(
+      "pretty", [](std::string_view params, const RequestContext&) -> Result<std::string> {
+        return Json::parse(params).dump(2);  // Multi-line JSON from a careless handler.
+      });
   Result<std::string> r = a_.Request("pretty", "{\n  \"text\": \"line1\\nline2\"\n}");
   ASSERT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(r->find('\n'), std::string::npos) << *r;
@@ -226,16 +231,19 @@ TEST_F(PeerPairTest, OutgoingParamsAreValidatedAndSentOnOneLine) {
 class PeerRawTest : public ::testing::Test {
  protected:
   PeerRawTest() : peer_(sent_, {.name = "raw"}) {
-    peer_.HandleRequest("echo", [](std::string_view params, const RequestContext&) -> Result<std::string> {
-      return std::string(params);
-    });
-    peer_.HandleRequest("fail", [](std::string_view params, const RequestContext&) -> Result<std::string> {
-      std::string code = Json::parse(params)["code"];
-      if (code == "invalid") return Error(ErrorCode::kInvalidArgument, "\"path\" must be absolute");
-      if (code == "cancelled") return Error(ErrorCode::kCancelled, "stopped");
-      if (code == "not_json") return std::string("{oops");
-      return Error(ErrorCode::kIo, "disk on fire");
-    });
+    peer_.HandleRequest("echo",
+                        [](std::string_view params, const RequestContext&) -> Result<std::string> {
+                          return std::string(params);
+                        });
+    peer_.HandleRequest("fail",
+                        [](std::string_view params, const RequestContext&) -> Result<std::string> {
+                          std::string code = Json::parse(params)["code"];
+                          if (code == "invalid")
+                            return Error(ErrorCode::kInvalidArgument, "\"path\" must be absolute");
+                          if (code == "cancelled") return Error(ErrorCode::kCancelled, "stopped");
+                          if (code == "not_json") return std::string("{oops");
+                          return Error(ErrorCode::kIo, "disk on fire");
+                        });
   }
 
   // Feeds `message` and returns the next reply, parsed.
@@ -308,7 +316,8 @@ TEST_F(PeerRawTest, HandlerErrorsMapToRpcCodes) {
   Json invalid = Reply(R"({"jsonrpc":"2.0","id":1,"method":"fail","params":{"code":"invalid"}})");
   EXPECT_EQ(invalid["error"]["code"], kInvalidParams);
   EXPECT_EQ(invalid["error"]["message"], "Invalid params: \"path\" must be absolute");
-  Json cancelled = Reply(R"({"jsonrpc":"2.0","id":2,"method":"fail","params":{"code":"cancelled"}})");
+  Json cancelled =
+      Reply(R"({"jsonrpc":"2.0","id":2,"method":"fail","params":{"code":"cancelled"}})");
   EXPECT_EQ(cancelled["error"]["code"], kRequestCancelled);
   Json io = Reply(R"({"jsonrpc":"2.0","id":3,"method":"fail","params":{"code":"io"}})");
   EXPECT_EQ(io["error"]["code"], kInternalError);
@@ -332,14 +341,15 @@ TEST_F(PeerRawTest, NotificationsAndStrayResponsesGetNoReply) {
 
 TEST_F(PeerRawTest, CancelRequestWithStringIdReachesItsHandler) {
   Latch entered, cancelled;
-  peer_.HandleRequest("wait", [&](std::string_view, const RequestContext& context) -> Result<std::string> {
-    uint64_t id = context.cancel.AddCallback([&] { cancelled.CountDown(); });
-    entered.CountDown();
-    bool was_cancelled = cancelled.Wait();
-    context.cancel.RemoveCallback(id);
-    if (!was_cancelled) return std::string("\"not cancelled\"");
-    return Error(ErrorCode::kCancelled, "wait cancelled");
-  });
+  peer_.HandleRequest("wait",
+                      [&](std::string_view, const RequestContext& context) -> Result<std::string> {
+                        uint64_t id = context.cancel.AddCallback([&] { cancelled.CountDown(); });
+                        entered.CountDown();
+                        bool was_cancelled = cancelled.Wait();
+                        context.cancel.RemoveCallback(id);
+                        if (!was_cancelled) return std::string("\"not cancelled\"");
+                        return Error(ErrorCode::kCancelled, "wait cancelled");
+                      });
   peer_.OnMessage(R"({"jsonrpc":"2.0","id":"w1","method":"wait"})");
   ASSERT_TRUE(entered.Wait());
   EXPECT_EQ(peer_.active_requests(), 1u);

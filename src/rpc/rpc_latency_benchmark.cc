@@ -69,7 +69,8 @@ int RunPipes(int iterations) {
   UniqueFd fds[4] = {UniqueFd(a_to_b[0]), UniqueFd(a_to_b[1]), UniqueFd(b_to_a[0]),
                      UniqueFd(b_to_a[1])};
   // Baseline: the same bytes a request line and its response take, echoed by a plain thread.
-  std::string line = R"({"jsonrpc":"2.0","id":1,"method":"echo","params":)" + std::string(kParams) + "}\n";
+  std::string line =
+      R"({"jsonrpc":"2.0","id":1,"method":"echo","params":)" + std::string(kParams) + "}\n";
   std::thread echo([&] {
     char buffer[4096];
     for (;;) {
@@ -79,17 +80,21 @@ int RunPipes(int iterations) {
     }
   });
   Percentiles raw;
-  bool ok = Measure(iterations, [&] {
-    if (::write(a_to_b[1], line.data(), line.size()) != static_cast<ssize_t>(line.size())) return false;
-    size_t got = 0;
-    char buffer[4096];
-    while (got < line.size()) {
-      ssize_t n = ::read(b_to_a[0], buffer, sizeof buffer);
-      if (n <= 0) return false;
-      got += static_cast<size_t>(n);
-    }
-    return true;
-  }, &raw);
+  bool ok = Measure(
+      iterations,
+      [&] {
+        if (::write(a_to_b[1], line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+          return false;
+        size_t got = 0;
+        char buffer[4096];
+        while (got < line.size()) {
+          ssize_t n = ::read(b_to_a[0], buffer, sizeof buffer);
+          if (n <= 0) return false;
+          got += static_cast<size_t>(n);
+        }
+        return true;
+      },
+      &raw);
   (void)!::write(a_to_b[1], "q", 1);
   echo.join();
   if (!ok) return 1;
@@ -101,7 +106,8 @@ int RunPipes(int iterations) {
   b.HandleRequest("echo", EchoHandler());
   if (!a_transport.Start(a).ok() || !b_transport.Start(b).ok()) return 1;
   Percentiles peer;
-  ok = Measure(iterations, [&] { return a.Request("echo", kParams).ok(); }, &peer);
+  ok = Measure(
+      iterations, [&] { return a.Request("echo", kParams).ok(); }, &peer);
   a_transport.Stop();
   b_transport.Stop();
   if (!ok) return 1;
@@ -139,25 +145,33 @@ int RunShm(int iterations) {
   int status = 1;
   {
     // Baseline: the request and response bytes as one raw echo call on the same server.
-    std::string message = R"({"jsonrpc":"2.0","id":1,"method":"echo","params":)" + std::string(kParams) + "}";
+    std::string message =
+        R"({"jsonrpc":"2.0","id":1,"method":"echo","params":)" + std::string(kParams) + "}";
     ipc::Client raw_client(client_options);
     Percentiles raw;
-    bool ok = Measure(iterations, [&] {
-      return raw_client.Call(static_cast<uint16_t>(ipc::MessageType::kEcho),
-                             std::as_bytes(std::span(message))).ok();
-    }, &raw);
+    bool ok = Measure(
+        iterations,
+        [&] {
+          return raw_client
+              .Call(static_cast<uint16_t>(ipc::MessageType::kEcho),
+                    std::as_bytes(std::span(message)))
+              .ok();
+        },
+        &raw);
     Result<std::unique_ptr<ShmClientTransport>> transport =
         ShmClientTransport::Connect(client_options, open_type, message_type);
     if (ok && transport.ok()) {
       Peer client(**transport, {.name = "client"});
       (*transport)->Start(client);
       Percentiles peer;
-      ok = Measure(iterations, [&] { return client.Request("echo", kParams).ok(); }, &peer);
+      ok = Measure(
+          iterations, [&] { return client.Request("echo", kParams).ok(); }, &peer);
       (*transport)->Close();
       if (ok) {
         Print("shm: raw ipc echo call (baseline)", raw);
         Print("shm: Peer request/response over a channel", peer);
-        std::printf("%-44s p50 %8.1f us\n", "shm: added by Peer + channel", peer.p50_us - raw.p50_us);
+        std::printf("%-44s p50 %8.1f us\n", "shm: added by Peer + channel",
+                    peer.p50_us - raw.p50_us);
         status = 0;
       }
     } else if (!transport.ok()) {

@@ -25,7 +25,8 @@ void EncodeToken(uint64_t token, std::byte* out) {
 
 uint64_t DecodeToken(const std::byte* in) {
   uint64_t token = 0;
-  for (size_t i = 0; i < kChannelTokenBytes; ++i) token |= uint64_t{std::to_integer<uint8_t>(in[i])} << (8 * i);
+  for (size_t i = 0; i < kChannelTokenBytes; ++i)
+    token |= uint64_t{std::to_integer<uint8_t>(in[i])} << (8 * i);
   return token;
 }
 
@@ -183,9 +184,8 @@ Status ShmRpcService::Receive(const ipc::Message& message) {
                                  "server handles them");
     channel->is_cancelled = true;
   } else {
-    channel->inbox.emplace_back(reinterpret_cast<const char*>(message.payload.data()) +
-                                    kChannelTokenBytes,
-                                size);
+    channel->inbox.emplace_back(
+        reinterpret_cast<const char*>(message.payload.data()) + kChannelTokenBytes, size);
     channel->inbox_bytes += size;
   }
   channel->changed.notify_all();
@@ -268,7 +268,8 @@ Status ShmClientTransport::Send(std::string_view message) {
   }
   frame_.resize(kChannelTokenBytes + message.size());
   EncodeToken(token_, frame_.data());
-  if (!message.empty()) std::memcpy(frame_.data() + kChannelTokenBytes, message.data(), message.size());
+  if (!message.empty())
+    std::memcpy(frame_.data() + kChannelTokenBytes, message.data(), message.size());
   return sender_client_.Notify(message_type_, frame_);
 }
 

@@ -78,8 +78,8 @@ class ShmRpcService {
   std::condition_variable channel_ended_;
   // Open channels by token; shared with their threads and (weakly) their cancel callbacks.
   std::unordered_map<uint64_t, std::shared_ptr<Channel>> channels_;  // Guarded by mutex_.
-  std::vector<std::thread> ended_threads_;                            // Guarded by mutex_.
-  uint64_t token_state_;                                              // Guarded by mutex_.
+  std::vector<std::thread> ended_threads_;                           // Guarded by mutex_.
+  uint64_t token_state_;                                             // Guarded by mutex_.
 };
 
 // The client side of one channel: opens it on one ipc::Client and reads the server's messages on
@@ -117,9 +117,9 @@ class ShmClientTransport : public Transport {
   std::thread reader_;
 
   std::mutex send_mutex_;
-  ipc::Client sender_client_;        // Guarded by send_mutex_.
-  std::vector<std::byte> frame_;     // Guarded by send_mutex_.
-  bool has_sent_close_ = false;      // Guarded by send_mutex_.
+  ipc::Client sender_client_;     // Guarded by send_mutex_.
+  std::vector<std::byte> frame_;  // Guarded by send_mutex_.
+  bool has_sent_close_ = false;   // Guarded by send_mutex_.
 };
 
 }  // namespace lai::rpc

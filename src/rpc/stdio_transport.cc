@@ -65,7 +65,8 @@ Status StdioTransport::Send(std::string_view message) {
                  "stdio message contains a raw newline; serialise JSON compactly");
   }
   std::lock_guard lock(write_mutex_);
-  if (is_out_closed_) return Error(ErrorCode::kUnavailable, "stdio output closed: the reader has gone");
+  if (is_out_closed_)
+    return Error(ErrorCode::kUnavailable, "stdio output closed: the reader has gone");
   ScopedSigpipeBlock block_sigpipe;
   char newline = '\n';
   iovec parts[2] = {{const_cast<char*>(message.data()), message.size()}, {&newline, 1}};

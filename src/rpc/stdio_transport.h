@@ -55,7 +55,7 @@ class StdioTransport : public Transport {
   const int in_fd_;
   const int out_fd_;
   const StdioOptions options_;
-  UniqueFd wake_read_;   // Stop() writes to wake_write_ to end the reader's poll.
+  UniqueFd wake_read_;  // Stop() writes to wake_write_ to end the reader's poll.
   UniqueFd wake_write_;
   std::thread reader_;
   std::atomic<size_t> skipped_lines_{0};

@@ -74,12 +74,13 @@ class LineReader {
 class StdioTest : public ::testing::Test {
  protected:
   void StartAgent(StdioOptions options = {}) {
-    transport_ = std::make_unique<StdioTransport>(to_agent_.read.get(), from_agent_.write.get(),
-                                                  options);
+    transport_ =
+        std::make_unique<StdioTransport>(to_agent_.read.get(), from_agent_.write.get(), options);
     peer_ = std::make_unique<Peer>(*transport_, PeerOptions{.name = "agent"});
-    peer_->HandleRequest("echo", [](std::string_view params, const RequestContext&) -> Result<std::string> {
-      return std::string(params);
-    });
+    peer_->HandleRequest("echo",
+                         [](std::string_view params, const RequestContext&) -> Result<std::string> {
+                           return std::string(params);
+                         });
     peer_->OnClose([this] { closed_.CountDown(); });
     ASSERT_TRUE(transport_->Start(*peer_).ok());
   }
@@ -99,8 +100,12 @@ class StdioTest : public ::testing::Test {
 
 TEST_F(StdioTest, AnswersLinesToleratingCrlfAndBlankLines) {
   StartAgent();
-  WriteAll(to_agent_.write.get(), "\n  \r\n" R"({"jsonrpc":"2.0","id":1,"method":"echo","params":{"a":"x\ny"}})"
-                                  "\r\n\n" R"({"jsonrpc":"2.0","id":"two","method":"echo","params":[2]})" "\n");
+  WriteAll(to_agent_.write.get(),
+           "\n  \r\n"
+           R"({"jsonrpc":"2.0","id":1,"method":"echo","params":{"a":"x\ny"}})"
+           "\r\n\n"
+           R"({"jsonrpc":"2.0","id":"two","method":"echo","params":[2]})"
+           "\n");
   // Requests run concurrently, so their responses may come in either order.
   std::map<std::string, Json> results;
   for (int n = 0; n < 2; ++n) {
@@ -116,7 +121,8 @@ TEST_F(StdioTest, GarbageBytesGetParseErrorsAndTheLoopGoesOn) {
   StartAgent();
   const char raw[] = "\x00\x01\xff\xfe{]\"";
   std::string garbage(raw, sizeof raw - 1);  // Starts with a NUL byte.
-  WriteAll(to_agent_.write.get(), garbage + "\n" + R"({"jsonrpc":"2.0","id":5,"method":"echo"})" + "\n");
+  WriteAll(to_agent_.write.get(),
+           garbage + "\n" + R"({"jsonrpc":"2.0","id":5,"method":"echo"})" + "\n");
   Json error = ParseJson(replies_.Next());
   EXPECT_EQ(error["error"]["code"], kParseError);
   EXPECT_TRUE(error["id"].is_null());
@@ -129,7 +135,8 @@ TEST_F(StdioTest, OverlongLineIsRejectedAndSkipped) {
                      std::string(200'000, 'x') + "\"}}\n";
   std::thread writer([&] {
     WriteAll(to_agent_.write.get(), huge);
-    WriteAll(to_agent_.write.get(), R"({"jsonrpc":"2.0","id":2,"method":"echo","params":{}})" "\n");
+    WriteAll(to_agent_.write.get(), R"({"jsonrpc":"2.0","id":2,"method":"echo","params":{}})"
+                                    "\n");
   });
   Json error = ParseJson(replies_.Next());
   writer.join();
@@ -144,7 +151,8 @@ TEST_F(StdioTest, OverlongLineIsRejectedAndSkipped) {
 
 TEST_F(StdioTest, EndOfInputClosesThePeer) {
   StartAgent();
-  WriteAll(to_agent_.write.get(), R"({"jsonrpc":"2.0","id":1,"method":"echo"})" "\n");
+  WriteAll(to_agent_.write.get(), R"({"jsonrpc":"2.0","id":1,"method":"echo"})"
+                                  "\n");
   EXPECT_EQ(ParseJson(replies_.Next())["id"], 1);
   to_agent_.write.Reset();
   EXPECT_TRUE(closed_.Wait()) << "stdin EOF did not close the peer";
@@ -170,12 +178,13 @@ TEST(StdioPairTest, TwoPeersOverPipesTalkBothWays) {
   a.HandleRequest("whoami", [](std::string_view, const RequestContext&) -> Result<std::string> {
     return std::string(R"("a")");
   });
-  b.HandleRequest("whoami_and_ask", [&b](std::string_view, const RequestContext&) -> Result<std::string> {
-    // A nested request back to the caller while its own request is pending.
-    Result<std::string> other = b.Request("whoami", "", {.timeout = test_support::kWait});
-    if (!other.ok()) return other.error();
-    return R"({"me":"b","caller":)" + *other + "}";
-  });
+  b.HandleRequest(
+      "whoami_and_ask", [&b](std::string_view, const RequestContext&) -> Result<std::string> {
+        // A nested request back to the caller while its own request is pending.
+        Result<std::string> other = b.Request("whoami", "", {.timeout = test_support::kWait});
+        if (!other.ok()) return other.error();
+        return R"({"me":"b","caller":)" + *other + "}";
+      });
   ASSERT_TRUE(a_transport.Start(a).ok());
   ASSERT_TRUE(b_transport.Start(b).ok());
   Result<std::string> r = a.Request("whoami_and_ask", "{}", {.timeout = test_support::kWait});

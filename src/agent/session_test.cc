@@ -1,0 +1,1349 @@
+// Agent sessions end to end, in process: the turn loop against scripted OpenAI streams served by
+// the fake provider server, the real workspace tools in a temporary git repository, and the
+// SQLite store. Integration (child processes, loopback HTTP, threads).
+#include "agent/session.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/context.h"
+#include "agent/events.h"
+#include "agent/modes.h"
+#include "agent/store.h"
+#include "base/check.h"
+#include "base/config.h"
+#include "llm/pool.h"
+#include "testing/fake_provider_server.h"
+#include "testing/scripted_model.h"
+
+namespace lai::agent {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using testing::FakeProviderServer;
+using testing::FakeResponse;
+using testing::OpenAiToolCall;
+using testing::OpenAiTurn;
+using testing::RecordedRequest;
+using testing::ScriptedTurn;
+using Clock = std::chrono::steady_clock;
+
+// ---- Reading what the engine sent --------------------------------------------------------------
+
+json Body(const RecordedRequest& request) {
+  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  EXPECT_FALSE(body.is_discarded()) << "request body is not JSON: " << request.body;
+  return body.is_discarded() ? json::object() : body;
+}
+
+std::string ContentText(const json& message) {
+  auto it = message.find("content");
+  if (it == message.end() || it->is_null()) return {};
+  if (it->is_string()) return it->get<std::string>();
+  std::string text;
+  for (const json& part : *it) text += part.value("text", "");
+  return text;
+}
+
+// Every message's text (and tool-call arguments), unescaped, for "does the model see X" checks.
+std::string MessagesText(const json& body) {
+  std::string text;
+  for (const json& message : body.value("messages", json::array())) {
+    text += ContentText(message);
+    text += "\n";
+    for (const json& call : message.value("tool_calls", json::array())) {
+      text += call["function"].value("arguments", "");
+      text += "\n";
+    }
+  }
+  return text;
+}
+
+std::string SystemPromptOf(const json& body) {
+  const json& messages = body.value("messages", json::array());
+  if (messages.empty() || messages[0].value("role", "") != "system") return {};
+  return ContentText(messages[0]);
+}
+
+// The content of the role "tool" message answering `call_id`; nullopt when there is none.
+std::optional<std::string> ToolResultOf(const json& body, std::string_view call_id) {
+  for (const json& message : body.value("messages", json::array())) {
+    if (message.value("role", "") == "tool" && message.value("tool_call_id", "") == call_id) {
+      return ContentText(message);
+    }
+  }
+  return std::nullopt;
+}
+
+std::string LastUserText(const json& body) {
+  std::string text;
+  for (const json& message : body.value("messages", json::array())) {
+    if (message.value("role", "") == "user") text = ContentText(message);
+  }
+  return text;
+}
+
+std::vector<std::string> ToolNames(const json& body) {
+  std::vector<std::string> names;
+  for (const json& tool : body.value("tools", json::array())) {
+    names.push_back(tool["function"].value("name", ""));
+  }
+  return names;
+}
+
+bool Contains(const std::vector<std::string>& names, std::string_view name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// ---- A client that records and answers ---------------------------------------------------------
+
+std::string_view StatusName(ToolStatus status) {
+  switch (status) {
+    case ToolStatus::kPending: return "pending";
+    case ToolStatus::kInProgress: return "in_progress";
+    case ToolStatus::kCompleted: return "completed";
+    case ToolStatus::kFailed: return "failed";
+  }
+  return "?";
+}
+
+// Records every update, answers permission requests from a script, and can cancel its session
+// when a given update arrives. Thread-safe.
+class TestClient : public SessionClient {
+ public:
+  struct Answer {
+    PermissionOutcome outcome = PermissionOutcome::kAllowOnce;
+    std::string feedback;
+    bool wait_for_cancel = false;  // A user who never answers: kCancelled once cancelled.
+  };
+
+  void OnUpdate(const std::string& session_id, const SessionUpdate& update) override {
+    Session* to_cancel = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      session_ids_.push_back(session_id);
+      updates_.push_back(update);
+      if (cancel_session_ != nullptr && update.kind == cancel_on_) {
+        to_cancel = cancel_session_;
+        cancel_session_ = nullptr;
+        cancelled_at_ = Clock::now();
+      }
+    }
+    if (to_cancel != nullptr) to_cancel->Cancel();
+  }
+
+  PermissionReply RequestPermission(const std::string&, const PermissionRequest& request,
+                                    const std::atomic<bool>& cancelled) override {
+    Answer answer;
+    {
+      std::lock_guard lock(mutex_);
+      permissions_.push_back(request);
+      asked_.notify_all();
+      if (answers_.empty()) {
+        ADD_FAILURE() << "unexpected permission request: " << request.tool.title;
+        return {PermissionOutcome::kRejectOnce, {}};
+      }
+      answer = answers_.front();
+      answers_.pop_front();
+    }
+    if (answer.wait_for_cancel) {
+      // Polls the session's flag (it has no notification), bounded.
+      Clock::time_point deadline = Clock::now() + 5s;
+      while (!cancelled.load() && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+      EXPECT_TRUE(cancelled.load()) << "the permission request was never cancelled";
+      return {PermissionOutcome::kCancelled, {}};
+    }
+    return {answer.outcome, answer.feedback};
+  }
+
+  void AnswerNext(PermissionOutcome outcome, std::string feedback = {}) {
+    std::lock_guard lock(mutex_);
+    answers_.push_back({outcome, std::move(feedback)});
+  }
+  void AnswerWhenCancelled() {
+    std::lock_guard lock(mutex_);
+    answers_.push_back({PermissionOutcome::kCancelled, {}, true});
+  }
+  // Whether `count` permission requests arrived within `timeout`.
+  bool WaitForPermissions(size_t count, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    return asked_.wait_for(lock, timeout, [&] { return permissions_.size() >= count; });
+  }
+  void CancelOn(SessionUpdate::Kind kind, Session& session) {
+    std::lock_guard lock(mutex_);
+    cancel_on_ = kind;
+    cancel_session_ = &session;
+  }
+  std::optional<Clock::time_point> cancelled_at() const {
+    std::lock_guard lock(mutex_);
+    return cancelled_at_;
+  }
+  std::vector<SessionUpdate> updates() const {
+    std::lock_guard lock(mutex_);
+    return updates_;
+  }
+  std::vector<PermissionRequest> permissions() const {
+    std::lock_guard lock(mutex_);
+    return permissions_;
+  }
+  size_t unused_answers() const {
+    std::lock_guard lock(mutex_);
+    return answers_.size();
+  }
+
+  // The updates in short form: usage updates left out, runs of agent_message_chunk as one.
+  std::vector<std::string> Trace() const {
+    std::vector<std::string> trace;
+    for (const SessionUpdate& update : updates()) {
+      std::string line(UpdateKindName(update.kind));
+      switch (update.kind) {
+        case SessionUpdate::Kind::kUsageUpdate:
+          continue;
+        case SessionUpdate::Kind::kAgentMessageChunk:
+        case SessionUpdate::Kind::kAgentThoughtChunk:
+          if (!trace.empty() && trace.back() == line) continue;
+          break;
+        case SessionUpdate::Kind::kToolCall:
+          line += " ";
+          line += update.tool.kind ? ToolKindName(*update.tool.kind) : "?";
+          line += " ";
+          line += update.tool.status ? StatusName(*update.tool.status) : "?";
+          break;
+        case SessionUpdate::Kind::kToolCallUpdate:
+          line += " ";
+          line += update.tool.status ? StatusName(*update.tool.status) : "?";
+          for (const ToolCallContent& content : update.tool.content) {
+            if (content.kind == ToolCallContent::Kind::kDiff) line += " +diff";
+          }
+          break;
+        default:
+          break;
+      }
+      trace.push_back(std::move(line));
+    }
+    return trace;
+  }
+
+  // Everything shown as the agent's message text.
+  std::string AgentText() const {
+    std::string text;
+    for (const SessionUpdate& update : updates()) {
+      if (update.kind == SessionUpdate::Kind::kAgentMessageChunk) text += update.text;
+    }
+    return text;
+  }
+
+  std::vector<std::string> AcpJson() const {
+    std::vector<std::string> out;
+    for (const SessionUpdate& update : updates()) out.push_back(ToAcpJson(update));
+    return out;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable asked_;
+  std::vector<std::string> session_ids_;
+  std::vector<SessionUpdate> updates_;
+  std::vector<PermissionRequest> permissions_;
+  std::deque<Answer> answers_;
+  SessionUpdate::Kind cancel_on_ = SessionUpdate::Kind::kAgentMessageChunk;
+  Session* cancel_session_ = nullptr;
+  std::optional<Clock::time_point> cancelled_at_;
+};
+
+// ---- Fixture -----------------------------------------------------------------------------------
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+void WriteFile(const std::string& path, std::string_view content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+}
+
+constexpr std::string_view kOriginal = "hello world\n";
+constexpr std::string_view kDiff =
+    "<<<<<<< SEARCH\n:start_line:1\n-------\nhello world\n=======\nhello lapce\n>>>>>>> REPLACE";
+
+std::string ReadArgs(std::string_view path) {
+  return json{{"files", {{{"path", path}, {"line_ranges", nullptr}}}}}.dump();
+}
+std::string CompletionArgs(std::string_view result) { return json{{"result", result}}.dump(); }
+
+// A big prose file whose lines all carry `word` (to tell later which files the model still sees).
+std::string BigFile(std::string_view word, int lines) {
+  std::string text;
+  for (int i = 1; i <= lines; ++i) {
+    text += std::string(word) + " line " + std::to_string(i) +
+            " the quick brown fox jumps over the lazy dog and keeps running far away\n";
+  }
+  return text;
+}
+
+class SessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Result<std::unique_ptr<FakeProviderServer>> server = FakeProviderServer::Start();
+    ASSERT_TRUE(server.ok()) << server.error().ToString();
+    server_ = std::move(*server);
+
+    std::string pattern = ::testing::TempDir() + "/lai-session-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    root_ = std::filesystem::canonical(pattern).string();  // TempDir() may end in '/'.
+    workspace_ = root_ + "/ws";
+    std::filesystem::create_directories(workspace_);
+    std::string git = "git init -q '" + workspace_ + "' >/dev/null 2>&1";
+    ASSERT_EQ(std::system(git.c_str()), 0);
+    WriteFile(workspace_ + "/src.txt", kOriginal);
+    WriteFile(workspace_ + "/test.sh", "grep -q 'hello lapce' src.txt && echo TESTS PASS\n");
+
+    Result<std::unique_ptr<SessionStore>> store = SessionStore::Open(root_ + "/sessions.db");
+    ASSERT_TRUE(store.ok()) << store.error().ToString();
+    store_ = std::move(*store);
+  }
+
+  void TearDown() override {
+    engines_.clear();
+    pools_.clear();
+    store_.reset();
+    server_.reset();
+    std::error_code ignored;
+    std::filesystem::remove_all(root_, ignored);
+  }
+
+  // A pool with one openai profile per name, each at base URL <server>/<name>/v1 (its own
+  // response queue). `context_window` overrides the model's window (with 1000 output tokens).
+  llm::ProviderPool& MakePool(std::vector<std::string> names, std::string model = "gpt-4o",
+                              std::optional<int64_t> context_window = std::nullopt) {
+    Config config;
+    for (const std::string& name : names) {
+      Config::Profile profile;
+      profile.name = name;
+      profile.provider = "openai";
+      profile.model = model;
+      profile.base_url = server_->base_url() + "/" + name + "/v1";
+      profile.api_key_env = "OPENAI_API_KEY";
+      profile.origin = "session_test";
+      profile.connect_timeout_ms = 2000;
+      profile.first_byte_timeout_ms = 5000;
+      profile.idle_timeout_ms = 5000;
+      config.profiles.push_back(std::move(profile));
+    }
+    if (context_window) {
+      Config::ModelOverride override_model;
+      override_model.provider = "openai";
+      override_model.id = model;
+      override_model.context_window = *context_window;
+      override_model.max_output_tokens = 1000;
+      config.models.push_back(std::move(override_model));
+    }
+    llm::PoolOptions options;
+    options.environ = kEnviron;
+    options.max_attempts = 1;  // A missing scripted reply fails at once, never retried.
+    Result<std::unique_ptr<llm::ProviderPool>> pool =
+        llm::ProviderPool::Create(config, nullptr, options);
+    LAI_CHECK(pool.ok()) << pool.error().ToString();
+    pools_.push_back(std::move(*pool));
+    return *pools_.back();
+  }
+
+  static AgentSettings Settings() {
+    AgentSettings settings;
+    settings.approvals.write = true;
+    settings.approvals.execute = true;
+    settings.approvals.allowed_commands = {"*"};
+    return settings;
+  }
+
+  Engine& MakeEngine(llm::ProviderPool& pool, AgentSettings settings = Settings(),
+                     SessionStore* store = nullptr) {
+    engines_.push_back(
+        std::make_unique<Engine>(pool, store != nullptr ? store : store_.get(), settings));
+    return *engines_.back();
+  }
+
+  std::shared_ptr<Session> NewSession(Engine& engine, std::string profile = {},
+                                      std::string mode = {}) {
+    SessionOptions options;
+    options.workspace = workspace_;
+    options.profile = std::move(profile);
+    options.mode = std::move(mode);
+    Result<std::shared_ptr<Session>> session = engine.NewSession(options);
+    LAI_CHECK(session.ok()) << session.error().ToString();
+    return *session;
+  }
+
+  void Enqueue(FakeResponse response, std::string_view profile = "p") {
+    server_->Enqueue("/" + std::string(profile) + "/v1/chat/completions", std::move(response));
+  }
+
+  std::vector<json> Bodies() const {
+    std::vector<json> bodies;
+    for (const RecordedRequest& request : server_->requests()) bodies.push_back(Body(request));
+    return bodies;
+  }
+
+  static StopReason MustPrompt(Session& session, std::string_view text, TestClient& client) {
+    Result<StopReason> stop = session.Prompt(text, client);
+    EXPECT_TRUE(stop.ok()) << stop.error().ToString();
+    return stop.ok() ? *stop : StopReason::kRefusal;
+  }
+
+  static constexpr const char* kEnvironValues[] = {"OPENAI_API_KEY=test", nullptr};
+  static constexpr const char* const* kEnviron = kEnvironValues;
+
+  std::unique_ptr<FakeProviderServer> server_;
+  std::string root_;
+  std::string workspace_;
+  std::unique_ptr<SessionStore> store_;
+  std::vector<std::unique_ptr<llm::ProviderPool>> pools_;
+  std::vector<std::unique_ptr<Engine>> engines_;
+};
+
+// ---- 1. Native protocol: read, edit, test, complete -------------------------------------------
+
+TEST_F(SessionTest, NativeReadEditRunComplete) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  EXPECT_EQ(session->Info().protocol, ToolProtocol::kNative);
+  ScriptedTurn first;
+  first.reasoning = "The file has to be read before editing.";
+  first.text = "Let me read the file.";
+  first.calls.push_back({"call_1", "read_file", ReadArgs("src.txt")});
+  Enqueue(OpenAiTurn(first));
+  Enqueue(OpenAiToolCall("call_2", "apply_diff",
+                         json{{"path", "src.txt"}, {"diff", kDiff}}.dump()));
+  Enqueue(OpenAiToolCall("call_3", "execute_command",
+                         json{{"command", "sh test.sh"}, {"cwd", nullptr}}.dump()));
+  Enqueue(OpenAiToolCall("call_4", "attempt_completion", CompletionArgs("Greeting changed.")));
+
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Change the greeting in src.txt to hello lapce", client),
+            StopReason::kEndTurn);
+
+  EXPECT_EQ(ReadFile(workspace_ + "/src.txt"), "hello lapce\n");
+  EXPECT_EQ(client.Trace(), (std::vector<std::string>{
+                                "session_info_update",
+                                "user_message_chunk",
+                                "agent_thought_chunk",
+                                "agent_message_chunk",
+                                "tool_call read pending",
+                                "tool_call_update in_progress",
+                                "tool_call_update completed",
+                                "tool_call edit pending",
+                                "tool_call_update in_progress",
+                                "tool_call_update completed +diff",
+                                "tool_call execute pending",
+                                "tool_call_update in_progress",
+                                "tool_call_update completed",
+                                "agent_message_chunk",
+                            }));
+  EXPECT_NE(client.AgentText().find("Let me read the file."), std::string::npos);
+  EXPECT_NE(client.AgentText().find("Greeting changed."), std::string::npos);
+  for (const SessionUpdate& update : client.updates()) {
+    if (update.kind != SessionUpdate::Kind::kToolCallUpdate) continue;
+    for (const ToolCallContent& content : update.tool.content) {
+      if (content.kind != ToolCallContent::Kind::kDiff) continue;
+      EXPECT_EQ(content.path, workspace_ + "/src.txt");
+      EXPECT_EQ(content.old_text.value_or("<none>"), kOriginal);
+      EXPECT_EQ(content.new_text, "hello lapce\n");
+    }
+  }
+  EXPECT_TRUE(client.permissions().empty());
+  for (const SessionUpdate& update : client.updates()) {
+    if (update.kind != SessionUpdate::Kind::kToolCall) continue;
+    ASSERT_FALSE(update.tool.raw_input_json.empty());
+    if (update.tool.id == "call_1") {
+      EXPECT_EQ(update.tool.title, "Read src.txt");
+      ASSERT_EQ(update.tool.locations.size(), 1u);
+      EXPECT_EQ(update.tool.locations[0].path, workspace_ + "/src.txt");
+    }
+    if (update.tool.id == "call_3") {
+      EXPECT_EQ(update.tool.title, "Run `sh test.sh`");
+    }
+  }
+
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 4u);
+  for (const json& body : bodies) {
+    std::vector<std::string> tools = ToolNames(body);
+    EXPECT_TRUE(Contains(tools, "read_file") && Contains(tools, "apply_diff") &&
+                Contains(tools, "execute_command") && Contains(tools, "attempt_completion"))
+        << body["tools"].dump();
+    EXPECT_FALSE(SystemPromptOf(body).empty());
+  }
+  EXPECT_NE(LastUserText(bodies[0]).find("<task>\nChange the greeting"), std::string::npos);
+  std::optional<std::string> read = ToolResultOf(bodies[1], "call_1");
+  ASSERT_TRUE(read.has_value()) << bodies[1]["messages"].dump();
+  EXPECT_NE(read->find("hello world"), std::string::npos) << *read;
+  std::optional<std::string> edit = ToolResultOf(bodies[2], "call_2");
+  ASSERT_TRUE(edit.has_value());
+  EXPECT_NE(edit->find("src.txt"), std::string::npos) << *edit;
+  std::optional<std::string> run = ToolResultOf(bodies[3], "call_3");
+  ASSERT_TRUE(run.has_value());
+  EXPECT_NE(run->find("TESTS PASS"), std::string::npos) << *run;
+  // Every earlier tool result is still there, right after its call.
+  EXPECT_TRUE(ToolResultOf(bodies[3], "call_1").has_value());
+  EXPECT_TRUE(ToolResultOf(bodies[3], "call_2").has_value());
+
+  SessionInfo info = session->Info();
+  EXPECT_EQ(info.totals.requests, 4);
+  EXPECT_EQ(info.totals.input_tokens, 400);
+  EXPECT_EQ(info.totals.output_tokens, 80);
+  EXPECT_GT(info.totals.cost_usd, 0);
+  std::optional<SessionUpdate> usage;
+  int usage_updates = 0;
+  for (const SessionUpdate& update : client.updates()) {
+    if (update.kind != SessionUpdate::Kind::kUsageUpdate) continue;
+    usage = update;
+    ++usage_updates;
+  }
+  EXPECT_EQ(usage_updates, 4) << "one after each reply";
+  ASSERT_TRUE(usage.has_value());
+  EXPECT_GT(usage->context_window, 100000);
+  EXPECT_EQ(usage->context_window, info.context_window);
+  EXPECT_GT(usage->used_tokens, 0);
+  EXPECT_DOUBLE_EQ(usage->cost_usd, info.totals.cost_usd);
+  Result<std::optional<SessionRecord>> record = store_->FindSession(session->id());
+  ASSERT_TRUE(record.ok() && record->has_value());
+  EXPECT_EQ((*record)->status, SessionStatus::kCompleted);
+}
+
+// ---- 2. XML protocol ---------------------------------------------------------------------------
+
+FakeResponse XmlTurn(std::string text) {
+  ScriptedTurn turn;
+  turn.text = std::move(text);
+  turn.text_chunks = 7;  // Splits the markup at arbitrary points.
+  return OpenAiTurn(turn);
+}
+
+TEST_F(SessionTest, XmlReadEditRunComplete) {
+  AgentSettings settings = Settings();
+  settings.tool_protocol = ToolProtocol::kXml;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine);
+  EXPECT_EQ(session->Info().protocol, ToolProtocol::kXml);
+  Enqueue(XmlTurn("Reading it first.\n<read_file>\n<args>\n<file>\n<path>src.txt</path>\n</file>\n"
+                  "</args>\n</read_file>"));
+  Enqueue(XmlTurn("Now the edit.\n<apply_diff>\n<path>src.txt</path>\n<diff>\n" +
+                  std::string(kDiff) + "\n</diff>\n</apply_diff>"));
+  Enqueue(XmlTurn("<execute_command>\n<command>sh test.sh</command>\n</execute_command>"));
+  Enqueue(XmlTurn("All good.\n<attempt_completion>\n<result>Greeting changed.</result>\n"
+                  "</attempt_completion>"));
+
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Change the greeting in src.txt to hello lapce", client),
+            StopReason::kEndTurn);
+  EXPECT_EQ(ReadFile(workspace_ + "/src.txt"), "hello lapce\n");
+
+  std::string shown = client.AgentText();
+  for (std::string_view markup : {"<read_file", "</read_file", "<args", "<path", "<apply_diff",
+                                  "<diff", "SEARCH", "<execute_command", "<command",
+                                  "<attempt_completion", "<result"}) {
+    EXPECT_EQ(shown.find(markup), std::string::npos) << markup << " shown in: " << shown;
+  }
+  EXPECT_NE(shown.find("Reading it first."), std::string::npos) << shown;
+  EXPECT_NE(shown.find("Now the edit."), std::string::npos) << shown;
+  EXPECT_NE(shown.find("Greeting changed."), std::string::npos) << shown;
+  std::vector<std::string> trace = client.Trace();
+  EXPECT_EQ(std::count(trace.begin(), trace.end(), "tool_call_update completed"), 2);
+  EXPECT_EQ(std::count(trace.begin(), trace.end(), "tool_call_update completed +diff"), 1);
+
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 4u);
+  for (const json& body : bodies) {
+    EXPECT_FALSE(body.contains("tools")) << body["tools"].dump();
+    EXPECT_NE(SystemPromptOf(body).find("<read_file>"), std::string::npos)
+        << "the XML system prompt documents the tools";
+    for (const json& message : body["messages"]) EXPECT_FALSE(message.contains("tool_calls"));
+  }
+  EXPECT_TRUE(LastUserText(bodies[1]).starts_with("[read_file] Result:")) << LastUserText(bodies[1]);
+  EXPECT_NE(LastUserText(bodies[1]).find("hello world"), std::string::npos);
+  EXPECT_TRUE(LastUserText(bodies[2]).starts_with("[apply_diff] Result:"));
+  EXPECT_TRUE(LastUserText(bodies[3]).starts_with("[execute_command] Result:"));
+  EXPECT_NE(LastUserText(bodies[3]).find("TESTS PASS"), std::string::npos);
+  // The model's own markup stays in its messages.
+  EXPECT_NE(MessagesText(bodies[3]).find("<apply_diff>\n<path>src.txt</path>"), std::string::npos);
+}
+
+// ---- 3. Denial with feedback -------------------------------------------------------------------
+
+TEST_F(SessionTest, DeniedWriteSendsFeedbackAndLeavesFile) {
+  AgentSettings settings = Settings();
+  settings.approvals.write = false;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(OpenAiToolCall(
+      "call_w", "write_to_file",
+      json{{"path", "src.txt"}, {"content", "  hello lapce\n"}, {"line_count", 1}}.dump()));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Stopped.")));
+
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kRejectOnce, "use tabs");
+  EXPECT_EQ(MustPrompt(*session, "Indent src.txt", client), StopReason::kEndTurn);
+
+  EXPECT_EQ(ReadFile(workspace_ + "/src.txt"), kOriginal);
+  std::vector<PermissionRequest> asked = client.permissions();
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].tool.id, "call_w");
+  EXPECT_EQ(asked[0].tool.kind, ToolKind::kEdit);
+  bool has_diff = false;
+  for (const ToolCallContent& content : asked[0].tool.content) {
+    if (content.kind != ToolCallContent::Kind::kDiff) continue;
+    has_diff = true;
+    EXPECT_EQ(content.new_text, "  hello lapce\n");
+    EXPECT_EQ(content.old_text.value_or("<none>"), kOriginal);
+  }
+  EXPECT_TRUE(has_diff) << "the permission request shows the diff";
+  std::vector<std::string> trace = client.Trace();
+  EXPECT_NE(std::find(trace.begin(), trace.end(), "tool_call_update failed"), trace.end());
+
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  std::optional<std::string> result = ToolResultOf(bodies[1], "call_w");
+  ASSERT_TRUE(result.has_value());
+  EXPECT_NE(result->find("denied"), std::string::npos) << *result;
+  EXPECT_NE(result->find("<feedback>\nuse tabs\n</feedback>"), std::string::npos) << *result;
+}
+
+TEST_F(SessionTest, AllowAlwaysCoversLaterCommandsAndCancelledAnswerStopsTurn) {
+  AgentSettings settings = Settings();
+  settings.approvals.execute = false;
+  settings.approvals.write = false;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(OpenAiToolCall("call_1", "execute_command",
+                         json{{"command", "sh test.sh"}, {"cwd", nullptr}}.dump()));
+  Enqueue(OpenAiToolCall("call_2", "execute_command",
+                         json{{"command", "sh test.sh --again"}, {"cwd", nullptr}}.dump()));
+  Enqueue(OpenAiToolCall(
+      "call_w", "write_to_file",
+      json{{"path", "src.txt"}, {"content", "changed\n"}, {"line_count", 1}}.dump()));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Stopped.")));
+
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kAllowAlways);
+  client.AnswerNext(PermissionOutcome::kCancelled);
+  EXPECT_EQ(MustPrompt(*session, "Run the tests, then change src.txt", client),
+            StopReason::kCancelled);
+  std::vector<PermissionRequest> asked = client.permissions();
+  ASSERT_EQ(asked.size(), 2u) << "the second command was allowed by the first answer";
+  EXPECT_EQ(asked[0].tool.id, "call_1");
+  EXPECT_EQ(asked[1].tool.id, "call_w");
+  EXPECT_EQ(ReadFile(workspace_ + "/src.txt"), kOriginal);
+  EXPECT_EQ(server_->requests().size(), 3u);
+  Result<std::optional<SessionRecord>> record = store_->FindSession(session->id());
+  ASSERT_TRUE(record.ok() && record->has_value());
+  EXPECT_EQ((*record)->status, SessionStatus::kCancelled);
+
+  // The next prompt continues; the cancelled call has its result.
+  EXPECT_EQ(MustPrompt(*session, "Never mind", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 4u);
+  EXPECT_TRUE(ToolResultOf(bodies[3], "call_w").has_value()) << bodies[3]["messages"].dump();
+  EXPECT_NE(ToolResultOf(bodies[2], "call_2").value_or("").find("Exit code"), std::string::npos)
+      << ToolResultOf(bodies[2], "call_2").value_or("");
+}
+
+TEST_F(SessionTest, CancelWhilePermissionIsPending) {
+  AgentSettings settings = Settings();
+  settings.approvals.write = false;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(OpenAiToolCall(
+      "call_w", "write_to_file",
+      json{{"path", "src.txt"}, {"content", "changed\n"}, {"line_count", 1}}.dump()));
+
+  TestClient client;
+  client.AnswerWhenCancelled();
+  Result<StopReason> stop = Error(ErrorCode::kInternal, "not run");
+  std::thread turn([&] { stop = session->Prompt("Change src.txt", client); });
+  bool asked = client.WaitForPermissions(1, 5s);
+  EXPECT_TRUE(asked);
+  EXPECT_TRUE(session->is_running());
+  TestClient other;
+  Result<StopReason> second = session->Prompt("Another", other);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code(), ErrorCode::kUnavailable);
+  Clock::time_point cancelled = Clock::now();
+  session->Cancel();
+  turn.join();
+  EXPECT_LT(Clock::now() - cancelled, 1s);
+  ASSERT_TRUE(stop.ok()) << stop.error().ToString();
+  EXPECT_EQ(*stop, StopReason::kCancelled);
+  EXPECT_EQ(ReadFile(workspace_ + "/src.txt"), kOriginal);
+  EXPECT_EQ(server_->requests().size(), 1u);
+}
+
+TEST_F(SessionTest, OnlyTheFirstToolCallOfAMessageRuns) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  ScriptedTurn both;
+  both.calls.push_back({"call_a", "read_file", ReadArgs("src.txt")});
+  both.calls.push_back({"call_b", "execute_command",
+                        json{{"command", "touch ran.txt"}, {"cwd", nullptr}}.dump()});
+  Enqueue(OpenAiTurn(both));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Read.")));
+
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Read src.txt", client), StopReason::kEndTurn);
+  EXPECT_FALSE(std::filesystem::exists(workspace_ + "/ran.txt"));
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_NE(ToolResultOf(bodies[1], "call_a").value_or("").find("hello world"), std::string::npos);
+  std::optional<std::string> skipped = ToolResultOf(bodies[1], "call_b");
+  ASSERT_TRUE(skipped.has_value()) << "every call of the message gets a result";
+  EXPECT_NE(skipped->find("was not executed"), std::string::npos) << *skipped;
+  std::vector<std::string> trace = client.Trace();
+  EXPECT_EQ(std::count_if(trace.begin(), trace.end(),
+                          [](const std::string& line) { return line.starts_with("tool_call "); }),
+            1);
+}
+
+TEST_F(SessionTest, RequestLimitEndsTurnAndNextPromptContinues) {
+  AgentSettings settings = Settings();
+  settings.max_requests_per_turn = 2;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(OpenAiToolCall("call_1", "read_file", ReadArgs("src.txt")));
+  Enqueue(OpenAiToolCall("call_2", "read_file", ReadArgs("test.sh")));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Read both.")));
+
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Read both files", client), StopReason::kMaxTurnRequests);
+  EXPECT_EQ(server_->requests().size(), 2u);
+  EXPECT_EQ(MustPrompt(*session, "Go on", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 3u);
+  EXPECT_NE(ToolResultOf(bodies[2], "call_2").value_or("").find("grep"), std::string::npos)
+      << "the last result of the cut turn reaches the model";
+  EXPECT_NE(LastUserText(bodies[2]).find("Go on"), std::string::npos);
+}
+
+// ---- 4. Mistake limit --------------------------------------------------------------------------
+
+TEST_F(SessionTest, MistakeLimitEndsTurnAndFeedbackReachesModel) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  for (int i = 0; i < 3; ++i) Enqueue(testing::OpenAiText("I think it is fine " + std::to_string(i)));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done now.")));
+
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Fix it", client), StopReason::kEndTurn);
+  ASSERT_EQ(server_->requests().size(), 3u);
+  EXPECT_NE(client.AgentText().find("3 mistakes in a row"), std::string::npos)
+      << client.AgentText();
+  std::vector<json> bodies = Bodies();
+  EXPECT_NE(LastUserText(bodies[1]).find("You did not use a tool"), std::string::npos);
+  EXPECT_NE(LastUserText(bodies[2]).find("You did not use a tool"), std::string::npos);
+
+  EXPECT_EQ(MustPrompt(*session, "Just finish", client), StopReason::kEndTurn);
+  bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 4u);
+  std::string last = LastUserText(bodies[3]);
+  EXPECT_NE(last.find("<feedback>\nJust finish\n</feedback>"), std::string::npos) << last;
+  EXPECT_NE(last.find("trouble proceeding"), std::string::npos) << last;
+  // Roles alternate: the model's three plain answers are all there.
+  EXPECT_NE(MessagesText(bodies[3]).find("I think it is fine 2"), std::string::npos);
+}
+
+// ---- 5. Cancellation mid-stream ----------------------------------------------------------------
+
+TEST_F(SessionTest, CancelMidStreamKeepsPartialText) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  ScriptedTurn slow;
+  slow.text = "First part of the answer. Second part never arrives.";
+  slow.text_chunks = 2;
+  FakeResponse response = OpenAiTurn(slow);
+  // The role chunk and the first text chunk arrive at once; then the stream stalls.
+  response.fault.stall_after_bytes = response.body_chunks[0].size() + response.body_chunks[1].size();
+  response.fault.stall_for = 20s;
+  Enqueue(std::move(response));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Resumed.")));
+
+  TestClient client;
+  client.CancelOn(SessionUpdate::Kind::kAgentMessageChunk, *session);
+  EXPECT_EQ(MustPrompt(*session, "Explain", client), StopReason::kCancelled);
+  Clock::time_point returned = Clock::now();
+  ASSERT_TRUE(client.cancelled_at().has_value());
+  EXPECT_LT(returned - *client.cancelled_at(), 1s);
+  EXPECT_FALSE(session->is_running());
+  std::string shown = client.AgentText();
+  ASSERT_FALSE(shown.empty());
+  EXPECT_EQ(shown.find("never arrives"), std::string::npos) << shown;
+  Result<std::optional<SessionRecord>> record = store_->FindSession(session->id());
+  ASSERT_TRUE(record.ok() && record->has_value());
+  EXPECT_EQ((*record)->status, SessionStatus::kCancelled);
+
+  EXPECT_EQ(MustPrompt(*session, "Go on", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_NE(MessagesText(bodies[1]).find(shown), std::string::npos)
+      << "the partial reply '" << shown << "' stays in the history";
+  EXPECT_NE(LastUserText(bodies[1]).find("Go on"), std::string::npos);
+}
+
+TEST_F(SessionTest, CancelStopsARunningCommand) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(OpenAiToolCall("call_sleep", "execute_command",
+                         json{{"command", "sleep 20; touch late.txt"}, {"cwd", nullptr}}.dump()));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Stopped.")));
+
+  TestClient client;
+  client.CancelOn(SessionUpdate::Kind::kToolCallUpdate, *session);  // The first is in_progress.
+  EXPECT_EQ(MustPrompt(*session, "Run the slow thing", client), StopReason::kCancelled);
+  ASSERT_TRUE(client.cancelled_at().has_value());
+  EXPECT_LT(Clock::now() - *client.cancelled_at(), 1s);
+  EXPECT_FALSE(std::filesystem::exists(workspace_ + "/late.txt"));
+  std::vector<std::string> trace = client.Trace();
+  ASSERT_FALSE(trace.empty());
+  EXPECT_TRUE(trace.back().starts_with("tool_call_update")) << trace.back();
+
+  EXPECT_EQ(MustPrompt(*session, "Finish", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_NE(ToolResultOf(bodies[1], "call_sleep").value_or("").find("cancelled"),
+            std::string::npos)
+      << ToolResultOf(bodies[1], "call_sleep").value_or("");
+}
+
+TEST_F(SessionTest, StreamDroppedMidReplyIsAnErrorAndKeepsTheText) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  ScriptedTurn cut;
+  cut.text = "Here is the first half. And here the second.";
+  cut.text_chunks = 2;
+  FakeResponse response = OpenAiTurn(cut);
+  response.fault.drop_after_bytes = response.body_chunks[0].size() + response.body_chunks[1].size();
+  Enqueue(std::move(response));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+
+  TestClient client;
+  Result<StopReason> stop = session->Prompt("Explain @/src.txt", client);
+  ASSERT_FALSE(stop.ok());
+  EXPECT_EQ(stop.error().code(), ErrorCode::kUnavailable) << stop.error().ToString();
+  EXPECT_FALSE(session->is_running());
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 1u) << "no retry once output was shown";
+  EXPECT_NE(LastUserText(bodies[0]).find("hello world"), std::string::npos)
+      << "the mention brought the file in: " << LastUserText(bodies[0]);
+
+  EXPECT_EQ(MustPrompt(*session, "Try again", client), StopReason::kEndTurn);
+  bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  // The shown half (the first of two chunks) stays in the history.
+  EXPECT_TRUE(client.AgentText().starts_with("Here is the first half")) << client.AgentText();
+  EXPECT_NE(MessagesText(bodies[1]).find("Here is the first half"), std::string::npos);
+  EXPECT_EQ(MessagesText(bodies[1]).find("the second"), std::string::npos);
+}
+
+// ---- 6. Condensing and truncation on a small window --------------------------------------------
+
+class CondenseTest : public SessionTest {
+ protected:
+  static constexpr int kFileLines = 100;
+
+  void SetUp() override {
+    SessionTest::SetUp();
+    if (HasFatalFailure()) return;
+    WriteFile(workspace_ + "/alpha.txt", BigFile("ALPHAWORD", kFileLines));
+    WriteFile(workspace_ + "/bravo.txt", BigFile("BRAVOWORD", kFileLines));
+    WriteFile(workspace_ + "/charlie.txt", BigFile("CHARLIEWORD", kFileLines));
+  }
+
+  static FakeResponse Call(std::string id, std::string name, std::string args) {
+    ScriptedTurn turn;
+    turn.calls.push_back({std::move(id), std::move(name), std::move(args)});
+    turn.input_tokens = 0;  // No usage: estimates stay uncalibrated, so the probe predicts.
+    turn.output_tokens = 0;
+    return OpenAiTurn(turn);
+  }
+
+  // The context a request carries with the task alone (P) and what one read of a big file adds
+  // (D), measured on a large window.
+  void Probe(int64_t& base, int64_t& per_read) {
+    Engine& engine = MakeEngine(MakePool({"probe"}), Settings(), nullptr);
+    std::shared_ptr<Session> first = NewSession(engine, "probe");
+    Enqueue(Call("c1", "attempt_completion", CompletionArgs("ok")), "probe");
+    TestClient client;
+    EXPECT_EQ(MustPrompt(*first, kTask, client), StopReason::kEndTurn);
+    base = first->Info().context_tokens;
+    std::shared_ptr<Session> second = NewSession(engine, "probe");
+    Enqueue(Call("c1", "read_file", ReadArgs("alpha.txt")), "probe");
+    Enqueue(Call("c2", "attempt_completion", CompletionArgs("ok")), "probe");
+    EXPECT_EQ(MustPrompt(*second, kTask, client), StopReason::kEndTurn);
+    per_read = second->Info().context_tokens - base;
+  }
+
+  // A window whose allowed context is between two and three reads.
+  int64_t WindowFor(int64_t base, int64_t per_read) {
+    int64_t wanted = base + per_read * 5 / 2;
+    int64_t window = 1000;
+    while (AllowedTokens({window, DefaultMaxOutputTokens(window, 1000)}) < wanted) window += 100;
+    return window;
+  }
+
+  void EnqueueReads() {
+    Enqueue(Call("r1", "read_file", ReadArgs("alpha.txt")), "p");
+    Enqueue(Call("r2", "read_file", ReadArgs("bravo.txt")), "p");
+    Enqueue(Call("r3", "read_file", ReadArgs("charlie.txt")), "p");
+  }
+
+  static constexpr std::string_view kTask = "Read the three files and compare them";
+};
+
+TEST_F(CondenseTest, FullWindowIsCondensedWithTheModel) {
+  int64_t base = 0, per_read = 0;
+  Probe(base, per_read);
+  ASSERT_GT(per_read, 1000) << "a big file read adds real context";
+  size_t probe_requests = server_->requests().size();
+  Engine& engine = MakeEngine(MakePool({"p"}, "gpt-4o", WindowFor(base, per_read)));
+  std::shared_ptr<Session> session = NewSession(engine, "p");
+  EnqueueReads();
+  Enqueue(testing::OpenAiText("SUMMARYTEXT: the files alpha and bravo were read."), "p");
+  Enqueue(Call("r4", "attempt_completion", CompletionArgs("Compared.")), "p");
+
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, kTask, client), StopReason::kEndTurn);
+  std::vector<json> all = Bodies();
+  std::vector<json> bodies(all.begin() + static_cast<std::ptrdiff_t>(probe_requests), all.end());
+  ASSERT_EQ(bodies.size(), 5u) << "3 reads, the summary, the completion";
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_NE(SystemPromptOf(bodies[i]), DefaultCondensePrompt()) << i;
+  }
+  const json& summary = bodies[3];
+  EXPECT_EQ(SystemPromptOf(summary), DefaultCondensePrompt());
+  EXPECT_FALSE(summary.contains("tools"));
+  EXPECT_NE(LastUserText(summary).find(kCondenseRequestText), std::string::npos);
+  EXPECT_NE(MessagesText(summary).find("ALPHAWORD"), std::string::npos) << "alpha is summarised";
+
+  std::string after = MessagesText(bodies[4]);
+  EXPECT_NE(after.find("SUMMARYTEXT"), std::string::npos);
+  EXPECT_EQ(after.find("ALPHAWORD"), std::string::npos) << "the condensed read is hidden";
+  EXPECT_NE(after.find("CHARLIEWORD"), std::string::npos) << "the last messages are kept";
+  EXPECT_NE(after.find("<task>\nRead the three files"), std::string::npos)
+      << "the first message is kept";
+  EXPECT_FALSE(ToolResultOf(bodies[4], "r1").has_value());
+  EXPECT_TRUE(ToolResultOf(bodies[4], "r3").has_value());
+  EXPECT_EQ(session->Info().totals.requests, 5);
+
+  // The store has the same effective history: a reload sends the same conversation.
+  Result<std::vector<HistoryMessage>> stored = store_->LoadMessages(session->id());
+  ASSERT_TRUE(stored.ok());
+  std::string reloaded;
+  for (const llm::Message& message : EffectiveMessages(*stored)) {
+    for (const llm::ContentPart& part : message.parts) reloaded += part.text;
+  }
+  EXPECT_NE(reloaded.find("SUMMARYTEXT"), std::string::npos);
+  EXPECT_EQ(reloaded.find("ALPHAWORD"), std::string::npos);
+}
+
+TEST_F(CondenseTest, FailedCondenseFallsBackToTruncation) {
+  int64_t base = 0, per_read = 0;
+  Probe(base, per_read);
+  size_t probe_requests = server_->requests().size();
+  Engine& engine = MakeEngine(MakePool({"p"}, "gpt-4o", WindowFor(base, per_read)));
+  std::shared_ptr<Session> session = NewSession(engine, "p");
+  EnqueueReads();
+  Enqueue(testing::MakeResponse(400, R"({"error":{"message":"summary refused","type":"x"}})"),
+          "p");
+  Enqueue(Call("r4", "attempt_completion", CompletionArgs("Compared.")), "p");
+
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, kTask, client), StopReason::kEndTurn);
+  std::vector<json> all = Bodies();
+  std::vector<json> bodies(all.begin() + static_cast<std::ptrdiff_t>(probe_requests), all.end());
+  ASSERT_EQ(bodies.size(), 5u);
+  EXPECT_EQ(SystemPromptOf(bodies[3]), DefaultCondensePrompt());
+  std::string after = MessagesText(bodies[4]);
+  EXPECT_NE(after.find("[Sliding window truncation"), std::string::npos) << after.substr(0, 2000);
+  EXPECT_EQ(after.find("ALPHAWORD"), std::string::npos);
+  EXPECT_NE(after.find("CHARLIEWORD"), std::string::npos);
+  EXPECT_EQ(MessagesText(bodies[2]).find("[Sliding window truncation"), std::string::npos);
+}
+
+TEST_F(CondenseTest, WithoutAutoCondenseTheWindowSlides) {
+  int64_t base = 0, per_read = 0;
+  Probe(base, per_read);
+  size_t probe_requests = server_->requests().size();
+  AgentSettings settings = Settings();
+  settings.auto_condense = false;
+  Engine& engine = MakeEngine(MakePool({"p"}, "gpt-4o", WindowFor(base, per_read)), settings);
+  std::shared_ptr<Session> session = NewSession(engine, "p");
+  EnqueueReads();
+  Enqueue(Call("r4", "attempt_completion", CompletionArgs("Compared.")), "p");
+
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, kTask, client), StopReason::kEndTurn);
+  std::vector<json> all = Bodies();
+  std::vector<json> bodies(all.begin() + static_cast<std::ptrdiff_t>(probe_requests), all.end());
+  ASSERT_EQ(bodies.size(), 4u) << "no summary request";
+  std::string after = MessagesText(bodies[3]);
+  EXPECT_NE(after.find("[Sliding window truncation: 2 messages hidden"), std::string::npos);
+  EXPECT_EQ(after.find("ALPHAWORD"), std::string::npos);
+  EXPECT_NE(after.find("BRAVOWORD"), std::string::npos);
+}
+
+// ---- 7. Overflow recovery ----------------------------------------------------------------------
+
+TEST_F(SessionTest, ContextTooLongIsRecoveredByTruncating) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  for (std::string name : {"a", "b", "c", "d"}) {
+    WriteFile(workspace_ + "/" + name + ".txt", name + " content\n");
+    Enqueue(OpenAiToolCall("call_" + name, "read_file", ReadArgs(name + ".txt")));
+  }
+  Enqueue(testing::OpenAiContextTooLong());
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Read them.")));
+
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Read a, b, c and d", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 6u);
+  EXPECT_EQ(MessagesText(bodies[4]).find("[Sliding window truncation"), std::string::npos);
+  std::string retried = MessagesText(bodies[5]);
+  EXPECT_NE(retried.find("[Sliding window truncation: 2 messages hidden"), std::string::npos)
+      << retried.substr(0, 3000);
+  EXPECT_FALSE(ToolResultOf(bodies[5], "call_a").has_value());
+  EXPECT_TRUE(ToolResultOf(bodies[5], "call_d").has_value());
+  EXPECT_NE(client.AgentText().find("Read them."), std::string::npos);
+}
+
+TEST_F(SessionTest, ContextTooLongGivesUpAfterThreeRetries) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  for (int i = 0; i < 5; ++i) Enqueue(testing::OpenAiContextTooLong());
+
+  TestClient client;
+  Result<StopReason> stop = session->Prompt("Do it", client);
+  ASSERT_FALSE(stop.ok());
+  EXPECT_NE(stop.error().message().find("context"), std::string::npos) << stop.error().ToString();
+  EXPECT_EQ(server_->requests().size(), 4u) << "the first request and 3 retries";
+  EXPECT_FALSE(session->is_running());
+}
+
+// ---- 8. Subtask --------------------------------------------------------------------------------
+
+TEST_F(SessionTest, NewTaskRunsChildAndReturnsItsResult) {
+  AgentSettings settings = Settings();
+  settings.approvals.subtasks = true;
+  settings.approvals.write = false;  // The child's write is asked of the parent's client.
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> parent = NewSession(engine);
+  Enqueue(OpenAiToolCall(
+      "call_task", "new_task",
+      json{{"mode", "code"}, {"message", "Create notes.txt"}, {"todos", nullptr}}.dump()));
+  Enqueue(OpenAiToolCall("child_write", "write_to_file",
+                         json{{"path", "notes.txt"}, {"content", "notes\n"}, {"line_count", 1}}
+                             .dump()));
+  Enqueue(OpenAiToolCall("child_done", "attempt_completion", CompletionArgs("notes.txt created")));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("All done.")));
+
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kAllowOnce);
+  EXPECT_EQ(MustPrompt(*parent, "Delegate creating notes", client), StopReason::kEndTurn);
+  EXPECT_EQ(ReadFile(workspace_ + "/notes.txt"), "notes\n");
+  ASSERT_EQ(client.permissions().size(), 1u);
+  EXPECT_EQ(client.permissions()[0].tool.id, "child_write");
+
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 4u);
+  EXPECT_NE(LastUserText(bodies[1]).find("<task>\nCreate notes.txt\n</task>"), std::string::npos)
+      << "the child starts with the message as its task";
+  EXPECT_EQ(MessagesText(bodies[1]).find("Delegate creating notes"), std::string::npos)
+      << "the child does not see the parent's conversation";
+  EXPECT_TRUE(ToolResultOf(bodies[2], "child_write").has_value());
+  std::optional<std::string> result = ToolResultOf(bodies[3], "call_task");
+  ASSERT_TRUE(result.has_value()) << bodies[3]["messages"].dump();
+  EXPECT_NE(result->find("notes.txt created"), std::string::npos) << *result;
+
+  ListOptions options;
+  options.include_children = true;
+  Result<std::vector<SessionRecord>> sessions = store_->ListSessions(options);
+  ASSERT_TRUE(sessions.ok());
+  ASSERT_EQ(sessions->size(), 2u);
+  const SessionRecord* child = nullptr;
+  for (const SessionRecord& record : *sessions) {
+    if (record.id != parent->id()) child = &record;
+  }
+  ASSERT_NE(child, nullptr);
+  EXPECT_EQ(child->parent_id, parent->id());
+  EXPECT_EQ(child->status, SessionStatus::kCompleted);
+  EXPECT_EQ(child->mode, "code");
+  EXPECT_EQ(parent->Info().totals.requests, 2);
+  // The child's tool call was shown in the parent's session.
+  std::vector<std::string> trace = client.Trace();
+  EXPECT_NE(std::find(trace.begin(), trace.end(), "tool_call edit pending"), trace.end());
+}
+
+TEST_F(SessionTest, CancelReachesARunningSubtask) {
+  AgentSettings settings = Settings();
+  settings.approvals.subtasks = true;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> parent = NewSession(engine);
+  Enqueue(OpenAiToolCall(
+      "call_task", "new_task",
+      json{{"mode", "code"}, {"message", "Think slowly"}, {"todos", nullptr}}.dump()));
+  ScriptedTurn slow;
+  slow.text = "Child starts talking. And never stops.";
+  slow.text_chunks = 2;
+  FakeResponse response = OpenAiTurn(slow);
+  response.fault.stall_after_bytes = response.body_chunks[0].size() + response.body_chunks[1].size();
+  response.fault.stall_for = 20s;
+  Enqueue(std::move(response));
+
+  TestClient client;
+  client.CancelOn(SessionUpdate::Kind::kAgentMessageChunk, *parent);
+  EXPECT_EQ(MustPrompt(*parent, "Delegate", client), StopReason::kCancelled);
+  ASSERT_TRUE(client.cancelled_at().has_value());
+  EXPECT_LT(Clock::now() - *client.cancelled_at(), 1s);
+  EXPECT_NE(client.AgentText().find("Child starts"), std::string::npos);
+  ListOptions options;
+  options.include_children = true;
+  Result<std::vector<SessionRecord>> sessions = store_->ListSessions(options);
+  ASSERT_TRUE(sessions.ok());
+  ASSERT_EQ(sessions->size(), 2u);
+  for (const SessionRecord& record : *sessions) {
+    EXPECT_EQ(record.status, SessionStatus::kCancelled) << record.id;
+  }
+}
+
+// ---- 9. Persistence and resume -----------------------------------------------------------------
+
+TEST_F(SessionTest, ReloadedSessionHasSameHistoryAndReplay) {
+  llm::ProviderPool& pool = MakePool({"p"});
+  Engine& first = MakeEngine(pool);
+  std::shared_ptr<Session> session = NewSession(first);
+  Enqueue(OpenAiToolCall("call_1", "read_file", ReadArgs("src.txt"), "Reading."));
+  Enqueue(OpenAiToolCall("call_2", "attempt_completion", CompletionArgs("It says hello.")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "What does src.txt say?", client), StopReason::kEndTurn);
+  std::string id = session->id();
+
+  // Another engine (as another process would) over its own connection to the same file.
+  Result<std::unique_ptr<SessionStore>> other_store = SessionStore::Open(root_ + "/sessions.db");
+  ASSERT_TRUE(other_store.ok()) << other_store.error().ToString();
+  Engine& second = MakeEngine(pool, Settings(), other_store->get());
+  Result<std::shared_ptr<Session>> loaded = second.LoadSession(id.substr(0, 12));
+  ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
+  EXPECT_EQ((*loaded)->id(), id);
+  SessionInfo info = (*loaded)->Info();
+  EXPECT_EQ(info.title, "What does src.txt say?");
+  EXPECT_EQ(info.mode, "code");
+  EXPECT_EQ(info.totals.requests, 2);
+
+  TestClient replay;
+  ASSERT_TRUE((*loaded)->Replay(replay).ok());
+  EXPECT_EQ(replay.AcpJson(), client.AcpJson());
+
+  Enqueue(OpenAiToolCall("call_3", "attempt_completion", CompletionArgs("Still hello.")));
+  TestClient later;
+  EXPECT_EQ(MustPrompt(**loaded, "Check again", later), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 3u);
+  // The loaded session sends the same conversation the first one had, then the new turn.
+  const json& before = bodies[1]["messages"];
+  const json& after = bodies[2]["messages"];
+  ASSERT_GT(after.size(), before.size());
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(after[i], before[i]) << "message " << i;
+  EXPECT_EQ(after[before.size()]["tool_calls"][0]["id"], "call_2");
+  // The feedback answers the attempt_completion call, as it would without the reload.
+  EXPECT_NE(ToolResultOf(bodies[2], "call_2").value_or("").find("<feedback>\nCheck again\n</feedback>"),
+            std::string::npos)
+      << bodies[2]["messages"].dump();
+}
+
+TEST_F(SessionTest, ReloadKeepsTextOfAnInterruptedReply) {
+  llm::ProviderPool& pool = MakePool({"p"});
+  Engine& first = MakeEngine(pool);
+  std::shared_ptr<Session> session = NewSession(first);
+  Enqueue(OpenAiToolCall("call_1", "read_file", ReadArgs("src.txt")));
+  TestClient client;
+  // The turn stops on the missing second reply (404), as if the process died after the read.
+  Result<StopReason> stop = session->Prompt("Read src.txt", client);
+  EXPECT_FALSE(stop.ok());
+  // Streamed text that never became a message, as a killed process leaves it.
+  SessionUpdate chunk;
+  chunk.kind = SessionUpdate::Kind::kAgentMessageChunk;
+  chunk.text = "PARTIALREPLY I was halfway through";
+  ASSERT_TRUE(store_->AppendEvent(session->id(), UpdateKindName(chunk.kind), ToAcpJson(chunk), 1)
+                  .ok());
+
+  Engine& second = MakeEngine(pool);
+  Result<std::shared_ptr<Session>> loaded = second.LoadSession(session->id());
+  ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
+  Enqueue(OpenAiToolCall("call_2", "attempt_completion", CompletionArgs("Done.")));
+  TestClient later;
+  EXPECT_EQ(MustPrompt(**loaded, "Continue", later), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 3u);
+  std::string text = MessagesText(bodies[2]);
+  EXPECT_NE(text.find("PARTIALREPLY I was halfway through"), std::string::npos) << text;
+  EXPECT_NE(text.find("[Response interrupted"), std::string::npos);
+  EXPECT_TRUE(ToolResultOf(bodies[2], "call_1").has_value());
+}
+
+TEST_F(SessionTest, ReloadedSessionTakesTheAnswerToItsQuestion) {
+  llm::ProviderPool& pool = MakePool({"p"});
+  Engine& first = MakeEngine(pool);
+  std::shared_ptr<Session> session = NewSession(first);
+  Enqueue(OpenAiToolCall("call_ask", "ask_followup_question",
+                         json{{"question", "Which file?"},
+                              {"follow_up", {{{"text", "a.txt"}, {"mode", nullptr}}}}}
+                             .dump()));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Edit a file", client), StopReason::kEndTurn);
+
+  Engine& second = MakeEngine(pool);
+  Result<std::shared_ptr<Session>> loaded = second.LoadSession(session->id());
+  ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient later;
+  EXPECT_EQ(MustPrompt(**loaded, "a.txt", later), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  std::optional<std::string> answer = ToolResultOf(bodies[1], "call_ask");
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_NE(answer->find("<answer>\na.txt\n</answer>"), std::string::npos)
+      << "the answer goes back as the question's result, as without the reload: " << *answer;
+}
+
+// ---- 10. Session tools -------------------------------------------------------------------------
+
+TEST_F(SessionTest, TodoListModeSwitchAndFollowupQuestion) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(OpenAiToolCall("call_todo", "update_todo_list",
+                         json{{"todos", "[x] read\n[-] plan\n[ ] build"}}.dump()));
+  Enqueue(OpenAiToolCall("call_mode", "switch_mode",
+                         json{{"mode_slug", "architect"}, {"reason", "plan first"}}.dump()));
+  Enqueue(OpenAiToolCall(
+      "call_ask", "ask_followup_question",
+      json{{"question", "Which file?"},
+           {"follow_up", {{{"text", "a.txt"}, {"mode", nullptr}}, {{"text", "b.txt"}, {"mode", nullptr}}}}}
+          .dump()));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Planned a.txt.")));
+
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kAllowOnce);
+  EXPECT_EQ(MustPrompt(*session, "Plan the work", client), StopReason::kEndTurn);
+  EXPECT_EQ(server_->requests().size(), 3u) << "the question ends the turn";
+  EXPECT_EQ(client.unused_answers(), 0u);
+  ASSERT_EQ(client.permissions().size(), 1u);
+  EXPECT_EQ(client.permissions()[0].tool.kind, ToolKind::kSwitchMode);
+
+  std::vector<SessionUpdate> updates = client.updates();
+  const SessionUpdate* plan = nullptr;
+  const SessionUpdate* mode = nullptr;
+  for (const SessionUpdate& update : updates) {
+    if (update.kind == SessionUpdate::Kind::kPlan) plan = &update;
+    if (update.kind == SessionUpdate::Kind::kCurrentModeUpdate) mode = &update;
+  }
+  ASSERT_NE(plan, nullptr);
+  ASSERT_EQ(plan->plan.size(), 3u);
+  EXPECT_EQ(plan->plan[0].content, "read");
+  EXPECT_EQ(plan->plan[0].status, PlanEntry::Status::kCompleted);
+  EXPECT_EQ(plan->plan[1].status, PlanEntry::Status::kInProgress);
+  EXPECT_EQ(plan->plan[2].status, PlanEntry::Status::kPending);
+  EXPECT_EQ(session->Info().todos.size(), 3u);
+  ASSERT_NE(mode, nullptr);
+  EXPECT_EQ(mode->text, "architect");
+  EXPECT_EQ(session->Info().mode, "architect");
+  std::string shown = client.AgentText();
+  EXPECT_NE(shown.find("Which file?\n1. a.txt\n2. b.txt"), std::string::npos) << shown;
+
+  std::vector<json> bodies = Bodies();
+  EXPECT_NE(ToolResultOf(bodies[1], "call_todo").value_or("").find("Todo list updated"),
+            std::string::npos);
+  EXPECT_NE(ToolResultOf(bodies[2], "call_mode").value_or("").find("architect"),
+            std::string::npos);
+  EXPECT_TRUE(Contains(ToolNames(bodies[1]), "execute_command"));
+  EXPECT_FALSE(Contains(ToolNames(bodies[2]), "execute_command")) << "architect cannot run commands";
+  EXPECT_TRUE(Contains(ToolNames(bodies[2]), "read_file"));
+
+  EXPECT_EQ(MustPrompt(*session, "a.txt", client), StopReason::kEndTurn);
+  bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 4u);
+  std::optional<std::string> answer = ToolResultOf(bodies[3], "call_ask");
+  ASSERT_TRUE(answer.has_value()) << bodies[3]["messages"].dump();
+  EXPECT_NE(answer->find("<answer>\na.txt\n</answer>"), std::string::npos) << *answer;
+}
+
+// ---- 11. Many sessions at once -----------------------------------------------------------------
+
+TEST_F(SessionTest, TwentySessionsRunConcurrently) {
+  constexpr int kSessions = 20;
+  std::vector<std::string> names;
+  for (int i = 0; i < kSessions; ++i) names.push_back("s" + std::to_string(i));
+  Engine& engine = MakeEngine(MakePool(names));
+  std::vector<std::shared_ptr<Session>> sessions;
+  for (const std::string& name : names) {
+    sessions.push_back(NewSession(engine, name));
+    Enqueue(OpenAiToolCall("call_r", "read_file", ReadArgs("src.txt")), name);
+    Enqueue(OpenAiToolCall("call_c", "attempt_completion", CompletionArgs("done " + name)), name);
+  }
+
+  std::mutex mutex;
+  std::condition_variable all_done;
+  int finished = 0;
+  std::vector<Result<StopReason>> stops(kSessions, Error(ErrorCode::kInternal, "not run"));
+  std::vector<TestClient> clients(kSessions);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kSessions; ++i) {
+    threads.emplace_back([&, i] {
+      Result<StopReason> stop = sessions[i]->Prompt("Read src.txt", clients[i]);
+      std::lock_guard lock(mutex);
+      stops[i] = std::move(stop);
+      ++finished;
+      all_done.notify_one();
+    });
+  }
+  {
+    std::unique_lock lock(mutex);
+    if (!all_done.wait_for(lock, 20s, [&] { return finished == kSessions; })) {
+      ADD_FAILURE() << finished << " of " << kSessions << " sessions finished in time";
+      lock.unlock();
+      for (const std::shared_ptr<Session>& session : sessions) session->Cancel();
+    }
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int i = 0; i < kSessions; ++i) {
+    ASSERT_TRUE(stops[i].ok()) << i << ": " << stops[i].error().ToString();
+    EXPECT_EQ(*stops[i], StopReason::kEndTurn) << i;
+    EXPECT_EQ(sessions[i]->Info().totals.requests, 2) << i;
+    EXPECT_NE(clients[i].AgentText().find("done " + names[i]), std::string::npos) << i;
+  }
+  EXPECT_EQ(server_->requests().size(), 2u * kSessions);
+  Result<std::vector<SessionRecord>> stored = store_->ListSessions();
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->size(), static_cast<size_t>(kSessions));
+  for (const SessionRecord& record : *stored) {
+    EXPECT_EQ(record.status, SessionStatus::kCompleted) << record.id;
+  }
+}
+
+}  // namespace
+}  // namespace lai::agent

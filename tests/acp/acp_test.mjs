@@ -1,0 +1,809 @@
+// `lapce-ai acp` driven by a client built on the official ACP TypeScript SDK, against a fake
+// OpenAI-compatible provider on 127.0.0.1. Every line the agent writes to stdout is checked: it
+// must parse as one JSON-RPC 2.0 message, and its payload must validate against the ACP v1 JSON
+// schema shipped in @agentclientprotocol/sdk (the specific type for the method it answers, sends
+// or notifies; the Agent message union for extension methods).
+//
+// Run: LAPCE_AI_BIN=build/<dir>/src/cli/lapce-ai node --test tests/acp/acp_test.mjs
+// (ctest runs it as `acp_node_test`; scripts/setup installs node_modules here.)
+
+import { after, afterEach, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import * as acp from "@agentclientprotocol/sdk";
+import Ajv2020 from "ajv/dist/2020.js";
+import addFormats from "ajv-formats";
+
+const kBinary = process.env.LAPCE_AI_BIN;
+if (!kBinary || !fs.existsSync(kBinary)) {
+  throw new Error(
+    `LAPCE_AI_BIN must name the lapce-ai binary (got '${kBinary ?? ""}'); ` +
+      "build it with `cmake --build <dir> --target lapce-ai`",
+  );
+}
+const kTestTimeoutMs = 30_000;  // Per test; each wait inside has its own, shorter deadline.
+const kWaitMs = 10_000;
+
+// ---------------------------------------------------------------------------------------------
+// The ACP v1 schema and its validators.
+
+const kSchemaPath = new URL(
+  "./node_modules/@agentclientprotocol/sdk/schema/v1/schema.json",
+  import.meta.url,
+);
+const schema = JSON.parse(fs.readFileSync(kSchemaPath, "utf8"));
+// strict: false because the schema carries x-* annotations and OpenAPI's `discriminator`;
+// neither changes what validates (the oneOf it annotates is still checked).
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+addFormats(ajv);
+const isInteger = (x) => Number.isInteger(x);
+const isUnsigned = (x) => Number.isInteger(x) && x >= 0;
+ajv.addFormat("int32", { type: "number", validate: (x) => isInteger(x) && Math.abs(x) < 2 ** 31 });
+ajv.addFormat("int64", { type: "number", validate: isInteger });
+ajv.addFormat("uint16", { type: "number", validate: (x) => isUnsigned(x) && x < 2 ** 16 });
+ajv.addFormat("uint32", { type: "number", validate: (x) => isUnsigned(x) && x < 2 ** 32 });
+ajv.addFormat("uint64", { type: "number", validate: isUnsigned });
+ajv.addFormat("double", { type: "number", validate: (x) => Number.isFinite(x) });
+ajv.addSchema(schema, "acp");
+
+const validators = new Map();
+function validatorFor(definition) {
+  if (!validators.has(definition)) {
+    assert.ok(schema.$defs[definition], `the ACP schema has no definition '${definition}'`);
+    validators.set(definition, ajv.compile({ $ref: `acp#/$defs/${definition}` }));
+  }
+  return validators.get(definition);
+}
+// Any message the agent may send (top-level "Agent" variant of the schema).
+const validateAgentMessage = ajv.compile({
+  type: "object",
+  properties: { jsonrpc: { const: "2.0" } },
+  required: ["jsonrpc"],
+  anyOf: [
+    { $ref: "acp#/$defs/AgentRequest" },
+    { $ref: "acp#/$defs/AgentResponse" },
+    { $ref: "acp#/$defs/AgentNotification" },
+  ],
+});
+
+// What the agent answers to each client method.
+const kResponseType = {
+  initialize: "InitializeResponse",
+  authenticate: "AuthenticateResponse",
+  "session/new": "NewSessionResponse",
+  "session/load": "LoadSessionResponse",
+  "session/prompt": "PromptResponse",
+  "session/set_mode": "SetSessionModeResponse",
+  "session/list": "ListSessionsResponse",
+};
+// What the agent may send on its own.
+const kAgentRequestType = {
+  "session/request_permission": "RequestPermissionRequest",
+  "fs/read_text_file": "ReadTextFileRequest",
+  "fs/write_text_file": "WriteTextFileRequest",
+  "terminal/create": "CreateTerminalRequest",
+  "terminal/output": "TerminalOutputRequest",
+  "terminal/wait_for_exit": "WaitForTerminalExitRequest",
+  "terminal/kill": "KillTerminalRequest",
+  "terminal/release": "ReleaseTerminalRequest",
+};
+const kAgentNotificationType = { "session/update": "SessionNotification" };
+
+function describeErrors(validate) {
+  return ajv.errorsText(validate.errors, { separator: "; ", dataVar: "message" });
+}
+
+// ---------------------------------------------------------------------------------------------
+// A fake OpenAI-compatible provider: each POST …/chat/completions takes the next scripted turn.
+// A turn is a list of steps: {text}, {reasoning}, {tool: {id, name, args, fragments}},
+// {hang: true} (hold the stream open until the client goes away), {finish}; usage and [DONE]
+// follow unless the turn hangs.
+
+class FakeProvider {
+  constructor(turns) {
+    this.turns = turns;
+    this.requests = [];  // Parsed request bodies, in order.
+    this.server = http.createServer((request, response) => this.#serve(request, response));
+    this.waiters = new Set();
+  }
+
+  async start() {
+    await new Promise((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    this.baseUrl = `http://127.0.0.1:${this.server.address().port}/v1`;
+  }
+
+  async stop() {
+    this.server.closeAllConnections();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+
+  // The text of every message of request `index` (0-based), for assertions on what the model saw.
+  requestText(index) {
+    return JSON.stringify(this.requests[index]?.messages ?? []);
+  }
+
+  #serve(request, response) {
+    let body = "";
+    request.setEncoding("utf8");
+    request.on("data", (chunk) => (body += chunk));
+    request.on("end", () => {
+      if (request.method !== "POST" || !request.url.endsWith("/chat/completions")) {
+        response.writeHead(404, { "content-type": "application/json" });
+        response.end(JSON.stringify({ error: { message: `no route ${request.method} ${request.url}` } }));
+        return;
+      }
+      let parsed;
+      try {
+        parsed = JSON.parse(body);
+      } catch {
+        response.writeHead(400).end();
+        return;
+      }
+      this.requests.push(parsed);
+      for (const waiter of this.waiters) waiter();
+      const turn = this.turns.shift();
+      if (!turn) {
+        response.writeHead(500, { "content-type": "application/json" });
+        response.end(JSON.stringify({ error: { message: "fake provider: no scripted turn left" } }));
+        return;
+      }
+      this.#stream(turn, response);
+    });
+  }
+
+  #stream(turn, response) {
+    response.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    const id = `chatcmpl-${this.requests.length}`;
+    const chunk = (choice) =>
+      response.write(
+        `data: ${JSON.stringify({
+          id,
+          object: "chat.completion.chunk",
+          created: 1767225600,
+          model: "gpt-4o",
+          choices: choice ? [{ index: 0, finish_reason: null, ...choice }] : [],
+        })}\n\n`,
+      );
+    let finish = "stop";
+    let toolIndex = 0;
+    chunk({ delta: { role: "assistant", content: "" } });
+    for (const step of turn) {
+      if (step.text !== undefined) {
+        chunk({ delta: { content: step.text } });
+      } else if (step.tool) {
+        const args =
+          typeof step.tool.args === "string" ? step.tool.args : JSON.stringify(step.tool.args);
+        const pieces = Math.max(1, step.tool.fragments ?? 3);
+        const size = Math.ceil(args.length / pieces);
+        chunk({
+          delta: {
+            tool_calls: [
+              {
+                index: toolIndex,
+                id: step.tool.id,
+                type: "function",
+                function: { name: step.tool.name, arguments: "" },
+              },
+            ],
+          },
+        });
+        for (let at = 0; at < args.length; at += size) {
+          chunk({
+            delta: {
+              tool_calls: [{ index: toolIndex, function: { arguments: args.slice(at, at + size) } }],
+            },
+          });
+        }
+        ++toolIndex;
+        finish = "tool_calls";
+      } else if (step.hang) {
+        // A slow provider: nothing more until the agent gives up on the stream (or a safety
+        // deadline ends it, so a broken cancel fails the test instead of hanging it).
+        const deadline = setTimeout(() => response.end(), kWaitMs);
+        response.on("close", () => clearTimeout(deadline));
+        return;
+      }
+    }
+    response.write(
+      `data: ${JSON.stringify({
+        id,
+        object: "chat.completion.chunk",
+        created: 1767225600,
+        model: "gpt-4o",
+        choices: [{ index: 0, delta: {}, finish_reason: finish }],
+      })}\n\n`,
+    );
+    response.write(
+      `data: ${JSON.stringify({
+        id,
+        object: "chat.completion.chunk",
+        created: 1767225600,
+        model: "gpt-4o",
+        choices: [],
+        usage: { prompt_tokens: 1200 + this.requests.length, completion_tokens: 40, total_tokens: 1240 + this.requests.length },
+      })}\n\n`,
+    );
+    response.end("data: [DONE]\n\n");
+  }
+}
+
+// Scripted turns.
+const say = (text) => [{ text }];
+const callTool = (id, name, args, extra = []) => [...extra, { tool: { id, name, args, fragments: 4 } }];
+const complete = (id, result) => callTool(id, "attempt_completion", { result });
+
+// ---------------------------------------------------------------------------------------------
+// One `lapce-ai acp` child with an SDK client on its stdio, and a tap on every raw line.
+
+const kEveryChild = new Set();
+
+class AgentHarness {
+  // options: provider (FakeProvider), home (temp dir shared across processes of one test),
+  // workspace, onPermission(params) → optionId kind, fs ({read(params), write(params)}) to
+  // register fs handlers.
+  constructor(options) {
+    this.options = options;
+    this.incoming = [];    // Every parsed message the agent sent, in order.
+    this.violations = [];  // Schema or JSON-RPC violations, as text.
+    this.pendingMethods = new Map();  // Our request id → method, from the outgoing tap.
+    this.updates = [];     // session/update params, as the SDK delivered them.
+    this.permissions = [];  // session/request_permission params.
+    this.fsRequests = [];   // {method, params}.
+    this.stderr = "";
+    this.waiters = new Set();
+  }
+
+  start() {
+    const home = this.options.home;
+    const env = {};
+    for (const [key, value] of Object.entries(process.env)) {
+      if (!key.startsWith("LAPCE_AI_") && !key.startsWith("XDG_")) env[key] = value;
+    }
+    Object.assign(env, {
+      OPENAI_API_KEY: "test",
+      HOME: home,
+      XDG_DATA_HOME: path.join(home, "data"),
+      XDG_CONFIG_HOME: path.join(home, "config"),
+      XDG_STATE_HOME: path.join(home, "state"),
+      XDG_CACHE_HOME: path.join(home, "cache"),
+    });
+    this.child = spawn(
+      kBinary,
+      ["acp", "--provider", "openai", "--model", "gpt-4o", "--base-url", this.options.provider.baseUrl],
+      { cwd: this.options.workspace, env, stdio: ["pipe", "pipe", "pipe"] },
+    );
+    kEveryChild.add(this.child);
+    this.exited = new Promise((resolve) =>
+      this.child.on("exit", (code, signal) => {
+        kEveryChild.delete(this.child);
+        resolve({ code, signal });
+      }),
+    );
+    this.child.stderr.setEncoding("utf8");
+    this.child.stderr.on("data", (text) => (this.stderr += text));
+    this.child.stdin.on("error", () => {});  // EPIPE after the child exits: seen via `exited`.
+
+    let pending = "";
+    const input = new ReadableStream({
+      start: (controller) => {
+        this.child.stdout.on("data", (bytes) => {
+          pending += bytes.toString("utf8");
+          let newline;
+          while ((newline = pending.indexOf("\n")) >= 0) {
+            this.#tapIncoming(pending.slice(0, newline));
+            pending = pending.slice(newline + 1);
+          }
+          controller.enqueue(new Uint8Array(bytes));
+        });
+        this.child.stdout.on("end", () => {
+          if (pending.length > 0) this.violations.push(`unterminated last line: ${pending}`);
+          controller.close();
+        });
+      },
+    });
+    let outgoing = "";
+    const output = new WritableStream({
+      write: (bytes) => {
+        outgoing += Buffer.from(bytes).toString("utf8");
+        let newline;
+        while ((newline = outgoing.indexOf("\n")) >= 0) {
+          this.#tapOutgoing(outgoing.slice(0, newline));
+          outgoing = outgoing.slice(newline + 1);
+        }
+        return new Promise((resolve) => this.child.stdin.write(bytes, () => resolve()));
+      },
+      close: () => new Promise((resolve) => this.child.stdin.end(resolve)),
+    });
+
+    const app = acp.client({ name: "lapce-ai-acp-test" });
+    app.onNotification("session/update", ({ params }) => {
+      this.updates.push(params);
+      this.#changed();
+    });
+    app.onRequest("session/request_permission", ({ params }) => {
+      this.permissions.push(params);
+      this.#changed();
+      const kind = this.options.onPermission ? this.options.onPermission(params) : "reject_once";
+      if (kind === "cancelled") return { outcome: { outcome: "cancelled" } };
+      const option = params.options.find((candidate) => candidate.kind === kind);
+      assert.ok(option, `the permission request offers no '${kind}' option`);
+      return { outcome: { outcome: "selected", optionId: option.optionId } };
+    });
+    if (this.options.fs) {
+      app.onRequest("fs/read_text_file", ({ params }) => {
+        this.fsRequests.push({ method: "fs/read_text_file", params });
+        this.#changed();
+        return { content: this.options.fs.read(params) };
+      });
+      app.onRequest("fs/write_text_file", ({ params }) => {
+        this.fsRequests.push({ method: "fs/write_text_file", params });
+        this.#changed();
+        this.options.fs.write(params);
+        return {};
+      });
+    }
+    this.connection = app.connect(acp.ndJsonStream(output, input));
+    this.agent = this.connection.agent;
+    return this;
+  }
+
+  // Sends bytes that bypass the SDK (malformed input).
+  writeRaw(text) {
+    this.child.stdin.write(text);
+  }
+
+  async initialize(clientCapabilities = {}, protocolVersion = acp.PROTOCOL_VERSION) {
+    return this.agent.request("initialize", {
+      protocolVersion,
+      clientCapabilities,
+      clientInfo: { name: "lapce-ai-acp-test", version: "1.0.0" },
+    });
+  }
+
+  async newSession() {
+    return this.agent.request("session/new", { cwd: this.options.workspace, mcpServers: [] });
+  }
+
+  // Resolves when `predicate()` is truthy; rejects after `timeoutMs` naming `what`.
+  waitFor(predicate, what, timeoutMs = kWaitMs) {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        let value;
+        try {
+          value = predicate();
+        } catch (error) {
+          finish();
+          reject(error);
+          return;
+        }
+        if (value) {
+          finish();
+          resolve(value);
+        }
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; stderr:\n${this.stderr.slice(-2000)}`));
+      }, timeoutMs);
+      const finish = () => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  // Resolves with the exit status, or rejects after `timeoutMs`.
+  async waitForExit(timeoutMs = 5000) {
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`lapce-ai did not exit within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  updatesOf(kind) {
+    return this.updates.filter((params) => params.update.sessionUpdate === kind).map((params) => params.update);
+  }
+
+  // Fails the test if any agent message broke the schema or JSON-RPC.
+  assertClean() {
+    assert.deepEqual(this.violations, [], `protocol violations; stderr:\n${this.stderr.slice(-2000)}`);
+  }
+
+  kill() {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
+    this.connection?.close();
+  }
+
+  #changed() {
+    for (const waiter of [...this.waiters]) waiter();
+  }
+
+  #tapOutgoing(line) {
+    let message;
+    try {
+      message = JSON.parse(line);
+    } catch {
+      return;  // Ours, deliberately malformed (writeRaw does not come through here anyway).
+    }
+    if (message.method !== undefined && message.id !== undefined) {
+      this.pendingMethods.set(JSON.stringify(message.id), message.method);
+    }
+  }
+
+  #tapIncoming(line) {
+    let message;
+    try {
+      message = JSON.parse(line);
+    } catch (error) {
+      this.violations.push(`stdout line is not JSON (${error.message}): ${line.slice(0, 200)}`);
+      return;
+    }
+    this.incoming.push(message);
+    const where = JSON.stringify(message).slice(0, 300);
+    if (!validateAgentMessage(message)) {
+      this.violations.push(`not an ACP agent message: ${describeErrors(validateAgentMessage)}: ${where}`);
+    }
+    if (message.method !== undefined) {
+      const isRequest = message.id !== undefined;
+      const table = isRequest ? kAgentRequestType : kAgentNotificationType;
+      const type = table[message.method];
+      if (type) {
+        const validate = validatorFor(type);
+        if (!validate(message.params)) {
+          this.violations.push(`${message.method} params are not a ${type}: ${describeErrors(validate)}: ${where}`);
+        }
+      } else if (!message.method.startsWith("_")) {
+        this.violations.push(`the agent sent an unknown ${isRequest ? "request" : "notification"}: ${where}`);
+      }
+      if (message.method.startsWith("fs/") && !this.options.fs) {
+        this.violations.push(`fs/* sent to a client that did not advertise it: ${where}`);
+      }
+    } else {
+      const key = JSON.stringify(message.id);
+      const method = this.pendingMethods.get(key);
+      if (message.id !== null && method === undefined) {
+        this.violations.push(`a response to an id we never sent: ${where}`);
+      }
+      this.pendingMethods.delete(key);
+      if ("error" in message) {
+        const validate = validatorFor("Error");
+        if (!validate(message.error)) {
+          this.violations.push(`error object invalid: ${describeErrors(validate)}: ${where}`);
+        }
+      } else if (kResponseType[method]) {
+        const validate = validatorFor(kResponseType[method]);
+        if (!validate(message.result)) {
+          this.violations.push(`${method} result is not a ${kResponseType[method]}: ${describeErrors(validate)}: ${where}`);
+        }
+      }
+    }
+    this.#changed();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-test fixtures: a temp home, a temp workspace, a provider, agents; all torn down after.
+
+const kCleanups = [];
+
+async function setUp(turns, files = {}) {
+  const root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), "lai-acp-")));
+  const home = path.join(root, "home");
+  const workspace = path.join(root, "workspace");
+  fs.mkdirSync(home);
+  fs.mkdirSync(workspace);
+  for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(workspace, name), text);
+  const provider = new FakeProvider(turns);
+  await provider.start();
+  const agents = [];
+  kCleanups.push(async () => {
+    for (const agent of agents) agent.kill();
+    await provider.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+  return {
+    home,
+    workspace,
+    provider,
+    agent(options = {}) {
+      const harness = new AgentHarness({ provider, home, workspace, ...options }).start();
+      agents.push(harness);
+      return harness;
+    },
+  };
+}
+
+afterEach(async () => {
+  while (kCleanups.length) await kCleanups.pop()();
+});
+after(() => {
+  for (const child of kEveryChild) child.kill("SIGKILL");
+});
+
+async function expectRpcError(promise, code) {
+  await assert.rejects(promise, (error) => {
+    assert.equal(error.code, code, `expected JSON-RPC error ${code}, got ${error.code}: ${error.message}`);
+    return true;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe("lapce-ai acp", { timeout: 120_000 }, () => {
+  test("initialize echoes protocolVersion 1", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([]);
+    const agent = env.agent();
+    const reply = await agent.initialize({}, 1);
+    assert.equal(reply.protocolVersion, 1);
+    assert.equal(reply.agentCapabilities.loadSession, true);
+    assert.deepEqual(reply.authMethods, []);
+    assert.equal(reply.agentInfo.name, "lapce-ai");
+    agent.assertClean();
+  });
+
+  test("initialize answers 1 to protocolVersion 65535", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([]);
+    const agent = env.agent();
+    const reply = await agent.initialize({}, 65535);
+    assert.equal(reply.protocolVersion, 1);
+    agent.assertClean();
+  });
+
+  test("session/new answers with the modes; session/set_mode sends current_mode_update", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([]);
+    const agent = env.agent();
+    await agent.initialize();
+    const session = await agent.newSession();
+    assert.match(session.sessionId, /\S/);
+    assert.equal(session.modes.currentModeId, "code");
+    const modeIds = session.modes.availableModes.map((mode) => mode.id);
+    for (const mode of ["code", "architect", "ask", "debug", "orchestrator"]) {
+      assert.ok(modeIds.includes(mode), `mode ${mode} missing from ${modeIds}`);
+    }
+    await agent.agent.request("session/set_mode", { sessionId: session.sessionId, modeId: "architect" });
+    await agent.waitFor(
+      () => agent.updatesOf("current_mode_update").some((update) => update.currentModeId === "architect"),
+      "current_mode_update to architect",
+    );
+    await expectRpcError(
+      agent.agent.request("session/set_mode", { sessionId: session.sessionId, modeId: "no-such-mode" }),
+      -32602,
+    );
+    agent.assertClean();
+  });
+
+  test("session/prompt: read, write (allowed), write (rejected), plan, completion", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp(
+      [
+        callTool("call_todo", "update_todo_list", { todos: "[ ] Read notes.txt\n[ ] Update notes.txt\n[ ] Add extra.txt" }, [
+          { text: "Let me plan this." },
+        ]),
+        callTool("call_read", "read_file", { files: [{ path: "notes.txt" }] }),
+        callTool("call_write", "write_to_file", { path: "notes.txt", content: "alpha\nBETA\n", line_count: 2 }),
+        callTool("call_write2", "write_to_file", { path: "extra.txt", content: "unwanted\n", line_count: 1 }),
+        complete("call_done", "Updated notes.txt."),
+      ],
+      { "notes.txt": "alpha\nbeta\n" },
+    );
+    const answers = ["allow_once", "reject_once"];
+    const agent = env.agent({ onPermission: () => answers.shift() ?? "reject_once" });
+    await agent.initialize();  // No fs capability: the agent must use the disk itself.
+    const { sessionId } = await agent.newSession();
+    const reply = await agent.agent.request("session/prompt", {
+      sessionId,
+      prompt: [{ type: "text", text: "Change beta to BETA in notes.txt" }],
+    });
+    assert.equal(reply.stopReason, "end_turn");
+
+    // The model saw the file, then the denial.
+    assert.equal(env.provider.requests.length, 5);
+    assert.match(env.provider.requestText(2), /1 \| alpha/);
+    assert.match(env.provider.requestText(4), /The user denied this operation/);
+
+    // The first write happened; the rejected one did not.
+    assert.equal(fs.readFileSync(path.join(env.workspace, "notes.txt"), "utf8"), "alpha\nBETA\n");
+    assert.equal(fs.existsSync(path.join(env.workspace, "extra.txt")), false);
+
+    // Two permission requests, each about its tool call, with the edit as a diff.
+    assert.equal(agent.permissions.length, 2);
+    assert.equal(agent.permissions[0].toolCall.toolCallId, "call_write");
+    assert.equal(agent.permissions[1].toolCall.toolCallId, "call_write2");
+    const kinds = agent.permissions[0].options.map((option) => option.kind);
+    assert.ok(kinds.includes("allow_once") && kinds.includes("reject_once"), `options: ${kinds}`);
+
+    // The updates on the way.
+    const text = agent.updatesOf("agent_message_chunk").map((update) => update.content.text).join("");
+    assert.match(text, /Let me plan this\./);
+    assert.match(text, /Updated notes\.txt\./);
+    const plan = agent.updatesOf("plan");
+    assert.ok(plan.length >= 1, "no plan update");
+    assert.deepEqual(plan.at(-1).entries.map((entry) => entry.content), ["Read notes.txt", "Update notes.txt", "Add extra.txt"]);
+    const calls = agent.updatesOf("tool_call");
+    const read = calls.find((call) => call.toolCallId === "call_read");
+    assert.ok(read, "no tool_call for read_file");
+    assert.equal(read.kind, "read");
+    assert.equal(read.locations[0].path, path.join(env.workspace, "notes.txt"));
+    const edit = calls.find((call) => call.toolCallId === "call_write");
+    assert.equal(edit?.kind, "edit");
+    const editDone = agent
+      .updatesOf("tool_call_update")
+      .find((update) => update.toolCallId === "call_write" && update.status === "completed");
+    assert.ok(editDone, "no completed tool_call_update for the write");
+    const diff = editDone.content.find((item) => item.type === "diff");
+    assert.deepEqual(
+      { path: diff.path, oldText: diff.oldText, newText: diff.newText },
+      { path: path.join(env.workspace, "notes.txt"), oldText: "alpha\nbeta\n", newText: "alpha\nBETA\n" },
+    );
+    const rejected = agent
+      .updatesOf("tool_call_update")
+      .find((update) => update.toolCallId === "call_write2" && (update.status === "failed" || update.status === "completed"));
+    assert.ok(rejected, "no final tool_call_update for the rejected write");
+    const usage = agent.updatesOf("usage_update");
+    assert.ok(usage.length >= 1, "no usage_update");
+    assert.ok(usage.at(-1).used > 0, `usage_update.used is ${usage.at(-1).used}`);
+    assert.ok(usage.at(-1).size >= 128000, `usage_update.size is ${usage.at(-1).size}`);
+    agent.assertClean();
+  });
+
+  test("fs/* delegation: reads and writes of existing files go through the editor", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp(
+      [
+        callTool("call_read", "read_file", { files: [{ path: "main.txt" }] }),
+        callTool("call_write", "write_to_file", { path: "main.txt", content: "edited in the editor\n", line_count: 1 }),
+        complete("call_done", "Done."),
+      ],
+      { "main.txt": "on disk\n" },
+    );
+    const written = [];
+    const agent = env.agent({
+      onPermission: () => "allow_once",
+      fs: {
+        read: () => "unsaved buffer\n",
+        write: (params) => written.push(params),
+      },
+    });
+    await agent.initialize({ fs: { readTextFile: true, writeTextFile: true } });
+    const { sessionId } = await agent.newSession();
+    const reply = await agent.agent.request("session/prompt", {
+      sessionId,
+      prompt: [{ type: "text", text: "Edit main.txt" }],
+    });
+    assert.equal(reply.stopReason, "end_turn");
+    const file = path.join(env.workspace, "main.txt");
+    const reads = agent.fsRequests.filter((request) => request.method === "fs/read_text_file");
+    assert.ok(reads.length >= 1, "no fs/read_text_file");
+    for (const request of agent.fsRequests) {
+      assert.equal(request.params.sessionId, sessionId);
+      assert.equal(request.params.path, file);
+    }
+    // The model saw the editor's buffer, not the disk.
+    assert.match(env.provider.requestText(1), /unsaved buffer/);
+    assert.doesNotMatch(env.provider.requestText(1), /on disk/);
+    assert.equal(written.length, 1);
+    assert.equal(written[0].content, "edited in the editor\n");
+    // The agent left the disk to the editor.
+    assert.equal(fs.readFileSync(file, "utf8"), "on disk\n");
+    agent.assertClean();
+  });
+
+  test("session/cancel while the provider is slow ends the turn with cancelled", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([[{ text: "Thinking about it" }, { hang: true }]]);
+    const agent = env.agent();
+    await agent.initialize();
+    const { sessionId } = await agent.newSession();
+    const prompt = agent.agent.request("session/prompt", {
+      sessionId,
+      prompt: [{ type: "text", text: "Take your time" }],
+    });
+    await agent.waitFor(
+      () => agent.updatesOf("agent_message_chunk").some((update) => update.content.text.includes("Thinking")),
+      "the first streamed chunk",
+    );
+    await agent.agent.notify("session/cancel", { sessionId });
+    const reply = await prompt;
+    assert.equal(reply.stopReason, "cancelled");
+    agent.assertClean();
+  });
+
+  test("session/load replays a session of an earlier process before answering", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([complete("call_done", "The answer is 42.")]);
+    const first = env.agent();
+    await first.initialize();
+    const { sessionId } = await first.newSession();
+    const reply = await first.agent.request("session/prompt", {
+      sessionId,
+      prompt: [{ type: "text", text: "What is the answer?" }],
+    });
+    assert.equal(reply.stopReason, "end_turn");
+    first.assertClean();
+    first.child.stdin.end();
+    assert.deepEqual(await first.waitForExit(), { code: 0, signal: null });
+
+    const second = env.agent();
+    await second.initialize();
+    const loaded = await second.agent.request("session/load", {
+      sessionId,
+      cwd: env.workspace,
+      mcpServers: [],
+    });
+    assert.equal(loaded.modes.currentModeId, "code");
+    // Every replayed update came before the load response on the wire.
+    const responseAt = second.incoming.findIndex((message) => message.id !== undefined && message.method === undefined && "result" in message && message.result?.modes);
+    const replayed = second.incoming
+      .map((message, index) => ({ message, index }))
+      .filter(({ message }) => message.method === "session/update" && message.params.sessionId === sessionId);
+    assert.ok(replayed.length >= 2, `only ${replayed.length} updates replayed`);
+    assert.ok(replayed.every(({ index }) => index < responseAt), "an update came after the session/load response");
+    const kinds = replayed.map(({ message }) => message.params.update.sessionUpdate);
+    const texts = replayed.map(({ message }) => message.params.update.content?.text ?? "");
+    const userAt = kinds.indexOf("user_message_chunk");
+    assert.ok(userAt >= 0 && texts[userAt].includes("What is the answer?"), `kinds: ${kinds}`);
+    assert.ok(texts.some((text) => text.includes("The answer is 42.")), "the completion was not replayed");
+    await expectRpcError(
+      second.agent.request("session/load", { sessionId: "no-such-session", cwd: env.workspace, mcpServers: [] }),
+      -32002,
+    );
+    second.assertClean();
+  });
+
+  test("_lapce/sessions/list lists the sessions", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([]);
+    const agent = env.agent();
+    await agent.initialize();
+    const a = await agent.newSession();
+    const b = await agent.newSession();
+    const listed = await agent.agent.request("_lapce/sessions/list", {});
+    const ids = listed.sessions.map((session) => session.sessionId);
+    assert.ok(ids.includes(a.sessionId) && ids.includes(b.sessionId), `listed: ${ids}`);
+    for (const session of listed.sessions) assert.equal(session.cwd, env.workspace);
+    agent.assertClean();
+  });
+
+  test("unknown methods get -32601, extension ones too", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([]);
+    const agent = env.agent();
+    await agent.initialize();
+    await expectRpcError(agent.agent.request("foo/bar", {}), -32601);
+    await expectRpcError(agent.agent.request("_lapce/unknown", {}), -32601);
+    // An unknown notification is ignored, and the agent keeps serving.
+    await agent.agent.notify("_lapce/whatever", {});
+    await agent.newSession();
+    agent.assertClean();
+  });
+
+  test("a malformed JSON line gets -32700 and the agent keeps serving", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([]);
+    const agent = env.agent();
+    await agent.initialize();
+    agent.writeRaw('{"jsonrpc":"2.0","id":99,"method":\n');
+    const parseError = await agent.waitFor(
+      () => agent.incoming.find((message) => message.error?.code === -32700),
+      "the -32700 response",
+    );
+    assert.equal(parseError.id, null);
+    const session = await agent.newSession();
+    assert.match(session.sessionId, /\S/);
+    agent.assertClean();
+  });
+
+  test("stdin EOF: the agent exits promptly with code 0", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([]);
+    const agent = env.agent();
+    await agent.initialize();
+    await agent.newSession();
+    agent.child.stdin.end();
+    assert.deepEqual(await agent.waitForExit(3000), { code: 0, signal: null });
+    agent.assertClean();
+  });
+});

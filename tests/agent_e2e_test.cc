@@ -1,0 +1,509 @@
+// End to end: `lapce-ai run` and `lapce-ai sessions …` against the fake provider server with
+// scripted model turns, in a temporary git repository: a task that reads, edits, tests and
+// completes (native and XML tool calls), a denial without --yes, kill -9 mid-stream and resume,
+// Ctrl-C, export and delete, and usage errors.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "run_process.h"
+#include "testing/fake_provider_server.h"
+#include "testing/scripted_model.h"
+
+namespace lai {
+namespace {
+
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using test::ProcessResult;
+
+constexpr const char* kChatPath = "/v1/chat/completions";
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+void WriteFile(const std::filesystem::path& path, const std::string& text) {
+  std::filesystem::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+// A child lapce-ai whose stdout is read while it runs, for the tests that signal it mid-turn.
+// stdin is /dev/null-like (a closed pipe); stderr is collected.
+class Child {
+ public:
+  Child(std::vector<std::string> argv, std::vector<std::string> env) {
+    int out_pipe[2], err_pipe[2], in_pipe[2];
+    EXPECT_EQ(::pipe2(out_pipe, O_CLOEXEC), 0);
+    EXPECT_EQ(::pipe2(err_pipe, O_CLOEXEC), 0);
+    EXPECT_EQ(::pipe2(in_pipe, O_CLOEXEC), 0);
+    std::vector<char*> c_argv, c_env;
+    for (std::string& a : argv) c_argv.push_back(a.data());
+    c_argv.push_back(nullptr);
+    for (std::string& e : env) c_env.push_back(e.data());
+    c_env.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(in_pipe[0], 0);
+      ::dup2(out_pipe[1], 1);
+      ::dup2(err_pipe[1], 2);
+      ::execve(c_argv[0], c_argv.data(), c_env.data());
+      ::_exit(127);
+    }
+    ::close(in_pipe[0]);
+    ::close(in_pipe[1]);
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+    out_fd_ = out_pipe[0];
+    err_fd_ = err_pipe[0];
+  }
+  ~Child() {
+    if (pid_ > 0 && !reaped_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    ::close(out_fd_);
+    ::close(err_fd_);
+  }
+
+  // Reads until stdout contains `text`; false at the deadline or when the child closes stdout.
+  bool WaitForOutput(const std::string& text, milliseconds timeout) {
+    Clock::time_point deadline = Clock::now() + timeout;
+    while (out_.find(text) == std::string::npos) {
+      if (!ReadSome(deadline)) return false;
+    }
+    return true;
+  }
+  void Signal(int signal) { ::kill(pid_, signal); }
+  // Reads both pipes to their end and reaps the child; -1 when killed by a signal or at the
+  // deadline (then SIGKILLed).
+  int Wait(milliseconds timeout) {
+    Clock::time_point deadline = Clock::now() + timeout;
+    while (out_open_ || err_open_) {
+      if (!ReadSome(deadline) && Clock::now() >= deadline) {
+        ::kill(pid_, SIGKILL);
+        break;
+      }
+    }
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    reaped_ = true;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  const std::string& out() const { return out_; }
+  const std::string& err() const { return err_; }
+
+ private:
+  bool ReadSome(Clock::time_point deadline) {
+    if (!out_open_ && !err_open_) return false;
+    int left = static_cast<int>(
+        std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count());
+    if (left <= 0) return false;
+    pollfd fds[2] = {{out_open_ ? out_fd_ : -1, POLLIN, 0}, {err_open_ ? err_fd_ : -1, POLLIN, 0}};
+    if (::poll(fds, 2, left) <= 0) return false;
+    char buffer[4096];
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].revents == 0) continue;
+      ssize_t n = ::read(fds[i].fd, buffer, sizeof(buffer));
+      if (n <= 0) {
+        (i == 0 ? out_open_ : err_open_) = false;
+      } else {
+        (i == 0 ? out_ : err_).append(buffer, static_cast<size_t>(n));
+      }
+    }
+    return true;
+  }
+
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  int err_fd_ = -1;
+  bool out_open_ = true;
+  bool err_open_ = true;
+  bool reaped_ = false;
+  std::string out_;
+  std::string err_;
+};
+
+// The scripted task: src/add.sh subtracts instead of adding; test.sh checks it.
+constexpr const char* kBuggyAdd = "#!/bin/sh\necho $(( $1 - $2 ))\n";
+constexpr const char* kFixedAdd = "#!/bin/sh\necho $(( $1 + $2 ))\n";
+constexpr const char* kTestScript =
+    "#!/bin/sh\nif [ \"$(sh src/add.sh 2 3)\" = 5 ]; then echo 'add: PASS'; else echo 'add: "
+    "FAIL'; exit 1; fi\n";
+constexpr const char* kDiff =
+    "<<<<<<< SEARCH\n:start_line:2\n-------\necho $(( $1 - $2 ))\n=======\necho $(( $1 + $2 "
+    "))\n>>>>>>> REPLACE";
+constexpr const char* kAnswer = "Fixed src/add.sh: it added nothing; now the test passes.";
+
+class AgentE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Result<std::unique_ptr<testing::FakeProviderServer>> fake = testing::FakeProviderServer::Start();
+    ASSERT_TRUE(fake.ok()) << fake.error().message();
+    fake_ = std::move(*fake);
+    char home_template[] = "/tmp/lai-agent-e2e.XXXXXX";
+    ASSERT_NE(::mkdtemp(home_template), nullptr);
+    home_ = home_template;
+    repo_ = home_ + "/repo";
+    WriteFile(repo_ + "/src/add.sh", kBuggyAdd);
+    WriteFile(repo_ + "/test.sh", kTestScript);
+    WriteFile(repo_ + "/README.md", "A tiny project. Run `sh test.sh`.\n");
+    ProcessResult init = test::RunProcess({"/usr/bin/git", "-C", repo_, "init", "-q"}, Env());
+    ASSERT_EQ(init.exit_code, 0) << init.err;
+  }
+  void TearDown() override { std::filesystem::remove_all(home_); }
+
+  // Exactly this environment: a private HOME and XDG directories, a dummy key.
+  std::vector<std::string> Env() const {
+    return {"HOME=" + home_,
+            "XDG_CONFIG_HOME=" + home_ + "/.config",
+            "XDG_DATA_HOME=" + home_ + "/.local/share",
+            "XDG_RUNTIME_DIR=" + home_,
+            "PATH=/usr/bin:/bin",
+            "OPENAI_API_KEY=test"};
+  }
+  std::vector<std::string> Provider() const {
+    return {"--provider", "openai", "--model", "gpt-4o", "--base-url", fake_->base_url() + "/v1"};
+  }
+  // `lapce-ai run <task> --cwd <repo> <provider> <extra…>`.
+  std::vector<std::string> RunArgs(const std::string& task, std::vector<std::string> extra) const {
+    std::vector<std::string> argv = {LAPCE_AI_BIN, "run", task, "--cwd", repo_};
+    for (const std::string& a : Provider()) argv.push_back(a);
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+  }
+  ProcessResult Lapce(std::vector<std::string> args) const {
+    std::vector<std::string> argv = {LAPCE_AI_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return test::RunProcess(std::move(argv), Env());
+  }
+  ProcessResult Run(const std::string& task, std::vector<std::string> extra) const {
+    return test::RunProcess(RunArgs(task, std::move(extra)), Env());
+  }
+  Json ListSessions() const {
+    ProcessResult list = Lapce({"sessions", "list", "--json"});
+    EXPECT_EQ(list.exit_code, 0) << list.err;
+    Json parsed = Json::parse(list.out, nullptr, false);
+    EXPECT_TRUE(parsed.is_array()) << list.out;
+    return parsed;
+  }
+  // The request bodies the fake received, as JSON.
+  std::vector<Json> RequestBodies() const {
+    std::vector<Json> bodies;
+    for (const testing::RecordedRequest& request : fake_->requests()) {
+      bodies.push_back(Json::parse(request.body, nullptr, false));
+    }
+    return bodies;
+  }
+
+  void EnqueueFixTask() {
+    fake_->Enqueue(kChatPath, testing::OpenAiToolCall(
+                                  "call_1", "read_file",
+                                  R"({"files":[{"path":"src/add.sh","line_ranges":null}]})",
+                                  "Let me look at the code."));
+    fake_->Enqueue(kChatPath,
+                   testing::OpenAiToolCall("call_2", "apply_diff",
+                                           Json{{"path", "src/add.sh"}, {"diff", kDiff}}.dump(),
+                                           "It subtracts; fixing."));
+    fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_3", "execute_command",
+                                                      R"({"command":"sh test.sh","cwd":null})"));
+    fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_4", "attempt_completion",
+                                                      Json{{"result", kAnswer}}.dump()));
+  }
+
+  std::unique_ptr<testing::FakeProviderServer> fake_;
+  std::string home_;
+  std::string repo_;
+};
+
+TEST_F(AgentE2eTest, FixesTheTestWithNativeToolCalls) {
+  EnqueueFixTask();
+  ProcessResult run = Run("fix the test", {"--yes"});
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_EQ(ReadFile(repo_ + "/src/add.sh"), kFixedAdd);
+  // The answer and each tool call with its arguments; no terminal escapes into a pipe.
+  EXPECT_NE(run.out.find(kAnswer), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("Let me look at the code."), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("Read src/add.sh"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("Edit src/add.sh"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("Run `sh test.sh`"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("add: PASS"), std::string::npos) << run.out;
+  EXPECT_EQ(run.out.find('\033'), std::string::npos) << run.out;
+  EXPECT_EQ(run.err.find('\033'), std::string::npos) << run.err;
+
+  // Exactly the scripted requests, each answering the previous tool call with its result.
+  std::vector<Json> bodies = RequestBodies();
+  ASSERT_EQ(bodies.size(), 4u);
+  EXPECT_TRUE(bodies[0].contains("tools")) << bodies[0].dump();
+  EXPECT_NE(bodies[0].dump().find("fix the test"), std::string::npos);
+  EXPECT_NE(bodies[1].dump().find("echo $(( $1 - $2 ))"), std::string::npos)
+      << "read_file's result reaches the model";
+  EXPECT_NE(bodies[3].dump().find("add: PASS"), std::string::npos)
+      << "the test command's output reaches the model";
+
+  Json sessions = ListSessions();
+  ASSERT_EQ(sessions.size(), 1u);
+  EXPECT_EQ(sessions[0]["status"], "completed");
+  EXPECT_EQ(sessions[0]["workspace"], std::filesystem::canonical(repo_).string());
+}
+
+TEST_F(AgentE2eTest, JsonPrintsOneEventPerLineEndingWithStop) {
+  EnqueueFixTask();
+  ProcessResult run = Run("fix the test", {"--yes", "--json"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::vector<Json> events;
+  std::istringstream lines(run.out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    Json event = Json::parse(line, nullptr, false);
+    ASSERT_TRUE(event.is_object()) << "not a JSON object: " << line;
+    events.push_back(std::move(event));
+  }
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back()["type"], "stop");
+  EXPECT_EQ(events.back()["stopReason"], "end_turn");
+  EXPECT_EQ(events.back()["usage"]["requests"], 4);
+  std::string text;
+  int tool_calls = 0;
+  for (const Json& event : events) {
+    if (event["type"] != "update") continue;
+    const Json& update = event["update"];
+    if (update["sessionUpdate"] == "agent_message_chunk") {
+      text += update["content"]["text"].get<std::string>();
+    }
+    if (update["sessionUpdate"] == "tool_call") ++tool_calls;
+  }
+  EXPECT_NE(text.find(kAnswer), std::string::npos) << text;
+  EXPECT_EQ(tool_calls, 3);
+  EXPECT_EQ(fake_->requests().size(), 4u);
+}
+
+TEST_F(AgentE2eTest, WithoutYesAnEditIsRejectedAndTheModelToldSo) {
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("call_1", "write_to_file",
+                                         R"({"path":"NOTES.md","content":"notes\n"})"));
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_2", "attempt_completion",
+                                                    R"({"result":"Could not write."})"));
+  ProcessResult run = Run("write notes", {});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.err.find("--yes"), std::string::npos) << run.err;
+  EXPECT_FALSE(std::filesystem::exists(repo_ + "/NOTES.md"));
+  std::vector<Json> bodies = RequestBodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_NE(bodies[1].dump().find("denied"), std::string::npos) << bodies[1].dump();
+}
+
+TEST_F(AgentE2eTest, XmlToolProtocol) {
+  auto xml_turn = [](const std::string& text) {
+    testing::ScriptedTurn turn;
+    turn.text = text;
+    turn.text_chunks = 7;  // Tags split across chunks.
+    return testing::OpenAiTurn(turn);
+  };
+  fake_->Enqueue(kChatPath, xml_turn("Reading it.\n<read_file>\n<args>\n<file>\n<path>src/add.sh"
+                                     "</path>\n</file>\n</args>\n</read_file>"));
+  fake_->Enqueue(kChatPath,
+                 xml_turn(std::string("<apply_diff>\n<path>src/add.sh</path>\n<diff>\n") + kDiff +
+                          "\n</diff>\n</apply_diff>"));
+  fake_->Enqueue(kChatPath, xml_turn("<execute_command>\n<command>sh test.sh</command>\n"
+                                     "</execute_command>"));
+  fake_->Enqueue(kChatPath, xml_turn(std::string("<attempt_completion>\n<result>") + kAnswer +
+                                     "</result>\n</attempt_completion>"));
+  ProcessResult run = Run("fix the test", {"--yes", "--tool-protocol", "xml"});
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_EQ(ReadFile(repo_ + "/src/add.sh"), kFixedAdd);
+  EXPECT_NE(run.out.find("Reading it."), std::string::npos) << run.out;
+  EXPECT_EQ(run.out.find("<read_file>"), std::string::npos) << "markup is not shown: " << run.out;
+  EXPECT_NE(run.out.find(kAnswer), std::string::npos) << run.out;
+  std::vector<Json> bodies = RequestBodies();
+  ASSERT_EQ(bodies.size(), 4u);
+  EXPECT_FALSE(bodies[0].contains("tools")) << "XML: no native tool definitions";
+  EXPECT_NE(bodies[0].dump().find("<read_file>"), std::string::npos)
+      << "the system prompt documents the XML form";
+  EXPECT_NE(bodies[1].dump().find("[read_file"), std::string::npos) << bodies[1].dump();
+  EXPECT_NE(bodies[3].dump().find("add: PASS"), std::string::npos);
+}
+
+TEST_F(AgentE2eTest, KillNineMidTurnLosesNothingAndResumes) {
+  // A read_file call, then a reply that streams slowly; the engine is SIGKILLed after part of it
+  // was printed.
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall(
+                                "call_1", "read_file",
+                                R"({"files":[{"path":"README.md","line_ranges":null}]})"));
+  testing::ScriptedTurn slow;
+  slow.text = "Part one. Part two. Part three. Part four. Part five. Part six.";
+  slow.text_chunks = 6;
+  testing::FakeResponse response = testing::OpenAiTurn(slow);
+  response.fault.chunk_delay = milliseconds(150);
+  fake_->Enqueue(kChatPath, response);
+  std::string printed;
+  {
+    Child child(RunArgs("summarise the readme", {"--yes"}), Env());
+    ASSERT_TRUE(child.WaitForOutput("Part two.", milliseconds(15'000)))
+        << child.out() << child.err();
+    child.Signal(SIGKILL);
+    EXPECT_EQ(child.Wait(milliseconds(5000)), -1);
+    // What the user saw of the reply: the text after the tool's result.
+    const std::string done_mark = "\u2713 done\n";
+    size_t done = child.out().rfind(done_mark);
+    ASSERT_NE(done, std::string::npos) << child.out();
+    printed = child.out().substr(done + done_mark.size());
+  }
+  ASSERT_NE(printed.find("Part two."), std::string::npos) << printed;
+  ASSERT_EQ(fake_->requests().size(), 2u);
+
+  Json sessions = ListSessions();
+  ASSERT_EQ(sessions.size(), 1u);
+  std::string id = sessions[0]["id"];
+  EXPECT_EQ(sessions[0]["title"], "summarise the readme");
+  ProcessResult show = Lapce({"sessions", "show", id});
+  EXPECT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_NE(show.out.find(printed), std::string::npos)
+      << "every chunk printed before the kill is stored; printed:\n"
+      << printed << "\nshown:\n"
+      << show.out;
+
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_9", "attempt_completion",
+                                                    R"({"result":"Summarised."})"));
+  std::vector<std::string> resume = {"sessions", "resume", id.substr(0, 12), "go on", "--yes"};
+  for (const std::string& a : Provider()) resume.push_back(a);
+  ProcessResult resumed = Lapce(resume);
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+  EXPECT_NE(resumed.out.find("Summarised."), std::string::npos) << resumed.out;
+  std::vector<Json> bodies = RequestBodies();
+  ASSERT_EQ(bodies.size(), 3u);
+  std::string sent = bodies[2].dump();
+  EXPECT_NE(sent.find("summarise the readme"), std::string::npos) << "the first task";
+  EXPECT_NE(sent.find("A tiny project."), std::string::npos) << "the read_file result";
+  EXPECT_NE(sent.find(printed), std::string::npos)
+      << "the partial reply; sent: " << sent;
+  EXPECT_NE(sent.find("go on"), std::string::npos);
+  EXPECT_EQ(ListSessions()[0]["status"], "completed");
+}
+
+TEST_F(AgentE2eTest, CtrlCCancelsTheTurnAndExits130) {
+  testing::ScriptedTurn slow;
+  slow.text = "Thinking about it. And more. And more.";
+  slow.text_chunks = 3;
+  testing::FakeResponse response = testing::OpenAiTurn(slow);
+  // The first text at once, then a stall only a cancel ends in time.
+  response.fault.stall_after_bytes = response.body_chunks[0].size() + response.body_chunks[1].size();
+  response.fault.stall_for = milliseconds(30'000);
+  fake_->Enqueue(kChatPath, response);
+  Child child(RunArgs("think", {"--yes"}), Env());
+  ASSERT_TRUE(child.WaitForOutput("Thinking", milliseconds(15'000))) << child.err();
+  Clock::time_point signalled = Clock::now();
+  child.Signal(SIGINT);
+  int exit_code = child.Wait(milliseconds(10'000));
+  EXPECT_EQ(exit_code, 130) << child.err();
+  EXPECT_LT(Clock::now() - signalled, milliseconds(1000));
+  EXPECT_NE(child.err().find("cancel"), std::string::npos) << child.err();
+  Json sessions = ListSessions();
+  ASSERT_EQ(sessions.size(), 1u);
+  EXPECT_EQ(sessions[0]["status"], "cancelled");
+  ProcessResult show = Lapce({"sessions", "show", sessions[0]["id"].get<std::string>()});
+  // The text shown before the cancel is kept.
+  std::string printed = child.out();
+  while (!printed.empty() && printed.back() == '\n') printed.pop_back();
+  ASSERT_FALSE(printed.empty());
+  EXPECT_NE(show.out.find(printed), std::string::npos) << printed << "\nshown:\n" << show.out;
+}
+
+TEST_F(AgentE2eTest, ExportDeleteAndBadIds) {
+  for (const char* task : {"say hello", "say goodbye"}) {
+    fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_1", "attempt_completion",
+                                                      R"({"result":"Done."})"));
+    ProcessResult run = Run(task, {"--yes"});
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+  }
+  Json sessions = ListSessions();
+  ASSERT_EQ(sessions.size(), 2u);
+  std::string first = sessions[1]["id"];
+  std::string second = sessions[0]["id"];
+  EXPECT_EQ(sessions[1]["title"], "say hello");
+
+  std::string json_file = home_ + "/export.json";
+  ProcessResult exported = Lapce({"sessions", "export", first, "--format", "json", "-o", json_file});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  Json document = Json::parse(ReadFile(json_file), nullptr, false);
+  ASSERT_TRUE(document.is_object()) << ReadFile(json_file);
+  EXPECT_EQ(document["session"]["id"], first);
+  EXPECT_FALSE(document["messages"].empty());
+
+  std::string md_file = home_ + "/export.md";
+  ProcessResult markdown = Lapce({"sessions", "export", first, "--format", "md", "-o", md_file});
+  ASSERT_EQ(markdown.exit_code, 0) << markdown.err;
+  std::string md = ReadFile(md_file);
+  EXPECT_EQ(md.rfind("# ", 0), 0u) << md;
+  EXPECT_NE(md.find("say hello"), std::string::npos) << md;
+
+  ProcessResult bad_format = Lapce({"sessions", "export", first, "--format", "pdf"});
+  EXPECT_EQ(bad_format.exit_code, 2);
+  EXPECT_NE(bad_format.err.find("md or json"), std::string::npos) << bad_format.err;
+
+  // Both ids start with the creation time: their common prefix is ambiguous.
+  size_t common = 0;
+  while (common < first.size() && first[common] == second[common]) ++common;
+  ASSERT_GT(common, 0u);
+  ProcessResult ambiguous = Lapce({"sessions", "show", first.substr(0, common)});
+  EXPECT_NE(ambiguous.exit_code, 0);
+  EXPECT_NE(ambiguous.err.find(first), std::string::npos) << "lists the candidates: " << ambiguous.err;
+  EXPECT_NE(ambiguous.err.find(second), std::string::npos) << ambiguous.err;
+
+  ProcessResult unknown = Lapce({"sessions", "show", "zzzz"});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.err.find("no session 'zzzz'"), std::string::npos) << unknown.err;
+  EXPECT_NE(unknown.err.find("sessions list"), std::string::npos) << unknown.err;
+
+  ProcessResult deleted = Lapce({"sessions", "delete", first});
+  EXPECT_EQ(deleted.exit_code, 0) << deleted.err;
+  ProcessResult gone = Lapce({"sessions", "show", first});
+  EXPECT_NE(gone.exit_code, 0);
+  EXPECT_NE(gone.err.find("no session '" + first + "'"), std::string::npos) << gone.err;
+  EXPECT_EQ(ListSessions().size(), 1u);
+  ProcessResult delete_unknown = Lapce({"sessions", "delete", "zzzz"});
+  EXPECT_NE(delete_unknown.exit_code, 0);
+  EXPECT_NE(delete_unknown.err.find("zzzz"), std::string::npos) << delete_unknown.err;
+}
+
+TEST_F(AgentE2eTest, BadInputExitsWithTwoAndNamesTheProblem) {
+  ProcessResult mode = Run("hi", {"--mode", "nosuchmode"});
+  EXPECT_EQ(mode.exit_code, 2) << mode.err;
+  EXPECT_NE(mode.err.find("nosuchmode"), std::string::npos) << mode.err;
+  EXPECT_NE(mode.err.find("code"), std::string::npos) << "lists the modes: " << mode.err;
+
+  ProcessResult profile = Lapce({"run", "hi", "--cwd", repo_, "--profile", "nosuchprofile"});
+  EXPECT_EQ(profile.exit_code, 2) << profile.err;
+  EXPECT_NE(profile.err.find("nosuchprofile"), std::string::npos) << profile.err;
+
+  std::string missing = home_ + "/does-not-exist";
+  std::vector<std::string> argv = {LAPCE_AI_BIN, "run", "hi", "--cwd", missing};
+  for (const std::string& a : Provider()) argv.push_back(a);
+  ProcessResult cwd = test::RunProcess(argv, Env());
+  EXPECT_EQ(cwd.exit_code, 2) << cwd.err;
+  EXPECT_NE(cwd.err.find(missing), std::string::npos) << cwd.err;
+
+  ProcessResult no_task = Lapce({"run", "--cwd", repo_});
+  EXPECT_EQ(no_task.exit_code, 2) << no_task.err;
+  EXPECT_EQ(fake_->requests().size(), 0u);
+  EXPECT_TRUE(ListSessions().empty());
+}
+
+}  // namespace
+}  // namespace lai
