@@ -957,7 +957,7 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
       return Approve(request, info);
     });
     ToolContext context{*state.workspace, session.engine_.settings_.tools, host,
-                        &session.cancelled_, client.files()};
+                        &session.cancelled_, client.files(), client.commands(), call.id};
     SessionUpdate running;
     running.kind = SessionUpdate::Kind::kToolCallUpdate;
     running.tool.id = call.id;
@@ -1082,6 +1082,7 @@ Session::Turn::ToolOutcome Session::Turn::RunSubtask(const std::string& mode,
       return parent_.client.RequestPermission(parent_.session.id_, request, cancelled);
     }
     FileAccess* files() override { return parent_.client.files(); }
+    CommandRunner* commands() override { return parent_.client.commands(); }
 
    private:
     Turn& parent_;

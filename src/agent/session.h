@@ -42,6 +42,8 @@ class SessionClient {
                                             const std::atomic<bool>& cancelled) = 0;
   // nullptr = tools use the local file system.
   virtual FileAccess* files() { return nullptr; }
+  // nullptr = commands run as local child processes.
+  virtual CommandRunner* commands() { return nullptr; }
 };
 
 enum class StopReason { kEndTurn, kMaxTokens, kMaxTurnRequests, kRefusal, kCancelled };

@@ -1,6 +1,8 @@
 #include "server/acp_agent.h"
 
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <condition_variable>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -110,13 +112,14 @@ Result<std::string> PromptText(const json& prompt, const std::string& workspace)
 
 }  // namespace
 
-struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess {
+struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandRunner {
   agent::Engine& engine;
   rpc::Peer& peer;
   AcpAgentOptions agent_options;
   std::mutex mutex;
   bool client_reads_files = false;   // Guarded by mutex.
   bool client_writes_files = false;  // Guarded by mutex.
+  bool client_has_terminal = false;  // Guarded by mutex.
   std::vector<std::string> session_ids;  // Sessions this connection opened; guarded by mutex.
   // The session whose tool is running a file call (set around fs/* requests).
   thread_local static const std::string* current_session;
@@ -203,6 +206,107 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess {
     return client_reads_files && client_writes_files ? this : nullptr;
   }
 
+  agent::CommandRunner* commands() override {
+    std::lock_guard lock(mutex);
+    return client_has_terminal ? this : nullptr;
+  }
+
+  // ---- CommandRunner through terminal/*: the editor runs the command and shows it live.
+  Result<workspace::CommandOutcome> Run(std::string_view command,
+                                        const workspace::CommandOptions& options,
+                                        std::string_view call_id) override {
+    if (current_session == nullptr) return Error(ErrorCode::kInternal, "terminal outside a turn");
+    const std::string& session_id = *current_session;
+    const char* shell = std::getenv("SHELL");
+    json create = {{"sessionId", session_id},
+                   {"command", shell != nullptr && shell[0] == '/' ? shell : "/bin/sh"},
+                   {"args", {"-c", command}},
+                   {"cwd", options.cwd},
+                   {"outputByteLimit", 1 << 20}};
+    rpc::RequestOptions request_options;
+    request_options.timeout = std::chrono::seconds(30);
+    ASSIGN_OR_RETURN(std::string created,
+                     peer.Request("terminal/create", create.dump(), request_options));
+    json created_json = json::parse(created, nullptr, false);
+    if (!created_json.is_object() || !created_json.contains("terminalId") ||
+        !created_json["terminalId"].is_string()) {
+      return Error(ErrorCode::kProtocol, "terminal/create: the editor's reply has no terminalId");
+    }
+    std::string terminal_id = created_json["terminalId"].get<std::string>();
+    json terminal = {{"sessionId", session_id}, {"terminalId", terminal_id}};
+    if (!call_id.empty()) {
+      agent::SessionUpdate update;
+      update.kind = agent::SessionUpdate::Kind::kToolCallUpdate;
+      update.tool.id = std::string(call_id);
+      agent::ToolCallContent content;
+      content.kind = agent::ToolCallContent::Kind::kTerminal;
+      content.terminal_id = terminal_id;
+      update.tool.content.push_back(std::move(content));
+      OnUpdate(session_id, update);
+    }
+
+    // Wait for the exit; a cancel or the timeout kills the command first.
+    struct Wait {
+      std::mutex mutex;
+      std::condition_variable done;
+      std::optional<Result<std::string>> outcome;
+    };
+    auto wait = std::make_shared<Wait>();
+    peer.RequestAsync("terminal/wait_for_exit", terminal.dump(),
+                      [wait](Result<std::string> outcome) {
+                        std::lock_guard lock(wait->mutex);
+                        wait->outcome = std::move(outcome);
+                        wait->done.notify_one();
+                      });
+    workspace::CommandOutcome outcome;
+    auto deadline = options.timeout.count() > 0
+                        ? std::chrono::steady_clock::now() + options.timeout
+                        : std::chrono::steady_clock::time_point::max();
+    bool is_killed = false;
+    {
+      std::unique_lock lock(wait->mutex);
+      while (!wait->outcome) {
+        bool is_cancelled = options.cancelled != nullptr && options.cancelled->load();
+        bool is_late = std::chrono::steady_clock::now() >= deadline;
+        if (!is_killed && (is_cancelled || is_late)) {
+          is_killed = true;
+          outcome.cancelled = is_cancelled;
+          outcome.timed_out = !is_cancelled;
+          lock.unlock();
+          Status killed = peer.Request("terminal/kill", terminal.dump(), request_options).status();
+          if (!killed.ok()) spdlog::warn("acp: terminal/kill: {}", killed.error().message());
+          lock.lock();
+          continue;
+        }
+        wait->done.wait_for(lock, std::chrono::milliseconds(20));
+      }
+    }
+    if (wait->outcome->ok()) {
+      json exit = json::parse(**wait->outcome, nullptr, false);
+      if (exit.is_object()) {
+        if (exit.contains("exitCode") && exit["exitCode"].is_number_integer()) {
+          outcome.exit_code = exit["exitCode"].get<int>();
+        }
+        if (exit.contains("signal") && exit["signal"].is_string()) {
+          std::string name = exit["signal"].get<std::string>();
+          outcome.signal = name == "SIGKILL" ? SIGKILL : name == "SIGINT" ? SIGINT : SIGTERM;
+        }
+      }
+    }
+    Result<std::string> output = peer.Request("terminal/output", terminal.dump(), request_options);
+    if (output.ok()) {
+      json reply = json::parse(*output, nullptr, false);
+      if (reply.is_object() && reply.contains("output") && reply["output"].is_string()) {
+        outcome.output = reply["output"].get<std::string>();
+        if (options.on_output) options.on_output(outcome.output);
+      }
+    }
+    Status released = peer.Request("terminal/release", terminal.dump(), request_options).status();
+    if (!released.ok()) spdlog::warn("acp: terminal/release: {}", released.error().message());
+    if (!wait->outcome->ok() && !is_killed) return std::move(*wait->outcome).error();
+    return outcome;
+  }
+
   // ---- FileAccess through fs/*: the session id is the one whose turn runs on this thread.
   Result<std::string> ReadTextFile(const std::string& path) override {
     if (current_session == nullptr) return Error(ErrorCode::kInternal, "fs read outside a turn");
@@ -248,6 +352,11 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess {
       std::lock_guard lock(mutex);
       client_reads_files = capabilities["fs"].value("readTextFile", false);
       client_writes_files = capabilities["fs"].value("writeTextFile", false);
+    }
+    if (capabilities.is_object() && capabilities.contains("terminal") &&
+        capabilities["terminal"].is_boolean()) {
+      std::lock_guard lock(mutex);
+      client_has_terminal = capabilities["terminal"].get<bool>();
     }
     // We speak version 1 only: echo it, and answer 1 to anything else.
     json result = {

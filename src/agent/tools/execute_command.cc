@@ -94,7 +94,9 @@ class ExecuteCommandTool final : public ToolBase {
     options.timeout = std::chrono::seconds(std::max(0, context.settings.command_timeout_seconds));
     options.cancelled = context.cancelled;
     options.on_output = [&context](std::string_view chunk) { context.host.OnOutput(chunk); };
-    Result<workspace::CommandOutcome> outcome = workspace::RunCommand(*command, options);
+    Result<workspace::CommandOutcome> outcome =
+        context.commands != nullptr ? context.commands->Run(*command, options, context.call_id)
+                                    : workspace::RunCommand(*command, options);
     if (!outcome.ok()) {
       return {true, ToolErrorText("Command could not be started in '" + cwd +
                                   "': " + outcome.error().message())};

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "workspace/process.h"
 #include "workspace/workspace.h"
 
 namespace lai::agent {
@@ -64,6 +65,16 @@ class FileAccess {
   virtual Status WriteTextFile(const std::string& absolute_path, std::string_view content) = 0;
 };
 
+// The editor's terminal (ACP terminal/*): commands run where the user watches them. Same contract
+// as workspace::RunCommand. Called from the tool's thread.
+class CommandRunner {
+ public:
+  virtual ~CommandRunner() = default;
+  virtual Result<workspace::CommandOutcome> Run(std::string_view command,
+                                                const workspace::CommandOptions& options,
+                                                std::string_view call_id) = 0;
+};
+
 struct ToolContext {
   const workspace::Workspace& workspace;
   const ToolSettings& settings;
@@ -72,6 +83,9 @@ struct ToolContext {
   const std::atomic<bool>* cancelled = nullptr;
   // Reads and writes of existing files go through the editor when set; nullptr = local files.
   FileAccess* files = nullptr;
+  // Commands run in the editor's terminal when set; nullptr = a local child process.
+  CommandRunner* commands = nullptr;
+  std::string_view call_id;  // The id the client knows this call by (ACP toolCallId); may be "".
 };
 
 struct ToolResult {
