@@ -276,6 +276,7 @@ struct Session::State {
   std::string awaiting_tool_id;
   std::string awaiting_tool_name;
   std::string completion_result;  // Of the last attempt_completion (subtasks return it).
+  std::string pending_mode;       // Set by SetMode during a turn; guarded by mutex_.
   std::string system_prompt;      // Cached for system_prompt_mode.
   std::string system_prompt_mode;
   std::shared_ptr<llm::StreamHandle> stream;  // The running request; guarded by mutex_.
@@ -1243,6 +1244,11 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
   bool append_user = true;
   while (true) {
     if (session.cancelled_.load()) return StopReason::kCancelled;
+    {
+      std::lock_guard lock(session.mutex_);
+      if (!state.pending_mode.empty()) state.mode = std::move(state.pending_mode);
+      state.pending_mode.clear();
+    }
     if (settings.mistake_limit > 0 && state.consecutive_mistakes >= settings.mistake_limit) {
       state.consecutive_mistakes = 0;
       state.awaiting = State::Awaiting::kMistakeFeedback;
@@ -1282,7 +1288,14 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     FitContext();
     Reply reply = Request();
     if (reply.error) {
-      if (reply.has_output && !reply.message.parts.empty()) Append(std::move(reply.message));
+      if (reply.has_output && !reply.message.parts.empty()) {
+        bool is_cancel = reply.error->kind == llm::ErrorKind::kCancelled;
+        llm::ContentPart note;
+        note.text = is_cancel ? "\n\n[Response interrupted by user]"
+                              : "\n\n[Response interrupted by API Error]";
+        reply.message.parts.push_back(std::move(note));
+        Append(std::move(reply.message));
+      }
       if (reply.error->kind == llm::ErrorKind::kCancelled || session.cancelled_.load()) {
         SaveRecord();
         return StopReason::kCancelled;
@@ -1379,7 +1392,9 @@ Status Session::SetMode(std::string_view slug, SessionClient* client) {
   {
     std::lock_guard lock(mutex_);
     if (FindMode(state_->modes, slug) != nullptr) {
-      state_->mode = std::string(slug);
+      // While a turn runs only its thread touches `mode`; it takes the change before its next
+      // request.
+      (running_.load() ? state_->pending_mode : state_->mode) = std::string(slug);
     } else {
       for (const ModeConfig& mode : state_->modes) names += (names.empty() ? "" : ", ") + mode.slug;
       return Error(ErrorCode::kNotFound,
@@ -1432,7 +1447,11 @@ SessionRecord Session::RecordLocked() const {
   record.created_ms = state.created_ms;
   record.updated_ms = NowMs();
   record.totals = state.totals;
-  record.todos_json = json(FormatTodoList(state.todos)).dump();
+  json todos = json::array();
+  for (const TodoItem& todo : state.todos) {
+    todos.push_back({{"text", todo.text}, {"status", TodoStatusLabel(todo.status)}});
+  }
+  record.todos_json = todos.dump();
   return record;
 }
 
@@ -1530,8 +1549,17 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id) {
   state.status = record->status;
   state.created_ms = record->created_ms;
   state.totals = record->totals;
-  if (json todos = json::parse(record->todos_json, nullptr, false); todos.is_string()) {
-    state.todos = ParseTodoList(todos.get<std::string>());
+  if (json todos = json::parse(record->todos_json, nullptr, false); todos.is_array()) {
+    for (const json& todo : todos) {
+      if (!todo.is_object()) continue;
+      std::string status = todo.value("status", "");
+      state.todos.push_back({todo.value("text", ""),
+                             status == TodoStatusLabel(TodoStatus::kCompleted)
+                                 ? TodoStatus::kCompleted
+                             : status == TodoStatusLabel(TodoStatus::kInProgress)
+                                 ? TodoStatus::kInProgress
+                                 : TodoStatus::kPending});
+    }
   }
   ASSIGN_OR_RETURN(state.history, store_->LoadMessages(record->id));
   if (record->status == SessionStatus::kCompleted || record->status == SessionStatus::kWaiting) {

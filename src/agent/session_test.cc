@@ -115,10 +115,14 @@ bool Contains(const std::vector<std::string>& names, std::string_view name) {
 
 std::string_view StatusName(ToolStatus status) {
   switch (status) {
-    case ToolStatus::kPending: return "pending";
-    case ToolStatus::kInProgress: return "in_progress";
-    case ToolStatus::kCompleted: return "completed";
-    case ToolStatus::kFailed: return "failed";
+    case ToolStatus::kPending:
+      return "pending";
+    case ToolStatus::kInProgress:
+      return "in_progress";
+    case ToolStatus::kCompleted:
+      return "completed";
+    case ToolStatus::kFailed:
+      return "failed";
   }
   return "?";
 }
@@ -431,8 +435,8 @@ TEST_F(SessionTest, NativeReadEditRunComplete) {
   first.text = "Let me read the file.";
   first.calls.push_back({"call_1", "read_file", ReadArgs("src.txt")});
   Enqueue(OpenAiTurn(first));
-  Enqueue(OpenAiToolCall("call_2", "apply_diff",
-                         json{{"path", "src.txt"}, {"diff", kDiff}}.dump()));
+  Enqueue(
+      OpenAiToolCall("call_2", "apply_diff", json{{"path", "src.txt"}, {"diff", kDiff}}.dump()));
   Enqueue(OpenAiToolCall("call_3", "execute_command",
                          json{{"command", "sh test.sh"}, {"cwd", nullptr}}.dump()));
   Enqueue(OpenAiToolCall("call_4", "attempt_completion", CompletionArgs("Greeting changed.")));
@@ -544,13 +548,15 @@ TEST_F(SessionTest, XmlReadEditRunComplete) {
   Engine& engine = MakeEngine(MakePool({"p"}), settings);
   std::shared_ptr<Session> session = NewSession(engine);
   EXPECT_EQ(session->Info().protocol, ToolProtocol::kXml);
-  Enqueue(XmlTurn("Reading it first.\n<read_file>\n<args>\n<file>\n<path>src.txt</path>\n</file>\n"
-                  "</args>\n</read_file>"));
+  Enqueue(
+      XmlTurn("Reading it first.\n<read_file>\n<args>\n<file>\n<path>src.txt</path>\n</file>\n"
+              "</args>\n</read_file>"));
   Enqueue(XmlTurn("Now the edit.\n<apply_diff>\n<path>src.txt</path>\n<diff>\n" +
                   std::string(kDiff) + "\n</diff>\n</apply_diff>"));
   Enqueue(XmlTurn("<execute_command>\n<command>sh test.sh</command>\n</execute_command>"));
-  Enqueue(XmlTurn("All good.\n<attempt_completion>\n<result>Greeting changed.</result>\n"
-                  "</attempt_completion>"));
+  Enqueue(
+      XmlTurn("All good.\n<attempt_completion>\n<result>Greeting changed.</result>\n"
+              "</attempt_completion>"));
 
   TestClient client;
   EXPECT_EQ(MustPrompt(*session, "Change the greeting in src.txt to hello lapce", client),
@@ -558,9 +564,9 @@ TEST_F(SessionTest, XmlReadEditRunComplete) {
   EXPECT_EQ(ReadFile(workspace_ + "/src.txt"), "hello lapce\n");
 
   std::string shown = client.AgentText();
-  for (std::string_view markup : {"<read_file", "</read_file", "<args", "<path", "<apply_diff",
-                                  "<diff", "SEARCH", "<execute_command", "<command",
-                                  "<attempt_completion", "<result"}) {
+  for (std::string_view markup :
+       {"<read_file", "</read_file", "<args", "<path", "<apply_diff", "<diff", "SEARCH",
+        "<execute_command", "<command", "<attempt_completion", "<result"}) {
     EXPECT_EQ(shown.find(markup), std::string::npos) << markup << " shown in: " << shown;
   }
   EXPECT_NE(shown.find("Reading it first."), std::string::npos) << shown;
@@ -578,13 +584,37 @@ TEST_F(SessionTest, XmlReadEditRunComplete) {
         << "the XML system prompt documents the tools";
     for (const json& message : body["messages"]) EXPECT_FALSE(message.contains("tool_calls"));
   }
-  EXPECT_TRUE(LastUserText(bodies[1]).starts_with("[read_file] Result:")) << LastUserText(bodies[1]);
+  EXPECT_TRUE(LastUserText(bodies[1]).starts_with("[read_file] Result:"))
+      << LastUserText(bodies[1]);
   EXPECT_NE(LastUserText(bodies[1]).find("hello world"), std::string::npos);
   EXPECT_TRUE(LastUserText(bodies[2]).starts_with("[apply_diff] Result:"));
   EXPECT_TRUE(LastUserText(bodies[3]).starts_with("[execute_command] Result:"));
   EXPECT_NE(LastUserText(bodies[3]).find("TESTS PASS"), std::string::npos);
   // The model's own markup stays in its messages.
   EXPECT_NE(MessagesText(bodies[3]).find("<apply_diff>\n<path>src.txt</path>"), std::string::npos);
+}
+
+TEST_F(SessionTest, XmlSecondToolCallOfAMessageIsNotRun) {
+  AgentSettings settings = Settings();
+  settings.tool_protocol = ToolProtocol::kXml;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(
+      XmlTurn("<read_file>\n<args>\n<file>\n<path>src.txt</path>\n</file>\n</args>\n"
+              "</read_file>\nAnd then:\n<execute_command>\n<command>touch ran.txt</command>\n"
+              "</execute_command>"));
+  Enqueue(XmlTurn("<attempt_completion>\n<result>Read.</result>\n</attempt_completion>"));
+
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Read src.txt", client), StopReason::kEndTurn);
+  EXPECT_FALSE(std::filesystem::exists(workspace_ + "/ran.txt"));
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  std::string results = LastUserText(bodies[1]);
+  EXPECT_TRUE(results.starts_with("[read_file] Result:")) << results;
+  EXPECT_NE(results.find("[execute_command] Result:\nTool [execute_command] was not executed"),
+            std::string::npos)
+      << results;
 }
 
 // ---- 3. Denial with feedback -------------------------------------------------------------------
@@ -701,8 +731,8 @@ TEST_F(SessionTest, OnlyTheFirstToolCallOfAMessageRuns) {
   std::shared_ptr<Session> session = NewSession(engine);
   ScriptedTurn both;
   both.calls.push_back({"call_a", "read_file", ReadArgs("src.txt")});
-  both.calls.push_back({"call_b", "execute_command",
-                        json{{"command", "touch ran.txt"}, {"cwd", nullptr}}.dump()});
+  both.calls.push_back(
+      {"call_b", "execute_command", json{{"command", "touch ran.txt"}, {"cwd", nullptr}}.dump()});
   Enqueue(OpenAiTurn(both));
   Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Read.")));
 
@@ -746,7 +776,8 @@ TEST_F(SessionTest, RequestLimitEndsTurnAndNextPromptContinues) {
 TEST_F(SessionTest, MistakeLimitEndsTurnAndFeedbackReachesModel) {
   Engine& engine = MakeEngine(MakePool({"p"}));
   std::shared_ptr<Session> session = NewSession(engine);
-  for (int i = 0; i < 3; ++i) Enqueue(testing::OpenAiText("I think it is fine " + std::to_string(i)));
+  for (int i = 0; i < 3; ++i)
+    Enqueue(testing::OpenAiText("I think it is fine " + std::to_string(i)));
   Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done now.")));
 
   TestClient client;
@@ -778,7 +809,8 @@ TEST_F(SessionTest, CancelMidStreamKeepsPartialText) {
   slow.text_chunks = 2;
   FakeResponse response = OpenAiTurn(slow);
   // The role chunk and the first text chunk arrive at once; then the stream stalls.
-  response.fault.stall_after_bytes = response.body_chunks[0].size() + response.body_chunks[1].size();
+  response.fault.stall_after_bytes =
+      response.body_chunks[0].size() + response.body_chunks[1].size();
   response.fault.stall_for = 20s;
   Enqueue(std::move(response));
   Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Resumed.")));
@@ -825,8 +857,7 @@ TEST_F(SessionTest, CancelStopsARunningCommand) {
   EXPECT_EQ(MustPrompt(*session, "Finish", client), StopReason::kEndTurn);
   std::vector<json> bodies = Bodies();
   ASSERT_EQ(bodies.size(), 2u);
-  EXPECT_NE(ToolResultOf(bodies[1], "call_sleep").value_or("").find("cancelled"),
-            std::string::npos)
+  EXPECT_NE(ToolResultOf(bodies[1], "call_sleep").value_or("").find("cancelled"), std::string::npos)
       << ToolResultOf(bodies[1], "call_sleep").value_or("");
 }
 
@@ -968,8 +999,7 @@ TEST_F(CondenseTest, FailedCondenseFallsBackToTruncation) {
   Engine& engine = MakeEngine(MakePool({"p"}, "gpt-4o", WindowFor(base, per_read)));
   std::shared_ptr<Session> session = NewSession(engine, "p");
   EnqueueReads();
-  Enqueue(testing::MakeResponse(400, R"({"error":{"message":"summary refused","type":"x"}})"),
-          "p");
+  Enqueue(testing::MakeResponse(400, R"({"error":{"message":"summary refused","type":"x"}})"), "p");
   Enqueue(Call("r4", "attempt_completion", CompletionArgs("Compared.")), "p");
 
   TestClient client;
@@ -1056,9 +1086,9 @@ TEST_F(SessionTest, NewTaskRunsChildAndReturnsItsResult) {
   Enqueue(OpenAiToolCall(
       "call_task", "new_task",
       json{{"mode", "code"}, {"message", "Create notes.txt"}, {"todos", nullptr}}.dump()));
-  Enqueue(OpenAiToolCall("child_write", "write_to_file",
-                         json{{"path", "notes.txt"}, {"content", "notes\n"}, {"line_count", 1}}
-                             .dump()));
+  Enqueue(OpenAiToolCall(
+      "child_write", "write_to_file",
+      json{{"path", "notes.txt"}, {"content", "notes\n"}, {"line_count", 1}}.dump()));
   Enqueue(OpenAiToolCall("child_done", "attempt_completion", CompletionArgs("notes.txt created")));
   Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("All done.")));
 
@@ -1111,7 +1141,8 @@ TEST_F(SessionTest, CancelReachesARunningSubtask) {
   slow.text = "Child starts talking. And never stops.";
   slow.text_chunks = 2;
   FakeResponse response = OpenAiTurn(slow);
-  response.fault.stall_after_bytes = response.body_chunks[0].size() + response.body_chunks[1].size();
+  response.fault.stall_after_bytes =
+      response.body_chunks[0].size() + response.body_chunks[1].size();
   response.fault.stall_for = 20s;
   Enqueue(std::move(response));
 
@@ -1171,8 +1202,9 @@ TEST_F(SessionTest, ReloadedSessionHasSameHistoryAndReplay) {
   for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(after[i], before[i]) << "message " << i;
   EXPECT_EQ(after[before.size()]["tool_calls"][0]["id"], "call_2");
   // The feedback answers the attempt_completion call, as it would without the reload.
-  EXPECT_NE(ToolResultOf(bodies[2], "call_2").value_or("").find("<feedback>\nCheck again\n</feedback>"),
-            std::string::npos)
+  EXPECT_NE(
+      ToolResultOf(bodies[2], "call_2").value_or("").find("<feedback>\nCheck again\n</feedback>"),
+      std::string::npos)
       << bodies[2]["messages"].dump();
 }
 
@@ -1189,8 +1221,8 @@ TEST_F(SessionTest, ReloadKeepsTextOfAnInterruptedReply) {
   SessionUpdate chunk;
   chunk.kind = SessionUpdate::Kind::kAgentMessageChunk;
   chunk.text = "PARTIALREPLY I was halfway through";
-  ASSERT_TRUE(store_->AppendEvent(session->id(), UpdateKindName(chunk.kind), ToAcpJson(chunk), 1)
-                  .ok());
+  ASSERT_TRUE(
+      store_->AppendEvent(session->id(), UpdateKindName(chunk.kind), ToAcpJson(chunk), 1).ok());
 
   Engine& second = MakeEngine(pool);
   Result<std::shared_ptr<Session>> loaded = second.LoadSession(session->id());
@@ -1210,10 +1242,10 @@ TEST_F(SessionTest, ReloadedSessionTakesTheAnswerToItsQuestion) {
   llm::ProviderPool& pool = MakePool({"p"});
   Engine& first = MakeEngine(pool);
   std::shared_ptr<Session> session = NewSession(first);
-  Enqueue(OpenAiToolCall("call_ask", "ask_followup_question",
-                         json{{"question", "Which file?"},
-                              {"follow_up", {{{"text", "a.txt"}, {"mode", nullptr}}}}}
-                             .dump()));
+  Enqueue(OpenAiToolCall(
+      "call_ask", "ask_followup_question",
+      json{{"question", "Which file?"}, {"follow_up", {{{"text", "a.txt"}, {"mode", nullptr}}}}}
+          .dump()));
   TestClient client;
   EXPECT_EQ(MustPrompt(*session, "Edit a file", client), StopReason::kEndTurn);
 
@@ -1231,6 +1263,54 @@ TEST_F(SessionTest, ReloadedSessionTakesTheAnswerToItsQuestion) {
       << "the answer goes back as the question's result, as without the reload: " << *answer;
 }
 
+TEST_F(SessionTest, NewSessionValidatesItsOptions) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  SessionOptions options;
+  options.workspace = "relative/dir";
+  Result<std::shared_ptr<Session>> relative = engine.NewSession(options);
+  ASSERT_FALSE(relative.ok());
+  EXPECT_EQ(relative.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(relative.error().message().find("absolute"), std::string::npos);
+
+  options.workspace = workspace_;
+  options.mode = "poet";
+  Result<std::shared_ptr<Session>> mode = engine.NewSession(options);
+  ASSERT_FALSE(mode.ok());
+  EXPECT_NE(mode.error().message().find("the modes are: code, architect"), std::string::npos)
+      << mode.error().message();
+
+  options.mode = "ask";
+  options.profile = "nope";
+  Result<std::shared_ptr<Session>> profile = engine.NewSession(options);
+  ASSERT_FALSE(profile.ok());
+  EXPECT_NE(profile.error().message().find("the profiles are: p"), std::string::npos)
+      << profile.error().message();
+
+  Result<std::shared_ptr<Session>> missing = engine.LoadSession("ffffffff");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(SessionTest, SetModeIsShownStoredAndReplayed) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine, {}, "ask");
+  TestClient client;
+  EXPECT_FALSE(session->SetMode("poet", &client).ok());
+  ASSERT_TRUE(session->SetMode("debug", &client).ok());
+  EXPECT_EQ(session->Info().mode, "debug");
+  ASSERT_EQ(client.updates().size(), 1u);
+  EXPECT_EQ(client.updates()[0].kind, SessionUpdate::Kind::kCurrentModeUpdate);
+  EXPECT_EQ(client.updates()[0].text, "debug");
+
+  Engine& other = MakeEngine(MakePool({"p"}));
+  Result<std::shared_ptr<Session>> loaded = other.LoadSession(session->id());
+  ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
+  EXPECT_EQ((*loaded)->Info().mode, "debug");
+  TestClient replay;
+  ASSERT_TRUE((*loaded)->Replay(replay).ok());
+  EXPECT_EQ(replay.AcpJson(), client.AcpJson());
+}
+
 // ---- 10. Session tools -------------------------------------------------------------------------
 
 TEST_F(SessionTest, TodoListModeSwitchAndFollowupQuestion) {
@@ -1243,7 +1323,8 @@ TEST_F(SessionTest, TodoListModeSwitchAndFollowupQuestion) {
   Enqueue(OpenAiToolCall(
       "call_ask", "ask_followup_question",
       json{{"question", "Which file?"},
-           {"follow_up", {{{"text", "a.txt"}, {"mode", nullptr}}, {{"text", "b.txt"}, {"mode", nullptr}}}}}
+           {"follow_up",
+            {{{"text", "a.txt"}, {"mode", nullptr}}, {{"text", "b.txt"}, {"mode", nullptr}}}}}
           .dump()));
   Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Planned a.txt.")));
 
@@ -1278,10 +1359,10 @@ TEST_F(SessionTest, TodoListModeSwitchAndFollowupQuestion) {
   std::vector<json> bodies = Bodies();
   EXPECT_NE(ToolResultOf(bodies[1], "call_todo").value_or("").find("Todo list updated"),
             std::string::npos);
-  EXPECT_NE(ToolResultOf(bodies[2], "call_mode").value_or("").find("architect"),
-            std::string::npos);
+  EXPECT_NE(ToolResultOf(bodies[2], "call_mode").value_or("").find("architect"), std::string::npos);
   EXPECT_TRUE(Contains(ToolNames(bodies[1]), "execute_command"));
-  EXPECT_FALSE(Contains(ToolNames(bodies[2]), "execute_command")) << "architect cannot run commands";
+  EXPECT_FALSE(Contains(ToolNames(bodies[2]), "execute_command"))
+      << "architect cannot run commands";
   EXPECT_TRUE(Contains(ToolNames(bodies[2]), "read_file"));
 
   EXPECT_EQ(MustPrompt(*session, "a.txt", client), StopReason::kEndTurn);

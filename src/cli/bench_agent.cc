@@ -64,8 +64,6 @@ using Json = nlohmann::json;
 using ipc::NowNs;
 using std::chrono::milliseconds;
 
-constexpr const char* kChatPath = "/v1/chat/completions";
-
 struct BenchAgentFlags {
   bool json = false;
   bool quick = false;
@@ -99,6 +97,7 @@ uint64_t Median(std::vector<uint64_t> samples) { return Summarize(samples).p50; 
 // Child processes: this executable (or another program) with pipes or /dev/null, an exact
 // environment, and a watchdog that SIGKILLs a child that overstays.
 
+// SIGKILLs the armed child when its deadline passes. Thread-safe.
 class Watchdog {
  public:
   Watchdog() : thread_([this] { Loop(); }) {}
@@ -146,6 +145,7 @@ class Watchdog {
   std::thread thread_;
 };
 
+// Thread-compatible.
 class Child {
  public:
   // stdin and stdout are pipes when `pipes`, else /dev/null; stderr goes to /dev/null.
@@ -260,8 +260,8 @@ class Child {
 // ---------------------------------------------------------------------------------------------
 // The timed provider: an OpenAI-compatible server on 127.0.0.1 that serves queued replies and
 // records when each request arrived and when each reply's last byte was written. A reply may
-// stream "t=<NowNs()>;" content deltas stamped as they are written.
-
+// stream "t=<NowNs()>;" content deltas stamped as they are written. Thread-safe; a thread per
+// connection.
 class TimedProvider {
  public:
   struct Reply {

@@ -172,7 +172,11 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     while (!wait->outcome) {
       if (cancelled.load()) {
         lock.unlock();
-        if (id != 0) peer.CancelOutgoing(id);
+        // ACP's `$/cancel_request` names the request in `requestId` (Peer::CancelOutgoing sends
+        // `id`, which the ACP schema rejects). The client still answers, with `cancelled`.
+        if (id != 0) {
+          (void)peer.Notify("$/cancel_request", R"({"requestId":)" + std::to_string(id) + "}");
+        }
         return {agent::PermissionOutcome::kCancelled, {}};
       }
       wait->done.wait_for(lock, std::chrono::milliseconds(20));
