@@ -391,12 +391,12 @@ std::vector<ModeConfig> Session::Modes() const {
 }
 
 void Session::Cancel() {
-  if (!running_.load()) return;
-  cancelled_.store(true);
   std::shared_ptr<llm::StreamHandle> stream;
   std::shared_ptr<Session> child;
   {
     std::lock_guard lock(mutex_);
+    if (!running_.load()) return;
+    cancelled_.store(true);
     stream = state_->stream;
     child = state_->active_child;
   }
@@ -622,7 +622,9 @@ Session::Turn::Reply Session::Turn::Request() {
   auto handle_xml = [&](std::vector<XmlEvent>& events) {
     for (XmlEvent& event : events) {
       if (event.type == XmlEventType::kText) {
-        if (!event.text.empty()) {
+        // After the first complete call the rest of the reply is not shown: only that call
+        // runs (the text stays in the stored message, which the model sees).
+        if (!event.text.empty() && reply.calls.empty()) {
           Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, std::move(event.text)));
         }
       } else if (event.type == XmlEventType::kToolComplete) {
@@ -823,8 +825,11 @@ Session::Turn::ToolOutcome Session::Turn::RunSessionTool(const ToolCall& call, c
         shown += "\n" + std::to_string(number++) + ". " + text;
       }
     }
-    state.awaiting = State::Awaiting::kAnswer;
-    state.status = SessionStatus::kWaiting;
+    {
+      std::lock_guard lock(session.mutex_);
+      state.awaiting = State::Awaiting::kAnswer;
+      state.status = SessionStatus::kWaiting;
+    }
     Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, std::move(shown)));
     outcome.ends_turn = true;
     return outcome;
@@ -1371,11 +1376,16 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
 }
 
 Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client) {
-  if (running_.exchange(true)) {
-    return Error(ErrorCode::kUnavailable,
-                 "session " + id_ + " is already running a turn; cancel it or wait");
+  {
+    // Under mutex_ with Cancel(), so a cancel right after the turn starts is never lost.
+    std::lock_guard lock(mutex_);
+    if (running_.load()) {
+      return Error(ErrorCode::kUnavailable,
+                   "session " + id_ + " is already running a turn; cancel it or wait");
+    }
+    cancelled_.store(false);
+    running_.store(true);
   }
-  cancelled_.store(false);
   Turn turn{*this, *state_, client, 0, false, 0, {}};
   Result<StopReason> stop = turn.Run(text);
   if (stop.ok() && *stop == StopReason::kCancelled) {

@@ -129,6 +129,12 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
 
   // ---- SessionClient
   void OnUpdate(const std::string& session_id, const agent::SessionUpdate& update) override {
+    // The client already shows the prompt it sent; echoing it during the turn makes clients
+    // that append user chunks to the last user entry (Zed) show it twice. Replays send it.
+    if (update.kind == agent::SessionUpdate::Kind::kUserMessageChunk &&
+        current_session != nullptr) {
+      return;
+    }
     std::string params = R"({"sessionId":)" + json(session_id).dump() +
                          R"(,"update":)" + agent::ToAcpJson(update) + "}";
     Status sent = peer.Notify("session/update", params);
