@@ -959,16 +959,22 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
       outcome.text = ToolErrorText("Unknown tool '" + call.name + "'.");
       return outcome;
     }
+    // pending → (permission) → in_progress: the call runs once its first approval is given.
+    bool is_running = false;
     SessionToolHost host([&](const ApprovalRequest& request) {
-      return Approve(request, info);
+      ApprovalReply reply = Approve(request, info);
+      if (reply.approved && !is_running) {
+        is_running = true;
+        SessionUpdate running;
+        running.kind = SessionUpdate::Kind::kToolCallUpdate;
+        running.tool.id = call.id;
+        running.tool.status = ToolStatus::kInProgress;
+        Emit(running);
+      }
+      return reply;
     });
     ToolContext context{*state.workspace, session.engine_.settings_.tools, host,
                         &session.cancelled_, client.files(), client.commands(), call.id};
-    SessionUpdate running;
-    running.kind = SessionUpdate::Kind::kToolCallUpdate;
-    running.tool.id = call.id;
-    running.tool.status = ToolStatus::kInProgress;
-    Emit(running);
     ToolResult result = tool->Run(call.arguments_json, context);
     outcome.text = std::move(result.text);
     outcome.is_error = result.is_error;

@@ -75,6 +75,7 @@ const char* KindName(char first) {
 // The members of a JSON-RPC message, as raw JSON text slices of the message.
 struct Members {
   std::optional<std::string_view> jsonrpc, id, method, params, result, error;
+  std::optional<std::string_view> request_id;  // `$/cancel_request` params: ACP's `requestId`.
 };
 
 // Index just past the string whose opening quote is at `at`. Precondition: valid JSON.
@@ -165,6 +166,8 @@ Members ScanObject(std::string_view text) {
       members.result = value;
     else if (key == "error")
       members.error = value;
+    else if (key == "requestId")
+      members.request_id = value;
   }
 }
 
@@ -436,11 +439,15 @@ void Peer::OnMessage(std::string_view message) {
   if (!has_id) {
     if (name == kCancelMethod) {
       std::optional<std::string_view> target;
-      if (params_kind == '{' && doc.params.has_value()) target = ScanObject(*doc.params).id;
+      if (params_kind == '{' && doc.params.has_value()) {
+        // ACP names the request `requestId`; plain `id` is accepted too.
+        Members cancel = ScanObject(*doc.params);
+        target = cancel.request_id ? cancel.request_id : cancel.id;
+      }
       if (target.has_value()) {
         CancelIncoming(std::string(*target));
       } else {
-        spdlog::warn("{}: ignored a $/cancel_request without params.id", options_.name);
+        spdlog::warn("{}: ignored a $/cancel_request without params.requestId", options_.name);
       }
       return;
     }
@@ -606,7 +613,7 @@ Status Peer::SendCall(int64_t id, std::string_view method, std::string_view para
 }
 
 Status Peer::SendCancelRequest(int64_t id) {
-  return SendCall(0, kCancelMethod, R"({"id":)" + std::to_string(id) + "}");
+  return SendCall(0, kCancelMethod, R"({"requestId":)" + std::to_string(id) + "}");
 }
 
 bool Peer::CompletePending(int64_t id, Result<std::string> outcome) {

@@ -359,6 +359,25 @@ TEST_F(PeerRawTest, CancelRequestWithStringIdReachesItsHandler) {
   EXPECT_EQ(reply["error"]["code"], kRequestCancelled);
 }
 
+TEST_F(PeerRawTest, CancelRequestWithAcpRequestIdReachesItsHandler) {
+  Latch entered, cancelled;
+  peer_.HandleRequest("wait",
+                      [&](std::string_view, const RequestContext& context) -> Result<std::string> {
+                        uint64_t id = context.cancel.AddCallback([&] { cancelled.CountDown(); });
+                        entered.CountDown();
+                        bool was_cancelled = cancelled.Wait();
+                        context.cancel.RemoveCallback(id);
+                        if (!was_cancelled) return std::string("\"not cancelled\"");
+                        return Error(ErrorCode::kCancelled, "wait cancelled");
+                      });
+  peer_.OnMessage(R"({"jsonrpc":"2.0","id":7,"method":"wait"})");
+  ASSERT_TRUE(entered.Wait());
+  peer_.OnMessage(R"({"jsonrpc":"2.0","method":"$/cancel_request","params":{"requestId":7}})");
+  Json reply = ParseJson(sent_.At(0));
+  EXPECT_EQ(reply["id"], 7);
+  EXPECT_EQ(reply["error"]["code"], kRequestCancelled);
+}
+
 TEST_F(PeerRawTest, ResponsesCompleteOutgoingRequests) {
   Latch done;
   Result<std::string> outcome = std::string();

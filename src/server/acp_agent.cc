@@ -129,8 +129,8 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
 
   // ---- SessionClient
   void OnUpdate(const std::string& session_id, const agent::SessionUpdate& update) override {
-    // The client already shows the prompt it sent; echoing it during the turn makes clients
-    // that append user chunks to the last user entry (Zed) show it twice. Replays send it.
+    // The client shows the prompt it sent; echoing it during the turn makes clients that append
+    // user chunks to the last user entry (Zed) show it twice. session/load replays send it.
     if (update.kind == agent::SessionUpdate::Kind::kUserMessageChunk &&
         current_session != nullptr) {
       return;
@@ -178,11 +178,8 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     while (!wait->outcome) {
       if (cancelled.load()) {
         lock.unlock();
-        // ACP's `$/cancel_request` names the request in `requestId` (Peer::CancelOutgoing sends
-        // `id`, which the ACP schema rejects). The client still answers, with `cancelled`.
-        if (id != 0) {
-          (void)peer.Notify("$/cancel_request", R"({"requestId":)" + std::to_string(id) + "}");
-        }
+        // The client still answers, with `cancelled`.
+        if (id != 0) peer.CancelOutgoing(id);
         return {agent::PermissionOutcome::kCancelled, {}};
       }
       wait->done.wait_for(lock, std::chrono::milliseconds(20));

@@ -5,6 +5,7 @@
 // or notifies; the Agent message union for extension methods).
 //
 // Run: LAPCE_AI_BIN=build/<dir>/src/cli/lapce-ai node --test tests/acp/acp_test.mjs
+// (ACP_TEST_TRACE=1 prints the traffic; --test-name-pattern=<regex> picks tests.)
 // (ctest runs it as `acp_node_test`; scripts/setup installs node_modules here.)
 
 import { after, afterEach, describe, test } from "node:test";
@@ -27,6 +28,7 @@ if (!kBinary || !fs.existsSync(kBinary)) {
 }
 const kTestTimeoutMs = 30_000;  // Per test; each wait inside has its own, shorter deadline.
 const kWaitMs = 10_000;
+const kTrace = Boolean(process.env.ACP_TEST_TRACE);  // Print every message both ways to stderr.
 
 // ---------------------------------------------------------------------------------------------
 // The ACP v1 schema and its validators.
@@ -91,10 +93,57 @@ const kAgentRequestType = {
   "terminal/kill": "KillTerminalRequest",
   "terminal/release": "ReleaseTerminalRequest",
 };
-const kAgentNotificationType = { "session/update": "SessionNotification" };
+const kAgentNotificationType = {
+  "session/update": "SessionNotification",
+  "$/cancel_request": "CancelRequestNotification",
+};
 
 function describeErrors(validate) {
   return ajv.errorsText(validate.errors, { separator: "; ", dataVar: "message" });
+}
+
+// The schema and JSON-RPC violations in one message from the agent, as text (empty = none).
+// `answers`: the method of our request a response answers (undefined when we sent none).
+function agentMessageViolations(message, { answers, isFsAdvertised, isTerminalAdvertised = false }) {
+  const violations = [];
+  const where = JSON.stringify(message).slice(0, 300);
+  if (!validateAgentMessage(message)) {
+    violations.push(`not an ACP agent message: ${describeErrors(validateAgentMessage)}: ${where}`);
+  }
+  if (message.method !== undefined) {
+    const isRequest = message.id !== undefined;
+    const type = (isRequest ? kAgentRequestType : kAgentNotificationType)[message.method];
+    if (type) {
+      const validate = validatorFor(type);
+      if (!validate(message.params)) {
+        violations.push(`${message.method} params are not a ${type}: ${describeErrors(validate)}: ${where}`);
+      }
+    } else if (!message.method.startsWith("_")) {
+      violations.push(`the agent sent an unknown ${isRequest ? "request" : "notification"}: ${where}`);
+    }
+    if (message.method.startsWith("fs/") && !isFsAdvertised) {
+      violations.push(`fs/* sent to a client that did not advertise it: ${where}`);
+    }
+    if (message.method.startsWith("terminal/") && !isTerminalAdvertised) {
+      violations.push(`terminal/* sent to a client that did not advertise it: ${where}`);
+    }
+    return violations;
+  }
+  if (message.id !== null && answers === undefined) {
+    violations.push(`a response to an id we never sent: ${where}`);
+  }
+  if ("error" in message) {
+    const validate = validatorFor("Error");
+    if (!validate(message.error)) {
+      violations.push(`error object invalid: ${describeErrors(validate)}: ${where}`);
+    }
+  } else if (kResponseType[answers]) {
+    const validate = validatorFor(kResponseType[answers]);
+    if (!validate(message.result)) {
+      violations.push(`${answers} result is not a ${kResponseType[answers]}: ${describeErrors(validate)}: ${where}`);
+    }
+  }
+  return violations;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -174,6 +223,8 @@ class FakeProvider {
     for (const step of turn) {
       if (step.text !== undefined) {
         chunk({ delta: { content: step.text } });
+      } else if (step.reasoning !== undefined) {
+        chunk({ delta: { reasoning_content: step.reasoning } });
       } else if (step.tool) {
         const args =
           typeof step.tool.args === "string" ? step.tool.args : JSON.stringify(step.tool.args);
@@ -253,8 +304,10 @@ class AgentHarness {
     this.updates = [];     // session/update params, as the SDK delivered them.
     this.permissions = [];  // session/request_permission params.
     this.fsRequests = [];   // {method, params}.
+    this.terminalRequests = [];  // {method, params}.
     this.stderr = "";
     this.waiters = new Set();
+    this.timeline = [];  // {direction: "in" | "out", message}, both ways, in order.
   }
 
   start() {
@@ -288,6 +341,7 @@ class AgentHarness {
     this.child.stdin.on("error", () => {});  // EPIPE after the child exits: seen via `exited`.
 
     let pending = "";
+    let isInputOpen = true;  // False once the SDK cancelled the stream or stdout ended.
     const input = new ReadableStream({
       start: (controller) => {
         this.child.stdout.on("data", (bytes) => {
@@ -297,12 +351,16 @@ class AgentHarness {
             this.#tapIncoming(pending.slice(0, newline));
             pending = pending.slice(newline + 1);
           }
-          controller.enqueue(new Uint8Array(bytes));
+          if (isInputOpen) controller.enqueue(new Uint8Array(bytes));
         });
         this.child.stdout.on("end", () => {
           if (pending.length > 0) this.violations.push(`unterminated last line: ${pending}`);
-          controller.close();
+          if (isInputOpen) controller.close();
+          isInputOpen = false;
         });
+      },
+      cancel: () => {
+        isInputOpen = false;
       },
     });
     let outgoing = "";
@@ -324,10 +382,10 @@ class AgentHarness {
       this.updates.push(params);
       this.#changed();
     });
-    app.onRequest("session/request_permission", ({ params }) => {
+    app.onRequest("session/request_permission", async ({ params }) => {
       this.permissions.push(params);
       this.#changed();
-      const kind = this.options.onPermission ? this.options.onPermission(params) : "reject_once";
+      const kind = await (this.options.onPermission ? this.options.onPermission(params) : "reject_once");
       if (kind === "cancelled") return { outcome: { outcome: "cancelled" } };
       const option = params.options.find((candidate) => candidate.kind === kind);
       assert.ok(option, `the permission request offers no '${kind}' option`);
@@ -345,6 +403,15 @@ class AgentHarness {
         this.options.fs.write(params);
         return {};
       });
+    }
+    if (this.options.terminal) {
+      for (const method of ["terminal/create", "terminal/output", "terminal/wait_for_exit", "terminal/kill", "terminal/release"]) {
+        app.onRequest(method, ({ params }) => {
+          this.terminalRequests.push({ method, params });
+          this.#changed();
+          return this.options.terminal(method, params);
+        });
+      }
     }
     this.connection = app.connect(acp.ndJsonStream(output, input));
     this.agent = this.connection.agent;
@@ -417,6 +484,8 @@ class AgentHarness {
 
   // Fails the test if any agent message broke the schema or JSON-RPC.
   assertClean() {
+    assert.ok(this.incoming.length > 0, "the agent sent nothing");
+    this.#checkNothingAfterTurns();
     assert.deepEqual(this.violations, [], `protocol violations; stderr:\n${this.stderr.slice(-2000)}`);
   }
 
@@ -425,23 +494,48 @@ class AgentHarness {
     this.connection?.close();
   }
 
+  // The spec: updates may come only before the agent answers session/prompt. Flags any update
+  // for a session between that answer and the next session/prompt (or load) of the session.
+  #checkNothingAfterTurns() {
+    const answered = new Set();  // Sessions whose last prompt was answered.
+    const promptOf = new Map();  // Our request id → session, for prompts.
+    for (const entry of this.timeline) {
+      if (entry.direction === "out" && entry.message.method === "session/prompt") {
+        promptOf.set(JSON.stringify(entry.message.id), entry.message.params.sessionId);
+        answered.delete(entry.message.params.sessionId);
+      } else if (entry.direction === "out" && entry.message.method === "session/load") {
+        answered.delete(entry.message.params.sessionId);
+      } else if (entry.direction === "in" && entry.message.method === undefined) {
+        const session = promptOf.get(JSON.stringify(entry.message.id));
+        if (session !== undefined) answered.add(session);
+      } else if (entry.direction === "in" && entry.message.method === "session/update") {
+        if (answered.has(entry.message.params.sessionId)) {
+          this.violations.push(`session/update after the prompt was answered: ${JSON.stringify(entry.message).slice(0, 300)}`);
+        }
+      }
+    }
+  }
+
   #changed() {
     for (const waiter of [...this.waiters]) waiter();
   }
 
   #tapOutgoing(line) {
+    if (kTrace) process.stderr.write(`-> ${line}\n`);
     let message;
     try {
       message = JSON.parse(line);
     } catch {
       return;  // Ours, deliberately malformed (writeRaw does not come through here anyway).
     }
+    this.timeline.push({ direction: "out", message });
     if (message.method !== undefined && message.id !== undefined) {
       this.pendingMethods.set(JSON.stringify(message.id), message.method);
     }
   }
 
   #tapIncoming(line) {
+    if (kTrace) process.stderr.write(`<- ${line}\n`);
     let message;
     try {
       message = JSON.parse(line);
@@ -450,44 +544,20 @@ class AgentHarness {
       return;
     }
     this.incoming.push(message);
-    const where = JSON.stringify(message).slice(0, 300);
-    if (!validateAgentMessage(message)) {
-      this.violations.push(`not an ACP agent message: ${describeErrors(validateAgentMessage)}: ${where}`);
-    }
-    if (message.method !== undefined) {
-      const isRequest = message.id !== undefined;
-      const table = isRequest ? kAgentRequestType : kAgentNotificationType;
-      const type = table[message.method];
-      if (type) {
-        const validate = validatorFor(type);
-        if (!validate(message.params)) {
-          this.violations.push(`${message.method} params are not a ${type}: ${describeErrors(validate)}: ${where}`);
-        }
-      } else if (!message.method.startsWith("_")) {
-        this.violations.push(`the agent sent an unknown ${isRequest ? "request" : "notification"}: ${where}`);
-      }
-      if (message.method.startsWith("fs/") && !this.options.fs) {
-        this.violations.push(`fs/* sent to a client that did not advertise it: ${where}`);
-      }
-    } else {
+    this.timeline.push({ direction: "in", message });
+    let method;
+    if (message.method === undefined) {
       const key = JSON.stringify(message.id);
-      const method = this.pendingMethods.get(key);
-      if (message.id !== null && method === undefined) {
-        this.violations.push(`a response to an id we never sent: ${where}`);
-      }
+      method = this.pendingMethods.get(key);
       this.pendingMethods.delete(key);
-      if ("error" in message) {
-        const validate = validatorFor("Error");
-        if (!validate(message.error)) {
-          this.violations.push(`error object invalid: ${describeErrors(validate)}: ${where}`);
-        }
-      } else if (kResponseType[method]) {
-        const validate = validatorFor(kResponseType[method]);
-        if (!validate(message.result)) {
-          this.violations.push(`${method} result is not a ${kResponseType[method]}: ${describeErrors(validate)}: ${where}`);
-        }
-      }
     }
+    this.violations.push(
+      ...agentMessageViolations(message, {
+        answers: method,
+        isFsAdvertised: Boolean(this.options.fs),
+        isTerminalAdvertised: Boolean(this.options.terminal),
+      }),
+    );
     this.#changed();
   }
 }
@@ -541,6 +611,46 @@ async function expectRpcError(promise, code) {
 // ---------------------------------------------------------------------------------------------
 
 describe("lapce-ai acp", { timeout: 120_000 }, () => {
+  test("the schema check rejects broken agent messages (so passing means something)", () => {
+    const update = (sessionUpdate) => ({
+      jsonrpc: "2.0",
+      method: "session/update",
+      params: { sessionId: "s", update: sessionUpdate },
+    });
+    const check = (message, answers) => agentMessageViolations(message, { answers, isFsAdvertised: false });
+    // Valid ones pass.
+    assert.deepEqual(check(update({ sessionUpdate: "usage_update", used: 5, size: 100 })), []);
+    assert.deepEqual(check({ jsonrpc: "2.0", id: 3, result: { stopReason: "end_turn" } }, "session/prompt"), []);
+    // Broken ones do not.
+    assert.notDeepEqual(check(update({ sessionUpdate: "usage_update", used: -1, size: 100 })), []);
+    assert.notDeepEqual(check(update({ sessionUpdate: "tool_call", toolCallId: "c" })), []);  // No title.
+    assert.notDeepEqual(check(update({ sessionUpdate: "tool_call_update", toolCallId: "c", status: "done" })), []);
+    assert.notDeepEqual(
+      check(update({ sessionUpdate: "tool_call_update", toolCallId: "c", content: [{ type: "diff", path: "/a" }] })),
+      [],
+    );
+    assert.notDeepEqual(check(update({ sessionUpdate: "plan", entries: [{ content: "x", status: "pending" }] })), []);
+    assert.notDeepEqual(check({ jsonrpc: "2.0", id: 3, result: { stopReason: "finished" } }, "session/prompt"), []);
+    assert.notDeepEqual(check({ jsonrpc: "2.0", id: 1, result: { protocolVersion: "1" } }, "initialize"), []);
+    assert.notDeepEqual(check({ jsonrpc: "2.0", id: 2, result: {} }, "session/new"), []);
+    assert.notDeepEqual(check({ jsonrpc: "2.0", id: 4, error: { code: "x", message: "m" } }, "foo/bar"), []);
+    assert.notDeepEqual(check({ id: 5, result: {} }, "session/set_mode"), []);  // No jsonrpc.
+    assert.notDeepEqual(check({ jsonrpc: "2.0", id: 9, result: {} }), []);  // Answers nothing we sent.
+    assert.notDeepEqual(
+      check({ jsonrpc: "2.0", id: 7, method: "session/request_permission", params: { sessionId: "s", toolCall: { toolCallId: "c" } } }),
+      [],
+    );
+    assert.notDeepEqual(
+      check({ jsonrpc: "2.0", id: 8, method: "fs/read_text_file", params: { sessionId: "s", path: "/a" } }),
+      [],
+    );  // Valid params, but the client did not advertise fs.
+    assert.notDeepEqual(check({ jsonrpc: "2.0", method: "session/updated", params: {} }), []);
+    assert.notDeepEqual(
+      check({ jsonrpc: "2.0", id: 9, method: "terminal/create", params: { sessionId: "s", command: "ls" } }),
+      [],
+    );  // Valid params, but the client did not advertise a terminal.
+  });
+
   test("initialize echoes protocolVersion 1", { timeout: kTestTimeoutMs }, async () => {
     const env = await setUp([]);
     const agent = env.agent();
@@ -587,6 +697,7 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
     const env = await setUp(
       [
         callTool("call_todo", "update_todo_list", { todos: "[ ] Read notes.txt\n[ ] Update notes.txt\n[ ] Add extra.txt" }, [
+          { reasoning: "The user wants one word changed." },
           { text: "Let me plan this." },
         ]),
         callTool("call_read", "read_file", { files: [{ path: "notes.txt" }] }),
@@ -626,6 +737,8 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
     const text = agent.updatesOf("agent_message_chunk").map((update) => update.content.text).join("");
     assert.match(text, /Let me plan this\./);
     assert.match(text, /Updated notes\.txt\./);
+    const thought = agent.updatesOf("agent_thought_chunk").map((update) => update.content.text).join("");
+    assert.match(thought, /one word changed/);
     const plan = agent.updatesOf("plan");
     assert.ok(plan.length >= 1, "no plan update");
     assert.deepEqual(plan.at(-1).entries.map((entry) => entry.content), ["Read notes.txt", "Update notes.txt", "Add extra.txt"]);
@@ -697,6 +810,45 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
     agent.assertClean();
   });
 
+  test("terminal/* delegation: commands run in the editor's terminal", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([
+      callTool("call_run", "execute_command", { command: "echo from-the-editor", cwd: null }),
+      complete("call_done", "Ran it."),
+    ]);
+    const agent = env.agent({
+      onPermission: () => "allow_once",
+      terminal: (method) => {
+        switch (method) {
+          case "terminal/create": return { terminalId: "term-1" };
+          case "terminal/wait_for_exit": return { exitCode: 0, signal: null };
+          case "terminal/output":
+            return { output: "from-the-editor\n", truncated: false, exitStatus: { exitCode: 0, signal: null } };
+          default: return {};
+        }
+      },
+    });
+    await agent.initialize({ terminal: true });
+    const { sessionId } = await agent.newSession();
+    const reply = await agent.agent.request("session/prompt", {
+      sessionId,
+      prompt: [{ type: "text", text: "Run echo" }],
+    });
+    assert.equal(reply.stopReason, "end_turn");
+    const methods = agent.terminalRequests.map((request) => request.method);
+    assert.equal(methods[0], "terminal/create");
+    assert.ok(methods.includes("terminal/wait_for_exit"), `methods: ${methods}`);
+    assert.equal(methods.at(-1), "terminal/release", `the agent must release the terminal: ${methods}`);
+    for (const request of agent.terminalRequests) assert.equal(request.params.sessionId, sessionId);
+    assert.equal(agent.terminalRequests[0].params.cwd, env.workspace);
+    assert.match(JSON.stringify(agent.terminalRequests[0].params), /echo from-the-editor/);
+    const embedded = agent
+      .updatesOf("tool_call_update")
+      .some((update) => update.toolCallId === "call_run" && update.content?.some((item) => item.type === "terminal" && item.terminalId === "term-1"));
+    assert.ok(embedded, "the tool call does not embed the terminal");
+    assert.match(env.provider.requestText(1), /from-the-editor/);
+    agent.assertClean();
+  });
+
   test("session/cancel while the provider is slow ends the turn with cancelled", { timeout: kTestTimeoutMs }, async () => {
     const env = await setUp([[{ text: "Thinking about it" }, { hang: true }]]);
     const agent = env.agent();
@@ -713,6 +865,55 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
     await agent.agent.notify("session/cancel", { sessionId });
     const reply = await prompt;
     assert.equal(reply.stopReason, "cancelled");
+    agent.assertClean();
+  });
+
+  test("session/cancel during a permission request ends the turn with cancelled", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp(
+      [callTool("call_write", "write_to_file", { path: "a.txt", content: "new\n", line_count: 1 })],
+      { "a.txt": "old\n" },
+    );
+    let sessionId;
+    // As the spec asks of a client: on cancel, answer the pending permission with `cancelled`.
+    const agent = env.agent({
+      onPermission: () => {
+        agent.agent.notify("session/cancel", { sessionId });
+        return "cancelled";
+      },
+    });
+    await agent.initialize();
+    ({ sessionId } = await agent.newSession());
+    const reply = await agent.agent.request("session/prompt", {
+      sessionId,
+      prompt: [{ type: "text", text: "Rewrite a.txt" }],
+    });
+    assert.equal(reply.stopReason, "cancelled");
+    assert.equal(fs.readFileSync(path.join(env.workspace, "a.txt"), "utf8"), "old\n");
+    agent.assertClean();
+  });
+
+  test("session/cancel while the agent waits for a permission answer: the agent withdraws it", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp(
+      [callTool("call_write", "write_to_file", { path: "a.txt", content: "new\n", line_count: 1 })],
+      { "a.txt": "old\n" },
+    );
+    let sessionId;
+    // A client that never answers: the agent must still end the turn, and whatever it sends to
+    // withdraw its request must be valid ACP.
+    const agent = env.agent({
+      onPermission: () => {
+        agent.agent.notify("session/cancel", { sessionId });
+        return new Promise(() => {});
+      },
+    });
+    await agent.initialize();
+    ({ sessionId } = await agent.newSession());
+    const reply = await agent.agent.request("session/prompt", {
+      sessionId,
+      prompt: [{ type: "text", text: "Rewrite a.txt" }],
+    });
+    assert.equal(reply.stopReason, "cancelled");
+    assert.equal(fs.readFileSync(path.join(env.workspace, "a.txt"), "utf8"), "old\n");
     agent.assertClean();
   });
 
@@ -755,6 +956,38 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
       -32002,
     );
     second.assertClean();
+  });
+
+  test("session/prompt takes resource_link blocks (the file reaches the model)", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([complete("call_done", "Seen.")], { "spec.md": "# The spec\nsecret-marker-7\n" });
+    const agent = env.agent();
+    await agent.initialize();
+    const { sessionId } = await agent.newSession();
+    const file = path.join(env.workspace, "spec.md");
+    const reply = await agent.agent.request("session/prompt", {
+      sessionId,
+      prompt: [
+        { type: "text", text: "Summarise " },
+        { type: "resource_link", uri: `file://${file}`, name: "spec.md" },
+      ],
+    });
+    assert.equal(reply.stopReason, "end_turn");
+    assert.match(env.provider.requestText(0), /secret-marker-7/);
+    agent.assertClean();
+  });
+
+  test("requests naming an unknown session get -32002; authenticate answers", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([]);
+    const agent = env.agent();
+    await agent.initialize();
+    await expectRpcError(
+      agent.agent.request("session/prompt", { sessionId: "nope", prompt: [{ type: "text", text: "hi" }] }),
+      -32002,
+    );
+    await expectRpcError(agent.agent.request("session/set_mode", { sessionId: "nope", modeId: "ask" }), -32002);
+    await expectRpcError(agent.agent.request("session/new", { cwd: "relative/dir", mcpServers: [] }), -32602);
+    await agent.agent.request("authenticate", { methodId: "none" });
+    agent.assertClean();
   });
 
   test("_lapce/sessions/list lists the sessions", { timeout: kTestTimeoutMs }, async () => {

@@ -1,0 +1,212 @@
+// An agent session over the shared-memory transport: `lapce-ai serve` (a real process) with the
+// fake provider, driven by an rpc::Peer on an rpc::ShmClientTransport channel — the same ACP
+// messages `lapce-ai acp` speaks on stdio: initialize, session/new, session/prompt with a tool
+// call and a permission request, session/update notifications, an unknown method.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "ipc/client.h"
+#include "rpc/peer.h"
+#include "rpc/shm_transport.h"
+#include "server/services.h"
+#include "testing/fake_provider_server.h"
+#include "testing/scripted_model.h"
+
+namespace lai {
+namespace {
+
+using Json = nlohmann::json;
+using std::chrono::milliseconds;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream file(path);
+  return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+}
+
+// `lapce-ai serve` on a socket in `dir`, stopped (SIGTERM) on destruction.
+class ServeProcess {
+ public:
+  ServeProcess(const std::string& dir, const std::string& base_url) : dir_(dir) {
+    socket_ = dir + "/engine.sock";
+    log_path_ = dir + "/server.log";
+    int ready[2];
+    if (::pipe(ready) != 0) return;
+    std::vector<std::string> env = {"HOME=" + dir, "XDG_CONFIG_HOME=" + dir + "/config",
+                                    "XDG_DATA_HOME=" + dir + "/data", "XDG_RUNTIME_DIR=" + dir,
+                                    "OPENAI_API_KEY=test", "PATH=/usr/bin:/bin"};
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(log, 2);
+      ::dup2(ready[1], 3);
+      std::vector<std::string> argv = {LAPCE_AI_BIN, "serve",   "--socket",   socket_,
+                                       "--metrics-addr", "",    "--ready-fd", "3",
+                                       "--provider", "openai",  "--model",    "gpt-4o",
+                                       "--base-url", base_url + "/v1"};
+      std::vector<char*> c_argv, c_env;
+      for (std::string& a : argv) c_argv.push_back(a.data());
+      c_argv.push_back(nullptr);
+      for (std::string& e : env) c_env.push_back(e.data());
+      c_env.push_back(nullptr);
+      ::execve(c_argv[0], c_argv.data(), c_env.data());
+      ::_exit(127);
+    }
+    ::close(ready[1]);
+    pollfd p = {ready[0], POLLIN, 0};
+    char line[16] = {};
+    is_ready_ = ::poll(&p, 1, 15'000) == 1 && ::read(ready[0], line, sizeof(line)) > 0;
+    ::close(ready[0]);
+  }
+  ~ServeProcess() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+  bool is_ready() const { return is_ready_; }
+  const std::string& socket() const { return socket_; }
+  std::string log() const { return ReadFile(log_path_); }
+
+ private:
+  std::string dir_;
+  std::string socket_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+  bool is_ready_ = false;
+};
+
+// Collects the session/update notifications; answers permission requests with allow-once.
+struct Client {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<Json> updates;
+  int permission_requests = 0;
+
+  void Install(rpc::Peer& peer) {
+    peer.HandleNotification("session/update", [this](std::string_view params) {
+      std::lock_guard lock(mutex);
+      updates.push_back(Json::parse(params));
+      changed.notify_all();
+    });
+    peer.HandleRequest("session/request_permission",
+                       [this](std::string_view params, const rpc::RequestContext&) {
+                         Json request = Json::parse(params);
+                         EXPECT_TRUE(request.contains("toolCall"));
+                         EXPECT_TRUE(request["options"].is_array());
+                         std::lock_guard lock(mutex);
+                         ++permission_requests;
+                         return Result<std::string>(
+                             R"({"outcome":{"outcome":"selected","optionId":"allow-once"}})");
+                       });
+  }
+  std::vector<std::string> Kinds() {
+    std::lock_guard lock(mutex);
+    std::vector<std::string> kinds;
+    for (const Json& update : updates) kinds.push_back(update["update"]["sessionUpdate"]);
+    return kinds;
+  }
+};
+
+TEST(AcpShmTest, SessionOverSharedMemory) {
+  Result<std::unique_ptr<testing::FakeProviderServer>> started =
+      testing::FakeProviderServer::Start();
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  testing::FakeProviderServer& fake = **started;
+  const std::string path = "/v1/chat/completions";
+  fake.Enqueue(path, testing::OpenAiToolCall("call_1", "write_to_file",
+                                             R"({"path":"out.txt","content":"hi\n","line_count":1})",
+                                             "Writing the file."));
+  fake.Enqueue(path, testing::OpenAiToolCall("call_2", "attempt_completion",
+                                             R"({"result":"Wrote out.txt."})"));
+
+  char dir_template[] = "/tmp/lai-acp-shm.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string workspace = dir + "/ws";
+  std::filesystem::create_directories(workspace);
+  {
+    ServeProcess serve(dir, fake.base_url());
+    ASSERT_TRUE(serve.is_ready()) << serve.log();
+
+    ipc::ClientOptions options;
+    options.socket_path = serve.socket();
+    Result<std::unique_ptr<rpc::ShmClientTransport>> transport = rpc::ShmClientTransport::Connect(
+        options, server::ToWire(server::ServiceType::kRpcOpen),
+        server::ToWire(server::ServiceType::kRpcMessage));
+    ASSERT_TRUE(transport.ok()) << transport.error().message() << "\n" << serve.log();
+    rpc::Peer peer(**transport);
+    Client client;
+    client.Install(peer);
+    (*transport)->Start(peer);
+
+    rpc::RequestOptions timeout;
+    timeout.timeout = std::chrono::seconds(15);
+    Result<std::string> init = peer.Request(
+        "initialize", R"({"protocolVersion":1,"clientCapabilities":{}})", timeout);
+    ASSERT_TRUE(init.ok()) << init.error().message() << "\n" << serve.log();
+    EXPECT_EQ(Json::parse(*init)["protocolVersion"], 1);
+
+    Result<std::string> created = peer.Request(
+        "session/new", Json{{"cwd", workspace}, {"mcpServers", Json::array()}}.dump(), timeout);
+    ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << serve.log();
+    std::string session_id = Json::parse(*created)["sessionId"];
+    EXPECT_FALSE(session_id.empty());
+
+    Json prompt = {{"sessionId", session_id},
+                   {"prompt", {{{"type", "text"}, {"text", "write hi to out.txt"}}}}};
+    Result<std::string> stop = peer.Request("session/prompt", prompt.dump(), timeout);
+    ASSERT_TRUE(stop.ok()) << stop.error().message() << "\n" << serve.log();
+    EXPECT_EQ(Json::parse(*stop)["stopReason"], "end_turn");
+    EXPECT_EQ(ReadFile(workspace + "/out.txt"), "hi\n");
+    EXPECT_EQ(client.permission_requests, 1);  // The write; `serve` was not given --yes.
+
+    // Updates arrive before the prompt's answer, in order.
+    std::vector<std::string> kinds = client.Kinds();
+    auto position = [&](const std::string& kind) {
+      return std::find(kinds.begin(), kinds.end(), kind) - kinds.begin();
+    };
+    ASSERT_LT(position("agent_message_chunk"), static_cast<long>(kinds.size()));
+    ASSERT_LT(position("tool_call"), static_cast<long>(kinds.size()));
+    EXPECT_LT(position("tool_call"), position("tool_call_update"));
+    bool has_diff = false;
+    {
+      std::lock_guard lock(client.mutex);
+      for (const Json& update : client.updates) {
+        EXPECT_EQ(update["sessionId"], session_id);
+        const Json& body = update["update"];
+        if (body["sessionUpdate"] == "tool_call_update" && body.contains("content")) {
+          for (const Json& content : body["content"]) has_diff |= content["type"] == "diff";
+        }
+      }
+    }
+    EXPECT_TRUE(has_diff);
+
+    Result<std::string> unknown = peer.Request("_lapce/unknown", "{}", timeout);
+    ASSERT_FALSE(unknown.ok());
+    EXPECT_NE(unknown.error().message().find("-32601"), std::string::npos)
+        << unknown.error().message();
+
+    Result<std::string> listed = peer.Request("_lapce/sessions/list", "{}", timeout);
+    ASSERT_TRUE(listed.ok()) << listed.error().message();
+    EXPECT_EQ(Json::parse(*listed)["sessions"][0]["sessionId"], session_id);
+    (*transport)->Close();
+  }
+  EXPECT_EQ(fake.requests().size(), 2u);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace lai
