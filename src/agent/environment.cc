@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "agent/internal/markdown.h"
 #include "workspace/walker.h"
 
 namespace lai::agent {
@@ -44,20 +45,6 @@ std::string CostText(double cost_usd) {
   char buffer[32];
   std::snprintf(buffer, sizeof buffer, "$%.2f", cost_usd);
   return buffer;
-}
-
-std::string EscapeCell(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '|') {
-      out += "\\|";
-    } else if (c == '\n' || c == '\r') {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 std::string FileListing(const EnvironmentInputs& inputs) {
@@ -106,8 +93,8 @@ std::string FormatReminderSection(const std::vector<TodoItem>& todos, bool has_t
       "====\n\nREMINDERS\n\nBelow is your current list of reminders for this task. Keep them "
       "updated as you progress.\n\n| # | Content | Status |\n|---|---------|--------|\n";
   for (size_t i = 0; i < todos.size(); ++i) {
-    out += "| " + std::to_string(i + 1) + " | " + EscapeCell(todos[i].text) + " | " +
-           std::string(TodoStatusLabel(todos[i].status)) + " |\n";
+    out += "| " + std::to_string(i + 1) + " | " + internal::MarkdownTableCell(todos[i].text) +
+           " | " + std::string(TodoStatusLabel(todos[i].status)) + " |\n";
   }
   out +=
       "\n\nIMPORTANT: When task status changes, remember to call the `update_todo_list` tool "

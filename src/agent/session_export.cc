@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "agent/internal/markdown.h"
 #include "agent/internal/message_json_value.h"
 
 namespace lai::agent {
@@ -23,21 +24,6 @@ std::string FormatTime(int64_t time_ms) {
   char text[32];
   std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &parts);
   return text;
-}
-
-// A table cell: no line breaks, no column separators.
-std::string Cell(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '|') {
-      out += "\\|";
-    } else if (c == '\n' || c == '\r') {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 // A fenced block whose fence is longer than any backtick run inside `body`.
@@ -155,10 +141,12 @@ Json EmbeddedJson(const std::string& text) {
 std::string ExportMarkdown(const SessionRecord& record,
                            const std::vector<HistoryMessage>& messages) {
   std::string out =
-      "# " + (record.title.empty() ? "Session " + record.id : Cell(record.title)) + "\n\n";
+      "# " +
+      (record.title.empty() ? "Session " + record.id : internal::MarkdownTableCell(record.title)) +
+      "\n\n";
   out += "| Field | Value |\n|---|---|\n";
   auto row = [&out](std::string_view name, std::string_view value) {
-    out += "| " + std::string(name) + " | " + Cell(value) + " |\n";
+    out += "| " + std::string(name) + " | " + internal::MarkdownTableCell(value) + " |\n";
   };
   auto code = [](std::string_view text) { return "`" + std::string(text) + "`"; };
   row("Session", code(record.id));
