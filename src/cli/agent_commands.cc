@@ -219,7 +219,9 @@ class TerminalClient : public agent::SessionClient {
   }
 
   // After a turn: its tokens and cost, on stderr.
-  void PrintTurnSummary(const agent::SessionInfo& info, agent::StopReason stop) {
+  // `before` = the session's totals when the turn started; the line shows this turn's share.
+  void PrintTurnSummary(const agent::SessionInfo& info, const agent::SessionTotals& before,
+                        agent::StopReason stop) {
     std::lock_guard lock(mutex_);
     ClearSpinnerLocked();
     EndThoughtLocked();
@@ -240,11 +242,13 @@ class TerminalClient : public agent::SessionClient {
     }
     NewLineLocked();
     std::fflush(stdout);
-    std::fprintf(stderr, "%s[%s · %lld in / %lld out tokens · $%.4f · session %s]%s\n",
+    std::fprintf(stderr,
+                 "%s[%s · this turn: %lld in / %lld out tokens, $%.4f · session: $%.4f · %s]%s\n",
                  style_.dim(), std::string(agent::StopReasonName(stop)).c_str(),
-                 static_cast<long long>(info.totals.input_tokens),
-                 static_cast<long long>(info.totals.output_tokens), info.totals.cost_usd,
-                 info.id.c_str(), style_.reset());
+                 static_cast<long long>(info.totals.input_tokens - before.input_tokens),
+                 static_cast<long long>(info.totals.output_tokens - before.output_tokens),
+                 info.totals.cost_usd - before.cost_usd, info.totals.cost_usd, info.id.c_str(),
+                 style_.reset());
   }
 
  private:
@@ -433,6 +437,7 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
   client.SetWorkspace(session.Info().workspace);
   while (true) {
     client.Waiting(true);
+    agent::SessionTotals before = session.Info().totals;
     Result<agent::StopReason> stop = session.Prompt(prompt, client);
     client.Waiting(false);
     if (!stop.ok()) {
@@ -441,7 +446,7 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
                    stop.error().message().c_str(), session.id().c_str(), session.id().c_str());
       return kExitFailure;
     }
-    client.PrintTurnSummary(session.Info(), *stop);
+    client.PrintTurnSummary(session.Info(), before, *stop);
     if (*stop == agent::StopReason::kCancelled) return kExitInterrupted;
     if (!interactive) return kExitOk;
     std::fprintf(stderr, "> ");

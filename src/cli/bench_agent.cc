@@ -603,6 +603,7 @@ class QuietClient : public agent::SessionClient {
   }
 };
 
+// `store_path` empty: sessions are not persisted (the engine without its store, for comparison).
 std::unique_ptr<server::AgentStack> InProcessStack(const std::string& base_url,
                                                    const std::string& store_path) {
   static const char* const kEnviron[] = {"OPENAI_API_KEY=bench", nullptr};
@@ -620,6 +621,12 @@ std::unique_ptr<server::AgentStack> InProcessStack(const std::string& base_url,
   agent::AgentSettings settings;
   server::ApproveEverything(settings.approvals);
   settings.max_requests_per_turn = 10'000;
+  if (store_path.empty()) {
+    auto stack = std::make_unique<server::AgentStack>();
+    stack->pool = std::move(*pool);
+    stack->engine = std::make_unique<agent::Engine>(*stack->pool, nullptr, std::move(settings));
+    return stack;
+  }
   Result<std::unique_ptr<server::AgentStack>> stack =
       server::MakeAgentStack(std::move(*pool), std::move(settings), store_path);
   if (!stack.ok()) Fail("agent engine", stack.error().message());
@@ -628,11 +635,12 @@ std::unique_ptr<server::AgentStack> InProcessStack(const std::string& base_url,
 
 // (d) Engine overhead per tool turn: sessions whose model calls read_file `turns` times (each a
 // different line, so no call repeats) and then completes.
+// `persist` false: the same without the session store.
 Percentiles MeasureToolTurns(const std::string& root, const std::string& workspace, int sessions,
-                             int turns) {
+                             int turns, bool persist) {
   TimedProvider provider;
   std::unique_ptr<server::AgentStack> stack =
-      InProcessStack(provider.base_url(), root + "/turns.db");
+      InProcessStack(provider.base_url(), persist ? root + "/turns.db" : "");
   std::vector<uint64_t> gaps;
   QuietClient client;
   for (int s = 0; s < sessions; ++s) {
@@ -816,7 +824,8 @@ int BenchAgent(const BenchAgentFlags& flags) {
   progress("lapce-ai run \"say hello\" --yes");
   RunResult run = MeasureRun(watchdog, env, **fake, workspace, quick ? 5 : 20);
   progress("engine overhead per tool turn");
-  Percentiles turns = MeasureToolTurns(dir.path(), workspace, quick ? 3 : 10, 20);
+  Percentiles turns = MeasureToolTurns(dir.path(), workspace, quick ? 3 : 10, 20, true);
+  Percentiles turns_unstored = MeasureToolTurns(dir.path(), workspace, quick ? 3 : 10, 20, false);
   progress("provider chunk -> ACP client");
   ChunkResult chunks = MeasureChunks(watchdog, env, workspace, quick ? 300 : 2000);
   progress("100 concurrent sessions");
@@ -837,6 +846,7 @@ int BenchAgent(const BenchAgentFlags& flags) {
         {"run_requests_max", run.max_requests},
         {"tool_turn_overhead_p50_us", static_cast<double>(turns.p50) / 1000},
         {"tool_turn_overhead_p99_us", static_cast<double>(turns.p99) / 1000},
+        {"tool_turn_overhead_unstored_p50_us", static_cast<double>(turns_unstored.p50) / 1000},
         {"chunk_to_acp_p50_us", static_cast<double>(chunks.engine.p50) / 1000},
         {"chunk_to_acp_p99_us", static_cast<double>(chunks.engine.p99) / 1000},
         {"cat_round_trip_p50_us", static_cast<double>(chunks.cat.p50) / 1000},
@@ -885,7 +895,8 @@ int BenchAgent(const BenchAgentFlags& flags) {
   PrintRow("run \"say hello\", model requests per run", a, "target exactly 1");
   PrintRow("engine overhead per tool turn p50", us(turns.p50),
            "target <= 1 ms (last reply byte -> next request, read_file)");
-  PrintRow("engine overhead per tool turn p99", us(turns.p99), "");
+  PrintRow("engine overhead per tool turn p99", us(turns.p99),
+           "without the session store p50 " + us(turns_unstored.p50));
   PrintRow("provider chunk -> ACP client p50", us(chunks.engine.p50),
            "a line through `cat` and back p50 " + us(chunks.cat.p50));
   PrintRow("provider chunk -> ACP client p99", us(chunks.engine.p99),
