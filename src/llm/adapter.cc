@@ -7,6 +7,8 @@
 #include <cctype>
 #include <exception>
 
+#include <simdjson.h>
+
 #include "http/retry.h"
 #include "llm/internal/parser_base.h"
 
@@ -355,6 +357,83 @@ http::Request BaseRequest(const Endpoint& endpoint, std::string url) {
   request.first_byte_timeout = endpoint.first_byte_timeout;
   request.idle_timeout = endpoint.idle_timeout;
   return request;
+}
+
+namespace {
+
+// Appends `text` as a JSON string. Runs of bytes that need no escape are copied whole.
+void AppendJsonString(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  if (!simdjson::validate_utf8(text.data(), text.size())) {
+    out += OrderedJson(std::string(text)).dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
+    return;
+  }
+  out += '"';
+  size_t run = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+    }
+  }
+  out.append(text.data() + run, text.size() - run);
+  out += '"';
+}
+
+void AppendJson(std::string& out, const OrderedJson& value) {
+  switch (value.type()) {
+    case OrderedJson::value_t::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& [key, item] : value.items()) {
+        if (!first) out += ',';
+        first = false;
+        AppendJsonString(out, key);
+        out += ':';
+        AppendJson(out, item);
+      }
+      out += '}';
+      return;
+    }
+    case OrderedJson::value_t::array: {
+      out += '[';
+      bool first = true;
+      for (const OrderedJson& item : value) {
+        if (!first) out += ',';
+        first = false;
+        AppendJson(out, item);
+      }
+      out += ']';
+      return;
+    }
+    case OrderedJson::value_t::string:
+      AppendJsonString(out, value.get_ref<const std::string&>());
+      return;
+    default:  // Numbers, booleans, null: short.
+      out += value.dump();
+      return;
+  }
+}
+
+}  // namespace
+
+std::string DumpRequestBody(const OrderedJson& body) {
+  std::string out;
+  AppendJson(out, body);
+  return out;
 }
 
 Result<OrderedJson> ToolSchema(const ToolDefinition& tool) {

@@ -1,6 +1,7 @@
 // Request building (what we send each provider) and HTTP error mapping.
 
 #include "llm/internal/adapter.h"
+#include "llm/internal/parser_base.h"
 
 #include <gtest/gtest.h>
 
@@ -219,6 +220,27 @@ TEST(RequestTest, BrokenHistoryOrSchemaIsRejectedNamingTheTool) {
   ASSERT_FALSE(request.ok());
   EXPECT_NE(request.error().message().find("parameters schema of tool 'read_file'"),
             std::string::npos);
+}
+
+TEST(RequestBodyTest, SameTextAsNlohmannAndInvalidUtf8IsReplacedNotThrown) {
+  nlohmann::ordered_json body = {
+      {"model", "m"},
+      {"stream", true},
+      {"temperature", 0.25},
+      {"max_tokens", 42},
+      {"none", nullptr},
+      {"messages",
+       {{{"role", "user"},
+         {"content", "quote \" backslash \\ tab\t nl\n cr\r ctl\x01\x1f del\x7f "
+                     "unicode \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 </end>"}}}},
+      {"k\"ey", nlohmann::ordered_json::array()}};
+  EXPECT_EQ(DumpRequestBody(body), body.dump());
+
+  nlohmann::ordered_json broken = {{"content", std::string("ok \xff\xfe bad")}};
+  std::string text;
+  EXPECT_NO_THROW(text = DumpRequestBody(broken));
+  EXPECT_EQ(text, "{\"content\":\"ok \xef\xbf\xbd\xef\xbf\xbd bad\"}");
+  EXPECT_TRUE(nlohmann::json::parse(text).is_object());
 }
 
 TEST(ErrorFromResponseTest, InvalidKeyNamesTheVariableAndNeverTheKey) {

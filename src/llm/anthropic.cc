@@ -505,7 +505,7 @@ Result<http::Request> BuildAnthropicRequest(const Endpoint& endpoint,
   out.headers.push_back({"Accept", "text/event-stream"});
   out.headers.push_back({"anthropic-version", "2023-06-01"});
   if (!endpoint.api_key.empty()) out.headers.push_back({"x-api-key", endpoint.api_key});
-  out.body = body.dump();
+  out.body = DumpRequestBody(body);
   return out;
 }
 

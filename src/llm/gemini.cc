@@ -375,7 +375,7 @@ Result<http::Request> BuildGeminiRequest(const Endpoint& endpoint, const Complet
       fmt::format("{}/v1beta/models/{}:streamGenerateContent?alt=sse", endpoint.base_url, model));
   out.headers.push_back({"Accept", "text/event-stream"});
   if (!endpoint.api_key.empty()) out.headers.push_back({"x-goog-api-key", endpoint.api_key});
-  out.body = body.dump();
+  out.body = DumpRequestBody(body);
   return out;
 }
 

@@ -347,7 +347,7 @@ Result<http::Request> BuildOllamaRequest(const Endpoint& endpoint, const Complet
   if (!endpoint.api_key.empty()) {
     out.headers.push_back({"Authorization", "Bearer " + endpoint.api_key});
   }
-  out.body = body.dump();
+  out.body = DumpRequestBody(body);
   return out;
 }
 

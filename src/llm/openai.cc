@@ -433,7 +433,7 @@ Result<http::Request> BuildOpenAiRequest(const ProviderSpec& spec, const Endpoin
     out.headers.push_back({"HTTP-Referer", "https://github.com/lapce/lapce-ai"});
     out.headers.push_back({"X-Title", "lapce-ai"});
   }
-  out.body = body.dump();
+  out.body = DumpRequestBody(body);
   return out;
 }
 

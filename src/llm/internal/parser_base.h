@@ -17,6 +17,11 @@ namespace lai::llm::internal {
 using Json = nlohmann::json;
 using OrderedJson = nlohmann::ordered_json;
 
+// Compact JSON text of a request body. Strings are escaped in bulk (the body holds the whole
+// conversation, so this is most of a request's CPU time) and invalid UTF-8 is replaced with
+// U+FFFD instead of throwing.
+std::string DumpRequestBody(const OrderedJson& body);
+
 // Parses `text`; nullopt when it is not JSON.
 std::optional<Json> ParseJson(std::string_view text);
 // Parses `text` as a JSON object; errors name `what` (e.g. "arguments of tool call 'read_file'").
