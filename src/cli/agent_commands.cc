@@ -483,16 +483,20 @@ int Run(const Config& config, AgentFlags flags) {
 }
 
 int Acp(const Config& config, const AgentFlags& flags) {
-  Result<std::unique_ptr<server::AgentStack>> stack = StackFor(config, flags);
-  if (!stack.ok()) {
-    std::fprintf(stderr, "lapce-ai acp: %s\n", stack.error().message().c_str());
-    return kExitUsage;
-  }
+  // The provider pool and the session store open on their own thread while `initialize` is
+  // answered; a problem with them is reported on stderr and by every session request.
+  server::LazyAgentStack stack(
+      [&]() -> Result<std::unique_ptr<server::AgentStack>> {
+        Result<std::unique_ptr<server::AgentStack>> built = StackFor(config, flags);
+        if (!built.ok()) std::fprintf(stderr, "lapce-ai acp: %s\n", built.error().message().c_str());
+        return built;
+      },
+      /*build_now=*/true);
   rpc::StdioTransport transport(STDIN_FILENO, STDOUT_FILENO);
   rpc::Peer peer(transport, rpc::PeerOptions{"acp"});
   server::AcpAgentOptions options;
   options.agent_version = LAI_VERSION;
-  server::AcpAgent agent(*(*stack)->engine, peer, options);
+  server::AcpAgent agent([&stack] { return stack.Get(); }, peer, options);
   std::mutex mutex;
   std::condition_variable closed_signal;
   bool is_closed = false;

@@ -82,8 +82,17 @@ int Serve(const Config& config, const ServeFlags& flags) {
 
   // Agent sessions: ACP's JSON-RPC over shared memory (docs/protocol.md §13), one channel per
   // editor connection, all sessions in one engine built on the first channel.
-  std::mutex agent_mutex;
-  std::unique_ptr<server::AgentStack> agent_stack;  // Guarded by agent_mutex; outlives `sessions`.
+  server::LazyAgentStack agent_stack(  // Built by the first session request; outlives `sessions`.
+      [&]() -> Result<std::unique_ptr<server::AgentStack>> {
+        agent::AgentSettings settings = server::AgentSettingsFromConfig(config);
+        if (flags.yes) server::ApproveEverything(settings.approvals);
+        ASSIGN_OR_RETURN(std::unique_ptr<llm::ProviderPool> pool, make_pool());
+        Result<std::unique_ptr<server::AgentStack>> stack =
+            server::MakeAgentStack(std::move(pool), std::move(settings));
+        if (!stack.ok()) spdlog::error("agent sessions unavailable: {}", stack.error().message());
+        return stack;
+      },
+      /*build_now=*/false);
   struct AgentChannel : rpc::ChannelState {
     std::unique_ptr<server::AcpAgent> agent;
     ~AgentChannel() override { agent->CancelAll(); }
@@ -94,25 +103,11 @@ int Serve(const Config& config, const ServeFlags& flags) {
   rpc_options.peer.name = "acp-shm";
   rpc::ShmRpcService sessions(
       rpc_options, [&](rpc::Peer& peer) -> std::unique_ptr<rpc::ChannelState> {
-        std::lock_guard lock(agent_mutex);
-        if (!agent_stack) {
-          agent::AgentSettings settings = server::AgentSettingsFromConfig(config);
-          if (flags.yes) server::ApproveEverything(settings.approvals);
-          Result<std::unique_ptr<llm::ProviderPool>> pool = make_pool();
-          Result<std::unique_ptr<server::AgentStack>> stack =
-              pool.ok() ? server::MakeAgentStack(std::move(*pool), std::move(settings))
-                        : Result<std::unique_ptr<server::AgentStack>>(std::move(pool).error());
-          if (!stack.ok()) {
-            spdlog::error("agent sessions unavailable: {}", stack.error().message());
-            return nullptr;
-          }
-          agent_stack = std::move(*stack);
-        }
         auto channel = std::make_unique<AgentChannel>();
         server::AcpAgentOptions agent_options;
         agent_options.agent_version = LAI_VERSION;
-        channel->agent = std::make_unique<server::AcpAgent>(*agent_stack->engine, peer,
-                                                            agent_options);
+        channel->agent = std::make_unique<server::AcpAgent>(
+            [&agent_stack] { return agent_stack.Get(); }, peer, agent_options);
         return channel;
       });
   sessions.Register(server);

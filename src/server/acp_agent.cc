@@ -113,7 +113,7 @@ Result<std::string> PromptText(const json& prompt, const std::string& workspace)
 }  // namespace
 
 struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandRunner {
-  agent::Engine& engine;
+  EngineSource engine_source;
   rpc::Peer& peer;
   AcpAgentOptions agent_options;
   std::mutex mutex;
@@ -124,8 +124,23 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   // The session whose tool is running a file call (set around fs/* requests).
   thread_local static const std::string* current_session;
 
-  Impl(agent::Engine& engine_in, rpc::Peer& peer_in, AcpAgentOptions options_in)
-      : engine(engine_in), peer(peer_in), agent_options(std::move(options_in)) {}
+  Impl(EngineSource engine_in, rpc::Peer& peer_in, AcpAgentOptions options_in)
+      : engine_source(std::move(engine_in)), peer(peer_in), agent_options(std::move(options_in)) {}
+
+  // The engine, or why there is none (no usable provider profile, an unusable session store).
+  Result<agent::Engine*> Engine() {
+    Result<agent::Engine*> engine = engine_source();
+    if (!engine.ok()) {
+      return Error(ErrorCode::kUnavailable, "the agent is not available: " +
+                                                engine.error().message());
+    }
+    return engine;
+  }
+  // The engine if it is ready and usable, else nullptr (for notifications, which cannot fail).
+  agent::Engine* EngineIfAny() {
+    Result<agent::Engine*> engine = engine_source();
+    return engine.ok() ? *engine : nullptr;
+  }
 
   // ---- SessionClient
   void OnUpdate(const std::string& session_id, const agent::SessionUpdate& update) override {
@@ -340,7 +355,8 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   // ---- Handlers
   Result<std::shared_ptr<agent::Session>> SessionOf(std::string_view method, const json& params) {
     ASSIGN_OR_RETURN(std::string id, StringField(method, params, "sessionId"));
-    std::shared_ptr<agent::Session> session = engine.Find(id);
+    ASSIGN_OR_RETURN(agent::Engine * engine, Engine());
+    std::shared_ptr<agent::Session> session = engine->Find(id);
     if (!session) {
       return Error(ErrorCode::kNotFound,
                    std::string(method) + ": no session '" + id + "' (use session/new or "
@@ -387,7 +403,8 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
       options.mode = params["_meta"].value("mode", "");
       options.profile = params["_meta"].value("profile", "");
     }
-    ASSIGN_OR_RETURN(std::shared_ptr<agent::Session> session, engine.NewSession(options));
+    ASSIGN_OR_RETURN(agent::Engine * engine, Engine());
+    ASSIGN_OR_RETURN(std::shared_ptr<agent::Session> session, engine->NewSession(options));
     {
       std::lock_guard lock(mutex);
       session_ids.push_back(session->id());
@@ -398,7 +415,8 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   Result<std::string> LoadSession(std::string_view params_json) {
     ASSIGN_OR_RETURN(json params, ParseParams("session/load", params_json));
     ASSIGN_OR_RETURN(std::string id, StringField("session/load", params, "sessionId"));
-    ASSIGN_OR_RETURN(std::shared_ptr<agent::Session> session, engine.LoadSession(id));
+    ASSIGN_OR_RETURN(agent::Engine * engine, Engine());
+    ASSIGN_OR_RETURN(std::shared_ptr<agent::Session> session, engine->LoadSession(id));
     {
       std::lock_guard lock(mutex);
       session_ids.push_back(session->id());
@@ -438,14 +456,18 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
       spdlog::warn("acp: session/cancel without a sessionId; ignored");
       return;
     }
-    if (std::shared_ptr<agent::Session> session = engine.Find(params["sessionId"].get<std::string>())) {
+    agent::Engine* engine = EngineIfAny();
+    if (engine == nullptr) return;
+    if (std::shared_ptr<agent::Session> session =
+            engine->Find(params["sessionId"].get<std::string>())) {
       session->Cancel();
     }
   }
 
   Result<std::string> ListSessions(std::string_view params_json) {
     json params = json::parse(params_json.empty() ? "{}" : params_json, nullptr, false);
-    agent::SessionStore* store = engine.store();
+    ASSIGN_OR_RETURN(agent::Engine * engine, Engine());
+    agent::SessionStore* store = engine->store();
     if (store == nullptr) return json{{"sessions", json::array()}}.dump();
     agent::ListOptions options;
     if (params.is_object()) {
@@ -470,6 +492,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
 
   Result<std::string> Complete(std::string_view params_json, const rpc::RequestContext& context) {
     ASSIGN_OR_RETURN(AiRequest request, ParseAiRequest(params_json));
+    ASSIGN_OR_RETURN(agent::Engine * engine, Engine());
     struct Collect {
       std::mutex mutex;
       std::condition_variable done_signal;
@@ -479,7 +502,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     };
     auto collect = std::make_shared<Collect>();
     ASSIGN_OR_RETURN(std::shared_ptr<llm::StreamHandle> handle,
-                     engine.pool().Stream(request.profile, std::move(request.request),
+                     engine->pool().Stream(request.profile, std::move(request.request),
                                           [collect](const llm::StreamEvent& event) {
                                             std::lock_guard lock(collect->mutex);
                                             collect->collector.Add(event);
@@ -513,7 +536,11 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
 thread_local const std::string* AcpAgent::Impl::current_session = nullptr;
 
 AcpAgent::AcpAgent(agent::Engine& engine, rpc::Peer& peer, AcpAgentOptions options)
-    : impl_(std::make_unique<Impl>(engine, peer, std::move(options))) {
+    : AcpAgent([&engine]() -> Result<agent::Engine*> { return &engine; }, peer,
+               std::move(options)) {}
+
+AcpAgent::AcpAgent(EngineSource engine, rpc::Peer& peer, AcpAgentOptions options)
+    : impl_(std::make_unique<Impl>(std::move(engine), peer, std::move(options))) {
   Impl* impl = impl_.get();
   peer.HandleRequest("initialize", [impl](std::string_view params, const rpc::RequestContext&) {
     return impl->Initialize(params);
@@ -557,7 +584,9 @@ void AcpAgent::CancelAll() {
     ids = impl_->session_ids;
   }
   for (const std::string& id : ids) {
-    if (std::shared_ptr<agent::Session> session = impl_->engine.Find(id)) session->Cancel();
+    agent::Engine* engine = impl_->EngineIfAny();
+    if (engine == nullptr) return;
+    if (std::shared_ptr<agent::Session> session = engine->Find(id)) session->Cancel();
   }
 }
 

@@ -3,10 +3,11 @@
 // an agent::Engine. Thread-safe: the peer calls handlers from its handler threads.
 #pragma once
 
-#include <atomic>
+#include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
+
+#include "base/result.h"
 
 namespace lai::agent {
 class Engine;
@@ -21,9 +22,15 @@ struct AcpAgentOptions {
   std::string agent_version = "0";
 };
 
+// Gives the engine, waiting for it on first use if it is still being built (so `initialize` is
+// answered while the provider pool and the session store open). Called from handler threads;
+// must be thread-safe. The engine must outlive the agent.
+using EngineSource = std::function<Result<agent::Engine*>()>;
+
 class AcpAgent {
  public:
-  // Registers the handlers on `peer`. `engine` and `peer` must outlive the agent.
+  // Registers the handlers on `peer`, which must outlive the agent.
+  AcpAgent(EngineSource engine, rpc::Peer& peer, AcpAgentOptions options = {});
   AcpAgent(agent::Engine& engine, rpc::Peer& peer, AcpAgentOptions options = {});
   ~AcpAgent();
   AcpAgent(const AcpAgent&) = delete;

@@ -91,6 +91,41 @@ AgentStack::~AgentStack() {
   store.reset();
 }
 
+LazyAgentStack::LazyAgentStack(Factory factory, bool build_now) : factory_(std::move(factory)) {
+  if (!build_now) return;
+  is_started_ = true;
+  thread_ = std::thread([this] { Build(); });
+}
+
+LazyAgentStack::~LazyAgentStack() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void LazyAgentStack::Build() {
+  Result<std::unique_ptr<AgentStack>> built = factory_();
+  std::lock_guard lock(mutex_);
+  if (built.ok()) {
+    stack_ = std::move(*built);
+  } else {
+    error_ = std::move(built).error();
+  }
+  is_done_ = true;
+  built_.notify_all();
+}
+
+Result<agent::Engine*> LazyAgentStack::Get() {
+  std::unique_lock lock(mutex_);
+  if (!is_started_) {
+    is_started_ = true;
+    lock.unlock();
+    Build();
+    lock.lock();
+  }
+  built_.wait(lock, [this] { return is_done_; });
+  if (error_) return *error_;
+  return stack_->engine.get();
+}
+
 Result<std::unique_ptr<AgentStack>> MakeAgentStack(std::unique_ptr<llm::ProviderPool> pool,
                                                    agent::AgentSettings settings,
                                                    const std::string& store_path) {

@@ -2,8 +2,13 @@
 // itself, as `serve`, `acp` and `run` all need them. Thread-compatible.
 #pragma once
 
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include "agent/session.h"
 #include "base/config.h"
@@ -30,6 +35,30 @@ struct AgentStack {
   std::unique_ptr<agent::SessionStore> store;  // Null when sessions are not kept.
   std::unique_ptr<agent::Engine> engine;
   ~AgentStack();
+};
+
+// An AgentStack built once, off the caller's path: on its own thread from construction
+// (`lapce-ai acp` answers `initialize` meanwhile), or by the first Get() (`serve` stays small
+// until an editor opens a session). Get() waits for the build and returns the engine or the
+// error that stopped it (kept: later calls get the same). Thread-safe.
+class LazyAgentStack {
+ public:
+  using Factory = std::function<Result<std::unique_ptr<AgentStack>>()>;
+  LazyAgentStack(Factory factory, bool build_now);
+  ~LazyAgentStack();  // Waits for a build in progress.
+  Result<agent::Engine*> Get();
+
+ private:
+  void Build();
+
+  Factory factory_;
+  std::mutex mutex_;
+  std::condition_variable built_;
+  bool is_started_ = false;                      // Guarded by mutex_.
+  bool is_done_ = false;                         // Guarded by mutex_.
+  std::unique_ptr<AgentStack> stack_;            // Guarded by mutex_; set once.
+  std::optional<Error> error_;                   // Guarded by mutex_; set once.
+  std::thread thread_;
 };
 
 // `store_path` empty = the default ($XDG_DATA_HOME/lapce-ai/sessions.db).
