@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -75,8 +76,29 @@ class StreamImpl;
 // the last reference to a client must never be dropped on the client's own I/O thread (which is
 // where stream handlers end), so ProviderPool::Impl owns it and waits until no stream uses it.
 struct PoolShared {
+  // The HTTP client, or an error: the one given at construction, else made by the first request,
+  // so a pool that never streams (an idle agent, `models`) never loads libcurl and TLS.
+  Result<http::Client*> Http() {
+    std::call_once(http_once, [this] {
+      if (http.load() != nullptr) return;
+      Result<std::unique_ptr<http::Client>> client = http::Client::Create(http_options);
+      if (!client.ok()) {
+        http_error = std::move(client).error();
+        return;
+      }
+      http_owned = std::move(*client);
+      http.store(http_owned.get());
+    });
+    if (http_error) return *http_error;
+    return http.load();
+  }
+  std::once_flag http_once;
+  std::atomic<http::Client*> http{nullptr};  // Set before or in Http(); then constant.
+  std::shared_ptr<http::Client> http_owned;  // Made by Http(); moved out by ~ProviderPool.
+  std::optional<Error> http_error;           // Set once in Http().
+  http::ClientOptions http_options;
+
   // Immutable after construction.
-  http::Client* http = nullptr;
   Catalog catalog;
   std::vector<ResolvedProfile> profiles;
   std::string default_profile;
@@ -146,7 +168,7 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     wake_.notify_all();
     // The transfer's on_complete(kCancelled) emits the terminal event; a stream waiting for a
     // retry wakes up and emits it; a stream between the two sees is_cancelled_.
-    if (transfer) shared_->http->Cancel(*transfer);
+    if (transfer) shared_->http.load()->Cancel(*transfer);
   }
 
  private:
@@ -249,8 +271,16 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
       self->OnComplete(*attempt, std::move(status));
       self->shared_->Release();  // Last: a new attempt started above holds its own.
     };
+    Result<http::Client*> client = shared_->Http();
+    if (!client.ok()) {
+      breaker->RecordSuccess();  // Not the endpoint's fault.
+      StreamError error;
+      error.kind = ErrorKind::kUnavailable;
+      error.message = "HTTP client: " + client.error().message();
+      return Fail(std::move(error), /*may_retry=*/false);
+    }
     shared_->Hold();
-    http::Client::TransferId id = shared_->http->Start(std::move(*built), std::move(handlers));
+    http::Client::TransferId id = (*client)->Start(std::move(*built), std::move(handlers));
     bool cancel_now = false;
     {
       std::lock_guard lock(mutex_);
@@ -258,7 +288,7 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
       if (!attempt->is_completed) transfer_ = id;
       cancel_now = is_cancelled_;
     }
-    if (cancel_now) shared_->http->Cancel(id);
+    if (cancel_now) (*client)->Cancel(id);
   }
 
   // Parser output, on the I/O thread.
@@ -291,7 +321,7 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
             std::lock_guard lock(mutex_);
             id = attempt.id;
           }
-          if (id != 0) shared_->http->Cancel(id);
+          if (id != 0) shared_->http.load()->Cancel(id);
           return;
         }
         EmitTerminal(event);
@@ -495,12 +525,8 @@ Result<std::shared_ptr<PoolShared>> MakeShared(internal::ResolvedProfiles resolv
     return Error(ErrorCode::kInvalidArgument,
                  "pool options: max_attempts and breaker_failure_threshold must be at least 1");
   }
-  if (http == nullptr) {
-    ASSIGN_OR_RETURN(std::unique_ptr<http::Client> client, http::Client::Create());
-    http = std::move(client);
-  }
   auto shared = std::make_shared<PoolShared>();
-  shared->http = http.get();
+  shared->http.store(http.get());
   shared->catalog = std::move(catalog);
   shared->profiles = std::move(resolved.profiles);
   shared->default_profile = std::move(resolved.default_profile);
@@ -579,6 +605,9 @@ ProviderPool::~ProviderPool() {
   // Cancelled transfers complete and waiting retries wake at once; after this nothing touches
   // the client, which may then be destroyed here (never on its I/O thread).
   impl_->shared->WaitUntilIdle();
+  // A client the pool made is destroyed here with the pool, never on its own I/O thread (a
+  // stream's last reference to the shared state may drop there).
+  if (impl_->shared->http_owned) impl_->http = std::move(impl_->shared->http_owned);
 }
 
 Result<std::shared_ptr<StreamHandle>> ProviderPool::Stream(std::string_view profile,
