@@ -1263,6 +1263,10 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     if (settings.mistake_limit > 0 && state.consecutive_mistakes >= settings.mistake_limit) {
       state.consecutive_mistakes = 0;
       state.awaiting = State::Awaiting::kMistakeFeedback;
+      {
+        std::lock_guard lock(session.mutex_);
+        state.status = SessionStatus::kWaiting;  // For the user's guidance.
+      }
       if (append_user) Append(UserMessage(std::move(parts)));
       return EndWithMessage(
           "\n\nThe model has made " + std::to_string(settings.mistake_limit) +

@@ -6,6 +6,8 @@
 #include <array>
 #include <cctype>
 #include <exception>
+#include <mutex>
+#include <unordered_map>
 
 #include <simdjson.h>
 
@@ -440,8 +442,23 @@ Result<OrderedJson> ToolSchema(const ToolDefinition& tool) {
   if (tool.parameters_schema_json.empty()) {
     return OrderedJson{{"type", "object"}, {"properties", OrderedJson::object()}};
   }
-  return ParseJsonObject(tool.parameters_schema_json,
-                         fmt::format("parameters schema of tool '{}'", tool.name));
+  // An agent sends the same dozen schemas with every request: parse each once. Bounded: a
+  // caller with ever-new schemas only ever holds the last kMaxCached.
+  static constexpr size_t kMaxCached = 256;
+  static std::mutex mutex;
+  static std::unordered_map<std::string, OrderedJson> parsed;
+  {
+    std::lock_guard lock(mutex);
+    auto it = parsed.find(tool.parameters_schema_json);
+    if (it != parsed.end()) return it->second;
+  }
+  ASSIGN_OR_RETURN(OrderedJson schema,
+                   ParseJsonObject(tool.parameters_schema_json,
+                                   fmt::format("parameters schema of tool '{}'", tool.name)));
+  std::lock_guard lock(mutex);
+  if (parsed.size() >= kMaxCached) parsed.clear();
+  parsed.emplace(tool.parameters_schema_json, schema);
+  return schema;
 }
 
 Result<http::Request> BuildRequest(const ProviderSpec& spec, const Endpoint& endpoint,
