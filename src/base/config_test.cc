@@ -212,7 +212,8 @@ TEST_F(ConfigTest, FileUnknownKeyListsTheSectionKeys) {
 
 TEST_F(ConfigTest, FileUnknownSectionAndTopLevelKey) {
   EXPECT_EQ(FileError("\n[plugins]\nx = 1\n"),
-            Path() + ":2: unknown section 'plugins' (known sections: log, ipc, server, tools, llm)");
+            Path() + ":2: unknown section 'plugins' (known sections: log, ipc, server, tools, llm, "
+                     "agent, approvals)");
   EXPECT_EQ(FileError("level = \"debug\"\n"),
             Path() + ":1: unknown key 'level' (did you mean 'log.level'?)");
   EXPECT_EQ(FileError("ipc = 5\n"), Path() + ":1:7: ipc: expected a table, got integer 5");
@@ -433,6 +434,43 @@ TEST_F(ConfigTest, ToolsSectionFromEverySource) {
   EXPECT_EQ(whole->tools.diff_fuzzy_threshold, 1.0);
 }
 
+TEST_F(ConfigTest, AgentAndApprovalsFromEverySource) {
+  Result<Config> defaults = Load("");
+  ASSERT_TRUE(defaults.ok()) << defaults.error().ToString();
+  EXPECT_EQ(defaults->agent.mode, "code");
+  EXPECT_EQ(defaults->agent.tool_protocol, "auto");
+  EXPECT_EQ(defaults->agent.mistake_limit, 3);
+  EXPECT_EQ(defaults->approvals.auto_approve, "read");
+  EXPECT_EQ(defaults->approvals.allowed_commands, "git log,git diff,git show");
+  Result<Config> config =
+      Load(WriteFile("config.toml",
+                     "[agent]\nmode = \"architect\"\ntool_protocol = \"xml\"\n"
+                     "[approvals]\nauto_approve = \"read, write,execute\"\n"
+                     "denied_commands = \"git push,rm -rf\"\nmax_cost_usd = 2.5\n"),
+           {"LAPCE_AI_AGENT_MISTAKE_LIMIT=0"}, {"approvals.max_requests=20"});
+  ASSERT_TRUE(config.ok()) << config.error().ToString();
+  EXPECT_EQ(config->agent.mode, "architect");
+  EXPECT_EQ(config->agent.tool_protocol, "xml");
+  EXPECT_EQ(config->agent.mistake_limit, 0);
+  EXPECT_EQ(config->approvals.auto_approve, "read, write,execute");
+  EXPECT_EQ(config->approvals.denied_commands, "git push,rm -rf");
+  EXPECT_DOUBLE_EQ(config->approvals.max_cost_usd, 2.5);
+  EXPECT_EQ(config->approvals.max_requests, 20);
+}
+
+TEST_F(ConfigTest, AgentAndApprovalsValuesAreValidated) {
+  std::string error = FileError("[approvals]\nauto_approve = \"read,everything\"\n");
+  EXPECT_NE(error.find("approvals.auto_approve: expected comma-separated categories"),
+            std::string::npos)
+      << error;
+  error = FileError("[agent]\ntool_protocol = \"json\"\n");
+  EXPECT_NE(error.find("agent.tool_protocol"), std::string::npos) << error;
+  EXPECT_NE(error.find("native"), std::string::npos) << error;
+  error = FileError("[agent]\ncondense_threshold_percent = 2\n");
+  EXPECT_NE(error.find("between 5 and 100"), std::string::npos) << error;
+  EXPECT_FALSE(Load("", {"LAPCE_AI_AGENT_AUTO_CONDENSE=maybe"}).ok());
+}
+
 TEST_F(ConfigTest, ToolsValuesAreValidated) {
   EXPECT_EQ(FileError("[tools]\ndiff_fuzzy_threshold = 0.4\n"),
             Path() + ":2:24: tools.diff_fuzzy_threshold: expected a number between 0.5 and 1, got "
@@ -466,7 +504,7 @@ TEST(DescribeKeysTest, OneLinePerKeyWithTypeDefaultAndHelp) {
     start = end + 1;
   }
   EXPECT_EQ(start, text.size());  // Ends with a newline.
-  ASSERT_EQ(lines.size(), 20u) << text;
+  ASSERT_EQ(lines.size(), 32u) << text;
   EXPECT_TRUE(lines[0].starts_with("log.level ")) << lines[0];
   EXPECT_NE(lines[0].find("string"), std::string::npos);
   EXPECT_NE(lines[0].find("\"info\""), std::string::npos);
