@@ -69,9 +69,10 @@ class TerminalHost : public agent::ToolHost {
     UniqueFd tty(fd);
     std::string prompt = "\n" + request.tool + " wants to " + std::string(KindVerb(request.kind)) +
                          ": " + request.target + "\n";
-    if (!request.detail.empty() && request.detail != request.target) {
-      prompt += request.detail;
-      if (!request.detail.ends_with('\n')) prompt += '\n';
+    const std::string detail = agent::ApprovalText(request);
+    if (!detail.empty() && detail != request.target) {
+      prompt += detail;
+      if (!detail.ends_with('\n')) prompt += '\n';
     }
     prompt += "Approve? [y = yes, n or Enter = no, anything else = no, with that as feedback] ";
     WriteAll(tty.get(), prompt);

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -131,38 +132,44 @@ TextFile DecodeText(std::string_view bytes) {
     file.has_bom = true;
     bytes.remove_prefix(kBom.size());
   }
+  const size_t newlines = static_cast<size_t>(std::count(bytes.begin(), bytes.end(), '\n'));
   size_t crlf = 0;
-  size_t lf = 0;
   file.text.reserve(bytes.size());
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    char c = bytes[i];
-    if (c == '\r' && i + 1 < bytes.size() && bytes[i + 1] == '\n') {
+  // Copy the runs between "\r\n" pairs whole: most files have none, and then this is one copy.
+  size_t begin = 0;
+  for (size_t cr = bytes.find('\r'); cr != std::string_view::npos; cr = bytes.find('\r', cr + 1)) {
+    if (cr + 1 < bytes.size() && bytes[cr + 1] == '\n') {
+      file.text.append(bytes.substr(begin, cr - begin));
+      begin = cr + 1;  // The '\n' starts the next run.
       ++crlf;
-      continue;  // The '\n' is appended on the next iteration.
     }
-    if (c == '\n' && (i == 0 || bytes[i - 1] != '\r')) ++lf;
-    file.text.push_back(c);
   }
+  file.text.append(bytes.substr(begin));
   // A mixed file takes its dominant ending (ties go to LF); EncodeText then writes every line
   // with it, so a mixed file comes back uniform.
-  file.line_ending = crlf > lf ? LineEnding::kCrlf : LineEnding::kLf;
+  file.line_ending = crlf > newlines - crlf ? LineEnding::kCrlf : LineEnding::kLf;
   return file;
 }
 
-std::string EncodeText(const TextFile& file) {
+std::string EncodeText(std::string_view text, const TextFile& format) {
   std::string bytes;
-  bytes.reserve(file.text.size() + kBom.size() + 64);
-  if (file.has_bom) bytes.append(kBom);
-  if (file.line_ending == LineEnding::kLf) {
-    bytes.append(file.text);
+  bytes.reserve(text.size() + kBom.size() + 64);
+  if (format.has_bom) bytes.append(kBom);
+  if (format.line_ending == LineEnding::kLf) {
+    bytes.append(text);
     return bytes;
   }
-  for (char c : file.text) {
-    if (c == '\n') bytes.push_back('\r');
-    bytes.push_back(c);
+  size_t begin = 0;
+  for (size_t lf = text.find('\n'); lf != std::string_view::npos; lf = text.find('\n', lf + 1)) {
+    bytes.append(text.substr(begin, lf - begin));
+    bytes.append("\r\n");
+    begin = lf + 1;
   }
+  bytes.append(text.substr(begin));
   return bytes;
 }
+
+std::string EncodeText(const TextFile& file) { return EncodeText(file.text, file); }
 
 Result<TextFile> ReadTextFile(const std::string& absolute_path, size_t max_bytes) {
   // O_NONBLOCK: opening a FIFO must not wait for a writer.

@@ -25,6 +25,8 @@ bool LooksBinary(std::string_view prefix);
 TextFile DecodeText(std::string_view bytes);
 // The bytes to write: BOM if has_bom, '\n' turned into the line ending.
 std::string EncodeText(const TextFile& file);
+// The same for `text` in place of format.text (format gives the line ending and BOM).
+std::string EncodeText(std::string_view text, const TextFile& format);
 
 // Reads a whole file. Errors: kNotFound, kInvalidArgument ("'x' is a directory", "'x' appears
 // to be a binary file"), kResourceExhausted (larger than max_bytes), kIo.

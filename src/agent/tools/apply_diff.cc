@@ -2,6 +2,7 @@
 // multi-search-replace format), matched exactly or fuzzily by workspace/diff.h.
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "agent/tools/args.h"
@@ -9,8 +10,6 @@
 #include "agent/tools/responses.h"
 #include "agent/tools/tool_base.h"
 #include "workspace/diff.h"
-#include "workspace/text.h"
-#include "workspace/unified_diff.h"
 
 namespace lai::agent {
 namespace {
@@ -128,24 +127,10 @@ class ApplyDiffTool final : public ToolBase {
     }
     if (outcome->applied_blocks == 0) return {true, FailureDetails(*outcome)};
 
-    const std::string& before = target->file.text;
-    const std::string& after = outcome->content;
-    const ApprovalKind kind = ActionApprovalKind(context, target->path, ApprovalKind::kWrite);
-    ApprovalRequest request{kind, std::string(name()), display,
-                            workspace::UnifiedDiff(display, before, after)};
-    request.has_texts = true;
-    request.old_text = before;
-    request.new_text = after;
-    Result<ApprovalReply> reply = AskApproval(context, request);
-    if (!reply.ok()) return ErrorResult(reply.error());
-
-    workspace::TextFile output = target->file;
-    output.text = after;
-    Status written =
-        WriteFileBytes(context, target->path.absolute, workspace::EncodeText(output));
-    if (!written.ok()) {
-      return {true,
-              ToolErrorText("Error writing file '" + display + "': " + written.error().message())};
+    std::string feedback;
+    if (std::optional<ToolResult> failed =
+            ApproveAndWrite(context, name(), *target, outcome->content, &feedback)) {
+      return *std::move(failed);
     }
 
     std::string text;
@@ -156,7 +141,7 @@ class ApplyDiffTool final : public ToolBase {
     text += FileWriteResult(display, /*is_new_file=*/false, /*feedback=*/"");
     if (CountOccurrences(*diff, "<<<<<<< SEARCH") == 1) text += kSingleBlockNotice;
     if (!outcome->failures.empty()) text += "\n\n" + FailureDetails(*outcome);
-    text += ApprovedFeedbackText(reply->feedback);
+    text += ApprovedFeedbackText(feedback);
     return {false, std::move(text)};
   }
 };

@@ -97,7 +97,7 @@ class ScriptedHost : public ToolHost {
   ApprovalReply Ask(const ApprovalRequest& request) override {
     asks_.push_back(std::string(KindName(request.kind)) + ":" + request.target);
     if (!details_.empty()) details_ += "\n---\n";
-    details_ += request.detail;
+    details_ += ApprovalText(request);
     bool approved = request.kind == ApprovalKind::kRead ? approve_reads_ : approve_;
     return {approved, feedback_};
   }

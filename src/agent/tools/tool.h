@@ -22,13 +22,17 @@ struct ApprovalRequest {
   ApprovalKind kind;
   std::string tool;    // "write_to_file"
   std::string target;  // Path relative to the workspace (absolute when outside), or the command.
-  std::string detail;  // What will happen: a unified diff, the new file's content, the command.
+  std::string detail;  // What will happen (the command, the file to delete); empty for edits.
   // Edits: the whole text before (nullopt for a new file) and after, for hosts that show a diff
   // view (ACP `diff` content). Valid only during ToolHost::Ask.
   bool has_texts = false;
   std::optional<std::string_view> old_text;
   std::string_view new_text;
 };
+
+// What a host that shows text puts before the user: the detail, or for an edit a unified diff of
+// the two texts (a new file's whole content).
+std::string ApprovalText(const ApprovalRequest& request);
 
 struct ApprovalReply {
   bool approved = false;

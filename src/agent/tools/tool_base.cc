@@ -109,27 +109,42 @@ size_t AdvanceLines(std::string_view text, size_t offset, int64_t lines) {
   return offset;
 }
 
-ToolResult CommitEdit(ToolContext& context, std::string_view tool, const EditTarget& target,
-                      std::string_view new_text) {
+std::string ApprovalText(const ApprovalRequest& request) {
+  if (!request.has_texts) return request.detail;
+  if (!request.old_text) return "New file " + request.target + ":\n" + std::string(request.new_text);
+  return workspace::UnifiedDiff(request.target, *request.old_text, request.new_text);
+}
+
+std::optional<ToolResult> ApproveAndWrite(ToolContext& context, std::string_view tool,
+                                          const EditTarget& target, std::string_view new_text,
+                                          std::string* feedback) {
   const std::string& display = DisplayPath(target.path);
-  std::string detail = target.exists ? workspace::UnifiedDiff(display, target.file.text, new_text)
-                                     : "New file " + display + ":\n" + std::string(new_text);
   ApprovalKind kind = ActionApprovalKind(context, target.path, ApprovalKind::kWrite);
-  ApprovalRequest request{kind, std::string(tool), display, std::move(detail)};
+  // No detail: hosts that show text build it from the two texts (ApprovalText).
+  ApprovalRequest request{kind, std::string(tool), display, {}};
   request.has_texts = true;
   if (target.exists) request.old_text = target.file.text;
   request.new_text = new_text;
   Result<ApprovalReply> reply = AskApproval(context, request);
   if (!reply.ok()) return ErrorResult(reply.error());
-  workspace::TextFile output = target.file;
-  output.text = std::string(new_text);
   Status written =
-      WriteFileBytes(context, target.path.absolute, workspace::EncodeText(output));
+      WriteFileBytes(context, target.path.absolute, workspace::EncodeText(new_text, target.file));
   if (!written.ok()) {
-    return {true,
-            ToolErrorText("Error writing file '" + display + "': " + written.error().message())};
+    return ToolResult{
+        true, ToolErrorText("Error writing file '" + display + "': " + written.error().message())};
   }
-  return {false, FileWriteResult(display, !target.exists, reply->feedback)};
+  *feedback = std::move(reply->feedback);
+  return std::nullopt;
+}
+
+ToolResult CommitEdit(ToolContext& context, std::string_view tool, const EditTarget& target,
+                      std::string_view new_text) {
+  std::string feedback;
+  if (std::optional<ToolResult> failed =
+          ApproveAndWrite(context, tool, target, new_text, &feedback)) {
+    return *std::move(failed);
+  }
+  return {false, FileWriteResult(DisplayPath(target.path), !target.exists, feedback)};
 }
 
 }  // namespace lai::agent

@@ -2,6 +2,7 @@
 // helpers the editing tools share. Internal to agent/tools; thread-safe (immutable).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -56,9 +57,14 @@ Result<EditTarget> ResolveEditTarget(ToolContext& context, std::string_view tool
 // `offset` itself when lines <= 0).
 size_t AdvanceLines(std::string_view text, size_t offset, int64_t lines);
 
-// Shows the change for approval (kWrite, or kProtected for protected paths; new files show their
-// content, existing ones a unified diff), then writes `new_text` with the target's line ending and
-// BOM. Returns the <file_write_result> text, or the denial/failure as an error result.
+// Asks approval to change the target to `new_text` (kWrite, or kProtected for protected paths;
+// the request carries both texts), then writes it with the target's line ending and BOM.
+// nullopt when written, with the user's words in *feedback; else the denial or failure result.
+std::optional<ToolResult> ApproveAndWrite(ToolContext& context, std::string_view tool,
+                                          const EditTarget& target, std::string_view new_text,
+                                          std::string* feedback);
+
+// ApproveAndWrite, then the <file_write_result> text.
 ToolResult CommitEdit(ToolContext& context, std::string_view tool, const EditTarget& target,
                       std::string_view new_text);
 
