@@ -50,6 +50,16 @@ TEST(DecodeTextTest, LfStaysLfAndLoneCrIsKept) {
   EXPECT_EQ(EncodeText(file), "a\nb\rc\n");
 }
 
+TEST(DecodeTextTest, CarriageReturnsAtTheEdges) {
+  TextFile file = DecodeText("\r\r\nx\r\ny\r");
+  EXPECT_EQ(file.text, "\r\nx\ny\r");
+  EXPECT_EQ(file.line_ending, LineEnding::kCrlf);
+  EXPECT_EQ(EncodeText(file), "\r\r\nx\r\ny\r");
+  EXPECT_EQ(EncodeText("p\nq", file), "p\r\nq");
+  EXPECT_EQ(DecodeText("").text, "");
+  EXPECT_EQ(DecodeText("\r").text, "\r");
+}
+
 TEST(DecodeTextTest, MixedEndingsTakeTheDominantOne) {
   TextFile file = DecodeText("a\r\nb\r\nc\nd\r\n");
   EXPECT_EQ(file.line_ending, LineEnding::kCrlf);
