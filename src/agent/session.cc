@@ -4,7 +4,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
-#include <deque>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <spdlog/spdlog.h>
@@ -158,13 +157,17 @@ int64_t NextSeq(const std::vector<HistoryMessage>& history) {
 
 // A history message and the event that marks where it falls among the updates, in one
 // transaction: a load then knows which streamed text never became a message.
+// The message and its "message" event, and the session's row when `record` is given, in one
+// transaction.
 Status StoreMessage(SessionStore& store, const std::string& session_id,
-                    const HistoryMessage& message) {
+                    const HistoryMessage& message, const SessionRecord* record = nullptr) {
   return store.Transaction([&](SessionStore::Writer& writer) -> Status {
     RETURN_IF_ERROR(writer.AppendMessage(session_id, message));
-    return writer
-        .AppendEvent(session_id, "message", json{{"seq", message.seq}}.dump(), message.time_ms)
-        .status();
+    RETURN_IF_ERROR(writer
+                        .AppendEvent(session_id, "message", json{{"seq", message.seq}}.dump(),
+                                     message.time_ms)
+                        .status());
+    return record != nullptr ? writer.UpdateSession(*record) : OkStatus();
   });
 }
 
@@ -227,13 +230,6 @@ const XmlToolSpec* FindXmlSpec(std::string_view name) {
   return nullptr;
 }
 
-// The provider stream, handed from the HTTP I/O thread to the turn thread.
-struct StreamQueue {
-  std::mutex mutex;
-  std::condition_variable ready;
-  std::deque<llm::StreamEvent> events;
-};
-
 }  // namespace
 
 std::string_view StopReasonName(StopReason reason) {
@@ -295,21 +291,25 @@ struct Session::Turn {
 
   void Emit(const SessionUpdate& update) {
     if (SessionStore* db = store()) {
-      Result<int64_t> seq =
-          db->AppendEvent(session.id_, UpdateKindName(update.kind), ToAcpJson(update), NowMs());
-      if (!seq.ok()) spdlog::error("session {}: {}", session.id_, seq.error().ToString());
+      Status stored =
+          db->JournalEvent(session.id_, UpdateKindName(update.kind), ToAcpJson(update), NowMs());
+      if (!stored.ok()) spdlog::error("session {}: {}", session.id_, stored.error().ToString());
     }
     client.OnUpdate(session.id_, update);
   }
 
-  void Append(llm::Message message) {
+  // Stores and keeps a message; with_record also saves the session's row (SaveRecord) in the
+  // same transaction.
+  void Append(llm::Message message, bool with_record = false) {
     HistoryMessage entry;
     entry.seq = NextSeq(state.history);
     entry.time_ms = NowMs();
     entry.token_estimate = EstimateTokens(message);
     entry.message = std::move(message);
     if (SessionStore* db = store()) {
-      Status status = StoreMessage(*db, session.id_, entry);
+      std::optional<SessionRecord> record;
+      if (with_record) record = session.RecordLocked();
+      Status status = StoreMessage(*db, session.id_, entry, record ? &*record : nullptr);
       if (!status.ok()) spdlog::error("session {}: {}", session.id_, status.ToString());
     }
     std::lock_guard lock(session.mutex_);
@@ -593,27 +593,16 @@ Session::Turn::Reply Session::Turn::Request() {
     state.last_context_tokens = state.calibration.Apply(sent_estimate);
   }
 
-  auto queue = std::make_shared<StreamQueue>();
-  Result<std::shared_ptr<llm::StreamHandle>> handle = session.engine_.pool_.Stream(
-      state.profile.name, std::move(request), [queue](const llm::StreamEvent& event) {
-        {
-          std::lock_guard lock(queue->mutex);
-          queue->events.push_back(event);
-        }
-        queue->ready.notify_one();
-      });
-  if (!handle.ok()) {
-    reply.error = llm::StreamError{llm::ErrorKind::kInvalidRequest, handle.error().message(), {}, 0};
-    return reply;
-  }
-  {
-    std::lock_guard lock(session.mutex_);
-    state.stream = *handle;
-  }
-  if (session.cancelled_.load()) (*handle)->Cancel();
-  ++requests;
-  state.limits.RecordRequest();
-
+  // The stream is handled where it arrives, on the provider's I/O thread: each chunk is stored
+  // and shown without waking this thread, which waits for the end. Until then only the sink
+  // touches the locals below; `finished` (under the mutex) hands them back.
+  struct StreamEnd {
+    std::mutex mutex;
+    std::condition_variable ready;
+    bool finished = false;
+    bool cancel = false;  // The sink wants the stream stopped before this thread had its handle.
+  };
+  auto end = std::make_shared<StreamEnd>();
   std::optional<XmlToolParser> xml;
   if (state.protocol == ToolProtocol::kXml) xml.emplace(AllXmlSpecs());
   std::string text, reasoning, signature;
@@ -652,74 +641,104 @@ Session::Turn::Reply Session::Turn::Request() {
     }
     events.clear();
   };
-
-  bool finished = false;
-  while (!finished) {
-    std::deque<llm::StreamEvent> batch;
+  auto stop_stream = [&] {
+    std::shared_ptr<llm::StreamHandle> stream;
     {
-      std::unique_lock lock(queue->mutex);
-      queue->ready.wait(lock, [&] { return !queue->events.empty(); });
-      batch.swap(queue->events);
+      std::lock_guard lock(session.mutex_);
+      stream = state.stream;
     }
-    // Text deltas that arrived together become one update: one store write and one message to
-    // the client instead of one per delta.
-    std::string pending_text;
-    auto flush_text = [&] {
-      if (pending_text.empty()) return;
-      if (xml) {
-        Status fed = xml->Feed(pending_text, xml_events);
-        handle_xml(xml_events);
-        if (!fed.ok() && !reply.error) {
-          reply.error =
-              llm::StreamError{llm::ErrorKind::kBadResponse, fed.error().message(), {}, 0};
-          (*handle)->Cancel();
-        }
-      } else {
-        Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, std::move(pending_text)));
-      }
-      pending_text.clear();
-    };
-    for (llm::StreamEvent& event : batch) {
-      if (event.kind != llm::StreamEvent::Kind::kTextDelta) flush_text();
-      switch (event.kind) {
-        case llm::StreamEvent::Kind::kTextDelta:
-          reply.has_output = true;
-          text += event.text;
-          pending_text += event.text;
-          continue;  // Shown (and stored) together with the deltas that arrived with it.
-        case llm::StreamEvent::Kind::kReasoningDelta:
-          reply.has_output = true;
-          reasoning += event.text;
-          if (!event.signature.empty()) signature = event.signature;
-          if (!event.text.empty()) {
-            Emit(TextUpdate(SessionUpdate::Kind::kAgentThoughtChunk, std::move(event.text)));
+    if (stream) {
+      stream->Cancel();
+    } else {
+      std::lock_guard lock(end->mutex);
+      end->cancel = true;
+    }
+  };
+  auto on_event = [&](const llm::StreamEvent& event) {
+    bool finished = false;
+    switch (event.kind) {
+      case llm::StreamEvent::Kind::kTextDelta:
+        reply.has_output = true;
+        text += event.text;
+        if (event.text.empty()) break;
+        if (!xml) {
+          Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, event.text));
+        } else if (!reply.error) {
+          Status fed = xml->Feed(event.text, xml_events);
+          handle_xml(xml_events);
+          if (!fed.ok()) {
+            reply.error =
+                llm::StreamError{llm::ErrorKind::kBadResponse, fed.error().message(), {}, 0};
+            stop_stream();
           }
-          break;
-        case llm::StreamEvent::Kind::kToolCallStart:
-        case llm::StreamEvent::Kind::kToolCallDelta:
-          reply.has_output = true;
-          break;
-        case llm::StreamEvent::Kind::kToolCallEnd:
-          reply.calls.push_back({event.tool_call_id, event.tool_name, event.arguments_json, {}});
-          break;
-        case llm::StreamEvent::Kind::kUsage:
-          usage = event.usage;
-          break;
-        case llm::StreamEvent::Kind::kError:
-          if (!reply.error) reply.error = event.error;
-          finished = true;
-          break;
-        case llm::StreamEvent::Kind::kDone:
-          reply.stop_reason = event.text;
-          finished = true;
-          break;
-      }
+        }
+        break;
+      case llm::StreamEvent::Kind::kReasoningDelta:
+        reply.has_output = true;
+        reasoning += event.text;
+        if (!event.signature.empty()) signature = event.signature;
+        if (!event.text.empty()) {
+          Emit(TextUpdate(SessionUpdate::Kind::kAgentThoughtChunk, event.text));
+        }
+        break;
+      case llm::StreamEvent::Kind::kToolCallStart:
+      case llm::StreamEvent::Kind::kToolCallDelta:
+        reply.has_output = true;
+        break;
+      case llm::StreamEvent::Kind::kToolCallEnd:
+        reply.calls.push_back({event.tool_call_id, event.tool_name, event.arguments_json, {}});
+        break;
+      case llm::StreamEvent::Kind::kUsage:
+        usage = event.usage;
+        break;
+      case llm::StreamEvent::Kind::kError:
+        if (!reply.error) reply.error = event.error;
+        finished = true;
+        break;
+      case llm::StreamEvent::Kind::kDone:
+        reply.stop_reason = event.text;
+        finished = true;
+        break;
     }
-    flush_text();
+    if (!finished) return;
+    if (xml) {
+      xml->Finish(xml_events);
+      handle_xml(xml_events);
+    }
+    {
+      std::lock_guard lock(end->mutex);
+      end->finished = true;
+    }
+    end->ready.notify_one();
+  };
+  Result<std::shared_ptr<llm::StreamHandle>> handle = session.engine_.pool_.Stream(
+      state.profile.name, std::move(request), [end, &on_event](const llm::StreamEvent& event) {
+        {
+          // Nothing comes after the last event; were it to, this frame may be gone.
+          std::lock_guard lock(end->mutex);
+          if (end->finished) return;
+        }
+        on_event(event);
+      });
+  if (!handle.ok()) {
+    reply.error = llm::StreamError{llm::ErrorKind::kInvalidRequest, handle.error().message(), {}, 0};
+    return reply;
   }
-  if (xml) {
-    xml->Finish(xml_events);
-    handle_xml(xml_events);
+  {
+    std::lock_guard lock(session.mutex_);
+    state.stream = *handle;
+  }
+  bool cancel_now = session.cancelled_.load();
+  {
+    std::lock_guard lock(end->mutex);
+    cancel_now = cancel_now || end->cancel;
+  }
+  if (cancel_now) (*handle)->Cancel();
+  ++requests;
+  state.limits.RecordRequest();
+  {
+    std::unique_lock lock(end->mutex);
+    end->ready.wait(lock, [&] { return end->finished; });
   }
   {
     std::lock_guard lock(session.mutex_);
@@ -1254,7 +1273,10 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
   int overflow_retries = 0;
   bool append_user = true;
   while (true) {
-    if (session.cancelled_.load()) return StopReason::kCancelled;
+    if (session.cancelled_.load()) {
+      SaveRecord();
+      return StopReason::kCancelled;
+    }
     {
       std::lock_guard lock(session.mutex_);
       if (!state.pending_mode.empty()) state.mode = std::move(state.pending_mode);
@@ -1297,7 +1319,8 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
       }
       state.limits.Reset(state.totals.cost_usd);
     }
-    if (append_user) Append(UserMessage(std::move(parts)));
+    // With the session's row: the previous round's totals and state are saved here.
+    if (append_user) Append(UserMessage(std::move(parts)), /*with_record=*/true);
     append_user = true;
     parts.clear();
     FitContext();
@@ -1377,11 +1400,11 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
       }
       parts.push_back(std::move(part));
     }
-    SaveRecord();
     if (session.cancelled_.load()) {
-      Append(UserMessage(std::move(parts)));
+      Append(UserMessage(std::move(parts)), /*with_record=*/true);
       return StopReason::kCancelled;
     }
+    // The results and the session's row are stored together at the top of the loop.
   }
 }
 

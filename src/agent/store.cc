@@ -7,14 +7,19 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <spdlog/spdlog.h>
 #include <thread>
 #include <unordered_map>
 #include <utility>
 
+#include "agent/event_journal.h"
 #include "agent/message_json.h"
 #include "base/check.h"
 
@@ -23,8 +28,13 @@ extern char** environ;
 namespace lai::agent {
 
 // Schema versions this build knows; Migrate() brings older files up to kSchemaVersion.
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr int kBusyTimeoutMs = 5'000;
+// How long journaled events wait to be folded into SQLite: a burst of streamed chunks becomes one
+// transaction, and another process's `sessions show` is this far behind at most.
+constexpr std::chrono::milliseconds kFoldDelay{20};
+// The journal is emptied once everything in it is folded and it is larger than this.
+constexpr uint64_t kJournalBytes = 4u << 20;
 
 namespace internal {
 
@@ -41,6 +51,17 @@ struct StoreConnection {
   sqlite3* db = nullptr;
   std::unordered_map<const char*, sqlite3_stmt*> statements;  // Keyed by the SQL literal.
   std::string path;
+
+  // The event journal (JournalEvent). Guarded by journal_mutex, which is taken after mutex or
+  // alone, never the other way round.
+  std::mutex journal_mutex;
+  std::condition_variable journal_wake;
+  std::optional<EventJournal> journal;  // Made on the first JournalEvent.
+  bool journal_failed = false;          // Could not be made: events go straight to SQLite.
+  std::vector<JournalRecord> pending;   // In the journal, not yet in SQLite.
+  bool stopping = false;
+  std::thread folder;
+  std::atomic<bool> has_pending{false};  // pending is not empty (read without the lock).
 };
 
 }  // namespace internal
@@ -237,6 +258,15 @@ CREATE TABLE events (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 2: how far each event journal has been folded in, so that a journal folded partly before
+// a crash is not folded twice.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE IF NOT EXISTS journal_progress (
+  journal TEXT PRIMARY KEY,
+  folded INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 // Brings the schema up to kSchemaVersion, in one transaction so that concurrent openers of a new
 // file migrate it once.
 Status Migrate(Connection& connection) {
@@ -260,8 +290,11 @@ Status Migrate(Connection& connection) {
     if (current < 1) {
       RETURN_IF_ERROR(ExecuteScript(connection, kSchemaV1, "create schema version 1"));
     }
-    // Later versions: if (current < 2) { ALTER TABLE … } and so on, each step idempotent.
-    RETURN_IF_ERROR(ExecuteScript(connection, "PRAGMA user_version = 1", "set schema version"));
+    if (current < 2) {
+      RETURN_IF_ERROR(ExecuteScript(connection, kSchemaV2, "create schema version 2"));
+    }
+    // Later versions: if (current < 3) { ALTER TABLE … } and so on, each step idempotent.
+    RETURN_IF_ERROR(ExecuteScript(connection, "PRAGMA user_version = 2", "set schema version"));
     return Execute(connection, "COMMIT", "commit schema migration");
   }();
   if (!status.ok()) (void)Execute(connection, "ROLLBACK", "roll back schema migration");
@@ -521,9 +554,8 @@ Status UpdateVisibilityLocked(Connection& connection, std::string_view session_i
   return OkStatus();
 }
 
-Result<int64_t> AppendEventLocked(Connection& connection, std::string_view session_id,
-                                  std::string_view kind, std::string_view payload_json,
-                                  int64_t time_ms) {
+Status ValidateEvent(std::string_view session_id, std::string_view kind,
+                     std::string_view payload_json) {
   if (kind.empty()) {
     return Error(ErrorCode::kInvalidArgument,
                  "append event to session " + Quote(session_id) + ": the kind is empty");
@@ -533,6 +565,13 @@ Result<int64_t> AppendEventLocked(Connection& connection, std::string_view sessi
                                                   Quote(session_id) +
                                                   ": the payload is not valid JSON");
   }
+  return OkStatus();
+}
+
+// Inserts an event ValidateEvent accepted.
+Result<int64_t> InsertEventLocked(Connection& connection, std::string_view session_id,
+                                  std::string_view kind, std::string_view payload_json,
+                                  int64_t time_ms) {
   ASSIGN_OR_RETURN(sqlite3_stmt * raw,
                    Prepare(connection,
                            "INSERT INTO events (session_id, seq, time_ms, kind, payload) VALUES "
@@ -551,6 +590,167 @@ Result<int64_t> AppendEventLocked(Connection& connection, std::string_view sessi
   }
   if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return SessionNotFound(session_id);
   return SqlError(connection, rc, "append event to session " + Quote(session_id));
+}
+
+Result<int64_t> AppendEventLocked(Connection& connection, std::string_view session_id,
+                                  std::string_view kind, std::string_view payload_json,
+                                  int64_t time_ms) {
+  RETURN_IF_ERROR(ValidateEvent(session_id, kind, payload_json));
+  return InsertEventLocked(connection, session_id, kind, payload_json, time_ms);
+}
+
+// Appends journaled records (validated when they were journaled) inside the open transaction and
+// notes how far `journal_name` is folded. Records of sessions that are gone are dropped (logged);
+// records at or below `done` were folded before. Returns the number of records stored.
+Result<size_t> AppendRecordsLocked(Connection& connection, const std::string& journal_name,
+                                   const std::vector<JournalRecord>& records, uint64_t done) {
+  size_t stored = 0;
+  uint64_t last = done;
+  for (const JournalRecord& record : records) {
+    if (record.number <= done) continue;
+    last = record.number;
+    Result<int64_t> seq =
+        InsertEventLocked(connection, record.session_id, record.kind, record.payload_json,
+                          record.time_ms);
+    if (seq.ok()) {
+      ++stored;
+    } else if (seq.error().code() == ErrorCode::kNotFound) {
+      spdlog::warn("session store: dropped a journaled event: {}", seq.error().message());
+    } else {
+      return seq.error();
+    }
+  }
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                   Prepare(connection,
+                           "INSERT INTO journal_progress (journal, folded) VALUES (?1, ?2) "
+                           "ON CONFLICT (journal) DO UPDATE SET folded = excluded.folded"));
+  Statement statement(raw);
+  statement.Bind(1, journal_name);
+  statement.Bind(2, static_cast<int64_t>(last));
+  int rc = statement.Step();
+  if (rc != SQLITE_DONE) return SqlError(connection, rc, "note the journal's progress");
+  return stored;
+}
+
+// Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back when it fails.
+template <typename Body>
+auto InTransaction(Connection& connection, std::string_view what, Body body)
+    -> decltype(body()) {
+  RETURN_IF_ERROR(Execute(connection, "BEGIN IMMEDIATE", "begin " + std::string(what)));
+  auto result = body();
+  if (result.ok()) {
+    Status committed = Execute(connection, "COMMIT", "commit " + std::string(what));
+    if (committed.ok()) return result;
+    result = committed.error();
+  }
+  // A failed statement may already have ended the transaction; ROLLBACK then fails harmlessly.
+  if (!sqlite3_get_autocommit(connection.db)) {
+    (void)Execute(connection, "ROLLBACK", "roll back " + std::string(what));
+  }
+  return result;
+}
+
+// This process's journaled events not yet in SQLite, taken out of `pending` to be folded by the
+// caller (who holds connection.mutex), which hands them back with Folded().
+struct PendingBatch {
+  std::vector<JournalRecord> records;
+  std::string journal_name;
+};
+
+PendingBatch TakePending(Connection& connection) {
+  PendingBatch batch;
+  if (!connection.has_pending.load(std::memory_order_acquire)) return batch;
+  std::lock_guard lock(connection.journal_mutex);
+  batch.records.swap(connection.pending);
+  connection.has_pending.store(false, std::memory_order_relaxed);
+  if (connection.journal) batch.journal_name = connection.journal->name();
+  return batch;
+}
+
+// After the transaction that folded `batch`: on failure its records go back ahead of what arrived
+// meanwhile (all of them are in the journal file too).
+void Folded(Connection& connection, PendingBatch& batch, bool committed) {
+  if (batch.records.empty()) return;
+  std::lock_guard lock(connection.journal_mutex);
+  if (!committed) {
+    batch.records.insert(batch.records.end(), std::make_move_iterator(connection.pending.begin()),
+                         std::make_move_iterator(connection.pending.end()));
+    connection.pending.swap(batch.records);
+    connection.has_pending.store(true, std::memory_order_release);
+    return;
+  }
+  // Folded records stay in the file (the progress table says they are folded) until it grows
+  // past kJournalBytes: truncating costs more than the fold on ext4.
+  if (connection.pending.empty() && connection.journal &&
+      connection.journal->size() > kJournalBytes) {
+    Status truncated = connection.journal->Truncate();
+    if (!truncated.ok()) spdlog::warn("session store: {}", truncated.error().message());
+  }
+}
+
+// Moves this process's pending journaled events into SQLite. Caller holds connection.mutex.
+Status FoldPendingLocked(Connection& connection) {
+  PendingBatch batch = TakePending(connection);
+  if (batch.records.empty()) return OkStatus();
+  Result<size_t> folded = InTransaction(connection, "folding the event journal", [&] {
+    return AppendRecordsLocked(connection, batch.journal_name, batch.records, 0);
+  });
+  Folded(connection, batch, folded.ok());
+  return folded.status();
+}
+
+// Folds the journals of processes that stopped without folding theirs (kill -9, a crash, power
+// loss after the write reached the disk). A journal that cannot be folded now stays for the
+// next Open.
+void FoldOrphanJournals(Connection& connection, const std::string& directory) {
+  Result<std::vector<EventJournal::Orphan>> orphans = EventJournal::FindOrphans(directory);
+  if (!orphans.ok()) {
+    spdlog::warn("session store: {}", orphans.error().message());
+    return;
+  }
+  for (const EventJournal::Orphan& orphan : *orphans) {
+    bool torn = false;
+    Result<std::vector<JournalRecord>> records = EventJournal::Read(orphan.path, &torn);
+    if (!records.ok()) {
+      spdlog::warn("session store: {}", records.error().message());
+      continue;
+    }
+    const std::string name = orphan.path.substr(orphan.path.rfind('/') + 1);
+    uint64_t done = 0;
+    {
+      Result<sqlite3_stmt*> raw =
+          Prepare(connection, "SELECT folded FROM journal_progress WHERE journal = ?1");
+      if (!raw.ok()) continue;
+      Statement statement(*raw);
+      statement.Bind(1, name);
+      if (statement.Step() == SQLITE_ROW) done = static_cast<uint64_t>(statement.Int(0));
+    }
+    Result<size_t> folded = InTransaction(connection, "folding an event journal", [&] {
+      return AppendRecordsLocked(connection, name, *records, done);
+    });
+    if (!folded.ok()) {
+      spdlog::warn("session store: journal '{}' left for later: {}", orphan.path,
+                   folded.error().message());
+      continue;
+    }
+    if (torn) {
+      spdlog::warn("session store: journal '{}' ended in a partly written event (a crash while "
+                   "writing it); the events before it were kept",
+                   orphan.path);
+    }
+    if (*folded > 0) {
+      spdlog::info("session store: recovered {} events from '{}', left by a process that stopped",
+                   *folded, orphan.path);
+    }
+    ::unlink(orphan.path.c_str());
+    if (Result<sqlite3_stmt*> raw =
+            Prepare(connection, "DELETE FROM journal_progress WHERE journal = ?1");
+        raw.ok()) {
+      Statement statement(*raw);
+      statement.Bind(1, name);
+      (void)statement.Step();
+    }
+  }
 }
 
 }  // namespace
@@ -609,7 +809,40 @@ Result<int64_t> SessionStore::Writer::AppendEvent(std::string_view session_id,
 SessionStore::SessionStore(std::string path, std::unique_ptr<Connection> connection)
     : path_(std::move(path)), connection_(std::move(connection)) {}
 
-SessionStore::~SessionStore() = default;
+SessionStore::~SessionStore() {
+  Connection& connection = *connection_;
+  {
+    std::lock_guard lock(connection.journal_mutex);
+    connection.stopping = true;
+  }
+  connection.journal_wake.notify_all();
+  if (connection.folder.joinable()) connection.folder.join();
+  std::lock_guard lock(connection.mutex);
+  Status folded = FoldPendingLocked(connection);
+  if (!folded.ok()) {
+    // The journal stays on disk; the next Open folds it.
+    spdlog::warn("session store: events left in the journal: {}", folded.error().message());
+    return;
+  }
+  if (connection.journal) {
+    const std::string name = connection.journal->name();
+    connection.journal->Remove();
+    if (Result<sqlite3_stmt*> raw =
+            Prepare(connection, "DELETE FROM journal_progress WHERE journal = ?1");
+        raw.ok()) {
+      Statement statement(*raw);
+      statement.Bind(1, name);
+      (void)statement.Step();
+    }
+  }
+}
+
+namespace {
+
+// Where a store's event journals live: beside it, "<store>.events/".
+std::string JournalDirectory(const std::string& store_path) { return store_path + ".events"; }
+
+}  // namespace
 
 Result<std::unique_ptr<SessionStore>> SessionStore::Open(const std::string& path) {
   if (path.empty()) {
@@ -646,6 +879,7 @@ Result<std::unique_ptr<SessionStore>> SessionStore::Open(const std::string& path
   RETURN_IF_ERROR(ExecuteScript(
       *connection, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", "set pragmas"));
   RETURN_IF_ERROR(Migrate(*connection));
+  FoldOrphanJournals(*connection, JournalDirectory(path));
   return std::unique_ptr<SessionStore>(new SessionStore(path, std::move(connection)));
 }
 
@@ -671,12 +905,35 @@ Result<std::unique_ptr<SessionStore>> SessionStore::OpenDefault(const char* cons
 
 namespace {
 
-// Locks the connection; aborts when the calling thread is inside this store's Transaction().
-std::unique_lock<std::mutex> Lock(Connection& connection) {
+// Locks the connection and folds the journaled events first, so that every call sees them and
+// events keep their order. Aborts when the calling thread is inside this store's Transaction().
+std::unique_lock<std::mutex> Lock(Connection& connection, bool fold = true) {
   LAI_CHECK(connection.transaction_thread.load(std::memory_order_relaxed) !=
             std::this_thread::get_id())
       << "SessionStore method called inside its own Transaction(); use the Writer";
-  return std::unique_lock<std::mutex>(connection.mutex);
+  std::unique_lock<std::mutex> lock(connection.mutex);
+  if (!fold) return lock;
+  Status folded = FoldPendingLocked(connection);
+  if (!folded.ok()) spdlog::warn("session store: {}", folded.error().message());
+  return lock;
+}
+
+// Folds the journal kFoldDelay after the first event of a burst, until the store closes.
+void FoldLoop(Connection& connection) {
+  std::unique_lock lock(connection.journal_mutex);
+  while (!connection.stopping) {
+    connection.journal_wake.wait(
+        lock, [&] { return connection.stopping || !connection.pending.empty(); });
+    connection.journal_wake.wait_for(lock, kFoldDelay, [&] { return connection.stopping; });
+    if (connection.stopping) break;
+    lock.unlock();
+    {
+      std::lock_guard store_lock(connection.mutex);
+      Status folded = FoldPendingLocked(connection);
+      if (!folded.ok()) spdlog::warn("session store: {}", folded.error().message());
+    }
+    lock.lock();
+  }
 }
 
 }  // namespace
@@ -719,22 +976,55 @@ Result<int64_t> SessionStore::AppendEvent(std::string_view session_id, std::stri
   return AppendEventLocked(*connection_, session_id, kind, payload_json, time_ms);
 }
 
-Status SessionStore::Transaction(const std::function<Status(Writer& writer)>& fn) {
-  auto lock = Lock(*connection_);
+Status SessionStore::JournalEvent(std::string_view session_id, std::string_view kind,
+                                  std::string_view payload_json, int64_t time_ms) {
+  RETURN_IF_ERROR(ValidateEvent(session_id, kind, payload_json));
   Connection& connection = *connection_;
-  RETURN_IF_ERROR(Execute(connection, "BEGIN IMMEDIATE", "begin transaction"));
-  connection.transaction_thread.store(std::this_thread::get_id(), std::memory_order_relaxed);
-  Writer writer(*this);
-  Status status = fn(writer);
-  connection.transaction_thread.store(std::thread::id(), std::memory_order_relaxed);
-  if (status.ok()) {
-    status = Execute(connection, "COMMIT", "commit transaction");
-    if (status.ok()) return status;
+  {
+    std::lock_guard lock(connection.journal_mutex);
+    if (!connection.journal && !connection.journal_failed) {
+      Result<EventJournal> journal = EventJournal::Create(JournalDirectory(path_));
+      if (journal.ok()) {
+        connection.journal.emplace(std::move(*journal));
+        connection.folder = std::thread([&connection] { FoldLoop(connection); });
+      } else {
+        connection.journal_failed = true;
+        spdlog::warn("session store: no event journal ({}); events are written to SQLite "
+                     "directly",
+                     journal.error().message());
+      }
+    }
+    if (connection.journal) {
+      JournalRecord record{0, time_ms, std::string(session_id), std::string(kind),
+                           std::string(payload_json)};
+      RETURN_IF_ERROR(connection.journal->Append(record));
+      const bool was_empty = connection.pending.empty();
+      connection.pending.push_back(std::move(record));
+      connection.has_pending.store(true, std::memory_order_release);
+      if (was_empty) connection.journal_wake.notify_one();
+      return OkStatus();
+    }
   }
-  // A failed statement may already have ended the transaction; ROLLBACK then fails harmlessly.
-  if (!sqlite3_get_autocommit(connection.db)) {
-    (void)Execute(connection, "ROLLBACK", "roll back transaction");
-  }
+  return AppendEvent(session_id, kind, payload_json, time_ms).status();
+}
+
+Status SessionStore::Transaction(const std::function<Status(Writer& writer)>& fn) {
+  Connection& connection = *connection_;
+  auto lock = Lock(connection, /*fold=*/false);
+  // The journaled events go first, in the same transaction: one commit instead of two.
+  PendingBatch batch = TakePending(connection);
+  Status status = InTransaction(connection, "transaction", [&]() -> Status {
+    if (!batch.records.empty()) {
+      RETURN_IF_ERROR(
+          AppendRecordsLocked(connection, batch.journal_name, batch.records, 0).status());
+    }
+    connection.transaction_thread.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    Writer writer(*this);
+    Status written = fn(writer);
+    connection.transaction_thread.store(std::thread::id(), std::memory_order_relaxed);
+    return written;
+  });
+  Folded(connection, batch, status.ok());
   return status;
 }
 

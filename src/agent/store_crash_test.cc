@@ -1,7 +1,7 @@
-// kill -9 durability: a child process appends to the store (single events, and message + event +
-// totals transactions) and reports each append through a pipe after the call returned; it is
-// SIGKILLed at a random moment. Everything it reported must be in the store after reopening,
-// and every transaction must be whole.
+// kill -9 durability: a child process appends to the store (single events, journaled events, and
+// message + event + totals transactions) and reports each append through a pipe after the call
+// returned; it is SIGKILLed at a random moment. Everything it reported must be in the store after
+// reopening, once and in order, and every transaction must be whole.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -13,8 +13,11 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "agent/store.h"
 
@@ -42,10 +45,12 @@ std::string Payload(int64_t round, int64_t iteration) {
   int64_t message_seq = static_cast<int64_t>(existing->size());
   for (int64_t i = 0;; ++i) {
     Report report{0, 0, round, i};
-    if (i % 2 == 0) {
+    if (i % 3 == 0) {
       Result<int64_t> seq = store.AppendEvent("s", "text", Payload(round, i), i);
       if (!seq.ok()) _exit(4);
       report.event_seq = *seq;
+    } else if (i % 3 == 2) {
+      if (!store.JournalEvent("s", "text", Payload(round, i), i).ok()) _exit(7);
     } else {
       ++message_seq;
       Status status = store.Transaction([&](SessionStore::Writer& writer) -> Status {
@@ -112,6 +117,7 @@ TEST(StoreCrashTest, EverythingReportedBeforeSigkillSurvives) {
   }
   std::mt19937 random(std::random_device{}());
   std::map<int64_t, Report> reported;  // By event seq.
+  std::vector<Report> journaled;        // Their seq is given when they are folded.
   constexpr int kRounds = 10;
   for (int round = 0; round < kRounds; ++round) {
     int fds[2];
@@ -136,14 +142,21 @@ TEST(StoreCrashTest, EverythingReportedBeforeSigkillSurvives) {
     } reaper{child};
     Report report;
     int count = 0;
+    auto note = [&] {
+      if (report.event_seq == 0) {
+        journaled.push_back(report);
+      } else {
+        reported[report.event_seq] = report;
+      }
+    };
     while (count < kill_after && ReadReport(fds[0], report)) {
-      reported[report.event_seq] = report;
+      note();
       ++count;
     }
     ASSERT_EQ(count, kill_after) << "the child stopped early";
     ASSERT_EQ(kill(child, SIGKILL), 0);
     // Reports written before the kill are still in the pipe.
-    while (ReadReport(fds[0], report)) reported[report.event_seq] = report;
+    while (ReadReport(fds[0], report)) note();
     close(fds[0]);
     int wait_status = 0;
     ASSERT_EQ(waitpid(child, &wait_status, 0), child);
@@ -163,6 +176,24 @@ TEST(StoreCrashTest, EverythingReportedBeforeSigkillSurvives) {
     ASSERT_NE(it, by_seq.end()) << "event " << seq << " was reported but is lost";
     EXPECT_EQ(it->second.payload_json, Payload(report.round, report.iteration));
     if (report.message_seq != 0) ++reported_messages;
+  }
+  // Journaled events: each exactly once.
+  std::map<std::string, int> payload_count;
+  for (const StoredEvent& event : *events) ++payload_count[event.payload_json];
+  for (const Report& report : journaled) {
+    EXPECT_EQ(payload_count[Payload(report.round, report.iteration)], 1)
+        << "journaled event " << report.round << "/" << report.iteration;
+  }
+  ASSERT_FALSE(journaled.empty());
+  // In the order they were appended, with seqs 1, 2, 3…
+  for (size_t i = 0; i < events->size(); ++i) {
+    EXPECT_EQ((*events)[i].seq, static_cast<int64_t>(i + 1));
+    if (i == 0) continue;
+    nlohmann::json before = nlohmann::json::parse((*events)[i - 1].payload_json);
+    nlohmann::json after = nlohmann::json::parse((*events)[i].payload_json);
+    EXPECT_LT(std::make_pair(before["round"].get<int>(), before["i"].get<int>()),
+              std::make_pair(after["round"].get<int>(), after["i"].get<int>()))
+        << "events " << i << " and " << i + 1 << " are out of order";
   }
   // Whole transactions only: one "message" event and one request per stored message.
   Result<std::vector<HistoryMessage>> messages = (*store)->LoadMessages("s");

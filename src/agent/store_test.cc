@@ -164,7 +164,7 @@ TEST_F(StoreTest, CreatesPrivateDirectoriesAndFileInWalMode) {
   Create("s1");
   EXPECT_EQ(Mode(path_ + "-wal"), 0600u);
   EXPECT_EQ(RawQuery(path_, "PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "1");
+  EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "2");
 }
 
 TEST_F(StoreTest, ReopenKeepsDataAndSchema) {

@@ -424,6 +424,11 @@ void AppendJson(std::string& out, const OrderedJson& value) {
     case OrderedJson::value_t::string:
       AppendJsonString(out, value.get_ref<const std::string&>());
       return;
+    case OrderedJson::value_t::binary: {
+      const auto& text = value.get_binary();
+      out.append(reinterpret_cast<const char*>(text.data()), text.size());
+      return;
+    }
     default:  // Numbers, booleans, null: short.
       out += value.dump();
       return;
@@ -459,6 +464,24 @@ Result<OrderedJson> ToolSchema(const ToolDefinition& tool) {
   if (parsed.size() >= kMaxCached) parsed.clear();
   parsed.emplace(tool.parameters_schema_json, schema);
   return schema;
+}
+
+Result<OrderedJson> ToolSchemaText(const ToolDefinition& tool) {
+  static constexpr size_t kMaxCached = 256;
+  static std::mutex mutex;
+  static std::unordered_map<std::string, OrderedJson> texts;
+  {
+    std::lock_guard lock(mutex);
+    auto it = texts.find(tool.parameters_schema_json);
+    if (it != texts.end()) return it->second;
+  }
+  ASSIGN_OR_RETURN(OrderedJson schema, ToolSchema(tool));
+  const std::string text = DumpRequestBody(schema);
+  OrderedJson raw = OrderedJson::binary(std::vector<std::uint8_t>(text.begin(), text.end()));
+  std::lock_guard lock(mutex);
+  if (texts.size() >= kMaxCached) texts.clear();
+  texts.emplace(tool.parameters_schema_json, raw);
+  return raw;
 }
 
 Result<http::Request> BuildRequest(const ProviderSpec& spec, const Endpoint& endpoint,

@@ -486,7 +486,7 @@ Result<http::Request> BuildAnthropicRequest(const Endpoint& endpoint,
   if (!request.tools.empty()) {
     OrderedJson tools = OrderedJson::array();
     for (const ToolDefinition& tool : request.tools) {
-      ASSIGN_OR_RETURN(OrderedJson schema, ToolSchema(tool));
+      ASSIGN_OR_RETURN(OrderedJson schema, ToolSchemaText(tool));
       tools.push_back({{"name", tool.name},
                        {"description", tool.description},
                        {"input_schema", std::move(schema)}});

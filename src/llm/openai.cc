@@ -402,7 +402,7 @@ Result<http::Request> BuildOpenAiRequest(const ProviderSpec& spec, const Endpoin
   if (!request.tools.empty()) {
     OrderedJson tools = OrderedJson::array();
     for (const ToolDefinition& tool : request.tools) {
-      ASSIGN_OR_RETURN(OrderedJson schema, ToolSchema(tool));
+      ASSIGN_OR_RETURN(OrderedJson schema, ToolSchemaText(tool));
       tools.push_back({{"type", "function"},
                        {"function",
                         {{"name", tool.name},

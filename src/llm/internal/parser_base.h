@@ -19,7 +19,7 @@ using OrderedJson = nlohmann::ordered_json;
 
 // Compact JSON text of a request body. Strings are escaped in bulk (the body holds the whole
 // conversation, so this is most of a request's CPU time) and invalid UTF-8 is replaced with
-// U+FFFD instead of throwing.
+// U+FFFD instead of throwing. A binary value is JSON text already (RawJson) and is copied as is.
 std::string DumpRequestBody(const OrderedJson& body);
 
 // Parses `text`; nullopt when it is not JSON.
@@ -126,5 +126,9 @@ std::unique_ptr<StreamParser> NewOllamaParser(std::string provider, std::string 
 http::Request BaseRequest(const Endpoint& endpoint, std::string url);
 // Tool schema text → JSON object; errors name the tool.
 Result<OrderedJson> ToolSchema(const ToolDefinition& tool);
+// The same, as its compact text in a binary value that only DumpRequestBody understands: an
+// agent sends the same schemas with every request, and copying text is far cheaper than copying
+// and walking a tree. For builders that do not change the schema.
+Result<OrderedJson> ToolSchemaText(const ToolDefinition& tool);
 
 }  // namespace lai::llm::internal
