@@ -290,12 +290,12 @@ struct Session::Turn {
   SessionStore* store() { return session.engine_.store_; }
 
   void Emit(const SessionUpdate& update) {
+    const std::string acp_json = ToAcpJson(update);
     if (SessionStore* db = store()) {
-      Status stored =
-          db->JournalEvent(session.id_, UpdateKindName(update.kind), ToAcpJson(update), NowMs());
+      Status stored = db->JournalEvent(session.id_, UpdateKindName(update.kind), acp_json, NowMs());
       if (!stored.ok()) spdlog::error("session {}: {}", session.id_, stored.error().ToString());
     }
-    client.OnUpdate(session.id_, update);
+    client.OnUpdate(session.id_, update, acp_json);
   }
 
   // Stores and keeps a message; with_record also saves the session's row (SaveRecord) in the
@@ -1099,7 +1099,7 @@ Session::Turn::ToolOutcome Session::Turn::RunSubtask(const std::string& mode,
   class Forward : public SessionClient {
    public:
     Forward(Turn& parent) : parent_(parent) {}
-    void OnUpdate(const std::string&, const SessionUpdate& update) override {
+    void OnUpdate(const std::string&, const SessionUpdate& update, std::string_view) override {
       using Kind = SessionUpdate::Kind;
       if (update.kind == Kind::kCurrentModeUpdate || update.kind == Kind::kPlan ||
           update.kind == Kind::kUsageUpdate || update.kind == Kind::kSessionInfoUpdate ||
@@ -1445,15 +1445,15 @@ Status Session::SetMode(std::string_view slug, SessionClient* client) {
     }
   }
   SessionUpdate update = TextUpdate(SessionUpdate::Kind::kCurrentModeUpdate, std::string(slug));
+  const std::string acp_json = ToAcpJson(update);
   if (SessionStore* db = engine_.store_) {
     Status status = db->UpdateSession(RecordLocked());
     if (status.ok()) {
-      status = db->AppendEvent(id_, UpdateKindName(update.kind), ToAcpJson(update), NowMs())
-                   .status();
+      status = db->AppendEvent(id_, UpdateKindName(update.kind), acp_json, NowMs()).status();
     }
     if (!status.ok()) spdlog::error("session {}: {}", id_, status.ToString());
   }
-  if (client != nullptr) client->OnUpdate(id_, update);
+  if (client != nullptr) client->OnUpdate(id_, update, acp_json);
   return OkStatus();
 }
 
@@ -1469,7 +1469,7 @@ Status Session::Replay(SessionClient& client) {
                    update.error().message());
       continue;
     }
-    client.OnUpdate(id_, *update);
+    client.OnUpdate(id_, *update, ToAcpJson(*update));
   }
   return OkStatus();
 }

@@ -36,7 +36,10 @@ struct SessionRecord;
 class SessionClient {
  public:
   virtual ~SessionClient() = default;
-  virtual void OnUpdate(const std::string& session_id, const SessionUpdate& update) = 0;
+  // `acp_json` is ToAcpJson(update), made once for the store and the client. Called on the turn
+  // thread, or during a model's stream on the provider's I/O thread: keep it short.
+  virtual void OnUpdate(const std::string& session_id, const SessionUpdate& update,
+                        std::string_view acp_json) = 0;
   virtual PermissionReply RequestPermission(const std::string& session_id,
                                             const PermissionRequest& request,
                                             const std::atomic<bool>& cancelled) = 0;

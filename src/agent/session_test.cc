@@ -137,7 +137,9 @@ class TestClient : public SessionClient {
     bool wait_for_cancel = false;  // A user who never answers: kCancelled once cancelled.
   };
 
-  void OnUpdate(const std::string& session_id, const SessionUpdate& update) override {
+  void OnUpdate(const std::string& session_id, const SessionUpdate& update,
+                std::string_view acp_json) override {
+    EXPECT_EQ(acp_json, ToAcpJson(update));
     Session* to_cancel = nullptr;
     {
       std::lock_guard lock(mutex_);

@@ -112,13 +112,15 @@ class TerminalClient : public agent::SessionClient {
     ClearSpinnerLocked();
   }
 
-  void OnUpdate(const std::string& session_id, const agent::SessionUpdate& update) override {
+  void OnUpdate(const std::string& session_id, const agent::SessionUpdate& update,
+                std::string_view acp_json) override {
     using Kind = agent::SessionUpdate::Kind;
     std::lock_guard lock(mutex_);
     ClearSpinnerLocked();
     if (json_) {
-      std::printf("{\"type\":\"update\",\"sessionId\":%s,\"update\":%s}\n",
-                  json(session_id).dump().c_str(), agent::ToAcpJson(update).c_str());
+      std::printf("{\"type\":\"update\",\"sessionId\":%s,\"update\":%.*s}\n",
+                  json(session_id).dump().c_str(), static_cast<int>(acp_json.size()),
+                  acp_json.data());
       std::fflush(stdout);
       return;
     }
@@ -483,6 +485,8 @@ int Run(const Config& config, AgentFlags flags) {
 }
 
 int Acp(const Config& config, const AgentFlags& flags) {
+  // An editor that goes away makes writes to stdout fail with EPIPE (handled), not kill us.
+  ::signal(SIGPIPE, SIG_IGN);
   // The provider pool and the session store open on their own thread while `initialize` is
   // answered; a problem with them is reported on stderr and by every session request.
   server::LazyAgentStack stack(

@@ -596,7 +596,7 @@ RunResult MeasureRun(Watchdog& watchdog, const std::vector<std::string>& env,
 // Approves nothing interactively (everything is auto-approved) and notes nothing.
 class QuietClient : public agent::SessionClient {
  public:
-  void OnUpdate(const std::string&, const agent::SessionUpdate&) override {}
+  void OnUpdate(const std::string&, const agent::SessionUpdate&, std::string_view) override {}
   agent::PermissionReply RequestPermission(const std::string&, const agent::PermissionRequest&,
                                            const std::atomic<bool>&) override {
     return {agent::PermissionOutcome::kAllowOnce, {}};

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,8 +55,19 @@ class ScopedSigpipeBlock {
 
 }  // namespace
 
+namespace {
+
+// True when the process ignores SIGPIPE (servers usually do): a write to a closed pipe then just
+// fails with EPIPE, and Send needs no signal-mask calls around it.
+bool SigpipeIgnored() {
+  struct sigaction action = {};
+  return ::sigaction(SIGPIPE, nullptr, &action) == 0 && action.sa_handler == SIG_IGN;
+}
+
+}  // namespace
+
 StdioTransport::StdioTransport(int in_fd, int out_fd, StdioOptions options)
-    : in_fd_(in_fd), out_fd_(out_fd), options_(options) {}
+    : in_fd_(in_fd), out_fd_(out_fd), options_(options), sigpipe_ignored_(SigpipeIgnored()) {}
 
 StdioTransport::~StdioTransport() { Stop(); }
 
@@ -67,7 +79,8 @@ Status StdioTransport::Send(std::string_view message) {
   std::lock_guard lock(write_mutex_);
   if (is_out_closed_)
     return Error(ErrorCode::kUnavailable, "stdio output closed: the reader has gone");
-  ScopedSigpipeBlock block_sigpipe;
+  std::optional<ScopedSigpipeBlock> block_sigpipe;
+  if (!sigpipe_ignored_) block_sigpipe.emplace();
   char newline = '\n';
   iovec parts[2] = {{const_cast<char*>(message.data()), message.size()}, {&newline, 1}};
   iovec* next = parts;
@@ -83,7 +96,7 @@ Status StdioTransport::Send(std::string_view message) {
         continue;
       }
       if (err == EPIPE) {
-        block_sigpipe.NoteEpipe();
+        if (block_sigpipe) block_sigpipe->NoteEpipe();
         is_out_closed_ = true;
         return Error(ErrorCode::kUnavailable, "stdio output closed: the reader has gone");
       }

@@ -55,6 +55,8 @@ class StdioTransport : public Transport {
   const int in_fd_;
   const int out_fd_;
   const StdioOptions options_;
+  // SIGPIPE was ignored when this was made: Send skips blocking it (a signal-mask round trip).
+  const bool sigpipe_ignored_;
   UniqueFd wake_read_;  // Stop() writes to wake_write_ to end the reader's poll.
   UniqueFd wake_write_;
   std::thread reader_;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -192,6 +193,31 @@ TEST(StdioPairTest, TwoPeersOverPipesTalkBothWays) {
   EXPECT_EQ(ParseJson(*r), Json({{"me", "b"}, {"caller", "a"}}));
   a_transport.Stop();
   b_transport.Stop();
+}
+
+// A reader that went away fails the send with kUnavailable and never kills the process, whether
+// the process ignores SIGPIPE (Send then skips masking it) or not.
+TEST(StdioTransportSend, AReaderThatWentAwayIsAnErrorNotASignal) {
+  for (bool ignore : {false, true}) {
+    struct sigaction before = {};
+    struct sigaction action = {};
+    action.sa_handler = ignore ? SIG_IGN : SIG_DFL;
+    ASSERT_EQ(::sigaction(SIGPIPE, &action, &before), 0);
+    int out[2];
+    ASSERT_EQ(::pipe(out), 0);
+    ::close(out[0]);
+    {
+      StdioTransport transport(-1, out[1]);
+      Status sent = transport.Send(R"({"jsonrpc":"2.0","method":"x"})");
+      EXPECT_EQ(sent.code(), ErrorCode::kUnavailable) << "SIGPIPE ignored: " << ignore;
+      EXPECT_EQ(transport.Send("{}").code(), ErrorCode::kUnavailable);
+    }
+    ::close(out[1]);
+    sigset_t pending;
+    sigpending(&pending);
+    EXPECT_EQ(sigismember(&pending, SIGPIPE), 0) << "a SIGPIPE was left pending";
+    ::sigaction(SIGPIPE, &before, nullptr);
+  }
 }
 
 }  // namespace

@@ -143,15 +143,17 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   }
 
   // ---- SessionClient
-  void OnUpdate(const std::string& session_id, const agent::SessionUpdate& update) override {
+  void OnUpdate(const std::string& session_id, const agent::SessionUpdate& update,
+                std::string_view acp_json) override {
     // The client shows the prompt it sent; echoing it during the turn makes clients that append
     // user chunks to the last user entry (Zed) show it twice. session/load replays send it.
     if (update.kind == agent::SessionUpdate::Kind::kUserMessageChunk &&
         current_session != nullptr) {
       return;
     }
-    std::string params = R"({"sessionId":)" + json(session_id).dump() +
-                         R"(,"update":)" + agent::ToAcpJson(update) + "}";
+    std::string params = R"({"sessionId":)" + json(session_id).dump() + R"(,"update":)";
+    params += acp_json;
+    params += '}';
     Status sent = peer.Notify("session/update", params);
     if (!sent.ok()) spdlog::debug("acp: session/update not sent: {}", sent.error().message());
   }
@@ -264,7 +266,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
       content.kind = agent::ToolCallContent::Kind::kTerminal;
       content.terminal_id = terminal_id;
       update.tool.content.push_back(std::move(content));
-      OnUpdate(session_id, update);
+      OnUpdate(session_id, update, agent::ToAcpJson(update));
     }
 
     // Wait for the exit; a cancel or the timeout kills the command first.
