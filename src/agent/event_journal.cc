@@ -15,11 +15,11 @@ namespace lai::agent {
 namespace {
 
 // A record on disk, little-endian (the journal never leaves the machine that wrote it):
-//   u32 size of the whole record   u32 magic
-//   u64 number   i64 time_ms   u32 session bytes   u32 kind bytes   u32 payload bytes
+//   u32 size of the whole record   u32 magic   u32 op
+//   u32 session bytes   u32 kind bytes   u32 payload bytes   u64 number   i64 time_ms
 //   the three strings   u64 FNV-1a of everything before it
 constexpr uint32_t kMagic = 0x314A414C;  // "LAJ1"
-constexpr size_t kHeaderBytes = 4 + 4 + 8 + 8 + 4 + 4 + 4;
+constexpr size_t kHeaderBytes = 4 + 4 + 4 + 4 + 4 + 4 + 8 + 8;
 constexpr size_t kChecksumBytes = 8;
 constexpr uint32_t kMaxRecordBytes = 64u << 20;  // Far above any event; a bigger size is damage.
 constexpr std::string_view kSuffix = ".log";
@@ -96,28 +96,33 @@ Result<EventJournal> EventJournal::Create(const std::string& directory) {
 
 std::string EventJournal::name() const { return path_.substr(path_.rfind('/') + 1); }
 
-Status EventJournal::Append(JournalRecord& record) {
-  record.number = next_number_;
-  const size_t size = kHeaderBytes + record.session_id.size() + record.kind.size() +
-                      record.payload_json.size() + kChecksumBytes;
-  if (size > kMaxRecordBytes) {
-    return Error(ErrorCode::kInvalidArgument,
-                 "event of " + std::to_string(size) + " bytes is too large for the journal");
-  }
+Status EventJournal::Append(std::vector<JournalRecord>& records) {
   buffer_.clear();
-  Put(buffer_, static_cast<uint32_t>(size));
-  Put(buffer_, kMagic);
-  Put(buffer_, record.number);
-  Put(buffer_, record.time_ms);
-  Put(buffer_, static_cast<uint32_t>(record.session_id.size()));
-  Put(buffer_, static_cast<uint32_t>(record.kind.size()));
-  Put(buffer_, static_cast<uint32_t>(record.payload_json.size()));
-  buffer_ += record.session_id;
-  buffer_ += record.kind;
-  buffer_ += record.payload_json;
-  Put(buffer_, Fnv1a(buffer_));
+  uint64_t number = next_number_;
+  for (JournalRecord& record : records) {
+    const size_t size = kHeaderBytes + record.session_id.size() + record.kind.size() +
+                        record.payload_json.size() + kChecksumBytes;
+    if (size > kMaxRecordBytes) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "a change of " + std::to_string(size) + " bytes is too large for the journal");
+    }
+    const size_t start = buffer_.size();
+    record.number = number++;
+    Put(buffer_, static_cast<uint32_t>(size));
+    Put(buffer_, kMagic);
+    Put(buffer_, static_cast<uint32_t>(record.op));
+    Put(buffer_, static_cast<uint32_t>(record.session_id.size()));
+    Put(buffer_, static_cast<uint32_t>(record.kind.size()));
+    Put(buffer_, static_cast<uint32_t>(record.payload_json.size()));
+    Put(buffer_, record.number);
+    Put(buffer_, record.time_ms);
+    buffer_ += record.session_id;
+    buffer_ += record.kind;
+    buffer_ += record.payload_json;
+    Put(buffer_, Fnv1a(std::string_view(buffer_).substr(start)));
+  }
   RETURN_IF_ERROR(WriteAll(fd_.get(), buffer_, path_));
-  ++next_number_;
+  next_number_ = number;
   size_ += buffer_.size();
   return OkStatus();
 }
@@ -156,9 +161,12 @@ Result<std::vector<JournalRecord>> EventJournal::Read(const std::string& path, b
     ok = ok && Get<uint32_t>(p + 4) == kMagic && size >= kHeaderBytes + kChecksumBytes &&
          size <= left;
     if (ok) {
-      const uint64_t lengths = uint64_t{Get<uint32_t>(p + 24)} + Get<uint32_t>(p + 28) +
-                               Get<uint32_t>(p + 32);
-      ok = kHeaderBytes + lengths + kChecksumBytes == size &&
+      const uint32_t op = Get<uint32_t>(p + 8);
+      const uint64_t lengths = uint64_t{Get<uint32_t>(p + 12)} + Get<uint32_t>(p + 16) +
+                               Get<uint32_t>(p + 20);
+      ok = op >= static_cast<uint32_t>(JournalOp::kEvent) &&
+           op <= static_cast<uint32_t>(JournalOp::kSession) &&
+           kHeaderBytes + lengths + kChecksumBytes == size &&
            Get<uint64_t>(p + size - kChecksumBytes) ==
                Fnv1a(std::string_view(p, size - kChecksumBytes));
     }
@@ -167,12 +175,13 @@ Result<std::vector<JournalRecord>> EventJournal::Read(const std::string& path, b
       break;
     }
     JournalRecord record;
-    record.number = Get<uint64_t>(p + 8);
-    record.time_ms = Get<int64_t>(p + 16);
+    record.op = static_cast<JournalOp>(Get<uint32_t>(p + 8));
+    const uint32_t session_bytes = Get<uint32_t>(p + 12);
+    const uint32_t kind_bytes = Get<uint32_t>(p + 16);
+    const uint32_t payload_bytes = Get<uint32_t>(p + 20);
+    record.number = Get<uint64_t>(p + 24);
+    record.time_ms = Get<int64_t>(p + 32);
     const char* text = p + kHeaderBytes;
-    const uint32_t session_bytes = Get<uint32_t>(p + 24);
-    const uint32_t kind_bytes = Get<uint32_t>(p + 28);
-    const uint32_t payload_bytes = Get<uint32_t>(p + 32);
     record.session_id.assign(text, session_bytes);
     record.kind.assign(text + session_bytes, kind_bytes);
     record.payload_json.assign(text + session_bytes + kind_bytes, payload_bytes);

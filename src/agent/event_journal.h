@@ -1,8 +1,8 @@
-// EventJournal: the session store's write-ahead file for events. Appending an event to SQLite
-// costs 20-30 µs of CPU and a dozen system calls; appending it here costs one write(2), and what
-// write(2) returned survives kill -9 of the process (it is in the page cache). The store folds
-// the journal into SQLite on a background thread and, after a crash, when the next process opens
-// the store (SessionStore in store.h).
+// EventJournal: the session store's write-ahead file for the changes a running session makes
+// (events, messages, its row). A transaction in SQLite costs 100-200 µs and a dozen system calls;
+// appending here costs one write(2), and what write(2) returned survives kill -9 of the process
+// (it is in the page cache). The store folds the journal into SQLite on a background thread and,
+// after a crash, when the next process opens the store (SessionStore in store.h).
 //
 // One journal per open store per process: `<dir>/<pid>-<random>.log`, mode 0600, in a 0700
 // directory. Its owner holds an exclusive flock on it for as long as it is open, which is how
@@ -19,7 +19,15 @@
 
 namespace lai::agent {
 
+// What a record asks the store to do; the meaning of kind and payload_json depends on it.
+enum class JournalOp : uint32_t {
+  kEvent = 1,    // AppendEvent: kind, payload_json, time_ms.
+  kMessage = 2,  // AppendMessage: kind = the message's other columns as JSON, payload = content.
+  kSession = 3,  // UpdateSession: payload_json = the record as JSON.
+};
+
 struct JournalRecord {
+  JournalOp op = JournalOp::kEvent;
   uint64_t number = 0;  // 1, 2, 3… in append order, never reused within one journal.
   int64_t time_ms = 0;
   std::string session_id;
@@ -41,8 +49,8 @@ class EventJournal {
   // The file name without its directory: the journal's name in the store's progress table.
   std::string name() const;
 
-  // Appends one record (its number is set here) with a single write(2). Not thread-safe.
-  Status Append(JournalRecord& record);
+  // Appends the records (their numbers are set here) with a single write(2). Not thread-safe.
+  Status Append(std::vector<JournalRecord>& records);
   // Empties the file (records already folded); numbering continues. Not thread-safe.
   Status Truncate();
   // Bytes in the file (appended since it was made or last truncated).

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/message_json.h"
 #include "agent/store.h"
 
 namespace lai::agent {
@@ -40,7 +41,16 @@ class JournalTest : public ::testing::Test {
 };
 
 JournalRecord Record(std::string session, std::string kind, std::string payload, int64_t time) {
-  return JournalRecord{0, time, std::move(session), std::move(kind), std::move(payload)};
+  return JournalRecord{JournalOp::kEvent, 0, time, std::move(session), std::move(kind),
+                       std::move(payload)};
+}
+
+// Appends one record and gives back its number.
+Status AppendOne(EventJournal& journal, JournalRecord& record) {
+  std::vector<JournalRecord> records{record};
+  Status status = journal.Append(records);
+  record = records[0];
+  return status;
 }
 
 TEST_F(JournalTest, RecordsComeBackInOrderWithTheirNumbers) {
@@ -54,8 +64,8 @@ TEST_F(JournalTest, RecordsComeBackInOrderWithTheirNumbers) {
 
   JournalRecord a = Record("s1", "agent_message_chunk", R"({"text":"héllo\n"})", 5);
   JournalRecord b = Record("s2", "plan", "[]", 6);
-  ASSERT_TRUE(journal->Append(a).ok());
-  ASSERT_TRUE(journal->Append(b).ok());
+  ASSERT_TRUE(AppendOne(*journal, a).ok());
+  ASSERT_TRUE(AppendOne(*journal, b).ok());
   EXPECT_EQ(a.number, 1u);
   EXPECT_EQ(b.number, 2u);
   bool torn = true;
@@ -72,7 +82,7 @@ TEST_F(JournalTest, RecordsComeBackInOrderWithTheirNumbers) {
   // Numbering continues after a truncation.
   ASSERT_TRUE(journal->Truncate().ok());
   JournalRecord c = Record("s1", "plan", "{}", 7);
-  ASSERT_TRUE(journal->Append(c).ok());
+  ASSERT_TRUE(AppendOne(*journal, c).ok());
   read = EventJournal::Read(journal->path());
   ASSERT_TRUE(read.ok());
   ASSERT_EQ(read->size(), 1u);
@@ -87,9 +97,9 @@ TEST_F(JournalTest, ATornOrDamagedTailEndsTheRecords) {
   ASSERT_TRUE(journal.ok());
   JournalRecord a = Record("s", "k", R"({"a":1})", 1);
   JournalRecord b = Record("s", "k", R"({"b":2})", 2);
-  ASSERT_TRUE(journal->Append(a).ok());
+  ASSERT_TRUE(AppendOne(*journal, a).ok());
   const uintmax_t first_size = std::filesystem::file_size(journal->path());
-  ASSERT_TRUE(journal->Append(b).ok());
+  ASSERT_TRUE(AppendOne(*journal, b).ok());
   const uintmax_t full_size = std::filesystem::file_size(journal->path());
   std::string bytes(full_size, '\0');
   {
@@ -136,7 +146,7 @@ TEST_F(JournalTest, OnlyJournalsWithoutALiveOwnerAreOrphans) {
     ASSERT_TRUE(dead.ok());
     dead_path = dead->path();
     JournalRecord record = Record("s", "k", "{}", 1);
-    ASSERT_TRUE(dead->Append(record).ok());
+    ASSERT_TRUE(AppendOne(*dead, record).ok());
   }  // Closed without Remove(): what a killed process leaves.
   // A leftover of a process that died while creating its journal, and a file that is not ours.
   {
@@ -225,6 +235,21 @@ TEST_F(JournalTest, JournaledEventsAreReadInOrderWithDirectOnes) {
   EXPECT_EQ(Payloads(**store, "s"), (std::vector<std::string>{"1", "2", "3", "4", "6", "7"}));
 }
 
+TEST_F(JournalTest, FlushMakesJournaledChangesVisibleToOtherConnectionsAtOnce) {
+  const std::string path = root_ + "/sessions.db";
+  Result<std::unique_ptr<SessionStore>> store = SessionStore::Open(path);
+  ASSERT_TRUE(store.ok());
+  SessionRecord record;
+  record.id = "s";
+  ASSERT_TRUE((*store)->CreateSession(record).ok());
+  ASSERT_TRUE((*store)->JournalEvent("s", "text", "1", 1).ok());
+  ASSERT_TRUE((*store)->Flush().ok());
+  Result<std::unique_ptr<SessionStore>> other = SessionStore::Open(path);
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(Payloads(**other, "s"), (std::vector<std::string>{"1"}));
+  EXPECT_TRUE((*store)->Flush().ok());  // Nothing pending: nothing to do.
+}
+
 TEST_F(JournalTest, ATransactionThatFailsKeepsTheEventsItWouldHaveFolded) {
   Result<std::unique_ptr<SessionStore>> store = SessionStore::Open(root_ + "/sessions.db");
   ASSERT_TRUE(store.ok());
@@ -243,6 +268,99 @@ TEST_F(JournalTest, ATransactionThatFailsKeepsTheEventsItWouldHaveFolded) {
   });
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(Payloads(**store, "s"), (std::vector<std::string>{"1", "3", "4"}));
+}
+
+HistoryMessage Message(int64_t seq, std::string text) {
+  HistoryMessage message;
+  message.seq = seq;
+  message.time_ms = 100 + seq;
+  message.message.role = seq % 2 == 1 ? llm::Role::kUser : llm::Role::kAssistant;
+  message.message.parts.push_back(llm::ContentPart{});
+  message.message.parts.back().text = std::move(text);
+  message.token_estimate = 7;
+  message.condensed_by = seq == 1 ? 9 : 0;
+  return message;
+}
+
+TEST_F(JournalTest, MessagesAndSessionRowsGoThroughTheJournalInOrder) {
+  const std::string path = root_ + "/sessions.db";
+  {
+    Result<std::unique_ptr<SessionStore>> store = SessionStore::Open(path);
+    ASSERT_TRUE(store.ok());
+    SessionRecord record;
+    record.id = "s";
+    ASSERT_TRUE((*store)->CreateSession(record).ok());
+
+    SessionStore::Changes changes;
+    ASSERT_TRUE(changes.AppendEvent("s", "text", "\"hello\"", 1).ok());
+    ASSERT_TRUE(changes.AppendMessage("s", Message(1, "first")).ok());
+    ASSERT_TRUE(changes.AppendEvent("s", "message", R"({"seq":1})", 2).ok());
+    record.title = "Renamed";
+    record.status = SessionStatus::kWaiting;
+    record.totals.requests = 3;
+    record.totals.cost_usd = 0.25;
+    record.todos_json = R"([{"content":"x","status":"pending"}])";
+    ASSERT_TRUE(changes.UpdateSession(record).ok());
+    // Bad changes are refused when added, and leave the others alone.
+    EXPECT_EQ(changes.AppendMessage("s", Message(0, "no seq")).code(),
+              ErrorCode::kInvalidArgument);
+    SessionRecord bad = record;
+    bad.todos_json = "{oops";
+    EXPECT_EQ(changes.UpdateSession(bad).code(), ErrorCode::kInvalidArgument);
+    ASSERT_TRUE((*store)->Journal(std::move(changes)).ok());
+
+    // A message whose seq is taken is dropped when folded; the rest of its batch is kept.
+    SessionStore::Changes clash;
+    ASSERT_TRUE(clash.AppendMessage("s", Message(1, "again")).ok());
+    ASSERT_TRUE(clash.AppendMessage("s", Message(2, "second")).ok());
+    ASSERT_TRUE((*store)->Journal(std::move(clash)).ok());
+
+    Result<std::vector<HistoryMessage>> messages = (*store)->LoadMessages("s");
+    ASSERT_TRUE(messages.ok());
+    ASSERT_EQ(messages->size(), 2u);
+    EXPECT_EQ((*messages)[0].message.parts[0].text, "first");
+    EXPECT_EQ((*messages)[0].condensed_by, 9);
+    EXPECT_EQ((*messages)[0].token_estimate, 7);
+    EXPECT_EQ((*messages)[0].time_ms, 101);
+    EXPECT_EQ((*messages)[1].message.role, llm::Role::kAssistant);
+    EXPECT_EQ((*messages)[1].message.parts[0].text, "second");
+    Result<std::optional<SessionRecord>> row = (*store)->FindSession("s");
+    ASSERT_TRUE(row.ok() && row->has_value());
+    EXPECT_EQ((*row)->title, "Renamed");
+    EXPECT_EQ((*row)->status, SessionStatus::kWaiting);
+    EXPECT_EQ((*row)->totals.requests, 3);
+    EXPECT_DOUBLE_EQ((*row)->totals.cost_usd, 0.25);
+    EXPECT_EQ((*row)->todos_json, record.todos_json);
+    EXPECT_EQ(Payloads(**store, "s"), (std::vector<std::string>{"\"hello\"", R"({"seq":1})"}));
+  }
+  // The same changes from a journal a dead process left.
+  const std::string other = root_ + "/other.db";
+  {
+    Result<std::unique_ptr<SessionStore>> store = SessionStore::Open(other);
+    ASSERT_TRUE(store.ok());
+    SessionRecord record;
+    record.id = "s";
+    ASSERT_TRUE((*store)->CreateSession(record).ok());
+  }
+  {
+    Result<EventJournal> journal = EventJournal::Create(other + ".events");
+    ASSERT_TRUE(journal.ok());
+    std::vector<JournalRecord> records(1);
+    records[0].op = JournalOp::kMessage;
+    records[0].time_ms = 5;
+    records[0].session_id = "s";
+    records[0].kind = R"({"seq":1,"role":"assistant","token_estimate":3})";
+    records[0].payload_json = MessageToJson(Message(2, "recovered").message);
+    ASSERT_TRUE(journal->Append(records).ok());
+  }
+  Result<std::unique_ptr<SessionStore>> store = SessionStore::Open(other);
+  ASSERT_TRUE(store.ok());
+  Result<std::vector<HistoryMessage>> messages = (*store)->LoadMessages("s");
+  ASSERT_TRUE(messages.ok()) << messages.error().ToString();
+  ASSERT_EQ(messages->size(), 1u);
+  EXPECT_EQ((*messages)[0].message.parts[0].text, "recovered");
+  EXPECT_EQ((*messages)[0].message.role, llm::Role::kAssistant);
+  EXPECT_EQ((*messages)[0].time_ms, 5);
 }
 
 TEST_F(JournalTest, AJournalLeftByADeadProcessIsFoldedOnceByTheNextOpen) {
@@ -264,7 +382,7 @@ TEST_F(JournalTest, AJournalLeftByADeadProcessIsFoldedOnceByTheNextOpen) {
     name = journal->name();
     for (const char* payload : {"\"a\"", "\"b\"", "\"c\""}) {
       JournalRecord record = Record("s", "text", payload, 2);
-      ASSERT_TRUE(journal->Append(record).ok());
+      ASSERT_TRUE(AppendOne(*journal, record).ok());
     }
   }
   {

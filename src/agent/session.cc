@@ -157,18 +157,16 @@ int64_t NextSeq(const std::vector<HistoryMessage>& history) {
 
 // A history message and the event that marks where it falls among the updates, in one
 // transaction: a load then knows which streamed text never became a message.
-// The message and its "message" event, and the session's row when `record` is given, in one
-// transaction.
+// The message and its "message" event, and the session's row when `record` is given, journaled
+// together (one write, folded in one transaction).
 Status StoreMessage(SessionStore& store, const std::string& session_id,
                     const HistoryMessage& message, const SessionRecord* record = nullptr) {
-  return store.Transaction([&](SessionStore::Writer& writer) -> Status {
-    RETURN_IF_ERROR(writer.AppendMessage(session_id, message));
-    RETURN_IF_ERROR(writer
-                        .AppendEvent(session_id, "message", json{{"seq", message.seq}}.dump(),
-                                     message.time_ms)
-                        .status());
-    return record != nullptr ? writer.UpdateSession(*record) : OkStatus();
-  });
+  SessionStore::Changes changes;
+  RETURN_IF_ERROR(changes.AppendMessage(session_id, message));
+  RETURN_IF_ERROR(changes.AppendEvent(session_id, "message", json{{"seq", message.seq}}.dump(),
+                                      message.time_ms));
+  if (record != nullptr) RETURN_IF_ERROR(changes.UpdateSession(*record));
+  return store.Journal(std::move(changes));
 }
 
 // What context management changed, to persist.
@@ -356,7 +354,9 @@ struct Session::Turn {
   void SaveRecord() {
     SessionStore* db = store();
     if (db == nullptr) return;
-    Status status = db->UpdateSession(session.RecordLocked());
+    SessionStore::Changes changes;
+    Status status = changes.UpdateSession(session.RecordLocked());
+    if (status.ok()) status = db->Journal(std::move(changes));
     if (!status.ok()) spdlog::error("session {}: {}", session.id_, status.ToString());
   }
 };
@@ -1426,6 +1426,12 @@ Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client)
     state_->status = SessionStatus::kCancelled;
   }
   turn.SaveRecord();
+  // The turn's journaled changes reach SQLite now, where other processes (`sessions show`, a
+  // resume elsewhere) read them, instead of up to kFoldDelay later.
+  if (SessionStore* db = engine_.store_) {
+    Status flushed = db->Flush();
+    if (!flushed.ok()) spdlog::warn("session {}: {}", id_, flushed.ToString());
+  }
   running_.store(false);
   return stop;
 }

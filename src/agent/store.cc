@@ -393,6 +393,56 @@ SessionRecord ReadSession(const Statement& row) {
   return record;
 }
 
+// A session row as the journal keeps it (JournalOp::kSession), and back.
+std::string SessionRecordToJson(const SessionRecord& record) {
+  return nlohmann::json{{"id", record.id},
+                        {"title", record.title},
+                        {"workspace", record.workspace},
+                        {"mode", record.mode},
+                        {"profile", record.profile},
+                        {"model", record.model},
+                        {"tool_protocol", ToolProtocolName(record.tool_protocol)},
+                        {"status", SessionStatusName(record.status)},
+                        {"updated_ms", record.updated_ms},
+                        {"tokens_in", record.totals.input_tokens},
+                        {"tokens_out", record.totals.output_tokens},
+                        {"cache_reads", record.totals.cache_read_tokens},
+                        {"cache_writes", record.totals.cache_write_tokens},
+                        {"cost_usd", record.totals.cost_usd},
+                        {"requests", record.totals.requests},
+                        {"todos", record.todos_json},
+                        {"extra", record.extra_json}}
+      .dump();
+}
+
+Result<SessionRecord> SessionRecordFromJson(std::string_view text) {
+  nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_object() || !json.contains("id")) {
+    return Error(ErrorCode::kInvalidArgument, "a journaled session row is not valid");
+  }
+  SessionRecord record;
+  record.id = json.value("id", "");
+  record.title = json.value("title", "");
+  record.workspace = json.value("workspace", "");
+  record.mode = json.value("mode", "");
+  record.profile = json.value("profile", "");
+  record.model = json.value("model", "");
+  record.tool_protocol =
+      json.value("tool_protocol", "native") == "xml" ? ToolProtocol::kXml : ToolProtocol::kNative;
+  record.status =
+      ParseSessionStatus(json.value("status", "active")).value_or(SessionStatus::kActive);
+  record.updated_ms = json.value("updated_ms", int64_t{0});
+  record.totals.input_tokens = json.value("tokens_in", int64_t{0});
+  record.totals.output_tokens = json.value("tokens_out", int64_t{0});
+  record.totals.cache_read_tokens = json.value("cache_reads", int64_t{0});
+  record.totals.cache_write_tokens = json.value("cache_writes", int64_t{0});
+  record.totals.cost_usd = json.value("cost_usd", 0.0);
+  record.totals.requests = json.value("requests", int64_t{0});
+  record.todos_json = json.value("todos", "[]");
+  record.extra_json = json.value("extra", "{}");
+  return record;
+}
+
 // Reads every row of a SELECT of LAI_SESSION_COLUMNS.
 Result<std::vector<SessionRecord>> ReadSessions(Connection& connection, Statement& statement,
                                                 std::string_view what) {
@@ -496,14 +546,53 @@ Status UpdateSessionLocked(Connection& connection, const SessionRecord& record) 
   return OkStatus();
 }
 
-Status AppendMessageLocked(Connection& connection, std::string_view session_id,
-                           const HistoryMessage& message) {
+Status ValidateMessage(std::string_view session_id, const HistoryMessage& message) {
   if (message.seq <= 0) {
     return Error(ErrorCode::kInvalidArgument, "append message to session " + Quote(session_id) +
                                                   ": seq " + std::to_string(message.seq) +
                                                   " is not positive");
   }
-  const std::string content = MessageToJson(message.message);
+  return OkStatus();
+}
+
+// A row of `messages` but its session and content.
+struct MessageColumns {
+  int64_t seq = 0;
+  int64_t time_ms = 0;
+  std::string role;  // "user" or "assistant".
+  int64_t token_estimate = 0;
+  bool is_summary = false;
+  bool is_truncation_marker = false;
+  int64_t condensed_by = 0;
+  int64_t truncated_by = 0;
+};
+
+MessageColumns ColumnsOf(const HistoryMessage& message) {
+  return {message.seq,
+          message.time_ms,
+          message.message.role == llm::Role::kUser ? "user" : "assistant",
+          message.token_estimate,
+          message.is_summary,
+          message.is_truncation_marker,
+          message.condensed_by,
+          message.truncated_by};
+}
+
+// The columns as the journal keeps them (JournalOp::kMessage's kind).
+std::string MessageColumnsJson(const HistoryMessage& message) {
+  const MessageColumns columns = ColumnsOf(message);
+  return nlohmann::json{{"seq", columns.seq},
+                        {"role", columns.role},
+                        {"token_estimate", columns.token_estimate},
+                        {"is_summary", columns.is_summary},
+                        {"is_truncation_marker", columns.is_truncation_marker},
+                        {"condensed_by", columns.condensed_by},
+                        {"truncated_by", columns.truncated_by}}
+      .dump();
+}
+
+Status InsertMessageRow(Connection& connection, std::string_view session_id,
+                        const MessageColumns& columns, std::string_view content) {
   ASSIGN_OR_RETURN(sqlite3_stmt * raw,
                    Prepare(connection,
                            "INSERT INTO messages (session_id, seq, time_ms, role, content, "
@@ -511,25 +600,52 @@ Status AppendMessageLocked(Connection& connection, std::string_view session_id,
                            "truncated_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
   Statement statement(raw);
   statement.Bind(1, session_id);
-  statement.Bind(2, message.seq);
-  statement.Bind(3, message.time_ms);
-  statement.Bind(4,
-                 std::string_view(message.message.role == llm::Role::kUser ? "user" : "assistant"));
+  statement.Bind(2, columns.seq);
+  statement.Bind(3, columns.time_ms);
+  statement.Bind(4, std::string_view(columns.role));
   statement.Bind(5, content);
-  statement.Bind(6, message.token_estimate);
-  statement.Bind(7, message.is_summary);
-  statement.Bind(8, message.is_truncation_marker);
-  statement.Bind(9, message.condensed_by);
-  statement.Bind(10, message.truncated_by);
+  statement.Bind(6, columns.token_estimate);
+  statement.Bind(7, columns.is_summary);
+  statement.Bind(8, columns.is_truncation_marker);
+  statement.Bind(9, columns.condensed_by);
+  statement.Bind(10, columns.truncated_by);
   int rc = statement.Step();
   if (rc == SQLITE_DONE) return OkStatus();
   if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
-    return Error(ErrorCode::kInvalidArgument, "message seq " + std::to_string(message.seq) +
+    return Error(ErrorCode::kInvalidArgument, "message seq " + std::to_string(columns.seq) +
                                                   " of session " + Quote(session_id) +
                                                   " is already stored");
   }
   if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return SessionNotFound(session_id);
   return SqlError(connection, rc, "append message to session " + Quote(session_id));
+}
+
+Status AppendMessageLocked(Connection& connection, std::string_view session_id,
+                           const HistoryMessage& message) {
+  RETURN_IF_ERROR(ValidateMessage(session_id, message));
+  return InsertMessageRow(connection, session_id, ColumnsOf(message),
+                          MessageToJson(message.message));
+}
+
+// A journaled message: its columns as MessageColumnsJson wrote them, and its content.
+Status InsertMessageLocked(Connection& connection, std::string_view session_id,
+                           std::string_view columns_json, std::string_view content,
+                           int64_t time_ms) {
+  nlohmann::json parsed = nlohmann::json::parse(columns_json, nullptr, /*allow_exceptions=*/false);
+  if (!parsed.is_object()) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "journaled message of session " + Quote(session_id) + " has no columns");
+  }
+  MessageColumns columns;
+  columns.seq = parsed.value("seq", int64_t{0});
+  columns.time_ms = time_ms;
+  columns.role = parsed.value("role", "user");
+  columns.token_estimate = parsed.value("token_estimate", int64_t{0});
+  columns.is_summary = parsed.value("is_summary", false);
+  columns.is_truncation_marker = parsed.value("is_truncation_marker", false);
+  columns.condensed_by = parsed.value("condensed_by", int64_t{0});
+  columns.truncated_by = parsed.value("truncated_by", int64_t{0});
+  return InsertMessageRow(connection, session_id, columns, content);
 }
 
 Status UpdateVisibilityLocked(Connection& connection, std::string_view session_id,
@@ -599,27 +715,44 @@ Result<int64_t> AppendEventLocked(Connection& connection, std::string_view sessi
   return InsertEventLocked(connection, session_id, kind, payload_json, time_ms);
 }
 
-// Appends journaled records (validated when they were journaled) inside the open transaction and
-// notes how far `journal_name` is folded. Records of sessions that are gone are dropped (logged);
-// records at or below `done` were folded before. Returns the number of records stored.
-Result<size_t> AppendRecordsLocked(Connection& connection, const std::string& journal_name,
-                                   const std::vector<JournalRecord>& records, uint64_t done) {
-  size_t stored = 0;
+// Applies journaled records (validated when they were journaled) inside the open transaction and
+// notes how far `journal_name` (when not empty) is folded. A record the database refuses (its
+// session is gone, a message seq is taken) is dropped and logged; records at or below `done` were
+// folded before. Returns the number of records applied.
+Result<size_t> ApplyRecordsLocked(Connection& connection, const std::string& journal_name,
+                                  const std::vector<JournalRecord>& records, uint64_t done) {
+  size_t applied = 0;
   uint64_t last = done;
   for (const JournalRecord& record : records) {
     if (record.number <= done) continue;
     last = record.number;
-    Result<int64_t> seq =
-        InsertEventLocked(connection, record.session_id, record.kind, record.payload_json,
-                          record.time_ms);
-    if (seq.ok()) {
-      ++stored;
-    } else if (seq.error().code() == ErrorCode::kNotFound) {
-      spdlog::warn("session store: dropped a journaled event: {}", seq.error().message());
+    Status status;
+    switch (record.op) {
+      case JournalOp::kEvent:
+        status = InsertEventLocked(connection, record.session_id, record.kind,
+                                   record.payload_json, record.time_ms)
+                     .status();
+        break;
+      case JournalOp::kMessage:
+        status = InsertMessageLocked(connection, record.session_id, record.kind,
+                                     record.payload_json, record.time_ms);
+        break;
+      case JournalOp::kSession: {
+        Result<SessionRecord> row = SessionRecordFromJson(record.payload_json);
+        status = row.ok() ? UpdateSessionLocked(connection, *row) : Status(row.error());
+        break;
+      }
+    }
+    if (status.ok()) {
+      ++applied;
+    } else if (status.code() == ErrorCode::kNotFound ||
+               status.code() == ErrorCode::kInvalidArgument) {
+      spdlog::warn("session store: dropped a journaled change: {}", status.error().message());
     } else {
-      return seq.error();
+      return status.error();
     }
   }
+  if (journal_name.empty()) return applied;
   ASSIGN_OR_RETURN(sqlite3_stmt * raw,
                    Prepare(connection,
                            "INSERT INTO journal_progress (journal, folded) VALUES (?1, ?2) "
@@ -629,7 +762,7 @@ Result<size_t> AppendRecordsLocked(Connection& connection, const std::string& jo
   statement.Bind(2, static_cast<int64_t>(last));
   int rc = statement.Step();
   if (rc != SQLITE_DONE) return SqlError(connection, rc, "note the journal's progress");
-  return stored;
+  return applied;
 }
 
 // Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back when it fails.
@@ -693,7 +826,7 @@ Status FoldPendingLocked(Connection& connection) {
   PendingBatch batch = TakePending(connection);
   if (batch.records.empty()) return OkStatus();
   Result<size_t> folded = InTransaction(connection, "folding the event journal", [&] {
-    return AppendRecordsLocked(connection, batch.journal_name, batch.records, 0);
+    return ApplyRecordsLocked(connection, batch.journal_name, batch.records, 0);
   });
   Folded(connection, batch, folded.ok());
   return folded.status();
@@ -726,7 +859,7 @@ void FoldOrphanJournals(Connection& connection, const std::string& directory) {
       if (statement.Step() == SQLITE_ROW) done = static_cast<uint64_t>(statement.Int(0));
     }
     Result<size_t> folded = InTransaction(connection, "folding an event journal", [&] {
-      return AppendRecordsLocked(connection, name, *records, done);
+      return ApplyRecordsLocked(connection, name, *records, done);
     });
     if (!folded.ok()) {
       spdlog::warn("session store: journal '{}' left for later: {}", orphan.path,
@@ -976,9 +1109,48 @@ Result<int64_t> SessionStore::AppendEvent(std::string_view session_id, std::stri
   return AppendEventLocked(*connection_, session_id, kind, payload_json, time_ms);
 }
 
+Status SessionStore::Changes::AppendMessage(std::string_view session_id,
+                                            const HistoryMessage& message) {
+  RETURN_IF_ERROR(ValidateMessage(session_id, message));
+  JournalRecord record;
+  record.op = JournalOp::kMessage;
+  record.time_ms = message.time_ms;
+  record.session_id = session_id;
+  record.kind = MessageColumnsJson(message);
+  record.payload_json = MessageToJson(message.message);
+  records_.push_back(std::move(record));
+  return OkStatus();
+}
+
+Status SessionStore::Changes::AppendEvent(std::string_view session_id, std::string_view kind,
+                                          std::string_view payload_json, int64_t time_ms) {
+  RETURN_IF_ERROR(ValidateEvent(session_id, kind, payload_json));
+  records_.push_back({JournalOp::kEvent, 0, time_ms, std::string(session_id), std::string(kind),
+                      std::string(payload_json)});
+  return OkStatus();
+}
+
+Status SessionStore::Changes::UpdateSession(const SessionRecord& record) {
+  RETURN_IF_ERROR(ValidateRecord(record));
+  records_.push_back({JournalOp::kSession, 0, record.updated_ms, record.id, "",
+                      SessionRecordToJson(record)});
+  return OkStatus();
+}
+
+Status SessionStore::Flush() {
+  auto lock = Lock(*connection_, /*fold=*/false);
+  return FoldPendingLocked(*connection_);
+}
+
 Status SessionStore::JournalEvent(std::string_view session_id, std::string_view kind,
                                   std::string_view payload_json, int64_t time_ms) {
-  RETURN_IF_ERROR(ValidateEvent(session_id, kind, payload_json));
+  Changes changes;
+  RETURN_IF_ERROR(changes.AppendEvent(session_id, kind, payload_json, time_ms));
+  return Journal(std::move(changes));
+}
+
+Status SessionStore::Journal(Changes changes) {
+  if (changes.empty()) return OkStatus();
   Connection& connection = *connection_;
   {
     std::lock_guard lock(connection.journal_mutex);
@@ -989,23 +1161,25 @@ Status SessionStore::JournalEvent(std::string_view session_id, std::string_view 
         connection.folder = std::thread([&connection] { FoldLoop(connection); });
       } else {
         connection.journal_failed = true;
-        spdlog::warn("session store: no event journal ({}); events are written to SQLite "
-                     "directly",
+        spdlog::warn("session store: no journal ({}); changes are written to SQLite directly",
                      journal.error().message());
       }
     }
     if (connection.journal) {
-      JournalRecord record{0, time_ms, std::string(session_id), std::string(kind),
-                           std::string(payload_json)};
-      RETURN_IF_ERROR(connection.journal->Append(record));
+      RETURN_IF_ERROR(connection.journal->Append(changes.records_));
       const bool was_empty = connection.pending.empty();
-      connection.pending.push_back(std::move(record));
+      for (JournalRecord& record : changes.records_) {
+        connection.pending.push_back(std::move(record));
+      }
       connection.has_pending.store(true, std::memory_order_release);
       if (was_empty) connection.journal_wake.notify_one();
       return OkStatus();
     }
   }
-  return AppendEvent(session_id, kind, payload_json, time_ms).status();
+  auto lock = Lock(connection);
+  return InTransaction(connection, "write changes", [&] {
+    return ApplyRecordsLocked(connection, "", changes.records_, 0);
+  }).status();
 }
 
 Status SessionStore::Transaction(const std::function<Status(Writer& writer)>& fn) {
@@ -1016,7 +1190,7 @@ Status SessionStore::Transaction(const std::function<Status(Writer& writer)>& fn
   Status status = InTransaction(connection, "transaction", [&]() -> Status {
     if (!batch.records.empty()) {
       RETURN_IF_ERROR(
-          AppendRecordsLocked(connection, batch.journal_name, batch.records, 0).status());
+          ApplyRecordsLocked(connection, batch.journal_name, batch.records, 0).status());
     }
     connection.transaction_thread.store(std::this_thread::get_id(), std::memory_order_relaxed);
     Writer writer(*this);

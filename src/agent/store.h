@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/event_journal.h"
 #include "agent/history.h"
 #include "base/result.h"
 
@@ -64,7 +65,7 @@ struct ListOptions {
   bool include_children = false;  // Also list new_task children.
 };
 
-// Durability: every call below is one transaction (JournalEvent one write to the journal) and is
+// Durability: every call below is one transaction (Journal() one write to the journal) and is
 // on disk (in the OS page cache) when it returns, so it survives kill -9 of the process.
 // synchronous=NORMAL does not fsync each commit: a power loss or kernel crash may lose the last
 // transactions (never corrupts).
@@ -131,14 +132,35 @@ class SessionStore {
   Result<int64_t> AppendEvent(std::string_view session_id, std::string_view kind,
                               std::string_view payload_json, int64_t time_ms);
 
-  // AppendEvent for the hot path (every streamed chunk): validated as AppendEvent, then written
-  // to this process's event journal with one write(2) (about 2 µs instead of 20-60) and folded
-  // into SQLite kFoldDelay (20 ms) later by a background thread, or earlier by any other call on
-  // this store, so every call sees it and seqs follow the order of appends. What this returned
-  // survives kill -9: the next Open of the store, in any process, folds a dead process's journal.
-  // Another process reads it up to kFoldDelay late. Errors: kInvalidArgument as AppendEvent; kIo
-  // when the journal cannot be written. An event whose session is gone when it is folded is
-  // dropped (logged).
+  // Changes for the hot path (every streamed chunk, every message of a turn), validated as the
+  // methods of the same names validate them, when they are added.
+  class Changes {
+   public:
+    Status AppendMessage(std::string_view session_id, const HistoryMessage& message);
+    Status AppendEvent(std::string_view session_id, std::string_view kind,
+                       std::string_view payload_json, int64_t time_ms);
+    Status UpdateSession(const SessionRecord& record);
+    bool empty() const { return records_.empty(); }
+
+   private:
+    friend class SessionStore;
+    std::vector<JournalRecord> records_;
+  };
+
+  // Writes `changes` to this process's journal with one write(2) (a few µs instead of a
+  // transaction's 100-200) and folds them into SQLite together, in order, kFoldDelay (20 ms)
+  // later on a background thread, or earlier when any other call on this store needs it: every
+  // call sees them, and events and messages keep the order they were journaled in. What this
+  // returned survives kill -9: the next Open of the store, in any process, folds a dead
+  // process's journal. Another process reads them up to kFoldDelay late. Errors: kIo when the
+  // journal cannot be written. A change the database refuses when it is folded (its session is
+  // gone, a message seq is taken) is dropped and logged. Without a journal (it could not be
+  // made) the changes are one transaction here.
+  Status Journal(Changes changes);
+  // Folds this process's journaled changes into SQLite now (kUnavailable or kIo when it cannot;
+  // they stay journaled).
+  Status Flush();
+  // Journal() of one AppendEvent.
   Status JournalEvent(std::string_view session_id, std::string_view kind,
                       std::string_view payload_json, int64_t time_ms);
 

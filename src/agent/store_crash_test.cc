@@ -1,5 +1,5 @@
 // kill -9 durability: a child process appends to the store (single events, journaled events, and
-// message + event + totals transactions) and reports each append through a pipe after the call
+// message + event + totals, as a transaction or journaled together) and reports each append through a pipe after the call
 // returned; it is SIGKILLed at a random moment. Everything it reported must be in the store after
 // reopening, once and in order, and every transaction must be whole.
 #include <gtest/gtest.h>
@@ -45,12 +45,30 @@ std::string Payload(int64_t round, int64_t iteration) {
   int64_t message_seq = static_cast<int64_t>(existing->size());
   for (int64_t i = 0;; ++i) {
     Report report{0, 0, round, i};
-    if (i % 3 == 0) {
+    if (i % 4 == 0) {
       Result<int64_t> seq = store.AppendEvent("s", "text", Payload(round, i), i);
       if (!seq.ok()) _exit(4);
       report.event_seq = *seq;
-    } else if (i % 3 == 2) {
+    } else if (i % 4 == 2) {
       if (!store.JournalEvent("s", "text", Payload(round, i), i).ok()) _exit(7);
+    } else if (i % 4 == 3) {
+      // The journaled form of the transaction below: message, event and totals in one write.
+      ++message_seq;
+      HistoryMessage message;
+      message.seq = message_seq;
+      message.message.parts.push_back(llm::ContentPart{});
+      message.message.parts.back().text = Payload(round, i);
+      SessionRecord record;
+      record.id = "s";
+      record.updated_ms = i;
+      record.totals.requests = message_seq;
+      SessionStore::Changes changes;
+      if (!changes.AppendMessage("s", message).ok() ||
+          !changes.AppendEvent("s", "message", Payload(round, i), i).ok() ||
+          !changes.UpdateSession(record).ok() || !store.Journal(std::move(changes)).ok()) {
+        _exit(8);
+      }
+      report.message_seq = message_seq;
     } else {
       ++message_seq;
       Status status = store.Transaction([&](SessionStore::Writer& writer) -> Status {
