@@ -654,7 +654,8 @@ Session::Turn::Reply Session::Turn::Request() {
       end->cancel = true;
     }
   };
-  auto on_event = [&](const llm::StreamEvent& event) {
+  // True for the stream's last event.
+  auto on_event = [&](const llm::StreamEvent& event) -> bool {
     bool finished = false;
     switch (event.kind) {
       case llm::StreamEvent::Kind::kTextDelta:
@@ -700,25 +701,27 @@ Session::Turn::Reply Session::Turn::Request() {
         finished = true;
         break;
     }
-    if (!finished) return;
+    if (!finished) return false;
     if (xml) {
       xml->Finish(xml_events);
       handle_xml(xml_events);
     }
-    {
-      std::lock_guard lock(end->mutex);
-      end->finished = true;
-    }
-    end->ready.notify_one();
+    return true;
   };
+  // The sink owns its copy of `end`: once `finished` is set this frame may be gone at any moment,
+  // so nothing of it is touched after that.
   Result<std::shared_ptr<llm::StreamHandle>> handle = session.engine_.pool_.Stream(
       state.profile.name, std::move(request), [end, &on_event](const llm::StreamEvent& event) {
         {
-          // Nothing comes after the last event; were it to, this frame may be gone.
           std::lock_guard lock(end->mutex);
-          if (end->finished) return;
+          if (end->finished) return;  // Nothing comes after the last event; if it did, ignored.
         }
-        on_event(event);
+        if (!on_event(event)) return;
+        {
+          std::lock_guard lock(end->mutex);
+          end->finished = true;
+        }
+        end->ready.notify_one();
       });
   if (!handle.ok()) {
     reply.error = llm::StreamError{llm::ErrorKind::kInvalidRequest, handle.error().message(), {}, 0};

@@ -308,8 +308,11 @@ class TimedProvider {
     std::lock_guard lock(mutex_);
     replies_.push_back(std::move(reply));
   }
-  std::vector<Timing> TakeTimings() {
-    std::lock_guard lock(mutex_);
+  // The timings recorded so far, after waiting up to 5 s for `expected` of them: the client can
+  // see a reply's end before this server has noted it.
+  std::vector<Timing> TakeTimings(size_t expected) {
+    std::unique_lock lock(mutex_);
+    recorded_.wait_for(lock, std::chrono::seconds(5), [&] { return timings_.size() >= expected; });
     return std::exchange(timings_, {});
   }
 
@@ -412,6 +415,7 @@ class TimedProvider {
       uint64_t last_byte = NowNs();
       std::lock_guard lock(mutex_);
       timings_.push_back({arrived, last_byte});
+      recorded_.notify_all();
     }
   }
 
@@ -423,6 +427,7 @@ class TimedProvider {
   bool is_stopping_ = false;
   std::deque<Reply> replies_;
   std::vector<Timing> timings_;
+  std::condition_variable recorded_;
   std::vector<int> connections_;
   std::vector<std::thread> threads_;
 };
@@ -658,7 +663,7 @@ Percentiles MeasureToolTurns(const std::string& root, const std::string& workspa
     if (!session.ok()) Fail("tool turns", session.error().message());
     Result<agent::StopReason> stop = (*session)->Prompt("read the file line by line", client);
     if (!stop.ok()) Fail("tool turns", stop.error().message());
-    std::vector<TimedProvider::Timing> timings = provider.TakeTimings();
+    std::vector<TimedProvider::Timing> timings = provider.TakeTimings(turns + 1);
     if (timings.size() != static_cast<size_t>(turns) + 1) {
       Fail("tool turns", "expected " + std::to_string(turns + 1) + " requests, the provider saw " +
                              std::to_string(timings.size()));
