@@ -162,8 +162,8 @@ Result<std::vector<JournalRecord>> EventJournal::Read(const std::string& path, b
          size <= left;
     if (ok) {
       const uint32_t op = Get<uint32_t>(p + 8);
-      const uint64_t lengths = uint64_t{Get<uint32_t>(p + 12)} + Get<uint32_t>(p + 16) +
-                               Get<uint32_t>(p + 20);
+      const uint64_t lengths =
+          uint64_t{Get<uint32_t>(p + 12)} + Get<uint32_t>(p + 16) + Get<uint32_t>(p + 20);
       ok = op >= static_cast<uint32_t>(JournalOp::kEvent) &&
            op <= static_cast<uint32_t>(JournalOp::kSession) &&
            kHeaderBytes + lengths + kChecksumBytes == size &&

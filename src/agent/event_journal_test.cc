@@ -302,8 +302,7 @@ TEST_F(JournalTest, MessagesAndSessionRowsGoThroughTheJournalInOrder) {
     record.todos_json = R"([{"content":"x","status":"pending"}])";
     ASSERT_TRUE(changes.UpdateSession(record).ok());
     // Bad changes are refused when added, and leave the others alone.
-    EXPECT_EQ(changes.AppendMessage("s", Message(0, "no seq")).code(),
-              ErrorCode::kInvalidArgument);
+    EXPECT_EQ(changes.AppendMessage("s", Message(0, "no seq")).code(), ErrorCode::kInvalidArgument);
     SessionRecord bad = record;
     bad.todos_json = "{oops";
     EXPECT_EQ(changes.UpdateSession(bad).code(), ErrorCode::kInvalidArgument);

@@ -1,12 +1,13 @@
 #include "agent/session.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <spdlog/spdlog.h>
 #include <set>
 
 #include "agent/context.h"
@@ -90,8 +91,7 @@ ToolKind KindOfTool(std::string_view name) {
   if (name == "delete_file") return ToolKind::kDelete;
   if (name == "execute_command") return ToolKind::kExecute;
   if (name == "switch_mode") return ToolKind::kSwitchMode;
-  if (name == "update_todo_list" || name == "ask_followup_question" ||
-      name == "attempt_completion")
+  if (name == "update_todo_list" || name == "ask_followup_question" || name == "attempt_completion")
     return ToolKind::kThink;
   return ToolKind::kOther;
 }
@@ -232,11 +232,16 @@ const XmlToolSpec* FindXmlSpec(std::string_view name) {
 
 std::string_view StopReasonName(StopReason reason) {
   switch (reason) {
-    case StopReason::kEndTurn: return "end_turn";
-    case StopReason::kMaxTokens: return "max_tokens";
-    case StopReason::kMaxTurnRequests: return "max_turn_requests";
-    case StopReason::kRefusal: return "refusal";
-    case StopReason::kCancelled: return "cancelled";
+    case StopReason::kEndTurn:
+      return "end_turn";
+    case StopReason::kMaxTokens:
+      return "max_tokens";
+    case StopReason::kMaxTurnRequests:
+      return "max_turn_requests";
+    case StopReason::kRefusal:
+      return "refusal";
+    case StopReason::kCancelled:
+      return "cancelled";
   }
   return "end_turn";
 }
@@ -265,8 +270,12 @@ struct Session::State {
   ApprovalLimits limits;
   // What the next prompt answers: a question (ask_followup_question), the mistake limit, or a
   // finished task; and the native tool call it answers, when there is one.
-  enum class Awaiting { kNothing, kAnswer, kMistakeFeedback, kFeedback } awaiting =
-      Awaiting::kNothing;
+  enum class Awaiting {
+    kNothing,
+    kAnswer,
+    kMistakeFeedback,
+    kFeedback
+  } awaiting = Awaiting::kNothing;
   std::string awaiting_tool_id;
   std::string awaiting_tool_name;
   std::string completion_result;  // Of the last attempt_completion (subtasks return it).
@@ -404,7 +413,6 @@ void Session::Cancel() {
   if (child) child->Cancel();
 }
 
-
 // ---- The tool host a session gives the workspace tools: approvals through the policy, then
 // the client.
 namespace {
@@ -437,14 +445,22 @@ class SessionToolHost : public ToolHost {
 
 void GrantAlways(AutoApproveSettings& approvals, const ApprovalRequest& request) {
   switch (request.kind) {
-    case ApprovalKind::kRead: approvals.read = true; break;
-    case ApprovalKind::kWrite: approvals.write = true; break;
-    case ApprovalKind::kDelete: approvals.delete_files = true; break;
+    case ApprovalKind::kRead:
+      approvals.read = true;
+      break;
+    case ApprovalKind::kWrite:
+      approvals.write = true;
+      break;
+    case ApprovalKind::kDelete:
+      approvals.delete_files = true;
+      break;
     case ApprovalKind::kOutsideWorkspace:
       approvals.read_outside_workspace = true;
       approvals.write_outside_workspace = true;
       break;
-    case ApprovalKind::kProtected: approvals.write_protected = true; break;
+    case ApprovalKind::kProtected:
+      approvals.write_protected = true;
+      break;
     case ApprovalKind::kCommand:
       approvals.execute = true;
       approvals.allowed_commands.push_back(request.target);
@@ -470,8 +486,8 @@ std::string Session::Turn::SystemPrompt() {
   inputs.shell = system.shell;
   inputs.home = system.home;
   inputs.global_custom_instructions = session.engine_.settings_.custom_instructions;
-  inputs.rules = LoadRules(state.workspace->root(), state.mode,
-                           session.engine_.settings_.global_rules_dir);
+  inputs.rules =
+      LoadRules(state.workspace->root(), state.mode, session.engine_.settings_.global_rules_dir);
   inputs.tools = ToolSpecsForMode(*mode);
   inputs.describe_tool = &DescribeToolXml;
   state.system_prompt = BuildSystemPrompt(inputs);
@@ -520,9 +536,9 @@ StopReason Session::Turn::EndWithMessage(std::string text) {
 }
 
 void Session::Turn::FitContext() {
-  ContextBudget budget{state.model.context_window,
-                       DefaultMaxOutputTokens(state.model.context_window,
-                                              state.model.max_output_tokens)};
+  ContextBudget budget{
+      state.model.context_window,
+      DefaultMaxOutputTokens(state.model.context_window, state.model.max_output_tokens)};
   const AgentSettings& settings = session.engine_.settings_;
   int64_t prompt_tokens = EstimateTokens(SystemPrompt()) + tool_tokens;
   ContextPlan plan = PlanContext(state.history, prompt_tokens, state.calibration, budget,
@@ -543,15 +559,15 @@ void Session::Turn::FitContext() {
     Result<CondenseResult> condensed = Condense(state.history, options, summarize);
     if (condensed.ok()) {
       ContextChange change;
-      for (int64_t seq : condensed->condensed_seqs) change.hidden.push_back({seq, options.next_seq, 0});
+      for (int64_t seq : condensed->condensed_seqs)
+        change.hidden.push_back({seq, options.next_seq, 0});
       change.added = condensed->summary;
       Persist(change);
       spdlog::info("session {}: condensed {} messages ({} -> {} tokens)", session.id_,
                    condensed->condensed_seqs.size(), condensed->prev_context_tokens,
                    condensed->new_context_tokens);
     } else {
-      spdlog::warn("session {}: condensing failed ({})", session.id_,
-                   condensed.error().message());
+      spdlog::warn("session {}: condensing failed ({})", session.id_, condensed.error().message());
       truncate = plan.exceeds_allowed;
     }
   }
@@ -581,8 +597,8 @@ Session::Turn::Reply Session::Turn::Request() {
   if (state.protocol == ToolProtocol::kNative) {
     const ModeConfig* mode = FindMode(state.modes, state.mode);
     for (PromptToolSpec& spec : ToolSpecsForMode(*mode)) {
-      request.tools.push_back({std::move(spec.name), std::move(spec.description),
-                               std::move(spec.parameters_schema)});
+      request.tools.push_back(
+          {std::move(spec.name), std::move(spec.description), std::move(spec.parameters_schema)});
     }
   }
   tool_tokens = EstimateTokens(request.tools);
@@ -724,7 +740,8 @@ Session::Turn::Reply Session::Turn::Request() {
         end->ready.notify_one();
       });
   if (!handle.ok()) {
-    reply.error = llm::StreamError{llm::ErrorKind::kInvalidRequest, handle.error().message(), {}, 0};
+    reply.error =
+        llm::StreamError{llm::ErrorKind::kInvalidRequest, handle.error().message(), {}, 0};
     return reply;
   }
   {
@@ -785,8 +802,7 @@ Session::Turn::Reply Session::Turn::Request() {
   return reply;
 }
 
-bool Session::Turn::AskSession(SessionApprovalKind kind, ToolCallInfo info,
-                               std::string* feedback) {
+bool Session::Turn::AskSession(SessionApprovalKind kind, ToolCallInfo info, std::string* feedback) {
   if (Decide(kind, state.approvals) == Decision::kApprove) return true;
   PermissionRequest request;
   request.tool = std::move(info);
@@ -841,7 +857,7 @@ Session::Turn::ToolOutcome Session::Turn::RunSessionTool(const ToolCall& call, c
     if (auto it = args.find("follow_up"); it != args.end() && it->is_array()) {
       int number = 1;
       for (const json& suggestion : *it) {
-        std::string text = suggestion.is_object() ? suggestion.value("text", "")
+        std::string text = suggestion.is_object()   ? suggestion.value("text", "")
                            : suggestion.is_string() ? suggestion.get<std::string>()
                                                     : suggestion.dump();
         shown += "\n" + std::to_string(number++) + ". " + text;
@@ -995,8 +1011,13 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
       }
       return reply;
     });
-    ToolContext context{*state.workspace, session.engine_.settings_.tools, host,
-                        &session.cancelled_, client.files(), client.commands(), call.id};
+    ToolContext context{*state.workspace,
+                        session.engine_.settings_.tools,
+                        host,
+                        &session.cancelled_,
+                        client.files(),
+                        client.commands(),
+                        call.id};
     ToolResult result = tool->Run(call.arguments_json, context);
     outcome.text = std::move(result.text);
     outcome.is_error = result.is_error;
@@ -1006,8 +1027,7 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
     done.kind = SessionUpdate::Kind::kToolCallUpdate;
     done.tool.id = call.id;
     done.tool.status = result.is_error ? ToolStatus::kFailed : ToolStatus::kCompleted;
-    if (const std::optional<SessionToolHost::Edit>& edit = host.edit();
-        !result.is_error && edit) {
+    if (const std::optional<SessionToolHost::Edit>& edit = host.edit(); !result.is_error && edit) {
       ToolCallContent diff;
       diff.kind = ToolCallContent::Kind::kDiff;
       diff.path = info.locations.empty() ? edit->target : info.locations[0].path;
@@ -1039,8 +1059,8 @@ ApprovalReply Session::Turn::Approve(const ApprovalRequest& request, const ToolC
   Decision decision = Decide(request, state.approvals);
   if (decision == Decision::kApprove) return {true, {}};
   if (decision == Decision::kDeny) {
-    return {false, "This is blocked by the user's deny list for commands (" + request.target +
-                       ")."};
+    return {false,
+            "This is blocked by the user's deny list for commands (" + request.target + ")."};
   }
   PermissionRequest ask;
   ask.tool = call;
@@ -1174,23 +1194,23 @@ Result<std::string> Session::Turn::Summarize(const std::string& system_prompt,
     bool done = false;
   };
   auto collected = std::make_shared<Collected>();
-  ASSIGN_OR_RETURN(std::shared_ptr<llm::StreamHandle> handle,
-                   session.engine_.pool_.Stream(
-                       state.profile.name, std::move(request),
-                       [collected](const llm::StreamEvent& event) {
-                         std::lock_guard lock(collected->mutex);
-                         if (event.kind == llm::StreamEvent::Kind::kTextDelta) {
-                           collected->text += event.text;
-                         } else if (event.kind == llm::StreamEvent::Kind::kUsage) {
-                           collected->usage = event.usage;
-                         } else if (event.kind == llm::StreamEvent::Kind::kError) {
-                           collected->error = event.error;
-                           collected->done = true;
-                         } else if (event.kind == llm::StreamEvent::Kind::kDone) {
-                           collected->done = true;
-                         }
-                         if (collected->done) collected->done_signal.notify_one();
-                       }));
+  ASSIGN_OR_RETURN(
+      std::shared_ptr<llm::StreamHandle> handle,
+      session.engine_.pool_.Stream(state.profile.name, std::move(request),
+                                   [collected](const llm::StreamEvent& event) {
+                                     std::lock_guard lock(collected->mutex);
+                                     if (event.kind == llm::StreamEvent::Kind::kTextDelta) {
+                                       collected->text += event.text;
+                                     } else if (event.kind == llm::StreamEvent::Kind::kUsage) {
+                                       collected->usage = event.usage;
+                                     } else if (event.kind == llm::StreamEvent::Kind::kError) {
+                                       collected->error = event.error;
+                                       collected->done = true;
+                                     } else if (event.kind == llm::StreamEvent::Kind::kDone) {
+                                       collected->done = true;
+                                     }
+                                     if (collected->done) collected->done_signal.notify_one();
+                                   }));
   {
     std::lock_guard lock(session.mutex_);
     state.stream = handle;
@@ -1591,8 +1611,8 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id) {
   state.options.profile = record->profile;
   state.workspace = std::move(workspace);
   state.modes = std::move(modes);
-  state.mode = FindMode(state.modes, record->mode) != nullptr ? record->mode
-                                                              : settings_.default_mode;
+  state.mode =
+      FindMode(state.modes, record->mode) != nullptr ? record->mode : settings_.default_mode;
   state.model = pool_.catalog().Resolve(profile->provider, profile->model);
   state.profile = std::move(*profile);
   state.protocol = record->tool_protocol;
@@ -1605,12 +1625,11 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id) {
     for (const json& todo : todos) {
       if (!todo.is_object()) continue;
       std::string status = todo.value("status", "");
-      state.todos.push_back({todo.value("text", ""),
-                             status == TodoStatusLabel(TodoStatus::kCompleted)
-                                 ? TodoStatus::kCompleted
-                             : status == TodoStatusLabel(TodoStatus::kInProgress)
-                                 ? TodoStatus::kInProgress
-                                 : TodoStatus::kPending});
+      state.todos.push_back(
+          {todo.value("text", ""),
+           status == TodoStatusLabel(TodoStatus::kCompleted)    ? TodoStatus::kCompleted
+           : status == TodoStatusLabel(TodoStatus::kInProgress) ? TodoStatus::kInProgress
+                                                                : TodoStatus::kPending});
     }
   }
   ASSIGN_OR_RETURN(state.history, store_->LoadMessages(record->id));

@@ -1,6 +1,7 @@
 #include "agent/store.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,7 +15,6 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <spdlog/spdlog.h>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -729,8 +729,8 @@ Result<size_t> ApplyRecordsLocked(Connection& connection, const std::string& jou
     Status status;
     switch (record.op) {
       case JournalOp::kEvent:
-        status = InsertEventLocked(connection, record.session_id, record.kind,
-                                   record.payload_json, record.time_ms)
+        status = InsertEventLocked(connection, record.session_id, record.kind, record.payload_json,
+                                   record.time_ms)
                      .status();
         break;
       case JournalOp::kMessage:
@@ -767,8 +767,7 @@ Result<size_t> ApplyRecordsLocked(Connection& connection, const std::string& jou
 
 // Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back when it fails.
 template <typename Body>
-auto InTransaction(Connection& connection, std::string_view what, Body body)
-    -> decltype(body()) {
+auto InTransaction(Connection& connection, std::string_view what, Body body) -> decltype(body()) {
   RETURN_IF_ERROR(Execute(connection, "BEGIN IMMEDIATE", "begin " + std::string(what)));
   auto result = body();
   if (result.ok()) {
@@ -867,9 +866,10 @@ void FoldOrphanJournals(Connection& connection, const std::string& directory) {
       continue;
     }
     if (torn) {
-      spdlog::warn("session store: journal '{}' ended in a partly written event (a crash while "
-                   "writing it); the events before it were kept",
-                   orphan.path);
+      spdlog::warn(
+          "session store: journal '{}' ended in a partly written event (a crash while "
+          "writing it); the events before it were kept",
+          orphan.path);
     }
     if (*folded > 0) {
       spdlog::info("session store: recovered {} events from '{}', left by a process that stopped",
@@ -1132,8 +1132,8 @@ Status SessionStore::Changes::AppendEvent(std::string_view session_id, std::stri
 
 Status SessionStore::Changes::UpdateSession(const SessionRecord& record) {
   RETURN_IF_ERROR(ValidateRecord(record));
-  records_.push_back({JournalOp::kSession, 0, record.updated_ms, record.id, "",
-                      SessionRecordToJson(record)});
+  records_.push_back(
+      {JournalOp::kSession, 0, record.updated_ms, record.id, "", SessionRecordToJson(record)});
   return OkStatus();
 }
 
@@ -1177,9 +1177,9 @@ Status SessionStore::Journal(Changes changes) {
     }
   }
   auto lock = Lock(connection);
-  return InTransaction(connection, "write changes", [&] {
-    return ApplyRecordsLocked(connection, "", changes.records_, 0);
-  }).status();
+  return InTransaction(connection, "write changes",
+                       [&] { return ApplyRecordsLocked(connection, "", changes.records_, 0); })
+      .status();
 }
 
 Status SessionStore::Transaction(const std::function<Status(Writer& writer)>& fn) {

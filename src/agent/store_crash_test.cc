@@ -1,7 +1,7 @@
 // kill -9 durability: a child process appends to the store (single events, journaled events, and
-// message + event + totals, as a transaction or journaled together) and reports each append through a pipe after the call
-// returned; it is SIGKILLed at a random moment. Everything it reported must be in the store after
-// reopening, once and in order, and every transaction must be whole.
+// message + event + totals, as a transaction or journaled together) and reports each append through
+// a pipe after the call returned; it is SIGKILLed at a random moment. Everything it reported must
+// be in the store after reopening, once and in order, and every transaction must be whole.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -135,7 +135,7 @@ TEST(StoreCrashTest, EverythingReportedBeforeSigkillSurvives) {
   }
   std::mt19937 random(std::random_device{}());
   std::map<int64_t, Report> reported;  // By event seq.
-  std::vector<Report> journaled;        // Their seq is given when they are folded.
+  std::vector<Report> journaled;       // Their seq is given when they are folded.
   constexpr int kRounds = 10;
   for (int round = 0; round < kRounds; ++round) {
     int fds[2];

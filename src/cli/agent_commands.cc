@@ -2,10 +2,10 @@
 // editors over stdio, and the stored sessions. Confined to the main thread, except the signal
 // thread (Ctrl-C) and the session's turn, which runs on the main thread and calls the terminal
 // client from it.
-#include <CLI/CLI.hpp>
 #include <signal.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -64,8 +64,8 @@ Result<std::unique_ptr<server::AgentStack>> StackFor(const Config& config,
 
 std::string AbsoluteCwd(const std::string& cwd) {
   std::error_code error;
-  std::filesystem::path path = cwd.empty() ? std::filesystem::current_path(error)
-                                           : std::filesystem::absolute(cwd, error);
+  std::filesystem::path path =
+      cwd.empty() ? std::filesystem::current_path(error) : std::filesystem::absolute(cwd, error);
   return path.lexically_normal().string();
 }
 
@@ -85,8 +85,7 @@ struct Style {
 // thread while the session waits on the provider.
 class TerminalClient : public agent::SessionClient {
  public:
-  TerminalClient(bool is_json, bool interactive)
-      : json_(is_json), interactive_(interactive) {
+  TerminalClient(bool is_json, bool interactive) : json_(is_json), interactive_(interactive) {
     style_.color = !is_json && ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
     if (style_.color && ::isatty(STDERR_FILENO) == 1) {
       spinner_ = std::thread([this] { SpinLoop(); });
@@ -205,8 +204,9 @@ class TerminalClient : public agent::SessionClient {
         std::printf("%s\n", Shorten(content.text, 2000).c_str());
       }
     }
-    std::fprintf(stderr, "%sAllow %s?%s [y]es / [n]o / [a]lways / or type feedback: ",
-                 style_.bold(), request.tool.title.c_str(), style_.reset());
+    std::fprintf(stderr,
+                 "%sAllow %s?%s [y]es / [n]o / [a]lways / or type feedback: ", style_.bold(),
+                 request.tool.title.c_str(), style_.reset());
     std::fflush(stderr);
     lock.unlock();
     std::string line;
@@ -214,7 +214,8 @@ class TerminalClient : public agent::SessionClient {
       std::cin.clear();
       return {agent::PermissionOutcome::kCancelled, {}};
     }
-    if (line == "y" || line == "yes" || line.empty()) return {agent::PermissionOutcome::kAllowOnce, {}};
+    if (line == "y" || line == "yes" || line.empty())
+      return {agent::PermissionOutcome::kAllowOnce, {}};
     if (line == "a" || line == "always") return {agent::PermissionOutcome::kAllowAlways, {}};
     if (line == "n" || line == "no") return {agent::PermissionOutcome::kRejectOnce, {}};
     return {agent::PermissionOutcome::kRejectOnce, line};
@@ -282,10 +283,10 @@ class TerminalClient : public agent::SessionClient {
       size_t end = text.find('\n', start);
       if (end == std::string::npos) end = text.size();
       std::string_view line(text.data() + start, end - start);
-      const char* color = line.starts_with("+") && !line.starts_with("+++") ? style_.green()
+      const char* color = line.starts_with("+") && !line.starts_with("+++")   ? style_.green()
                           : line.starts_with("-") && !line.starts_with("---") ? style_.red()
-                          : line.starts_with("@@")                           ? style_.cyan()
-                                                                             : "";
+                          : line.starts_with("@@")                            ? style_.cyan()
+                                                                              : "";
       std::printf("%s%.*s%s\n", color, static_cast<int>(line.size()), line.data(),
                   *color ? style_.reset() : "");
       start = end + 1;
@@ -320,8 +321,7 @@ class TerminalClient : public agent::SessionClient {
           ++lines;
         }
         if (position < content.text.size()) shown += "…\n";
-        std::printf("%s%s%s", failed ? style_.red() : style_.dim(), shown.c_str(),
-                    style_.reset());
+        std::printf("%s%s%s", failed ? style_.red() : style_.dim(), shown.c_str(), style_.reset());
       }
     }
     std::printf("%s%s%s\n", failed ? style_.red() : style_.green(), failed ? "✗ failed" : "✓ done",
@@ -345,8 +345,9 @@ class TerminalClient : public agent::SessionClient {
     while (!is_stopping_) {
       wake_.wait_for(lock, std::chrono::milliseconds(100));
       if (is_stopping_) break;
-      bool is_due = is_waiting_ && at_line_start_ &&
-                    std::chrono::steady_clock::now() - wait_started_ > std::chrono::milliseconds(200);
+      bool is_due =
+          is_waiting_ && at_line_start_ &&
+          std::chrono::steady_clock::now() - wait_started_ > std::chrono::milliseconds(200);
       if (!is_due) continue;
       std::fprintf(stderr, "\r%s%s waiting for the model…%s", style_.dim(), kFrames[frame++ % 10],
                    style_.reset());
@@ -443,7 +444,8 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
     Result<agent::StopReason> stop = session.Prompt(prompt, client);
     client.Waiting(false);
     if (!stop.ok()) {
-      std::fprintf(stderr, "lapce-ai run: %s\n(session %s is kept; `lapce-ai sessions resume %s` "
+      std::fprintf(stderr,
+                   "lapce-ai run: %s\n(session %s is kept; `lapce-ai sessions resume %s` "
                    "continues it)\n",
                    stop.error().message().c_str(), session.id().c_str(), session.id().c_str());
       return kExitFailure;
@@ -492,7 +494,8 @@ int Acp(const Config& config, const AgentFlags& flags) {
   server::LazyAgentStack stack(
       [&]() -> Result<std::unique_ptr<server::AgentStack>> {
         Result<std::unique_ptr<server::AgentStack>> built = StackFor(config, flags);
-        if (!built.ok()) std::fprintf(stderr, "lapce-ai acp: %s\n", built.error().message().c_str());
+        if (!built.ok())
+          std::fprintf(stderr, "lapce-ai acp: %s\n", built.error().message().c_str());
         return built;
       },
       /*build_now=*/true);
@@ -653,10 +656,9 @@ int SessionsShowOrExport(const SessionsFlags& flags, bool is_export) {
     std::fprintf(stderr, "lapce-ai sessions %s: %s\n", verb, loaded.error().message().c_str());
     return loaded.error().code() == ErrorCode::kNotFound ? kExitFailure : kExitUsage;
   }
-  std::string text =
-      flags.format == "json"
-          ? agent::ExportJson(loaded->record, loaded->messages, loaded->events)
-          : agent::ExportMarkdown(loaded->record, loaded->messages);
+  std::string text = flags.format == "json"
+                         ? agent::ExportJson(loaded->record, loaded->messages, loaded->events)
+                         : agent::ExportMarkdown(loaded->record, loaded->messages);
   if (flags.output.empty()) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     if (!text.empty() && text.back() != '\n') std::fputc('\n', stdout);
@@ -681,9 +683,9 @@ int SessionsDelete(const SessionsFlags& flags) {
   }
   Result<std::optional<agent::SessionRecord>> record = (*store)->FindSession(flags.id);
   if (!record.ok() || !*record) {
-    std::fprintf(stderr, "lapce-ai sessions delete: %s\n",
-                 record.ok() ? ("no session '" + flags.id + "'").c_str()
-                             : record.error().message().c_str());
+    std::fprintf(
+        stderr, "lapce-ai sessions delete: %s\n",
+        record.ok() ? ("no session '" + flags.id + "'").c_str() : record.error().message().c_str());
     return kExitFailure;
   }
   if (Status deleted = (*store)->DeleteSession((*record)->id); !deleted.ok()) {
@@ -713,8 +715,9 @@ int SessionsResume(const Config& config, AgentFlags flags, const std::string& id
 void AddAgentFlags(CLI::App& command, AgentFlags& flags) {
   AddProviderFlags(command, flags);
   command.add_option("--mode", flags.mode, "Mode: code, architect, ask, debug, orchestrator, …");
-  command.add_option("--tool-protocol", flags.tool_protocol,
-                     "How the model calls tools: native or xml (default: the model catalog)")
+  command
+      .add_option("--tool-protocol", flags.tool_protocol,
+                  "How the model calls tools: native or xml (default: the model catalog)")
       ->check(CLI::IsMember({"native", "xml"}));
 }
 
@@ -724,8 +727,9 @@ void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run) {
   AddBenchAgentCommand(bench, run);
   auto run_flags = std::make_shared<AgentFlags>();
   CLI::App* run_cmd = app.add_subcommand(
-      "run", "Run a task with the agent in a directory, streaming its work; Ctrl-C cancels the "
-             "turn, twice exits");
+      "run",
+      "Run a task with the agent in a directory, streaming its work; Ctrl-C cancels the "
+      "turn, twice exits");
   run_cmd->add_option("task", run_flags->prompt, "What to do ('-' reads standard input)");
   AddAgentFlags(*run_cmd, *run_flags);
   run_cmd->add_option("--cwd", run_flags->cwd, "Workspace directory (default: the current one)");
@@ -737,8 +741,9 @@ void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run) {
 
   auto acp_flags = std::make_shared<AgentFlags>();
   CLI::App* acp_cmd = app.add_subcommand(
-      "acp", "Serve the Agent Client Protocol (v1) on stdin/stdout for Zed, JetBrains, Neovim, "
-             "Emacs; logs go to stderr");
+      "acp",
+      "Serve the Agent Client Protocol (v1) on stdin/stdout for Zed, JetBrains, Neovim, "
+      "Emacs; logs go to stderr");
   AddAgentFlags(*acp_cmd, *acp_flags);
   acp_cmd->add_flag("--yes,-y", acp_flags->yes, "Approve every tool call without asking");
   acp_cmd->callback([&run, acp_flags] {
@@ -754,9 +759,8 @@ void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run) {
   list_cmd->add_option("--cwd", sessions->cwd, "Only sessions of this workspace");
   list_cmd->add_flag("--all", sessions->all, "Include subtasks");
   list_cmd->add_flag("--json", sessions->json, "Print JSON");
-  list_cmd->callback([&run, sessions] {
-    run = [sessions](const Config&) { return SessionsList(*sessions); };
-  });
+  list_cmd->callback(
+      [&run, sessions] { run = [sessions](const Config&) { return SessionsList(*sessions); }; });
   CLI::App* show_cmd = sessions_cmd->add_subcommand("show", "Print a session as Markdown");
   show_cmd->add_option("id", sessions->id, "Session id (or a unique prefix)")->required();
   show_cmd->callback([&run, sessions] {
@@ -771,9 +775,8 @@ void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run) {
   });
   CLI::App* delete_cmd = sessions_cmd->add_subcommand("delete", "Delete a session");
   delete_cmd->add_option("id", sessions->id, "Session id (or a unique prefix)")->required();
-  delete_cmd->callback([&run, sessions] {
-    run = [sessions](const Config&) { return SessionsDelete(*sessions); };
-  });
+  delete_cmd->callback(
+      [&run, sessions] { run = [sessions](const Config&) { return SessionsDelete(*sessions); }; });
   auto resume = std::make_shared<AgentFlags>();
   CLI::App* resume_cmd = sessions_cmd->add_subcommand(
       "resume", "Continue a session where it stopped (optionally with a new message)");

@@ -12,7 +12,6 @@
 // Codex CLI's numbers from the issue are printed as static reference text.
 #include "cli/bench_agent.h"
 
-#include <CLI/CLI.hpp>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -25,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <cctype>
 #include <charconv>
@@ -387,12 +387,14 @@ class TimedProvider {
         }
       }
       if (reply.head.empty() && reply.tail.empty() && reply.timed_chunks == 0) {
-        SendAll(fd, "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: "
-                    "47\r\n\r\n{\"error\":{\"message\":\"no reply queued (bench)\"}}");
+        SendAll(fd,
+                "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: "
+                "47\r\n\r\n{\"error\":{\"message\":\"no reply queued (bench)\"}}");
         continue;
       }
-      if (!SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: "
-                       "chunked\r\n\r\n")) {
+      if (!SendAll(fd,
+                   "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: "
+                   "chunked\r\n\r\n")) {
         return;
       }
       for (const std::string& event : reply.head) {
@@ -523,10 +525,10 @@ std::string Request(int id, const char* method, const Json& params) {
   return Json{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}.dump();
 }
 
-const Json kInitialize = {{"protocolVersion", 1},
-                          {"clientCapabilities",
-                           {{"fs", {{"readTextFile", false}, {"writeTextFile", false}}},
-                            {"terminal", false}}}};
+const Json kInitialize = {
+    {"protocolVersion", 1},
+    {"clientCapabilities",
+     {{"fs", {{"readTextFile", false}, {"writeTextFile", false}}}, {"terminal", false}}}};
 
 AcpStartResult MeasureAcpStart(Watchdog& watchdog, const std::vector<std::string>& env,
                                const std::string& base_url, const std::string& workspace,
@@ -566,8 +568,8 @@ struct RunResult {
 
 RunResult MeasureRun(Watchdog& watchdog, const std::vector<std::string>& env,
                      testing::FakeProviderServer& fake, const std::string& workspace, int runs) {
-  fake.SetDefault(testing::OpenAiToolCall("call_1", "attempt_completion",
-                                          R"({"result":"Hello!"})", "Hello."));
+  fake.SetDefault(
+      testing::OpenAiToolCall("call_1", "attempt_completion", R"({"result":"Hello!"})", "Hello."));
   std::vector<std::string> argv = {"lapce-ai", "run", "say hello", "--yes", "--cwd", workspace};
   for (const std::string& a : ProviderArgs(fake.base_url() + "/v1")) argv.push_back(a);
   std::vector<uint64_t> wall, peak;
@@ -582,8 +584,8 @@ RunResult MeasureRun(Watchdog& watchdog, const std::vector<std::string>& env,
     int status = (*child)->Wait(watchdog, milliseconds(30'000), &usage);
     wall.push_back(NowNs() - start);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      Fail("run", "`lapce-ai run \"say hello\" --yes` exited with status " +
-                      std::to_string(status));
+      Fail("run",
+           "`lapce-ai run \"say hello\" --yes` exited with status " + std::to_string(status));
     }
     peak.push_back(static_cast<uint64_t>(usage.ru_maxrss) * 1024);
     size_t requests = fake.requests().size() - before;
@@ -702,8 +704,8 @@ ChunkResult MeasureChunks(Watchdog& watchdog, const std::vector<std::string>& en
   ChunkResult result;
   TimedProvider provider;
   TimedProvider::Reply reply;
-  testing::FakeResponse completion = testing::OpenAiToolCall(
-      "call_1", "attempt_completion", R"({"result":"Streamed."})");
+  testing::FakeResponse completion =
+      testing::OpenAiToolCall("call_1", "attempt_completion", R"({"result":"Streamed."})");
   reply.head = {completion.body_chunks.front()};
   reply.timed_chunks = chunks;
   reply.interval = std::chrono::microseconds(1000);
@@ -720,10 +722,10 @@ ChunkResult MeasureChunks(Watchdog& watchdog, const std::vector<std::string>& en
       Request(2, "session/new", {{"cwd", workspace}, {"mcpServers", Json::array()}}));
   Json created = AwaitResponse(**child, 2, "acp session/new");
   std::string session_id = created["result"].value("sessionId", "");
-  (*child)->WriteLine(Request(
-      3, "session/prompt",
-      {{"sessionId", session_id},
-       {"prompt", Json::array({{{"type", "text"}, {"text", "stream something"}}})}}));
+  (*child)->WriteLine(
+      Request(3, "session/prompt",
+              {{"sessionId", session_id},
+               {"prompt", Json::array({{{"type", "text"}, {"text", "stream something"}}})}}));
   std::vector<uint64_t> latencies;
   AwaitResponse(**child, 3, "acp session/prompt", [&](const Json& message, uint64_t now) {
     if (message.value("method", "") != "session/update") return;
@@ -770,8 +772,8 @@ struct ConcurrentResult {
 
 ConcurrentResult MeasureConcurrent(testing::FakeProviderServer& fake, const std::string& root,
                                    const std::string& workspace, int count) {
-  fake.SetDefault(testing::OpenAiToolCall("call_1", "attempt_completion",
-                                          R"({"result":"Hello!"})", "Hello."));
+  fake.SetDefault(
+      testing::OpenAiToolCall("call_1", "attempt_completion", R"({"result":"Hello!"})", "Hello."));
   std::unique_ptr<server::AgentStack> stack =
       InProcessStack(fake.base_url() + "/v1", root + "/concurrent.db");
   uint64_t rss_before = ProcStatusBytes(0, "VmRSS:");
@@ -861,8 +863,13 @@ int BenchAgent(const BenchAgentFlags& flags) {
         {"concurrent_sessions_completed", concurrent.completed},
         {"concurrent_sessions_ms", Ms(concurrent.wall_ns)},
         {"concurrent_sessions_rss_growth_bytes", concurrent.rss_growth_bytes},
-        {"codex_cli", {{"version_ms", 15}, {"initialize_ms", 158}, {"session_new_ms", 45},
-                       {"idle_rss_mb", 114}, {"one_shot_ms", 374}, {"one_shot_peak_mb", 138}}}};
+        {"codex_cli",
+         {{"version_ms", 15},
+          {"initialize_ms", 158},
+          {"session_new_ms", 45},
+          {"idle_rss_mb", 114},
+          {"one_shot_ms", 374},
+          {"one_shot_peak_mb", 138}}}};
     std::printf("%s\n", out.dump().c_str());
     return ok ? 0 : 1;
   }
@@ -882,9 +889,10 @@ int BenchAgent(const BenchAgentFlags& flags) {
     std::snprintf(text, sizeof(text), "%.1f MB", Mb(bytes));
     return std::string(text);
   };
-  std::printf("lapce-ai bench agent%s: fake providers on loopback that answer at once; Codex CLI "
-              "figures are the issue's measurements (same kind of fake), not re-run here\n",
-              quick ? " --quick" : "");
+  std::printf(
+      "lapce-ai bench agent%s: fake providers on loopback that answer at once; Codex CLI "
+      "figures are the issue's measurements (same kind of fake), not re-run here\n",
+      quick ? " --quick" : "");
   PrintRow("--version, spawn to exit (median)", ms(version.engine_ns),
            "target <= 5 ms; /bin/true " + ms(version.true_ns) + "; Codex CLI 15 ms");
   PrintRow("acp spawn -> initialize answer", ms(acp.initialize_ns),
@@ -912,8 +920,10 @@ int BenchAgent(const BenchAgentFlags& flags) {
   std::snprintf(b, sizeof(b), "in %.1f ms, %zu model requests; this process grew %.1f MB",
                 Ms(concurrent.wall_ns), concurrent.requests, Mb(concurrent.rss_growth_bytes));
   PrintRow("concurrent sessions in one process", a, b);
-  if (!ok) std::fprintf(stderr, "lapce-ai bench agent: a run made other than one request, or a "
-                                "concurrent session did not complete\n");
+  if (!ok)
+    std::fprintf(stderr,
+                 "lapce-ai bench agent: a run made other than one request, or a "
+                 "concurrent session did not complete\n");
   return ok ? 0 : 1;
 }
 
@@ -922,13 +932,12 @@ int BenchAgent(const BenchAgentFlags& flags) {
 void AddBenchAgentCommand(CLI::App& bench, CommandRun& run) {
   auto flags = std::make_shared<BenchAgentFlags>();
   CLI::App* cmd = bench.add_subcommand(
-      "agent", "Agent: --version and ACP start-up, a one-shot run, engine overhead per tool turn, "
-               "chunk latency to an ACP client and 100 concurrent sessions, with baselines");
+      "agent",
+      "Agent: --version and ACP start-up, a one-shot run, engine overhead per tool turn, "
+      "chunk latency to an ACP client and 100 concurrent sessions, with baselines");
   cmd->add_flag("--json", flags->json, "Print one JSON object instead of a table");
   cmd->add_flag("--quick", flags->quick, "Fewer samples (for CI)");
-  cmd->callback([&run, flags] {
-    run = [flags](const Config&) { return BenchAgent(*flags); };
-  });
+  cmd->callback([&run, flags] { run = [flags](const Config&) { return BenchAgent(*flags); }; });
 }
 
 }  // namespace lai::cli

@@ -1,6 +1,7 @@
 #include "llm/internal/adapter.h"
 
 #include <fmt/format.h>
+#include <simdjson.h>
 
 #include <algorithm>
 #include <array>
@@ -8,8 +9,6 @@
 #include <exception>
 #include <mutex>
 #include <unordered_map>
-
-#include <simdjson.h>
 
 #include "http/retry.h"
 #include "llm/internal/parser_base.h"
@@ -367,7 +366,8 @@ namespace {
 void AppendJsonString(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   if (!simdjson::validate_utf8(text.data(), text.size())) {
-    out += OrderedJson(std::string(text)).dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
+    out +=
+        OrderedJson(std::string(text)).dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
     return;
   }
   out += '"';
@@ -378,13 +378,27 @@ void AppendJsonString(std::string& out, std::string_view text) {
     out.append(text.data() + run, i - run);
     run = i + 1;
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         out += "\\u00";
         out += kHex[c >> 4];
@@ -466,21 +480,39 @@ Result<OrderedJson> ToolSchema(const ToolDefinition& tool) {
   return schema;
 }
 
-Result<OrderedJson> ToolSchemaText(const ToolDefinition& tool) {
+OrderedJson RawJson(std::string_view text) {
+  return OrderedJson::binary(std::vector<std::uint8_t>(text.begin(), text.end()));
+}
+
+OrderedJson FunctionTool(const ToolDefinition& tool, OrderedJson schema) {
+  return {{"type", "function"},
+          {"function",
+           {{"name", tool.name},
+            {"description", tool.description},
+            {"parameters", std::move(schema)}}}};
+}
+
+Result<OrderedJson> CachedToolEntry(std::string_view format, const ToolDefinition& tool,
+                                    OrderedJson (*build)(const ToolDefinition& tool,
+                                                         OrderedJson schema)) {
   static constexpr size_t kMaxCached = 256;
   static std::mutex mutex;
-  static std::unordered_map<std::string, OrderedJson> texts;
+  static std::unordered_map<std::string, OrderedJson> entries;
+  std::string key;
+  key.reserve(format.size() + tool.name.size() + tool.description.size() +
+              tool.parameters_schema_json.size() + 3);
+  key.append(format).append(1, '\0').append(tool.name).append(1, '\0');
+  key.append(tool.description).append(1, '\0').append(tool.parameters_schema_json);
   {
     std::lock_guard lock(mutex);
-    auto it = texts.find(tool.parameters_schema_json);
-    if (it != texts.end()) return it->second;
+    auto it = entries.find(key);
+    if (it != entries.end()) return it->second;
   }
   ASSIGN_OR_RETURN(OrderedJson schema, ToolSchema(tool));
-  const std::string text = DumpRequestBody(schema);
-  OrderedJson raw = OrderedJson::binary(std::vector<std::uint8_t>(text.begin(), text.end()));
+  OrderedJson raw = RawJson(DumpRequestBody(build(tool, std::move(schema))));
   std::lock_guard lock(mutex);
-  if (texts.size() >= kMaxCached) texts.clear();
-  texts.emplace(tool.parameters_schema_json, raw);
+  if (entries.size() >= kMaxCached) entries.clear();
+  entries.emplace(std::move(key), raw);
   return raw;
 }
 

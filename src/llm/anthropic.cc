@@ -462,6 +462,15 @@ class AnthropicParser final : public SseParser {
 
 }  // namespace
 
+namespace {
+
+OrderedJson AnthropicTool(const ToolDefinition& tool, OrderedJson schema) {
+  return {
+      {"name", tool.name}, {"description", tool.description}, {"input_schema", std::move(schema)}};
+}
+
+}  // namespace
+
 Result<http::Request> BuildAnthropicRequest(const Endpoint& endpoint,
                                             const CompletionRequest& request,
                                             const ModelInfo* model) {
@@ -486,10 +495,8 @@ Result<http::Request> BuildAnthropicRequest(const Endpoint& endpoint,
   if (!request.tools.empty()) {
     OrderedJson tools = OrderedJson::array();
     for (const ToolDefinition& tool : request.tools) {
-      ASSIGN_OR_RETURN(OrderedJson schema, ToolSchemaText(tool));
-      tools.push_back({{"name", tool.name},
-                       {"description", tool.description},
-                       {"input_schema", std::move(schema)}});
+      ASSIGN_OR_RETURN(OrderedJson entry, CachedToolEntry("anthropic", tool, &AnthropicTool));
+      tools.push_back(std::move(entry));
     }
     body["tools"] = std::move(tools);
   }

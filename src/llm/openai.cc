@@ -402,12 +402,8 @@ Result<http::Request> BuildOpenAiRequest(const ProviderSpec& spec, const Endpoin
   if (!request.tools.empty()) {
     OrderedJson tools = OrderedJson::array();
     for (const ToolDefinition& tool : request.tools) {
-      ASSIGN_OR_RETURN(OrderedJson schema, ToolSchemaText(tool));
-      tools.push_back({{"type", "function"},
-                       {"function",
-                        {{"name", tool.name},
-                         {"description", tool.description},
-                         {"parameters", std::move(schema)}}}});
+      ASSIGN_OR_RETURN(OrderedJson entry, CachedToolEntry("openai", tool, &FunctionTool));
+      tools.push_back(std::move(entry));
     }
     body["tools"] = std::move(tools);
   }

@@ -1,12 +1,13 @@
 #include "server/acp_agent.h"
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdlib>
-#include <condition_variable>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <spdlog/spdlog.h>
 #include <vector>
 
 #include "agent/modes.h"
@@ -117,9 +118,9 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   rpc::Peer& peer;
   AcpAgentOptions agent_options;
   std::mutex mutex;
-  bool client_reads_files = false;   // Guarded by mutex.
-  bool client_writes_files = false;  // Guarded by mutex.
-  bool client_has_terminal = false;  // Guarded by mutex.
+  bool client_reads_files = false;       // Guarded by mutex.
+  bool client_writes_files = false;      // Guarded by mutex.
+  bool client_has_terminal = false;      // Guarded by mutex.
   std::vector<std::string> session_ids;  // Sessions this connection opened; guarded by mutex.
   // The session whose tool is running a file call (set around fs/* requests).
   thread_local static const std::string* current_session;
@@ -131,8 +132,8 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   Result<agent::Engine*> Engine() {
     Result<agent::Engine*> engine = engine_source();
     if (!engine.ok()) {
-      return Error(ErrorCode::kUnavailable, "the agent is not available: " +
-                                                engine.error().message());
+      return Error(ErrorCode::kUnavailable,
+                   "the agent is not available: " + engine.error().message());
     }
     return engine;
   }
@@ -214,11 +215,16 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     const json& outcome = result["outcome"];
     if (outcome.value("outcome", "") != "selected") return reply;
     std::string option = outcome.value("optionId", "");
-    if (option == "allow-once") reply.outcome = agent::PermissionOutcome::kAllowOnce;
-    else if (option == "allow-always") reply.outcome = agent::PermissionOutcome::kAllowAlways;
-    else if (option == "reject-once") reply.outcome = agent::PermissionOutcome::kRejectOnce;
-    else if (option == "reject-always") reply.outcome = agent::PermissionOutcome::kRejectAlways;
-    else reply.outcome = agent::PermissionOutcome::kRejectOnce;  // Unknown: the safe answer.
+    if (option == "allow-once")
+      reply.outcome = agent::PermissionOutcome::kAllowOnce;
+    else if (option == "allow-always")
+      reply.outcome = agent::PermissionOutcome::kAllowAlways;
+    else if (option == "reject-once")
+      reply.outcome = agent::PermissionOutcome::kRejectOnce;
+    else if (option == "reject-always")
+      reply.outcome = agent::PermissionOutcome::kRejectAlways;
+    else
+      reply.outcome = agent::PermissionOutcome::kRejectOnce;  // Unknown: the safe answer.
     if (result.contains("_meta") && result["_meta"].is_object()) {
       reply.feedback = result["_meta"].value("feedback", "");
     }
@@ -283,9 +289,8 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
                         wait->done.notify_one();
                       });
     workspace::CommandOutcome outcome;
-    auto deadline = options.timeout.count() > 0
-                        ? std::chrono::steady_clock::now() + options.timeout
-                        : std::chrono::steady_clock::time_point::max();
+    auto deadline = options.timeout.count() > 0 ? std::chrono::steady_clock::now() + options.timeout
+                                                : std::chrono::steady_clock::time_point::max();
     bool is_killed = false;
     {
       std::unique_lock lock(wait->mutex);
@@ -337,8 +342,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     json params = {{"sessionId", *current_session}, {"path", path}};
     rpc::RequestOptions options;
     options.timeout = std::chrono::seconds(30);
-    ASSIGN_OR_RETURN(std::string result,
-                     peer.Request("fs/read_text_file", params.dump(), options));
+    ASSIGN_OR_RETURN(std::string result, peer.Request("fs/read_text_file", params.dump(), options));
     json reply = json::parse(result, nullptr, false);
     if (!reply.is_object() || !reply.contains("content") || !reply["content"].is_string()) {
       return Error(ErrorCode::kProtocol, "fs/read_text_file: the editor's reply has no content");
@@ -360,9 +364,9 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     ASSIGN_OR_RETURN(agent::Engine * engine, Engine());
     std::shared_ptr<agent::Session> session = engine->Find(id);
     if (!session) {
-      return Error(ErrorCode::kNotFound,
-                   std::string(method) + ": no session '" + id + "' (use session/new or "
-                   "session/load)");
+      return Error(ErrorCode::kNotFound, std::string(method) + ": no session '" + id +
+                                             "' (use session/new or "
+                                             "session/load)");
     }
     return session;
   }
@@ -391,7 +395,8 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
           {"promptCapabilities", {{"image", false}, {"audio", false}, {"embeddedContext", true}}},
           {"mcpCapabilities", {{"http", false}, {"sse", false}}}}},
         {"authMethods", json::array()},
-        {"agentInfo", {{"name", "lapce-ai"}, {"title", "lapce-ai"}, {"version", agent_options.agent_version}}}};
+        {"agentInfo",
+         {{"name", "lapce-ai"}, {"title", "lapce-ai"}, {"version", agent_options.agent_version}}}};
     return result.dump();
   }
 
@@ -505,18 +510,18 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     auto collect = std::make_shared<Collect>();
     ASSIGN_OR_RETURN(std::shared_ptr<llm::StreamHandle> handle,
                      engine->pool().Stream(request.profile, std::move(request.request),
-                                          [collect](const llm::StreamEvent& event) {
-                                            std::lock_guard lock(collect->mutex);
-                                            collect->collector.Add(event);
-                                            if (event.kind == llm::StreamEvent::Kind::kError) {
-                                              collect->error = event.error;
-                                            }
-                                            if (event.kind == llm::StreamEvent::Kind::kError ||
-                                                event.kind == llm::StreamEvent::Kind::kDone) {
-                                              collect->done = true;
-                                              collect->done_signal.notify_one();
-                                            }
-                                          }));
+                                           [collect](const llm::StreamEvent& event) {
+                                             std::lock_guard lock(collect->mutex);
+                                             collect->collector.Add(event);
+                                             if (event.kind == llm::StreamEvent::Kind::kError) {
+                                               collect->error = event.error;
+                                             }
+                                             if (event.kind == llm::StreamEvent::Kind::kError ||
+                                                 event.kind == llm::StreamEvent::Kind::kDone) {
+                                               collect->done = true;
+                                               collect->done_signal.notify_one();
+                                             }
+                                           }));
     std::unique_lock lock(collect->mutex);
     bool is_cancel_sent = false;
     while (!collect->done) {
@@ -556,17 +561,15 @@ AcpAgent::AcpAgent(EngineSource engine, rpc::Peer& peer, AcpAgentOptions options
   peer.HandleRequest("session/load", [impl](std::string_view params, const rpc::RequestContext&) {
     return impl->LoadSession(params);
   });
-  peer.HandleRequest("session/prompt",
-                     [impl](std::string_view params, const rpc::RequestContext&) {
-                       return impl->Prompt(params);
-                     });
+  peer.HandleRequest("session/prompt", [impl](std::string_view params, const rpc::RequestContext&) {
+    return impl->Prompt(params);
+  });
   peer.HandleRequest("session/set_mode",
                      [impl](std::string_view params, const rpc::RequestContext&) {
                        return impl->SetMode(params);
                      });
-  peer.HandleNotification("session/cancel", [impl](std::string_view params) {
-    impl->Cancel(params);
-  });
+  peer.HandleNotification("session/cancel",
+                          [impl](std::string_view params) { impl->Cancel(params); });
   peer.HandleRequest("_lapce/sessions/list",
                      [impl](std::string_view params, const rpc::RequestContext&) {
                        return impl->ListSessions(params);

@@ -255,8 +255,8 @@ ApprovalKind ActionApprovalKind(const ToolContext& context, const workspace::Res
 
 Result<ApprovalReply> AskApproval(ToolContext& context, ApprovalKind kind, std::string_view tool,
                                   std::string_view target, std::string detail) {
-  return AskApproval(context,
-                     ApprovalRequest{kind, std::string(tool), std::string(target), std::move(detail)});
+  return AskApproval(
+      context, ApprovalRequest{kind, std::string(tool), std::string(target), std::move(detail)});
 }
 
 Result<ApprovalReply> AskApproval(ToolContext& context, const ApprovalRequest& request) {

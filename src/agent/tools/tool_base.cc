@@ -111,7 +111,8 @@ size_t AdvanceLines(std::string_view text, size_t offset, int64_t lines) {
 
 std::string ApprovalText(const ApprovalRequest& request) {
   if (!request.has_texts) return request.detail;
-  if (!request.old_text) return "New file " + request.target + ":\n" + std::string(request.new_text);
+  if (!request.old_text)
+    return "New file " + request.target + ":\n" + std::string(request.new_text);
   return workspace::UnifiedDiff(request.target, *request.old_text, request.new_text);
 }
 

@@ -126,9 +126,16 @@ std::unique_ptr<StreamParser> NewOllamaParser(std::string provider, std::string 
 http::Request BaseRequest(const Endpoint& endpoint, std::string url);
 // Tool schema text → JSON object; errors name the tool.
 Result<OrderedJson> ToolSchema(const ToolDefinition& tool);
-// The same, as its compact text in a binary value that only DumpRequestBody understands: an
-// agent sends the same schemas with every request, and copying text is far cheaper than copying
-// and walking a tree. For builders that do not change the schema.
-Result<OrderedJson> ToolSchemaText(const ToolDefinition& tool);
+// JSON text in a binary value, which only DumpRequestBody understands (it copies it as is): an
+// agent sends the same tools with every request, and copying text is far cheaper than building,
+// copying and walking a tree.
+OrderedJson RawJson(std::string_view text);
+// A tool's entry in a request, built by `build` (from the tool and its parsed schema) once per
+// distinct tool and wire format, then kept as RawJson. For builders that do not change it later.
+// {"type": "function", "function": {name, description, parameters}}: OpenAI's and Ollama's entry.
+OrderedJson FunctionTool(const ToolDefinition& tool, OrderedJson schema);
+Result<OrderedJson> CachedToolEntry(std::string_view format, const ToolDefinition& tool,
+                                    OrderedJson (*build)(const ToolDefinition& tool,
+                                                         OrderedJson schema));
 
 }  // namespace lai::llm::internal
