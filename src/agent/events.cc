@@ -9,15 +9,15 @@ namespace {
 using nlohmann::json;
 
 constexpr std::array<std::string_view, 10> kToolKinds = {
-    "read", "edit", "delete", "move", "search", "execute", "think", "fetch", "switch_mode",
-    "other"};
+    "read",    "edit",  "delete", "move",        "search",
+    "execute", "think", "fetch",  "switch_mode", "other"};
 constexpr std::array<std::string_view, 4> kToolStatuses = {"pending", "in_progress", "completed",
                                                            "failed"};
 constexpr std::array<std::string_view, 3> kPlanStatuses = {"pending", "in_progress", "completed"};
 constexpr std::array<std::string_view, 9> kUpdateKinds = {
-    "user_message_chunk", "agent_message_chunk", "agent_thought_chunk",
-    "tool_call",          "tool_call_update",    "plan",
-    "current_mode_update", "usage_update",       "session_info_update"};
+    "user_message_chunk",  "agent_message_chunk", "agent_thought_chunk",
+    "tool_call",           "tool_call_update",    "plan",
+    "current_mode_update", "usage_update",        "session_info_update"};
 
 template <size_t N>
 int IndexOf(const std::array<std::string_view, N>& names, std::string_view name) {
@@ -130,13 +130,23 @@ std::string_view UpdateKindName(SessionUpdate::Kind kind) {
 
 std::string ToAcpJson(const SessionUpdate& update) {
   using Kind = SessionUpdate::Kind;
+  if (update.kind == Kind::kUserMessageChunk || update.kind == Kind::kAgentMessageChunk ||
+      update.kind == Kind::kAgentThoughtChunk) {
+    // Every streamed chunk comes here: written directly, as the tree below would print it (keys
+    // in order), without building the tree.
+    std::string out = R"({"content":{"text":)";
+    out += json(update.text).dump(-1, ' ', false, json::error_handler_t::replace);
+    out += R"(,"type":"text"},"sessionUpdate":")";
+    out += UpdateKindName(update.kind);
+    out += R"("})";
+    return out;
+  }
   json out = {{"sessionUpdate", UpdateKindName(update.kind)}};
   switch (update.kind) {
     case Kind::kUserMessageChunk:
     case Kind::kAgentMessageChunk:
     case Kind::kAgentThoughtChunk:
-      out["content"] = {{"type", "text"}, {"text", update.text}};
-      break;
+      break;  // Above.
     case Kind::kToolCall:
     case Kind::kToolCallUpdate:
       out.update(ToolJson(update.tool, update.kind == Kind::kToolCallUpdate));

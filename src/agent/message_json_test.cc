@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
+
+#include "agent/events.h"
 
 namespace lai::agent {
 namespace {
@@ -170,6 +173,31 @@ TEST(MessageJsonTest, MalformedInputNamesTheField) {
     EXPECT_NE(message.error().message().find("message JSON: "), std::string::npos);
     EXPECT_NE(message.error().message().find(c.expected), std::string::npos)
         << message.error().message();
+  }
+}
+
+// Streamed chunks are written without a tree: the same text the tree prints, and read back whole.
+TEST(AcpJsonTest, ChunksAreWrittenAsTheTreeWouldPrintThem) {
+  using UpdateKind = SessionUpdate::Kind;
+  for (UpdateKind kind : {UpdateKind::kUserMessageChunk, UpdateKind::kAgentMessageChunk,
+                          UpdateKind::kAgentThoughtChunk}) {
+    for (std::string text : {std::string(""), std::string("plain"),
+                             std::string("quotes \" back\\slash\nnew\tline \x01 é"),
+                             std::string("bad utf-8 \xff\xfe end")}) {
+      SessionUpdate update;
+      update.kind = kind;
+      update.text = text;
+      nlohmann::json tree = {{"sessionUpdate", UpdateKindName(kind)},
+                             {"content", {{"type", "text"}, {"text", text}}}};
+      EXPECT_EQ(ToAcpJson(update),
+                tree.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      Result<SessionUpdate> back = SessionUpdateFromAcpJson(ToAcpJson(update));
+      ASSERT_TRUE(back.ok());
+      EXPECT_EQ(back->kind, kind);
+      if (text.find('\xff') == std::string::npos) {
+        EXPECT_EQ(back->text, text);
+      }
+    }
   }
 }
 
