@@ -3,11 +3,15 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <mutex>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "base/check.h"
@@ -40,19 +44,90 @@ uint64_t SplitMix64(uint64_t& state) {
 }
 
 // The peer's transport on the server: each message is one item of the channel's streamed reply.
+// Send never waits for a slow client (it may run on a thread many sessions share, such as the
+// provider's I/O thread): what the ring cannot take now waits in an outbox that a thread of this
+// channel delivers in order. Only a client that falls more than kMaxOutboxBytes behind makes Send
+// wait.
 class ResponderTransport : public Transport {
  public:
   explicit ResponderTransport(std::shared_ptr<ipc::Responder> responder)
       : responder_(std::move(responder)) {}
 
+  ~ResponderTransport() override {
+    {
+      std::lock_guard lock(mutex_);
+      is_stopping_ = true;
+    }
+    changed_.notify_all();
+    if (drainer_.joinable()) drainer_.join();
+  }
+
   Status Send(std::string_view message) override {
-    Status sent = responder_->Send(std::as_bytes(std::span(message.data(), message.size())));
-    if (sent.ok() || sent.code() != ErrorCode::kCancelled) return sent;
-    return Error(ErrorCode::kUnavailable, "rpc channel closed by the client");
+    std::unique_lock lock(mutex_);
+    if (is_closed_) return Closed();
+    if (outbox_.empty()) {
+      switch (responder_->TrySend(std::as_bytes(std::span(message.data(), message.size())))) {
+        case ipc::Responder::SendResult::kSent:
+          return OkStatus();
+        case ipc::Responder::SendResult::kClosed:
+        case ipc::Responder::SendResult::kCancelled:
+          is_closed_ = true;
+          return Closed();
+        case ipc::Responder::SendResult::kFull:
+          break;
+      }
+    }
+    changed_.wait(lock, [&] {
+      return is_closed_ || outbox_bytes_ + message.size() <= kMaxOutboxBytes || outbox_.empty();
+    });
+    if (is_closed_) return Closed();
+    outbox_.emplace_back(message);
+    outbox_bytes_ += message.size();
+    if (!drainer_.joinable()) drainer_ = std::thread([this] { Drain(); });
+    changed_.notify_all();
+    return OkStatus();
+  }
+
+  // Waits until the outbox is delivered (or the client is gone): before the channel's final reply.
+  void Flush() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return is_closed_ || outbox_.empty(); });
   }
 
  private:
+  static constexpr size_t kMaxOutboxBytes = 16u << 20;
+
+  static Error Closed() { return Error(ErrorCode::kUnavailable, "rpc channel closed by the client"); }
+
+  void Drain() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [&] { return is_stopping_ || is_closed_ || !outbox_.empty(); });
+      if (is_closed_ || outbox_.empty()) return;  // Stopping with nothing left to deliver.
+      std::string message = std::move(outbox_.front());
+      lock.unlock();
+      // Blocks while the client's ring is full: only this channel waits.
+      Status sent = responder_->Send(std::as_bytes(std::span(message.data(), message.size())));
+      lock.lock();
+      outbox_.pop_front();
+      outbox_bytes_ -= message.size();
+      if (!sent.ok()) {
+        is_closed_ = true;
+        outbox_.clear();
+        outbox_bytes_ = 0;
+      }
+      changed_.notify_all();
+    }
+  }
+
   const std::shared_ptr<ipc::Responder> responder_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::string> outbox_;  // Guarded by mutex_; its front is being sent.
+  size_t outbox_bytes_ = 0;         // Guarded by mutex_.
+  bool is_closed_ = false;          // Guarded by mutex_. The client is gone or cancelled.
+  bool is_stopping_ = false;        // Guarded by mutex_.
+  std::thread drainer_;             // Started on the first message the ring could not take.
 };
 
 }  // namespace
@@ -60,7 +135,7 @@ class ResponderTransport : public Transport {
 struct ShmRpcService::Channel {
   uint64_t token = 0;
   std::shared_ptr<ipc::Responder> responder;
-  std::unique_ptr<Transport> transport;
+  std::unique_ptr<ResponderTransport> transport;
   std::unique_ptr<Peer> peer;
   std::unique_ptr<ChannelState> state;
   std::thread thread;  // Set and taken under the service's mutex_.
@@ -209,6 +284,7 @@ void ShmRpcService::RunChannel(const std::shared_ptr<Channel>& channel) {
   c.peer->Close();
   c.peer->Drain();
   c.state.reset();
+  c.transport->Flush();
   std::optional<Error> failure;
   {
     std::lock_guard lock(c.mutex);

@@ -91,8 +91,19 @@ class ShmRpcTest : public ::testing::Test {
           if (was_cancelled) block_cancelled_.CountDown();
           return Error(ErrorCode::kCancelled, "block cancelled");
         });
+    peer.HandleRequest(
+        "flood", [this, &peer](std::string_view, const RequestContext&) -> Result<std::string> {
+          const std::string padding(1000, 'x');
+          for (int n = 0; n < kFloodCount; ++n) {
+            RETURN_IF_ERROR(peer.Notify("flood/item", Json{{"n", n}, {"pad", padding}}.dump()));
+          }
+          flood_sent_.CountDown();
+          return std::string("{}");
+        });
     return std::make_unique<CountingState>(states_destroyed_);
   }
+
+  static constexpr int kFloodCount = 3000;  // 3 MB: far more than a connection's ring holds.
 
   ipc::ClientOptions ClientOptions() {
     ipc::ClientOptions options;
@@ -139,6 +150,7 @@ class ShmRpcTest : public ::testing::Test {
   Latch client_closed_;
   Latch block_entered_;
   Latch block_cancelled_;
+  Latch flood_sent_;
   std::atomic<int> states_destroyed_{0};
 };
 
@@ -248,6 +260,41 @@ TEST_F(ShmRpcTest, MessagesForUnknownChannelsAreDropped) {
   // The real channel is unaffected.
   Result<std::string> echo = client_peer_->Request("echo", "[1]", {.timeout = test_support::kWait});
   ASSERT_TRUE(echo.ok()) << echo.error().ToString();
+}
+
+// A client that stops reading holds up only its own channel: the server's sends return at once
+// (they may come from a thread every session shares) and arrive, in order, once it reads again.
+TEST_F(ShmRpcTest, AClientThatStopsReadingDoesNotHoldUpTheServersSends) {
+  ConnectClient();
+  Latch reading;
+  std::vector<int> seen;  // Written on the client's reader thread.
+  client_peer_->HandleNotification("flood/item", [&](std::string_view params) {
+    if (seen.empty()) {
+      EXPECT_TRUE(reading.Wait()) << "the test never let the client read";
+    }
+    seen.push_back(Json::parse(params)["n"].get<int>());
+  });
+  Latch answered;
+  client_peer_->RequestAsync("flood", "{}", [&](Result<std::string> result) {
+    EXPECT_TRUE(result.ok()) << result.error().ToString();
+    answered.CountDown();
+  });
+  // The client is stuck in its first notification; every other one must still be sent.
+  EXPECT_TRUE(flood_sent_.Wait()) << "the server's sends waited for a client that is not reading";
+  // Another channel is served meanwhile.
+  Result<std::unique_ptr<ShmClientTransport>> second =
+      ShmClientTransport::Connect(ClientOptions(), kOpen, kMessage);
+  ASSERT_TRUE(second.ok()) << second.error().ToString();
+  Peer second_peer(**second, {.name = "second"});
+  (*second)->Start(second_peer);
+  Result<std::string> echo = second_peer.Request("echo", "[1]", {.timeout = test_support::kWait});
+  ASSERT_TRUE(echo.ok()) << echo.error().ToString();
+  (*second)->Close();
+
+  reading.CountDown();
+  ASSERT_TRUE(answered.Wait());
+  ASSERT_EQ(seen.size(), static_cast<size_t>(kFloodCount));
+  for (int n = 0; n < kFloodCount; ++n) ASSERT_EQ(seen[n], n);
 }
 
 }  // namespace
