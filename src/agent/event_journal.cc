@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/file_io.h"
+
 namespace lai::agent {
 namespace {
 
@@ -58,16 +60,6 @@ Status MakeDirectory(const std::string& directory) {
     return OkStatus();
   }
   return ErrnoError("create journal directory '" + directory + "'", errno);
-}
-
-Status WriteAll(int fd, std::string_view bytes, const std::string& path) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError("write journal '" + path + "'", errno);
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-  return OkStatus();
 }
 
 }  // namespace
@@ -121,7 +113,7 @@ Status EventJournal::Append(std::vector<JournalRecord>& records) {
     buffer_ += record.payload_json;
     Put(buffer_, Fnv1a(std::string_view(buffer_).substr(start)));
   }
-  RETURN_IF_ERROR(WriteAll(fd_.get(), buffer_, path_));
+  RETURN_IF_ERROR(WriteAll(fd_.get(), buffer_, "journal '" + path_ + "'"));
   next_number_ = number;
   size_ += buffer_.size();
   return OkStatus();

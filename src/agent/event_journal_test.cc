@@ -174,6 +174,15 @@ TEST_F(JournalTest, OnlyJournalsWithoutALiveOwnerAreOrphans) {
 
 // --- The store's side ---------------------------------------------------------------------------
 
+// A store at `path` holding one session, "s".
+Result<std::unique_ptr<SessionStore>> OpenWithSession(const std::string& path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<SessionStore> store, SessionStore::Open(path));
+  SessionRecord record;
+  record.id = "s";
+  RETURN_IF_ERROR(store->CreateSession(record));
+  return store;
+}
+
 std::vector<std::string> Payloads(SessionStore& store, const std::string& session) {
   Result<std::vector<StoredEvent>> events = store.LoadEvents(session);
   EXPECT_TRUE(events.ok());
@@ -189,11 +198,8 @@ std::vector<std::string> Payloads(SessionStore& store, const std::string& sessio
 TEST_F(JournalTest, JournaledEventsAreReadInOrderWithDirectOnes) {
   const std::string path = root_ + "/sessions.db";
   {
-    Result<std::unique_ptr<SessionStore>> store = SessionStore::Open(path);
+    Result<std::unique_ptr<SessionStore>> store = OpenWithSession(path);
     ASSERT_TRUE(store.ok()) << store.error().ToString();
-    SessionRecord record;
-    record.id = "s";
-    ASSERT_TRUE((*store)->CreateSession(record).ok());
     ASSERT_TRUE((*store)->JournalEvent("s", "text", "1", 1).ok());
     ASSERT_TRUE((*store)->JournalEvent("s", "text", "2", 2).ok());
     Result<int64_t> seq = (*store)->AppendEvent("s", "text", "3", 3);
@@ -237,11 +243,8 @@ TEST_F(JournalTest, JournaledEventsAreReadInOrderWithDirectOnes) {
 
 TEST_F(JournalTest, FlushMakesJournaledChangesVisibleToOtherConnectionsAtOnce) {
   const std::string path = root_ + "/sessions.db";
-  Result<std::unique_ptr<SessionStore>> store = SessionStore::Open(path);
+  Result<std::unique_ptr<SessionStore>> store = OpenWithSession(path);
   ASSERT_TRUE(store.ok());
-  SessionRecord record;
-  record.id = "s";
-  ASSERT_TRUE((*store)->CreateSession(record).ok());
   ASSERT_TRUE((*store)->JournalEvent("s", "text", "1", 1).ok());
   ASSERT_TRUE((*store)->Flush().ok());
   Result<std::unique_ptr<SessionStore>> other = SessionStore::Open(path);
@@ -251,11 +254,8 @@ TEST_F(JournalTest, FlushMakesJournaledChangesVisibleToOtherConnectionsAtOnce) {
 }
 
 TEST_F(JournalTest, ATransactionThatFailsKeepsTheEventsItWouldHaveFolded) {
-  Result<std::unique_ptr<SessionStore>> store = SessionStore::Open(root_ + "/sessions.db");
+  Result<std::unique_ptr<SessionStore>> store = OpenWithSession(root_ + "/sessions.db");
   ASSERT_TRUE(store.ok());
-  SessionRecord record;
-  record.id = "s";
-  ASSERT_TRUE((*store)->CreateSession(record).ok());
   ASSERT_TRUE((*store)->JournalEvent("s", "text", "1", 1).ok());
   Status failed = (*store)->Transaction([](SessionStore::Writer& writer) -> Status {
     RETURN_IF_ERROR(writer.AppendEvent("s", "text", "2", 2).status());
@@ -335,11 +335,8 @@ TEST_F(JournalTest, MessagesAndSessionRowsGoThroughTheJournalInOrder) {
   // The same changes from a journal a dead process left.
   const std::string other = root_ + "/other.db";
   {
-    Result<std::unique_ptr<SessionStore>> store = SessionStore::Open(other);
+    Result<std::unique_ptr<SessionStore>> store = OpenWithSession(other);
     ASSERT_TRUE(store.ok());
-    SessionRecord record;
-    record.id = "s";
-    ASSERT_TRUE((*store)->CreateSession(record).ok());
   }
   {
     Result<EventJournal> journal = EventJournal::Create(other + ".events");
@@ -365,11 +362,8 @@ TEST_F(JournalTest, MessagesAndSessionRowsGoThroughTheJournalInOrder) {
 TEST_F(JournalTest, AJournalLeftByADeadProcessIsFoldedOnceByTheNextOpen) {
   const std::string path = root_ + "/sessions.db";
   {
-    Result<std::unique_ptr<SessionStore>> store = SessionStore::Open(path);
+    Result<std::unique_ptr<SessionStore>> store = OpenWithSession(path);
     ASSERT_TRUE(store.ok());
-    SessionRecord record;
-    record.id = "s";
-    ASSERT_TRUE((*store)->CreateSession(record).ok());
     ASSERT_TRUE((*store)->AppendEvent("s", "text", "\"before\"", 1).ok());
   }
   // What a killed process leaves: records 1-3 in its journal, of which 1-2 were folded already
@@ -408,11 +402,8 @@ TEST_F(JournalTest, AJournalLeftByADeadProcessIsFoldedOnceByTheNextOpen) {
 
 TEST_F(JournalTest, ALiveProcesssJournalIsLeftAlone) {
   const std::string path = root_ + "/sessions.db";
-  Result<std::unique_ptr<SessionStore>> first = SessionStore::Open(path);
+  Result<std::unique_ptr<SessionStore>> first = OpenWithSession(path);
   ASSERT_TRUE(first.ok());
-  SessionRecord record;
-  record.id = "s";
-  ASSERT_TRUE((*first)->CreateSession(record).ok());
   ASSERT_TRUE((*first)->JournalEvent("s", "text", "1", 1).ok());
   // A second store (another process, as far as the journal's lock can tell) must not fold the
   // first one's journal, which is still being written.

@@ -97,7 +97,9 @@ class ResponderTransport : public Transport {
  private:
   static constexpr size_t kMaxOutboxBytes = 16u << 20;
 
-  static Error Closed() { return Error(ErrorCode::kUnavailable, "rpc channel closed by the client"); }
+  static Error Closed() {
+    return Error(ErrorCode::kUnavailable, "rpc channel closed by the client");
+  }
 
   void Drain() {
     std::unique_lock lock(mutex_);

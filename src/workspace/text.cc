@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 
+#include "base/file_io.h"
 #include "base/unique_fd.h"
 
 namespace lai::workspace {
@@ -78,16 +79,6 @@ Status CreateParents(const std::string& path) {
   // 0755 is reduced by the umask as the kernel applies it.
   if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST) {
     return ErrnoError("create directory '" + parent + "'", errno);
-  }
-  return OkStatus();
-}
-
-Status WriteAll(int fd, std::string_view bytes, const std::string& path) {
-  while (!bytes.empty()) {
-    ssize_t written = ::write(fd, bytes.data(), bytes.size());
-    if (written < 0 && errno == EINTR) continue;
-    if (written < 0) return ErrnoError("write '" + path + "'", errno);
-    bytes.remove_prefix(static_cast<size_t>(written));
   }
   return OkStatus();
 }
@@ -247,7 +238,7 @@ Status WriteFileAtomically(const std::string& absolute_path, std::string_view by
   // mkstemp creates the file 0600, so no other user can read it before the rename.
   UniqueFd fd(::mkostemp(temp.data(), O_CLOEXEC));
   if (!fd.is_valid()) return ErrnoError("create temporary file for '" + absolute_path + "'", errno);
-  Status status = WriteAll(fd.get(), bytes, temp);
+  Status status = WriteAll(fd.get(), bytes, "'" + temp + "'");
   if (status.ok() && ::fchmod(fd.get(), mode) != 0)
     status = ErrnoError("chmod '" + temp + "'", errno);
   // No fsync: the rename is what makes the write atomic for every reader and for a crash of
