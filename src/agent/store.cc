@@ -994,6 +994,11 @@ Result<std::unique_ptr<SessionStore>> SessionStore::Open(const std::string& path
   if (rc != SQLITE_OK) return SqlError(connection->db, rc, path, "open");
   sqlite3_extended_result_codes(connection->db, 1);
   sqlite3_busy_timeout(connection->db, kBusyTimeoutMs);
+  // The -wal and -shm files stay when the last connection closes (emptied, not deleted): every
+  // lapce-ai process opens the store, and creating two files costs more than the rest of opening
+  // it on a busy ext4.
+  int persist_wal = 1;
+  sqlite3_file_control(connection->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist_wal);
 
   // The first statement reads the file header: a file that is not a database fails here.
   {
@@ -1010,7 +1015,9 @@ Result<std::unique_ptr<SessionStore>> SessionStore::Open(const std::string& path
     }
   }
   RETURN_IF_ERROR(ExecuteScript(
-      *connection, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", "set pragmas"));
+      *connection,
+      "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = 4194304",
+      "set pragmas"));
   RETURN_IF_ERROR(Migrate(*connection));
   FoldOrphanJournals(*connection, JournalDirectory(path));
   return std::unique_ptr<SessionStore>(new SessionStore(path, std::move(connection)));

@@ -170,6 +170,9 @@ TEST_F(StoreTest, CreatesPrivateDirectoriesAndFileInWalMode) {
 TEST_F(StoreTest, ReopenKeepsDataAndSchema) {
   Create("s1");
   store_.reset();
+  // The -wal and -shm files stay (private) for the next process, so it need not create them.
+  EXPECT_EQ(Mode(path_ + "-wal"), 0600u);
+  EXPECT_EQ(Mode(path_ + "-shm"), 0600u);
   Result<std::unique_ptr<SessionStore>> again = SessionStore::Open(path_);
   ASSERT_TRUE(again.ok()) << again.error().ToString();
   Result<std::optional<SessionRecord>> found = (*again)->FindSession("s1");
