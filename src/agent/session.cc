@@ -19,6 +19,7 @@
 #include "agent/rules.h"
 #include "agent/session_tool_specs.h"
 #include "agent/store.h"
+#include "agent/thinking.h"
 #include "agent/tools/responses.h"
 #include "agent/xml_tools.h"
 #include "base/check.h"
@@ -624,15 +625,33 @@ Session::Turn::Reply Session::Turn::Request() {
   std::string text, reasoning, signature;
   llm::Usage usage;
   std::vector<XmlEvent> xml_events;
+  // What the model says, shown as it streams; <thinking>…</thinking> is shown as thought.
+  ThinkingSplitter thinking;
+  std::vector<ThinkingSplitter::Piece> pieces;
+  auto show_pieces = [&] {
+    for (ThinkingSplitter::Piece& piece : pieces) {
+      Emit(TextUpdate(piece.is_thought ? SessionUpdate::Kind::kAgentThoughtChunk
+                                       : SessionUpdate::Kind::kAgentMessageChunk,
+                      std::move(piece.text)));
+    }
+    pieces.clear();
+  };
+  auto show = [&](std::string_view said) {
+    thinking.Feed(said, pieces);
+    show_pieces();
+  };
+  auto finish_shown = [&] {
+    thinking.Finish(pieces);
+    show_pieces();
+  };
   auto handle_xml = [&](std::vector<XmlEvent>& events) {
     for (XmlEvent& event : events) {
       if (event.type == XmlEventType::kText) {
         // After the first complete call the rest of the reply is not shown: only that call
         // runs (the text stays in the stored message, which the model sees).
-        if (!event.text.empty() && reply.calls.empty()) {
-          Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, std::move(event.text)));
-        }
+        if (!event.text.empty() && reply.calls.empty()) show(event.text);
       } else if (event.type == XmlEventType::kToolComplete) {
+        if (reply.calls.empty()) finish_shown();
         ToolCall call;
         call.id = "xml_" + std::to_string(NextSeq(state.history)) + "_" +
                   std::to_string(reply.calls.size());
@@ -679,7 +698,7 @@ Session::Turn::Reply Session::Turn::Request() {
         text += event.text;
         if (event.text.empty()) break;
         if (!xml) {
-          Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, event.text));
+          show(event.text);
         } else if (!reply.error) {
           Status fed = xml->Feed(event.text, xml_events);
           handle_xml(xml_events);
@@ -722,6 +741,7 @@ Session::Turn::Reply Session::Turn::Request() {
       xml->Finish(xml_events);
       handle_xml(xml_events);
     }
+    if (reply.calls.empty() || !xml) finish_shown();
     return true;
   };
   // The sink owns its copy of `end`: once `finished` is set this frame may be gone at any moment,

@@ -596,6 +596,39 @@ TEST_F(SessionTest, XmlReadEditRunComplete) {
   EXPECT_NE(MessagesText(bodies[3]).find("<apply_diff>\n<path>src.txt</path>"), std::string::npos);
 }
 
+// <thinking>…</thinking> in the model's text is shown as thought, without the tags, in either
+// protocol; the model's message keeps it as written.
+TEST_F(SessionTest, ThinkingTagsAreShownAsThought) {
+  for (ToolProtocol protocol : {ToolProtocol::kNative, ToolProtocol::kXml}) {
+    AgentSettings settings = Settings();
+    settings.tool_protocol = protocol;
+    Engine& engine = MakeEngine(MakePool({"p"}), settings);
+    std::shared_ptr<Session> session = NewSession(engine);
+    const std::string said = "<thinking>The file is small; read it.</thinking>Reading.";
+    if (protocol == ToolProtocol::kXml) {
+      Enqueue(XmlTurn(said + "\n<read_file>\n<args>\n<file>\n<path>src.txt</path>\n</file>\n"
+                             "</args>\n</read_file>"));
+      Enqueue(XmlTurn("<attempt_completion>\n<result>Read.</result>\n</attempt_completion>"));
+    } else {
+      Enqueue(OpenAiToolCall("call_1", "read_file", ReadArgs("src.txt"), said));
+      Enqueue(OpenAiToolCall("call_2", "attempt_completion", CompletionArgs("Read.")));
+    }
+    TestClient client;
+    EXPECT_EQ(MustPrompt(*session, "Read src.txt", client), StopReason::kEndTurn);
+    std::string thought;
+    for (const SessionUpdate& update : client.updates()) {
+      if (update.kind == SessionUpdate::Kind::kAgentThoughtChunk) thought += update.text;
+    }
+    EXPECT_EQ(thought, "The file is small; read it.");
+    std::string shown = client.AgentText();
+    EXPECT_NE(shown.find("Reading."), std::string::npos) << shown;
+    EXPECT_EQ(shown.find("thinking"), std::string::npos) << shown;
+    EXPECT_EQ(shown.find("The file is small"), std::string::npos) << shown;
+    EXPECT_NE(MessagesText(Bodies().back()).find(said), std::string::npos)
+        << "the model's message keeps its thinking";
+  }
+}
+
 TEST_F(SessionTest, XmlSecondToolCallOfAMessageIsNotRun) {
   AgentSettings settings = Settings();
   settings.tool_protocol = ToolProtocol::kXml;

@@ -30,7 +30,7 @@ namespace lai::agent {
 // Schema versions this build knows; Migrate() brings older files up to kSchemaVersion.
 constexpr int kSchemaVersion = 2;
 constexpr int kBusyTimeoutMs = 5'000;
-// How long journaled events wait to be folded into SQLite: a burst of streamed chunks becomes one
+// How long journaled changes wait to be folded into SQLite: a burst of streamed chunks becomes one
 // transaction, and another process's `sessions show` is this far behind at most.
 constexpr std::chrono::milliseconds kFoldDelay{20};
 // The journal is emptied once everything in it is folded and it is larger than this.
@@ -52,12 +52,12 @@ struct StoreConnection {
   std::unordered_map<const char*, sqlite3_stmt*> statements;  // Keyed by the SQL literal.
   std::string path;
 
-  // The event journal (JournalEvent). Guarded by journal_mutex, which is taken after mutex or
-  // alone, never the other way round.
+  // The journal (Journal()). Guarded by journal_mutex, which is taken after mutex or alone, never
+  // the other way round.
   std::mutex journal_mutex;
   std::condition_variable journal_wake;
-  std::optional<EventJournal> journal;  // Made on the first JournalEvent.
-  bool journal_failed = false;          // Could not be made: events go straight to SQLite.
+  std::optional<EventJournal> journal;  // Made on the first Journal().
+  bool journal_failed = false;          // Could not be made: changes go straight to SQLite.
   std::vector<JournalRecord> pending;   // In the journal, not yet in SQLite.
   bool stopping = false;
   std::thread folder;
@@ -258,8 +258,8 @@ CREATE TABLE events (
 ) WITHOUT ROWID;
 )sql";
 
-// Version 2: how far each event journal has been folded in, so that a journal folded partly before
-// a crash is not folded twice.
+// Version 2: how far each journal has been folded in, so that a journal folded partly before a
+// crash is not folded twice.
 constexpr const char* kSchemaV2 = R"sql(
 CREATE TABLE IF NOT EXISTS journal_progress (
   journal TEXT PRIMARY KEY,
@@ -1020,9 +1020,7 @@ Result<std::unique_ptr<SessionStore>> SessionStore::Open(const std::string& path
     }
   }
   RETURN_IF_ERROR(ExecuteScript(
-      *connection,
-      "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
-      "set pragmas"));
+      *connection, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", "set pragmas"));
   RETURN_IF_ERROR(Migrate(*connection));
   FoldOrphanJournals(*connection, JournalDirectory(path));
   return std::unique_ptr<SessionStore>(new SessionStore(path, std::move(connection)));

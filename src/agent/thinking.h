@@ -1,0 +1,34 @@
+// ThinkingSplitter: a model's streamed text, split into what it says and what it thinks. Models
+// (above all those prompted for XML tool calls) reason inside <thinking>…</thinking>; Kilo Code
+// deletes the tags and shows the reasoning as the answer. Here the text between the tags is shown
+// as thought (ACP agent_thought_chunk, dimmed in editors and in `lapce-ai run`) and the tags
+// themselves are not shown. The stored message keeps the text as the model wrote it.
+// A tag split across chunks is held back until the next chunk says what it is. Thread-compatible.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lai::agent {
+
+class ThinkingSplitter {
+ public:
+  struct Piece {
+    bool is_thought = false;
+    std::string text;  // Never empty.
+  };
+
+  // Appends what `chunk` completes; adjacent pieces of one kind are merged.
+  void Feed(std::string_view chunk, std::vector<Piece>& out);
+  // The text ended: what was held back (the start of a tag that never finished) is shown as is.
+  void Finish(std::vector<Piece>& out);
+
+ private:
+  void Add(bool is_thought, std::string_view text, std::vector<Piece>& out);
+
+  bool in_thought_ = false;
+  std::string held_;  // The end of the last chunk, when it could be the start of a tag.
+};
+
+}  // namespace lai::agent
