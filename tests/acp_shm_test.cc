@@ -21,6 +21,7 @@
 #include "ipc/client.h"
 #include "rpc/peer.h"
 #include "rpc/shm_transport.h"
+#include "run_process.h"
 #include "server/services.h"
 #include "testing/fake_provider_server.h"
 #include "testing/scripted_model.h"
@@ -39,53 +40,21 @@ std::string ReadFile(const std::string& path) {
 // `lapce-ai serve` on a socket in `dir`, stopped (SIGTERM) on destruction.
 class ServeProcess {
  public:
-  ServeProcess(const std::string& dir, const std::string& base_url) : dir_(dir) {
-    socket_ = dir + "/engine.sock";
-    log_path_ = dir + "/server.log";
-    int ready[2];
-    if (::pipe(ready) != 0) return;
-    std::vector<std::string> env = {"HOME=" + dir, "XDG_CONFIG_HOME=" + dir + "/config",
-                                    "XDG_DATA_HOME=" + dir + "/data", "XDG_RUNTIME_DIR=" + dir,
-                                    "OPENAI_API_KEY=test", "PATH=/usr/bin:/bin"};
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      ::dup2(log, 2);
-      ::dup2(ready[1], 3);
-      std::vector<std::string> argv = {LAPCE_AI_BIN, "serve",   "--socket",   socket_,
-                                       "--metrics-addr", "",    "--ready-fd", "3",
-                                       "--provider", "openai",  "--model",    "gpt-4o",
-                                       "--base-url", base_url + "/v1"};
-      std::vector<char*> c_argv, c_env;
-      for (std::string& a : argv) c_argv.push_back(a.data());
-      c_argv.push_back(nullptr);
-      for (std::string& e : env) c_env.push_back(e.data());
-      c_env.push_back(nullptr);
-      ::execve(c_argv[0], c_argv.data(), c_env.data());
-      ::_exit(127);
-    }
-    ::close(ready[1]);
-    pollfd p = {ready[0], POLLIN, 0};
-    char line[16] = {};
-    is_ready_ = ::poll(&p, 1, 15'000) == 1 && ::read(ready[0], line, sizeof(line)) > 0;
-    ::close(ready[0]);
-  }
-  ~ServeProcess() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-  }
-  bool is_ready() const { return is_ready_; }
+  ServeProcess(const std::string& dir, const std::string& base_url)
+      : socket_(dir + "/engine.sock"),
+        server_(
+            {LAPCE_AI_BIN, "serve", "--socket", socket_, "--metrics-addr", "", "--provider",
+             "openai", "--model", "gpt-4o", "--base-url", base_url + "/v1"},
+            {"HOME=" + dir, "XDG_CONFIG_HOME=" + dir + "/config", "XDG_DATA_HOME=" + dir + "/data",
+             "XDG_RUNTIME_DIR=" + dir, "OPENAI_API_KEY=test", "PATH=/usr/bin:/bin"},
+            dir + "/server.log", milliseconds(15'000)) {}
+  bool is_ready() const { return server_.is_ready(); }
   const std::string& socket() const { return socket_; }
-  std::string log() const { return ReadFile(log_path_); }
+  std::string log() const { return server_.log(); }
 
  private:
-  std::string dir_;
   std::string socket_;
-  std::string log_path_;
-  pid_t pid_ = -1;
-  bool is_ready_ = false;
+  test::ServerProcess server_;
 };
 
 // Collects the session/update notifications; answers permission requests with allow-once.
@@ -101,16 +70,15 @@ struct Client {
       updates.push_back(Json::parse(params));
       changed.notify_all();
     });
-    peer.HandleRequest("session/request_permission",
-                       [this](std::string_view params, const rpc::RequestContext&) {
-                         Json request = Json::parse(params);
-                         EXPECT_TRUE(request.contains("toolCall"));
-                         EXPECT_TRUE(request["options"].is_array());
-                         std::lock_guard lock(mutex);
-                         ++permission_requests;
-                         return Result<std::string>(
-                             R"({"outcome":{"outcome":"selected","optionId":"allow-once"}})");
-                       });
+    peer.HandleRequest("session/request_permission", [this](std::string_view params,
+                                                            const rpc::RequestContext&) {
+      Json request = Json::parse(params);
+      EXPECT_TRUE(request.contains("toolCall"));
+      EXPECT_TRUE(request["options"].is_array());
+      std::lock_guard lock(mutex);
+      ++permission_requests;
+      return Result<std::string>(R"({"outcome":{"outcome":"selected","optionId":"allow-once"}})");
+    });
   }
   std::vector<std::string> Kinds() {
     std::lock_guard lock(mutex);
@@ -126,9 +94,10 @@ TEST(AcpShmTest, SessionOverSharedMemory) {
   ASSERT_TRUE(started.ok()) << started.error().message();
   testing::FakeProviderServer& fake = **started;
   const std::string path = "/v1/chat/completions";
-  fake.Enqueue(path, testing::OpenAiToolCall("call_1", "write_to_file",
-                                             R"({"path":"out.txt","content":"hi\n","line_count":1})",
-                                             "Writing the file."));
+  fake.Enqueue(path,
+               testing::OpenAiToolCall("call_1", "write_to_file",
+                                       R"({"path":"out.txt","content":"hi\n","line_count":1})",
+                                       "Writing the file."));
   fake.Enqueue(path, testing::OpenAiToolCall("call_2", "attempt_completion",
                                              R"({"result":"Wrote out.txt."})"));
 
@@ -143,9 +112,9 @@ TEST(AcpShmTest, SessionOverSharedMemory) {
 
     ipc::ClientOptions options;
     options.socket_path = serve.socket();
-    Result<std::unique_ptr<rpc::ShmClientTransport>> transport = rpc::ShmClientTransport::Connect(
-        options, server::ToWire(server::ServiceType::kRpcOpen),
-        server::ToWire(server::ServiceType::kRpcMessage));
+    Result<std::unique_ptr<rpc::ShmClientTransport>> transport =
+        rpc::ShmClientTransport::Connect(options, server::ToWire(server::ServiceType::kRpcOpen),
+                                         server::ToWire(server::ServiceType::kRpcMessage));
     ASSERT_TRUE(transport.ok()) << transport.error().message() << "\n" << serve.log();
     rpc::Peer peer(**transport);
     Client client;
@@ -154,8 +123,8 @@ TEST(AcpShmTest, SessionOverSharedMemory) {
 
     rpc::RequestOptions timeout;
     timeout.timeout = std::chrono::seconds(15);
-    Result<std::string> init = peer.Request(
-        "initialize", R"({"protocolVersion":1,"clientCapabilities":{}})", timeout);
+    Result<std::string> init =
+        peer.Request("initialize", R"({"protocolVersion":1,"clientCapabilities":{}})", timeout);
     ASSERT_TRUE(init.ok()) << init.error().message() << "\n" << serve.log();
     EXPECT_EQ(Json::parse(*init)["protocolVersion"], 1);
 

@@ -30,20 +30,24 @@ testing::FakeResponse OpenAiStream(const std::vector<std::string>& pieces) {
   testing::FakeResponse response;
   response.headers.push_back({"Content-Type", "text/event-stream"});
   for (const std::string& piece : pieces) {
-    Json chunk = {{"id", "c"}, {"object", "chat.completion.chunk"},
+    Json chunk = {{"id", "c"},
+                  {"object", "chat.completion.chunk"},
                   {"choices", {{{"index", 0}, {"delta", {{"content", piece}}}}}}};
     response.body_chunks.push_back("data: " + chunk.dump() + "\n\n");
   }
   response.body_chunks.push_back(
-      R"(data: {"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})" "\n\n");
+      R"(data: {"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})"
+      "\n\n");
   response.body_chunks.push_back(
-      R"(data: {"id":"c","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3}})" "\n\n");
+      R"(data: {"id":"c","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3}})"
+      "\n\n");
   response.body_chunks.push_back("data: [DONE]\n\n");
   return response;
 }
 
 TEST(CapiCompleteTest, StreamsTextAndDoneAndCancelStopsTheProvider) {
-  Result<std::unique_ptr<testing::FakeProviderServer>> started = testing::FakeProviderServer::Start();
+  Result<std::unique_ptr<testing::FakeProviderServer>> started =
+      testing::FakeProviderServer::Start();
   ASSERT_TRUE(started.ok()) << started.error().message();
   testing::FakeProviderServer& fake = **started;
   fake.Enqueue("/v1/chat/completions", OpenAiStream({"Hel", "lo", ", wor", "ld"}));
@@ -65,34 +69,11 @@ TEST(CapiCompleteTest, StreamsTextAndDoneAndCancelStopsTheProvider) {
   std::vector<std::string> env = {"HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "XDG_RUNTIME_DIR=" + dir,
                                   "PATH=/usr/bin:/bin"};
 
-  // The server, with a pipe as its ready fd.
-  int ready[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  std::string log_path = dir + "/server.log";
-  pid_t server = ::fork();
-  if (server == 0) {
-    int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ::dup2(log, 2);
-    ::dup2(ready[1], 3);
-    std::vector<std::string> argv = {LAPCE_AI_BIN, "--config", config, "serve", "--socket", socket,
-                                     "--metrics-addr", "", "--ready-fd", "3"};
-    std::vector<char*> c_argv, c_env;
-    for (std::string& a : argv) c_argv.push_back(a.data());
-    c_argv.push_back(nullptr);
-    for (std::string& e : env) c_env.push_back(e.data());
-    c_env.push_back(nullptr);
-    ::execve(c_argv[0], c_argv.data(), c_env.data());
-    ::_exit(127);
-  }
-  ::close(ready[1]);
-  pollfd p = {ready[0], POLLIN, 0};
-  char line[16] = {};
-  bool is_ready = ::poll(&p, 1, 10'000) == 1 && ::read(ready[0], line, sizeof(line)) > 0;
-  ::close(ready[0]);
-  auto server_log = [&] {
-    std::ifstream file(log_path);
-    return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
-  };
+  lai::test::ServerProcess server(
+      {LAPCE_AI_BIN, "--config", config, "serve", "--socket", socket, "--metrics-addr", ""}, env,
+      dir + "/server.log", milliseconds(10'000));
+  auto server_log = [&] { return server.log(); };
+  const bool is_ready = server.is_ready();
   if (is_ready) {
     lai::test::ProcessResult run =
         lai::test::RunProcess({C_API_COMPLETE_TEST_BIN, socket}, env,
@@ -110,9 +91,7 @@ TEST(CapiCompleteTest, StreamsTextAndDoneAndCancelStopsTheProvider) {
   } else {
     ADD_FAILURE() << "lapce-ai serve did not become ready:\n" << server_log();
   }
-  ::kill(server, SIGTERM);
-  int status = 0;
-  ::waitpid(server, &status, 0);
+  const int status = server.Stop();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << server_log();
   std::filesystem::remove_all(dir);
 }

@@ -7,6 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <iterator>
+
 namespace lai::test {
 
 ProcessResult RunProcess(std::vector<std::string> argv, std::vector<std::string> env,
@@ -72,6 +75,51 @@ ProcessResult RunProcess(std::vector<std::string> argv, std::vector<std::string>
   ::waitpid(pid, &status, 0);
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   return result;
+}
+
+ServerProcess::ServerProcess(std::vector<std::string> argv, std::vector<std::string> env,
+                             std::string log_path, std::chrono::milliseconds ready_timeout)
+    : log_path_(std::move(log_path)) {
+  int ready[2];
+  if (::pipe(ready) != 0) {
+    ADD_FAILURE() << "pipe: " << errno;
+    return;
+  }
+  argv.push_back("--ready-fd");
+  argv.push_back("3");
+  std::vector<char*> c_argv, c_env;
+  for (std::string& a : argv) c_argv.push_back(a.data());
+  c_argv.push_back(nullptr);
+  for (std::string& e : env) c_env.push_back(e.data());
+  c_env.push_back(nullptr);
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(log, 2);
+    ::dup2(ready[1], 3);
+    ::execve(c_argv[0], c_argv.data(), c_env.data());
+    ::_exit(127);
+  }
+  ::close(ready[1]);
+  pollfd p = {ready[0], POLLIN, 0};
+  char line[16] = {};
+  is_ready_ = ::poll(&p, 1, static_cast<int>(ready_timeout.count())) == 1 &&
+              ::read(ready[0], line, sizeof(line)) > 0;
+  ::close(ready[0]);
+}
+
+std::string ServerProcess::log() const {
+  std::ifstream file(log_path_);
+  return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+}
+
+int ServerProcess::Stop() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return status;
 }
 
 }  // namespace lai::test

@@ -27,4 +27,27 @@ struct ProcessOptions {
 ProcessResult RunProcess(std::vector<std::string> argv, std::vector<std::string> env,
                          const ProcessOptions& options = {});
 
+// A long-running server (`lapce-ai serve --ready-fd 3`): started with exactly `env`, its stderr
+// in `log_path`, ready once it writes a line to fd 3 (within `ready_timeout`). SIGTERMed and
+// reaped by Stop() or on destruction.
+class ServerProcess {
+ public:
+  // argv[0] is the program's path; "--ready-fd 3" is appended.
+  ServerProcess(std::vector<std::string> argv, std::vector<std::string> env, std::string log_path,
+                std::chrono::milliseconds ready_timeout);
+  ~ServerProcess() { Stop(); }
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  bool is_ready() const { return is_ready_; }
+  std::string log() const;  // What it wrote to stderr so far.
+  // SIGTERM, then the waitpid status (-1 when it was never started or already stopped).
+  int Stop();
+
+ private:
+  std::string log_path_;
+  int pid_ = -1;
+  bool is_ready_ = false;
+};
+
 }  // namespace lai::test

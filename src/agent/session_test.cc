@@ -836,18 +836,22 @@ TEST_F(SessionTest, MistakeLimitEndsTurnAndFeedbackReachesModel) {
 
 // ---- 5. Cancellation mid-stream ----------------------------------------------------------------
 
-TEST_F(SessionTest, CancelMidStreamKeepsPartialText) {
-  Engine& engine = MakeEngine(MakePool({"p"}));
-  std::shared_ptr<Session> session = NewSession(engine);
+// A reply whose role chunk and first half of `text` arrive at once; then the stream stalls.
+FakeResponse StallingTurn(std::string text) {
   ScriptedTurn slow;
-  slow.text = "First part of the answer. Second part never arrives.";
+  slow.text = std::move(text);
   slow.text_chunks = 2;
   FakeResponse response = OpenAiTurn(slow);
-  // The role chunk and the first text chunk arrive at once; then the stream stalls.
   response.fault.stall_after_bytes =
       response.body_chunks[0].size() + response.body_chunks[1].size();
   response.fault.stall_for = 20s;
-  Enqueue(std::move(response));
+  return response;
+}
+
+TEST_F(SessionTest, CancelMidStreamKeepsPartialText) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(StallingTurn("First part of the answer. Second part never arrives."));
   Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Resumed.")));
 
   TestClient client;
@@ -1172,14 +1176,7 @@ TEST_F(SessionTest, CancelReachesARunningSubtask) {
   Enqueue(OpenAiToolCall(
       "call_task", "new_task",
       json{{"mode", "code"}, {"message", "Think slowly"}, {"todos", nullptr}}.dump()));
-  ScriptedTurn slow;
-  slow.text = "Child starts talking. And never stops.";
-  slow.text_chunks = 2;
-  FakeResponse response = OpenAiTurn(slow);
-  response.fault.stall_after_bytes =
-      response.body_chunks[0].size() + response.body_chunks[1].size();
-  response.fault.stall_for = 20s;
-  Enqueue(std::move(response));
+  Enqueue(StallingTurn("Child starts talking. And never stops."));
 
   TestClient client;
   client.CancelOn(SessionUpdate::Kind::kAgentMessageChunk, *parent);
