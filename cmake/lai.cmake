@@ -10,6 +10,24 @@ if(LAI_SANITIZE)
   add_link_options(-fsanitize=${LAI_SANITIZE})
 endif()
 
+# lai_dependency(NAME sqlite3 ARCHIVE libsqlite3.a FALLBACK SQLite::SQLite3 [LIBS dl m])
+# Interface target lai::<NAME>: the Debian static archive when it is installed (with LIBS, what
+# the archive itself needs), else FALLBACK, the shared library. Each shared library costs start-up
+# time, mapping and relocating it (~0.4 ms here), which every `lapce-ai` command pays.
+function(lai_dependency)
+  cmake_parse_arguments(ARG "" "NAME;ARCHIVE;FALLBACK" "LIBS" ${ARGN})
+  add_library(lai_dep_${ARG_NAME} INTERFACE)
+  add_library(lai::${ARG_NAME} ALIAS lai_dep_${ARG_NAME})
+  find_library(LAI_${ARG_NAME}_ARCHIVE NAMES ${ARG_ARCHIVE})
+  if(LAI_${ARG_NAME}_ARCHIVE)
+    target_link_libraries(lai_dep_${ARG_NAME} INTERFACE ${LAI_${ARG_NAME}_ARCHIVE} ${ARG_LIBS})
+    target_include_directories(lai_dep_${ARG_NAME} SYSTEM INTERFACE
+      $<TARGET_PROPERTY:${ARG_FALLBACK},INTERFACE_INCLUDE_DIRECTORIES>)
+  else()
+    target_link_libraries(lai_dep_${ARG_NAME} INTERFACE ${ARG_FALLBACK})
+  endif()
+endfunction()
+
 # lai_library(NAME base SOURCES a.cc b.cc DEPS lai::x PUBLIC_DEPS fmt::fmt)
 # Defines static library lai_<NAME> with alias lai::<NAME>; includes start at src/.
 function(lai_library)
