@@ -1,5 +1,7 @@
 #include "agent/message_json.h"
 
+#include <simdjson.h>
+
 #include <string>
 #include <utility>
 
@@ -191,6 +193,20 @@ Result<llm::Message> MessageFromJson(std::string_view json) {
                      " bytes starting '" + std::string(json.substr(0, 40)) + "')");
   }
   return internal::MessageFromJsonValue(value);
+}
+
+bool IsValidJson(std::string_view text) {
+  // Events and session fields are small; a large text goes straight to nlohmann, so that the
+  // parser and padded copy each thread keeps stay small.
+  constexpr size_t kFastPathBytes = 64 * 1024;
+  if (text.size() > kFastPathBytes) return nlohmann::json::accept(text);
+  thread_local simdjson::dom::parser parser;
+  thread_local std::string padded;
+  padded.assign(text);
+  padded.append(simdjson::SIMDJSON_PADDING, '\0');
+  simdjson::dom::element root;
+  if (parser.parse(padded.data(), text.size(), false).get(root) == simdjson::SUCCESS) return true;
+  return nlohmann::json::accept(text);
 }
 
 }  // namespace lai::agent

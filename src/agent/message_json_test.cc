@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "agent/events.h"
 
@@ -177,6 +178,31 @@ TEST(MessageJsonTest, MalformedInputNamesTheField) {
 }
 
 // Streamed chunks are written without a tree: the same text the tree prints, and read back whole.
+// IsValidJson agrees with nlohmann::json::accept on both of its paths (simdjson, and nlohmann for
+// what simdjson refuses or what is too large for the fast path).
+TEST(IsValidJsonTest, AgreesWithAStrictParser) {
+  std::string big_array = "[";
+  for (int i = 0; i < 40'000; ++i) big_array += "1,";
+  const std::string big_broken = big_array + "]";  // 80 KB, past the fast path, ends in ",]".
+  big_array += "1]";
+  const std::vector<std::string> texts = {
+      R"({"sessionUpdate":"agent_message_chunk","content":{"type":"text","text":"hi"}})",
+      "[]", "0", "\"x\"", "true", "null", "-1.5e3",
+      "123456789012345678901234567890",  // Wider than 64 bits: simdjson refuses, JSON allows.
+      "", " ", "{", "{}}", "[1,]", "{\"a\":}", "nul", "01", "1.", "\"\\x\"", "{} {}",
+      "\"\xff\"",       // Invalid UTF-8.
+      "\"\\ud800\"",    // A lone surrogate escape.
+      "\"tab\there\"",  // A raw control character in a string.
+      big_array, big_broken};
+  for (const std::string& text : texts) {
+    EXPECT_EQ(IsValidJson(text), nlohmann::json::accept(text)) << text.substr(0, 40);
+  }
+  EXPECT_TRUE(IsValidJson("123456789012345678901234567890"));
+  EXPECT_FALSE(IsValidJson("{} {}"));
+  EXPECT_TRUE(IsValidJson(big_array));
+  EXPECT_FALSE(IsValidJson(big_broken));
+}
+
 TEST(AcpJsonTest, ChunksAreWrittenAsTheTreeWouldPrintThem) {
   using UpdateKind = SessionUpdate::Kind;
   for (UpdateKind kind : {UpdateKind::kUserMessageChunk, UpdateKind::kAgentMessageChunk,

@@ -190,8 +190,6 @@ Result<int64_t> QueryInt(Connection& connection, const char* sql, std::string_vi
   return statement.Int(0);
 }
 
-bool IsValidJson(std::string_view text) { return nlohmann::json::accept(text); }
-
 Status ValidateRecord(const SessionRecord& record) {
   if (record.id.empty()) {
     return Error(ErrorCode::kInvalidArgument, "session record: the id is empty");
@@ -684,35 +682,40 @@ Status ValidateEvent(std::string_view session_id, std::string_view kind,
   return OkStatus();
 }
 
-// Inserts an event ValidateEvent accepted.
-Result<int64_t> InsertEventLocked(Connection& connection, std::string_view session_id,
-                                  std::string_view kind, std::string_view payload_json,
-                                  int64_t time_ms) {
+// Inserts an event ValidateEvent accepted, with the session's next seq. (No RETURNING clause: it
+// costs SQLite a temporary table per row, and the journal fold inserts a row per streamed chunk.)
+Status InsertEventLocked(Connection& connection, std::string_view session_id, std::string_view kind,
+                         std::string_view payload_json, int64_t time_ms) {
   ASSIGN_OR_RETURN(sqlite3_stmt * raw,
                    Prepare(connection,
                            "INSERT INTO events (session_id, seq, time_ms, kind, payload) VALUES "
                            "(?1, (SELECT IFNULL(MAX(seq), 0) + 1 FROM events WHERE session_id = "
-                           "?1), ?2, ?3, ?4) RETURNING seq"));
+                           "?1), ?2, ?3, ?4)"));
   Statement statement(raw);
   statement.Bind(1, session_id);
   statement.Bind(2, time_ms);
   statement.Bind(3, kind);
   statement.Bind(4, payload_json);
   int rc = statement.Step();
-  if (rc == SQLITE_ROW) {
-    int64_t seq = statement.Int(0);
-    rc = statement.Step();  // Runs the statement to its end, which commits it.
-    if (rc == SQLITE_DONE) return seq;
-  }
+  if (rc == SQLITE_DONE) return OkStatus();
   if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return SessionNotFound(session_id);
   return SqlError(connection, rc, "append event to session " + Quote(session_id));
 }
 
+// Validates and inserts an event; returns its seq. Runs inside a transaction, so the seq read
+// back is the one just inserted.
 Result<int64_t> AppendEventLocked(Connection& connection, std::string_view session_id,
                                   std::string_view kind, std::string_view payload_json,
                                   int64_t time_ms) {
   RETURN_IF_ERROR(ValidateEvent(session_id, kind, payload_json));
-  return InsertEventLocked(connection, session_id, kind, payload_json, time_ms);
+  RETURN_IF_ERROR(InsertEventLocked(connection, session_id, kind, payload_json, time_ms));
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                   Prepare(connection, "SELECT MAX(seq) FROM events WHERE session_id = ?1"));
+  Statement statement(raw);
+  statement.Bind(1, session_id);
+  int rc = statement.Step();
+  if (rc != SQLITE_ROW) return SqlError(connection, rc, "read the seq of a new event");
+  return statement.Int(0);
 }
 
 // Applies journaled records (validated when they were journaled) inside the open transaction and
@@ -730,8 +733,7 @@ Result<size_t> ApplyRecordsLocked(Connection& connection, const std::string& jou
     switch (record.op) {
       case JournalOp::kEvent:
         status = InsertEventLocked(connection, record.session_id, record.kind, record.payload_json,
-                                   record.time_ms)
-                     .status();
+                                   record.time_ms);
         break;
       case JournalOp::kMessage:
         status = InsertMessageLocked(connection, record.session_id, record.kind,
@@ -1116,7 +1118,9 @@ Status SessionStore::UpdateMessageVisibility(std::string_view session_id,
 Result<int64_t> SessionStore::AppendEvent(std::string_view session_id, std::string_view kind,
                                           std::string_view payload_json, int64_t time_ms) {
   auto lock = Lock(*connection_);
-  return AppendEventLocked(*connection_, session_id, kind, payload_json, time_ms);
+  return InTransaction(*connection_, "append an event", [&] {
+    return AppendEventLocked(*connection_, session_id, kind, payload_json, time_ms);
+  });
 }
 
 Status SessionStore::Changes::AppendMessage(std::string_view session_id,
