@@ -177,5 +177,91 @@ TEST(AcpShmTest, SessionOverSharedMemory) {
   std::filesystem::remove_all(dir);
 }
 
+// session/new with an MCP server (tests' own stdio server): the model sees its tools in the
+// system prompt, calls one through use_mcp_tool after the user allows it, and reads the answer.
+// A malformed mcpServers entry is refused with -32602 naming the field.
+TEST(AcpShmTest, ModelUsesAnMcpServersTool) {
+  Result<std::unique_ptr<testing::FakeProviderServer>> started =
+      testing::FakeProviderServer::Start();
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  testing::FakeProviderServer& fake = **started;
+  const std::string path = "/v1/chat/completions";
+  fake.Enqueue(path,
+               testing::OpenAiToolCall(
+                   "call_1", "use_mcp_tool",
+                   R"({"server_name":"fake","tool_name":"echo","arguments":{"text":"ping"}})"));
+  fake.Enqueue(path,
+               testing::OpenAiToolCall("call_2", "attempt_completion", R"({"result":"Echoed."})"));
+
+  char dir_template[] = "/tmp/lai-acp-mcp.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string workspace = dir + "/ws";
+  std::filesystem::create_directories(workspace);
+  {
+    ServeProcess serve(dir, fake.base_url());
+    ASSERT_TRUE(serve.is_ready()) << serve.log();
+    ipc::ClientOptions options;
+    options.socket_path = serve.socket();
+    Result<std::unique_ptr<rpc::ShmClientTransport>> transport =
+        rpc::ShmClientTransport::Connect(options, server::ToWire(server::ServiceType::kRpcOpen),
+                                         server::ToWire(server::ServiceType::kRpcMessage));
+    ASSERT_TRUE(transport.ok()) << transport.error().message() << "\n" << serve.log();
+    rpc::Peer peer(**transport);
+    Client client;
+    client.Install(peer);
+    (*transport)->Start(peer);
+    rpc::RequestOptions timeout;
+    timeout.timeout = std::chrono::seconds(15);
+    ASSERT_TRUE(peer.Request("initialize", R"({"protocolVersion":1})", timeout).ok());
+
+    Result<std::string> refused = peer.Request(
+        "session/new",
+        Json{{"cwd", workspace}, {"mcpServers", {{{"name", "fake"}, {"args", Json::array()}}}}}
+            .dump(),
+        timeout);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.error().message().find("mcpServers[0].command"), std::string::npos)
+        << refused.error().message();
+    EXPECT_NE(refused.error().message().find("-32602"), std::string::npos);
+
+    Json servers = {{{"name", "fake"},
+                     {"command", FAKE_MCP_BIN},
+                     {"args", Json::array()},
+                     {"env", {{{"name", "FAKE_MCP_MARK"}, {"value", "1"}}}}}};
+    Result<std::string> created = peer.Request(
+        "session/new", Json{{"cwd", workspace}, {"mcpServers", servers}}.dump(), timeout);
+    ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << serve.log();
+    std::string session_id = Json::parse(*created)["sessionId"];
+
+    Json prompt = {{"sessionId", session_id},
+                   {"prompt", {{{"type", "text"}, {"text", "echo ping with the MCP server"}}}}};
+    Result<std::string> stop = peer.Request("session/prompt", prompt.dump(), timeout);
+    ASSERT_TRUE(stop.ok()) << stop.error().message() << "\n" << serve.log();
+    EXPECT_EQ(Json::parse(*stop)["stopReason"], "end_turn");
+    EXPECT_EQ(client.permission_requests, 1);  // The MCP call; `serve` was not given --yes.
+    bool saw_call = false;
+    {
+      std::lock_guard lock(client.mutex);
+      for (const Json& update : client.updates) {
+        const Json& body = update["update"];
+        if (body["sessionUpdate"] == "tool_call" && body.value("title", "") == "fake: echo") {
+          saw_call = true;
+        }
+      }
+    }
+    EXPECT_TRUE(saw_call);
+    (*transport)->Close();
+  }
+  std::vector<testing::RecordedRequest> requests = fake.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_NE(requests[0].body.find("MCP SERVERS"), std::string::npos);
+  EXPECT_NE(requests[0].body.find("## fake"), std::string::npos);
+  EXPECT_NE(requests[0].body.find("use_mcp_tool"), std::string::npos);
+  EXPECT_NE(requests[0].body.find("access_mcp_resource"), std::string::npos);
+  EXPECT_NE(requests[1].body.find("echo: ping"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace lai

@@ -329,6 +329,8 @@ Decision Decide(SessionApprovalKind kind, const AutoApproveSettings& settings) {
       return ApproveIf(settings.followup_questions && settings.followup_timeout_ms > 0);
     case SessionApprovalKind::kTodoUpdate:
       return Decision::kApprove;
+    case SessionApprovalKind::kMcp:
+      return ApproveIf(settings.mcp);
   }
   return Decision::kAsk;
 }

@@ -26,6 +26,7 @@ struct AutoApproveSettings {
   bool execute = false;  // Commands, filtered by the two lists below.
   bool mode_switch = false;
   bool subtasks = false;
+  bool mcp = false;                 // Calling MCP tools and reading MCP resources.
   bool followup_questions = false;  // Answer a question with its first suggestion after a wait.
   int64_t followup_timeout_ms = 60000;
   // Prefixes, matched case-insensitively per sub-command; "*" allows anything not denied.
@@ -49,6 +50,7 @@ enum class SessionApprovalKind {
   kFollowupQuestion,  // ask_followup_question: kApprove = answer with the first suggestion after
                       // followup_timeout_ms unless the user answers first (needs a suggestion)
   kTodoUpdate,        // update_todo_list
+  kMcp,               // use_mcp_tool, access_mcp_resource
 };
 
 // Kilo's table: nothing is auto-approved with the master switch off; reads need `read` (and

@@ -391,6 +391,10 @@ std::string BuildSystemPrompt(const PromptInputs& inputs) {
   out += inputs.protocol == ToolProtocol::kXml ? ToolUseXml(inputs) : ToolUseNative();
   out += "\n\n";
   out += ToolUseGuidelines(inputs);
+  if (std::string mcp = McpPromptSection(inputs.mcp_servers); !mcp.empty()) {
+    out += kSeparator;
+    out += mcp;
+  }
   out += kSeparator;
   out += Capabilities(inputs);
   out += kSeparator;
@@ -406,6 +410,38 @@ std::string BuildSystemPrompt(const PromptInputs& inputs) {
     out += custom;
   }
   out += '\n';
+  return out;
+}
+
+std::string McpPromptSection(const std::vector<McpServerInfo>& servers) {
+  if (servers.empty()) return {};
+  std::string out =
+      "MCP SERVERS\n\n"
+      "These Model Context Protocol servers are connected. Each runs on the user's machine and "
+      "offers tools and resources beyond your own. Call a tool with use_mcp_tool (server_name, "
+      "tool_name, and arguments that follow the tool's input schema) and read a resource with "
+      "access_mcp_resource (server_name, uri). Make one MCP call at a time and wait for its "
+      "result.";
+  for (const McpServerInfo& server : servers) {
+    out += "\n\n## " + server.name;
+    if (!server.command.empty()) out += " (`" + server.command + "`)";
+    if (!server.instructions.empty())
+      out += "\n\n### Instructions\n" + Trimmed(server.instructions);
+    if (!server.tools.empty()) {
+      out += "\n\n### Available Tools";
+      for (const McpTool& tool : server.tools) {
+        out += "\n- " + tool.name + ": " + Trimmed(tool.description);
+        out += "\n    Input Schema: " + tool.input_schema;
+      }
+    }
+    if (!server.resources.empty()) {
+      out += "\n\n### Resources";
+      for (const McpResource& resource : server.resources) {
+        out += "\n- " + resource.uri + " (" + resource.name + ")";
+        if (!resource.description.empty()) out += ": " + Trimmed(resource.description);
+      }
+    }
+  }
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "agent/history.h"
+#include "agent/mcp.h"
 #include "agent/modes.h"
 
 namespace lai::agent {
@@ -38,6 +39,9 @@ struct PromptInputs {
   std::string language;  // Preferred language of replies, e.g. "en" or "de"; "" = unstated.
   std::string global_custom_instructions;
   std::string rules;  // LoadRules() output.
+  // Connected MCP servers, when the mode offers their tools: an MCP SERVERS section follows the
+  // tool use guidelines.
+  std::vector<McpServerInfo> mcp_servers;
 };
 
 std::string BuildSystemPrompt(const PromptInputs& inputs);

@@ -53,6 +53,8 @@ std::vector<PromptToolSpec> StubTools(const ModeConfig& mode) {
       {"execute_command", "Run a shell command.", R"({"type":"object"})"},
   };
   for (const SessionToolSpec& spec : SessionToolSpecs()) {
+    // Offered only with MCP servers, which these prompts have none of.
+    if (spec.name == "use_mcp_tool" || spec.name == "access_mcp_resource") continue;
     all.push_back({std::string(spec.name), std::string(spec.description), "{}"});
   }
   std::vector<std::string> names;
@@ -179,11 +181,12 @@ TEST(PromptTest, CustomInstructionsInOrderAndOmittedWhenEmpty) {
   EXPECT_TRUE(without.ends_with("further help.\n"));
 }
 
-TEST(SessionToolSpecsTest, FiveToolsWithValidSchemas) {
+TEST(SessionToolSpecsTest, SevenToolsWithValidSchemas) {
   std::vector<std::string> names;
   for (const SessionToolSpec& spec : SessionToolSpecs()) {
     names.emplace_back(spec.name);
-    EXPECT_TRUE(IsAlwaysAvailableTool(spec.name)) << spec.name;
+    const bool is_mcp = spec.name == "use_mcp_tool" || spec.name == "access_mcp_resource";
+    EXPECT_EQ(IsAlwaysAvailableTool(spec.name), !is_mcp) << spec.name;
     EXPECT_FALSE(spec.description.empty());
     nlohmann::json schema = nlohmann::json::parse(spec.parameters_schema, nullptr, false);
     ASSERT_FALSE(schema.is_discarded()) << spec.name;
@@ -193,13 +196,46 @@ TEST(SessionToolSpecsTest, FiveToolsWithValidSchemas) {
     }
   }
   EXPECT_EQ(names, (std::vector<std::string>{"ask_followup_question", "attempt_completion",
-                                             "switch_mode", "new_task", "update_todo_list"}));
+                                             "switch_mode", "new_task", "update_todo_list",
+                                             "use_mcp_tool", "access_mcp_resource"}));
   const SessionToolSpec* ask = FindSessionToolSpec("ask_followup_question");
   ASSERT_NE(ask, nullptr);
   nlohmann::json schema = nlohmann::json::parse(ask->parameters_schema);
   EXPECT_EQ(schema["properties"]["follow_up"]["minItems"], 2);
   EXPECT_EQ(schema["properties"]["follow_up"]["maxItems"], 4);
   EXPECT_EQ(FindSessionToolSpec("read_file"), nullptr);
+}
+
+// MCP SERVERS sits between the tool use guidelines and CAPABILITIES, with everything the model
+// needs to call a server: its command, instructions, tools and their schemas, resources.
+TEST(PromptTest, McpServersSectionFollowsTheToolGuidelines) {
+  PromptInputs inputs;
+  inputs.workspace_root = "/work/project";
+  inputs.modes = BuiltinModes();
+  inputs.mode = *FindMode(inputs.modes, "code");
+  McpServerInfo server;
+  server.name = "files";
+  server.command = "npx -y server-files /tmp";
+  server.instructions = "  Paths are absolute.\n";
+  server.tools = {{"read_text_file", "Read a file.", R"({"type":"object"})"}};
+  server.resources = {{"file:///tmp/a.txt", "a.txt", "A note.", "text/plain"}};
+  inputs.mcp_servers = {server};
+  std::string prompt = BuildSystemPrompt(inputs);
+  size_t guidelines = prompt.find("# Tool Use Guidelines");
+  size_t mcp = prompt.find("====\n\nMCP SERVERS\n\n");
+  size_t capabilities = prompt.find("====\n\nCAPABILITIES");
+  ASSERT_NE(mcp, std::string::npos);
+  EXPECT_LT(guidelines, mcp);
+  EXPECT_LT(mcp, capabilities);
+  std::string section = prompt.substr(mcp, capabilities - mcp);
+  EXPECT_NE(section.find("## files (`npx -y server-files /tmp`)"), std::string::npos) << section;
+  EXPECT_NE(section.find("### Instructions\nPaths are absolute."), std::string::npos);
+  EXPECT_NE(section.find("- read_text_file: Read a file.\n    Input Schema: {\"type\":\"object\"}"),
+            std::string::npos);
+  EXPECT_NE(section.find("- file:///tmp/a.txt (a.txt): A note."), std::string::npos);
+  EXPECT_EQ(McpPromptSection({}), "");
+  inputs.mcp_servers.clear();
+  EXPECT_EQ(BuildSystemPrompt(inputs).find("MCP SERVERS"), std::string::npos);
 }
 
 TEST(TodoListTest, ParsesChecklistAndIgnoresOtherLines) {

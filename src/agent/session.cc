@@ -12,6 +12,7 @@
 
 #include "agent/context.h"
 #include "agent/environment.h"
+#include "agent/mcp.h"
 #include "agent/mentions.h"
 #include "agent/message_json.h"
 #include "agent/modes.h"
@@ -92,6 +93,7 @@ ToolKind KindOfTool(std::string_view name) {
   if (name == "delete_file") return ToolKind::kDelete;
   if (name == "execute_command") return ToolKind::kExecute;
   if (name == "switch_mode") return ToolKind::kSwitchMode;
+  if (name == "access_mcp_resource") return ToolKind::kFetch;
   if (name == "update_todo_list" || name == "ask_followup_question" || name == "attempt_completion")
     return ToolKind::kThink;
   return ToolKind::kOther;
@@ -127,6 +129,10 @@ std::string ToolTitle(std::string_view name, const json& args) {
   if (name == "switch_mode") return "Switch to " + string_arg("mode_slug") + " mode";
   if (name == "new_task") return "New " + string_arg("mode") + " subtask";
   if (name == "update_todo_list") return "Update todo list";
+  if (name == "use_mcp_tool") return string_arg("server_name") + ": " + string_arg("tool_name");
+  if (name == "access_mcp_resource") {
+    return "Read " + string_arg("uri") + " from " + string_arg("server_name");
+  }
   return std::string(name);
 }
 
@@ -195,10 +201,28 @@ const std::vector<PromptToolSpec>& AllToolSpecs() {
 
 bool IsSessionTool(std::string_view name) { return FindSessionToolSpec(name) != nullptr; }
 
-// The tools a mode offers, in the order the model sees them.
-std::vector<PromptToolSpec> ToolSpecsForMode(const ModeConfig& mode) {
+// Session tools the client sees as tool calls (the others show as text, a plan or a mode change).
+bool ShowsAsToolCall(std::string_view name) {
+  return !IsSessionTool(name) || name == "switch_mode" || name == "new_task" ||
+         name == "use_mcp_tool" || name == "access_mcp_resource";
+}
+
+// The tools a mode offers, in the order the model sees them: the MCP tools only when a server
+// offers tools (resources).
+std::vector<PromptToolSpec> ToolSpecsForMode(const ModeConfig& mode,
+                                             const std::vector<McpServerInfo>& mcp_servers) {
+  bool has_tools = false;
+  bool has_resources = false;
+  for (const McpServerInfo& server : mcp_servers) {
+    has_tools = has_tools || !server.tools.empty();
+    has_resources = has_resources || !server.resources.empty();
+  }
   std::vector<std::string> names;
-  for (const PromptToolSpec& spec : AllToolSpecs()) names.push_back(spec.name);
+  for (const PromptToolSpec& spec : AllToolSpecs()) {
+    if (spec.name == "use_mcp_tool" && !has_tools) continue;
+    if (spec.name == "access_mcp_resource" && !has_resources) continue;
+    names.push_back(spec.name);
+  }
   std::vector<std::string> allowed = ToolsForMode(mode, names);
   std::vector<PromptToolSpec> specs;
   for (const PromptToolSpec& spec : AllToolSpecs()) {
@@ -264,6 +288,9 @@ struct Session::State {
   SessionTotals totals;
   TokenCalibration calibration;
   std::vector<TodoItem> todos;
+  // What options.mcp offers, asked at the first turn (servers start in the background).
+  std::vector<McpServerInfo> mcp_servers;
+  bool has_mcp_servers = false;
   AutoApproveSettings approvals;  // The settings plus this session's "always" answers.
   int64_t last_context_tokens = 0;
   int consecutive_mistakes = 0;
@@ -346,6 +373,7 @@ struct Session::Turn {
   Reply Request();
   ToolOutcome Execute(const ToolCall& call);
   ToolOutcome RunSessionTool(const ToolCall& call, const json& args, ToolCallInfo& info);
+  ToolOutcome RunMcp(const ToolCall& call, const json& args, ToolCallInfo& info);
   bool AskSession(SessionApprovalKind kind, ToolCallInfo info, std::string* feedback);
   void EmitUsage();
   StopReason EndWithMessage(std::string text);
@@ -489,7 +517,12 @@ std::string Session::Turn::SystemPrompt() {
   inputs.global_custom_instructions = session.engine_.settings_.custom_instructions;
   inputs.rules =
       LoadRules(state.workspace->root(), state.mode, session.engine_.settings_.global_rules_dir);
-  inputs.tools = ToolSpecsForMode(*mode);
+  inputs.tools = ToolSpecsForMode(*mode, state.mcp_servers);
+  for (const PromptToolSpec& tool : inputs.tools) {
+    if (tool.name == "use_mcp_tool" || tool.name == "access_mcp_resource") {
+      inputs.mcp_servers = state.mcp_servers;
+    }
+  }
   inputs.describe_tool = &DescribeToolXml;
   state.system_prompt = BuildSystemPrompt(inputs);
   state.system_prompt_mode = state.mode;
@@ -597,7 +630,7 @@ Session::Turn::Reply Session::Turn::Request() {
   request.messages = EffectiveMessages(state.history);
   if (state.protocol == ToolProtocol::kNative) {
     const ModeConfig* mode = FindMode(state.modes, state.mode);
-    for (PromptToolSpec& spec : ToolSpecsForMode(*mode)) {
+    for (PromptToolSpec& spec : ToolSpecsForMode(*mode, state.mcp_servers)) {
       request.tools.push_back(
           {std::move(spec.name), std::move(spec.description), std::move(spec.parameters_schema)});
     }
@@ -832,6 +865,7 @@ bool Session::Turn::AskSession(SessionApprovalKind kind, ToolCallInfo info, std:
     case PermissionOutcome::kAllowAlways:
       if (kind == SessionApprovalKind::kModeSwitch) state.approvals.mode_switch = true;
       if (kind == SessionApprovalKind::kSubtask) state.approvals.subtasks = true;
+      if (kind == SessionApprovalKind::kMcp) state.approvals.mcp = true;
       return true;
     case PermissionOutcome::kAllowOnce:
       return true;
@@ -957,8 +991,92 @@ Session::Turn::ToolOutcome Session::Turn::RunSessionTool(const ToolCall& call, c
     }
     return RunSubtask(mode, message, string_arg("todos"));
   }
+  if (name == "use_mcp_tool" || name == "access_mcp_resource") return RunMcp(call, args, info);
   outcome.is_error = outcome.is_mistake = true;
   outcome.text = ToolErrorText("Unknown tool '" + name + "'.");
+  return outcome;
+}
+
+Session::Turn::ToolOutcome Session::Turn::RunMcp(const ToolCall& call, const json& args,
+                                                 ToolCallInfo& info) {
+  ToolOutcome outcome;
+  auto fail = [&](std::string text, bool is_mistake) {
+    outcome.is_error = true;
+    outcome.is_mistake = is_mistake;
+    outcome.text = ToolErrorText(text);
+    return outcome;
+  };
+  const bool is_tool = call.name == "use_mcp_tool";
+  auto text_arg = [&](const char* key) -> std::string {
+    auto it = args.find(key);
+    return it != args.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  auto missing = [&](const char* key) {
+    outcome.is_error = outcome.is_mistake = true;
+    outcome.text = MissingParameterText(key);
+    return outcome;
+  };
+  const std::string server_name = text_arg("server_name");
+  if (server_name.empty()) return missing("server_name");
+  const char* target_key = is_tool ? "tool_name" : "uri";
+  const std::string target = text_arg(target_key);
+  if (target.empty()) return missing(target_key);
+  std::string arguments = "{}";
+  if (auto it = args.find("arguments"); is_tool && it != args.end() && !it->is_null()) {
+    // XML calls carry the arguments as JSON text.
+    json value = it->is_string() ? json::parse(it->get<std::string>(), nullptr, false) : *it;
+    if (!value.is_object()) {
+      return fail(
+          "The arguments of use_mcp_tool must be a JSON object following the tool's "
+          "input schema ({} when it takes none).",
+          true);
+    }
+    arguments = value.dump();
+  }
+
+  const McpServerInfo* server = nullptr;
+  std::string names;
+  for (const McpServerInfo& candidate : state.mcp_servers) {
+    if (candidate.name == server_name) server = &candidate;
+    names += (names.empty() ? "" : ", ") + candidate.name;
+  }
+  if (server == nullptr || !state.options.mcp) {
+    return fail("No MCP server named '" + server_name +
+                    "'. Connected servers: " + (names.empty() ? "none" : names) + ".",
+                true);
+  }
+  if (is_tool) {
+    std::string tools;
+    bool found = false;
+    for (const McpTool& tool : server->tools) {
+      found = found || tool.name == target;
+      tools += (tools.empty() ? "" : ", ") + tool.name;
+    }
+    if (!found) {
+      return fail("MCP server '" + server_name + "' has no tool named '" + target +
+                      "'. Its tools: " + (tools.empty() ? "none" : tools) + ".",
+                  true);
+    }
+  }
+
+  std::string feedback;
+  if (!AskSession(SessionApprovalKind::kMcp, info, &feedback)) {
+    outcome.is_error = true;
+    outcome.text = DeniedText(feedback);
+    return outcome;
+  }
+  SessionUpdate running;
+  running.kind = SessionUpdate::Kind::kToolCallUpdate;
+  running.tool.id = call.id;
+  running.tool.status = ToolStatus::kInProgress;
+  Emit(running);
+  Result<McpOutcome> result =
+      is_tool ? state.options.mcp->CallTool(server_name, target, arguments, &session.cancelled_)
+              : state.options.mcp->ReadResource(server_name, target, &session.cancelled_);
+  if (!result.ok()) return fail(result.error().message(), false);
+  outcome.is_error = result->is_error;
+  outcome.text = result->text.empty() ? "(no output)" : std::move(result->text);
+  outcome.text += ApprovedFeedbackText(feedback);
   return outcome;
 }
 
@@ -1002,7 +1120,7 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
     if (resolved.ok()) info.locations.push_back({resolved->absolute, 0});
   }
   bool is_session_tool = IsSessionTool(call.name);
-  if (!is_session_tool || call.name == "switch_mode" || call.name == "new_task") {
+  if (ShowsAsToolCall(call.name)) {
     SessionUpdate update;
     update.kind = SessionUpdate::Kind::kToolCall;
     update.tool = info;
@@ -1061,7 +1179,7 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
     Emit(done);
     return outcome;
   }
-  if (!is_session_tool || call.name == "switch_mode" || call.name == "new_task") {
+  if (ShowsAsToolCall(call.name)) {
     SessionUpdate done;
     done.kind = SessionUpdate::Kind::kToolCallUpdate;
     done.tool.id = call.id;
@@ -1127,6 +1245,7 @@ Session::Turn::ToolOutcome Session::Turn::RunSubtask(const std::string& mode,
   options.mode = mode;
   options.profile = state.profile.name;
   options.parent_id = session.id_;
+  options.mcp = state.options.mcp;
   Result<std::shared_ptr<Session>> child = session.engine_.NewSession(options);
   if (!child.ok()) {
     outcome.is_error = true;
@@ -1462,6 +1581,10 @@ Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client)
     cancelled_.store(false);
     running_.store(true);
   }
+  if (state_->options.mcp && !state_->has_mcp_servers) {
+    state_->mcp_servers = state_->options.mcp->Servers();  // Waits for servers still starting.
+    state_->has_mcp_servers = true;
+  }
   Turn turn{*this, *state_, client, 0, false, 0, {}};
   Result<StopReason> stop = turn.Run(text);
   if (stop.ok() && *stop == StopReason::kCancelled) {
@@ -1606,7 +1729,8 @@ Result<std::shared_ptr<Session>> Engine::NewSession(const SessionOptions& option
   return session;
 }
 
-Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id) {
+Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
+                                                     std::shared_ptr<McpServers> mcp) {
   if (store_ == nullptr) {
     return Error(ErrorCode::kNotFound, "no session store: sessions are not kept");
   }
@@ -1629,6 +1753,7 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id) {
   state.options.workspace = workspace->root();
   state.options.parent_id = record->parent_id;
   state.options.profile = record->profile;
+  state.options.mcp = std::move(mcp);
   state.workspace = std::move(workspace);
   state.modes = std::move(modes);
   state.mode =

@@ -26,6 +26,7 @@ class ProviderPool;
 
 namespace lai::agent {
 
+class McpServers;
 class SessionStore;
 struct ModeConfig;
 struct SessionRecord;
@@ -59,11 +60,11 @@ struct AgentSettings {
   int mistake_limit = 3;                      // 0 = unlimited.
   int max_requests_per_turn = 100;            // Model requests in one prompt turn.
   bool auto_condense = true;
-  int condense_threshold_percent = 100;       // Of the context window; 5–100.
+  int condense_threshold_percent = 100;  // Of the context window; 5–100.
   std::string default_mode = "code";
-  std::string custom_instructions;            // Global, for every mode.
-  std::string global_modes_file;              // Custom modes (YAML/JSON); may not exist.
-  std::string global_rules_dir;               // Global rules; may not exist.
+  std::string custom_instructions;  // Global, for every mode.
+  std::string global_modes_file;    // Custom modes (YAML/JSON); may not exist.
+  std::string global_rules_dir;     // Global rules; may not exist.
 };
 
 struct SessionOptions {
@@ -71,6 +72,9 @@ struct SessionOptions {
   std::string mode;       // Empty = settings' default.
   std::string profile;    // Empty = the pool's default.
   std::string parent_id;  // A subtask's parent.
+  // The MCP servers the session's model may use (use_mcp_tool, access_mcp_resource); null =
+  // none. Subtasks share their parent's.
+  std::shared_ptr<McpServers> mcp;
 };
 
 struct SessionInfo {
@@ -133,8 +137,10 @@ class Engine {
   // Errors: kInvalidArgument for a workspace that is not an absolute directory, an unknown mode
   // or profile (naming the choices).
   Result<std::shared_ptr<Session>> NewSession(const SessionOptions& options);
-  // A stored session (id or unique prefix), in memory from then on. Errors: kNotFound.
-  Result<std::shared_ptr<Session>> LoadSession(std::string_view id);
+  // A stored session (id or unique prefix), in memory from then on, using `mcp` (as
+  // SessionOptions::mcp) when it is not in memory yet. Errors: kNotFound.
+  Result<std::shared_ptr<Session>> LoadSession(std::string_view id,
+                                               std::shared_ptr<McpServers> mcp = nullptr);
   // nullptr when not in memory.
   std::shared_ptr<Session> Find(std::string_view id) const;
   // Drops an idle session from memory (it stays in the store).

@@ -23,6 +23,7 @@
 
 #include "agent/context.h"
 #include "agent/events.h"
+#include "agent/mcp.h"
 #include "agent/modes.h"
 #include "agent/store.h"
 #include "base/check.h"
@@ -690,6 +691,70 @@ TEST_F(SessionTest, DeniedWriteSendsFeedbackAndLeavesFile) {
   ASSERT_TRUE(result.has_value());
   EXPECT_NE(result->find("denied"), std::string::npos) << *result;
   EXPECT_NE(result->find("<feedback>\nuse tabs\n</feedback>"), std::string::npos) << *result;
+}
+
+// MCP servers as the session sees them, in process (the stdio client has its own tests).
+class FakeMcp : public McpServers {
+ public:
+  std::vector<McpServerInfo> Servers() const override {
+    McpServerInfo server;
+    server.name = "notes";
+    server.command = "notes-server";
+    server.tools = {{"search", "Search the notes.", R"({"type":"object"})"}};
+    return {server};
+  }
+  Result<McpOutcome> CallTool(std::string_view server, std::string_view tool,
+                              std::string_view arguments_json, const std::atomic<bool>*) override {
+    calls.push_back(std::string(server) + "/" + std::string(tool) + " " +
+                    std::string(arguments_json));
+    return McpOutcome{false, "3 notes mention lapce"};
+  }
+  Result<McpOutcome> ReadResource(std::string_view, std::string_view,
+                                  const std::atomic<bool>*) override {
+    return Error(ErrorCode::kNotFound, "no resources");
+  }
+  std::vector<std::string> calls;
+};
+
+// use_mcp_tool: offered (without access_mcp_resource: no server has resources) with the server
+// in the prompt; a wrong server is a mistake that names the right one; a call asks the user,
+// and its answer reaches the model.
+TEST_F(SessionTest, ModelUsesAnMcpTool) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  auto mcp = std::make_shared<FakeMcp>();
+  SessionOptions options;
+  options.workspace = workspace_;
+  options.mcp = mcp;
+  Result<std::shared_ptr<Session>> session = engine.NewSession(options);
+  ASSERT_TRUE(session.ok()) << session.error().ToString();
+  Enqueue(OpenAiToolCall("call_1", "use_mcp_tool",
+                         R"({"server_name":"wiki","tool_name":"search","arguments":{}})"));
+  Enqueue(
+      OpenAiToolCall("call_2", "use_mcp_tool",
+                     R"({"server_name":"notes","tool_name":"search","arguments":{"q":"lapce"}})"));
+  Enqueue(OpenAiToolCall("call_3", "attempt_completion", CompletionArgs("Found them.")));
+
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kAllowOnce);
+  EXPECT_EQ(MustPrompt(**session, "search my notes", client), StopReason::kEndTurn);
+  EXPECT_EQ(mcp->calls, std::vector<std::string>{R"(notes/search {"q":"lapce"})"});
+  std::vector<PermissionRequest> asked = client.permissions();
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].tool.title, "notes: search");
+
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 3u);
+  std::vector<std::string> tools = ToolNames(bodies[0]);
+  EXPECT_NE(std::find(tools.begin(), tools.end(), "use_mcp_tool"), tools.end());
+  EXPECT_EQ(std::find(tools.begin(), tools.end(), "access_mcp_resource"), tools.end());
+  EXPECT_NE(bodies[0].dump().find("## notes (`notes-server`)"), std::string::npos);
+  std::optional<std::string> wrong = ToolResultOf(bodies[1], "call_1");
+  ASSERT_TRUE(wrong.has_value());
+  EXPECT_NE(wrong->find("No MCP server named 'wiki'. Connected servers: notes."), std::string::npos)
+      << *wrong;
+  std::optional<std::string> found = ToolResultOf(bodies[2], "call_2");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(*found, "3 notes mention lapce");
 }
 
 TEST_F(SessionTest, AllowAlwaysCoversLaterCommandsAndCancelledAnswerStopsTurn) {

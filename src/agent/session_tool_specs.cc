@@ -100,6 +100,34 @@ constexpr SessionToolSpec kSpecs[] = {
   "required": ["todos"],
   "additionalProperties": false
 })json"},
+    {"use_mcp_tool",
+     "Call a tool of a connected MCP server. The MCP SERVERS section lists each server's tools "
+     "and the input schema their arguments must follow. One call at a time; wait for its result.",
+     R"json({
+  "type": "object",
+  "properties": {
+    "server_name": {"type": "string", "description": "The server, as named in MCP SERVERS"},
+    "tool_name": {"type": "string", "description": "The tool on that server"},
+    "arguments": {
+      "type": "object",
+      "description": "The tool's arguments, following its input schema ({} when it takes none)"
+    }
+  },
+  "required": ["server_name", "tool_name", "arguments"],
+  "additionalProperties": false
+})json"},
+    {"access_mcp_resource",
+     "Read a resource of a connected MCP server (a file, a database schema, an API response) by "
+     "its URI, as listed in the MCP SERVERS section.",
+     R"json({
+  "type": "object",
+  "properties": {
+    "server_name": {"type": "string", "description": "The server, as named in MCP SERVERS"},
+    "uri": {"type": "string", "description": "The resource's URI"}
+  },
+  "required": ["server_name", "uri"],
+  "additionalProperties": false
+})json"},
 };
 
 std::string_view Trim(std::string_view text) {

@@ -1,5 +1,6 @@
-// The five session-level tools a session (not the workspace) carries out — ask_followup_question,
-// attempt_completion, switch_mode, new_task, update_todo_list — as specs (name, description, JSON
+// The session-level tools a session (not the workspace) carries out — ask_followup_question,
+// attempt_completion, switch_mode, new_task, update_todo_list, and use_mcp_tool and
+// access_mcp_resource (offered only when MCP servers are connected) — as specs (name, description, JSON
 // schema), and the todo list's Markdown checklist format. Constants and pure functions;
 // thread-safe.
 #pragma once

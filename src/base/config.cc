@@ -110,8 +110,9 @@ bool IsHostPortOrEmpty(std::string_view value) {
 constexpr std::string_view kToolProtocols[] = {"auto", "native", "xml"};
 constexpr std::string_view kOnOff[] = {"on", "off"};
 constexpr std::string_view kApprovalCategories[] = {
-    "read",    "read_outside", "write",       "write_outside", "write_protected",
-    "delete",  "execute",      "mode_switch", "subtasks",      "all"};
+    "read",   "read_outside", "write",       "write_outside", "write_protected",
+    "delete", "execute",      "mode_switch", "subtasks",      "mcp",
+    "all"};
 
 // "read,write" with every item a known approval category (or empty).
 bool IsApprovalList(std::string_view value) {
@@ -206,7 +207,7 @@ constexpr KeyDescriptor kKeys[] = {
      "Instructions added to the system prompt of every mode."},
     {LAI_CONFIG_FIELD(approvals.auto_approve),
      StringCheck{"comma-separated categories: read, read_outside, write, write_outside, "
-                 "write_protected, delete, execute, mode_switch, subtasks or all",
+                 "write_protected, delete, execute, mode_switch, subtasks, mcp or all",
                  IsApprovalList},
      "Tool categories approved without asking."},
     {LAI_CONFIG_FIELD(approvals.allowed_commands), AnyString{},
@@ -409,7 +410,8 @@ Status SetFromText(const KeyDescriptor& key, Config& config, std::string_view te
 
 int64_t GetInteger(const KeyDescriptor& key, Config& config) {
   if (const auto* field = std::get_if<Uint32Field>(&key.field)) return (*field)(config);
-  if (const auto* signed_field = std::get_if<Int32Field>(&key.field)) return (*signed_field)(config);
+  if (const auto* signed_field = std::get_if<Int32Field>(&key.field))
+    return (*signed_field)(config);
   return static_cast<int64_t>((*std::get_if<Uint64Field>(&key.field))(config));
 }
 
@@ -656,19 +658,19 @@ Error FieldError(const std::string& path, const toml::node& node, std::string_vi
 }
 
 Result<std::string> GetStringField(const std::string& path, const toml::node& node,
-                                std::string_view table, std::string_view field) {
+                                   std::string_view table, std::string_view field) {
   if (const auto* value = node.as_string()) return value->get();
   return FieldError(path, node, table, field, "expected a string, got " + DescribeNode(node));
 }
 
 Result<uint32_t> BoundedInteger(const std::string& path, const toml::node& node,
-                                     std::string_view table, std::string_view field, int64_t min,
-                                     int64_t max) {
+                                std::string_view table, std::string_view field, int64_t min,
+                                int64_t max) {
   const auto* value = node.as_integer();
   if (value == nullptr || value->get() < min || value->get() > max) {
-    return FieldError(path, node, table, field,
-                      fmt::format("expected an integer between {} and {}, got {}", min, max,
-                                  DescribeNode(node)));
+    return FieldError(
+        path, node, table, field,
+        fmt::format("expected an integer between {} and {}, got {}", min, max, DescribeNode(node)));
   }
   return static_cast<uint32_t>(value->get());
 }
@@ -686,10 +688,17 @@ bool IsHeaderName(std::string_view value) {
   });
 }
 
-constexpr std::string_view kProfileFields[] = {
-    "provider", "model",    "base_url", "api_key_env",        "api_key",
-    "headers",  "rate_limit_per_minute", "fallback", "connect_timeout_ms",
-    "first_byte_timeout_ms", "idle_timeout_ms"};
+constexpr std::string_view kProfileFields[] = {"provider",
+                                               "model",
+                                               "base_url",
+                                               "api_key_env",
+                                               "api_key",
+                                               "headers",
+                                               "rate_limit_per_minute",
+                                               "fallback",
+                                               "connect_timeout_ms",
+                                               "first_byte_timeout_ms",
+                                               "idle_timeout_ms"};
 
 Status ApplyProfileField(const std::string& path, std::string_view table, std::string_view field,
                          const toml::node& node, Config::Profile& profile) {
@@ -702,7 +711,8 @@ Status ApplyProfileField(const std::string& path, std::string_view table, std::s
           })) {
         return FieldError(path, node, table, field,
                           "expected a provider name such as openai, anthropic, gemini, ollama or "
-                          "openrouter, got " + Quote(value));
+                          "openrouter, got " +
+                              Quote(value));
       }
       profile.provider = value;
     } else if (field == "model") {
@@ -717,9 +727,9 @@ Status ApplyProfileField(const std::string& path, std::string_view table, std::s
       profile.base_url = value;
     } else if (field == "api_key_env") {
       if (!IsEnvName(value)) {
-        return FieldError(path, node, table, field,
-                          "expected an environment variable name such as OPENAI_API_KEY, got " +
-                              Quote(value));
+        return FieldError(
+            path, node, table, field,
+            "expected an environment variable name such as OPENAI_API_KEY, got " + Quote(value));
       }
       profile.api_key_env = value;
     } else if (field == "api_key") {
@@ -727,9 +737,9 @@ Status ApplyProfileField(const std::string& path, std::string_view table, std::s
       profile.api_key = value;
     } else {
       if (!IsProfileName(value)) {
-        return FieldError(path, node, table, field,
-                          "expected a profile name (letters, digits, '-', '_'), got " +
-                              Quote(value));
+        return FieldError(
+            path, node, table, field,
+            "expected a profile name (letters, digits, '-', '_'), got " + Quote(value));
       }
       profile.fallback = value;
     }
@@ -749,7 +759,8 @@ Status ApplyProfileField(const std::string& path, std::string_view table, std::s
           text->get().find_first_of("\r\n") != std::string::npos) {
         return FieldError(path, value, table, "headers." + header,
                           "expected a header name of letters, digits and '-' with a one-line "
-                          "string value, got " + DescribeNode(value));
+                          "string value, got " +
+                              DescribeNode(value));
       }
       profile.headers.emplace_back(header, text->get());
     }
@@ -771,8 +782,7 @@ Status ApplyProfileField(const std::string& path, std::string_view table, std::s
     return OkStatus();
   }
   if (field == "idle_timeout_ms") {
-    ASSIGN_OR_RETURN(profile.idle_timeout_ms,
-                     BoundedInteger(path, node, table, field, 1, 3600000));
+    ASSIGN_OR_RETURN(profile.idle_timeout_ms, BoundedInteger(path, node, table, field, 1, 3600000));
     return OkStatus();
   }
   return FieldError(path, node, table, field,
@@ -830,8 +840,9 @@ Status ApplyProfiles(const std::string& path, const toml::table& profiles, Confi
   }
   for (const Config::Profile& profile : config.profiles) {
     if (profile.fallback.empty()) continue;
-    bool is_known = std::any_of(config.profiles.begin(), config.profiles.end(),
-                                [&](const Config::Profile& p) { return p.name == profile.fallback; });
+    bool is_known =
+        std::any_of(config.profiles.begin(), config.profiles.end(),
+                    [&](const Config::Profile& p) { return p.name == profile.fallback; });
     if (!is_known || profile.fallback == profile.name) {
       return Error(ErrorCode::kInvalidArgument,
                    fmt::format("{}: profiles.{}.fallback: {} names {}", profile.origin,
@@ -843,9 +854,9 @@ Status ApplyProfiles(const std::string& path, const toml::table& profiles, Confi
 }
 
 constexpr std::string_view kModelFields[] = {
-    "context_window",        "max_output_tokens", "supports_tools",    "supports_images",
-    "supports_reasoning",    "supports_prompt_cache", "input_price",   "output_price",
-    "cache_write_price",     "cache_read_price"};
+    "context_window",     "max_output_tokens",     "supports_tools", "supports_images",
+    "supports_reasoning", "supports_prompt_cache", "input_price",    "output_price",
+    "cache_write_price",  "cache_read_price"};
 
 Status ApplyModelOverrides(const std::string& path, const toml::table& models, Config& config) {
   for (auto&& [name_key, node] : models) {
@@ -881,11 +892,10 @@ Status ApplyModelOverrides(const std::string& path, const toml::table& models, C
           return FieldError(path, value, table, field,
                             "expected true or false, got " + DescribeNode(value));
         }
-        std::optional<bool>& target = field == "supports_tools"    ? model.supports_tools
-                                      : field == "supports_images" ? model.supports_images
-                                      : field == "supports_reasoning"
-                                          ? model.supports_reasoning
-                                          : model.supports_prompt_cache;
+        std::optional<bool>& target = field == "supports_tools"       ? model.supports_tools
+                                      : field == "supports_images"    ? model.supports_images
+                                      : field == "supports_reasoning" ? model.supports_reasoning
+                                                                      : model.supports_prompt_cache;
         target = boolean->get();
       } else if (field.ends_with("_price") &&
                  std::find(std::begin(kModelFields), std::end(kModelFields), field) !=
@@ -898,11 +908,10 @@ Status ApplyModelOverrides(const std::string& path, const toml::table& models, C
                             "expected a non-negative number of USD per million tokens, got " +
                                 DescribeNode(value));
         }
-        std::optional<double>& target = field == "input_price"    ? model.input_price
-                                        : field == "output_price" ? model.output_price
-                                        : field == "cache_write_price"
-                                            ? model.cache_write_price
-                                            : model.cache_read_price;
+        std::optional<double>& target = field == "input_price"         ? model.input_price
+                                        : field == "output_price"      ? model.output_price
+                                        : field == "cache_write_price" ? model.cache_write_price
+                                                                       : model.cache_read_price;
         target = price;
       } else {
         return FieldError(path, value, table, field,
@@ -1007,8 +1016,11 @@ std::string DescribeKeys() {
   size_t name_width = 0;
   size_t value_width = 0;
   for (const KeyDescriptor& key : kKeys) {
-    Row row{key.name, IsInteger(key) ? "integer" : IsNumber(key) ? "number" : "string", "",
-            std::string(key.help)};
+    Row row{key.name,
+            IsInteger(key)  ? "integer"
+            : IsNumber(key) ? "number"
+                            : "string",
+            "", std::string(key.help)};
     if (IsInteger(key)) {
       row.value = std::to_string(GetInteger(key, defaults));
     } else if (IsNumber(key)) {

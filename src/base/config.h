@@ -35,16 +35,16 @@ struct Config {
     std::string metrics_addr = "127.0.0.1:9464";  // "host:port"; empty disables metrics.
   } server;
   struct Tools {  // agent::ToolSettings (agent/tools/tool.h) documents each field.
-    int32_t read_line_limit = 500;         // -1 = whole file.
-    double diff_fuzzy_threshold = 1.0;     // 0.5..1.0; 1.0 = exact match only.
+    int32_t read_line_limit = 500;      // -1 = whole file.
+    double diff_fuzzy_threshold = 1.0;  // 0.5..1.0; 1.0 = exact match only.
     int32_t diff_buffer_lines = 40;
     int32_t list_files_limit = 200;
     int32_t search_max_results = 300;
-    int32_t command_timeout_seconds = 0;   // 0 = no timeout.
+    int32_t command_timeout_seconds = 0;  // 0 = no timeout.
     int32_t command_output_line_limit = 500;
   } tools;
   struct Llm {
-    std::string default_profile;  // Empty: the first profile (see llm/pool.h).
+    std::string default_profile;             // Empty: the first profile (see llm/pool.h).
     uint32_t max_connections_per_host = 32;  // HTTP/1.1 providers need one per open stream.
   } llm;
 
@@ -59,10 +59,11 @@ struct Config {
   } agent;
   struct Approvals {  // agent::AutoApproveSettings (agent/approval_policy.h).
     // Comma-separated categories approved without asking: read, read_outside, write,
-    // write_outside, write_protected, delete, execute, mode_switch, subtasks; "all"; "" = none.
+    // write_outside, write_protected, delete, execute, mode_switch, subtasks, mcp; "all"; "" =
+    // none.
     std::string auto_approve = "read";
     std::string allowed_commands = "git log,git diff,git show";  // Comma-separated prefixes.
-    std::string denied_commands;                                  // Comma-separated prefixes.
+    std::string denied_commands;                                 // Comma-separated prefixes.
     int32_t max_requests = 0;  // Model requests per task before asking; 0 = unlimited.
     double max_cost_usd = 0;   // Task cost before asking; 0 = unlimited.
   } approvals;

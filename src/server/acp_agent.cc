@@ -16,6 +16,7 @@
 #include "llm/pool.h"
 #include "rpc/peer.h"
 #include "server/ai_protocol.h"
+#include "server/mcp_client.h"
 
 namespace lai::server {
 namespace {
@@ -400,12 +401,29 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     return result.dump();
   }
 
+  // The stdio MCP servers of a session/new or session/load, started in the background (the first
+  // prompt waits for them); null when there are none.
+  Result<std::shared_ptr<agent::McpServers>> StartMcpServers(std::string_view method,
+                                                             const json& params,
+                                                             const std::string& cwd) {
+    auto servers = params.find("mcpServers");
+    if (servers == params.end() || servers->is_null()) return std::shared_ptr<agent::McpServers>();
+    Result<std::vector<McpServerConfig>> configs = ParseAcpMcpServers(servers->dump());
+    if (!configs.ok()) return BadParams(method, configs.error().message());
+    if (configs->empty()) return std::shared_ptr<agent::McpServers>();
+    McpOptions mcp_options;
+    mcp_options.cwd = cwd;
+    mcp_options.client_version = agent_options.agent_version;
+    return std::shared_ptr<agent::McpServers>(McpHub::Start(std::move(*configs), mcp_options));
+  }
+
   Result<std::string> NewSession(std::string_view params_json) {
     ASSIGN_OR_RETURN(json params, ParseParams("session/new", params_json));
     ASSIGN_OR_RETURN(std::string cwd, StringField("session/new", params, "cwd"));
     if (cwd[0] != '/') return BadParams("session/new", "'cwd' must be an absolute path");
     agent::SessionOptions options;
     options.workspace = cwd;
+    ASSIGN_OR_RETURN(options.mcp, StartMcpServers("session/new", params, cwd));
     if (params.contains("_meta") && params["_meta"].is_object()) {
       options.mode = params["_meta"].value("mode", "");
       options.profile = params["_meta"].value("profile", "");
@@ -422,8 +440,12 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   Result<std::string> LoadSession(std::string_view params_json) {
     ASSIGN_OR_RETURN(json params, ParseParams("session/load", params_json));
     ASSIGN_OR_RETURN(std::string id, StringField("session/load", params, "sessionId"));
+    std::string cwd =
+        params.value("cwd", json()).is_string() ? params["cwd"].get<std::string>() : "";
+    ASSIGN_OR_RETURN(std::shared_ptr<agent::McpServers> mcp,
+                     StartMcpServers("session/load", params, cwd));
     ASSIGN_OR_RETURN(agent::Engine * engine, Engine());
-    ASSIGN_OR_RETURN(std::shared_ptr<agent::Session> session, engine->LoadSession(id));
+    ASSIGN_OR_RETURN(std::shared_ptr<agent::Session> session, engine->LoadSession(id, mcp));
     {
       std::lock_guard lock(mutex);
       session_ids.push_back(session->id());

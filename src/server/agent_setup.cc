@@ -30,7 +30,7 @@ void ApproveEverything(agent::AutoApproveSettings& approvals) {
   approvals.read = approvals.read_outside_workspace = true;
   approvals.write = approvals.write_outside_workspace = approvals.write_protected = true;
   approvals.delete_files = approvals.execute = true;
-  approvals.mode_switch = approvals.subtasks = true;
+  approvals.mode_switch = approvals.subtasks = approvals.mcp = true;
   approvals.allowed_commands = {"*"};
 }
 
@@ -68,6 +68,7 @@ agent::AgentSettings AgentSettingsFromConfig(const Config& config) {
     if (category == "execute") approvals.execute = true;
     if (category == "mode_switch") approvals.mode_switch = true;
     if (category == "subtasks") approvals.subtasks = true;
+    if (category == "mcp") approvals.mcp = true;
   }
   if (config.approvals.auto_approve.find("all") == std::string::npos) {
     approvals.allowed_commands = SplitList(config.approvals.allowed_commands);

@@ -120,4 +120,57 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
   return outcome;
 }
 
+Result<std::unique_ptr<Child>> Child::Start(const ChildOptions& options) {
+  if (options.argv.empty() || options.argv[0].empty()) {
+    return Error(ErrorCode::kInvalidArgument, "start a child process: no program given");
+  }
+  internal::SpawnOptions spawn;
+  spawn.argv = options.argv;
+  spawn.cwd = options.cwd;
+  spawn.is_new_session = true;
+  spawn.pipes_stdin = true;
+  spawn.extra_env = options.env;
+  ASSIGN_OR_RETURN(internal::SpawnedChild spawned, internal::Spawn(spawn));
+  auto child = std::unique_ptr<Child>(new Child());
+  child->pid_ = spawned.pid;
+  child->stdin_fd_ = spawned.stdin_fd.Release();
+  child->stdout_fd_ = spawned.stdout_fd.Release();
+  child->stderr_fd_ = spawned.stderr_fd.Release();
+  return child;
+}
+
+Child::~Child() {
+  Stop(std::chrono::milliseconds(0));
+  for (int fd : {stdin_fd_, stdout_fd_, stderr_fd_}) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+void Child::Stop(std::chrono::milliseconds grace) {
+  if (stdin_fd_ >= 0) {
+    ::close(stdin_fd_);  // Most servers exit at end of input.
+    stdin_fd_ = -1;
+  }
+  if (pid_ <= 0 || is_reaped_) return;
+  auto wait_for_exit = [this](std::chrono::milliseconds limit) {
+    const Clock::time_point deadline = Clock::now() + limit;
+    for (;;) {
+      pid_t reaped = ::waitpid(pid_, nullptr, WNOHANG);
+      if (reaped == pid_ || (reaped < 0 && errno != EINTR)) return true;
+      if (Clock::now() >= deadline) return false;
+      ::usleep(5000);
+    }
+  };
+  if (!wait_for_exit(grace)) {
+    ::kill(-pid_, SIGTERM);
+    if (!wait_for_exit(kKillGrace)) {
+      ::kill(-pid_, SIGKILL);
+      while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  ::kill(-pid_, SIGTERM);  // What the leader started and left behind (ESRCH when nothing).
+  is_reaped_ = true;
+}
+
 }  // namespace lai::workspace

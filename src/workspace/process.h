@@ -3,35 +3,70 @@
 // Thread-safe (each call owns its child).
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 
 namespace lai::workspace {
 
 struct CommandOptions {
-  std::string cwd;                          // Absolute.
-  std::chrono::milliseconds timeout{0};     // 0 = none.
+  std::string cwd;                       // Absolute.
+  std::chrono::milliseconds timeout{0};  // 0 = none.
   const std::atomic<bool>* cancelled = nullptr;
   // stdout and stderr merged, in arrival order; called on the calling thread.
   std::function<void(std::string_view chunk)> on_output;
 };
 
 struct CommandOutcome {
-  int exit_code = -1;     // -1 when killed by a signal.
-  int signal = 0;         // The signal that ended it, 0 if it exited.
+  int exit_code = -1;  // -1 when killed by a signal.
+  int signal = 0;      // The signal that ended it, 0 if it exited.
   bool timed_out = false;
   bool cancelled = false;
-  std::string output;     // Everything on_output saw.
+  std::string output;  // Everything on_output saw.
 };
 
 // Runs `command` with $SHELL -c (falling back to /bin/sh), stdin from /dev/null. On timeout or
 // cancellation sends SIGTERM to the process group, then SIGKILL after a grace period; always
 // reaps. Errors only when the command could not be started (kNotFound cwd, kIo).
 Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions& options);
+
+// A long-running child speaking over pipes (an MCP server): stdin, stdout and stderr are pipes,
+// and it leads its own process group. Stop() (and the destructor) closes its stdin, gives it
+// `grace` to exit, then SIGTERMs and finally SIGKILLs the group, and reaps it. Thread-compatible.
+struct ChildOptions {
+  std::vector<std::string> argv;  // argv[0] is looked up on PATH when it has no '/'.
+  std::vector<std::string> env;   // "NAME=value", added to this process's environment.
+  std::string cwd;                // Empty: inherit.
+};
+class Child {
+ public:
+  // Errors: kNotFound (the program or cwd does not exist), kIo.
+  static Result<std::unique_ptr<Child>> Start(const ChildOptions& options);
+  ~Child();
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  int stdin_fd() const { return stdin_fd_; }    // Blocking.
+  int stdout_fd() const { return stdout_fd_; }  // Non-blocking.
+  int stderr_fd() const { return stderr_fd_; }  // Non-blocking.
+  pid_t pid() const { return pid_; }
+  void Stop(std::chrono::milliseconds grace = std::chrono::milliseconds(1000));
+
+ private:
+  Child() = default;
+  pid_t pid_ = -1;
+  int stdin_fd_ = -1;
+  int stdout_fd_ = -1;
+  int stderr_fd_ = -1;
+  bool is_reaped_ = false;
+};
 
 }  // namespace lai::workspace

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <string_view>
 
 extern char** environ;
 
@@ -25,9 +26,22 @@ Result<SpawnedChild> Spawn(const SpawnOptions& options) {
     err_write.Reset(err_pipe[1]);
   }
 
+  UniqueFd in_read;
+  UniqueFd in_write;
+  if (options.pipes_stdin) {
+    int in_pipe[2];
+    if (::pipe2(in_pipe, O_CLOEXEC) != 0) return ErrnoError("create pipe", errno);
+    in_read.Reset(in_pipe[0]);
+    in_write.Reset(in_pipe[1]);
+  }
+
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  if (options.pipes_stdin) {
+    posix_spawn_file_actions_adddup2(&actions, in_read.get(), 0);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  }
   posix_spawn_file_actions_adddup2(&actions, out_write.get(), 1);
   posix_spawn_file_actions_adddup2(&actions,
                                    options.merges_stderr ? out_write.get() : err_write.get(), 2);
@@ -48,12 +62,33 @@ Result<SpawnedChild> Spawn(const SpawnOptions& options) {
   std::vector<char*> argv;
   for (const std::string& arg : options.argv) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
+  char** env = environ;
+  std::vector<std::string> merged;
+  std::vector<char*> env_pointers;
+  if (!options.extra_env.empty()) {
+    for (char** entry = environ; *entry != nullptr; ++entry) {
+      std::string_view text(*entry);
+      std::string_view name = text.substr(0, text.find('='));
+      bool replaced = false;
+      for (const std::string& extra : options.extra_env) {
+        replaced = replaced || std::string_view(extra).substr(0, extra.find('=')) == name;
+      }
+      if (!replaced) merged.emplace_back(text);
+    }
+    merged.insert(merged.end(), options.extra_env.begin(), options.extra_env.end());
+    for (std::string& entry : merged) env_pointers.push_back(entry.data());
+    env_pointers.push_back(nullptr);
+    env = env_pointers.data();
+  }
   pid_t pid = -1;
-  int err = ::posix_spawnp(&pid, argv[0], &actions, &attributes, argv.data(), environ);
+  int err = ::posix_spawnp(&pid, argv[0], &actions, &attributes, argv.data(), env);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   if (err != 0) {
     if (err == ENOENT) {
+      if (options.cwd.empty()) {
+        return Error(ErrorCode::kNotFound, "start '" + options.argv[0] + "': program not found");
+      }
       return Error(ErrorCode::kNotFound, "start '" + options.argv[0] +
                                              "': program or working directory '" + options.cwd +
                                              "' not found");
@@ -63,6 +98,7 @@ Result<SpawnedChild> Spawn(const SpawnOptions& options) {
 
   SpawnedChild child;
   child.pid = pid;
+  child.stdin_fd = std::move(in_write);
   ::fcntl(out_read.get(), F_SETFL, O_NONBLOCK);
   child.stdout_fd = std::move(out_read);
   if (err_read.is_valid()) {

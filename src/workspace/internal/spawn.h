@@ -17,16 +17,20 @@ struct SpawnOptions {
   std::string cwd;                // Empty: inherit.
   bool is_new_session = false;    // setsid(): the child leads its own process group.
   bool merges_stderr = false;     // stderr into the stdout pipe, else a separate pipe.
+  bool pipes_stdin = false;       // A pipe to the child's stdin, else /dev/null.
+  // Added to (or replacing in) this process's environment: "NAME=value".
+  std::vector<std::string> extra_env;
 };
 
 struct SpawnedChild {
   pid_t pid = -1;
   UniqueFd stdout_fd;  // Non-blocking read ends.
   UniqueFd stderr_fd;  // Invalid when merges_stderr.
+  UniqueFd stdin_fd;   // Blocking write end; valid when pipes_stdin.
 };
 
-// stdin is /dev/null; signal mask and dispositions are reset in the child. Errors: kNotFound
-// (the program or cwd does not exist), kIo.
+// stdin is /dev/null unless piped; signal mask and dispositions are reset in the child. Errors:
+// kNotFound (the program or cwd does not exist), kIo.
 Result<SpawnedChild> Spawn(const SpawnOptions& options);
 
 }  // namespace lai::workspace::internal

@@ -1,0 +1,441 @@
+#include "server/mcp_client.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "rpc/peer.h"
+#include "rpc/stdio_transport.h"
+#include "workspace/process.h"
+
+namespace lai::server {
+namespace {
+
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// What we ask for, and every revision whose handshake we speak.
+constexpr std::string_view kProtocolVersion = "2025-11-25";
+constexpr std::string_view kKnownVersions[] = {"2025-11-25", "2025-06-18", "2025-03-26",
+                                               "2024-11-05"};
+constexpr size_t kStderrTailBytes = 4096;
+constexpr int kMaxListPages = 100;  // A server that pages forever is cut off here.
+
+Error EntryError(size_t index, std::string_view field, std::string_view problem) {
+  std::string where = "mcpServers[" + std::to_string(index) + "]";
+  if (!field.empty()) where += "." + std::string(field);
+  return Error(ErrorCode::kInvalidArgument, where + ": " + std::string(problem));
+}
+
+std::string OptionalString(const Json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// The answer of a tools/call (content blocks) or resources/read (contents) as model-readable
+// text: text as is, everything else named.
+std::string BlockText(const Json& block) {
+  if (!block.is_object()) return block.dump();
+  const std::string type = OptionalString(block, "type");
+  if (block.contains("text") && block["text"].is_string()) return block["text"].get<std::string>();
+  if (type == "image" || type == "audio" || block.contains("blob")) {
+    std::string data = OptionalString(block, block.contains("blob") ? "blob" : "data");
+    std::string what = type.empty() ? std::string("binary content") : type;
+    std::string uri = OptionalString(block, "uri");
+    size_t padding = data.ends_with("==") ? 2 : data.ends_with('=') ? 1 : 0;
+    size_t bytes = data.size() / 4 * 3 - std::min(padding, data.size() / 4 * 3);
+    return "[" + what + (uri.empty() ? "" : " " + uri) + ", " + OptionalString(block, "mimeType") +
+           ", " + std::to_string(bytes) + " bytes, not shown]";
+  }
+  if (type == "resource" && block.contains("resource")) return BlockText(block["resource"]);
+  if (type == "resource_link") return "[resource: " + OptionalString(block, "uri") + "]";
+  return block.dump();
+}
+
+std::string JoinBlocks(const Json& blocks) {
+  std::string text;
+  if (!blocks.is_array()) return text;
+  for (const Json& block : blocks) {
+    if (!text.empty()) text += "\n";
+    text += BlockText(block);
+  }
+  return text;
+}
+
+// Cuts `text` to `limit` bytes at a UTF-8 character boundary, saying how much was cut.
+void Cap(std::string& text, size_t limit) {
+  if (text.size() <= limit) return;
+  size_t cut = limit;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  const size_t dropped = text.size() - cut;
+  text.resize(cut);
+  text += "\n[… " + std::to_string(dropped) + " more bytes of this answer were cut]";
+}
+
+}  // namespace
+
+Result<std::vector<McpServerConfig>> ParseAcpMcpServers(std::string_view json_array) {
+  Json servers = Json::parse(json_array, nullptr, /*allow_exceptions=*/false);
+  if (!servers.is_array()) {
+    return Error(ErrorCode::kInvalidArgument, "mcpServers: expected an array of servers");
+  }
+  std::vector<McpServerConfig> configs;
+  for (size_t i = 0; i < servers.size(); ++i) {
+    const Json& entry = servers[i];
+    if (!entry.is_object()) return EntryError(i, "", "expected an object");
+    std::string type = OptionalString(entry, "type");
+    if (!type.empty() && type != "stdio") {
+      return EntryError(i, "type",
+                        "'" + type +
+                            "' servers are not supported (this agent's mcpCapabilities has http "
+                            "and sse false); give a stdio server: name, command, args, env");
+    }
+    McpServerConfig config;
+    config.name = OptionalString(entry, "name");
+    if (config.name.empty()) return EntryError(i, "name", "expected a non-empty string");
+    for (const McpServerConfig& earlier : configs) {
+      if (earlier.name == config.name) {
+        return EntryError(i, "name", "'" + config.name + "' names two servers");
+      }
+    }
+    config.command = OptionalString(entry, "command");
+    if (config.command.empty()) return EntryError(i, "command", "expected a non-empty string");
+    if (auto args = entry.find("args"); args != entry.end() && !args->is_null()) {
+      if (!args->is_array()) return EntryError(i, "args", "expected an array of strings");
+      for (const Json& arg : *args) {
+        if (!arg.is_string()) return EntryError(i, "args", "expected an array of strings");
+        config.args.push_back(arg.get<std::string>());
+      }
+    }
+    if (auto env = entry.find("env"); env != entry.end() && !env->is_null()) {
+      if (!env->is_array()) {
+        return EntryError(i, "env", "expected an array of {\"name\", \"value\"} objects");
+      }
+      for (const Json& variable : *env) {
+        std::string name = variable.is_object() ? OptionalString(variable, "name") : "";
+        if (name.empty() || name.find('=') != std::string::npos || !variable.contains("value") ||
+            !variable["value"].is_string()) {
+          return EntryError(i, "env",
+                            "expected {\"name\", \"value\"} objects with a name without '=' and "
+                            "a string value");
+        }
+        config.env.push_back(name + "=" + variable["value"].get<std::string>());
+      }
+    }
+    configs.push_back(std::move(config));
+  }
+  return configs;
+}
+
+// One server: its process, the JSON-RPC peer on its pipes, and what it offers. Start() runs on
+// `starter`; after `is_started`, `info` and `failure` are read-only.
+struct McpHub::Connection {
+  McpServerConfig config;
+  McpOptions options;
+
+  mutable std::mutex mutex;
+  std::condition_variable started_changed;
+  bool is_started = false;  // Guarded by mutex.
+  std::string stderr_tail;  // Guarded by mutex.
+  std::atomic<bool> is_connected{false};
+  std::string failure;
+  agent::McpServerInfo info;
+
+  std::unique_ptr<workspace::Child> child;
+  std::unique_ptr<rpc::StdioTransport> transport;
+  std::unique_ptr<rpc::Peer> peer;
+  std::atomic<bool> is_stopping{false};
+  std::thread stderr_reader;
+  std::thread starter;
+
+  ~Connection() {
+    is_stopping = true;
+    if (starter.joinable()) starter.join();
+    if (transport) transport->Stop();  // The reader thread is gone: nothing reaches the peer.
+    peer.reset();                      // Pending calls fail with kUnavailable.
+    transport.reset();
+    if (child) child->Stop(milliseconds(500));
+    if (stderr_reader.joinable()) stderr_reader.join();
+  }
+
+  std::string StderrTail() const {
+    std::lock_guard lock(mutex);
+    return stderr_tail;
+  }
+
+  // Why the server is unusable, with what it last wrote to stderr.
+  std::string Explain(std::string_view why) const {
+    std::string text = "MCP server '" + config.name + "': " + std::string(why);
+    std::string tail = StderrTail();
+    while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r')) tail.pop_back();
+    if (!tail.empty())
+      text += "; its stderr ends: " + tail.substr(tail.size() > 500 ? tail.size() - 500 : 0);
+    return text;
+  }
+
+  void DrainStderr() {
+    char buffer[4096];
+    while (!is_stopping) {
+      pollfd fd{child->stderr_fd(), POLLIN, 0};
+      int ready = ::poll(&fd, 1, 100);
+      if (ready <= 0) continue;
+      ssize_t n = ::read(child->stderr_fd(), buffer, sizeof buffer);
+      if (n == 0) return;  // The server and everything it started closed stderr.
+      if (n < 0) {
+        if (errno == EINTR || errno == EAGAIN) continue;
+        return;
+      }
+      std::lock_guard lock(mutex);
+      stderr_tail.append(buffer, static_cast<size_t>(n));
+      if (stderr_tail.size() > kStderrTailBytes) {
+        stderr_tail.erase(0, stderr_tail.size() - kStderrTailBytes);
+      }
+    }
+  }
+
+  void Start() {
+    Status started = Connect();
+    if (started.ok()) {
+      is_connected = true;
+      spdlog::info("MCP server '{}' connected: {} tools, {} resources", config.name,
+                   info.tools.size(), info.resources.size());
+    } else {
+      failure = started.error().message();
+      spdlog::warn("{}", failure);
+    }
+    std::lock_guard lock(mutex);
+    is_started = true;
+    started_changed.notify_all();
+  }
+
+  Status Connect() {
+    const Clock::time_point deadline = Clock::now() + options.start_timeout;
+    workspace::ChildOptions child_options;
+    child_options.argv.push_back(config.command);
+    child_options.argv.insert(child_options.argv.end(), config.args.begin(), config.args.end());
+    child_options.env = config.env;
+    child_options.cwd = options.cwd;
+    Result<std::unique_ptr<workspace::Child>> started = workspace::Child::Start(child_options);
+    if (!started.ok()) return Error(started.error().code(), Explain(started.error().message()));
+    child = std::move(*started);
+    stderr_reader = std::thread([this] { DrainStderr(); });
+    transport = std::make_unique<rpc::StdioTransport>(child->stdout_fd(), child->stdin_fd());
+    rpc::PeerOptions peer_options;
+    peer_options.name = "mcp " + config.name;
+    peer_options.max_handler_threads = 2;
+    peer = std::make_unique<rpc::Peer>(*transport, peer_options);
+    peer->HandleRequest("ping", [](std::string_view, const rpc::RequestContext&) {
+      return Result<std::string>(std::string("{}"));
+    });
+    peer->OnClose([this] { is_connected = false; });
+    RETURN_IF_ERROR(transport->Start(*peer));
+
+    Json initialize = {{"protocolVersion", kProtocolVersion},
+                       {"capabilities", Json::object()},
+                       {"clientInfo", {{"name", "lapce-ai"}, {"version", options.client_version}}}};
+    ASSIGN_OR_RETURN(Json result, Call("initialize", initialize, deadline, nullptr));
+    std::string version = OptionalString(result, "protocolVersion");
+    if (std::find(std::begin(kKnownVersions), std::end(kKnownVersions), version) ==
+        std::end(kKnownVersions)) {
+      return Error(ErrorCode::kProtocol, Explain("it speaks MCP version '" + version +
+                                                 "'; lapce-ai speaks 2024-11-05 to 2025-11-25"));
+    }
+    info.name = config.name;
+    info.command = config.command;
+    for (const std::string& arg : config.args) info.command += " " + arg;
+    info.instructions = OptionalString(result, "instructions");
+    Status initialized = peer->Notify("notifications/initialized", "");
+    if (!initialized.ok())
+      return Error(initialized.error().code(), Explain(initialized.error().message()));
+
+    const Json capabilities = result.value("capabilities", Json::object());
+    if (capabilities.is_object() && capabilities.contains("tools")) {
+      RETURN_IF_ERROR(List("tools/list", "tools", deadline, [&](const Json& tool) {
+        if (!tool.is_object() || OptionalString(tool, "name").empty()) return;
+        agent::McpTool entry;
+        entry.name = tool["name"].get<std::string>();
+        entry.description = OptionalString(tool, "description");
+        auto schema = tool.find("inputSchema");
+        entry.input_schema = schema != tool.end() && schema->is_object() ? schema->dump() : "{}";
+        info.tools.push_back(std::move(entry));
+      }));
+    }
+    if (capabilities.is_object() && capabilities.contains("resources")) {
+      RETURN_IF_ERROR(List("resources/list", "resources", deadline, [&](const Json& resource) {
+        if (!resource.is_object() || OptionalString(resource, "uri").empty()) return;
+        agent::McpResource entry;
+        entry.uri = resource["uri"].get<std::string>();
+        entry.name = OptionalString(resource, "name");
+        entry.description = OptionalString(resource, "description");
+        entry.mime_type = OptionalString(resource, "mimeType");
+        info.resources.push_back(std::move(entry));
+      }));
+    }
+    return OkStatus();
+  }
+
+  // Every page of a list method, each item of `field` to `add`.
+  template <typename Add>
+  Status List(const char* method, const char* field, Clock::time_point deadline, Add&& add) {
+    std::string cursor;
+    for (int page = 0; page < kMaxListPages; ++page) {
+      Json params = Json::object();
+      if (!cursor.empty()) params["cursor"] = cursor;
+      ASSIGN_OR_RETURN(Json result, Call(method, params, deadline, nullptr));
+      if (auto items = result.find(field); items != result.end() && items->is_array()) {
+        for (const Json& item : *items) add(item);
+      }
+      cursor = OptionalString(result, "nextCursor");
+      if (cursor.empty()) return OkStatus();
+    }
+    return OkStatus();
+  }
+
+  // One request: its result object, or an error that names the server. Gives up at `deadline`
+  // or when `cancelled` turns true, telling the server (notifications/cancelled).
+  Result<Json> Call(std::string_view method, const Json& params, Clock::time_point deadline,
+                    const std::atomic<bool>* cancelled) {
+    struct Reply {
+      std::mutex mutex;
+      std::condition_variable arrived;
+      std::optional<Result<std::string>> result;
+    };
+    auto reply = std::make_shared<Reply>();
+    int64_t id = peer->RequestAsync(method, params.dump(), [reply](Result<std::string> result) {
+      std::lock_guard lock(reply->mutex);
+      reply->result = std::move(result);
+      reply->arrived.notify_all();
+    });
+    std::unique_lock lock(reply->mutex);
+    while (!reply->result) {
+      const bool is_cancelled = (cancelled != nullptr && cancelled->load()) || is_stopping;
+      if (is_cancelled || Clock::now() >= deadline) {
+        lock.unlock();
+        if (id != 0) {
+          peer->CancelOutgoing(id);
+          (void)peer->Notify("notifications/cancelled",
+                             Json{{"requestId", id},
+                                  {"reason", is_cancelled ? "cancelled by the user" : "timed out"}}
+                                 .dump());
+        }
+        if (is_cancelled)
+          return Error(ErrorCode::kCancelled, Explain(std::string(method) + " cancelled"));
+        return Error(ErrorCode::kTimeout, Explain(std::string(method) + " timed out"));
+      }
+      reply->arrived.wait_for(lock, milliseconds(50));
+    }
+    Result<std::string> text = std::move(*reply->result);
+    lock.unlock();
+    if (!text.ok()) {
+      if (text.error().code() == ErrorCode::kUnavailable) {
+        return Error(ErrorCode::kUnavailable,
+                     Explain("it stopped (" + text.error().message() + ")"));
+      }
+      return Error(text.error().code(), Explain(text.error().message()));
+    }
+    Json result = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
+    if (!result.is_object()) {
+      return Error(ErrorCode::kProtocol,
+                   Explain(std::string(method) + " answered with something other than an object"));
+    }
+    return result;
+  }
+};
+
+std::shared_ptr<McpHub> McpHub::Start(std::vector<McpServerConfig> configs, McpOptions options) {
+  std::shared_ptr<McpHub> hub(new McpHub());
+  hub->options_ = options;
+  for (McpServerConfig& config : configs) {
+    auto connection = std::make_unique<Connection>();
+    connection->config = std::move(config);
+    connection->options = options;
+    hub->connections_.push_back(std::move(connection));
+  }
+  for (const std::unique_ptr<Connection>& connection : hub->connections_) {
+    connection->starter = std::thread([raw = connection.get()] { raw->Start(); });
+  }
+  return hub;
+}
+
+McpHub::~McpHub() = default;
+
+std::vector<agent::McpServerInfo> McpHub::Servers() const {
+  std::vector<agent::McpServerInfo> servers;
+  for (const std::unique_ptr<Connection>& connection : connections_) {
+    std::unique_lock lock(connection->mutex);
+    connection->started_changed.wait(lock, [&] { return connection->is_started; });
+    if (connection->is_connected) servers.push_back(connection->info);
+  }
+  return servers;
+}
+
+std::vector<std::string> McpHub::Failures() const {
+  std::vector<std::string> failures;
+  for (const std::unique_ptr<Connection>& connection : connections_) {
+    std::lock_guard lock(connection->mutex);
+    if (connection->is_started && !connection->failure.empty()) {
+      failures.push_back(connection->failure);
+    }
+  }
+  return failures;
+}
+
+Result<McpHub::Connection*> McpHub::Connected(std::string_view name) const {
+  for (const std::unique_ptr<Connection>& connection : connections_) {
+    if (connection->config.name != name) continue;
+    std::string failure;
+    {
+      std::unique_lock lock(connection->mutex);
+      connection->started_changed.wait(lock, [&] { return connection->is_started; });
+      failure = connection->failure;
+    }
+    if (connection->is_connected) return connection.get();
+    if (!failure.empty()) return Error(ErrorCode::kUnavailable, failure);
+    return Error(ErrorCode::kUnavailable, connection->Explain("it stopped"));
+  }
+  return Error(ErrorCode::kNotFound, "no MCP server named '" + std::string(name) + "'");
+}
+
+Result<agent::McpOutcome> McpHub::CallTool(std::string_view server, std::string_view tool,
+                                           std::string_view arguments_json,
+                                           const std::atomic<bool>* cancelled) {
+  ASSIGN_OR_RETURN(Connection * connection, Connected(server));
+  Json arguments = Json::parse(arguments_json, nullptr, /*allow_exceptions=*/false);
+  if (!arguments.is_object()) {
+    return Error(ErrorCode::kInvalidArgument, "MCP tool arguments must be a JSON object");
+  }
+  ASSIGN_OR_RETURN(Json result,
+                   connection->Call("tools/call", {{"name", tool}, {"arguments", arguments}},
+                                    Clock::now() + options_.call_timeout, cancelled));
+  agent::McpOutcome outcome;
+  outcome.is_error = result.value("isError", false);
+  outcome.text = JoinBlocks(result.value("content", Json::array()));
+  if (outcome.text.empty() && result.contains("structuredContent")) {
+    outcome.text = result["structuredContent"].dump();
+  }
+  Cap(outcome.text, options_.max_result_bytes);
+  return outcome;
+}
+
+Result<agent::McpOutcome> McpHub::ReadResource(std::string_view server, std::string_view uri,
+                                               const std::atomic<bool>* cancelled) {
+  ASSIGN_OR_RETURN(Connection * connection, Connected(server));
+  ASSIGN_OR_RETURN(Json result, connection->Call("resources/read", {{"uri", uri}},
+                                                 Clock::now() + options_.call_timeout, cancelled));
+  agent::McpOutcome outcome;
+  outcome.text = JoinBlocks(result.value("contents", Json::array()));
+  Cap(outcome.text, options_.max_result_bytes);
+  return outcome;
+}
+
+}  // namespace lai::server

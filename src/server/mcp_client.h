@@ -1,0 +1,65 @@
+// MCP servers over stdio (MCP 2025-11-25, accepting servers down to 2024-11-05): each server is a
+// child process speaking newline-delimited JSON-RPC on its stdin and stdout. McpHub starts a
+// session's servers in the background (initialize, tools/list, resources/list) and serves
+// agent::McpServers: the servers' listings, tools/call and resources/read. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/mcp.h"
+#include "base/result.h"
+
+namespace lai::server {
+
+struct McpServerConfig {
+  std::string name;
+  std::string command;
+  std::vector<std::string> args;
+  std::vector<std::string> env;  // "NAME=value", added to the engine's environment.
+};
+
+// ACP's `mcpServers` (session/new, session/load): stdio entries
+// {"name", "command", "args": [...], "env": [{"name", "value"}]}. Errors (kInvalidArgument) name
+// the entry and the field; http and sse entries are refused, as the agent advertises neither.
+Result<std::vector<McpServerConfig>> ParseAcpMcpServers(std::string_view json_array);
+
+struct McpOptions {
+  std::string cwd;  // The servers' working directory (the session's workspace); "" = inherit.
+  std::chrono::milliseconds start_timeout{15'000};  // Spawn to tools listed.
+  std::chrono::milliseconds call_timeout{120'000};  // One tools/call or resources/read.
+  size_t max_result_bytes = 256 * 1024;             // Longer answers are cut, with a notice.
+  std::string client_version;                       // clientInfo.version in `initialize`.
+};
+
+class McpHub final : public agent::McpServers {
+ public:
+  // Starts every server on its own thread and returns at once. A server that fails to start is
+  // logged (with the end of its stderr) and left out of Servers().
+  static std::shared_ptr<McpHub> Start(std::vector<McpServerConfig> configs, McpOptions options);
+  ~McpHub() override;  // Stops the servers: stdin closed, then SIGTERM, then SIGKILL.
+
+  std::vector<agent::McpServerInfo> Servers() const override;
+  Result<agent::McpOutcome> CallTool(std::string_view server, std::string_view tool,
+                                     std::string_view arguments_json,
+                                     const std::atomic<bool>* cancelled) override;
+  Result<agent::McpOutcome> ReadResource(std::string_view server, std::string_view uri,
+                                         const std::atomic<bool>* cancelled) override;
+
+  // "name: why" for each server that failed to start (after Servers() has returned).
+  std::vector<std::string> Failures() const;
+
+ private:
+  struct Connection;
+  McpHub() = default;
+  // The named server once started, when it is connected; kNotFound, or kUnavailable saying why
+  // it is not.
+  Result<Connection*> Connected(std::string_view name) const;
+  McpOptions options_;
+  std::vector<std::unique_ptr<Connection>> connections_;
+};
+
+}  // namespace lai::server

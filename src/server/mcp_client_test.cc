@@ -1,0 +1,190 @@
+// McpHub against a real stdio MCP server (src/testing/fake_mcp_server.cc): the handshake and
+// listings, calls and resource reads, the server's errors, cancellation and timeouts, a server
+// that crashes or will not start, and ACP's mcpServers entries with every kind of mistake.
+#include "server/mcp_client.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+namespace lai::server {
+namespace {
+
+using std::chrono::milliseconds;
+
+McpServerConfig Fake(std::vector<std::string> args = {}, std::string name = "fake") {
+  McpServerConfig config;
+  config.name = std::move(name);
+  config.command = FAKE_MCP_BIN;
+  config.args = std::move(args);
+  return config;
+}
+
+std::shared_ptr<McpHub> StartOne(McpServerConfig config, McpOptions options = {}) {
+  std::vector<McpServerConfig> configs;
+  configs.push_back(std::move(config));
+  return McpHub::Start(std::move(configs), options);
+}
+
+TEST(McpClientTest, ListsWhatTheServerOffers) {
+  std::shared_ptr<McpHub> hub = StartOne(Fake({"--paginate"}));
+  std::vector<agent::McpServerInfo> servers = hub->Servers();
+  ASSERT_EQ(servers.size(), 1u) << (hub->Failures().empty() ? "" : hub->Failures()[0]);
+  const agent::McpServerInfo& server = servers[0];
+  EXPECT_EQ(server.name, "fake");
+  EXPECT_EQ(server.command, std::string(FAKE_MCP_BIN) + " --paginate");
+  EXPECT_EQ(server.instructions, "Use echo to repeat text.");
+  ASSERT_EQ(server.tools.size(), 6u);  // Six pages of one.
+  EXPECT_EQ(server.tools[0].name, "echo");
+  EXPECT_EQ(server.tools[0].description, "Repeats the text.");
+  EXPECT_NE(server.tools[0].input_schema.find("\"required\":[\"text\"]"), std::string::npos);
+  ASSERT_EQ(server.resources.size(), 2u);
+  EXPECT_EQ(server.resources[0].uri, "memo://greeting");
+  EXPECT_EQ(server.resources[1].mime_type, "image/png");
+  EXPECT_TRUE(hub->Failures().empty());
+}
+
+TEST(McpClientTest, CallsToolsAndReadsResources) {
+  std::shared_ptr<McpHub> hub = StartOne(Fake({"--notify-early"}));
+  ASSERT_EQ(hub->Servers().size(), 1u);
+  Result<agent::McpOutcome> echo = hub->CallTool("fake", "echo", R"({"text":"ping"})", nullptr);
+  ASSERT_TRUE(echo.ok()) << echo.error().message();
+  EXPECT_FALSE(echo->is_error);
+  EXPECT_EQ(echo->text, "echo: ping");
+  Result<agent::McpOutcome> sum = hub->CallTool("fake", "add", R"({"a":2,"b":3})", nullptr);
+  ASSERT_TRUE(sum.ok());
+  EXPECT_EQ(sum->text, "5.0");
+
+  Result<agent::McpOutcome> failed = hub->CallTool("fake", "fail", "{}", nullptr);
+  ASSERT_TRUE(failed.ok());  // A tool's own failure is an answer for the model.
+  EXPECT_TRUE(failed->is_error);
+  EXPECT_EQ(failed->text, "it failed");
+
+  Result<agent::McpOutcome> unknown = hub->CallTool("fake", "nope", "{}", nullptr);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().message().find("Unknown tool: nope"), std::string::npos)
+      << unknown.error().message();
+  EXPECT_NE(unknown.error().message().find("MCP server 'fake'"), std::string::npos);
+
+  Result<agent::McpOutcome> greeting = hub->ReadResource("fake", "memo://greeting", nullptr);
+  ASSERT_TRUE(greeting.ok()) << greeting.error().message();
+  EXPECT_EQ(greeting->text, "hello from the fake server");
+  Result<agent::McpOutcome> logo = hub->ReadResource("fake", "memo://logo", nullptr);
+  ASSERT_TRUE(logo.ok());
+  EXPECT_EQ(logo->text, "[binary content memo://logo, image/png, 8 bytes, not shown]");
+  Result<agent::McpOutcome> missing = hub->ReadResource("fake", "memo://none", nullptr);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);  // -32002.
+
+  Result<agent::McpOutcome> other = hub->CallTool("other", "echo", "{}", nullptr);
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().code(), ErrorCode::kNotFound);
+  Result<agent::McpOutcome> bad = hub->CallTool("fake", "echo", "[1]", nullptr);
+  EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(McpClientTest, LongAnswersAreCut) {
+  McpOptions options;
+  options.max_result_bytes = 1000;
+  std::shared_ptr<McpHub> hub = StartOne(Fake(), options);
+  Result<agent::McpOutcome> big = hub->CallTool("fake", "big", "{}", nullptr);
+  ASSERT_TRUE(big.ok()) << big.error().message();
+  EXPECT_EQ(big->text, std::string(1000, 'x') + "\n[… 299000 more bytes of this answer were cut]");
+}
+
+TEST(McpClientTest, CancellationAndTimeoutTellTheServer) {
+  McpOptions options;
+  options.call_timeout = milliseconds(300);
+  std::shared_ptr<McpHub> hub = StartOne(Fake(), options);
+  ASSERT_EQ(hub->Servers().size(), 1u);
+  auto started = std::chrono::steady_clock::now();
+  Result<agent::McpOutcome> timed_out = hub->CallTool("fake", "slow", "{}", nullptr);
+  ASSERT_FALSE(timed_out.ok());
+  EXPECT_EQ(timed_out.error().code(), ErrorCode::kTimeout) << timed_out.error().message();
+
+  std::atomic<bool> cancelled{false};
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(milliseconds(100));
+    cancelled = true;
+  });
+  Result<agent::McpOutcome> stopped = hub->CallTool("fake", "slow", "{}", &cancelled);
+  canceller.join();
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.error().code(), ErrorCode::kCancelled);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+  // The server saw both notifications/cancelled and still answers.
+  Result<agent::McpOutcome> echo = hub->CallTool("fake", "echo", R"({"text":"after"})", nullptr);
+  ASSERT_TRUE(echo.ok()) << echo.error().message();
+  EXPECT_EQ(echo->text, "echo: after");
+}
+
+TEST(McpClientTest, AServerThatCrashesSaysWhy) {
+  std::shared_ptr<McpHub> hub = StartOne(Fake());
+  ASSERT_EQ(hub->Servers().size(), 1u);
+  Result<agent::McpOutcome> crashed = hub->CallTool("fake", "crash", "{}", nullptr);
+  ASSERT_FALSE(crashed.ok());
+  EXPECT_EQ(crashed.error().code(), ErrorCode::kUnavailable);
+  // Its stderr may still be in flight; the next call finds it gone and quotes it.
+  std::this_thread::sleep_for(milliseconds(200));
+  Result<agent::McpOutcome> after = hub->CallTool("fake", "echo", R"({"text":"x"})", nullptr);
+  ASSERT_FALSE(after.ok());
+  EXPECT_EQ(after.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(after.error().message().find("crashing (as asked)"), std::string::npos)
+      << after.error().message();
+}
+
+TEST(McpClientTest, ServersThatCannotStartAreLeftOutWithAReason) {
+  std::vector<McpServerConfig> configs;
+  configs.push_back(Fake({"--exit-at-start"}, "refuses"));
+  configs.push_back(Fake({"--version", "1999-01-01"}, "ancient"));
+  McpServerConfig missing = Fake({}, "missing");
+  missing.command = "/nonexistent/mcp-server";
+  configs.push_back(missing);
+  configs.push_back(Fake({"--no-resources"}, "good"));
+  std::shared_ptr<McpHub> hub = McpHub::Start(std::move(configs), McpOptions{});
+  std::vector<agent::McpServerInfo> servers = hub->Servers();
+  ASSERT_EQ(servers.size(), 1u);
+  EXPECT_EQ(servers[0].name, "good");
+  EXPECT_TRUE(servers[0].resources.empty());
+  std::vector<std::string> failures = hub->Failures();
+  ASSERT_EQ(failures.size(), 3u);
+  EXPECT_NE(failures[0].find("refusing to start (as asked)"), std::string::npos) << failures[0];
+  EXPECT_NE(failures[1].find("MCP version '1999-01-01'"), std::string::npos) << failures[1];
+  EXPECT_NE(failures[2].find("/nonexistent/mcp-server"), std::string::npos) << failures[2];
+}
+
+TEST(McpClientTest, AcpEntriesAreValidated) {
+  Result<std::vector<McpServerConfig>> good = ParseAcpMcpServers(
+      R"([{"name":"fs","command":"npx","args":["-y","server"],"env":[{"name":"A","value":"1"}]},
+          {"type":"stdio","name":"other","command":"/bin/x"}])");
+  ASSERT_TRUE(good.ok()) << good.error().message();
+  ASSERT_EQ(good->size(), 2u);
+  EXPECT_EQ((*good)[0].args, (std::vector<std::string>{"-y", "server"}));
+  EXPECT_EQ((*good)[0].env, std::vector<std::string>{"A=1"});
+  EXPECT_TRUE((*good)[1].args.empty());
+
+  auto error_of = [](std::string_view text) {
+    Result<std::vector<McpServerConfig>> parsed = ParseAcpMcpServers(text);
+    EXPECT_FALSE(parsed.ok()) << text;
+    return parsed.ok() ? std::string() : parsed.error().message();
+  };
+  EXPECT_EQ(error_of("{}"), "mcpServers: expected an array of servers");
+  EXPECT_EQ(error_of("[1]"), "mcpServers[0]: expected an object");
+  EXPECT_EQ(error_of(R"([{"command":"x"}])"), "mcpServers[0].name: expected a non-empty string");
+  EXPECT_EQ(error_of(R"([{"name":"a"}])"), "mcpServers[0].command: expected a non-empty string");
+  EXPECT_EQ(error_of(R"([{"name":"a","command":"x","args":"-y"}])"),
+            "mcpServers[0].args: expected an array of strings");
+  EXPECT_NE(error_of(R"([{"name":"a","command":"x","env":[{"name":"A=B","value":"1"}]}])")
+                .find("mcpServers[0].env"),
+            std::string::npos);
+  EXPECT_EQ(error_of(R"([{"name":"a","command":"x"},{"name":"a","command":"y"}])"),
+            "mcpServers[1].name: 'a' names two servers");
+  EXPECT_NE(error_of(R"([{"type":"http","name":"web","url":"http://x","headers":[]}])")
+                .find("'http' servers are not supported"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace lai::server
