@@ -976,6 +976,37 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
     agent.assertClean();
   });
 
+  test("session/new mcpServers: the model calls the server's tool after the user allows it", {
+    timeout: kTestTimeoutMs,
+    skip: process.env.FAKE_MCP_BIN ? false : "FAKE_MCP_BIN is not set",
+  }, async () => {
+    const env = await setUp([
+      callTool("call_mcp", "use_mcp_tool", { server_name: "fake", tool_name: "echo", arguments: { text: "ping" } }),
+      callTool("call_res", "access_mcp_resource", { server_name: "fake", uri: "memo://greeting" }),
+      complete("call_done", "Echoed."),
+    ]);
+    const agent = env.agent({ onPermission: () => "allow_once" });
+    await agent.initialize();
+    await expectRpcError(
+      agent.agent.request("session/new", { cwd: env.workspace, mcpServers: [{ type: "http", name: "web", url: "http://127.0.0.1:9/mcp", headers: [] }] }),
+      -32602,
+    );
+    const { sessionId } = await agent.agent.request("session/new", {
+      cwd: env.workspace,
+      mcpServers: [{ name: "fake", command: process.env.FAKE_MCP_BIN, args: [], env: [] }],
+    });
+    const reply = await agent.agent.request("session/prompt", {
+      sessionId,
+      prompt: [{ type: "text", text: "Echo ping, then read the greeting" }],
+    });
+    assert.equal(reply.stopReason, "end_turn");
+    assert.match(env.provider.requestText(0), /MCP SERVERS/);
+    assert.match(env.provider.requestText(1), /echo: ping/);
+    assert.match(env.provider.requestText(2), /hello from the fake server/);
+    assert.equal(agent.permissions.length, 2);
+    agent.assertClean();
+  });
+
   test("requests naming an unknown session get -32002; authenticate answers", { timeout: kTestTimeoutMs }, async () => {
     const env = await setUp([]);
     const agent = env.agent();
