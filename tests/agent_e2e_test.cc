@@ -112,8 +112,8 @@ class Child {
  private:
   bool ReadSome(Clock::time_point deadline) {
     if (!out_open_ && !err_open_) return false;
-    int left = static_cast<int>(
-        std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count());
+    int left =
+        static_cast<int>(std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count());
     if (left <= 0) return false;
     pollfd fds[2] = {{out_open_ ? out_fd_ : -1, POLLIN, 0}, {err_open_ ? err_fd_ : -1, POLLIN, 0}};
     if (::poll(fds, 2, left) <= 0) return false;
@@ -154,7 +154,8 @@ constexpr const char* kAnswer = "Fixed src/add.sh: it added nothing; now the tes
 class AgentE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    Result<std::unique_ptr<testing::FakeProviderServer>> fake = testing::FakeProviderServer::Start();
+    Result<std::unique_ptr<testing::FakeProviderServer>> fake =
+        testing::FakeProviderServer::Start();
     ASSERT_TRUE(fake.ok()) << fake.error().message();
     fake_ = std::move(*fake);
     char home_template[] = "/tmp/lai-agent-e2e.XXXXXX";
@@ -263,6 +264,36 @@ TEST_F(AgentE2eTest, FixesTheTestWithNativeToolCalls) {
   EXPECT_EQ(sessions[0]["workspace"], std::filesystem::canonical(repo_).string());
 }
 
+// The user's own MCP servers (mcp.json beside config.toml, Kilo Code's shape) in a terminal
+// session; a broken mcp.json stops `run` with the file and the field named.
+TEST_F(AgentE2eTest, RunUsesTheUsersMcpServers) {
+  const std::string path = "/v1/chat/completions";
+  fake_->Enqueue(path, testing::OpenAiToolCall("call_1", "use_mcp_tool",
+                                               R"({"server_name":"fake","tool_name":"echo",)"
+                                               R"("arguments":{"text":"from run"}})"));
+  fake_->Enqueue(
+      path, testing::OpenAiToolCall("call_2", "attempt_completion", R"({"result":"Echoed."})"));
+  const std::string settings = home_ + "/.config/lapce-ai/mcp.json";
+  WriteFile(settings, Json{{"mcpServers",
+                            {{"fake", {{"command", FAKE_MCP_BIN}, {"args", Json::array()}}},
+                             {"off", {{"command", "/nonexistent"}, {"disabled", true}}}}}}
+                          .dump());
+  ProcessResult run = Run("echo with the MCP server", {"--yes"});
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_NE(run.out.find("fake: echo"), std::string::npos) << run.out;
+  std::vector<Json> bodies = RequestBodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_NE(bodies[0].dump().find("## fake"), std::string::npos);
+  EXPECT_NE(bodies[1].dump().find("echo: from run"), std::string::npos);
+
+  WriteFile(settings, R"({"mcpServers": {"fake": {"command": "x", "args": "-y"}}})");
+  ProcessResult broken = Run("anything", {"--yes"});
+  EXPECT_EQ(broken.exit_code, 2);
+  EXPECT_NE(broken.err.find(settings + ": mcpServers.fake.args: expected an array of strings"),
+            std::string::npos)
+      << broken.err;
+}
+
 TEST_F(AgentE2eTest, JsonPrintsOneEventPerLineEndingWithStop) {
   EnqueueFixTask();
   ProcessResult run = Run("fix the test", {"--yes", "--json"});
@@ -295,9 +326,8 @@ TEST_F(AgentE2eTest, JsonPrintsOneEventPerLineEndingWithStop) {
 }
 
 TEST_F(AgentE2eTest, WithoutYesAnEditIsRejectedAndTheModelToldSo) {
-  fake_->Enqueue(kChatPath,
-                 testing::OpenAiToolCall("call_1", "write_to_file",
-                                         R"({"path":"NOTES.md","content":"notes\n"})"));
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_1", "write_to_file",
+                                                    R"({"path":"NOTES.md","content":"notes\n"})"));
   fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_2", "attempt_completion",
                                                     R"({"result":"Could not write."})"));
   ProcessResult run = Run("write notes", {});
@@ -343,9 +373,9 @@ TEST_F(AgentE2eTest, XmlToolProtocol) {
 TEST_F(AgentE2eTest, KillNineMidTurnLosesNothingAndResumes) {
   // A read_file call, then a reply that streams slowly; the engine is SIGKILLed after part of it
   // was printed.
-  fake_->Enqueue(kChatPath, testing::OpenAiToolCall(
-                                "call_1", "read_file",
-                                R"({"files":[{"path":"README.md","line_ranges":null}]})"));
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("call_1", "read_file",
+                                         R"({"files":[{"path":"README.md","line_ranges":null}]})"));
   testing::ScriptedTurn slow;
   slow.text = "Part one. Part two. Part three. Part four. Part five. Part six.";
   slow.text_chunks = 6;
@@ -391,8 +421,7 @@ TEST_F(AgentE2eTest, KillNineMidTurnLosesNothingAndResumes) {
   std::string sent = bodies[2].dump();
   EXPECT_NE(sent.find("summarise the readme"), std::string::npos) << "the first task";
   EXPECT_NE(sent.find("A tiny project."), std::string::npos) << "the read_file result";
-  EXPECT_NE(sent.find(printed), std::string::npos)
-      << "the partial reply; sent: " << sent;
+  EXPECT_NE(sent.find(printed), std::string::npos) << "the partial reply; sent: " << sent;
   EXPECT_NE(sent.find("go on"), std::string::npos);
   EXPECT_EQ(ListSessions()[0]["status"], "completed");
 }
@@ -403,7 +432,8 @@ TEST_F(AgentE2eTest, CtrlCCancelsTheTurnAndExits130) {
   slow.text_chunks = 3;
   testing::FakeResponse response = testing::OpenAiTurn(slow);
   // The first text at once, then a stall only a cancel ends in time.
-  response.fault.stall_after_bytes = response.body_chunks[0].size() + response.body_chunks[1].size();
+  response.fault.stall_after_bytes =
+      response.body_chunks[0].size() + response.body_chunks[1].size();
   response.fault.stall_for = milliseconds(30'000);
   fake_->Enqueue(kChatPath, response);
   Child child(RunArgs("think", {"--yes"}), Env());
@@ -439,7 +469,8 @@ TEST_F(AgentE2eTest, ExportDeleteAndBadIds) {
   EXPECT_EQ(sessions[1]["title"], "say hello");
 
   std::string json_file = home_ + "/export.json";
-  ProcessResult exported = Lapce({"sessions", "export", first, "--format", "json", "-o", json_file});
+  ProcessResult exported =
+      Lapce({"sessions", "export", first, "--format", "json", "-o", json_file});
   ASSERT_EQ(exported.exit_code, 0) << exported.err;
   Json document = Json::parse(ReadFile(json_file), nullptr, false);
   ASSERT_TRUE(document.is_object()) << ReadFile(json_file);
@@ -463,7 +494,8 @@ TEST_F(AgentE2eTest, ExportDeleteAndBadIds) {
   ASSERT_GT(common, 0u);
   ProcessResult ambiguous = Lapce({"sessions", "show", first.substr(0, common)});
   EXPECT_NE(ambiguous.exit_code, 0);
-  EXPECT_NE(ambiguous.err.find(first), std::string::npos) << "lists the candidates: " << ambiguous.err;
+  EXPECT_NE(ambiguous.err.find(first), std::string::npos)
+      << "lists the candidates: " << ambiguous.err;
   EXPECT_NE(ambiguous.err.find(second), std::string::npos) << ambiguous.err;
 
   ProcessResult unknown = Lapce({"sessions", "show", "zzzz"});

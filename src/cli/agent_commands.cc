@@ -62,6 +62,17 @@ Result<std::unique_ptr<server::AgentStack>> StackFor(const Config& config,
   return server::MakeAgentStack(std::move(pool), std::move(settings));
 }
 
+// The user's MCP servers (mcp.json), started for a terminal session in `workspace`; null when
+// there are none. Errors name the file and the field.
+Result<std::shared_ptr<agent::McpServers>> UserMcpFor(const std::string& workspace) {
+  ASSIGN_OR_RETURN(std::vector<server::McpServerConfig> servers, server::UserMcpServers());
+  if (servers.empty()) return std::shared_ptr<agent::McpServers>();
+  server::McpOptions options;
+  options.cwd = workspace;
+  options.client_version = LAI_VERSION;
+  return std::shared_ptr<agent::McpServers>(server::McpHub::Start(std::move(servers), options));
+}
+
 std::string AbsoluteCwd(const std::string& cwd) {
   std::error_code error;
   std::filesystem::path path =
@@ -478,6 +489,12 @@ int Run(const Config& config, AgentFlags flags) {
   options.workspace = AbsoluteCwd(flags.cwd);
   options.mode = flags.mode;
   options.profile = flags.profile;
+  Result<std::shared_ptr<agent::McpServers>> mcp = UserMcpFor(options.workspace);
+  if (!mcp.ok()) {
+    std::fprintf(stderr, "lapce-ai run: %s\n", mcp.error().message().c_str());
+    return kExitUsage;
+  }
+  options.mcp = std::move(*mcp);
   Result<std::shared_ptr<agent::Session>> session = (*stack)->engine->NewSession(options);
   if (!session.ok()) {
     std::fprintf(stderr, "lapce-ai run: %s\n", session.error().message().c_str());
@@ -503,6 +520,12 @@ int Acp(const Config& config, const AgentFlags& flags) {
   rpc::Peer peer(transport, rpc::PeerOptions{"acp"});
   server::AcpAgentOptions options;
   options.agent_version = LAI_VERSION;
+  Result<std::vector<server::McpServerConfig>> mcp_servers = server::UserMcpServers();
+  if (!mcp_servers.ok()) {
+    std::fprintf(stderr, "lapce-ai acp: %s\n", mcp_servers.error().message().c_str());
+    return kExitUsage;
+  }
+  options.mcp_servers = std::move(*mcp_servers);
   server::AcpAgent agent([&stack] { return stack.Get(); }, peer, options);
   std::mutex mutex;
   std::condition_variable closed_signal;
@@ -703,7 +726,18 @@ int SessionsResume(const Config& config, AgentFlags flags, const std::string& id
     std::fprintf(stderr, "lapce-ai sessions resume: %s\n", stack.error().message().c_str());
     return kExitUsage;
   }
-  Result<std::shared_ptr<agent::Session>> session = (*stack)->engine->LoadSession(id);
+  std::string workspace;
+  if ((*stack)->store) {
+    Result<std::optional<agent::SessionRecord>> record = (*stack)->store->FindSession(id);
+    if (record.ok() && *record) workspace = (*record)->workspace;
+  }
+  Result<std::shared_ptr<agent::McpServers>> mcp = UserMcpFor(workspace);
+  if (!mcp.ok()) {
+    std::fprintf(stderr, "lapce-ai sessions resume: %s\n", mcp.error().message().c_str());
+    return kExitUsage;
+  }
+  Result<std::shared_ptr<agent::Session>> session =
+      (*stack)->engine->LoadSession(id, std::move(*mcp));
   if (!session.ok()) {
     std::fprintf(stderr, "lapce-ai sessions resume: %s\n", session.error().message().c_str());
     return kExitFailure;

@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <mutex>
 #include <cstdio>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -20,9 +20,9 @@
 #include "server/acp_agent.h"
 #include "server/agent_setup.h"
 #include "server/completion_service.h"
-#include "server/services.h"
 #include "server/metrics_endpoint.h"
 #include "server/resident.h"
+#include "server/services.h"
 
 namespace lai::cli {
 
@@ -82,6 +82,12 @@ int Serve(const Config& config, const ServeFlags& flags) {
 
   // Agent sessions: ACP's JSON-RPC over shared memory (docs/protocol.md §13), one channel per
   // editor connection, all sessions in one engine built on the first channel.
+  Result<std::vector<server::McpServerConfig>> mcp_loaded = server::UserMcpServers();
+  if (!mcp_loaded.ok()) {
+    std::fprintf(stderr, "lapce-ai serve: %s\n", mcp_loaded.error().message().c_str());
+    return 2;
+  }
+  const std::vector<server::McpServerConfig> user_mcp_servers = std::move(*mcp_loaded);
   server::LazyAgentStack agent_stack(  // Built by the first session request; outlives `sessions`.
       [&]() -> Result<std::unique_ptr<server::AgentStack>> {
         agent::AgentSettings settings = server::AgentSettingsFromConfig(config);
@@ -106,6 +112,7 @@ int Serve(const Config& config, const ServeFlags& flags) {
         auto channel = std::make_unique<AgentChannel>();
         server::AcpAgentOptions agent_options;
         agent_options.agent_version = LAI_VERSION;
+        agent_options.mcp_servers = user_mcp_servers;
         channel->agent = std::make_unique<server::AcpAgent>(
             [&agent_stack] { return agent_stack.Get(); }, peer, agent_options);
         return channel;

@@ -401,20 +401,23 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     return result.dump();
   }
 
-  // The stdio MCP servers of a session/new or session/load, started in the background (the first
-  // prompt waits for them); null when there are none.
+  // The stdio MCP servers of a session/new or session/load and the user's own, started in the
+  // background (the first prompt waits for them); null when there are none.
   Result<std::shared_ptr<agent::McpServers>> StartMcpServers(std::string_view method,
                                                              const json& params,
                                                              const std::string& cwd) {
-    auto servers = params.find("mcpServers");
-    if (servers == params.end() || servers->is_null()) return std::shared_ptr<agent::McpServers>();
-    Result<std::vector<McpServerConfig>> configs = ParseAcpMcpServers(servers->dump());
-    if (!configs.ok()) return BadParams(method, configs.error().message());
-    if (configs->empty()) return std::shared_ptr<agent::McpServers>();
+    std::vector<McpServerConfig> configs;
+    if (auto servers = params.find("mcpServers"); servers != params.end() && !servers->is_null()) {
+      Result<std::vector<McpServerConfig>> from_client = ParseAcpMcpServers(servers->dump());
+      if (!from_client.ok()) return BadParams(method, from_client.error().message());
+      configs = std::move(*from_client);
+    }
+    configs = MergeMcpServers(std::move(configs), agent_options.mcp_servers);
+    if (configs.empty()) return std::shared_ptr<agent::McpServers>();
     McpOptions mcp_options;
     mcp_options.cwd = cwd;
     mcp_options.client_version = agent_options.agent_version;
-    return std::shared_ptr<agent::McpServers>(McpHub::Start(std::move(*configs), mcp_options));
+    return std::shared_ptr<agent::McpServers>(McpHub::Start(std::move(configs), mcp_options));
   }
 
   Result<std::string> NewSession(std::string_view params_json) {

@@ -6,8 +6,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
+#include "server/mcp_client.h"
 
 namespace lai::agent {
 class Engine;
@@ -20,6 +22,9 @@ namespace lai::server {
 
 struct AcpAgentOptions {
   std::string agent_version = "0";
+  // The user's own MCP servers (UserMcpServers()), started for every session beside those the
+  // client names in session/new (which win a name clash).
+  std::vector<McpServerConfig> mcp_servers;
 };
 
 // Gives the engine, waiting for it on first use if it is still being built (so `initialize` is

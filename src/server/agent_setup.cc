@@ -86,6 +86,12 @@ agent::AgentSettings AgentSettingsFromConfig(const Config& config) {
   return settings;
 }
 
+Result<std::vector<McpServerConfig>> UserMcpServers() {
+  std::string config_path = DefaultConfigPath();
+  if (config_path.empty()) return std::vector<McpServerConfig>();
+  return LoadMcpSettings((std::filesystem::path(config_path).parent_path() / "mcp.json").string());
+}
+
 AgentStack::~AgentStack() {
   engine.reset();  // Sessions first: they use the pool and the store.
   pool.reset();

@@ -13,6 +13,7 @@
 #include "agent/session.h"
 #include "base/config.h"
 #include "base/result.h"
+#include "server/mcp_client.h"
 
 namespace lai::agent {
 class SessionStore;
@@ -28,6 +29,10 @@ namespace lai::server {
 agent::AgentSettings AgentSettingsFromConfig(const Config& config);
 // Every category approved and every command allowed (`--yes`).
 void ApproveEverything(agent::AutoApproveSettings& approvals);
+
+// The user's MCP servers, from mcp.json beside config.toml (Kilo Code's mcp_settings.json shape;
+// see LoadMcpSettings). None when there is no such file. Errors name the file and the field.
+Result<std::vector<McpServerConfig>> UserMcpServers();
 
 // A provider pool, the session store and an engine over them, destroyed in the right order.
 struct AgentStack {
@@ -54,10 +59,10 @@ class LazyAgentStack {
   Factory factory_;
   std::mutex mutex_;
   std::condition_variable built_;
-  bool is_started_ = false;                      // Guarded by mutex_.
-  bool is_done_ = false;                         // Guarded by mutex_.
-  std::unique_ptr<AgentStack> stack_;            // Guarded by mutex_; set once.
-  std::optional<Error> error_;                   // Guarded by mutex_; set once.
+  bool is_started_ = false;            // Guarded by mutex_.
+  bool is_done_ = false;               // Guarded by mutex_.
+  std::unique_ptr<AgentStack> stack_;  // Guarded by mutex_; set once.
+  std::optional<Error> error_;         // Guarded by mutex_; set once.
   std::thread thread_;
 };
 

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -135,6 +137,69 @@ Result<std::vector<McpServerConfig>> ParseAcpMcpServers(std::string_view json_ar
     configs.push_back(std::move(config));
   }
   return configs;
+}
+
+Result<std::vector<McpServerConfig>> LoadMcpSettings(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return std::vector<McpServerConfig>();
+  std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  auto fail = [&](std::string_view field, std::string_view problem) {
+    return Error(
+        ErrorCode::kInvalidArgument,
+        path + ": " + std::string(field) + (field.empty() ? "" : ": ") + std::string(problem));
+  };
+  Json settings;
+  try {
+    settings = Json::parse(text);
+  } catch (const Json::parse_error& error) {
+    return fail("", std::string("not valid JSON (") + error.what() + ")");
+  }
+  if (!settings.is_object()) return fail("", "expected an object with \"mcpServers\"");
+  auto servers = settings.find("mcpServers");
+  if (servers == settings.end() || servers->is_null()) return std::vector<McpServerConfig>();
+  if (!servers->is_object()) return fail("mcpServers", "expected an object of servers by name");
+  std::vector<McpServerConfig> configs;
+  for (const auto& [name, server] : servers->items()) {
+    const std::string field = "mcpServers." + name;
+    if (!server.is_object()) return fail(field, "expected an object");
+    if (server.value("disabled", false)) continue;
+    std::string type = OptionalString(server, "type");
+    if (!type.empty() && type != "stdio") {
+      return fail(field + ".type", "'" + type + "' servers are not supported yet; use stdio");
+    }
+    McpServerConfig config;
+    config.name = name;
+    config.command = OptionalString(server, "command");
+    if (config.command.empty()) return fail(field + ".command", "expected a non-empty string");
+    if (auto args = server.find("args"); args != server.end() && !args->is_null()) {
+      if (!args->is_array()) return fail(field + ".args", "expected an array of strings");
+      for (const Json& arg : *args) {
+        if (!arg.is_string()) return fail(field + ".args", "expected an array of strings");
+        config.args.push_back(arg.get<std::string>());
+      }
+    }
+    if (auto env = server.find("env"); env != server.end() && !env->is_null()) {
+      if (!env->is_object()) return fail(field + ".env", "expected an object of strings");
+      for (const auto& [variable, value] : env->items()) {
+        if (variable.empty() || variable.find('=') != std::string::npos || !value.is_string()) {
+          return fail(field + ".env." + variable, "expected a string (and a name without '=')");
+        }
+        config.env.push_back(variable + "=" + value.get<std::string>());
+      }
+    }
+    configs.push_back(std::move(config));
+  }
+  return configs;
+}
+
+std::vector<McpServerConfig> MergeMcpServers(std::vector<McpServerConfig> first,
+                                             const std::vector<McpServerConfig>& second) {
+  for (const McpServerConfig& server : second) {
+    bool taken = false;
+    for (const McpServerConfig& existing : first) taken = taken || existing.name == server.name;
+    if (!taken) first.push_back(server);
+  }
+  return first;
 }
 
 // One server: its process, the JSON-RPC peer on its pipes, and what it offers. Start() runs on

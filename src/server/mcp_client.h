@@ -27,6 +27,16 @@ struct McpServerConfig {
 // the entry and the field; http and sse entries are refused, as the agent advertises neither.
 Result<std::vector<McpServerConfig>> ParseAcpMcpServers(std::string_view json_array);
 
+// An MCP settings file in Kilo Code's shape (its mcp_settings.json, or .kilocode/mcp.json):
+// {"mcpServers": {"<name>": {"command", "args": [...], "env": {"NAME": "value"}, "disabled"}}}.
+// Disabled servers are skipped; remote ones ("type" other than "stdio") are refused. A missing
+// file is no servers. Errors (kInvalidArgument) name the file and the field.
+Result<std::vector<McpServerConfig>> LoadMcpSettings(const std::string& path);
+
+// `first`, then the servers of `second` whose names `first` does not use.
+std::vector<McpServerConfig> MergeMcpServers(std::vector<McpServerConfig> first,
+                                             const std::vector<McpServerConfig>& second);
+
 struct McpOptions {
   std::string cwd;  // The servers' working directory (the session's workspace); "" = inherit.
   std::chrono::milliseconds start_timeout{15'000};  // Spawn to tools listed.

@@ -4,9 +4,12 @@
 #include "server/mcp_client.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 namespace lai::server {
@@ -184,6 +187,55 @@ TEST(McpClientTest, AcpEntriesAreValidated) {
   EXPECT_NE(error_of(R"([{"type":"http","name":"web","url":"http://x","headers":[]}])")
                 .find("'http' servers are not supported"),
             std::string::npos);
+}
+
+TEST(McpClientTest, SettingsFilesInKiloCodesShape) {
+  char dir_template[] = "/tmp/lai-mcp-settings.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string path = std::string(dir_template) + "/mcp.json";
+  auto load = [&](const std::string& text) {
+    std::ofstream(path, std::ios::trunc) << text;
+    return LoadMcpSettings(path);
+  };
+  Result<std::vector<McpServerConfig>> good = load(R"({"mcpServers": {
+      "files": {"command": "npx", "args": ["-y", "server-files"], "env": {"ROOT": "/tmp"},
+                "alwaysAllow": [], "timeout": 60},
+      "old": {"command": "old-server", "disabled": true}}})");
+  ASSERT_TRUE(good.ok()) << good.error().message();
+  ASSERT_EQ(good->size(), 1u);
+  EXPECT_EQ((*good)[0].name, "files");
+  EXPECT_EQ((*good)[0].args, (std::vector<std::string>{"-y", "server-files"}));
+  EXPECT_EQ((*good)[0].env, std::vector<std::string>{"ROOT=/tmp"});
+  EXPECT_TRUE(load("{}")->empty());
+
+  auto error_of = [&](const std::string& text) {
+    Result<std::vector<McpServerConfig>> loaded = load(text);
+    EXPECT_FALSE(loaded.ok()) << text;
+    return loaded.ok() ? std::string() : loaded.error().message();
+  };
+  EXPECT_NE(error_of("{\n  \"mcpServers\": {,\n}").find(path + ": not valid JSON"),
+            std::string::npos);
+  EXPECT_NE(error_of("{\n  \"mcpServers\": {,\n}").find("line 2"), std::string::npos);
+  EXPECT_EQ(error_of(R"({"mcpServers": []})"),
+            path + ": mcpServers: expected an object of servers by name");
+  EXPECT_EQ(error_of(R"({"mcpServers": {"a": {"args": []}}})"),
+            path + ": mcpServers.a.command: expected a non-empty string");
+  EXPECT_EQ(error_of(R"({"mcpServers": {"a": {"command": "x", "env": {"K": 1}}}})"),
+            path + ": mcpServers.a.env.K: expected a string (and a name without '=')");
+  EXPECT_EQ(error_of(R"({"mcpServers": {"web": {"type": "streamable-http", "url": "http://x"}}})"),
+            path +
+                ": mcpServers.web.type: 'streamable-http' servers are not supported yet; use "
+                "stdio");
+  std::filesystem::remove_all(dir_template);
+  Result<std::vector<McpServerConfig>> missing = LoadMcpSettings(path);
+  ASSERT_TRUE(missing.ok());
+  EXPECT_TRUE(missing->empty());
+
+  std::vector<McpServerConfig> merged =
+      MergeMcpServers({Fake({}, "a"), Fake({}, "b")}, {Fake({"--x"}, "b"), Fake({}, "c")});
+  ASSERT_EQ(merged.size(), 3u);
+  EXPECT_TRUE(merged[1].args.empty());  // The first list wins a clash.
+  EXPECT_EQ(merged[2].name, "c");
 }
 
 }  // namespace
