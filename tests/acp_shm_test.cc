@@ -15,6 +15,7 @@
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -88,179 +89,176 @@ struct Client {
   }
 };
 
-TEST(AcpShmTest, SessionOverSharedMemory) {
-  Result<std::unique_ptr<testing::FakeProviderServer>> started =
-      testing::FakeProviderServer::Start();
-  ASSERT_TRUE(started.ok()) << started.error().message();
-  testing::FakeProviderServer& fake = **started;
-  const std::string path = "/v1/chat/completions";
-  fake.Enqueue(path,
-               testing::OpenAiToolCall("call_1", "write_to_file",
-                                       R"({"path":"out.txt","content":"hi\n","line_count":1})",
-                                       "Writing the file."));
-  fake.Enqueue(path, testing::OpenAiToolCall("call_2", "attempt_completion",
-                                             R"({"result":"Wrote out.txt."})"));
+// `lapce-ai serve` in a temporary directory with the fake provider, and an rpc::Peer connected
+// to it over a shared-memory channel.
+class AcpShmTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Result<std::unique_ptr<testing::FakeProviderServer>> started =
+        testing::FakeProviderServer::Start();
+    ASSERT_TRUE(started.ok()) << started.error().message();
+    fake_ = std::move(*started);
+    char dir_template[] = "/tmp/lai-acp-shm.XXXXXX";
+    ASSERT_NE(::mkdtemp(dir_template), nullptr);
+    dir_ = dir_template;
+    workspace_ = dir_ + "/ws";
+    std::filesystem::create_directories(workspace_);
+    timeout_.timeout = std::chrono::seconds(15);
+  }
+  void TearDown() override {
+    Disconnect();
+    std::filesystem::remove_all(dir_);
+  }
 
-  char dir_template[] = "/tmp/lai-acp-shm.XXXXXX";
-  ASSERT_NE(::mkdtemp(dir_template), nullptr);
-  const std::string dir = dir_template;
-  const std::string workspace = dir + "/ws";
-  std::filesystem::create_directories(workspace);
-  {
-    ServeProcess serve(dir, fake.base_url());
-    ASSERT_TRUE(serve.is_ready()) << serve.log();
-
+  void Connect() {
+    serve_.emplace(dir_, fake_->base_url());
+    ASSERT_TRUE(serve_->is_ready()) << serve_->log();
     ipc::ClientOptions options;
-    options.socket_path = serve.socket();
+    options.socket_path = serve_->socket();
     Result<std::unique_ptr<rpc::ShmClientTransport>> transport =
         rpc::ShmClientTransport::Connect(options, server::ToWire(server::ServiceType::kRpcOpen),
                                          server::ToWire(server::ServiceType::kRpcMessage));
-    ASSERT_TRUE(transport.ok()) << transport.error().message() << "\n" << serve.log();
-    rpc::Peer peer(**transport);
-    Client client;
-    client.Install(peer);
-    (*transport)->Start(peer);
-
-    rpc::RequestOptions timeout;
-    timeout.timeout = std::chrono::seconds(15);
+    ASSERT_TRUE(transport.ok()) << transport.error().message() << "\n" << serve_->log();
+    transport_ = std::move(*transport);
+    peer_.emplace(*transport_);
+    client_.Install(*peer_);
+    transport_->Start(*peer_);
     Result<std::string> init =
-        peer.Request("initialize", R"({"protocolVersion":1,"clientCapabilities":{}})", timeout);
-    ASSERT_TRUE(init.ok()) << init.error().message() << "\n" << serve.log();
+        peer_->Request("initialize", R"({"protocolVersion":1,"clientCapabilities":{}})", timeout_);
+    ASSERT_TRUE(init.ok()) << init.error().message() << "\n" << serve_->log();
     EXPECT_EQ(Json::parse(*init)["protocolVersion"], 1);
+  }
+  // Closes the channel and stops the server (idempotent).
+  void Disconnect() {
+    if (transport_) transport_->Close();
+    peer_.reset();
+    transport_.reset();
+    serve_.reset();
+  }
+  Result<std::string> Request(std::string_view method, const Json& params) {
+    return peer_->Request(method, params.dump(), timeout_);
+  }
+  std::string Log() const { return serve_ ? serve_->log() : ""; }
 
-    Result<std::string> created = peer.Request(
-        "session/new", Json{{"cwd", workspace}, {"mcpServers", Json::array()}}.dump(), timeout);
-    ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << serve.log();
-    std::string session_id = Json::parse(*created)["sessionId"];
-    EXPECT_FALSE(session_id.empty());
+  std::unique_ptr<testing::FakeProviderServer> fake_;
+  std::string dir_;
+  std::string workspace_;
+  std::optional<ServeProcess> serve_;
+  std::unique_ptr<rpc::ShmClientTransport> transport_;
+  std::optional<rpc::Peer> peer_;
+  Client client_;
+  rpc::RequestOptions timeout_;
+};
 
-    Json prompt = {{"sessionId", session_id},
-                   {"prompt", {{{"type", "text"}, {"text", "write hi to out.txt"}}}}};
-    Result<std::string> stop = peer.Request("session/prompt", prompt.dump(), timeout);
-    ASSERT_TRUE(stop.ok()) << stop.error().message() << "\n" << serve.log();
-    EXPECT_EQ(Json::parse(*stop)["stopReason"], "end_turn");
-    EXPECT_EQ(ReadFile(workspace + "/out.txt"), "hi\n");
-    EXPECT_EQ(client.permission_requests, 1);  // The write; `serve` was not given --yes.
+constexpr const char* kChatPath = "/v1/chat/completions";
 
-    // Updates arrive before the prompt's answer, in order.
-    std::vector<std::string> kinds = client.Kinds();
-    auto position = [&](const std::string& kind) {
-      return std::find(kinds.begin(), kinds.end(), kind) - kinds.begin();
-    };
-    ASSERT_LT(position("agent_message_chunk"), static_cast<long>(kinds.size()));
-    ASSERT_LT(position("tool_call"), static_cast<long>(kinds.size()));
-    EXPECT_LT(position("tool_call"), position("tool_call_update"));
-    bool has_diff = false;
-    {
-      std::lock_guard lock(client.mutex);
-      for (const Json& update : client.updates) {
-        EXPECT_EQ(update["sessionId"], session_id);
-        const Json& body = update["update"];
-        if (body["sessionUpdate"] == "tool_call_update" && body.contains("content")) {
-          for (const Json& content : body["content"]) has_diff |= content["type"] == "diff";
-        }
+TEST_F(AcpShmTest, SessionOverSharedMemory) {
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("call_1", "write_to_file",
+                                         R"({"path":"out.txt","content":"hi\n","line_count":1})",
+                                         "Writing the file."));
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_2", "attempt_completion",
+                                                    R"({"result":"Wrote out.txt."})"));
+  ASSERT_NO_FATAL_FAILURE(Connect());
+
+  Result<std::string> created =
+      Request("session/new", {{"cwd", workspace_}, {"mcpServers", Json::array()}});
+  ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << Log();
+  std::string session_id = Json::parse(*created)["sessionId"];
+  EXPECT_FALSE(session_id.empty());
+
+  Json prompt = {{"sessionId", session_id},
+                 {"prompt", {{{"type", "text"}, {"text", "write hi to out.txt"}}}}};
+  Result<std::string> stop = Request("session/prompt", prompt);
+  ASSERT_TRUE(stop.ok()) << stop.error().message() << "\n" << Log();
+  EXPECT_EQ(Json::parse(*stop)["stopReason"], "end_turn");
+  EXPECT_EQ(ReadFile(workspace_ + "/out.txt"), "hi\n");
+  EXPECT_EQ(client_.permission_requests, 1);  // The write; `serve` was not given --yes.
+
+  // Updates arrive before the prompt's answer, in order.
+  std::vector<std::string> kinds = client_.Kinds();
+  auto position = [&](const std::string& kind) {
+    return std::find(kinds.begin(), kinds.end(), kind) - kinds.begin();
+  };
+  ASSERT_LT(position("agent_message_chunk"), static_cast<long>(kinds.size()));
+  ASSERT_LT(position("tool_call"), static_cast<long>(kinds.size()));
+  EXPECT_LT(position("tool_call"), position("tool_call_update"));
+  bool has_diff = false;
+  {
+    std::lock_guard lock(client_.mutex);
+    for (const Json& update : client_.updates) {
+      EXPECT_EQ(update["sessionId"], session_id);
+      const Json& body = update["update"];
+      if (body["sessionUpdate"] == "tool_call_update" && body.contains("content")) {
+        for (const Json& content : body["content"]) has_diff |= content["type"] == "diff";
       }
     }
-    EXPECT_TRUE(has_diff);
-
-    Result<std::string> unknown = peer.Request("_lapce/unknown", "{}", timeout);
-    ASSERT_FALSE(unknown.ok());
-    EXPECT_NE(unknown.error().message().find("-32601"), std::string::npos)
-        << unknown.error().message();
-
-    Result<std::string> listed = peer.Request("_lapce/sessions/list", "{}", timeout);
-    ASSERT_TRUE(listed.ok()) << listed.error().message();
-    EXPECT_EQ(Json::parse(*listed)["sessions"][0]["sessionId"], session_id);
-    (*transport)->Close();
   }
-  EXPECT_EQ(fake.requests().size(), 2u);
-  std::filesystem::remove_all(dir);
+  EXPECT_TRUE(has_diff);
+
+  Result<std::string> unknown = Request("_lapce/unknown", Json::object());
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().message().find("-32601"), std::string::npos)
+      << unknown.error().message();
+
+  Result<std::string> listed = Request("_lapce/sessions/list", Json::object());
+  ASSERT_TRUE(listed.ok()) << listed.error().message();
+  EXPECT_EQ(Json::parse(*listed)["sessions"][0]["sessionId"], session_id);
+  Disconnect();
+  EXPECT_EQ(fake_->requests().size(), 2u);
 }
 
 // session/new with an MCP server (tests' own stdio server): the model sees its tools in the
 // system prompt, calls one through use_mcp_tool after the user allows it, and reads the answer.
 // A malformed mcpServers entry is refused with -32602 naming the field.
-TEST(AcpShmTest, ModelUsesAnMcpServersTool) {
-  Result<std::unique_ptr<testing::FakeProviderServer>> started =
-      testing::FakeProviderServer::Start();
-  ASSERT_TRUE(started.ok()) << started.error().message();
-  testing::FakeProviderServer& fake = **started;
-  const std::string path = "/v1/chat/completions";
-  fake.Enqueue(path,
-               testing::OpenAiToolCall(
-                   "call_1", "use_mcp_tool",
-                   R"({"server_name":"fake","tool_name":"echo","arguments":{"text":"ping"}})"));
-  fake.Enqueue(path,
-               testing::OpenAiToolCall("call_2", "attempt_completion", R"({"result":"Echoed."})"));
+TEST_F(AcpShmTest, ModelUsesAnMcpServersTool) {
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_1", "use_mcp_tool",
+                                                    R"({"server_name":"fake","tool_name":"echo",)"
+                                                    R"("arguments":{"text":"ping"}})"));
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_2", "attempt_completion",
+                                                    R"({"result":"Echoed."})"));
+  ASSERT_NO_FATAL_FAILURE(Connect());
 
-  char dir_template[] = "/tmp/lai-acp-mcp.XXXXXX";
-  ASSERT_NE(::mkdtemp(dir_template), nullptr);
-  const std::string dir = dir_template;
-  const std::string workspace = dir + "/ws";
-  std::filesystem::create_directories(workspace);
+  Result<std::string> refused =
+      Request("session/new",
+              {{"cwd", workspace_}, {"mcpServers", {{{"name", "fake"}, {"args", Json::array()}}}}});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("mcpServers[0].command"), std::string::npos)
+      << refused.error().message();
+  EXPECT_NE(refused.error().message().find("-32602"), std::string::npos);
+
+  Json servers = {{{"name", "fake"},
+                   {"command", FAKE_MCP_BIN},
+                   {"args", Json::array()},
+                   {"env", {{{"name", "FAKE_MCP_MARK"}, {"value", "1"}}}}}};
+  Result<std::string> created =
+      Request("session/new", {{"cwd", workspace_}, {"mcpServers", servers}});
+  ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << Log();
+  std::string session_id = Json::parse(*created)["sessionId"];
+
+  Json prompt = {{"sessionId", session_id},
+                 {"prompt", {{{"type", "text"}, {"text", "echo ping with the MCP server"}}}}};
+  Result<std::string> stop = Request("session/prompt", prompt);
+  ASSERT_TRUE(stop.ok()) << stop.error().message() << "\n" << Log();
+  EXPECT_EQ(Json::parse(*stop)["stopReason"], "end_turn");
+  EXPECT_EQ(client_.permission_requests, 1);  // The MCP call; `serve` was not given --yes.
+  bool saw_call = false;
   {
-    ServeProcess serve(dir, fake.base_url());
-    ASSERT_TRUE(serve.is_ready()) << serve.log();
-    ipc::ClientOptions options;
-    options.socket_path = serve.socket();
-    Result<std::unique_ptr<rpc::ShmClientTransport>> transport =
-        rpc::ShmClientTransport::Connect(options, server::ToWire(server::ServiceType::kRpcOpen),
-                                         server::ToWire(server::ServiceType::kRpcMessage));
-    ASSERT_TRUE(transport.ok()) << transport.error().message() << "\n" << serve.log();
-    rpc::Peer peer(**transport);
-    Client client;
-    client.Install(peer);
-    (*transport)->Start(peer);
-    rpc::RequestOptions timeout;
-    timeout.timeout = std::chrono::seconds(15);
-    ASSERT_TRUE(peer.Request("initialize", R"({"protocolVersion":1})", timeout).ok());
-
-    Result<std::string> refused = peer.Request(
-        "session/new",
-        Json{{"cwd", workspace}, {"mcpServers", {{{"name", "fake"}, {"args", Json::array()}}}}}
-            .dump(),
-        timeout);
-    ASSERT_FALSE(refused.ok());
-    EXPECT_NE(refused.error().message().find("mcpServers[0].command"), std::string::npos)
-        << refused.error().message();
-    EXPECT_NE(refused.error().message().find("-32602"), std::string::npos);
-
-    Json servers = {{{"name", "fake"},
-                     {"command", FAKE_MCP_BIN},
-                     {"args", Json::array()},
-                     {"env", {{{"name", "FAKE_MCP_MARK"}, {"value", "1"}}}}}};
-    Result<std::string> created = peer.Request(
-        "session/new", Json{{"cwd", workspace}, {"mcpServers", servers}}.dump(), timeout);
-    ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << serve.log();
-    std::string session_id = Json::parse(*created)["sessionId"];
-
-    Json prompt = {{"sessionId", session_id},
-                   {"prompt", {{{"type", "text"}, {"text", "echo ping with the MCP server"}}}}};
-    Result<std::string> stop = peer.Request("session/prompt", prompt.dump(), timeout);
-    ASSERT_TRUE(stop.ok()) << stop.error().message() << "\n" << serve.log();
-    EXPECT_EQ(Json::parse(*stop)["stopReason"], "end_turn");
-    EXPECT_EQ(client.permission_requests, 1);  // The MCP call; `serve` was not given --yes.
-    bool saw_call = false;
-    {
-      std::lock_guard lock(client.mutex);
-      for (const Json& update : client.updates) {
-        const Json& body = update["update"];
-        if (body["sessionUpdate"] == "tool_call" && body.value("title", "") == "fake: echo") {
-          saw_call = true;
-        }
-      }
+    std::lock_guard lock(client_.mutex);
+    for (const Json& update : client_.updates) {
+      const Json& body = update["update"];
+      saw_call |= body["sessionUpdate"] == "tool_call" && body.value("title", "") == "fake: echo";
     }
-    EXPECT_TRUE(saw_call);
-    (*transport)->Close();
   }
-  std::vector<testing::RecordedRequest> requests = fake.requests();
+  EXPECT_TRUE(saw_call);
+  Disconnect();
+  std::vector<testing::RecordedRequest> requests = fake_->requests();
   ASSERT_EQ(requests.size(), 2u);
   EXPECT_NE(requests[0].body.find("MCP SERVERS"), std::string::npos);
   EXPECT_NE(requests[0].body.find("## fake"), std::string::npos);
   EXPECT_NE(requests[0].body.find("use_mcp_tool"), std::string::npos);
   EXPECT_NE(requests[0].body.find("access_mcp_resource"), std::string::npos);
   EXPECT_NE(requests[1].body.find("echo: ping"), std::string::npos);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
