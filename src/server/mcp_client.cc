@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <mutex>
@@ -31,6 +32,10 @@ constexpr std::string_view kProtocolVersion = "2025-11-25";
 constexpr std::string_view kKnownVersions[] = {"2025-11-25", "2025-06-18", "2025-03-26",
                                                "2024-11-05"};
 constexpr size_t kStderrTailBytes = 4096;
+// What a server inherits from the engine's environment (as the MCP SDKs do): enough to find
+// programs and a home, never the provider keys. Its configured variables come on top.
+constexpr const char* kInheritedEnv[] = {"HOME", "LOGNAME", "PATH", "SHELL",
+                                         "TERM", "USER",    "LANG"};
 constexpr int kMaxListPages = 100;  // A server that pages forever is cut off here.
 
 Error EntryError(size_t index, std::string_view field, std::string_view problem) {
@@ -210,8 +215,9 @@ struct McpHub::Connection {
 
   mutable std::mutex mutex;
   std::condition_variable started_changed;
-  bool is_started = false;  // Guarded by mutex.
-  std::string stderr_tail;  // Guarded by mutex.
+  bool is_started = false;        // Guarded by mutex.
+  bool is_stderr_closed = false;  // Guarded by mutex.
+  std::string stderr_tail;        // Guarded by mutex.
   std::atomic<bool> is_connected{false};
   std::string failure;
   agent::McpServerInfo info;
@@ -240,11 +246,16 @@ struct McpHub::Connection {
 
   // Why the server is unusable, with what it last wrote to stderr.
   std::string Explain(std::string_view why) const {
-    std::string text = "MCP server '" + config.name + "': " + std::string(why);
+    return WithStderr("MCP server '" + config.name + "': " + std::string(why));
+  }
+  // `text` and, unless it has them already, the last lines the server wrote to stderr.
+  std::string WithStderr(std::string text) const {
+    constexpr std::string_view kMarker = "; its stderr ends: ";
     std::string tail = StderrTail();
     while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r')) tail.pop_back();
-    if (!tail.empty())
-      text += "; its stderr ends: " + tail.substr(tail.size() > 500 ? tail.size() - 500 : 0);
+    if (!tail.empty() && text.find(kMarker) == std::string::npos) {
+      text += std::string(kMarker) + tail.substr(tail.size() > 500 ? tail.size() - 500 : 0);
+    }
     return text;
   }
 
@@ -255,9 +266,11 @@ struct McpHub::Connection {
       int ready = ::poll(&fd, 1, 100);
       if (ready <= 0) continue;
       ssize_t n = ::read(child->stderr_fd(), buffer, sizeof buffer);
-      if (n == 0) return;  // The server and everything it started closed stderr.
-      if (n < 0) {
-        if (errno == EINTR || errno == EAGAIN) continue;
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n <= 0) {  // The server and everything it started closed stderr.
+        std::lock_guard lock(mutex);
+        is_stderr_closed = true;
+        started_changed.notify_all();
         return;
       }
       std::lock_guard lock(mutex);
@@ -274,10 +287,17 @@ struct McpHub::Connection {
       is_connected = true;
       spdlog::info("MCP server '{}' connected: {} tools, {} resources", config.name,
                    info.tools.size(), info.resources.size());
+    } else if (started.error().code() == ErrorCode::kUnavailable && stderr_reader.joinable()) {
+      // It exited: what it said on the way out explains it best, so give stderr a moment.
+      {
+        std::unique_lock lock(mutex);
+        started_changed.wait_for(lock, milliseconds(500), [&] { return is_stderr_closed; });
+      }
+      failure = WithStderr(started.error().message());
     } else {
       failure = started.error().message();
-      spdlog::warn("{}", failure);
     }
+    if (!failure.empty()) spdlog::warn("{}", failure);
     std::lock_guard lock(mutex);
     is_started = true;
     started_changed.notify_all();
@@ -288,7 +308,11 @@ struct McpHub::Connection {
     workspace::ChildOptions child_options;
     child_options.argv.push_back(config.command);
     child_options.argv.insert(child_options.argv.end(), config.args.begin(), config.args.end());
-    child_options.env = config.env;
+    for (const char* name : kInheritedEnv) {
+      if (const char* value = std::getenv(name))
+        child_options.env.push_back(std::string(name) + "=" + value);
+    }
+    child_options.env.insert(child_options.env.end(), config.env.begin(), config.env.end());
     child_options.cwd = options.cwd;
     Result<std::unique_ptr<workspace::Child>> started = workspace::Child::Start(child_options);
     if (!started.ok()) return Error(started.error().code(), Explain(started.error().message()));

@@ -19,7 +19,9 @@ struct McpServerConfig {
   std::string name;
   std::string command;
   std::vector<std::string> args;
-  std::vector<std::string> env;  // "NAME=value", added to the engine's environment.
+  // "NAME=value". A server sees these and, of the engine's environment, only HOME, LOGNAME, PATH,
+  // SHELL, TERM, USER and LANG: never the provider keys.
+  std::vector<std::string> env;
 };
 
 // ACP's `mcpServers` (session/new, session/load): stdio entries

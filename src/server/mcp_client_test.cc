@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -39,7 +40,7 @@ TEST(McpClientTest, ListsWhatTheServerOffers) {
   EXPECT_EQ(server.name, "fake");
   EXPECT_EQ(server.command, std::string(FAKE_MCP_BIN) + " --paginate");
   EXPECT_EQ(server.instructions, "Use echo to repeat text.");
-  ASSERT_EQ(server.tools.size(), 6u);  // Six pages of one.
+  ASSERT_EQ(server.tools.size(), 7u);  // Seven pages of one.
   EXPECT_EQ(server.tools[0].name, "echo");
   EXPECT_EQ(server.tools[0].description, "Repeats the text.");
   EXPECT_NE(server.tools[0].input_schema.find("\"required\":[\"text\"]"), std::string::npos);
@@ -86,6 +87,27 @@ TEST(McpClientTest, CallsToolsAndReadsResources) {
   EXPECT_EQ(other.error().code(), ErrorCode::kNotFound);
   Result<agent::McpOutcome> bad = hub->CallTool("fake", "echo", "[1]", nullptr);
   EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+}
+
+// A server gets its configured variables and a few of the engine's (PATH, HOME…), never the rest:
+// provider keys stay in the engine.
+TEST(McpClientTest, ServersSeeOnlyASafeEnvironment) {
+  ::setenv("OPENAI_API_KEY", "sk-secret-for-the-test", 1);
+  McpServerConfig config = Fake();
+  config.env = {"FAKE_SETTING=on"};
+  std::shared_ptr<McpHub> hub = StartOne(config);
+  ASSERT_EQ(hub->Servers().size(), 1u);
+  auto env = [&](const char* name) {
+    Result<agent::McpOutcome> value =
+        hub->CallTool("fake", "env", std::string(R"({"name":")") + name + "\"}", nullptr);
+    EXPECT_TRUE(value.ok()) << value.error().message();
+    return value.ok() ? value->text : "";
+  };
+  EXPECT_EQ(env("OPENAI_API_KEY"), "<unset>");
+  EXPECT_EQ(env("FAKE_SETTING"), "on");
+  const char* path = std::getenv("PATH");
+  EXPECT_EQ(env("PATH"), path != nullptr ? path : "<unset>");
+  ::unsetenv("OPENAI_API_KEY");
 }
 
 TEST(McpClientTest, LongAnswersAreCut) {

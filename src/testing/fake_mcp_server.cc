@@ -1,6 +1,7 @@
 // A stdio MCP server for tests: newline-delimited JSON-RPC on stdin/stdout, logs on stderr.
-// Tools: echo {text} → "echo: <text>"; add {a, b} → the sum; fail → isError; slow → answers
-// after 30 s unless cancelled (notifications/cancelled); big → 300,000 bytes; crash → exits.
+// Tools: echo {text} → "echo: <text>"; add {a, b} → the sum; fail → isError; slow → never
+// answers (its cancellation is logged); big → 300,000 bytes; crash → exits; env {name} → the
+// variable's value or "<unset>".
 // Resources: memo://greeting (text) and memo://logo (a blob).
 // Flags: --version V (the protocolVersion it answers), --exit-at-start (writes to stderr and
 // exits 3), --no-resources, --paginate (tools/list in pages of one), --notify-early (a
@@ -9,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -48,7 +50,10 @@ Json Tools() {
        {{"name", "fail"}, {"description", "Always fails."}, {"inputSchema", {{"type", "object"}}}},
        {{"name", "slow"}, {"description", "Takes 30 s."}, {"inputSchema", {{"type", "object"}}}},
        {{"name", "big"}, {"description", "A long answer."}, {"inputSchema", {{"type", "object"}}}},
-       {{"name", "crash"}, {"description", "Exits."}, {"inputSchema", {{"type", "object"}}}}});
+       {{"name", "crash"}, {"description", "Exits."}, {"inputSchema", {{"type", "object"}}}},
+       {{"name", "env"},
+        {"description", "The value of an environment variable, or <unset>."},
+        {"inputSchema", text_schema("name")}}});
 }
 
 }  // namespace
@@ -125,6 +130,9 @@ int main(int argc, char** argv) {
         slow_id = id;  // Answered on notifications/cancelled (or never).
       } else if (name == "big") {
         Answer(id, {{"content", {{{"type", "text"}, {"text", std::string(300'000, 'x')}}}}});
+      } else if (name == "env") {
+        const char* value = std::getenv(arguments.value("name", "").c_str());
+        Answer(id, {{"content", {{{"type", "text"}, {"text", value ? value : "<unset>"}}}}});
       } else if (name == "crash") {
         std::fprintf(stderr, "fake-mcp: crashing (as asked)\n");
         return 1;

@@ -130,6 +130,7 @@ Result<std::unique_ptr<Child>> Child::Start(const ChildOptions& options) {
   spawn.is_new_session = true;
   spawn.pipes_stdin = true;
   spawn.extra_env = options.env;
+  spawn.clears_env = true;
   ASSIGN_OR_RETURN(internal::SpawnedChild spawned, internal::Spawn(spawn));
   auto child = std::unique_ptr<Child>(new Child());
   child->pid_ = spawned.pid;

@@ -43,7 +43,7 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
 // `grace` to exit, then SIGTERMs and finally SIGKILLs the group, and reaps it. Thread-compatible.
 struct ChildOptions {
   std::vector<std::string> argv;  // argv[0] is looked up on PATH when it has no '/'.
-  std::vector<std::string> env;   // "NAME=value", added to this process's environment.
+  std::vector<std::string> env;   // "NAME=value": the child's whole environment.
   std::string cwd;                // Empty: inherit.
 };
 class Child {

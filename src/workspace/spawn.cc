@@ -65,8 +65,8 @@ Result<SpawnedChild> Spawn(const SpawnOptions& options) {
   char** env = environ;
   std::vector<std::string> merged;
   std::vector<char*> env_pointers;
-  if (!options.extra_env.empty()) {
-    for (char** entry = environ; *entry != nullptr; ++entry) {
+  if (!options.extra_env.empty() || options.clears_env) {
+    for (char** entry = environ; !options.clears_env && *entry != nullptr; ++entry) {
       std::string_view text(*entry);
       std::string_view name = text.substr(0, text.find('='));
       bool replaced = false;

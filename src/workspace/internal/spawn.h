@@ -20,6 +20,7 @@ struct SpawnOptions {
   bool pipes_stdin = false;       // A pipe to the child's stdin, else /dev/null.
   // Added to (or replacing in) this process's environment: "NAME=value".
   std::vector<std::string> extra_env;
+  bool clears_env = false;  // The child's environment is extra_env alone.
 };
 
 struct SpawnedChild {
