@@ -208,13 +208,12 @@ TEST_F(AcpShmTest, SessionOverSharedMemory) {
   EXPECT_EQ(fake_->requests().size(), 2u);
 }
 
-// session/new with an MCP server (tests' own stdio server): the model sees its tools in the
-// system prompt, calls one through use_mcp_tool after the user allows it, and reads the answer.
+// session/new with an MCP server (tests' own stdio server): the model sees its tools as functions
+// and in the system prompt, calls one after the user allows it, and reads the answer.
 // A malformed mcpServers entry is refused with -32602 naming the field.
 TEST_F(AcpShmTest, ModelUsesAnMcpServersTool) {
-  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_1", "use_mcp_tool",
-                                                    R"({"server_name":"fake","tool_name":"echo",)"
-                                                    R"("arguments":{"text":"ping"}})"));
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("call_1", "mcp--fake--echo", R"({"text":"ping"})"));
   fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_2", "attempt_completion",
                                                     R"({"result":"Echoed."})"));
   ASSERT_NO_FATAL_FAILURE(Connect());
@@ -256,7 +255,7 @@ TEST_F(AcpShmTest, ModelUsesAnMcpServersTool) {
   ASSERT_EQ(requests.size(), 2u);
   EXPECT_NE(requests[0].body.find("MCP SERVERS"), std::string::npos);
   EXPECT_NE(requests[0].body.find("## fake"), std::string::npos);
-  EXPECT_NE(requests[0].body.find("use_mcp_tool"), std::string::npos);
+  EXPECT_NE(requests[0].body.find("\"name\":\"mcp--fake--echo\""), std::string::npos);
   EXPECT_NE(requests[0].body.find("access_mcp_resource"), std::string::npos);
   EXPECT_NE(requests[1].body.find("echo: ping"), std::string::npos);
 }

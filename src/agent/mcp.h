@@ -55,8 +55,9 @@ class McpServers {
                                           const std::atomic<bool>* cancelled) = 0;
 };
 
-// The MCP SERVERS section of the system prompt: each server with its instructions, its tools
-// (with their input schemas) and its resources. "" when `servers` is empty.
-std::string McpPromptSection(const std::vector<McpServerInfo>& servers);
+// The function a native tool call uses for `tool` of `server`: "mcp--<server>--<tool>", with
+// characters other than ASCII letters, digits, '_' and '-' replaced by '_' (providers allow no
+// others), cut to 64 characters with a hash of the whole name kept at the end.
+std::string McpFunctionName(std::string_view server, std::string_view tool);
 
 }  // namespace lai::agent

@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 
 namespace lai::agent {
@@ -391,7 +394,7 @@ std::string BuildSystemPrompt(const PromptInputs& inputs) {
   out += inputs.protocol == ToolProtocol::kXml ? ToolUseXml(inputs) : ToolUseNative();
   out += "\n\n";
   out += ToolUseGuidelines(inputs);
-  if (std::string mcp = McpPromptSection(inputs.mcp_servers); !mcp.empty()) {
+  if (std::string mcp = McpPromptSection(inputs.mcp_servers, inputs.protocol); !mcp.empty()) {
     out += kSeparator;
     out += mcp;
   }
@@ -413,15 +416,34 @@ std::string BuildSystemPrompt(const PromptInputs& inputs) {
   return out;
 }
 
-std::string McpPromptSection(const std::vector<McpServerInfo>& servers) {
+std::string McpFunctionName(std::string_view server, std::string_view tool) {
+  std::string name = "mcp--" + std::string(server) + "--" + std::string(tool);
+  for (char& c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') c = '_';
+  }
+  constexpr size_t kMaxName = 64;
+  if (name.size() <= kMaxName) return name;
+  uint32_t hash = 2166136261u;  // FNV-1a of the whole name, so cut names stay distinct.
+  for (char c : name) hash = (hash ^ static_cast<unsigned char>(c)) * 16777619u;
+  char suffix[10];
+  std::snprintf(suffix, sizeof suffix, "_%08x", hash);
+  return name.substr(0, kMaxName - 9) + suffix;
+}
+
+std::string McpPromptSection(const std::vector<McpServerInfo>& servers, ToolProtocol protocol) {
   if (servers.empty()) return {};
+  const bool is_native = protocol == ToolProtocol::kNative;
   std::string out =
       "MCP SERVERS\n\n"
       "These Model Context Protocol servers are connected. Each runs on the user's machine and "
-      "offers tools and resources beyond your own. Call a tool with use_mcp_tool (server_name, "
-      "tool_name, and arguments that follow the tool's input schema) and read a resource with "
-      "access_mcp_resource (server_name, uri). Make one MCP call at a time and wait for its "
-      "result.";
+      "offers tools and resources beyond your own. ";
+  out += is_native ? "Each server's tools are functions of their own, named "
+                     "mcp--<server>--<tool> (for example mcp--weather--get_forecast)"
+                   : "Call a tool with use_mcp_tool (server_name, tool_name, and arguments that "
+                     "follow the tool's input schema)";
+  out +=
+      "; read a resource with access_mcp_resource (server_name, uri). Make one MCP call at a "
+      "time and wait for its result.";
   for (const McpServerInfo& server : servers) {
     out += "\n\n## " + server.name;
     if (!server.command.empty()) out += " (`" + server.command + "`)";
@@ -430,8 +452,9 @@ std::string McpPromptSection(const std::vector<McpServerInfo>& servers) {
     if (!server.tools.empty()) {
       out += "\n\n### Available Tools";
       for (const McpTool& tool : server.tools) {
-        out += "\n- " + tool.name + ": " + Trimmed(tool.description);
-        out += "\n    Input Schema: " + tool.input_schema;
+        out += "\n- " + (is_native ? McpFunctionName(server.name, tool.name) : tool.name) + ": " +
+               Trimmed(tool.description);
+        if (!is_native) out += "\n    Input Schema: " + tool.input_schema;
       }
     }
     if (!server.resources.empty()) {

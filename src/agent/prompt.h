@@ -46,6 +46,11 @@ struct PromptInputs {
 
 std::string BuildSystemPrompt(const PromptInputs& inputs);
 
+// The MCP SERVERS section: each server with its command, instructions, tools and resources, and
+// how to call them — through use_mcp_tool (XML; tools listed with their input schemas) or as
+// functions of their own named by McpFunctionName (native). "" when `servers` is empty.
+std::string McpPromptSection(const std::vector<McpServerInfo>& servers, ToolProtocol protocol);
+
 // The section titles in the order BuildSystemPrompt emits them (XML adds "# Tools" after TOOL
 // USE). For tests and docs.
 inline constexpr std::string_view kPromptSectionOrder[] = {

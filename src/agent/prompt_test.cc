@@ -230,12 +230,29 @@ TEST(PromptTest, McpServersSectionFollowsTheToolGuidelines) {
   std::string section = prompt.substr(mcp, capabilities - mcp);
   EXPECT_NE(section.find("## files (`npx -y server-files /tmp`)"), std::string::npos) << section;
   EXPECT_NE(section.find("### Instructions\nPaths are absolute."), std::string::npos);
-  EXPECT_NE(section.find("- read_text_file: Read a file.\n    Input Schema: {\"type\":\"object\"}"),
-            std::string::npos);
+  // Native: the tools are functions of their own, their schemas in the function definitions.
+  EXPECT_NE(section.find("- mcp--files--read_text_file: Read a file.\n"), std::string::npos);
+  EXPECT_EQ(section.find("Input Schema"), std::string::npos);
   EXPECT_NE(section.find("- file:///tmp/a.txt (a.txt): A note."), std::string::npos);
-  EXPECT_EQ(McpPromptSection({}), "");
+  std::string xml = McpPromptSection(inputs.mcp_servers, ToolProtocol::kXml);
+  EXPECT_NE(xml.find("use_mcp_tool"), std::string::npos);
+  EXPECT_NE(xml.find("- read_text_file: Read a file.\n    Input Schema: {\"type\":\"object\"}"),
+            std::string::npos);
+  EXPECT_EQ(McpPromptSection({}, ToolProtocol::kNative), "");
   inputs.mcp_servers.clear();
   EXPECT_EQ(BuildSystemPrompt(inputs).find("MCP SERVERS"), std::string::npos);
+}
+
+TEST(PromptTest, McpFunctionNamesAreValidProviderNames) {
+  EXPECT_EQ(McpFunctionName("weather", "get_forecast"), "mcp--weather--get_forecast");
+  EXPECT_EQ(McpFunctionName("my server", "files.read"), "mcp--my_server--files_read");
+  std::string long_tool(100, 't');
+  std::string a = McpFunctionName("s", long_tool);
+  std::string b = McpFunctionName("s", long_tool + "x");
+  EXPECT_EQ(a.size(), 64u);
+  EXPECT_EQ(b.size(), 64u);
+  EXPECT_NE(a, b);  // Cut names keep a hash of the whole.
+  EXPECT_TRUE(a.starts_with("mcp--s--ttt"));
 }
 
 TEST(TodoListTest, ParsesChecklistAndIgnoresOtherLines) {

@@ -7,8 +7,10 @@
 #include <condition_variable>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <set>
+#include <utility>
 
 #include "agent/context.h"
 #include "agent/environment.h"
@@ -208,9 +210,11 @@ bool ShowsAsToolCall(std::string_view name) {
 }
 
 // The tools a mode offers, in the order the model sees them: the MCP tools only when a server
-// offers tools (resources).
+// offers tools (resources); for native calls each MCP tool is a function of its own in place of
+// use_mcp_tool.
 std::vector<PromptToolSpec> ToolSpecsForMode(const ModeConfig& mode,
-                                             const std::vector<McpServerInfo>& mcp_servers) {
+                                             const std::vector<McpServerInfo>& mcp_servers,
+                                             ToolProtocol protocol) {
   bool has_tools = false;
   bool has_resources = false;
   for (const McpServerInfo& server : mcp_servers) {
@@ -226,11 +230,34 @@ std::vector<PromptToolSpec> ToolSpecsForMode(const ModeConfig& mode,
   std::vector<std::string> allowed = ToolsForMode(mode, names);
   std::vector<PromptToolSpec> specs;
   for (const PromptToolSpec& spec : AllToolSpecs()) {
-    if (std::find(allowed.begin(), allowed.end(), spec.name) != allowed.end()) {
+    if (std::find(allowed.begin(), allowed.end(), spec.name) == allowed.end()) continue;
+    if (spec.name != "use_mcp_tool" || protocol != ToolProtocol::kNative) {
       specs.push_back(spec);
+      continue;
+    }
+    for (const McpServerInfo& server : mcp_servers) {
+      for (const McpTool& tool : server.tools) {
+        specs.push_back({McpFunctionName(server.name, tool.name),
+                         tool.description + " (MCP server " + server.name + ")",
+                         tool.input_schema});
+      }
     }
   }
   return specs;
+}
+
+// The server and tool a native call of McpFunctionName(server, tool) means; nullopt when none.
+std::optional<std::pair<std::string, std::string>> FindMcpFunction(
+    std::string_view name, const std::vector<McpServerInfo>& mcp_servers) {
+  if (!name.starts_with("mcp--")) return std::nullopt;
+  for (const McpServerInfo& server : mcp_servers) {
+    for (const McpTool& tool : server.tools) {
+      if (McpFunctionName(server.name, tool.name) == name) {
+        return std::make_pair(server.name, tool.name);
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 const std::vector<XmlToolSpec>& AllXmlSpecs() {
@@ -517,9 +544,10 @@ std::string Session::Turn::SystemPrompt() {
   inputs.global_custom_instructions = session.engine_.settings_.custom_instructions;
   inputs.rules =
       LoadRules(state.workspace->root(), state.mode, session.engine_.settings_.global_rules_dir);
-  inputs.tools = ToolSpecsForMode(*mode, state.mcp_servers);
+  inputs.tools = ToolSpecsForMode(*mode, state.mcp_servers, state.protocol);
   for (const PromptToolSpec& tool : inputs.tools) {
-    if (tool.name == "use_mcp_tool" || tool.name == "access_mcp_resource") {
+    if (tool.name == "use_mcp_tool" || tool.name == "access_mcp_resource" ||
+        tool.name.starts_with("mcp--")) {
       inputs.mcp_servers = state.mcp_servers;
     }
   }
@@ -630,7 +658,7 @@ Session::Turn::Reply Session::Turn::Request() {
   request.messages = EffectiveMessages(state.history);
   if (state.protocol == ToolProtocol::kNative) {
     const ModeConfig* mode = FindMode(state.modes, state.mode);
-    for (PromptToolSpec& spec : ToolSpecsForMode(*mode, state.mcp_servers)) {
+    for (PromptToolSpec& spec : ToolSpecsForMode(*mode, state.mcp_servers, state.protocol)) {
       request.tools.push_back(
           {std::move(spec.name), std::move(spec.description), std::move(spec.parameters_schema)});
     }
@@ -1086,6 +1114,19 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
     outcome.is_error = outcome.is_mistake = true;
     outcome.text = ToolErrorText(call.error);
     return outcome;
+  }
+  // A native call of an MCP tool by its own function name is use_mcp_tool by another name.
+  if (auto mcp_tool = FindMcpFunction(call.name, state.mcp_servers)) {
+    json arguments = json::parse(call.arguments_json.empty() ? "{}" : call.arguments_json, nullptr,
+                                 /*allow_exceptions=*/false);
+    ToolCall as_use = call;
+    as_use.name = "use_mcp_tool";
+    as_use.arguments_json = json{{"server_name", mcp_tool->first},
+                                 {"tool_name", mcp_tool->second},
+                                 {"arguments", arguments.is_discarded() ? json(call.arguments_json)
+                                                                        : std::move(arguments)}}
+                                .dump();
+    return Execute(as_use);
   }
   json args = json::parse(call.arguments_json.empty() ? "{}" : call.arguments_json, nullptr,
                           /*allow_exceptions=*/false);

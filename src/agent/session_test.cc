@@ -716,9 +716,10 @@ class FakeMcp : public McpServers {
   std::vector<std::string> calls;
 };
 
-// use_mcp_tool: offered (without access_mcp_resource: no server has resources) with the server
-// in the prompt; a wrong server is a mistake that names the right one; a call asks the user,
-// and its answer reaches the model.
+// Native calls: each MCP tool is a function of its own (no use_mcp_tool, and no
+// access_mcp_resource: no server has resources) with the server in the prompt; use_mcp_tool
+// naming a wrong server is a mistake that names the right one; a call asks the user, and its
+// answer reaches the model.
 TEST_F(SessionTest, ModelUsesAnMcpTool) {
   Engine& engine = MakeEngine(MakePool({"p"}));
   auto mcp = std::make_shared<FakeMcp>();
@@ -729,9 +730,7 @@ TEST_F(SessionTest, ModelUsesAnMcpTool) {
   ASSERT_TRUE(session.ok()) << session.error().ToString();
   Enqueue(OpenAiToolCall("call_1", "use_mcp_tool",
                          R"({"server_name":"wiki","tool_name":"search","arguments":{}})"));
-  Enqueue(
-      OpenAiToolCall("call_2", "use_mcp_tool",
-                     R"({"server_name":"notes","tool_name":"search","arguments":{"q":"lapce"}})"));
+  Enqueue(OpenAiToolCall("call_2", "mcp--notes--search", R"({"q":"lapce"})"));
   Enqueue(OpenAiToolCall("call_3", "attempt_completion", CompletionArgs("Found them.")));
 
   TestClient client;
@@ -745,9 +744,11 @@ TEST_F(SessionTest, ModelUsesAnMcpTool) {
   std::vector<json> bodies = Bodies();
   ASSERT_EQ(bodies.size(), 3u);
   std::vector<std::string> tools = ToolNames(bodies[0]);
-  EXPECT_NE(std::find(tools.begin(), tools.end(), "use_mcp_tool"), tools.end());
-  EXPECT_EQ(std::find(tools.begin(), tools.end(), "access_mcp_resource"), tools.end());
+  EXPECT_TRUE(Contains(tools, "mcp--notes--search"));
+  EXPECT_FALSE(Contains(tools, "use_mcp_tool"));
+  EXPECT_FALSE(Contains(tools, "access_mcp_resource"));
   EXPECT_NE(bodies[0].dump().find("## notes (`notes-server`)"), std::string::npos);
+  EXPECT_NE(bodies[0].dump().find("- mcp--notes--search: Search the notes."), std::string::npos);
   std::optional<std::string> wrong = ToolResultOf(bodies[1], "call_1");
   ASSERT_TRUE(wrong.has_value());
   EXPECT_NE(wrong->find("No MCP server named 'wiki'. Connected servers: notes."), std::string::npos)
