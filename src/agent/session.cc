@@ -664,8 +664,9 @@ Session::Turn::Reply Session::Turn::Request() {
     }
   }
   tool_tokens = EstimateTokens(request.tools);
-  int64_t sent_estimate = EstimateTokens(request.system_prompt) + tool_tokens;
-  for (const llm::Message& message : request.messages) sent_estimate += EstimateTokens(message);
+  // The history's estimates were made once, as its messages were added.
+  int64_t sent_estimate =
+      EstimateTokens(request.system_prompt) + tool_tokens + VisibleTokens(state.history);
   {
     std::lock_guard lock(session.mutex_);
     state.last_context_tokens = state.calibration.Apply(sent_estimate);

@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cctype>
+#include <cstdint>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <unordered_map>
@@ -363,6 +366,17 @@ http::Request BaseRequest(const Endpoint& endpoint, std::string url) {
 namespace {
 
 // Appends `text` as a JSON string. Runs of bytes that need no escape are copied whole.
+// Which bytes of a little-endian 8-byte word must be escaped in a JSON string (control bytes,
+// '"', '\\'): the lowest set 0x80 bit marks the first such byte exactly (higher marks may be
+// false); zero when there is none. Eight bytes per step where the text needs no escape.
+uint64_t EscapeMarks(uint64_t word) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHighs = 0x8080808080808080ull;
+  auto zero_bytes = [](uint64_t v) { return (v - kOnes) & ~v & kHighs; };
+  return ((word - kOnes * 0x20) & ~word & kHighs) | zero_bytes(word ^ (kOnes * '"')) |
+         zero_bytes(word ^ (kOnes * '\\'));
+}
+
 void AppendJsonString(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   if (!simdjson::validate_utf8(text.data(), text.size())) {
@@ -371,12 +385,27 @@ void AppendJsonString(std::string& out, std::string_view text) {
     return;
   }
   out += '"';
-  size_t run = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(text.data() + run, i - run);
-    run = i + 1;
+  const char* at = text.data();
+  const char* const end = at + text.size();
+  const char* run = at;
+  while (at < end) {
+    if (std::endian::native == std::endian::little && end - at >= 8) {
+      uint64_t word;
+      std::memcpy(&word, at, sizeof word);
+      uint64_t marks = EscapeMarks(word);
+      if (marks == 0) {
+        at += 8;
+        continue;
+      }
+      at += std::countr_zero(marks) / 8;
+    }
+    unsigned char c = static_cast<unsigned char>(*at);
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      ++at;
+      continue;
+    }
+    out.append(run, static_cast<size_t>(at - run));
+    run = ++at;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -405,7 +434,7 @@ void AppendJsonString(std::string& out, std::string_view text) {
         out += kHex[c & 15];
     }
   }
-  out.append(text.data() + run, text.size() - run);
+  out.append(run, static_cast<size_t>(end - run));
   out += '"';
 }
 

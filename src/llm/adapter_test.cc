@@ -1,11 +1,12 @@
 // Request building (what we send each provider) and HTTP error mapping.
 
 #include "llm/internal/adapter.h"
-#include "llm/internal/parser_base.h"
 
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+
+#include "llm/internal/parser_base.h"
 
 namespace lai::llm::internal {
 namespace {
@@ -231,10 +232,25 @@ TEST(RequestBodyTest, SameTextAsNlohmannAndInvalidUtf8IsReplacedNotThrown) {
       {"none", nullptr},
       {"messages",
        {{{"role", "user"},
-         {"content", "quote \" backslash \\ tab\t nl\n cr\r ctl\x01\x1f del\x7f "
-                     "unicode \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 </end>"}}}},
+         {"content",
+          "quote \" backslash \\ tab\t nl\n cr\r bs\b ff\f ctl\x01\x1f del\x7f "
+          "unicode \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 </end>"}}}},
       {"k\"ey", nlohmann::ordered_json::array()}};
   EXPECT_EQ(DumpRequestBody(body), body.dump());
+
+  // Every byte that needs escaping, at every offset of an 8-byte word, beside multi-byte UTF-8
+  // and the bytes next to the escaped ranges (0x1f/0x20, '!'/'#', '['/']').
+  for (std::string special : {"\"", "\\", "\n", "\x01", "\x1f", "\x7f", "\x20", "!", "#", "[", "]",
+                              "\xc3\xa9", "\xe2\x82\xac"}) {
+    for (size_t offset = 0; offset < 17; ++offset) {
+      std::string text = std::string(offset, 'a') + special +
+                         "\xc3\xa9"
+                         "bcdefgh" +
+                         special;
+      nlohmann::ordered_json value = {{"t", text}};
+      EXPECT_EQ(DumpRequestBody(value), value.dump()) << offset;
+    }
+  }
 
   nlohmann::ordered_json broken = {{"content", std::string("ok \xff\xfe bad")}};
   std::string text;
