@@ -230,13 +230,19 @@ struct McpHub::Connection {
   std::thread starter;
 
   ~Connection() {
+    BeginStop();
+    if (child) child->Stop(milliseconds(500));
+    if (stderr_reader.joinable()) stderr_reader.join();
+  }
+
+  // Disconnects and closes the server's stdin, which tells it to exit (idempotent).
+  void BeginStop() {
     is_stopping = true;
     if (starter.joinable()) starter.join();
     if (transport) transport->Stop();  // The reader thread is gone: nothing reaches the peer.
     peer.reset();                      // Pending calls fail with kUnavailable.
     transport.reset();
-    if (child) child->Stop(milliseconds(500));
-    if (stderr_reader.joinable()) stderr_reader.join();
+    if (child) child->CloseStdin();
   }
 
   std::string StderrTail() const {
@@ -456,7 +462,11 @@ std::shared_ptr<McpHub> McpHub::Start(std::vector<McpServerConfig> configs, McpO
   return hub;
 }
 
-McpHub::~McpHub() = default;
+McpHub::~McpHub() {
+  // Every server hears end of input before any is waited for, so they exit together.
+  for (const std::unique_ptr<Connection>& connection : connections_) connection->BeginStop();
+  connections_.clear();
+}
 
 std::vector<agent::McpServerInfo> McpHub::Servers() const {
   std::vector<agent::McpServerInfo> servers;

@@ -147,11 +147,13 @@ Child::~Child() {
   }
 }
 
+void Child::CloseStdin() {
+  if (stdin_fd_ >= 0) ::close(stdin_fd_);
+  stdin_fd_ = -1;
+}
+
 void Child::Stop(std::chrono::milliseconds grace) {
-  if (stdin_fd_ >= 0) {
-    ::close(stdin_fd_);  // Most servers exit at end of input.
-    stdin_fd_ = -1;
-  }
+  CloseStdin();
   if (pid_ <= 0 || is_reaped_) return;
   auto wait_for_exit = [this](std::chrono::milliseconds limit) {
     const Clock::time_point deadline = Clock::now() + limit;

@@ -58,6 +58,7 @@ class Child {
   int stdout_fd() const { return stdout_fd_; }  // Non-blocking.
   int stderr_fd() const { return stderr_fd_; }  // Non-blocking.
   pid_t pid() const { return pid_; }
+  void CloseStdin();  // End of input: most servers exit on it. Idempotent.
   void Stop(std::chrono::milliseconds grace = std::chrono::milliseconds(1000));
 
  private:
