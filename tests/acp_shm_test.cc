@@ -216,6 +216,10 @@ TEST_F(AcpShmTest, ModelUsesAnMcpServersTool) {
                  testing::OpenAiToolCall("call_1", "mcp--fake--echo", R"({"text":"ping"})"));
   fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_2", "attempt_completion",
                                                     R"({"result":"Echoed."})"));
+  // The user's own server (mcp.json beside config.toml) joins the client's.
+  std::filesystem::create_directories(dir_ + "/config/lapce-ai");
+  std::ofstream(dir_ + "/config/lapce-ai/mcp.json")
+      << Json{{"mcpServers", {{"mine", {{"command", FAKE_MCP_BIN}}}}}}.dump();
   ASSERT_NO_FATAL_FAILURE(Connect());
 
   Result<std::string> refused =
@@ -255,6 +259,7 @@ TEST_F(AcpShmTest, ModelUsesAnMcpServersTool) {
   ASSERT_EQ(requests.size(), 2u);
   EXPECT_NE(requests[0].body.find("MCP SERVERS"), std::string::npos);
   EXPECT_NE(requests[0].body.find("## fake"), std::string::npos);
+  EXPECT_NE(requests[0].body.find("## mine"), std::string::npos);
   EXPECT_NE(requests[0].body.find("\"name\":\"mcp--fake--echo\""), std::string::npos);
   EXPECT_NE(requests[0].body.find("access_mcp_resource"), std::string::npos);
   EXPECT_NE(requests[1].body.find("echo: ping"), std::string::npos);

@@ -123,6 +123,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   bool client_writes_files = false;      // Guarded by mutex.
   bool client_has_terminal = false;      // Guarded by mutex.
   std::vector<std::string> session_ids;  // Sessions this connection opened; guarded by mutex.
+  std::shared_ptr<agent::McpServers> user_mcp;  // Guarded by mutex.
   // The session whose tool is running a file call (set around fs/* requests).
   thread_local static const std::string* current_session;
 
@@ -412,12 +413,24 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
       if (!from_client.ok()) return BadParams(method, from_client.error().message());
       configs = std::move(*from_client);
     }
-    configs = MergeMcpServers(std::move(configs), agent_options.mcp_servers);
-    if (configs.empty()) return std::shared_ptr<agent::McpServers>();
     McpOptions mcp_options;
     mcp_options.cwd = cwd;
     mcp_options.client_version = agent_options.agent_version;
-    return std::shared_ptr<agent::McpServers>(McpHub::Start(std::move(configs), mcp_options));
+    std::shared_ptr<agent::McpServers> own;
+    if (!configs.empty()) own = McpHub::Start(std::move(configs), mcp_options);
+    return CombineMcpServers({own, UserMcp()});
+  }
+
+  // The user's servers (mcp.json), started once, on the first session, for all of this
+  // connection's sessions; null when there are none.
+  std::shared_ptr<agent::McpServers> UserMcp() {
+    std::lock_guard lock(mutex);
+    if (!user_mcp && !agent_options.mcp_servers.empty()) {
+      McpOptions options;
+      options.client_version = agent_options.agent_version;
+      user_mcp = McpHub::Start(agent_options.mcp_servers, options);
+    }
+    return user_mcp;
   }
 
   Result<std::string> NewSession(std::string_view params_json) {

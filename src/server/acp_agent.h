@@ -22,8 +22,9 @@ namespace lai::server {
 
 struct AcpAgentOptions {
   std::string agent_version = "0";
-  // The user's own MCP servers (UserMcpServers()), started for every session beside those the
-  // client names in session/new (which win a name clash).
+  // The user's own MCP servers (UserMcpServers()): started once, on the first session, and
+  // shared by every session of the connection beside those the client names in session/new
+  // (which win a name clash).
   std::vector<McpServerConfig> mcp_servers;
 };
 

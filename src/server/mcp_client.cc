@@ -197,16 +197,6 @@ Result<std::vector<McpServerConfig>> LoadMcpSettings(const std::string& path) {
   return configs;
 }
 
-std::vector<McpServerConfig> MergeMcpServers(std::vector<McpServerConfig> first,
-                                             const std::vector<McpServerConfig>& second) {
-  for (const McpServerConfig& server : second) {
-    bool taken = false;
-    for (const McpServerConfig& existing : first) taken = taken || existing.name == server.name;
-    if (!taken) first.push_back(server);
-  }
-  return first;
-}
-
 // One server: its process, the JSON-RPC peer on its pipes, and what it offers. Start() runs on
 // `starter`; after `is_started`, `info` and `failure` are read-only.
 struct McpHub::Connection {
@@ -446,6 +436,65 @@ struct McpHub::Connection {
     return result;
   }
 };
+
+namespace {
+
+class CombinedMcpServers final : public agent::McpServers {
+ public:
+  explicit CombinedMcpServers(std::vector<std::shared_ptr<agent::McpServers>> parts)
+      : parts_(std::move(parts)) {}
+
+  std::vector<agent::McpServerInfo> Servers() const override {
+    std::call_once(routed_, [this] {
+      for (size_t part = 0; part < parts_.size(); ++part) {
+        for (agent::McpServerInfo& server : parts_[part]->Servers()) {
+          if (std::any_of(servers_.begin(), servers_.end(),
+                          [&](const auto& known) { return known.name == server.name; })) {
+            continue;
+          }
+          owners_.push_back(part);
+          servers_.push_back(std::move(server));
+        }
+      }
+    });
+    return servers_;
+  }
+  Result<agent::McpOutcome> CallTool(std::string_view server, std::string_view tool,
+                                     std::string_view arguments_json,
+                                     const std::atomic<bool>* cancelled) override {
+    ASSIGN_OR_RETURN(agent::McpServers * owner, Owner(server));
+    return owner->CallTool(server, tool, arguments_json, cancelled);
+  }
+  Result<agent::McpOutcome> ReadResource(std::string_view server, std::string_view uri,
+                                         const std::atomic<bool>* cancelled) override {
+    ASSIGN_OR_RETURN(agent::McpServers * owner, Owner(server));
+    return owner->ReadResource(server, uri, cancelled);
+  }
+
+ private:
+  Result<agent::McpServers*> Owner(std::string_view server) const {
+    Servers();
+    for (size_t i = 0; i < servers_.size(); ++i) {
+      if (servers_[i].name == server) return parts_[owners_[i]].get();
+    }
+    return Error(ErrorCode::kNotFound, "no MCP server named '" + std::string(server) + "'");
+  }
+
+  const std::vector<std::shared_ptr<agent::McpServers>> parts_;
+  mutable std::once_flag routed_;
+  mutable std::vector<agent::McpServerInfo> servers_;  // Written once, under routed_.
+  mutable std::vector<size_t> owners_;                 // The part of each of servers_.
+};
+
+}  // namespace
+
+std::shared_ptr<agent::McpServers> CombineMcpServers(
+    std::vector<std::shared_ptr<agent::McpServers>> parts) {
+  std::erase(parts, nullptr);
+  if (parts.empty()) return nullptr;
+  if (parts.size() == 1) return parts[0];
+  return std::make_shared<CombinedMcpServers>(std::move(parts));
+}
 
 std::shared_ptr<McpHub> McpHub::Start(std::vector<McpServerConfig> configs, McpOptions options) {
   std::shared_ptr<McpHub> hub(new McpHub());

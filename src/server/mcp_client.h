@@ -35,10 +35,6 @@ Result<std::vector<McpServerConfig>> ParseAcpMcpServers(std::string_view json_ar
 // file is no servers. Errors (kInvalidArgument) name the file and the field.
 Result<std::vector<McpServerConfig>> LoadMcpSettings(const std::string& path);
 
-// `first`, then the servers of `second` whose names `first` does not use.
-std::vector<McpServerConfig> MergeMcpServers(std::vector<McpServerConfig> first,
-                                             const std::vector<McpServerConfig>& second);
-
 struct McpOptions {
   std::string cwd;  // The servers' working directory (the session's workspace); "" = inherit.
   std::chrono::milliseconds start_timeout{15'000};  // Spawn to tools listed.
@@ -73,5 +69,11 @@ class McpHub final : public agent::McpServers {
   McpOptions options_;
   std::vector<std::unique_ptr<Connection>> connections_;
 };
+
+// Several sets of servers as one, in priority order: a server name a part already offers hides
+// the same name in later parts, and calls go to the part that offers the server. (A session's own
+// servers first, then the user's servers that all sessions of a connection share.)
+std::shared_ptr<agent::McpServers> CombineMcpServers(
+    std::vector<std::shared_ptr<agent::McpServers>> parts);
 
 }  // namespace lai::server

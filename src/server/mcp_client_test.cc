@@ -252,12 +252,36 @@ TEST(McpClientTest, SettingsFilesInKiloCodesShape) {
   Result<std::vector<McpServerConfig>> missing = LoadMcpSettings(path);
   ASSERT_TRUE(missing.ok());
   EXPECT_TRUE(missing->empty());
+}
 
-  std::vector<McpServerConfig> merged =
-      MergeMcpServers({Fake({}, "a"), Fake({}, "b")}, {Fake({"--x"}, "b"), Fake({}, "c")});
-  ASSERT_EQ(merged.size(), 3u);
-  EXPECT_TRUE(merged[1].args.empty());  // The first list wins a clash.
-  EXPECT_EQ(merged[2].name, "c");
+// A session's own servers before the user's shared ones: a name the first part offers hides the
+// same name later, and each call goes to the part that offers its server.
+TEST(McpClientTest, CombinedSetsRouteCallsToTheirServers) {
+  McpServerConfig own_fake = Fake({"--no-resources"}, "fake");
+  own_fake.env = {"MARK=own"};
+  McpServerConfig shared_fake = Fake({"--paginate"}, "fake");
+  shared_fake.env = {"MARK=shared"};
+  std::shared_ptr<agent::McpServers> own = StartOne(own_fake);
+  std::vector<McpServerConfig> shared_configs = {shared_fake, Fake({}, "other")};
+  std::shared_ptr<agent::McpServers> shared = McpHub::Start(shared_configs, McpOptions{});
+  std::shared_ptr<agent::McpServers> both = CombineMcpServers({own, nullptr, shared});
+  std::vector<agent::McpServerInfo> servers = both->Servers();
+  ASSERT_EQ(servers.size(), 2u);
+  EXPECT_EQ(servers[0].name, "fake");
+  EXPECT_EQ(servers[0].command, std::string(FAKE_MCP_BIN) + " --no-resources");
+  EXPECT_EQ(servers[1].name, "other");
+  Result<agent::McpOutcome> other = both->CallTool("other", "echo", R"({"text":"o"})", nullptr);
+  ASSERT_TRUE(other.ok()) << other.error().message();
+  EXPECT_EQ(other->text, "echo: o");
+  Result<agent::McpOutcome> mark = both->CallTool("fake", "env", R"({"name":"MARK"})", nullptr);
+  ASSERT_TRUE(mark.ok()) << mark.error().message();
+  EXPECT_EQ(mark->text, "own");
+  Result<agent::McpOutcome> read = both->ReadResource("other", "memo://greeting", nullptr);
+  ASSERT_TRUE(read.ok()) << read.error().message();
+  EXPECT_EQ(read->text, "hello from the fake server");
+  EXPECT_EQ(both->CallTool("none", "echo", "{}", nullptr).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(CombineMcpServers({nullptr, shared}), shared);
+  EXPECT_EQ(CombineMcpServers({nullptr}), nullptr);
 }
 
 }  // namespace
