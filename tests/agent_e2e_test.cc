@@ -53,11 +53,8 @@ class Child {
     EXPECT_EQ(::pipe2(out_pipe, O_CLOEXEC), 0);
     EXPECT_EQ(::pipe2(err_pipe, O_CLOEXEC), 0);
     EXPECT_EQ(::pipe2(in_pipe, O_CLOEXEC), 0);
-    std::vector<char*> c_argv, c_env;
-    for (std::string& a : argv) c_argv.push_back(a.data());
-    c_argv.push_back(nullptr);
-    for (std::string& e : env) c_env.push_back(e.data());
-    c_env.push_back(nullptr);
+    std::vector<char*> c_argv = test::ExecStrings(argv);
+    std::vector<char*> c_env = test::ExecStrings(env);
     pid_ = ::fork();
     if (pid_ == 0) {
       ::dup2(in_pipe[0], 0);

@@ -12,17 +12,21 @@
 
 namespace lai::test {
 
+std::vector<char*> ExecStrings(std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  for (std::string& text : strings) pointers.push_back(text.data());
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
 ProcessResult RunProcess(std::vector<std::string> argv, std::vector<std::string> env,
                          const ProcessOptions& options) {
   int in_pipe[2], out_pipe[2], err_pipe[2];
   EXPECT_EQ(::pipe2(in_pipe, O_CLOEXEC), 0);
   EXPECT_EQ(::pipe2(out_pipe, O_CLOEXEC), 0);
   EXPECT_EQ(::pipe2(err_pipe, O_CLOEXEC), 0);
-  std::vector<char*> c_argv, c_env;
-  for (std::string& a : argv) c_argv.push_back(a.data());
-  c_argv.push_back(nullptr);
-  for (std::string& e : env) c_env.push_back(e.data());
-  c_env.push_back(nullptr);
+  std::vector<char*> c_argv = ExecStrings(argv);
+  std::vector<char*> c_env = ExecStrings(env);
   pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(in_pipe[0], 0);
@@ -87,11 +91,8 @@ ServerProcess::ServerProcess(std::vector<std::string> argv, std::vector<std::str
   }
   argv.push_back("--ready-fd");
   argv.push_back("3");
-  std::vector<char*> c_argv, c_env;
-  for (std::string& a : argv) c_argv.push_back(a.data());
-  c_argv.push_back(nullptr);
-  for (std::string& e : env) c_env.push_back(e.data());
-  c_env.push_back(nullptr);
+  std::vector<char*> c_argv = ExecStrings(argv);
+  std::vector<char*> c_env = ExecStrings(env);
   pid_ = ::fork();
   if (pid_ == 0) {
     int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);

@@ -22,6 +22,9 @@ struct ProcessOptions {
   int signal_after_first_output = 0;  // Sent once when the first stdout bytes arrive.
 };
 
+// execve's view of `strings`: their characters, then a null pointer. `strings` must outlive it.
+std::vector<char*> ExecStrings(std::vector<std::string>& strings);
+
 // argv[0] is the program's path. Test failures (ADD_FAILURE) when a pipe cannot be made or the
 // deadline passes.
 ProcessResult RunProcess(std::vector<std::string> argv, std::vector<std::string> env,

@@ -545,11 +545,11 @@ std::string Session::Turn::SystemPrompt() {
   inputs.rules =
       LoadRules(state.workspace->root(), state.mode, session.engine_.settings_.global_rules_dir);
   inputs.tools = ToolSpecsForMode(*mode, state.mcp_servers, state.protocol);
-  for (const PromptToolSpec& tool : inputs.tools) {
-    if (tool.name == "use_mcp_tool" || tool.name == "access_mcp_resource" ||
-        tool.name.starts_with("mcp--")) {
-      inputs.mcp_servers = state.mcp_servers;
-    }
+  if (std::any_of(inputs.tools.begin(), inputs.tools.end(), [](const PromptToolSpec& tool) {
+        return tool.name == "use_mcp_tool" || tool.name == "access_mcp_resource" ||
+               tool.name.starts_with("mcp--");
+      })) {
+    inputs.mcp_servers = state.mcp_servers;
   }
   inputs.describe_tool = &DescribeToolXml;
   state.system_prompt = BuildSystemPrompt(inputs);
