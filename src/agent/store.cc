@@ -22,6 +22,7 @@
 #include "agent/event_journal.h"
 #include "agent/message_json.h"
 #include "base/check.h"
+#include "base/log.h"
 
 extern char** environ;
 
@@ -1172,7 +1173,10 @@ Status SessionStore::Journal(Changes changes) {
       Result<EventJournal> journal = EventJournal::Create(JournalDirectory(path_));
       if (journal.ok()) {
         connection.journal.emplace(std::move(*journal));
-        connection.folder = std::thread([&connection] { FoldLoop(connection); });
+        connection.folder = std::thread([&connection] {
+          log::NameThisThread("lai-store-fold");
+          FoldLoop(connection);
+        });
       } else {
         connection.journal_failed = true;
         spdlog::warn("session store: no journal ({}); changes are written to SQLite directly",

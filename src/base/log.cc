@@ -1,6 +1,7 @@
 #include "base/log.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -89,6 +90,12 @@ Status Init(const Options& options) {
     return Error(ErrorCode::kIo, std::string("install logger: ") + e.what());
   }
   return OkStatus();
+}
+
+void NameThisThread(std::string_view name) {
+  char truncated[16] = {};
+  name.copy(truncated, sizeof(truncated) - 1);
+  ::pthread_setname_np(::pthread_self(), truncated);
 }
 
 }  // namespace lai::log

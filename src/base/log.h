@@ -28,4 +28,8 @@ struct Options {
 // logger stays installed.
 Status Init(const Options& options);
 
+// Names the calling thread ("lai-http", …) for `top -H`, perf, gdb and /proc; Linux keeps the
+// first 15 bytes.
+void NameThisThread(std::string_view name);
+
 }  // namespace lai::log

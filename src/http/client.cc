@@ -1,10 +1,14 @@
 #include "http/client.h"
 
 #include <curl/curl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -12,12 +16,17 @@
 #include <utility>
 
 #include "base/check.h"
+#include "base/log.h"
+#include "base/unique_fd.h"
 
 namespace lai::http {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+
+// How often the I/O thread looks whether unsent requests have been sent (see EnforceDeadlines).
+constexpr milliseconds kSentPoll{10};
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -82,7 +91,7 @@ struct Transfer {
   char error_buffer[CURL_ERROR_SIZE] = {};
   Clock::time_point started;
   Clock::time_point last_activity;
-  std::optional<Clock::time_point> request_sent_at;  // First seen after a curl_multi_perform.
+  std::optional<Clock::time_point> request_sent_at;  // First seen by EnforceDeadlines.
   bool saw_response = false;                         // The first header line has arrived.
   bool headers_delivered = false;
   bool cancelled = false;  // Cancel() ran; no handler but on_complete runs any more.
@@ -162,12 +171,27 @@ std::string_view FindHeader(const std::vector<Header>& headers, std::string_view
   return {};
 }
 
+// The I/O thread drives curl through its socket interface: curl says which sockets it waits on
+// (OnSocket) and when it next needs the clock (OnTimer); one epoll set holds those sockets and an
+// eventfd that Start/Cancel/the destructor write. A wake-up then costs curl work for the ready
+// socket's transfer only, however many transfers are open (curl_multi_perform would visit them
+// all, and curl_multi_poll would poll every socket, on each chunk).
 struct Client::Impl {
   ~Impl() {
     if (multi != nullptr) curl_multi_cleanup(multi);
   }
 
   void Run();
+  void Wake() {
+    uint64_t one = 1;
+    ssize_t n = ::write(wake.get(), &one, sizeof(one));
+    (void)n;  // A full counter already means "wake up".
+  }
+  static int OnSocket(CURL* easy, curl_socket_t socket, int what, void* self, void* socket_data);
+  static int OnTimer(CURLM* multi, long timeout_ms, void* self);
+  // Lets curl act on `socket` (or on its timers, for CURL_SOCKET_TIMEOUT), then completes what
+  // finished.
+  void Act(curl_socket_t socket, int events);
   // Configures the easy handle and adds it to the multi; on failure completes the transfer.
   void Admit(std::unique_ptr<Transfer> transfer);
   // Removes the transfer (closing its connection if mid-response) and runs on_complete.
@@ -179,6 +203,8 @@ struct Client::Impl {
 
   // Immutable after construction.
   ClientOptions options;
+  UniqueFd epoll;
+  UniqueFd wake;  // eventfd: new transfers, cancellations or stopping.
   CURLM* multi = nullptr;
   std::thread::id io_thread_id;
 
@@ -192,7 +218,9 @@ struct Client::Impl {
 
   // Confined to the I/O thread.
   std::unordered_map<TransferId, std::unique_ptr<Transfer>> active;
-  bool has_cancelled = false;  // Some active transfer has `cancelled` set.
+  bool has_cancelled = false;                   // Some active transfer has `cancelled` set.
+  std::optional<Clock::time_point> curl_timer;  // When curl wants CURL_SOCKET_TIMEOUT.
+  Clock::time_point next_deadline_check;
 
   std::thread thread;
 };
@@ -347,13 +375,13 @@ milliseconds Client::Impl::EnforceDeadlines(Clock::time_point now) {
       // The first-byte clock starts when the request has been sent: after waiting for a free
       // connection (curl queues transfers beyond the per-host limit) and connecting (which has
       // its own timeout, enforced by curl). curl 7.88 reports the pre-transfer time relative to
-      // the end of that queueing, not to our start, so note when it first becomes non-zero; this
-      // runs right after every curl_multi_perform, so the note is late by microseconds.
+      // the end of that queueing, not to our start, so note when it first becomes non-zero,
+      // looking every kSentPoll while any request is unsent: the note is late by at most that.
       if (!t->request_sent_at) {
         curl_off_t pretransfer_us = 0;
         curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
         if (pretransfer_us <= 0) {
-          next = std::min(next, now + milliseconds(100));
+          next = std::min(next, now + kSentPoll);
           continue;
         }
         t->request_sent_at = now;
@@ -383,7 +411,47 @@ milliseconds Client::Impl::EnforceDeadlines(Clock::time_point now) {
   return std::chrono::ceil<milliseconds>(next - now);
 }
 
+int Client::Impl::OnSocket(CURL*, curl_socket_t socket, int what, void* self, void*) {
+  auto& impl = *static_cast<Impl*>(self);
+  if (what == CURL_POLL_REMOVE) {
+    // curl may already have closed it, which removed it from the set: nothing to undo then.
+    ::epoll_ctl(impl.epoll.get(), EPOLL_CTL_DEL, socket, nullptr);
+    return 0;
+  }
+  epoll_event ev{};
+  ev.events = (what == CURL_POLL_IN || what == CURL_POLL_INOUT ? EPOLLIN : 0u) |
+              (what == CURL_POLL_OUT || what == CURL_POLL_INOUT ? EPOLLOUT : 0u);
+  ev.data.fd = socket;
+  if (::epoll_ctl(impl.epoll.get(), EPOLL_CTL_MOD, socket, &ev) != 0 &&
+      ::epoll_ctl(impl.epoll.get(), EPOLL_CTL_ADD, socket, &ev) != 0) {
+    return -1;  // curl fails the transfers on this socket.
+  }
+  return 0;
+}
+
+int Client::Impl::OnTimer(CURLM*, long timeout_ms, void* self) {
+  auto& impl = *static_cast<Impl*>(self);
+  if (timeout_ms < 0) {
+    impl.curl_timer.reset();
+  } else {
+    impl.curl_timer = Clock::now() + milliseconds(timeout_ms);
+  }
+  return 0;
+}
+
+void Client::Impl::Act(curl_socket_t socket, int events) {
+  int running = 0;
+  curl_multi_socket_action(multi, socket, events, &running);
+  int queued = 0;
+  while (CURLMsg* message = curl_multi_info_read(multi, &queued)) {
+    if (message->msg == CURLMSG_DONE) CompleteDone(message);
+  }
+  CompleteCancelled();
+}
+
 void Client::Impl::Run() {
+  constexpr int kMaxEvents = 64;
+  epoll_event events[kMaxEvents];
   for (;;) {
     std::vector<std::unique_ptr<Transfer>> new_transfers;
     std::vector<TransferId> new_cancels;
@@ -402,6 +470,7 @@ void Client::Impl::Run() {
         continue;
       }
       Admit(std::move(t));
+      next_deadline_check = std::min(next_deadline_check, Clock::now() + kSentPoll);
     }
     for (TransferId id : new_cancels) {
       Complete(id, Error(ErrorCode::kCancelled, "http request cancelled"));
@@ -416,17 +485,33 @@ void Client::Impl::Run() {
       if (incoming.empty()) return;  // Handlers may have started more; cancel those next round.
       continue;
     }
-    int running = 0;
-    curl_multi_perform(multi, &running);
-    int queued = 0;
-    while (CURLMsg* message = curl_multi_info_read(multi, &queued)) {
-      if (message->msg == CURLMSG_DONE) CompleteDone(message);
+    Clock::time_point now = Clock::now();
+    if (curl_timer && now >= *curl_timer) {
+      curl_timer.reset();
+      Act(CURL_SOCKET_TIMEOUT, 0);
+      now = Clock::now();
     }
-    CompleteCancelled();
-    milliseconds wait = EnforceDeadlines(Clock::now());
-    CompleteCancelled();
+    if (now >= next_deadline_check) {
+      next_deadline_check = now + EnforceDeadlines(now);
+      CompleteCancelled();
+    }
+    Clock::time_point until = next_deadline_check;
+    if (curl_timer) until = std::min(until, *curl_timer);
+    auto wait = std::chrono::ceil<milliseconds>(until - now);
     wait = std::clamp(wait, milliseconds(0), milliseconds(10'000));
-    curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait.count()), nullptr);
+    int n = ::epoll_wait(epoll.get(), events, kMaxEvents, static_cast<int>(wait.count()));
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.fd == wake.get()) {
+        uint64_t count;
+        ssize_t r = ::read(wake.get(), &count, sizeof(count));
+        (void)r;
+        continue;
+      }
+      const uint32_t e = events[i].events;
+      Act(events[i].data.fd, ((e & EPOLLIN) != 0 ? CURL_CSELECT_IN : 0) |
+                                 ((e & EPOLLOUT) != 0 ? CURL_CSELECT_OUT : 0) |
+                                 ((e & (EPOLLERR | EPOLLHUP)) != 0 ? CURL_CSELECT_ERR : 0));
+    }
   }
 }
 
@@ -445,6 +530,19 @@ Result<std::unique_ptr<Client>> Client::Create(const ClientOptions& options) {
   }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  impl->epoll.Reset(::epoll_create1(EPOLL_CLOEXEC));
+  impl->wake.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!impl->epoll.is_valid() || !impl->wake.is_valid()) {
+    return Error(ErrorCode::kResourceExhausted,
+                 std::string("http client: cannot create its epoll set: ") + std::strerror(errno));
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = impl->wake.get();
+  if (::epoll_ctl(impl->epoll.get(), EPOLL_CTL_ADD, impl->wake.get(), &ev) != 0) {
+    return Error(ErrorCode::kResourceExhausted,
+                 std::string("http client: epoll_ctl: ") + std::strerror(errno));
+  }
   impl->multi = curl_multi_init();
   if (impl->multi == nullptr) {
     return Error(ErrorCode::kInternal, "http client: curl_multi_init failed");
@@ -454,7 +552,14 @@ Result<std::unique_ptr<Client>> Client::Create(const ClientOptions& options) {
   curl_multi_setopt(impl->multi, CURLMOPT_MAXCONNECTS, options.max_total_connections);
   curl_multi_setopt(impl->multi, CURLMOPT_PIPELINING, static_cast<long>(CURLPIPE_MULTIPLEX));
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->Run(); });
+  curl_multi_setopt(impl->multi, CURLMOPT_SOCKETFUNCTION, &Impl::OnSocket);
+  curl_multi_setopt(impl->multi, CURLMOPT_SOCKETDATA, raw);
+  curl_multi_setopt(impl->multi, CURLMOPT_TIMERFUNCTION, &Impl::OnTimer);
+  curl_multi_setopt(impl->multi, CURLMOPT_TIMERDATA, raw);
+  impl->thread = std::thread([raw] {
+    log::NameThisThread("lai-http");
+    raw->Run();
+  });
   impl->io_thread_id = impl->thread.get_id();
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
@@ -466,7 +571,7 @@ Client::~Client() {
     std::lock_guard lock(impl_->mutex);
     impl_->stopping = true;
   }
-  curl_multi_wakeup(impl_->multi);
+  impl_->Wake();
   impl_->thread.join();
 }
 
@@ -480,7 +585,7 @@ Client::TransferId Client::Start(Request request, Handlers handlers) {
     std::lock_guard lock(impl_->mutex);
     impl_->incoming.push_back(std::move(t));
   }
-  curl_multi_wakeup(impl_->multi);  // Also from a handler: the loop must not sleep past it.
+  impl_->Wake();  // Also from a handler: the loop must not sleep past it.
   return id;
 }
 
@@ -498,7 +603,7 @@ void Client::Cancel(TransferId id) {
     std::lock_guard lock(impl_->mutex);
     impl_->cancels.push_back(id);
   }
-  curl_multi_wakeup(impl_->multi);
+  impl_->Wake();
 }
 
 Result<FullResponse> Fetch(Client& client, Request request, std::chrono::milliseconds total_timeout,

@@ -29,9 +29,7 @@ struct CurlApi {
   decltype(&curl_multi_setopt) multi_setopt;
   decltype(&curl_multi_add_handle) multi_add_handle;
   decltype(&curl_multi_remove_handle) multi_remove_handle;
-  decltype(&curl_multi_perform) multi_perform;
-  decltype(&curl_multi_poll) multi_poll;
-  decltype(&curl_multi_wakeup) multi_wakeup;
+  decltype(&curl_multi_socket_action) multi_socket_action;
   decltype(&curl_multi_info_read) multi_info_read;
   decltype(&curl_multi_strerror) multi_strerror;
   decltype(&curl_url) url;
@@ -78,9 +76,7 @@ const CurlApi& Api() {
     Bind(library, api.multi_setopt, "curl_multi_setopt");
     Bind(library, api.multi_add_handle, "curl_multi_add_handle");
     Bind(library, api.multi_remove_handle, "curl_multi_remove_handle");
-    Bind(library, api.multi_perform, "curl_multi_perform");
-    Bind(library, api.multi_poll, "curl_multi_poll");
-    Bind(library, api.multi_wakeup, "curl_multi_wakeup");
+    Bind(library, api.multi_socket_action, "curl_multi_socket_action");
     Bind(library, api.multi_info_read, "curl_multi_info_read");
     Bind(library, api.multi_strerror, "curl_multi_strerror");
     Bind(library, api.url, "curl_url");
@@ -146,14 +142,9 @@ CURLMcode curl_multi_add_handle(CURLM* multi, CURL* handle) {
 CURLMcode curl_multi_remove_handle(CURLM* multi, CURL* handle) {
   return Api().multi_remove_handle(multi, handle);
 }
-CURLMcode curl_multi_perform(CURLM* multi, int* running) {
-  return Api().multi_perform(multi, running);
+CURLMcode curl_multi_socket_action(CURLM* multi, curl_socket_t socket, int events, int* running) {
+  return Api().multi_socket_action(multi, socket, events, running);
 }
-CURLMcode curl_multi_poll(CURLM* multi, curl_waitfd extra[], unsigned count, int timeout_ms,
-                          int* ready) {
-  return Api().multi_poll(multi, extra, count, timeout_ms, ready);
-}
-CURLMcode curl_multi_wakeup(CURLM* multi) { return Api().multi_wakeup(multi); }
 CURLMsg* curl_multi_info_read(CURLM* multi, int* queued) {
   return Api().multi_info_read(multi, queued);
 }

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "base/check.h"
+#include "base/log.h"
 
 namespace lai::rpc {
 namespace {
@@ -225,7 +226,10 @@ void ShmRpcService::Open(std::shared_ptr<ipc::Responder> responder) {
   });
   std::lock_guard lock(mutex_);
   channels_.emplace(channel->token, channel);
-  channel->thread = std::thread([this, channel] { RunChannel(channel); });
+  channel->thread = std::thread([this, channel] {
+    log::NameThisThread("lai-rpc-channel");
+    RunChannel(channel);
+  });
 }
 
 Status ShmRpcService::Receive(const ipc::Message& message) {

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/log.h"
 #include "llm/pool.h"
 #include "server/ai_protocol.h"
 #include "server/services.h"
@@ -384,6 +385,7 @@ bool CompletionService::DrainSome(const std::shared_ptr<Stream>& stream, bool* s
 }
 
 void CompletionService::Drain() {
+  log::NameThisThread("lai-complete");
   std::unique_lock lock(mutex_);
   for (;;) {
     if (work_.empty()) {
