@@ -1,7 +1,10 @@
 // One side of a connection's ring pair: sends messages (in fragments when larger than one ring
 // record) and receives them (reassembling fragments into pooled buffers). Also the shared layouts
 // of a connection block and a server doorbell, and how each side wakes the other.
-// Channel and PeerWaker are confined to one thread at a time (thread-compatible).
+// A Channel's sending side (TryBeginMessage, FinishMessage, SendSome, HasSpaceForFrame,
+// PrepareToWaitForSpace, TakeWokeSleepingPeer) and its receiving side touch disjoint state: one
+// thread may send while another receives, each side confined to one thread at a time.
+// PeerWaker::Wake may run on any thread.
 #pragma once
 
 #include <cstdint>
@@ -35,9 +38,7 @@ struct DoorbellLayout {
   static constexpr size_t kBitsOffset = kCacheLineBytes;
   static size_t Bytes(uint32_t slots) { return kBitsOffset + (size_t{slots} + 63) / 64 * 8; }
   static uint32_t* Sleeping(std::byte* bell) { return reinterpret_cast<uint32_t*>(bell); }
-  static uint64_t* Bits(std::byte* bell) {
-    return reinterpret_cast<uint64_t*>(bell + kBitsOffset);
-  }
+  static uint64_t* Bits(std::byte* bell) { return reinterpret_cast<uint64_t*>(bell + kBitsOffset); }
 };
 
 // How one side wakes the other after publishing into a parked consumer's ring or freeing space
@@ -88,7 +89,7 @@ class Channel {
   // Sends `payload` as one message, frame by frame, resuming at `*offset` (0 on the first call).
   // kFull: the ring filled up; call again with the same arguments once the peer frees space.
   SendStatus SendSome(const FrameHeader& header, std::span<const std::byte> payload,
-                        size_t* offset);
+                      size_t* offset);
 
   // True when the frame SendSome could not place last time fits in the out ring now.
   bool HasSpaceForFrame() { return out_.HasSpaceFor(blocked_body_bytes_); }
@@ -145,7 +146,7 @@ class Channel {
   std::optional<PooledBuffer> assembly_;
   FrameHeader assembly_header_;
   size_t assembly_filled_ = 0;
-  bool holding_record_ = false;  // A ring record is borrowed by the current message.
+  bool holding_record_ = false;       // A ring record is borrowed by the current message.
   std::optional<Message> delivered_;  // Returned by Receive() and not yet consumed.
   uint32_t unchecked_releases_ = 0;   // Releases since the last CheckProducerWaiting().
   bool woke_sleeping_peer_ = false;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/check.h"
+#include "base/log.h"
 #include "base/unique_fd.h"
 #include "ipc/buffer_pool.h"
 #include "ipc/handshake.h"
@@ -36,11 +37,21 @@ void AppendJsonString(std::string& out, std::string_view s) {
   out += '"';
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -88,12 +99,19 @@ struct Responder::Shared {
   // connection's empty queue then costs no heap memory.
   std::vector<internal::Outbound> queue;
   size_t head = 0;
-  size_t queued_bytes = 0;               // Guarded by mutex.
-  bool closed = false;                   // Guarded by mutex.
+  size_t queued_bytes = 0;                 // Guarded by mutex.
+  bool closed = false;                     // Guarded by mutex.
   std::map<uint64_t, Responder*> streams;  // Open streams by request id; guarded by mutex.
   std::atomic<bool> has_output{false};     // Hint for the worker: queue non-empty.
   BufferPool* pool = nullptr;
   PeerWaker poke;  // Rings this connection's bit in its worker's doorbell.
+  // The connection's channel. Its sending side belongs to whoever holds `mutex` while a
+  // Responder is alive (`responders` > 0), and to the worker alone otherwise; see
+  // Worker::MayWriteDirect. Used under `mutex` only while !closed (Close frees it after).
+  Channel* channel = nullptr;
+  // Responders alive on this connection. Only the worker creates them, so when it reads zero no
+  // other thread can be sending; the decrement (release) publishes a Responder's last sends.
+  std::atomic<uint32_t> responders{0};
 };
 
 namespace internal {
@@ -142,7 +160,12 @@ class Worker {
     return OkStatus();
   }
 
-  void Start() { thread_ = std::thread([this] { Run(); }); }
+  void Start() {
+    thread_ = std::thread([this] {
+      log::NameThisThread("lai-ipc-worker");
+      Run();
+    });
+  }
   void Join() {
     if (thread_.joinable()) thread_.join();
   }
@@ -184,6 +207,13 @@ class Worker {
   uint32_t doorbell_bytes() const { return doorbell_bytes_; }
   std::byte* doorbell() const { return doorbell_.data(); }
   BufferPool& pool() { return pool_; }
+
+  // Whether the worker may write `c`'s ring itself, without its lock: no Responder can be
+  // writing it (none is alive) and nothing is queued before the new message.
+  static bool MayWriteDirect(const Connection& c) {
+    return c.shared->responders.load(std::memory_order_acquire) == 0 &&
+           !c.shared->has_output.load(std::memory_order_relaxed);
+  }
 
   // Any thread: queue a reply on `connection` (shared state) and poke the worker.
   Status SendQueued(Connection& connection, const FrameHeader& header, PooledBuffer buffer,
@@ -272,8 +302,7 @@ struct Server::Impl {
 // ---------------------------------------------------------------------------------------------
 // Reply and Responder.
 
-Reply::Reply(internal::Worker& worker, internal::Connection& connection,
-             const FrameHeader& request)
+Reply::Reply(internal::Worker& worker, internal::Connection& connection, const FrameHeader& request)
     : worker_(worker), connection_(connection) {
   header_.type = request.type;
   header_.request_id = request.request_id;
@@ -285,12 +314,14 @@ Result<std::span<std::byte>> Reply::Reserve(uint32_t bytes) {
   LAI_CHECK(!sent_) << "a synchronous handler replies once";
   if (bytes > connection_.channel->max_message_bytes()) {
     return Error(ErrorCode::kInvalidArgument,
-                 "reply of " + std::to_string(bytes) + " bytes exceeds the connection's maximum of " +
+                 "reply of " + std::to_string(bytes) +
+                     " bytes exceeds the connection's maximum of " +
                      std::to_string(connection_.channel->max_message_bytes()));
   }
   reserved_bytes_ = bytes;
-  if (discard_ && bytes <= worker_.scratch_.size()) return std::span(worker_.scratch_.data(), bytes);
-  if (!discard_ && !connection_.shared->has_output.load(std::memory_order_relaxed)) {
+  if (discard_ && bytes <= worker_.scratch_.size())
+    return std::span(worker_.scratch_.data(), bytes);
+  if (!discard_ && internal::Worker::MayWriteDirect(connection_)) {
     std::span<std::byte> in_ring = connection_.channel->TryBeginMessage(header_, bytes);
     if (!in_ring.empty() || bytes == 0) {
       if (!in_ring.empty() || !connection_.channel->TryBeginMessage(header_, 0).empty()) {
@@ -327,6 +358,7 @@ Status Reply::Send(std::span<const std::byte> payload) {
 
 Responder::Responder(std::shared_ptr<Shared> shared, uint64_t request_id, uint16_t type)
     : shared_(std::move(shared)), request_id_(request_id), type_(type) {
+  shared_->responders.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(shared_->mutex);
   shared_->streams[request_id_] = this;
 }
@@ -335,9 +367,12 @@ Responder::~Responder() {
   if (!finished_.load()) {
     (void)Fail(Error(ErrorCode::kInternal, "the handler dropped the request without answering"));
   }
-  std::lock_guard lock(shared_->mutex);
-  auto it = shared_->streams.find(request_id_);
-  if (it != shared_->streams.end() && it->second == this) shared_->streams.erase(it);
+  {
+    std::lock_guard lock(shared_->mutex);
+    auto it = shared_->streams.find(request_id_);
+    if (it != shared_->streams.end() && it->second == this) shared_->streams.erase(it);
+  }
+  shared_->responders.fetch_sub(1, std::memory_order_release);
 }
 
 bool Responder::is_cancelled() const { return cancelled_.load(std::memory_order_acquire); }
@@ -388,6 +423,20 @@ Status Responder::Fail(const Error& error) {
 
 namespace {
 
+// Writes one frame straight into the client's ring, from the calling thread, when nothing is
+// queued before it and it fits now: the client sees it without waiting for the worker to wake
+// and copy it. False when it must be queued instead. Under s.mutex.
+bool WriteDirectLocked(Responder::Shared& s, const FrameHeader& header,
+                       std::span<const std::byte> payload) {
+  if (s.closed || payload.empty() || s.head < s.queue.size()) return false;
+  std::span<std::byte> out =
+      s.channel->TryBeginMessage(header, static_cast<uint32_t>(payload.size()));
+  if (out.empty()) return false;
+  std::memcpy(out.data(), payload.data(), payload.size());
+  s.channel->FinishMessage();  // Wakes the client if it sleeps.
+  return true;
+}
+
 // Appends one frame to the connection's queue and wakes its worker. Under s.mutex.
 void PushLocked(Responder::Shared& s, const FrameHeader& header, PooledBuffer buffer,
                 std::span<const std::byte> payload) {
@@ -412,6 +461,11 @@ Status Responder::Enqueue(uint8_t flags, std::span<const std::byte> payload, boo
   if (finished_.load(std::memory_order_relaxed)) {
     return Error(ErrorCode::kInternal, "the request was already answered");
   }
+  const FrameHeader header{.flags = flags, .type = type_, .request_id = request_id_};
+  if (WriteDirectLocked(s, header, payload)) {
+    if (final) finished_.store(true, std::memory_order_relaxed);
+    return OkStatus();
+  }
   // Back-pressure: wait while the connection's queue is full, or while the worker's buffer pool
   // is exhausted (the queue drains as the client reads, which frees buffers).
   Result<PooledBuffer> buffer = Error(ErrorCode::kResourceExhausted, "");
@@ -423,8 +477,7 @@ Status Responder::Enqueue(uint8_t flags, std::span<const std::byte> payload, boo
     s.space.wait_for(lock, std::chrono::milliseconds(10));
   }
   if (!buffer.ok()) return std::move(buffer).error();
-  PushLocked(s, FrameHeader{.flags = flags, .type = type_, .request_id = request_id_},
-             std::move(buffer).value(), payload);
+  PushLocked(s, header, std::move(buffer).value(), payload);
   if (final) finished_.store(true, std::memory_order_relaxed);
   return OkStatus();
 }
@@ -434,6 +487,11 @@ Responder::SendResult Responder::TryEnqueue(uint8_t flags, std::span<const std::
   Shared& s = *shared_;
   std::lock_guard lock(s.mutex);
   if (finished_.load(std::memory_order_relaxed) || s.closed) return SendResult::kClosed;
+  const FrameHeader header{.flags = flags, .type = type_, .request_id = request_id_};
+  if (WriteDirectLocked(s, header, payload)) {
+    if (final) finished_.store(true, std::memory_order_relaxed);
+    return SendResult::kSent;
+  }
   if (s.queued_bytes >= kOutboxLimitBytes) return SendResult::kFull;
   Result<PooledBuffer> buffer = s.pool->Acquire(std::max<size_t>(payload.size(), 1));
   if (!buffer.ok()) {
@@ -442,8 +500,7 @@ Responder::SendResult Responder::TryEnqueue(uint8_t flags, std::span<const std::
     if (buffer.error().code() == ErrorCode::kResourceExhausted) return SendResult::kFull;
     return SendResult::kClosed;
   }
-  PushLocked(s, FrameHeader{.flags = flags, .type = type_, .request_id = request_id_},
-             std::move(buffer).value(), payload);
+  PushLocked(s, header, std::move(buffer).value(), payload);
   if (final) finished_.store(true, std::memory_order_relaxed);
   return SendResult::kSent;
 }
@@ -471,7 +528,7 @@ Status Worker::SendQueued(Connection& c, const FrameHeader& header, PooledBuffer
 void Worker::SendError(Connection& c, uint64_t request_id, uint16_t type, const Error& error) {
   std::string payload = ErrorPayload(error);
   FrameHeader header{.flags = kFlagResponse | kFlagError, .type = type, .request_id = request_id};
-  if (!c.shared->has_output.load(std::memory_order_relaxed)) {
+  if (MayWriteDirect(c)) {
     std::span<std::byte> out =
         c.channel->TryBeginMessage(header, static_cast<uint32_t>(payload.size()));
     if (!out.empty()) {
@@ -518,8 +575,8 @@ uint64_t Worker::Dispatch(Connection& c, const Message& message, uint64_t start)
   const FrameHeader& h = message.header;
   if ((h.flags & (kFlagResponse | kFlagStream | kFlagError)) != 0) {
     SendError(c, h.request_id, h.type,
-              Error(ErrorCode::kProtocol, "clients send requests only (flags " +
-                                              std::to_string(h.flags) + ")"));
+              Error(ErrorCode::kProtocol,
+                    "clients send requests only (flags " + std::to_string(h.flags) + ")"));
     return TickNow();
   }
   const bool wants_reply = (h.flags & kFlagNoReply) == 0;
@@ -577,8 +634,7 @@ uint64_t Worker::Dispatch(Connection& c, const Message& message, uint64_t start)
   }
   uint64_t end = TickNow();
   auto elapsed_ns = static_cast<uint64_t>(static_cast<double>(end - start) * ns_per_tick_);
-  metrics_.RecordRequest(h.type, elapsed_ns, static_cast<uint32_t>(message.payload.size()), 0,
-                         ok);
+  metrics_.RecordRequest(h.type, elapsed_ns, static_cast<uint32_t>(message.payload.size()), 0, ok);
   return end;
 }
 
@@ -613,8 +669,9 @@ int Worker::Visit(Connection& c) {
     }
     if (r.status == Channel::ReceiveStatus::kBroken) {
       metrics_.RecordProtocolError();
-      SendError(c, 0, static_cast<uint16_t>(MessageType::kError),
-                Error(ErrorCode::kProtocol, c.channel->broken_reason() + "; closing the connection"));
+      SendError(
+          c, 0, static_cast<uint16_t>(MessageType::kError),
+          Error(ErrorCode::kProtocol, c.channel->broken_reason() + "; closing the connection"));
       if (Flush(c) || alive()) Close(c, "protocol error");
       return handled;
     }
@@ -827,13 +884,14 @@ void Worker::Drain() {
     if (c == nullptr) continue;
     // Behind any queued replies, so the client sees every answer before the goodbye.
     size_t offset = 0;
-    if (c->shared->has_output.load() ||
+    if (!MayWriteDirect(*c) ||
         c->channel->SendSome(bye, {}, &offset) != Channel::SendStatus::kDone) {
       (void)SendQueued(*c, bye, PooledBuffer(), 0);
     }
   }
-  uint64_t deadline = NowNs() + static_cast<uint64_t>(
-      std::chrono::nanoseconds(server_.options_.drain_timeout).count());
+  uint64_t deadline =
+      NowNs() +
+      static_cast<uint64_t>(std::chrono::nanoseconds(server_.options_.drain_timeout).count());
   uint32_t* sleeping = DoorbellLayout::Sleeping(doorbell_.data());
   for (;;) {
     bool pending = false;
@@ -916,7 +974,10 @@ Status Server::Start() {
     std::lock_guard lock(impl_->state_mutex);
     impl_->started = true;
   }
-  impl_->acceptor = std::thread([this] { impl_->AcceptLoop(*this); });
+  impl_->acceptor = std::thread([this] {
+    log::NameThisThread("lai-ipc-accept");
+    impl_->AcceptLoop(*this);
+  });
   return OkStatus();
 }
 
@@ -937,8 +998,8 @@ void Server::Impl::AcceptLoop(Server& server) {
 void Server::Impl::Accept(Server& server, UniqueFd socket) {
   const ServerOptions& o = server.options_;
   MetricsShard& metrics = server.metrics_.shard(0);
-  Result<AcceptedHello> hello = ReceiveHello(socket.get(), o.allowed_uid, o.max_message_bytes,
-                                             files, o.handshake_timeout);
+  Result<AcceptedHello> hello =
+      ReceiveHello(socket.get(), o.allowed_uid, o.max_message_bytes, files, o.handshake_timeout);
   if (!hello.ok()) {
     metrics.RecordProtocolError();
     SendRefusal(socket.get(), hello.error());
@@ -968,6 +1029,7 @@ void Server::Impl::Accept(Server& server, UniqueFd socket) {
   c->shared = std::make_shared<Responder::Shared>();
   c->shared->pool = &worker->pool();
   c->shared->poke = PeerWaker::ToServer(worker->doorbell(), *slot, worker->eventfd());
+  c->shared->channel = &*c->channel;
   Welcome welcome;
   welcome.version = kProtocolVersion;
   welcome.slot = *slot;
