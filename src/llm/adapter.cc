@@ -15,6 +15,7 @@
 
 #include "http/retry.h"
 #include "llm/internal/parser_base.h"
+#include "llm/json_string.h"
 
 namespace lai::llm::internal {
 namespace {
@@ -365,7 +366,6 @@ http::Request BaseRequest(const Endpoint& endpoint, std::string url) {
 
 namespace {
 
-// Appends `text` as a JSON string. Runs of bytes that need no escape are copied whole.
 // Which bytes of a little-endian 8-byte word must be escaped in a JSON string (control bytes,
 // '"', '\\'): the lowest set 0x80 bit marks the first such byte exactly (higher marks may be
 // false); zero when there is none. Eight bytes per step where the text needs no escape.
@@ -377,9 +377,17 @@ uint64_t EscapeMarks(uint64_t word) {
          zero_bytes(word ^ (kOnes * '\\'));
 }
 
+}  // namespace
+}  // namespace lai::llm::internal
+
+namespace lai::llm {
+
 void AppendJsonString(std::string& out, std::string_view text) {
+  using internal::EscapeMarks;
+  using internal::OrderedJson;
   static constexpr char kHex[] = "0123456789abcdef";
   if (!simdjson::validate_utf8(text.data(), text.size())) {
+    // Invalid UTF-8 (from a provider or a file): U+FFFD in place of each bad sequence.
     out +=
         OrderedJson(std::string(text)).dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
     return;
@@ -437,6 +445,11 @@ void AppendJsonString(std::string& out, std::string_view text) {
   out.append(run, static_cast<size_t>(end - run));
   out += '"';
 }
+
+}  // namespace lai::llm
+
+namespace lai::llm::internal {
+namespace {
 
 void AppendJson(std::string& out, const OrderedJson& value) {
   switch (value.type()) {

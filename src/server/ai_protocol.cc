@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "llm/json_string.h"
+
 namespace lai::server {
 namespace {
 
@@ -12,15 +14,22 @@ using Json = nlohmann::json;
 
 std::string_view TypeName(const Json& value) {
   switch (value.type()) {
-    case Json::value_t::null: return "null";
-    case Json::value_t::object: return "object";
-    case Json::value_t::array: return "array";
-    case Json::value_t::string: return "string";
-    case Json::value_t::boolean: return "boolean";
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::object:
+      return "object";
+    case Json::value_t::array:
+      return "array";
+    case Json::value_t::string:
+      return "string";
+    case Json::value_t::boolean:
+      return "boolean";
     case Json::value_t::number_integer:
     case Json::value_t::number_unsigned:
-    case Json::value_t::number_float: return "number";
-    default: return "unknown";
+    case Json::value_t::number_float:
+      return "number";
+    default:
+      return "unknown";
   }
 }
 
@@ -63,8 +72,9 @@ Result<std::string> ArgumentsJson(const Json& value, const std::string& path) {
   if (value.is_string()) {
     Json parsed = Json::parse(value.get<std::string>(), nullptr, /*allow_exceptions=*/false);
     if (parsed.is_object()) return parsed.dump();
-    return Invalid(path, "expected a JSON object (or a string holding one), got a string that is "
-                         "not a JSON object");
+    return Invalid(path,
+                   "expected a JSON object (or a string holding one), got a string that is "
+                   "not a JSON object");
   }
   return WrongType(path, "an object", value);
 }
@@ -162,7 +172,8 @@ Result<std::vector<llm::ToolDefinition>> ParseTools(const Json& tools) {
   for (size_t i = 0; i < tools.size(); ++i) {
     std::string path = "tools[" + std::to_string(i) + "]";
     const Json* tool = &tools[i];
-    if (!tool->is_object()) return WrongType(path, "an object {name, description, parameters}", *tool);
+    if (!tool->is_object())
+      return WrongType(path, "an object {name, description, parameters}", *tool);
     if (const Json* function = Member(*tool, "function"); function != nullptr) {
       if (!function->is_object()) return WrongType(path + ".function", "an object", *function);
       tool = function;
@@ -205,7 +216,8 @@ Result<AiRequest> ParseDocument(const Json& root) {
     if (!temperature->is_number()) return WrongType("temperature", "a number", *temperature);
     double value = temperature->get<double>();
     if (!std::isfinite(value) || value < 0 || value > 2) {
-      return Invalid("temperature", "expected a number between 0 and 2, got " + temperature->dump());
+      return Invalid("temperature",
+                     "expected a number between 0 and 2, got " + temperature->dump());
     }
     request.temperature = value;
   }
@@ -213,8 +225,8 @@ Result<AiRequest> ParseDocument(const Json& root) {
     if (!max_tokens->is_number_integer()) return WrongType("maxTokens", "an integer", *max_tokens);
     int64_t value = max_tokens->get<int64_t>();
     if (value < 1 || value > 10'000'000) {
-      return Invalid("maxTokens", "expected an integer between 1 and 10000000, got " +
-                                      std::to_string(value));
+      return Invalid("maxTokens",
+                     "expected an integer between 1 and 10000000, got " + std::to_string(value));
     }
     request.max_tokens = value;
   }
@@ -276,8 +288,9 @@ Result<AiRequest> ParseDocument(const Json& root) {
       continue;
     }
     if (role != "user" && role != "assistant" && role != "system") {
-      return Invalid(path + ".role",
-                     "expected \"user\", \"assistant\", \"system\" or \"tool\", got \"" + role + "\"");
+      return Invalid(
+          path + ".role",
+          "expected \"user\", \"assistant\", \"system\" or \"tool\", got \"" + role + "\"");
     }
     std::vector<llm::ContentPart> parts;
     if (content != nullptr) {
@@ -292,12 +305,14 @@ Result<AiRequest> ParseDocument(const Json& root) {
     out_message.role = role == "user" ? llm::Role::kUser : llm::Role::kAssistant;
     out_message.parts = std::move(parts);
     if (const Json* calls = Member(message, "toolCalls"); calls != nullptr) {
-      if (role != "assistant") return Invalid(path + ".toolCalls", "only assistant messages call tools");
+      if (role != "assistant")
+        return Invalid(path + ".toolCalls", "only assistant messages call tools");
       if (!calls->is_array()) return WrongType(path + ".toolCalls", "an array", *calls);
       for (size_t j = 0; j < calls->size(); ++j) {
         const Json& call = (*calls)[j];
         std::string call_path = path + ".toolCalls[" + std::to_string(j) + "]";
-        if (!call.is_object()) return WrongType(call_path, "an object {name, parameters, id}", call);
+        if (!call.is_object())
+          return WrongType(call_path, "an object {name, parameters, id}", call);
         llm::ContentPart part;
         part.kind = llm::ContentPart::Kind::kToolCall;
         ASSIGN_OR_RETURN(part.tool_name, RequiredString(call, call_path, "name"));
@@ -306,7 +321,8 @@ Result<AiRequest> ParseDocument(const Json& root) {
         if (parameters == nullptr) {
           part.arguments_json = "{}";
         } else {
-          ASSIGN_OR_RETURN(part.arguments_json, ArgumentsJson(*parameters, call_path + ".parameters"));
+          ASSIGN_OR_RETURN(part.arguments_json,
+                           ArgumentsJson(*parameters, call_path + ".parameters"));
         }
         out_message.parts.push_back(std::move(part));
       }
@@ -353,7 +369,8 @@ Result<AiRequest> ParseAiRequest(std::string_view json) {
     try {
       Json ignored = Json::parse(json);
     } catch (const std::exception& e) {
-      return Error(ErrorCode::kInvalidArgument, std::string("AIRequest: not valid JSON: ") + e.what());
+      return Error(ErrorCode::kInvalidArgument,
+                   std::string("AIRequest: not valid JSON: ") + e.what());
     }
     return Error(ErrorCode::kInvalidArgument, "AIRequest: not valid JSON");
   }
@@ -366,65 +383,102 @@ Result<AiRequest> ParseAiRequest(std::string_view json) {
 
 std::string_view ErrorKindName(llm::ErrorKind kind) {
   switch (kind) {
-    case llm::ErrorKind::kInvalidKey: return "invalid_key";
-    case llm::ErrorKind::kUnknownModel: return "unknown_model";
-    case llm::ErrorKind::kContextTooLong: return "context_too_long";
-    case llm::ErrorKind::kRateLimited: return "rate_limited";
-    case llm::ErrorKind::kOverloaded: return "overloaded";
-    case llm::ErrorKind::kTimeout: return "timeout";
-    case llm::ErrorKind::kUnavailable: return "unavailable";
-    case llm::ErrorKind::kBadResponse: return "bad_response";
-    case llm::ErrorKind::kInvalidRequest: return "invalid_request";
-    case llm::ErrorKind::kCancelled: return "cancelled";
+    case llm::ErrorKind::kInvalidKey:
+      return "invalid_key";
+    case llm::ErrorKind::kUnknownModel:
+      return "unknown_model";
+    case llm::ErrorKind::kContextTooLong:
+      return "context_too_long";
+    case llm::ErrorKind::kRateLimited:
+      return "rate_limited";
+    case llm::ErrorKind::kOverloaded:
+      return "overloaded";
+    case llm::ErrorKind::kTimeout:
+      return "timeout";
+    case llm::ErrorKind::kUnavailable:
+      return "unavailable";
+    case llm::ErrorKind::kBadResponse:
+      return "bad_response";
+    case llm::ErrorKind::kInvalidRequest:
+      return "invalid_request";
+    case llm::ErrorKind::kCancelled:
+      return "cancelled";
   }
   return "unavailable";
 }
 
 ErrorCode ErrorCodeFor(llm::ErrorKind kind) {
   switch (kind) {
-    case llm::ErrorKind::kInvalidKey: return ErrorCode::kPermissionDenied;
-    case llm::ErrorKind::kUnknownModel: return ErrorCode::kNotFound;
+    case llm::ErrorKind::kInvalidKey:
+      return ErrorCode::kPermissionDenied;
+    case llm::ErrorKind::kUnknownModel:
+      return ErrorCode::kNotFound;
     case llm::ErrorKind::kContextTooLong:
-    case llm::ErrorKind::kInvalidRequest: return ErrorCode::kInvalidArgument;
+    case llm::ErrorKind::kInvalidRequest:
+      return ErrorCode::kInvalidArgument;
     case llm::ErrorKind::kRateLimited:
     case llm::ErrorKind::kOverloaded:
-    case llm::ErrorKind::kUnavailable: return ErrorCode::kUnavailable;
-    case llm::ErrorKind::kTimeout: return ErrorCode::kTimeout;
-    case llm::ErrorKind::kBadResponse: return ErrorCode::kProtocol;
-    case llm::ErrorKind::kCancelled: return ErrorCode::kCancelled;
+    case llm::ErrorKind::kUnavailable:
+      return ErrorCode::kUnavailable;
+    case llm::ErrorKind::kTimeout:
+      return ErrorCode::kTimeout;
+    case llm::ErrorKind::kBadResponse:
+      return ErrorCode::kProtocol;
+    case llm::ErrorKind::kCancelled:
+      return ErrorCode::kCancelled;
   }
   return ErrorCode::kUnavailable;
 }
 
 std::string EventJson(const llm::StreamEvent& event, const llm::Usage& last_usage) {
   using Kind = llm::StreamEvent::Kind;
+  // The kinds sent for every chunk are written directly (a JSON tree per chunk would cost more
+  // than the rest of a chunk's way through the engine), with the keys in the order the tree
+  // below would give them.
+  if (event.kind == Kind::kTextDelta ||
+      (event.kind == Kind::kReasoningDelta && event.signature.empty())) {
+    std::string out = "{\"text\":";
+    out.reserve(event.text.size() + 40);
+    llm::AppendJsonString(out, event.text);
+    out += event.kind == Kind::kTextDelta ? ",\"type\":\"text\"}" : ",\"type\":\"reasoning\"}";
+    return out;
+  }
+  if (event.kind == Kind::kToolCallDelta) {
+    std::string out = "{\"delta\":";
+    llm::AppendJsonString(out, event.text);
+    out += ",\"id\":";
+    llm::AppendJsonString(out, event.tool_call_id);
+    out += ",\"index\":" + std::to_string(event.index) + ",\"type\":\"tool_call_delta\"}";
+    return out;
+  }
   Json out;
   switch (event.kind) {
     case Kind::kTextDelta:
-      out = {{"type", "text"}, {"text", event.text}};
-      break;
+    case Kind::kToolCallDelta:
+      break;  // Written above.
     case Kind::kReasoningDelta:
-      out = {{"type", "reasoning"}, {"text", event.text}};
-      if (!event.signature.empty()) out["signature"] = event.signature;
+      out = {{"type", "reasoning"}, {"text", event.text}, {"signature", event.signature}};
       break;
     case Kind::kToolCallStart:
-      out = {{"type", "tool_call_start"}, {"index", event.index}, {"id", event.tool_call_id},
+      out = {{"type", "tool_call_start"},
+             {"index", event.index},
+             {"id", event.tool_call_id},
              {"name", event.tool_name}};
       break;
-    case Kind::kToolCallDelta:
-      out = {{"type", "tool_call_delta"}, {"index", event.index}, {"id", event.tool_call_id},
-             {"delta", event.text}};
-      break;
     case Kind::kToolCallEnd:
-      out = {{"type", "tool_call"}, {"index", event.index}, {"id", event.tool_call_id},
-             {"name", event.tool_name}, {"parameters", ParametersJson(event.arguments_json)}};
+      out = {{"type", "tool_call"},
+             {"index", event.index},
+             {"id", event.tool_call_id},
+             {"name", event.tool_name},
+             {"parameters", ParametersJson(event.arguments_json)}};
       break;
     case Kind::kUsage:
       out = UsageJson(event.usage);
       out["type"] = "usage";
       break;
     case Kind::kError:
-      out = {{"type", "error"}, {"kind", ErrorKindName(event.error.kind)},
+      out = {{"type", "error"},
+             {"kind", ErrorKindName(event.error.kind)},
              {"message", event.error.message}};
       if (event.error.retry_after) out["retryAfterMs"] = event.error.retry_after->count();
       if (event.error.http_status != 0) out["status"] = event.error.http_status;
@@ -439,26 +493,38 @@ std::string EventJson(const llm::StreamEvent& event, const llm::Usage& last_usag
 void ReplyCollector::Add(const llm::StreamEvent& event) {
   using Kind = llm::StreamEvent::Kind;
   switch (event.kind) {
-    case Kind::kTextDelta: text_ += event.text; break;
-    case Kind::kReasoningDelta: reasoning_ += event.text; break;
+    case Kind::kTextDelta:
+      text_ += event.text;
+      break;
+    case Kind::kReasoningDelta:
+      reasoning_ += event.text;
+      break;
     case Kind::kToolCallEnd:
       calls_.push_back({event.tool_call_id, event.tool_name, event.arguments_json});
       break;
-    case Kind::kUsage: usage_ = event.usage; break;
-    case Kind::kDone: stop_reason_ = event.text; break;
+    case Kind::kUsage:
+      usage_ = event.usage;
+      break;
+    case Kind::kDone:
+      stop_reason_ = event.text;
+      break;
     case Kind::kToolCallStart:
     case Kind::kToolCallDelta:
-    case Kind::kError: break;
+    case Kind::kError:
+      break;
   }
 }
 
 std::string ReplyCollector::FinalJson() const {
   Json calls = Json::array();
   for (const Call& call : calls_) {
-    calls.push_back({{"id", call.id}, {"name", call.name}, {"parameters", ParametersJson(call.arguments_json)}});
+    calls.push_back({{"id", call.id},
+                     {"name", call.name},
+                     {"parameters", ParametersJson(call.arguments_json)}});
   }
-  Json out = {{"type", "done"},       {"stopReason", stop_reason_}, {"text", text_},
-              {"reasoning", reasoning_}, {"toolCalls", calls},       {"usage", UsageJson(usage_)}};
+  Json out = {{"type", "done"},     {"stopReason", stop_reason_},
+              {"text", text_},      {"reasoning", reasoning_},
+              {"toolCalls", calls}, {"usage", UsageJson(usage_)}};
   return Dump(out);
 }
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace lai::server {
@@ -107,8 +108,9 @@ TEST(ParseAiRequestTest, ErrorsNameTheFieldAndExpectedType) {
             "AIRequest maxTokens: expected an integer, got number");
   EXPECT_EQ(ErrorOf(R"({"stream":"yes","messages":[{"role":"user","content":"a"}]})"),
             "AIRequest stream: expected a boolean, got string");
-  EXPECT_EQ(ErrorOf(R"({"tools":[{"description":"x"}],"messages":[{"role":"user","content":"a"}]})"),
-            "AIRequest tools[0].name: missing (expected a string)");
+  EXPECT_EQ(
+      ErrorOf(R"({"tools":[{"description":"x"}],"messages":[{"role":"user","content":"a"}]})"),
+      "AIRequest tools[0].name: missing (expected a string)");
   EXPECT_EQ(ErrorOf(R"({"messages":[{"role":"user","content":[{"type":"video"}]}]})"),
             "AIRequest messages[0].content[0].type: expected \"text\", \"image\" or "
             "\"image_url\", got \"video\"");
@@ -133,6 +135,19 @@ TEST(EventJsonTest, EachKind) {
   e.kind = Kind::kTextDelta;
   e.text = "Hi \"you\"";
   EXPECT_EQ(EventJson(e, usage), R"({"text":"Hi \"you\"","type":"text"})");
+  e.kind = Kind::kReasoningDelta;
+  e.text = "line\n\ttab \x01 \\ done";
+  EXPECT_EQ(EventJson(e, usage), R"({"text":"line\n\ttab \u0001 \\ done","type":"reasoning"})");
+  e.signature = "sig";
+  EXPECT_EQ(EventJson(e, usage),
+            R"({"signature":"sig","text":"line\n\ttab \u0001 \\ done","type":"reasoning"})");
+  e = {};
+  e.kind = Kind::kToolCallDelta;
+  e.index = 2;
+  e.tool_call_id = "c\"2";
+  e.text = R"({"path":"a)";
+  EXPECT_EQ(EventJson(e, usage),
+            R"({"delta":"{\"path\":\"a","id":"c\"2","index":2,"type":"tool_call_delta"})");
   e = {};
   e.kind = Kind::kToolCallEnd;
   e.tool_call_id = "c1";
@@ -143,13 +158,31 @@ TEST(EventJsonTest, EachKind) {
   e = {};
   e.kind = Kind::kError;
   e.error = {llm::ErrorKind::kRateLimited, "slow down", std::chrono::milliseconds(1500), 429};
-  EXPECT_EQ(EventJson(e, usage),
-            R"({"kind":"rate_limited","message":"slow down","retryAfterMs":1500,"status":429,"type":"error"})");
+  EXPECT_EQ(
+      EventJson(e, usage),
+      R"({"kind":"rate_limited","message":"slow down","retryAfterMs":1500,"status":429,"type":"error"})");
   e = {};
   e.kind = Kind::kDone;
   e.text = "stop";
-  EXPECT_EQ(EventJson(e, usage),
-            R"({"stopReason":"stop","type":"done","usage":{"cacheReadTokens":2,"cacheWriteTokens":1,"cost":0.5,"inputTokens":10,"outputTokens":20,"reasoningTokens":3}})");
+  EXPECT_EQ(
+      EventJson(e, usage),
+      R"({"stopReason":"stop","type":"done","usage":{"cacheReadTokens":2,"cacheWriteTokens":1,"cost":0.5,"inputTokens":10,"outputTokens":20,"reasoningTokens":3}})");
+}
+
+// A chunk's text is written without a JSON tree; it must come out exactly as the tree would
+// write it, invalid UTF-8 (replaced by U+FFFD) included.
+TEST(EventJsonTest, TextIsWrittenAsTheJsonTreeWouldWriteIt) {
+  llm::StreamEvent e;
+  e.kind = llm::StreamEvent::Kind::kTextDelta;
+  for (std::string text : {std::string("plain ascii, long enough for eight-byte steps"),
+                           std::string("\xc3\xa9t\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80"),
+                           std::string("cut \xc3"), std::string("bad \xff\xfe byte"),
+                           std::string("ctl \x1f\x7f \"q\" \\ \r\n\b\f"), std::string()}) {
+    e.text = text;
+    nlohmann::json tree = {{"type", "text"}, {"text", text}};
+    EXPECT_EQ(EventJson(e, {}), tree.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+        << text;
+  }
 }
 
 TEST(ReplyCollectorTest, CollectsTheWholeAnswer) {
@@ -171,8 +204,9 @@ TEST(ReplyCollectorTest, CollectsTheWholeAnswer) {
   e.kind = Kind::kDone;
   e.text = "tool_use";
   collector.Add(e);
-  EXPECT_EQ(collector.FinalJson(),
-            R"({"reasoning":"","stopReason":"tool_use","text":"Hello","toolCalls":[{"id":"c","name":"t","parameters":{}}],"type":"done","usage":{"cacheReadTokens":0,"cacheWriteTokens":0,"cost":0.0,"inputTokens":0,"outputTokens":0,"reasoningTokens":0}})");
+  EXPECT_EQ(
+      collector.FinalJson(),
+      R"({"reasoning":"","stopReason":"tool_use","text":"Hello","toolCalls":[{"id":"c","name":"t","parameters":{}}],"type":"done","usage":{"cacheReadTokens":0,"cacheWriteTokens":0,"cost":0.0,"inputTokens":0,"outputTokens":0,"reasoningTokens":0}})");
 }
 
 }  // namespace
