@@ -17,8 +17,9 @@
 namespace lai::server {
 
 // Threads. Events arrive on the HTTP I/O thread, which serves every stream and must never block.
-// Its sink encodes each event and hands it to Responder::TrySend, which queues the frame on the
-// client's connection without waiting: one thread hop (I/O thread -> IPC worker) per chunk.
+// Its sink encodes each event and hands it to Responder::TrySend, which writes the frame into the
+// client's ring from this thread (or queues it for the IPC worker when the ring is full) without
+// waiting: no thread hop between the provider's socket and the client.
 // Only when that connection's output queue is full (the client is not keeping up) does the
 // event go into this stream's own backlog (bounded by max_queued_bytes_per_stream); from then on
 // every later event, the final reply included, goes behind it, so the order is kept. One drainer
