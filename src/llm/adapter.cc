@@ -523,7 +523,9 @@ Result<OrderedJson> ToolSchema(const ToolDefinition& tool) {
 }
 
 OrderedJson RawJson(std::string_view text) {
-  return OrderedJson::binary(std::vector<std::uint8_t>(text.begin(), text.end()));
+  std::vector<std::uint8_t> bytes(text.size());
+  if (!text.empty()) std::memcpy(bytes.data(), text.data(), text.size());
+  return OrderedJson::binary(std::move(bytes));
 }
 
 OrderedJson FunctionTool(const ToolDefinition& tool, OrderedJson schema) {
@@ -556,6 +558,71 @@ Result<OrderedJson> CachedToolEntry(std::string_view format, const ToolDefinitio
   if (entries.size() >= kMaxCached) entries.clear();
   entries.emplace(std::move(key), raw);
   return raw;
+}
+
+namespace {
+
+// A message's identity for CachedMessageJson: every field, each preceded by its length, so no
+// two different messages share a key.
+std::string MessageKey(std::string_view format, const Message& message) {
+  size_t bytes = format.size() + 2;
+  for (const ContentPart& part : message.parts) {
+    bytes += 2 + 7 * sizeof(uint32_t) + part.text.size() + part.media_type.size() +
+             part.data_base64.size() + part.signature.size() + part.tool_call_id.size() +
+             part.tool_name.size() + part.arguments_json.size();
+  }
+  std::string key;
+  key.reserve(bytes);
+  key.append(format).append(1, '\0');
+  key += message.role == Role::kUser ? 'u' : 'a';
+  auto field = [&key](const std::string& text) {
+    uint32_t size = static_cast<uint32_t>(text.size());
+    key.append(reinterpret_cast<const char*>(&size), sizeof(size)).append(text);
+  };
+  for (const ContentPart& part : message.parts) {
+    key += static_cast<char>('0' + static_cast<int>(part.kind));
+    key += part.is_error ? 'e' : '-';
+    for (const std::string* text :
+         {&part.text, &part.media_type, &part.data_base64, &part.signature, &part.tool_call_id,
+          &part.tool_name, &part.arguments_json}) {
+      field(*text);
+    }
+  }
+  return key;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const std::string>> CachedMessageJson(
+    std::string_view format, const Message& message,
+    Status (*build)(const Message& message, OrderedJson& entries)) {
+  // Keys and entries together hold about twice the conversations' text; past this it starts
+  // over (the next request rebuilds what it needs).
+  static constexpr size_t kMaxCachedBytes = size_t{64} << 20;
+  static std::mutex mutex;
+  static std::unordered_map<std::string, std::shared_ptr<const std::string>> entries_by_key;
+  static size_t cached_bytes = 0;
+  std::string key = MessageKey(format, message);
+  {
+    std::lock_guard lock(mutex);
+    auto it = entries_by_key.find(key);
+    if (it != entries_by_key.end()) return it->second;
+  }
+  OrderedJson entries = OrderedJson::array();
+  RETURN_IF_ERROR(build(message, entries));
+  auto text = std::make_shared<std::string>();
+  for (const OrderedJson& entry : entries) {
+    if (!text->empty()) *text += ',';
+    *text += DumpRequestBody(entry);
+  }
+  std::lock_guard lock(mutex);
+  if (cached_bytes + key.size() + text->size() > kMaxCachedBytes) {
+    entries_by_key.clear();
+    cached_bytes = 0;
+  }
+  const size_t bytes = key.size() + text->size();
+  if (entries_by_key.emplace(std::move(key), text).second) cached_bytes += bytes;
+  return std::shared_ptr<const std::string>(std::move(text));
 }
 
 Result<http::Request> BuildRequest(const ProviderSpec& spec, const Endpoint& endpoint,

@@ -97,6 +97,31 @@ TEST(OpenAiRequestTest, UrlHeadersAndBody) {
   EXPECT_EQ(body["tools"][0]["function"]["parameters"]["required"][0], "path");
 }
 
+// Each message's entries are built once and then copied from a cache: a second request for the
+// same conversation is byte-identical, and a message whose content changed is built anew.
+TEST(OpenAiRequestTest, RepeatedMessagesAreCopiedAndChangedOnesRebuilt) {
+  CompletionRequest request = Conversation("gpt-4.1");
+  const std::string first = Build("openai", request).body;
+  EXPECT_EQ(Build("openai", request).body, first);
+  request.messages[2].parts[0].text = "hello again";  // The tool result.
+  request.messages[2].parts[0].is_error = true;
+  json changed = json::parse(Build("openai", request).body)["messages"];
+  EXPECT_EQ(changed[3]["content"], "hello again");
+  request.messages[2].parts[0].text = "hello";
+  request.messages[2].parts[0].is_error = false;
+  EXPECT_EQ(Build("openai", request).body, first);
+  // The same text under another role, or as another kind of part, is another message.
+  request.messages[0].role = Role::kAssistant;
+  json as_assistant = json::parse(Build("openai", request).body)["messages"];
+  EXPECT_EQ(as_assistant[1]["role"], "assistant");
+  EXPECT_EQ(as_assistant[1]["content"], "What is in a.txt?");
+  // A reasoning model gets the same system prompt as a developer message.
+  request = Conversation("o3");
+  EXPECT_EQ(json::parse(Build("openai", request).body)["messages"][0]["role"], "developer");
+  EXPECT_EQ(json::parse(Build("openai", Conversation("gpt-4.1")).body)["messages"][0]["role"],
+            "system");
+}
+
 TEST(OpenAiRequestTest, ReasoningModelsTakeEffortNotTemperature) {
   CompletionRequest conversation = Conversation("o4-mini");
   conversation.reasoning_effort = "high";

@@ -20,75 +20,111 @@ std::string DataUrl(const ContentPart& part) {
   return "data:" + part.media_type + ";base64," + part.data_base64;
 }
 
-Result<OrderedJson> BuildMessages(const ProviderSpec& spec, const CompletionRequest& request) {
-  OrderedJson messages = OrderedJson::array();
-  if (!request.system_prompt.empty()) {
-    bool is_developer = spec.is_openai && IsOpenAiReasoningModel(request.model);
-    messages.push_back(
-        {{"role", is_developer ? "developer" : "system"}, {"content", request.system_prompt}});
-  }
-  for (const Message& message : request.messages) {
-    if (message.role == Role::kUser) {
-      // Tool results must directly follow the assistant's tool_calls, as role "tool" messages.
-      OrderedJson content = OrderedJson::array();
-      bool has_image = false;
-      std::string text;
-      for (const ContentPart& part : message.parts) {
-        switch (part.kind) {
-          case ContentPart::Kind::kToolResult:
-            messages.push_back(
-                {{"role", "tool"}, {"tool_call_id", part.tool_call_id}, {"content", part.text}});
-            break;
-          case ContentPart::Kind::kText:
-            content.push_back({{"type", "text"}, {"text", part.text}});
-            if (!text.empty()) text += "\n\n";
-            text += part.text;
-            break;
-          case ContentPart::Kind::kImage:
-            has_image = true;
-            content.push_back({{"type", "image_url"}, {"image_url", {{"url", DataUrl(part)}}}});
-            break;
-          default:
-            break;
-        }
-      }
-      if (content.empty()) continue;
-      if (has_image) {
-        messages.push_back({{"role", "user"}, {"content", std::move(content)}});
-      } else {
-        messages.push_back({{"role", "user"}, {"content", text}});
-      }
-    } else {
-      OrderedJson out = {{"role", "assistant"}};
-      std::string text;
-      OrderedJson tool_calls = OrderedJson::array();
-      for (const ContentPart& part : message.parts) {
-        if (part.kind == ContentPart::Kind::kText) {
+// The entries one history message adds to "messages": its tool results first, as role "tool"
+// messages (they must directly follow the assistant's tool_calls), then the user or assistant
+// message itself.
+Status AppendMessageEntries(const Message& message, OrderedJson& entries) {
+  if (message.role == Role::kUser) {
+    OrderedJson content = OrderedJson::array();
+    bool has_image = false;
+    std::string text;
+    for (const ContentPart& part : message.parts) {
+      switch (part.kind) {
+        case ContentPart::Kind::kToolResult:
+          entries.push_back(
+              {{"role", "tool"}, {"tool_call_id", part.tool_call_id}, {"content", part.text}});
+          break;
+        case ContentPart::Kind::kText:
+          content.push_back({{"type", "text"}, {"text", part.text}});
+          if (!text.empty()) text += "\n\n";
           text += part.text;
-        } else if (part.kind == ContentPart::Kind::kToolCall) {
-          // Validated so a broken history fails here, not as a 400 from the provider.
-          RETURN_IF_ERROR(ParseJsonObject(part.arguments_json.empty() ? "{}" : part.arguments_json,
-                                          fmt::format("arguments of tool call '{}' ({})",
-                                                      part.tool_name, part.tool_call_id))
-                              .status());
-          tool_calls.push_back(
-              {{"id", part.tool_call_id},
-               {"type", "function"},
-               {"function",
-                {{"name", part.tool_name},
-                 {"arguments", part.arguments_json.empty() ? "{}" : part.arguments_json}}}});
-        }
+          break;
+        case ContentPart::Kind::kImage:
+          has_image = true;
+          content.push_back({{"type", "image_url"}, {"image_url", {{"url", DataUrl(part)}}}});
+          break;
+        default:
+          break;
       }
-      if (text.empty() && !tool_calls.empty()) {
-        out["content"] = nullptr;
-      } else {
-        out["content"] = text;
-      }
-      if (!tool_calls.empty()) out["tool_calls"] = std::move(tool_calls);
-      messages.push_back(std::move(out));
+    }
+    if (content.empty()) return OkStatus();
+    if (has_image) {
+      entries.push_back({{"role", "user"}, {"content", std::move(content)}});
+    } else {
+      entries.push_back({{"role", "user"}, {"content", text}});
+    }
+    return OkStatus();
+  }
+  OrderedJson out = {{"role", "assistant"}};
+  std::string text;
+  OrderedJson tool_calls = OrderedJson::array();
+  for (const ContentPart& part : message.parts) {
+    if (part.kind == ContentPart::Kind::kText) {
+      text += part.text;
+    } else if (part.kind == ContentPart::Kind::kToolCall) {
+      // Validated so a broken history fails here, not as a 400 from the provider.
+      RETURN_IF_ERROR(ParseJsonObject(part.arguments_json.empty() ? "{}" : part.arguments_json,
+                                      fmt::format("arguments of tool call '{}' ({})",
+                                                  part.tool_name, part.tool_call_id))
+                          .status());
+      tool_calls.push_back(
+          {{"id", part.tool_call_id},
+           {"type", "function"},
+           {"function",
+            {{"name", part.tool_name},
+             {"arguments", part.arguments_json.empty() ? "{}" : part.arguments_json}}}});
     }
   }
-  return messages;
+  if (text.empty() && !tool_calls.empty()) {
+    out["content"] = nullptr;
+  } else {
+    out["content"] = text;
+  }
+  if (!tool_calls.empty()) out["tool_calls"] = std::move(tool_calls);
+  entries.push_back(std::move(out));
+  return OkStatus();
+}
+
+// The system prompt's entry; its role by format ("system" or, for OpenAI's reasoning models,
+// "developer").
+Status AppendSystemEntry(const Message& prompt, OrderedJson& entries) {
+  entries.push_back({{"role", "system"}, {"content", prompt.parts.front().text}});
+  return OkStatus();
+}
+Status AppendDeveloperEntry(const Message& prompt, OrderedJson& entries) {
+  entries.push_back({{"role", "developer"}, {"content", prompt.parts.front().text}});
+  return OkStatus();
+}
+
+// "messages" as JSON text, from each message's cached entries.
+Result<OrderedJson> BuildMessages(const ProviderSpec& spec, const CompletionRequest& request) {
+  std::vector<std::shared_ptr<const std::string>> parts;
+  parts.reserve(request.messages.size() + 1);
+  if (!request.system_prompt.empty()) {
+    bool is_developer = spec.is_openai && IsOpenAiReasoningModel(request.model);
+    Message prompt;
+    prompt.parts.push_back({.kind = ContentPart::Kind::kText, .text = request.system_prompt});
+    ASSIGN_OR_RETURN(parts.emplace_back(),
+                     is_developer
+                         ? CachedMessageJson("openai-developer", prompt, &AppendDeveloperEntry)
+                         : CachedMessageJson("openai-system", prompt, &AppendSystemEntry));
+  }
+  for (const Message& message : request.messages) {
+    ASSIGN_OR_RETURN(parts.emplace_back(),
+                     CachedMessageJson("openai", message, &AppendMessageEntries));
+  }
+  size_t bytes = 2;
+  for (const auto& part : parts) bytes += part->size() + 1;
+  std::string text;
+  text.reserve(bytes);
+  text += '[';
+  for (const auto& part : parts) {
+    if (part->empty()) continue;
+    if (text.size() > 1) text += ',';
+    text += *part;
+  }
+  text += ']';
+  return RawJson(text);
 }
 
 std::string NormalizeStop(std::string_view reason) {

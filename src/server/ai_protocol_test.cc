@@ -174,10 +174,18 @@ TEST(EventJsonTest, EachKind) {
 TEST(EventJsonTest, TextIsWrittenAsTheJsonTreeWouldWriteIt) {
   llm::StreamEvent e;
   e.kind = llm::StreamEvent::Kind::kTextDelta;
-  for (std::string text : {std::string("plain ascii, long enough for eight-byte steps"),
-                           std::string("\xc3\xa9t\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80"),
-                           std::string("cut \xc3"), std::string("bad \xff\xfe byte"),
-                           std::string("ctl \x1f\x7f \"q\" \\ \r\n\b\f"), std::string()}) {
+  for (std::string text :
+       {std::string("plain ascii, long enough for eight-byte steps"),
+        std::string("\xc3\xa9t\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80"), std::string("cut \xc3"),
+        std::string("bad \xff\xfe byte"), std::string("ctl \x1f\x7f \"q\" \\ \r\n\b\f"),
+        std::string(), std::string(5000, '\n'), std::string(3000, '\x01'),
+        [] {  // Long lines of text with escapes between them, as in files.
+          std::string lines;
+          for (int i = 0; i < 500; ++i) {
+            lines += std::string(i % 40, 'a') + "\t\"" + std::to_string(i) + "\n";
+          }
+          return lines;
+        }()}) {
     e.text = text;
     nlohmann::json tree = {{"type", "text"}, {"text", text}};
     EXPECT_EQ(EventJson(e, {}), tree.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))

@@ -3,6 +3,7 @@
 // ParserBase is confined to the thread that feeds it.
 #pragma once
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -137,5 +138,15 @@ OrderedJson FunctionTool(const ToolDefinition& tool, OrderedJson schema);
 Result<OrderedJson> CachedToolEntry(std::string_view format, const ToolDefinition& tool,
                                     OrderedJson (*build)(const ToolDefinition& tool,
                                                          OrderedJson schema));
+// The entries one conversation message adds to a request's message list, as JSON text
+// ("{…},{…}"; empty when it adds none), built by `build` (which appends them to a JSON array)
+// once per distinct message and wire format. An agent resends every earlier message with each
+// request: copying their text is far cheaper than rebuilding and escaping it every turn. For
+// formats whose entries depend on the message alone (not on its neighbours or position).
+// Errors from `build` are returned and not kept. Thread-safe; bounded (see adapter.cc).
+Result<std::shared_ptr<const std::string>> CachedMessageJson(std::string_view format,
+                                                             const Message& message,
+                                                             Status (*build)(const Message& message,
+                                                                             OrderedJson& entries));
 
 }  // namespace lai::llm::internal
