@@ -596,9 +596,10 @@ std::string MessageKey(std::string_view format, const Message& message) {
 Result<std::shared_ptr<const std::string>> CachedMessageJson(
     std::string_view format, const Message& message,
     Status (*build)(const Message& message, OrderedJson& entries)) {
-  // Keys and entries together hold about twice the conversations' text; past this it starts
-  // over (the next request rebuilds what it needs).
-  static constexpr size_t kMaxCachedBytes = size_t{64} << 20;
+  // Keys and entries together hold about twice the conversations' text: 16 MiB keeps several
+  // long sessions (a 200k-token conversation is ~1.7 MB here) without letting a long-lived
+  // server grow; past it the cache starts over and the next requests rebuild what they need.
+  static constexpr size_t kMaxCachedBytes = size_t{16} << 20;
   static std::mutex mutex;
   static std::unordered_map<std::string, std::shared_ptr<const std::string>> entries_by_key;
   static size_t cached_bytes = 0;
