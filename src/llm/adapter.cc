@@ -626,6 +626,21 @@ Result<std::shared_ptr<const std::string>> CachedMessageJson(
   return std::shared_ptr<const std::string>(std::move(text));
 }
 
+OrderedJson JoinEntries(const std::vector<std::shared_ptr<const std::string>>& entries) {
+  size_t bytes = 2;
+  for (const auto& entry : entries) bytes += entry->size() + 1;
+  std::string text;
+  text.reserve(bytes);
+  text += '[';
+  for (const auto& entry : entries) {
+    if (entry->empty()) continue;
+    if (text.size() > 1) text += ',';
+    text += *entry;
+  }
+  text += ']';
+  return RawJson(text);
+}
+
 Result<http::Request> BuildRequest(const ProviderSpec& spec, const Endpoint& endpoint,
                                    const CompletionRequest& request, const ModelInfo* model) {
   Result<http::Request> built = Error(ErrorCode::kInternal, "unreachable");

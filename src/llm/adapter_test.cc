@@ -146,6 +146,32 @@ TEST(OpenAiRequestTest, CompatibleServersAndOpenRouter) {
   EXPECT_EQ(json::parse(router.body)["reasoning"]["effort"], "medium");
 }
 
+// Messages come from the cache, but the cache breakpoints move with the conversation: always on
+// the last two user messages, never left on a cached copy of an earlier one.
+TEST(AnthropicRequestTest, CacheBreakpointsFollowTheLastTwoUserMessages) {
+  CompletionRequest request = Conversation("claude-sonnet-4-5");
+  const std::string first = Build("anthropic", request).body;
+  EXPECT_EQ(Build("anthropic", request).body, first);
+  json messages = json::parse(first)["messages"];
+  ASSERT_EQ(messages.size(), 3u);
+  EXPECT_EQ(messages[0]["content"].back()["cache_control"]["type"], "ephemeral");
+  EXPECT_FALSE(messages[1]["content"].back().contains("cache_control"));
+  EXPECT_EQ(messages[2]["content"].back()["cache_control"]["type"], "ephemeral");
+  Message reply;
+  reply.role = Role::kAssistant;
+  reply.parts.push_back({.kind = ContentPart::Kind::kText, .text = "It says hello."});
+  Message next;
+  next.parts.push_back({.kind = ContentPart::Kind::kText, .text = "Thanks."});
+  request.messages.push_back(reply);
+  request.messages.push_back(next);
+  messages = json::parse(Build("anthropic", request).body)["messages"];
+  ASSERT_EQ(messages.size(), 5u);
+  EXPECT_FALSE(messages[0]["content"].back().contains("cache_control")) << messages[0].dump();
+  EXPECT_EQ(messages[2]["content"].back()["cache_control"]["type"], "ephemeral");
+  EXPECT_EQ(messages[4]["content"].back()["cache_control"]["type"], "ephemeral");
+  EXPECT_EQ(messages[4]["content"].back()["text"], "Thanks.");
+}
+
 TEST(AnthropicRequestTest, UrlHeadersCachingAndThinking) {
   CompletionRequest conversation = Conversation("claude-sonnet-4-5");
   conversation.reasoning_budget_tokens = 2048;

@@ -15,78 +15,83 @@ constexpr int64_t kDefaultMaxTokens = 8192;
 // Anthropic requires max_tokens above the thinking budget; this much is left for the answer.
 constexpr int64_t kAnswerTokensAboveBudget = 4096;
 
-Result<OrderedJson> BuildMessages(const CompletionRequest& request) {
-  OrderedJson messages = OrderedJson::array();
-  for (const Message& message : request.messages) {
-    OrderedJson content = OrderedJson::array();
-    if (message.role == Role::kUser) {
-      // tool_result blocks must come first in their user message.
-      for (const ContentPart& part : message.parts) {
-        if (part.kind != ContentPart::Kind::kToolResult) continue;
-        OrderedJson block = {
-            {"type", "tool_result"}, {"tool_use_id", part.tool_call_id}, {"content", part.text}};
-        if (part.is_error) block["is_error"] = true;
-        content.push_back(std::move(block));
-      }
-      for (const ContentPart& part : message.parts) {
-        if (part.kind == ContentPart::Kind::kText && !part.text.empty()) {
-          content.push_back({{"type", "text"}, {"text", part.text}});
-        } else if (part.kind == ContentPart::Kind::kImage) {
-          content.push_back({{"type", "image"},
-                             {"source",
-                              {{"type", "base64"},
-                               {"media_type", part.media_type},
-                               {"data", part.data_base64}}}});
-        }
-      }
-    } else {
-      for (const ContentPart& part : message.parts) {
-        switch (part.kind) {
-          case ContentPart::Kind::kReasoning:
-            // Thinking goes back verbatim with its signature; unsigned thinking cannot.
-            if (!part.signature.empty()) {
-              content.push_back(
-                  {{"type", "thinking"}, {"thinking", part.text}, {"signature", part.signature}});
-            }
-            break;
-          case ContentPart::Kind::kText:
-            if (!part.text.empty()) content.push_back({{"type", "text"}, {"text", part.text}});
-            break;
-          case ContentPart::Kind::kToolCall: {
-            ASSIGN_OR_RETURN(
-                OrderedJson input,
-                ParseJsonObject(part.arguments_json.empty() ? "{}" : part.arguments_json,
-                                fmt::format("arguments of tool call '{}' ({})", part.tool_name,
-                                            part.tool_call_id)));
-            content.push_back({{"type", "tool_use"},
-                               {"id", part.tool_call_id},
-                               {"name", part.tool_name},
-                               {"input", std::move(input)}});
-            break;
-          }
-          default:
-            break;
-        }
+// The entry one message adds to "messages" (none when it has no content for Anthropic).
+Status AppendMessageEntry(const Message& message, OrderedJson& entries) {
+  OrderedJson content = OrderedJson::array();
+  if (message.role == Role::kUser) {
+    // tool_result blocks must come first in their user message.
+    for (const ContentPart& part : message.parts) {
+      if (part.kind != ContentPart::Kind::kToolResult) continue;
+      OrderedJson block = {
+          {"type", "tool_result"}, {"tool_use_id", part.tool_call_id}, {"content", part.text}};
+      if (part.is_error) block["is_error"] = true;
+      content.push_back(std::move(block));
+    }
+    for (const ContentPart& part : message.parts) {
+      if (part.kind == ContentPart::Kind::kText && !part.text.empty()) {
+        content.push_back({{"type", "text"}, {"text", part.text}});
+      } else if (part.kind == ContentPart::Kind::kImage) {
+        content.push_back(
+            {{"type", "image"},
+             {"source",
+              {{"type", "base64"}, {"media_type", part.media_type}, {"data", part.data_base64}}}});
       }
     }
-    if (content.empty()) continue;
-    messages.push_back(
-        {{"role", message.role == Role::kUser ? "user" : "assistant"}, {"content", content}});
+  } else {
+    for (const ContentPart& part : message.parts) {
+      switch (part.kind) {
+        case ContentPart::Kind::kReasoning:
+          // Thinking goes back verbatim with its signature; unsigned thinking cannot.
+          if (!part.signature.empty()) {
+            content.push_back(
+                {{"type", "thinking"}, {"thinking", part.text}, {"signature", part.signature}});
+          }
+          break;
+        case ContentPart::Kind::kText:
+          if (!part.text.empty()) content.push_back({{"type", "text"}, {"text", part.text}});
+          break;
+        case ContentPart::Kind::kToolCall: {
+          ASSIGN_OR_RETURN(OrderedJson input,
+                           ParseJsonObject(part.arguments_json.empty() ? "{}" : part.arguments_json,
+                                           fmt::format("arguments of tool call '{}' ({})",
+                                                       part.tool_name, part.tool_call_id)));
+          content.push_back({{"type", "tool_use"},
+                             {"id", part.tool_call_id},
+                             {"name", part.tool_name},
+                             {"input", std::move(input)}});
+          break;
+        }
+        default:
+          break;
+      }
+    }
   }
-  return messages;
+  if (content.empty()) return OkStatus();
+  entries.push_back(
+      {{"role", message.role == Role::kUser ? "user" : "assistant"}, {"content", content}});
+  return OkStatus();
 }
 
-// Like Kilo Code: the last two user messages get a cache breakpoint on their last block, so the
-// next request reads the conversation so far from the cache.
-void AddCacheBreakpoints(OrderedJson& messages) {
+// "messages" as JSON text, from each message's cached entry. Like Kilo Code, when caching, the
+// last two user messages get a cache breakpoint on their last block, so the next request reads
+// the conversation so far from the cache: those two are built afresh with their marker.
+Result<OrderedJson> BuildMessages(const CompletionRequest& request, bool is_caching) {
+  std::vector<std::shared_ptr<const std::string>> entries;
+  entries.reserve(request.messages.size());
+  for (const Message& message : request.messages) {
+    ASSIGN_OR_RETURN(entries.emplace_back(),
+                     CachedMessageJson("anthropic", message, &AppendMessageEntry));
+  }
   int marked = 0;
-  for (auto it = messages.rbegin(); it != messages.rend() && marked < 2; ++it) {
-    if ((*it)["role"] != "user") continue;
-    OrderedJson& content = (*it)["content"];
-    if (content.empty()) continue;
-    content.back()["cache_control"] = {{"type", "ephemeral"}};
+  for (size_t i = entries.size(); is_caching && marked < 2 && i-- > 0;) {
+    if (request.messages[i].role != Role::kUser || entries[i]->empty()) continue;
+    OrderedJson entry = OrderedJson::array();
+    RETURN_IF_ERROR(AppendMessageEntry(request.messages[i], entry));
+    entry[0]["content"].back()["cache_control"] = {{"type", "ephemeral"}};
+    entries[i] = std::make_shared<const std::string>(DumpRequestBody(entry[0]));
     ++marked;
   }
+  return JoinEntries(entries);
 }
 
 std::string NormalizeStop(std::string_view reason) {
@@ -489,9 +494,7 @@ Result<http::Request> BuildAnthropicRequest(const Endpoint& endpoint,
     if (is_caching) system["cache_control"] = {{"type", "ephemeral"}};
     body["system"] = OrderedJson::array({std::move(system)});
   }
-  ASSIGN_OR_RETURN(OrderedJson messages, BuildMessages(request));
-  if (is_caching) AddCacheBreakpoints(messages);
-  body["messages"] = std::move(messages);
+  ASSIGN_OR_RETURN(body["messages"], BuildMessages(request, is_caching));
   if (!request.tools.empty()) {
     OrderedJson tools = OrderedJson::array();
     for (const ToolDefinition& tool : request.tools) {

@@ -113,18 +113,7 @@ Result<OrderedJson> BuildMessages(const ProviderSpec& spec, const CompletionRequ
     ASSIGN_OR_RETURN(parts.emplace_back(),
                      CachedMessageJson("openai", message, &AppendMessageEntries));
   }
-  size_t bytes = 2;
-  for (const auto& part : parts) bytes += part->size() + 1;
-  std::string text;
-  text.reserve(bytes);
-  text += '[';
-  for (const auto& part : parts) {
-    if (part->empty()) continue;
-    if (text.size() > 1) text += ',';
-    text += *part;
-  }
-  text += ']';
-  return RawJson(text);
+  return JoinEntries(parts);
 }
 
 std::string NormalizeStop(std::string_view reason) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "http/sse.h"
 #include "llm/internal/adapter.h"
@@ -148,5 +149,7 @@ Result<std::shared_ptr<const std::string>> CachedMessageJson(std::string_view fo
                                                              const Message& message,
                                                              Status (*build)(const Message& message,
                                                                              OrderedJson& entries));
+// A JSON array (as RawJson) of CachedMessageJson texts, skipping empty ones.
+OrderedJson JoinEntries(const std::vector<std::shared_ptr<const std::string>>& entries);
 
 }  // namespace lai::llm::internal
