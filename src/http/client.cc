@@ -197,7 +197,8 @@ struct Client::Impl {
   // Removes the transfer (closing its connection if mid-response) and runs on_complete.
   void Complete(TransferId id, Status status);
   void CompleteCancelled();
-  // Fails transfers whose first-byte or idle deadline passed; returns the time to the next one.
+  // Fails transfers whose first-byte or idle deadline passed; returns how long until it must
+  // look again (the Run loop calls it only then).
   milliseconds EnforceDeadlines(Clock::time_point now);
   void CompleteDone(CURLMsg* message);
 
@@ -387,6 +388,9 @@ milliseconds Client::Impl::EnforceDeadlines(Clock::time_point now) {
         t->request_sent_at = now;
       }
       Clock::time_point deadline = *t->request_sent_at + t->request.first_byte_timeout;
+      // Should the response begin before the next look, its idle deadline (its last byte +
+      // idle_timeout) falls after now + idle_timeout: look again by then at the latest.
+      next = std::min(next, now + t->request.idle_timeout);
       if (now >= deadline) {
         expired.emplace_back(id, Error(ErrorCode::kTimeout,
                                        where() + ": no response within " +

@@ -316,6 +316,27 @@ TEST_F(ClientTest, IdleTimeoutDuringStallKeepsEarlierData) {
   EXPECT_TRUE(server_->WaitForConnectionsClosed(1, kWait));
 }
 
+// The idle clock starts with the response, however long the first-byte timeout: a response that
+// begins late and then stalls is caught by the (shorter) idle timeout.
+TEST_F(ClientTest, IdleTimeoutAppliesToAResponseThatStartedLate) {
+  FakeResponse late = Sse({"data: a\n\n", "data: b\n\n"});
+  late.fault.headers_delay = milliseconds(300);
+  late.fault.stall_after_bytes = 9;
+  late.fault.stall_for = milliseconds(5000);
+  server_->Enqueue("/late", late);
+  Request r = Post("/late");
+  r.first_byte_timeout = milliseconds(60'000);
+  r.idle_timeout = milliseconds(200);
+  Collector c;
+  Clock::time_point start = Clock::now();
+  client_->Start(r, c.MakeHandlers());
+  Status s = c.Wait();
+  ASSERT_EQ(s.code(), ErrorCode::kTimeout) << s.ToString();
+  EXPECT_NE(s.error().message().find("idle timeout"), std::string::npos) << s.ToString();
+  EXPECT_LT(c.completed_at() - start, milliseconds(2000));
+  EXPECT_EQ(c.body(), "data: a\n\n");
+}
+
 TEST_F(ClientTest, DropMidStreamIsAnErrorAfterPartialData) {
   for (bool chunked : {true, false}) {
     FakeResponse dropped = Sse({"data: first\n\n", "data: second\n\n"});
