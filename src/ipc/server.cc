@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/check.h"
+#include "base/json_text.h"
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "ipc/buffer_pool.h"
@@ -33,45 +34,13 @@ constexpr int kMaxMessagesPerVisit = 64;               // Fairness between conne
 constexpr size_t kMaxHotConnections = 8;
 constexpr uint64_t kEpollTokenEventfd = UINT64_MAX;
 
-void AppendJsonString(std::string& out, std::string_view s) {
-  out += '"';
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
-
 }  // namespace
 
 std::string ErrorPayload(const Error& error) {
   std::string out = "{\"code\":";
-  AppendJsonString(out, ErrorCodeName(error.code()));
+  AppendJsonEscaped(out, ErrorCodeName(error.code()));
   out += ",\"message\":";
-  AppendJsonString(out, error.message());
+  AppendJsonEscaped(out, error.message());
   out += '}';
   return out;
 }

@@ -7,9 +7,9 @@
 
 namespace lai::llm {
 
-// Appends `text` as a JSON string literal, quotes included. Runs of bytes that need no escape
-// are copied whole, eight bytes per step; invalid UTF-8 becomes U+FFFD, as nlohmann's
-// error_handler_t::replace would write it.
+// Appends `text` as a JSON string literal, quotes included (base's AppendJsonEscaped), after
+// checking it is UTF-8: invalid UTF-8 becomes U+FFFD, as nlohmann's error_handler_t::replace
+// would write it.
 void AppendJsonString(std::string& out, std::string_view text);
 
 }  // namespace lai::llm
