@@ -3,6 +3,8 @@
 #include <array>
 #include <nlohmann/json.hpp>
 
+#include "llm/json_string.h"
+
 namespace lai::agent {
 namespace {
 
@@ -135,7 +137,7 @@ std::string ToAcpJson(const SessionUpdate& update) {
     // Every streamed chunk comes here: written directly, as the tree below would print it (keys
     // in order), without building the tree.
     std::string out = R"({"content":{"text":)";
-    out += json(update.text).dump(-1, ' ', false, json::error_handler_t::replace);
+    llm::AppendJsonString(out, update.text);
     out += R"(,"type":"text"},"sessionUpdate":")";
     out += UpdateKindName(update.kind);
     out += R"("})";

@@ -13,7 +13,6 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "base/json_text.h"
 #include "http/retry.h"
 #include "llm/internal/parser_base.h"
 #include "llm/json_string.h"
@@ -366,21 +365,6 @@ http::Request BaseRequest(const Endpoint& endpoint, std::string url) {
 }
 
 }  // namespace lai::llm::internal
-
-namespace lai::llm {
-
-void AppendJsonString(std::string& out, std::string_view text) {
-  if (!simdjson::validate_utf8(text.data(), text.size())) {
-    // Invalid UTF-8 (from a provider or a file): U+FFFD in place of each bad sequence.
-    using internal::OrderedJson;
-    out +=
-        OrderedJson(std::string(text)).dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
-    return;
-  }
-  AppendJsonEscaped(out, text);
-}
-
-}  // namespace lai::llm
 
 namespace lai::llm::internal {
 namespace {

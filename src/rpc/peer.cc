@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "base/check.h"
+#include "base/json_text.h"
 
 namespace lai::rpc {
 namespace {
@@ -601,7 +602,7 @@ Status Peer::SendCall(int64_t id, std::string_view method, std::string_view para
     text += ',';
   }
   text += R"("method":)";
-  text += Quote(method);
+  AppendJsonEscaped(text, method);  // Method names are the engine's own, ASCII.
   if (!params_json.empty()) {
     text += R"(,"params":)";
     size_t params_at = text.size();

@@ -13,6 +13,7 @@
 #include "agent/modes.h"
 #include "agent/session.h"
 #include "agent/store.h"
+#include "base/json_text.h"
 #include "llm/pool.h"
 #include "rpc/peer.h"
 #include "server/ai_protocol.h"
@@ -154,7 +155,11 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
         current_session != nullptr) {
       return;
     }
-    std::string params = R"({"sessionId":)" + json(session_id).dump() + R"(,"update":)";
+    std::string params;
+    params.reserve(session_id.size() + acp_json.size() + 32);
+    params += R"({"sessionId":)";
+    AppendJsonEscaped(params, session_id);  // Ours: ASCII.
+    params += R"(,"update":)";
     params += acp_json;
     params += '}';
     Status sent = peer.Notify("session/update", params);
