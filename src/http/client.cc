@@ -417,8 +417,10 @@ milliseconds Client::Impl::EnforceDeadlines(Clock::time_point now) {
 
 int Client::Impl::OnSocket(CURL*, curl_socket_t socket, int what, void* self, void*) {
   auto& impl = *static_cast<Impl*>(self);
-  if (what == CURL_POLL_REMOVE) {
-    // curl may already have closed it, which removed it from the set: nothing to undo then.
+  if (what == CURL_POLL_REMOVE || what == CURL_POLL_NONE) {
+    // Out of the set rather than in it with no events: epoll reports a hang-up or an error
+    // regardless, and a socket curl does not look at would wake the loop again and again. curl
+    // may already have closed it, which removed it: nothing to undo then.
     ::epoll_ctl(impl.epoll.get(), EPOLL_CTL_DEL, socket, nullptr);
     return 0;
   }
