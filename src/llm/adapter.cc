@@ -480,6 +480,16 @@ Result<OrderedJson> CachedToolEntry(std::string_view format, const ToolDefinitio
 
 namespace {
 
+// The items of a JSON array as text, comma-separated, without the brackets.
+std::string EntriesText(const OrderedJson& entries) {
+  std::string text;
+  for (const OrderedJson& entry : entries) {
+    if (!text.empty()) text += ',';
+    text += DumpRequestBody(entry);
+  }
+  return text;
+}
+
 // A message's identity for CachedMessageJson: every field, each preceded by its length, so no
 // two different messages share a key.
 std::string MessageKey(std::string_view format, const Message& message) {
@@ -513,7 +523,7 @@ std::string MessageKey(std::string_view format, const Message& message) {
 
 Result<std::shared_ptr<const std::string>> CachedMessageJson(
     std::string_view format, const Message& message,
-    Status (*build)(const Message& message, OrderedJson& entries)) {
+    const std::function<Status(const Message& message, OrderedJson& entries)>& build) {
   // Keys and entries together hold about twice the conversations' text: 16 MiB keeps several
   // long sessions (a 200k-token conversation is ~1.7 MB here) without letting a long-lived
   // server grow; past it the cache starts over and the next requests rebuild what they need.
@@ -529,11 +539,7 @@ Result<std::shared_ptr<const std::string>> CachedMessageJson(
   }
   OrderedJson entries = OrderedJson::array();
   RETURN_IF_ERROR(build(message, entries));
-  auto text = std::make_shared<std::string>();
-  for (const OrderedJson& entry : entries) {
-    if (!text->empty()) *text += ',';
-    *text += DumpRequestBody(entry);
-  }
+  auto text = std::make_shared<std::string>(EntriesText(entries));
   std::lock_guard lock(mutex);
   if (cached_bytes + key.size() + text->size() > kMaxCachedBytes) {
     entries_by_key.clear();
@@ -557,6 +563,37 @@ OrderedJson JoinEntries(const std::vector<std::shared_ptr<const std::string>>& e
   }
   text += ']';
   return RawJson(text);
+}
+
+Result<std::vector<std::shared_ptr<const std::string>>> EntriesNamingTools(
+    std::string_view format, const std::vector<Message>& messages,
+    Status (*build)(const Message& message, ToolNames& tool_names, OrderedJson& entries)) {
+  std::vector<std::shared_ptr<const std::string>> out;
+  out.reserve(messages.size());
+  ToolNames tool_names;
+  for (const Message& message : messages) {
+    bool names_its_tools =
+        std::all_of(message.parts.begin(), message.parts.end(), [](const ContentPart& part) {
+          return part.kind != ContentPart::Kind::kToolResult || !part.tool_name.empty();
+        });
+    if (names_its_tools) {
+      ASSIGN_OR_RETURN(
+          out.emplace_back(),
+          CachedMessageJson(format, message, [build](const Message& m, OrderedJson& e) {
+            ToolNames own;  // Every result names its tool: none is looked up.
+            return build(m, own, e);
+          }));
+      for (const ContentPart& part : message.parts) {
+        if (part.kind == ContentPart::Kind::kToolCall)
+          tool_names[part.tool_call_id] = part.tool_name;
+      }
+    } else {
+      OrderedJson entries = OrderedJson::array();
+      RETURN_IF_ERROR(build(message, tool_names, entries));
+      out.push_back(std::make_shared<const std::string>(EntriesText(entries)));
+    }
+  }
+  return out;
 }
 
 Result<http::Request> BuildRequest(const ProviderSpec& spec, const Endpoint& endpoint,

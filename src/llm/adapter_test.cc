@@ -172,6 +172,20 @@ TEST(AnthropicRequestTest, CacheBreakpointsFollowTheLastTwoUserMessages) {
   EXPECT_EQ(messages[4]["content"].back()["text"], "Thanks.");
 }
 
+// Gemini and Ollama name the tool a result answers. A result that names its tool comes from the
+// message cache; one that does not is built with the name of the call it answers: the same text.
+TEST(RequestTest, ToolResultsNamedOrLookedUpGiveTheSameBody) {
+  for (std::string_view provider : {"gemini", "ollama"}) {
+    CompletionRequest request = Conversation(provider == "gemini" ? "gemini-2.5-pro" : "qwen3");
+    const std::string looked_up = Build(provider, request).body;
+    request.messages[2].parts[0].tool_name = "read_file";
+    const std::string named = Build(provider, request).body;
+    EXPECT_EQ(named, looked_up) << provider;
+    EXPECT_EQ(Build(provider, request).body, named) << provider;
+    EXPECT_NE(named.find("read_file"), std::string::npos) << provider;
+  }
+}
+
 TEST(AnthropicRequestTest, UrlHeadersCachingAndThinking) {
   CompletionRequest conversation = Conversation("claude-sonnet-4-5");
   conversation.reasoning_budget_tokens = 2048;

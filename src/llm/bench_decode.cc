@@ -22,9 +22,12 @@ class Words {
  public:
   std::string Next(int count) {
     static constexpr std::string_view kWords[] = {
-        "the ", "function ", "returns ", "a ",     "Result", "<T>",  " when ", "the\n",
-        "input ", "is ",     "valid",    ". ",     "\"quoted\" ", "é ", "数据 ",  "{",
-        "}",    "\t",        "int ",     "x",      "    ", "// comment\n", "std::string ", "ok"};
+        "the ",        "function ",    "returns ",     "a ",
+        "Result",      "<T>",          " when ",       "the\n",
+        "input ",      "is ",          "valid",        ". ",
+        "\"quoted\" ", "é ",           "数据 ",        "{",
+        "}",           "\t",           "int ",         "x",
+        "    ",        "// comment\n", "std::string ", "ok"};
     std::string out;
     for (int i = 0; i < count; ++i) out += kWords[Step() % std::size(kWords)];
     return out;
@@ -256,12 +259,13 @@ std::string MakeAnthropicBenchStream(size_t bytes) {
     out += data;
     out += "\n\n";
   };
-  event("message_start",
-        R"({"type":"message_start","message":{"id":"msg_01XFDUDYJgAACzvnptvVbench","type":"message",)"
-        R"("role":"assistant","model":"claude-sonnet-4-5-20250929","content":[],"stop_reason":null,)"
-        R"("stop_sequence":null,"usage":{"input_tokens":2095,"cache_creation_input_tokens":0,)"
-        R"("cache_read_input_tokens":16384,"cache_creation":{"ephemeral_5m_input_tokens":0,)"
-        R"("ephemeral_1h_input_tokens":0},"output_tokens":1,"service_tier":"standard"}}})");
+  event(
+      "message_start",
+      R"({"type":"message_start","message":{"id":"msg_01XFDUDYJgAACzvnptvVbench","type":"message",)"
+      R"("role":"assistant","model":"claude-sonnet-4-5-20250929","content":[],"stop_reason":null,)"
+      R"("stop_sequence":null,"usage":{"input_tokens":2095,"cache_creation_input_tokens":0,)"
+      R"("cache_read_input_tokens":16384,"cache_creation":{"ephemeral_5m_input_tokens":0,)"
+      R"("ephemeral_1h_input_tokens":0},"output_tokens":1,"service_tier":"standard"}}})");
   event("content_block_start",
         R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})");
   event("ping", R"({"type": "ping"})");

@@ -15,26 +15,28 @@ namespace {
 
 std::string Parse(std::string_view provider, std::string_view body) {
   std::vector<StreamEvent> events;
-  auto parser = internal::NewStreamParser(*internal::FindProvider(provider), std::string(provider),
-                                          "call", [&](const StreamEvent& e) { events.push_back(e); });
+  auto parser =
+      internal::NewStreamParser(*internal::FindProvider(provider), std::string(provider), "call",
+                                [&](const StreamEvent& e) { events.push_back(e); });
   parser->Feed(body);
   parser->Finish();
   return test_support::FormatEvents(events);
 }
 
 TEST(FastJsonTest, MalformedValueInASkippedFieldIsABadResponse) {
-  std::string out = Parse("openai",
-                          "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
-                          "data: {\"logprobs\":nul,\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n"
-                          "data: [DONE]\n\n");
+  std::string out =
+      Parse("openai",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+            "data: {\"logprobs\":nul,\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n"
+            "data: [DONE]\n\n");
   EXPECT_NE(out.find("text \"a\"\n"), std::string::npos) << out;
   EXPECT_EQ(out.find("text \"b\""), std::string::npos) << out;
   EXPECT_NE(out.find("error bad_response"), std::string::npos) << out;
 }
 
 TEST(FastJsonTest, TrailingContentIsABadResponse) {
-  std::string out = Parse("anthropic",
-                          "event: message_stop\ndata: {\"type\":\"message_stop\"} x\n\n");
+  std::string out =
+      Parse("anthropic", "event: message_stop\ndata: {\"type\":\"message_stop\"} x\n\n");
   EXPECT_NE(out.find("error bad_response"), std::string::npos) << out;
 }
 
@@ -48,10 +50,10 @@ TEST(FastJsonTest, EscapedKeysAndUnknownNestedFieldsAreReadLikeNlohmann) {
 }
 
 TEST(FastJsonTest, OllamaToolCallArgumentsAreSerialisedAsBefore) {
-  std::string out = Parse(
-      "ollama",
-      "{\"message\":{\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"read_file\","
-      "\"arguments\":{\"z\": 1, \"a\": \"x\"}}}]},\"done\":true,\"eval_count\":3}\n");
+  std::string out =
+      Parse("ollama",
+            "{\"message\":{\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"read_file\","
+            "\"arguments\":{\"z\": 1, \"a\": \"x\"}}}]},\"done\":true,\"eval_count\":3}\n");
   EXPECT_NE(out.find("tool_end 0 call_0 read_file {\"a\":\"x\",\"z\":1}"), std::string::npos)
       << out;
 }

@@ -29,56 +29,60 @@ int64_t BudgetForEffort(std::string_view effort) {
   return -1;
 }
 
-Result<OrderedJson> BuildContents(const CompletionRequest& request) {
-  std::map<std::string, std::string> tool_names;  // Call id → tool name, for functionResponse.
-  OrderedJson contents = OrderedJson::array();
-  for (const Message& message : request.messages) {
-    OrderedJson parts = OrderedJson::array();
-    for (const ContentPart& part : message.parts) {
-      switch (part.kind) {
-        case ContentPart::Kind::kText:
-          if (!part.text.empty()) parts.push_back({{"text", part.text}});
-          break;
-        case ContentPart::Kind::kImage:
-          parts.push_back(
-              {{"inlineData", {{"mimeType", part.media_type}, {"data", part.data_base64}}}});
-          break;
-        case ContentPart::Kind::kToolCall: {
-          ASSIGN_OR_RETURN(OrderedJson args,
-                           ParseJsonObject(part.arguments_json.empty() ? "{}" : part.arguments_json,
-                                           fmt::format("arguments of tool call '{}' ({})",
-                                                       part.tool_name, part.tool_call_id)));
-          tool_names[part.tool_call_id] = part.tool_name;
-          parts.push_back(
-              {{"functionCall", {{"name", part.tool_name}, {"args", std::move(args)}}}});
-          break;
-        }
-        case ContentPart::Kind::kToolResult: {
-          std::string name = part.tool_name;
-          if (name.empty()) {
-            auto it = tool_names.find(part.tool_call_id);
-            if (it == tool_names.end()) {
-              return Error(ErrorCode::kInvalidArgument,
-                           fmt::format("tool result '{}' names no tool and answers no earlier "
-                                       "tool call; Gemini needs the tool name",
-                                       part.tool_call_id));
-            }
-            name = it->second;
-          }
-          parts.push_back(
-              {{"functionResponse",
-                {{"name", name}, {"response", {{"name", name}, {"content", part.text}}}}}});
-          break;
-        }
-        case ContentPart::Kind::kReasoning:
-          break;  // Thoughts are not sent back.
+// The entry one message adds to "contents" (none when it has no parts for Gemini). A tool
+// result that does not name its tool takes the name of the earlier call it answers, from
+// `tool_names` (call id → name), to which this message's calls are added.
+Status AppendContentEntry(const Message& message, ToolNames& tool_names, OrderedJson& entries) {
+  OrderedJson parts = OrderedJson::array();
+  for (const ContentPart& part : message.parts) {
+    switch (part.kind) {
+      case ContentPart::Kind::kText:
+        if (!part.text.empty()) parts.push_back({{"text", part.text}});
+        break;
+      case ContentPart::Kind::kImage:
+        parts.push_back(
+            {{"inlineData", {{"mimeType", part.media_type}, {"data", part.data_base64}}}});
+        break;
+      case ContentPart::Kind::kToolCall: {
+        ASSIGN_OR_RETURN(OrderedJson args,
+                         ParseJsonObject(part.arguments_json.empty() ? "{}" : part.arguments_json,
+                                         fmt::format("arguments of tool call '{}' ({})",
+                                                     part.tool_name, part.tool_call_id)));
+        tool_names[part.tool_call_id] = part.tool_name;
+        parts.push_back({{"functionCall", {{"name", part.tool_name}, {"args", std::move(args)}}}});
+        break;
       }
+      case ContentPart::Kind::kToolResult: {
+        std::string name = part.tool_name;
+        if (name.empty()) {
+          auto it = tool_names.find(part.tool_call_id);
+          if (it == tool_names.end()) {
+            return Error(ErrorCode::kInvalidArgument,
+                         fmt::format("tool result '{}' names no tool and answers no earlier "
+                                     "tool call; Gemini needs the tool name",
+                                     part.tool_call_id));
+          }
+          name = it->second;
+        }
+        parts.push_back(
+            {{"functionResponse",
+              {{"name", name}, {"response", {{"name", name}, {"content", part.text}}}}}});
+        break;
+      }
+      case ContentPart::Kind::kReasoning:
+        break;  // Thoughts are not sent back.
     }
-    if (parts.empty()) continue;
-    contents.push_back(
-        {{"role", message.role == Role::kUser ? "user" : "model"}, {"parts", std::move(parts)}});
   }
-  return contents;
+  if (parts.empty()) return OkStatus();
+  entries.push_back(
+      {{"role", message.role == Role::kUser ? "user" : "model"}, {"parts", std::move(parts)}});
+  return OkStatus();
+}
+
+Result<OrderedJson> BuildContents(const CompletionRequest& request) {
+  ASSIGN_OR_RETURN(auto entries,
+                   EntriesNamingTools("gemini", request.messages, &AppendContentEntry));
+  return JoinEntries(entries);
 }
 
 class GeminiParser final : public SseParser {

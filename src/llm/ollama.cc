@@ -10,58 +10,64 @@
 namespace lai::llm::internal {
 namespace {
 
-Result<OrderedJson> BuildMessages(const CompletionRequest& request) {
-  std::map<std::string, std::string> tool_names;  // Call id → tool name, for role "tool".
-  OrderedJson messages = OrderedJson::array();
-  if (!request.system_prompt.empty()) {
-    messages.push_back({{"role", "system"}, {"content", request.system_prompt}});
-  }
-  for (const Message& message : request.messages) {
-    std::string text;
-    OrderedJson images = OrderedJson::array();
-    OrderedJson tool_calls = OrderedJson::array();
-    for (const ContentPart& part : message.parts) {
-      switch (part.kind) {
-        case ContentPart::Kind::kText:
-          if (!text.empty() && !part.text.empty()) text += "\n\n";
-          text += part.text;
-          break;
-        case ContentPart::Kind::kImage:
-          images.push_back(part.data_base64);
-          break;
-        case ContentPart::Kind::kToolCall: {
-          ASSIGN_OR_RETURN(OrderedJson arguments,
-                           ParseJsonObject(part.arguments_json.empty() ? "{}" : part.arguments_json,
-                                           fmt::format("arguments of tool call '{}' ({})",
-                                                       part.tool_name, part.tool_call_id)));
-          tool_names[part.tool_call_id] = part.tool_name;
-          tool_calls.push_back(
-              {{"function", {{"name", part.tool_name}, {"arguments", std::move(arguments)}}}});
-          break;
-        }
-        case ContentPart::Kind::kToolResult: {
-          std::string name = part.tool_name;
-          if (name.empty()) {
-            auto it = tool_names.find(part.tool_call_id);
-            if (it != tool_names.end()) name = it->second;
-          }
-          OrderedJson tool = {{"role", "tool"}, {"content", part.text}};
-          if (!name.empty()) tool["tool_name"] = name;
-          messages.push_back(std::move(tool));
-          break;
-        }
-        case ContentPart::Kind::kReasoning:
-          break;
+// The entries one message adds to "messages": its tool results as role "tool" messages (named
+// by the part, or else by the earlier call they answer, from `tool_names`, to which this
+// message's calls are added), then the message itself.
+Status AppendMessageEntries(const Message& message, ToolNames& tool_names, OrderedJson& entries) {
+  std::string text;
+  OrderedJson images = OrderedJson::array();
+  OrderedJson tool_calls = OrderedJson::array();
+  for (const ContentPart& part : message.parts) {
+    switch (part.kind) {
+      case ContentPart::Kind::kText:
+        if (!text.empty() && !part.text.empty()) text += "\n\n";
+        text += part.text;
+        break;
+      case ContentPart::Kind::kImage:
+        images.push_back(part.data_base64);
+        break;
+      case ContentPart::Kind::kToolCall: {
+        ASSIGN_OR_RETURN(OrderedJson arguments,
+                         ParseJsonObject(part.arguments_json.empty() ? "{}" : part.arguments_json,
+                                         fmt::format("arguments of tool call '{}' ({})",
+                                                     part.tool_name, part.tool_call_id)));
+        tool_names[part.tool_call_id] = part.tool_name;
+        tool_calls.push_back(
+            {{"function", {{"name", part.tool_name}, {"arguments", std::move(arguments)}}}});
+        break;
       }
+      case ContentPart::Kind::kToolResult: {
+        std::string name = part.tool_name;
+        if (name.empty()) {
+          auto it = tool_names.find(part.tool_call_id);
+          if (it != tool_names.end()) name = it->second;
+        }
+        OrderedJson tool = {{"role", "tool"}, {"content", part.text}};
+        if (!name.empty()) tool["tool_name"] = name;
+        entries.push_back(std::move(tool));
+        break;
+      }
+      case ContentPart::Kind::kReasoning:
+        break;
     }
-    if (text.empty() && images.empty() && tool_calls.empty()) continue;
-    OrderedJson out = {{"role", message.role == Role::kUser ? "user" : "assistant"},
-                       {"content", text}};
-    if (!images.empty()) out["images"] = std::move(images);
-    if (!tool_calls.empty()) out["tool_calls"] = std::move(tool_calls);
-    messages.push_back(std::move(out));
   }
-  return messages;
+  if (text.empty() && images.empty() && tool_calls.empty()) return OkStatus();
+  OrderedJson out = {{"role", message.role == Role::kUser ? "user" : "assistant"},
+                     {"content", text}};
+  if (!images.empty()) out["images"] = std::move(images);
+  if (!tool_calls.empty()) out["tool_calls"] = std::move(tool_calls);
+  entries.push_back(std::move(out));
+  return OkStatus();
+}
+
+Result<OrderedJson> BuildMessages(const CompletionRequest& request) {
+  ASSIGN_OR_RETURN(auto entries,
+                   EntriesNamingTools("ollama", request.messages, &AppendMessageEntries));
+  if (!request.system_prompt.empty()) {
+    OrderedJson system = {{"role", "system"}, {"content", request.system_prompt}};
+    entries.insert(entries.begin(), std::make_shared<const std::string>(DumpRequestBody(system)));
+  }
+  return JoinEntries(entries);
 }
 
 class OllamaParser final : public NdjsonParser {

@@ -3,6 +3,8 @@
 // ParserBase is confined to the thread that feeds it.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -145,11 +147,18 @@ Result<OrderedJson> CachedToolEntry(std::string_view format, const ToolDefinitio
 // request: copying their text is far cheaper than rebuilding and escaping it every turn. For
 // formats whose entries depend on the message alone (not on its neighbours or position).
 // Errors from `build` are returned and not kept. Thread-safe; bounded (see adapter.cc).
-Result<std::shared_ptr<const std::string>> CachedMessageJson(std::string_view format,
-                                                             const Message& message,
-                                                             Status (*build)(const Message& message,
-                                                                             OrderedJson& entries));
+Result<std::shared_ptr<const std::string>> CachedMessageJson(
+    std::string_view format, const Message& message,
+    const std::function<Status(const Message& message, OrderedJson& entries)>& build);
 // A JSON array (as RawJson) of CachedMessageJson texts, skipping empty ones.
 OrderedJson JoinEntries(const std::vector<std::shared_ptr<const std::string>>& entries);
+// For formats where a tool result needs the name of the call it answers (Gemini, Ollama): each
+// message's entries as CachedMessageJson text. A message whose tool results all name their tool
+// (the agent's always do) comes from the cache; any other is built afresh with `tool_names`
+// holding the calls of the messages before it. `build` adds the message's own calls to the map.
+using ToolNames = std::map<std::string, std::string>;  // Call id → tool name.
+Result<std::vector<std::shared_ptr<const std::string>>> EntriesNamingTools(
+    std::string_view format, const std::vector<Message>& messages,
+    Status (*build)(const Message& message, ToolNames& tool_names, OrderedJson& entries));
 
 }  // namespace lai::llm::internal
