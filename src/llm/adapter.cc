@@ -105,6 +105,12 @@ Result<OrderedJson> ParseJsonObject(std::string_view text, std::string_view what
   return value;
 }
 
+Result<OrderedJson> ToolCallArguments(const ContentPart& call) {
+  return ParseJsonObject(
+      call.arguments_json.empty() ? "{}" : call.arguments_json,
+      fmt::format("arguments of tool call '{}' ({})", call.tool_name, call.tool_call_id));
+}
+
 std::string GetString(const Json& object, std::string_view key) {
   if (!object.is_object()) return {};
   auto it = object.find(key);

@@ -51,10 +51,7 @@ Status AppendMessageEntry(const Message& message, OrderedJson& entries) {
           if (!part.text.empty()) content.push_back({{"type", "text"}, {"text", part.text}});
           break;
         case ContentPart::Kind::kToolCall: {
-          ASSIGN_OR_RETURN(OrderedJson input,
-                           ParseJsonObject(part.arguments_json.empty() ? "{}" : part.arguments_json,
-                                           fmt::format("arguments of tool call '{}' ({})",
-                                                       part.tool_name, part.tool_call_id)));
+          ASSIGN_OR_RETURN(OrderedJson input, ToolCallArguments(part));
           content.push_back({{"type", "tool_use"},
                              {"id", part.tool_call_id},
                              {"name", part.tool_name},

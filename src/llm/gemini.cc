@@ -44,10 +44,7 @@ Status AppendContentEntry(const Message& message, ToolNames& tool_names, Ordered
             {{"inlineData", {{"mimeType", part.media_type}, {"data", part.data_base64}}}});
         break;
       case ContentPart::Kind::kToolCall: {
-        ASSIGN_OR_RETURN(OrderedJson args,
-                         ParseJsonObject(part.arguments_json.empty() ? "{}" : part.arguments_json,
-                                         fmt::format("arguments of tool call '{}' ({})",
-                                                     part.tool_name, part.tool_call_id)));
+        ASSIGN_OR_RETURN(OrderedJson args, ToolCallArguments(part));
         tool_names[part.tool_call_id] = part.tool_name;
         parts.push_back({{"functionCall", {{"name", part.tool_name}, {"args", std::move(args)}}}});
         break;

@@ -27,10 +27,7 @@ Status AppendMessageEntries(const Message& message, ToolNames& tool_names, Order
         images.push_back(part.data_base64);
         break;
       case ContentPart::Kind::kToolCall: {
-        ASSIGN_OR_RETURN(OrderedJson arguments,
-                         ParseJsonObject(part.arguments_json.empty() ? "{}" : part.arguments_json,
-                                         fmt::format("arguments of tool call '{}' ({})",
-                                                     part.tool_name, part.tool_call_id)));
+        ASSIGN_OR_RETURN(OrderedJson arguments, ToolCallArguments(part));
         tool_names[part.tool_call_id] = part.tool_name;
         tool_calls.push_back(
             {{"function", {{"name", part.tool_name}, {"arguments", std::move(arguments)}}}});

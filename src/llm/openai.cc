@@ -63,10 +63,7 @@ Status AppendMessageEntries(const Message& message, OrderedJson& entries) {
       text += part.text;
     } else if (part.kind == ContentPart::Kind::kToolCall) {
       // Validated so a broken history fails here, not as a 400 from the provider.
-      RETURN_IF_ERROR(ParseJsonObject(part.arguments_json.empty() ? "{}" : part.arguments_json,
-                                      fmt::format("arguments of tool call '{}' ({})",
-                                                  part.tool_name, part.tool_call_id))
-                          .status());
+      RETURN_IF_ERROR(ToolCallArguments(part).status());
       tool_calls.push_back(
           {{"id", part.tool_call_id},
            {"type", "function"},

@@ -30,6 +30,9 @@ std::string DumpRequestBody(const OrderedJson& body);
 std::optional<Json> ParseJson(std::string_view text);
 // Parses `text` as a JSON object; errors name `what` (e.g. "arguments of tool call 'read_file'").
 Result<OrderedJson> ParseJsonObject(std::string_view text, std::string_view what);
+// A tool call's arguments from the history ("{}" when empty) as a JSON object; the error names
+// the tool and the call, so a broken history fails here rather than as a provider's 400.
+Result<OrderedJson> ToolCallArguments(const ContentPart& call);
 
 // Field accessors that never throw: a missing or wrong-typed field is the fallback.
 std::string GetString(const Json& object, std::string_view key);
