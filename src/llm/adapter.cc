@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <array>
-#include <bit>
 #include <cctype>
 #include <cstdint>
 #include <cstring>
@@ -370,9 +369,6 @@ http::Request BaseRequest(const Endpoint& endpoint, std::string url) {
   return request;
 }
 
-}  // namespace lai::llm::internal
-
-namespace lai::llm::internal {
 namespace {
 
 void AppendJson(std::string& out, const OrderedJson& value) {

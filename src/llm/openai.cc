@@ -82,17 +82,6 @@ Status AppendMessageEntries(const Message& message, OrderedJson& entries) {
   return OkStatus();
 }
 
-// The system prompt's entry; its role by format ("system" or, for OpenAI's reasoning models,
-// "developer").
-Status AppendSystemEntry(const Message& prompt, OrderedJson& entries) {
-  entries.push_back({{"role", "system"}, {"content", prompt.parts.front().text}});
-  return OkStatus();
-}
-Status AppendDeveloperEntry(const Message& prompt, OrderedJson& entries) {
-  entries.push_back({{"role", "developer"}, {"content", prompt.parts.front().text}});
-  return OkStatus();
-}
-
 // "messages" as JSON text, from each message's cached entries.
 Result<OrderedJson> BuildMessages(const ProviderSpec& spec, const CompletionRequest& request) {
   std::vector<std::shared_ptr<const std::string>> parts;
@@ -101,10 +90,15 @@ Result<OrderedJson> BuildMessages(const ProviderSpec& spec, const CompletionRequ
     bool is_developer = spec.is_openai && IsOpenAiReasoningModel(request.model);
     Message prompt;
     prompt.parts.push_back({.kind = ContentPart::Kind::kText, .text = request.system_prompt});
-    ASSIGN_OR_RETURN(parts.emplace_back(),
-                     is_developer
-                         ? CachedMessageJson("openai-developer", prompt, &AppendDeveloperEntry)
-                         : CachedMessageJson("openai-system", prompt, &AppendSystemEntry));
+    // "developer" for OpenAI's reasoning models, "system" otherwise.
+    const char* role = is_developer ? "developer" : "system";
+    ASSIGN_OR_RETURN(
+        parts.emplace_back(),
+        CachedMessageJson(is_developer ? "openai-developer" : "openai-system", prompt,
+                          [role](const Message& m, OrderedJson& entries) {
+                            entries.push_back({{"role", role}, {"content", m.parts.front().text}});
+                            return OkStatus();
+                          }));
   }
   for (const Message& message : request.messages) {
     ASSIGN_OR_RETURN(parts.emplace_back(),
