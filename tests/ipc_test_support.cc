@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "ipc/frame.h"
@@ -252,6 +253,13 @@ Result<Health> QueryHealth(ipc::Client& client, milliseconds timeout) {
   ASSIGN_OR_RETURN(ipc::Response r,
                    client.Call(static_cast<uint16_t>(ipc::MessageType::kHealth), {}, timeout));
   std::string_view text = AsText(r.payload);
+  static const std::regex kShape(
+      R"(\{"status":"ok","pid":\d+,"uptime_ms":\d+,"connections":\d+,"allocations":\d+,)"
+      R"("max_rss_bytes":\d+\})");
+  if (!std::regex_match(text.begin(), text.end(), kShape)) {
+    return Error(ErrorCode::kProtocol,
+                 "health reply is not the expected JSON: " + std::string(text));
+  }
   std::optional<uint64_t> pid = JsonNumber(text, "pid");
   std::optional<uint64_t> connections = JsonNumber(text, "connections");
   std::optional<uint64_t> allocations = JsonNumber(text, "allocations");

@@ -2,10 +2,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
 #include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <string>
+#include <string_view>
 
 #include "base/alloc_counter.h"
 #include "ipc/server.h"
@@ -17,8 +19,9 @@ void RegisterBuiltinHandlers(Server& server) {
                 [](const Message& request, Reply& reply) { return reply.Send(request.payload); });
 
   auto started = std::chrono::steady_clock::now();
-  // Formats into a stack buffer: the reply allocates nothing, so the allocation count it reports
-  // is not disturbed by asking for it.
+  // Formats into a stack buffer with std::to_chars: the reply allocates nothing, so the allocation
+  // count it reports is not disturbed by asking for it, and a health check does not pull libc's
+  // printf engine back into the resident set of an idle server.
   server.Handle(static_cast<uint16_t>(MessageType::kHealth), "health",
                 [&server, started](const Message&, Reply& reply) {
                   uint64_t allocations = AllocationCount();
@@ -27,14 +30,28 @@ void RegisterBuiltinHandlers(Server& server) {
                   rusage usage{};
                   ::getrusage(RUSAGE_SELF, &usage);
                   char body[256];
-                  int n = std::snprintf(
-                      body, sizeof(body),
-                      "{\"status\":\"ok\",\"pid\":%d,\"uptime_ms\":%lld,\"connections\":%zu,"
-                      "\"allocations\":%llu,\"max_rss_bytes\":%lld}",
-                      static_cast<int>(::getpid()), static_cast<long long>(uptime.count()),
-                      server.connection_count(), static_cast<unsigned long long>(allocations),
-                      static_cast<long long>(usage.ru_maxrss) * 1024);
-                  return reply.Send(std::as_bytes(std::span(body, static_cast<size_t>(n))));
+                  char* out = body;
+                  char* const end = body + sizeof(body);
+                  auto text = [&](std::string_view s) {  // Never more than fits.
+                    size_t n = std::min(s.size(), static_cast<size_t>(end - out));
+                    out = std::copy_n(s.data(), n, out);
+                  };
+                  auto number = [&](long long n) {
+                    std::to_chars_result r = std::to_chars(out, end, n);
+                    if (r.ec == std::errc()) out = r.ptr;
+                  };
+                  text("{\"status\":\"ok\",\"pid\":");
+                  number(::getpid());
+                  text(",\"uptime_ms\":");
+                  number(uptime.count());
+                  text(",\"connections\":");
+                  number(static_cast<long long>(server.connection_count()));
+                  text(",\"allocations\":");
+                  number(static_cast<long long>(allocations));
+                  text(",\"max_rss_bytes\":");
+                  number(static_cast<long long>(usage.ru_maxrss) * 1024);
+                  text("}");
+                  return reply.Send(std::as_bytes(std::span(body, out)));
                 });
 
   server.Handle(static_cast<uint16_t>(MessageType::kMetrics), "metrics",

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <exception>
+#include <latch>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -129,9 +130,11 @@ class Worker {
     return OkStatus();
   }
 
-  void Start() {
-    thread_ = std::thread([this] {
+  // Returns at once; the thread counts `running` down once it is about to serve.
+  void Start(std::latch& running) {
+    thread_ = std::thread([this, &running] {
       log::NameThisThread("lai-ipc-worker");
+      running.count_down();
       Run();
     });
   }
@@ -224,7 +227,10 @@ class Worker {
   BufferPool pool_{BufferPoolOptions{
       .budget_bytes = server_.options().buffer_budget_bytes / server_.options().workers,
       .max_message_bytes = server_.options().max_message_bytes}};
-  std::vector<std::byte> scratch_ = std::vector<std::byte>(64 * 1024);  // Discarded replies.
+  // Discarded replies are written here. Not zero-filled: its pages become resident only as far as
+  // replies reach into it.
+  static constexpr size_t kScratchBytes = 64 * 1024;
+  std::unique_ptr<std::byte[]> scratch_{new std::byte[kScratchBytes]};
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint32_t> count_{0};
@@ -257,6 +263,9 @@ struct Server::Impl {
   UniqueFd listen;
   UniqueFd stop_eventfd;
   std::thread acceptor;
+  // Start() returns once every server thread is running: their start-up is then over before the
+  // caller goes on (e.g. to server::TrimResidentCode), and never mixed into serving.
+  std::unique_ptr<std::latch> running;
   std::atomic<uint64_t> next_connection_id{1};
   std::mutex state_mutex;
   std::condition_variable state_changed;
@@ -288,8 +297,8 @@ Result<std::span<std::byte>> Reply::Reserve(uint32_t bytes) {
                      std::to_string(connection_.channel->max_message_bytes()));
   }
   reserved_bytes_ = bytes;
-  if (discard_ && bytes <= worker_.scratch_.size())
-    return std::span(worker_.scratch_.data(), bytes);
+  if (discard_ && bytes <= internal::Worker::kScratchBytes)
+    return std::span(worker_.scratch_.get(), bytes);
   if (!discard_ && internal::Worker::MayWriteDirect(connection_)) {
     std::span<std::byte> in_ring = connection_.channel->TryBeginMessage(header_, bytes);
     if (!in_ring.empty() || bytes == 0) {
@@ -938,15 +947,19 @@ Status Server::Start() {
     RETURN_IF_ERROR(worker->Init());
     impl_->workers.push_back(std::move(worker));
   }
-  for (auto& w : impl_->workers) w->Start();
+  (void)CanSpin();  // Its one-time probe (sysconf) runs here, not on a worker.
+  impl_->running = std::make_unique<std::latch>(impl_->workers.size() + 1);
+  for (auto& w : impl_->workers) w->Start(*impl_->running);
   {
     std::lock_guard lock(impl_->state_mutex);
     impl_->started = true;
   }
   impl_->acceptor = std::thread([this] {
     log::NameThisThread("lai-ipc-accept");
+    impl_->running->count_down();
     impl_->AcceptLoop(*this);
   });
+  impl_->running->wait();
   return OkStatus();
 }
 
