@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <bit>
 #include <cstring>
 #include <span>
 
@@ -26,7 +25,10 @@ Status ValidateHello(const Hello& hello, uint64_t file_bytes) {
                      std::to_string(kProtocolVersion) + "; upgrade the older side");
   }
   for (uint32_t cells : {hello.c2s_cells, hello.s2c_cells}) {
-    if (cells < kMinCellsPerRing || cells > kMaxCellsPerRing || !std::has_single_bit(cells)) {
+    // Not std::has_single_bit: without -mpopcnt it calls libgcc's __popcountdi2, whose code page
+    // an idle server would otherwise keep resident for this one check.
+    bool power_of_two = (cells & (cells - 1)) == 0;
+    if (cells < kMinCellsPerRing || cells > kMaxCellsPerRing || !power_of_two) {
       return Error(ErrorCode::kInvalidArgument,
                    "handshake: ring of " + std::to_string(cells) +
                        " cells; must be a power of two between " +
