@@ -31,6 +31,8 @@ constexpr uint16_t kStreamThrows = 20;
 constexpr uint16_t kBigReply = 21;
 constexpr uint16_t kUntilSendFails = 22;
 constexpr uint16_t kTinyItems = 23;
+constexpr uint16_t kTicker = 24;
+constexpr uint16_t kSilent = 25;
 constexpr uint32_t kTinyItemCount = 20'000;  // 80 KB of payload: far below the 1 MiB outbox.
 constexpr uint32_t kBigReplyBytes = 8u << 20;
 constexpr uint64_t kMaxEndlessItems = 2'000'000;  // Bound on the stream that waits for a cancel.
@@ -73,6 +75,8 @@ class IpcHandlers : public ::testing::Test {
     server_->HandleStream(kUntilSendFails, "until-send-fails",
                           on_thread(&IpcHandlers::UntilSendFails));
     server_->HandleStream(kTinyItems, "tiny-items", on_thread(&IpcHandlers::TinyItems));
+    server_->HandleStream(kTicker, "ticker", on_thread(&IpcHandlers::Ticker));
+    server_->HandleStream(kSilent, "silent", on_thread(&IpcHandlers::Silent));
     server_->HandleStream(kStreamThrows, "stream-throws",
                           [](const ipc::Message&, std::shared_ptr<ipc::Responder>) {
                             throw std::runtime_error("stream handler exploded");
@@ -140,6 +144,25 @@ class IpcHandlers : public ::testing::Test {
       credits_ = up_to;
     }
     credit_.notify_all();
+  }
+
+  // An item every 5 ms until cancelled (at most 5 s), then "stopped".
+  void Ticker(std::shared_ptr<ipc::Responder> responder) {
+    uint64_t deadline = ipc::NowNs() + 5'000'000'000;
+    for (uint32_t i = 0; !responder->is_cancelled() && ipc::NowNs() < deadline; ++i) {
+      if (!responder->Send(std::as_bytes(std::span(&i, 1))).ok()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    (void)responder->Finish(Bytes("stopped"));
+  }
+
+  // Nothing until cancelled (at most 5 s), then "stopped".
+  void Silent(std::shared_ptr<ipc::Responder> responder) {
+    uint64_t deadline = ipc::NowNs() + 5'000'000'000;
+    while (!responder->is_cancelled() && ipc::NowNs() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    (void)responder->Finish(Bytes("stopped"));
   }
 
   // Items until Send fails (the client went away).
@@ -257,6 +280,31 @@ TEST_F(IpcHandlers, StreamedItemsFromAnotherThreadArriveInOrderWithOneFinalFrame
     }
     ExpectEchoWorks();
   }
+}
+
+TEST_F(IpcHandlers, FramesForAnotherRequestDoNotKeepATimedOutWaitAlive) {
+  Result<uint64_t> ticker = client_->Send(kTicker, {});
+  ASSERT_TRUE(ticker.ok()) << ticker.error().ToString();
+  Result<uint64_t> silent = client_->Send(kSilent, {});
+  ASSERT_TRUE(silent.ok()) << silent.error().ToString();
+
+  auto start = std::chrono::steady_clock::now();
+  Result<ipc::Response> r = client_->Next(*silent, milliseconds(200));
+  auto waited = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(r.ok()) << "the silent request was answered";
+  EXPECT_EQ(r.error().code(), ErrorCode::kTimeout) << r.error().ToString();
+  // At most twice the timeout, with room for a loaded machine; the ticker runs for 5 s.
+  EXPECT_LT(waited, milliseconds(2'000));
+
+  // The ticker's items that arrived meanwhile were kept for their own Next, in order.
+  for (uint32_t i = 0; i < 3; ++i) {
+    r = client_->Next(*ticker, milliseconds(5'000));
+    ASSERT_TRUE(r.ok()) << "item " << i << ": " << r.error().ToString();
+    EXPECT_EQ(ItemIndex(r->payload), i);
+  }
+  ASSERT_TRUE(client_->Cancel(*ticker).ok());
+  ASSERT_TRUE(client_->Cancel(*silent).ok());
+  ExpectEchoWorks();
 }
 
 TEST_F(IpcHandlers, CancelMidStreamReachesTheResponderAndEndsWithAFinalFrame) {

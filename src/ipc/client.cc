@@ -87,7 +87,8 @@ Result<uint64_t> Client::SendWithFlags(uint16_t type, uint8_t flags,
   if (payload.size() > options_.stream.max_message_bytes) {
     return Error(ErrorCode::kInvalidArgument,
                  "message of " + std::to_string(payload.size()) + " bytes exceeds the maximum of " +
-                     std::to_string(options_.stream.max_message_bytes) + " (ipc.max_message_bytes)");
+                     std::to_string(options_.stream.max_message_bytes) +
+                     " (ipc.max_message_bytes)");
   }
   // A connection idle for a while may belong to a server that has since died or restarted:
   // look at the control socket (one poll) before trusting it. Busy links skip this.
@@ -105,8 +106,8 @@ Result<uint64_t> Client::SendWithFlags(uint16_t type, uint8_t flags,
     stream_.FinishSend();
     return id;
   }
-  uint64_t deadline = NowNs() + static_cast<uint64_t>(
-      std::chrono::nanoseconds(options_.request_timeout).count());
+  uint64_t deadline =
+      NowNs() + static_cast<uint64_t>(std::chrono::nanoseconds(options_.request_timeout).count());
   Status status = stream_.Send(header, payload, deadline);
   if (!status.ok()) {
     if (!stream_.is_open() || status.code() == ErrorCode::kUnavailable) Disconnected();
@@ -141,8 +142,13 @@ Result<Response> Client::Next(uint64_t request_id, std::chrono::milliseconds tim
                                               std::to_string(request_id) + " was answered");
   }
   if (timeout.count() <= 0) timeout = options_.request_timeout;
+  // Frames for other requests must not restart the timeout, or a busy stream would keep this
+  // wait alive for ever. The first receive reads no clock (the reply is usually there at once);
+  // a deadline is set when the first other frame arrives.
+  uint64_t deadline = 0;
   for (;;) {
-    Result<Message> message = stream_.ReceiveWithin(timeout);
+    Result<Message> message =
+        deadline == 0 ? stream_.ReceiveWithin(timeout) : stream_.Receive(deadline);
     if (!message.ok()) {
       if (message.error().code() != ErrorCode::kTimeout) Disconnected();
       return std::move(message).error().WithContext("waiting for request " +
@@ -163,6 +169,9 @@ Result<Response> Client::Next(uint64_t request_id, std::chrono::milliseconds tim
     }
     Stashed stashed{h, std::vector<std::byte>(message->payload.begin(), message->payload.end())};
     stash_.push_back(std::move(stashed));
+    if (deadline == 0) {
+      deadline = NowNs() + static_cast<uint64_t>(std::chrono::nanoseconds(timeout).count());
+    }
   }
 }
 
@@ -188,9 +197,9 @@ Status Client::Cancel(uint64_t request_id) {
   FrameHeader header{.flags = kFlagNoReply,
                      .type = static_cast<uint16_t>(MessageType::kCancel),
                      .request_id = request_id};
-  return stream_.Send(header, {},
-                      NowNs() + static_cast<uint64_t>(
-                                    std::chrono::nanoseconds(options_.request_timeout).count()));
+  return stream_.Send(
+      header, {},
+      NowNs() + static_cast<uint64_t>(std::chrono::nanoseconds(options_.request_timeout).count()));
 }
 
 }  // namespace lai::ipc

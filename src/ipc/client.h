@@ -48,8 +48,10 @@ class Client {
   Status Notify(uint16_t type, std::span<const std::byte> payload);
 
   // The next response frame for `request_id`. An error reply becomes its Error (code and message
-  // as the server sent them). kTimeout after `timeout` (default: request_timeout); kUnavailable
-  // when the connection was lost before the reply came.
+  // as the server sent them). kTimeout after `timeout` (default: request_timeout), however many
+  // frames for other requests keep arriving meanwhile (they are kept for their own Next; the
+  // clock starts at the first of them, so the wait is at most twice `timeout`); kUnavailable when
+  // the connection was lost before the reply came.
   Result<Response> Next(uint64_t request_id, std::chrono::milliseconds timeout = {});
 
   // Send + Next until the final reply (stream items are skipped). A request that a server shutting
@@ -88,7 +90,7 @@ class Client {
   uint64_t next_attempt_ns_ = 0;
   uint64_t backoff_ns_ = 0;
   std::string last_error_;
-  std::deque<Stashed> stash_;        // Frames for other requests that arrived first.
+  std::deque<Stashed> stash_;         // Frames for other requests that arrived first.
   std::vector<std::byte> delivered_;  // Backing store of a Response taken from the stash.
 };
 

@@ -29,11 +29,10 @@ Status ValidateHello(const Hello& hello, uint64_t file_bytes) {
     // an idle server would otherwise keep resident for this one check.
     bool power_of_two = (cells & (cells - 1)) == 0;
     if (cells < kMinCellsPerRing || cells > kMaxCellsPerRing || !power_of_two) {
-      return Error(ErrorCode::kInvalidArgument,
-                   "handshake: ring of " + std::to_string(cells) +
-                       " cells; must be a power of two between " +
-                       std::to_string(kMinCellsPerRing) + " and " +
-                       std::to_string(kMaxCellsPerRing));
+      return Error(ErrorCode::kInvalidArgument, "handshake: ring of " + std::to_string(cells) +
+                                                    " cells; must be a power of two between " +
+                                                    std::to_string(kMinCellsPerRing) + " and " +
+                                                    std::to_string(kMaxCellsPerRing));
     }
   }
   ConnectionLayout layout{hello.c2s_cells, hello.s2c_cells};
@@ -58,7 +57,6 @@ Welcome MakeRefusal(const Error& error) {
   std::memcpy(w.reason, error.message().data(), n);
   return w;
 }
-
 
 Result<std::shared_ptr<Mapping>> SharedFileCache::Map(int fd, size_t min_size_bytes) {
   struct stat st;
@@ -121,7 +119,8 @@ Result<AcceptedHello> ReceiveHello(int sock, uid_t allowed_uid, uint32_t server_
   }
   RETURN_IF_ERROR(ValidateHello(hello, UINT64_MAX));
   if (!IsEventFd(packet.fds[1].get())) {
-    return Error(ErrorCode::kProtocol, "handshake: the hello's second descriptor is not an eventfd");
+    return Error(ErrorCode::kProtocol,
+                 "handshake: the hello's second descriptor is not an eventfd");
   }
   ConnectionLayout layout{hello.c2s_cells, hello.s2c_cells};
   ASSIGN_OR_RETURN(std::shared_ptr<Mapping> file,
