@@ -1,9 +1,10 @@
 // lapce-ai: the command-line entry point. Parses flags with CLI11, loads the configuration,
 // and runs one subcommand.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,71 +16,131 @@
 #define LAI_VERSION "0.0.0"
 #endif
 
+namespace {
+
+int ConfigShow(const lai::Config& c) {
+  std::printf(
+      "log.level = \"%s\"\nlog.file = \"%s\"\nipc.runtime_dir = \"%s\"\nipc.socket_name = "
+      "\"%s\"\nipc.ring_bytes = %u\nipc.max_message_bytes = %llu\nipc.connect_timeout_ms = "
+      "%u\nipc.request_timeout_ms = %u\nserver.workers = %u\nserver.max_connections = %u\n"
+      "server.metrics_addr = \"%s\"\n",
+      c.log.level.c_str(), c.log.file.c_str(), c.ipc.runtime_dir.c_str(), c.ipc.socket_name.c_str(),
+      c.ipc.ring_bytes, static_cast<unsigned long long>(c.ipc.max_message_bytes),
+      c.ipc.connect_timeout_ms, c.ipc.request_timeout_ms, c.server.workers,
+      c.server.max_connections, c.server.metrics_addr.c_str());
+  std::printf(
+      "tools.read_line_limit = %d\ntools.diff_fuzzy_threshold = %g\ntools.diff_buffer_lines = "
+      "%d\ntools.list_files_limit = %d\ntools.search_max_results = %d\n"
+      "tools.command_timeout_seconds = %d\ntools.command_output_line_limit = %d\n",
+      c.tools.read_line_limit, c.tools.diff_fuzzy_threshold, c.tools.diff_buffer_lines,
+      c.tools.list_files_limit, c.tools.search_max_results, c.tools.command_timeout_seconds,
+      c.tools.command_output_line_limit);
+  std::printf("llm.default_profile = \"%s\"\nllm.max_connections_per_host = %u\n",
+              c.llm.default_profile.c_str(), c.llm.max_connections_per_host);
+  for (const lai::Config::Profile& p : c.profiles) {  // Never prints a key, only its presence.
+    std::printf(
+        "profiles.%s = { provider = \"%s\", model = \"%s\", base_url = \"%s\", "
+        "api_key_env = \"%s\"%s, fallback = \"%s\" }\n",
+        p.name.c_str(), p.provider.c_str(), p.model.c_str(), p.base_url.c_str(),
+        p.api_key_env.c_str(), p.api_key.empty() ? "" : ", api_key = \"<set>\"",
+        p.fallback.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  CLI::App app{
+  // On the heap: freed once parsed (below), so a long-running command does not keep the option
+  // tables of every subcommand resident.
+  auto app_owner = std::make_unique<CLI::App>(
       "lapce-ai: a native AI coding engine that runs beside your editor.\n"
       "Editors connect over shared memory (the C ABI in include/lapce_ai/client.h).",
-      "lapce-ai"};
+      "lapce-ai");
+  CLI::App& app = *app_owner;
   app.set_version_flag("--version", std::string("lapce-ai ") + LAI_VERSION);
   app.require_subcommand(1);
   app.fallthrough();
 
   lai::ConfigSources sources;
   std::string log_level;
-  app.add_option("--config", sources.file, "Configuration file (default: " +
-                                               lai::DefaultConfigPath() + ")");
+  app.add_option("--config", sources.file,
+                 "Configuration file (default: " + lai::DefaultConfigPath() + ")");
   app.add_option("--set", sources.overrides,
                  "Override a configuration key, e.g. --set ipc.ring_bytes=2048 (repeatable; "
                  "see `lapce-ai config keys`)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
 
+  // The picked subcommand stores its body here (from its CLI11 callback); see commands.h.
+  lai::cli::CommandRun run;
+  auto runs = [&run](lai::cli::CommandRun body) { return [&run, body] { run = body; }; };
+
   lai::cli::ServeFlags serve;
   CLI::App* serve_cmd = app.add_subcommand(
       "serve", "Run the engine's IPC server in the foreground (Ctrl-C stops it gracefully)");
-  serve_cmd->add_option("--socket", serve.socket, "Socket path (default: <ipc.runtime_dir>/engine.sock)");
+  serve_cmd->add_option("--socket", serve.socket,
+                        "Socket path (default: <ipc.runtime_dir>/engine.sock)");
   lai::cli::AddProviderFlags(*serve_cmd, serve.provider);
-  serve_cmd->add_flag("--yes,-y", serve.yes, "Agent sessions approve every tool call without asking");
-  serve_cmd->add_option("--metrics-addr", serve.metrics_addr,
-                        "Serve Prometheus metrics at http://ADDR/metrics; empty disables "
-                        "(default 127.0.0.1:9464)")
+  serve_cmd->add_flag("--yes,-y", serve.yes,
+                      "Agent sessions approve every tool call without asking");
+  serve_cmd
+      ->add_option("--metrics-addr", serve.metrics_addr,
+                   "Serve Prometheus metrics at http://ADDR/metrics; empty disables "
+                   "(default 127.0.0.1:9464)")
       ->each([&](const std::string&) { serve.metrics_addr_set = true; });
   serve_cmd->add_option("--ready-fd", serve.ready_fd, "Write 'ready' to this fd once serving")
       ->group("");
+  serve_cmd->callback(runs([&serve](const lai::Config& c) { return lai::cli::Serve(c, serve); }));
 
   lai::cli::PingFlags ping;
-  CLI::App* ping_cmd = app.add_subcommand("ping", "Round-trip to a running server and report latency");
+  CLI::App* ping_cmd =
+      app.add_subcommand("ping", "Round-trip to a running server and report latency");
   ping_cmd->add_option("--socket", ping.socket, "Socket path of the server");
-  ping_cmd->add_option("-n,--count", ping.count, "Number of echo round trips")->check(CLI::Range(1, 10'000'000));
-  ping_cmd->add_option("--bytes", ping.payload_bytes, "Echo payload size")->check(CLI::Range(0, 1 << 24));
+  ping_cmd->add_option("-n,--count", ping.count, "Number of echo round trips")
+      ->check(CLI::Range(1, 10'000'000));
+  ping_cmd->add_option("--bytes", ping.payload_bytes, "Echo payload size")
+      ->check(CLI::Range(0, 1 << 24));
+  ping_cmd->callback(runs([&ping](const lai::Config& c) { return lai::cli::Ping(c, ping); }));
 
   CLI::App* bench_cmd = app.add_subcommand("bench", "Measure the engine");
   bench_cmd->require_subcommand(1);
   lai::cli::BenchIpcFlags bench_ipc;
   CLI::App* bench_ipc_cmd = bench_cmd->add_subcommand(
-      "ipc", "Shared-memory transport: latency, throughput, 1000 connections, reconnect, memory, "
-             "allocations, with Unix-socket and Node.js baselines measured in the same run");
+      "ipc",
+      "Shared-memory transport: latency, throughput, 1000 connections, reconnect, memory, "
+      "allocations, with Unix-socket and Node.js baselines measured in the same run");
   bench_ipc_cmd->add_flag("--json", bench_ipc.json, "Print one JSON object instead of a table");
   bench_ipc_cmd->add_flag("--quick", bench_ipc.quick, "Fewer samples (finishes in under 20 s)");
+  bench_ipc_cmd->callback(
+      runs([&bench_ipc](const lai::Config& c) { return lai::cli::BenchIpc(c, bench_ipc); }));
   lai::cli::BenchStressFlags bench_stress;
   CLI::App* bench_stress_cmd = bench_cmd->add_subcommand(
-      "stress", "Stress the transport: 1 connection bomb, 2 buffer exhaustion, 3 latency under "
-                "load, 4 leak detection, 5 chaos");
+      "stress",
+      "Stress the transport: 1 connection bomb, 2 buffer exhaustion, 3 latency under "
+      "load, 4 leak detection, 5 chaos");
   bench_stress_cmd->add_option("--level", bench_stress.level, "Stress level 1-5")
       ->check(CLI::Range(1, 5));
   bench_stress_cmd->add_flag("--quick", bench_stress.quick, "Scaled down (for CI)");
+  bench_stress_cmd->callback(runs(
+      [&bench_stress](const lai::Config& c) { return lai::cli::BenchStress(c, bench_stress); }));
 
   CLI::App* config_cmd = app.add_subcommand("config", "Show configuration");
   config_cmd->require_subcommand(1);
-  CLI::App* config_keys = config_cmd->add_subcommand("keys", "List every configuration key");
-  CLI::App* config_show = config_cmd->add_subcommand("show", "Print the effective configuration");
+  config_cmd->add_subcommand("keys", "List every configuration key")
+      ->callback(runs([](const lai::Config&) {
+        std::fputs(lai::DescribeKeys().c_str(), stdout);
+        return 0;
+      }));
+  config_cmd->add_subcommand("show", "Print the effective configuration")
+      ->callback(runs(ConfigShow));
 
   // Command groups defined in their own files (see commands.h).
-  lai::cli::CommandRun run;
   lai::cli::AddLlmCommands(app, *bench_cmd, run);
   lai::cli::AddAgentCommands(app, *bench_cmd, run);
   lai::cli::AddToolCommands(app, *bench_cmd, run);
 
   CLI11_PARSE(app, argc, argv);
+  app_owner.reset();
 
   if (!log_level.empty()) sources.overrides.push_back("log.level=" + log_level);
   lai::Result<lai::Config> config = lai::LoadConfig(sources);
@@ -92,44 +153,5 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  if (config_keys->parsed()) {
-    std::fputs(lai::DescribeKeys().c_str(), stdout);
-    return 0;
-  }
-  if (config_show->parsed()) {
-    const lai::Config& c = *config;
-    std::printf(
-        "log.level = \"%s\"\nlog.file = \"%s\"\nipc.runtime_dir = \"%s\"\nipc.socket_name = "
-        "\"%s\"\nipc.ring_bytes = %u\nipc.max_message_bytes = %llu\nipc.connect_timeout_ms = "
-        "%u\nipc.request_timeout_ms = %u\nserver.workers = %u\nserver.max_connections = %u\n"
-        "server.metrics_addr = \"%s\"\n",
-        c.log.level.c_str(), c.log.file.c_str(), c.ipc.runtime_dir.c_str(),
-        c.ipc.socket_name.c_str(), c.ipc.ring_bytes,
-        static_cast<unsigned long long>(c.ipc.max_message_bytes), c.ipc.connect_timeout_ms,
-        c.ipc.request_timeout_ms, c.server.workers, c.server.max_connections,
-        c.server.metrics_addr.c_str());
-    std::printf(
-        "tools.read_line_limit = %d\ntools.diff_fuzzy_threshold = %g\ntools.diff_buffer_lines = "
-        "%d\ntools.list_files_limit = %d\ntools.search_max_results = %d\n"
-        "tools.command_timeout_seconds = %d\ntools.command_output_line_limit = %d\n",
-        c.tools.read_line_limit, c.tools.diff_fuzzy_threshold, c.tools.diff_buffer_lines,
-        c.tools.list_files_limit, c.tools.search_max_results, c.tools.command_timeout_seconds,
-        c.tools.command_output_line_limit);
-    std::printf("llm.default_profile = \"%s\"\nllm.max_connections_per_host = %u\n",
-                c.llm.default_profile.c_str(), c.llm.max_connections_per_host);
-    for (const lai::Config::Profile& p : c.profiles) {  // Never prints a key, only its presence.
-      std::printf("profiles.%s = { provider = \"%s\", model = \"%s\", base_url = \"%s\", "
-                  "api_key_env = \"%s\"%s, fallback = \"%s\" }\n",
-                  p.name.c_str(), p.provider.c_str(), p.model.c_str(), p.base_url.c_str(),
-                  p.api_key_env.c_str(), p.api_key.empty() ? "" : ", api_key = \"<set>\"",
-                  p.fallback.c_str());
-    }
-    return 0;
-  }
-  if (run) return run(*config);
-  if (serve_cmd->parsed()) return lai::cli::Serve(*config, serve);
-  if (ping_cmd->parsed()) return lai::cli::Ping(*config, ping);
-  if (bench_ipc_cmd->parsed()) return lai::cli::BenchIpc(*config, bench_ipc);
-  if (bench_stress_cmd->parsed()) return lai::cli::BenchStress(*config, bench_stress);
-  return 1;
+  return run ? run(*config) : 1;
 }

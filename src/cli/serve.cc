@@ -141,7 +141,7 @@ int Serve(const Config& config, const ServeFlags& flags) {
   }
   std::fprintf(stderr, "lapce-ai serve: try `lapce-ai ping --socket %s`; Ctrl-C stops\n",
                options.socket_path.c_str());
-  server::TrimResidentCode();
+  server::TrimResidentMemory();
   if (flags.ready_fd >= 0) {
     ssize_t n = ::write(flags.ready_fd, "ready\n", 6);
     (void)n;

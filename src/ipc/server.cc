@@ -124,9 +124,7 @@ class Worker {
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, eventfd_.get(), &ev) != 0) {
       return ErrnoError("epoll_ctl eventfd", errno);
     }
-    connections_.resize(slots_);
     hot_.reserve(kMaxHotConnections);  // Promoting a connection later must not allocate.
-    for (uint32_t s = slots_; s > 0; --s) free_slots_.push_back(s - 1);
     return OkStatus();
   }
 
@@ -145,9 +143,15 @@ class Worker {
   // Acceptor thread. Reserves a slot; nullopt when the worker is full.
   std::optional<uint32_t> AllocateSlot() {
     std::lock_guard lock(pending_mutex_);
-    if (free_slots_.empty()) return std::nullopt;
-    uint32_t slot = free_slots_.back();
-    free_slots_.pop_back();
+    uint32_t slot = unused_slot_;
+    if (!free_slots_.empty()) {
+      slot = free_slots_.back();
+      free_slots_.pop_back();
+    } else if (unused_slot_ < slots_) {
+      ++unused_slot_;
+    } else {
+      return std::nullopt;
+    }
     count_.fetch_add(1, std::memory_order_relaxed);
     return slot;
   }
@@ -249,7 +253,10 @@ class Worker {
     Welcome welcome;
   };
   std::vector<Pending> pending_;
+  // Slots given back, reused first; then the never-used ones from unused_slot_ up. (Both grow
+  // with use, so a server sized for 4096 connections costs memory for the ones it has had.)
   std::vector<uint32_t> free_slots_;
+  uint32_t unused_slot_ = 0;
   std::atomic<bool> has_pending_{false};
 };
 
@@ -264,7 +271,7 @@ struct Server::Impl {
   UniqueFd stop_eventfd;
   std::thread acceptor;
   // Start() returns once every server thread is running: their start-up is then over before the
-  // caller goes on (e.g. to server::TrimResidentCode), and never mixed into serving.
+  // caller goes on (e.g. to server::TrimResidentMemory), and never mixed into serving.
   std::unique_ptr<std::latch> running;
   std::atomic<uint64_t> next_connection_id{1};
   std::mutex state_mutex;
@@ -713,6 +720,7 @@ void Worker::AdoptPending() {
       continue;
     }
     high_slot_ = std::max(high_slot_, slot + 1);
+    if (connections_.size() < high_slot_) connections_.resize(high_slot_);
     connections_[slot] = std::move(p.connection);
     metrics_.RecordConnectionOpened();
     // Only now may the client write: nothing it sends can reach an unowned slot. (Not touching

@@ -1,5 +1,6 @@
 #include "server/resident.h"
 
+#include <malloc.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -26,7 +27,8 @@ void Drop(const Range* ranges, size_t count) {
 
 }  // namespace
 
-void TrimResidentCode() {
+void TrimResidentMemory() {
+  ::malloc_trim(0);
   // Walk /proc/self/smaps (no allocation, no iostream) for the executable's and every shared
   // library's mappings. The ranges are collected first and dropped together at the end: reading
   // smaps runs libc code (stdio, scanf) that dropping libc's pages halfway would only map back in.

@@ -11,6 +11,7 @@ namespace lai::server {
 // lookups — then stops counting against the server's RSS. A private mapping that holds written
 // pages (RELRO after relocation, text relocations) is left alone, so nothing is lost. Harmless if
 // it fails (the kernel refuses).
-void TrimResidentCode();
+// First it hands the heap's free pages back (malloc_trim): what start-up allocated and freed.
+void TrimResidentMemory();
 
 }  // namespace lai::server

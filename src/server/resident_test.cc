@@ -34,7 +34,7 @@ long ResidentKb(const void* address) {
   return -1;
 }
 
-class TrimResidentCodeTest : public ::testing::Test {
+class TrimResidentMemoryTest : public ::testing::Test {
  protected:
   void SetUp() override {
     char path[] = "/tmp/lai-resident-XXXXXX";
@@ -53,7 +53,7 @@ class TrimResidentCodeTest : public ::testing::Test {
   void* map_ = MAP_FAILED;
 };
 
-TEST_F(TrimResidentCodeTest, DropsReadOnlyFilePagesThatWereNeverWritten) {
+TEST_F(TrimResidentMemoryTest, DropsReadOnlyFilePagesThatWereNeverWritten) {
   map_ = ::mmap(nullptr, kBytes, PROT_READ, MAP_PRIVATE, fd_, 0);
   ASSERT_NE(map_, MAP_FAILED);
   const volatile char* bytes = static_cast<const char*>(map_);
@@ -62,20 +62,20 @@ TEST_F(TrimResidentCodeTest, DropsReadOnlyFilePagesThatWereNeverWritten) {
   EXPECT_EQ(sum, 'f' * (kBytes / 4096));
   ASSERT_GE(ResidentKb(map_), 256);
 
-  TrimResidentCode();
+  TrimResidentMemory();
 
   EXPECT_EQ(ResidentKb(map_), 0);
   EXPECT_EQ(bytes[kBytes - 1], 'f');  // Read back from the page cache.
 }
 
-TEST_F(TrimResidentCodeTest, KeepsWrittenPagesOfAPrivateMappingMadeReadOnly) {
+TEST_F(TrimResidentMemoryTest, KeepsWrittenPagesOfAPrivateMappingMadeReadOnly) {
   // The shape of RELRO: a private file mapping written (relocated), then made read-only.
   map_ = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd_, 0);
   ASSERT_NE(map_, MAP_FAILED);
   std::memset(map_, 'w', kBytes);
   ASSERT_EQ(::mprotect(map_, kBytes, PROT_READ), 0);
 
-  TrimResidentCode();
+  TrimResidentMemory();
 
   const char* bytes = static_cast<const char*>(map_);
   for (size_t i = 0; i < kBytes; i += 4096) ASSERT_EQ(bytes[i], 'w') << "offset " << i;
@@ -91,9 +91,9 @@ struct Square : Shape {
   int Sides() const override { return 4; }
 };
 
-TEST_F(TrimResidentCodeTest, TheProcessKeepsWorking) {
-  TrimResidentCode();
-  TrimResidentCode();
+TEST_F(TrimResidentMemoryTest, TheProcessKeepsWorking) {
+  TrimResidentMemory();
+  TrimResidentMemory();
   std::unique_ptr<Shape> shape = std::make_unique<Square>();
   EXPECT_EQ(shape->Sides(), 4);
   try {
