@@ -67,6 +67,22 @@ TEST(SseDecoderTest, AllLineEndings) {
                                                                       {"message", "d", "", {}}});
 }
 
+// The line-end scan looks at 16 bytes at a time: every line length around that width, with each
+// line ending, wherever the line starts in its block.
+TEST(SseDecoderTest, LineEndsAtEveryOffsetOfTheScanWidth) {
+  for (std::string_view eol : {"\n", "\r", "\r\n"}) {
+    for (size_t length = 0; length <= 40; ++length) {
+      std::string value(length, 'v');
+      for (size_t i = 0; i < length; ++i) value[i] = static_cast<char>('a' + i % 26);
+      std::string input = "event: e\r\n";
+      input += "data: " + value + std::string(eol) + "data: " + value + std::string(eol);
+      input += eol;
+      ExpectEvents(input, {{"e", value + "\n" + value, "", {}}});
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
 TEST(SseDecoderTest, CrThenLfAcrossPiecesIsOneLineEnd) {
   // "data: a\r" + "\ndata: b\r\n\r\n" must not see an empty line between "a" and "b".
   EXPECT_EQ(DecodePieces({"data: a\r", "\ndata: b\r", "\n\r", "\n"}),

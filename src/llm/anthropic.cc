@@ -110,10 +110,10 @@ class AnthropicParser final : public SseParser {
 
  protected:
   void OnEvent(std::string_view event, std::string_view data) override {
-    if (event == "ping") return;
+    if (Equals(event, "ping")) return;
     if (ReadEvent(data) == simdjson::SUCCESS) {
       std::string_view type = event_.type.empty() ? event : std::string_view(event_.type);
-      if (type != "error") {
+      if (!Equals(type, "error")) {
         ApplyEvent(type);
         return;
       }
@@ -159,15 +159,15 @@ class AnthropicParser final : public SseParser {
     event.has_delta = false;
     event.usage.is_present = false;
     return json_.ForEachRootField(data, [&](std::string_view key, od::value value) {
-      if (key == "type") return ReadString(value, event.type);
-      if (key == "index") return ReadInt(value, event.index);
-      if (key == "delta") return ReadDelta(value);
-      if (key == "content_block") return ReadBlock(value);
-      if (key == "usage") return ReadUsage(value, event.usage);
-      if (key == "message") {
+      if (Equals(key, "type")) return ReadString(value, event.type);
+      if (Equals(key, "index")) return ReadInt(value, event.index);
+      if (Equals(key, "delta")) return ReadDelta(value);
+      if (Equals(key, "content_block")) return ReadBlock(value);
+      if (Equals(key, "usage")) return ReadUsage(value, event.usage);
+      if (Equals(key, "message")) {
         event.message_usage.is_present = false;
         return ForEachFieldIfObject(value, [&](std::string_view name, od::value field) {
-          if (name == "usage") return ReadUsage(field, event.message_usage);
+          if (Equals(name, "usage")) return ReadUsage(field, event.message_usage);
           return Consume(field);
         });
       }
@@ -182,10 +182,10 @@ class AnthropicParser final : public SseParser {
     usage = UsageFields{.is_present = true};
     return ForEachField(value, [&](std::string_view key, od::value field) {
       std::optional<int64_t>* out = nullptr;
-      if (key == "input_tokens") out = &usage.input;
-      if (key == "output_tokens") out = &usage.output;
-      if (key == "cache_creation_input_tokens") out = &usage.cache_write;
-      if (key == "cache_read_input_tokens") out = &usage.cache_read;
+      if (Equals(key, "input_tokens")) out = &usage.input;
+      if (Equals(key, "output_tokens")) out = &usage.output;
+      if (Equals(key, "cache_creation_input_tokens")) out = &usage.cache_write;
+      if (Equals(key, "cache_read_input_tokens")) out = &usage.cache_read;
       if (out == nullptr) return Consume(field);
       int64_t count = 0;
       auto error = ReadInt(field, count);
@@ -204,12 +204,12 @@ class AnthropicParser final : public SseParser {
       text->clear();
     }
     return ForEachField(value, [&](std::string_view key, od::value field) {
-      if (key == "type") return ReadString(field, event.block_type);
-      if (key == "text") return ReadString(field, event.block_text);
-      if (key == "thinking") return ReadString(field, event.block_thinking);
-      if (key == "signature") return ReadString(field, event.block_signature);
-      if (key == "id") return ReadString(field, event.block_id);
-      if (key == "name") return ReadString(field, event.block_name);
+      if (Equals(key, "type")) return ReadString(field, event.block_type);
+      if (Equals(key, "text")) return ReadString(field, event.block_text);
+      if (Equals(key, "thinking")) return ReadString(field, event.block_thinking);
+      if (Equals(key, "signature")) return ReadString(field, event.block_signature);
+      if (Equals(key, "id")) return ReadString(field, event.block_id);
+      if (Equals(key, "name")) return ReadString(field, event.block_name);
       return Consume(field);
     });
   }
@@ -227,21 +227,21 @@ class AnthropicParser final : public SseParser {
     delta_signature_.clear();
     delta_partial_json_.clear();
     auto error = ForEachField(value, [&](std::string_view key, od::value field) {
-      if (key == "type") return ReadString(field, event.delta_type);
-      if (key == "text") return ReadString(field, delta_text_);
-      if (key == "thinking") return ReadString(field, delta_thinking_);
-      if (key == "signature") return ReadString(field, delta_signature_);
-      if (key == "partial_json") return ReadString(field, delta_partial_json_);
-      if (key == "stop_reason") return ReadString(field, event.delta_stop_reason);
+      if (Equals(key, "type")) return ReadString(field, event.delta_type);
+      if (Equals(key, "text")) return ReadString(field, delta_text_);
+      if (Equals(key, "thinking")) return ReadString(field, delta_thinking_);
+      if (Equals(key, "signature")) return ReadString(field, delta_signature_);
+      if (Equals(key, "partial_json")) return ReadString(field, delta_partial_json_);
+      if (Equals(key, "stop_reason")) return ReadString(field, event.delta_stop_reason);
       return Consume(field);
     });
-    if (event.delta_type == "text_delta") {
+    if (Equals(event.delta_type, "text_delta")) {
       event.delta_text.swap(delta_text_);
-    } else if (event.delta_type == "thinking_delta") {
+    } else if (Equals(event.delta_type, "thinking_delta")) {
       event.delta_text.swap(delta_thinking_);
-    } else if (event.delta_type == "signature_delta") {
+    } else if (Equals(event.delta_type, "signature_delta")) {
       event.delta_text.swap(delta_signature_);
-    } else if (event.delta_type == "input_json_delta") {
+    } else if (Equals(event.delta_type, "input_json_delta")) {
       event.delta_text.swap(delta_partial_json_);
     } else {
       event.delta_text.clear();
@@ -261,35 +261,35 @@ class AnthropicParser final : public SseParser {
   void ApplyEvent(std::string_view type) {
     const Event& event = event_;
     int index = static_cast<int>(event.index);
-    if (type == "message_start") {
+    if (Equals(type, "message_start")) {
       if (event.message_usage.is_present) ApplyUsage(event.message_usage);
-    } else if (type == "content_block_start") {
+    } else if (Equals(type, "content_block_start")) {
       if (!event.has_block) {
         EmitBadResponse("content_block_start without content_block");
         return;
       }
       StartBlock(index, event.block_type, event.block_text, event.block_thinking,
                  event.block_signature, event.block_id, event.block_name);
-    } else if (type == "content_block_delta") {
+    } else if (Equals(type, "content_block_delta")) {
       if (!event.has_delta) return;
       std::string_view delta_type = event.delta_type;
-      if (delta_type == "text_delta") {
+      if (Equals(delta_type, "text_delta")) {
         EmitText(event.delta_text);
-      } else if (delta_type == "thinking_delta") {
+      } else if (Equals(delta_type, "thinking_delta")) {
         EmitReasoning(event.delta_text);
-      } else if (delta_type == "signature_delta") {
+      } else if (Equals(delta_type, "signature_delta")) {
         EmitReasoning("", event.delta_text);
-      } else if (delta_type == "input_json_delta") {
+      } else if (Equals(delta_type, "input_json_delta")) {
         InputDelta(index, event.delta_text);
       }
-    } else if (type == "content_block_stop") {
+    } else if (Equals(type, "content_block_stop")) {
       StopBlock(index);
-    } else if (type == "message_delta") {
+    } else if (Equals(type, "message_delta")) {
       if (event.has_delta && !event.delta_stop_reason.empty()) {
         stop_reason_ = event.delta_stop_reason;
       }
       if (event.usage.is_present) ApplyUsage(event.usage);
-    } else if (type == "message_stop") {
+    } else if (Equals(type, "message_stop")) {
       EmitDone(NormalizeStop(stop_reason_));
     }
   }

@@ -132,12 +132,12 @@ class OpenAiParser final : public SseParser {
 
  protected:
   void OnEvent(std::string_view event, std::string_view data) override {
-    if (data == "[DONE]") {
+    if (Equals(data, "[DONE]")) {
       EndToolCalls();
       EmitDone(NormalizeStop(finish_reason_));
       return;
     }
-    if (event != "error" && ReadChunk(data) == simdjson::SUCCESS) {
+    if (!Equals(event, "error") && ReadChunk(data) == simdjson::SUCCESS) {
       ApplyChunk();
       return;
     }
@@ -173,9 +173,9 @@ class OpenAiParser final : public SseParser {
     chunk.finish_reason.clear();
     chunk.has_usage = false;
     return json_.ForEachRootField(data, [&](std::string_view key, od::value value) {
-      if (key == "choices") return ReadChoices(value);
-      if (key == "usage") return ReadUsage(value);
-      if (key == "error") return kUseFullParse;
+      if (Equals(key, "choices")) return ReadChoices(value);
+      if (Equals(key, "usage")) return ReadUsage(value);
+      if (Equals(key, "error")) return kUseFullParse;
       return Consume(value);
     });
   }
@@ -188,8 +188,8 @@ class OpenAiParser final : public SseParser {
     return ForEachElementIfArray(value, [&](size_t i, od::value choice) -> simdjson::error_code {
       if (i > 0) return Consume(choice);
       return ForEachFieldIfObject(choice, [&](std::string_view key, od::value field) {
-        if (key == "delta") return ReadDelta(field);
-        if (key == "finish_reason") return ReadString(field, chunk.finish_reason);
+        if (Equals(key, "delta")) return ReadDelta(field);
+        if (Equals(key, "finish_reason")) return ReadString(field, chunk.finish_reason);
         return Consume(field);
       });
     });
@@ -206,10 +206,10 @@ class OpenAiParser final : public SseParser {
     chunk.reasoning.clear();
     chunk.content.clear();
     return ForEachField(value, [&](std::string_view key, od::value field) {
-      if (key == "content") return ReadString(field, chunk.content);
-      if (key == "reasoning_content") return ReadString(field, chunk.reasoning_content);
-      if (key == "reasoning") return ReadString(field, chunk.reasoning);
-      if (key == "tool_calls") return ReadToolCalls(field);
+      if (Equals(key, "content")) return ReadString(field, chunk.content);
+      if (Equals(key, "reasoning_content")) return ReadString(field, chunk.reasoning_content);
+      if (Equals(key, "reasoning")) return ReadString(field, chunk.reasoning);
+      if (Equals(key, "tool_calls")) return ReadToolCalls(field);
       return Consume(field);
     });
   }
@@ -225,14 +225,14 @@ class OpenAiParser final : public SseParser {
       call.name.clear();
       call.arguments.clear();
       return ForEachFieldIfObject(element, [&](std::string_view key, od::value field) {
-        if (key == "index") return ReadInt(field, call.index);
-        if (key == "id") return ReadString(field, call.id);
-        if (key == "function") {
+        if (Equals(key, "index")) return ReadInt(field, call.index);
+        if (Equals(key, "id")) return ReadString(field, call.id);
+        if (Equals(key, "function")) {
           call.name.clear();
           call.arguments.clear();
           return ForEachFieldIfObject(field, [&](std::string_view name, od::value item) {
-            if (name == "name") return ReadString(item, call.name);
-            if (name == "arguments") return ReadString(item, call.arguments);
+            if (Equals(name, "name")) return ReadString(item, call.name);
+            if (Equals(name, "arguments")) return ReadString(item, call.arguments);
             return Consume(item);
           });
         }
@@ -249,10 +249,10 @@ class OpenAiParser final : public SseParser {
     Usage& usage = chunk.usage;
     usage = Usage{};
     return ForEachField(value, [&](std::string_view key, od::value field) {
-      if (key == "prompt_tokens") return ReadInt(field, usage.input_tokens);
-      if (key == "completion_tokens") return ReadInt(field, usage.output_tokens);
-      if (key == "prompt_tokens_details" || key == "completion_tokens_details") {
-        bool is_prompt = key == "prompt_tokens_details";
+      if (Equals(key, "prompt_tokens")) return ReadInt(field, usage.input_tokens);
+      if (Equals(key, "completion_tokens")) return ReadInt(field, usage.output_tokens);
+      if (Equals(key, "prompt_tokens_details") || Equals(key, "completion_tokens_details")) {
+        bool is_prompt = Equals(key, "prompt_tokens_details");
         int64_t& out = is_prompt ? usage.cache_read_tokens : usage.reasoning_tokens;
         out = 0;
         return ForEachFieldIfObject(field, [&](std::string_view name, od::value item) {

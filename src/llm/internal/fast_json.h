@@ -13,6 +13,8 @@
 #include <string_view>
 #include <utility>
 
+#include "base/strings.h"
+
 namespace lai::llm::internal {
 
 namespace od = simdjson::ondemand;
