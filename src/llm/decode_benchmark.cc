@@ -1,5 +1,6 @@
-// Prints MeasureStreamDecoding (the real adapter path vs a getline + nlohmann baseline) until
-// `lapce-ai bench providers` shows it. Usage: llm_decode_benchmark [chunk_bytes]
+// Prints MeasureStreamDecoding (the real adapter path vs a getline + nlohmann baseline) alone, the
+// first rows of `lapce-ai bench providers`: a small target to profile the decoders with (perf,
+// callgrind). Usage: llm_decode_benchmark [chunk_bytes]
 #include <cstdio>
 #include <cstdlib>
 
