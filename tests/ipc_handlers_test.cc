@@ -15,7 +15,9 @@
 
 #include "ipc/client.h"
 #include "ipc/frame.h"
+#include "ipc/handshake.h"
 #include "ipc/server.h"
+#include "ipc/socket.h"
 #include "ipc/wait.h"
 #include "ipc_test_support.h"
 
@@ -472,6 +474,39 @@ TEST_F(IpcHandlers, ShutdownDeliversAQueuedReplyWithinTheDrainTimeout) {
 
 // server.max_connections: the connection over the limit is refused with a message naming the
 // limit; once one closes, a newcomer gets in.
+TEST(IpcServerLimits, AClientThatNeverSaysHelloHoldsUpOnlyItself) {
+  TempDir dir;
+  const std::string path = dir.File("engine.sock");
+  ipc::Server server(
+      ipc::ServerOptions{.socket_path = path, .handshake_timeout = milliseconds(3'000)});
+  ipc::RegisterBuiltinHandlers(server);
+  ASSERT_TRUE(server.Start().ok());
+  Result<UniqueFd> silent = ipc::ConnectUnix(path);
+  ASSERT_TRUE(silent.ok()) << silent.error().ToString();
+
+  // Clients behind it connect and are served while it waits (one after another, each handshake
+  // took its turn behind the silent one's whole timeout before).
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 3; ++i) {
+    ipc::Client client(DefaultClientOptions(path));
+    ASSERT_TRUE(client.Connect().ok());
+    Result<ipc::Response> echo = client.Call(kEcho, Bytes("behind"));
+    ASSERT_TRUE(echo.ok()) << echo.error().ToString();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1'500));
+
+  // The silent one is refused once its own handshake time is up: a refusal, then end of stream.
+  ipc::Welcome refusal{};
+  Result<ipc::ReceivedPacket> answer = ipc::ReceiveWithFds(
+      silent->get(), std::as_writable_bytes(std::span(&refusal, 1)), milliseconds(10'000));
+  ASSERT_TRUE(answer.ok()) << answer.error().ToString();
+  EXPECT_EQ(answer->bytes, sizeof(refusal));
+  EXPECT_NE(refusal.refused, 0);
+  EXPECT_EQ(refusal.error_code, static_cast<uint32_t>(ErrorCode::kTimeout)) << refusal.reason;
+  EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(2'000));
+  server.Shutdown();
+}
+
 TEST(IpcServerLimits, ConnectionOverTheLimitIsRefusedUntilOneCloses) {
   TempDir dir;
   const std::string path = dir.File("engine.sock");

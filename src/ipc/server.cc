@@ -281,7 +281,8 @@ struct Server::Impl {
   bool stopped = false;   // Guarded by state_mutex.
 
   void AcceptLoop(Server& server);
-  void Accept(Server& server, UniqueFd socket);
+  // Handshakes one accepted socket whose Hello is due within `wait`, and hands it to a worker.
+  void Accept(Server& server, UniqueFd socket, std::chrono::milliseconds wait);
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -972,24 +973,63 @@ Status Server::Start() {
 }
 
 void Server::Impl::AcceptLoop(Server& server) {
+  // Accepted sockets wait here for their Hello, all at once: one client that connects and says
+  // nothing holds up only itself (until handshake_timeout), not the clients behind it.
+  struct Handshaking {
+    UniqueFd socket;
+    uint64_t deadline_ns;
+  };
+  std::vector<Handshaking> handshaking;
+  std::vector<pollfd> pfds;
+  const uint64_t timeout_ns =
+      static_cast<uint64_t>(std::chrono::nanoseconds(server.options_.handshake_timeout).count());
   for (;;) {
-    pollfd pfds[2] = {{listen.get(), POLLIN, 0}, {stop_eventfd.get(), POLLIN, 0}};
-    int rc = ::poll(pfds, 2, -1);
+    pfds.assign({{listen.get(), POLLIN, 0}, {stop_eventfd.get(), POLLIN, 0}});
+    uint64_t next_deadline = UINT64_MAX;
+    for (const Handshaking& h : handshaking) {
+      pfds.push_back({h.socket.get(), POLLIN, 0});
+      next_deadline = std::min(next_deadline, h.deadline_ns);
+    }
+    int wait_ms = -1;
+    if (next_deadline != UINT64_MAX) {
+      uint64_t now = NowNs();
+      wait_ms = now >= next_deadline ? 0 : static_cast<int>((next_deadline - now) / 1'000'000 + 1);
+    }
+    int rc = ::poll(pfds.data(), pfds.size(), wait_ms);
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0 || pfds[1].revents != 0) return;
+    // Hellos that arrived (or hang-ups), and handshakes out of time. Accept() does not wait: the
+    // Hello is there, or the socket is closed and the refusal says so.
+    uint64_t now = NowNs();
+    size_t kept = 0;
+    for (size_t i = 0; i < handshaking.size(); ++i) {
+      if (pfds[i + 2].revents != 0) {
+        Accept(server, std::move(handshaking[i].socket), std::chrono::milliseconds(0));
+      } else if (now >= handshaking[i].deadline_ns) {
+        server.metrics_.shard(0).RecordProtocolError();
+        SendRefusal(handshaking[i].socket.get(),
+                    Error(ErrorCode::kTimeout,
+                          "no handshake message within " +
+                              std::to_string(server.options_.handshake_timeout.count()) + " ms"));
+      } else {
+        handshaking[kept++] = std::move(handshaking[i]);  // UniqueFd survives a self-move.
+      }
+    }
+    handshaking.resize(kept);
+    if (pfds[0].revents == 0) continue;
     for (;;) {
       UniqueFd socket(::accept4(listen.get(), nullptr, nullptr, SOCK_CLOEXEC));
       if (!socket.is_valid()) break;  // EAGAIN: drained. EMFILE: retry on the next poll.
-      Accept(server, std::move(socket));
+      handshaking.push_back({std::move(socket), now + timeout_ns});
     }
   }
 }
 
-void Server::Impl::Accept(Server& server, UniqueFd socket) {
+void Server::Impl::Accept(Server& server, UniqueFd socket, std::chrono::milliseconds wait) {
   const ServerOptions& o = server.options_;
   MetricsShard& metrics = server.metrics_.shard(0);
   Result<AcceptedHello> hello =
-      ReceiveHello(socket.get(), o.allowed_uid, o.max_message_bytes, files, o.handshake_timeout);
+      ReceiveHello(socket.get(), o.allowed_uid, o.max_message_bytes, files, wait);
   if (!hello.ok()) {
     metrics.RecordProtocolError();
     SendRefusal(socket.get(), hello.error());
