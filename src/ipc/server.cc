@@ -281,8 +281,9 @@ struct Server::Impl {
   bool stopped = false;   // Guarded by state_mutex.
 
   void AcceptLoop(Server& server);
-  // Handshakes one accepted socket whose Hello is due within `wait`, and hands it to a worker.
-  void Accept(Server& server, UniqueFd socket, std::chrono::milliseconds wait);
+  // Handshakes one accepted socket that poll() found readable (its Hello, or a hang-up, is there),
+  // and hands it to a worker.
+  void Accept(Server& server, UniqueFd socket);
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1004,7 +1005,7 @@ void Server::Impl::AcceptLoop(Server& server) {
     size_t kept = 0;
     for (size_t i = 0; i < handshaking.size(); ++i) {
       if (pfds[i + 2].revents != 0) {
-        Accept(server, std::move(handshaking[i].socket), std::chrono::milliseconds(0));
+        Accept(server, std::move(handshaking[i].socket));
       } else if (now >= handshaking[i].deadline_ns) {
         server.metrics_.shard(0).RecordProtocolError();
         SendRefusal(handshaking[i].socket.get(),
@@ -1025,11 +1026,11 @@ void Server::Impl::AcceptLoop(Server& server) {
   }
 }
 
-void Server::Impl::Accept(Server& server, UniqueFd socket, std::chrono::milliseconds wait) {
+void Server::Impl::Accept(Server& server, UniqueFd socket) {
   const ServerOptions& o = server.options_;
   MetricsShard& metrics = server.metrics_.shard(0);
-  Result<AcceptedHello> hello =
-      ReceiveHello(socket.get(), o.allowed_uid, o.max_message_bytes, files, wait);
+  Result<AcceptedHello> hello = ReceiveHello(socket.get(), o.allowed_uid, o.max_message_bytes,
+                                             files, std::chrono::milliseconds(0));
   if (!hello.ok()) {
     metrics.RecordProtocolError();
     SendRefusal(socket.get(), hello.error());
