@@ -75,8 +75,8 @@ void Channel::FinishMessage() {
   if (out_.Commit()) woke_sleeping_peer_ |= waker_.Wake();
 }
 
-Channel::SendStatus Channel::SendSome(const FrameHeader& header,
-                                      std::span<const std::byte> payload, size_t* offset) {
+Channel::SendStatus Channel::SendSome(const FrameHeader& header, std::span<const std::byte> payload,
+                                      size_t* offset) {
   if (payload.size() > max_message_bytes_) return SendStatus::kBroken;
   FrameHeader h = header;
   h.message_bytes = static_cast<uint32_t>(payload.size());
@@ -98,9 +98,7 @@ Channel::SendStatus Channel::SendSome(const FrameHeader& header,
   return SendStatus::kDone;
 }
 
-bool Channel::PrepareToWaitForSpace() {
-  return out_.PrepareToWaitForSpace(blocked_body_bytes_);
-}
+bool Channel::PrepareToWaitForSpace() { return out_.PrepareToWaitForSpace(blocked_body_bytes_); }
 
 Channel::Received Channel::Break(std::string reason) {
   broken_reason_ = std::move(reason);
@@ -141,8 +139,11 @@ Channel::Received Channel::Receive() {
                        " payload bytes carried");
         }
         holding_record_ = true;
-        delivered_ = Message{h, piece};
-        return {ReceiveStatus::kMessage, *delivered_};
+        // Returned from the local, not read back from delivered_: a wide load of fields just
+        // stored cannot be forwarded from the store buffer and would wait for it to drain.
+        Message message{h, piece};
+        delivered_ = message;
+        return {ReceiveStatus::kMessage, message};
       }
       if (piece.size() >= h.message_bytes) {
         return Break("bad frame: first fragment carries the whole message");
@@ -176,8 +177,9 @@ Channel::Received Channel::Receive() {
     }
     FrameHeader first = assembly_header_;
     first.flags = static_cast<uint8_t>(h.flags & ~kFlagMore);
-    delivered_ = Message{first, {assembly_->data(), assembly_filled_}};
-    return {ReceiveStatus::kMessage, *delivered_};
+    Message message{first, {assembly_->data(), assembly_filled_}};
+    delivered_ = message;
+    return {ReceiveStatus::kMessage, message};
   }
 }
 

@@ -82,7 +82,10 @@ bool RingWriter::PrepareToWaitForSpace(uint32_t body_bytes) {
 RingReader::Peeked RingReader::Peek() {
   for (;;) {
     RecordPrefix* prefix = PrefixAt(g_, tail_);
-    if (Ref(prefix->seq).load(std::memory_order_acquire) != (g_.salt ^ (tail_ + 1))) return {};
+    if (Ref(prefix->seq).load(std::memory_order_acquire) != (g_.salt ^ (tail_ + 1))) {
+      if (published_ != tail_) Publish();  // Caught up: the producer may have all the space.
+      return {};
+    }
     uint32_t bytes = Ref(prefix->bytes).load(std::memory_order_relaxed);
     uint32_t index = static_cast<uint32_t>(tail_ & (g_.cell_count - 1));
     if (bytes == kPadRecord) {
@@ -107,10 +110,16 @@ bool RingReader::HasRecord() {
 void RingReader::Release() {
   tail_ += peeked_cells_;
   peeked_cells_ = 0;
+  if (tail_ - published_ >= publish_every_) Publish();
+}
+
+void RingReader::Publish() {
+  published_ = tail_;
   Ref(g_.control->consumed).store(tail_, std::memory_order_release);
 }
 
 bool RingReader::CheckProducerWaiting() {
+  if (published_ != tail_) Publish();
   FullFence();
   auto waiting = Ref(g_.control->producer_waiting);
   return waiting.load(std::memory_order_relaxed) != 0 &&
@@ -118,6 +127,7 @@ bool RingReader::CheckProducerWaiting() {
 }
 
 void RingReader::SetParked(bool parked) {
+  if (parked && published_ != tail_) Publish();
   Ref(g_.control->consumer_state)
       .store(parked ? kConsumerParked : kConsumerPolling, std::memory_order_relaxed);
   if (parked) FullFence();

@@ -3,6 +3,7 @@
 // live in different processes and share only the RingControl and the cells.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -27,13 +28,15 @@ inline constexpr size_t kCellBytes = 64;
 inline constexpr size_t kRecordPrefixBytes = 16;  // seq u64, body bytes u32, reserved u32.
 
 // Consumer states, stored in RingControl::consumer_state (also a futex-sized word).
-inline constexpr uint32_t kConsumerPolling = 0;  // Watching the ring; the producer need not wake it.
-inline constexpr uint32_t kConsumerParked = 1;   // Not watching; the producer must notify it.
+inline constexpr uint32_t kConsumerPolling =
+    0;                                          // Watching the ring; the producer need not wake it.
+inline constexpr uint32_t kConsumerParked = 1;  // Not watching; the producer must notify it.
 
 // Control words of one ring, each on its own cache line. Shared memory holds offsets and integers
 // only, never pointers; both processes access the words through std::atomic_ref.
 struct alignas(kCacheLineBytes) RingControl {
-  // Cells consumed so far (monotonic). Consumer writes, producer reads when it thinks the ring full.
+  // Cells consumed so far (monotonic). Consumer writes (see RingReader::Release for when), producer
+  // reads when it thinks the ring full.
   alignas(kCacheLineBytes) uint64_t consumed;
   // kConsumerPolling / kConsumerParked. Consumer writes when it starts or stops watching; producer
   // reads after every publish (the line stays shared in its cache, so that read is a cache hit).
@@ -123,7 +126,8 @@ class RingWriter {
 class RingReader {
  public:
   RingReader() = default;
-  explicit RingReader(const RingGeometry& geometry) : g_(geometry) {}
+  explicit RingReader(const RingGeometry& geometry)
+      : g_(geometry), publish_every_(std::max<uint32_t>(1, geometry.cell_count / 16)) {}
 
   enum class PeekStatus : uint8_t { kEmpty, kRecord, kCorrupt };
   struct Peeked {
@@ -132,11 +136,17 @@ class RingReader {
   };
 
   // Consumer only. The next published record, without consuming it. kCorrupt when the producer
-  // wrote an impossible length (the connection must be closed).
+  // wrote an impossible length (the connection must be closed). Finding the ring empty publishes
+  // every release not yet published.
   Peeked Peek();
 
-  // Consumer only. Consumes the record returned by the last successful Peek() and publishes the
-  // new read position (a plain release store: a spinning producer sees the space at once).
+  // Consumer only. Consumes the record returned by the last successful Peek(). The new read
+  // position (`consumed`, a plain release store) is published once a sixteenth of the ring has
+  // been released since the last time, and whenever Peek() finds the ring empty,
+  // CheckProducerWaiting() runs or the consumer parks. In a small ring that is every release; in
+  // a large one it spares a busy consumer a store to a line the producer keeps reading (each
+  // such store waits for the line to come back), while the producer still sees the space well
+  // before it runs out.
   void Release();
 
   // Consumer only. Whether a producer parked waiting for space must be woken (and clears its
@@ -153,8 +163,12 @@ class RingReader {
   uint64_t position() const { return tail_; }
 
  private:
+  void Publish();
+
   RingGeometry g_;
   uint64_t tail_ = 0;
+  uint64_t published_ = 0;  // The last `consumed` value stored.
+  uint32_t publish_every_ = 1;
   uint32_t peeked_cells_ = 0;
 };
 

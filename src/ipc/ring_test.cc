@@ -181,6 +181,49 @@ TEST(RingTest, FullRingRefusesClaimUntilConsumerFreesSpace) {
   EXPECT_EQ(reader.Peek().status, RingReader::PeekStatus::kEmpty);
 }
 
+// A large ring publishes its read position every sixteenth of the ring, and at once when the
+// consumer finds it empty, checks for a waiting producer or parks; a small one at every release.
+TEST(RingTest, ReleasesArePublishedEverySixteenthOfALargeRingAndWhenIdle) {
+  TestRing ring(64);  // Publishes every 4 cells.
+  RingWriter writer(ring.geometry());
+  RingReader reader(ring.geometry());
+  for (uint64_t i = 0; i < 11; ++i) ASSERT_NO_FATAL_FAILURE(Write(writer, BodyForCells(1), i));
+  auto release_one = [&] {
+    ASSERT_EQ(reader.Peek().status, RingReader::PeekStatus::kRecord);
+    reader.Release();
+  };
+  for (int i = 0; i < 3; ++i) ASSERT_NO_FATAL_FAILURE(release_one());
+  EXPECT_EQ(ring.control().consumed, 0u);
+  ASSERT_NO_FATAL_FAILURE(release_one());
+  EXPECT_EQ(ring.control().consumed, 4u);
+  ASSERT_NO_FATAL_FAILURE(release_one());
+  EXPECT_FALSE(reader.CheckProducerWaiting());
+  EXPECT_EQ(ring.control().consumed, 5u);
+  ASSERT_NO_FATAL_FAILURE(release_one());
+  reader.SetParked(true);
+  EXPECT_EQ(ring.control().consumed, 6u);
+  reader.SetParked(false);
+  for (int i = 0; i < 3; ++i) ASSERT_NO_FATAL_FAILURE(release_one());
+  EXPECT_EQ(ring.control().consumed, 6u);
+  ASSERT_NO_FATAL_FAILURE(release_one());
+  EXPECT_EQ(ring.control().consumed, 10u);
+  ASSERT_NO_FATAL_FAILURE(release_one());
+  EXPECT_EQ(ring.control().consumed, 10u);
+  EXPECT_EQ(reader.Peek().status, RingReader::PeekStatus::kEmpty);
+  EXPECT_EQ(ring.control().consumed, 11u);
+  // The producer sees the whole ring free again.
+  EXPECT_TRUE(writer.HasSpaceFor(BodyForCells(32)));
+
+  TestRing small(16);  // Publishes at every release.
+  RingWriter small_writer(small.geometry());
+  RingReader small_reader(small.geometry());
+  ASSERT_NO_FATAL_FAILURE(Write(small_writer, BodyForCells(2), 0));
+  ASSERT_NO_FATAL_FAILURE(Write(small_writer, BodyForCells(1), 1));
+  ASSERT_EQ(small_reader.Peek().status, RingReader::PeekStatus::kRecord);
+  small_reader.Release();
+  EXPECT_EQ(small.control().consumed, 2u);
+}
+
 TEST(RingTest, PrepareToWaitForSpaceSeesSpaceFreedBeforeTheAnnouncement) {
   TestRing ring(8);
   RingWriter writer(ring.geometry());
@@ -291,9 +334,10 @@ TEST(RingTest, PadIsSkippedBeforeItsRecordIsCommitted) {
 
   std::span<std::byte> body = writer.TryClaim(BodyForCells(3));  // Needs a 2-cell pad first.
   ASSERT_FALSE(body.empty());
-  // The pad is published at once; the consumer passes it and still finds nothing.
+  // The pad is published at once; the consumer passes it and still finds nothing. Having found
+  // the ring empty it publishes its position, past the pad: those cells are free again.
   EXPECT_EQ(reader.Peek().status, RingReader::PeekStatus::kEmpty);
-  EXPECT_EQ(ring.control().consumed, 6u) << "the pad is consumed with the record that follows";
+  EXPECT_EQ(ring.control().consumed, 8u);
   Fill(body, 42);
   writer.Commit();
   ASSERT_NO_FATAL_FAILURE(Read(reader, BodyForCells(3), 42));
