@@ -1,9 +1,8 @@
 #include "ipc/client.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "ipc/wait.h"
 
@@ -93,11 +92,12 @@ Result<uint64_t> Client::SendWithFlags(uint16_t type, uint8_t flags,
   // A connection idle for a while may belong to a server that has since died or restarted:
   // look at the control socket (one poll) before trusting it. Busy links skip this.
   uint64_t now = CoarseNowNs();
-  if (stream_.is_open() && now - last_activity_ > kIdleCheckNs && stream_.HasPeerHungUp()) {
-    Disconnected();
-  }
+  const bool was_idle = now - last_activity_ > kIdleCheckNs;
   last_activity_ = now;
-  RETURN_IF_ERROR(EnsureConnected());
+  if (was_idle || !stream_.is_open()) {
+    if (was_idle && stream_.is_open() && stream_.HasPeerHungUp()) Disconnected();
+    RETURN_IF_ERROR(EnsureConnected());
+  }
   uint64_t id = next_id_++;
   FrameHeader header{.flags = flags, .type = type, .request_id = id};
   std::span<std::byte> out = stream_.TryBeginSend(header, static_cast<uint32_t>(payload.size()));

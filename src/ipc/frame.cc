@@ -1,19 +1,11 @@
 #include "ipc/frame.h"
 
-#include <bit>
 #include <cstring>
 #include <string>
 
 namespace lai::ipc {
 namespace {
 
-// x86-64 and aarch64 Linux are little-endian; the static_assert keeps it honest.
-static_assert(std::endian::native == std::endian::little, "frames are little-endian");
-
-template <typename T>
-void Store(std::byte* out, T v) {
-  std::memcpy(out, &v, sizeof(T));
-}
 template <typename T>
 T Load(const std::byte* in) {
   T v;
@@ -22,16 +14,6 @@ T Load(const std::byte* in) {
 }
 
 }  // namespace
-
-void EncodeFrameHeader(const FrameHeader& header, std::byte* out) {
-  Store<uint32_t>(out + 0, kFrameMagic);
-  out[4] = std::byte{kProtocolVersion};
-  out[5] = std::byte{header.flags};
-  Store<uint16_t>(out + 6, header.type);
-  Store<uint32_t>(out + 8, header.message_bytes);
-  Store<uint64_t>(out + 16, header.request_id);
-  Store<uint32_t>(out + 12, FrameCheck(out));
-}
 
 Result<FrameHeader> DecodeFrameHeader(const std::byte* in, uint32_t max_message_bytes) {
   auto fail = [](std::string what) { return Error(ErrorCode::kProtocol, "bad frame: " + what); };
@@ -62,13 +44,20 @@ Result<FrameHeader> DecodeFrameHeader(const std::byte* in, uint32_t max_message_
 
 std::string_view MessageTypeName(uint16_t type) {
   switch (static_cast<MessageType>(type)) {
-    case MessageType::kError: return "error";
-    case MessageType::kEcho: return "echo";
-    case MessageType::kHealth: return "health";
-    case MessageType::kMetrics: return "metrics";
-    case MessageType::kCancel: return "cancel";
-    case MessageType::kShutdown: return "shutdown";
-    default: return {};
+    case MessageType::kError:
+      return "error";
+    case MessageType::kEcho:
+      return "echo";
+    case MessageType::kHealth:
+      return "health";
+    case MessageType::kMetrics:
+      return "metrics";
+    case MessageType::kCancel:
+      return "cancel";
+    case MessageType::kShutdown:
+      return "shutdown";
+    default:
+      return {};
   }
 }
 

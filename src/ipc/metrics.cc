@@ -130,15 +130,6 @@ double HistogramSnapshot::ApproxQuantile(double q) const {
   return std::numeric_limits<double>::infinity();
 }
 
-size_t LatencyHistogram::BucketIndex(uint64_t latency_ns) {
-  // First bound >= latency, i.e. the bucket whose `le` admits it; the end is the +Inf bucket.
-  // A forward scan, not a binary search: nearly every request lands in the first few buckets,
-  // so this is two or three predictable compares on the hot path.
-  size_t i = 0;
-  while (i < kLatencyBucketBoundsNs.size() && kLatencyBucketBoundsNs[i] < latency_ns) ++i;
-  return i;
-}
-
 HistogramSnapshot LatencyHistogram::Snapshot() const {
   HistogramSnapshot snapshot;
   for (size_t i = 0; i < kLatencyBucketCount; ++i) {

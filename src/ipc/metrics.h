@@ -58,8 +58,14 @@ class LatencyHistogram {
   LatencyHistogram(const LatencyHistogram&) = delete;
   LatencyHistogram& operator=(const LatencyHistogram&) = delete;
 
-  // Index into HistogramSnapshot::buckets for a latency.
-  static size_t BucketIndex(uint64_t latency_ns);
+  // Index into HistogramSnapshot::buckets for a latency: the first bound >= it, i.e. the bucket
+  // whose `le` admits it; the end is the +Inf bucket. A forward scan, not a binary search: nearly
+  // every request lands in the first few buckets, so this is a few predictable compares, inline.
+  static size_t BucketIndex(uint64_t latency_ns) {
+    size_t i = 0;
+    while (i < kLatencyBucketBoundsNs.size() && kLatencyBucketBoundsNs[i] < latency_ns) ++i;
+    return i;
+  }
 
   // Writer only. No allocation, no locked instruction.
   void Record(uint64_t latency_ns) {

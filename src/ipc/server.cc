@@ -299,12 +299,7 @@ Reply::Reply(internal::Worker& worker, internal::Connection& connection, const F
 
 Result<std::span<std::byte>> Reply::Reserve(uint32_t bytes) {
   LAI_CHECK(!sent_) << "a synchronous handler replies once";
-  if (bytes > connection_.channel->max_message_bytes()) {
-    return Error(ErrorCode::kInvalidArgument,
-                 "reply of " + std::to_string(bytes) +
-                     " bytes exceeds the connection's maximum of " +
-                     std::to_string(connection_.channel->max_message_bytes()));
-  }
+  if (bytes > connection_.channel->max_message_bytes()) return TooLarge(bytes);
   reserved_bytes_ = bytes;
   if (discard_ && bytes <= internal::Worker::kScratchBytes)
     return std::span(worker_.scratch_.get(), bytes);
@@ -336,7 +331,25 @@ void Reply::Commit() {
   buffer_.reset();
 }
 
+Error Reply::TooLarge(size_t bytes) const {
+  return Error(ErrorCode::kInvalidArgument,
+               "reply of " + std::to_string(bytes) + " bytes exceeds the connection's maximum of " +
+                   std::to_string(connection_.channel->max_message_bytes()));
+}
+
 Status Reply::Send(std::span<const std::byte> payload) {
+  if (payload.size() > connection_.channel->max_message_bytes()) return TooLarge(payload.size());
+  // The common case first: an answer that fits in the ring now, with nothing queued before it.
+  if (!discard_ && !sent_ && !payload.empty() && internal::Worker::MayWriteDirect(connection_)) {
+    std::span<std::byte> out =
+        connection_.channel->TryBeginMessage(header_, static_cast<uint32_t>(payload.size()));
+    if (!out.empty()) {
+      std::memcpy(out.data(), payload.data(), payload.size());
+      sent_ = true;
+      connection_.channel->FinishMessage();
+      return OkStatus();
+    }
+  }
   ASSIGN_OR_RETURN(std::span<std::byte> out, Reserve(static_cast<uint32_t>(payload.size())));
   if (!payload.empty()) std::memcpy(out.data(), payload.data(), payload.size());
   Commit();
