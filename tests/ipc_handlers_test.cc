@@ -35,6 +35,7 @@ constexpr uint16_t kUntilSendFails = 22;
 constexpr uint16_t kTinyItems = 23;
 constexpr uint16_t kTicker = 24;
 constexpr uint16_t kSilent = 25;
+constexpr uint16_t kRepliesBytes = 26;
 constexpr uint32_t kTinyItemCount = 20'000;  // 80 KB of payload: far below the 1 MiB outbox.
 constexpr uint32_t kBigReplyBytes = 8u << 20;
 constexpr uint64_t kMaxEndlessItems = 2'000'000;  // Bound on the stream that waits for a cancel.
@@ -92,6 +93,13 @@ class IpcHandlers : public ::testing::Test {
       big_reply_committed_.store(true);
       return OkStatus();
     });
+    // Replies with as many bytes as the request's text says, through Reply::Send.
+    server_->Handle(kRepliesBytes, "replies-bytes",
+                    [](const ipc::Message& m, ipc::Reply& reply) -> Status {
+                      std::vector<std::byte> payload(std::stoul(std::string(AsText(m.payload))),
+                                                     std::byte{0x6b});
+                      return reply.Send(payload);
+                    });
     Status started = server_->Start();
     ASSERT_TRUE(started.ok()) << started.ToString();
     client_ = std::make_unique<ipc::Client>(DefaultClientOptions(SocketPath()));
@@ -267,6 +275,32 @@ TEST_F(IpcHandlers, HandlerErrorReachesTheClientWithCodeAndMessage) {
       << stream_throws.error().ToString();
   ExpectEchoWorks();
   EXPECT_EQ(client_->reconnect_count(), 0u);
+}
+
+// A reply larger than the connection's agreed limit fails with an error that says so; a reply
+// at the limit arrives whole; the connection goes on serving either way.
+TEST_F(IpcHandlers, AReplyOverTheConnectionsLimitIsAnErrorAndOneAtTheLimitArrives) {
+  ipc::ClientOptions options = DefaultClientOptions(SocketPath());
+  options.stream.max_message_bytes = 64u << 10;
+  ipc::Client small(options);
+  ASSERT_TRUE(small.Connect().ok());
+
+  Result<ipc::Response> over = small.Call(kRepliesBytes, Bytes(std::to_string((64u << 10) + 1)));
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(over.error().message().find("reply of 65537 bytes exceeds the connection's maximum "
+                                        "of 65536"),
+            std::string::npos)
+      << over.error().ToString();
+
+  for (uint32_t bytes : {64u, 64u << 10}) {
+    Result<ipc::Response> r = small.Call(kRepliesBytes, Bytes(std::to_string(bytes)));
+    ASSERT_TRUE(r.ok()) << r.error().ToString();
+    ASSERT_EQ(r->payload.size(), bytes);
+    EXPECT_EQ(r->payload.front(), std::byte{0x6b});
+    EXPECT_EQ(r->payload.back(), std::byte{0x6b});
+  }
+  EXPECT_EQ(small.reconnect_count(), 0u);
 }
 
 TEST_F(IpcHandlers, StreamedItemsFromAnotherThreadArriveInOrderWithOneFinalFrame) {
