@@ -656,6 +656,9 @@ int Worker::Visit(Connection& c) {
       Dispatch(c, r.message, TickNow());
       c.channel->Consume();
     }
+    // Everything consumed so far is published before we stop reading: a client waiting for
+    // space sees all of it (a large ring publishes lazily, see RingReader::Release).
+    if (alive()) c.channel->WakeWaitingProducer();
     return 0;
   }
   int handled = 0;
