@@ -277,18 +277,8 @@ class TimedProvider {
   };
 
   TimedProvider() {
-    listen_.Reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof(address);
-    if (!listen_.is_valid() ||
-        ::bind(listen_.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-        ::listen(listen_.get(), 64) != 0 ||
-        ::getsockname(listen_.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-      Fail("timed provider", std::strerror(errno));
-    }
-    port_ = ntohs(address.sin_port);
+    listen_ = ListenOnLoopback(64, &port_);
+    if (!listen_.is_valid()) Fail("timed provider", std::strerror(errno));
     accept_thread_ = std::thread([this] { AcceptLoop(); });
   }
 
@@ -705,17 +695,15 @@ void CollectStamps(std::string_view text, uint64_t now, std::vector<uint64_t>& o
 // TCP to a child process that copies whatever it receives to a pipe this process reads. Each
 // line's latency is its stamp to the read that completes it.
 std::vector<uint64_t> RelayLatencies(int lines, std::chrono::microseconds interval) {
-  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  if (!listener.is_valid() ||
-      ::bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-      ::listen(listener.get(), 1) != 0 ||
-      ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+  uint16_t port = 0;
+  UniqueFd listener = ListenOnLoopback(1, &port);
+  if (!listener.is_valid()) {
     Fail("relay baseline", std::string("loopback listener: ") + std::strerror(errno));
   }
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   int ends[2];
   if (::pipe2(ends, O_CLOEXEC) != 0) Fail("relay baseline", std::strerror(errno));
   UniqueFd read_end(ends[0]);

@@ -87,19 +87,8 @@ class ChunkServer {
   };
 
   ChunkServer() {
-    listener_.Reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    int one = 1;
-    ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-        ::listen(listener_.get(), 1024) != 0) {
-      Fail("chunk server", "cannot listen on 127.0.0.1");
-    }
-    socklen_t length = sizeof(address);
-    ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&address), &length);
-    port_ = ntohs(address.sin_port);
+    listener_ = ListenOnLoopback(1024, &port_);
+    if (!listener_.is_valid()) Fail("chunk server", "cannot listen on 127.0.0.1");
     acceptor_ = std::thread([this] { Accept(); });
   }
 
