@@ -75,8 +75,8 @@ void Channel::FinishMessage() {
   if (out_.Commit()) woke_sleeping_peer_ |= waker_.Wake();
 }
 
-Channel::SendStatus Channel::SendSome(const FrameHeader& header, std::span<const std::byte> payload,
-                                      size_t* offset) {
+Channel::SendStatus Channel::SendSome(const FrameHeader& header,
+                                      std::span<const std::byte> payload, size_t* offset) {
   if (payload.size() > max_message_bytes_) return SendStatus::kBroken;
   FrameHeader h = header;
   h.message_bytes = static_cast<uint32_t>(payload.size());
@@ -98,7 +98,9 @@ Channel::SendStatus Channel::SendSome(const FrameHeader& header, std::span<const
   return SendStatus::kDone;
 }
 
-bool Channel::PrepareToWaitForSpace() { return out_.PrepareToWaitForSpace(blocked_body_bytes_); }
+bool Channel::PrepareToWaitForSpace() {
+  return out_.PrepareToWaitForSpace(blocked_body_bytes_);
+}
 
 Channel::Received Channel::Break(std::string reason) {
   broken_reason_ = std::move(reason);

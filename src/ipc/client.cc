@@ -1,8 +1,9 @@
 #include "ipc/client.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cstring>
-#include <nlohmann/json.hpp>
 
 #include "ipc/wait.h"
 

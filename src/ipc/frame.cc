@@ -44,20 +44,13 @@ Result<FrameHeader> DecodeFrameHeader(const std::byte* in, uint32_t max_message_
 
 std::string_view MessageTypeName(uint16_t type) {
   switch (static_cast<MessageType>(type)) {
-    case MessageType::kError:
-      return "error";
-    case MessageType::kEcho:
-      return "echo";
-    case MessageType::kHealth:
-      return "health";
-    case MessageType::kMetrics:
-      return "metrics";
-    case MessageType::kCancel:
-      return "cancel";
-    case MessageType::kShutdown:
-      return "shutdown";
-    default:
-      return {};
+    case MessageType::kError: return "error";
+    case MessageType::kEcho: return "echo";
+    case MessageType::kHealth: return "health";
+    case MessageType::kMetrics: return "metrics";
+    case MessageType::kCancel: return "cancel";
+    case MessageType::kShutdown: return "shutdown";
+    default: return {};
   }
 }
 

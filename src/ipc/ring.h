@@ -28,9 +28,8 @@ inline constexpr size_t kCellBytes = 64;
 inline constexpr size_t kRecordPrefixBytes = 16;  // seq u64, body bytes u32, reserved u32.
 
 // Consumer states, stored in RingControl::consumer_state (also a futex-sized word).
-inline constexpr uint32_t kConsumerPolling =
-    0;                                          // Watching the ring; the producer need not wake it.
-inline constexpr uint32_t kConsumerParked = 1;  // Not watching; the producer must notify it.
+inline constexpr uint32_t kConsumerPolling = 0;  // Watching the ring; the producer need not wake it.
+inline constexpr uint32_t kConsumerParked = 1;   // Not watching; the producer must notify it.
 
 // Control words of one ring, each on its own cache line. Shared memory holds offsets and integers
 // only, never pointers; both processes access the words through std::atomic_ref.

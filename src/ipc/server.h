@@ -25,8 +25,8 @@ struct ServerOptions {
   uint32_t workers = 1;
   uint32_t max_connections = 4096;
   uint32_t max_message_bytes = 10u << 20;
-  uid_t allowed_uid = ::getuid();                  // Only this user's processes may connect.
-  std::chrono::nanoseconds max_spin{20'000};       // Worker spin before it sleeps in epoll_wait.
+  uid_t allowed_uid = ::getuid();  // Only this user's processes may connect.
+  std::chrono::nanoseconds max_spin{20'000};  // Worker spin before it sleeps in epoll_wait.
   size_t buffer_budget_bytes = size_t{256} << 20;  // Reassembly and queued-reply memory.
   std::chrono::milliseconds handshake_timeout{1000};
   std::chrono::milliseconds drain_timeout{1000};  // How long shutdown waits for queued replies.
@@ -71,8 +71,8 @@ class Responder {
  public:
   enum class SendResult {
     kSent,
-    kFull,    // Back-pressure (the connection's output queue or buffer pool is full): retry later.
-    kClosed,  // The client disconnected, or the request was already answered.
+    kFull,       // Back-pressure (the connection's output queue or buffer pool is full): retry later.
+    kClosed,     // The client disconnected, or the request was already answered.
     kCancelled,  // The client cancelled the request.
   };
 
