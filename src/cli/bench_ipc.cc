@@ -269,19 +269,28 @@ uint64_t UnixSocketP50(size_t count) {
 }
 
 // Context for the hot round trip: the machine's floor, two processes pinned like client and server
-// passing one counter back and forth through one shared cache line (no ring, no frame, no
-// handler). Our round trip moves at least this line's worth twice, so it cannot beat this.
-Percentiles CacheLineFloor(size_t count) {
+// passing a counter back and forth through shared memory (no ring, no frame, no handler). With
+// `lines` = 1 each side writes one cache line; with 2 each side writes a data line and then a flag
+// line, and the other reads the data once it sees the flag, as a 64-byte message (two cells of
+// the ring each way) must. Our round trip moves at least that much, so it cannot beat it.
+Percentiles CacheLineFloor(size_t count, int lines) {
   void* shared = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (shared == MAP_FAILED) return {};
-  std::atomic_ref<uint64_t> ping(static_cast<uint64_t*>(shared)[0]);
-  std::atomic_ref<uint64_t> pong(static_cast<uint64_t*>(shared)[8]);  // Next line: 64 bytes on.
+  auto* words = static_cast<uint64_t*>(shared);  // One word per 64-byte line: words[8 * k].
+  std::atomic_ref<uint64_t> ping(words[0]);
+  std::atomic_ref<uint64_t> ping_data(words[8]);
+  std::atomic_ref<uint64_t> pong(words[16]);
+  std::atomic_ref<uint64_t> pong_data(words[24]);
+  const bool with_data = lines == 2;
   const CpuPlacement& placement = Placement();
   pid_t child = ::fork();
   if (child == 0) {
     placement.PinServer(0);
     for (uint64_t i = 1; i <= count; ++i) {
       while (ping.load(std::memory_order_acquire) != i) ipc::CpuRelax();
+      if (with_data) {
+        pong_data.store(ping_data.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      }
       pong.store(i, std::memory_order_release);
     }
     ::_exit(0);
@@ -289,15 +298,19 @@ Percentiles CacheLineFloor(size_t count) {
   placement.PinClient();
   std::vector<uint64_t> samples;
   samples.reserve(count);
+  uint64_t answers = 0;
   for (uint64_t i = 1; i <= count; ++i) {
     uint64_t start = ipc::NowNs();
+    if (with_data) ping_data.store(i, std::memory_order_relaxed);
     ping.store(i, std::memory_order_release);
     while (pong.load(std::memory_order_acquire) != i) ipc::CpuRelax();
+    if (with_data) answers += pong_data.load(std::memory_order_relaxed) == i + 1;
     if (i > count / 10) samples.push_back(ipc::NowNs() - start);
   }
   ::waitpid(child, nullptr, 0);
   placement.Restore();
   ::munmap(shared, 4096);
+  if (with_data && answers != count) return {};  // The data line must travel with its flag.
   return Summarize(samples);
 }
 
@@ -438,7 +451,8 @@ int BenchIpc(const Config& config, const BenchIpcFlags& flags) {
   progress("Unix socket and Node.js baselines");
   uint64_t uds = UnixSocketP50(baseline_count);
   uint64_t wake_floor = flags.json ? 0 : WakeFloorP50(cold_count / 2);
-  Percentiles line_floor = flags.json ? Percentiles{} : CacheLineFloor(baseline_count * 2);
+  Percentiles line_floor = flags.json ? Percentiles{} : CacheLineFloor(baseline_count * 2, 1);
+  Percentiles two_line_floor = flags.json ? Percentiles{} : CacheLineFloor(baseline_count * 2, 2);
   std::optional<uint64_t> node = NodeP50(dir.path(), baseline_count / 5);
 
   double ratio_uds = hot.p50 != 0 ? static_cast<double>(uds) / static_cast<double>(hot.p50) : 0;
@@ -472,6 +486,8 @@ int BenchIpc(const Config& config, const BenchIpcFlags& flags) {
   row("hot round trip p99 (64 B)", ns(hot.p99), "target <= 1 us");
   row("  this machine's floor, p50", ns(line_floor.p50),
       "two processes passing one cache line, same CPUs; p99 " + ns(line_floor.p99));
+  row("  the same, two lines each way, p50", ns(two_line_floor.p50),
+      "a data line, then its flag, as a 64 B message needs; p99 " + ns(two_line_floor.p99));
   row("hot round trip p50 (1 KiB)", ns(hot_1k.p50), "4 KiB rings");
   row("cold round trip p50 (server asleep)", ns(cold.p50), "target <= 10 us");
   row("cold round trip p99", ns(cold.p99), "");
