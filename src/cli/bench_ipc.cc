@@ -310,7 +310,9 @@ Percentiles CacheLineFloor(size_t count, int lines) {
   ::waitpid(child, nullptr, 0);
   placement.Restore();
   ::munmap(shared, 4096);
-  if (with_data && answers != count) return {};  // The data line must travel with its flag.
+  if (with_data && answers != count) {
+    Fail("two-line floor", Error(ErrorCode::kInternal, "a data line arrived without its flag"));
+  }
   return Summarize(samples);
 }
 

@@ -80,7 +80,8 @@ class Channel {
   // ---- Sending (producer of the out ring) ----
 
   // Fast path for a message that fits in one frame: returns its payload area in the ring to fill
-  // in place, or an empty span when it does not fit in one frame or the ring lacks space now.
+  // in place, or a null span when it does not fit in one frame or the ring lacks space now. A
+  // granted area is never null, even for a 0-byte payload: test data(), not empty().
   std::span<std::byte> TryBeginMessage(const FrameHeader& header, uint32_t payload_bytes);
   // Publishes the message begun above.
   void FinishMessage();

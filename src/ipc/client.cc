@@ -102,8 +102,8 @@ Result<uint64_t> Client::SendWithFlags(uint16_t type, uint8_t flags,
   uint64_t id = next_id_++;
   FrameHeader header{.flags = flags, .type = type, .request_id = id};
   std::span<std::byte> out = stream_.TryBeginSend(header, static_cast<uint32_t>(payload.size()));
-  if (!out.empty()) {
-    std::memcpy(out.data(), payload.data(), payload.size());
+  if (out.data() != nullptr) {
+    if (!payload.empty()) std::memcpy(out.data(), payload.data(), payload.size());
     stream_.FinishSend();
     return id;
   }

@@ -148,6 +148,33 @@ TEST_F(ResponderTest, ItemsFromAnotherThreadInterleaveWithSyncRepliesInOrder) {
   EXPECT_TRUE(sender.get().ok());
 }
 
+// Empty items and an empty final reply take the same path as others (straight into the ring when
+// nothing is queued before them) and arrive in order among them; an empty synchronous reply, the
+// one a handler that answers nothing gets, arrives too.
+TEST_F(ResponderTest, EmptyItemsAndAnEmptyFinalReplyArriveInOrder) {
+  uint64_t id = 0;
+  std::shared_ptr<Responder> responder = Open(&id);
+  ASSERT_NE(responder, nullptr);
+  const std::vector<std::string> items = {"a", "", "b", ""};
+  for (const std::string& item : items) ASSERT_TRUE(responder->Send(Bytes(item)).ok());
+  ASSERT_TRUE(responder->Finish({}).ok());
+  for (const std::string& item : items) {
+    Result<Response> r = client_->Next(id, kWait);
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_FALSE(r->is_final);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(r->payload.data()), r->payload.size()),
+              item);
+  }
+  Result<Response> last = client_->Next(id, kWait);
+  ASSERT_TRUE(last.ok()) << last.error().message();
+  EXPECT_TRUE(last->is_final);
+  EXPECT_TRUE(last->payload.empty());
+
+  Result<Response> echoed = client_->Call(static_cast<uint16_t>(MessageType::kEcho), {});
+  ASSERT_TRUE(echoed.ok()) << echoed.error().message();
+  EXPECT_TRUE(echoed->payload.empty());
+}
+
 TEST_F(ResponderTest, TryFinishThenTrySendIsClosed) {
   uint64_t id = 0;
   std::shared_ptr<Responder> responder = Open(&id);

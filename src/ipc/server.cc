@@ -301,16 +301,21 @@ Result<std::span<std::byte>> Reply::Reserve(uint32_t bytes) {
   LAI_CHECK(!sent_) << "a synchronous handler replies once";
   if (bytes > connection_.channel->max_message_bytes()) return TooLarge(bytes);
   reserved_bytes_ = bytes;
-  if (discard_ && bytes <= internal::Worker::kScratchBytes)
+  if (std::span<std::byte> in_ring = ClaimInRing(bytes); in_ring.data() != nullptr) return in_ring;
+  return ReserveOffRing(bytes);
+}
+
+std::span<std::byte> Reply::ClaimInRing(uint32_t bytes) {
+  if (discard_ || !internal::Worker::MayWriteDirect(connection_)) return {};
+  // A granted claim has a payload pointer even for 0 bytes; a refused one is null.
+  std::span<std::byte> out = connection_.channel->TryBeginMessage(header_, bytes);
+  in_ring_ = out.data() != nullptr;
+  return out;
+}
+
+Result<std::span<std::byte>> Reply::ReserveOffRing(uint32_t bytes) {
+  if (discard_ && bytes <= internal::Worker::kScratchBytes) {
     return std::span(worker_.scratch_.get(), bytes);
-  if (!discard_ && internal::Worker::MayWriteDirect(connection_)) {
-    std::span<std::byte> in_ring = connection_.channel->TryBeginMessage(header_, bytes);
-    if (!in_ring.empty() || bytes == 0) {
-      if (!in_ring.empty() || !connection_.channel->TryBeginMessage(header_, 0).empty()) {
-        in_ring_ = true;
-        return in_ring;
-      }
-    }
   }
   ASSIGN_OR_RETURN(PooledBuffer buffer, worker_.pool().Acquire(std::max<uint32_t>(bytes, 1)));
   buffer_.emplace(std::move(buffer));
@@ -337,20 +342,20 @@ Error Reply::TooLarge(size_t bytes) const {
                    std::to_string(connection_.channel->max_message_bytes()));
 }
 
+// Reserve + copy + Commit, with the usual case (the reply goes straight into the ring) kept off
+// Result's path.
 Status Reply::Send(std::span<const std::byte> payload) {
+  LAI_CHECK(!sent_) << "a synchronous handler replies once";
+  // Checked before the size is narrowed to 32 bits.
   if (payload.size() > connection_.channel->max_message_bytes()) return TooLarge(payload.size());
-  // The common case first: an answer that fits in the ring now, with nothing queued before it.
-  if (!discard_ && !sent_ && !payload.empty() && internal::Worker::MayWriteDirect(connection_)) {
-    std::span<std::byte> out =
-        connection_.channel->TryBeginMessage(header_, static_cast<uint32_t>(payload.size()));
-    if (!out.empty()) {
-      std::memcpy(out.data(), payload.data(), payload.size());
-      sent_ = true;
-      connection_.channel->FinishMessage();
-      return OkStatus();
-    }
+  const auto bytes = static_cast<uint32_t>(payload.size());
+  reserved_bytes_ = bytes;
+  std::span<std::byte> out = ClaimInRing(bytes);
+  if (out.data() == nullptr) {
+    Result<std::span<std::byte>> off_ring = ReserveOffRing(bytes);
+    if (!off_ring.ok()) return std::move(off_ring).error();
+    out = *off_ring;
   }
-  ASSIGN_OR_RETURN(std::span<std::byte> out, Reserve(static_cast<uint32_t>(payload.size())));
   if (!payload.empty()) std::memcpy(out.data(), payload.data(), payload.size());
   Commit();
   return OkStatus();
@@ -428,11 +433,11 @@ namespace {
 // and copy it. False when it must be queued instead. Under s.mutex.
 bool WriteDirectLocked(Responder::Shared& s, const FrameHeader& header,
                        std::span<const std::byte> payload) {
-  if (s.closed || payload.empty() || s.head < s.queue.size()) return false;
+  if (s.closed || s.head < s.queue.size()) return false;
   std::span<std::byte> out =
       s.channel->TryBeginMessage(header, static_cast<uint32_t>(payload.size()));
-  if (out.empty()) return false;
-  std::memcpy(out.data(), payload.data(), payload.size());
+  if (out.data() == nullptr) return false;  // Granted claims are non-null, even for 0 bytes.
+  if (!payload.empty()) std::memcpy(out.data(), payload.data(), payload.size());
   s.channel->FinishMessage();  // Wakes the client if it sleeps.
   return true;
 }

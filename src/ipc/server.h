@@ -53,6 +53,11 @@ class Reply {
   friend class internal::Worker;
   Reply(internal::Worker& worker, internal::Connection& connection, const FrameHeader& request);
   Error TooLarge(size_t bytes) const;
+  // The ring's payload area for this reply when it may go straight there now (a request, nothing
+  // queued before it, room in the ring); a null span otherwise.
+  std::span<std::byte> ClaimInRing(uint32_t bytes);
+  // The scratch area of a notification's reply, or a pooled buffer queued behind earlier output.
+  Result<std::span<std::byte>> ReserveOffRing(uint32_t bytes);
 
   internal::Worker& worker_;
   internal::Connection& connection_;

@@ -42,8 +42,9 @@ class Stream {
   Status Send(const FrameHeader& header, std::span<const std::byte> payload,
               uint64_t deadline_ns = 0);
 
-  // Zero-copy send of a single-frame message: returns the payload area to fill, or an empty span
-  // when it does not fit in one frame or the ring is full right now (then use Send()).
+  // Zero-copy send of a single-frame message: returns the payload area to fill, or a null span
+  // when it does not fit in one frame or the ring is full right now (then use Send()). A granted
+  // area is never null, even for a 0-byte payload.
   std::span<std::byte> TryBeginSend(const FrameHeader& header, uint32_t payload_bytes);
   void FinishSend();
 
