@@ -303,6 +303,22 @@ TEST_F(IpcHandlers, AReplyOverTheConnectionsLimitIsAnErrorAndOneAtTheLimitArrive
   EXPECT_EQ(small.reconnect_count(), 0u);
 }
 
+// A notification runs its handler but nothing comes back, however large the reply it discards
+// (1 MiB is past the worker's scratch space); the next call gets its own answer.
+TEST_F(IpcHandlers, NotificationsRunTheirHandlerAndAnswerNothing) {
+  for (uint32_t bytes : {0u, 64u, 1u << 20}) {
+    Status sent = client_->Notify(kRepliesBytes, Bytes(std::to_string(bytes)));
+    ASSERT_TRUE(sent.ok()) << sent.ToString();
+  }
+  Result<ipc::Response> r = client_->Call(kRepliesBytes, Bytes("5"));
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r->payload.size(), 5u);
+  const ipc::TypeSnapshot& totals = server_->metrics().Collect().types[kRepliesBytes];
+  EXPECT_EQ(totals.requests, 4u);
+  EXPECT_EQ(totals.errors, 0u);
+  EXPECT_EQ(client_->reconnect_count(), 0u);
+}
+
 TEST_F(IpcHandlers, StreamedItemsFromAnotherThreadArriveInOrderWithOneFinalFrame) {
   for (int round = 0; round < 2; ++round) {
     Result<uint64_t> id = client_->Send(kHundredItems, {});

@@ -352,6 +352,10 @@ Status Reply::Send(std::span<const std::byte> payload) {
   LAI_CHECK(!sent_) << "a synchronous handler replies once";
   // Checked before the size is narrowed to 32 bits.
   if (payload.size() > connection_.channel->max_message_bytes()) return TooLarge(payload.size());
+  if (discard_) {  // The client asked for no reply: nothing to copy anywhere.
+    sent_ = true;
+    return OkStatus();
+  }
   const auto bytes = static_cast<uint32_t>(payload.size());
   reserved_bytes_ = bytes;
   std::span<std::byte> out = ClaimInRing(bytes);
