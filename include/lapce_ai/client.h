@@ -95,6 +95,8 @@ typedef enum lai_status {
 #define LAI_MESSAGE_ECHO 2    /* The payload comes back unchanged. */
 #define LAI_MESSAGE_HEALTH 3  /* Reply: JSON {"status":"ok","pid":..,...}. */
 #define LAI_MESSAGE_METRICS 4 /* Reply: Prometheus text exposition. */
+#define LAI_MESSAGE_CHECKSUM 7 /* Reply: 8 bytes, the sum modulo 2^64 of the payload read as
+                                  little-endian 64-bit words (a last partial word zero-padded). */
 #define LAI_MESSAGE_COMPLETE 16 /* Request: an AIRequest (JSON). Stream items: one JSON event each
                                    ({"type":"text",...}); final reply: {"type":"done",...}. See
                                    docs/protocol.md. */

@@ -34,6 +34,13 @@ namespace {
 using lai::Error;
 using lai::ErrorCode;
 
+// The transport's message types, as the C header numbers them.
+using lai::ipc::MessageType;
+static_assert(LAI_MESSAGE_ECHO == static_cast<int>(MessageType::kEcho));
+static_assert(LAI_MESSAGE_HEALTH == static_cast<int>(MessageType::kHealth));
+static_assert(LAI_MESSAGE_METRICS == static_cast<int>(MessageType::kMetrics));
+static_assert(LAI_MESSAGE_CHECKSUM == static_cast<int>(MessageType::kChecksum));
+
 // The C enum mirrors lai::ErrorCode value for value, so a code converts with a cast.
 static_assert(LAI_OK == static_cast<int>(ErrorCode::kOk));
 static_assert(LAI_ERR_INVALID_ARGUMENT == static_cast<int>(ErrorCode::kInvalidArgument));

@@ -1,4 +1,4 @@
-// Echo, health and metrics: the transport's own services.
+// Echo, checksum, health and metrics: the transport's own services.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -17,6 +17,11 @@ namespace lai::ipc {
 void RegisterBuiltinHandlers(Server& server) {
   server.Handle(static_cast<uint16_t>(MessageType::kEcho), "echo",
                 [](const Message& request, Reply& reply) { return reply.Send(request.payload); });
+  server.Handle(static_cast<uint16_t>(MessageType::kChecksum), "checksum",
+                [](const Message& request, Reply& reply) {
+                  uint64_t sum = PayloadChecksum(request.payload);
+                  return reply.Send(std::as_bytes(std::span(&sum, 1)));
+                });
 
   auto started = std::chrono::steady_clock::now();
   // Formats into a stack buffer with std::to_chars: the reply allocates nothing, so the allocation

@@ -50,8 +50,25 @@ std::string_view MessageTypeName(uint16_t type) {
     case MessageType::kMetrics: return "metrics";
     case MessageType::kCancel: return "cancel";
     case MessageType::kShutdown: return "shutdown";
+    case MessageType::kChecksum: return "checksum";
     default: return {};
   }
+}
+
+uint64_t PayloadChecksum(std::span<const std::byte> payload) {
+  uint64_t sum = 0;
+  size_t i = 0;
+  for (; i + sizeof(uint64_t) <= payload.size(); i += sizeof(uint64_t)) {
+    uint64_t word;
+    std::memcpy(&word, payload.data() + i, sizeof(word));
+    sum += word;
+  }
+  if (i < payload.size()) {
+    uint64_t word = 0;
+    std::memcpy(&word, payload.data() + i, payload.size() - i);
+    sum += word;
+  }
+  return sum;
 }
 
 }  // namespace lai::ipc

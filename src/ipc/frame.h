@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <string_view>
 
 #include "base/result.h"
@@ -30,7 +31,14 @@ enum class MessageType : uint16_t {
   kMetrics = 4,   // Reply is the Prometheus text exposition.
   kCancel = 5,    // Client -> server: cancel the streaming request with this frame's request id.
   kShutdown = 6,  // Server -> client: the server is going away; reconnect later.
+  kChecksum = 7,  // Reply is PayloadChecksum() of the payload: 8 bytes, little-endian.
 };
+
+// The sum, modulo 2^64, of `payload` read as little-endian 64-bit words (a last partial word
+// padded with zeros). What a kChecksum request is answered with: a client can check that bytes
+// arrived intact without having them all sent back, and a notification of this type makes the
+// server read every byte of it, which is what a one-way throughput measurement needs.
+uint64_t PayloadChecksum(std::span<const std::byte> payload);
 
 // Flag bits.
 inline constexpr uint8_t kFlagMore = 0x01;      // More frames of this message follow.

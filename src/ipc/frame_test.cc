@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -216,8 +217,24 @@ TEST(FrameTest, MessageTypeNames) {
   EXPECT_EQ(MessageTypeName(static_cast<uint16_t>(MessageType::kEcho)), "echo");
   EXPECT_EQ(MessageTypeName(static_cast<uint16_t>(MessageType::kError)), "error");
   EXPECT_EQ(MessageTypeName(static_cast<uint16_t>(MessageType::kShutdown)), "shutdown");
+  EXPECT_EQ(MessageTypeName(static_cast<uint16_t>(MessageType::kChecksum)), "checksum");
   EXPECT_EQ(MessageTypeName(0), "");
   EXPECT_EQ(MessageTypeName(200), "");
+}
+
+// Little-endian 64-bit words summed with wrap-around; a last partial word counts as if padded
+// with zeros, so its bytes keep their place value.
+TEST(FrameTest, PayloadChecksumSumsLittleEndianWords) {
+  auto sum = [](std::vector<uint8_t> bytes) {
+    return PayloadChecksum(std::as_bytes(std::span(bytes)));
+  };
+  EXPECT_EQ(sum({}), 0u);
+  EXPECT_EQ(sum({0x01}), 0x01u);
+  EXPECT_EQ(sum({0x01, 0x02, 0x03}), 0x030201u);
+  EXPECT_EQ(sum({1, 0, 0, 0, 0, 0, 0, 0, 2}), 3u);
+  EXPECT_EQ(sum({0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x80, 5}), 5u);  // 2^63 twice.
+  std::vector<uint8_t> ones(1000, 0xff);  // 125 words of 2^64 - 1: -125 modulo 2^64.
+  EXPECT_EQ(sum(ones), uint64_t{0} - 125);
 }
 
 }  // namespace
