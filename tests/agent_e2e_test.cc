@@ -13,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -450,6 +451,33 @@ TEST_F(AgentE2eTest, CtrlCCancelsTheTurnAndExits130) {
   while (!printed.empty() && printed.back() == '\n') printed.pop_back();
   ASSERT_FALSE(printed.empty());
   EXPECT_NE(show.out.find(printed), std::string::npos) << printed << "\nshown:\n" << show.out;
+}
+
+// SIGTERM (or a closed terminal) while the agent runs a command: lapce-ai exits at once and the
+// command, which runs in a session of its own, does not outlive it.
+TEST_F(AgentE2eTest, SigtermStopsTheRunningCommandToo) {
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("call_1", "execute_command",
+                                         R"({"command":"echo $$ > cmd.pid; exec sleep 30"})"));
+  Child child(RunArgs("wait a while", {"--yes"}), Env());
+  const std::string pid_file = repo_ + "/cmd.pid";
+  pid_t command = 0;
+  for (Clock::time_point deadline = Clock::now() + milliseconds(15'000);
+       command == 0 && Clock::now() < deadline;) {
+    std::ifstream in(pid_file);
+    if (!(in >> command)) std::this_thread::sleep_for(milliseconds(10));  // Bounded polling.
+  }
+  ASSERT_GT(command, 0) << child.err();
+  child.Signal(SIGTERM);
+  EXPECT_EQ(child.Wait(milliseconds(10'000)), 128 + SIGTERM) << child.err();
+  bool ended = false;
+  for (Clock::time_point deadline = Clock::now() + milliseconds(5'000);
+       !ended && Clock::now() < deadline; std::this_thread::sleep_for(milliseconds(10))) {
+    std::ifstream stat("/proc/" + std::to_string(command) + "/stat");
+    std::string line;
+    ended = !stat || !std::getline(stat, line) || line.find(") Z") != std::string::npos;
+  }
+  EXPECT_TRUE(ended) << "the command (pid " << command << ") outlived lapce-ai";
 }
 
 TEST_F(AgentE2eTest, ExportDeleteAndBadIds) {

@@ -30,6 +30,7 @@
 #include "rpc/stdio_transport.h"
 #include "server/acp_agent.h"
 #include "server/agent_setup.h"
+#include "workspace/process.h"
 #include "workspace/unified_diff.h"
 
 namespace lai::cli {
@@ -196,6 +197,7 @@ class TerminalClient : public agent::SessionClient {
     ClearSpinnerLocked();
     EndThoughtLocked();
     NewLineLocked();
+    is_waiting_ = false;  // On the user, not the model: no spinner over the question.
     if (json_) {
       std::printf("{\"type\":\"permission\",\"sessionId\":%s,\"title\":%s}\n",
                   json(session_id).dump().c_str(), json(request.tool.title).dump().c_str());
@@ -220,13 +222,18 @@ class TerminalClient : public agent::SessionClient {
                  request.tool.title.c_str(), style_.reset());
     std::fflush(stderr);
     lock.unlock();
+    // A bare Enter is no answer (a stray one must not run a command): ask again.
     std::string line;
-    if (cancelled.load() || !std::getline(std::cin, line)) {
-      std::cin.clear();
-      return {agent::PermissionOutcome::kCancelled, {}};
+    while (true) {
+      if (cancelled.load() || !std::getline(std::cin, line)) {
+        std::cin.clear();
+        return {agent::PermissionOutcome::kCancelled, {}};
+      }
+      if (line.find_first_not_of(" \t") != std::string::npos) break;
+      std::fputs("y, n, a, or feedback for the model: ", stderr);
+      std::fflush(stderr);
     }
-    if (line == "y" || line == "yes" || line.empty())
-      return {agent::PermissionOutcome::kAllowOnce, {}};
+    if (line == "y" || line == "yes") return {agent::PermissionOutcome::kAllowOnce, {}};
     if (line == "a" || line == "always") return {agent::PermissionOutcome::kAllowAlways, {}};
     if (line == "n" || line == "no") return {agent::PermissionOutcome::kRejectOnce, {}};
     return {agent::PermissionOutcome::kRejectOnce, line};
@@ -383,25 +390,31 @@ class TerminalClient : public agent::SessionClient {
   std::thread spinner_;
 };
 
-// Blocks SIGINT and SIGTERM in the calling thread and every thread it creates from then on.
-// Call before anything starts a thread (the provider pool, the store): a thread that left them
-// unblocked would take Ctrl-C with the default action and kill the process.
-void BlockInterrupts() {
+// SIGINT, SIGTERM and SIGHUP (the terminal closed).
+sigset_t InterruptSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  return signals;
+}
+
+// Blocks the interrupt signals in the calling thread and every thread it creates from then on.
+// Call before anything starts a thread (the provider pool, the store): a thread that left them
+// unblocked would take Ctrl-C with the default action and kill the process.
+void BlockInterrupts() {
+  sigset_t signals = InterruptSignals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 }
 
-// Ctrl-C: the first cancels the running turn, a second exits at once. Takes SIGINT and SIGTERM
+// Ctrl-C during a turn cancels it, a second one exits at once; between turns (at the `> `
+// prompt) Ctrl-C exits. SIGTERM and SIGHUP exit at once. Exiting first stops every command the
+// agent is running (they run in sessions of their own and would outlive us). Takes the signals
 // with sigwait on its own thread; every other thread must block them (BlockInterrupts).
 class InterruptHandler {
  public:
-  InterruptHandler() {
-    sigemptyset(&signals_);
-    sigaddset(&signals_, SIGINT);
-    sigaddset(&signals_, SIGTERM);
+  InterruptHandler() : signals_(InterruptSignals()) {
     BlockInterrupts();
     thread_ = std::thread([this] { Loop(); });
   }
@@ -414,7 +427,12 @@ class InterruptHandler {
     std::lock_guard lock(mutex_);
     session_ = std::move(session);
   }
-  bool was_interrupted() const { return interrupts_.load() > 0; }
+  // A turn starts (a first Ctrl-C will cancel it) or ends (Ctrl-C will exit).
+  void SetTurnRunning(bool running) {
+    std::lock_guard lock(mutex_);
+    is_turn_running_ = running;
+    if (running) interrupts_ = 0;
+  }
 
  private:
   void Loop() {
@@ -422,19 +440,29 @@ class InterruptHandler {
       int signal = 0;
       if (sigwait(&signals_, &signal) != 0) continue;
       if (is_stopping_.load()) return;
-      if (signal == SIGTERM || interrupts_.fetch_add(1) >= 1) {
-        std::fputs("\n", stderr);
-        std::_Exit(kExitInterrupted);
+      std::unique_lock lock(mutex_);
+      if (signal != SIGINT || !is_turn_running_ || ++interrupts_ > 1) {
+        lock.unlock();
+        Exit(signal);
       }
       std::fputs("\n[cancelling; Ctrl-C again to exit]\n", stderr);
-      std::lock_guard lock(mutex_);
       if (session_) session_->Cancel();
     }
   }
 
-  sigset_t signals_;
+  // Stops the agent's commands (SIGTERM, then SIGKILL for what ignores it) and exits 128 + signal.
+  [[noreturn]] static void Exit(int signal) {
+    std::fputs("\n", stderr);
+    workspace::SignalRunningCommands(SIGTERM);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    workspace::SignalRunningCommands(SIGKILL);
+    std::_Exit(128 + signal);
+  }
+
+  const sigset_t signals_;
   std::atomic<bool> is_stopping_{false};
-  std::atomic<int> interrupts_{0};
+  int interrupts_ = 0;            // Guarded by mutex_: Ctrl-Cs during the running turn.
+  bool is_turn_running_ = false;  // Guarded by mutex_.
   std::mutex mutex_;
   std::shared_ptr<agent::Session> session_;
   std::thread thread_;
@@ -452,7 +480,9 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
   while (true) {
     client.Waiting(true);
     agent::SessionTotals before = session.Info().totals;
+    interrupts.SetTurnRunning(true);
     Result<agent::StopReason> stop = session.Prompt(prompt, client);
+    interrupts.SetTurnRunning(false);
     client.Waiting(false);
     if (!stop.ok()) {
       std::fprintf(stderr,
@@ -462,8 +492,7 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
       return kExitFailure;
     }
     client.PrintTurnSummary(session.Info(), before, *stop);
-    if (*stop == agent::StopReason::kCancelled) return kExitInterrupted;
-    if (!interactive) return kExitOk;
+    if (!interactive) return *stop == agent::StopReason::kCancelled ? kExitInterrupted : kExitOk;
     std::fprintf(stderr, "> ");
     std::fflush(stderr);
     if (!std::getline(std::cin, prompt) || prompt.empty()) return kExitOk;

@@ -153,7 +153,6 @@ int Complete(const Config& config, CompleteFlags flags) {
   }
 
   llm::CompletionRequest request;
-  if (flags.provider.empty()) request.model = flags.model;  // Overrides the profile's model.
   request.system_prompt = flags.system;
   if (flags.max_tokens > 0) request.max_tokens = flags.max_tokens;
   if (flags.temperature != -1) request.temperature = flags.temperature;

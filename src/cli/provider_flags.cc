@@ -13,7 +13,9 @@ void AddProviderFlags(CLI::App& command, ProviderFlags& flags) {
                      "Configured profile (default: the default profile)");
   command.add_option("--provider", flags.provider,
                      "Provider for a one-off profile: " + llm::internal::ProviderNames());
-  command.add_option("--model", flags.model, "Model id (see `lapce-ai models`)");
+  command.add_option(
+      "--model", flags.model,
+      "Model id (see `lapce-ai models`); without --provider it replaces the profile's model");
   command.add_option("--base-url", flags.base_url,
                      "Base URL for a one-off profile (default: the provider's)");
 }
@@ -21,7 +23,12 @@ void AddProviderFlags(CLI::App& command, ProviderFlags& flags) {
 Result<std::unique_ptr<llm::ProviderPool>> PoolFor(const Config& config, const ProviderFlags& flags,
                                                    std::shared_ptr<http::Client> http) {
   bool is_ad_hoc = !flags.provider.empty() || !flags.base_url.empty();
-  if (!is_ad_hoc) return llm::ProviderPool::Create(config, std::move(http));
+  if (!is_ad_hoc) {
+    llm::PoolOptions options;
+    options.model = flags.model;  // `--model` alone: the chosen profile with another model.
+    options.model_profile = flags.profile;
+    return llm::ProviderPool::Create(config, std::move(http), options);
+  }
   if (!flags.profile.empty()) {
     return Error(ErrorCode::kInvalidArgument,
                  "--profile cannot be combined with --provider/--base-url; pass one or the other");

@@ -566,6 +566,18 @@ Result<std::unique_ptr<ProviderPool>> ProviderPool::Create(const Config& config,
                                                            const PoolOptions& options) {
   ASSIGN_OR_RETURN(internal::ResolvedProfiles resolved,
                    internal::ResolveProfiles(config, EnvironmentOf(options)));
+  if (!options.model.empty()) {
+    const std::string& name =
+        options.model_profile.empty() ? resolved.default_profile : options.model_profile;
+    auto it = std::find_if(resolved.profiles.begin(), resolved.profiles.end(),
+                           [&](const ResolvedProfile& p) { return p.info.name == name; });
+    if (it == resolved.profiles.end()) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "no profile '" + name + "' to use model '" + options.model +
+                       "' with; `lapce-ai config show` lists the profiles");
+    }
+    it->info.model = options.model;
+  }
   ASSIGN_OR_RETURN(Catalog catalog, internal::CatalogFromConfig(config));
   auto impl = std::make_unique<Impl>();
   ASSIGN_OR_RETURN(impl->shared,

@@ -43,6 +43,10 @@ struct PoolOptions {
   std::chrono::milliseconds max_retry_after{60'000};  // A longer retry-after is capped to this.
   int breaker_failure_threshold = 5;  // Consecutive failures that open an endpoint's circuit.
   std::chrono::milliseconds breaker_cool_down{30'000};
+  // A model chosen for one run (`--model` without `--provider`): it replaces the configured model
+  // of profile `model_profile`, or of the default profile when that is empty. Empty: none.
+  std::string model;
+  std::string model_profile;
 };
 
 class ProviderPool {

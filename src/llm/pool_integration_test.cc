@@ -325,6 +325,39 @@ TEST_F(PoolTest, FallsBackToTheNextProfileWhenOneIsUnavailable) {
   EXPECT_EQ(nlohmann::json::parse(requests[2].body)["model"], "claude-haiku-4-5");
 }
 
+// `--model` without `--provider`: the chosen profile (here the default, then a named one) keeps
+// its provider, endpoint and key but asks for the model given; a profile that does not exist is
+// an error naming it.
+TEST_F(PoolTest, AModelChosenForTheRunReplacesTheProfilesModel) {
+  std::vector<Config::Profile> profiles = {Profile("first", "openai", "gpt-4.1", "/a"),
+                                           Profile("second", "openai", "gpt-4.1", "/b")};
+  for (const char* chosen : {"", "second"}) {
+    SCOPED_TRACE(std::string("profile '") + chosen + "'");
+    options_.model = "gpt-4.1-mini";
+    options_.model_profile = chosen;
+    auto pool = Pool(profiles);
+    ASSERT_NE(pool, nullptr);
+    std::string base = *chosen == '\0' ? "/a/" : "/b/";
+    server_->Enqueue(base, Golden("openai", "text"));
+    Collector collector;
+    ASSERT_TRUE(pool->Stream(chosen, Hello(), collector.Sink()).ok());
+    ASSERT_TRUE(collector.WaitForTerminal());
+    EXPECT_EQ(collector.Text(), Expected("openai", "text"));
+    lai::testing::RecordedRequest sent = server_->requests().back();
+    EXPECT_EQ(sent.path, base + "chat/completions");
+    EXPECT_EQ(nlohmann::json::parse(sent.body)["model"], "gpt-4.1-mini");
+  }
+  options_.model_profile = "missing";
+  Config config;
+  config.profiles = profiles;
+  auto missing = ProviderPool::Create(config, http_, options_);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(missing.error().message().find("no profile 'missing' to use model 'gpt-4.1-mini'"),
+            std::string::npos)
+      << missing.error().message();
+}
+
 TEST_F(PoolTest, RateLimiterDelaysTheNextRequestAndCancelEndsTheWait) {
   Config::Profile profile = Profile("p", "openai", "gpt-4.1", "/p");
   profile.rate_limit_per_minute = 1;

@@ -7,10 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdlib>
+#include <mutex>
 #include <optional>
+#include <vector>
 
 #include "workspace/internal/spawn.h"
 
@@ -25,6 +28,31 @@ constexpr std::chrono::milliseconds kDrainAfterExit{250};  // Background childre
                                                            // pipe get this long, then the group
                                                            // is killed.
 
+// The process groups of the commands running now, for SignalRunningCommands.
+class RunningGroups {
+ public:
+  static RunningGroups& Get() {
+    static RunningGroups* groups = new RunningGroups();  // Never destroyed: usable at exit.
+    return *groups;
+  }
+  void Add(pid_t group) {
+    std::lock_guard lock(mutex_);
+    groups_.push_back(group);
+  }
+  void Remove(pid_t group) {
+    std::lock_guard lock(mutex_);
+    groups_.erase(std::find(groups_.begin(), groups_.end(), group));
+  }
+  void Signal(int signal) {
+    std::lock_guard lock(mutex_);
+    for (pid_t group : groups_) ::kill(-group, signal);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<pid_t> groups_;
+};
+
 std::string ShellPath() {
   const char* shell = std::getenv("SHELL");
   if (shell != nullptr && shell[0] == '/' && ::access(shell, X_OK) == 0) return shell;
@@ -32,6 +60,8 @@ std::string ShellPath() {
 }
 
 }  // namespace
+
+void SignalRunningCommands(int signal) { RunningGroups::Get().Signal(signal); }
 
 Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions& options) {
   struct stat info;
@@ -46,6 +76,13 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
   spawn.merges_stderr = true;
   ASSIGN_OR_RETURN(internal::SpawnedChild child, internal::Spawn(spawn));
   const pid_t pid = child.pid;  // Also the process group id (setsid).
+  // Listed until RunCommand returns: after the shell is reaped, what it left in its group is
+  // still killed below, and the group id cannot be reused while anything of it is alive.
+  RunningGroups::Get().Add(pid);
+  struct Unlist {
+    pid_t pid;
+    ~Unlist() { RunningGroups::Get().Remove(pid); }
+  } unlist{pid};
 
   CommandOutcome outcome;
   const Clock::time_point start = Clock::now();

@@ -38,6 +38,11 @@ struct CommandOutcome {
 // reaps. Errors only when the command could not be started (kNotFound cwd, kIo).
 Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions& options);
 
+// Sends `signal` to the process group of every command RunCommand is running now. For a front end
+// about to exit without unwinding (a second Ctrl-C, SIGTERM, a closed terminal): each command
+// runs in a session of its own, so nothing else would stop it. Thread-safe.
+void SignalRunningCommands(int signal);
+
 // A long-running child speaking over pipes (an MCP server): stdin, stdout and stderr are pipes,
 // and it leads its own process group. Stop() (and the destructor) closes its stdin, gives it
 // `grace` to exit, then SIGTERMs and finally SIGKILLs the group, and reaps it. Thread-compatible.

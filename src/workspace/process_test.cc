@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <thread>
 
@@ -125,6 +126,37 @@ TEST(RunCommandTest, CancellationStopsTheCommand) {
   EXPECT_TRUE(outcome->cancelled);
   EXPECT_FALSE(outcome->timed_out);
   EXPECT_EQ(outcome->output, "started\n");
+}
+
+// What a front end does before it exits: the group of every running command gets the signal,
+// including what the shell left in the background; once the command has returned it is no longer
+// listed, so signalling again reaches nothing.
+TEST(RunCommandTest, SignalRunningCommandsReachesEveryRunningGroup) {
+  std::atomic<int> started{0};
+  auto run = [&](Result<CommandOutcome>* outcome) {
+    CommandOptions options = InTmp();
+    options.on_output = [&](std::string_view) { started.fetch_add(1); };
+    *outcome = RunCommand("sleep 30 & echo $!; wait", options);
+  };
+  Result<CommandOutcome> first = Error(ErrorCode::kInternal, "not run");
+  Result<CommandOutcome> second = Error(ErrorCode::kInternal, "not run");
+  auto start = std::chrono::steady_clock::now();
+  std::thread a(run, &first);
+  std::thread b(run, &second);
+  while (started.load() < 2 && std::chrono::steady_clock::now() - start < 10s) {
+    std::this_thread::sleep_for(5ms);  // Polling with a deadline, not synchronisation.
+  }
+  SignalRunningCommands(SIGTERM);
+  a.join();
+  b.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  for (Result<CommandOutcome>* outcome : {&first, &second}) {
+    ASSERT_TRUE(outcome->ok()) << outcome->error().message();
+    EXPECT_EQ((*outcome)->signal, SIGTERM);
+    EXPECT_FALSE((*outcome)->timed_out);
+    EXPECT_TRUE(ProcessEnds(static_cast<pid_t>(std::stol((*outcome)->output))));
+  }
+  SignalRunningCommands(SIGKILL);  // Nothing is listed any more: must not signal anything.
 }
 
 }  // namespace
