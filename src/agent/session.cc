@@ -86,6 +86,10 @@ struct ToolCall {
   std::string error;           // Malformed: what the model did wrong.
 };
 
+bool IsJsonObjectText(const std::string& text) {
+  return json::parse(text, nullptr, /*allow_exceptions=*/false).is_object();
+}
+
 ToolKind KindOfTool(std::string_view name) {
   if (name == "read_file" || name == "list_files") return ToolKind::kRead;
   if (name == "search_files") return ToolKind::kSearch;
@@ -877,7 +881,9 @@ Session::Turn::Reply Session::Turn::Request() {
       part.kind = llm::ContentPart::Kind::kToolCall;
       part.tool_call_id = call.id;
       part.tool_name = call.name;
-      part.arguments_json = call.arguments_json.empty() ? "{}" : call.arguments_json;
+      // Arguments that were not a JSON object (the model's broken JSON) are kept as {}: every
+      // provider's request format needs an object there, and the tool result quotes them.
+      part.arguments_json = IsJsonObjectText(call.arguments_json) ? call.arguments_json : "{}";
       message.parts.push_back(std::move(part));
     }
   }
@@ -1133,9 +1139,13 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
                           /*allow_exceptions=*/false);
   if (!args.is_object()) {
     outcome.is_error = outcome.is_mistake = true;
+    constexpr size_t kShown = 300;
+    std::string sent = call.arguments_json.substr(0, kShown);
+    if (call.arguments_json.size() > kShown) sent += "…";
     outcome.text = ToolErrorText("The arguments of " + call.name +
-                                 " are not a JSON object. Call it again with a complete JSON "
-                                 "object of its parameters.");
+                                 " are not a JSON object (you sent: " + sent +
+                                 "). Call it again with a complete JSON object of its "
+                                 "parameters.");
     return outcome;
   }
   const ModeConfig* mode = FindMode(state.modes, state.mode);

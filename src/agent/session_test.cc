@@ -900,6 +900,35 @@ TEST_F(SessionTest, MistakeLimitEndsTurnAndFeedbackReachesModel) {
   EXPECT_NE(MessagesText(bodies[3]).find("I think it is fine 2"), std::string::npos);
 }
 
+// Broken JSON in a native call's arguments (a truncated object) is the model's mistake: the turn
+// goes on, the tool result quotes what it sent, and the history keeps {} in its place, which
+// every provider's request format accepts.
+TEST_F(SessionTest, BrokenToolArgumentsAreAMistakeTheModelIsToldOf) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(OpenAiToolCall("call_1", "read_file", R"({"path": "notes.txt")"));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Read it", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  std::optional<std::string> result = ToolResultOf(bodies[1], "call_1");
+  ASSERT_TRUE(result.has_value()) << bodies[1].dump();
+  EXPECT_NE(result->find(R"(are not a JSON object (you sent: {"path": "notes.txt"))"),
+            std::string::npos)
+      << *result;
+  bool found_call = false;
+  for (const json& message : bodies[1]["messages"]) {
+    for (const json& call : message.value("tool_calls", json::array())) {
+      if (call.value("id", "") != "call_1") continue;
+      found_call = true;
+      EXPECT_EQ(call["function"]["arguments"], "{}");
+    }
+  }
+  EXPECT_TRUE(found_call) << bodies[1].dump();
+}
+
 // ---- 5. Cancellation mid-stream ----------------------------------------------------------------
 
 // A reply whose role chunk and first half of `text` arrive at once; then the stream stalls.

@@ -434,18 +434,16 @@ class AnthropicParser final : public SseParser {
     Block block = std::move(it->second);
     blocks_.erase(it);
     if (block.type != "tool_use") return;
+    // Input that is not a JSON object is the model's mistake, passed on as sent (see
+    // StreamEvent::arguments_json).
     Result<OrderedJson> input = ParseJsonObject(block.input.empty() ? "{}" : block.input,
                                                 fmt::format("input of tool call '{}'", block.name));
-    if (!input.ok()) {
-      EmitBadResponse(input.error().message());
-      return;
-    }
     StreamEvent end;
     end.kind = StreamEvent::Kind::kToolCallEnd;
     end.index = block.tool_index;
     end.tool_call_id = block.id;
     end.tool_name = block.name;
-    end.arguments_json = input->dump();
+    end.arguments_json = input.ok() ? input->dump() : block.input;
     Emit(std::move(end));
   }
 

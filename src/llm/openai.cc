@@ -377,7 +377,8 @@ class OpenAiParser final : public SseParser {
     return !is_terminated();
   }
 
-  // Emits kToolCallEnd for each open call; false (after kBadResponse) when arguments are broken.
+  // Emits kToolCallEnd for each open call. Arguments that are not a JSON object are the model's
+  // mistake, not the stream's: they are passed on as sent (see StreamEvent::arguments_json).
   bool EndToolCalls() {
     for (auto& [index, tool] : tool_calls_) {
       if (tool.is_ended) continue;
@@ -385,16 +386,12 @@ class OpenAiParser final : public SseParser {
       Result<OrderedJson> arguments =
           ParseJsonObject(tool.arguments.empty() ? "{}" : tool.arguments,
                           fmt::format("arguments of tool call '{}'", tool.name));
-      if (!arguments.ok()) {
-        EmitBadResponse(arguments.error().message());
-        return false;
-      }
       StreamEvent end;
       end.kind = StreamEvent::Kind::kToolCallEnd;
       end.index = index;
       end.tool_call_id = tool.id;
       end.tool_name = tool.name;
-      end.arguments_json = arguments->dump();
+      end.arguments_json = arguments.ok() ? arguments->dump() : tool.arguments;
       Emit(std::move(end));
     }
     return !is_terminated();

@@ -86,7 +86,7 @@ struct StreamEvent {
     kReasoningDelta,  // text (+ signature when the provider sends one)
     kToolCallStart,   // index, tool_call_id, tool_name
     kToolCallDelta,   // index, tool_call_id, text = a fragment of the arguments
-    kToolCallEnd,     // index, tool_call_id, tool_name, arguments_json = complete JSON object
+    kToolCallEnd,     // index, tool_call_id, tool_name, arguments_json (see below)
     kUsage,           // usage (may come more than once; each carries the running totals)
     kError,           // error; the last event before nothing (no kDone follows an error)
     kDone,            // text = stop reason ("stop", "tool_use", "length", …)
@@ -97,6 +97,8 @@ struct StreamEvent {
   int index = 0;
   std::string tool_call_id;
   std::string tool_name;
+  // kToolCallEnd: the complete arguments, a JSON object; or, when the model sent something else
+  // (broken or truncated JSON), exactly what it sent: its mistake, for the caller to answer.
   std::string arguments_json;
   Usage usage;
   StreamError error;
