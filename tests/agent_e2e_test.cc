@@ -558,6 +558,9 @@ TEST_F(AgentE2eTest, BadInputExitsWithTwoAndNamesTheProblem) {
 
   ProcessResult no_task = Lapce({"run", "--cwd", repo_});
   EXPECT_EQ(no_task.exit_code, 2) << no_task.err;
+  ProcessResult blank_task = Run(" \t\n ", {});  // Nothing to do: no paid request for it.
+  EXPECT_EQ(blank_task.exit_code, 2) << blank_task.err;
+  EXPECT_NE(blank_task.err.find("give the task"), std::string::npos) << blank_task.err;
   EXPECT_EQ(fake_->requests().size(), 0u);
   EXPECT_TRUE(ListSessions().empty());
 }

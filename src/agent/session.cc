@@ -44,11 +44,12 @@ std::string NewSessionId() {
   static std::mutex mutex;
   static std::mt19937_64 random{std::random_device{}()};
   std::lock_guard lock(mutex);
-  // Time first, so ids sort by creation; 64 random bits make collisions irrelevant.
+  // Time first, so ids sort by creation; 52 random bits make collisions irrelevant. Always 24
+  // hex digits: 11 of milliseconds (44 bits, until the year 2527) and 13 random.
   char id[40];
   std::snprintf(id, sizeof(id), "%011llx%013llx",
                 static_cast<unsigned long long>(NowMs()) & 0xfffffffffffULL,
-                static_cast<unsigned long long>(random()) & 0x1fffffffffffffULL);
+                static_cast<unsigned long long>(random()) & 0xfffffffffffffULL);
   return id;
 }
 
@@ -1639,9 +1640,9 @@ Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client)
   }
   Turn turn{*this, *state_, client, 0, false, 0, {}};
   Result<StopReason> stop = turn.Run(text);
-  if (stop.ok() && *stop == StopReason::kCancelled) {
+  if (!stop.ok() || *stop == StopReason::kCancelled) {
     std::lock_guard lock(mutex_);
-    state_->status = SessionStatus::kCancelled;
+    state_->status = stop.ok() ? SessionStatus::kCancelled : SessionStatus::kFailed;
   }
   turn.SaveRecord();
   // The turn's journaled changes reach SQLite now, where other processes (`sessions show`, a
@@ -1859,9 +1860,11 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
       if (update.ok()) partial += update->text;
     }
   }
-  // Only a turn that never ended (status still active) left a reply unfinished; after a
-  // completion or a question the chunks after the last message are the engine's own text.
-  if (!partial.empty() && record->status == SessionStatus::kActive) {
+  // Only a turn that never ended (status still active, or failed and then killed before it kept
+  // its partial reply) left a reply unfinished; after a completion or a question the chunks after
+  // the last message are the engine's own text.
+  if (!partial.empty() &&
+      (record->status == SessionStatus::kActive || record->status == SessionStatus::kFailed)) {
     HistoryMessage message;
     message.seq = NextSeq(state.history);
     message.time_ms = NowMs();

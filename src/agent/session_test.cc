@@ -1015,6 +1015,10 @@ TEST_F(SessionTest, StreamDroppedMidReplyIsAnErrorAndKeepsTheText) {
   ASSERT_EQ(bodies.size(), 1u) << "no retry once output was shown";
   EXPECT_NE(LastUserText(bodies[0]).find("hello world"), std::string::npos)
       << "the mention brought the file in: " << LastUserText(bodies[0]);
+  // Listed as failed (not still active), until a next turn takes it up again.
+  Result<std::optional<SessionRecord>> record = store_->FindSession(session->id());
+  ASSERT_TRUE(record.ok() && record->has_value());
+  EXPECT_EQ((*record)->status, SessionStatus::kFailed);
 
   EXPECT_EQ(MustPrompt(*session, "Try again", client), StopReason::kEndTurn);
   bodies = Bodies();
@@ -1512,6 +1516,10 @@ TEST_F(SessionTest, TwentySessionsRunConcurrently) {
     sessions.push_back(NewSession(engine, name));
     Enqueue(OpenAiToolCall("call_r", "read_file", ReadArgs("src.txt")), name);
     Enqueue(OpenAiToolCall("call_c", "attempt_completion", CompletionArgs("done " + name)), name);
+  }
+  for (const auto& session : sessions) {  // Ids are 24 hex digits, whatever the random part.
+    EXPECT_EQ(session->id().size(), 24u) << session->id();
+    EXPECT_EQ(session->id().find_first_not_of("0123456789abcdef"), std::string::npos);
   }
 
   std::mutex mutex;

@@ -504,7 +504,7 @@ int Run(const Config& config, AgentFlags flags) {
     std::string all((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
     flags.prompt = std::move(all);
   }
-  if (flags.prompt.empty()) {
+  if (flags.prompt.find_first_not_of(" \t\r\n") == std::string::npos) {  // Nothing to do.
     std::fprintf(stderr, "lapce-ai run: give the task as an argument (or '-' to read stdin)\n");
     return kExitUsage;
   }
