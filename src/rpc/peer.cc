@@ -530,9 +530,16 @@ void Peer::HandlerThreadLoop() {
     if (is_closed_) return;
     Job job = std::move(jobs_.front());
     jobs_.pop_front();
+    ++busy_threads_;
     lock.unlock();
     RunJob(job);
     lock.lock();
+    --busy_threads_;
+    if (is_input_ended_ && jobs_.empty() && busy_threads_ == 0) {
+      lock.unlock();
+      Close();  // The last answer after the end of input is sent.
+      return;
+    }
   }
 }
 
@@ -642,7 +649,7 @@ int64_t Peer::RequestAsync(std::string_view method, std::string_view params_json
   int64_t id;
   {
     std::lock_guard lock(mutex_);
-    if (is_closed_) {
+    if (is_closed_ || is_input_ended_) {  // No response could come.
       id = 0;
     } else {
       id = next_id_++;
@@ -768,6 +775,27 @@ void Peer::Close() {
                                                     ") got no response"));
   }
   if (on_close) on_close();
+}
+
+void Peer::EndOfInput() {
+  std::unordered_map<int64_t, Pending> pending;
+  std::vector<std::shared_ptr<CancelSignal>> received;
+  bool is_idle;
+  {
+    std::lock_guard lock(mutex_);
+    if (is_closed_ || is_input_ended_) return;
+    is_input_ended_ = true;
+    pending.swap(pending_);
+    for (auto& [id, signal] : running_) received.push_back(signal);
+    is_idle = jobs_.empty() && busy_threads_ == 0;
+  }
+  for (auto& signal : received) signal->Cancel();
+  for (auto& [id, request] : pending) {
+    request.done(Error(ErrorCode::kUnavailable, "peer closed its input: request '" +
+                                                    request.method + "' (id " +
+                                                    std::to_string(id) + ") got no response"));
+  }
+  if (is_idle) Close();
 }
 
 void Peer::Drain() {

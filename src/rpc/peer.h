@@ -158,6 +158,12 @@ class Peer {
   // handlers see their cancel signal, queued ones are dropped, later messages are ignored and
   // sends fail. Runs the OnClose callback. Idempotent; does not wait for handlers.
   void Close();
+  // The transport's input ended (the other side closed its end; it may still read ours): no
+  // response to our own requests can come, so they fail now; requests already received, running
+  // or queued, see their cancel signal but still run and are answered; then the peer closes.
+  // So `printf '<request>\n' | lapce-ai acp` gets its answer, and a prompt whose client went
+  // away stops instead of going on alone.
+  void EndOfInput();
   // Waits until every handler thread has returned. Call after Close(), never from a handler.
   void Drain();
   bool is_closed() const;
@@ -202,6 +208,8 @@ class Peer {
   std::deque<Job> jobs_;              // Guarded by mutex_.
   std::vector<std::thread> threads_;  // Guarded by mutex_.
   size_t idle_threads_ = 0;           // Guarded by mutex_.
+  size_t busy_threads_ = 0;           // Guarded by mutex_: running a job, answer included.
+  bool is_input_ended_ = false;       // Guarded by mutex_. See EndOfInput().
   // Incoming requests queued or running, by id JSON text.
   std::unordered_map<std::string, std::shared_ptr<CancelSignal>> running_;  // Guarded by mutex_.
   int64_t next_id_ = 1;                                                     // Guarded by mutex_.

@@ -395,5 +395,41 @@ TEST_F(PeerRawTest, ResponsesCompleteOutgoingRequests) {
   EXPECT_EQ(*outcome, R"({"outcome":"allow"})");
 }
 
+// The other side closed its end after sending: a request that was waiting for a handler is still
+// answered (its cancel signal set, so a long one would stop), our own request can get no response
+// and fails at once, and the peer closes once the last answer is out.
+TEST_F(PeerRawTest, EndOfInputAnswersWhatWasReceivedThenCloses) {
+  Latch release;
+  Latch closed;
+  std::atomic<bool> saw_cancel{false};
+  peer_.HandleRequest("slow", [&](std::string_view, const RequestContext& context) {
+    release.Wait();
+    saw_cancel = context.cancel.is_cancelled();
+    return Result<std::string>(std::string(R"({"done":true})"));
+  });
+  peer_.OnClose([&] { closed.CountDown(); });
+  Result<std::string> ours = std::string();
+  Latch ours_done;
+  peer_.RequestAsync("fs/read_text_file", R"({"path":"/x"})", [&](Result<std::string> r) {
+    ours = std::move(r);
+    ours_done.CountDown();
+  });
+  peer_.OnMessage(R"({"jsonrpc":"2.0","id":7,"method":"slow","params":{}})");
+  peer_.EndOfInput();
+  ASSERT_TRUE(ours_done.Wait());
+  ASSERT_FALSE(ours.ok());
+  EXPECT_EQ(ours.error().code(), ErrorCode::kUnavailable);
+  EXPECT_FALSE(peer_.is_closed()) << "closed before the received request was answered";
+  release.CountDown();
+  ASSERT_TRUE(closed.Wait());
+  EXPECT_TRUE(saw_cancel.load());
+  Json answer = ParseJson(sent_.At(1));  // After our own request.
+  EXPECT_EQ(answer["id"], 7);
+  EXPECT_EQ(answer["result"]["done"], true);
+  // Nothing more can be asked of the other side.
+  Result<std::string> late = peer_.Request("fs/read_text_file", R"({"path":"/y"})");
+  EXPECT_EQ(late.error().code(), ErrorCode::kUnavailable);
+}
+
 }  // namespace
 }  // namespace lai::rpc

@@ -196,7 +196,7 @@ void StdioTransport::ReadLoop(Peer& peer) {
       }
     }
   }
-  peer.Close();
+  peer.EndOfInput();
 }
 
 }  // namespace lai::rpc
