@@ -303,6 +303,28 @@ TEST_F(IpcHandlers, AReplyOverTheConnectionsLimitIsAnErrorAndOneAtTheLimitArrive
   EXPECT_EQ(small.reconnect_count(), 0u);
 }
 
+// A burst larger than one visit handles (64 messages) on a connection the worker does not watch:
+// the rest is handled without the client sending anything more. The requests are all in the ring
+// before the worker (asleep, woken by the first) gets to them.
+TEST_F(IpcHandlers, ABurstBeyondOneVisitIsHandledWhole) {
+  ipc::ClientOptions options = DefaultClientOptions(SocketPath());
+  options.stream.ring_bytes = 64u << 10;  // Room for 500 small requests and their replies.
+  ipc::Client burst(options);
+  ASSERT_TRUE(burst.Connect().ok());
+  constexpr int kRequests = 300;
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < kRequests; ++i) {
+    Result<uint64_t> id = burst.Send(kEcho, Bytes(std::to_string(i)));
+    ASSERT_TRUE(id.ok()) << id.error().ToString();
+    ids.push_back(*id);
+  }
+  for (int i = 0; i < kRequests; ++i) {
+    Result<ipc::Response> r = burst.Next(ids[i], milliseconds(5'000));
+    ASSERT_TRUE(r.ok()) << "reply " << i << ": " << r.error().ToString();
+    EXPECT_EQ(AsText(r->payload), std::to_string(i));
+  }
+}
+
 // The checksum service reads every byte, also of a message fragmented across many ring records.
 TEST_F(IpcHandlers, ChecksumAnswersTheSumOfThePayloadItReceived) {
   constexpr uint16_t kChecksum = static_cast<uint16_t>(ipc::MessageType::kChecksum);

@@ -1118,11 +1118,30 @@ Session::Turn::ToolOutcome Session::Turn::RunMcp(const ToolCall& call, const jso
 
 Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
   ToolOutcome outcome;
-  if (!call.error.empty()) {
-    outcome.is_error = outcome.is_mistake = true;
-    outcome.text = ToolErrorText(call.error);
+  // A call refused before it runs is still shown, as a failed tool call with the reason: the user
+  // sees what the model tried and why it did not happen, as the model does.
+  auto refuse = [&](const std::string& reason, bool is_mistake, const json& args) {
+    outcome.is_error = true;
+    outcome.is_mistake = is_mistake;
+    outcome.text = ToolErrorText(reason);
+    SessionUpdate shown;
+    shown.kind = SessionUpdate::Kind::kToolCall;
+    shown.tool.id = call.id;
+    shown.tool.title = call.name.empty() ? "(unnamed tool)" : ToolTitle(call.name, args);
+    shown.tool.kind = KindOfTool(call.name);
+    shown.tool.status = ToolStatus::kPending;
+    shown.tool.raw_input_json = call.arguments_json;
+    Emit(shown);
+    SessionUpdate failed;
+    failed.kind = SessionUpdate::Kind::kToolCallUpdate;
+    failed.tool.id = call.id;
+    failed.tool.status = ToolStatus::kFailed;
+    failed.tool.content.push_back({});
+    failed.tool.content.back().text = reason;
+    Emit(failed);
     return outcome;
-  }
+  };
+  if (!call.error.empty()) return refuse(call.error, true, json::object());
   // A native call of an MCP tool by its own function name is use_mcp_tool by another name.
   if (auto mcp_tool = FindMcpFunction(call.name, state.mcp_servers)) {
     json arguments = json::parse(call.arguments_json.empty() ? "{}" : call.arguments_json, nullptr,
@@ -1139,27 +1158,24 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
   json args = json::parse(call.arguments_json.empty() ? "{}" : call.arguments_json, nullptr,
                           /*allow_exceptions=*/false);
   if (!args.is_object()) {
-    outcome.is_error = outcome.is_mistake = true;
     constexpr size_t kShown = 300;
     std::string sent = call.arguments_json.substr(0, kShown);
     if (call.arguments_json.size() > kShown) sent += "…";
-    outcome.text = ToolErrorText("The arguments of " + call.name +
-                                 " are not a JSON object (you sent: " + sent +
-                                 "). Call it again with a complete JSON object of its "
-                                 "parameters.");
-    return outcome;
+    return refuse("The arguments of " + call.name + " are not a JSON object (you sent: " + sent +
+                      "). Call it again with a complete JSON object of its parameters.",
+                  true, json::object());
   }
   const ModeConfig* mode = FindMode(state.modes, state.mode);
   std::string path = FirstPathArgument(args);
   if (Status allowed = CheckToolAllowed(*mode, call.name, path); !allowed.ok()) {
-    outcome.is_error = true;
-    outcome.text = ToolErrorText(allowed.error().message());
-    return outcome;
+    return refuse(allowed.error().message(), false, args);
   }
   if (!state.repetition.Check(call.name, call.arguments_json)) {
-    outcome.is_error = outcome.is_mistake = true;
-    outcome.text = ToolErrorText(ToolRepetitionText(call.name));
-    return outcome;
+    return refuse(ToolRepetitionText(call.name), true, args);
+  }
+  bool is_session_tool = IsSessionTool(call.name);
+  if (!is_session_tool && FindWorkspaceTool(call.name) == nullptr) {
+    return refuse("Unknown tool '" + call.name + "'.", true, args);
   }
 
   ToolCallInfo info;
@@ -1172,7 +1188,6 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
     Result<workspace::ResolvedPath> resolved = state.workspace->Resolve(path, true);
     if (resolved.ok()) info.locations.push_back({resolved->absolute, 0});
   }
-  bool is_session_tool = IsSessionTool(call.name);
   if (ShowsAsToolCall(call.name)) {
     SessionUpdate update;
     update.kind = SessionUpdate::Kind::kToolCall;
@@ -1182,12 +1197,7 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
   if (is_session_tool) {
     outcome = RunSessionTool(call, args, info);
   } else {
-    const Tool* tool = FindWorkspaceTool(call.name);
-    if (tool == nullptr) {
-      outcome.is_error = outcome.is_mistake = true;
-      outcome.text = ToolErrorText("Unknown tool '" + call.name + "'.");
-      return outcome;
-    }
+    const Tool* tool = FindWorkspaceTool(call.name);  // Known: checked above.
     // pending → (permission) → in_progress: the call runs once its first approval is given.
     bool is_running = false;
     SessionToolHost host([&](const ApprovalRequest& request) {

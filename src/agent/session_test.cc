@@ -1422,6 +1422,31 @@ TEST_F(SessionTest, NewSessionValidatesItsOptions) {
   EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
 }
 
+// Calls refused before they run (an edit the mode forbids, a tool that does not exist) are shown
+// to the client as failed tool calls carrying the reason, not only told to the model.
+TEST_F(SessionTest, RefusedCallsAreShownAsFailedToolCalls) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine, {}, "ask");
+  Enqueue(OpenAiToolCall("call_w", "write_to_file",
+                         json{{"path", "a.txt"}, {"content", "x"}, {"line_count", 1}}.dump()));
+  Enqueue(OpenAiToolCall("call_f", "frobnicate", "{}"));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Write a.txt", client), StopReason::kEndTurn);
+  std::vector<std::string> reasons;
+  for (const SessionUpdate& update : client.updates()) {
+    if (update.kind != SessionUpdate::Kind::kToolCallUpdate || !update.tool.status ||
+        *update.tool.status != ToolStatus::kFailed) {
+      continue;
+    }
+    for (const ToolCallContent& content : update.tool.content) reasons.push_back(content.text);
+  }
+  ASSERT_EQ(reasons.size(), 2u);
+  EXPECT_NE(reasons[0].find("ask"), std::string::npos) << reasons[0];
+  EXPECT_NE(reasons[1].find("Unknown tool 'frobnicate'"), std::string::npos) << reasons[1];
+  EXPECT_FALSE(std::filesystem::exists(workspace_ + "/a.txt"));
+}
+
 TEST_F(SessionTest, SetModeIsShownStoredAndReplayed) {
   Engine& engine = MakeEngine(MakePool({"p"}));
   std::shared_ptr<Session> session = NewSession(engine, {}, "ask");

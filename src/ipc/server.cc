@@ -704,6 +704,10 @@ int Worker::Visit(Connection& c) {
   // Stopped early with messages left: make sure a client waiting for ring space hears of what
   // we released (an empty ring does this inside Receive()).
   c.channel->WakeWaitingProducer();
+  // At the fairness limit, a connection that is not watched (hot) is looked at again only when
+  // its doorbell bit is set, and the bit was cleared before this visit: set it again, or what the
+  // client already sent would wait for its next message.
+  if (handled == kMaxMessagesPerVisit && !c.is_hot) c.shared->poke.Wake();
   return handled;
 }
 

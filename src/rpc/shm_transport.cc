@@ -209,6 +209,12 @@ void ShmRpcService::Open(std::shared_ptr<ipc::Responder> responder) {
   peer_options.name = "rpc channel " + Hex(channel->token);
   channel->peer = std::make_unique<Peer>(*channel->transport, peer_options);
   if (factory_) channel->state = factory_(*channel->peer);
+  {
+    // Registered before the client learns the token: it sends its first message over its other
+    // connection, which another worker may serve, possibly before this one gets to run again.
+    std::lock_guard lock(mutex_);
+    channels_.emplace(channel->token, channel);
+  }
 
   std::byte token[kChannelTokenBytes];
   EncodeToken(channel->token, token);
@@ -225,7 +231,6 @@ void ShmRpcService::Open(std::shared_ptr<ipc::Responder> responder) {
     }
   });
   std::lock_guard lock(mutex_);
-  channels_.emplace(channel->token, channel);
   channel->thread = std::thread([this, channel] {
     log::NameThisThread("lai-rpc-channel");
     RunChannel(channel);
