@@ -1003,6 +1003,38 @@ Result<Config> LoadConfig(const ConfigSources& sources) {
 
 std::string DefaultConfigPath() { return DefaultConfigPathFrom(::environ); }
 
+namespace {
+
+// A key's value in `config` as TOML writes it: an integer, a number or a quoted string.
+std::string ValueText(const KeyDescriptor& key, Config& config) {
+  if (IsInteger(key)) return std::to_string(GetInteger(key, config));
+  if (IsNumber(key)) return fmt::format("{}", (*std::get_if<DoubleField>(&key.field))(config));
+  std::string quoted = "\"";
+  for (char c : (*std::get_if<StringField>(&key.field))(config)) {
+    if (c == '"' || c == '\\') {
+      quoted += '\\';
+      quoted += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      quoted += fmt::format("\\u{:04x}", c);
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "\"";
+}
+
+}  // namespace
+
+std::string FormatConfigValues(const Config& config) {
+  EnsureKeyTableChecked();
+  Config copy = config;  // The accessors hand out references into a mutable Config.
+  std::string out;
+  for (const KeyDescriptor& key : kKeys) {
+    out += std::string(key.name) + " = " + ValueText(key, copy) + "\n";
+  }
+  return out;
+}
+
 std::string DescribeKeys() {
   EnsureKeyTableChecked();
   Config defaults;
@@ -1021,13 +1053,7 @@ std::string DescribeKeys() {
             : IsNumber(key) ? "number"
                             : "string",
             "", std::string(key.help)};
-    if (IsInteger(key)) {
-      row.value = std::to_string(GetInteger(key, defaults));
-    } else if (IsNumber(key)) {
-      row.value = fmt::format("{}", (*std::get_if<DoubleField>(&key.field))(defaults));
-    } else {
-      row.value = "\"" + (*std::get_if<StringField>(&key.field))(defaults) + "\"";
-    }
+    row.value = ValueText(key, defaults);
     if (!std::holds_alternative<AnyString>(key.rule)) row.help += " Must be " + Expected(key) + ".";
     name_width = std::max(name_width, row.name.size());
     value_width = std::max(value_width, row.value.size());

@@ -140,4 +140,8 @@ std::string DefaultConfigPath();
 // Documents every key, one line each: name, type, default, help (with the accepted values).
 std::string DescribeKeys();
 
+// Every key with its value in `config`, one "name = value" line each (TOML), in the order
+// DescribeKeys() lists them. Profiles are not keys and are not included.
+std::string FormatConfigValues(const Config& config);
+
 }  // namespace lai

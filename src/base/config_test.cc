@@ -120,6 +120,28 @@ metrics_addr = ""
   EXPECT_EQ(config->server.metrics_addr, "");
 }
 
+// `config show` prints every key of the table, agent.* and approvals.* included, as TOML that
+// loads back to the same values (strings with quotes and backslashes too).
+TEST_F(ConfigTest, FormattedValuesCoverEveryKeyAndLoadBack) {
+  Result<Config> config = Load(WriteFile(
+      "config.toml",
+      "[agent]\nmistake_limit = 2\ncustom_instructions = 'say \"hi\" \\ bye'\n"
+      "[approvals]\nauto_approve = \"read,write\"\nmax_cost_usd = 1.5\n[ipc]\nring_bytes = 512\n"));
+  ASSERT_TRUE(config.ok()) << config.error().message();
+  std::string shown = FormatConfigValues(*config);
+  EXPECT_NE(shown.find("agent.mistake_limit = 2\n"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("approvals.auto_approve = \"read,write\"\n"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("ipc.ring_bytes = 512\n"), std::string::npos) << shown;
+  const std::string described = DescribeKeys();
+  EXPECT_EQ(std::count(shown.begin(), shown.end(), '\n'),
+            std::count(described.begin(), described.end(), '\n'))
+      << "one line per key\n" << shown << "\n" << described;
+  Result<Config> again = Load(WriteFile("again.toml", shown));
+  ASSERT_TRUE(again.ok()) << again.error().message() << "\n" << shown;
+  EXPECT_EQ(FormatConfigValues(*again), shown);
+  EXPECT_EQ(again->agent.custom_instructions, "say \"hi\" \\ bye");
+}
+
 TEST_F(ConfigTest, DottedKeysAndInlineTablesWork) {
   Result<Config> config =
       Load(WriteFile("config.toml", "ipc.ring_bytes = 512\nserver = { workers = 3 }\n"));

@@ -19,24 +19,7 @@
 namespace {
 
 int ConfigShow(const lai::Config& c) {
-  std::printf(
-      "log.level = \"%s\"\nlog.file = \"%s\"\nipc.runtime_dir = \"%s\"\nipc.socket_name = "
-      "\"%s\"\nipc.ring_bytes = %u\nipc.max_message_bytes = %llu\nipc.connect_timeout_ms = "
-      "%u\nipc.request_timeout_ms = %u\nserver.workers = %u\nserver.max_connections = %u\n"
-      "server.metrics_addr = \"%s\"\n",
-      c.log.level.c_str(), c.log.file.c_str(), c.ipc.runtime_dir.c_str(), c.ipc.socket_name.c_str(),
-      c.ipc.ring_bytes, static_cast<unsigned long long>(c.ipc.max_message_bytes),
-      c.ipc.connect_timeout_ms, c.ipc.request_timeout_ms, c.server.workers,
-      c.server.max_connections, c.server.metrics_addr.c_str());
-  std::printf(
-      "tools.read_line_limit = %d\ntools.diff_fuzzy_threshold = %g\ntools.diff_buffer_lines = "
-      "%d\ntools.list_files_limit = %d\ntools.search_max_results = %d\n"
-      "tools.command_timeout_seconds = %d\ntools.command_output_line_limit = %d\n",
-      c.tools.read_line_limit, c.tools.diff_fuzzy_threshold, c.tools.diff_buffer_lines,
-      c.tools.list_files_limit, c.tools.search_max_results, c.tools.command_timeout_seconds,
-      c.tools.command_output_line_limit);
-  std::printf("llm.default_profile = \"%s\"\nllm.max_connections_per_host = %u\n",
-              c.llm.default_profile.c_str(), c.llm.max_connections_per_host);
+  std::fputs(lai::FormatConfigValues(c).c_str(), stdout);  // Every key, from the key table.
   for (const lai::Config::Profile& p : c.profiles) {  // Never prints a key, only its presence.
     std::printf(
         "profiles.%s = { provider = \"%s\", model = \"%s\", base_url = \"%s\", "
