@@ -7,15 +7,18 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -213,6 +216,7 @@ class TerminalClient : public agent::SessionClient {
     for (const agent::ToolCallContent& content : request.tool.content) {
       if (content.kind == agent::ToolCallContent::Kind::kDiff) {
         PrintDiffLocked(content);
+        diff_shown_.insert(request.tool.id);  // Not again when the edit is done.
       } else if (!content.text.empty()) {
         std::printf("%s\n", Shorten(content.text, 2000).c_str());
       }
@@ -324,9 +328,10 @@ class TerminalClient : public agent::SessionClient {
     for (const agent::ToolCallContent& content : tool.content) {
       has_diff = has_diff || content.kind == agent::ToolCallContent::Kind::kDiff;
     }
+    const bool was_diff_shown = diff_shown_.erase(tool.id) != 0;
     for (const agent::ToolCallContent& content : tool.content) {
       if (content.kind == agent::ToolCallContent::Kind::kDiff) {
-        PrintDiffLocked(content);
+        if (!was_diff_shown) PrintDiffLocked(content);
       } else if (!content.text.empty() && !has_diff) {  // An edit's diff says it all.
         // The model's view of the result, cut to a few lines for the terminal.
         std::string shown;
@@ -387,6 +392,7 @@ class TerminalClient : public agent::SessionClient {
   bool at_line_start_ = true;
   std::chrono::steady_clock::time_point wait_started_ = std::chrono::steady_clock::now();
   agent::SessionUpdate usage_;
+  std::set<std::string> diff_shown_;  // Tool calls whose diff the approval question showed.
   std::thread spinner_;
 };
 
@@ -717,10 +723,12 @@ int SessionsShowOrExport(const SessionsFlags& flags, bool is_export) {
     return kExitOk;
   }
   std::ofstream out(flags.output, std::ios::binary | std::ios::trunc);
+  const int open_errno = out ? 0 : errno;
   out << text;
   out.close();
   if (!out) {
-    std::fprintf(stderr, "lapce-ai sessions %s: cannot write '%s'\n", verb, flags.output.c_str());
+    std::fprintf(stderr, "lapce-ai sessions %s: cannot write '%s': %s\n", verb,
+                 flags.output.c_str(), std::strerror(open_errno != 0 ? open_errno : errno));
     return kExitFailure;
   }
   std::fprintf(stderr, "wrote %s\n", flags.output.c_str());
@@ -818,7 +826,8 @@ void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run) {
   sessions_cmd->require_subcommand(1);
   auto sessions = std::make_shared<SessionsFlags>();
   CLI::App* list_cmd = sessions_cmd->add_subcommand("list", "Sessions, newest first");
-  list_cmd->add_option("--limit", sessions->limit, "How many (default 20)");
+  list_cmd->add_option("--limit", sessions->limit, "How many, newest first (default 20)")
+      ->check(CLI::Range(1, 1000000));
   list_cmd->add_option("--cwd", sessions->cwd, "Only sessions of this workspace");
   list_cmd->add_flag("--all", sessions->all, "Include subtasks");
   list_cmd->add_flag("--json", sessions->json, "Print JSON");
