@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <array>
 #include <cerrno>
 #include <cstdlib>
@@ -218,11 +219,26 @@ bool Workspace::IsBlocked(const ResolvedPath& path) const {
 namespace {
 
 // Commands whose file arguments are read (Kilo Code's list plus common text tools).
-constexpr std::array<std::string_view, 33> kReadingCommands = {
+constexpr std::array<std::string_view, 34> kReadingCommands = {"ack",
     "cat",     "head",    "tail", "less",        "more", "grep",         "egrep", "fgrep", "rg",
     "ag",      "sed",     "awk",  "gawk",        "bat",  "batcat",       "nl",    "od",    "xxd",
     "hexdump", "strings", "cut",  "sort",        "uniq", "wc",           "diff",  "cp",    "mv",
     "base64",  "tac",     "type", "get-content", "gc",   "select-string"};
+
+// Searches that read whole directory trees: always (rg, ag, ack), or with a recursive flag (grep).
+bool IsTreeSearch(std::string_view name) { return name == "rg" || name == "ag" || name == "ack"; }
+bool IsGrep(std::string_view name) { return name == "grep" || name == "egrep" || name == "fgrep"; }
+// -r, -R, -rn, -Rni, --recursive, --dereference-recursive.
+bool IsRecursiveGrepFlag(std::string_view flag) {
+  if (flag.starts_with("--")) return flag == "--recursive" || flag == "--dereference-recursive";
+  return flag.size() > 1 && flag[0] == '-' &&
+         flag.substr(1).find_first_of("rR") != std::string_view::npos &&
+         flag.substr(1).find_first_not_of("rRniIlLHhcoqsvwxFEGPiz") == std::string_view::npos;
+}
+
+// How many entries a recursive search's tree is checked for blocked paths at most: a bound on
+// the time a command waits (about 0.1 s per 100,000 here). Beyond it the tree is let through.
+constexpr size_t kMaxTreeEntriesChecked = 200'000;
 
 struct Token {
   std::string text;
@@ -298,7 +314,8 @@ std::string Lowercase(std::string_view text) {
 }  // namespace
 
 std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view command,
-                                                               std::string_view cwd) const {
+                                                               std::string_view cwd,
+                                                               bool* in_tree) const {
   if (blocking_->empty()) return std::nullopt;
   std::vector<Token> tokens = Tokenize(command);
   auto is_blocked_argument = [&](const std::string& argument) {
@@ -326,8 +343,52 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
     return is_blocked;
   };
 
+  // A recursive search reads every file below its directory arguments (the working directory
+  // when it names none): the first blocked path found there, relative to the search's root.
+  auto blocked_in_tree = [&](const std::string& argument) -> std::optional<std::string> {
+    std::string root = argument.empty() ? std::string(cwd) : argument;
+    if (!argument.empty() && argument[0] != '/') {
+      root = std::string(cwd);
+      AppendComponent(&root, argument);
+    }
+    std::error_code error;
+    if (!std::filesystem::is_directory(root, error)) return std::nullopt;
+    auto it = std::filesystem::recursive_directory_iterator(
+        root, std::filesystem::directory_options::skip_permission_denied, error);
+    size_t seen = 0;
+    for (; !error && it != std::filesystem::recursive_directory_iterator();
+         it.increment(error)) {
+      if (++seen > kMaxTreeEntriesChecked) break;
+      std::string name = it->path().filename().string();
+      if (name == ".kilocodeignore" || name == ".rooignore") continue;  // Patterns, no secret.
+      Result<ResolvedPath> resolved = Resolve(it->path().string(), /*allow_outside=*/true);
+      if (resolved.ok() && IsBlocked(*resolved)) {
+        if (in_tree != nullptr) *in_tree = true;
+        std::string shown = argument.empty() ? "." : argument;
+        return shown + "/" + it->path().lexically_relative(root).string();
+      }
+      if (it->is_symlink(error)) it.disable_recursion_pending();
+    }
+    return std::nullopt;
+  };
+  // The command being read: a tree search (rg, grep -r, …) and its non-flag words.
+  bool is_tree_search = false;
+  std::vector<std::string> words;
+  auto end_command = [&]() -> std::optional<std::string> {
+    std::optional<std::string> found;
+    if (is_tree_search) {
+      // The first word is the pattern; without any further word the search is of cwd.
+      if (words.size() <= 1) found = blocked_in_tree("");
+      for (size_t i = 1; i < words.size() && !found; ++i) found = blocked_in_tree(words[i]);
+    }
+    is_tree_search = false;
+    words.clear();
+    return found;
+  };
+
   bool at_command_start = true;
   bool is_reading = false;
+  bool is_grep = false;
   bool expects_redirect_target = false;
   bool expects_write_target = false;
   for (const Token& token : tokens) {
@@ -337,6 +398,7 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
       } else if (token.text.find('>') != std::string::npos) {
         expects_write_target = true;  // "> out", "2>&1", "&> log": the next word is written.
       } else {
+        if (std::optional<std::string> found = end_command()) return found;
         at_command_start = true;
         is_reading = false;
       }
@@ -365,12 +427,19 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
       std::string lower = Lowercase(name);
       is_reading = std::find(kReadingCommands.begin(), kReadingCommands.end(), lower) !=
                    kReadingCommands.end();
+      is_tree_search = IsTreeSearch(lower);
+      is_grep = IsGrep(lower);
       continue;
     }
-    if (!is_reading || token.text[0] == '-') continue;
+    if (!is_reading) continue;
+    if (token.text[0] == '-') {
+      if (is_grep && IsRecursiveGrepFlag(token.text)) is_tree_search = true;
+      continue;
+    }
     if (is_blocked_argument(token.text)) return token.text;
+    words.push_back(token.text);
   }
-  return std::nullopt;
+  return end_command();
 }
 
 }  // namespace lai::workspace

@@ -47,9 +47,13 @@ class Workspace {
 
   // For a shell command about to run in `cwd` (absolute): if it is a file-reading command
   // (cat, head, tail, less, more, grep, rg, sed, awk, …) naming a blocked path, returns that path
-  // as the user wrote it; otherwise nullopt.
+  // as the user wrote it; if it is a recursive search (rg, ag, ack, grep -r) of a tree holding a
+  // blocked path (the first 200,000 entries are looked at), returns that path below the search's
+  // argument (and sets `*in_tree`, when given); otherwise nullopt. A program that opens files by
+  // itself (a script) is not seen.
   std::optional<std::string> FindBlockedPathInCommand(std::string_view command,
-                                                      std::string_view cwd) const;
+                                                      std::string_view cwd,
+                                                      bool* in_tree = nullptr) const;
 
   // The access-blocking rules (for walkers and search, which also apply .gitignore files).
   const IgnoreRules& blocking_rules() const { return *blocking_; }

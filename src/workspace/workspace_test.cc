@@ -219,5 +219,43 @@ TEST(CommandTest, FindsBlockedFilesReadByCommands) {
   EXPECT_EQ(workspace->FindBlockedPathInCommand("cat sub/*.txt", cwd), std::nullopt);
 }
 
+// A recursive search reads every file below where it starts: one over a tree that holds a
+// blocked file is refused, naming that file; one over a clean tree, or a plain grep, is not.
+TEST(CommandTest, FindsBlockedFilesInTreesThatSearchesRead) {
+  TempTree tree;
+  tree.File(".kilocodeignore", "secrets/\n*.env\n");
+  tree.File("secrets/key.pem");
+  tree.File("config/prod.env");
+  tree.File("src/main.c");
+  auto workspace = OpenOrDie(tree.root());
+  const std::string& cwd = tree.root();
+  auto found = [&](const char* command) {
+    return workspace->FindBlockedPathInCommand(command, cwd).value_or("(none)");
+  };
+  EXPECT_EQ(found("grep -r KEY config"), "config/prod.env");
+  bool in_tree = false;
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("rg KEY config", cwd, &in_tree), "config/prod.env");
+  EXPECT_TRUE(in_tree);
+  EXPECT_EQ(found("grep -rn KEY src config"), "config/prod.env");
+  EXPECT_EQ(found("rg KEY config"), "config/prod.env");
+  EXPECT_EQ(found("ack KEY config"), "config/prod.env");
+  EXPECT_EQ(found("grep --recursive KEY secrets"), "secrets");  // The directory itself.
+  // No path: the working directory. (The ignore file itself, blocked for reading by name, holds
+  // only patterns: a search may read it.)
+  EXPECT_NE(found("rg KEY"), "(none)");
+  EXPECT_NE(found("git status && grep -R KEY ."), "(none)");
+  EXPECT_EQ(found("rg KEY .kilocodeignore"), ".kilocodeignore");
+  TempTree clean;
+  clean.File(".kilocodeignore", "*.env\n");
+  clean.File("src/main.c");
+  auto clean_workspace = OpenOrDie(clean.root());
+  EXPECT_EQ(clean_workspace->FindBlockedPathInCommand("grep -rn main .", clean.root()),
+            std::nullopt);
+  EXPECT_EQ(found("rg KEY src"), "(none)");
+  EXPECT_EQ(found("grep -rn KEY src"), "(none)");
+  EXPECT_EQ(found("grep -A3 KEY src/main.c"), "(none)");  // Not recursive, a clean file.
+  EXPECT_EQ(found("grep KEY ."), "(none)");  // Without -r grep reads no directory.
+}
+
 }  // namespace
 }  // namespace lai::workspace

@@ -81,9 +81,16 @@ class ExecuteCommandTool final : public ToolBase {
       }
       cwd = resolved->absolute;
     }
+    bool in_tree = false;
     if (std::optional<std::string> blocked =
-            context.workspace.FindBlockedPathInCommand(*command, cwd)) {
-      return {true, ToolErrorText(BlockedPathText(*blocked))};
+            context.workspace.FindBlockedPathInCommand(*command, cwd, &in_tree)) {
+      std::string text = BlockedPathText(*blocked);
+      if (in_tree) {
+        text += " The command searches a directory tree that holds it (grep -r, rg read every "
+                "file below where they start): use search_files, which skips blocked files, or "
+                "search only directories without them.";
+      }
+      return {true, ToolErrorText(text)};
     }
     Result<ApprovalReply> reply =
         AskApproval(context, ApprovalKind::kCommand, name(), *command, *command);
