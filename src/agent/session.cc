@@ -401,7 +401,9 @@ struct Session::Turn {
   Result<StopReason> Run(std::string_view text);
   std::string SystemPrompt();
   llm::Message UserMessage(std::vector<llm::ContentPart> parts);
-  void FitContext();
+  // Condenses or truncates as the context plan says; an error when what is left still exceeds
+  // the model's whole window (a message too large on its own), so no request is sent for it.
+  Status FitContext();
   Reply Request();
   ToolOutcome Execute(const ToolCall& call);
   ToolOutcome RunSessionTool(const ToolCall& call, const json& args, ToolCallInfo& info);
@@ -602,15 +604,17 @@ StopReason Session::Turn::EndWithMessage(std::string text) {
   return StopReason::kEndTurn;
 }
 
-void Session::Turn::FitContext() {
+Status Session::Turn::FitContext() {
   ContextBudget budget{
       state.model.context_window,
       DefaultMaxOutputTokens(state.model.context_window, state.model.max_output_tokens)};
   const AgentSettings& settings = session.engine_.settings_;
+  const ContextSettings context_settings{settings.auto_condense,
+                                         settings.condense_threshold_percent};
   int64_t prompt_tokens = EstimateTokens(SystemPrompt()) + tool_tokens;
-  ContextPlan plan = PlanContext(state.history, prompt_tokens, state.calibration, budget,
-                                 {settings.auto_condense, settings.condense_threshold_percent});
-  if (plan.action == ContextAction::kNone) return;
+  ContextPlan plan =
+      PlanContext(state.history, prompt_tokens, state.calibration, budget, context_settings);
+  if (plan.action == ContextAction::kNone) return OkStatus();
   bool truncate = plan.action == ContextAction::kTruncate;
   if (plan.action == ContextAction::kCondense) {
     Summarizer summarize = [this](const std::string& system_prompt,
@@ -639,6 +643,18 @@ void Session::Turn::FitContext() {
     }
   }
   if (truncate) Persist(TruncateHistory(0.5));
+  ContextPlan left =
+      PlanContext(state.history, prompt_tokens, state.calibration, budget, context_settings);
+  if (budget.context_window > 0 && left.context_tokens > budget.context_window) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "the conversation is about " + std::to_string(left.context_tokens) +
+                     " tokens even after condensing and truncating, more than the " +
+                     std::to_string(budget.context_window) + "-token context window of " +
+                     state.model.id +
+                     "; a message this large cannot be sent: shorten it, or mention fewer or "
+                     "smaller files");
+  }
+  return OkStatus();
 }
 
 ContextChange Session::Turn::TruncateHistory(double fraction) {
@@ -1548,7 +1564,10 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     if (append_user) Append(UserMessage(std::move(parts)), /*with_record=*/true);
     append_user = true;
     parts.clear();
-    FitContext();
+    if (Status fits = FitContext(); !fits.ok()) {
+      SaveRecord();
+      return fits.error();
+    }
     Reply reply = Request();
     if (reply.error) {
       if (reply.has_output && !reply.message.parts.empty()) {
@@ -1566,9 +1585,12 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
       if (reply.error->kind == llm::ErrorKind::kContextTooLong && !reply.has_output &&
           overflow_retries < 3) {
         ++overflow_retries;
-        Persist(TruncateHistory(overflow_retries == 1 ? 0.25 : 0.5));
-        append_user = false;
-        continue;
+        ContextChange change = TruncateHistory(overflow_retries == 1 ? 0.25 : 0.5);
+        if (!change.hidden.empty()) {  // Nothing left to drop: the same request would fail again.
+          Persist(change);
+          append_user = false;
+          continue;
+        }
       }
       SaveRecord();
       return Error(ErrorCode::kUnavailable, reply.error->message);

@@ -1153,6 +1153,22 @@ TEST_F(CondenseTest, FailedCondenseFallsBackToTruncation) {
   EXPECT_EQ(MessagesText(bodies[2]).find("[Sliding window truncation"), std::string::npos);
 }
 
+// A task larger than the model's whole window on its own: nothing can be condensed or dropped to
+// make it fit, so the turn fails before any request (none is paid for), saying so.
+TEST_F(SessionTest, AMessageLargerThanTheWindowIsRefusedWithoutARequest) {
+  Engine& engine = MakeEngine(MakePool({"p"}, "gpt-4o", 4000));
+  std::shared_ptr<Session> session = NewSession(engine, "p");
+  std::string huge;
+  for (int i = 0; i < 4000; ++i) huge += "word" + std::to_string(i) + " lorem ipsum dolor ";
+  TestClient client;
+  Result<StopReason> stop = session->Prompt(huge, client);
+  ASSERT_FALSE(stop.ok());
+  EXPECT_EQ(stop.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(stop.error().message().find("4000-token context window of gpt-4o"), std::string::npos)
+      << stop.error().message();
+  EXPECT_TRUE(server_->requests().empty());
+}
+
 TEST_F(CondenseTest, WithoutAutoCondenseTheWindowSlides) {
   int64_t base = 0, per_read = 0;
   Probe(base, per_read);
