@@ -1219,14 +1219,32 @@ TEST_F(SessionTest, ContextTooLongIsRecoveredByTruncating) {
 TEST_F(SessionTest, ContextTooLongGivesUpAfterThreeRetries) {
   Engine& engine = MakeEngine(MakePool({"p"}));
   std::shared_ptr<Session> session = NewSession(engine);
+  const std::vector<std::string> names = {"a", "b", "c", "d", "e", "f", "g", "h"};
+  for (const std::string& name : names) {
+    WriteFile(workspace_ + "/" + name + ".txt", name + " content\n");
+    Enqueue(OpenAiToolCall("call_" + name, "read_file", ReadArgs(name + ".txt")));
+  }
   for (int i = 0; i < 5; ++i) Enqueue(testing::OpenAiContextTooLong());
 
+  TestClient client;
+  Result<StopReason> stop = session->Prompt("Read them all", client);
+  ASSERT_FALSE(stop.ok());
+  EXPECT_NE(stop.error().message().find("context"), std::string::npos) << stop.error().ToString();
+  EXPECT_EQ(server_->requests().size(), names.size() + 4) << "the first request and 3 retries";
+  EXPECT_FALSE(session->is_running());
+}
+
+// With nothing but the task in the history, truncating can drop nothing: the request that was
+// too long is not sent again unchanged.
+TEST_F(SessionTest, ContextTooLongIsNotRetriedWhenNothingCanBeDropped) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  for (int i = 0; i < 5; ++i) Enqueue(testing::OpenAiContextTooLong());
   TestClient client;
   Result<StopReason> stop = session->Prompt("Do it", client);
   ASSERT_FALSE(stop.ok());
   EXPECT_NE(stop.error().message().find("context"), std::string::npos) << stop.error().ToString();
-  EXPECT_EQ(server_->requests().size(), 4u) << "the first request and 3 retries";
-  EXPECT_FALSE(session->is_running());
+  EXPECT_EQ(server_->requests().size(), 1u);
 }
 
 // ---- 8. Subtask --------------------------------------------------------------------------------
