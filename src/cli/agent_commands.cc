@@ -459,9 +459,10 @@ class InterruptHandler {
   // Stops the agent's commands (SIGTERM, then SIGKILL for what ignores it) and exits 128 + signal.
   [[noreturn]] static void Exit(int signal) {
     std::fputs("\n", stderr);
-    workspace::SignalRunningCommands(SIGTERM);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    workspace::SignalRunningCommands(SIGKILL);
+    if (workspace::SignalRunningCommands(SIGTERM) != 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      workspace::SignalRunningCommands(SIGKILL);
+    }
     std::_Exit(128 + signal);
   }
 

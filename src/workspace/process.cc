@@ -43,9 +43,10 @@ class RunningGroups {
     std::lock_guard lock(mutex_);
     groups_.erase(std::find(groups_.begin(), groups_.end(), group));
   }
-  void Signal(int signal) {
+  size_t Signal(int signal) {
     std::lock_guard lock(mutex_);
     for (pid_t group : groups_) ::kill(-group, signal);
+    return groups_.size();
   }
 
  private:
@@ -61,7 +62,7 @@ std::string ShellPath() {
 
 }  // namespace
 
-void SignalRunningCommands(int signal) { RunningGroups::Get().Signal(signal); }
+size_t SignalRunningCommands(int signal) { return RunningGroups::Get().Signal(signal); }
 
 Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions& options) {
   struct stat info;

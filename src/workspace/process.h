@@ -40,8 +40,9 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
 
 // Sends `signal` to the process group of every command RunCommand is running now. For a front end
 // about to exit without unwinding (a second Ctrl-C, SIGTERM, a closed terminal): each command
-// runs in a session of its own, so nothing else would stop it. Thread-safe.
-void SignalRunningCommands(int signal);
+// runs in a session of its own, so nothing else would stop it. Returns how many groups were
+// signalled. Thread-safe.
+size_t SignalRunningCommands(int signal);
 
 // A long-running child speaking over pipes (an MCP server): stdin, stdout and stderr are pipes,
 // and it leads its own process group. Stop() (and the destructor) closes its stdin, gives it

@@ -146,7 +146,7 @@ TEST(RunCommandTest, SignalRunningCommandsReachesEveryRunningGroup) {
   while (started.load() < 2 && std::chrono::steady_clock::now() - start < 10s) {
     std::this_thread::sleep_for(5ms);  // Polling with a deadline, not synchronisation.
   }
-  SignalRunningCommands(SIGTERM);
+  EXPECT_EQ(SignalRunningCommands(SIGTERM), 2u);
   a.join();
   b.join();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
@@ -156,7 +156,7 @@ TEST(RunCommandTest, SignalRunningCommandsReachesEveryRunningGroup) {
     EXPECT_FALSE((*outcome)->timed_out);
     EXPECT_TRUE(ProcessEnds(static_cast<pid_t>(std::stol((*outcome)->output))));
   }
-  SignalRunningCommands(SIGKILL);  // Nothing is listed any more: must not signal anything.
+  EXPECT_EQ(SignalRunningCommands(SIGKILL), 0u);  // Nothing is listed any more.
 }
 
 }  // namespace
