@@ -233,7 +233,7 @@ bool IsRecursiveGrepFlag(std::string_view flag) {
   if (flag.starts_with("--")) return flag == "--recursive" || flag == "--dereference-recursive";
   return flag.size() > 1 && flag[0] == '-' &&
          flag.substr(1).find_first_of("rR") != std::string_view::npos &&
-         flag.substr(1).find_first_not_of("rRniIlLHhcoqsvwxFEGPiz") == std::string_view::npos;
+         flag.substr(1).find_first_not_of("rRnilLIHhcoqsvwxFEGPz") == std::string_view::npos;
 }
 
 // How many entries a recursive search's tree is checked for blocked paths at most: a bound on
@@ -353,6 +353,7 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
     }
     std::error_code error;
     if (!std::filesystem::is_directory(root, error)) return std::nullopt;
+    // Symbolic links to directories are not followed (the iterator's default), as grep -r does.
     auto it = std::filesystem::recursive_directory_iterator(
         root, std::filesystem::directory_options::skip_permission_denied, error);
     size_t seen = 0;
@@ -367,7 +368,6 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
         std::string shown = argument.empty() ? "." : argument;
         return shown + "/" + it->path().lexically_relative(root).string();
       }
-      if (it->is_symlink(error)) it.disable_recursion_pending();
     }
     return std::nullopt;
   };
