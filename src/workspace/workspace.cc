@@ -318,13 +318,17 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
                                                                bool* in_tree) const {
   if (blocking_->empty()) return std::nullopt;
   std::vector<Token> tokens = Tokenize(command);
+  // The directory relative arguments name: `cwd`, as changed by `cd` earlier in the command.
+  std::string dir(cwd);
+  auto absolute = [&](const std::string& argument) {
+    if (argument[0] == '/') return argument;
+    std::string path = dir;
+    AppendComponent(&path, argument);
+    return path;
+  };
   auto is_blocked_argument = [&](const std::string& argument) {
     if (argument.empty() || argument.find('\0') != std::string::npos) return false;
-    std::string path = argument;
-    if (path[0] != '/') {
-      path = std::string(cwd);
-      AppendComponent(&path, argument);
-    }
+    std::string path = absolute(argument);
     auto is_blocked_path = [&](const std::string& candidate) {
       Result<ResolvedPath> resolved = Resolve(candidate, /*allow_outside=*/true);
       return resolved.ok() && IsBlocked(*resolved);
@@ -346,11 +350,7 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
   // A recursive search reads every file below its directory arguments (the working directory
   // when it names none): the first blocked path found there, relative to the search's root.
   auto blocked_in_tree = [&](const std::string& argument) -> std::optional<std::string> {
-    std::string root = argument.empty() ? std::string(cwd) : argument;
-    if (!argument.empty() && argument[0] != '/') {
-      root = std::string(cwd);
-      AppendComponent(&root, argument);
-    }
+    std::string root = argument.empty() ? dir : absolute(argument);
     std::error_code error;
     if (!std::filesystem::is_directory(root, error)) return std::nullopt;
     // Symbolic links to directories are not followed (the iterator's default), as grep -r does.
@@ -389,6 +389,7 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
   bool at_command_start = true;
   bool is_reading = false;
   bool is_grep = false;
+  bool is_cd = false;  // The command is `cd` or `pushd`: its first word is the new directory.
   bool expects_redirect_target = false;
   bool expects_write_target = false;
   for (const Token& token : tokens) {
@@ -401,6 +402,7 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
         if (std::optional<std::string> found = end_command()) return found;
         at_command_start = true;
         is_reading = false;
+        is_cd = false;
       }
       continue;
     }
@@ -429,6 +431,14 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
                    kReadingCommands.end();
       is_tree_search = IsTreeSearch(lower);
       is_grep = IsGrep(lower);
+      is_cd = lower == "cd" || lower == "pushd";
+      continue;
+    }
+    if (is_cd) {  // `cd -` and `cd ~` are not followed; the old directory is kept.
+      if (!token.text.empty() && token.text[0] != '-' && token.text[0] != '~') {
+        dir = absolute(token.text);
+      }
+      is_cd = false;
       continue;
     }
     if (!is_reading) continue;

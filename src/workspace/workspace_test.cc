@@ -257,5 +257,27 @@ TEST(CommandTest, FindsBlockedFilesInTreesThatSearchesRead) {
   EXPECT_EQ(found("grep KEY ."), "(none)");  // Without -r grep reads no directory.
 }
 
+// Relative paths after a `cd` in the same command are taken from the directory it names.
+TEST(CommandTest, FollowsCdEarlierInTheCommand) {
+  TempTree tree;
+  tree.File(".kilocodeignore", "config/*.env\n");
+  tree.File("config/prod.env");
+  tree.File("src/main.c");
+  auto workspace = OpenOrDie(tree.root());
+  auto found = [&](const std::string& command, const std::string& cwd) {
+    return workspace->FindBlockedPathInCommand(command, cwd).value_or("(none)");
+  };
+  const std::string& root = tree.root();
+  EXPECT_EQ(found("cd config && grep -r KEY .", root), "./prod.env");
+  EXPECT_EQ(found("cd config; cat prod.env", root), "prod.env");
+  EXPECT_EQ(found("cd src && cd ../config && rg KEY", root), "./prod.env");
+  EXPECT_EQ(found("pushd config >/dev/null && tail prod.env", root), "prod.env");
+  EXPECT_EQ(found("cd " + root + "/config && head prod.env", tree.Path("src")), "prod.env");
+  // Without the cd these name files that are not blocked.
+  EXPECT_EQ(found("cd src && grep -r KEY .", root), "(none)");
+  EXPECT_EQ(found("cd src && cat prod.env", root), "(none)");
+  EXPECT_EQ(found("cd - && cat config/prod.env", root), "config/prod.env");  // `cd -` not followed.
+}
+
 }  // namespace
 }  // namespace lai::workspace
