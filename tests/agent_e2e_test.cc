@@ -323,6 +323,18 @@ TEST_F(AgentE2eTest, JsonPrintsOneEventPerLineEndingWithStop) {
   EXPECT_EQ(fake_->requests().size(), 4u);
 }
 
+// Each model reply's text starts on its own line: "Writing." then, after the reply without a
+// tool call is answered, "Done" — never "Writing.Done".
+TEST_F(AgentE2eTest, TextOfSeparateRepliesIsNotRunTogether) {
+  fake_->Enqueue(kChatPath, testing::OpenAiText("Writing."));
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_1", "attempt_completion",
+                                                    R"({"result":"All written."})", "Done"));
+  ProcessResult run = Run("write", {"--yes"});
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_NE(run.out.find("Writing.\nDone"), std::string::npos) << run.out;
+  EXPECT_EQ(fake_->requests().size(), 2u);
+}
+
 TEST_F(AgentE2eTest, WithoutYesAnEditIsRejectedAndTheModelToldSo) {
   fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_1", "write_to_file",
                                                     R"({"path":"NOTES.md","content":"notes\n"})"));

@@ -141,11 +141,13 @@ class TerminalClient : public agent::SessionClient {
     switch (update.kind) {
       case Kind::kAgentMessageChunk:
         EndThoughtLocked();
+        StartReplyLocked();
         std::fputs(update.text.c_str(), stdout);
         at_line_start_ = !update.text.empty() && update.text.back() == '\n';
         is_waiting_ = false;
         break;
       case Kind::kAgentThoughtChunk:
+        StartReplyLocked();
         if (!in_thought_) {
           if (!at_line_start_) std::fputc('\n', stdout);
           std::fputs(style_.dim(), stdout);
@@ -183,8 +185,9 @@ class TerminalClient : public agent::SessionClient {
         NewLineLocked();
         std::printf("%s[mode: %s]%s\n", style_.dim(), update.text.c_str(), style_.reset());
         break;
-      case Kind::kUsageUpdate:
+      case Kind::kUsageUpdate:  // Sent after each model reply.
         usage_ = update;
+        reply_ended_ = true;
         break;
       case Kind::kUserMessageChunk:
       case Kind::kSessionInfoUpdate:
@@ -285,6 +288,13 @@ class TerminalClient : public agent::SessionClient {
   void NewLineLocked() {
     if (!at_line_start_) std::fputc('\n', stdout);
     at_line_start_ = true;
+  }
+
+  // The text of a new model reply starts on its own line, not glued to the last one's.
+  void StartReplyLocked() {
+    if (!reply_ended_) return;
+    reply_ended_ = false;
+    NewLineLocked();
   }
 
   void EndThoughtLocked() {
@@ -390,6 +400,7 @@ class TerminalClient : public agent::SessionClient {
   bool spinner_shown_ = false;
   bool in_thought_ = false;
   bool at_line_start_ = true;
+  bool reply_ended_ = false;  // A model reply ended; the next text starts a new one.
   std::chrono::steady_clock::time_point wait_started_ = std::chrono::steady_clock::now();
   agent::SessionUpdate usage_;
   std::set<std::string> diff_shown_;  // Tool calls whose diff the approval question showed.
