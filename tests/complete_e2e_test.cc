@@ -231,5 +231,89 @@ TEST_F(CompleteCliTest, InterruptCancelsTheStream) {
   EXPECT_TRUE(fake_->WaitForConnectionsClosed(1, milliseconds(5000)));
 }
 
+// A config file in its own private directory, removed with the object.
+class ConfigFile {
+ public:
+  explicit ConfigFile(const std::string& text) {
+    char dir_template[] = "/tmp/lai-e2e-config.XXXXXX";
+    dir_ = ::mkdtemp(dir_template);
+    path_ = dir_ + "/config.toml";
+    FILE* file = std::fopen(path_.c_str(), "w");
+    std::fputs(text.c_str(), file);
+    std::fclose(file);
+  }
+  ~ConfigFile() { std::filesystem::remove_all(dir_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string dir_;
+  std::string path_;
+};
+
+// doctor reports each check on a line: what it read, the mode, each profile's key and
+// reachability; any FAIL makes the exit status 1.
+TEST_F(CompleteCliTest, DoctorReportsTheFileItReadAndAnUnknownMode) {
+  fake_->Enqueue("/v1/models", testing::MakeResponse(200, R"({"data":[]})"));
+  ConfigFile config(
+      "[agent]\nmode = \"nosuch\"\n\n[profiles.work]\nprovider = \"openai\"\n"
+      "model = \"gpt-4o\"\nbase_url = \"" +
+      fake_->base_url() + "/v1\"\n");
+  RunResult run = RunLapceAi({"--config", config.path(), "doctor"}, {"OPENAI_API_KEY=sk-doc-1"});
+  EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
+  EXPECT_NE(run.out.find("ok     config                       loaded from " + config.path()),
+            std::string::npos)
+      << run.out;
+  EXPECT_NE(run.out.find("FAIL   agent mode                   agent.mode: unknown mode 'nosuch' "
+                         "(the modes here are: code, architect, ask, debug, orchestrator)"),
+            std::string::npos)
+      << run.out;
+  EXPECT_NE(run.out.find("ok       key                        present (from env OPENAI_API_KEY)"),
+            std::string::npos)
+      << run.out;
+  EXPECT_NE(run.out.find("ok       reachable                  GET " + fake_->base_url() +
+                         "/v1/models: HTTP 200"),
+            std::string::npos)
+      << run.out;
+  EXPECT_EQ(run.out.find("sk-doc-1"), std::string::npos);
+  ASSERT_EQ(fake_->requests().size(), 1u);
+  EXPECT_EQ(fake_->requests()[0].path, "/v1/models");
+}
+
+// A configuration that does not load is doctor's first finding, not a bare error.
+TEST_F(CompleteCliTest, DoctorReportsAConfigThatFailsToLoad) {
+  ConfigFile config("[ipc]\nring_bytes = \"big\"\n");
+  RunResult run = RunLapceAi({"--config", config.path(), "doctor"}, {});
+  EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
+  EXPECT_TRUE(run.out.starts_with("FAIL   config                       " + config.path() +
+                                  ":2:14: ipc.ring_bytes: "))
+      << run.out;
+  EXPECT_NE(run.out.find("problem(s) found\n"), std::string::npos) << run.out;
+  // Every other command still refuses to start with it, exit status 2.
+  RunResult models = RunLapceAi({"--config", config.path(), "models"}, {});
+  EXPECT_EQ(models.exit_code, 2);
+  EXPECT_NE(models.err.find(config.path() + ":2:14: ipc.ring_bytes"), std::string::npos)
+      << models.err;
+}
+
+// A first run with no key and no config file tries the local Ollama once and says how to set up.
+TEST_F(CompleteCliTest, AFirstRunWithNothingConfiguredSaysHowToSetUp) {
+  // Only meaningful when no Ollama listens here (a machine running one would answer).
+  Result<http::FullResponse> probe = [] {
+    Result<std::unique_ptr<http::Client>> client = http::Client::Create();
+    http::Request request;
+    request.url = "http://localhost:11434/api/tags";
+    request.connect_timeout = std::chrono::seconds(1);
+    return http::Fetch(**client, std::move(request), std::chrono::seconds(2), 1 << 16);
+  }();
+  if (probe.ok()) GTEST_SKIP() << "something answers on localhost:11434";
+  auto start = std::chrono::steady_clock::now();
+  RunResult run = RunLapceAi({"complete", "hi"}, {});
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  EXPECT_NE(run.err.find("no provider is configured"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("OPENAI_API_KEY"), std::string::npos) << run.err;
+  // Not retried: a first-time user learns this at once, not after the backoff schedule.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
 }  // namespace
 }  // namespace lai

@@ -700,6 +700,20 @@ constexpr std::string_view kProfileFields[] = {"provider",
                                                "first_byte_timeout_ms",
                                                "idle_timeout_ms"};
 
+// A key in a file that others may read is a leak waiting to happen; refuse it (at the key's line).
+Status CheckKeyFileIsPrivate(const std::string& path, const toml::node& key,
+                             std::string_view table) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) return ErrnoError("stat config " + Quote(path), errno);
+  if ((info.st_mode & 077) == 0) return OkStatus();
+  Error error = FieldError(path, key, table, "api_key",
+                           fmt::format("the file holds an API key but is readable by group or "
+                                       "others (mode {:o}); run `chmod 600 {}`, or move the key "
+                                       "to an environment variable named by api_key_env",
+                                       info.st_mode & 0777, path));
+  return Error(ErrorCode::kPermissionDenied, error.message());
+}
+
 Status ApplyProfileField(const std::string& path, std::string_view table, std::string_view field,
                          const toml::node& node, Config::Profile& profile) {
   if (field == "provider" || field == "model" || field == "base_url" || field == "api_key_env" ||
@@ -734,6 +748,7 @@ Status ApplyProfileField(const std::string& path, std::string_view table, std::s
       profile.api_key_env = value;
     } else if (field == "api_key") {
       if (value.empty()) return FieldError(path, node, table, field, "must not be empty");
+      RETURN_IF_ERROR(CheckKeyFileIsPrivate(path, node, table));
       profile.api_key = value;
     } else {
       if (!IsProfileName(value)) {
@@ -789,20 +804,6 @@ Status ApplyProfileField(const std::string& path, std::string_view table, std::s
                     "unknown field (known fields: " + Join(kProfileFields) + ")");
 }
 
-// A key in a file that others may read is a leak waiting to happen; refuse it.
-Status CheckKeyFileIsPrivate(const std::string& path, const Config::Profile& profile) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) return ErrnoError("stat config " + Quote(path), errno);
-  if ((info.st_mode & 077) != 0) {
-    return Error(ErrorCode::kPermissionDenied,
-                 fmt::format("{}: profiles.{}.api_key: the file holds an API key but is readable "
-                             "by group or others (mode {:o}); run `chmod 600 {}`, or move the key "
-                             "to an environment variable named by api_key_env",
-                             profile.origin, profile.name, info.st_mode & 0777, path));
-  }
-  return OkStatus();
-}
-
 Status ApplyProfiles(const std::string& path, const toml::table& profiles, Config& config) {
   std::vector<std::pair<const toml::key*, const toml::node*>> ordered;
   for (auto&& [name, node] : profiles) ordered.emplace_back(&name, &node);
@@ -835,7 +836,6 @@ Status ApplyProfiles(const std::string& path, const toml::table& profiles, Confi
                                "\"anthropic\" and model = \"claude-sonnet-4-5\"",
                                profile.origin, table));
     }
-    if (!profile.api_key.empty()) RETURN_IF_ERROR(CheckKeyFileIsPrivate(path, profile));
     config.profiles.push_back(std::move(profile));
   }
   for (const Config::Profile& profile : config.profiles) {
@@ -991,6 +991,7 @@ Result<Config> LoadConfig(const ConfigSources& sources) {
     if (contents.ok()) {
       ASSIGN_OR_RETURN(toml::table root, ParseToml(path, *contents));
       RETURN_IF_ERROR(ApplyFile(path, root, config));
+      config.file = path;
     } else if (is_explicit_file || contents.error().code() != ErrorCode::kNotFound) {
       return std::move(contents).error();
     }

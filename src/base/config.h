@@ -102,6 +102,8 @@ struct Config {
     std::string origin;
   };
   std::vector<ModelOverride> models;
+
+  std::string file;  // The file the values were read from; empty when none was.
 };
 
 struct ConfigSources {

@@ -72,6 +72,7 @@ TEST_F(ConfigTest, DefaultsWithoutAnySource) {
   ASSERT_TRUE(config.ok()) << config.error().ToString();
   EXPECT_EQ(config->log.level, "info");
   EXPECT_EQ(config->log.file, "");
+  EXPECT_EQ(config->file, "");  // No file was read.
   EXPECT_EQ(config->ipc.runtime_dir, "/tmp/lapce-ai-" + std::to_string(::getuid()));
   EXPECT_EQ(config->ipc.socket_name, "engine.sock");
   EXPECT_EQ(config->ipc.ring_bytes, 1024u);
@@ -612,6 +613,8 @@ TEST_F(ConfigTest, ApiKeyInAFileOthersCanReadIsRefused) {
   Result<Config> config = Load(path);
   ASSERT_FALSE(config.ok());
   EXPECT_EQ(config.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_TRUE(config.error().message().starts_with(path + ":4: profiles.a.api_key: "))
+      << config.error().message();  // The key's own line, not the table's.
   EXPECT_NE(config.error().message().find("chmod 600 " + path), std::string::npos)
       << config.error().message();
   EXPECT_EQ(config.error().message().find("sk-file-secret"), std::string::npos);
@@ -619,6 +622,7 @@ TEST_F(ConfigTest, ApiKeyInAFileOthersCanReadIsRefused) {
   config = Load(path);
   ASSERT_TRUE(config.ok()) << config.error().message();
   EXPECT_EQ(config->profiles[0].api_key, "sk-file-secret");
+  EXPECT_EQ(config->file, path);
 }
 
 }  // namespace

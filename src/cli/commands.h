@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/config.h"
+#include "base/result.h"
 #include "cli/provider_flags.h"
 
 namespace CLI {
@@ -17,6 +18,9 @@ namespace lai::cli {
 // Command groups register their subcommands on `app`; the one the user picked stores its body in
 // `run` (from a CLI11 callback), and main() calls it with the loaded configuration.
 using CommandRun = std::function<int(const Config& config)>;
+// A command that reports a configuration that failed to load itself (doctor) stores that here;
+// otherwise main() prints the error and exits 2.
+using BadConfigRun = std::function<int(const Error& error)>;
 // Add one line per group to main.cc, e.g. `AddToolCommands(app, *bench_cmd, run);` with
 // `void AddToolCommands(CLI::App& app, CLI::App& bench, CommandRun& run);` declared below.
 
@@ -27,7 +31,7 @@ void AddToolCommands(CLI::App& app, CLI::App& bench, CommandRun& run);
 void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run);
 
 // `complete`, `models`, `doctor` and `bench providers` (llm_commands.cc).
-void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run);
+void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run, BadConfigRun& on_bad_config);
 
 struct ServeFlags {
   ProviderFlags provider;  // For completions and agent sessions.

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/modes.h"
 #include "base/unique_fd.h"
 #include "cli/bench_providers.h"
 #include "cli/commands.h"
@@ -30,6 +31,7 @@
 #include "llm/catalog.h"
 #include "llm/internal/adapter.h"
 #include "llm/pool.h"
+#include "server/agent_setup.h"
 #include "server/ai_protocol.h"
 
 namespace lai::cli {
@@ -385,96 +387,138 @@ std::string KeyFor(const Config& config, const llm::ProfileInfo& profile) {
   return value == nullptr ? std::string() : std::string(value);
 }
 
-int Doctor(const Config& config) {
-  int problems = 0;
-  auto report = [&](bool is_ok, const std::string& what, const std::string& detail) {
+// doctor's lines: "ok"/"FAIL", what was checked, what was found; counts the failures.
+class DoctorReport {
+ public:
+  void Line(bool is_ok, const std::string& what, const std::string& detail) {
     std::printf("%-6s %-28s %s\n", is_ok ? "ok" : "FAIL", what.c_str(), detail.c_str());
-    if (!is_ok) ++problems;
-  };
-  std::string config_path = DefaultConfigPath();
-  std::error_code ec;
-  report(true, "config", config_path.empty() || !std::filesystem::exists(config_path, ec)
-                             ? "loaded (defaults and environment; no config file)"
-                             : "loaded (" + config_path + " or --config)");
-
-  Result<std::unique_ptr<http::Client>> http = http::Client::Create();
-  if (!http.ok()) {
-    report(false, "http client", http.error().message());
-    return kExitFailure;
+    if (!is_ok) ++problems_;
   }
-  std::shared_ptr<http::Client> client(std::move(*http));
-  Result<std::unique_ptr<llm::ProviderPool>> pool = llm::ProviderPool::Create(config, client);
-  if (!pool.ok()) {
-    report(false, "provider profiles", pool.error().message());
-  } else {
-    std::vector<llm::ProfileInfo> profiles = (*pool)->Profiles();
-    if (profiles.empty()) {
-      report(false, "provider profiles",
-             "none configured: add a profile to the config file, or set a provider key such as "
-             "OPENAI_API_KEY or ANTHROPIC_API_KEY");
-    }
-    for (const llm::ProfileInfo& profile : profiles) {
-      std::string name = "profile " + profile.name;
-      report(true, name, profile.provider + " " + profile.model + " at " + profile.base_url);
-      const llm::internal::ProviderSpec* spec = llm::internal::FindProvider(profile.provider);
-      bool needs_key = spec == nullptr || !spec->default_key_env.empty();
-      if (profile.has_api_key) {
-        report(true, "  key", "present (from " + profile.api_key_source + ")");
-      } else if (needs_key) {
-        report(false, "  key", "missing (expected from " + profile.api_key_source + ")");
-      } else {
-        report(true, "  key", "none needed");
-      }
-      std::string key = KeyFor(config, profile);
-      http::Request request = ReachabilityRequest(profile, key);
-      std::string url = request.url;
-      auto start = std::chrono::steady_clock::now();
-      Result<http::FullResponse> response = http::Fetch(*client, std::move(request), std::chrono::seconds(8), 1 << 20);
-      auto elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::steady_clock::now() - start)
-                            .count();
-      std::string latency = " in " + std::to_string(elapsed_ms) + " ms";
-      if (!response.ok()) {
-        report(false, "  reachable", "GET " + url + ": " + response.error().message());
-      } else if (response->status == 401 || response->status == 403) {
-        report(false, "  reachable",
-               "GET " + url + ": HTTP " + std::to_string(response->status) + latency +
-                   ": reachable, but the key was rejected" +
-                   (key.empty() ? " (no key sent)" : " (check " + profile.api_key_source + ")"));
-      } else if (response->status >= 500) {
-        report(false, "  reachable", "GET " + url + ": HTTP " + std::to_string(response->status) +
-                                         latency + ": the server is failing");
-      } else {
-        report(true, "  reachable", "GET " + url + ": HTTP " + std::to_string(response->status) + latency);
-      }
-    }
+  // The last line, and the exit status.
+  int End() const {
+    std::printf("%s\n", problems_ == 0 ? "everything looks fine"
+                                       : (std::to_string(problems_) + " problem(s) found").c_str());
+    return problems_ == 0 ? kExitOk : kExitFailure;
   }
 
-  // ripgrep: the search tools run `rg`.
-  bool has_rg = false;
+ private:
+  int problems_ = 0;
+};
+
+// ripgrep: the search tools run `rg`.
+void CheckRipgrep(DoctorReport& report) {
   if (const char* path = std::getenv("PATH"); path != nullptr) {
     std::string_view rest = path;
-    while (!has_rg) {
+    while (true) {
       size_t colon = rest.find(':');
       std::string dir(rest.substr(0, colon));
       if (!dir.empty() && ::access((dir + "/rg").c_str(), X_OK) == 0) {
-        has_rg = true;
-        report(true, "ripgrep", dir + "/rg");
+        return report.Line(true, "ripgrep", dir + "/rg");
       }
       if (colon == std::string_view::npos) break;
       rest.remove_prefix(colon + 1);
     }
   }
-  if (!has_rg) report(false, "ripgrep", "rg not found in PATH; install it (Debian: apt install ripgrep)");
+  report.Line(false, "ripgrep", "rg not found in PATH; install it (Debian: apt install ripgrep)");
+}
 
-  std::printf("%s\n", problems == 0 ? "everything looks fine"
-                                    : (std::to_string(problems) + " problem(s) found").c_str());
-  return problems == 0 ? kExitOk : kExitFailure;
+// agent.mode names a built-in mode or a custom one (the global modes file, then the current
+// directory's .kilocodemodes, as `run` would load them here).
+void CheckMode(const Config& config, DoctorReport& report) {
+  std::error_code ec;
+  std::string cwd = std::filesystem::current_path(ec).string();
+  Result<std::vector<agent::ModeConfig>> modes =
+      agent::LoadModes(server::AgentSettingsFromConfig(config).global_modes_file, cwd);
+  if (!modes.ok()) return report.Line(false, "agent modes", modes.error().message());
+  if (agent::FindMode(*modes, config.agent.mode) != nullptr) {
+    return report.Line(true, "agent mode", config.agent.mode);
+  }
+  std::string names;
+  for (const agent::ModeConfig& mode : *modes) names += (names.empty() ? "" : ", ") + mode.slug;
+  report.Line(false, "agent mode",
+              "agent.mode: unknown mode '" + config.agent.mode + "' (the modes here are: " + names +
+                  "); set agent.mode to one of them");
+}
+
+// The configuration did not load: say why, and check what needs no configuration.
+int DoctorWithoutConfig(const Error& error) {
+  DoctorReport report;
+  report.Line(false, "config", error.message());
+  CheckRipgrep(report);
+  return report.End();
+}
+
+int Doctor(const Config& config) {
+  DoctorReport report;
+  report.Line(true, "config",
+              config.file.empty()
+                  ? "loaded (defaults and environment; no file at " + DefaultConfigPath() + ")"
+                  : "loaded from " + config.file);
+  CheckMode(config, report);
+
+  Result<std::unique_ptr<http::Client>> http = http::Client::Create();
+  if (!http.ok()) {
+    report.Line(false, "http client", http.error().message());
+    return report.End();
+  }
+  std::shared_ptr<http::Client> client(std::move(*http));
+  Result<std::unique_ptr<llm::ProviderPool>> pool = llm::ProviderPool::Create(config, client);
+  if (!pool.ok()) {
+    report.Line(false, "provider profiles", pool.error().message());
+  } else {
+    std::vector<llm::ProfileInfo> profiles = (*pool)->Profiles();
+    if (profiles.empty()) {
+      report.Line(false, "provider profiles",
+                  "none configured: add a profile to the config file, or set a provider key such "
+                  "as OPENAI_API_KEY or ANTHROPIC_API_KEY");
+    }
+    for (const llm::ProfileInfo& profile : profiles) {
+      report.Line(true, "profile " + profile.name,
+                  profile.provider + " " + profile.model + " at " + profile.base_url);
+      const llm::internal::ProviderSpec* spec = llm::internal::FindProvider(profile.provider);
+      bool needs_key = spec == nullptr || !spec->default_key_env.empty();
+      if (profile.has_api_key) {
+        report.Line(true, "  key", "present (from " + profile.api_key_source + ")");
+      } else if (needs_key) {
+        report.Line(false, "  key", "missing (expected from " + profile.api_key_source + ")");
+      } else {
+        report.Line(true, "  key", "none needed");
+      }
+      std::string key = KeyFor(config, profile);
+      http::Request request = ReachabilityRequest(profile, key);
+      std::string url = request.url;
+      auto start = std::chrono::steady_clock::now();
+      Result<http::FullResponse> response =
+          http::Fetch(*client, std::move(request), std::chrono::seconds(8), 1 << 20);
+      auto elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - start)
+                            .count();
+      std::string latency = " in " + std::to_string(elapsed_ms) + " ms";
+      if (!response.ok()) {
+        report.Line(false, "  reachable", "GET " + url + ": " + response.error().message());
+      } else if (response->status == 401 || response->status == 403) {
+        report.Line(
+            false, "  reachable",
+            "GET " + url + ": HTTP " + std::to_string(response->status) + latency +
+                ": reachable, but the key was rejected" +
+                (key.empty() ? " (no key sent)" : " (check " + profile.api_key_source + ")"));
+      } else if (response->status >= 500) {
+        report.Line(false, "  reachable",
+                    "GET " + url + ": HTTP " + std::to_string(response->status) + latency +
+                        ": the server is failing");
+      } else {
+        report.Line(true, "  reachable",
+                    "GET " + url + ": HTTP " + std::to_string(response->status) + latency);
+      }
+    }
+  }
+  CheckRipgrep(report);
+  return report.End();
 }
 
 }  // namespace
 
-void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run) {
+void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run, BadConfigRun& on_bad_config) {
   auto complete = std::make_shared<CompleteFlags>();
   CLI::App* complete_cmd = app.add_subcommand(
       "complete", "Send one prompt to a provider and stream the answer to stdout (usage and cost "
@@ -503,7 +547,10 @@ void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run) {
   CLI::App* doctor_cmd = app.add_subcommand(
       "doctor", "Check the configuration, provider keys (never printed), provider reachability "
                 "and ripgrep; exit 1 when something is wrong");
-  doctor_cmd->callback([&run] { run = [](const Config& config) { return Doctor(config); }; });
+  doctor_cmd->callback([&run, &on_bad_config] {
+    run = [](const Config& config) { return Doctor(config); };
+    on_bad_config = DoctorWithoutConfig;
+  });
 
   AddBenchProvidersCommand(bench, run);
 }

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
 
   // The picked subcommand stores its body here (from its CLI11 callback); see commands.h.
   lai::cli::CommandRun run;
+  lai::cli::BadConfigRun on_bad_config;
   auto runs = [&run](lai::cli::CommandRun body) { return [&run, body] { run = body; }; };
 
   lai::cli::ServeFlags serve;
@@ -118,7 +119,7 @@ int main(int argc, char** argv) {
       ->callback(runs(ConfigShow));
 
   // Command groups defined in their own files (see commands.h).
-  lai::cli::AddLlmCommands(app, *bench_cmd, run);
+  lai::cli::AddLlmCommands(app, *bench_cmd, run, on_bad_config);
   lai::cli::AddAgentCommands(app, *bench_cmd, run);
   lai::cli::AddToolCommands(app, *bench_cmd, run);
 
@@ -128,6 +129,7 @@ int main(int argc, char** argv) {
   if (!log_level.empty()) sources.overrides.push_back("log.level=" + log_level);
   lai::Result<lai::Config> config = lai::LoadConfig(sources);
   if (!config.ok()) {
+    if (on_bad_config) return on_bad_config(config.error());
     std::fprintf(stderr, "lapce-ai: configuration: %s\n", config.error().message().c_str());
     return 2;
   }

@@ -387,6 +387,10 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
       }
       StreamError error = TransportError(current.info.provider, status, has_output);
       RecordOutcome(attempt, error.kind);
+      if (!current.setup_hint.empty() && attempt.status == 0) {
+        error.message += "; " + current.setup_hint;
+        return Fail(std::move(error), /*may_retry=*/false);
+      }
       return Fail(std::move(error), /*may_retry=*/true);
     }
     StreamError error = internal::ErrorFromResponse(

@@ -94,6 +94,14 @@ Result<ResolvedProfiles> ResolveProfiles(const Config& config, const char* const
     ResolvedProfile ollama =
         MakeProfile(*FindProvider("ollama"), "ollama", std::string(DefaultModel("ollama")), "");
     ResolveKey(*ollama.spec, "", "", environment, ollama);
+    if (out.profiles.empty()) {
+      ollama.setup_hint =
+          "no provider is configured, so a local Ollama was tried: set a key such as "
+          "OPENAI_API_KEY or ANTHROPIC_API_KEY, add a [profiles.<name>] table to " +
+          (config.file.empty() ? std::string("the config file (its path: `lapce-ai --help`)")
+                               : config.file) +
+          ", or start Ollama (`lapce-ai doctor` checks the setup)";
+    }
     out.profiles.push_back(std::move(ollama));
   }
   const std::string& wanted = config.llm.default_profile;

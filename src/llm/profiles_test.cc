@@ -50,6 +50,21 @@ TEST(ResolveProfilesTest, ImplicitProfilesFollowTheKeysInTheEnvironment) {
   EXPECT_EQ(ollama.info.api_key_source, "none");
   EXPECT_FALSE(ollama.info.has_api_key);
   EXPECT_EQ(ollama.info.base_url, "http://localhost:11434");
+  EXPECT_EQ(ollama.setup_hint, "");  // Something else is configured.
+}
+
+// With no key and no profile, only the local Ollama is left: its failure says how to set up.
+TEST(ResolveProfilesTest, AnOllamaTriedForWantOfAnythingElseCarriesASetupHint) {
+  Environment environment({"PATH=/bin"});
+  Config config;
+  config.file = "/home/u/.config/lapce-ai/config.toml";
+  Result<ResolvedProfiles> resolved = ResolveProfiles(config, environment.get());
+  ASSERT_TRUE(resolved.ok()) << resolved.error().message();
+  ASSERT_EQ(resolved->profiles.size(), 1u);
+  const std::string& hint = resolved->profiles[0].setup_hint;
+  EXPECT_NE(hint.find("OPENAI_API_KEY"), std::string::npos) << hint;
+  EXPECT_NE(hint.find("to /home/u/.config/lapce-ai/config.toml"), std::string::npos) << hint;
+  EXPECT_NE(hint.find("lapce-ai doctor"), std::string::npos) << hint;
 }
 
 TEST(ResolveProfilesTest, ConfiguredProfilesTakeKeysFromTheirVariableOrTheFile) {

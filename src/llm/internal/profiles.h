@@ -19,6 +19,9 @@ struct ResolvedProfile {
   Endpoint endpoint;
   uint32_t rate_limit_per_minute = 0;
   std::string fallback;  // Empty: none.
+  // Set on the implicit ollama profile when nothing else is configured: said, and not retried,
+  // when it cannot be reached (a first run with no key and no config file).
+  std::string setup_hint;
 };
 
 struct ResolvedProfiles {
