@@ -11,6 +11,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdlib>
+#include <ranges>
 #include <vector>
 
 #include "workspace/ignore.h"
@@ -318,55 +319,61 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
                                                                bool* in_tree) const {
   if (blocking_->empty()) return std::nullopt;
   std::vector<Token> tokens = Tokenize(command);
-  // The directory relative arguments name: `cwd`, as changed by `cd` earlier in the command.
-  std::string dir(cwd);
-  auto absolute = [&](const std::string& argument) {
+  // The directories relative arguments may name: `cwd`, and each one a `cd` earlier in the
+  // command names. All are checked: a cd in a pipeline or a subshell does not change the
+  // directory of what follows, and the check must not be led away from where the command runs.
+  std::vector<std::string> dirs = {std::string(cwd)};
+  auto absolute = [](const std::string& dir, const std::string& argument) {
     if (argument[0] == '/') return argument;
     std::string path = dir;
     AppendComponent(&path, argument);
     return path;
   };
+  auto is_blocked_path = [&](const std::string& candidate) {
+    Result<ResolvedPath> resolved = Resolve(candidate, /*allow_outside=*/true);
+    return resolved.ok() && IsBlocked(*resolved);
+  };
   auto is_blocked_argument = [&](const std::string& argument) {
     if (argument.empty() || argument.find('\0') != std::string::npos) return false;
-    std::string path = absolute(argument);
-    auto is_blocked_path = [&](const std::string& candidate) {
-      Result<ResolvedPath> resolved = Resolve(candidate, /*allow_outside=*/true);
-      return resolved.ok() && IsBlocked(*resolved);
-    };
-    if (is_blocked_path(path)) return true;
-    // "cat *.env": the shell would expand the glob, so check what it expands to.
-    if (argument.find_first_of("*?[") == std::string::npos) return false;
-    glob_t matches;
-    bool is_blocked = false;
-    if (::glob(path.c_str(), GLOB_NOSORT, nullptr, &matches) == 0) {
-      for (size_t i = 0; i < matches.gl_pathc && !is_blocked; ++i) {
-        is_blocked = is_blocked_path(matches.gl_pathv[i]);
+    for (const std::string& dir : std::views::reverse(dirs)) {  // The latest first.
+      std::string path = absolute(dir, argument);
+      if (is_blocked_path(path)) return true;
+      // "cat *.env": the shell would expand the glob, so check what it expands to.
+      if (argument.find_first_of("*?[") == std::string::npos) continue;
+      glob_t matches;
+      bool is_blocked = false;
+      if (::glob(path.c_str(), GLOB_NOSORT, nullptr, &matches) == 0) {
+        for (size_t i = 0; i < matches.gl_pathc && !is_blocked; ++i) {
+          is_blocked = is_blocked_path(matches.gl_pathv[i]);
+        }
       }
+      ::globfree(&matches);
+      if (is_blocked) return true;
     }
-    ::globfree(&matches);
-    return is_blocked;
+    return false;
   };
 
   // A recursive search reads every file below its directory arguments (the working directory
   // when it names none): the first blocked path found there, relative to the search's root.
   auto blocked_in_tree = [&](const std::string& argument) -> std::optional<std::string> {
-    std::string root = argument.empty() ? dir : absolute(argument);
-    std::error_code error;
-    if (!std::filesystem::is_directory(root, error)) return std::nullopt;
-    // Symbolic links to directories are not followed (the iterator's default), as grep -r does.
-    auto it = std::filesystem::recursive_directory_iterator(
-        root, std::filesystem::directory_options::skip_permission_denied, error);
-    size_t seen = 0;
-    for (; !error && it != std::filesystem::recursive_directory_iterator();
-         it.increment(error)) {
-      if (++seen > kMaxTreeEntriesChecked) break;
-      std::string name = it->path().filename().string();
-      if (name == ".kilocodeignore" || name == ".rooignore") continue;  // Patterns, no secret.
-      Result<ResolvedPath> resolved = Resolve(it->path().string(), /*allow_outside=*/true);
-      if (resolved.ok() && IsBlocked(*resolved)) {
-        if (in_tree != nullptr) *in_tree = true;
-        std::string shown = argument.empty() ? "." : argument;
-        return shown + "/" + it->path().lexically_relative(root).string();
+    for (const std::string& dir : std::views::reverse(dirs)) {  // The latest first.
+      std::string root = argument.empty() ? dir : absolute(dir, argument);
+      std::error_code error;
+      if (!std::filesystem::is_directory(root, error)) continue;
+      // Symbolic links to directories are not followed (the iterator's default), as grep -r does.
+      auto it = std::filesystem::recursive_directory_iterator(
+          root, std::filesystem::directory_options::skip_permission_denied, error);
+      size_t seen = 0;
+      for (; !error && it != std::filesystem::recursive_directory_iterator();
+           it.increment(error)) {
+        if (++seen > kMaxTreeEntriesChecked) break;
+        std::string name = it->path().filename().string();
+        if (name == ".kilocodeignore" || name == ".rooignore") continue;  // Patterns, no secret.
+        if (is_blocked_path(it->path().string())) {
+          if (in_tree != nullptr) *in_tree = true;
+          std::string shown = argument.empty() ? "." : argument;
+          return shown + "/" + it->path().lexically_relative(root).string();
+        }
       }
     }
     return std::nullopt;
@@ -436,7 +443,7 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
     }
     if (is_cd) {  // `cd -` and `cd ~` are not followed; the old directory is kept.
       if (!token.text.empty() && token.text[0] != '-' && token.text[0] != '~') {
-        dir = absolute(token.text);
+        dirs.push_back(absolute(dirs.back(), token.text));
       }
       is_cd = false;
       continue;

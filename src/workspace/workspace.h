@@ -46,10 +46,10 @@ class Workspace {
   bool IsWriteProtected(const ResolvedPath& path) const;
 
   // For a shell command about to run in `cwd` (absolute): if it is a file-reading command
-  // (cat, head, tail, less, more, grep, rg, sed, awk, …) naming a blocked path (relative paths are
-  // taken from `cwd` as changed by any `cd` earlier in the command), returns that path
-  // as the user wrote it; if it is a recursive search (rg, ag, ack, grep -r) of a tree holding a
-  // blocked path (the first 200,000 entries are looked at), returns that path below the search's
+  // (cat, head, tail, less, more, grep, rg, sed, awk, …) naming a blocked path (a relative path is
+  // taken from `cwd` and from each directory a `cd` earlier in the command names), returns that
+  // path as the user wrote it; if it is a recursive search (rg, ag, ack, grep -r) of a tree holding
+  // a blocked path (the first 200,000 entries are looked at), returns that path below the search's
   // argument (and sets `*in_tree`, when given); otherwise nullopt. A program that opens files by
   // itself (a script) is not seen.
   std::optional<std::string> FindBlockedPathInCommand(std::string_view command,

@@ -257,7 +257,9 @@ TEST(CommandTest, FindsBlockedFilesInTreesThatSearchesRead) {
   EXPECT_EQ(found("grep KEY ."), "(none)");  // Without -r grep reads no directory.
 }
 
-// Relative paths after a `cd` in the same command are taken from the directory it names.
+// Relative paths after a `cd` in the same command are checked from the directory it names, and
+// still from the command's own directory: a cd in a pipeline or a subshell changes nothing after
+// it, so the check cannot be led away from where the command runs.
 TEST(CommandTest, FollowsCdEarlierInTheCommand) {
   TempTree tree;
   tree.File(".kilocodeignore", "config/*.env\n");
@@ -273,10 +275,13 @@ TEST(CommandTest, FollowsCdEarlierInTheCommand) {
   EXPECT_EQ(found("cd src && cd ../config && rg KEY", root), "./prod.env");
   EXPECT_EQ(found("pushd config >/dev/null && tail prod.env", root), "prod.env");
   EXPECT_EQ(found("cd " + root + "/config && head prod.env", tree.Path("src")), "prod.env");
-  // Without the cd these name files that are not blocked.
-  EXPECT_EQ(found("cd src && grep -r KEY .", root), "(none)");
-  EXPECT_EQ(found("cd src && cat prod.env", root), "(none)");
+  EXPECT_EQ(found("cd src | cat config/prod.env", root), "config/prod.env");
+  EXPECT_EQ(found("(cd src); cat config/prod.env", root), "config/prod.env");
   EXPECT_EQ(found("cd - && cat config/prod.env", root), "config/prod.env");  // `cd -` not followed.
+  // Names that are blocked from no directory the command may be in.
+  EXPECT_EQ(found("cd src && cat prod.env", root), "(none)");
+  EXPECT_EQ(found("cd config && cat main.c", root), "(none)");
+  EXPECT_EQ(found("cd src && grep -r KEY main.c", root), "(none)");
 }
 
 }  // namespace
