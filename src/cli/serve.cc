@@ -42,6 +42,7 @@ int Serve(const Config& config, const ServeFlags& flags) {
 
   ipc::ServerOptions options;
   options.socket_path = SocketPath(config, flags.socket);
+  if (!flags.socket.empty()) options.socket_dir = ipc::SocketDir::kChosen;
   options.workers = config.server.workers;
   options.max_connections = config.server.max_connections;
   options.max_message_bytes =

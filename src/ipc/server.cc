@@ -991,7 +991,7 @@ size_t Server::connection_count() const {
 Status Server::Start() {
   RaiseFileLimit();
   std::string dir = options_.socket_path.substr(0, options_.socket_path.find_last_of('/'));
-  if (!dir.empty()) RETURN_IF_ERROR(EnsurePrivateDir(dir));
+  if (!dir.empty()) RETURN_IF_ERROR(EnsurePrivateDir(dir, options_.socket_dir));
   ASSIGN_OR_RETURN(impl_->lock, LockServerPath(options_.socket_path));
   ASSIGN_OR_RETURN(impl_->listen, ListenUnix(options_.socket_path, 1024));
   impl_->stop_eventfd.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));

@@ -17,11 +17,15 @@
 #include "ipc/channel.h"
 #include "ipc/frame.h"
 #include "ipc/metrics.h"
+#include "ipc/socket.h"
 
 namespace lai::ipc {
 
 struct ServerOptions {
   std::string socket_path;
+  // kOwn: the socket's directory is lapce-ai's runtime directory; kChosen: the user named the
+  // path, and its directory is only checked (see EnsurePrivateDir in ipc/socket.h).
+  SocketDir socket_dir = SocketDir::kOwn;
   uint32_t workers = 1;
   uint32_t max_connections = 4096;
   uint32_t max_message_bytes = 10u << 20;

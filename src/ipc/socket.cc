@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace lai::ipc {
@@ -36,7 +37,7 @@ std::string RuntimeDir(const std::string& configured) {
   return "/tmp/lapce-ai-" + std::to_string(::getuid());
 }
 
-Status EnsurePrivateDir(const std::string& dir) {
+Status EnsurePrivateDir(const std::string& dir, SocketDir use) {
   struct stat st;
   if (::lstat(dir.c_str(), &st) != 0) {
     if (errno != ENOENT) return ErrnoError("stat '" + dir + "'", errno);
@@ -59,8 +60,18 @@ Status EnsurePrivateDir(const std::string& dir) {
                  "'" + dir + "' belongs to uid " + std::to_string(st.st_uid) +
                      ", not to this user; remove it or set ipc.runtime_dir");
   }
-  if ((st.st_mode & 077) != 0 && ::chmod(dir.c_str(), 0700) != 0) {
-    return ErrnoError("chmod 0700 '" + dir + "'", errno);
+  if ((st.st_mode & 077) == 0) return OkStatus();
+  if (use == SocketDir::kOwn) {
+    if (::chmod(dir.c_str(), 0700) != 0) return ErrnoError("chmod 0700 '" + dir + "'", errno);
+    return OkStatus();
+  }
+  if ((st.st_mode & 022) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return Error(ErrorCode::kPermissionDenied,
+                 "'" + dir + "' may be written by other users (mode " + mode +
+                     "), who could replace the socket; put it in a directory only you can write "
+                     "to (the default, <ipc.runtime_dir>, is one)");
   }
   return OkStatus();
 }
@@ -83,9 +94,20 @@ Result<UniqueFd> ListenUnix(const std::string& path, int backlog) {
   ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddress(path));
   UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd.is_valid()) return ErrnoError("socket", errno);
-  // We hold the server lock, so a socket file left here belongs to a server that died.
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return ErrnoError("remove stale socket '" + path + "'", errno);
+  // We hold the server lock, so a socket file left here belongs to a server that died. Nothing
+  // else is ever removed: a mistyped --socket must not delete a file.
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "'" + path + "' exists and is not a socket; lapce-ai will not replace it: " +
+                       "choose another socket path");
+    }
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return ErrnoError("remove stale socket '" + path + "'", errno);
+    }
+  } else if (errno != ENOENT) {
+    return ErrnoError("stat '" + path + "'", errno);
   }
   mode_t old_mask = ::umask(0177);
   int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));

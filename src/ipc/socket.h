@@ -19,12 +19,21 @@ namespace lai::ipc {
 // `configured` if non-empty, else $XDG_RUNTIME_DIR/lapce-ai, else /tmp/lapce-ai-<uid>.
 std::string RuntimeDir(const std::string& configured);
 
+// Whose directory a socket goes in.
+enum class SocketDir {
+  kOwn,     // lapce-ai's runtime directory: made private (0700) if found open.
+  kChosen,  // One the user named (`serve --socket`): never changed; refused if others may write.
+};
+
 // Creates `dir` (and missing parents) as 0700, or checks an existing one: it must be a real
-// directory owned by this user; a too-open mode of our own directory is tightened to 0700.
-Status EnsurePrivateDir(const std::string& dir);
+// directory owned by this user. An open mode is tightened to 0700 for kOwn; for kChosen a
+// directory group or others may write to is refused (kPermissionDenied), and one they may only
+// read is left as it is.
+Status EnsurePrivateDir(const std::string& dir, SocketDir use = SocketDir::kOwn);
 
 // Binds and listens on `path` (mode 0600). The caller must hold the server lock (below) so an
-// existing socket file is known to be stale and is replaced.
+// existing socket file is known to be stale and is replaced; anything else at `path` (a file, a
+// directory) is never removed: kInvalidArgument.
 Result<UniqueFd> ListenUnix(const std::string& path, int backlog);
 
 // Takes an exclusive lock on `path` + ".lock" for the life of the returned fd. kUnavailable

@@ -817,6 +817,55 @@ TEST(PrivateDirTest, RefusesNonDirectories) {
   EXPECT_EQ(status.code(), ErrorCode::kPermissionDenied) << "a symlink is not followed";
 }
 
+// A directory the user named for the socket is checked, never changed: `serve --socket
+// /tmp/x.sock` run as root must not make /tmp private, nor a project directory.
+TEST(PrivateDirTest, ChosenDirectoryIsNeverChanged) {
+  TempDir dir;
+  auto mode_of = [](const std::string& path) {
+    struct stat st {};
+    EXPECT_EQ(::stat(path.c_str(), &st), 0);
+    return st.st_mode & 07777;
+  };
+  const std::string readable = dir.Join("readable");
+  ASSERT_EQ(::mkdir(readable.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(readable.c_str(), 0755), 0);
+  Status status = EnsurePrivateDir(readable, SocketDir::kChosen);
+  EXPECT_TRUE(status.ok()) << status.ToString();
+  EXPECT_EQ(mode_of(readable), 0755u);
+  for (mode_t mode : {0777, 01777, 0775}) {
+    const std::string shared = dir.Join("shared" + std::to_string(mode));
+    ASSERT_EQ(::mkdir(shared.c_str(), 0700), 0);
+    ASSERT_EQ(::chmod(shared.c_str(), mode), 0);
+    status = EnsurePrivateDir(shared, SocketDir::kChosen);
+    EXPECT_EQ(status.code(), ErrorCode::kPermissionDenied) << mode;
+    EXPECT_TRUE(Contains(status.ToString(), "may be written by other users")) << status.ToString();
+    EXPECT_EQ(mode_of(shared), mode);
+  }
+  // A missing one is created private, as for kOwn.
+  const std::string fresh = dir.Join("fresh/sub");
+  ASSERT_TRUE(EnsurePrivateDir(fresh, SocketDir::kChosen).ok());
+  EXPECT_EQ(mode_of(fresh), 0700u);
+}
+
+// Only a stale socket is replaced: a file at the socket path is an error, and is kept.
+TEST(PrivateDirTest, AFileAtTheSocketPathIsNeverRemoved) {
+  TempDir dir;
+  const std::string path = dir.Join("notes.txt");
+  {
+    UniqueFd fd(::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+    ASSERT_TRUE(fd.is_valid());
+    ASSERT_EQ(::write(fd.get(), "keep", 4), 4);
+  }
+  Result<Listener> listener = Listener::Bind(path);
+  ASSERT_FALSE(listener.ok());
+  EXPECT_EQ(listener.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(listener.error().message(), "is not a socket")) << listener.error().message();
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_size, 4);
+}
+
 TEST(PrivateDirTest, RuntimeDirPrefersConfiguredPath) {
   EXPECT_EQ(RuntimeDir("/custom/dir"), "/custom/dir");
   EXPECT_FALSE(RuntimeDir("").empty());
