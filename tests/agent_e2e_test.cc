@@ -436,6 +436,38 @@ TEST_F(AgentE2eTest, KillNineMidTurnLosesNothingAndResumes) {
   EXPECT_EQ(ListSessions()[0]["status"], "completed");
 }
 
+// `sessions resume --mode M` switches the session to M (as session/set_mode does); an unknown
+// mode is refused before any request.
+TEST_F(AgentE2eTest, ResumeWithModeSwitchesTheMode) {
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_1", "attempt_completion",
+                                                    R"({"result":"Looked."})"));
+  ProcessResult run = Run("look around", {"--yes"});
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  std::string id = ListSessions()[0]["id"];
+  auto resume = [&](const std::string& mode) {
+    std::vector<std::string> args = {"sessions", "resume", id, "explain", "--yes", "--mode", mode};
+    for (const std::string& a : Provider()) args.push_back(a);
+    return Lapce(args);
+  };
+  ProcessResult unknown = resume("nosuch");
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("--mode: unknown mode 'nosuch'; the modes are: code, architect"),
+            std::string::npos)
+      << unknown.err;
+  EXPECT_EQ(fake_->requests().size(), 1u);
+
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_2", "attempt_completion",
+                                                    R"({"result":"Explained."})"));
+  ProcessResult ask = resume("ask");
+  EXPECT_EQ(ask.exit_code, 0) << ask.out << ask.err;
+  std::vector<Json> bodies = RequestBodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  std::string tools = bodies[1]["tools"].dump();
+  EXPECT_NE(tools.find("read_file"), std::string::npos) << tools;
+  EXPECT_EQ(tools.find("write_to_file"), std::string::npos) << "ask mode edits nothing: " << tools;
+  EXPECT_EQ(ListSessions()[0]["mode"], "ask");
+}
+
 TEST_F(AgentE2eTest, CtrlCCancelsTheTurnAndExits130) {
   testing::ScriptedTurn slow;
   slow.text = "Thinking about it. And more. And more.";

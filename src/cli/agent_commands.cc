@@ -791,6 +791,13 @@ int SessionsResume(const Config& config, AgentFlags flags, const std::string& id
     std::fprintf(stderr, "lapce-ai sessions resume: %s\n", session.error().message().c_str());
     return kExitFailure;
   }
+  if (!flags.mode.empty()) {  // As session/set_mode: recorded, and the next request uses it.
+    if (Status status = (*session)->SetMode(flags.mode, nullptr); !status.ok()) {
+      std::fprintf(stderr, "lapce-ai sessions resume: --mode: %s\n",
+                   status.error().message().c_str());
+      return kExitUsage;
+    }
+  }
   if (flags.prompt.empty()) flags.prompt = "[TASK RESUMPTION] Resuming task...";
   return Drive(**session, *session, flags.prompt, flags);
 }
