@@ -397,6 +397,16 @@ TEST_F(AgentE2eTest, KillNineMidTurnLosesNothingAndResumes) {
     Child child(RunArgs("summarise the readme", {"--yes"}), Env());
     ASSERT_TRUE(child.WaitForOutput("Part two.", milliseconds(15'000)))
         << child.out() << child.err();
+    // While it runs, the session lists as active and cannot be resumed by a second process.
+    Json live = ListSessions();
+    ASSERT_EQ(live.size(), 1u);
+    EXPECT_EQ(live[0]["status"], "active");
+    std::vector<std::string> second = {"sessions", "resume", live[0]["id"], "meanwhile", "--yes"};
+    for (const std::string& a : Provider()) second.push_back(a);
+    ProcessResult refused = Lapce(second);
+    EXPECT_EQ(refused.exit_code, 1) << refused.out;
+    EXPECT_NE(refused.err.find("is open in another lapce-ai process (pid "), std::string::npos)
+        << refused.err;
     child.Signal(SIGKILL);
     EXPECT_EQ(child.Wait(milliseconds(5000)), -1);
     // What the user saw of the reply: the text after the tool's result.
@@ -412,6 +422,9 @@ TEST_F(AgentE2eTest, KillNineMidTurnLosesNothingAndResumes) {
   ASSERT_EQ(sessions.size(), 1u);
   std::string id = sessions[0]["id"];
   EXPECT_EQ(sessions[0]["title"], "summarise the readme");
+  EXPECT_EQ(sessions[0]["status"], "interrupted");  // Active, and nobody has it open.
+  ProcessResult table = Lapce({"sessions", "list"});
+  EXPECT_NE(table.out.find("interrupted"), std::string::npos) << table.out;
   ProcessResult show = Lapce({"sessions", "show", id});
   EXPECT_EQ(show.exit_code, 0) << show.err;
   EXPECT_NE(show.out.find(printed), std::string::npos)

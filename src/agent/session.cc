@@ -306,6 +306,7 @@ std::string_view StopReasonName(StopReason reason) {
 // What a session is; guarded by Session::mutex_ where other threads read it (Info()), otherwise
 // confined to the turn thread.
 struct Session::State {
+  SessionLock open_lock;  // Held while this Session exists (SessionStore::LockSession).
   SessionOptions options;
   std::shared_ptr<const workspace::Workspace> workspace;
   std::vector<ModeConfig> modes;
@@ -1808,7 +1809,10 @@ Result<std::shared_ptr<Session>> Engine::NewSession(const SessionOptions& option
       state.model.supports_tools ? ToolProtocol::kNative : ToolProtocol::kXml);
   state.approvals = settings_.approvals;
   state.created_ms = NowMs();
-  if (store_ != nullptr) RETURN_IF_ERROR(store_->CreateSession(session->RecordLocked()));
+  if (store_ != nullptr) {
+    ASSIGN_OR_RETURN(state.open_lock, store_->LockSession(session->id()));
+    RETURN_IF_ERROR(store_->CreateSession(session->RecordLocked()));
+  }
   std::lock_guard lock(mutex_);
   sessions_.push_back(session);
   return session;
@@ -1825,6 +1829,8 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
                  "no session '" + std::string(id) + "'; `lapce-ai sessions list` shows them");
   }
   if (std::shared_ptr<Session> loaded = Find(record->id)) return loaded;
+  // Before anything is read: a session another process has open is still being written.
+  ASSIGN_OR_RETURN(SessionLock open_lock, store_->LockSession(record->id));
   ASSIGN_OR_RETURN(std::shared_ptr<const workspace::Workspace> workspace,
                    workspace::Workspace::Open(record->workspace));
   ASSIGN_OR_RETURN(std::vector<ModeConfig> modes,
@@ -1835,6 +1841,7 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
 
   std::shared_ptr<Session> session(new Session(*this, record->id));
   Session::State& state = *session->state_;
+  state.open_lock = std::move(open_lock);
   state.options.workspace = workspace->root();
   state.options.parent_id = record->parent_id;
   state.options.profile = record->profile;

@@ -1338,6 +1338,8 @@ TEST_F(SessionTest, ReloadedSessionHasSameHistoryAndReplay) {
   TestClient client;
   EXPECT_EQ(MustPrompt(*session, "What does src.txt say?", client), StopReason::kEndTurn);
   std::string id = session->id();
+  first.Close(id);
+  session.reset();  // Its process ends, and with it the session's lock.
 
   // Another engine (as another process would) over its own connection to the same file.
   Result<std::unique_ptr<SessionStore>> other_store = SessionStore::Open(root_ + "/sessions.db");
@@ -1373,6 +1375,29 @@ TEST_F(SessionTest, ReloadedSessionHasSameHistoryAndReplay) {
       << bodies[2]["messages"].dump();
 }
 
+// Two writers of one history corrupt it: a session another engine (another process) has open
+// cannot be loaded until that one lets it go.
+TEST_F(SessionTest, ASessionOpenInOneEngineCannotBeLoadedByAnother) {
+  llm::ProviderPool& pool = MakePool({"p"});
+  Engine& first = MakeEngine(pool);
+  std::shared_ptr<Session> session = NewSession(first);
+  std::string id = session->id();
+  Result<std::unique_ptr<SessionStore>> other_store = SessionStore::Open(root_ + "/sessions.db");
+  ASSERT_TRUE(other_store.ok()) << other_store.error().ToString();
+  Engine& second = MakeEngine(pool, Settings(), other_store->get());
+  Result<std::shared_ptr<Session>> refused = second.LoadSession(id);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(refused.error().message().find("is open in another lapce-ai process"),
+            std::string::npos)
+      << refused.error().message();
+  ASSERT_TRUE(first.LoadSession(id).ok()) << "the engine that has it open gets it again";
+  first.Close(id);
+  session.reset();
+  Result<std::shared_ptr<Session>> loaded = second.LoadSession(id);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
+}
+
 TEST_F(SessionTest, ReloadKeepsTextOfAnInterruptedReply) {
   llm::ProviderPool& pool = MakePool({"p"});
   Engine& first = MakeEngine(pool);
@@ -1388,9 +1413,12 @@ TEST_F(SessionTest, ReloadKeepsTextOfAnInterruptedReply) {
   chunk.text = "PARTIALREPLY I was halfway through";
   ASSERT_TRUE(
       store_->AppendEvent(session->id(), UpdateKindName(chunk.kind), ToAcpJson(chunk), 1).ok());
+  std::string id = session->id();
+  first.Close(id);
+  session.reset();  // The process dies: the session's lock goes with it.
 
   Engine& second = MakeEngine(pool);
-  Result<std::shared_ptr<Session>> loaded = second.LoadSession(session->id());
+  Result<std::shared_ptr<Session>> loaded = second.LoadSession(id);
   ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
   Enqueue(OpenAiToolCall("call_2", "attempt_completion", CompletionArgs("Done.")));
   TestClient later;
@@ -1413,9 +1441,12 @@ TEST_F(SessionTest, ReloadedSessionTakesTheAnswerToItsQuestion) {
           .dump()));
   TestClient client;
   EXPECT_EQ(MustPrompt(*session, "Edit a file", client), StopReason::kEndTurn);
+  std::string id = session->id();
+  first.Close(id);
+  session.reset();
 
   Engine& second = MakeEngine(pool);
-  Result<std::shared_ptr<Session>> loaded = second.LoadSession(session->id());
+  Result<std::shared_ptr<Session>> loaded = second.LoadSession(id);
   ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
   Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
   TestClient later;
@@ -1491,9 +1522,12 @@ TEST_F(SessionTest, SetModeIsShownStoredAndReplayed) {
   ASSERT_EQ(client.updates().size(), 1u);
   EXPECT_EQ(client.updates()[0].kind, SessionUpdate::Kind::kCurrentModeUpdate);
   EXPECT_EQ(client.updates()[0].text, "debug");
+  std::string id = session->id();
+  engine.Close(id);
+  session.reset();
 
   Engine& other = MakeEngine(MakePool({"p"}));
-  Result<std::shared_ptr<Session>> loaded = other.LoadSession(session->id());
+  Result<std::shared_ptr<Session>> loaded = other.LoadSession(id);
   ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
   EXPECT_EQ((*loaded)->Info().mode, "debug");
   TestClient replay;

@@ -13,6 +13,7 @@
 #include "agent/event_journal.h"
 #include "agent/history.h"
 #include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace lai::agent {
 
@@ -75,6 +76,16 @@ struct ListOptions {
 //
 // Errors common to all calls: kUnavailable (the file stayed locked), kIo (disk full, I/O error),
 // kInvalidArgument (the file is corrupt: the message names it and says to move it away).
+// Held while a session is open (loaded by a Session) in this process; see LockSession.
+class SessionLock {
+ public:
+  SessionLock() = default;
+  explicit SessionLock(UniqueFd fd) : fd_(std::move(fd)) {}
+
+ private:
+  UniqueFd fd_;
+};
+
 class SessionStore {
  public:
   // Write operations inside Transaction(); the same contracts as the SessionStore methods of the
@@ -181,11 +192,19 @@ class SessionStore {
   // Events with seq > after_seq, by seq. kNotFound when the session does not exist.
   Result<std::vector<StoredEvent>> LoadEvents(std::string_view session_id, int64_t after_seq = 0);
   // Deletes the session, its messages and events, and its children (recursively). kNotFound when
-  // it does not exist.
+  // it does not exist; kUnavailable while it is open (LockSession).
   Status DeleteSession(std::string_view session_id);
+
+  // Marks the session open for the life of the returned lock (an flock on
+  // "<store>.open/<id>.lock"), so that no other process, nor a second Session here, loads it and
+  // writes the same history: kUnavailable, naming the holder's pid, while another holds it.
+  Result<SessionLock> LockSession(std::string_view session_id);
+  // Whether a lock from LockSession is held on the session now, in any process.
+  bool IsSessionOpen(std::string_view session_id);
 
  private:
   SessionStore(std::string path, std::unique_ptr<internal::StoreConnection> connection);
+  Status DeleteSessionRows(std::string_view session_id);
 
   // Immutable after construction.
   const std::string path_;

@@ -477,6 +477,35 @@ TEST_F(StoreTest, DeleteCascadesToChildrenMessagesAndEvents) {
   EXPECT_EQ(store_->DeleteSession("root").code(), ErrorCode::kNotFound);
 }
 
+// A session is open in one place at a time: a second lock (another process, or a second Session
+// here) is refused naming the holder, and an open session cannot be deleted.
+TEST_F(StoreTest, ASessionIsOpenInOnePlaceAtATime) {
+  Create("s1");
+  EXPECT_FALSE(store_->IsSessionOpen("s1"));
+  {
+    Result<SessionLock> held = store_->LockSession("s1");
+    ASSERT_TRUE(held.ok()) << held.error().ToString();
+    EXPECT_TRUE(store_->IsSessionOpen("s1"));
+    Result<SessionLock> second = store_->LockSession("s1");
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.error().code(), ErrorCode::kUnavailable);
+    EXPECT_NE(second.error().message().find("is open in another lapce-ai process (pid " +
+                                            std::to_string(::getpid()) + ")"),
+              std::string::npos)
+        << second.error().message();
+    EXPECT_EQ(store_->DeleteSession("s1").code(), ErrorCode::kUnavailable);
+    EXPECT_EQ(Ids({}), (std::vector<std::string>{"s1"}));
+    struct stat info {};
+    ASSERT_EQ(::stat((path_ + ".open/s1.lock").c_str(), &info), 0);
+    EXPECT_EQ(info.st_mode & 0777, 0600u);
+  }
+  EXPECT_FALSE(store_->IsSessionOpen("s1"));  // Released with the lock.
+  ASSERT_TRUE(store_->LockSession("s1").ok());
+  ASSERT_TRUE(store_->DeleteSession("s1").ok());
+  EXPECT_NE(::access((path_ + ".open/s1.lock").c_str(), F_OK), 0) << "the lock file goes too";
+  EXPECT_EQ(store_->LockSession("../x").status().code(), ErrorCode::kInvalidArgument);
+}
+
 TEST_F(StoreTest, TransactionCommitsTogetherOrNotAtAll) {
   Create("s");
   Status status = store_->Transaction([](SessionStore::Writer& writer) -> Status {

@@ -636,6 +636,13 @@ int SessionsList(const SessionsFlags& flags) {
     std::fprintf(stderr, "lapce-ai sessions list: %s\n", records.error().message().c_str());
     return kExitFailure;
   }
+  // An active session nobody has open was stopped mid-turn (kill -9, a crash): it is shown as
+  // interrupted, and resuming it continues where it stopped.
+  auto status_of = [&](const agent::SessionRecord& record) {
+    bool is_stopped =
+        record.status == agent::SessionStatus::kActive && !(*store)->IsSessionOpen(record.id);
+    return std::string(is_stopped ? "interrupted" : agent::SessionStatusName(record.status));
+  };
   if (flags.json) {
     json out = json::array();
     for (const agent::SessionRecord& record : *records) {
@@ -645,7 +652,7 @@ int SessionsList(const SessionsFlags& flags) {
                      {"workspace", record.workspace},
                      {"mode", record.mode},
                      {"model", record.model},
-                     {"status", agent::SessionStatusName(record.status)},
+                     {"status", status_of(record)},
                      {"createdMs", record.created_ms},
                      {"updatedMs", record.updated_ms},
                      {"costUsd", record.totals.cost_usd}});
@@ -657,13 +664,12 @@ int SessionsList(const SessionsFlags& flags) {
     std::printf("no sessions yet; `lapce-ai run \"task\"` starts one\n");
     return kExitOk;
   }
-  std::printf("%-24s  %-16s  %-10s  %-9s  %8s  %s\n", "ID", "UPDATED", "MODE", "STATUS", "COST",
-              "TITLE");
+  std::printf("%-24s  %-16s  %-10s  %-11s  %8s  %s\n", "ID", "UPDATED", "MODE", "STATUS",
+              "COST", "TITLE");
   for (const agent::SessionRecord& record : *records) {
-    std::printf("%-24s  %-16s  %-10s  %-9s  %8.4f  %s\n", record.id.c_str(),
+    std::printf("%-24s  %-16s  %-10s  %-11s  %8.4f  %s\n", record.id.c_str(),
                 FormatTime(record.updated_ms).c_str(), record.mode.c_str(),
-                std::string(agent::SessionStatusName(record.status)).c_str(),
-                record.totals.cost_usd, record.title.c_str());
+                status_of(record).c_str(), record.totals.cost_usd, record.title.c_str());
   }
   return kExitOk;
 }
