@@ -1229,8 +1229,16 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
       }
       return reply;
     });
+    // What read_file returns fits the room left in the model's window: 60% of it, as Kilo Code
+    // gives a file, at about 3 bytes a token, and never less than 2 KiB.
+    ToolSettings tool_settings = session.engine_.settings_.tools;
+    if (int64_t window = state.model.context_window; window > 0) {
+      int64_t room = std::max<int64_t>(window - state.last_context_tokens, 0) * 6 / 10 * 3;
+      tool_settings.read_byte_limit = std::min(tool_settings.read_byte_limit,
+                                               static_cast<size_t>(std::max<int64_t>(room, 2048)));
+    }
     ToolContext context{*state.workspace,
-                        session.engine_.settings_.tools,
+                        tool_settings,
                         host,
                         &session.cancelled_,
                         client.files(),
@@ -1468,6 +1476,19 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
   const AgentSettings& settings = session.engine_.settings_;
   bool is_first = state.history.empty();
   std::string expanded = ExpandMentions(text, *state.workspace, settings.tools);
+  // A prompt that cannot fit the model's window on its own is refused before it becomes part of
+  // the session: nothing is kept or hidden, and the next, smaller prompt works.
+  if (int64_t window = state.model.context_window; window > 0) {
+    int64_t tokens = EstimateTokens(expanded) + EstimateTokens(SystemPrompt()) + tool_tokens;
+    if (tokens > window) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "the message is about " + std::to_string(tokens) +
+                       " tokens with the system prompt, more than the " + std::to_string(window) +
+                       "-token context window of " + state.model.id +
+                       "; it was not sent, nor kept in the session: shorten it, or mention fewer "
+                       "or smaller files");
+    }
+  }
   std::vector<llm::ContentPart> parts(1);
   std::string answer_tool_id;
   std::swap(answer_tool_id, state.awaiting_tool_id);

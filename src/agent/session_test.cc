@@ -1166,7 +1166,36 @@ TEST_F(SessionTest, AMessageLargerThanTheWindowIsRefusedWithoutARequest) {
   EXPECT_EQ(stop.error().code(), ErrorCode::kInvalidArgument);
   EXPECT_NE(stop.error().message().find("4000-token context window of gpt-4o"), std::string::npos)
       << stop.error().message();
+  EXPECT_NE(stop.error().message().find("not sent, nor kept"), std::string::npos);
   EXPECT_TRUE(server_->requests().empty());
+  // Nothing of it stays: the next, small prompt goes out alone.
+  Enqueue(OpenAiToolCall("call_1", "attempt_completion", CompletionArgs("Hi.")), "p");
+  EXPECT_EQ(MustPrompt(*session, "say hi", client), StopReason::kEndTurn);
+  ASSERT_EQ(Bodies().size(), 1u);
+  std::string sent = MessagesText(Bodies()[0]);
+  EXPECT_NE(sent.find("say hi"), std::string::npos);
+  EXPECT_EQ(sent.find("lorem ipsum"), std::string::npos) << "the refused message was kept";
+}
+
+// read_file returns what fits the room left in the model's window (60% of it), with a notice,
+// not the 50 KB its line limit would give nor the whole 300 KB file.
+TEST_F(SessionTest, AFileReadIsCutToTheRoomLeftInTheContext) {
+  std::string big;
+  for (int i = 0; big.size() < 300'000; ++i)
+    big += "row " + std::to_string(i) + std::string(90, '.') + "\n";
+  WriteFile(workspace_ + "/big.txt", big);
+  Engine& engine = MakeEngine(MakePool({"p"}, "gpt-4o", 8000));
+  std::shared_ptr<Session> session = NewSession(engine, "p");
+  Enqueue(OpenAiToolCall("call_1", "read_file", ReadArgs("big.txt")));
+  Enqueue(OpenAiToolCall("call_2", "attempt_completion", CompletionArgs("Read.")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "read big.txt", client), StopReason::kEndTurn);
+  ASSERT_EQ(Bodies().size(), 2u);
+  std::optional<std::string> result = ToolResultOf(Bodies()[1], "call_1");
+  ASSERT_TRUE(result.has_value());
+  EXPECT_LT(result->size(), 20'000u);  // The line limit alone would give 50 KB.
+  EXPECT_NE(result->find("to keep the conversation within the model's context"), std::string::npos)
+      << *result;
 }
 
 TEST_F(CondenseTest, WithoutAutoCondenseTheWindowSlides) {

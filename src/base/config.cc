@@ -172,6 +172,9 @@ constexpr KeyDescriptor kKeys[] = {
      "Listen address of the metrics endpoint; empty disables it."},
     {LAI_CONFIG_FIELD(tools.read_line_limit), IntegerRange{-1, 1000000},
      "read_file: lines returned per file before a truncation notice; -1 = the whole file."},
+    {LAI_CONFIG_FIELD(tools.read_byte_limit), IntegerRange{1024, 1 << 30},
+     "read_file: content bytes one call returns at most (less when the model's context has "
+     "less room), then a notice."},
     {LAI_CONFIG_FIELD(tools.diff_fuzzy_threshold), NumberRange{0.5, 1.0},
      "apply_diff: similarity a fuzzy match needs; 1.0 = exact matches only."},
     {LAI_CONFIG_FIELD(tools.diff_buffer_lines), IntegerRange{0, 10000},

@@ -36,6 +36,7 @@ struct Config {
   } server;
   struct Tools {  // agent::ToolSettings (agent/tools/tool.h) documents each field.
     int32_t read_line_limit = 500;      // -1 = whole file.
+    int32_t read_byte_limit = 262144;   // Content bytes one read_file call returns at most.
     double diff_fuzzy_threshold = 1.0;  // 0.5..1.0; 1.0 = exact match only.
     int32_t diff_buffer_lines = 40;
     int32_t list_files_limit = 200;

@@ -527,7 +527,7 @@ TEST(DescribeKeysTest, OneLinePerKeyWithTypeDefaultAndHelp) {
     start = end + 1;
   }
   EXPECT_EQ(start, text.size());  // Ends with a newline.
-  ASSERT_EQ(lines.size(), 32u) << text;
+  ASSERT_EQ(lines.size(), 33u) << text;
   EXPECT_TRUE(lines[0].starts_with("log.level ")) << lines[0];
   EXPECT_NE(lines[0].find("string"), std::string::npos);
   EXPECT_NE(lines[0].find("\"info\""), std::string::npos);

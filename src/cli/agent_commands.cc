@@ -280,8 +280,12 @@ class TerminalClient : public agent::SessionClient {
   }
 
  private:
+  static constexpr size_t kMaxShownLineBytes = 400;  // Of a tool result's line, in the terminal.
+
+  // At most `limit` bytes of `text`, cut at a character boundary, then "…".
   static std::string Shorten(const std::string& text, size_t limit) {
     if (text.size() <= limit) return text;
+    while (limit > 0 && (static_cast<unsigned char>(text[limit]) & 0xC0) == 0x80) --limit;
     return text.substr(0, limit) + "…";
   }
 
@@ -349,7 +353,9 @@ class TerminalClient : public agent::SessionClient {
         while (position < content.text.size() && lines < 12) {
           size_t end = content.text.find('\n', position);
           if (end == std::string::npos) end = content.text.size();
-          shown.append(content.text, position, end - position).push_back('\n');
+          std::string_view line(content.text.data() + position, end - position);
+          shown += Shorten(std::string(line.substr(0, kMaxShownLineBytes + 1)), kMaxShownLineBytes);
+          shown.push_back('\n');
           position = end + 1;
           ++lines;
         }

@@ -38,6 +38,7 @@ agent::AgentSettings AgentSettingsFromConfig(const Config& config) {
   agent::AgentSettings settings;
   const Config::Tools& tools = config.tools;
   settings.tools.read_line_limit = tools.read_line_limit;
+  settings.tools.read_byte_limit = static_cast<size_t>(tools.read_byte_limit);
   settings.tools.diff_fuzzy_threshold = tools.diff_fuzzy_threshold;
   settings.tools.diff_buffer_lines = tools.diff_buffer_lines;
   settings.tools.list_files_limit = tools.list_files_limit;

@@ -177,6 +177,7 @@ TEST_P(ToolGoldenTest, MatchesExpected) {
   ToolSettings settings;
   nlohmann::json overrides = options.value("settings", nlohmann::json::object());
   settings.read_line_limit = overrides.value("read_line_limit", settings.read_line_limit);
+  settings.read_byte_limit = overrides.value("read_byte_limit", settings.read_byte_limit);
   settings.diff_fuzzy_threshold =
       overrides.value("diff_fuzzy_threshold", settings.diff_fuzzy_threshold);
   settings.diff_buffer_lines = overrides.value("diff_buffer_lines", settings.diff_buffer_lines);

@@ -17,8 +17,9 @@ constexpr size_t kMaxFiles = 5;
 constexpr std::string_view kDescription =
     "Read one or more files and return their contents with line numbers (\"N | line\") for "
     "diffing and discussion. Up to 5 files per call; request related files together. Use "
-    "line_ranges to read parts of large files. Long files are cut at the configured line limit "
-    "with a notice. Binary files are not shown.";
+    "line_ranges to read parts of large files. Long files are cut at the configured line limit, "
+    "and what one call returns at a size that fits the context, with a notice. Binary files are "
+    "not shown.";
 
 constexpr std::string_view kSchema = R"json({
   "type": "object",
@@ -84,15 +85,60 @@ std::string_view Lines(std::string_view text, const std::vector<size_t>& starts,
   return text.substr(begin, end - begin);
 }
 
+// Appends lines [first, last] (1-based) as a <content> block, as many whole lines as fit in
+// `budget` bytes (which it lowers); a first line larger than the budget is cut at it. When not
+// everything fits, a notice says what was shown and how to read the rest.
 void AppendContent(std::string& out, std::string_view text, const std::vector<size_t>& starts,
-                   size_t first, size_t last) {
-  out += "<content lines=\"" + std::to_string(first) + "-" + std::to_string(last) + "\">\n";
-  AppendNumberedLines(out, Lines(text, starts, first, last), static_cast<int64_t>(first), 1);
+                   size_t first, size_t last, size_t& budget) {
+  if (budget == 0) {
+    out += "<notice>Lines " + std::to_string(first) + "-" + std::to_string(last) +
+           " not shown: this call already returned as much as fits the model's context. Read "
+           "them in a call of their own.</notice>\n";
+    return;
+  }
+  std::string_view lines = Lines(text, starts, first, last);
+  size_t shown_last = last;
+  bool is_line_cut = false;
+  if (lines.size() > budget) {
+    // The last line that ends within the budget (line k ends where line k + 1 starts, at
+    // starts[k]; the range does not fit, so its last line is never taken here).
+    size_t begin = starts[first - 1];
+    shown_last = first - 1;
+    while (shown_last + 1 <= last && shown_last + 1 < starts.size() &&
+           starts[shown_last + 1] - begin <= budget) {
+      ++shown_last;
+    }
+    if (shown_last >= first) {
+      lines = Lines(text, starts, first, shown_last);
+    } else {  // One line longer than the budget: its first bytes, at a character boundary.
+      shown_last = first;
+      size_t cut = budget;
+      while (cut > 0 && (static_cast<unsigned char>(lines[cut]) & 0xC0) == 0x80) --cut;
+      lines = lines.substr(0, cut);
+      is_line_cut = true;
+    }
+  }
+  budget -= std::min(budget, lines.size());
+  out += "<content lines=\"" + std::to_string(first) + "-" + std::to_string(shown_last) + "\">\n";
+  AppendNumberedLines(out, lines, static_cast<int64_t>(first), 1);
   out += "</content>\n";
+  if (is_line_cut) {
+    out += "<notice>Line " + std::to_string(first) + " is " +
+           std::to_string(Lines(text, starts, first, first).size()) +
+           " bytes long; only its first " + std::to_string(lines.size()) +
+           " are shown, to keep the conversation within the model's context. Use search_files "
+           "or a command (e.g. head -c, cut) to find what you need in it.</notice>\n";
+  } else if (shown_last < last) {
+    out += "<notice>Showing lines " + std::to_string(first) + "-" + std::to_string(shown_last) +
+           " of the " + std::to_string(first) + "-" + std::to_string(last) +
+           " requested, to keep the conversation within the model's context. Use line_ranges "
+           "to read the rest in parts, or search_files to find what you need.</notice>\n";
+  }
 }
 
 // Returns false when the file could not be read (the error is already in `out`).
-bool ReadOne(ToolContext& context, const FileRequest& request, std::string& out) {
+// `budget`: bytes of file content this call may still return (ToolSettings::read_byte_limit).
+bool ReadOne(ToolContext& context, const FileRequest& request, std::string& out, size_t& budget) {
   Result<workspace::ResolvedPath> resolved =
       context.workspace.Resolve(request.path, /*allow_outside=*/true);
   if (!resolved.ok()) {
@@ -152,16 +198,16 @@ bool ReadOne(ToolContext& context, const FileRequest& request, std::string& out)
         continue;
       }
       size_t last = std::min(static_cast<size_t>(range.end), total);
-      AppendContent(out, text, starts, static_cast<size_t>(range.start), last);
+      AppendContent(out, text, starts, static_cast<size_t>(range.start), last, budget);
     }
   } else {
     int limit = context.settings.read_line_limit;
     if (limit >= 0 && total > static_cast<size_t>(limit)) {
-      if (limit > 0) AppendContent(out, text, starts, 1, static_cast<size_t>(limit));
+      if (limit > 0) AppendContent(out, text, starts, 1, static_cast<size_t>(limit), budget);
       out += "<notice>Showing only " + std::to_string(limit) + " of " + std::to_string(total) +
              " total lines. Use line_range if you need to read more lines</notice>\n";
     } else {
-      AppendContent(out, text, starts, 1, total);
+      AppendContent(out, text, starts, 1, total, budget);
     }
   }
   out += "</file>\n";
@@ -216,8 +262,9 @@ class ReadFileTool final : public ToolBase {
     }
     std::string out = "<files>\n";
     size_t failures = 0;
+    size_t budget = context.settings.read_byte_limit;
     for (const FileRequest& request : requests) {
-      if (!ReadOne(context, request, out)) ++failures;
+      if (!ReadOne(context, request, out, budget)) ++failures;
     }
     out += "</files>";
     return {failures == requests.size(), std::move(out)};

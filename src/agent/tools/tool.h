@@ -52,6 +52,7 @@ class ToolHost {
 // Every knob is also a config key under [tools] (see base/config.h).
 struct ToolSettings {
   int read_line_limit = 500;            // read_file: lines per file; -1 = whole file.
+  size_t read_byte_limit = 262144;      // read_file: content bytes per call, then a notice.
   double diff_fuzzy_threshold = 1.0;    // apply_diff: 1.0 = exact match only.
   int diff_buffer_lines = 40;           // apply_diff: search window around a :start_line: hint.
   int list_files_limit = 200;           // list_files: entries before the truncation notice.
