@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
@@ -117,6 +118,40 @@ std::string FirstPathArgument(const json& args) {
     }
   }
   return {};
+}
+
+// delete_file of a directory, in a mode whose edits are limited to files matching a pattern:
+// deleting it edits every file in it, so the refusal naming the first one the mode may not edit;
+// nullopt when all may be (or `path` is no directory in the workspace, which the tool reports).
+std::optional<std::string> CheckDirectoryDeletion(const workspace::Workspace& workspace,
+                                                  const ModeConfig& mode, const std::string& path) {
+  bool is_limited = std::any_of(mode.groups.begin(), mode.groups.end(), [](const auto& entry) {
+    return entry.group == ToolGroup::kEdit && !entry.file_regex.empty();
+  });
+  if (!is_limited) return std::nullopt;
+  Result<workspace::ResolvedPath> resolved = workspace.Resolve(path, /*allow_outside=*/false);
+  std::error_code error;
+  if (!resolved.ok() || !std::filesystem::is_directory(resolved->absolute, error)) {
+    return std::nullopt;
+  }
+  constexpr size_t kMaxEntries = 100'000;
+  size_t seen = 0;
+  auto it = std::filesystem::recursive_directory_iterator(
+      resolved->absolute, std::filesystem::directory_options::skip_permission_denied, error);
+  for (; !error && it != std::filesystem::recursive_directory_iterator(); it.increment(error)) {
+    if (++seen > kMaxEntries) {
+      return "The directory '" + path + "' holds more than " + std::to_string(kMaxEntries) +
+             " entries, too many to check against mode '" + mode.slug +
+             "''s file restriction. Delete the matching files one by one.";
+    }
+    if (it->is_directory(error)) continue;
+    std::string relative = it->path().lexically_relative(workspace.root()).string();
+    if (Status allowed = CheckToolAllowed(mode, "delete_file", relative); !allowed.ok()) {
+      return "Deleting the directory '" + path + "' would delete '" + relative +
+             "', which this mode may not edit: " + allowed.error().message();
+    }
+  }
+  return std::nullopt;
 }
 
 std::string ToolTitle(std::string_view name, const json& args) {
@@ -1186,6 +1221,13 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
   std::string path = FirstPathArgument(args);
   if (Status allowed = CheckToolAllowed(*mode, call.name, path); !allowed.ok()) {
     return refuse(allowed.error().message(), false, args);
+  }
+  if (call.name == "delete_file" && !path.empty()) {
+    // Deleting a directory edits every file in it: each must be one the mode may edit.
+    if (std::optional<std::string> refusal =
+            CheckDirectoryDeletion(*state.workspace, *mode, path)) {
+      return refuse(*refusal, false, args);
+    }
   }
   if (!state.repetition.Check(call.name, call.arguments_json)) {
     return refuse(ToolRepetitionText(call.name), true, args);

@@ -1541,6 +1541,26 @@ TEST_F(SessionTest, RefusedCallsAreShownAsFailedToolCalls) {
   EXPECT_FALSE(std::filesystem::exists(workspace_ + "/a.txt"));
 }
 
+// architect may edit only Markdown: deleting a directory named like Markdown that holds code
+// would edit that code, so it is refused, and nothing is deleted.
+TEST_F(SessionTest, ARestrictedModeCannotDeleteADirectoryOfFilesItMayNotEdit) {
+  std::filesystem::create_directories(workspace_ + "/guide.md");
+  WriteFile(workspace_ + "/guide.md/main.py", "print('keep me')\n");
+  WriteFile(workspace_ + "/guide.md/intro.md", "# Intro\n");
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine, {}, "architect");
+  Enqueue(OpenAiToolCall("call_d", "delete_file", json{{"path", "guide.md"}}.dump()));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Clean up the guide", client), StopReason::kEndTurn);
+  ASSERT_EQ(Bodies().size(), 2u);
+  std::optional<std::string> result = ToolResultOf(Bodies()[1], "call_d");
+  ASSERT_TRUE(result.has_value());
+  EXPECT_NE(result->find("would delete 'guide.md/main.py'"), std::string::npos) << *result;
+  EXPECT_TRUE(std::filesystem::exists(workspace_ + "/guide.md/main.py"));
+  EXPECT_TRUE(std::filesystem::exists(workspace_ + "/guide.md/intro.md"));
+}
+
 TEST_F(SessionTest, SetModeIsShownStoredAndReplayed) {
   Engine& engine = MakeEngine(MakePool({"p"}));
   std::shared_ptr<Session> session = NewSession(engine, {}, "ask");
