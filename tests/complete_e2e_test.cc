@@ -213,6 +213,32 @@ TEST_F(CompleteCliTest, UsageErrorsExitWithTwo) {
   EXPECT_NE(unknown.err.find("openai"), std::string::npos) << unknown.err;  // Lists the known ones.
   RunResult no_prompt = RunLapceAi({"complete", "--provider", "openai", "--model", "m"}, {});
   EXPECT_EQ(no_prompt.exit_code, 2);
+  // What the command-line parser refuses exits 2 too (CLI11's own codes are 105–115); help
+  // and version succeed.
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"complete", "--no-such-flag", "hi"}, {"tool", "run"},
+        {"nosuch"}, {"ping", "--count", "0"}, {"complete", "--max-tokens", "x", "hi"}}) {
+    RunResult bad = RunLapceAi(args, {});
+    EXPECT_EQ(bad.exit_code, 2) << args[0] << " " << args[1 % args.size()] << ": " << bad.err;
+    EXPECT_FALSE(bad.err.empty());
+  }
+  // Values out of range are refused, not silently dropped; a blank prompt is no prompt.
+  RunResult cold = RunLapceAi(OpenAi({"--temperature", "-1", "hi"}), {});
+  EXPECT_EQ(cold.exit_code, 2);
+  EXPECT_NE(cold.err.find("--temperature must be between 0 and 2, got -1"), std::string::npos)
+      << cold.err;
+  RunResult none = RunLapceAi(OpenAi({"--max-tokens", "0", "hi"}), {});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_NE(none.err.find("--max-tokens must be a positive number of tokens, got 0"),
+            std::string::npos)
+      << none.err;
+  RunResult blank = RunLapceAi(OpenAi({"-"}), {"OPENAI_API_KEY=k"}, "  \n\t\n");
+  EXPECT_EQ(blank.exit_code, 2);
+  EXPECT_NE(blank.err.find("standard input held no prompt"), std::string::npos) << blank.err;
+  EXPECT_EQ(fake_->requests().size(), 0u);
+  EXPECT_EQ(RunLapceAi({"--help"}, {}).exit_code, 0);
+  EXPECT_EQ(RunLapceAi({"complete", "--help"}, {}).exit_code, 0);
+  EXPECT_EQ(RunLapceAi({"--version"}, {}).exit_code, 0);
   EXPECT_EQ(fake_->requests().size(), 0u);
 }
 

@@ -19,6 +19,7 @@
 #include <iterator>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,8 +45,8 @@ constexpr int kExitInterrupted = 130;
 
 struct CompleteFlags : ProviderFlags {
   std::string system;
-  int64_t max_tokens = 0;
-  double temperature = -1;
+  std::optional<int64_t> max_tokens;  // Set only when given.
+  std::optional<double> temperature;
   bool json = false;
   bool show_reasoning = false;
   std::string prompt;
@@ -105,25 +106,31 @@ std::string FormatUsage(const llm::Usage& usage) {
 }
 
 int Complete(const Config& config, CompleteFlags flags) {
-  if (flags.prompt.empty()) {
+  auto is_blank = [](const std::string& text) {
+    return text.find_first_not_of(" \t\r\n") == std::string::npos;
+  };
+  if (is_blank(flags.prompt)) {
     std::fprintf(stderr, "lapce-ai complete: no prompt; pass it as an argument, or '-' to read "
                          "standard input\n");
     return kExitUsage;
   }
   if (flags.prompt == "-") {
     flags.prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-    if (flags.prompt.empty()) {
-      std::fprintf(stderr, "lapce-ai complete: standard input was empty; nothing to ask\n");
+    if (is_blank(flags.prompt)) {
+      std::fprintf(stderr, "lapce-ai complete: standard input held no prompt; nothing to ask\n");
       return kExitUsage;
     }
   }
-  if (flags.temperature != -1 && (!std::isfinite(flags.temperature) || flags.temperature < 0 ||
-                                  flags.temperature > 2)) {
-    std::fprintf(stderr, "lapce-ai complete: --temperature must be between 0 and 2\n");
+  if (flags.temperature &&
+      (!std::isfinite(*flags.temperature) || *flags.temperature < 0 || *flags.temperature > 2)) {
+    std::fprintf(stderr, "lapce-ai complete: --temperature must be between 0 and 2, got %g\n",
+                 *flags.temperature);
     return kExitUsage;
   }
-  if (flags.max_tokens < 0) {
-    std::fprintf(stderr, "lapce-ai complete: --max-tokens must be positive\n");
+  if (flags.max_tokens && *flags.max_tokens <= 0) {
+    std::fprintf(stderr,
+                 "lapce-ai complete: --max-tokens must be a positive number of tokens, got %lld\n",
+                 static_cast<long long>(*flags.max_tokens));
     return kExitUsage;
   }
 
@@ -156,8 +163,8 @@ int Complete(const Config& config, CompleteFlags flags) {
 
   llm::CompletionRequest request;
   request.system_prompt = flags.system;
-  if (flags.max_tokens > 0) request.max_tokens = flags.max_tokens;
-  if (flags.temperature != -1) request.temperature = flags.temperature;
+  request.max_tokens = flags.max_tokens;
+  request.temperature = flags.temperature;
   llm::Message user;
   llm::ContentPart text;
   text.text = flags.prompt;
@@ -526,8 +533,12 @@ void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run, BadConfigRu
   complete_cmd->add_option("prompt", complete->prompt, "The prompt; '-' reads standard input");
   AddProviderFlags(*complete_cmd, *complete);
   complete_cmd->add_option("--system", complete->system, "System prompt");
-  complete_cmd->add_option("--max-tokens", complete->max_tokens, "Largest answer, in tokens");
-  complete_cmd->add_option("--temperature", complete->temperature, "Sampling temperature, 0-2");
+  complete_cmd->add_option_function<int64_t>(
+      "--max-tokens", [complete](const int64_t& value) { complete->max_tokens = value; },
+      "Largest answer, in tokens");
+  complete_cmd->add_option_function<double>(
+      "--temperature", [complete](const double& value) { complete->temperature = value; },
+      "Sampling temperature, 0-2");
   complete_cmd->add_flag("--json", complete->json, "Print one JSON event per line instead of text");
   complete_cmd->add_flag("--show-reasoning", complete->show_reasoning,
                          "Print the model's reasoning to stderr (dimmed on a terminal)");

@@ -123,7 +123,13 @@ int main(int argc, char** argv) {
   lai::cli::AddAgentCommands(app, *bench_cmd, run);
   lai::cli::AddToolCommands(app, *bench_cmd, run);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help and --version print and succeed; every usage error exits 2, as documented.
+    int status = app.exit(error);
+    return status == 0 ? 0 : 2;
+  }
   app_owner.reset();
 
   if (!log_level.empty()) sources.overrides.push_back("log.level=" + log_level);
