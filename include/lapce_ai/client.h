@@ -160,7 +160,8 @@ LAI_CLIENT_API lai_status lai_client_connect(const char* socket_path,
  * 0. Receive every request's final reply: a reply that arrives while you wait for another request
  * is kept in memory until received or until the connection closes. Reconnects first when the
  * connection was lost. Waits for ring space at most the request timeout.
- * Errors: LAI_ERR_INVALID_ARGUMENT (type out of range, payload over max_message_bytes),
+ * Errors: LAI_ERR_INVALID_ARGUMENT (type out of range or one of the transport's control frames
+ * 1, 5 and 6, payload over max_message_bytes),
  * LAI_ERR_UNAVAILABLE (no server; retry later), LAI_ERR_TIMEOUT (the server did not drain the
  * ring in time; when part of a large message had been sent, the connection is closed too). */
 LAI_CLIENT_API lai_status lai_client_request(lai_client* client, uint16_t type, const void* payload,

@@ -250,6 +250,12 @@ static void test_errors(lai_client* client) {
   CHECK(id == 0);
   CHECK(contains(lai_client_last_error(client), "out of range"));
   CHECK_STATUS(lai_client_request(client, 256, "x", 1, &id), LAI_ERR_INVALID_ARGUMENT);
+  /* So are the transport's control frames (error, cancel, shutdown). */
+  const uint16_t controls[] = {1, 5, 6};
+  for (size_t i = 0; i < sizeof(controls) / sizeof(controls[0]); ++i) {
+    CHECK_STATUS(lai_client_request(client, controls[i], "x", 1, &id), LAI_ERR_INVALID_ARGUMENT);
+    CHECK(contains(lai_client_last_error(client), "transport control frame"));
+  }
   CHECK_STATUS(lai_client_request(client, LAI_MESSAGE_ECHO, NULL, 3, &id),
                LAI_ERR_INVALID_ARGUMENT);
 

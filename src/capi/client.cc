@@ -189,6 +189,16 @@ lai_status CheckRequest(lai_client* client, const char* function, uint16_t type,
                        std::string(function) + ": message type " + std::to_string(type) +
                            " is out of range 1.." + std::to_string(lai::ipc::kMaxMessageTypes - 1));
   }
+  using lai::ipc::MessageType;
+  if (type == static_cast<uint16_t>(MessageType::kError) ||
+      type == static_cast<uint16_t>(MessageType::kCancel) ||
+      type == static_cast<uint16_t>(MessageType::kShutdown)) {
+    // Control frames of the transport: a client sending one would end its own connection.
+    return ClientError(client, LAI_ERR_INVALID_ARGUMENT,
+                       std::string(function) + ": message type " + std::to_string(type) +
+                           " is a transport control frame, not a request (cancel with "
+                           "lai_client_cancel)");
+  }
   if (payload == nullptr && length != 0) {
     return ClientError(
         client, LAI_ERR_INVALID_ARGUMENT,

@@ -365,12 +365,15 @@ std::string Dump(const Json& json) {
 Result<AiRequest> ParseAiRequest(std::string_view json) {
   Json root = Json::parse(json, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) {
-    // Parse again with exceptions for the position of the error.
+    // Parse again with exceptions for the position of the error. Only the position is told:
+    // the parser's own message quotes the payload, which errors must never carry.
     try {
       Json ignored = Json::parse(json);
-    } catch (const std::exception& e) {
+    } catch (const Json::parse_error& e) {
       return Error(ErrorCode::kInvalidArgument,
-                   std::string("AIRequest: not valid JSON: ") + e.what());
+                   "AIRequest: not valid JSON: syntax error at byte " + std::to_string(e.byte) +
+                       "; send one JSON object (docs/protocol.md, the completion service)");
+    } catch (const std::exception&) {
     }
     return Error(ErrorCode::kInvalidArgument, "AIRequest: not valid JSON");
   }

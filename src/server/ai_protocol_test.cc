@@ -86,6 +86,10 @@ TEST(ParseAiRequestTest, ImageForms) {
 TEST(ParseAiRequestTest, ErrorsNameTheFieldAndExpectedType) {
   EXPECT_EQ(ErrorOf("{"), ErrorOf("{"));  // Not JSON: the parser's position.
   EXPECT_NE(ErrorOf("{").find("AIRequest: not valid JSON"), std::string::npos);
+  // The position, never the payload's bytes (errors are safe to log and show).
+  std::string broken = ErrorOf(R"({"messages": [SECRETWORD)");
+  EXPECT_NE(broken.find("syntax error at byte 15"), std::string::npos) << broken;
+  EXPECT_EQ(broken.find("SECRET"), std::string::npos) << broken;
   EXPECT_EQ(ErrorOf("[]"), "AIRequest (document): expected an object, got array");
   EXPECT_EQ(ErrorOf("{}"), "AIRequest messages: missing (expected an array of messages)");
   EXPECT_EQ(ErrorOf(R"({"messages":{}})"),
