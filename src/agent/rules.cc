@@ -5,6 +5,7 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -67,8 +68,17 @@ bool IsRegularFile(const fs::path& path) {
 // (label, content) of each rule file under `dir`, sorted as documented.
 std::vector<std::pair<std::string, std::string>> ReadRuleDirectory(const fs::path& dir,
                                                                    const std::string& label_base) {
-  std::vector<std::pair<std::string, std::string>> files;  // (relative, content)
+  struct RuleFile {
+    std::string relative;  // The path as linked, below `dir`.
+    fs::path real;         // What it resolves to.
+    std::string content;
+  };
+  std::vector<RuleFile> found;
   std::error_code error;
+  // Symbolic links are followed (shared rules may live elsewhere), but never back into this
+  // directory or above it (a link to ".." would pull in other modes' rules, again and again),
+  // and a file reached twice is read once, under its first name in the sorted order.
+  const fs::path real_dir = fs::weakly_canonical(dir, error);
   auto it = fs::recursive_directory_iterator(dir,
                                              fs::directory_options::follow_directory_symlink |
                                                  fs::directory_options::skip_permission_denied,
@@ -79,15 +89,30 @@ std::vector<std::pair<std::string, std::string>> ReadRuleDirectory(const fs::pat
       if (IsDirectory(it->path())) it.disable_recursion_pending();
       continue;
     }
+    std::error_code real_error;
+    fs::path real = fs::canonical(it->path(), real_error);
+    if (real_error) continue;  // A dangling link.
+    if (IsDirectory(it->path())) {
+      auto [mismatch, unused] =
+          std::mismatch(real.begin(), real.end(), real_dir.begin(), real_dir.end());
+      if (mismatch == real.end()) it.disable_recursion_pending();  // real_dir or above it.
+      continue;
+    }
     if (!IsRegularFile(it->path())) continue;
     std::string content = ReadRuleFile(it->path());
     if (content.empty()) continue;
-    files.emplace_back(fs::relative(it->path(), dir, error).generic_string(), std::move(content));
+    found.push_back({it->path().lexically_relative(dir).generic_string(), std::move(real),
+                     std::move(content)});
   }
-  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) {
-    std::string left = Lower(a.first), right = Lower(b.first);
-    return left != right ? left < right : a.first < b.first;
+  std::sort(found.begin(), found.end(), [](const RuleFile& a, const RuleFile& b) {
+    std::string left = Lower(a.relative), right = Lower(b.relative);
+    return left != right ? left < right : a.relative < b.relative;
   });
+  std::vector<std::pair<std::string, std::string>> files;  // (label, content)
+  std::set<fs::path> seen;
+  for (RuleFile& file : found) {
+    if (seen.insert(file.real).second) files.emplace_back(file.relative, std::move(file.content));
+  }
   for (auto& [relative, content] : files) relative = label_base + "/" + relative;
   return files;
 }

@@ -2,6 +2,7 @@
 #include "agent/rules.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "workspace/test_support.h"
 
@@ -91,6 +92,23 @@ TEST(RulesTest, SortsCaseInsensitively) {
   EXPECT_EQ(LoadRules(tree.root(), "", ""),
             "# Rules from .kilocode/rules/a.md:\na\n\n# Rules from .kilocode/rules/b.md:\nb\n\n"
             "# Rules from .kilocode/rules/C.md:\nc");
+}
+
+// Linked rules are followed, but a link back up the tree (to .kilocode/) pulls in neither another
+// mode's rules nor the same file twice.
+TEST(RulesTest, SymlinksAreFollowedButNotBackIntoTheirOwnTree) {
+  TempTree tree;
+  tree.File(".kilocode/rules/a.md", "rule a\n");
+  tree.File(".kilocode/rules-ask/x.md", "ask only\n");
+  tree.File("shared/team.md", "team rule\n");
+  ASSERT_EQ(::symlink("..", tree.Path(".kilocode/rules/loop").c_str()), 0);
+  ASSERT_EQ(::symlink(".", tree.Path(".kilocode/rules/self").c_str()), 0);
+  ASSERT_EQ(::symlink(tree.Path("shared").c_str(), tree.Path(".kilocode/rules/team").c_str()), 0);
+  ASSERT_EQ(::symlink("a.md", tree.Path(".kilocode/rules/again.md").c_str()), 0);
+  std::string rules = LoadRules(tree.root(), "code", "");
+  EXPECT_EQ(rules,
+            "# Rules from .kilocode/rules/a.md:\nrule a\n\n"
+            "# Rules from .kilocode/rules/team/team.md:\nteam rule");
 }
 
 TEST(RulesTest, NothingGivesEmptyText) {
