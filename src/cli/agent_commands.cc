@@ -388,8 +388,13 @@ class TerminalClient : public agent::SessionClient {
           is_waiting_ && at_line_start_ &&
           std::chrono::steady_clock::now() - wait_started_ > std::chrono::milliseconds(200);
       if (!is_due) continue;
-      std::fprintf(stderr, "\r%s%s waiting for the model…%s", style_.dim(), kFrames[frame++ % 10],
-                   style_.reset());
+      // After a few seconds, how long: a slow provider (or one being retried) is not a hang.
+      auto waited = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::steady_clock::now() - wait_started_)
+                        .count();
+      std::string elapsed = waited >= 5 ? " " + std::to_string(waited) + " s" : "";
+      std::fprintf(stderr, "\r%s%s waiting for the model…%s%s\033[K", style_.dim(),
+                   kFrames[frame++ % 10], elapsed.c_str(), style_.reset());
       std::fflush(stderr);
       spinner_shown_ = true;
     }

@@ -47,8 +47,21 @@ bool Contains(std::string_view haystack, std::string_view needle) {
 std::optional<std::chrono::milliseconds> RetryAfterOf(const std::vector<http::Header>& headers) {
   return http::ParseRetryAfter(http::FindHeader(headers, "retry-after-ms"),
                                http::FindHeader(headers, "retry-after"),
-                               std::chrono::system_clock::now());
+                               std::chrono::system_clock::now(),
+                               // The value as sent, for the message; the pool caps its waits.
+                               std::chrono::hours(24 * 7));
 }
+
+}  // namespace
+
+std::string DelayText(std::chrono::milliseconds delay) {
+  int64_t ms = delay.count();
+  if (ms < 1000) return fmt::format("{} ms", ms);
+  if (ms < 120'000) return fmt::format("{} s", (ms + 999) / 1000);
+  return fmt::format("{} min", (ms + 59'999) / 60'000);
+}
+
+namespace {
 
 std::string KeySource(const Endpoint& endpoint) {
   if (endpoint.api_key_source.empty()) return "";
@@ -256,7 +269,7 @@ StreamError ErrorFromResponse(const Endpoint& endpoint, std::string_view model, 
       error.kind = ErrorKind::kRateLimited;
       error.message =
           prefix + "rate limited" + suffix +
-          (error.retry_after ? fmt::format("; retry after {} ms", error.retry_after->count())
+          (error.retry_after ? "; retry after " + DelayText(*error.retry_after)
                              : std::string("; retry later"));
     }
   } else if (status == 529 || KindOfErrorText(type, detail) == ErrorKind::kOverloaded) {

@@ -348,6 +348,13 @@ TEST(ErrorFromResponseTest, StatusesMapToWhatTheUserCanDo) {
   StreamError limited = kind(429, "{}", {{"retry-after-ms", "1500"}, {"retry-after", "9"}});
   EXPECT_EQ(limited.kind, ErrorKind::kRateLimited);
   EXPECT_EQ(limited.retry_after, std::chrono::milliseconds(1500));
+  EXPECT_NE(limited.message.find("retry after 2 s"), std::string::npos) << limited.message;
+  // The wait asked for is kept as sent (the pool decides what to do with a long one).
+  EXPECT_EQ(kind(429, "{}", {{"retry-after", "7200"}}).retry_after, std::chrono::hours(2));
+  EXPECT_EQ(DelayText(std::chrono::milliseconds(800)), "800 ms");
+  EXPECT_EQ(DelayText(std::chrono::milliseconds(1001)), "2 s");
+  EXPECT_EQ(DelayText(std::chrono::milliseconds(119'000)), "119 s");
+  EXPECT_EQ(DelayText(std::chrono::hours(1)), "60 min");
   EXPECT_EQ(kind(429, R"({"error":{"code":"insufficient_quota","message":"q"}})").kind,
             ErrorKind::kInvalidRequest);
   EXPECT_EQ(kind(529, "").kind, ErrorKind::kOverloaded);

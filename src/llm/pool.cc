@@ -1,6 +1,7 @@
 #include "llm/pool.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -417,10 +418,18 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     }
     const PoolOptions& options = shared_->options;
     ++total_attempts_;
-    if (may_retry && IsRetryable(error.kind) && attempt_ + 1 < options.max_attempts) {
+    // A provider that asks for a longer wait than we would ever make is not waited on at all:
+    // minutes of silence, then the same refusal, help nobody.
+    bool is_wait_too_long = error.retry_after && *error.retry_after > options.max_retry_after;
+    if (is_wait_too_long) {
+      error.message += fmt::format(", longer than lapce-ai waits by itself ({}); not retried",
+                                   internal::DelayText(options.max_retry_after));
+    }
+    if (may_retry && !is_wait_too_long && IsRetryable(error.kind) &&
+        attempt_ + 1 < options.max_attempts) {
       std::chrono::milliseconds delay;
       if (error.retry_after) {
-        delay = std::min(*error.retry_after, options.max_retry_after);
+        delay = *error.retry_after;
       } else {
         http::BackoffPolicy policy;
         policy.initial = options.backoff_initial;
@@ -428,6 +437,9 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
         delay = http::BackoffDelay(policy, attempt_, Random01());
       }
       ++attempt_;
+      // Said where the user sees it (stderr, the editor's log): a wait is not a hang.
+      spdlog::warn("{}; retrying in {} (attempt {} of {})", error.message,
+                   internal::DelayText(delay), attempt_ + 1, options.max_attempts);
       return After(delay, [](StreamImpl& self) { self.Begin(); });
     }
     const ResolvedProfile& current = profile();

@@ -40,7 +40,8 @@ struct PoolOptions {
   int max_attempts = 5;  // Per profile, including the first.
   std::chrono::milliseconds backoff_initial{500};
   std::chrono::milliseconds backoff_max{8'000};
-  std::chrono::milliseconds max_retry_after{60'000};  // A longer retry-after is capped to this.
+  // The longest retry-after waited on; a provider asking for more fails the attempt at once.
+  std::chrono::milliseconds max_retry_after{60'000};
   int breaker_failure_threshold = 5;  // Consecutive failures that open an endpoint's circuit.
   std::chrono::milliseconds breaker_cool_down{30'000};
   // A model chosen for one run (`--model` without `--provider`): it replaces the configured model

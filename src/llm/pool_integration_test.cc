@@ -229,6 +229,26 @@ TEST_F(PoolTest, RetriesA429HonouringRetryAfterThenSucceeds) {
   EXPECT_EQ(server_->requests().size(), 2u);
 }
 
+// A retry-after beyond what the pool waits by itself (max_retry_after) ends the request at
+// once, saying how long the provider asked for, instead of minutes of silent capped waits.
+TEST_F(PoolTest, ARetryAfterLongerThanThePoolWaitsIsNotRetried) {
+  auto pool = Pool({Profile("p", "openai", "gpt-4.1", "/p")});
+  FakeResponse limited =
+      MakeResponse(429, R"({"error":{"message":"slow down","type":"requests"}})");
+  limited.headers.push_back({"retry-after", "3600"});
+  server_->Enqueue("/p/", limited);
+  Collector collector;
+  ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  const StreamEvent& last = collector.Last();
+  ASSERT_EQ(last.kind, StreamEvent::Kind::kError);
+  EXPECT_EQ(last.error.kind, ErrorKind::kRateLimited);
+  EXPECT_NE(last.error.message.find("retry after 60 min"), std::string::npos)
+      << last.error.message;
+  EXPECT_NE(last.error.message.find("not retried"), std::string::npos) << last.error.message;
+  EXPECT_EQ(server_->requests().size(), 1u);
+}
+
 TEST_F(PoolTest, Retries500ThenSucceeds) {
   auto pool = Pool({Profile("p", "gemini", "gemini-2.5-flash", "/p")});
   server_->Enqueue("/p/", MakeResponse(500, R"({"error":{"code":500,"message":"Internal error",)"

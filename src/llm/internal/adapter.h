@@ -73,6 +73,9 @@ class StreamParser {
 std::unique_ptr<StreamParser> NewStreamParser(const ProviderSpec& spec, std::string provider,
                                               std::string tool_id_prefix, EventSink sink);
 
+// A wait as people read it: "800 ms", "3 s", "60 min" (rounded up).
+std::string DelayText(std::chrono::milliseconds delay);
+
 // Maps a non-2xx response to a StreamError a user can act on. The message names the provider
 // (and the key's source for 401/403, the model for 404) and never contains `api_key`.
 StreamError ErrorFromResponse(const Endpoint& endpoint, std::string_view model, int status,
