@@ -401,6 +401,21 @@ TEST_F(IpcHandlers, FramesForAnotherRequestDoNotKeepATimedOutWaitAlive) {
   ExpectEchoWorks();
 }
 
+// A Call that times out is abandoned: the server is told to stop, and the frames still coming
+// for it are dropped as they arrive instead of being kept until the connection closes.
+TEST_F(IpcHandlers, ATimedOutCallIsCancelledAndItsLateFramesAreNotKept) {
+  Result<ipc::Response> r = client_->Call(kUntilCancelled, {}, milliseconds(100));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kTimeout) << r.error().ToString();
+  {
+    std::unique_lock lock(mutex_);
+    ASSERT_TRUE(done_.wait_for(lock, milliseconds(10'000), [&] { return stream_done_; }));
+    EXPECT_TRUE(saw_cancel_) << "the server was told to stop";
+  }
+  ExpectEchoWorks();  // Reads past the abandoned request's final "stopped" frame.
+  EXPECT_EQ(client_->stashed_frames(), 0u);
+}
+
 TEST_F(IpcHandlers, CancelMidStreamReachesTheResponderAndEndsWithAFinalFrame) {
   constexpr uint64_t kCreditAhead = 64;
   GrantCredits(kCreditAhead);

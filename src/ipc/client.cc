@@ -66,6 +66,7 @@ Status Client::EnsureConnected() {
 void Client::Disconnected() {
   stream_.Close();
   stash_.clear();
+  abandoned_.clear();  // Their answers can no longer come.
   next_attempt_ns_ = 0;  // The first reconnection attempt may happen at once.
 }
 
@@ -168,8 +169,13 @@ Result<Response> Client::Next(uint64_t request_id, std::chrono::milliseconds tim
       Disconnected();
       return error;
     }
-    Stashed stashed{h, std::vector<std::byte>(message->payload.begin(), message->payload.end())};
-    stash_.push_back(std::move(stashed));
+    if (auto it = std::find(abandoned_.begin(), abandoned_.end(), h.request_id);
+        it != abandoned_.end()) {
+      if ((h.flags & kFlagStream) == 0) abandoned_.erase(it);  // Its last frame.
+    } else {
+      Stashed stashed{h, std::vector<std::byte>(message->payload.begin(), message->payload.end())};
+      stash_.push_back(std::move(stashed));
+    }
     if (deadline == 0) {
       deadline = NowNs() + static_cast<uint64_t>(std::chrono::nanoseconds(timeout).count());
     }
@@ -186,6 +192,11 @@ Result<Response> Client::Call(uint16_t type, std::span<const std::byte> payload,
         // A server that said goodbye before answering never handled the request: it is safe to
         // send it again, once, to the server that replaces it.
         if (attempt == 0 && shutdown_seen_) break;
+        if (response.error().code() == ErrorCode::kTimeout && stream_.is_open()) {
+          // Nobody will ask for this one again: stop it, and drop what still comes for it.
+          abandoned_.push_back(id);
+          (void)Cancel(id);
+        }
         return response;
       }
       if (response->is_final) return response;

@@ -55,7 +55,8 @@ class Client {
   Result<Response> Next(uint64_t request_id, std::chrono::milliseconds timeout = {});
 
   // Send + Next until the final reply (stream items are skipped). A request that a server shutting
-  // down never handled is sent once more, after reconnecting.
+  // down never handled is sent once more, after reconnecting. One that times out is abandoned:
+  // the server is asked to stop it, and whatever it still sends for it is dropped on arrival.
   Result<Response> Call(uint16_t type, std::span<const std::byte> payload,
                         std::chrono::milliseconds timeout = {});
 
@@ -63,6 +64,8 @@ class Client {
   Status Cancel(uint64_t request_id);
 
   bool is_connected() const { return stream_.is_open(); }
+  // Frames received for requests nobody has taken with Next yet (kept until then).
+  size_t stashed_frames() const { return stash_.size(); }
   uint64_t reconnect_count() const { return reconnects_; }
   void Close() { stream_.Close(); }
 
@@ -91,6 +94,7 @@ class Client {
   uint64_t backoff_ns_ = 0;
   std::string last_error_;
   std::deque<Stashed> stash_;         // Frames for other requests that arrived first.
+  std::vector<uint64_t> abandoned_;   // Requests Call gave up on; their frames are dropped.
   std::vector<std::byte> delivered_;  // Backing store of a Response taken from the stash.
 };
 
