@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "workspace/workspace.h"
+
 namespace lai::agent {
 namespace {
 
@@ -198,22 +200,96 @@ void CommandScanner::Scan(std::string_view text, int depth) {
 }
 
 // Length of the longest prefix in `prefixes` that `command` starts with ("*" counts 1), or -1.
-int LongestMatch(std::string_view command, const std::vector<std::string>& prefixes) {
+// The length of the longest of `prefixes` that `command` starts with (case-insensitively), -1
+// when none does. With `whole_words`, a prefix must end where a word ends ("echo" is not a prefix
+// of "echoX hi").
+int LongestMatch(std::string_view command, const std::vector<std::string>& prefixes,
+                 bool whole_words) {
   int longest = -1;
   for (const std::string& raw : prefixes) {
     std::string_view prefix = Trim(raw);
     if (prefix.empty()) continue;  // A blank entry must not match everything.
-    if (prefix == "*" || StartsWithIgnoreCase(command, prefix)) {
-      longest = std::max(longest, static_cast<int>(prefix == "*" ? 1 : prefix.size()));
+    bool matches = prefix == "*";
+    if (!matches && StartsWithIgnoreCase(command, prefix)) {
+      matches = !whole_words || command.size() == prefix.size() ||
+                std::isspace(static_cast<unsigned char>(command[prefix.size()])) != 0 ||
+                std::isspace(static_cast<unsigned char>(prefix.back())) != 0;
     }
+    if (matches) longest = std::max(longest, static_cast<int>(prefix == "*" ? 1 : prefix.size()));
   }
   return longest;
 }
 
+// The words of one simple command as the shell passes them on: quotes and backslashes removed
+// (operators and redirections left out).
+std::vector<std::string> ShellWords(std::string_view command) {
+  std::vector<std::string> words;
+  for (workspace::ShellToken& token : workspace::SplitShellWords(command)) {
+    if (!token.is_operator) words.push_back(std::move(token.text));
+  }
+  return words;
+}
+
+std::string JoinWords(std::vector<std::string>::const_iterator begin,
+                      std::vector<std::string>::const_iterator end) {
+  std::string out;
+  for (auto it = begin; it != end; ++it) out += (out.empty() ? "" : " ") + *it;
+  return out;
+}
+
+// Programs that run the command after them: "sudo rm" runs rm.
+bool IsWrapper(std::string_view word) {
+  for (std::string_view wrapper : {"sudo", "doas", "command", "builtin", "exec", "env", "nice",
+                                   "nohup", "time", "timeout", "xargs", "stdbuf", "ionice"}) {
+    if (word == wrapper) return true;
+  }
+  return false;
+}
+
+// The forms of one command a denied prefix is matched against, so that "rm" denies "\rm x",
+// "'rm' x", "/bin/rm x", "FOO=1 rm x" and "sudo -u me rm x", and "git push" denies "git  push":
+// the command as written; its words joined by single spaces; and those words without
+// assignments and wrappers (with their options) in front, the program named without its
+// directory.
+std::vector<std::string> DenyForms(std::string_view command) {
+  std::vector<std::string> words = ShellWords(command);
+  std::vector<std::string> forms = {std::string(command), JoinWords(words.begin(), words.end())};
+  size_t first = 0;
+  while (first < words.size()) {
+    const std::string& word = words[first];
+    bool is_assignment = word.find('=') != std::string::npos && word[0] != '=' && word[0] != '-';
+    if (!is_assignment && !IsWrapper(word)) break;
+    ++first;
+    if (!IsWrapper(word)) continue;
+    // The wrapper's options, and the one value that "-u user", "-n 5" or "timeout 10" take.
+    bool takes_value = word == "timeout";
+    while (first < words.size() && (words[first].starts_with("-") || takes_value)) {
+      const std::string& option = words[first++];
+      takes_value = option == "-u" || option == "-g" || option == "-n" || option == "-c" ||
+                    option == "-s" || option == "-k";
+    }
+  }
+  if (first < words.size()) {
+    std::vector<std::string> rest(words.begin() + static_cast<std::ptrdiff_t>(first), words.end());
+    if (size_t slash = rest[0].rfind('/'); slash != std::string::npos) {
+      rest[0].erase(0, slash + 1);
+    }
+    forms.push_back(JoinWords(rest.begin(), rest.end()));
+  }
+  return forms;
+}
+
+// A denied prefix wins over a shorter allowed one; an allowed prefix must match whole words of
+// the command as written (or with its quoting and spacing normalised), a denied one any form.
 Decision DecideSingle(std::string_view command, const std::vector<std::string>& allowed,
                       const std::vector<std::string>& denied) {
-  int allow = LongestMatch(command, allowed);
-  int deny = LongestMatch(command, denied);
+  std::vector<std::string> forms = DenyForms(command);
+  int allow = std::max(LongestMatch(forms[0], allowed, /*whole_words=*/true),
+                       LongestMatch(forms[1], allowed, /*whole_words=*/true));
+  int deny = -1;
+  for (const std::string& form : forms) {
+    deny = std::max(deny, LongestMatch(form, denied, /*whole_words=*/false));
+  }
   if (allow < 0 && deny < 0) return Decision::kAsk;
   return allow > deny ? Decision::kApprove : Decision::kDeny;
 }

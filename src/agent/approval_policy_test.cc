@@ -205,6 +205,28 @@ TEST(DecideCommandTest, LongestPrefixWins) {
   EXPECT_EQ(DecideCommand("git commit -m x", defaults.allowed_commands, {}), Decision::kAsk);
 }
 
+// A denied prefix cannot be dodged by writing the same command another way; an allowed one
+// covers whole words only.
+TEST(DecideCommandTest, DenialsSeeThroughQuotingSpacingPathsAndWrappers) {
+  Commands allowed = {"*"};
+  Commands denied = {"git push", "rm"};
+  for (const char* command :
+       {"git  push origin", "git\tpush", "'git' push", "g\\it push", "GIT PUSH", "\\rm victim",
+        "'rm' victim", "\"rm\" victim", "/bin/rm victim", "./rm x", "FOO=1 rm x",
+        "sudo rm -rf /", "sudo -u me rm x", "env A=b rm x", "nice -n 5 rm x", "timeout 10 rm x",
+        "command rm x", "xargs rm < list", "ls && /usr/bin/rm x"}) {
+    EXPECT_EQ(DecideCommand(command, allowed, denied), Decision::kDeny) << command;
+  }
+  // Not the denied program: a word that merely starts or holds the name.
+  EXPECT_EQ(DecideCommand("echo rm", allowed, denied), Decision::kApprove);
+  EXPECT_EQ(DecideCommand("git pull", allowed, denied), Decision::kApprove);
+  // An allowed prefix ends where a word ends: "echo" does not approve "echoX".
+  EXPECT_EQ(DecideCommand("echo hi", {"echo"}, {}), Decision::kApprove);
+  EXPECT_EQ(DecideCommand("echoX hi", {"echo"}, {}), Decision::kAsk);
+  EXPECT_EQ(DecideCommand("git log --oneline", {"git log "}, {}), Decision::kApprove);
+  EXPECT_EQ(DecideCommand("git  log", {"git log"}, {}), Decision::kApprove);  // Spacing.
+}
+
 TEST(DecideCommandTest, ChainsAreDecidedPerSubCommand) {
   Commands allowed = {"git", "ls"};
   Commands denied = {"rm"};

@@ -241,15 +241,18 @@ bool IsRecursiveGrepFlag(std::string_view flag) {
 // the time a command waits (about 0.1 s per 100,000 here). Beyond it the tree is let through.
 constexpr size_t kMaxTreeEntriesChecked = 200'000;
 
-struct Token {
-  std::string text;
-  bool is_operator = false;  // |, ||, &&, &, ;, newline, <, >, >>
-};
+std::string Lowercase(std::string_view text) {
+  std::string lower(text);
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return lower;
+}
 
-// Splits a shell command into words and control operators: quotes and backslashes are honoured,
-// expansions are not performed.
-std::vector<Token> Tokenize(std::string_view command) {
-  std::vector<Token> tokens;
+}  // namespace
+
+std::vector<ShellToken> SplitShellWords(std::string_view command) {
+  std::vector<ShellToken> tokens;
   std::string word;
   bool has_word = false;
   auto flush = [&] {
@@ -304,21 +307,11 @@ std::vector<Token> Tokenize(std::string_view command) {
   return tokens;
 }
 
-std::string Lowercase(std::string_view text) {
-  std::string lower(text);
-  for (char& c : lower) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return lower;
-}
-
-}  // namespace
-
 std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view command,
                                                                std::string_view cwd,
                                                                bool* in_tree) const {
   if (blocking_->empty()) return std::nullopt;
-  std::vector<Token> tokens = Tokenize(command);
+  std::vector<ShellToken> tokens = SplitShellWords(command);
   // The directories relative arguments may name: `cwd`, and each one a `cd` earlier in the
   // command names. All are checked: a cd in a pipeline or a subshell does not change the
   // directory of what follows, and the check must not be led away from where the command runs.
@@ -399,7 +392,7 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
   bool is_cd = false;  // The command is `cd` or `pushd`: its first word is the new directory.
   bool expects_redirect_target = false;
   bool expects_write_target = false;
-  for (const Token& token : tokens) {
+  for (const ShellToken& token : tokens) {
     if (token.is_operator) {
       if (token.text == "<") {
         expects_redirect_target = true;  // "cmd < file" reads the file whatever cmd is.

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "base/result.h"
@@ -66,5 +67,15 @@ class Workspace {
   std::string root_;
   std::unique_ptr<IgnoreRules> blocking_;
 };
+
+// One word or control operator of a shell command line.
+struct ShellToken {
+  std::string text;
+  bool is_operator = false;  // |, ||, &&, &, ;, newline, (, ), <, >, >>, and 2>&1, &>, &>>.
+};
+
+// Splits a shell command line into words and control operators as the shell would: quotes and
+// backslashes are honoured (and removed); expansions are not performed.
+std::vector<ShellToken> SplitShellWords(std::string_view command);
 
 }  // namespace lai::workspace
