@@ -157,6 +157,31 @@ std::string PathBody(const workspace::Workspace& workspace, const ToolSettings& 
   return body;
 }
 
+// Cuts a mention's body to `budget` bytes (read_file's byte limit, shared by the prompt's
+// mentions), at a line end when one is near, with a note; lowers the budget by what is kept.
+void CutToBudget(std::string& body, size_t& budget) {
+  if (body.size() <= budget) {
+    budget -= body.size();
+    return;
+  }
+  size_t full = body.size();
+  if (budget == 0) {
+    body = "(Not included: the files mentioned before it already fill what fits the model's "
+           "context; read it with read_file.)";
+    return;
+  }
+  size_t cut = budget;
+  if (size_t line_end = body.rfind('\n', cut); line_end != std::string::npos && line_end > cut / 2) {
+    cut = line_end;
+  }
+  while (cut > 0 && (static_cast<unsigned char>(body[cut]) & 0xC0) == 0x80) --cut;
+  body.resize(cut);
+  budget = 0;
+  body += "\n[Cut at " + std::to_string(cut) + " of " + std::to_string(full) +
+          " bytes to fit the model's context. Use read_file with line_ranges, or search_files, "
+          "for the rest.]";
+}
+
 std::string RunGit(const workspace::Workspace& workspace, std::string_view command, bool* ok) {
   workspace::CommandOptions options;
   options.cwd = workspace.root();
@@ -195,6 +220,7 @@ std::string ExpandMentions(std::string_view text, const workspace::Workspace& wo
   std::string out;
   std::string blocks;
   std::vector<std::string> seen;
+  size_t budget = settings.read_byte_limit;  // For all the prompt's file contents together.
   out.reserve(text.size());
   size_t copied = 0;
   for (size_t at = text.find('@'); at != std::string_view::npos; at = text.find('@', at + 1)) {
@@ -215,6 +241,7 @@ std::string ExpandMentions(std::string_view text, const workspace::Workspace& wo
     } else {
       bool is_folder = false;
       std::string body = PathBody(workspace, settings, mention->path, &is_folder);
+      if (is_new && !is_folder) CutToBudget(body, budget);
       out +=
           "'" + mention->path + "' (see below for " + (is_folder ? "folder" : "file") + " content)";
       if (is_new) {

@@ -84,6 +84,23 @@ TEST_F(MentionsTest, LineLimitCutsLongFiles) {
             "</file_content>");
 }
 
+// Mentioned files share read_file's byte limit: a long one-line file is cut with a note, and
+// what comes after the budget is spent is cut to nothing but the note.
+TEST_F(MentionsTest, ByteLimitCutsMentionedFilesTogether) {
+  tree_.File("min.js", std::string(5000, 'x') + "\n");
+  settings_.read_byte_limit = 1000;
+  std::string out = Expand("@/min.js and @/src/main.cc");
+  EXPECT_NE(out.find("<file_content path=\"min.js\">\n1 | " + std::string(996, 'x') +
+                     "\n[Cut at 1000 of 5005 bytes to fit the model's context."),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("<file_content path=\"src/main.cc\">\n(Not included: the files mentioned "
+                     "before it already fill"),
+            std::string::npos)
+      << out;
+  EXPECT_LT(out.size(), 1600u);
+}
+
 TEST_F(MentionsTest, GrammarAndDuplicates) {
   // Not mentions: inside a word (e-mail), escaped, unsupported kinds, a lone '@'.
   EXPECT_EQ(Expand("mail a@b.c \\@/src/main.cc @terminal @problems @ x"),

@@ -154,6 +154,19 @@ std::optional<std::string> CheckDirectoryDeletion(const workspace::Workspace& wo
   return std::nullopt;
 }
 
+// The suggested answers of an ask_followup_question call (its follow_up array), in order.
+std::vector<std::string> SuggestionsOf(const json& args) {
+  std::vector<std::string> suggestions;
+  auto it = args.is_object() ? args.find("follow_up") : args.end();
+  if (it == args.end() || !it->is_array()) return suggestions;
+  for (const json& suggestion : *it) {
+    suggestions.push_back(suggestion.is_object()   ? suggestion.value("text", "")
+                          : suggestion.is_string() ? suggestion.get<std::string>()
+                                                   : suggestion.dump());
+  }
+  return suggestions;
+}
+
 std::string ToolTitle(std::string_view name, const json& args) {
   std::string path = FirstPathArgument(args);
   auto string_arg = [&](const char* key) -> std::string {
@@ -374,6 +387,8 @@ struct Session::State {
   } awaiting = Awaiting::kNothing;
   std::string awaiting_tool_id;
   std::string awaiting_tool_name;
+  // The suggested answers of the question awaiting one, shown numbered: "2" answers the second.
+  std::vector<std::string> suggestions;
   std::string completion_result;  // Of the last attempt_completion (subtasks return it).
   std::string pending_mode;       // Set by SetMode during a turn; guarded by mutex_.
   std::string system_prompt;      // Cached for system_prompt_mode.
@@ -442,6 +457,8 @@ struct Session::Turn {
   Status FitContext();
   Reply Request();
   ToolOutcome Execute(const ToolCall& call);
+  // The engine's tool settings, with read_file's byte limit lowered to the context's room.
+  ToolSettings ToolSettingsForRoom() const;
   ToolOutcome RunSessionTool(const ToolCall& call, const json& args, ToolCallInfo& info);
   ToolOutcome RunMcp(const ToolCall& call, const json& args, ToolCallInfo& info);
   bool AskSession(SessionApprovalKind kind, ToolCallInfo info, std::string* feedback);
@@ -638,6 +655,18 @@ StopReason Session::Turn::EndWithMessage(std::string text) {
   Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, std::move(text)));
   SaveRecord();
   return StopReason::kEndTurn;
+}
+
+ToolSettings Session::Turn::ToolSettingsForRoom() const {
+  // What read_file and @mentions return fits the room left in the model's window: 60% of it, as
+  // Kilo Code gives a file, at about 3 bytes a token, and never less than 2 KiB.
+  ToolSettings settings = session.engine_.settings_.tools;
+  if (int64_t window = state.model.context_window; window > 0) {
+    int64_t room = std::max<int64_t>(window - state.last_context_tokens, 0) * 6 / 10 * 3;
+    settings.read_byte_limit =
+        std::min(settings.read_byte_limit, static_cast<size_t>(std::max<int64_t>(room, 2048)));
+  }
+  return settings;
 }
 
 Status Session::Turn::FitContext() {
@@ -996,17 +1025,13 @@ Session::Turn::ToolOutcome Session::Turn::RunSessionTool(const ToolCall& call, c
     std::string question = string_arg("question");
     if (question.empty()) return missing("question");
     std::string shown = "\n\n" + question;
-    if (auto it = args.find("follow_up"); it != args.end() && it->is_array()) {
-      int number = 1;
-      for (const json& suggestion : *it) {
-        std::string text = suggestion.is_object()   ? suggestion.value("text", "")
-                           : suggestion.is_string() ? suggestion.get<std::string>()
-                                                    : suggestion.dump();
-        shown += "\n" + std::to_string(number++) + ". " + text;
-      }
+    std::vector<std::string> suggestions = SuggestionsOf(args);
+    for (size_t i = 0; i < suggestions.size(); ++i) {
+      shown += "\n" + std::to_string(i + 1) + ". " + suggestions[i];
     }
     {
       std::lock_guard lock(session.mutex_);
+      state.suggestions = std::move(suggestions);
       state.awaiting = State::Awaiting::kAnswer;
       state.status = SessionStatus::kWaiting;
     }
@@ -1271,14 +1296,7 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
       }
       return reply;
     });
-    // What read_file returns fits the room left in the model's window: 60% of it, as Kilo Code
-    // gives a file, at about 3 bytes a token, and never less than 2 KiB.
-    ToolSettings tool_settings = session.engine_.settings_.tools;
-    if (int64_t window = state.model.context_window; window > 0) {
-      int64_t room = std::max<int64_t>(window - state.last_context_tokens, 0) * 6 / 10 * 3;
-      tool_settings.read_byte_limit = std::min(tool_settings.read_byte_limit,
-                                               static_cast<size_t>(std::max<int64_t>(room, 2048)));
-    }
+    ToolSettings tool_settings = ToolSettingsForRoom();
     ToolContext context{*state.workspace,
                         tool_settings,
                         host,
@@ -1517,7 +1535,7 @@ void Session::Turn::Persist(const ContextChange& change) {
 Result<StopReason> Session::Turn::Run(std::string_view text) {
   const AgentSettings& settings = session.engine_.settings_;
   bool is_first = state.history.empty();
-  std::string expanded = ExpandMentions(text, *state.workspace, settings.tools);
+  std::string expanded = ExpandMentions(text, *state.workspace, ToolSettingsForRoom());
   // A prompt that cannot fit the model's window on its own is refused before it becomes part of
   // the session: nothing is kept or hidden, and the next, smaller prompt works.
   if (int64_t window = state.model.context_window; window > 0) {
@@ -1546,9 +1564,20 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     Emit(TextUpdate(SessionUpdate::Kind::kSessionInfoUpdate, title));
   } else {
     switch (state.awaiting) {
-      case State::Awaiting::kAnswer:
+      case State::Awaiting::kAnswer: {
+        // A number picks one of the suggested answers shown with the question.
+        std::string_view trimmed = expanded;
+        trimmed.remove_prefix(std::min(trimmed.size(), trimmed.find_first_not_of(" \t\r\n")));
+        trimmed.remove_suffix(trimmed.size() - (trimmed.find_last_not_of(" \t\r\n") + 1));
+        size_t pick = 0;
+        bool is_number = !trimmed.empty() && trimmed.size() <= 3 &&
+                         std::all_of(trimmed.begin(), trimmed.end(),
+                                     [](char c) { return c >= '0' && c <= '9'; });
+        if (is_number) pick = static_cast<size_t>(std::stoi(std::string(trimmed)));
+        if (pick >= 1 && pick <= state.suggestions.size()) expanded = state.suggestions[pick - 1];
         parts[0].text = "<answer>\n" + expanded + "\n</answer>";
         break;
+      }
       case State::Awaiting::kMistakeFeedback:
         parts[0].text = TooManyMistakesText(expanded);
         break;
@@ -1569,6 +1598,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     parts[0].tool_name = state.awaiting_tool_name;
   }
   state.awaiting = State::Awaiting::kNothing;
+  state.suggestions.clear();
   {
     std::lock_guard lock(session.mutex_);
     state.status = SessionStatus::kActive;
@@ -1945,6 +1975,9 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
         if (part.kind != llm::ContentPart::Kind::kToolCall) continue;
         state.awaiting_tool_id = part.tool_call_id;
         state.awaiting_tool_name = part.tool_name;
+        if (part.tool_name == "ask_followup_question") {
+          state.suggestions = SuggestionsOf(json::parse(part.arguments_json, nullptr, false));
+        }
         break;
       }
     }

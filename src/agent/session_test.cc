@@ -1479,7 +1479,8 @@ TEST_F(SessionTest, ReloadedSessionTakesTheAnswerToItsQuestion) {
   ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
   Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
   TestClient later;
-  EXPECT_EQ(MustPrompt(**loaded, "a.txt", later), StopReason::kEndTurn);
+  // "1" picks the first suggestion, which the reloaded session knows from the stored call.
+  EXPECT_EQ(MustPrompt(**loaded, "1", later), StopReason::kEndTurn);
   std::vector<json> bodies = Bodies();
   ASSERT_EQ(bodies.size(), 2u);
   std::optional<std::string> answer = ToolResultOf(bodies[1], "call_ask");
@@ -1638,12 +1639,13 @@ TEST_F(SessionTest, TodoListModeSwitchAndFollowupQuestion) {
       << "architect cannot run commands";
   EXPECT_TRUE(Contains(ToolNames(bodies[2]), "read_file"));
 
-  EXPECT_EQ(MustPrompt(*session, "a.txt", client), StopReason::kEndTurn);
+  // A number answers with the suggestion it was shown beside.
+  EXPECT_EQ(MustPrompt(*session, " 2 ", client), StopReason::kEndTurn);
   bodies = Bodies();
   ASSERT_EQ(bodies.size(), 4u);
   std::optional<std::string> answer = ToolResultOf(bodies[3], "call_ask");
   ASSERT_TRUE(answer.has_value()) << bodies[3]["messages"].dump();
-  EXPECT_NE(answer->find("<answer>\na.txt\n</answer>"), std::string::npos) << *answer;
+  EXPECT_NE(answer->find("<answer>\nb.txt\n</answer>"), std::string::npos) << *answer;
 }
 
 // ---- 11. Many sessions at once -----------------------------------------------------------------

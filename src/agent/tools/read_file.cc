@@ -86,39 +86,43 @@ std::string_view Lines(std::string_view text, const std::vector<size_t>& starts,
 }
 
 // Appends lines [first, last] (1-based) as a <content> block, as many whole lines as fit in
-// `budget` bytes (which it lowers); a first line larger than the budget is cut at it. When not
-// everything fits, a notice says what was shown and how to read the rest.
+// `budget` bytes of output, their "N | " numbers included (it lowers the budget by what it used);
+// a first line larger than the budget is cut at it. When not everything fits, a notice says
+// what was shown and how to read the rest.
 void AppendContent(std::string& out, std::string_view text, const std::vector<size_t>& starts,
                    size_t first, size_t last, size_t& budget) {
-  if (budget == 0) {
+  // Each numbered line costs its bytes, its number padded to the widest, " | " and a newline.
+  size_t overhead = std::to_string(last).size() + 4;
+  if (budget <= overhead) {
+    budget = 0;
     out += "<notice>Lines " + std::to_string(first) + "-" + std::to_string(last) +
            " not shown: this call already returned as much as fits the model's context. Read "
            "them in a call of their own.</notice>\n";
     return;
   }
-  std::string_view lines = Lines(text, starts, first, last);
-  size_t shown_last = last;
-  bool is_line_cut = false;
-  if (lines.size() > budget) {
-    // The last line that ends within the budget (line k ends where line k + 1 starts, at
-    // starts[k]; the range does not fit, so its last line is never taken here).
-    size_t begin = starts[first - 1];
-    shown_last = first - 1;
-    while (shown_last + 1 <= last && shown_last + 1 < starts.size() &&
-           starts[shown_last + 1] - begin <= budget) {
-      ++shown_last;
-    }
-    if (shown_last >= first) {
-      lines = Lines(text, starts, first, shown_last);
-    } else {  // One line longer than the budget: its first bytes, at a character boundary.
-      shown_last = first;
-      size_t cut = budget;
-      while (cut > 0 && (static_cast<unsigned char>(lines[cut]) & 0xC0) == 0x80) --cut;
-      lines = lines.substr(0, cut);
-      is_line_cut = true;
-    }
+  size_t used = 0;
+  size_t shown_last = first - 1;
+  for (size_t k = first; k <= last; ++k) {
+    size_t end = k < starts.size() ? starts[k] : text.size();
+    size_t cost = end - starts[k - 1] + overhead;
+    if (used + cost > budget) break;
+    used += cost;
+    shown_last = k;
   }
-  budget -= std::min(budget, lines.size());
+  std::string_view lines;
+  bool is_line_cut = false;
+  if (shown_last >= first) {
+    lines = Lines(text, starts, first, shown_last);
+  } else {  // One line longer than the budget: its first bytes, at a character boundary.
+    shown_last = first;
+    lines = Lines(text, starts, first, first);
+    size_t cut = budget - overhead;
+    while (cut > 0 && (static_cast<unsigned char>(lines[cut]) & 0xC0) == 0x80) --cut;
+    lines = lines.substr(0, cut);
+    used = cut + overhead;
+    is_line_cut = true;
+  }
+  budget -= std::min(budget, used);
   out += "<content lines=\"" + std::to_string(first) + "-" + std::to_string(shown_last) + "\">\n";
   AppendNumberedLines(out, lines, static_cast<int64_t>(first), 1);
   out += "</content>\n";
@@ -137,7 +141,7 @@ void AppendContent(std::string& out, std::string_view text, const std::vector<si
 }
 
 // Returns false when the file could not be read (the error is already in `out`).
-// `budget`: bytes of file content this call may still return (ToolSettings::read_byte_limit).
+// `budget`: bytes of numbered content this call may still return (ToolSettings::read_byte_limit).
 bool ReadOne(ToolContext& context, const FileRequest& request, std::string& out, size_t& budget) {
   Result<workspace::ResolvedPath> resolved =
       context.workspace.Resolve(request.path, /*allow_outside=*/true);
