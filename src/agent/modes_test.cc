@@ -188,6 +188,25 @@ TEST(ModesTest, MissingAndEmptyFilesGiveBuiltins) {
   EXPECT_EQ(modes->size(), BuiltinModes().size());
 }
 
+// The example in docs/agent.md, as written there, loads.
+TEST(ModesTest, TheDocumentedExampleParses) {
+  constexpr std::string_view kExample =
+      "customModes:\n"
+      "  - slug: docs                # letters, digits, '-'\n"
+      "    name: Docs Writer\n"
+      "    roleDefinition: You write documentation.\n"
+      "    whenToUse: For documentation work.     # optional\n"
+      "    customInstructions: Keep it short.     # optional\n"
+      "    groups: [read, [edit, {fileRegex: '\\.mdx?$', description: Markdown only}]]  # quote "
+      "regexes\n";
+  Result<std::vector<ModeConfig>> modes =
+      ParseCustomModes(kExample, ".kilocodemodes", ModeSource::kProject);
+  ASSERT_TRUE(modes.ok()) << modes.error().message();
+  ASSERT_EQ(modes->size(), 1u);
+  ASSERT_EQ((*modes)[0].groups.size(), 2u);
+  EXPECT_EQ((*modes)[0].groups[1].file_regex, "\\.mdx?$");
+}
+
 std::string ProjectError(const std::string& text) {
   Result<std::vector<ModeConfig>> modes =
       ParseCustomModes(text, ".kilocodemodes", ModeSource::kProject);

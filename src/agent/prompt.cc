@@ -417,17 +417,20 @@ std::string BuildSystemPrompt(const PromptInputs& inputs) {
 }
 
 std::string McpFunctionName(std::string_view server, std::string_view tool) {
-  std::string name = "mcp--" + std::string(server) + "--" + std::string(tool);
+  const std::string raw = "mcp--" + std::string(server) + "--" + std::string(tool);
+  std::string name = raw;
   for (char& c : name) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') c = '_';
   }
   constexpr size_t kMaxName = 64;
-  if (name.size() <= kMaxName) return name;
-  uint32_t hash = 2166136261u;  // FNV-1a of the whole name, so cut names stay distinct.
-  for (char c : name) hash = (hash ^ static_cast<unsigned char>(c)) * 16777619u;
+  if (name.size() <= kMaxName && name == raw) return name;
+  // A name that had to be changed or cut ends with a hash of the name as given, so that servers
+  // "a.b c" and "a_b_c" (or two long tools) stay distinct.
+  uint32_t hash = 2166136261u;  // FNV-1a.
+  for (char c : raw) hash = (hash ^ static_cast<unsigned char>(c)) * 16777619u;
   char suffix[10];
   std::snprintf(suffix, sizeof suffix, "_%08x", hash);
-  return name.substr(0, kMaxName - 9) + suffix;
+  return name.substr(0, std::min(name.size(), kMaxName - 9)) + suffix;
 }
 
 std::string McpPromptSection(const std::vector<McpServerInfo>& servers, ToolProtocol protocol) {

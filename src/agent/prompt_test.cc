@@ -245,7 +245,12 @@ TEST(PromptTest, McpServersSectionFollowsTheToolGuidelines) {
 
 TEST(PromptTest, McpFunctionNamesAreValidProviderNames) {
   EXPECT_EQ(McpFunctionName("weather", "get_forecast"), "mcp--weather--get_forecast");
-  EXPECT_EQ(McpFunctionName("my server", "files.read"), "mcp--my_server--files_read");
+  // A changed name keeps a hash of the original: these two would otherwise be one function.
+  std::string spaced = McpFunctionName("a.b c", "echo");
+  EXPECT_TRUE(spaced.starts_with("mcp--a_b_c--echo_")) << spaced;
+  EXPECT_EQ(spaced.size(), std::string("mcp--a_b_c--echo_").size() + 8);
+  EXPECT_NE(spaced, McpFunctionName("a_b_c", "echo"));
+  EXPECT_EQ(McpFunctionName("a_b_c", "echo"), "mcp--a_b_c--echo");
   std::string long_tool(100, 't');
   std::string a = McpFunctionName("s", long_tool);
   std::string b = McpFunctionName("s", long_tool + "x");

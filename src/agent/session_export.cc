@@ -9,6 +9,7 @@
 
 #include "agent/internal/markdown.h"
 #include "agent/internal/message_json_value.h"
+#include "agent/session_tool_specs.h"
 
 namespace lai::agent {
 namespace {
@@ -66,12 +67,15 @@ void AppendTodos(const std::string& todos_json, std::string& out) {
       out += "- [ ] " + item.get<std::string>() + "\n";
       continue;
     }
-    std::string content = StringField(item, "content");
+    // The session writes {"text", "status": TodoStatusLabel}; "content" and snake_case statuses
+    // are read too.
+    std::string content = StringField(item, "text");
+    if (content.empty()) content = StringField(item, "content");
     std::string status = StringField(item, "status");
     if (content.empty()) content = item.dump(-1, ' ', false, Json::error_handler_t::replace);
-    if (status == "completed") {
+    if (status == TodoStatusLabel(TodoStatus::kCompleted) || status == "completed") {
       out += "- [x] " + content + "\n";
-    } else if (status == "in_progress") {
+    } else if (status == TodoStatusLabel(TodoStatus::kInProgress) || status == "in_progress") {
       out += "- [ ] " + content + " (in progress)\n";
     } else {
       out += "- [ ] " + content + "\n";

@@ -68,9 +68,10 @@ SessionRecord Record() {
   record.created_ms = 1'764'216'000'000;
   record.updated_ms = 1'764'216'042'500;
   record.totals = SessionTotals{15234, 1876, 12000, 3000, 0.0875, 4};
-  record.todos_json = R"([{"id":"1","content":"Reproduce the failure","status":"completed"},)"
-                      R"({"id":"2","content":"Fix the parser","status":"in_progress"},)"
-                      R"({"id":"3","content":"Run the tests","status":"pending"}])";
+  // As the session writes them (Session's RecordLocked).
+  record.todos_json = R"([{"text":"Reproduce the failure","status":"Completed"},)"
+                      R"({"text":"Fix the parser","status":"In Progress"},)"
+                      R"({"text":"Run the tests","status":"Pending"}])";
   record.extra_json = R"({"completion_result":"Fixed."})";
   return record;
 }

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <string>
 #include <string_view>
 
 namespace lai {
@@ -14,6 +15,14 @@ namespace lai {
 template <size_t N>
 inline bool Equals(std::string_view text, const char (&name)[N]) {
   return text.size() == N - 1 && std::memcmp(text.data(), name, N - 1) == 0;
+}
+
+// `value` for an error message: whole when short, else its first `limit` bytes (at a character
+// boundary) and how long it was, so a client's 200 KB field never comes back in an error.
+inline std::string Clipped(std::string_view value, size_t limit = 64) {
+  if (value.size() <= limit) return std::string(value);
+  while (limit > 0 && (static_cast<unsigned char>(value[limit]) & 0xC0) == 0x80) --limit;
+  return std::string(value.substr(0, limit)) + "… (" + std::to_string(value.size()) + " bytes)";
 }
 
 }  // namespace lai

@@ -528,11 +528,14 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
   }
 }
 
+// A prompt of "-" is read from standard input, whole.
+void ReadPromptFromStdin(std::string& prompt) {
+  if (prompt != "-") return;
+  prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+}
+
 int Run(const Config& config, AgentFlags flags) {
-  if (flags.prompt == "-") {
-    std::string all((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-    flags.prompt = std::move(all);
-  }
+  ReadPromptFromStdin(flags.prompt);
   if (flags.prompt.find_first_not_of(" \t\r\n") == std::string::npos) {  // Nothing to do.
     std::fprintf(stderr, "lapce-ai run: give the task as an argument (or '-' to read stdin)\n");
     return kExitUsage;
@@ -786,6 +789,7 @@ int SessionsDelete(const SessionsFlags& flags) {
 }
 
 int SessionsResume(const Config& config, AgentFlags flags, const std::string& id) {
+  ReadPromptFromStdin(flags.prompt);
   BlockInterrupts();
   Result<std::unique_ptr<server::AgentStack>> stack = StackFor(config, flags);
   if (!stack.ok()) {
@@ -889,7 +893,8 @@ void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run) {
   CLI::App* resume_cmd = sessions_cmd->add_subcommand(
       "resume", "Continue a session where it stopped (optionally with a new message)");
   resume_cmd->add_option("id", sessions->id, "Session id (or a unique prefix)")->required();
-  resume_cmd->add_option("message", resume->prompt, "What to tell the agent");
+  resume_cmd->add_option("message", resume->prompt,
+                         "What to tell the agent ('-' reads standard input)");
   AddAgentFlags(*resume_cmd, *resume);
   resume_cmd->add_flag("--yes,-y", resume->yes, "Approve every tool call without asking");
   resume_cmd->add_flag("--json", resume->json, "Print one JSON event per line");

@@ -71,12 +71,24 @@ Status EnsurePrivateDir(const std::string& dir, SocketDir use) {
     return Error(ErrorCode::kPermissionDenied,
                  "'" + dir + "' may be written by other users (mode " + mode +
                      "), who could replace the socket; put it in a directory only you can write "
-                     "to (the default, <ipc.runtime_dir>, is one)");
+                     "to (lapce-ai's own runtime directory, the default, is one)");
+  }
+  return OkStatus();
+}
+
+// Anything but a socket at `path` is never replaced (see ListenUnix), and gets no lock file.
+Status CheckSocketPathFree(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "'" + path + "' exists and is not a socket; lapce-ai will not replace it: " +
+                     "choose another socket path");
   }
   return OkStatus();
 }
 
 Result<UniqueFd> LockServerPath(const std::string& path) {
+  RETURN_IF_ERROR(CheckSocketPathFree(path));
   std::string lock_path = path + ".lock";
   UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd.is_valid()) return ErrnoError("open lock file '" + lock_path + "'", errno);
@@ -96,18 +108,9 @@ Result<UniqueFd> ListenUnix(const std::string& path, int backlog) {
   if (!fd.is_valid()) return ErrnoError("socket", errno);
   // We hold the server lock, so a socket file left here belongs to a server that died. Nothing
   // else is ever removed: a mistyped --socket must not delete a file.
-  struct stat st;
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      return Error(ErrorCode::kInvalidArgument,
-                   "'" + path + "' exists and is not a socket; lapce-ai will not replace it: " +
-                       "choose another socket path");
-    }
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-      return ErrnoError("remove stale socket '" + path + "'", errno);
-    }
-  } else if (errno != ENOENT) {
-    return ErrnoError("stat '" + path + "'", errno);
+  RETURN_IF_ERROR(CheckSocketPathFree(path));
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoError("remove stale socket '" + path + "'", errno);
   }
   mode_t old_mask = ::umask(0177);
   int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));

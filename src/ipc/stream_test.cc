@@ -864,6 +864,7 @@ TEST(PrivateDirTest, AFileAtTheSocketPathIsNeverRemoved) {
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_TRUE(S_ISREG(st.st_mode));
   EXPECT_EQ(st.st_size, 4);
+  EXPECT_NE(::access((path + ".lock").c_str(), F_OK), 0) << "no lock file beside it either";
 }
 
 TEST(PrivateDirTest, RuntimeDirPrefersConfiguredPath) {

@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "base/strings.h"
 #include "http/client.h"
 #include "http/retry.h"
 #include "llm/internal/adapter.h"
@@ -649,7 +650,8 @@ Result<std::shared_ptr<StreamHandle>> ProviderPool::Stream(std::string_view prof
     for (const ResolvedProfile& p : shared.profiles) {
       names += (names.empty() ? "" : ", ") + p.info.name;
     }
-    return Error(ErrorCode::kNotFound, fmt::format("no profile '{}' (profiles: {})", name, names));
+    return Error(ErrorCode::kNotFound,
+                 fmt::format("no profile '{}' (profiles: {})", Clipped(name), names));
   }
   auto stream =
       std::make_shared<StreamImpl>(impl_->shared, index, std::move(request), std::move(sink));

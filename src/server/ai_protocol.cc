@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "base/strings.h"
 #include "llm/json_string.h"
 
 namespace lai::server {
@@ -123,7 +124,7 @@ Result<llm::ContentPart> ParseImage(const Json& part, const std::string& path) {
   }
   if (image.media_type.rfind("image/", 0) != 0) {
     return Invalid(path, "expected an image media type (image/png, image/jpeg, ...), got '" +
-                             image.media_type + "'");
+                             Clipped(image.media_type) + "'");
   }
   return image;
 }
@@ -154,7 +155,7 @@ Result<std::vector<llm::ContentPart>> ParseContent(const Json& content, const st
       parts.push_back(std::move(image));
     } else {
       return Invalid(part_path + ".type",
-                     "expected \"text\", \"image\" or \"image_url\", got \"" + type + "\"");
+                     "expected \"text\", \"image\" or \"image_url\", got \"" + Clipped(type) + "\"");
     }
   }
   return parts;
@@ -266,7 +267,7 @@ Result<AiRequest> ParseDocument(const Json& root) {
         }
       }
       if (result.tool_name.empty()) {
-        return Invalid(path + ".toolCallId", "'" + result.tool_call_id +
+        return Invalid(path + ".toolCallId", "'" + Clipped(result.tool_call_id) +
                                                  "' matches no toolCalls[].id of an earlier "
                                                  "assistant message");
       }
@@ -290,7 +291,7 @@ Result<AiRequest> ParseDocument(const Json& root) {
     if (role != "user" && role != "assistant" && role != "system") {
       return Invalid(
           path + ".role",
-          "expected \"user\", \"assistant\", \"system\" or \"tool\", got \"" + role + "\"");
+          "expected \"user\", \"assistant\", \"system\" or \"tool\", got \"" + Clipped(role) + "\"");
     }
     std::vector<llm::ContentPart> parts;
     if (content != nullptr) {

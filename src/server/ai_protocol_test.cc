@@ -90,6 +90,11 @@ TEST(ParseAiRequestTest, ErrorsNameTheFieldAndExpectedType) {
   std::string broken = ErrorOf(R"({"messages": [SECRETWORD)");
   EXPECT_NE(broken.find("syntax error at byte 15"), std::string::npos) << broken;
   EXPECT_EQ(broken.find("SECRET"), std::string::npos) << broken;
+  // A huge bad value is named by its start and length, not echoed whole.
+  std::string role = ErrorOf(R"({"messages":[{"role":")" + std::string(200'000, 'r') +
+                             R"(","content":"hi"}]})");
+  EXPECT_NE(role.find(std::string(64, 'r') + "… (200000 bytes)"), std::string::npos) << role.size();
+  EXPECT_LT(role.size(), 300u);
   EXPECT_EQ(ErrorOf("[]"), "AIRequest (document): expected an object, got array");
   EXPECT_EQ(ErrorOf("{}"), "AIRequest messages: missing (expected an array of messages)");
   EXPECT_EQ(ErrorOf(R"({"messages":{}})"),

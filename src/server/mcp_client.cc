@@ -169,8 +169,15 @@ Result<std::vector<McpServerConfig>> LoadMcpSettings(const std::string& path) {
     if (!server.is_object()) return fail(field, "expected an object");
     if (server.value("disabled", false)) continue;
     std::string type = OptionalString(server, "type");
-    if (!type.empty() && type != "stdio") {
-      return fail(field + ".type", "'" + type + "' servers are not supported yet; use stdio");
+    bool is_remote = (!type.empty() && type != "stdio") ||
+                     (type.empty() && !server.contains("command") && server.contains("url"));
+    if (is_remote) {
+      // Written for other agents too (Kilo Code reads this shape): one we cannot start yet must
+      // not stop every session, so it is left out, and said so.
+      spdlog::warn("{}: {}: {} servers (with a url) are not supported yet; it is left out (use a "
+                   "stdio server: command, args, env)",
+                   path, field, type.empty() ? "remote" : "'" + type + "'");
+      continue;
     }
     McpServerConfig config;
     config.name = name;

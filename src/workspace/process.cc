@@ -35,9 +35,13 @@ class RunningGroups {
     static RunningGroups* groups = new RunningGroups();  // Never destroyed: usable at exit.
     return *groups;
   }
-  void Add(pid_t group) {
+  // Spawns and lists the child in one step: a signal handled meanwhile waits for the listing,
+  // so a command that has already started is never missed.
+  Result<internal::SpawnedChild> SpawnListed(const internal::SpawnOptions& options) {
     std::lock_guard lock(mutex_);
-    groups_.push_back(group);
+    ASSIGN_OR_RETURN(internal::SpawnedChild child, internal::Spawn(options));
+    groups_.push_back(child.pid);
+    return child;
   }
   void Remove(pid_t group) {
     std::lock_guard lock(mutex_);
@@ -75,11 +79,10 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
   spawn.cwd = options.cwd;
   spawn.is_new_session = true;
   spawn.merges_stderr = true;
-  ASSIGN_OR_RETURN(internal::SpawnedChild child, internal::Spawn(spawn));
-  const pid_t pid = child.pid;  // Also the process group id (setsid).
   // Listed until RunCommand returns: after the shell is reaped, what it left in its group is
   // still killed below, and the group id cannot be reused while anything of it is alive.
-  RunningGroups::Get().Add(pid);
+  ASSIGN_OR_RETURN(internal::SpawnedChild child, RunningGroups::Get().SpawnListed(spawn));
+  const pid_t pid = child.pid;  // Also the process group id (setsid).
   struct Unlist {
     pid_t pid;
     ~Unlist() { RunningGroups::Get().Remove(pid); }
