@@ -251,7 +251,8 @@ bool IsWrapper(std::string_view word) {
 // the command as written; its words joined by single spaces; and those words without
 // assignments and wrappers (with their options) in front, the program named without its
 // directory.
-std::vector<std::string> DenyForms(std::string_view command) {
+// `*script` is set to the command line a shell runs with -c ("bash -c 'rm x'"), or eval's.
+std::vector<std::string> DenyForms(std::string_view command, std::string* script) {
   std::vector<std::string> words = ShellWords(command);
   std::vector<std::string> forms = {std::string(command), JoinWords(words.begin(), words.end())};
   size_t first = 0;
@@ -275,15 +276,33 @@ std::vector<std::string> DenyForms(std::string_view command) {
       rest[0].erase(0, slash + 1);
     }
     forms.push_back(JoinWords(rest.begin(), rest.end()));
+    const std::string& program = rest[0];
+    bool is_shell = program == "sh" || program == "bash" || program == "dash" || program == "zsh" ||
+                    program == "ksh";
+    for (size_t i = 1; is_shell && i + 1 < rest.size() && rest[i].starts_with("-"); ++i) {
+      if (rest[i].find('c') != std::string::npos) *script = rest[i + 1];  // -c, -lc, -ec, …
+    }
+    if (program == "eval") *script = JoinWords(rest.begin() + 1, rest.end());
   }
   return forms;
 }
 
+Decision DecideLine(std::string_view command, const std::vector<std::string>& allowed,
+                    const std::vector<std::string>& denied, int depth);
+
 // A denied prefix wins over a shorter allowed one; an allowed prefix must match whole words of
 // the command as written (or with its quoting and spacing normalised), a denied one any form.
+// A shell's -c script (and eval's) is decided as a command line of its own: a denial inside
+// denies; nested deeper than a few shells, a deny list denies outright.
 Decision DecideSingle(std::string_view command, const std::vector<std::string>& allowed,
-                      const std::vector<std::string>& denied) {
-  std::vector<std::string> forms = DenyForms(command);
+                      const std::vector<std::string>& denied, int depth) {
+  std::string script;
+  std::vector<std::string> forms = DenyForms(command, &script);
+  if (!script.empty() && !denied.empty()) {
+    constexpr int kMaxShellDepth = 4;
+    if (depth >= kMaxShellDepth) return Decision::kDeny;
+    if (DecideLine(script, allowed, denied, depth + 1) == Decision::kDeny) return Decision::kDeny;
+  }
   int allow = std::max(LongestMatch(forms[0], allowed, /*whole_words=*/true),
                        LongestMatch(forms[1], allowed, /*whole_words=*/true));
   int deny = -1;
@@ -334,6 +353,24 @@ std::string FormatUsd(double amount) {
 
 Decision ApproveIf(bool condition) { return condition ? Decision::kApprove : Decision::kAsk; }
 
+Decision DecideLine(std::string_view command, const std::vector<std::string>& allowed,
+                    const std::vector<std::string>& denied, int depth) {
+  CommandScanner scanner;
+  scanner.Scan(command, 0);
+  if (scanner.commands.empty()) return Decision::kAsk;
+  bool all_approved = true;
+  for (const std::string& sub : scanner.commands) {
+    // Match with and without fd redirections, so "npm test 2>&1" can use the prefix
+    // "npm test" and a listed "make 2>&1" still matches itself (Kilo does the same).
+    Decision as_is = DecideSingle(sub, allowed, denied, depth);
+    Decision stripped = DecideSingle(WithoutFdRedirections(sub), allowed, denied, depth);
+    if (as_is == Decision::kDeny || stripped == Decision::kDeny) return Decision::kDeny;
+    if (as_is != Decision::kApprove && stripped != Decision::kApprove) all_approved = false;
+  }
+  if (scanner.dangerous) return Decision::kAsk;
+  return all_approved ? Decision::kApprove : Decision::kAsk;
+}
+
 }  // namespace
 
 std::vector<std::string> SplitCommand(std::string_view command) {
@@ -350,20 +387,7 @@ bool HasDangerousSubstitution(std::string_view command) {
 
 Decision DecideCommand(std::string_view command, const std::vector<std::string>& allowed,
                        const std::vector<std::string>& denied) {
-  CommandScanner scanner;
-  scanner.Scan(command, 0);
-  if (scanner.commands.empty()) return Decision::kAsk;
-  bool all_approved = true;
-  for (const std::string& sub : scanner.commands) {
-    // Match with and without fd redirections, so "npm test 2>&1" can use the prefix
-    // "npm test" and a listed "make 2>&1" still matches itself (Kilo does the same).
-    Decision as_is = DecideSingle(sub, allowed, denied);
-    Decision stripped = DecideSingle(WithoutFdRedirections(sub), allowed, denied);
-    if (as_is == Decision::kDeny || stripped == Decision::kDeny) return Decision::kDeny;
-    if (as_is != Decision::kApprove && stripped != Decision::kApprove) all_approved = false;
-  }
-  if (scanner.dangerous) return Decision::kAsk;
-  return all_approved ? Decision::kApprove : Decision::kAsk;
+  return DecideLine(command, allowed, denied, 0);
 }
 
 Decision Decide(const ApprovalRequest& request, const AutoApproveSettings& settings) {

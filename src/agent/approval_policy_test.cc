@@ -214,11 +214,14 @@ TEST(DecideCommandTest, DenialsSeeThroughQuotingSpacingPathsAndWrappers) {
        {"git  push origin", "git\tpush", "'git' push", "g\\it push", "GIT PUSH", "\\rm victim",
         "'rm' victim", "\"rm\" victim", "/bin/rm victim", "./rm x", "FOO=1 rm x",
         "sudo rm -rf /", "sudo -u me rm x", "env A=b rm x", "nice -n 5 rm x", "timeout 10 rm x",
-        "command rm x", "xargs rm < list", "ls && /usr/bin/rm x"}) {
+        "command rm x", "xargs rm < list", "ls && /usr/bin/rm x", "bash -c 'rm x'",
+        "sh -c \"echo hi; rm x\"", "bash -lc 'git push'", "eval rm x",
+        "sh -c \"sh -c 'rm x'\""}) {
     EXPECT_EQ(DecideCommand(command, allowed, denied), Decision::kDeny) << command;
   }
   // Not the denied program: a word that merely starts or holds the name.
   EXPECT_EQ(DecideCommand("echo rm", allowed, denied), Decision::kApprove);
+  EXPECT_EQ(DecideCommand("bash -c 'echo hi'", allowed, denied), Decision::kApprove);
   EXPECT_EQ(DecideCommand("git pull", allowed, denied), Decision::kApprove);
   // An allowed prefix ends where a word ends: "echo" does not approve "echoX".
   EXPECT_EQ(DecideCommand("echo hi", {"echo"}, {}), Decision::kApprove);
