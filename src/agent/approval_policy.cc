@@ -148,7 +148,13 @@ void CommandScanner::Scan(std::string_view text, int depth) {
     if (c == '$' && next == '{') {
       size_t close = text.find('}', i + 2);
       size_t end = close == std::string_view::npos ? text.size() : close;
-      if (IsDangerousExpansion(text.substr(i + 2, end - (i + 2)))) dangerous = true;
+      std::string_view body = text.substr(i + 2, end - (i + 2));
+      if (IsDangerousExpansion(body)) dangerous = true;
+      // "${X:=$(rm x)}": a substitution in the body runs too.
+      if (body.find("$(") != std::string_view::npos || body.find('`') != std::string_view::npos) {
+        dangerous = true;
+        Scan(body, depth + 1);
+      }
       current.append(text.substr(i, std::min(text.size(), end + 1) - i));
       i = end;
       continue;
@@ -237,54 +243,108 @@ std::string JoinWords(std::vector<std::string>::const_iterator begin,
   return out;
 }
 
-// Programs that run the command after them: "sudo rm" runs rm.
-bool IsWrapper(std::string_view word) {
-  for (std::string_view wrapper : {"sudo", "doas", "command", "builtin", "exec", "env", "nice",
-                                   "nohup", "time", "timeout", "xargs", "stdbuf", "ionice"}) {
-    if (word == wrapper) return true;
-  }
-  return false;
+// `word` without its directory: "/usr/bin/env" is env.
+std::string_view ProgramName(std::string_view word) {
+  size_t slash = word.rfind('/');
+  return slash == std::string_view::npos ? word : word.substr(slash + 1);
 }
 
+bool IsOneOf(std::string_view word, std::initializer_list<std::string_view> names) {
+  return std::find(names.begin(), names.end(), word) != names.end();
+}
+
+// Programs that run a command given in their arguments: "sudo rm", "timeout -s KILL 5 rm",
+// "find . -exec rm {} ;".
+bool IsWrapper(std::string_view word) {
+  return IsOneOf(
+      ProgramName(word),
+      {"sudo",    "doas",  "command", "builtin", "exec",    "env",  "nice",    "nohup",   "time",
+       "timeout", "xargs", "stdbuf",  "ionice",  "setsid",  "chrt", "taskset", "unshare", "nsenter",
+       "flock",   "watch", "strace",  "ltrace",  "busybox", "find", "chroot",  "runuser", "su"});
+}
+
+// Words the shell's grammar puts before a command: "{ rm x; }", "if …; then rm x; fi", "! rm x".
+bool IsShellKeyword(std::string_view word) {
+  return IsOneOf(word, {"{", "}", "!", "if", "then", "else", "elif", "do", "while", "until"});
+}
+
+bool IsShell(std::string_view word) {
+  return IsOneOf(ProgramName(word), {"sh", "bash", "dash", "zsh", "ksh", "ash", "fish"});
+}
+
+struct CommandForms {
+  std::vector<std::string> forms;       // Each is matched against the denied prefixes.
+  std::string script;                   // What a shell runs with -c, or eval's words.
+  bool is_shell_reading_stdin = false;  // "… | sh", "sh <<< …": its commands cannot be seen.
+};
+
 // The forms of one command a denied prefix is matched against, so that "rm" denies "\rm x",
-// "'rm' x", "/bin/rm x", "FOO=1 rm x" and "sudo -u me rm x", and "git push" denies "git  push":
-// the command as written; its words joined by single spaces; and those words without
-// assignments and wrappers (with their options) in front, the program named without its
-// directory.
-// `*script` is set to the command line a shell runs with -c ("bash -c 'rm x'"), or eval's.
-std::vector<std::string> DenyForms(std::string_view command, std::string* script) {
+// "'rm' x", "/bin/rm x", "FOO=1 rm x", "sudo -u me rm x", "timeout -s KILL 5 rm x" and
+// "{ rm x; }", and "git push" denies "git  push" and "git -C . push": the command as written;
+// its words joined by single spaces; those words without assignments, keywords and wrappers in
+// front, the program named without its directory, with and without its options; and after a
+// wrapper, every tail of its arguments (the wrapped command is among them).
+CommandForms FormsOf(std::string_view command) {
   std::vector<std::string> words = ShellWords(command);
-  std::vector<std::string> forms = {std::string(command), JoinWords(words.begin(), words.end())};
+  CommandForms out;
+  out.forms = {std::string(command), JoinWords(words.begin(), words.end())};
   size_t first = 0;
+  size_t after_wrapper = words.size();  // Where the first wrapper's arguments start.
   while (first < words.size()) {
     const std::string& word = words[first];
     bool is_assignment = word.find('=') != std::string::npos && word[0] != '=' && word[0] != '-';
-    if (!is_assignment && !IsWrapper(word)) break;
+    if (!is_assignment && !IsShellKeyword(word) && !IsWrapper(word)) break;
     ++first;
+    if (IsWrapper(word) && after_wrapper == words.size()) after_wrapper = first;
     if (!IsWrapper(word)) continue;
     // The wrapper's options, and the one value that "-u user", "-n 5" or "timeout 10" take.
-    bool takes_value = word == "timeout";
+    bool takes_value = ProgramName(word) == "timeout";
     while (first < words.size() && (words[first].starts_with("-") || takes_value)) {
       const std::string& option = words[first++];
-      takes_value = option == "-u" || option == "-g" || option == "-n" || option == "-c" ||
-                    option == "-s" || option == "-k";
+      takes_value = IsOneOf(option, {"-u", "-g", "-n", "-c", "-s", "-k", "-C", "-o", "-i", "-e"});
     }
   }
-  if (first < words.size()) {
-    std::vector<std::string> rest(words.begin() + static_cast<std::ptrdiff_t>(first), words.end());
-    if (size_t slash = rest[0].rfind('/'); slash != std::string::npos) {
-      rest[0].erase(0, slash + 1);
-    }
-    forms.push_back(JoinWords(rest.begin(), rest.end()));
-    const std::string& program = rest[0];
-    bool is_shell = program == "sh" || program == "bash" || program == "dash" || program == "zsh" ||
-                    program == "ksh";
-    for (size_t i = 1; is_shell && i + 1 < rest.size() && rest[i].starts_with("-"); ++i) {
-      if (rest[i].find('c') != std::string::npos) *script = rest[i + 1];  // -c, -lc, -ec, …
-    }
-    if (program == "eval") *script = JoinWords(rest.begin() + 1, rest.end());
+  for (size_t i = after_wrapper; i < words.size(); ++i) {
+    out.forms.push_back(std::string(ProgramName(words[i])) + " " +
+                        JoinWords(words.begin() + static_cast<std::ptrdiff_t>(i) + 1, words.end()));
   }
-  return forms;
+  if (first >= words.size()) return out;
+  std::vector<std::string> rest(words.begin() + static_cast<std::ptrdiff_t>(first), words.end());
+  rest[0] = std::string(ProgramName(rest[0]));
+  out.forms.push_back(JoinWords(rest.begin(), rest.end()));
+  // Without options ("git -C dir push" is a git push), an option's value included for the
+  // options that take one in front of a subcommand (git -C dir, git -c key=value).
+  std::vector<std::string> plain = {rest[0]};
+  for (size_t i = 1; i < rest.size(); ++i) {
+    if (!rest[i].starts_with("-")) {
+      plain.push_back(rest[i]);
+    } else if ((rest[i] == "-C" || rest[i] == "-c") && rest[0] == "git") {
+      ++i;
+    }
+  }
+  out.forms.push_back(JoinWords(plain.begin(), plain.end()));
+  if (IsShell(rest[0])) {
+    bool has_file = false;
+    for (size_t i = 1; i < rest.size(); ++i) {
+      const std::string& word = rest[i];
+      if (word.starts_with("-") && !word.starts_with("--") && word.find('c') != std::string::npos &&
+          i + 1 < rest.size()) {
+        out.script = rest[i + 1];  // -c, -lc, -ec, …
+        break;
+      }
+      if (word == "-o" || word == "+o") {
+        ++i;  // Its option name.
+      } else if (!word.starts_with("-") && !word.starts_with("+")) {
+        has_file = true;
+        break;
+      }
+    }
+    // "sh < script" and "sh <<< 'rm x'" read their commands from a redirection.
+    bool has_input_redirect = command.find('<') != std::string_view::npos;
+    out.is_shell_reading_stdin = out.script.empty() && (!has_file || has_input_redirect);
+  }
+  if (rest[0] == "eval") out.script = JoinWords(rest.begin() + 1, rest.end());
+  return out;
 }
 
 Decision DecideLine(std::string_view command, const std::vector<std::string>& allowed,
@@ -296,12 +356,17 @@ Decision DecideLine(std::string_view command, const std::vector<std::string>& al
 // denies; nested deeper than a few shells, a deny list denies outright.
 Decision DecideSingle(std::string_view command, const std::vector<std::string>& allowed,
                       const std::vector<std::string>& denied, int depth) {
-  std::string script;
-  std::vector<std::string> forms = DenyForms(command, &script);
-  if (!script.empty() && !denied.empty()) {
+  CommandForms of = FormsOf(command);
+  const std::vector<std::string>& forms = of.forms;
+  if (!denied.empty()) {
+    // A shell reading its commands from a pipe or here-string runs what no list can check.
+    if (of.is_shell_reading_stdin) return Decision::kDeny;
     constexpr int kMaxShellDepth = 4;
-    if (depth >= kMaxShellDepth) return Decision::kDeny;
-    if (DecideLine(script, allowed, denied, depth + 1) == Decision::kDeny) return Decision::kDeny;
+    if (!of.script.empty() &&
+        (depth >= kMaxShellDepth ||
+         DecideLine(of.script, allowed, denied, depth + 1) == Decision::kDeny)) {
+      return Decision::kDeny;
+    }
   }
   int allow = std::max(LongestMatch(forms[0], allowed, /*whole_words=*/true),
                        LongestMatch(forms[1], allowed, /*whole_words=*/true));

@@ -216,12 +216,23 @@ TEST(DecideCommandTest, DenialsSeeThroughQuotingSpacingPathsAndWrappers) {
         "sudo rm -rf /", "sudo -u me rm x", "env A=b rm x", "nice -n 5 rm x", "timeout 10 rm x",
         "command rm x", "xargs rm < list", "ls && /usr/bin/rm x", "bash -c 'rm x'",
         "sh -c \"echo hi; rm x\"", "bash -lc 'git push'", "eval rm x",
-        "sh -c \"sh -c 'rm x'\""}) {
+        "sh -c \"sh -c 'rm x'\"", "/usr/bin/env rm x", "/usr/bin/timeout 5 rm x",
+        "timeout -s KILL 5 rm x", "timeout --signal=KILL 5 rm x", "env -C . rm x",
+        "stdbuf -o 0 rm x", "xargs -a list rm", "setsid rm x", "find . -exec rm {} +",
+        "bash -o pipefail -c 'rm x'", "echo 'rm x' | sh", "sh <<< 'rm x'", "{ rm x; }",
+        "if true; then rm x; fi", "for f in x; do rm $f; done", "! rm x", "git -C . push o",
+        "git --no-pager push o", "git -c a.b=c push", "echo ${X:=$(rm x)}",
+        "echo \"${X:-`rm x`}\""}) {
     EXPECT_EQ(DecideCommand(command, allowed, denied), Decision::kDeny) << command;
   }
   // Not the denied program: a word that merely starts or holds the name.
   EXPECT_EQ(DecideCommand("echo rm", allowed, denied), Decision::kApprove);
   EXPECT_EQ(DecideCommand("bash -c 'echo hi'", allowed, denied), Decision::kApprove);
+  EXPECT_EQ(DecideCommand("bash build.sh", allowed, denied), Decision::kApprove);
+  EXPECT_EQ(DecideCommand("git -C sub status", allowed, denied), Decision::kApprove);
+  EXPECT_EQ(DecideCommand("timeout 5 make", allowed, denied), Decision::kApprove);
+  // Without a deny list, a shell reading stdin is decided by the prefixes as before.
+  EXPECT_EQ(DecideCommand("echo hi | sh", {"*"}, {}), Decision::kApprove);
   EXPECT_EQ(DecideCommand("git pull", allowed, denied), Decision::kApprove);
   // An allowed prefix ends where a word ends: "echo" does not approve "echoX".
   EXPECT_EQ(DecideCommand("echo hi", {"echo"}, {}), Decision::kApprove);

@@ -248,8 +248,9 @@ class TerminalClient : public agent::SessionClient {
 
   // After a turn: its tokens and cost, on stderr.
   // `before` = the session's totals when the turn started; the line shows this turn's share.
+  // `pool` says whether the session's model has prices (CostText).
   void PrintTurnSummary(const agent::SessionInfo& info, const agent::SessionTotals& before,
-                        agent::StopReason stop) {
+                        agent::StopReason stop, const llm::ProviderPool& pool) {
     std::lock_guard lock(mutex_);
     ClearSpinnerLocked();
     EndThoughtLocked();
@@ -270,13 +271,16 @@ class TerminalClient : public agent::SessionClient {
     }
     NewLineLocked();
     std::fflush(stdout);
-    std::fprintf(stderr,
-                 "%s[%s · this turn: %lld in / %lld out tokens, $%.4f · session: $%.4f · %s]%s\n",
+    std::string turn_cost = CostText(pool, info.profile, info.totals.cost_usd - before.cost_usd, 4);
+    std::string costs = turn_cost.starts_with("$")
+                            ? turn_cost + " · session: " +
+                                  CostText(pool, info.profile, info.totals.cost_usd, 4)
+                            : "cost " + turn_cost;
+    std::fprintf(stderr, "%s[%s · this turn: %lld in / %lld out tokens, %s · %s]%s\n",
                  style_.dim(), std::string(agent::StopReasonName(stop)).c_str(),
                  static_cast<long long>(info.totals.input_tokens - before.input_tokens),
                  static_cast<long long>(info.totals.output_tokens - before.output_tokens),
-                 info.totals.cost_usd - before.cost_usd, info.totals.cost_usd, info.id.c_str(),
-                 style_.reset());
+                 costs.c_str(), info.id.c_str(), style_.reset());
   }
 
  private:
@@ -500,7 +504,7 @@ class InterruptHandler {
 // Runs prompts on `session` until the task is done: after a question or a completion, an
 // interactive terminal may answer (an empty line ends).
 int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::string prompt,
-          const AgentFlags& flags) {
+          const AgentFlags& flags, const llm::ProviderPool& pool) {
   bool interactive = !flags.json && ::isatty(STDIN_FILENO) == 1;
   InterruptHandler interrupts;
   interrupts.Watch(std::move(shared));
@@ -520,7 +524,7 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
                    stop.error().message().c_str(), session.id().c_str(), session.id().c_str());
       return kExitFailure;
     }
-    client.PrintTurnSummary(session.Info(), before, *stop);
+    client.PrintTurnSummary(session.Info(), before, *stop, pool);
     if (!interactive) return *stop == agent::StopReason::kCancelled ? kExitInterrupted : kExitOk;
     std::fprintf(stderr, "> ");
     std::fflush(stderr);
@@ -561,7 +565,7 @@ int Run(const Config& config, AgentFlags flags) {
     std::fprintf(stderr, "lapce-ai run: %s\n", session.error().message().c_str());
     return kExitUsage;
   }
-  return Drive(**session, *session, flags.prompt, flags);
+  return Drive(**session, *session, flags.prompt, flags, *(*stack)->pool);
 }
 
 int Acp(const Config& config, const AgentFlags& flags) {
@@ -820,7 +824,7 @@ int SessionsResume(const Config& config, AgentFlags flags, const std::string& id
     }
   }
   if (flags.prompt.empty()) flags.prompt = "[TASK RESUMPTION] Resuming task...";
-  return Drive(**session, *session, flags.prompt, flags);
+  return Drive(**session, *session, flags.prompt, flags, *(*stack)->pool);
 }
 
 void AddAgentFlags(CLI::App& command, AgentFlags& flags) {

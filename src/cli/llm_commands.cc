@@ -90,9 +90,8 @@ class EventQueue {
   std::deque<llm::StreamEvent> events_;
 };
 
-std::string FormatUsage(const llm::Usage& usage) {
-  char cost[64];
-  std::snprintf(cost, sizeof(cost), "$%.6f", usage.cost_usd);
+// `cost`: CostText of the usage's cost.
+std::string FormatUsage(const llm::Usage& usage, const std::string& cost) {
   std::string out = "tokens: " + std::to_string(usage.input_tokens) + " in, " +
                     std::to_string(usage.output_tokens) + " out";
   if (usage.cache_read_tokens > 0 || usage.cache_write_tokens > 0) {
@@ -240,7 +239,8 @@ int Complete(const Config& config, CompleteFlags flags) {
         if (!flags.json && !at_line_start) std::fputc('\n', stdout);
         std::fflush(stdout);
         if (event.kind == Kind::kDone) {
-          std::fprintf(stderr, "%s\n", FormatUsage(usage).c_str());
+          std::fprintf(stderr, "%s\n",
+                       FormatUsage(usage, CostText(**pool, flags.profile, usage.cost_usd, 6)).c_str());
           exit_status = kExitOk;
         } else if (interrupted) {
           std::fprintf(stderr, "lapce-ai complete: cancelled\n");

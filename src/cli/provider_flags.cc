@@ -2,6 +2,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+
 #include "http/client.h"
 #include "llm/internal/adapter.h"
 #include "llm/pool.h"
@@ -53,6 +55,20 @@ Result<std::unique_ptr<llm::ProviderPool>> PoolFor(const Config& config, const P
   profile.model = flags.model;
   profile.base_url = flags.base_url;
   return llm::ProviderPool::CreateAdHoc(config, profile, std::move(http));
+}
+
+std::string CostText(const llm::ProviderPool& pool, const std::string& profile, double cost_usd,
+                     int decimals) {
+  const std::string name = profile.empty() ? pool.default_profile() : profile;
+  for (const llm::ProfileInfo& info : pool.Profiles()) {
+    if (info.name != name || pool.KnowsCost(info.provider, info.model)) continue;
+    const std::string key = info.provider + "/" + info.model;
+    return "unknown (no prices for " + key + "; set input_price and output_price under [models.\"" +
+           key + "\"] in the config)";
+  }
+  char text[48];
+  std::snprintf(text, sizeof(text), "$%.*f", decimals, cost_usd);
+  return text;
 }
 
 }  // namespace lai::cli

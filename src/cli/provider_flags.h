@@ -34,4 +34,10 @@ void AddProviderFlags(CLI::App& command, ProviderFlags& flags);
 Result<std::unique_ptr<llm::ProviderPool>> PoolFor(const Config& config, const ProviderFlags& flags,
                                                    std::shared_ptr<http::Client> http);
 
+// How a cost reads to the user: "$0.0123" (with `decimals`), or, when the pool has no prices for
+// the profile's model (ProviderPool::KnowsCost), "unknown" and where to set them; a cost of 0
+// must not claim a paid model was free.
+std::string CostText(const llm::ProviderPool& pool, const std::string& profile, double cost_usd,
+                     int decimals);
+
 }  // namespace lai::cli

@@ -673,6 +673,12 @@ std::vector<ProfileInfo> ProviderPool::Profiles() const {
 
 const Catalog& ProviderPool::catalog() const { return impl_->shared->catalog; }
 
+bool ProviderPool::KnowsCost(std::string_view provider, std::string_view model) const {
+  const internal::ProviderSpec* spec = internal::FindProvider(provider);
+  if (spec != nullptr && spec->default_key_env.empty()) return true;  // A local server.
+  return impl_->shared->catalog.Find(provider, model) != nullptr;
+}
+
 std::string ProviderPool::default_profile() const { return impl_->shared->default_profile; }
 
 }  // namespace lai::llm

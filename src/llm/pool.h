@@ -82,6 +82,9 @@ class ProviderPool {
   // Name of the profile an empty name selects.
   std::string default_profile() const;
   const Catalog& catalog() const;
+  // Whether a cost computed for this model means something: the catalog (or config) has its
+  // prices, or its provider is a local server (free). False: a cost of 0 is unknown, not free.
+  bool KnowsCost(std::string_view provider, std::string_view model) const;
 
  private:
   struct Impl;
