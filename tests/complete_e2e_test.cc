@@ -204,6 +204,23 @@ TEST_F(CompleteCliTest, PromptFromStandardInput) {
   EXPECT_NE(fake_->requests()[0].body.find("question from stdin"), std::string::npos);
 }
 
+// A model the catalog has no prices for: its cost is unknown, not $0 (a local server's is $0).
+TEST_F(CompleteCliTest, ACostWithoutPricesIsUnknownNotFree) {
+  fake_->Enqueue("/v1/chat/completions", Answer("openai"));
+  RunResult run = RunLapceAi({"complete", "--provider", "openai", "--model", "my-custom-model",
+                              "--base-url", fake_->base_url() + "/v1", "hi"},
+                             {"OPENAI_API_KEY=k"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.err.find("tokens: 7 in, 3 out; cost unknown (no prices for "
+                         "openai/my-custom-model; set input_price and output_price under "
+                         "[models.\"openai/my-custom-model\"] in the config)"),
+            std::string::npos)
+      << run.err;
+  fake_->Enqueue("/v1/chat/completions", Answer("openai"));
+  RunResult priced = RunLapceAi(OpenAi({"hi"}), {"OPENAI_API_KEY=k"});
+  EXPECT_NE(priced.err.find("; cost $0.0000"), std::string::npos) << priced.err;
+}
+
 TEST_F(CompleteCliTest, UsageErrorsExitWithTwo) {
   RunResult no_model = RunLapceAi({"complete", "--provider", "openai", "hi"}, {});
   EXPECT_EQ(no_model.exit_code, 2);
