@@ -792,7 +792,10 @@ TEST_F(SessionTest, AllowAlwaysCoversLaterCommandsAndCancelledAnswerStopsTurn) {
   EXPECT_EQ(MustPrompt(*session, "Never mind", client), StopReason::kEndTurn);
   std::vector<json> bodies = Bodies();
   ASSERT_EQ(bodies.size(), 4u);
-  EXPECT_TRUE(ToolResultOf(bodies[3], "call_w").has_value()) << bodies[3]["messages"].dump();
+  // Cancelled, not denied: the user did not say no to the edit.
+  EXPECT_EQ(ToolResultOf(bodies[3], "call_w").value_or(""),
+            "The user cancelled the turn while this operation awaited approval; it was not run.")
+      << bodies[3]["messages"].dump();
   EXPECT_NE(ToolResultOf(bodies[2], "call_2").value_or("").find("Exit code"), std::string::npos)
       << ToolResultOf(bodies[2], "call_2").value_or("");
 }

@@ -329,17 +329,22 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
         }
       }
     }
+    // The command was started: from here on a failure is reported in the outcome, never as "could
+    // not be started" (the model must not run a command with side effects twice).
+    if (!wait->outcome->ok() && !is_killed) {
+      outcome.exit_unknown = "terminal/wait_for_exit: " + wait->outcome->error().message();
+    }
     Result<std::string> output = peer.Request("terminal/output", terminal.dump(), request_options);
-    if (output.ok()) {
-      json reply = json::parse(*output, nullptr, false);
-      if (reply.is_object() && reply.contains("output") && reply["output"].is_string()) {
-        outcome.output = reply["output"].get<std::string>();
-        if (options.on_output) options.on_output(outcome.output);
-      }
+    json reply = output.ok() ? json::parse(*output, nullptr, false) : json();
+    if (reply.is_object() && reply.contains("output") && reply["output"].is_string()) {
+      outcome.output = reply["output"].get<std::string>();
+      if (options.on_output) options.on_output(outcome.output);
+    } else {
+      outcome.output_unknown = output.ok() ? "terminal/output: the editor's reply has no output"
+                                           : "terminal/output: " + output.error().message();
     }
     Status released = peer.Request("terminal/release", terminal.dump(), request_options).status();
     if (!released.ok()) spdlog::warn("acp: terminal/release: {}", released.error().message());
-    if (!wait->outcome->ok() && !is_killed) return std::move(*wait->outcome).error();
     return outcome;
   }
 

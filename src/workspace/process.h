@@ -31,6 +31,10 @@ struct CommandOutcome {
   bool timed_out = false;
   bool cancelled = false;
   std::string output;  // Everything on_output saw.
+  // Set by runners that do not own the process (an editor's terminal, ACP terminal/*): why how
+  // it ended, or its output, could not be learnt. The command did run.
+  std::string exit_unknown;
+  std::string output_unknown;
 };
 
 // Runs `command` with $SHELL -c (falling back to /bin/sh), stdin from /dev/null. On timeout or

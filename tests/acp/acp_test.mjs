@@ -849,6 +849,38 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
     agent.assertClean();
   });
 
+  test("terminal/* failures after the command started are not 'could not be started'", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([
+      callTool("call_run", "execute_command", { command: "make deploy", cwd: null }),
+      complete("call_done", "Checked."),
+    ]);
+    const agent = env.agent({
+      onPermission: () => "allow_once",
+      terminal: (method) => {
+        switch (method) {
+          case "terminal/create": return { terminalId: "term-2" };
+          case "terminal/wait_for_exit": throw new Error("the editor lost the terminal");
+          case "terminal/output": throw new Error("no output kept");
+          default: return {};
+        }
+      },
+    });
+    await agent.initialize({ terminal: true });
+    const { sessionId } = await agent.newSession();
+    const reply = await agent.agent.request("session/prompt", {
+      sessionId,
+      prompt: [{ type: "text", text: "Deploy" }],
+    });
+    assert.equal(reply.stopReason, "end_turn");
+    // The command ran: the model must not be told it never started (it might run it again).
+    const result = env.provider.requestText(1);
+    assert.match(result, /The command was started, but how it ended is unknown/);
+    assert.match(result, /Output:\\n\(unavailable: terminal\/output: /);
+    assert.doesNotMatch(result, /could not be started/);
+    assert.equal(agent.terminalRequests.at(-1).method, "terminal/release");
+    agent.assertClean();
+  });
+
   test("session/cancel while the provider is slow ends the turn with cancelled", { timeout: kTestTimeoutMs }, async () => {
     const env = await setUp([[{ text: "Thinking about it" }, { hang: true }]]);
     const agent = env.agent();

@@ -108,7 +108,9 @@ class ExecuteCommandTool final : public ToolBase {
       return {true, ToolErrorText("Command could not be started in '" + cwd +
                                   "': " + outcome.error().message())};
     }
-    std::string output = ModelOutput(outcome->output, context.settings.command_output_line_limit);
+    std::string output = outcome->output_unknown.empty()
+                             ? ModelOutput(outcome->output, context.settings.command_output_line_limit)
+                             : "(unavailable: " + outcome->output_unknown + ")";
     std::string head = "Command executed in terminal within working directory '" + cwd + "'. ";
     std::string text;
     bool is_error = false;
@@ -119,6 +121,13 @@ class ExecuteCommandTool final : public ToolBase {
              std::to_string(context.settings.command_timeout_seconds) +
              "s. Do not try to re-run the command unchanged; run it in the background or make it "
              "finish sooner.\nOutput:\n" +
+             output;
+      is_error = true;
+    } else if (!outcome->exit_unknown.empty()) {
+      text = head + "The command was started, but how it ended is unknown (" +
+             outcome->exit_unknown +
+             "). It may have run to completion: check its effects before running it again.\n"
+             "Output:\n" +
              output;
       is_error = true;
     } else if (outcome->cancelled) {
