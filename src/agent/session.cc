@@ -1307,8 +1307,9 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
     ToolResult result = tool->Run(call.arguments_json, context);
     if (result.is_error && session.cancelled_.load() && result.text == DeniedText("")) {
       // The turn was cancelled while the approval was pending: nobody said no.
-      result.text = "The user cancelled the turn while this operation awaited approval; it was not "
-                    "run.";
+      result.text =
+          "The user cancelled the turn while this operation awaited approval; it was not "
+          "run.";
     }
     outcome.text = std::move(result.text);
     outcome.is_error = result.is_error;

@@ -108,9 +108,10 @@ class ExecuteCommandTool final : public ToolBase {
       return {true, ToolErrorText("Command could not be started in '" + cwd +
                                   "': " + outcome.error().message())};
     }
-    std::string output = outcome->output_unknown.empty()
-                             ? ModelOutput(outcome->output, context.settings.command_output_line_limit)
-                             : "(unavailable: " + outcome->output_unknown + ")";
+    std::string output =
+        outcome->output_unknown.empty()
+            ? ModelOutput(outcome->output, context.settings.command_output_line_limit)
+            : "(unavailable: " + outcome->output_unknown + ")";
     std::string head = "Command executed in terminal within working directory '" + cwd + "'. ";
     std::string text;
     bool is_error = false;
