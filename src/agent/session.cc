@@ -1305,12 +1305,6 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
                         client.commands(),
                         call.id};
     ToolResult result = tool->Run(call.arguments_json, context);
-    if (result.is_error && session.cancelled_.load() && result.text == DeniedText("")) {
-      // The turn was cancelled while the approval was pending: nobody said no.
-      result.text =
-          "The user cancelled the turn while this operation awaited approval; it was not "
-          "run.";
-    }
     outcome.text = std::move(result.text);
     outcome.is_error = result.is_error;
     outcome.is_mistake =
@@ -1385,7 +1379,7 @@ ApprovalReply Session::Turn::Approve(const ApprovalRequest& request, const ToolC
       return {false, reply.feedback};
     case PermissionOutcome::kCancelled:
       session.cancelled_.store(true);
-      return {false, {}};
+      return {false, {}, /*cancelled=*/true};
   }
   return {false, {}};
 }

@@ -261,6 +261,7 @@ Result<ApprovalReply> AskApproval(ToolContext& context, ApprovalKind kind, std::
 
 Result<ApprovalReply> AskApproval(ToolContext& context, const ApprovalRequest& request) {
   ApprovalReply reply = context.host.Ask(request);
+  if (reply.cancelled) return Error(ErrorCode::kCancelled, std::string(ApprovalCancelledText()));
   if (!reply.approved) return Error(ErrorCode::kPermissionDenied, DeniedText(reply.feedback));
   return reply;
 }

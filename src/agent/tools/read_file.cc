@@ -158,9 +158,10 @@ bool ReadOne(ToolContext& context, const FileRequest& request, std::string& out,
   ApprovalReply reply =
       context.host.Ask({kind, "read_file", DisplayPath(*resolved), "Read " + resolved->absolute});
   if (!reply.approved) {
-    AppendFileError(
-        out, request.path, "status",
-        reply.feedback.empty() ? "Denied by user" : "Denied by user. Feedback: " + reply.feedback);
+    AppendFileError(out, request.path, "status",
+                    reply.cancelled          ? std::string(ApprovalCancelledText())
+                    : reply.feedback.empty() ? "Denied by user"
+                                             : "Denied by user. Feedback: " + reply.feedback);
     return false;
   }
   Result<std::string> bytes = ReadFileBytes(context, resolved->absolute);

@@ -32,6 +32,10 @@ std::string BlockedPathText(std::string_view path) {
   return out;
 }
 
+std::string_view ApprovalCancelledText() {
+  return "The user cancelled the turn while this operation awaited approval; it was not run.";
+}
+
 std::string DeniedText(std::string_view feedback) {
   if (feedback.empty()) return "The user denied this operation.";
   std::string out =

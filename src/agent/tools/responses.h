@@ -15,6 +15,8 @@ std::string MissingParameterText(std::string_view parameter);
 std::string BlockedPathText(std::string_view path);
 // "The user denied this operation." (+ the feedback block when there is feedback).
 std::string DeniedText(std::string_view feedback);
+// The result of an operation whose approval the user cancelled (with the turn) before answering.
+std::string_view ApprovalCancelledText();
 // Appended to a result when the user approved with words: "\n\nThe user approved ... <feedback>".
 std::string ApprovedFeedbackText(std::string_view feedback);
 

@@ -37,6 +37,7 @@ std::string ApprovalText(const ApprovalRequest& request);
 struct ApprovalReply {
   bool approved = false;
   std::string feedback;  // Optional words from the user; reaches the model with the result.
+  bool cancelled = false;  // Not approved because the turn was cancelled: nobody said no.
 };
 
 // What a tool may ask of whoever runs it (a session, or the CLI). Must outlive the Run() call.
