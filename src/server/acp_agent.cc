@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -282,43 +283,56 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
       OnUpdate(session_id, update, agent::ToAcpJson(update));
     }
 
-    // Wait for the exit; a cancel or the timeout kills the command first.
+    // Wait for the exit; a cancel or the timeout kills the command first. After the kill, the
+    // editor has kAfterKill to report the end and the output: a cancelled turn ends promptly even
+    // when the editor is slow to answer or never does.
+    constexpr auto kAfterKill = std::chrono::seconds(3);
     struct Wait {
       std::mutex mutex;
       std::condition_variable done;
       std::optional<Result<std::string>> outcome;
     };
     auto wait = std::make_shared<Wait>();
-    peer.RequestAsync("terminal/wait_for_exit", terminal.dump(),
-                      [wait](Result<std::string> outcome) {
-                        std::lock_guard lock(wait->mutex);
-                        wait->outcome = std::move(outcome);
-                        wait->done.notify_one();
-                      });
+    int64_t wait_id = peer.RequestAsync("terminal/wait_for_exit", terminal.dump(),
+                                        [wait](Result<std::string> outcome) {
+                                          std::lock_guard lock(wait->mutex);
+                                          wait->outcome = std::move(outcome);
+                                          wait->done.notify_one();
+                                        });
     workspace::CommandOutcome outcome;
-    auto deadline = options.timeout.count() > 0 ? std::chrono::steady_clock::now() + options.timeout
-                                                : std::chrono::steady_clock::time_point::max();
+    using Clock = std::chrono::steady_clock;
+    auto deadline =
+        options.timeout.count() > 0 ? Clock::now() + options.timeout : Clock::time_point::max();
     bool is_killed = false;
+    std::optional<Result<std::string>> exit_reply;
     {
       std::unique_lock lock(wait->mutex);
       while (!wait->outcome) {
         bool is_cancelled = options.cancelled != nullptr && options.cancelled->load();
-        bool is_late = std::chrono::steady_clock::now() >= deadline;
+        bool is_late = Clock::now() >= deadline;
+        if (is_killed && is_late) break;
         if (!is_killed && (is_cancelled || is_late)) {
           is_killed = true;
           outcome.cancelled = is_cancelled;
           outcome.timed_out = !is_cancelled;
-          lock.unlock();
-          Status killed = peer.Request("terminal/kill", terminal.dump(), request_options).status();
-          if (!killed.ok()) spdlog::warn("acp: terminal/kill: {}", killed.error().message());
+          deadline = Clock::now() + kAfterKill;
+          lock.unlock();  // The reader thread takes the lock to deliver the exit.
+          peer.RequestAsync("terminal/kill", terminal.dump(), [](Result<std::string> killed) {
+            if (!killed.ok()) spdlog::warn("acp: terminal/kill: {}", killed.error().message());
+          });
           lock.lock();
           continue;
         }
         wait->done.wait_for(lock, std::chrono::milliseconds(20));
       }
+      exit_reply = std::move(wait->outcome);
     }
-    if (wait->outcome->ok()) {
-      json exit = json::parse(**wait->outcome, nullptr, false);
+    if (!exit_reply) {
+      peer.CancelOutgoing(wait_id);
+      exit_reply = Error(ErrorCode::kTimeout, "no answer within 3 s of terminal/kill");
+    }
+    if (exit_reply->ok()) {
+      json exit = json::parse(**exit_reply, nullptr, false);
       if (exit.is_object()) {
         if (exit.contains("exitCode") && exit["exitCode"].is_number_integer()) {
           outcome.exit_code = exit["exitCode"].get<int>();
@@ -331,8 +345,13 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     }
     // The command was started: from here on a failure is reported in the outcome, never as "could
     // not be started" (the model must not run a command with side effects twice).
-    if (!wait->outcome->ok() && !is_killed) {
-      outcome.exit_unknown = "terminal/wait_for_exit: " + wait->outcome->error().message();
+    if (!exit_reply->ok() && !is_killed) {
+      outcome.exit_unknown = "terminal/wait_for_exit: " + exit_reply->error().message();
+    }
+    if (is_killed) {
+      request_options.timeout =
+          std::max(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()),
+                   std::chrono::milliseconds(100));
     }
     Result<std::string> output = peer.Request("terminal/output", terminal.dump(), request_options);
     json reply = output.ok() ? json::parse(*output, nullptr, false) : json();
@@ -343,8 +362,10 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
       outcome.output_unknown = output.ok() ? "terminal/output: the editor's reply has no output"
                                            : "terminal/output: " + output.error().message();
     }
-    Status released = peer.Request("terminal/release", terminal.dump(), request_options).status();
-    if (!released.ok()) spdlog::warn("acp: terminal/release: {}", released.error().message());
+    // Nothing waits for the release: it only frees the editor's terminal.
+    peer.RequestAsync("terminal/release", terminal.dump(), [](Result<std::string> released) {
+      if (!released.ok()) spdlog::warn("acp: terminal/release: {}", released.error().message());
+    });
     return outcome;
   }
 

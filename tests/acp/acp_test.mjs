@@ -881,6 +881,41 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
     agent.assertClean();
   });
 
+  test("session/cancel while the editor's terminal never answers ends the turn promptly", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([callTool("call_run", "execute_command", { command: "sleep 600", cwd: null })]);
+    let sessionId = null;
+    const never = new Promise(() => {});
+    const agent = env.agent({
+      onPermission: () => "allow_once",
+      terminal: (method) => {
+        switch (method) {
+          case "terminal/create":
+            setTimeout(() => agent.agent.notify("session/cancel", { sessionId }), 50);
+            return { terminalId: "term-3" };
+          case "terminal/release": return {};
+          default: return never;  // wait_for_exit, kill and output: a hung editor.
+        }
+      },
+    });
+    await agent.initialize({ terminal: true });
+    ({ sessionId } = await agent.newSession());
+    const started = Date.now();
+    const reply = await agent.agent.request("session/prompt", {
+      sessionId,
+      prompt: [{ type: "text", text: "Wait ten minutes" }],
+    });
+    assert.equal(reply.stopReason, "cancelled");
+    // Each request used to wait up to 30 s, the exit for ever; now the kill gets a few seconds.
+    assert.ok(Date.now() - started < 15_000, `the cancel took ${Date.now() - started} ms`);
+    const methods = agent.terminalRequests.map((request) => request.method);
+    assert.ok(methods.includes("terminal/kill"), `methods: ${methods}`);
+    await agent.waitFor(
+      () => agent.terminalRequests.some((request) => request.method === "terminal/release"),
+      "terminal/release",
+    );
+    agent.assertClean();
+  });
+
   test("session/cancel while the provider is slow ends the turn with cancelled", { timeout: kTestTimeoutMs }, async () => {
     const env = await setUp([[{ text: "Thinking about it" }, { hang: true }]]);
     const agent = env.agent();
