@@ -230,6 +230,11 @@ TEST_F(CompleteCliTest, UsageErrorsExitWithTwo) {
   EXPECT_NE(unknown.err.find("openai"), std::string::npos) << unknown.err;  // Lists the known ones.
   RunResult no_prompt = RunLapceAi({"complete", "--provider", "openai", "--model", "m"}, {});
   EXPECT_EQ(no_prompt.exit_code, 2);
+  RunResult bogus = RunLapceAi({"--bogus"}, {});
+  EXPECT_EQ(bogus.exit_code, 2);
+  EXPECT_NE(bogus.err.find("'--bogus' is not a command or option; run lapce-ai --help"),
+            std::string::npos)
+      << bogus.err;
   // What the command-line parser refuses exits 2 too (CLI11's own codes are 105–115); help
   // and version succeed.
   for (std::vector<std::string> args :

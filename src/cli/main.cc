@@ -126,6 +126,16 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
+    // CLI11 checks for a missing subcommand before it looks at words it did not know, so
+    // `lapce-ai nosuch` would be told only that a subcommand is required.
+    if (dynamic_cast<const CLI::RequiredError*>(&error) != nullptr &&
+        app.get_subcommands().empty() && !app.remaining().empty()) {
+      std::fprintf(stderr,
+                   "lapce-ai: '%s' is not a command or option; run lapce-ai --help for the "
+                   "list\n",
+                   app.remaining().front().c_str());
+      return 2;
+    }
     // --help and --version print and succeed; every usage error exits 2, as documented.
     int status = app.exit(error);
     return status == 0 ? 0 : 2;
