@@ -151,7 +151,10 @@ TEST(IpcLifecycle, SecondServerOnALiveSocketExitsNonZeroAndLeavesItAlone) {
   ASSERT_TRUE(WIFEXITED(*exit));
   EXPECT_NE(WEXITSTATUS(*exit), 0);
   std::string log = second.process().Log();
-  EXPECT_NE(log.find("another lapce-ai server is serving"), std::string::npos) << log;
+  EXPECT_NE(
+      log.find("another lapce-ai server (pid " + std::to_string(first.pid()) + ") is serving"),
+      std::string::npos)
+      << log;
 
   // The live server keeps its socket and its clients, and accepts new ones.
   EXPECT_EQ(SocketInode(path), inode);
@@ -248,7 +251,9 @@ TEST(IpcLifecycle, OfTwoServersStartingTogetherExactlyOneServes) {
     std::optional<int> exit = loser.process().WaitExit(milliseconds(10'000));
     ASSERT_TRUE(exit.has_value());
     EXPECT_TRUE(WIFEXITED(*exit) && WEXITSTATUS(*exit) != 0) << "status " << *exit;
-    EXPECT_NE(loser.process().Log().find("another lapce-ai server is serving"), std::string::npos)
+    EXPECT_NE(loser.process().Log().find("another lapce-ai server (pid " +
+                                         std::to_string(winner.pid()) + ") is serving"),
+              std::string::npos)
         << loser.process().Log();
     ipc::Client client(DefaultClientOptions(path));
     Result<Health> health = QueryHealth(client);
@@ -347,6 +352,7 @@ TEST(IpcLifecycle, SigtermTellsClientsRemovesTheSocketAndExitsZeroWithin2s) {
   EXPECT_LT(exited - signalled, 2'000 * kMs);
   struct stat st;
   EXPECT_NE(::lstat(path.c_str(), &st), 0) << "the socket file is still there";
+  EXPECT_NE(::lstat((path + ".lock").c_str(), &st), 0) << "the lock file is still there";
 
   ASSERT_TRUE(pending_error.has_value()) << "the pending request got a reply";
   EXPECT_EQ(pending_error->code(), ErrorCode::kUnavailable) << pending_error->ToString();

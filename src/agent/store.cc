@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1356,42 +1355,24 @@ Result<SessionLock> SessionStore::LockSession(std::string_view session_id) {
   }
   RETURN_IF_ERROR(CreateDirectories(path_ + ".open"));
   std::string path = SessionLockPath(path_, session_id);
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd.is_valid()) return ErrnoError("open session lock " + Quote(path), errno);
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK) return ErrnoError("lock session " + Quote(session_id), errno);
-    char holder[24] = {};
-    ssize_t n = ::pread(fd.get(), holder, sizeof(holder) - 1, 0);
-    std::string pid = n > 0 ? std::string(holder, static_cast<size_t>(n)) : "";
-    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-    return Error(ErrorCode::kUnavailable,
-                 "session " + Quote(session_id) + " is open in another lapce-ai process" +
-                     (pid.empty() ? std::string() : " (pid " + pid + ")") +
-                     "; let that one finish or stop it, then try again");
-  }
-  std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd.get(), 0) != 0 ||
-      ::pwrite(fd.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
-    spdlog::debug("session lock {}: could not record the pid: {}", path, std::strerror(errno));
-  }
-  return SessionLock(std::move(fd));
+  Result<LockFile> lock = LockFile::Take(path);
+  if (lock.ok() || lock.error().code() != ErrorCode::kUnavailable) return lock;
+  std::string pid = LockFile::HolderOf(path);
+  return Error(ErrorCode::kUnavailable, "session " + Quote(session_id) +
+                                            " is open in another lapce-ai process" +
+                                            (pid.empty() ? std::string() : " (pid " + pid + ")") +
+                                            "; let that one finish or stop it, then try again");
 }
 
 bool SessionStore::IsSessionOpen(std::string_view session_id) {
-  UniqueFd fd(::open(SessionLockPath(path_, session_id).c_str(),
-                     O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd.is_valid()) return false;  // Never opened (or deleted): nobody holds it.
-  if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return false;  // Closed with fd, unlocking.
-  return errno == EWOULDBLOCK;
+  return LockFile::IsHeld(SessionLockPath(path_, session_id));
 }
 
 Status SessionStore::DeleteSession(std::string_view session_id) {
   // Held while deleting: a session open somewhere must not vanish under it, nor be loaded
-  // half-deleted. The lock file goes with the session.
+  // half-deleted. The lock file goes with the lock.
   ASSIGN_OR_RETURN(SessionLock open_lock, LockSession(session_id));
-  RETURN_IF_ERROR(DeleteSessionRows(session_id));
-  ::unlink(SessionLockPath(path_, session_id).c_str());
-  return OkStatus();
+  return DeleteSessionRows(session_id);
 }
 
 Status SessionStore::DeleteSessionRows(std::string_view session_id) {

@@ -12,8 +12,8 @@
 
 #include "agent/event_journal.h"
 #include "agent/history.h"
+#include "base/lock_file.h"
 #include "base/result.h"
-#include "base/unique_fd.h"
 
 namespace lai::agent {
 
@@ -77,14 +77,7 @@ struct ListOptions {
 // Errors common to all calls: kUnavailable (the file stayed locked), kIo (disk full, I/O error),
 // kInvalidArgument (the file is corrupt: the message names it and says to move it away).
 // Held while a session is open (loaded by a Session) in this process; see LockSession.
-class SessionLock {
- public:
-  SessionLock() = default;
-  explicit SessionLock(UniqueFd fd) : fd_(std::move(fd)) {}
-
- private:
-  UniqueFd fd_;
-};
+using SessionLock = LockFile;
 
 class SessionStore {
  public:

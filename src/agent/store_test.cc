@@ -500,6 +500,7 @@ TEST_F(StoreTest, ASessionIsOpenInOnePlaceAtATime) {
     EXPECT_EQ(info.st_mode & 0777, 0600u);
   }
   EXPECT_FALSE(store_->IsSessionOpen("s1"));  // Released with the lock.
+  EXPECT_NE(::access((path_ + ".open/s1.lock").c_str(), F_OK), 0) << "and its file removed";
   ASSERT_TRUE(store_->LockSession("s1").ok());
   ASSERT_TRUE(store_->DeleteSession("s1").ok());
   EXPECT_NE(::access((path_ + ".open/s1.lock").c_str(), F_OK), 0) << "the lock file goes too";

@@ -16,7 +16,7 @@ namespace lai::ipc {
 struct Listener::State {
   std::string path;
   ListenerOptions options;
-  UniqueFd lock;
+  LockFile lock;
   UniqueFd socket;
   SharedFileCache files;
   BufferPool pool{BufferPoolOptions{.budget_bytes = size_t{256} << 20,

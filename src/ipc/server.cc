@@ -270,7 +270,7 @@ struct Server::Impl {
   std::vector<std::unique_ptr<internal::HandlerEntry>> handlers{kMaxMessageTypes};
   std::vector<std::unique_ptr<internal::Worker>> workers;
   SharedFileCache files;
-  UniqueFd lock;
+  LockFile lock;
   UniqueFd listen;
   UniqueFd stop_eventfd;
   std::thread acceptor;

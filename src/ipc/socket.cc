@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -87,19 +86,15 @@ Status CheckSocketPathFree(const std::string& path) {
   return OkStatus();
 }
 
-Result<UniqueFd> LockServerPath(const std::string& path) {
+Result<LockFile> LockServerPath(const std::string& path) {
   RETURN_IF_ERROR(CheckSocketPathFree(path));
   std::string lock_path = path + ".lock";
-  UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd.is_valid()) return ErrnoError("open lock file '" + lock_path + "'", errno);
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
-      return Error(ErrorCode::kUnavailable,
-                   "another lapce-ai server is serving '" + path + "'; stop it first");
-    }
-    return ErrnoError("lock '" + lock_path + "'", errno);
-  }
-  return fd;
+  Result<LockFile> lock = LockFile::Take(lock_path);
+  if (lock.ok() || lock.error().code() != ErrorCode::kUnavailable) return lock;
+  std::string pid = LockFile::HolderOf(lock_path);
+  return Error(ErrorCode::kUnavailable, "another lapce-ai server" +
+                                            (pid.empty() ? std::string() : " (pid " + pid + ")") +
+                                            " is serving '" + path + "'; stop it first");
 }
 
 Result<UniqueFd> ListenUnix(const std::string& path, int backlog) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "base/lock_file.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 
@@ -36,9 +37,9 @@ Status EnsurePrivateDir(const std::string& dir, SocketDir use = SocketDir::kOwn)
 // directory) is never removed: kInvalidArgument.
 Result<UniqueFd> ListenUnix(const std::string& path, int backlog);
 
-// Takes an exclusive lock on `path` + ".lock" for the life of the returned fd. kUnavailable
-// ("another lapce-ai server is serving <path>") when a live server holds it.
-Result<UniqueFd> LockServerPath(const std::string& path);
+// Takes an exclusive lock on `path` + ".lock" (removed when released). kUnavailable ("another
+// lapce-ai server (pid N) is serving <path>") when a live server holds it.
+Result<LockFile> LockServerPath(const std::string& path);
 
 Result<UniqueFd> ConnectUnix(const std::string& path);
 

@@ -708,7 +708,9 @@ TEST(ListenerTest, SecondListenerOnALivePathIsUnavailable) {
   Result<Listener> second = Listener::Bind(dir.Join("s.sock"));
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.error().code(), ErrorCode::kUnavailable);
-  EXPECT_TRUE(Contains(second.error().message(), "another lapce-ai server is serving"));
+  EXPECT_TRUE(Contains(second.error().message(), "another lapce-ai server (pid " +
+                                                     std::to_string(::getpid()) + ") is serving"))
+      << second.error().message();
   // The live one is untouched.
   std::optional<Pair> pair = ConnectPair(live);
   ASSERT_TRUE(pair.has_value());
@@ -743,6 +745,7 @@ TEST(ListenerTest, RebindAfterListenerIsGone) {
   const std::string path = dir.Join("s.sock");
   { Listener first = BindOrDie(path); }
   EXPECT_NE(::access(path.c_str(), F_OK), 0) << "the socket file is removed with its listener";
+  EXPECT_NE(::access((path + ".lock").c_str(), F_OK), 0) << "and so is its lock file";
   Listener second = BindOrDie(path);
   std::optional<Pair> pair = ConnectPair(second);
   ASSERT_TRUE(pair.has_value());
