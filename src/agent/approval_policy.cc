@@ -542,8 +542,9 @@ void ToolRepetitionDetector::Reset() {
 
 std::string ToolRepetitionText(std::string_view tool_name) {
   return "The model seems to be stuck in a loop: it called " + std::string(tool_name) +
-         " with the same arguments several times in a row. Rephrase the task, give more specific "
-         "instructions, or point it to a different approach.";
+         " with the same arguments several times in a row. Reply with guidance to continue: "
+         "rephrase the task, give more specific instructions, or point it to a different "
+         "approach.";
 }
 
 }  // namespace lai::agent

@@ -447,6 +447,7 @@ struct Session::Turn {
     bool is_error = false;
     bool is_mistake = false;
     bool ends_turn = false;
+    std::string stuck;  // Set when the call repeats itself: why the user is asked for guidance.
   };
 
   Result<StopReason> Run(std::string_view text);
@@ -1255,7 +1256,13 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
     }
   }
   if (!state.repetition.Check(call.name, call.arguments_json)) {
-    return refuse(ToolRepetitionText(call.name), true, args);
+    // The user is shown why and asked how to go on; the model is told to change course.
+    refuse(ToolRepetitionText(call.name), true, args);
+    outcome.text = ToolErrorText("You called " + call.name +
+                                 " with the same arguments several times in a row; it was not "
+                                 "run again. Try a different approach.");
+    outcome.stuck = ToolRepetitionText(call.name);
+    return outcome;
   }
   bool is_session_tool = IsSessionTool(call.name);
   if (!is_session_tool && FindWorkspaceTool(call.name) == nullptr) {
@@ -1607,6 +1614,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
 
   int overflow_retries = 0;
   bool append_user = true;
+  std::string stuck;  // Why the model seems stuck (ToolOutcome::stuck): the user is asked.
   while (true) {
     if (session.cancelled_.load()) {
       SaveRecord();
@@ -1617,7 +1625,8 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
       if (!state.pending_mode.empty()) state.mode = std::move(state.pending_mode);
       state.pending_mode.clear();
     }
-    if (settings.mistake_limit > 0 && state.consecutive_mistakes >= settings.mistake_limit) {
+    if (!stuck.empty() ||
+        (settings.mistake_limit > 0 && state.consecutive_mistakes >= settings.mistake_limit)) {
       state.consecutive_mistakes = 0;
       state.awaiting = State::Awaiting::kMistakeFeedback;
       {
@@ -1625,10 +1634,11 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
         state.status = SessionStatus::kWaiting;  // For the user's guidance.
       }
       if (append_user) Append(UserMessage(std::move(parts)));
-      return EndWithMessage(
-          "\n\nThe model has made " + std::to_string(settings.mistake_limit) +
-          " mistakes in a row (no tool call, malformed calls or the same failing call). "
-          "Reply with guidance to continue, e.g. how to break the task down.");
+      if (!stuck.empty()) return EndWithMessage("\n\n" + stuck);
+      return EndWithMessage("\n\nThe model has made " + std::to_string(settings.mistake_limit) +
+                            " mistakes in a row (replies without a tool call, or calls with "
+                            "malformed or missing parameters). Reply with guidance to continue, "
+                            "e.g. how to break the task down.");
     }
     if (requests >= settings.max_requests_per_turn) {
       if (append_user) Append(UserMessage(std::move(parts)));
@@ -1714,6 +1724,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     }
     ToolOutcome outcome = Execute(reply.calls[0]);
     state.consecutive_mistakes = outcome.is_mistake ? state.consecutive_mistakes + 1 : 0;
+    stuck = std::move(outcome.stuck);
     if (outcome.ends_turn) {
       if (state.protocol == ToolProtocol::kNative) {
         state.awaiting_tool_id = reply.calls[0].id;
@@ -1964,9 +1975,13 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
   }
   ASSIGN_OR_RETURN(state.history, store_->LoadMessages(record->id));
   if (record->status == SessionStatus::kCompleted || record->status == SessionStatus::kWaiting) {
+    // A question is the model's last message; the mistake limit leaves the tool results last.
+    bool is_question =
+        !state.history.empty() && state.history.back().message.role == llm::Role::kAssistant;
     state.awaiting = record->status == SessionStatus::kCompleted
                          ? Session::State::Awaiting::kFeedback
-                         : Session::State::Awaiting::kAnswer;
+                     : is_question ? Session::State::Awaiting::kAnswer
+                                   : Session::State::Awaiting::kMistakeFeedback;
     // The native call the next prompt answers (attempt_completion / ask_followup_question): the
     // first call of the last message, as the turn that ended left it.
     if (state.protocol == ToolProtocol::kNative && !state.history.empty() &&

@@ -1492,6 +1492,63 @@ TEST_F(SessionTest, ReloadedSessionTakesTheAnswerToItsQuestion) {
       << "the answer goes back as the question's result, as without the reload: " << *answer;
 }
 
+// Guidance asked for after the mistake limit goes back as feedback after a reload too, not as
+// the answer to a question the model never asked.
+TEST_F(SessionTest, ReloadedSessionTakesGuidanceAfterTheMistakeLimit) {
+  llm::ProviderPool& pool = MakePool({"p"});
+  Engine& first = MakeEngine(pool);
+  std::shared_ptr<Session> session = NewSession(first);
+  for (int i = 0; i < 3; ++i) Enqueue(testing::OpenAiText("Hmm " + std::to_string(i)));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Fix it", client), StopReason::kEndTurn);
+  std::string id = session->id();
+  first.Close(id);
+  session.reset();
+
+  Engine& second = MakeEngine(pool);
+  Result<std::shared_ptr<Session>> loaded = second.LoadSession(id);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient later;
+  EXPECT_EQ(MustPrompt(**loaded, "Use attempt_completion", later), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 4u);
+  std::string last = LastUserText(bodies[3]);
+  EXPECT_NE(last.find("trouble proceeding"), std::string::npos) << last;
+  EXPECT_NE(last.find("<feedback>\nUse attempt_completion\n</feedback>"), std::string::npos)
+      << last;
+  EXPECT_EQ(last.find("<answer>"), std::string::npos) << last;
+}
+
+// The same call over and over, even one that succeeds, is stopped at the repetition limit and the
+// user is asked at once (calls that succeed in between would otherwise reset the mistake count
+// and let the model loop until the request limit). The model is told not to repeat itself; the
+// user's guidance reaches it as feedback.
+TEST_F(SessionTest, ARepeatedCallAsksTheUserForGuidance) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  WriteFile(workspace_ + "/notes.txt", "the notes\n");
+  for (int i = 1; i <= 4; ++i)
+    Enqueue(OpenAiToolCall("call_" + std::to_string(i), "read_file", ReadArgs("notes.txt")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Read the notes", client), StopReason::kEndTurn);
+  EXPECT_EQ(server_->requests().size(), 4u) << "the fourth identical call ends the turn";
+  EXPECT_NE(client.AgentText().find("stuck in a loop: it called read_file"), std::string::npos)
+      << client.AgentText();
+
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  EXPECT_EQ(MustPrompt(*session, "It is read; finish", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 5u);
+  std::optional<std::string> refused = ToolResultOf(bodies[4], "call_4");
+  ASSERT_TRUE(refused.has_value()) << bodies[4].dump();
+  EXPECT_NE(refused->find("it was not run again. Try a different approach"), std::string::npos)
+      << *refused;
+  EXPECT_NE(LastUserText(bodies[4]).find("<feedback>\nIt is read; finish\n</feedback>"),
+            std::string::npos)
+      << LastUserText(bodies[4]);
+}
+
 TEST_F(SessionTest, NewSessionValidatesItsOptions) {
   Engine& engine = MakeEngine(MakePool({"p"}));
   SessionOptions options;
