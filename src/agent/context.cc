@@ -499,7 +499,7 @@ Result<CondenseResult> Condense(std::vector<HistoryMessage>& history,
 
 std::string TruncationMarkerText(int64_t hidden) {
   return "[Sliding window truncation: " + std::to_string(hidden) +
-         " messages hidden to reduce context]";
+         (hidden == 1 ? " message" : " messages") + " hidden to reduce context]";
 }
 
 TruncateResult Truncate(std::vector<HistoryMessage>& history, double fraction, int64_t next_seq,
@@ -507,31 +507,40 @@ TruncateResult Truncate(std::vector<HistoryMessage>& history, double fraction, i
   LAI_CHECK(history.empty() || next_seq > history.back().seq)
       << "truncate: next_seq " << next_seq << " is not after the last seq";
   TruncateResult result;
+  // Earlier markers are not conversation: they are neither counted nor kept as a message to
+  // hide, but go with the messages they stand for (the new marker stands for all of them).
   const std::vector<size_t> visible = VisibleInOrder(history);
-  if (visible.size() < 2) return result;
+  std::vector<size_t> conversation;
+  conversation.reserve(visible.size());
+  for (size_t index : visible) {
+    if (!history[index].is_truncation_marker) conversation.push_back(index);
+  }
+  if (conversation.size() < 2) return result;
   fraction = std::clamp(fraction, 0.0, 1.0);
-  auto hide = static_cast<size_t>(std::floor(static_cast<double>(visible.size() - 1) * fraction));
+  auto hide =
+      static_cast<size_t>(std::floor(static_cast<double>(conversation.size() - 1) * fraction));
   // The latest message (what the model must answer) always stays.
-  hide = std::min(hide, visible.size() - 2);
+  hide = std::min(hide, conversation.size() - 2);
   hide -= hide % 2;
   // The first kept message must not be a tool result whose call would be hidden.
-  while (hide > 0 && 1 + hide < visible.size() &&
-         HasToolResults(history[visible[1 + hide]].message)) {
-    --hide;
-  }
+  while (hide > 0 && HasToolResults(history[conversation[1 + hide]].message)) --hide;
   if (hide == 0) return result;
 
-  result.truncated_seqs.reserve(hide);
-  for (size_t k = 1; k <= hide; ++k) {
+  const size_t first_kept = conversation[1 + hide];
+  for (size_t k = 1; k < visible.size() && visible[k] != first_kept; ++k) {
     HistoryMessage& hidden = history[visible[k]];
     hidden.truncated_by = next_seq;
     result.truncated_seqs.push_back(hidden.seq);
+  }
+  int64_t hidden_in_all = 0;
+  for (const HistoryMessage& message : history) {
+    hidden_in_all += message.truncated_by != 0 && !message.is_truncation_marker ? 1 : 0;
   }
   HistoryMessage marker;
   marker.seq = next_seq;
   marker.time_ms = now_ms;
   marker.message.role = Role::kUser;
-  marker.message.parts.push_back(TextPart(TruncationMarkerText(static_cast<int64_t>(hide))));
+  marker.message.parts.push_back(TextPart(TruncationMarkerText(hidden_in_all)));
   marker.token_estimate = EstimateTokens(marker.message);
   marker.is_truncation_marker = true;
   result.messages_hidden = static_cast<int64_t>(hide);

@@ -188,7 +188,7 @@ Result<CondenseResult> Condense(std::vector<HistoryMessage>& history,
 // ---- Truncate --------------------------------------------------------------------------------
 
 struct TruncateResult {
-  int64_t messages_hidden = 0;           // 0 = nothing changed (too few messages).
+  int64_t messages_hidden = 0;           // By this call; 0 = nothing changed (too few messages).
   std::optional<HistoryMessage> marker;  // As appended to history (is_truncation_marker).
   std::vector<int64_t> truncated_seqs;   // Their truncated_by is now marker->seq, to persist.
 };
@@ -199,7 +199,9 @@ std::string TruncationMarkerText(int64_t hidden);
 // Kilo's sliding window: keeps the first visible message and hides the next
 // n = floor((visible − 1) × fraction) rounded down to even (moved back so no kept tool result
 // loses its tool call), then appends a user marker "[Sliding window truncation: N messages hidden
-// to reduce context]" with seq `next_seq` that sits where the hidden messages were.
+// to reduce context]" with seq `next_seq` that sits where the hidden messages were. Earlier
+// markers are not counted as visible messages; one in the hidden range is hidden with it, and N
+// counts every message truncation has hidden so far.
 TruncateResult Truncate(std::vector<HistoryMessage>& history, double fraction, int64_t next_seq,
                         int64_t now_ms);
 

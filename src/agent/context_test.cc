@@ -432,6 +432,28 @@ TEST(TruncateTest, HidesHalfOfTheMiddleRoundedToEven) {
   EXPECT_EQ(effective[1].role, Role::kAssistant);
 }
 
+// A second truncation does not count the first one's marker as a message: it hides as many
+// messages as it says, the old marker with them, and its own marker counts both truncations.
+TEST(TruncateTest, AnEarlierMarkerIsHiddenWithTheMessagesItStandsFor) {
+  std::vector<HistoryMessage> history = Conversation(25);  // 24 after the first
+  TruncateResult first = Truncate(history, 0.25, NextSeq(history), 0);
+  EXPECT_EQ(first.messages_hidden, 6);
+  ASSERT_TRUE(first.marker.has_value());
+  TruncateResult second = Truncate(history, 0.25, NextSeq(history), 0);
+  EXPECT_EQ(second.messages_hidden, 4);  // floor(18 × 0.25) = 4 of the 19 messages left.
+  ASSERT_TRUE(second.marker.has_value());
+  EXPECT_EQ(FirstText(second.marker->message), TruncationMarkerText(10));
+  EXPECT_EQ(second.truncated_seqs.front(), first.marker->seq);
+  EXPECT_EQ(second.truncated_seqs.size(), 5u);
+  std::vector<int64_t> visible = VisibleSeqs(history);
+  ASSERT_GE(visible.size(), 2u);
+  EXPECT_EQ(visible[0], 1);
+  EXPECT_EQ(visible[1], second.marker->seq);
+  EXPECT_EQ(visible[2], 12);  // Seqs 2-11 are hidden.
+  EXPECT_EQ(TruncationMarkerText(1),
+            "[Sliding window truncation: 1 message hidden to reduce context]");
+}
+
 TEST(TruncateTest, OddCountsRoundDownAndTinyHistoriesStay) {
   std::vector<HistoryMessage> history = Conversation(8);  // floor(7 / 2) = 3 -> 2
   EXPECT_EQ(Truncate(history, 0.5, NextSeq(history), 0).messages_hidden, 2);

@@ -471,7 +471,9 @@ struct Session::Turn {
   Result<std::string> Summarize(const std::string& system_prompt,
                                 const std::vector<llm::Message>& messages);
   void Persist(const ContextChange& change);
-  ContextChange TruncateHistory(double fraction);
+  // Hides half of the middle of the history, or, after a "context too long" error, what
+  // `overflow` says (nothing once its retries are used up).
+  ContextChange TruncateHistory(ForcedReduction* overflow = nullptr);
 
   int64_t tool_tokens = 0;  // Estimated tokens of the native tool definitions.
 
@@ -708,7 +710,7 @@ Status Session::Turn::FitContext() {
       truncate = plan.exceeds_allowed;
     }
   }
-  if (truncate) Persist(TruncateHistory(0.5));
+  if (truncate) Persist(TruncateHistory());
   ContextPlan left =
       PlanContext(state.history, prompt_tokens, state.calibration, budget, context_settings);
   if (budget.context_window > 0 && left.context_tokens > budget.context_window) {
@@ -723,17 +725,21 @@ Status Session::Turn::FitContext() {
   return OkStatus();
 }
 
-ContextChange Session::Turn::TruncateHistory(double fraction) {
+ContextChange Session::Turn::TruncateHistory(ForcedReduction* overflow) {
   ContextChange change;
-  TruncateResult result;
+  std::optional<TruncateResult> result;
   {
     std::lock_guard lock(session.mutex_);
-    result = Truncate(state.history, fraction, NextSeq(state.history), NowMs());
+    int64_t next = NextSeq(state.history);
+    result = overflow != nullptr ? overflow->Reduce(state.history, next, NowMs())
+                                 : Truncate(state.history, 0.5, next, NowMs());
   }
-  if (result.marker) {
-    for (int64_t seq : result.truncated_seqs) change.hidden.push_back({seq, 0, result.marker->seq});
-    change.added = result.marker;
-    spdlog::info("session {}: truncation hid {} messages", session.id_, result.messages_hidden);
+  if (result && result->marker) {
+    for (int64_t seq : result->truncated_seqs) {
+      change.hidden.push_back({seq, 0, result->marker->seq});
+    }
+    change.added = result->marker;
+    spdlog::info("session {}: truncation hid {} messages", session.id_, result->messages_hidden);
   }
   return change;
 }
@@ -1612,7 +1618,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
   }
   Emit(TextUpdate(SessionUpdate::Kind::kUserMessageChunk, std::string(text)));
 
-  int overflow_retries = 0;
+  ForcedReduction overflow;  // Recovery from "context too long" errors.
   bool append_user = true;
   std::string stuck;  // Why the model seems stuck (ToolOutcome::stuck): the user is asked.
   while (true) {
@@ -1686,10 +1692,8 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
         SaveRecord();
         return StopReason::kCancelled;
       }
-      if (reply.error->kind == llm::ErrorKind::kContextTooLong && !reply.has_output &&
-          overflow_retries < 3) {
-        ++overflow_retries;
-        ContextChange change = TruncateHistory(overflow_retries == 1 ? 0.25 : 0.5);
+      if (reply.error->kind == llm::ErrorKind::kContextTooLong && !reply.has_output) {
+        ContextChange change = TruncateHistory(&overflow);
         if (!change.hidden.empty()) {  // Nothing left to drop: the same request would fail again.
           Persist(change);
           append_user = false;
@@ -1700,6 +1704,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
       return Error(ErrorCode::kUnavailable, reply.error->message);
     }
     EmitUsage();
+    overflow.Reset();
     if (reply.message.parts.empty()) {
       ++state.consecutive_mistakes;
       parts.push_back({});

@@ -1264,6 +1264,22 @@ TEST_F(SessionTest, ContextTooLongGivesUpAfterThreeRetries) {
   EXPECT_NE(stop.error().message().find("context"), std::string::npos) << stop.error().ToString();
   EXPECT_EQ(server_->requests().size(), names.size() + 4) << "the first request and 3 retries";
   EXPECT_FALSE(session->is_running());
+  // Every retry sends less than the one before (an earlier marker is not what gets dropped), and
+  // the last marker counts everything hidden.
+  std::vector<json> bodies = Bodies();
+  for (size_t i = names.size() + 1; i < bodies.size(); ++i) {
+    EXPECT_LT(bodies[i]["messages"].size(), bodies[i - 1]["messages"].size()) << "retry " << i;
+  }
+  std::string last = MessagesText(bodies.back());
+  size_t hidden = 0;
+  for (const std::string& name : names)
+    hidden += ToolResultOf(bodies.back(), "call_" + name) ? 0 : 2;
+  EXPECT_NE(last.find("[Sliding window truncation: " + std::to_string(hidden) + " messages hidden"),
+            std::string::npos)
+      << last.substr(0, 3000);
+  EXPECT_EQ(last.find("[Sliding window truncation", last.find("[Sliding window truncation") + 1),
+            std::string::npos)
+      << "one marker stands for all";
 }
 
 // With nothing but the task in the history, truncating can drop nothing: the request that was
