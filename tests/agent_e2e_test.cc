@@ -335,6 +335,35 @@ TEST_F(AgentE2eTest, TextOfSeparateRepliesIsNotRunTogether) {
   EXPECT_EQ(fake_->requests().size(), 2u);
 }
 
+// --yes does not reach past approvals.max_requests: the run stops there, saying so and how to
+// go on (not that there was no terminal to ask on).
+TEST_F(AgentE2eTest, TheApprovalRequestLimitStopsAYesRunSayingWhy) {
+  EnqueueFixTask();
+  ProcessResult run = Run("fix the test", {"--yes", "--set", "approvals.max_requests=1"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(fake_->requests().size(), 1u);
+  EXPECT_NE(run.out.find("Stopped: Reached the limit of 1 model requests without asking "
+                         "(approvals.max_requests)."),
+            std::string::npos)
+      << run.out;
+  EXPECT_EQ(run.err.find("no terminal to ask on"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("`lapce-ai sessions resume "), std::string::npos) << run.err;
+}
+
+// After three replies without a tool call the task waits for guidance: --json's stop says so.
+TEST_F(AgentE2eTest, AJsonRunWaitingForTheUserSaysSo) {
+  fake_->Enqueue(kChatPath, testing::OpenAiText("Thinking aloud."));
+  fake_->Enqueue(kChatPath, testing::OpenAiText("Still thinking."));
+  fake_->Enqueue(kChatPath, testing::OpenAiText("Hmm."));
+  ProcessResult waiting = Run("think", {"--yes", "--json"});
+  EXPECT_EQ(waiting.exit_code, 0) << waiting.err;
+  std::string out = waiting.out;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  Json stop = Json::parse(out.substr(out.rfind('\n') + 1), nullptr, false);
+  EXPECT_EQ(stop.value("type", ""), "stop") << waiting.out;
+  EXPECT_EQ(stop.value("status", ""), "waiting") << waiting.out;
+}
+
 TEST_F(AgentE2eTest, WithoutYesAnEditIsRejectedAndTheModelToldSo) {
   fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_1", "write_to_file",
                                                     R"({"path":"NOTES.md","content":"notes\n"})"));

@@ -505,15 +505,14 @@ std::optional<LimitReached> ApprovalLimits::Check(const AutoApproveSettings& set
   if (settings.max_requests > 0 && requests_since_reset_ + 1 > settings.max_requests) {
     return LimitReached{LimitReached::Kind::kRequests,
                         "Reached the limit of " + std::to_string(settings.max_requests) +
-                            " model requests without asking. Continue the task and start "
-                            "counting again?"};
+                            " model requests without asking (approvals.max_requests)."};
   }
   double spent = task_cost_usd - cost_at_reset_usd_;
   if (settings.max_cost_usd > 0 && spent > settings.max_cost_usd) {
-    return LimitReached{LimitReached::Kind::kCost,
-                        "Reached the cost limit of " + FormatUsd(settings.max_cost_usd) +
-                            " (spent " + FormatUsd(spent) +
-                            " without asking). Continue the task and start counting again?"};
+    return LimitReached{LimitReached::Kind::kCost, "Reached the cost limit of " +
+                                                       FormatUsd(settings.max_cost_usd) +
+                                                       " (spent " + FormatUsd(spent) +
+                                                       " without asking; approvals.max_cost_usd)."};
   }
   return std::nullopt;
 }

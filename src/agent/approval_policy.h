@@ -86,7 +86,7 @@ Decision DecideCommand(std::string_view command, const std::vector<std::string>&
 struct LimitReached {
   enum class Kind { kRequests, kCost };
   Kind kind = Kind::kRequests;
-  std::string message;  // The question for the user, e.g. "… limit of 20 … Continue?"
+  std::string message;  // What was reached, e.g. "Reached the limit of 20 model requests …".
 };
 
 // Kilo's auto-approval limits: before each model request, Check(); when it returns a limit, ask

@@ -85,6 +85,9 @@ std::string_view UpdateKindName(SessionUpdate::Kind kind);  // "agent_message_ch
 struct PermissionRequest {
   ToolCallInfo tool;  // The pending call, with its diff or command as content.
   bool can_always = true;  // Whether "always" options make sense (they do for categories).
+  // tool.title is a whole question (a limit on requests or cost: go on?), not an operation to
+  // allow. Feedback given instead of an answer means go on, with those words for the model.
+  bool is_question = false;
 };
 
 enum class PermissionOutcome { kAllowOnce, kAllowAlways, kRejectOnce, kRejectAlways, kCancelled };

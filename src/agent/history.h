@@ -31,6 +31,9 @@ struct HistoryMessage {
 };
 
 // Running totals of one session (and what the store keeps per session).
+// kWaiting: a question, or a call for guidance, awaits the user's reply.
+enum class SessionStatus { kActive, kCompleted, kCancelled, kFailed, kWaiting };
+
 struct SessionTotals {
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;

@@ -510,6 +510,7 @@ SessionInfo Session::Info() const {
   info.context_tokens = state.last_context_tokens;
   info.context_window = state.model.context_window;
   info.todos = PlanOf(state.todos);
+  info.status = state.status;
   return info;
 }
 
@@ -1648,6 +1649,10 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     }
     if (requests >= settings.max_requests_per_turn) {
       if (append_user) Append(UserMessage(std::move(parts)));
+      Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk,
+                      "\n\nStopped: this turn made " + std::to_string(requests) +
+                          " model requests, its limit (agent.max_requests_per_turn). Send a "
+                          "message to continue."));
       SaveRecord();
       return StopReason::kMaxTurnRequests;
     }
@@ -1655,18 +1660,31 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
             state.limits.Check(state.approvals, state.totals.cost_usd)) {
       ToolCallInfo limit;
       limit.id = "limit_" + std::to_string(state.totals.requests);
-      limit.title = reached->message;
+      limit.title = reached->message + " Continue the task and start counting again?";
       limit.kind = ToolKind::kOther;
       PermissionRequest ask;
       ask.tool = limit;
       ask.can_always = false;
+      ask.is_question = true;
       PermissionReply reply = client.RequestPermission(session.id_, ask, session.cancelled_);
-      if (reply.outcome != PermissionOutcome::kAllowOnce &&
-          reply.outcome != PermissionOutcome::kAllowAlways) {
+      bool goes_on = reply.outcome == PermissionOutcome::kAllowOnce ||
+                     reply.outcome == PermissionOutcome::kAllowAlways ||
+                     (reply.outcome == PermissionOutcome::kRejectOnce && !reply.feedback.empty());
+      if (!goes_on) {
         if (append_user) Append(UserMessage(std::move(parts)));
+        if (reply.outcome == PermissionOutcome::kCancelled) {
+          SaveRecord();
+          return StopReason::kCancelled;
+        }
+        Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk,
+                        "\n\nStopped: " + reached->message +
+                            " Send a message to continue; counting starts again."));
         SaveRecord();
-        return reply.outcome == PermissionOutcome::kCancelled ? StopReason::kCancelled
-                                                              : StopReason::kMaxTurnRequests;
+        return StopReason::kMaxTurnRequests;
+      }
+      if (!reply.feedback.empty()) {
+        parts.push_back({});
+        parts.back().text = "<feedback>\n" + reply.feedback + "\n</feedback>";
       }
       state.limits.Reset(state.totals.cost_usd);
     }

@@ -90,6 +90,7 @@ struct SessionInfo {
   int64_t context_tokens = 0;  // Estimated tokens of the next request.
   int64_t context_window = 0;
   std::vector<PlanEntry> todos;
+  SessionStatus status = SessionStatus::kActive;
 };
 
 class Engine;

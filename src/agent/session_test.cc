@@ -867,12 +867,47 @@ TEST_F(SessionTest, RequestLimitEndsTurnAndNextPromptContinues) {
   TestClient client;
   EXPECT_EQ(MustPrompt(*session, "Read both files", client), StopReason::kMaxTurnRequests);
   EXPECT_EQ(server_->requests().size(), 2u);
+  EXPECT_NE(client.AgentText().find("Stopped: this turn made 2 model requests, its limit "
+                                    "(agent.max_requests_per_turn)"),
+            std::string::npos)
+      << client.AgentText();
   EXPECT_EQ(MustPrompt(*session, "Go on", client), StopReason::kEndTurn);
   std::vector<json> bodies = Bodies();
   ASSERT_EQ(bodies.size(), 3u);
   EXPECT_NE(ToolResultOf(bodies[2], "call_2").value_or("").find("grep"), std::string::npos)
       << "the last result of the cut turn reaches the model";
   EXPECT_NE(LastUserText(bodies[2]).find("Go on"), std::string::npos);
+}
+
+// At approvals.max_requests the user is asked whether to go on (a question, with no "always");
+// words typed instead of an answer mean go on, and reach the model; a no stops with a sentence
+// saying why.
+TEST_F(SessionTest, ApprovalRequestLimitAsksAndFeedbackGoesOn) {
+  AgentSettings settings = Settings();
+  settings.approvals.max_requests = 1;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(OpenAiToolCall("call_1", "read_file", ReadArgs("src.txt")));
+  Enqueue(OpenAiToolCall("call_2", "read_file", ReadArgs("test.sh")));
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kRejectOnce, "keep going, but be quick");
+  client.AnswerNext(PermissionOutcome::kRejectOnce);
+  EXPECT_EQ(MustPrompt(*session, "Read both files", client), StopReason::kMaxTurnRequests);
+  std::vector<PermissionRequest> asked = client.permissions();
+  ASSERT_EQ(asked.size(), 2u);
+  EXPECT_TRUE(asked[0].is_question);
+  EXPECT_FALSE(asked[0].can_always);
+  EXPECT_EQ(asked[0].tool.title,
+            "Reached the limit of 1 model requests without asking (approvals.max_requests). "
+            "Continue the task and start counting again?");
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_NE(MessagesText(bodies[1]).find("<feedback>\nkeep going, but be quick\n</feedback>"),
+            std::string::npos)
+      << MessagesText(bodies[1]);
+  EXPECT_NE(client.AgentText().find("Stopped: Reached the limit of 1 model requests"),
+            std::string::npos)
+      << client.AgentText();
 }
 
 // ---- 4. Mistake limit --------------------------------------------------------------------------

@@ -21,8 +21,6 @@ namespace internal {
 struct StoreConnection;  // The SQLite connection and its statement cache (store.cc).
 }  // namespace internal
 
-enum class SessionStatus { kActive, kCompleted, kCancelled, kFailed, kWaiting };
-
 // "active", "completed", "cancelled", "failed", "waiting" (the store's spelling).
 std::string_view SessionStatusName(SessionStatus status);
 std::optional<SessionStatus> ParseSessionStatus(std::string_view name);

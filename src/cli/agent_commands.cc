@@ -208,6 +208,9 @@ class TerminalClient : public agent::SessionClient {
       std::printf("{\"type\":\"permission\",\"sessionId\":%s,\"title\":%s}\n",
                   json(session_id).dump().c_str(), json(request.tool.title).dump().c_str());
     }
+    if (!interactive_ && request.is_question) {  // A limit: --yes does not reach past it.
+      return {agent::PermissionOutcome::kRejectOnce, {}};
+    }
     if (!interactive_) {
       std::fprintf(stderr,
                    "lapce-ai: '%s' needs approval, and there is no terminal to ask on; rejected "
@@ -224,9 +227,11 @@ class TerminalClient : public agent::SessionClient {
         std::printf("%s\n", Shorten(content.text, 2000).c_str());
       }
     }
-    std::fprintf(stderr,
-                 "%sAllow %s?%s [y]es / [n]o / [a]lways / or type feedback: ", style_.bold(),
-                 request.tool.title.c_str(), style_.reset());
+    std::string question =
+        request.is_question ? request.tool.title : "Allow " + request.tool.title + "?";
+    const char* choices = request.can_always ? "[y]es / [n]o / [a]lways" : "[y]es / [n]o";
+    std::fprintf(stderr, "%s%s%s %s / or type feedback: ", style_.bold(), question.c_str(),
+                 style_.reset(), choices);
     std::fflush(stderr);
     lock.unlock();
     // A bare Enter is no answer (a stray one must not run a command): ask again.
@@ -237,11 +242,15 @@ class TerminalClient : public agent::SessionClient {
         return {agent::PermissionOutcome::kCancelled, {}};
       }
       if (line.find_first_not_of(" \t") != std::string::npos) break;
-      std::fputs("y, n, a, or feedback for the model: ", stderr);
+      std::fputs(request.can_always ? "y, n, a, or feedback for the model: "
+                                    : "y, n, or feedback for the model: ",
+                 stderr);
       std::fflush(stderr);
     }
     if (line == "y" || line == "yes") return {agent::PermissionOutcome::kAllowOnce, {}};
-    if (line == "a" || line == "always") return {agent::PermissionOutcome::kAllowAlways, {}};
+    if ((line == "a" || line == "always") && request.can_always) {
+      return {agent::PermissionOutcome::kAllowAlways, {}};
+    }
     if (line == "n" || line == "no") return {agent::PermissionOutcome::kRejectOnce, {}};
     return {agent::PermissionOutcome::kRejectOnce, line};
   }
@@ -258,6 +267,7 @@ class TerminalClient : public agent::SessionClient {
       json out = {{"type", "stop"},
                   {"stopReason", agent::StopReasonName(stop)},
                   {"sessionId", info.id},
+                  {"status", agent::SessionStatusName(info.status)},
                   {"usage",
                    {{"inputTokens", info.totals.input_tokens},
                     {"outputTokens", info.totals.output_tokens},
@@ -524,8 +534,17 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
                    stop.error().message().c_str(), session.id().c_str(), session.id().c_str());
       return kExitFailure;
     }
-    client.PrintTurnSummary(session.Info(), before, *stop, pool);
-    if (!interactive) return *stop == agent::StopReason::kCancelled ? kExitInterrupted : kExitOk;
+    agent::SessionInfo info = session.Info();
+    client.PrintTurnSummary(info, before, *stop, pool);
+    if (!interactive) {
+      bool awaits_user = info.status == agent::SessionStatus::kWaiting ||
+                         *stop == agent::StopReason::kMaxTurnRequests;
+      if (awaits_user && !flags.json) {
+        std::fprintf(stderr, "(`lapce-ai sessions resume %s \"your reply\"` continues it)\n",
+                     session.id().c_str());
+      }
+      return *stop == agent::StopReason::kCancelled ? kExitInterrupted : kExitOk;
+    }
     std::fprintf(stderr, "> ");
     std::fflush(stderr);
     if (!std::getline(std::cin, prompt) || prompt.empty()) return kExitOk;
