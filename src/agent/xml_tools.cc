@@ -33,13 +33,15 @@ std::string_view Trim(std::string_view text) {
 }
 
 // `content` and `diff` keep their inner whitespace: only the newline after the opening tag and
-// the one before the closing tag belong to the markup.
+// the one before the closing tag belong to the markup. But write_to_file's content is a whole
+// file and keeps its last newline: lines written between the tags, "a\nb\n", are what was meant.
 bool KeepsWhitespace(std::string_view param) { return param == "content" || param == "diff"; }
 
 std::string CleanValue(std::string_view tool, std::string_view param, std::string_view raw) {
   if (KeepsWhitespace(param)) {
     if (raw.starts_with('\n')) raw.remove_prefix(1);
-    if (raw.ends_with('\n')) raw.remove_suffix(1);
+    bool is_file = tool == "write_to_file" && param == "content";
+    if (!is_file && raw.ends_with('\n')) raw.remove_suffix(1);
     return std::string(raw);
   }
   std::string value(Trim(raw));

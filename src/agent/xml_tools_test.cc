@@ -228,8 +228,8 @@ TEST(XmlToolParserTest, ParamValuesKeepMarkup) {
   EXPECT_EQ(call->name, "write_to_file");
   EXPECT_FALSE(call->is_partial);
   EXPECT_EQ(Param(*call, "path"), "x.html");
-  // Up to the LAST </content>; one newline stripped at each end.
-  EXPECT_EQ(Param(*call, "content"), "<div>\n</other>\n<content>inner</content>\n</div>");
+  // Up to the LAST </content>; the newline after the tag is markup, the file's last one is not.
+  EXPECT_EQ(Param(*call, "content"), "<div>\n</other>\n<content>inner</content>\n</div>\n");
   EXPECT_EQ(events.front().text, "a < b and <b>bold</b> <rea <read_file <read_files>\n");
 }
 
@@ -239,7 +239,7 @@ TEST(XmlToolParserTest, ContentMayContainItsOwnClosingTagBeforeOtherParams) {
       "<line_count>2</line_count></write_to_file>");
   const XmlToolCall* call = FindCall(events, 0);
   ASSERT_NE(call, nullptr);
-  EXPECT_EQ(Param(*call, "content"), "x</content>y");
+  EXPECT_EQ(Param(*call, "content"), "x</content>y\n");
   EXPECT_EQ(Param(*call, "path"), "a.xml");
   EXPECT_EQ(Param(*call, "line_count"), "2");
 }
@@ -414,7 +414,7 @@ TEST(XmlParamsToJsonTest, ReadFileSimpleAndLegacyForms) {
 TEST(XmlParamsToJsonTest, EditingTools) {
   EXPECT_EQ(ParseCallToJson("<write_to_file><path>a.txt</path><content>\nhi\n</content>"
                             "<line_count>1</line_count></write_to_file>"),
-            json::parse(R"({"path":"a.txt","content":"hi","line_count":1})"));
+            json::parse(R"({"path":"a.txt","content":"hi\n","line_count":1})"));
   EXPECT_EQ(ParseCallToJson(kMessages[5]),
             json::parse(R"({"path":"f.cc","diff":"<<<<<<< SEARCH\n:start_line:3\n-------\nold\n)"
                         R"(=======\nnew\n>>>>>>> REPLACE"})"));
@@ -552,7 +552,8 @@ TEST(DescribeToolXmlTest, DocumentsParametersAndUsage) {
 }
 
 // tests/testdata/xml_tools/<name>.txt is a message; <name>.expected is Render() of its events
-// fed in 7-byte chunks, with each complete call's JSON arguments. LAI_UPDATE_GOLDEN=1 rewrites the expected files.
+// fed in 7-byte chunks, with each complete call's JSON arguments. LAI_GOLDEN_UPDATE=1 rewrites the
+// expected files.
 TEST(XmlToolParserTest, GoldenFiles) {
   const std::filesystem::path directory = std::filesystem::path(LAI_TESTDATA_DIR) / "xml_tools";
   size_t cases = 0;
@@ -566,7 +567,7 @@ TEST(XmlToolParserTest, GoldenFiles) {
     std::string actual = ParseInChunks(message, cuts, /*with_json=*/true);
     std::filesystem::path expected_path = entry.path();
     expected_path.replace_extension(".expected");
-    if (std::getenv("LAI_UPDATE_GOLDEN") != nullptr) {
+    if (std::getenv("LAI_GOLDEN_UPDATE") != nullptr) {
       std::ofstream(expected_path, std::ios::binary) << actual;
       continue;
     }
