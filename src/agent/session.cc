@@ -472,8 +472,11 @@ struct Session::Turn {
                                 const std::vector<llm::Message>& messages);
   void Persist(const ContextChange& change);
   // Hides half of the middle of the history, or, after a "context too long" error, what
-  // `overflow` says (nothing once its retries are used up).
-  ContextChange TruncateHistory(ForcedReduction* overflow = nullptr);
+  // `overflow` says (nothing once its retries are used up). `why` is shown to the user.
+  ContextChange TruncateHistory(std::string_view why, ForcedReduction* overflow = nullptr);
+  // Shows a change to the context as a finished tool call of its own (in the terminal, in the
+  // editor, and when the session is replayed): the user sees what the model no longer sees.
+  void ShowContextChange(std::string title, std::string detail);
 
   int64_t tool_tokens = 0;  // Estimated tokens of the native tool definitions.
 
@@ -685,6 +688,7 @@ Status Session::Turn::FitContext() {
       PlanContext(state.history, prompt_tokens, state.calibration, budget, context_settings);
   if (plan.action == ContextAction::kNone) return OkStatus();
   bool truncate = plan.action == ContextAction::kTruncate;
+  std::string why = "to fit the context window";
   if (plan.action == ContextAction::kCondense) {
     Summarizer summarize = [this](const std::string& system_prompt,
                                   const std::vector<llm::Message>& messages) {
@@ -706,12 +710,20 @@ Status Session::Turn::FitContext() {
       spdlog::info("session {}: condensed {} messages ({} -> {} tokens)", session.id_,
                    condensed->condensed_seqs.size(), condensed->prev_context_tokens,
                    condensed->new_context_tokens);
+      std::string summary;
+      for (const llm::ContentPart& part : condensed->summary.message.parts) summary += part.text;
+      ShowContextChange("Condensed " + std::to_string(condensed->condensed_seqs.size()) +
+                            " messages into a summary (" +
+                            std::to_string(condensed->prev_context_tokens) + " → " +
+                            std::to_string(condensed->new_context_tokens) + " tokens)",
+                        std::move(summary));
     } else {
       spdlog::warn("session {}: condensing failed ({})", session.id_, condensed.error().message());
       truncate = plan.exceeds_allowed;
+      why = "to fit the context window (condensing failed: " + condensed.error().message() + ")";
     }
   }
-  if (truncate) Persist(TruncateHistory());
+  if (truncate) Persist(TruncateHistory(why));
   ContextPlan left =
       PlanContext(state.history, prompt_tokens, state.calibration, budget, context_settings);
   if (budget.context_window > 0 && left.context_tokens > budget.context_window) {
@@ -726,7 +738,26 @@ Status Session::Turn::FitContext() {
   return OkStatus();
 }
 
-ContextChange Session::Turn::TruncateHistory(ForcedReduction* overflow) {
+void Session::Turn::ShowContextChange(std::string title, std::string detail) {
+  SessionUpdate shown;
+  shown.kind = SessionUpdate::Kind::kToolCall;
+  shown.tool.id = "context_" + std::to_string(state.history.back().seq);
+  shown.tool.title = std::move(title);
+  shown.tool.kind = ToolKind::kOther;
+  shown.tool.status = ToolStatus::kPending;
+  Emit(shown);
+  SessionUpdate done;
+  done.kind = SessionUpdate::Kind::kToolCallUpdate;
+  done.tool.id = shown.tool.id;
+  done.tool.status = ToolStatus::kCompleted;
+  if (!detail.empty()) {
+    done.tool.content.push_back({});
+    done.tool.content.back().text = std::move(detail);
+  }
+  Emit(done);
+}
+
+ContextChange Session::Turn::TruncateHistory(std::string_view why, ForcedReduction* overflow) {
   ContextChange change;
   std::optional<TruncateResult> result;
   {
@@ -741,6 +772,10 @@ ContextChange Session::Turn::TruncateHistory(ForcedReduction* overflow) {
     }
     change.added = result->marker;
     spdlog::info("session {}: truncation hid {} messages", session.id_, result->messages_hidden);
+    ShowContextChange("Dropped " + std::to_string(result->messages_hidden) +
+                          (result->messages_hidden == 1 ? " older message " : " older messages ") +
+                          std::string(why),
+                      "");
   }
   return change;
 }
@@ -1711,7 +1746,8 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
         return StopReason::kCancelled;
       }
       if (reply.error->kind == llm::ErrorKind::kContextTooLong && !reply.has_output) {
-        ContextChange change = TruncateHistory(&overflow);
+        ContextChange change =
+            TruncateHistory("and retried: the provider said the context is too long", &overflow);
         if (!change.hidden.empty()) {  // Nothing left to drop: the same request would fail again.
           Persist(change);
           append_user = false;

@@ -1122,6 +1122,21 @@ class CondenseTest : public SessionTest {
   static constexpr std::string_view kTask = "Read the three files and compare them";
 };
 
+// The titles and texts of the context changes shown to `client`: "title\ntext" each, with their
+// call finished.
+std::string ContextChangeShown(const TestClient& client) {
+  std::string shown;
+  for (const SessionUpdate& update : client.updates()) {
+    if (!update.tool.id.starts_with("context_")) continue;
+    if (update.kind == SessionUpdate::Kind::kToolCall) shown += update.tool.title + "\n";
+    if (update.kind == SessionUpdate::Kind::kToolCallUpdate) {
+      EXPECT_EQ(update.tool.status, ToolStatus::kCompleted);
+      for (const ToolCallContent& content : update.tool.content) shown += content.text + "\n";
+    }
+  }
+  return shown;
+}
+
 TEST_F(CondenseTest, FullWindowIsCondensedWithTheModel) {
   int64_t base = 0, per_read = 0;
   Probe(base, per_read);
@@ -1156,6 +1171,11 @@ TEST_F(CondenseTest, FullWindowIsCondensedWithTheModel) {
   EXPECT_FALSE(ToolResultOf(bodies[4], "r1").has_value());
   EXPECT_TRUE(ToolResultOf(bodies[4], "r3").has_value());
   EXPECT_EQ(session->Info().totals.requests, 5);
+  // The user is shown it, summary included, as a finished call of its own.
+  EXPECT_NE(ContextChangeShown(client).find("Condensed "), std::string::npos);
+  EXPECT_NE(ContextChangeShown(client).find(" tokens)\nSUMMARYTEXT: the files alpha"),
+            std::string::npos)
+      << ContextChangeShown(client);
 
   // The store has the same effective history: a reload sends the same conversation.
   Result<std::vector<HistoryMessage>> stored = store_->LoadMessages(session->id());
@@ -1189,6 +1209,11 @@ TEST_F(CondenseTest, FailedCondenseFallsBackToTruncation) {
   EXPECT_EQ(after.find("ALPHAWORD"), std::string::npos);
   EXPECT_NE(after.find("CHARLIEWORD"), std::string::npos);
   EXPECT_EQ(MessagesText(bodies[2]).find("[Sliding window truncation"), std::string::npos);
+  EXPECT_NE(ContextChangeShown(client).find(" older messages to fit the context window "
+                                            "(condensing failed: "),
+            std::string::npos)
+      << ContextChangeShown(client);
+  EXPECT_NE(ContextChangeShown(client).find("summary refused"), std::string::npos);
 }
 
 // A task larger than the model's whole window on its own: nothing can be condensed or dropped to
