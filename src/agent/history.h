@@ -41,6 +41,7 @@ struct SessionTotals {
   int64_t cache_write_tokens = 0;
   double cost_usd = 0;
   int64_t requests = 0;  // Model requests made for this session (including condensing).
+  // A parent session's totals include those of its subtasks (new_task) when they end.
 };
 
 }  // namespace lai::agent

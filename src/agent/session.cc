@@ -1486,10 +1486,17 @@ Session::Turn::ToolOutcome Session::Turn::RunSubtask(const std::string& mode,
     std::lock_guard lock(session.mutex_);
     state.active_child.reset();
   }
+  // A task's totals include its subtasks', all of them alike (what the task cost, and what
+  // approvals.max_cost_usd guards); the child keeps its own.
   SessionInfo info = (*child)->Info();
   {
     std::lock_guard lock(session.mutex_);
+    state.totals.input_tokens += info.totals.input_tokens;
+    state.totals.output_tokens += info.totals.output_tokens;
+    state.totals.cache_read_tokens += info.totals.cache_read_tokens;
+    state.totals.cache_write_tokens += info.totals.cache_write_tokens;
     state.totals.cost_usd += info.totals.cost_usd;
+    state.totals.requests += info.totals.requests;
   }
   if (!stop.ok()) {
     outcome.is_error = true;

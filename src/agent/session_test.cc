@@ -1403,7 +1403,12 @@ TEST_F(SessionTest, NewTaskRunsChildAndReturnsItsResult) {
   EXPECT_EQ(child->parent_id, parent->id());
   EXPECT_EQ(child->status, SessionStatus::kCompleted);
   EXPECT_EQ(child->mode, "code");
-  EXPECT_EQ(parent->Info().totals.requests, 2);
+  // The task's totals include its subtask's, all alike; the child keeps its own.
+  EXPECT_EQ(child->totals.requests, 2);
+  EXPECT_EQ(parent->Info().totals.requests, 4);
+  EXPECT_GT(child->totals.input_tokens, 0);
+  EXPECT_GT(parent->Info().totals.input_tokens, child->totals.input_tokens);
+  EXPECT_GT(parent->Info().totals.output_tokens, child->totals.output_tokens);
   // The child's tool call was shown in the parent's session.
   std::vector<std::string> trace = client.Trace();
   EXPECT_NE(std::find(trace.begin(), trace.end(), "tool_call edit pending"), trace.end());

@@ -701,12 +701,16 @@ int SessionsList(const SessionsFlags& flags) {
     std::printf("no sessions yet; `lapce-ai run \"task\"` starts one\n");
     return kExitOk;
   }
-  std::printf("%-24s  %-16s  %-10s  %-11s  %8s  %s\n", "ID", "UPDATED", "MODE", "STATUS",
-              "COST", "TITLE");
+  // A task's cost includes its subtasks'; a subtask's title names its parent (↳ parent: title).
+  std::printf("%-24s  %-16s  %-12s  %-11s  %8s  %s\n", "ID", "UPDATED", "MODE", "STATUS", "COST",
+              "TITLE");
   for (const agent::SessionRecord& record : *records) {
-    std::printf("%-24s  %-16s  %-10s  %-11s  %8.4f  %s\n", record.id.c_str(),
+    std::string title = record.parent_id.empty()
+                            ? record.title
+                            : "↳ " + record.parent_id.substr(0, 8) + ": " + record.title;
+    std::printf("%-24s  %-16s  %-12s  %-11s  %8.4f  %s\n", record.id.c_str(),
                 FormatTime(record.updated_ms).c_str(), record.mode.c_str(),
-                status_of(record).c_str(), record.totals.cost_usd, record.title.c_str());
+                status_of(record).c_str(), record.totals.cost_usd, title.c_str());
   }
   return kExitOk;
 }
