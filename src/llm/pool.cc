@@ -183,6 +183,7 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     std::string error_body;
     std::unique_ptr<internal::StreamParser> parser;
     std::optional<StreamError> pending_error;  // A retryable error before any output.
+    std::string api_key;  // Never shown: removed from what the provider's errors say.
     ModelInfo model;
     std::string model_id;
     http::CircuitBreaker* breaker = nullptr;  // Owed one Record call while non-null.
@@ -251,6 +252,7 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     }
     std::shared_ptr<StreamImpl> self = shared_from_this();
     Attempt* raw = attempt.get();
+    attempt->api_key = current.endpoint.api_key;
     attempt->parser = internal::NewStreamParser(
         *current.spec, current.info.provider,
         fmt::format("call_{:08x}", static_cast<uint32_t>(Random01() * 4294967295.0)),
@@ -310,6 +312,14 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
         return;
       }
       case StreamEvent::Kind::kError: {
+        // A provider may quote the key back in an error inside the stream, as in an HTTP one.
+        if (!attempt.api_key.empty() &&
+            event.error.message.find(attempt.api_key) != std::string::npos) {
+          StreamEvent redacted = event;
+          redacted.error.message =
+              internal::Redact(std::move(redacted.error.message), attempt.api_key);
+          return Deliver(attempt, redacted);
+        }
         bool has_output = false;
         {
           std::lock_guard lock(emit_mutex_);

@@ -314,6 +314,42 @@ TEST_F(PoolTest, InvalidKeyIsNotRetriedAndNamesTheVariableNotTheKey) {
   EXPECT_EQ(server_->requests().size(), 1u);
 }
 
+// An error inside a stream that quotes the key (as a proxy or a provider may) has it removed, as
+// an HTTP error body has, for every wire format: retried or not, the key reaches no one.
+TEST_F(PoolTest, AnErrorInsideTheStreamNeverShowsTheKey) {
+  struct Case {
+    const char* provider;
+    const char* model;
+    std::string body;
+    const char* content_type;
+  };
+  const std::string quoted = std::string("bad key ") + kKey;
+  const std::vector<Case> cases = {
+      {"openai", "gpt-4.1", "data: {\"error\":{\"message\":\"" + quoted + "\"}}\n\n",
+       "text/event-stream"},
+      {"anthropic", "claude-sonnet-4-5",
+       "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"" +
+           quoted + "\"}}\n\n",
+       "text/event-stream"},
+      {"gemini", "gemini-2.5-pro",
+       "data: {\"error\":{\"code\":400,\"message\":\"" + quoted + "\"}}\n\n", "text/event-stream"},
+      {"ollama", "llama3.1", "{\"error\":\"" + quoted + "\"}\n", "application/x-ndjson"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.provider);
+    std::string base = std::string("/") + c.provider;
+    auto pool = Pool({Profile("p", c.provider, c.model, base)});
+    server_->SetDefault(MakeResponse(200, c.body, c.content_type));
+    Collector collector;
+    ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
+    ASSERT_TRUE(collector.WaitForTerminal());
+    StreamEvent last = collector.Last();
+    ASSERT_EQ(last.kind, StreamEvent::Kind::kError);
+    EXPECT_NE(last.error.message.find("bad key ***"), std::string::npos) << last.error.message;
+    EXPECT_EQ(last.error.message.find(kKey), std::string::npos) << last.error.message;
+  }
+}
+
 TEST_F(PoolTest, MissingKeyFailsBeforeSendingAnything) {
   Config::Profile profile = Profile("p", "openai", "gpt-4.1", "/p");
   profile.api_key_env = "UNSET_VARIABLE";
