@@ -203,6 +203,7 @@ StreamError ErrorFromResponse(const Endpoint& endpoint, std::string_view model, 
                               const std::vector<http::Header>& headers, std::string_view body) {
   std::string detail;
   std::string type;
+  std::optional<std::chrono::milliseconds> retry_delay;  // Gemini's RetryInfo, in the body.
   if (std::optional<Json> json = ParseJson(body)) {
     detail = ErrorMessageOf(*json);
     const Json& root = json->is_array() && !json->empty() ? json->front() : *json;
@@ -210,6 +211,23 @@ StreamError ErrorFromResponse(const Endpoint& endpoint, std::string_view model, 
       type = GetString(*error, "type");
       if (type.empty()) type = GetString(*error, "status");
       if (type.empty()) type = GetString(*error, "code");
+      // Anthropic: {"details": {"error_code": "enforced_spend_limit_reached"}}; Google:
+      // {"details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "3s"}]}.
+      auto details = error->find("details");
+      if (details != error->end() && details->is_object()) {
+        type += " " + GetString(*details, "error_code");
+      } else if (details != error->end() && details->is_array()) {
+        for (const Json& item : *details) {
+          if (!item.is_object() || !GetString(item, "@type").ends_with(".RetryInfo")) continue;
+          std::string delay = GetString(item, "retryDelay");
+          char* end = nullptr;
+          double seconds = std::strtod(delay.c_str(), &end);
+          if (end != delay.c_str() && std::string_view(end) == "s" && seconds >= 0 &&
+              seconds < 7 * 24 * 3600) {
+            retry_delay = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+          }
+        }
+      }
     }
   }
   if (detail.empty()) {
@@ -226,6 +244,7 @@ StreamError ErrorFromResponse(const Endpoint& endpoint, std::string_view model, 
   StreamError error;
   error.http_status = status;
   error.retry_after = RetryAfterOf(headers);
+  if (!error.retry_after) error.retry_after = retry_delay;
   std::string source = KeySource(endpoint);
   // Gemini answers a bad key with 400 INVALID_ARGUMENT "API key not valid".
   bool is_key_rejected = status == 401 || status == 403 ||

@@ -357,6 +357,23 @@ TEST(ErrorFromResponseTest, StatusesMapToWhatTheUserCanDo) {
   EXPECT_EQ(DelayText(std::chrono::hours(1)), "60 min");
   EXPECT_EQ(kind(429, R"({"error":{"code":"insufficient_quota","message":"q"}})").kind,
             ErrorKind::kInvalidRequest);
+  // Anthropic's spend limit says so in details, not in the message: not retried either.
+  StreamError spent = kind(429, R"({"type":"error","error":{"type":"rate_limit_error",)"
+                                R"("message":"You have reached your specified API usage limits.",)"
+                                R"("details":{"error_code":"enforced_spend_limit_reached"}}})");
+  EXPECT_EQ(spent.kind, ErrorKind::kInvalidRequest) << spent.message;
+  EXPECT_FALSE(spent.retry_after.has_value());
+  // Gemini says when to retry in the body (RetryInfo), not in a header; a header wins.
+  const std::string gemini_429 =
+      R"({"error":{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED",)"
+      R"("details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure"},)"
+      R"({"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"3.5s"}]}})";
+  StreamError quota = kind(429, gemini_429);
+  EXPECT_EQ(quota.kind, ErrorKind::kRateLimited);
+  EXPECT_EQ(quota.retry_after, std::chrono::milliseconds(3500)) << quota.message;
+  EXPECT_EQ(kind(429, gemini_429, {{"retry-after", "9"}}).retry_after, std::chrono::seconds(9));
+  EXPECT_FALSE(kind(429, R"({"error":{"details":[{"@type":"x.RetryInfo","retryDelay":"soon"}]}})")
+                   .retry_after.has_value());
   EXPECT_EQ(kind(529, "").kind, ErrorKind::kOverloaded);
   EXPECT_EQ(kind(500, "<html>oops</html>").kind, ErrorKind::kUnavailable);
   EXPECT_EQ(kind(408, "").kind, ErrorKind::kTimeout);
