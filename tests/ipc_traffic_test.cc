@@ -43,6 +43,36 @@ TEST(IpcTraffic, EchoesEveryPayloadSizeAcrossProcesses) {
   EXPECT_EQ(client.reconnect_count(), 0u);
 }
 
+// Requests sent back to back before any reply is read: the replies fill the client's ring and the
+// server stops reading requests until they are read, so a client that only waited for ring
+// space to send would wait for ever (it used to, until the request timeout). The replies are
+// kept as they arrive, and each is then received intact and in order.
+TEST(IpcTraffic, PipelinedRequestsDoNotWaitOnTheirOwnReplies) {
+  TempDir dir;
+  ServerProcess server(dir, dir.File("engine.sock"));
+  ASSERT_TRUE(server.Start().ok()) << server.process().Log();
+  ipc::ClientOptions options = DefaultClientOptions(server.socket_path());
+  options.request_timeout = milliseconds(5'000);
+  ipc::Client client(options);
+  constexpr int kRequests = 300;
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < kRequests; ++i) {
+    std::vector<std::byte> payload = Pattern(1024, 7000 + i);
+    Result<uint64_t> id = client.Send(kEcho, payload);
+    ASSERT_TRUE(id.ok()) << "request " << i << ": " << id.error().ToString();
+    ids.push_back(*id);
+  }
+  EXPECT_GT(client.stashed_frames(), 0u) << "the rings held every reply: the test proves nothing";
+  for (int i = 0; i < kRequests; ++i) {
+    Result<ipc::Response> r = client.Next(ids[i]);
+    ASSERT_TRUE(r.ok()) << "reply " << i << ": " << r.error().ToString();
+    std::vector<std::byte> expected = Pattern(1024, 7000 + i);
+    ASSERT_EQ(r->payload.size(), expected.size());
+    EXPECT_EQ(std::memcmp(r->payload.data(), expected.data(), expected.size()), 0) << i;
+  }
+  EXPECT_EQ(client.reconnect_count(), 0u);
+}
+
 // Payload of one round trip: client id and sequence number up front, then pattern bytes seeded
 // by both, so a reply delivered to the wrong client or out of order is caught.
 void FillRequest(std::span<std::byte> out, uint32_t client_id, uint32_t sequence) {

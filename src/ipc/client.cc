@@ -110,7 +110,7 @@ Result<uint64_t> Client::SendWithFlags(uint16_t type, uint8_t flags,
   }
   uint64_t deadline =
       NowNs() + static_cast<uint64_t>(std::chrono::nanoseconds(options_.request_timeout).count());
-  Status status = stream_.Send(header, payload, deadline);
+  Status status = stream_.Send(header, payload, deadline, [this] { return KeepArrived(); });
   if (!status.ok()) {
     if (!stream_.is_open() || status.code() == ErrorCode::kUnavailable) Disconnected();
     return std::move(status).error();
@@ -157,28 +157,43 @@ Result<Response> Client::Next(uint64_t request_id, std::chrono::milliseconds tim
                                                     std::to_string(request_id));
     }
     const FrameHeader& h = message->header;
-    if (h.type == static_cast<uint16_t>(MessageType::kShutdown)) {
-      Disconnected();
-      shutdown_seen_ = true;
-      return Error(ErrorCode::kUnavailable, "the lapce-ai server is shutting down");
+    if (h.request_id == request_id && h.type != static_cast<uint16_t>(MessageType::kShutdown)) {
+      return Deliver(h, message->payload);
     }
-    if (h.request_id == request_id) return Deliver(h, message->payload);
-    if (h.request_id == 0 && (h.flags & kFlagError) != 0) {
-      // A connection-level error (the server is about to close the connection).
-      Error error = ParseErrorPayload(message->payload);
-      Disconnected();
-      return error;
-    }
-    if (auto it = std::find(abandoned_.begin(), abandoned_.end(), h.request_id);
-        it != abandoned_.end()) {
-      if ((h.flags & kFlagStream) == 0) abandoned_.erase(it);  // Its last frame.
-    } else {
-      Stashed stashed{h, std::vector<std::byte>(message->payload.begin(), message->payload.end())};
-      stash_.push_back(std::move(stashed));
-    }
+    RETURN_IF_ERROR(Keep(*message));
     if (deadline == 0) {
       deadline = NowNs() + static_cast<uint64_t>(std::chrono::nanoseconds(timeout).count());
     }
+  }
+}
+
+Status Client::Keep(const Message& message) {
+  const FrameHeader& h = message.header;
+  if (h.type == static_cast<uint16_t>(MessageType::kShutdown)) {
+    Disconnected();
+    shutdown_seen_ = true;
+    return Error(ErrorCode::kUnavailable, "the lapce-ai server is shutting down");
+  }
+  if (h.request_id == 0 && (h.flags & kFlagError) != 0) {
+    // A connection-level error (the server is about to close the connection).
+    Error error = ParseErrorPayload(message.payload);
+    Disconnected();
+    return error;
+  }
+  if (auto it = std::find(abandoned_.begin(), abandoned_.end(), h.request_id);
+      it != abandoned_.end()) {
+    if ((h.flags & kFlagStream) == 0) abandoned_.erase(it);  // Its last frame.
+    return OkStatus();
+  }
+  stash_.push_back({h, std::vector<std::byte>(message.payload.begin(), message.payload.end())});
+  return OkStatus();
+}
+
+Status Client::KeepArrived() {
+  for (;;) {
+    ASSIGN_OR_RETURN(std::optional<Message> message, stream_.TryReceive());
+    if (!message) return OkStatus();
+    RETURN_IF_ERROR(Keep(*message));
   }
 }
 

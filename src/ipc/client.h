@@ -74,6 +74,13 @@ class Client {
   Status EnsureConnected();
   void Disconnected();
   Result<Response> Deliver(const FrameHeader& header, std::span<const std::byte> payload);
+  // Keeps a frame that is not the one being waited for: in the stash for its own Next, or
+  // dropped for an abandoned request. A shutdown or connection-level error disconnects and is
+  // returned.
+  Status Keep(const Message& message);
+  // Keeps every frame that has arrived (Keep), without waiting: a server whose replies fill
+  // our ring reads no more of our requests until we read them.
+  Status KeepArrived();
 
   struct Stashed {
     FrameHeader header;

@@ -294,6 +294,12 @@ Status Stream::WaitForPeer(bool for_space, uint64_t deadline_ns, uint64_t timeou
 
 Status Stream::Send(const FrameHeader& header, std::span<const std::byte> payload,
                     uint64_t deadline_ns) {
+  static const std::function<Status()> kNoDrain;
+  return Send(header, payload, deadline_ns, kNoDrain);
+}
+
+Status Stream::Send(const FrameHeader& header, std::span<const std::byte> payload,
+                    uint64_t deadline_ns, const std::function<Status()>& drain) {
   if (!is_open()) return Error(ErrorCode::kUnavailable, "send on a closed connection");
   Channel& channel = *s_->channel;
   if (payload.size() > channel.max_message_bytes()) {
@@ -310,12 +316,25 @@ Status Stream::Send(const FrameHeader& header, std::span<const std::byte> payloa
       case Channel::SendStatus::kBroken:
         Close();
         return Error(ErrorCode::kProtocol, "the peer corrupted the ring's read position");
-      case Channel::SendStatus::kFull:
-        if (Status s = WaitForPeer(true, deadline_ns); !s.ok()) {
+      case Channel::SendStatus::kFull: {
+        uint64_t wait_until = deadline_ns;
+        if (drain) {
+          if (Status drained = drain(); !drained.ok()) {
+            if (offset != 0) Close();
+            return drained;
+          }
+          if (!is_open()) return Error(ErrorCode::kUnavailable, "the connection was closed");
+          uint64_t slice_end = NowNs() + kDrainSliceNs;
+          wait_until = deadline_ns == 0 ? slice_end : std::min(deadline_ns, slice_end);
+        }
+        Status s = WaitForPeer(true, wait_until);
+        if (!s.ok() && s.code() == ErrorCode::kTimeout && wait_until != deadline_ns) break;
+        if (!s.ok()) {
           if (offset != 0 || s.code() != ErrorCode::kTimeout) Close();
           return s;
         }
         break;
+      }
     }
   }
 }
@@ -371,6 +390,26 @@ Result<Message> Stream::ReceiveImpl(uint64_t deadline_ns, uint64_t timeout_ns) {
         break;
     }
   }
+}
+
+Result<std::optional<Message>> Stream::TryReceive() {
+  if (!is_open()) return Error(ErrorCode::kUnavailable, "receive on a closed connection");
+  Release();
+  Channel::Received r = s_->channel->Receive();
+  switch (r.status) {
+    case Channel::ReceiveStatus::kMessage:
+      s_->holding = true;
+      return std::optional<Message>(r.message);
+    case Channel::ReceiveStatus::kBroken: {
+      Error e(ErrorCode::kProtocol, s_->channel->broken_reason());
+      Close();
+      return e;
+    }
+    case Channel::ReceiveStatus::kBlocked:
+    case Channel::ReceiveStatus::kEmpty:
+      break;
+  }
+  return std::optional<Message>();
 }
 
 void Stream::Release() {

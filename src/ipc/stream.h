@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -41,6 +43,12 @@ class Stream {
   // stream is closed, since its framing is lost).
   Status Send(const FrameHeader& header, std::span<const std::byte> payload,
               uint64_t deadline_ns = 0);
+  // As Send, for a peer that may stop reading until what it sent us is read (the server, whose
+  // replies to pipelined requests fill the other ring): while the ring is full, `drain` runs
+  // first and the wait is cut into slices of at most kDrainSliceNs, so it runs again.
+  static constexpr uint64_t kDrainSliceNs = 1'000'000;
+  Status Send(const FrameHeader& header, std::span<const std::byte> payload, uint64_t deadline_ns,
+              const std::function<Status()>& drain);
 
   // Zero-copy send of a single-frame message: returns the payload area to fill, or a null span
   // when it does not fit in one frame or the ring is full right now (then use Send()). A granted
@@ -55,6 +63,8 @@ class Stream {
   // As Receive, with a timeout that starts counting only once it has to wait (no clock read
   // when the message is already there or arrives within a few hundred nanoseconds).
   Result<Message> ReceiveWithin(std::chrono::nanoseconds timeout);
+  // The next whole message if one has arrived (nullopt otherwise), without waiting.
+  Result<std::optional<Message>> TryReceive();
   void Release();
 
   bool is_open() const;
