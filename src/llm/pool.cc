@@ -106,7 +106,9 @@ struct PoolShared {
   std::string default_profile;
   PoolOptions options;
   std::vector<std::unique_ptr<http::RateLimiter>> limiters;               // One per profile.
-  std::map<std::string, std::unique_ptr<http::CircuitBreaker>> breakers;  // By endpoint.
+  // By endpoint and model: an overloaded model must not close its host to the fallback profile
+  // that names another model there (Opus overloaded, Sonnet answering).
+  std::map<std::string, std::unique_ptr<http::CircuitBreaker>> breakers;
   std::vector<http::CircuitBreaker*> profile_breakers;                    // One per profile.
 
   std::mutex streams_mutex;
@@ -228,8 +230,9 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
       StreamError error;
       error.kind = ErrorKind::kUnavailable;
       error.message = fmt::format(
-          "{} at {} is failing: its circuit is open after repeated failures; next try in {} s",
-          current.info.provider, EndpointOf(current.info.base_url),
+          "{} at {} is failing for {}: its circuit is open after repeated failures; next try in "
+          "{} s",
+          current.info.provider, EndpointOf(current.info.base_url), current.info.model,
           (breaker->RetryIn(now).count() + 999) / 1000);
       return Fail(std::move(error), /*may_retry=*/false);
     }
@@ -565,7 +568,7 @@ Result<std::shared_ptr<PoolShared>> MakeShared(internal::ResolvedProfiles resolv
     shared->limiters.push_back(
         std::make_unique<http::RateLimiter>(static_cast<int>(profile.rate_limit_per_minute)));
     std::unique_ptr<http::CircuitBreaker>& breaker =
-        shared->breakers[EndpointOf(profile.info.base_url)];
+        shared->breakers[EndpointOf(profile.info.base_url) + " " + profile.info.model];
     if (breaker == nullptr) breaker = std::make_unique<http::CircuitBreaker>(breaker_options);
     shared->profile_breakers.push_back(breaker.get());
   }

@@ -42,7 +42,8 @@ struct PoolOptions {
   std::chrono::milliseconds backoff_max{8'000};
   // The longest retry-after waited on; a provider asking for more fails the attempt at once.
   std::chrono::milliseconds max_retry_after{60'000};
-  int breaker_failure_threshold = 5;  // Consecutive failures that open an endpoint's circuit.
+  // Consecutive failures that open the circuit of an endpoint and model.
+  int breaker_failure_threshold = 5;
   std::chrono::milliseconds breaker_cool_down{30'000};
   // A model chosen for one run (`--model` without `--provider`): it replaces the configured model
   // of profile `model_profile`, or of the default profile when that is empty. Empty: none.

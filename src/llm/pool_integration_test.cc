@@ -381,6 +381,27 @@ TEST_F(PoolTest, FallsBackToTheNextProfileWhenOneIsUnavailable) {
   EXPECT_EQ(nlohmann::json::parse(requests[2].body)["model"], "claude-haiku-4-5");
 }
 
+// An overloaded model opens its own circuit, not its host's: the fallback profile naming another
+// model at the same endpoint is still tried (it was refused: "its circuit is open").
+TEST_F(PoolTest, FallsBackToAnotherModelAtTheSameEndpoint) {
+  options_.max_attempts = 2;
+  options_.breaker_failure_threshold = 2;
+  options_.breaker_cool_down = 60s;
+  Config::Profile primary = Profile("primary", "anthropic", "claude-opus-4-1", "/a");
+  primary.fallback = "backup";
+  auto pool = Pool({primary, Profile("backup", "anthropic", "claude-sonnet-4-5", "/a")});
+  server_->Enqueue("/a/", Golden("anthropic", "error_overloaded"));
+  server_->Enqueue("/a/", Golden("anthropic", "error_overloaded"));
+  server_->Enqueue("/a/", Golden("anthropic", "text"));
+  Collector collector;
+  ASSERT_TRUE(pool->Stream("primary", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  EXPECT_EQ(collector.Text(), Expected("anthropic", "text")) << collector.Last().error.message;
+  std::vector<lai::testing::RecordedRequest> requests = server_->requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(nlohmann::json::parse(requests[2].body)["model"], "claude-sonnet-4-5");
+}
+
 // `--model` without `--provider`: the chosen profile (here the default, then a named one) keeps
 // its provider, endpoint and key but asks for the model given; a profile that does not exist is
 // an error naming it.
