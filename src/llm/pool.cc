@@ -213,6 +213,12 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
       return Fail(std::move(error), /*may_retry=*/false);
     }
     auto wait = shared_->limiters[profile_]->Reserve(Clock::now());
+    if (wait >= std::chrono::seconds(1)) {  // A silent wait this long looks like a hang.
+      spdlog::warn(
+          "profile '{}' is at its limit of {} request{} a minute; waiting {}", current.info.name,
+          current.rate_limit_per_minute, current.rate_limit_per_minute == 1 ? "" : "s",
+          internal::DelayText(std::chrono::duration_cast<std::chrono::milliseconds>(wait)));
+    }
     if (wait > std::chrono::nanoseconds(0)) {
       return After(std::chrono::duration_cast<std::chrono::milliseconds>(wait) +
                        std::chrono::milliseconds(1),

@@ -3,11 +3,14 @@
 // dropped connections and cancellation. Every wait is bounded.
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <sstream>
 
 #include "http/client.h"
 #include "llm/pool.h"
@@ -445,10 +448,18 @@ TEST_F(PoolTest, RateLimiterDelaysTheNextRequestAndCancelEndsTheWait) {
   ASSERT_TRUE(pool->Stream("p", Hello(), first.Sink()).ok());
   ASSERT_TRUE(first.WaitForTerminal());
   Collector second;
+  std::ostringstream log;
+  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
   auto handle = pool->Stream("p", Hello(), second.Sink());
   ASSERT_TRUE(handle.ok());
-  // One request per minute: the second waits (about a minute) instead of being sent.
+  // One request per minute: the second waits (about a minute) instead of being sent, saying so.
   EXPECT_FALSE(server_->WaitForRequests(2, 300ms));
+  spdlog::set_default_logger(previous);
+  EXPECT_NE(log.str().find("profile 'p' is at its limit of 1 request a minute; waiting "),
+            std::string::npos)
+      << log.str();
   EXPECT_TRUE(second.events().empty());
   auto cancelled_at = std::chrono::steady_clock::now();
   (*handle)->Cancel();
