@@ -689,12 +689,35 @@ namespace lai::llm::internal {
 
 void SseParser::Feed(std::string_view bytes) {
   if (is_terminated()) return;
+  if (!saw_event_ && head_.size() < kMaxHeadBytes) {
+    head_.append(bytes.substr(0, kMaxHeadBytes - head_.size()));
+  }
   decoder_.Feed(bytes, [this](const http::SseEvent& event) {
+    saw_event_ = true;
     if (!is_terminated()) OnEvent(event.event, event.data);
   });
   if (!decoder_.status().ok() && !is_terminated()) {
     EmitBadResponse(decoder_.status().error().message());
   }
+}
+
+void SseParser::Finish() {
+  if (is_terminated()) return;
+  if (!saw_event_) {
+    std::optional<Json> body = ParseJson(head_);
+    std::string message = body ? ErrorMessageOf(*body) : std::string();
+    if (!message.empty()) {
+      // Retried only when it says what is retried (overloaded, rate limited, …).
+      const Json* error = GetObject(*body, "error");
+      std::string type = error != nullptr ? GetString(*error, "type") : std::string();
+      ErrorKind kind = KindOfErrorText(type, message);
+      EmitError(
+          kind == ErrorKind::kUnavailable ? ErrorKind::kInvalidRequest : kind,
+          fmt::format("{} answered with an error instead of a stream: {}", provider_, message));
+      return;
+    }
+  }
+  OnFinish();
 }
 
 void NdjsonParser::Feed(std::string_view bytes) {

@@ -102,7 +102,7 @@ class AnthropicParser final : public SseParser {
   AnthropicParser(std::string provider, EventSink sink)
       : SseParser(std::move(provider), std::move(sink)) {}
 
-  void Finish() override {
+  void OnFinish() override {
     if (is_terminated()) return;
     EmitError(ErrorKind::kUnavailable,
               fmt::format("the stream from {} ended before message_stop", provider_));

@@ -89,7 +89,7 @@ class GeminiParser final : public SseParser {
         tool_id_prefix_(std::move(tool_id_prefix)) {}
 
   // Gemini has no end marker: the body ends after the chunk carrying finishReason.
-  void Finish() override {
+  void OnFinish() override {
     if (is_terminated()) return;
     if (finish_reason_.empty()) {
       EmitError(ErrorKind::kUnavailable,

@@ -118,7 +118,7 @@ class OpenAiParser final : public SseParser {
   OpenAiParser(std::string provider, EventSink sink)
       : SseParser(std::move(provider), std::move(sink)) {}
 
-  void Finish() override {
+  void OnFinish() override {
     if (is_terminated()) return;
     if (!finish_reason_.empty()) {
       // Some compatible servers end without [DONE]; the finish_reason says the answer is whole.

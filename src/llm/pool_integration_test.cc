@@ -353,6 +353,32 @@ TEST_F(PoolTest, AnErrorInsideTheStreamNeverShowsTheKey) {
   }
 }
 
+// Some compatible servers and proxies answer 200 with a JSON error instead of a stream: its
+// message is the error (it was "ended before the answer was complete", five times over), and
+// it is retried only when it says something retryable.
+TEST_F(PoolTest, AJsonErrorInsteadOfAStreamIsReportedAsSuch) {
+  for (const char* provider : {"openai", "anthropic", "gemini"}) {
+    SCOPED_TRACE(provider);
+    std::string model = std::string(provider) == "openai"      ? "gpt-4.1"
+                        : std::string(provider) == "anthropic" ? "claude-sonnet-4-5"
+                                                               : "gemini-2.5-pro";
+    auto pool = Pool({Profile("p", provider, model, std::string("/") + provider)});
+    size_t before = server_->requests().size();
+    server_->SetDefault(MakeResponse(200, R"({"error":{"message":"Invalid model id"}})"));
+    Collector collector;
+    ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
+    ASSERT_TRUE(collector.WaitForTerminal());
+    StreamEvent last = collector.Last();
+    EXPECT_EQ(last.error.kind, ErrorKind::kInvalidRequest);
+    EXPECT_NE(last.error.message.find(std::string(provider) +
+                                      " answered with an error instead of a stream: Invalid "
+                                      "model id"),
+              std::string::npos)
+        << last.error.message;
+    EXPECT_EQ(server_->requests().size(), before + 1) << "not retried";
+  }
+}
+
 TEST_F(PoolTest, MissingKeyFailsBeforeSendingAnything) {
   Config::Profile profile = Profile("p", "openai", "gpt-4.1", "/p");
   profile.api_key_env = "UNSET_VARIABLE";

@@ -83,13 +83,22 @@ class SseParser : public ParserBase {
  public:
   using ParserBase::ParserBase;
   void Feed(std::string_view bytes) override;
+  // A body that held no event but a JSON error (servers and proxies that answer 200 with
+  // {"error":{"message":…}}) ends with that message; otherwise OnFinish decides.
+  void Finish() final;
 
  protected:
   // `event` is "message" when the event had no name.
   virtual void OnEvent(std::string_view event, std::string_view data) = 0;
+  // The body ended (its last event was passed to OnEvent).
+  virtual void OnFinish() = 0;
 
  private:
+  static constexpr size_t kMaxHeadBytes = 4096;
+
   http::SseDecoder decoder_;
+  bool saw_event_ = false;
+  std::string head_;  // The body's first bytes, while no event has come.
 };
 
 // A parser of an NDJSON body: subclasses see whole lines.
