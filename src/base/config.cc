@@ -736,9 +736,8 @@ Status ApplyProfileField(const std::string& path, std::string_view table, std::s
       if (value.empty()) return FieldError(path, node, table, field, "must not be empty");
       profile.model = value;
     } else if (field == "base_url") {
-      if (!value.starts_with("http://") && !value.starts_with("https://")) {
-        return FieldError(path, node, table, field,
-                          "expected a URL starting with http:// or https://, got " + Quote(value));
+      if (std::string problem = BaseUrlProblem(value); !problem.empty()) {
+        return FieldError(path, node, table, field, problem);
       }
       while (value.ends_with('/')) value.pop_back();
       profile.base_url = value;
@@ -1037,6 +1036,46 @@ std::string FormatConfigValues(const Config& config) {
     out += std::string(key.name) + " = " + ValueText(key, copy) + "\n";
   }
   return out;
+}
+
+std::string BaseUrlProblem(std::string_view url) {
+  auto problem = [&](std::string_view expected) {
+    return "expected " + std::string(expected) + ", got " + Quote(url);
+  };
+  size_t scheme = url.starts_with("http://") ? 7 : url.starts_with("https://") ? 8 : 0;
+  if (scheme == 0) return problem("a URL starting with http:// or https://");
+  for (char c : url) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
+      return problem("a URL without spaces or control characters");
+    }
+  }
+  std::string_view authority = url.substr(scheme, url.find_first_of("/?#", scheme) - scheme);
+  if (authority.find('@') != std::string_view::npos) {
+    return problem("a URL without user:password@ (put credentials in api_key or headers)");
+  }
+  std::string_view host = authority;
+  std::string_view port;
+  if (host.starts_with('[')) {  // [IPv6]:port
+    size_t close = host.find(']');
+    if (close == std::string_view::npos) return problem("a URL whose [IPv6 host] is closed");
+    port = host.substr(close + 1);
+    host = host.substr(1, close - 1);
+    if (!port.empty() && !port.starts_with(':')) return problem("a URL with host[:port]");
+    if (!port.empty()) port.remove_prefix(1);
+  } else if (size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+    port = host.substr(colon + 1);
+    host = host.substr(0, colon);
+    if (port.empty()) return problem("a URL with a port number after ':'");
+  }
+  bool is_host = !host.empty() && std::all_of(host.begin(), host.end(), [](char c) {
+    return IsAsciiDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' ||
+           c == '-' || c == ':' || c == '_';
+  });
+  if (!is_host) return problem("a URL with a host name after the scheme");
+  if (!std::all_of(port.begin(), port.end(), IsAsciiDigit) || port.size() > 5) {
+    return problem("a URL whose port is a number");
+  }
+  return "";
 }
 
 std::string DescribeKeys() {

@@ -140,6 +140,11 @@ Result<Config> LoadConfig(const ConfigSources& sources);
 // "$HOME/.config/lapce-ai/config.toml"; empty if neither is set. Reads the process environment.
 std::string DefaultConfigPath();
 
+// Why `url` cannot be a provider's base URL, as "expected …, got '…'"; empty when it can: http://
+// or https://, then a host (name, IPv4 or [IPv6]) with an optional :port, and no spaces or
+// control characters anywhere.
+std::string BaseUrlProblem(std::string_view url);
+
 // Documents every key, one line each: name, type, default, help (with the accepted values).
 std::string DescribeKeys();
 

@@ -587,10 +587,35 @@ supports_images = false
   EXPECT_FALSE(config->models[0].max_output_tokens.has_value());
 }
 
+// A base URL that libcurl would refuse (or send somewhere odd) is a configuration error, not
+// five failed attempts later.
+TEST(BaseUrlTest, AcceptsHostsAndPortsAndRefusesTheRest) {
+  for (std::string_view good :
+       {"https://api.openai.com/v1", "http://127.0.0.1:8080/v1", "http://localhost:11434",
+        "http://[::1]:1234/v1", "https://openrouter.ai/api/v1", "http://my_host.lan"}) {
+    EXPECT_EQ(BaseUrlProblem(good), "") << good;
+  }
+  EXPECT_EQ(BaseUrlProblem("http://"),
+            "expected a URL with a host name after the scheme, got 'http://'");
+  EXPECT_EQ(BaseUrlProblem("http:///v1"),
+            "expected a URL with a host name after the scheme, got 'http:///v1'");
+  EXPECT_NE(BaseUrlProblem("http://host:port/v1").find("port is a number"), std::string::npos);
+  EXPECT_NE(BaseUrlProblem("http://host:/v1").find("a port number after"), std::string::npos);
+  EXPECT_NE(BaseUrlProblem("http://[::1/v1").find("[IPv6 host] is closed"), std::string::npos);
+  EXPECT_NE(BaseUrlProblem("http://u:p@host/v1").find("without user:password@"), std::string::npos);
+  EXPECT_NE(BaseUrlProblem("http://host/v1\n").find("control characters"), std::string::npos);
+  EXPECT_NE(BaseUrlProblem("localhost:8080").find("starting with http://"), std::string::npos);
+}
+
 TEST_F(ConfigTest, ProfileErrorsNameFileLineProfileAndField) {
   EXPECT_EQ(FileError("[profiles.a]\nprovider = \"openai\"\nmodel = \"m\"\nbase_url = \"ftp://x\"\n"),
             Path() + ":4: profiles.a.base_url: expected a URL starting with http:// or https://, "
                      "got 'ftp://x'");
+  EXPECT_EQ(FileError("[profiles.a]\nprovider = \"openai\"\nmodel = \"m\"\nbase_url = "
+                      "\"http://exa mple.com/v1\"\n"),
+            Path() +
+                ":4: profiles.a.base_url: expected a URL without spaces or control "
+                "characters, got 'http://exa mple.com/v1'");
   EXPECT_EQ(FileError("[profiles.a]\nprovider = \"openai\"\nmodel = \"m\"\nretries = 3\n"),
             Path() + ":4: profiles.a.retries: unknown field (known fields: provider, model, "
                      "base_url, api_key_env, api_key, headers, rate_limit_per_minute, fallback, "

@@ -138,12 +138,9 @@ Result<ResolvedProfile> ResolveAdHocProfile(const ProfileInfo& info,
     return Error(ErrorCode::kInvalidArgument,
                  fmt::format("--model: {} has no default model; name one", spec->name));
   }
-  if (!info.base_url.empty() && !info.base_url.starts_with("http://") &&
-      !info.base_url.starts_with("https://")) {
-    return Error(ErrorCode::kInvalidArgument,
-                 fmt::format("--base-url: expected a URL starting with http:// or https://, got "
-                             "'{}'",
-                             info.base_url));
+  if (std::string problem = info.base_url.empty() ? "" : BaseUrlProblem(info.base_url);
+      !problem.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "--base-url: " + problem);
   }
   ResolvedProfile profile =
       MakeProfile(*spec, info.name.empty() ? "ad-hoc" : info.name, model, info.base_url);
