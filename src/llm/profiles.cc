@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <vector>
 
 namespace lai::llm::internal {
 namespace {
@@ -44,6 +45,28 @@ ResolvedProfile MakeProfile(const ProviderSpec& spec, std::string name, std::str
   profile.info.model = std::move(model);
   profile.info.base_url = base_url.empty() ? std::string(spec.default_base_url) : base_url;
   while (profile.info.base_url.ends_with('/')) profile.info.base_url.pop_back();
+  // A base written with the API's own path, as other tools' docs give it (Anthropic's …/v1,
+  // Gemini's …/v1beta, Ollama's OpenAI-compatible …/v1): the request paths add it again.
+  std::vector<std::string_view> added;
+  switch (spec.wire) {
+    case WireFormat::kAnthropic:
+      added = {"/v1"};
+      break;
+    case WireFormat::kGemini:
+      added = {"/v1beta", "/v1"};
+      break;
+    case WireFormat::kOllama:
+      added = {"/v1", "/api"};
+      break;
+    case WireFormat::kOpenAiChat:
+      break;
+  }
+  for (std::string_view suffix : added) {
+    if (profile.info.base_url.ends_with(suffix)) {
+      profile.info.base_url.resize(profile.info.base_url.size() - suffix.size());
+      break;
+    }
+  }
   profile.endpoint.provider = profile.info.provider;
   profile.endpoint.base_url = profile.info.base_url;
   return profile;

@@ -144,6 +144,29 @@ TEST(ResolveProfilesTest, AdHocProfileFromFlags) {
   EXPECT_NE(bad_url.error().message().find("--base-url"), std::string::npos);
 }
 
+// A base URL given with the API's own version path, as other tools document it, is not doubled
+// (…/v1/v1/messages was a 404 blamed on the model); OpenAI-style bases keep their /v1.
+TEST(ResolveProfilesTest, ABaseWithTheApisOwnPathIsNotDoubled) {
+  Environment environment({"ANTHROPIC_API_KEY=a", "GEMINI_API_KEY=g", "OPENAI_API_KEY=o"});
+  struct Case {
+    const char* provider;
+    const char* base_url;
+    const char* expected;
+  };
+  for (const Case& c :
+       {Case{"anthropic", "http://127.0.0.1:9/v1/", "http://127.0.0.1:9"},
+        Case{"anthropic", "https://proxy.lan/anthropic", "https://proxy.lan/anthropic"},
+        Case{"gemini", "http://127.0.0.1:9/v1beta", "http://127.0.0.1:9"},
+        Case{"ollama", "http://127.0.0.1:11434/v1", "http://127.0.0.1:11434"},
+        Case{"ollama", "http://127.0.0.1:11434/api", "http://127.0.0.1:11434"},
+        Case{"openai", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"}}) {
+    ProfileInfo flags{.provider = c.provider, .model = "m", .base_url = c.base_url};
+    Result<ResolvedProfile> profile = ResolveAdHocProfile(flags, environment.get());
+    ASSERT_TRUE(profile.ok()) << profile.error().message();
+    EXPECT_EQ(profile->endpoint.base_url, c.expected) << c.provider << " " << c.base_url;
+  }
+}
+
 TEST(CatalogFromConfigTest, OverridesChangeOnlyTheGivenFields) {
   Config config;
   Config::ModelOverride price{.provider = "openai", .id = "gpt-4.1"};
