@@ -351,8 +351,10 @@ Json UsageJson(const llm::Usage& usage) {
 // Tool arguments as a JSON value; a provider's broken JSON is passed on as a string.
 Json ParametersJson(const std::string& arguments_json) {
   if (arguments_json.empty()) return Json::object();
+  // Anything but an object (broken JSON, an array, a number) is the text as sent: a client
+  // reading `parameters` as an object must never be handed another JSON type.
   Json parsed = Json::parse(arguments_json, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) return Json(arguments_json);
+  if (!parsed.is_object()) return Json(arguments_json);
   return parsed;
 }
 

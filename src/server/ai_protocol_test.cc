@@ -164,6 +164,13 @@ TEST(EventJsonTest, EachKind) {
   e.arguments_json = R"({"dir":"."})";
   EXPECT_EQ(EventJson(e, usage),
             R"({"id":"c1","index":0,"name":"ls","parameters":{"dir":"."},"type":"tool_call"})");
+  // Arguments that are not an object, broken or not, are passed on as the text sent.
+  e.arguments_json = "[1,2]";
+  EXPECT_EQ(EventJson(e, usage),
+            R"({"id":"c1","index":0,"name":"ls","parameters":"[1,2]","type":"tool_call"})");
+  e.arguments_json = R"({"dir":)";
+  EXPECT_EQ(EventJson(e, usage),
+            R"({"id":"c1","index":0,"name":"ls","parameters":"{\"dir\":","type":"tool_call"})");
   e = {};
   e.kind = Kind::kError;
   e.error = {llm::ErrorKind::kRateLimited, "slow down", std::chrono::milliseconds(1500), 429};
