@@ -277,6 +277,30 @@ TEST_F(CompleteCliTest, InterruptCancelsTheStream) {
   EXPECT_NE(run.err.find("cancelled"), std::string::npos) << run.err;
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
   EXPECT_TRUE(fake_->WaitForConnectionsClosed(1, milliseconds(5000)));
+  // SIGTERM ends it the same way, with the status a shell expects of it (128 + 15).
+  fake_->Enqueue("/v1/chat/completions", slow);
+  RunResult terminated = RunLapceAi(OpenAi({"Say hi"}), {"OPENAI_API_KEY=k"}, "", SIGTERM);
+  EXPECT_EQ(terminated.exit_code, 143) << terminated.err;
+}
+
+// An answer cut at the output limit says so, and a provider that reports no usage is not
+// reported as having used 0 tokens for free.
+TEST_F(CompleteCliTest, ACutAnswerAndMissingUsageAreSaid) {
+  fake_->Enqueue("/v1/chat/completions",
+                 testing::MakeResponse(
+                     200,
+                     "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Once upon\"}}]}\n\n"
+                     "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}"
+                     "\n\ndata: [DONE]\n\n",
+                     "text/event-stream"));
+  RunResult run = RunLapceAi(OpenAi({"--max-tokens", "2", "Tell a story"}), {"OPENAI_API_KEY=k"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "Once upon\n");
+  EXPECT_NE(run.err.find("the answer was cut off at the output limit (raise --max-tokens)"),
+            std::string::npos)
+      << run.err;
+  EXPECT_NE(run.err.find("tokens: not reported by the provider; cost unknown"), std::string::npos)
+      << run.err;
 }
 
 // A config file in its own private directory, removed with the object.

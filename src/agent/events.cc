@@ -3,6 +3,7 @@
 #include <array>
 #include <nlohmann/json.hpp>
 
+#include "base/json_text.h"
 #include "llm/json_string.h"
 
 namespace lai::agent {
@@ -169,7 +170,7 @@ std::string ToAcpJson(const SessionUpdate& update) {
     case Kind::kUsageUpdate:
       out["used"] = update.used_tokens;
       out["size"] = update.context_window;
-      out["cost"] = {{"amount", update.cost_usd}, {"currency", "USD"}};
+      out["cost"] = {{"amount", RoundForJson(update.cost_usd)}, {"currency", "USD"}};
       break;
     case Kind::kSessionInfoUpdate:
       out["title"] = update.text;

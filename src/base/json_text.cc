@@ -2,6 +2,8 @@
 
 #include <bit>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace lai {
@@ -74,6 +76,12 @@ void AppendJsonEscaped(std::string& out, std::string_view text) {
   }
   out.append(run, static_cast<size_t>(end - run));
   out += '"';
+}
+
+double RoundForJson(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.12g", value);
+  return std::strtod(text, nullptr);
 }
 
 }  // namespace lai

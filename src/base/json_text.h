@@ -13,4 +13,9 @@ namespace lai {
 // be goes through llm::AppendJsonString, which checks first.
 void AppendJsonEscaped(std::string& out, std::string_view text);
 
+// `value` rounded to 12 significant digits, so that a JSON writer printing the shortest form
+// writes 0.000925 rather than 0.0009249999999999999 (a cost summed from prices carries float
+// noise no one should see).
+double RoundForJson(double value);
+
 }  // namespace lai

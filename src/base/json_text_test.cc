@@ -29,5 +29,14 @@ TEST(JsonTextTest, EscapesQuotesBackslashesAndControlBytesOnly) {
   EXPECT_EQ(Escaped("\x7f\xc3\xa9"), "x\"\x7f\xc3\xa9\"");
 }
 
+// A cost summed from prices carries float noise; what a client reads is the number meant.
+TEST(RoundForJsonTest, DropsFloatNoiseAndKeepsTwelveDigits) {
+  double noisy = 0.0003 * 2.5 + 0.000175;  // 0.0009249999999999999 as summed.
+  EXPECT_EQ(RoundForJson(noisy), 0.000925);
+  EXPECT_EQ(RoundForJson(0.0), 0.0);
+  EXPECT_EQ(RoundForJson(1.5), 1.5);
+  EXPECT_EQ(RoundForJson(123.456789012345), 123.456789012);
+}
+
 }  // namespace
 }  // namespace lai

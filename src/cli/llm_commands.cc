@@ -41,7 +41,6 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
-constexpr int kExitInterrupted = 130;
 
 struct CompleteFlags : ProviderFlags {
   std::string system;
@@ -182,6 +181,8 @@ int Complete(const Config& config, CompleteFlags flags) {
   bool at_line_start = true;      // Of stdout's text.
   bool in_reasoning = false;      // Reasoning is being printed to stderr.
   llm::Usage usage;
+  bool has_usage = false;
+  int stop_signal = 0;
   int exit_status = -1;
   while (exit_status < 0) {
     pollfd fds[2] = {{queue.fd(), POLLIN, 0}, {signals.get(), POLLIN, 0}};
@@ -192,13 +193,17 @@ int Complete(const Config& config, CompleteFlags flags) {
       (void)n;
       if (!interrupted) {
         interrupted = true;
+        stop_signal = n == sizeof(info) ? static_cast<int>(info.ssi_signo) : SIGINT;
         (*handle)->Cancel();  // The stream ends with kError/kCancelled.
       }
     }
     if ((fds[0].revents & POLLIN) == 0) continue;
     for (const llm::StreamEvent& event : queue.Take()) {
       using Kind = llm::StreamEvent::Kind;
-      if (event.kind == Kind::kUsage) usage = event.usage;
+      if (event.kind == Kind::kUsage) {
+        usage = event.usage;
+        has_usage = true;
+      }
       if (flags.json) {
         std::string line = server::EventJson(event, usage);
         std::fprintf(stdout, "%s\n", line.c_str());
@@ -239,12 +244,20 @@ int Complete(const Config& config, CompleteFlags flags) {
         if (!flags.json && !at_line_start) std::fputc('\n', stdout);
         std::fflush(stdout);
         if (event.kind == Kind::kDone) {
-          std::fprintf(stderr, "%s\n",
-                       FormatUsage(usage, CostText(**pool, flags.profile, usage.cost_usd, 6)).c_str());
+          if (!flags.json && event.text == "length") {
+            std::fprintf(stderr,
+                         "lapce-ai complete: the answer was cut off at the output limit "
+                         "(raise --max-tokens)\n");
+          }
+          std::fprintf(
+              stderr, "%s\n",
+              has_usage
+                  ? FormatUsage(usage, CostText(**pool, flags.profile, usage.cost_usd, 6)).c_str()
+                  : "tokens: not reported by the provider; cost unknown");
           exit_status = kExitOk;
         } else if (interrupted) {
           std::fprintf(stderr, "lapce-ai complete: cancelled\n");
-          exit_status = kExitInterrupted;
+          exit_status = 128 + stop_signal;
         } else {
           std::fprintf(stderr, "lapce-ai complete: %s\n", event.error.message.c_str());
           exit_status = kExitFailure;
@@ -256,19 +269,29 @@ int Complete(const Config& config, CompleteFlags flags) {
   return exit_status;
 }
 
+// Dollars per million tokens: cents, or tenths of a cent below a dollar (0.075, not 0.07).
 std::string Price(double usd_per_million) {
   if (usd_per_million == 0) return "-";
   char text[32];
-  std::snprintf(text, sizeof(text), "%.2f", usd_per_million);
-  return text;
+  std::snprintf(text, sizeof(text), usd_per_million < 1 ? "%.3f" : "%.2f", usd_per_million);
+  std::string out = text;
+  if (usd_per_million < 1 && out.ends_with('0')) out.pop_back();  // 0.250 -> 0.25
+  return out;
 }
 
+// 128K, 1M, 8.2K (8192, rounded to the nearest hundred), 1.05M (1047576).
 std::string Tokens(int64_t count) {
   if (count <= 0) return "-";
   if (count % 1'000'000 == 0) return std::to_string(count / 1'000'000) + "M";
-  if (count % 1000 == 0) return std::to_string(count / 1000) + "K";
-  if (count >= 1000) return std::to_string(count / 1000) + "." + std::to_string(count % 1000 / 100) + "K";
-  return std::to_string(count);
+  if (count < 1000) return std::to_string(count);
+  if (count >= 1'000'000) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.2fM", static_cast<double>(count) / 1e6);
+    return text;
+  }
+  int64_t hundreds = (count + 50) / 100;
+  if (hundreds % 10 == 0) return std::to_string(hundreds / 10) + "K";
+  return std::to_string(hundreds / 10) + "." + std::to_string(hundreds % 10) + "K";
 }
 
 int Models(const Config& config, const ModelsFlags& flags) {

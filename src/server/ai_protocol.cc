@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "base/json_text.h"
 #include "base/strings.h"
 #include "llm/json_string.h"
 
@@ -345,7 +346,7 @@ Json UsageJson(const llm::Usage& usage) {
               {"cacheWriteTokens", usage.cache_write_tokens},
               {"cacheReadTokens", usage.cache_read_tokens},
               {"reasoningTokens", usage.reasoning_tokens},
-              {"cost", usage.cost_usd}};
+              {"cost", RoundForJson(usage.cost_usd)}};
 }
 
 // Tool arguments as a JSON value; a provider's broken JSON is passed on as a string.
