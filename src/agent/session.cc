@@ -1858,6 +1858,16 @@ Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client)
   return stop;
 }
 
+bool Session::DiscardIfEmpty() {
+  std::lock_guard lock(mutex_);
+  if (running_.load() || !state_->history.empty()) return false;
+  SessionStore* db = engine_.store_;
+  if (db == nullptr) return true;
+  Status deleted = db->DeleteSession(id_, state_->open_lock);
+  if (!deleted.ok()) spdlog::warn("session {}: {}", id_, deleted.ToString());
+  return deleted.ok();
+}
+
 Status Session::SetMode(std::string_view slug, SessionClient* client) {
   std::string names;
   {

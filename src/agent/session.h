@@ -113,6 +113,10 @@ class Session {
   SessionInfo Info() const;
   std::vector<ModeConfig> Modes() const;
   bool is_running() const { return running_.load(); }
+  // Deletes the stored session when nothing was ever said in it (its first prompt was refused
+  // before it became part of the session) and no turn runs; true when it did. For a front end
+  // that created the session for that prompt alone.
+  bool DiscardIfEmpty();
 
  private:
   friend class Engine;

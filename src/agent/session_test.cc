@@ -1240,6 +1240,29 @@ TEST_F(SessionTest, AMessageLargerThanTheWindowIsRefusedWithoutARequest) {
   EXPECT_EQ(sent.find("lorem ipsum"), std::string::npos) << "the refused message was kept";
 }
 
+// A session whose only prompt was refused is empty: the front end that made it for that prompt
+// can discard it, and nothing is left in the store. One with a message stays.
+TEST_F(SessionTest, AnEmptySessionCanBeDiscardedAndOnlyThen) {
+  Engine& engine = MakeEngine(MakePool({"p"}, "gpt-4o", 4000));
+  std::shared_ptr<Session> refused = NewSession(engine, "p");
+  std::string huge;
+  for (int i = 0; i < 4000; ++i) huge += "word" + std::to_string(i) + " lorem ipsum dolor ";
+  TestClient client;
+  ASSERT_FALSE(refused->Prompt(huge, client).ok());
+  EXPECT_TRUE(refused->DiscardIfEmpty());
+  Result<std::optional<SessionRecord>> gone = store_->FindSession(refused->id());
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(gone->has_value()) << "the empty session is still stored";
+
+  std::shared_ptr<Session> used = NewSession(engine, "p");
+  Enqueue(OpenAiToolCall("call_1", "attempt_completion", CompletionArgs("Hi.")), "p");
+  EXPECT_EQ(MustPrompt(*used, "say hi", client), StopReason::kEndTurn);
+  EXPECT_FALSE(used->DiscardIfEmpty());
+  Result<std::optional<SessionRecord>> kept = store_->FindSession(used->id());
+  ASSERT_TRUE(kept.ok());
+  EXPECT_TRUE(kept->has_value());
+}
+
 // read_file returns what fits the room left in the model's window (60% of it), with a notice,
 // not the 50 KB its line limit would give nor the whole 300 KB file.
 TEST_F(SessionTest, AFileReadIsCutToTheRoomLeftInTheContext) {

@@ -1375,6 +1375,11 @@ Status SessionStore::DeleteSession(std::string_view session_id) {
   return DeleteSessionRows(session_id);
 }
 
+Status SessionStore::DeleteSession(std::string_view session_id, const SessionLock& held) {
+  LAI_CHECK(held.is_held()) << "DeleteSession of " << session_id << " without its lock";
+  return DeleteSessionRows(session_id);
+}
+
 Status SessionStore::DeleteSessionRows(std::string_view session_id) {
   auto lock = Lock(*connection_);
   Connection& connection = *connection_;

@@ -185,6 +185,8 @@ class SessionStore {
   // Deletes the session, its messages and events, and its children (recursively). kNotFound when
   // it does not exist; kUnavailable while it is open (LockSession).
   Status DeleteSession(std::string_view session_id);
+  // The same for a session whose lock the caller holds (`held`, from LockSession(session_id)).
+  Status DeleteSession(std::string_view session_id, const SessionLock& held);
 
   // Marks the session open for the life of the returned lock (an flock on
   // "<store>.open/<id>.lock"), so that no other process, nor a second Session here, loads it and

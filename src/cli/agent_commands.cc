@@ -528,10 +528,12 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
     interrupts.SetTurnRunning(false);
     client.Waiting(false);
     if (!stop.ok()) {
-      std::fprintf(stderr,
-                   "lapce-ai run: %s\n(session %s is kept; `lapce-ai sessions resume %s` "
-                   "continues it)\n",
-                   stop.error().message().c_str(), session.id().c_str(), session.id().c_str());
+      std::fprintf(stderr, "lapce-ai run: %s\n", stop.error().message().c_str());
+      // A task refused before anything was said leaves no empty session behind.
+      if (!session.DiscardIfEmpty()) {
+        std::fprintf(stderr, "(session %s is kept; `lapce-ai sessions resume %s` continues it)\n",
+                     session.id().c_str(), session.id().c_str());
+      }
       return kExitFailure;
     }
     agent::SessionInfo info = session.Info();
