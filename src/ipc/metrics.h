@@ -140,6 +140,10 @@ class alignas(64) MetricsShard {
   // Owner only. This worker went to sleep waiting for work.
   void RecordPark() { Increment(parks_, 1); }
 
+  // Any thread, on a shard no worker owns (the server keeps one for streamed replies, which
+  // handlers send from threads of their own): the bytes a streamed reply of `type` sent, and
+  // whether it ended in an error. Relaxed fetch_add, so many threads may record at once.
+  void RecordStreamed(uint16_t type, uint64_t sent_bytes, bool ok);
   // Any thread (the accept thread records failed handshakes). A malformed frame or hello.
   void RecordProtocolError() { protocol_errors_.fetch_add(1, std::memory_order_relaxed); }
   // Any thread. Count a connection accepted / closed and move the open-connections gauge.
@@ -228,6 +232,12 @@ inline void MetricsShard::RecordRequest(uint16_t type, uint64_t latency_ns, uint
   if (!ok) Increment(stats.errors, 1);
   Increment(stats.received_bytes, received_bytes);
   Increment(stats.sent_bytes, sent_bytes);
+}
+
+inline void MetricsShard::RecordStreamed(uint16_t type, uint64_t sent_bytes, bool ok) {
+  TypeStats& stats = types_[type < kMaxMessageTypes ? type : UnknownTypeAbort(type)];
+  stats.sent_bytes.fetch_add(sent_bytes, std::memory_order_relaxed);
+  if (!ok) stats.errors.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace lai::ipc

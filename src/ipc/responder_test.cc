@@ -175,6 +175,42 @@ TEST_F(ResponderTest, EmptyItemsAndAnEmptyFinalReplyArriveInOrder) {
   EXPECT_TRUE(echoed->payload.empty());
 }
 
+// Metrics count what replies send: a synchronous reply's bytes, and a streamed reply's items
+// and final frame (sent from another thread) once it ends, with an error when it fails.
+TEST_F(ResponderTest, MetricsCountSentBytesAndStreamFailures) {
+  const uint16_t echo = static_cast<uint16_t>(MessageType::kEcho);
+  std::string hello = "hello";
+  ASSERT_TRUE(client_->Call(echo, Bytes(hello)).ok());
+  uint64_t id = 0;
+  std::shared_ptr<Responder> responder = Open(&id);
+  ASSERT_NE(responder, nullptr);
+  std::thread other([&] {
+    ASSERT_TRUE(responder->Send(Bytes("abc")).ok());
+    ASSERT_TRUE(responder->Send(Bytes("de")).ok());
+    ASSERT_TRUE(responder->Finish(Bytes("f")).ok());
+  });
+  other.join();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client_->Next(id, kWait).ok());
+  {
+    std::lock_guard lock(mutex_);
+    held_.reset();
+  }
+  responder.reset();
+  EXPECT_EQ(server_->metrics().Collect().types[kHeld].sent_bytes, 6u);  // abc, de, f.
+  uint64_t failed_id = 0;
+  std::shared_ptr<Responder> failing = Open(&failed_id);
+  ASSERT_NE(failing, nullptr);
+  ASSERT_TRUE(failing->Fail(Error(ErrorCode::kUnavailable, "no")).ok());
+  EXPECT_FALSE(client_->Next(failed_id, kWait).ok());
+
+  MetricsSnapshot totals = server_->metrics().Collect();
+  EXPECT_EQ(totals.types[echo].sent_bytes, hello.size());
+  EXPECT_EQ(totals.types[echo].errors, 0u);
+  EXPECT_EQ(totals.types[kHeld].requests, 2u);
+  EXPECT_GT(totals.types[kHeld].sent_bytes, 6u);  // And the error's payload.
+  EXPECT_EQ(totals.types[kHeld].errors, 1u);
+}
+
 TEST_F(ResponderTest, TryFinishThenTrySendIsClosed) {
   uint64_t id = 0;
   std::shared_ptr<Responder> responder = Open(&id);

@@ -82,6 +82,9 @@ struct Responder::Shared {
   // Responders alive on this connection. Only the worker creates them, so when it reads zero no
   // other thread can be sending; the decrement (release) publishes a Responder's last sends.
   std::atomic<uint32_t> responders{0};
+  // Where a streamed reply's bytes and outcome are counted when it ends (the server's shard for
+  // streams: Responders send from any thread).
+  MetricsShard* stream_metrics = nullptr;
 };
 
 namespace internal {
@@ -269,6 +272,7 @@ class Worker {
 struct Server::Impl {
   std::vector<std::unique_ptr<internal::HandlerEntry>> handlers{kMaxMessageTypes};
   std::vector<std::unique_ptr<internal::Worker>> workers;
+  MetricsShard* stream_metrics = nullptr;  // Written by Responders, from any thread.
   SharedFileCache files;
   LockFile lock;
   UniqueFd listen;
@@ -468,6 +472,15 @@ void PushLocked(Responder::Shared& s, const FrameHeader& header, PooledBuffer bu
 
 }  // namespace
 
+void Responder::CountSentLocked(uint8_t flags, size_t bytes, bool final) {
+  sent_bytes_ += bytes;
+  if (!final) return;
+  finished_.store(true, std::memory_order_relaxed);
+  if (shared_->stream_metrics != nullptr) {
+    shared_->stream_metrics->RecordStreamed(type_, sent_bytes_, (flags & kFlagError) == 0);
+  }
+}
+
 Status Responder::Enqueue(uint8_t flags, std::span<const std::byte> payload, bool final) {
   Shared& s = *shared_;
   std::unique_lock lock(s.mutex);
@@ -476,7 +489,7 @@ Status Responder::Enqueue(uint8_t flags, std::span<const std::byte> payload, boo
   }
   const FrameHeader header{.flags = flags, .type = type_, .request_id = request_id_};
   if (WriteDirectLocked(s, header, payload)) {
-    if (final) finished_.store(true, std::memory_order_relaxed);
+    CountSentLocked(flags, payload.size(), final);
     return OkStatus();
   }
   // Back-pressure: wait while the connection's queue is full, or while the worker's buffer pool
@@ -491,7 +504,7 @@ Status Responder::Enqueue(uint8_t flags, std::span<const std::byte> payload, boo
   }
   if (!buffer.ok()) return std::move(buffer).error();
   PushLocked(s, header, std::move(buffer).value(), payload);
-  if (final) finished_.store(true, std::memory_order_relaxed);
+  CountSentLocked(flags, payload.size(), final);
   return OkStatus();
 }
 
@@ -502,7 +515,7 @@ Responder::SendResult Responder::TryEnqueue(uint8_t flags, std::span<const std::
   if (finished_.load(std::memory_order_relaxed) || s.closed) return SendResult::kClosed;
   const FrameHeader header{.flags = flags, .type = type_, .request_id = request_id_};
   if (WriteDirectLocked(s, header, payload)) {
-    if (final) finished_.store(true, std::memory_order_relaxed);
+    CountSentLocked(flags, payload.size(), final);
     return SendResult::kSent;
   }
   if (s.queued_bytes >= kOutboxLimitBytes) return SendResult::kFull;
@@ -514,7 +527,7 @@ Responder::SendResult Responder::TryEnqueue(uint8_t flags, std::span<const std::
     return SendResult::kClosed;
   }
   PushLocked(s, header, std::move(buffer).value(), payload);
-  if (final) finished_.store(true, std::memory_order_relaxed);
+  CountSentLocked(flags, payload.size(), final);
   return SendResult::kSent;
 }
 
@@ -614,6 +627,7 @@ uint64_t Worker::Dispatch(Connection& c, const Message& message, uint64_t start)
     return Ended();
   }
   bool ok = true;
+  uint32_t sent_bytes = 0;  // A streamed reply's are counted when it ends (RecordStreamed).
   if (entry->sync) {
     Reply reply(*this, c, h);
     Status status;
@@ -632,22 +646,23 @@ uint64_t Worker::Dispatch(Connection& c, const Message& message, uint64_t start)
         (void)reply.Send({});
       }
     }
+    sent_bytes = reply.sent_bytes();
   } else {
+    // Its outcome, failure included, is counted when it ends (RecordStreamed).
     auto responder = std::make_shared<Responder>(c.shared, h.request_id, h.type);
     try {
       entry->stream(message, responder);
     } catch (const std::exception& e) {
-      ok = false;
       (void)responder->Fail(
           Error(ErrorCode::kInternal, "handler '" + entry->name + "' threw: " + e.what()));
     } catch (...) {
-      ok = false;
       (void)responder->Fail(Error(ErrorCode::kInternal, "handler '" + entry->name + "' threw"));
     }
   }
   uint64_t end = Ended();
   auto elapsed_ns = static_cast<uint64_t>(static_cast<double>(end - start) * ns_per_tick_);
-  metrics_.RecordRequest(h.type, elapsed_ns, static_cast<uint32_t>(message.payload.size()), 0, ok);
+  metrics_.RecordRequest(h.type, elapsed_ns, static_cast<uint32_t>(message.payload.size()),
+                         sent_bytes, ok);
   return end;
 }
 
@@ -1002,6 +1017,7 @@ Status Server::Start() {
     RETURN_IF_ERROR(worker->Init());
     impl_->workers.push_back(std::move(worker));
   }
+  impl_->stream_metrics = &metrics_.AddShard();
   (void)CanSpin();  // Its one-time probe (sysconf) runs here, not on a worker.
   impl_->running = std::make_unique<std::latch>(impl_->workers.size() + 1);
   for (auto& w : impl_->workers) w->Start(*impl_->running);
@@ -1106,6 +1122,7 @@ void Server::Impl::Accept(Server& server, UniqueFd socket) {
   c->shared->pool = &worker->pool();
   c->shared->poke = PeerWaker::ToServer(worker->doorbell(), *slot, worker->eventfd());
   c->shared->channel = &*c->channel;
+  c->shared->stream_metrics = stream_metrics;
   Welcome welcome;
   welcome.version = kProtocolVersion;
   welcome.slot = *slot;

@@ -52,6 +52,8 @@ class Reply {
   // Reserve + copy + Commit.
   Status Send(std::span<const std::byte> payload);
   bool is_sent() const { return sent_; }
+  // The payload bytes sent (0 before, and for a notification, which sends nothing).
+  uint32_t sent_bytes() const { return sent_ && !discard_ ? reserved_bytes_ : 0; }
 
  private:
   friend class internal::Worker;
@@ -115,6 +117,9 @@ class Responder {
 
  private:
   Status Enqueue(uint8_t flags, std::span<const std::byte> payload, bool final);
+  // A frame of `bytes` went out: counted, and when `final`, the request is finished and its
+  // bytes and outcome recorded (Shared::stream_metrics). Under Shared::mutex.
+  void CountSentLocked(uint8_t flags, size_t bytes, bool final);
   SendResult TryEnqueue(uint8_t flags, std::span<const std::byte> payload, bool final);
 
   std::shared_ptr<Shared> shared_;
@@ -122,6 +127,7 @@ class Responder {
   uint16_t type_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> finished_{false};
+  uint64_t sent_bytes_ = 0;          // Guarded by Shared::mutex.
   std::function<void()> on_cancel_;  // Guarded by Shared::mutex.
 };
 
