@@ -205,11 +205,13 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     if (!current.endpoint.api_key_source.empty() && current.endpoint.api_key.empty()) {
       StreamError error;
       error.kind = ErrorKind::kInvalidKey;
-      error.message = fmt::format(
-          "no API key for profile '{}' ({}): {} is not set; export it, or set api_key_env or "
-          "api_key in [profiles.{}]",
-          current.info.name, current.info.provider, current.endpoint.api_key_source,
-          current.info.name);
+      error.message =
+          fmt::format("no API key for profile '{}' ({}): {} is not set; export it",
+                      current.info.name, current.info.provider, current.endpoint.api_key_source);
+      if (current.is_configured) {
+        error.message +=
+            fmt::format(", or set api_key_env or api_key in [profiles.{}]", current.info.name);
+      }
       return Fail(std::move(error), /*may_retry=*/false);
     }
     auto wait = shared_->limiters[profile_]->Reserve(Clock::now());
@@ -419,6 +421,12 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     RecordOutcome(attempt, error.kind);
     // The provider may say whether a retry can help (the OpenAI and Anthropic SDKs honour it).
     std::string_view should_retry = http::FindHeader(attempt.headers, "x-should-retry");
+    if (should_retry == "false") {
+      constexpr std::string_view kLater = "; retry later";
+      if (error.message.ends_with(kLater))
+        error.message.resize(error.message.size() - kLater.size());
+      error.message += " (the provider says a retry will not help)";
+    }
     Fail(std::move(error), /*may_retry=*/should_retry != "false");
   }
 

@@ -264,6 +264,26 @@ TEST_F(PoolTest, Retries500ThenSucceeds) {
   EXPECT_EQ(server_->requests().size(), 2u);
 }
 
+// x-should-retry: false (the OpenAI and Anthropic SDKs honour it) is not retried, and the
+// message does not tell the user to retry either.
+TEST_F(PoolTest, AProviderSayingNotToRetryIsNotRetried) {
+  auto pool = Pool({Profile("p", "openai", "gpt-4.1", "/p")});
+  FakeResponse refused = MakeResponse(500, R"({"error":{"message":"boom","type":"server_error"}})");
+  refused.headers.push_back({"x-should-retry", "false"});
+  server_->Enqueue("/p/", refused);
+  server_->Enqueue("/p/", Golden("openai", "text"));
+  Collector collector;
+  ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  EXPECT_EQ(collector.Last().kind, StreamEvent::Kind::kError);
+  EXPECT_NE(collector.Last().error.message.find("(the provider says a retry will not help)"),
+            std::string::npos)
+      << collector.Last().error.message;
+  EXPECT_EQ(collector.Last().error.message.find("retry later"), std::string::npos)
+      << collector.Last().error.message;
+  EXPECT_EQ(server_->requests().size(), 1u);
+}
+
 TEST_F(PoolTest, GivesUpAfterMaxAttemptsSayingSo) {
   options_.max_attempts = 3;
   auto pool = Pool({Profile("p", "anthropic", "claude-sonnet-4-5", "/p")});
@@ -387,8 +407,28 @@ TEST_F(PoolTest, MissingKeyFailsBeforeSendingAnything) {
   ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
   ASSERT_TRUE(collector.WaitForTerminal());
   EXPECT_EQ(collector.Last().error.kind, ErrorKind::kInvalidKey);
-  EXPECT_NE(collector.Last().error.message.find("UNSET_VARIABLE is not set"), std::string::npos);
+  EXPECT_NE(collector.Last().error.message.find("UNSET_VARIABLE is not set; export it, or set "
+                                                "api_key_env or api_key in [profiles.p]"),
+            std::string::npos)
+      << collector.Last().error.message;
   EXPECT_TRUE(server_->requests().empty());
+
+  // A profile from flags has no [profiles.x] table the user could edit: it is not offered.
+  ProfileInfo flags{.name = "command-line",
+                    .provider = "deepseek",
+                    .model = "deepseek-chat",
+                    .base_url = server_->base_url() + "/d"};
+  auto ad_hoc = ProviderPool::CreateAdHoc(Config{}, flags, http_, options_);
+  ASSERT_TRUE(ad_hoc.ok()) << ad_hoc.error().message();
+  Collector other;
+  ASSERT_TRUE((*ad_hoc)->Stream("", Hello(), other.Sink()).ok());
+  ASSERT_TRUE(other.WaitForTerminal());
+  EXPECT_EQ(other.Last().error.kind, ErrorKind::kInvalidKey);
+  EXPECT_NE(other.Last().error.message.find("DEEPSEEK_API_KEY is not set; export it"),
+            std::string::npos)
+      << other.Last().error.message;
+  EXPECT_EQ(other.Last().error.message.find("[profiles."), std::string::npos)
+      << other.Last().error.message;
 }
 
 TEST_F(PoolTest, FallsBackToTheNextProfileWhenOneIsUnavailable) {

@@ -94,6 +94,7 @@ Result<ResolvedProfiles> ResolveProfiles(const Config& config, const char* const
                                entry.origin, entry.name, entry.provider, ProviderNames()));
     }
     ResolvedProfile profile = MakeProfile(*spec, entry.name, entry.model, entry.base_url);
+    profile.is_configured = true;
     ResolveKey(*spec, entry.api_key, entry.api_key_env, environment, profile);
     for (const auto& [name, value] : entry.headers)
       profile.endpoint.headers.push_back({name, value});

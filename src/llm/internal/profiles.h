@@ -22,6 +22,9 @@ struct ResolvedProfile {
   // Set on the implicit ollama profile when nothing else is configured: said, and not retried,
   // when it cannot be reached (a first run with no key and no config file).
   std::string setup_hint;
+  // From a [profiles.<name>] table of the config file, where api_key_env and api_key can be set
+  // (not an implicit profile, nor one from command-line flags).
+  bool is_configured = false;
 };
 
 struct ResolvedProfiles {
