@@ -759,6 +759,7 @@ Status ApplyProfileField(const std::string& path, std::string_view table, std::s
             "expected a profile name (letters, digits, '-', '_'), got " + Quote(value));
       }
       profile.fallback = value;
+      profile.fallback_origin = Where(path, node);
     }
     return OkStatus();
   }
@@ -847,7 +848,7 @@ Status ApplyProfiles(const std::string& path, const toml::table& profiles, Confi
                     [&](const Config::Profile& p) { return p.name == profile.fallback; });
     if (!is_known || profile.fallback == profile.name) {
       return Error(ErrorCode::kInvalidArgument,
-                   fmt::format("{}: profiles.{}.fallback: {} names {}", profile.origin,
+                   fmt::format("{}: profiles.{}.fallback: {} names {}", profile.fallback_origin,
                                profile.name, Quote(profile.fallback),
                                is_known ? "the profile itself" : "no profile in this file"));
     }

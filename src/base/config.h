@@ -82,7 +82,8 @@ struct Config {
     uint32_t connect_timeout_ms = 10000;
     uint32_t first_byte_timeout_ms = 120000;
     uint32_t idle_timeout_ms = 120000;
-    std::string origin;  // "<file>:<line>" of the table, for messages.
+    std::string origin;           // "<file>:<line>" of the table, for messages.
+    std::string fallback_origin;  // "<file>:<line>" of its fallback key.
   };
   std::vector<Profile> profiles;
 

@@ -624,7 +624,7 @@ TEST_F(ConfigTest, ProfileErrorsNameFileLineProfileAndField) {
             Path() + ":1: profiles.a: 'provider' and 'model' are required, e.g. provider = "
                      "\"anthropic\" and model = \"claude-sonnet-4-5\"");
   EXPECT_EQ(FileError("[profiles.a]\nprovider = \"openai\"\nmodel = \"m\"\nfallback = \"b\"\n"),
-            Path() + ":1: profiles.a.fallback: 'b' names no profile in this file");
+            Path() + ":4: profiles.a.fallback: 'b' names no profile in this file");
   EXPECT_EQ(FileError("[models.gpt]\ninput_price = 1\n"),
             Path() + ":1: models.'gpt': expected a table named \"<provider>/<model id>\", e.g. "
                      "[models.\"openai/gpt-4.1\"]");
