@@ -452,7 +452,13 @@ struct Session::Turn {
 
   Result<StopReason> Run(std::string_view text);
   std::string SystemPrompt();
+  // `parts` with the environment details appended, for the request that follows.
   llm::Message UserMessage(std::vector<llm::ContentPart> parts);
+  // `parts` alone: kept when the turn ends before another request (a cancel, a limit), since the
+  // next prompt's message brings its own details (two blocks would reach the model merged).
+  static llm::Message LastUserMessage(std::vector<llm::ContentPart> parts) {
+    return llm::Message{llm::Role::kUser, std::move(parts)};
+  }
   // Condenses or truncates as the context plan says; an error when what is left still exceeds
   // the model's whole window (a message too large on its own), so no request is sent for it.
   Status FitContext();
@@ -1682,7 +1688,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
         std::lock_guard lock(session.mutex_);
         state.status = SessionStatus::kWaiting;  // For the user's guidance.
       }
-      if (append_user) Append(UserMessage(std::move(parts)));
+      if (append_user) Append(LastUserMessage(std::move(parts)));
       if (!stuck.empty()) return EndWithMessage("\n\n" + stuck);
       return EndWithMessage("\n\nThe model has made " + std::to_string(settings.mistake_limit) +
                             " mistakes in a row (replies without a tool call, or calls with "
@@ -1690,7 +1696,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
                             "e.g. how to break the task down.");
     }
     if (requests >= settings.max_requests_per_turn) {
-      if (append_user) Append(UserMessage(std::move(parts)));
+      if (append_user) Append(LastUserMessage(std::move(parts)));
       Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk,
                       "\n\nStopped: this turn made " + std::to_string(requests) +
                           " model requests, its limit (agent.max_requests_per_turn). Send a "
@@ -1713,7 +1719,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
                      reply.outcome == PermissionOutcome::kAllowAlways ||
                      (reply.outcome == PermissionOutcome::kRejectOnce && !reply.feedback.empty());
       if (!goes_on) {
-        if (append_user) Append(UserMessage(std::move(parts)));
+        if (append_user) Append(LastUserMessage(std::move(parts)));
         if (reply.outcome == PermissionOutcome::kCancelled) {
           SaveRecord();
           return StopReason::kCancelled;
@@ -1819,7 +1825,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
       parts.push_back(std::move(part));
     }
     if (session.cancelled_.load()) {
-      Append(UserMessage(std::move(parts)), /*with_record=*/true);
+      Append(LastUserMessage(std::move(parts)), /*with_record=*/true);
       return StopReason::kCancelled;
     }
     // The results and the session's row are stored together at the top of the loop.

@@ -877,6 +877,16 @@ TEST_F(SessionTest, RequestLimitEndsTurnAndNextPromptContinues) {
   EXPECT_NE(ToolResultOf(bodies[2], "call_2").value_or("").find("grep"), std::string::npos)
       << "the last result of the cut turn reaches the model";
   EXPECT_NE(LastUserText(bodies[2]).find("Go on"), std::string::npos);
+  // One block of environment details per request that followed: the task's, call_1's result's
+  // and "Go on"'s; the cut turn's last result brings none of its own (it used to, and the model
+  // got two blocks in one message).
+  std::string sent = bodies[2]["messages"].dump();
+  size_t blocks = 0;
+  for (size_t at = sent.find("<environment_details>"); at != std::string::npos;
+       at = sent.find("<environment_details>", at + 1)) {
+    ++blocks;
+  }
+  EXPECT_EQ(blocks, 3u) << sent;
 }
 
 // At approvals.max_requests the user is asked whether to go on (a question, with no "always");
