@@ -66,7 +66,8 @@ struct XmlEvent {
 //   call; anything else between parameters is ignored (kept in `raw`). A parameter ends at its
 //   own closing tag, so values may hold other markup. `content` takes everything up to the LAST
 //   `</content>` before `</tool>` (files that contain `</content>` themselves).
-// - Values: `content` and `diff` lose one leading and one trailing newline; other values are
+// - Values: `content` and `diff` lose one leading and one trailing newline (write_to_file's
+//   `content`, a whole file, keeps its trailing one); other values are
 //   trimmed. Nothing is XML-unescaped, except Kilo's `&amp;` → `&` in execute_command.command.
 // - Every tool call is reported, also after the first: the caller enforces one tool per message
 //   (tool_calls_seen(), XmlToolCall::index).
