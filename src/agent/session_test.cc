@@ -382,6 +382,18 @@ class SessionTest : public ::testing::Test {
     return settings;
   }
 
+  // Closes `session` in `first` (as its process would at exit) and loads it in a new engine over
+  // `pool`, as another process would; null, with a failure, when it does not load.
+  std::shared_ptr<Session> Reopen(Engine& first, std::shared_ptr<Session>& session,
+                                  llm::ProviderPool& pool) {
+    std::string id = session->id();
+    first.Close(id);
+    session.reset();
+    Result<std::shared_ptr<Session>> loaded = MakeEngine(pool).LoadSession(id);
+    EXPECT_TRUE(loaded.ok()) << loaded.error().ToString();
+    return loaded.ok() ? *loaded : nullptr;
+  }
+
   Engine& MakeEngine(llm::ProviderPool& pool, AgentSettings settings = Settings(),
                      SessionStore* store = nullptr) {
     engines_.push_back(
@@ -1587,17 +1599,12 @@ TEST_F(SessionTest, ReloadedSessionTakesTheAnswerToItsQuestion) {
           .dump()));
   TestClient client;
   EXPECT_EQ(MustPrompt(*session, "Edit a file", client), StopReason::kEndTurn);
-  std::string id = session->id();
-  first.Close(id);
-  session.reset();
-
-  Engine& second = MakeEngine(pool);
-  Result<std::shared_ptr<Session>> loaded = second.LoadSession(id);
-  ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
+  std::shared_ptr<Session> loaded = Reopen(first, session, pool);
+  ASSERT_NE(loaded, nullptr);
   Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
   TestClient later;
   // "1" picks the first suggestion, which the reloaded session knows from the stored call.
-  EXPECT_EQ(MustPrompt(**loaded, "1", later), StopReason::kEndTurn);
+  EXPECT_EQ(MustPrompt(*loaded, "1", later), StopReason::kEndTurn);
   std::vector<json> bodies = Bodies();
   ASSERT_EQ(bodies.size(), 2u);
   std::optional<std::string> answer = ToolResultOf(bodies[1], "call_ask");
@@ -1615,16 +1622,11 @@ TEST_F(SessionTest, ReloadedSessionTakesGuidanceAfterTheMistakeLimit) {
   for (int i = 0; i < 3; ++i) Enqueue(testing::OpenAiText("Hmm " + std::to_string(i)));
   TestClient client;
   EXPECT_EQ(MustPrompt(*session, "Fix it", client), StopReason::kEndTurn);
-  std::string id = session->id();
-  first.Close(id);
-  session.reset();
-
-  Engine& second = MakeEngine(pool);
-  Result<std::shared_ptr<Session>> loaded = second.LoadSession(id);
-  ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
+  std::shared_ptr<Session> loaded = Reopen(first, session, pool);
+  ASSERT_NE(loaded, nullptr);
   Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
   TestClient later;
-  EXPECT_EQ(MustPrompt(**loaded, "Use attempt_completion", later), StopReason::kEndTurn);
+  EXPECT_EQ(MustPrompt(*loaded, "Use attempt_completion", later), StopReason::kEndTurn);
   std::vector<json> bodies = Bodies();
   ASSERT_EQ(bodies.size(), 4u);
   std::string last = LastUserText(bodies[3]);

@@ -431,44 +431,44 @@ TEST_F(PoolTest, MissingKeyFailsBeforeSendingAnything) {
       << other.Last().error.message;
 }
 
+// Two overloaded replies from `primary` (2 attempts each), then `backup` answers: the caller
+// gets the backup's text, asked for with the backup's own model.
 TEST_F(PoolTest, FallsBackToTheNextProfileWhenOneIsUnavailable) {
   options_.max_attempts = 2;
-  Config::Profile primary = Profile("primary", "openai", "gpt-4.1", "/a");
-  primary.fallback = "backup";
-  auto pool = Pool({primary, Profile("backup", "anthropic", "claude-haiku-4-5", "/b")});
-  server_->Enqueue("/a/", Golden("openai", "error_overloaded"));
-  server_->Enqueue("/a/", Golden("openai", "error_overloaded"));
-  server_->Enqueue("/b/", Golden("anthropic", "text"));
-  Collector collector;
-  ASSERT_TRUE(pool->Stream("primary", Hello(), collector.Sink()).ok());
-  ASSERT_TRUE(collector.WaitForTerminal());
-  EXPECT_EQ(collector.Text(), Expected("anthropic", "text"));
-  std::vector<lai::testing::RecordedRequest> requests = server_->requests();
-  ASSERT_EQ(requests.size(), 3u);
-  EXPECT_EQ(requests[2].path, "/b/v1/messages");
-  // The fallback profile's own model, not the first profile's.
-  EXPECT_EQ(nlohmann::json::parse(requests[2].body)["model"], "claude-haiku-4-5");
-}
-
-// An overloaded model opens its own circuit, not its host's: the fallback profile naming another
-// model at the same endpoint is still tried (it was refused: "its circuit is open").
-TEST_F(PoolTest, FallsBackToAnotherModelAtTheSameEndpoint) {
-  options_.max_attempts = 2;
+  // An overloaded model opens its own circuit, not its host's: a fallback naming another model
+  // at the same endpoint is still tried (it was refused: "its circuit is open").
   options_.breaker_failure_threshold = 2;
   options_.breaker_cool_down = 60s;
-  Config::Profile primary = Profile("primary", "anthropic", "claude-opus-4-1", "/a");
-  primary.fallback = "backup";
-  auto pool = Pool({primary, Profile("backup", "anthropic", "claude-sonnet-4-5", "/a")});
-  server_->Enqueue("/a/", Golden("anthropic", "error_overloaded"));
-  server_->Enqueue("/a/", Golden("anthropic", "error_overloaded"));
-  server_->Enqueue("/a/", Golden("anthropic", "text"));
-  Collector collector;
-  ASSERT_TRUE(pool->Stream("primary", Hello(), collector.Sink()).ok());
-  ASSERT_TRUE(collector.WaitForTerminal());
-  EXPECT_EQ(collector.Text(), Expected("anthropic", "text")) << collector.Last().error.message;
-  std::vector<lai::testing::RecordedRequest> requests = server_->requests();
-  ASSERT_EQ(requests.size(), 3u);
-  EXPECT_EQ(nlohmann::json::parse(requests[2].body)["model"], "claude-sonnet-4-5");
+  struct Case {
+    Config::Profile primary, backup;
+    const char* backup_path;
+  };
+  const std::vector<Case> cases = {
+      {Profile("primary", "openai", "gpt-4.1", "/a"),
+       Profile("backup", "anthropic", "claude-haiku-4-5", "/b"), "/b/v1/messages"},
+      {Profile("primary", "anthropic", "claude-opus-4-1", "/c"),
+       Profile("backup", "anthropic", "claude-sonnet-4-5", "/c"), "/c/v1/messages"},
+  };
+  for (Case c : cases) {
+    SCOPED_TRACE(c.primary.provider + " -> " + c.backup.model);
+    c.primary.fallback = "backup";
+    auto pool = Pool({c.primary, c.backup});
+    std::string primary_base = c.primary.base_url.substr(server_->base_url().size()) + "/";
+    std::string backup_base = c.backup.base_url.substr(server_->base_url().size()) + "/";
+    server_->Enqueue(primary_base, Golden(c.primary.provider, "error_overloaded"));
+    server_->Enqueue(primary_base, Golden(c.primary.provider, "error_overloaded"));
+    server_->Enqueue(backup_base, Golden(c.backup.provider, "text"));
+    size_t before = server_->requests().size();
+    Collector collector;
+    ASSERT_TRUE(pool->Stream("primary", Hello(), collector.Sink()).ok());
+    ASSERT_TRUE(collector.WaitForTerminal());
+    EXPECT_EQ(collector.Text(), Expected(c.backup.provider, "text"))
+        << collector.Last().error.message;
+    std::vector<lai::testing::RecordedRequest> requests = server_->requests();
+    ASSERT_EQ(requests.size(), before + 3);
+    EXPECT_EQ(requests.back().path, c.backup_path);
+    EXPECT_EQ(nlohmann::json::parse(requests.back().body)["model"], c.backup.model);
+  }
 }
 
 // `--model` without `--provider`: the chosen profile (here the default, then a named one) keeps
