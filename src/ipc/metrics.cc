@@ -201,10 +201,24 @@ void MetricsRegistry::SetTypeName(uint16_t type, std::string name) {
   type_names_[type] = std::move(name);
 }
 
+void MetricsRegistry::RecordStreamed(uint16_t type, uint64_t sent_bytes, bool ok) {
+  if (type >= kMaxMessageTypes) return;
+  streamed_bytes_[type].fetch_add(sent_bytes, std::memory_order_relaxed);
+  if (!ok) streamed_errors_[type].fetch_add(1, std::memory_order_relaxed);
+}
+
+void MetricsRegistry::AddStreamedTo(MetricsSnapshot& totals) const {
+  for (size_t type = 0; type < kMaxMessageTypes; ++type) {
+    totals.types[type].sent_bytes += streamed_bytes_[type].load(std::memory_order_relaxed);
+    totals.types[type].errors += streamed_errors_[type].load(std::memory_order_relaxed);
+  }
+}
+
 MetricsSnapshot MetricsRegistry::Collect() const {
   MetricsSnapshot totals;
   std::lock_guard lock(mutex_);
   for (const auto& shard : shards_) shard->AddTo(totals);
+  AddStreamedTo(totals);
   return totals;
 }
 
@@ -215,6 +229,7 @@ std::string MetricsRegistry::RenderPrometheus() const {
   {
     std::lock_guard lock(mutex_);
     for (const auto& shard : shards_) shard->AddTo(totals);
+    AddStreamedTo(totals);
     for (size_t type = 0; type < kMaxMessageTypes; ++type) {
       if (totals.types[type].requests == 0) continue;
       active_types.emplace_back(

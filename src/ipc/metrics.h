@@ -140,10 +140,6 @@ class alignas(64) MetricsShard {
   // Owner only. This worker went to sleep waiting for work.
   void RecordPark() { Increment(parks_, 1); }
 
-  // Any thread, on a shard no worker owns (the server keeps one for streamed replies, which
-  // handlers send from threads of their own): the bytes a streamed reply of `type` sent, and
-  // whether it ended in an error. Relaxed fetch_add, so many threads may record at once.
-  void RecordStreamed(uint16_t type, uint64_t sent_bytes, bool ok);
   // Any thread (the accept thread records failed handshakes). A malformed frame or hello.
   void RecordProtocolError() { protocol_errors_.fetch_add(1, std::memory_order_relaxed); }
   // Any thread. Count a connection accepted / closed and move the open-connections gauge.
@@ -211,7 +207,12 @@ class MetricsRegistry {
   // type < kMaxMessageTypes.
   void SetTypeName(uint16_t type, std::string name);
 
-  // Sum over all shards.
+  // Any thread (Responders send from their handlers' threads): the bytes a streamed reply of
+  // `type` sent, and whether it ended in an error, counted once it ends. Relaxed fetch_add on
+  // two small per-type arrays of the registry's own (4 KiB, not a 62 KiB shard).
+  void RecordStreamed(uint16_t type, uint64_t sent_bytes, bool ok);
+
+  // Sum over all shards and the streamed replies.
   MetricsSnapshot Collect() const;
   // Prometheus text exposition format (version 0.0.4). Per-type series only for types that
   // handled at least one request.
@@ -222,6 +223,11 @@ class MetricsRegistry {
   // Guarded by mutex_.
   std::vector<std::unique_ptr<MetricsShard>> shards_;
   std::array<std::string, kMaxMessageTypes> type_names_;
+  // RecordStreamed's; written by any thread.
+  std::array<std::atomic<uint64_t>, kMaxMessageTypes> streamed_bytes_{};
+  std::array<std::atomic<uint64_t>, kMaxMessageTypes> streamed_errors_{};
+
+  void AddStreamedTo(MetricsSnapshot& totals) const;
 };
 
 // Inline because it is the per-request hot path.
@@ -232,12 +238,6 @@ inline void MetricsShard::RecordRequest(uint16_t type, uint64_t latency_ns, uint
   if (!ok) Increment(stats.errors, 1);
   Increment(stats.received_bytes, received_bytes);
   Increment(stats.sent_bytes, sent_bytes);
-}
-
-inline void MetricsShard::RecordStreamed(uint16_t type, uint64_t sent_bytes, bool ok) {
-  TypeStats& stats = types_[type < kMaxMessageTypes ? type : UnknownTypeAbort(type)];
-  stats.sent_bytes.fetch_add(sent_bytes, std::memory_order_relaxed);
-  if (!ok) stats.errors.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace lai::ipc

@@ -82,9 +82,8 @@ struct Responder::Shared {
   // Responders alive on this connection. Only the worker creates them, so when it reads zero no
   // other thread can be sending; the decrement (release) publishes a Responder's last sends.
   std::atomic<uint32_t> responders{0};
-  // Where a streamed reply's bytes and outcome are counted when it ends (the server's shard for
-  // streams: Responders send from any thread).
-  MetricsShard* stream_metrics = nullptr;
+  // Where a streamed reply's bytes and outcome are counted when it ends (RecordStreamed).
+  MetricsRegistry* metrics = nullptr;
 };
 
 namespace internal {
@@ -272,7 +271,6 @@ class Worker {
 struct Server::Impl {
   std::vector<std::unique_ptr<internal::HandlerEntry>> handlers{kMaxMessageTypes};
   std::vector<std::unique_ptr<internal::Worker>> workers;
-  MetricsShard* stream_metrics = nullptr;  // Written by Responders, from any thread.
   SharedFileCache files;
   LockFile lock;
   UniqueFd listen;
@@ -476,8 +474,8 @@ void Responder::CountSentLocked(uint8_t flags, size_t bytes, bool final) {
   sent_bytes_ += bytes;
   if (!final) return;
   finished_.store(true, std::memory_order_relaxed);
-  if (shared_->stream_metrics != nullptr) {
-    shared_->stream_metrics->RecordStreamed(type_, sent_bytes_, (flags & kFlagError) == 0);
+  if (shared_->metrics != nullptr) {
+    shared_->metrics->RecordStreamed(type_, sent_bytes_, (flags & kFlagError) == 0);
   }
 }
 
@@ -1017,7 +1015,6 @@ Status Server::Start() {
     RETURN_IF_ERROR(worker->Init());
     impl_->workers.push_back(std::move(worker));
   }
-  impl_->stream_metrics = &metrics_.AddShard();
   (void)CanSpin();  // Its one-time probe (sysconf) runs here, not on a worker.
   impl_->running = std::make_unique<std::latch>(impl_->workers.size() + 1);
   for (auto& w : impl_->workers) w->Start(*impl_->running);
@@ -1122,7 +1119,7 @@ void Server::Impl::Accept(Server& server, UniqueFd socket) {
   c->shared->pool = &worker->pool();
   c->shared->poke = PeerWaker::ToServer(worker->doorbell(), *slot, worker->eventfd());
   c->shared->channel = &*c->channel;
-  c->shared->stream_metrics = stream_metrics;
+  c->shared->metrics = &server.metrics_;
   Welcome welcome;
   welcome.version = kProtocolVersion;
   welcome.slot = *slot;

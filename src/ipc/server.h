@@ -118,7 +118,7 @@ class Responder {
  private:
   Status Enqueue(uint8_t flags, std::span<const std::byte> payload, bool final);
   // A frame of `bytes` went out: counted, and when `final`, the request is finished and its
-  // bytes and outcome recorded (Shared::stream_metrics). Under Shared::mutex.
+  // bytes and outcome recorded (MetricsRegistry::RecordStreamed). Under Shared::mutex.
   void CountSentLocked(uint8_t flags, size_t bytes, bool final);
   SendResult TryEnqueue(uint8_t flags, std::span<const std::byte> payload, bool final);
 
