@@ -1668,6 +1668,8 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
   Emit(TextUpdate(SessionUpdate::Kind::kUserMessageChunk, std::string(text)));
 
   ForcedReduction overflow;  // Recovery from "context too long" errors.
+  // The limits count what runs without the user: a prompt of theirs starts counting again.
+  state.limits.Reset(state.totals.cost_usd);
   bool append_user = true;
   std::string stuck;  // Why the model seems stuck (ToolOutcome::stuck): the user is asked.
   while (true) {

@@ -930,6 +930,11 @@ TEST_F(SessionTest, ApprovalRequestLimitAsksAndFeedbackGoesOn) {
   EXPECT_NE(client.AgentText().find("Stopped: Reached the limit of 1 model requests"),
             std::string::npos)
       << client.AgentText();
+  // The user's next prompt starts counting again: its first request is not asked about (an
+  // unexpected question fails the test).
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Read both.")));
+  EXPECT_EQ(MustPrompt(*session, "Go on", client), StopReason::kEndTurn);
+  EXPECT_EQ(client.permissions().size(), 2u);
 }
 
 // ---- 4. Mistake limit --------------------------------------------------------------------------
