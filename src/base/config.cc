@@ -1010,11 +1010,10 @@ std::string DefaultConfigPath() { return DefaultConfigPathFrom(::environ); }
 namespace {
 
 // A key's value in `config` as TOML writes it: an integer, a number or a quoted string.
-std::string ValueText(const KeyDescriptor& key, Config& config) {
-  if (IsInteger(key)) return std::to_string(GetInteger(key, config));
-  if (IsNumber(key)) return fmt::format("{}", (*std::get_if<DoubleField>(&key.field))(config));
+// A TOML basic string: quotes, backslashes and control characters escaped.
+std::string TomlString(std::string_view text) {
   std::string quoted = "\"";
-  for (char c : (*std::get_if<StringField>(&key.field))(config)) {
+  for (char c : text) {
     if (c == '"' || c == '\\') {
       quoted += '\\';
       quoted += c;
@@ -1027,6 +1026,12 @@ std::string ValueText(const KeyDescriptor& key, Config& config) {
   return quoted + "\"";
 }
 
+std::string ValueText(const KeyDescriptor& key, Config& config) {
+  if (IsInteger(key)) return std::to_string(GetInteger(key, config));
+  if (IsNumber(key)) return fmt::format("{}", (*std::get_if<DoubleField>(&key.field))(config));
+  return TomlString((*std::get_if<StringField>(&key.field))(config));
+}
+
 }  // namespace
 
 std::string FormatConfigValues(const Config& config) {
@@ -1035,6 +1040,26 @@ std::string FormatConfigValues(const Config& config) {
   std::string out;
   for (const KeyDescriptor& key : kKeys) {
     out += std::string(key.name) + " = " + ValueText(key, copy) + "\n";
+  }
+  return out;
+}
+
+std::string FormatProfiles(const Config& config) {
+  std::string out;
+  for (const Config::Profile& p : config.profiles) {
+    out += "\n[profiles." + p.name + "]\n";
+    out += "provider = " + TomlString(p.provider) + "\nmodel = " + TomlString(p.model) + "\n";
+    if (!p.base_url.empty()) out += "base_url = " + TomlString(p.base_url) + "\n";
+    if (!p.api_key_env.empty()) out += "api_key_env = " + TomlString(p.api_key_env) + "\n";
+    if (!p.api_key.empty()) out += "# api_key is set\n";
+    for (const auto& header : p.headers) out += "# header " + header.first + " is set\n";
+    if (p.rate_limit_per_minute != 0) {
+      out += fmt::format("rate_limit_per_minute = {}\n", p.rate_limit_per_minute);
+    }
+    if (!p.fallback.empty()) out += "fallback = " + TomlString(p.fallback) + "\n";
+    out +=
+        fmt::format("connect_timeout_ms = {}\nfirst_byte_timeout_ms = {}\nidle_timeout_ms = {}\n",
+                    p.connect_timeout_ms, p.first_byte_timeout_ms, p.idle_timeout_ms);
   }
   return out;
 }

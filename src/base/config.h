@@ -152,5 +152,8 @@ std::string DescribeKeys();
 // Every key with its value in `config`, one "name = value" line each (TOML), in the order
 // DescribeKeys() lists them. Profiles are not keys and are not included.
 std::string FormatConfigValues(const Config& config);
+// The profiles as [profiles.<name>] tables (TOML). Secrets are never printed: an api_key and
+// each header (which may carry one) appear as comments saying they are set.
+std::string FormatProfiles(const Config& config);
 
 }  // namespace lai

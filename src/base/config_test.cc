@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <regex>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -141,6 +142,34 @@ TEST_F(ConfigTest, FormattedValuesCoverEveryKeyAndLoadBack) {
   ASSERT_TRUE(again.ok()) << again.error().message() << "\n" << shown;
   EXPECT_EQ(FormatConfigValues(*again), shown);
   EXPECT_EQ(again->agent.custom_instructions, "say \"hi\" \\ bye");
+}
+
+// Profiles are shown as the tables they came from, every field but the secrets: an api_key and
+// header values (an Authorization header is one) appear only as set. The tables load back.
+TEST_F(ConfigTest, FormattedProfilesLoadBackWithoutTheirSecrets) {
+  std::string path = WriteFile(
+      "config.toml",
+      "[profiles.main]\nprovider = \"openai\"\nmodel = \"gpt-4.1\"\nbase_url = "
+      "\"http://127.0.0.1:8080/v1\"\napi_key = \"sk-SECRET\"\nheaders = { Authorization = "
+      "\"Bearer TOKEN\" }\nrate_limit_per_minute = 3\nfallback = \"spare\"\nidle_timeout_ms "
+      "= 5000\n[profiles.spare]\nprovider = \"ollama\"\nmodel = \"qwen\\\"3\"\n");
+  ::chmod(path.c_str(), 0600);
+  Result<Config> config = Load(path);
+  ASSERT_TRUE(config.ok()) << config.error().message();
+  std::string shown = FormatProfiles(*config);
+  EXPECT_EQ(shown.find("SECRET"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("TOKEN"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("# api_key is set\n# header Authorization is set\n"), std::string::npos)
+      << shown;
+  EXPECT_NE(shown.find("rate_limit_per_minute = 3\nfallback = \"spare\"\n"), std::string::npos)
+      << shown;
+  EXPECT_NE(shown.find("idle_timeout_ms = 5000\n"), std::string::npos) << shown;
+  Result<Config> again = Load(WriteFile("again.toml", shown));
+  ASSERT_TRUE(again.ok()) << again.error().message() << "\n" << shown;
+  ASSERT_EQ(again->profiles.size(), 2u);
+  EXPECT_EQ(again->profiles[1].model, "qwen\"3");
+  EXPECT_EQ(FormatProfiles(*again),
+            std::regex_replace(shown, std::regex("# (api_key|header Authorization) is set\n"), ""));
 }
 
 TEST_F(ConfigTest, DottedKeysAndInlineTablesWork) {

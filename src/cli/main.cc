@@ -20,14 +20,7 @@ namespace {
 
 int ConfigShow(const lai::Config& c) {
   std::fputs(lai::FormatConfigValues(c).c_str(), stdout);  // Every key, from the key table.
-  for (const lai::Config::Profile& p : c.profiles) {  // Never prints a key, only its presence.
-    std::printf(
-        "profiles.%s = { provider = \"%s\", model = \"%s\", base_url = \"%s\", "
-        "api_key_env = \"%s\"%s, fallback = \"%s\" }\n",
-        p.name.c_str(), p.provider.c_str(), p.model.c_str(), p.base_url.c_str(),
-        p.api_key_env.c_str(), p.api_key.empty() ? "" : ", api_key = \"<set>\"",
-        p.fallback.c_str());
-  }
+  std::fputs(lai::FormatProfiles(c).c_str(), stdout);      // Never a key's or header's value.
   return 0;
 }
 
