@@ -237,23 +237,6 @@ struct ContextChange {
   std::optional<HistoryMessage> added;
 };
 
-// Every tool a model may be offered: the workspace tools, then the session tools.
-const std::vector<PromptToolSpec>& AllToolSpecs() {
-  static const std::vector<PromptToolSpec> specs = [] {
-    std::vector<PromptToolSpec> all;
-    for (const std::unique_ptr<Tool>& tool : WorkspaceTools()) {
-      all.push_back({std::string(tool->name()), std::string(tool->description()),
-                     std::string(tool->parameters_schema())});
-    }
-    for (const SessionToolSpec& spec : SessionToolSpecs()) {
-      all.push_back({std::string(spec.name), std::string(spec.description),
-                     std::string(spec.parameters_schema)});
-    }
-    return all;
-  }();
-  return specs;
-}
-
 bool IsSessionTool(std::string_view name) { return FindSessionToolSpec(name) != nullptr; }
 
 // Session tools the client sees as tool calls (the others show as text, a plan or a mode change).
@@ -311,19 +294,6 @@ std::optional<std::pair<std::string, std::string>> FindMcpFunction(
     }
   }
   return std::nullopt;
-}
-
-const std::vector<XmlToolSpec>& AllXmlSpecs() {
-  static const std::vector<XmlToolSpec> specs = [] {
-    std::vector<XmlToolSpec> all;
-    for (const PromptToolSpec& spec : AllToolSpecs()) {
-      Result<XmlToolSpec> xml = XmlToolSpec::FromSchema(spec.name, spec.parameters_schema);
-      LAI_CHECK(xml.ok()) << spec.name << ": " << xml.error().message();
-      all.push_back(std::move(*xml));
-    }
-    return all;
-  }();
-  return specs;
 }
 
 const XmlToolSpec* FindXmlSpec(std::string_view name) {

@@ -10,6 +10,7 @@
 #include "agent/internal/markdown.h"
 #include "agent/internal/message_json_value.h"
 #include "agent/session_tool_specs.h"
+#include "agent/xml_tools.h"
 
 namespace lai::agent {
 namespace {
@@ -112,7 +113,28 @@ void AppendPart(const llm::ContentPart& part, std::string& out) {
   }
 }
 
-void AppendMessage(const HistoryMessage& message, std::string& out) {
+// An assistant's text under the XML tool protocol: its tool calls fenced as XML (Markdown
+// renderers would swallow the tags), the prose around them as it is.
+void AppendXmlText(const std::string& text, std::string& out) {
+  XmlToolParser parser(AllXmlSpecs());
+  std::vector<XmlEvent> events;
+  if (!parser.Feed(text, events).ok()) {  // Over the parser's limit: as it is.
+    out += text;
+    return;
+  }
+  parser.Finish(events);
+  for (const XmlEvent& event : events) {
+    if (event.type == XmlEventType::kText) {
+      out += event.text;
+    } else if (event.type == XmlEventType::kToolComplete) {
+      if (!out.empty() && out.back() != '\n') out += '\n';
+      out += "\nTool call `" + event.call.name + "`:\n\n" + Fenced(event.call.raw, "xml");
+    }
+  }
+  if (!out.empty() && out.back() != '\n') out += '\n';
+}
+
+void AppendMessage(const HistoryMessage& message, bool is_xml, std::string& out) {
   out += "## " + std::to_string(message.seq) + ". ";
   out += message.message.role == llm::Role::kUser ? "User" : "Assistant";
   if (message.is_summary) out += " — summary of earlier conversation";
@@ -129,7 +151,12 @@ void AppendMessage(const HistoryMessage& message, std::string& out) {
   }
   for (size_t i = 0; i < message.message.parts.size(); ++i) {
     if (i > 0) out += "\n";
-    AppendPart(message.message.parts[i], out);
+    const llm::ContentPart& part = message.message.parts[i];
+    if (is_xml && message.message.role == llm::Role::kAssistant && part.kind == Kind::kText) {
+      AppendXmlText(part.text, out);
+    } else {
+      AppendPart(part, out);
+    }
   }
   out += "\n";
 }
@@ -174,7 +201,8 @@ std::string ExportMarkdown(const SessionRecord& record,
   row("Requests", std::to_string(totals.requests));
   out += "\n";
   AppendTodos(record.todos_json, out);
-  for (const HistoryMessage& message : messages) AppendMessage(message, out);
+  const bool is_xml = record.tool_protocol == ToolProtocol::kXml;
+  for (const HistoryMessage& message : messages) AppendMessage(message, is_xml, out);
   return out;
 }
 

@@ -149,6 +149,25 @@ TEST(SessionExportTest, MinimalSessionHasIdAsTitleAndNoTodoSection) {
   EXPECT_EQ(markdown.find("Todo list"), std::string::npos);
 }
 
+// Under the XML tool protocol the calls are in the assistant's text: they are fenced as XML
+// (a Markdown renderer would swallow the tags), the prose around them kept as it is.
+TEST(SessionExportTest, XmlToolCallsInTheTextAreFenced) {
+  SessionRecord record;
+  record.id = "x";
+  record.tool_protocol = ToolProtocol::kXml;
+  std::vector<HistoryMessage> messages = {
+      Message(1, llm::Role::kUser, {Text("Read a.txt")}),
+      Message(2, llm::Role::kAssistant,
+              {Text("Reading <b>it</b>.\n<read_file>\n<path>a.txt</path>\n</read_file>")})};
+  std::string markdown = ExportMarkdown(record, messages);
+  EXPECT_NE(markdown.find("Reading <b>it</b>.\n\nTool call `read_file`:\n\n```xml\n<read_file>\n"
+                          "<path>a.txt</path>\n</read_file>\n```\n"),
+            std::string::npos)
+      << markdown;
+  record.tool_protocol = ToolProtocol::kNative;  // Native text is never parsed for calls.
+  EXPECT_EQ(ExportMarkdown(record, messages).find("```xml"), std::string::npos);
+}
+
 TEST(SessionExportTest, StoredAndLoadedSessionExportsTheSame) {
   std::string pattern = std::string(::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") +
                         "/lai-export-test-XXXXXX";

@@ -2,6 +2,14 @@
 #include "agent/session_tool_specs.h"
 
 #include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/prompt.h"
+#include "agent/tools/tool.h"
+#include "agent/xml_tools.h"
+#include "base/check.h"
 
 namespace lai::agent {
 namespace {
@@ -146,6 +154,35 @@ const SessionToolSpec* FindSessionToolSpec(std::string_view name) {
     if (spec.name == name) return &spec;
   }
   return nullptr;
+}
+
+const std::vector<PromptToolSpec>& AllToolSpecs() {
+  static const std::vector<PromptToolSpec> specs = [] {
+    std::vector<PromptToolSpec> all;
+    for (const std::unique_ptr<Tool>& tool : WorkspaceTools()) {
+      all.push_back({std::string(tool->name()), std::string(tool->description()),
+                     std::string(tool->parameters_schema())});
+    }
+    for (const SessionToolSpec& spec : SessionToolSpecs()) {
+      all.push_back({std::string(spec.name), std::string(spec.description),
+                     std::string(spec.parameters_schema)});
+    }
+    return all;
+  }();
+  return specs;
+}
+
+const std::vector<XmlToolSpec>& AllXmlSpecs() {
+  static const std::vector<XmlToolSpec> specs = [] {
+    std::vector<XmlToolSpec> all;
+    for (const PromptToolSpec& spec : AllToolSpecs()) {
+      Result<XmlToolSpec> xml = XmlToolSpec::FromSchema(spec.name, spec.parameters_schema);
+      LAI_CHECK(xml.ok()) << spec.name << ": " << xml.error().message();
+      all.push_back(std::move(*xml));
+    }
+    return all;
+  }();
+  return specs;
 }
 
 std::vector<TodoItem> ParseTodoList(std::string_view markdown) {

@@ -20,6 +20,13 @@ struct SessionToolSpec {
 
 // In the order above.
 std::span<const SessionToolSpec> SessionToolSpecs();
+
+struct PromptToolSpec;
+struct XmlToolSpec;
+// Every tool a model may be offered: the workspace tools, then the session tools.
+const std::vector<PromptToolSpec>& AllToolSpecs();
+// The same as XML-protocol specs, for parsing an assistant's text (xml_tools.h).
+const std::vector<XmlToolSpec>& AllXmlSpecs();
 // nullptr when `name` is not a session tool.
 const SessionToolSpec* FindSessionToolSpec(std::string_view name);
 
