@@ -217,6 +217,9 @@ int64_t NextSeq(const std::vector<HistoryMessage>& history) {
   return last + 1;
 }
 
+// A stored event (not an update) after the engine's own words that end a turn; see EmitNotice.
+constexpr std::string_view kTurnEndEvent = "turn_end";
+
 // A history message and the event that marks where it falls among the updates, in one
 // transaction: a load then knows which streamed text never became a message.
 // The message and its "message" event, and the session's row when `record` is given, journaled
@@ -304,6 +307,25 @@ const XmlToolSpec* FindXmlSpec(std::string_view name) {
 }
 
 }  // namespace
+
+std::optional<llm::Message> UnfinishedReply(const std::vector<StoredEvent>& events) {
+  std::string partial;
+  for (const StoredEvent& event : events) {
+    if (event.kind == "message" || event.kind == kTurnEndEvent) {
+      partial.clear();
+    } else if (event.kind == UpdateKindName(SessionUpdate::Kind::kAgentMessageChunk)) {
+      Result<SessionUpdate> update = SessionUpdateFromAcpJson(event.payload_json);
+      if (update.ok()) partial += update->text;
+    }
+  }
+  if (partial.empty()) return std::nullopt;
+  llm::Message message;
+  message.role = llm::Role::kAssistant;
+  message.parts.push_back({});
+  message.parts.back().text =
+      partial + "\n\n[Response interrupted: lapce-ai stopped before this reply finished.]";
+  return message;
+}
 
 std::string_view StopReasonName(StopReason reason) {
   switch (reason) {
@@ -440,6 +462,10 @@ struct Session::Turn {
   ToolOutcome RunMcp(const ToolCall& call, const json& args, ToolCallInfo& info);
   bool AskSession(SessionApprovalKind kind, ToolCallInfo info, std::string* feedback);
   void EmitUsage();
+  // The engine's own words to the user at the end of a turn (a stop at a limit, a call for
+  // guidance): shown as agent text, and followed by a turn-end marker among the stored events,
+  // so a reload never takes them for a reply the model was writing (UnfinishedReply).
+  void EmitNotice(std::string text);
   StopReason EndWithMessage(std::string text);
   ApprovalReply Approve(const ApprovalRequest& request, const ToolCallInfo& call);
   ToolOutcome RunSubtask(const std::string& mode, const std::string& message,
@@ -634,8 +660,16 @@ void Session::Turn::EmitUsage() {
   Emit(update);
 }
 
-StopReason Session::Turn::EndWithMessage(std::string text) {
+void Session::Turn::EmitNotice(std::string text) {
   Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, std::move(text)));
+  if (SessionStore* db = store()) {
+    Status stored = db->JournalEvent(session.id_, kTurnEndEvent, "{}", NowMs());
+    if (!stored.ok()) spdlog::error("session {}: {}", session.id_, stored.error().ToString());
+  }
+}
+
+StopReason Session::Turn::EndWithMessage(std::string text) {
+  EmitNotice(std::move(text));
   SaveRecord();
   return StopReason::kEndTurn;
 }
@@ -1669,10 +1703,9 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     }
     if (requests >= settings.max_requests_per_turn) {
       if (append_user) Append(LastUserMessage(std::move(parts)));
-      Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk,
-                      "\n\nStopped: this turn made " + std::to_string(requests) +
-                          " model requests, its limit (agent.max_requests_per_turn). Send a "
-                          "message to continue."));
+      EmitNotice("\n\nStopped: this turn made " + std::to_string(requests) +
+                 " model requests, its limit (agent.max_requests_per_turn). Send a message to "
+                 "continue.");
       SaveRecord();
       return StopReason::kMaxTurnRequests;
     }
@@ -1696,9 +1729,8 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
           SaveRecord();
           return StopReason::kCancelled;
         }
-        Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk,
-                        "\n\nStopped: " + reached->message +
-                            " Send a message to continue; counting starts again."));
+        EmitNotice("\n\nStopped: " + reached->message +
+                   " Send a message to continue; counting starts again.");
         SaveRecord();
         return StopReason::kMaxTurnRequests;
       }
@@ -1878,7 +1910,7 @@ Status Session::Replay(SessionClient& client) {
   if (db == nullptr) return OkStatus();
   ASSIGN_OR_RETURN(std::vector<StoredEvent> events, db->LoadEvents(id_));
   for (const StoredEvent& event : events) {
-    if (event.kind == "message") continue;
+    if (event.kind == "message" || event.kind == kTurnEndEvent) continue;
     Result<SessionUpdate> update = SessionUpdateFromAcpJson(event.payload_json);
     if (!update.ok()) {
       spdlog::warn("session {}: skipping stored event {}: {}", id_, event.seq,
@@ -2055,27 +2087,16 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
   // A reply the engine was streaming when it stopped: its shown text is in the events after the
   // last stored message. Keep it in the history so the model sees what the user saw.
   ASSIGN_OR_RETURN(std::vector<StoredEvent> events, store_->LoadEvents(record->id));
-  std::string partial;
-  for (const StoredEvent& event : events) {
-    if (event.kind == "message") {
-      partial.clear();
-    } else if (event.kind == UpdateKindName(SessionUpdate::Kind::kAgentMessageChunk)) {
-      Result<SessionUpdate> update = SessionUpdateFromAcpJson(event.payload_json);
-      if (update.ok()) partial += update->text;
-    }
-  }
   // Only a turn that never ended (status still active, or failed and then killed before it kept
   // its partial reply) left a reply unfinished; after a completion or a question the chunks after
   // the last message are the engine's own text.
-  if (!partial.empty() &&
+  std::optional<llm::Message> unfinished = UnfinishedReply(events);
+  if (unfinished &&
       (record->status == SessionStatus::kActive || record->status == SessionStatus::kFailed)) {
     HistoryMessage message;
     message.seq = NextSeq(state.history);
     message.time_ms = NowMs();
-    message.message.role = llm::Role::kAssistant;
-    message.message.parts.push_back({});
-    message.message.parts.back().text =
-        partial + "\n\n[Response interrupted: lapce-ai stopped before this reply finished.]";
+    message.message = std::move(*unfinished);
     message.token_estimate = EstimateTokens(message.message);
     RETURN_IF_ERROR(StoreMessage(*store_, record->id, message));
     state.history.push_back(std::move(message));

@@ -94,6 +94,13 @@ struct SessionInfo {
 };
 
 class Engine;
+struct StoredEvent;
+
+// The reply the engine was streaming when it stopped (killed mid-turn), from a session's stored
+// events: the agent message chunks after the last stored message, unless the turn ended after
+// them (the engine's own notices, such as a stop at a limit, are not a reply); nullopt when none.
+// As the history keeps it: an assistant message marked as cut off.
+std::optional<llm::Message> UnfinishedReply(const std::vector<StoredEvent>& events);
 
 class Session {
  public:

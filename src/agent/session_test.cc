@@ -937,6 +937,30 @@ TEST_F(SessionTest, ApprovalRequestLimitAsksAndFeedbackGoesOn) {
   EXPECT_EQ(client.permissions().size(), 2u);
 }
 
+// The engine's notice at a stop ("Stopped: this turn made 2 model requests…") is not a reply the
+// model was writing: a reload does not hand it to the model as an interrupted reply of its own.
+TEST_F(SessionTest, AStopNoticeIsNotTakenForAnInterruptedReplyAfterAReload) {
+  AgentSettings settings = Settings();
+  settings.max_requests_per_turn = 2;
+  llm::ProviderPool& pool = MakePool({"p"});
+  Engine& first = MakeEngine(pool, settings);
+  std::shared_ptr<Session> session = NewSession(first);
+  Enqueue(OpenAiToolCall("call_1", "read_file", ReadArgs("src.txt")));
+  Enqueue(OpenAiToolCall("call_2", "read_file", ReadArgs("test.sh")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Read both files", client), StopReason::kMaxTurnRequests);
+  std::shared_ptr<Session> loaded = Reopen(first, session, pool);
+  ASSERT_NE(loaded, nullptr);
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Read both.")));
+  TestClient later;
+  EXPECT_EQ(MustPrompt(*loaded, "Go on", later), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 3u);
+  std::string sent = MessagesText(bodies[2]);
+  EXPECT_EQ(sent.find("Response interrupted"), std::string::npos) << sent;
+  EXPECT_EQ(sent.find("Stopped: this turn made"), std::string::npos) << sent;
+}
+
 // ---- 4. Mistake limit --------------------------------------------------------------------------
 
 TEST_F(SessionTest, MistakeLimitEndsTurnAndFeedbackReachesModel) {

@@ -736,24 +736,11 @@ Result<Loaded> LoadStored(agent::SessionStore& store, const std::string& id) {
   if (record->status != agent::SessionStatus::kActive) return loaded;
   // A turn that never finished (the engine was killed): the reply text it had shown is in the
   // events after the last stored message. Show it as `sessions resume` will keep it.
-  std::string partial;
-  for (const agent::StoredEvent& event : loaded.events) {
-    if (event.kind == "message") {
-      partial.clear();
-    } else if (event.kind ==
-               agent::UpdateKindName(agent::SessionUpdate::Kind::kAgentMessageChunk)) {
-      Result<agent::SessionUpdate> update = agent::SessionUpdateFromAcpJson(event.payload_json);
-      if (update.ok()) partial += update->text;
-    }
-  }
-  if (!partial.empty()) {
+  if (std::optional<llm::Message> unfinished = agent::UnfinishedReply(loaded.events)) {
     agent::HistoryMessage message;
     message.seq = loaded.messages.empty() ? 1 : loaded.messages.back().seq + 1;
     message.time_ms = loaded.record.updated_ms;
-    message.message.role = llm::Role::kAssistant;
-    message.message.parts.push_back({});
-    message.message.parts.back().text =
-        partial + "\n\n[Response interrupted: lapce-ai stopped before this reply finished.]";
+    message.message = std::move(*unfinished);
     loaded.messages.push_back(std::move(message));
   }
   return loaded;
