@@ -342,7 +342,7 @@ TEST_F(AgentE2eTest, TheApprovalRequestLimitStopsAYesRunSayingWhy) {
   ProcessResult run = Run("fix the test", {"--yes", "--set", "approvals.max_requests=1"});
   EXPECT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(fake_->requests().size(), 1u);
-  EXPECT_NE(run.out.find("Stopped: Reached the limit of 1 model requests without asking "
+  EXPECT_NE(run.out.find("Stopped: Reached the limit of 1 model request without asking "
                          "(approvals.max_requests)."),
             std::string::npos)
       << run.out;

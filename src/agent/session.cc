@@ -717,9 +717,9 @@ Status Session::Turn::FitContext() {
         change.hidden.push_back({seq, options.next_seq, 0});
       change.added = condensed->summary;
       Persist(change);
-      spdlog::info("session {}: condensed {} messages ({} -> {} tokens)", session.id_,
-                   condensed->condensed_seqs.size(), condensed->prev_context_tokens,
-                   condensed->new_context_tokens);
+      spdlog::debug("session {}: condensed {} messages ({} -> {} tokens)", session.id_,
+                    condensed->condensed_seqs.size(), condensed->prev_context_tokens,
+                    condensed->new_context_tokens);
       std::string summary;
       for (const llm::ContentPart& part : condensed->summary.message.parts) summary += part.text;
       ShowContextChange("Condensed " + std::to_string(condensed->condensed_seqs.size()) +
@@ -728,7 +728,8 @@ Status Session::Turn::FitContext() {
                             std::to_string(condensed->new_context_tokens) + " tokens)",
                         std::move(summary));
     } else {
-      spdlog::warn("session {}: condensing failed ({})", session.id_, condensed.error().message());
+      // Shown to the user with the truncation that follows (ShowContextChange).
+      spdlog::debug("session {}: condensing failed ({})", session.id_, condensed.error().message());
       truncate = plan.exceeds_allowed;
       why = "to fit the context window (condensing failed: " + condensed.error().message() + ")";
     }
@@ -781,7 +782,7 @@ ContextChange Session::Turn::TruncateHistory(std::string_view why, ForcedReducti
       change.hidden.push_back({seq, 0, result->marker->seq});
     }
     change.added = result->marker;
-    spdlog::info("session {}: truncation hid {} messages", session.id_, result->messages_hidden);
+    spdlog::debug("session {}: truncation hid {} messages", session.id_, result->messages_hidden);
     ShowContextChange("Dropped " + std::to_string(result->messages_hidden) +
                           (result->messages_hidden == 1 ? " older message " : " older messages ") +
                           std::string(why),
@@ -1309,7 +1310,7 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
   }
   if (!state.repetition.Check(call.name, call.arguments_json)) {
     // The user is shown why and asked how to go on; the model is told to change course.
-    refuse(ToolRepetitionText(call.name), true, args);
+    refuse("Not run: the same call with the same arguments, several times in a row.", true, args);
     outcome.text = ToolErrorText("You called " + call.name +
                                  " with the same arguments several times in a row; it was not "
                                  "run again. Try a different approach.");
@@ -1703,9 +1704,9 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     }
     if (requests >= settings.max_requests_per_turn) {
       if (append_user) Append(LastUserMessage(std::move(parts)));
-      EmitNotice("\n\nStopped: this turn made " + std::to_string(requests) +
-                 " model requests, its limit (agent.max_requests_per_turn). Send a message to "
-                 "continue.");
+      EmitNotice("\n\nStopped: this turn made " + std::to_string(requests) + " model request" +
+                 (requests == 1 ? "" : "s") +
+                 ", its limit (agent.max_requests_per_turn). Send a message to continue.");
       SaveRecord();
       return StopReason::kMaxTurnRequests;
     }

@@ -920,14 +920,14 @@ TEST_F(SessionTest, ApprovalRequestLimitAsksAndFeedbackGoesOn) {
   EXPECT_TRUE(asked[0].is_question);
   EXPECT_FALSE(asked[0].can_always);
   EXPECT_EQ(asked[0].tool.title,
-            "Reached the limit of 1 model requests without asking (approvals.max_requests). "
+            "Reached the limit of 1 model request without asking (approvals.max_requests). "
             "Continue the task and start counting again?");
   std::vector<json> bodies = Bodies();
   ASSERT_EQ(bodies.size(), 2u);
   EXPECT_NE(MessagesText(bodies[1]).find("<feedback>\nkeep going, but be quick\n</feedback>"),
             std::string::npos)
       << MessagesText(bodies[1]);
-  EXPECT_NE(client.AgentText().find("Stopped: Reached the limit of 1 model requests"),
+  EXPECT_NE(client.AgentText().find("Stopped: Reached the limit of 1 model request"),
             std::string::npos)
       << client.AgentText();
   // The user's next prompt starts counting again: its first request is not asked about (an

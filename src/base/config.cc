@@ -1098,8 +1098,13 @@ std::string BaseUrlProblem(std::string_view url) {
            c == '-' || c == ':' || c == '_';
   });
   if (!is_host) return problem("a URL with a host name after the scheme");
-  if (!std::all_of(port.begin(), port.end(), IsAsciiDigit) || port.size() > 5) {
-    return problem("a URL whose port is a number");
+  if (!std::all_of(port.begin(), port.end(), IsAsciiDigit) || port.size() > 5 ||
+      (!port.empty() &&
+       (std::stoi(std::string(port)) == 0 || std::stoi(std::string(port)) > 65535))) {
+    return problem("a URL whose port is a number from 1 to 65535");
+  }
+  if (url.find_first_of("?#", scheme) != std::string_view::npos) {
+    return problem("a URL without ?query or #fragment (request paths are appended to it)");
   }
   return "";
 }

@@ -629,6 +629,11 @@ TEST(BaseUrlTest, AcceptsHostsAndPortsAndRefusesTheRest) {
   EXPECT_EQ(BaseUrlProblem("http:///v1"),
             "expected a URL with a host name after the scheme, got 'http:///v1'");
   EXPECT_NE(BaseUrlProblem("http://host:port/v1").find("port is a number"), std::string::npos);
+  EXPECT_NE(BaseUrlProblem("http://host:0/v1").find("from 1 to 65535"), std::string::npos);
+  EXPECT_NE(BaseUrlProblem("http://host:99999/v1").find("from 1 to 65535"), std::string::npos);
+  EXPECT_EQ(BaseUrlProblem("http://host:65535/v1"), "");
+  EXPECT_NE(BaseUrlProblem("http://host/v1?api-version=1").find("without ?query"),
+            std::string::npos);
   EXPECT_NE(BaseUrlProblem("http://host:/v1").find("a port number after"), std::string::npos);
   EXPECT_NE(BaseUrlProblem("http://[::1/v1").find("[IPv6 host] is closed"), std::string::npos);
   EXPECT_NE(BaseUrlProblem("http://u:p@host/v1").find("without user:password@"), std::string::npos);

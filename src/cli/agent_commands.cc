@@ -25,6 +25,7 @@
 #include "agent/session.h"
 #include "agent/session_export.h"
 #include "agent/store.h"
+#include "base/json_text.h"
 #include "cli/bench_agent.h"
 #include "cli/commands.h"
 #include "cli/provider_flags.h"
@@ -273,7 +274,7 @@ class TerminalClient : public agent::SessionClient {
                     {"outputTokens", info.totals.output_tokens},
                     {"cacheReadTokens", info.totals.cache_read_tokens},
                     {"cacheWriteTokens", info.totals.cache_write_tokens},
-                    {"costUsd", info.totals.cost_usd},
+                    {"costUsd", RoundForJson(info.totals.cost_usd)},
                     {"requests", info.totals.requests}}}};
       std::printf("%s\n", out.dump().c_str());
       std::fflush(stdout);
@@ -694,7 +695,7 @@ int SessionsList(const SessionsFlags& flags) {
                      {"status", status_of(record)},
                      {"createdMs", record.created_ms},
                      {"updatedMs", record.updated_ms},
-                     {"costUsd", record.totals.cost_usd}});
+                     {"costUsd", RoundForJson(record.totals.cost_usd)}});
     }
     std::printf("%s\n", out.dump(2).c_str());
     return kExitOk;

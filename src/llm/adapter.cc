@@ -163,6 +163,11 @@ std::string ErrorMessageOf(const Json& body) {
   return {};
 }
 
+ErrorKind KindOfAnswerError(std::string_view type, std::string_view message) {
+  ErrorKind kind = KindOfErrorText(type, message);
+  return kind == ErrorKind::kUnavailable ? ErrorKind::kInvalidRequest : kind;
+}
+
 bool SaysContextTooLong(std::string_view message) {
   std::string lower = Lower(message);
   for (std::string_view phrase :
@@ -707,12 +712,10 @@ void SseParser::Finish() {
     std::optional<Json> body = ParseJson(head_);
     std::string message = body ? ErrorMessageOf(*body) : std::string();
     if (!message.empty()) {
-      // Retried only when it says what is retried (overloaded, rate limited, …).
       const Json* error = GetObject(*body, "error");
       std::string type = error != nullptr ? GetString(*error, "type") : std::string();
-      ErrorKind kind = KindOfErrorText(type, message);
       EmitError(
-          kind == ErrorKind::kUnavailable ? ErrorKind::kInvalidRequest : kind,
+          KindOfAnswerError(type, message),
           fmt::format("{} answered with an error instead of a stream: {}", provider_, message));
       return;
     }

@@ -252,7 +252,7 @@ class OllamaParser final : public NdjsonParser {
     }
     if (chunk->contains("error")) {
       std::string message = ErrorMessageOf(*chunk);
-      ErrorKind kind = KindOfErrorText("", message);
+      ErrorKind kind = KindOfAnswerError("", message);
       if (message.find("not found") != std::string::npos) kind = ErrorKind::kUnknownModel;
       EmitError(kind, fmt::format("error from {} during the stream: {}", provider_, message));
       return;

@@ -397,6 +397,17 @@ TEST_F(PoolTest, AJsonErrorInsteadOfAStreamIsReportedAsSuch) {
         << last.error.message;
     EXPECT_EQ(server_->requests().size(), before + 1) << "not retried";
   }
+  // Ollama's NDJSON error line, in its object form too.
+  auto pool = Pool({Profile("p", "ollama", "llama3.1", "/ollama")});
+  size_t before = server_->requests().size();
+  server_->SetDefault(MakeResponse(200, "{\"error\":{\"message\":\"Invalid model id\"}}\n",
+                                   "application/x-ndjson"));
+  Collector collector;
+  ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  EXPECT_EQ(collector.Last().error.kind, ErrorKind::kInvalidRequest);
+  EXPECT_NE(collector.Last().error.message.find("Invalid model id"), std::string::npos);
+  EXPECT_EQ(server_->requests().size(), before + 1) << "not retried";
 }
 
 TEST_F(PoolTest, MissingKeyFailsBeforeSendingAnything) {

@@ -46,6 +46,9 @@ std::string ErrorMessageOf(const Json& body);
 // Maps an error type/status word from a provider ("overloaded_error", "rate_limit_error",
 // "RESOURCE_EXHAUSTED", …) plus its message to a kind; kUnavailable when nothing fits.
 ErrorKind KindOfErrorText(std::string_view type, std::string_view message);
+// As KindOfErrorText, for an error a server sent in place of an answer: retried only when it says
+// something retryable (overloaded, rate limited, …), kInvalidRequest when nothing fits.
+ErrorKind KindOfAnswerError(std::string_view type, std::string_view message);
 // Whether a message says the prompt is too long for the model.
 bool SaysContextTooLong(std::string_view message);
 
