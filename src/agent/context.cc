@@ -431,8 +431,12 @@ Result<CondenseResult> Condense(std::vector<HistoryMessage>& history,
     if (history[visible[k]].is_summary) last_summary = k;
   }
   size_t new_messages = boundary - (last_summary == 0 ? 1 : last_summary + 1);
-  if (new_messages == 0) {
-    return Error(ErrorCode::kResourceExhausted, last_summary == 0 ? not_enough : recently);
+  if (new_messages == 0 && last_summary != 0) return Error(ErrorCode::kResourceExhausted, recently);
+  if (new_messages == 0) {  // Enough messages, but the kept ones reach back to the first.
+    return Error(ErrorCode::kResourceExhausted,
+                 "Nothing to condense: the last " + std::to_string(keep) +
+                     " messages are kept whole with the tool calls their results answer, and "
+                     "that leaves nothing between them and the first message");
   }
 
   std::vector<Message> request;

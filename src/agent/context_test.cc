@@ -304,6 +304,23 @@ TEST(CondenseTest, NotEnoughMessages) {
   EXPECT_EQ(history.size(), 4u);
 }
 
+// Five messages are enough in number, but when the kept last three reach back (a kept result
+// keeps its call) to the first, there is nothing to summarise, and the error says so rather
+// than "5 visible, at least 5 are needed".
+TEST(CondenseTest, NothingBetweenTheFirstAndTheKeptOnes) {
+  std::vector<HistoryMessage> history = {User(1, Long("task")), AssistantCall(2, "c1"),
+                                         UserResult(3, "c1", Long("one")), AssistantCall(4, "c2"),
+                                         UserResult(5, "c2", Long("two"))};
+  FakeSummarizer fake;
+  Result<CondenseResult> result = Condense(history, OptionsFor(history), fake.Get());
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message().find("Nothing to condense: the last 3 messages are kept "
+                                          "whole with the tool calls their results answer"),
+            std::string::npos)
+      << result.error().message();
+  EXPECT_EQ(fake.calls, 0);
+}
+
 TEST(CondenseTest, CondensedRecently) {
   std::vector<HistoryMessage> history = Conversation(9);
   FakeSummarizer fake;
