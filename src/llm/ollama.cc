@@ -252,7 +252,9 @@ class OllamaParser final : public NdjsonParser {
     }
     if (chunk->contains("error")) {
       std::string message = ErrorMessageOf(*chunk);
-      ErrorKind kind = KindOfAnswerError("", message);
+      // In place of an answer it is the server's refusal; after part of one, a failure (the
+      // model runner died: "unexpected EOF").
+      ErrorKind kind = has_output() ? KindOfErrorText("", message) : KindOfAnswerError("", message);
       if (message.find("not found") != std::string::npos) kind = ErrorKind::kUnknownModel;
       EmitError(kind, fmt::format("error from {} during the stream: {}", provider_, message));
       return;
