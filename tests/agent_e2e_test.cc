@@ -564,6 +564,10 @@ TEST_F(AgentE2eTest, SigtermStopsTheRunningCommandToo) {
     ended = !stat || !std::getline(stat, line) || line.find(") Z") != std::string::npos;
   }
   EXPECT_TRUE(ended) << "the command (pid " << command << ") outlived lapce-ai";
+  // Nor does the session's lock file, although the process ends without destructors.
+  const std::filesystem::path locks = home_ + "/.local/share/lapce-ai/sessions.db.open";
+  ASSERT_TRUE(std::filesystem::exists(locks)) << "the session was never locked";
+  EXPECT_TRUE(std::filesystem::is_empty(locks)) << "a lock file stayed behind";
 }
 
 TEST_F(AgentE2eTest, ExportDeleteAndBadIds) {

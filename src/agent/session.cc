@@ -1869,6 +1869,8 @@ Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client)
   return stop;
 }
 
+void Session::ReleaseForExit() { state_->open_lock.Reset(); }
+
 bool Session::DiscardIfEmpty() {
   std::lock_guard lock(mutex_);
   if (running_.load() || !state_->history.empty()) return false;

@@ -124,6 +124,10 @@ class Session {
   // before it became part of the session) and no turn runs; true when it did. For a front end
   // that created the session for that prompt alone.
   bool DiscardIfEmpty();
+  // The process is about to end without destructors (std::_Exit on a signal): gives up the
+  // session's lock now, removing its lock file, which would otherwise stay behind. Nothing may
+  // use the session after it.
+  void ReleaseForExit();
 
  private:
   friend class Engine;

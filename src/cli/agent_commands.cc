@@ -485,7 +485,10 @@ class InterruptHandler {
       if (is_stopping_.load()) return;
       std::unique_lock lock(mutex_);
       if (signal != SIGINT || !is_turn_running_ || ++interrupts_ > 1) {
+        std::shared_ptr<agent::Session> session = session_;
         lock.unlock();
+        // Its lock file goes now; _Exit below would leave it behind.
+        if (session) session->ReleaseForExit();
         Exit(signal);
       }
       std::fputs("\n[cancelling; Ctrl-C again to exit]\n", stderr);
