@@ -485,7 +485,10 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     if (total_attempts_ > 1) {
       error.message += fmt::format(" (gave up after {} attempts)", total_attempts_);
     }
-    if (!fallback_note_.empty()) error.message = fallback_note_ + "then " + error.message;
+    if (!fallback_note_.empty()) {
+      error.message = fallback_note_ + "then its fallback '" + current.info.name + "' failed (" +
+                      error.message + ")";
+    }
     EmitTerminal(ErrorEvent(std::move(error)));
   }
 

@@ -482,6 +482,24 @@ TEST_F(PoolTest, FallsBackToTheNextProfileWhenOneIsUnavailable) {
   }
 }
 
+// When the fallback fails too, the error names both profiles and what each said.
+TEST_F(PoolTest, AFailedFallbackIsNamedInTheError) {
+  options_.max_attempts = 1;
+  Config::Profile primary = Profile("primary", "openai", "gpt-4.1", "/a");
+  primary.fallback = "backup";
+  auto pool = Pool({primary, Profile("backup", "anthropic", "claude-haiku-4-5", "/b")});
+  server_->Enqueue("/a/", Golden("openai", "error_overloaded"));
+  server_->Enqueue("/b/", Golden("anthropic", "error_overloaded"));
+  Collector collector;
+  ASSERT_TRUE(pool->Stream("primary", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  const std::string& message = collector.Last().error.message;
+  EXPECT_EQ(message.rfind("profile 'primary' failed (", 0), 0u) << message;
+  EXPECT_NE(message.find("); then its fallback 'backup' failed (529 from anthropic"),
+            std::string::npos)
+      << message;
+}
+
 // `--model` without `--provider`: the chosen profile (here the default, then a named one) keeps
 // its provider, endpoint and key but asks for the model given; a profile that does not exist is
 // an error naming it.
