@@ -17,12 +17,14 @@ inline bool Equals(std::string_view text, const char (&name)[N]) {
   return text.size() == N - 1 && std::memcmp(text.data(), name, N - 1) == 0;
 }
 
-// `value` for an error message: whole when short, else its first `limit` bytes (at a character
-// boundary) and how long it was, so a client's 200 KB field never comes back in an error.
-inline std::string Clipped(std::string_view value, size_t limit = 64) {
-  if (value.size() <= limit) return std::string(value);
+// `value` for an error message, between `quote`s: whole when short, else its first `limit` bytes
+// (at a character boundary) and, after the closing quote, how long it was, so a client's 200 KB
+// field never comes back in an error: "abc…" (200000 bytes).
+inline std::string Clipped(std::string_view value, char quote, size_t limit = 64) {
+  if (value.size() <= limit) return quote + std::string(value) + quote;
   while (limit > 0 && (static_cast<unsigned char>(value[limit]) & 0xC0) == 0x80) --limit;
-  return std::string(value.substr(0, limit)) + "… (" + std::to_string(value.size()) + " bytes)";
+  return quote + std::string(value.substr(0, limit)) + "…" + quote + " (" +
+         std::to_string(value.size()) + " bytes)";
 }
 
 }  // namespace lai

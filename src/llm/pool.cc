@@ -681,7 +681,7 @@ Result<std::shared_ptr<StreamHandle>> ProviderPool::Stream(std::string_view prof
       names += (names.empty() ? "" : ", ") + p.info.name;
     }
     return Error(ErrorCode::kNotFound,
-                 fmt::format("no profile '{}' (profiles: {})", Clipped(name), names));
+                 fmt::format("no profile {} (profiles: {})", Clipped(name, '\''), names));
   }
   auto stream =
       std::make_shared<StreamImpl>(impl_->shared, index, std::move(request), std::move(sink));

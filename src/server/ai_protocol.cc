@@ -124,8 +124,8 @@ Result<llm::ContentPart> ParseImage(const Json& part, const std::string& path) {
     ASSIGN_OR_RETURN(image.data_base64, RequiredString(part, path, "data"));
   }
   if (image.media_type.rfind("image/", 0) != 0) {
-    return Invalid(path, "expected an image media type (image/png, image/jpeg, ...), got '" +
-                             Clipped(image.media_type) + "'");
+    return Invalid(path, "expected an image media type (image/png, image/jpeg, ...), got " +
+                             Clipped(image.media_type, '\''));
   }
   return image;
 }
@@ -156,7 +156,7 @@ Result<std::vector<llm::ContentPart>> ParseContent(const Json& content, const st
       parts.push_back(std::move(image));
     } else {
       return Invalid(part_path + ".type",
-                     "expected \"text\", \"image\" or \"image_url\", got \"" + Clipped(type) + "\"");
+                     "expected \"text\", \"image\" or \"image_url\", got " + Clipped(type, '"'));
     }
   }
   return parts;
@@ -268,8 +268,8 @@ Result<AiRequest> ParseDocument(const Json& root) {
         }
       }
       if (result.tool_name.empty()) {
-        return Invalid(path + ".toolCallId", "'" + Clipped(result.tool_call_id) +
-                                                 "' matches no toolCalls[].id of an earlier "
+        return Invalid(path + ".toolCallId", Clipped(result.tool_call_id, '\'') +
+                                                 " matches no toolCalls[].id of an earlier "
                                                  "assistant message");
       }
       // Results of one assistant turn go back together, in one user message.
@@ -292,7 +292,7 @@ Result<AiRequest> ParseDocument(const Json& root) {
     if (role != "user" && role != "assistant" && role != "system") {
       return Invalid(
           path + ".role",
-          "expected \"user\", \"assistant\", \"system\" or \"tool\", got \"" + Clipped(role) + "\"");
+          "expected \"user\", \"assistant\", \"system\" or \"tool\", got " + Clipped(role, '"'));
     }
     std::vector<llm::ContentPart> parts;
     if (content != nullptr) {

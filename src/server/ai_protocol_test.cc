@@ -93,7 +93,8 @@ TEST(ParseAiRequestTest, ErrorsNameTheFieldAndExpectedType) {
   // A huge bad value is named by its start and length, not echoed whole.
   std::string role = ErrorOf(R"({"messages":[{"role":")" + std::string(200'000, 'r') +
                              R"(","content":"hi"}]})");
-  EXPECT_NE(role.find(std::string(64, 'r') + "… (200000 bytes)"), std::string::npos) << role.size();
+  EXPECT_NE(role.find("got \"" + std::string(64, 'r') + "…\" (200000 bytes)"), std::string::npos)
+      << role;
   EXPECT_LT(role.size(), 300u);
   EXPECT_EQ(ErrorOf("[]"), "AIRequest (document): expected an object, got array");
   EXPECT_EQ(ErrorOf("{}"), "AIRequest messages: missing (expected an array of messages)");
