@@ -280,6 +280,17 @@ TEST(TodoListTest, ParsesChecklistAndIgnoresOtherLines) {
   EXPECT_TRUE(ParseTodoList("no items here").empty());
 }
 
+// Stored statuses are read back from their labels, or the snake_case some writers use.
+TEST(TodoListTest, StatusLabelsParseBack) {
+  for (TodoStatus status :
+       {TodoStatus::kPending, TodoStatus::kInProgress, TodoStatus::kCompleted}) {
+    EXPECT_EQ(ParseTodoStatus(TodoStatusLabel(status)), status);
+  }
+  EXPECT_EQ(ParseTodoStatus("in_progress"), TodoStatus::kInProgress);
+  EXPECT_EQ(ParseTodoStatus("completed"), TodoStatus::kCompleted);
+  EXPECT_EQ(ParseTodoStatus("done?"), TodoStatus::kPending);
+}
+
 TEST(TodoListTest, FormatRoundTrips) {
   std::vector<TodoItem> items = {
       {"a", TodoStatus::kCompleted}, {"b", TodoStatus::kInProgress}, {"c", TodoStatus::kPending}};

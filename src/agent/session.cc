@@ -2054,12 +2054,8 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
   if (json todos = json::parse(record->todos_json, nullptr, false); todos.is_array()) {
     for (const json& todo : todos) {
       if (!todo.is_object()) continue;
-      std::string status = todo.value("status", "");
       state.todos.push_back(
-          {todo.value("text", ""),
-           status == TodoStatusLabel(TodoStatus::kCompleted)    ? TodoStatus::kCompleted
-           : status == TodoStatusLabel(TodoStatus::kInProgress) ? TodoStatus::kInProgress
-                                                                : TodoStatus::kPending});
+          {todo.value("text", ""), ParseTodoStatus(todo.value("status", std::string()))});
     }
   }
   ASSIGN_OR_RETURN(state.history, store_->LoadMessages(record->id));

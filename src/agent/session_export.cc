@@ -68,18 +68,20 @@ void AppendTodos(const std::string& todos_json, std::string& out) {
       out += "- [ ] " + item.get<std::string>() + "\n";
       continue;
     }
-    // The session writes {"text", "status": TodoStatusLabel}; "content" and snake_case statuses
-    // are read too.
+    // As the session writes them ({"text", "status"}); an item under "content" is read too.
     std::string content = StringField(item, "text");
     if (content.empty()) content = StringField(item, "content");
-    std::string status = StringField(item, "status");
     if (content.empty()) content = item.dump(-1, ' ', false, Json::error_handler_t::replace);
-    if (status == TodoStatusLabel(TodoStatus::kCompleted) || status == "completed") {
-      out += "- [x] " + content + "\n";
-    } else if (status == TodoStatusLabel(TodoStatus::kInProgress) || status == "in_progress") {
-      out += "- [ ] " + content + " (in progress)\n";
-    } else {
-      out += "- [ ] " + content + "\n";
+    switch (ParseTodoStatus(StringField(item, "status"))) {
+      case TodoStatus::kCompleted:
+        out += "- [x] " + content + "\n";
+        break;
+      case TodoStatus::kInProgress:
+        out += "- [ ] " + content + " (in progress)\n";
+        break;
+      case TodoStatus::kPending:
+        out += "- [ ] " + content + "\n";
+        break;
     }
   }
   out += "\n";

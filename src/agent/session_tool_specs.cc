@@ -247,4 +247,14 @@ std::string_view TodoStatusLabel(TodoStatus status) {
   return "Pending";
 }
 
+TodoStatus ParseTodoStatus(std::string_view label) {
+  if (label == TodoStatusLabel(TodoStatus::kCompleted) || label == "completed") {
+    return TodoStatus::kCompleted;
+  }
+  if (label == TodoStatusLabel(TodoStatus::kInProgress) || label == "in_progress") {
+    return TodoStatus::kInProgress;
+  }
+  return TodoStatus::kPending;
+}
+
 }  // namespace lai::agent

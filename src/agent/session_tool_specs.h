@@ -47,5 +47,8 @@ std::vector<TodoItem> ParseTodoList(std::string_view markdown);
 std::string FormatTodoList(const std::vector<TodoItem>& items);
 // "Pending", "In Progress", "Completed".
 std::string_view TodoStatusLabel(TodoStatus status);
+// The inverse, as stored todos are read back: a label, or its snake_case form ("in_progress",
+// "completed"); anything else is pending.
+TodoStatus ParseTodoStatus(std::string_view label);
 
 }  // namespace lai::agent
