@@ -211,6 +211,32 @@ TEST_F(ResponderTest, MetricsCountSentBytesAndStreamFailures) {
   EXPECT_EQ(totals.types[kHeld].errors, 1u);
 }
 
+// A request the client cancelled ends with an error reply (kCancelled) that is not counted as a
+// failure of the service: the client asked for it (errors_total counted every stopped completion).
+TEST_F(ResponderTest, ACancelledRequestIsNotCountedAsAnError) {
+  uint64_t id = 0;
+  std::shared_ptr<Responder> responder = Open(&id);
+  ASSERT_NE(responder, nullptr);
+  std::promise<void> cancelled;
+  responder->OnCancel([&] { cancelled.set_value(); });
+  ASSERT_TRUE(client_->Cancel(id).ok());
+  ASSERT_EQ(cancelled.get_future().wait_for(kWait), std::future_status::ready);
+  ASSERT_TRUE(responder->Fail(Error(ErrorCode::kCancelled, "the client cancelled it")).ok());
+  Result<Response> r = client_->Next(id, kWait);
+  while (r.ok() && !r->is_final) r = client_->Next(id, kWait);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kCancelled) << r.error().message();
+  EXPECT_EQ(server_->metrics().Collect().types[kHeld].errors, 0u);
+
+  // Without a cancel, the same reply is the service's failure.
+  uint64_t failed_id = 0;
+  std::shared_ptr<Responder> failing = Open(&failed_id);
+  ASSERT_NE(failing, nullptr);
+  ASSERT_TRUE(failing->Fail(Error(ErrorCode::kCancelled, "gave up")).ok());
+  EXPECT_FALSE(client_->Next(failed_id, kWait).ok());
+  EXPECT_EQ(server_->metrics().Collect().types[kHeld].errors, 1u);
+}
+
 TEST_F(ResponderTest, TryFinishThenTrySendIsClosed) {
   uint64_t id = 0;
   std::shared_ptr<Responder> responder = Open(&id);

@@ -475,7 +475,9 @@ void Responder::CountSentLocked(uint8_t flags, size_t bytes, bool final) {
   if (!final) return;
   finished_.store(true, std::memory_order_relaxed);
   if (shared_->metrics != nullptr) {
-    shared_->metrics->RecordStreamed(type_, sent_bytes_, (flags & kFlagError) == 0);
+    // The error that ends a request the client cancelled is not the service's failure.
+    bool ok = (flags & kFlagError) == 0 || cancelled_.load(std::memory_order_relaxed);
+    shared_->metrics->RecordStreamed(type_, sent_bytes_, ok);
   }
 }
 
