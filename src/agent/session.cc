@@ -1854,9 +1854,11 @@ Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client)
   }
   Turn turn{*this, *state_, client, 0, false, 0, {}};
   Result<StopReason> stop = turn.Run(text);
-  if (!stop.ok() || *stop == StopReason::kCancelled) {
+  if (!stop.ok() || *stop == StopReason::kCancelled || *stop == StopReason::kMaxTurnRequests) {
     std::lock_guard lock(mutex_);
-    state_->status = stop.ok() ? SessionStatus::kCancelled : SessionStatus::kFailed;
+    state_->status = !stop.ok()                        ? SessionStatus::kFailed
+                     : *stop == StopReason::kCancelled ? SessionStatus::kCancelled
+                                                       : SessionStatus::kStopped;
   }
   turn.SaveRecord();
   // The turn's journaled changes reach SQLite now, where other processes (`sessions show`, a

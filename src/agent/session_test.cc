@@ -949,8 +949,12 @@ TEST_F(SessionTest, AStopNoticeIsNotTakenForAnInterruptedReplyAfterAReload) {
   Enqueue(OpenAiToolCall("call_2", "read_file", ReadArgs("test.sh")));
   TestClient client;
   EXPECT_EQ(MustPrompt(*session, "Read both files", client), StopReason::kMaxTurnRequests);
+  // Stopped, not active: `sessions list` showed such a session as interrupted (killed mid-turn)
+  // while `run --json` said active.
+  EXPECT_EQ(session->Info().status, SessionStatus::kStopped);
   std::shared_ptr<Session> loaded = Reopen(first, session, pool);
   ASSERT_NE(loaded, nullptr);
+  EXPECT_EQ(loaded->Info().status, SessionStatus::kStopped);
   Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Read both.")));
   TestClient later;
   EXPECT_EQ(MustPrompt(*loaded, "Go on", later), StopReason::kEndTurn);
@@ -959,6 +963,7 @@ TEST_F(SessionTest, AStopNoticeIsNotTakenForAnInterruptedReplyAfterAReload) {
   std::string sent = MessagesText(bodies[2]);
   EXPECT_EQ(sent.find("Response interrupted"), std::string::npos) << sent;
   EXPECT_EQ(sent.find("Stopped: this turn made"), std::string::npos) << sent;
+  EXPECT_EQ(loaded->Info().status, SessionStatus::kCompleted);
 }
 
 // ---- 4. Mistake limit --------------------------------------------------------------------------

@@ -29,7 +29,7 @@ extern char** environ;
 namespace lai::agent {
 
 // Schema versions this build knows; Migrate() brings older files up to kSchemaVersion.
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 constexpr int kBusyTimeoutMs = 5'000;
 // How long journaled changes wait to be folded into SQLite: a burst of streamed chunks becomes one
 // transaction, and another process's `sessions show` is this far behind at most.
@@ -266,6 +266,29 @@ CREATE TABLE IF NOT EXISTS journal_progress (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 3: a session's status may be 'stopped' (a limit ended its turn). SQLite cannot alter a
+// CHECK constraint, and rebuilding the table would mean dropping the one its messages and events
+// reference; a constraint that only widens, which every stored row already meets, may be edited
+// in place (SQLite's documented procedure: writable_schema, then a new schema_version so that
+// every connection reads the table's definition again).
+Status WidenSessionStatuses(Connection& connection) {
+  ASSIGN_OR_RETURN(int64_t cookie,
+                   QueryInt(connection, "PRAGMA schema_version", "read the schema cookie"));
+  RETURN_IF_ERROR(Execute(connection, "PRAGMA writable_schema = ON", "allow a schema edit"));
+  Status edited = Execute(connection,
+                          "UPDATE sqlite_master SET sql = replace(sql, '''failed'', ''waiting'')', "
+                          "'''failed'', ''waiting'', ''stopped'')') "
+                          "WHERE type = 'table' AND name = 'sessions' "
+                          "AND instr(sql, '''stopped''') = 0",
+                          "widen the session statuses");
+  if (edited.ok()) {
+    const std::string bump = "PRAGMA schema_version = " + std::to_string(cookie + 1);
+    edited = Execute(connection, bump.c_str(), "set the schema cookie");
+  }
+  Status restored = Execute(connection, "PRAGMA writable_schema = OFF", "end the schema edit");
+  return edited.ok() ? restored : edited;
+}
+
 // Brings the schema up to kSchemaVersion, in one transaction so that concurrent openers of a new
 // file migrate it once.
 Status Migrate(Connection& connection) {
@@ -292,8 +315,9 @@ Status Migrate(Connection& connection) {
     if (current < 2) {
       RETURN_IF_ERROR(ExecuteScript(connection, kSchemaV2, "create schema version 2"));
     }
-    // Later versions: if (current < 3) { ALTER TABLE … } and so on, each step idempotent.
-    RETURN_IF_ERROR(ExecuteScript(connection, "PRAGMA user_version = 2", "set schema version"));
+    if (current < 3) RETURN_IF_ERROR(WidenSessionStatuses(connection));
+    // Later versions: if (current < 4) { ALTER TABLE … } and so on, each step idempotent.
+    RETURN_IF_ERROR(ExecuteScript(connection, "PRAGMA user_version = 3", "set schema version"));
     return Execute(connection, "COMMIT", "commit schema migration");
   }();
   if (!status.ok()) (void)Execute(connection, "ROLLBACK", "roll back schema migration");
@@ -903,6 +927,8 @@ std::string_view SessionStatusName(SessionStatus status) {
       return "failed";
     case SessionStatus::kWaiting:
       return "waiting";
+    case SessionStatus::kStopped:
+      return "stopped";
   }
   return "active";
 }
@@ -910,7 +936,7 @@ std::string_view SessionStatusName(SessionStatus status) {
 std::optional<SessionStatus> ParseSessionStatus(std::string_view name) {
   for (SessionStatus status :
        {SessionStatus::kActive, SessionStatus::kCompleted, SessionStatus::kCancelled,
-        SessionStatus::kFailed, SessionStatus::kWaiting}) {
+        SessionStatus::kFailed, SessionStatus::kWaiting, SessionStatus::kStopped}) {
     if (SessionStatusName(status) == name) return status;
   }
   return std::nullopt;

@@ -164,7 +164,7 @@ TEST_F(StoreTest, CreatesPrivateDirectoriesAndFileInWalMode) {
   Create("s1");
   EXPECT_EQ(Mode(path_ + "-wal"), 0600u);
   EXPECT_EQ(RawQuery(path_, "PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "2");
+  EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "3");
 }
 
 TEST_F(StoreTest, ReopenKeepsDataAndSchema) {
@@ -273,11 +273,50 @@ TEST_F(StoreTest, SessionRoundTripsEveryField) {
   ExpectSameRecord(changed, **found);
 
   for (SessionStatus status :
-       {SessionStatus::kActive, SessionStatus::kCancelled, SessionStatus::kFailed}) {
+       {SessionStatus::kActive, SessionStatus::kCancelled, SessionStatus::kFailed,
+        SessionStatus::kWaiting, SessionStatus::kStopped}) {
     changed.status = status;
     ASSERT_TRUE(store_->UpdateSession(changed).ok());
     EXPECT_EQ((*store_->FindSession("child-1"))->status, status);
   }
+}
+
+// A file from the version before 'stopped' existed (schema 2, whose CHECK refused it) is
+// migrated when opened: its sessions are kept and may then be stopped.
+TEST_F(StoreTest, SchemaTwoFileIsMigratedAndKeepsItsSessions) {
+  Create("old", 5);
+  store_.reset();
+  // Turn the file back into what schema 2 made: the status CHECK without 'stopped'.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+  const char* downgrade =
+      "PRAGMA writable_schema = ON;"
+      "UPDATE sqlite_master SET sql = replace(sql, ', ''stopped''', '') WHERE name = 'sessions';"
+      "PRAGMA writable_schema = OFF;"
+      "PRAGMA user_version = 2;";
+  ASSERT_EQ(sqlite3_exec(db, downgrade, nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  ASSERT_EQ(RawQuery(path_,
+                     "SELECT instr(sql, 'stopped') FROM sqlite_master "
+                     "WHERE name = 'sessions'"),
+            "0");
+
+  Result<std::unique_ptr<SessionStore>> store = SessionStore::Open(path_);
+  ASSERT_TRUE(store.ok()) << store.error().ToString();
+  store_ = std::move(*store);
+  EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "3");
+  Result<std::optional<SessionRecord>> found = store_->FindSession("old");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  SessionRecord record = **found;
+  record.status = SessionStatus::kStopped;
+  Status updated = store_->UpdateSession(record);
+  ASSERT_TRUE(updated.ok()) << updated.ToString();
+  EXPECT_EQ((*store_->FindSession("old"))->status, SessionStatus::kStopped);
+  EXPECT_EQ(RawQuery(path_, "PRAGMA integrity_check"), "ok");
+  // Any other status is still refused.
+  EXPECT_EQ(RawQuery(path_, "UPDATE sessions SET status = 'bogus' RETURNING id"), "");
+  EXPECT_EQ(RawQuery(path_, "SELECT status FROM sessions WHERE id = 'old'"), "stopped");
 }
 
 TEST_F(StoreTest, InvalidSessionWritesAreRejected) {

@@ -544,7 +544,7 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
     client.PrintTurnSummary(info, before, *stop, pool);
     if (!interactive) {
       bool awaits_user = info.status == agent::SessionStatus::kWaiting ||
-                         *stop == agent::StopReason::kMaxTurnRequests;
+                         info.status == agent::SessionStatus::kStopped;
       if (awaits_user && !flags.json) {
         std::fprintf(stderr, "(`lapce-ai sessions resume %s \"your reply\"` continues it)\n",
                      session.id().c_str());
