@@ -66,6 +66,25 @@ std::optional<Mention> ScanMention(std::string_view text, size_t at) {
   return mention;
 }
 
+}  // namespace
+
+std::string MentionOf(std::string_view relative_path) {
+  if (relative_path.empty() || IsTrailingPunctuation(relative_path.back())) return {};
+  std::string mention = "@/";
+  for (char c : relative_path) {
+    if (c == ' ') {
+      mention += "\\ ";
+    } else if (IsSpace(c)) {
+      return {};
+    } else {
+      mention += c;
+    }
+  }
+  return mention;
+}
+
+namespace {
+
 void AppendBlock(std::string& blocks, std::string_view tag, std::string_view path,
                  std::string_view body) {
   blocks += "\n\n<";

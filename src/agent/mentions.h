@@ -26,4 +26,9 @@ namespace lai::agent {
 std::string ExpandMentions(std::string_view text, const workspace::Workspace& workspace,
                            const ToolSettings& settings);
 
+// The mention of a workspace path ("@/sub\ dir/a.txt" for "sub dir/a.txt"), for front ends
+// that turn links to files into mentions; empty when the mention syntax cannot spell the path
+// (other whitespace in it, or a last character of punctuation that would be left out).
+std::string MentionOf(std::string_view relative_path);
+
 }  // namespace lai::agent

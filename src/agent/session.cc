@@ -365,6 +365,9 @@ struct Session::State {
   std::vector<McpServerInfo> mcp_servers;
   bool has_mcp_servers = false;
   AutoApproveSettings approvals;  // The settings plus this session's "always" answers.
+  // Kinds the user rejected for good in this session ("always reject"; a command's goes to
+  // approvals.denied_commands instead, and only that command is refused).
+  std::set<ApprovalKind> rejected_always;
   int64_t last_context_tokens = 0;
   int consecutive_mistakes = 0;
   ToolRepetitionDetector repetition;
@@ -481,8 +484,6 @@ struct Session::Turn {
   void ShowContextChange(std::string title, std::string detail);
 
   int64_t tool_tokens = 0;  // Estimated tokens of the native tool definitions.
-
-  std::set<ApprovalKind> rejected_always;
 
   void SaveRecord() {
     SessionStore* db = store();
@@ -1401,7 +1402,7 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
 }
 
 ApprovalReply Session::Turn::Approve(const ApprovalRequest& request, const ToolCallInfo& call) {
-  if (rejected_always.count(request.kind) != 0) return {false, {}};
+  if (state.rejected_always.count(request.kind) != 0) return {false, {}};
   Decision decision = Decide(request, state.approvals);
   if (decision == Decision::kApprove) return {true, {}};
   if (decision == Decision::kDeny) {
@@ -1432,9 +1433,15 @@ ApprovalReply Session::Turn::Approve(const ApprovalRequest& request, const ToolC
     }
     case PermissionOutcome::kAllowOnce:
       return {true, reply.feedback};
-    case PermissionOutcome::kRejectAlways:
-      rejected_always.insert(request.kind);
+    case PermissionOutcome::kRejectAlways: {
+      std::lock_guard lock(session.mutex_);
+      if (request.kind == ApprovalKind::kCommand) {
+        state.approvals.denied_commands.push_back(request.target);
+      } else {
+        state.rejected_always.insert(request.kind);
+      }
       return {false, reply.feedback};
+    }
     case PermissionOutcome::kRejectOnce:
       return {false, reply.feedback};
     case PermissionOutcome::kCancelled:
@@ -1852,7 +1859,7 @@ Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client)
     state_->mcp_servers = state_->options.mcp->Servers();  // Waits for servers still starting.
     state_->has_mcp_servers = true;
   }
-  Turn turn{*this, *state_, client, 0, false, 0, {}};
+  Turn turn{*this, *state_, client, 0, false, 0};
   Result<StopReason> stop = turn.Run(text);
   if (!stop.ok() || *stop == StopReason::kCancelled || *stop == StopReason::kMaxTurnRequests) {
     std::lock_guard lock(mutex_);

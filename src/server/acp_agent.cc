@@ -9,8 +9,10 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <unordered_map>
 #include <vector>
 
+#include "agent/mentions.h"
 #include "agent/modes.h"
 #include "agent/session.h"
 #include "agent/store.h"
@@ -91,11 +93,11 @@ Result<std::string> PromptText(const json& prompt, const std::string& workspace)
     } else if (type == "resource_link") {
       std::string path = PathOfFileUri(block.value("uri", ""));
       separate();
+      std::string mention;
       if (!path.empty() && path.starts_with(workspace + "/")) {
-        text += "@/" + path.substr(workspace.size() + 1);
-      } else {
-        text += block.value("uri", "");
+        mention = agent::MentionOf(std::string_view(path).substr(workspace.size() + 1));
       }
+      text += !mention.empty() ? mention : block.value("uri", "");
       text += ' ';
     } else if (type == "resource") {
       const json& resource = block.contains("resource") ? block["resource"] : json::object();
@@ -126,8 +128,12 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   bool client_has_terminal = false;      // Guarded by mutex.
   std::vector<std::string> session_ids;  // Sessions this connection opened; guarded by mutex.
   std::shared_ptr<agent::McpServers> user_mcp;  // Guarded by mutex.
-  // The session whose tool is running a file call (set around fs/* requests).
+  // The running prompt of each session: cancelling it cancels the session's turn and every request
+  // the turn has open in the editor (fs/*, terminal/create). Guarded by mutex.
+  std::unordered_map<std::string, std::shared_ptr<rpc::CancelSignal>> turns;
+  // The session whose turn runs on this thread, and its signal (set around session->Prompt).
   thread_local static const std::string* current_session;
+  thread_local static const rpc::CancelSignal* current_cancel;
 
   Impl(EngineSource engine_in, rpc::Peer& peer_in, AcpAgentOptions options_in)
       : engine_source(std::move(engine_in)), peer(peer_in), agent_options(std::move(options_in)) {}
@@ -210,14 +216,20 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
       }
       wait->done.wait_for(lock, std::chrono::milliseconds(20));
     }
-    agent::PermissionReply reply;
+    agent::PermissionReply reply;  // kCancelled.
     if (!wait->outcome->ok()) {
+      // The editor has gone: nobody can answer, and the turn ends.
+      if (wait->outcome->error().code() == ErrorCode::kUnavailable) return reply;
+      // The editor answered with an error (it cannot ask, say): nobody allowed the call, and
+      // nobody cancelled the turn either.
       spdlog::warn("acp: permission request failed: {}", wait->outcome->error().message());
-      return reply;  // kCancelled.
+      reply.outcome = agent::PermissionOutcome::kRejectOnce;
+      return reply;
     }
     json result = json::parse(**wait->outcome, nullptr, false);
     if (!result.is_object() || !result.contains("outcome") || !result["outcome"].is_object()) {
       spdlog::warn("acp: permission reply without an outcome object: {}", **wait->outcome);
+      reply.outcome = agent::PermissionOutcome::kRejectOnce;
       return reply;
     }
     const json& outcome = result["outcome"];
@@ -261,10 +273,8 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
                    {"args", {"-c", command}},
                    {"cwd", options.cwd},
                    {"outputByteLimit", 1 << 20}};
-    rpc::RequestOptions request_options;
-    request_options.timeout = std::chrono::seconds(30);
     ASSIGN_OR_RETURN(std::string created,
-                     peer.Request("terminal/create", create.dump(), request_options));
+                     peer.Request("terminal/create", create.dump(), TurnRequestOptions()));
     json created_json = json::parse(created, nullptr, false);
     if (!created_json.is_object() || !created_json.contains("terminalId") ||
         !created_json["terminalId"].is_string()) {
@@ -348,6 +358,9 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     if (!exit_reply->ok() && !is_killed) {
       outcome.exit_unknown = "terminal/wait_for_exit: " + exit_reply->error().message();
     }
+    // The output is asked for even after a cancel (no cancel signal): the model learns what ran.
+    rpc::RequestOptions request_options;
+    request_options.timeout = kEditorTimeout;
     if (is_killed) {
       request_options.timeout =
           std::max(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()),
@@ -369,13 +382,36 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     return outcome;
   }
 
+  // A request the running turn sends the editor: it ends when the editor answers, after
+  // kEditorTimeout, or at once when the turn is cancelled.
+  static constexpr std::chrono::milliseconds kEditorTimeout{30'000};
+  static rpc::RequestOptions TurnRequestOptions() {
+    rpc::RequestOptions options;
+    options.timeout = kEditorTimeout;
+    options.cancel = current_cancel;
+    return options;
+  }
+
+  // Cancels the session's running prompt, if any, and the session (a cancel that comes before
+  // the turn has registered still reaches it through the session's own flag).
+  void CancelTurn(const std::string& session_id) {
+    std::shared_ptr<rpc::CancelSignal> turn;
+    {
+      std::lock_guard lock(mutex);
+      if (auto it = turns.find(session_id); it != turns.end()) turn = it->second;
+    }
+    if (turn) turn->Cancel();
+    agent::Engine* engine = EngineIfAny();
+    if (engine == nullptr) return;
+    if (std::shared_ptr<agent::Session> session = engine->Find(session_id)) session->Cancel();
+  }
+
   // ---- FileAccess through fs/*: the session id is the one whose turn runs on this thread.
   Result<std::string> ReadTextFile(const std::string& path) override {
     if (current_session == nullptr) return Error(ErrorCode::kInternal, "fs read outside a turn");
     json params = {{"sessionId", *current_session}, {"path", path}};
-    rpc::RequestOptions options;
-    options.timeout = std::chrono::seconds(30);
-    ASSIGN_OR_RETURN(std::string result, peer.Request("fs/read_text_file", params.dump(), options));
+    ASSIGN_OR_RETURN(std::string result,
+                     peer.Request("fs/read_text_file", params.dump(), TurnRequestOptions()));
     json reply = json::parse(result, nullptr, false);
     if (!reply.is_object() || !reply.contains("content") || !reply["content"].is_string()) {
       return Error(ErrorCode::kProtocol, "fs/read_text_file: the editor's reply has no content");
@@ -386,9 +422,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   Status WriteTextFile(const std::string& path, std::string_view content) override {
     if (current_session == nullptr) return Error(ErrorCode::kInternal, "fs write outside a turn");
     json params = {{"sessionId", *current_session}, {"path", path}, {"content", content}};
-    rpc::RequestOptions options;
-    options.timeout = std::chrono::seconds(30);
-    return peer.Request("fs/write_text_file", params.dump(), options).status();
+    return peer.Request("fs/write_text_file", params.dump(), TurnRequestOptions()).status();
   }
 
   // ---- Handlers
@@ -501,15 +535,33 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     return json{{"modes", ModesJson(*session)}}.dump();
   }
 
-  Result<std::string> Prompt(std::string_view params_json) {
+  Result<std::string> Prompt(std::string_view params_json, const rpc::RequestContext& context) {
     ASSIGN_OR_RETURN(json params, ParseParams("session/prompt", params_json));
     ASSIGN_OR_RETURN(std::shared_ptr<agent::Session> session, SessionOf("session/prompt", params));
     ASSIGN_OR_RETURN(std::string text,
                      PromptText(params.value("prompt", json()), session->Info().workspace));
     if (text.empty()) return BadParams("session/prompt", "the prompt is empty");
+    // The turn's signal: session/cancel, the request's own `$/cancel_request`, and the editor
+    // going away (end of input) all fire it. A second prompt while one runs is refused by the
+    // session, and leaves the first one's signal in place.
+    auto turn = std::make_shared<rpc::CancelSignal>();
+    bool is_registered;
+    {
+      std::lock_guard lock(mutex);
+      is_registered = turns.try_emplace(session->id(), turn).second;
+    }
+    uint64_t watch = context.cancel.AddCallback([turn] { turn->Cancel(); });
+    turn->AddCallback([session] { session->Cancel(); });
     current_session = &session->id();
+    current_cancel = turn.get();
     Result<agent::StopReason> stop = session->Prompt(text, *this);
     current_session = nullptr;
+    current_cancel = nullptr;
+    if (watch != 0) context.cancel.RemoveCallback(watch);
+    if (is_registered) {
+      std::lock_guard lock(mutex);
+      turns.erase(session->id());
+    }
     if (!stop.ok()) return std::move(stop).error();
     return json{{"stopReason", agent::StopReasonName(*stop)}}.dump();
   }
@@ -532,24 +584,28 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
       spdlog::warn("acp: session/cancel without a sessionId; ignored");
       return;
     }
-    agent::Engine* engine = EngineIfAny();
-    if (engine == nullptr) return;
-    if (std::shared_ptr<agent::Session> session =
-            engine->Find(params["sessionId"].get<std::string>())) {
-      session->Cancel();
-    }
+    CancelTurn(params["sessionId"].get<std::string>());
   }
 
   Result<std::string> ListSessions(std::string_view params_json) {
+    constexpr std::string_view kMethod = "_lapce/sessions/list";
     json params = json::parse(params_json.empty() ? "{}" : params_json, nullptr, false);
+    if (params.is_null()) params = json::object();
+    if (!params.is_object()) return BadParams(kMethod, "params must be an object");
+    agent::ListOptions options;
+    if (auto limit = params.find("limit"); limit != params.end() && !limit->is_null()) {
+      if (!limit->is_number_integer() || limit->get<int64_t>() < 1) {
+        return BadParams(kMethod, "'limit' must be a positive integer");
+      }
+      options.limit = static_cast<int>(std::min<int64_t>(limit->get<int64_t>(), 1'000'000));
+    }
+    if (auto cwd = params.find("cwd"); cwd != params.end() && !cwd->is_null()) {
+      if (!cwd->is_string()) return BadParams(kMethod, "'cwd' must be a string");
+      options.workspace = cwd->get<std::string>();
+    }
     ASSIGN_OR_RETURN(agent::Engine * engine, Engine());
     agent::SessionStore* store = engine->store();
     if (store == nullptr) return json{{"sessions", json::array()}}.dump();
-    agent::ListOptions options;
-    if (params.is_object()) {
-      options.limit = params.value("limit", 50);
-      options.workspace = params.value("cwd", "");
-    }
     ASSIGN_OR_RETURN(std::vector<agent::SessionRecord> records, store->ListSessions(options));
     json sessions = json::array();
     for (const agent::SessionRecord& record : records) {
@@ -610,6 +666,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
 };
 
 thread_local const std::string* AcpAgent::Impl::current_session = nullptr;
+thread_local const rpc::CancelSignal* AcpAgent::Impl::current_cancel = nullptr;
 
 AcpAgent::AcpAgent(agent::Engine& engine, rpc::Peer& peer, AcpAgentOptions options)
     : AcpAgent([&engine]() -> Result<agent::Engine*> { return &engine; }, peer,
@@ -630,9 +687,10 @@ AcpAgent::AcpAgent(EngineSource engine, rpc::Peer& peer, AcpAgentOptions options
   peer.HandleRequest("session/load", [impl](std::string_view params, const rpc::RequestContext&) {
     return impl->LoadSession(params);
   });
-  peer.HandleRequest("session/prompt", [impl](std::string_view params, const rpc::RequestContext&) {
-    return impl->Prompt(params);
-  });
+  peer.HandleRequest("session/prompt",
+                     [impl](std::string_view params, const rpc::RequestContext& context) {
+                       return impl->Prompt(params, context);
+                     });
   peer.HandleRequest("session/set_mode",
                      [impl](std::string_view params, const rpc::RequestContext&) {
                        return impl->SetMode(params);
@@ -657,11 +715,7 @@ void AcpAgent::CancelAll() {
     std::lock_guard lock(impl_->mutex);
     ids = impl_->session_ids;
   }
-  for (const std::string& id : ids) {
-    agent::Engine* engine = impl_->EngineIfAny();
-    if (engine == nullptr) return;
-    if (std::shared_ptr<agent::Session> session = engine->Find(id)) session->Cancel();
-  }
+  for (const std::string& id : ids) impl_->CancelTurn(id);
 }
 
 }  // namespace lai::server

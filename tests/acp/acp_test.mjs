@@ -395,7 +395,7 @@ class AgentHarness {
       app.onRequest("fs/read_text_file", ({ params }) => {
         this.fsRequests.push({ method: "fs/read_text_file", params });
         this.#changed();
-        return { content: this.options.fs.read(params) };
+        return Promise.resolve(this.options.fs.read(params)).then((content) => ({ content }));
       });
       app.onRequest("fs/write_text_file", ({ params }) => {
         this.fsRequests.push({ method: "fs/write_text_file", params });
@@ -916,6 +916,98 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
     agent.assertClean();
   });
 
+  test("session/cancel while the editor never answers fs/read_text_file ends the turn promptly", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([callTool("call_read", "read_file", { files: [{ path: "main.txt" }] })], { "main.txt": "x\n" });
+    let sessionId = null;
+    const agent = env.agent({
+      fs: {
+        read: () => {
+          setTimeout(() => agent.agent.notify("session/cancel", { sessionId }), 50);
+          return new Promise(() => {});  // A hung editor.
+        },
+        write: () => {},
+      },
+    });
+    await agent.initialize({ fs: { readTextFile: true, writeTextFile: true } });
+    ({ sessionId } = await agent.newSession());
+    const started = Date.now();
+    const reply = await agent.agent.request("session/prompt", {
+      sessionId,
+      prompt: [{ type: "text", text: "Read main.txt" }],
+    });
+    assert.equal(reply.stopReason, "cancelled");
+    // The request used to run to its 30 s timeout.
+    assert.ok(Date.now() - started < 10_000, `the cancel took ${Date.now() - started} ms`);
+    agent.assertClean();
+  });
+
+  test("stdin EOF during a turn cancels it: the agent exits promptly", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([[{ text: "Thinking about it" }, { hang: true }]]);
+    const agent = env.agent();
+    await agent.initialize();
+    const { sessionId } = await agent.newSession();
+    agent.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "Go" }] }).catch(() => {});
+    await agent.waitFor(
+      () => agent.updatesOf("agent_message_chunk").some((update) => update.content.text.includes("Thinking")),
+      "the first streamed chunk",
+    );
+    agent.child.stdin.end();
+    // It used to wait for the provider (its first-byte timeout is two minutes).
+    assert.deepEqual(await agent.waitForExit(5000), { code: 0, signal: null });
+  });
+
+  test("always reject holds for the rest of the session, not only the turn", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([
+      callTool("call_a", "write_to_file", { path: "a.txt", content: "a\n", line_count: 1 }),
+      complete("call_done1", "Left it."),
+      callTool("call_b", "write_to_file", { path: "b.txt", content: "b\n", line_count: 1 }),
+      complete("call_done2", "Left it too."),
+    ]);
+    const agent = env.agent({ onPermission: () => "reject_always" });
+    await agent.initialize();
+    const { sessionId } = await agent.newSession();
+    for (const text of ["Write a.txt", "Write b.txt"]) {
+      const reply = await agent.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text }] });
+      assert.equal(reply.stopReason, "end_turn");
+    }
+    assert.equal(agent.permissions.length, 1, "the second write was asked about again");
+    assert.equal(fs.existsSync(path.join(env.workspace, "b.txt")), false);
+    assert.match(env.provider.requestText(3), /The user denied this operation/);
+    agent.assertClean();
+  });
+
+  test("an error answer to a permission request denies the call; it does not cancel the turn", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([
+      callTool("call_a", "write_to_file", { path: "a.txt", content: "a\n", line_count: 1 }),
+      complete("call_done", "Could not write."),
+    ]);
+    const agent = env.agent({ onPermission: () => { throw new Error("this editor cannot ask"); } });
+    await agent.initialize();
+    const { sessionId } = await agent.newSession();
+    const reply = await agent.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "Write a.txt" }] });
+    assert.equal(reply.stopReason, "end_turn");
+    assert.equal(fs.existsSync(path.join(env.workspace, "a.txt")), false);
+    assert.match(env.provider.requestText(1), /The user denied this operation/);
+    assert.doesNotMatch(env.provider.requestText(1), /cancelled/);
+  });
+
+  test("resource_link to a path with spaces reaches the model", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([complete("call_done", "Seen.")]);
+    fs.mkdirSync(path.join(env.workspace, "sub dir"));
+    fs.writeFileSync(path.join(env.workspace, "sub dir", "ü ñ.txt"), "marker-with-spaces\n");
+    const agent = env.agent();
+    await agent.initialize();
+    const { sessionId } = await agent.newSession();
+    const uri = "file://" + path.join(env.workspace, "sub dir", "ü ñ.txt").split("/").map(encodeURIComponent).join("/");
+    const reply = await agent.agent.request("session/prompt", {
+      sessionId,
+      prompt: [{ type: "text", text: "see" }, { type: "resource_link", uri, name: "x" }],
+    });
+    assert.equal(reply.stopReason, "end_turn");
+    assert.match(env.provider.requestText(0), /marker-with-spaces/);
+    agent.assertClean();
+  });
+
   test("session/cancel while the provider is slow ends the turn with cancelled", { timeout: kTestTimeoutMs }, async () => {
     const env = await setUp([[{ text: "Thinking about it" }, { hang: true }]]);
     const agent = env.agent();
@@ -1098,6 +1190,10 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
     const ids = listed.sessions.map((session) => session.sessionId);
     assert.ok(ids.includes(a.sessionId) && ids.includes(b.sessionId), `listed: ${ids}`);
     for (const session of listed.sessions) assert.equal(session.cwd, env.workspace);
+    // A bad field is the caller's error, named (it was an internal error quoting a C++ exception).
+    await expectRpcError(agent.agent.request("_lapce/sessions/list", { limit: "x" }), -32602);
+    const one = await agent.agent.request("_lapce/sessions/list", { limit: 1 });
+    assert.equal(one.sessions.length, 1);
     agent.assertClean();
   });
 
