@@ -475,9 +475,14 @@ Decision Decide(const ApprovalRequest& request, const AutoApproveSettings& setti
       // Unknown tools are held to the stricter write rule.
       return ApproveIf((is_delete ? settings.delete_files : settings.write) &&
                        settings.write_outside_workspace);
-    case ApprovalKind::kCommand:
+    case ApprovalKind::kCommand: {
       if (!settings.execute) return Decision::kAsk;
-      return DecideCommand(request.target, settings.allowed_commands, settings.denied_commands);
+      Decision decision =
+          DecideCommand(request.target, settings.allowed_commands, settings.denied_commands);
+      bool reaches_beyond = (!request.outside_paths.empty() && !settings.write_outside_workspace) ||
+                            (!request.protected_paths.empty() && !settings.write_protected);
+      return decision == Decision::kApprove && reaches_beyond ? Decision::kAsk : decision;
+    }
   }
   return Decision::kAsk;
 }

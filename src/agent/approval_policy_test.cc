@@ -114,6 +114,28 @@ TEST(DecideTest, CommandsNeedExecuteThenFollowTheLists) {
   EXPECT_EQ(Decide(make, settings), Decision::kAsk);
 }
 
+// An allowed command that writes outside the workspace or to a protected file still asks,
+// unless that kind of write is auto-approved too; a denied one stays denied.
+TEST(DecideTest, CommandsWritingOutsideOrProtectedPathsNeedThoseSwitches) {
+  AutoApproveSettings settings = NothingApproved();
+  settings.execute = true;
+  settings.allowed_commands = {"echo"};
+  settings.denied_commands = {"rm"};
+  ApprovalRequest out = Request(ApprovalKind::kCommand, "execute_command", "echo a > /tmp/x");
+  out.outside_paths = {"/tmp/x"};
+  ApprovalRequest modes = Request(ApprovalKind::kCommand, "execute_command", "echo a > .roomodes");
+  modes.protected_paths = {".roomodes"};
+  ApprovalRequest rm = Request(ApprovalKind::kCommand, "execute_command", "rm x > /tmp/y");
+  rm.outside_paths = {"/tmp/y"};
+  EXPECT_EQ(Decide(out, settings), Decision::kAsk);
+  EXPECT_EQ(Decide(modes, settings), Decision::kAsk);
+  EXPECT_EQ(Decide(rm, settings), Decision::kDeny);
+  settings.write_outside_workspace = true;
+  settings.write_protected = true;
+  EXPECT_EQ(Decide(out, settings), Decision::kApprove);
+  EXPECT_EQ(Decide(modes, settings), Decision::kApprove);
+}
+
 TEST(DecideTest, SessionKinds) {
   AutoApproveSettings settings = NothingApproved();
   EXPECT_EQ(Decide(SessionApprovalKind::kModeSwitch, settings), Decision::kAsk);

@@ -1,5 +1,7 @@
-// The write-protected set: Kilo Code's RooProtectedController patterns, matched with gitignore
-// semantics on the path relative to the workspace root.
+// The write-protected set: Kilo Code's RooProtectedController patterns, and git's own files
+// (.git/config and .git/hooks run commands: a write there is a way to run any command, as Codex
+// CLI's sandbox knows in keeping .git read-only), matched with gitignore semantics on the path
+// relative to the workspace root.
 #include "workspace/ignore.h"
 #include "workspace/workspace.h"
 
@@ -21,7 +23,8 @@ constexpr const char* kProtectedPatterns =
     "*.code-workspace\n"
     ".rooprotected\n"
     "AGENTS.md\n"
-    "AGENT.md\n";
+    "AGENT.md\n"
+    "**/.git/**\n";
 
 const IgnoreRules& ProtectedRules() {
   static const IgnoreRules* rules = [] {

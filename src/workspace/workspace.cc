@@ -7,10 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <array>
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <ranges>
 #include <vector>
 
@@ -241,6 +241,14 @@ bool IsRecursiveGrepFlag(std::string_view flag) {
 // the time a command waits (about 0.1 s per 100,000 here). Beyond it the tree is let through.
 constexpr size_t kMaxTreeEntriesChecked = 200'000;
 
+// `argument` as a path: itself when absolute, else below `dir`.
+std::string PathFrom(const std::string& dir, const std::string& argument) {
+  if (!argument.empty() && argument[0] == '/') return argument;
+  std::string path = dir;
+  AppendComponent(&path, argument);
+  return path;
+}
+
 std::string Lowercase(std::string_view text) {
   std::string lower(text);
   for (char& c : lower) {
@@ -316,12 +324,7 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
   // command names. All are checked: a cd in a pipeline or a subshell does not change the
   // directory of what follows, and the check must not be led away from where the command runs.
   std::vector<std::string> dirs = {std::string(cwd)};
-  auto absolute = [](const std::string& dir, const std::string& argument) {
-    if (argument[0] == '/') return argument;
-    std::string path = dir;
-    AppendComponent(&path, argument);
-    return path;
-  };
+  auto absolute = PathFrom;
   auto is_blocked_path = [&](const std::string& candidate) {
     Result<ResolvedPath> resolved = Resolve(candidate, /*allow_outside=*/true);
     return resolved.ok() && IsBlocked(*resolved);
@@ -450,6 +453,57 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
     words.push_back(token.text);
   }
   return end_command();
+}
+
+std::vector<std::string> CommandWriteTargets(std::string_view command, std::string_view cwd) {
+  std::vector<ShellToken> tokens = SplitShellWords(command);
+  std::vector<std::string> dirs = {std::string(cwd)};  // As in FindBlockedPathInCommand.
+  std::vector<std::string> targets;
+  bool expects_target = false;
+  bool is_fd_duplication = false;  // After ">&": a number or "-" is a descriptor, not a file.
+  bool at_command_start = true;
+  bool is_cd = false;
+  for (const ShellToken& token : tokens) {
+    if (token.is_operator) {
+      if (token.text == "|" && expects_target) continue;  // ">|" (clobber) is one redirection.
+      expects_target = false;
+      if (token.text.find('>') != std::string::npos) {  // >, >>, >&, &>, &>>.
+        expects_target = true;
+        is_fd_duplication = token.text.ends_with('&') && !token.text.starts_with('&');
+      } else if (!token.text.starts_with('<')) {  // A separator; "<" and "<<" are not.
+        at_command_start = true;
+        is_cd = false;
+      }
+      continue;
+    }
+    if (expects_target) {
+      expects_target = false;
+      bool is_descriptor =
+          is_fd_duplication &&
+          (token.text == "-" || token.text.find_first_not_of("0123456789") == std::string::npos);
+      static constexpr std::array<std::string_view, 5> kDevices = {
+          "/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "/dev/fd/"};
+      bool is_device = std::any_of(kDevices.begin(), kDevices.end(), [&](std::string_view device) {
+        return device.ends_with('/') ? token.text.starts_with(device) : token.text == device;
+      });
+      if (token.text.empty() || is_descriptor || is_device) continue;
+      for (const std::string& dir : dirs) targets.push_back(PathFrom(dir, token.text));
+      continue;
+    }
+    if (at_command_start) {
+      if (token.text.find('=') != std::string::npos && token.text[0] != '=') continue;
+      at_command_start = false;
+      is_cd = token.text == "cd" || token.text == "pushd";
+      continue;
+    }
+    if (is_cd) {  // Every directory a cd names may be where a later redirection lands.
+      if (!token.text.empty() && token.text[0] != '-' && token.text[0] != '~') {
+        dirs.push_back(PathFrom(dirs.back(), token.text));
+      }
+      is_cd = false;
+    }
+  }
+  return targets;
 }
 
 }  // namespace lai::workspace

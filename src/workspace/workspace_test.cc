@@ -176,18 +176,52 @@ TEST(ProtectedTest, KiloCodeConfigurationFilesNeedApproval) {
   auto is_protected = [&](const std::string& path) {
     return workspace->IsWriteProtected(*workspace->Resolve(path, true));
   };
-  for (const char* path :
-       {".kilocodeignore", ".kilocodemodes", ".kilocoderules", ".kilocoderules-code",
-        ".kilocode/rules/a.md", ".kilocode/mcp.json", ".rooignore", ".roomodes", ".roorules",
-        ".roorules-architect", ".clinerules", ".clinerules-x", ".roo/rules/x.md",
-        ".vscode/settings.json", "AGENTS.md", "AGENT.md", "project.code-workspace", "sub/AGENTS.md",
-        "sub/.roomodes"}) {
+  for (const char* path : {".kilocodeignore",
+                           ".kilocodemodes",
+                           ".kilocoderules",
+                           ".kilocoderules-code",
+                           ".kilocode/rules/a.md",
+                           ".kilocode/mcp.json",
+                           ".rooignore",
+                           ".roomodes",
+                           ".roorules",
+                           ".roorules-architect",
+                           ".clinerules",
+                           ".clinerules-x",
+                           ".roo/rules/x.md",
+                           ".vscode/settings.json",
+                           "AGENTS.md",
+                           "AGENT.md",
+                           "project.code-workspace",
+                           "sub/AGENTS.md",
+                           "sub/.roomodes",
+                           ".git/config",
+                           ".git/hooks/pre-commit",
+                           "vendor/lib/.git/config"}) {
     EXPECT_TRUE(is_protected(path)) << path;
   }
   for (const char* path : {"src/main.c", "README.md", "agents.md.bak", ".kilocode", ".github/x",
-                           "/tmp/AGENTS.md", "."}) {
+                           "/tmp/AGENTS.md", ".", ".gitignore", ".gitattributes"}) {
     EXPECT_FALSE(is_protected(path)) << path;
   }
+}
+
+TEST(CommandTest, WriteTargetsAreTheRedirectionsFiles) {
+  const std::string cwd = "/w";
+  using Targets = std::vector<std::string>;
+  EXPECT_EQ(CommandWriteTargets("echo a > out.txt", cwd), Targets{"/w/out.txt"});
+  EXPECT_EQ(CommandWriteTargets("echo a >> ~/.bashrc", cwd), Targets{"/w/~/.bashrc"});
+  EXPECT_EQ(CommandWriteTargets("make 2> err.log >|all.log", cwd),
+            (Targets{"/w/err.log", "/w/all.log"}));
+  EXPECT_EQ(CommandWriteTargets("make &> /tmp/log; ls &>>/tmp/log2", cwd),
+            (Targets{"/tmp/log", "/tmp/log2"}));
+  EXPECT_EQ(CommandWriteTargets("echo 'a > b' \"c > d\" x\\>y", cwd), Targets{});
+  EXPECT_EQ(CommandWriteTargets("cmd 2>&1 >&2 >&- > /dev/null 2>/dev/stderr >/dev/fd/3", cwd),
+            Targets{});
+  EXPECT_EQ(CommandWriteTargets("cat < in.txt | sort > sorted.txt", cwd), Targets{"/w/sorted.txt"});
+  // After a cd, a relative target may land in either directory.
+  EXPECT_EQ(CommandWriteTargets("cd /tmp && echo x > f", cwd), (Targets{"/w/f", "/tmp/f"}));
+  EXPECT_EQ(CommandWriteTargets("cd sub; echo x > f", cwd), (Targets{"/w/f", "/w/sub/f"}));
 }
 
 TEST(CommandTest, FindsBlockedFilesReadByCommands) {

@@ -69,11 +69,20 @@ class ExecuteCommandTool final : public ToolBase {
     if (command->find_first_not_of(" \t\n") == std::string::npos) {
       return {true, MissingParameterText("command")};
     }
+    ApprovalRequest request{ApprovalKind::kCommand, std::string(name()), *command, *command};
     std::string cwd = context.workspace.root();
     if (cwd_arg->has_value() && !(*cwd_arg)->empty()) {
+      // A cwd outside the workspace is asked about with the command, in one question.
       Result<workspace::ResolvedPath> resolved =
-          ResolveToolPath(context, name(), **cwd_arg, PathUse::kRead);
-      if (!resolved.ok()) return ErrorResult(resolved.error());
+          context.workspace.Resolve(**cwd_arg, /*allow_outside=*/true);
+      if (!resolved.ok()) {
+        return {true, ToolErrorText("Invalid working directory '" + **cwd_arg +
+                                    "': " + resolved.error().message())};
+      }
+      if (context.workspace.IsBlocked(*resolved)) {
+        return {true, ToolErrorText(BlockedPathText(**cwd_arg))};
+      }
+      if (resolved->is_outside) request.outside_paths.push_back(resolved->absolute);
       struct stat info {};
       if (::stat(resolved->absolute.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
         return {true, ToolErrorText("Working directory '" + **cwd_arg +
@@ -92,8 +101,30 @@ class ExecuteCommandTool final : public ToolBase {
       }
       return {true, ToolErrorText(text)};
     }
-    Result<ApprovalReply> reply =
-        AskApproval(context, ApprovalKind::kCommand, name(), *command, *command);
+    // Files the command writes through redirections: never blocked ones; outside the workspace
+    // or protected ones only with the user's leave, whatever the allowed-command list says.
+    for (const std::string& target : workspace::CommandWriteTargets(*command, cwd)) {
+      Result<workspace::ResolvedPath> written =
+          context.workspace.Resolve(target, /*allow_outside=*/true);
+      if (!written.ok()) continue;  // Not a path (the shell will say so).
+      if (context.workspace.IsBlocked(*written)) {
+        return {true, ToolErrorText(BlockedPathText(DisplayPath(*written)))};
+      }
+      std::vector<std::string>& list =
+          written->is_outside ? request.outside_paths : request.protected_paths;
+      if ((written->is_outside || context.workspace.IsWriteProtected(*written)) &&
+          std::find(list.begin(), list.end(), DisplayPath(*written)) == list.end()) {
+        list.push_back(DisplayPath(*written));
+      }
+    }
+    auto name_paths = [&](std::string_view what, const std::vector<std::string>& paths) {
+      if (paths.empty()) return;
+      request.detail += "\n" + std::string(what);
+      for (size_t i = 0; i < paths.size(); ++i) request.detail += (i ? ", " : " ") + paths[i];
+    };
+    name_paths("Outside the workspace:", request.outside_paths);
+    name_paths("Writes protected files:", request.protected_paths);
+    Result<ApprovalReply> reply = AskApproval(context, request);
     if (!reply.ok()) return ErrorResult(reply.error());
 
     workspace::CommandOptions options;

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "agent/tools/tool.h"
 #include "workspace/workspace.h"
@@ -26,6 +27,7 @@ class RecordingHost : public ToolHost {
  public:
   ApprovalReply Ask(const ApprovalRequest& request) override {
     last_kind = request.kind;
+    last_request = request;
     return {approve, ""};
   }
   void OnOutput(std::string_view chunk) override {
@@ -35,6 +37,7 @@ class RecordingHost : public ToolHost {
   }
   bool approve = true;
   ApprovalKind last_kind = ApprovalKind::kRead;
+  ApprovalRequest last_request{ApprovalKind::kRead, "", "", ""};
   std::mutex mutex;
   std::string streamed;
   std::atomic<bool>* cancel_on = nullptr;
@@ -167,6 +170,63 @@ TEST_F(ExecuteCommandTest, BlockedFileReadIsRefused) {
             std::string::npos)
       << result.text;
   EXPECT_EQ(result.text.find("s3cret"), std::string::npos);
+}
+
+// What a command writes through redirections is named in its approval request, so that the
+// policy asks for writes outside the workspace or to protected files whatever the allowed list
+// says; a blocked file is never written. (An allowed `echo` wrote ~/.bashrc without a question.)
+TEST_F(ExecuteCommandTest, RedirectionTargetsReachTheApprovalRequest) {
+  std::ofstream(dir_ / ".kilocodeignore") << "secret.txt\n";
+  auto ws = workspace::Workspace::Open(dir_.string());
+  ASSERT_TRUE(ws.ok());
+  workspace_ = *ws;
+  fs::path outside = dir_.string() + "-outside.txt";
+  host_.approve = false;  // Nothing runs: only the questions are looked at.
+  Run("echo a1 > " + outside.string());
+  EXPECT_EQ(host_.last_request.outside_paths, std::vector<std::string>{outside.string()});
+  EXPECT_NE(host_.last_request.detail.find("Outside the workspace: " + outside.string()),
+            std::string::npos)
+      << host_.last_request.detail;
+  EXPECT_FALSE(fs::exists(outside));
+  Run("echo '{}' >> .kilocodemodes 2>&1");
+  EXPECT_TRUE(host_.last_request.outside_paths.empty());
+  EXPECT_EQ(host_.last_request.protected_paths, std::vector<std::string>{".kilocodemodes"});
+  Run("echo hi > out.txt 2> /dev/null");
+  EXPECT_TRUE(host_.last_request.outside_paths.empty());
+  EXPECT_TRUE(host_.last_request.protected_paths.empty());
+
+  host_.approve = true;
+  host_.last_request.target.clear();
+  ToolResult blocked = Run("echo pwned > secret.txt");
+  EXPECT_TRUE(blocked.is_error);
+  EXPECT_NE(blocked.text.find("secret.txt is blocked"), std::string::npos) << blocked.text;
+  EXPECT_TRUE(host_.last_request.target.empty()) << "a blocked write is refused before asking";
+  EXPECT_FALSE(fs::exists(dir_ / "secret.txt"));
+}
+
+// A cwd outside the workspace is part of the command's one question (there were two).
+TEST_F(ExecuteCommandTest, AnOutsideCwdIsAskedWithTheCommand) {
+  const Tool* tool = FindWorkspaceTool("execute_command");
+  int asked = 0;
+  struct CountingHost : ToolHost {
+    int* asked;
+    ApprovalRequest* last;
+    ApprovalReply Ask(const ApprovalRequest& request) override {
+      ++*asked;
+      *last = request;
+      return {true, ""};
+    }
+  };
+  ApprovalRequest last{ApprovalKind::kRead, "", "", ""};
+  CountingHost counting;
+  counting.asked = &asked;
+  counting.last = &last;
+  ToolContext counted{*workspace_, settings_, counting, nullptr};
+  ToolResult result = tool->Run(R"({"command": "pwd", "cwd": "/tmp"})", counted);
+  EXPECT_FALSE(result.is_error) << result.text;
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(last.kind, ApprovalKind::kCommand);
+  EXPECT_EQ(last.outside_paths, std::vector<std::string>{"/tmp"});
 }
 
 }  // namespace

@@ -28,6 +28,12 @@ struct ApprovalRequest {
   bool has_texts = false;
   std::optional<std::string_view> old_text;
   std::string_view new_text;
+  // kCommand: where the command reaches beyond what its prefix lists decide: paths outside the
+  // workspace it runs in or writes to (redirections), and protected paths it writes to. Each
+  // needs its own setting (write_outside_workspace, write_protected) or the user's answer, even
+  // for a command the allowed list approves.
+  std::vector<std::string> outside_paths;
+  std::vector<std::string> protected_paths;
 };
 
 // What a host that shows text puts before the user: the detail, or for an edit a unified diff of
