@@ -26,6 +26,7 @@
 #include "agent/session_export.h"
 #include "agent/store.h"
 #include "base/json_text.h"
+#include "base/strings.h"
 #include "cli/bench_agent.h"
 #include "cli/commands.h"
 #include "cli/provider_flags.h"
@@ -143,7 +144,7 @@ class TerminalClient : public agent::SessionClient {
       case Kind::kAgentMessageChunk:
         EndThoughtLocked();
         StartReplyLocked();
-        std::fputs(update.text.c_str(), stdout);
+        std::fputs(Visible(update.text).c_str(), stdout);
         at_line_start_ = !update.text.empty() && update.text.back() == '\n';
         is_waiting_ = false;
         break;
@@ -154,14 +155,14 @@ class TerminalClient : public agent::SessionClient {
           std::fputs(style_.dim(), stdout);
           in_thought_ = true;
         }
-        std::fputs(update.text.c_str(), stdout);
+        std::fputs(Visible(update.text).c_str(), stdout);
         at_line_start_ = !update.text.empty() && update.text.back() == '\n';
         is_waiting_ = false;
         break;
       case Kind::kToolCall:
         EndThoughtLocked();
         NewLineLocked();
-        std::printf("%s● %s%s", style_.cyan(), update.tool.title.c_str(), style_.reset());
+        std::printf("%s● %s%s", style_.cyan(), Visible(update.tool.title).c_str(), style_.reset());
         if (!update.tool.raw_input_json.empty()) {
           std::printf(" %s%s%s", style_.dim(), Shorten(update.tool.raw_input_json, 200).c_str(),
                       style_.reset());
@@ -179,12 +180,12 @@ class TerminalClient : public agent::SessionClient {
           const char* mark = entry.status == agent::PlanEntry::Status::kCompleted    ? "[x]"
                              : entry.status == agent::PlanEntry::Status::kInProgress ? "[-]"
                                                                                      : "[ ]";
-          std::printf("  %s %s\n", mark, entry.content.c_str());
+          std::printf("  %s %s\n", mark, Visible(entry.content).c_str());
         }
         break;
       case Kind::kCurrentModeUpdate:
         NewLineLocked();
-        std::printf("%s[mode: %s]%s\n", style_.dim(), update.text.c_str(), style_.reset());
+        std::printf("%s[mode: %s]%s\n", style_.dim(), Visible(update.text).c_str(), style_.reset());
         break;
       case Kind::kUsageUpdate:  // Sent after each model reply.
         usage_ = update;
@@ -216,7 +217,7 @@ class TerminalClient : public agent::SessionClient {
       std::fprintf(stderr,
                    "lapce-ai: '%s' needs approval, and there is no terminal to ask on; rejected "
                    "(pass --yes to approve everything, or set approvals.auto_approve)\n",
-                   request.tool.title.c_str());
+                   Visible(request.tool.title).c_str());
       return {agent::PermissionOutcome::kRejectOnce,
               "The user could not be asked (non-interactive run); the operation was not approved."};
     }
@@ -225,11 +226,11 @@ class TerminalClient : public agent::SessionClient {
         PrintDiffLocked(content);
         diff_shown_.insert(request.tool.id);  // Not again when the edit is done.
       } else if (!content.text.empty()) {
-        std::printf("%s\n", Shorten(content.text, 2000).c_str());
+        std::printf("%s\n", Visible(Shorten(content.text, 2000)).c_str());
       }
     }
     std::string question =
-        request.is_question ? request.tool.title : "Allow " + request.tool.title + "?";
+        Visible(request.is_question ? request.tool.title : "Allow " + request.tool.title + "?");
     const char* choices = request.can_always ? "[y]es / [n]o / [a]lways" : "[y]es / [n]o";
     std::fprintf(stderr, "%s%s%s %s / or type feedback: ", style_.bold(), question.c_str(),
                  style_.reset(), choices);
@@ -338,8 +339,7 @@ class TerminalClient : public agent::SessionClient {
                           : line.starts_with("-") && !line.starts_with("---") ? style_.red()
                           : line.starts_with("@@")                            ? style_.cyan()
                                                                               : "";
-      std::printf("%s%.*s%s\n", color, static_cast<int>(line.size()), line.data(),
-                  *color ? style_.reset() : "");
+      std::printf("%s%s%s\n", color, Visible(line).c_str(), *color ? style_.reset() : "");
       start = end + 1;
     }
     at_line_start_ = true;
@@ -375,7 +375,8 @@ class TerminalClient : public agent::SessionClient {
           ++lines;
         }
         if (position < content.text.size()) shown += "…\n";
-        std::printf("%s%s%s", failed ? style_.red() : style_.dim(), shown.c_str(), style_.reset());
+        std::printf("%s%s%s", failed ? style_.red() : style_.dim(), Visible(shown).c_str(),
+                    style_.reset());
       }
     }
     std::printf("%s%s%s\n", failed ? style_.red() : style_.green(), failed ? "✗ failed" : "✓ done",
