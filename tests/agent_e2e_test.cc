@@ -545,6 +545,10 @@ TEST_F(AgentE2eTest, SigtermStopsTheRunningCommandToo) {
   fake_->Enqueue(kChatPath,
                  testing::OpenAiToolCall("call_1", "execute_command",
                                          R"({"command":"echo $$ > cmd.pid; exec sleep 30"})"));
+  // What the model would do next, were the turn to go on once its command is killed.
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall(
+                                "call_2", "write_to_file",
+                                R"({"path":"after.txt","content":"late\n","line_count":1})"));
   Child child(RunArgs("wait a while", {"--yes"}), Env());
   const std::string pid_file = repo_ + "/cmd.pid";
   pid_t command = 0;
@@ -564,6 +568,8 @@ TEST_F(AgentE2eTest, SigtermStopsTheRunningCommandToo) {
     ended = !stat || !std::getline(stat, line) || line.find(") Z") != std::string::npos;
   }
   EXPECT_TRUE(ended) << "the command (pid " << command << ") outlived lapce-ai";
+  // The turn stopped with the signal: it did not go on to the next call while exiting.
+  EXPECT_FALSE(std::filesystem::exists(repo_ + "/after.txt"));
   // Nor does the session's lock file, although the process ends without destructors.
   const std::filesystem::path locks = home_ + "/.local/share/lapce-ai/sessions.db.open";
   ASSERT_TRUE(std::filesystem::exists(locks)) << "the session was never locked";

@@ -488,8 +488,13 @@ class InterruptHandler {
       if (signal != SIGINT || !is_turn_running_ || ++interrupts_ > 1) {
         std::shared_ptr<agent::Session> session = session_;
         lock.unlock();
-        // Its lock file goes now; _Exit below would leave it behind.
-        if (session) session->ReleaseForExit();
+        if (session) {
+          // The turn stops first: killing its command must not let it go on to the next call
+          // (a write ran in the 100 ms Exit waits for the commands to end).
+          session->Cancel();
+          // Its lock file goes now; _Exit below would leave it behind.
+          session->ReleaseForExit();
+        }
         Exit(signal);
       }
       std::fputs("\n[cancelling; Ctrl-C again to exit]\n", stderr);
