@@ -158,6 +158,11 @@ class SearchAndReplaceTool final : public ToolBase {
                                   ". Fix the pattern, or set use_regex to false to search for "
                                   "the literal text.")};
     }
+    // Compiled to machine code when the platform allows (else interpreted): besides being
+    // faster, the JIT handles invalid UTF-8 where it meets it, while the interpreter checks the
+    // rest of the subject at every call, which made a replacement per line quadratic in the
+    // file's size (20,000 lines took 19 s).
+    (void)pcre2_jit_compile(code.get(), PCRE2_JIT_COMPLETE);
 
     Result<EditTarget> target = ResolveEditTarget(context, name(), *path);
     if (!target.ok()) return ErrorResult(target.error());
