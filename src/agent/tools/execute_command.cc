@@ -46,13 +46,35 @@ std::string ModelOutput(const std::string& raw, int line_limit) {
     return "(binary output, " + std::to_string(raw.size()) + " bytes, not shown)";
   }
   std::string text = TruncateOutputLines(raw, line_limit);
-  if (text.size() > kOutputCharacterLimit) {
-    size_t head = kOutputCharacterLimit / 5;
-    size_t tail = kOutputCharacterLimit - head;
-    text = text.substr(0, head) + "\n[..." + std::to_string(text.size() - head - tail) +
-           " characters omitted...]\n" + text.substr(text.size() - tail);
+  // (A raw output within the limit is longer after the line cut only by the cut's note.)
+  if (text.size() <= kOutputCharacterLimit || raw.size() <= kOutputCharacterLimit) return text;
+  // Long lines: the kept lines are still too long. Keep a fifth of the limit from the start and
+  // the rest from the end of the whole output, cut at line ends where one is near, and say how
+  // much is left out in lines and characters (a cut of the line-truncated text could drop its
+  // "lines omitted" note, and the model took the output for almost whole).
+  std::string_view all = raw;
+  size_t head = kOutputCharacterLimit / 5;
+  size_t tail_begin = all.size() - (kOutputCharacterLimit - head);
+  if (size_t end = all.rfind('\n', head - 1); end != std::string_view::npos && end >= head / 2) {
+    head = end + 1;
   }
-  return text;
+  if (size_t end = all.find('\n', tail_begin); all[tail_begin - 1] != '\n' &&
+                                               end != std::string_view::npos &&
+                                               end - tail_begin < (all.size() - tail_begin) / 2) {
+    tail_begin = end + 1;
+  }
+  while (head > 0 && (static_cast<unsigned char>(all[head]) & 0xC0) == 0x80) --head;
+  while (tail_begin < all.size() && (static_cast<unsigned char>(all[tail_begin]) & 0xC0) == 0x80) {
+    ++tail_begin;
+  }
+  std::string_view omitted = all.substr(head, tail_begin - head);
+  size_t lines = static_cast<size_t>(std::count(omitted.begin(), omitted.end(), '\n'));
+  std::string out(all.substr(0, head));
+  if (!out.empty() && out.back() != '\n') out += '\n';
+  out += "[..." + std::to_string(lines) + " lines (" + std::to_string(omitted.size()) +
+         " characters) omitted...]\n";
+  out += all.substr(tail_begin);
+  return out;
 }
 
 class ExecuteCommandTool final : public ToolBase {

@@ -138,6 +138,21 @@ TEST_F(ExecuteCommandTest, BinaryOutputIsSummarised) {
       << result.text;
 }
 
+// Lines so long that the kept ones exceed the character limit: what is left out is still said,
+// in lines (the note of the line cut used to be cut out with the middle).
+TEST_F(ExecuteCommandTest, LongLinesKeepHeadTailAndTheOmittedCount) {
+  ToolResult result = Run("seq -f %099g 1 40000");  // 100 bytes a line.
+  EXPECT_NE(result.text.find("Output:\n" + std::string(98, '0') + "1\n"), std::string::npos);
+  EXPECT_NE(result.text.find(" lines ("), std::string::npos) << result.text.substr(0, 200);
+  EXPECT_TRUE(result.text.ends_with(std::string(94, '0') + "40000\n"));
+  // Whole lines are kept and counted: 100 at the start, 400 at the end.
+  size_t kept = static_cast<size_t>(std::count(result.text.begin(), result.text.end(), '\n'));
+  EXPECT_NE(result.text.find("[..." + std::to_string(40000 - 500) + " lines (3950000 characters)"),
+            std::string::npos)
+      << "kept " << kept << " lines";
+  EXPECT_LT(result.text.size(), 51000u);
+}
+
 TEST_F(ExecuteCommandTest, FloodKeepsHeadAndTail) {
   settings_.command_output_line_limit = 100;
   ToolResult result = Run("seq 1 200000");
