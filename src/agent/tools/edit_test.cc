@@ -1,0 +1,89 @@
+// What the editing tools do around their approval question.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+
+#include "agent/tools/tool.h"
+#include "workspace/workspace.h"
+
+namespace lai::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Approves everything, running `during` while the question is open (as the user would act).
+class ActingHost : public ToolHost {
+ public:
+  ApprovalReply Ask(const ApprovalRequest&) override {
+    if (during) during();
+    return {true, ""};
+  }
+  std::function<void()> during;
+};
+
+std::string Contents(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+class EditTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/lai-edit-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    std::ofstream(dir_ / "conc.txt") << "alpha\nbeta\ngamma\n";
+    auto ws = workspace::Workspace::Open(dir_.string());
+    ASSERT_TRUE(ws.ok()) << ws.error().ToString();
+    workspace_ = *ws;
+  }
+  void TearDown() override {
+    std::error_code error;
+    fs::remove_all(dir_, error);
+  }
+  ToolResult Run(const char* tool, const std::string& args) {
+    ToolContext context{*workspace_, settings_, host_, nullptr};
+    return FindWorkspaceTool(tool)->Run(args, context);
+  }
+
+  fs::path dir_;
+  std::shared_ptr<const workspace::Workspace> workspace_;
+  ToolSettings settings_;
+  ActingHost host_;
+};
+
+// A change made to the file while its edit awaits approval is not overwritten: the edit is
+// refused and the model told to redo it on the file as it is now (it was silently undone).
+TEST_F(EditTest, AChangeMadeWhileTheQuestionIsOpenIsNotOverwritten) {
+  host_.during = [&] { std::ofstream(dir_ / "conc.txt", std::ios::app) << "USER-ADDED\n"; };
+  ToolResult result = Run("search_and_replace", R"({"path": "conc.txt", "search": "beta",
+                                                    "replace": "BETA"})");
+  EXPECT_TRUE(result.is_error);
+  EXPECT_NE(result.text.find("'conc.txt' changed while this edit awaited approval"),
+            std::string::npos)
+      << result.text;
+  EXPECT_EQ(Contents(dir_ / "conc.txt"), "alpha\nbeta\ngamma\nUSER-ADDED\n");
+
+  // A file created meanwhile is not replaced either.
+  host_.during = [&] { std::ofstream(dir_ / "new.txt") << "theirs\n"; };
+  result = Run("write_to_file", R"({"path": "new.txt", "content": "ours\n", "line_count": 1})");
+  EXPECT_TRUE(result.is_error);
+  EXPECT_EQ(Contents(dir_ / "new.txt"), "theirs\n");
+
+  // Without a change, the edit is written.
+  host_.during = nullptr;
+  result =
+      Run("search_and_replace", R"({"path": "conc.txt", "search": "beta", "replace": "BETA"})");
+  EXPECT_FALSE(result.is_error) << result.text;
+  EXPECT_EQ(Contents(dir_ / "conc.txt"), "alpha\nBETA\ngamma\nUSER-ADDED\n");
+}
+
+}  // namespace
+}  // namespace lai::agent
