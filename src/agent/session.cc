@@ -1302,6 +1302,16 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
   if (Status allowed = CheckToolAllowed(*mode, call.name, path); !allowed.ok()) {
     return refuse(allowed.error().message(), false, args);
   }
+  // The file the path leads to must be one the mode may edit too: a link "notes.md" to
+  // "main.py" does not let architect edit code.
+  if (!path.empty()) {
+    Result<workspace::ResolvedPath> target = state.workspace->Resolve(path, true);
+    if (target.ok() && !target->is_outside && target->relative != path) {
+      if (Status allowed = CheckToolAllowed(*mode, call.name, target->relative); !allowed.ok()) {
+        return refuse(allowed.error().message(), false, args);
+      }
+    }
+  }
   if (call.name == "delete_file" && !path.empty()) {
     // Deleting a directory edits every file in it: each must be one the mode may edit.
     if (std::optional<std::string> refusal =

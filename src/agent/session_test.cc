@@ -1772,6 +1772,26 @@ TEST_F(SessionTest, ARestrictedModeCannotDeleteADirectoryOfFilesItMayNotEdit) {
   EXPECT_TRUE(std::filesystem::exists(workspace_ + "/guide.md/intro.md"));
 }
 
+// The mode's file restriction applies to the file a path leads to: a Markdown-named link to
+// code does not let architect edit the code.
+TEST_F(SessionTest, ARestrictedModeCannotEditThroughALink) {
+  WriteFile(workspace_ + "/main.py", "print('keep me')\n");
+  std::filesystem::create_symlink("main.py", workspace_ + "/notes.md");
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine, {}, "architect");
+  Enqueue(
+      OpenAiToolCall("call_w", "write_to_file",
+                     json{{"path", "notes.md"}, {"content", "x = 1\n"}, {"line_count", 1}}.dump()));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Write the notes", client), StopReason::kEndTurn);
+  ASSERT_EQ(Bodies().size(), 2u);
+  std::optional<std::string> result = ToolResultOf(Bodies()[1], "call_w");
+  ASSERT_TRUE(result.has_value());
+  EXPECT_NE(result->find("got 'main.py'"), std::string::npos) << *result;
+  EXPECT_EQ(ReadFile(workspace_ + "/main.py"), "print('keep me')\n");
+}
+
 TEST_F(SessionTest, SetModeIsShownStoredAndReplayed) {
   Engine& engine = MakeEngine(MakePool({"p"}));
   std::shared_ptr<Session> session = NewSession(engine, {}, "ask");
