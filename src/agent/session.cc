@@ -461,6 +461,9 @@ struct Session::Turn {
   ToolOutcome Execute(const ToolCall& call);
   // The engine's tool settings, with read_file's byte limit lowered to the context's room.
   ToolSettings ToolSettingsForRoom() const;
+  // Reads the ignore files again when they have changed since the workspace was opened (the user
+  // blocks a file mid-session): before each tool call and each prompt's mentions.
+  Status RefreshWorkspace();
   ToolOutcome RunSessionTool(const ToolCall& call, const json& args, ToolCallInfo& info);
   ToolOutcome RunMcp(const ToolCall& call, const json& args, ToolCallInfo& info);
   bool AskSession(SessionApprovalKind kind, ToolCallInfo info, std::string* feedback);
@@ -673,6 +676,20 @@ StopReason Session::Turn::EndWithMessage(std::string text) {
   EmitNotice(std::move(text));
   SaveRecord();
   return StopReason::kEndTurn;
+}
+
+Status Session::Turn::RefreshWorkspace() {
+  if (state.workspace->IsCurrent()) return OkStatus();
+  Result<std::shared_ptr<const workspace::Workspace>> fresh =
+      workspace::Workspace::Open(state.workspace->root());
+  if (!fresh.ok()) {
+    return Error(fresh.error().code(), "The workspace's ignore rules could not be read again (" +
+                                           fresh.error().message() +
+                                           "); nothing was done. Fix the file and retry.");
+  }
+  spdlog::info("session {}: the ignore files changed; their rules were read again", session.id_);
+  state.workspace = *std::move(fresh);
+  return OkStatus();
 }
 
 ToolSettings Session::Turn::ToolSettingsForRoom() const {
@@ -1274,6 +1291,9 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
     return outcome;
   };
   if (!call.error.empty()) return refuse(call.error, true, json::object());
+  if (Status fresh = RefreshWorkspace(); !fresh.ok()) {
+    return refuse(fresh.error().message(), false, json::object());
+  }
   // A native call of an MCP tool by its own function name is use_mcp_tool by another name.
   if (auto mcp_tool = FindMcpFunction(call.name, state.mcp_servers)) {
     json arguments = json::parse(call.arguments_json.empty() ? "{}" : call.arguments_json, nullptr,
@@ -1619,6 +1639,7 @@ void Session::Turn::Persist(const ContextChange& change) {
 Result<StopReason> Session::Turn::Run(std::string_view text) {
   const AgentSettings& settings = session.engine_.settings_;
   bool is_first = state.history.empty();
+  RETURN_IF_ERROR(RefreshWorkspace());
   std::string expanded = ExpandMentions(text, *state.workspace, ToolSettingsForRoom());
   // A prompt that cannot fit the model's window on its own is refused before it becomes part of
   // the session: nothing is kept or hidden, and the next, smaller prompt works.

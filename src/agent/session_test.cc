@@ -1792,6 +1792,27 @@ TEST_F(SessionTest, ARestrictedModeCannotEditThroughALink) {
   EXPECT_EQ(ReadFile(workspace_ + "/main.py"), "print('keep me')\n");
 }
 
+// A file the user blocks in .kilocodeignore during a session is blocked from the next tool call
+// on (the rules were read once, when the session opened its workspace).
+TEST_F(SessionTest, IgnoreRulesChangedMidSessionApplyToTheNextCall) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(OpenAiToolCall("call_1", "read_file", ReadArgs("src.txt")));
+  Enqueue(OpenAiToolCall("call_done1", "attempt_completion", CompletionArgs("Read it.")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Read src.txt", client), StopReason::kEndTurn);
+  WriteFile(workspace_ + "/.kilocodeignore", "src.txt\n");
+  Enqueue(OpenAiToolCall("call_2", "read_file", ReadArgs("src.txt")));
+  Enqueue(OpenAiToolCall("call_done2", "attempt_completion", CompletionArgs("Blocked.")));
+  EXPECT_EQ(MustPrompt(*session, "Read it again", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 4u);
+  EXPECT_NE(ToolResultOf(bodies[1], "call_1").value_or("").find("hello"), std::string::npos);
+  std::string blocked = ToolResultOf(bodies[3], "call_2").value_or("");
+  EXPECT_NE(blocked.find("blocked by the .kilocodeignore"), std::string::npos) << blocked;
+  EXPECT_EQ(blocked.find("hello"), std::string::npos) << blocked;
+}
+
 TEST_F(SessionTest, SetModeIsShownStoredAndReplayed) {
   Engine& engine = MakeEngine(MakePool({"p"}));
   std::shared_ptr<Session> session = NewSession(engine, {}, "ask");

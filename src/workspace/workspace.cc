@@ -11,7 +11,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <ranges>
+#include <sstream>
 #include <vector>
 
 #include "workspace/ignore.h"
@@ -112,6 +114,32 @@ Workspace::Workspace(std::string root, std::unique_ptr<IgnoreRules> blocking)
 
 Workspace::~Workspace() = default;
 
+namespace {
+
+// What identifies the state of the root's ignore files: each one's content, or its absence.
+// Contents, not times: two writes within one tick of the file-time clock (a few ms) would look
+// the same by their times.
+std::string BlockingFilesStamp(const std::string& root) {
+  std::string stamp;
+  for (const char* name : kBlockingFiles) {
+    std::string path = root == "/" ? std::string() : root;
+    path.append("/").append(name);
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      stamp += '-';
+      continue;
+    }
+    std::ostringstream content;
+    content << in.rdbuf();
+    stamp += '+' + std::to_string(content.str().size()) + ':' + content.str();
+  }
+  return stamp;
+}
+
+}  // namespace
+
+bool Workspace::IsCurrent() const { return BlockingFilesStamp(root_) == stamp_; }
+
 Result<std::shared_ptr<const Workspace>> Workspace::Open(std::string_view root) {
   if (root.empty() || root.find('\0') != std::string_view::npos) {
     return Error(ErrorCode::kInvalidArgument,
@@ -131,6 +159,8 @@ Result<std::shared_ptr<const Workspace>> Workspace::Open(std::string_view root) 
                  "open workspace '" + root_string + "': not a directory; pass the project folder");
   }
 
+  // Taken before the files are read: a change while they are read shows as stale next time.
+  std::string stamp = BlockingFilesStamp(canonical);
   auto blocking = std::make_unique<IgnoreRules>();
   for (const char* name : kBlockingFiles) {
     std::string path = canonical == "/" ? std::string() : canonical;
@@ -166,8 +196,9 @@ Result<std::shared_ptr<const Workspace>> Workspace::Open(std::string_view root) 
     blocking->AddPatterns(name);
     blocking->AddSourceFile(path);
   }
-  return std::shared_ptr<const Workspace>(
-      std::make_shared<Workspace>(std::move(canonical), std::move(blocking)));
+  auto opened = std::make_shared<Workspace>(std::move(canonical), std::move(blocking));
+  opened->stamp_ = std::move(stamp);
+  return std::shared_ptr<const Workspace>(std::move(opened));
 }
 
 Result<ResolvedPath> Workspace::Resolve(std::string_view path, bool allow_outside) const {

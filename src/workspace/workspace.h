@@ -28,6 +28,10 @@ class Workspace {
   // (and .rooignore) once. Errors: kNotFound, kInvalidArgument (not a directory), kIo.
   static Result<std::shared_ptr<const Workspace>> Open(std::string_view root);
 
+  // False once an ignore file read by Open() has changed, appeared or gone: the rules are stale,
+  // and Open() again reads the current ones. Reads the (small) ignore files.
+  bool IsCurrent() const;
+
   const std::string& root() const { return root_; }
 
   // Resolves `path` (absolute, or relative to the root) without requiring it to exist: the
@@ -66,6 +70,7 @@ class Workspace {
  private:
   std::string root_;
   std::unique_ptr<IgnoreRules> blocking_;
+  std::string stamp_;  // The ignore files as Open() found them (IsCurrent).
 };
 
 // One word or control operator of a shell command line.

@@ -162,6 +162,19 @@ TEST(BlockingTest, KilocodeignoreAndRooignoreAreMerged) {
   EXPECT_FALSE(blocked("/etc/app.env"));  // Outside: these files do not apply.
 }
 
+TEST(BlockingTest, IsCurrentUntilAnIgnoreFileChanges) {
+  TempTree tree;
+  auto workspace = OpenOrDie(tree.root());
+  EXPECT_TRUE(workspace->IsCurrent());
+  tree.File(".rooignore", "a.env\n");  // Appears.
+  EXPECT_FALSE(workspace->IsCurrent());
+  workspace = OpenOrDie(tree.root());
+  EXPECT_TRUE(workspace->IsCurrent());
+  EXPECT_TRUE(workspace->IsBlocked(*workspace->Resolve("a.env")));
+  tree.File(".rooignore", "b.env\n");  // Same size, new content.
+  EXPECT_FALSE(workspace->IsCurrent());
+}
+
 TEST(BlockingTest, NothingBlockedWithoutIgnoreFiles) {
   TempTree tree;
   tree.File("a.env");
