@@ -301,7 +301,77 @@ std::vector<ShellToken> SplitShellWords(std::string_view command) {
   };
   for (size_t i = 0; i < command.size(); ++i) {
     char c = command[i];
-    if (c == '\'') {
+    if (c == '$' && i + 1 < command.size() && command[i + 1] == '\'') {
+      // ANSI-C quoting, $'...': backslash escapes are decoded ($'\x72m' is "rm").
+      has_word = true;
+      for (i += 2; i < command.size() && command[i] != '\''; ++i) {
+        if (command[i] != '\\' || i + 1 >= command.size()) {
+          word.push_back(command[i]);
+          continue;
+        }
+        char e = command[++i];
+        auto digits = [&](int base, size_t most) {
+          int value = 0;
+          size_t taken = 0;
+          while (taken < most && i + 1 < command.size()) {
+            char d = command[i + 1];
+            int digit = d >= '0' && d <= '9'   ? d - '0'
+                        : d >= 'a' && d <= 'f' ? d - 'a' + 10
+                        : d >= 'A' && d <= 'F' ? d - 'A' + 10
+                                               : 99;
+            if (digit >= base) break;
+            value = value * base + digit;
+            ++i;
+            ++taken;
+          }
+          return static_cast<char>(value);
+        };
+        switch (e) {
+          case 'n':
+            word.push_back('\n');
+            break;
+          case 't':
+            word.push_back('\t');
+            break;
+          case 'r':
+            word.push_back('\r');
+            break;
+          case 'a':
+            word.push_back('\a');
+            break;
+          case 'b':
+            word.push_back('\b');
+            break;
+          case 'e':
+          case 'E':
+            word.push_back('\033');
+            break;
+          case 'f':
+            word.push_back('\f');
+            break;
+          case 'v':
+            word.push_back('\v');
+            break;
+          case 'x':
+            word.push_back(digits(16, 2));
+            break;
+          case '0':
+          case '1':
+          case '2':
+          case '3':
+          case '4':
+          case '5':
+          case '6':
+          case '7':
+            --i;
+            word.push_back(digits(8, 3));
+            break;
+          default:
+            word.push_back(e);
+            break;  // \\, \', \" and anything else: itself.
+        }
+      }
+    } else if (c == '\'') {
       size_t end = command.find('\'', i + 1);
       if (end == std::string_view::npos) end = command.size();
       word.append(command.substr(i + 1, end - i - 1));
@@ -424,6 +494,10 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
   bool is_reading = false;
   bool is_grep = false;
   bool is_cd = false;  // The command is `cd` or `pushd`: its first word is the new directory.
+  bool is_dd = false;  // dd reads its if= file.
+  bool is_git = false;
+  std::string git_subcommand;  // "" until read.
+  char git_option = 0;         // 'C' or 'c' after "git -C" / "git -c": the next word is its value.
   bool expects_redirect_target = false;
   bool expects_write_target = false;
   for (const ShellToken& token : tokens) {
@@ -437,6 +511,10 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
         at_command_start = true;
         is_reading = false;
         is_cd = false;
+        is_dd = false;
+        is_git = false;
+        git_subcommand.clear();
+        git_option = 0;
       }
       continue;
     }
@@ -466,6 +544,8 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
       is_tree_search = IsTreeSearch(lower);
       is_grep = IsGrep(lower);
       is_cd = lower == "cd" || lower == "pushd";
+      is_dd = lower == "dd";
+      is_git = lower == "git";
       continue;
     }
     if (is_cd) {  // `cd -` and `cd ~` are not followed; the old directory is kept.
@@ -473,6 +553,39 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
         dirs.push_back(absolute(dirs.back(), token.text));
       }
       is_cd = false;
+      continue;
+    }
+    if (is_dd) {
+      if (token.text.starts_with("if=") && is_blocked_argument(token.text.substr(3))) {
+        return token.text.substr(3);
+      }
+      continue;
+    }
+    if (is_git && git_subcommand.empty()) {
+      if (git_option == 'C') dirs.push_back(absolute(dirs.back(), token.text));
+      if (git_option != 0) {
+        git_option = 0;
+      } else if (token.text == "-C" || token.text == "-c") {
+        git_option = token.text[1];
+      } else if (token.text[0] != '-') {
+        // git grep searches a tree; git diff reads the files it names (--no-index: any file).
+        git_subcommand = Lowercase(token.text);
+        is_tree_search = git_subcommand == "grep";
+        is_reading = is_tree_search || git_subcommand == "diff";
+      }
+      continue;
+    }
+    if (is_git && (git_subcommand == "show" || git_subcommand == "cat-file")) {
+      // REV:path is a file as committed ("HEAD:secret.env"): from the repository's root, which
+      // is taken to be the workspace's, or from the current directory with "./" or "../".
+      size_t colon = token.text.find(':');
+      if (token.text[0] != '-' && colon != std::string::npos && colon + 1 < token.text.size()) {
+        std::string path = token.text.substr(colon + 1);
+        bool is_from_here = path.starts_with("./") || path.starts_with("../");
+        if (is_from_here ? is_blocked_argument(path) : is_blocked_path(PathFrom(root_, path))) {
+          return token.text;
+        }
+      }
       continue;
     }
     if (!is_reading) continue;
@@ -486,10 +599,114 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
   return end_command();
 }
 
+namespace {
+
+// The files a program writes, creates or removes, as its arguments name them, for the common
+// programs whose arguments say so: tee, touch, truncate, rm, unlink, rmdir, shred, mkdir (every
+// operand); cp, ln, install (the last operand, or -t's directory); mv (every operand); sed -i
+// (the files after the script); dd of=; and any program's --output=FILE. `args` are the words
+// after the program's name.
+std::vector<std::string> ProgramWrites(std::string_view program,
+                                       const std::vector<std::string>& args) {
+  static constexpr std::array<std::string_view, 8> kEveryOperand = {
+      "tee", "touch", "truncate", "rm", "unlink", "rmdir", "shred", "mkdir"};
+  static constexpr std::array<std::string_view, 3> kLastOperand = {"cp", "ln", "install"};
+  auto is_one_of = [](std::string_view word, auto& list) {
+    return std::find(list.begin(), list.end(), word) != list.end();
+  };
+  // The program's options whose value is the next word (so it is no operand).
+  struct ValueOptions {
+    std::string_view program;
+    std::array<std::string_view, 8> options;
+  };
+  static constexpr std::array<ValueOptions, 9> kWithValue = {{
+      {"truncate", {"-s", "-r", "--size", "--reference"}},
+      {"touch", {"-d", "-t", "-r", "--date", "--reference"}},
+      {"mkdir", {"-m", "--mode"}},
+      {"install", {"-m", "-o", "-g", "-S", "--mode", "--owner", "--group", "--suffix"}},
+      {"cp", {"-S", "--suffix"}},
+      {"mv", {"-S", "--suffix"}},
+      {"ln", {"-S", "--suffix"}},
+      {"shred", {"-n", "-s", "--iterations", "--size"}},
+      {"sed", {"-l", "--line-length"}},
+  }};
+  auto takes_value = [&](std::string_view option) {
+    for (const ValueOptions& entry : kWithValue) {
+      if (entry.program == program) return !option.empty() && is_one_of(option, entry.options);
+    }
+    return false;
+  };
+  std::vector<std::string> written;
+  std::vector<std::string> operands;
+  bool in_place = false;    // sed -i.
+  bool has_script = false;  // sed -e / -f: the first operand is a file, not the script.
+  bool options_end = false;
+  bool has_target_directory = false;  // cp/mv/ln/install -t DIR: every operand is a source.
+  for (size_t k = 0; k < args.size(); ++k) {
+    const std::string& arg = args[k];
+    if (options_end || arg.empty() || arg[0] != '-' || arg == "-") {
+      if (program == "dd" && arg.starts_with("of=")) {
+        written.push_back(arg.substr(3));
+      } else {
+        operands.push_back(arg);
+      }
+      continue;
+    }
+    if (arg == "--") {
+      options_end = true;
+    } else if (arg.starts_with("--output=")) {
+      written.push_back(arg.substr(9));
+    } else if (arg == "--output" && k + 1 < args.size()) {
+      written.push_back(args[++k]);
+    } else if ((arg == "-t" || arg == "--target-directory") && k + 1 < args.size()) {
+      written.push_back(args[++k]);
+      has_target_directory = true;
+    } else if (arg.starts_with("--target-directory=")) {
+      written.push_back(arg.substr(19));
+      has_target_directory = true;
+    } else if (program == "sed" && (arg.starts_with("-i") || arg.starts_with("--in-place"))) {
+      in_place = true;
+    } else if (program == "sed" &&
+               (arg == "-e" || arg == "-f" || arg == "--expression" || arg == "--file")) {
+      has_script = true;
+      ++k;
+    } else if (takes_value(arg)) {
+      ++k;
+    }
+  }
+  if (is_one_of(program, kEveryOperand) || program == "mv") {
+    written.insert(written.end(), operands.begin(), operands.end());
+  } else if (is_one_of(program, kLastOperand) && operands.size() >= 2 && !has_target_directory) {
+    written.push_back(operands.back());
+  } else if (program == "sed" && in_place) {
+    written.insert(written.end(), operands.begin() + (has_script || operands.empty() ? 0 : 1),
+                   operands.end());
+  }
+  return written;
+}
+
+}  // namespace
+
 std::vector<std::string> CommandWriteTargets(std::string_view command, std::string_view cwd) {
   std::vector<ShellToken> tokens = SplitShellWords(command);
   std::vector<std::string> dirs = {std::string(cwd)};  // As in FindBlockedPathInCommand.
   std::vector<std::string> targets;
+  auto add = [&](const std::string& word) {
+    static constexpr std::array<std::string_view, 5> kDevices = {
+        "/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "/dev/fd/"};
+    bool is_device = std::any_of(kDevices.begin(), kDevices.end(), [&](std::string_view device) {
+      return device.ends_with('/') ? word.starts_with(device) : word == device;
+    });
+    if (word.empty() || is_device) return;
+    for (const std::string& dir : dirs) targets.push_back(PathFrom(dir, word));
+  };
+  std::string program;  // Of the simple command being read, lowercase, without its directory.
+  std::vector<std::string> args;
+  auto end_command = [&] {
+    for (const std::string& written : ProgramWrites(program, args)) add(written);
+    program.clear();
+    args.clear();
+  };
   bool expects_target = false;
   bool is_fd_duplication = false;  // After ">&": a number or "-" is a descriptor, not a file.
   bool at_command_start = true;
@@ -502,6 +719,7 @@ std::vector<std::string> CommandWriteTargets(std::string_view command, std::stri
         expects_target = true;
         is_fd_duplication = token.text.ends_with('&') && !token.text.starts_with('&');
       } else if (!token.text.starts_with('<')) {  // A separator; "<" and "<<" are not.
+        end_command();
         at_command_start = true;
         is_cd = false;
       }
@@ -512,28 +730,34 @@ std::vector<std::string> CommandWriteTargets(std::string_view command, std::stri
       bool is_descriptor =
           is_fd_duplication &&
           (token.text == "-" || token.text.find_first_not_of("0123456789") == std::string::npos);
-      static constexpr std::array<std::string_view, 5> kDevices = {
-          "/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "/dev/fd/"};
-      bool is_device = std::any_of(kDevices.begin(), kDevices.end(), [&](std::string_view device) {
-        return device.ends_with('/') ? token.text.starts_with(device) : token.text == device;
-      });
-      if (token.text.empty() || is_descriptor || is_device) continue;
-      for (const std::string& dir : dirs) targets.push_back(PathFrom(dir, token.text));
+      if (!is_descriptor) add(token.text);
       continue;
     }
     if (at_command_start) {
       if (token.text.find('=') != std::string::npos && token.text[0] != '=') continue;
+      if (token.text == "sudo" || token.text == "command" || token.text == "exec" ||
+          token.text == "env" || token.text == "nice" || token.text == "time") {
+        continue;
+      }
       at_command_start = false;
-      is_cd = token.text == "cd" || token.text == "pushd";
+      std::string_view name = token.text;
+      if (size_t slash = name.rfind('/'); slash != std::string_view::npos) {
+        name.remove_prefix(slash + 1);
+      }
+      program = Lowercase(name);
+      is_cd = program == "cd" || program == "pushd";
       continue;
     }
-    if (is_cd) {  // Every directory a cd names may be where a later redirection lands.
+    if (is_cd) {  // Every directory a cd names may be where a later write lands.
       if (!token.text.empty() && token.text[0] != '-' && token.text[0] != '~') {
         dirs.push_back(PathFrom(dirs.back(), token.text));
       }
       is_cd = false;
+      continue;
     }
+    args.push_back(token.text);
   }
+  end_command();
   return targets;
 }
 

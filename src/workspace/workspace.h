@@ -83,11 +83,13 @@ struct ShellToken {
 // backslashes are honoured (and removed); expansions are not performed.
 std::vector<ShellToken> SplitShellWords(std::string_view command);
 
-// The files a shell command about to run in `cwd` (absolute) writes through redirections ("> f",
-// ">> f", ">| f", "&> f", "2> f"; not descriptors like "2>&1", nor /dev/null, /dev/stdout,
-// /dev/stderr, /dev/tty, /dev/fd/*), as absolute paths not yet normalised. A relative target is
-// given once per directory it may land in: `cwd`, and each one a `cd` earlier in the command
-// names. What programs write by themselves (cp, tee, a script) is not seen.
+// The files a shell command about to run in `cwd` (absolute) writes, as far as its words say:
+// redirections ("> f", ">> f", ">| f", "&> f", "2> f"; not descriptors like "2>&1", nor
+// /dev/null, /dev/stdout, /dev/stderr, /dev/tty, /dev/fd/*), and what common programs write,
+// create or remove (tee, touch, truncate, rm, unlink, rmdir, shred, mkdir, cp, mv, ln, install,
+// sed -i, dd of=, any --output=FILE). Absolute paths, not yet normalised; a relative one is given
+// once per directory it may land in: `cwd`, and each one a `cd` earlier in the command names.
+// What programs write on their own (a script, a build) is not seen.
 std::vector<std::string> CommandWriteTargets(std::string_view command, std::string_view cwd);
 
 }  // namespace lai::workspace

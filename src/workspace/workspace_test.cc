@@ -237,6 +237,28 @@ TEST(CommandTest, WriteTargetsAreTheRedirectionsFiles) {
   EXPECT_EQ(CommandWriteTargets("cd sub; echo x > f", cwd), (Targets{"/w/f", "/w/sub/f"}));
 }
 
+TEST(CommandTest, WriteTargetsOfProgramsThatNameWhatTheyWrite) {
+  const std::string cwd = "/w";
+  using Targets = std::vector<std::string>;
+  EXPECT_EQ(CommandWriteTargets("rm -f .kilocodeignore", cwd), Targets{"/w/.kilocodeignore"});
+  EXPECT_EQ(CommandWriteTargets("echo x | tee -a a.log /tmp/b.log", cwd),
+            (Targets{"/w/a.log", "/tmp/b.log"}));
+  EXPECT_EQ(CommandWriteTargets("cp -r src /tmp/backup", cwd), Targets{"/tmp/backup"});
+  EXPECT_EQ(CommandWriteTargets("ln -s target link", cwd), Targets{"/w/link"});
+  EXPECT_EQ(CommandWriteTargets("cp -t /tmp a b", cwd), Targets{"/tmp"});
+  EXPECT_EQ(CommandWriteTargets("mv old.txt new.txt", cwd), (Targets{"/w/old.txt", "/w/new.txt"}));
+  EXPECT_EQ(CommandWriteTargets("truncate -s 0 log.txt", cwd), Targets{"/w/log.txt"});
+  EXPECT_EQ(CommandWriteTargets("touch -d yesterday stamp", cwd), Targets{"/w/stamp"});
+  EXPECT_EQ(CommandWriteTargets("sed -i 's/a/b/' x.c y.c", cwd), (Targets{"/w/x.c", "/w/y.c"}));
+  EXPECT_EQ(CommandWriteTargets("sed -i -e 's/a/b/' x.c", cwd), Targets{"/w/x.c"});
+  EXPECT_EQ(CommandWriteTargets("dd if=/dev/zero of=disk.img bs=1M", cwd), Targets{"/w/disk.img"});
+  EXPECT_EQ(CommandWriteTargets("git log --output=.kilocodemodes", cwd),
+            Targets{"/w/.kilocodemodes"});
+  EXPECT_EQ(CommandWriteTargets("sudo mkdir -p -m 700 /opt/x", cwd), Targets{"/opt/x"});
+  // Programs that only read, and sed without -i, write nothing.
+  EXPECT_EQ(CommandWriteTargets("cat a b; sed 's/a/b/' x.c; cp only-one", cwd), Targets{});
+}
+
 TEST(CommandTest, FindsBlockedFilesReadByCommands) {
   TempTree tree;
   tree.File(".kilocodeignore", "secrets/\n*.env\n!public.env\n");
@@ -260,6 +282,19 @@ TEST(CommandTest, FindsBlockedFilesReadByCommands) {
   EXPECT_EQ(workspace->FindBlockedPathInCommand("grep x 2>&1 c.env", cwd), "c.env");
   EXPECT_EQ(workspace->FindBlockedPathInCommand("cat 2>/dev/null d.env &> log", cwd), "d.env");
   EXPECT_EQ(workspace->FindBlockedPathInCommand("cat ok.txt > e.env", cwd), std::nullopt);
+  // ANSI-C quoting is decoded; dd's if=; git's ways of reading files.
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("cat $'\\x66.env'", cwd), "f.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("dd if=g.env bs=1", cwd), "g.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("git show HEAD:secrets/key.pem", cwd),
+            "HEAD:secrets/key.pem");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("git cat-file -p main:h.env", cwd), "main:h.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("git diff --no-index /dev/null i.env", cwd),
+            "i.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("git -C sub show HEAD:./../j.env", cwd),
+            "HEAD:./../j.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("git grep TOKEN", cwd), "./secrets");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("git show HEAD:sub/x.txt; git log -5", cwd),
+            std::nullopt);
   EXPECT_EQ(workspace->FindBlockedPathInCommand("sleep 1 & cat f.env", cwd), "f.env");
   tree.File("found.env");
   EXPECT_EQ(workspace->FindBlockedPathInCommand("cat *.env", cwd), "*.env");
