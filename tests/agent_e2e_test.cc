@@ -242,7 +242,11 @@ TEST_F(AgentE2eTest, FixesTheTestWithNativeToolCalls) {
   EXPECT_NE(run.out.find("Read src/add.sh"), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("Edit src/add.sh"), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("Run `sh test.sh`"), std::string::npos) << run.out;
-  EXPECT_NE(run.out.find("add: PASS"), std::string::npos) << run.out;
+  // The command's output is shown as it comes, and not again with its result.
+  size_t pass = run.out.find("add: PASS");
+  EXPECT_NE(pass, std::string::npos) << run.out;
+  EXPECT_EQ(run.out.find("add: PASS", pass + 1), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("Exit code: 0"), std::string::npos) << run.out;
   EXPECT_EQ(run.out.find('\033'), std::string::npos) << run.out;
   EXPECT_EQ(run.err.find('\033'), std::string::npos) << run.err;
 
@@ -310,9 +314,18 @@ TEST_F(AgentE2eTest, JsonPrintsOneEventPerLineEndingWithStop) {
   EXPECT_EQ(events.back()["usage"]["requests"], 4);
   std::string text;
   int tool_calls = 0;
+  std::string output;  // The command's, as it came: before its call's result.
   for (const Json& event : events) {
+    if (event["type"] == "output") {
+      EXPECT_EQ(event["toolCallId"], "call_3");
+      output += event["text"].get<std::string>();
+    }
     if (event["type"] != "update") continue;
     const Json& update = event["update"];
+    if (update["sessionUpdate"] == "tool_call_update" && update["toolCallId"] == "call_3" &&
+        update.value("status", "") == "completed") {
+      EXPECT_NE(output.find("add: PASS"), std::string::npos) << "no output before the result";
+    }
     if (update["sessionUpdate"] == "agent_message_chunk") {
       text += update["content"]["text"].get<std::string>();
     }

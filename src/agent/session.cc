@@ -549,7 +549,10 @@ namespace {
 class SessionToolHost : public ToolHost {
  public:
   using AskFunction = std::function<ApprovalReply(const ApprovalRequest&)>;
-  explicit SessionToolHost(AskFunction ask) : ask_(std::move(ask)) {}
+  using OutputFunction = std::function<void(std::string_view)>;
+  SessionToolHost(AskFunction ask, OutputFunction output)
+      : ask_(std::move(ask)), output_(std::move(output)) {}
+  void OnOutput(std::string_view chunk) override { output_(chunk); }
   ApprovalReply Ask(const ApprovalRequest& request) override {
     if (request.has_texts) {
       edit_.emplace();
@@ -569,6 +572,7 @@ class SessionToolHost : public ToolHost {
 
  private:
   AskFunction ask_;
+  OutputFunction output_;
   std::optional<Edit> edit_;
 };
 
@@ -1375,18 +1379,20 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
     const Tool* tool = FindWorkspaceTool(call.name);  // Known: checked above.
     // pending → (permission) → in_progress: the call runs once its first approval is given.
     bool is_running = false;
-    SessionToolHost host([&](const ApprovalRequest& request) {
-      ApprovalReply reply = Approve(request, info);
-      if (reply.approved && !is_running) {
-        is_running = true;
-        SessionUpdate running;
-        running.kind = SessionUpdate::Kind::kToolCallUpdate;
-        running.tool.id = call.id;
-        running.tool.status = ToolStatus::kInProgress;
-        Emit(running);
-      }
-      return reply;
-    });
+    SessionToolHost host(
+        [&](const ApprovalRequest& request) {
+          ApprovalReply reply = Approve(request, info);
+          if (reply.approved && !is_running) {
+            is_running = true;
+            SessionUpdate running;
+            running.kind = SessionUpdate::Kind::kToolCallUpdate;
+            running.tool.id = call.id;
+            running.tool.status = ToolStatus::kInProgress;
+            Emit(running);
+          }
+          return reply;
+        },
+        [&](std::string_view chunk) { client.OnToolOutput(session.id_, call.id, chunk); });
     ToolSettings tool_settings = ToolSettingsForRoom();
     ToolContext context{*state.workspace,
                         tool_settings,

@@ -48,6 +48,14 @@ class SessionClient {
   virtual FileAccess* files() { return nullptr; }
   // nullptr = commands run as local child processes.
   virtual CommandRunner* commands() { return nullptr; }
+  // Output of a command the turn runs locally, as it arrives (the result follows as a
+  // tool_call_update): for front ends that show it live. Called on the turn thread.
+  virtual void OnToolOutput(const std::string& session_id, const std::string& tool_call_id,
+                            std::string_view chunk) {
+    (void)session_id;
+    (void)tool_call_id;
+    (void)chunk;
+  }
 };
 
 enum class StopReason { kEndTurn, kMaxTokens, kMaxTurnRequests, kRefusal, kCancelled };

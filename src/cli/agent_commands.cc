@@ -123,8 +123,8 @@ class TerminalClient : public agent::SessionClient {
   // The session is about to wait for the model.
   void Waiting(bool is_waiting) {
     std::lock_guard lock(mutex_);
+    SpinLocked("waiting for the model…");
     is_waiting_ = is_waiting;
-    wait_started_ = std::chrono::steady_clock::now();
     ClearSpinnerLocked();
   }
 
@@ -169,6 +169,7 @@ class TerminalClient : public agent::SessionClient {
         }
         std::fputc('\n', stdout);
         at_line_start_ = true;
+        SpinLocked("running…");  // Until it is done, or asks first.
         break;
       case Kind::kToolCallUpdate:
         PrintToolUpdateLocked(update.tool);
@@ -205,7 +206,7 @@ class TerminalClient : public agent::SessionClient {
     ClearSpinnerLocked();
     EndThoughtLocked();
     NewLineLocked();
-    is_waiting_ = false;  // On the user, not the model: no spinner over the question.
+    is_waiting_ = false;  // On the user: no spinner over the question.
     if (json_) {
       std::printf("{\"type\":\"permission\",\"sessionId\":%s,\"title\":%s}\n",
                   json(session_id).dump().c_str(), json(request.tool.title).dump().c_str());
@@ -249,12 +250,41 @@ class TerminalClient : public agent::SessionClient {
                  stderr);
       std::fflush(stderr);
     }
+    bool is_allowed =
+        line == "y" || line == "yes" || ((line == "a" || line == "always") && request.can_always);
+    if (is_allowed && !request.is_question) {
+      std::lock_guard relock(mutex_);
+      SpinLocked("running…");
+    }
     if (line == "y" || line == "yes") return {agent::PermissionOutcome::kAllowOnce, {}};
     if ((line == "a" || line == "always") && request.can_always) {
       return {agent::PermissionOutcome::kAllowAlways, {}};
     }
     if (line == "n" || line == "no") return {agent::PermissionOutcome::kRejectOnce, {}};
     return {agent::PermissionOutcome::kRejectOnce, line};
+  }
+
+  // A running command's output, shown as it comes (dimmed); its result then shows only how it
+  // ended, not the output again.
+  void OnToolOutput(const std::string& session_id, const std::string& tool_call_id,
+                    std::string_view chunk) override {
+    std::lock_guard lock(mutex_);
+    ClearSpinnerLocked();
+    if (json_) {
+      json out = {{"type", "output"},
+                  {"sessionId", session_id},
+                  {"toolCallId", tool_call_id},
+                  {"text", chunk}};
+      std::printf("%s\n", out.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+      std::fflush(stdout);
+      return;
+    }
+    EndThoughtLocked();
+    std::printf("%s%s%s", style_.dim(), Visible(chunk).c_str(), style_.reset());
+    at_line_start_ = !chunk.empty() && chunk.back() == '\n';
+    output_shown_.insert(tool_call_id);
+    wait_started_ = std::chrono::steady_clock::now();  // The spinner waits for a pause.
+    std::fflush(stdout);
   }
 
   // After a turn: its tokens and cost, on stderr.
@@ -358,23 +388,29 @@ class TerminalClient : public agent::SessionClient {
       has_diff = has_diff || content.kind == agent::ToolCallContent::Kind::kDiff;
     }
     const bool was_diff_shown = diff_shown_.erase(tool.id) != 0;
+    const bool was_output_shown = output_shown_.erase(tool.id) != 0;
     for (const agent::ToolCallContent& content : tool.content) {
       if (content.kind == agent::ToolCallContent::Kind::kDiff) {
         if (!was_diff_shown) PrintDiffLocked(content);
       } else if (!content.text.empty() && !has_diff) {  // An edit's diff says it all.
-        // The model's view of the result, cut to a few lines for the terminal.
+        // The model's view of the result, cut to a few lines for the terminal; after output
+        // shown live, only what precedes the output (how the command ended).
+        std::string_view text = content.text;
+        if (size_t output = text.find("\nOutput:\n"); was_output_shown && output != text.npos) {
+          text = text.substr(0, output + 1);
+        }
         std::string shown;
         size_t lines = 0, position = 0;
-        while (position < content.text.size() && lines < 12) {
-          size_t end = content.text.find('\n', position);
-          if (end == std::string::npos) end = content.text.size();
-          std::string_view line(content.text.data() + position, end - position);
+        while (position < text.size() && lines < 12) {
+          size_t end = text.find('\n', position);
+          if (end == std::string::npos) end = text.size();
+          std::string_view line = text.substr(position, end - position);
           shown += Shorten(std::string(line.substr(0, kMaxShownLineBytes + 1)), kMaxShownLineBytes);
           shown.push_back('\n');
           position = end + 1;
           ++lines;
         }
-        if (position < content.text.size()) shown += "…\n";
+        if (position < text.size()) shown += "…\n";
         std::printf("%s%s%s", failed ? style_.red() : style_.dim(), Visible(shown).c_str(),
                     style_.reset());
       }
@@ -382,7 +418,13 @@ class TerminalClient : public agent::SessionClient {
     std::printf("%s%s%s\n", failed ? style_.red() : style_.green(), failed ? "✗ failed" : "✓ done",
                 style_.reset());
     at_line_start_ = true;
+    SpinLocked("waiting for the model…");
+  }
+
+  // The spinner shows `label` after a moment of quiet (SpinLoop).
+  void SpinLocked(const char* label) {
     is_waiting_ = true;
+    spinner_label_ = label;
     wait_started_ = std::chrono::steady_clock::now();
   }
 
@@ -409,8 +451,8 @@ class TerminalClient : public agent::SessionClient {
                         std::chrono::steady_clock::now() - wait_started_)
                         .count();
       std::string elapsed = waited >= 5 ? " " + std::to_string(waited) + " s" : "";
-      std::fprintf(stderr, "\r%s%s waiting for the model…%s%s\033[K", style_.dim(),
-                   kFrames[frame++ % 10], elapsed.c_str(), style_.reset());
+      std::fprintf(stderr, "\r%s%s %s%s%s\033[K", style_.dim(), kFrames[frame++ % 10],
+                   spinner_label_, elapsed.c_str(), style_.reset());
       std::fflush(stderr);
       spinner_shown_ = true;
     }
@@ -424,6 +466,7 @@ class TerminalClient : public agent::SessionClient {
   std::condition_variable wake_;
   bool is_stopping_ = false;
   bool is_waiting_ = true;
+  const char* spinner_label_ = "waiting for the model…";  // Static text.
   bool spinner_shown_ = false;
   bool in_thought_ = false;
   bool at_line_start_ = true;
@@ -431,6 +474,7 @@ class TerminalClient : public agent::SessionClient {
   std::chrono::steady_clock::time_point wait_started_ = std::chrono::steady_clock::now();
   agent::SessionUpdate usage_;
   std::set<std::string> diff_shown_;  // Tool calls whose diff the approval question showed.
+  std::set<std::string> output_shown_;  // Tool calls whose output was shown as it came.
   std::thread spinner_;
 };
 

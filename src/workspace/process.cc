@@ -89,6 +89,27 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
   } unlist{pid};
 
   CommandOutcome outcome;
+  // Output beyond the first half of keep_bytes goes to `tail`, trimmed from its front to the
+  // other half as it grows (amortised: when it doubles); what is trimmed is counted, not kept.
+  const size_t half = std::max<size_t>(options.keep_bytes / 2, 1);
+  std::string tail;
+  auto trim_tail = [&] {
+    if (tail.size() <= half) return;
+    size_t drop = tail.size() - half;
+    outcome.dropped_bytes += drop;
+    outcome.dropped_lines += static_cast<uint64_t>(
+        std::count(tail.begin(), tail.begin() + static_cast<ptrdiff_t>(drop), '\n'));
+    tail.erase(0, drop);
+  };
+  auto keep = [&](std::string_view chunk) {
+    if (outcome.output.size() < half) {
+      size_t taken = std::min(chunk.size(), half - outcome.output.size());
+      outcome.output.append(chunk.substr(0, taken));
+      chunk.remove_prefix(taken);
+    }
+    tail.append(chunk);
+    if (tail.size() >= 2 * half) trim_tail();
+  };
   const Clock::time_point start = Clock::now();
   std::optional<Clock::time_point> term_sent_at;  // SIGTERM sent to the group.
   bool kill_sent = false;
@@ -135,7 +156,7 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
       ssize_t count = ::read(child.stdout_fd.get(), buffer.data(), buffer.size());
       if (count > 0) {
         std::string_view chunk(buffer.data(), static_cast<size_t>(count));
-        outcome.output.append(chunk);
+        keep(chunk);
         if (options.on_output) options.on_output(chunk);
       } else if (count == 0 || (errno != EINTR && errno != EAGAIN)) {
         child.stdout_fd.Reset();  // EOF: every writer closed the pipe.
@@ -158,6 +179,8 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
   } else if (WIFSIGNALED(status)) {
     outcome.signal = WTERMSIG(status);
   }
+  trim_tail();
+  outcome.output += tail;
   return outcome;
 }
 

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -23,6 +24,9 @@ struct CommandOptions {
   const std::atomic<bool>* cancelled = nullptr;
   // stdout and stderr merged, in arrival order; called on the calling thread.
   std::function<void(std::string_view chunk)> on_output;
+  // The output kept in CommandOutcome::output: its first and last halves of this many bytes
+  // (a command printing without end must not fill memory). on_output sees everything.
+  size_t keep_bytes = 2 << 20;
 };
 
 struct CommandOutcome {
@@ -30,7 +34,10 @@ struct CommandOutcome {
   int signal = 0;      // The signal that ended it, 0 if it exited.
   bool timed_out = false;
   bool cancelled = false;
-  std::string output;  // Everything on_output saw.
+  std::string output;  // What on_output saw, or its start and end (see keep_bytes).
+  // The middle of the output that was not kept, between the two halves in `output`.
+  uint64_t dropped_bytes = 0;
+  uint64_t dropped_lines = 0;  // Newlines in it.
   // Set by runners that do not own the process (an editor's terminal, ACP terminal/*): why how
   // it ended, or its output, could not be learnt. The command did run.
   std::string exit_unknown;

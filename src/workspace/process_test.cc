@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <thread>
@@ -67,11 +68,33 @@ TEST(RunCommandTest, BinaryOutputIsKeptByteForByte) {
                                          5));
 }
 
-TEST(RunCommandTest, FloodOfOutput) {
-  auto outcome = RunCommand("head -c 5000000 /dev/zero | tr '\\0' x", InTmp());
+// A flood keeps its start and end, keep_bytes in all; the middle is counted, not kept (a command
+// printing without end filled memory).
+TEST(RunCommandTest, FloodOfOutputKeepsItsStartAndEnd) {
+  CommandOptions options = InTmp();
+  std::string streamed_end;
+  size_t streamed = 0;
+  options.on_output = [&](std::string_view chunk) {
+    streamed += chunk.size();
+    streamed_end = std::string(chunk.substr(chunk.size() > 16 ? chunk.size() - 16 : 0));
+  };
+  auto outcome = RunCommand("seq 1 1000000", options);  // 6,888,896 bytes.
   ASSERT_TRUE(outcome.ok());
   EXPECT_EQ(outcome->exit_code, 0);
-  EXPECT_EQ(outcome->output.size(), 5000000u);
+  EXPECT_EQ(streamed, 6888896u);  // on_output sees everything.
+  EXPECT_EQ(outcome->output.size(), options.keep_bytes);
+  EXPECT_EQ(outcome->output.size() + outcome->dropped_bytes, 6888896u);
+  EXPECT_TRUE(outcome->output.starts_with("1\n2\n3\n"));
+  EXPECT_TRUE(outcome->output.ends_with("999999\n1000000\n"));
+  uint64_t kept_lines =
+      static_cast<uint64_t>(std::count(outcome->output.begin(), outcome->output.end(), '\n'));
+  EXPECT_EQ(kept_lines + outcome->dropped_lines, 1000000u);
+
+  options.keep_bytes = 1 << 30;  // Room for all of it.
+  outcome = RunCommand("seq 1 1000000", options);
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->output.size(), 6888896u);
+  EXPECT_EQ(outcome->dropped_bytes, 0u);
 }
 
 TEST(RunCommandTest, MissingCwdIsNotFound) {

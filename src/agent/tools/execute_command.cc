@@ -41,13 +41,19 @@ std::string SignalName(int signal) {
 }
 
 // Output as the model sees it: binary output summarised, head+tail kept beyond the limits.
-std::string ModelOutput(const std::string& raw, int line_limit) {
+std::string ModelOutput(const workspace::CommandOutcome& outcome, int line_limit) {
+  const std::string& raw = outcome.output;
   if (workspace::LooksBinary(std::string_view(raw).substr(0, 8192))) {
-    return "(binary output, " + std::to_string(raw.size()) + " bytes, not shown)";
+    return "(binary output, " + std::to_string(raw.size() + outcome.dropped_bytes) +
+           " bytes, not shown)";
   }
   std::string text = TruncateOutputLines(raw, line_limit);
-  // (A raw output within the limit is longer after the line cut only by the cut's note.)
-  if (text.size() <= kOutputCharacterLimit || raw.size() <= kOutputCharacterLimit) return text;
+  // (A raw output within the limit is longer after the line cut only by the cut's note.) Output
+  // the runner did not keep whole is cut here around the gap it left, and counted with it.
+  if (outcome.dropped_bytes == 0 &&
+      (text.size() <= kOutputCharacterLimit || raw.size() <= kOutputCharacterLimit)) {
+    return text;
+  }
   // Long lines: the kept lines are still too long. Keep a fifth of the limit from the start and
   // the rest from the end of the whole output, cut at line ends where one is near, and say how
   // much is left out in lines and characters (a cut of the line-truncated text could drop its
@@ -68,11 +74,12 @@ std::string ModelOutput(const std::string& raw, int line_limit) {
     ++tail_begin;
   }
   std::string_view omitted = all.substr(head, tail_begin - head);
-  size_t lines = static_cast<size_t>(std::count(omitted.begin(), omitted.end(), '\n'));
+  uint64_t lines = static_cast<uint64_t>(std::count(omitted.begin(), omitted.end(), '\n')) +
+                   outcome.dropped_lines;
   std::string out(all.substr(0, head));
   if (!out.empty() && out.back() != '\n') out += '\n';
-  out += "[..." + std::to_string(lines) + " lines (" + std::to_string(omitted.size()) +
-         " characters) omitted...]\n";
+  out += "[..." + std::to_string(lines) + " lines (" +
+         std::to_string(omitted.size() + outcome.dropped_bytes) + " characters) omitted...]\n";
   out += all.substr(tail_begin);
   return out;
 }
@@ -161,10 +168,9 @@ class ExecuteCommandTool final : public ToolBase {
       return {true, ToolErrorText("Command could not be started in '" + cwd +
                                   "': " + outcome.error().message())};
     }
-    std::string output =
-        outcome->output_unknown.empty()
-            ? ModelOutput(outcome->output, context.settings.command_output_line_limit)
-            : "(unavailable: " + outcome->output_unknown + ")";
+    std::string output = outcome->output_unknown.empty()
+                             ? ModelOutput(*outcome, context.settings.command_output_line_limit)
+                             : "(unavailable: " + outcome->output_unknown + ")";
     std::string head = "Command executed in terminal within working directory '" + cwd + "'. ";
     std::string text;
     bool is_error = false;
