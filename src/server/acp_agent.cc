@@ -131,6 +131,9 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   // The running prompt of each session: cancelling it cancels the session's turn and every request
   // the turn has open in the editor (fs/*, terminal/create). Guarded by mutex.
   std::unordered_map<std::string, std::shared_ptr<rpc::CancelSignal>> turns;
+  // Where each session's shown text stands, for separating replies (OnUpdate). Guarded by mutex.
+  enum class TextState { kNone, kInReply, kReplyEnded };
+  std::unordered_map<std::string, TextState> text_states;
   // The session whose turn runs on this thread, and its signal (set around session->Prompt).
   thread_local static const std::string* current_session;
   thread_local static const rpc::CancelSignal* current_cancel;
@@ -161,6 +164,29 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     if (update.kind == agent::SessionUpdate::Kind::kUserMessageChunk &&
         current_session != nullptr) {
       return;
+    }
+    // The editor shows a turn's text as one message: a reply's text that follows another reply's
+    // (no tool call between) starts a paragraph of its own, as in the terminal; they ran
+    // together ("…in code(default reply)(default reply)").
+    using Kind = agent::SessionUpdate::Kind;
+    std::string separated;
+    {
+      std::lock_guard lock(mutex);
+      TextState& state = text_states[session_id];
+      if (update.kind == Kind::kAgentMessageChunk && !update.text.empty()) {
+        if (state == TextState::kReplyEnded && !update.text.starts_with('\n')) {
+          agent::SessionUpdate copy = update;
+          copy.text = "\n\n" + update.text;
+          separated = agent::ToAcpJson(copy);
+          acp_json = separated;
+        }
+        state = TextState::kInReply;
+      } else if (update.kind == Kind::kUsageUpdate) {  // Sent at the end of each reply.
+        if (state == TextState::kInReply) state = TextState::kReplyEnded;
+      } else if (update.kind != Kind::kAgentThoughtChunk &&
+                 update.kind != Kind::kSessionInfoUpdate) {
+        state = TextState::kNone;
+      }
     }
     std::string params;
     params.reserve(session_id.size() + acp_json.size() + 32);
@@ -549,6 +575,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     {
       std::lock_guard lock(mutex);
       is_registered = turns.try_emplace(session->id(), turn).second;
+      if (is_registered) text_states[session->id()] = TextState::kNone;  // A new message.
     }
     uint64_t watch = context.cancel.AddCallback([turn] { turn->Cancel(); });
     turn->AddCallback([session] { session->Cancel(); });
@@ -697,6 +724,11 @@ AcpAgent::AcpAgent(EngineSource engine, rpc::Peer& peer, AcpAgentOptions options
                      });
   peer.HandleNotification("session/cancel",
                           [impl](std::string_view params) { impl->Cancel(params); });
+  // ACP makes it a notification; a client that sends it as a request gets its cancel, and null.
+  peer.HandleRequest("session/cancel", [impl](std::string_view params, const rpc::RequestContext&) {
+    impl->Cancel(params);
+    return Result<std::string>(std::string());
+  });
   peer.HandleRequest("_lapce/sessions/list",
                      [impl](std::string_view params, const rpc::RequestContext&) {
                        return impl->ListSessions(params);

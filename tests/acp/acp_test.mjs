@@ -1008,6 +1008,19 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
     agent.assertClean();
   });
 
+  test("a reply's text after another reply's text starts a new paragraph", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([[{ text: "Let me think." }], [{ text: "Still here." }], complete("call_done", "Done.")]);
+    const agent = env.agent();
+    await agent.initialize();
+    const { sessionId } = await agent.newSession();
+    const reply = await agent.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "Go" }] });
+    assert.equal(reply.stopReason, "end_turn");
+    const text = agent.updatesOf("agent_message_chunk").map((update) => update.content.text).join("");
+    assert.match(text, /Let me think\.\n\nStill here\./);
+    assert.doesNotMatch(text, /^\n/);
+    agent.assertClean();
+  });
+
   test("session/cancel while the provider is slow ends the turn with cancelled", { timeout: kTestTimeoutMs }, async () => {
     const env = await setUp([[{ text: "Thinking about it" }, { hang: true }]]);
     const agent = env.agent();
@@ -1203,6 +1216,9 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
     await agent.initialize();
     await expectRpcError(agent.agent.request("foo/bar", {}), -32601);
     await expectRpcError(agent.agent.request("_lapce/unknown", {}), -32601);
+    // session/cancel is a notification; sent as a request, it is answered, not refused.
+    const { sessionId } = await agent.newSession();
+    assert.equal(await agent.agent.request("session/cancel", { sessionId }), null);
     // An unknown notification is ignored, and the agent keeps serving.
     await agent.agent.notify("_lapce/whatever", {});
     await agent.newSession();
