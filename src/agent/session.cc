@@ -439,6 +439,7 @@ struct Session::Turn {
   };
   struct ToolOutcome {
     std::string text;
+    std::string shown;  // The result as the user sees it, when not `text` (the model's).
     bool is_error = false;
     bool is_mistake = false;
     bool ends_turn = false;
@@ -1430,7 +1431,7 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
     done.tool.id = call.id;
     done.tool.status = outcome.is_error ? ToolStatus::kFailed : ToolStatus::kCompleted;
     ToolCallContent text;
-    text.text = outcome.text;
+    text.text = outcome.shown.empty() ? outcome.text : outcome.shown;
     done.tool.content.push_back(std::move(text));
     Emit(done);
   }
@@ -1573,6 +1574,8 @@ Session::Turn::ToolOutcome Session::Turn::RunSubtask(const std::string& mode,
                    " stopped without completing (it is waiting for the user's answer).";
   } else {
     outcome.text = "Subtask " + (*child)->id() + " completed. Result:\n" + result;
+    // The user saw the result as the subtask's last words, just above.
+    outcome.shown = "Subtask " + (*child)->id() + " completed.";
   }
   return outcome;
 }

@@ -1491,6 +1491,19 @@ TEST_F(SessionTest, NewTaskRunsChildAndReturnsItsResult) {
   // The child's tool call was shown in the parent's session.
   std::vector<std::string> trace = client.Trace();
   EXPECT_NE(std::find(trace.begin(), trace.end(), "tool_call edit pending"), trace.end());
+  // Its result was shown once, as the child's last words; the new_task call's result says only
+  // that it completed (it repeated the whole result).
+  std::string shown = client.AgentText();
+  size_t said = shown.find("notes.txt created");
+  EXPECT_NE(said, std::string::npos) << shown;
+  EXPECT_EQ(shown.find("notes.txt created", said + 1), std::string::npos) << shown;
+  std::string task_result;
+  for (const SessionUpdate& update : client.updates()) {
+    if (update.kind == SessionUpdate::Kind::kToolCallUpdate && update.tool.id == "call_task") {
+      for (const ToolCallContent& content : update.tool.content) task_result += content.text;
+    }
+  }
+  EXPECT_EQ(task_result, "Subtask " + child->id + " completed.");
 }
 
 TEST_F(SessionTest, CancelReachesARunningSubtask) {
