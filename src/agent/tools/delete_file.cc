@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "agent/tools/args.h"
@@ -61,6 +62,24 @@ Result<TreeStats> Survey(const workspace::Workspace& workspace, const std::strin
   return stats;
 }
 
+// `path` when its last component is a symbolic link in a workspace directory: the link itself,
+// which delete_file removes, never what it points to.
+std::optional<workspace::ResolvedPath> LinkAt(const workspace::Workspace& workspace,
+                                              const std::string& path) {
+  fs::path raw(path);
+  std::string name = raw.filename().string();
+  if (name.empty() || name == "." || name == "..") return std::nullopt;
+  std::string parent = raw.parent_path().string();
+  Result<workspace::ResolvedPath> directory = workspace.Resolve(parent.empty() ? "." : parent);
+  if (!directory.ok()) return std::nullopt;
+  workspace::ResolvedPath link;
+  link.absolute = directory->absolute + "/" + name;
+  link.relative = directory->relative.empty() ? name : directory->relative + "/" + name;
+  struct stat info {};
+  if (::lstat(link.absolute.c_str(), &info) != 0 || !S_ISLNK(info.st_mode)) return std::nullopt;
+  return link;
+}
+
 class DeleteFileTool final : public ToolBase {
  public:
   DeleteFileTool() : ToolBase("delete_file", kDescription, kSchema) {}
@@ -70,8 +89,11 @@ class DeleteFileTool final : public ToolBase {
     if (!args.ok()) return ErrorResult(args.error());
     Result<std::string> path = args->RequiredString("path");
     if (!path.ok()) return ErrorResult(path.error());
-    // Deleting is workspace-only: no approval can widen it.
-    Result<workspace::ResolvedPath> resolved = context.workspace.Resolve(*path);
+    // Deleting is workspace-only: no approval can widen it. A link is deleted itself (a link to a
+    // directory took the directory's files with it; one pointing out could not be deleted).
+    std::optional<workspace::ResolvedPath> link = LinkAt(context.workspace, *path);
+    Result<workspace::ResolvedPath> resolved =
+        link ? Result<workspace::ResolvedPath>(*link) : context.workspace.Resolve(*path);
     if (!resolved.ok()) {
       if (resolved.error().code() == ErrorCode::kPermissionDenied) {
         return {true, ToolErrorText("Cannot delete '" + *path + "': it is outside the workspace (" +
@@ -94,7 +116,12 @@ class DeleteFileTool final : public ToolBase {
     bool is_directory = S_ISDIR(info.st_mode);
     std::string detail;
     std::string summary;
-    if (is_directory) {
+    if (link) {
+      std::error_code ignored;
+      detail = "Delete the link " + display + " (to " +
+               fs::read_symlink(resolved->absolute, ignored).string() +
+               "; what it points to stays)";
+    } else if (is_directory) {
       Result<TreeStats> stats = Survey(context.workspace, resolved->absolute);
       if (!stats.ok()) return {true, ToolErrorText(stats.error().message())};
       if (!stats->blocked.empty()) {
@@ -122,8 +149,9 @@ class DeleteFileTool final : public ToolBase {
     if (error) {
       return {true, ToolErrorText("Error deleting '" + display + "': " + error.message())};
     }
-    std::string text = is_directory ? "Deleted directory '" + display + "' (" + summary + ")."
-                                    : "Deleted file '" + display + "'.";
+    std::string text = link           ? "Deleted the link '" + display + "'."
+                       : is_directory ? "Deleted directory '" + display + "' (" + summary + ")."
+                                      : "Deleted file '" + display + "'.";
     return {false, text + ApprovedFeedbackText(reply->feedback)};
   }
 };

@@ -167,8 +167,9 @@ TEST_P(ToolGoldenTest, MatchesExpected) {
   fs::path before = dir / options.value("tree", std::string("before"));
   fs::path root = scratch_ / "workspace";
   CopyTree(before, root);
-  for (auto& [link, target] : options.value("symlinks", nlohmann::json::object()).items()) {
-    fs::create_symlink(target.get<std::string>(), root / link);
+  const nlohmann::json symlinks = options.value("symlinks", nlohmann::json::object());
+  for (auto it = symlinks.begin(); it != symlinks.end(); ++it) {
+    fs::create_symlink(it.value().get<std::string>(), root / it.key());
   }
   Result<std::shared_ptr<const workspace::Workspace>> ws =
       workspace::Workspace::Open(root.string());
