@@ -154,15 +154,25 @@ std::optional<std::string> CheckDirectoryDeletion(const workspace::Workspace& wo
   return std::nullopt;
 }
 
+// One suggested answer of an ask_followup_question call, and the mode choosing it switches to.
+struct Suggestion {
+  std::string text;
+  std::string mode;  // "" = none.
+};
+
 // The suggested answers of an ask_followup_question call (its follow_up array), in order.
-std::vector<std::string> SuggestionsOf(const json& args) {
-  std::vector<std::string> suggestions;
+std::vector<Suggestion> SuggestionsOf(const json& args) {
+  std::vector<Suggestion> suggestions;
   auto it = args.is_object() ? args.find("follow_up") : args.end();
   if (it == args.end() || !it->is_array()) return suggestions;
   for (const json& suggestion : *it) {
-    suggestions.push_back(suggestion.is_object()   ? suggestion.value("text", "")
-                          : suggestion.is_string() ? suggestion.get<std::string>()
-                                                   : suggestion.dump());
+    Suggestion& added = suggestions.emplace_back();
+    added.text = suggestion.is_object()   ? suggestion.value("text", "")
+                 : suggestion.is_string() ? suggestion.get<std::string>()
+                                          : suggestion.dump();
+    if (suggestion.is_object() && suggestion.contains("mode") && suggestion["mode"].is_string()) {
+      added.mode = suggestion["mode"].get<std::string>();
+    }
   }
   return suggestions;
 }
@@ -382,8 +392,9 @@ struct Session::State {
   } awaiting = Awaiting::kNothing;
   std::string awaiting_tool_id;
   std::string awaiting_tool_name;
-  // The suggested answers of the question awaiting one, shown numbered: "2" answers the second.
-  std::vector<std::string> suggestions;
+  // The suggested answers of the question awaiting one, shown numbered: "2" answers the second
+  // (and switches to its mode, when it names one).
+  std::vector<Suggestion> suggestions;
   std::string completion_result;  // Of the last attempt_completion (subtasks return it).
   std::string pending_mode;       // Set by SetMode during a turn; guarded by mutex_.
   std::string system_prompt;      // Cached for system_prompt_mode.
@@ -1102,9 +1113,12 @@ Session::Turn::ToolOutcome Session::Turn::RunSessionTool(const ToolCall& call, c
     std::string question = string_arg("question");
     if (question.empty()) return missing("question");
     std::string shown = "\n\n" + question;
-    std::vector<std::string> suggestions = SuggestionsOf(args);
+    std::vector<Suggestion> suggestions = SuggestionsOf(args);
     for (size_t i = 0; i < suggestions.size(); ++i) {
-      shown += "\n" + std::to_string(i + 1) + ". " + suggestions[i];
+      shown += "\n" + std::to_string(i + 1) + ". " + suggestions[i].text;
+      if (const ModeConfig* mode = FindMode(state.modes, suggestions[i].mode)) {
+        shown += " (switches to " + mode->name + " mode)";
+      }
     }
     {
       std::lock_guard lock(session.mutex_);
@@ -1688,7 +1702,18 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
                          std::all_of(trimmed.begin(), trimmed.end(),
                                      [](char c) { return c >= '0' && c <= '9'; });
         if (is_number) pick = static_cast<size_t>(std::stoi(std::string(trimmed)));
-        if (pick >= 1 && pick <= state.suggestions.size()) expanded = state.suggestions[pick - 1];
+        if (pick >= 1 && pick <= state.suggestions.size()) {
+          const Suggestion& chosen = state.suggestions[pick - 1];
+          expanded = chosen.text;
+          // The user chose the mode with the answer: no question about the switch.
+          if (FindMode(state.modes, chosen.mode) != nullptr && chosen.mode != state.mode) {
+            {
+              std::lock_guard lock(session.mutex_);
+              state.mode = chosen.mode;
+            }
+            Emit(TextUpdate(SessionUpdate::Kind::kCurrentModeUpdate, chosen.mode));
+          }
+        }
         parts[0].text = "<answer>\n" + expanded + "\n</answer>";
         break;
       }

@@ -1660,6 +1660,36 @@ TEST_F(SessionTest, ReloadedSessionTakesTheAnswerToItsQuestion) {
       << "the answer goes back as the question's result, as without the reload: " << *answer;
 }
 
+// A suggested answer may name a mode: it is shown with the answer, and choosing the answer
+// switches to it (the tool's description promised it; the mode was dropped).
+TEST_F(SessionTest, ChoosingASuggestionWithAModeSwitchesToIt) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(OpenAiToolCall("call_ask", "ask_followup_question",
+                         json{{"question", "Plan first?"},
+                              {"follow_up",
+                               {{{"text", "Plan it"}, {"mode", "architect"}},
+                                {{"text", "Just do it"}, {"mode", nullptr}}}}}
+                             .dump()));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Build it", client), StopReason::kEndTurn);
+  EXPECT_NE(client.AgentText().find("1. Plan it (switches to Architect mode)\n2. Just do it"),
+            std::string::npos)
+      << client.AgentText();
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Planned.")));
+  EXPECT_EQ(MustPrompt(*session, "1", client), StopReason::kEndTurn);
+  EXPECT_EQ(session->Info().mode, "architect");
+  std::vector<SessionUpdate> updates = client.updates();
+  EXPECT_TRUE(std::any_of(updates.begin(), updates.end(), [](const SessionUpdate& update) {
+    return update.kind == SessionUpdate::Kind::kCurrentModeUpdate && update.text == "architect";
+  }));
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_NE(ToolResultOf(bodies[1], "call_ask").value_or("").find("<answer>\nPlan it\n</answer>"),
+            std::string::npos);
+  EXPECT_NE(bodies[1].dump().find("Architect"), std::string::npos) << "architect's prompt";
+}
+
 // Guidance asked for after the mistake limit goes back as feedback after a reload too, not as
 // the answer to a question the model never asked.
 TEST_F(SessionTest, ReloadedSessionTakesGuidanceAfterTheMistakeLimit) {
