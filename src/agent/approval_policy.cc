@@ -455,6 +455,33 @@ Decision DecideCommand(std::string_view command, const std::vector<std::string>&
   return DecideLine(command, allowed, denied, 0);
 }
 
+std::string_view ApprovalKindName(ApprovalKind kind) {
+  switch (kind) {
+    case ApprovalKind::kRead:
+      return "read";
+    case ApprovalKind::kWrite:
+      return "write";
+    case ApprovalKind::kDelete:
+      return "delete";
+    case ApprovalKind::kOutsideWorkspace:
+      return "outside";
+    case ApprovalKind::kProtected:
+      return "protected";
+    case ApprovalKind::kCommand:
+      return "command";
+  }
+  return "?";
+}
+
+std::optional<ApprovalKind> ParseApprovalKind(std::string_view name) {
+  for (ApprovalKind kind :
+       {ApprovalKind::kRead, ApprovalKind::kWrite, ApprovalKind::kDelete,
+        ApprovalKind::kOutsideWorkspace, ApprovalKind::kProtected, ApprovalKind::kCommand}) {
+    if (ApprovalKindName(kind) == name) return kind;
+  }
+  return std::nullopt;
+}
+
 Decision Decide(const ApprovalRequest& request, const AutoApproveSettings& settings) {
   if (!settings.enabled) return Decision::kAsk;
   const bool is_delete = request.tool == "delete_file";

@@ -43,6 +43,10 @@ enum class Decision {
 };
 
 // Approvals the session itself needs (not raised by a workspace tool).
+// "read", "write", "delete", "outside", "protected", "command"; and back (nullopt: unknown).
+std::string_view ApprovalKindName(ApprovalKind kind);
+std::optional<ApprovalKind> ParseApprovalKind(std::string_view name);
+
 enum class SessionApprovalKind {
   kModeSwitch,        // switch_mode
   kSubtask,           // new_task starting a child session

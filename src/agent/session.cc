@@ -378,6 +378,9 @@ struct Session::State {
   // Kinds the user rejected for good in this session ("always reject"; a command's goes to
   // approvals.denied_commands instead, and only that command is refused).
   std::set<ApprovalKind> rejected_always;
+  // The user's "always" answers, in order: kept with the session (its record's extra) and
+  // applied again when it is loaded, so they hold in the editor's next process too.
+  json always_answers = json::array();
   int64_t last_context_tokens = 0;
   int consecutive_mistakes = 0;
   ToolRepetitionDetector repetition;
@@ -587,6 +590,24 @@ class SessionToolHost : public ToolHost {
   OutputFunction output_;
   std::optional<Edit> edit_;
 };
+
+void GrantAlways(AutoApproveSettings& approvals, const ApprovalRequest& request);
+
+}  // namespace
+
+// Applies an "always" answer (allow or reject) to the session's approvals. Under mutex_.
+void Session::ApplyAlwaysAnswerLocked(bool allow, const ApprovalRequest& request) {
+  State& state = *state_;
+  if (allow) {
+    GrantAlways(state.approvals, request);
+  } else if (request.kind == ApprovalKind::kCommand) {
+    state.approvals.denied_commands.push_back(request.target);
+  } else {
+    state.rejected_always.insert(request.kind);
+  }
+}
+
+namespace {
 
 void GrantAlways(AutoApproveSettings& approvals, const ApprovalRequest& request) {
   switch (request.kind) {
@@ -1477,22 +1498,22 @@ ApprovalReply Session::Turn::Approve(const ApprovalRequest& request, const ToolC
   }
   PermissionReply reply = client.RequestPermission(session.id_, ask, session.cancelled_);
   switch (reply.outcome) {
-    case PermissionOutcome::kAllowAlways: {
-      std::lock_guard lock(session.mutex_);
-      GrantAlways(state.approvals, request);
-      return {true, reply.feedback};
+    case PermissionOutcome::kAllowAlways:
+    case PermissionOutcome::kRejectAlways: {
+      bool allow = reply.outcome == PermissionOutcome::kAllowAlways;
+      {
+        std::lock_guard lock(session.mutex_);
+        session.ApplyAlwaysAnswerLocked(allow, request);
+        state.always_answers.push_back({{"answer", allow ? "allow" : "reject"},
+                                        {"kind", ApprovalKindName(request.kind)},
+                                        {"tool", request.tool},
+                                        {"target", request.target}});
+      }
+      SaveRecord();
+      return {allow, reply.feedback};
     }
     case PermissionOutcome::kAllowOnce:
       return {true, reply.feedback};
-    case PermissionOutcome::kRejectAlways: {
-      std::lock_guard lock(session.mutex_);
-      if (request.kind == ApprovalKind::kCommand) {
-        state.approvals.denied_commands.push_back(request.target);
-      } else {
-        state.rejected_always.insert(request.kind);
-      }
-      return {false, reply.feedback};
-    }
     case PermissionOutcome::kRejectOnce:
       return {false, reply.feedback};
     case PermissionOutcome::kCancelled:
@@ -2020,6 +2041,9 @@ SessionRecord Session::RecordLocked() const {
     todos.push_back({{"text", todo.text}, {"status", TodoStatusLabel(todo.status)}});
   }
   record.todos_json = todos.dump();
+  if (!state.always_answers.empty()) {
+    record.extra_json = json{{"always", state.always_answers}}.dump();
+  }
   return record;
 }
 
@@ -2121,6 +2145,19 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
   state.profile = std::move(*profile);
   state.protocol = record->tool_protocol;
   state.approvals = settings_.approvals;
+  // The user's "always" answers of earlier processes hold again.
+  json extra = json::parse(record->extra_json, nullptr, false);
+  if (extra.is_object() && extra.contains("always") && extra["always"].is_array()) {
+    for (const json& answer : extra["always"]) {
+      if (!answer.is_object()) continue;
+      std::optional<ApprovalKind> kind = ParseApprovalKind(answer.value("kind", ""));
+      if (!kind) continue;  // From a newer lapce-ai: not applied.
+      ApprovalRequest request{*kind, answer.value("tool", ""), answer.value("target", ""), ""};
+      std::lock_guard lock(session->mutex_);
+      session->ApplyAlwaysAnswerLocked(answer.value("answer", "") == "allow", request);
+      state.always_answers.push_back(answer);
+    }
+  }
   state.title = record->title;
   state.status = record->status;
   state.created_ms = record->created_ms;

@@ -142,6 +142,8 @@ class Session {
   struct Turn;
   Session(Engine& engine, std::string id);
   SessionRecord RecordLocked() const;  // The store's row; takes mutex_.
+  // An "always" answer (allow, or reject) applied to the session's approvals. Under mutex_.
+  void ApplyAlwaysAnswerLocked(bool allow, const ApprovalRequest& request);
 
   Engine& engine_;
   const std::string id_;

@@ -812,6 +812,49 @@ TEST_F(SessionTest, AllowAlwaysCoversLaterCommandsAndCancelledAnswerStopsTurn) {
       << ToolResultOf(bodies[2], "call_2").value_or("");
 }
 
+// "Always" answers are kept with the session: after a reload (the editor's next process), an
+// always-allowed command runs unasked and an always-rejected write is refused unasked.
+TEST_F(SessionTest, AlwaysAnswersHoldAfterAReload) {
+  AgentSettings settings = Settings();
+  settings.approvals.execute = false;
+  settings.approvals.write = false;
+  llm::ProviderPool& pool = MakePool({"p"});
+  Engine& first = MakeEngine(pool, settings);
+  std::shared_ptr<Session> session = NewSession(first);
+  Enqueue(OpenAiToolCall("call_1", "execute_command",
+                         json{{"command", "sh test.sh"}, {"cwd", nullptr}}.dump()));
+  Enqueue(OpenAiToolCall(
+      "call_w", "write_to_file",
+      json{{"path", "src.txt"}, {"content", "changed\n"}, {"line_count", 1}}.dump()));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kAllowAlways);
+  client.AnswerNext(PermissionOutcome::kRejectAlways);
+  EXPECT_EQ(MustPrompt(*session, "Test, then edit", client), StopReason::kEndTurn);
+  ASSERT_EQ(client.permissions().size(), 2u);
+
+  std::string id = session->id();
+  first.Close(id);
+  session.reset();
+  Result<std::shared_ptr<Session>> loaded = MakeEngine(pool, settings).LoadSession(id);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
+  Enqueue(OpenAiToolCall("call_2", "execute_command",
+                         json{{"command", "sh test.sh --again"}, {"cwd", nullptr}}.dump()));
+  Enqueue(
+      OpenAiToolCall("call_w2", "write_to_file",
+                     json{{"path", "src.txt"}, {"content", "again\n"}, {"line_count", 1}}.dump()));
+  Enqueue(OpenAiToolCall("call_done2", "attempt_completion", CompletionArgs("Done again.")));
+  TestClient later;  // Asks fail the test: none is expected.
+  EXPECT_EQ(MustPrompt(**loaded, "Once more", later), StopReason::kEndTurn);
+  EXPECT_TRUE(later.permissions().empty());
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 6u);
+  EXPECT_NE(ToolResultOf(bodies[4], "call_2").value_or("").find("Exit code"), std::string::npos);
+  EXPECT_NE(ToolResultOf(bodies[5], "call_w2").value_or("").find("denied"), std::string::npos)
+      << ToolResultOf(bodies[5], "call_w2").value_or("");
+  EXPECT_EQ(ReadFile(workspace_ + "/src.txt"), kOriginal);
+}
+
 TEST_F(SessionTest, CancelWhilePermissionIsPending) {
   AgentSettings settings = Settings();
   settings.approvals.write = false;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/approval_policy.h"
 #include "agent/tools/tool.h"
 #include "workspace/workspace.h"
 
@@ -72,30 +73,12 @@ std::string ReplaceAll(std::string text, std::string_view from, std::string_view
   return text;
 }
 
-std::string_view KindName(ApprovalKind kind) {
-  switch (kind) {
-    case ApprovalKind::kRead:
-      return "read";
-    case ApprovalKind::kWrite:
-      return "write";
-    case ApprovalKind::kDelete:
-      return "delete";
-    case ApprovalKind::kOutsideWorkspace:
-      return "outside";
-    case ApprovalKind::kProtected:
-      return "protected";
-    case ApprovalKind::kCommand:
-      return "command";
-  }
-  return "?";
-}
-
 class ScriptedHost : public ToolHost {
  public:
   ScriptedHost(bool approve, std::string feedback, bool approve_reads)
       : approve_(approve), approve_reads_(approve_reads), feedback_(std::move(feedback)) {}
   ApprovalReply Ask(const ApprovalRequest& request) override {
-    asks_.push_back(std::string(KindName(request.kind)) + ":" + request.target);
+    asks_.push_back(std::string(ApprovalKindName(request.kind)) + ":" + request.target);
     if (!details_.empty()) details_ += "\n---\n";
     details_ += ApprovalText(request);
     bool approved = request.kind == ApprovalKind::kRead ? approve_reads_ : approve_;
