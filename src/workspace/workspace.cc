@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <ranges>
 #include <sstream>
 #include <vector>
@@ -280,6 +282,104 @@ std::string PathFrom(const std::string& dir, const std::string& argument) {
   return path;
 }
 
+// The user's home directory ($HOME, else the password database's); nullopt when unknown.
+std::optional<std::string> HomeDirectory() {
+  if (const char* home = std::getenv("HOME"); home != nullptr && home[0] == '/') return home;
+  if (const passwd* entry = ::getpwuid(::getuid()); entry != nullptr && entry->pw_dir != nullptr) {
+    return std::string(entry->pw_dir);
+  }
+  return std::nullopt;
+}
+
+bool IsShellProgram(std::string_view name) {
+  return name == "sh" || name == "bash" || name == "zsh" || name == "dash" || name == "ksh" ||
+         name == "fish";
+}
+
+std::string JoinWords(const std::vector<std::string>& words) {
+  std::string joined;
+  for (const std::string& word : words) joined += (joined.empty() ? "" : " ") + word;
+  return joined;
+}
+
+// Brace expansion as the shell does it, "{a,b}c" → "ac", "bc" (nested too; sequences like
+// {1..3} are left as they are). At most 256 words.
+std::vector<std::string> ExpandBraces(const std::string& word) {
+  size_t open = std::string::npos;
+  size_t close = std::string::npos;
+  std::vector<size_t> commas;
+  int depth = 0;
+  for (size_t i = 0; i < word.size() && close == std::string::npos; ++i) {
+    if (word[i] == '{') {
+      if (depth++ == 0) {
+        open = i;
+        commas.clear();
+      }
+    } else if (word[i] == '}' && depth > 0) {
+      if (--depth == 0) {
+        if (commas.empty()) {
+          open = std::string::npos;  // "{x}" stays; look further.
+        } else {
+          close = i;
+        }
+      }
+    } else if (word[i] == ',' && depth == 1) {
+      commas.push_back(i);
+    }
+  }
+  if (close == std::string::npos) return {word};
+  std::vector<std::string> words;
+  std::string prefix = word.substr(0, open);
+  std::string suffix = word.substr(close + 1);
+  size_t from = open + 1;
+  commas.push_back(close);
+  for (size_t comma : commas) {
+    for (std::string& expanded : ExpandBraces(prefix + word.substr(from, comma - from) + suffix)) {
+      if (words.size() < 256) words.push_back(std::move(expanded));
+    }
+    from = comma + 1;
+  }
+  return words;
+}
+
+// The paths a word of a command names once the shell has expanded it: "~" and "~user", braces,
+// and globs (a glob matching nothing stays as it is, as in bash); relative ones from `dir`.
+// nullopt when only the shell can tell: a variable or command substitution, a relative path
+// from a directory the shell decides, an unknown user's home.
+std::optional<std::vector<std::string>> ExpandPathWord(const std::string& word,
+                                                       const std::optional<std::string>& dir) {
+  if (word.find_first_of("$`") != std::string::npos) return std::nullopt;
+  std::string expanded = word;
+  if (expanded.starts_with('~')) {
+    size_t slash = std::min(expanded.find('/'), expanded.size());
+    std::string user = expanded.substr(1, slash - 1);
+    std::optional<std::string> home;
+    if (user.empty()) {
+      home = HomeDirectory();
+    } else if (const passwd* entry = ::getpwnam(user.c_str()); entry != nullptr) {
+      home = entry->pw_dir;
+    }
+    if (!home) return std::nullopt;
+    expanded = *home + expanded.substr(slash);
+  }
+  std::vector<std::string> paths;
+  for (const std::string& alternative : ExpandBraces(expanded)) {
+    if (alternative.empty()) continue;
+    if (alternative[0] != '/' && !dir) return std::nullopt;
+    std::string path = PathFrom(alternative[0] == '/' ? std::string() : *dir, alternative);
+    glob_t matches;
+    bool matched = alternative.find_first_of("*?[") != std::string::npos &&
+                   ::glob(path.c_str(), GLOB_NOSORT, nullptr, &matches) == 0;
+    if (matched) {
+      for (size_t i = 0; i < matches.gl_pathc; ++i) paths.push_back(matches.gl_pathv[i]);
+      ::globfree(&matches);
+    } else {
+      paths.push_back(std::move(path));
+    }
+  }
+  return paths;
+}
+
 std::string Lowercase(std::string_view text) {
   std::string lower(text);
   for (char& c : lower) {
@@ -294,10 +394,38 @@ std::vector<ShellToken> SplitShellWords(std::string_view command) {
   std::vector<ShellToken> tokens;
   std::string word;
   bool has_word = false;
+  // Here-documents: after "<<WORD" (or "<<-WORD") the lines after the end of the command line,
+  // up to one that is WORD, are data, not commands (a script written with cat > f <<EOF).
+  struct HereDocument {
+    std::string delimiter;
+    bool strips_tabs = false;
+  };
+  std::vector<HereDocument> here_documents;
+  bool expects_delimiter = false;
+  bool strips_tabs = false;
   auto flush = [&] {
-    if (has_word) tokens.push_back({std::move(word), false});
+    if (has_word) {
+      if (expects_delimiter) here_documents.push_back({word, strips_tabs});
+      expects_delimiter = false;
+      tokens.push_back({std::move(word), false});
+    }
     word.clear();
     has_word = false;
+  };
+  // The offset after the bodies of the pending here-documents, which start at `at`.
+  auto skip_here_documents = [&](size_t at) {
+    for (const HereDocument& document : here_documents) {
+      while (at < command.size()) {
+        size_t end = std::min(command.find('\n', at), command.size());
+        std::string_view line = command.substr(at, end - at);
+        if (document.strips_tabs)
+          line.remove_prefix(std::min(line.find_first_not_of('\t'), line.size()));
+        at = end + 1;
+        if (line == document.delimiter) break;
+      }
+    }
+    here_documents.clear();
+    return std::min(at, command.size());
   };
   for (size_t i = 0; i < command.size(); ++i) {
     char c = command[i];
@@ -326,49 +454,18 @@ std::vector<ShellToken> SplitShellWords(std::string_view command) {
           }
           return static_cast<char>(value);
         };
-        switch (e) {
-          case 'n':
-            word.push_back('\n');
-            break;
-          case 't':
-            word.push_back('\t');
-            break;
-          case 'r':
-            word.push_back('\r');
-            break;
-          case 'a':
-            word.push_back('\a');
-            break;
-          case 'b':
-            word.push_back('\b');
-            break;
-          case 'e':
-          case 'E':
-            word.push_back('\033');
-            break;
-          case 'f':
-            word.push_back('\f');
-            break;
-          case 'v':
-            word.push_back('\v');
-            break;
-          case 'x':
-            word.push_back(digits(16, 2));
-            break;
-          case '0':
-          case '1':
-          case '2':
-          case '3':
-          case '4':
-          case '5':
-          case '6':
-          case '7':
-            --i;
-            word.push_back(digits(8, 3));
-            break;
-          default:
-            word.push_back(e);
-            break;  // \\, \', \" and anything else: itself.
+        // \n \t \r \a \b \e \E \f \v; \xHH; \NNN (octal); anything else stands for itself.
+        static constexpr std::string_view kLetters = "ntrabeEfv";
+        static constexpr std::string_view kMeanings = "\n\t\r\a\b\033\033\f\v";
+        if (size_t letter = kLetters.find(e); letter != std::string_view::npos) {
+          word.push_back(kMeanings[letter]);
+        } else if (e == 'x') {
+          word.push_back(digits(16, 2));
+        } else if (e >= '0' && e <= '7') {
+          --i;
+          word.push_back(digits(8, 3));
+        } else {
+          word.push_back(e);
         }
       }
     } else if (c == '\'') {
@@ -406,7 +503,15 @@ std::vector<ShellToken> SplitShellWords(std::string_view command) {
         if (op == "&>" && i + 1 < command.size() && command[i + 1] == '>')
           op.push_back(command[++i]);
       }
+      if (op == "<<" && i + 1 < command.size() && command[i + 1] == '<') {
+        op.push_back(command[++i]);  // "<<<": a here-string; its word is data.
+      } else if (op == "<<") {
+        expects_delimiter = true;
+        strips_tabs = i + 1 < command.size() && command[i + 1] == '-';
+        if (strips_tabs) op.push_back(command[++i]);
+      }
       tokens.push_back({std::move(op), true});
+      if (c == '\n' && !here_documents.empty()) i = skip_here_documents(i + 1) - 1;
     } else {
       word.push_back(c);
       has_word = true;
@@ -430,22 +535,25 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
     Result<ResolvedPath> resolved = Resolve(candidate, /*allow_outside=*/true);
     return resolved.ok() && IsBlocked(*resolved);
   };
-  auto is_blocked_argument = [&](const std::string& argument) {
-    if (argument.empty() || argument.find('\0') != std::string::npos) return false;
-    for (const std::string& dir : std::views::reverse(dirs)) {  // The latest first.
-      std::string path = absolute(dir, argument);
-      if (is_blocked_path(path)) return true;
-      // "cat *.env": the shell would expand the glob, so check what it expands to.
-      if (argument.find_first_of("*?[") == std::string::npos) continue;
-      glob_t matches;
-      bool is_blocked = false;
-      if (::glob(path.c_str(), GLOB_NOSORT, nullptr, &matches) == 0) {
-        for (size_t i = 0; i < matches.gl_pathc && !is_blocked; ++i) {
-          is_blocked = is_blocked_path(matches.gl_pathv[i]);
+  auto is_blocked_argument = [&](const std::string& word) {
+    if (word.empty() || word.find('\0') != std::string::npos) return false;
+    for (const std::string& argument : ExpandBraces(word)) {
+      if (argument.empty()) continue;
+      for (const std::string& dir : std::views::reverse(dirs)) {  // The latest first.
+        std::string path = absolute(dir, argument);
+        if (is_blocked_path(path)) return true;
+        // "cat *.env": the shell would expand the glob, so check what it expands to.
+        if (argument.find_first_of("*?[") == std::string::npos) continue;
+        glob_t matches;
+        bool is_blocked = false;
+        if (::glob(path.c_str(), GLOB_NOSORT, nullptr, &matches) == 0) {
+          for (size_t i = 0; i < matches.gl_pathc && !is_blocked; ++i) {
+            is_blocked = is_blocked_path(matches.gl_pathv[i]);
+          }
         }
+        ::globfree(&matches);
+        if (is_blocked) return true;
       }
-      ::globfree(&matches);
-      if (is_blocked) return true;
     }
     return false;
   };
@@ -478,9 +586,19 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
   // The command being read: a tree search (rg, grep -r, …) and its non-flag words.
   bool is_tree_search = false;
   std::vector<std::string> words;
+  // A script given to a shell (sh -c '…') or to eval is read as the commands it holds.
+  bool is_shell = false;
+  bool expects_script = false;
+  bool is_eval = false;
+  std::vector<std::string> eval_words;
   auto end_command = [&]() -> std::optional<std::string> {
     std::optional<std::string> found;
-    if (is_tree_search) {
+    if (is_eval && !eval_words.empty()) {
+      found = FindBlockedPathInCommand(JoinWords(eval_words), dirs.back(), in_tree);
+    }
+    is_shell = expects_script = is_eval = false;
+    eval_words.clear();
+    if (!found && is_tree_search) {
       // The first word is the pattern; without any further word the search is of cwd.
       if (words.size() <= 1) found = blocked_in_tree("");
       for (size_t i = 1; i < words.size() && !found; ++i) found = blocked_in_tree(words[i]);
@@ -546,6 +664,24 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
       is_cd = lower == "cd" || lower == "pushd";
       is_dd = lower == "dd";
       is_git = lower == "git";
+      is_shell = IsShellProgram(lower);
+      is_eval = lower == "eval";
+      continue;
+    }
+    if (is_eval) {
+      eval_words.push_back(token.text);
+      continue;
+    }
+    if (expects_script) {
+      expects_script = false;
+      if (std::optional<std::string> found =
+              FindBlockedPathInCommand(token.text, dirs.back(), in_tree)) {
+        return found;
+      }
+      continue;
+    }
+    if (is_shell && token.text.starts_with('-') && token.text.find('c') != std::string::npos) {
+      expects_script = true;
       continue;
     }
     if (is_cd) {  // `cd -` and `cd ~` are not followed; the old directory is kept.
@@ -601,6 +737,52 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
 
 namespace {
 
+// What a git command writes that its words name: `git config` setting a value writes the
+// repository's .git/config (or ~/.gitconfig with --global, the --file named), and that file
+// runs commands (core.fsmonitor, core.hooksPath); any --output=FILE. `args` follow "git".
+std::vector<std::string> GitWrites(const std::vector<std::string>& args) {
+  std::vector<std::string> written;
+  size_t k = 0;
+  for (; k < args.size() && args[k].starts_with('-'); ++k) {
+    if (args[k] == "-C" || args[k] == "-c") ++k;  // Their values.
+  }
+  if (k >= args.size()) return written;
+  const std::string& subcommand = args[k];
+  std::vector<std::string> operands;
+  std::string file = ".git/config";
+  bool reads_only = false;
+  for (++k; k < args.size(); ++k) {
+    const std::string& arg = args[k];
+    if (arg.starts_with("--output=")) written.push_back(arg.substr(9));
+    if (arg == "--output" && k + 1 < args.size()) written.push_back(args[++k]);
+    if (subcommand != "config") continue;
+    if (arg == "--global") {
+      file = "~/.gitconfig";
+    } else if (arg == "--system") {
+      file = "/etc/gitconfig";
+    } else if ((arg == "-f" || arg == "--file") && k + 1 < args.size()) {
+      file = args[++k];
+    } else if (arg.starts_with("--file=")) {
+      file = arg.substr(7);
+    } else if (arg == "-l" || arg == "--list" || arg.starts_with("--get") || arg == "-e" ||
+               arg == "--edit" || arg == "get" || arg == "list") {
+      reads_only = arg != "-e" && arg != "--edit";
+    } else if (!arg.starts_with('-')) {
+      operands.push_back(arg);
+    }
+  }
+  // "git config key" reads; "git config key value" (or --unset, --add, …) writes.
+  bool has_write_option = std::any_of(args.begin(), args.end(), [](const std::string& arg) {
+    return arg.starts_with("--unset") || arg == "--add" || arg.starts_with("--replace") ||
+           arg.starts_with("--rename") || arg.starts_with("--remove") || arg == "-e" ||
+           arg == "--edit" || arg == "set" || arg == "unset";
+  });
+  if (subcommand == "config" && !reads_only && (operands.size() >= 2 || has_write_option)) {
+    written.push_back(file);
+  }
+  return written;
+}
+
 // The files a program writes, creates or removes, as its arguments name them, for the common
 // programs whose arguments say so: tee, touch, truncate, rm, unlink, rmdir, shred, mkdir (every
 // operand); cp, ln, install (the last operand, or -t's directory); mv (every operand); sed -i
@@ -637,6 +819,7 @@ std::vector<std::string> ProgramWrites(std::string_view program,
     return false;
   };
   std::vector<std::string> written;
+  if (program == "git") return GitWrites(args);
   std::vector<std::string> operands;
   bool in_place = false;    // sed -i.
   bool has_script = false;  // sed -e / -f: the first operand is a file, not the script.
@@ -657,6 +840,9 @@ std::vector<std::string> ProgramWrites(std::string_view program,
     } else if (arg.starts_with("--output=")) {
       written.push_back(arg.substr(9));
     } else if (arg == "--output" && k + 1 < args.size()) {
+      written.push_back(args[++k]);
+    } else if (((program == "curl" && arg == "-o") || (program == "wget" && arg == "-O")) &&
+               k + 1 < args.size()) {
       written.push_back(args[++k]);
     } else if ((arg == "-t" || arg == "--target-directory") && k + 1 < args.size()) {
       written.push_back(args[++k]);
@@ -687,10 +873,12 @@ std::vector<std::string> ProgramWrites(std::string_view program,
 
 }  // namespace
 
-std::vector<std::string> CommandWriteTargets(std::string_view command, std::string_view cwd) {
+CommandWrites CommandWriteTargets(std::string_view command, std::string_view cwd) {
   std::vector<ShellToken> tokens = SplitShellWords(command);
-  std::vector<std::string> dirs = {std::string(cwd)};  // As in FindBlockedPathInCommand.
-  std::vector<std::string> targets;
+  // The directories relative paths may be taken from (as in FindBlockedPathInCommand); nullopt
+  // for one the shell decides (cd $X).
+  std::vector<std::optional<std::string>> dirs = {std::string(cwd)};
+  CommandWrites writes;
   auto add = [&](const std::string& word) {
     static constexpr std::array<std::string_view, 5> kDevices = {
         "/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "/dev/fd/"};
@@ -698,12 +886,36 @@ std::vector<std::string> CommandWriteTargets(std::string_view command, std::stri
       return device.ends_with('/') ? word.starts_with(device) : word == device;
     });
     if (word.empty() || is_device) return;
-    for (const std::string& dir : dirs) targets.push_back(PathFrom(dir, word));
+    for (const std::optional<std::string>& dir : dirs) {
+      std::optional<std::vector<std::string>> paths = ExpandPathWord(word, dir);
+      if (!paths) {
+        writes.unknown.push_back(word);
+        break;
+      }
+      writes.paths.insert(writes.paths.end(), paths->begin(), paths->end());
+    }
   };
   std::string program;  // Of the simple command being read, lowercase, without its directory.
   std::vector<std::string> args;
   auto end_command = [&] {
     for (const std::string& written : ProgramWrites(program, args)) add(written);
+    // A script given to a shell (sh -c '…', eval '…') is read as the commands it holds.
+    std::optional<std::string> script;
+    if (IsShellProgram(program)) {
+      for (size_t k = 0; k + 1 < args.size(); ++k) {
+        if (args[k].starts_with('-') && args[k].find('c') != std::string::npos) {
+          script = args[k + 1];
+          break;
+        }
+      }
+    } else if (program == "eval") {
+      script = JoinWords(args);
+    }
+    if (script && dirs.back()) {
+      CommandWrites inner = CommandWriteTargets(*script, *dirs.back());
+      writes.paths.insert(writes.paths.end(), inner.paths.begin(), inner.paths.end());
+      writes.unknown.insert(writes.unknown.end(), inner.unknown.begin(), inner.unknown.end());
+    }
     program.clear();
     args.clear();
   };
@@ -718,7 +930,8 @@ std::vector<std::string> CommandWriteTargets(std::string_view command, std::stri
       if (token.text.find('>') != std::string::npos) {  // >, >>, >&, &>, &>>.
         expects_target = true;
         is_fd_duplication = token.text.ends_with('&') && !token.text.starts_with('&');
-      } else if (!token.text.starts_with('<')) {  // A separator; "<" and "<<" are not.
+      } else if (!token.text.starts_with('<')) {     // A separator; "<", "<<", "<<<" are not.
+        if (is_cd) dirs.push_back(HomeDirectory());  // A bare cd goes home.
         end_command();
         at_command_start = true;
         is_cd = false;
@@ -749,16 +962,19 @@ std::vector<std::string> CommandWriteTargets(std::string_view command, std::stri
       continue;
     }
     if (is_cd) {  // Every directory a cd names may be where a later write lands.
-      if (!token.text.empty() && token.text[0] != '-' && token.text[0] != '~') {
-        dirs.push_back(PathFrom(dirs.back(), token.text));
+      if (token.text != "-" && !token.text.starts_with("-")) {
+        std::optional<std::vector<std::string>> to = ExpandPathWord(token.text, dirs.back());
+        dirs.push_back(to && to->size() == 1 ? std::optional<std::string>(to->front())
+                                             : std::nullopt);
       }
       is_cd = false;
       continue;
     }
     args.push_back(token.text);
   }
+  if (is_cd) dirs.push_back(HomeDirectory());
   end_command();
-  return targets;
+  return writes;
 }
 
 }  // namespace lai::workspace

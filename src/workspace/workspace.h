@@ -87,9 +87,15 @@ std::vector<ShellToken> SplitShellWords(std::string_view command);
 // redirections ("> f", ">> f", ">| f", "&> f", "2> f"; not descriptors like "2>&1", nor
 // /dev/null, /dev/stdout, /dev/stderr, /dev/tty, /dev/fd/*), and what common programs write,
 // create or remove (tee, touch, truncate, rm, unlink, rmdir, shred, mkdir, cp, mv, ln, install,
-// sed -i, dd of=, any --output=FILE). Absolute paths, not yet normalised; a relative one is given
-// once per directory it may land in: `cwd`, and each one a `cd` earlier in the command names.
-// What programs write on their own (a script, a build) is not seen.
-std::vector<std::string> CommandWriteTargets(std::string_view command, std::string_view cwd);
+// sed -i, dd of=, curl -o, wget -O, git config, any --output=FILE), also inside a script given
+// to a shell (sh -c '…') or to eval. Words are expanded as the shell would ("~", braces, globs);
+// a relative path is given once per directory it may land in: `cwd`, and each one a `cd` earlier
+// in the command names (a bare cd: home). Here-document bodies are data. What programs write on
+// their own (a script, a build) is not seen.
+struct CommandWrites {
+  std::vector<std::string> paths;    // Absolute, not yet normalised.
+  std::vector<std::string> unknown;  // As written: only the shell can tell ($VAR, `…`, cd $X).
+};
+CommandWrites CommandWriteTargets(std::string_view command, std::string_view cwd);
 
 }  // namespace lai::workspace

@@ -1,6 +1,9 @@
 #include "workspace/workspace.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cstdlib>
 
 #include "workspace/test_support.h"
 
@@ -219,44 +222,82 @@ TEST(ProtectedTest, KiloCodeConfigurationFilesNeedApproval) {
   }
 }
 
+// The paths CommandWriteTargets finds (cwd /w), failing the test on any it cannot tell.
+std::vector<std::string> Paths(std::string_view command, std::string_view cwd) {
+  CommandWrites writes = CommandWriteTargets(command, cwd);
+  EXPECT_TRUE(writes.unknown.empty()) << command << ": " << writes.unknown.front();
+  return writes.paths;
+}
+
 TEST(CommandTest, WriteTargetsAreTheRedirectionsFiles) {
   const std::string cwd = "/w";
   using Targets = std::vector<std::string>;
-  EXPECT_EQ(CommandWriteTargets("echo a > out.txt", cwd), Targets{"/w/out.txt"});
-  EXPECT_EQ(CommandWriteTargets("echo a >> ~/.bashrc", cwd), Targets{"/w/~/.bashrc"});
-  EXPECT_EQ(CommandWriteTargets("make 2> err.log >|all.log", cwd),
-            (Targets{"/w/err.log", "/w/all.log"}));
-  EXPECT_EQ(CommandWriteTargets("make &> /tmp/log; ls &>>/tmp/log2", cwd),
-            (Targets{"/tmp/log", "/tmp/log2"}));
-  EXPECT_EQ(CommandWriteTargets("echo 'a > b' \"c > d\" x\\>y", cwd), Targets{});
-  EXPECT_EQ(CommandWriteTargets("cmd 2>&1 >&2 >&- > /dev/null 2>/dev/stderr >/dev/fd/3", cwd),
-            Targets{});
-  EXPECT_EQ(CommandWriteTargets("cat < in.txt | sort > sorted.txt", cwd), Targets{"/w/sorted.txt"});
+  EXPECT_EQ(Paths("echo a > out.txt", cwd), Targets{"/w/out.txt"});
+  EXPECT_EQ(Paths("make 2> err.log >|all.log", cwd), (Targets{"/w/err.log", "/w/all.log"}));
+  EXPECT_EQ(Paths("make &> /tmp/log; ls &>>/tmp/log2", cwd), (Targets{"/tmp/log", "/tmp/log2"}));
+  EXPECT_EQ(Paths("echo 'a > b' \"c > d\" x\\>y", cwd), Targets{});
+  EXPECT_EQ(Paths("cmd 2>&1 >&2 >&- > /dev/null 2>/dev/stderr >/dev/fd/3", cwd), Targets{});
+  EXPECT_EQ(Paths("cat < in.txt | sort > sorted.txt", cwd), Targets{"/w/sorted.txt"});
   // After a cd, a relative target may land in either directory.
-  EXPECT_EQ(CommandWriteTargets("cd /tmp && echo x > f", cwd), (Targets{"/w/f", "/tmp/f"}));
-  EXPECT_EQ(CommandWriteTargets("cd sub; echo x > f", cwd), (Targets{"/w/f", "/w/sub/f"}));
+  EXPECT_EQ(Paths("cd /tmp && echo x > f", cwd), (Targets{"/w/f", "/tmp/f"}));
+  EXPECT_EQ(Paths("cd sub; echo x > f", cwd), (Targets{"/w/f", "/w/sub/f"}));
 }
 
 TEST(CommandTest, WriteTargetsOfProgramsThatNameWhatTheyWrite) {
   const std::string cwd = "/w";
   using Targets = std::vector<std::string>;
-  EXPECT_EQ(CommandWriteTargets("rm -f .kilocodeignore", cwd), Targets{"/w/.kilocodeignore"});
-  EXPECT_EQ(CommandWriteTargets("echo x | tee -a a.log /tmp/b.log", cwd),
-            (Targets{"/w/a.log", "/tmp/b.log"}));
-  EXPECT_EQ(CommandWriteTargets("cp -r src /tmp/backup", cwd), Targets{"/tmp/backup"});
-  EXPECT_EQ(CommandWriteTargets("ln -s target link", cwd), Targets{"/w/link"});
-  EXPECT_EQ(CommandWriteTargets("cp -t /tmp a b", cwd), Targets{"/tmp"});
-  EXPECT_EQ(CommandWriteTargets("mv old.txt new.txt", cwd), (Targets{"/w/old.txt", "/w/new.txt"}));
-  EXPECT_EQ(CommandWriteTargets("truncate -s 0 log.txt", cwd), Targets{"/w/log.txt"});
-  EXPECT_EQ(CommandWriteTargets("touch -d yesterday stamp", cwd), Targets{"/w/stamp"});
-  EXPECT_EQ(CommandWriteTargets("sed -i 's/a/b/' x.c y.c", cwd), (Targets{"/w/x.c", "/w/y.c"}));
-  EXPECT_EQ(CommandWriteTargets("sed -i -e 's/a/b/' x.c", cwd), Targets{"/w/x.c"});
-  EXPECT_EQ(CommandWriteTargets("dd if=/dev/zero of=disk.img bs=1M", cwd), Targets{"/w/disk.img"});
-  EXPECT_EQ(CommandWriteTargets("git log --output=.kilocodemodes", cwd),
-            Targets{"/w/.kilocodemodes"});
-  EXPECT_EQ(CommandWriteTargets("sudo mkdir -p -m 700 /opt/x", cwd), Targets{"/opt/x"});
+  EXPECT_EQ(Paths("curl -sSo out.json https://x; wget -O page.html https://y", cwd),
+            Targets{"/w/page.html"});  // curl's -o inside "-sSo" is not seen.
+  EXPECT_EQ(Paths("curl -o out.json https://x", cwd), Targets{"/w/out.json"});
+  EXPECT_EQ(Paths("git config core.fsmonitor 'touch x'", cwd), Targets{"/w/.git/config"});
+  EXPECT_EQ(Paths("git -C sub config --unset core.x", cwd), Targets{"/w/.git/config"});
+  EXPECT_EQ(Paths("git config --file cfg a.b c", cwd), Targets{"/w/cfg"});
+  EXPECT_EQ(Paths("git config user.name; git config --get a.b; git config -l", cwd), Targets{});
+  EXPECT_EQ(Paths("rm -f .kilocodeignore", cwd), Targets{"/w/.kilocodeignore"});
+  EXPECT_EQ(Paths("echo x | tee -a a.log /tmp/b.log", cwd), (Targets{"/w/a.log", "/tmp/b.log"}));
+  EXPECT_EQ(Paths("cp -r src /tmp/backup", cwd), Targets{"/tmp/backup"});
+  EXPECT_EQ(Paths("ln -s target link", cwd), Targets{"/w/link"});
+  EXPECT_EQ(Paths("cp -t /tmp a b", cwd), Targets{"/tmp"});
+  EXPECT_EQ(Paths("mv old.txt new.txt", cwd), (Targets{"/w/old.txt", "/w/new.txt"}));
+  EXPECT_EQ(Paths("truncate -s 0 log.txt", cwd), Targets{"/w/log.txt"});
+  EXPECT_EQ(Paths("touch -d yesterday stamp", cwd), Targets{"/w/stamp"});
+  EXPECT_EQ(Paths("sed -i 's/a/b/' x.c y.c", cwd), (Targets{"/w/x.c", "/w/y.c"}));
+  EXPECT_EQ(Paths("sed -i -e 's/a/b/' x.c", cwd), Targets{"/w/x.c"});
+  EXPECT_EQ(Paths("dd if=/dev/zero of=disk.img bs=1M", cwd), Targets{"/w/disk.img"});
+  EXPECT_EQ(Paths("git log --output=.kilocodemodes", cwd), Targets{"/w/.kilocodemodes"});
+  EXPECT_EQ(Paths("sudo mkdir -p -m 700 /opt/x", cwd), Targets{"/opt/x"});
   // Programs that only read, and sed without -i, write nothing.
-  EXPECT_EQ(CommandWriteTargets("cat a b; sed 's/a/b/' x.c; cp only-one", cwd), Targets{});
+  EXPECT_EQ(Paths("cat a b; sed 's/a/b/' x.c; cp only-one", cwd), Targets{});
+}
+
+// Words are expanded as the shell expands them; what only the shell can tell is reported as
+// unknown; scripts given to a shell or eval are read; here-document bodies are data.
+TEST(CommandTest, WriteTargetsAfterExpansion) {
+  TempTree tree;
+  tree.File(".kilocodemodes");
+  tree.File("notes.md");
+  const std::string cwd = tree.root();
+  const char* home = std::getenv("HOME");
+  std::string saved = home != nullptr ? home : "";
+  ::setenv("HOME", "/home/u", 1);
+  using Targets = std::vector<std::string>;
+  EXPECT_EQ(Paths("echo a >> ~/.bashrc", cwd), Targets{"/home/u/.bashrc"});
+  EXPECT_EQ(Paths("cd && touch x", cwd), (Targets{cwd + "/x", "/home/u/x"}));
+  EXPECT_EQ(Paths("cd ~/p; touch x", cwd), (Targets{cwd + "/x", "/home/u/p/x"}));
+  EXPECT_EQ(Paths("echo > .kilocodemo*", cwd), Targets{cwd + "/.kilocodemodes"});
+  EXPECT_EQ(Paths("touch {AGENTS.md,x}", cwd), (Targets{cwd + "/AGENTS.md", cwd + "/x"}));
+  EXPECT_EQ(Paths("echo > nomatch*", cwd), Targets{cwd + "/nomatch*"});
+  EXPECT_EQ(Paths("sh -c 'echo E >> .kilocodemodes'", cwd), Targets{cwd + "/.kilocodemodes"});
+  EXPECT_EQ(Paths("eval 'echo E2 >' AGENTS.md", cwd), Targets{cwd + "/AGENTS.md"});
+  EXPECT_EQ(Paths("cat > deploy.sh <<'EOF'\n#!/bin/sh\necho done > /var/log/x.log\nrm -rf /\nEOF\n"
+                  "echo after > done.txt",
+                  cwd),
+            (Targets{cwd + "/deploy.sh", cwd + "/done.txt"}));
+  EXPECT_EQ(Paths("cat <<-END > out.txt\n\tx > y\n\tEND", cwd), Targets{cwd + "/out.txt"});
+  CommandWrites unknown = CommandWriteTargets("echo a > $HOME/x; cd $D && touch y", cwd);
+  EXPECT_EQ(unknown.paths, Targets{cwd + "/y"});  // If the cd failed.
+  EXPECT_EQ(unknown.unknown, (Targets{"$HOME/x", "y"}));
+  if (home != nullptr) ::setenv("HOME", saved.c_str(), 1);
 }
 
 TEST(CommandTest, FindsBlockedFilesReadByCommands) {
@@ -294,6 +335,12 @@ TEST(CommandTest, FindsBlockedFilesReadByCommands) {
             "HEAD:./../j.env");
   EXPECT_EQ(workspace->FindBlockedPathInCommand("git grep TOKEN", cwd), "./secrets");
   EXPECT_EQ(workspace->FindBlockedPathInCommand("git show HEAD:sub/x.txt; git log -5", cwd),
+            std::nullopt);
+  // Braces are expanded; a shell's script and eval's words are read; a here-document is data.
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("cat ig{n,}ored.txt k.e{nv,x}", cwd), "k.e{nv,x}");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("bash -c 'cat l.env'", cwd), "l.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("eval cat m.env", cwd), "m.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("cat > notes.md <<EOF\ncat n.env\nEOF", cwd),
             std::nullopt);
   EXPECT_EQ(workspace->FindBlockedPathInCommand("sleep 1 & cat f.env", cwd), "f.env");
   tree.File("found.env");

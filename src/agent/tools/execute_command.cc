@@ -132,7 +132,11 @@ class ExecuteCommandTool final : public ToolBase {
     }
     // Files the command writes through redirections: never blocked ones; outside the workspace
     // or protected ones only with the user's leave, whatever the allowed-command list says.
-    for (const std::string& target : workspace::CommandWriteTargets(*command, cwd)) {
+    workspace::CommandWrites writes = workspace::CommandWriteTargets(*command, cwd);
+    for (const std::string& unknown : writes.unknown) {  // Only the shell knows where.
+      request.outside_paths.push_back(unknown + " (where the shell decides)");
+    }
+    for (const std::string& target : writes.paths) {
       Result<workspace::ResolvedPath> written =
           context.workspace.Resolve(target, /*allow_outside=*/true);
       if (!written.ok()) continue;  // Not a path (the shell will say so).

@@ -209,6 +209,10 @@ TEST_F(ExecuteCommandTest, RedirectionTargetsReachTheApprovalRequest) {
   Run("echo hi > out.txt 2> /dev/null");
   EXPECT_TRUE(host_.last_request.outside_paths.empty());
   EXPECT_TRUE(host_.last_request.protected_paths.empty());
+  // Where only the shell can tell is asked about like outside.
+  Run("echo a1 >> $HOME/.bashrc");
+  EXPECT_EQ(host_.last_request.outside_paths,
+            std::vector<std::string>{"$HOME/.bashrc (where the shell decides)"});
 
   host_.approve = true;
   host_.last_request.target.clear();
