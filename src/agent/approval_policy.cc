@@ -455,6 +455,15 @@ Decision DecideCommand(std::string_view command, const std::vector<std::string>&
   return DecideLine(command, allowed, denied, 0);
 }
 
+bool IsRejectedAlways(const std::set<ApprovalKind>& rejected, const ApprovalRequest& request) {
+  if (rejected.count(request.kind) != 0) return true;
+  bool is_write = request.kind == ApprovalKind::kWrite ||
+                  request.kind == ApprovalKind::kProtected ||
+                  (request.kind == ApprovalKind::kOutsideWorkspace && !IsReadTool(request.tool) &&
+                   request.tool != "delete_file");
+  return is_write && rejected.count(ApprovalKind::kWrite) != 0;
+}
+
 std::string_view ApprovalKindName(ApprovalKind kind) {
   switch (kind) {
     case ApprovalKind::kRead:

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,10 @@ enum class Decision {
 };
 
 // Approvals the session itself needs (not raised by a workspace tool).
+// Whether the kinds a user rejected for good ("always reject") refuse `request`: its own kind,
+// and for a rejected kWrite every write (protected paths, and outside the workspace) too.
+bool IsRejectedAlways(const std::set<ApprovalKind>& rejected, const ApprovalRequest& request);
+
 // "read", "write", "delete", "outside", "protected", "command"; and back (nullopt: unknown).
 std::string_view ApprovalKindName(ApprovalKind kind);
 std::optional<ApprovalKind> ParseApprovalKind(std::string_view name);

@@ -375,9 +375,11 @@ struct Session::State {
   std::vector<McpServerInfo> mcp_servers;
   bool has_mcp_servers = false;
   AutoApproveSettings approvals;  // The settings plus this session's "always" answers.
-  // Kinds the user rejected for good in this session ("always reject"; a command's goes to
-  // approvals.denied_commands instead, and only that command is refused).
+  // Kinds the user rejected for good in this session ("always reject"), and the commands (a
+  // command's rejection refuses only that command, as a deny-list prefix, whatever the
+  // approval settings say).
   std::set<ApprovalKind> rejected_always;
+  std::vector<std::string> rejected_commands;
   // The user's "always" answers, in order: kept with the session (its record's extra) and
   // applied again when it is loaded, so they hold in the editor's next process too.
   json always_answers = json::array();
@@ -601,7 +603,7 @@ void Session::ApplyAlwaysAnswerLocked(bool allow, const ApprovalRequest& request
   if (allow) {
     GrantAlways(state.approvals, request);
   } else if (request.kind == ApprovalKind::kCommand) {
-    state.approvals.denied_commands.push_back(request.target);
+    state.rejected_commands.push_back(request.target);
   } else {
     state.rejected_always.insert(request.kind);
   }
@@ -1474,7 +1476,11 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
 }
 
 ApprovalReply Session::Turn::Approve(const ApprovalRequest& request, const ToolCallInfo& call) {
-  if (state.rejected_always.count(request.kind) != 0) return {false, {}};
+  if (IsRejectedAlways(state.rejected_always, request)) return {false, {}};
+  if (request.kind == ApprovalKind::kCommand && !state.rejected_commands.empty() &&
+      DecideCommand(request.target, {}, state.rejected_commands) == Decision::kDeny) {
+    return {false, "The user rejected this command for the rest of the session."};
+  }
   Decision decision = Decide(request, state.approvals);
   if (decision == Decision::kApprove) return {true, {}};
   if (decision == Decision::kDeny) {

@@ -855,6 +855,45 @@ TEST_F(SessionTest, AlwaysAnswersHoldAfterAReload) {
   EXPECT_EQ(ReadFile(workspace_ + "/src.txt"), kOriginal);
 }
 
+// "Always reject" holds whatever the auto-approval settings: a rejected command is refused
+// unasked (only that one), and a rejected write refuses every write, protected ones and ones
+// outside the workspace included.
+TEST_F(SessionTest, AlwaysRejectRefusesThatCommandAndEveryWrite) {
+  AgentSettings settings = Settings();
+  settings.approvals.execute = false;
+  settings.approvals.write = false;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine);
+  auto command = [](const char* id, const char* line) {
+    return OpenAiToolCall(id, "execute_command", json{{"command", line}, {"cwd", nullptr}}.dump());
+  };
+  auto write = [](const char* id, const std::string& path) {
+    return OpenAiToolCall(id, "write_to_file",
+                          json{{"path", path}, {"content", "x\n"}, {"line_count", 1}}.dump());
+  };
+  Enqueue(command("c1", "echo bad"));
+  Enqueue(write("w1", "a.txt"));
+  Enqueue(command("c2", "echo bad"));
+  Enqueue(command("c3", "echo good"));
+  Enqueue(write("w2", ".kilocodemodes"));
+  Enqueue(write("w3", workspace_ + "-outside.txt"));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kRejectAlways);  // echo bad
+  client.AnswerNext(PermissionOutcome::kRejectAlways);  // a.txt
+  client.AnswerNext(PermissionOutcome::kAllowOnce);     // echo good
+  EXPECT_EQ(MustPrompt(*session, "Try things", client), StopReason::kEndTurn);
+  std::vector<PermissionRequest> asked = client.permissions();
+  ASSERT_EQ(asked.size(), 3u);
+  EXPECT_EQ(asked[2].tool.id, "c3");
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 7u);
+  EXPECT_NE(ToolResultOf(bodies[3], "c2").value_or("").find("rejected this command"),
+            std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(workspace_ + "/.kilocodemodes"));
+  EXPECT_FALSE(std::filesystem::exists(workspace_ + "-outside.txt"));
+}
+
 TEST_F(SessionTest, CancelWhilePermissionIsPending) {
   AgentSettings settings = Settings();
   settings.approvals.write = false;
