@@ -46,6 +46,8 @@ class McpServers {
   // The connected servers, in configuration order. Waits for servers still starting (bounded
   // by their start-up timeout); one that failed to start is left out.
   virtual std::vector<McpServerInfo> Servers() const = 0;
+  // True once every server has started or failed to (Servers() would not wait).
+  virtual bool IsReady() const { return true; }
   // Errors: kNotFound (no such server), kUnavailable (it went away), kTimeout, kCancelled
   // (`cancelled` became true), kProtocol (a reply that is not MCP).
   virtual Result<McpOutcome> CallTool(std::string_view server, std::string_view tool,

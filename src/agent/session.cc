@@ -1823,6 +1823,12 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
       bool goes_on = reply.outcome == PermissionOutcome::kAllowOnce ||
                      reply.outcome == PermissionOutcome::kAllowAlways ||
                      (reply.outcome == PermissionOutcome::kRejectOnce && !reply.feedback.empty());
+      // The question's card in the editor ends with the answer (it spun on otherwise).
+      SessionUpdate answered;
+      answered.kind = SessionUpdate::Kind::kToolCallUpdate;
+      answered.tool.id = limit.id;
+      answered.tool.status = goes_on ? ToolStatus::kCompleted : ToolStatus::kFailed;
+      Emit(answered);
       if (!goes_on) {
         if (append_user) Append(LastUserMessage(std::move(parts)));
         if (reply.outcome == PermissionOutcome::kCancelled) {
@@ -1948,8 +1954,15 @@ Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client)
     running_.store(true);
   }
   if (state_->options.mcp && !state_->has_mcp_servers) {
-    state_->mcp_servers = state_->options.mcp->Servers();  // Waits for servers still starting.
-    state_->has_mcp_servers = true;
+    // Servers still starting are waited for (up to their start-up timeout), but a cancel ends
+    // the wait: the turn then stops at once, and the next one waits again.
+    while (!state_->options.mcp->IsReady() && !cancelled_.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!cancelled_.load()) {
+      state_->mcp_servers = state_->options.mcp->Servers();
+      state_->has_mcp_servers = true;
+    }
   }
   Turn turn{*this, *state_, client, 0, false, 0};
   Result<StopReason> stop = turn.Run(text);

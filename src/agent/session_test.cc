@@ -1012,6 +1012,15 @@ TEST_F(SessionTest, ApprovalRequestLimitAsksAndFeedbackGoesOn) {
   EXPECT_NE(client.AgentText().find("Stopped: Reached the limit of 1 model request"),
             std::string::npos)
       << client.AgentText();
+  // Each question's card ends with its answer: went on, then stopped.
+  std::vector<ToolStatus> ends;
+  for (const SessionUpdate& update : client.updates()) {
+    if (update.kind == SessionUpdate::Kind::kToolCallUpdate &&
+        update.tool.id.starts_with("limit_")) {
+      ends.push_back(update.tool.status.value_or(ToolStatus::kPending));
+    }
+  }
+  EXPECT_EQ(ends, (std::vector<ToolStatus>{ToolStatus::kCompleted, ToolStatus::kFailed}));
   // The user's next prompt starts counting again: its first request is not asked about (an
   // unexpected question fails the test).
   Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Read both.")));

@@ -169,10 +169,12 @@ class TerminalClient : public agent::SessionClient {
         }
         std::fputc('\n', stdout);
         at_line_start_ = true;
+        announced_.insert(update.tool.id);
         SpinLocked("running…");  // Until it is done, or asks first.
         break;
       case Kind::kToolCallUpdate:
-        PrintToolUpdateLocked(update.tool);
+        // Only calls shown before: the end of a question's card (a limit) is not a tool's.
+        if (announced_.count(update.tool.id) != 0) PrintToolUpdateLocked(update.tool);
         break;
       case Kind::kPlan:
         NewLineLocked();
@@ -475,6 +477,7 @@ class TerminalClient : public agent::SessionClient {
   agent::SessionUpdate usage_;
   std::set<std::string> diff_shown_;  // Tool calls whose diff the approval question showed.
   std::set<std::string> output_shown_;  // Tool calls whose output was shown as it came.
+  std::set<std::string> announced_;     // Tool calls shown (their updates are shown too).
   std::thread spinner_;
 };
 

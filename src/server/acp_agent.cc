@@ -299,8 +299,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
                    {"args", {"-c", command}},
                    {"cwd", options.cwd},
                    {"outputByteLimit", 1 << 20}};
-    ASSIGN_OR_RETURN(std::string created,
-                     peer.Request("terminal/create", create.dump(), TurnRequestOptions()));
+    ASSIGN_OR_RETURN(std::string created, CreateTerminal(session_id, create.dump()));
     json created_json = json::parse(created, nullptr, false);
     if (!created_json.is_object() || !created_json.contains("terminalId") ||
         !created_json["terminalId"].is_string()) {
@@ -430,6 +429,56 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     agent::Engine* engine = EngineIfAny();
     if (engine == nullptr) return;
     if (std::shared_ptr<agent::Session> session = engine->Find(session_id)) session->Cancel();
+  }
+
+  // terminal/create for the running turn, given up on when the turn is cancelled (or after
+  // kEditorTimeout); a terminal the editor creates anyway, answering late, is killed and released
+  // then (its command kept running).
+  Result<std::string> CreateTerminal(const std::string& session_id, const std::string& params) {
+    struct Wait {
+      std::mutex mutex;
+      std::condition_variable done;
+      std::optional<Result<std::string>> outcome;
+      bool is_abandoned = false;
+    };
+    auto wait = std::make_shared<Wait>();
+    rpc::Peer* editor = &peer;
+    int64_t id = peer.RequestAsync(
+        "terminal/create", params, [wait, editor, session_id](Result<std::string> outcome) {
+          std::lock_guard lock(wait->mutex);
+          if (!wait->is_abandoned) {
+            wait->outcome = std::move(outcome);
+            wait->done.notify_one();
+            return;
+          }
+          json created = outcome.ok() ? json::parse(*outcome, nullptr, false) : json();
+          if (!created.is_object() || !created.contains("terminalId")) return;
+          std::string terminal =
+              json{{"sessionId", session_id}, {"terminalId", created["terminalId"]}}.dump();
+          editor->RequestAsync("terminal/kill", terminal, [editor, terminal](Result<std::string>) {
+            editor->RequestAsync("terminal/release", terminal, [](Result<std::string>) {});
+          });
+        });
+    if (id == 0) {
+      std::lock_guard lock(wait->mutex);
+      return std::move(*wait->outcome);  // Not sent: the callback has run.
+    }
+    const rpc::CancelSignal* cancel = current_cancel;
+    auto deadline = std::chrono::steady_clock::now() + kEditorTimeout;
+    std::unique_lock lock(wait->mutex);
+    while (!wait->outcome) {
+      bool is_cancelled = cancel != nullptr && cancel->is_cancelled();
+      if (is_cancelled || std::chrono::steady_clock::now() >= deadline) {
+        wait->is_abandoned = true;
+        lock.unlock();
+        peer.CancelOutgoing(id);
+        return Error(is_cancelled ? ErrorCode::kCancelled : ErrorCode::kTimeout,
+                     is_cancelled ? "terminal/create: the turn was cancelled"
+                                  : "terminal/create: the editor did not answer within 30 s");
+      }
+      wait->done.wait_for(lock, std::chrono::milliseconds(20));
+    }
+    return std::move(*wait->outcome);
   }
 
   // ---- FileAccess through fs/*: the session id is the one whose turn runs on this thread.

@@ -466,6 +466,11 @@ class CombinedMcpServers final : public agent::McpServers {
     });
     return servers_;
   }
+  bool IsReady() const override {
+    return std::all_of(
+        parts_.begin(), parts_.end(),
+        [](const std::shared_ptr<agent::McpServers>& part) { return part->IsReady(); });
+  }
   Result<agent::McpOutcome> CallTool(std::string_view server, std::string_view tool,
                                      std::string_view arguments_json,
                                      const std::atomic<bool>* cancelled) override {
@@ -532,6 +537,14 @@ std::vector<agent::McpServerInfo> McpHub::Servers() const {
     if (connection->is_connected) servers.push_back(connection->info);
   }
   return servers;
+}
+
+bool McpHub::IsReady() const {
+  for (const std::unique_ptr<Connection>& connection : connections_) {
+    std::lock_guard lock(connection->mutex);
+    if (!connection->is_started) return false;
+  }
+  return true;
 }
 
 std::vector<std::string> McpHub::Failures() const {

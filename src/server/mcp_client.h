@@ -51,6 +51,7 @@ class McpHub final : public agent::McpServers {
   ~McpHub() override;  // Stops the servers: stdin closed, then SIGTERM, then SIGKILL.
 
   std::vector<agent::McpServerInfo> Servers() const override;
+  bool IsReady() const override;
   Result<agent::McpOutcome> CallTool(std::string_view server, std::string_view tool,
                                      std::string_view arguments_json,
                                      const std::atomic<bool>* cancelled) override;

@@ -1021,6 +1021,52 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
     agent.assertClean();
   });
 
+  test("session/cancel while an MCP server is still starting ends the turn promptly", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([complete("call_done", "Done.")]);
+    const agent = env.agent();
+    await agent.initialize();
+    // A server that never answers initialize: the first prompt waits for it (up to its start-up
+    // timeout, about 15 s) unless cancelled.
+    const { sessionId } = await agent.agent.request("session/new", {
+      cwd: env.workspace,
+      mcpServers: [{ name: "hang", command: "/bin/sleep", args: ["100"], env: [] }],
+    });
+    const started = Date.now();
+    const prompt = agent.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "Go" }] });
+    setTimeout(() => agent.agent.notify("session/cancel", { sessionId }), 300);
+    assert.equal((await prompt).stopReason, "cancelled");
+    assert.ok(Date.now() - started < 5_000, `the cancel took ${Date.now() - started} ms`);
+    agent.assertClean();
+  });
+
+  test("a terminal the editor creates after the turn was cancelled is killed and released", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([callTool("call_run", "execute_command", { command: "sleep 30", cwd: null })]);
+    let sessionId = null;
+    let answerCreate = null;
+    const agent = env.agent({
+      onPermission: () => "allow_once",
+      terminal: (method) => {
+        if (method === "terminal/create") {
+          setTimeout(() => agent.agent.notify("session/cancel", { sessionId }), 50);
+          return new Promise((resolve) => { answerCreate = () => resolve({ terminalId: "term-late" }); });
+        }
+        return {};
+      },
+    });
+    await agent.initialize({ terminal: true });
+    ({ sessionId } = await agent.newSession());
+    const reply = await agent.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "Wait" }] });
+    assert.equal(reply.stopReason, "cancelled");
+    answerCreate();  // The editor started the command anyway.
+    for (const method of ["terminal/kill", "terminal/release"]) {
+      await agent.waitFor(
+        () => agent.terminalRequests.some((request) => request.method === method && request.params.terminalId === "term-late"),
+        method,
+      );
+    }
+    agent.assertClean();
+  });
+
   test("session/cancel while the provider is slow ends the turn with cancelled", { timeout: kTestTimeoutMs }, async () => {
     const env = await setUp([[{ text: "Thinking about it" }, { hang: true }]]);
     const agent = env.agent();
