@@ -136,6 +136,17 @@ void CommandScanner::Scan(std::string_view text, int depth) {
       ++i;
       continue;
     }
+    // Arithmetic, $((…)), runs nothing unless a substitution is inside it.
+    if (c == '$' && next == '(' && i + 2 < text.size() && text[i + 2] == '(') {
+      size_t close = MatchingParen(text, i + 1);
+      size_t end = close == std::string_view::npos ? text.size() : close;
+      std::string_view body = text.substr(i + 3, end > i + 3 ? end - (i + 3) : 0);
+      if (body.find("$(") == std::string_view::npos && body.find('`') == std::string_view::npos) {
+        current.append(text.substr(i, std::min(text.size(), end + 1) - i));
+        i = end;
+        continue;
+      }
+    }
     // Substitutions run in double quotes too.
     if (c == '$' && next == '(') {
       i = Substitution(text, i + 2, MatchingParen(text, i + 1), depth, current, i);

@@ -326,6 +326,10 @@ TEST(DecideCommandTest, SubstitutionsAlwaysAskUnlessDenied) {
   // A denied command inside a substitution denies the line.
   EXPECT_EQ(DecideCommand("git log $(rm -rf /)", allowed, {"rm"}), Decision::kDeny);
   EXPECT_EQ(DecideCommand("echo '$(date)'", allowed, {}), Decision::kApprove);
+  // Arithmetic runs nothing, unless a substitution is inside it.
+  EXPECT_EQ(DecideCommand("echo $((3>2)) $(( 1 + (2 * 3) ))", allowed, {}), Decision::kApprove);
+  EXPECT_EQ(DecideCommand("echo $(( $(date +%s) + 1 ))", allowed, {}), Decision::kAsk);
+  EXPECT_EQ(DecideCommand("echo $(( `rm x` ))", allowed, {"rm"}), Decision::kDeny);
 }
 
 TEST(DecideCommandTest, RedirectionsBlanksAndEmptyCommands) {

@@ -418,7 +418,18 @@ struct Session::Turn {
 
   SessionStore* store() { return session.engine_.store_; }
 
+  bool has_shown_text = false;  // An agent_message_chunk was shown in this turn.
+
+  // `text` as a paragraph of its own: after a blank line when text came before it in the turn
+  // (the first text of a turn does not start with empty lines).
+  std::string Paragraph(std::string_view text) const {
+    return (has_shown_text ? "\n\n" : "") + std::string(text);
+  }
+
   void Emit(const SessionUpdate& update) {
+    if (update.kind == SessionUpdate::Kind::kAgentMessageChunk && !update.text.empty()) {
+      has_shown_text = true;
+    }
     const std::string acp_json = ToAcpJson(update);
     if (SessionStore* db = store()) {
       Status stored = db->JournalEvent(session.id_, UpdateKindName(update.kind), acp_json, NowMs());
@@ -1128,14 +1139,14 @@ Session::Turn::ToolOutcome Session::Turn::RunSessionTool(const ToolCall& call, c
       state.status = SessionStatus::kCompleted;
       state.awaiting = State::Awaiting::kFeedback;
     }
-    Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, "\n\n" + result));
+    Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, Paragraph(result)));
     outcome.ends_turn = true;
     return outcome;
   }
   if (name == "ask_followup_question") {
     std::string question = string_arg("question");
     if (question.empty()) return missing("question");
-    std::string shown = "\n\n" + question;
+    std::string shown = Paragraph(question);
     std::vector<Suggestion> suggestions = SuggestionsOf(args);
     for (size_t i = 0; i < suggestions.size(); ++i) {
       shown += "\n" + std::to_string(i + 1) + ". " + suggestions[i].text;
@@ -1711,6 +1722,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     parts[0].text = "<task>\n" + expanded + "\n</task>";
     include_file_listing = true;
     std::string title(text.substr(0, text.find('\n')));
+    while (!title.empty() && (title.back() == ' ' || title.back() == '\t')) title.pop_back();
     if (title.size() > 80) title = title.substr(0, 77) + "...";
     {
       std::lock_guard lock(session.mutex_);
@@ -1795,16 +1807,17 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
         state.status = SessionStatus::kWaiting;  // For the user's guidance.
       }
       if (append_user) Append(LastUserMessage(std::move(parts)));
-      if (!stuck.empty()) return EndWithMessage("\n\n" + stuck);
-      return EndWithMessage("\n\nThe model has made " + std::to_string(settings.mistake_limit) +
+      if (!stuck.empty()) return EndWithMessage(Paragraph(stuck));
+      return EndWithMessage(Paragraph("The model has made ") +
+                            std::to_string(settings.mistake_limit) +
                             " mistakes in a row (replies without a tool call, or calls with "
                             "malformed or missing parameters). Reply with guidance to continue, "
                             "e.g. how to break the task down.");
     }
     if (requests >= settings.max_requests_per_turn) {
       if (append_user) Append(LastUserMessage(std::move(parts)));
-      EmitNotice("\n\nStopped: this turn made " + std::to_string(requests) + " model request" +
-                 (requests == 1 ? "" : "s") +
+      EmitNotice(Paragraph("Stopped: this turn made ") + std::to_string(requests) +
+                 " model request" + (requests == 1 ? "" : "s") +
                  ", its limit (agent.max_requests_per_turn). Send a message to continue.");
       SaveRecord();
       return StopReason::kMaxTurnRequests;
@@ -1835,7 +1848,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
           SaveRecord();
           return StopReason::kCancelled;
         }
-        EmitNotice("\n\nStopped: " + reached->message +
+        EmitNotice(Paragraph("Stopped: ") + reached->message +
                    " Send a message to continue; counting starts again.");
         SaveRecord();
         return StopReason::kMaxTurnRequests;

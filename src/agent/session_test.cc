@@ -1767,6 +1767,8 @@ TEST_F(SessionTest, ChoosingASuggestionWithAModeSwitchesToIt) {
   EXPECT_NE(client.AgentText().find("1. Plan it (switches to Architect mode)\n2. Just do it"),
             std::string::npos)
       << client.AgentText();
+  // The first text of a turn starts the message: no blank lines before it.
+  EXPECT_TRUE(client.AgentText().starts_with("Plan first?")) << client.AgentText();
   Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Planned.")));
   EXPECT_EQ(MustPrompt(*session, "1", client), StopReason::kEndTurn);
   EXPECT_EQ(session->Info().mode, "architect");

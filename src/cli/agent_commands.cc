@@ -760,13 +760,13 @@ int SessionsList(const SessionsFlags& flags) {
     std::printf("no sessions yet; `lapce-ai run \"task\"` starts one\n");
     return kExitOk;
   }
-  // A task's cost includes its subtasks'; a subtask's title names its parent (↳ parent: title).
+  // A task's cost includes its subtasks'; a subtask's title names its parent (↳ parent: title),
+  // whole: ids begin with the time, so two parents' short prefixes may well be the same.
   std::printf("%-24s  %-16s  %-12s  %-11s  %8s  %s\n", "ID", "UPDATED", "MODE", "STATUS", "COST",
               "TITLE");
   for (const agent::SessionRecord& record : *records) {
-    std::string title = record.parent_id.empty()
-                            ? record.title
-                            : "↳ " + record.parent_id.substr(0, 8) + ": " + record.title;
+    std::string title =
+        record.parent_id.empty() ? record.title : "↳ " + record.parent_id + ": " + record.title;
     std::printf("%-24s  %-16s  %-12s  %-11s  %8.4f  %s\n", record.id.c_str(),
                 FormatTime(record.updated_ms).c_str(), record.mode.c_str(),
                 status_of(record).c_str(), record.totals.cost_usd, title.c_str());

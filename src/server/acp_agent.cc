@@ -102,8 +102,13 @@ Result<std::string> PromptText(const json& prompt, const std::string& workspace)
     } else if (type == "resource") {
       const json& resource = block.contains("resource") ? block["resource"] : json::object();
       separate();
-      text += "\n<file_content path=\"" + resource.value("uri", "") + "\">\n" +
-              resource.value("text", "") + "\n</file_content>\n";
+      // Named as read_file and @mentions name files: from the workspace root when inside it.
+      std::string name = resource.value("uri", "");
+      if (std::string path = PathOfFileUri(name); path.starts_with(workspace + "/")) {
+        name = path.substr(workspace.size() + 1);
+      }
+      text += "\n<file_content path=\"" + name + "\">\n" + resource.value("text", "") +
+              "\n</file_content>\n";
     } else if (type == "image" || type == "audio") {
       return BadParams("session/prompt", "prompt[" + std::to_string(i) + "] is " + type +
                                              ", which this agent does not accept "
@@ -693,7 +698,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
                           {"status", agent::SessionStatusName(record.status)},
                           {"createdMs", record.created_ms},
                           {"updatedMs", record.updated_ms},
-                          {"costUsd", record.totals.cost_usd}});
+                          {"costUsd", RoundForJson(record.totals.cost_usd)}});
     }
     return json{{"sessions", std::move(sessions)}}.dump();
   }

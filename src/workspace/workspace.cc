@@ -253,11 +253,11 @@ bool Workspace::IsBlocked(const ResolvedPath& path) const {
 namespace {
 
 // Commands whose file arguments are read (Kilo Code's list plus common text tools).
-constexpr std::array<std::string_view, 34> kReadingCommands = {"ack",
-    "cat",     "head",    "tail", "less",        "more", "grep",         "egrep", "fgrep", "rg",
-    "ag",      "sed",     "awk",  "gawk",        "bat",  "batcat",       "nl",    "od",    "xxd",
-    "hexdump", "strings", "cut",  "sort",        "uniq", "wc",           "diff",  "cp",    "mv",
-    "base64",  "tac",     "type", "get-content", "gc",   "select-string"};
+constexpr std::array<std::string_view, 35> kReadingCommands = {
+    "ack",   "ln",  "cat",     "head",    "tail", "less",        "more", "grep",         "egrep",
+    "fgrep", "rg",  "ag",      "sed",     "awk",  "gawk",        "bat",  "batcat",       "nl",
+    "od",    "xxd", "hexdump", "strings", "cut",  "sort",        "uniq", "wc",           "diff",
+    "cp",    "mv",  "base64",  "tac",     "type", "get-content", "gc",   "select-string"};
 
 // Searches that read whole directory trees: always (rg, ag, ack), or with a recursive flag (grep).
 bool IsTreeSearch(std::string_view name) { return name == "rg" || name == "ag" || name == "ack"; }
@@ -591,6 +591,7 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
   bool expects_script = false;
   bool is_eval = false;
   std::vector<std::string> eval_words;
+  std::string git_subcommand;  // Of a git command: "" until read.
   auto end_command = [&]() -> std::optional<std::string> {
     std::optional<std::string> found;
     if (is_eval && !eval_words.empty()) {
@@ -601,7 +602,13 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
     if (!found && is_tree_search) {
       // The first word is the pattern; without any further word the search is of cwd.
       if (words.size() <= 1) found = blocked_in_tree("");
-      for (size_t i = 1; i < words.size() && !found; ++i) found = blocked_in_tree(words[i]);
+      for (size_t i = 1; i < words.size() && !found; ++i) {
+        // git grep PATTERN REV searches a commit's whole tree: as committed, a blocked file is
+        // there if it is here.
+        bool is_revision =
+            git_subcommand == "grep" && !std::filesystem::exists(PathFrom(dirs.back(), words[i]));
+        found = blocked_in_tree(is_revision ? "" : words[i]);
+      }
     }
     is_tree_search = false;
     words.clear();
@@ -614,7 +621,6 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
   bool is_cd = false;  // The command is `cd` or `pushd`: its first word is the new directory.
   bool is_dd = false;  // dd reads its if= file.
   bool is_git = false;
-  std::string git_subcommand;  // "" until read.
   char git_option = 0;         // 'C' or 'c' after "git -C" / "git -c": the next word is its value.
   bool expects_redirect_target = false;
   bool expects_write_target = false;

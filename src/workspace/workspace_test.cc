@@ -334,6 +334,10 @@ TEST(CommandTest, FindsBlockedFilesReadByCommands) {
   EXPECT_EQ(workspace->FindBlockedPathInCommand("git -C sub show HEAD:./../j.env", cwd),
             "HEAD:./../j.env");
   EXPECT_EQ(workspace->FindBlockedPathInCommand("git grep TOKEN", cwd), "./secrets");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("git grep TOKEN HEAD -- sub", cwd), "./secrets");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("git grep TOKEN sub", cwd), std::nullopt);
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("ln secrets/key.pem hard.txt", cwd),
+            "secrets/key.pem");
   EXPECT_EQ(workspace->FindBlockedPathInCommand("git show HEAD:sub/x.txt; git log -5", cwd),
             std::nullopt);
   // Braces are expanded; a shell's script and eval's words are read; a here-document is data.

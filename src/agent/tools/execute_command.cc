@@ -78,8 +78,9 @@ std::string ModelOutput(const workspace::CommandOutcome& outcome, int line_limit
                    outcome.dropped_lines;
   std::string out(all.substr(0, head));
   if (!out.empty() && out.back() != '\n') out += '\n';
-  out += "[..." + std::to_string(lines) + " lines (" +
-         std::to_string(omitted.size() + outcome.dropped_bytes) + " characters) omitted...]\n";
+  std::string characters = std::to_string(omitted.size() + outcome.dropped_bytes) + " characters";
+  out += lines == 0 ? "[..." + characters + " of one line omitted...]\n"
+                    : "[..." + std::to_string(lines) + " lines (" + characters + ") omitted...]\n";
   out += all.substr(tail_begin);
   return out;
 }
