@@ -380,6 +380,7 @@ struct Session::State {
   // approval settings say).
   std::set<ApprovalKind> rejected_always;
   std::vector<std::string> rejected_commands;
+  std::set<std::string> allowed_mcp;  // "server tool name" / "server resources" allowed always.
   // The user's "always" answers, in order: kept with the session (its record's extra) and
   // applied again when it is loaded, so they hold in the editor's next process too.
   json always_answers = json::array();
@@ -494,7 +495,9 @@ struct Session::Turn {
   Status RefreshWorkspace();
   ToolOutcome RunSessionTool(const ToolCall& call, const json& args, ToolCallInfo& info);
   ToolOutcome RunMcp(const ToolCall& call, const json& args, ToolCallInfo& info);
-  bool AskSession(SessionApprovalKind kind, ToolCallInfo info, std::string* feedback);
+  // `what` names what an "always" answer covers for kMcp: one server's tool (or resources).
+  bool AskSession(SessionApprovalKind kind, ToolCallInfo info, std::string* feedback,
+                  const std::string& what = {});
   void EmitUsage();
   // The engine's own words to the user at the end of a turn (a stop at a limit, a call for
   // guidance): shown as agent text, and followed by a turn-end marker among the stored events,
@@ -1094,8 +1097,10 @@ Session::Turn::Reply Session::Turn::Request() {
   return reply;
 }
 
-bool Session::Turn::AskSession(SessionApprovalKind kind, ToolCallInfo info, std::string* feedback) {
+bool Session::Turn::AskSession(SessionApprovalKind kind, ToolCallInfo info, std::string* feedback,
+                               const std::string& what) {
   if (Decide(kind, state.approvals) == Decision::kApprove) return true;
+  if (kind == SessionApprovalKind::kMcp && state.allowed_mcp.count(what) != 0) return true;
   PermissionRequest request;
   request.tool = std::move(info);
   PermissionReply reply = client.RequestPermission(session.id_, request, session.cancelled_);
@@ -1104,7 +1109,8 @@ bool Session::Turn::AskSession(SessionApprovalKind kind, ToolCallInfo info, std:
     case PermissionOutcome::kAllowAlways:
       if (kind == SessionApprovalKind::kModeSwitch) state.approvals.mode_switch = true;
       if (kind == SessionApprovalKind::kSubtask) state.approvals.subtasks = true;
-      if (kind == SessionApprovalKind::kMcp) state.approvals.mcp = true;
+      // One MCP tool's "always" is that tool's (as Kilo Code's alwaysAllow), not every server's.
+      if (kind == SessionApprovalKind::kMcp) state.allowed_mcp.insert(what);
       return true;
     case PermissionOutcome::kAllowOnce:
       return true;
@@ -1298,7 +1304,8 @@ Session::Turn::ToolOutcome Session::Turn::RunMcp(const ToolCall& call, const jso
   }
 
   std::string feedback;
-  if (!AskSession(SessionApprovalKind::kMcp, info, &feedback)) {
+  std::string what = server_name + (is_tool ? " tool " + target : " resources");
+  if (!AskSession(SessionApprovalKind::kMcp, info, &feedback, what)) {
     outcome.is_error = true;
     outcome.text = DeniedText(feedback);
     return outcome;

@@ -712,7 +712,8 @@ class FakeMcp : public McpServers {
     McpServerInfo server;
     server.name = "notes";
     server.command = "notes-server";
-    server.tools = {{"search", "Search the notes.", R"({"type":"object"})"}};
+    server.tools = {{"search", "Search the notes.", R"({"type":"object"})"},
+                    {"forget", "Forget a note.", R"({"type":"object"})"}};
     return {server};
   }
   Result<McpOutcome> CallTool(std::string_view server, std::string_view tool,
@@ -727,6 +728,30 @@ class FakeMcp : public McpServers {
   }
   std::vector<std::string> calls;
 };
+
+// "Always allow" on an MCP tool allows that tool, not every tool of every server.
+TEST_F(SessionTest, AlwaysAllowingAnMcpToolAllowsOnlyThatTool) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  auto mcp = std::make_shared<FakeMcp>();
+  SessionOptions options;
+  options.workspace = workspace_;
+  options.mcp = mcp;
+  Result<std::shared_ptr<Session>> session = engine.NewSession(options);
+  ASSERT_TRUE(session.ok()) << session.error().ToString();
+  Enqueue(OpenAiToolCall("call_1", "mcp--notes--search", R"({"q":"a"})"));
+  Enqueue(OpenAiToolCall("call_2", "mcp--notes--search", R"({"q":"b"})"));
+  Enqueue(OpenAiToolCall("call_3", "mcp--notes--forget", R"({"id":1})"));
+  Enqueue(OpenAiToolCall("call_4", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kAllowAlways);
+  client.AnswerNext(PermissionOutcome::kRejectOnce);
+  EXPECT_EQ(MustPrompt(**session, "search, then forget", client), StopReason::kEndTurn);
+  std::vector<PermissionRequest> asked = client.permissions();
+  ASSERT_EQ(asked.size(), 2u);
+  EXPECT_EQ(asked[0].tool.id, "call_1");
+  EXPECT_EQ(asked[1].tool.id, "call_3");
+  EXPECT_EQ(mcp->calls.size(), 2u);
+}
 
 // Native calls: each MCP tool is a function of its own (no use_mcp_tool, and no
 // access_mcp_resource: no server has resources) with the server in the prompt; use_mcp_tool
