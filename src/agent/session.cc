@@ -611,9 +611,20 @@ void GrantAlways(AutoApproveSettings& approvals, const ApprovalRequest& request)
 
 }  // namespace
 
-// Applies an "always" answer (allow or reject) to the session's approvals. Under mutex_.
-void Session::ApplyAlwaysAnswerLocked(bool allow, const ApprovalRequest& request) {
+// Applies an "always" answer, as kept in State::always_answers ({"answer": "allow" | "reject",
+// "kind", "tool", "target"}), to the session's approvals; one of unknown kind (from a newer
+// lapce-ai) is ignored. Under mutex_.
+void Session::ApplyAlwaysAnswerLocked(const json& answer) {
   State& state = *state_;
+  if (!answer.is_object()) return;
+  const bool allow = answer.value("answer", "") == "allow";
+  const std::string kind_name = answer.value("kind", "");
+  if (allow && kind_name == "mode_switch") state.approvals.mode_switch = true;
+  if (allow && kind_name == "subtasks") state.approvals.subtasks = true;
+  if (allow && kind_name == "mcp") state.allowed_mcp.insert(answer.value("target", ""));
+  std::optional<ApprovalKind> kind = ParseApprovalKind(kind_name);
+  if (!kind) return;
+  ApprovalRequest request{*kind, answer.value("tool", ""), answer.value("target", ""), ""};
   if (allow) {
     GrantAlways(state.approvals, request);
   } else if (request.kind == ApprovalKind::kCommand) {
@@ -1106,12 +1117,22 @@ bool Session::Turn::AskSession(SessionApprovalKind kind, ToolCallInfo info, std:
   PermissionReply reply = client.RequestPermission(session.id_, request, session.cancelled_);
   if (feedback != nullptr) *feedback = reply.feedback;
   switch (reply.outcome) {
-    case PermissionOutcome::kAllowAlways:
-      if (kind == SessionApprovalKind::kModeSwitch) state.approvals.mode_switch = true;
-      if (kind == SessionApprovalKind::kSubtask) state.approvals.subtasks = true;
+    case PermissionOutcome::kAllowAlways: {
       // One MCP tool's "always" is that tool's (as Kilo Code's alwaysAllow), not every server's.
-      if (kind == SessionApprovalKind::kMcp) state.allowed_mcp.insert(what);
+      const char* name = kind == SessionApprovalKind::kModeSwitch ? "mode_switch"
+                         : kind == SessionApprovalKind::kSubtask  ? "subtasks"
+                         : kind == SessionApprovalKind::kMcp      ? "mcp"
+                                                                  : nullptr;
+      if (name == nullptr) return true;
+      json answer = {{"answer", "allow"}, {"kind", name}, {"target", what}};
+      {
+        std::lock_guard lock(session.mutex_);
+        session.ApplyAlwaysAnswerLocked(answer);
+        state.always_answers.push_back(std::move(answer));
+      }
+      SaveRecord();
       return true;
+    }
     case PermissionOutcome::kAllowOnce:
       return true;
     case PermissionOutcome::kCancelled:
@@ -1525,13 +1546,14 @@ ApprovalReply Session::Turn::Approve(const ApprovalRequest& request, const ToolC
     case PermissionOutcome::kAllowAlways:
     case PermissionOutcome::kRejectAlways: {
       bool allow = reply.outcome == PermissionOutcome::kAllowAlways;
+      json answer = {{"answer", allow ? "allow" : "reject"},
+                     {"kind", ApprovalKindName(request.kind)},
+                     {"tool", request.tool},
+                     {"target", request.target}};
       {
         std::lock_guard lock(session.mutex_);
-        session.ApplyAlwaysAnswerLocked(allow, request);
-        state.always_answers.push_back({{"answer", allow ? "allow" : "reject"},
-                                        {"kind", ApprovalKindName(request.kind)},
-                                        {"tool", request.tool},
-                                        {"target", request.target}});
+        session.ApplyAlwaysAnswerLocked(answer);
+        state.always_answers.push_back(std::move(answer));
       }
       SaveRecord();
       return {allow, reply.feedback};
@@ -2188,12 +2210,8 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
   json extra = json::parse(record->extra_json, nullptr, false);
   if (extra.is_object() && extra.contains("always") && extra["always"].is_array()) {
     for (const json& answer : extra["always"]) {
-      if (!answer.is_object()) continue;
-      std::optional<ApprovalKind> kind = ParseApprovalKind(answer.value("kind", ""));
-      if (!kind) continue;  // From a newer lapce-ai: not applied.
-      ApprovalRequest request{*kind, answer.value("tool", ""), answer.value("target", ""), ""};
       std::lock_guard lock(session->mutex_);
-      session->ApplyAlwaysAnswerLocked(answer.value("answer", "") == "allow", request);
+      session->ApplyAlwaysAnswerLocked(answer);
       state.always_answers.push_back(answer);
     }
   }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -142,8 +143,8 @@ class Session {
   struct Turn;
   Session(Engine& engine, std::string id);
   SessionRecord RecordLocked() const;  // The store's row; takes mutex_.
-  // An "always" answer (allow, or reject) applied to the session's approvals. Under mutex_.
-  void ApplyAlwaysAnswerLocked(bool allow, const ApprovalRequest& request);
+  // An "always" answer (as State keeps them) applied to the session's approvals. Under mutex_.
+  void ApplyAlwaysAnswerLocked(const nlohmann::json& answer);
 
   Engine& engine_;
   const std::string id_;

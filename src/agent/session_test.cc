@@ -919,6 +919,29 @@ TEST_F(SessionTest, AlwaysRejectRefusesThatCommandAndEveryWrite) {
   EXPECT_FALSE(std::filesystem::exists(workspace_ + "-outside.txt"));
 }
 
+// The session's own "always" answers (mode switches, subtasks, an MCP tool) are kept too.
+TEST_F(SessionTest, AlwaysAllowedModeSwitchesHoldAfterAReload) {
+  llm::ProviderPool& pool = MakePool({"p"});
+  Engine& first = MakeEngine(pool);
+  std::shared_ptr<Session> session = NewSession(first);
+  auto to = [](const char* id, const char* mode) {
+    return OpenAiToolCall(id, "switch_mode", json{{"mode_slug", mode}, {"reason", "r"}}.dump());
+  };
+  Enqueue(to("m1", "debug"));
+  Enqueue(OpenAiToolCall("d1", "attempt_completion", CompletionArgs("Switched.")));
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kAllowAlways);
+  EXPECT_EQ(MustPrompt(*session, "Debug it", client), StopReason::kEndTurn);
+  std::shared_ptr<Session> loaded = Reopen(first, session, pool);
+  ASSERT_NE(loaded, nullptr);
+  Enqueue(to("m2", "code"));
+  Enqueue(OpenAiToolCall("d2", "attempt_completion", CompletionArgs("Back.")));
+  TestClient later;  // An ask fails the test.
+  EXPECT_EQ(MustPrompt(*loaded, "Now fix it", later), StopReason::kEndTurn);
+  EXPECT_TRUE(later.permissions().empty());
+  EXPECT_EQ(loaded->Info().mode, "code");
+}
+
 TEST_F(SessionTest, CancelWhilePermissionIsPending) {
   AgentSettings settings = Settings();
   settings.approvals.write = false;
