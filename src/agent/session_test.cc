@@ -297,6 +297,19 @@ std::string ReadArgs(std::string_view path) {
 }
 std::string CompletionArgs(std::string_view result) { return json{{"result", result}}.dump(); }
 
+// A scripted model's execute_command call of `command` in the workspace.
+testing::FakeResponse CommandCall(std::string_view id, std::string_view command) {
+  return testing::OpenAiToolCall(id, "execute_command",
+                                 json{{"command", command}, {"cwd", nullptr}}.dump());
+}
+
+// A scripted model's write_to_file call of one line to `path`.
+testing::FakeResponse WriteCall(std::string_view id, std::string_view path, std::string_view line) {
+  return testing::OpenAiToolCall(
+      id, "write_to_file",
+      json{{"path", path}, {"content", std::string(line) + "\n"}, {"line_count", 1}}.dump());
+}
+
 // A big prose file whose lines all carry `word` (to tell later which files the model still sees).
 std::string BigFile(std::string_view word, int lines) {
   std::string text;
@@ -846,11 +859,8 @@ TEST_F(SessionTest, AlwaysAnswersHoldAfterAReload) {
   llm::ProviderPool& pool = MakePool({"p"});
   Engine& first = MakeEngine(pool, settings);
   std::shared_ptr<Session> session = NewSession(first);
-  Enqueue(OpenAiToolCall("call_1", "execute_command",
-                         json{{"command", "sh test.sh"}, {"cwd", nullptr}}.dump()));
-  Enqueue(OpenAiToolCall(
-      "call_w", "write_to_file",
-      json{{"path", "src.txt"}, {"content", "changed\n"}, {"line_count", 1}}.dump()));
+  Enqueue(CommandCall("call_1", "sh test.sh"));
+  Enqueue(WriteCall("call_w", "src.txt", "changed"));
   Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
   TestClient client;
   client.AnswerNext(PermissionOutcome::kAllowAlways);
@@ -863,11 +873,8 @@ TEST_F(SessionTest, AlwaysAnswersHoldAfterAReload) {
   session.reset();
   Result<std::shared_ptr<Session>> loaded = MakeEngine(pool, settings).LoadSession(id);
   ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
-  Enqueue(OpenAiToolCall("call_2", "execute_command",
-                         json{{"command", "sh test.sh --again"}, {"cwd", nullptr}}.dump()));
-  Enqueue(
-      OpenAiToolCall("call_w2", "write_to_file",
-                     json{{"path", "src.txt"}, {"content", "again\n"}, {"line_count", 1}}.dump()));
+  Enqueue(CommandCall("call_2", "sh test.sh --again"));
+  Enqueue(WriteCall("call_w2", "src.txt", "again"));
   Enqueue(OpenAiToolCall("call_done2", "attempt_completion", CompletionArgs("Done again.")));
   TestClient later;  // Asks fail the test: none is expected.
   EXPECT_EQ(MustPrompt(**loaded, "Once more", later), StopReason::kEndTurn);
@@ -889,19 +896,12 @@ TEST_F(SessionTest, AlwaysRejectRefusesThatCommandAndEveryWrite) {
   settings.approvals.write = false;
   Engine& engine = MakeEngine(MakePool({"p"}), settings);
   std::shared_ptr<Session> session = NewSession(engine);
-  auto command = [](const char* id, const char* line) {
-    return OpenAiToolCall(id, "execute_command", json{{"command", line}, {"cwd", nullptr}}.dump());
-  };
-  auto write = [](const char* id, const std::string& path) {
-    return OpenAiToolCall(id, "write_to_file",
-                          json{{"path", path}, {"content", "x\n"}, {"line_count", 1}}.dump());
-  };
-  Enqueue(command("c1", "echo bad"));
-  Enqueue(write("w1", "a.txt"));
-  Enqueue(command("c2", "echo bad"));
-  Enqueue(command("c3", "echo good"));
-  Enqueue(write("w2", ".kilocodemodes"));
-  Enqueue(write("w3", workspace_ + "-outside.txt"));
+  Enqueue(CommandCall("c1", "echo bad"));
+  Enqueue(WriteCall("w1", "a.txt", "x"));
+  Enqueue(CommandCall("c2", "echo bad"));
+  Enqueue(CommandCall("c3", "echo good"));
+  Enqueue(WriteCall("w2", ".kilocodemodes", "x"));
+  Enqueue(WriteCall("w3", workspace_ + "-outside.txt", "x"));
   Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
   TestClient client;
   client.AnswerNext(PermissionOutcome::kRejectAlways);  // echo bad

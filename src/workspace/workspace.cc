@@ -388,6 +388,20 @@ std::string Lowercase(std::string_view text) {
   return lower;
 }
 
+// The program a word at the start of a simple command names (lowercase, without its
+// directory), or nullopt for a word in front of it: an assignment, or a wrapper such as sudo.
+std::optional<std::string> ProgramOf(const std::string& word) {
+  if (word.find('=') != std::string::npos && word[0] != '=') return std::nullopt;
+  if (word == "sudo" || word == "command" || word == "exec" || word == "env" || word == "nice" ||
+      word == "time") {
+    return std::nullopt;
+  }
+  std::string_view name = word;
+  if (size_t slash = name.rfind('/'); slash != std::string_view::npos)
+    name.remove_prefix(slash + 1);
+  return Lowercase(name);
+}
+
 }  // namespace
 
 std::vector<ShellToken> SplitShellWords(std::string_view command) {
@@ -652,17 +666,10 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
       continue;
     }
     if (at_command_start) {
-      // Skip environment assignments and wrappers in front of the command name.
-      if (token.text.find('=') != std::string::npos && token.text[0] != '=') continue;
-      if (token.text == "sudo" || token.text == "command" || token.text == "exec" ||
-          token.text == "env" || token.text == "nice" || token.text == "time") {
-        continue;
-      }
+      std::optional<std::string> program = ProgramOf(token.text);
+      if (!program) continue;  // An assignment or a wrapper in front of the command name.
       at_command_start = false;
-      std::string_view name = token.text;
-      size_t slash = name.rfind('/');
-      if (slash != std::string_view::npos) name.remove_prefix(slash + 1);
-      std::string lower = Lowercase(name);
+      const std::string& lower = *program;
       is_reading = std::find(kReadingCommands.begin(), kReadingCommands.end(), lower) !=
                    kReadingCommands.end();
       is_tree_search = IsTreeSearch(lower);
@@ -953,17 +960,10 @@ CommandWrites CommandWriteTargets(std::string_view command, std::string_view cwd
       continue;
     }
     if (at_command_start) {
-      if (token.text.find('=') != std::string::npos && token.text[0] != '=') continue;
-      if (token.text == "sudo" || token.text == "command" || token.text == "exec" ||
-          token.text == "env" || token.text == "nice" || token.text == "time") {
-        continue;
-      }
+      std::optional<std::string> name = ProgramOf(token.text);
+      if (!name) continue;
       at_command_start = false;
-      std::string_view name = token.text;
-      if (size_t slash = name.rfind('/'); slash != std::string_view::npos) {
-        name.remove_prefix(slash + 1);
-      }
-      program = Lowercase(name);
+      program = *name;
       is_cd = program == "cd" || program == "pushd";
       continue;
     }
