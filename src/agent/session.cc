@@ -428,8 +428,17 @@ struct Session::Turn {
   }
 
   void Emit(const SessionUpdate& update) {
-    if (update.kind == SessionUpdate::Kind::kAgentMessageChunk && !update.text.empty()) {
+    if (update.kind == SessionUpdate::Kind::kAgentMessageChunk && !has_shown_text) {
+      // The turn's text starts with what is said, not with blank lines (a model's leading
+      // newlines, what a stripped <thinking> block left, a result that begins with them).
+      size_t said = update.text.find_first_not_of("\r\n");
+      if (said == std::string::npos) return;
       has_shown_text = true;
+      if (said > 0) {
+        SessionUpdate trimmed = update;
+        trimmed.text.erase(0, said);
+        return Emit(trimmed);
+      }
     }
     const std::string acp_json = ToAcpJson(update);
     if (SessionStore* db = store()) {

@@ -1829,6 +1829,13 @@ TEST_F(SessionTest, ChoosingASuggestionWithAModeSwitchesToIt) {
   EXPECT_NE(ToolResultOf(bodies[1], "call_ask").value_or("").find("<answer>\nPlan it\n</answer>"),
             std::string::npos);
   EXPECT_NE(bodies[1].dump().find("Architect"), std::string::npos) << "architect's prompt";
+  // Nor when the model's text or question begins with newlines.
+  Enqueue(OpenAiToolCall("call_ask2", "ask_followup_question",
+                         json{{"question", "\n\nAnd then?"}, {"follow_up", json::array()}}.dump(),
+                         "\n\n"));
+  TestClient next;
+  EXPECT_EQ(MustPrompt(*session, "Go on", next), StopReason::kEndTurn);
+  EXPECT_TRUE(next.AgentText().starts_with("And then?")) << next.AgentText();
 }
 
 // Guidance asked for after the mistake limit goes back as feedback after a reload too, not as

@@ -253,11 +253,13 @@ bool Workspace::IsBlocked(const ResolvedPath& path) const {
 namespace {
 
 // Commands whose file arguments are read (Kilo Code's list plus common text tools).
-constexpr std::array<std::string_view, 35> kReadingCommands = {
-    "ack",   "ln",  "cat",     "head",    "tail", "less",        "more", "grep",         "egrep",
-    "fgrep", "rg",  "ag",      "sed",     "awk",  "gawk",        "bat",  "batcat",       "nl",
-    "od",    "xxd", "hexdump", "strings", "cut",  "sort",        "uniq", "wc",           "diff",
-    "cp",    "mv",  "base64",  "tac",     "type", "get-content", "gc",   "select-string"};
+constexpr std::array<std::string_view, 45> kReadingCommands = {
+    "link", "install", "tar",         "zip",   "rsync",        "scp",  "gzip",    "bzip2",
+    "xz",   "zstd",    "ack",         "ln",    "cat",          "head", "tail",    "less",
+    "more", "grep",    "egrep",       "fgrep", "rg",           "ag",   "sed",     "awk",
+    "gawk", "bat",     "batcat",      "nl",    "od",           "xxd",  "hexdump", "strings",
+    "cut",  "sort",    "uniq",        "wc",    "diff",         "cp",   "mv",      "base64",
+    "tac",  "type",    "get-content", "gc",    "select-string"};
 
 // Searches that read whole directory trees: always (rg, ag, ack), or with a recursive flag (grep).
 bool IsTreeSearch(std::string_view name) { return name == "rg" || name == "ag" || name == "ack"; }
@@ -753,11 +755,16 @@ namespace {
 // What a git command writes that its words name: `git config` setting a value writes the
 // repository's .git/config (or ~/.gitconfig with --global, the --file named), and that file
 // runs commands (core.fsmonitor, core.hooksPath); any --output=FILE. `args` follow "git".
-std::vector<std::string> GitWrites(const std::vector<std::string>& args) {
+std::vector<std::string> GitWrites(const std::vector<std::string>& args,
+                                   std::vector<std::string>* unknown) {
   std::vector<std::string> written;
   size_t k = 0;
   for (; k < args.size() && args[k].starts_with('-'); ++k) {
-    if (args[k] == "-C" || args[k] == "-c") ++k;  // Their values.
+    // "git -c core.fsmonitor=…": configuration that can run anything; only git can tell.
+    if ((args[k] == "-c" || args[k] == "--config-env") && k + 1 < args.size()) {
+      unknown->push_back("git " + args[k] + " " + args[k + 1]);
+    }
+    if (args[k] == "-C" || args[k] == "-c" || args[k] == "--config-env") ++k;  // Their values.
   }
   if (k >= args.size()) return written;
   const std::string& subcommand = args[k];
@@ -802,7 +809,8 @@ std::vector<std::string> GitWrites(const std::vector<std::string>& args) {
 // (the files after the script); dd of=; and any program's --output=FILE. `args` are the words
 // after the program's name.
 std::vector<std::string> ProgramWrites(std::string_view program,
-                                       const std::vector<std::string>& args) {
+                                       const std::vector<std::string>& args,
+                                       std::vector<std::string>* unknown) {
   static constexpr std::array<std::string_view, 8> kEveryOperand = {
       "tee", "touch", "truncate", "rm", "unlink", "rmdir", "shred", "mkdir"};
   static constexpr std::array<std::string_view, 3> kLastOperand = {"cp", "ln", "install"};
@@ -832,7 +840,7 @@ std::vector<std::string> ProgramWrites(std::string_view program,
     return false;
   };
   std::vector<std::string> written;
-  if (program == "git") return GitWrites(args);
+  if (program == "git") return GitWrites(args, unknown);
   std::vector<std::string> operands;
   bool in_place = false;    // sed -i.
   bool has_script = false;  // sed -e / -f: the first operand is a file, not the script.
@@ -911,7 +919,9 @@ CommandWrites CommandWriteTargets(std::string_view command, std::string_view cwd
   std::string program;  // Of the simple command being read, lowercase, without its directory.
   std::vector<std::string> args;
   auto end_command = [&] {
-    for (const std::string& written : ProgramWrites(program, args)) add(written);
+    for (const std::string& written : ProgramWrites(program, args, &writes.unknown)) {
+      add(written);
+    }
     // A script given to a shell (sh -c '…', eval '…') is read as the commands it holds.
     std::optional<std::string> script;
     if (IsShellProgram(program)) {
@@ -961,6 +971,8 @@ CommandWrites CommandWriteTargets(std::string_view command, std::string_view cwd
     }
     if (at_command_start) {
       std::optional<std::string> name = ProgramOf(token.text);
+      // Configuration given to git in its environment can make it run anything.
+      if (!name && token.text.starts_with("GIT_")) writes.unknown.push_back(token.text);
       if (!name) continue;
       at_command_start = false;
       program = *name;

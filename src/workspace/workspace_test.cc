@@ -296,6 +296,12 @@ TEST(CommandTest, WriteTargetsAfterExpansion) {
   EXPECT_EQ(Paths("cat <<-END > out.txt\n\tx > y\n\tEND", cwd), Targets{cwd + "/out.txt"});
   CommandWrites unknown = CommandWriteTargets("echo a > $HOME/x; cd $D && touch y", cwd);
   EXPECT_EQ(unknown.paths, Targets{cwd + "/y"});  // If the cd failed.
+  // Configuration given to git on its command line or in its environment can run anything.
+  EXPECT_EQ(CommandWriteTargets("git -c core.fsmonitor='touch p' status", cwd).unknown,
+            Targets{"git -c core.fsmonitor=touch p"});
+  EXPECT_EQ(CommandWriteTargets("GIT_CONFIG_COUNT=1 git status", cwd).unknown,
+            Targets{"GIT_CONFIG_COUNT=1"});
+  EXPECT_EQ(Paths("git -C sub status; LANG=C git log", cwd), Targets{});
   EXPECT_EQ(unknown.unknown, (Targets{"$HOME/x", "y"}));
   if (home != nullptr) ::setenv("HOME", saved.c_str(), 1);
 }
@@ -338,6 +344,10 @@ TEST(CommandTest, FindsBlockedFilesReadByCommands) {
   EXPECT_EQ(workspace->FindBlockedPathInCommand("git grep TOKEN sub", cwd), std::nullopt);
   EXPECT_EQ(workspace->FindBlockedPathInCommand("ln secrets/key.pem hard.txt", cwd),
             "secrets/key.pem");
+  // Copies made by other programs, to be read afterwards.
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("link o.env h", cwd), "o.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("install -m644 p.env q", cwd), "p.env");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("tar cf t.tar q.env", cwd), "q.env");
   EXPECT_EQ(workspace->FindBlockedPathInCommand("git show HEAD:sub/x.txt; git log -5", cwd),
             std::nullopt);
   // Braces are expanded; a shell's script and eval's words are read; a here-document is data.

@@ -135,7 +135,7 @@ class ExecuteCommandTool final : public ToolBase {
     // or protected ones only with the user's leave, whatever the allowed-command list says.
     workspace::CommandWrites writes = workspace::CommandWriteTargets(*command, cwd);
     for (const std::string& unknown : writes.unknown) {  // Only the shell knows where.
-      request.outside_paths.push_back(unknown + " (where the shell decides)");
+      request.outside_paths.push_back(unknown + " (not known until it runs)");
     }
     for (const std::string& target : writes.paths) {
       Result<workspace::ResolvedPath> written =

@@ -212,7 +212,7 @@ TEST_F(ExecuteCommandTest, RedirectionTargetsReachTheApprovalRequest) {
   // Where only the shell can tell is asked about like outside.
   Run("echo a1 >> $HOME/.bashrc");
   EXPECT_EQ(host_.last_request.outside_paths,
-            std::vector<std::string>{"$HOME/.bashrc (where the shell decides)"});
+            std::vector<std::string>{"$HOME/.bashrc (not known until it runs)"});
 
   host_.approve = true;
   host_.last_request.target.clear();
