@@ -7,10 +7,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <thread>
 
 #include "workspace/test_support.h"
+#include "workspace/workspace.h"
 
 namespace lai::workspace {
 namespace {
@@ -180,6 +182,32 @@ TEST(RunCommandTest, SignalRunningCommandsReachesEveryRunningGroup) {
     EXPECT_TRUE(ProcessEnds(static_cast<pid_t>(std::stol((*outcome)->output))));
   }
   EXPECT_EQ(SignalRunningCommands(SIGKILL), 0u);  // Nothing is listed any more.
+}
+
+// git grep reads the files git tracks (asked of git itself), not every file in the directory:
+// an untracked blocked file does not refuse it, a tracked one does, and --untracked reads all.
+TEST(GitGrepTest, OnlyTrackedBlockedFilesRefuseIt) {
+  testing::TempTree tree;
+  tree.File(".kilocodeignore", "*.env\n");
+  tree.File("notes.txt", "hello\n");
+  tree.File("local.env", "SECRET=1\n");
+  std::string git = "cd '" + tree.root() + "' && git -c user.name=t -c user.email=t@t ";
+  ASSERT_EQ(std::system(("cd '" + tree.root() + "' && git init -q").c_str()), 0);
+  ASSERT_EQ(std::system((git + "add notes.txt && " + git + "commit -q -m one").c_str()), 0);
+  auto workspace = Workspace::Open(tree.root());
+  ASSERT_TRUE(workspace.ok());
+  const std::string& cwd = tree.root();
+  EXPECT_EQ((*workspace)->FindBlockedPathInCommand("git grep hello", cwd), std::nullopt);
+  EXPECT_EQ((*workspace)->FindBlockedPathInCommand("git grep hello HEAD", cwd), std::nullopt);
+  EXPECT_EQ((*workspace)->FindBlockedPathInCommand("git grep --untracked hello", cwd),
+            "./local.env");
+  ASSERT_EQ(std::system((git + "add -f local.env").c_str()), 0);
+  EXPECT_EQ((*workspace)->FindBlockedPathInCommand("git grep hello", cwd), "./local.env");
+  EXPECT_EQ((*workspace)->FindBlockedPathInCommand("git grep hello -- notes.txt", cwd),
+            std::nullopt);
+  ASSERT_EQ(std::system((git + "commit -q -m two").c_str()), 0);
+  ASSERT_EQ(std::system((git + "rm -q --cached local.env").c_str()), 0);
+  EXPECT_EQ((*workspace)->FindBlockedPathInCommand("git grep SECRET HEAD", cwd), "./local.env");
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "workspace/ignore.h"
+#include "workspace/process.h"
 
 namespace lai::workspace {
 namespace {
@@ -599,6 +601,38 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
     }
     return std::nullopt;
   };
+  // git grep reads what git tracks (in the index, or in a revision's tree), not what is merely in
+  // the directory: the first blocked file among those (through `git ls-files` / `git ls-tree`),
+  // or nullopt when git cannot tell (then the directory tree is looked at instead).
+  auto blocked_in_git =
+      [&](const std::string& revision,
+          const std::vector<std::string>& paths) -> std::optional<std::optional<std::string>> {
+    auto quoted = [](const std::string& word) {
+      std::string out = "'";
+      for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+      return out + "'";
+    };
+    std::string listing = revision.empty() ? "git ls-files -z --"
+                                           : "git ls-tree -r -z --name-only " + quoted(revision);
+    for (const std::string& path : paths) listing += " " + quoted(path);
+    CommandOptions options;
+    options.cwd = dirs.back();
+    options.timeout = std::chrono::seconds(10);
+    Result<CommandOutcome> listed = RunCommand(listing, options);
+    if (!listed.ok() || listed->exit_code != 0 || listed->dropped_bytes != 0) return std::nullopt;
+    std::string_view names = listed->output;
+    while (!names.empty()) {
+      size_t end = std::min(names.find('\0'), names.size());
+      std::string name(names.substr(0, end));
+      names.remove_prefix(std::min(end + 1, names.size()));
+      if (!name.empty() && is_blocked_path(PathFrom(dirs.back(), name))) {
+        if (in_tree != nullptr) *in_tree = true;
+        return std::optional<std::string>("./" + name);
+      }
+    }
+    return std::optional<std::string>();
+  };
+  bool git_grep_untracked = false;  // git grep --untracked / --no-index: the directory's files.
   // The command being read: a tree search (rg, grep -r, …) and its non-flag words.
   bool is_tree_search = false;
   std::vector<std::string> words;
@@ -615,7 +649,23 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
     }
     is_shell = expects_script = is_eval = false;
     eval_words.clear();
-    if (!found && is_tree_search) {
+    std::optional<std::optional<std::string>> in_git;
+    if (!found && is_tree_search && git_subcommand == "grep" && !git_grep_untracked) {
+      std::string revision;
+      std::vector<std::string> paths;
+      for (size_t i = 1; i < words.size(); ++i) {
+        bool is_path = std::filesystem::exists(PathFrom(dirs.back(), words[i]));
+        if (is_path) {
+          paths.push_back(words[i]);
+        } else if (revision.empty()) {
+          revision = words[i];
+        }
+      }
+      in_git = blocked_in_git(revision, paths);
+      if (in_git) found = *in_git;
+    }
+    git_grep_untracked = false;
+    if (!found && !in_git && is_tree_search) {
       // The first word is the pattern; without any further word the search is of cwd.
       if (words.size() <= 1) found = blocked_in_tree("");
       for (size_t i = 1; i < words.size() && !found; ++i) {
@@ -742,6 +792,7 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
     if (!is_reading) continue;
     if (token.text[0] == '-') {
       if (is_grep && IsRecursiveGrepFlag(token.text)) is_tree_search = true;
+      if (token.text == "--untracked" || token.text == "--no-index") git_grep_untracked = true;
       continue;
     }
     if (is_blocked_argument(token.text)) return token.text;
