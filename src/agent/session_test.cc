@@ -415,11 +415,13 @@ class SessionTest : public ::testing::Test {
   }
 
   std::shared_ptr<Session> NewSession(Engine& engine, std::string profile = {},
-                                      std::string mode = {}) {
+                                      std::string mode = {},
+                                      std::shared_ptr<McpServers> mcp = nullptr) {
     SessionOptions options;
     options.workspace = workspace_;
     options.profile = std::move(profile);
     options.mode = std::move(mode);
+    options.mcp = std::move(mcp);
     Result<std::shared_ptr<Session>> session = engine.NewSession(options);
     LAI_CHECK(session.ok()) << session.error().ToString();
     return *session;
@@ -746,11 +748,7 @@ class FakeMcp : public McpServers {
 TEST_F(SessionTest, AlwaysAllowingAnMcpToolAllowsOnlyThatTool) {
   Engine& engine = MakeEngine(MakePool({"p"}));
   auto mcp = std::make_shared<FakeMcp>();
-  SessionOptions options;
-  options.workspace = workspace_;
-  options.mcp = mcp;
-  Result<std::shared_ptr<Session>> session = engine.NewSession(options);
-  ASSERT_TRUE(session.ok()) << session.error().ToString();
+  std::shared_ptr<Session> session = NewSession(engine, {}, {}, mcp);
   Enqueue(OpenAiToolCall("call_1", "mcp--notes--search", R"({"q":"a"})"));
   Enqueue(OpenAiToolCall("call_2", "mcp--notes--search", R"({"q":"b"})"));
   Enqueue(OpenAiToolCall("call_3", "mcp--notes--forget", R"({"id":1})"));
@@ -758,7 +756,7 @@ TEST_F(SessionTest, AlwaysAllowingAnMcpToolAllowsOnlyThatTool) {
   TestClient client;
   client.AnswerNext(PermissionOutcome::kAllowAlways);
   client.AnswerNext(PermissionOutcome::kRejectOnce);
-  EXPECT_EQ(MustPrompt(**session, "search, then forget", client), StopReason::kEndTurn);
+  EXPECT_EQ(MustPrompt(*session, "search, then forget", client), StopReason::kEndTurn);
   std::vector<PermissionRequest> asked = client.permissions();
   ASSERT_EQ(asked.size(), 2u);
   EXPECT_EQ(asked[0].tool.id, "call_1");
@@ -773,11 +771,7 @@ TEST_F(SessionTest, AlwaysAllowingAnMcpToolAllowsOnlyThatTool) {
 TEST_F(SessionTest, ModelUsesAnMcpTool) {
   Engine& engine = MakeEngine(MakePool({"p"}));
   auto mcp = std::make_shared<FakeMcp>();
-  SessionOptions options;
-  options.workspace = workspace_;
-  options.mcp = mcp;
-  Result<std::shared_ptr<Session>> session = engine.NewSession(options);
-  ASSERT_TRUE(session.ok()) << session.error().ToString();
+  std::shared_ptr<Session> session = NewSession(engine, {}, {}, mcp);
   Enqueue(OpenAiToolCall("call_1", "use_mcp_tool",
                          R"({"server_name":"wiki","tool_name":"search","arguments":{}})"));
   Enqueue(OpenAiToolCall("call_2", "mcp--notes--search", R"({"q":"lapce"})"));
@@ -785,7 +779,7 @@ TEST_F(SessionTest, ModelUsesAnMcpTool) {
 
   TestClient client;
   client.AnswerNext(PermissionOutcome::kAllowOnce);
-  EXPECT_EQ(MustPrompt(**session, "search my notes", client), StopReason::kEndTurn);
+  EXPECT_EQ(MustPrompt(*session, "search my notes", client), StopReason::kEndTurn);
   EXPECT_EQ(mcp->calls, std::vector<std::string>{R"(notes/search {"q":"lapce"})"});
   std::vector<PermissionRequest> asked = client.permissions();
   ASSERT_EQ(asked.size(), 1u);

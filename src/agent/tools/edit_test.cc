@@ -1,6 +1,5 @@
 // What the editing tools do around their approval question.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -9,6 +8,7 @@
 #include <string>
 
 #include "agent/tools/tool.h"
+#include "workspace/test_support.h"
 #include "workspace/workspace.h"
 
 namespace lai::agent {
@@ -36,24 +36,18 @@ std::string Contents(const fs::path& path) {
 class EditTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/lai-edit-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    dir_ = pattern;
     std::ofstream(dir_ / "conc.txt") << "alpha\nbeta\ngamma\n";
-    auto ws = workspace::Workspace::Open(dir_.string());
+    auto ws = workspace::Workspace::Open(tree_.root());
     ASSERT_TRUE(ws.ok()) << ws.error().ToString();
     workspace_ = *ws;
-  }
-  void TearDown() override {
-    std::error_code error;
-    fs::remove_all(dir_, error);
   }
   ToolResult Run(const char* tool, const std::string& args) {
     ToolContext context{*workspace_, settings_, host_, nullptr};
     return FindWorkspaceTool(tool)->Run(args, context);
   }
 
-  fs::path dir_;
+  workspace::testing::TempTree tree_;
+  const fs::path dir_ = tree_.root();
   std::shared_ptr<const workspace::Workspace> workspace_;
   ToolSettings settings_;
   ActingHost host_;
