@@ -79,6 +79,11 @@ std::string ToolResultAsText(const ContentPart& part) {
 }
 
 // Merges adjacent messages of the same role and drops empty ones.
+bool IsEnvironmentDetails(const llm::ContentPart& part) {
+  return part.kind == llm::ContentPart::Kind::kText &&
+         part.text.starts_with("<environment_details>");
+}
+
 void MergeSameRole(std::vector<Message>& messages) {
   std::vector<Message> merged;
   merged.reserve(messages.size());
@@ -86,6 +91,11 @@ void MergeSameRole(std::vector<Message>& messages) {
     if (message.parts.empty()) continue;
     if (!merged.empty() && merged.back().role == message.role) {
       auto& parts = merged.back().parts;
+      // A prompt whose request failed kept its environment details; the next one brings newer
+      // details, and the model is to see one block, the current one.
+      if (std::any_of(message.parts.begin(), message.parts.end(), IsEnvironmentDetails)) {
+        std::erase_if(parts, IsEnvironmentDetails);
+      }
       parts.insert(parts.end(), std::make_move_iterator(message.parts.begin()),
                    std::make_move_iterator(message.parts.end()));
     } else {

@@ -585,6 +585,28 @@ TEST(EffectiveMessagesTest, ResultsMoveBeforeTextAndDuplicatesBecomeText) {
   EXPECT_EQ(parts[3].text, "[Tool Result]\nagain");
 }
 
+// A prompt whose request failed stays in the history with its environment details; the next
+// prompt's message merges with it, and the model sees only the newer details.
+TEST(EffectiveMessagesTest, AFailedPromptsEnvironmentDetailsGiveWayToTheNextOnes) {
+  auto details = [](std::string text) {
+    ContentPart part;
+    part.text = "<environment_details>\n" + text + "\n</environment_details>";
+    return part;
+  };
+  std::vector<HistoryMessage> history;
+  history.push_back(User(1, "<task>first</task>"));
+  history.back().message.parts.push_back(details("old"));
+  history.push_back(User(2, "<user_message>second</user_message>"));
+  history.back().message.parts.push_back(details("new"));
+  std::vector<Message> effective = EffectiveMessages(history);
+  ASSERT_EQ(effective.size(), 1u);
+  std::vector<std::string> texts;
+  for (const ContentPart& part : effective[0].parts) texts.push_back(part.text);
+  EXPECT_EQ(texts,
+            (std::vector<std::string>{"<task>first</task>", "<user_message>second</user_message>",
+                                      "<environment_details>\nnew\n</environment_details>"}));
+}
+
 // ---- Overflow recovery ------------------------------------------------------------------------
 
 TEST(ForcedReductionTest, HidesAQuarterAtMostThreeTimes) {

@@ -85,7 +85,7 @@ std::vector<ModeConfig> MakeBuiltinModes() {
           "todo list is your main planning tool.**\n\n"
           "**CRITICAL: Never estimate effort or duration (hours, days, weeks). Only break the "
           "work into clear steps.**\n\n"
-          "Unless told otherwise, save plan files in the /plans directory.",
+          "Unless told otherwise, save plan files in the workspace's plans/ directory.",
       .groups = {Group(ToolGroup::kRead),
                  GroupEntry{ToolGroup::kEdit, "\\.md$", "Markdown files only"},
                  Group(ToolGroup::kMcp)},
@@ -102,7 +102,9 @@ std::vector<ModeConfig> MakeBuiltinModes() {
           "about technologies, without making changes.",
       .description = "Get answers and explanations",
       .custom_instructions =
-          "You can analyse code, explain concepts and consult external resources. Answer the "
+          "You can analyse code, explain concepts and use the MCP servers' tools and resources "
+          "when "
+          "there are any. Answer the "
           "user's questions thoroughly and do not start implementing code unless the user "
           "explicitly asks for it. Include Mermaid diagrams when they make an answer clearer.",
       .groups = {Group(ToolGroup::kRead), Group(ToolGroup::kMcp)},
@@ -474,6 +476,31 @@ std::string_view ToolGroupName(ToolGroup group) {
   return "unknown";
 }
 
+namespace {
+
+// `relative_path` against the edit group's file pattern ("" pattern or path: OK). `subject`
+// begins the refusal, `got` says what did not match.
+Status MatchEditPattern(const GroupEntry& entry, const std::string& subject,
+                        std::string_view relative_path, const std::string& got) {
+  if (entry.file_regex.empty() || relative_path.empty()) return OkStatus();
+  std::string error;
+  std::unique_ptr<pcre2_code, CodeDeleter> code = CompilePattern(entry.file_regex, &error);
+  bool matches = false;
+  if (code != nullptr) {
+    std::unique_ptr<pcre2_match_data, MatchDataDeleter> match(
+        pcre2_match_data_create_from_pattern(code.get(), nullptr));
+    matches = pcre2_match(code.get(), reinterpret_cast<PCRE2_SPTR>(relative_path.data()),
+                          relative_path.size(), 0, 0, match.get(), nullptr) >= 0;
+  }
+  if (matches) return OkStatus();
+  std::string message = subject + " can only edit files matching " + entry.file_regex;
+  if (!entry.description.empty()) message += " (" + entry.description + ")";
+  message += " — " + got + ". Edit a matching file, or ask to switch to a mode that may edit it.";
+  return Error(ErrorCode::kPermissionDenied, std::move(message));
+}
+
+}  // namespace
+
 Status CheckToolAllowed(const ModeConfig& mode, std::string_view tool,
                         std::string_view relative_path) {
   if (IsAlwaysAvailableTool(tool)) return OkStatus();
@@ -493,25 +520,18 @@ Status CheckToolAllowed(const ModeConfig& mode, std::string_view tool,
                      "'. Use a tool this mode offers, or ask to switch to a mode that allows it "
                      "with switch_mode.");
   }
-  if (entry->group != ToolGroup::kEdit || entry->file_regex.empty() || relative_path.empty()) {
-    return OkStatus();
+  if (entry->group != ToolGroup::kEdit) return OkStatus();
+  return MatchEditPattern(*entry, "Tool '" + std::string(tool) + "' in mode '" + mode.slug + "'",
+                          relative_path, "got '" + std::string(relative_path) + "'");
+}
+
+Status CheckCommandWrite(const ModeConfig& mode, std::string_view relative_path) {
+  for (const GroupEntry& entry : mode.groups) {
+    if (entry.group != ToolGroup::kEdit) continue;
+    return MatchEditPattern(entry, "Mode '" + mode.slug + "'", relative_path,
+                            "this command writes '" + std::string(relative_path) + "'");
   }
-  std::string error;
-  std::unique_ptr<pcre2_code, CodeDeleter> code = CompilePattern(entry->file_regex, &error);
-  bool matches = false;
-  if (code != nullptr) {
-    std::unique_ptr<pcre2_match_data, MatchDataDeleter> match(
-        pcre2_match_data_create_from_pattern(code.get(), nullptr));
-    matches = pcre2_match(code.get(), reinterpret_cast<PCRE2_SPTR>(relative_path.data()),
-                          relative_path.size(), 0, 0, match.get(), nullptr) >= 0;
-  }
-  if (matches) return OkStatus();
-  std::string message = "Tool '" + std::string(tool) + "' in mode '" + mode.slug +
-                        "' can only edit files matching " + entry->file_regex;
-  if (!entry->description.empty()) message += " (" + entry->description + ")";
-  message += " — got '" + std::string(relative_path) +
-             "'. Edit a matching file, or ask to switch to a mode that may edit this one.";
-  return Error(ErrorCode::kPermissionDenied, std::move(message));
+  return OkStatus();
 }
 
 std::vector<std::string> ToolsForMode(const ModeConfig& mode,

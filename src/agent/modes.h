@@ -70,6 +70,12 @@ std::string_view ToolGroupName(ToolGroup group);
 Status CheckToolAllowed(const ModeConfig& mode, std::string_view tool,
                         std::string_view relative_path);
 
+// For a file a shell command writes (`relative_path` from the workspace root, "../…" outside it):
+// kPermissionDenied, worded for the model, when the mode's edit group restricts edits to a file
+// pattern the path does not match. A mode without that restriction (or without the edit group,
+// whose commands are its own group) may: OK.
+Status CheckCommandWrite(const ModeConfig& mode, std::string_view relative_path);
+
 // The subset of `all_tools` the mode offers, in the given order.
 std::vector<std::string> ToolsForMode(const ModeConfig& mode,
                                       const std::vector<std::string>& all_tools);

@@ -84,7 +84,7 @@ TEST(ModesTest, ArchitectMayEditOnlyMarkdown) {
   EXPECT_EQ(denied.error().message(),
             "Tool 'write_to_file' in mode 'architect' can only edit files matching \\.md$ "
             "(Markdown files only) — got 'src/a.cc'. Edit a matching file, or ask to switch to "
-            "a mode that may edit this one.");
+            "a mode that may edit it.");
   EXPECT_EQ(CheckToolAllowed(architect, "delete_file", "notes.md.bak").code(),
             ErrorCode::kPermissionDenied);
   EXPECT_EQ(CheckToolAllowed(architect, "execute_command", "").code(),

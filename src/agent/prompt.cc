@@ -270,17 +270,22 @@ std::string Rules(const PromptInputs& inputs) {
   rules.push_back(
       "Ask the user questions only with ask_followup_question, and only when you "
       "cannot find the answer with your tools. Give 2-4 suggested answers, each a "
-      "complete reply the user could send as is. If the user names a file you can "
-      "find with list_files, do not ask for its path.");
+      "complete reply the user could send as is." +
+      std::string(HasTool(inputs, "list_files")
+                      ? " If the user names a file you can find with list_files, do not ask "
+                        "for its path."
+                      : ""));
   if (HasTool(inputs, "execute_command")) {
     rules.push_back(
         "If a command's output does not appear, assume it succeeded and go on. If "
         "you really need the output, ask the user to paste it with "
         "ask_followup_question.");
   }
-  rules.push_back(
-      "If the user included a file's contents in the message, do not read it again "
-      "with read_file.");
+  if (HasTool(inputs, "read_file")) {
+    rules.push_back(
+        "If the user included a file's contents in the message, do not read it again "
+        "with read_file.");
+  }
   rules.push_back("Your goal is to accomplish the task, not to hold a conversation.");
   rules.push_back(
       "NEVER end attempt_completion's result with a question or an offer of further "

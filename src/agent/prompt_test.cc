@@ -271,12 +271,17 @@ TEST(TodoListTest, ParsesChecklistAndIgnoresOtherLines) {
       "[X] Done too\n"
       "[?] not an item\n"
       "[ ]\n"
-      "plain prose\n");
+      "plain prose\n"
+      "1. [ ] Numbered\n"
+      "2) [x] Numbered too\n"
+      "3. no box\n");
   EXPECT_EQ(items, (std::vector<TodoItem>{{"Read the failing test", TodoStatus::kCompleted},
                                           {"Fix the parser", TodoStatus::kInProgress},
                                           {"Run the tests", TodoStatus::kPending},
                                           {"Update docs", TodoStatus::kInProgress},
-                                          {"Done too", TodoStatus::kCompleted}}));
+                                          {"Done too", TodoStatus::kCompleted},
+                                          {"Numbered", TodoStatus::kPending},
+                                          {"Numbered too", TodoStatus::kCompleted}}));
   EXPECT_TRUE(ParseTodoList("no items here").empty());
 }
 

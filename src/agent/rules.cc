@@ -1,6 +1,8 @@
 // Rule files: discovery, filtering and labelling (order documented in rules.h).
 #include "agent/rules.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "workspace/text.h"
+#include "workspace/workspace.h"
 
 namespace lai::agent {
 namespace {
@@ -41,7 +44,12 @@ bool IsNoiseFile(std::string_view name) {
 std::string ReadRuleFile(const fs::path& path) {
   std::error_code error;
   uintmax_t size = fs::file_size(path, error);
-  if (error || size == 0 || size > kMaxRuleFileBytes) return {};
+  if (error || size == 0) return {};
+  if (size > kMaxRuleFileBytes) {
+    spdlog::warn("rule file {} left out: {} bytes, over the {} KiB a rule file may have",
+                 path.string(), size, kMaxRuleFileBytes / 1024);
+    return {};
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return {};
   std::ostringstream bytes;
@@ -55,6 +63,22 @@ std::string ReadRuleFile(const fs::path& path) {
   return text.substr(begin, end - begin + 1);
 }
 
+// Whether a project rule file or directory may be read: once links are followed it must lie
+// inside the workspace and not be blocked by .kilocodeignore, as for any tool. A cloned
+// repository could otherwise link a rule to ~/.ssh/id_rsa or to an ignored .env and have it
+// sent to the provider with the first prompt. Global rules (`workspace` null) are the user's own.
+// The ignore file, which blocks itself for the tools, is shown by design: `may_be_blocked`.
+bool MayRead(const workspace::Workspace* workspace, const fs::path& path,
+             bool may_be_blocked = false) {
+  if (workspace == nullptr) return true;
+  Result<workspace::ResolvedPath> resolved = workspace->Resolve(path.string());
+  if (resolved.ok() && (may_be_blocked || !workspace->IsBlocked(*resolved))) return true;
+  spdlog::warn("rule file {} left out: {}", path.string(),
+               resolved.ok() ? "the workspace's .kilocodeignore blocks it"
+                             : "it leads outside the workspace");
+  return false;
+}
+
 bool IsDirectory(const fs::path& path) {
   std::error_code error;
   return fs::is_directory(path, error);
@@ -66,8 +90,9 @@ bool IsRegularFile(const fs::path& path) {
 }
 
 // (label, content) of each rule file under `dir`, sorted as documented.
-std::vector<std::pair<std::string, std::string>> ReadRuleDirectory(const fs::path& dir,
-                                                                   const std::string& label_base) {
+// `workspace`: the workspace the directory belongs to, or null for a global one (see MayRead).
+std::vector<std::pair<std::string, std::string>> ReadRuleDirectory(
+    const fs::path& dir, const std::string& label_base, const workspace::Workspace* workspace) {
   struct RuleFile {
     std::string relative;  // The path as linked, below `dir`.
     fs::path real;         // What it resolves to.
@@ -85,7 +110,7 @@ std::vector<std::pair<std::string, std::string>> ReadRuleDirectory(const fs::pat
                                              error);
   for (; !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
     if (it.depth() >= kMaxSymlinkDepth) it.disable_recursion_pending();
-    if (IsNoiseFile(it->path().filename().string())) {
+    if (IsNoiseFile(it->path().filename().string()) || !MayRead(workspace, it->path())) {
       if (IsDirectory(it->path())) it.disable_recursion_pending();
       continue;
     }
@@ -137,10 +162,11 @@ class RulesText {
 };
 
 // The first of `names` (relative to root) that holds rule text; false when none does.
-bool AddFirstLegacyFile(RulesText& out, const fs::path& root,
+bool AddFirstLegacyFile(RulesText& out, const workspace::Workspace& workspace,
                         std::initializer_list<std::string> names) {
+  const fs::path root(workspace.root());
   for (const std::string& name : names) {
-    if (!IsRegularFile(root / name)) continue;
+    if (!IsRegularFile(root / name) || !MayRead(&workspace, root / name)) continue;
     std::string content = ReadRuleFile(root / name);
     if (content.empty()) continue;
     out.Add(name, content);
@@ -151,49 +177,53 @@ bool AddFirstLegacyFile(RulesText& out, const fs::path& root,
 
 // Rule files of the first existing directory among `candidates` (relative to root).
 std::vector<std::pair<std::string, std::string>> ReadFirstDirectory(
-    const fs::path& root, std::initializer_list<std::string> candidates) {
+    const workspace::Workspace& workspace, std::initializer_list<std::string> candidates) {
+  const fs::path root(workspace.root());
   for (const std::string& candidate : candidates) {
-    if (IsDirectory(root / candidate)) return ReadRuleDirectory(root / candidate, candidate);
+    if (IsDirectory(root / candidate) && MayRead(&workspace, root / candidate)) {
+      return ReadRuleDirectory(root / candidate, candidate, &workspace);
+    }
   }
   return {};
 }
 
 }  // namespace
 
-std::string LoadRules(std::string_view workspace_root, std::string_view mode_slug,
+std::string LoadRules(const workspace::Workspace* workspace, std::string_view mode_slug,
                       std::string_view global_rules_dir) {
   RulesText out;
   std::string mode(mode_slug);
   if (!global_rules_dir.empty()) {
     fs::path global = fs::path(global_rules_dir).lexically_normal();
     if (!global.has_filename()) global = global.parent_path();  // Drop a trailing '/'.
-    if (IsDirectory(global)) out.AddAll(ReadRuleDirectory(global, global.string()));
+    if (IsDirectory(global)) out.AddAll(ReadRuleDirectory(global, global.string(), nullptr));
     fs::path global_mode = global.parent_path() / ("rules-" + mode);
     if (!mode.empty() && IsDirectory(global_mode)) {
-      out.AddAll(ReadRuleDirectory(global_mode, global_mode.string()));
+      out.AddAll(ReadRuleDirectory(global_mode, global_mode.string(), nullptr));
     }
   }
-  if (workspace_root.empty()) return out.Take();
-  fs::path root(workspace_root);
+  if (workspace == nullptr) return out.Take();
+  fs::path root(workspace->root());
 
-  auto generic = ReadFirstDirectory(root, {".kilocode/rules", ".roo/rules"});
+  auto generic = ReadFirstDirectory(*workspace, {".kilocode/rules", ".roo/rules"});
   if (!generic.empty()) {
     out.AddAll(generic);
   } else {
-    (void)AddFirstLegacyFile(out, root, {".kilocoderules", ".roorules", ".clinerules"});
+    (void)AddFirstLegacyFile(out, *workspace, {".kilocoderules", ".roorules", ".clinerules"});
   }
 
   if (!mode.empty()) {
     std::string dir = "rules-" + mode;
     if (IsDirectory(root / ".kilocode" / dir) || IsDirectory(root / ".roo" / dir)) {
-      out.AddAll(ReadFirstDirectory(root, {".kilocode/" + dir, ".roo/" + dir}));
+      out.AddAll(ReadFirstDirectory(*workspace, {".kilocode/" + dir, ".roo/" + dir}));
     } else {
       (void)AddFirstLegacyFile(
-          out, root, {".kilocoderules-" + mode, ".roorules-" + mode, ".clinerules-" + mode});
+          out, *workspace, {".kilocoderules-" + mode, ".roorules-" + mode, ".clinerules-" + mode});
     }
   }
 
   for (const std::string name : {".kilocodeignore", ".rooignore"}) {
+    if (!IsRegularFile(root / name) || !MayRead(workspace, root / name, true)) continue;
     std::string content = ReadRuleFile(root / name);
     if (content.empty()) continue;
     out.AddRaw("# " + name + "\n\n(The user's root-level " + name +
@@ -204,8 +234,8 @@ std::string LoadRules(std::string_view workspace_root, std::string_view mode_slu
     break;
   }
 
-  if (!AddFirstLegacyFile(out, root, {"AGENTS.md"})) {
-    (void)AddFirstLegacyFile(out, root, {"AGENT.md"});
+  if (!AddFirstLegacyFile(out, *workspace, {"AGENTS.md"})) {
+    (void)AddFirstLegacyFile(out, *workspace, {"AGENT.md"});
   }
   return out.Take();
 }

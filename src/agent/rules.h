@@ -6,6 +6,10 @@
 #include <string>
 #include <string_view>
 
+namespace lai::workspace {
+class Workspace;
+}
+
 namespace lai::agent {
 
 // Gathers the rules that apply to `mode_slug`, in this order (each source only when present):
@@ -22,9 +26,11 @@ namespace lai::agent {
 // below the directory, case-insensitively; binary files, files over 256 KiB, empty files, and
 // cache/lock/backup files (.DS_Store, *.lock, *.log, *.bak, *.swp, *~, …) are skipped. Each file
 // is headed "# Rules from <path>:" (workspace files by their relative path, global ones by their
-// absolute path) and separated by a blank line. Unreadable files are skipped. Returns "" when
-// there are no rules.
-std::string LoadRules(std::string_view workspace_root, std::string_view mode_slug,
+// absolute path) and separated by a blank line. Unreadable files are skipped. A project file or
+// directory that leads outside the workspace (a symbolic link) or that its .kilocodeignore blocks
+// is left out with a warning, as any tool would refuse it; a global one may lead anywhere.
+// `workspace` null: global rules only. Returns "" when there are no rules.
+std::string LoadRules(const workspace::Workspace* workspace, std::string_view mode_slug,
                       std::string_view global_rules_dir);
 
 }  // namespace lai::agent

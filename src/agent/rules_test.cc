@@ -5,11 +5,20 @@
 #include <unistd.h>
 
 #include "workspace/test_support.h"
+#include "workspace/workspace.h"
 
 namespace lai::agent {
 namespace {
 
 using workspace::testing::TempTree;
+
+// The rules of the workspace at `tree`'s root.
+std::string LoadRules(const TempTree& tree, std::string_view mode, std::string_view global) {
+  Result<std::shared_ptr<const workspace::Workspace>> opened =
+      workspace::Workspace::Open(tree.root());
+  EXPECT_TRUE(opened.ok()) << opened.error().ToString();
+  return agent::LoadRules(opened.ok() ? opened->get() : nullptr, mode, global);
+}
 
 // Positions of `needles` in `text`, asserting each is present and they appear in this order.
 void ExpectInOrder(const std::string& text, const std::vector<std::string>& needles) {
@@ -39,7 +48,7 @@ TEST(RulesTest, EverySourceInDocumentedOrder) {
   tree.File("AGENTS.md", "agents file\n");
   tree.File("AGENT.md", "agent file (AGENTS.md wins)\n");
 
-  std::string rules = LoadRules(tree.root(), "code", home.Path("rules/"));
+  std::string rules = LoadRules(tree, "code", home.Path("rules/"));
   ExpectInOrder(rules,
                 {
                     "# Rules from " + home.Path("rules") + "/A.md:\nglobal a",
@@ -65,7 +74,7 @@ TEST(RulesTest, LegacyFilesWhenDirectoriesAreAbsent) {
   tree.File(".clinerules", "cline generic (roorules wins)\n");
   tree.File(".clinerules-debug", "cline debug\n");
   tree.File("AGENT.md", "agent file\n");
-  std::string rules = LoadRules(tree.root(), "debug", "");
+  std::string rules = LoadRules(tree, "debug", "");
   EXPECT_EQ(rules,
             "# Rules from .roorules:\nroo generic\n\n"
             "# Rules from .clinerules-debug:\ncline debug\n\n"
@@ -81,7 +90,7 @@ TEST(RulesTest, SkipsBinaryNoiseEmptyAndHugeFiles) {
   tree.File(".kilocode/rules/build.log", "log\n");
   tree.File(".kilocode/rules/empty.md", "  \n");
   tree.File(".kilocode/rules/huge.md", std::string(300 * 1024, 'x'));
-  EXPECT_EQ(LoadRules(tree.root(), "code", ""), "# Rules from .kilocode/rules/keep.md:\nkeep me");
+  EXPECT_EQ(LoadRules(tree, "code", ""), "# Rules from .kilocode/rules/keep.md:\nkeep me");
 }
 
 TEST(RulesTest, SortsCaseInsensitively) {
@@ -89,7 +98,7 @@ TEST(RulesTest, SortsCaseInsensitively) {
   tree.File(".kilocode/rules/b.md", "b\n");
   tree.File(".kilocode/rules/C.md", "c\n");
   tree.File(".kilocode/rules/a.md", "a\n");
-  EXPECT_EQ(LoadRules(tree.root(), "", ""),
+  EXPECT_EQ(LoadRules(tree, "", ""),
             "# Rules from .kilocode/rules/a.md:\na\n\n# Rules from .kilocode/rules/b.md:\nb\n\n"
             "# Rules from .kilocode/rules/C.md:\nc");
 }
@@ -105,15 +114,46 @@ TEST(RulesTest, SymlinksAreFollowedButNotBackIntoTheirOwnTree) {
   ASSERT_EQ(::symlink(".", tree.Path(".kilocode/rules/self").c_str()), 0);
   ASSERT_EQ(::symlink(tree.Path("shared").c_str(), tree.Path(".kilocode/rules/team").c_str()), 0);
   ASSERT_EQ(::symlink("a.md", tree.Path(".kilocode/rules/again.md").c_str()), 0);
-  std::string rules = LoadRules(tree.root(), "code", "");
+  std::string rules = LoadRules(tree, "code", "");
   EXPECT_EQ(rules,
             "# Rules from .kilocode/rules/a.md:\nrule a\n\n"
             "# Rules from .kilocode/rules/team/team.md:\nteam rule");
 }
 
+// A cloned repository's rules must not carry what no tool may read into the prompt: a link to a
+// file outside the workspace (a key), or to one .kilocodeignore blocks, directly or through a
+// linked directory, is left out; so is a legacy rule file or AGENTS.md that is such a link.
+TEST(RulesTest, LinksOutOfTheWorkspaceOrToBlockedFilesAreLeftOut) {
+  TempTree outside;
+  outside.File("id_rsa", "PRIVATE KEY\n");
+  outside.File("dir/more.md", "outside dir\n");
+  TempTree tree;
+  tree.File(".kilocodeignore", "secrets/\n.env\n");
+  tree.File(".env", "IGNORED SECRET\n");
+  tree.File("secrets/s.md", "ignored dir\n");
+  tree.File(".kilocode/rules/ok.md", "kept\n");
+  tree.Symlink(outside.Path("id_rsa"), ".kilocode/rules/style.md");
+  tree.Symlink(outside.Path("dir"), ".kilocode/rules/ext");
+  tree.Symlink("../../secrets", ".kilocode/rules/sec");
+  tree.Symlink("../../.env", ".kilocode/rules/env.md");
+  tree.Symlink(".env", "AGENTS.md");
+  tree.Symlink(outside.Path("id_rsa"), ".kilocoderules-code");
+  std::string rules = LoadRules(tree, "code", "");
+  EXPECT_EQ(rules.find("PRIVATE KEY"), std::string::npos) << rules;
+  EXPECT_EQ(rules.find("outside dir"), std::string::npos) << rules;
+  EXPECT_EQ(rules.find("IGNORED SECRET"), std::string::npos) << rules;
+  EXPECT_EQ(rules.find("ignored dir"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("# Rules from .kilocode/rules/ok.md:\nkept"), std::string::npos) << rules;
+  // The user's own global rules may be linked from anywhere.
+  TempTree home;
+  home.Dir("rules");
+  home.Symlink(outside.Path("dir/more.md"), "rules/shared.md");
+  EXPECT_NE(LoadRules(tree, "code", home.Path("rules")).find("outside dir"), std::string::npos);
+}
+
 TEST(RulesTest, NothingGivesEmptyText) {
   TempTree tree;
-  EXPECT_EQ(LoadRules(tree.root(), "code", tree.Path("no-such-dir")), "");
+  EXPECT_EQ(LoadRules(tree, "code", tree.Path("no-such-dir")), "");
 }
 
 }  // namespace

@@ -502,6 +502,9 @@ struct Session::Turn {
   // Reads the ignore files again when they have changed since the workspace was opened (the user
   // blocks a file mid-session): before each tool call and each prompt's mentions.
   Status RefreshWorkspace();
+  // Reads the modes again (.kilocodemodes and the global file may have changed), before each
+  // prompt; an error, with nothing changed, when they no longer load or lack the session's mode.
+  Status RefreshModes();
   ToolOutcome RunSessionTool(const ToolCall& call, const json& args, ToolCallInfo& info);
   ToolOutcome RunMcp(const ToolCall& call, const json& args, ToolCallInfo& info);
   // `what` names what an "always" answer covers for kMcp: one server's tool (or resources).
@@ -590,9 +593,12 @@ class SessionToolHost : public ToolHost {
  public:
   using AskFunction = std::function<ApprovalReply(const ApprovalRequest&)>;
   using OutputFunction = std::function<void(std::string_view)>;
-  SessionToolHost(AskFunction ask, OutputFunction output)
-      : ask_(std::move(ask)), output_(std::move(output)) {}
+  SessionToolHost(AskFunction ask, OutputFunction output, const ModeConfig& mode)
+      : ask_(std::move(ask)), output_(std::move(output)), mode_(mode) {}
   void OnOutput(std::string_view chunk) override { output_(chunk); }
+  Status MayWrite(std::string_view relative_path) override {
+    return CheckCommandWrite(mode_, relative_path);
+  }
   ApprovalReply Ask(const ApprovalRequest& request) override {
     if (request.has_texts) {
       edit_.emplace();
@@ -613,6 +619,7 @@ class SessionToolHost : public ToolHost {
  private:
   AskFunction ask_;
   OutputFunction output_;
+  const ModeConfig& mode_;
   std::optional<Edit> edit_;
 };
 
@@ -689,7 +696,7 @@ std::string Session::Turn::SystemPrompt() {
   inputs.home = system.home;
   inputs.global_custom_instructions = session.engine_.settings_.custom_instructions;
   inputs.rules =
-      LoadRules(state.workspace->root(), state.mode, session.engine_.settings_.global_rules_dir);
+      LoadRules(state.workspace.get(), state.mode, session.engine_.settings_.global_rules_dir);
   inputs.tools = ToolSpecsForMode(*mode, state.mcp_servers, state.protocol);
   if (std::any_of(inputs.tools.begin(), inputs.tools.end(), [](const PromptToolSpec& tool) {
         return tool.name == "use_mcp_tool" || tool.name == "access_mcp_resource" ||
@@ -762,6 +769,26 @@ Status Session::Turn::RefreshWorkspace() {
   }
   spdlog::info("session {}: the ignore files changed; their rules were read again", session.id_);
   state.workspace = *std::move(fresh);
+  state.system_prompt.clear();  // It lists the blocked paths.
+  return OkStatus();
+}
+
+Status Session::Turn::RefreshModes() {
+  Result<std::vector<ModeConfig>> modes =
+      LoadModes(session.engine_.settings_.global_modes_file, state.workspace->root());
+  if (!modes.ok()) {
+    return Error(modes.error().code(), "The modes could not be read again (" +
+                                           modes.error().message() +
+                                           "); nothing was sent. Fix the file and retry.");
+  }
+  if (FindMode(*modes, state.mode) == nullptr) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "this session's mode '" + state.mode +
+                     "' is no longer defined (in .kilocodemodes or the global modes file); "
+                     "nothing was sent. Define it again, or switch the session to another mode.");
+  }
+  std::lock_guard lock(session.mutex_);
+  state.modes = *std::move(modes);
   return OkStatus();
 }
 
@@ -1202,8 +1229,21 @@ Session::Turn::ToolOutcome Session::Turn::RunSessionTool(const ToolCall& call, c
   }
   if (name == "update_todo_list") {
     std::string todos = string_arg("todos");
+    if (const auto it = args.find("todos"); it != args.end() && it->is_array()) {
+      todos.clear();  // One item per string, as some models send them.
+      for (const json& line : *it)
+        todos += (line.is_string() ? line.get<std::string>() : "") + "\n";
+    }
     if (todos.empty()) return missing("todos");
     std::vector<TodoItem> items = ParseTodoList(todos);
+    if (items.empty()) {  // The list is kept as it was: nothing here replaces it.
+      outcome.is_error = outcome.is_mistake = true;
+      outcome.text = ToolErrorText(
+          "The todos parameter holds no checklist items, so the todo list was left as it was. "
+          "Write one item per line: \"[ ] pending task\", \"[-] task in progress\" or "
+          "\"[x] completed task\".");
+      return outcome;
+    }
     {
       std::lock_guard lock(session.mutex_);
       state.todos = items;
@@ -1413,12 +1453,16 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
     return refuse(allowed.error().message(), false, args);
   }
   // The file the path leads to must be one the mode may edit too: a link "notes.md" to
-  // "main.py" does not let architect edit code.
+  // "main.py" does not let architect edit code, nor "docs/../../x" a mode limited to "^docs/"
+  // edit outside the workspace (seen from the root: "../x").
   if (!path.empty()) {
     Result<workspace::ResolvedPath> target = state.workspace->Resolve(path, true);
-    if (target.ok() && !target->is_outside && target->relative != path) {
-      if (Status allowed = CheckToolAllowed(*mode, call.name, target->relative); !allowed.ok()) {
-        return refuse(allowed.error().message(), false, args);
+    if (target.ok()) {
+      std::string led_to = state.workspace->FromRoot(*target);
+      if (led_to != path) {
+        if (Status allowed = CheckToolAllowed(*mode, call.name, led_to); !allowed.ok()) {
+          return refuse(allowed.error().message(), false, args);
+        }
       }
     }
   }
@@ -1478,7 +1522,7 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
           }
           return reply;
         },
-        [&](std::string_view chunk) { client.OnToolOutput(session.id_, call.id, chunk); });
+        [&](std::string_view chunk) { client.OnToolOutput(session.id_, call.id, chunk); }, *mode);
     ToolSettings tool_settings = ToolSettingsForRoom();
     ToolContext context{*state.workspace,
                         tool_settings,
@@ -1739,18 +1783,28 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
   const AgentSettings& settings = session.engine_.settings_;
   bool is_first = state.history.empty();
   RETURN_IF_ERROR(RefreshWorkspace());
+  RETURN_IF_ERROR(RefreshModes());
+  // Rules, AGENTS.md and the modes are read again for each prompt: the user (or the model, last
+  // turn) may have changed them. Within a turn the prompt changes with the mode only.
+  state.system_prompt.clear();
   std::string expanded = ExpandMentions(text, *state.workspace, ToolSettingsForRoom());
   // A prompt that cannot fit the model's window on its own is refused before it becomes part of
   // the session: nothing is kept or hidden, and the next, smaller prompt works.
   if (int64_t window = state.model.context_window; window > 0) {
-    int64_t tokens = EstimateTokens(expanded) + EstimateTokens(SystemPrompt()) + tool_tokens;
+    int64_t prompt_tokens = EstimateTokens(SystemPrompt()) + tool_tokens;
+    int64_t tokens = EstimateTokens(expanded) + prompt_tokens;
     if (tokens > window) {
+      // When the system prompt alone is most of it, the project's rules are to blame.
+      std::string fix = prompt_tokens * 2 > window
+                            ? "the system prompt alone is about " + std::to_string(prompt_tokens) +
+                                  " tokens: shorten the rules (AGENTS.md, .kilocode/rules/, the "
+                                  "global rules) or the mode's instructions"
+                            : "shorten it, or mention fewer or smaller files";
       return Error(ErrorCode::kInvalidArgument,
                    "the message is about " + std::to_string(tokens) +
                        " tokens with the system prompt, more than the " + std::to_string(window) +
                        "-token context window of " + state.model.id +
-                       "; it was not sent, nor kept in the session: shorten it, or mention fewer "
-                       "or smaller files");
+                       "; it was not sent, nor kept in the session: " + fix);
     }
   }
   std::vector<llm::ContentPart> parts(1);
@@ -2180,7 +2234,8 @@ Result<std::shared_ptr<Session>> Engine::NewSession(const SessionOptions& option
 }
 
 Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
-                                                     std::shared_ptr<McpServers> mcp) {
+                                                     std::shared_ptr<McpServers> mcp,
+                                                     std::string_view mode) {
   if (store_ == nullptr) {
     return Error(ErrorCode::kNotFound, "no session store: sessions are not kept");
   }
@@ -2196,6 +2251,21 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
                    workspace::Workspace::Open(record->workspace));
   ASSIGN_OR_RETURN(std::vector<ModeConfig> modes,
                    LoadModes(settings_.global_modes_file, workspace->root()));
+  // A custom mode that is gone is not swapped silently for another (likely a wider) one.
+  std::string chosen_mode(mode.empty() ? std::string_view(record->mode) : mode);
+  if (FindMode(modes, chosen_mode) == nullptr) {
+    std::string names;
+    for (const ModeConfig& each : modes) names += (names.empty() ? "" : ", ") + each.slug;
+    if (!mode.empty()) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "unknown mode '" + chosen_mode + "'; the modes are: " + names);
+    }
+    return Error(ErrorCode::kInvalidArgument,
+                 "session " + record->id + " is in mode '" + chosen_mode +
+                     "', which is not defined (in .kilocodemodes or the global modes file); "
+                     "define it again, or resume the session in one of: " +
+                     names);
+  }
   Result<llm::ProfileInfo> profile = FindProfile(pool_, record->profile);
   if (!profile.ok()) profile = FindProfile(pool_, "");
   if (!profile.ok()) return std::move(profile).error();
@@ -2209,8 +2279,7 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
   state.options.mcp = std::move(mcp);
   state.workspace = std::move(workspace);
   state.modes = std::move(modes);
-  state.mode =
-      FindMode(state.modes, record->mode) != nullptr ? record->mode : settings_.default_mode;
+  state.mode = std::move(chosen_mode);
   state.model = pool_.catalog().Resolve(profile->provider, profile->model);
   state.profile = std::move(*profile);
   state.protocol = record->tool_protocol;

@@ -165,9 +165,11 @@ class Engine {
   // or profile (naming the choices).
   Result<std::shared_ptr<Session>> NewSession(const SessionOptions& options);
   // A stored session (id or unique prefix), in memory from then on, using `mcp` (as
-  // SessionOptions::mcp) when it is not in memory yet. Errors: kNotFound.
+  // SessionOptions::mcp) when it is not in memory yet, in `mode` (when given) or the mode it was
+  // in. Errors: kNotFound; kInvalidArgument when that mode is not defined (any more).
   Result<std::shared_ptr<Session>> LoadSession(std::string_view id,
-                                               std::shared_ptr<McpServers> mcp = nullptr);
+                                               std::shared_ptr<McpServers> mcp = nullptr,
+                                               std::string_view mode = {});
   // nullptr when not in memory.
   std::shared_ptr<Session> Find(std::string_view id) const;
   // Drops an idle session from memory (it stays in the store).

@@ -1977,6 +1977,99 @@ TEST_F(SessionTest, ARestrictedModeCannotEditThroughALink) {
   EXPECT_EQ(ReadFile(workspace_ + "/main.py"), "print('keep me')\n");
 }
 
+// A mode limited to a file pattern edits nothing outside the workspace that the pattern, seen
+// from the root, does not match ("docs/../../x" is "../x"), nor what a link there leads to; and
+// its commands write only matching files (as far as the command's words say).
+TEST_F(SessionTest, AModesFilePatternHoldsOutsideTheWorkspaceAndForCommands) {
+  WriteFile(workspace_ + "/.kilocodemodes",
+            "customModes:\n"
+            "  - slug: docs\n"
+            "    name: Docs\n"
+            "    roleDefinition: You write documentation.\n"
+            "    groups: [read, [edit, {fileRegex: '^docs/'}], command]\n");
+  WriteFile(root_ + "/victim.py", "keep = 1\n");
+  std::filesystem::create_directories(workspace_ + "/docs");
+  std::filesystem::create_symlink("../../victim.py", workspace_ + "/docs/notes.md");
+  AgentSettings settings = Settings();
+  settings.approvals.write_outside_workspace = true;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine, {}, "docs");
+  Enqueue(WriteCall("w1", "docs/../../escape.txt", "x"));
+  Enqueue(WriteCall("w2", "docs/notes.md", "x"));
+  Enqueue(CommandCall("c1", "echo x > code.py"));
+  Enqueue(CommandCall("c2", "echo x > docs/ok.md"));
+  Enqueue(OpenAiToolCall("done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Write the docs", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 5u);
+  EXPECT_NE(ToolResultOf(bodies[1], "w1").value_or("").find("got '../escape.txt'"),
+            std::string::npos)
+      << ToolResultOf(bodies[1], "w1").value_or("");
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/escape.txt"));
+  EXPECT_NE(ToolResultOf(bodies[2], "w2").value_or("").find("got '../victim.py'"),
+            std::string::npos);
+  EXPECT_EQ(ReadFile(root_ + "/victim.py"), "keep = 1\n");
+  std::string refused = ToolResultOf(bodies[3], "c1").value_or("");
+  EXPECT_NE(refused.find("Mode 'docs' can only edit files matching ^docs/ — this command writes "
+                         "'code.py'"),
+            std::string::npos)
+      << refused;
+  EXPECT_FALSE(std::filesystem::exists(workspace_ + "/code.py"));
+  EXPECT_EQ(ReadFile(workspace_ + "/docs/ok.md"), "x\n");
+}
+
+// Rules, AGENTS.md and the modes are read again for each prompt: what the user changed between
+// prompts reaches the model. A session whose custom mode is gone is not moved silently to another
+// mode: the prompt is refused, and a reload needs a mode named.
+TEST_F(SessionTest, RulesAndModesAreReadAgainForEachPrompt) {
+  const std::string modes =
+      "customModes:\n"
+      "  - slug: docs\n"
+      "    name: Docs\n"
+      "    roleDefinition: You write documentation.\n"
+      "    groups: [read]\n";
+  WriteFile(workspace_ + "/.kilocodemodes", modes);
+  WriteFile(workspace_ + "/AGENTS.md", "RULE_V1\n");
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine, {}, "docs");
+  Enqueue(OpenAiToolCall("d1", "attempt_completion", CompletionArgs("One.")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "first", client), StopReason::kEndTurn);
+  WriteFile(workspace_ + "/AGENTS.md", "RULE_V2\n");
+  WriteFile(workspace_ + "/.kilocodemodes", modes +
+                                                "  - slug: extra\n    name: Extra\n"
+                                                "    roleDefinition: Extra.\n    groups: []\n");
+  Enqueue(OpenAiToolCall("d2", "attempt_completion", CompletionArgs("Two.")));
+  EXPECT_EQ(MustPrompt(*session, "second", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_NE(SystemPromptOf(bodies[0]).find("RULE_V1"), std::string::npos);
+  EXPECT_NE(SystemPromptOf(bodies[1]).find("RULE_V2"), std::string::npos);
+  EXPECT_EQ(SystemPromptOf(bodies[1]).find("RULE_V1"), std::string::npos);
+  EXPECT_TRUE(session->SetMode("extra", &client).ok());  // Known since the second prompt.
+  ASSERT_TRUE(session->SetMode("docs", &client).ok());
+
+  std::filesystem::remove(workspace_ + "/.kilocodemodes");
+  Result<StopReason> refused = session->Prompt("third", client);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("mode 'docs' is no longer defined"), std::string::npos)
+      << refused.error().message();
+  EXPECT_EQ(Bodies().size(), 2u);
+  std::string id = session->id();
+  engine.Close(id);
+  session.reset();
+  Engine& other = MakeEngine(MakePool({"p"}));
+  Result<std::shared_ptr<Session>> loaded = other.LoadSession(id);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.error().message().find("is in mode 'docs', which is not defined"),
+            std::string::npos)
+      << loaded.error().message();
+  loaded = other.LoadSession(id, nullptr, "ask");
+  ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
+  EXPECT_EQ((*loaded)->Info().mode, "ask");
+}
+
 // A file the user blocks in .kilocodeignore during a session is blocked from the next tool call
 // on (the rules were read once, when the session opened its workspace).
 TEST_F(SessionTest, IgnoreRulesChangedMidSessionApplyToTheNextCall) {
@@ -2082,6 +2175,35 @@ TEST_F(SessionTest, TodoListModeSwitchAndFollowupQuestion) {
   std::optional<std::string> answer = ToolResultOf(bodies[3], "call_ask");
   ASSERT_TRUE(answer.has_value()) << bodies[3]["messages"].dump();
   EXPECT_NE(answer->find("<answer>\nb.txt\n</answer>"), std::string::npos) << *answer;
+}
+
+// A todos argument with no checklist item in it is an error the model is told how to mend, and
+// the list stays as it was; a JSON array of item strings is a list too.
+TEST_F(SessionTest, ATodoListWithoutItemsKeepsTheOldOne) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(
+      OpenAiToolCall("t1", "update_todo_list", json{{"todos", "[ ] keep me\n[x] done"}}.dump()));
+  Enqueue(OpenAiToolCall("t2", "update_todo_list",
+                         json{{"todos", "Set up the project\nWrite tests"}}.dump()));
+  Enqueue(OpenAiToolCall("t3", "update_todo_list",
+                         json{{"todos", json::array({"[-] keep me", "[x] done"})}}.dump()));
+  Enqueue(OpenAiToolCall("done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Plan", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 4u);
+  std::string refused = ToolResultOf(bodies[2], "t2").value_or("");
+  EXPECT_NE(refused.find("holds no checklist items, so the todo list was left as it was"),
+            std::string::npos)
+      << refused;
+  EXPECT_NE(ToolResultOf(bodies[3], "t3").value_or("").find("updated"), std::string::npos);
+  std::vector<PlanEntry> todos = session->Info().todos;
+  ASSERT_EQ(todos.size(), 2u);
+  EXPECT_EQ(todos[0].content, "keep me");
+  EXPECT_EQ(todos[0].status, PlanEntry::Status::kInProgress);
+  EXPECT_EQ(todos[1].content, "done");
+  EXPECT_EQ(todos[1].status, PlanEntry::Status::kCompleted);
 }
 
 // ---- 11. Many sessions at once -----------------------------------------------------------------

@@ -193,6 +193,12 @@ std::vector<TodoItem> ParseTodoList(std::string_view markdown) {
     markdown =
         newline == std::string_view::npos ? std::string_view() : markdown.substr(newline + 1);
     if (line.starts_with("-") || line.starts_with("*")) line = Trim(line.substr(1));
+    // "1. [ ] task", "2) [x] task": a numbered list's numbers go.
+    size_t digits = line.find_first_not_of("0123456789");
+    if (digits != 0 && digits != std::string_view::npos && digits + 1 < line.size() &&
+        (line[digits] == '.' || line[digits] == ')')) {
+      line = Trim(line.substr(digits + 1));
+    }
     if (line.size() < 3 || line[0] != '[') continue;
     size_t close = line.find(']');
     if (close == std::string_view::npos) continue;

@@ -14,6 +14,7 @@
 #include <charconv>
 #include <cstdint>
 #include <exception>
+#include <filesystem>
 #include <limits>
 #include <optional>
 #include <span>
@@ -990,6 +991,9 @@ Result<Config> LoadConfig(const ConfigSources& sources) {
   bool is_explicit_file = !sources.file.empty();
   std::string path = is_explicit_file ? sources.file : DefaultConfigPathFrom(environment);
   if (!path.empty()) {
+    std::error_code ignored;
+    config.directory =
+        std::filesystem::absolute(std::filesystem::path(path), ignored).parent_path().string();
     Result<std::string> contents = ReadConfigFile(path);
     if (contents.ok()) {
       ASSIGN_OR_RETURN(toml::table root, ParseToml(path, *contents));

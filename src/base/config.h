@@ -106,6 +106,10 @@ struct Config {
   std::vector<ModelOverride> models;
 
   std::string file;  // The file the values were read from; empty when none was.
+  // The directory of the configuration (--config's, else the default file's, present or not):
+  // the global modes.yaml, rules/ and mcp.json live beside config.toml. Empty when neither
+  // XDG_CONFIG_HOME nor HOME is set.
+  std::string directory;
 };
 
 struct ConfigSources {

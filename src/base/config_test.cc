@@ -186,6 +186,7 @@ TEST_F(ConfigTest, DefaultPathUsesXdgConfigHomeBeforeHome) {
   Result<Config> config = Load("", {"HOME=" + dir_ + "/home", "XDG_CONFIG_HOME=" + dir_ + "/xdg"});
   ASSERT_TRUE(config.ok()) << config.error().ToString();
   EXPECT_EQ(config->server.workers, 2u);
+  EXPECT_EQ(config->directory, dir_ + "/xdg/lapce-ai");
 }
 
 TEST_F(ConfigTest, DefaultPathFallsBackToHome) {
@@ -200,6 +201,8 @@ TEST_F(ConfigTest, MissingDefaultFileIsFine) {
   Result<Config> config = Load("", {"HOME=" + dir_ + "/nobody"});
   ASSERT_TRUE(config.ok()) << config.error().ToString();
   EXPECT_EQ(config->server.workers, 1u);
+  // The directory is still where the user's modes, rules and MCP servers would be.
+  EXPECT_EQ(config->directory, dir_ + "/nobody/.config/lapce-ai");
 }
 
 TEST_F(ConfigTest, DefaultConfigPathEndsInLapceAi) {
@@ -682,6 +685,7 @@ TEST_F(ConfigTest, ApiKeyInAFileOthersCanReadIsRefused) {
   ASSERT_TRUE(config.ok()) << config.error().message();
   EXPECT_EQ(config->profiles[0].api_key, "sk-file-secret");
   EXPECT_EQ(config->file, path);
+  EXPECT_EQ(config->directory, dir_);  // Where modes.yaml, rules/ and mcp.json are looked for.
 }
 
 }  // namespace

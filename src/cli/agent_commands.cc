@@ -70,8 +70,9 @@ Result<std::unique_ptr<server::AgentStack>> StackFor(const Config& config,
 
 // The user's MCP servers (mcp.json), started for a terminal session in `workspace`; null when
 // there are none. Errors name the file and the field.
-Result<std::shared_ptr<agent::McpServers>> UserMcpFor(const std::string& workspace) {
-  ASSIGN_OR_RETURN(std::vector<server::McpServerConfig> servers, server::UserMcpServers());
+Result<std::shared_ptr<agent::McpServers>> UserMcpFor(const Config& config,
+                                                      const std::string& workspace) {
+  ASSIGN_OR_RETURN(std::vector<server::McpServerConfig> servers, server::UserMcpServers(config));
   if (servers.empty()) return std::shared_ptr<agent::McpServers>();
   server::McpOptions options;
   options.cwd = workspace;
@@ -632,7 +633,7 @@ int Run(const Config& config, AgentFlags flags) {
   options.workspace = AbsoluteCwd(flags.cwd);
   options.mode = flags.mode;
   options.profile = flags.profile;
-  Result<std::shared_ptr<agent::McpServers>> mcp = UserMcpFor(options.workspace);
+  Result<std::shared_ptr<agent::McpServers>> mcp = UserMcpFor(config, options.workspace);
   if (!mcp.ok()) {
     std::fprintf(stderr, "lapce-ai run: %s\n", mcp.error().message().c_str());
     return kExitUsage;
@@ -663,7 +664,7 @@ int Acp(const Config& config, const AgentFlags& flags) {
   rpc::Peer peer(transport, rpc::PeerOptions{"acp"});
   server::AcpAgentOptions options;
   options.agent_version = LAI_VERSION;
-  Result<std::vector<server::McpServerConfig>> mcp_servers = server::UserMcpServers();
+  Result<std::vector<server::McpServerConfig>> mcp_servers = server::UserMcpServers(config);
   if (!mcp_servers.ok()) {
     std::fprintf(stderr, "lapce-ai acp: %s\n", mcp_servers.error().message().c_str());
     return kExitUsage;
@@ -874,16 +875,18 @@ int SessionsResume(const Config& config, AgentFlags flags, const std::string& id
     Result<std::optional<agent::SessionRecord>> record = (*stack)->store->FindSession(id);
     if (record.ok() && *record) workspace = (*record)->workspace;
   }
-  Result<std::shared_ptr<agent::McpServers>> mcp = UserMcpFor(workspace);
+  Result<std::shared_ptr<agent::McpServers>> mcp = UserMcpFor(config, workspace);
   if (!mcp.ok()) {
     std::fprintf(stderr, "lapce-ai sessions resume: %s\n", mcp.error().message().c_str());
     return kExitUsage;
   }
   Result<std::shared_ptr<agent::Session>> session =
-      (*stack)->engine->LoadSession(id, std::move(*mcp));
+      (*stack)->engine->LoadSession(id, std::move(*mcp), flags.mode);
   if (!session.ok()) {
-    std::fprintf(stderr, "lapce-ai sessions resume: %s\n", session.error().message().c_str());
-    return kExitFailure;
+    bool bad_mode = !flags.mode.empty() && session.error().message().starts_with("unknown mode");
+    std::fprintf(stderr, "lapce-ai sessions resume: %s%s\n", bad_mode ? "--mode: " : "",
+                 session.error().message().c_str());
+    return bad_mode ? kExitUsage : kExitFailure;
   }
   if (!flags.mode.empty()) {  // As session/set_mode: recorded, and the next request uses it.
     if (Status status = (*session)->SetMode(flags.mode, nullptr); !status.ok()) {

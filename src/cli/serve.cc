@@ -83,7 +83,7 @@ int Serve(const Config& config, const ServeFlags& flags) {
 
   // Agent sessions: ACP's JSON-RPC over shared memory (docs/protocol.md §13), one channel per
   // editor connection, all sessions in one engine built on the first channel.
-  Result<std::vector<server::McpServerConfig>> mcp_loaded = server::UserMcpServers();
+  Result<std::vector<server::McpServerConfig>> mcp_loaded = server::UserMcpServers(config);
   if (!mcp_loaded.ok()) {
     std::fprintf(stderr, "lapce-ai serve: %s\n", mcp_loaded.error().message().c_str());
     return 2;

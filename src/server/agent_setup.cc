@@ -78,19 +78,17 @@ agent::AgentSettings AgentSettingsFromConfig(const Config& config) {
   approvals.max_requests = config.approvals.max_requests;
   approvals.max_cost_usd = config.approvals.max_cost_usd;
 
-  std::string config_path = DefaultConfigPath();
-  if (!config_path.empty()) {
-    std::filesystem::path directory = std::filesystem::path(config_path).parent_path();
+  if (!config.directory.empty()) {
+    std::filesystem::path directory(config.directory);
     settings.global_modes_file = (directory / "modes.yaml").string();
     settings.global_rules_dir = (directory / "rules").string();
   }
   return settings;
 }
 
-Result<std::vector<McpServerConfig>> UserMcpServers() {
-  std::string config_path = DefaultConfigPath();
-  if (config_path.empty()) return std::vector<McpServerConfig>();
-  return LoadMcpSettings((std::filesystem::path(config_path).parent_path() / "mcp.json").string());
+Result<std::vector<McpServerConfig>> UserMcpServers(const Config& config) {
+  if (config.directory.empty()) return std::vector<McpServerConfig>();
+  return LoadMcpSettings((std::filesystem::path(config.directory) / "mcp.json").string());
 }
 
 AgentStack::~AgentStack() {

@@ -30,9 +30,10 @@ agent::AgentSettings AgentSettingsFromConfig(const Config& config);
 // Every category approved and every command allowed (`--yes`).
 void ApproveEverything(agent::AutoApproveSettings& approvals);
 
-// The user's MCP servers, from mcp.json beside config.toml (Kilo Code's mcp_settings.json shape;
-// see LoadMcpSettings). None when there is no such file. Errors name the file and the field.
-Result<std::vector<McpServerConfig>> UserMcpServers();
+// The user's MCP servers, from mcp.json beside config.toml (Config::directory; Kilo Code's
+// mcp_settings.json shape, see LoadMcpSettings). None when there is no such file. Errors name
+// the file and the field.
+Result<std::vector<McpServerConfig>> UserMcpServers(const Config& config);
 
 // A provider pool, the session store and an engine over them, destroyed in the right order.
 struct AgentStack {

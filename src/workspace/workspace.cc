@@ -246,6 +246,11 @@ Result<ResolvedPath> Workspace::Resolve(std::string_view path, bool allow_outsid
   return resolved;
 }
 
+std::string Workspace::FromRoot(const ResolvedPath& path) const {
+  if (!path.is_outside) return path.relative;
+  return std::filesystem::path(path.absolute).lexically_relative(root_).generic_string();
+}
+
 bool Workspace::IsBlocked(const ResolvedPath& path) const {
   if (path.is_outside || path.relative.empty() || blocking_->empty()) return false;
   bool is_directory = blocking_->has_directory_only_rules() && IsDirectory(path.absolute);

@@ -41,6 +41,10 @@ class Workspace {
   // path and the root and says that outside access needs the user's approval.
   Result<ResolvedPath> Resolve(std::string_view path, bool allow_outside = false) const;
 
+  // The path as seen from the root: `relative` inside the workspace, "../…" outside it (what a
+  // mode's file pattern is matched against).
+  std::string FromRoot(const ResolvedPath& path) const;
+
   // True when .kilocodeignore/.rooignore blocks all access to the path (or one of its parent
   // directories). Paths outside the workspace are never blocked by these files.
   bool IsBlocked(const ResolvedPath& path) const;

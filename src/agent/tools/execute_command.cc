@@ -144,6 +144,9 @@ class ExecuteCommandTool final : public ToolBase {
       if (context.workspace.IsBlocked(*written)) {
         return {true, ToolErrorText(BlockedPathText(DisplayPath(*written)))};
       }
+      if (Status may = context.host.MayWrite(context.workspace.FromRoot(*written)); !may.ok()) {
+        return {true, ToolErrorText(may.error().message())};
+      }
       std::vector<std::string>& list =
           written->is_outside ? request.outside_paths : request.protected_paths;
       if ((written->is_outside || context.workspace.IsWriteProtected(*written)) &&

@@ -54,6 +54,12 @@ class ToolHost {
   virtual ApprovalReply Ask(const ApprovalRequest& request) = 0;
   // Output of a running command as it arrives (any thread the tool chooses, one at a time).
   virtual void OnOutput(std::string_view chunk) { (void)chunk; }
+  // Whether a file a command writes (`relative_path` from the workspace root, "../…" outside)
+  // is one the session's mode may edit; the refusal is worded for the model. Default: any.
+  virtual Status MayWrite(std::string_view relative_path) {
+    (void)relative_path;
+    return OkStatus();
+  }
 };
 
 // Every knob is also a config key under [tools] (see base/config.h).
