@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -13,10 +14,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "run_process.h"
@@ -58,6 +59,8 @@ class Child {
     std::vector<char*> c_env = test::ExecStrings(env);
     pid_ = ::fork();
     if (pid_ == 0) {
+      // No controlling terminal: the engine must not ask a developer's terminal (/dev/tty).
+      ::setsid();
       ::dup2(in_pipe[0], 0);
       ::dup2(out_pipe[1], 1);
       ::dup2(err_pipe[1], 2);
@@ -89,6 +92,12 @@ class Child {
     return true;
   }
   void Signal(int signal) { ::kill(pid_, signal); }
+  // The reader of the child's stdout goes away, as `head` does.
+  void CloseOutput() {
+    ::close(out_fd_);
+    out_fd_ = -1;
+    out_open_ = false;
+  }
   // Reads both pipes to their end and reaps the child; -1 when killed by a signal or at the
   // deadline (then SIGKILLed).
   int Wait(milliseconds timeout) {
@@ -148,6 +157,96 @@ constexpr const char* kDiff =
     "<<<<<<< SEARCH\n:start_line:2\n-------\necho $(( $1 - $2 ))\n=======\necho $(( $1 + $2 "
     "))\n>>>>>>> REPLACE";
 constexpr const char* kAnswer = "Fixed src/add.sh: it added nothing; now the test passes.";
+
+// The pid a command wrote to `path` (`echo $$ > path`), waiting for it up to 15 s; 0 if none came.
+pid_t WaitForPidFile(const std::string& path) {
+  pid_t pid = 0;
+  for (Clock::time_point deadline = Clock::now() + milliseconds(15'000);
+       pid == 0 && Clock::now() < deadline;) {
+    std::ifstream in(path);
+    if (!(in >> pid)) std::this_thread::sleep_for(milliseconds(10));  // Bounded polling.
+  }
+  return pid;
+}
+
+// Whether process `pid` is gone (or a zombie) within 5 s.
+bool ProcessEnds(pid_t pid) {
+  for (Clock::time_point deadline = Clock::now() + milliseconds(5'000); Clock::now() < deadline;
+       std::this_thread::sleep_for(milliseconds(10))) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!stat || !std::getline(stat, line) || line.find(") Z") != std::string::npos) return true;
+  }
+  return false;
+}
+
+// A child on a pseudo-terminal of its own (its controlling terminal), as from a user's shell:
+// what it prints to stdout and stderr arrives on one screen; keys are typed into it.
+class PtyChild {
+ public:
+  PtyChild(std::vector<std::string> argv, std::vector<std::string> env) {
+    std::vector<char*> c_argv = test::ExecStrings(argv);
+    std::vector<char*> c_env = test::ExecStrings(env);
+    pid_ = ::forkpty(&master_, nullptr, nullptr, nullptr);
+    if (pid_ == 0) {
+      ::execve(c_argv[0], c_argv.data(), c_env.data());
+      ::_exit(127);
+    }
+  }
+  ~PtyChild() {
+    if (pid_ > 0 && !reaped_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (master_ >= 0) ::close(master_);
+  }
+  // Reads until the screen, after what earlier waits found, shows `text`.
+  bool WaitFor(const std::string& text, milliseconds timeout) {
+    Clock::time_point deadline = Clock::now() + timeout;
+    while (true) {
+      if (size_t at = screen_.find(text, seen_); at != std::string::npos) {
+        seen_ = at + text.size();
+        return true;
+      }
+      if (!ReadSome(deadline)) return false;
+    }
+  }
+  void Type(std::string_view keys) {
+    ssize_t n = ::write(master_, keys.data(), keys.size());
+    (void)n;
+  }
+  // The exit status once the child ends (-1 when killed by a signal, or at the deadline).
+  int Wait(milliseconds timeout) {
+    Clock::time_point deadline = Clock::now() + timeout;
+    while (ReadSome(deadline)) {
+    }
+    if (Clock::now() >= deadline) ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    reaped_ = true;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  const std::string& screen() const { return screen_; }
+
+ private:
+  bool ReadSome(Clock::time_point deadline) {
+    int left =
+        static_cast<int>(std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count());
+    pollfd ready = {master_, POLLIN, 0};
+    if (left <= 0 || ::poll(&ready, 1, left) <= 0) return false;
+    char buffer[4096];
+    ssize_t n = ::read(master_, buffer, sizeof(buffer));
+    if (n <= 0) return false;  // EIO: the child closed the terminal.
+    screen_.append(buffer, static_cast<size_t>(n));
+    return true;
+  }
+
+  pid_t pid_ = -1;
+  int master_ = -1;
+  bool reaped_ = false;
+  std::string screen_;
+  size_t seen_ = 0;
+};
 
 class AgentE2eTest : public ::testing::Test {
  protected:
@@ -563,30 +662,73 @@ TEST_F(AgentE2eTest, SigtermStopsTheRunningCommandToo) {
                                 "call_2", "write_to_file",
                                 R"({"path":"after.txt","content":"late\n","line_count":1})"));
   Child child(RunArgs("wait a while", {"--yes"}), Env());
-  const std::string pid_file = repo_ + "/cmd.pid";
-  pid_t command = 0;
-  for (Clock::time_point deadline = Clock::now() + milliseconds(15'000);
-       command == 0 && Clock::now() < deadline;) {
-    std::ifstream in(pid_file);
-    if (!(in >> command)) std::this_thread::sleep_for(milliseconds(10));  // Bounded polling.
-  }
+  pid_t command = WaitForPidFile(repo_ + "/cmd.pid");
   ASSERT_GT(command, 0) << child.err();
   child.Signal(SIGTERM);
   EXPECT_EQ(child.Wait(milliseconds(10'000)), 128 + SIGTERM) << child.err();
-  bool ended = false;
-  for (Clock::time_point deadline = Clock::now() + milliseconds(5'000);
-       !ended && Clock::now() < deadline; std::this_thread::sleep_for(milliseconds(10))) {
-    std::ifstream stat("/proc/" + std::to_string(command) + "/stat");
-    std::string line;
-    ended = !stat || !std::getline(stat, line) || line.find(") Z") != std::string::npos;
-  }
-  EXPECT_TRUE(ended) << "the command (pid " << command << ") outlived lapce-ai";
+  EXPECT_TRUE(ProcessEnds(command)) << "the command (pid " << command << ") outlived lapce-ai";
   // The turn stopped with the signal: it did not go on to the next call while exiting.
   EXPECT_FALSE(std::filesystem::exists(repo_ + "/after.txt"));
   // Nor does the session's lock file, although the process ends without destructors.
   const std::filesystem::path locks = home_ + "/.local/share/lapce-ai/sessions.db.open";
   ASSERT_TRUE(std::filesystem::exists(locks)) << "the session was never locked";
   EXPECT_TRUE(std::filesystem::is_empty(locks)) << "a lock file stayed behind";
+}
+
+// `lapce-ai run … | head -1`: when the reader of its output goes away, the turn is cancelled
+// and the command it runs is stopped (it lived on, reparented, and wrote files), exit 141.
+TEST_F(AgentE2eTest, AClosedOutputPipeStopsTheRunAndItsCommand) {
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("call_1", "execute_command",
+                                         R"({"command":"echo $$ > cmd.pid; exec sleep 30"})"));
+  Child child(RunArgs("wait a while", {"--yes"}), Env());
+  pid_t command = WaitForPidFile(repo_ + "/cmd.pid");
+  ASSERT_GT(command, 0) << child.err();
+  child.CloseOutput();
+  EXPECT_EQ(child.Wait(milliseconds(10'000)), 128 + SIGPIPE) << child.err();
+  EXPECT_TRUE(ProcessEnds(command)) << "the command (pid " << command << ") outlived lapce-ai";
+}
+
+// On a terminal: an answer is read in any case and with spaces around it; Ctrl-C at a question
+// cancels the turn at once (no Enter needed) and the session waits at its prompt; Ctrl-C there
+// exits 130.
+TEST_F(AgentE2eTest, ApprovalsOnATerminalTakeAnyCaseAndCtrlCEndsTheQuestion) {
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("w1", "write_to_file",
+                                         R"({"path":"a.txt","content":"A\n","line_count":1})"));
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("w2", "write_to_file",
+                                         R"({"path":"b.txt","content":"B\n","line_count":1})"));
+  PtyChild child(RunArgs("write two files", {}), Env());
+  ASSERT_TRUE(child.WaitFor("Allow Write a.txt?", milliseconds(15'000))) << child.screen();
+  child.Type(" Yes \n");
+  ASSERT_TRUE(child.WaitFor("Allow Write b.txt?", milliseconds(15'000))) << child.screen();
+  child.Type("\x03");
+  ASSERT_TRUE(child.WaitFor("[cancelled", milliseconds(5'000))) << child.screen();
+  ASSERT_TRUE(child.WaitFor("> ", milliseconds(5'000))) << child.screen();
+  child.Type("\x03");
+  EXPECT_EQ(child.Wait(milliseconds(10'000)), 128 + SIGINT) << child.screen();
+  EXPECT_EQ(ReadFile(repo_ + "/a.txt"), "A\n");
+  EXPECT_FALSE(std::filesystem::exists(repo_ + "/b.txt"));
+}
+
+// A run that fails says so in its last --json event, and the provider's words reach the
+// terminal with their control characters shown, not obeyed.
+TEST_F(AgentE2eTest, AJsonRunThatFailsEndsWithAnErrorEvent) {
+  fake_->Enqueue(
+      kChatPath,
+      testing::MakeResponse(
+          400,
+          R"({"error":{"message":"bad \u001b]0;PWNED\u0007 request","type":"invalid_request_error"}})"));
+  ProcessResult run = Run("hello", {"--yes", "--json"});
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  std::string last = run.out.substr(run.out.rfind('\n', run.out.size() - 2) + 1);
+  Json event = Json::parse(last, nullptr, false);
+  ASSERT_TRUE(event.is_object()) << run.out;
+  EXPECT_EQ(event["type"], "error");
+  EXPECT_NE(event["message"].get<std::string>().find("bad"), std::string::npos) << last;
+  EXPECT_EQ(run.err.find("\x1b]0;"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("^[]0;PWNED^G"), std::string::npos) << run.err;
 }
 
 TEST_F(AgentE2eTest, ExportDeleteAndBadIds) {

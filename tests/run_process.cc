@@ -29,6 +29,8 @@ ProcessResult RunProcess(std::vector<std::string> argv, std::vector<std::string>
   std::vector<char*> c_env = ExecStrings(env);
   pid_t pid = ::fork();
   if (pid == 0) {
+    // No controlling terminal: the engine must not ask a developer's terminal (/dev/tty).
+    ::setsid();
     ::dup2(in_pipe[0], 0);
     ::dup2(out_pipe[1], 1);
     ::dup2(options.merge_stderr ? out_pipe[1] : err_pipe[1], 2);

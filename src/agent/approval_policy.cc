@@ -526,6 +526,12 @@ Decision Decide(const ApprovalRequest& request, const AutoApproveSettings& setti
       if (!settings.execute) return Decision::kAsk;
       Decision decision =
           DecideCommand(request.target, settings.allowed_commands, settings.denied_commands);
+      if (decision == Decision::kAsk && settings.substitutions &&
+          settings.denied_commands.empty() && HasDangerousSubstitution(request.target) &&
+          std::find(settings.allowed_commands.begin(), settings.allowed_commands.end(), "*") !=
+              settings.allowed_commands.end()) {
+        decision = Decision::kApprove;
+      }
       bool reaches_beyond = (!request.outside_paths.empty() && !settings.write_outside_workspace) ||
                             (!request.protected_paths.empty() && !settings.write_protected);
       return decision == Decision::kApprove && reaches_beyond ? Decision::kAsk : decision;

@@ -33,6 +33,10 @@ struct AutoApproveSettings {
   // Prefixes, matched case-insensitively per sub-command; "*" allows anything not denied.
   std::vector<std::string> allowed_commands = {"git log", "git diff", "git show"};
   std::vector<std::string> denied_commands;
+  // A command that runs another's output ($(…), `…`, <(…)) is asked about even when allowed (no
+  // prefix can vouch for what it becomes, as in Kilo Code), unless this is set (--yes: approve
+  // everything) and no command is denied.
+  bool substitutions = false;
   int64_t max_requests = 0;  // Model requests before asking to continue; 0 = unlimited.
   double max_cost_usd = 0;   // Task cost before asking to continue; 0 = unlimited.
 };

@@ -227,6 +227,26 @@ TEST(DecideCommandTest, LongestPrefixWins) {
   EXPECT_EQ(DecideCommand("git commit -m x", defaults.allowed_commands, {}), Decision::kAsk);
 }
 
+// A substitution is asked about under any prefix list, "*" too (as in Kilo Code), but not under
+// --yes (`substitutions`) when no command is denied: that user has approved everything.
+TEST(DecideCommandTest, SubstitutionsAreApprovedOnlyWhenEverythingIs) {
+  AutoApproveSettings settings;
+  settings.execute = true;
+  settings.allowed_commands = {"*"};
+  ApprovalRequest request{ApprovalKind::kCommand, "execute_command", "git commit -m \"$(date)\"",
+                          "git commit -m \"$(date)\""};
+  EXPECT_EQ(Decide(request, settings), Decision::kAsk);
+  settings.substitutions = true;
+  EXPECT_EQ(Decide(request, settings), Decision::kApprove);
+  settings.allowed_commands = {"git commit"};
+  EXPECT_EQ(Decide(request, settings), Decision::kAsk);
+  settings.allowed_commands = {"*"};
+  settings.denied_commands = {"rm"};
+  EXPECT_EQ(Decide(request, settings), Decision::kAsk);
+  request.target = "echo $(rm x)";
+  EXPECT_EQ(Decide(request, settings), Decision::kDeny);
+}
+
 // A denied prefix cannot be dodged by writing the same command another way; an allowed one
 // covers whole words only.
 TEST(DecideCommandTest, DenialsSeeThroughQuotingSpacingPathsAndWrappers) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -67,6 +68,13 @@ Status CreateLogFile(const std::string& file) {
 
 }  // namespace
 
+bool WantsColor() {
+  const char* no_color = std::getenv("NO_COLOR");
+  const char* term = std::getenv("TERM");
+  return (no_color == nullptr || *no_color == '\0') &&
+         (term == nullptr || std::string_view(term) != "dumb");
+}
+
 Status Init(const Options& options) {
   std::optional<spdlog::level::level_enum> level = ParseLevel(options.level);
   if (!level) {
@@ -77,7 +85,8 @@ Status Init(const Options& options) {
   // spdlog reports failures by throwing spdlog::spdlog_ex; keep them inside this adapter.
   try {
     std::vector<spdlog::sink_ptr> sinks;
-    sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+    sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>(
+        WantsColor() ? spdlog::color_mode::automatic : spdlog::color_mode::never));
     if (!options.file.empty()) {
       sinks.push_back(
           std::make_shared<spdlog::sinks::basic_file_sink_mt>(options.file, /*truncate=*/false));

@@ -28,6 +28,11 @@ struct Options {
 // logger stays installed.
 Status Init(const Options& options);
 
+// Whether colour and cursor movement are welcome on a terminal: not with NO_COLOR set to anything
+// but "" (as no-color.org says), nor on a terminal that declares itself dumb (Emacs' shell and
+// compile buffers). Log lines on stderr follow it too.
+bool WantsColor();
+
 // Names the calling thread ("lai-http", …) for `top -H`, perf, gdb and /proc; Linux keeps the
 // first 15 bytes.
 void NameThisThread(std::string_view name);

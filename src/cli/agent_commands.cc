@@ -26,10 +26,12 @@
 #include "agent/session_export.h"
 #include "agent/store.h"
 #include "base/json_text.h"
+#include "base/log.h"
 #include "base/strings.h"
 #include "cli/bench_agent.h"
 #include "cli/commands.h"
 #include "cli/provider_flags.h"
+#include "cli/terminal.h"
 #include "llm/pool.h"
 #include "rpc/peer.h"
 #include "rpc/stdio_transport.h"
@@ -103,8 +105,12 @@ struct Style {
 // thread while the session waits on the provider.
 class TerminalClient : public agent::SessionClient {
  public:
-  TerminalClient(bool is_json, bool interactive) : json_(is_json), interactive_(interactive) {
-    style_.color = !is_json && ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
+  // Questions are asked on the terminal (TerminalInput), never with --json (a program reads
+  // the events). `approves_all`: --yes was given (what still asks is a limit, or a command the
+  // denied list cannot check).
+  TerminalClient(bool is_json, bool approves_all) : json_(is_json), approves_all_(approves_all) {
+    if (!is_json) input_ = TerminalInput::Open();
+    style_.color = !is_json && ::isatty(STDOUT_FILENO) == 1 && log::WantsColor();
     if (style_.color && ::isatty(STDERR_FILENO) == 1) {
       spinner_ = std::thread([this] { SpinLoop(); });
     }
@@ -153,7 +159,8 @@ class TerminalClient : public agent::SessionClient {
         StartReplyLocked();
         if (!in_thought_) {
           if (!at_line_start_) std::fputc('\n', stdout);
-          std::fputs(style_.dim(), stdout);
+          // Dimmed; without colour (piped, NO_COLOR) marked, so it is not taken for the answer.
+          std::fputs(style_.color ? style_.dim() : "[reasoning] ", stdout);
           in_thought_ = true;
         }
         std::fputs(Visible(update.text).c_str(), stdout);
@@ -211,59 +218,76 @@ class TerminalClient : public agent::SessionClient {
     NewLineLocked();
     is_waiting_ = false;  // On the user: no spinner over the question.
     if (json_) {
-      std::printf("{\"type\":\"permission\",\"sessionId\":%s,\"title\":%s}\n",
-                  json(session_id).dump().c_str(), json(request.tool.title).dump().c_str());
+      json event = {{"type", "permission"},
+                    {"sessionId", session_id},
+                    {"toolCallId", request.tool.id},
+                    {"title", request.tool.title}};
+      std::printf("%s\n", event.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+      std::fflush(stdout);
     }
-    if (!interactive_ && request.is_question) {  // A limit: --yes does not reach past it.
+    if (!input_.is_open() && request.is_question) {  // A limit: --yes does not reach past it.
       return {agent::PermissionOutcome::kRejectOnce, {}};
     }
-    if (!interactive_) {
+    if (!input_.is_open()) {
       std::fprintf(stderr,
-                   "lapce-ai: '%s' needs approval, and there is no terminal to ask on; rejected "
-                   "(pass --yes to approve everything, or set approvals.auto_approve)\n",
-                   Visible(request.tool.title).c_str());
+                   "lapce-ai: '%s' needs approval, and there is no terminal to ask on; %s\n",
+                   Visible(request.tool.title).c_str(),
+                   approves_all_ ? "rejected (--yes does not cover it: a limit, or a command that "
+                                   "runs another command's output while commands are denied)"
+                                 : "rejected (pass --yes to approve everything, or set "
+                                   "approvals.auto_approve)");
       return {agent::PermissionOutcome::kRejectOnce,
               "The user could not be asked (non-interactive run); the operation was not approved."};
     }
+    // What is asked about goes where the question is: to the terminal, even when standard output
+    // is a file (it gets the diff when the edit is done).
+    const bool output_is_terminal = ::isatty(STDOUT_FILENO) == 1;
+    FILE* shown = output_is_terminal ? stdout : stderr;
     for (const agent::ToolCallContent& content : request.tool.content) {
       if (content.kind == agent::ToolCallContent::Kind::kDiff) {
-        PrintDiffLocked(content);
-        diff_shown_.insert(request.tool.id);  // Not again when the edit is done.
+        PrintDiffLocked(content, shown);
+        if (output_is_terminal) diff_shown_.insert(request.tool.id);  // Not again when done.
       } else if (!content.text.empty()) {
-        std::printf("%s\n", Visible(Shorten(content.text, 2000)).c_str());
+        std::fprintf(shown, "%s\n", Visible(Shorten(content.text, 2000)).c_str());
       }
     }
+    std::fflush(shown);
     std::string question =
         Visible(request.is_question ? request.tool.title : "Allow " + request.tool.title + "?");
     const char* choices = request.can_always ? "[y]es / [n]o / [a]lways" : "[y]es / [n]o";
+    input_.DiscardTypeAhead();
     std::fprintf(stderr, "%s%s%s %s / or type feedback: ", style_.bold(), question.c_str(),
                  style_.reset(), choices);
     std::fflush(stderr);
     lock.unlock();
-    // A bare Enter is no answer (a stray one must not run a command): ask again.
+    // A bare Enter is no answer (a stray one must not run a command): ask again. Ctrl-C cancels
+    // the turn, which ends the question at once; Ctrl-D answers no.
     std::string line;
     while (true) {
-      if (cancelled.load() || !std::getline(std::cin, line)) {
-        std::cin.clear();
-        return {agent::PermissionOutcome::kCancelled, {}};
+      bool at_end = false;
+      std::optional<std::string> typed = input_.ReadLine(&cancelled, &at_end);
+      if (at_end) {
+        std::fputc('\n', stderr);
+        return {agent::PermissionOutcome::kRejectOnce, {}};
       }
-      if (line.find_first_not_of(" \t") != std::string::npos) break;
+      if (!typed) return {agent::PermissionOutcome::kCancelled, {}};
+      line = std::move(*typed);
+      if (line.find_first_not_of(" \t\r") != std::string::npos) break;
       std::fputs(request.can_always ? "y, n, a, or feedback for the model: "
                                     : "y, n, or feedback for the model: ",
                  stderr);
       std::fflush(stderr);
     }
-    bool is_allowed =
-        line == "y" || line == "yes" || ((line == "a" || line == "always") && request.can_always);
+    std::string_view word = AnswerWord(line);
+    if (word == "a" && !request.can_always) word = "";
+    bool is_allowed = word == "y" || word == "a";
     if (is_allowed && !request.is_question) {
       std::lock_guard relock(mutex_);
       SpinLocked("running…");
     }
-    if (line == "y" || line == "yes") return {agent::PermissionOutcome::kAllowOnce, {}};
-    if ((line == "a" || line == "always") && request.can_always) {
-      return {agent::PermissionOutcome::kAllowAlways, {}};
-    }
-    if (line == "n" || line == "no") return {agent::PermissionOutcome::kRejectOnce, {}};
+    if (word == "y") return {agent::PermissionOutcome::kAllowOnce, {}};
+    if (word == "a") return {agent::PermissionOutcome::kAllowAlways, {}};
+    if (word == "n") return {agent::PermissionOutcome::kRejectOnce, {}};
     return {agent::PermissionOutcome::kRejectOnce, line};
   }
 
@@ -293,6 +317,23 @@ class TerminalClient : public agent::SessionClient {
   // After a turn: its tokens and cost, on stderr.
   // `before` = the session's totals when the turn started; the line shows this turn's share.
   // `pool` says whether the session's model has prices (CostText).
+  // A turn that ended in an error (the provider's, or a refused prompt): on its own line, its
+  // control characters shown, or as an "error" event.
+  void PrintError(const std::string& session_id, const std::string& message) {
+    std::lock_guard lock(mutex_);
+    ClearSpinnerLocked();
+    EndThoughtLocked();
+    if (json_) {
+      json out = {{"type", "error"}, {"sessionId", session_id}, {"message", message}};
+      std::printf("%s\n", out.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+      std::fflush(stdout);
+    } else {
+      NewLineLocked();
+      std::fflush(stdout);
+    }
+    std::fprintf(stderr, "lapce-ai run: %s\n", Visible(message).c_str());
+  }
+
   void PrintTurnSummary(const agent::SessionInfo& info, const agent::SessionTotals& before,
                         agent::StopReason stop, const llm::ProviderPool& pool) {
     std::lock_guard lock(mutex_);
@@ -357,7 +398,7 @@ class TerminalClient : public agent::SessionClient {
     NewLineLocked();
   }
 
-  void PrintDiffLocked(const agent::ToolCallContent& diff) {
+  void PrintDiffLocked(const agent::ToolCallContent& diff, FILE* out = stdout) {
     std::string_view path = diff.path;
     if (!workspace_.empty() && path.starts_with(workspace_ + "/")) {
       path.remove_prefix(workspace_.size() + 1);
@@ -372,10 +413,10 @@ class TerminalClient : public agent::SessionClient {
                           : line.starts_with("-") && !line.starts_with("---") ? style_.red()
                           : line.starts_with("@@")                            ? style_.cyan()
                                                                               : "";
-      std::printf("%s%s%s\n", color, Visible(line).c_str(), *color ? style_.reset() : "");
+      std::fprintf(out, "%s%s%s\n", color, Visible(line).c_str(), *color ? style_.reset() : "");
       start = end + 1;
     }
-    at_line_start_ = true;
+    if (out == stdout) at_line_start_ = true;
   }
 
   void PrintToolUpdateLocked(const agent::ToolCallInfo& tool) {
@@ -462,7 +503,8 @@ class TerminalClient : public agent::SessionClient {
   }
 
   const bool json_;
-  const bool interactive_;
+  const bool approves_all_;
+  TerminalInput input_;
   std::string workspace_;
   Style style_;
   std::mutex mutex_;
@@ -482,93 +524,6 @@ class TerminalClient : public agent::SessionClient {
   std::thread spinner_;
 };
 
-// SIGINT, SIGTERM and SIGHUP (the terminal closed).
-sigset_t InterruptSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGHUP);
-  return signals;
-}
-
-// Blocks the interrupt signals in the calling thread and every thread it creates from then on.
-// Call before anything starts a thread (the provider pool, the store): a thread that left them
-// unblocked would take Ctrl-C with the default action and kill the process.
-void BlockInterrupts() {
-  sigset_t signals = InterruptSignals();
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-}
-
-// Ctrl-C during a turn cancels it, a second one exits at once; between turns (at the `> `
-// prompt) Ctrl-C exits. SIGTERM and SIGHUP exit at once. Exiting first stops every command the
-// agent is running (they run in sessions of their own and would outlive us). Takes the signals
-// with sigwait on its own thread; every other thread must block them (BlockInterrupts).
-class InterruptHandler {
- public:
-  InterruptHandler() : signals_(InterruptSignals()) {
-    BlockInterrupts();
-    thread_ = std::thread([this] { Loop(); });
-  }
-  ~InterruptHandler() {
-    is_stopping_.store(true);
-    pthread_kill(thread_.native_handle(), SIGTERM);
-    thread_.join();
-  }
-  void Watch(std::shared_ptr<agent::Session> session) {
-    std::lock_guard lock(mutex_);
-    session_ = std::move(session);
-  }
-  // A turn starts (a first Ctrl-C will cancel it) or ends (Ctrl-C will exit).
-  void SetTurnRunning(bool running) {
-    std::lock_guard lock(mutex_);
-    is_turn_running_ = running;
-    if (running) interrupts_ = 0;
-  }
-
- private:
-  void Loop() {
-    while (true) {
-      int signal = 0;
-      if (sigwait(&signals_, &signal) != 0) continue;
-      if (is_stopping_.load()) return;
-      std::unique_lock lock(mutex_);
-      if (signal != SIGINT || !is_turn_running_ || ++interrupts_ > 1) {
-        std::shared_ptr<agent::Session> session = session_;
-        lock.unlock();
-        if (session) {
-          // The turn stops first: killing its command must not let it go on to the next call
-          // (a write ran in the 100 ms Exit waits for the commands to end).
-          session->Cancel();
-          // Its lock file goes now; _Exit below would leave it behind.
-          session->ReleaseForExit();
-        }
-        Exit(signal);
-      }
-      std::fputs("\n[cancelling; Ctrl-C again to exit]\n", stderr);
-      if (session_) session_->Cancel();
-    }
-  }
-
-  // Stops the agent's commands (SIGTERM, then SIGKILL for what ignores it) and exits 128 + signal.
-  [[noreturn]] static void Exit(int signal) {
-    std::fputs("\n", stderr);
-    if (workspace::SignalRunningCommands(SIGTERM) != 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      workspace::SignalRunningCommands(SIGKILL);
-    }
-    std::_Exit(128 + signal);
-  }
-
-  const sigset_t signals_;
-  std::atomic<bool> is_stopping_{false};
-  int interrupts_ = 0;            // Guarded by mutex_: Ctrl-Cs during the running turn.
-  bool is_turn_running_ = false;  // Guarded by mutex_.
-  std::mutex mutex_;
-  std::shared_ptr<agent::Session> session_;
-  std::thread thread_;
-};
-
 // Runs prompts on `session` until the task is done: after a question or a completion, an
 // interactive terminal may answer (an empty line ends).
 int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::string prompt,
@@ -576,7 +531,7 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
   bool interactive = !flags.json && ::isatty(STDIN_FILENO) == 1;
   InterruptHandler interrupts;
   interrupts.Watch(std::move(shared));
-  TerminalClient client(flags.json, interactive && !flags.yes);
+  TerminalClient client(flags.json, flags.yes);
   client.SetWorkspace(session.Info().workspace);
   while (true) {
     client.Waiting(true);
@@ -586,13 +541,19 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
     interrupts.SetTurnRunning(false);
     client.Waiting(false);
     if (!stop.ok()) {
-      std::fprintf(stderr, "lapce-ai run: %s\n", stop.error().message().c_str());
+      client.PrintError(session.id(), stop.error().message());
       // A task refused before anything was said leaves no empty session behind.
-      if (!session.DiscardIfEmpty()) {
+      if (session.DiscardIfEmpty()) return kExitFailure;
+      if (!interactive) {
         std::fprintf(stderr, "(session %s is kept; `lapce-ai sessions resume %s` continues it)\n",
                      session.id().c_str(), session.id().c_str());
+        return kExitFailure;
       }
-      return kExitFailure;
+      // At a terminal the session goes on: the next message may retry, or say something else.
+      std::fprintf(stderr, "> ");
+      std::fflush(stderr);
+      if (!std::getline(std::cin, prompt) || prompt.empty()) return kExitFailure;
+      continue;
     }
     agent::SessionInfo info = session.Info();
     client.PrintTurnSummary(info, before, *stop, pool);

@@ -11,9 +11,11 @@
 #include <string>
 
 #include "agent/tools/tool.h"
+#include "base/strings.h"
 #include "base/unique_fd.h"
 #include "cli/bench_tools.h"
 #include "cli/commands.h"
+#include "cli/terminal.h"
 #include "workspace/workspace.h"
 
 namespace lai::cli {
@@ -57,8 +59,8 @@ class TerminalHost : public agent::ToolHost {
   agent::ApprovalReply Ask(const agent::ApprovalRequest& request) override {
     // Reading inside the workspace is what `tool run` is for; everything else is asked.
     if (approve_all_ || request.kind == agent::ApprovalKind::kRead) return {true, ""};
-    int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
+    TerminalInput tty = TerminalInput::Open();
+    if (!tty.is_open()) {
       std::fprintf(stderr,
                    "lapce-ai: %s wants to %s (%s), but there is no terminal to ask; denied. Pass "
                    "--yes to approve everything the tool asks.\n",
@@ -66,7 +68,6 @@ class TerminalHost : public agent::ToolHost {
                    request.target.c_str());
       return {false, ""};
     }
-    UniqueFd tty(fd);
     std::string prompt = "\n" + request.tool + " wants to " + std::string(KindVerb(request.kind)) +
                          ": " + request.target + "\n";
     const std::string detail = agent::ApprovalText(request);
@@ -75,18 +76,17 @@ class TerminalHost : public agent::ToolHost {
       if (!detail.ends_with('\n')) prompt += '\n';
     }
     prompt += "Approve? [y = yes, n or Enter = no, anything else = no, with that as feedback] ";
-    WriteAll(tty.get(), prompt);
-    std::string answer;
-    char c = 0;
-    while (true) {
-      ssize_t count = ::read(tty.get(), &c, 1);
-      if (count < 0 && errno == EINTR) continue;
-      if (count <= 0 || c == '\n') break;
-      answer += c;
+    tty.DiscardTypeAhead();
+    if (::isatty(STDERR_FILENO) == 1) {
+      std::fputs(Visible(prompt).c_str(), stderr);
+      std::fflush(stderr);
+    } else {
+      WriteAll(tty.fd(), Visible(prompt));
     }
-    while (!answer.empty() && (answer.back() == '\r' || answer.back() == ' ')) answer.pop_back();
-    if (answer == "y" || answer == "Y" || answer == "yes") return {true, ""};
-    if (answer.empty() || answer == "n" || answer == "N" || answer == "no") return {false, ""};
+    std::string answer = tty.ReadLine(nullptr).value_or("");
+    std::string_view word = AnswerWord(answer);
+    if (word == "y") return {true, ""};
+    if (word == "n" || answer.find_first_not_of(" \t\r") == std::string::npos) return {false, ""};
     return {false, answer};
   }
 
@@ -175,6 +175,9 @@ int ToolRun(const Config& config, const ToolRunFlags& flags) {
   settings.search_max_results = config.tools.search_max_results;
   settings.command_timeout_seconds = config.tools.command_timeout_seconds;
   settings.command_output_line_limit = config.tools.command_output_line_limit;
+  // Ctrl-C (or SIGTERM, SIGHUP) stops a command the tool runs, with its process group, and
+  // exits; the command runs in a session of its own, which the terminal's signal never reaches.
+  InterruptHandler interrupts;
   TerminalHost host(flags.yes);
   agent::ToolContext context{**workspace, settings, host};
   agent::ToolResult result = tool->Run(flags.args, context);

@@ -32,6 +32,7 @@ void ApproveEverything(agent::AutoApproveSettings& approvals) {
   approvals.delete_files = approvals.execute = true;
   approvals.mode_switch = approvals.subtasks = approvals.mcp = true;
   approvals.allowed_commands = {"*"};
+  approvals.substitutions = true;
 }
 
 agent::AgentSettings AgentSettingsFromConfig(const Config& config) {
