@@ -110,11 +110,13 @@ class AcpShmTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  void Connect() {
+  // `max_message_bytes`: the largest message this client takes (0: the default).
+  void Connect(uint32_t max_message_bytes = 0) {
     serve_.emplace(dir_, fake_->base_url());
     ASSERT_TRUE(serve_->is_ready()) << serve_->log();
     ipc::ClientOptions options;
     options.socket_path = serve_->socket();
+    if (max_message_bytes != 0) options.stream.max_message_bytes = max_message_bytes;
     Result<std::unique_ptr<rpc::ShmClientTransport>> transport =
         rpc::ShmClientTransport::Connect(options, server::ToWire(server::ServiceType::kRpcOpen),
                                          server::ToWire(server::ServiceType::kRpcMessage));
@@ -206,6 +208,77 @@ TEST_F(AcpShmTest, SessionOverSharedMemory) {
   EXPECT_EQ(Json::parse(*listed)["sessions"][0]["sessionId"], session_id);
   Disconnect();
   EXPECT_EQ(fake_->requests().size(), 2u);
+}
+
+// An edit whose diff is larger than the client's connection takes is asked about without the
+// diff (the question was lost with the channel, and the session hung); the update that would
+// carry it is left out, and the session goes on.
+TEST_F(AcpShmTest, AnEditTooLargeForTheConnectionIsAskedWithoutItsDiff) {
+  const std::string content(100'000, 'x');
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall(
+                     "call_1", "write_to_file",
+                     Json{{"path", "big.txt"}, {"content", content}, {"line_count", 1}}.dump()));
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_2", "attempt_completion",
+                                                    R"({"result":"Wrote big.txt."})"));
+  ASSERT_NO_FATAL_FAILURE(Connect(64 * 1024));
+  Result<std::string> created =
+      Request("session/new", {{"cwd", workspace_}, {"mcpServers", Json::array()}});
+  ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << Log();
+  std::string session_id = Json::parse(*created)["sessionId"];
+  Json prompt = {{"sessionId", session_id},
+                 {"prompt", {{{"type", "text"}, {"text", "write a big file"}}}}};
+  Result<std::string> stop = Request("session/prompt", prompt);
+  ASSERT_TRUE(stop.ok()) << stop.error().message() << "\n" << Log();
+  EXPECT_EQ(Json::parse(*stop)["stopReason"], "end_turn");
+  EXPECT_EQ(client_.permission_requests, 1) << Log();
+  EXPECT_TRUE(ReadFile(workspace_ + "/big.txt") == content) << "big.txt was not written";
+  Result<std::string> listed = Request("_lapce/sessions/list", Json::object());
+  EXPECT_TRUE(listed.ok()) << listed.error().message();
+}
+
+// Each editor connection has its own sessions: another connection can neither prompt one nor
+// load it while it is open (two windows wrote one history), and once its connection closes the
+// session is given up (its lock went only with the server) and another connection may load it.
+TEST_F(AcpShmTest, SessionsBelongToTheConnectionThatOpenedThem) {
+  ASSERT_NO_FATAL_FAILURE(Connect());
+  Result<std::string> created =
+      Request("session/new", {{"cwd", workspace_}, {"mcpServers", Json::array()}});
+  ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << Log();
+  std::string session_id = Json::parse(*created)["sessionId"];
+
+  ipc::ClientOptions options;
+  options.socket_path = serve_->socket();
+  Result<std::unique_ptr<rpc::ShmClientTransport>> second =
+      rpc::ShmClientTransport::Connect(options, server::ToWire(server::ServiceType::kRpcOpen),
+                                       server::ToWire(server::ServiceType::kRpcMessage));
+  ASSERT_TRUE(second.ok()) << second.error().message();
+  rpc::Peer other(**second);
+  Client other_client;
+  other_client.Install(other);
+  (*second)->Start(other);
+  ASSERT_TRUE(
+      other.Request("initialize", R"({"protocolVersion":1,"clientCapabilities":{}})", timeout_)
+          .ok());
+  Json prompt = {{"sessionId", session_id}, {"prompt", {{{"type", "text"}, {"text", "hi"}}}}};
+  Result<std::string> foreign = other.Request("session/prompt", prompt.dump(), timeout_);
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_NE(foreign.error().message().find("on this connection"), std::string::npos)
+      << foreign.error().message();
+  Json load = {{"sessionId", session_id}, {"cwd", workspace_}, {"mcpServers", Json::array()}};
+  Result<std::string> taken = other.Request("session/load", load.dump(), timeout_);
+  ASSERT_FALSE(taken.ok());
+  EXPECT_NE(taken.error().message().find("open in another editor connection"), std::string::npos)
+      << taken.error().message();
+
+  transport_->Close();  // The first window closes.
+  Result<std::string> loaded = Error(ErrorCode::kUnavailable, "not tried");
+  for (int attempt = 0; attempt < 200 && !loaded.ok(); ++attempt) {  // Its teardown is async.
+    loaded = other.Request("session/load", load.dump(), timeout_);
+    if (!loaded.ok()) std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message() << "\n" << Log();
+  (*second)->Close();
 }
 
 // session/new with an MCP server (tests' own stdio server): the model sees its tools as functions

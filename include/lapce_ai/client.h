@@ -100,6 +100,14 @@ typedef enum lai_status {
 #define LAI_MESSAGE_COMPLETE 16 /* Request: an AIRequest (JSON). Stream items: one JSON event each
                                    ({"type":"text",...}); final reply: {"type":"done",...}. See
                                    docs/protocol.md. */
+#define LAI_MESSAGE_RPC_OPEN                                               \
+  17 /* Request (empty): opens a JSON-RPC channel (ACP). Stream items: the \
+        8-byte channel token, then one server -> client JSON-RPC message   \
+        each; the final reply ends the channel. docs/protocol.md §13. */
+#define LAI_MESSAGE_RPC_MESSAGE                                       \
+  18 /* Notification (lai_client_notify): the channel token, then one \
+        client -> server JSON-RPC message (nothing after the token    \
+        closes the channel). */
 
 /* Connection options. Zero-initialise, set struct_size, then set the fields you need: every field
  * left 0 takes its default. Fields added in later versions go at the end, so a program built
@@ -166,6 +174,12 @@ LAI_CLIENT_API lai_status lai_client_connect(const char* socket_path,
  * ring in time; when part of a large message had been sent, the connection is closed too). */
 LAI_CLIENT_API lai_status lai_client_request(lai_client* client, uint16_t type, const void* payload,
                                              size_t length, uint64_t* out_request_id);
+
+/* Sends a notification of message type `type`: the engine handles it and sends no reply (there is
+ * nothing to receive), as JSON-RPC channel messages (LAI_MESSAGE_RPC_MESSAGE) need. Otherwise as
+ * lai_client_request, with the same errors. */
+LAI_CLIENT_API lai_status lai_client_notify(lai_client* client, uint16_t type, const void* payload,
+                                            size_t length);
 
 /* Waits for the next reply frame of `request_id` and stores it in *out_response: a stream item
  * (is_final false) or the final reply (is_final true). Replies to other requests that arrive

@@ -2366,4 +2366,26 @@ void Engine::Close(std::string_view id) {
   });
 }
 
+Status Engine::Claim(std::string_view id, const void* holder) {
+  std::lock_guard lock(mutex_);
+  auto [it, is_new] = holders_.try_emplace(std::string(id), holder);
+  if (!is_new && it->second != holder) {
+    return Error(ErrorCode::kPermissionDenied,
+                 "session " + std::string(id) +
+                     " is open in another editor connection to this lapce-ai; close it there "
+                     "first");
+  }
+  return OkStatus();
+}
+
+void Engine::Release(std::string_view id, const void* holder) {
+  {
+    std::lock_guard lock(mutex_);
+    auto it = holders_.find(id);
+    if (it == holders_.end() || it->second != holder) return;
+    holders_.erase(it);
+  }
+  Close(id);
+}
+
 }  // namespace lai::agent

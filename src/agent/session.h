@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json_fwd.hpp>
@@ -174,6 +175,11 @@ class Engine {
   std::shared_ptr<Session> Find(std::string_view id) const;
   // Drops an idle session from memory (it stays in the store).
   void Close(std::string_view id);
+  // Editor connections sharing the engine (`serve`) each hold the sessions they opened: a session
+  // is held by one connection at a time, as by one process. Claim fails (kPermissionDenied) when
+  // another `holder` has it; Release gives it up and closes it if idle, so its lock file goes.
+  Status Claim(std::string_view id, const void* holder);
+  void Release(std::string_view id, const void* holder);
 
   const AgentSettings& settings() const { return settings_; }
   llm::ProviderPool& pool() { return pool_; }
@@ -186,6 +192,7 @@ class Engine {
   const AgentSettings settings_;
   mutable std::mutex mutex_;
   std::vector<std::shared_ptr<Session>> sessions_;
+  std::map<std::string, const void*, std::less<>> holders_;  // Guarded by mutex_.
 };
 
 }  // namespace lai::agent

@@ -191,6 +191,20 @@ static void test_large_echo(lai_client* client) {
   free(payload);
 }
 
+/* Notifications get no reply: many of them (more than the replies a default ring holds) leave
+   the connection as it was, and the next call gets its own reply. */
+static void test_notify(lai_client* client) {
+  lai_response response;
+  for (int i = 0; i < 100; ++i) {
+    CHECK_STATUS(lai_client_notify(client, LAI_MESSAGE_ECHO, "note", 4), LAI_OK);
+  }
+  CHECK_STATUS(lai_client_notify(client, 6, NULL, 0), LAI_ERR_INVALID_ARGUMENT);
+  CHECK(contains(lai_client_last_error(client), "lai_client_notify"));
+  CHECK_STATUS(lai_client_call(client, LAI_MESSAGE_ECHO, "after", 5, 0, &response), LAI_OK);
+  CHECK(response.length == 5 && memcmp(response.data, "after", 5) == 0);
+  CHECK_STATUS(lai_client_notify(NULL, LAI_MESSAGE_ECHO, NULL, 0), LAI_ERR_INVALID_ARGUMENT);
+}
+
 static void test_request_receive(lai_client* client) {
   uint64_t first = 0, second = 0;
   lai_response response;
@@ -335,6 +349,7 @@ int main(int argc, char** argv) {
   test_call_echo(client);
   test_large_echo(client);
   test_request_receive(client);
+  test_notify(client);
   test_health_and_metrics(client);
   test_errors(client);
   test_cancel(client);

@@ -17,6 +17,7 @@
 #include "ipc/client.h"
 #include "ipc/frame.h"
 #include "ipc/socket.h"
+#include "server/services.h"
 
 // A connection handle. Thread-compatible (see the header).
 struct lai_client {
@@ -40,6 +41,10 @@ static_assert(LAI_MESSAGE_ECHO == static_cast<int>(MessageType::kEcho));
 static_assert(LAI_MESSAGE_HEALTH == static_cast<int>(MessageType::kHealth));
 static_assert(LAI_MESSAGE_METRICS == static_cast<int>(MessageType::kMetrics));
 static_assert(LAI_MESSAGE_CHECKSUM == static_cast<int>(MessageType::kChecksum));
+static_assert(LAI_MESSAGE_COMPLETE == lai::server::ToWire(lai::server::ServiceType::kComplete));
+static_assert(LAI_MESSAGE_RPC_OPEN == lai::server::ToWire(lai::server::ServiceType::kRpcOpen));
+static_assert(LAI_MESSAGE_RPC_MESSAGE ==
+              lai::server::ToWire(lai::server::ServiceType::kRpcMessage));
 
 // The C enum mirrors lai::ErrorCode value for value, so a code converts with a cast.
 static_assert(LAI_OK == static_cast<int>(ErrorCode::kOk));
@@ -289,6 +294,20 @@ lai_status lai_client_connect(const char* socket_path, const lai_client_options*
         return LAI_OK;
       },
       on_error);
+}
+
+lai_status lai_client_notify(lai_client* client, uint16_t type, const void* payload,
+                             size_t length) {
+  constexpr const char* kFunction = "lai_client_notify";
+  if (client == nullptr) return NullHandle(kFunction);
+  return GuardClient(client, kFunction, [&]() -> lai_status {
+    if (lai_status s = CheckRequest(client, kFunction, type, payload, length); s != LAI_OK) {
+      return s;
+    }
+    lai::Status sent = client->client.Notify(type, PayloadSpan(payload, length));
+    if (!sent.ok()) return ClientError(client, sent.error());
+    return ClientOk(client);
+  });
 }
 
 lai_status lai_client_request(lai_client* client, uint16_t type, const void* payload, size_t length,

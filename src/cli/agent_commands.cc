@@ -649,6 +649,7 @@ int Acp(const Config& config, const AgentFlags& flags) {
   lock.unlock();
   agent.CancelAll();
   peer.Drain();
+  agent.ReleaseAll();
   transport.Stop();
   return kExitOk;
 }

@@ -102,7 +102,11 @@ int Serve(const Config& config, const ServeFlags& flags) {
       /*build_now=*/false);
   struct AgentChannel : rpc::ChannelState {
     std::unique_ptr<server::AcpAgent> agent;
-    ~AgentChannel() override { agent->CancelAll(); }
+    // After the channel's requests have ended: its sessions are given up (closed, unlocked).
+    ~AgentChannel() override {
+      agent->CancelAll();
+      agent->ReleaseAll();
+    }
   };
   rpc::ShmRpcServiceOptions rpc_options;
   rpc_options.open_type = server::ToWire(server::ServiceType::kRpcOpen);

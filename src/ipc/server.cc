@@ -74,6 +74,7 @@ struct Responder::Shared {
   std::map<uint64_t, Responder*> streams;  // Open streams by request id; guarded by mutex.
   std::atomic<bool> has_output{false};     // Hint for the worker: queue non-empty.
   BufferPool* pool = nullptr;
+  uint32_t max_message_bytes = 0;  // The connection's agreed limit: larger items are refused.
   PeerWaker poke;  // Rings this connection's bit in its worker's doorbell.
   // The connection's channel. Its sending side belongs to whoever holds `mutex` while a
   // Responder is alive (`responders` > 0), and to the worker alone otherwise; see
@@ -481,8 +482,19 @@ void Responder::CountSentLocked(uint8_t flags, size_t bytes, bool final) {
   }
 }
 
+uint32_t Responder::max_message_bytes() const { return shared_->max_message_bytes; }
+
+Error Responder::TooLarge(size_t bytes) const {
+  return Error(ErrorCode::kResourceExhausted,
+               "a message of " + std::to_string(bytes) + " bytes is over the limit of " +
+                   std::to_string(shared_->max_message_bytes) +
+                   " bytes this connection agreed (the client's max_message_bytes); it was not "
+                   "sent, and the connection is still open");
+}
+
 Status Responder::Enqueue(uint8_t flags, std::span<const std::byte> payload, bool final) {
   Shared& s = *shared_;
+  if (payload.size() > s.max_message_bytes) return TooLarge(payload.size());
   std::unique_lock lock(s.mutex);
   if (finished_.load(std::memory_order_relaxed)) {
     return Error(ErrorCode::kInternal, "the request was already answered");
@@ -511,6 +523,7 @@ Status Responder::Enqueue(uint8_t flags, std::span<const std::byte> payload, boo
 Responder::SendResult Responder::TryEnqueue(uint8_t flags, std::span<const std::byte> payload,
                                             bool final) {
   Shared& s = *shared_;
+  if (payload.size() > s.max_message_bytes) return SendResult::kTooLarge;
   std::lock_guard lock(s.mutex);
   if (finished_.load(std::memory_order_relaxed) || s.closed) return SendResult::kClosed;
   const FrameHeader header{.flags = flags, .type = type_, .request_id = request_id_};
@@ -1119,6 +1132,7 @@ void Server::Impl::Accept(Server& server, UniqueFd socket) {
                      worker->pool(), PeerWaker::ToClient(c->client_eventfd.get()));
   c->shared = std::make_shared<Responder::Shared>();
   c->shared->pool = &worker->pool();
+  c->shared->max_message_bytes = hello->max_message_bytes;
   c->shared->poke = PeerWaker::ToServer(worker->doorbell(), *slot, worker->eventfd());
   c->shared->channel = &*c->channel;
   c->shared->metrics = &server.metrics_;

@@ -82,14 +82,16 @@ class Responder {
  public:
   enum class SendResult {
     kSent,
-    kFull,       // Back-pressure (the connection's output queue or buffer pool is full): retry later.
-    kClosed,     // The client disconnected, or the request was already answered.
+    kFull,    // Back-pressure (the connection's output queue or buffer pool is full): retry later.
+    kClosed,  // The client disconnected, or the request was already answered.
     kCancelled,  // The client cancelled the request.
+    kTooLarge,   // Over the connection's message limit: never sent, the stream goes on.
   };
 
   ~Responder();
   // One item of the stream. Blocks while the connection's output queue is full (back-pressure);
-  // kUnavailable when the client has gone, kCancelled when it cancelled the request.
+  // kUnavailable when the client has gone, kCancelled when it cancelled the request,
+  // kResourceExhausted (nothing sent, the stream open) for an item over the connection's limit.
   Status Send(std::span<const std::byte> item);
   Status Finish(std::span<const std::byte> last = {});
   Status Fail(const Error& error);
@@ -107,6 +109,8 @@ class Responder {
   // what it needs by value or weakly, not the Responder's owner.
   void OnCancel(std::function<void()> callback);
   uint64_t request_id() const { return request_id_; }
+  // The largest item the connection takes (the limit both sides agreed at connect).
+  uint32_t max_message_bytes() const;
 
   // Internal: built by the worker.
   struct Shared;
@@ -117,6 +121,7 @@ class Responder {
 
  private:
   Status Enqueue(uint8_t flags, std::span<const std::byte> payload, bool final);
+  Error TooLarge(size_t bytes) const;
   // A frame of `bytes` went out: counted, and when `final`, the request is finished and its
   // bytes and outcome recorded (MetricsRegistry::RecordStreamed). Under Shared::mutex.
   void CountSentLocked(uint8_t flags, size_t bytes, bool final);

@@ -582,6 +582,10 @@ void Peer::RunJob(Job& job) {
   response += '}';
   BlankNewlines(response, result_at);
   Status sent = transport_.Send(response);
+  if (!sent.ok() && sent.code() == ErrorCode::kResourceExhausted) {
+    // Too large for the transport: the caller gets an error instead of waiting for ever.
+    sent = SendError(job.id_json, kInternalError, sent.error().message());
+  }
   if (!sent.ok() && !is_closed()) {
     spdlog::warn("{}: could not answer '{}': {}", options_.name, job.method,
                  sent.error().message());

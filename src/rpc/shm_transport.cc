@@ -47,8 +47,8 @@ uint64_t SplitMix64(uint64_t& state) {
 // The peer's transport on the server: each message is one item of the channel's streamed reply.
 // Send never waits for a slow client (it may run on a thread many sessions share, such as the
 // provider's I/O thread): what the ring cannot take now waits in an outbox that a thread of this
-// channel delivers in order. Only a client that falls more than kMaxOutboxBytes behind makes Send
-// wait.
+// channel delivers in order. A client that falls more than kMaxOutboxBytes behind loses its
+// channel (Send never blocks).
 class ResponderTransport : public Transport {
  public:
   explicit ResponderTransport(std::shared_ptr<ipc::Responder> responder)
@@ -64,6 +64,14 @@ class ResponderTransport : public Transport {
   }
 
   Status Send(std::string_view message) override {
+    // A message the client's connection cannot take fails alone; the channel goes on.
+    if (message.size() > responder_->max_message_bytes()) {
+      return Error(ErrorCode::kResourceExhausted,
+                   "a message of " + std::to_string(message.size()) +
+                       " bytes is over the limit of " +
+                       std::to_string(responder_->max_message_bytes()) +
+                       " bytes the client's connection agreed; it was not sent");
+    }
     std::unique_lock lock(mutex_);
     if (is_closed_) return Closed();
     if (outbox_.empty()) {
@@ -75,13 +83,25 @@ class ResponderTransport : public Transport {
           is_closed_ = true;
           return Closed();
         case ipc::Responder::SendResult::kFull:
+        case ipc::Responder::SendResult::kTooLarge:  // Not after the check above.
           break;
       }
     }
-    changed_.wait(lock, [&] {
-      return is_closed_ || outbox_bytes_ + message.size() <= kMaxOutboxBytes || outbox_.empty();
-    });
-    if (is_closed_) return Closed();
+    if (!outbox_.empty() && outbox_bytes_ + message.size() > kMaxOutboxBytes) {
+      // The client stopped reading (a hung editor window). Waiting here would hold up the thread
+      // the caller shares with every other session (the provider's I/O thread): the channel
+      // ends instead, and its sessions' turns are cancelled as if the client had gone.
+      spdlog::warn("rpc channel: the client is more than {} MiB behind; closing its channel",
+                   kMaxOutboxBytes >> 20);
+      is_closed_ = true;
+      outbox_.clear();
+      outbox_bytes_ = 0;
+      changed_.notify_all();
+      (void)responder_->TryFail(Error(ErrorCode::kResourceExhausted,
+                                      "the client fell more than 16 MiB behind in reading its "
+                                      "channel; the server closed it"));
+      return Closed();
+    }
     outbox_.emplace_back(message);
     outbox_bytes_ += message.size();
     if (!drainer_.joinable()) drainer_ = std::thread([this] { Drain(); });
@@ -112,6 +132,7 @@ class ResponderTransport : public Transport {
       // Blocks while the client's ring is full: only this channel waits.
       Status sent = responder_->Send(std::as_bytes(std::span(message.data(), message.size())));
       lock.lock();
+      if (is_closed_) return;  // Send() gave the channel up meanwhile, and emptied the outbox.
       outbox_.pop_front();
       outbox_bytes_ -= message.size();
       if (!sent.ok()) {

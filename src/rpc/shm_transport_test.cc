@@ -100,6 +100,37 @@ class ShmRpcTest : public ::testing::Test {
           flood_sent_.CountDown();
           return std::string("{}");
         });
+    peer.HandleRequest(
+        "flood_forever",
+        [this, &peer](std::string_view, const RequestContext&) -> Result<std::string> {
+          const std::string padding(64 * 1024, 'x');
+          for (int n = 0; n < 1000; ++n) {  // 64 MB at most: far beyond the outbox's 16 MiB.
+            Status sent = peer.Notify("flood/item", Json{{"n", n}, {"pad", padding}}.dump());
+            if (!sent.ok()) {
+              flood_refused_.CountDown();
+              return sent.error();
+            }
+          }
+          return std::string("{}");
+        });
+    peer.HandleRequest("big", [](std::string_view, const RequestContext&) -> Result<std::string> {
+      return Json{{"blob", std::string(10'000, 'b')}}.dump();
+    });
+    peer.HandleRequest(
+        "ask_big", [&peer](std::string_view, const RequestContext&) -> Result<std::string> {
+          Status notified = peer.Notify("session/update",
+                                        Json{{"n", 7}, {"pad", std::string(10'000, 'p')}}.dump());
+          if (notified.code() != ErrorCode::kResourceExhausted) {
+            return Error(ErrorCode::kInternal, "the notification was not refused");
+          }
+          Result<std::string> asked =
+              peer.Request("client/name", Json{{"pad", std::string(10'000, 'p')}}.dump(),
+                           {.timeout = test_support::kWait});
+          return Json{
+              {"refused", !asked.ok() && asked.error().code() == ErrorCode::kResourceExhausted},
+              {"message", asked.ok() ? "" : asked.error().message()}}
+              .dump();
+        });
     return std::make_unique<CountingState>(states_destroyed_);
   }
 
@@ -108,7 +139,7 @@ class ShmRpcTest : public ::testing::Test {
   ipc::ClientOptions ClientOptions() {
     ipc::ClientOptions options;
     options.socket_path = dir_ + "/s.sock";
-    options.stream.max_message_bytes = kMaxMessageBytes;
+    options.stream.max_message_bytes = client_max_message_bytes_;
     options.request_timeout = milliseconds(10'000);
     return options;
   }
@@ -141,6 +172,7 @@ class ShmRpcTest : public ::testing::Test {
     return true;
   }
 
+  uint32_t client_max_message_bytes_ = kMaxMessageBytes;
   std::string dir_;
   std::unique_ptr<ipc::Server> server_;
   std::unique_ptr<ShmRpcService> service_;
@@ -151,6 +183,8 @@ class ShmRpcTest : public ::testing::Test {
   Latch block_entered_;
   Latch block_cancelled_;
   Latch flood_sent_;
+  Latch flood_refused_;
+  Latch reader_released_;
   std::atomic<int> states_destroyed_{0};
 };
 
@@ -208,6 +242,27 @@ TEST_F(ShmRpcTest, TenMegabyteMessagesBothWays) {
       client_peer_->Request("echo", params, {.timeout = std::chrono::seconds(30)});
   ASSERT_TRUE(echo.ok()) << echo.error().ToString();
   EXPECT_TRUE(*echo == params) << "the echo differs from the 10 MB request";
+}
+
+// A message larger than the client's connection takes fails alone: a too-large answer reaches
+// the client as an error answer (it waited for ever), a too-large request or notification fails
+// at the server, and the channel goes on (it was closed, and every later call hung).
+TEST_F(ShmRpcTest, AMessageOverTheClientsLimitFailsAloneAndTheChannelGoesOn) {
+  client_max_message_bytes_ = 4096;
+  ConnectClient();
+  Result<std::string> big = client_peer_->Request("big", "{}", {.timeout = test_support::kWait});
+  ASSERT_FALSE(big.ok());
+  EXPECT_NE(big.error().message().find("over the limit of 4096 bytes"), std::string::npos)
+      << big.error().message();
+  Result<std::string> asked =
+      client_peer_->Request("ask_big", "{}", {.timeout = test_support::kWait});
+  ASSERT_TRUE(asked.ok()) << asked.error().ToString();
+  EXPECT_TRUE(Json::parse(*asked)["refused"].get<bool>()) << *asked;
+  Result<std::string> echo =
+      client_peer_->Request("echo", R"({"still":"open"})", {.timeout = test_support::kWait});
+  ASSERT_TRUE(echo.ok()) << echo.error().ToString();
+  EXPECT_EQ(*echo, R"({"still":"open"})");
+  EXPECT_TRUE(updates_.empty());
 }
 
 TEST_F(ShmRpcTest, CancelReachesTheServerHandler) {
@@ -295,6 +350,26 @@ TEST_F(ShmRpcTest, AClientThatStopsReadingDoesNotHoldUpTheServersSends) {
   ASSERT_TRUE(answered.Wait());
   ASSERT_EQ(seen.size(), static_cast<size_t>(kFloodCount));
   for (int n = 0; n < kFloodCount; ++n) ASSERT_EQ(seen[n], n);
+}
+
+// A client that stops reading for good loses its channel once 16 MiB wait for it: the server's
+// sends never block (they run on threads every session shares), and other channels go on.
+TEST_F(ShmRpcTest, AClientFarBehindLosesItsChannelAndOthersGoOn) {
+  ConnectClient();
+  client_peer_->HandleNotification("flood/item", [this](std::string_view) {
+    (void)reader_released_.Wait();  // Stuck in the first one, until the test ends.
+  });
+  client_peer_->RequestAsync("flood_forever", "{}", [](Result<std::string>) {});
+  EXPECT_TRUE(flood_refused_.Wait()) << "the sends to a client that stopped reading never failed";
+  Result<std::unique_ptr<ShmClientTransport>> second =
+      ShmClientTransport::Connect(ClientOptions(), kOpen, kMessage);
+  ASSERT_TRUE(second.ok()) << second.error().ToString();
+  Peer second_peer(**second, {.name = "second"});
+  (*second)->Start(second_peer);
+  Result<std::string> echo = second_peer.Request("echo", "[1]", {.timeout = test_support::kWait});
+  ASSERT_TRUE(echo.ok()) << echo.error().ToString();
+  (*second)->Close();
+  reader_released_.CountDown();
 }
 
 }  // namespace

@@ -230,22 +230,37 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
       std::condition_variable done;
       std::optional<Result<std::string>> outcome;
     };
-    auto wait = std::make_shared<Wait>();
-    int64_t id = peer.RequestAsync("session/request_permission", params.dump(),
-                                   [wait](Result<std::string> outcome) {
-                                     std::lock_guard lock(wait->mutex);
-                                     wait->outcome = std::move(outcome);
-                                     wait->done.notify_one();
-                                   });
-    std::unique_lock lock(wait->mutex);
-    while (!wait->outcome) {
-      if (cancelled.load()) {
-        lock.unlock();
-        // The client still answers, with `cancelled`.
-        if (id != 0) peer.CancelOutgoing(id);
-        return {agent::PermissionOutcome::kCancelled, {}};
+    std::shared_ptr<Wait> wait;
+    // Twice at most: a question too large for the editor's connection (the diff of a big file)
+    // is asked again without its diff and raw arguments, rather than taken for an answer.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      wait = std::make_shared<Wait>();
+      int64_t id = peer.RequestAsync("session/request_permission", params.dump(),
+                                     [wait](Result<std::string> outcome) {
+                                       std::lock_guard lock(wait->mutex);
+                                       wait->outcome = std::move(outcome);
+                                       wait->done.notify_one();
+                                     });
+      std::unique_lock lock(wait->mutex);
+      while (!wait->outcome) {
+        if (cancelled.load()) {
+          lock.unlock();
+          // The client still answers, with `cancelled`.
+          if (id != 0) peer.CancelOutgoing(id);
+          return {agent::PermissionOutcome::kCancelled, {}};
+        }
+        wait->done.wait_for(lock, std::chrono::milliseconds(20));
       }
-      wait->done.wait_for(lock, std::chrono::milliseconds(20));
+      if (wait->outcome->ok() || wait->outcome->error().code() != ErrorCode::kResourceExhausted) {
+        break;
+      }
+      params["toolCall"].erase("rawInput");  // The edit's arguments hold the new text too.
+      params["toolCall"]["content"] = json::array(
+          {{{"type", "content"},
+            {"content",
+             {{"type", "text"},
+              {"text", "(The diff is too large to show here: " + wait->outcome->error().message() +
+                           ")"}}}}});
     }
     agent::PermissionReply reply;  // kCancelled.
     if (!wait->outcome->ok()) {
@@ -510,9 +525,15 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     ASSIGN_OR_RETURN(std::string id, StringField(method, params, "sessionId"));
     ASSIGN_OR_RETURN(agent::Engine * engine, Engine());
     std::shared_ptr<agent::Session> session = engine->Find(id);
-    if (!session) {
+    bool is_ours;
+    {
+      std::lock_guard lock(mutex);
+      is_ours = std::find(session_ids.begin(), session_ids.end(), id) != session_ids.end();
+    }
+    // Only the sessions this connection created or loaded: another editor window's stay its own.
+    if (!session || !is_ours) {
       return Error(ErrorCode::kNotFound, std::string(method) + ": no session '" + id +
-                                             "' (use session/new or "
+                                             "' on this connection (use session/new or "
                                              "session/load)");
     }
     return session;
@@ -591,6 +612,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     }
     ASSIGN_OR_RETURN(agent::Engine * engine, Engine());
     ASSIGN_OR_RETURN(std::shared_ptr<agent::Session> session, engine->NewSession(options));
+    RETURN_IF_ERROR(engine->Claim(session->id(), this));
     {
       std::lock_guard lock(mutex);
       session_ids.push_back(session->id());
@@ -607,9 +629,12 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
                      StartMcpServers("session/load", params, cwd));
     ASSIGN_OR_RETURN(agent::Engine * engine, Engine());
     ASSIGN_OR_RETURN(std::shared_ptr<agent::Session> session, engine->LoadSession(id, mcp));
+    RETURN_IF_ERROR(engine->Claim(session->id(), this));
     {
       std::lock_guard lock(mutex);
-      session_ids.push_back(session->id());
+      if (std::find(session_ids.begin(), session_ids.end(), session->id()) == session_ids.end()) {
+        session_ids.push_back(session->id());
+      }
     }
     RETURN_IF_ERROR(session->Replay(*this));
     return json{{"modes", ModesJson(*session)}}.dump();
@@ -802,6 +827,18 @@ void AcpAgent::CancelAll() {
     ids = impl_->session_ids;
   }
   for (const std::string& id : ids) impl_->CancelTurn(id);
+}
+
+void AcpAgent::ReleaseAll() {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(impl_->mutex);
+    ids = std::exchange(impl_->session_ids, {});
+  }
+  if (ids.empty()) return;
+  Result<agent::Engine*> engine = impl_->Engine();
+  if (!engine.ok()) return;
+  for (const std::string& id : ids) (*engine)->Release(id, impl_.get());
 }
 
 }  // namespace lai::server

@@ -44,6 +44,9 @@ class AcpAgent {
 
   // Cancels every running turn of this connection (the peer is closing).
   void CancelAll();
+  // Gives up this connection's sessions (after CancelAll, once its requests have ended): each is
+  // closed if idle, its lock released, and another connection may load it.
+  void ReleaseAll();
 
  private:
   struct Impl;

@@ -141,6 +141,12 @@ bool EmitLocked(Stream& s, std::string item) {
         s.has_ended = true;
         s.is_answered = true;  // Nobody listens.
         return false;
+      case SendResult::kTooLarge:
+        s.cancel_requested = true;
+        return EndLocked(s, std::nullopt,
+                         Error(ErrorCode::kResourceExhausted,
+                               "a streamed item of " + std::to_string(item.size()) +
+                                   " bytes is over the connection's message limit"));
     }
   }
   const bool schedule = !s.is_backlogged;
