@@ -241,11 +241,20 @@ TEST_F(AcpShmTest, AnEditTooLargeForTheConnectionIsAskedWithoutItsDiff) {
 // load it while it is open (two windows wrote one history), and once its connection closes the
 // session is given up (its lock went only with the server) and another connection may load it.
 TEST_F(AcpShmTest, SessionsBelongToTheConnectionThatOpenedThem) {
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("call_1", "attempt_completion", R"({"result":"Hello."})"));
   ASSERT_NO_FATAL_FAILURE(Connect());
   Result<std::string> created =
       Request("session/new", {{"cwd", workspace_}, {"mcpServers", Json::array()}});
   ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << Log();
   std::string session_id = Json::parse(*created)["sessionId"];
+  Json hello = {{"sessionId", session_id}, {"prompt", {{{"type", "text"}, {"text", "hello"}}}}};
+  ASSERT_TRUE(Request("session/prompt", hello).ok()) << Log();
+  // A session opened and never prompted is not kept when its connection closes.
+  Result<std::string> unused =
+      Request("session/new", {{"cwd", workspace_}, {"mcpServers", Json::array()}});
+  ASSERT_TRUE(unused.ok()) << unused.error().message();
+  std::string unused_id = Json::parse(*unused)["sessionId"];
 
   ipc::ClientOptions options;
   options.socket_path = serve_->socket();
@@ -272,12 +281,31 @@ TEST_F(AcpShmTest, SessionsBelongToTheConnectionThatOpenedThem) {
       << taken.error().message();
 
   transport_->Close();  // The first window closes.
+  // Not from another project's window: its edits would land in this workspace.
+  std::filesystem::create_directories(dir_ + "/other");
+  Json elsewhere = {
+      {"sessionId", session_id}, {"cwd", dir_ + "/other"}, {"mcpServers", Json::array()}};
+  Result<std::string> wrong = Error(ErrorCode::kUnavailable, "not tried");
+  for (int attempt = 0; attempt < 200; ++attempt) {  // The first window's teardown is async.
+    wrong = other.Request("session/load", elsewhere.dump(), timeout_);
+    if (wrong.ok() || wrong.error().message().find("belongs to workspace") != std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.error().message().find("belongs to workspace " + workspace_), std::string::npos)
+      << wrong.error().message();
   Result<std::string> loaded = Error(ErrorCode::kUnavailable, "not tried");
   for (int attempt = 0; attempt < 200 && !loaded.ok(); ++attempt) {  // Its teardown is async.
     loaded = other.Request("session/load", load.dump(), timeout_);
     if (!loaded.ok()) std::this_thread::sleep_for(milliseconds(10));
   }
   ASSERT_TRUE(loaded.ok()) << loaded.error().message() << "\n" << Log();
+  Json listed = Json::parse(*other.Request("_lapce/sessions/list", "{}", timeout_));
+  ASSERT_EQ(listed["sessions"].size(), 1u) << listed.dump();
+  EXPECT_EQ(listed["sessions"][0]["sessionId"], session_id);
+  EXPECT_NE(unused_id, session_id);
   (*second)->Close();
 }
 

@@ -568,6 +568,7 @@ TEST_F(AgentE2eTest, KillNineMidTurnLosesNothingAndResumes) {
   EXPECT_NE(table.out.find("interrupted"), std::string::npos) << table.out;
   ProcessResult show = Lapce({"sessions", "show", id});
   EXPECT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_NE(show.out.find("interrupted"), std::string::npos) << "as the list says";
   EXPECT_NE(show.out.find(printed), std::string::npos)
       << "every chunk printed before the kill is stored; printed:\n"
       << printed << "\nshown:\n"
@@ -588,6 +589,23 @@ TEST_F(AgentE2eTest, KillNineMidTurnLosesNothingAndResumes) {
   EXPECT_NE(sent.find(printed), std::string::npos) << "the partial reply; sent: " << sent;
   EXPECT_NE(sent.find("go on"), std::string::npos);
   EXPECT_EQ(ListSessions()[0]["status"], "completed");
+}
+
+// A kill while a command runs keeps what the model's reply cost (the session's row was written
+// only with the next user message, so the list said 0).
+TEST_F(AgentE2eTest, KillNineDuringACommandKeepsTheReplysCost) {
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("call_1", "execute_command",
+                                         R"({"command":"echo $$ > cmd.pid; exec sleep 30"})"));
+  Child child(RunArgs("wait a while", {"--yes"}), Env());
+  pid_t command = WaitForPidFile(repo_ + "/cmd.pid");
+  ASSERT_GT(command, 0) << child.err();
+  child.Signal(SIGKILL);
+  EXPECT_EQ(child.Wait(milliseconds(5000)), -1);
+  ::kill(command, SIGKILL);
+  Json sessions = ListSessions();
+  ASSERT_EQ(sessions.size(), 1u);
+  EXPECT_GT(sessions[0]["costUsd"].get<double>(), 0.0) << sessions.dump();
 }
 
 // `sessions resume --mode M` switches the session to M (as session/set_mode does); an unknown
@@ -759,6 +777,15 @@ TEST_F(AgentE2eTest, ExportDeleteAndBadIds) {
   std::string md = ReadFile(md_file);
   EXPECT_EQ(md.rfind("# ", 0), 0u) << md;
   EXPECT_NE(md.find("say hello"), std::string::npos) << md;
+  EXPECT_EQ(std::filesystem::status(md_file).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  // Not through a link planted where the export goes.
+  std::filesystem::create_symlink(home_ + "/victim", home_ + "/link.md");
+  ProcessResult linked =
+      Lapce({"sessions", "export", first, "--format", "md", "-o", home_ + "/link.md"});
+  EXPECT_EQ(linked.exit_code, 1);
+  EXPECT_NE(linked.err.find("symbolic link"), std::string::npos) << linked.err;
+  EXPECT_FALSE(std::filesystem::exists(home_ + "/victim"));
 
   ProcessResult bad_format = Lapce({"sessions", "export", first, "--format", "pdf"});
   EXPECT_EQ(bad_format.exit_code, 2);

@@ -320,10 +320,17 @@ const XmlToolSpec* FindXmlSpec(std::string_view name) {
 
 std::optional<llm::Message> UnfinishedReply(const std::vector<StoredEvent>& events) {
   std::string partial;
+  // After a tool call starts, what is said until the next stored message is a subtask's (its
+  // updates are shown in the parent): never the parent's own reply.
+  bool in_tool = false;
   for (const StoredEvent& event : events) {
     if (event.kind == "message" || event.kind == kTurnEndEvent) {
       partial.clear();
-    } else if (event.kind == UpdateKindName(SessionUpdate::Kind::kAgentMessageChunk)) {
+      in_tool = false;
+    } else if (event.kind == UpdateKindName(SessionUpdate::Kind::kToolCall)) {
+      partial.clear();
+      in_tool = true;
+    } else if (!in_tool && event.kind == UpdateKindName(SessionUpdate::Kind::kAgentMessageChunk)) {
       Result<SessionUpdate> update = SessionUpdateFromAcpJson(event.payload_json);
       if (update.ok()) partial += update->text;
     }
@@ -335,6 +342,38 @@ std::optional<llm::Message> UnfinishedReply(const std::vector<StoredEvent>& even
   message.parts.back().text =
       partial + "\n\n[Response interrupted: lapce-ai stopped before this reply finished.]";
   return message;
+}
+
+std::vector<SessionUpdate> UnfinishedToolCalls(const std::vector<StoredEvent>& events) {
+  std::vector<std::string> open;
+  for (const StoredEvent& event : events) {
+    bool is_call = event.kind == UpdateKindName(SessionUpdate::Kind::kToolCall);
+    bool is_update = event.kind == UpdateKindName(SessionUpdate::Kind::kToolCallUpdate);
+    if (!is_call && !is_update) continue;
+    Result<SessionUpdate> update = SessionUpdateFromAcpJson(event.payload_json);
+    if (!update.ok()) continue;
+    const std::string& id = update->tool.id;
+    bool ended = update->tool.status && (*update->tool.status == ToolStatus::kCompleted ||
+                                         *update->tool.status == ToolStatus::kFailed);
+    if (is_call && !ended && std::find(open.begin(), open.end(), id) == open.end()) {
+      open.push_back(id);
+    } else if (ended) {
+      std::erase(open, id);
+    }
+  }
+  std::vector<SessionUpdate> endings;
+  for (const std::string& id : open) {
+    SessionUpdate ending;
+    ending.kind = SessionUpdate::Kind::kToolCallUpdate;
+    ending.tool.id = id;
+    ending.tool.status = ToolStatus::kFailed;
+    ToolCallContent note;
+    note.kind = ToolCallContent::Kind::kText;
+    note.text = "Interrupted: lapce-ai stopped before this finished.";
+    ending.tool.content.push_back(std::move(note));
+    endings.push_back(std::move(ending));
+  }
+  return endings;
 }
 
 std::string_view StopReasonName(StopReason reason) {
@@ -1994,7 +2033,9 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
       if (session.cancelled_.load()) return StopReason::kCancelled;
       continue;
     }
-    Append(reply.message);
+    // With the session's row: the reply's tokens and cost are kept even if the engine is killed
+    // during the tool call that follows.
+    Append(reply.message, /*with_record=*/true);
     if (session.cancelled_.load()) {
       SaveRecord();
       return StopReason::kCancelled;
@@ -2345,6 +2386,15 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
     message.token_estimate = EstimateTokens(message.message);
     RETURN_IF_ERROR(StoreMessage(*store_, record->id, message));
     state.history.push_back(std::move(message));
+  }
+  // Tool calls the stopped engine never ended are ended now, as failed, so an editor replaying
+  // the session does not show them running for ever.
+  if (record->status == SessionStatus::kActive || record->status == SessionStatus::kFailed) {
+    for (const SessionUpdate& ending : UnfinishedToolCalls(events)) {
+      RETURN_IF_ERROR(
+          store_->AppendEvent(record->id, UpdateKindName(ending.kind), ToAcpJson(ending), NowMs())
+              .status());
+    }
   }
   std::lock_guard lock(mutex_);
   sessions_.push_back(session);

@@ -171,8 +171,8 @@ Json EmbeddedJson(const std::string& text) {
 
 }  // namespace
 
-std::string ExportMarkdown(const SessionRecord& record,
-                           const std::vector<HistoryMessage>& messages) {
+std::string ExportMarkdown(const SessionRecord& record, const std::vector<HistoryMessage>& messages,
+                           std::string_view status) {
   std::string out =
       "# " +
       (record.title.empty() ? "Session " + record.id : internal::MarkdownTableCell(record.title)) +
@@ -189,7 +189,7 @@ std::string ExportMarkdown(const SessionRecord& record,
   if (!record.profile.empty()) row("Profile", record.profile);
   if (!record.model.empty()) row("Model", record.model);
   row("Tool protocol", ToolProtocolName(record.tool_protocol));
-  row("Status", SessionStatusName(record.status));
+  row("Status", std::string(status.empty() ? SessionStatusName(record.status) : status));
   row("Created", FormatTime(record.created_ms));
   row("Updated", FormatTime(record.updated_ms));
   const SessionTotals& totals = record.totals;
@@ -209,7 +209,7 @@ std::string ExportMarkdown(const SessionRecord& record,
 }
 
 std::string ExportJson(const SessionRecord& record, const std::vector<HistoryMessage>& messages,
-                       const std::vector<StoredEvent>& events) {
+                       const std::vector<StoredEvent>& events, std::string_view status) {
   Json session = Json::object();
   session["id"] = record.id;
   session["parent_id"] = record.parent_id.empty() ? Json(nullptr) : Json(record.parent_id);
@@ -219,7 +219,7 @@ std::string ExportJson(const SessionRecord& record, const std::vector<HistoryMes
   session["profile"] = record.profile;
   session["model"] = record.model;
   session["tool_protocol"] = ToolProtocolName(record.tool_protocol);
-  session["status"] = SessionStatusName(record.status);
+  session["status"] = status.empty() ? SessionStatusName(record.status) : status;
   session["created_ms"] = record.created_ms;
   session["updated_ms"] = record.updated_ms;
   session["tokens_in"] = record.totals.input_tokens;

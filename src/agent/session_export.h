@@ -12,12 +12,13 @@ namespace lai::agent {
 
 // Title, a metadata table, the todo list, then every message (hidden ones too, marked): user and
 // assistant headings, text, reasoning in a <details> block, tool calls and results fenced.
-std::string ExportMarkdown(const SessionRecord& record,
-                           const std::vector<HistoryMessage>& messages);
+// `status`: as shown (SessionStore::ShownStatus); "" = the record's.
+std::string ExportMarkdown(const SessionRecord& record, const std::vector<HistoryMessage>& messages,
+                           std::string_view status = {});
 
 // {"format":"lapce-ai-session","version":1,"session":{…},"messages":[…],"events":[…]}, indented.
 // Messages use MessageToJson's shape; todos, extra and event payloads are embedded as JSON.
 std::string ExportJson(const SessionRecord& record, const std::vector<HistoryMessage>& messages,
-                       const std::vector<StoredEvent>& events);
+                       const std::vector<StoredEvent>& events, std::string_view status = {});
 
 }  // namespace lai::agent

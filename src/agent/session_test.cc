@@ -2206,6 +2206,47 @@ TEST_F(SessionTest, ATodoListWithoutItemsKeepsTheOldOne) {
   EXPECT_EQ(todos[1].status, PlanEntry::Status::kCompleted);
 }
 
+// What a killed engine left: a subtask's words after the parent's tool call are not the parent's
+// unfinished reply (they became the parent's own words on resume); tool calls started and never
+// ended are ended as failed, so an editor's replay does not show them running for ever.
+TEST(RecoveryTest, SubtaskWordsAreNotTheParentsReplyAndOpenToolCallsEnd) {
+  auto update = [](SessionUpdate value) {
+    return StoredEvent{0, 0, std::string(UpdateKindName(value.kind)), ToAcpJson(value)};
+  };
+  auto text = [&](std::string words) {
+    SessionUpdate chunk;
+    chunk.kind = SessionUpdate::Kind::kAgentMessageChunk;
+    chunk.text = std::move(words);
+    return update(chunk);
+  };
+  auto call = [&](std::string id, std::optional<ToolStatus> status) {
+    SessionUpdate value;
+    value.kind = status ? SessionUpdate::Kind::kToolCallUpdate : SessionUpdate::Kind::kToolCall;
+    value.tool.id = std::move(id);
+    value.tool.title = "Subtask";
+    value.tool.status = status.value_or(ToolStatus::kPending);
+    return update(value);
+  };
+  std::vector<StoredEvent> events = {text("Delegating."),
+                                     {0, 0, "message", "{}"},
+                                     call("call_new", std::nullopt),
+                                     text("child working"),
+                                     call("call_done", std::nullopt),
+                                     call("call_done", ToolStatus::kCompleted)};
+  EXPECT_FALSE(UnfinishedReply(events).has_value());
+  std::vector<SessionUpdate> endings = UnfinishedToolCalls(events);
+  ASSERT_EQ(endings.size(), 1u);
+  EXPECT_EQ(endings[0].tool.id, "call_new");
+  EXPECT_EQ(endings[0].tool.status, ToolStatus::kFailed);
+
+  events.push_back({0, 0, "message", "{}"});
+  events.push_back(text("the parent's own words"));
+  std::optional<llm::Message> unfinished = UnfinishedReply(events);
+  ASSERT_TRUE(unfinished.has_value());
+  EXPECT_TRUE(unfinished->parts[0].text.starts_with("the parent's own words"))
+      << unfinished->parts[0].text;
+}
+
 // ---- 11. Many sessions at once -----------------------------------------------------------------
 
 TEST_F(SessionTest, TwentySessionsRunConcurrently) {

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -1291,7 +1292,17 @@ Result<std::vector<SessionRecord>> SessionStore::ListSessions(const ListOptions&
                                        "(?2 OR parent_id IS NULL) ORDER BY updated_ms DESC, "
                                        "rowid DESC LIMIT ?3"));
   Statement statement(raw);
-  statement.Bind(1, options.workspace);
+  // Sessions keep their workspace's canonical root: "ws/", "./ws" or a link to it name the same.
+  std::string workspace = options.workspace;
+  if (!workspace.empty()) {
+    std::error_code ignored;
+    std::filesystem::path canonical = std::filesystem::weakly_canonical(workspace, ignored);
+    if (!ignored && !canonical.empty()) {
+      workspace = canonical.string();
+      while (workspace.size() > 1 && workspace.back() == '/') workspace.pop_back();
+    }
+  }
+  statement.Bind(1, workspace);
   statement.Bind(2, options.include_children);
   statement.Bind(3, static_cast<int64_t>(options.limit > 0 ? options.limit : -1));
   return ReadSessions(connection, statement, "list sessions");
@@ -1416,6 +1427,11 @@ Status SessionStore::DeleteSessionRows(std::string_view session_id) {
   if (rc != SQLITE_DONE) return SqlError(connection, rc, "delete session " + Quote(session_id));
   if (sqlite3_changes(connection.db) == 0) return SessionNotFound(session_id);
   return OkStatus();
+}
+
+std::string_view SessionStore::ShownStatus(const SessionRecord& record) {
+  if (record.status == SessionStatus::kActive && !IsSessionOpen(record.id)) return "interrupted";
+  return SessionStatusName(record.status);
 }
 
 }  // namespace lai::agent

@@ -60,7 +60,7 @@ struct MessageVisibility {
 
 struct ListOptions {
   int limit = 50;                 // <= 0: no limit.
-  std::string workspace;          // "" = every workspace; else exactly this root.
+  std::string workspace;          // "" = every workspace; else this root (made canonical).
   bool include_children = false;  // Also list new_task children.
 };
 
@@ -194,6 +194,9 @@ class SessionStore {
   Result<SessionLock> LockSession(std::string_view session_id);
   // Whether a lock from LockSession is held on the session now, in any process.
   bool IsSessionOpen(std::string_view session_id);
+  // The status to show: "interrupted" for an active session no process has open (its engine was
+  // killed), else SessionStatusName.
+  std::string_view ShownStatus(const SessionRecord& record);
 
  private:
   SessionStore(std::string path, std::unique_ptr<internal::StoreConnection> connection);

@@ -157,6 +157,23 @@ class StoreTest : public ::testing::Test {
   std::unique_ptr<SessionStore> store_;
 };
 
+// A workspace filter names the directory however it is written: with a trailing '/', through
+// "..", or through a link to it (sessions keep the canonical root).
+TEST_F(StoreTest, AWorkspaceFilterIsMadeCanonical) {
+  std::string root = dir_.path() + "/ws";
+  std::filesystem::create_directories(root + "/sub");
+  std::filesystem::create_directory_symlink(root, dir_.path() + "/link");
+  std::string canonical = std::filesystem::canonical(root).string();
+  Create("a", 1, "", canonical);
+  Create("b", 2, "", "/elsewhere");
+  for (const std::string& spelling :
+       {canonical, root + "/", root + "/sub/..", dir_.path() + "/link"}) {
+    ListOptions options;
+    options.workspace = spelling;
+    EXPECT_EQ(Ids(options), std::vector<std::string>{"a"}) << spelling;
+  }
+}
+
 TEST_F(StoreTest, CreatesPrivateDirectoriesAndFileInWalMode) {
   EXPECT_EQ(Mode(dir_.path() + "/data"), 0700u);
   EXPECT_EQ(Mode(dir_.path() + "/data/lapce-ai"), 0700u);

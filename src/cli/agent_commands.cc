@@ -2,6 +2,7 @@
 // editors over stdio, and the stored sessions. Confined to the main thread, except the signal
 // thread (Ctrl-C) and the session's turn, which runs on the main thread and calls the terminal
 // client from it.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@
 #include "base/json_text.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "base/unique_fd.h"
 #include "cli/bench_agent.h"
 #include "cli/commands.h"
 #include "cli/provider_flags.h"
@@ -698,9 +700,7 @@ int SessionsList(const SessionsFlags& flags) {
   // An active session nobody has open was stopped mid-turn (kill -9, a crash): it is shown as
   // interrupted, and resuming it continues where it stopped.
   auto status_of = [&](const agent::SessionRecord& record) {
-    bool is_stopped =
-        record.status == agent::SessionStatus::kActive && !(*store)->IsSessionOpen(record.id);
-    return std::string(is_stopped ? "interrupted" : agent::SessionStatusName(record.status));
+    return std::string((*store)->ShownStatus(record));
   };
   if (flags.json) {
     json out = json::array();
@@ -720,7 +720,14 @@ int SessionsList(const SessionsFlags& flags) {
     return kExitOk;
   }
   if (records->empty()) {
-    std::printf("no sessions yet; `lapce-ai run \"task\"` starts one\n");
+    if (options.workspace.empty()) {
+      std::printf("no sessions yet; `lapce-ai run \"task\"` starts one\n");
+    } else {
+      std::printf(
+          "no sessions in %s (`--all` lists subtasks too; without --cwd, every "
+          "workspace's)\n",
+          options.workspace.c_str());
+    }
     return kExitOk;
   }
   // A task's cost includes its subtasks'; a subtask's title names its parent (↳ parent: title),
@@ -731,8 +738,8 @@ int SessionsList(const SessionsFlags& flags) {
     std::string title =
         record.parent_id.empty() ? record.title : "↳ " + record.parent_id + ": " + record.title;
     std::printf("%-24s  %-16s  %-12s  %-11s  %8.4f  %s\n", record.id.c_str(),
-                FormatTime(record.updated_ms).c_str(), record.mode.c_str(),
-                status_of(record).c_str(), record.totals.cost_usd, title.c_str());
+                FormatTime(record.updated_ms).c_str(), Visible(record.mode).c_str(),
+                status_of(record).c_str(), record.totals.cost_usd, Visible(title).c_str());
   }
   return kExitOk;
 }
@@ -782,21 +789,32 @@ int SessionsShowOrExport(const SessionsFlags& flags, bool is_export) {
     std::fprintf(stderr, "lapce-ai sessions %s: %s\n", verb, loaded.error().message().c_str());
     return loaded.error().code() == ErrorCode::kNotFound ? kExitFailure : kExitUsage;
   }
-  std::string text = flags.format == "json"
-                         ? agent::ExportJson(loaded->record, loaded->messages, loaded->events)
-                         : agent::ExportMarkdown(loaded->record, loaded->messages);
+  const std::string_view status = (*store)->ShownStatus(loaded->record);
+  std::string text =
+      flags.format == "json"
+          ? agent::ExportJson(loaded->record, loaded->messages, loaded->events, status)
+          : agent::ExportMarkdown(loaded->record, loaded->messages, status);
   if (flags.output.empty()) {
+    // What the model and its commands said cannot retitle or clear the user's terminal.
+    if (::isatty(STDOUT_FILENO) == 1) text = Visible(text);
     std::fwrite(text.data(), 1, text.size(), stdout);
     if (!text.empty() && text.back() != '\n') std::fputc('\n', stdout);
     return kExitOk;
   }
-  std::ofstream out(flags.output, std::ios::binary | std::ios::trunc);
-  const int open_errno = out ? 0 : errno;
-  out << text;
-  out.close();
-  if (!out) {
+  // The user's own (0600, as the store), and never written through a link planted there.
+  UniqueFd out(
+      ::open(flags.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  bool written = out.is_valid();
+  for (size_t done = 0; written && done < text.size();) {
+    ssize_t n = ::write(out.get(), text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    written = n > 0;
+    if (written) done += static_cast<size_t>(n);
+  }
+  if (!written) {
     std::fprintf(stderr, "lapce-ai sessions %s: cannot write '%s': %s\n", verb,
-                 flags.output.c_str(), std::strerror(open_errno != 0 ? open_errno : errno));
+                 flags.output.c_str(),
+                 errno == ELOOP ? "it is a symbolic link (name a file)" : std::strerror(errno));
     return kExitFailure;
   }
   std::fprintf(stderr, "wrote %s\n", flags.output.c_str());

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <unordered_map>
@@ -628,7 +629,21 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     ASSIGN_OR_RETURN(std::shared_ptr<agent::McpServers> mcp,
                      StartMcpServers("session/load", params, cwd));
     ASSIGN_OR_RETURN(agent::Engine * engine, Engine());
+    const bool was_open = engine->Find(id) != nullptr;
     ASSIGN_OR_RETURN(std::shared_ptr<agent::Session> session, engine->LoadSession(id, mcp));
+    // The editor says where it works: a session of another project would edit that project.
+    if (!cwd.empty()) {
+      std::error_code ignored;
+      std::string given = std::filesystem::weakly_canonical(cwd, ignored).string();
+      while (given.size() > 1 && given.back() == '/') given.pop_back();
+      std::string workspace = session->Info().workspace;
+      if (given != workspace) {
+        if (!was_open) engine->Close(session->id());
+        return BadParams("session/load", "session " + session->id() + " belongs to workspace " +
+                                             workspace + ", not to the 'cwd' given (" + cwd +
+                                             "); open it from that workspace");
+      }
+    }
     RETURN_IF_ERROR(engine->Claim(session->id(), this));
     {
       std::lock_guard lock(mutex);
@@ -720,7 +735,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
                           {"cwd", record.workspace},
                           {"mode", record.mode},
                           {"model", record.model},
-                          {"status", agent::SessionStatusName(record.status)},
+                          {"status", store->ShownStatus(record)},
                           {"createdMs", record.created_ms},
                           {"updatedMs", record.updated_ms},
                           {"costUsd", RoundForJson(record.totals.cost_usd)}});
@@ -838,7 +853,12 @@ void AcpAgent::ReleaseAll() {
   if (ids.empty()) return;
   Result<agent::Engine*> engine = impl_->Engine();
   if (!engine.ok()) return;
-  for (const std::string& id : ids) (*engine)->Release(id, impl_.get());
+  for (const std::string& id : ids) {
+    // A session the editor opened and never prompted (a thread opened and closed) is not kept:
+    // it would list as an untitled, interrupted session.
+    if (std::shared_ptr<agent::Session> session = (*engine)->Find(id)) session->DiscardIfEmpty();
+    (*engine)->Release(id, impl_.get());
+  }
 }
 
 }  // namespace lai::server

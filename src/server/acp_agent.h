@@ -45,7 +45,8 @@ class AcpAgent {
   // Cancels every running turn of this connection (the peer is closing).
   void CancelAll();
   // Gives up this connection's sessions (after CancelAll, once its requests have ended): each is
-  // closed if idle, its lock released, and another connection may load it.
+  // closed if idle, its lock released, and another connection may load it; one never prompted
+  // is deleted.
   void ReleaseAll();
 
  private:
