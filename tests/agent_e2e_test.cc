@@ -621,6 +621,14 @@ TEST_F(AgentE2eTest, ResumeWithModeSwitchesTheMode) {
     for (const std::string& a : Provider()) args.push_back(a);
     return Lapce(args);
   };
+  // A completed session without a message: nothing to send (a request was spent on
+  // "[TASK RESUMPTION]" given as feedback).
+  std::vector<std::string> bare = {"sessions", "resume", id, "--yes"};
+  for (const std::string& a : Provider()) bare.push_back(a);
+  ProcessResult nothing = Lapce(bare);
+  EXPECT_EQ(nothing.exit_code, 2);
+  EXPECT_NE(nothing.err.find("is completed; say what to do next"), std::string::npos)
+      << nothing.err;
   ProcessResult unknown = resume("nosuch");
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_NE(unknown.err.find("--mode: unknown mode 'nosuch'; the modes are: code, architect"),

@@ -311,6 +311,22 @@ TEST(IpcLifecycle, ClientsKilledInTheMiddleOfLargeMessagesLeaveNothingBehind) {
       << "VmRSS grew from " << rss_after_warmup << " to " << rss << " bytes";
 }
 
+// The terminal `serve` runs in closes (SIGHUP): it stops as for SIGTERM, socket removed (it died
+// at once, leaving the socket, and the commands its sessions ran lived on).
+TEST(IpcLifecycle, SighupStopsGracefullyToo) {
+  TempDir dir;
+  const std::string path = dir.File("engine.sock");
+  ServerProcess server(dir, path);
+  ASSERT_TRUE(server.Start().ok()) << server.process().Log();
+  server.process().Signal(SIGHUP);
+  std::optional<int> exit = server.process().WaitExit(milliseconds(2'000));
+  ASSERT_TRUE(exit.has_value()) << server.process().Log();
+  ASSERT_TRUE(WIFEXITED(*exit)) << "status " << *exit;
+  EXPECT_EQ(WEXITSTATUS(*exit), 0) << server.process().Log();
+  struct stat st;
+  EXPECT_NE(::lstat(path.c_str(), &st), 0) << "the socket file is still there";
+}
+
 TEST(IpcLifecycle, SigtermTellsClientsRemovesTheSocketAndExitsZeroWithin2s) {
   TempDir dir;
   const std::string path = dir.File("engine.sock");

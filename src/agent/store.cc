@@ -1050,7 +1050,10 @@ Result<std::unique_ptr<SessionStore>> SessionStore::Open(const std::string& path
     }
   }
   RETURN_IF_ERROR(ExecuteScript(
-      *connection, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", "set pragmas"));
+      *connection,
+      // secure_delete: a deleted session's text is overwritten, not left in free pages.
+      "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON",
+      "set pragmas"));
   RETURN_IF_ERROR(Migrate(*connection));
   FoldOrphanJournals(*connection, JournalDirectory(path));
   return std::unique_ptr<SessionStore>(new SessionStore(path, std::move(connection)));
@@ -1426,6 +1429,13 @@ Status SessionStore::DeleteSessionRows(std::string_view session_id) {
   int rc = statement.Step();
   if (rc != SQLITE_DONE) return SqlError(connection, rc, "delete session " + Quote(session_id));
   if (sqlite3_changes(connection.db) == 0) return SessionNotFound(session_id);
+  // The write-ahead log still holds the deleted pages' old contents until a checkpoint: fold it
+  // into the (overwritten) database and empty it. Readers elsewhere may hold part of it back.
+  int rc_checkpoint = sqlite3_wal_checkpoint_v2(connection.db, nullptr, SQLITE_CHECKPOINT_TRUNCATE,
+                                                nullptr, nullptr);
+  if (rc_checkpoint != SQLITE_OK && rc_checkpoint != SQLITE_BUSY) {
+    spdlog::warn("delete session {}: checkpoint: {}", session_id, sqlite3_errmsg(connection.db));
+  }
   return OkStatus();
 }
 

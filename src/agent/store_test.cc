@@ -533,6 +533,23 @@ TEST_F(StoreTest, DeleteCascadesToChildrenMessagesAndEvents) {
   EXPECT_EQ(store_->DeleteSession("root").code(), ErrorCode::kNotFound);
 }
 
+// A deleted session's words are gone from the files, the write-ahead log included (a secret the
+// user pasted stayed readable in free pages and in the -wal file).
+TEST_F(StoreTest, DeletedTextLeavesNoTraceInTheFiles) {
+  Create("secret");
+  Create("kept");
+  ASSERT_TRUE(
+      store_->AppendMessage("secret", TextMessage(1, llm::Role::kUser, "PASTED-SECRET-77")).ok());
+  ASSERT_TRUE(store_->AppendMessage("kept", TextMessage(1, llm::Role::kUser, "ordinary")).ok());
+  ASSERT_TRUE(store_->DeleteSession("secret").ok());
+  for (const std::string& file : {path_, path_ + "-wal"}) {
+    std::ifstream in(file, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(bytes.find("PASTED-SECRET-77"), std::string::npos) << file;
+  }
+  EXPECT_EQ(Ids({}), std::vector<std::string>{"kept"});
+}
+
 // A session is open in one place at a time: a second lock (another process, or a second Session
 // here) is refused naming the holder, and an open session cannot be deleted.
 TEST_F(StoreTest, ASessionIsOpenInOnePlaceAtATime) {

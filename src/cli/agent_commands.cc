@@ -611,8 +611,10 @@ int Run(const Config& config, AgentFlags flags) {
 }
 
 int Acp(const Config& config, const AgentFlags& flags) {
-  // An editor that goes away makes writes to stdout fail with EPIPE (handled), not kill us.
-  ::signal(SIGPIPE, SIG_IGN);
+  // SIGTERM, SIGHUP or Ctrl-C stop the commands the agent runs (they run in sessions of their
+  // own and outlived the process) and exit. An editor that goes away makes writes to stdout fail
+  // with EPIPE (handled), not kill us. First: it blocks the signals for every thread after it.
+  InterruptHandler interrupts;
   // The provider pool and the session store open on their own thread while `initialize` is
   // answered; a problem with them is reported on stderr and by every session request.
   server::LazyAgentStack stack(
@@ -834,11 +836,29 @@ int SessionsDelete(const SessionsFlags& flags) {
         record.ok() ? ("no session '" + flags.id + "'").c_str() : record.error().message().c_str());
     return kExitFailure;
   }
+  // Its subtasks go with it (the store deletes them too): say how many.
+  size_t subtasks = 0;
+  agent::ListOptions every;
+  every.include_children = true;
+  if (Result<std::vector<agent::SessionRecord>> all = (*store)->ListSessions(every); all.ok()) {
+    std::vector<std::string> parents = {(*record)->id};
+    for (size_t next = 0; next < parents.size(); ++next) {
+      for (const agent::SessionRecord& each : *all) {
+        if (each.parent_id == parents[next]) parents.push_back(each.id);
+      }
+    }
+    subtasks = parents.size() - 1;
+  }
   if (Status deleted = (*store)->DeleteSession((*record)->id); !deleted.ok()) {
     std::fprintf(stderr, "lapce-ai sessions delete: %s\n", deleted.error().message().c_str());
     return kExitFailure;
   }
-  std::printf("deleted %s\n", (*record)->id.c_str());
+  if (subtasks == 0) {
+    std::printf("deleted %s\n", (*record)->id.c_str());
+  } else {
+    std::printf("deleted %s and its %zu subtask%s\n", (*record)->id.c_str(), subtasks,
+                subtasks == 1 ? "" : "s");
+  }
   return kExitOk;
 }
 
@@ -875,7 +895,29 @@ int SessionsResume(const Config& config, AgentFlags flags, const std::string& id
       return kExitUsage;
     }
   }
-  if (flags.prompt.empty()) flags.prompt = "[TASK RESUMPTION] Resuming task...";
+  if (flags.prompt.empty()) {
+    // A session that finished, or waits for the user's answer, goes on with what the user says;
+    // only an interrupted one is resumed as it was (a request spent on nothing otherwise).
+    agent::SessionStatus status = (*session)->Info().status;
+    bool awaits_user = status == agent::SessionStatus::kCompleted ||
+                       status == agent::SessionStatus::kWaiting ||
+                       status == agent::SessionStatus::kStopped;
+    if (!awaits_user) {
+      flags.prompt = "[TASK RESUMPTION] Resuming task...";
+    } else if (::isatty(STDIN_FILENO) == 1 && !flags.json) {
+      std::fprintf(stderr, "(session %s is %s: what next?)\n> ", (*session)->id().c_str(),
+                   std::string(agent::SessionStatusName(status)).c_str());
+      std::fflush(stderr);
+      if (!std::getline(std::cin, flags.prompt) || flags.prompt.empty()) return kExitOk;
+    } else {
+      std::fprintf(stderr,
+                   "lapce-ai sessions resume: session %s is %s; say what to do next: "
+                   "`lapce-ai sessions resume %s \"your message\"`\n",
+                   (*session)->id().c_str(), std::string(agent::SessionStatusName(status)).c_str(),
+                   (*session)->id().c_str());
+      return kExitUsage;
+    }
+  }
   return Drive(**session, *session, flags.prompt, flags, *(*stack)->pool);
 }
 

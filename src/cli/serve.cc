@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -27,7 +28,12 @@
 namespace lai::cli {
 
 std::string SocketPath(const Config& config, const std::string& override_path) {
-  if (!override_path.empty()) return override_path;
+  if (!override_path.empty()) {
+    // "my.sock" is a file in the current directory (its directory was taken to be "my.sock").
+    std::error_code ignored;
+    std::filesystem::path absolute = std::filesystem::absolute(override_path, ignored);
+    return absolute.empty() ? override_path : absolute.lexically_normal().string();
+  }
   return config.ipc.runtime_dir + "/" + config.ipc.socket_name;
 }
 
@@ -37,6 +43,7 @@ int Serve(const Config& config, const ServeFlags& flags) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);  // Its terminal closed: stop as gracefully as for Ctrl-C.
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
