@@ -608,6 +608,22 @@ TEST_F(AgentE2eTest, KillNineDuringACommandKeepsTheReplysCost) {
   EXPECT_GT(sessions[0]["costUsd"].get<double>(), 0.0) << sessions.dump();
 }
 
+// Piped, reasoning is marked (it read as the answer); a turn whose provider reported no usage
+// says so rather than costing $0.0000.
+TEST_F(AgentE2eTest, PipedReasoningIsMarkedAndMissingUsageIsNotFree) {
+  testing::ScriptedTurn turn;
+  turn.reasoning = "Let me think.";
+  turn.calls = {{"call_1", "attempt_completion", R"({"result":"Done."})"}};
+  turn.input_tokens = 0;
+  turn.output_tokens = 0;
+  fake_->Enqueue(kChatPath, testing::OpenAiTurn(turn));
+  ProcessResult run = Run("think", {"--yes"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("[reasoning] Let me think."), std::string::npos) << run.out;
+  EXPECT_NE(run.err.find("usage not reported, cost unknown"), std::string::npos) << run.err;
+  EXPECT_EQ(run.err.find("$0.0000"), std::string::npos) << run.err;
+}
+
 // `sessions resume --mode M` switches the session to M (as session/set_mode does); an unknown
 // mode is refused before any request.
 TEST_F(AgentE2eTest, ResumeWithModeSwitchesTheMode) {

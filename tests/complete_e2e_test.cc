@@ -195,6 +195,16 @@ TEST_F(CompleteCliTest, RejectedKeyIsActionableAndNeverPrinted) {
   EXPECT_EQ(fake_->requests().size(), 1u);  // An invalid key is not retried.
 }
 
+// What a provider says reaches the terminal with its control characters shown, not obeyed.
+TEST_F(CompleteCliTest, AnErrorsControlCharactersAreShownNotObeyed) {
+  fake_->SetDefault(testing::MakeResponse(
+      400, R"({"error":{"message":"bad ]0;PWNED request","type":"invalid_request_error"}})"));
+  RunResult run = RunLapceAi(OpenAi({"Say hi"}), {"OPENAI_API_KEY=k"});
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  EXPECT_EQ(run.err.find("\x1b]0;"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("^[]0;PWNED^G"), std::string::npos) << run.err;
+}
+
 TEST_F(CompleteCliTest, PromptFromStandardInput) {
   fake_->Enqueue("/v1/chat/completions", Answer("openai"));
   RunResult run = RunLapceAi(OpenAi({"-"}), {"OPENAI_API_KEY=k"}, "question from stdin");

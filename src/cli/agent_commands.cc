@@ -359,16 +359,24 @@ class TerminalClient : public agent::SessionClient {
     }
     NewLineLocked();
     std::fflush(stdout);
-    std::string turn_cost = CostText(pool, info.profile, info.totals.cost_usd - before.cost_usd, 4);
-    std::string costs = turn_cost.starts_with("$")
-                            ? turn_cost + " · session: " +
-                                  CostText(pool, info.profile, info.totals.cost_usd, 4)
-                            : "cost " + turn_cost;
-    std::fprintf(stderr, "%s[%s · this turn: %lld in / %lld out tokens, %s · %s]%s\n",
-                 style_.dim(), std::string(agent::StopReasonName(stop)).c_str(),
-                 static_cast<long long>(info.totals.input_tokens - before.input_tokens),
-                 static_cast<long long>(info.totals.output_tokens - before.output_tokens),
-                 costs.c_str(), info.id.c_str(), style_.reset());
+    const long long tokens_in = info.totals.input_tokens - before.input_tokens;
+    const long long tokens_out = info.totals.output_tokens - before.output_tokens;
+    std::string turn;
+    if (tokens_in == 0 && tokens_out == 0) {
+      // Nothing reported (a provider without usage, or a turn cancelled first): not free.
+      turn = "usage not reported, cost unknown";
+    } else {
+      std::string turn_cost =
+          CostText(pool, info.profile, info.totals.cost_usd - before.cost_usd, 4);
+      turn =
+          std::to_string(tokens_in) + " in / " + std::to_string(tokens_out) + " out tokens, " +
+          (turn_cost.starts_with("$")
+               ? turn_cost + " · session: " + CostText(pool, info.profile, info.totals.cost_usd, 4)
+               : "cost " + turn_cost);
+    }
+    std::fprintf(stderr, "%s[%s · this turn: %s · %s]%s\n", style_.dim(),
+                 std::string(agent::StopReasonName(stop)).c_str(), turn.c_str(), info.id.c_str(),
+                 style_.reset());
   }
 
  private:

@@ -1,13 +1,13 @@
 // `lapce-ai complete`, `lapce-ai models`, `lapce-ai doctor` and the registration of
 // `lapce-ai bench providers`. Confined to the main thread (the provider stream's events arrive on
 // the HTTP I/O thread and are handed over through a queue).
-#include <CLI/CLI.hpp>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "agent/modes.h"
+#include "base/strings.h"
 #include "base/unique_fd.h"
 #include "cli/bench_providers.h"
 #include "cli/commands.h"
@@ -177,6 +178,7 @@ int Complete(const Config& config, CompleteFlags flags) {
   }
 
   const bool is_tty_stderr = ::isatty(STDERR_FILENO) == 1;
+  const bool is_tty_stdout = ::isatty(STDOUT_FILENO) == 1;
   bool interrupted = false;
   bool at_line_start = true;      // Of stdout's text.
   bool in_reasoning = false;      // Reasoning is being printed to stderr.
@@ -215,7 +217,12 @@ int Complete(const Config& config, CompleteFlags flags) {
               std::fputs(is_tty_stderr ? "\033[0m\n" : "\n", stderr);
               in_reasoning = false;
             }
-            std::fwrite(event.text.data(), 1, event.text.size(), stdout);
+            // On a terminal, what the model says cannot move the cursor, recolour or retitle.
+            if (is_tty_stdout) {
+              std::fputs(Visible(event.text).c_str(), stdout);
+            } else {
+              std::fwrite(event.text.data(), 1, event.text.size(), stdout);
+            }
             std::fflush(stdout);
             if (!event.text.empty()) at_line_start = event.text.back() == '\n';
             break;
@@ -225,11 +232,15 @@ int Complete(const Config& config, CompleteFlags flags) {
               std::fputs(is_tty_stderr ? "\033[2m[reasoning] " : "[reasoning] ", stderr);
               in_reasoning = true;
             }
-            std::fwrite(event.text.data(), 1, event.text.size(), stderr);
+            if (is_tty_stderr) {
+              std::fputs(Visible(event.text).c_str(), stderr);
+            } else {
+              std::fwrite(event.text.data(), 1, event.text.size(), stderr);
+            }
             break;
           case Kind::kToolCallEnd:
-            std::fprintf(stderr, "[tool call %s] %s(%s)\n", event.tool_call_id.c_str(),
-                         event.tool_name.c_str(), event.arguments_json.c_str());
+            std::fprintf(stderr, "[tool call %s] %s(%s)\n", Visible(event.tool_call_id).c_str(),
+                         Visible(event.tool_name).c_str(), Visible(event.arguments_json).c_str());
             break;
           case Kind::kToolCallStart:
           case Kind::kToolCallDelta:
@@ -259,7 +270,7 @@ int Complete(const Config& config, CompleteFlags flags) {
           std::fprintf(stderr, "lapce-ai complete: cancelled\n");
           exit_status = 128 + stop_signal;
         } else {
-          std::fprintf(stderr, "lapce-ai complete: %s\n", event.error.message.c_str());
+          std::fprintf(stderr, "lapce-ai complete: %s\n", Visible(event.error.message).c_str());
           exit_status = kExitFailure;
         }
         break;

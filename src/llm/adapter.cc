@@ -97,6 +97,20 @@ std::string Redact(std::string text, std::string_view secret) {
   return text;
 }
 
+std::vector<std::string> SecretsOf(const Endpoint& endpoint) {
+  std::vector<std::string> secrets;
+  if (!endpoint.api_key.empty()) secrets.push_back(endpoint.api_key);
+  for (const http::Header& header : endpoint.headers) {
+    if (header.value.size() >= 8) secrets.push_back(header.value);
+  }
+  return secrets;
+}
+
+std::string RedactAll(std::string text, const std::vector<std::string>& secrets) {
+  for (const std::string& secret : secrets) text = Redact(std::move(text), secret);
+  return text;
+}
+
 // ---------------------------------------------------------------------------------------------
 // JSON helpers.
 
@@ -242,7 +256,8 @@ StreamError ErrorFromResponse(const Endpoint& endpoint, std::string_view model, 
     }
     detail = std::string(trimmed);
   }
-  detail = Redact(std::move(detail), endpoint.api_key);
+  const std::vector<std::string> secrets = SecretsOf(endpoint);
+  detail = RedactAll(std::move(detail), secrets);
   std::string suffix = detail.empty() ? "" : " (" + detail + ")";
   std::string prefix = fmt::format("{} from {}: ", status, endpoint.provider);
 
@@ -309,7 +324,7 @@ StreamError ErrorFromResponse(const Endpoint& endpoint, std::string_view model, 
     error.kind = ErrorKind::kInvalidRequest;
     error.message = prefix + "the request was rejected" + suffix;
   }
-  error.message = Redact(std::move(error.message), endpoint.api_key);
+  error.message = RedactAll(std::move(error.message), secrets);
   return error;
 }
 

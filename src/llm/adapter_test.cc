@@ -335,6 +335,17 @@ TEST(ErrorFromResponseTest, InvalidKeyNamesTheVariableAndNeverTheKey) {
   EXPECT_EQ(error.message.find(kKey), std::string::npos) << error.message;
 }
 
+// A profile header may carry a token (a gateway's, OpenRouter's): a provider quoting it back is
+// redacted as the key is; short header values are not secrets.
+TEST(ErrorFromResponseTest, HeaderValuesAreRedactedToo) {
+  Endpoint endpoint = EndpointFor("openai");
+  endpoint.headers = {{"X-Gateway-Token", "gw-SECRET-789"}, {"X-Title", "lapce"}};
+  std::string body = R"({"error":{"message":"token gw-SECRET-789 refused for lapce"}})";
+  StreamError error = ErrorFromResponse(endpoint, "gpt-4.1", 400, {}, body);
+  EXPECT_EQ(error.message.find("gw-SECRET-789"), std::string::npos) << error.message;
+  EXPECT_NE(error.message.find("token *** refused for lapce"), std::string::npos) << error.message;
+}
+
 TEST(ErrorFromResponseTest, StatusesMapToWhatTheUserCanDo) {
   Endpoint endpoint = EndpointFor("anthropic");
   auto kind = [&](int status, std::string body, std::vector<http::Header> headers = {}) {

@@ -185,7 +185,8 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     std::string error_body;
     std::unique_ptr<internal::StreamParser> parser;
     std::optional<StreamError> pending_error;  // A retryable error before any output.
-    std::string api_key;  // Never shown: removed from what the provider's errors say.
+    // Never shown (the key, header values): removed from what the provider's errors say.
+    std::vector<std::string> secrets;
     ModelInfo model;
     std::string model_id;
     http::CircuitBreaker* breaker = nullptr;  // Owed one Record call while non-null.
@@ -263,7 +264,7 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     }
     std::shared_ptr<StreamImpl> self = shared_from_this();
     Attempt* raw = attempt.get();
-    attempt->api_key = current.endpoint.api_key;
+    attempt->secrets = internal::SecretsOf(current.endpoint);
     attempt->parser = internal::NewStreamParser(
         *current.spec, current.info.provider,
         fmt::format("call_{:08x}", static_cast<uint32_t>(Random01() * 4294967295.0)),
@@ -324,11 +325,13 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
       }
       case StreamEvent::Kind::kError: {
         // A provider may quote the key back in an error inside the stream, as in an HTTP one.
-        if (!attempt.api_key.empty() &&
-            event.error.message.find(attempt.api_key) != std::string::npos) {
+        if (std::any_of(attempt.secrets.begin(), attempt.secrets.end(),
+                        [&](const std::string& secret) {
+                          return event.error.message.find(secret) != std::string::npos;
+                        })) {
           StreamEvent redacted = event;
           redacted.error.message =
-              internal::Redact(std::move(redacted.error.message), attempt.api_key);
+              internal::RedactAll(std::move(redacted.error.message), attempt.secrets);
           return Deliver(attempt, redacted);
         }
         bool has_output = false;

@@ -83,5 +83,10 @@ StreamError ErrorFromResponse(const Endpoint& endpoint, std::string_view model, 
 
 // Replaces every occurrence of `secret` (when non-empty) in `text` with "***".
 std::string Redact(std::string text, std::string_view secret);
+// What must never be shown of an endpoint: its API key, and its profile's header values of 8
+// bytes or more (a header may carry a token, e.g. OpenRouter's or a gateway's).
+std::vector<std::string> SecretsOf(const Endpoint& endpoint);
+// `text` with every one of `secrets` replaced by "***".
+std::string RedactAll(std::string text, const std::vector<std::string>& secrets);
 
 }  // namespace lai::llm::internal
