@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -233,6 +234,19 @@ TEST_F(AcpShmTest, AnEditTooLargeForTheConnectionIsAskedWithoutItsDiff) {
   EXPECT_EQ(Json::parse(*stop)["stopReason"], "end_turn");
   EXPECT_EQ(client_.permission_requests, 1) << Log();
   EXPECT_TRUE(ReadFile(workspace_ + "/big.txt") == content) << "big.txt was not written";
+  // Its card began and ended (the updates were too large, and were lost: it spun for ever).
+  bool began = false, ended = false;
+  {
+    std::lock_guard lock(client_.mutex);
+    for (const Json& update : client_.updates) {
+      const Json& body = update["update"];
+      if (body.value("toolCallId", "") != "call_1") continue;
+      began |= body["sessionUpdate"] == "tool_call";
+      ended |= body.value("status", "") == "completed";
+    }
+  }
+  EXPECT_TRUE(began);
+  EXPECT_TRUE(ended);
   Result<std::string> listed = Request("_lapce/sessions/list", Json::object());
   EXPECT_TRUE(listed.ok()) << listed.error().message();
 }
@@ -274,6 +288,22 @@ TEST_F(AcpShmTest, SessionsBelongToTheConnectionThatOpenedThem) {
   ASSERT_FALSE(foreign.ok());
   EXPECT_NE(foreign.error().message().find("on this connection"), std::string::npos)
       << foreign.error().message();
+  // Nor cancel its running turn (a notification: nothing is answered, and the turn goes on).
+  testing::ScriptedTurn slow;
+  slow.text = "one two three four five six";
+  slow.text_chunks = 6;
+  slow.calls = {{"call_2", "attempt_completion", R"({"result":"Still mine."})"}};
+  testing::FakeResponse response = testing::OpenAiTurn(slow);
+  response.fault.chunk_delay = milliseconds(100);
+  fake_->Enqueue(kChatPath, response);
+  std::promise<Result<std::string>> running;
+  peer_->RequestAsync("session/prompt", hello.dump(),
+                      [&running](Result<std::string> done) { running.set_value(std::move(done)); });
+  std::this_thread::sleep_for(milliseconds(250));
+  ASSERT_TRUE(other.Notify("session/cancel", Json{{"sessionId", session_id}}.dump()).ok());
+  Result<std::string> still = running.get_future().get();
+  ASSERT_TRUE(still.ok()) << still.error().message();
+  EXPECT_EQ(Json::parse(*still)["stopReason"], "end_turn");
   Json load = {{"sessionId", session_id}, {"cwd", workspace_}, {"mcpServers", Json::array()}};
   Result<std::string> taken = other.Request("session/load", load.dump(), timeout_);
   ASSERT_FALSE(taken.ok());

@@ -184,11 +184,26 @@ bool ProcessEnds(pid_t pid) {
 // what it prints to stdout and stderr arrives on one screen; keys are typed into it.
 class PtyChild {
  public:
-  PtyChild(std::vector<std::string> argv, std::vector<std::string> env) {
+  // `in_background`: as `… </dev/null &` from the terminal's shell: a process group of its own,
+  // not the terminal's foreground, with standard input from /dev/null.
+  PtyChild(std::vector<std::string> argv, std::vector<std::string> env,
+           bool in_background = false) {
     std::vector<char*> c_argv = test::ExecStrings(argv);
     std::vector<char*> c_env = test::ExecStrings(env);
     pid_ = ::forkpty(&master_, nullptr, nullptr, nullptr);
     if (pid_ == 0) {
+      if (in_background) {
+        // The session leader cannot leave its group: a child of it does, as a shell's job would.
+        pid_t job = ::fork();
+        if (job > 0) {
+          int status = 0;
+          ::waitpid(job, &status, 0);
+          ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 127);
+        }
+        ::setpgid(0, 0);
+        int null = ::open("/dev/null", O_RDONLY);
+        ::dup2(null, 0);
+      }
       ::execve(c_argv[0], c_argv.data(), c_env.data());
       ::_exit(127);
     }
@@ -612,14 +627,16 @@ TEST_F(AgentE2eTest, KillNineDuringACommandKeepsTheReplysCost) {
 // says so rather than costing $0.0000.
 TEST_F(AgentE2eTest, PipedReasoningIsMarkedAndMissingUsageIsNotFree) {
   testing::ScriptedTurn turn;
-  turn.reasoning = "Let me think.";
+  turn.reasoning = "Let me think.\nThen some more.";
   turn.calls = {{"call_1", "attempt_completion", R"({"result":"Done."})"}};
   turn.input_tokens = 0;
   turn.output_tokens = 0;
   fake_->Enqueue(kChatPath, testing::OpenAiTurn(turn));
   ProcessResult run = Run("think", {"--yes"});
   ASSERT_EQ(run.exit_code, 0) << run.err;
-  EXPECT_NE(run.out.find("[reasoning] Let me think."), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("[reasoning] Let me think.\n[reasoning] Then some more."),
+            std::string::npos)
+      << run.out;
   EXPECT_NE(run.err.find("usage not reported, cost unknown"), std::string::npos) << run.err;
   EXPECT_EQ(run.err.find("$0.0000"), std::string::npos) << run.err;
 }
@@ -752,6 +769,20 @@ TEST_F(AgentE2eTest, ApprovalsOnATerminalTakeAnyCaseAndCtrlCEndsTheQuestion) {
   EXPECT_EQ(child.Wait(milliseconds(10'000)), 128 + SIGINT) << child.screen();
   EXPECT_EQ(ReadFile(repo_ + "/a.txt"), "A\n");
   EXPECT_FALSE(std::filesystem::exists(repo_ + "/b.txt"));
+}
+
+// A run in the background (stdin from /dev/null) is not asked on the terminal it does not own
+// (it was stopped by SIGTTOU, waiting for ever): the write is refused, the run ends.
+TEST_F(AgentE2eTest, ABackgroundRunIsNotAskedOnTheTerminal) {
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("w1", "write_to_file",
+                                         R"({"path":"a.txt","content":"A\n","line_count":1})"));
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("done", "attempt_completion",
+                                                    R"({"result":"Could not write."})"));
+  PtyChild child(RunArgs("write a file", {}), Env(), /*in_background=*/true);
+  EXPECT_EQ(child.Wait(milliseconds(15'000)), 0) << child.screen();
+  EXPECT_NE(child.screen().find("no terminal to ask on"), std::string::npos) << child.screen();
+  EXPECT_FALSE(std::filesystem::exists(repo_ + "/a.txt"));
 }
 
 // A run that fails says so in its last --json event, and the provider's words reach the

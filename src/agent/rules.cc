@@ -64,15 +64,19 @@ std::string ReadRuleFile(const fs::path& path) {
 }
 
 // Whether a project rule file or directory may be read: once links are followed it must lie
-// inside the workspace and not be blocked by .kilocodeignore, as for any tool. A cloned
+// inside the workspace, and a link must not lead to a file .kilocodeignore blocks. A cloned
 // repository could otherwise link a rule to ~/.ssh/id_rsa or to an ignored .env and have it
-// sent to the provider with the first prompt. Global rules (`workspace` null) are the user's own.
-// The ignore file, which blocks itself for the tools, is shown by design: `may_be_blocked`.
-bool MayRead(const workspace::Workspace* workspace, const fs::path& path,
-             bool may_be_blocked = false) {
+// sent to the provider with the first prompt. A rule file that is itself matched by the ignore
+// file is still a rule (as in Kilo Code: `*.md` there does not silence AGENTS.md). Global rules
+// (`workspace` null) are the user's own.
+bool MayRead(const workspace::Workspace* workspace, const fs::path& path) {
   if (workspace == nullptr) return true;
   Result<workspace::ResolvedPath> resolved = workspace->Resolve(path.string());
-  if (resolved.ok() && (may_be_blocked || !workspace->IsBlocked(*resolved))) return true;
+  const bool is_link =
+      resolved.ok() &&
+      path.lexically_normal().lexically_relative(workspace->root()).generic_string() !=
+          resolved->relative;
+  if (resolved.ok() && (!is_link || !workspace->IsBlocked(*resolved))) return true;
   spdlog::warn("rule file {} left out: {}", path.string(),
                resolved.ok() ? "the workspace's .kilocodeignore blocks it"
                              : "it leads outside the workspace");
@@ -223,7 +227,7 @@ std::string LoadRules(const workspace::Workspace* workspace, std::string_view mo
   }
 
   for (const std::string name : {".kilocodeignore", ".rooignore"}) {
-    if (!IsRegularFile(root / name) || !MayRead(workspace, root / name, true)) continue;
+    if (!IsRegularFile(root / name) || !MayRead(workspace, root / name)) continue;
     std::string content = ReadRuleFile(root / name);
     if (content.empty()) continue;
     out.AddRaw("# " + name + "\n\n(The user's root-level " + name +

@@ -27,8 +27,8 @@ namespace lai::agent {
 // cache/lock/backup files (.DS_Store, *.lock, *.log, *.bak, *.swp, *~, …) are skipped. Each file
 // is headed "# Rules from <path>:" (workspace files by their relative path, global ones by their
 // absolute path) and separated by a blank line. Unreadable files are skipped. A project file or
-// directory that leads outside the workspace (a symbolic link) or that its .kilocodeignore blocks
-// is left out with a warning, as any tool would refuse it; a global one may lead anywhere.
+// directory that leads outside the workspace, or a link to a path its .kilocodeignore blocks, is
+// left out with a warning, as any tool would refuse it; a global one may lead anywhere.
 // `workspace` null: global rules only. Returns "" when there are no rules.
 std::string LoadRules(const workspace::Workspace* workspace, std::string_view mode_slug,
                       std::string_view global_rules_dir);

@@ -144,6 +144,14 @@ TEST(RulesTest, LinksOutOfTheWorkspaceOrToBlockedFilesAreLeftOut) {
   EXPECT_EQ(rules.find("IGNORED SECRET"), std::string::npos) << rules;
   EXPECT_EQ(rules.find("ignored dir"), std::string::npos) << rules;
   EXPECT_NE(rules.find("# Rules from .kilocode/rules/ok.md:\nkept"), std::string::npos) << rules;
+  // A rule file the ignore file matches by itself (not through a link) is still a rule.
+  TempTree plain;
+  plain.File(".kilocodeignore", "*.md\n");
+  plain.File("AGENTS.md", "agents rule\n");
+  plain.File(".kilocode/rules/style.md", "style rule\n");
+  std::string plain_rules = LoadRules(plain, "code", "");
+  EXPECT_NE(plain_rules.find("agents rule"), std::string::npos) << plain_rules;
+  EXPECT_NE(plain_rules.find("style rule"), std::string::npos) << plain_rules;
   // The user's own global rules may be linked from anywhere.
   TempTree home;
   home.Dir("rules");

@@ -1861,6 +1861,11 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     }
     Emit(TextUpdate(SessionUpdate::Kind::kSessionInfoUpdate, title));
   } else {
+    // The model has not answered yet (the first prompt's request failed): the details that come
+    // with this prompt replace that prompt's, so they carry the file listing it had.
+    include_file_listing = std::none_of(
+        state.history.begin(), state.history.end(),
+        [](const HistoryMessage& m) { return m.message.role == llm::Role::kAssistant; });
     switch (state.awaiting) {
       case State::Awaiting::kAnswer: {
         // A number picks one of the suggested answers shown with the question.
@@ -2143,8 +2148,22 @@ bool Session::DiscardIfEmpty() {
 
 Status Session::SetMode(std::string_view slug, SessionClient* client) {
   std::string names;
+  // A mode added to the modes files since the session opened can be chosen at once.
+  std::optional<std::vector<ModeConfig>> reloaded;
+  std::string root;  // Set when the mode is unknown and no turn runs (one re-reads the modes).
   {
     std::lock_guard lock(mutex_);
+    if (FindMode(state_->modes, slug) == nullptr && !running_.load()) {
+      root = state_->workspace->root();
+    }
+  }
+  if (!root.empty()) {
+    Result<std::vector<ModeConfig>> modes = LoadModes(engine_.settings_.global_modes_file, root);
+    if (modes.ok() && FindMode(*modes, slug) != nullptr) reloaded = *std::move(modes);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (reloaded && !running_.load()) state_->modes = std::move(*reloaded);
     if (FindMode(state_->modes, slug) != nullptr) {
       // While a turn runs only its thread touches `mode`; it takes the change before its next
       // request.
@@ -2276,7 +2295,8 @@ Result<std::shared_ptr<Session>> Engine::NewSession(const SessionOptions& option
 
 Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
                                                      std::shared_ptr<McpServers> mcp,
-                                                     std::string_view mode) {
+                                                     std::string_view mode,
+                                                     bool keeps_undefined_mode) {
   if (store_ == nullptr) {
     return Error(ErrorCode::kNotFound, "no session store: sessions are not kept");
   }
@@ -2294,7 +2314,7 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
                    LoadModes(settings_.global_modes_file, workspace->root()));
   // A custom mode that is gone is not swapped silently for another (likely a wider) one.
   std::string chosen_mode(mode.empty() ? std::string_view(record->mode) : mode);
-  if (FindMode(modes, chosen_mode) == nullptr) {
+  if (FindMode(modes, chosen_mode) == nullptr && !(mode.empty() && keeps_undefined_mode)) {
     std::string names;
     for (const ModeConfig& each : modes) names += (names.empty() ? "" : ", ") + each.slug;
     if (!mode.empty()) {

@@ -170,10 +170,13 @@ class Engine {
   Result<std::shared_ptr<Session>> NewSession(const SessionOptions& options);
   // A stored session (id or unique prefix), in memory from then on, using `mcp` (as
   // SessionOptions::mcp) when it is not in memory yet, in `mode` (when given) or the mode it was
-  // in. Errors: kNotFound; kInvalidArgument when that mode is not defined (any more).
+  // in. Errors: kNotFound; kInvalidArgument when that mode is not defined (any more), unless
+  // `keeps_undefined_mode` (an editor, which cannot name a mode on load): the session then loads
+  // in it, and its prompts are refused until it is switched to a defined one.
   Result<std::shared_ptr<Session>> LoadSession(std::string_view id,
                                                std::shared_ptr<McpServers> mcp = nullptr,
-                                               std::string_view mode = {});
+                                               std::string_view mode = {},
+                                               bool keeps_undefined_mode = false);
   // nullptr when not in memory.
   std::shared_ptr<Session> Find(std::string_view id) const;
   // Drops an idle session from memory (it stays in the store).

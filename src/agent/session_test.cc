@@ -2040,6 +2040,9 @@ TEST_F(SessionTest, RulesAndModesAreReadAgainForEachPrompt) {
   WriteFile(workspace_ + "/.kilocodemodes", modes +
                                                 "  - slug: extra\n    name: Extra\n"
                                                 "    roleDefinition: Extra.\n    groups: []\n");
+  // A mode added meanwhile can be chosen at once, before any prompt reads the modes again.
+  ASSERT_TRUE(session->SetMode("extra", &client).ok());
+  ASSERT_TRUE(session->SetMode("docs", &client).ok());
   Enqueue(OpenAiToolCall("d2", "attempt_completion", CompletionArgs("Two.")));
   EXPECT_EQ(MustPrompt(*session, "second", client), StopReason::kEndTurn);
   std::vector<json> bodies = Bodies();
@@ -2065,9 +2068,15 @@ TEST_F(SessionTest, RulesAndModesAreReadAgainForEachPrompt) {
   EXPECT_NE(loaded.error().message().find("is in mode 'docs', which is not defined"),
             std::string::npos)
       << loaded.error().message();
-  loaded = other.LoadSession(id, nullptr, "ask");
-  ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
-  EXPECT_EQ((*loaded)->Info().mode, "ask");
+  // An editor (which cannot name a mode on load) opens it in its old mode; prompts are refused
+  // until it switches.
+  Result<std::shared_ptr<Session>> kept = other.LoadSession(id, nullptr, {}, true);
+  ASSERT_TRUE(kept.ok()) << kept.error().ToString();
+  EXPECT_EQ((*kept)->Info().mode, "docs");
+  EXPECT_FALSE((*kept)->Prompt("fourth", client).ok());
+  EXPECT_EQ(Bodies().size(), 2u);
+  ASSERT_TRUE((*kept)->SetMode("ask", &client).ok());
+  EXPECT_EQ((*kept)->Info().mode, "ask");
 }
 
 // A file the user blocks in .kilocodeignore during a session is blocked from the next tool call
@@ -2175,6 +2184,25 @@ TEST_F(SessionTest, TodoListModeSwitchAndFollowupQuestion) {
   std::optional<std::string> answer = ToolResultOf(bodies[3], "call_ask");
   ASSERT_TRUE(answer.has_value()) << bodies[3]["messages"].dump();
   EXPECT_NE(answer->find("<answer>\nb.txt\n</answer>"), std::string::npos) << *answer;
+}
+
+// A first prompt whose request failed leaves the model without the workspace's file listing:
+// the next prompt's details (which replace that prompt's) carry it, once.
+TEST_F(SessionTest, TheFileListingComesWithThePromptAfterAFailedFirstOne) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(testing::MakeResponse(400, R"({"error":{"message":"bad","type":"x"}})"));
+  TestClient client;
+  EXPECT_FALSE(session->Prompt("first", client).ok());
+  Enqueue(OpenAiToolCall("done", "attempt_completion", CompletionArgs("Done.")));
+  EXPECT_EQ(MustPrompt(*session, "second", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  std::string sent = bodies[1]["messages"].dump();
+  size_t listing = sent.find("# Current Workspace Directory");
+  ASSERT_NE(listing, std::string::npos) << sent;
+  EXPECT_EQ(sent.find("# Current Workspace Directory", listing + 1), std::string::npos) << sent;
+  EXPECT_NE(sent.find("src.txt"), std::string::npos) << sent;
 }
 
 // A todos argument with no checklist item in it is an error the model is told how to mend, and

@@ -1142,6 +1142,22 @@ std::string DescribeKeys() {
     out += fmt::format("{:<{}}  {:<7}  {:<{}}  {}\n", row.name, name_width, row.type, row.value,
                        value_width, row.help);
   }
+  // The tables, which only the file holds (each field checked as the keys above are).
+  out +=
+      "\n[profiles.NAME]: a provider profile (choose it with --profile NAME)\n"
+      "  provider (string, required): openai, anthropic, gemini, ollama, openrouter, lmstudio, "
+      "vllm, llamacpp\n"
+      "  model (string, required); base_url (string: the provider's default when absent)\n"
+      "  api_key_env (string: the variable holding the key; the provider's default when absent)\n"
+      "  api_key (string: the key itself; the file must then be private, chmod 600)\n"
+      "  headers (table of strings: extra HTTP headers; values never shown)\n"
+      "  rate_limit_per_minute (integer, 0 = unlimited); fallback (string: a profile to use "
+      "when this one is unavailable)\n"
+      "  connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms (integers, milliseconds)\n"
+      "\n[models.\"PROVIDER/ID\"]: overrides of the model catalog (`lapce-ai models`)\n"
+      "  context_window, max_output_tokens (integers); supports_tools, supports_images,\n"
+      "  supports_reasoning, supports_prompt_cache (booleans); input_price, output_price,\n"
+      "  cache_write_price, cache_read_price (numbers, USD per million tokens)\n";
   return out;
 }
 

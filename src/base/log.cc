@@ -107,4 +107,11 @@ void NameThisThread(std::string_view name) {
   ::pthread_setname_np(::pthread_self(), truncated);
 }
 
+namespace {
+thread_local bool t_is_shared = false;
+}  // namespace
+
+void MarkThisThreadShared(bool is_shared) { t_is_shared = is_shared; }
+bool IsThisThreadShared() { return t_is_shared; }
+
 }  // namespace lai::log

@@ -37,4 +37,9 @@ bool WantsColor();
 // first 15 bytes.
 void NameThisThread(std::string_view name);
 
+// A thread that many sessions share (the providers' HTTP I/O thread) marks itself: code that
+// could wait there for one slow peer (an editor's channel) gives that peer up instead.
+void MarkThisThreadShared(bool is_shared = true);
+bool IsThisThreadShared();
+
 }  // namespace lai::log

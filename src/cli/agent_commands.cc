@@ -161,12 +161,25 @@ class TerminalClient : public agent::SessionClient {
         StartReplyLocked();
         if (!in_thought_) {
           if (!at_line_start_) std::fputc('\n', stdout);
-          // Dimmed; without colour (piped, NO_COLOR) marked, so it is not taken for the answer.
-          std::fputs(style_.color ? style_.dim() : "[reasoning] ", stdout);
+          if (style_.color) std::fputs(style_.dim(), stdout);
+          at_line_start_ = true;
           in_thought_ = true;
         }
-        std::fputs(Visible(update.text).c_str(), stdout);
-        at_line_start_ = !update.text.empty() && update.text.back() == '\n';
+        if (style_.color) {
+          std::fputs(Visible(update.text).c_str(), stdout);
+          if (!update.text.empty()) at_line_start_ = update.text.back() == '\n';
+        } else {
+          // Without colour (piped, NO_COLOR) each line is marked, so none is taken for the answer.
+          for (std::string_view rest = update.text; !rest.empty();) {
+            size_t end = rest.find('\n');
+            std::string_view line =
+                rest.substr(0, end == std::string_view::npos ? rest.size() : end + 1);
+            if (at_line_start_) std::fputs("[reasoning] ", stdout);
+            std::fputs(Visible(line).c_str(), stdout);
+            at_line_start_ = line.back() == '\n';
+            rest.remove_prefix(line.size());
+          }
+        }
         is_waiting_ = false;
         break;
       case Kind::kToolCall:

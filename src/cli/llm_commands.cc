@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "agent/modes.h"
+#include "base/log.h"
 #include "base/strings.h"
 #include "base/unique_fd.h"
 #include "cli/bench_providers.h"
@@ -178,6 +179,7 @@ int Complete(const Config& config, CompleteFlags flags) {
   }
 
   const bool is_tty_stderr = ::isatty(STDERR_FILENO) == 1;
+  const bool colors_stderr = is_tty_stderr && log::WantsColor();
   const bool is_tty_stdout = ::isatty(STDOUT_FILENO) == 1;
   bool interrupted = false;
   bool at_line_start = true;      // Of stdout's text.
@@ -214,7 +216,7 @@ int Complete(const Config& config, CompleteFlags flags) {
         switch (event.kind) {
           case Kind::kTextDelta:
             if (in_reasoning) {
-              std::fputs(is_tty_stderr ? "\033[0m\n" : "\n", stderr);
+              std::fputs(colors_stderr ? "\033[0m\n" : "\n", stderr);
               in_reasoning = false;
             }
             // On a terminal, what the model says cannot move the cursor, recolour or retitle.
@@ -229,7 +231,7 @@ int Complete(const Config& config, CompleteFlags flags) {
           case Kind::kReasoningDelta:
             if (!flags.show_reasoning) break;
             if (!in_reasoning) {
-              std::fputs(is_tty_stderr ? "\033[2m[reasoning] " : "[reasoning] ", stderr);
+              std::fputs(colors_stderr ? "\033[2m[reasoning] " : "[reasoning] ", stderr);
               in_reasoning = true;
             }
             if (is_tty_stderr) {
@@ -251,7 +253,7 @@ int Complete(const Config& config, CompleteFlags flags) {
         }
       }
       if (event.kind == Kind::kDone || event.kind == Kind::kError) {
-        if (in_reasoning) std::fputs(is_tty_stderr ? "\033[0m\n" : "\n", stderr);
+        if (in_reasoning) std::fputs(colors_stderr ? "\033[0m\n" : "\n", stderr);
         if (!flags.json && !at_line_start) std::fputc('\n', stdout);
         std::fflush(stdout);
         if (event.kind == Kind::kDone) {

@@ -45,7 +45,8 @@ int main(int argc, char** argv) {
   app.add_option("--set", sources.overrides,
                  "Override a configuration key, e.g. --set ipc.ring_bytes=2048 (repeatable; "
                  "see `lapce-ai config keys`)");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
   // The picked subcommand stores its body here (from its CLI11 callback); see commands.h.
   lai::cli::CommandRun run;

@@ -36,6 +36,10 @@ bool OutputIsPipe() {
   return ::fstat(STDOUT_FILENO, &info) == 0 && (S_ISFIFO(info.st_mode) || S_ISSOCK(info.st_mode));
 }
 
+// Whether this process is in the foreground of the terminal `fd` (a background job that touched
+// it would be stopped by SIGTTIN or SIGTTOU).
+bool IsForeground(int fd) { return ::tcgetpgrp(fd) == ::getpgrp(); }
+
 }  // namespace
 
 TerminalInput TerminalInput::Open() {
@@ -43,14 +47,20 @@ TerminalInput TerminalInput::Open() {
   if (::isatty(STDIN_FILENO) == 1) {
     input.fd_ = STDIN_FILENO;
   } else if (int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY); fd >= 0) {
+    // Only a job in the foreground asks there: `run … </dev/null &` is not to be asked (it was
+    // stopped, waiting for a terminal it does not own).
     input.owned_.Reset(fd);
-    input.fd_ = fd;
+    if (IsForeground(fd)) {
+      input.fd_ = fd;
+    } else {
+      input.owned_.Reset();
+    }
   }
   return input;
 }
 
 void TerminalInput::DiscardTypeAhead() const {
-  if (fd_ >= 0) ::tcflush(fd_, TCIFLUSH);
+  if (fd_ >= 0 && IsForeground(fd_)) ::tcflush(fd_, TCIFLUSH);
 }
 
 std::optional<std::string> TerminalInput::ReadLine(const std::atomic<bool>* cancelled,

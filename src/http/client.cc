@@ -564,6 +564,7 @@ Result<std::unique_ptr<Client>> Client::Create(const ClientOptions& options) {
   curl_multi_setopt(impl->multi, CURLMOPT_TIMERDATA, raw);
   impl->thread = std::thread([raw] {
     log::NameThisThread("lai-http");
+    log::MarkThisThreadShared();  // Every stream's events are handled here.
     raw->Run();
   });
   impl->io_thread_id = impl->thread.get_id();

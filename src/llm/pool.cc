@@ -469,7 +469,8 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
       }
       ++attempt_;
       // Said where the user sees it (stderr, the editor's log): a wait is not a hang.
-      spdlog::warn("{}; retrying in {} (attempt {} of {})", error.message,
+      // The provider's words, as any control characters in them are shown (not obeyed).
+      spdlog::warn("{}; retrying in {} (attempt {} of {})", Visible(error.message),
                    internal::DelayText(delay), attempt_ + 1, options.max_attempts);
       return After(delay, [](StreamImpl& self) { self.Begin(); });
     }

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -47,8 +48,8 @@ uint64_t SplitMix64(uint64_t& state) {
 // The peer's transport on the server: each message is one item of the channel's streamed reply.
 // Send never waits for a slow client (it may run on a thread many sessions share, such as the
 // provider's I/O thread): what the ring cannot take now waits in an outbox that a thread of this
-// channel delivers in order. A client that falls more than kMaxOutboxBytes behind loses its
-// channel (Send never blocks).
+// channel delivers in order. A client that falls more than kMaxOutboxBytes behind makes Send wait,
+// except on a thread many sessions share (log::IsThisThreadShared): there it loses its channel.
 class ResponderTransport : public Transport {
  public:
   explicit ResponderTransport(std::shared_ptr<ipc::Responder> responder)
@@ -88,19 +89,30 @@ class ResponderTransport : public Transport {
       }
     }
     if (!outbox_.empty() && outbox_bytes_ + message.size() > kMaxOutboxBytes) {
-      // The client stopped reading (a hung editor window). Waiting here would hold up the thread
-      // the caller shares with every other session (the provider's I/O thread): the channel
-      // ends instead, and its sessions' turns are cancelled as if the client had gone.
-      spdlog::warn("rpc channel: the client is more than {} MiB behind; closing its channel",
-                   kMaxOutboxBytes >> 20);
-      is_closed_ = true;
-      outbox_.clear();
-      outbox_bytes_ = 0;
-      changed_.notify_all();
-      (void)responder_->TryFail(Error(ErrorCode::kResourceExhausted,
-                                      "the client fell more than 16 MiB behind in reading its "
-                                      "channel; the server closed it"));
-      return Closed();
+      if (log::IsThisThreadShared()) {
+        // The client stopped reading (a hung editor window), and waiting here would hold up every
+        // session's stream (this is the providers' I/O thread): the channel ends instead, its
+        // turns are cancelled and the client gets the error when it reads again.
+        spdlog::warn("rpc channel: the client is more than {} MiB behind; closing its channel",
+                     kMaxOutboxBytes >> 20);
+        is_closed_ = true;
+        outbox_.clear();
+        outbox_bytes_ = 0;
+        changed_.notify_all();
+        std::function<void(Error)> overflow = on_overflow_;
+        lock.unlock();
+        if (overflow) {
+          overflow(Error(ErrorCode::kResourceExhausted,
+                         "the client fell more than 16 MiB behind in reading its channel while "
+                         "a model streamed; the server closed it"));
+        }
+        return Closed();
+      }
+      // Any other thread (a session/load replay, a request's handler) waits: back-pressure.
+      changed_.wait(lock, [&] {
+        return is_closed_ || outbox_bytes_ + message.size() <= kMaxOutboxBytes || outbox_.empty();
+      });
+      if (is_closed_) return Closed();
     }
     outbox_.emplace_back(message);
     outbox_bytes_ += message.size();
@@ -108,6 +120,10 @@ class ResponderTransport : public Transport {
     changed_.notify_all();
     return OkStatus();
   }
+
+  // Called once (on the thread that gave up) when the channel is given up for a client too far
+  // behind. Set before the first Send.
+  void OnOverflow(std::function<void(Error)> callback) { on_overflow_ = std::move(callback); }
 
   // Waits until the outbox is delivered (or the client is gone): before the channel's final reply.
   void Flush() {
@@ -152,6 +168,7 @@ class ResponderTransport : public Transport {
   bool is_closed_ = false;          // Guarded by mutex_. The client is gone or cancelled.
   bool is_stopping_ = false;        // Guarded by mutex_.
   std::thread drainer_;             // Started on the first message the ring could not take.
+  std::function<void(Error)> on_overflow_;
 };
 
 }  // namespace
@@ -244,6 +261,14 @@ void ShmRpcService::Open(std::shared_ptr<ipc::Responder> responder) {
     channel->is_cancelled = true;  // The client is gone already (or cannot take 8 bytes).
   }
   std::weak_ptr<Channel> weak = channel;
+  channel->transport->OnOverflow([weak](Error error) {
+    if (std::shared_ptr<Channel> target = weak.lock()) {
+      std::lock_guard lock(target->mutex);
+      target->failure = std::move(error);
+      target->is_cancelled = true;
+      target->changed.notify_all();
+    }
+  });
   responder->OnCancel([weak] {
     if (std::shared_ptr<Channel> target = weak.lock()) {
       std::lock_guard lock(target->mutex);

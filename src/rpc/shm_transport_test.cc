@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/log.h"
 #include "rpc/test_support.h"
 #include "server/services.h"
 
@@ -103,14 +104,19 @@ class ShmRpcTest : public ::testing::Test {
     peer.HandleRequest(
         "flood_forever",
         [this, &peer](std::string_view, const RequestContext&) -> Result<std::string> {
+          // As the providers' I/O thread, which streams every session's updates: it must not
+          // wait for one client.
+          log::MarkThisThreadShared();
           const std::string padding(64 * 1024, 'x');
           for (int n = 0; n < 1000; ++n) {  // 64 MB at most: far beyond the outbox's 16 MiB.
             Status sent = peer.Notify("flood/item", Json{{"n", n}, {"pad", padding}}.dump());
             if (!sent.ok()) {
+              log::MarkThisThreadShared(false);
               flood_refused_.CountDown();
               return sent.error();
             }
           }
+          log::MarkThisThreadShared(false);
           return std::string("{}");
         });
     peer.HandleRequest("big", [](std::string_view, const RequestContext&) -> Result<std::string> {
@@ -370,6 +376,8 @@ TEST_F(ShmRpcTest, AClientFarBehindLosesItsChannelAndOthersGoOn) {
   ASSERT_TRUE(echo.ok()) << echo.error().ToString();
   (*second)->Close();
   reader_released_.CountDown();
+  // Reading again, the stuck client learns that its channel ended.
+  EXPECT_TRUE(client_closed_.Wait()) << "the stuck client's channel never ended";
 }
 
 }  // namespace

@@ -202,7 +202,28 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     params += acp_json;
     params += '}';
     Status sent = peer.Notify("session/update", params);
-    if (!sent.ok()) spdlog::debug("acp: session/update not sent: {}", sent.error().message());
+    if (!sent.ok() && sent.code() == ErrorCode::kResourceExhausted &&
+        (update.kind == Kind::kToolCall || update.kind == Kind::kToolCallUpdate)) {
+      // Too large for the editor's connection (the diff or arguments of a big edit): the card
+      // still gets its title, status and end, without them.
+      json smaller = json::parse(acp_json, nullptr, false);
+      if (smaller.is_object()) {
+        smaller.erase("rawInput");
+        smaller.erase("rawOutput");
+        smaller["content"] = json::array(
+            {{{"type", "content"},
+              {"content",
+               {{"type", "text"},
+                {"text", "(Too large to show here: " + sent.error().message() + ")"}}}}});
+        json retry = {{"sessionId", session_id}, {"update", std::move(smaller)}};
+        sent = peer.Notify("session/update", retry.dump());
+      }
+    }
+    if (!sent.ok()) {
+      spdlog::log(
+          sent.code() == ErrorCode::kResourceExhausted ? spdlog::level::warn : spdlog::level::debug,
+          "acp: session/update not sent: {}", sent.error().message());
+    }
   }
 
   agent::PermissionReply RequestPermission(const std::string& session_id,
@@ -444,6 +465,12 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     std::shared_ptr<rpc::CancelSignal> turn;
     {
       std::lock_guard lock(mutex);
+      // Only this connection's sessions: another editor window's turn is not ours to stop.
+      if (std::find(session_ids.begin(), session_ids.end(), session_id) == session_ids.end()) {
+        spdlog::warn("acp: session/cancel of '{}', which is not open on this connection; ignored",
+                     session_id);
+        return;
+      }
       if (auto it = turns.find(session_id); it != turns.end()) turn = it->second;
     }
     if (turn) turn->Cancel();
@@ -630,7 +657,10 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
                      StartMcpServers("session/load", params, cwd));
     ASSIGN_OR_RETURN(agent::Engine * engine, Engine());
     const bool was_open = engine->Find(id) != nullptr;
-    ASSIGN_OR_RETURN(std::shared_ptr<agent::Session> session, engine->LoadSession(id, mcp));
+    // A session whose custom mode is gone still opens (its history is the user's); its prompts
+    // are refused until session/set_mode picks a defined mode.
+    ASSIGN_OR_RETURN(std::shared_ptr<agent::Session> session,
+                     engine->LoadSession(id, mcp, {}, /*keeps_undefined_mode=*/true));
     // The editor says where it works: a session of another project would edit that project.
     if (!cwd.empty()) {
       std::error_code ignored;

@@ -824,6 +824,14 @@ std::vector<std::string> GitWrites(const std::vector<std::string>& args,
   }
   if (k >= args.size()) return written;
   const std::string& subcommand = args[k];
+  // git apply / am write the files their patches name: only git can tell which.
+  if ((subcommand == "apply" || subcommand == "am") &&
+      std::none_of(
+          args.begin() + static_cast<std::ptrdiff_t>(k), args.end(), [](const std::string& arg) {
+            return arg == "--check" || arg == "--stat" || arg == "--numstat" || arg == "--summary";
+          })) {
+    unknown->push_back("the files the patch names (git " + subcommand + ")");
+  }
   std::vector<std::string> operands;
   std::string file = ".git/config";
   bool reads_only = false;
@@ -862,8 +870,9 @@ std::vector<std::string> GitWrites(const std::vector<std::string>& args,
 // The files a program writes, creates or removes, as its arguments name them, for the common
 // programs whose arguments say so: tee, touch, truncate, rm, unlink, rmdir, shred, mkdir (every
 // operand); cp, ln, install (the last operand, or -t's directory); mv (every operand); sed -i
-// (the files after the script); dd of=; and any program's --output=FILE. `args` are the words
-// after the program's name.
+// and perl/ruby -i (the files after the script); dd of=; and any program's --output=FILE; patch,
+// git apply and git am write what their patches name (unknown). `args` are the words after the
+// program's name.
 std::vector<std::string> ProgramWrites(std::string_view program,
                                        const std::vector<std::string>& args,
                                        std::vector<std::string>* unknown) {
@@ -897,8 +906,16 @@ std::vector<std::string> ProgramWrites(std::string_view program,
   };
   std::vector<std::string> written;
   if (program == "git") return GitWrites(args, unknown);
+  // patch writes the files its patch names (and its operand, when given).
+  if (program == "patch" && std::none_of(args.begin(), args.end(), [](const std::string& arg) {
+        return arg == "--dry-run" || arg == "-C" || arg == "--check";
+      })) {
+    unknown->push_back("the files the patch names (patch)");
+  }
+  // perl and ruby -i edit their file operands in place, as sed -i does.
+  const bool is_perl = program == "perl" || program == "ruby";
   std::vector<std::string> operands;
-  bool in_place = false;    // sed -i.
+  bool in_place = false;    // sed -i, perl -i.
   bool has_script = false;  // sed -e / -f: the first operand is a file, not the script.
   bool options_end = false;
   bool has_target_directory = false;  // cp/mv/ln/install -t DIR: every operand is a source.
@@ -933,6 +950,17 @@ std::vector<std::string> ProgramWrites(std::string_view program,
                (arg == "-e" || arg == "-f" || arg == "--expression" || arg == "--file")) {
       has_script = true;
       ++k;
+    } else if (is_perl && arg.size() > 1 && arg[1] != '-') {
+      // Bundled switches: "-pi", "-i.bak", "-pie" (-i's suffix is what follows it).
+      size_t i_at = arg.find('i', 1);
+      size_t e_at = arg.find_first_of("eE", 1);
+      if (i_at != std::string::npos && (e_at == std::string::npos || i_at < e_at)) {
+        in_place = true;
+      }
+      if (e_at != std::string::npos && (i_at == std::string::npos || e_at < i_at)) {
+        has_script = true;  // -e SCRIPT: the script is the next word.
+        if (e_at + 1 == arg.size()) ++k;
+      }
     } else if (takes_value(arg)) {
       ++k;
     }
@@ -941,7 +969,7 @@ std::vector<std::string> ProgramWrites(std::string_view program,
     written.insert(written.end(), operands.begin(), operands.end());
   } else if (is_one_of(program, kLastOperand) && operands.size() >= 2 && !has_target_directory) {
     written.push_back(operands.back());
-  } else if (program == "sed" && in_place) {
+  } else if ((program == "sed" || is_perl) && in_place) {
     written.insert(written.end(), operands.begin() + (has_script || operands.empty() ? 0 : 1),
                    operands.end());
   }

@@ -266,8 +266,17 @@ TEST(CommandTest, WriteTargetsOfProgramsThatNameWhatTheyWrite) {
   EXPECT_EQ(Paths("dd if=/dev/zero of=disk.img bs=1M", cwd), Targets{"/w/disk.img"});
   EXPECT_EQ(Paths("git log --output=.kilocodemodes", cwd), Targets{"/w/.kilocodemodes"});
   EXPECT_EQ(Paths("sudo mkdir -p -m 700 /opt/x", cwd), Targets{"/opt/x"});
-  // Programs that only read, and sed without -i, write nothing.
-  EXPECT_EQ(Paths("cat a b; sed 's/a/b/' x.c; cp only-one", cwd), Targets{});
+  EXPECT_EQ(Paths("perl -pi -e s/KEEP/X/ AGENTS.md", cwd), Targets{"/w/AGENTS.md"});
+  EXPECT_EQ(Paths("perl -i.bak -pe 's/a/b/' x.c y.c", cwd), (Targets{"/w/x.c", "/w/y.c"}));
+  EXPECT_EQ(Paths("perl -i fix.pl x.c", cwd), Targets{"/w/x.c"});
+  // Programs that only read, and sed or perl without -i, write nothing.
+  EXPECT_EQ(Paths("cat a b; sed 's/a/b/' x.c; cp only-one; perl -ne 'print' x.c", cwd), Targets{});
+  // Patches write the files they name, which only the program reads: unknown, so asked about.
+  EXPECT_FALSE(CommandWriteTargets("patch -p1 < m.patch", cwd).unknown.empty());
+  EXPECT_FALSE(CommandWriteTargets("git apply h.patch", cwd).unknown.empty());
+  EXPECT_FALSE(CommandWriteTargets("git am 0001.patch", cwd).unknown.empty());
+  EXPECT_TRUE(CommandWriteTargets("git apply --check h.patch", cwd).unknown.empty());
+  EXPECT_TRUE(CommandWriteTargets("patch --dry-run -p1 < m.patch", cwd).unknown.empty());
 }
 
 // Words are expanded as the shell expands them; what only the shell can tell is reported as
