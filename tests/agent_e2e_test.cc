@@ -325,6 +325,13 @@ class AgentE2eTest : public ::testing::Test {
     return bodies;
   }
 
+  // The model's next call: a command that writes its pid to cmd.pid and sleeps for 30 s.
+  void EnqueueSleepingCommand() {
+    fake_->Enqueue(kChatPath,
+                   testing::OpenAiToolCall("call_1", "execute_command",
+                                           R"({"command":"echo $$ > cmd.pid; exec sleep 30"})"));
+  }
+
   void EnqueueFixTask() {
     fake_->Enqueue(kChatPath, testing::OpenAiToolCall(
                                   "call_1", "read_file",
@@ -609,9 +616,7 @@ TEST_F(AgentE2eTest, KillNineMidTurnLosesNothingAndResumes) {
 // A kill while a command runs keeps what the model's reply cost (the session's row was written
 // only with the next user message, so the list said 0).
 TEST_F(AgentE2eTest, KillNineDuringACommandKeepsTheReplysCost) {
-  fake_->Enqueue(kChatPath,
-                 testing::OpenAiToolCall("call_1", "execute_command",
-                                         R"({"command":"echo $$ > cmd.pid; exec sleep 30"})"));
+  EnqueueSleepingCommand();
   Child child(RunArgs("wait a while", {"--yes"}), Env());
   pid_t command = WaitForPidFile(repo_ + "/cmd.pid");
   ASSERT_GT(command, 0) << child.err();
@@ -713,9 +718,7 @@ TEST_F(AgentE2eTest, CtrlCCancelsTheTurnAndExits130) {
 // SIGTERM (or a closed terminal) while the agent runs a command: lapce-ai exits at once and the
 // command, which runs in a session of its own, does not outlive it.
 TEST_F(AgentE2eTest, SigtermStopsTheRunningCommandToo) {
-  fake_->Enqueue(kChatPath,
-                 testing::OpenAiToolCall("call_1", "execute_command",
-                                         R"({"command":"echo $$ > cmd.pid; exec sleep 30"})"));
+  EnqueueSleepingCommand();
   // What the model would do next, were the turn to go on once its command is killed.
   fake_->Enqueue(kChatPath, testing::OpenAiToolCall(
                                 "call_2", "write_to_file",
@@ -737,9 +740,7 @@ TEST_F(AgentE2eTest, SigtermStopsTheRunningCommandToo) {
 // `lapce-ai run … | head -1`: when the reader of its output goes away, the turn is cancelled
 // and the command it runs is stopped (it lived on, reparented, and wrote files), exit 141.
 TEST_F(AgentE2eTest, AClosedOutputPipeStopsTheRunAndItsCommand) {
-  fake_->Enqueue(kChatPath,
-                 testing::OpenAiToolCall("call_1", "execute_command",
-                                         R"({"command":"echo $$ > cmd.pid; exec sleep 30"})"));
+  EnqueueSleepingCommand();
   Child child(RunArgs("wait a while", {"--yes"}), Env());
   pid_t command = WaitForPidFile(repo_ + "/cmd.pid");
   ASSERT_GT(command, 0) << child.err();
