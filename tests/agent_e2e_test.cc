@@ -50,7 +50,8 @@ void WriteFile(const std::filesystem::path& path, const std::string& text) {
 // stdin is /dev/null-like (a closed pipe); stderr is collected.
 class Child {
  public:
-  Child(std::vector<std::string> argv, std::vector<std::string> env) {
+  // `keeps_input`: standard input stays open for Write() (else it is at its end at once).
+  Child(std::vector<std::string> argv, std::vector<std::string> env, bool keeps_input = false) {
     int out_pipe[2], err_pipe[2], in_pipe[2];
     EXPECT_EQ(::pipe2(out_pipe, O_CLOEXEC), 0);
     EXPECT_EQ(::pipe2(err_pipe, O_CLOEXEC), 0);
@@ -68,7 +69,11 @@ class Child {
       ::_exit(127);
     }
     ::close(in_pipe[0]);
-    ::close(in_pipe[1]);
+    if (keeps_input) {
+      in_fd_ = in_pipe[1];
+    } else {
+      ::close(in_pipe[1]);
+    }
     ::close(out_pipe[1]);
     ::close(err_pipe[1]);
     out_fd_ = out_pipe[0];
@@ -81,6 +86,11 @@ class Child {
     }
     ::close(out_fd_);
     ::close(err_fd_);
+    if (in_fd_ >= 0) ::close(in_fd_);
+  }
+  void Write(std::string_view text) {
+    ssize_t n = ::write(in_fd_, text.data(), text.size());
+    (void)n;
   }
 
   // Reads until stdout contains `text`; false at the deadline or when the child closes stdout.
@@ -138,6 +148,7 @@ class Child {
   }
 
   pid_t pid_ = -1;
+  int in_fd_ = -1;
   int out_fd_ = -1;
   int err_fd_ = -1;
   bool out_open_ = true;
@@ -644,6 +655,27 @@ TEST_F(AgentE2eTest, PipedReasoningIsMarkedAndMissingUsageIsNotFree) {
       << run.out;
   EXPECT_NE(run.err.find("usage not reported, cost unknown"), std::string::npos) << run.err;
   EXPECT_EQ(run.err.find("$0.0000"), std::string::npos) << run.err;
+}
+
+// `acp` stopped by SIGTERM (as editors stop agents) gives its sessions up as when the editor
+// closes: one opened and never prompted is not kept (it listed as untitled and interrupted).
+TEST_F(AgentE2eTest, AcpStoppedBySigtermKeepsNoUnpromptedSession) {
+  std::vector<std::string> argv = {LAPCE_AI_BIN, "acp"};
+  for (const std::string& a : Provider()) argv.push_back(a);
+  Child acp(argv, Env(), /*keeps_input=*/true);
+  acp.Write(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1}})"
+            "\n");
+  acp.Write(Json{{"jsonrpc", "2.0"},
+                 {"id", 2},
+                 {"method", "session/new"},
+                 {"params", {{"cwd", repo_}, {"mcpServers", Json::array()}}}}
+                .dump() +
+            "\n");
+  ASSERT_TRUE(acp.WaitForOutput("\"sessionId\"", milliseconds(15'000))) << acp.err();
+  EXPECT_EQ(ListSessions().size(), 1u);
+  acp.Signal(SIGTERM);
+  EXPECT_EQ(acp.Wait(milliseconds(10'000)), 128 + SIGTERM) << acp.err();
+  EXPECT_EQ(ListSessions().size(), 0u);
 }
 
 // `sessions resume --mode M` switches the session to M (as session/set_mode does); an unknown

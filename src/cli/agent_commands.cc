@@ -669,9 +669,16 @@ int Acp(const Config& config, const AgentFlags& flags) {
     std::fprintf(stderr, "lapce-ai acp: %s\n", started.error().message().c_str());
     return kExitFailure;
   }
+  // Stopped by a signal: the turns end and the sessions are given up first (one never prompted
+  // is not kept), as when the editor closes.
+  interrupts.BeforeExit([&agent] {
+    agent.CancelAll();
+    agent.ReleaseAll();
+  });
   std::unique_lock lock(mutex);
   closed_signal.wait(lock, [&] { return is_closed; });
   lock.unlock();
+  interrupts.BeforeExit(nullptr);
   agent.CancelAll();
   peer.Drain();
   agent.ReleaseAll();

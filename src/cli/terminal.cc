@@ -126,6 +126,11 @@ void InterruptHandler::Watch(std::shared_ptr<agent::Session> session) {
   session_ = std::move(session);
 }
 
+void InterruptHandler::BeforeExit(std::function<void()> hook) {
+  std::lock_guard lock(mutex_);
+  before_exit_ = std::move(hook);
+}
+
 void InterruptHandler::SetTurnRunning(bool running) {
   std::lock_guard lock(mutex_);
   is_turn_running_ = running;
@@ -156,7 +161,6 @@ void InterruptHandler::Loop() {
     std::unique_lock lock(mutex_);
     std::shared_ptr<agent::Session> session = session_;
     if (signal != SIGINT || !is_turn_running_ || ++interrupts_ > 1) {
-      lock.unlock();
       if (session) {
         // The turn stops first: killing its command must not let it go on to the next call
         // (a write ran in the 100 ms Exit waits for the commands to end).
@@ -164,6 +168,8 @@ void InterruptHandler::Loop() {
         // Its lock file goes now; _Exit below would leave it behind.
         session->ReleaseForExit();
       }
+      if (before_exit_) before_exit_();  // Under mutex_: BeforeExit(nullptr) waits for it.
+      lock.unlock();
       Exit(signal);
     }
     lock.unlock();

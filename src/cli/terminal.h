@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -64,6 +65,9 @@ class InterruptHandler {
   void Watch(std::shared_ptr<agent::Session> session);
   // A turn starts (a first Ctrl-C will cancel it) or ends (Ctrl-C will exit).
   void SetTurnRunning(bool running);
+  // Runs on the handler's thread before it exits for a signal (after the watched session is
+  // cancelled, before the commands are stopped); nullptr to stop (before what it uses goes).
+  void BeforeExit(std::function<void()> hook);
 
  private:
   void Loop();
@@ -75,6 +79,7 @@ class InterruptHandler {
   int interrupts_ = 0;                       // Guarded by mutex_: Ctrl-Cs during the running turn.
   bool is_turn_running_ = false;             // Guarded by mutex_.
   std::shared_ptr<agent::Session> session_;  // Guarded by mutex_.
+  std::function<void()> before_exit_;        // Guarded by mutex_.
   std::thread thread_;
 };
 
