@@ -197,8 +197,10 @@ class PtyChild {
  public:
   // `in_background`: as `… </dev/null &` from the terminal's shell: a process group of its own,
   // not the terminal's foreground, with standard input from /dev/null.
-  PtyChild(std::vector<std::string> argv, std::vector<std::string> env,
-           bool in_background = false) {
+  // `output_file`: standard input from /dev/null and both outputs to this file (in the
+  // foreground, unless `in_background`).
+  PtyChild(std::vector<std::string> argv, std::vector<std::string> env, bool in_background = false,
+           const std::string& output_file = "") {
     std::vector<char*> c_argv = test::ExecStrings(argv);
     std::vector<char*> c_env = test::ExecStrings(env);
     pid_ = ::forkpty(&master_, nullptr, nullptr, nullptr);
@@ -214,6 +216,13 @@ class PtyChild {
         ::setpgid(0, 0);
         int null = ::open("/dev/null", O_RDONLY);
         ::dup2(null, 0);
+      }
+      if (!output_file.empty()) {
+        int null = ::open("/dev/null", O_RDONLY);
+        int out = ::open(output_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        ::dup2(null, 0);
+        ::dup2(out, 1);
+        ::dup2(out, 2);
       }
       ::execve(c_argv[0], c_argv.data(), c_env.data());
       ::_exit(127);
@@ -815,6 +824,21 @@ TEST_F(AgentE2eTest, ABackgroundRunIsNotAskedOnTheTerminal) {
   PtyChild child(RunArgs("write a file", {}), Env(), /*in_background=*/true);
   EXPECT_EQ(child.Wait(milliseconds(15'000)), 0) << child.screen();
   EXPECT_NE(child.screen().find("no terminal to ask on"), std::string::npos) << child.screen();
+  EXPECT_FALSE(std::filesystem::exists(repo_ + "/a.txt"));
+}
+
+// In the foreground with both outputs in a file, a question could not be seen: none is asked
+// (it waited on the terminal for a blind answer).
+TEST_F(AgentE2eTest, ARunWhoseOutputsAreInAFileIsNotAskedBlind) {
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("w1", "write_to_file",
+                                         R"({"path":"a.txt","content":"A\n","line_count":1})"));
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("done", "attempt_completion",
+                                                    R"({"result":"Could not write."})"));
+  const std::string log = home_ + "/run.log";
+  PtyChild child(RunArgs("write a file", {}), Env(), /*in_background=*/false, log);
+  EXPECT_EQ(child.Wait(milliseconds(15'000)), 0) << ReadFile(log);
+  EXPECT_NE(ReadFile(log).find("no terminal to ask on"), std::string::npos) << ReadFile(log);
   EXPECT_FALSE(std::filesystem::exists(repo_ + "/a.txt"));
 }
 

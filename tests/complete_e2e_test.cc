@@ -14,6 +14,7 @@
 #include "http/client.h"
 #include "run_process.h"
 #include "testing/fake_provider_server.h"
+#include "testing/scripted_model.h"
 
 namespace lai {
 namespace {
@@ -203,6 +204,20 @@ TEST_F(CompleteCliTest, AnErrorsControlCharactersAreShownNotObeyed) {
   EXPECT_EQ(run.exit_code, 1) << run.err;
   EXPECT_EQ(run.err.find("\x1b]0;"), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("^[]0;PWNED^G"), std::string::npos) << run.err;
+}
+
+// --show-reasoning marks every line of the reasoning (only the first was: the rest read as the
+// answer).
+TEST_F(CompleteCliTest, EveryLineOfShownReasoningIsMarked) {
+  testing::ScriptedTurn turn;
+  turn.reasoning = "Alpha one.\nBeta two";
+  turn.text = "Answer here.";
+  fake_->Enqueue("/v1/chat/completions", testing::OpenAiTurn(turn));
+  RunResult run = RunLapceAi(OpenAi({"hi", "--show-reasoning"}), {"OPENAI_API_KEY=k"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.err.find("[reasoning] Alpha one.\n[reasoning] Beta two"), std::string::npos)
+      << run.err;
+  EXPECT_NE(run.out.find("Answer here."), std::string::npos) << run.out;
 }
 
 TEST_F(CompleteCliTest, PromptFromStandardInput) {

@@ -1998,11 +1998,19 @@ TEST_F(SessionTest, AModesFilePatternHoldsOutsideTheWorkspaceAndForCommands) {
   Enqueue(WriteCall("w2", "docs/notes.md", "x"));
   Enqueue(CommandCall("c1", "echo x > code.py"));
   Enqueue(CommandCall("c2", "echo x > docs/ok.md"));
+  Enqueue(CommandCall("c3", "echo code.py | xargs sed -i s/a/b/"));
   Enqueue(OpenAiToolCall("done", "attempt_completion", CompletionArgs("Done.")));
   TestClient client;
   EXPECT_EQ(MustPrompt(*session, "Write the docs", client), StopReason::kEndTurn);
   std::vector<json> bodies = Bodies();
-  ASSERT_EQ(bodies.size(), 5u);
+  ASSERT_EQ(bodies.size(), 6u);
+  // Files only the command can name (xargs, find -exec) are none the mode can vouch for.
+  EXPECT_NE(ToolResultOf(bodies[5], "c3")
+                .value_or("")
+                .find("this command writes 'the files "
+                      "xargs gives sed'"),
+            std::string::npos)
+      << ToolResultOf(bodies[5], "c3").value_or("");
   EXPECT_NE(ToolResultOf(bodies[1], "w1").value_or("").find("got '../escape.txt'"),
             std::string::npos)
       << ToolResultOf(bodies[1], "w1").value_or("");

@@ -111,7 +111,15 @@ class TerminalClient : public agent::SessionClient {
   // the events). `approves_all`: --yes was given (what still asks is a limit, or a command the
   // denied list cannot check).
   TerminalClient(bool is_json, bool approves_all) : json_(is_json), approves_all_(approves_all) {
-    if (!is_json) input_ = TerminalInput::Open();
+    if (!is_json) {
+      input_ = TerminalInput::Open();
+      // The question goes where the user sees it; with both outputs redirected it could not be
+      // seen, so nothing is asked (a run that read /dev/tty waited for a blind answer).
+      ask_ = ::isatty(STDERR_FILENO) == 1   ? stderr
+             : ::isatty(STDOUT_FILENO) == 1 ? stdout
+                                            : nullptr;
+      if (ask_ == nullptr) input_ = TerminalInput();
+    }
     style_.color = !is_json && ::isatty(STDOUT_FILENO) == 1 && log::WantsColor();
     if (style_.color && ::isatty(STDERR_FILENO) == 1) {
       spinner_ = std::thread([this] { SpinLoop(); });
@@ -257,7 +265,7 @@ class TerminalClient : public agent::SessionClient {
     // What is asked about goes where the question is: to the terminal, even when standard output
     // is a file (it gets the diff when the edit is done).
     const bool output_is_terminal = ::isatty(STDOUT_FILENO) == 1;
-    FILE* shown = output_is_terminal ? stdout : stderr;
+    FILE* shown = output_is_terminal ? stdout : ask_;
     for (const agent::ToolCallContent& content : request.tool.content) {
       if (content.kind == agent::ToolCallContent::Kind::kDiff) {
         PrintDiffLocked(content, shown);
@@ -271,9 +279,9 @@ class TerminalClient : public agent::SessionClient {
         Visible(request.is_question ? request.tool.title : "Allow " + request.tool.title + "?");
     const char* choices = request.can_always ? "[y]es / [n]o / [a]lways" : "[y]es / [n]o";
     input_.DiscardTypeAhead();
-    std::fprintf(stderr, "%s%s%s %s / or type feedback: ", style_.bold(), question.c_str(),
+    std::fprintf(ask_, "%s%s%s %s / or type feedback: ", style_.bold(), question.c_str(),
                  style_.reset(), choices);
-    std::fflush(stderr);
+    std::fflush(ask_);
     lock.unlock();
     // A bare Enter is no answer (a stray one must not run a command): ask again. Ctrl-C cancels
     // the turn, which ends the question at once; Ctrl-D answers no.
@@ -282,7 +290,7 @@ class TerminalClient : public agent::SessionClient {
       bool at_end = false;
       std::optional<std::string> typed = input_.ReadLine(&cancelled, &at_end);
       if (at_end) {
-        std::fputc('\n', stderr);
+        std::fputc('\n', ask_);
         return {agent::PermissionOutcome::kRejectOnce, {}};
       }
       if (!typed) return {agent::PermissionOutcome::kCancelled, {}};
@@ -290,8 +298,8 @@ class TerminalClient : public agent::SessionClient {
       if (line.find_first_not_of(" \t\r") != std::string::npos) break;
       std::fputs(request.can_always ? "y, n, a, or feedback for the model: "
                                     : "y, n, or feedback for the model: ",
-                 stderr);
-      std::fflush(stderr);
+                 ask_);
+      std::fflush(ask_);
     }
     std::string_view word = AnswerWord(line);
     if (word == "a" && !request.can_always) word = "";
@@ -528,6 +536,7 @@ class TerminalClient : public agent::SessionClient {
   const bool json_;
   const bool approves_all_;
   TerminalInput input_;
+  FILE* ask_ = stderr;  // Where questions are shown (a terminal).
   std::string workspace_;
   Style style_;
   std::mutex mutex_;

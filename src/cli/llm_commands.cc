@@ -183,7 +183,8 @@ int Complete(const Config& config, CompleteFlags flags) {
   const bool is_tty_stdout = ::isatty(STDOUT_FILENO) == 1;
   bool interrupted = false;
   bool at_line_start = true;      // Of stdout's text.
-  bool in_reasoning = false;      // Reasoning is being printed to stderr.
+  bool in_reasoning = false;
+  bool reasoning_at_line_start = true;  // Reasoning is being printed to stderr.
   llm::Usage usage;
   bool has_usage = false;
   int stop_signal = 0;
@@ -231,13 +232,23 @@ int Complete(const Config& config, CompleteFlags flags) {
           case Kind::kReasoningDelta:
             if (!flags.show_reasoning) break;
             if (!in_reasoning) {
-              std::fputs(colors_stderr ? "\033[2m[reasoning] " : "[reasoning] ", stderr);
+              if (colors_stderr) std::fputs("\033[2m", stderr);
               in_reasoning = true;
+              reasoning_at_line_start = true;
             }
-            if (is_tty_stderr) {
-              std::fputs(Visible(event.text).c_str(), stderr);
-            } else {
-              std::fwrite(event.text.data(), 1, event.text.size(), stderr);
+            // Every line marked, so none is taken for the answer.
+            for (std::string_view rest = event.text; !rest.empty();) {
+              size_t end = rest.find('\n');
+              std::string_view line =
+                  rest.substr(0, end == std::string_view::npos ? rest.size() : end + 1);
+              if (reasoning_at_line_start) std::fputs("[reasoning] ", stderr);
+              if (is_tty_stderr) {
+                std::fputs(Visible(line).c_str(), stderr);
+              } else {
+                std::fwrite(line.data(), 1, line.size(), stderr);
+              }
+              reasoning_at_line_start = line.back() == '\n';
+              rest.remove_prefix(line.size());
             }
             break;
           case Kind::kToolCallEnd:

@@ -213,8 +213,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
         smaller["content"] = json::array(
             {{{"type", "content"},
               {"content",
-               {{"type", "text"},
-                {"text", "(Too large to show here: " + sent.error().message() + ")"}}}}});
+               {{"type", "text"}, {"text", "(Too large to show over this editor connection.)"}}}}});
         json retry = {{"sessionId", session_id}, {"update", std::move(smaller)}};
         sent = peer.Notify("session/update", retry.dump());
       }
@@ -281,8 +280,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
           {{{"type", "content"},
             {"content",
              {{"type", "text"},
-              {"text", "(The diff is too large to show here: " + wait->outcome->error().message() +
-                           ")"}}}}});
+              {"text", "(The diff is too large to show over this editor connection.)"}}}}});
     }
     agent::PermissionReply reply;  // kCancelled.
     if (!wait->outcome->ok()) {

@@ -871,8 +871,9 @@ std::vector<std::string> GitWrites(const std::vector<std::string>& args,
 // programs whose arguments say so: tee, touch, truncate, rm, unlink, rmdir, shred, mkdir (every
 // operand); cp, ln, install (the last operand, or -t's directory); mv (every operand); sed -i
 // and perl/ruby -i (the files after the script); dd of=; and any program's --output=FILE; patch,
-// git apply and git am write what their patches name (unknown). `args` are the words after the
-// program's name.
+// git apply and git am write what their patches name, and a writing command run by xargs or
+// find -exec (or find -delete) what they find: unknown. `args` are the words after the program's
+// name.
 std::vector<std::string> ProgramWrites(std::string_view program,
                                        const std::vector<std::string>& args,
                                        std::vector<std::string>* unknown) {
@@ -906,6 +907,46 @@ std::vector<std::string> ProgramWrites(std::string_view program,
   };
   std::vector<std::string> written;
   if (program == "git") return GitWrites(args, unknown);
+  // A command that xargs or find runs on names they find (stdin, the file search): whether it
+  // writes is seen by giving it a stand-in name; which files, only the command run can tell.
+  auto writes_given_names = [&](const std::string& inner, std::vector<std::string> inner_args) {
+    inner_args.push_back("{}");
+    std::vector<std::string> inner_unknown;
+    std::string name = Lowercase(std::filesystem::path(inner).filename().string());
+    return !ProgramWrites(name, inner_args, &inner_unknown).empty() || !inner_unknown.empty();
+  };
+  if (program == "xargs") {
+    static constexpr std::array<std::string_view, 12> kXargsValue = {
+        "-a", "-d", "-E",         "-I",          "-L",         "-n",
+        "-P", "-s", "--arg-file", "--delimiter", "--max-args", "--max-procs"};
+    size_t k = 0;
+    for (; k < args.size() && args[k].starts_with('-'); ++k) {
+      if (std::find(kXargsValue.begin(), kXargsValue.end(), args[k]) != kXargsValue.end()) ++k;
+    }
+    if (k < args.size() &&
+        writes_given_names(args[k],
+                           {args.begin() + static_cast<std::ptrdiff_t>(k) + 1, args.end()})) {
+      unknown->push_back("the files xargs gives " + args[k]);
+    }
+    return written;
+  }
+  if (program == "find") {
+    for (size_t k = 0; k < args.size(); ++k) {
+      if (args[k] == "-delete") unknown->push_back("the files find deletes");
+      bool is_exec =
+          args[k] == "-exec" || args[k] == "-execdir" || args[k] == "-ok" || args[k] == "-okdir";
+      if (!is_exec || k + 1 >= args.size()) continue;
+      size_t end = k + 2;
+      while (end < args.size() && args[end] != ";" && args[end] != "+") ++end;
+      std::vector<std::string> inner_args(args.begin() + static_cast<std::ptrdiff_t>(k) + 2,
+                                          args.begin() + static_cast<std::ptrdiff_t>(end));
+      if (writes_given_names(args[k + 1], inner_args)) {
+        unknown->push_back("the files find gives " + args[k + 1]);
+      }
+      k = end;
+    }
+    return written;
+  }
   // patch writes the files its patch names (and its operand, when given).
   if (program == "patch" && std::none_of(args.begin(), args.end(), [](const std::string& arg) {
         return arg == "--dry-run" || arg == "-C" || arg == "--check";

@@ -277,6 +277,17 @@ TEST(CommandTest, WriteTargetsOfProgramsThatNameWhatTheyWrite) {
   EXPECT_FALSE(CommandWriteTargets("git am 0001.patch", cwd).unknown.empty());
   EXPECT_TRUE(CommandWriteTargets("git apply --check h.patch", cwd).unknown.empty());
   EXPECT_TRUE(CommandWriteTargets("patch --dry-run -p1 < m.patch", cwd).unknown.empty());
+  // What xargs and find give a writing command comes from stdin or the search: unknown.
+  for (const char* command :
+       {"echo .kilocodemodes | xargs sed -i s/a/b/", "echo AGENTS.md | xargs rm",
+        "xargs -n 1 -I {} perl -pi -e s/a/b/ {} < list", "find . -name AGENTS.md -delete",
+        "find . -name x -exec sed -i s/a/b/ {} \\;", "find . -exec perl -pi -e s/a/b/ {} +"}) {
+    EXPECT_FALSE(CommandWriteTargets(command, cwd).unknown.empty()) << command;
+  }
+  for (const char* command : {"echo x | xargs grep -l y", "find . -name '*.c' -exec grep -H x {} +",
+                              "find . -type f -print"}) {
+    EXPECT_TRUE(CommandWriteTargets(command, cwd).unknown.empty()) << command;
+  }
 }
 
 // Words are expanded as the shell expands them; what only the shell can tell is reported as

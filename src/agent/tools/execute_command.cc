@@ -134,8 +134,13 @@ class ExecuteCommandTool final : public ToolBase {
     // Files the command writes through redirections: never blocked ones; outside the workspace
     // or protected ones only with the user's leave, whatever the allowed-command list says.
     workspace::CommandWrites writes = workspace::CommandWriteTargets(*command, cwd);
-    for (const std::string& unknown : writes.unknown) {  // Only the shell knows where.
-      request.outside_paths.push_back(unknown + " (not known until it runs)");
+    std::vector<std::string> unknown_targets;  // Only the shell (or the program) knows where.
+    for (const std::string& unknown : writes.unknown) {
+      // A mode limited to some files cannot vouch for files nobody can name beforehand.
+      if (Status may = context.host.MayWrite(unknown); !may.ok()) {
+        return {true, ToolErrorText(may.error().message())};
+      }
+      unknown_targets.push_back(unknown);
     }
     for (const std::string& target : writes.paths) {
       Result<workspace::ResolvedPath> written =
@@ -161,6 +166,11 @@ class ExecuteCommandTool final : public ToolBase {
     };
     name_paths("Outside the workspace:", request.outside_paths);
     name_paths("Writes protected files:", request.protected_paths);
+    name_paths("Writes files known only when it runs:", unknown_targets);
+    // Asked about as a write outside would be: they may be anywhere.
+    for (const std::string& unknown : unknown_targets) {
+      request.outside_paths.push_back(unknown + " (not known until it runs)");
+    }
     Result<ApprovalReply> reply = AskApproval(context, request);
     if (!reply.ok()) return ErrorResult(reply.error());
 

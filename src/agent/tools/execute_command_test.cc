@@ -213,6 +213,11 @@ TEST_F(ExecuteCommandTest, RedirectionTargetsReachTheApprovalRequest) {
   Run("echo a1 >> $HOME/.bashrc");
   EXPECT_EQ(host_.last_request.outside_paths,
             std::vector<std::string>{"$HOME/.bashrc (not known until it runs)"});
+  EXPECT_NE(host_.last_request.detail.find("Writes files known only when it runs: $HOME/.bashrc"),
+            std::string::npos)
+      << host_.last_request.detail;
+  EXPECT_EQ(host_.last_request.detail.find("Outside the workspace"), std::string::npos)
+      << host_.last_request.detail;
 
   host_.approve = true;
   host_.last_request.target.clear();
