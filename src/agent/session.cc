@@ -807,7 +807,10 @@ Status Session::Turn::RefreshWorkspace() {
                                            "); nothing was done. Fix the file and retry.");
   }
   spdlog::info("session {}: the ignore files changed; their rules were read again", session.id_);
-  state.workspace = *std::move(fresh);
+  {
+    std::lock_guard lock(session.mutex_);  // SetMode reads it from other threads.
+    state.workspace = *std::move(fresh);
+  }
   state.system_prompt.clear();  // It lists the blocked paths.
   return OkStatus();
 }

@@ -149,7 +149,8 @@ void InterruptHandler::Loop() {
     }
     if (fds[1].revents != 0) return;
     int signal = 0;
-    if (watches_output && (fds[2].revents & POLLERR) != 0) {
+    if (watches_output && (fds[2].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) {
+      // The reader has gone (a pipe's POLLERR, a socket's POLLHUP), or stdout was closed.
       signal = SIGPIPE;
     } else if ((fds[0].revents & POLLIN) != 0) {
       signalfd_siginfo info{};
