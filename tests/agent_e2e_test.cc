@@ -352,6 +352,15 @@ class AgentE2eTest : public ::testing::Test {
                                            R"({"command":"echo $$ > cmd.pid; exec sleep 30"})"));
   }
 
+  // The model writes a.txt, then (told it was not approved) gives up.
+  void EnqueueWriteThenGiveUp() {
+    fake_->Enqueue(kChatPath,
+                   testing::OpenAiToolCall("w1", "write_to_file",
+                                           R"({"path":"a.txt","content":"A\n","line_count":1})"));
+    fake_->Enqueue(kChatPath, testing::OpenAiToolCall("done", "attempt_completion",
+                                                      R"({"result":"Could not write."})"));
+  }
+
   void EnqueueFixTask() {
     fake_->Enqueue(kChatPath, testing::OpenAiToolCall(
                                   "call_1", "read_file",
@@ -816,11 +825,7 @@ TEST_F(AgentE2eTest, ApprovalsOnATerminalTakeAnyCaseAndCtrlCEndsTheQuestion) {
 // A run in the background (stdin from /dev/null) is not asked on the terminal it does not own
 // (it was stopped by SIGTTOU, waiting for ever): the write is refused, the run ends.
 TEST_F(AgentE2eTest, ABackgroundRunIsNotAskedOnTheTerminal) {
-  fake_->Enqueue(kChatPath,
-                 testing::OpenAiToolCall("w1", "write_to_file",
-                                         R"({"path":"a.txt","content":"A\n","line_count":1})"));
-  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("done", "attempt_completion",
-                                                    R"({"result":"Could not write."})"));
+  EnqueueWriteThenGiveUp();
   PtyChild child(RunArgs("write a file", {}), Env(), /*in_background=*/true);
   EXPECT_EQ(child.Wait(milliseconds(15'000)), 0) << child.screen();
   EXPECT_NE(child.screen().find("no terminal to ask on"), std::string::npos) << child.screen();
@@ -830,11 +835,7 @@ TEST_F(AgentE2eTest, ABackgroundRunIsNotAskedOnTheTerminal) {
 // In the foreground with both outputs in a file, a question could not be seen: none is asked
 // (it waited on the terminal for a blind answer).
 TEST_F(AgentE2eTest, ARunWhoseOutputsAreInAFileIsNotAskedBlind) {
-  fake_->Enqueue(kChatPath,
-                 testing::OpenAiToolCall("w1", "write_to_file",
-                                         R"({"path":"a.txt","content":"A\n","line_count":1})"));
-  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("done", "attempt_completion",
-                                                    R"({"result":"Could not write."})"));
+  EnqueueWriteThenGiveUp();
   const std::string log = home_ + "/run.log";
   PtyChild child(RunArgs("write a file", {}), Env(), /*in_background=*/false, log);
   EXPECT_EQ(child.Wait(milliseconds(15'000)), 0) << ReadFile(log);
