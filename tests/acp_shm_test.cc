@@ -53,6 +53,7 @@ class ServeProcess {
   bool is_ready() const { return server_.is_ready(); }
   const std::string& socket() const { return socket_; }
   std::string log() const { return server_.log(); }
+  int Stop() { return server_.Stop(); }  // SIGTERM; the wait status.
 
  private:
   std::string socket_;
@@ -209,6 +210,40 @@ TEST_F(AcpShmTest, SessionOverSharedMemory) {
   EXPECT_EQ(Json::parse(*listed)["sessions"][0]["sessionId"], session_id);
   Disconnect();
   EXPECT_EQ(fake_->requests().size(), 2u);
+}
+
+// `serve` stopped (SIGTERM) while a turn runs: the turn is cancelled and the prompt answered
+// "cancelled" before the connection closes (the editor waited for an answer that never came).
+TEST_F(AcpShmTest, AServerStoppedMidTurnAnswersThePromptCancelled) {
+  testing::ScriptedTurn slow;
+  slow.text = "Thinking about it. And more. And more.";
+  slow.text_chunks = 3;
+  testing::FakeResponse response = testing::OpenAiTurn(slow);
+  response.fault.stall_after_bytes =
+      response.body_chunks[0].size() + response.body_chunks[1].size();
+  response.fault.stall_for = milliseconds(30'000);
+  fake_->Enqueue(kChatPath, response);
+  ASSERT_NO_FATAL_FAILURE(Connect());
+  Result<std::string> created =
+      Request("session/new", {{"cwd", workspace_}, {"mcpServers", Json::array()}});
+  ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << Log();
+  Json prompt = {{"sessionId", Json::parse(*created)["sessionId"]},
+                 {"prompt", {{{"type", "text"}, {"text", "think"}}}}};
+  std::future<Result<std::string>> answer =
+      std::async(std::launch::async, [&] { return Request("session/prompt", prompt); });
+  {
+    std::unique_lock lock(client_.mutex);
+    ASSERT_TRUE(client_.changed.wait_for(lock, milliseconds(15'000), [&] {
+      return std::any_of(client_.updates.begin(), client_.updates.end(), [](const Json& u) {
+        return u["update"]["sessionUpdate"] == "agent_message_chunk";
+      });
+    })) << Log();
+  }
+  int status = serve_->Stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << Log();
+  Result<std::string> stop = answer.get();
+  ASSERT_TRUE(stop.ok()) << stop.error().message() << "\n" << Log();
+  EXPECT_EQ(Json::parse(*stop)["stopReason"], "cancelled");
 }
 
 // An edit whose diff is larger than the client's connection takes is asked about without the

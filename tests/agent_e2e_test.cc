@@ -503,7 +503,7 @@ TEST_F(AgentE2eTest, TextOfSeparateRepliesIsNotRunTogether) {
 TEST_F(AgentE2eTest, TheApprovalRequestLimitStopsAYesRunSayingWhy) {
   EnqueueFixTask();
   ProcessResult run = Run("fix the test", {"--yes", "--set", "approvals.max_requests=1"});
-  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.exit_code, 3) << "3: waits for the user; " << run.err;
   EXPECT_EQ(fake_->requests().size(), 1u);
   EXPECT_NE(run.out.find("Stopped: Reached the limit of 1 model request without asking "
                          "(approvals.max_requests)."),
@@ -519,7 +519,7 @@ TEST_F(AgentE2eTest, AJsonRunWaitingForTheUserSaysSo) {
   fake_->Enqueue(kChatPath, testing::OpenAiText("Still thinking."));
   fake_->Enqueue(kChatPath, testing::OpenAiText("Hmm."));
   ProcessResult waiting = Run("think", {"--yes", "--json"});
-  EXPECT_EQ(waiting.exit_code, 0) << waiting.err;
+  EXPECT_EQ(waiting.exit_code, 3) << "3: waits for the user; " << waiting.err;
   std::string out = waiting.out;
   while (!out.empty() && out.back() == '\n') out.pop_back();
   Json stop = Json::parse(out.substr(out.rfind('\n') + 1), nullptr, false);
@@ -820,6 +820,39 @@ TEST_F(AgentE2eTest, ApprovalsOnATerminalTakeAnyCaseAndCtrlCEndsTheQuestion) {
   EXPECT_EQ(child.Wait(milliseconds(10'000)), 128 + SIGINT) << child.screen();
   EXPECT_EQ(ReadFile(repo_ + "/a.txt"), "A\n");
   EXPECT_FALSE(std::filesystem::exists(repo_ + "/b.txt"));
+}
+
+// At the terminal prompt between turns: /mode lists the modes, /mode SLUG switches for the next
+// message (its request carries that mode's tools), an unknown command is not sent to the model,
+// and a line that only starts with a slash is a message.
+TEST_F(AgentE2eTest, TheTerminalPromptSwitchesModes) {
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("c1", "attempt_completion",
+                                                    R"({"result":"First done."})"));
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("c2", "attempt_completion",
+                                                    R"({"result":"Second done."})"));
+  PtyChild child(RunArgs("first task", {}), Env());
+  ASSERT_TRUE(child.WaitFor("First done.", milliseconds(15'000))) << child.screen();
+  ASSERT_TRUE(child.WaitFor("> ", milliseconds(5'000))) << child.screen();
+  child.Type("/mode\n");
+  ASSERT_TRUE(child.WaitFor("* code", milliseconds(5'000))) << child.screen();
+  ASSERT_TRUE(child.WaitFor("architect", milliseconds(5'000))) << child.screen();
+  child.Type("/mode nosuch\n");
+  ASSERT_TRUE(child.WaitFor("unknown mode 'nosuch'", milliseconds(5'000))) << child.screen();
+  child.Type("/frobnicate\n");
+  ASSERT_TRUE(child.WaitFor("unknown command /frobnicate", milliseconds(5'000))) << child.screen();
+  child.Type("/mode ask\n");
+  ASSERT_TRUE(child.WaitFor("[mode: ask]", milliseconds(5'000))) << child.screen();
+  child.Type("/etc/hosts: explain it\n");
+  ASSERT_TRUE(child.WaitFor("Second done.", milliseconds(15'000))) << child.screen();
+  child.Type("/exit\n");
+  EXPECT_EQ(child.Wait(milliseconds(10'000)), 0) << child.screen();
+
+  std::vector<Json> bodies = RequestBodies();
+  ASSERT_EQ(bodies.size(), 2u) << "commands are not messages";
+  EXPECT_NE(bodies[0]["tools"].dump().find("write_to_file"), std::string::npos);
+  EXPECT_EQ(bodies[1]["tools"].dump().find("write_to_file"), std::string::npos)
+      << "ask mode edits nothing: " << bodies[1]["tools"].dump();
+  EXPECT_NE(bodies[1]["messages"].dump().find("/etc/hosts: explain it"), std::string::npos);
 }
 
 // A run in the background (stdin from /dev/null) is not asked on the terminal it does not own

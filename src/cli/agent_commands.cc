@@ -20,9 +20,11 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 
+#include "agent/modes.h"
 #include "agent/session.h"
 #include "agent/session_export.h"
 #include "agent/store.h"
@@ -50,6 +52,7 @@ using nlohmann::json;
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitWaiting = 3;  // The agent waits for the user's reply (`run` with nobody to ask).
 constexpr int kExitInterrupted = 130;
 
 struct AgentFlags : ProviderFlags {
@@ -556,6 +559,45 @@ class TerminalClient : public agent::SessionClient {
   std::thread spinner_;
 };
 
+// Reads the user's next message at the terminal prompt into `prompt`; false at the end of input
+// or on an empty line. Lines naming a command (/mode, /help, /exit) are handled here and the
+// prompt shown again; any other line, "/etc/hosts is wrong" too, is the message.
+bool ReadMessage(agent::Session& session, agent::SessionClient* client, std::string& prompt) {
+  for (;;) {
+    std::fprintf(stderr, "> ");
+    std::fflush(stderr);
+    if (!std::getline(std::cin, prompt) || prompt.empty()) return false;
+    std::istringstream words(prompt);
+    std::string command, argument, extra;
+    words >> command >> argument >> extra;
+    bool is_command =
+        command.size() > 1 && command[0] == '/' &&
+        command.find_first_not_of("abcdefghijklmnopqrstuvwxyz", 1) == std::string::npos;
+    if (!is_command) return true;
+    if (command == "/exit" || command == "/quit") return false;
+    if (command == "/mode" && !argument.empty() && extra.empty()) {
+      if (Status status = session.SetMode(argument, client); !status.ok()) {
+        std::fprintf(stderr, "%s\n", status.error().message().c_str());
+      } else if (client == nullptr) {
+        std::fprintf(stderr, "[mode: %s]\n", Visible(argument).c_str());
+      }
+    } else if (command == "/mode" && argument.empty()) {
+      std::string current = session.Info().mode;
+      for (const agent::ModeConfig& mode : session.Modes()) {
+        std::fprintf(stderr, "%s %-14s %s\n", mode.slug == current ? "*" : " ", mode.slug.c_str(),
+                     Visible(mode.name).c_str());
+      }
+    } else {
+      if (command != "/help") std::fprintf(stderr, "unknown command %s\n", command.c_str());
+      std::fprintf(stderr,
+                   "  /mode          list the modes (* marks the current one)\n"
+                   "  /mode SLUG     switch to a mode for the next message\n"
+                   "  /exit          end (as an empty line does)\n"
+                   "  anything else is your message to the agent\n");
+    }
+  }
+}
+
 // Runs prompts on `session` until the task is done: after a question or a completion, an
 // interactive terminal may answer (an empty line ends).
 int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::string prompt,
@@ -582,9 +624,7 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
         return kExitFailure;
       }
       // At a terminal the session goes on: the next message may retry, or say something else.
-      std::fprintf(stderr, "> ");
-      std::fflush(stderr);
-      if (!std::getline(std::cin, prompt) || prompt.empty()) return kExitFailure;
+      if (!ReadMessage(session, &client, prompt)) return kExitFailure;
       continue;
     }
     agent::SessionInfo info = session.Info();
@@ -596,11 +636,10 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
         std::fprintf(stderr, "(`lapce-ai sessions resume %s \"your reply\"` continues it)\n",
                      session.id().c_str());
       }
-      return *stop == agent::StopReason::kCancelled ? kExitInterrupted : kExitOk;
+      if (*stop == agent::StopReason::kCancelled) return kExitInterrupted;
+      return awaits_user ? kExitWaiting : kExitOk;
     }
-    std::fprintf(stderr, "> ");
-    std::fflush(stderr);
-    if (!std::getline(std::cin, prompt) || prompt.empty()) return kExitOk;
+    if (!ReadMessage(session, &client, prompt)) return kExitOk;
   }
 }
 
@@ -942,10 +981,9 @@ int SessionsResume(const Config& config, AgentFlags flags, const std::string& id
     if (!awaits_user) {
       flags.prompt = "[TASK RESUMPTION] Resuming task...";
     } else if (::isatty(STDIN_FILENO) == 1 && !flags.json) {
-      std::fprintf(stderr, "(session %s is %s: what next?)\n> ", (*session)->id().c_str(),
-                   std::string(agent::SessionStatusName(status)).c_str());
-      std::fflush(stderr);
-      if (!std::getline(std::cin, flags.prompt) || flags.prompt.empty()) return kExitOk;
+      std::fprintf(stderr, "(session %s is %s: what next? /help lists commands)\n",
+                   (*session)->id().c_str(), std::string(agent::SessionStatusName(status)).c_str());
+      if (!ReadMessage(**session, nullptr, flags.prompt)) return kExitOk;
     } else {
       std::fprintf(stderr,
                    "lapce-ai sessions resume: session %s is %s; say what to do next: "
@@ -967,6 +1005,12 @@ void AddAgentFlags(CLI::App& command, AgentFlags& flags) {
       ->check(CLI::IsMember({"native", "xml"}));
 }
 
+constexpr const char* kRunFooter =
+    "Exit status: 0 the task is done; 1 it failed; 2 bad usage; 3 the agent waits for your reply "
+    "(a question, or a limit reached) and nobody could answer here: `lapce-ai sessions resume ID "
+    "\"reply\"` continues; 130 cancelled.\nAt a terminal, after each turn: type your reply, "
+    "/mode SLUG to switch modes, /help for more, or an empty line to end.";
+
 }  // namespace
 
 void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run) {
@@ -981,6 +1025,7 @@ void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run) {
   run_cmd->add_option("--cwd", run_flags->cwd, "Workspace directory (default: the current one)");
   run_cmd->add_flag("--yes,-y", run_flags->yes, "Approve every tool call without asking");
   run_cmd->add_flag("--json", run_flags->json, "Print one JSON event per line");
+  run_cmd->footer(kRunFooter);
   run_cmd->callback([&run, run_flags] {
     run = [run_flags](const Config& config) { return Run(config, *run_flags); };
   });
@@ -1033,6 +1078,7 @@ void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run) {
   AddAgentFlags(*resume_cmd, *resume);
   resume_cmd->add_flag("--yes,-y", resume->yes, "Approve every tool call without asking");
   resume_cmd->add_flag("--json", resume->json, "Print one JSON event per line");
+  resume_cmd->footer(kRunFooter);
   resume_cmd->callback([&run, resume, sessions] {
     run = [resume, sessions](const Config& config) {
       return SessionsResume(config, *resume, sessions->id);

@@ -164,6 +164,8 @@ int Serve(const Config& config, const ServeFlags& flags) {
   sigwait(&stop_signals, &signal_number);
   spdlog::info("signal {}: shutting down", signal_number);
   metrics.Stop();
+  // Turns still running are cancelled and answer so ("cancelled") before the connections close.
+  sessions.EndAll(std::chrono::seconds(2));
   server.Shutdown();
   std::fprintf(stderr, "lapce-ai serve: stopped\n");
   return 0;

@@ -187,6 +187,7 @@ struct ShmRpcService::Channel {
   size_t inbox_bytes = 0;         // Guarded by mutex.
   bool is_closing = false;        // Guarded by mutex. The client asked to close: drain the inbox.
   bool is_cancelled = false;      // Guarded by mutex. Gone or shut down: stop at once.
+  bool is_ending = false;         // Guarded by mutex. The server stops: answer what runs, end.
   std::optional<Error> failure;   // Guarded by mutex.
 };
 
@@ -330,13 +331,30 @@ void ShmRpcService::RunChannel(const std::shared_ptr<Channel>& channel) {
     std::string message;
     {
       std::unique_lock lock(c.mutex);
-      c.changed.wait(lock, [&] { return c.is_closing || c.is_cancelled || !c.inbox.empty(); });
-      if (c.is_cancelled || c.inbox.empty()) break;
+      c.changed.wait(
+          lock, [&] { return c.is_closing || c.is_cancelled || c.is_ending || !c.inbox.empty(); });
+      if (c.is_cancelled || c.is_ending || c.inbox.empty()) break;
       message = std::move(c.inbox.front());
       c.inbox.pop_front();
       c.inbox_bytes -= message.size();
     }
     c.peer->OnMessage(message);
+  }
+  bool is_ending;
+  {
+    std::lock_guard lock(c.mutex);
+    is_ending = c.is_ending && !c.is_cancelled;
+  }
+  if (is_ending) {
+    // The peer closes itself once its running requests have answered; the server's EndAll
+    // bounds the wait (then cancels the channel).
+    c.peer->OnClose([&c] {
+      std::lock_guard lock(c.mutex);
+      c.changed.notify_all();
+    });
+    c.peer->EndOfInput();
+    std::unique_lock lock(c.mutex);
+    c.changed.wait(lock, [&] { return c.is_cancelled || c.peer->is_closed(); });
   }
   c.peer->Close();
   c.peer->Drain();
@@ -359,6 +377,28 @@ void ShmRpcService::RunChannel(const std::shared_ptr<Channel>& channel) {
     ended_threads_.push_back(std::move(c.thread));
   }
   channel_ended_.notify_all();
+}
+
+void ShmRpcService::EndAll(std::chrono::milliseconds grace) {
+  std::vector<std::shared_ptr<Channel>> open;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [token, channel] : channels_) open.push_back(channel);
+  }
+  for (auto& channel : open) {
+    std::lock_guard lock(channel->mutex);
+    channel->is_ending = true;
+    channel->changed.notify_all();
+  }
+  {
+    std::unique_lock lock(mutex_);
+    channel_ended_.wait_for(lock, grace, [this] { return channels_.empty(); });
+  }
+  for (auto& channel : open) {  // Out of time: stop waiting for their answers.
+    std::lock_guard lock(channel->mutex);
+    channel->is_cancelled = true;
+    channel->changed.notify_all();
+  }
 }
 
 void ShmRpcService::ReapLocked() {

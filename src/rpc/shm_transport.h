@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -61,6 +62,11 @@ class ShmRpcService {
 
   void Register(ipc::Server& server);
   size_t open_channels() const;
+  // For a server about to stop: ends every channel as if its client had stopped sending
+  // (Peer::EndOfInput), so requests running there see their cancel signal and are still
+  // answered (a prompt answers "cancelled"), then the channel finishes. Waits for that at most
+  // `grace`; channels still open then are left to the destructor.
+  void EndAll(std::chrono::milliseconds grace);
 
   struct Channel;  // Internal: one open channel (the .cc's helpers use it).
 

@@ -51,13 +51,26 @@ Result<std::string> StringField(std::string_view method, const json& params, con
 
 json ModesJson(const agent::Session& session) {
   json available = json::array();
+  const std::string current = session.Info().mode;
+  bool has_current = false;
   for (const agent::ModeConfig& mode : session.Modes()) {
     json entry = {{"id", mode.slug}, {"name", mode.name}};
     std::string description = !mode.description.empty() ? mode.description : mode.when_to_use;
     if (!description.empty()) entry["description"] = description;
     available.push_back(std::move(entry));
+    has_current = has_current || mode.slug == current;
   }
-  return {{"currentModeId", session.Info().mode}, {"availableModes", std::move(available)}};
+  // A loaded session may be in a mode its files no longer define: the client is told which, as
+  // one of the modes, so its selector shows the state; prompting in it fails until another is
+  // chosen.
+  if (!has_current) {
+    available.push_back({{"id", current},
+                         {"name", current + " (not defined)"},
+                         {"description",
+                          "No longer defined in .kilocodemodes or the global modes file; choose "
+                          "another mode to go on."}});
+  }
+  return {{"currentModeId", current}, {"availableModes", std::move(available)}};
 }
 
 // "file:///a/b%20c" → "/a/b c"; empty when not a file URI.

@@ -1176,6 +1176,29 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
     second.assertClean();
   });
 
+  test("session/load of a session whose mode is no longer defined lists that mode as current", { timeout: kTestTimeoutMs }, async () => {
+    const modes = "customModes:\n  - slug: docs\n    name: Docs\n    roleDefinition: You write docs.\n    groups: [read]\n";
+    const env = await setUp([complete("call_done", "Documented.")], { ".kilocodemodes": modes });
+    const first = env.agent();
+    await first.initialize();
+    const { sessionId } = await first.newSession();
+    await first.agent.request("session/set_mode", { sessionId, modeId: "docs" });
+    const reply = await first.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "Document it" }] });
+    assert.equal(reply.stopReason, "end_turn");
+    first.child.stdin.end();
+    assert.deepEqual(await first.waitForExit(), { code: 0, signal: null });
+
+    fs.rmSync(path.join(env.workspace, ".kilocodemodes"));
+    const second = env.agent();
+    await second.initialize();
+    const loaded = await second.agent.request("session/load", { sessionId, cwd: env.workspace, mcpServers: [] });
+    assert.equal(loaded.modes.currentModeId, "docs");
+    const ids = loaded.modes.availableModes.map((mode) => mode.id);
+    assert.ok(ids.includes("docs") && ids.includes("code"), `modes: ${ids}`);
+    assert.match(loaded.modes.availableModes.find((mode) => mode.id === "docs").name, /not defined/);
+    second.assertClean();
+  });
+
   test("session/prompt takes resource_link blocks (the file reaches the model)", { timeout: kTestTimeoutMs }, async () => {
     const env = await setUp([complete("call_done", "Seen.")], { "spec.md": "# The spec\nsecret-marker-7\n" });
     const agent = env.agent();
