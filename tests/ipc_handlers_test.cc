@@ -361,6 +361,30 @@ TEST_F(IpcHandlers, NotificationsRunTheirHandlerAndAnswerNothing) {
   EXPECT_EQ(client_->reconnect_count(), 0u);
 }
 
+// Back-to-back requests are timed in runs of one type (one clock read per run): the counts stay
+// exact per type, however the types alternate, and the time is counted.
+TEST_F(IpcHandlers, RequestsHandledBackToBackAreEachCounted) {
+  for (int i = 0; i < 300; ++i) {
+    uint16_t type = (i / 7) % 2 == 0 ? kEcho : kFails;
+    ASSERT_TRUE(client_->Notify(type, Bytes("x")).ok());
+  }
+  ASSERT_TRUE(client_->Call(kEcho, Bytes("end")).ok());
+  ipc::MetricsSnapshot totals;
+  for (int i = 0; i < 2000 && totals.types[kEcho].requests + totals.types[kFails].requests < 301;
+       ++i) {
+    if (i != 0) std::this_thread::sleep_for(milliseconds(1));
+    totals = server_->metrics().Collect();
+  }
+  const ipc::TypeSnapshot& echo = totals.types[kEcho];
+  const ipc::TypeSnapshot& fails = totals.types[kFails];
+  EXPECT_EQ(echo.requests, 153u + 1u);
+  EXPECT_EQ(fails.requests, 147u);
+  EXPECT_EQ(fails.errors, 147u);
+  EXPECT_EQ(echo.latency.count, echo.requests);
+  EXPECT_GT(echo.latency.sum_ns, 0u);
+  EXPECT_GT(fails.latency.sum_ns, 0u);
+}
+
 TEST_F(IpcHandlers, StreamedItemsFromAnotherThreadArriveInOrderWithOneFinalFrame) {
   for (int round = 0; round < 2; ++round) {
     Result<uint64_t> id = client_->Send(kHundredItems, {});

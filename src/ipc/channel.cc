@@ -3,13 +3,18 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
 namespace lai::ipc {
 namespace {
-// How many records may be released before the fence that checks for a waiting producer.
-constexpr uint32_t kReleasesPerCheck = 8;
+// How many records may be released before the fence that checks for a waiting producer: 8, or
+// in a large ring a thirty-second of its cells (that fence waits for the store of `consumed`,
+// and a producer in such a ring sees space long before it waits).
+uint32_t ReleasesPerCheck(const RingGeometry& in) {
+  return std::max<uint32_t>(8, in.cell_count / 32);
+}
 }  // namespace
 
 RingGeometry ConnectionLayout::C2s(std::byte* block, uint64_t salt) const {
@@ -58,7 +63,12 @@ bool PeerWaker::Wake() const {
 
 Channel::Channel(const RingGeometry& out, const RingGeometry& in, uint32_t max_message_bytes,
                  BufferPool& pool, PeerWaker waker)
-    : out_(out), in_(in), max_message_bytes_(max_message_bytes), pool_(pool), waker_(waker) {}
+    : out_(out),
+      in_(in),
+      releases_per_check_(ReleasesPerCheck(in)),
+      max_message_bytes_(max_message_bytes),
+      pool_(pool),
+      waker_(waker) {}
 
 std::span<std::byte> Channel::TryBeginMessage(const FrameHeader& header, uint32_t payload_bytes) {
   if (payload_bytes > max_frame_payload() || payload_bytes > max_message_bytes_) return {};
@@ -171,7 +181,7 @@ Channel::Received Channel::Receive() {
     std::memcpy(assembly_->data() + assembly_filled_, piece.data(), piece.size());
     assembly_filled_ += piece.size();
     in_.Release();
-    if (++unchecked_releases_ >= kReleasesPerCheck) WakeWaitingProducer();
+    if (++unchecked_releases_ >= releases_per_check_) WakeWaitingProducer();
     if ((h.flags & kFlagMore) != 0) continue;
     if (assembly_filled_ != h.message_bytes) {
       return Break("bad frame: message ended after " + std::to_string(assembly_filled_) + " of " +
@@ -195,7 +205,7 @@ void Channel::Consume() {
   if (holding_record_) {
     holding_record_ = false;
     in_.Release();
-    if (++unchecked_releases_ >= kReleasesPerCheck) WakeWaitingProducer();
+    if (++unchecked_releases_ >= releases_per_check_) WakeWaitingProducer();
   } else {
     assembly_.reset();
   }

@@ -138,6 +138,7 @@ class Channel {
 
   RingWriter out_;
   RingReader in_;
+  const uint32_t releases_per_check_;  // Releases between CheckProducerWaiting() calls, at most.
   uint32_t blocked_body_bytes_ = 0;  // Size of the record SendSome last failed to claim.
   uint32_t max_message_bytes_;
   BufferPool& pool_;

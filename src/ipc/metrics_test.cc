@@ -138,6 +138,18 @@ TEST(LatencyHistogramTest, RecordsSumCountAndBuckets) {
   EXPECT_EQ(snapshot.buckets[25], 1u);
 }
 
+// A run of requests timed together: each lands in the bucket of their mean; the sum is exact.
+TEST(LatencyHistogramTest, RecordsARunOfRequestsAtTheirMean) {
+  LatencyHistogram histogram;
+  histogram.Record(601, 3);  // Mean 200 ns: the (100, 250] bucket.
+  histogram.Record(50);
+  HistogramSnapshot snapshot = histogram.Snapshot();
+  EXPECT_EQ(snapshot.count, 4u);
+  EXPECT_EQ(snapshot.sum_ns, 651u);
+  EXPECT_EQ(snapshot.buckets[0], 1u);
+  EXPECT_EQ(snapshot.buckets[1], 3u);
+}
+
 TEST(LatencyHistogramTest, ApproxQuantileIsUpperBoundOfBucket) {
   LatencyHistogram histogram;
   EXPECT_EQ(histogram.ApproxQuantile(0.5), 0.0);  // Empty.

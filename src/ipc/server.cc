@@ -213,10 +213,21 @@ class Worker {
   void AdoptPending();
   int Visit(Connection& c);
   bool Flush(Connection& c);
-  // Handles one request. `start` is the TickNow() at which its handling began (the previous
-  // message's end, in a batch); returns the TickNow() at which it ended, also left in last_tick_.
-  uint64_t Dispatch(Connection& c, const Message& message, uint64_t start);
-  uint64_t Ended() { return last_tick_ = TickNow(); }
+  // Handles one request and records its outcome. True when it also counts in its type's latency
+  // histogram: the caller times it, with the requests handled back to back around it (TimedRun).
+  bool Dispatch(Connection& c, const Message& message);
+  // Requests of one type handled back to back, timed together by one clock read at the end
+  // (each begins where the one before ended), each recorded with the run's mean latency: the
+  // clock (13 ns a read here) would otherwise cost a fifth of a small message's handling.
+  struct TimedRun {
+    uint64_t start = 0;  // TickNow() at its start; 0 until the visit's first message.
+    uint16_t type = 0;
+    uint32_t count = 0;
+  };
+  static constexpr uint32_t kMaxTimedRun = 16;
+  // Ends `run` (once a message was handled): reads the clock into last_tick_, records the run's
+  // requests, and starts the next run there.
+  void EndRun(TimedRun& run);
   void Close(Connection& c, const char* why);
   void HandleEpoll(int timeout_ms);
   bool ScanDoorbell(int* handled);
@@ -249,8 +260,8 @@ class Worker {
   uint32_t high_slot_ = 0;  // One past the highest slot ever used: bound of the doorbell scan.
   const double ns_per_tick_ = NsPerTick();
   uint64_t spin_ticks_ = 0;  // The spin budget in TickNow() ticks.
-  // When the last message handled ended, for the callers of Visit(): the clock (13 ns a read
-  // here) is read once per message, not again by each caller that wants to know when.
+  // When the last run of messages handled ended, for the callers of Visit(): not read again by
+  // each caller that wants to know when.
   uint64_t last_tick_ = 0;
 
   // Guarded by pending_mutex_.
@@ -610,13 +621,13 @@ bool Worker::Flush(Connection& c) {
   return true;
 }
 
-uint64_t Worker::Dispatch(Connection& c, const Message& message, uint64_t start) {
+bool Worker::Dispatch(Connection& c, const Message& message) {
   const FrameHeader& h = message.header;
   if ((h.flags & (kFlagResponse | kFlagStream | kFlagError)) != 0) {
     SendError(c, h.request_id, h.type,
               Error(ErrorCode::kProtocol,
                     "clients send requests only (flags " + std::to_string(h.flags) + ")"));
-    return Ended();
+    return false;
   }
   const bool wants_reply = (h.flags & kFlagNoReply) == 0;
   if (h.type == static_cast<uint16_t>(MessageType::kCancel)) {
@@ -627,7 +638,7 @@ uint64_t Worker::Dispatch(Connection& c, const Message& message, uint64_t start)
       if (it != c.shared->streams.end()) on_cancel = it->second->CancelLocked();
     }
     if (on_cancel) on_cancel();
-    return Ended();
+    return false;
   }
   HandlerEntry* entry = server_.impl_->handlers[h.type].get();
   if (entry == nullptr) {
@@ -636,8 +647,8 @@ uint64_t Worker::Dispatch(Connection& c, const Message& message, uint64_t start)
                 Error(ErrorCode::kInvalidArgument,
                       "no handler for message type " + std::to_string(h.type)));
     }
-    metrics_.RecordRequest(h.type, 0, static_cast<uint32_t>(message.payload.size()), 0, false);
-    return Ended();
+    metrics_.RecordOutcome(h.type, static_cast<uint32_t>(message.payload.size()), 0, false);
+    return true;
   }
   bool ok = true;
   uint32_t sent_bytes = 0;  // A streamed reply's are counted when it ends (RecordStreamed).
@@ -672,11 +683,19 @@ uint64_t Worker::Dispatch(Connection& c, const Message& message, uint64_t start)
       (void)responder->Fail(Error(ErrorCode::kInternal, "handler '" + entry->name + "' threw"));
     }
   }
-  uint64_t end = Ended();
-  auto elapsed_ns = static_cast<uint64_t>(static_cast<double>(end - start) * ns_per_tick_);
-  metrics_.RecordRequest(h.type, elapsed_ns, static_cast<uint32_t>(message.payload.size()),
-                         sent_bytes, ok);
-  return end;
+  metrics_.RecordOutcome(h.type, static_cast<uint32_t>(message.payload.size()), sent_bytes, ok);
+  return true;
+}
+
+void Worker::EndRun(TimedRun& run) {
+  if (run.start == 0) return;
+  uint64_t now = last_tick_ = TickNow();
+  if (run.count != 0) {
+    auto elapsed_ns = static_cast<uint64_t>(static_cast<double>(now - run.start) * ns_per_tick_);
+    metrics_.RecordLatency(run.type, elapsed_ns, run.count);
+  }
+  run.start = now;
+  run.count = 0;
 }
 
 // Serves one connection: flushes queued output, then handles up to kMaxMessagesPerVisit requests.
@@ -694,7 +713,7 @@ int Worker::Visit(Connection& c) {
           r.message.header.type != static_cast<uint16_t>(MessageType::kCancel)) {
         break;  // Left in place: Receive() returns it again once output drains.
       }
-      Dispatch(c, r.message, TickNow());
+      Dispatch(c, r.message);  // A cancel: not timed.
       c.channel->Consume();
     }
     // Everything consumed so far is published before we stop reading: a client waiting for
@@ -703,17 +722,21 @@ int Worker::Visit(Connection& c) {
     return 0;
   }
   int handled = 0;
-  // One clock read per message: each ends where the next begins. The first is read once there
-  // is a message, so a visit that finds the ring empty (most, while spinning) reads none.
-  uint64_t started = 0;
+  // The clock is first read once there is a message, so a visit that finds the ring empty (most,
+  // while spinning) reads none.
+  TimedRun run;
   while (handled < kMaxMessagesPerVisit) {
     Channel::Received r = c.channel->Receive();
-    if (r.status == Channel::ReceiveStatus::kEmpty) return handled;
+    if (r.status == Channel::ReceiveStatus::kEmpty) {
+      EndRun(run);
+      return handled;
+    }
     if (r.status == Channel::ReceiveStatus::kBlocked) {
       c.shared->poke.Wake();  // Out of reassembly memory: come back later.
       break;
     }
     if (r.status == Channel::ReceiveStatus::kBroken) {
+      EndRun(run);
       metrics_.RecordProtocolError();
       SendError(
           c, 0, static_cast<uint16_t>(MessageType::kError),
@@ -721,14 +744,24 @@ int Worker::Visit(Connection& c) {
       if (Flush(c) || alive()) Close(c, "protocol error");
       return handled;
     }
-    started = Dispatch(c, r.message, started != 0 ? started : TickNow());
+    if (run.start == 0) {
+      run.start = TickNow();
+    } else if (run.count != 0 && (r.message.header.type != run.type || run.count == kMaxTimedRun)) {
+      EndRun(run);
+    }
+    if (Dispatch(c, r.message)) {
+      run.type = r.message.header.type;
+      ++run.count;
+    }
     c.channel->Consume();
     ++handled;
     if (c.shared->has_output.load(std::memory_order_relaxed) && !Flush(c)) {
-      if (!alive()) return handled;
-      break;
+      if (alive()) break;
+      EndRun(run);
+      return handled;
     }
   }
+  EndRun(run);
   // Stopped early with messages left: make sure a client waiting for ring space hears of what
   // we released (an empty ring does this inside Receive()).
   c.channel->WakeWaitingProducer();
