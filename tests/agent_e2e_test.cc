@@ -673,6 +673,9 @@ TEST_F(AgentE2eTest, PipedReasoningIsMarkedAndMissingUsageIsNotFree) {
       << run.out;
   EXPECT_NE(run.err.find("usage not reported, cost unknown"), std::string::npos) << run.err;
   EXPECT_EQ(run.err.find("$0.0000"), std::string::npos) << run.err;
+  ProcessResult table = Lapce({"sessions", "list"});
+  EXPECT_EQ(table.out.find("0.0000"), std::string::npos) << "no cost was counted: " << table.out;
+  EXPECT_NE(table.out.find("  -  "), std::string::npos) << table.out;
 }
 
 // `acp` stopped by SIGTERM (as editors stop agents) gives its sessions up as when the editor

@@ -2443,7 +2443,9 @@ Status Engine::Claim(std::string_view id, const void* holder) {
   std::lock_guard lock(mutex_);
   auto [it, is_new] = holders_.try_emplace(std::string(id), holder);
   if (!is_new && it->second != holder) {
-    return Error(ErrorCode::kPermissionDenied,
+    // kUnavailable, as when another process holds it: the same JSON-RPC error either way
+    // (kPermissionDenied would tell an ACP client to authenticate).
+    return Error(ErrorCode::kUnavailable,
                  "session " + std::string(id) +
                      " is open in another editor connection to this lapce-ai; close it there "
                      "first");

@@ -815,9 +815,13 @@ int SessionsList(const SessionsFlags& flags) {
   for (const agent::SessionRecord& record : *records) {
     std::string title =
         record.parent_id.empty() ? record.title : "↳ " + record.parent_id + ": " + record.title;
-    std::printf("%-24s  %-16s  %-12s  %-11s  %8.4f  %s\n", record.id.c_str(),
+    // Nothing counted shows as "-": a model without prices (or a free local one) is not "$0".
+    char cost[32] = "-";
+    if (record.totals.cost_usd > 0)
+      std::snprintf(cost, sizeof(cost), "%.4f", record.totals.cost_usd);
+    std::printf("%-24s  %-16s  %-12s  %-11s  %8s  %s\n", record.id.c_str(),
                 FormatTime(record.updated_ms).c_str(), Visible(record.mode).c_str(),
-                status_of(record).c_str(), record.totals.cost_usd, Visible(title).c_str());
+                status_of(record).c_str(), cost, Visible(title).c_str());
   }
   return kExitOk;
 }
