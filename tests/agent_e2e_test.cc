@@ -513,6 +513,38 @@ TEST_F(AgentE2eTest, TheApprovalRequestLimitStopsAYesRunSayingWhy) {
   EXPECT_NE(run.err.find("`lapce-ai sessions resume "), std::string::npos) << run.err;
 }
 
+// A session run with a one-off --provider/--base-url is resumed with them, never with another
+// provider: the hint names them, and a resume without them is refused before anything is sent
+// (it went to the configured default, api.openai.com, with the whole conversation).
+TEST_F(AgentE2eTest, AResumeUsesTheOneOffProviderOrNone) {
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("q1", "ask_followup_question",
+                                                    R"({"question":"Which file?"})"));
+  ProcessResult run = Run("tidy up", {"--yes"});
+  ASSERT_EQ(run.exit_code, 3) << run.err;
+  const std::string hint = "sessions resume ";
+  size_t at = run.err.find(hint);
+  ASSERT_NE(at, std::string::npos) << run.err;
+  std::string id =
+      run.err.substr(at + hint.size(), run.err.find(' ', at + hint.size()) - at - hint.size());
+  EXPECT_NE(run.err.find(id + " --provider openai --model gpt-4o --base-url " + fake_->base_url() +
+                         "/v1 \"your reply\""),
+            std::string::npos)
+      << run.err;
+
+  ProcessResult bare = Lapce({"sessions", "resume", id, "a.txt", "--yes"});
+  EXPECT_EQ(bare.exit_code, 2) << bare.err;
+  EXPECT_NE(bare.err.find("one-off --provider/--model/--base-url"), std::string::npos) << bare.err;
+  EXPECT_EQ(fake_->requests().size(), 1u) << "nothing is sent without the provider";
+
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("c1", "attempt_completion", R"({"result":"Tidied."})"));
+  std::vector<std::string> again = {"sessions", "resume", id, "a.txt", "--yes"};
+  for (const std::string& a : Provider()) again.push_back(a);
+  ProcessResult resumed = Lapce(again);
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(fake_->requests().size(), 2u);
+}
+
 // After three replies without a tool call the task waits for guidance: --json's stop says so.
 TEST_F(AgentE2eTest, AJsonRunWaitingForTheUserSaysSo) {
   fake_->Enqueue(kChatPath, testing::OpenAiText("Thinking aloud."));
@@ -856,6 +888,37 @@ TEST_F(AgentE2eTest, TheTerminalPromptSwitchesModes) {
   EXPECT_EQ(bodies[1]["tools"].dump().find("write_to_file"), std::string::npos)
       << "ask mode edits nothing: " << bodies[1]["tools"].dump();
   EXPECT_NE(bodies[1]["messages"].dump().find("/etc/hosts: explain it"), std::string::npos);
+}
+
+// `run -` typed at a terminal (the task ends with Ctrl-D) still takes replies there; lines pasted
+// at once are one message, blank lines and a "/exit" line inside it included (each line was a
+// paid turn of its own, and the blank line ended the session).
+TEST_F(AgentE2eTest, APasteAtTheTerminalPromptIsOneMessage) {
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("c1", "attempt_completion",
+                                                    R"({"result":"First done."})"));
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("c2", "attempt_completion",
+                                                    R"({"result":"Second done."})"));
+  std::vector<std::string> argv = RunArgs("-", {});
+  PtyChild child(argv, Env());
+  child.Type("the task, typed\n");
+  std::this_thread::sleep_for(milliseconds(100));
+  child.Type("\x04");
+  ASSERT_TRUE(child.WaitFor("First done.", milliseconds(15'000))) << child.screen();
+  ASSERT_TRUE(child.WaitFor("> ", milliseconds(5'000))) << child.screen();
+  child.Type(
+      "Traceback (most recent call last):\n  File \"a.py\", line 3\n\n/exit\nValueError: bad\n");
+  ASSERT_TRUE(child.WaitFor("Second done.", milliseconds(15'000))) << child.screen();
+  child.Type("\n");
+  EXPECT_EQ(child.Wait(milliseconds(10'000)), 0) << child.screen();
+
+  std::vector<Json> bodies = RequestBodies();
+  ASSERT_EQ(bodies.size(), 2u) << child.screen();
+  EXPECT_NE(bodies[0]["messages"].dump().find("the task, typed"), std::string::npos);
+  EXPECT_NE(
+      bodies[1]["messages"].dump().find(
+          R"(Traceback (most recent call last):\n  File \"a.py\", line 3\n\n/exit\nValueError: bad)"),
+      std::string::npos)
+      << bodies[1]["messages"].dump();
 }
 
 // A run in the background (stdin from /dev/null) is not asked on the terminal it does not own

@@ -421,9 +421,10 @@ bool IsReadTool(std::string_view tool) {
          tool == "list_code_definition_names" || tool == "codebase_search";
 }
 
+// Cents, or four decimals below a dollar (a limit of $0.001 read as "$0.00").
 std::string FormatUsd(double amount) {
   char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "$%.2f", amount);
+  std::snprintf(buffer, sizeof(buffer), amount < 1 ? "$%.4f" : "$%.2f", amount);
   return buffer;
 }
 

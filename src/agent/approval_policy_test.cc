@@ -392,6 +392,13 @@ TEST(ApprovalLimitsTest, CostLimitCountsFromTheLastReset) {
   limits.Reset(1.5);
   EXPECT_FALSE(limits.Check(settings, 2.0).has_value());
   EXPECT_TRUE(limits.Check(settings, 2.6).has_value());
+
+  // A limit under a dollar is shown as set, not rounded to "$0.00".
+  settings.max_cost_usd = 0.001;
+  std::optional<LimitReached> small = ApprovalLimits().Check(settings, 0.0123);
+  ASSERT_TRUE(small.has_value());
+  EXPECT_NE(small->message.find("limit of $0.0010 (spent $0.0123"), std::string::npos)
+      << small->message;
 }
 
 TEST(ApprovalLimitsTest, ZeroMeansUnlimited) {

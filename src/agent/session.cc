@@ -2299,7 +2299,8 @@ Result<std::shared_ptr<Session>> Engine::NewSession(const SessionOptions& option
 Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
                                                      std::shared_ptr<McpServers> mcp,
                                                      std::string_view mode,
-                                                     bool keeps_undefined_mode) {
+                                                     bool keeps_undefined_mode,
+                                                     ProfileChoice profile_choice) {
   if (store_ == nullptr) {
     return Error(ErrorCode::kNotFound, "no session store: sessions are not kept");
   }
@@ -2330,8 +2331,20 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
                      "define it again, or resume the session in one of: " +
                      names);
   }
-  Result<llm::ProfileInfo> profile = FindProfile(pool_, record->profile);
-  if (!profile.ok()) profile = FindProfile(pool_, "");
+  Result<llm::ProfileInfo> profile =
+      FindProfile(pool_, profile_choice == ProfileChoice::kDefault ? "" : record->profile);
+  if (!profile.ok() && profile_choice == ProfileChoice::kStoredOrDefault) {
+    profile = FindProfile(pool_, "");
+  }
+  if (!profile.ok() && profile_choice == ProfileChoice::kStored) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "session " + record->id + " used the provider profile '" + record->profile + "'" +
+                     (record->profile == llm::kAdHocProfileName
+                          ? " (a one-off --provider/--model/--base-url)"
+                          : "") +
+                     ", which is not configured here; nothing was sent. Name the provider again "
+                     "(--provider, --model, --base-url as before, or --profile P)");
+  }
   if (!profile.ok()) return std::move(profile).error();
 
   std::shared_ptr<Session> session(new Session(*this, record->id));

@@ -3,11 +3,13 @@
 // thread (Ctrl-C) and the session's turn, which runs on the main thread and calls the terminal
 // client from it.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -559,41 +561,105 @@ class TerminalClient : public agent::SessionClient {
   std::thread spinner_;
 };
 
+// A profile chosen on the command line (--profile, or a one-off --provider/--base-url), for a
+// resumed session to use instead of the one it was stored with.
+bool NamesAProfile(const AgentFlags& flags) {
+  return !flags.profile.empty() || !flags.provider.empty() || !flags.base_url.empty();
+}
+
+// "lapce-ai sessions resume ID [the one-off provider flags]": what continues a session run with
+// `flags` (the provider's key is never among them).
+std::string ResumeCommand(const std::string& id, const AgentFlags& flags) {
+  std::string command = "lapce-ai sessions resume " + id;
+  if (!flags.provider.empty()) {
+    command += " --provider " + flags.provider + " --model " + flags.model;
+    if (!flags.base_url.empty()) command += " --base-url " + flags.base_url;
+  } else if (!flags.profile.empty()) {
+    command += " --profile " + flags.profile;
+  }
+  return command;
+}
+
+// The terminal hands a program at most this many bytes of one line (the kernel's line buffer);
+// the rest of a longer line is dropped before it can be read.
+constexpr size_t kTerminalLineBytes = 4095;
+
+// One message typed (or pasted) at the terminal: a line, and with it every line that follows
+// within a moment, since a pasted block arrives at once while typing takes longer than that
+// (without this each line of a pasted trace went to the model as a message of its own, and a
+// blank line in it ended the session). False at the end of input.
+bool ReadTerminalMessage(std::string& text, int* lines) {
+  constexpr int kPasteGapMs = 15;
+  if (!std::getline(std::cin, text)) return false;
+  *lines = 1;
+  bool cut = text.size() >= kTerminalLineBytes;
+  pollfd input{STDIN_FILENO, POLLIN, 0};
+  std::string line;
+  while (::poll(&input, 1, kPasteGapMs) == 1 && (input.revents & POLLIN) != 0 &&
+         std::getline(std::cin, line)) {
+    cut |= line.size() >= kTerminalLineBytes;
+    text += "\n" + line;
+    ++*lines;
+  }
+  if (cut) {
+    std::fprintf(stderr,
+                 "(not sent: a line reached the terminal's limit of %zu bytes, so its end was "
+                 "lost; put long text in a file and mention it as @path)\n",
+                 kTerminalLineBytes);
+    text.clear();
+    *lines = 0;
+  }
+  return true;
+}
+
 // Reads the user's next message at the terminal prompt into `prompt`; false at the end of input
-// or on an empty line. Lines naming a command (/mode, /help, /exit) are handled here and the
-// prompt shown again; any other line, "/etc/hosts is wrong" too, is the message.
+// or on an empty line. A single line naming a command (/mode, /help, /exit; any case) is handled
+// here and the prompt shown again; any other text, "/etc/hosts is wrong" or a pasted block too,
+// is the message. A line of blanks is ignored.
 bool ReadMessage(agent::Session& session, agent::SessionClient* client, std::string& prompt) {
+  // A terminal goes on after a Ctrl-D that ended `run -`'s task: forget that end of input (in
+  // the stream and in the stdio FILE beneath it).
+  std::clearerr(stdin);
+  std::cin.clear();
   for (;;) {
     std::fprintf(stderr, "> ");
     std::fflush(stderr);
-    if (!std::getline(std::cin, prompt) || prompt.empty()) return false;
+    int lines = 0;
+    if (!ReadTerminalMessage(prompt, &lines) || (lines == 1 && prompt.empty())) return false;
+    if (prompt.find_first_not_of(" \t\r\n") == std::string::npos) continue;
     std::istringstream words(prompt);
     std::string command, argument, extra;
     words >> command >> argument >> extra;
+    for (char& c : command) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     bool is_command =
-        command.size() > 1 && command[0] == '/' &&
+        lines == 1 && command[0] == '/' &&
         command.find_first_not_of("abcdefghijklmnopqrstuvwxyz", 1) == std::string::npos;
     if (!is_command) return true;
     if (command == "/exit" || command == "/quit") return false;
-    if (command == "/mode" && !argument.empty() && extra.empty()) {
+    if (command == "/mode" && !extra.empty()) {
+      std::fprintf(stderr, "usage: /mode [SLUG]\n");
+    } else if (command == "/mode" && !argument.empty()) {
       if (Status status = session.SetMode(argument, client); !status.ok()) {
         std::fprintf(stderr, "%s\n", status.error().message().c_str());
       } else if (client == nullptr) {
         std::fprintf(stderr, "[mode: %s]\n", Visible(argument).c_str());
       }
-    } else if (command == "/mode" && argument.empty()) {
+    } else if (command == "/mode") {
       std::string current = session.Info().mode;
       for (const agent::ModeConfig& mode : session.Modes()) {
         std::fprintf(stderr, "%s %-14s %s\n", mode.slug == current ? "*" : " ", mode.slug.c_str(),
                      Visible(mode.name).c_str());
       }
     } else {
-      if (command != "/help") std::fprintf(stderr, "unknown command %s\n", command.c_str());
+      if (command != "/help" && command != "/") {
+        std::fprintf(stderr, "unknown command %s\n", Visible(command).c_str());
+      }
       std::fprintf(stderr,
                    "  /mode          list the modes (* marks the current one)\n"
                    "  /mode SLUG     switch to a mode for the next message\n"
                    "  /exit          end (as an empty line does)\n"
-                   "  anything else is your message to the agent\n");
+                   "  anything else is your message to the agent; lines pasted together are "
+                   "one message\n");
     }
   }
 }
@@ -619,8 +685,8 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
       // A task refused before anything was said leaves no empty session behind.
       if (session.DiscardIfEmpty()) return kExitFailure;
       if (!interactive) {
-        std::fprintf(stderr, "(session %s is kept; `lapce-ai sessions resume %s` continues it)\n",
-                     session.id().c_str(), session.id().c_str());
+        std::fprintf(stderr, "(session %s is kept; `%s` continues it)\n", session.id().c_str(),
+                     ResumeCommand(session.id(), flags).c_str());
         return kExitFailure;
       }
       // At a terminal the session goes on: the next message may retry, or say something else.
@@ -633,8 +699,8 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
       bool awaits_user = info.status == agent::SessionStatus::kWaiting ||
                          info.status == agent::SessionStatus::kStopped;
       if (awaits_user && !flags.json) {
-        std::fprintf(stderr, "(`lapce-ai sessions resume %s \"your reply\"` continues it)\n",
-                     session.id().c_str());
+        std::fprintf(stderr, "(`%s \"your reply\"` continues it)\n",
+                     ResumeCommand(session.id(), flags).c_str());
       }
       if (*stop == agent::StopReason::kCancelled) return kExitInterrupted;
       return awaits_user ? kExitWaiting : kExitOk;
@@ -961,12 +1027,16 @@ int SessionsResume(const Config& config, AgentFlags flags, const std::string& id
     return kExitUsage;
   }
   Result<std::shared_ptr<agent::Session>> session =
-      (*stack)->engine->LoadSession(id, std::move(*mcp), flags.mode);
+      (*stack)->engine->LoadSession(id, std::move(*mcp), flags.mode, false,
+                                    NamesAProfile(flags) ? agent::Engine::ProfileChoice::kDefault
+                                                         : agent::Engine::ProfileChoice::kStored);
   if (!session.ok()) {
     bool bad_mode = !flags.mode.empty() && session.error().message().starts_with("unknown mode");
     std::fprintf(stderr, "lapce-ai sessions resume: %s%s\n", bad_mode ? "--mode: " : "",
                  session.error().message().c_str());
-    return bad_mode ? kExitUsage : kExitFailure;
+    // kInvalidArgument: the mode or the provider profile has to be named again.
+    return bad_mode || session.error().code() == ErrorCode::kInvalidArgument ? kExitUsage
+                                                                             : kExitFailure;
   }
   if (!flags.mode.empty()) {  // As session/set_mode: recorded, and the next request uses it.
     if (Status status = (*session)->SetMode(flags.mode, nullptr); !status.ok()) {

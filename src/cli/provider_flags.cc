@@ -50,7 +50,7 @@ Result<std::unique_ptr<llm::ProviderPool>> PoolFor(const Config& config, const P
                      "`)");
   }
   llm::ProfileInfo profile;
-  profile.name = "command-line";
+  profile.name = std::string(llm::kAdHocProfileName);
   profile.provider = flags.provider;
   profile.model = flags.model;
   profile.base_url = flags.base_url;

@@ -165,7 +165,9 @@ int Serve(const Config& config, const ServeFlags& flags) {
   spdlog::info("signal {}: shutting down", signal_number);
   metrics.Stop();
   // Turns still running are cancelled and answer so ("cancelled") before the connections close.
-  sessions.EndAll(std::chrono::seconds(2));
+  // 3 s: a command that ignores SIGTERM is killed 2 s after it (workspace/process.cc), and then
+  // its turn answers.
+  sessions.EndAll(std::chrono::seconds(3));
   server.Shutdown();
   std::fprintf(stderr, "lapce-ai serve: stopped\n");
   return 0;

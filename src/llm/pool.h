@@ -51,13 +51,17 @@ struct PoolOptions {
   std::string model_profile;
 };
 
+// The name of a one-off profile made from command-line flags (CreateAdHoc).
+inline constexpr std::string_view kAdHocProfileName = "command-line";
+
 class ProviderPool {
  public:
   // Builds the profiles from config (and environment keys). Errors: kInvalidArgument naming the
   // profile and field; kPermissionDenied for a config file holding a key that others can read.
   static Result<std::unique_ptr<ProviderPool>> Create(const Config& config,
                                                       std::shared_ptr<http::Client> http);
-  // A one-off profile from flags (`complete --provider X --model M --base-url U`).
+  // A one-off profile from flags (`complete --provider X --model M --base-url U`), by convention
+  // named kAdHocProfileName.
   static Result<std::unique_ptr<ProviderPool>> CreateAdHoc(const Config& config,
                                                            const ProfileInfo& profile,
                                                            std::shared_ptr<http::Client> http);
