@@ -215,14 +215,8 @@ TEST_F(AcpShmTest, SessionOverSharedMemory) {
 // `serve` stopped (SIGTERM) while a turn runs: the turn is cancelled and the prompt answered
 // "cancelled" before the connection closes (the editor waited for an answer that never came).
 TEST_F(AcpShmTest, AServerStoppedMidTurnAnswersThePromptCancelled) {
-  testing::ScriptedTurn slow;
-  slow.text = "Thinking about it. And more. And more.";
-  slow.text_chunks = 3;
-  testing::FakeResponse response = testing::OpenAiTurn(slow);
-  response.fault.stall_after_bytes =
-      response.body_chunks[0].size() + response.body_chunks[1].size();
-  response.fault.stall_for = milliseconds(30'000);
-  fake_->Enqueue(kChatPath, response);
+  fake_->Enqueue(kChatPath, testing::OpenAiStalledText("Thinking about it. And more. And more.",
+                                                       milliseconds(30'000)));
   ASSERT_NO_FATAL_FAILURE(Connect());
   Result<std::string> created =
       Request("session/new", {{"cwd", workspace_}, {"mcpServers", Json::array()}});

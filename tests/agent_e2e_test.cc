@@ -772,15 +772,9 @@ TEST_F(AgentE2eTest, ResumeWithModeSwitchesTheMode) {
 }
 
 TEST_F(AgentE2eTest, CtrlCCancelsTheTurnAndExits130) {
-  testing::ScriptedTurn slow;
-  slow.text = "Thinking about it. And more. And more.";
-  slow.text_chunks = 3;
-  testing::FakeResponse response = testing::OpenAiTurn(slow);
   // The first text at once, then a stall only a cancel ends in time.
-  response.fault.stall_after_bytes =
-      response.body_chunks[0].size() + response.body_chunks[1].size();
-  response.fault.stall_for = milliseconds(30'000);
-  fake_->Enqueue(kChatPath, response);
+  fake_->Enqueue(kChatPath, testing::OpenAiStalledText("Thinking about it. And more. And more.",
+                                                       milliseconds(30'000)));
   Child child(RunArgs("think", {"--yes"}), Env());
   ASSERT_TRUE(child.WaitForOutput("Thinking", milliseconds(15'000))) << child.err();
   Clock::time_point signalled = Clock::now();

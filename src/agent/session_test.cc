@@ -39,6 +39,7 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using testing::FakeProviderServer;
 using testing::FakeResponse;
+using testing::OpenAiStalledText;
 using testing::OpenAiToolCall;
 using testing::OpenAiTurn;
 using testing::RecordedRequest;
@@ -1158,22 +1159,10 @@ TEST_F(SessionTest, BrokenToolArgumentsAreAMistakeTheModelIsToldOf) {
 
 // ---- 5. Cancellation mid-stream ----------------------------------------------------------------
 
-// A reply whose role chunk and first half of `text` arrive at once; then the stream stalls.
-FakeResponse StallingTurn(std::string text) {
-  ScriptedTurn slow;
-  slow.text = std::move(text);
-  slow.text_chunks = 2;
-  FakeResponse response = OpenAiTurn(slow);
-  response.fault.stall_after_bytes =
-      response.body_chunks[0].size() + response.body_chunks[1].size();
-  response.fault.stall_for = 20s;
-  return response;
-}
-
 TEST_F(SessionTest, CancelMidStreamKeepsPartialText) {
   Engine& engine = MakeEngine(MakePool({"p"}));
   std::shared_ptr<Session> session = NewSession(engine);
-  Enqueue(StallingTurn("First part of the answer. Second part never arrives."));
+  Enqueue(OpenAiStalledText("First part of the answer. Second part never arrives.", 20s));
   Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Resumed.")));
 
   TestClient client;
@@ -1647,7 +1636,7 @@ TEST_F(SessionTest, CancelReachesARunningSubtask) {
   Enqueue(OpenAiToolCall(
       "call_task", "new_task",
       json{{"mode", "code"}, {"message", "Think slowly"}, {"todos", nullptr}}.dump()));
-  Enqueue(StallingTurn("Child starts talking. And never stops."));
+  Enqueue(OpenAiStalledText("Child starts talking. And never stops.", 20s));
 
   TestClient client;
   client.CancelOn(SessionUpdate::Kind::kAgentMessageChunk, *parent);

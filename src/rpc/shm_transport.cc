@@ -202,17 +202,7 @@ ShmRpcService::ShmRpcService(ShmRpcServiceOptions options, ChannelFactory factor
 }
 
 ShmRpcService::~ShmRpcService() {
-  std::vector<std::shared_ptr<Channel>> open;
-  {
-    std::lock_guard lock(mutex_);
-    for (auto& [token, channel] : channels_) open.push_back(channel);
-  }
-  for (auto& channel : open) {
-    std::lock_guard lock(channel->mutex);
-    channel->is_cancelled = true;
-    channel->changed.notify_all();
-  }
-  open.clear();
+  FlagAll(&Channel::is_cancelled);
   std::unique_lock lock(mutex_);
   channel_ended_.wait(lock, [this] { return channels_.empty(); });
   ReapLocked();
@@ -380,6 +370,15 @@ void ShmRpcService::RunChannel(const std::shared_ptr<Channel>& channel) {
 }
 
 void ShmRpcService::EndAll(std::chrono::milliseconds grace) {
+  FlagAll(&Channel::is_ending);
+  {
+    std::unique_lock lock(mutex_);
+    channel_ended_.wait_for(lock, grace, [this] { return channels_.empty(); });
+  }
+  FlagAll(&Channel::is_cancelled);  // Out of time: stop waiting for their answers.
+}
+
+void ShmRpcService::FlagAll(bool Channel::*flag) {
   std::vector<std::shared_ptr<Channel>> open;
   {
     std::lock_guard lock(mutex_);
@@ -387,16 +386,7 @@ void ShmRpcService::EndAll(std::chrono::milliseconds grace) {
   }
   for (auto& channel : open) {
     std::lock_guard lock(channel->mutex);
-    channel->is_ending = true;
-    channel->changed.notify_all();
-  }
-  {
-    std::unique_lock lock(mutex_);
-    channel_ended_.wait_for(lock, grace, [this] { return channels_.empty(); });
-  }
-  for (auto& channel : open) {  // Out of time: stop waiting for their answers.
-    std::lock_guard lock(channel->mutex);
-    channel->is_cancelled = true;
+    (*channel).*flag = true;
     channel->changed.notify_all();
   }
 }

@@ -76,6 +76,8 @@ class ShmRpcService {
   void RunChannel(const std::shared_ptr<Channel>& channel);
   // Joins the threads of channels that have ended. Under mutex_.
   void ReapLocked();
+  // Sets `flag` (is_ending or is_cancelled) on every open channel and wakes its thread.
+  void FlagAll(bool Channel::*flag);
 
   const ShmRpcServiceOptions options_;
   const ChannelFactory factory_;

@@ -94,4 +94,15 @@ FakeResponse OpenAiContextTooLong() {
   return MakeResponse(400, body.dump());
 }
 
+FakeResponse OpenAiStalledText(std::string_view text, std::chrono::milliseconds stall) {
+  ScriptedTurn turn;
+  turn.text = std::string(text);
+  turn.text_chunks = 2;
+  FakeResponse response = OpenAiTurn(turn);
+  response.fault.stall_after_bytes =
+      response.body_chunks[0].size() + response.body_chunks[1].size();
+  response.fault.stall_for = stall;
+  return response;
+}
+
 }  // namespace lai::testing

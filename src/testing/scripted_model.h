@@ -3,6 +3,7 @@
 // thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -36,5 +37,8 @@ FakeResponse OpenAiToolCall(std::string_view id, std::string_view name,
                             std::string_view arguments_json, std::string_view text = {});
 // A 400 reply in OpenAI's shape saying the prompt is longer than the context window.
 FakeResponse OpenAiContextTooLong();
+// A reply whose role chunk and first half of `text` arrive at once; then the stream stalls for
+// `stall` (until the client cancels, in a test).
+FakeResponse OpenAiStalledText(std::string_view text, std::chrono::milliseconds stall);
 
 }  // namespace lai::testing
