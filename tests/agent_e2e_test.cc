@@ -545,6 +545,52 @@ TEST_F(AgentE2eTest, AResumeUsesTheOneOffProviderOrNone) {
   EXPECT_EQ(fake_->requests().size(), 2u);
 }
 
+// With configured profiles: a resume uses the session's profile, or the one --profile names
+// (it used the configured default), and --model alone changes the model of the session's own
+// profile (it changed the default's, which this session never used).
+TEST_F(AgentE2eTest, AResumeUsesTheProfileItIsGiven) {
+  const std::string base = fake_->base_url() + "/v1";
+  std::filesystem::create_directories(home_ + "/.config/lapce-ai");
+  {
+    std::ofstream config(home_ + "/.config/lapce-ai/config.toml");
+    config << "[llm]\ndefault_profile = \"main\"\n"
+           << "[profiles.main]\nprovider = \"openai\"\nmodel = \"gpt-4o\"\nbase_url = \"" << base
+           << "\"\n"
+           << "[profiles.other]\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\nbase_url = \""
+           << base << "\"\n";
+  }
+  auto ask = [&] {
+    fake_->Enqueue(kChatPath, testing::OpenAiToolCall("q", "ask_followup_question",
+                                                      R"({"question":"Which?"})"));
+  };
+  auto last_model = [&] { return RequestBodies().back().value("model", ""); };
+  ask();
+  ProcessResult run = Lapce({"run", "task", "--cwd", repo_, "--profile", "other", "--yes"});
+  ASSERT_EQ(run.exit_code, 3) << run.err;
+  EXPECT_EQ(last_model(), "gpt-4o-mini");
+  std::string id = ListSessions()[0]["id"];
+
+  ask();
+  ProcessResult stored = Lapce({"sessions", "resume", id, "a", "--yes"});
+  EXPECT_EQ(stored.exit_code, 3) << stored.err;
+  EXPECT_EQ(last_model(), "gpt-4o-mini") << "the session's own profile";
+
+  ask();
+  ProcessResult named = Lapce({"sessions", "resume", id, "b", "--yes", "--profile", "main"});
+  EXPECT_EQ(named.exit_code, 3) << named.err;
+  EXPECT_EQ(last_model(), "gpt-4o") << "the profile named";
+
+  ask();
+  ProcessResult model = Lapce({"sessions", "resume", id, "c", "--yes", "--model", "gpt-4.1"});
+  EXPECT_EQ(model.exit_code, 3) << model.err;
+  EXPECT_EQ(last_model(), "gpt-4.1");
+
+  ProcessResult unknown = Lapce({"sessions", "resume", id, "d", "--yes", "--profile", "nosuch"});
+  EXPECT_EQ(unknown.exit_code, 2) << unknown.err;
+  EXPECT_NE(unknown.err.find("no profile 'nosuch'; the profiles are: "), std::string::npos)
+      << unknown.err;
+}
+
 // After three replies without a tool call the task waits for guidance: --json's stop says so.
 TEST_F(AgentE2eTest, AJsonRunWaitingForTheUserSaysSo) {
   fake_->Enqueue(kChatPath, testing::OpenAiText("Thinking aloud."));
@@ -892,6 +938,8 @@ TEST_F(AgentE2eTest, APasteAtTheTerminalPromptIsOneMessage) {
                                                     R"({"result":"First done."})"));
   fake_->Enqueue(kChatPath, testing::OpenAiToolCall("c2", "attempt_completion",
                                                     R"({"result":"Second done."})"));
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("c3", "attempt_completion",
+                                                    R"({"result":"Third done."})"));
   std::vector<std::string> argv = RunArgs("-", {});
   PtyChild child(argv, Env());
   child.Type("the task, typed\n");
@@ -902,11 +950,19 @@ TEST_F(AgentE2eTest, APasteAtTheTerminalPromptIsOneMessage) {
   child.Type(
       "Traceback (most recent call last):\n  File \"a.py\", line 3\n\n/exit\nValueError: bad\n");
   ASSERT_TRUE(child.WaitFor("Second done.", milliseconds(15'000))) << child.screen();
+  // Through ssh or tmux a paste comes in bursts tens of milliseconds apart.
+  for (std::string_view line : {"alpha\n", "\n", "beta\n"}) {
+    child.Type(line);
+    std::this_thread::sleep_for(milliseconds(30));
+  }
+  ASSERT_TRUE(child.WaitFor("Third done.", milliseconds(15'000))) << child.screen();
   child.Type("\n");
   EXPECT_EQ(child.Wait(milliseconds(10'000)), 0) << child.screen();
 
   std::vector<Json> bodies = RequestBodies();
-  ASSERT_EQ(bodies.size(), 2u) << child.screen();
+  ASSERT_EQ(bodies.size(), 3u) << child.screen();
+  EXPECT_NE(bodies[2]["messages"].dump().find(R"(alpha\n\nbeta)"), std::string::npos)
+      << bodies[2]["messages"].dump();
   EXPECT_NE(bodies[0]["messages"].dump().find("the task, typed"), std::string::npos);
   EXPECT_NE(
       bodies[1]["messages"].dump().find(

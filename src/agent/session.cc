@@ -2300,7 +2300,7 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
                                                      std::shared_ptr<McpServers> mcp,
                                                      std::string_view mode,
                                                      bool keeps_undefined_mode,
-                                                     ProfileChoice profile_choice) {
+                                                     std::optional<std::string> profile_name) {
   if (store_ == nullptr) {
     return Error(ErrorCode::kNotFound, "no session store: sessions are not kept");
   }
@@ -2331,12 +2331,8 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
                      "define it again, or resume the session in one of: " +
                      names);
   }
-  Result<llm::ProfileInfo> profile =
-      FindProfile(pool_, profile_choice == ProfileChoice::kDefault ? "" : record->profile);
-  if (!profile.ok() && profile_choice == ProfileChoice::kStoredOrDefault) {
-    profile = FindProfile(pool_, "");
-  }
-  if (!profile.ok() && profile_choice == ProfileChoice::kStored) {
+  Result<llm::ProfileInfo> profile = FindProfile(pool_, profile_name.value_or(record->profile));
+  if (!profile.ok() && !profile_name) {
     return Error(ErrorCode::kInvalidArgument,
                  "session " + record->id + " used the provider profile '" + record->profile + "'" +
                      (record->profile == llm::kAdHocProfileName
@@ -2352,7 +2348,7 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
   state.open_lock = std::move(open_lock);
   state.options.workspace = workspace->root();
   state.options.parent_id = record->parent_id;
-  state.options.profile = record->profile;
+  state.options.profile = profile->name;
   state.options.mcp = std::move(mcp);
   state.workspace = std::move(workspace);
   state.modes = std::move(modes);

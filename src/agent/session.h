@@ -173,17 +173,16 @@ class Engine {
   // in. Errors: kNotFound; kInvalidArgument when that mode is not defined (any more), unless
   // `keeps_undefined_mode` (an editor, which cannot name a mode on load): the session then loads
   // in it, and its prompts are refused until it is switched to a defined one.
-  // `profile` says which provider profile the loaded session uses: the one it was stored with
-  // (kStored; kInvalidArgument when the pool has no such profile, e.g. a one-off
-  // --provider/--base-url of an earlier run: the conversation never goes to another provider
-  // unasked), that one or else the pool's default (kStoredOrDefault: an editor's agent, configured
-  // for its provider), or the pool's default (kDefault: the user chose a profile for this load).
-  enum class ProfileChoice { kStored, kStoredOrDefault, kDefault };
+  // `profile` names the provider profile the loaded session uses ("" = the pool's default): the
+  // user chose it for this load. Without it, the one the session was stored with; when the pool
+  // has no such profile (say a one-off --provider/--base-url of an earlier run) the load fails
+  // (kInvalidArgument, saying how to name one): the conversation never goes to another provider
+  // unasked.
   Result<std::shared_ptr<Session>> LoadSession(std::string_view id,
                                                std::shared_ptr<McpServers> mcp = nullptr,
                                                std::string_view mode = {},
                                                bool keeps_undefined_mode = false,
-                                               ProfileChoice profile = ProfileChoice::kStored);
+                                               std::optional<std::string> profile = std::nullopt);
   // nullptr when not in memory.
   std::shared_ptr<Session> Find(std::string_view id) const;
   // Drops an idle session from memory (it stays in the store).

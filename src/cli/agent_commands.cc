@@ -561,12 +561,6 @@ class TerminalClient : public agent::SessionClient {
   std::thread spinner_;
 };
 
-// A profile chosen on the command line (--profile, or a one-off --provider/--base-url), for a
-// resumed session to use instead of the one it was stored with.
-bool NamesAProfile(const AgentFlags& flags) {
-  return !flags.profile.empty() || !flags.provider.empty() || !flags.base_url.empty();
-}
-
 // "lapce-ai sessions resume ID [the one-off provider flags]": what continues a session run with
 // `flags` (the provider's key is never among them).
 std::string ResumeCommand(const std::string& id, const AgentFlags& flags) {
@@ -585,11 +579,12 @@ std::string ResumeCommand(const std::string& id, const AgentFlags& flags) {
 constexpr size_t kTerminalLineBytes = 4095;
 
 // One message typed (or pasted) at the terminal: a line, and with it every line that follows
-// within a moment, since a pasted block arrives at once while typing takes longer than that
-// (without this each line of a pasted trace went to the model as a message of its own, and a
-// blank line in it ended the session). False at the end of input.
+// within a moment, since a pasted block arrives at once (or, through ssh or tmux, in bursts tens
+// of milliseconds apart) while typing a line takes longer than that. Without this each line of a
+// pasted trace went to the model as a message of its own, and a blank line in it ended the
+// session. False at the end of input.
 bool ReadTerminalMessage(std::string& text, int* lines) {
-  constexpr int kPasteGapMs = 15;
+  constexpr int kPasteGapMs = 60;
   if (!std::getline(std::cin, text)) return false;
   *lines = 1;
   bool cut = text.size() >= kTerminalLineBytes;
@@ -764,6 +759,7 @@ int Acp(const Config& config, const AgentFlags& flags) {
   rpc::Peer peer(transport, rpc::PeerOptions{"acp"});
   server::AcpAgentOptions options;
   options.agent_version = LAI_VERSION;
+  if (NamesAProfile(flags)) options.load_profile = "";
   Result<std::vector<server::McpServerConfig>> mcp_servers = server::UserMcpServers(config);
   if (!mcp_servers.ok()) {
     std::fprintf(stderr, "lapce-ai acp: %s\n", mcp_servers.error().message().c_str());
@@ -1017,19 +1013,35 @@ int SessionsResume(const Config& config, AgentFlags flags, const std::string& id
     return kExitUsage;
   }
   std::string workspace;
+  std::string stored_profile;
   if ((*stack)->store) {
     Result<std::optional<agent::SessionRecord>> record = (*stack)->store->FindSession(id);
-    if (record.ok() && *record) workspace = (*record)->workspace;
+    if (record.ok() && *record) {
+      workspace = (*record)->workspace;
+      stored_profile = (*record)->profile;
+    }
+  }
+  // `--model` alone: that model in the profile the session was stored with (it changed the
+  // default profile's model, which another profile's session never used). A one-off profile has
+  // to be named again whole (LoadSession says so).
+  if (!flags.model.empty() && !NamesAProfile(flags) && !stored_profile.empty() &&
+      stored_profile != llm::kAdHocProfileName) {
+    flags.profile = stored_profile;
+    stack->reset();  // One store open at a time.
+    stack = StackFor(config, flags);
+    if (!stack.ok()) {
+      std::fprintf(stderr, "lapce-ai sessions resume: %s\n", stack.error().message().c_str());
+      return kExitUsage;
+    }
   }
   Result<std::shared_ptr<agent::McpServers>> mcp = UserMcpFor(config, workspace);
   if (!mcp.ok()) {
     std::fprintf(stderr, "lapce-ai sessions resume: %s\n", mcp.error().message().c_str());
     return kExitUsage;
   }
-  Result<std::shared_ptr<agent::Session>> session =
-      (*stack)->engine->LoadSession(id, std::move(*mcp), flags.mode, false,
-                                    NamesAProfile(flags) ? agent::Engine::ProfileChoice::kDefault
-                                                         : agent::Engine::ProfileChoice::kStored);
+  Result<std::shared_ptr<agent::Session>> session = (*stack)->engine->LoadSession(
+      id, std::move(*mcp), flags.mode, false,
+      NamesAProfile(flags) ? std::optional<std::string>("") : std::nullopt);
   if (!session.ok()) {
     bool bad_mode = !flags.mode.empty() && session.error().message().starts_with("unknown mode");
     std::fprintf(stderr, "lapce-ai sessions resume: %s%s\n", bad_mode ? "--mode: " : "",

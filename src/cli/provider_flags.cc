@@ -22,6 +22,10 @@ void AddProviderFlags(CLI::App& command, ProviderFlags& flags) {
                      "Base URL for a one-off profile (default: the provider's)");
 }
 
+bool NamesAProfile(const ProviderFlags& flags) {
+  return !flags.profile.empty() || !flags.provider.empty() || !flags.base_url.empty();
+}
+
 Result<std::unique_ptr<llm::ProviderPool>> PoolFor(const Config& config, const ProviderFlags& flags,
                                                    std::shared_ptr<http::Client> http) {
   bool is_ad_hoc = !flags.provider.empty() || !flags.base_url.empty();
@@ -29,6 +33,7 @@ Result<std::unique_ptr<llm::ProviderPool>> PoolFor(const Config& config, const P
     llm::PoolOptions options;
     options.model = flags.model;  // `--model` alone: the chosen profile with another model.
     options.model_profile = flags.profile;
+    options.default_profile = flags.profile;
     return llm::ProviderPool::Create(config, std::move(http), options);
   }
   if (!flags.profile.empty()) {

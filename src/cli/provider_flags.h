@@ -29,8 +29,13 @@ struct ProviderFlags {
 
 void AddProviderFlags(CLI::App& command, ProviderFlags& flags);
 
-// The configured profiles, or one ad-hoc profile named "command-line" from the flags.
-// Usage errors have code kInvalidArgument. `http` may be null (the pool makes its own client).
+// Whether the flags name a profile (--profile, or a one-off --provider/--base-url): a stored
+// session loaded then uses that one (PoolFor's default), not the one it was stored with.
+bool NamesAProfile(const ProviderFlags& flags);
+
+// The configured profiles (`--profile` the default among them), or one ad-hoc profile named
+// llm::kAdHocProfileName from the flags. Usage errors have code kInvalidArgument. `http` may be
+// null (the pool makes its own client).
 Result<std::unique_ptr<llm::ProviderPool>> PoolFor(const Config& config, const ProviderFlags& flags,
                                                    std::shared_ptr<http::Client> http);
 

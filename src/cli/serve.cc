@@ -125,6 +125,7 @@ int Serve(const Config& config, const ServeFlags& flags) {
         server::AcpAgentOptions agent_options;
         agent_options.agent_version = LAI_VERSION;
         agent_options.mcp_servers = user_mcp_servers;
+        if (NamesAProfile(flags.provider)) agent_options.load_profile = "";
         channel->agent = std::make_unique<server::AcpAgent>(
             [&agent_stack] { return agent_stack.Get(); }, peer, agent_options);
         return channel;

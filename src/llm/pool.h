@@ -49,6 +49,9 @@ struct PoolOptions {
   // of profile `model_profile`, or of the default profile when that is empty. Empty: none.
   std::string model;
   std::string model_profile;
+  // The profile used where none is named (`--profile P` for one run): it replaces the configured
+  // default. Empty: the configured one.
+  std::string default_profile;
 };
 
 // The name of a one-off profile made from command-line flags (CreateAdHoc).

@@ -672,7 +672,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     // are refused until session/set_mode picks a defined mode.
     ASSIGN_OR_RETURN(std::shared_ptr<agent::Session> session,
                      engine->LoadSession(id, mcp, {}, /*keeps_undefined_mode=*/true,
-                                         agent::Engine::ProfileChoice::kStoredOrDefault));
+                                         agent_options.load_profile));
     // The editor says where it works: a session of another project would edit that project.
     if (!cwd.empty()) {
       std::error_code ignored;

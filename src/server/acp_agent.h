@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,10 @@ struct AcpAgentOptions {
   // shared by every session of the connection beside those the client names in session/new
   // (which win a name clash).
   std::vector<McpServerConfig> mcp_servers;
+  // The provider profile a loaded session uses ("" = the pool's default) when the agent was
+  // started naming one (--profile, or a one-off --provider); else the session's own, and a
+  // session whose profile this agent lacks is not loaded (see agent::Engine::LoadSession).
+  std::optional<std::string> load_profile;
 };
 
 // Gives the engine, waiting for it on first use if it is still being built (so `initialize` is

@@ -326,7 +326,7 @@ class AgentHarness {
     });
     this.child = spawn(
       kBinary,
-      ["acp", "--provider", "openai", "--model", "gpt-4o", "--base-url", this.options.provider.baseUrl],
+      this.options.args ?? ["acp", "--provider", "openai", "--model", "gpt-4o", "--base-url", this.options.provider.baseUrl],
       { cwd: this.options.workspace, env, stdio: ["pipe", "pipe", "pipe"] },
     );
     kEveryChild.add(this.child);
@@ -602,10 +602,13 @@ after(() => {
 });
 
 async function expectRpcError(promise, code) {
+  let rejected;
   await assert.rejects(promise, (error) => {
     assert.equal(error.code, code, `expected JSON-RPC error ${code}, got ${error.code}: ${error.message}`);
+    rejected = error;
     return true;
   });
+  return rejected;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1197,6 +1200,39 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
     assert.ok(ids.includes("docs") && ids.includes("code"), `modes: ${ids}`);
     assert.match(loaded.modes.availableModes.find((mode) => mode.id === "docs").name, /not defined/);
     second.assertClean();
+  });
+
+  test("session/load never sends a session to another provider than its own unless the agent names one", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([complete("call_done", "First."), complete("call_done2", "Second.")]);
+    const first = env.agent();
+    await first.initialize();
+    const { sessionId } = await first.newSession();
+    await first.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "one" }] });
+    first.child.stdin.end();
+    await first.waitForExit();
+
+    // A configured profile only: the session's one-off provider is not there, and the load is
+    // refused (it went to the configured default).
+    fs.mkdirSync(path.join(env.home, "config", "lapce-ai"), { recursive: true });
+    fs.writeFileSync(path.join(env.home, "config", "lapce-ai", "config.toml"),
+      `[profiles.cfg]\nprovider = "openai"\nmodel = "gpt-4o-mini"\nbase_url = "${env.provider.baseUrl}"\n`);
+    const bare = env.agent({ args: ["acp"] });
+    await bare.initialize();
+    const refused = await expectRpcError(
+      bare.agent.request("session/load", { sessionId, cwd: env.workspace, mcpServers: [] }), -32602);
+    assert.match(refused.message, /one-off --provider/);
+    bare.child.stdin.end();
+    await bare.waitForExit();
+    assert.equal(env.provider.requests.length, 1);
+
+    // The agent started naming a profile: the session goes on there.
+    const named = env.agent({ args: ["acp", "--profile", "cfg"] });
+    await named.initialize();
+    await named.agent.request("session/load", { sessionId, cwd: env.workspace, mcpServers: [] });
+    const reply = await named.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: "two" }] });
+    assert.equal(reply.stopReason, "end_turn");
+    assert.equal(env.provider.requests.length, 2);
+    assert.equal(env.provider.requests[1].model, "gpt-4o-mini");
   });
 
   test("session/prompt takes resource_link blocks (the file reaches the model)", { timeout: kTestTimeoutMs }, async () => {
