@@ -591,6 +591,20 @@ TEST_F(AgentE2eTest, AResumeUsesTheProfileItIsGiven) {
       << unknown.err;
 }
 
+// serve and acp refuse a --profile that names nothing, or a mix of flags, at once (serve ran on
+// and failed every request; acp answered initialize and exited 0).
+TEST_F(AgentE2eTest, ServeAndAcpRefuseABadProfileAtOnce) {
+  ProcessResult serve =
+      Lapce({"serve", "--socket", home_ + "/s.sock", "--metrics-addr", "", "--profile", "nosuch"});
+  EXPECT_EQ(serve.exit_code, 2) << serve.err;
+  EXPECT_NE(serve.err.find("--profile: no profile 'nosuch'; the profiles are: "), std::string::npos)
+      << serve.err;
+  ProcessResult acp = Lapce({"acp", "--profile", "x", "--provider", "openai"});
+  EXPECT_EQ(acp.exit_code, 2) << acp.err;
+  EXPECT_NE(acp.err.find("--profile cannot be combined with --provider"), std::string::npos)
+      << acp.err;
+}
+
 // After three replies without a tool call the task waits for guidance: --json's stop says so.
 TEST_F(AgentE2eTest, AJsonRunWaitingForTheUserSaysSo) {
   fake_->Enqueue(kChatPath, testing::OpenAiText("Thinking aloud."));

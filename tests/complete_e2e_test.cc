@@ -376,6 +376,52 @@ TEST_F(CompleteCliTest, DoctorReportsTheFileItReadAndAnUnknownMode) {
   EXPECT_EQ(fake_->requests()[0].path, "/v1/models");
 }
 
+// A profile that fails hands the request to its fallback: the user is told which profile and
+// model answered (it read as the first profile's answer), on the terminal and in --json's done.
+TEST_F(CompleteCliTest, AFallbacksAnswerSaysWhoAnswered) {
+  ConfigFile config("[profiles.main]\nprovider = \"openai\"\nmodel = \"gpt-4o\"\nbase_url = \"" +
+                    fake_->base_url() + "/main/v1\"\nfallback = \"spare\"\n\n[profiles.spare]\n" +
+                    "provider = \"openai\"\nmodel = \"gpt-4o-mini\"\nbase_url = \"" +
+                    fake_->base_url() + "/spare/v1\"\n");
+  for (bool json : {false, true}) {
+    SCOPED_TRACE(json ? "--json" : "text");
+    // Overloaded for every attempt, each asking for a 1 ms wait.
+    testing::FakeResponse busy = testing::MakeResponse(529, R"({"error":{"message":"busy"}})");
+    busy.headers.push_back({"retry-after-ms", "1"});
+    for (int attempt = 0; attempt < 5; ++attempt) fake_->Enqueue("/main/", busy);
+    fake_->Enqueue("/spare/", testing::OpenAiText("From the spare."));
+    std::vector<std::string> args = {"--config", config.path(), "complete", "hi"};
+    if (json) args.push_back("--json");
+    RunResult run = RunLapceAi(args, {"OPENAI_API_KEY=sk-fb"});
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    EXPECT_NE(run.out.find(json ? "pare." : "From the spare."), std::string::npos) << run.out;
+    EXPECT_NE(run.err.find("its fallback 'spare' (openai gpt-4o-mini) answers instead"),
+              std::string::npos)
+        << run.err;
+    if (json) {
+      EXPECT_NE(run.out.find(R"("model":"gpt-4o-mini","profile":"spare")"), std::string::npos)
+          << run.out;
+    } else {
+      EXPECT_NE(run.err.find("(answered by the fallback profile 'spare', model gpt-4o-mini)"),
+                std::string::npos)
+          << run.err;
+    }
+  }
+}
+
+// `config keys`, the reference that helps fix a configuration, works when the file does not load.
+TEST_F(CompleteCliTest, ConfigKeysWorksWithABrokenConfig) {
+  ConfigFile config(
+      "[profiles.main]\nprovider = \"openai\"\nmodel = \"gpt-4o\"\n"
+      "fallback = \"ghost\"\n");
+  RunResult keys = RunLapceAi({"--config", config.path(), "config", "keys"}, {});
+  EXPECT_EQ(keys.exit_code, 0) << keys.err;
+  EXPECT_NE(keys.out.find("llm.default_profile"), std::string::npos) << keys.out;
+  EXPECT_NE(keys.err.find("'ghost' names no profile"), std::string::npos) << keys.err;
+  RunResult show = RunLapceAi({"--config", config.path(), "config", "show"}, {});
+  EXPECT_EQ(show.exit_code, 2) << show.err;
+}
+
 // A configuration that does not load is doctor's first finding, not a bare error.
 TEST_F(CompleteCliTest, DoctorReportsAConfigThatFailsToLoad) {
   ConfigFile config("[ipc]\nring_bytes = \"big\"\n");

@@ -568,8 +568,9 @@ std::string ResumeCommand(const std::string& id, const AgentFlags& flags) {
   if (!flags.provider.empty()) {
     command += " --provider " + flags.provider + " --model " + flags.model;
     if (!flags.base_url.empty()) command += " --base-url " + flags.base_url;
-  } else if (!flags.profile.empty()) {
-    command += " --profile " + flags.profile;
+  } else {
+    if (!flags.profile.empty()) command += " --profile " + flags.profile;
+    if (!flags.model.empty()) command += " --model " + flags.model;
   }
   return command;
 }
@@ -741,6 +742,10 @@ int Run(const Config& config, AgentFlags flags) {
 }
 
 int Acp(const Config& config, const AgentFlags& flags) {
+  if (Status s = CheckProviderFlags(config, flags); !s.ok()) {  // Bad usage: the editor shows it.
+    std::fprintf(stderr, "lapce-ai acp: %s\n", s.error().message().c_str());
+    return kExitUsage;
+  }
   // SIGTERM, SIGHUP or Ctrl-C stop the commands the agent runs (they run in sessions of their
   // own and outlived the process) and exit. An editor that goes away makes writes to stdout fail
   // with EPIPE (handled), not kill us. First: it blocks the signals for every thread after it.

@@ -276,8 +276,14 @@ int Complete(const Config& config, CompleteFlags flags) {
           std::fprintf(
               stderr, "%s\n",
               has_usage
-                  ? FormatUsage(usage, CostText(**pool, flags.profile, usage.cost_usd, 6)).c_str()
+                  ? FormatUsage(usage, CostText(**pool, event.profile, usage.cost_usd, 6)).c_str()
                   : "tokens: not reported by the provider; cost unknown");
+          const std::string asked =
+              flags.profile.empty() ? (*pool)->default_profile() : flags.profile;
+          if (!event.profile.empty() && event.profile != asked) {
+            std::fprintf(stderr, "(answered by the fallback profile '%s', model %s)\n",
+                         event.profile.c_str(), Visible(event.model).c_str());
+          }
           exit_status = kExitOk;
         } else if (interrupted) {
           std::fprintf(stderr, "lapce-ai complete: cancelled\n");

@@ -104,11 +104,20 @@ int main(int argc, char** argv) {
 
   CLI::App* config_cmd = app.add_subcommand("config", "Show configuration");
   config_cmd->require_subcommand(1);
-  config_cmd->add_subcommand("keys", "List every configuration key")
-      ->callback(runs([](const lai::Config&) {
-        std::fputs(lai::DescribeKeys().c_str(), stdout);
-        return 0;
-      }));
+  // The key reference is what fixes a configuration that does not load: printed whatever the
+  // file holds, with the file's problem after it.
+  config_cmd->add_subcommand("keys", "List every configuration key")->callback([&] {
+    run = [](const lai::Config&) {
+      std::fputs(lai::DescribeKeys().c_str(), stdout);
+      return 0;
+    };
+    on_bad_config = [](const lai::Error& error) {
+      std::fputs(lai::DescribeKeys().c_str(), stdout);
+      std::fprintf(stderr, "lapce-ai config keys: note: the configuration does not load: %s\n",
+                   error.message().c_str());
+      return 0;
+    };
+  });
   config_cmd->add_subcommand("show", "Print the effective configuration")
       ->callback(runs(ConfigShow));
 

@@ -1,11 +1,13 @@
 #include "cli/provider_flags.h"
 
-#include <CLI/CLI.hpp>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "http/client.h"
 #include "llm/internal/adapter.h"
+#include "llm/internal/profiles.h"
 #include "llm/pool.h"
 
 namespace lai::cli {
@@ -26,15 +28,19 @@ bool NamesAProfile(const ProviderFlags& flags) {
   return !flags.profile.empty() || !flags.provider.empty() || !flags.base_url.empty();
 }
 
-Result<std::unique_ptr<llm::ProviderPool>> PoolFor(const Config& config, const ProviderFlags& flags,
-                                                   std::shared_ptr<http::Client> http) {
-  bool is_ad_hoc = !flags.provider.empty() || !flags.base_url.empty();
-  if (!is_ad_hoc) {
-    llm::PoolOptions options;
-    options.model = flags.model;  // `--model` alone: the chosen profile with another model.
-    options.model_profile = flags.profile;
-    options.default_profile = flags.profile;
-    return llm::ProviderPool::Create(config, std::move(http), options);
+Status CheckProviderFlags(const Config& config, const ProviderFlags& flags) {
+  if (!NamesAProfile(flags)) return OkStatus();
+  if (flags.provider.empty() && flags.base_url.empty()) {  // --profile P: P must exist.
+    ASSIGN_OR_RETURN(llm::internal::ResolvedProfiles resolved,
+                     llm::internal::ResolveProfiles(config, ::environ));
+    std::string names;
+    for (const llm::internal::ResolvedProfile& p : resolved.profiles) {
+      if (p.info.name == flags.profile) return OkStatus();
+      names += (names.empty() ? "" : ", ") + p.info.name;
+    }
+    return Error(ErrorCode::kInvalidArgument, "--profile: no profile '" + flags.profile +
+                                                  "'; the profiles are: " + names +
+                                                  " (`lapce-ai config show` lists them)");
   }
   if (!flags.profile.empty()) {
     return Error(ErrorCode::kInvalidArgument,
@@ -54,6 +60,20 @@ Result<std::unique_ptr<llm::ProviderPool>> PoolFor(const Config& config, const P
                  "--provider needs --model (see `lapce-ai models --provider " + flags.provider +
                      "`)");
   }
+  return OkStatus();
+}
+
+Result<std::unique_ptr<llm::ProviderPool>> PoolFor(const Config& config, const ProviderFlags& flags,
+                                                   std::shared_ptr<http::Client> http) {
+  bool is_ad_hoc = !flags.provider.empty() || !flags.base_url.empty();
+  if (!is_ad_hoc) {
+    llm::PoolOptions options;
+    options.model = flags.model;  // `--model` alone: the chosen profile with another model.
+    options.model_profile = flags.profile;
+    options.default_profile = flags.profile;
+    return llm::ProviderPool::Create(config, std::move(http), options);
+  }
+  RETURN_IF_ERROR(CheckProviderFlags(config, flags));
   llm::ProfileInfo profile;
   profile.name = std::string(llm::kAdHocProfileName);
   profile.provider = flags.provider;

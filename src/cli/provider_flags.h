@@ -33,6 +33,11 @@ void AddProviderFlags(CLI::App& command, ProviderFlags& flags);
 // session loaded then uses that one (PoolFor's default), not the one it was stored with.
 bool NamesAProfile(const ProviderFlags& flags);
 
+// The usage errors of PoolFor (kInvalidArgument: an unknown --profile, --profile with
+// --provider, --base-url without --provider, …), found without making the pool, which a server
+// makes on its first request.
+Status CheckProviderFlags(const Config& config, const ProviderFlags& flags);
+
 // The configured profiles (`--profile` the default among them), or one ad-hoc profile named
 // llm::kAdHocProfileName from the flags. Usage errors have code kInvalidArgument. `http` may be
 // null (the pool makes its own client).

@@ -54,6 +54,12 @@ int Serve(const Config& config, const ServeFlags& flags) {
   options.max_connections = config.server.max_connections;
   options.max_message_bytes =
       static_cast<uint32_t>(std::min<uint64_t>(config.ipc.max_message_bytes, uint64_t{1} << 30));
+  // A bad --profile or flag mix is bad usage, said now (the pool itself is made on the first
+  // request, and a missing key only fails the requests).
+  if (Status s = CheckProviderFlags(config, flags.provider); !s.ok()) {
+    std::fprintf(stderr, "lapce-ai serve: %s\n", s.error().message().c_str());
+    return 2;
+  }
   ipc::Server server(options);
   ipc::RegisterBuiltinHandlers(server);
   // Completions build the provider pool (and so load libcurl) on the first request: an engine
@@ -69,11 +75,11 @@ int Serve(const Config& config, const ServeFlags& flags) {
         PoolFor(config, flags.provider, std::shared_ptr<http::Client>(std::move(http)));
     if (!pool.ok()) {
       return Error(ErrorCode::kUnavailable,
-                   "complete: no usable provider profile: " + pool.error().message());
+                   "no usable provider profile: " + pool.error().message());
     }
     if ((*pool)->Profiles().empty()) {
       return Error(ErrorCode::kUnavailable,
-                   "complete: no provider profile is configured; add one to the config file or "
+                   "no provider profile is configured; add one to the config file or "
                    "set a key such as OPENAI_API_KEY (`lapce-ai doctor` checks the setup)");
     }
     spdlog::info("completions through profiles {}", [&] {

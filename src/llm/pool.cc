@@ -353,9 +353,13 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
         EmitTerminal(event);
         return;
       }
-      case StreamEvent::Kind::kDone:
-        EmitTerminal(event);
+      case StreamEvent::Kind::kDone: {
+        StreamEvent done = event;
+        done.profile = profile().info.name;
+        done.model = attempt.model_id;
+        EmitTerminal(std::move(done));
         return;
+      }
       default: {
         std::lock_guard lock(emit_mutex_);
         if (is_terminated_) return;
@@ -481,6 +485,11 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
         visited_.push_back(next);
         fallback_note_ +=
             fmt::format("profile '{}' failed ({}); ", current.info.name, error.message);
+        // Said where the user sees it: another (maybe weaker, maybe paid) model answers.
+        const ResolvedProfile& fallback = shared_->profiles[static_cast<size_t>(next)];
+        spdlog::warn("profile '{}' is unavailable ({}); its fallback '{}' ({} {}) answers instead",
+                     current.info.name, Visible(error.message), fallback.info.name,
+                     fallback.info.provider, fallback.info.model);
         profile_ = next;
         attempt_ = 0;
         return Begin();

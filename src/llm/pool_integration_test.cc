@@ -479,6 +479,10 @@ TEST_F(PoolTest, FallsBackToTheNextProfileWhenOneIsUnavailable) {
     ASSERT_EQ(requests.size(), before + 3);
     EXPECT_EQ(requests.back().path, c.backup_path);
     EXPECT_EQ(nlohmann::json::parse(requests.back().body)["model"], c.backup.model);
+    // The end says who answered, so a front end can tell the user another model did.
+    ASSERT_EQ(collector.Last().kind, StreamEvent::Kind::kDone);
+    EXPECT_EQ(collector.Last().profile, "backup");
+    EXPECT_EQ(collector.Last().model, c.backup.model);
   }
 }
 

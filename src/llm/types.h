@@ -102,6 +102,10 @@ struct StreamEvent {
   std::string arguments_json;
   Usage usage;
   StreamError error;
+  // kDone: the profile and model that answered (a fallback profile's, when the first one could
+  // not; see ProviderPool).
+  std::string profile;
+  std::string model;
 };
 
 // Called on the HTTP I/O thread, in order, never concurrently for one stream; must not block.

@@ -340,6 +340,13 @@ Result<AiRequest> ParseDocument(const Json& root) {
   return out;
 }
 
+// The profile and model that answered (kDone), when the pool says: a fallback's when the
+// requested one could not.
+void AddAnswerer(Json& out, const std::string& profile, const std::string& model) {
+  if (!profile.empty()) out["profile"] = profile;
+  if (!model.empty()) out["model"] = model;
+}
+
 Json UsageJson(const llm::Usage& usage) {
   return Json{{"inputTokens", usage.input_tokens},
               {"outputTokens", usage.output_tokens},
@@ -492,6 +499,7 @@ std::string EventJson(const llm::StreamEvent& event, const llm::Usage& last_usag
       break;
     case Kind::kDone:
       out = {{"type", "done"}, {"stopReason", event.text}, {"usage", UsageJson(last_usage)}};
+      AddAnswerer(out, event.profile, event.model);
       break;
   }
   return Dump(out);
@@ -514,6 +522,8 @@ void ReplyCollector::Add(const llm::StreamEvent& event) {
       break;
     case Kind::kDone:
       stop_reason_ = event.text;
+      profile_ = event.profile;
+      model_ = event.model;
       break;
     case Kind::kToolCallStart:
     case Kind::kToolCallDelta:
@@ -532,6 +542,7 @@ std::string ReplyCollector::FinalJson() const {
   Json out = {{"type", "done"},     {"stopReason", stop_reason_},
               {"text", text_},      {"reasoning", reasoning_},
               {"toolCalls", calls}, {"usage", UsageJson(usage_)}};
+  AddAnswerer(out, profile_, model_);
   return Dump(out);
 }
 

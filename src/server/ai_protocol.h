@@ -60,6 +60,8 @@ class ReplyCollector {
   std::vector<Call> calls_;
   llm::Usage usage_;
   std::string stop_reason_;
+  std::string profile_;  // Who answered (kDone): a fallback's when the first profile could not.
+  std::string model_;
 };
 
 }  // namespace lai::server
