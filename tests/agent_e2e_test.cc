@@ -591,6 +591,30 @@ TEST_F(AgentE2eTest, AResumeUsesTheProfileItIsGiven) {
       << unknown.err;
 }
 
+// An answer from a fallback profile is said where the answer is read (only a log line said it).
+TEST_F(AgentE2eTest, AFallbackProfilesAnswerIsSaidInTheAnswer) {
+  const std::string base = fake_->base_url();
+  std::filesystem::create_directories(home_ + "/.config/lapce-ai");
+  {
+    std::ofstream config(home_ + "/.config/lapce-ai/config.toml");
+    config << "[profiles.main]\nprovider = \"openai\"\nmodel = \"gpt-4o\"\nbase_url = \"" << base
+           << "/main/v1\"\nfallback = \"spare\"\n"
+           << "[profiles.spare]\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\nbase_url = \""
+           << base << "/spare/v1\"\n";
+  }
+  testing::FakeResponse busy = testing::MakeResponse(529, R"({"error":{"message":"busy"}})");
+  busy.headers.push_back({"retry-after-ms", "1"});
+  for (int attempt = 0; attempt < 5; ++attempt) fake_->Enqueue("/main/", busy);
+  fake_->Enqueue("/spare/", testing::OpenAiToolCall("c1", "attempt_completion",
+                                                    R"({"result":"Done by the spare."})"));
+  ProcessResult run = Lapce({"run", "task", "--cwd", repo_, "--yes"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("(Profile 'main' was unavailable; this answer came from its fallback "
+                         "'spare', model gpt-4o-mini.)"),
+            std::string::npos)
+      << run.out;
+}
+
 // serve and acp refuse a --profile that names nothing, or a mix of flags, at once (serve ran on
 // and failed every request; acp answered initialize and exited 0).
 TEST_F(AgentE2eTest, ServeAndAcpRefuseABadProfileAtOnce) {

@@ -510,6 +510,7 @@ struct Session::Turn {
     llm::Message message{llm::Role::kAssistant, {}};
     std::vector<ToolCall> calls;
     std::string stop_reason;
+    std::string profile, model;  // Who answered: a fallback profile's, when the session's failed.
     std::optional<llm::StreamError> error;
     bool has_output = false;
   };
@@ -1095,6 +1096,8 @@ Session::Turn::Reply Session::Turn::Request() {
         break;
       case llm::StreamEvent::Kind::kDone:
         reply.stop_reason = event.text;
+        reply.profile = event.profile;
+        reply.model = event.model;
         finished = true;
         break;
     }
@@ -1926,6 +1929,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
   // The limits count what runs without the user: a prompt of theirs starts counting again.
   state.limits.Reset(state.totals.cost_usd);
   bool append_user = true;
+  std::string fallback_noticed;  // The fallback profile this turn told the user of.
   std::string stuck;  // Why the model seems stuck (ToolOutcome::stuck): the user is asked.
   while (true) {
     if (session.cancelled_.load()) {
@@ -2044,6 +2048,15 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     // With the session's row: the reply's tokens and cost are kept even if the engine is killed
     // during the tool call that follows.
     Append(reply.message, /*with_record=*/true);
+    if (!reply.profile.empty() && reply.profile != state.profile.name &&
+        reply.profile != fallback_noticed) {
+      // Said where the user reads the answer (a log line is not seen in an editor): another,
+      // maybe weaker or dearer, model wrote it. Once per turn and fallback.
+      fallback_noticed = reply.profile;
+      EmitNotice(Paragraph("(Profile '" + state.profile.name +
+                           "' was unavailable; this answer came from its fallback '" +
+                           reply.profile + "', model " + reply.model + ".)"));
+    }
     if (session.cancelled_.load()) {
       SaveRecord();
       return StopReason::kCancelled;

@@ -444,15 +444,18 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
       std::lock_guard lock(emit_mutex_);
       if (is_terminated_) return;
       if (has_output_) {
-        // Never retried: the caller has seen part of an answer.
+        // Never retried: the caller has seen part of an answer (a fallback's, the note says).
         is_terminated_ = true;
+        if (!fallback_note_.empty()) {
+          error.message = fallback_note_ + "then its fallback '" + profile().info.name +
+                          "' answered in part and failed (" + error.message + ")";
+        }
         sink_(ErrorEvent(std::move(error)));
         return;
       }
       held_usage_.reset();  // The next attempt reports its own.
     }
     const PoolOptions& options = shared_->options;
-    ++total_attempts_;
     // A provider that asks for a longer wait than we would ever make is not waited on at all:
     // minutes of silence, then the same refusal, help nobody.
     bool is_wait_too_long = error.retry_after && *error.retry_after > options.max_retry_after;
@@ -483,8 +486,8 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
       int next = shared_->FindProfile(current.fallback);
       if (next >= 0 && std::find(visited_.begin(), visited_.end(), next) == visited_.end()) {
         visited_.push_back(next);
-        fallback_note_ +=
-            fmt::format("profile '{}' failed ({}); ", current.info.name, error.message);
+        fallback_note_ += fmt::format("profile '{}' failed ({}{}); ", current.info.name,
+                                      error.message, GaveUpAfter());
         // Said where the user sees it: another (maybe weaker, maybe paid) model answers.
         const ResolvedProfile& fallback = shared_->profiles[static_cast<size_t>(next)];
         spdlog::warn("profile '{}' is unavailable ({}); its fallback '{}' ({} {}) answers instead",
@@ -495,14 +498,17 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
         return Begin();
       }
     }
-    if (total_attempts_ > 1) {
-      error.message += fmt::format(" (gave up after {} attempts)", total_attempts_);
-    }
+    error.message += GaveUpAfter();
     if (!fallback_note_.empty()) {
       error.message = fallback_note_ + "then its fallback '" + current.info.name + "' failed (" +
                       error.message + ")";
     }
     EmitTerminal(ErrorEvent(std::move(error)));
+  }
+
+  // " (gave up after N attempts)" on the current profile, when there was more than one.
+  std::string GaveUpAfter() const {
+    return attempt_ > 0 ? fmt::format(" (gave up after {} attempts)", attempt_ + 1) : "";
   }
 
   // Runs `step` after `delay` on a thread of its own, or at once when cancelled.
@@ -561,7 +567,6 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
   // Touched by one step at a time (the caller's Start, then the I/O thread or a retry thread).
   int profile_;
   int attempt_ = 0;
-  int total_attempts_ = 0;
   std::vector<int> visited_;
   std::string fallback_note_;
 

@@ -504,6 +504,29 @@ TEST_F(PoolTest, AFailedFallbackIsNamedInTheError) {
       << message;
 }
 
+// A fallback that breaks after part of its answer is named in the error, so the part is known
+// to be the fallback's; attempts are counted per profile.
+TEST_F(PoolTest, AFallbackBrokenMidAnswerIsNamedInTheError) {
+  options_.max_attempts = 2;
+  Config::Profile primary = Profile("primary", "openai", "gpt-4.1", "/a");
+  primary.fallback = "backup";
+  auto pool = Pool({primary, Profile("backup", "openai", "gpt-4.1-mini", "/b")});
+  server_->Enqueue("/a/", Golden("openai", "error_overloaded"));
+  server_->Enqueue("/a/", Golden("openai", "error_overloaded"));
+  FakeResponse cut = Golden("openai", "text");
+  cut.fault.drop_after_bytes = cut.body_chunks[0].size() + cut.body_chunks[1].size();
+  server_->Enqueue("/b/", cut);
+  Collector collector;
+  ASSERT_TRUE(pool->Stream("primary", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  const std::string& message = collector.Last().error.message;
+  EXPECT_EQ(message.rfind("profile 'primary' failed (", 0), 0u) << message;
+  EXPECT_NE(message.find("(gave up after 2 attempts)); then its fallback 'backup' answered in "
+                         "part and failed (the stream from openai broke after partial output"),
+            std::string::npos)
+      << message;
+}
+
 // `--model` without `--provider`: the chosen profile (here the default, then a named one) keeps
 // its provider, endpoint and key but asks for the model given; a profile that does not exist is
 // an error naming it.
