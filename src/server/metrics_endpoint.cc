@@ -26,15 +26,17 @@ void WriteAll(int fd, std::string_view data) {
   }
 }
 
-std::string Response(std::string_view status, std::string_view content_type,
-                     std::string_view body) {
+// `with_body` false answers a HEAD: the same headers, no body.
+std::string Response(std::string_view status, std::string_view content_type, std::string_view body,
+                     bool with_body = true) {
   std::string out = "HTTP/1.1 ";
   out += status;
   out += "\r\nContent-Type: ";
   out += content_type;
   out += "\r\nContent-Length: " + std::to_string(body.size());
+  if (status.starts_with("405")) out += "\r\nAllow: GET, HEAD";
   out += "\r\nConnection: close\r\n\r\n";
-  out += body;
+  if (with_body) out += body;
   return out;
 }
 
@@ -136,16 +138,21 @@ void MetricsEndpoint::Answer(int client) {
   }
   size_t line_end = request.find("\r\n");
   std::string_view line(request.data(), line_end == std::string::npos ? 0 : line_end);
-  if (line.substr(0, 4) != "GET ") {
-    WriteAll(client, Response("405 Method Not Allowed", "text/plain", "only GET is served\n"));
+  const bool is_head = line.starts_with("HEAD ");
+  if (!is_head && !line.starts_with("GET ")) {
+    WriteAll(client,
+             Response("405 Method Not Allowed", "text/plain", "only GET and HEAD are served\n"));
     return;
   }
-  std::string_view target = line.substr(4, line.find(' ', 4) - 4);
+  const size_t start = is_head ? 5 : 4;
+  std::string_view target = line.substr(start, line.find(' ', start) - start);
   if (target != "/metrics" && target.substr(0, 9) != "/metrics?") {
-    WriteAll(client, Response("404 Not Found", "text/plain", "metrics are at /metrics\n"));
+    WriteAll(client,
+             Response("404 Not Found", "text/plain", "metrics are at /metrics\n", !is_head));
     return;
   }
-  WriteAll(client, Response("200 OK", "text/plain; version=0.0.4; charset=utf-8", render_()));
+  WriteAll(client,
+           Response("200 OK", "text/plain; version=0.0.4; charset=utf-8", render_(), !is_head));
 }
 
 }  // namespace lai::server

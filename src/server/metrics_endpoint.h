@@ -1,4 +1,5 @@
-// MetricsEndpoint: serves GET /metrics (Prometheus text) over HTTP/1.1 on a loopback TCP address.
+// MetricsEndpoint: serves GET (and HEAD) /metrics (Prometheus text) over HTTP/1.1 on a loopback TCP
+// address.
 // One background thread; Start/Stop are called from one thread (thread-compatible).
 //
 // A deliberately small server: one route, `Connection: close`, requests capped at 8 KiB. The
