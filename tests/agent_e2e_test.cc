@@ -604,15 +604,46 @@ TEST_F(AgentE2eTest, AFallbackProfilesAnswerIsSaidInTheAnswer) {
   }
   testing::FakeResponse busy = testing::MakeResponse(529, R"({"error":{"message":"busy"}})");
   busy.headers.push_back({"retry-after-ms", "1"});
-  for (int attempt = 0; attempt < 5; ++attempt) fake_->Enqueue("/main/", busy);
-  fake_->Enqueue("/spare/", testing::OpenAiToolCall("c1", "attempt_completion",
-                                                    R"({"result":"Done by the spare."})"));
-  ProcessResult run = Lapce({"run", "task", "--cwd", repo_, "--yes"});
+  for (int attempt = 0; attempt < 10; ++attempt) fake_->Enqueue("/main/", busy);
+  fake_->Enqueue("/spare/",
+                 testing::OpenAiToolCall("r1", "read_file", R"({"path":"test.sh"})", "Reading."));
+  fake_->Enqueue("/spare/",
+                 testing::OpenAiToolCall("c1", "attempt_completion",
+                                         R"({"result":"Done by the spare."})", "Almost there."));
+  ProcessResult run = Lapce({"run", "task", "--cwd", repo_, "--yes", "--json"});
   EXPECT_EQ(run.exit_code, 0) << run.err;
-  EXPECT_NE(run.out.find("(Profile 'main' was unavailable; this answer came from its fallback "
-                         "'spare', model gpt-4o-mini.)"),
+  std::vector<std::string> texts;  // The agent's text chunks, in order.
+  std::istringstream lines(run.out);
+  for (std::string line; std::getline(lines, line);) {
+    Json event = Json::parse(line, nullptr, false);
+    if (event.value("type", "") != "update") continue;
+    const Json& update = event["update"];
+    if (update.value("sessionUpdate", "") == "agent_message_chunk") {
+      texts.push_back(update["content"].value("text", ""));
+    }
+  }
+  auto notice = std::find(texts.begin(), texts.end(),
+                          "\n\n(Profile 'main' was unavailable; this answer came from its fallback "
+                          "'spare', model gpt-4o-mini.)");
+  ASSERT_NE(notice, texts.end()) << run.out;
+  // What is said next starts a paragraph of its own (it ran on after the notice's bracket).
+  ASSERT_NE(notice + 1, texts.end()) << run.out;
+  EXPECT_TRUE(notice[1].starts_with("\n\n")) << notice[1];
+}
+
+// A task in another encoding (Latin-1 bytes from a pipe or terminal) is sent with U+FFFD in
+// place of the bad bytes; it aborted the process before anything was sent.
+TEST_F(AgentE2eTest, ATaskThatIsNotUtf8IsSentWithReplacementCharacters) {
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("c1", "attempt_completion", R"({"result":"Done."})"));
+  ProcessResult run = Run("caf\xe9 \xff task", {"--yes"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  std::vector<Json> bodies = RequestBodies();
+  ASSERT_EQ(bodies.size(), 1u);
+  EXPECT_NE(bodies[0]["messages"].dump().find("caf\xef\xbf\xbd \xef\xbf\xbd task"),
             std::string::npos)
-      << run.out;
+      << bodies[0]["messages"].dump();
+  EXPECT_EQ(ListSessions()[0]["title"], "caf\xef\xbf\xbd \xef\xbf\xbd task");
 }
 
 // serve and acp refuse a --profile that names nothing, or a mix of flags, at once (serve ran on
@@ -1030,9 +1061,10 @@ TEST_F(AgentE2eTest, ARunWhoseOutputsAreInAFileIsNotAskedBlind) {
   EXPECT_FALSE(std::filesystem::exists(repo_ + "/a.txt"));
 }
 
-// A run that fails says so in its last --json event, and the provider's words reach the
-// terminal with their control characters shown, not obeyed.
-TEST_F(AgentE2eTest, AJsonRunThatFailsEndsWithAnErrorEvent) {
+// A run that fails says so in an error event, then ends, as every run does, with a stop event
+// (status "failed"; a failed run had none); the provider's words reach the terminal with their
+// control characters shown, not obeyed.
+TEST_F(AgentE2eTest, AJsonRunThatFailsEndsWithAnErrorAndAStop) {
   fake_->Enqueue(
       kChatPath,
       testing::MakeResponse(
@@ -1040,11 +1072,16 @@ TEST_F(AgentE2eTest, AJsonRunThatFailsEndsWithAnErrorEvent) {
           R"({"error":{"message":"bad \u001b]0;PWNED\u0007 request","type":"invalid_request_error"}})"));
   ProcessResult run = Run("hello", {"--yes", "--json"});
   EXPECT_EQ(run.exit_code, 1) << run.err;
-  std::string last = run.out.substr(run.out.rfind('\n', run.out.size() - 2) + 1);
-  Json event = Json::parse(last, nullptr, false);
-  ASSERT_TRUE(event.is_object()) << run.out;
-  EXPECT_EQ(event["type"], "error");
-  EXPECT_NE(event["message"].get<std::string>().find("bad"), std::string::npos) << last;
+  std::vector<Json> events;
+  std::istringstream lines(run.out);
+  for (std::string line; std::getline(lines, line);)
+    events.push_back(Json::parse(line, nullptr, false));
+  ASSERT_GE(events.size(), 2u) << run.out;
+  const Json& error = events[events.size() - 2];
+  EXPECT_EQ(error["type"], "error") << run.out;
+  EXPECT_NE(error.value("message", "").find("bad"), std::string::npos) << run.out;
+  EXPECT_EQ(events.back()["type"], "stop") << run.out;
+  EXPECT_EQ(events.back()["status"], "failed") << run.out;
   EXPECT_EQ(run.err.find("\x1b]0;"), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("^[]0;PWNED^G"), std::string::npos) << run.err;
 }

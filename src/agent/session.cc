@@ -27,6 +27,7 @@
 #include "agent/tools/responses.h"
 #include "agent/xml_tools.h"
 #include "base/check.h"
+#include "base/strings.h"
 #include "llm/pool.h"
 #include "workspace/workspace.h"
 
@@ -459,6 +460,7 @@ struct Session::Turn {
   SessionStore* store() { return session.engine_.store_; }
 
   bool has_shown_text = false;  // An agent_message_chunk was shown in this turn.
+  bool breaks_before_text = false;  // The next text starts a paragraph (a notice came before).
 
   // `text` as a paragraph of its own: after a blank line when text came before it in the turn
   // (the first text of a turn does not start with empty lines).
@@ -478,6 +480,13 @@ struct Session::Turn {
         trimmed.text.erase(0, said);
         return Emit(trimmed);
       }
+    }
+    if (update.kind == SessionUpdate::Kind::kAgentMessageChunk && breaks_before_text &&
+        !update.text.empty()) {
+      breaks_before_text = false;
+      SessionUpdate apart = update;
+      if (!apart.text.starts_with("\n")) apart.text.insert(0, "\n\n");
+      return Emit(apart);
     }
     const std::string acp_json = ToAcpJson(update);
     if (SessionStore* db = store()) {
@@ -2056,6 +2065,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
       EmitNotice(Paragraph("(Profile '" + state.profile.name +
                            "' was unavailable; this answer came from its fallback '" +
                            reply.profile + "', model " + reply.model + ".)"));
+      breaks_before_text = true;
     }
     if (session.cancelled_.load()) {
       SaveRecord();
@@ -2132,7 +2142,9 @@ Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client)
     }
   }
   Turn turn{*this, *state_, client, 0, false, 0};
-  Result<StopReason> stop = turn.Run(text);
+  // What the user typed or piped in may be in another encoding: the history, the store and every
+  // request carry it as JSON, which takes UTF-8 only (it aborted the process).
+  Result<StopReason> stop = turn.Run(ValidUtf8(text));
   if (!stop.ok() || *stop == StopReason::kCancelled || *stop == StopReason::kMaxTurnRequests) {
     std::lock_guard lock(mutex_);
     state_->status = !stop.ok()                        ? SessionStatus::kFailed

@@ -436,7 +436,7 @@ std::string SessionRecordToJson(const SessionRecord& record) {
                         {"requests", record.totals.requests},
                         {"todos", record.todos_json},
                         {"extra", record.extra_json}}
-      .dump();
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // Never throws.
 }
 
 Result<SessionRecord> SessionRecordFromJson(std::string_view text) {

@@ -33,4 +33,9 @@ inline std::string Clipped(std::string_view value, char quote, size_t limit = 64
 // the window or hide text ("rm -rf x #\r\033[2Kls" showed as a question about running "ls").
 std::string Visible(std::string_view text);
 
+// `text` with each byte that does not begin a valid UTF-8 sequence (stray continuation bytes,
+// overlong forms, surrogates, code points past U+10FFFF, cut-off sequences) replaced by U+FFFD:
+// for text from outside (a piped file, a terminal in another encoding) that JSON must carry.
+std::string ValidUtf8(std::string_view text);
+
 }  // namespace lai

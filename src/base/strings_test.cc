@@ -18,4 +18,17 @@ TEST(VisibleTest, ControlCharactersAreShownNotObeyed) {
 }
 
 }  // namespace
+TEST(ValidUtf8Test, ReplacesEachBadByteAndKeepsValidText) {
+  EXPECT_EQ(ValidUtf8("plain ascii"), "plain ascii");
+  EXPECT_EQ(ValidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+            "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  const std::string bad = "\xef\xbf\xbd";
+  EXPECT_EQ(ValidUtf8("bad \xff\xfe title"), "bad " + bad + bad + " title");  // Latin-1 bytes.
+  EXPECT_EQ(ValidUtf8("\x80x"), bad + "x");                                   // Stray continuation.
+  EXPECT_EQ(ValidUtf8("\xc0\xaf"), bad + bad);                                // Overlong '/'.
+  EXPECT_EQ(ValidUtf8("\xed\xa0\x80"), bad + bad + bad);                      // A surrogate.
+  EXPECT_EQ(ValidUtf8("\xf4\x90\x80\x80"), bad + bad + bad + bad);            // Past U+10FFFF.
+  EXPECT_EQ(ValidUtf8("end \xe2\x82"), "end " + bad + bad);                   // Cut off.
+}
+
 }  // namespace lai

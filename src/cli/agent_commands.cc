@@ -362,27 +362,19 @@ class TerminalClient : public agent::SessionClient {
     std::fprintf(stderr, "lapce-ai run: %s\n", Visible(message).c_str());
   }
 
+  // --json: the stop event of a turn that failed (status "failed"), after its error event, so
+  // every run's output ends with one.
+  void PrintFailedStop(const agent::SessionInfo& info) {
+    std::lock_guard lock(mutex_);
+    if (json_) PrintStopLocked("error", info);
+  }
+
   void PrintTurnSummary(const agent::SessionInfo& info, const agent::SessionTotals& before,
                         agent::StopReason stop, const llm::ProviderPool& pool) {
     std::lock_guard lock(mutex_);
     ClearSpinnerLocked();
     EndThoughtLocked();
-    if (json_) {
-      json out = {{"type", "stop"},
-                  {"stopReason", agent::StopReasonName(stop)},
-                  {"sessionId", info.id},
-                  {"status", agent::SessionStatusName(info.status)},
-                  {"usage",
-                   {{"inputTokens", info.totals.input_tokens},
-                    {"outputTokens", info.totals.output_tokens},
-                    {"cacheReadTokens", info.totals.cache_read_tokens},
-                    {"cacheWriteTokens", info.totals.cache_write_tokens},
-                    {"costUsd", RoundForJson(info.totals.cost_usd)},
-                    {"requests", info.totals.requests}}}};
-      std::printf("%s\n", out.dump().c_str());
-      std::fflush(stdout);
-      return;
-    }
+    if (json_) return PrintStopLocked(agent::StopReasonName(stop), info);
     NewLineLocked();
     std::fflush(stdout);
     const long long tokens_in = info.totals.input_tokens - before.input_tokens;
@@ -407,6 +399,22 @@ class TerminalClient : public agent::SessionClient {
 
  private:
   static constexpr size_t kMaxShownLineBytes = 400;  // Of a tool result's line, in the terminal.
+
+  void PrintStopLocked(std::string_view stop_reason, const agent::SessionInfo& info) {
+    json out = {{"type", "stop"},
+                {"stopReason", stop_reason},
+                {"sessionId", info.id},
+                {"status", agent::SessionStatusName(info.status)},
+                {"usage",
+                 {{"inputTokens", info.totals.input_tokens},
+                  {"outputTokens", info.totals.output_tokens},
+                  {"cacheReadTokens", info.totals.cache_read_tokens},
+                  {"cacheWriteTokens", info.totals.cache_write_tokens},
+                  {"costUsd", RoundForJson(info.totals.cost_usd)},
+                  {"requests", info.totals.requests}}}};
+    std::printf("%s\n", out.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+    std::fflush(stdout);
+  }
 
   // At most `limit` bytes of `text`, cut at a character boundary, then "…".
   static std::string Shorten(const std::string& text, size_t limit) {
@@ -678,6 +686,7 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
     client.Waiting(false);
     if (!stop.ok()) {
       client.PrintError(session.id(), stop.error().message());
+      client.PrintFailedStop(session.Info());
       // A task refused before anything was said leaves no empty session behind.
       if (session.DiscardIfEmpty()) return kExitFailure;
       if (!interactive) {
@@ -861,7 +870,7 @@ int SessionsList(const SessionsFlags& flags) {
                      {"updatedMs", record.updated_ms},
                      {"costUsd", RoundForJson(record.totals.cost_usd)}});
     }
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", out.dump(2, ' ', false, json::error_handler_t::replace).c_str());
     return kExitOk;
   }
   if (records->empty()) {
