@@ -33,14 +33,9 @@ Status CheckProviderFlags(const Config& config, const ProviderFlags& flags) {
   if (flags.provider.empty() && flags.base_url.empty()) {  // --profile P: P must exist.
     ASSIGN_OR_RETURN(llm::internal::ResolvedProfiles resolved,
                      llm::internal::ResolveProfiles(config, ::environ));
-    std::string names;
-    for (const llm::internal::ResolvedProfile& p : resolved.profiles) {
-      if (p.info.name == flags.profile) return OkStatus();
-      names += (names.empty() ? "" : ", ") + p.info.name;
-    }
-    return Error(ErrorCode::kInvalidArgument, "--profile: no profile '" + flags.profile +
-                                                  "'; the profiles are: " + names +
-                                                  " (`lapce-ai config show` lists them)");
+    Status named = llm::internal::CheckProfileName(resolved, flags.profile);
+    if (!named.ok()) return Error(named.code(), "--profile: " + named.error().message());
+    return OkStatus();
   }
   if (!flags.profile.empty()) {
     return Error(ErrorCode::kInvalidArgument,

@@ -632,16 +632,8 @@ Result<std::unique_ptr<ProviderPool>> ProviderPool::Create(const Config& config,
   ASSIGN_OR_RETURN(internal::ResolvedProfiles resolved,
                    internal::ResolveProfiles(config, EnvironmentOf(options)));
   if (!options.default_profile.empty()) {
-    std::string names;
-    for (const ResolvedProfile& p : resolved.profiles) {
-      if (p.info.name == options.default_profile) resolved.default_profile = p.info.name;
-      names += (names.empty() ? "" : ", ") + p.info.name;
-    }
-    if (resolved.default_profile != options.default_profile) {
-      return Error(ErrorCode::kInvalidArgument, "no profile '" + options.default_profile +
-                                                    "'; the profiles are: " + names +
-                                                    " (`lapce-ai config show` lists them)");
-    }
+    RETURN_IF_ERROR(internal::CheckProfileName(resolved, options.default_profile));
+    resolved.default_profile = options.default_profile;
   }
   if (!options.model.empty()) {
     const std::string& name =

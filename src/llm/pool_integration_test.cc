@@ -130,6 +130,13 @@ class PoolTest : public ::testing::Test {
     return pool.ok() ? std::move(*pool) : nullptr;
   }
 
+  // Profile "primary" (openai gpt-4.1 at /a) whose fallback is `backup` (at /b).
+  std::unique_ptr<ProviderPool> PrimaryFallingBackTo(std::string provider, std::string model) {
+    Config::Profile primary = Profile("primary", "openai", "gpt-4.1", "/a");
+    primary.fallback = "backup";
+    return Pool({primary, Profile("backup", std::move(provider), std::move(model), "/b")});
+  }
+
   FakeResponse Golden(std::string_view provider, std::string_view name) {
     auto response = LoadGoldenResponse(provider, name);
     EXPECT_TRUE(response.ok()) << response.error().message();
@@ -489,9 +496,7 @@ TEST_F(PoolTest, FallsBackToTheNextProfileWhenOneIsUnavailable) {
 // When the fallback fails too, the error names both profiles and what each said.
 TEST_F(PoolTest, AFailedFallbackIsNamedInTheError) {
   options_.max_attempts = 1;
-  Config::Profile primary = Profile("primary", "openai", "gpt-4.1", "/a");
-  primary.fallback = "backup";
-  auto pool = Pool({primary, Profile("backup", "anthropic", "claude-haiku-4-5", "/b")});
+  auto pool = PrimaryFallingBackTo("anthropic", "claude-haiku-4-5");
   server_->Enqueue("/a/", Golden("openai", "error_overloaded"));
   server_->Enqueue("/b/", Golden("anthropic", "error_overloaded"));
   Collector collector;
@@ -508,9 +513,7 @@ TEST_F(PoolTest, AFailedFallbackIsNamedInTheError) {
 // to be the fallback's; attempts are counted per profile.
 TEST_F(PoolTest, AFallbackBrokenMidAnswerIsNamedInTheError) {
   options_.max_attempts = 2;
-  Config::Profile primary = Profile("primary", "openai", "gpt-4.1", "/a");
-  primary.fallback = "backup";
-  auto pool = Pool({primary, Profile("backup", "openai", "gpt-4.1-mini", "/b")});
+  auto pool = PrimaryFallingBackTo("openai", "gpt-4.1-mini");
   server_->Enqueue("/a/", Golden("openai", "error_overloaded"));
   server_->Enqueue("/a/", Golden("openai", "error_overloaded"));
   FakeResponse cut = Golden("openai", "text");

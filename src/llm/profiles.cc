@@ -149,6 +149,18 @@ Result<ResolvedProfiles> ResolveProfiles(const Config& config, const char* const
   return out;
 }
 
+Status CheckProfileName(const ResolvedProfiles& resolved, std::string_view name) {
+  std::string names;
+  for (const ResolvedProfile& p : resolved.profiles) {
+    if (p.info.name == name) return OkStatus();
+    names += (names.empty() ? "" : ", ") + p.info.name;
+  }
+  return Error(ErrorCode::kInvalidArgument,
+               fmt::format("no profile '{}'; the profiles are: {} (`lapce-ai config show` lists "
+                           "them)",
+                           name, names));
+}
+
 Result<ResolvedProfile> ResolveAdHocProfile(const ProfileInfo& info,
                                             const char* const* environment) {
   const ProviderSpec* spec = FindProvider(info.provider);

@@ -38,6 +38,10 @@ struct ResolvedProfiles {
 // llm.default_profile naming no profile.
 Result<ResolvedProfiles> ResolveProfiles(const Config& config, const char* const* environment);
 
+// OK when `name` is one of `resolved`'s profiles, else kInvalidArgument: "no profile 'X'; the
+// profiles are: …".
+Status CheckProfileName(const ResolvedProfiles& resolved, std::string_view name);
+
 // One profile from flags; provider must be known, model non-empty; an empty base_url means the
 // provider's default. The key comes from the provider's default variable.
 Result<ResolvedProfile> ResolveAdHocProfile(const ProfileInfo& profile,
