@@ -789,16 +789,18 @@ TEST_F(AgentE2eTest, KillNineMidTurnLosesNothingAndResumes) {
   EXPECT_EQ(ListSessions()[0]["status"], "completed");
 }
 
-// A kill while a command runs keeps what the model's reply cost (the session's row was written
-// only with the next user message, so the list said 0).
-TEST_F(AgentE2eTest, KillNineDuringACommandKeepsTheReplysCost) {
+// A kill -9 while a command runs: the command, in a session of its own, does not outlive
+// lapce-ai (it lived on, reparented), and what the model's reply cost is kept (the session's row
+// was written only with the next user message, so the list said 0).
+TEST_F(AgentE2eTest, KillNineDuringACommandEndsItAndKeepsTheReplysCost) {
   EnqueueSleepingCommand();
   Child child(RunArgs("wait a while", {"--yes"}), Env());
   pid_t command = WaitForPidFile(repo_ + "/cmd.pid");
   ASSERT_GT(command, 0) << child.err();
   child.Signal(SIGKILL);
   EXPECT_EQ(child.Wait(milliseconds(5000)), -1);
-  ::kill(command, SIGKILL);
+  EXPECT_TRUE(ProcessEnds(command)) << "the command (pid " << command << ") outlived lapce-ai";
+  ::kill(command, SIGKILL);  // Should the check above fail, the command must not outlive the test.
   Json sessions = ListSessions();
   ASSERT_EQ(sessions.size(), 1u);
   EXPECT_GT(sessions[0]["costUsd"].get<double>(), 0.0) << sessions.dump();

@@ -1,7 +1,9 @@
 #include "workspace/process.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -10,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <optional>
@@ -28,34 +31,120 @@ constexpr std::chrono::milliseconds kDrainAfterExit{250};  // Background childre
                                                            // pipe get this long, then the group
                                                            // is killed.
 
-// The process groups of the commands running now, for SignalRunningCommands.
+// Each command and child leads a session of its own, so nothing reaches it when the engine dies:
+// no hang-up, and PR_SET_PDEATHSIG would follow the thread that started it, not the process. A
+// watcher does: /bin/sh reading one end of a socket pair, told "+GROUP" and "-GROUP" as process
+// groups start and end. When the other end closes (the engine exits or is killed, even with
+// SIGKILL), it sends SIGTERM to the groups still listed and SIGKILL to what is left 2 s later.
+// The engine's end is close-on-exec: no command holds it open.
+constexpr char kWatcherScript[] = R"(g=' '
+while read -r line; do
+  case $line in
+    +[0-9]*) g="$g${line#+} " ;;
+    -[0-9]*) n=${line#-}; case $g in *" $n "*) g="${g%%" $n "*} ${g#*" $n "}" ;; esac ;;
+  esac
+done
+set -- $g
+[ $# -eq 0 ] && exit 0
+for n; do kill -s TERM -- "-$n"; done 2>/dev/null
+alive() { for n; do kill -0 -- "-$n" 2>/dev/null && return 0; done; return 1; }
+i=0
+while [ $i -lt 20 ] && alive "$@"; do sleep 0.1; i=$((i + 1)); done
+for n; do kill -s KILL -- "-$n"; done 2>/dev/null
+)";
+
+// The process groups of the commands running now (for SignalRunningCommands), and every group
+// the watcher must end should the engine die (commands and children). Never destroyed: usable at
+// exit, and its socket closes only with the process.
 class RunningGroups {
  public:
   static RunningGroups& Get() {
-    static RunningGroups* groups = new RunningGroups();  // Never destroyed: usable at exit.
+    static RunningGroups* groups = new RunningGroups();
     return *groups;
+  }
+  // A process forked from this one (and not exec'd) is an engine of its own: it starts its own
+  // watcher for its own commands, and must not tell ours, or inherit our list.
+  RunningGroups() {
+    ::pthread_atfork([] { Get().mutex_.lock(); }, [] { Get().mutex_.unlock(); },
+                     [] {
+                       RunningGroups& groups = Get();
+                       groups.mutex_.unlock();
+                       groups.socket_.Reset();
+                       groups.watcher_ = -1;
+                       groups.commands_.clear();
+                       groups.watched_.clear();
+                     });
   }
   // Spawns and lists the child in one step: a signal handled meanwhile waits for the listing,
   // so a command that has already started is never missed.
-  Result<internal::SpawnedChild> SpawnListed(const internal::SpawnOptions& options) {
+  Result<internal::SpawnedChild> SpawnListed(const internal::SpawnOptions& options,
+                                             bool is_command) {
     std::lock_guard lock(mutex_);
     ASSIGN_OR_RETURN(internal::SpawnedChild child, internal::Spawn(options));
-    groups_.push_back(child.pid);
+    if (is_command) commands_.push_back(child.pid);
+    watched_.push_back(child.pid);
+    Tell('+', child.pid);
     return child;
   }
   void Remove(pid_t group) {
     std::lock_guard lock(mutex_);
-    groups_.erase(std::find(groups_.begin(), groups_.end(), group));
+    Erase(commands_, group);
+    Erase(watched_, group);
+    Tell('-', group);
   }
   size_t Signal(int signal) {
     std::lock_guard lock(mutex_);
-    for (pid_t group : groups_) ::kill(-group, signal);
-    return groups_.size();
+    for (pid_t group : commands_) ::kill(-group, signal);
+    return commands_.size();
   }
 
  private:
+  static void Erase(std::vector<pid_t>& groups, pid_t group) {
+    auto it = std::find(groups.begin(), groups.end(), group);
+    if (it != groups.end()) groups.erase(it);
+  }
+
+  // Tells the watcher, starting it first when there is none (or it died: it then learns every
+  // group listed). Best effort: a command runs even when no watcher can be started.
+  void Tell(char sign, pid_t group) {
+    if (!socket_.is_valid()) {
+      if (sign == '-' || !StartWatcher()) return;
+      for (pid_t listed : watched_) Send('+', listed);
+      return;
+    }
+    if (!Send(sign, group)) {  // The watcher is gone (someone killed it): next time, a new one.
+      socket_.Reset();
+      ::waitpid(watcher_, nullptr, WNOHANG);
+      watcher_ = -1;
+    }
+  }
+  bool Send(char sign, pid_t group) {
+    char line[24];
+    int n = std::snprintf(line, sizeof(line), "%c%d\n", sign, static_cast<int>(group));
+    return ::send(socket_.get(), line, static_cast<size_t>(n), MSG_NOSIGNAL) == n;
+  }
+  bool StartWatcher() {
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return false;
+    UniqueFd ours(pair[0]);
+    UniqueFd theirs(pair[1]);
+    internal::SpawnOptions spawn;
+    spawn.argv = {"/bin/sh", "-c", kWatcherScript};
+    spawn.is_new_session = true;  // Out of the terminal's process group: Ctrl-C spares it.
+    spawn.stdin_fd = theirs.get();
+    spawn.discards_output = true;
+    Result<internal::SpawnedChild> watcher = internal::Spawn(spawn);
+    if (!watcher.ok()) return false;
+    watcher_ = watcher->pid;
+    socket_ = std::move(ours);
+    return true;
+  }
+
   std::mutex mutex_;
-  std::vector<pid_t> groups_;
+  std::vector<pid_t> commands_;
+  std::vector<pid_t> watched_;
+  UniqueFd socket_;  // Ours; the watcher's stdin is the other end.
+  pid_t watcher_ = -1;
 };
 
 std::string ShellPath() {
@@ -81,7 +170,8 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
   spawn.merges_stderr = true;
   // Listed until RunCommand returns: after the shell is reaped, what it left in its group is
   // still killed below, and the group id cannot be reused while anything of it is alive.
-  ASSIGN_OR_RETURN(internal::SpawnedChild child, RunningGroups::Get().SpawnListed(spawn));
+  ASSIGN_OR_RETURN(internal::SpawnedChild child,
+                   RunningGroups::Get().SpawnListed(spawn, /*is_command=*/true));
   const pid_t pid = child.pid;  // Also the process group id (setsid).
   struct Unlist {
     pid_t pid;
@@ -195,7 +285,8 @@ Result<std::unique_ptr<Child>> Child::Start(const ChildOptions& options) {
   spawn.pipes_stdin = true;
   spawn.extra_env = options.env;
   spawn.clears_env = true;
-  ASSIGN_OR_RETURN(internal::SpawnedChild spawned, internal::Spawn(spawn));
+  ASSIGN_OR_RETURN(internal::SpawnedChild spawned,
+                   RunningGroups::Get().SpawnListed(spawn, /*is_command=*/false));
   auto child = std::unique_ptr<Child>(new Child());
   child->pid_ = spawned.pid;
   child->stdin_fd_ = spawned.stdin_fd.Release();
@@ -219,6 +310,7 @@ void Child::CloseStdin() {
 void Child::Stop(std::chrono::milliseconds grace) {
   CloseStdin();
   if (pid_ <= 0 || is_reaped_) return;
+  RunningGroups::Get().Remove(pid_);  // Before reaping: the group id is not reused meanwhile.
   auto wait_for_exit = [this](std::chrono::milliseconds limit) {
     const Clock::time_point deadline = Clock::now() + limit;
     for (;;) {

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "workspace/test_support.h"
@@ -109,16 +110,19 @@ TEST(RunCommandTest, TimeoutKillsTheWholeGroup) {
   CommandOptions options = InTmp();
   options.timeout = 300ms;
   auto start = std::chrono::steady_clock::now();
-  auto outcome = RunCommand("sleep 30 & echo $!; wait", options);
+  auto outcome = RunCommand("sleep 30 & echo $$ $!; wait", options);
   ASSERT_TRUE(outcome.ok());
   EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
   EXPECT_TRUE(outcome->timed_out);
   EXPECT_EQ(outcome->exit_code, -1);
   EXPECT_EQ(outcome->signal, SIGTERM);
-  pid_t grandchild = static_cast<pid_t>(std::stol(outcome->output));
+  std::istringstream pids(outcome->output);
+  pid_t shell = 0;
+  pid_t grandchild = 0;
+  ASSERT_TRUE(pids >> shell >> grandchild) << outcome->output;
   EXPECT_TRUE(ProcessEnds(grandchild));
-  // Our own child was reaped: no child of this process is left.
-  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);
+  // Our own child, the shell, was reaped: it is no child of this process any more.
+  EXPECT_EQ(::waitpid(shell, nullptr, WNOHANG), -1);
   EXPECT_EQ(errno, ECHILD);
 }
 
@@ -182,6 +186,48 @@ TEST(RunCommandTest, SignalRunningCommandsReachesEveryRunningGroup) {
     EXPECT_TRUE(ProcessEnds(static_cast<pid_t>(std::stol((*outcome)->output))));
   }
   EXPECT_EQ(SignalRunningCommands(SIGKILL), 0u);  // Nothing is listed any more.
+}
+
+// The number a file holds once something wrote it, waiting up to ten seconds; -1 without one.
+pid_t WaitForPidFile(const std::string& path) {
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream file(path);
+    pid_t pid = -1;
+    if (file >> pid && pid > 0) return pid;
+    std::this_thread::sleep_for(10ms);  // Polling with a deadline, not synchronisation.
+  }
+  return -1;
+}
+
+// A process running a command and a child is killed with SIGKILL: neither outlives it, although
+// each leads a session of its own, and the command's group ignores SIGTERM (it gets SIGKILL 2 s
+// later). The process is forked from this one, so it also shows that a fork starts a watcher of
+// its own rather than telling ours.
+TEST(RunCommandTest, CommandsAndChildrenEndWhenTheirProcessIsKilled) {
+  testing::TempTree tree;
+  const std::string command_pid = tree.root() + "/command.pid";
+  const std::string child_pid = tree.root() + "/child.pid";
+  ASSERT_TRUE(RunCommand("true", InTmp()).ok());  // This process has its watcher now.
+  pid_t engine = ::fork();
+  ASSERT_GE(engine, 0);
+  if (engine == 0) {
+    ChildOptions sleeper;
+    sleeper.argv = {"sleep", "300"};
+    auto child = Child::Start(sleeper);
+    std::ofstream(child_pid) << (child.ok() ? (*child)->pid() : -1) << "\n";
+    (void)RunCommand("trap '' TERM; sleep 300 & echo $! > '" + command_pid + "'; wait", InTmp());
+    ::_exit(0);
+  }
+  pid_t command = WaitForPidFile(command_pid);
+  pid_t child = WaitForPidFile(child_pid);
+  ::kill(engine, SIGKILL);
+  ::waitpid(engine, nullptr, 0);
+  ASSERT_GT(command, 0);
+  ASSERT_GT(child, 0);
+  EXPECT_TRUE(ProcessEnds(child)) << "the child outlived its process";
+  EXPECT_TRUE(ProcessEnds(command)) << "the command outlived its process";
+  for (pid_t pid : {command, child}) ::kill(pid, SIGKILL);  // Should a check above fail.
 }
 
 // git grep reads the files git tracks (asked of git itself), not every file in the directory:

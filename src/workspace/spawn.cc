@@ -13,13 +13,17 @@ extern char** environ;
 namespace lai::workspace::internal {
 
 Result<SpawnedChild> Spawn(const SpawnOptions& options) {
-  int out_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return ErrnoError("create pipe", errno);
-  UniqueFd out_read(out_pipe[0]);
-  UniqueFd out_write(out_pipe[1]);
+  UniqueFd out_read;
+  UniqueFd out_write;
+  if (!options.discards_output) {
+    int out_pipe[2];
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0) return ErrnoError("create pipe", errno);
+    out_read.Reset(out_pipe[0]);
+    out_write.Reset(out_pipe[1]);
+  }
   UniqueFd err_read;
   UniqueFd err_write;
-  if (!options.merges_stderr) {
+  if (!options.merges_stderr && !options.discards_output) {
     int err_pipe[2];
     if (::pipe2(err_pipe, O_CLOEXEC) != 0) return ErrnoError("create pipe", errno);
     err_read.Reset(err_pipe[0]);
@@ -37,14 +41,20 @@ Result<SpawnedChild> Spawn(const SpawnOptions& options) {
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  if (options.pipes_stdin) {
-    posix_spawn_file_actions_adddup2(&actions, in_read.get(), 0);
+  if (options.pipes_stdin || options.stdin_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&actions,
+                                     options.pipes_stdin ? in_read.get() : options.stdin_fd, 0);
   } else {
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   }
-  posix_spawn_file_actions_adddup2(&actions, out_write.get(), 1);
-  posix_spawn_file_actions_adddup2(&actions,
-                                   options.merges_stderr ? out_write.get() : err_write.get(), 2);
+  if (options.discards_output) {
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  } else {
+    posix_spawn_file_actions_adddup2(&actions, out_write.get(), 1);
+    posix_spawn_file_actions_adddup2(&actions,
+                                     options.merges_stderr ? out_write.get() : err_write.get(), 2);
+  }
   if (!options.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
 
   posix_spawnattr_t attributes;
@@ -99,8 +109,10 @@ Result<SpawnedChild> Spawn(const SpawnOptions& options) {
   SpawnedChild child;
   child.pid = pid;
   child.stdin_fd = std::move(in_write);
-  ::fcntl(out_read.get(), F_SETFL, O_NONBLOCK);
-  child.stdout_fd = std::move(out_read);
+  if (out_read.is_valid()) {
+    ::fcntl(out_read.get(), F_SETFL, O_NONBLOCK);
+    child.stdout_fd = std::move(out_read);
+  }
   if (err_read.is_valid()) {
     ::fcntl(err_read.get(), F_SETFL, O_NONBLOCK);
     child.stderr_fd = std::move(err_read);

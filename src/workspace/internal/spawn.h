@@ -18,6 +18,8 @@ struct SpawnOptions {
   bool is_new_session = false;    // setsid(): the child leads its own process group.
   bool merges_stderr = false;     // stderr into the stdout pipe, else a separate pipe.
   bool pipes_stdin = false;       // A pipe to the child's stdin, else /dev/null.
+  int stdin_fd = -1;              // When not piped: this descriptor is the child's stdin.
+  bool discards_output = false;   // stdout and stderr to /dev/null: no pipes are made.
   // Added to (or replacing in) this process's environment: "NAME=value".
   std::vector<std::string> extra_env;
   bool clears_env = false;  // The child's environment is extra_env alone.
@@ -25,7 +27,7 @@ struct SpawnOptions {
 
 struct SpawnedChild {
   pid_t pid = -1;
-  UniqueFd stdout_fd;  // Non-blocking read ends.
+  UniqueFd stdout_fd;  // Non-blocking read ends; invalid when discards_output.
   UniqueFd stderr_fd;  // Invalid when merges_stderr.
   UniqueFd stdin_fd;   // Blocking write end; valid when pipes_stdin.
 };
