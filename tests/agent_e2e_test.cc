@@ -23,6 +23,7 @@
 #include "run_process.h"
 #include "testing/fake_provider_server.h"
 #include "testing/scripted_model.h"
+#include "workspace/test_support.h"
 
 namespace lai {
 namespace {
@@ -31,6 +32,8 @@ using Json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using test::ProcessResult;
+using workspace::testing::ProcessEnds;
+using workspace::testing::WaitForPidFile;
 
 constexpr const char* kChatPath = "/v1/chat/completions";
 
@@ -168,28 +171,6 @@ constexpr const char* kDiff =
     "<<<<<<< SEARCH\n:start_line:2\n-------\necho $(( $1 - $2 ))\n=======\necho $(( $1 + $2 "
     "))\n>>>>>>> REPLACE";
 constexpr const char* kAnswer = "Fixed src/add.sh: it added nothing; now the test passes.";
-
-// The pid a command wrote to `path` (`echo $$ > path`), waiting for it up to 15 s; 0 if none came.
-pid_t WaitForPidFile(const std::string& path) {
-  pid_t pid = 0;
-  for (Clock::time_point deadline = Clock::now() + milliseconds(15'000);
-       pid == 0 && Clock::now() < deadline;) {
-    std::ifstream in(path);
-    if (!(in >> pid)) std::this_thread::sleep_for(milliseconds(10));  // Bounded polling.
-  }
-  return pid;
-}
-
-// Whether process `pid` is gone (or a zombie) within 5 s.
-bool ProcessEnds(pid_t pid) {
-  for (Clock::time_point deadline = Clock::now() + milliseconds(5'000); Clock::now() < deadline;
-       std::this_thread::sleep_for(milliseconds(10))) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!stat || !std::getline(stat, line) || line.find(") Z") != std::string::npos) return true;
-  }
-  return false;
-}
 
 // A child on a pseudo-terminal of its own (its controlling terminal), as from a user's shell:
 // what it prints to stdout and stderr arrives on one screen; keys are typed into it.

@@ -19,29 +19,14 @@ namespace lai::workspace {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::ProcessEnds;
+using testing::WaitForPidFile;
 
 CommandOptions InTmp() {
   CommandOptions options;
   options.cwd = "/tmp";
   options.timeout = 30s;  // Bounds every test; the ones about timeouts set their own.
   return options;
-}
-
-// True when `pid` is gone or a zombie of someone else (PID 1 reaps it eventually); waits up to
-// five seconds.
-bool ProcessEnds(pid_t pid) {
-  auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    if (!stat) return true;
-    std::string line;
-    std::getline(stat, line);
-    size_t close = line.rfind(')');
-    if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z')
-      return true;
-    std::this_thread::sleep_for(10ms);  // Polling with a deadline, not synchronisation.
-  }
-  return false;
 }
 
 TEST(RunCommandTest, CapturesOutputAndExitCode) {
@@ -186,18 +171,6 @@ TEST(RunCommandTest, SignalRunningCommandsReachesEveryRunningGroup) {
     EXPECT_TRUE(ProcessEnds(static_cast<pid_t>(std::stol((*outcome)->output))));
   }
   EXPECT_EQ(SignalRunningCommands(SIGKILL), 0u);  // Nothing is listed any more.
-}
-
-// The number a file holds once something wrote it, waiting up to ten seconds; -1 without one.
-pid_t WaitForPidFile(const std::string& path) {
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::ifstream file(path);
-    pid_t pid = -1;
-    if (file >> pid && pid > 0) return pid;
-    std::this_thread::sleep_for(10ms);  // Polling with a deadline, not synchronisation.
-  }
-  return -1;
 }
 
 // A process running a command and a child is killed with SIGKILL: neither outlives it, although

@@ -1,15 +1,19 @@
-// Helpers for the workspace tests: a temporary directory tree removed on destruction.
+// Helpers for the workspace tests (and the end-to-end tests that start commands): a temporary
+// directory tree removed on destruction; waiting for a process to write its pid and to end.
 // Thread-compatible; test-only.
 #pragma once
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 namespace lai::workspace::testing {
 
@@ -62,6 +66,34 @@ class TempTree {
 inline std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The pid a file holds once a process wrote it (polling up to 15 s); 0 when none came.
+inline pid_t WaitForPidFile(const std::string& path) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream file(path);
+    pid_t pid = 0;
+    if (file >> pid && pid > 0) return pid;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // Bounded polling.
+  }
+  return 0;
+}
+
+// True when `pid` is gone, or a zombie of someone else (PID 1 reaps it eventually), within 5 s.
+inline bool ProcessEnds(pid_t pid) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!stat || !std::getline(stat, line)) return true;
+    size_t close = line.rfind(')');
+    if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z') {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // Bounded polling.
+  }
+  return false;
 }
 
 }  // namespace lai::workspace::testing
