@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "base/file_io.h"
@@ -72,8 +74,8 @@ Result<EventJournal> EventJournal::Create(const std::string& directory) {
   char name[64];
   std::snprintf(name, sizeof(name), "%d-%016llx", static_cast<int>(::getpid()),
                 static_cast<unsigned long long>(random));
-  // Created and locked under a name FindOrphans ignores, then renamed: nobody can take the
-  // journal for an orphan before its owner holds the lock.
+  // Created and locked under a name FindOrphans leaves alone while this process lives, then
+  // renamed: nobody can take the journal for an orphan before its owner holds the lock.
   const std::string temp = directory + "/" + name + ".tmp";
   const std::string path = directory + "/" + name + std::string(kSuffix);
   UniqueFd fd(::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600));
@@ -198,6 +200,12 @@ Result<std::vector<EventJournal::Orphan>> EventJournal::FindOrphans(const std::s
   ::closedir(dir);
   for (const std::string& name : names) {
     const std::string path = directory + "/" + name;
+    // A journal being created is unlocked between its open and its flock: one whose creator
+    // (the pid its name starts with) lives is not a leftover, whatever its lock says.
+    if (name.ends_with(".tmp")) {
+      int creator = std::atoi(name.c_str());
+      if (creator > 0 && (::kill(creator, 0) == 0 || errno == EPERM)) continue;
+    }
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
     if (!fd.is_valid()) continue;  // Removed meanwhile, or not ours to touch.
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;  // Its owner is alive.

@@ -7,9 +7,11 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -148,18 +150,23 @@ TEST_F(JournalTest, OnlyJournalsWithoutALiveOwnerAreOrphans) {
     JournalRecord record = Record("s", "k", "{}", 1);
     ASSERT_TRUE(AppendOne(*dead, record).ok());
   }  // Closed without Remove(): what a killed process leaves.
-  // A leftover of a process that died while creating its journal, and a file that is not ours.
-  {
-    int fd = ::open((directory + "/1-00.tmp").c_str(), O_WRONLY | O_CREAT, 0600);
-    ::close(fd);
-    fd = ::open((directory + "/notes.txt").c_str(), O_WRONLY | O_CREAT, 0600);
-    ::close(fd);
+  // A leftover of a process that died while creating its journal; one a live process is
+  // creating now (not locked yet: between its open and its flock); and a file that is not ours.
+  pid_t gone = ::fork();
+  ASSERT_GE(gone, 0);
+  if (gone == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(gone, nullptr, 0), gone);
+  const std::string leftover = directory + "/" + std::to_string(gone) + "-00.tmp";
+  const std::string creating = directory + "/" + std::to_string(::getpid()) + "-01.tmp";
+  for (const std::string& path : {leftover, creating, directory + "/notes.txt"}) {
+    ::close(::open(path.c_str(), O_WRONLY | O_CREAT, 0600));
   }
   Result<std::vector<EventJournal::Orphan>> orphans = EventJournal::FindOrphans(directory);
   ASSERT_TRUE(orphans.ok());
   ASSERT_EQ(orphans->size(), 1u);
   EXPECT_EQ((*orphans)[0].path, dead_path);
-  EXPECT_FALSE(std::filesystem::exists(directory + "/1-00.tmp"));
+  EXPECT_FALSE(std::filesystem::exists(leftover));
+  EXPECT_TRUE(std::filesystem::exists(creating)) << "a journal being created was taken";
   EXPECT_TRUE(std::filesystem::exists(directory + "/notes.txt"));
   // Whoever holds an orphan holds its lock: a second scan does not hand it out again.
   Result<std::vector<EventJournal::Orphan>> again = EventJournal::FindOrphans(directory);
@@ -280,6 +287,37 @@ HistoryMessage Message(int64_t seq, std::string text) {
   message.token_estimate = 7;
   message.condensed_by = seq == 1 ? 9 : 0;
   return message;
+}
+
+// Without a journal (its directory cannot be made), changes go to SQLite directly, every one of
+// them: a session's messages, events and row (all were dropped, and the run said nothing).
+TEST_F(JournalTest, WithoutAJournalEveryChangeGoesToSqlite) {
+  const std::string path = root_ + "/sessions.db";
+  {
+    std::ofstream in_the_way(path + ".events");  // A file where the journal directory goes.
+  }
+  Result<std::unique_ptr<SessionStore>> store = SessionStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.error().message();
+  SessionRecord record;
+  record.id = "s";
+  ASSERT_TRUE((*store)->CreateSession(record).ok());
+  SessionStore::Changes changes;
+  ASSERT_TRUE(changes.AppendEvent("s", "text", "\"hello\"", 1).ok());
+  ASSERT_TRUE(changes.AppendMessage("s", Message(1, "first")).ok());
+  record.title = "Renamed";
+  ASSERT_TRUE(changes.UpdateSession(record).ok());
+  ASSERT_TRUE((*store)->Journal(std::move(changes)).ok());
+  store->reset();
+
+  Result<std::unique_ptr<SessionStore>> reopened = SessionStore::Open(path);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ(Payloads(**reopened, "s"), std::vector<std::string>{"\"hello\""});
+  Result<std::vector<HistoryMessage>> messages = (*reopened)->LoadMessages("s");
+  ASSERT_TRUE(messages.ok());
+  EXPECT_EQ(messages->size(), 1u);
+  Result<std::optional<SessionRecord>> row = (*reopened)->FindSession("s");
+  ASSERT_TRUE(row.ok() && row->has_value());
+  EXPECT_EQ((*row)->title, "Renamed");
 }
 
 TEST_F(JournalTest, MessagesAndSessionRowsGoThroughTheJournalInOrder) {

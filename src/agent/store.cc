@@ -746,14 +746,15 @@ Result<int64_t> AppendEventLocked(Connection& connection, std::string_view sessi
 
 // Applies journaled records (validated when they were journaled) inside the open transaction and
 // notes how far `journal_name` (when not empty) is folded. A record the database refuses (its
-// session is gone, a message seq is taken) is dropped and logged; records at or below `done` were
-// folded before. Returns the number of records applied.
+// session is gone, a message seq is taken) is dropped and logged; records at or below a non-zero
+// `done` were folded before (records written without a journal have no number: all apply).
+// Returns the number of records applied.
 Result<size_t> ApplyRecordsLocked(Connection& connection, const std::string& journal_name,
                                   const std::vector<JournalRecord>& records, uint64_t done) {
   size_t applied = 0;
   uint64_t last = done;
   for (const JournalRecord& record : records) {
-    if (record.number <= done) continue;
+    if (done != 0 && record.number <= done) continue;
     last = record.number;
     Status status;
     switch (record.op) {
