@@ -36,7 +36,8 @@ constexpr std::chrono::milliseconds kDrainAfterExit{250};  // Background childre
 // watcher does: /bin/sh reading one end of a socket pair, told "+GROUP" and "-GROUP" as process
 // groups start and end. When the other end closes (the engine exits or is killed, even with
 // SIGKILL), it sends SIGTERM to the groups still listed and SIGKILL to what is left 2 s later.
-// The engine's end is close-on-exec: no command holds it open.
+// The engine's end is close-on-exec: no command holds it open. (dash's kill takes a negative pid
+// after `--` only with `-s`.)
 constexpr char kWatcherScript[] = R"(g=' '
 while read -r line; do
   case $line in
@@ -47,15 +48,19 @@ done
 set -- $g
 [ $# -eq 0 ] && exit 0
 for n; do kill -s TERM -- "-$n"; done 2>/dev/null
-alive() { for n; do kill -0 -- "-$n" 2>/dev/null && return 0; done; return 1; }
+alive() { for n; do kill -s 0 -- "-$n" 2>/dev/null && return 0; done; return 1; }
 i=0
 while [ $i -lt 20 ] && alive "$@"; do sleep 0.1; i=$((i + 1)); done
 for n; do kill -s KILL -- "-$n"; done 2>/dev/null
 )";
 
+// Whether anything of process group `group` still runs.
+bool GroupLives(pid_t group) { return ::kill(-group, 0) == 0 || errno == EPERM; }
+
 // The process groups of the commands running now (for SignalRunningCommands), and every group
-// the watcher must end should the engine die (commands and children). Never destroyed: usable at
-// exit, and its socket closes only with the process.
+// the watcher must end should the engine die: commands, children, and what a finished command
+// left running in the background (a dev server started with `&`), which lives as long as the
+// engine. Never destroyed: usable at exit, and its socket closes only with the process.
 class RunningGroups {
  public:
   static RunningGroups& Get() {
@@ -72,6 +77,7 @@ class RunningGroups {
                        groups.socket_.Reset();
                        groups.watcher_ = -1;
                        groups.commands_.clear();
+                       groups.lingering_.clear();
                        groups.watched_.clear();
                      });
   }
@@ -80,17 +86,22 @@ class RunningGroups {
   Result<internal::SpawnedChild> SpawnListed(const internal::SpawnOptions& options,
                                              bool is_command) {
     std::lock_guard lock(mutex_);
+    ForgetEndedLingering();
     ASSIGN_OR_RETURN(internal::SpawnedChild child, internal::Spawn(options));
     if (is_command) commands_.push_back(child.pid);
     watched_.push_back(child.pid);
     Tell('+', child.pid);
     return child;
   }
+  // The command's shell was reaped (or a child is about to be). A group with nothing left in it
+  // is unlisted; one still running stays with the watcher.
   void Remove(pid_t group) {
     std::lock_guard lock(mutex_);
-    Erase(commands_, group);
-    Erase(watched_, group);
-    Tell('-', group);
+    if (Erase(commands_, group) && GroupLives(group)) {
+      lingering_.push_back(group);
+      return;
+    }
+    Unwatch(group);
   }
   size_t Signal(int signal) {
     std::lock_guard lock(mutex_);
@@ -99,24 +110,36 @@ class RunningGroups {
   }
 
  private:
-  static void Erase(std::vector<pid_t>& groups, pid_t group) {
+  static bool Erase(std::vector<pid_t>& groups, pid_t group) {
     auto it = std::find(groups.begin(), groups.end(), group);
-    if (it != groups.end()) groups.erase(it);
+    if (it == groups.end()) return false;
+    groups.erase(it);
+    return true;
+  }
+  void Unwatch(pid_t group) {
+    Erase(watched_, group);
+    Tell('-', group);
+  }
+  // Lingering groups that have ended since are unlisted before their ids can be reused.
+  void ForgetEndedLingering() {
+    for (size_t i = lingering_.size(); i-- > 0;) {
+      if (GroupLives(lingering_[i])) continue;
+      Unwatch(lingering_[i]);
+      lingering_.erase(lingering_.begin() + static_cast<ptrdiff_t>(i));
+    }
   }
 
-  // Tells the watcher, starting it first when there is none (or it died: it then learns every
-  // group listed). Best effort: a command runs even when no watcher can be started.
+  // Tells the watcher; when there is none, or it died (someone killed it), starts one and tells
+  // it every group listed. Best effort: a command runs even when no watcher can be started.
   void Tell(char sign, pid_t group) {
-    if (!socket_.is_valid()) {
-      if (sign == '-' || !StartWatcher()) return;
-      for (pid_t listed : watched_) Send('+', listed);
-      return;
-    }
-    if (!Send(sign, group)) {  // The watcher is gone (someone killed it): next time, a new one.
+    if (socket_.is_valid() && Send(sign, group)) return;
+    if (socket_.is_valid()) {
       socket_.Reset();
       ::waitpid(watcher_, nullptr, WNOHANG);
       watcher_ = -1;
     }
+    if (watched_.empty() || !StartWatcher()) return;
+    for (pid_t listed : watched_) Send('+', listed);
   }
   bool Send(char sign, pid_t group) {
     char line[24];
@@ -141,9 +164,10 @@ class RunningGroups {
   }
 
   std::mutex mutex_;
-  std::vector<pid_t> commands_;
-  std::vector<pid_t> watched_;
-  UniqueFd socket_;  // Ours; the watcher's stdin is the other end.
+  std::vector<pid_t> commands_;   // Running commands.
+  std::vector<pid_t> lingering_;  // Finished commands whose groups still run.
+  std::vector<pid_t> watched_;    // All the watcher knows of: the above and children.
+  UniqueFd socket_;               // Ours; the watcher's stdin is the other end.
   pid_t watcher_ = -1;
 };
 

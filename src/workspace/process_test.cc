@@ -1,5 +1,6 @@
 #include "workspace/process.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -8,7 +9,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -173,34 +176,91 @@ TEST(RunCommandTest, SignalRunningCommandsReachesEveryRunningGroup) {
   EXPECT_EQ(SignalRunningCommands(SIGKILL), 0u);  // Nothing is listed any more.
 }
 
-// A process running a command and a child is killed with SIGKILL: neither outlives it, although
-// each leads a session of its own, and the command's group ignores SIGTERM (it gets SIGKILL 2 s
-// later). The process is forked from this one, so it also shows that a fork starts a watcher of
-// its own rather than telling ours.
+// The child of `parent` whose command line holds `needle`; 0 when there is none.
+pid_t ChildWith(pid_t parent, const std::string& needle) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    size_t close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state = 0;
+    pid_t ppid = 0;
+    if (!(rest >> state >> ppid) || ppid != parent) continue;
+    std::ifstream cmdline_file(entry.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(cmdline_file)), {});
+    if (cmdline.find(needle) != std::string::npos) return std::stoi(name);
+  }
+  return 0;
+}
+
+// A process that ran commands and holds a child is killed with SIGKILL, although each leads a
+// session of its own: what a finished command left in the background, the child, and a running
+// command all end. The running command's shell gets SIGTERM and its 2 s to finish (it writes a
+// file from its trap; a write to its output would end it with SIGPIPE, its reader being gone); a
+// job in its group that ignores SIGTERM gets SIGKILL after them. The
+// process's watcher was killed on the way: it is started again, and told every group. The
+// process is forked from this one, so it also shows that a fork starts a watcher of its own.
 TEST(RunCommandTest, CommandsAndChildrenEndWhenTheirProcessIsKilled) {
   testing::TempTree tree;
-  const std::string command_pid = tree.root() + "/command.pid";
-  const std::string child_pid = tree.root() + "/child.pid";
+  auto file = [&](const char* name) { return tree.root() + "/" + name; };
   ASSERT_TRUE(RunCommand("true", InTmp()).ok());  // This process has its watcher now.
   pid_t engine = ::fork();
   ASSERT_GE(engine, 0);
   if (engine == 0) {
+    (void)RunCommand("sleep 300 >/dev/null 2>&1 & echo $! > '" + file("background.pid") + "'",
+                     InTmp());
+    while (!std::filesystem::exists(file("go"))) std::this_thread::sleep_for(10ms);
     ChildOptions sleeper;
     sleeper.argv = {"sleep", "300"};
     auto child = Child::Start(sleeper);
-    std::ofstream(child_pid) << (child.ok() ? (*child)->pid() : -1) << "\n";
-    (void)RunCommand("trap '' TERM; sleep 300 & echo $! > '" + command_pid + "'; wait", InTmp());
+    std::ofstream(file("child.pid")) << (child.ok() ? (*child)->pid() : -1) << "\n";
+    (void)RunCommand("trap 'echo cleaned > \"" + file("cleaned") + "\"; exit 0' TERM; " +
+                         "(trap '' TERM; exec sleep 300) & echo $! > '" + file("command.pid") +
+                         "'; wait",
+                     InTmp());
     ::_exit(0);
   }
-  pid_t command = WaitForPidFile(command_pid);
-  pid_t child = WaitForPidFile(child_pid);
+  pid_t background = WaitForPidFile(file("background.pid"));
+  pid_t watcher = 0;
+  for (int i = 0; i < 500 && watcher == 0; ++i) {  // Bounded: 5 s.
+    watcher = ChildWith(engine, "read -r line");
+    if (watcher == 0) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_GT(watcher, 0) << "no watcher";
+  if (watcher > 0) ::kill(watcher, SIGKILL);
+  std::ofstream(file("go")).close();
+  pid_t child = WaitForPidFile(file("child.pid"));
+  pid_t command = WaitForPidFile(file("command.pid"));
   ::kill(engine, SIGKILL);
   ::waitpid(engine, nullptr, 0);
-  ASSERT_GT(command, 0);
+  ASSERT_GT(background, 0);
   ASSERT_GT(child, 0);
+  ASSERT_GT(command, 0);
+  EXPECT_TRUE(ProcessEnds(background)) << "a background job outlived its process";
   EXPECT_TRUE(ProcessEnds(child)) << "the child outlived its process";
   EXPECT_TRUE(ProcessEnds(command)) << "the command outlived its process";
-  for (pid_t pid : {command, child}) ::kill(pid, SIGKILL);  // Should a check above fail.
+  std::ifstream cleaned(file("cleaned"));
+  std::string word;
+  EXPECT_TRUE(cleaned >> word && word == "cleaned") << "the command had no time to clean up";
+  for (pid_t pid : {background, child, command}) ::kill(pid, SIGKILL);  // Should a check fail.
+}
+
+// A command inherits nothing of the engine but its three standard streams: not a descriptor some
+// library opened without close-on-exec (libcurl's provider connections were readable and
+// writable by every command).
+TEST(RunCommandTest, ACommandInheritsOnlyItsStandardStreams) {
+  int leaked = ::open("/dev/null", O_RDONLY);  // Without O_CLOEXEC, on purpose.
+  ASSERT_GE(leaked, 3);
+  auto outcome = RunCommand(
+      "test -e /proc/$$/fd/" + std::to_string(leaked) + " && echo inherited || echo closed",
+      InTmp());
+  ::close(leaked);
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->output, "closed\n");
 }
 
 // git grep reads the files git tracks (asked of git itself), not every file in the directory:

@@ -55,6 +55,9 @@ Result<SpawnedChild> Spawn(const SpawnOptions& options) {
     posix_spawn_file_actions_adddup2(&actions,
                                      options.merges_stderr ? out_write.get() : err_write.get(), 2);
   }
+  // Nothing else of the engine's: a descriptor a library opened without close-on-exec (libcurl's
+  // provider connections and its wake-up pair) would let the child read or write it.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   if (!options.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
 
   posix_spawnattr_t attributes;

@@ -216,6 +216,7 @@ class ExecuteCommandTool final : public ToolBase {
              ". Command execution was not successful, inspect the cause and adjust as needed.\n"
              "Output:\n" +
              output;
+      is_error = true;  // As a timeout or a cancel: the command did not run to its end.
     } else if (outcome->exit_code != 0) {
       text = head +
              "Command execution was not successful, inspect the cause and adjust as needed.\n"

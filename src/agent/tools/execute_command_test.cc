@@ -104,6 +104,16 @@ TEST_F(ExecuteCommandTest, ReportsExitCodeAndOutput) {
   EXPECT_NE(host_.streamed.find("oops"), std::string::npos);
 }
 
+// A command ended by a signal did not run to its end: a failed call, as a timeout or a cancel
+// (it showed as done); a non-zero exit is the command's own answer, for the model to read.
+TEST_F(ExecuteCommandTest, ACommandKilledByASignalFails) {
+  ToolResult killed = Run("kill -TERM $$");
+  EXPECT_TRUE(killed.is_error);
+  EXPECT_NE(killed.text.find("Process terminated by signal SIGTERM"), std::string::npos)
+      << killed.text;
+  EXPECT_FALSE(Run("exit 3").is_error);
+}
+
 TEST_F(ExecuteCommandTest, DeniedCommandDoesNotRun) {
   host_.approve = false;
   ToolResult result = Run("touch ran");

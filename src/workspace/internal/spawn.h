@@ -32,7 +32,8 @@ struct SpawnedChild {
   UniqueFd stdin_fd;   // Blocking write end; valid when pipes_stdin.
 };
 
-// stdin is /dev/null unless piped; signal mask and dispositions are reset in the child. Errors:
+// stdin is /dev/null unless piped; the child inherits no other descriptor (even one opened
+// without close-on-exec); signal mask and dispositions are reset in it. Errors:
 // kNotFound (the program or cwd does not exist), kIo.
 Result<SpawnedChild> Spawn(const SpawnOptions& options);
 
