@@ -641,6 +641,32 @@ TEST_F(AgentE2eTest, ServeAndAcpRefuseABadProfileAtOnce) {
       << acp.err;
 }
 
+// A configuration with a mistake: `acp` still answers `initialize` (it exited 2 before, and the
+// editor saw only an agent that died), and every session request says what is wrong with it.
+TEST_F(AgentE2eTest, AcpWithABadConfigurationAnswersAndSaysWhy) {
+  std::filesystem::create_directories(home_ + "/.config/lapce-ai");
+  WriteFile(home_ + "/.config/lapce-ai/config.toml", "[agent]\nmdoe = \"ask\"\n");
+  test::ProcessOptions options;
+  options.input = R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1}})"
+                  "\n"
+                  R"({"jsonrpc":"2.0","id":2,"method":"session/new","params":{"cwd":")" +
+                  repo_ + R"(","mcpServers":[]}})" + "\n";
+  ProcessResult acp = test::RunProcess({LAPCE_AI_BIN, "acp"}, Env(), options);
+  EXPECT_EQ(acp.exit_code, 0) << acp.err;
+  std::istringstream lines(acp.out);
+  std::string line;
+  ASSERT_TRUE(std::getline(lines, line)) << acp.err;
+  Json initialized = Json::parse(line);
+  EXPECT_EQ(initialized["result"]["protocolVersion"], 1) << line;
+  ASSERT_TRUE(std::getline(lines, line));
+  Json refused = Json::parse(line);
+  EXPECT_EQ(refused["id"], 2);
+  EXPECT_NE(refused["error"]["message"].get<std::string>().find(
+                "config.toml:2: unknown key 'agent.mdoe' (did you mean 'agent.mode'?)"),
+            std::string::npos)
+      << line;
+}
+
 // After three replies without a tool call the task waits for guidance: --json's stop says so.
 TEST_F(AgentE2eTest, AJsonRunWaitingForTheUserSaysSo) {
   fake_->Enqueue(kChatPath, testing::OpenAiText("Thinking aloud."));

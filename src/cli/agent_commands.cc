@@ -750,37 +750,14 @@ int Run(const Config& config, AgentFlags flags) {
   return Drive(**session, *session, flags.prompt, flags, *(*stack)->pool);
 }
 
-int Acp(const Config& config, const AgentFlags& flags) {
-  if (Status s = CheckProviderFlags(config, flags); !s.ok()) {  // Bad usage: the editor shows it.
-    std::fprintf(stderr, "lapce-ai acp: %s\n", s.error().message().c_str());
-    return kExitUsage;
-  }
-  // SIGTERM, SIGHUP or Ctrl-C stop the commands the agent runs (they run in sessions of their
-  // own and outlived the process) and exit. An editor that goes away makes writes to stdout fail
-  // with EPIPE (handled), not kill us. First: it blocks the signals for every thread after it.
-  InterruptHandler interrupts;
-  // The provider pool and the session store open on their own thread while `initialize` is
-  // answered; a problem with them is reported on stderr and by every session request.
-  server::LazyAgentStack stack(
-      [&]() -> Result<std::unique_ptr<server::AgentStack>> {
-        Result<std::unique_ptr<server::AgentStack>> built = StackFor(config, flags);
-        if (!built.ok())
-          std::fprintf(stderr, "lapce-ai acp: %s\n", built.error().message().c_str());
-        return built;
-      },
-      /*build_now=*/true);
+// Serves ACP on stdin/stdout with `agent` until the editor closes stdin or a signal comes.
+// `interrupts` must have been made before any thread (it blocks the signals for all after it).
+int ServeAcpOnStdio(InterruptHandler& interrupts, server::EngineSource engine,
+                    server::AcpAgentOptions options) {
   rpc::StdioTransport transport(STDIN_FILENO, STDOUT_FILENO);
   rpc::Peer peer(transport, rpc::PeerOptions{"acp"});
-  server::AcpAgentOptions options;
   options.agent_version = LAI_VERSION;
-  if (NamesAProfile(flags)) options.load_profile = "";
-  Result<std::vector<server::McpServerConfig>> mcp_servers = server::UserMcpServers(config);
-  if (!mcp_servers.ok()) {
-    std::fprintf(stderr, "lapce-ai acp: %s\n", mcp_servers.error().message().c_str());
-    return kExitUsage;
-  }
-  options.mcp_servers = std::move(*mcp_servers);
-  server::AcpAgent agent([&stack] { return stack.Get(); }, peer, options);
+  server::AcpAgent agent(std::move(engine), peer, std::move(options));
   std::mutex mutex;
   std::condition_variable closed_signal;
   bool is_closed = false;
@@ -808,6 +785,49 @@ int Acp(const Config& config, const AgentFlags& flags) {
   agent.ReleaseAll();
   transport.Stop();
   return kExitOk;
+}
+
+int Acp(const Config& config, const AgentFlags& flags) {
+  if (Status s = CheckProviderFlags(config, flags); !s.ok()) {  // Bad usage: the editor shows it.
+    std::fprintf(stderr, "lapce-ai acp: %s\n", s.error().message().c_str());
+    return kExitUsage;
+  }
+  // SIGTERM, SIGHUP or Ctrl-C stop the commands the agent runs (they run in sessions of their
+  // own and outlived the process) and exit. An editor that goes away makes writes to stdout fail
+  // with EPIPE (handled), not kill us. First: it blocks the signals for every thread after it.
+  InterruptHandler interrupts;
+  // The provider pool and the session store open on their own thread while `initialize` is
+  // answered; a problem with them is reported on stderr and by every session request.
+  server::LazyAgentStack stack(
+      [&]() -> Result<std::unique_ptr<server::AgentStack>> {
+        Result<std::unique_ptr<server::AgentStack>> built = StackFor(config, flags);
+        if (!built.ok())
+          std::fprintf(stderr, "lapce-ai acp: %s\n", built.error().message().c_str());
+        return built;
+      },
+      /*build_now=*/true);
+  server::AcpAgentOptions options;
+  if (NamesAProfile(flags)) options.load_profile = "";
+  Result<std::vector<server::McpServerConfig>> mcp_servers = server::UserMcpServers(config);
+  if (!mcp_servers.ok()) {
+    std::fprintf(stderr, "lapce-ai acp: %s\n", mcp_servers.error().message().c_str());
+    return kExitUsage;
+  }
+  options.mcp_servers = std::move(*mcp_servers);
+  return ServeAcpOnStdio(
+      interrupts, [&stack] { return stack.Get(); }, std::move(options));
+}
+
+// A configuration that does not load: the editor would see only an agent that died before
+// `initialize`, its reason on a stderr it may not show. `initialize` is answered, and every
+// session request gets the problem, to be shown where the user looks.
+int AcpWithoutConfig(const Error& error) {
+  std::fprintf(stderr, "lapce-ai acp: configuration: %s\n", error.message().c_str());
+  InterruptHandler interrupts;
+  const Error refusal(
+      ErrorCode::kUnavailable,  // -32603: not the request's fault.
+      "the configuration does not load: " + error.message() + "; fix it, then restart the agent");
+  return ServeAcpOnStdio(interrupts, [refusal]() -> Result<agent::Engine*> { return refusal; }, {});
 }
 
 // ---- sessions …
@@ -1113,7 +1133,8 @@ constexpr const char* kRunFooter =
 
 }  // namespace
 
-void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run) {
+void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run,
+                      BadConfigRun& on_bad_config) {
   AddBenchAgentCommand(bench, run);
   auto run_flags = std::make_shared<AgentFlags>();
   CLI::App* run_cmd = app.add_subcommand(
@@ -1137,8 +1158,9 @@ void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run) {
       "Emacs; logs go to stderr");
   AddAgentFlags(*acp_cmd, *acp_flags);
   acp_cmd->add_flag("--yes,-y", acp_flags->yes, "Approve every tool call without asking");
-  acp_cmd->callback([&run, acp_flags] {
+  acp_cmd->callback([&run, &on_bad_config, acp_flags] {
     run = [acp_flags](const Config& config) { return Acp(config, *acp_flags); };
+    on_bad_config = AcpWithoutConfig;
   });
 
   CLI::App* sessions_cmd =

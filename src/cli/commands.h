@@ -27,8 +27,9 @@ using BadConfigRun = std::function<int(const Error& error)>;
 // `tool list`, `tool run` and `bench tools` (tool_commands.cc).
 void AddToolCommands(CLI::App& app, CLI::App& bench, CommandRun& run);
 
-// `run`, `acp` and `sessions …` (agent_commands.cc).
-void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run);
+// `run`, `acp` and `sessions …` (agent_commands.cc). `acp` answers `initialize` even when the
+// configuration does not load (on_bad_config), and gives the problem to every session request.
+void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run, BadConfigRun& on_bad_config);
 
 // `complete`, `models`, `doctor` and `bench providers` (llm_commands.cc).
 void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run, BadConfigRun& on_bad_config);

@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
 
   // Command groups defined in their own files (see commands.h).
   lai::cli::AddLlmCommands(app, *bench_cmd, run, on_bad_config);
-  lai::cli::AddAgentCommands(app, *bench_cmd, run);
+  lai::cli::AddAgentCommands(app, *bench_cmd, run, on_bad_config);
   lai::cli::AddToolCommands(app, *bench_cmd, run);
 
   try {
