@@ -1145,8 +1145,8 @@ std::string DescribeKeys() {
   // The tables, which only the file holds (each field checked as the keys above are).
   out +=
       "\n[profiles.NAME]: a provider profile (choose it with --profile NAME)\n"
-      "  provider (string, required): openai, anthropic, gemini, ollama, openrouter, lmstudio, "
-      "vllm, llamacpp\n"
+      "  provider (string, required): openai, anthropic, gemini, ollama, openrouter, deepseek, "
+      "groq, mistral, xai, lmstudio, vllm, llamacpp\n"
       "  model (string, required); base_url (string: the provider's default when absent)\n"
       "  api_key_env (string: the variable holding the key; the provider's default when absent)\n"
       "  api_key (string: the key itself; the file must then be private, chmod 600)\n"

@@ -19,21 +19,37 @@ std::string_view GetEnv(const char* const* environment, std::string_view name) {
 }
 
 // Fills info.api_key_source/has_api_key and the endpoint's key from the file or the environment.
-void ResolveKey(const ProviderSpec& spec, const std::string& file_key, const std::string& key_env,
-                const char* const* environment, ResolvedProfile& profile) {
+// Spaces and line breaks around the key are dropped (a pasted key often ends in one); one inside
+// it, or any other control character, is refused, naming where the key came from and not the key.
+Status ResolveKey(const ProviderSpec& spec, const std::string& file_key, const std::string& key_env,
+                  const char* const* environment, ResolvedProfile& profile) {
   std::string variable = key_env.empty() ? std::string(spec.default_key_env) : key_env;
+  std::string_view key;
   if (!file_key.empty()) {
-    profile.endpoint.api_key = file_key;
+    key = file_key;
     profile.endpoint.api_key_source = "the config file";
     profile.info.api_key_source = "config file";
   } else if (!variable.empty()) {
-    profile.endpoint.api_key = std::string(GetEnv(environment, variable));
+    key = GetEnv(environment, variable);
     profile.endpoint.api_key_source = variable;
     profile.info.api_key_source = "env " + variable;
   } else {
     profile.info.api_key_source = "none";
   }
-  profile.info.has_api_key = !profile.endpoint.api_key.empty();
+  constexpr std::string_view kSpace = " \t\r\n";
+  key.remove_prefix(std::min(key.size(), key.find_first_not_of(kSpace)));
+  key = key.substr(0, key.find_last_not_of(kSpace) + 1);
+  if (std::any_of(key.begin(), key.end(),
+                  [](char c) { return static_cast<unsigned char>(c) <= ' ' || c == 0x7f; })) {
+    return Error(
+        ErrorCode::kInvalidArgument,
+        fmt::format("profile '{}': the API key from {} has a space, line break or other "
+                    "control character inside it; set it again without them",
+                    profile.info.name, file_key.empty() ? variable : "the config file (api_key)"));
+  }
+  profile.endpoint.api_key = std::string(key);
+  profile.info.has_api_key = !key.empty();
+  return OkStatus();
 }
 
 ResolvedProfile MakeProfile(const ProviderSpec& spec, std::string name, std::string model,
@@ -80,6 +96,9 @@ std::string_view DefaultModel(std::string_view provider) {
   if (provider == "gemini") return "gemini-2.5-flash";
   if (provider == "openrouter") return "anthropic/claude-sonnet-4.5";
   if (provider == "deepseek") return "deepseek-chat";
+  if (provider == "groq") return "llama-3.3-70b-versatile";
+  if (provider == "mistral") return "mistral-large-latest";
+  if (provider == "xai") return "grok-4";
   if (provider == "ollama") return "qwen3:8b";
   return {};
 }
@@ -95,7 +114,7 @@ Result<ResolvedProfiles> ResolveProfiles(const Config& config, const char* const
     }
     ResolvedProfile profile = MakeProfile(*spec, entry.name, entry.model, entry.base_url);
     profile.is_configured = true;
-    ResolveKey(*spec, entry.api_key, entry.api_key_env, environment, profile);
+    RETURN_IF_ERROR(ResolveKey(*spec, entry.api_key, entry.api_key_env, environment, profile));
     for (const auto& [name, value] : entry.headers)
       profile.endpoint.headers.push_back({name, value});
     profile.endpoint.connect_timeout = std::chrono::milliseconds(entry.connect_timeout_ms);
@@ -107,23 +126,23 @@ Result<ResolvedProfiles> ResolveProfiles(const Config& config, const char* const
   }
   if (config.profiles.empty()) {
     // Implicit profiles: every cloud provider with a key in the environment, then local ollama.
-    for (std::string_view provider : {"anthropic", "openai", "gemini", "openrouter", "deepseek"}) {
+    for (std::string_view provider :
+         {"anthropic", "openai", "gemini", "openrouter", "deepseek", "groq", "mistral", "xai"}) {
       const ProviderSpec* spec = FindProvider(provider);
       if (GetEnv(environment, spec->default_key_env).empty()) continue;
       ResolvedProfile profile =
           MakeProfile(*spec, std::string(provider), std::string(DefaultModel(provider)), "");
-      ResolveKey(*spec, "", "", environment, profile);
+      RETURN_IF_ERROR(ResolveKey(*spec, "", "", environment, profile));
       out.profiles.push_back(std::move(profile));
     }
     ResolvedProfile ollama =
         MakeProfile(*FindProvider("ollama"), "ollama", std::string(DefaultModel("ollama")), "");
-    ResolveKey(*ollama.spec, "", "", environment, ollama);
+    RETURN_IF_ERROR(ResolveKey(*ollama.spec, "", "", environment, ollama));
     if (out.profiles.empty()) {
       ollama.setup_hint =
           "no provider is configured, so a local Ollama was tried: set a key such as "
           "OPENAI_API_KEY or ANTHROPIC_API_KEY, add a [profiles.<name>] table to " +
-          (config.file.empty() ? std::string("the config file (its path: `lapce-ai --help`)")
-                               : config.file) +
+          (config.file.empty() ? DefaultConfigPath() : config.file) +
           ", or start Ollama (`lapce-ai doctor` checks the setup)";
     }
     out.profiles.push_back(std::move(ollama));
@@ -180,7 +199,7 @@ Result<ResolvedProfile> ResolveAdHocProfile(const ProfileInfo& info,
   }
   ResolvedProfile profile =
       MakeProfile(*spec, info.name.empty() ? "ad-hoc" : info.name, model, info.base_url);
-  ResolveKey(*spec, "", "", environment, profile);
+  RETURN_IF_ERROR(ResolveKey(*spec, "", "", environment, profile));
   return profile;
 }
 

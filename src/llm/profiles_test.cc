@@ -107,6 +107,38 @@ TEST(ResolveProfilesTest, MissingKeyIsReportedNotFatal) {
   EXPECT_EQ(resolved->profiles[0].info.api_key_source, "env OPENAI_API_KEY");
 }
 
+// A pasted key often comes with a line break or spaces around it: they are dropped (the newline
+// made every request fail as a malformed header, retried five times). One inside the key is
+// refused at once, saying where the key came from and never showing it.
+TEST(ResolveProfilesTest, SpacesAroundAKeyAreDroppedAndOnesInsideRefused) {
+  Environment pasted({"OPENAI_API_KEY=  sk-pasted\n", "GROQ_API_KEY=\tgsk-1 "});
+  Result<ResolvedProfiles> resolved = ResolveProfiles(Config{}, pasted.get());
+  ASSERT_TRUE(resolved.ok()) << resolved.error().message();
+  ASSERT_GE(resolved->profiles.size(), 2u);
+  EXPECT_EQ(resolved->profiles[0].info.name, "openai");
+  EXPECT_EQ(resolved->profiles[0].endpoint.api_key, "sk-pasted");
+  EXPECT_EQ(resolved->profiles[1].info.name, "groq");  // Groq, Mistral and xAI keys count too.
+  EXPECT_EQ(resolved->profiles[1].endpoint.api_key, "gsk-1");
+
+  Environment broken({"OPENAI_API_KEY=sk-first\nsk-second"});
+  resolved = ResolveProfiles(Config{}, broken.get());
+  ASSERT_FALSE(resolved.ok());
+  EXPECT_EQ(resolved.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(resolved.error().message().find("from OPENAI_API_KEY has a space, line break"),
+            std::string::npos)
+      << resolved.error().message();
+  EXPECT_EQ(resolved.error().message().find("sk-"), std::string::npos) << "the key is shown";
+
+  Config config;
+  config.profiles = {MakeProfile("a", "openai", "gpt-4.1")};
+  config.profiles[0].api_key = "sk-in file";
+  resolved = ResolveProfiles(config, pasted.get());
+  ASSERT_FALSE(resolved.ok());
+  EXPECT_NE(resolved.error().message().find("profile 'a': the API key from the config file"),
+            std::string::npos)
+      << resolved.error().message();
+}
+
 TEST(ResolveProfilesTest, ErrorsNameFileLineProfileAndField) {
   Config config;
   config.profiles = {MakeProfile("x", "openia", "gpt-4.1")};
