@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/tools/responses.h"
+#include "base/strings.h"
 #include "workspace/process.h"
 #include "workspace/text.h"
 #include "workspace/walker.h"
@@ -193,7 +194,7 @@ void CutToBudget(std::string& body, size_t& budget) {
   if (size_t line_end = body.rfind('\n', cut); line_end != std::string::npos && line_end > cut / 2) {
     cut = line_end;
   }
-  while (cut > 0 && (static_cast<unsigned char>(body[cut]) & 0xC0) == 0x80) --cut;
+  cut = Utf8CutPosition(body, cut);
   body.resize(cut);
   budget = 0;
   body += "\n[Cut at " + std::to_string(cut) + " of " + std::to_string(full) +

@@ -1869,7 +1869,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     include_file_listing = true;
     std::string title(text.substr(0, text.find('\n')));
     while (!title.empty() && (title.back() == ' ' || title.back() == '\t')) title.pop_back();
-    if (title.size() > 80) title = title.substr(0, 77) + "...";
+    if (title.size() > 80) title = title.substr(0, Utf8CutPosition(title, 77)) + "...";
     {
       std::lock_guard lock(session.mutex_);
       state.title = title;

@@ -573,6 +573,22 @@ FakeResponse XmlTurn(std::string text) {
   return OpenAiTurn(turn);
 }
 
+// A long first line becomes a title of at most 80 bytes, cut between characters (a title in
+// Japanese was cut inside one, and stored with U+FFFD).
+TEST_F(SessionTest, ALongTitleIsCutBetweenCharacters) {
+  llm::ProviderPool& pool = MakePool({"p"});
+  Engine& engine = MakeEngine(pool);
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(OpenAiToolCall("call_1", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  std::string task;
+  for (int i = 0; i < 40; ++i) task += "\xe6\x97\xa5";  // 日 × 40: 120 bytes.
+  EXPECT_EQ(MustPrompt(*session, task + "\nmore", client), StopReason::kEndTurn);
+  const std::string title = session->Info().title;
+  EXPECT_LE(title.size(), 80u);
+  EXPECT_EQ(title, task.substr(0, 75) + "...");  // 25 whole characters.
+}
+
 TEST_F(SessionTest, XmlReadEditRunComplete) {
   AgentSettings settings = Settings();
   settings.tool_protocol = ToolProtocol::kXml;

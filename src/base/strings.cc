@@ -35,6 +35,12 @@ std::string Visible(std::string_view text) {
   return out;
 }
 
+size_t Utf8CutPosition(std::string_view text, size_t at) {
+  if (at >= text.size()) return text.size();
+  while (at > 0 && (static_cast<unsigned char>(text[at]) & 0xC0) == 0x80) --at;
+  return at;
+}
+
 std::string ValidUtf8(std::string_view text) {
   std::string out;
   out.reserve(text.size());

@@ -38,4 +38,8 @@ std::string Visible(std::string_view text);
 // for text from outside (a piped file, a terminal in another encoding) that JSON must carry.
 std::string ValidUtf8(std::string_view text);
 
+// Where to cut `text` to keep at most `at` bytes without splitting a UTF-8 character: `at`, or the
+// start of the character it falls inside (text.size() when `at` is past the end).
+size_t Utf8CutPosition(std::string_view text, size_t at);
+
 }  // namespace lai

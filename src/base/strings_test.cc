@@ -31,4 +31,17 @@ TEST(ValidUtf8Test, ReplacesEachBadByteAndKeepsValidText) {
   EXPECT_EQ(ValidUtf8("end \xe2\x82"), "end " + bad + bad);                   // Cut off.
 }
 
+TEST(Utf8CutPositionTest, NeverSplitsACharacter) {
+  const std::string text =
+      "ab\xe6\x97\xa5"
+      "c";  // "ab日c": the kanji is bytes 2 to 4.
+  EXPECT_EQ(Utf8CutPosition(text, 2), 2u);
+  EXPECT_EQ(Utf8CutPosition(text, 3), 2u);
+  EXPECT_EQ(Utf8CutPosition(text, 4), 2u);
+  EXPECT_EQ(Utf8CutPosition(text, 5), 5u);
+  EXPECT_EQ(Utf8CutPosition(text, 6), 6u);
+  EXPECT_EQ(Utf8CutPosition(text, 100), 6u);
+  EXPECT_EQ(Utf8CutPosition("\x80\x80", 1), 0u);  // Nothing but continuation bytes.
+}
+
 }  // namespace lai

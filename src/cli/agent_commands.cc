@@ -419,8 +419,7 @@ class TerminalClient : public agent::SessionClient {
   // At most `limit` bytes of `text`, cut at a character boundary, then "…".
   static std::string Shorten(const std::string& text, size_t limit) {
     if (text.size() <= limit) return text;
-    while (limit > 0 && (static_cast<unsigned char>(text[limit]) & 0xC0) == 0x80) --limit;
-    return text.substr(0, limit) + "…";
+    return text.substr(0, Utf8CutPosition(text, limit)) + "…";
   }
 
   void NewLineLocked() {

@@ -16,6 +16,7 @@
 #include <thread>
 #include <utility>
 
+#include "base/strings.h"
 #include "rpc/peer.h"
 #include "rpc/stdio_transport.h"
 #include "workspace/process.h"
@@ -82,8 +83,7 @@ std::string JoinBlocks(const Json& blocks) {
 // Cuts `text` to `limit` bytes at a UTF-8 character boundary, saying how much was cut.
 void Cap(std::string& text, size_t limit) {
   if (text.size() <= limit) return;
-  size_t cut = limit;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  const size_t cut = Utf8CutPosition(text, limit);
   const size_t dropped = text.size() - cut;
   text.resize(cut);
   text += "\n[… " + std::to_string(dropped) + " more bytes of this answer were cut]";

@@ -11,6 +11,7 @@
 #include "agent/tools/factories.h"
 #include "agent/tools/responses.h"
 #include "agent/tools/tool_base.h"
+#include "base/strings.h"
 #include "workspace/process.h"
 #include "workspace/text.h"
 
@@ -69,7 +70,7 @@ std::string ModelOutput(const workspace::CommandOutcome& outcome, int line_limit
                                                end - tail_begin < (all.size() - tail_begin) / 2) {
     tail_begin = end + 1;
   }
-  while (head > 0 && (static_cast<unsigned char>(all[head]) & 0xC0) == 0x80) --head;
+  head = Utf8CutPosition(all, head);
   while (tail_begin < all.size() && (static_cast<unsigned char>(all[tail_begin]) & 0xC0) == 0x80) {
     ++tail_begin;
   }

@@ -7,6 +7,7 @@
 #include "agent/tools/factories.h"
 #include "agent/tools/responses.h"
 #include "agent/tools/tool_base.h"
+#include "base/strings.h"
 #include "workspace/text.h"
 
 namespace lai::agent {
@@ -116,8 +117,7 @@ void AppendContent(std::string& out, std::string_view text, const std::vector<si
   } else {  // One line longer than the budget: its first bytes, at a character boundary.
     shown_last = first;
     lines = Lines(text, starts, first, first);
-    size_t cut = budget - overhead;
-    while (cut > 0 && (static_cast<unsigned char>(lines[cut]) & 0xC0) == 0x80) --cut;
+    const size_t cut = Utf8CutPosition(lines, budget - overhead);
     lines = lines.substr(0, cut);
     used = cut + overhead;
     is_line_cut = true;
