@@ -87,6 +87,9 @@ class RunningGroups {
                                              bool is_command) {
     std::lock_guard lock(mutex_);
     ForgetEndedLingering();
+    // The watcher is running before the child is: started after it, it left the first command
+    // unwatched for the millisecond its start takes.
+    if (!socket_.is_valid()) StartWatcher();
     ASSIGN_OR_RETURN(internal::SpawnedChild child, internal::Spawn(options));
     if (is_command) commands_.push_back(child.pid);
     watched_.push_back(child.pid);
@@ -138,15 +141,17 @@ class RunningGroups {
       ::waitpid(watcher_, nullptr, WNOHANG);
       watcher_ = -1;
     }
-    if (watched_.empty() || !StartWatcher()) return;
-    for (pid_t listed : watched_) Send('+', listed);
+    if (!watched_.empty()) StartWatcher();
   }
   bool Send(char sign, pid_t group) {
     char line[24];
     int n = std::snprintf(line, sizeof(line), "%c%d\n", sign, static_cast<int>(group));
     return ::send(socket_.get(), line, static_cast<size_t>(n), MSG_NOSIGNAL) == n;
   }
+  // Starts a watcher unless one runs, and tells it every group listed; false when none could be
+  // started.
   bool StartWatcher() {
+    if (socket_.is_valid()) return true;
     int pair[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return false;
     UniqueFd ours(pair[0]);
@@ -160,6 +165,7 @@ class RunningGroups {
     if (!watcher.ok()) return false;
     watcher_ = watcher->pid;
     socket_ = std::move(ours);
+    for (pid_t listed : watched_) Send('+', listed);
     return true;
   }
 
