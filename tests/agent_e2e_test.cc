@@ -1158,9 +1158,12 @@ TEST_F(AgentE2eTest, ExportDeleteAndBadIds) {
   EXPECT_NE(gone.exit_code, 0);
   EXPECT_NE(gone.err.find("no session '" + first + "'"), std::string::npos) << gone.err;
   EXPECT_EQ(ListSessions().size(), 1u);
-  ProcessResult delete_unknown = Lapce({"sessions", "delete", "zzzz"});
-  EXPECT_NE(delete_unknown.exit_code, 0);
-  EXPECT_NE(delete_unknown.err.find("zzzz"), std::string::npos) << delete_unknown.err;
+  // Several ids at once: an unknown one is said, and does not keep the others.
+  ProcessResult delete_unknown = Lapce({"sessions", "delete", "zzzz", second});
+  EXPECT_EQ(delete_unknown.exit_code, 1);
+  EXPECT_NE(delete_unknown.err.find("no session 'zzzz'"), std::string::npos) << delete_unknown.err;
+  EXPECT_NE(delete_unknown.out.find("deleted " + second), std::string::npos) << delete_unknown.out;
+  EXPECT_EQ(ListSessions().size(), 0u);
 }
 
 TEST_F(AgentE2eTest, BadInputExitsWithTwoAndNamesTheProblem) {

@@ -833,6 +833,7 @@ int AcpWithoutConfig(const Error& error) {
 
 struct SessionsFlags {
   std::string id;
+  std::vector<std::string> ids;  // delete
   std::string prompt;
   std::string format = "md";
   std::string output;
@@ -998,24 +999,20 @@ int SessionsShowOrExport(const SessionsFlags& flags, bool is_export) {
   return kExitOk;
 }
 
-int SessionsDelete(const SessionsFlags& flags) {
-  Result<std::unique_ptr<agent::SessionStore>> store = OpenStore();
-  if (!store.ok()) {
-    std::fprintf(stderr, "lapce-ai sessions: %s\n", store.error().message().c_str());
-    return kExitFailure;
-  }
-  Result<std::optional<agent::SessionRecord>> record = (*store)->FindSession(flags.id);
+// Deletes one session (and its subtasks) named by id or prefix; false, said on stderr, when not.
+bool DeleteOneSession(agent::SessionStore& store, const std::string& id) {
+  Result<std::optional<agent::SessionRecord>> record = store.FindSession(id);
   if (!record.ok() || !*record) {
     std::fprintf(
         stderr, "lapce-ai sessions delete: %s\n",
-        record.ok() ? ("no session '" + flags.id + "'").c_str() : record.error().message().c_str());
-    return kExitFailure;
+        record.ok() ? ("no session '" + id + "'").c_str() : record.error().message().c_str());
+    return false;
   }
   // Its subtasks go with it (the store deletes them too): say how many.
   size_t subtasks = 0;
   agent::ListOptions every;
   every.include_children = true;
-  if (Result<std::vector<agent::SessionRecord>> all = (*store)->ListSessions(every); all.ok()) {
+  if (Result<std::vector<agent::SessionRecord>> all = store.ListSessions(every); all.ok()) {
     std::vector<std::string> parents = {(*record)->id};
     for (size_t next = 0; next < parents.size(); ++next) {
       for (const agent::SessionRecord& each : *all) {
@@ -1024,9 +1021,9 @@ int SessionsDelete(const SessionsFlags& flags) {
     }
     subtasks = parents.size() - 1;
   }
-  if (Status deleted = (*store)->DeleteSession((*record)->id); !deleted.ok()) {
+  if (Status deleted = store.DeleteSession((*record)->id); !deleted.ok()) {
     std::fprintf(stderr, "lapce-ai sessions delete: %s\n", deleted.error().message().c_str());
-    return kExitFailure;
+    return false;
   }
   if (subtasks == 0) {
     std::printf("deleted %s\n", (*record)->id.c_str());
@@ -1034,7 +1031,21 @@ int SessionsDelete(const SessionsFlags& flags) {
     std::printf("deleted %s and its %zu subtask%s\n", (*record)->id.c_str(), subtasks,
                 subtasks == 1 ? "" : "s");
   }
-  return kExitOk;
+  return true;
+}
+
+// Each id is deleted on its own: one that fails (unknown, open elsewhere) is said and the rest
+// still go; the exit status is 1 when any failed.
+int SessionsDelete(const SessionsFlags& flags) {
+  Result<std::unique_ptr<agent::SessionStore>> store = OpenStore();
+  if (!store.ok()) {
+    std::fprintf(stderr, "lapce-ai sessions: %s\n", store.error().message().c_str());
+    return kExitFailure;
+  }
+  bool all_deleted = true;
+  for (const std::string& id : flags.ids)
+    all_deleted = DeleteOneSession(**store, id) && all_deleted;
+  return all_deleted ? kExitOk : kExitFailure;
 }
 
 int SessionsResume(const Config& config, AgentFlags flags, const std::string& id) {
@@ -1186,8 +1197,9 @@ void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run,
   export_cmd->callback([&run, sessions] {
     run = [sessions](const Config&) { return SessionsShowOrExport(*sessions, true); };
   });
-  CLI::App* delete_cmd = sessions_cmd->add_subcommand("delete", "Delete a session");
-  delete_cmd->add_option("id", sessions->id, "Session id (or a unique prefix)")->required();
+  CLI::App* delete_cmd =
+      sessions_cmd->add_subcommand("delete", "Delete sessions (with their subtasks)");
+  delete_cmd->add_option("ids", sessions->ids, "Session ids (or unique prefixes)")->required();
   delete_cmd->callback(
       [&run, sessions] { run = [sessions](const Config&) { return SessionsDelete(*sessions); }; });
   auto resume = std::make_shared<AgentFlags>();

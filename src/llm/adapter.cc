@@ -285,10 +285,15 @@ StreamError ErrorFromResponse(const Endpoint& endpoint, std::string_view model, 
     }
   } else if (status == 404) {
     error.kind = ErrorKind::kUnknownModel;
+    // The usual mistake with a local server: its base URL given without the /v1 its API has.
+    const ProviderSpec* spec = FindProvider(endpoint.provider);
+    const bool may_lack_v1 = spec != nullptr && spec->wire == WireFormat::kOpenAiChat &&
+                             !endpoint.base_url.ends_with("/v1");
     error.message = fmt::format(
         "{}model '{}' was not found{}; check the model name (`lapce-ai models` lists known ones) "
-        "and the base URL {}",
-        prefix, model, suffix, endpoint.base_url);
+        "and the base URL {}{}",
+        prefix, model, suffix, endpoint.base_url,
+        may_lack_v1 ? " (an OpenAI-style base URL usually ends in /v1)" : "");
   } else if ((status == 400 || status == 413) &&
              (SaysContextTooLong(detail) || SaysContextTooLong(type))) {
     error.kind = ErrorKind::kContextTooLong;

@@ -346,6 +346,21 @@ TEST(ErrorFromResponseTest, HeaderValuesAreRedactedToo) {
   EXPECT_NE(error.message.find("token *** refused for lapce"), std::string::npos) << error.message;
 }
 
+// A 404 from an OpenAI-style server whose base URL lacks /v1 (a local server's usual mistake)
+// says so; one whose base has it, or another wire format's, does not.
+TEST(ErrorFromResponseTest, A404SaysWhenAnOpenAiBaseLacksV1) {
+  Endpoint endpoint = EndpointFor("openai");
+  endpoint.base_url = "http://127.0.0.1:8080";
+  StreamError lacking = ErrorFromResponse(endpoint, "m", 404, {}, "not found");
+  EXPECT_NE(lacking.message.find("(an OpenAI-style base URL usually ends in /v1)"),
+            std::string::npos)
+      << lacking.message;
+  endpoint.base_url = "http://127.0.0.1:8080/v1";
+  EXPECT_EQ(ErrorFromResponse(endpoint, "m", 404, {}, "").message.find("/v1)"), std::string::npos);
+  Endpoint anthropic = EndpointFor("anthropic");
+  EXPECT_EQ(ErrorFromResponse(anthropic, "m", 404, {}, "").message.find("/v1)"), std::string::npos);
+}
+
 TEST(ErrorFromResponseTest, StatusesMapToWhatTheUserCanDo) {
   Endpoint endpoint = EndpointFor("anthropic");
   auto kind = [&](int status, std::string body, std::vector<http::Header> headers = {}) {

@@ -62,7 +62,8 @@ ResolvedProfile MakeProfile(const ProviderSpec& spec, std::string name, std::str
   profile.info.base_url = base_url.empty() ? std::string(spec.default_base_url) : base_url;
   while (profile.info.base_url.ends_with('/')) profile.info.base_url.pop_back();
   // A base written with the API's own path, as other tools' docs give it (Anthropic's …/v1,
-  // Gemini's …/v1beta, Ollama's OpenAI-compatible …/v1): the request paths add it again.
+  // Gemini's …/v1beta, Ollama's OpenAI-compatible …/v1, a whole …/v1/chat/completions): the
+  // request paths add it again.
   std::vector<std::string_view> added;
   switch (spec.wire) {
     case WireFormat::kAnthropic:
@@ -75,6 +76,7 @@ ResolvedProfile MakeProfile(const ProviderSpec& spec, std::string name, std::str
       added = {"/v1", "/api"};
       break;
     case WireFormat::kOpenAiChat:
+      added = {"/chat/completions"};  // The whole endpoint, pasted from a curl example.
       break;
   }
   for (std::string_view suffix : added) {

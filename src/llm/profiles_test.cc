@@ -191,7 +191,8 @@ TEST(ResolveProfilesTest, ABaseWithTheApisOwnPathIsNotDoubled) {
         Case{"gemini", "http://127.0.0.1:9/v1beta", "http://127.0.0.1:9"},
         Case{"ollama", "http://127.0.0.1:11434/v1", "http://127.0.0.1:11434"},
         Case{"ollama", "http://127.0.0.1:11434/api", "http://127.0.0.1:11434"},
-        Case{"openai", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"}}) {
+        Case{"openai", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"},
+        Case{"openai", "http://127.0.0.1:9/v1/chat/completions", "http://127.0.0.1:9/v1"}}) {
     ProfileInfo flags{.provider = c.provider, .model = "m", .base_url = c.base_url};
     Result<ResolvedProfile> profile = ResolveAdHocProfile(flags, environment.get());
     ASSERT_TRUE(profile.ok()) << profile.error().message();
