@@ -376,6 +376,35 @@ TEST_F(CompleteCliTest, DoctorReportsTheFileItReadAndAnUnknownMode) {
   EXPECT_EQ(fake_->requests()[0].path, "/v1/models");
 }
 
+// doctor takes the flags `run`, `acp` and `complete` take: it checks the one-off profile they
+// make (it refused them), and among several profiles it marks the default.
+TEST_F(CompleteCliTest, DoctorChecksTheProfileTheFlagsMakeAndMarksTheDefault) {
+  fake_->Enqueue("/v1/models", testing::MakeResponse(200, R"({"data":[]})"));
+  ConfigFile empty("");
+  RunResult one_off = RunLapceAi({"--config", empty.path(), "doctor", "--provider", "openai",
+                                  "--model", "gpt-4o", "--base-url", fake_->base_url() + "/v1"},
+                                 {"OPENAI_API_KEY=sk-doc-2"});
+  EXPECT_EQ(one_off.exit_code, 0) << one_off.out << one_off.err;
+  EXPECT_NE(one_off.out.find("profile command-line         openai gpt-4o at " + fake_->base_url() +
+                             "/v1"),
+            std::string::npos)
+      << one_off.out;
+  EXPECT_NE(one_off.out.find("/v1/models: HTTP 200"), std::string::npos) << one_off.out;
+
+  ConfigFile two(
+      "[llm]\ndefault_profile = \"b\"\n[profiles.a]\nprovider = \"ollama\"\n"
+      "model = \"m\"\nbase_url = \"http://127.0.0.1:1\"\n[profiles.b]\n"
+      "provider = \"ollama\"\nmodel = \"m\"\nbase_url = \"http://127.0.0.1:1\"\n");
+  RunResult both = RunLapceAi({"--config", two.path(), "doctor"}, {});
+  EXPECT_NE(both.out.find("profile b                    ollama m at http://127.0.0.1:1 (the "
+                          "default: used unless a command names another)"),
+            std::string::npos)
+      << both.out;
+  EXPECT_EQ(both.out.find("profile a                    ollama m at http://127.0.0.1:1 (the"),
+            std::string::npos)
+      << both.out;
+}
+
 // A profile that fails hands the request to its fallback: the user is told which profile and
 // model answered (it read as the first profile's answer), on the terminal and in --json's done.
 TEST_F(CompleteCliTest, AFallbacksAnswerSaysWhoAnswered) {

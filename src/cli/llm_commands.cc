@@ -508,7 +508,7 @@ int DoctorWithoutConfig(const Error& error) {
   return report.End();
 }
 
-int Doctor(const Config& config) {
+int Doctor(const Config& config, const ProviderFlags& flags) {
   DoctorReport report;
   report.Line(true, "config",
               config.file.empty()
@@ -522,11 +522,14 @@ int Doctor(const Config& config) {
     return report.End();
   }
   std::shared_ptr<http::Client> client(std::move(*http));
-  Result<std::unique_ptr<llm::ProviderPool>> pool = llm::ProviderPool::Create(config, client);
+  // The profiles `run`, `acp` and `complete` would have with the same flags: the configured ones,
+  // or the one-off profile the flags make.
+  Result<std::unique_ptr<llm::ProviderPool>> pool = PoolFor(config, flags, client);
   if (!pool.ok()) {
     report.Line(false, "provider profiles", pool.error().message());
   } else {
     std::vector<llm::ProfileInfo> profiles = (*pool)->Profiles();
+    const std::string default_profile = (*pool)->default_profile();
     if (profiles.empty()) {
       report.Line(false, "provider profiles",
                   "none configured: add a profile to the config file, or set a provider key such "
@@ -534,7 +537,10 @@ int Doctor(const Config& config) {
     }
     for (const llm::ProfileInfo& profile : profiles) {
       report.Line(true, "profile " + profile.name,
-                  profile.provider + " " + profile.model + " at " + profile.base_url);
+                  profile.provider + " " + profile.model + " at " + profile.base_url +
+                      (profiles.size() > 1 && profile.name == default_profile
+                           ? " (the default: used unless a command names another)"
+                           : ""));
       const llm::internal::ProviderSpec* spec = llm::internal::FindProvider(profile.provider);
       bool needs_key = spec == nullptr || !spec->default_key_env.empty();
       if (profile.has_api_key) {
@@ -611,8 +617,10 @@ void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run, BadConfigRu
   CLI::App* doctor_cmd = app.add_subcommand(
       "doctor", "Check the configuration, provider keys (never printed), provider reachability "
                 "and ripgrep; exit 1 when something is wrong");
-  doctor_cmd->callback([&run, &on_bad_config] {
-    run = [](const Config& config) { return Doctor(config); };
+  auto doctor = std::make_shared<ProviderFlags>();
+  AddProviderFlags(*doctor_cmd, *doctor);  // Checks the setup a command with these flags uses.
+  doctor_cmd->callback([&run, &on_bad_config, doctor] {
+    run = [doctor](const Config& config) { return Doctor(config, *doctor); };
     on_bad_config = DoctorWithoutConfig;
   });
 
