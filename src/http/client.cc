@@ -76,6 +76,50 @@ Result<std::string> HostOf(const std::string& url) {
   return host;
 }
 
+// " (through the proxy P, from VARIABLE)" when libcurl sends a request for `url` to `host` (no
+// port) through a proxy from the environment, by libcurl's own rules: <scheme>_proxy (for https
+// also HTTPS_PROXY; HTTP_PROXY is never read), then all_proxy / ALL_PROXY, unless no_proxy /
+// NO_PROXY names the host (a suffix at a dot, or "*"). A failure then is often the proxy's; the
+// bare message names a port the user never gave. The proxy's user and password are not shown.
+std::string ProxyNote(std::string_view url, std::string_view host) {
+  const bool is_https = EqualsIgnoreCase(url.substr(0, 6), "https:");
+  const char* const names[] = {is_https ? "https_proxy" : "http_proxy",
+                               is_https ? "HTTPS_PROXY" : nullptr, "all_proxy", "ALL_PROXY"};
+  const char* variable = nullptr;
+  std::string_view proxy;
+  for (const char* name : names) {
+    const char* value = name != nullptr ? std::getenv(name) : nullptr;
+    if (value != nullptr && *value != '\0') {
+      variable = name;
+      proxy = value;
+      break;
+    }
+  }
+  if (variable == nullptr) return {};
+  const char* no_proxy = std::getenv("no_proxy");
+  if (no_proxy == nullptr || *no_proxy == '\0') no_proxy = std::getenv("NO_PROXY");
+  for (std::string_view rest = no_proxy != nullptr ? no_proxy : ""; !rest.empty();) {
+    size_t end = rest.find_first_of(", ");
+    std::string_view entry = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    while (entry.starts_with('.')) entry.remove_prefix(1);
+    if (entry.empty()) continue;
+    if (entry == "*" || EqualsIgnoreCase(host, entry) ||
+        (host.size() > entry.size() && host[host.size() - entry.size() - 1] == '.' &&
+         EqualsIgnoreCase(host.substr(host.size() - entry.size()), entry))) {
+      return {};
+    }
+  }
+  if (size_t at = proxy.rfind('@'); at != std::string_view::npos) {
+    size_t scheme = proxy.find("://");
+    size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+    if (at > start)
+      return " (through the proxy " + std::string(proxy.substr(0, start)) +
+             std::string(proxy.substr(at + 1)) + ", from " + variable + ")";
+  }
+  return " (through the proxy " + std::string(proxy) + ", from " + variable + ")";
+}
+
 struct Transfer {
   ~Transfer() {
     if (easy != nullptr) curl_easy_cleanup(easy);
@@ -350,18 +394,21 @@ void Client::Impl::CompleteDone(CURLMsg* message) {
     return;
   }
   std::string reason = t->error_buffer[0] != '\0' ? t->error_buffer : curl_easy_strerror(code);
+  std::string bare_host = t->host.substr(0, t->host.rfind(':'));
+  if (bare_host.starts_with('[')) bare_host = t->host.substr(1, t->host.rfind(']') - 1);
+  const std::string proxy = ProxyNote(t->request.url, bare_host);
   if (code == CURLE_OPERATION_TIMEDOUT) {
     Complete(t->id,
              Error(ErrorCode::kTimeout, where + ": connect timeout after " +
                                             std::to_string(t->request.connect_timeout.count()) +
-                                            " ms (" + reason + ")"));
+                                            " ms (" + reason + ")" + proxy));
     return;
   }
   ErrorCode error_code = ErrorCode::kUnavailable;
   if (code == CURLE_UNSUPPORTED_PROTOCOL || code == CURLE_URL_MALFORMAT) {
     error_code = ErrorCode::kInvalidArgument;
   }
-  Complete(t->id, Error(error_code, where + " failed: " + reason));
+  Complete(t->id, Error(error_code, where + " failed: " + reason + proxy));
 }
 
 milliseconds Client::Impl::EnforceDeadlines(Clock::time_point now) {

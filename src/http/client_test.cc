@@ -479,6 +479,27 @@ TEST_F(ClientProxyTest, UpperCaseHttpsProxyIsUsed) {
   EXPECT_EQ(server_->requests()[0].path, "api.provider.invalid:443");
 }
 
+// A request that fails through a proxy from the environment says so: the bare message named a
+// port the user never gave. Not the proxy's password; not when NO_PROXY sends it direct.
+TEST_F(ClientProxyTest, AFailureThroughAProxyNamesIt) {
+  ::setenv("http_proxy", "http://user:secret@127.0.0.1:1", 1);
+  Request r;
+  r.method = "GET";
+  r.url = "http://api.provider.invalid/v1/models";
+  auto reply = Fetch(*client_, r);
+  ASSERT_FALSE(reply.ok());
+  EXPECT_NE(
+      reply.error().message().find(" (through the proxy http://127.0.0.1:1, from http_proxy)"),
+      std::string::npos)
+      << reply.error().message();
+  EXPECT_EQ(reply.error().message().find("secret"), std::string::npos);
+  ::setenv("NO_PROXY", ".invalid", 1);
+  reply = Fetch(*client_, r);
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.error().message().find("through the proxy"), std::string::npos)
+      << reply.error().message();
+}
+
 TEST_F(ClientProxyTest, HttpProxyAndNoProxy) {
   ::setenv("http_proxy", server_->base_url().c_str(), 1);
   Request r;
