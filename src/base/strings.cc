@@ -41,6 +41,71 @@ size_t Utf8CutPosition(std::string_view text, size_t at) {
   return at;
 }
 
+namespace {
+
+// The code point at `text[*at]`, moving *at past it; a bad byte is itself, one byte long.
+char32_t NextCodePoint(std::string_view text, size_t* at) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char first = byte(*at);
+  size_t length = first < 0x80         ? 1
+                  : (first >> 5) == 6  ? 2
+                  : (first >> 4) == 14 ? 3
+                  : (first >> 3) == 30 ? 4
+                                       : 0;
+  if (length == 0 || *at + length > text.size()) {
+    ++*at;
+    return first;
+  }
+  char32_t code = length == 1 ? first : first & (0x7f >> length);
+  for (size_t i = 1; i < length; ++i) {
+    if ((byte(*at + i) & 0xC0) != 0x80) {
+      ++*at;
+      return first;
+    }
+    code = (code << 6) | (byte(*at + i) & 0x3f);
+  }
+  *at += length;
+  return code;
+}
+
+size_t CodePointWidth(char32_t c) {
+  if ((c >= 0x0300 && c <= 0x036f) || (c >= 0x200b && c <= 0x200f) ||
+      (c >= 0x20d0 && c <= 0x20ff) || (c >= 0xfe00 && c <= 0xfe0f)) {
+    return 0;  // Combining marks, zero-width spaces and joiners, variation selectors.
+  }
+  if ((c >= 0x1100 && c <= 0x115f) || (c >= 0x2e80 && c <= 0xa4cf && c != 0x303f) ||
+      (c >= 0xac00 && c <= 0xd7a3) || (c >= 0xf900 && c <= 0xfaff) ||
+      (c >= 0xfe30 && c <= 0xfe4f) || (c >= 0xff00 && c <= 0xff60) ||
+      (c >= 0xffe0 && c <= 0xffe6) || (c >= 0x1f300 && c <= 0x1f64f) ||
+      (c >= 0x1f900 && c <= 0x1f9ff) || (c >= 0x20000 && c <= 0x3fffd)) {
+    return 2;  // East Asian wide and fullwidth forms, and emoji.
+  }
+  return 1;
+}
+
+}  // namespace
+
+size_t DisplayWidth(std::string_view text) {
+  size_t width = 0;
+  for (size_t at = 0; at < text.size();) width += CodePointWidth(NextCodePoint(text, &at));
+  return width;
+}
+
+std::string CutToWidth(std::string_view text, size_t columns) {
+  if (DisplayWidth(text) <= columns) return std::string(text);
+  if (columns == 0) return {};
+  size_t width = 0;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t next = at;
+    size_t w = CodePointWidth(NextCodePoint(text, &next));
+    if (width + w > columns - 1) break;  // One column is kept for the ellipsis.
+    width += w;
+    at = next;
+  }
+  return std::string(text.substr(0, at)) + "…";
+}
+
 std::string ValidUtf8(std::string_view text) {
   std::string out;
   out.reserve(text.size());

@@ -42,4 +42,11 @@ std::string ValidUtf8(std::string_view text);
 // start of the character it falls inside (text.size() when `at` is past the end).
 size_t Utf8CutPosition(std::string_view text, size_t at);
 
+// The columns `text` (UTF-8) takes on a terminal: East Asian wide characters and emoji take two,
+// combining marks and zero-width characters none, everything else one (a bad byte counts one).
+size_t DisplayWidth(std::string_view text);
+
+// `text` cut to at most `columns` terminal columns, between characters, ending in "…" when cut.
+std::string CutToWidth(std::string_view text, size_t columns);
+
 }  // namespace lai

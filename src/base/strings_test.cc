@@ -44,4 +44,17 @@ TEST(Utf8CutPositionTest, NeverSplitsACharacter) {
   EXPECT_EQ(Utf8CutPosition("\x80\x80", 1), 0u);  // Nothing but continuation bytes.
 }
 
+TEST(DisplayWidthTest, WideCharactersTakeTwoColumnsAndMarksNone) {
+  EXPECT_EQ(DisplayWidth("abc"), 3u);
+  EXPECT_EQ(DisplayWidth("\xe6\x97\xa5\xe6\x9c\xac"), 4u);  // 日本
+  EXPECT_EQ(DisplayWidth("\xf0\x9f\x98\x80"), 2u);          // 😀
+  EXPECT_EQ(DisplayWidth("e\xcc\x81"), 1u);                 // e + combining acute
+  EXPECT_EQ(DisplayWidth("\xff"), 1u);                      // A bad byte.
+  EXPECT_EQ(CutToWidth("abcdef", 6), "abcdef");
+  EXPECT_EQ(CutToWidth("abcdef", 4), "abc…");
+  // 日本語 is 6 columns: in 4, one character and the ellipsis (a second would need 5).
+  EXPECT_EQ(CutToWidth("\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", 4), "\xe6\x97\xa5…");
+  EXPECT_EQ(CutToWidth("abc", 0), "");
+}
+
 }  // namespace lai

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -19,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -905,20 +907,48 @@ int SessionsList(const SessionsFlags& flags) {
     return kExitOk;
   }
   // A task's cost includes its subtasks'; a subtask's title names its parent (↳ parent: title),
-  // whole: ids begin with the time, so two parents' short prefixes may well be the same.
-  std::printf("%-24s  %-16s  %-12s  %-11s  %8s  %s\n", "ID", "UPDATED", "MODE", "STATUS", "COST",
-              "TITLE");
+  // whole: ids begin with the time, so two parents' short prefixes may well be the same. Columns
+  // are as wide as what they show; on a terminal, titles are cut to fit its width.
+  struct Row {
+    std::string id, updated, mode, status, cost, title;
+  };
+  std::vector<Row> rows;
+  size_t mode_width = 4, status_width = 6, cost_width = 4;
   for (const agent::SessionRecord& record : *records) {
-    std::string title =
-        record.parent_id.empty() ? record.title : "↳ " + record.parent_id + ": " + record.title;
     // Nothing counted shows as "-": a model without prices (or a free local one) is not "$0".
     char cost[32] = "-";
     if (record.totals.cost_usd > 0)
       std::snprintf(cost, sizeof(cost), "%.4f", record.totals.cost_usd);
-    std::printf("%-24s  %-16s  %-12s  %-11s  %8s  %s\n", record.id.c_str(),
-                FormatTime(record.updated_ms).c_str(), Visible(record.mode).c_str(),
-                status_of(record).c_str(), cost, Visible(title).c_str());
+    Row row{record.id,
+            FormatTime(record.updated_ms),
+            Visible(record.mode),
+            status_of(record),
+            cost,
+            Visible(record.parent_id.empty() ? record.title
+                                             : "↳ " + record.parent_id + ": " + record.title)};
+    mode_width = std::max(mode_width, DisplayWidth(row.mode));
+    status_width = std::max(status_width, DisplayWidth(row.status));
+    cost_width = std::max(cost_width, row.cost.size());
+    rows.push_back(std::move(row));
   }
+  size_t title_width = std::numeric_limits<size_t>::max();
+  winsize window{};
+  if (::isatty(STDOUT_FILENO) == 1 && ::ioctl(STDOUT_FILENO, TIOCGWINSZ, &window) == 0 &&
+      window.ws_col > 0) {
+    const size_t fixed = 24 + 2 + 16 + 2 + mode_width + 2 + status_width + 2 + cost_width + 2;
+    title_width = window.ws_col > fixed + 10 ? window.ws_col - fixed : 10;
+  }
+  auto pad = [](const std::string& text, size_t width) {
+    return text + std::string(width - std::min(width, DisplayWidth(text)), ' ');
+  };
+  auto print = [&](const Row& row) {
+    std::printf("%-24s  %-16s  %s  %s  %*s  %s\n", row.id.c_str(), row.updated.c_str(),
+                pad(row.mode, mode_width).c_str(), pad(row.status, status_width).c_str(),
+                static_cast<int>(cost_width), row.cost.c_str(),
+                CutToWidth(row.title, title_width).c_str());
+  };
+  print({"ID", "UPDATED", "MODE", "STATUS", "COST", "TITLE"});
+  for (const Row& row : rows) print(row);
   return kExitOk;
 }
 
