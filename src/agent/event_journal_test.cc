@@ -296,14 +296,13 @@ TEST_F(JournalTest, WithoutAJournalEveryChangeGoesToSqlite) {
   {
     std::ofstream in_the_way(path + ".events");  // A file where the journal directory goes.
   }
-  Result<std::unique_ptr<SessionStore>> store = SessionStore::Open(path);
+  Result<std::unique_ptr<SessionStore>> store = OpenWithSession(path);
   ASSERT_TRUE(store.ok()) << store.error().message();
-  SessionRecord record;
-  record.id = "s";
-  ASSERT_TRUE((*store)->CreateSession(record).ok());
   SessionStore::Changes changes;
   ASSERT_TRUE(changes.AppendEvent("s", "text", "\"hello\"", 1).ok());
   ASSERT_TRUE(changes.AppendMessage("s", Message(1, "first")).ok());
+  SessionRecord record;
+  record.id = "s";
   record.title = "Renamed";
   ASSERT_TRUE(changes.UpdateSession(record).ok());
   ASSERT_TRUE((*store)->Journal(std::move(changes)).ok());
