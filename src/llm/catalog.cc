@@ -67,6 +67,10 @@ constexpr Row kBuiltIn[] = {
     // DeepSeek.
     {"deepseek", "deepseek-chat", 128000, 8192, true, false, false, true, 0.56, 1.68, 0, 0.07},
     {"deepseek", "deepseek-reasoner", 128000, 65536, true, false, true, true, 0.56, 1.68, 0, 0.07},
+    // Groq, Mistral and xAI: their implicit profiles' models (OpenAI wire format and usage).
+    {"groq", "llama-3.3-70b-versatile", 131072, 32768, true, false, false, false, 0.59, 0.79, 0, 0},
+    {"mistral", "mistral-large-latest", 131072, 0, true, false, false, false, 2.0, 6.0, 0, 0},
+    {"xai", "grok-4", 256000, 0, true, true, true, true, 3.0, 15.0, 0, 0.75},
     // Ollama: local, free.
     {"ollama", "qwen2.5-coder:7b", 32768, 8192, true, false, false, false, 0, 0, 0, 0},
     {"ollama", "qwen3:8b", 40960, 8192, true, false, true, false, 0, 0, 0, 0},
@@ -131,9 +135,13 @@ const ModelInfo* Catalog::Find(std::string_view provider, std::string_view model
 
 ModelInfo Catalog::Resolve(std::string_view provider, std::string_view model) const {
   if (const ModelInfo* found = Find(provider, model)) return *found;
+  // A model the catalog does not know (a new one, a local server's): a 128K-token window, as Kilo
+  // Code assumes, so that the context is still condensed before it overflows (with no window at
+  // all it never was). `[models."provider/id"]` in the config gives the real one.
   ModelInfo unknown;
   unknown.provider = std::string(provider);
   unknown.id = std::string(model);
+  unknown.context_window = kAssumedContextWindow;
   unknown.supports_tools = true;
   return unknown;
 }

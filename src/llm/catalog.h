@@ -27,6 +27,9 @@ struct ModelInfo {
   double cache_read_price = 0;
 };
 
+// The context window taken for a model the catalog does not know.
+inline constexpr int64_t kAssumedContextWindow = 128000;
+
 class Catalog {
  public:
   // The built-in models.
