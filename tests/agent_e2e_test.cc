@@ -940,6 +940,23 @@ TEST_F(AgentE2eTest, SigtermStopsTheRunningCommandToo) {
   EXPECT_TRUE(std::filesystem::is_empty(locks)) << "a lock file stayed behind";
 }
 
+// SIGTERM to `run` while a command runs: the command gets SIGTERM and its 2 s to finish (the
+// watcher's grace, as for kill -9); it was SIGKILLed 100 ms later, mid-cleanup.
+TEST_F(AgentE2eTest, SigtermGivesTheRunningCommandTimeToCleanUp) {
+  fake_->Enqueue(
+      kChatPath,
+      testing::OpenAiToolCall(
+          "call_1", "execute_command",
+          R"({"command":"trap 'sleep 0.4; echo cleaned > cleaned.txt; exit 0' TERM; echo $$ > cmd.pid; sleep 30 & wait"})"));
+  Child child(RunArgs("wait a while", {"--yes"}), Env());
+  pid_t command = WaitForPidFile(repo_ + "/cmd.pid");
+  ASSERT_GT(command, 0) << child.err();
+  child.Signal(SIGTERM);
+  EXPECT_EQ(child.Wait(milliseconds(10'000)), 128 + SIGTERM) << child.err();
+  EXPECT_TRUE(ProcessEnds(command)) << "the command (pid " << command << ") outlived lapce-ai";
+  EXPECT_EQ(ReadFile(repo_ + "/cleaned.txt"), "cleaned\n") << "no time to clean up";
+}
+
 // `lapce-ai run … | head -1`: when the reader of its output goes away, the turn is cancelled
 // and the command it runs is stopped (it lived on, reparented, and wrote files), exit 141.
 TEST_F(AgentE2eTest, AClosedOutputPipeStopsTheRunAndItsCommand) {

@@ -181,7 +181,9 @@ void InterruptHandler::Loop() {
 
 void InterruptHandler::Exit(int signal) {
   if (signal != SIGPIPE) std::fputs("\n", stderr);
-  if (workspace::SignalRunningCommands(SIGTERM) != 0) {
+  // The commands get SIGTERM now; the watcher gives them their 2 s to finish, then SIGKILL, as
+  // when the process is killed. Without one (it could not be started), they get 100 ms here.
+  if (workspace::SignalRunningCommands(SIGTERM) != 0 && !workspace::CommandsAreWatched()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     workspace::SignalRunningCommands(SIGKILL);
   }

@@ -111,6 +111,11 @@ class RunningGroups {
     for (pid_t group : commands_) ::kill(-group, signal);
     return commands_.size();
   }
+  // Whether a watcher runs now (an empty line, which it ignores, reaches it).
+  bool IsWatched() {
+    std::lock_guard lock(mutex_);
+    return socket_.is_valid() && ::send(socket_.get(), "\n", 1, MSG_NOSIGNAL) == 1;
+  }
 
  private:
   static bool Erase(std::vector<pid_t>& groups, pid_t group) {
@@ -186,6 +191,8 @@ std::string ShellPath() {
 }  // namespace
 
 size_t SignalRunningCommands(int signal) { return RunningGroups::Get().Signal(signal); }
+
+bool CommandsAreWatched() { return RunningGroups::Get().IsWatched(); }
 
 Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions& options) {
   struct stat info;

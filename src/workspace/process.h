@@ -55,6 +55,10 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
 // signalled. Thread-safe.
 size_t SignalRunningCommands(int signal);
 
+// Whether the commands and children are watched now: should this process end without stopping
+// them, a watcher process gives them SIGTERM and, 2 s later, SIGKILL. Thread-safe.
+bool CommandsAreWatched();
+
 // A long-running child speaking over pipes (an MCP server): stdin, stdout and stderr are pipes,
 // and it leads its own process group. Stop() (and the destructor) closes its stdin, gives it
 // `grace` to exit, then SIGTERMs and finally SIGKILLs the group, and reaps it. Thread-compatible.
