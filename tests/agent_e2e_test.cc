@@ -941,13 +941,14 @@ TEST_F(AgentE2eTest, SigtermStopsTheRunningCommandToo) {
 }
 
 // SIGTERM to `run` while a command runs: the command gets SIGTERM and its 2 s to finish (the
-// watcher's grace, as for kill -9); it was SIGKILLed 100 ms later, mid-cleanup.
+// watcher's grace, as for kill -9); it was SIGKILLed 100 ms later, mid-cleanup. (It writes
+// nothing to its output: with lapce-ai gone, a write there ends it with SIGPIPE.)
 TEST_F(AgentE2eTest, SigtermGivesTheRunningCommandTimeToCleanUp) {
   fake_->Enqueue(
       kChatPath,
       testing::OpenAiToolCall(
           "call_1", "execute_command",
-          R"({"command":"trap 'sleep 0.4; echo cleaned > cleaned.txt; exit 0' TERM; echo $$ > cmd.pid; sleep 30 & wait"})"));
+          R"({"command":"exec >/dev/null 2>&1; trap 'sleep 0.4; echo cleaned > cleaned.txt; exit 0' TERM; echo $$ > cmd.pid; sleep 30 & wait"})"));
   Child child(RunArgs("wait a while", {"--yes"}), Env());
   pid_t command = WaitForPidFile(repo_ + "/cmd.pid");
   ASSERT_GT(command, 0) << child.err();

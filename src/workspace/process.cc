@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "workspace/internal/spawn.h"
@@ -27,9 +28,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::chrono::milliseconds kPollInterval{50};     // Cancellation is seen this fast.
 constexpr std::chrono::milliseconds kKillGrace{2000};      // SIGTERM, then SIGKILL after this.
-constexpr std::chrono::milliseconds kDrainAfterExit{250};  // Background children holding the
-                                                           // pipe get this long, then the group
-                                                           // is killed.
+constexpr std::chrono::milliseconds kDrainAfterExit{250};  // Output of background children
+                                                           // holding the pipe is read this long
+                                                           // after the shell exits.
 
 // Each command and child leads a session of its own, so nothing reaches it when the engine dies:
 // no hang-up, and PR_SET_PDEATHSIG would follow the thread that started it, not the process. A
@@ -182,6 +183,19 @@ class RunningGroups {
   pid_t watcher_ = -1;
 };
 
+// Reads `fd` (non-blocking) to its end on a thread of its own, dropping what it reads.
+void DrainInBackground(UniqueFd fd) {
+  std::thread([fd = std::move(fd)] {
+    std::array<char, 4096> buffer;
+    for (;;) {
+      pollfd ready{fd.get(), POLLIN, 0};
+      if (::poll(&ready, 1, -1) < 0 && errno != EINTR) return;
+      ssize_t count = ::read(fd.get(), buffer.data(), buffer.size());
+      if (count == 0 || (count < 0 && errno != EINTR && errno != EAGAIN)) return;
+    }
+  }).detach();
+}
+
 std::string ShellPath() {
   const char* shell = std::getenv("SHELL");
   if (shell != nullptr && shell[0] == '/' && ::access(shell, X_OK) == 0) return shell;
@@ -266,9 +280,16 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
       kill_sent = true;
     }
     if (exited_at && child.stdout_fd.is_valid() && now - *exited_at >= kDrainAfterExit) {
-      // The shell is gone but something it started still holds the pipe: end the group.
-      signal_group(SIGKILL);
-      child.stdout_fd.Reset();
+      if (term_sent_at) {  // Timed out or cancelled: what the shell left goes with it.
+        signal_group(SIGKILL);
+        child.stdout_fd.Reset();
+        break;
+      }
+      // The shell is gone, but something it started in the background still holds the pipe (a
+      // dev server started with `&`): it runs on, as in a terminal, until the engine ends (the
+      // watcher). Its later output is read and dropped, so that its writes never block.
+      outcome.left_running = true;
+      DrainInBackground(std::move(child.stdout_fd));
       break;
     }
 

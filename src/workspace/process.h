@@ -34,6 +34,9 @@ struct CommandOutcome {
   int signal = 0;      // The signal that ended it, 0 if it exited.
   bool timed_out = false;
   bool cancelled = false;
+  // Something the command started in the background still runs, holding its output (which is
+  // no longer read into `output`); it ends with the engine.
+  bool left_running = false;
   std::string output;  // What on_output saw, or its start and end (see keep_bytes).
   // The middle of the output that was not kept, between the two halves in `output`.
   uint64_t dropped_bytes = 0;
@@ -46,7 +49,9 @@ struct CommandOutcome {
 
 // Runs `command` with $SHELL -c (falling back to /bin/sh), stdin from /dev/null. On timeout or
 // cancellation sends SIGTERM to the process group, then SIGKILL after a grace period; always
-// reaps. Errors only when the command could not be started (kNotFound cwd, kIo).
+// reaps. Returns 250 ms after the shell exits even when something it started in the background
+// still holds its output (left_running). Errors only when the command could not be started
+// (kNotFound cwd, kIo).
 Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions& options);
 
 // Sends `signal` to the process group of every command RunCommand is running now. For a front end

@@ -226,6 +226,11 @@ class ExecuteCommandTool final : public ToolBase {
     } else {
       text = head + "Exit code: 0\nOutput:\n" + output;
     }
+    if (outcome->left_running) {
+      text +=
+          "\n(Something the command started in the background is still running; its later "
+          "output is not shown. Redirect it to a file to read it.)";
+    }
     return {is_error, text + ApprovedFeedbackText(reply->feedback)};
   }
 };

@@ -114,6 +114,20 @@ TEST_F(ExecuteCommandTest, ACommandKilledByASignalFails) {
   EXPECT_FALSE(Run("exit 3").is_error);
 }
 
+// A command that leaves a job running in the background holding its output: the model is told
+// the job runs on and that its later output is not shown.
+TEST_F(ExecuteCommandTest, AJobLeftRunningIsSaid) {
+  ToolResult result = Run("sleep 30 & echo $! > job.pid; echo started");
+  EXPECT_FALSE(result.is_error);
+  EXPECT_NE(result.text.find("started in the background is still running"), std::string::npos)
+      << result.text;
+  std::ifstream pid_file(dir_ / "job.pid");
+  pid_t job = 0;
+  pid_file >> job;
+  ASSERT_GT(job, 0);
+  ::kill(job, SIGKILL);
+}
+
 TEST_F(ExecuteCommandTest, DeniedCommandDoesNotRun) {
   host_.approve = false;
   ToolResult result = Run("touch ran");
