@@ -629,16 +629,29 @@ TEST_F(AgentE2eTest, ATaskThatIsNotUtf8IsSentWithReplacementCharacters) {
 
 // serve and acp refuse a --profile that names nothing, or a mix of flags, at once (serve ran on
 // and failed every request; acp answered initialize and exited 0).
-TEST_F(AgentE2eTest, ServeAndAcpRefuseABadProfileAtOnce) {
+TEST_F(AgentE2eTest, ServeRefusesABadProfileAtOnceAndAcpEverySession) {
   ProcessResult serve =
       Lapce({"serve", "--socket", home_ + "/s.sock", "--metrics-addr", "", "--profile", "nosuch"});
   EXPECT_EQ(serve.exit_code, 2) << serve.err;
   EXPECT_NE(serve.err.find("--profile: no profile 'nosuch'; the profiles are: "), std::string::npos)
       << serve.err;
-  ProcessResult acp = Lapce({"acp", "--profile", "x", "--provider", "openai"});
-  EXPECT_EQ(acp.exit_code, 2) << acp.err;
+  // acp answers initialize (an editor shows its errors, not a dead agent's stderr), and refuses
+  // every session with the problem.
+  test::ProcessOptions options;
+  options.input = R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1}})"
+                  "\n"
+                  R"({"jsonrpc":"2.0","id":2,"method":"session/new","params":{"cwd":")" +
+                  repo_ + R"(","mcpServers":[]}})" + "\n";
+  ProcessResult acp = test::RunProcess(
+      {LAPCE_AI_BIN, "acp", "--profile", "x", "--provider", "openai"}, Env(), options);
+  EXPECT_EQ(acp.exit_code, 0) << acp.err;
   EXPECT_NE(acp.err.find("--profile cannot be combined with --provider"), std::string::npos)
       << acp.err;
+  EXPECT_NE(acp.out.find(R"("id":1,"result")"), std::string::npos) << acp.out;
+  EXPECT_NE(acp.out.find("the agent's arguments are wrong: --profile cannot be combined with "
+                         "--provider"),
+            std::string::npos)
+      << acp.out;
 }
 
 // A configuration with a mistake: `acp` still answers `initialize` (it exited 2 before, and the

@@ -788,11 +788,14 @@ int ServeAcpOnStdio(InterruptHandler& interrupts, server::EngineSource engine,
   return kExitOk;
 }
 
+int AcpRefusingEverySession(const std::string& problem);
+
 int Acp(const Config& config, const AgentFlags& flags) {
-  if (Status s = CheckProviderFlags(config, flags); !s.ok()) {  // Bad usage: the editor shows it.
-    std::fprintf(stderr, "lapce-ai acp: %s\n", s.error().message().c_str());
-    return kExitUsage;
+  if (Status s = CheckProviderFlags(config, flags); !s.ok()) {
+    return AcpRefusingEverySession("the agent's arguments are wrong: " + s.error().message());
   }
+  Result<std::vector<server::McpServerConfig>> mcp_servers = server::UserMcpServers(config);
+  if (!mcp_servers.ok()) return AcpRefusingEverySession(mcp_servers.error().message());
   // SIGTERM, SIGHUP or Ctrl-C stop the commands the agent runs (they run in sessions of their
   // own and outlived the process) and exit. An editor that goes away makes writes to stdout fail
   // with EPIPE (handled), not kill us. First: it blocks the signals for every thread after it.
@@ -809,26 +812,25 @@ int Acp(const Config& config, const AgentFlags& flags) {
       /*build_now=*/true);
   server::AcpAgentOptions options;
   if (NamesAProfile(flags)) options.load_profile = "";
-  Result<std::vector<server::McpServerConfig>> mcp_servers = server::UserMcpServers(config);
-  if (!mcp_servers.ok()) {
-    std::fprintf(stderr, "lapce-ai acp: %s\n", mcp_servers.error().message().c_str());
-    return kExitUsage;
-  }
   options.mcp_servers = std::move(*mcp_servers);
   return ServeAcpOnStdio(
       interrupts, [&stack] { return stack.Get(); }, std::move(options));
 }
 
-// A configuration that does not load: the editor would see only an agent that died before
-// `initialize`, its reason on a stderr it may not show. `initialize` is answered, and every
-// session request gets the problem, to be shown where the user looks.
-int AcpWithoutConfig(const Error& error) {
-  std::fprintf(stderr, "lapce-ai acp: configuration: %s\n", error.message().c_str());
+// Something that stops every session before any can start (the configuration does not load, a
+// bad --profile in the editor's args for the agent, a broken mcp.json): an editor would see only
+// an agent that died before `initialize`, its reason on a stderr it may not show. `initialize`
+// is answered, and every session request gets the problem, shown where the user looks.
+int AcpRefusingEverySession(const std::string& problem) {
+  std::fprintf(stderr, "lapce-ai acp: %s\n", problem.c_str());
   InterruptHandler interrupts;
-  const Error refusal(
-      ErrorCode::kUnavailable,  // -32603: not the request's fault.
-      "the configuration does not load: " + error.message() + "; fix it, then restart the agent");
+  const Error refusal(ErrorCode::kUnavailable,  // -32603: not the request's fault.
+                      problem + "; fix it, then restart the agent");
   return ServeAcpOnStdio(interrupts, [refusal]() -> Result<agent::Engine*> { return refusal; }, {});
+}
+
+int AcpWithoutConfig(const Error& error) {
+  return AcpRefusingEverySession("the configuration does not load: " + error.message());
 }
 
 // ---- sessions …
