@@ -405,6 +405,31 @@ TEST_F(CompleteCliTest, DoctorChecksTheProfileTheFlagsMakeAndMarksTheDefault) {
       << both.out;
 }
 
+// doctor asks as completions do: the key as trimmed, the profile's headers (a gateway refused it,
+// "the key was rejected"); a 404 fails, saying the base URL looks wrong (it read "ok"); the local
+// Ollama tried for want of anything else is no problem when something else is configured.
+TEST_F(CompleteCliTest, DoctorAsksAsCompletionsDoAndA404Fails) {
+  ConfigFile config("[profiles.gw]\nprovider = \"openai\"\nmodel = \"gpt-4o\"\nbase_url = \"" +
+                    fake_->base_url() + "\"\nheaders = { \"X-Gate\" = \"gate-1\" }\n");
+  RunResult run = RunLapceAi({"--config", config.path(), "doctor"}, {"OPENAI_API_KEY=sk-doc-3\n"});
+  EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
+  EXPECT_NE(run.out.find("HTTP 404"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find(": the base URL looks wrong (an OpenAI-style base URL usually ends in "
+                         "/v1)"),
+            std::string::npos)
+      << run.out;
+  ASSERT_EQ(fake_->requests().size(), 1u);
+  const testing::RecordedRequest& sent = fake_->requests()[0];
+  EXPECT_EQ(http::FindHeader(sent.headers, "Authorization"), "Bearer sk-doc-3");
+  EXPECT_EQ(http::FindHeader(sent.headers, "X-Gate"), "gate-1");
+
+  ConfigFile none("");
+  RunResult spare = RunLapceAi({"--config", none.path(), "doctor"}, {"DEEPSEEK_API_KEY=sk-doc-4"});
+  EXPECT_NE(spare.out.find("not running (used only when named: --profile ollama)"),
+            std::string::npos)
+      << spare.out;
+}
+
 // A profile that fails hands the request to its fallback: the user is told which profile and
 // model answered (it read as the first profile's answer), on the terminal and in --json's done.
 TEST_F(CompleteCliTest, AFallbacksAnswerSaysWhoAnswered) {

@@ -396,57 +396,6 @@ int Models(const Config& config, const ModelsFlags& flags) {
   return kExitOk;
 }
 
-// A cheap authenticated GET that every provider answers: the model list.
-http::Request ReachabilityRequest(const llm::ProfileInfo& profile, const std::string& api_key) {
-  http::Request request;
-  request.method = "GET";
-  std::string base = profile.base_url;
-  const llm::internal::ProviderSpec* spec = llm::internal::FindProvider(profile.provider);
-  if (base.empty() && spec != nullptr) base = std::string(spec->default_base_url);
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  llm::internal::WireFormat wire =
-      spec != nullptr ? spec->wire : llm::internal::WireFormat::kOpenAiChat;
-  switch (wire) {
-    case llm::internal::WireFormat::kOpenAiChat:
-      request.url = base + "/models";
-      if (!api_key.empty()) request.headers.push_back({"Authorization", "Bearer " + api_key});
-      break;
-    case llm::internal::WireFormat::kAnthropic:
-      request.url = base + "/v1/models";
-      request.headers.push_back({"anthropic-version", "2023-06-01"});
-      if (!api_key.empty()) request.headers.push_back({"x-api-key", api_key});
-      break;
-    case llm::internal::WireFormat::kGemini:
-      request.url = base + "/v1beta/models";
-      if (!api_key.empty()) request.headers.push_back({"x-goog-api-key", api_key});
-      break;
-    case llm::internal::WireFormat::kOllama:
-      request.url = base + "/api/tags";
-      break;
-  }
-  request.connect_timeout = std::chrono::seconds(3);
-  request.first_byte_timeout = std::chrono::seconds(5);
-  request.idle_timeout = std::chrono::seconds(5);
-  return request;
-}
-
-// The key a profile sends, for the reachability check only (never printed): the config file's,
-// else the profile's variable, else the provider's default variable.
-std::string KeyFor(const Config& config, const llm::ProfileInfo& profile) {
-  std::string variable;
-  for (const Config::Profile& configured : config.profiles) {
-    if (configured.name != profile.name) continue;
-    if (!configured.api_key.empty()) return configured.api_key;
-    variable = configured.api_key_env;
-  }
-  if (variable.empty()) {
-    const llm::internal::ProviderSpec* spec = llm::internal::FindProvider(profile.provider);
-    if (spec != nullptr) variable = std::string(spec->default_key_env);
-  }
-  const char* value = variable.empty() ? nullptr : std::getenv(variable.c_str());
-  return value == nullptr ? std::string() : std::string(value);
-}
-
 // doctor's lines: "ok"/"FAIL", what was checked, what was found; counts the failures.
 class DoctorReport {
  public:
@@ -550,24 +499,43 @@ int Doctor(const Config& config, const ProviderFlags& flags) {
       } else {
         report.Line(true, "  key", "none needed");
       }
-      std::string key = KeyFor(config, profile);
-      http::Request request = ReachabilityRequest(profile, key);
-      std::string url = request.url;
+      // What the pool would send (the trimmed key, the profile's headers), to its model list.
+      Result<http::Request> request = (*pool)->ModelListRequest(profile.name);
+      if (!request.ok()) {
+        report.Line(false, "  reachable", request.error().message());
+        continue;
+      }
+      std::string url = request->url;
       auto start = std::chrono::steady_clock::now();
       Result<http::FullResponse> response =
-          http::Fetch(*client, std::move(request), std::chrono::seconds(8), 1 << 20);
+          http::Fetch(*client, *std::move(request), std::chrono::seconds(8), 1 << 20);
       auto elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::steady_clock::now() - start)
                             .count();
       std::string latency = " in " + std::to_string(elapsed_ms) + " ms";
+      // The local Ollama tried for want of anything else: not running is no problem when
+      // something else is configured (it is used only when named).
+      const bool is_spare_ollama =
+          profile.is_implicit && profile.provider == "ollama" && profiles.size() > 1;
       if (!response.ok()) {
-        report.Line(false, "  reachable", "GET " + url + ": " + response.error().message());
+        if (is_spare_ollama) {
+          report.Line(true, "  reachable", "not running (used only when named: --profile ollama)");
+        } else {
+          report.Line(false, "  reachable", "GET " + url + ": " + response.error().message());
+        }
       } else if (response->status == 401 || response->status == 403) {
-        report.Line(
-            false, "  reachable",
-            "GET " + url + ": HTTP " + std::to_string(response->status) + latency +
-                ": reachable, but the key was rejected" +
-                (key.empty() ? " (no key sent)" : " (check " + profile.api_key_source + ")"));
+        report.Line(false, "  reachable",
+                    "GET " + url + ": HTTP " + std::to_string(response->status) + latency +
+                        ": reachable, but the key was rejected" +
+                        (profile.has_api_key ? " (check " + profile.api_key_source + ")"
+                                             : " (no key sent)"));
+      } else if (response->status == 404) {
+        const bool may_lack_v1 = spec != nullptr &&
+                                 spec->wire == llm::internal::WireFormat::kOpenAiChat &&
+                                 !profile.base_url.ends_with("/v1");
+        report.Line(false, "  reachable",
+                    "GET " + url + ": HTTP 404" + latency + ": the base URL looks wrong" +
+                        (may_lack_v1 ? " (an OpenAI-style base URL usually ends in /v1)" : ""));
       } else if (response->status >= 500) {
         report.Line(false, "  reachable",
                     "GET " + url + ": HTTP " + std::to_string(response->status) + latency +

@@ -717,6 +717,41 @@ Result<std::shared_ptr<StreamHandle>> ProviderPool::Stream(std::string_view prof
   return std::shared_ptr<StreamHandle>(std::move(stream));
 }
 
+Result<http::Request> ProviderPool::ModelListRequest(std::string_view profile) const {
+  const PoolShared& shared = *impl_->shared;
+  int index = shared.FindProfile(profile);
+  if (index < 0) return Error(ErrorCode::kNotFound, "no profile '" + std::string(profile) + "'");
+  const ResolvedProfile& resolved = shared.profiles[static_cast<size_t>(index)];
+  const internal::Endpoint& endpoint = resolved.endpoint;
+  const std::string& key = endpoint.api_key;
+  http::Request request;
+  request.method = "GET";
+  switch (resolved.spec->wire) {
+    case internal::WireFormat::kOpenAiChat:
+      request.url = endpoint.base_url + "/models";
+      if (!key.empty()) request.headers.push_back({"Authorization", "Bearer " + key});
+      break;
+    case internal::WireFormat::kAnthropic:
+      request.url = endpoint.base_url + "/v1/models";
+      request.headers.push_back({"anthropic-version", "2023-06-01"});
+      if (!key.empty()) request.headers.push_back({"x-api-key", key});
+      break;
+    case internal::WireFormat::kGemini:
+      request.url = endpoint.base_url + "/v1beta/models";
+      if (!key.empty()) request.headers.push_back({"x-goog-api-key", key});
+      break;
+    case internal::WireFormat::kOllama:
+      request.url = endpoint.base_url + "/api/tags";
+      if (!key.empty()) request.headers.push_back({"Authorization", "Bearer " + key});
+      break;
+  }
+  for (const http::Header& header : endpoint.headers) request.headers.push_back(header);
+  request.connect_timeout = std::chrono::seconds(3);
+  request.first_byte_timeout = std::chrono::seconds(5);
+  request.idle_timeout = std::chrono::seconds(5);
+  return request;
+}
+
 std::vector<ProfileInfo> ProviderPool::Profiles() const {
   std::vector<ProfileInfo> out;
   for (const ResolvedProfile& profile : impl_->shared->profiles) out.push_back(profile.info);

@@ -17,6 +17,7 @@
 
 namespace lai::http {
 class Client;
+struct Request;
 }
 
 namespace lai::llm {
@@ -30,6 +31,8 @@ struct ProfileInfo {
   std::string base_url;
   std::string api_key_source;  // "env OPENAI_API_KEY", "config file", "none" — never the key.
   bool has_api_key = false;
+  // Made for a key in the environment, or the local Ollama tried for want of any profile.
+  bool is_implicit = false;
 };
 
 // Tuning and test seams; the defaults suit production.
@@ -87,6 +90,10 @@ class ProviderPool {
                                                EventSink sink);
 
   std::vector<ProfileInfo> Profiles() const;
+  // A GET of the profile's model list, authenticated as its completions are (its key, its
+  // headers), short timeouts: whether the provider answers, for `doctor`. kNotFound for an
+  // unknown profile.
+  Result<http::Request> ModelListRequest(std::string_view profile) const;
   // Name of the profile an empty name selects.
   std::string default_profile() const;
   const Catalog& catalog() const;

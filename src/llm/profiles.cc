@@ -134,11 +134,13 @@ Result<ResolvedProfiles> ResolveProfiles(const Config& config, const char* const
       if (GetEnv(environment, spec->default_key_env).empty()) continue;
       ResolvedProfile profile =
           MakeProfile(*spec, std::string(provider), std::string(DefaultModel(provider)), "");
+      profile.info.is_implicit = true;
       RETURN_IF_ERROR(ResolveKey(*spec, "", "", environment, profile));
       out.profiles.push_back(std::move(profile));
     }
     ResolvedProfile ollama =
         MakeProfile(*FindProvider("ollama"), "ollama", std::string(DefaultModel("ollama")), "");
+    ollama.info.is_implicit = true;
     RETURN_IF_ERROR(ResolveKey(*ollama.spec, "", "", environment, ollama));
     if (out.profiles.empty()) {
       ollama.setup_hint =
