@@ -31,6 +31,7 @@ namespace {
 using Json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+using std::chrono::seconds;
 using test::ProcessResult;
 using workspace::testing::ProcessEnds;
 using workspace::testing::WaitForPidFile;
@@ -981,6 +982,23 @@ TEST_F(AgentE2eTest, AClosedOutputPipeStopsTheRunAndItsCommand) {
   child.CloseOutput();
   EXPECT_EQ(child.Wait(milliseconds(10'000)), 128 + SIGPIPE) << child.err();
   EXPECT_TRUE(ProcessEnds(command)) << "the command (pid " << command << ") outlived lapce-ai";
+}
+
+// `lapce-ai complete … | head -c 10`: when the reader goes away the answer is cancelled and the
+// exit status says so (it read the whole answer, paid for, and exited 0), even while the model
+// is silent.
+TEST_F(AgentE2eTest, CompleteStopsWhenItsOutputIsClosed) {
+  fake_->Enqueue(kChatPath, testing::OpenAiStalledText("Hello there, a long answer", seconds(20)));
+  std::vector<std::string> argv = {LAPCE_AI_BIN, "complete"};
+  for (const std::string& arg : Provider()) argv.push_back(arg);
+  argv.push_back("hi");
+  Child child(argv, Env());
+  ASSERT_TRUE(child.WaitForOutput("Hello", milliseconds(10'000))) << child.err();
+  const Clock::time_point closed = Clock::now();
+  child.CloseOutput();
+  EXPECT_EQ(child.Wait(milliseconds(10'000)), 128 + SIGPIPE) << child.err();
+  EXPECT_LT(Clock::now() - closed, seconds(5)) << "it waited for the model";
+  EXPECT_NE(child.err().find("its output was closed"), std::string::npos) << child.err();
 }
 
 // On a terminal: an answer is read in any case and with spaces around it; Ctrl-C at a question

@@ -189,18 +189,30 @@ int Complete(const Config& config, CompleteFlags flags) {
   bool has_usage = false;
   int stop_signal = 0;
   int exit_status = -1;
+  // The answer is cancelled as on Ctrl-C when a signal comes or its reader goes away (`complete
+  // … | head`): it went on to the end, paid for, and exited 0 with the output lost. A closed pipe
+  // shows as POLLERR on stdout (asked for nothing), or as a failed write.
+  int watched_stdout = STDOUT_FILENO;
+  auto stop = [&](int signal) {
+    if (interrupted) return;
+    interrupted = true;
+    stop_signal = signal;
+    (*handle)->Cancel();  // The stream ends with kError/kCancelled.
+  };
+  auto flush_stdout = [&] {
+    if (std::fflush(stdout) == EOF) stop(SIGPIPE);
+  };
   while (exit_status < 0) {
-    pollfd fds[2] = {{queue.fd(), POLLIN, 0}, {signals.get(), POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) continue;  // EINTR.
+    pollfd fds[3] = {{queue.fd(), POLLIN, 0}, {signals.get(), POLLIN, 0}, {watched_stdout, 0, 0}};
+    if (::poll(fds, 3, -1) < 0) continue;  // EINTR.
     if ((fds[1].revents & POLLIN) != 0) {
       signalfd_siginfo info;
       ssize_t n = ::read(signals.get(), &info, sizeof(info));
-      (void)n;
-      if (!interrupted) {
-        interrupted = true;
-        stop_signal = n == sizeof(info) ? static_cast<int>(info.ssi_signo) : SIGINT;
-        (*handle)->Cancel();  // The stream ends with kError/kCancelled.
-      }
+      stop(n == sizeof(info) ? static_cast<int>(info.ssi_signo) : SIGINT);
+    }
+    if ((fds[2].revents & (POLLERR | POLLHUP)) != 0) {
+      watched_stdout = -1;  // Reported until the end: poll it no more.
+      stop(SIGPIPE);
     }
     if ((fds[0].revents & POLLIN) == 0) continue;
     for (const llm::StreamEvent& event : queue.Take()) {
@@ -212,7 +224,7 @@ int Complete(const Config& config, CompleteFlags flags) {
       if (flags.json) {
         std::string line = server::EventJson(event, usage);
         std::fprintf(stdout, "%s\n", line.c_str());
-        std::fflush(stdout);
+        flush_stdout();
       } else {
         switch (event.kind) {
           case Kind::kTextDelta:
@@ -226,7 +238,7 @@ int Complete(const Config& config, CompleteFlags flags) {
             } else {
               std::fwrite(event.text.data(), 1, event.text.size(), stdout);
             }
-            std::fflush(stdout);
+            flush_stdout();
             if (!event.text.empty()) at_line_start = event.text.back() == '\n';
             break;
           case Kind::kReasoningDelta:
@@ -286,7 +298,8 @@ int Complete(const Config& config, CompleteFlags flags) {
           }
           exit_status = kExitOk;
         } else if (interrupted) {
-          std::fprintf(stderr, "lapce-ai complete: cancelled\n");
+          std::fprintf(stderr, "lapce-ai complete: cancelled%s\n",
+                       stop_signal == SIGPIPE ? ": its output was closed" : "");
           exit_status = 128 + stop_signal;
         } else {
           std::fprintf(stderr, "lapce-ai complete: %s\n", Visible(event.error.message).c_str());
