@@ -207,7 +207,7 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
       StreamError error;
       error.kind = ErrorKind::kInvalidKey;
       error.message =
-          fmt::format("no API key for profile '{}' ({}): {} is not set; export it",
+          fmt::format("no API key for profile '{}' ({}): {} is not set or empty; export it",
                       current.info.name, current.info.provider, current.endpoint.api_key_source);
       if (current.is_configured) {
         error.message +=
@@ -641,9 +641,9 @@ Result<std::unique_ptr<ProviderPool>> ProviderPool::Create(const Config& config,
     auto it = std::find_if(resolved.profiles.begin(), resolved.profiles.end(),
                            [&](const ResolvedProfile& p) { return p.info.name == name; });
     if (it == resolved.profiles.end()) {
-      return Error(ErrorCode::kInvalidArgument,
-                   "no profile '" + name + "' to use model '" + options.model +
-                       "' with; `lapce-ai config show` lists the profiles");
+      return Error(ErrorCode::kInvalidArgument, "no profile '" + name + "' to use model '" +
+                                                    options.model +
+                                                    "' with; `lapce-ai doctor` lists the profiles");
     }
     it->info.model = options.model;
   }

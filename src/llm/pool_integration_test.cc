@@ -425,9 +425,10 @@ TEST_F(PoolTest, MissingKeyFailsBeforeSendingAnything) {
   ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
   ASSERT_TRUE(collector.WaitForTerminal());
   EXPECT_EQ(collector.Last().error.kind, ErrorKind::kInvalidKey);
-  EXPECT_NE(collector.Last().error.message.find("UNSET_VARIABLE is not set; export it, or set "
-                                                "api_key_env or api_key in [profiles.p]"),
-            std::string::npos)
+  EXPECT_NE(
+      collector.Last().error.message.find("UNSET_VARIABLE is not set or empty; export it, or set "
+                                          "api_key_env or api_key in [profiles.p]"),
+      std::string::npos)
       << collector.Last().error.message;
   EXPECT_TRUE(server_->requests().empty());
 
@@ -442,7 +443,7 @@ TEST_F(PoolTest, MissingKeyFailsBeforeSendingAnything) {
   ASSERT_TRUE((*ad_hoc)->Stream("", Hello(), other.Sink()).ok());
   ASSERT_TRUE(other.WaitForTerminal());
   EXPECT_EQ(other.Last().error.kind, ErrorKind::kInvalidKey);
-  EXPECT_NE(other.Last().error.message.find("DEEPSEEK_API_KEY is not set; export it"),
+  EXPECT_NE(other.Last().error.message.find("DEEPSEEK_API_KEY is not set or empty; export it"),
             std::string::npos)
       << other.Last().error.message;
   EXPECT_EQ(other.Last().error.message.find("[profiles."), std::string::npos)

@@ -179,7 +179,7 @@ Status CheckProfileName(const ResolvedProfiles& resolved, std::string_view name)
     names += (names.empty() ? "" : ", ") + p.info.name;
   }
   return Error(ErrorCode::kInvalidArgument,
-               fmt::format("no profile '{}'; the profiles are: {} (`lapce-ai config show` lists "
+               fmt::format("no profile '{}'; the profiles are: {} (`lapce-ai doctor` lists "
                            "them)",
                            name, names));
 }
