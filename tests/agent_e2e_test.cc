@@ -934,8 +934,15 @@ TEST_F(AgentE2eTest, CtrlCCancelsTheTurnAndExits130) {
 
 // SIGTERM (or a closed terminal) while the agent runs a command: lapce-ai exits at once and the
 // command, which runs in a session of its own, does not outlive it.
+// The command gets SIGTERM and its 2 s to finish (the watcher's grace, as for kill -9); it was
+// SIGKILLed 100 ms later, mid-cleanup. (It writes nothing to its output: with lapce-ai gone, a
+// write there would end it with SIGPIPE.)
 TEST_F(AgentE2eTest, SigtermStopsTheRunningCommandToo) {
-  EnqueueSleepingCommand();
+  fake_->Enqueue(
+      kChatPath,
+      testing::OpenAiToolCall(
+          "call_1", "execute_command",
+          R"({"command":"exec >/dev/null 2>&1; trap 'sleep 0.4; echo cleaned > cleaned.txt; exit 0' TERM; echo $$ > cmd.pid; sleep 30 & wait"})"));
   // What the model would do next, were the turn to go on once its command is killed.
   fake_->Enqueue(kChatPath, testing::OpenAiToolCall(
                                 "call_2", "write_to_file",
@@ -946,30 +953,13 @@ TEST_F(AgentE2eTest, SigtermStopsTheRunningCommandToo) {
   child.Signal(SIGTERM);
   EXPECT_EQ(child.Wait(milliseconds(10'000)), 128 + SIGTERM) << child.err();
   EXPECT_TRUE(ProcessEnds(command)) << "the command (pid " << command << ") outlived lapce-ai";
+  EXPECT_EQ(ReadFile(repo_ + "/cleaned.txt"), "cleaned\n") << "no time to clean up";
   // The turn stopped with the signal: it did not go on to the next call while exiting.
   EXPECT_FALSE(std::filesystem::exists(repo_ + "/after.txt"));
   // Nor does the session's lock file, although the process ends without destructors.
   const std::filesystem::path locks = home_ + "/.local/share/lapce-ai/sessions.db.open";
   ASSERT_TRUE(std::filesystem::exists(locks)) << "the session was never locked";
   EXPECT_TRUE(std::filesystem::is_empty(locks)) << "a lock file stayed behind";
-}
-
-// SIGTERM to `run` while a command runs: the command gets SIGTERM and its 2 s to finish (the
-// watcher's grace, as for kill -9); it was SIGKILLed 100 ms later, mid-cleanup. (It writes
-// nothing to its output: with lapce-ai gone, a write there ends it with SIGPIPE.)
-TEST_F(AgentE2eTest, SigtermGivesTheRunningCommandTimeToCleanUp) {
-  fake_->Enqueue(
-      kChatPath,
-      testing::OpenAiToolCall(
-          "call_1", "execute_command",
-          R"({"command":"exec >/dev/null 2>&1; trap 'sleep 0.4; echo cleaned > cleaned.txt; exit 0' TERM; echo $$ > cmd.pid; sleep 30 & wait"})"));
-  Child child(RunArgs("wait a while", {"--yes"}), Env());
-  pid_t command = WaitForPidFile(repo_ + "/cmd.pid");
-  ASSERT_GT(command, 0) << child.err();
-  child.Signal(SIGTERM);
-  EXPECT_EQ(child.Wait(milliseconds(10'000)), 128 + SIGTERM) << child.err();
-  EXPECT_TRUE(ProcessEnds(command)) << "the command (pid " << command << ") outlived lapce-ai";
-  EXPECT_EQ(ReadFile(repo_ + "/cleaned.txt"), "cleaned\n") << "no time to clean up";
 }
 
 // `lapce-ai run … | head -1`: when the reader of its output goes away, the turn is cancelled
