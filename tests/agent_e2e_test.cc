@@ -653,6 +653,14 @@ TEST_F(AgentE2eTest, ServeRefusesABadProfileAtOnceAndAcpEverySession) {
                          "--provider"),
             std::string::npos)
       << acp.out;
+  // So with an argument it does not take at all (a typo, another version's flag).
+  ProcessResult unknown = test::RunProcess({LAPCE_AI_BIN, "acp", "--bogus"}, Env(), options);
+  EXPECT_EQ(unknown.exit_code, 0) << unknown.err;
+  EXPECT_NE(unknown.out.find(R"("id":1,"result")"), std::string::npos) << unknown.out;
+  EXPECT_NE(unknown.out.find("the agent's arguments are wrong: The following argument was not "
+                             "expected: --bogus"),
+            std::string::npos)
+      << unknown.out;
 }
 
 // A configuration with a mistake: `acp` still answers `initialize` (it exited 2 before, and the

@@ -403,6 +403,10 @@ TEST_F(CompleteCliTest, DoctorChecksTheProfileTheFlagsMakeAndMarksTheDefault) {
   EXPECT_EQ(both.out.find("profile a                    ollama m at http://127.0.0.1:1 (the"),
             std::string::npos)
       << both.out;
+  // --profile asks about that one alone: the others are not in use.
+  RunResult named = RunLapceAi({"--config", two.path(), "doctor", "--profile", "a"}, {});
+  EXPECT_NE(named.out.find("profile a "), std::string::npos) << named.out;
+  EXPECT_EQ(named.out.find("profile b "), std::string::npos) << named.out;
 }
 
 // doctor asks as completions do: the key as trimmed, the profile's headers (a gateway refused it,

@@ -48,6 +48,9 @@ TEST(DisplayWidthTest, WideCharactersTakeTwoColumnsAndMarksNone) {
   EXPECT_EQ(DisplayWidth("abc"), 3u);
   EXPECT_EQ(DisplayWidth("\xe6\x97\xa5\xe6\x9c\xac"), 4u);  // 日本
   EXPECT_EQ(DisplayWidth("\xf0\x9f\x98\x80"), 2u);          // 😀
+  EXPECT_EQ(DisplayWidth("\xf0\x9f\x9a\x80"), 2u);          // 🚀 (transport symbols)
+  EXPECT_EQ(DisplayWidth("\xe2\x9c\x85\xe2\x9a\xa1"), 4u);  // ✅⚡ (below U+10000)
+  EXPECT_EQ(DisplayWidth("\xe2\x9c\x93"), 1u);              // ✓ is narrow.
   EXPECT_EQ(DisplayWidth("e\xcc\x81"), 1u);                 // e + combining acute
   EXPECT_EQ(DisplayWidth("\xff"), 1u);                      // A bad byte.
   EXPECT_EQ(CutToWidth("abcdef", 6), "abcdef");

@@ -1175,6 +1175,10 @@ constexpr const char* kRunFooter =
 
 }  // namespace
 
+int AcpWithBadArguments(const std::string& message) {
+  return AcpRefusingEverySession("the agent's arguments are wrong: " + message);
+}
+
 void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run,
                       BadConfigRun& on_bad_config) {
   AddBenchAgentCommand(bench, run);

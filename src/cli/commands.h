@@ -30,6 +30,9 @@ void AddToolCommands(CLI::App& app, CLI::App& bench, CommandRun& run);
 // `run`, `acp` and `sessions …` (agent_commands.cc). `acp` answers `initialize` even when the
 // configuration does not load (on_bad_config), and gives the problem to every session request.
 void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run, BadConfigRun& on_bad_config);
+// `acp` given arguments it does not take: answers `initialize` and refuses every session with
+// `message` (what the argument parser said).
+int AcpWithBadArguments(const std::string& message);
 
 // `complete`, `models`, `doctor` and `bench providers` (llm_commands.cc).
 void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run, BadConfigRun& on_bad_config);

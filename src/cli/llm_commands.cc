@@ -497,7 +497,10 @@ int Doctor(const Config& config, const ProviderFlags& flags) {
                   "none configured: add a profile to the config file, or set a provider key such "
                   "as OPENAI_API_KEY or ANTHROPIC_API_KEY");
     }
+    // Flags that name a profile ask about that one: the others are not in use.
+    const bool only_named = NamesAProfile(flags);
     for (const llm::ProfileInfo& profile : profiles) {
+      if (only_named && profile.name != default_profile) continue;
       report.Line(true, "profile " + profile.name,
                   profile.provider + " " + profile.model + " at " + profile.base_url +
                       (profiles.size() > 1 && profile.name == default_profile
@@ -528,8 +531,8 @@ int Doctor(const Config& config, const ProviderFlags& flags) {
       std::string latency = " in " + std::to_string(elapsed_ms) + " ms";
       // The local Ollama tried for want of anything else: not running is no problem when
       // something else is configured (it is used only when named).
-      const bool is_spare_ollama =
-          profile.is_implicit && profile.provider == "ollama" && profiles.size() > 1;
+      const bool is_spare_ollama = profile.is_implicit && profile.provider == "ollama" &&
+                                   profiles.size() > 1 && profile.name != default_profile;
       if (!response.ok()) {
         if (is_spare_ollama) {
           report.Line(true, "  reachable", "not running (used only when named: --profile ollama)");

@@ -139,6 +139,11 @@ int main(int argc, char** argv) {
                    app.remaining().front().c_str());
       return 2;
     }
+    // `acp` as an editor starts it, with arguments it does not take (a typo, another version's
+    // flag): answered as a configuration that does not load is, so the editor shows why.
+    if (error.get_exit_code() != 0 && app.get_subcommand("acp")->parsed()) {
+      return lai::cli::AcpWithBadArguments(error.what());
+    }
     // --help and --version print and succeed; every usage error exits 2, as documented.
     int status = app.exit(error);
     return status == 0 ? 0 : 2;
