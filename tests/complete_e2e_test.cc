@@ -480,6 +480,24 @@ TEST_F(CompleteCliTest, ConfigKeysWorksWithABrokenConfig) {
   EXPECT_EQ(show.exit_code, 2) << show.err;
 }
 
+// `config show` says which file it read and, when the file has no profiles, the ones made from
+// the environment (which the error for an unknown profile lists): provider, model, URL and where
+// the key comes from, never the key.
+TEST_F(CompleteCliTest, ConfigShowNamesItsFileAndTheProfilesInUse) {
+  ConfigFile config("[agent]\nmode = \"ask\"\n");
+  RunResult show =
+      RunLapceAi({"--config", config.path(), "config", "show"}, {"OPENAI_API_KEY=sk-show-1"});
+  EXPECT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_TRUE(show.out.starts_with("# from " + config.path() + "\n")) << show.out;
+  EXPECT_NE(show.out.find("# No profiles are configured: these come from the environment (the "
+                          "first is the default):\n#   openai: openai gpt-4.1 at "
+                          "https://api.openai.com/v1 (key from env OPENAI_API_KEY)\n"),
+            std::string::npos)
+      << show.out;
+  EXPECT_NE(show.out.find("#   ollama: ollama"), std::string::npos) << show.out;
+  EXPECT_EQ(show.out.find("sk-show-1"), std::string::npos);
+}
+
 // A configuration that does not load is doctor's first finding, not a bare error.
 TEST_F(CompleteCliTest, DoctorReportsAConfigThatFailsToLoad) {
   ConfigFile config("[ipc]\nring_bytes = \"big\"\n");

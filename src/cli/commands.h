@@ -34,6 +34,11 @@ void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run, BadConfig
 // `message` (what the argument parser said).
 int AcpWithBadArguments(const std::string& message);
 
+// For `config show`: the profiles made from the environment when the file names none (as comment
+// lines: which provider, model and URL, where the key comes from, never the key), or why the
+// profiles do not load; "" when the file's profiles are the ones in use.
+std::string DescribeProfilesInUse(const Config& config);
+
 // `complete`, `models`, `doctor` and `bench providers` (llm_commands.cc).
 void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run, BadConfigRun& on_bad_config);
 

@@ -33,9 +33,12 @@
 #include "http/client.h"
 #include "llm/catalog.h"
 #include "llm/internal/adapter.h"
+#include "llm/internal/profiles.h"
 #include "llm/pool.h"
 #include "server/agent_setup.h"
 #include "server/ai_protocol.h"
+
+extern char** environ;
 
 namespace lai::cli {
 namespace {
@@ -567,6 +570,21 @@ int Doctor(const Config& config, const ProviderFlags& flags) {
 }
 
 }  // namespace
+
+std::string DescribeProfilesInUse(const Config& config) {
+  Result<llm::internal::ResolvedProfiles> resolved =
+      llm::internal::ResolveProfiles(config, environ);
+  if (!resolved.ok()) return "# profiles: " + resolved.error().message() + "\n";
+  if (!config.profiles.empty()) return {};  // The file's, shown above.
+  std::string out = "# No profiles are configured: these come from the environment";
+  out += resolved->profiles.size() > 1 ? " (the first is the default):\n" : ":\n";
+  for (const llm::internal::ResolvedProfile& profile : resolved->profiles) {
+    const llm::ProfileInfo& info = profile.info;
+    out += "#   " + info.name + ": " + info.provider + " " + info.model + " at " + info.base_url +
+           (info.has_api_key ? " (key from " + info.api_key_source + ")" : "") + "\n";
+  }
+  return out;
+}
 
 void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run, BadConfigRun& on_bad_config) {
   auto complete = std::make_shared<CompleteFlags>();

@@ -19,8 +19,14 @@
 namespace {
 
 int ConfigShow(const lai::Config& c) {
+  std::printf(
+      "# %s\n",
+      c.file.empty()
+          ? ("no file at " + lai::DefaultConfigPath() + ": defaults and the environment").c_str()
+          : ("from " + c.file).c_str());
   std::fputs(lai::FormatConfigValues(c).c_str(), stdout);  // Every key, from the key table.
   std::fputs(lai::FormatProfiles(c).c_str(), stdout);      // Never a key's or header's value.
+  std::fputs(lai::cli::DescribeProfilesInUse(c).c_str(), stdout);
   return 0;
 }
 
