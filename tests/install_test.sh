@@ -7,15 +7,15 @@ set -eu
 build=$1
 cc=$2
 version=$3
-prefix=$(mktemp -d "${TMPDIR:-/tmp}/lai-install.XXXXXX")
-trap 'rm -rf "$prefix"' EXIT
+# A private directory (mktemp fills in the X's) holding the prefix and the install's log.
+work=$(mktemp -d "${TMPDIR:-/tmp}/lai-install.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+prefix=$work/prefix
 
-cmake --install "$build" --prefix "$prefix" >"$prefix.log" 2>&1 || {
-  cat "$prefix.log" >&2
-  rm -f "$prefix.log"
+cmake --install "$build" --prefix "$prefix" >"$work/install.log" 2>&1 || {
+  cat "$work/install.log" >&2
   exit 1
 }
-rm -f "$prefix.log"
 
 fail() {
   echo "FAIL: $*" >&2

@@ -154,12 +154,12 @@ class RunningGroups {
     int n = std::snprintf(line, sizeof(line), "%c%d\n", sign, static_cast<int>(group));
     return ::send(socket_.get(), line, static_cast<size_t>(n), MSG_NOSIGNAL) == n;
   }
-  // Starts a watcher unless one runs, and tells it every group listed; false when none could be
-  // started.
-  bool StartWatcher() {
-    if (socket_.is_valid()) return true;
+  // Starts a watcher unless one runs, and tells it every group listed. Best effort: without one,
+  // commands still run, and only the engine's own stopping ends them.
+  void StartWatcher() {
+    if (socket_.is_valid()) return;
     int pair[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return false;
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return;
     UniqueFd ours(pair[0]);
     UniqueFd theirs(pair[1]);
     internal::SpawnOptions spawn;
@@ -168,11 +168,10 @@ class RunningGroups {
     spawn.stdin_fd = theirs.get();
     spawn.discards_output = true;
     Result<internal::SpawnedChild> watcher = internal::Spawn(spawn);
-    if (!watcher.ok()) return false;
+    if (!watcher.ok()) return;
     watcher_ = watcher->pid;
     socket_ = std::move(ours);
     for (pid_t listed : watched_) Send('+', listed);
-    return true;
   }
 
   std::mutex mutex_;
@@ -219,8 +218,8 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
   spawn.cwd = options.cwd;
   spawn.is_new_session = true;
   spawn.merges_stderr = true;
-  // Listed until RunCommand returns: after the shell is reaped, what it left in its group is
-  // still killed below, and the group id cannot be reused while anything of it is alive.
+  // Listed until RunCommand returns (and after, while what the shell left in its group runs):
+  // the group id cannot be reused while anything of it is alive.
   ASSIGN_OR_RETURN(internal::SpawnedChild child,
                    RunningGroups::Get().SpawnListed(spawn, /*is_command=*/true));
   const pid_t pid = child.pid;  // Also the process group id (setsid).
