@@ -14,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -675,18 +676,22 @@ TEST_F(AgentE2eTest, AcpWithABadConfigurationAnswersAndSaysWhy) {
                   repo_ + R"(","mcpServers":[]}})" + "\n";
   ProcessResult acp = test::RunProcess({LAPCE_AI_BIN, "acp"}, Env(), options);
   EXPECT_EQ(acp.exit_code, 0) << acp.err;
+  // Requests are answered as they finish, not in the order they came (JSON-RPC matches by id).
+  std::map<int, Json> replies;
   std::istringstream lines(acp.out);
-  std::string line;
-  ASSERT_TRUE(std::getline(lines, line)) << acp.err;
-  Json initialized = Json::parse(line);
-  EXPECT_EQ(initialized["result"]["protocolVersion"], 1) << line;
-  ASSERT_TRUE(std::getline(lines, line));
-  Json refused = Json::parse(line);
-  EXPECT_EQ(refused["id"], 2);
-  EXPECT_NE(refused["error"]["message"].get<std::string>().find(
-                "config.toml:2: unknown key 'agent.mdoe' (did you mean 'agent.mode'?)"),
+  for (std::string line; std::getline(lines, line);) {
+    Json reply = Json::parse(line, nullptr, false);
+    if (reply.is_object() && reply["id"].is_number_integer())
+      replies[reply["id"].get<int>()] = reply;
+  }
+  ASSERT_EQ(replies.size(), 2u) << acp.out << acp.err;
+  EXPECT_EQ(replies[1]["result"]["protocolVersion"], 1) << acp.out;
+  EXPECT_EQ(replies[2]["error"]["code"], -32603) << acp.out;
+  EXPECT_NE(replies[2]["error"]
+                .value("message", "")
+                .find("config.toml:2: unknown key 'agent.mdoe' (did you mean 'agent.mode'?)"),
             std::string::npos)
-      << line;
+      << acp.out;
 }
 
 // After three replies without a tool call the task waits for guidance: --json's stop says so.
