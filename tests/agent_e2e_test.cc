@@ -827,8 +827,13 @@ TEST_F(AgentE2eTest, KillNineMidTurnLosesNothingAndResumes) {
 // lapce-ai (it lived on, reparented), and what the model's reply cost is kept (the session's row
 // was written only with the next user message, so the list said 0).
 TEST_F(AgentE2eTest, KillNineDuringACommandEndsItAndKeepsTheReplysCost) {
-  EnqueueSleepingCommand();
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall(
+                                "call_1", "execute_command",
+                                R"({"command":"echo $$ > cmd.pid; echo started; exec sleep 30"})"));
   Child child(RunArgs("wait a while", {"--yes"}), Env());
+  // Its output shown, the command's group is known to the watcher (it is told just after the
+  // spawn; a SIGKILL in those microseconds would leave the command unwatched).
+  ASSERT_TRUE(child.WaitForOutput("started", milliseconds(15'000))) << child.err();
   pid_t command = WaitForPidFile(repo_ + "/cmd.pid");
   ASSERT_GT(command, 0) << child.err();
   child.Signal(SIGKILL);

@@ -94,6 +94,8 @@ class RunningGroups {
     ASSIGN_OR_RETURN(internal::SpawnedChild child, internal::Spawn(options));
     if (is_command) commands_.push_back(child.pid);
     watched_.push_back(child.pid);
+    // Told once it runs (its pid is known only now): an engine SIGKILLed in the microseconds
+    // between leaves this one child unwatched.
     Tell('+', child.pid);
     return child;
   }

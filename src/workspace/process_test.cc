@@ -233,10 +233,18 @@ TEST(RunCommandTest, CommandsAndChildrenEndWhenTheirProcessIsKilled) {
     sleeper.argv = {"sleep", "300"};
     auto child = Child::Start(sleeper);
     std::ofstream(file("child.pid")) << (child.ok() ? (*child)->pid() : -1) << "\n";
+    // The job's pid is written once the command's output comes, which is after the watcher was
+    // told of its group. (SIGKILL between the spawn and that line, microseconds apart, would
+    // leave the command unwatched; the test would find that window on a loaded machine.)
+    CommandOptions options = InTmp();
+    std::string line;
+    options.on_output = [&](std::string_view chunk) {
+      line.append(chunk);
+      if (line.ends_with('\n')) std::ofstream(file("command.pid")) << line;
+    };
     (void)RunCommand("trap 'echo cleaned > \"" + file("cleaned") + "\"; exit 0' TERM; " +
-                         "(trap '' TERM; exec sleep 300) & echo $! > '" + file("command.pid") +
-                         "'; wait",
-                     InTmp());
+                         "(trap '' TERM; exec sleep 300) & echo $!; wait",
+                     options);
     ::_exit(0);
   }
   pid_t background = WaitForPidFile(file("background.pid"));
