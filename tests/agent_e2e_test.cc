@@ -612,6 +612,13 @@ TEST_F(AgentE2eTest, AFallbackProfilesAnswerIsSaidInTheAnswer) {
   // What is said next starts a paragraph of its own (it ran on after the notice's bracket).
   ASSERT_NE(notice + 1, texts.end()) << run.out;
   EXPECT_TRUE(notice[1].starts_with("\n\n")) << notice[1];
+  // The transcript has it too, where it came (it is in no message).
+  ProcessResult show = Lapce({"sessions", "show", ListSessions()[0]["id"].get<std::string>()});
+  size_t quoted = show.out.find(
+      "> **lapce-ai:** (Profile 'main' was unavailable; this answer "
+      "came from its fallback 'spare', model gpt-4o-mini.)");
+  ASSERT_NE(quoted, std::string::npos) << show.out;
+  EXPECT_LT(show.out.find("Reading."), quoted) << show.out;
 }
 
 // A task in another encoding (Latin-1 bytes from a pipe or terminal) is sent with U+FFFD in

@@ -81,6 +81,13 @@ Result<SessionUpdate> SessionUpdateFromAcpJson(std::string_view json);
 std::string_view ToolKindName(ToolKind kind);  // "read", "edit", …
 std::string_view UpdateKindName(SessionUpdate::Kind kind);  // "agent_message_chunk", …
 
+// Stored event kinds that are not updates. "message": a history message was stored here
+// (payload {"seq": N}). "turn_end": the agent_message_chunk just before it was the engine's own
+// words, not the model's (a fallback's notice, a limit that stopped the turn, a call for
+// guidance); kept in no message.
+inline constexpr std::string_view kMessageEvent = "message";
+inline constexpr std::string_view kTurnEndEvent = "turn_end";
+
 // A question to the user before a tool with side effects runs.
 struct PermissionRequest {
   ToolCallInfo tool;  // The pending call, with its diff or command as content.

@@ -228,9 +228,6 @@ int64_t NextSeq(const std::vector<HistoryMessage>& history) {
   return last + 1;
 }
 
-// A stored event (not an update) after the engine's own words that end a turn; see EmitNotice.
-constexpr std::string_view kTurnEndEvent = "turn_end";
-
 // A history message and the event that marks where it falls among the updates, in one
 // transaction: a load then knows which streamed text never became a message.
 // The message and its "message" event, and the session's row when `record` is given, journaled
@@ -239,7 +236,7 @@ Status StoreMessage(SessionStore& store, const std::string& session_id,
                     const HistoryMessage& message, const SessionRecord* record = nullptr) {
   SessionStore::Changes changes;
   RETURN_IF_ERROR(changes.AppendMessage(session_id, message));
-  RETURN_IF_ERROR(changes.AppendEvent(session_id, "message", json{{"seq", message.seq}}.dump(),
+  RETURN_IF_ERROR(changes.AppendEvent(session_id, kMessageEvent, json{{"seq", message.seq}}.dump(),
                                       message.time_ms));
   if (record != nullptr) RETURN_IF_ERROR(changes.UpdateSession(*record));
   return store.Journal(std::move(changes));
@@ -325,7 +322,7 @@ std::optional<llm::Message> UnfinishedReply(const std::vector<StoredEvent>& even
   // updates are shown in the parent): never the parent's own reply.
   bool in_tool = false;
   for (const StoredEvent& event : events) {
-    if (event.kind == "message" || event.kind == kTurnEndEvent) {
+    if (event.kind == kMessageEvent || event.kind == kTurnEndEvent) {
       partial.clear();
       in_tool = false;
     } else if (event.kind == UpdateKindName(SessionUpdate::Kind::kToolCall)) {
@@ -2220,7 +2217,7 @@ Status Session::Replay(SessionClient& client) {
   if (db == nullptr) return OkStatus();
   ASSIGN_OR_RETURN(std::vector<StoredEvent> events, db->LoadEvents(id_));
   for (const StoredEvent& event : events) {
-    if (event.kind == "message" || event.kind == kTurnEndEvent) continue;
+    if (event.kind == kMessageEvent || event.kind == kTurnEndEvent) continue;
     Result<SessionUpdate> update = SessionUpdateFromAcpJson(event.payload_json);
     if (!update.ok()) {
       spdlog::warn("session {}: skipping stored event {}: {}", id_, event.seq,

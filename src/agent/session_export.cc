@@ -3,10 +3,12 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <string_view>
 
+#include "agent/events.h"
 #include "agent/internal/markdown.h"
 #include "agent/internal/message_json_value.h"
 #include "agent/session_tool_specs.h"
@@ -163,6 +165,39 @@ void AppendMessage(const HistoryMessage& message, bool is_xml, std::string& out)
   out += "\n";
 }
 
+// The engine's notices in `events` (see kTurnEndEvent), each with the seq of the last message
+// stored before it (0: before any).
+std::vector<std::pair<int64_t, std::string>> FindNotices(const std::vector<StoredEvent>& events) {
+  std::vector<std::pair<int64_t, std::string>> notices;
+  int64_t last_message = 0;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const StoredEvent& event = events[i];
+    if (event.kind == kMessageEvent) {
+      Json payload = Json::parse(event.payload_json, nullptr, /*allow_exceptions=*/false);
+      if (payload.is_object() && payload["seq"].is_number_integer()) {
+        last_message = payload["seq"].get<int64_t>();
+      }
+    } else if (event.kind == kTurnEndEvent && i > 0 &&
+               events[i - 1].kind == UpdateKindName(SessionUpdate::Kind::kAgentMessageChunk)) {
+      Result<SessionUpdate> said = SessionUpdateFromAcpJson(events[i - 1].payload_json);
+      size_t start = said.ok() ? said->text.find_first_not_of("\r\n") : std::string::npos;
+      if (start != std::string::npos) notices.emplace_back(last_message, said->text.substr(start));
+    }
+  }
+  return notices;
+}
+
+// A notice as a quote, each of its lines marked.
+void AppendNotice(std::string_view text, std::string& out) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+  out += "> **lapce-ai:** ";
+  for (char c : text) {
+    out += c;
+    if (c == '\n') out += "> ";
+  }
+  out += "\n\n";
+}
+
 Json EmbeddedJson(const std::string& text) {
   Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) return Json(text);
@@ -172,7 +207,7 @@ Json EmbeddedJson(const std::string& text) {
 }  // namespace
 
 std::string ExportMarkdown(const SessionRecord& record, const std::vector<HistoryMessage>& messages,
-                           std::string_view status) {
+                           const std::vector<StoredEvent>& events, std::string_view status) {
   std::string out =
       "# " +
       (record.title.empty() ? "Session " + record.id : internal::MarkdownTableCell(record.title)) +
@@ -204,7 +239,19 @@ std::string ExportMarkdown(const SessionRecord& record, const std::vector<Histor
   out += "\n";
   AppendTodos(record.todos_json, out);
   const bool is_xml = record.tool_protocol == ToolProtocol::kXml;
-  for (const HistoryMessage& message : messages) AppendMessage(message, is_xml, out);
+  const std::vector<std::pair<int64_t, std::string>> notices = FindNotices(events);
+  auto notice = notices.begin();
+  auto notices_until = [&](int64_t seq) {
+    for (; notice != notices.end() && notice->first <= seq; ++notice) {
+      AppendNotice(notice->second, out);
+    }
+  };
+  notices_until(0);
+  for (const HistoryMessage& message : messages) {
+    AppendMessage(message, is_xml, out);
+    notices_until(message.seq);
+  }
+  notices_until(INT64_MAX);
   return out;
 }
 

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 
@@ -17,6 +18,7 @@
 namespace lai::agent {
 namespace {
 
+using Json = nlohmann::json;
 using Kind = llm::ContentPart::Kind;
 
 const std::string kGoldenDir = std::string(LAI_TESTDATA_DIR) + "/store/";
@@ -134,17 +136,57 @@ std::vector<StoredEvent> Events() {
 }
 
 TEST(SessionExportTest, MarkdownMatchesGolden) {
-  ExpectGolden("session.md", ExportMarkdown(Record(), Messages()));
+  ExpectGolden("session.md", ExportMarkdown(Record(), Messages(), Events()));
 }
 
 TEST(SessionExportTest, JsonMatchesGolden) {
   ExpectGolden("session.json", ExportJson(Record(), Messages(), Events()));
 }
 
+// The engine's own words (a fallback answered, a limit stopped the turn) are in no message: the
+// stream had them, and so does the transcript, quoted where they came.
+TEST(SessionExportTest, NoticesAreQuotedAfterTheMessageTheyFollowed) {
+  SessionRecord record;
+  record.id = "n";
+  std::vector<HistoryMessage> messages = {Message(1, llm::Role::kUser, {Text("Fix it")}),
+                                          Message(2, llm::Role::kAssistant, {Text("Fixed.")})};
+  auto chunk = [](int64_t seq, const char* text) {
+    return StoredEvent{seq, 0, "agent_message_chunk",
+                       Json{{"sessionUpdate", "agent_message_chunk"},
+                            {"content", {{"type", "text"}, {"text", text}}}}
+                           .dump()};
+  };
+  std::vector<StoredEvent> events = {
+      StoredEvent{1, 0, "message", R"({"seq":1})"},
+      chunk(2, "Fixed."),  // The model's: it became message 2.
+      StoredEvent{3, 0, "message", R"({"seq":2})"},
+      chunk(4, "\n\n(Profile 'main' was unavailable; this answer came from its fallback.)"),
+      StoredEvent{5, 0, "turn_end", "{}"},
+      chunk(6, "Stopped: the cost limit.\nSend a message to continue."),
+      StoredEvent{7, 0, "turn_end", "{}"},
+      chunk(8, "A reply cut short"),  // Never a message, never a notice.
+  };
+  std::string markdown = ExportMarkdown(record, messages, events);
+  EXPECT_NE(markdown.find("Fixed.\n\n> **lapce-ai:** (Profile 'main' was unavailable; this "
+                          "answer came from its fallback.)\n\n> **lapce-ai:** Stopped: the cost "
+                          "limit.\n> Send a message to continue.\n\n"),
+            std::string::npos)
+      << markdown;
+  EXPECT_EQ(markdown.find("cut short"), std::string::npos) << markdown;
+  // Before the first message (a store journaled by hand) and with a payload that is not an
+  // update: where it falls, and skipped.
+  events = {chunk(1, "Stopped early."), StoredEvent{2, 0, "turn_end", "{}"},
+            StoredEvent{3, 0, "agent_message_chunk", "{not json"},
+            StoredEvent{4, 0, "turn_end", "{}"}};
+  markdown = ExportMarkdown(record, messages, events);
+  EXPECT_LT(markdown.find("> **lapce-ai:** Stopped early."), markdown.find("## 1. User"))
+      << markdown;
+}
+
 TEST(SessionExportTest, MinimalSessionHasIdAsTitleAndNoTodoSection) {
   SessionRecord record;
   record.id = "abc";
-  std::string markdown = ExportMarkdown(record, {});
+  std::string markdown = ExportMarkdown(record, {}, {});
   EXPECT_EQ(markdown.rfind("# Session abc\n", 0), 0u) << markdown;
   EXPECT_EQ(markdown.find("Todo list"), std::string::npos);
 }
@@ -159,13 +201,13 @@ TEST(SessionExportTest, XmlToolCallsInTheTextAreFenced) {
       Message(1, llm::Role::kUser, {Text("Read a.txt")}),
       Message(2, llm::Role::kAssistant,
               {Text("Reading <b>it</b>.\n<read_file>\n<path>a.txt</path>\n</read_file>")})};
-  std::string markdown = ExportMarkdown(record, messages);
+  std::string markdown = ExportMarkdown(record, messages, {});
   EXPECT_NE(markdown.find("Reading <b>it</b>.\n\nTool call `read_file`:\n\n```xml\n<read_file>\n"
                           "<path>a.txt</path>\n</read_file>\n```\n"),
             std::string::npos)
       << markdown;
   record.tool_protocol = ToolProtocol::kNative;  // Native text is never parsed for calls.
-  EXPECT_EQ(ExportMarkdown(record, messages).find("```xml"), std::string::npos);
+  EXPECT_EQ(ExportMarkdown(record, messages, {}).find("```xml"), std::string::npos);
 }
 
 TEST(SessionExportTest, StoredAndLoadedSessionExportsTheSame) {
@@ -198,7 +240,8 @@ TEST(SessionExportTest, StoredAndLoadedSessionExportsTheSame) {
     Result<std::vector<StoredEvent>> events = (*store)->LoadEvents(Record().id);
     ASSERT_TRUE(events.ok());
     EXPECT_EQ(ExportJson(**record, *messages, *events), ExportJson(Record(), Messages(), Events()));
-    EXPECT_EQ(ExportMarkdown(**record, *messages), ExportMarkdown(Record(), Messages()));
+    EXPECT_EQ(ExportMarkdown(**record, *messages, *events),
+              ExportMarkdown(Record(), Messages(), Events()));
   }
 }
 

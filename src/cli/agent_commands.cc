@@ -1003,7 +1003,7 @@ int SessionsShowOrExport(const SessionsFlags& flags, bool is_export) {
   std::string text =
       flags.format == "json"
           ? agent::ExportJson(loaded->record, loaded->messages, loaded->events, status)
-          : agent::ExportMarkdown(loaded->record, loaded->messages, status);
+          : agent::ExportMarkdown(loaded->record, loaded->messages, loaded->events, status);
   if (flags.output.empty()) {
     // What the model and its commands said cannot retitle or clear the user's terminal.
     if (::isatty(STDOUT_FILENO) == 1) text = Visible(text);
