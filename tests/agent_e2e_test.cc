@@ -701,6 +701,30 @@ TEST_F(AgentE2eTest, AcpWithABadConfigurationAnswersAndSaysWhy) {
       << acp.out;
 }
 
+// The agent's commands do not see the variable its provider key came from: a command the model
+// wrote (prompt injection, an allowed `curl`) printed it to the model, the editor and the store.
+// The rest of the environment is theirs.
+TEST_F(AgentE2eTest, CommandsDoNotSeeTheProviderKey) {
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall(
+                     "call_1", "execute_command",
+                     R"({"command":"echo key=${OPENAI_API_KEY:-hidden}; env | grep -c 7c1"})"));
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("call_2", "attempt_completion", R"({"result":"Done."})"));
+  std::vector<std::string> env = Env();
+  std::erase(env, "OPENAI_API_KEY=test");
+  env.push_back("OPENAI_API_KEY=sk-e2e-7c1");
+  env.push_back("OTHER_SETTING=visible-7c1");  // Not a key: the command sees it.
+  ProcessResult run = test::RunProcess(RunArgs("print the key", {"--yes"}), env);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::vector<Json> bodies = RequestBodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  const std::string told = bodies[1].dump();
+  EXPECT_NE(told.find("key=hidden\\n1\\n"), std::string::npos) << told;
+  EXPECT_EQ(told.find("sk-e2e"), std::string::npos) << told;
+  EXPECT_EQ(run.out.find("sk-e2e"), std::string::npos) << run.out;
+}
+
 // After three replies without a tool call the task waits for guidance: --json's stop says so.
 TEST_F(AgentE2eTest, AJsonRunWaitingForTheUserSaysSo) {
   fake_->Enqueue(kChatPath, testing::OpenAiText("Thinking aloud."));

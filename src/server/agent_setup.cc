@@ -1,5 +1,6 @@
 #include "server/agent_setup.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "agent/store.h"
@@ -138,6 +139,16 @@ Result<std::unique_ptr<AgentStack>> MakeAgentStack(std::unique_ptr<llm::Provider
                                                    const std::string& store_path) {
   auto stack = std::make_unique<AgentStack>();
   stack->pool = std::move(pool);
+  // The agent's commands do not see the variables its keys came from.
+  for (const llm::ProfileInfo& profile : stack->pool->Profiles()) {
+    constexpr std::string_view kFromEnv = "env ";
+    if (!profile.api_key_source.starts_with(kFromEnv)) continue;
+    std::string variable = profile.api_key_source.substr(kFromEnv.size());
+    std::vector<std::string>& hidden = settings.tools.hidden_env;
+    if (std::find(hidden.begin(), hidden.end(), variable) == hidden.end()) {
+      hidden.push_back(std::move(variable));
+    }
+  }
   if (store_path.empty()) {
     ASSIGN_OR_RETURN(stack->store, agent::SessionStore::OpenDefault());
   } else {

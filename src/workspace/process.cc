@@ -218,6 +218,7 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
   internal::SpawnOptions spawn;
   spawn.argv = {ShellPath(), "-c", std::string(command)};
   spawn.cwd = options.cwd;
+  spawn.removed_env = options.hidden_env;
   spawn.is_new_session = true;
   spawn.merges_stderr = true;
   // Listed until RunCommand returns (and after, while what the shell left in its group runs):

@@ -27,6 +27,8 @@ struct CommandOptions {
   // The output kept in CommandOutcome::output: its first and last halves of this many bytes
   // (a command printing without end must not fill memory). on_output sees everything.
   size_t keep_bytes = 2 << 20;
+  // Variables of this process's environment the command does not inherit (the provider keys').
+  std::vector<std::string> hidden_env;
 };
 
 struct CommandOutcome {

@@ -272,6 +272,19 @@ TEST(RunCommandTest, CommandsAndChildrenEndWhenTheirProcessIsKilled) {
   for (pid_t pid : {background, child, command}) ::kill(pid, SIGKILL);  // Should a check fail.
 }
 
+// The variables named in hidden_env are not inherited; the rest are.
+TEST(RunCommandTest, HiddenVariablesAreNotInherited) {
+  ::setenv("LAI_TEST_HIDDEN_KEY", "secret", 1);
+  ::setenv("LAI_TEST_KEPT", "kept", 1);
+  CommandOptions options = InTmp();
+  options.hidden_env = {"LAI_TEST_HIDDEN_KEY"};
+  auto outcome = RunCommand("echo ${LAI_TEST_HIDDEN_KEY:-unset} $LAI_TEST_KEPT", options);
+  ::unsetenv("LAI_TEST_HIDDEN_KEY");
+  ::unsetenv("LAI_TEST_KEPT");
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->output, "unset kept\n");
+}
+
 // A command inherits nothing of the engine but its three standard streams: not a descriptor some
 // library opened without close-on-exec (libcurl's provider connections were readable and
 // writable by every command).

@@ -78,7 +78,7 @@ Result<SpawnedChild> Spawn(const SpawnOptions& options) {
   char** env = environ;
   std::vector<std::string> merged;
   std::vector<char*> env_pointers;
-  if (!options.extra_env.empty() || options.clears_env) {
+  if (!options.extra_env.empty() || options.clears_env || !options.removed_env.empty()) {
     for (char** entry = environ; !options.clears_env && *entry != nullptr; ++entry) {
       std::string_view text(*entry);
       std::string_view name = text.substr(0, text.find('='));
@@ -86,6 +86,7 @@ Result<SpawnedChild> Spawn(const SpawnOptions& options) {
       for (const std::string& extra : options.extra_env) {
         replaced = replaced || std::string_view(extra).substr(0, extra.find('=')) == name;
       }
+      for (const std::string& removed : options.removed_env) replaced = replaced || removed == name;
       if (!replaced) merged.emplace_back(text);
     }
     merged.insert(merged.end(), options.extra_env.begin(), options.extra_env.end());

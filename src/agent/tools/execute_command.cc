@@ -179,6 +179,7 @@ class ExecuteCommandTool final : public ToolBase {
     options.cwd = cwd;
     options.timeout = std::chrono::seconds(std::max(0, context.settings.command_timeout_seconds));
     options.cancelled = context.cancelled;
+    options.hidden_env = context.settings.hidden_env;
     options.on_output = [&context](std::string_view chunk) { context.host.OnOutput(chunk); };
     Result<workspace::CommandOutcome> outcome =
         context.commands != nullptr ? context.commands->Run(*command, options, context.call_id)

@@ -72,6 +72,9 @@ struct ToolSettings {
   int search_max_results = 300;         // search_files: matches before the truncation notice.
   int command_timeout_seconds = 0;      // execute_command: 0 = no timeout.
   int command_output_line_limit = 500;  // execute_command: head+tail kept beyond this.
+  // execute_command: variables a command does not inherit: those the provider keys came from
+  // (a command the model writes could otherwise print or send them). Not a config key.
+  std::vector<std::string> hidden_env;
 };
 
 // The editor's view of files (ACP fs/*): reads see unsaved buffers, writes land in them.

@@ -23,6 +23,7 @@ struct SpawnOptions {
   // Added to (or replacing in) this process's environment: "NAME=value".
   std::vector<std::string> extra_env;
   bool clears_env = false;  // The child's environment is extra_env alone.
+  std::vector<std::string> removed_env;  // Names left out of this process's environment.
 };
 
 struct SpawnedChild {
