@@ -1068,9 +1068,33 @@ std::string FormatProfiles(const Config& config) {
   return out;
 }
 
+namespace {
+
+// `url` as an error may quote it: a user:password@ and a query or fragment (where keys are put
+// too) as ***. Errors are pasted into bug reports.
+std::string ShownUrl(std::string_view url) {
+  size_t scheme = url.find("://");
+  size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  size_t end = std::min(url.size(), url.find_first_of("/?#", start));
+  std::string shown(url.substr(0, start));
+  std::string_view authority = url.substr(start, end - start);
+  if (size_t at = authority.rfind('@'); at != std::string_view::npos) {
+    shown += "***@";
+    authority.remove_prefix(at + 1);
+  }
+  shown += authority;
+  std::string_view rest = url.substr(end);
+  size_t query = rest.find_first_of("?#");
+  shown += rest.substr(0, query);
+  if (query != std::string_view::npos) shown += std::string(1, rest[query]) + "***";
+  return shown;
+}
+
+}  // namespace
+
 std::string BaseUrlProblem(std::string_view url) {
   auto problem = [&](std::string_view expected) {
-    return "expected " + std::string(expected) + ", got " + Quote(url);
+    return "expected " + std::string(expected) + ", got " + Quote(ShownUrl(url));
   };
   size_t scheme = url.starts_with("http://") ? 7 : url.starts_with("https://") ? 8 : 0;
   if (scheme == 0) return problem("a URL starting with http:// or https://");

@@ -648,7 +648,15 @@ TEST(BaseUrlTest, AcceptsHostsAndPortsAndRefusesTheRest) {
             std::string::npos);
   EXPECT_NE(BaseUrlProblem("http://host:/v1").find("a port number after"), std::string::npos);
   EXPECT_NE(BaseUrlProblem("http://[::1/v1").find("[IPv6 host] is closed"), std::string::npos);
-  EXPECT_NE(BaseUrlProblem("http://u:p@host/v1").find("without user:password@"), std::string::npos);
+  // The error quotes the URL without its credentials or query: errors are pasted into reports.
+  EXPECT_EQ(BaseUrlProblem("http://bob:pw-SECRET7@host/v1"),
+            "expected a URL without user:password@ (put credentials in api_key or headers), got "
+            "'http://***@host/v1'");
+  EXPECT_EQ(BaseUrlProblem("https://host/v1?api-key=qk-SECRET8").find("SECRET"), std::string::npos);
+  EXPECT_NE(BaseUrlProblem("https://host/v1?api-key=qk-SECRET8").find("'https://host/v1?***'"),
+            std::string::npos);
+  EXPECT_EQ(BaseUrlProblem("http://u:SECRET9@ho st/v1?k=SECRET9#f").find("SECRET"),
+            std::string::npos);
   EXPECT_NE(BaseUrlProblem("http://host/v1\n").find("control characters"), std::string::npos);
   EXPECT_NE(BaseUrlProblem("localhost:8080").find("starting with http://"), std::string::npos);
 }
