@@ -725,6 +725,21 @@ TEST_F(AgentE2eTest, CommandsDoNotSeeTheProviderKey) {
   EXPECT_EQ(run.out.find("sk-e2e"), std::string::npos) << run.out;
 }
 
+// A refusal ends the turn and says so: it was counted a mistake, sent twice more (each paid for)
+// and ended as "3 mistakes in a row".
+TEST_F(AgentE2eTest, ARefusalEndsTheTurnAtOnce) {
+  fake_->Enqueue(kChatPath, testing::MakeResponse(200,
+                                                  "data: {\"choices\":[{\"index\":0,\"delta\":{},"
+                                                  "\"finish_reason\":\"content_filter\"}]}\n\n"
+                                                  "data: [DONE]\n\n",
+                                                  "text/event-stream"));
+  ProcessResult run = Run("something filtered", {"--yes", "--json"});
+  EXPECT_EQ(run.exit_code, 3) << "waits for the user's next message; " << run.err;
+  EXPECT_EQ(RequestBodies().size(), 1u);
+  EXPECT_NE(run.out.find("The provider declined to answer"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find(R"("stopReason":"refusal")"), std::string::npos) << run.out;
+}
+
 // After three replies without a tool call the task waits for guidance: --json's stop says so.
 TEST_F(AgentE2eTest, AJsonRunWaitingForTheUserSaysSo) {
   fake_->Enqueue(kChatPath, testing::OpenAiText("Thinking aloud."));

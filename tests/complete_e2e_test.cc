@@ -328,6 +328,20 @@ TEST_F(CompleteCliTest, ACutAnswerAndMissingUsageAreSaid) {
       << run.err;
 }
 
+// A content filter's or the model's refusal is said, and is not a success (it exited 0, silent).
+TEST_F(CompleteCliTest, ARefusalIsSaidAndFails) {
+  fake_->Enqueue(
+      "/v1/chat/completions",
+      testing::MakeResponse(200,
+                            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":"
+                            "\"content_filter\"}]}\n\ndata: [DONE]\n\n",
+                            "text/event-stream"));
+  RunResult run = RunLapceAi(OpenAi({"Say something"}), {"OPENAI_API_KEY=k"});
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  EXPECT_NE(run.err.find("the provider declined to answer"), std::string::npos) << run.err;
+  EXPECT_EQ(fake_->requests().size(), 1u) << "a refusal is not retried";
+}
+
 // A config file in its own private directory, removed with the object.
 class ConfigFile {
  public:

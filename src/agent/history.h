@@ -32,7 +32,7 @@ struct HistoryMessage {
 
 // Running totals of one session (and what the store keeps per session).
 // kWaiting: a question, or a call for guidance, awaits the user's reply. kStopped: a limit
-// (requests or cost) ended the turn; the user's next message continues the task.
+// (requests or cost) or a refusal ended the turn; the user's next message continues the task.
 enum class SessionStatus { kActive, kCompleted, kCancelled, kFailed, kWaiting, kStopped };
 
 struct SessionTotals {

@@ -2044,6 +2044,15 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     }
     EmitUsage();
     overflow.Reset();
+    if (reply.stop_reason == "refusal" && reply.calls.empty()) {
+      // Not a mistake to send again (each time paid for): the user has to change the request.
+      if (!reply.message.parts.empty()) Append(reply.message, /*with_record=*/true);
+      EmitNotice(Paragraph(
+          "The provider declined to answer (the model refused, or a content filter stopped "
+          "it). Rephrase the request, or use another model."));
+      SaveRecord();
+      return StopReason::kRefusal;
+    }
     if (reply.message.parts.empty()) {
       ++state.consecutive_mistakes;
       parts.push_back({});
@@ -2142,7 +2151,8 @@ Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client)
   // What the user typed or piped in may be in another encoding: the history, the store and every
   // request carry it as JSON, which takes UTF-8 only (it aborted the process).
   Result<StopReason> stop = turn.Run(ValidUtf8(text));
-  if (!stop.ok() || *stop == StopReason::kCancelled || *stop == StopReason::kMaxTurnRequests) {
+  if (!stop.ok() || *stop == StopReason::kCancelled || *stop == StopReason::kMaxTurnRequests ||
+      *stop == StopReason::kRefusal) {
     std::lock_guard lock(mutex_);
     state_->status = !stop.ok()                        ? SessionStatus::kFailed
                      : *stop == StopReason::kCancelled ? SessionStatus::kCancelled

@@ -300,6 +300,12 @@ int Complete(const Config& config, CompleteFlags flags) {
                          event.profile.c_str(), Visible(event.model).c_str());
           }
           exit_status = kExitOk;
+          if (event.text == "refusal") {
+            std::fprintf(stderr,
+                         "lapce-ai complete: the provider declined to answer (the model "
+                         "refused, or a content filter stopped it)\n");
+            exit_status = kExitFailure;
+          }
         } else if (interrupted) {
           std::fprintf(stderr, "lapce-ai complete: cancelled%s\n",
                        stop_signal == SIGPIPE ? ": its output was closed" : "");

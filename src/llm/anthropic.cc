@@ -93,7 +93,7 @@ Result<OrderedJson> BuildMessages(const CompletionRequest& request, bool is_cach
 
 std::string NormalizeStop(std::string_view reason) {
   if (reason == "end_turn" || reason == "stop_sequence" || reason.empty()) return "stop";
-  if (reason == "max_tokens") return "length";
+  if (reason == "max_tokens" || reason == "model_context_window_exceeded") return "length";
   return std::string(reason);  // tool_use, pause_turn, refusal, …
 }
 

@@ -101,6 +101,10 @@ class GeminiParser final : public SseParser {
       EmitDone(tool_count_ > 0 ? "tool_use" : "stop");
     } else if (finish_reason_ == "MAX_TOKENS") {
       EmitDone("length");
+    } else if (finish_reason_ == "SAFETY" || finish_reason_ == "RECITATION" ||
+               finish_reason_ == "BLOCKLIST" || finish_reason_ == "PROHIBITED_CONTENT" ||
+               finish_reason_ == "SPII" || finish_reason_ == "IMAGE_SAFETY") {
+      EmitDone("refusal");  // Blocked by the provider's filters.
     } else {
       std::string reason = finish_reason_;
       for (char& c : reason) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

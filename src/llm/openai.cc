@@ -110,6 +110,7 @@ Result<OrderedJson> BuildMessages(const ProviderSpec& spec, const CompletionRequ
 std::string NormalizeStop(std::string_view reason) {
   if (reason == "tool_calls" || reason == "function_call") return "tool_use";
   if (reason.empty()) return "stop";
+  if (reason == "content_filter") return "refusal";
   return std::string(reason);
 }
 

@@ -89,7 +89,8 @@ struct StreamEvent {
     kToolCallEnd,     // index, tool_call_id, tool_name, arguments_json (see below)
     kUsage,           // usage (may come more than once; each carries the running totals)
     kError,           // error; the last event before nothing (no kDone follows an error)
-    kDone,            // text = stop reason ("stop", "tool_use", "length", …)
+    kDone,  // text = stop reason: "stop", "tool_use", "length", "refusal" (the model's or a
+            // content filter's), or the provider's own word for another
   };
   Kind kind = Kind::kTextDelta;
   std::string text;
