@@ -148,7 +148,7 @@ class OpenAiParser final : public SseParser {
  private:
   // The fields of one chunk the parser uses, read by simdjson into reused members.
   struct CallDelta {
-    int64_t index = 0;
+    int64_t index = -1;  // -1: the delta had none.
     std::string id;
     std::string name;
     std::string arguments;
@@ -221,7 +221,7 @@ class OpenAiParser final : public SseParser {
     return ForEachElementIfArray(value, [&](size_t, od::value element) -> simdjson::error_code {
       if (chunk.calls.size() <= chunk.call_count) chunk.calls.emplace_back();
       CallDelta& call = chunk.calls[chunk.call_count++];
-      call.index = 0;
+      call.index = -1;
       call.id.clear();
       call.name.clear();
       call.arguments.clear();
@@ -275,7 +275,7 @@ class OpenAiParser final : public SseParser {
       EmitText(chunk.content);
       for (size_t i = 0; i < chunk.call_count; ++i) {
         const CallDelta& call = chunk.calls[i];
-        OnCallDelta(static_cast<int>(call.index), call.id, call.name, call.arguments);
+        OnCallDelta(call.index, call.id, call.name, call.arguments);
       }
       if (is_terminated()) return;
     }
@@ -286,12 +286,35 @@ class OpenAiParser final : public SseParser {
     if (chunk.has_usage) EmitUsage(chunk.usage);
   }
 
-  void OnCallDelta(int index, std::string_view id, std::string_view name,
+  // Which call a delta continues, as the numbers of the calls in this reply: the provider's
+  // index says, but some compatible servers and gateways send none, or the same index for
+  // every call: there a new id starts a new call, and a delta without one continues the last.
+  int CallNumber(int64_t provider_index, std::string_view id) {
+    auto known =
+        provider_index < 0 ? by_provider_index_.end() : by_provider_index_.find(provider_index);
+    int continued = provider_index < 0                  ? last_call_
+                    : known != by_provider_index_.end() ? known->second
+                                                        : -1;
+    if (continued >= 0) {
+      const ToolCall& call = tool_calls_[continued];
+      if (id.empty() || !call.has_provider_id || id == call.id) return last_call_ = continued;
+    }
+    int number = static_cast<int>(tool_calls_.size());
+    if (provider_index >= 0) by_provider_index_[provider_index] = number;
+    return last_call_ = number;
+  }
+
+  void OnCallDelta(int64_t provider_index, std::string_view id, std::string_view name,
                    std::string_view fragment) {
+    const int index = CallNumber(provider_index, id);
     auto [it, is_new] = tool_calls_.try_emplace(index);
     ToolCall& tool = it->second;
+    if (!is_new && !name.empty() && name != tool.name) {
+      tool.name += name;  // A name split across deltas (a server repeating it whole is skipped).
+    }
     if (is_new) {
       tool.id = id;
+      tool.has_provider_id = !id.empty();
       if (tool.id.empty()) tool.id = fmt::format("call_{}", index);
       tool.name = name;
       StreamEvent start;
@@ -359,6 +382,7 @@ class OpenAiParser final : public SseParser {
     std::string name;
     std::string arguments;
     bool is_ended = false;
+    bool has_provider_id = false;  // Else the id was made up here.
   };
 
   // False once a terminal event was emitted.
@@ -371,7 +395,7 @@ class OpenAiParser final : public SseParser {
     if (calls == nullptr) return !is_terminated();
     for (const Json& call : *calls) {
       const Json* function = GetObject(call, "function");
-      OnCallDelta(static_cast<int>(GetInt(call, "index")), GetString(call, "id"),
+      OnCallDelta(call.contains("index") ? GetInt(call, "index") : -1, GetString(call, "id"),
                   function ? GetString(*function, "name") : "",
                   function ? GetString(*function, "arguments") : "");
     }
@@ -398,7 +422,9 @@ class OpenAiParser final : public SseParser {
     return !is_terminated();
   }
 
-  std::map<int, ToolCall> tool_calls_;
+  std::map<int, ToolCall> tool_calls_;  // By CallNumber().
+  std::map<int64_t, int> by_provider_index_;
+  int last_call_ = -1;
   std::string finish_reason_;
   FastJson json_;
   Chunk chunk_;
