@@ -342,6 +342,21 @@ TEST_F(CompleteCliTest, ARefusalIsSaidAndFails) {
   EXPECT_EQ(fake_->requests().size(), 1u) << "a refusal is not retried";
 }
 
+// A reply that is not a stream (a proxy's login page, a server that ignored "stream": true) is
+// quoted and not sent again: it was retried 5 times as "ended before the answer was complete".
+TEST_F(CompleteCliTest, AnAnswerThatIsNotAStreamIsQuotedAndNotRetried) {
+  fake_->Enqueue(
+      "/v1/chat/completions",
+      testing::MakeResponse(200, "<html><body>Please log in to the corporate proxy</body></html>\n",
+                            "text/html"));
+  RunResult run = RunLapceAi(OpenAi({"Say something"}), {"OPENAI_API_KEY=k"});
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  EXPECT_NE(run.err.find("the answer is not an event stream; it begins '<html><body>Please log in"),
+            std::string::npos)
+      << run.err;
+  EXPECT_EQ(fake_->requests().size(), 1u);
+}
+
 // A config file in its own private directory, removed with the object.
 class ConfigFile {
  public:
@@ -421,6 +436,20 @@ TEST_F(CompleteCliTest, DoctorChecksTheProfileTheFlagsMakeAndMarksTheDefault) {
   RunResult named = RunLapceAi({"--config", two.path(), "doctor", "--profile", "a"}, {});
   EXPECT_NE(named.out.find("profile a "), std::string::npos) << named.out;
   EXPECT_EQ(named.out.find("profile b "), std::string::npos) << named.out;
+  EXPECT_EQ(named.out.find("(the default"), std::string::npos) << "a is not: " << named.out;
+  // …and the fallbacks it would hand requests to.
+  ConfigFile chain(
+      "[profiles.a]\nprovider = \"ollama\"\nmodel = \"m\"\nbase_url = \"http://127.0.0.1:1\"\n"
+      "fallback = \"c\"\n[profiles.b]\nprovider = \"ollama\"\nmodel = \"m\"\n"
+      "base_url = \"http://127.0.0.1:1\"\n[profiles.c]\nprovider = \"ollama\"\nmodel = \"m\"\n"
+      "base_url = \"http://127.0.0.1:1\"\n");
+  RunResult with_fallback = RunLapceAi({"--config", chain.path(), "doctor", "--profile", "a"}, {});
+  EXPECT_NE(with_fallback.out.find("profile a "), std::string::npos) << with_fallback.out;
+  EXPECT_NE(with_fallback.out.find("profile c                    ollama m at "
+                                   "http://127.0.0.1:1 (a fallback of the one named)"),
+            std::string::npos)
+      << with_fallback.out;
+  EXPECT_EQ(with_fallback.out.find("profile b "), std::string::npos) << with_fallback.out;
 }
 
 // doctor asks as completions do: the key as trimmed, the profile's headers (a gateway refused it,
@@ -446,6 +475,48 @@ TEST_F(CompleteCliTest, DoctorAsksAsCompletionsDoAndA404Fails) {
   EXPECT_NE(spare.out.find("not running (used only when named: --profile ollama)"),
             std::string::npos)
       << spare.out;
+}
+
+// A 200 that is not the API's answer (a proxy's login page) fails doctor, which said
+// "everything looks fine"; a model Ollama has not pulled fails, one a gateway does not list is
+// said.
+TEST_F(CompleteCliTest, DoctorLooksAtWhatTheModelListSays) {
+  ConfigFile config("[profiles.gw]\nprovider = \"openai\"\nmodel = \"gpt-4o\"\nbase_url = \"" +
+                    fake_->base_url() + "/v1\"\n");
+  fake_->Enqueue("/v1/models", testing::MakeResponse(200, "<html>Log in</html>", "text/html"));
+  RunResult proxy = RunLapceAi({"--config", config.path(), "doctor"}, {"OPENAI_API_KEY=k"});
+  EXPECT_EQ(proxy.exit_code, 1) << proxy.out;
+  EXPECT_NE(proxy.out.find("HTTP 200"), std::string::npos) << proxy.out;
+  EXPECT_NE(proxy.out.find(", but not the API's answer (it begins '<html>Log in</html>'): check "
+                           "the base URL, and any proxy between"),
+            std::string::npos)
+      << proxy.out;
+
+  fake_->Enqueue("/v1/models", testing::MakeResponse(200, R"({"data":[{"id":"gpt-4.1"}]})"));
+  RunResult unlisted = RunLapceAi({"--config", config.path(), "doctor"}, {"OPENAI_API_KEY=k"});
+  EXPECT_EQ(unlisted.exit_code, 0) << unlisted.out;
+  EXPECT_NE(unlisted.out.find("; model 'gpt-4o' is not among the 1 it lists"), std::string::npos)
+      << unlisted.out;
+
+  ConfigFile ollama(
+      "[profiles.local]\nprovider = \"ollama\"\nmodel = \"qwen2.5-coder:14b\"\n"
+      "base_url = \"" +
+      fake_->base_url() + "\"\n");
+  const std::string tags = R"({"models":[{"name":"llama3:latest","model":"llama3:latest"}]})";
+  fake_->Enqueue("/api/tags", testing::MakeResponse(200, tags));
+  RunResult missing = RunLapceAi({"--config", ollama.path(), "doctor"}, {});
+  EXPECT_EQ(missing.exit_code, 1) << missing.out;
+  EXPECT_NE(missing.out.find("but model 'qwen2.5-coder:14b' is not pulled: `ollama pull "
+                             "qwen2.5-coder:14b`"),
+            std::string::npos)
+      << missing.out;
+  ConfigFile llama(
+      "[profiles.local]\nprovider = \"ollama\"\nmodel = \"llama3\"\n"
+      "base_url = \"" +
+      fake_->base_url() + "\"\n");
+  fake_->Enqueue("/api/tags", testing::MakeResponse(200, tags));
+  RunResult pulled = RunLapceAi({"--config", llama.path(), "doctor"}, {});
+  EXPECT_EQ(pulled.exit_code, 0) << pulled.out;
 }
 
 // A profile that fails hands the request to its fallback: the user is told which profile and

@@ -437,6 +437,30 @@ class DoctorReport {
 };
 
 // ripgrep: the search tools run `rg`.
+// The models a model-list reply names: OpenAI-style (and Anthropic's) data[].id, Ollama's
+// models[].name, Gemini's models[].name without "models/". nullopt: the reply is not JSON.
+std::optional<std::vector<std::string>> ListedModels(const std::string& body) {
+  nlohmann::json reply = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (reply.is_discarded()) return std::nullopt;
+  std::vector<std::string> names;
+  if (!reply.is_object()) return names;
+  for (const char* list : {"data", "models"}) {
+    auto models = reply.find(list);
+    if (models == reply.end() || !models->is_array()) continue;
+    for (const nlohmann::json& model : *models) {
+      for (const char* key : {"id", "name"}) {
+        auto field = model.is_object() ? model.find(key) : model.end();
+        if (field == model.end() || !field->is_string()) continue;
+        std::string name = field->get<std::string>();
+        if (name.starts_with("models/")) name.erase(0, 7);
+        names.push_back(std::move(name));
+        break;
+      }
+    }
+  }
+  return names;
+}
+
 void CheckRipgrep(DoctorReport& report) {
   if (const char* path = std::getenv("PATH"); path != nullptr) {
     std::string_view rest = path;
@@ -506,13 +530,27 @@ int Doctor(const Config& config, const ProviderFlags& flags) {
                   "none configured: add a profile to the config file, or set a provider key such "
                   "as OPENAI_API_KEY or ANTHROPIC_API_KEY");
     }
-    // Flags that name a profile ask about that one: the others are not in use.
+    // Flags that name a profile ask about that one and the fallbacks it would hand requests
+    // to: the others are not in use.
     const bool only_named = NamesAProfile(flags);
+    std::vector<std::string> in_use = {default_profile};
+    for (size_t i = 0; i < in_use.size(); ++i) {
+      for (const Config::Profile& configured : config.profiles) {
+        if (configured.name == in_use[i] && !configured.fallback.empty() &&
+            std::find(in_use.begin(), in_use.end(), configured.fallback) == in_use.end()) {
+          in_use.push_back(configured.fallback);
+        }
+      }
+    }
     for (const llm::ProfileInfo& profile : profiles) {
-      if (only_named && profile.name != default_profile) continue;
+      const bool is_fallback = profile.name != default_profile;
+      if (only_named && std::find(in_use.begin(), in_use.end(), profile.name) == in_use.end()) {
+        continue;
+      }
       report.Line(true, "profile " + profile.name,
                   profile.provider + " " + profile.model + " at " + profile.base_url +
-                      (profiles.size() > 1 && profile.name == default_profile
+                      (only_named && is_fallback ? " (a fallback of the one named)"
+                       : !only_named && profiles.size() > 1 && !is_fallback
                            ? " (the default: used unless a command names another)"
                            : ""));
       const llm::internal::ProviderSpec* spec = llm::internal::FindProvider(profile.provider);
@@ -565,9 +603,34 @@ int Doctor(const Config& config, const ProviderFlags& flags) {
         report.Line(false, "  reachable",
                     "GET " + url + ": HTTP " + std::to_string(response->status) + latency +
                         ": the server is failing");
+      } else if (std::optional<std::vector<std::string>> models = ListedModels(response->body);
+                 !models) {
+        // A proxy's login page, a web UI at the base URL: requests would get the same.
+        std::string begins = Visible(ValidUtf8(response->body.substr(0, 80)));
+        std::replace(begins.begin(), begins.end(), '\n', ' ');
+        report.Line(false, "  reachable",
+                    "GET " + url + ": HTTP " + std::to_string(response->status) + latency +
+                        ", but not the API's answer (it begins '" + begins +
+                        "'): check the base URL, and any proxy between");
       } else {
-        report.Line(true, "  reachable",
-                    "GET " + url + ": HTTP " + std::to_string(response->status) + latency);
+        std::string line = "GET " + url + ": HTTP " + std::to_string(response->status) + latency;
+        const bool is_ollama = profile.provider == "ollama";
+        const bool is_listed =
+            models->empty() ||
+            std::any_of(models->begin(), models->end(), [&](const std::string& name) {
+              return name == profile.model || (is_ollama && name == profile.model + ":latest");
+            });
+        if (is_listed) {
+          report.Line(true, "  reachable", line);
+        } else if (is_ollama) {  // Ollama's list is what it can run.
+          report.Line(false, "  reachable",
+                      line + ", but model '" + profile.model + "' is not pulled: `ollama pull " +
+                          profile.model + "`");
+        } else {  // Gateways take names they do not list: said, not failed.
+          report.Line(true, "  reachable",
+                      line + "; model '" + profile.model + "' is not among the " +
+                          std::to_string(models->size()) + " it lists");
+        }
       }
     }
   }

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "base/strings.h"
 #include "http/retry.h"
 #include "llm/internal/parser_base.h"
 #include "llm/json_string.h"
@@ -737,6 +738,21 @@ void SseParser::Finish() {
       EmitError(
           KindOfAnswerError(type, message),
           fmt::format("{} answered with an error instead of a stream: {}", provider_, message));
+      return;
+    }
+    // Something else answered (a proxy's login page, a web UI at the base URL, a server that
+    // ignored "stream": true): sending it again gets the same, so it is not retried. A stream
+    // that held only comments (": ping") ended early, as any other.
+    size_t start = head_.find_first_not_of(" \t\r\n");
+    if (start != std::string::npos && head_[start] != ':') {
+      std::string begins = Visible(ValidUtf8(head_.substr(start, 160)));
+      for (char& c : begins) {
+        if (c == '\n' || c == '\t') c = ' ';
+      }
+      EmitBadResponse(fmt::format(
+          "the answer is not an event stream; it begins '{}'{}: check the base URL, and any "
+          "proxy between",
+          begins, head_.size() - start > 160 ? "…" : ""));
       return;
     }
   }

@@ -135,7 +135,15 @@ TEST(RunCommandTest, ABackgroundJobHoldingTheOutputRunsOn) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
   EXPECT_EQ(outcome->exit_code, 0);
   EXPECT_TRUE(outcome->left_running);
-  const pid_t job = static_cast<pid_t>(std::stol(outcome->output));
+  // The job's first ticks may come before the shell's line with its pid.
+  pid_t job = 0;
+  std::istringstream lines(outcome->output);
+  for (std::string line; job == 0 && std::getline(lines, line);) {
+    if (!line.empty() && line.find_first_not_of("0123456789") == std::string::npos) {
+      job = static_cast<pid_t>(std::stol(line));
+    }
+  }
+  ASSERT_GT(job, 0) << outcome->output;
   auto count = [&] {
     std::ifstream in(ticks);
     return std::count(std::istreambuf_iterator<char>(in), {}, '\n');
