@@ -725,6 +725,27 @@ TEST_F(AgentE2eTest, CommandsDoNotSeeTheProviderKey) {
   EXPECT_EQ(run.out.find("sk-e2e"), std::string::npos) << run.out;
 }
 
+// `acp --mode nosuch`: the agent's argument is wrong, not the editor's request (-32602 blamed the
+// client's params).
+TEST_F(AgentE2eTest, AcpWithAnUnknownModeArgumentSaysSo) {
+  test::ProcessOptions options;
+  options.input = R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1}})"
+                  "\n"
+                  R"({"jsonrpc":"2.0","id":2,"method":"session/new","params":{"cwd":")" +
+                  repo_ + R"(","mcpServers":[]}})" + "\n";
+  std::vector<std::string> argv = {LAPCE_AI_BIN, "acp", "--mode", "nosuch"};
+  for (const std::string& a : Provider()) argv.push_back(a);
+  ProcessResult acp = test::RunProcess(argv, Env(), options);
+  EXPECT_EQ(acp.exit_code, 0) << acp.err;
+  size_t refused = acp.out.find(R"("id":2,"error":{"code":-32603,)");
+  ASSERT_NE(refused, std::string::npos) << acp.out;
+  EXPECT_NE(acp.out.find("the default mode 'nosuch' (--mode, or agent.mode in config.toml) is not "
+                         "defined for this workspace",
+                         refused),
+            std::string::npos)
+      << acp.out;
+}
+
 // A refusal ends the turn and says so: it was counted a mistake, sent twice more (each paid for)
 // and ended as "3 mistakes in a row".
 TEST_F(AgentE2eTest, ARefusalEndsTheTurnAtOnce) {

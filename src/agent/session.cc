@@ -2128,7 +2128,13 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
 Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client) {
   {
     // Under mutex_ with Cancel(), so a cancel right after the turn starts is never lost.
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    // A prompt sent right after a cancel (the user typed on while the agent worked) waits for
+    // the cancelled turn to end, which it does within moments: its command is being stopped
+    // (2 s at most before SIGKILL), its stream closed.
+    if (running_.load() && cancelled_.load()) {
+      turn_ended_.wait_for(lock, std::chrono::seconds(10), [this] { return !running_.load(); });
+    }
     if (running_.load()) {
       return Error(ErrorCode::kUnavailable,
                    "session " + id_ + " is already running a turn; cancel it or wait");
@@ -2165,7 +2171,11 @@ Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client)
     Status flushed = db->Flush();
     if (!flushed.ok()) spdlog::warn("session {}: {}", id_, flushed.ToString());
   }
-  running_.store(false);
+  {
+    std::lock_guard lock(mutex_);
+    running_.store(false);
+  }
+  turn_ended_.notify_all();
   return stop;
 }
 
@@ -2301,6 +2311,13 @@ Result<std::shared_ptr<Session>> Engine::NewSession(const SessionOptions& option
   if (FindMode(modes, mode) == nullptr) {
     std::string names;
     for (const ModeConfig& each : modes) names += (names.empty() ? "" : ", ") + each.slug;
+    if (options.mode.empty()) {  // Not the request's fault: the engine's setting.
+      return Error(ErrorCode::kUnavailable,
+                   "the default mode '" + mode +
+                       "' (--mode, or agent.mode in config.toml) is not defined for this "
+                       "workspace; the modes are: " +
+                       names);
+    }
     return Error(ErrorCode::kInvalidArgument,
                  "unknown mode '" + mode + "'; the modes are: " + names);
   }

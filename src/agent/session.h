@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -155,6 +156,7 @@ class Session {
   std::atomic<bool> running_{false};
   std::atomic<bool> cancelled_{false};
   mutable std::mutex mutex_;  // Guards state_ fields read by Info() from other threads.
+  std::condition_variable turn_ended_;  // With mutex_: running_ became false.
   struct State;
   std::unique_ptr<State> state_;
 };

@@ -983,6 +983,32 @@ TEST_F(SessionTest, CancelWhilePermissionIsPending) {
   EXPECT_EQ(server_->requests().size(), 1u);
 }
 
+// A prompt sent right after a cancel, without waiting for the cancelled turn's answer (the user
+// typed on while the agent worked), waits for that turn to end and runs: it was refused as
+// "already running a turn".
+TEST_F(SessionTest, APromptRightAfterACancelWaitsForTheTurnToEnd) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(
+      OpenAiToolCall("call_s", "execute_command",
+                     json{{"command", "touch started.txt; sleep 20"}, {"cwd", nullptr}}.dump()));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  Result<StopReason> stop = Error(ErrorCode::kInternal, "not run");
+  std::thread turn([&] { stop = session->Prompt("Wait a while", client); });
+  for (int i = 0; i < 500 && !std::filesystem::exists(workspace_ + "/started.txt"); ++i) {
+    std::this_thread::sleep_for(10ms);  // Bounded: 5 s for the command to start.
+  }
+  session->Cancel();
+  TestClient next_client;
+  Result<StopReason> next = session->Prompt("Something else", next_client);
+  turn.join();
+  ASSERT_TRUE(stop.ok()) << stop.error().ToString();
+  EXPECT_EQ(*stop, StopReason::kCancelled);
+  ASSERT_TRUE(next.ok()) << next.error().ToString();
+  EXPECT_EQ(*next, StopReason::kEndTurn);
+}
+
 TEST_F(SessionTest, OnlyTheFirstToolCallOfAMessageRuns) {
   Engine& engine = MakeEngine(MakePool({"p"}));
   std::shared_ptr<Session> session = NewSession(engine);
