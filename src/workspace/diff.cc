@@ -746,11 +746,14 @@ struct Match {
 // Finds a block's search text in a document. One instance per block attempt.
 class Matcher {
  public:
-  Matcher(Document& document, std::string_view search_chunk, int search_lines)
-      : document_(document),
+  Matcher(Document& document, std::string_view search_chunk, int search_lines, uint64_t work_limit)
+      : work_left_(work_limit),
+        document_(document),
         search_lines_(search_lines),
         normalized_search_(NormalizeForMatch(search_chunk)),
         masks_(normalized_search_) {}
+
+  bool ran_out() const { return ran_out_; }
 
   // Kilo's getSimilarity for the window starting at `index`.
   double SimilarityAt(int index) {
@@ -809,7 +812,9 @@ class Matcher {
 
   // Middle-out search over start indices [start, end] for the first window with the highest
   // similarity (strictly greater wins, as in Kilo). When `threshold` is given, only windows
-  // reaching it count, which lets the distance computation stop early.
+  // reaching it count, which lets the distance computation stop early. The distances computed
+  // are bounded (DiffOptions::fuzzy_work): over a large file without a :start_line: the search
+  // stops at the bound, with the best found so far (ran_out() then says so).
   Match FindBest(const NormalizedRegion& region, int start, int end,
                  std::optional<double> threshold) {
     Match best;
@@ -862,6 +867,12 @@ class Matcher {
           threshold ? std::max(*threshold, best.similarity) : best.similarity;
       const int budget = DistanceBudget(floor_similarity, max_length);
       if (budget < 0 || lower_bound[i - start] > budget) return true;
+      const uint64_t work = window.size() * (search_size / 64 + 1);
+      if (work > work_left_) {
+        ran_out_ = true;
+        return false;
+      }
+      work_left_ -= work;
       const int distance = masks_.Distance(window, budget);
       if (distance > budget) return true;
       const double similarity = SimilarityFromDistance(distance, window.size(), search_size);
@@ -879,6 +890,8 @@ class Matcher {
     return std::min(document_.size(), std::max(end, 0) + search_lines_);
   }
 
+  uint64_t work_left_;
+  bool ran_out_ = false;
   Document& document_;
   int search_lines_;
   std::string normalized_search_;
@@ -897,7 +910,7 @@ struct Attempt {
 
 Attempt Locate(Document& document, std::string_view search_chunk, int search_lines, int start_line,
                const DiffOptions& options, int window_start, int window_end) {
-  Matcher matcher(document, search_chunk, search_lines);
+  Matcher matcher(document, search_chunk, search_lines, options.fuzzy_work);
   Attempt attempt;
   const double threshold = options.fuzzy_threshold;
   if (start_line > 0 && start_line - 1 < document.size()) {
@@ -1062,10 +1075,14 @@ Result<DiffOutcome> ApplyMultiSearchReplace(std::string_view original, std::stri
 
     if (!attempt.accepted) {
       // The closest candidate, for the report (Kilo: the best score over the same window).
-      Matcher matcher(document, search, search_count);
+      Matcher matcher(document, search, search_count, options.fuzzy_work);
       Match best = matcher.FindBest(matcher.Region(window_start, window_end), window_start,
                                     window_end, std::nullopt);
-      std::string best_section = "\n\nBest Match Found:\n";
+      std::string best_section =
+          matcher.ran_out()
+              ? "\n\nBest Match Found (the file is too large to search whole without a "
+                ":start_line:; this is the closest among the lines searched):\n"
+              : "\n\nBest Match Found:\n";
       if (best.index >= 0) {
         best_section += AddLineNumbers(
             document.Join(best.index, std::min(n, best.index + search_count)), best.index + 1);

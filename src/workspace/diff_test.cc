@@ -383,5 +383,28 @@ TEST(ApplyDiffTest, LargeFileFuzzyWithoutHint) {
             std::string::npos);
 }
 
+// Without :start_line:, the closest match in a large file is looked for within a bound: the
+// search stops there (it took minutes over 700,000 lines, and Ctrl-C could not stop it), the
+// block fails as it would, and the report says the match shown is the closest of those searched.
+TEST(ApplyDiffTest, TheClosestMatchSearchIsBounded) {
+  std::string original;
+  for (int i = 0; i < 2000; ++i) original += "line " + std::to_string(i) + " of the file\n";
+  const std::string diff =
+      "<<<<<<< SEARCH\nnothing like this\nnor this\n=======\nnew\n>>>>>>> REPLACE\n";
+  DiffOptions bounded;
+  bounded.fuzzy_work = 20'000;  // A few hundred windows of the 2000.
+  Result<DiffOutcome> cut = ApplyMultiSearchReplace(original, diff, bounded);
+  ASSERT_TRUE(cut.ok());
+  ASSERT_EQ(cut->failures.size(), 1u);
+  EXPECT_EQ(cut->content, original);
+  EXPECT_NE(cut->failures[0].message.find("too large to search whole without a :start_line:"),
+            std::string::npos)
+      << cut->failures[0].message;
+  Result<DiffOutcome> whole = ApplyMultiSearchReplace(original, diff, {});
+  ASSERT_TRUE(whole.ok());
+  ASSERT_EQ(whole->failures.size(), 1u);
+  EXPECT_EQ(whole->failures[0].message.find("too large"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lai::workspace
