@@ -293,6 +293,34 @@ TEST(RunCommandTest, HiddenVariablesAreNotInherited) {
   EXPECT_EQ(outcome->output, "unset kept\n");
 }
 
+// git diff, git show and git log -p show the changes of tracked files: a tracked blocked file
+// among those they cover refuses them (git diff printed its old and new lines).
+TEST(GitGrepTest, PatchesOfTrackedBlockedFilesRefuseTheCommand) {
+  testing::TempTree tree;
+  tree.File(".kilocodeignore", "*.env\n");
+  tree.File("src/main.c", "int main;\n");
+  tree.File("local.env", "SECRET=1\n");
+  std::string git = "cd '" + tree.root() + "' && git -c user.name=t -c user.email=t@t ";
+  ASSERT_EQ(std::system(("cd '" + tree.root() + "' && git init -q").c_str()), 0);
+  ASSERT_EQ(std::system((git + "add src && " + git + "commit -q -m one").c_str()), 0);
+  auto workspace = Workspace::Open(tree.root());
+  ASSERT_TRUE(workspace.ok());
+  const std::string& cwd = tree.root();
+  // Untracked: no patch of git's shows it.
+  EXPECT_EQ((*workspace)->FindBlockedPathInCommand("git diff", cwd), std::nullopt);
+  EXPECT_EQ((*workspace)->FindBlockedPathInCommand("git log -p", cwd), std::nullopt);
+  ASSERT_EQ(std::system((git + "add -f local.env && " + git + "commit -q -m two").c_str()), 0);
+  for (const char* command : {"git diff", "git diff HEAD~1", "git show", "git log -p",
+                              "git log --patch -3", "git format-patch -1 --stdout"}) {
+    EXPECT_EQ((*workspace)->FindBlockedPathInCommand(command, cwd), "./local.env") << command;
+  }
+  // Paths that leave it out, and commands that show no file's content, go.
+  EXPECT_EQ((*workspace)->FindBlockedPathInCommand("git diff -- src", cwd), std::nullopt);
+  EXPECT_EQ((*workspace)->FindBlockedPathInCommand("git log -p src/main.c", cwd), std::nullopt);
+  EXPECT_EQ((*workspace)->FindBlockedPathInCommand("git log --oneline", cwd), std::nullopt);
+  EXPECT_EQ((*workspace)->FindBlockedPathInCommand("git status", cwd), std::nullopt);
+}
+
 // A command inherits nothing of the engine but its three standard streams: not a descriptor some
 // library opened without close-on-exec (libcurl's provider connections were readable and
 // writable by every command).

@@ -260,16 +260,41 @@ bool Workspace::IsBlocked(const ResolvedPath& path) const {
 namespace {
 
 // Commands whose file arguments are read (Kilo Code's list plus common text tools).
-constexpr std::array<std::string_view, 45> kReadingCommands = {
-    "link", "install", "tar",         "zip",   "rsync",        "scp",  "gzip",    "bzip2",
-    "xz",   "zstd",    "ack",         "ln",    "cat",          "head", "tail",    "less",
-    "more", "grep",    "egrep",       "fgrep", "rg",           "ag",   "sed",     "awk",
-    "gawk", "bat",     "batcat",      "nl",    "od",           "xxd",  "hexdump", "strings",
-    "cut",  "sort",    "uniq",        "wc",    "diff",         "cp",   "mv",      "base64",
-    "tac",  "type",    "get-content", "gc",    "select-string"};
+constexpr std::array<std::string_view, 73> kReadingCommands = {
+    "link",    "install", "tar",         "zip",      "rsync",
+    "scp",     "gzip",    "bzip2",       "xz",       "zstd",
+    "ack",     "ln",      "cat",         "head",     "tail",
+    "less",    "more",    "grep",        "egrep",    "fgrep",
+    "rg",      "ag",      "sed",         "awk",      "gawk",
+    "bat",     "batcat",  "nl",          "od",       "xxd",
+    "hexdump", "strings", "cut",         "sort",     "uniq",
+    "wc",      "diff",    "cp",          "mv",       "base64",
+    "tac",     "type",    "get-content", "gc",       "select-string",
+    "paste",   "fold",    "comm",        "column",   "join",
+    "fmt",     "pr",      "expand",      "unexpand", "iconv",
+    "split",   "csplit",  "source",      ".",        "vim",
+    "vi",      "view",    "nano",        "emacs",    "ed",
+    "ex",      "perl",    "python",      "python3",  "ruby",
+    "node",    "php",     "jq"};
 
 // Searches that read whole directory trees: always (rg, ag, ack), or with a recursive flag (grep).
 bool IsTreeSearch(std::string_view name) { return name == "rg" || name == "ag" || name == "ack"; }
+// Commands that copy or pack whole trees when told to (tar c, zip -r, cp -r, rsync -a, scp -r):
+// the blocked files in a tree they name are read, and end up where nothing blocks them.
+bool IsTreeCopier(std::string_view name) {
+  return name == "tar" || name == "zip" || name == "cp" || name == "rsync" || name == "scp";
+}
+// Whether `flag` makes `copier` read trees: tar's c (create), the others' r, R (or a: archive).
+bool IsTreeCopyFlag(std::string_view copier, std::string_view flag) {
+  if (flag.starts_with("--")) {
+    return copier == "tar" ? flag == "--create" : flag == "--recursive" || flag == "--archive";
+  }
+  if (flag.size() < 2 || flag[0] != '-') return false;
+  std::string_view letters = copier == "tar"                       ? "c"
+                             : copier == "cp" || copier == "rsync" ? "rRa"
+                                                                   : "rR";
+  return flag.substr(1).find_first_of(letters) != std::string_view::npos;
+}
 bool IsGrep(std::string_view name) { return name == "grep" || name == "egrep" || name == "fgrep"; }
 // -r, -R, -rn, -Rni, --recursive, --dereference-recursive.
 bool IsRecursiveGrepFlag(std::string_view flag) {
@@ -600,7 +625,8 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
         if (is_blocked_path(it->path().string())) {
           if (in_tree != nullptr) *in_tree = true;
           std::string shown = argument.empty() ? "." : argument;
-          return shown + "/" + it->path().lexically_relative(root).string();
+          if (!shown.ends_with('/')) shown += '/';
+          return shown + it->path().lexically_relative(root).string();
         }
       }
     }
@@ -647,6 +673,11 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
   bool is_eval = false;
   std::vector<std::string> eval_words;
   std::string git_subcommand;  // Of a git command: "" until read.
+  // git diff, show, format-patch, log -p: the changes of the files git tracks are shown.
+  bool shows_git_patch = false;
+  std::vector<std::string> git_words;  // Their words other than flags.
+  std::string tree_copier;             // tar, zip, cp, rsync or scp; "" for other commands.
+  bool copies_trees = false;           // It was told to (see IsTreeCopyFlag).
   auto end_command = [&]() -> std::optional<std::string> {
     std::optional<std::string> found;
     if (is_eval && !eval_words.empty()) {
@@ -670,6 +701,29 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
       if (in_git) found = *in_git;
     }
     git_grep_untracked = false;
+    if (!found && shows_git_patch) {
+      // Without paths, every tracked file's changes (git diff) or a commit's (git show): a
+      // tracked blocked file among those named (or any, when none is named) refuses it.
+      std::vector<std::string> paths;
+      for (const std::string& word : git_words) {
+        if (std::filesystem::exists(PathFrom(dirs.back(), word))) paths.push_back(word);
+      }
+      if (std::optional<std::optional<std::string>> tracked = blocked_in_git("", paths)) {
+        found = *tracked;
+      }
+    }
+    shows_git_patch = false;
+    git_words.clear();
+    if (!found && copies_trees) {
+      // zip's first word is the archive it writes; cp's, rsync's and scp's last, the target.
+      size_t first = tree_copier == "zip" ? 1 : 0;
+      size_t end = tree_copier == "tar" || tree_copier == "zip"
+                       ? words.size()
+                       : std::max<size_t>(words.size(), 1) - 1;
+      for (size_t i = first; i < end && !found; ++i) found = blocked_in_tree(words[i]);
+    }
+    copies_trees = false;
+    tree_copier.clear();
     if (!found && !in_git && is_tree_search) {
       // The first word is the pattern; without any further word the search is of cwd.
       if (words.size() <= 1) found = blocked_in_tree("");
@@ -734,6 +788,7 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
       is_cd = lower == "cd" || lower == "pushd";
       is_dd = lower == "dd";
       is_git = lower == "git";
+      if (IsTreeCopier(lower)) tree_copier = lower;
       is_shell = IsShellProgram(lower);
       is_eval = lower == "eval";
       continue;
@@ -778,9 +833,21 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
         git_subcommand = Lowercase(token.text);
         is_tree_search = git_subcommand == "grep";
         is_reading = is_tree_search || git_subcommand == "diff";
+        shows_git_patch = git_subcommand == "diff" || git_subcommand == "show" ||
+                          git_subcommand == "format-patch";
       }
       continue;
     }
+    if (is_git && (git_subcommand == "log" || git_subcommand == "whatchanged")) {
+      if (token.text == "-p" || token.text == "-u" || token.text.starts_with("--patch") ||
+          token.text == "--cc") {
+        shows_git_patch = true;
+      } else if (token.text[0] != '-') {
+        git_words.push_back(token.text);
+      }
+      continue;
+    }
+    if (shows_git_patch && token.text[0] != '-') git_words.push_back(token.text);
     if (is_git && (git_subcommand == "show" || git_subcommand == "cat-file")) {
       // REV:path is a file as committed ("HEAD:secret.env"): from the repository's root, which
       // is taken to be the workspace's, or from the current directory with "./" or "../".
@@ -795,7 +862,13 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
       continue;
     }
     if (!is_reading) continue;
+    if (!tree_copier.empty() && tree_copier == "tar" && words.empty() && token.text[0] != '-' &&
+        token.text.find_first_not_of("AcdfjJrtuvxzZpPhkmOSW") == std::string::npos &&
+        token.text.find('c') != std::string::npos) {
+      copies_trees = true;  // "tar czf out.tgz dir": the old form, letters without a dash.
+    }
     if (token.text[0] == '-') {
+      if (!tree_copier.empty() && IsTreeCopyFlag(tree_copier, token.text)) copies_trees = true;
       if (is_grep && IsRecursiveGrepFlag(token.text)) is_tree_search = true;
       if (token.text == "--untracked" || token.text == "--no-index") git_grep_untracked = true;
       continue;

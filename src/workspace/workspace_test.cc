@@ -343,6 +343,21 @@ TEST(CommandTest, FindsBlockedFilesReadByCommands) {
   EXPECT_EQ(workspace->FindBlockedPathInCommand("cat ../secrets/key.pem", tree.Path("sub")),
             "../secrets/key.pem");
   EXPECT_EQ(workspace->FindBlockedPathInCommand("cat public.env sub/x.txt", cwd), std::nullopt);
+  // More programs that print (or run) the files they name.
+  for (const char* command : {"paste a.env", "fold a.env", "source a.env", ". ./a.env",
+                              "perl -pe1 secrets/key.pem", "vim -es -c %p a.env", "jq . a.env"}) {
+    EXPECT_TRUE(workspace->FindBlockedPathInCommand(command, cwd).has_value()) << command;
+  }
+  // Packing or copying a tree reads the blocked files in it; naming the target does not.
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("tar cf - . | tar xOf -", cwd), "./secrets");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("tar -czf /tmp/o.tgz .", cwd), "./secrets");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("zip -qr o.zip .", cwd), "./secrets");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("cp -r . /tmp/copy", cwd), "./secrets");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("rsync -a ./ /tmp/copy", cwd), "./secrets");
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("cp -r sub /tmp/copy", cwd), std::nullopt);
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("cp -r /tmp/templates .", cwd), std::nullopt);
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("tar xzf /tmp/o.tgz -C .", cwd), std::nullopt);
+  EXPECT_EQ(workspace->FindBlockedPathInCommand("zip o.zip sub/x.txt", cwd), std::nullopt);
   EXPECT_EQ(workspace->FindBlockedPathInCommand("ls secrets", cwd), std::nullopt);
   EXPECT_EQ(workspace->FindBlockedPathInCommand("echo secrets/key.pem", cwd), std::nullopt);
   EXPECT_EQ(workspace->FindBlockedPathInCommand("cat -n", cwd), std::nullopt);
