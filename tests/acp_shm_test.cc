@@ -212,6 +212,39 @@ TEST_F(AcpShmTest, SessionOverSharedMemory) {
   EXPECT_EQ(fake_->requests().size(), 2u);
 }
 
+// An editor without a terminal (no clientCapabilities.terminal) sees a command's output in the
+// call's card as it comes: it saw nothing until the command ended.
+TEST_F(AcpShmTest, ACommandsOutputIsShownAsItComes) {
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("call_1", "execute_command",
+                                         R"({"command":"echo first; sleep 0.7; echo second"})"));
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_2", "attempt_completion",
+                                                    R"({"result":"Ran it."})"));
+  ASSERT_NO_FATAL_FAILURE(Connect());
+  Result<std::string> created =
+      Request("session/new", {{"cwd", workspace_}, {"mcpServers", Json::array()}});
+  ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << Log();
+  std::string session_id = Json::parse(*created)["sessionId"];
+  Json prompt = {{"sessionId", session_id}, {"prompt", {{{"type", "text"}, {"text", "run it"}}}}};
+  Result<std::string> stop = Request("session/prompt", prompt);
+  ASSERT_TRUE(stop.ok()) << stop.error().message() << "\n" << Log();
+  std::vector<std::string> shown;  // The text of each of call_1's updates, in order.
+  {
+    std::lock_guard lock(client_.mutex);
+    for (const Json& update : client_.updates) {
+      const Json& body = update["update"];
+      if (body["sessionUpdate"] != "tool_call_update" || body["toolCallId"] != "call_1" ||
+          !body.contains("content")) {
+        continue;
+      }
+      for (const Json& content : body["content"]) shown.push_back(content["content"]["text"]);
+    }
+  }
+  ASSERT_GE(shown.size(), 2u) << Log();
+  EXPECT_EQ(shown.front(), "first\n");  // While the command still ran.
+  EXPECT_NE(shown.back().find("first\nsecond\n"), std::string::npos) << shown.back();
+}
+
 // `serve` stopped (SIGTERM) while a turn runs: the turn is cancelled and the prompt answered
 // "cancelled" before the connection closes (the editor waited for an answer that never came).
 TEST_F(AcpShmTest, AServerStoppedMidTurnAnswersThePromptCancelled) {

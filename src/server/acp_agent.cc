@@ -18,6 +18,7 @@
 #include "agent/session.h"
 #include "agent/store.h"
 #include "base/json_text.h"
+#include "base/strings.h"
 #include "llm/pool.h"
 #include "rpc/peer.h"
 #include "server/ai_protocol.h"
@@ -153,6 +154,14 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   // Where each session's shown text stands, for separating replies (OnUpdate). Guarded by mutex.
   enum class TextState { kNone, kInReply, kReplyEnded };
   std::unordered_map<std::string, TextState> text_states;
+  // The output so far of each command running here (the editor has no terminal), by tool call
+  // id, and when its card last showed it (OnToolOutput). Guarded by mutex.
+  struct LiveOutput {
+    std::string text;
+    bool is_cut = false;  // Its start was dropped.
+    std::chrono::steady_clock::time_point shown;
+  };
+  std::unordered_map<std::string, LiveOutput> live_outputs;
   // The session whose turn runs on this thread, and its signal (set around session->Prompt).
   thread_local static const std::string* current_session;
   thread_local static const rpc::CancelSignal* current_cancel;
@@ -191,6 +200,11 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     std::string separated;
     {
       std::lock_guard lock(mutex);
+      if (update.kind == Kind::kToolCallUpdate && update.tool.status &&
+          (*update.tool.status == agent::ToolStatus::kCompleted ||
+           *update.tool.status == agent::ToolStatus::kFailed)) {
+        live_outputs.erase(update.tool.id);
+      }
       TextState& state = text_states[session_id];
       if (update.kind == Kind::kAgentMessageChunk && !update.text.empty()) {
         if (state == TextState::kReplyEnded && !update.text.starts_with('\n')) {
@@ -338,6 +352,43 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   agent::CommandRunner* commands() override {
     std::lock_guard lock(mutex);
     return client_has_terminal ? this : nullptr;
+  }
+
+  // A command run here (the editor has no terminal: with one, it runs there, shown live): its
+  // output's last 16 KiB is shown in the call's card as it comes, at most five times a second.
+  // Live only, not stored: the card's last update, stored, has the result.
+  void OnToolOutput(const std::string& session_id, const std::string& tool_call_id,
+                    std::string_view chunk) override {
+    constexpr size_t kShownBytes = 16 * 1024;
+    agent::ToolCallContent shown;
+    {
+      std::lock_guard lock(mutex);
+      if (client_has_terminal) return;
+      LiveOutput& live = live_outputs[tool_call_id];
+      live.text.append(chunk);
+      if (live.text.size() > 2 * kShownBytes) {
+        live.text.erase(0, live.text.size() - kShownBytes);
+        live.is_cut = true;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (now - live.shown < std::chrono::milliseconds(200)) return;
+      live.shown = now;
+      size_t start = live.text.size() > kShownBytes ? live.text.size() - kShownBytes : 0;
+      while (start < live.text.size() &&
+             (static_cast<unsigned char>(live.text[start]) & 0xC0) == 0x80) {
+        ++start;  // Not inside a character.
+      }
+      shown.text = (live.is_cut || start > 0 ? "…\n" : "") + ValidUtf8(live.text.substr(start));
+    }
+    agent::SessionUpdate update;
+    update.kind = agent::SessionUpdate::Kind::kToolCallUpdate;
+    update.tool.id = tool_call_id;
+    update.tool.content.push_back(std::move(shown));
+    std::string params = R"({"sessionId":)";
+    AppendJsonEscaped(params, session_id);
+    params += R"(,"update":)" + agent::ToAcpJson(update) + "}";
+    Status sent = peer.Notify("session/update", params);
+    if (!sent.ok()) spdlog::debug("acp: live output not sent: {}", sent.error().message());
   }
 
   // ---- CommandRunner through terminal/*: the editor runs the command and shows it live.
