@@ -245,6 +245,37 @@ TEST_F(AcpShmTest, ACommandsOutputIsShownAsItComes) {
   EXPECT_NE(shown.back().find("first\nsecond\n"), std::string::npos) << shown.back();
 }
 
+// A rate-limited request is said in the reply while it waits (only the log said it: an editor
+// showed nothing for as long as the wait).
+TEST_F(AcpShmTest, ARetryIsSaidInTheReply) {
+  testing::FakeResponse limited =
+      testing::MakeResponse(429, R"({"error":{"message":"slow down","type":"requests"}})");
+  limited.headers.push_back({"retry-after-ms", "5"});
+  fake_->Enqueue(kChatPath, limited);
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_1", "attempt_completion",
+                                                    R"({"result":"Done."})", "Here."));
+  ASSERT_NO_FATAL_FAILURE(Connect());
+  Result<std::string> created =
+      Request("session/new", {{"cwd", workspace_}, {"mcpServers", Json::array()}});
+  ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << Log();
+  std::string session_id = Json::parse(*created)["sessionId"];
+  Json prompt = {{"sessionId", session_id}, {"prompt", {{{"type", "text"}, {"text", "go"}}}}};
+  Result<std::string> stop = Request("session/prompt", prompt);
+  ASSERT_TRUE(stop.ok()) << stop.error().message() << "\n" << Log();
+  std::string said;
+  {
+    std::lock_guard lock(client_.mutex);
+    for (const Json& update : client_.updates) {
+      const Json& body = update["update"];
+      if (body["sessionUpdate"] == "agent_message_chunk") said += body["content"]["text"];
+    }
+  }
+  EXPECT_TRUE(
+      said.starts_with("(429 from openai: rate limited (slow down); retry after 5 ms; "
+                       "retrying in 5 ms (attempt 2 of 5).)\n\nHere."))
+      << said;
+}
+
 // `serve` stopped (SIGTERM) while a turn runs: the turn is cancelled and the prompt answered
 // "cancelled" before the connection closes (the editor waited for an answer that never came).
 TEST_F(AcpShmTest, AServerStoppedMidTurnAnswersThePromptCancelled) {

@@ -1096,6 +1096,9 @@ Session::Turn::Reply Session::Turn::Request() {
       case llm::StreamEvent::Kind::kUsage:
         usage = event.usage;
         break;
+      case llm::StreamEvent::Kind::kRetrying:
+        client.OnRetrying(session.id_, event.text);
+        break;
       case llm::StreamEvent::Kind::kError:
         if (!reply.error) reply.error = event.error;
         finished = true;

@@ -51,6 +51,13 @@ class SessionClient {
   virtual FileAccess* files() { return nullptr; }
   // nullptr = commands run as local child processes.
   virtual CommandRunner* commands() { return nullptr; }
+  // The model request is being sent again (rate limited, overloaded, …: `why` says, and when),
+  // or to a fallback profile: for front ends that would otherwise show nothing meanwhile (the
+  // log says it too). Live only, not stored. Called on a provider thread.
+  virtual void OnRetrying(const std::string& session_id, const std::string& why) {
+    (void)session_id;
+    (void)why;
+  }
   // Output of a command the turn runs locally, as it arrives (the result follows as a
   // tool_call_update): for front ends that show it live. Called on the turn thread.
   virtual void OnToolOutput(const std::string& session_id, const std::string& tool_call_id,

@@ -275,6 +275,7 @@ int Complete(const Config& config, CompleteFlags flags) {
           case Kind::kUsage:
           case Kind::kError:
           case Kind::kDone:
+          case Kind::kRetrying:  // The log's warning says it on stderr.
             break;
         }
       }

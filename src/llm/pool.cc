@@ -475,10 +475,13 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
         delay = http::BackoffDelay(policy, attempt_, Random01());
       }
       ++attempt_;
-      // Said where the user sees it (stderr, the editor's log): a wait is not a hang.
-      // The provider's words, as any control characters in them are shown (not obeyed).
-      spdlog::warn("{}; retrying in {} (attempt {} of {})", Visible(error.message),
-                   internal::DelayText(delay), attempt_ + 1, options.max_attempts);
+      // Said where the user sees it (stderr, the editor's log, the caller): a wait is not a
+      // hang. The provider's words, as any control characters in them are shown (not obeyed).
+      std::string retrying =
+          fmt::format("{}; retrying in {} (attempt {} of {})", Visible(error.message),
+                      internal::DelayText(delay), attempt_ + 1, options.max_attempts);
+      spdlog::warn("{}", retrying);
+      EmitRetrying(std::move(retrying));
       return After(delay, [](StreamImpl& self) { self.Begin(); });
     }
     const ResolvedProfile& current = profile();
@@ -490,9 +493,12 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
                                       error.message, GaveUpAfter());
         // Said where the user sees it: another (maybe weaker, maybe paid) model answers.
         const ResolvedProfile& fallback = shared_->profiles[static_cast<size_t>(next)];
-        spdlog::warn("profile '{}' is unavailable ({}); its fallback '{}' ({} {}) answers instead",
-                     current.info.name, Visible(error.message), fallback.info.name,
-                     fallback.info.provider, fallback.info.model);
+        std::string note = fmt::format(
+            "profile '{}' is unavailable ({}); its fallback '{}' ({} {}) answers instead",
+            current.info.name, Visible(error.message), fallback.info.name, fallback.info.provider,
+            fallback.info.model);
+        spdlog::warn("{}", note);
+        EmitRetrying(std::move(note));
         profile_ = next;
         attempt_ = 0;
         return Begin();
@@ -530,6 +536,18 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     error.kind = ErrorKind::kCancelled;
     error.message = fmt::format("request to {} cancelled", profile().info.provider);
     EmitTerminal(ErrorEvent(std::move(error)));
+  }
+
+  // A retry or a fallback, told to the sink (not output). Never from inside Stream(), where the
+  // caller may hold its own locks: there the log alone says it.
+  void EmitRetrying(std::string text) {
+    if (is_starting_) return;
+    std::lock_guard lock(emit_mutex_);
+    if (is_terminated_) return;
+    StreamEvent event;
+    event.kind = StreamEvent::Kind::kRetrying;
+    event.text = std::move(text);
+    sink_(event);
   }
 
   void EmitTerminal(StreamEvent event) {

@@ -235,7 +235,11 @@ TEST_F(PoolTest, RetriesA429HonouringRetryAfterThenSucceeds) {
   ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
   ASSERT_TRUE(collector.WaitForTerminal());
   EXPECT_GE(std::chrono::steady_clock::now() - started, 30ms) << "retry-after-ms honoured";
-  EXPECT_EQ(collector.Text(), Expected("openai", "text"));
+  // The caller is told of the wait first (an editor showed nothing for as long).
+  EXPECT_EQ(collector.Text(),
+            "retrying \"429 from openai: rate limited (slow down); retry after 30 ms; retrying in "
+            "30 ms (attempt 2 of 5)\"\n" +
+                Expected("openai", "text"));
   EXPECT_EQ(server_->requests().size(), 2u);
 }
 
@@ -267,7 +271,10 @@ TEST_F(PoolTest, Retries500ThenSucceeds) {
   Collector collector;
   ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
   ASSERT_TRUE(collector.WaitForTerminal());
-  EXPECT_EQ(collector.Text(), Expected("gemini", "text"));
+  const std::string text = collector.Text();
+  ASSERT_TRUE(text.starts_with("retrying \"500 from gemini: server error (Internal error)"))
+      << text;
+  EXPECT_EQ(text.substr(text.find('\n') + 1), Expected("gemini", "text"));
   EXPECT_EQ(server_->requests().size(), 2u);
 }
 
@@ -481,8 +488,13 @@ TEST_F(PoolTest, FallsBackToTheNextProfileWhenOneIsUnavailable) {
     Collector collector;
     ASSERT_TRUE(pool->Stream("primary", Hello(), collector.Sink()).ok());
     ASSERT_TRUE(collector.WaitForTerminal());
-    EXPECT_EQ(collector.Text(), Expected(c.backup.provider, "text"))
-        << collector.Last().error.message;
+    // Told of the retry, then of the fallback, then the fallback's answer.
+    std::string text = collector.Text();
+    for (const char* said : {"retrying \"", "retrying \"profile 'primary' is unavailable ("}) {
+      ASSERT_TRUE(text.starts_with(said)) << text;
+      text.erase(0, text.find('\n') + 1);
+    }
+    EXPECT_EQ(text, Expected(c.backup.provider, "text")) << collector.Last().error.message;
     std::vector<lai::testing::RecordedRequest> requests = server_->requests();
     ASSERT_EQ(requests.size(), before + 3);
     EXPECT_EQ(requests.back().path, c.backup_path);

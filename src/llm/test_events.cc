@@ -78,6 +78,8 @@ std::string FormatEvent(const StreamEvent& event) {
     }
     case Kind::kDone:
       return "done " + event.text;
+    case Kind::kRetrying:
+      return "retrying " + Quoted(event.text);
   }
   return "?";
 }

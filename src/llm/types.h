@@ -91,6 +91,10 @@ struct StreamEvent {
     kError,           // error; the last event before nothing (no kDone follows an error)
     kDone,  // text = stop reason: "stop", "tool_use", "length", "refusal" (the model's or a
             // content filter's), or the provider's own word for another
+    // text = why the request is sent again, and when ("429 from openai: rate limited …;
+    // retrying in 3 s (attempt 2 of 5)"), or to a fallback profile. Not output: nothing of
+    // the answer has come. For front ends, so that a wait does not look like a hang.
+    kRetrying,
   };
   Kind kind = Kind::kTextDelta;
   std::string text;

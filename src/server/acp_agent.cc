@@ -354,6 +354,24 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     return client_has_terminal ? this : nullptr;
   }
 
+  // A retry or a fallback, said where the user reads the answer (it came only to the editor's
+  // log, and the session showed nothing for as long as the wait): a paragraph of the reply,
+  // before any of its text. Live only, not stored.
+  void OnRetrying(const std::string& session_id, const std::string& why) override {
+    {
+      std::lock_guard lock(mutex);
+      text_states[session_id] = TextState::kInReply;
+    }
+    agent::SessionUpdate update;
+    update.kind = agent::SessionUpdate::Kind::kAgentMessageChunk;
+    update.text = "(" + why + ".)\n\n";
+    std::string params = R"({"sessionId":)";
+    AppendJsonEscaped(params, session_id);
+    params += R"(,"update":)" + agent::ToAcpJson(update) + "}";
+    Status sent = peer.Notify("session/update", params);
+    if (!sent.ok()) spdlog::debug("acp: retry notice not sent: {}", sent.error().message());
+  }
+
   // A command run here (the editor has no terminal: with one, it runs there, shown live): its
   // output's last 16 KiB is shown in the call's card as it comes, at most five times a second.
   // Live only, not stored: the card's last update, stored, has the result.

@@ -501,6 +501,9 @@ std::string EventJson(const llm::StreamEvent& event, const llm::Usage& last_usag
       out = {{"type", "done"}, {"stopReason", event.text}, {"usage", UsageJson(last_usage)}};
       AddAnswerer(out, event.profile, event.model);
       break;
+    case Kind::kRetrying:
+      out = {{"type", "retrying"}, {"message", event.text}};
+      break;
   }
   return Dump(out);
 }
@@ -528,6 +531,7 @@ void ReplyCollector::Add(const llm::StreamEvent& event) {
     case Kind::kToolCallStart:
     case Kind::kToolCallDelta:
     case Kind::kError:
+    case Kind::kRetrying:
       break;
   }
 }
