@@ -121,6 +121,51 @@ std::string FirstPathArgument(const json& args) {
   return {};
 }
 
+// The files (and first lines) a call works on, as the model named them, for the editor to
+// follow: every file of a read_file call, with its first range's line; insert_content's line;
+// apply_diff's first :start_line:.
+std::vector<std::pair<std::string, int64_t>> ToolTargets(std::string_view name, const json& args) {
+  std::vector<std::pair<std::string, int64_t>> targets;
+  if (!args.is_object()) return targets;
+  auto leading_number = [](const json& value) -> int64_t {
+    if (value.is_number_integer()) return std::max<int64_t>(0, value.get<int64_t>());
+    if (!value.is_string()) return 0;
+    const std::string& text = value.get_ref<const std::string&>();
+    int64_t number = 0;
+    for (size_t i = 0; i < text.size() && i < 9 && text[i] >= '0' && text[i] <= '9'; ++i) {
+      number = number * 10 + (text[i] - '0');
+    }
+    return number;
+  };
+  if (auto files = args.find("files");
+      name == "read_file" && files != args.end() && files->is_array()) {
+    for (const json& file : *files) {
+      if (!file.is_object() || !file.contains("path") || !file["path"].is_string()) continue;
+      int64_t line = 0;
+      if (auto ranges = file.find("line_ranges");
+          ranges != file.end() && ranges->is_array() && !ranges->empty()) {
+        const json& first = (*ranges)[0];
+        line =
+            leading_number(first.is_object() && first.contains("start") ? first["start"] : first);
+      }
+      targets.emplace_back(file["path"].get<std::string>(), line);
+    }
+    return targets;
+  }
+  std::string path = FirstPathArgument(args);
+  if (path.empty()) return targets;
+  int64_t line = 0;
+  if (name == "insert_content" && args.contains("line")) line = leading_number(args["line"]);
+  if (name == "apply_diff" && args.contains("diff") && args["diff"].is_string()) {
+    const std::string& diff = args["diff"].get_ref<const std::string&>();
+    if (size_t at = diff.find(":start_line:"); at != std::string::npos) {
+      line = leading_number(json(diff.substr(at + 12, 9)));
+    }
+  }
+  targets.emplace_back(std::move(path), line);
+  return targets;
+}
+
 // delete_file of a directory, in a mode whose edits are limited to files matching a pattern:
 // deleting it edits every file in it, so the refusal naming the first one the mode may not edit;
 // nullopt when all may be (or `path` is no directory in the workspace, which the tool reports).
@@ -185,7 +230,13 @@ std::string ToolTitle(std::string_view name, const json& args) {
     return {};
   };
   if (name == "execute_command") return "Run `" + string_arg("command") + "`";
-  if (name == "read_file") return "Read " + path;
+  if (name == "read_file") {
+    std::vector<std::pair<std::string, int64_t>> files = ToolTargets(name, args);
+    std::string title = "Read " + path;
+    for (size_t i = 1; i < files.size() && i < 3; ++i) title += ", " + files[i].first;
+    if (files.size() > 3) title += " and " + std::to_string(files.size() - 3) + " more";
+    return title;
+  }
   if (name == "list_files") return "List " + (path.empty() ? std::string(".") : path);
   if (name == "search_files") return "Search '" + string_arg("regex") + "' in " + path;
   if (name == "write_to_file") return "Write " + path;
@@ -1547,9 +1598,9 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
   info.kind = KindOfTool(call.name);
   info.status = ToolStatus::kPending;
   info.raw_input_json = call.arguments_json;
-  if (!path.empty()) {
-    Result<workspace::ResolvedPath> resolved = state.workspace->Resolve(path, true);
-    if (resolved.ok()) info.locations.push_back({resolved->absolute, 0});
+  for (const auto& [target, line] : ToolTargets(call.name, args)) {
+    Result<workspace::ResolvedPath> resolved = state.workspace->Resolve(target, true);
+    if (resolved.ok()) info.locations.push_back({resolved->absolute, line});
   }
   if (ShowsAsToolCall(call.name)) {
     SessionUpdate update;

@@ -1009,6 +1009,42 @@ TEST_F(SessionTest, APromptRightAfterACancelWaitsForTheTurnToEnd) {
   EXPECT_EQ(*next, StopReason::kEndTurn);
 }
 
+// The editor follows the agent through every file a call works on: each file of a read_file
+// (with its first range's line), insert_content's line, apply_diff's :start_line:.
+TEST_F(SessionTest, ToolCallsLocateEveryFileAndLine) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(OpenAiToolCall(
+      "call_r", "read_file",
+      json{{"files", {{{"path", "src.txt"}, {"line_ranges", {"2-3"}}}, {{"path", "b.txt"}}}}}
+          .dump()));
+  Enqueue(OpenAiToolCall("call_i", "insert_content",
+                         json{{"path", "src.txt"}, {"line", 1}, {"content", "first\n"}}.dump()));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Read and insert", client), StopReason::kEndTurn);
+  int seen = 0;
+  for (const SessionUpdate& update : client.updates()) {
+    if (update.kind != SessionUpdate::Kind::kToolCall) continue;
+    const std::vector<ToolLocation>& at = update.tool.locations;
+    if (update.tool.id == "call_r") {
+      ++seen;
+      EXPECT_EQ(update.tool.title, "Read src.txt, b.txt");
+      ASSERT_EQ(at.size(), 2u);
+      EXPECT_EQ(at[0].path, workspace_ + "/src.txt");
+      EXPECT_EQ(at[0].line, 2);
+      EXPECT_EQ(at[1].path, workspace_ + "/b.txt");
+      EXPECT_EQ(at[1].line, 0);
+    }
+    if (update.tool.id == "call_i") {
+      ++seen;
+      ASSERT_EQ(at.size(), 1u);
+      EXPECT_EQ(at[0].line, 1);
+    }
+  }
+  EXPECT_EQ(seen, 2);
+}
+
 TEST_F(SessionTest, OnlyTheFirstToolCallOfAMessageRuns) {
   Engine& engine = MakeEngine(MakePool({"p"}));
   std::shared_ptr<Session> session = NewSession(engine);
