@@ -156,6 +156,7 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
   }
 
   void Start() {
+    starting_thread_ = std::this_thread::get_id();
     is_starting_ = true;
     Begin();
     is_starting_ = false;
@@ -538,10 +539,11 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     EmitTerminal(ErrorEvent(std::move(error)));
   }
 
-  // A retry or a fallback, told to the sink (not output). Never from inside Stream(), where the
-  // caller may hold its own locks: there the log alone says it.
+  // A retry or a fallback, told to the sink (not output). Never from inside Stream() on the
+  // caller's thread, where it may hold its own locks: there the log alone says it. (The I/O
+  // thread may decide on a retry before Stream() has returned; it tells the sink.)
   void EmitRetrying(std::string text) {
-    if (is_starting_) return;
+    if (is_starting_ && std::this_thread::get_id() == starting_thread_) return;
     std::lock_guard lock(emit_mutex_);
     if (is_terminated_) return;
     StreamEvent event;
@@ -576,6 +578,7 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
   const EventSink sink_;
   // Set only while Start() runs on the caller's thread.
   std::atomic<bool> is_starting_{false};
+  std::thread::id starting_thread_;  // Set before is_starting_.
 
   std::mutex mutex_;
   std::condition_variable wake_;
