@@ -746,6 +746,23 @@ TEST_F(AgentE2eTest, AcpWithAnUnknownModeArgumentSaysSo) {
       << acp.out;
 }
 
+// Why a turn failed stays with the session: `sessions show` says it (only that run's stderr
+// did).
+TEST_F(AgentE2eTest, WhyATurnFailedIsKept) {
+  fake_->Enqueue(
+      kChatPath,
+      testing::MakeResponse(
+          401,
+          R"({"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}})"));
+  ProcessResult run = Run("do something", {"--yes"});
+  EXPECT_NE(run.exit_code, 0) << run.err;
+  Json sessions = ListSessions();
+  ASSERT_EQ(sessions.size(), 1u);
+  ProcessResult show = Lapce({"sessions", "show", sessions[0]["id"].get<std::string>()});
+  EXPECT_NE(show.out.find("> **lapce-ai:** The turn failed: "), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("Incorrect API key provided"), std::string::npos) << show.out;
+}
+
 // A refusal ends the turn and says so: it was counted a mistake, sent twice more (each paid for)
 // and ended as "3 mistakes in a row".
 TEST_F(AgentE2eTest, ARefusalEndsTheTurnAtOnce) {

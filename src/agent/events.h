@@ -85,8 +85,11 @@ std::string_view UpdateKindName(SessionUpdate::Kind kind);  // "agent_message_ch
 // (payload {"seq": N}). "turn_end": the agent_message_chunk just before it was the engine's own
 // words, not the model's (a fallback's notice, a limit that stopped the turn, a call for
 // guidance); kept in no message.
+// "turn_error": the turn failed (payload {"message": why}); its prompt was answered with that
+// error, and the session shows as failed.
 inline constexpr std::string_view kMessageEvent = "message";
 inline constexpr std::string_view kTurnEndEvent = "turn_end";
+inline constexpr std::string_view kTurnErrorEvent = "turn_error";
 
 // A question to the user before a tool with side effects runs.
 struct PermissionRequest {

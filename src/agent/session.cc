@@ -373,7 +373,8 @@ std::optional<llm::Message> UnfinishedReply(const std::vector<StoredEvent>& even
   // updates are shown in the parent): never the parent's own reply.
   bool in_tool = false;
   for (const StoredEvent& event : events) {
-    if (event.kind == kMessageEvent || event.kind == kTurnEndEvent) {
+    if (event.kind == kMessageEvent || event.kind == kTurnEndEvent ||
+        event.kind == kTurnErrorEvent) {
       partial.clear();
       in_tool = false;
     } else if (event.kind == UpdateKindName(SessionUpdate::Kind::kToolCall)) {
@@ -2219,6 +2220,12 @@ Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client)
                                                        : SessionStatus::kStopped;
   }
   turn.SaveRecord();
+  if (SessionStore* db = engine_.store_; db != nullptr && !stop.ok()) {
+    // Why it failed stays with the session (only that run's stderr or the editor said it).
+    Status stored = db->JournalEvent(id_, kTurnErrorEvent,
+                                     json{{"message", stop.error().message()}}.dump(), NowMs());
+    if (!stored.ok()) spdlog::error("session {}: {}", id_, stored.error().ToString());
+  }
   // The turn's journaled changes reach SQLite now, where other processes (`sessions show`, a
   // resume elsewhere) read them, instead of up to kFoldDelay later.
   if (SessionStore* db = engine_.store_) {
@@ -2291,7 +2298,10 @@ Status Session::Replay(SessionClient& client) {
   if (db == nullptr) return OkStatus();
   ASSIGN_OR_RETURN(std::vector<StoredEvent> events, db->LoadEvents(id_));
   for (const StoredEvent& event : events) {
-    if (event.kind == kMessageEvent || event.kind == kTurnEndEvent) continue;
+    if (event.kind == kMessageEvent || event.kind == kTurnEndEvent ||
+        event.kind == kTurnErrorEvent) {
+      continue;
+    }
     Result<SessionUpdate> update = SessionUpdateFromAcpJson(event.payload_json);
     if (!update.ok()) {
       spdlog::warn("session {}: skipping stored event {}: {}", id_, event.seq,

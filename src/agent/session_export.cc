@@ -177,6 +177,12 @@ std::vector<std::pair<int64_t, std::string>> FindNotices(const std::vector<Store
       if (payload.is_object() && payload["seq"].is_number_integer()) {
         last_message = payload["seq"].get<int64_t>();
       }
+    } else if (event.kind == kTurnErrorEvent) {
+      Json payload = Json::parse(event.payload_json, nullptr, /*allow_exceptions=*/false);
+      if (payload.is_object() && payload["message"].is_string()) {
+        notices.emplace_back(last_message,
+                             "The turn failed: " + payload["message"].get<std::string>());
+      }
     } else if (event.kind == kTurnEndEvent && i > 0 &&
                events[i - 1].kind == UpdateKindName(SessionUpdate::Kind::kAgentMessageChunk)) {
       Result<SessionUpdate> said = SessionUpdateFromAcpJson(events[i - 1].payload_json);

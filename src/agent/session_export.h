@@ -12,9 +12,9 @@ namespace lai::agent {
 
 // Title, a metadata table, the todo list, then every message (hidden ones too, marked): user and
 // assistant headings, text, reasoning in a <details> block, tool calls and results fenced. The
-// engine's own notices (a fallback answered, a limit stopped the turn), found in `events`, are
-// quoted after the message they followed. `status`: as shown (SessionStore::ShownStatus); "" =
-// the record's.
+// engine's own notices (a fallback answered, a limit stopped the turn, why a turn failed), found in
+// `events`, are quoted after the message they followed. `status`: as shown
+// (SessionStore::ShownStatus); "" = the record's.
 std::string ExportMarkdown(const SessionRecord& record, const std::vector<HistoryMessage>& messages,
                            const std::vector<StoredEvent>& events, std::string_view status = {});
 
