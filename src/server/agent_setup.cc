@@ -1,6 +1,11 @@
 #include "server/agent_setup.h"
 
+#include <spdlog/spdlog.h>
+#include <sys/prctl.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "agent/store.h"
@@ -134,12 +139,21 @@ Result<agent::Engine*> LazyAgentStack::Get() {
   return stack_->engine.get();
 }
 
+void KeepKeysFromOtherProcesses() {
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    spdlog::warn("cannot keep other processes from reading this one's memory: {}",
+                 std::strerror(errno));
+  }
+}
+
 Result<std::unique_ptr<AgentStack>> MakeAgentStack(std::unique_ptr<llm::ProviderPool> pool,
                                                    agent::AgentSettings settings,
                                                    const std::string& store_path) {
   auto stack = std::make_unique<AgentStack>();
   stack->pool = std::move(pool);
-  // The agent's commands do not see the variables its keys came from.
+  // The agent's commands do not see the variables its keys came from, nor this process's
+  // environment (/proc/$PPID/environ) where they still are.
+  KeepKeysFromOtherProcesses();
   for (const llm::ProfileInfo& profile : stack->pool->Profiles()) {
     constexpr std::string_view kFromEnv = "env ";
     if (!profile.api_key_source.starts_with(kFromEnv)) continue;

@@ -67,7 +67,13 @@ class LazyAgentStack {
   std::thread thread_;
 };
 
-// `store_path` empty = the default ($XDG_DATA_HOME/lapce-ai/sessions.db).
+// Other processes of the user, the agent's commands among them, can no longer read this one's
+// environment or memory (/proc/<pid>/environ, mem; ptrace), where the provider keys are: only
+// root (CAP_SYS_PTRACE) can. No core dumps either. MakeAgentStack calls it.
+void KeepKeysFromOtherProcesses();
+
+// `store_path` empty = the default ($XDG_DATA_HOME/lapce-ai/sessions.db). The agent's commands
+// do not inherit the variables the pool's keys came from (see KeepKeysFromOtherProcesses too).
 Result<std::unique_ptr<AgentStack>> MakeAgentStack(std::unique_ptr<llm::ProviderPool> pool,
                                                    agent::AgentSettings settings,
                                                    const std::string& store_path = {});

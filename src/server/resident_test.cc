@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -12,8 +14,25 @@
 #include <fstream>
 #include <string>
 
+#include "server/agent_setup.h"
+
 namespace lai::server {
 namespace {
+
+// The engine's environment and memory, where the provider keys are, are not for its commands
+// (/proc/$PPID/environ showed them): it is not dumpable.
+TEST(KeepKeysTest, TheProcessIsNotDumpable) {
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    bool was = ::prctl(PR_GET_DUMPABLE) == 1;
+    KeepKeysFromOtherProcesses();
+    ::_exit(was && ::prctl(PR_GET_DUMPABLE) == 0 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
 
 // Resident kB of the mapping that starts at `address`, from /proc/self/smaps; -1 if not found.
 long ResidentKb(const void* address) {

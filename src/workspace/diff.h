@@ -14,9 +14,9 @@ namespace lai::workspace {
 struct DiffOptions {
   double fuzzy_threshold = 1.0;  // Minimum similarity (0..1] a fuzzy match needs; 1.0 = exact.
   int buffer_lines = 40;         // Lines searched either side of a :start_line: hint.
-  // Bounds the similarity search (text bytes times 64-byte words of the search text): about a
-  // second here. A 40-line search over a 700,000-line file without :start_line: took minutes.
-  uint64_t fuzzy_work = 2'000'000'000;
+  // Bounds the similarity search (text bytes times 64-byte words of the search text): well under
+  // a second here. A 40-line search over a 700,000-line file without :start_line: took minutes.
+  uint64_t fuzzy_work = 500'000'000;
 };
 
 struct DiffBlockFailure {

@@ -302,7 +302,9 @@ TEST(GitGrepTest, PatchesOfTrackedBlockedFilesRefuseTheCommand) {
   tree.File("local.env", "SECRET=1\n");
   std::string git = "cd '" + tree.root() + "' && git -c user.name=t -c user.email=t@t ";
   ASSERT_EQ(std::system(("cd '" + tree.root() + "' && git init -q").c_str()), 0);
-  ASSERT_EQ(std::system((git + "add src && " + git + "commit -q -m one").c_str()), 0);
+  // .kilocodeignore itself is tracked, as projects do: its patterns are no secret.
+  ASSERT_EQ(std::system((git + "add src .kilocodeignore && " + git + "commit -q -m one").c_str()),
+            0);
   auto workspace = Workspace::Open(tree.root());
   ASSERT_TRUE(workspace.ok());
   const std::string& cwd = tree.root();
@@ -310,9 +312,14 @@ TEST(GitGrepTest, PatchesOfTrackedBlockedFilesRefuseTheCommand) {
   EXPECT_EQ((*workspace)->FindBlockedPathInCommand("git diff", cwd), std::nullopt);
   EXPECT_EQ((*workspace)->FindBlockedPathInCommand("git log -p", cwd), std::nullopt);
   ASSERT_EQ(std::system((git + "add -f local.env && " + git + "commit -q -m two").c_str()), 0);
-  for (const char* command : {"git diff", "git diff HEAD~1", "git show", "git log -p",
-                              "git log --patch -3", "git format-patch -1 --stdout"}) {
+  for (const char* command :
+       {"git diff", "git diff HEAD~1", "git show", "git log -p", "git log --patch -3",
+        "git format-patch -1 --stdout", "git stash show -p", "git archive HEAD -o /tmp/a.zip"}) {
     EXPECT_EQ((*workspace)->FindBlockedPathInCommand(command, cwd), "./local.env") << command;
+  }
+  for (const char* command : {"git blame local.env", "git annotate local.env",
+                              "git log -L1,1:local.env", "rev local.env"}) {
+    EXPECT_EQ((*workspace)->FindBlockedPathInCommand(command, cwd), "local.env") << command;
   }
   // Paths that leave it out, and commands that show no file's content, go.
   EXPECT_EQ((*workspace)->FindBlockedPathInCommand("git diff -- src", cwd), std::nullopt);

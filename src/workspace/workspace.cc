@@ -260,7 +260,7 @@ bool Workspace::IsBlocked(const ResolvedPath& path) const {
 namespace {
 
 // Commands whose file arguments are read (Kilo Code's list plus common text tools).
-constexpr std::array<std::string_view, 73> kReadingCommands = {
+constexpr std::array<std::string_view, 74> kReadingCommands = {
     "link",    "install", "tar",         "zip",      "rsync",
     "scp",     "gzip",    "bzip2",       "xz",       "zstd",
     "ack",     "ln",      "cat",         "head",     "tail",
@@ -275,7 +275,7 @@ constexpr std::array<std::string_view, 73> kReadingCommands = {
     "split",   "csplit",  "source",      ".",        "vim",
     "vi",      "view",    "nano",        "emacs",    "ed",
     "ex",      "perl",    "python",      "python3",  "ruby",
-    "node",    "php",     "jq"};
+    "node",    "php",     "jq",          "rev"};
 
 // Searches that read whole directory trees: always (rg, ag, ack), or with a recursive flag (grep).
 bool IsTreeSearch(std::string_view name) { return name == "rg" || name == "ag" || name == "ack"; }
@@ -656,6 +656,8 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
       size_t end = std::min(names.find('\0'), names.size());
       std::string name(names.substr(0, end));
       names.remove_prefix(std::min(end + 1, names.size()));
+      std::string_view base = std::string_view(name).substr(name.rfind('/') + 1);
+      if (base == ".kilocodeignore" || base == ".rooignore") continue;  // Patterns, no secret.
       if (!name.empty() && is_blocked_path(PathFrom(dirs.back(), name))) {
         if (in_tree != nullptr) *in_tree = true;
         return std::optional<std::string>("./" + name);
@@ -832,13 +834,27 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
         // git grep searches a tree; git diff reads the files it names (--no-index: any file).
         git_subcommand = Lowercase(token.text);
         is_tree_search = git_subcommand == "grep";
-        is_reading = is_tree_search || git_subcommand == "diff";
+        // diff, blame and annotate read the files they name.
+        is_reading = is_tree_search || git_subcommand == "diff" || git_subcommand == "blame" ||
+                     git_subcommand == "annotate";
+        // archive packs every tracked file, as diff and show may show them.
         shows_git_patch = git_subcommand == "diff" || git_subcommand == "show" ||
-                          git_subcommand == "format-patch";
+                          git_subcommand == "format-patch" || git_subcommand == "archive";
+      }
+      continue;
+    }
+    if (is_git && git_subcommand == "stash") {
+      if (token.text == "-p" || token.text == "-u" || token.text.starts_with("--patch")) {
+        shows_git_patch = true;  // git stash show -p: the stashed changes.
       }
       continue;
     }
     if (is_git && (git_subcommand == "log" || git_subcommand == "whatchanged")) {
+      // -L<range>:<file> shows that file's history, patches included.
+      if (token.text.starts_with("-L") && token.text.find(':') != std::string::npos) {
+        std::string path = token.text.substr(token.text.rfind(':') + 1);
+        if (is_blocked_path(PathFrom(root_, path)) || is_blocked_argument(path)) return path;
+      }
       if (token.text == "-p" || token.text == "-u" || token.text.starts_with("--patch") ||
           token.text == "--cc") {
         shows_git_patch = true;
