@@ -16,7 +16,7 @@ struct DiffOptions {
   int buffer_lines = 40;         // Lines searched either side of a :start_line: hint.
   // Bounds the similarity search (text bytes times 64-byte words of the search text): well under
   // a second here. A 40-line search over a 700,000-line file without :start_line: took minutes.
-  uint64_t fuzzy_work = 500'000'000;
+  uint64_t fuzzy_work = 100'000'000;
 };
 
 struct DiffBlockFailure {
