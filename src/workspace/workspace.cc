@@ -924,10 +924,16 @@ std::vector<std::string> GitWrites(const std::vector<std::string>& args,
   std::vector<std::string> operands;
   std::string file = ".git/config";
   bool reads_only = false;
+  // The directory git clone, git init and git worktree add make (and fill).
+  std::vector<std::string> made;
   for (++k; k < args.size(); ++k) {
     const std::string& arg = args[k];
     if (arg.starts_with("--output=")) written.push_back(arg.substr(9));
     if (arg == "--output" && k + 1 < args.size()) written.push_back(args[++k]);
+    if ((subcommand == "clone" || subcommand == "init" || subcommand == "worktree") &&
+        !arg.starts_with('-')) {
+      made.push_back(arg);
+    }
     if (subcommand != "config") continue;
     if (arg == "--global") {
       file = "~/.gitconfig";
@@ -953,6 +959,11 @@ std::vector<std::string> GitWrites(const std::vector<std::string>& args,
   if (subcommand == "config" && !reads_only && (operands.size() >= 2 || has_write_option)) {
     written.push_back(file);
   }
+  // clone SOURCE [DIR], init [DIR], worktree add DIR …: (the value of an option such as -b
+  // may be taken for the directory; then the question is asked of that word, inside).
+  if (subcommand == "clone" && made.size() >= 2) written.push_back(made.back());
+  if (subcommand == "init" && !made.empty()) written.push_back(made.back());
+  if (subcommand == "worktree" && made.size() >= 2 && made[0] == "add") written.push_back(made[1]);
   return written;
 }
 
@@ -968,7 +979,12 @@ std::vector<std::string> ProgramWrites(std::string_view program,
                                        std::vector<std::string>* unknown) {
   static constexpr std::array<std::string_view, 8> kEveryOperand = {
       "tee", "touch", "truncate", "rm", "unlink", "rmdir", "shred", "mkdir"};
-  static constexpr std::array<std::string_view, 3> kLastOperand = {"cp", "ln", "install"};
+  static constexpr std::array<std::string_view, 4> kLastOperand = {"cp", "ln", "install", "split"};
+  // They change what their operands after the first (a mode, an owner) name.
+  static constexpr std::array<std::string_view, 3> kAfterFirstOperand = {"chmod", "chown", "chgrp"};
+  // They replace each operand with a compressed (or decompressed) file beside it.
+  static constexpr std::array<std::string_view, 8> kCompressors = {
+      "gzip", "gunzip", "bzip2", "bunzip2", "xz", "unxz", "zstd", "unzstd"};
   auto is_one_of = [](std::string_view word, auto& list) {
     return std::find(list.begin(), list.end(), word) != list.end();
   };
@@ -1049,8 +1065,51 @@ std::vector<std::string> ProgramWrites(std::string_view program,
   bool has_script = false;  // sed -e / -f: the first operand is a file, not the script.
   bool options_end = false;
   bool has_target_directory = false;  // cp/mv/ln/install -t DIR: every operand is a source.
+  bool to_stdout = false;             // gzip -c, -t, -l: no file is written.
+  bool tar_extracts = false;          // tar x: -C's directory is written; tar c: -f's file.
+  bool tar_creates = false;
+  auto tar_mode = [&](std::string_view letters) {
+    tar_extracts = tar_extracts || letters.find('x') != std::string_view::npos;
+    tar_creates = tar_creates || letters.find_first_of("cru") != std::string_view::npos;
+  };
+  std::string tar_directory;
+  std::string tar_file;
   for (size_t k = 0; k < args.size(); ++k) {
     const std::string& arg = args[k];
+    if (program == "tar") {
+      // Old form: "tar czf out.tgz dir", the letters first; f takes the next word.
+      if (k == 0 && !arg.empty() && arg[0] != '-' &&
+          arg.find_first_not_of("AcdfjJrtuvxzZpPhkmOSW") == std::string::npos) {
+        tar_mode(arg);
+        if (arg.find('f') != std::string::npos && k + 1 < args.size()) tar_file = args[++k];
+        continue;
+      }
+      if (arg.size() > 1 && arg[0] == '-' && arg[1] != '-') {
+        tar_mode(arg.substr(1));
+        if (arg.back() == 'f' && k + 1 < args.size()) tar_file = args[++k];
+        if (arg == "-C" && k + 1 < args.size()) tar_directory = args[++k];
+        continue;
+      }
+      if (arg == "--extract" || arg == "--get") tar_extracts = true;
+      if (arg == "--create" || arg == "--append" || arg == "--update") tar_creates = true;
+      if (arg.starts_with("--directory=")) tar_directory = arg.substr(12);
+      if (arg == "--directory" && k + 1 < args.size()) tar_directory = args[++k];
+      if (arg.starts_with("--file=")) tar_file = arg.substr(7);
+      if (arg == "--file" && k + 1 < args.size()) tar_file = args[++k];
+      if (arg.starts_with("--")) continue;
+    }
+    if (program == "unzip" && arg == "-d" && k + 1 < args.size()) {
+      written.push_back(args[++k]);
+      continue;
+    }
+    if (program == "sort" && arg == "-o" && k + 1 < args.size()) {
+      written.push_back(args[++k]);
+      continue;
+    }
+    if (is_one_of(program, kCompressors) && arg.size() > 1 && arg[0] == '-' && arg[1] != '-' &&
+        arg.find_first_of("ctl") != std::string::npos) {
+      to_stdout = true;
+    }
     if (options_end || arg.empty() || arg[0] != '-' || arg == "-") {
       if (program == "dd" && arg.starts_with("of=")) {
         written.push_back(arg.substr(3));
@@ -1095,7 +1154,14 @@ std::vector<std::string> ProgramWrites(std::string_view program,
       ++k;
     }
   }
-  if (is_one_of(program, kEveryOperand) || program == "mv") {
+  if (program == "tar") {
+    if (tar_extracts && !tar_directory.empty()) written.push_back(tar_directory);
+    if (tar_creates && !tar_file.empty() && tar_file != "-") written.push_back(tar_file);
+  } else if (is_one_of(program, kAfterFirstOperand) && !operands.empty()) {
+    written.insert(written.end(), operands.begin() + 1, operands.end());
+  } else if (is_one_of(program, kCompressors) && !to_stdout) {
+    written.insert(written.end(), operands.begin(), operands.end());
+  } else if (is_one_of(program, kEveryOperand) || program == "mv") {
     written.insert(written.end(), operands.begin(), operands.end());
   } else if (is_one_of(program, kLastOperand) && operands.size() >= 2 && !has_target_directory) {
     written.push_back(operands.back());

@@ -269,8 +269,22 @@ TEST(CommandTest, WriteTargetsOfProgramsThatNameWhatTheyWrite) {
   EXPECT_EQ(Paths("perl -pi -e s/KEEP/X/ AGENTS.md", cwd), Targets{"/w/AGENTS.md"});
   EXPECT_EQ(Paths("perl -i.bak -pe 's/a/b/' x.c y.c", cwd), (Targets{"/w/x.c", "/w/y.c"}));
   EXPECT_EQ(Paths("perl -i fix.pl x.c", cwd), Targets{"/w/x.c"});
+  // More programs whose words name what they write (they wrote outside the workspace unasked).
+  EXPECT_EQ(Paths("git -C .. init -q pwn", cwd), Targets{"/w/pwn"});  // -C's dir is not seen.
+  EXPECT_EQ(Paths("git clone -q . ../copy", cwd), Targets{"/w/../copy"});
+  EXPECT_EQ(Paths("git worktree add ../tree", cwd), Targets{"/w/../tree"});
+  EXPECT_EQ(Paths("sort -o ../sorted a.txt", cwd), Targets{"/w/../sorted"});
+  EXPECT_EQ(Paths("split -l1 a.txt ../part", cwd), Targets{"/w/../part"});
+  EXPECT_EQ(Paths("chmod -R 700 ../outside", cwd), Targets{"/w/../outside"});
+  EXPECT_EQ(Paths("chown root ../o/secret.txt", cwd), Targets{"/w/../o/secret.txt"});
+  EXPECT_EQ(Paths("gzip -k ../o/x.txt", cwd), Targets{"/w/../o/x.txt"});
+  EXPECT_EQ(Paths("tar xf a.tar -C ..", cwd), Targets{"/w/.."});
+  EXPECT_EQ(Paths("tar czf ../out.tgz src", cwd), Targets{"/w/../out.tgz"});
+  EXPECT_EQ(Paths("tar --create --file=../o.tar src", cwd), Targets{"/w/../o.tar"});
+  EXPECT_EQ(Paths("unzip -q a.zip -d ../x", cwd), Targets{"/w/../x"});
   // Programs that only read, and sed or perl without -i, write nothing.
   EXPECT_EQ(Paths("cat a b; sed 's/a/b/' x.c; cp only-one; perl -ne 'print' x.c", cwd), Targets{});
+  EXPECT_EQ(Paths("gzip -c a.txt; tar tf a.tar; tar cf - src; sort a.txt", cwd), Targets{});
   // Patches write the files they name, which only the program reads: unknown, so asked about.
   EXPECT_FALSE(CommandWriteTargets("patch -p1 < m.patch", cwd).unknown.empty());
   EXPECT_FALSE(CommandWriteTargets("git apply h.patch", cwd).unknown.empty());
