@@ -293,6 +293,17 @@ TEST(RunCommandTest, HiddenVariablesAreNotInherited) {
   EXPECT_EQ(outcome->output, "unset kept\n");
 }
 
+// Makes `tree` a git repository whose first commit holds `paths`; returns the words that run
+// git there ("cd '<root>' && git -c … "), followed by a subcommand.
+std::string CommitIn(const testing::TempTree& tree, const std::string& paths) {
+  std::string git = "cd '" + tree.root() + "' && git -c user.name=t -c user.email=t@t ";
+  EXPECT_EQ(
+      std::system(
+          (git + "init -q && " + git + "add " + paths + " && " + git + "commit -q -m one").c_str()),
+      0);
+  return git;
+}
+
 // git diff, git show and git log -p show the changes of tracked files: a tracked blocked file
 // among those they cover refuses them (git diff printed its old and new lines).
 TEST(GitGrepTest, PatchesOfTrackedBlockedFilesRefuseTheCommand) {
@@ -300,11 +311,8 @@ TEST(GitGrepTest, PatchesOfTrackedBlockedFilesRefuseTheCommand) {
   tree.File(".kilocodeignore", "*.env\n");
   tree.File("src/main.c", "int main;\n");
   tree.File("local.env", "SECRET=1\n");
-  std::string git = "cd '" + tree.root() + "' && git -c user.name=t -c user.email=t@t ";
-  ASSERT_EQ(std::system(("cd '" + tree.root() + "' && git init -q").c_str()), 0);
   // .kilocodeignore itself is tracked, as projects do: its patterns are no secret.
-  ASSERT_EQ(std::system((git + "add src .kilocodeignore && " + git + "commit -q -m one").c_str()),
-            0);
+  const std::string git = CommitIn(tree, "src .kilocodeignore");
   auto workspace = Workspace::Open(tree.root());
   ASSERT_TRUE(workspace.ok());
   const std::string& cwd = tree.root();
@@ -349,9 +357,7 @@ TEST(GitGrepTest, OnlyTrackedBlockedFilesRefuseIt) {
   tree.File(".kilocodeignore", "*.env\n");
   tree.File("notes.txt", "hello\n");
   tree.File("local.env", "SECRET=1\n");
-  std::string git = "cd '" + tree.root() + "' && git -c user.name=t -c user.email=t@t ";
-  ASSERT_EQ(std::system(("cd '" + tree.root() + "' && git init -q").c_str()), 0);
-  ASSERT_EQ(std::system((git + "add notes.txt && " + git + "commit -q -m one").c_str()), 0);
+  const std::string git = CommitIn(tree, "notes.txt");
   auto workspace = Workspace::Open(tree.root());
   ASSERT_TRUE(workspace.ok());
   const std::string& cwd = tree.root();
