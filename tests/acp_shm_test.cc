@@ -143,6 +143,17 @@ class AcpShmTest : public ::testing::Test {
     return peer_->Request(method, params.dump(), timeout_);
   }
   std::string Log() const { return serve_ ? serve_->log() : ""; }
+  // Connects, opens a session in the workspace and sends it `text`; the turn ends normally.
+  void PromptInANewSession(const std::string& text) {
+    ASSERT_NO_FATAL_FAILURE(Connect());
+    Result<std::string> created =
+        Request("session/new", {{"cwd", workspace_}, {"mcpServers", Json::array()}});
+    ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << Log();
+    Json prompt = {{"sessionId", Json::parse(*created)["sessionId"]},
+                   {"prompt", {{{"type", "text"}, {"text", text}}}}};
+    Result<std::string> stop = Request("session/prompt", prompt);
+    ASSERT_TRUE(stop.ok()) << stop.error().message() << "\n" << Log();
+  }
 
   std::unique_ptr<testing::FakeProviderServer> fake_;
   std::string dir_;
@@ -220,14 +231,7 @@ TEST_F(AcpShmTest, ACommandsOutputIsShownAsItComes) {
                                          R"({"command":"echo first; sleep 0.7; echo second"})"));
   fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_2", "attempt_completion",
                                                     R"({"result":"Ran it."})"));
-  ASSERT_NO_FATAL_FAILURE(Connect());
-  Result<std::string> created =
-      Request("session/new", {{"cwd", workspace_}, {"mcpServers", Json::array()}});
-  ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << Log();
-  std::string session_id = Json::parse(*created)["sessionId"];
-  Json prompt = {{"sessionId", session_id}, {"prompt", {{{"type", "text"}, {"text", "run it"}}}}};
-  Result<std::string> stop = Request("session/prompt", prompt);
-  ASSERT_TRUE(stop.ok()) << stop.error().message() << "\n" << Log();
+  ASSERT_NO_FATAL_FAILURE(PromptInANewSession("run it"));
   std::vector<std::string> shown;  // The text of each of call_1's updates, in order.
   {
     std::lock_guard lock(client_.mutex);
@@ -254,14 +258,7 @@ TEST_F(AcpShmTest, ARetryIsSaidInTheReply) {
   fake_->Enqueue(kChatPath, limited);
   fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_1", "attempt_completion",
                                                     R"({"result":"Done."})", "Here."));
-  ASSERT_NO_FATAL_FAILURE(Connect());
-  Result<std::string> created =
-      Request("session/new", {{"cwd", workspace_}, {"mcpServers", Json::array()}});
-  ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << Log();
-  std::string session_id = Json::parse(*created)["sessionId"];
-  Json prompt = {{"sessionId", session_id}, {"prompt", {{{"type", "text"}, {"text", "go"}}}}};
-  Result<std::string> stop = Request("session/prompt", prompt);
-  ASSERT_TRUE(stop.ok()) << stop.error().message() << "\n" << Log();
+  ASSERT_NO_FATAL_FAILURE(PromptInANewSession("go"));
   std::string said;
   {
     std::lock_guard lock(client_.mutex);

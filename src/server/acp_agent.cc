@@ -184,6 +184,18 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     return engine.ok() ? *engine : nullptr;
   }
 
+  // Sends one session/update notification of `acp_json` (an update object, as ToAcpJson writes).
+  Status NotifyUpdate(const std::string& session_id, std::string_view acp_json) {
+    std::string params;
+    params.reserve(session_id.size() + acp_json.size() + 32);
+    params += R"({"sessionId":)";
+    AppendJsonEscaped(params, session_id);  // Ours: ASCII.
+    params += R"(,"update":)";
+    params += acp_json;
+    params += '}';
+    return peer.Notify("session/update", params);
+  }
+
   // ---- SessionClient
   void OnUpdate(const std::string& session_id, const agent::SessionUpdate& update,
                 std::string_view acp_json) override {
@@ -221,14 +233,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
         state = TextState::kNone;
       }
     }
-    std::string params;
-    params.reserve(session_id.size() + acp_json.size() + 32);
-    params += R"({"sessionId":)";
-    AppendJsonEscaped(params, session_id);  // Ours: ASCII.
-    params += R"(,"update":)";
-    params += acp_json;
-    params += '}';
-    Status sent = peer.Notify("session/update", params);
+    Status sent = NotifyUpdate(session_id, acp_json);
     if (!sent.ok() && sent.code() == ErrorCode::kResourceExhausted &&
         (update.kind == Kind::kToolCall || update.kind == Kind::kToolCallUpdate)) {
       // Too large for the editor's connection (the diff or arguments of a big edit): the card
@@ -365,10 +370,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     agent::SessionUpdate update;
     update.kind = agent::SessionUpdate::Kind::kAgentMessageChunk;
     update.text = "(" + why + ".)\n\n";
-    std::string params = R"({"sessionId":)";
-    AppendJsonEscaped(params, session_id);
-    params += R"(,"update":)" + agent::ToAcpJson(update) + "}";
-    Status sent = peer.Notify("session/update", params);
+    Status sent = NotifyUpdate(session_id, agent::ToAcpJson(update));
     if (!sent.ok()) spdlog::debug("acp: retry notice not sent: {}", sent.error().message());
   }
 
@@ -402,10 +404,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     update.kind = agent::SessionUpdate::Kind::kToolCallUpdate;
     update.tool.id = tool_call_id;
     update.tool.content.push_back(std::move(shown));
-    std::string params = R"({"sessionId":)";
-    AppendJsonEscaped(params, session_id);
-    params += R"(,"update":)" + agent::ToAcpJson(update) + "}";
-    Status sent = peer.Notify("session/update", params);
+    Status sent = NotifyUpdate(session_id, agent::ToAcpJson(update));
     if (!sent.ok()) spdlog::debug("acp: live output not sent: {}", sent.error().message());
   }
 
