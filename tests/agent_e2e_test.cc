@@ -619,6 +619,13 @@ TEST_F(AgentE2eTest, AFallbackProfilesAnswerIsSaidInTheAnswer) {
       "came from its fallback 'spare', model gpt-4o-mini.)");
   ASSERT_NE(quoted, std::string::npos) << show.out;
   EXPECT_LT(show.out.find("Reading."), quoted) << show.out;
+  // So are the retries and the move to the fallback, said while the user waited (an editor
+  // showed them live, and a reloaded session lost them), before the answer.
+  size_t retried = show.out.find("> **lapce-ai:** (529 from openai");
+  EXPECT_LT(retried, show.out.find("Reading.")) << show.out;
+  EXPECT_NE(show.out.find("its fallback 'spare' (openai gpt-4o-mini) answers instead"),
+            std::string::npos)
+      << show.out;
 }
 
 // A task in another encoding (Latin-1 bytes from a pipe or terminal) is sent with U+FFFD in

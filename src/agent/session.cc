@@ -538,11 +538,17 @@ struct Session::Turn {
       return Emit(apart);
     }
     const std::string acp_json = ToAcpJson(update);
+    Journal(UpdateKindName(update.kind), acp_json);
+    client.OnUpdate(session.id_, update, acp_json);
+  }
+
+  // Adds an event to the session's stored events (a failure is logged: what the user was shown
+  // is not taken back).
+  void Journal(std::string_view kind, const std::string& payload_json) {
     if (SessionStore* db = store()) {
-      Status stored = db->JournalEvent(session.id_, UpdateKindName(update.kind), acp_json, NowMs());
+      Status stored = db->JournalEvent(session.id_, kind, payload_json, NowMs());
       if (!stored.ok()) spdlog::error("session {}: {}", session.id_, stored.error().ToString());
     }
-    client.OnUpdate(session.id_, update, acp_json);
   }
 
   // Stores and keeps a message; with_record also saves the session's row (SaveRecord) in the
@@ -844,10 +850,7 @@ void Session::Turn::EmitUsage() {
 
 void Session::Turn::EmitNotice(std::string text) {
   Emit(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, std::move(text)));
-  if (SessionStore* db = store()) {
-    Status stored = db->JournalEvent(session.id_, kTurnEndEvent, "{}", NowMs());
-    if (!stored.ok()) spdlog::error("session {}: {}", session.id_, stored.error().ToString());
-  }
+  Journal(kTurnEndEvent, "{}");
 }
 
 StopReason Session::Turn::EndWithMessage(std::string text) {
@@ -1148,9 +1151,16 @@ Session::Turn::Reply Session::Turn::Request() {
       case llm::StreamEvent::Kind::kUsage:
         usage = event.usage;
         break;
-      case llm::StreamEvent::Kind::kRetrying:
-        client.OnRetrying(session.id_, event.text);
+      case llm::StreamEvent::Kind::kRetrying: {
+        // Kept as a notice (replayed by session/load, quoted by the transcripts) but shown only
+        // by the front ends that ask for it: the terminal's log line says it already.
+        std::string notice = "(" + event.text + ".)\n\n";
+        Journal(UpdateKindName(SessionUpdate::Kind::kAgentMessageChunk),
+                ToAcpJson(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, notice)));
+        Journal(kTurnEndEvent, "{}");
+        client.OnRetrying(session.id_, notice);
         break;
+      }
       case llm::StreamEvent::Kind::kError:
         if (!reply.error) reply.error = event.error;
         finished = true;

@@ -51,12 +51,13 @@ class SessionClient {
   virtual FileAccess* files() { return nullptr; }
   // nullptr = commands run as local child processes.
   virtual CommandRunner* commands() { return nullptr; }
-  // The model request is being sent again (rate limited, overloaded, …: `why` says, and when),
-  // or to a fallback profile: for front ends that would otherwise show nothing meanwhile (the
-  // log says it too). Live only, not stored. Called on a provider thread.
-  virtual void OnRetrying(const std::string& session_id, const std::string& why) {
+  // The model request is being sent again (rate limited, overloaded, …) or to a fallback
+  // profile: `notice` says why and when, as agent text, for front ends that would otherwise show
+  // nothing meanwhile (the log says it too). It is stored as a notice, so a replay shows it as
+  // an agent_message_chunk. Called on a provider thread.
+  virtual void OnRetrying(const std::string& session_id, const std::string& notice) {
     (void)session_id;
-    (void)why;
+    (void)notice;
   }
   // Output of a command the turn runs locally, as it arrives (the result follows as a
   // tool_call_update): for front ends that show it live. Called on the turn thread.

@@ -361,15 +361,15 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
 
   // A retry or a fallback, said where the user reads the answer (it came only to the editor's
   // log, and the session showed nothing for as long as the wait): a paragraph of the reply,
-  // before any of its text. Live only, not stored.
-  void OnRetrying(const std::string& session_id, const std::string& why) override {
+  // before any of its text.
+  void OnRetrying(const std::string& session_id, const std::string& notice) override {
     {
       std::lock_guard lock(mutex);
       text_states[session_id] = TextState::kInReply;
     }
     agent::SessionUpdate update;
     update.kind = agent::SessionUpdate::Kind::kAgentMessageChunk;
-    update.text = "(" + why + ".)\n\n";
+    update.text = notice;
     Status sent = NotifyUpdate(session_id, agent::ToAcpJson(update));
     if (!sent.ok()) spdlog::debug("acp: retry notice not sent: {}", sent.error().message());
   }
