@@ -914,6 +914,50 @@ TEST_F(AgentE2eTest, KillNineMidTurnLosesNothingAndResumes) {
   EXPECT_EQ(ListSessions()[0]["status"], "completed");
 }
 
+// A kill -9 during a subtask: the resumed task goes on in the subtask (its model was told only
+// that new_task was interrupted, and the subtask's work stayed orphaned), then with its result.
+TEST_F(AgentE2eTest, KillNineInASubtaskGoesOnInItWhenResumed) {
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall(
+                                "call_task", "new_task",
+                                R"({"mode":"code","message":"Paint the fence","todos":null})"));
+  testing::ScriptedTurn slow;
+  slow.text = "Brush one. Brush two. Brush three. Brush four. Brush five.";
+  slow.text_chunks = 5;
+  testing::FakeResponse response = testing::OpenAiTurn(slow);
+  response.fault.chunk_delay = milliseconds(150);
+  fake_->Enqueue(kChatPath, response);
+  {
+    Child child(RunArgs("delegate the painting", {"--yes", "--mode", "orchestrator"}), Env());
+    ASSERT_TRUE(child.WaitForOutput("Brush two.", milliseconds(15'000)))
+        << child.out() << child.err();
+    child.Signal(SIGKILL);
+    EXPECT_EQ(child.Wait(milliseconds(5000)), -1);
+  }
+  Json sessions = ListSessions();
+  ASSERT_EQ(sessions.size(), 1u);  // The task; its subtask is listed with --all.
+  std::string id = sessions[0]["id"];
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("child_done", "attempt_completion",
+                                                    R"({"result":"The fence is painted."})"));
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_done", "attempt_completion",
+                                                    R"({"result":"Delegated and done."})"));
+  std::vector<std::string> resume = {"sessions", "resume", id, "go on", "--yes"};
+  for (const std::string& a : Provider()) resume.push_back(a);
+  ProcessResult resumed = Lapce(resume);
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+  std::vector<Json> bodies = RequestBodies();
+  ASSERT_EQ(bodies.size(), 4u);
+  std::string to_child = bodies[2].dump();
+  EXPECT_NE(to_child.find("Paint the fence"), std::string::npos) << to_child;
+  EXPECT_NE(to_child.find("Brush two."), std::string::npos) << "its partial reply: " << to_child;
+  EXPECT_NE(to_child.find("go on"), std::string::npos) << to_child;
+  EXPECT_EQ(to_child.find("delegate the painting"), std::string::npos) << to_child;
+  std::string to_parent = bodies[3].dump();
+  EXPECT_NE(to_parent.find("The fence is painted."), std::string::npos) << to_parent;
+  EXPECT_EQ(to_parent.find("interrupted before this tool call"), std::string::npos) << to_parent;
+  EXPECT_NE(resumed.out.find("Delegated and done."), std::string::npos) << resumed.out;
+  EXPECT_EQ(ListSessions()[0]["status"], "completed");
+}
+
 // A kill -9 while a command runs: the command, in a session of its own, does not outlive
 // lapce-ai (it lived on, reparented), and what the model's reply cost is kept (the session's row
 // was written only with the next user message, so the list said 0).

@@ -483,7 +483,8 @@ struct Session::State {
     kNothing,
     kAnswer,
     kMistakeFeedback,
-    kFeedback
+    kFeedback,
+    kSubtask  // The new_task subtask stopped before completing: the prompt goes to it.
   } awaiting = Awaiting::kNothing;
   std::string awaiting_tool_id;
   std::string awaiting_tool_name;
@@ -496,6 +497,11 @@ struct Session::State {
   std::string system_prompt_mode;
   std::shared_ptr<llm::StreamHandle> stream;  // The running request; guarded by mutex_.
   std::shared_ptr<Session> active_child;      // A running new_task subtask; guarded by mutex_.
+  // The subtask of the last new_task call while it runs or stopped before completing (kept with
+  // the session's record, so a resumed task goes on in it); its Session once opened.
+  std::string subtask_id;
+  std::shared_ptr<Session> subtask;
+  SessionTotals subtask_counted;  // The subtask's totals already added to this task's.
 };
 
 // One Prompt() call: the client, and helpers that persist before they show.
@@ -584,10 +590,19 @@ struct Session::Turn {
     bool is_error = false;
     bool is_mistake = false;
     bool ends_turn = false;
+    StopReason stop = StopReason::kEndTurn;  // With ends_turn.
     std::string stuck;  // Set when the call repeats itself: why the user is asked for guidance.
   };
 
   Result<StopReason> Run(std::string_view text);
+  // The turn's model requests and tool calls, from the user message `parts` on.
+  Result<StopReason> Loop(std::vector<llm::ContentPart> parts);
+  // The prompt answers the waiting subtask (Awaiting::kSubtask): it goes on in it, and this
+  // task with its result once it completes.
+  Result<StopReason> GoOnInSubtask(std::string_view text);
+  // A tool call's result as the protocol sends it.
+  llm::ContentPart ResultPart(const std::string& call_id, const std::string& name,
+                              std::string result, bool is_error) const;
   std::string SystemPrompt();
   // `parts` with the environment details appended, for the request that follows.
   llm::Message UserMessage(std::vector<llm::ContentPart> parts);
@@ -623,6 +638,12 @@ struct Session::Turn {
   ApprovalReply Approve(const ApprovalRequest& request, const ToolCallInfo& call);
   ToolOutcome RunSubtask(const std::string& mode, const std::string& message,
                          const std::string& todos);
+  // Prompts the subtask `child` with `text`, its work shown in this session: its result, or an
+  // outcome that ends this turn too when it stops before completing (a question, a limit, …), so
+  // the user's next prompt goes on in it (Awaiting::kSubtask).
+  ToolOutcome RunChild(const std::shared_ptr<Session>& child, std::string_view text);
+  // The waiting subtask, opened from the store when this process has not run it.
+  Result<std::shared_ptr<Session>> WaitingSubtask();
   Result<std::string> Summarize(const std::string& system_prompt,
                                 const std::vector<llm::Message>& messages);
   void Persist(const ContextChange& change);
@@ -734,6 +755,15 @@ void GrantAlways(AutoApproveSettings& approvals, const ApprovalRequest& request)
 // Applies an "always" answer, as kept in State::always_answers ({"answer": "allow" | "reject",
 // "kind", "tool", "target"}), to the session's approvals; one of unknown kind (from a newer
 // lapce-ai) is ignored. Under mutex_.
+void Session::AdoptAlwaysAnswersLocked(const json& answers) {
+  for (const json& answer : answers) {
+    json& kept = state_->always_answers;
+    if (std::find(kept.begin(), kept.end(), answer) != kept.end()) continue;
+    ApplyAlwaysAnswerLocked(answer);
+    kept.push_back(answer);
+  }
+}
+
 void Session::ApplyAlwaysAnswerLocked(const json& answer) {
   State& state = *state_;
   if (!answer.is_object()) return;
@@ -1741,7 +1771,6 @@ ApprovalReply Session::Turn::Approve(const ApprovalRequest& request, const ToolC
 Session::Turn::ToolOutcome Session::Turn::RunSubtask(const std::string& mode,
                                                      const std::string& message,
                                                      const std::string& todos) {
-  ToolOutcome outcome;
   SessionOptions options;
   options.workspace = state.options.workspace;
   options.mode = mode;
@@ -1750,14 +1779,24 @@ Session::Turn::ToolOutcome Session::Turn::RunSubtask(const std::string& mode,
   options.mcp = state.options.mcp;
   Result<std::shared_ptr<Session>> child = session.engine_.NewSession(options);
   if (!child.ok()) {
+    ToolOutcome outcome;
     outcome.is_error = true;
     outcome.text = ToolErrorText(child.error().message());
     return outcome;
   }
-  if (!todos.empty()) {
-    std::lock_guard lock((*child)->mutex_);
-    (*child)->state_->todos = ParseTodoList(todos);
+  {
+    std::scoped_lock lock((*child)->mutex_, session.mutex_);
+    if (!todos.empty()) (*child)->state_->todos = ParseTodoList(todos);
+    // The user's "always" answers hold in the task's subtasks, as Kilo Code's do: the user sees
+    // one task, and was asked again in each subtask.
+    (*child)->AdoptAlwaysAnswersLocked(state.always_answers);
   }
+  return RunChild(*child, message);
+}
+
+Session::Turn::ToolOutcome Session::Turn::RunChild(const std::shared_ptr<Session>& child,
+                                                   std::string_view text) {
+  ToolOutcome outcome;
   // The child's work is shown in the parent's session: its text, thoughts and tool calls. Its
   // mode, plan and usage are its own.
   class Forward : public SessionClient {
@@ -1784,24 +1823,59 @@ Session::Turn::ToolOutcome Session::Turn::RunSubtask(const std::string& mode,
   } forward(*this);
   {
     std::lock_guard lock(session.mutex_);
-    state.active_child = *child;
+    state.active_child = child;
+    state.subtask = child;
+    state.subtask_id = child->id();
   }
-  Result<StopReason> stop = (*child)->Prompt(message, forward);
+  SaveRecord();  // With the subtask's id: a task killed meanwhile goes on in it when resumed.
+  Result<StopReason> stop = child->Prompt(text, forward);
   {
     std::lock_guard lock(session.mutex_);
     state.active_child.reset();
   }
   // A task's totals include its subtasks', all of them alike (what the task cost, and what
-  // approvals.max_cost_usd guards); the child keeps its own.
-  SessionInfo info = (*child)->Info();
+  // approvals.max_cost_usd guards); the child keeps its own. Counted from where the last prompt
+  // of the child left them.
+  SessionInfo info = child->Info();
   {
     std::lock_guard lock(session.mutex_);
-    state.totals.input_tokens += info.totals.input_tokens;
-    state.totals.output_tokens += info.totals.output_tokens;
-    state.totals.cache_read_tokens += info.totals.cache_read_tokens;
-    state.totals.cache_write_tokens += info.totals.cache_write_tokens;
-    state.totals.cost_usd += info.totals.cost_usd;
-    state.totals.requests += info.totals.requests;
+    SessionTotals& counted = state.subtask_counted;
+    state.totals.input_tokens += info.totals.input_tokens - counted.input_tokens;
+    state.totals.output_tokens += info.totals.output_tokens - counted.output_tokens;
+    state.totals.cache_read_tokens += info.totals.cache_read_tokens - counted.cache_read_tokens;
+    state.totals.cache_write_tokens += info.totals.cache_write_tokens - counted.cache_write_tokens;
+    state.totals.cost_usd += info.totals.cost_usd - counted.cost_usd;
+    state.totals.requests += info.totals.requests - counted.requests;
+    counted = info.totals;
+  }
+  {
+    // Its "always" answers hold in the rest of the task too.
+    std::scoped_lock lock(session.mutex_, child->mutex_);
+    session.AdoptAlwaysAnswersLocked(child->state_->always_answers);
+  }
+  std::string result;
+  {
+    std::lock_guard lock(child->mutex_);
+    result = child->state_->completion_result;
+  }
+  bool waits = stop.ok() && *stop != StopReason::kCancelled && result.empty();
+  if (waits) {
+    // Stopped before completing (it asked the user, a limit stopped it and the user said no,
+    // the model made too many mistakes): so does the task, and the user's answer goes to it.
+    std::lock_guard lock(session.mutex_);
+    state.awaiting = State::Awaiting::kSubtask;
+    state.status = SessionStatus::kWaiting;
+    outcome.ends_turn = true;
+    outcome.stop = *stop;
+    outcome.shown = "The subtask " + child->id() +
+                    " stopped before completing; the next message goes on in it.";
+    return outcome;
+  }
+  {
+    std::lock_guard lock(session.mutex_);
+    state.subtask.reset();
+    state.subtask_id.clear();
+    state.subtask_counted = {};
   }
   if (!stop.ok()) {
     outcome.is_error = true;
@@ -1814,20 +1888,33 @@ Session::Turn::ToolOutcome Session::Turn::RunSubtask(const std::string& mode,
     outcome.text = "The subtask was cancelled.";
     return outcome;
   }
-  std::string result;
-  {
-    std::lock_guard lock((*child)->mutex_);
-    result = (*child)->state_->completion_result;
-  }
-  if (result.empty()) {
-    outcome.text = "The subtask " + (*child)->id() +
-                   " stopped without completing (it is waiting for the user's answer).";
-  } else {
-    outcome.text = "Subtask " + (*child)->id() + " completed. Result:\n" + result;
-    // The user saw the result as the subtask's last words, just above.
-    outcome.shown = "Subtask " + (*child)->id() + " completed.";
-  }
+  outcome.text = "Subtask " + child->id() + " completed. Result:\n" + result;
+  // The user saw the result as the subtask's last words, just above.
+  outcome.shown = "Subtask " + child->id() + " completed.";
   return outcome;
+}
+
+Result<std::shared_ptr<Session>> Session::Turn::WaitingSubtask() {
+  std::string id;
+  {
+    std::lock_guard lock(session.mutex_);
+    if (state.subtask) return state.subtask;
+    id = state.subtask_id;
+  }
+  std::shared_ptr<Session> child = session.engine_.Find(id);
+  if (!child) {
+    Result<std::shared_ptr<Session>> loaded = session.engine_.LoadSession(id);
+    if (!loaded.ok()) {
+      return Error(loaded.error().code(), "the subtask " + id + " could not be opened to go on (" +
+                                              loaded.error().message() + ")");
+    }
+    child = *loaded;
+  }
+  SessionInfo info = child->Info();
+  std::lock_guard lock(session.mutex_);
+  state.subtask = child;
+  state.subtask_counted = info.totals;  // Its earlier work is in this task's totals already.
+  return child;
 }
 
 Result<std::string> Session::Turn::Summarize(const std::string& system_prompt,
@@ -1896,10 +1983,12 @@ void Session::Turn::Persist(const ContextChange& change) {
 }
 
 Result<StopReason> Session::Turn::Run(std::string_view text) {
-  const AgentSettings& settings = session.engine_.settings_;
   bool is_first = state.history.empty();
   RETURN_IF_ERROR(RefreshWorkspace());
   RETURN_IF_ERROR(RefreshModes());
+  if (state.awaiting == State::Awaiting::kSubtask && !state.subtask_id.empty()) {
+    return GoOnInSubtask(text);
+  }
   // Rules, AGENTS.md and the modes are read again for each prompt: the user (or the model, last
   // turn) may have changed them. Within a turn the prompt changes with the mode only.
   state.system_prompt.clear();
@@ -1979,6 +2068,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
             expanded + "\n</feedback>";
         break;
       case State::Awaiting::kNothing:
+      case State::Awaiting::kSubtask:  // Without one (GoOnInSubtask takes those).
         parts[0].text = "<user_message>\n" + expanded + "\n</user_message>";
         break;
     }
@@ -1995,7 +2085,67 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     state.status = SessionStatus::kActive;
   }
   Emit(TextUpdate(SessionUpdate::Kind::kUserMessageChunk, std::string(text)));
+  return Loop(std::move(parts));
+}
 
+Result<StopReason> Session::Turn::GoOnInSubtask(std::string_view text) {
+  std::string call_id;
+  std::swap(call_id, state.awaiting_tool_id);
+  Emit(TextUpdate(SessionUpdate::Kind::kUserMessageChunk, std::string(text)));
+  ToolOutcome outcome;
+  Result<std::shared_ptr<Session>> child = WaitingSubtask();
+  if (child.ok()) {
+    outcome = RunChild(*child, text);
+  } else {
+    outcome.is_error = true;
+    outcome.text = ToolErrorText(child.error().message());
+    std::lock_guard lock(session.mutex_);
+    state.subtask_id.clear();
+  }
+  if (outcome.ends_turn) {  // Stopped again before completing: the next prompt goes to it too.
+    state.awaiting_tool_id = std::move(call_id);
+    SaveRecord();
+    return outcome.stop;
+  }
+  // The new_task call's card ends with the subtask (it said the task waited for it).
+  SessionUpdate done;
+  done.kind = SessionUpdate::Kind::kToolCallUpdate;
+  done.tool.id = call_id;
+  done.tool.status = outcome.is_error ? ToolStatus::kFailed : ToolStatus::kCompleted;
+  done.tool.content.push_back({});
+  done.tool.content.back().text = outcome.shown.empty() ? outcome.text : outcome.shown;
+  if (!call_id.empty()) Emit(done);
+  state.awaiting = State::Awaiting::kNothing;
+  {
+    std::lock_guard lock(session.mutex_);
+    state.status = SessionStatus::kActive;
+  }
+  std::vector<llm::ContentPart> parts;
+  parts.push_back(ResultPart(call_id, "new_task", std::move(outcome.text), outcome.is_error));
+  if (session.cancelled_.load()) {
+    Append(LastUserMessage(std::move(parts)), /*with_record=*/true);
+    return StopReason::kCancelled;
+  }
+  return Loop(std::move(parts));
+}
+
+llm::ContentPart Session::Turn::ResultPart(const std::string& call_id, const std::string& name,
+                                           std::string result, bool is_error) const {
+  llm::ContentPart part;
+  if (state.protocol == ToolProtocol::kNative) {
+    part.kind = llm::ContentPart::Kind::kToolResult;
+    part.tool_call_id = call_id;
+    part.tool_name = name;
+    part.is_error = is_error;
+    part.text = std::move(result);
+  } else {
+    part.text = "[" + name + "] Result:\n" + result;
+  }
+  return part;
+}
+
+Result<StopReason> Session::Turn::Loop(std::vector<llm::ContentPart> parts) {
+  const AgentSettings& settings = session.engine_.settings_;
   ForcedReduction overflow;  // Recovery from "context too long" errors.
   // The limits count what runs without the user: a prompt of theirs starts counting again.
   state.limits.Reset(state.totals.cost_usd);
@@ -2163,24 +2313,14 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
       // Any further calls in the message get their results with the next prompt (native
       // requires one per call); they were not run.
       SaveRecord();
-      return StopReason::kEndTurn;
+      return outcome.stop;
     }
     for (size_t i = 0; i < reply.calls.size(); ++i) {
       const ToolCall& call = reply.calls[i];
       std::string result =
           i == 0 ? outcome.text : "Tool [" + call.name + "] " + std::string(kOneToolOnly);
       bool is_error = i == 0 ? outcome.is_error : true;
-      llm::ContentPart part;
-      if (state.protocol == ToolProtocol::kNative) {
-        part.kind = llm::ContentPart::Kind::kToolResult;
-        part.tool_call_id = call.id;
-        part.tool_name = call.name;
-        part.is_error = is_error;
-        part.text = std::move(result);
-      } else {
-        part.text = "[" + call.name + "] Result:\n" + result;
-      }
-      parts.push_back(std::move(part));
+      parts.push_back(ResultPart(call.id, call.name, std::move(result), is_error));
     }
     if (session.cancelled_.load()) {
       Append(LastUserMessage(std::move(parts)), /*with_record=*/true);
@@ -2344,9 +2484,10 @@ SessionRecord Session::RecordLocked() const {
     todos.push_back({{"text", todo.text}, {"status", TodoStatusLabel(todo.status)}});
   }
   record.todos_json = todos.dump();
-  if (!state.always_answers.empty()) {
-    record.extra_json = json{{"always", state.always_answers}}.dump();
-  }
+  json extra = json::object();
+  if (!state.always_answers.empty()) extra["always"] = state.always_answers;
+  if (!state.subtask_id.empty()) extra["subtask"] = state.subtask_id;
+  if (!extra.empty()) record.extra_json = extra.dump();
   return record;
 }
 
@@ -2525,6 +2666,23 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
     }
   }
 
+  // A subtask that stopped before completing, or was running when the engine stopped: the task
+  // goes on in it, if the last message is still the new_task call it answers.
+  if (extra.is_object() && extra.value("subtask", json()).is_string() && !state.history.empty() &&
+      state.history.back().message.role == llm::Role::kAssistant &&
+      record->status != SessionStatus::kCompleted) {
+    for (const llm::ContentPart& part : state.history.back().message.parts) {
+      if (part.kind != llm::ContentPart::Kind::kToolCall &&
+          state.protocol == ToolProtocol::kNative) {
+        continue;
+      }
+      state.awaiting = Session::State::Awaiting::kSubtask;
+      state.subtask_id = extra["subtask"].get<std::string>();
+      state.awaiting_tool_id = part.tool_call_id;
+      state.awaiting_tool_name = part.tool_name;
+      break;
+    }
+  }
   // A reply the engine was streaming when it stopped: its shown text is in the events after the
   // last stored message. Keep it in the history so the model sees what the user saw.
   ASSIGN_OR_RETURN(std::vector<StoredEvent> events, store_->LoadEvents(record->id));

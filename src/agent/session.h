@@ -158,6 +158,9 @@ class Session {
   SessionRecord RecordLocked() const;  // The store's row; takes mutex_.
   // An "always" answer (as State keeps them) applied to the session's approvals. Under mutex_.
   void ApplyAlwaysAnswerLocked(const nlohmann::json& answer);
+  // Applies and keeps those of `answers` the session has not had (a subtask's answers in its
+  // parent, the parent's in a new subtask). Under mutex_.
+  void AdoptAlwaysAnswersLocked(const nlohmann::json& answers);
 
   Engine& engine_;
   const std::string id_;

@@ -1706,6 +1706,123 @@ TEST_F(SessionTest, NewTaskRunsChildAndReturnsItsResult) {
   EXPECT_EQ(task_result, "Subtask " + child->id + " completed.");
 }
 
+// A subtask that stops before completing (here to ask the user) stops its task too, which made
+// more requests as if it had its result; the user's answer goes on in it, in a later process
+// too, and the task goes on with its result.
+TEST_F(SessionTest, ASubtasksQuestionIsAnsweredInItAndTheTaskGoesOn) {
+  AgentSettings settings = Settings();
+  settings.approvals.subtasks = true;
+  llm::ProviderPool& pool = MakePool({"p"});
+  Engine& first = MakeEngine(pool, settings);
+  std::shared_ptr<Session> parent = NewSession(first);
+  Enqueue(
+      OpenAiToolCall("call_task", "new_task",
+                     json{{"mode", "code"}, {"message", "Paint it"}, {"todos", nullptr}}.dump()));
+  Enqueue(OpenAiToolCall("child_ask", "ask_followup_question",
+                         json{{"question", "Which colour?"}, {"follow_up", nullptr}}.dump()));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*parent, "Delegate the painting", client), StopReason::kEndTurn);
+  EXPECT_EQ(server_->requests().size(), 2u) << "the task went on without the answer";
+  EXPECT_EQ(parent->Info().status, SessionStatus::kWaiting);
+  EXPECT_NE(client.AgentText().find("Which colour?"), std::string::npos);
+  std::string id = parent->id();
+  ListOptions options;
+  options.include_children = true;
+  Result<std::vector<SessionRecord>> sessions = store_->ListSessions(options);
+  ASSERT_TRUE(sessions.ok());
+  ASSERT_EQ(sessions->size(), 2u);
+  std::string child_id = (*sessions)[0].id == id ? (*sessions)[1].id : (*sessions)[0].id;
+  first.Close(child_id);
+  first.Close(id);
+  parent.reset();  // Its process ends.
+
+  Engine& second = MakeEngine(pool, settings);
+  Result<std::shared_ptr<Session>> loaded = second.LoadSession(id);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
+  Enqueue(OpenAiToolCall("child_done", "attempt_completion", CompletionArgs("Painted blue.")));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("All painted.")));
+  TestClient later;
+  EXPECT_EQ(MustPrompt(**loaded, "blue", later), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 4u);
+  std::optional<std::string> answer = ToolResultOf(bodies[2], "child_ask");
+  ASSERT_TRUE(answer.has_value()) << bodies[2]["messages"].dump();
+  EXPECT_NE(answer->find("<answer>\nblue\n</answer>"), std::string::npos) << *answer;
+  std::optional<std::string> result = ToolResultOf(bodies[3], "call_task");
+  ASSERT_TRUE(result.has_value()) << bodies[3]["messages"].dump();
+  EXPECT_NE(result->find("Painted blue."), std::string::npos) << *result;
+  EXPECT_EQ(MessagesText(bodies[3]).find("<answer>"), std::string::npos)
+      << "the answer was the subtask's, not the task's";
+  EXPECT_EQ((*loaded)->Info().status, SessionStatus::kCompleted);
+  EXPECT_EQ((*loaded)->Info().totals.requests, 4);
+  // The new_task card ends with the subtask.
+  std::vector<std::string> trace = later.Trace();
+  EXPECT_NE(std::find(trace.begin(), trace.end(), "tool_call_update completed"), trace.end());
+}
+
+// A limit that stops a subtask (the user did not let it go on) stops its task: the task made
+// more requests, and ended "completed".
+TEST_F(SessionTest, ALimitThatStopsASubtaskStopsTheTask) {
+  AgentSettings settings = Settings();
+  settings.approvals.subtasks = true;
+  settings.max_requests_per_turn = 2;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> parent = NewSession(engine);
+  Enqueue(
+      OpenAiToolCall("call_task", "new_task",
+                     json{{"mode", "code"}, {"message", "Read a lot"}, {"todos", nullptr}}.dump()));
+  Enqueue(OpenAiToolCall("r1", "read_file", ReadArgs("src.txt")));
+  Enqueue(OpenAiToolCall("r2", "list_files", json{{"path", "."}}.dump()));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*parent, "Delegate", client), StopReason::kMaxTurnRequests);
+  EXPECT_EQ(server_->requests().size(), 3u);
+  EXPECT_EQ(parent->Info().status, SessionStatus::kStopped);
+  // Sent on, it goes on in the subtask, then in the task.
+  Enqueue(OpenAiToolCall("child_done", "attempt_completion", CompletionArgs("Read it all.")));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  EXPECT_EQ(MustPrompt(*parent, "go on", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 5u);
+  EXPECT_TRUE(ToolResultOf(bodies[3], "r2").has_value()) << bodies[3]["messages"].dump();
+  std::optional<std::string> result = ToolResultOf(bodies[4], "call_task");
+  ASSERT_TRUE(result.has_value()) << bodies[4]["messages"].dump();
+  EXPECT_NE(result->find("Read it all."), std::string::npos) << *result;
+}
+
+// An "always" answer holds in the task's subtasks (the user was asked again in each), and one
+// given in a subtask holds in the rest of the task.
+TEST_F(SessionTest, AlwaysAnswersHoldAcrossSubtasks) {
+  AgentSettings settings = Settings();
+  settings.approvals.subtasks = true;
+  settings.approvals.write = false;
+  settings.approvals.execute = false;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> parent = NewSession(engine);
+  auto write = [](const char* id, const char* path) {
+    return OpenAiToolCall(id, "write_to_file",
+                          json{{"path", path}, {"content", "x\n"}, {"line_count", 1}}.dump());
+  };
+  Enqueue(write("w1", "a.txt"));
+  Enqueue(
+      OpenAiToolCall("call_task", "new_task",
+                     json{{"mode", "code"}, {"message", "Write more"}, {"todos", nullptr}}.dump()));
+  Enqueue(write("w2", "b.txt"));
+  Enqueue(OpenAiToolCall("c1", "execute_command", json{{"command", "true"}}.dump()));
+  Enqueue(OpenAiToolCall("child_done", "attempt_completion", CompletionArgs("Wrote b.")));
+  Enqueue(OpenAiToolCall("c2", "execute_command", json{{"command", "true"}}.dump()));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kAllowAlways);  // a.txt's write.
+  client.AnswerNext(PermissionOutcome::kAllowAlways);  // The subtask's `true`.
+  EXPECT_EQ(MustPrompt(*parent, "Write", client), StopReason::kEndTurn);
+  EXPECT_EQ(ReadFile(workspace_ + "/b.txt"), "x\n");
+  std::vector<PermissionRequest> asked = client.permissions();
+  ASSERT_EQ(asked.size(), 2u);
+  EXPECT_EQ(asked[0].tool.id, "w1");
+  EXPECT_EQ(asked[1].tool.id, "c1");
+  EXPECT_EQ(client.unused_answers(), 0u);
+}
+
 TEST_F(SessionTest, CancelReachesARunningSubtask) {
   AgentSettings settings = Settings();
   settings.approvals.subtasks = true;
