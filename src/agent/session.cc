@@ -927,13 +927,13 @@ Status Session::Turn::RefreshModes() {
 }
 
 ToolSettings Session::Turn::ToolSettingsForRoom() const {
-  // What read_file and @mentions return fits the room left in the model's window: 60% of it, as
-  // Kilo Code gives a file, at about 3 bytes a token, and never less than 2 KiB.
+  // What read_file, @mentions and commands return fits the room left in the model's window: 60%
+  // of it, as Kilo Code gives a file, at about 3 bytes a token, and never less than 2 KiB.
   ToolSettings settings = session.engine_.settings_.tools;
   if (int64_t window = state.model.context_window; window > 0) {
     int64_t room = std::max<int64_t>(window - state.last_context_tokens, 0) * 6 / 10 * 3;
-    settings.read_byte_limit =
-        std::min(settings.read_byte_limit, static_cast<size_t>(std::max<int64_t>(room, 2048)));
+    settings.room_bytes = static_cast<size_t>(std::max<int64_t>(room, 2048));
+    settings.read_byte_limit = std::min(settings.read_byte_limit, settings.room_bytes);
   }
   return settings;
 }

@@ -41,38 +41,59 @@ std::string SignalName(int signal) {
   return name != nullptr ? std::string("SIG") + name : "signal " + std::to_string(signal);
 }
 
-// Output as the model sees it: binary output summarised, head+tail kept beyond the limits.
-std::string ModelOutput(const workspace::CommandOutcome& outcome, int line_limit) {
+// Output as the model sees it: binary output summarised; beyond `line_limit` lines, the first
+// fifth of them and the rest from the end; beyond `char_limit` characters (long lines), a fifth
+// of those from the start and the rest from the end, cut at line ends where one is near. What is
+// left out is said, in lines and characters.
+std::string ModelOutput(const workspace::CommandOutcome& outcome, int line_limit,
+                        size_t char_limit) {
   const std::string& raw = outcome.output;
   if (workspace::LooksBinary(std::string_view(raw).substr(0, 8192))) {
     return "(binary output, " + std::to_string(raw.size() + outcome.dropped_bytes) +
            " bytes, not shown)";
   }
-  std::string text = TruncateOutputLines(raw, line_limit);
-  // (A raw output within the limit is longer after the line cut only by the cut's note.) Output
-  // the runner did not keep whole is cut here around the gap it left, and counted with it.
-  if (outcome.dropped_bytes == 0 &&
-      (text.size() <= kOutputCharacterLimit || raw.size() <= kOutputCharacterLimit)) {
-    return text;
+  if (outcome.dropped_bytes == 0) {
+    std::string text = TruncateOutputLines(raw, line_limit);
+    // (A raw output within the limit is longer after the line cut only by the cut's note.)
+    if (text.size() <= char_limit || raw.size() <= char_limit) return text;
   }
-  // Long lines: the kept lines are still too long. Keep a fifth of the limit from the start and
-  // the rest from the end of the whole output, cut at line ends where one is near, and say how
-  // much is left out in lines and characters (a cut of the line-truncated text could drop its
-  // "lines omitted" note, and the model took the output for almost whole).
+  // The runner kept the output's start and end only (its middle is counted in dropped_*), or the
+  // kept lines are too long: cut here, around the runner's gap.
   std::string_view all = raw;
-  size_t head = kOutputCharacterLimit / 5;
-  size_t tail_begin = all.size() - (kOutputCharacterLimit - head);
-  if (size_t end = all.rfind('\n', head - 1); end != std::string_view::npos && end >= head / 2) {
-    head = end + 1;
+  size_t head = 0;
+  size_t tail_begin = all.size();
+  if (line_limit > 0) {
+    size_t head_lines = static_cast<size_t>(line_limit) / 5;
+    size_t tail_lines = static_cast<size_t>(line_limit) - head_lines;
+    for (size_t n = 0; n < head_lines && head < all.size(); ++n) {
+      size_t end = all.find('\n', head);
+      head = end == std::string_view::npos ? all.size() : end + 1;
+    }
+    size_t from = all.size() - (!all.empty() && all.back() == '\n');
+    for (size_t n = 0; n < tail_lines && from > 0; ++n) {
+      size_t start = all.rfind('\n', from - 1);
+      from = start == std::string_view::npos ? 0 : start;
+    }
+    tail_begin = from == 0 ? 0 : from + 1;
+    if (tail_begin < head) tail_begin = head;
   }
-  if (size_t end = all.find('\n', tail_begin); all[tail_begin - 1] != '\n' &&
-                                               end != std::string_view::npos &&
-                                               end - tail_begin < (all.size() - tail_begin) / 2) {
-    tail_begin = end + 1;
-  }
-  head = Utf8CutPosition(all, head);
-  while (tail_begin < all.size() && (static_cast<unsigned char>(all[tail_begin]) & 0xC0) == 0x80) {
-    ++tail_begin;
+  if (line_limit <= 0 || head + (all.size() - tail_begin) > char_limit) {
+    head = char_limit / 5;
+    tail_begin = all.size() - std::min(all.size(), char_limit - head);
+    if (size_t end = all.rfind('\n', head - 1); end != std::string_view::npos && end >= head / 2) {
+      head = end + 1;
+    }
+    if (size_t end = all.find('\n', tail_begin); tail_begin > 0 && all[tail_begin - 1] != '\n' &&
+                                                 end != std::string_view::npos &&
+                                                 end - tail_begin < (all.size() - tail_begin) / 2) {
+      tail_begin = end + 1;
+    }
+    head = Utf8CutPosition(all, head);
+    while (tail_begin < all.size() &&
+           (static_cast<unsigned char>(all[tail_begin]) & 0xC0) == 0x80) {
+      ++tail_begin;
+    }
+    if (tail_begin < head) tail_begin = head;
   }
   std::string_view omitted = all.substr(head, tail_begin - head);
   uint64_t lines = static_cast<uint64_t>(std::count(omitted.begin(), omitted.end(), '\n')) +
@@ -188,9 +209,11 @@ class ExecuteCommandTool final : public ToolBase {
       return {true, ToolErrorText("Command could not be started in '" + cwd +
                                   "': " + outcome.error().message())};
     }
-    std::string output = outcome->output_unknown.empty()
-                             ? ModelOutput(*outcome, context.settings.command_output_line_limit)
-                             : "(unavailable: " + outcome->output_unknown + ")";
+    std::string output =
+        outcome->output_unknown.empty()
+            ? ModelOutput(*outcome, context.settings.command_output_line_limit,
+                          std::min(kOutputCharacterLimit, context.settings.room_bytes))
+            : "(unavailable: " + outcome->output_unknown + ")";
     std::string head = "Command executed in terminal within working directory '" + cwd + "'. ";
     std::string text;
     bool is_error = false;

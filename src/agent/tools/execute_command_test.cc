@@ -187,6 +187,27 @@ TEST_F(ExecuteCommandTest, FloodKeepsHeadAndTail) {
   EXPECT_LT(result.text.size(), 2000u);
 }
 
+// Output larger than the runner keeps (its middle dropped) is still cut to the line limit: it
+// kept 50,000 characters of short lines, over 10,000 tokens, which alone filled a small model's
+// window.
+TEST_F(ExecuteCommandTest, AHugeFloodKeepsTheLineLimit) {
+  ToolResult result = Run("seq 1 3000000");  // 20 MB.
+  EXPECT_NE(result.text.find("Output:\n1\n2\n"), std::string::npos);
+  EXPECT_NE(result.text.find("[...2999500 lines ("), std::string::npos)
+      << result.text.substr(0, 1500);
+  EXPECT_TRUE(result.text.ends_with("2999999\n3000000\n"));
+  EXPECT_LT(result.text.size(), 5000u);
+}
+
+// Output is cut to the room left in the model's window, as read_file's is.
+TEST_F(ExecuteCommandTest, OutputFitsTheRoomLeft) {
+  settings_.room_bytes = 4096;
+  ToolResult result = Run("seq -f %099g 1 1000");  // 100 KB, 1,000 lines.
+  EXPECT_LT(result.text.size(), 4096u + 200u) << result.text.size();
+  EXPECT_NE(result.text.find(" lines ("), std::string::npos);
+  EXPECT_TRUE(result.text.ends_with(std::string(95, '0') + "1000\n"));
+}
+
 TEST_F(ExecuteCommandTest, CancelStopsTheCommand) {
   std::atomic<bool> cancelled{false};
   host_.cancel_on = &cancelled;

@@ -89,8 +89,8 @@ std::string_view Lines(std::string_view text, const std::vector<size_t>& starts,
 // Appends lines [first, last] (1-based) as a <content> block, as many whole lines as fit in
 // `budget` bytes of output, their "N | " numbers included (it lowers the budget by what it used);
 // a first line larger than the budget is cut at it. When not everything fits, a notice says
-// what was shown and how to read the rest.
-void AppendContent(std::string& out, std::string_view text, const std::vector<size_t>& starts,
+// what was shown and how to read the rest, and it returns false.
+bool AppendContent(std::string& out, std::string_view text, const std::vector<size_t>& starts,
                    size_t first, size_t last, size_t& budget) {
   // Each numbered line costs its bytes, its number padded to the widest, " | " and a newline.
   size_t overhead = std::to_string(last).size() + 4;
@@ -99,7 +99,7 @@ void AppendContent(std::string& out, std::string_view text, const std::vector<si
     out += "<notice>Lines " + std::to_string(first) + "-" + std::to_string(last) +
            " not shown: this call already returned as much as fits the model's context. Read "
            "them in a call of their own.</notice>\n";
-    return;
+    return false;
   }
   size_t used = 0;
   size_t shown_last = first - 1;
@@ -138,6 +138,7 @@ void AppendContent(std::string& out, std::string_view text, const std::vector<si
            " requested, to keep the conversation within the model's context. Use line_ranges "
            "to read the rest in parts, or search_files to find what you need.</notice>\n";
   }
+  return !is_line_cut && shown_last == last;
 }
 
 // Returns false when the file could not be read (the error is already in `out`).
@@ -208,9 +209,11 @@ bool ReadOne(ToolContext& context, const FileRequest& request, std::string& out,
   } else {
     int limit = context.settings.read_line_limit;
     if (limit >= 0 && total > static_cast<size_t>(limit)) {
-      if (limit > 0) AppendContent(out, text, starts, 1, static_cast<size_t>(limit), budget);
-      out += "<notice>Showing only " + std::to_string(limit) + " of " + std::to_string(total) +
-             " total lines. Use line_range if you need to read more lines</notice>\n";
+      // One notice: the budget's, when it cut the first lines shorter still.
+      if (limit == 0 || AppendContent(out, text, starts, 1, static_cast<size_t>(limit), budget)) {
+        out += "<notice>Showing only " + std::to_string(limit) + " of " + std::to_string(total) +
+               " total lines. Use line_ranges if you need to read more lines</notice>\n";
+      }
     } else {
       AppendContent(out, text, starts, 1, total, budget);
     }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -72,6 +73,9 @@ struct ToolSettings {
   int search_max_results = 300;         // search_files: matches before the truncation notice.
   int command_timeout_seconds = 0;      // execute_command: 0 = no timeout.
   int command_output_line_limit = 500;  // execute_command: head+tail kept beyond this.
+  // Bytes of a tool's result that fit the room left in the model's window (set for each call;
+  // SIZE_MAX: not known). Command output is cut to it too. Not a config key.
+  size_t room_bytes = SIZE_MAX;
   // execute_command: variables a command does not inherit: those the provider keys came from
   // (a command the model writes could otherwise print or send them). Not a config key.
   std::vector<std::string> hidden_env;
