@@ -449,6 +449,19 @@ Result<CondenseResult> Condense(std::vector<HistoryMessage>& history,
                      "that leaves nothing between them and the first message");
   }
 
+  // A summary of little saves little, and costs a request: most of the context is in the first
+  // message and the kept ones (a huge tool result among the last few, say).
+  int64_t condensable = 0;
+  for (size_t k = 1; k < boundary; ++k) condensable += MessageTokens(history[visible[k]]);
+  if (Calibrated(options.calibration, condensable) * 10 < prev_tokens) {
+    return Error(ErrorCode::kResourceExhausted,
+                 "Little to condense: a summary would replace about " +
+                     std::to_string(Calibrated(options.calibration, condensable)) + " of the " +
+                     std::to_string(prev_tokens) + " tokens (" + std::to_string(boundary - 1) +
+                     (boundary == 2 ? " message" : " messages") +
+                     "); the rest is the first message and the last ones, kept whole");
+  }
+
   std::vector<Message> request;
   request.reserve(boundary + 1);
   for (size_t k = 0; k < boundary; ++k) request.push_back(AsPlainText(history[visible[k]].message));

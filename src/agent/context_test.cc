@@ -321,6 +321,23 @@ TEST(CondenseTest, NothingBetweenTheFirstAndTheKeptOnes) {
   EXPECT_EQ(fake.calls, 0);
 }
 
+// A summary that could save little (the context is in a kept message, a huge tool result) is
+// not asked for: it cost a request and saved 13 of 18,200 tokens.
+TEST(CondenseTest, LittleToCondenseIsNotSummarised) {
+  std::vector<HistoryMessage> history = Conversation(5);
+  history.back() = User(5, Long("m5") + std::string(200'000, 'x'));
+  FakeSummarizer fake;
+  Result<CondenseResult> result = Condense(history, OptionsFor(history), fake.Get());
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message().find("Little to condense: a summary would replace about "),
+            std::string::npos)
+      << result.error().message();
+  EXPECT_NE(result.error().message().find(" tokens (1 message);"), std::string::npos)
+      << result.error().message();
+  EXPECT_EQ(fake.calls, 0);
+  EXPECT_EQ(history.size(), 5u);
+}
+
 TEST(CondenseTest, CondensedRecently) {
   std::vector<HistoryMessage> history = Conversation(9);
   FakeSummarizer fake;

@@ -990,13 +990,38 @@ Status Session::Turn::FitContext() {
   ContextPlan left =
       PlanContext(state.history, prompt_tokens, state.calibration, budget, context_settings);
   if (budget.context_window > 0 && left.context_tokens > budget.context_window) {
+    // What takes the room: the largest message left, named.
+    const HistoryMessage* largest = nullptr;
+    for (const HistoryMessage& entry : state.history) {
+      if (entry.is_visible() && (!largest || entry.token_estimate > largest->token_estimate)) {
+        largest = &entry;
+      }
+    }
+    std::string what = "a message this large cannot be sent";
+    std::string fix = "shorten it, or mention fewer or smaller files";
+    if (largest != nullptr) {
+      std::string tool;
+      for (const llm::ContentPart& part : largest->message.parts) {
+        if (part.kind == llm::ContentPart::Kind::kToolResult) tool = part.tool_name;
+      }
+      std::string size = "about " + std::to_string(largest->token_estimate) + " tokens";
+      if (!tool.empty()) {
+        what = "the result of a " + tool + " call is " + size;
+        fix =
+            "send a message to go on (the oldest messages are dropped to make room), or start "
+            "a new session";
+      } else if (largest->message.role == llm::Role::kAssistant) {
+        what = "a reply of the model is " + size;
+        fix = "start a new session, or use a model with a larger window";
+      } else {
+        what = "a message of yours is " + size;
+      }
+    }
     return Error(ErrorCode::kInvalidArgument,
                  "the conversation is about " + std::to_string(left.context_tokens) +
                      " tokens even after condensing and truncating, more than the " +
                      std::to_string(budget.context_window) + "-token context window of " +
-                     state.model.id +
-                     "; a message this large cannot be sent: shorten it, or mention fewer or "
-                     "smaller files");
+                     state.model.id + "; " + what + ": " + fix);
   }
   return OkStatus();
 }

@@ -1634,6 +1634,20 @@ TEST_F(SessionTest, ContextTooLongIsNotRetriedWhenNothingCanBeDropped) {
   EXPECT_EQ(server_->requests().size(), 1u);
 }
 
+// A conversation that cannot be made to fit names what fills it (it blamed the user's message
+// and mentioned files whatever it was).
+TEST_F(SessionTest, AConversationThatCannotFitSaysWhatFillsIt) {
+  Engine& engine = MakeEngine(MakePool({"p"}, "gpt-4o", 4000));
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(OpenAiToolCall("r1", "read_file", ReadArgs("src.txt"), std::string(30'000, 'w')));
+  TestClient client;
+  Result<StopReason> stop = session->Prompt("Go", client);
+  ASSERT_FALSE(stop.ok());
+  EXPECT_NE(stop.error().message().find("; a reply of the model is about "), std::string::npos)
+      << stop.error().message();
+  EXPECT_EQ(server_->requests().size(), 1u);
+}
+
 // ---- 8. Subtask --------------------------------------------------------------------------------
 
 TEST_F(SessionTest, NewTaskRunsChildAndReturnsItsResult) {
