@@ -55,17 +55,33 @@ std::string NewSessionId() {
   return id;
 }
 
+// The result sent for a reply without a tool call (NoToolsUsedText): the error, the reminder of
+// the session's protocol, the next steps.
 constexpr std::string_view kNoToolsUsed =
-    "[ERROR] You did not use a tool in your previous response! Please retry with a tool use.\n\n"
+    "[ERROR] You did not use a tool in your previous response! Please retry with a tool use.\n\n";
+constexpr std::string_view kNoToolsUsedNativeReminder =
     "# Reminder: Instructions for Tool Use\n\n"
     "Every response must call exactly one tool. When the task is done, call attempt_completion "
-    "with the result; when you need information from the user, call ask_followup_question.\n\n"
+    "with the result; when you need information from the user, call ask_followup_question.\n\n";
+constexpr std::string_view kNoToolsUsedNext =
     "# Next Steps\n\n"
     "If you have completed the user's task, use the attempt_completion tool. If you require "
     "additional information from the user, use the ask_followup_question tool. Otherwise, if you "
     "have not completed the task and do not need additional information, then proceed with the "
     "next step of the task.\n(This is an automated message, so do not respond to it "
     "conversationally.)";
+
+std::string NoToolsUsedText(ToolProtocol protocol) {
+  std::string text(kNoToolsUsed);
+  if (protocol == ToolProtocol::kXml) {
+    text += kXmlToolUseReminder;
+    text += "\n\n";
+  } else {
+    text += kNoToolsUsedNativeReminder;
+  }
+  text += kNoToolsUsedNext;
+  return text;
+}
 
 constexpr std::string_view kOneToolOnly =
     "was not executed because a tool has already been used in this message. Only one tool may "
@@ -1136,10 +1152,23 @@ Session::Turn::Reply Session::Turn::Request() {
                   std::to_string(reply.calls.size());
         call.name = event.call.name;
         const XmlToolSpec* spec = FindXmlSpec(call.name);
+        // What arrived of the parameters, for the card of a call that cannot run (the user saw
+        // an empty card and could not tell what was cut off).
+        json given = json::object();
+        for (const auto& [name, value] : event.call.params) given[name] = value;
         if (event.call.is_partial) {
           call.error = "The " + call.name +
                        " tool call was not complete (its closing tag is missing). Retry with "
                        "the whole call.";
+          call.arguments_json = given.dump();
+        } else if (!event.call.oversized_params.empty()) {
+          call.error = "The <" + event.call.oversized_params[0] + "> of this " + call.name +
+                       " call is over " + std::to_string(XmlToolParser::kMaxParamBytes / 1024) +
+                       " KiB, the most a parameter of a tool call in XML may hold, so it was "
+                       "not run. Send less at a time: write a large file in parts "
+                       "(write_to_file with the first part, then insert_content for each "
+                       "next one), or change it with apply_diff.";
+          call.arguments_json = given.dump();
         } else if (spec == nullptr) {
           call.error = "Unknown tool '" + call.name + "'.";
         } else {
@@ -1591,7 +1620,11 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
     Emit(failed);
     return outcome;
   };
-  if (!call.error.empty()) return refuse(call.error, true, json::object());
+  if (!call.error.empty()) {
+    json given = json::parse(call.arguments_json.empty() ? "{}" : call.arguments_json, nullptr,
+                             /*allow_exceptions=*/false);
+    return refuse(call.error, true, given.is_object() ? given : json::object());
+  }
   if (Status fresh = RefreshWorkspace(); !fresh.ok()) {
     return refuse(fresh.error().message(), false, json::object());
   }
@@ -2296,7 +2329,7 @@ Result<StopReason> Session::Turn::Loop(std::vector<llm::ContentPart> parts) {
     if (reply.message.parts.empty()) {
       ++state.consecutive_mistakes;
       parts.push_back({});
-      parts.back().text = std::string(kNoToolsUsed);
+      parts.back().text = NoToolsUsedText(state.protocol);
       if (session.cancelled_.load()) return StopReason::kCancelled;
       continue;
     }
@@ -2324,10 +2357,11 @@ Result<StopReason> Session::Turn::Loop(std::vector<llm::ContentPart> parts) {
       }
       ++state.consecutive_mistakes;
       parts.push_back({});
-      parts.back().text = std::string(kNoToolsUsed);
+      parts.back().text = NoToolsUsedText(state.protocol);
       continue;
     }
     ToolOutcome outcome = Execute(reply.calls[0]);
+    if (state.protocol == ToolProtocol::kXml) outcome.text = ForXmlToolUse(std::move(outcome.text));
     state.consecutive_mistakes = outcome.is_mistake ? state.consecutive_mistakes + 1 : 0;
     stuck = std::move(outcome.stuck);
     if (outcome.ends_turn) {

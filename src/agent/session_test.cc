@@ -26,6 +26,7 @@
 #include "agent/mcp.h"
 #include "agent/modes.h"
 #include "agent/store.h"
+#include "agent/xml_tools.h"
 #include "base/check.h"
 #include "base/config.h"
 #include "llm/pool.h"
@@ -695,6 +696,64 @@ TEST_F(SessionTest, XmlSecondToolCallOfAMessageIsNotRun) {
   EXPECT_NE(results.find("[execute_command] Result:\nTool [execute_command] was not executed"),
             std::string::npos)
       << results;
+}
+
+// An XML call that cannot run says why, and its card shows what arrived: a parameter over the
+// limit was reported missing (the model was told to send it again whole), and a call cut short
+// showed an empty card.
+TEST_F(SessionTest, XmlCallsThatCannotRunSayWhyAndShowWhatArrived) {
+  AgentSettings settings = Settings();
+  settings.tool_protocol = ToolProtocol::kXml;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine);
+  std::string big(XmlToolParser::kMaxParamBytes + 10, 'A');
+  Enqueue(XmlTurn("<write_to_file><path>big.txt</path><content>" + big +
+                  "</content><line_count>1</line_count></write_to_file>"));
+  Enqueue(XmlTurn("Doing <execute_command><command>echo hi"));
+  Enqueue(XmlTurn("<attempt_completion>\n<result>Gave up.</result>\n</attempt_completion>"));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Write it", client), StopReason::kEndTurn);
+  EXPECT_FALSE(std::filesystem::exists(workspace_ + "/big.txt"));
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 3u);
+  std::string refused = LastUserText(bodies[1]);
+  EXPECT_NE(refused.find("The <content> of this write_to_file call is over 512 KiB"),
+            std::string::npos)
+      << refused.substr(0, 500);
+  EXPECT_EQ(refused.find("Missing value"), std::string::npos) << refused.substr(0, 500);
+  std::vector<std::string> titles;
+  for (const SessionUpdate& update : client.updates()) {
+    if (update.kind == SessionUpdate::Kind::kToolCall) titles.push_back(update.tool.title);
+  }
+  ASSERT_EQ(titles.size(), 2u);
+  EXPECT_NE(titles[0].find("big.txt"), std::string::npos) << titles[0];
+  EXPECT_NE(titles[1].find("echo hi"), std::string::npos) << titles[1];
+}
+
+// A model getting the XML form wrong is reminded of the XML form (it was told of the native
+// call's arguments object, which it has not got).
+TEST_F(SessionTest, XmlMistakesAreAnsweredWithTheXmlForm) {
+  AgentSettings settings = Settings();
+  settings.tool_protocol = ToolProtocol::kXml;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(XmlTurn("I would write the file now."));
+  Enqueue(XmlTurn("<write_to_file><path>m.txt</path></write_to_file>"));
+  Enqueue(XmlTurn("<attempt_completion>\n<result>Done.</result>\n</attempt_completion>"));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Write m.txt", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 3u);
+  for (size_t i : {1u, 2u}) {
+    std::string said = LastUserText(bodies[i]);
+    EXPECT_NE(said.find("<tool_name>\n<parameter_name>value</parameter_name>\n</tool_name>"),
+              std::string::npos)
+        << said;
+    EXPECT_EQ(said.find("arguments object"), std::string::npos) << said;
+  }
+  EXPECT_NE(LastUserText(bodies[1]).find("You did not use a tool"), std::string::npos);
+  EXPECT_NE(LastUserText(bodies[2]).find("Missing value for required parameter"),
+            std::string::npos);
 }
 
 // ---- 3. Denial with feedback -------------------------------------------------------------------

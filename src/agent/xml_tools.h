@@ -77,7 +77,7 @@ struct XmlEvent {
 class XmlToolParser {
  public:
   static constexpr size_t kMaxMessageBytes = 1024 * 1024;
-  static constexpr size_t kMaxParamBytes = 100 * 1024;
+  static constexpr size_t kMaxParamBytes = 512 * 1024;
 
   explicit XmlToolParser(std::vector<XmlToolSpec> tools);
   ~XmlToolParser();

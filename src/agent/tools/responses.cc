@@ -15,12 +15,16 @@ std::string ToolErrorText(std::string_view error) {
 std::string MissingParameterText(std::string_view parameter) {
   std::string out = "Missing value for required parameter '";
   out += parameter;
-  out +=
-      "'. Please retry with complete response.\n\n"
-      "# Reminder: Instructions for Tool Use\n\n"
-      "Call the tool again with a complete arguments object: every required parameter of the "
-      "tool's schema, each with a value of the type the schema gives.";
+  out += "'. Please retry with complete response.\n\n";
+  out += kNativeToolUseReminder;
   return out;
+}
+
+std::string ForXmlToolUse(std::string text) {
+  if (size_t at = text.find(kNativeToolUseReminder); at != std::string::npos) {
+    text.replace(at, kNativeToolUseReminder.size(), kXmlToolUseReminder);
+  }
+  return text;
 }
 
 std::string BlockedPathText(std::string_view path) {

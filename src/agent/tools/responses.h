@@ -9,8 +9,25 @@ namespace lai::agent {
 
 // "The tool execution failed with the following error:\n<error>\n...\n</error>".
 std::string ToolErrorText(std::string_view error);
-// "Missing value for required parameter 'x'. Please retry with complete response." + reminder.
+// How a tool is called, reminded to a model that got it wrong: native function calls, and tags
+// in the text (--tool-protocol xml).
+inline constexpr std::string_view kNativeToolUseReminder =
+    "# Reminder: Instructions for Tool Use\n\n"
+    "Call the tool again with a complete arguments object: every required parameter of the "
+    "tool's schema, each with a value of the type the schema gives.";
+inline constexpr std::string_view kXmlToolUseReminder =
+    "# Reminder: Instructions for Tool Use\n\n"
+    "A tool is called with XML tags in your response: the tool's name is the outer tag, and each "
+    "parameter is a tag of its own inside it, holding the value:\n\n"
+    "<tool_name>\n<parameter_name>value</parameter_name>\n</tool_name>\n\n"
+    "For example, to finish the task:\n\n"
+    "<attempt_completion>\n<result>\nWhat was done.\n</result>\n</attempt_completion>\n\n"
+    "Use the tool's own name as the tag, and give every required parameter.";
+// "Missing value for required parameter 'x'. Please retry with complete response." + the
+// native reminder.
 std::string MissingParameterText(std::string_view parameter);
+// `text` with the native reminder in it, if any, replaced by the XML one.
+std::string ForXmlToolUse(std::string text);
 // Access to a .kilocodeignore'd path.
 std::string BlockedPathText(std::string_view path);
 // "The user denied this operation." (+ the feedback block when there is feedback).
