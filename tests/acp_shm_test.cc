@@ -440,10 +440,14 @@ TEST_F(AcpShmTest, ModelUsesAnMcpServersTool) {
                  testing::OpenAiToolCall("call_1", "mcp--fake--echo", R"({"text":"ping"})"));
   fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_2", "attempt_completion",
                                                     R"({"result":"Echoed."})"));
-  // The user's own server (mcp.json beside config.toml) joins the client's.
+  // The user's own server (mcp.json beside config.toml) joins the client's; one the client
+  // replaces (same name) is not started at all (it was, and ran for the whole connection).
   std::filesystem::create_directories(dir_ + "/config/lapce-ai");
   std::ofstream(dir_ + "/config/lapce-ai/mcp.json")
-      << Json{{"mcpServers", {{"mine", {{"command", FAKE_MCP_BIN}}}}}}.dump();
+      << Json{{"mcpServers",
+               {{"mine", {{"command", FAKE_MCP_BIN}}},
+                {"fake", {{"command", "/nonexistent/replaced-by-the-client"}}}}}}
+             .dump();
   ASSERT_NO_FATAL_FAILURE(Connect());
 
   Result<std::string> refused =
@@ -478,6 +482,7 @@ TEST_F(AcpShmTest, ModelUsesAnMcpServersTool) {
     }
   }
   EXPECT_TRUE(saw_call);
+  EXPECT_EQ(Log().find("replaced-by-the-client"), std::string::npos) << Log();
   Disconnect();
   std::vector<testing::RecordedRequest> requests = fake_->requests();
   ASSERT_EQ(requests.size(), 2u);

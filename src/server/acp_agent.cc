@@ -686,23 +686,34 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
       if (!from_client.ok()) return BadParams(method, from_client.error().message());
       configs = std::move(*from_client);
     }
+    // A client's server replaces the user's of the same name, which is then not started at all
+    // (the user may have replaced it because it is broken, costly or not to be trusted here).
+    std::vector<std::string> replaced;
+    for (const McpServerConfig& config : configs) replaced.push_back(config.name);
     McpOptions mcp_options;
     mcp_options.cwd = cwd;
     mcp_options.client_version = agent_options.agent_version;
     std::shared_ptr<agent::McpServers> own;
     if (!configs.empty()) own = McpHub::Start(std::move(configs), mcp_options);
-    return CombineMcpServers({own, UserMcp()});
+    return CombineMcpServers({own, UserMcp(replaced)});
   }
 
-  // The user's servers (mcp.json), started once, on the first session, for all of this
-  // connection's sessions; null when there are none.
-  std::shared_ptr<agent::McpServers> UserMcp() {
-    std::lock_guard lock(mutex);
-    if (!user_mcp && !agent_options.mcp_servers.empty()) {
-      McpOptions options;
-      options.client_version = agent_options.agent_version;
-      user_mcp = McpHub::Start(agent_options.mcp_servers, options);
+  // The user's servers (mcp.json) but those named in `replaced`; null when there are none. All
+  // of them are started once, on the first session that needs them, for all of this
+  // connection's sessions; fewer, for the session alone.
+  std::shared_ptr<agent::McpServers> UserMcp(const std::vector<std::string>& replaced) {
+    std::vector<McpServerConfig> kept;
+    for (const McpServerConfig& config : agent_options.mcp_servers) {
+      if (std::find(replaced.begin(), replaced.end(), config.name) == replaced.end()) {
+        kept.push_back(config);
+      }
     }
+    if (kept.empty()) return nullptr;
+    McpOptions options;
+    options.client_version = agent_options.agent_version;
+    if (kept.size() < agent_options.mcp_servers.size()) return McpHub::Start(kept, options);
+    std::lock_guard lock(mutex);
+    if (!user_mcp) user_mcp = McpHub::Start(std::move(kept), options);
     return user_mcp;
   }
 
