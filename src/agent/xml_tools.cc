@@ -397,6 +397,11 @@ Result<json> ConvertValue(const json& schema, std::string_view value, std::strin
     Result<Nested> nested = ParseNested(trimmed);
     if (!nested.ok()) return InvalidParam(param, nested.error().message());
     if (!is_array) {
+      // Text that is neither JSON nor elements would be an empty object, silently.
+      if (nested->elements.empty() && !Trim(nested->text).empty()) {
+        return InvalidParam(
+            param, "expected a JSON object or one element per field, got " + Quoted(trimmed));
+      }
       json object = json::object();
       RETURN_IF_ERROR(FillObject(schema, nested->elements, {}, param, object));
       return object;

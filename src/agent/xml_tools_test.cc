@@ -503,6 +503,25 @@ TEST(XmlParamsToJsonTest, BadValuesNameTheParameter) {
                         {{"question", "q"}, {"follow_up", "<suggest mode=code>A</suggest>"}});
   ASSERT_FALSE(out.ok());
   EXPECT_NE(out.error().message().find("parameter 'follow_up'"), std::string::npos);
+
+  // Text that is no object: an error, not an empty object (an MCP tool was called without its
+  // arguments, and the user asked to allow {}).
+  out = XmlParamsToJson(Spec("use_mcp_tool"),
+                        {{"server_name", "s"}, {"tool_name", "t"}, {"arguments", "not json"}});
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.error().message().find("parameter 'arguments'"), std::string::npos);
+  EXPECT_NE(out.error().message().find("expected a JSON object or one element per field, got "
+                                       "'not json'"),
+            std::string::npos)
+      << out.error().message();
+  EXPECT_EQ(ToJson("use_mcp_tool", {{"server_name", "s"},
+                                    {"tool_name", "t"},
+                                    {"arguments", "{\"text\":\"x\"}"}})["arguments"]["text"],
+            "x");
+  EXPECT_EQ(ToJson("use_mcp_tool", {{"server_name", "s"},
+                                    {"tool_name", "t"},
+                                    {"arguments", "<text>y</text>"}})["arguments"]["text"],
+            "y");
 }
 
 TEST(DescribeToolXmlTest, DocumentsParametersAndUsage) {
