@@ -48,6 +48,8 @@ class McpServers {
   virtual std::vector<McpServerInfo> Servers() const = 0;
   // True once every server has started or failed to (Servers() would not wait).
   virtual bool IsReady() const { return true; }
+  // Why each server that failed to start did ("MCP server 'x': …"), once Servers() has returned.
+  virtual std::vector<std::string> Failures() const { return {}; }
   // Errors: kNotFound (no such server), kUnavailable (it went away), kTimeout, kCancelled
   // (`cancelled` became true), kProtocol (a reply that is not MCP).
   virtual Result<McpOutcome> CallTool(std::string_view server, std::string_view tool,

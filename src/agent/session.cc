@@ -479,6 +479,10 @@ struct Session::State {
   // What options.mcp offers, asked at the first turn (servers start in the background).
   std::vector<McpServerInfo> mcp_servers;
   bool has_mcp_servers = false;
+  // Why servers of options.mcp did not start: said to the user at the next turn (only a log line
+  // said it), and to the model when it calls their tools.
+  std::vector<std::string> mcp_failures;
+  bool has_told_mcp_failures = false;
   AutoApproveSettings approvals;  // The settings plus this session's "always" answers.
   // Kinds the user rejected for good in this session ("always reject"), and the commands (a
   // command's rejection refuses only that command, as a deny-list prefix, whatever the
@@ -1688,7 +1692,17 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
   }
   bool is_session_tool = IsSessionTool(call.name);
   if (!is_session_tool && FindWorkspaceTool(call.name) == nullptr) {
-    return refuse("Unknown tool '" + call.name + "'.", true, args);
+    std::string unknown = "Unknown tool '" + call.name + "'.";
+    if (call.name.starts_with("mcp--")) {  // An MCP server's, by its function name: which exist.
+      std::string names;
+      for (const McpServerInfo& server : state.mcp_servers) {
+        names += (names.empty() ? "" : ", ") + server.name;
+      }
+      unknown += " No connected MCP server has it. Connected servers: " +
+                 (names.empty() ? std::string("none") : names) + ".";
+      for (const std::string& failure : state.mcp_failures) unknown += " " + failure + ".";
+    }
+    return refuse(unknown, true, args);
   }
 
   ToolCallInfo info;
@@ -2143,6 +2157,12 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     state.status = SessionStatus::kActive;
   }
   Emit(TextUpdate(SessionUpdate::Kind::kUserMessageChunk, std::string(text)));
+  if (!state.mcp_failures.empty() && !state.has_told_mcp_failures) {
+    state.has_told_mcp_failures = true;
+    std::string told;
+    for (const std::string& failure : state.mcp_failures) told += "(" + failure + ".)\n";
+    EmitNotice(told + "(Their tools are not available in this session.)\n\n");
+  }
   return Loop(std::move(parts));
 }
 
@@ -2414,6 +2434,7 @@ Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client)
     }
     if (!cancelled_.load()) {
       state_->mcp_servers = state_->options.mcp->Servers();
+      state_->mcp_failures = state_->options.mcp->Failures();
       state_->has_mcp_servers = true;
     }
   }

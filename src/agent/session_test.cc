@@ -817,8 +817,39 @@ class FakeMcp : public McpServers {
                                   const std::atomic<bool>*) override {
     return Error(ErrorCode::kNotFound, "no resources");
   }
+  std::vector<std::string> Failures() const override { return failures; }
   std::vector<std::string> calls;
+  std::vector<std::string> failures;
 };
+
+// A server that did not start is said to the user once (only a log line said it: an editor
+// showed nothing), and to a model calling its tools, with the servers there are.
+TEST_F(SessionTest, AnMcpServerThatDidNotStartIsSaid) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  auto mcp = std::make_shared<FakeMcp>();
+  mcp->failures = {"MCP server 'bad': start '/nowhere/mcp': program not found"};
+  std::shared_ptr<Session> session = NewSession(engine, {}, {}, mcp);
+  Enqueue(OpenAiToolCall("call_1", "mcp--bad--echo", R"({"text":"x"})"));
+  Enqueue(OpenAiToolCall("call_2", "attempt_completion", CompletionArgs("No echo.")));
+  Enqueue(OpenAiToolCall("call_3", "attempt_completion", CompletionArgs("Again.")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "echo x", client), StopReason::kEndTurn);
+  EXPECT_EQ(MustPrompt(*session, "and again", client), StopReason::kEndTurn);
+  std::string shown = client.AgentText();
+  const std::string notice =
+      "(MCP server 'bad': start '/nowhere/mcp': program not found.)\n"
+      "(Their tools are not available in this session.)";
+  EXPECT_TRUE(shown.starts_with(notice)) << shown;
+  EXPECT_EQ(shown.find(notice, 1), std::string::npos) << "once: " << shown;
+  std::optional<std::string> refused = ToolResultOf(Bodies()[1], "call_1");
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_NE(refused->find("Unknown tool 'mcp--bad--echo'. No connected MCP server has it. "
+                          "Connected servers: notes. MCP server 'bad': start '/nowhere/mcp': "
+                          "program not found."),
+            std::string::npos)
+      << *refused;
+  EXPECT_TRUE(mcp->calls.empty());
+}
 
 // "Always allow" on an MCP tool allows that tool, not every tool of every server.
 TEST_F(SessionTest, AlwaysAllowingAnMcpToolAllowsOnlyThatTool) {

@@ -471,6 +471,13 @@ class CombinedMcpServers final : public agent::McpServers {
         parts_.begin(), parts_.end(),
         [](const std::shared_ptr<agent::McpServers>& part) { return part->IsReady(); });
   }
+  std::vector<std::string> Failures() const override {
+    std::vector<std::string> failures;
+    for (const std::shared_ptr<agent::McpServers>& part : parts_) {
+      for (std::string& failure : part->Failures()) failures.push_back(std::move(failure));
+    }
+    return failures;
+  }
   Result<agent::McpOutcome> CallTool(std::string_view server, std::string_view tool,
                                      std::string_view arguments_json,
                                      const std::atomic<bool>* cancelled) override {

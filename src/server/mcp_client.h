@@ -58,8 +58,7 @@ class McpHub final : public agent::McpServers {
   Result<agent::McpOutcome> ReadResource(std::string_view server, std::string_view uri,
                                          const std::atomic<bool>* cancelled) override;
 
-  // "name: why" for each server that failed to start (after Servers() has returned).
-  std::vector<std::string> Failures() const;
+  std::vector<std::string> Failures() const override;
 
  private:
   struct Connection;
