@@ -77,9 +77,9 @@ bool MayRead(const workspace::Workspace* workspace, const fs::path& path) {
       path.lexically_normal().lexically_relative(workspace->root()).generic_string() !=
           resolved->relative;
   if (resolved.ok() && (!is_link || !workspace->IsBlocked(*resolved))) return true;
-  spdlog::warn("rule file {} left out: {}", path.string(),
-               resolved.ok() ? "the workspace's .kilocodeignore blocks it"
-                             : "it leads outside the workspace");
+  spdlog::warn(
+      "rule file {} left out: {}", path.string(),
+      resolved.ok() ? "the workspace's .kilocodeignore blocks it" : resolved.error().message());
   return false;
 }
 
@@ -179,13 +179,15 @@ bool AddFirstLegacyFile(RulesText& out, const workspace::Workspace& workspace,
   return false;
 }
 
-// Rule files of the first existing directory among `candidates` (relative to root).
+// Rule files of the first directory among `candidates` (relative to root) that has any (an
+// empty .kilocode/rules/ hid .roo/rules/).
 std::vector<std::pair<std::string, std::string>> ReadFirstDirectory(
     const workspace::Workspace& workspace, std::initializer_list<std::string> candidates) {
   const fs::path root(workspace.root());
   for (const std::string& candidate : candidates) {
     if (IsDirectory(root / candidate) && MayRead(&workspace, root / candidate)) {
-      return ReadRuleDirectory(root / candidate, candidate, &workspace);
+      auto rules = ReadRuleDirectory(root / candidate, candidate, &workspace);
+      if (!rules.empty()) return rules;
     }
   }
   return {};
@@ -238,9 +240,12 @@ std::string LoadRules(const workspace::Workspace* workspace, std::string_view mo
     break;
   }
 
-  if (!AddFirstLegacyFile(out, *workspace, {"AGENTS.md"})) {
-    (void)AddFirstLegacyFile(out, *workspace, {"AGENT.md"});
-  }
+  // AGENT.md only when there is no AGENTS.md: not when that one was left out (a link out of the
+  // workspace), which let a stale AGENT.md take its place.
+  std::error_code error;
+  const bool has_agents =
+      fs::symlink_status(root / "AGENTS.md", error).type() != fs::file_type::not_found;
+  (void)AddFirstLegacyFile(out, *workspace, {has_agents ? "AGENTS.md" : "AGENT.md"});
   return out.Take();
 }
 

@@ -159,6 +159,22 @@ TEST(RulesTest, LinksOutOfTheWorkspaceOrToBlockedFilesAreLeftOut) {
   EXPECT_NE(LoadRules(tree, "code", home.Path("rules")).find("outside dir"), std::string::npos);
 }
 
+// AGENT.md stands in for a missing AGENTS.md, not for one left out (a stale AGENT.md took the
+// place of an AGENTS.md linking out of the workspace); an empty .kilocode/rules/ does not hide
+// the rules of .roo/rules/.
+TEST(RulesTest, FallbacksAreForWhatIsMissing) {
+  TempTree outside;
+  outside.File("AGENTS.md", "outside agents\n");
+  TempTree tree;
+  tree.Symlink(outside.Path("AGENTS.md"), "AGENTS.md");
+  tree.File("AGENT.md", "stale agent file\n");
+  tree.Dir(".kilocode/rules");
+  tree.File(".roo/rules/r.md", "roo rule\n");
+  tree.File(".kilocoderules", "legacy rule\n");
+  std::string rules = LoadRules(tree, "code", "");
+  EXPECT_EQ(rules, "# Rules from .roo/rules/r.md:\nroo rule") << rules;
+}
+
 TEST(RulesTest, NothingGivesEmptyText) {
   TempTree tree;
   EXPECT_EQ(LoadRules(tree, "code", tree.Path("no-such-dir")), "");
