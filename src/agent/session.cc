@@ -645,6 +645,8 @@ struct Session::Turn {
   // prompt; an error, with nothing changed, when they no longer load or lack the session's mode.
   Status RefreshModes();
   ToolOutcome RunSessionTool(const ToolCall& call, const json& args, ToolCallInfo& info);
+  // A call that was not run, shown as a failed tool call with the reason.
+  void ShowRefused(const ToolCall& call, const json& args, const std::string& reason);
   ToolOutcome RunMcp(const ToolCall& call, const json& args, ToolCallInfo& info);
   // `what` names what an "always" answer covers for kMcp: one server's tool (or resources).
   bool AskSession(SessionApprovalKind kind, ToolCallInfo info, std::string* feedback,
@@ -1599,6 +1601,24 @@ Session::Turn::ToolOutcome Session::Turn::RunMcp(const ToolCall& call, const jso
   return outcome;
 }
 
+void Session::Turn::ShowRefused(const ToolCall& call, const json& args, const std::string& reason) {
+  SessionUpdate shown;
+  shown.kind = SessionUpdate::Kind::kToolCall;
+  shown.tool.id = call.id;
+  shown.tool.title = call.name.empty() ? "(unnamed tool)" : ToolTitle(call.name, args);
+  shown.tool.kind = KindOfTool(call.name);
+  shown.tool.status = ToolStatus::kPending;
+  shown.tool.raw_input_json = call.arguments_json;
+  Emit(shown);
+  SessionUpdate failed;
+  failed.kind = SessionUpdate::Kind::kToolCallUpdate;
+  failed.tool.id = call.id;
+  failed.tool.status = ToolStatus::kFailed;
+  failed.tool.content.push_back({});
+  failed.tool.content.back().text = reason;
+  Emit(failed);
+}
+
 Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
   ToolOutcome outcome;
   // A call refused before it runs is still shown, as a failed tool call with the reason: the user
@@ -1607,21 +1627,7 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
     outcome.is_error = true;
     outcome.is_mistake = is_mistake;
     outcome.text = ToolErrorText(reason);
-    SessionUpdate shown;
-    shown.kind = SessionUpdate::Kind::kToolCall;
-    shown.tool.id = call.id;
-    shown.tool.title = call.name.empty() ? "(unnamed tool)" : ToolTitle(call.name, args);
-    shown.tool.kind = KindOfTool(call.name);
-    shown.tool.status = ToolStatus::kPending;
-    shown.tool.raw_input_json = call.arguments_json;
-    Emit(shown);
-    SessionUpdate failed;
-    failed.kind = SessionUpdate::Kind::kToolCallUpdate;
-    failed.tool.id = call.id;
-    failed.tool.status = ToolStatus::kFailed;
-    failed.tool.content.push_back({});
-    failed.tool.content.back().text = reason;
-    Emit(failed);
+    ShowRefused(call, args, reason);
     return outcome;
   };
   if (!call.error.empty()) {
@@ -2399,6 +2405,13 @@ Result<StopReason> Session::Turn::Loop(std::vector<llm::ContentPart> parts) {
       std::string result =
           i == 0 ? outcome.text : "Tool [" + call.name + "] " + std::string(kOneToolOnly);
       bool is_error = i == 0 ? outcome.is_error : true;
+      if (i > 0) {  // Shown, as the model's history has it (the user never saw it).
+        json args = json::parse(call.arguments_json.empty() ? "{}" : call.arguments_json, nullptr,
+                                /*allow_exceptions=*/false);
+        ShowRefused(call, args.is_object() ? args : json::object(),
+                    "Not run: one tool call per message; the model was told to go on from the "
+                    "first one's result.");
+      }
       parts.push_back(ResultPart(call.id, call.name, std::move(result), is_error));
     }
     if (session.cancelled_.load()) {

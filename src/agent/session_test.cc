@@ -1154,10 +1154,15 @@ TEST_F(SessionTest, OnlyTheFirstToolCallOfAMessageRuns) {
   std::optional<std::string> skipped = ToolResultOf(bodies[1], "call_b");
   ASSERT_TRUE(skipped.has_value()) << "every call of the message gets a result";
   EXPECT_NE(skipped->find("was not executed"), std::string::npos) << *skipped;
+  // The second call is shown too, as not run (the editor never showed the model's call).
   std::vector<std::string> trace = client.Trace();
+  auto second = std::find(trace.begin(), trace.end(), "tool_call execute pending");
+  ASSERT_NE(second, trace.end()) << ::testing::PrintToString(trace);
+  ASSERT_NE(second + 1, trace.end());
+  EXPECT_EQ(second[1], "tool_call_update failed") << ::testing::PrintToString(trace);
   EXPECT_EQ(std::count_if(trace.begin(), trace.end(),
                           [](const std::string& line) { return line.starts_with("tool_call "); }),
-            1);
+            2);
 }
 
 TEST_F(SessionTest, RequestLimitEndsTurnAndNextPromptContinues) {
