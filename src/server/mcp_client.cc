@@ -431,7 +431,7 @@ struct McpHub::Connection {
     if (!text.ok()) {
       if (text.error().code() == ErrorCode::kUnavailable) {
         return Error(ErrorCode::kUnavailable,
-                     Explain("it stopped (" + text.error().message() + ")"));
+                     Explain("it stopped before answering " + std::string(method)));
       }
       return Error(text.error().code(), Explain(text.error().message()));
     }
@@ -576,7 +576,9 @@ Result<McpHub::Connection*> McpHub::Connected(std::string_view name) const {
     }
     if (connection->is_connected) return connection.get();
     if (!failure.empty()) return Error(ErrorCode::kUnavailable, failure);
-    return Error(ErrorCode::kUnavailable, connection->Explain("it stopped"));
+    return Error(ErrorCode::kUnavailable,
+                 connection->Explain("it stopped earlier and is not running; it starts again "
+                                     "with the next editor connection or lapce-ai command"));
   }
   return Error(ErrorCode::kNotFound, "no MCP server named '" + std::string(name) + "'");
 }

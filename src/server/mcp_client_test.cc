@@ -151,12 +151,19 @@ TEST(McpClientTest, AServerThatCrashesSaysWhy) {
   Result<agent::McpOutcome> crashed = hub->CallTool("fake", "crash", "{}", nullptr);
   ASSERT_FALSE(crashed.ok());
   EXPECT_EQ(crashed.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(crashed.error().message().find("MCP server 'fake': it stopped before answering "
+                                           "tools/call"),
+            std::string::npos)
+      << crashed.error().message();
   // Its stderr may still be in flight; the next call finds it gone and quotes it.
   std::this_thread::sleep_for(milliseconds(200));
   Result<agent::McpOutcome> after = hub->CallTool("fake", "echo", R"({"text":"x"})", nullptr);
   ASSERT_FALSE(after.ok());
   EXPECT_EQ(after.error().code(), ErrorCode::kUnavailable);
   EXPECT_NE(after.error().message().find("crashing (as asked)"), std::string::npos)
+      << after.error().message();
+  EXPECT_NE(after.error().message().find("it stopped earlier and is not running"),
+            std::string::npos)
       << after.error().message();
 }
 
