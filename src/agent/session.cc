@@ -535,6 +535,7 @@ struct Session::Turn {
   SessionStore* store() { return session.engine_.store_; }
 
   bool has_shown_text = false;  // An agent_message_chunk was shown in this turn.
+  bool showing_child_plan = false;  // A subtask's plan was shown (the task's is shown again).
   bool breaks_before_text = false;  // The next text starts a paragraph (a notice came before).
 
   // `text` as a paragraph of its own: after a blank line when text came before it in the turn
@@ -1869,24 +1870,31 @@ Session::Turn::ToolOutcome Session::Turn::RunSubtask(const std::string& mode,
     // one task, and was asked again in each subtask.
     (*child)->AdoptAlwaysAnswersLocked(state.always_answers);
   }
+  if (!todos.empty()) {  // The subtask's plan is shown while it runs (see RunChild).
+    SessionUpdate plan;
+    plan.kind = SessionUpdate::Kind::kPlan;
+    plan.plan = PlanOf(ParseTodoList(todos));
+    Emit(plan);
+    showing_child_plan = true;
+  }
   return RunChild(*child, message);
 }
 
 Session::Turn::ToolOutcome Session::Turn::RunChild(const std::shared_ptr<Session>& child,
                                                    std::string_view text) {
   ToolOutcome outcome;
-  // The child's work is shown in the parent's session: its text, thoughts and tool calls. Its
-  // mode, plan and usage are its own.
+  // The child's work is shown in the parent's session: its text, thoughts, tool calls and plan
+  // (the task's own plan is shown again when it ends). Its mode and usage are its own.
   class Forward : public SessionClient {
    public:
     Forward(Turn& parent) : parent_(parent) {}
     void OnUpdate(const std::string&, const SessionUpdate& update, std::string_view) override {
       using Kind = SessionUpdate::Kind;
-      if (update.kind == Kind::kCurrentModeUpdate || update.kind == Kind::kPlan ||
-          update.kind == Kind::kUsageUpdate || update.kind == Kind::kSessionInfoUpdate ||
-          update.kind == Kind::kUserMessageChunk) {
+      if (update.kind == Kind::kCurrentModeUpdate || update.kind == Kind::kUsageUpdate ||
+          update.kind == Kind::kSessionInfoUpdate || update.kind == Kind::kUserMessageChunk) {
         return;
       }
+      if (update.kind == Kind::kPlan) parent_.showing_child_plan = true;
       parent_.Emit(update);
     }
     PermissionReply RequestPermission(const std::string&, const PermissionRequest& request,
@@ -1954,6 +1962,13 @@ Session::Turn::ToolOutcome Session::Turn::RunChild(const std::shared_ptr<Session
     state.subtask.reset();
     state.subtask_id.clear();
     state.subtask_counted = {};
+  }
+  if (showing_child_plan) {
+    showing_child_plan = false;
+    SessionUpdate plan;
+    plan.kind = SessionUpdate::Kind::kPlan;
+    plan.plan = PlanOf(state.todos);
+    Emit(plan);
   }
   if (!stop.ok()) {
     outcome.is_error = true;
@@ -2179,6 +2194,10 @@ Result<StopReason> Session::Turn::GoOnInSubtask(std::string_view text) {
   ToolOutcome outcome;
   Result<std::shared_ptr<Session>> child = WaitingSubtask();
   if (child.ok()) {
+    {
+      std::lock_guard lock((*child)->mutex_);
+      showing_child_plan = !(*child)->state_->todos.empty();
+    }
     outcome = RunChild(*child, text);
   } else {
     outcome.is_error = true;

@@ -1932,6 +1932,32 @@ TEST_F(SessionTest, AlwaysAnswersHoldAcrossSubtasks) {
   EXPECT_EQ(client.unused_answers(), 0u);
 }
 
+// A subtask's plan is shown while it runs (it never was), and the task's own again after it.
+TEST_F(SessionTest, ASubtasksPlanIsShownWhileItRuns) {
+  AgentSettings settings = Settings();
+  settings.approvals.subtasks = true;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> parent = NewSession(engine);
+  Enqueue(OpenAiToolCall("t1", "update_todo_list", json{{"todos", "[-] delegate"}}.dump()));
+  Enqueue(OpenAiToolCall(
+      "call_task", "new_task",
+      json{{"mode", "code"}, {"message", "Paint"}, {"todos", "[ ] paint\n[ ] dry"}}.dump()));
+  Enqueue(OpenAiToolCall("t2", "update_todo_list", json{{"todos", "[x] paint\n[-] dry"}}.dump()));
+  Enqueue(OpenAiToolCall("child_done", "attempt_completion", CompletionArgs("Painted.")));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*parent, "Delegate", client), StopReason::kEndTurn);
+  std::vector<std::string> plans;
+  for (const SessionUpdate& update : client.updates()) {
+    if (update.kind != SessionUpdate::Kind::kPlan) continue;
+    std::string entries;
+    for (const PlanEntry& entry : update.plan) entries += entry.content + ";";
+    plans.push_back(entries);
+  }
+  EXPECT_EQ(plans,
+            (std::vector<std::string>{"delegate;", "paint;dry;", "paint;dry;", "delegate;"}));
+}
+
 TEST_F(SessionTest, CancelReachesARunningSubtask) {
   AgentSettings settings = Settings();
   settings.approvals.subtasks = true;
