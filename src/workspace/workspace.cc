@@ -993,7 +993,10 @@ std::vector<std::string> ProgramWrites(std::string_view program,
     std::string_view program;
     std::array<std::string_view, 8> options;
   };
-  static constexpr std::array<ValueOptions, 9> kWithValue = {{
+  static constexpr std::array<ValueOptions, 12> kWithValue = {{
+      {"chmod", {"--reference"}},
+      {"chown", {"--reference", "--from"}},
+      {"chgrp", {"--reference"}},
       {"truncate", {"-s", "-r", "--size", "--reference"}},
       {"touch", {"-d", "-t", "-r", "--date", "--reference"}},
       {"mkdir", {"-m", "--mode"}},
@@ -1158,7 +1161,11 @@ std::vector<std::string> ProgramWrites(std::string_view program,
     if (tar_extracts && !tar_directory.empty()) written.push_back(tar_directory);
     if (tar_creates && !tar_file.empty() && tar_file != "-") written.push_back(tar_file);
   } else if (is_one_of(program, kAfterFirstOperand) && !operands.empty()) {
-    written.insert(written.end(), operands.begin() + 1, operands.end());
+    // With --reference=FILE there is no mode (owner) operand: every operand is changed.
+    bool has_reference = std::any_of(args.begin(), args.end(), [](const std::string& arg) {
+      return arg == "--reference" || arg.starts_with("--reference=");
+    });
+    written.insert(written.end(), operands.begin() + (has_reference ? 0 : 1), operands.end());
   } else if (is_one_of(program, kCompressors) && !to_stdout) {
     written.insert(written.end(), operands.begin(), operands.end());
   } else if (is_one_of(program, kEveryOperand) || program == "mv") {

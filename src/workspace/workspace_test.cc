@@ -277,6 +277,10 @@ TEST(CommandTest, WriteTargetsOfProgramsThatNameWhatTheyWrite) {
   EXPECT_EQ(Paths("split -l1 a.txt ../part", cwd), Targets{"/w/../part"});
   EXPECT_EQ(Paths("chmod -R 700 ../outside", cwd), Targets{"/w/../outside"});
   EXPECT_EQ(Paths("chown root ../o/secret.txt", cwd), Targets{"/w/../o/secret.txt"});
+  // With --reference every operand is changed (the first was taken for a mode).
+  EXPECT_EQ(Paths("chmod --reference=a.txt ../o/x ../o/y", cwd),
+            (Targets{"/w/../o/x", "/w/../o/y"}));
+  EXPECT_EQ(Paths("chown --reference a.txt ../o/x", cwd), Targets{"/w/../o/x"});
   EXPECT_EQ(Paths("gzip -k ../o/x.txt", cwd), Targets{"/w/../o/x.txt"});
   EXPECT_EQ(Paths("tar xf a.tar -C ..", cwd), Targets{"/w/.."});
   EXPECT_EQ(Paths("tar czf ../out.tgz src", cwd), Targets{"/w/../out.tgz"});
