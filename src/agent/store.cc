@@ -1440,6 +1440,28 @@ Status SessionStore::DeleteSessionRows(std::string_view session_id) {
   return OkStatus();
 }
 
+Result<bool> SessionStore::Compact() {
+  auto lock = Lock(*connection_);
+  Connection& connection = *connection_;
+  ASSIGN_OR_RETURN(int64_t free_pages,
+                   QueryInt(connection, "PRAGMA freelist_count", "count the free pages"));
+  ASSIGN_OR_RETURN(int64_t pages, QueryInt(connection, "PRAGMA page_count", "count the pages"));
+  // Worth rewriting the file for: a quarter of it, and at least 256 pages (1 MiB at 4 KiB).
+  if (free_pages < 256 || free_pages * 4 < pages) return false;
+  char* message = nullptr;
+  int rc = sqlite3_exec(connection.db, "VACUUM", nullptr, nullptr, &message);
+  sqlite3_free(message);
+  if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) return false;  // In use elsewhere: next time.
+  if (rc != SQLITE_OK) return SqlError(connection, rc, "compact the store (VACUUM)");
+  // The rewritten pages are in the write-ahead log: the file shrinks when they are folded in.
+  rc = sqlite3_wal_checkpoint_v2(connection.db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
+                                 nullptr);
+  if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+    return SqlError(connection, rc, "compact the store (checkpoint)");
+  }
+  return true;
+}
+
 std::string_view SessionStore::ShownStatus(const SessionRecord& record) {
   if (record.status == SessionStatus::kActive && !IsSessionOpen(record.id)) return "interrupted";
   return SessionStatusName(record.status);

@@ -188,6 +188,11 @@ class SessionStore {
   // The same for a session whose lock the caller holds (`held`, from LockSession(session_id)).
   Status DeleteSession(std::string_view session_id, const SessionLock& held);
 
+  // Gives the space of deleted sessions back to the file system (VACUUM) when a quarter of the
+  // file, and at least 1 MiB, is free; true when it did. Not while another connection uses the
+  // store (false then). Takes as long as rewriting the whole store.
+  Result<bool> Compact();
+
   // Marks the session open for the life of the returned lock (an flock on
   // "<store>.open/<id>.lock"), so that no other process, nor a second Session here, loads it and
   // writes the same history: kUnavailable, naming the holder's pid, while another holds it.

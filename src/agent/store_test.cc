@@ -550,6 +550,31 @@ TEST_F(StoreTest, DeletedTextLeavesNoTraceInTheFiles) {
   EXPECT_EQ(Ids({}), std::vector<std::string>{"kept"});
 }
 
+// The file shrinks once much of it is deleted sessions (free pages were kept for ever), and not
+// for a little.
+TEST_F(StoreTest, CompactGivesBackTheSpaceOfDeletedSessions) {
+  Create("big");
+  Create("kept");
+  for (int i = 1; i <= 40; ++i) {
+    ASSERT_TRUE(store_
+                    ->AppendMessage(
+                        "big", TextMessage(i, llm::Role::kUser, std::string(100'000, 'a' + i % 26)))
+                    .ok());
+  }
+  ASSERT_TRUE(store_->AppendMessage("kept", TextMessage(1, llm::Role::kUser, "small")).ok());
+  Result<bool> early = store_->Compact();
+  ASSERT_TRUE(early.ok()) << early.error().ToString();
+  EXPECT_FALSE(*early) << "nothing is free yet";
+  ASSERT_TRUE(store_->DeleteSession("big").ok());
+  const auto before = std::filesystem::file_size(path_);
+  Result<bool> compacted = store_->Compact();
+  ASSERT_TRUE(compacted.ok()) << compacted.error().ToString();
+  EXPECT_TRUE(*compacted);
+  const auto after = std::filesystem::file_size(path_);
+  EXPECT_LT(after * 10, before) << before << " -> " << after;
+  EXPECT_EQ(Ids({}), std::vector<std::string>{"kept"});
+}
+
 // A session is open in one place at a time: a second lock (another process, or a second Session
 // here) is refused naming the holder, and an open session cannot be deleted.
 TEST_F(StoreTest, ASessionIsOpenInOnePlaceAtATime) {

@@ -1077,6 +1077,10 @@ int SessionsDelete(const SessionsFlags& flags) {
   bool all_deleted = true;
   for (const std::string& id : flags.ids)
     all_deleted = DeleteOneSession(**store, id) && all_deleted;
+  // The file shrinks once much of it is deleted sessions (they were kept as free pages for ever).
+  if (Result<bool> compacted = (*store)->Compact(); !compacted.ok()) {
+    std::fprintf(stderr, "lapce-ai sessions delete: %s\n", compacted.error().message().c_str());
+  }
   return all_deleted ? kExitOk : kExitFailure;
 }
 
