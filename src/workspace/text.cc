@@ -162,12 +162,12 @@ std::string EncodeText(std::string_view text, const TextFile& format) {
 
 std::string EncodeText(const TextFile& file) { return EncodeText(file.text, file); }
 
-Result<TextFile> ReadTextFile(const std::string& absolute_path, size_t max_bytes) {
+Result<std::string> ReadFileBytes(const std::string& absolute_path, size_t max_bytes) {
   // O_NONBLOCK: opening a FIFO must not wait for a writer.
   UniqueFd fd(::open(absolute_path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd.is_valid()) {
     int err = errno;
-    if (err == ENOENT) {
+    if (err == ENOENT || err == ENOTDIR) {
       return Error(ErrorCode::kNotFound, "read '" + absolute_path + "': no such file");
     }
     return ErrnoError("read '" + absolute_path + "'", err);
@@ -182,12 +182,11 @@ Result<TextFile> ReadTextFile(const std::string& absolute_path, size_t max_bytes
     return Error(ErrorCode::kInvalidArgument,
                  "'" + absolute_path + "' is not a regular file (a device, FIFO or socket)");
   }
-  if (static_cast<size_t>(info.st_size) > max_bytes) {
-    return Error(ErrorCode::kResourceExhausted,
-                 "'" + absolute_path + "' is " + std::to_string(info.st_size) +
-                     " bytes, more than the " + std::to_string(max_bytes) +
-                     "-byte limit; read a line range instead");
-  }
+  auto too_large = [&] {
+    return Error(ErrorCode::kResourceExhausted, "'" + absolute_path + "' is larger than the " +
+                                                    std::to_string(max_bytes) + "-byte limit");
+  };
+  if (static_cast<size_t>(info.st_size) > max_bytes) return too_large();
   std::string bytes;
   bytes.resize(static_cast<size_t>(info.st_size));
   size_t filled = 0;
@@ -203,17 +202,36 @@ Result<TextFile> ReadTextFile(const std::string& absolute_path, size_t max_bytes
     filled += static_cast<size_t>(count);
   }
   bytes.resize(filled);
-  if (bytes.size() > max_bytes) {
-    return Error(ErrorCode::kResourceExhausted, "'" + absolute_path + "' is larger than the " +
-                                                    std::to_string(max_bytes) +
-                                                    "-byte limit; read a line range instead");
+  if (bytes.size() > max_bytes) return too_large();
+  return bytes;
+}
+
+Result<TextFile> ReadTextFile(const std::string& absolute_path, size_t max_bytes) {
+  Result<std::string> read = ReadFileBytes(absolute_path, max_bytes);
+  if (!read.ok() && read.error().code() == ErrorCode::kResourceExhausted) {
+    return Error(ErrorCode::kResourceExhausted,
+                 read.error().message() + "; read a line range instead");
   }
+  ASSIGN_OR_RETURN(std::string bytes, std::move(read));
   if (LooksBinary(bytes)) {
     return Error(ErrorCode::kInvalidArgument,
                  "'" + absolute_path + "' appears to be a binary file");
   }
   return DecodeText(bytes);
 }
+
+namespace {
+
+// Writes `bytes` over the existing file itself: its inode, links, owner and group stay.
+Status WriteInPlace(const std::string& absolute_path, std::string_view bytes) {
+  UniqueFd fd(::open(absolute_path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.is_valid()) return ErrnoError("write '" + absolute_path + "'", errno);
+  RETURN_IF_ERROR(WriteAll(fd.get(), bytes, "'" + absolute_path + "'"));
+  if (::close(fd.Release()) != 0) return ErrnoError("close '" + absolute_path + "'", errno);
+  return OkStatus();
+}
+
+}  // namespace
 
 Status WriteFileAtomically(const std::string& absolute_path, std::string_view bytes,
                            bool create_parents) {
@@ -225,19 +243,53 @@ Status WriteFileAtomically(const std::string& absolute_path, std::string_view by
 
   mode_t mode = static_cast<mode_t>(0644 & ~ReadUmask());
   struct stat existing;
-  if (::stat(absolute_path.c_str(), &existing) == 0) {
+  const bool exists = ::stat(absolute_path.c_str(), &existing) == 0;
+  // A file whose other names (hard links), owner or group a new file would not keep is written
+  // in place: the rename broke the links, and made a root engine the owner of the user's files.
+  bool in_place = false;
+  if (exists) {
     if (S_ISDIR(existing.st_mode)) {
       return Error(ErrorCode::kInvalidArgument, "write '" + absolute_path + "': it is a directory");
     }
+    if (!S_ISREG(existing.st_mode)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "write '" + absolute_path +
+                       "': it is not a regular file (a device, FIFO or "
+                       "socket)");
+    }
+    // Read-only is the owner's "do not touch" (the rename wrote over it; root passes access()).
+    const bool read_only = ::geteuid() == 0 ? (existing.st_mode & 0222) == 0
+                                            : ::access(absolute_path.c_str(), W_OK) != 0;
+    if (read_only) {
+      char shown_mode[8];
+      std::snprintf(shown_mode, sizeof shown_mode, "%04o",
+                    static_cast<unsigned>(existing.st_mode & 07777));
+      return Error(ErrorCode::kPermissionDenied,
+                   "'" + absolute_path + "' is read-only (mode " + shown_mode +
+                       "); it was not changed. Make it writable first (chmod u+w) if it is to be "
+                       "edited");
+    }
     mode = existing.st_mode & 07777;
+    in_place = existing.st_nlink > 1 || existing.st_uid != ::geteuid();
   }
+  if (in_place) return WriteInPlace(absolute_path, bytes);
 
   size_t slash = absolute_path.rfind('/');
   std::string temp = absolute_path.substr(0, slash + 1) + "." + absolute_path.substr(slash + 1) +
                      ".lai-tmp-XXXXXX";
   // mkstemp creates the file 0600, so no other user can read it before the rename.
   UniqueFd fd(::mkostemp(temp.data(), O_CLOEXEC));
-  if (!fd.is_valid()) return ErrnoError("create temporary file for '" + absolute_path + "'", errno);
+  if (!fd.is_valid()) {
+    // A writable file in a directory the user cannot write to is still theirs to edit.
+    if (exists && (errno == EACCES || errno == EPERM)) return WriteInPlace(absolute_path, bytes);
+    return ErrnoError("create temporary file for '" + absolute_path + "'", errno);
+  }
+  if (exists && existing.st_gid != ::getegid() && ::fchown(fd.get(), -1, existing.st_gid) != 0) {
+    // The group could not be kept on a new file (not one of ours): keep the file itself.
+    fd.Reset();
+    ::unlink(temp.c_str());
+    return WriteInPlace(absolute_path, bytes);
+  }
   Status status = WriteAll(fd.get(), bytes, "'" + temp + "'");
   if (status.ok() && ::fchmod(fd.get(), mode) != 0)
     status = ErrnoError("chmod '" + temp + "'", errno);

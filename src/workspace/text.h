@@ -28,13 +28,22 @@ std::string EncodeText(const TextFile& file);
 // The same for `text` in place of format.text (format gives the line ending and BOM).
 std::string EncodeText(std::string_view text, const TextFile& format);
 
-// Reads a whole file. Errors: kNotFound, kInvalidArgument ("'x' is a directory", "'x' appears
+// Reads a whole regular file; a FIFO, device or socket is refused, never waited on. Errors:
+// kNotFound, kInvalidArgument (a directory, not a regular file), kResourceExhausted (larger than
+// max_bytes), kIo.
+Result<std::string> ReadFileBytes(const std::string& absolute_path, size_t max_bytes);
+
+// Reads a whole text file. Errors: kNotFound, kInvalidArgument ("'x' is a directory", "'x' appears
 // to be a binary file"), kResourceExhausted (larger than max_bytes), kIo.
 Result<TextFile> ReadTextFile(const std::string& absolute_path, size_t max_bytes = 64 << 20);
 
 // Writes through a temporary file in the same directory and rename(), so a reader never sees a
-// half-written file; keeps an existing file's permissions, new files get 0644 & ~umask. Creates
-// missing parent directories when create_parents. Errors: kIo, kPermissionDenied.
+// half-written file; keeps an existing file's permissions, new files get 0644 & ~umask. An
+// existing file with other hard links, another owner, a group a new file cannot have, or in a
+// directory the user cannot write to is written in place instead (its links, owner and group
+// stay). A read-only file is not written (kPermissionDenied, even for root), nor anything but a
+// regular file (kInvalidArgument). Creates missing parent directories when create_parents.
+// Errors: kIo, kPermissionDenied, kInvalidArgument.
 Status WriteFileAtomically(const std::string& absolute_path, std::string_view bytes,
                            bool create_parents = true);
 

@@ -144,5 +144,57 @@ TEST(WriteFileAtomicallyTest, RefusesDirectories) {
   EXPECT_EQ(WriteFileAtomically("relative.txt", "x").code(), ErrorCode::kInvalidArgument);
 }
 
+// A hard-linked file is written in place: both names keep the same, new content (the rename
+// gave one name a new file and left the other with the old text).
+TEST(WriteFileAtomicallyTest, KeepsHardLinks) {
+  TempTree tree;
+  tree.File("one.txt", "old\n");
+  ASSERT_EQ(::link(tree.Path("one.txt").c_str(), tree.Path("two.txt").c_str()), 0);
+  ASSERT_TRUE(WriteFileAtomically(tree.Path("one.txt"), "new\n").ok());
+  EXPECT_EQ(testing::ReadAll(tree.Path("two.txt")), "new\n");
+  struct stat one {};
+  struct stat two {};
+  ASSERT_EQ(::stat(tree.Path("one.txt").c_str(), &one), 0);
+  ASSERT_EQ(::stat(tree.Path("two.txt").c_str(), &two), 0);
+  EXPECT_EQ(one.st_ino, two.st_ino);
+}
+
+// A file of another user keeps its owner (a root engine, as in a dev container, made itself the
+// owner of the user's files).
+TEST(WriteFileAtomicallyTest, KeepsAnotherUsersOwnership) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a file to another user";
+  TempTree tree;
+  tree.File("theirs.txt", "old\n");
+  ASSERT_EQ(::chown(tree.Path("theirs.txt").c_str(), 1000, 1000), 0);
+  ASSERT_TRUE(WriteFileAtomically(tree.Path("theirs.txt"), "new\n").ok());
+  struct stat info {};
+  ASSERT_EQ(::stat(tree.Path("theirs.txt").c_str(), &info), 0);
+  EXPECT_EQ(info.st_uid, 1000u);
+  EXPECT_EQ(info.st_gid, 1000u);
+  EXPECT_EQ(testing::ReadAll(tree.Path("theirs.txt")), "new\n");
+}
+
+// A read-only file is not written, by root either; nor a FIFO, which is refused at once (a read
+// or write of one waited for ever).
+TEST(WriteFileAtomicallyTest, RefusesReadOnlyFilesAndFifos) {
+  TempTree tree;
+  tree.File("locked.txt", "keep\n");
+  ASSERT_EQ(::chmod(tree.Path("locked.txt").c_str(), 0444), 0);
+  Status refused = WriteFileAtomically(tree.Path("locked.txt"), "changed\n");
+  EXPECT_EQ(refused.code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(refused.error().message().find("is read-only (mode 0444); it was not changed"),
+            std::string::npos)
+      << refused.error().message();
+  EXPECT_EQ(testing::ReadAll(tree.Path("locked.txt")), "keep\n");
+  ASSERT_EQ(::mkfifo(tree.Path("pipe").c_str(), 0600), 0);
+  EXPECT_EQ(WriteFileAtomically(tree.Path("pipe"), "x").code(), ErrorCode::kInvalidArgument);
+  Result<std::string> read = ReadFileBytes(tree.Path("pipe"), 1 << 20);
+  ASSERT_FALSE(read.ok());
+  EXPECT_NE(read.error().message().find("is not a regular file"), std::string::npos);
+  Result<std::string> big = ReadFileBytes(tree.Path("locked.txt"), 3);
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().code(), ErrorCode::kResourceExhausted);
+}
+
 }  // namespace
 }  // namespace lai::workspace

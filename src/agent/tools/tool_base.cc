@@ -13,41 +13,17 @@
 namespace lai::agent {
 
 Result<std::string> ReadFileBytes(const std::string& absolute_path) {
-  int fd = ::open(absolute_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    if (err == ENOENT || err == ENOTDIR) {
-      return Error(ErrorCode::kNotFound, "File not found: " + absolute_path);
-    }
-    return ErrnoError("open '" + absolute_path + "'", err);
+  Result<std::string> bytes = workspace::ReadFileBytes(absolute_path, kMaxFileBytes);
+  if (bytes.ok()) return bytes;
+  if (bytes.error().code() == ErrorCode::kNotFound) {
+    return Error(ErrorCode::kNotFound, "File not found: " + absolute_path);
   }
-  struct stat info {};
-  if (::fstat(fd, &info) != 0) {
-    int err = errno;
-    ::close(fd);
-    return ErrnoError("stat '" + absolute_path + "'", err);
+  if (bytes.error().code() == ErrorCode::kResourceExhausted) {
+    return Error(ErrorCode::kResourceExhausted,
+                 bytes.error().message() +
+                     "; use search_files, or a command such as grep, head, tail or sed -n, to "
+                     "read the parts you need");
   }
-  if (S_ISDIR(info.st_mode)) {
-    ::close(fd);
-    return Error(ErrorCode::kInvalidArgument, "'" + absolute_path + "' is a directory");
-  }
-  std::string bytes;
-  bytes.resize(static_cast<size_t>(info.st_size));
-  size_t filled = 0;
-  while (true) {
-    if (filled == bytes.size()) bytes.resize(bytes.size() + 65536);  // Grown since fstat.
-    ssize_t count = ::read(fd, bytes.data() + filled, bytes.size() - filled);
-    if (count < 0 && errno == EINTR) continue;
-    if (count < 0) {
-      int err = errno;
-      ::close(fd);
-      return ErrnoError("read '" + absolute_path + "'", err);
-    }
-    if (count == 0) break;
-    filled += static_cast<size_t>(count);
-  }
-  ::close(fd);
-  bytes.resize(filled);
   return bytes;
 }
 

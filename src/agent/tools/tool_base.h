@@ -28,7 +28,11 @@ class ToolBase : public Tool {
   std::string_view schema_;
 };
 
-// Whole file as bytes. Errors: kNotFound, kInvalidArgument (a directory), kIo.
+// The largest file the tools read or edit (they hold it whole).
+inline constexpr size_t kMaxFileBytes = size_t{256} << 20;
+// Whole file as bytes (workspace::ReadFileBytes: a FIFO or device is refused, never waited on).
+// Errors: kNotFound, kInvalidArgument (a directory, not a regular file), kResourceExhausted
+// (over kMaxFileBytes), kIo.
 Result<std::string> ReadFileBytes(const std::string& absolute_path);
 // The same through the editor (context.files) when it has one: an existing file's text as the
 // editor holds it, unsaved changes included.
