@@ -920,6 +920,8 @@ TEST_F(AgentE2eTest, KillNineInASubtaskGoesOnInItWhenResumed) {
   fake_->Enqueue(kChatPath, testing::OpenAiToolCall(
                                 "call_task", "new_task",
                                 R"({"mode":"code","message":"Paint the fence","todos":null})"));
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("child_read", "read_file",
+                                                    R"({"files":[{"path":"README.md"}]})"));
   testing::ScriptedTurn slow;
   slow.text = "Brush one. Brush two. Brush three. Brush four. Brush five.";
   slow.text_chunks = 5;
@@ -945,17 +947,24 @@ TEST_F(AgentE2eTest, KillNineInASubtaskGoesOnInItWhenResumed) {
   ProcessResult resumed = Lapce(resume);
   EXPECT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
   std::vector<Json> bodies = RequestBodies();
-  ASSERT_EQ(bodies.size(), 4u);
-  std::string to_child = bodies[2].dump();
+  ASSERT_EQ(bodies.size(), 5u);
+  std::string to_child = bodies[3].dump();
   EXPECT_NE(to_child.find("Paint the fence"), std::string::npos) << to_child;
   EXPECT_NE(to_child.find("Brush two."), std::string::npos) << "its partial reply: " << to_child;
   EXPECT_NE(to_child.find("go on"), std::string::npos) << to_child;
   EXPECT_EQ(to_child.find("delegate the painting"), std::string::npos) << to_child;
-  std::string to_parent = bodies[3].dump();
+  std::string to_parent = bodies[4].dump();
   EXPECT_NE(to_parent.find("The fence is painted."), std::string::npos) << to_parent;
   EXPECT_EQ(to_parent.find("interrupted before this tool call"), std::string::npos) << to_parent;
   EXPECT_NE(resumed.out.find("Delegated and done."), std::string::npos) << resumed.out;
   EXPECT_EQ(ListSessions()[0]["status"], "completed");
+  // The task's totals hold all its subtask used, before the kill too (that part was lost).
+  ProcessResult all = Lapce({"sessions", "list", "--all", "--json"});
+  Json listed = Json::parse(all.out, nullptr, false);
+  ASSERT_TRUE(listed.is_array() && listed.size() == 2u) << all.out;
+  const Json& task = listed[0]["id"] == id ? listed[0] : listed[1];
+  const Json& subtask = listed[0]["id"] == id ? listed[1] : listed[0];
+  EXPECT_EQ(task["requests"].get<int64_t>(), 2 + subtask["requests"].get<int64_t>()) << all.out;
 }
 
 // A kill -9 while a command runs: the command, in a session of its own, does not outlive
@@ -1020,6 +1029,59 @@ TEST_F(AgentE2eTest, AcpStoppedBySigtermKeepsNoUnpromptedSession) {
   acp.Signal(SIGTERM);
   EXPECT_EQ(acp.Wait(milliseconds(10'000)), 128 + SIGTERM) << acp.err();
   EXPECT_EQ(ListSessions().size(), 0u);
+}
+
+// A session/cancel (or the request's $/cancel_request) right behind its session/prompt, as an
+// editor sends it when the user presses Esc at once, stops the turn: it was lost, and the turn
+// ran to its end, tool calls included.
+TEST_F(AgentE2eTest, AcpCancelRightBehindThePromptStopsIt) {
+  for (int i = 0; i < 2; ++i) {
+    testing::FakeResponse slow = testing::OpenAiToolCall(
+        "call_" + std::to_string(i), "execute_command", R"({"command":"touch ran.txt"})");
+    slow.fault.chunk_delay = milliseconds(300);
+    fake_->Enqueue(kChatPath, slow);
+  }
+  std::vector<std::string> argv = {LAPCE_AI_BIN, "acp", "--yes"};
+  for (const std::string& a : Provider()) argv.push_back(a);
+  Child acp(argv, Env(), /*keeps_input=*/true);
+  acp.Write(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1}})"
+            "\n");
+  acp.Write(Json{{"jsonrpc", "2.0"},
+                 {"id", 2},
+                 {"method", "session/new"},
+                 {"params", {{"cwd", repo_}, {"mcpServers", Json::array()}}}}
+                .dump() +
+            "\n");
+  ASSERT_TRUE(acp.WaitForOutput("\"sessionId\"", milliseconds(15'000))) << acp.err();
+  size_t at = acp.out().find("\"sessionId\":\"") + 13;
+  std::string id = acp.out().substr(at, acp.out().find('"', at) - at);
+  auto prompt = [&](int request) {
+    return Json{{"jsonrpc", "2.0"},
+                {"id", request},
+                {"method", "session/prompt"},
+                {"params", {{"sessionId", id}, {"prompt", {{{"type", "text"}, {"text", "go"}}}}}}}
+               .dump() +
+           "\n";
+  };
+  // One write each: the cancel arrives with its prompt.
+  acp.Write(prompt(3) +
+            Json{{"jsonrpc", "2.0"}, {"method", "session/cancel"}, {"params", {{"sessionId", id}}}}
+                .dump() +
+            "\n");
+  ASSERT_TRUE(acp.WaitForOutput("\"id\":3,\"result\"", milliseconds(15'000))) << acp.err();
+  acp.Write(prompt(4) + R"({"jsonrpc":"2.0","method":"$/cancel_request","params":{"id":4}})" +
+            "\n");
+  ASSERT_TRUE(acp.WaitForOutput("\"id\":4,\"result\"", milliseconds(15'000))) << acp.err();
+  EXPECT_NE(acp.out().find(R"("id":3,"result":{"stopReason":"cancelled"})"), std::string::npos)
+      << acp.out();
+  EXPECT_NE(acp.out().find(R"("id":4,"result":{"stopReason":"cancelled"})"), std::string::npos)
+      << acp.out();
+  EXPECT_FALSE(std::filesystem::exists(repo_ + "/ran.txt")) << "a cancelled turn ran a command";
+  acp.Signal(SIGTERM);
+  acp.Wait(milliseconds(10'000));
+  // The prompts are kept, though nothing was asked of the model.
+  ProcessResult show = Lapce({"sessions", "show", id});
+  EXPECT_NE(show.out.find("go"), std::string::npos) << show.out;
 }
 
 // `sessions resume --mode M` switches the session to M (as session/set_mode does); an unknown

@@ -621,6 +621,9 @@ struct Session::Turn {
   // The prompt answers the waiting subtask (Awaiting::kSubtask): it goes on in it, and this
   // task with its result once it completes.
   Result<StopReason> GoOnInSubtask(std::string_view text);
+  // The results of the last message's calls after `answered_id`, which were not run (one call
+  // per message), for the prompt that answers that call (native calls).
+  void AddNotRunResults(const std::string& answered_id, std::vector<llm::ContentPart>& parts) const;
   // A tool call's result as the protocol sends it.
   llm::ContentPart ResultPart(const std::string& call_id, const std::string& name,
                               std::string result, bool is_error) const;
@@ -665,6 +668,11 @@ struct Session::Turn {
   // outcome that ends this turn too when it stops before completing (a question, a limit, …), so
   // the user's next prompt goes on in it (Awaiting::kSubtask).
   ToolOutcome RunChild(const std::shared_ptr<Session>& child, std::string_view text);
+  // The new_task result of the subtask `child`, which ended (stop): its completion result, or
+  // why it failed; the task is no longer waiting for it.
+  ToolOutcome ChildOutcome(Session& child, const Result<StopReason>& stop);
+  // Adds what the subtask used since it was last counted to this task's totals.
+  void CountSubtask(Session& child);
   // The waiting subtask, opened from the store when this process has not run it.
   Result<std::shared_ptr<Session>> WaitingSubtask();
   Result<std::string> Summarize(const std::string& system_prompt,
@@ -1784,6 +1792,10 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
     done.kind = SessionUpdate::Kind::kToolCallUpdate;
     done.tool.id = call.id;
     done.tool.status = outcome.is_error ? ToolStatus::kFailed : ToolStatus::kCompleted;
+    // A subtask that stopped before completing: the call runs on, until it does.
+    if (outcome.ends_turn && state.awaiting == State::Awaiting::kSubtask) {
+      done.tool.status = ToolStatus::kInProgress;
+    }
     ToolCallContent text;
     text.text = outcome.shown.empty() ? outcome.text : outcome.shown;
     done.tool.content.push_back(std::move(text));
@@ -1919,21 +1931,7 @@ Session::Turn::ToolOutcome Session::Turn::RunChild(const std::shared_ptr<Session
     std::lock_guard lock(session.mutex_);
     state.active_child.reset();
   }
-  // A task's totals include its subtasks', all of them alike (what the task cost, and what
-  // approvals.max_cost_usd guards); the child keeps its own. Counted from where the last prompt
-  // of the child left them.
-  SessionInfo info = child->Info();
-  {
-    std::lock_guard lock(session.mutex_);
-    SessionTotals& counted = state.subtask_counted;
-    state.totals.input_tokens += info.totals.input_tokens - counted.input_tokens;
-    state.totals.output_tokens += info.totals.output_tokens - counted.output_tokens;
-    state.totals.cache_read_tokens += info.totals.cache_read_tokens - counted.cache_read_tokens;
-    state.totals.cache_write_tokens += info.totals.cache_write_tokens - counted.cache_write_tokens;
-    state.totals.cost_usd += info.totals.cost_usd - counted.cost_usd;
-    state.totals.requests += info.totals.requests - counted.requests;
-    counted = info.totals;
-  }
+  CountSubtask(*child);
   {
     // Its "always" answers hold in the rest of the task too.
     std::scoped_lock lock(session.mutex_, child->mutex_);
@@ -1944,10 +1942,11 @@ Session::Turn::ToolOutcome Session::Turn::RunChild(const std::shared_ptr<Session
     std::lock_guard lock(child->mutex_);
     result = child->state_->completion_result;
   }
-  bool waits = stop.ok() && *stop != StopReason::kCancelled && result.empty();
-  if (waits) {
+  if (stop.ok() && result.empty()) {
     // Stopped before completing (it asked the user, a limit stopped it and the user said no,
-    // the model made too many mistakes): so does the task, and the user's answer goes to it.
+    // the model made too many mistakes, the user cancelled): so does the task, and the next
+    // prompt goes on in it.
+    if (*stop == StopReason::kCancelled) session.cancelled_.store(true);
     std::lock_guard lock(session.mutex_);
     state.awaiting = State::Awaiting::kSubtask;
     state.status = SessionStatus::kWaiting;
@@ -1956,6 +1955,33 @@ Session::Turn::ToolOutcome Session::Turn::RunChild(const std::shared_ptr<Session
     outcome.shown = "The subtask " + child->id() +
                     " stopped before completing; the next message goes on in it.";
     return outcome;
+  }
+  return ChildOutcome(*child, stop);
+}
+
+void Session::Turn::CountSubtask(Session& child) {
+  // A task's totals include its subtasks', all of them alike (what the task cost, and what
+  // approvals.max_cost_usd guards); the child keeps its own. Counted from where they were last
+  // counted (kept with the task's record, for a task killed during the subtask).
+  SessionInfo info = child.Info();
+  std::lock_guard lock(session.mutex_);
+  SessionTotals& counted = state.subtask_counted;
+  state.totals.input_tokens += info.totals.input_tokens - counted.input_tokens;
+  state.totals.output_tokens += info.totals.output_tokens - counted.output_tokens;
+  state.totals.cache_read_tokens += info.totals.cache_read_tokens - counted.cache_read_tokens;
+  state.totals.cache_write_tokens += info.totals.cache_write_tokens - counted.cache_write_tokens;
+  state.totals.cost_usd += info.totals.cost_usd - counted.cost_usd;
+  state.totals.requests += info.totals.requests - counted.requests;
+  counted = info.totals;
+}
+
+Session::Turn::ToolOutcome Session::Turn::ChildOutcome(Session& child,
+                                                       const Result<StopReason>& stop) {
+  ToolOutcome outcome;
+  std::string result;
+  {
+    std::lock_guard lock(child.mutex_);
+    result = child.state_->completion_result;
   }
   {
     std::lock_guard lock(session.mutex_);
@@ -1975,15 +2001,9 @@ Session::Turn::ToolOutcome Session::Turn::RunChild(const std::shared_ptr<Session
     outcome.text = ToolErrorText("The subtask failed: " + stop.error().message());
     return outcome;
   }
-  if (*stop == StopReason::kCancelled) {
-    session.cancelled_.store(true);
-    outcome.is_error = true;
-    outcome.text = "The subtask was cancelled.";
-    return outcome;
-  }
-  outcome.text = "Subtask " + child->id() + " completed. Result:\n" + result;
+  outcome.text = "Subtask " + child.id() + " completed. Result:\n" + result;
   // The user saw the result as the subtask's last words, just above.
-  outcome.shown = "Subtask " + child->id() + " completed.";
+  outcome.shown = "Subtask " + child.id() + " completed.";
   return outcome;
 }
 
@@ -2006,7 +2026,8 @@ Result<std::shared_ptr<Session>> Session::Turn::WaitingSubtask() {
   SessionInfo info = child->Info();
   std::lock_guard lock(session.mutex_);
   state.subtask = child;
-  state.subtask_counted = info.totals;  // Its earlier work is in this task's totals already.
+  // A record of before the counted totals were kept: its earlier work is taken as counted.
+  if (state.subtask_counted.requests < 0) state.subtask_counted = info.totals;
   return child;
 }
 
@@ -2170,6 +2191,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     parts[0].kind = llm::ContentPart::Kind::kToolResult;
     parts[0].tool_call_id = answer_tool_id;
     parts[0].tool_name = state.awaiting_tool_name;
+    AddNotRunResults(answer_tool_id, parts);
   }
   state.awaiting = State::Awaiting::kNothing;
   state.suggestions.clear();
@@ -2192,8 +2214,16 @@ Result<StopReason> Session::Turn::GoOnInSubtask(std::string_view text) {
   std::swap(call_id, state.awaiting_tool_id);
   Emit(TextUpdate(SessionUpdate::Kind::kUserMessageChunk, std::string(text)));
   ToolOutcome outcome;
+  // Set when the prompt did not go to the subtask: it reaches this task's model with the result.
+  bool is_said_here = false;
   Result<std::shared_ptr<Session>> child = WaitingSubtask();
-  if (child.ok()) {
+  if (child.ok() && (*child)->Info().status == SessionStatus::kCompleted) {
+    // The user finished it in its own session meanwhile: its result is taken as it is (it was
+    // prompted again, a paid turn of its own).
+    CountSubtask(**child);
+    outcome = ChildOutcome(**child, StopReason::kEndTurn);
+    is_said_here = true;
+  } else if (child.ok()) {
     {
       std::lock_guard lock((*child)->mutex_);
       showing_child_plan = !(*child)->state_->todos.empty();
@@ -2202,6 +2232,7 @@ Result<StopReason> Session::Turn::GoOnInSubtask(std::string_view text) {
   } else {
     outcome.is_error = true;
     outcome.text = ToolErrorText(child.error().message());
+    is_said_here = true;
     std::lock_guard lock(session.mutex_);
     state.subtask_id.clear();
   }
@@ -2225,11 +2256,31 @@ Result<StopReason> Session::Turn::GoOnInSubtask(std::string_view text) {
   }
   std::vector<llm::ContentPart> parts;
   parts.push_back(ResultPart(call_id, "new_task", std::move(outcome.text), outcome.is_error));
+  if (state.protocol == ToolProtocol::kNative) AddNotRunResults(call_id, parts);
+  if (is_said_here) {
+    parts.push_back({});
+    parts.back().text = "<user_message>\n" + std::string(text) + "\n</user_message>";
+  }
   if (session.cancelled_.load()) {
     Append(LastUserMessage(std::move(parts)), /*with_record=*/true);
     return StopReason::kCancelled;
   }
   return Loop(std::move(parts));
+}
+
+void Session::Turn::AddNotRunResults(const std::string& answered_id,
+                                     std::vector<llm::ContentPart>& parts) const {
+  if (state.history.empty() || state.history.back().message.role != llm::Role::kAssistant) return;
+  bool is_after = false;
+  for (const llm::ContentPart& part : state.history.back().message.parts) {
+    if (part.kind != llm::ContentPart::Kind::kToolCall) continue;
+    if (is_after) {
+      parts.push_back(ResultPart(part.tool_call_id, part.tool_name,
+                                 "Tool [" + part.tool_name + "] " + std::string(kOneToolOnly),
+                                 /*is_error=*/true));
+    }
+    is_after = is_after || part.tool_call_id == answered_id;
+  }
 }
 
 llm::ContentPart Session::Turn::ResultPart(const std::string& call_id, const std::string& name,
@@ -2257,7 +2308,12 @@ Result<StopReason> Session::Turn::Loop(std::vector<llm::ContentPart> parts) {
   std::string stuck;  // Why the model seems stuck (ToolOutcome::stuck): the user is asked.
   while (true) {
     if (session.cancelled_.load()) {
-      SaveRecord();
+      // What the user said is kept (a cancel right behind the prompt lost it).
+      if (append_user && !parts.empty()) {
+        Append(LastUserMessage(std::move(parts)), /*with_record=*/true);
+      } else {
+        SaveRecord();
+      }
       return StopReason::kCancelled;
     }
     {
@@ -2409,6 +2465,16 @@ Result<StopReason> Session::Turn::Loop(std::vector<llm::ContentPart> parts) {
     if (state.protocol == ToolProtocol::kXml) outcome.text = ForXmlToolUse(std::move(outcome.text));
     state.consecutive_mistakes = outcome.is_mistake ? state.consecutive_mistakes + 1 : 0;
     stuck = std::move(outcome.stuck);
+    // The message's further calls are shown, as not run (the model's history has them; the user
+    // never saw them). Their results go with the first's: now, or with the next prompt's answer.
+    for (size_t i = 1; i < reply.calls.size(); ++i) {
+      const ToolCall& call = reply.calls[i];
+      json args = json::parse(call.arguments_json.empty() ? "{}" : call.arguments_json, nullptr,
+                              /*allow_exceptions=*/false);
+      ShowRefused(call, args.is_object() ? args : json::object(),
+                  "Not run: one tool call per message; the model was told to go on from the "
+                  "first one's result.");
+    }
     if (outcome.ends_turn) {
       if (state.protocol == ToolProtocol::kNative) {
         state.awaiting_tool_id = reply.calls[0].id;
@@ -2424,13 +2490,6 @@ Result<StopReason> Session::Turn::Loop(std::vector<llm::ContentPart> parts) {
       std::string result =
           i == 0 ? outcome.text : "Tool [" + call.name + "] " + std::string(kOneToolOnly);
       bool is_error = i == 0 ? outcome.is_error : true;
-      if (i > 0) {  // Shown, as the model's history has it (the user never saw it).
-        json args = json::parse(call.arguments_json.empty() ? "{}" : call.arguments_json, nullptr,
-                                /*allow_exceptions=*/false);
-        ShowRefused(call, args.is_object() ? args : json::object(),
-                    "Not run: one tool call per message; the model was told to go on from the "
-                    "first one's result.");
-      }
       parts.push_back(ResultPart(call.id, call.name, std::move(result), is_error));
     }
     if (session.cancelled_.load()) {
@@ -2441,7 +2500,8 @@ Result<StopReason> Session::Turn::Loop(std::vector<llm::ContentPart> parts) {
   }
 }
 
-Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client) {
+Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client,
+                                   const std::function<bool()>& cancelled_before) {
   {
     // Under mutex_ with Cancel(), so a cancel right after the turn starts is never lost.
     std::unique_lock lock(mutex_);
@@ -2455,8 +2515,10 @@ Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client)
       return Error(ErrorCode::kUnavailable,
                    "session " + id_ + " is already running a turn; cancel it or wait");
     }
-    cancelled_.store(false);
     running_.store(true);
+    // Cancel() reaches the turn from here on (under mutex_); one the front end was asked for
+    // before, when Cancel() was a no-op, stops it at once.
+    cancelled_.store(cancelled_before && cancelled_before());
   }
   if (state_->options.mcp && !state_->has_mcp_servers) {
     // Servers still starting are waited for (up to their start-up timeout), but a cancel ends
@@ -2598,7 +2660,16 @@ SessionRecord Session::RecordLocked() const {
   record.todos_json = todos.dump();
   json extra = json::object();
   if (!state.always_answers.empty()) extra["always"] = state.always_answers;
-  if (!state.subtask_id.empty()) extra["subtask"] = state.subtask_id;
+  if (!state.subtask_id.empty()) {
+    extra["subtask"] = state.subtask_id;
+    const SessionTotals& counted = state.subtask_counted;
+    extra["subtask_counted"] = {{"input_tokens", counted.input_tokens},
+                                {"output_tokens", counted.output_tokens},
+                                {"cache_read_tokens", counted.cache_read_tokens},
+                                {"cache_write_tokens", counted.cache_write_tokens},
+                                {"cost_usd", counted.cost_usd},
+                                {"requests", counted.requests}};
+  }
   if (!extra.empty()) record.extra_json = extra.dump();
   return record;
 }
@@ -2790,6 +2861,16 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
       }
       state.awaiting = Session::State::Awaiting::kSubtask;
       state.subtask_id = extra["subtask"].get<std::string>();
+      const json counted = extra.value("subtask_counted", json());
+      state.subtask_counted.requests = -1;  // Unknown: WaitingSubtask takes the child's.
+      if (counted.is_object()) {
+        state.subtask_counted.input_tokens = counted.value("input_tokens", int64_t{0});
+        state.subtask_counted.output_tokens = counted.value("output_tokens", int64_t{0});
+        state.subtask_counted.cache_read_tokens = counted.value("cache_read_tokens", int64_t{0});
+        state.subtask_counted.cache_write_tokens = counted.value("cache_write_tokens", int64_t{0});
+        state.subtask_counted.cost_usd = counted.value("cost_usd", 0.0);
+        state.subtask_counted.requests = counted.value("requests", int64_t{0});
+      }
       state.awaiting_tool_id = part.tool_call_id;
       state.awaiting_tool_name = part.tool_name;
       break;

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -128,8 +129,11 @@ class Session {
  public:
   ~Session();
   // Runs one turn to its end. Errors: kUnavailable when a turn is already running; provider
-  // errors that retries and recovery could not overcome.
-  Result<StopReason> Prompt(std::string_view text, SessionClient& client);
+  // errors that retries and recovery could not overcome. `cancelled_before`, when given, says
+  // whether the front end was asked to cancel this prompt before the turn started (Cancel() is
+  // a no-op until then): the turn then stops at once.
+  Result<StopReason> Prompt(std::string_view text, SessionClient& client,
+                            const std::function<bool()>& cancelled_before = {});
   // Stops the running turn (the stream, a tool, a pending permission); Prompt then returns
   // kCancelled. No-op when idle.
   void Cancel();

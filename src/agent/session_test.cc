@@ -1982,6 +1982,53 @@ TEST_F(SessionTest, CancelReachesARunningSubtask) {
   for (const SessionRecord& record : *sessions) {
     EXPECT_EQ(record.status, SessionStatus::kCancelled) << record.id;
   }
+  // The cancelled subtask is paused, not abandoned: the next prompt goes on in it.
+  Enqueue(OpenAiToolCall("child_done", "attempt_completion", CompletionArgs("Thought it over.")));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  EXPECT_EQ(MustPrompt(*parent, "go on", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 4u);
+  EXPECT_NE(MessagesText(bodies[2]).find("Think slowly"), std::string::npos);
+  EXPECT_EQ(MessagesText(bodies[2]).find("Delegate"), std::string::npos);
+  std::optional<std::string> result = ToolResultOf(bodies[3], "call_task");
+  ASSERT_TRUE(result.has_value()) << bodies[3]["messages"].dump();
+  EXPECT_NE(result->find("Thought it over."), std::string::npos) << *result;
+}
+
+// A waiting subtask the user finished in its own session: the task takes its result, with the
+// user's message (it prompted the finished subtask again, a paid turn).
+TEST_F(SessionTest, ASubtaskFinishedOnItsOwnIsNotPromptedAgain) {
+  AgentSettings settings = Settings();
+  settings.approvals.subtasks = true;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> parent = NewSession(engine);
+  Enqueue(
+      OpenAiToolCall("call_task", "new_task",
+                     json{{"mode", "code"}, {"message", "Paint it"}, {"todos", nullptr}}.dump()));
+  Enqueue(OpenAiToolCall("child_ask", "ask_followup_question",
+                         json{{"question", "Which colour?"}, {"follow_up", nullptr}}.dump()));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*parent, "Delegate", client), StopReason::kEndTurn);
+  ListOptions options;
+  options.include_children = true;
+  Result<std::vector<SessionRecord>> sessions = store_->ListSessions(options);
+  ASSERT_TRUE(sessions.ok());
+  ASSERT_EQ(sessions->size(), 2u);
+  std::string child_id = (*sessions)[0].id == parent->id() ? (*sessions)[1].id : (*sessions)[0].id;
+  std::shared_ptr<Session> child = engine.Find(child_id);
+  ASSERT_NE(child, nullptr);
+  Enqueue(OpenAiToolCall("child_done", "attempt_completion", CompletionArgs("Painted red.")));
+  TestClient direct;
+  EXPECT_EQ(MustPrompt(*child, "red", direct), StopReason::kEndTurn);
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("All done.")));
+  EXPECT_EQ(MustPrompt(*parent, "carry on", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 4u) << "the finished subtask was prompted again";
+  std::optional<std::string> result = ToolResultOf(bodies[3], "call_task");
+  ASSERT_TRUE(result.has_value()) << bodies[3]["messages"].dump();
+  EXPECT_NE(result->find("Painted red."), std::string::npos) << *result;
+  EXPECT_NE(LastUserText(bodies[3]).find("carry on"), std::string::npos);
+  EXPECT_EQ(parent->Info().totals.requests, 4);
 }
 
 // ---- 9. Persistence and resume -----------------------------------------------------------------

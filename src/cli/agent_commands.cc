@@ -892,7 +892,10 @@ int SessionsList(const SessionsFlags& flags) {
                      {"status", status_of(record)},
                      {"createdMs", record.created_ms},
                      {"updatedMs", record.updated_ms},
-                     {"costUsd", RoundForJson(record.totals.cost_usd)}});
+                     {"costUsd", RoundForJson(record.totals.cost_usd)},
+                     {"requests", record.totals.requests},
+                     {"inputTokens", record.totals.input_tokens},
+                     {"outputTokens", record.totals.output_tokens}});
     }
     std::printf("%s\n", out.dump(2, ' ', false, json::error_handler_t::replace).c_str());
     return kExitOk;

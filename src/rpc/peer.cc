@@ -323,6 +323,11 @@ void Peer::HandleNotification(std::string method, NotificationHandler handler) {
   notification_handlers_[std::move(method)] = std::move(handler);
 }
 
+void Peer::OnRequestReceived(std::string method, ReceiptHook hook) {
+  std::lock_guard lock(mutex_);
+  receipt_hooks_[std::move(method)] = std::move(hook);
+}
+
 void Peer::OnClose(std::function<void()> callback) {
   std::lock_guard lock(mutex_);
   on_close_ = std::move(callback);
@@ -494,29 +499,41 @@ void Peer::DispatchRequest(std::string id_json, const std::string& method,
                            std::string params_json) {
   std::string refusal;
   int refusal_code = 0;
+  RequestHandler handler;
+  ReceiptHook hook;
+  auto signal = std::make_shared<CancelSignal>();
   {
     std::lock_guard lock(mutex_);
     if (is_closed_) return;
-    auto handler = request_handlers_.find(method);
-    if (handler == request_handlers_.end()) {
+    auto found = request_handlers_.find(method);
+    if (found == request_handlers_.end()) {
       refusal_code = kMethodNotFound;
       refusal = "Method not found: " + method;
     } else if (running_.contains(id_json)) {
       refusal_code = kInvalidRequest;
       refusal = "Invalid Request: id " + id_json + " is already used by a request still running";
     } else {
-      auto signal = std::make_shared<CancelSignal>();
+      handler = found->second;
       running_.emplace(id_json, signal);
-      jobs_.push_back(Job{std::move(id_json), method, std::move(params_json), handler->second,
-                          std::move(signal)});
-      if (idle_threads_ < jobs_.size() && threads_.size() < options_.max_handler_threads) {
-        threads_.emplace_back([this] { HandlerThreadLoop(); });
-      }
+      if (auto it = receipt_hooks_.find(method); it != receipt_hooks_.end()) hook = it->second;
     }
   }
   if (refusal_code != 0) {
     (void)SendError(id_json, refusal_code, refusal);
     return;
+  }
+  if (hook) hook(params_json, signal);  // Before the handler can run, and before the next message.
+  {
+    std::lock_guard lock(mutex_);
+    if (is_closed_) {
+      running_.erase(id_json);
+      return;
+    }
+    jobs_.push_back(
+        Job{std::move(id_json), method, std::move(params_json), handler, std::move(signal)});
+    if (idle_threads_ < jobs_.size() && threads_.size() < options_.max_handler_threads) {
+      threads_.emplace_back([this] { HandlerThreadLoop(); });
+    }
   }
   work_ready_.notify_one();
 }

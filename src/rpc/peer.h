@@ -126,6 +126,12 @@ class Peer {
   // starts reading, or accept that earlier messages find no handler.
   void HandleRequest(std::string method, RequestHandler handler);
   void HandleNotification(std::string method, NotificationHandler handler);
+  // Runs `hook` on the reader thread as each request of `method` arrives, before its handler is
+  // queued and before any later message is handled, with the request's cancel signal: so that a
+  // notification right behind the request (a cancel) can find it. Must not block.
+  using ReceiptHook = std::function<void(std::string_view params_json,
+                                         const std::shared_ptr<CancelSignal>& cancel)>;
+  void OnRequestReceived(std::string method, ReceiptHook hook);
   // Runs once, on the thread that calls Close() (e.g. the stdio reader at end of input).
   void OnClose(std::function<void()> callback);
 
@@ -205,6 +211,7 @@ class Peer {
   std::function<void()> on_close_;                                    // Guarded by mutex_.
   std::unordered_map<std::string, RequestHandler> request_handlers_;  // Guarded by mutex_.
   std::unordered_map<std::string, NotificationHandler> notification_handlers_;  // Likewise.
+  std::unordered_map<std::string, ReceiptHook> receipt_hooks_;                  // Likewise.
   std::deque<Job> jobs_;              // Guarded by mutex_.
   std::vector<std::thread> threads_;  // Guarded by mutex_.
   size_t idle_threads_ = 0;           // Guarded by mutex_.

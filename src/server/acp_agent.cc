@@ -151,6 +151,10 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   // The running prompt of each session: cancelling it cancels the session's turn and every request
   // the turn has open in the editor (fs/*, terminal/create). Guarded by mutex.
   std::unordered_map<std::string, std::shared_ptr<rpc::CancelSignal>> turns;
+  // The signal of each session's last session/prompt request, from when it arrived (before its
+  // handler runs and registers in `turns`): a session/cancel right behind it was lost. Guarded
+  // by mutex.
+  std::unordered_map<std::string, std::weak_ptr<rpc::CancelSignal>> received_prompts;
   // Where each session's shown text stands, for separating replies (OnUpdate). Guarded by mutex.
   enum class TextState { kNone, kInReply, kReplyEnded };
   std::unordered_map<std::string, TextState> text_states;
@@ -538,10 +542,20 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     return options;
   }
 
-  // Cancels the session's running prompt, if any, and the session (a cancel that comes before
-  // the turn has registered still reaches it through the session's own flag).
+  // A session/prompt request arrived (on the reader thread, before any later message).
+  void PromptReceived(std::string_view params_json,
+                      const std::shared_ptr<rpc::CancelSignal>& cancel) {
+    json params = json::parse(params_json, nullptr, false);
+    if (!params.is_object() || !params.value("sessionId", json()).is_string()) return;
+    std::lock_guard lock(mutex);
+    received_prompts[params["sessionId"].get<std::string>()] = cancel;
+  }
+
+  // Cancels the session's running prompt, if any, and the session. A prompt received but not
+  // yet running is cancelled through its request's signal, which its turn checks as it starts.
   void CancelTurn(const std::string& session_id) {
     std::shared_ptr<rpc::CancelSignal> turn;
+    std::shared_ptr<rpc::CancelSignal> received;
     {
       std::lock_guard lock(mutex);
       // Only this connection's sessions: another editor window's turn is not ours to stop.
@@ -551,7 +565,11 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
         return;
       }
       if (auto it = turns.find(session_id); it != turns.end()) turn = it->second;
+      if (auto it = received_prompts.find(session_id); it != received_prompts.end()) {
+        received = it->second.lock();  // Gone once that request was answered.
+      }
     }
+    if (received) received->Cancel();
     if (turn) turn->Cancel();
     agent::Engine* engine = EngineIfAny();
     if (engine == nullptr) return;
@@ -796,13 +814,18 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     turn->AddCallback([session] { session->Cancel(); });
     current_session = &session->id();
     current_cancel = turn.get();
-    Result<agent::StopReason> stop = session->Prompt(text, *this);
+    Result<agent::StopReason> stop =
+        session->Prompt(text, *this, [&turn] { return turn->is_cancelled(); });
     current_session = nullptr;
     current_cancel = nullptr;
     if (watch != 0) context.cancel.RemoveCallback(watch);
-    if (is_registered) {
+    {
       std::lock_guard lock(mutex);
-      turns.erase(session->id());
+      if (is_registered) turns.erase(session->id());
+      if (auto it = received_prompts.find(session->id());
+          it != received_prompts.end() && it->second.expired()) {
+        received_prompts.erase(it);
+      }
     }
     if (!stop.ok()) return std::move(stop).error();
     return json{{"stopReason", agent::StopReasonName(*stop)}}.dump();
@@ -933,6 +956,11 @@ AcpAgent::AcpAgent(EngineSource engine, rpc::Peer& peer, AcpAgentOptions options
                      [impl](std::string_view params, const rpc::RequestContext& context) {
                        return impl->Prompt(params, context);
                      });
+  peer.OnRequestReceived(
+      "session/prompt",
+      [impl](std::string_view params, const std::shared_ptr<rpc::CancelSignal>& cancel) {
+        impl->PromptReceived(params, cancel);
+      });
   peer.HandleRequest("session/set_mode",
                      [impl](std::string_view params, const rpc::RequestContext&) {
                        return impl->SetMode(params);
