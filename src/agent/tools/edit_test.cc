@@ -79,5 +79,19 @@ TEST_F(EditTest, AChangeMadeWhileTheQuestionIsOpenIsNotOverwritten) {
   EXPECT_EQ(Contents(dir_ / "conc.txt"), "alpha\nBETA\ngamma\nUSER-ADDED\n");
 }
 
+// In a CRLF file, a search and replacement written with CRLF (or a regex with \r\n) work on
+// its lines as they are: the replacement put "\r\r\n" in the file, and the regex never matched.
+TEST_F(EditTest, SearchAndReplaceKeepsCrlfLines) {
+  std::ofstream(dir_ / "crlf.txt") << "a\r\nb\r\nc\r\n";
+  ToolResult result =
+      Run("search_and_replace", R"({"path": "crlf.txt", "search": "a\r\nb", "replace": "A\r\nB"})");
+  EXPECT_FALSE(result.is_error) << result.text;
+  EXPECT_EQ(Contents(dir_ / "crlf.txt"), "A\r\nB\r\nc\r\n");
+  result = Run("search_and_replace", R"({"path": "crlf.txt", "search": "B\\r\\nc",
+                                         "replace": "b-c", "use_regex": true})");
+  EXPECT_FALSE(result.is_error) << result.text;
+  EXPECT_EQ(Contents(dir_ / "crlf.txt"), "A\r\nb-c\r\n");
+}
+
 }  // namespace
 }  // namespace lai::agent

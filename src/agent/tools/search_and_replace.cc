@@ -141,9 +141,18 @@ class SearchAndReplaceTool final : public ToolBase {
     uint32_t options = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF;
     options |= *use_regex ? PCRE2_DOLLAR_ENDONLY : PCRE2_LITERAL;
     if (*ignore_case) options |= PCRE2_CASELESS;
+    // The text is searched with its line endings as '\n' (they are restored on write): the
+    // search and the replacement are too (a CRLF replacement put "\r\r\n" in a CRLF file).
     std::string pattern = *search;
-    if (!*use_regex)
-      pattern.erase(std::remove(pattern.begin(), pattern.end(), '\r'), pattern.end());
+    pattern.erase(std::remove(pattern.begin(), pattern.end(), '\r'), pattern.end());
+    if (*use_regex) {
+      for (size_t at = pattern.find("\\r\\n"); at != std::string::npos;
+           at = pattern.find("\\r\\n", at)) {
+        pattern.replace(at, 4, "\\n");
+      }
+    }
+    std::string replacement = *replace;
+    replacement.erase(std::remove(replacement.begin(), replacement.end(), '\r'), replacement.end());
     int error_code = 0;
     PCRE2_SIZE error_offset = 0;
     std::unique_ptr<pcre2_code, CodeDeleter> code(
@@ -197,10 +206,10 @@ class SearchAndReplaceTool final : public ToolBase {
       const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match.get());
       replaced.append(region.substr(copied, ovector[0] - copied));
       if (*use_regex) {
-        AppendReplacement(replaced, *replace, region, ovector, static_cast<uint32_t>(rc),
+        AppendReplacement(replaced, replacement, region, ovector, static_cast<uint32_t>(rc),
                           code.get());
       } else {
-        replaced += *replace;
+        replaced += replacement;
       }
       copied = ovector[1];
       ++count;

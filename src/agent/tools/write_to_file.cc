@@ -107,19 +107,32 @@ std::optional<std::string> FindOmissionComment(std::string_view original, std::s
   return std::nullopt;
 }
 
-// Strips a surrounding markdown code fence, as models sometimes wrap file content in one.
-std::string StripCodeFence(std::string content) {
-  if (content.starts_with("```")) {
-    size_t newline = content.find('\n');
-    content.erase(0, newline == std::string::npos ? content.size() : newline + 1);
-  }
+// Strips a markdown code fence that wraps the whole content, as models sometimes wrap a file in
+// one: an opening fence line and a closing one. A fence that is the file's own (a Markdown file
+// that starts or ends with a code block) is kept: a file is only unwrapped when it both starts
+// and ends with a fence, and a Markdown file only when the opening fence names no language or
+// Markdown.
+std::string StripCodeFence(std::string content, std::string_view path) {
+  if (!content.starts_with("```")) return content;
   std::string_view view = content;
   while (!view.empty() && (view.back() == '\n' || view.back() == ' ')) view.remove_suffix(1);
-  if (view.ends_with("```")) {
-    size_t line_start = view.rfind('\n', view.size() - 3);
-    content.resize(line_start == std::string_view::npos ? 0 : line_start + 1);
+  size_t first_newline = content.find('\n');
+  if (first_newline == std::string::npos || !view.ends_with("```") ||
+      view.size() < first_newline + 4) {
+    return content;
   }
-  return content;
+  size_t closing = view.rfind('\n', view.size() - 3);
+  if (closing == std::string_view::npos || closing < first_newline) return content;
+  std::string_view language = std::string_view(content).substr(3, first_newline - 3);
+  while (!language.empty() && (language.back() == ' ' || language.back() == '\t')) {
+    language.remove_suffix(1);
+  }
+  const bool is_markdown =
+      path.ends_with(".md") || path.ends_with(".markdown") || path.ends_with(".mdx");
+  if (is_markdown && !language.empty() && language != "markdown" && language != "md") {
+    return content;
+  }
+  return content.substr(first_newline + 1, closing + 1 - (first_newline + 1));
 }
 
 // "  12 | code" on every non-empty line means the model copied read_file output.
@@ -163,7 +176,7 @@ class WriteToFileTool final : public ToolBase {
     std::string text = *content;
     // CRLF from the model becomes LF; the file's own line ending is restored on write.
     text.erase(std::remove(text.begin(), text.end(), '\r'), text.end());
-    text = StripCodeFence(std::move(text));
+    text = StripCodeFence(std::move(text), *path);
     std::vector<std::string_view> lines = SplitLines(text);
     if (EveryLineHasLineNumber(lines)) {
       text = StripLineNumbers(lines);
@@ -182,8 +195,15 @@ class WriteToFileTool final : public ToolBase {
                             "file, write a first part with write_to_file and add the rest with "
                             "insert_content.")};
     }
-    if (std::optional<std::string> comment =
-            FindOmissionComment(target->exists ? target->file.text : "", text)) {
+    // Over an existing file (what the comment stands for would be lost), or for a long new one,
+    // as Kilo Code checks: in a short new file such a comment is the author's (a two-line file
+    // with "# Keep existing code paths working" was refused).
+    const int64_t predicted = line_count->value_or(actual);
+    std::optional<std::string> comment;
+    if (target->exists || predicted >= 100) {
+      comment = FindOmissionComment(target->exists ? target->file.text : "", text);
+    }
+    if (comment) {
       return {true,
               ToolErrorText("Content appears to be truncated: found a comment indicating omitted "
                             "code ('" +

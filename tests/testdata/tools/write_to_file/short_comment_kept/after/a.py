@@ -1,0 +1,2 @@
+# Keep existing code paths working
+import os
