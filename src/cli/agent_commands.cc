@@ -756,7 +756,7 @@ int Run(const Config& config, AgentFlags flags) {
 int ServeAcpOnStdio(InterruptHandler& interrupts, server::EngineSource engine,
                     server::AcpAgentOptions options) {
   rpc::StdioTransport transport(STDIN_FILENO, STDOUT_FILENO);
-  rpc::Peer peer(transport, rpc::PeerOptions{"acp"});
+  rpc::Peer peer(transport, rpc::PeerOptions{"acp", server::kAcpHandlerThreads});
   options.agent_version = LAI_VERSION;
   server::AcpAgent agent(std::move(engine), peer, std::move(options));
   std::mutex mutex;

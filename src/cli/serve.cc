@@ -125,6 +125,7 @@ int Serve(const Config& config, const ServeFlags& flags) {
   rpc_options.open_type = server::ToWire(server::ServiceType::kRpcOpen);
   rpc_options.message_type = server::ToWire(server::ServiceType::kRpcMessage);
   rpc_options.peer.name = "acp-shm";
+  rpc_options.peer.max_handler_threads = server::kAcpHandlerThreads;
   rpc::ShmRpcService sessions(
       rpc_options, [&](rpc::Peer& peer) -> std::unique_ptr<rpc::ChannelState> {
         auto channel = std::make_unique<AgentChannel>();

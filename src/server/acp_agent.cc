@@ -151,6 +151,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   // The running prompt of each session: cancelling it cancels the session's turn and every request
   // the turn has open in the editor (fs/*, terminal/create). Guarded by mutex.
   std::unordered_map<std::string, std::shared_ptr<rpc::CancelSignal>> turns;
+  size_t running_prompts = 0;  // session/prompt requests being handled; guarded by mutex.
   // The signal of each session's last session/prompt request, from when it arrived (before its
   // handler runs and registers in `turns`): a session/cancel right behind it was lost. Guarded
   // by mutex.
@@ -800,6 +801,23 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     ASSIGN_OR_RETURN(std::string text,
                      PromptText(params.value("prompt", json()), session->Info().workspace));
     if (text.empty()) return BadParams("session/prompt", "the prompt is empty");
+    {
+      std::lock_guard lock(mutex);
+      if (running_prompts >= kAcpMaxRunningPrompts) {
+        return Error(ErrorCode::kResourceExhausted,
+                     "session/prompt: this connection already runs " +
+                         std::to_string(running_prompts) +
+                         " prompts, its limit; wait for one to end, or use another connection");
+      }
+      ++running_prompts;
+    }
+    struct Ended {
+      Impl& impl;
+      ~Ended() {
+        std::lock_guard lock(impl.mutex);
+        --impl.running_prompts;
+      }
+    } ended{*this};
     // The turn's signal: session/cancel, the request's own `$/cancel_request`, and the editor
     // going away (end of input) all fire it. A second prompt while one runs is refused by the
     // session, and leaves the first one's signal in place.

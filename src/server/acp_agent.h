@@ -3,6 +3,7 @@
 // an agent::Engine. Thread-safe: the peer calls handlers from its handler threads.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -32,6 +33,13 @@ struct AcpAgentOptions {
   // session whose profile this agent lacks is not loaded (see agent::Engine::LoadSession).
   std::optional<std::string> load_profile;
 };
+
+// Prompts one connection runs at once (more are refused, saying so), and the handler threads its
+// peer needs for them beside every other request (rpc::PeerOptions::max_handler_threads): a
+// running prompt holds a handler thread for its whole turn, and with the peer's default of 64,
+// 64 prompts left session/new and the rest waiting unanswered.
+inline constexpr size_t kAcpMaxRunningPrompts = 256;
+inline constexpr size_t kAcpHandlerThreads = kAcpMaxRunningPrompts + 64;
 
 // Gives the engine, waiting for it on first use if it is still being built (so `initialize` is
 // answered while the provider pool and the session store open). Called from handler threads;
