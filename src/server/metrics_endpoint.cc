@@ -7,15 +7,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstring>
+#include <vector>
 
 namespace lai::server {
 namespace {
 
 constexpr size_t kMaxRequestBytes = 8192;
-constexpr int kClientTimeoutMs = 2000;
+constexpr int kClientTimeoutMs = 2000;  // For the whole request, from the connect.
+constexpr size_t kMaxClients = 64;      // Served at once; more wait in the listen queue.
 
 void WriteAll(int fd, std::string_view data) {
   while (!data.empty()) {
@@ -113,29 +117,65 @@ void MetricsEndpoint::Stop() {
   listen_.Reset();
 }
 
+// Clients are served together, each within kClientTimeoutMs of connecting: one that is slow
+// or silent holds up no other scrape (one at a time, with a 2 s wait per read, a client sending
+// a byte a second held the endpoint for as long as it liked).
 void MetricsEndpoint::Serve() {
+  struct Client {
+    UniqueFd fd;
+    std::string request;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::vector<Client> clients;
   for (;;) {
-    pollfd pfds[2] = {{listen_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
-    if (::poll(pfds, 2, -1) < 0) {
+    std::vector<pollfd> pfds = {{listen_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+    const auto now = std::chrono::steady_clock::now();
+    int timeout = -1;
+    for (const Client& client : clients) {
+      pfds.push_back({client.fd.get(), POLLIN, 0});
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(client.deadline - now);
+      int left_ms = static_cast<int>(std::max<int64_t>(left.count(), 0)) + 1;
+      timeout = timeout < 0 ? left_ms : std::min(timeout, left_ms);
+    }
+    if (::poll(pfds.data(), pfds.size(), timeout) < 0) {
       if (errno == EINTR) continue;
       return;
     }
     if (pfds[1].revents != 0) return;
-    UniqueFd client(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (client.is_valid()) Answer(client.get());
+    std::vector<Client> waiting;
+    for (size_t i = 0; i < clients.size(); ++i) {
+      Client& client = clients[i];
+      bool done = std::chrono::steady_clock::now() >= client.deadline;  // It gets nothing.
+      if (!done && pfds[i + 2].revents != 0) {
+        char buffer[1024];
+        ssize_t n = ::recv(client.fd.get(), buffer, sizeof(buffer), MSG_DONTWAIT);
+        if (n > 0) client.request.append(buffer, static_cast<size_t>(n));
+        done = n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
+        if (!done && (client.request.find("\r\n\r\n") != std::string::npos ||
+                      client.request.size() >= kMaxRequestBytes)) {
+          Answer(client.fd.get(), client.request);
+          done = true;
+        }
+      }
+      if (!done) waiting.push_back(std::move(client));
+    }
+    clients = std::move(waiting);
+    if ((pfds[0].revents & POLLIN) != 0 && clients.size() < kMaxClients) {
+      UniqueFd accepted(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (accepted.is_valid()) {
+        // The answer is written at once; a client that does not read it is left after a while.
+        timeval send_timeout{kClientTimeoutMs / 1000, 0};
+        ::setsockopt(accepted.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof(send_timeout));
+        clients.push_back(
+            {std::move(accepted),
+             {},
+             std::chrono::steady_clock::now() + std::chrono::milliseconds(kClientTimeoutMs)});
+      }
+    }
   }
 }
 
-void MetricsEndpoint::Answer(int client) {
-  std::string request;
-  char buffer[1024];
-  while (request.find("\r\n\r\n") == std::string::npos && request.size() < kMaxRequestBytes) {
-    pollfd pfd{client, POLLIN, 0};
-    if (::poll(&pfd, 1, kClientTimeoutMs) <= 0) return;  // A silent client gets nothing.
-    ssize_t n = ::recv(client, buffer, sizeof(buffer), 0);
-    if (n <= 0) return;
-    request.append(buffer, static_cast<size_t>(n));
-  }
+void MetricsEndpoint::Answer(int client, std::string_view request) {
   size_t line_end = request.find("\r\n");
   std::string_view line(request.data(), line_end == std::string::npos ? 0 : line_end);
   const bool is_head = line.starts_with("HEAD ");

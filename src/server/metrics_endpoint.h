@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "base/result.h"
@@ -31,7 +32,7 @@ class MetricsEndpoint {
 
  private:
   void Serve();
-  void Answer(int client);
+  void Answer(int client, std::string_view request);
 
   std::function<std::string()> render_;
   UniqueFd listen_;
