@@ -686,6 +686,8 @@ struct Session::Turn {
   void ShowContextChange(std::string title, std::string detail);
 
   int64_t tool_tokens = 0;  // Estimated tokens of the native tool definitions.
+  // The native tool definitions the mode gives (none for XML).
+  std::vector<llm::ToolDefinition> ToolDefinitions() const;
 
   void SaveRecord() {
     SessionStore* db = store();
@@ -1030,14 +1032,21 @@ Status Session::Turn::FitContext() {
     }
     std::string what = "a message this large cannot be sent";
     std::string fix = "shorten it, or mention fewer or smaller files";
-    if (largest != nullptr) {
+    const int64_t room = budget.context_window - budget.max_output_tokens;
+    if (prompt_tokens * 2 > room) {
+      // The system prompt (tools, modes, rules) leaves too little for any conversation.
+      what = "the system prompt alone is about " + std::to_string(prompt_tokens) + " tokens";
+      fix =
+          "shorten the rules (AGENTS.md, .kilocode/rules/, the global rules), or use a model "
+          "with a larger window";
+    } else if (largest != nullptr) {
       std::string tool;
       for (const llm::ContentPart& part : largest->message.parts) {
         if (part.kind == llm::ContentPart::Kind::kToolResult) tool = part.tool_name;
       }
       std::string size = "about " + std::to_string(largest->token_estimate) + " tokens";
       if (!tool.empty()) {
-        what = "the result of a " + tool + " call is " + size;
+        what = "the result of the " + tool + " call is " + size;
         fix =
             "send a message to go on (the oldest messages are dropped to make room), or start "
             "a new session";
@@ -1099,18 +1108,23 @@ ContextChange Session::Turn::TruncateHistory(std::string_view why, ForcedReducti
   return change;
 }
 
+std::vector<llm::ToolDefinition> Session::Turn::ToolDefinitions() const {
+  std::vector<llm::ToolDefinition> tools;
+  if (state.protocol != ToolProtocol::kNative) return tools;
+  const ModeConfig* mode = FindMode(state.modes, state.mode);
+  for (PromptToolSpec& spec : ToolSpecsForMode(*mode, state.mcp_servers, state.protocol)) {
+    tools.push_back(
+        {std::move(spec.name), std::move(spec.description), std::move(spec.parameters_schema)});
+  }
+  return tools;
+}
+
 Session::Turn::Reply Session::Turn::Request() {
   Reply reply;
   llm::CompletionRequest request;
   request.system_prompt = SystemPrompt();
   request.messages = EffectiveMessages(state.history);
-  if (state.protocol == ToolProtocol::kNative) {
-    const ModeConfig* mode = FindMode(state.modes, state.mode);
-    for (PromptToolSpec& spec : ToolSpecsForMode(*mode, state.mcp_servers, state.protocol)) {
-      request.tools.push_back(
-          {std::move(spec.name), std::move(spec.description), std::move(spec.parameters_schema)});
-    }
-  }
+  request.tools = ToolDefinitions();
   tool_tokens = EstimateTokens(request.tools);
   // The history's estimates were made once, as its messages were added.
   int64_t sent_estimate =
@@ -2110,6 +2124,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
   // A prompt that cannot fit the model's window on its own is refused before it becomes part of
   // the session: nothing is kept or hidden, and the next, smaller prompt works.
   if (int64_t window = state.model.context_window; window > 0) {
+    tool_tokens = EstimateTokens(ToolDefinitions());
     int64_t prompt_tokens = EstimateTokens(SystemPrompt()) + tool_tokens;
     int64_t tokens = EstimateTokens(expanded) + prompt_tokens;
     if (tokens > window) {
