@@ -649,6 +649,10 @@ struct Session::Turn {
   // prompt; an error, with nothing changed, when they no longer load or lack the session's mode.
   Status RefreshModes();
   ToolOutcome RunSessionTool(const ToolCall& call, const json& args, ToolCallInfo& info);
+  // `text` as the session's protocol has it: a tool-use reminder in XML form for XML sessions.
+  std::string ForProtocol(std::string text) const {
+    return state.protocol == ToolProtocol::kXml ? ForXmlToolUse(std::move(text)) : text;
+  }
   // A call that was not run, shown as a failed tool call with the reason.
   void ShowRefused(const ToolCall& call, const json& args, const std::string& reason);
   ToolOutcome RunMcp(const ToolCall& call, const json& args, ToolCallInfo& info);
@@ -1206,6 +1210,7 @@ Session::Turn::Reply Session::Turn::Request() {
             call.arguments_json = std::move(*args);
           } else {
             call.error = args.error().message();
+            call.arguments_json = given.dump();
           }
         }
         reply.calls.push_back(std::move(call));
@@ -1418,7 +1423,7 @@ Session::Turn::ToolOutcome Session::Turn::RunSessionTool(const ToolCall& call, c
   };
   auto missing = [&](const char* key) {
     outcome.is_error = outcome.is_mistake = true;
-    outcome.text = MissingParameterText(key);
+    outcome.text = ForProtocol(MissingParameterText(key));
     return outcome;
   };
   const std::string& name = call.name;
@@ -1556,7 +1561,7 @@ Session::Turn::ToolOutcome Session::Turn::RunMcp(const ToolCall& call, const jso
   };
   auto missing = [&](const char* key) {
     outcome.is_error = outcome.is_mistake = true;
-    outcome.text = MissingParameterText(key);
+    outcome.text = ForProtocol(MissingParameterText(key));
     return outcome;
   };
   const std::string server_name = text_arg("server_name");
@@ -1649,8 +1654,9 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
   auto refuse = [&](const std::string& reason, bool is_mistake, const json& args) {
     outcome.is_error = true;
     outcome.is_mistake = is_mistake;
-    outcome.text = ToolErrorText(reason);
-    ShowRefused(call, args, reason);
+    std::string said = ForProtocol(reason);
+    outcome.text = ToolErrorText(said);
+    ShowRefused(call, args, said);
     return outcome;
   };
   if (!call.error.empty()) {
@@ -1779,7 +1785,7 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
                         client.commands(),
                         call.id};
     ToolResult result = tool->Run(call.arguments_json, context);
-    outcome.text = std::move(result.text);
+    outcome.text = ForProtocol(std::move(result.text));
     outcome.is_error = result.is_error;
     outcome.is_mistake =
         result.is_error && outcome.text.starts_with("Missing value for required parameter");
@@ -2477,7 +2483,6 @@ Result<StopReason> Session::Turn::Loop(std::vector<llm::ContentPart> parts) {
       continue;
     }
     ToolOutcome outcome = Execute(reply.calls[0]);
-    if (state.protocol == ToolProtocol::kXml) outcome.text = ForXmlToolUse(std::move(outcome.text));
     state.consecutive_mistakes = outcome.is_mistake ? state.consecutive_mistakes + 1 : 0;
     stuck = std::move(outcome.stuck);
     // The message's further calls are shown, as not run (the model's history has them; the user

@@ -754,6 +754,14 @@ TEST_F(SessionTest, XmlMistakesAreAnsweredWithTheXmlForm) {
   EXPECT_NE(LastUserText(bodies[1]).find("You did not use a tool"), std::string::npos);
   EXPECT_NE(LastUserText(bodies[2]).find("Missing value for required parameter"),
             std::string::npos);
+  // The user's card says what the model was told.
+  std::string shown;
+  for (const SessionUpdate& update : client.updates()) {
+    if (update.kind != SessionUpdate::Kind::kToolCallUpdate) continue;
+    for (const ToolCallContent& content : update.tool.content) shown += content.text;
+  }
+  EXPECT_NE(shown.find("<parameter_name>value</parameter_name>"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("arguments object"), std::string::npos) << shown;
 }
 
 // ---- 3. Denial with feedback -------------------------------------------------------------------
