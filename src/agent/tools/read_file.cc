@@ -90,8 +90,9 @@ std::string_view Lines(std::string_view text, const std::vector<size_t>& starts,
 // `budget` bytes of output, their "N | " numbers included (it lowers the budget by what it used);
 // a first line larger than the budget is cut at it. When not everything fits, a notice says
 // what was shown and how to read the rest, and it returns false.
+// `whole_file`: no range was asked for (the notice counts the file's lines, not a range's).
 bool AppendContent(std::string& out, std::string_view text, const std::vector<size_t>& starts,
-                   size_t first, size_t last, size_t& budget) {
+                   size_t first, size_t last, size_t& budget, bool whole_file = false) {
   // Each numbered line costs its bytes, its number padded to the widest, " | " and a newline.
   size_t overhead = std::to_string(last).size() + 4;
   if (budget <= overhead) {
@@ -133,10 +134,13 @@ bool AppendContent(std::string& out, std::string_view text, const std::vector<si
            " are shown, to keep the conversation within the model's context. Use search_files "
            "or a command (e.g. head -c, cut) to find what you need in it.</notice>\n";
   } else if (shown_last < last) {
+    std::string of =
+        whole_file ? std::to_string(starts.size()) + " total lines"
+                   : "the " + std::to_string(first) + "-" + std::to_string(last) + " requested";
     out += "<notice>Showing lines " + std::to_string(first) + "-" + std::to_string(shown_last) +
-           " of the " + std::to_string(first) + "-" + std::to_string(last) +
-           " requested, to keep the conversation within the model's context. Use line_ranges "
-           "to read the rest in parts, or search_files to find what you need.</notice>\n";
+           " of " + of +
+           ", to keep the conversation within the model's context. Use line_ranges to read the "
+           "rest in parts, or search_files to find what you need.</notice>\n";
   }
   return !is_line_cut && shown_last == last;
 }
@@ -210,12 +214,13 @@ bool ReadOne(ToolContext& context, const FileRequest& request, std::string& out,
     int limit = context.settings.read_line_limit;
     if (limit >= 0 && total > static_cast<size_t>(limit)) {
       // One notice: the budget's, when it cut the first lines shorter still.
-      if (limit == 0 || AppendContent(out, text, starts, 1, static_cast<size_t>(limit), budget)) {
+      if (limit == 0 ||
+          AppendContent(out, text, starts, 1, static_cast<size_t>(limit), budget, true)) {
         out += "<notice>Showing only " + std::to_string(limit) + " of " + std::to_string(total) +
                " total lines. Use line_ranges if you need to read more lines</notice>\n";
       }
     } else {
-      AppendContent(out, text, starts, 1, total, budget);
+      AppendContent(out, text, starts, 1, total, budget, true);
     }
   }
   out += "</file>\n";
