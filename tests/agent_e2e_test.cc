@@ -605,6 +605,9 @@ TEST_F(AgentE2eTest, AFallbackProfilesAnswerIsSaidInTheAnswer) {
       texts.push_back(update["content"].value("text", ""));
     }
   }
+  // The retries and the move to the fallback came first (--json had no word of them).
+  ASSERT_FALSE(texts.empty()) << run.out;
+  EXPECT_TRUE(texts[0].starts_with("(529 from openai")) << texts[0];
   auto notice = std::find(texts.begin(), texts.end(),
                           "\n\n(Profile 'main' was unavailable; this answer came from its fallback "
                           "'spare', model gpt-4o-mini.)");

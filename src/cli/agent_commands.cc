@@ -152,6 +152,16 @@ class TerminalClient : public agent::SessionClient {
     ClearSpinnerLocked();
   }
 
+  // A retry or a fallback: with --json, as the reply text it is stored as (the terminal has the
+  // log's line on stderr).
+  void OnRetrying(const std::string& session_id, const std::string& notice) override {
+    if (!json_) return;
+    agent::SessionUpdate update;
+    update.kind = agent::SessionUpdate::Kind::kAgentMessageChunk;
+    update.text = notice;
+    OnUpdate(session_id, update, agent::ToAcpJson(update));
+  }
+
   void OnUpdate(const std::string& session_id, const agent::SessionUpdate& update,
                 std::string_view acp_json) override {
     using Kind = agent::SessionUpdate::Kind;
@@ -215,6 +225,7 @@ class TerminalClient : public agent::SessionClient {
         if (announced_.count(update.tool.id) != 0) PrintToolUpdateLocked(update.tool);
         break;
       case Kind::kPlan:
+        if (update.plan.empty()) break;  // No list (the task's, after a subtask's): nothing shown.
         NewLineLocked();
         std::printf("%sTodo:%s\n", style_.bold(), style_.reset());
         for (const agent::PlanEntry& entry : update.plan) {

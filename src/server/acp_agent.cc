@@ -368,15 +368,12 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   // log, and the session showed nothing for as long as the wait): a paragraph of the reply,
   // before any of its text.
   void OnRetrying(const std::string& session_id, const std::string& notice) override {
-    {
-      std::lock_guard lock(mutex);
-      text_states[session_id] = TextState::kInReply;
-    }
+    // As any text of the reply (a paragraph of its own after an earlier reply, as a replay has
+    // it; live, it ran on after the text before).
     agent::SessionUpdate update;
     update.kind = agent::SessionUpdate::Kind::kAgentMessageChunk;
     update.text = notice;
-    Status sent = NotifyUpdate(session_id, agent::ToAcpJson(update));
-    if (!sent.ok()) spdlog::debug("acp: retry notice not sent: {}", sent.error().message());
+    OnUpdate(session_id, update, agent::ToAcpJson(update));
   }
 
   // A command run here (the editor has no terminal: with one, it runs there, shown live): its
