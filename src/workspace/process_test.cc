@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "workspace/internal/spawn.h"
 #include "workspace/test_support.h"
 #include "workspace/workspace.h"
 
@@ -30,6 +31,25 @@ CommandOptions InTmp() {
   options.cwd = "/tmp";
   options.timeout = 30s;  // Bounds every test; the ones about timeouts set their own.
   return options;
+}
+
+// A program that cannot be started names what is missing: the program, or the directory (it
+// named both, for a directory that was there).
+TEST(SpawnTest, AMissingProgramOrDirectoryIsNamed) {
+  testing::TempTree tree;
+  internal::SpawnOptions options;
+  options.argv = {"/nonexistent/program"};
+  options.cwd = tree.root();
+  options.discards_output = true;
+  Result<internal::SpawnedChild> missing = internal::Spawn(options);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().message(), "start '/nonexistent/program': program not found");
+  options.argv = {"true"};
+  options.cwd = tree.root() + "/gone";
+  Result<internal::SpawnedChild> elsewhere = internal::Spawn(options);
+  ASSERT_FALSE(elsewhere.ok());
+  EXPECT_EQ(elsewhere.error().message(),
+            "start 'true': working directory '" + tree.root() + "/gone' not found");
 }
 
 TEST(RunCommandTest, CapturesOutputAndExitCode) {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -100,12 +101,14 @@ Result<SpawnedChild> Spawn(const SpawnOptions& options) {
   posix_spawnattr_destroy(&attributes);
   if (err != 0) {
     if (err == ENOENT) {
-      if (options.cwd.empty()) {
+      // Either may be missing (spawn does not say which): the directory is looked at.
+      struct stat cwd_info;
+      if (options.cwd.empty() ||
+          (::stat(options.cwd.c_str(), &cwd_info) == 0 && S_ISDIR(cwd_info.st_mode))) {
         return Error(ErrorCode::kNotFound, "start '" + options.argv[0] + "': program not found");
       }
-      return Error(ErrorCode::kNotFound, "start '" + options.argv[0] +
-                                             "': program or working directory '" + options.cwd +
-                                             "' not found");
+      return Error(ErrorCode::kNotFound, "start '" + options.argv[0] + "': working directory '" +
+                                             options.cwd + "' not found");
     }
     return ErrnoError("start '" + options.argv[0] + "'", err);
   }
