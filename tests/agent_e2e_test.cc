@@ -312,6 +312,23 @@ class AgentE2eTest : public ::testing::Test {
   ProcessResult Run(const std::string& task, std::vector<std::string> extra) const {
     return test::RunProcess(RunArgs(task, std::move(extra)), Env());
   }
+  // Initializes `acp` (an `acp` process) and opens a session in the repository: its id.
+  std::string OpenAcpSession(Child& acp) {
+    acp.Write(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1}})"
+              "\n");
+    acp.Write(Json{{"jsonrpc", "2.0"},
+                   {"id", 2},
+                   {"method", "session/new"},
+                   {"params", {{"cwd", repo_}, {"mcpServers", Json::array()}}}}
+                  .dump() +
+              "\n");
+    EXPECT_TRUE(acp.WaitForOutput("\"sessionId\"", milliseconds(15'000))) << acp.err();
+    size_t at = acp.out().find("\"sessionId\":\"");
+    if (at == std::string::npos) return {};
+    at += 13;
+    return acp.out().substr(at, acp.out().find('"', at) - at);
+  }
+
   Json ListSessions() const {
     ProcessResult list = Lapce({"sessions", "list", "--json"});
     EXPECT_EQ(list.exit_code, 0) << list.err;
@@ -1019,15 +1036,7 @@ TEST_F(AgentE2eTest, AcpStoppedBySigtermKeepsNoUnpromptedSession) {
   std::vector<std::string> argv = {LAPCE_AI_BIN, "acp"};
   for (const std::string& a : Provider()) argv.push_back(a);
   Child acp(argv, Env(), /*keeps_input=*/true);
-  acp.Write(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1}})"
-            "\n");
-  acp.Write(Json{{"jsonrpc", "2.0"},
-                 {"id", 2},
-                 {"method", "session/new"},
-                 {"params", {{"cwd", repo_}, {"mcpServers", Json::array()}}}}
-                .dump() +
-            "\n");
-  ASSERT_TRUE(acp.WaitForOutput("\"sessionId\"", milliseconds(15'000))) << acp.err();
+  ASSERT_NO_FATAL_FAILURE(OpenAcpSession(acp));
   EXPECT_EQ(ListSessions().size(), 1u);
   acp.Signal(SIGTERM);
   EXPECT_EQ(acp.Wait(milliseconds(10'000)), 128 + SIGTERM) << acp.err();
@@ -1047,17 +1056,8 @@ TEST_F(AgentE2eTest, AcpCancelRightBehindThePromptStopsIt) {
   std::vector<std::string> argv = {LAPCE_AI_BIN, "acp", "--yes"};
   for (const std::string& a : Provider()) argv.push_back(a);
   Child acp(argv, Env(), /*keeps_input=*/true);
-  acp.Write(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1}})"
-            "\n");
-  acp.Write(Json{{"jsonrpc", "2.0"},
-                 {"id", 2},
-                 {"method", "session/new"},
-                 {"params", {{"cwd", repo_}, {"mcpServers", Json::array()}}}}
-                .dump() +
-            "\n");
-  ASSERT_TRUE(acp.WaitForOutput("\"sessionId\"", milliseconds(15'000))) << acp.err();
-  size_t at = acp.out().find("\"sessionId\":\"") + 13;
-  std::string id = acp.out().substr(at, acp.out().find('"', at) - at);
+  std::string id;
+  ASSERT_NO_FATAL_FAILURE(id = OpenAcpSession(acp));
   auto prompt = [&](int request) {
     return Json{{"jsonrpc", "2.0"},
                 {"id", request},

@@ -2682,13 +2682,7 @@ SessionRecord Session::RecordLocked() const {
   if (!state.always_answers.empty()) extra["always"] = state.always_answers;
   if (!state.subtask_id.empty()) {
     extra["subtask"] = state.subtask_id;
-    const SessionTotals& counted = state.subtask_counted;
-    extra["subtask_counted"] = {{"input_tokens", counted.input_tokens},
-                                {"output_tokens", counted.output_tokens},
-                                {"cache_read_tokens", counted.cache_read_tokens},
-                                {"cache_write_tokens", counted.cache_write_tokens},
-                                {"cost_usd", counted.cost_usd},
-                                {"requests", counted.requests}};
+    AddTotalsJson(state.subtask_counted, extra["subtask_counted"]);
   }
   if (!extra.empty()) record.extra_json = extra.dump();
   return record;
@@ -2882,15 +2876,8 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
       state.awaiting = Session::State::Awaiting::kSubtask;
       state.subtask_id = extra["subtask"].get<std::string>();
       const json counted = extra.value("subtask_counted", json());
-      state.subtask_counted.requests = -1;  // Unknown: WaitingSubtask takes the child's.
-      if (counted.is_object()) {
-        state.subtask_counted.input_tokens = counted.value("input_tokens", int64_t{0});
-        state.subtask_counted.output_tokens = counted.value("output_tokens", int64_t{0});
-        state.subtask_counted.cache_read_tokens = counted.value("cache_read_tokens", int64_t{0});
-        state.subtask_counted.cache_write_tokens = counted.value("cache_write_tokens", int64_t{0});
-        state.subtask_counted.cost_usd = counted.value("cost_usd", 0.0);
-        state.subtask_counted.requests = counted.value("requests", int64_t{0});
-      }
+      state.subtask_counted = TotalsFromJson(counted);
+      if (!counted.is_object()) state.subtask_counted.requests = -1;  // WaitingSubtask sets it.
       state.awaiting_tool_id = part.tool_call_id;
       state.awaiting_tool_name = part.tool_name;
       break;

@@ -433,6 +433,13 @@ class SessionTest : public ::testing::Test {
     server_->Enqueue("/" + std::string(profile) + "/v1/chat/completions", std::move(response));
   }
 
+  // The new_task call's result (id "call_task") in the request `body` holds `text`.
+  static void ExpectTaskResult(const json& body, std::string_view text) {
+    std::optional<std::string> result = ToolResultOf(body, "call_task");
+    ASSERT_TRUE(result.has_value()) << body["messages"].dump();
+    EXPECT_NE(result->find(text), std::string::npos) << *result;
+  }
+
   std::vector<json> Bodies() const {
     std::vector<json> bodies;
     for (const RecordedRequest& request : server_->requests()) bodies.push_back(Body(request));
@@ -1782,9 +1789,7 @@ TEST_F(SessionTest, NewTaskRunsChildAndReturnsItsResult) {
   EXPECT_EQ(MessagesText(bodies[1]).find("Delegate creating notes"), std::string::npos)
       << "the child does not see the parent's conversation";
   EXPECT_TRUE(ToolResultOf(bodies[2], "child_write").has_value());
-  std::optional<std::string> result = ToolResultOf(bodies[3], "call_task");
-  ASSERT_TRUE(result.has_value()) << bodies[3]["messages"].dump();
-  EXPECT_NE(result->find("notes.txt created"), std::string::npos) << *result;
+  ExpectTaskResult(bodies[3], "notes.txt created");
 
   ListOptions options;
   options.include_children = true;
@@ -1865,9 +1870,7 @@ TEST_F(SessionTest, ASubtasksQuestionIsAnsweredInItAndTheTaskGoesOn) {
   std::optional<std::string> answer = ToolResultOf(bodies[2], "child_ask");
   ASSERT_TRUE(answer.has_value()) << bodies[2]["messages"].dump();
   EXPECT_NE(answer->find("<answer>\nblue\n</answer>"), std::string::npos) << *answer;
-  std::optional<std::string> result = ToolResultOf(bodies[3], "call_task");
-  ASSERT_TRUE(result.has_value()) << bodies[3]["messages"].dump();
-  EXPECT_NE(result->find("Painted blue."), std::string::npos) << *result;
+  ExpectTaskResult(bodies[3], "Painted blue.");
   EXPECT_EQ(MessagesText(bodies[3]).find("<answer>"), std::string::npos)
       << "the answer was the subtask's, not the task's";
   EXPECT_EQ((*loaded)->Info().status, SessionStatus::kCompleted);
@@ -1901,9 +1904,7 @@ TEST_F(SessionTest, ALimitThatStopsASubtaskStopsTheTask) {
   std::vector<json> bodies = Bodies();
   ASSERT_EQ(bodies.size(), 5u);
   EXPECT_TRUE(ToolResultOf(bodies[3], "r2").has_value()) << bodies[3]["messages"].dump();
-  std::optional<std::string> result = ToolResultOf(bodies[4], "call_task");
-  ASSERT_TRUE(result.has_value()) << bodies[4]["messages"].dump();
-  EXPECT_NE(result->find("Read it all."), std::string::npos) << *result;
+  ExpectTaskResult(bodies[4], "Read it all.");
 }
 
 // An "always" answer holds in the task's subtasks (the user was asked again in each), and one
@@ -1998,9 +1999,7 @@ TEST_F(SessionTest, CancelReachesARunningSubtask) {
   ASSERT_EQ(bodies.size(), 4u);
   EXPECT_NE(MessagesText(bodies[2]).find("Think slowly"), std::string::npos);
   EXPECT_EQ(MessagesText(bodies[2]).find("Delegate"), std::string::npos);
-  std::optional<std::string> result = ToolResultOf(bodies[3], "call_task");
-  ASSERT_TRUE(result.has_value()) << bodies[3]["messages"].dump();
-  EXPECT_NE(result->find("Thought it over."), std::string::npos) << *result;
+  ExpectTaskResult(bodies[3], "Thought it over.");
 }
 
 // A waiting subtask the user finished in its own session: the task takes its result, with the
@@ -2032,9 +2031,7 @@ TEST_F(SessionTest, ASubtaskFinishedOnItsOwnIsNotPromptedAgain) {
   EXPECT_EQ(MustPrompt(*parent, "carry on", client), StopReason::kEndTurn);
   std::vector<json> bodies = Bodies();
   ASSERT_EQ(bodies.size(), 4u) << "the finished subtask was prompted again";
-  std::optional<std::string> result = ToolResultOf(bodies[3], "call_task");
-  ASSERT_TRUE(result.has_value()) << bodies[3]["messages"].dump();
-  EXPECT_NE(result->find("Painted red."), std::string::npos) << *result;
+  ExpectTaskResult(bodies[3], "Painted red.");
   EXPECT_NE(LastUserText(bodies[3]).find("carry on"), std::string::npos);
   EXPECT_EQ(parent->Info().totals.requests, 4);
 }

@@ -417,26 +417,46 @@ SessionRecord ReadSession(const Statement& row) {
   return record;
 }
 
+}  // namespace
+
+void AddTotalsJson(const SessionTotals& totals, nlohmann::json& object) {
+  object["tokens_in"] = totals.input_tokens;
+  object["tokens_out"] = totals.output_tokens;
+  object["cache_reads"] = totals.cache_read_tokens;
+  object["cache_writes"] = totals.cache_write_tokens;
+  object["cost_usd"] = totals.cost_usd;
+  object["requests"] = totals.requests;
+}
+
+SessionTotals TotalsFromJson(const nlohmann::json& object) {
+  SessionTotals totals;
+  if (!object.is_object()) return totals;
+  totals.input_tokens = object.value("tokens_in", int64_t{0});
+  totals.output_tokens = object.value("tokens_out", int64_t{0});
+  totals.cache_read_tokens = object.value("cache_reads", int64_t{0});
+  totals.cache_write_tokens = object.value("cache_writes", int64_t{0});
+  totals.cost_usd = object.value("cost_usd", 0.0);
+  totals.requests = object.value("requests", int64_t{0});
+  return totals;
+}
+
+namespace {
+
 // A session row as the journal keeps it (JournalOp::kSession), and back.
 std::string SessionRecordToJson(const SessionRecord& record) {
-  return nlohmann::json{{"id", record.id},
-                        {"title", record.title},
-                        {"workspace", record.workspace},
-                        {"mode", record.mode},
-                        {"profile", record.profile},
-                        {"model", record.model},
-                        {"tool_protocol", ToolProtocolName(record.tool_protocol)},
-                        {"status", SessionStatusName(record.status)},
-                        {"updated_ms", record.updated_ms},
-                        {"tokens_in", record.totals.input_tokens},
-                        {"tokens_out", record.totals.output_tokens},
-                        {"cache_reads", record.totals.cache_read_tokens},
-                        {"cache_writes", record.totals.cache_write_tokens},
-                        {"cost_usd", record.totals.cost_usd},
-                        {"requests", record.totals.requests},
-                        {"todos", record.todos_json},
-                        {"extra", record.extra_json}}
-      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // Never throws.
+  nlohmann::json json = {{"id", record.id},
+                         {"title", record.title},
+                         {"workspace", record.workspace},
+                         {"mode", record.mode},
+                         {"profile", record.profile},
+                         {"model", record.model},
+                         {"tool_protocol", ToolProtocolName(record.tool_protocol)},
+                         {"status", SessionStatusName(record.status)},
+                         {"updated_ms", record.updated_ms},
+                         {"todos", record.todos_json},
+                         {"extra", record.extra_json}};
+  AddTotalsJson(record.totals, json);
+  return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // Never throws.
 }
 
 Result<SessionRecord> SessionRecordFromJson(std::string_view text) {
@@ -456,12 +476,7 @@ Result<SessionRecord> SessionRecordFromJson(std::string_view text) {
   record.status =
       ParseSessionStatus(json.value("status", "active")).value_or(SessionStatus::kActive);
   record.updated_ms = json.value("updated_ms", int64_t{0});
-  record.totals.input_tokens = json.value("tokens_in", int64_t{0});
-  record.totals.output_tokens = json.value("tokens_out", int64_t{0});
-  record.totals.cache_read_tokens = json.value("cache_reads", int64_t{0});
-  record.totals.cache_write_tokens = json.value("cache_writes", int64_t{0});
-  record.totals.cost_usd = json.value("cost_usd", 0.0);
-  record.totals.requests = json.value("requests", int64_t{0});
+  record.totals = TotalsFromJson(json);
   record.todos_json = json.value("todos", "[]");
   record.extra_json = json.value("extra", "{}");
   return record;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,11 @@
 #include "base/result.h"
 
 namespace lai::agent {
+
+// A session's totals as the store's JSON names them ("tokens_in", "cost_usd", …), and back
+// (a missing field is 0).
+void AddTotalsJson(const SessionTotals& totals, nlohmann::json& object);
+SessionTotals TotalsFromJson(const nlohmann::json& object);
 
 namespace internal {
 struct StoreConnection;  // The SQLite connection and its statement cache (store.cc).

@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -170,6 +172,10 @@ Result<std::string> ReadFileBytes(const std::string& absolute_path, size_t max_b
     if (err == ENOENT || err == ENOTDIR) {
       return Error(ErrorCode::kNotFound, "read '" + absolute_path + "': no such file");
     }
+    if (err == ENXIO) {  // A socket (or a device with nothing behind it).
+      return Error(ErrorCode::kInvalidArgument,
+                   "'" + absolute_path + "' is not a regular file (a device, FIFO or socket)");
+    }
     return ErrnoError("read '" + absolute_path + "'", err);
   }
   struct stat info;
@@ -223,15 +229,86 @@ Result<TextFile> ReadTextFile(const std::string& absolute_path, size_t max_bytes
 namespace {
 
 // Writes `bytes` over the existing file itself: its inode, links, owner and group stay.
+// Writes `bytes` over the existing file itself: its inode, links, owner, group and attributes
+// stay. Not atomic, but never leaves it cut short: the room is taken first, and a write that
+// fails part-way puts the old bytes back.
 Status WriteInPlace(const std::string& absolute_path, std::string_view bytes) {
-  UniqueFd fd(::open(absolute_path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC | O_NONBLOCK));
+  ASSIGN_OR_RETURN(std::string old_bytes, ReadFileBytes(absolute_path, SIZE_MAX));
+  UniqueFd fd(::open(absolute_path.c_str(), O_WRONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd.is_valid()) return ErrnoError("write '" + absolute_path + "'", errno);
-  RETURN_IF_ERROR(WriteAll(fd.get(), bytes, "'" + absolute_path + "'"));
+  if (bytes.size() > old_bytes.size()) {
+    int err = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(bytes.size()));
+    if (err != 0 && err != EOPNOTSUPP && err != EINVAL) {
+      return ErrnoError("write '" + absolute_path + "' (it was not changed)", err);
+    }
+  }
+  auto write_at_start = [&](std::string_view data) -> int {
+    for (size_t done = 0; done < data.size();) {
+      ssize_t n =
+          ::pwrite(fd.get(), data.data() + done, data.size() - done, static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return n < 0 ? errno : EIO;
+      done += static_cast<size_t>(n);
+    }
+    return ::ftruncate(fd.get(), static_cast<off_t>(data.size())) == 0 ? 0 : errno;
+  };
+  if (int err = write_at_start(bytes); err != 0) {
+    bool restored = write_at_start(old_bytes) == 0;
+    return ErrnoError("write '" + absolute_path + "'" +
+                          (restored ? " (it was left as it was)" : " (it may be cut short)"),
+                      err);
+  }
   if (::close(fd.Release()) != 0) return ErrnoError("close '" + absolute_path + "'", errno);
   return OkStatus();
 }
 
+// Copies the extended attributes of `from` (POSIX ACLs, user.* tags, labels) to the new file
+// `to`; false when one that matters could not be (a security label the system sets itself
+// does not).
+bool CopyAttributes(const std::string& from, int to) {
+  ssize_t size = ::listxattr(from.c_str(), nullptr, 0);
+  if (size <= 0) return size == 0 || errno == ENOTSUP;
+  std::string names(static_cast<size_t>(size), '\0');
+  size = ::listxattr(from.c_str(), names.data(), names.size());
+  if (size < 0) return false;
+  names.resize(static_cast<size_t>(size));
+  for (size_t at = 0; at < names.size();) {
+    const char* name = names.c_str() + at;
+    at += std::strlen(name) + 1;
+    ssize_t length = ::getxattr(from.c_str(), name, nullptr, 0);
+    std::string value(length > 0 ? static_cast<size_t>(length) : 0, '\0');
+    if (length < 0 || ::getxattr(from.c_str(), name, value.data(), value.size()) < 0 ||
+        ::fsetxattr(to, name, value.data(), value.size(), 0) != 0) {
+      if (std::string_view(name).starts_with("security.")) continue;
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
+
+Status CheckWritable(const std::string& absolute_path) {
+  struct stat info;
+  if (::stat(absolute_path.c_str(), &info) != 0) return OkStatus();  // A new file.
+  char shown_mode[8];
+  std::snprintf(shown_mode, sizeof shown_mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
+  // Read-only is the owner's "do not touch" (root passes access(): the mode is looked at).
+  if ((info.st_mode & 0222) == 0) {
+    return Error(ErrorCode::kPermissionDenied,
+                 "'" + absolute_path + "' is read-only (mode " + shown_mode +
+                     "); it was not changed. Make it writable first (chmod u+w) if it is to be "
+                     "edited");
+  }
+  if (::access(absolute_path.c_str(), W_OK) != 0) {
+    return Error(ErrorCode::kPermissionDenied,
+                 "'" + absolute_path + "' may not be written by this user (uid " +
+                     std::to_string(::geteuid()) + "; the file is uid " +
+                     std::to_string(info.st_uid) + "'s, mode " + shown_mode +
+                     "); it was not changed");
+  }
+  return OkStatus();
+}
 
 Status WriteFileAtomically(const std::string& absolute_path, std::string_view bytes,
                            bool create_parents) {
@@ -244,35 +321,20 @@ Status WriteFileAtomically(const std::string& absolute_path, std::string_view by
   mode_t mode = static_cast<mode_t>(0644 & ~ReadUmask());
   struct stat existing;
   const bool exists = ::stat(absolute_path.c_str(), &existing) == 0;
-  // A file whose other names (hard links), owner or group a new file would not keep is written
-  // in place: the rename broke the links, and made a root engine the owner of the user's files.
-  bool in_place = false;
   if (exists) {
     if (S_ISDIR(existing.st_mode)) {
       return Error(ErrorCode::kInvalidArgument, "write '" + absolute_path + "': it is a directory");
     }
     if (!S_ISREG(existing.st_mode)) {
-      return Error(ErrorCode::kInvalidArgument,
-                   "write '" + absolute_path +
-                       "': it is not a regular file (a device, FIFO or "
-                       "socket)");
+      return Error(
+          ErrorCode::kInvalidArgument,
+          "write '" + absolute_path + "': it is not a regular file (a device, FIFO or socket)");
     }
-    // Read-only is the owner's "do not touch" (the rename wrote over it; root passes access()).
-    const bool read_only = ::geteuid() == 0 ? (existing.st_mode & 0222) == 0
-                                            : ::access(absolute_path.c_str(), W_OK) != 0;
-    if (read_only) {
-      char shown_mode[8];
-      std::snprintf(shown_mode, sizeof shown_mode, "%04o",
-                    static_cast<unsigned>(existing.st_mode & 07777));
-      return Error(ErrorCode::kPermissionDenied,
-                   "'" + absolute_path + "' is read-only (mode " + shown_mode +
-                       "); it was not changed. Make it writable first (chmod u+w) if it is to be "
-                       "edited");
-    }
+    RETURN_IF_ERROR(CheckWritable(absolute_path));
     mode = existing.st_mode & 07777;
-    in_place = existing.st_nlink > 1 || existing.st_uid != ::geteuid();
   }
-  if (in_place) return WriteInPlace(absolute_path, bytes);
+  // A file with other names (hard links) is written in place: the rename broke the links.
+  if (exists && existing.st_nlink > 1) return WriteInPlace(absolute_path, bytes);
 
   size_t slash = absolute_path.rfind('/');
   std::string temp = absolute_path.substr(0, slash + 1) + "." + absolute_path.substr(slash + 1) +
@@ -284,8 +346,14 @@ Status WriteFileAtomically(const std::string& absolute_path, std::string_view by
     if (exists && (errno == EACCES || errno == EPERM)) return WriteInPlace(absolute_path, bytes);
     return ErrnoError("create temporary file for '" + absolute_path + "'", errno);
   }
-  if (exists && existing.st_gid != ::getegid() && ::fchown(fd.get(), -1, existing.st_gid) != 0) {
-    // The group could not be kept on a new file (not one of ours): keep the file itself.
+  // The new file gets the old one's owner, group and attributes (a root engine made itself the
+  // owner of the user's files, and ACLs were lost); where that cannot be, the file itself is
+  // written instead.
+  const bool keeps_owner =
+      !exists ||
+      ((existing.st_uid == ::geteuid() || ::fchown(fd.get(), existing.st_uid, -1) == 0) &&
+       (existing.st_gid == ::getegid() || ::fchown(fd.get(), -1, existing.st_gid) == 0));
+  if (!keeps_owner || (exists && !CopyAttributes(absolute_path, fd.get()))) {
     fd.Reset();
     ::unlink(temp.c_str());
     return WriteInPlace(absolute_path, bytes);

@@ -37,13 +37,18 @@ Result<std::string> ReadFileBytes(const std::string& absolute_path, size_t max_b
 // to be a binary file"), kResourceExhausted (larger than max_bytes), kIo.
 Result<TextFile> ReadTextFile(const std::string& absolute_path, size_t max_bytes = 64 << 20);
 
+// OK when the file may be written by this process, or does not exist; kPermissionDenied saying
+// why when it is read-only (by root too: its mode says so) or not this user's to write.
+Status CheckWritable(const std::string& absolute_path);
+
 // Writes through a temporary file in the same directory and rename(), so a reader never sees a
-// half-written file; keeps an existing file's permissions, new files get 0644 & ~umask. An
-// existing file with other hard links, another owner, a group a new file cannot have, or in a
-// directory the user cannot write to is written in place instead (its links, owner and group
-// stay). A read-only file is not written (kPermissionDenied, even for root), nor anything but a
-// regular file (kInvalidArgument). Creates missing parent directories when create_parents.
-// Errors: kIo, kPermissionDenied, kInvalidArgument.
+// half-written file; keeps an existing file's permissions, owner, group and extended attributes
+// (ACLs), new files get 0644 & ~umask. An existing file with other hard links, or whose owner,
+// group or attributes a new file cannot be given, or in a directory the user cannot write to, is
+// written in place instead (never left cut short: a failed write puts the old bytes back). A
+// file CheckWritable refuses is not written, nor anything but a regular file (kInvalidArgument).
+// Creates missing parent directories when create_parents. Errors: kIo, kPermissionDenied,
+// kInvalidArgument.
 Status WriteFileAtomically(const std::string& absolute_path, std::string_view bytes,
                            bool create_parents = true);
 

@@ -2,8 +2,12 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
 
+#include <csignal>
 #include <filesystem>
 
 #include "workspace/test_support.h"
@@ -194,6 +198,47 @@ TEST(WriteFileAtomicallyTest, RefusesReadOnlyFilesAndFifos) {
   Result<std::string> big = ReadFileBytes(tree.Path("locked.txt"), 3);
   ASSERT_FALSE(big.ok());
   EXPECT_EQ(big.error().code(), ErrorCode::kResourceExhausted);
+}
+
+// A write in place that cannot be completed (here the file-size limit; a full disk alike)
+// leaves the file as it was: it was left cut short.
+TEST(WriteFileAtomicallyTest, AFailedWriteInPlaceLeavesTheFileAsItWas) {
+  TempTree tree;
+  const std::string old_text(1000, 'o');
+  tree.File("one.txt", old_text);
+  ASSERT_EQ(::link(tree.Path("one.txt").c_str(), tree.Path("two.txt").c_str()), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlimit limit{1500, 1500};
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    Status written = WriteFileAtomically(tree.Path("one.txt"), std::string(3000, 'n'));
+    ::_exit(written.ok() ? 0
+            : written.error().message().find("left as it was") != std::string::npos ||
+                    written.error().message().find("was not changed") != std::string::npos
+                ? 3
+                : 4);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 3) << "0: written past the limit; 4: another error";
+  EXPECT_EQ(testing::ReadAll(tree.Path("two.txt")), old_text);
+}
+
+// Extended attributes (ACLs, user tags) stay with the file (the rename's new file had none).
+TEST(WriteFileAtomicallyTest, KeepsExtendedAttributes) {
+  TempTree tree;
+  tree.File("tagged.txt", "old\n");
+  if (::setxattr(tree.Path("tagged.txt").c_str(), "user.tag", "kept", 4, 0) != 0) {
+    GTEST_SKIP() << "no user xattrs on this file system";
+  }
+  ASSERT_TRUE(WriteFileAtomically(tree.Path("tagged.txt"), "new\n").ok());
+  char value[16] = {};
+  EXPECT_EQ(::getxattr(tree.Path("tagged.txt").c_str(), "user.tag", value, sizeof value), 4);
+  EXPECT_STREQ(value, "kept");
+  EXPECT_EQ(testing::ReadAll(tree.Path("tagged.txt")), "new\n");
 }
 
 }  // namespace

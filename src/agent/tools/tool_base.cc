@@ -65,6 +65,14 @@ Result<EditTarget> LoadEditTarget(const ToolContext& context, const workspace::R
     return Error(ErrorCode::kInvalidArgument, ToolErrorText("Cannot edit '" + DisplayPath(path) +
                                                             "': it appears to be a binary file."));
   }
+  // A file that will not be written is said before the user is asked about the edit (they were
+  // asked, said yes, and were then told).
+  if (context.files == nullptr) {
+    if (Status writable = workspace::CheckWritable(path.absolute); !writable.ok()) {
+      return Error(writable.code(), ToolErrorText("Cannot edit '" + DisplayPath(path) +
+                                                  "': " + writable.error().message()));
+    }
+  }
   target.exists = true;
   target.file = workspace::DecodeText(*bytes);
   return target;

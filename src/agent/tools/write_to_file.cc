@@ -108,31 +108,46 @@ std::optional<std::string> FindOmissionComment(std::string_view original, std::s
 }
 
 // Strips a markdown code fence that wraps the whole content, as models sometimes wrap a file in
-// one: an opening fence line and a closing one. A fence that is the file's own (a Markdown file
-// that starts or ends with a code block) is kept: a file is only unwrapped when it both starts
-// and ends with a fence, and a Markdown file only when the opening fence names no language or
-// Markdown.
-std::string StripCodeFence(std::string content, std::string_view path) {
+// one: an opening fence line and a closing one of the same backticks, with no such fence line
+// between them. A fence that is the file's own is kept: when the model's line_count counts the
+// fence lines, when fences pair up inside, and in a Markdown file unless the opening fence names
+// no language or Markdown.
+std::string StripCodeFence(std::string content, std::string_view path,
+                           std::optional<int64_t> line_count) {
   if (!content.starts_with("```")) return content;
+  const size_t ticks = content.find_first_not_of('`');
+  const std::string fence(ticks == std::string::npos ? content.size() : ticks, '`');
   std::string_view view = content;
   while (!view.empty() && (view.back() == '\n' || view.back() == ' ')) view.remove_suffix(1);
-  size_t first_newline = content.find('\n');
-  if (first_newline == std::string::npos || !view.ends_with("```") ||
-      view.size() < first_newline + 4) {
+  const size_t first_newline = content.find('\n');
+  if (first_newline == std::string::npos || !view.ends_with(fence)) return content;
+  const size_t closing = view.rfind('\n', view.size() - fence.size());
+  if (closing == std::string_view::npos || closing < first_newline ||
+      view.substr(closing + 1) != fence) {
     return content;
   }
-  size_t closing = view.rfind('\n', view.size() - 3);
-  if (closing == std::string_view::npos || closing < first_newline) return content;
-  std::string_view language = std::string_view(content).substr(3, first_newline - 3);
+  std::string_view inner = view.substr(first_newline + 1, closing + 1 - (first_newline + 1));
+  for (std::string_view line : SplitLines(inner)) {
+    size_t indent = line.find_first_not_of(" \t");
+    if (indent != std::string_view::npos && line.substr(indent).starts_with(fence)) return content;
+  }
+  if (line_count && *line_count == static_cast<int64_t>(SplitLines(content).size())) {
+    return content;
+  }
+  std::string_view language =
+      std::string_view(content).substr(fence.size(), first_newline - fence.size());
   while (!language.empty() && (language.back() == ' ' || language.back() == '\t')) {
     language.remove_suffix(1);
   }
-  const bool is_markdown =
-      path.ends_with(".md") || path.ends_with(".markdown") || path.ends_with(".mdx");
-  if (is_markdown && !language.empty() && language != "markdown" && language != "md") {
+  const size_t dot = path.rfind('.');
+  std::string extension = dot == std::string_view::npos ? "" : ToLower(path.substr(dot + 1));
+  const bool is_markdown = extension == "md" || extension == "markdown" || extension == "mdx" ||
+                           extension == "mdc" || extension == "qmd" || extension == "rmd";
+  if (is_markdown && !language.empty() && ToLower(language) != "markdown" &&
+      ToLower(language) != "md") {
     return content;
   }
-  return content.substr(first_newline + 1, closing + 1 - (first_newline + 1));
+  return std::string(inner);
 }
 
 // "  12 | code" on every non-empty line means the model copied read_file output.
@@ -176,7 +191,7 @@ class WriteToFileTool final : public ToolBase {
     std::string text = *content;
     // CRLF from the model becomes LF; the file's own line ending is restored on write.
     text.erase(std::remove(text.begin(), text.end(), '\r'), text.end());
-    text = StripCodeFence(std::move(text), *path);
+    text = StripCodeFence(std::move(text), *path, *line_count);
     std::vector<std::string_view> lines = SplitLines(text);
     if (EveryLineHasLineNumber(lines)) {
       text = StripLineNumbers(lines);
