@@ -262,7 +262,10 @@ std::string ToolTitle(std::string_view name, const json& args) {
   if (name == "switch_mode") return "Switch to " + string_arg("mode_slug") + " mode";
   if (name == "new_task") return "New " + string_arg("mode") + " subtask";
   if (name == "update_todo_list") return "Update todo list";
-  if (name == "use_mcp_tool") return string_arg("server_name") + ": " + string_arg("tool_name");
+  if (name == "use_mcp_tool") {
+    std::string tool = string_arg("tool_name");
+    return string_arg("server_name") + (tool.empty() ? "" : ": " + tool);
+  }
   if (name == "access_mcp_resource") {
     return "Read " + string_arg("uri") + " from " + string_arg("server_name");
   }
@@ -1919,7 +1922,7 @@ Session::Turn::ToolOutcome Session::Turn::RunChild(const std::shared_ptr<Session
   // (the task's own plan is shown again when it ends). Its mode and usage are its own.
   class Forward : public SessionClient {
    public:
-    Forward(Turn& parent) : parent_(parent) {}
+    Forward(Turn& parent, std::string prefix) : parent_(parent), prefix_(std::move(prefix)) {}
     void OnUpdate(const std::string&, const SessionUpdate& update, std::string_view) override {
       using Kind = SessionUpdate::Kind;
       if (update.kind == Kind::kCurrentModeUpdate || update.kind == Kind::kUsageUpdate ||
@@ -1927,18 +1930,35 @@ Session::Turn::ToolOutcome Session::Turn::RunChild(const std::shared_ptr<Session
         return;
       }
       if (update.kind == Kind::kPlan) parent_.showing_child_plan = true;
-      parent_.Emit(update);
+      if (update.kind != Kind::kToolCall && update.kind != Kind::kToolCallUpdate) {
+        return parent_.Emit(update);
+      }
+      SessionUpdate own = update;
+      own.tool.id = Key(update.tool.id);
+      parent_.Emit(own);
     }
     PermissionReply RequestPermission(const std::string&, const PermissionRequest& request,
                                       const std::atomic<bool>& cancelled) override {
-      return parent_.client.RequestPermission(parent_.session.id_, request, cancelled);
+      PermissionRequest own = request;
+      own.tool.id = Key(request.tool.id);
+      return parent_.client.RequestPermission(parent_.session.id_, own, cancelled);
+    }
+    void OnToolOutput(const std::string&, const std::string& tool_call_id,
+                      std::string_view chunk) override {
+      parent_.client.OnToolOutput(parent_.session.id_, Key(tool_call_id), chunk);
     }
     FileAccess* files() override { return parent_.client.files(); }
     CommandRunner* commands() override { return parent_.client.commands(); }
 
    private:
+    // The child's tool call ids, made the parent's own: the two sessions number their calls
+    // alike (XML calls, providers with fixed ids), and an editor took the child's first call
+    // for the parent's new_task.
+    std::string Key(const std::string& id) const { return prefix_ + id; }
+
     Turn& parent_;
-  } forward(*this);
+    std::string prefix_;
+  } forward(*this, "sub_" + child->id().substr(0, 8) + "_");
   {
     std::lock_guard lock(session.mutex_);
     state.active_child = child;
@@ -2137,8 +2157,9 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
       // When the system prompt alone is most of it, the project's rules are to blame.
       std::string fix = prompt_tokens * 2 > window
                             ? "the system prompt alone is about " + std::to_string(prompt_tokens) +
-                                  " tokens: shorten the rules (AGENTS.md, .kilocode/rules/, the "
-                                  "global rules) or the mode's instructions"
+                                  " tokens: use a model with a larger context window, or shorten "
+                                  "the rules (AGENTS.md, .kilocode/rules/, the global rules) or "
+                                  "the mode's instructions"
                             : "shorten it, or mention fewer or smaller files";
       return Error(ErrorCode::kInvalidArgument,
                    "the message is about " + std::to_string(tokens) +

@@ -1754,6 +1754,8 @@ TEST_F(SessionTest, AConversationThatCannotFitSaysWhatFillsIt) {
   ASSERT_FALSE(stop.ok());
   EXPECT_NE(stop.error().message().find("the system prompt alone is about "), std::string::npos)
       << stop.error().message();
+  EXPECT_NE(stop.error().message().find("use a model with a larger context window"),
+            std::string::npos);
   EXPECT_NE(stop.error().message().find("shorten the rules"), std::string::npos);
   EXPECT_EQ(server_->requests().size(), 0u) << "refused before a request (the tools count too)";
 }
@@ -1780,7 +1782,11 @@ TEST_F(SessionTest, NewTaskRunsChildAndReturnsItsResult) {
   EXPECT_EQ(MustPrompt(*parent, "Delegate creating notes", client), StopReason::kEndTurn);
   EXPECT_EQ(ReadFile(workspace_ + "/notes.txt"), "notes\n");
   ASSERT_EQ(client.permissions().size(), 1u);
-  EXPECT_EQ(client.permissions()[0].tool.id, "child_write");
+  // The child's calls are shown under ids of the parent's own (its first call took the place of
+  // the parent's new_task card in the editor when the ids were alike).
+  EXPECT_TRUE(client.permissions()[0].tool.id.starts_with("sub_"))
+      << client.permissions()[0].tool.id;
+  EXPECT_TRUE(client.permissions()[0].tool.id.ends_with("_child_write"));
 
   std::vector<json> bodies = Bodies();
   ASSERT_EQ(bodies.size(), 4u);
@@ -1937,7 +1943,7 @@ TEST_F(SessionTest, AlwaysAnswersHoldAcrossSubtasks) {
   std::vector<PermissionRequest> asked = client.permissions();
   ASSERT_EQ(asked.size(), 2u);
   EXPECT_EQ(asked[0].tool.id, "w1");
-  EXPECT_EQ(asked[1].tool.id, "c1");
+  EXPECT_TRUE(asked[1].tool.id.ends_with("_c1")) << asked[1].tool.id;
   EXPECT_EQ(client.unused_answers(), 0u);
 }
 
