@@ -433,6 +433,12 @@ class SessionTest : public ::testing::Test {
     server_->Enqueue("/" + std::string(profile) + "/v1/chat/completions", std::move(response));
   }
 
+  // A new_task call (id "call_task") handing `message` to a code-mode subtask.
+  static FakeResponse NewTaskCall(const std::string& message) {
+    return OpenAiToolCall("call_task", "new_task",
+                          json{{"mode", "code"}, {"message", message}, {"todos", nullptr}}.dump());
+  }
+
   // The new_task call's result (id "call_task") in the request `body` holds `text`.
   static void ExpectTaskResult(const json& body, std::string_view text) {
     std::optional<std::string> result = ToolResultOf(body, "call_task");
@@ -1768,9 +1774,7 @@ TEST_F(SessionTest, NewTaskRunsChildAndReturnsItsResult) {
   settings.approvals.write = false;  // The child's write is asked of the parent's client.
   Engine& engine = MakeEngine(MakePool({"p"}), settings);
   std::shared_ptr<Session> parent = NewSession(engine);
-  Enqueue(OpenAiToolCall(
-      "call_task", "new_task",
-      json{{"mode", "code"}, {"message", "Create notes.txt"}, {"todos", nullptr}}.dump()));
+  Enqueue(NewTaskCall("Create notes.txt"));
   Enqueue(OpenAiToolCall(
       "child_write", "write_to_file",
       json{{"path", "notes.txt"}, {"content", "notes\n"}, {"line_count", 1}}.dump()));
@@ -1843,9 +1847,7 @@ TEST_F(SessionTest, ASubtasksQuestionIsAnsweredInItAndTheTaskGoesOn) {
   llm::ProviderPool& pool = MakePool({"p"});
   Engine& first = MakeEngine(pool, settings);
   std::shared_ptr<Session> parent = NewSession(first);
-  Enqueue(
-      OpenAiToolCall("call_task", "new_task",
-                     json{{"mode", "code"}, {"message", "Paint it"}, {"todos", nullptr}}.dump()));
+  Enqueue(NewTaskCall("Paint it"));
   Enqueue(OpenAiToolCall("child_ask", "ask_followup_question",
                          json{{"question", "Which colour?"}, {"follow_up", nullptr}}.dump()));
   TestClient client;
@@ -1894,9 +1896,7 @@ TEST_F(SessionTest, ALimitThatStopsASubtaskStopsTheTask) {
   settings.max_requests_per_turn = 2;
   Engine& engine = MakeEngine(MakePool({"p"}), settings);
   std::shared_ptr<Session> parent = NewSession(engine);
-  Enqueue(
-      OpenAiToolCall("call_task", "new_task",
-                     json{{"mode", "code"}, {"message", "Read a lot"}, {"todos", nullptr}}.dump()));
+  Enqueue(NewTaskCall("Read a lot"));
   Enqueue(OpenAiToolCall("r1", "read_file", ReadArgs("src.txt")));
   Enqueue(OpenAiToolCall("r2", "list_files", json{{"path", "."}}.dump()));
   TestClient client;
@@ -1927,9 +1927,7 @@ TEST_F(SessionTest, AlwaysAnswersHoldAcrossSubtasks) {
                           json{{"path", path}, {"content", "x\n"}, {"line_count", 1}}.dump());
   };
   Enqueue(write("w1", "a.txt"));
-  Enqueue(
-      OpenAiToolCall("call_task", "new_task",
-                     json{{"mode", "code"}, {"message", "Write more"}, {"todos", nullptr}}.dump()));
+  Enqueue(NewTaskCall("Write more"));
   Enqueue(write("w2", "b.txt"));
   Enqueue(OpenAiToolCall("c1", "execute_command", json{{"command", "true"}}.dump()));
   Enqueue(OpenAiToolCall("child_done", "attempt_completion", CompletionArgs("Wrote b.")));
@@ -1978,9 +1976,7 @@ TEST_F(SessionTest, CancelReachesARunningSubtask) {
   settings.approvals.subtasks = true;
   Engine& engine = MakeEngine(MakePool({"p"}), settings);
   std::shared_ptr<Session> parent = NewSession(engine);
-  Enqueue(OpenAiToolCall(
-      "call_task", "new_task",
-      json{{"mode", "code"}, {"message", "Think slowly"}, {"todos", nullptr}}.dump()));
+  Enqueue(NewTaskCall("Think slowly"));
   Enqueue(OpenAiStalledText("Child starts talking. And never stops.", 20s));
 
   TestClient client;
@@ -2015,9 +2011,7 @@ TEST_F(SessionTest, ASubtaskFinishedOnItsOwnIsNotPromptedAgain) {
   settings.approvals.subtasks = true;
   Engine& engine = MakeEngine(MakePool({"p"}), settings);
   std::shared_ptr<Session> parent = NewSession(engine);
-  Enqueue(
-      OpenAiToolCall("call_task", "new_task",
-                     json{{"mode", "code"}, {"message", "Paint it"}, {"todos", nullptr}}.dump()));
+  Enqueue(NewTaskCall("Paint it"));
   Enqueue(OpenAiToolCall("child_ask", "ask_followup_question",
                          json{{"question", "Which colour?"}, {"follow_up", nullptr}}.dump()));
   TestClient client;
