@@ -736,6 +736,11 @@ std::vector<ModeConfig> Session::Modes() const {
   return state_->modes;
 }
 
+void SessionClient::ShowAsReplyText(const std::string& session_id, const std::string& text) {
+  SessionUpdate update = TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, text);
+  OnUpdate(session_id, update, ToAcpJson(update));
+}
+
 void Session::Cancel() {
   std::shared_ptr<llm::StreamHandle> stream;
   std::shared_ptr<Session> child;

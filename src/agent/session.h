@@ -60,6 +60,7 @@ class SessionClient {
     (void)session_id;
     (void)notice;
   }
+
   // Output of a command the turn runs locally, as it arrives (the result follows as a
   // tool_call_update): for front ends that show it live. Called on the turn thread.
   virtual void OnToolOutput(const std::string& session_id, const std::string& tool_call_id,
@@ -68,6 +69,11 @@ class SessionClient {
     (void)tool_call_id;
     (void)chunk;
   }
+
+ protected:
+  // Shows `text` as an agent_message_chunk update (for OnRetrying overrides that show notices
+  // as the reply's text).
+  void ShowAsReplyText(const std::string& session_id, const std::string& text);
 };
 
 enum class StopReason { kEndTurn, kMaxTokens, kMaxTurnRequests, kRefusal, kCancelled };

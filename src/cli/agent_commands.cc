@@ -155,11 +155,7 @@ class TerminalClient : public agent::SessionClient {
   // A retry or a fallback: with --json, as the reply text it is stored as (the terminal has the
   // log's line on stderr).
   void OnRetrying(const std::string& session_id, const std::string& notice) override {
-    if (!json_) return;
-    agent::SessionUpdate update;
-    update.kind = agent::SessionUpdate::Kind::kAgentMessageChunk;
-    update.text = notice;
-    OnUpdate(session_id, update, agent::ToAcpJson(update));
+    if (json_) ShowAsReplyText(session_id, notice);
   }
 
   void OnUpdate(const std::string& session_id, const agent::SessionUpdate& update,

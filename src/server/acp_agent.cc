@@ -370,10 +370,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   void OnRetrying(const std::string& session_id, const std::string& notice) override {
     // As any text of the reply (a paragraph of its own after an earlier reply, as a replay has
     // it; live, it ran on after the text before).
-    agent::SessionUpdate update;
-    update.kind = agent::SessionUpdate::Kind::kAgentMessageChunk;
-    update.text = notice;
-    OnUpdate(session_id, update, agent::ToAcpJson(update));
+    ShowAsReplyText(session_id, notice);
   }
 
   // A command run here (the editor has no terminal: with one, it runs there, shown live): its
