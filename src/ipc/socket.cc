@@ -51,6 +51,13 @@ Status EnsurePrivateDir(const std::string& dir, SocketDir use) {
     }
     if (::lstat(dir.c_str(), &st) != 0) return ErrnoError("stat '" + dir + "'", errno);
   }
+  if (S_ISLNK(st.st_mode)) {  // Not followed: whoever controls the link controls the socket.
+    return Error(ErrorCode::kPermissionDenied,
+                 "'" + dir +
+                     "' is a symbolic link; the socket's directory must be a real "
+                     "directory of this user's (remove the link, or name the directory "
+                     "it points to)");
+  }
   if (!S_ISDIR(st.st_mode)) {
     return Error(ErrorCode::kPermissionDenied, "'" + dir + "' is not a directory");
   }

@@ -818,6 +818,7 @@ TEST(PrivateDirTest, RefusesNonDirectories) {
   ASSERT_EQ(::symlink(dir.path().c_str(), link.c_str()), 0);
   status = EnsurePrivateDir(link);
   EXPECT_EQ(status.code(), ErrorCode::kPermissionDenied) << "a symlink is not followed";
+  EXPECT_TRUE(Contains(status.ToString(), "is a symbolic link")) << status.ToString();
 }
 
 // A directory the user named for the socket is checked, never changed: `serve --socket

@@ -210,12 +210,13 @@ class WriteToFileTool final : public ToolBase {
                             "file, write a first part with write_to_file and add the rest with "
                             "insert_content.")};
     }
-    // Over an existing file (what the comment stands for would be lost), or for a long new one,
-    // as Kilo Code checks: in a short new file such a comment is the author's (a two-line file
-    // with "# Keep existing code paths working" was refused).
+    // Over an existing file's text (what the comment stands for would be lost), or for a long
+    // new (or empty) file, as Kilo Code checks: in a short new file such a comment is the
+    // author's (a two-line file with "# Keep existing code paths working" was refused).
     const int64_t predicted = line_count->value_or(actual);
     std::optional<std::string> comment;
-    if (target->exists || predicted >= 100) {
+    const bool replaces_text = target->exists && !target->file.text.empty();
+    if (replaces_text || predicted >= 100) {
       comment = FindOmissionComment(target->exists ? target->file.text : "", text);
     }
     if (comment) {

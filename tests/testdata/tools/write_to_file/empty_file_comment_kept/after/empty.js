@@ -1,0 +1,4 @@
+function a() {
+  return 1;
+}
+// rest of code unchanged
