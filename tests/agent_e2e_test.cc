@@ -312,6 +312,16 @@ class AgentE2eTest : public ::testing::Test {
   ProcessResult Run(const std::string& task, std::vector<std::string> extra) const {
     return test::RunProcess(RunArgs(task, std::move(extra)), Env());
   }
+  // A reply of `text` streamed in `chunks` pieces, 150 ms apart (time to kill the engine midway).
+  void EnqueueSlowReply(const std::string& text, int chunks) {
+    testing::ScriptedTurn slow;
+    slow.text = text;
+    slow.text_chunks = chunks;
+    testing::FakeResponse response = testing::OpenAiTurn(slow);
+    response.fault.chunk_delay = milliseconds(150);
+    fake_->Enqueue(kChatPath, response);
+  }
+
   // Initializes `acp` (an `acp` process) and opens a session in the repository: its id.
   std::string OpenAcpSession(Child& acp) {
     acp.Write(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1}})"
@@ -870,12 +880,7 @@ TEST_F(AgentE2eTest, KillNineMidTurnLosesNothingAndResumes) {
   fake_->Enqueue(kChatPath,
                  testing::OpenAiToolCall("call_1", "read_file",
                                          R"({"files":[{"path":"README.md","line_ranges":null}]})"));
-  testing::ScriptedTurn slow;
-  slow.text = "Part one. Part two. Part three. Part four. Part five. Part six.";
-  slow.text_chunks = 6;
-  testing::FakeResponse response = testing::OpenAiTurn(slow);
-  response.fault.chunk_delay = milliseconds(150);
-  fake_->Enqueue(kChatPath, response);
+  EnqueueSlowReply("Part one. Part two. Part three. Part four. Part five. Part six.", 6);
   std::string printed;
   {
     Child child(RunArgs("summarise the readme", {"--yes"}), Env());
@@ -942,12 +947,7 @@ TEST_F(AgentE2eTest, KillNineInASubtaskGoesOnInItWhenResumed) {
                                 R"({"mode":"code","message":"Paint the fence","todos":null})"));
   fake_->Enqueue(kChatPath, testing::OpenAiToolCall("child_read", "read_file",
                                                     R"({"files":[{"path":"README.md"}]})"));
-  testing::ScriptedTurn slow;
-  slow.text = "Brush one. Brush two. Brush three. Brush four. Brush five.";
-  slow.text_chunks = 5;
-  testing::FakeResponse response = testing::OpenAiTurn(slow);
-  response.fault.chunk_delay = milliseconds(150);
-  fake_->Enqueue(kChatPath, response);
+  EnqueueSlowReply("Brush one. Brush two. Brush three. Brush four. Brush five.", 5);
   {
     Child child(RunArgs("delegate the painting", {"--yes", "--mode", "orchestrator"}), Env());
     ASSERT_TRUE(child.WaitForOutput("Brush two.", milliseconds(15'000)))
