@@ -49,10 +49,13 @@ Result<llm::ContentPart> PartFromJson(const Json& value, const std::string& path
     part.kind = Kind::kReasoning;
     RETURN_IF_ERROR(ReadString(value, "thinking", path, true, part.text));
     RETURN_IF_ERROR(ReadString(value, "signature", path, false, part.signature));
+    RETURN_IF_ERROR(ReadString(value, "origin", path, false, part.origin));
   } else if (type == "tool_use") {
     part.kind = Kind::kToolCall;
     RETURN_IF_ERROR(ReadString(value, "id", path, true, part.tool_call_id));
     RETURN_IF_ERROR(ReadString(value, "name", path, true, part.tool_name));
+    RETURN_IF_ERROR(ReadString(value, "signature", path, false, part.signature));
+    RETURN_IF_ERROR(ReadString(value, "origin", path, false, part.origin));
     auto input = value.find("input");
     if (input == value.end()) return FieldError(path + ".input", "missing (expected an object)");
     part.arguments_json = input->is_string() ? input->get<std::string>() : input->dump();
@@ -114,12 +117,15 @@ Json MessageToJsonValue(const llm::Message& message) {
         item["type"] = "thinking";
         item["thinking"] = part.text;
         if (!part.signature.empty()) item["signature"] = part.signature;
+        if (!part.origin.empty()) item["origin"] = part.origin;
         break;
       case Kind::kToolCall:
         item["type"] = "tool_use";
         item["id"] = part.tool_call_id;
         item["name"] = part.tool_name;
         item["input"] = ArgumentsToJsonValue(part.arguments_json);
+        if (!part.signature.empty()) item["signature"] = part.signature;
+        if (!part.origin.empty()) item["origin"] = part.origin;
         break;
       case Kind::kToolResult:
         item["type"] = "tool_result";

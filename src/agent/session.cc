@@ -602,6 +602,13 @@ Session::Turn::Reply Session::Turn::Request() {
   request.system_prompt = SystemPrompt();
   request.messages = EffectiveMessages(state.history);
   request.tools = ToolDefinitions();
+  // The answer may be as long as the context plan leaves room for, and no longer: a provider
+  // told the model's whole output limit refuses a prompt the plan lets through (Anthropic
+  // counts both against the window).
+  if (state.model.max_output_tokens > 0) {
+    request.max_tokens =
+        DefaultMaxOutputTokens(state.model.context_window, state.model.max_output_tokens);
+  }
   tool_tokens = EstimateTokens(request.tools);
   // The history's estimates were made once, as its messages were added.
   int64_t sent_estimate =
@@ -737,7 +744,8 @@ Session::Turn::Reply Session::Turn::Request() {
         reply.has_output = true;
         break;
       case llm::StreamEvent::Kind::kToolCallEnd:
-        reply.calls.push_back({event.tool_call_id, event.tool_name, event.arguments_json, {}});
+        reply.calls.push_back(
+            {event.tool_call_id, event.tool_name, event.arguments_json, {}, event.signature});
         break;
       case llm::StreamEvent::Kind::kUsage:
         usage = event.usage;
@@ -824,11 +832,22 @@ Session::Turn::Reply Session::Turn::Request() {
   }
 
   llm::Message& message = reply.message;
+  // Who made the reasoning and signatures: they go back only to that endpoint.
+  const llm::ProfileInfo* answered = &state.profile;
+  std::vector<llm::ProfileInfo> profiles;
+  if (!reply.profile.empty() && reply.profile != state.profile.name) {
+    profiles = session.engine_.pool_.Profiles();
+    for (const llm::ProfileInfo& profile : profiles) {
+      if (profile.name == reply.profile) answered = &profile;
+    }
+  }
+  const std::string origin = llm::ReasoningOrigin(answered->provider, answered->base_url);
   if (!reasoning.empty()) {
     llm::ContentPart part;
     part.kind = llm::ContentPart::Kind::kReasoning;
     part.text = std::move(reasoning);
     part.signature = std::move(signature);
+    part.origin = origin;
     message.parts.push_back(std::move(part));
   }
   if (!text.empty()) {
@@ -845,6 +864,10 @@ Session::Turn::Reply Session::Turn::Request() {
       // Arguments that were not a JSON object (the model's broken JSON) are kept as {}: every
       // provider's request format needs an object there, and the tool result quotes them.
       part.arguments_json = IsJsonObjectText(call.arguments_json) ? call.arguments_json : "{}";
+      if (!call.signature.empty()) {
+        part.signature = call.signature;
+        part.origin = origin;
+      }
       message.parts.push_back(std::move(part));
     }
   }

@@ -542,6 +542,14 @@ TEST_F(SessionTest, NativeReadEditRunComplete) {
     EXPECT_FALSE(SystemPromptOf(body).empty());
   }
   EXPECT_NE(LastUserText(bodies[0]).find("<task>\nChange the greeting"), std::string::npos);
+  // The answer is asked for no longer than the context plan leaves room for (a fifth of the
+  // window at most).
+  const int64_t window = session->Info().context_window;
+  EXPECT_GT(bodies[0].value("max_completion_tokens", int64_t{0}), 0) << bodies[0].dump();
+  EXPECT_LE(bodies[0].value("max_completion_tokens", int64_t{0}), (window + 4) / 5);
+  // The reasoning of a message with tool calls goes back to the server that made it.
+  const json& assistant = bodies[1]["messages"][2];
+  EXPECT_EQ(assistant.value("reasoning_content", ""), first.reasoning) << assistant.dump();
   std::optional<std::string> read = ToolResultOf(bodies[1], "call_1");
   ASSERT_TRUE(read.has_value()) << bodies[1]["messages"].dump();
   EXPECT_NE(read->find("hello world"), std::string::npos) << *read;

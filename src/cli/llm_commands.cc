@@ -669,7 +669,7 @@ void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run, BadConfigRu
       "Largest answer, in tokens");
   complete_cmd->add_option_function<double>(
       "--temperature", [complete](const double& value) { complete->temperature = value; },
-      "Sampling temperature, 0-2");
+      "Sampling temperature: 0-2 (0-1 for Anthropic)");
   complete_cmd->add_flag("--json", complete->json, "Print one JSON event per line instead of text");
   complete_cmd->add_flag("--show-reasoning", complete->show_reasoning,
                          "Print the model's reasoning to stderr (dimmed on a terminal)");

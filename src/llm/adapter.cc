@@ -188,7 +188,8 @@ bool SaysContextTooLong(std::string_view message) {
   for (std::string_view phrase :
        {"context length", "context_length", "context window", "prompt is too long",
         "maximum context", "too many tokens", "input token count", "reduce the length",
-        "request_too_large", "prompt too long", "exceeds the maximum number of tokens"}) {
+        "request_too_large", "prompt too long", "exceeds the maximum number of tokens",
+        "exceed context limit"}) {
     if (Contains(lower, phrase)) return true;
   }
   return false;
@@ -391,7 +392,7 @@ void ParserBase::EmitBadResponse(std::string_view what) {
 }
 
 void ParserBase::EmitWholeToolCall(int index, const std::string& id, const std::string& name,
-                                   std::string arguments) {
+                                   std::string arguments, std::string signature) {
   StreamEvent start;
   start.kind = StreamEvent::Kind::kToolCallStart;
   start.index = index;
@@ -410,6 +411,7 @@ void ParserBase::EmitWholeToolCall(int index, const std::string& id, const std::
   end.tool_call_id = id;
   end.tool_name = name;
   end.arguments_json = std::move(arguments);
+  end.signature = std::move(signature);
   Emit(std::move(end));
 }
 
@@ -555,9 +557,9 @@ std::string EntriesText(const OrderedJson& entries) {
 std::string MessageKey(std::string_view format, const Message& message) {
   size_t bytes = format.size() + 2;
   for (const ContentPart& part : message.parts) {
-    bytes += 2 + 7 * sizeof(uint32_t) + part.text.size() + part.media_type.size() +
+    bytes += 2 + 8 * sizeof(uint32_t) + part.text.size() + part.media_type.size() +
              part.data_base64.size() + part.signature.size() + part.tool_call_id.size() +
-             part.tool_name.size() + part.arguments_json.size();
+             part.tool_name.size() + part.arguments_json.size() + part.origin.size();
   }
   std::string key;
   key.reserve(bytes);
@@ -572,7 +574,7 @@ std::string MessageKey(std::string_view format, const Message& message) {
     key += part.is_error ? 'e' : '-';
     for (const std::string* text :
          {&part.text, &part.media_type, &part.data_base64, &part.signature, &part.tool_call_id,
-          &part.tool_name, &part.arguments_json}) {
+          &part.tool_name, &part.arguments_json, &part.origin}) {
       field(*text);
     }
   }
@@ -626,8 +628,7 @@ OrderedJson JoinEntries(const std::vector<std::shared_ptr<const std::string>>& e
 }
 
 Result<std::vector<std::shared_ptr<const std::string>>> EntriesNamingTools(
-    std::string_view format, const std::vector<Message>& messages,
-    Status (*build)(const Message& message, ToolNames& tool_names, OrderedJson& entries)) {
+    std::string_view format, const std::vector<Message>& messages, const NamingBuild& build) {
   std::vector<std::shared_ptr<const std::string>> out;
   out.reserve(messages.size());
   ToolNames tool_names;
@@ -639,7 +640,7 @@ Result<std::vector<std::shared_ptr<const std::string>>> EntriesNamingTools(
     if (names_its_tools) {
       ASSIGN_OR_RETURN(
           out.emplace_back(),
-          CachedMessageJson(format, message, [build](const Message& m, OrderedJson& e) {
+          CachedMessageJson(format, message, [&build](const Message& m, OrderedJson& e) {
             ToolNames own;  // Every result names its tool: none is looked up.
             return build(m, own, e);
           }));
@@ -698,7 +699,7 @@ std::unique_ptr<StreamParser> NewStreamParser(const ProviderSpec& spec, std::str
                                               std::string tool_id_prefix, EventSink sink) {
   switch (spec.wire) {
     case WireFormat::kOpenAiChat:
-      return NewOpenAiParser(std::move(provider), std::move(sink));
+      return NewOpenAiParser(std::move(provider), std::move(tool_id_prefix), std::move(sink));
     case WireFormat::kAnthropic:
       return NewAnthropicParser(std::move(provider), std::move(sink));
     case WireFormat::kGemini:

@@ -243,6 +243,121 @@ TEST(GeminiRequestTest, KeyInHeaderNeverInUrl) {
   EXPECT_EQ(body["generationConfig"]["thinkingConfig"]["thinkingBudget"], 512);
 }
 
+// Gemini's function declarations take an OpenAPI subset: a type list, "const", "$ref" or
+// "additionalProperties" anywhere makes it refuse the whole request.
+TEST(GeminiRequestTest, ToolSchemasAreWhatGeminiTakes) {
+  CompletionRequest conversation = Conversation("gemini-2.5-pro");
+  conversation.tools = {
+      {"read_file", "Read files.",
+       R"({"type":"object","properties":{"files":{"type":"array","items":{"type":"object",)"
+       R"("properties":{"path":{"type":"string"},"line_ranges":{"type":["array","null"],)"
+       R"("items":{"type":"string","pattern":"^[0-9]+-[0-9]+$"}}},"required":["path",)"
+       R"("line_ranges","gone"],"additionalProperties":false}},"kind":{"const":"all"},)"
+       R"("where":{"$ref":"#/$defs/place"},"uri":{"type":"string","format":"uri"},)"
+       R"("either":{"oneOf":[{"type":"string"},{"type":"null"}]}},"required":["files"],)"
+       R"("$defs":{"place":{"type":"object","properties":{"x":{"type":"integer"}}}}})"},
+      {"list_modes", "No parameters.", R"({"type":"object","properties":{}})"}};
+  json body = json::parse(Build("gemini", conversation).body);
+  json declarations = body["tools"][0]["functionDeclarations"];
+  json files = declarations[0]["parameters"]["properties"]["files"];
+  json path_item = files["items"];
+  EXPECT_FALSE(path_item.contains("additionalProperties"));
+  EXPECT_EQ(path_item["properties"]["line_ranges"]["type"], "array");
+  EXPECT_EQ(path_item["properties"]["line_ranges"]["nullable"], true);
+  EXPECT_EQ(path_item["properties"]["line_ranges"]["items"]["pattern"], "^[0-9]+-[0-9]+$");
+  // A required name without a property is left out, as Gemini refuses it.
+  EXPECT_EQ(path_item["required"], json({"path", "line_ranges"}));
+  json properties = declarations[0]["parameters"]["properties"];
+  EXPECT_EQ(properties["kind"], json({{"enum", {"all"}}}));
+  EXPECT_EQ(properties["where"]["properties"]["x"]["type"], "integer");
+  EXPECT_EQ(properties["uri"], json({{"type", "string"}}));
+  EXPECT_EQ(properties["either"], json({{"nullable", true}, {"type", "string"}}));
+  EXPECT_FALSE(declarations[0]["parameters"].contains("$defs"));
+  EXPECT_FALSE(declarations[1].contains("parameters")) << declarations[1].dump();
+}
+
+// Gemini 3 refuses a function call of the conversation without the thoughtSignature it came
+// with; one made elsewhere (another endpoint) is not sent, and such a call gets the value Google
+// documents for skipping the check.
+TEST(GeminiRequestTest, CallSignaturesGoBackToTheirEndpointOnly) {
+  const std::string own = ReasoningOrigin("gemini", EndpointFor("gemini").base_url);
+  CompletionRequest conversation = Conversation("gemini-3-pro-preview");
+  ContentPart& call = conversation.messages[1].parts[2];
+  call.signature = "GSIG";
+  call.origin = own;
+  json contents = json::parse(Build("gemini", conversation).body)["contents"];
+  EXPECT_EQ(contents[1]["parts"][1]["thoughtSignature"], "GSIG");
+  call.origin = "anthropic https://api.anthropic.com";
+  contents = json::parse(Build("gemini", conversation).body)["contents"];
+  EXPECT_EQ(contents[1]["parts"][1]["thoughtSignature"], "skip_thought_signature_validator");
+  // Older models take calls without one.
+  conversation.model = "gemini-2.5-pro";
+  contents = json::parse(Build("gemini", conversation).body)["contents"];
+  EXPECT_FALSE(contents[1]["parts"][1].contains("thoughtSignature"));
+}
+
+// A reply that was only thought adds nothing for Gemini: the user turns around it become one.
+TEST(GeminiRequestTest, TurnsAlternateWhenAReplyWasOnlyThought) {
+  CompletionRequest conversation = Conversation("gemini-2.5-pro");
+  Message thought;
+  thought.role = Role::kAssistant;
+  thought.parts.push_back({.kind = ContentPart::Kind::kReasoning, .text = "Hmm."});
+  Message again;
+  again.parts.push_back({.kind = ContentPart::Kind::kText, .text = "Use a tool."});
+  conversation.messages.push_back(thought);
+  conversation.messages.push_back(again);
+  json contents = json::parse(Build("gemini", conversation).body)["contents"];
+  ASSERT_EQ(contents.size(), 3u) << contents.dump();
+  EXPECT_EQ(contents[2]["role"], "user");
+  ASSERT_EQ(contents[2]["parts"].size(), 3u);
+  EXPECT_EQ(contents[2]["parts"][0]["functionResponse"]["name"], "read_file");
+  EXPECT_EQ(contents[2]["parts"][2]["text"], "Use a tool.");
+}
+
+// Servers that think and call tools (DeepSeek, Kimi) want the reasoning of an assistant
+// message with tool calls back; reasoning another endpoint made is not sent.
+TEST(OpenAiRequestTest, ReasoningGoesBackWithToolCallsToItsOwnEndpoint) {
+  const std::string base = "https://api.deepseek.com/v1";
+  CompletionRequest conversation = Conversation("deepseek-reasoner");
+  ContentPart& reasoning = conversation.messages[1].parts[0];
+  reasoning.signature.clear();
+  reasoning.origin = ReasoningOrigin("openai", base);
+  json messages = json::parse(Build("openai", conversation, base).body)["messages"];
+  EXPECT_EQ(messages[2]["reasoning_content"], "Read it.");
+  messages = json::parse(Build("openai", conversation).body)["messages"];
+  EXPECT_FALSE(messages[2].contains("reasoning_content")) << messages[2].dump();
+  reasoning.origin.clear();  // Not known: not sent (it may be another server's).
+  messages = json::parse(Build("openai", conversation, base).body)["messages"];
+  EXPECT_FALSE(messages[2].contains("reasoning_content"));
+}
+
+TEST(AnthropicRequestTest, ATemperatureOverOneIsRefusedBeforeSending) {
+  CompletionRequest conversation = Conversation("claude-sonnet-4-5");
+  conversation.temperature = 1.5;
+  Result<http::Request> built =
+      BuildRequest(*FindProvider("anthropic"), EndpointFor("anthropic"), conversation, nullptr);
+  ASSERT_FALSE(built.ok());
+  EXPECT_NE(built.error().message().find("temperature 1.5 is out of range"), std::string::npos)
+      << built.error().message();
+}
+
+// Anthropic refuses thinking signed elsewhere, and tool ids outside ^[a-zA-Z0-9_-]+$ (other
+// providers' ids, in a session resumed on Anthropic).
+TEST(AnthropicRequestTest, ForeignSignaturesAndIdsAreMadeAcceptable) {
+  CompletionRequest conversation = Conversation("claude-sonnet-4-5");
+  conversation.messages[1].parts[0].origin = "gemini https://generativelanguage.googleapis.com";
+  conversation.messages[1].parts[2].tool_call_id = "functions.read_file:0";
+  conversation.messages[2].parts[0].tool_call_id = "functions.read_file:0";
+  json messages = json::parse(Build("anthropic", conversation).body)["messages"];
+  EXPECT_EQ(messages[1]["content"][0]["type"], "text") << messages[1].dump();
+  EXPECT_EQ(messages[1]["content"][1]["id"], "functions_read_file_0");
+  EXPECT_EQ(messages[2]["content"][0]["tool_use_id"], "functions_read_file_0");
+  conversation.messages[1].parts[0].origin =
+      ReasoningOrigin("anthropic", EndpointFor("anthropic").base_url);
+  messages = json::parse(Build("anthropic", conversation).body)["messages"];
+  EXPECT_EQ(messages[1]["content"][0]["signature"], "sig-1");
+}
+
 TEST(OllamaRequestTest, ArgumentsAreObjectsAndOptionsNested) {
   http::Request request = Build("ollama", Conversation("qwen3:8b"));
   EXPECT_EQ(request.url, "http://localhost:11434/api/chat");
@@ -370,6 +485,13 @@ TEST(ErrorFromResponseTest, StatusesMapToWhatTheUserCanDo) {
   EXPECT_EQ(kind(404, "not found").kind, ErrorKind::kUnknownModel);
   EXPECT_EQ(kind(400, R"({"error":{"message":"bad tool"}})").kind, ErrorKind::kInvalidRequest);
   EXPECT_EQ(kind(413, R"({"error":{"type":"request_too_large","message":"x"}})").kind,
+            ErrorKind::kContextTooLong);
+  // The prompt and max_tokens together over the window: the context is reduced, as for a
+  // prompt too long.
+  EXPECT_EQ(kind(400, R"({"type":"error","error":{"type":"invalid_request_error","message":)"
+                      R"("input length and `max_tokens` exceed context limit: 137000 + 64000 > )"
+                      R"(200000, decrease input length or `max_tokens` and try again"}})")
+                .kind,
             ErrorKind::kContextTooLong);
   StreamError limited = kind(429, "{}", {{"retry-after-ms", "1500"}, {"retry-after", "9"}});
   EXPECT_EQ(limited.kind, ErrorKind::kRateLimited);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 
 #include "llm/internal/fast_json.h"
@@ -15,15 +16,27 @@ constexpr int64_t kDefaultMaxTokens = 8192;
 // Anthropic requires max_tokens above the thinking budget; this much is left for the answer.
 constexpr int64_t kAnswerTokensAboveBudget = 4096;
 
+// A tool call id as Anthropic takes it (^[a-zA-Z0-9_-]+$): another provider's ids may hold
+// '.', ':' or '/' ("functions.read_file:0"). A call and its result map alike.
+std::string AnthropicToolId(const std::string& id) {
+  std::string out = id.empty() ? std::string("call") : id;
+  for (char& c : out) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') c = '_';
+  }
+  return out;
+}
+
 // The entry one message adds to "messages" (none when it has no content for Anthropic).
-Status AppendMessageEntry(const Message& message, OrderedJson& entries) {
+// `origin`: the endpoint's ReasoningOrigin (thinking made elsewhere is not sent).
+Status AppendMessageEntry(const Message& message, std::string_view origin, OrderedJson& entries) {
   OrderedJson content = OrderedJson::array();
   if (message.role == Role::kUser) {
     // tool_result blocks must come first in their user message.
     for (const ContentPart& part : message.parts) {
       if (part.kind != ContentPart::Kind::kToolResult) continue;
-      OrderedJson block = {
-          {"type", "tool_result"}, {"tool_use_id", part.tool_call_id}, {"content", part.text}};
+      OrderedJson block = {{"type", "tool_result"},
+                           {"tool_use_id", AnthropicToolId(part.tool_call_id)},
+                           {"content", part.text}};
       if (part.is_error) block["is_error"] = true;
       content.push_back(std::move(block));
     }
@@ -41,8 +54,9 @@ Status AppendMessageEntry(const Message& message, OrderedJson& entries) {
     for (const ContentPart& part : message.parts) {
       switch (part.kind) {
         case ContentPart::Kind::kReasoning:
-          // Thinking goes back verbatim with its signature; unsigned thinking cannot.
-          if (!part.signature.empty()) {
+          // Thinking goes back verbatim with its signature; unsigned thinking cannot, nor a
+          // signature another endpoint made (Anthropic refuses it).
+          if (!part.signature.empty() && IsOwnReasoning(part, origin)) {
             content.push_back(
                 {{"type", "thinking"}, {"thinking", part.text}, {"signature", part.signature}});
           }
@@ -53,7 +67,7 @@ Status AppendMessageEntry(const Message& message, OrderedJson& entries) {
         case ContentPart::Kind::kToolCall: {
           ASSIGN_OR_RETURN(OrderedJson input, ToolCallArguments(part));
           content.push_back({{"type", "tool_use"},
-                             {"id", part.tool_call_id},
+                             {"id", AnthropicToolId(part.tool_call_id)},
                              {"name", part.tool_name},
                              {"input", std::move(input)}});
           break;
@@ -72,18 +86,22 @@ Status AppendMessageEntry(const Message& message, OrderedJson& entries) {
 // "messages" as JSON text, from each message's cached entry. Like Kilo Code, when caching, the
 // last two user messages get a cache breakpoint on their last block, so the next request reads
 // the conversation so far from the cache: those two are built afresh with their marker.
-Result<OrderedJson> BuildMessages(const CompletionRequest& request, bool is_caching) {
+Result<OrderedJson> BuildMessages(const CompletionRequest& request, std::string_view origin,
+                                  bool is_caching) {
   std::vector<std::shared_ptr<const std::string>> entries;
   entries.reserve(request.messages.size());
+  const std::string format = "anthropic " + std::string(origin);
+  auto build = [origin](const Message& message, OrderedJson& out) {
+    return AppendMessageEntry(message, origin, out);
+  };
   for (const Message& message : request.messages) {
-    ASSIGN_OR_RETURN(entries.emplace_back(),
-                     CachedMessageJson("anthropic", message, &AppendMessageEntry));
+    ASSIGN_OR_RETURN(entries.emplace_back(), CachedMessageJson(format, message, build));
   }
   int marked = 0;
   for (size_t i = entries.size(); is_caching && marked < 2 && i-- > 0;) {
     if (request.messages[i].role != Role::kUser || entries[i]->empty()) continue;
     OrderedJson entry = OrderedJson::array();
-    RETURN_IF_ERROR(AppendMessageEntry(request.messages[i], entry));
+    RETURN_IF_ERROR(build(request.messages[i], entry));
     entry[0]["content"].back()["cache_control"] = {{"type", "ephemeral"}};
     entries[i] = std::make_shared<const std::string>(DumpRequestBody(entry[0]));
     ++marked;
@@ -474,6 +492,12 @@ OrderedJson AnthropicTool(const ToolDefinition& tool, OrderedJson schema) {
 Result<http::Request> BuildAnthropicRequest(const Endpoint& endpoint,
                                             const CompletionRequest& request,
                                             const ModelInfo* model) {
+  if (request.temperature && (*request.temperature < 0 || *request.temperature > 1)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 fmt::format("temperature {} is out of range for {}: Anthropic's models take 0 "
+                             "to 1",
+                             *request.temperature, endpoint.provider));
+  }
   bool is_caching = model == nullptr || model->supports_prompt_cache;
   OrderedJson body;
   body["model"] = request.model;
@@ -489,7 +513,7 @@ Result<http::Request> BuildAnthropicRequest(const Endpoint& endpoint,
     if (is_caching) system["cache_control"] = {{"type", "ephemeral"}};
     body["system"] = OrderedJson::array({std::move(system)});
   }
-  ASSIGN_OR_RETURN(body["messages"], BuildMessages(request, is_caching));
+  ASSIGN_OR_RETURN(body["messages"], BuildMessages(request, OriginOf(endpoint), is_caching));
   if (!request.tools.empty()) {
     OrderedJson tools = OrderedJson::array();
     for (const ToolDefinition& tool : request.tools) {

@@ -11,15 +11,116 @@
 namespace lai::llm::internal {
 namespace {
 
-// Gemini takes an OpenAPI subset of JSON Schema and rejects these keywords.
-void SanitizeSchema(OrderedJson& schema) {
-  if (schema.is_object()) {
-    schema.erase("$schema");
-    schema.erase("additionalProperties");
-    for (auto& [key, value] : schema.items()) SanitizeSchema(value);
-  } else if (schema.is_array()) {
-    for (auto& value : schema) SanitizeSchema(value);
+// A JSON Schema as Gemini's function declarations take it: an OpenAPI 3.0 subset whose
+// "type" is one name, and which rejects every field it does not know (type lists, "const",
+// "$ref", "additionalProperties", … answer 400 for the whole request). Local "$ref"s are
+// inlined from "$defs" / "definitions" of `root`; ["T", "null"] becomes "T" with "nullable";
+// "const" becomes a one-value "enum", "oneOf" "anyOf", "allOf" its parts merged; what has no
+// equivalent is left out. `depth` bounds recursion (a cyclic $ref).
+OrderedJson GeminiSchema(const OrderedJson& schema, const OrderedJson& root, int depth = 0) {
+  OrderedJson out = OrderedJson::object();
+  if (!schema.is_object() || depth > 32) return out;
+  if (auto ref = schema.find("$ref"); ref != schema.end() && ref->is_string()) {
+    const std::string& path = ref->get_ref<const std::string&>();
+    for (std::string_view prefix : {"#/$defs/", "#/definitions/"}) {
+      std::string_view container = prefix.substr(2, prefix.size() - 3);
+      if (path.starts_with(prefix) && root.contains(container) &&
+          root[std::string(container)].contains(path.substr(prefix.size()))) {
+        return GeminiSchema(root[std::string(container)][path.substr(prefix.size())], root,
+                            depth + 1);
+      }
+    }
+    return out;  // Not resolvable here: any value.
   }
+  for (const char* key :
+       {"title", "description", "default", "example", "pattern", "minimum", "maximum", "minItems",
+        "maxItems", "minLength", "maxLength", "minProperties", "maxProperties", "nullable"}) {
+    if (auto it = schema.find(key); it != schema.end()) out[key] = *it;
+  }
+  if (auto type = schema.find("type"); type != schema.end()) {
+    if (type->is_string()) {
+      out["type"] = *type;
+    } else if (type->is_array()) {
+      std::vector<OrderedJson> types;
+      for (const OrderedJson& name : *type) {
+        if (name == "null") {
+          out["nullable"] = true;
+        } else if (name.is_string()) {
+          types.push_back(name);
+        }
+      }
+      if (types.size() == 1) {
+        out["type"] = types[0];
+      } else if (types.size() > 1) {
+        OrderedJson any = OrderedJson::array();
+        for (const OrderedJson& name : types) any.push_back({{"type", name}});
+        out["anyOf"] = std::move(any);
+      }
+    }
+  }
+  if (auto format = schema.find("format"); format != schema.end() && format->is_string()) {
+    const std::string& name = format->get_ref<const std::string&>();
+    if (name == "enum" || name == "date-time" || name == "int32" || name == "int64" ||
+        name == "float" || name == "double") {
+      out["format"] = *format;
+    }
+  }
+  if (auto values = schema.find("enum"); values != schema.end() && values->is_array()) {
+    out["enum"] = *values;
+  } else if (auto value = schema.find("const"); value != schema.end()) {
+    out["enum"] = OrderedJson::array({*value});
+  }
+  if (auto properties = schema.find("properties");
+      properties != schema.end() && properties->is_object() && !properties->empty()) {
+    OrderedJson converted = OrderedJson::object();
+    for (const auto& [name, property] : properties->items()) {
+      converted[name] = GeminiSchema(property, root, depth + 1);
+    }
+    if (auto required = schema.find("required"); required != schema.end() && required->is_array()) {
+      OrderedJson names = OrderedJson::array();
+      for (const OrderedJson& name : *required) {
+        if (name.is_string() && converted.contains(name.get<std::string>())) names.push_back(name);
+      }
+      if (!names.empty()) out["required"] = std::move(names);
+    }
+    out["properties"] = std::move(converted);
+  }
+  if (auto items = schema.find("items"); items != schema.end()) {
+    const OrderedJson& item = items->is_array() && !items->empty() ? (*items)[0] : *items;
+    out["items"] = GeminiSchema(item, root, depth + 1);
+  }
+  for (const char* key : {"anyOf", "oneOf"}) {
+    auto choices = schema.find(key);
+    if (choices == schema.end() || !choices->is_array() || out.contains("anyOf")) continue;
+    OrderedJson any = OrderedJson::array();
+    for (const OrderedJson& choice : *choices) {
+      if (choice.is_object() && choice.value("type", OrderedJson()) == "null") {
+        out["nullable"] = true;
+      } else {
+        any.push_back(GeminiSchema(choice, root, depth + 1));
+      }
+    }
+    if (any.size() == 1) {
+      for (auto& [name, value] : any[0].items()) out[name] = value;
+    } else if (!any.empty()) {
+      out["anyOf"] = std::move(any);
+    }
+  }
+  if (auto parts = schema.find("allOf"); parts != schema.end() && parts->is_array()) {
+    for (const OrderedJson& part : *parts) {
+      OrderedJson converted = GeminiSchema(part, root, depth + 1);
+      for (auto& [name, value] : converted.items()) {
+        if (name == "properties" && out.contains("properties")) {
+          for (auto& [property, schema_of] : value.items()) out["properties"][property] = schema_of;
+        } else if (name == "required" && out.contains("required")) {
+          for (const OrderedJson& required : value) out["required"].push_back(required);
+        } else {
+          out[name] = value;
+        }
+      }
+    }
+  }
+  return out;
 }
 
 int64_t BudgetForEffort(std::string_view effort) {
@@ -29,11 +130,37 @@ int64_t BudgetForEffort(std::string_view effort) {
   return -1;
 }
 
+// Gemini 3 and later refuse a function call of the current turn without its thoughtSignature;
+// one made by another model or endpoint (a resumed session, a fallback) has none that they
+// take. For those, Google documents this value, which skips the check.
+constexpr std::string_view kSkipSignatureCheck = "skip_thought_signature_validator";
+
+bool NeedsCallSignatures(std::string_view model) {
+  if (!model.starts_with("gemini-")) return false;
+  model.remove_prefix(7);
+  int major = 0;
+  for (size_t i = 0; i < model.size() && std::isdigit(static_cast<unsigned char>(model[i])); ++i) {
+    major = major * 10 + (model[i] - '0');
+    if (major > 1000) break;
+  }
+  return major >= 3;
+}
+
+// How a request sends signatures: to which endpoint (`origin`, see ReasoningOrigin), and
+// whether the model needs one on every message's first function call.
+struct SignaturePolicy {
+  std::string origin;
+  bool needs_call_signatures = false;
+};
+
 // The entry one message adds to "contents" (none when it has no parts for Gemini). A tool
 // result that does not name its tool takes the name of the earlier call it answers, from
-// `tool_names` (call id → name), to which this message's calls are added.
-Status AppendContentEntry(const Message& message, ToolNames& tool_names, OrderedJson& entries) {
+// `tool_names` (call id → name), to which this message's calls are added. Thoughts are not sent
+// back (Gemini reads only their signatures, which travel on the calls).
+Status AppendContentEntry(const Message& message, const SignaturePolicy& policy,
+                          ToolNames& tool_names, OrderedJson& entries) {
   OrderedJson parts = OrderedJson::array();
+  bool has_call = false;
   for (const ContentPart& part : message.parts) {
     switch (part.kind) {
       case ContentPart::Kind::kText:
@@ -46,7 +173,16 @@ Status AppendContentEntry(const Message& message, ToolNames& tool_names, Ordered
       case ContentPart::Kind::kToolCall: {
         ASSIGN_OR_RETURN(OrderedJson args, ToolCallArguments(part));
         tool_names[part.tool_call_id] = part.tool_name;
-        parts.push_back({{"functionCall", {{"name", part.tool_name}, {"args", std::move(args)}}}});
+        OrderedJson call = {
+            {"functionCall", {{"name", part.tool_name}, {"args", std::move(args)}}}};
+        // Of parallel calls only the first has a signature.
+        if (!part.signature.empty() && IsOwnReasoning(part, policy.origin)) {
+          call["thoughtSignature"] = part.signature;
+        } else if (!has_call && policy.needs_call_signatures) {
+          call["thoughtSignature"] = kSkipSignatureCheck;
+        }
+        has_call = true;
+        parts.push_back(std::move(call));
         break;
       }
       case ContentPart::Kind::kToolResult: {
@@ -67,7 +203,7 @@ Status AppendContentEntry(const Message& message, ToolNames& tool_names, Ordered
         break;
       }
       case ContentPart::Kind::kReasoning:
-        break;  // Thoughts are not sent back.
+        break;
     }
   }
   if (parts.empty()) return OkStatus();
@@ -76,9 +212,39 @@ Status AppendContentEntry(const Message& message, ToolNames& tool_names, Ordered
   return OkStatus();
 }
 
-Result<OrderedJson> BuildContents(const CompletionRequest& request) {
-  ASSIGN_OR_RETURN(auto entries,
-                   EntriesNamingTools("gemini", request.messages, &AppendContentEntry));
+Result<OrderedJson> BuildContents(const CompletionRequest& request, const SignaturePolicy& policy) {
+  auto build = [&policy](const Message& message, ToolNames& tool_names, OrderedJson& entries) {
+    return AppendContentEntry(message, policy, tool_names, entries);
+  };
+  const std::string format =
+      fmt::format("gemini {} {}", policy.needs_call_signatures ? 3 : 2, policy.origin);
+  ASSIGN_OR_RETURN(auto entries, EntriesNamingTools(format, request.messages, build));
+  // Gemini wants user and model turns to alternate: a message that adds nothing (a reply that
+  // was only thought) leaves two of one role together, which become one.
+  const Message* kept = nullptr;  // The last message that added an entry (or `run`).
+  size_t kept_index = 0;
+  Message run;  // Messages joined so far.
+  ToolNames tool_names;
+  for (size_t i = 0; i < request.messages.size(); ++i) {
+    const Message& message = request.messages[i];
+    if (entries[i]->empty()) continue;
+    if (kept != nullptr && kept->role == message.role) {
+      Message joined = *kept;
+      joined.parts.insert(joined.parts.end(), message.parts.begin(), message.parts.end());
+      OrderedJson entry = OrderedJson::array();
+      RETURN_IF_ERROR(AppendContentEntry(joined, policy, tool_names, entry));
+      entries[kept_index] = std::make_shared<const std::string>(DumpRequestBody(entry[0]));
+      entries[i] = std::make_shared<const std::string>();
+      run = std::move(joined);
+      kept = &run;
+      continue;
+    }
+    for (const ContentPart& part : message.parts) {
+      if (part.kind == ContentPart::Kind::kToolCall) tool_names[part.tool_call_id] = part.tool_name;
+    }
+    kept = &message;
+    kept_index = i;
+  }
   return JoinEntries(entries);
 }
 
@@ -244,7 +410,7 @@ class GeminiParser final : public SseParser {
           EmitBadResponse(
               fmt::format("functionCall '{}' has args that are not an object", part.name));
         } else {
-          EmitCall(part.name, part.arguments);
+          EmitCall(part.name, part.arguments, part.signature);
         }
       } else if (part.is_thought) {
         EmitReasoning(part.text, part.signature);
@@ -315,7 +481,7 @@ class GeminiParser final : public SseParser {
         }
         arguments = it->dump();
       }
-      EmitCall(name, std::move(arguments));
+      EmitCall(name, std::move(arguments), GetString(part, "thoughtSignature"));
       return;
     }
     std::string text = GetString(part, "text");
@@ -326,11 +492,11 @@ class GeminiParser final : public SseParser {
     }
   }
 
-  // A whole function call, with a generated id.
-  void EmitCall(const std::string& name, std::string arguments) {
+  // A whole function call, with a generated id (and its thoughtSignature, when it has one).
+  void EmitCall(const std::string& name, std::string arguments, std::string signature) {
     int index = tool_count_++;
     std::string id = fmt::format("{}_{}", tool_id_prefix_, index);
-    EmitWholeToolCall(index, id, name, std::move(arguments));
+    EmitWholeToolCall(index, id, name, std::move(arguments), std::move(signature));
   }
 
   const std::string tool_id_prefix_;
@@ -349,7 +515,8 @@ Result<http::Request> BuildGeminiRequest(const Endpoint& endpoint, const Complet
   std::string_view model = request.model;
   if (model.starts_with("models/")) model.remove_prefix(7);
   OrderedJson body;
-  ASSIGN_OR_RETURN(body["contents"], BuildContents(request));
+  SignaturePolicy policy{OriginOf(endpoint), NeedsCallSignatures(model)};
+  ASSIGN_OR_RETURN(body["contents"], BuildContents(request, policy));
   if (!request.system_prompt.empty()) {
     body["systemInstruction"] = {
         {"parts", OrderedJson::array({{{"text", request.system_prompt}}})}};
@@ -358,10 +525,11 @@ Result<http::Request> BuildGeminiRequest(const Endpoint& endpoint, const Complet
     OrderedJson declarations = OrderedJson::array();
     for (const ToolDefinition& tool : request.tools) {
       ASSIGN_OR_RETURN(OrderedJson schema, ToolSchema(tool));
-      SanitizeSchema(schema);
-      declarations.push_back({{"name", tool.name},
-                              {"description", tool.description},
-                              {"parameters", std::move(schema)}});
+      OrderedJson declaration = {{"name", tool.name}, {"description", tool.description}};
+      // A tool without parameters has none: Gemini refuses an object schema without properties.
+      OrderedJson parameters = GeminiSchema(schema, schema);
+      if (parameters.contains("properties")) declaration["parameters"] = std::move(parameters);
+      declarations.push_back(std::move(declaration));
     }
     body["tools"] = OrderedJson::array({{{"functionDeclarations", std::move(declarations)}}});
   }

@@ -22,8 +22,10 @@ std::string DataUrl(const ContentPart& part) {
 
 // The entries one history message adds to "messages": its tool results first, as role "tool"
 // messages (they must directly follow the assistant's tool_calls), then the user or assistant
-// message itself.
-Status AppendMessageEntries(const Message& message, OrderedJson& entries) {
+// message itself. An assistant message with tool calls takes its reasoning back as
+// "reasoning_content" when this endpoint (`origin`) made it: servers that think and call tools
+// (DeepSeek, Kimi) refuse the next request without it.
+Status AppendMessageEntries(const Message& message, std::string_view origin, OrderedJson& entries) {
   if (message.role == Role::kUser) {
     OrderedJson content = OrderedJson::array();
     bool has_image = false;
@@ -57,10 +59,13 @@ Status AppendMessageEntries(const Message& message, OrderedJson& entries) {
   }
   OrderedJson out = {{"role", "assistant"}};
   std::string text;
+  std::string reasoning;
   OrderedJson tool_calls = OrderedJson::array();
   for (const ContentPart& part : message.parts) {
     if (part.kind == ContentPart::Kind::kText) {
       text += part.text;
+    } else if (part.kind == ContentPart::Kind::kReasoning) {
+      if (!part.origin.empty() && part.origin == origin) reasoning += part.text;
     } else if (part.kind == ContentPart::Kind::kToolCall) {
       // Validated so a broken history fails here, not as a 400 from the provider.
       RETURN_IF_ERROR(ToolCallArguments(part).status());
@@ -77,13 +82,15 @@ Status AppendMessageEntries(const Message& message, OrderedJson& entries) {
   } else {
     out["content"] = text;
   }
+  if (!tool_calls.empty() && !reasoning.empty()) out["reasoning_content"] = std::move(reasoning);
   if (!tool_calls.empty()) out["tool_calls"] = std::move(tool_calls);
   entries.push_back(std::move(out));
   return OkStatus();
 }
 
 // "messages" as JSON text, from each message's cached entries.
-Result<OrderedJson> BuildMessages(const ProviderSpec& spec, const CompletionRequest& request) {
+Result<OrderedJson> BuildMessages(const ProviderSpec& spec, const CompletionRequest& request,
+                                  std::string_view origin) {
   std::vector<std::shared_ptr<const std::string>> parts;
   parts.reserve(request.messages.size() + 1);
   if (!request.system_prompt.empty()) {
@@ -100,9 +107,12 @@ Result<OrderedJson> BuildMessages(const ProviderSpec& spec, const CompletionRequ
                             return OkStatus();
                           }));
   }
+  const std::string format = "openai " + std::string(origin);
+  auto build = [origin](const Message& message, OrderedJson& entries) {
+    return AppendMessageEntries(message, origin, entries);
+  };
   for (const Message& message : request.messages) {
-    ASSIGN_OR_RETURN(parts.emplace_back(),
-                     CachedMessageJson("openai", message, &AppendMessageEntries));
+    ASSIGN_OR_RETURN(parts.emplace_back(), CachedMessageJson(format, message, build));
   }
   return JoinEntries(parts);
 }
@@ -116,8 +126,9 @@ std::string NormalizeStop(std::string_view reason) {
 
 class OpenAiParser final : public SseParser {
  public:
-  OpenAiParser(std::string provider, EventSink sink)
-      : SseParser(std::move(provider), std::move(sink)) {}
+  OpenAiParser(std::string provider, std::string tool_id_prefix, EventSink sink)
+      : SseParser(std::move(provider), std::move(sink)),
+        tool_id_prefix_(std::move(tool_id_prefix)) {}
 
   void OnFinish() override {
     if (is_terminated()) return;
@@ -315,7 +326,9 @@ class OpenAiParser final : public SseParser {
     if (is_new) {
       tool.id = id;
       tool.has_provider_id = !id.empty();
-      if (tool.id.empty()) tool.id = fmt::format("call_{}", index);
+      // A server that sends no id (some local ones): one unique across the session, so that
+      // no two calls of the history share one.
+      if (tool.id.empty()) tool.id = fmt::format("{}_{}", tool_id_prefix_, index);
       tool.name = name;
       StreamEvent start;
       start.kind = StreamEvent::Kind::kToolCallStart;
@@ -425,6 +438,7 @@ class OpenAiParser final : public SseParser {
   std::map<int, ToolCall> tool_calls_;  // By CallNumber().
   std::map<int64_t, int> by_provider_index_;
   int last_call_ = -1;
+  const std::string tool_id_prefix_;
   std::string finish_reason_;
   FastJson json_;
   Chunk chunk_;
@@ -436,7 +450,7 @@ Result<http::Request> BuildOpenAiRequest(const ProviderSpec& spec, const Endpoin
                                          const CompletionRequest& request, const ModelInfo* model) {
   OrderedJson body;
   body["model"] = request.model;
-  ASSIGN_OR_RETURN(body["messages"], BuildMessages(spec, request));
+  ASSIGN_OR_RETURN(body["messages"], BuildMessages(spec, request, OriginOf(endpoint)));
   body["stream"] = true;
   body["stream_options"] = {{"include_usage", true}};
   if (!request.tools.empty()) {
@@ -473,8 +487,10 @@ Result<http::Request> BuildOpenAiRequest(const ProviderSpec& spec, const Endpoin
   return out;
 }
 
-std::unique_ptr<StreamParser> NewOpenAiParser(std::string provider, EventSink sink) {
-  return std::make_unique<OpenAiParser>(std::move(provider), std::move(sink));
+std::unique_ptr<StreamParser> NewOpenAiParser(std::string provider, std::string tool_id_prefix,
+                                              EventSink sink) {
+  return std::make_unique<OpenAiParser>(std::move(provider), std::move(tool_id_prefix),
+                                        std::move(sink));
 }
 
 }  // namespace lai::llm::internal

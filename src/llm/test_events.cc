@@ -59,7 +59,8 @@ std::string FormatEvent(const StreamEvent& event) {
                          Quoted(event.text));
     case Kind::kToolCallEnd:
       return fmt::format("tool_end {} {} {} {}", event.index, event.tool_call_id, event.tool_name,
-                         event.arguments_json);
+                         event.arguments_json) +
+             (event.signature.empty() ? "" : " signature=" + Quoted(event.signature));
     case Kind::kUsage: {
       const Usage& u = event.usage;
       std::string line = fmt::format(

@@ -8,6 +8,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lai::llm {
@@ -20,12 +21,27 @@ struct ContentPart {
   std::string text;            // kText; kReasoning; kToolResult's content.
   std::string media_type;      // kImage: "image/png".
   std::string data_base64;     // kImage.
-  std::string signature;       // kReasoning: Anthropic's thinking signature, sent back verbatim.
+  // Sent back verbatim: kReasoning, Anthropic's thinking signature or Gemini's thought
+  // signature; kToolCall, Gemini's thoughtSignature of the call.
+  std::string signature;
   std::string tool_call_id;    // kToolCall, kToolResult.
   std::string tool_name;       // kToolCall (and kToolResult, for providers that want the name).
   std::string arguments_json;  // kToolCall: a complete JSON object.
   bool is_error = false;       // kToolResult.
+  // kReasoning, and a kToolCall with a signature: ReasoningOrigin() of the endpoint that made
+  // them. Reasoning and signatures go back only to it (another endpoint refuses a signature it
+  // did not make); "" = not known (kept from before origins were recorded).
+  std::string origin;
 };
+
+// Who made a reasoning part or signature: the provider and its base URL (as ProfileInfo and
+// the request's endpoint have them).
+inline std::string ReasoningOrigin(std::string_view provider, std::string_view base_url) {
+  std::string origin(provider);
+  origin += ' ';
+  origin += base_url;
+  return origin;
+}
 
 struct Message {
   Role role = Role::kUser;

@@ -31,6 +31,7 @@ struct ToolCall {
   std::string name;
   std::string arguments_json;  // Empty when the call could not be parsed (see error).
   std::string error;           // Malformed: what the model did wrong.
+  std::string signature;       // Gemini's thoughtSignature of the call, sent back with it.
 };
 
 // One suggested answer of an ask_followup_question call, and the mode choosing it switches to.

@@ -70,8 +70,9 @@ class ParserBase : public StreamParser {
   // "bad response from <provider>: <what>" as kBadResponse.
   void EmitBadResponse(std::string_view what);
   // A whole tool call at once (Gemini, Ollama): start, one delta with all arguments, end.
+  // `signature`: Gemini's thoughtSignature of the call.
   void EmitWholeToolCall(int index, const std::string& id, const std::string& name,
-                         std::string arguments);
+                         std::string arguments, std::string signature = {});
 
   const std::string provider_;
 
@@ -134,7 +135,8 @@ Result<http::Request> BuildGeminiRequest(const Endpoint& endpoint, const Complet
                                          const ModelInfo* model);
 Result<http::Request> BuildOllamaRequest(const Endpoint& endpoint, const CompletionRequest& request,
                                          const ModelInfo* model);
-std::unique_ptr<StreamParser> NewOpenAiParser(std::string provider, EventSink sink);
+std::unique_ptr<StreamParser> NewOpenAiParser(std::string provider, std::string tool_id_prefix,
+                                              EventSink sink);
 std::unique_ptr<StreamParser> NewAnthropicParser(std::string provider, EventSink sink);
 std::unique_ptr<StreamParser> NewGeminiParser(std::string provider, std::string tool_id_prefix,
                                               EventSink sink);
@@ -172,8 +174,18 @@ OrderedJson JoinEntries(const std::vector<std::shared_ptr<const std::string>>& e
 // (the agent's always do) comes from the cache; any other is built afresh with `tool_names`
 // holding the calls of the messages before it. `build` adds the message's own calls to the map.
 using ToolNames = std::map<std::string, std::string>;  // Call id → tool name.
+using NamingBuild =
+    std::function<Status(const Message& message, ToolNames& tool_names, OrderedJson& entries)>;
 Result<std::vector<std::shared_ptr<const std::string>>> EntriesNamingTools(
-    std::string_view format, const std::vector<Message>& messages,
-    Status (*build)(const Message& message, ToolNames& tool_names, OrderedJson& entries));
+    std::string_view format, const std::vector<Message>& messages, const NamingBuild& build);
+// Whether a reasoning part or signature made by `part.origin` may go to the endpoint whose
+// ReasoningOrigin is `origin`: its own, or one of unknown origin (kept from before origins).
+inline bool IsOwnReasoning(const ContentPart& part, std::string_view origin) {
+  return part.origin.empty() || part.origin == origin;
+}
+// ReasoningOrigin of `endpoint`.
+inline std::string OriginOf(const Endpoint& endpoint) {
+  return ReasoningOrigin(endpoint.provider, endpoint.base_url);
+}
 
 }  // namespace lai::llm::internal
