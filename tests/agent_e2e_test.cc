@@ -800,6 +800,32 @@ TEST_F(AgentE2eTest, WhyATurnFailedIsKept) {
   EXPECT_NE(show.out.find("Incorrect API key provided"), std::string::npos) << show.out;
 }
 
+// A store that can no longer be written (a full disk: here the file-size limit, which fails
+// writes alike) stops the turn before it runs more than it could record, and says so: the
+// commands went on running and the run ended "completed" with most of its history lost.
+TEST_F(AgentE2eTest, ATurnStopsWhenItCannotBeSaved) {
+  constexpr int kCommands = 60;
+  for (int i = 0; i < kCommands; ++i) {
+    const std::string command = "echo ran >> ran.txt; seq " + std::to_string(i) + " 900";
+    fake_->Enqueue(kChatPath,
+                   testing::OpenAiToolCall("call_" + std::to_string(i), "execute_command",
+                                           Json{{"command", command}}.dump()));
+  }
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_end", "attempt_completion",
+                                                    R"({"result":"All done."})"));
+  // 400 blocks of 512 bytes: the store's files reach it within the task.
+  std::vector<std::string> argv = {"/bin/sh", "-c", "trap '' XFSZ; ulimit -f 400; exec \"$@\"",
+                                   "sh"};
+  for (const std::string& arg : RunArgs("fill the disk", {"--yes"})) argv.push_back(arg);
+  ProcessResult run = test::RunProcess(std::move(argv), Env());
+  EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
+  EXPECT_NE(run.err.find("could not be saved"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("lapce-ai sessions resume "), std::string::npos) << run.err;
+  EXPECT_EQ(run.out.find("All done."), std::string::npos) << "the task went on to its end";
+  const std::string ran = ReadFile(repo_ + "/ran.txt");
+  EXPECT_LT(std::count(ran.begin(), ran.end(), '\n'), kCommands) << "every command ran";
+}
+
 // A refusal ends the turn and says so: it was counted a mistake, sent twice more (each paid for)
 // and ended as "3 mistakes in a row".
 TEST_F(AgentE2eTest, ARefusalEndsTheTurnAtOnce) {
@@ -895,6 +921,8 @@ TEST_F(AgentE2eTest, KillNineMidTurnLosesNothingAndResumes) {
     ProcessResult refused = Lapce(second);
     EXPECT_EQ(refused.exit_code, 1) << refused.out;
     EXPECT_NE(refused.err.find("is open in another lapce-ai process (pid "), std::string::npos)
+        << refused.err;
+    EXPECT_NE(refused.err.find(", lapce-ai run); let that one finish"), std::string::npos)
         << refused.err;
     child.Signal(SIGKILL);
     EXPECT_EQ(child.Wait(milliseconds(5000)), -1);

@@ -936,7 +936,14 @@ void Session::Turn::Persist(const ContextChange& change) {
     }
     return OkStatus();
   });
-  if (!status.ok()) spdlog::error("session {}: {}", session.id_, status.ToString());
+  if (!status.ok()) NoteUnsaved(status.error());
+}
+
+Error Session::Turn::Unsaved() const {
+  return Error(ErrorCode::kIo, "the session could not be saved (" + unsaved->message() +
+                                   "), so this turn stopped before doing more. Make room (or "
+                                   "mend the store), then go on with: lapce-ai sessions resume " +
+                                   session.id_);
 }
 
 Result<StopReason> Session::Turn::Run(std::string_view text) {
@@ -1172,6 +1179,7 @@ Result<StopReason> Session::Turn::Loop(std::vector<llm::ContentPart> parts) {
     if (append_user) Append(UserMessage(std::move(parts)), /*with_record=*/true);
     append_user = true;
     parts.clear();
+    if (unsaved) return Unsaved();  // No request whose answer could not be kept.
     if (Status fits = FitContext(); !fits.ok()) {
       SaveRecord();
       return fits.error();
@@ -1223,6 +1231,7 @@ Result<StopReason> Session::Turn::Loop(std::vector<llm::ContentPart> parts) {
     // With the session's row: the reply's tokens and cost are kept even if the engine is killed
     // during the tool call that follows.
     Append(reply.message, /*with_record=*/true);
+    if (unsaved) return Unsaved();  // No tool run that could not be recorded.
     if (!reply.profile.empty() && reply.profile != state.profile.name &&
         reply.profile != fallback_noticed) {
       // Said where the user reads the answer (a log line is not seen in an editor): another,

@@ -13,6 +13,7 @@
 #include "agent/internal/message_json_value.h"
 #include "agent/session_tool_specs.h"
 #include "agent/xml_tools.h"
+#include "base/strings.h"
 
 namespace lai::agent {
 namespace {
@@ -42,6 +43,37 @@ std::string Fenced(std::string_view body, std::string_view language) {
   std::string out = fence + std::string(language) + "\n" + std::string(body);
   if (!body.empty() && body.back() != '\n') out += '\n';
   return out + fence + "\n";
+}
+
+// `text` (a model's Markdown) with a code fence it left open closed at its end: an interrupted
+// reply often stops inside one, which then swallowed the rest of the document.
+std::string WithFencesClosed(std::string_view text) {
+  std::string open;  // The fence of the open block ("```", "~~~~"); empty when none.
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find('\n', start);
+    std::string_view line = text.substr(start, end == std::string_view::npos ? end : end - start);
+    start = end == std::string_view::npos ? text.size() : end + 1;
+    size_t indent = line.find_first_not_of(' ');
+    if (indent == std::string_view::npos || indent > 3) continue;
+    line.remove_prefix(indent);
+    char mark = line[0];
+    if (mark != '`' && mark != '~') continue;
+    size_t run = line.find_first_not_of(mark);
+    if (run == std::string_view::npos) run = line.size();
+    if (run < 3) continue;
+    if (open.empty()) {
+      open.assign(run, mark);
+    } else if (mark == open[0] && run >= open.size() &&
+               line.find_first_not_of(" \t\r", run) == std::string_view::npos) {
+      open.clear();
+    }
+  }
+  std::string out(text);
+  if (!open.empty()) {
+    if (!out.empty() && out.back() != '\n') out += '\n';
+    out += open + "\n";
+  }
+  return out;
 }
 
 std::string PrettyArguments(const std::string& arguments_json) {
@@ -92,12 +124,12 @@ void AppendTodos(const std::string& todos_json, std::string& out) {
 void AppendPart(const llm::ContentPart& part, std::string& out) {
   switch (part.kind) {
     case Kind::kText:
-      out += part.text;
-      if (!part.text.empty() && part.text.back() != '\n') out += '\n';
+      out += WithFencesClosed(part.text);
+      if (!part.text.empty() && out.back() != '\n') out += '\n';
       break;
     case Kind::kReasoning:
-      out += "<details>\n<summary>Reasoning</summary>\n\n" + part.text;
-      if (!part.text.empty() && part.text.back() != '\n') out += '\n';
+      out += "<details>\n<summary>Reasoning</summary>\n\n" + WithFencesClosed(part.text);
+      if (!part.text.empty() && out.back() != '\n') out += '\n';
       out += "\n</details>\n";
       break;
     case Kind::kToolCall:
@@ -129,7 +161,7 @@ void AppendXmlText(const std::string& text, std::string& out) {
   parser.Finish(events);
   for (const XmlEvent& event : events) {
     if (event.type == XmlEventType::kText) {
-      out += event.text;
+      out += WithFencesClosed(event.text);
     } else if (event.type == XmlEventType::kToolComplete) {
       if (!out.empty() && out.back() != '\n') out += '\n';
       out += "\nTool call `" + event.call.name + "`:\n\n" + Fenced(event.call.raw, "xml");
@@ -258,7 +290,15 @@ std::string ExportMarkdown(const SessionRecord& record, const std::vector<Histor
     notices_until(message.seq);
   }
   notices_until(INT64_MAX);
-  return out;
+  // Read in a terminal (`cat`, `less -R`, `sessions show | …`) and by grep: what the model, a
+  // command or a file said cannot move the cursor or hide text (Visible). CRLF text ends its
+  // lines as the rest does.
+  std::string lines;
+  lines.reserve(out.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i] != '\r' || i + 1 == out.size() || out[i + 1] != '\n') lines += out[i];
+  }
+  return Visible(lines);
 }
 
 std::string ExportJson(const SessionRecord& record, const std::vector<HistoryMessage>& messages,

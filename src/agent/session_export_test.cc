@@ -193,6 +193,31 @@ TEST(SessionExportTest, MinimalSessionHasIdAsTitleAndNoTodoSection) {
 
 // Under the XML tool protocol the calls are in the assistant's text: they are fenced as XML
 // (a Markdown renderer would swallow the tags), the prose around them kept as it is.
+// A reply cut off inside a code block (interrupted, or the model's slip) has its fence closed
+// where it ends: the block swallowed the rest of the document.
+TEST(SessionExportTest, AFenceLeftOpenIsClosedAtTheEndOfItsMessage) {
+  std::vector<HistoryMessage> messages = {
+      Message(1, llm::Role::kUser, {Text("Show code")}),
+      Message(2, llm::Role::kAssistant, {Text("Here:\n```python\nprint(1)\n")}),
+      Message(3, llm::Role::kUser, {Text("Thanks")})};
+  std::string markdown = ExportMarkdown(Record(), messages, {});
+  EXPECT_NE(markdown.find("print(1)\n```\n"), std::string::npos) << markdown;
+  // A closed block and a longer fence inside one are left as they are.
+  messages[1] = Message(2, llm::Role::kAssistant, {Text("````\n```\nx\n````\nDone.")});
+  markdown = ExportMarkdown(Record(), messages, {});
+  EXPECT_NE(markdown.find("````\n```\nx\n````\nDone.\n\n## 3."), std::string::npos) << markdown;
+}
+
+// What a model or a command said reaches a terminal (cat, less -R) without its control
+// characters working: they are shown, as the terminal front end shows them.
+TEST(SessionExportTest, ControlCharactersAreShownNotObeyed) {
+  std::vector<HistoryMessage> messages = {
+      Message(1, llm::Role::kUser, {Text("line\r\nbell\a esc\033[2J")})};
+  std::string markdown = ExportMarkdown(Record(), messages, {});
+  EXPECT_NE(markdown.find("line\nbell^G esc^[[2J"), std::string::npos) << markdown;
+  EXPECT_EQ(markdown.find('\033'), std::string::npos);
+}
+
 TEST(SessionExportTest, XmlToolCallsInTheTextAreFenced) {
   SessionRecord record;
   record.id = "x";

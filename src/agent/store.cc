@@ -75,6 +75,13 @@ using Connection = internal::StoreConnection;
 std::string Quote(std::string_view text) { return "'" + std::string(text) + "'"; }
 
 // An SQLite failure as an Error whose code says what the caller can do about it.
+// How to move a store away: with its write-ahead log and shared-memory index, which belong to
+// it (a new store beside them would read them).
+std::string MoveAwayCommand(std::string_view path) {
+  return "mv " + Quote(path) + " " + Quote(std::string(path) + ".broken") +
+         ", and its -wal and -shm files beside it likewise when they exist";
+}
+
 Error SqlError(sqlite3* db, int rc, std::string_view path, std::string_view what) {
   std::string message = "session store " + Quote(path) + ": " + std::string(what) + ": " +
                         (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -85,17 +92,28 @@ Error SqlError(sqlite3* db, int rc, std::string_view path, std::string_view what
                    message + " (another lapce-ai process kept the store busy for " +
                        std::to_string(kBusyTimeoutMs / 1000) + " s; retry)");
     case SQLITE_NOTADB:
+      return Error(ErrorCode::kIo, message +
+                                       "; the file is not a lapce-ai session store, or its "
+                                       "start is damaged: move it away (" +
+                                       MoveAwayCommand(path) +
+                                       ") and lapce-ai will start a new one");
     case SQLITE_CORRUPT:
-      return Error(ErrorCode::kInvalidArgument,
+      // Often one page: most sessions still read. What to save comes first.
+      return Error(ErrorCode::kIo,
                    message +
-                       "; the file is damaged or is not a lapce-ai session store: move it "
-                       "away (mv " +
-                       Quote(path) + " " + Quote(std::string(path) + ".broken") +
-                       ") and lapce-ai will start a new one");
+                       "; part of the store is damaged. Sessions that still show can be "
+                       "exported (lapce-ai sessions export ID). To recover what it holds: "
+                       "sqlite3 " +
+                       Quote(path) +
+                       " .recover | sqlite3 recovered.db; then move the store away (" +
+                       MoveAwayCommand(path) +
+                       ") and put recovered.db in its place, or leave it moved away and "
+                       "lapce-ai starts a new one");
     case SQLITE_READONLY:
     case SQLITE_PERM:
     case SQLITE_AUTH:
-      return Error(ErrorCode::kPermissionDenied, message);
+      return Error(ErrorCode::kPermissionDenied, message + " (make the store writable: chmod u+w " +
+                                                     Quote(path) + " and its directory)");
     case SQLITE_FULL:
     case SQLITE_IOERR:
     case SQLITE_CANTOPEN:
@@ -1414,10 +1432,35 @@ Result<SessionLock> SessionStore::LockSession(std::string_view session_id) {
   Result<LockFile> lock = LockFile::Take(path);
   if (lock.ok() || lock.error().code() != ErrorCode::kUnavailable) return lock;
   std::string pid = LockFile::HolderOf(path);
-  return Error(ErrorCode::kUnavailable, "session " + Quote(session_id) +
-                                            " is open in another lapce-ai process" +
-                                            (pid.empty() ? std::string() : " (pid " + pid + ")") +
-                                            "; let that one finish or stop it, then try again");
+  // An editor's agent keeps the sessions it opened until it exits (ACP cannot close one):
+  // "let it finish" would wait forever.
+  std::string command;
+  if (!pid.empty()) {
+    std::FILE* file = std::fopen(("/proc/" + pid + "/cmdline").c_str(), "rb");
+    if (file != nullptr) {
+      char buffer[256] = {};
+      size_t n = std::fread(buffer, 1, sizeof(buffer) - 1, file);
+      std::fclose(file);
+      std::string_view args(buffer, n);
+      size_t second = args.find('\0');
+      std::string_view program = args.substr(0, second);
+      if (second != std::string_view::npos &&
+          program.substr(program.rfind('/') + 1) == "lapce-ai") {
+        std::string_view verb = args.substr(second + 1);
+        command = std::string(verb.substr(0, verb.find('\0')));
+      }
+    }
+  }
+  bool is_editor = command == "acp" || command == "serve";
+  return Error(
+      ErrorCode::kUnavailable,
+      "session " + Quote(session_id) + " is open in another lapce-ai process" +
+          (pid.empty() ? std::string()
+                       : " (pid " + pid + (command.empty() ? "" : ", lapce-ai " + command) + ")") +
+          (is_editor ? "; an editor's agent keeps the sessions it opened until it "
+                       "exits: continue it in that editor, or close the editor's agent, "
+                       "then try again"
+                     : "; let that one finish or stop it, then try again"));
 }
 
 bool SessionStore::IsSessionOpen(std::string_view session_id) {

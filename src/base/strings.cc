@@ -6,30 +6,49 @@
 namespace lai {
 namespace {
 
-bool IsControlAt(std::string_view text, size_t i) {
-  unsigned char c = static_cast<unsigned char>(text[i]);
-  if (c < 0x20) return c != '\n' && c != '\t';
-  if (c == 0x7f) return true;
-  return c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
-         static_cast<unsigned char>(text[i + 1]) <= 0x9f;
+// The length of the control character at text[i] (0 when there is none): C0 controls but
+// newline and tab, DEL, the C1 controls (U+0080 to U+009F), and the bidirectional embedding,
+// override and isolate controls (U+202A to U+202E, U+2066 to U+2069), which reorder what
+// follows them on the screen ("Trojan source").
+size_t ControlLengthAt(std::string_view text, size_t i) {
+  const auto byte = [&](size_t k) {
+    return k < text.size() ? static_cast<unsigned char>(text[k]) : 0;
+  };
+  unsigned char c = byte(i);
+  if (c < 0x20) return c != '\n' && c != '\t' ? 1 : 0;
+  if (c == 0x7f) return 1;
+  if (c == 0xc2 && byte(i + 1) >= 0x80 && byte(i + 1) <= 0x9f) return 2;
+  if (c == 0xe2 && ((byte(i + 1) == 0x80 && byte(i + 2) >= 0xaa && byte(i + 2) <= 0xae) ||
+                    (byte(i + 1) == 0x81 && byte(i + 2) >= 0xa6 && byte(i + 2) <= 0xa9))) {
+    return 3;
+  }
+  return 0;
 }
 
 }  // namespace
 
 std::string Visible(std::string_view text) {
   size_t first = 0;
-  while (first < text.size() && !IsControlAt(text, first)) ++first;
+  while (first < text.size() && ControlLengthAt(text, first) == 0) ++first;
   std::string out(text.substr(0, first));
   for (size_t i = first; i < text.size(); ++i) {
-    if (!IsControlAt(text, i)) {
+    size_t length = ControlLengthAt(text, i);
+    if (length == 0) {
       out += text[i];
-    } else if (static_cast<unsigned char>(text[i]) == 0xc2) {
-      char escape[8];
-      std::snprintf(escape, sizeof(escape), "\\u%04x", static_cast<unsigned char>(text[++i]));
-      out += escape;
-    } else {
+    } else if (length == 1) {
       out += '^';
       out += static_cast<char>(text[i] ^ 0x40);
+    } else {
+      size_t at = i;
+      char32_t code = 0;
+      for (size_t k = 0; k < length; ++k, ++at) {
+        unsigned char b = static_cast<unsigned char>(text[at]);
+        code = k == 0 ? (b & (0x7f >> length)) : (code << 6) | (b & 0x3f);
+      }
+      char escape[8];
+      std::snprintf(escape, sizeof(escape), "\\u%04x", static_cast<unsigned>(code));
+      out += escape;
+      i += length - 1;
     }
   }
   return out;

@@ -28,9 +28,10 @@ inline std::string Clipped(std::string_view value, char quote, size_t limit = 64
 }
 
 // `text` as a terminal should show it: control characters other than newline and tab in caret
-// notation (ESC as ^[, CR as ^M, as `cat -v` shows them) and UTF-8 C1 controls as \u0080 to
-// \u009f. What a model, a file or a command says then cannot move the cursor, recolour, retitle
-// the window or hide text ("rm -rf x #\r\033[2Kls" showed as a question about running "ls").
+// notation (ESC as ^[, CR as ^M, as `cat -v` shows them), UTF-8 C1 controls as \u0080 to
+// \u009f and bidirectional overrides and isolates as \u202e and the like. What a model, a file or a
+// command says then cannot move the cursor, recolour, retitle the window or hide text ("rm -rf x
+// #\r\033[2Kls" showed as a question about running "ls").
 std::string Visible(std::string_view text);
 
 // `text` with each byte that does not begin a valid UTF-8 sequence (stray continuation bytes,

@@ -14,6 +14,12 @@ TEST(VisibleTest, ControlCharactersAreShownNotObeyed) {
                     "31m"),
             "\\u009b31m");                     // CSI as a UTF-8 C1 control.
   EXPECT_EQ(Visible("\xc2\xa0"), "\xc2\xa0");  // A no-break space is text.
+  // Bidirectional overrides reorder what follows on the screen; right-to-left text is text.
+  EXPECT_EQ(Visible("RTL\xe2\x80\xae"
+                    "evil\xe2\x81\xa9"),
+            "RTL\\u202eevil\\u2069");
+  EXPECT_EQ(Visible("\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d \xe2\x80\x94"),
+            "\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d \xe2\x80\x94");
   EXPECT_EQ(Visible(""), "");
 }
 

@@ -753,7 +753,10 @@ int Run(const Config& config, AgentFlags flags) {
   Result<std::shared_ptr<agent::Session>> session = (*stack)->engine->NewSession(options);
   if (!session.ok()) {
     std::fprintf(stderr, "lapce-ai run: %s\n", session.error().message().c_str());
-    return kExitUsage;
+    // A mode, profile or --cwd to name again; else the store failed.
+    ErrorCode code = session.error().code();
+    return code == ErrorCode::kInvalidArgument || code == ErrorCode::kNotFound ? kExitUsage
+                                                                               : kExitFailure;
   }
   return Drive(**session, *session, flags.prompt, flags, *(*stack)->pool);
 }

@@ -178,12 +178,23 @@ struct Session::Turn {
     client.OnUpdate(session.id_, update, acp_json);
   }
 
-  // Adds an event to the session's stored events (a failure is logged: what the user was shown
-  // is not taken back).
+  // The first failure to store what this turn did (a full disk, a damaged store). What the
+  // user was shown is not taken back, but nothing more is run: the turn stops at its next step
+  // (Unsaved), since what it would do could not be recorded either.
+  std::optional<Error> unsaved;
+  void NoteUnsaved(const Error& error) {
+    if (unsaved) return;  // Said once: every later write fails alike.
+    spdlog::error("session {}: {}", session.id_, error.ToString());
+    unsaved = error;
+  }
+  // The turn's error once a write failed.
+  Error Unsaved() const;
+
+  // Adds an event to the session's stored events.
   void Journal(std::string_view kind, const std::string& payload_json) {
     if (SessionStore* db = store()) {
       Status stored = db->JournalEvent(session.id_, kind, payload_json, internal::NowMs());
-      if (!stored.ok()) spdlog::error("session {}: {}", session.id_, stored.error().ToString());
+      if (!stored.ok()) NoteUnsaved(stored.error());
     }
   }
 
@@ -199,7 +210,7 @@ struct Session::Turn {
       std::optional<SessionRecord> record;
       if (with_record) record = session.RecordLocked();
       Status status = internal::StoreMessage(*db, session.id_, entry, record ? &*record : nullptr);
-      if (!status.ok()) spdlog::error("session {}: {}", session.id_, status.ToString());
+      if (!status.ok()) NoteUnsaved(status.error());
     }
     std::lock_guard lock(session.mutex_);
     state.history.push_back(std::move(entry));
@@ -308,7 +319,7 @@ struct Session::Turn {
     SessionStore::Changes changes;
     Status status = changes.UpdateSession(session.RecordLocked());
     if (status.ok()) status = db->Journal(std::move(changes));
-    if (!status.ok()) spdlog::error("session {}: {}", session.id_, status.ToString());
+    if (!status.ok()) NoteUnsaved(status.error());
   }
 };
 
