@@ -146,31 +146,42 @@ std::string PathBody(const workspace::Workspace& workspace, const ToolSettings& 
   *is_folder = false;
   uintmax_t size = fs::file_size(resolved->absolute, error);
   if (error) return "(Not included: cannot read '" + path + "': " + error.message() + ")";
-  if (size > kMaxMentionFileBytes) {
-    return "(Not included: '" + path + "' is " + std::to_string(size) +
-           " bytes; read the parts you need with read_file and line_ranges.)";
-  }
+  // A larger file is read as far as its first kMaxMentionFileBytes, whose lines are shown as
+  // read_file shows a long file's first lines (nothing was shown of it).
+  const bool is_cut = size > kMaxMentionFileBytes;
   std::ifstream in(resolved->absolute, std::ios::binary);
   if (!in) return "(Not included: cannot read '" + path + "'.)";
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  std::string raw = bytes.str();
+  std::string raw(static_cast<size_t>(std::min<uintmax_t>(size, kMaxMentionFileBytes)), '\0');
+  in.read(raw.data(), static_cast<std::streamsize>(raw.size()));
+  raw.resize(static_cast<size_t>(in.gcount()));
   if (workspace::LooksBinary(std::string_view(raw).substr(0, 8192))) {
-    return "(Binary file '" + path + "', " + std::to_string(raw.size()) +
-           " bytes: content not shown.)";
+    return "(Binary file '" + path + "', " + std::to_string(size) + " bytes: content not shown.)";
   }
+  if (is_cut) raw.resize(raw.rfind('\n') == std::string::npos ? 0 : raw.rfind('\n') + 1);
   std::string text = workspace::DecodeText(raw).text;
-  if (text.empty()) return "(File is empty)";
+  if (text.empty()) {
+    return is_cut ? "(Not included: '" + path + "' is " + std::to_string(size) +
+                        " bytes in long lines; read the parts you need with search_files or a "
+                        "command.)"
+                  : "(File is empty)";
+  }
   if (text.back() == '\n') text.pop_back();
   size_t total = static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
   int limit = settings.read_line_limit;
   std::string body;
-  if (limit >= 0 && total > static_cast<size_t>(limit)) {
+  if (is_cut && (limit < 0 || total <= static_cast<size_t>(limit))) {
+    AppendNumberedLines(body, text, 1, 1);
+    body += "\n[Showing the first " + std::to_string(total) + " lines of a " +
+            std::to_string(size) + "-byte file. Use read_file with line_ranges to read more.]";
+  } else if (limit >= 0 && total > static_cast<size_t>(limit)) {
     size_t cut = 0;
     for (int line = 0; line < limit; ++line) cut = text.find('\n', cut) + 1;
     if (limit > 0) AppendNumberedLines(body, std::string_view(text).substr(0, cut - 1), 1, 1);
-    body += "[Showing only " + std::to_string(limit) + " of " + std::to_string(total) +
-            " total lines. Use read_file with line_ranges to read more.]";
+    body += is_cut ? "[Showing only the first " + std::to_string(limit) + " lines of a " +
+                         std::to_string(size) +
+                         "-byte file. Use read_file with line_ranges to read more.]"
+                   : "[Showing only " + std::to_string(limit) + " of " + std::to_string(total) +
+                         " total lines. Use read_file with line_ranges to read more.]";
   } else {
     AppendNumberedLines(body, text, 1, 1);
   }

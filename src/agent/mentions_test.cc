@@ -84,6 +84,20 @@ TEST_F(MentionsTest, LineLimitCutsLongFiles) {
             "</file_content>");
 }
 
+// A file over the mention's 8 MiB shows its first lines, as read_file does (nothing of it was
+// shown).
+TEST_F(MentionsTest, AVeryLargeFileShowsItsFirstLines) {
+  std::string big;
+  for (int i = 0; big.size() <= (8u << 20); ++i) big += "line " + std::to_string(i) + "\n";
+  tree_.File("big.log", big);
+  settings_.read_line_limit = 2;
+  std::string expanded = Expand("@/big.log");
+  EXPECT_NE(expanded.find("1 | line 0\n2 | line 1\n[Showing only the first 2 lines of a " +
+                          std::to_string(big.size()) + "-byte file."),
+            std::string::npos)
+      << expanded.substr(0, 300);
+}
+
 // Mentioned files share read_file's byte limit: a long one-line file is cut with a note, and
 // what comes after the budget is spent is cut to nothing but the note.
 TEST_F(MentionsTest, ByteLimitCutsMentionedFilesTogether) {

@@ -13,7 +13,6 @@
 
 #include "workspace/ignore.h"
 #include "workspace/internal/spawn.h"
-#include "workspace/walker.h"
 
 namespace lai::workspace {
 namespace {
@@ -57,19 +56,36 @@ std::string ArbitraryData(const nlohmann::json& data) {
   return "";
 }
 
-// Cuts after kMaxLineCharacters code points (Kilo counts UTF-16 units; close enough).
-std::string TruncateLine(std::string line) {
+// Cuts after kMaxLineCharacters code points (Kilo counts UTF-16 units; close enough). A match
+// that starts past the cut (minified code, a long log line) is shown: the cut then starts a
+// little before it, marked with "[...] ". `match_at`: the byte offset of the match.
+std::string TruncateLine(std::string line, size_t match_at = 0) {
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-  size_t characters = 0;
-  for (size_t i = 0; i < line.size(); ++i) {
-    if ((static_cast<unsigned char>(line[i]) & 0xC0) == 0x80) continue;
-    if (characters++ == kMaxLineCharacters) {
-      line.resize(i);
-      line.append(kTruncatedMarker);
-      break;
+  constexpr size_t kBefore = 100;  // Characters of context shown before a late match.
+  auto cut_after = [](std::string_view text, size_t characters) {
+    size_t count = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+      if ((static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) continue;
+      if (count++ == characters) return i;
     }
+    return text.size();
+  };
+  std::string_view text = line;
+  std::string out;
+  if (match_at < text.size() && cut_after(text, kMaxLineCharacters) <= match_at) {
+    // Start kBefore characters before the match, at a character boundary.
+    size_t start = match_at;
+    for (size_t back = 0; start > 0 && back < kBefore;) {
+      --start;
+      if ((static_cast<unsigned char>(text[start]) & 0xC0) != 0x80) ++back;
+    }
+    out = "[...] ";
+    text.remove_prefix(start);
   }
-  return line;
+  size_t end = cut_after(text, kMaxLineCharacters);
+  out.append(text.substr(0, end));
+  if (end < text.size()) out.append(kTruncatedMarker);
+  return out;
 }
 
 class OutputParser {
@@ -105,7 +121,13 @@ class OutputParser {
     }
     SearchLine search_line;
     search_line.number = data.value("line_number", 0);
-    search_line.text = TruncateLine(ArbitraryData(data["lines"]));
+    size_t match_at = 0;
+    if (auto submatches = data.find("submatches"); type == "match" && submatches != data.end() &&
+                                                   submatches->is_array() && !submatches->empty() &&
+                                                   (*submatches)[0].is_object()) {
+      match_at = (*submatches)[0].value("start", size_t{0});
+    }
+    search_line.text = TruncateLine(ArbitraryData(data["lines"]), match_at);
     search_line.is_match = type == "match";
     result_.files.back().lines.push_back(std::move(search_line));
     return true;
@@ -149,6 +171,16 @@ Result<SearchResult> SearchFiles(const Workspace& workspace, const ResolvedPath&
   }
   SearchResult result;
   if (workspace.IsBlocked(dir)) return result;
+  // ripgrep waits forever on a named pipe it is given, and says "0 results" for a directory it
+  // cannot read: both are said here.
+  if (!S_ISDIR(info.st_mode) && !S_ISREG(info.st_mode)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "search_files: '" + dir.absolute +
+                     "' is not a directory or a regular file (a pipe, socket or device)");
+  }
+  if (::access(dir.absolute.c_str(), S_ISDIR(info.st_mode) ? R_OK | X_OK : R_OK) != 0) {
+    return ErrnoError("search_files: read '" + dir.absolute + "'", errno);
+  }
 
   internal::SpawnOptions spawn;
   spawn.argv = {"rg", "--json", "--no-config", "--no-require-git", "--regexp", options.regex};
@@ -158,15 +190,6 @@ Result<SearchResult> SearchFiles(const Workspace& workspace, const ResolvedPath&
   }
   spawn.argv.push_back("--context");
   spawn.argv.push_back(std::to_string(std::max(options.context_lines, 0)));
-  std::string_view target_name = std::string_view(dir.absolute).substr(dir.absolute.rfind('/') + 1);
-  for (std::string_view name : DefaultExcludedDirectories()) {
-    if (name == target_name) continue;  // Searching inside node_modules on purpose works.
-    spawn.argv.push_back("--glob");
-    // Built by appending: GCC 12 -O3 warns falsely (-Wrestrict) on "literal" + std::string.
-    std::string glob = "!";
-    glob.append(name).append("/");
-    spawn.argv.push_back(std::move(glob));
-  }
   // The blocking files' patterns are relative to the root, which is ripgrep's working directory.
   for (const std::string& file :
        dir.is_outside ? std::vector<std::string>{} : workspace.blocking_rules().source_files()) {
@@ -239,9 +262,19 @@ Result<SearchResult> SearchFiles(const Workspace& workspace, const ResolvedPath&
   // file) leave partial results, which are returned.
   if (!is_stopped && WIFEXITED(status) && WEXITSTATUS(status) == 2 &&
       (errors.find("regex") != std::string::npos || errors.find("glob") != std::string::npos)) {
+    // ripgrep's advice is for its own flags ("Consider enabling PCRE2 with the --pcre2 flag"),
+    // which the model cannot pass: ours instead.
+    std::string advice;
+    if (size_t consider = errors.find("\nConsider enabling"); consider != std::string::npos) {
+      advice = errors.find("multiline", consider) != std::string::npos
+                   ? " Matches are found within one line: search for one line of the text."
+                   : " Look-around and backreferences are not supported: match the text "
+                     "itself, and narrow with file_pattern or a second search.";
+      errors.resize(consider);
+    }
     while (!errors.empty() && (errors.back() == '\n' || errors.back() == ' ')) errors.pop_back();
     return Error(ErrorCode::kInvalidArgument,
-                 "search_files: ripgrep rejected the search: " + errors);
+                 "search_files: ripgrep rejected the search: " + errors + advice);
   }
   return result;
 }

@@ -1,6 +1,7 @@
 #include "workspace/search.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "workspace/test_support.h"
 
@@ -92,18 +93,22 @@ TEST(SearchFilesTest, BadRegexIsInvalidArgument) {
   EXPECT_EQ(Search(tree, ".", Regex("")).status().code(), ErrorCode::kInvalidArgument);
 }
 
-TEST(SearchFilesTest, BlockedGitignoredAndExcludedFilesAreHidden) {
+// Blocked and git-ignored files are not searched; directories a listing does not enter are
+// (a Go project's pkg/, a package's dist/ hold code), unless .gitignore names them.
+TEST(SearchFilesTest, BlockedAndGitignoredFilesAreHidden) {
   TempTree tree;
   tree.File(".kilocodeignore", "secrets/\n");
-  tree.File(".gitignore", "*.log\n");
+  tree.File(".gitignore", "*.log\nnode_modules/\n");
   tree.File("secrets/key.txt", "needle\n");
   tree.File("debug.log", "needle\n");
   tree.File("node_modules/pkg/index.js", "needle\n");
+  tree.File("pkg/server/server.go", "needle\n");
   tree.File("visible.txt", "needle\n");
   auto found = Search(tree, ".", Regex("needle"));
   ASSERT_TRUE(found.ok());
-  ASSERT_EQ(found->files.size(), 1u);
-  EXPECT_EQ(found->files[0].path, "visible.txt");
+  ASSERT_EQ(found->files.size(), 2u);
+  EXPECT_EQ(found->files[0].path, "pkg/server/server.go");
+  EXPECT_EQ(found->files[1].path, "visible.txt");
 }
 
 TEST(SearchFilesTest, LongLinesAreTruncated) {
@@ -113,6 +118,50 @@ TEST(SearchFilesTest, LongLinesAreTruncated) {
   ASSERT_TRUE(found.ok());
   ASSERT_EQ(found->files.size(), 1u);
   EXPECT_EQ(found->files[0].lines[0].text, "needle" + std::string(494, 'x') + " [truncated...]");
+}
+
+// A match past the cut (minified code) is shown with what comes before it; characters are
+// never split (the tool cut again at 500 bytes, inside a character).
+TEST(SearchFilesTest, AMatchPastTheCutIsShown) {
+  TempTree tree;
+  std::string e_acute = "\xc3\xa9";
+  std::string before;
+  for (int i = 0; i < 600; ++i) before += e_acute;
+  tree.File("min.js", "a" + before + "ODDMATCH" + std::string(1000, 'y') + "\n");
+  auto found = Search(tree, ".", Regex("ODDMATCH"));
+  ASSERT_TRUE(found.ok());
+  ASSERT_EQ(found->files.size(), 1u);
+  const std::string& text = found->files[0].lines[0].text;
+  std::string expected = "[...] ";
+  for (int i = 0; i < 100; ++i) expected += e_acute;
+  expected += "ODDMATCH" + std::string(400 - 8, 'y') + " [truncated...]";
+  EXPECT_EQ(text, expected);
+}
+
+// ripgrep waited forever on a named pipe it was given.
+TEST(SearchFilesTest, APipeIsRefusedNotWaitedOn) {
+  TempTree tree;
+  ASSERT_EQ(::mkfifo((tree.root() + "/pipe").c_str(), 0600), 0);
+  auto found = Search(tree, "pipe", Regex("x"));
+  ASSERT_FALSE(found.ok());
+  EXPECT_NE(found.error().message().find("not a directory or a regular file"), std::string::npos)
+      << found.error().message();
+}
+
+// ripgrep's advice names its own flags, which the model cannot pass.
+TEST(SearchFilesTest, UnsupportedRegexSaysWhatToDoInstead) {
+  TempTree tree;
+  tree.File("a.txt", "ab\n");
+  auto found = Search(tree, ".", Regex("(?<=a)b"));
+  ASSERT_FALSE(found.ok());
+  EXPECT_EQ(found.error().message().find("--pcre2"), std::string::npos) << found.error().message();
+  EXPECT_NE(found.error().message().find("Look-around and backreferences are not supported"),
+            std::string::npos)
+      << found.error().message();
+  found = Search(tree, ".", Regex("a\nb"));
+  ASSERT_FALSE(found.ok());
+  EXPECT_NE(found.error().message().find("within one line"), std::string::npos)
+      << found.error().message();
 }
 
 TEST(SearchFilesTest, OddFileNamesAndMissingDirectory) {

@@ -20,7 +20,8 @@ namespace {
 
 // Kilo Code's DIRS_TO_IGNORE (src/services/glob/constants.ts) plus the build outputs and tool
 // caches the project adds (build, target, .venv, .next, .nuxt, coverage, .cache, .idea, …).
-// Hidden directories that are not listed here are shown but not descended into.
+// A listing shows them (and hidden directories) but does not descend into them, unless the
+// listed directory is one or inside one; version control's own (.git, …) are not shown.
 constexpr std::array<std::string_view, 30> kExcludedDirectories = {
     "node_modules", "__pycache__", "env",           "venv",        ".venv",    "target",
     "build",        "dist",        "out",           "bundle",      "vendor",   "tmp",
@@ -122,12 +123,19 @@ Result<std::vector<Entry>> ReadEntries(int dir_fd, const std::string& display_pa
   return entries;
 }
 
-bool HasHiddenComponent(std::string_view path) {
+bool IsVersionControlDirectory(std::string_view name) {
+  return name == ".git" || name == ".svn" || name == ".hg" || name == ".bzr";
+}
+
+// Whether a listing of `path` (from the workspace root) enters the directories listings skip:
+// it is hidden, or excluded, or inside one (listing node_modules/lib on purpose lists it).
+bool EntersSkippedDirectories(std::string_view path) {
   size_t start = 0;
   while (start < path.size()) {
     size_t end = path.find('/', start);
     if (end == std::string_view::npos) end = path.size();
-    if (end > start && path[start] == '.') return true;
+    std::string_view name = path.substr(start, end - start);
+    if (!name.empty() && (name[0] == '.' || IsDefaultExcludedDirectory(name))) return true;
     start = end + 1;
   }
   return false;
@@ -146,8 +154,6 @@ bool IsDefaultExcludedDirectory(std::string_view name) {
   return std::find(kExcludedDirectories.begin(), kExcludedDirectories.end(), name) !=
          kExcludedDirectories.end();
 }
-
-std::span<const std::string_view> DefaultExcludedDirectories() { return kExcludedDirectories; }
 
 Result<ListResult> ListFiles(const Workspace& workspace, const ResolvedPath& dir,
                              const ListOptions& options) {
@@ -188,10 +194,11 @@ Result<ListResult> ListFiles(const Workspace& workspace, const ResolvedPath& dir
   }
   chain = LoadGitignore(root_fd.get(), prefix, chain);
 
-  // Like Kilo Code: hidden directories are listed but entered only when the listed directory is
-  // itself hidden (or inside a hidden one).
+  // Like Kilo Code: hidden and excluded directories are entered only when the listed directory
+  // is one (or inside one); unlike it, they are listed, so the model knows they are there.
   std::string_view base_name = std::string_view(dir.absolute).substr(dir.absolute.rfind('/') + 1);
-  const bool enters_hidden = HasHiddenComponent(prefix) || HasHiddenComponent(base_name);
+  const bool enters_skipped =
+      EntersSkippedDirectories(prefix) || EntersSkippedDirectories(base_name);
   const IgnoreRules& blocking = workspace.blocking_rules();
 
   // Breadth-first, like Kilo Code's level-by-level listing, so a limit keeps the shallowest
@@ -228,7 +235,7 @@ Result<ListResult> ListFiles(const Workspace& workspace, const ResolvedPath& dir
     }
     std::vector<Entry*> kept;
     for (Entry& entry : *entries) {
-      if (entry.is_directory && IsDefaultExcludedDirectory(entry.name)) continue;
+      if (entry.is_directory && IsVersionControlDirectory(entry.name)) continue;
       std::string from_top = JoinRelative(prefix, JoinRelative(current.relative, entry.name));
       if (IsGitignored(current.gitignore.get(), from_top, entry.is_directory)) continue;
       if (is_inside && blocking.Match(from_top, entry.is_directory) == IgnoreMatch::kIgnored) {
@@ -238,7 +245,11 @@ Result<ListResult> ListFiles(const Workspace& workspace, const ResolvedPath& dir
       if (entry.is_directory) entry.name.push_back('/');  // The sort key: "dir/" vs "file".
       kept.push_back(&entry);
     }
+    // Directories count first against the limit, as in Kilo Code: a directory of many files
+    // still shows its subdirectories, for the model to list next. (The output puts a
+    // directory's files first all the same; see Node.)
     std::sort(kept.begin(), kept.end(), [](const Entry* a, const Entry* b) {
+      if (a->is_directory != b->is_directory) return a->is_directory;
       return internal::CompareListedPaths(a->name, b->name) < 0;
     });
     for (Entry* entry : kept) {
@@ -256,9 +267,12 @@ Result<ListResult> ListFiles(const Workspace& workspace, const ResolvedPath& dir
       size_t child = nodes.size();
       nodes[current.node].directories.push_back(child);
       nodes.push_back(Node{relative, {}, {}});
-      bool is_hidden = entry->name[0] == '.';
+      bool is_skipped =
+          entry->name[0] == '.' ||
+          IsDefaultExcludedDirectory(
+              std::string_view(entry->name).substr(0, entry->name.size() - 1));  // Without its '/'.
       if (!options.recursive || entry->is_symlink || entry->is_blocked ||
-          (is_hidden && !enters_hidden)) {
+          (is_skipped && !enters_skipped)) {
         continue;
       }
       relative.pop_back();  // Without the trailing '/'.

@@ -3,7 +3,6 @@
 // contents. Thread-safe (no shared state).
 #pragma once
 
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,10 +32,10 @@ struct ListResult {
 Result<ListResult> ListFiles(const Workspace& workspace, const ResolvedPath& dir,
                              const ListOptions& options);
 
-// True for the directories every listing and search skips: node_modules, .git, build outputs
-// (dist, build, out, target, __pycache__, .venv, …) — the list lives in walker.cc.
+// True for the directories a recursive listing does not enter (it shows them): node_modules,
+// .git, build outputs (dist, build, out, target, __pycache__, .venv, …) — the list lives in
+// walker.cc. Searches skip only what .gitignore and the blocking rules say (as Kilo Code's):
+// a Go project's pkg/ or a package's dist/ is code.
 bool IsDefaultExcludedDirectory(std::string_view name);
-// The names IsDefaultExcludedDirectory accepts (search passes them to ripgrep).
-std::span<const std::string_view> DefaultExcludedDirectories();
 
 }  // namespace lai::workspace

@@ -56,8 +56,26 @@ TEST(ListFilesTest, NonRecursiveListsOneLevelWithDirectoriesMarked) {
   tree.File(".env.example");
   tree.Dir(".github");
   tree.Dir("node_modules/x");
+  tree.Dir(".git");
+  // node_modules is shown (it exists; its contents are not listed), .git is not.
   EXPECT_EQ(Entries(List(tree, ".", false)),
-            (std::vector<std::string>{".env.example", "b.txt", ".github/", "a/"}));
+            (std::vector<std::string>{".env.example", "b.txt", ".github/", "a/", "node_modules/"}));
+}
+
+// A directory of many files still shows its subdirectories within the limit (they were cut,
+// and the notice told the model to list subdirectories it had not been shown).
+TEST(ListFilesTest, DirectoriesAreKeptWhenALimitCutsTheListing) {
+  TempTree tree;
+  for (int i = 0; i < 30; ++i) tree.File("file" + std::to_string(i) + ".c");
+  tree.File("asrc/a.c");
+  tree.File("zsrc/z.c");
+  Result<ListResult> listed = List(tree, ".", true, 10);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_TRUE(listed->truncated);
+  ASSERT_EQ(listed->entries.size(), 10u);
+  const std::vector<std::string>& entries = listed->entries;
+  EXPECT_NE(std::find(entries.begin(), entries.end(), "asrc/"), entries.end());
+  EXPECT_NE(std::find(entries.begin(), entries.end(), "zsrc/"), entries.end());
 }
 
 TEST(ListFilesTest, RecursiveSkipsDefaultExcludesAndHiddenDirectoryContents) {
@@ -70,8 +88,11 @@ TEST(ListFilesTest, RecursiveSkipsDefaultExcludesAndHiddenDirectoryContents) {
   tree.File(".git/HEAD");
   tree.File(".github/workflows/ci.yml");
   tree.File(".hidden-file");
-  EXPECT_EQ(Entries(List(tree, ".", true)),
-            (std::vector<std::string>{".hidden-file", ".github/", "src/", "src/main.ts"}));
+  // Excluded and hidden directories are shown, their contents not; version control's are not.
+  EXPECT_EQ(
+      Entries(List(tree, ".", true)),
+      (std::vector<std::string>{".hidden-file", "__pycache__/", ".github/", "dist/",
+                                "node_modules/", "src/", "src/main.ts", "src/node_modules/"}));
   // Listing a hidden or excluded directory itself shows its contents.
   EXPECT_EQ(Entries(List(tree, ".github", true)),
             (std::vector<std::string>{"workflows/", "workflows/ci.yml"}));

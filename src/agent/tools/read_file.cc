@@ -66,33 +66,63 @@ void AppendFileError(std::string& out, std::string_view path, std::string_view t
   out += "></file>\n";
 }
 
-// Offsets of the first byte of every line, so ranges cost no copying.
-std::vector<size_t> LineStarts(std::string_view text) {
-  std::vector<size_t> starts;
-  starts.reserve(text.size() / 32 + 1);
-  starts.push_back(0);
-  for (size_t i = text.find('\n'); i != std::string_view::npos; i = text.find('\n', i + 1)) {
-    if (i + 1 < text.size()) starts.push_back(i + 1);
+// The number of lines of `text` (a last line without a newline counts; a final newline does not
+// start another).
+size_t CountLines(std::string_view text) {
+  size_t lines = 1;
+  for (const char *at = text.data(), *end = text.data() + text.size();;) {
+    const void* newline = std::memchr(at, '\n', static_cast<size_t>(end - at));
+    if (newline == nullptr) break;
+    at = static_cast<const char*>(newline) + 1;
+    if (at == end) break;
+    ++lines;
   }
-  return starts;
+  return lines;
 }
 
-// Lines [first, last] (1-based), without the final newline.
-std::string_view Lines(std::string_view text, const std::vector<size_t>& starts, size_t first,
-                       size_t last) {
-  size_t begin = starts[first - 1];
-  size_t end = last < starts.size() ? starts[last] - 1 : text.size();
-  if (last >= starts.size() && end > begin && text[end - 1] == '\n') --end;
-  return text.substr(begin, end - begin);
-}
+// Where lines [first, last + 1] (1-based) start, as far as `text` has them: memory for the
+// lines asked for only (a 200 MB file of short lines cost 1 GB for all of its offsets).
+class LineWindow {
+ public:
+  LineWindow(std::string_view text, size_t first, size_t last) : text_(text), first_(first) {
+    size_t line = 1;
+    size_t at = 0;
+    while (line <= last + 1) {
+      if (line >= first) starts_.push_back(at);
+      const void* newline = std::memchr(text.data() + at, '\n', text.size() - at);
+      if (newline == nullptr) break;
+      at = static_cast<size_t>(static_cast<const char*>(newline) - text.data()) + 1;
+      if (at >= text.size()) break;
+      ++line;
+    }
+  }
+  // Line k's bytes with its newline; k in [first, last].
+  size_t Begin(size_t k) const { return starts_[k - first_]; }
+  size_t End(size_t k) const {
+    return k - first_ + 1 < starts_.size() ? starts_[k - first_ + 1] : text_.size();
+  }
+  // Lines [from, to] without the final newline.
+  std::string_view Lines(size_t from, size_t to) const {
+    size_t begin = Begin(from);
+    size_t end = End(to);
+    if (end > begin && text_[end - 1] == '\n') --end;
+    return text_.substr(begin, end - begin);
+  }
+
+ private:
+  std::string_view text_;
+  size_t first_;
+  std::vector<size_t> starts_;
+};
 
 // Appends lines [first, last] (1-based) as a <content> block, as many whole lines as fit in
 // `budget` bytes of output, their "N | " numbers included (it lowers the budget by what it used);
 // a first line larger than the budget is cut at it. When not everything fits, a notice says
 // what was shown and how to read the rest, and it returns false.
-// `whole_file`: no range was asked for (the notice counts the file's lines, not a range's).
-bool AppendContent(std::string& out, std::string_view text, const std::vector<size_t>& starts,
-                   size_t first, size_t last, size_t& budget, bool whole_file = false) {
+// `total`: the file's lines, when no range was asked for (the notice counts them, not a
+// range's); 0 otherwise.
+bool AppendContent(std::string& out, std::string_view text, size_t first, size_t last,
+                   size_t& budget, size_t total = 0) {
   // Each numbered line costs its bytes, its number padded to the widest, " | " and a newline.
   size_t overhead = std::to_string(last).size() + 4;
   if (budget <= overhead) {
@@ -102,11 +132,11 @@ bool AppendContent(std::string& out, std::string_view text, const std::vector<si
            "them in a call of their own.</notice>\n";
     return false;
   }
+  const LineWindow window(text, first, last);
   size_t used = 0;
   size_t shown_last = first - 1;
   for (size_t k = first; k <= last; ++k) {
-    size_t end = k < starts.size() ? starts[k] : text.size();
-    size_t cost = end - starts[k - 1] + overhead;
+    size_t cost = window.End(k) - window.Begin(k) + overhead;
     if (used + cost > budget) break;
     used += cost;
     shown_last = k;
@@ -114,10 +144,10 @@ bool AppendContent(std::string& out, std::string_view text, const std::vector<si
   std::string_view lines;
   bool is_line_cut = false;
   if (shown_last >= first) {
-    lines = Lines(text, starts, first, shown_last);
+    lines = window.Lines(first, shown_last);
   } else {  // One line longer than the budget: its first bytes, at a character boundary.
     shown_last = first;
-    lines = Lines(text, starts, first, first);
+    lines = window.Lines(first, first);
     const size_t cut = Utf8CutPosition(lines, budget - overhead);
     lines = lines.substr(0, cut);
     used = cut + overhead;
@@ -129,13 +159,13 @@ bool AppendContent(std::string& out, std::string_view text, const std::vector<si
   out += "</content>\n";
   if (is_line_cut) {
     out += "<notice>Line " + std::to_string(first) + " is " +
-           std::to_string(Lines(text, starts, first, first).size()) +
-           " bytes long; only its first " + std::to_string(lines.size()) +
+           std::to_string(window.Lines(first, first).size()) + " bytes long; only its first " +
+           std::to_string(lines.size()) +
            " are shown, to keep the conversation within the model's context. Use search_files "
            "or a command (e.g. head -c, cut) to find what you need in it.</notice>\n";
   } else if (shown_last < last) {
     std::string of =
-        whole_file ? std::to_string(starts.size()) + " total lines"
+        total != 0 ? std::to_string(total) + " total lines"
                    : "the " + std::to_string(first) + "-" + std::to_string(last) + " requested";
     out += "<notice>Showing lines " + std::to_string(first) + "-" + std::to_string(shown_last) +
            " of " + of +
@@ -197,8 +227,7 @@ bool ReadOne(ToolContext& context, const FileRequest& request, std::string& out,
     out += "<content/><notice>File is empty</notice>\n</file>\n";
     return true;
   }
-  std::vector<size_t> starts = LineStarts(text);
-  size_t total = starts.size();
+  const size_t total = CountLines(text);
   if (!request.ranges.empty()) {
     for (const ToolArgs::LineRange& range : request.ranges) {
       if (static_cast<size_t>(range.start) > total) {
@@ -208,19 +237,18 @@ bool ReadOne(ToolContext& context, const FileRequest& request, std::string& out,
         continue;
       }
       size_t last = std::min(static_cast<size_t>(range.end), total);
-      AppendContent(out, text, starts, static_cast<size_t>(range.start), last, budget);
+      AppendContent(out, text, static_cast<size_t>(range.start), last, budget);
     }
   } else {
     int limit = context.settings.read_line_limit;
     if (limit >= 0 && total > static_cast<size_t>(limit)) {
       // One notice: the budget's, when it cut the first lines shorter still.
-      if (limit == 0 ||
-          AppendContent(out, text, starts, 1, static_cast<size_t>(limit), budget, true)) {
+      if (limit == 0 || AppendContent(out, text, 1, static_cast<size_t>(limit), budget, total)) {
         out += "<notice>Showing only " + std::to_string(limit) + " of " + std::to_string(total) +
                " total lines. Use line_ranges if you need to read more lines</notice>\n";
       }
     } else {
-      AppendContent(out, text, starts, 1, total, budget, true);
+      AppendContent(out, text, 1, total, budget, total);
     }
   }
   out += "</file>\n";

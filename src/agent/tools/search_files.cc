@@ -14,8 +14,10 @@ namespace {
 
 constexpr std::string_view kDescription =
     "Regex search across the files of a directory (recursively), showing each match with a line "
-    "of context and its line number. 'regex' uses Rust regex syntax; file_pattern is an optional "
-    "glob such as '*.ts'. Ignored files are skipped.";
+    "of context and its line number. 'regex' uses Rust regex syntax, matched within one line "
+    "(no look-around or backreferences); file_pattern is an optional glob on file names such as "
+    "'*.ts' or '*.{ts,tsx}' (one with a '/' is matched from the workspace root, e.g. "
+    "'src/**/*.rs'). Ignored files are skipped.";
 
 constexpr std::string_view kSchema = R"json({
   "type": "object",
@@ -27,8 +29,6 @@ constexpr std::string_view kSchema = R"json({
   "required": ["path", "regex", "file_pattern"],
   "additionalProperties": false
 })json";
-
-constexpr size_t kMaxLineLength = 500;
 
 // 1234567 -> "1,234,567", as Kilo Code's toLocaleString() prints counts.
 std::string WithThousands(size_t number) {
@@ -105,12 +105,7 @@ class SearchFilesTool final : public ToolBase {
                (text.back() == ' ' || text.back() == '\t' || text.back() == '\r')) {
           text.remove_suffix(1);
         }
-        if (text.size() > kMaxLineLength) {
-          out += text.substr(0, kMaxLineLength);
-          out += " [truncated...]";
-        } else {
-          out += text;
-        }
+        out += text;  // Long lines are cut where they were found (workspace::SearchFiles).
         out += '\n';
       }
       if (!file.lines.empty()) out += "----\n";
