@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <deque>
+#include <fstream>
 #include <memory>
 
 #include "base/unique_fd.h"
@@ -35,11 +37,12 @@ struct GitignoreChain {
   IgnoreRules rules;
 };
 
-// Reads `dir_fd`'s .gitignore (paths in it are relative to `base`). Returns `parent` when the
-// directory has none. Reading .gitignore is the only file content the walk touches.
-std::shared_ptr<const GitignoreChain> LoadGitignore(int dir_fd, const std::string& base,
-                                                    std::shared_ptr<const GitignoreChain> parent) {
-  UniqueFd fd(::openat(dir_fd, ".gitignore", O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW));
+// Reads the ignore file `name` in `dir_fd` (paths in it are relative to `base`). Returns
+// `parent` when there is none. Ignore files are the only file content the walk reads.
+std::shared_ptr<const GitignoreChain> LoadIgnoreFile(int dir_fd, const char* name,
+                                                     const std::string& base,
+                                                     std::shared_ptr<const GitignoreChain> parent) {
+  UniqueFd fd(::openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW));
   if (!fd.is_valid()) return parent;
   struct stat info;
   if (::fstat(fd.get(), &info) != 0 || !S_ISREG(info.st_mode) || info.st_size > (1 << 20)) {
@@ -57,6 +60,76 @@ std::shared_ptr<const GitignoreChain> LoadGitignore(int dir_fd, const std::strin
   chain->parent = std::move(parent);
   chain->rules.AddPatterns(content, base);
   return chain;
+}
+
+std::shared_ptr<const GitignoreChain> LoadGitignore(int dir_fd, const std::string& base,
+                                                    std::shared_ptr<const GitignoreChain> parent) {
+  return LoadIgnoreFile(dir_fd, ".gitignore", base, std::move(parent));
+}
+
+std::shared_ptr<const GitignoreChain> LoadIgnoreFile(const std::string& path,
+                                                     std::shared_ptr<const GitignoreChain> parent) {
+  size_t slash = path.rfind('/');
+  UniqueFd dir_fd(
+      ::open(slash == 0 ? "/" : path.substr(0, slash).c_str(), O_RDONLY | O_CLOEXEC | O_DIRECTORY));
+  if (!dir_fd.is_valid()) return parent;
+  return LoadIgnoreFile(dir_fd.get(), path.c_str() + slash + 1, "", std::move(parent));
+}
+
+// The git repository `root` is in, as git sees its ignore rules: where it starts (`top`), the
+// root relative to it, and the rules that apply from outside the root (in git's order of
+// precedence, weakest first): the user's global excludes file, .git/info/exclude, and the
+// .gitignore files of the directories from `top` down to the root's parent. Outside any
+// repository: the root alone, no rules.
+struct GitContext {
+  std::string top;
+  std::string prefix;  // The root relative to `top` ("" when it is the top).
+  std::shared_ptr<const GitignoreChain> chain;
+};
+
+GitContext FindGitContext(const std::string& root) {
+  GitContext git{root, "", nullptr};
+  std::string dir = root;
+  struct stat info;
+  while (::stat((dir + "/.git").c_str(), &info) != 0) {
+    if (dir == "/" || dir.empty()) return git;  // Not in a repository.
+    size_t slash = dir.rfind('/');
+    dir = slash == 0 ? "/" : dir.substr(0, slash);
+  }
+  git.top = dir;
+  git.prefix = root == dir ? "" : root.substr(dir == "/" ? 1 : dir.size() + 1);
+  // The user's excludes file (core.excludesFile's default; a configured one is not read).
+  const char* config = std::getenv("XDG_CONFIG_HOME");
+  const char* home = std::getenv("HOME");
+  std::string global = config != nullptr && config[0] == '/' ? std::string(config) + "/git/ignore"
+                       : home != nullptr && home[0] == '/'
+                           ? std::string(home) + "/.config/git/ignore"
+                           : "";
+  if (!global.empty()) git.chain = LoadIgnoreFile(global, git.chain);
+  // A worktree's .git is a file naming its git directory.
+  std::string git_dir = dir + "/.git";
+  if (S_ISREG(info.st_mode)) {
+    std::ifstream file(git_dir);
+    std::string line;
+    std::getline(file, line);
+    if (line.starts_with("gitdir: ")) {
+      std::string named = line.substr(8);
+      git_dir = named.starts_with('/') ? named : dir + "/" + named;
+    }
+  }
+  git.chain = LoadIgnoreFile(git_dir + "/info/exclude", git.chain);
+  // The .gitignore files above the root, from the top down (the root's own is read with it).
+  std::string base;
+  for (size_t start = 0; start <= git.prefix.size() && !git.prefix.empty();) {
+    UniqueFd fd(::open((base.empty() ? dir : dir + "/" + base).c_str(),
+                       O_RDONLY | O_CLOEXEC | O_DIRECTORY));
+    if (fd.is_valid()) git.chain = LoadGitignore(fd.get(), base, git.chain);
+    size_t end = git.prefix.find('/', start);
+    if (end == std::string::npos) break;
+    base = git.prefix.substr(0, end);
+    start = end + 1;
+  }
+  return git;
 }
 
 bool IsGitignored(const GitignoreChain* chain, std::string_view relative, bool is_directory) {
@@ -172,14 +245,20 @@ Result<ListResult> ListFiles(const Workspace& workspace, const ResolvedPath& dir
   ListResult result;
   if (options.limit == 0 || workspace.IsBlocked(dir)) return result;
 
-  // Gitignore rules are matched on paths from `top`: the workspace root for a directory inside
-  // it (so the root's and intermediate .gitignore files apply), else the listed directory.
+  // Paths are matched from the workspace root for a directory inside it (so the root's and
+  // intermediate .gitignore files apply), else from the listed directory; gitignore rules from
+  // the top of the git repository the root is in (git_prefix + path), so that its ignore files
+  // above the root, .git/info/exclude and the user's global one apply as git applies them.
   const bool is_inside = !dir.is_outside;
   const std::string prefix = is_inside ? dir.relative : "";  // Listed dir, relative to top.
-  std::shared_ptr<const GitignoreChain> chain;
+  GitContext git = is_inside ? FindGitContext(workspace.root()) : GitContext{};
+  auto from_git_top = [&git](std::string path) {
+    return git.prefix.empty() ? path : JoinRelative(git.prefix, path);
+  };
+  std::shared_ptr<const GitignoreChain> chain = git.chain;
   if (is_inside && !prefix.empty()) {
     UniqueFd top_fd(::open(workspace.root().c_str(), O_RDONLY | O_CLOEXEC | O_DIRECTORY));
-    if (top_fd.is_valid()) chain = LoadGitignore(top_fd.get(), "", nullptr);
+    if (top_fd.is_valid()) chain = LoadGitignore(top_fd.get(), git.prefix, chain);
     std::string base;
     for (size_t start = 0; start < prefix.size();) {
       size_t end = prefix.find('/', start);
@@ -188,11 +267,11 @@ Result<ListResult> ListFiles(const Workspace& workspace, const ResolvedPath& dir
       if (end == prefix.size()) break;  // The listed directory itself is loaded below.
       std::string absolute = workspace.root() + "/" + base;
       UniqueFd fd(::open(absolute.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECTORY));
-      if (fd.is_valid()) chain = LoadGitignore(fd.get(), base, chain);
+      if (fd.is_valid()) chain = LoadGitignore(fd.get(), from_git_top(base), chain);
       start = end + 1;
     }
   }
-  chain = LoadGitignore(root_fd.get(), prefix, chain);
+  chain = LoadGitignore(root_fd.get(), from_git_top(prefix), chain);
 
   // Like Kilo Code: hidden and excluded directories are entered only when the listed directory
   // is one (or inside one); unlike it, they are listed, so the model knows they are there.
@@ -224,8 +303,9 @@ Result<ListResult> ListFiles(const Workspace& workspace, const ResolvedPath& dir
       current_fd.Reset(::openat(root_fd.get(), current.relative.c_str(),
                                 O_RDONLY | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW));
       if (!current_fd.is_valid()) continue;  // Unreadable or gone: skipped, as Kilo Code does.
-      current.gitignore = LoadGitignore(current_fd.get(), JoinRelative(prefix, current.relative),
-                                        current.gitignore);
+      current.gitignore =
+          LoadGitignore(current_fd.get(), from_git_top(JoinRelative(prefix, current.relative)),
+                        current.gitignore);
     }
     int fd = current.node == 0 ? root_fd.get() : current_fd.get();
     Result<std::vector<Entry>> entries = ReadEntries(fd, dir.absolute);
@@ -237,7 +317,9 @@ Result<ListResult> ListFiles(const Workspace& workspace, const ResolvedPath& dir
     for (Entry& entry : *entries) {
       if (entry.is_directory && IsVersionControlDirectory(entry.name)) continue;
       std::string from_top = JoinRelative(prefix, JoinRelative(current.relative, entry.name));
-      if (IsGitignored(current.gitignore.get(), from_top, entry.is_directory)) continue;
+      if (IsGitignored(current.gitignore.get(), from_git_top(from_top), entry.is_directory)) {
+        continue;
+      }
       if (is_inside && blocking.Match(from_top, entry.is_directory) == IgnoreMatch::kIgnored) {
         if (!options.include_blocked) continue;
         entry.is_blocked = true;

@@ -62,6 +62,32 @@ TEST(ListFilesTest, NonRecursiveListsOneLevelWithDirectoriesMarked) {
             (std::vector<std::string>{".env.example", "b.txt", ".github/", "a/", "node_modules/"}));
 }
 
+// A workspace inside a git repository: the repository's .gitignore files above it and
+// .git/info/exclude apply, as git (and search_files) apply them.
+TEST(ListFilesTest, TheRepositorysIgnoreFilesAboveTheWorkspaceApply) {
+  TempTree tree;
+  tree.File(".git/info/exclude", "local_excluded.txt\n");
+  tree.File(".gitignore", "*.gen\nsub/ws/build_out/\n");
+  tree.File("sub/.gitignore", "from_sub.txt\n");
+  tree.File("sub/ws/keep.c");
+  tree.File("sub/ws/a.gen");
+  tree.File("sub/ws/local_excluded.txt");
+  tree.File("sub/ws/from_sub.txt");
+  tree.File("sub/ws/build_out/x.txt");
+  tree.File("sub/ws/src/deeper.gen");
+  auto workspace = Workspace::Open(tree.root() + "/sub/ws");
+  ASSERT_TRUE(workspace.ok());
+  for (const char* listed : {".", "src"}) {
+    Result<ResolvedPath> resolved = (*workspace)->Resolve(listed);
+    ASSERT_TRUE(resolved.ok());
+    Result<ListResult> result =
+        ListFiles(**workspace, *resolved, ListOptions{.recursive = true, .limit = 200});
+    std::vector<std::string> expected;
+    if (std::string_view(listed) == ".") expected = {"keep.c", "src/"};
+    EXPECT_EQ(Entries(result), expected) << listed;
+  }
+}
+
 // A directory of many files still shows its subdirectories within the limit (they were cut,
 // and the notice told the model to list subdirectories it had not been shown).
 TEST(ListFilesTest, DirectoriesAreKeptWhenALimitCutsTheListing) {
