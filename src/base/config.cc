@@ -702,7 +702,9 @@ constexpr std::string_view kProfileFields[] = {"provider",
                                                "fallback",
                                                "connect_timeout_ms",
                                                "first_byte_timeout_ms",
-                                               "idle_timeout_ms"};
+                                               "idle_timeout_ms",
+                                               "reasoning_effort",
+                                               "thinking_budget_tokens"};
 
 // A key in a file that others may read is a leak waiting to happen; refuse it (at the key's line).
 Status CheckKeyFileIsPrivate(const std::string& path, const toml::node& key,
@@ -802,6 +804,26 @@ Status ApplyProfileField(const std::string& path, std::string_view table, std::s
   }
   if (field == "idle_timeout_ms") {
     ASSIGN_OR_RETURN(profile.idle_timeout_ms, BoundedInteger(path, node, table, field, 1, 3600000));
+    return OkStatus();
+  }
+  if (field == "reasoning_effort") {
+    ASSIGN_OR_RETURN(std::string value, GetStringField(path, node, table, field));
+    if (value != "low" && value != "medium" && value != "high") {
+      return FieldError(path, node, table, field,
+                        "expected \"low\", \"medium\" or \"high\", got " + Quote(value));
+    }
+    profile.reasoning_effort = value;
+    return OkStatus();
+  }
+  if (field == "thinking_budget_tokens") {
+    // Anthropic takes at least 1024; 0 turns a budget off.
+    ASSIGN_OR_RETURN(profile.thinking_budget_tokens,
+                     BoundedInteger(path, node, table, field, 0, 1000000));
+    if (profile.thinking_budget_tokens != 0 && profile.thinking_budget_tokens < 1024) {
+      return FieldError(path, node, table, field,
+                        "expected 0 (none) or at least 1024 tokens, got " +
+                            std::to_string(profile.thinking_budget_tokens));
+    }
     return OkStatus();
   }
   return FieldError(path, node, table, field,
@@ -1064,6 +1086,12 @@ std::string FormatProfiles(const Config& config) {
     out +=
         fmt::format("connect_timeout_ms = {}\nfirst_byte_timeout_ms = {}\nidle_timeout_ms = {}\n",
                     p.connect_timeout_ms, p.first_byte_timeout_ms, p.idle_timeout_ms);
+    if (!p.reasoning_effort.empty()) {
+      out += "reasoning_effort = " + TomlString(p.reasoning_effort) + "\n";
+    }
+    if (p.thinking_budget_tokens != 0) {
+      out += fmt::format("thinking_budget_tokens = {}\n", p.thinking_budget_tokens);
+    }
   }
   return out;
 }
@@ -1178,6 +1206,8 @@ std::string DescribeKeys() {
       "  rate_limit_per_minute (integer, 0 = unlimited); fallback (string: a profile to use "
       "when this one is unavailable)\n"
       "  connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms (integers, milliseconds)\n"
+      "  reasoning_effort (string: low, medium or high, for models that think);\n"
+      "  thinking_budget_tokens (integer: 0 = none, else at least 1024; Anthropic and Gemini)\n"
       "\n[models.\"PROVIDER/ID\"]: overrides of the model catalog (`lapce-ai models`)\n"
       "  context_window, max_output_tokens (integers); supports_tools, supports_images,\n"
       "  supports_reasoning, supports_prompt_cache (booleans); input_price, output_price,\n"

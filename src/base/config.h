@@ -82,6 +82,10 @@ struct Config {
     uint32_t connect_timeout_ms = 10000;
     uint32_t first_byte_timeout_ms = 120000;
     uint32_t idle_timeout_ms = 120000;
+    // Thinking for models that can: "low", "medium" or "high" ("" = the model's default), or a
+    // budget in tokens (0 = none; Anthropic's and Gemini's), which wins over the effort.
+    std::string reasoning_effort;
+    uint32_t thinking_budget_tokens = 0;
     std::string origin;           // "<file>:<line>" of the table, for messages.
     std::string fallback_origin;  // "<file>:<line>" of its fallback key.
   };

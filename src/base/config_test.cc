@@ -591,12 +591,14 @@ api_key_env = "WORK_ANTHROPIC_KEY"
 headers = { "X-Team" = "infra" }
 fallback = "fast"
 idle_timeout_ms = 30000
+thinking_budget_tokens = 4096
 
 [profiles.fast]
 provider = "openai"
 model = "gpt-4.1-mini"
 base_url = "http://127.0.0.1:8080/v1/"
 rate_limit_per_minute = 60
+reasoning_effort = "high"
 
 [models."openrouter/acme/coder-1"]
 context_window = 65536
@@ -619,6 +621,8 @@ supports_images = false
   EXPECT_EQ(main.origin, Path() + ":4");
   EXPECT_EQ(config->profiles[1].base_url, "http://127.0.0.1:8080/v1");
   EXPECT_EQ(config->profiles[1].rate_limit_per_minute, 60u);
+  EXPECT_EQ(main.thinking_budget_tokens, 4096u);
+  EXPECT_EQ(config->profiles[1].reasoning_effort, "high");
   ASSERT_EQ(config->models.size(), 1u);
   EXPECT_EQ(config->models[0].provider, "openrouter");
   EXPECT_EQ(config->models[0].id, "acme/coder-1");
@@ -671,9 +675,21 @@ TEST_F(ConfigTest, ProfileErrorsNameFileLineProfileAndField) {
                 ":4: profiles.a.base_url: expected a URL without spaces or control "
                 "characters, got 'http://exa mple.com/v1'");
   EXPECT_EQ(FileError("[profiles.a]\nprovider = \"openai\"\nmodel = \"m\"\nretries = 3\n"),
-            Path() + ":4: profiles.a.retries: unknown field (known fields: provider, model, "
-                     "base_url, api_key_env, api_key, headers, rate_limit_per_minute, fallback, "
-                     "connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms)");
+            Path() +
+                ":4: profiles.a.retries: unknown field (known fields: provider, model, "
+                "base_url, api_key_env, api_key, headers, rate_limit_per_minute, fallback, "
+                "connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms, "
+                "reasoning_effort, thinking_budget_tokens)");
+  EXPECT_EQ(FileError("[profiles.a]\nprovider = \"openai\"\nmodel = \"m\"\nreasoning_effort = "
+                      "\"max\"\n"),
+            Path() +
+                ":4: profiles.a.reasoning_effort: expected \"low\", \"medium\" or \"high\", "
+                "got 'max'");
+  EXPECT_EQ(FileError("[profiles.a]\nprovider = \"anthropic\"\nmodel = \"m\"\n"
+                      "thinking_budget_tokens = 500\n"),
+            Path() +
+                ":4: profiles.a.thinking_budget_tokens: expected 0 (none) or at least 1024 "
+                "tokens, got 500");
   EXPECT_EQ(FileError("[profiles.a]\nprovider = \"openai\"\n"),
             Path() + ":1: profiles.a: 'provider' and 'model' are required, e.g. provider = "
                      "\"anthropic\" and model = \"claude-sonnet-4-5\"");

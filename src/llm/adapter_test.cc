@@ -331,6 +331,17 @@ TEST(OpenAiRequestTest, ReasoningGoesBackWithToolCallsToItsOwnEndpoint) {
   EXPECT_FALSE(messages[2].contains("reasoning_content"));
 }
 
+// A reasoning effort (a profile's reasoning_effort) turns on extended thinking with the budget
+// it stands for; the temperature is then left out, as Anthropic requires.
+TEST(AnthropicRequestTest, AnEffortAsksForThinking) {
+  CompletionRequest conversation = Conversation("claude-sonnet-4-5");
+  conversation.reasoning_effort = "medium";
+  json body = json::parse(Build("anthropic", conversation).body);
+  EXPECT_EQ(body["thinking"], json({{"type", "enabled"}, {"budget_tokens", 8192}}));
+  EXPECT_FALSE(body.contains("temperature"));
+  EXPECT_GT(body["max_tokens"].get<int64_t>(), 8192);
+}
+
 TEST(AnthropicRequestTest, ATemperatureOverOneIsRefusedBeforeSending) {
   CompletionRequest conversation = Conversation("claude-sonnet-4-5");
   conversation.temperature = 1.5;

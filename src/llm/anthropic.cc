@@ -504,9 +504,12 @@ Result<http::Request> BuildAnthropicRequest(const Endpoint& endpoint,
   int64_t max_tokens = request.max_tokens.value_or(model != nullptr && model->max_output_tokens > 0
                                                        ? model->max_output_tokens
                                                        : kDefaultMaxTokens);
-  if (request.reasoning_budget_tokens) {
-    max_tokens = std::max(max_tokens, *request.reasoning_budget_tokens + kAnswerTokensAboveBudget);
+  // Extended thinking: a budget, or one for the effort asked for.
+  std::optional<int64_t> budget = request.reasoning_budget_tokens;
+  if (!budget && ThinkingBudgetForEffort(request.reasoning_effort) > 0) {
+    budget = ThinkingBudgetForEffort(request.reasoning_effort);
   }
+  if (budget) max_tokens = std::max(max_tokens, *budget + kAnswerTokensAboveBudget);
   body["max_tokens"] = max_tokens;
   if (!request.system_prompt.empty()) {
     OrderedJson system = {{"type", "text"}, {"text", request.system_prompt}};
@@ -522,9 +525,9 @@ Result<http::Request> BuildAnthropicRequest(const Endpoint& endpoint,
     }
     body["tools"] = std::move(tools);
   }
-  if (request.reasoning_budget_tokens) {
+  if (budget) {
     // Extended thinking requires the default temperature.
-    body["thinking"] = {{"type", "enabled"}, {"budget_tokens", *request.reasoning_budget_tokens}};
+    body["thinking"] = {{"type", "enabled"}, {"budget_tokens", *budget}};
   } else if (request.temperature) {
     body["temperature"] = *request.temperature;
   }

@@ -123,13 +123,6 @@ OrderedJson GeminiSchema(const OrderedJson& schema, const OrderedJson& root, int
   return out;
 }
 
-int64_t BudgetForEffort(std::string_view effort) {
-  if (effort == "low") return 1024;
-  if (effort == "medium") return 8192;
-  if (effort == "high") return 24576;
-  return -1;
-}
-
 // Gemini 3 and later refuse a function call of the current turn without its thoughtSignature;
 // one made by another model or endpoint (a resumed session, a fallback) has none that they
 // take. For those, Google documents this value, which skips the check.
@@ -537,7 +530,7 @@ Result<http::Request> BuildGeminiRequest(const Endpoint& endpoint, const Complet
   if (request.temperature) generation["temperature"] = *request.temperature;
   if (request.max_tokens) generation["maxOutputTokens"] = *request.max_tokens;
   int64_t budget =
-      request.reasoning_budget_tokens.value_or(BudgetForEffort(request.reasoning_effort));
+      request.reasoning_budget_tokens.value_or(ThinkingBudgetForEffort(request.reasoning_effort));
   if (budget >= 0) {
     generation["thinkingConfig"] = {{"thinkingBudget", budget}, {"includeThoughts", true}};
   }

@@ -253,6 +253,12 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     attempt->model = shared_->catalog.Resolve(current.info.provider, attempt->model_id);
     CompletionRequest request = request_;
     request.model = attempt->model_id;
+    if (request.reasoning_effort.empty() && !request.reasoning_budget_tokens) {
+      request.reasoning_effort = current.reasoning_effort;
+      if (current.thinking_budget_tokens > 0) {
+        request.reasoning_budget_tokens = current.thinking_budget_tokens;
+      }
+    }
     Result<http::Request> built =
         internal::BuildRequest(*current.spec, current.endpoint, request,
                                shared_->catalog.Find(current.info.provider, attempt->model_id));

@@ -212,6 +212,20 @@ TEST_F(PoolTest, GoldenTranscriptsReplayEndToEndWithCost) {
   }
 }
 
+// A profile's thinking settings reach requests that do not set their own.
+TEST_F(PoolTest, AProfilesThinkingBudgetIsAskedFor) {
+  Config::Profile thinking = Profile("p", "anthropic", "claude-sonnet-4-5", "/p");
+  thinking.thinking_budget_tokens = 2048;
+  auto pool = Pool({thinking});
+  ASSERT_NE(pool, nullptr);
+  server_->Enqueue("/p/", Golden("anthropic", "thinking"));
+  Collector collector;
+  ASSERT_TRUE(pool->Stream("", Hello(), collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  nlohmann::json body = nlohmann::json::parse(server_->requests().back().body);
+  EXPECT_EQ(body["thinking"]["budget_tokens"], 2048) << body.dump();
+}
+
 TEST_F(PoolTest, OneByteAtATimeGivesTheSameEvents) {
   auto pool = Pool({Profile("p", "anthropic", "claude-sonnet-4-5", "/p")});
   FakeResponse response = Golden("anthropic", "tool_calls_split");

@@ -124,6 +124,8 @@ Result<ResolvedProfiles> ResolveProfiles(const Config& config, const char* const
     profile.endpoint.idle_timeout = std::chrono::milliseconds(entry.idle_timeout_ms);
     profile.rate_limit_per_minute = entry.rate_limit_per_minute;
     profile.fallback = entry.fallback;
+    profile.reasoning_effort = entry.reasoning_effort;
+    profile.thinking_budget_tokens = entry.thinking_budget_tokens;
     out.profiles.push_back(std::move(profile));
   }
   if (config.profiles.empty()) {

@@ -183,6 +183,14 @@ Result<std::vector<std::shared_ptr<const std::string>>> EntriesNamingTools(
 inline bool IsOwnReasoning(const ContentPart& part, std::string_view origin) {
   return part.origin.empty() || part.origin == origin;
 }
+// The thinking budget a reasoning effort stands for where a provider takes only a budget
+// (Anthropic, Gemini): "low" 1024, "medium" 8192, "high" 24576 tokens; -1 for none.
+inline int64_t ThinkingBudgetForEffort(std::string_view effort) {
+  if (effort == "low") return 1024;
+  if (effort == "medium") return 8192;
+  if (effort == "high") return 24576;
+  return -1;
+}
 // ReasoningOrigin of `endpoint`.
 inline std::string OriginOf(const Endpoint& endpoint) {
   return ReasoningOrigin(endpoint.provider, endpoint.base_url);

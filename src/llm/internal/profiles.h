@@ -19,6 +19,9 @@ struct ResolvedProfile {
   Endpoint endpoint;
   uint32_t rate_limit_per_minute = 0;
   std::string fallback;  // Empty: none.
+  // Thinking asked of the model when a request does not say (Config::Profile).
+  std::string reasoning_effort;
+  int64_t thinking_budget_tokens = 0;
   // Set on the implicit ollama profile when nothing else is configured: said, and not retried,
   // when it cannot be reached (a first run with no key and no config file).
   std::string setup_hint;
