@@ -1418,6 +1418,14 @@ TEST_F(AgentE2eTest, ExportDeleteAndBadIds) {
   EXPECT_NE(linked.err.find("symbolic link"), std::string::npos) << linked.err;
   EXPECT_FALSE(std::filesystem::exists(home_ + "/victim"));
 
+  // A full disk behind stdout is said, and a failure (it exited 0 having written nothing).
+  ProcessResult full = test::RunProcess(
+      {"/bin/sh", "-c", "exec \"$0\" sessions show \"$1\" > /dev/full", LAPCE_AI_BIN, first},
+      Env());
+  EXPECT_EQ(full.exit_code, 1) << full.err;
+  EXPECT_NE(full.err.find("cannot write the output: No space left on device"), std::string::npos)
+      << full.err;
+
   ProcessResult bad_format = Lapce({"sessions", "export", first, "--format", "pdf"});
   EXPECT_EQ(bad_format.exit_code, 2);
   EXPECT_NE(bad_format.err.find("md or json"), std::string::npos) << bad_format.err;

@@ -127,7 +127,8 @@ std::vector<size_t> ConversationOrder(const std::vector<HistoryMessage>& history
 
 // The text of the tool_result added for a tool call that never got one (Kilo's resume repair).
 inline constexpr std::string_view kInterruptedToolResultText =
-    "Task was interrupted before this tool call could be completed.";
+    "Task was interrupted before this tool call's result was recorded: it may have run, in part "
+    "or whole. Check its effects before running it again.";
 
 // The visible messages in conversation order as a provider must get them: starting with a user
 // message, roles alternating (adjacent same-role messages merged), every tool call answered by a

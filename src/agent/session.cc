@@ -942,8 +942,9 @@ void Session::Turn::Persist(const ContextChange& change) {
 Error Session::Turn::Unsaved() const {
   return Error(ErrorCode::kIo, "the session could not be saved (" + unsaved->message() +
                                    "), so this turn stopped before doing more. Make room (or "
-                                   "mend the store), then go on with: lapce-ai sessions resume " +
-                                   session.id_);
+                                   "mend the store), then send your message again (from a "
+                                   "terminal: lapce-ai sessions resume " +
+                                   session.id_ + ")");
 }
 
 Result<StopReason> Session::Turn::Run(std::string_view text) {

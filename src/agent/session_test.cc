@@ -356,12 +356,13 @@ class SessionTest : public ::testing::Test {
   // A pool with one openai profile per name, each at base URL <server>/<name>/v1 (its own
   // response queue). `context_window` overrides the model's window (with 1000 output tokens).
   llm::ProviderPool& MakePool(std::vector<std::string> names, std::string model = "gpt-4o",
-                              std::optional<int64_t> context_window = std::nullopt) {
+                              std::optional<int64_t> context_window = std::nullopt,
+                              std::string provider = "openai") {
     Config config;
     for (const std::string& name : names) {
       Config::Profile profile;
       profile.name = name;
-      profile.provider = "openai";
+      profile.provider = provider;
       profile.model = model;
       profile.base_url = server_->base_url() + "/" + name + "/v1";
       profile.api_key_env = "OPENAI_API_KEY";
@@ -547,9 +548,9 @@ TEST_F(SessionTest, NativeReadEditRunComplete) {
   const int64_t window = session->Info().context_window;
   EXPECT_GT(bodies[0].value("max_completion_tokens", int64_t{0}), 0) << bodies[0].dump();
   EXPECT_LE(bodies[0].value("max_completion_tokens", int64_t{0}), (window + 4) / 5);
-  // The reasoning of a message with tool calls goes back to the server that made it.
+  // Reasoning goes back only to servers that want it (DeepSeek's; Groq refuses the field).
   const json& assistant = bodies[1]["messages"][2];
-  EXPECT_EQ(assistant.value("reasoning_content", ""), first.reasoning) << assistant.dump();
+  EXPECT_FALSE(assistant.contains("reasoning_content")) << assistant.dump();
   std::optional<std::string> read = ToolResultOf(bodies[1], "call_1");
   ASSERT_TRUE(read.has_value()) << bodies[1]["messages"].dump();
   EXPECT_NE(read->find("hello world"), std::string::npos) << *read;
@@ -584,6 +585,24 @@ TEST_F(SessionTest, NativeReadEditRunComplete) {
   Result<std::optional<SessionRecord>> record = store_->FindSession(session->id());
   ASSERT_TRUE(record.ok() && record->has_value());
   EXPECT_EQ((*record)->status, SessionStatus::kCompleted);
+}
+
+// A thinking model that calls tools (DeepSeek's) gets the reasoning of its tool-calling message
+// back: the session records which endpoint made it.
+TEST_F(SessionTest, ReasoningGoesBackToTheEndpointThatMadeIt) {
+  Engine& engine = MakeEngine(MakePool({"p"}, "deepseek-reasoner", std::nullopt, "deepseek"));
+  std::shared_ptr<Session> session = NewSession(engine);
+  ScriptedTurn first;
+  first.reasoning = "Read the file first.";
+  first.calls.push_back({"call_1", "read_file", ReadArgs("src.txt")});
+  Enqueue(OpenAiTurn(first));
+  Enqueue(OpenAiToolCall("call_2", "attempt_completion", CompletionArgs("Read.")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Read src.txt", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  const json& assistant = bodies[1]["messages"][2];
+  EXPECT_EQ(assistant.value("reasoning_content", ""), first.reasoning) << assistant.dump();
 }
 
 // ---- 2. XML protocol ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -1010,7 +1011,9 @@ int SessionsShowOrExport(const SessionsFlags& flags, bool is_export) {
   Result<Loaded> loaded = LoadStored(**store, flags.id);
   if (!loaded.ok()) {
     std::fprintf(stderr, "lapce-ai sessions %s: %s\n", verb, loaded.error().message().c_str());
-    return loaded.error().code() == ErrorCode::kNotFound ? kExitFailure : kExitUsage;
+    // An id prefix that names several sessions is the user's to change; the rest (not found, a
+    // damaged store) failed.
+    return loaded.error().code() == ErrorCode::kInvalidArgument ? kExitUsage : kExitFailure;
   }
   const std::string_view status = (*store)->ShownStatus(loaded->record);
   std::string text =
@@ -1024,9 +1027,18 @@ int SessionsShowOrExport(const SessionsFlags& flags, bool is_export) {
     if (!text.empty() && text.back() != '\n') std::fputc('\n', stdout);
     return kExitOk;
   }
-  // The user's own (0600, as the store), and never written through a link planted there.
-  UniqueFd out(
-      ::open(flags.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  // The user's own (0600, as the store), never written through a link planted there, and
+  // whole or not at all: a full disk left an empty file in place of an earlier export.
+  struct stat existing;
+  if (::lstat(flags.output.c_str(), &existing) == 0 && S_ISLNK(existing.st_mode)) {
+    std::fprintf(stderr,
+                 "lapce-ai sessions %s: cannot write '%s': it is a symbolic link (name a file)\n",
+                 verb, flags.output.c_str());
+    return kExitFailure;
+  }
+  // A temporary file beside it (mkstemp: 0600), renamed over it once all is written.
+  std::string temporary = flags.output + ".XXXXXX";
+  UniqueFd out(::mkstemp(temporary.data()));
   bool written = out.is_valid();
   for (size_t done = 0; written && done < text.size();) {
     ssize_t n = ::write(out.get(), text.data() + done, text.size() - done);
@@ -1034,10 +1046,13 @@ int SessionsShowOrExport(const SessionsFlags& flags, bool is_export) {
     written = n > 0;
     if (written) done += static_cast<size_t>(n);
   }
+  written =
+      written && ::fsync(out.get()) == 0 && ::rename(temporary.c_str(), flags.output.c_str()) == 0;
   if (!written) {
+    int error = errno;
+    if (out.is_valid()) ::unlink(temporary.c_str());
     std::fprintf(stderr, "lapce-ai sessions %s: cannot write '%s': %s\n", verb,
-                 flags.output.c_str(),
-                 errno == ELOOP ? "it is a symbolic link (name a file)" : std::strerror(errno));
+                 flags.output.c_str(), std::strerror(error));
     return kExitFailure;
   }
   std::fprintf(stderr, "wrote %s\n", flags.output.c_str());

@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -168,5 +170,15 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  return run ? run(*config) : 1;
+  int status = run ? run(*config) : 1;
+  // A full disk or a closed file behind stdout: the output is not all there, so the command
+  // failed, and says so (it exited 0 with an empty file).
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
+    int error = errno;
+    if (error != EPIPE) {
+      std::fprintf(stderr, "lapce-ai: cannot write the output: %s\n", std::strerror(error));
+    }
+    if (status == 0) status = 1;
+  }
+  return status;
 }

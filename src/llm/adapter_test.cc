@@ -189,6 +189,9 @@ TEST(RequestTest, ToolResultsNamedOrLookedUpGiveTheSameBody) {
 TEST(AnthropicRequestTest, UrlHeadersCachingAndThinking) {
   CompletionRequest conversation = Conversation("claude-sonnet-4-5");
   conversation.reasoning_budget_tokens = 2048;
+  // Thinking Anthropic made goes back to it (as the session records who made it).
+  conversation.messages[1].parts[0].origin =
+      ReasoningOrigin("anthropic", EndpointFor("anthropic").base_url);
   http::Request request = Build("anthropic", conversation);
   EXPECT_EQ(request.url, "https://api.anthropic.com/v1/messages");
   EXPECT_EQ(http::FindHeader(request.headers, "x-api-key"), kKey);
@@ -268,12 +271,45 @@ TEST(GeminiRequestTest, ToolSchemasAreWhatGeminiTakes) {
   // A required name without a property is left out, as Gemini refuses it.
   EXPECT_EQ(path_item["required"], json({"path", "line_ranges"}));
   json properties = declarations[0]["parameters"]["properties"];
-  EXPECT_EQ(properties["kind"], json({{"enum", {"all"}}}));
+  EXPECT_EQ(properties["kind"], json({{"type", "string"}, {"enum", {"all"}}}));
   EXPECT_EQ(properties["where"]["properties"]["x"]["type"], "integer");
   EXPECT_EQ(properties["uri"], json({{"type", "string"}}));
   EXPECT_EQ(properties["either"], json({{"nullable", true}, {"type", "string"}}));
   EXPECT_FALSE(declarations[0]["parameters"].contains("$defs"));
   EXPECT_FALSE(declarations[1].contains("parameters")) << declarations[1].dump();
+}
+
+// What else Gemini refuses: enums of numbers or with null, arrays without items, keywords of
+// another type beside a type list; and a recursive $ref grew the request to tens of MB.
+TEST(GeminiRequestTest, SchemaValuesAndRecursionAreMadeAcceptable) {
+  CompletionRequest conversation = Conversation("gemini-2.5-pro");
+  conversation.tools = {
+      {"filter", "An MCP tool with awkward types.",
+       R"({"type":"object","properties":{)"
+       R"("level":{"type":"integer","enum":[1,2,3]},"mode":{"const":2},)"
+       R"("flag":{"enum":["on","off",null]},"tags":{"type":"array"},)"
+       R"("paths":{"type":["string","array"],"items":{"type":"string"}},)"
+       R"("where":{"$ref":"#/$defs/F"}},)"
+       R"("$defs":{"F":{"type":"object","properties":{"and":{"type":"array",)"
+       R"("items":{"$ref":"#/$defs/F"}},"not":{"$ref":"#/$defs/F"},"field":{"type":"string"}}}}})"}};
+  std::string body_text = Build("gemini", conversation).body;
+  EXPECT_LT(body_text.size(), 8000u);
+  json properties =
+      json::parse(body_text)["tools"][0]["functionDeclarations"][0]["parameters"]["properties"];
+  EXPECT_EQ(properties["level"],
+            json({{"type", "integer"}, {"description", "(One of: 1, 2, 3.)"}}));
+  EXPECT_EQ(properties["mode"], json({{"description", "(One of: 2.)"}, {"type", "integer"}}));
+  EXPECT_EQ(properties["flag"],
+            json({{"nullable", true}, {"type", "string"}, {"enum", {"on", "off"}}}));
+  EXPECT_EQ(properties["tags"], json({{"type", "array"}, {"items", {{"type", "string"}}}}));
+  EXPECT_EQ(properties["paths"],
+            json({{"anyOf",
+                   {{{"type", "string"}}, {{"type", "array"}, {"items", {{"type", "string"}}}}}}}));
+  // Inlined once; below that, any value.
+  json where = properties["where"];
+  EXPECT_EQ(where["properties"]["field"]["type"], "string");
+  EXPECT_EQ(where["properties"]["not"], json::object());
+  EXPECT_EQ(where["properties"]["and"]["items"], json({{"type", "string"}}));
 }
 
 // Gemini 3 refuses a function call of the conversation without the thoughtSignature it came
@@ -329,6 +365,11 @@ TEST(OpenAiRequestTest, ReasoningGoesBackWithToolCallsToItsOwnEndpoint) {
   reasoning.origin.clear();  // Not known: not sent (it may be another server's).
   messages = json::parse(Build("openai", conversation, base).body)["messages"];
   EXPECT_FALSE(messages[2].contains("reasoning_content"));
+  // Groq streams reasoning too, and refuses the field in a request.
+  const std::string groq = EndpointFor("groq").base_url;
+  reasoning.origin = ReasoningOrigin("groq", groq);
+  messages = json::parse(Build("groq", conversation).body)["messages"];
+  EXPECT_FALSE(messages[2].contains("reasoning_content")) << messages[2].dump();
 }
 
 // A reasoning effort (a profile's reasoning_effort) turns on extended thinking with the budget
@@ -340,6 +381,22 @@ TEST(AnthropicRequestTest, AnEffortAsksForThinking) {
   EXPECT_EQ(body["thinking"], json({{"type", "enabled"}, {"budget_tokens", 8192}}));
   EXPECT_FALSE(body.contains("temperature"));
   EXPECT_GT(body["max_tokens"].get<int64_t>(), 8192);
+}
+
+// A server that numbers its calls per reply ("call_0" each time) made ids Anthropic refuses as
+// repeated: each is sent unique, and its result follows it.
+TEST(AnthropicRequestTest, RepeatedToolIdsAreSentUnique) {
+  CompletionRequest conversation = Conversation("claude-sonnet-4-5");
+  conversation.messages[1].parts[2].tool_call_id = "call_0";
+  conversation.messages[2].parts[0].tool_call_id = "call_0";
+  conversation.messages.push_back(conversation.messages[1]);
+  conversation.messages.push_back(conversation.messages[2]);
+  json messages = json::parse(Build("anthropic", conversation).body)["messages"];
+  ASSERT_EQ(messages.size(), 5u) << messages.dump();
+  EXPECT_EQ(messages[1]["content"].back()["id"], "call_0");
+  EXPECT_EQ(messages[2]["content"][0]["tool_use_id"], "call_0");
+  EXPECT_EQ(messages[3]["content"].back()["id"], "call_0_2");
+  EXPECT_EQ(messages[4]["content"][0]["tool_use_id"], "call_0_2");
 }
 
 TEST(AnthropicRequestTest, ATemperatureOverOneIsRefusedBeforeSending) {
@@ -376,6 +433,13 @@ TEST(OllamaRequestTest, ArgumentsAreObjectsAndOptionsNested) {
   json body = json::parse(request.body);
   EXPECT_EQ(body["stream"], true);
   EXPECT_EQ(body["options"]["num_predict"], 1000);
+  EXPECT_FALSE(body["options"].contains("num_ctx"));  // An unknown model: the server's own.
+  ModelInfo known;
+  known.context_window = 40960;
+  Result<http::Request> with_window = BuildRequest(*FindProvider("ollama"), EndpointFor("ollama"),
+                                                   Conversation("qwen3:8b"), &known);
+  ASSERT_TRUE(with_window.ok());
+  EXPECT_EQ(json::parse(with_window->body)["options"]["num_ctx"], 40960);
   json messages = body["messages"];
   ASSERT_EQ(messages.size(), 5u) << messages.dump();
   EXPECT_EQ(messages[1]["images"][0], "iVBORw0K");

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <optional>
+#include <set>
 
 #include "llm/internal/fast_json.h"
 #include "llm/internal/parser_base.h"
@@ -86,22 +88,61 @@ Status AppendMessageEntry(const Message& message, std::string_view origin, Order
 // "messages" as JSON text, from each message's cached entry. Like Kilo Code, when caching, the
 // last two user messages get a cache breakpoint on their last block, so the next request reads
 // the conversation so far from the cache: those two are built afresh with their marker.
+// `messages` with tool call ids unique as Anthropic sees them (AnthropicToolId): a server that
+// numbers its calls per reply ("call_0" each time), or two ids that differ only in characters
+// Anthropic does not take, made a request it refuses. A repeated id becomes "<id>_<n>", and the
+// results that follow take the new one. Nothing when the ids are unique (the usual case).
+std::optional<std::vector<Message>> WithUniqueToolIds(const std::vector<Message>& messages) {
+  std::set<std::string> seen;
+  bool is_unique = true;
+  for (const Message& message : messages) {
+    for (const ContentPart& part : message.parts) {
+      if (part.kind == ContentPart::Kind::kToolCall) {
+        is_unique = is_unique && seen.insert(AnthropicToolId(part.tool_call_id)).second;
+      }
+    }
+  }
+  if (is_unique) return std::nullopt;
+  std::vector<Message> renamed = messages;
+  std::set<std::string> used;
+  std::map<std::string, std::string> current;  // A call's id → the id it is sent with.
+  for (Message& message : renamed) {
+    for (ContentPart& part : message.parts) {
+      if (part.kind == ContentPart::Kind::kToolCall) {
+        std::string id = AnthropicToolId(part.tool_call_id);
+        for (int n = 2; !used.insert(id).second; ++n) {
+          id = AnthropicToolId(part.tool_call_id) + "_" + std::to_string(n);
+        }
+        current[part.tool_call_id] = id;
+        part.tool_call_id = id;
+      } else if (part.kind == ContentPart::Kind::kToolResult) {
+        if (auto it = current.find(part.tool_call_id); it != current.end()) {
+          part.tool_call_id = it->second;
+        }
+      }
+    }
+  }
+  return renamed;
+}
+
 Result<OrderedJson> BuildMessages(const CompletionRequest& request, std::string_view origin,
                                   bool is_caching) {
+  std::optional<std::vector<Message>> renamed = WithUniqueToolIds(request.messages);
+  const std::vector<Message>& messages = renamed ? *renamed : request.messages;
   std::vector<std::shared_ptr<const std::string>> entries;
-  entries.reserve(request.messages.size());
+  entries.reserve(messages.size());
   const std::string format = "anthropic " + std::string(origin);
   auto build = [origin](const Message& message, OrderedJson& out) {
     return AppendMessageEntry(message, origin, out);
   };
-  for (const Message& message : request.messages) {
+  for (const Message& message : messages) {
     ASSIGN_OR_RETURN(entries.emplace_back(), CachedMessageJson(format, message, build));
   }
   int marked = 0;
   for (size_t i = entries.size(); is_caching && marked < 2 && i-- > 0;) {
-    if (request.messages[i].role != Role::kUser || entries[i]->empty()) continue;
+    if (messages[i].role != Role::kUser || entries[i]->empty()) continue;
     OrderedJson entry = OrderedJson::array();
-    RETURN_IF_ERROR(build(request.messages[i], entry));
+    RETURN_IF_ERROR(build(messages[i], entry));
     entry[0]["content"].back()["cache_control"] = {{"type", "ephemeral"}};
     entries[i] = std::make_shared<const std::string>(DumpRequestBody(entry[0]));
     ++marked;

@@ -12,116 +12,204 @@ namespace lai::llm::internal {
 namespace {
 
 // A JSON Schema as Gemini's function declarations take it: an OpenAPI 3.0 subset whose
-// "type" is one name, and which rejects every field it does not know (type lists, "const",
-// "$ref", "additionalProperties", … answer 400 for the whole request). Local "$ref"s are
-// inlined from "$defs" / "definitions" of `root`; ["T", "null"] becomes "T" with "nullable";
-// "const" becomes a one-value "enum", "oneOf" "anyOf", "allOf" its parts merged; what has no
-// equivalent is left out. `depth` bounds recursion (a cyclic $ref).
-OrderedJson GeminiSchema(const OrderedJson& schema, const OrderedJson& root, int depth = 0) {
-  OrderedJson out = OrderedJson::object();
-  if (!schema.is_object() || depth > 32) return out;
-  if (auto ref = schema.find("$ref"); ref != schema.end() && ref->is_string()) {
-    const std::string& path = ref->get_ref<const std::string&>();
-    for (std::string_view prefix : {"#/$defs/", "#/definitions/"}) {
-      std::string_view container = prefix.substr(2, prefix.size() - 3);
-      if (path.starts_with(prefix) && root.contains(container) &&
-          root[std::string(container)].contains(path.substr(prefix.size()))) {
-        return GeminiSchema(root[std::string(container)][path.substr(prefix.size())], root,
-                            depth + 1);
-      }
+// "type" is one name, whose "enum" holds strings, whose arrays have "items", and which rejects
+// every field it does not know (type lists, "const", "$ref", "additionalProperties", … answer
+// 400 for the whole request). Local "$ref"s are inlined from "$defs" / "definitions" of `root`
+// (a recursive one once: inlining it again would grow without end); ["T", "null"] becomes "T"
+// with "nullable"; "const" a one-value "enum", "oneOf" "anyOf", "allOf" its parts merged; values
+// an enum cannot hold are said in the description; what has no equivalent is left out.
+class GeminiSchemaConverter {
+ public:
+  explicit GeminiSchemaConverter(const OrderedJson& root) : root_(root) {}
+
+  OrderedJson Convert(const OrderedJson& schema) {
+    OrderedJson out = OrderedJson::object();
+    if (!schema.is_object() || expanding_.size() > 16) return out;
+    if (auto ref = schema.find("$ref"); ref != schema.end() && ref->is_string()) {
+      return Resolve(ref->get<std::string>());
     }
-    return out;  // Not resolvable here: any value.
-  }
-  for (const char* key :
-       {"title", "description", "default", "example", "pattern", "minimum", "maximum", "minItems",
-        "maxItems", "minLength", "maxLength", "minProperties", "maxProperties", "nullable"}) {
-    if (auto it = schema.find(key); it != schema.end()) out[key] = *it;
-  }
-  if (auto type = schema.find("type"); type != schema.end()) {
-    if (type->is_string()) {
-      out["type"] = *type;
-    } else if (type->is_array()) {
-      std::vector<OrderedJson> types;
-      for (const OrderedJson& name : *type) {
+    for (const char* key :
+         {"title", "description", "default", "example", "pattern", "minimum", "maximum", "minItems",
+          "maxItems", "minLength", "maxLength", "minProperties", "maxProperties", "nullable"}) {
+      if (auto it = schema.find(key); it != schema.end()) out[key] = *it;
+    }
+    std::vector<std::string> types;
+    if (auto type = schema.find("type"); type != schema.end()) {
+      for (const OrderedJson& name : type->is_array() ? *type : OrderedJson::array({*type})) {
+        if (!name.is_string()) continue;
         if (name == "null") {
           out["nullable"] = true;
-        } else if (name.is_string()) {
-          types.push_back(name);
+        } else {
+          types.push_back(name.get<std::string>());
         }
       }
-      if (types.size() == 1) {
-        out["type"] = types[0];
-      } else if (types.size() > 1) {
-        OrderedJson any = OrderedJson::array();
-        for (const OrderedJson& name : types) any.push_back({{"type", name}});
+    }
+    if (types.size() > 1) {
+      // One branch a type, each with the keywords of its own type.
+      OrderedJson any = OrderedJson::array();
+      for (const std::string& type : types) any.push_back(Typed(schema, type));
+      out["anyOf"] = std::move(any);
+    } else {
+      std::string type = types.empty() ? "" : types[0];
+      if (type.empty() && (schema.contains("properties"))) type = "object";
+      if (type.empty() && (schema.contains("items") || schema.contains("prefixItems"))) {
+        type = "array";
+      }
+      OrderedJson typed = Typed(schema, type);
+      for (auto& [key, value] : typed.items()) out[key] = value;
+    }
+    AddValues(schema, out);
+    for (const char* key : {"anyOf", "oneOf"}) {
+      auto choices = schema.find(key);
+      if (choices == schema.end() || !choices->is_array() || out.contains("anyOf")) continue;
+      OrderedJson any = OrderedJson::array();
+      for (const OrderedJson& choice : *choices) {
+        if (choice.is_object() && choice.value("type", OrderedJson()) == "null") {
+          out["nullable"] = true;
+        } else {
+          any.push_back(Convert(choice));
+        }
+      }
+      if (any.size() == 1) {
+        for (auto& [name, value] : any[0].items()) out[name] = value;
+      } else if (!any.empty()) {
         out["anyOf"] = std::move(any);
       }
     }
-  }
-  if (auto format = schema.find("format"); format != schema.end() && format->is_string()) {
-    const std::string& name = format->get_ref<const std::string&>();
-    if (name == "enum" || name == "date-time" || name == "int32" || name == "int64" ||
-        name == "float" || name == "double") {
-      out["format"] = *format;
-    }
-  }
-  if (auto values = schema.find("enum"); values != schema.end() && values->is_array()) {
-    out["enum"] = *values;
-  } else if (auto value = schema.find("const"); value != schema.end()) {
-    out["enum"] = OrderedJson::array({*value});
-  }
-  if (auto properties = schema.find("properties");
-      properties != schema.end() && properties->is_object() && !properties->empty()) {
-    OrderedJson converted = OrderedJson::object();
-    for (const auto& [name, property] : properties->items()) {
-      converted[name] = GeminiSchema(property, root, depth + 1);
-    }
-    if (auto required = schema.find("required"); required != schema.end() && required->is_array()) {
-      OrderedJson names = OrderedJson::array();
-      for (const OrderedJson& name : *required) {
-        if (name.is_string() && converted.contains(name.get<std::string>())) names.push_back(name);
-      }
-      if (!names.empty()) out["required"] = std::move(names);
-    }
-    out["properties"] = std::move(converted);
-  }
-  if (auto items = schema.find("items"); items != schema.end()) {
-    const OrderedJson& item = items->is_array() && !items->empty() ? (*items)[0] : *items;
-    out["items"] = GeminiSchema(item, root, depth + 1);
-  }
-  for (const char* key : {"anyOf", "oneOf"}) {
-    auto choices = schema.find(key);
-    if (choices == schema.end() || !choices->is_array() || out.contains("anyOf")) continue;
-    OrderedJson any = OrderedJson::array();
-    for (const OrderedJson& choice : *choices) {
-      if (choice.is_object() && choice.value("type", OrderedJson()) == "null") {
-        out["nullable"] = true;
-      } else {
-        any.push_back(GeminiSchema(choice, root, depth + 1));
-      }
-    }
-    if (any.size() == 1) {
-      for (auto& [name, value] : any[0].items()) out[name] = value;
-    } else if (!any.empty()) {
-      out["anyOf"] = std::move(any);
-    }
-  }
-  if (auto parts = schema.find("allOf"); parts != schema.end() && parts->is_array()) {
-    for (const OrderedJson& part : *parts) {
-      OrderedJson converted = GeminiSchema(part, root, depth + 1);
-      for (auto& [name, value] : converted.items()) {
-        if (name == "properties" && out.contains("properties")) {
-          for (auto& [property, schema_of] : value.items()) out["properties"][property] = schema_of;
-        } else if (name == "required" && out.contains("required")) {
-          for (const OrderedJson& required : value) out["required"].push_back(required);
-        } else {
-          out[name] = value;
+    if (auto parts = schema.find("allOf"); parts != schema.end() && parts->is_array()) {
+      for (const OrderedJson& part : *parts) {
+        OrderedJson converted = Convert(part);
+        for (auto& [name, value] : converted.items()) {
+          if (name == "properties" && out.contains("properties")) {
+            for (auto& [property, of] : value.items()) out["properties"][property] = of;
+          } else if (name == "required" && out.contains("required")) {
+            for (const OrderedJson& required : value) out["required"].push_back(required);
+          } else {
+            out[name] = value;
+          }
         }
       }
     }
+    return out;
   }
-  return out;
-}
+
+ private:
+  OrderedJson Resolve(const std::string& path) {
+    if (std::find(expanding_.begin(), expanding_.end(), path) != expanding_.end()) {
+      return OrderedJson::object();  // Recursive: any value below this point.
+    }
+    for (std::string_view prefix : {"#/$defs/", "#/definitions/"}) {
+      std::string container(prefix.substr(2, prefix.size() - 3));
+      std::string name = path.substr(std::min(path.size(), prefix.size()));
+      if (path.starts_with(prefix) && root_.contains(container) &&
+          root_[container].contains(name)) {
+        expanding_.push_back(path);
+        OrderedJson out = Convert(root_[container][name]);
+        expanding_.pop_back();
+        return out;
+      }
+    }
+    return OrderedJson::object();  // Not resolvable here: any value.
+  }
+
+  // The keywords of `schema` that belong to `type` ("" = none said), with the type.
+  OrderedJson Typed(const OrderedJson& schema, const std::string& type) {
+    OrderedJson out = OrderedJson::object();
+    if (!type.empty()) out["type"] = type;
+    if (auto format = schema.find("format"); format != schema.end() && format->is_string()) {
+      const std::string& name = format->get_ref<const std::string&>();
+      if ((type == "string" && (name == "enum" || name == "date-time")) ||
+          (type == "integer" && (name == "int32" || name == "int64")) ||
+          (type == "number" && (name == "float" || name == "double"))) {
+        out["format"] = *format;
+      }
+    }
+    if (type == "object") {
+      auto properties = schema.find("properties");
+      if (properties != schema.end() && properties->is_object() && !properties->empty()) {
+        OrderedJson converted = OrderedJson::object();
+        for (const auto& [name, property] : properties->items()) {
+          converted[name] = Convert(property);
+        }
+        if (auto required = schema.find("required");
+            required != schema.end() && required->is_array()) {
+          OrderedJson names = OrderedJson::array();
+          for (const OrderedJson& name : *required) {
+            if (name.is_string() && converted.contains(name.get<std::string>())) {
+              names.push_back(name);
+            }
+          }
+          if (!names.empty()) out["required"] = std::move(names);
+        }
+        out["properties"] = std::move(converted);
+      }
+    } else if (type == "array") {
+      // Gemini needs "items": a tuple's first, or a string when none is said.
+      const OrderedJson* items = nullptr;
+      if (auto it = schema.find("items"); it != schema.end()) {
+        items = it->is_array() ? (it->empty() ? nullptr : &(*it)[0]) : &*it;
+      }
+      if (auto it = schema.find("prefixItems");
+          items == nullptr && it != schema.end() && it->is_array() && !it->empty()) {
+        items = &(*it)[0];
+      }
+      OrderedJson converted = items != nullptr ? Convert(*items) : OrderedJson::object();
+      if (converted.empty()) converted = {{"type", "string"}};
+      out["items"] = std::move(converted);
+    }
+    return out;
+  }
+
+  // "enum" (or "const") as Gemini takes it: strings only; null makes the schema nullable; other
+  // values are said in the description instead.
+  static void AddValues(const OrderedJson& schema, OrderedJson& out) {
+    OrderedJson values;
+    if (auto it = schema.find("enum"); it != schema.end() && it->is_array()) {
+      values = *it;
+    } else if (auto constant = schema.find("const"); constant != schema.end()) {
+      values = OrderedJson::array({*constant});
+    } else {
+      return;
+    }
+    OrderedJson strings = OrderedJson::array();
+    bool all_strings = true;
+    for (const OrderedJson& value : values) {
+      if (value.is_null()) {
+        out["nullable"] = true;
+      } else if (value.is_string()) {
+        strings.push_back(value);
+      } else {
+        all_strings = false;
+      }
+    }
+    if (all_strings && !strings.empty() && out.value("type", "string") == "string") {
+      out["type"] = "string";
+      out["enum"] = std::move(strings);
+      return;
+    }
+    std::string listed;
+    for (const OrderedJson& value : values) {
+      if (value.is_null()) continue;
+      listed += (listed.empty() ? "" : ", ") + value.dump();
+    }
+    if (listed.empty()) return;
+    std::string description = out.value("description", "");
+    out["description"] =
+        description + (description.empty() ? "" : " ") + "(One of: " + listed + ".)";
+    if (!out.contains("type") && !values.empty()) {
+      const OrderedJson& first = values[0].is_null() && values.size() > 1 ? values[1] : values[0];
+      if (first.is_number_integer())
+        out["type"] = "integer";
+      else if (first.is_number())
+        out["type"] = "number";
+      else if (first.is_boolean())
+        out["type"] = "boolean";
+    }
+  }
+
+  const OrderedJson& root_;
+  std::vector<std::string> expanding_;  // The $refs being inlined, outermost first.
+};
 
 // Gemini 3 and later refuse a function call of the current turn without its thoughtSignature;
 // one made by another model or endpoint (a resumed session, a fallback) has none that they
@@ -520,7 +608,7 @@ Result<http::Request> BuildGeminiRequest(const Endpoint& endpoint, const Complet
       ASSIGN_OR_RETURN(OrderedJson schema, ToolSchema(tool));
       OrderedJson declaration = {{"name", tool.name}, {"description", tool.description}};
       // A tool without parameters has none: Gemini refuses an object schema without properties.
-      OrderedJson parameters = GeminiSchema(schema, schema);
+      OrderedJson parameters = GeminiSchemaConverter(schema).Convert(schema);
       if (parameters.contains("properties")) declaration["parameters"] = std::move(parameters);
       declarations.push_back(std::move(declaration));
     }

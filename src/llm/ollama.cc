@@ -324,7 +324,7 @@ class OllamaParser final : public NdjsonParser {
 }  // namespace
 
 Result<http::Request> BuildOllamaRequest(const Endpoint& endpoint, const CompletionRequest& request,
-                                         const ModelInfo* /*model*/) {
+                                         const ModelInfo* model) {
   OrderedJson body;
   body["model"] = request.model;
   ASSIGN_OR_RETURN(body["messages"], BuildMessages(request));
@@ -341,6 +341,10 @@ Result<http::Request> BuildOllamaRequest(const Endpoint& endpoint, const Complet
   OrderedJson options = OrderedJson::object();
   if (request.temperature) options["temperature"] = *request.temperature;
   if (request.max_tokens) options["num_predict"] = *request.max_tokens;
+  // Ollama's own window is small (a few thousand tokens) and it drops the start of a longer
+  // prompt without a word: a known model (the catalog's, or one [models."ollama/…"] declares)
+  // gets the window the context is planned with. An unknown one keeps the server's setting.
+  if (model != nullptr && model->context_window > 0) options["num_ctx"] = model->context_window;
   if (!options.empty()) body["options"] = std::move(options);
 
   http::Request out = BaseRequest(endpoint, endpoint.base_url + "/api/chat");

@@ -65,7 +65,7 @@ Status AppendMessageEntries(const Message& message, std::string_view origin, Ord
     if (part.kind == ContentPart::Kind::kText) {
       text += part.text;
     } else if (part.kind == ContentPart::Kind::kReasoning) {
-      if (!part.origin.empty() && part.origin == origin) reasoning += part.text;
+      if (IsOwnReasoning(part, origin)) reasoning += part.text;
     } else if (part.kind == ContentPart::Kind::kToolCall) {
       // Validated so a broken history fails here, not as a 400 from the provider.
       RETURN_IF_ERROR(ToolCallArguments(part).status());
@@ -89,6 +89,15 @@ Status AppendMessageEntries(const Message& message, std::string_view origin, Ord
 }
 
 // "messages" as JSON text, from each message's cached entries.
+// Whether the endpoint wants a tool-calling message's reasoning back (DeepSeek's and Moonshot's
+// thinking models refuse the next request without it); others refuse the field (Groq) or ignore
+// it, so it goes only to these.
+bool WantsReasoningBack(const Endpoint& endpoint) {
+  const std::string& url = endpoint.base_url;
+  return endpoint.provider == "deepseek" || url.find("deepseek.com") != std::string::npos ||
+         url.find("moonshot.") != std::string::npos || url.find("kimi.") != std::string::npos;
+}
+
 Result<OrderedJson> BuildMessages(const ProviderSpec& spec, const CompletionRequest& request,
                                   std::string_view origin) {
   std::vector<std::shared_ptr<const std::string>> parts;
@@ -450,7 +459,10 @@ Result<http::Request> BuildOpenAiRequest(const ProviderSpec& spec, const Endpoin
                                          const CompletionRequest& request, const ModelInfo* model) {
   OrderedJson body;
   body["model"] = request.model;
-  ASSIGN_OR_RETURN(body["messages"], BuildMessages(spec, request, OriginOf(endpoint)));
+  // Reasoning goes back only where it is wanted: for others the origin matches no part.
+  ASSIGN_OR_RETURN(body["messages"], BuildMessages(spec, request,
+                                                   WantsReasoningBack(endpoint) ? OriginOf(endpoint)
+                                                                                : std::string()));
   body["stream"] = true;
   body["stream_options"] = {{"include_usage", true}};
   if (!request.tools.empty()) {

@@ -179,9 +179,10 @@ using NamingBuild =
 Result<std::vector<std::shared_ptr<const std::string>>> EntriesNamingTools(
     std::string_view format, const std::vector<Message>& messages, const NamingBuild& build);
 // Whether a reasoning part or signature made by `part.origin` may go to the endpoint whose
-// ReasoningOrigin is `origin`: its own, or one of unknown origin (kept from before origins).
+// ReasoningOrigin is `origin`: its own only. One of unknown origin (stored before origins were)
+// may be another provider's, which would refuse the request: it is not sent.
 inline bool IsOwnReasoning(const ContentPart& part, std::string_view origin) {
-  return part.origin.empty() || part.origin == origin;
+  return !part.origin.empty() && part.origin == origin;
 }
 // The thinking budget a reasoning effort stands for where a provider takes only a budget
 // (Anthropic, Gemini): "low" 1024, "medium" 8192, "high" 24576 tokens; -1 for none.
