@@ -127,6 +127,9 @@ struct Session::State {
   std::string subtask_id;
   std::shared_ptr<Session> subtask;
   SessionTotals subtask_counted;  // The subtask's totals already added to this task's.
+  // Messages of the history a store write failed to keep (a full disk): stored, in order,
+  // before the next message is (Turn::Append).
+  std::vector<HistoryMessage> unsaved_messages;
 };
 
 // One Prompt() call: the client, and helpers that persist before they show.
@@ -199,7 +202,8 @@ struct Session::Turn {
   }
 
   // Stores and keeps a message; with_record also saves the session's row (SaveRecord) in the
-  // same transaction.
+  // same transaction. Messages an earlier write failed to store (State::unsaved_messages) are
+  // stored first, in order, so the stored history has no hole where the model's has a message.
   void Append(llm::Message message, bool with_record = false) {
     HistoryMessage entry;
     entry.seq = internal::NextSeq(state.history);
@@ -207,10 +211,24 @@ struct Session::Turn {
     entry.token_estimate = EstimateTokens(message);
     entry.message = std::move(message);
     if (SessionStore* db = store()) {
+      auto& pending = state.unsaved_messages;
+      while (!pending.empty()) {
+        Status retried = internal::StoreMessage(*db, session.id_, pending.front());
+        if (!retried.ok()) {
+          NoteUnsaved(retried.error());
+          break;
+        }
+        pending.erase(pending.begin());
+      }
       std::optional<SessionRecord> record;
       if (with_record) record = session.RecordLocked();
-      Status status = internal::StoreMessage(*db, session.id_, entry, record ? &*record : nullptr);
-      if (!status.ok()) NoteUnsaved(status.error());
+      Status status = pending.empty() ? internal::StoreMessage(*db, session.id_, entry,
+                                                               record ? &*record : nullptr)
+                                      : Status(*unsaved);
+      if (!status.ok()) {
+        NoteUnsaved(status.error());
+        pending.push_back(entry);
+      }
     }
     std::lock_guard lock(session.mutex_);
     state.history.push_back(std::move(entry));
