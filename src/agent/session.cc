@@ -842,7 +842,7 @@ Session::Turn::Reply Session::Turn::Request() {
     }
   }
   const std::string origin = llm::ReasoningOrigin(answered->provider, answered->base_url);
-  if (!reasoning.empty()) {
+  if (!reasoning.empty() || !signature.empty()) {  // Thought, or only its encrypted form.
     llm::ContentPart part;
     part.kind = llm::ContentPart::Kind::kReasoning;
     part.text = std::move(reasoning);

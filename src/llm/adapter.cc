@@ -540,9 +540,6 @@ Result<OrderedJson> CachedToolEntry(std::string_view format, const ToolDefinitio
   return raw;
 }
 
-namespace {
-
-// The items of a JSON array as text, comma-separated, without the brackets.
 std::string EntriesText(const OrderedJson& entries) {
   std::string text;
   for (const OrderedJson& entry : entries) {
@@ -551,6 +548,8 @@ std::string EntriesText(const OrderedJson& entries) {
   }
   return text;
 }
+
+namespace {
 
 // A message's identity for CachedMessageJson: every field, each preceded by its length, so no
 // two different messages share a key.

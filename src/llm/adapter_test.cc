@@ -409,6 +409,50 @@ TEST(AnthropicRequestTest, ATemperatureOverOneIsRefusedBeforeSending) {
       << built.error().message();
 }
 
+// OpenRouter streams reasoning_details in pieces; they go back merged, as they came (its Gemini 3
+// models refuse tool calls without the encrypted part), and Claude through it is marked for
+// caching (it was never cached: the whole prompt paid for each time).
+TEST(OpenRouterTest, ReasoningDetailsGoBackAndClaudeIsCached) {
+  std::vector<StreamEvent> events;
+  auto parser = NewStreamParser(*FindProvider("openrouter"), "openrouter", "call",
+                                [&](const StreamEvent& event) { events.push_back(event); });
+  parser->Feed(
+      "data: {\"choices\":[{\"delta\":{\"reasoning\":\"Think\",\"reasoning_details\":[{"
+      "\"type\":\"reasoning.text\",\"text\":\"Think\",\"index\":0,\"format\":\"g\"}]}}]}\n\n"
+      "data: {\"choices\":[{\"delta\":{\"reasoning_details\":[{\"type\":\"reasoning.text\","
+      "\"text\":\"ing.\",\"index\":0},{\"type\":\"reasoning.encrypted\",\"data\":\"ENC\","
+      "\"index\":1}]}}]}\n\n"
+      "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+  parser->Finish();
+  std::string signature;
+  for (const StreamEvent& event : events) {
+    if (event.kind == StreamEvent::Kind::kReasoningDelta && !event.signature.empty()) {
+      signature = event.signature;
+    }
+  }
+  EXPECT_EQ(json::parse(signature),
+            json::parse(R"([{"type":"reasoning.text","text":"Thinking.","index":0,"format":"g"},)"
+                        R"({"type":"reasoning.encrypted","data":"ENC","index":1}])"));
+
+  const std::string base = EndpointFor("openrouter").base_url;
+  CompletionRequest conversation = Conversation("anthropic/claude-sonnet-4.5");
+  ContentPart& reasoning = conversation.messages[1].parts[0];
+  reasoning.signature = signature;
+  reasoning.origin = ReasoningOrigin("openrouter", base);
+  json body = json::parse(Build("openrouter", conversation).body);
+  json messages = body["messages"];
+  EXPECT_EQ(messages[2]["reasoning_details"], json::parse(signature)) << messages[2].dump();
+  EXPECT_FALSE(messages[2].contains("reasoning_content"));
+  EXPECT_EQ(messages[0]["content"][0]["cache_control"]["type"], "ephemeral");
+  EXPECT_EQ(messages[1]["content"][0]["cache_control"]["type"], "ephemeral");  // Its text.
+  EXPECT_EQ(messages[4]["content"][0]["cache_control"]["type"], "ephemeral");
+  EXPECT_EQ(messages[4]["content"][0]["text"], "Summarise it.");
+  // Other models through it are not marked.
+  conversation.model = "openai/gpt-4.1";
+  messages = json::parse(Build("openrouter", conversation).body)["messages"];
+  EXPECT_TRUE(messages[0]["content"].is_string());
+}
+
 // Anthropic refuses thinking signed elsewhere, and tool ids outside ^[a-zA-Z0-9_-]+$ (other
 // providers' ids, in a session resumed on Anthropic).
 TEST(AnthropicRequestTest, ForeignSignaturesAndIdsAreMadeAcceptable) {

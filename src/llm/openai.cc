@@ -20,12 +20,20 @@ std::string DataUrl(const ContentPart& part) {
   return "data:" + part.media_type + ";base64," + part.data_base64;
 }
 
+// How an endpoint takes a model's reasoning back, when it is its own (`origin` below).
+enum class ReasoningBack {
+  kNone,     // Not at all (most refuse or ignore it).
+  kContent,  // "reasoning_content" on tool-calling messages (DeepSeek, Moonshot).
+  kDetails,  // "reasoning_details" as streamed (OpenRouter; its Gemini 3 models need them).
+};
+
 // The entries one history message adds to "messages": its tool results first, as role "tool"
 // messages (they must directly follow the assistant's tool_calls), then the user or assistant
-// message itself. An assistant message with tool calls takes its reasoning back as
-// "reasoning_content" when this endpoint (`origin`) made it: servers that think and call tools
-// (DeepSeek, Kimi) refuse the next request without it.
-Status AppendMessageEntries(const Message& message, std::string_view origin, OrderedJson& entries) {
+// message itself. An assistant message takes its reasoning back as `back` says when this
+// endpoint (`origin`) made it: servers that think and call tools refuse the next request
+// without it.
+Status AppendMessageEntries(const Message& message, std::string_view origin, ReasoningBack back,
+                            OrderedJson& entries) {
   if (message.role == Role::kUser) {
     OrderedJson content = OrderedJson::array();
     bool has_image = false;
@@ -60,12 +68,18 @@ Status AppendMessageEntries(const Message& message, std::string_view origin, Ord
   OrderedJson out = {{"role", "assistant"}};
   std::string text;
   std::string reasoning;
+  OrderedJson details;
   OrderedJson tool_calls = OrderedJson::array();
   for (const ContentPart& part : message.parts) {
     if (part.kind == ContentPart::Kind::kText) {
       text += part.text;
     } else if (part.kind == ContentPart::Kind::kReasoning) {
-      if (IsOwnReasoning(part, origin)) reasoning += part.text;
+      if (!IsOwnReasoning(part, origin)) continue;
+      reasoning += part.text;
+      // OpenRouter's reasoning_details travel as the part's signature (a JSON array).
+      if (part.signature.starts_with('[')) {
+        details = OrderedJson::parse(part.signature, nullptr, /*allow_exceptions=*/false);
+      }
     } else if (part.kind == ContentPart::Kind::kToolCall) {
       // Validated so a broken history fails here, not as a 400 from the provider.
       RETURN_IF_ERROR(ToolCallArguments(part).status());
@@ -82,24 +96,63 @@ Status AppendMessageEntries(const Message& message, std::string_view origin, Ord
   } else {
     out["content"] = text;
   }
-  if (!tool_calls.empty() && !reasoning.empty()) out["reasoning_content"] = std::move(reasoning);
+  if (back == ReasoningBack::kContent && !tool_calls.empty() && !reasoning.empty()) {
+    out["reasoning_content"] = std::move(reasoning);
+  }
+  if (back == ReasoningBack::kDetails && details.is_array() && !details.empty()) {
+    out["reasoning_details"] = std::move(details);
+  }
   if (!tool_calls.empty()) out["tool_calls"] = std::move(tool_calls);
   entries.push_back(std::move(out));
   return OkStatus();
 }
 
-// "messages" as JSON text, from each message's cached entries.
-// Whether the endpoint wants a tool-calling message's reasoning back (DeepSeek's and Moonshot's
-// thinking models refuse the next request without it); others refuse the field (Groq) or ignore
-// it, so it goes only to these.
-bool WantsReasoningBack(const Endpoint& endpoint) {
+// How the endpoint wants a model's reasoning back: DeepSeek's and Moonshot's thinking models
+// refuse the next request without a tool-calling message's reasoning_content; OpenRouter needs
+// reasoning_details (its Gemini 3 models refuse calls without their signatures); others refuse
+// the field (Groq) or ignore it.
+ReasoningBack ReasoningBackOf(const Endpoint& endpoint) {
   const std::string& url = endpoint.base_url;
-  return endpoint.provider == "deepseek" || url.find("deepseek.com") != std::string::npos ||
-         url.find("moonshot.") != std::string::npos || url.find("kimi.") != std::string::npos;
+  if (endpoint.provider == "openrouter" || url.find("openrouter.ai") != std::string::npos) {
+    return ReasoningBack::kDetails;
+  }
+  if (endpoint.provider == "deepseek" || url.find("deepseek.com") != std::string::npos ||
+      url.find("moonshot.") != std::string::npos || url.find("kimi.") != std::string::npos) {
+    return ReasoningBack::kContent;
+  }
+  return ReasoningBack::kNone;
 }
 
+// Anthropic's models through OpenRouter cache a prompt only where it is marked (Kilo Code marks
+// the system prompt and the last two user messages): `entries_text` (one message's entries)
+// with the text of its user (or system) entry as a block marked for caching; unchanged when it
+// has none (only tool results).
+std::string WithCacheMarker(const std::string& entries_text) {
+  OrderedJson entries = OrderedJson::parse("[" + entries_text + "]", nullptr, false);
+  if (!entries.is_array() || entries.empty()) return entries_text;
+  OrderedJson& entry = entries.back();
+  if (entry.value("role", "") != "user" && entry.value("role", "") != "system") {
+    return entries_text;
+  }
+  OrderedJson& content = entry["content"];
+  if (content.is_string()) {
+    content = OrderedJson::array({{{"type", "text"}, {"text", content.get<std::string>()}}});
+  }
+  for (auto it = content.rbegin(); it != content.rend(); ++it) {
+    if (it->value("type", "") == "text") {
+      (*it)["cache_control"] = {{"type", "ephemeral"}};
+      break;
+    }
+  }
+  return EntriesText(entries);
+}
+
+// "messages" as JSON text, from each message's cached entries.
 Result<OrderedJson> BuildMessages(const ProviderSpec& spec, const CompletionRequest& request,
-                                  std::string_view origin) {
+                                  const Endpoint& endpoint) {
+  const ReasoningBack back = ReasoningBackOf(endpoint);
+  // Reasoning goes back only where it is wanted: for others the origin matches no part.
+  const std::string origin = back == ReasoningBack::kNone ? "" : OriginOf(endpoint);
   std::vector<std::shared_ptr<const std::string>> parts;
   parts.reserve(request.messages.size() + 1);
   if (!request.system_prompt.empty()) {
@@ -116,12 +169,28 @@ Result<OrderedJson> BuildMessages(const ProviderSpec& spec, const CompletionRequ
                             return OkStatus();
                           }));
   }
-  const std::string format = "openai " + std::string(origin);
-  auto build = [origin](const Message& message, OrderedJson& entries) {
-    return AppendMessageEntries(message, origin, entries);
+  const std::string format = "openai " + std::to_string(static_cast<int>(back)) + " " + origin;
+  auto build = [&origin, back](const Message& message, OrderedJson& entries) {
+    return AppendMessageEntries(message, origin, back, entries);
   };
   for (const Message& message : request.messages) {
     ASSIGN_OR_RETURN(parts.emplace_back(), CachedMessageJson(format, message, build));
+  }
+  if (spec.name == "openrouter" && request.model.starts_with("anthropic/")) {
+    // The system prompt and the last two user messages, marked.
+    const size_t first_message = request.system_prompt.empty() ? 0 : 1;
+    if (first_message == 1) {
+      parts[0] = std::make_shared<const std::string>(WithCacheMarker(*parts[0]));
+    }
+    int marked = 0;
+    for (size_t i = request.messages.size(); marked < 2 && i-- > 0;) {
+      if (request.messages[i].role != Role::kUser) continue;
+      std::shared_ptr<const std::string>& entry = parts[first_message + i];
+      std::string with_marker = WithCacheMarker(*entry);
+      if (with_marker == *entry) continue;
+      entry = std::make_shared<const std::string>(std::move(with_marker));
+      ++marked;
+    }
   }
   return JoinEntries(parts);
 }
@@ -231,6 +300,8 @@ class OpenAiParser final : public SseParser {
       if (Equals(key, "reasoning_content")) return ReadString(field, chunk.reasoning_content);
       if (Equals(key, "reasoning")) return ReadString(field, chunk.reasoning);
       if (Equals(key, "tool_calls")) return ReadToolCalls(field);
+      // OpenRouter's reasoning_details (rare, and merged by index): the full parse.
+      if (Equals(key, "reasoning_details")) return kUseFullParse;
       return Consume(field);
     });
   }
@@ -301,7 +372,7 @@ class OpenAiParser final : public SseParser {
     }
     if (!chunk.finish_reason.empty()) {
       finish_reason_ = chunk.finish_reason;
-      if (!EndToolCalls()) return;
+      if (!EndReasoningDetails() || !EndToolCalls()) return;
     }
     if (chunk.has_usage) EmitUsage(chunk.usage);
   }
@@ -382,7 +453,7 @@ class OpenAiParser final : public SseParser {
       std::string reason = GetString(choice, "finish_reason");
       if (!reason.empty()) {
         finish_reason_ = reason;
-        if (!EndToolCalls()) return;
+        if (!EndReasoningDetails() || !EndToolCalls()) return;
       }
     }
     if (const Json* usage = GetObject(*chunk, "usage")) {
@@ -412,6 +483,7 @@ class OpenAiParser final : public SseParser {
     std::string reasoning = GetString(delta, "reasoning_content");
     if (reasoning.empty()) reasoning = GetString(delta, "reasoning");
     EmitReasoning(std::move(reasoning));
+    if (const Json* details = GetArray(delta, "reasoning_details")) AddReasoningDetails(*details);
     EmitText(GetString(delta, "content"));
     const Json* calls = GetArray(delta, "tool_calls");
     if (calls == nullptr) return !is_terminated();
@@ -421,6 +493,38 @@ class OpenAiParser final : public SseParser {
                   function ? GetString(*function, "name") : "",
                   function ? GetString(*function, "arguments") : "");
     }
+    return !is_terminated();
+  }
+
+  // OpenRouter streams reasoning_details (thought text, summaries, encrypted thoughts and
+  // signatures) in pieces, each naming the detail it continues by index: merged here, the text
+  // fields appended, the others as last sent.
+  void AddReasoningDetails(const Json& details) {
+    for (const Json& detail : details) {
+      if (!detail.is_object()) continue;
+      int64_t index = detail.contains("index") ? GetInt(detail, "index")
+                                               : static_cast<int64_t>(details_.size());
+      Json& merged = details_[index];
+      for (auto it = detail.begin(); it != detail.end(); ++it) {
+        const bool appends = it.key() == "text" || it.key() == "summary" || it.key() == "data" ||
+                             it.key() == "signature";
+        if (appends && it->is_string() && merged.contains(it.key()) &&
+            merged[it.key()].is_string()) {
+          merged[it.key()] = merged[it.key()].get<std::string>() + it->get<std::string>();
+        } else {
+          merged[it.key()] = *it;
+        }
+      }
+    }
+  }
+
+  // The merged reasoning_details, as the reasoning's signature (sent back as they came).
+  bool EndReasoningDetails() {
+    if (details_.empty()) return !is_terminated();
+    Json array = Json::array();
+    for (auto& [index, detail] : details_) array.push_back(std::move(detail));
+    details_.clear();
+    EmitReasoning("", array.dump());
     return !is_terminated();
   }
 
@@ -444,6 +548,7 @@ class OpenAiParser final : public SseParser {
     return !is_terminated();
   }
 
+  std::map<int64_t, Json> details_;     // reasoning_details by index (AddReasoningDetails).
   std::map<int, ToolCall> tool_calls_;  // By CallNumber().
   std::map<int64_t, int> by_provider_index_;
   int last_call_ = -1;
@@ -459,10 +564,7 @@ Result<http::Request> BuildOpenAiRequest(const ProviderSpec& spec, const Endpoin
                                          const CompletionRequest& request, const ModelInfo* model) {
   OrderedJson body;
   body["model"] = request.model;
-  // Reasoning goes back only where it is wanted: for others the origin matches no part.
-  ASSIGN_OR_RETURN(body["messages"], BuildMessages(spec, request,
-                                                   WantsReasoningBack(endpoint) ? OriginOf(endpoint)
-                                                                                : std::string()));
+  ASSIGN_OR_RETURN(body["messages"], BuildMessages(spec, request, endpoint));
   body["stream"] = true;
   body["stream_options"] = {{"include_usage", true}};
   if (!request.tools.empty()) {

@@ -167,6 +167,9 @@ Result<OrderedJson> CachedToolEntry(std::string_view format, const ToolDefinitio
 Result<std::shared_ptr<const std::string>> CachedMessageJson(
     std::string_view format, const Message& message,
     const std::function<Status(const Message& message, OrderedJson& entries)>& build);
+// The items of a JSON array as text, comma-separated, without the brackets (as
+// CachedMessageJson keeps a message's entries).
+std::string EntriesText(const OrderedJson& entries);
 // A JSON array (as RawJson) of CachedMessageJson texts, skipping empty ones.
 OrderedJson JoinEntries(const std::vector<std::shared_ptr<const std::string>>& entries);
 // For formats where a tool result needs the name of the call it answers (Gemini, Ollama): each
