@@ -399,6 +399,29 @@ TEST(AnthropicRequestTest, RepeatedToolIdsAreSentUnique) {
   EXPECT_EQ(messages[4]["content"][0]["tool_use_id"], "call_0_2");
 }
 
+// Thinking only for a model that can (the catalog says), and within its output limit.
+TEST(AnthropicRequestTest, ThinkingFitsTheModel) {
+  CompletionRequest conversation = Conversation("claude-3-5-haiku-20241022");
+  conversation.reasoning_effort = "high";
+  ModelInfo haiku;
+  haiku.max_output_tokens = 8192;
+  Result<http::Request> built =
+      BuildRequest(*FindProvider("anthropic"), EndpointFor("anthropic"), conversation, &haiku);
+  ASSERT_TRUE(built.ok());
+  json body = json::parse(built->body);
+  EXPECT_FALSE(body.contains("thinking")) << body.dump();
+  EXPECT_EQ(body["max_tokens"], 1000);  // The request's own.
+  ModelInfo sonnet;
+  sonnet.max_output_tokens = 64000;
+  sonnet.supports_reasoning = true;
+  conversation.reasoning_budget_tokens = 60000;
+  built = BuildRequest(*FindProvider("anthropic"), EndpointFor("anthropic"), conversation, &sonnet);
+  ASSERT_TRUE(built.ok());
+  body = json::parse(built->body);
+  EXPECT_EQ(body["max_tokens"], 64000);
+  EXPECT_EQ(body["thinking"]["budget_tokens"], 64000 - 4096);
+}
+
 TEST(AnthropicRequestTest, ATemperatureOverOneIsRefusedBeforeSending) {
   CompletionRequest conversation = Conversation("claude-sonnet-4-5");
   conversation.temperature = 1.5;
@@ -477,7 +500,7 @@ TEST(OllamaRequestTest, ArgumentsAreObjectsAndOptionsNested) {
   json body = json::parse(request.body);
   EXPECT_EQ(body["stream"], true);
   EXPECT_EQ(body["options"]["num_predict"], 1000);
-  EXPECT_FALSE(body["options"].contains("num_ctx"));  // An unknown model: the server's own.
+  EXPECT_EQ(body["options"]["num_ctx"], kAssumedOllamaContextWindow);  // An unknown model.
   ModelInfo known;
   known.context_window = 40960;
   Result<http::Request> with_window = BuildRequest(*FindProvider("ollama"), EndpointFor("ollama"),

@@ -545,12 +545,22 @@ Result<http::Request> BuildAnthropicRequest(const Endpoint& endpoint,
   int64_t max_tokens = request.max_tokens.value_or(model != nullptr && model->max_output_tokens > 0
                                                        ? model->max_output_tokens
                                                        : kDefaultMaxTokens);
-  // Extended thinking: a budget, or one for the effort asked for.
+  // Extended thinking: a budget, or one for the effort asked for; not for a model the catalog
+  // says cannot think (it refuses the request), and within the model's output limit, which the
+  // budget counts against.
   std::optional<int64_t> budget = request.reasoning_budget_tokens;
   if (!budget && ThinkingBudgetForEffort(request.reasoning_effort) > 0) {
     budget = ThinkingBudgetForEffort(request.reasoning_effort);
   }
-  if (budget) max_tokens = std::max(max_tokens, *budget + kAnswerTokensAboveBudget);
+  if (model != nullptr && !model->supports_reasoning) budget.reset();
+  if (budget) {
+    max_tokens = std::max(max_tokens, *budget + kAnswerTokensAboveBudget);
+    if (model != nullptr && model->max_output_tokens > 0) {
+      max_tokens = std::min(max_tokens, model->max_output_tokens);
+      budget = std::min(*budget, max_tokens - kAnswerTokensAboveBudget);
+      if (*budget < 1024) budget.reset();  // Anthropic's least.
+    }
+  }
   body["max_tokens"] = max_tokens;
   if (!request.system_prompt.empty()) {
     OrderedJson system = {{"type", "text"}, {"text", request.system_prompt}};

@@ -141,7 +141,8 @@ ModelInfo Catalog::Resolve(std::string_view provider, std::string_view model) co
   ModelInfo unknown;
   unknown.provider = std::string(provider);
   unknown.id = std::string(model);
-  unknown.context_window = kAssumedContextWindow;
+  unknown.context_window =
+      provider == "ollama" ? kAssumedOllamaContextWindow : kAssumedContextWindow;
   unknown.supports_tools = true;
   return unknown;
 }

@@ -29,6 +29,10 @@ struct ModelInfo {
 
 // The context window taken for a model the catalog does not know.
 inline constexpr int64_t kAssumedContextWindow = 128000;
+// For an Ollama model it does not know: what Ollama is told to give it (num_ctx; its own default
+// of a few thousand tokens drops the start of an agent's prompt), and what a local machine
+// holds. [models."ollama/<model>"] context_window says otherwise.
+inline constexpr int64_t kAssumedOllamaContextWindow = 32768;
 
 class Catalog {
  public:

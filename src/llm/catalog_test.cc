@@ -52,6 +52,10 @@ TEST(CatalogTest, UnknownModelsWorkWithToolsAndZeroCost) {
   EXPECT_TRUE(model.supports_tools);
   EXPECT_FALSE(model.supports_images);
   EXPECT_EQ(CostOf(model, Usage{.input_tokens = 1000000, .output_tokens = 1000000}), 0);
+  EXPECT_EQ(model.context_window, kAssumedContextWindow);
+  // A local Ollama model is planned with the window Ollama is told to give it (num_ctx).
+  EXPECT_EQ(catalog.Resolve("ollama", "qwen2.5-coder:14b").context_window,
+            kAssumedOllamaContextWindow);
 }
 
 TEST(CatalogTest, OverrideReplacesOrAdds) {

@@ -592,7 +592,7 @@ class GeminiParser final : public SseParser {
 }  // namespace
 
 Result<http::Request> BuildGeminiRequest(const Endpoint& endpoint, const CompletionRequest& request,
-                                         const ModelInfo* /*model*/) {
+                                         const ModelInfo* model_info) {
   std::string_view model = request.model;
   if (model.starts_with("models/")) model.remove_prefix(7);
   OrderedJson body;
@@ -619,6 +619,9 @@ Result<http::Request> BuildGeminiRequest(const Endpoint& endpoint, const Complet
   if (request.max_tokens) generation["maxOutputTokens"] = *request.max_tokens;
   int64_t budget =
       request.reasoning_budget_tokens.value_or(ThinkingBudgetForEffort(request.reasoning_effort));
+  // Not for a model the catalog says cannot think; within what Gemini 2.5 takes.
+  if (model_info != nullptr && !model_info->supports_reasoning) budget = -1;
+  budget = std::min<int64_t>(budget, 32768);
   if (budget >= 0) {
     generation["thinkingConfig"] = {{"thinkingBudget", budget}, {"includeThoughts", true}};
   }

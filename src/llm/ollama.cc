@@ -342,9 +342,10 @@ Result<http::Request> BuildOllamaRequest(const Endpoint& endpoint, const Complet
   if (request.temperature) options["temperature"] = *request.temperature;
   if (request.max_tokens) options["num_predict"] = *request.max_tokens;
   // Ollama's own window is small (a few thousand tokens) and it drops the start of a longer
-  // prompt without a word: a known model (the catalog's, or one [models."ollama/…"] declares)
-  // gets the window the context is planned with. An unknown one keeps the server's setting.
-  if (model != nullptr && model->context_window > 0) options["num_ctx"] = model->context_window;
+  // prompt without a word: the model gets the window the context is planned with (the
+  // catalog's, one [models."ollama/…"] declares, or the one assumed for others).
+  options["num_ctx"] = model != nullptr && model->context_window > 0 ? model->context_window
+                                                                     : kAssumedOllamaContextWindow;
   if (!options.empty()) body["options"] = std::move(options);
 
   http::Request out = BaseRequest(endpoint, endpoint.base_url + "/api/chat");
