@@ -496,6 +496,23 @@ Result<OrderedJson> ToolSchema(const ToolDefinition& tool) {
   ASSIGN_OR_RETURN(OrderedJson schema,
                    ParseJsonObject(tool.parameters_schema_json,
                                    fmt::format("parameters schema of tool '{}'", tool.name)));
+  // Every provider wants an object schema at the top: one that is a local "$ref" to it (some MCP
+  // servers' generated schemas) has it inlined there, its definitions kept for deeper refs.
+  if (auto ref = schema.find("$ref"); ref != schema.end() && ref->is_string()) {
+    const std::string path = ref->get<std::string>();
+    for (std::string_view prefix : {"#/$defs/", "#/definitions/"}) {
+      std::string container(prefix.substr(2, prefix.size() - 3));
+      if (!path.starts_with(prefix) || !schema.contains(container)) continue;
+      const OrderedJson& definitions = schema[container];
+      auto target = definitions.find(path.substr(prefix.size()));
+      if (target == definitions.end() || !target->is_object()) break;
+      OrderedJson inlined = *target;
+      inlined[container] = definitions;
+      schema = std::move(inlined);
+      break;
+    }
+  }
+  if (!schema.contains("type")) schema["type"] = "object";
   std::lock_guard lock(mutex);
   if (parsed.size() >= kMaxCached) parsed.clear();
   parsed.emplace(tool.parameters_schema_json, schema);

@@ -476,6 +476,40 @@ TEST(OpenRouterTest, ReasoningDetailsGoBackAndClaudeIsCached) {
   EXPECT_TRUE(messages[0]["content"].is_string());
 }
 
+// Mistral's reasoning models stream content as blocks (their thinking, then text): the reply
+// was dropped.
+TEST(OpenAiStreamTest, ContentBlocksAreTextAndThought) {
+  std::vector<StreamEvent> events;
+  auto parser = NewStreamParser(*FindProvider("mistral"), "mistral", "call",
+                                [&](const StreamEvent& event) { events.push_back(event); });
+  parser->Feed(
+      "data: {\"choices\":[{\"delta\":{\"content\":[{\"type\":\"thinking\",\"thinking\":[{"
+      "\"type\":\"text\",\"text\":\"Hmm.\"}]}]}}]}\n\n"
+      "data: {\"choices\":[{\"delta\":{\"content\":[{\"type\":\"text\",\"text\":\"Hello \"}]}}]}"
+      "\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"there\"},\"finish_reason\":\"stop\"}]}"
+      "\n\ndata: [DONE]\n\n");
+  parser->Finish();
+  std::string text, thought;
+  for (const StreamEvent& event : events) {
+    if (event.kind == StreamEvent::Kind::kTextDelta) text += event.text;
+    if (event.kind == StreamEvent::Kind::kReasoningDelta) thought += event.text;
+  }
+  EXPECT_EQ(thought, "Hmm.");
+  EXPECT_EQ(text, "Hello there");
+}
+
+// An MCP tool whose schema is a "$ref" to its definition: providers want an object at the top.
+TEST(RequestTest, ARootRefSchemaIsInlined) {
+  CompletionRequest conversation = Conversation("gpt-4.1");
+  conversation.tools = {{"args", "A generated schema.",
+                         R"({"$ref":"#/$defs/Args","$defs":{"Args":{"type":"object",)"
+                         R"("properties":{"n":{"type":"integer"}},"required":["n"]}}})"}};
+  json parameters =
+      json::parse(Build("openai", conversation).body)["tools"][0]["function"]["parameters"];
+  EXPECT_EQ(parameters["type"], "object");
+  EXPECT_EQ(parameters["properties"]["n"]["type"], "integer");
+}
+
 // Anthropic refuses thinking signed elsewhere, and tool ids outside ^[a-zA-Z0-9_-]+$ (other
 // providers' ids, in a session resumed on Anthropic).
 TEST(AnthropicRequestTest, ForeignSignaturesAndIdsAreMadeAcceptable) {

@@ -296,7 +296,13 @@ class OpenAiParser final : public SseParser {
     chunk.reasoning.clear();
     chunk.content.clear();
     return ForEachField(value, [&](std::string_view key, od::value field) {
-      if (Equals(key, "content")) return ReadString(field, chunk.content);
+      if (Equals(key, "content")) {
+        // Content as blocks (Mistral's thinking models): the full parse.
+        od::json_type type;
+        if (auto error = field.type().get(type)) return error;
+        if (type == od::json_type::array) return kUseFullParse;
+        return ReadString(field, chunk.content);
+      }
       if (Equals(key, "reasoning_content")) return ReadString(field, chunk.reasoning_content);
       if (Equals(key, "reasoning")) return ReadString(field, chunk.reasoning);
       if (Equals(key, "tool_calls")) return ReadToolCalls(field);
@@ -484,7 +490,24 @@ class OpenAiParser final : public SseParser {
     if (reasoning.empty()) reasoning = GetString(delta, "reasoning");
     EmitReasoning(std::move(reasoning));
     if (const Json* details = GetArray(delta, "reasoning_details")) AddReasoningDetails(*details);
-    EmitText(GetString(delta, "content"));
+    if (const Json* blocks = GetArray(delta, "content")) {
+      // Content as blocks (Mistral's Magistral: its thinking and its text), in order.
+      for (const Json& block : *blocks) {
+        std::string type = GetString(block, "type");
+        if (type == "text") {
+          EmitText(GetString(block, "text"));
+        } else if (type == "thinking") {
+          const Json* thought = GetArray(block, "thinking");
+          if (thought == nullptr) {
+            EmitReasoning(GetString(block, "thinking"));
+            continue;
+          }
+          for (const Json& piece : *thought) EmitReasoning(GetString(piece, "text"));
+        }
+      }
+    } else {
+      EmitText(GetString(delta, "content"));
+    }
     const Json* calls = GetArray(delta, "tool_calls");
     if (calls == nullptr) return !is_terminated();
     for (const Json& call : *calls) {
