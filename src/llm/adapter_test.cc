@@ -432,21 +432,28 @@ TEST(AnthropicRequestTest, ATemperatureOverOneIsRefusedBeforeSending) {
       << built.error().message();
 }
 
+// The events `provider`'s parser makes of a whole response `body`.
+std::vector<StreamEvent> Parse(std::string_view provider, std::string_view body) {
+  std::vector<StreamEvent> events;
+  auto parser = NewStreamParser(*FindProvider(provider), std::string(provider), "call",
+                                [&](const StreamEvent& event) { events.push_back(event); });
+  parser->Feed(body);
+  parser->Finish();
+  return events;
+}
+
 // OpenRouter streams reasoning_details in pieces; they go back merged, as they came (its Gemini 3
 // models refuse tool calls without the encrypted part), and Claude through it is marked for
 // caching (it was never cached: the whole prompt paid for each time).
 TEST(OpenRouterTest, ReasoningDetailsGoBackAndClaudeIsCached) {
-  std::vector<StreamEvent> events;
-  auto parser = NewStreamParser(*FindProvider("openrouter"), "openrouter", "call",
-                                [&](const StreamEvent& event) { events.push_back(event); });
-  parser->Feed(
-      "data: {\"choices\":[{\"delta\":{\"reasoning\":\"Think\",\"reasoning_details\":[{"
-      "\"type\":\"reasoning.text\",\"text\":\"Think\",\"index\":0,\"format\":\"g\"}]}}]}\n\n"
-      "data: {\"choices\":[{\"delta\":{\"reasoning_details\":[{\"type\":\"reasoning.text\","
-      "\"text\":\"ing.\",\"index\":0},{\"type\":\"reasoning.encrypted\",\"data\":\"ENC\","
-      "\"index\":1}]}}]}\n\n"
-      "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
-  parser->Finish();
+  std::vector<StreamEvent> events =
+      Parse("openrouter",
+            "data: {\"choices\":[{\"delta\":{\"reasoning\":\"Think\",\"reasoning_details\":[{"
+            "\"type\":\"reasoning.text\",\"text\":\"Think\",\"index\":0,\"format\":\"g\"}]}}]}\n\n"
+            "data: {\"choices\":[{\"delta\":{\"reasoning_details\":[{\"type\":\"reasoning.text\","
+            "\"text\":\"ing.\",\"index\":0},{\"type\":\"reasoning.encrypted\",\"data\":\"ENC\","
+            "\"index\":1}]}}]}\n\n"
+            "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
   std::string signature;
   for (const StreamEvent& event : events) {
     if (event.kind == StreamEvent::Kind::kReasoningDelta && !event.signature.empty()) {
@@ -479,16 +486,13 @@ TEST(OpenRouterTest, ReasoningDetailsGoBackAndClaudeIsCached) {
 // Mistral's reasoning models stream content as blocks (their thinking, then text): the reply
 // was dropped.
 TEST(OpenAiStreamTest, ContentBlocksAreTextAndThought) {
-  std::vector<StreamEvent> events;
-  auto parser = NewStreamParser(*FindProvider("mistral"), "mistral", "call",
-                                [&](const StreamEvent& event) { events.push_back(event); });
-  parser->Feed(
+  std::vector<StreamEvent> events = Parse(
+      "mistral",
       "data: {\"choices\":[{\"delta\":{\"content\":[{\"type\":\"thinking\",\"thinking\":[{"
       "\"type\":\"text\",\"text\":\"Hmm.\"}]}]}}]}\n\n"
       "data: {\"choices\":[{\"delta\":{\"content\":[{\"type\":\"text\",\"text\":\"Hello \"}]}}]}"
       "\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"there\"},\"finish_reason\":\"stop\"}]}"
       "\n\ndata: [DONE]\n\n");
-  parser->Finish();
   std::string text, thought;
   for (const StreamEvent& event : events) {
     if (event.kind == StreamEvent::Kind::kTextDelta) text += event.text;
