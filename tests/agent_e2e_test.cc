@@ -8,6 +8,7 @@
 #include <pty.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1417,6 +1418,14 @@ TEST_F(AgentE2eTest, ExportDeleteAndBadIds) {
   EXPECT_EQ(linked.exit_code, 1);
   EXPECT_NE(linked.err.find("symbolic link"), std::string::npos) << linked.err;
   EXPECT_FALSE(std::filesystem::exists(home_ + "/victim"));
+
+  // A pipe or device is written to, not replaced by a file.
+  ASSERT_EQ(::mkfifo((home_ + "/pipe").c_str(), 0600), 0);
+  std::thread reader([&] { ReadFile(home_ + "/pipe"); });
+  ProcessResult to_pipe = Lapce({"sessions", "export", first, "-o", home_ + "/pipe"});
+  reader.join();
+  EXPECT_EQ(to_pipe.exit_code, 0) << to_pipe.err;
+  EXPECT_TRUE(std::filesystem::is_fifo(home_ + "/pipe"));
 
   // A full disk behind stdout is said, and a failure (it exited 0 having written nothing).
   ProcessResult full = test::RunProcess(

@@ -46,7 +46,9 @@ std::string Fenced(std::string_view body, std::string_view language) {
 }
 
 // `text` (a model's Markdown) with a code fence it left open closed at its end: an interrupted
-// reply often stops inside one, which then swallowed the rest of the document.
+// reply often stops inside one, which then swallowed the rest of the document. A fence may
+// follow a list marker ("1. ```bash"); a backtick "fence" whose info string holds a backtick
+// ("```js```") is inline code, not a fence (CommonMark).
 std::string WithFencesClosed(std::string_view text) {
   std::string open;  // The fence of the open block ("```", "~~~~"); empty when none.
   for (size_t start = 0; start < text.size();) {
@@ -54,14 +56,26 @@ std::string WithFencesClosed(std::string_view text) {
     std::string_view line = text.substr(start, end == std::string_view::npos ? end : end - start);
     start = end == std::string_view::npos ? text.size() : end + 1;
     size_t indent = line.find_first_not_of(' ');
-    if (indent == std::string_view::npos || indent > 3) continue;
+    if (indent == std::string_view::npos) continue;
     line.remove_prefix(indent);
-    char mark = line[0];
-    if (mark != '`' && mark != '~') continue;
+    if (open.empty()) {  // A list item's marker before an opening fence.
+      size_t digits = line.find_first_not_of("0123456789");
+      if ((line.starts_with("- ") || line.starts_with("* ") || line.starts_with("+ "))) {
+        line.remove_prefix(2);
+      } else if (digits != 0 && digits != std::string_view::npos && digits < 10 &&
+                 digits + 1 < line.size() && (line[digits] == '.' || line[digits] == ')') &&
+                 line[digits + 1] == ' ') {
+        line.remove_prefix(digits + 2);
+      }
+      line.remove_prefix(std::min(line.size(), line.find_first_not_of(' ')));
+    }
+    if (line.empty() || (line[0] != '`' && line[0] != '~')) continue;
+    const char mark = line[0];
     size_t run = line.find_first_not_of(mark);
     if (run == std::string_view::npos) run = line.size();
     if (run < 3) continue;
     if (open.empty()) {
+      if (mark == '`' && line.find('`', run) != std::string_view::npos) continue;
       open.assign(run, mark);
     } else if (mark == open[0] && run >= open.size() &&
                line.find_first_not_of(" \t\r", run) == std::string_view::npos) {

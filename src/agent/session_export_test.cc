@@ -206,6 +206,12 @@ TEST(SessionExportTest, AFenceLeftOpenIsClosedAtTheEndOfItsMessage) {
   messages[1] = Message(2, llm::Role::kAssistant, {Text("````\n```\nx\n````\nDone.")});
   markdown = ExportMarkdown(Record(), messages, {});
   EXPECT_NE(markdown.find("````\n```\nx\n````\nDone.\n\n## 3."), std::string::npos) << markdown;
+  // Inline code that looks like a fence, and a block in a list item, are left as they are (a
+  // stray fence was added, which opened a block to the end).
+  messages[1] = Message(2, llm::Role::kAssistant,
+                        {Text("```js```\nSteps:\n\n1. ```bash\n   make\n   ```\n2. Done.")});
+  markdown = ExportMarkdown(Record(), messages, {});
+  EXPECT_NE(markdown.find("   ```\n2. Done.\n\n## 3."), std::string::npos) << markdown;
 }
 
 // What a model or a command said reaches a terminal (cat, less -R) without its control

@@ -1128,19 +1128,35 @@ std::unique_lock<std::mutex> Lock(Connection& connection, bool fold = true) {
   return lock;
 }
 
-// Folds the journal kFoldDelay after the first event of a burst, until the store closes.
+// Folds the journal kFoldDelay after the first event of a burst, until the store closes. A fold
+// that fails (a full disk) is tried again less and less often, up to every 5 s, and said once
+// until one succeeds (it was said every 20 ms, flooding the terminal the user types in).
 void FoldLoop(Connection& connection) {
+  constexpr std::chrono::milliseconds kMaxRetryDelay{5000};
+  std::chrono::milliseconds delay = kFoldDelay;
+  bool has_told = false;
   std::unique_lock lock(connection.journal_mutex);
   while (!connection.stopping) {
     connection.journal_wake.wait(
         lock, [&] { return connection.stopping || !connection.pending.empty(); });
-    connection.journal_wake.wait_for(lock, kFoldDelay, [&] { return connection.stopping; });
+    connection.journal_wake.wait_for(lock, delay, [&] { return connection.stopping; });
     if (connection.stopping) break;
     lock.unlock();
     {
       std::lock_guard store_lock(connection.mutex);
       Status folded = FoldPendingLocked(connection);
-      if (!folded.ok()) spdlog::warn("session store: {}", folded.error().message());
+      if (folded.ok()) {
+        if (has_told) spdlog::info("session store: the event journal is folded again");
+        delay = kFoldDelay;
+        has_told = false;
+      } else {
+        if (!has_told) {
+          spdlog::warn("session store: {} (trying again; the events are kept in the journal)",
+                       folded.error().message());
+        }
+        has_told = true;
+        delay = std::min(kMaxRetryDelay, delay * 2);
+      }
     }
     lock.lock();
   }

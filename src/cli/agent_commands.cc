@@ -1027,18 +1027,23 @@ int SessionsShowOrExport(const SessionsFlags& flags, bool is_export) {
     if (!text.empty() && text.back() != '\n') std::fputc('\n', stdout);
     return kExitOk;
   }
-  // The user's own (0600, as the store), never written through a link planted there, and
-  // whole or not at all: a full disk left an empty file in place of an earlier export.
+  // The user's own (0600, as the store), never written through a link planted there, and a
+  // file whole or not at all (a full disk left an empty file in place of an earlier export):
+  // written beside it and renamed over it. A pipe or device (-o /dev/null, a FIFO) is written to,
+  // never replaced; so is a file with other hard links, which a rename would part from it.
   struct stat existing;
-  if (::lstat(flags.output.c_str(), &existing) == 0 && S_ISLNK(existing.st_mode)) {
+  const bool exists = ::lstat(flags.output.c_str(), &existing) == 0;
+  if (exists && S_ISLNK(existing.st_mode)) {
     std::fprintf(stderr,
                  "lapce-ai sessions %s: cannot write '%s': it is a symbolic link (name a file)\n",
                  verb, flags.output.c_str());
     return kExitFailure;
   }
-  // A temporary file beside it (mkstemp: 0600), renamed over it once all is written.
+  const bool is_in_place = exists && (!S_ISREG(existing.st_mode) || existing.st_nlink > 1);
   std::string temporary = flags.output + ".XXXXXX";
-  UniqueFd out(::mkstemp(temporary.data()));
+  UniqueFd out(is_in_place
+                   ? ::open(flags.output.c_str(), O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)
+                   : ::mkstemp(temporary.data()));
   bool written = out.is_valid();
   for (size_t done = 0; written && done < text.size();) {
     ssize_t n = ::write(out.get(), text.data() + done, text.size() - done);
@@ -1046,11 +1051,13 @@ int SessionsShowOrExport(const SessionsFlags& flags, bool is_export) {
     written = n > 0;
     if (written) done += static_cast<size_t>(n);
   }
-  written =
-      written && ::fsync(out.get()) == 0 && ::rename(temporary.c_str(), flags.output.c_str()) == 0;
+  if (!is_in_place) {
+    written = written && ::fsync(out.get()) == 0 &&
+              ::rename(temporary.c_str(), flags.output.c_str()) == 0;
+  }
   if (!written) {
     int error = errno;
-    if (out.is_valid()) ::unlink(temporary.c_str());
+    if (out.is_valid() && !is_in_place) ::unlink(temporary.c_str());
     std::fprintf(stderr, "lapce-ai sessions %s: cannot write '%s': %s\n", verb,
                  flags.output.c_str(), std::strerror(error));
     return kExitFailure;

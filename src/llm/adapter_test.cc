@@ -312,6 +312,20 @@ TEST(GeminiRequestTest, SchemaValuesAndRecursionAreMadeAcceptable) {
   EXPECT_EQ(where["properties"]["and"]["items"], json({{"type", "string"}}));
 }
 
+// A property made required by an allOf part of its own is kept required; a $ref's description
+// is kept.
+TEST(GeminiRequestTest, RequiredInAllOfAndRefDescriptionsAreKept) {
+  CompletionRequest conversation = Conversation("gemini-2.5-pro");
+  conversation.tools = {{"merge", "allOf parts.",
+                         R"({"type":"object","allOf":[{"properties":{"a":{"type":"string"},)"
+                         R"("b":{"$ref":"#/$defs/B","description":"The b."}}},{"required":["a"]}],)"
+                         R"("$defs":{"B":{"type":"integer"}}})"}};
+  json parameters = json::parse(
+      Build("gemini", conversation).body)["tools"][0]["functionDeclarations"][0]["parameters"];
+  EXPECT_EQ(parameters["required"], json({"a"})) << parameters.dump();
+  EXPECT_EQ(parameters["properties"]["b"], json({{"type", "integer"}, {"description", "The b."}}));
+}
+
 // Gemini 3 refuses a function call of the conversation without the thoughtSignature it came
 // with; one made elsewhere (another endpoint) is not sent, and such a call gets the value Google
 // documents for skipping the check.
@@ -545,6 +559,18 @@ TEST(OllamaRequestTest, ArgumentsAreObjectsAndOptionsNested) {
                                                    Conversation("qwen3:8b"), &known);
   ASSERT_TRUE(with_window.ok());
   EXPECT_EQ(json::parse(with_window->body)["options"]["num_ctx"], 40960);
+  // Thinking only for a model that can: Ollama refuses it of one that cannot.
+  CompletionRequest thinking = Conversation("llama3.1:8b");
+  thinking.reasoning_effort = "high";
+  EXPECT_FALSE(
+      json::parse(
+          BuildRequest(*FindProvider("ollama"), EndpointFor("ollama"), thinking, &known)->body)
+          .contains("think"));
+  known.supports_reasoning = true;
+  EXPECT_EQ(
+      json::parse(BuildRequest(*FindProvider("ollama"), EndpointFor("ollama"), thinking, &known)
+                      ->body)["think"],
+      true);
   json messages = body["messages"];
   ASSERT_EQ(messages.size(), 5u) << messages.dump();
   EXPECT_EQ(messages[1]["images"][0], "iVBORw0K");

@@ -72,11 +72,14 @@ constexpr Row kBuiltIn[] = {
     {"mistral", "mistral-large-latest", 131072, 0, true, false, false, false, 2.0, 6.0, 0, 0},
     {"xai", "grok-4", 256000, 0, true, true, true, true, 3.0, 15.0, 0, 0.75},
     // Ollama: local, free.
+    // Ollama's windows are what it is told to give a model (num_ctx), which its cache takes
+    // memory for on the user's machine: 32K at most, unless [models."ollama/…"] says more.
     {"ollama", "qwen2.5-coder:7b", 32768, 8192, true, false, false, false, 0, 0, 0, 0},
-    {"ollama", "qwen3:8b", 40960, 8192, true, false, true, false, 0, 0, 0, 0},
-    {"ollama", "llama3.1:8b", 131072, 8192, true, false, false, false, 0, 0, 0, 0},
-    {"ollama", "gpt-oss:20b", 131072, 32768, true, false, true, false, 0, 0, 0, 0},
-    {"ollama", "deepseek-r1:8b", 131072, 8192, false, false, true, false, 0, 0, 0, 0},
+    {"ollama", "qwen2.5-coder:14b", 32768, 8192, true, false, false, false, 0, 0, 0, 0},
+    {"ollama", "qwen3:8b", 32768, 8192, true, false, true, false, 0, 0, 0, 0},
+    {"ollama", "llama3.1:8b", 32768, 8192, true, false, false, false, 0, 0, 0, 0},
+    {"ollama", "gpt-oss:20b", 32768, 8192, true, false, true, false, 0, 0, 0, 0},
+    {"ollama", "deepseek-r1:8b", 32768, 8192, false, false, true, false, 0, 0, 0, 0},
 };
 
 // "claude-sonnet-4-5-20250929" → "claude-sonnet-4-5": dated snapshots price like their alias.

@@ -26,7 +26,11 @@ class GeminiSchemaConverter {
     OrderedJson out = OrderedJson::object();
     if (!schema.is_object() || expanding_.size() > 16) return out;
     if (auto ref = schema.find("$ref"); ref != schema.end() && ref->is_string()) {
-      return Resolve(ref->get<std::string>());
+      OrderedJson resolved = Resolve(ref->get<std::string>());
+      for (const char* key : {"description", "title"}) {  // Said beside the $ref.
+        if (auto it = schema.find(key); it != schema.end()) resolved[key] = *it;
+      }
+      return resolved;
     }
     for (const char* key :
          {"title", "description", "default", "example", "pattern", "minimum", "maximum", "minItems",
@@ -77,7 +81,14 @@ class GeminiSchemaConverter {
       }
     }
     if (auto parts = schema.find("allOf"); parts != schema.end() && parts->is_array()) {
+      std::vector<std::string> named;  // Required, also by parts that have no properties.
       for (const OrderedJson& part : *parts) {
+        if (auto names = part.find("required");
+            part.is_object() && names != part.end() && names->is_array()) {
+          for (const OrderedJson& name : *names) {
+            if (name.is_string()) named.push_back(name.get<std::string>());
+          }
+        }
         OrderedJson converted = Convert(part);
         for (auto& [name, value] : converted.items()) {
           if (name == "properties" && out.contains("properties")) {
@@ -87,6 +98,14 @@ class GeminiSchemaConverter {
           } else {
             out[name] = value;
           }
+        }
+      }
+      for (const std::string& name : named) {
+        if (!out.contains("properties") || !out["properties"].contains(name)) continue;
+        OrderedJson& required = out["required"];
+        if (!required.is_array()) required = OrderedJson::array();
+        if (std::find(required.begin(), required.end(), name) == required.end()) {
+          required.push_back(name);
         }
       }
     }

@@ -337,7 +337,11 @@ Result<http::Request> BuildOllamaRequest(const Endpoint& endpoint, const Complet
     }
     body["tools"] = std::move(tools);
   }
-  if (!request.reasoning_effort.empty() || request.reasoning_budget_tokens) body["think"] = true;
+  // Thinking for models that can (Ollama refuses it of one that cannot, naming it).
+  if ((!request.reasoning_effort.empty() || request.reasoning_budget_tokens) &&
+      (model == nullptr || model->supports_reasoning)) {
+    body["think"] = true;
+  }
   OrderedJson options = OrderedJson::object();
   if (request.temperature) options["temperature"] = *request.temperature;
   if (request.max_tokens) options["num_predict"] = *request.max_tokens;

@@ -253,6 +253,15 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     attempt->model = shared_->catalog.Resolve(current.info.provider, attempt->model_id);
     CompletionRequest request = request_;
     request.model = attempt->model_id;
+    // A fallback's model has its own output limit: the request's (the first model's) is cut to
+    // it, or left to the provider when it is not known (a 40000 sent to gpt-4o was refused).
+    if (request.max_tokens && profile_ != first_profile_) {
+      if (attempt->model.max_output_tokens > 0) {
+        request.max_tokens = std::min(*request.max_tokens, attempt->model.max_output_tokens);
+      } else {
+        request.max_tokens.reset();
+      }
+    }
     if (request.reasoning_effort.empty() && !request.reasoning_budget_tokens) {
       request.reasoning_effort = current.reasoning_effort;
       if (current.thinking_budget_tokens > 0) {

@@ -536,6 +536,25 @@ TEST_F(PoolTest, AFailedFallbackIsNamedInTheError) {
       << message;
 }
 
+// A fallback's model gets no more output asked of it than it can give (the first model's limit
+// was sent, which the fallback's provider refused).
+TEST_F(PoolTest, AFallbackIsAskedForNoMoreOutputThanItsModelGives) {
+  options_.max_attempts = 1;
+  auto pool = PrimaryFallingBackTo("openai", "gpt-4o");
+  server_->Enqueue("/a/", Golden("openai", "error_overloaded"));
+  server_->Enqueue("/b/", Golden("openai", "text"));
+  CompletionRequest request = Hello();
+  request.max_tokens = 40000;
+  Collector collector;
+  ASSERT_TRUE(pool->Stream("primary", request, collector.Sink()).ok());
+  ASSERT_TRUE(collector.WaitForTerminal());
+  std::vector<lai::testing::RecordedRequest> requests = server_->requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(nlohmann::json::parse(requests[0].body)["max_completion_tokens"], 40000);
+  EXPECT_EQ(nlohmann::json::parse(requests[1].body)["max_completion_tokens"], 16384)
+      << "gpt-4o's output limit";
+}
+
 // A fallback that breaks after part of its answer is named in the error, so the part is known
 // to be the fallback's; attempts are counted per profile.
 TEST_F(PoolTest, AFallbackBrokenMidAnswerIsNamedInTheError) {

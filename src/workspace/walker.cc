@@ -116,6 +116,11 @@ GitContext FindGitContext(const std::string& root) {
       std::string named = line.substr(8);
       git_dir = named.starts_with('/') ? named : dir + "/" + named;
     }
+    // Its info/exclude is the main repository's: in the directory its commondir names.
+    std::ifstream common(git_dir + "/commondir");
+    if (std::getline(common, line) && !line.empty()) {
+      git_dir = line.starts_with('/') ? line : git_dir + "/" + line;
+    }
   }
   git.chain = LoadIgnoreFile(git_dir + "/info/exclude", git.chain);
   // The .gitignore files above the root, from the top down (the root's own is read with it).
@@ -253,7 +258,7 @@ Result<ListResult> ListFiles(const Workspace& workspace, const ResolvedPath& dir
   const std::string prefix = is_inside ? dir.relative : "";  // Listed dir, relative to top.
   GitContext git = is_inside ? FindGitContext(workspace.root()) : GitContext{};
   auto from_git_top = [&git](std::string path) {
-    return git.prefix.empty() ? path : JoinRelative(git.prefix, path);
+    return git.prefix.empty() ? path : path.empty() ? git.prefix : JoinRelative(git.prefix, path);
   };
   std::shared_ptr<const GitignoreChain> chain = git.chain;
   if (is_inside && !prefix.empty()) {
@@ -315,7 +320,8 @@ Result<ListResult> ListFiles(const Workspace& workspace, const ResolvedPath& dir
     }
     std::vector<Entry*> kept;
     for (Entry& entry : *entries) {
-      if (entry.is_directory && IsVersionControlDirectory(entry.name)) continue;
+      // A worktree's .git is a file: left out as the directory is.
+      if (IsVersionControlDirectory(entry.name)) continue;
       std::string from_top = JoinRelative(prefix, JoinRelative(current.relative, entry.name));
       if (IsGitignored(current.gitignore.get(), from_git_top(from_top), entry.is_directory)) {
         continue;

@@ -75,6 +75,9 @@ TEST(ListFilesTest, TheRepositorysIgnoreFilesAboveTheWorkspaceApply) {
   tree.File("sub/ws/from_sub.txt");
   tree.File("sub/ws/build_out/x.txt");
   tree.File("sub/ws/src/deeper.gen");
+  // The workspace's own .gitignore applies as well (it was read as the parent's).
+  tree.File("sub/ws/.gitignore", "own_ignored.txt\n");
+  tree.File("sub/ws/own_ignored.txt");
   auto workspace = Workspace::Open(tree.root() + "/sub/ws");
   ASSERT_TRUE(workspace.ok());
   for (const char* listed : {".", "src"}) {
@@ -83,9 +86,25 @@ TEST(ListFilesTest, TheRepositorysIgnoreFilesAboveTheWorkspaceApply) {
     Result<ListResult> result =
         ListFiles(**workspace, *resolved, ListOptions{.recursive = true, .limit = 200});
     std::vector<std::string> expected;
-    if (std::string_view(listed) == ".") expected = {"keep.c", "src/"};
+    if (std::string_view(listed) == ".") expected = {".gitignore", "keep.c", "src/"};
     EXPECT_EQ(Entries(result), expected) << listed;
   }
+}
+
+// A worktree's .git is a file naming its git directory, whose commondir holds info/exclude.
+TEST(ListFilesTest, AWorktreeUsesItsRepositorysExcludes) {
+  TempTree tree;
+  tree.File("repo/.git/info/exclude", "secret_excluded.txt\n");
+  tree.File("repo/.git/worktrees/wt/commondir", "../..\n");
+  tree.File("wt/.git", "gitdir: " + tree.root() + "/repo/.git/worktrees/wt\n");
+  tree.File("wt/secret_excluded.txt");
+  tree.File("wt/keep.txt");
+  auto workspace = Workspace::Open(tree.root() + "/wt");
+  ASSERT_TRUE(workspace.ok());
+  Result<ResolvedPath> resolved = (*workspace)->Resolve(".");
+  ASSERT_TRUE(resolved.ok());
+  EXPECT_EQ(Entries(ListFiles(**workspace, *resolved, ListOptions{.recursive = true})),
+            std::vector<std::string>{"keep.txt"});
 }
 
 // A directory of many files still shows its subdirectories within the limit (they were cut,
