@@ -316,13 +316,14 @@ TEST(GeminiRequestTest, SchemaValuesAndRecursionAreMadeAcceptable) {
 // is kept.
 TEST(GeminiRequestTest, RequiredInAllOfAndRefDescriptionsAreKept) {
   CompletionRequest conversation = Conversation("gemini-2.5-pro");
-  conversation.tools = {{"merge", "allOf parts.",
-                         R"({"type":"object","allOf":[{"properties":{"a":{"type":"string"},)"
-                         R"("b":{"$ref":"#/$defs/B","description":"The b."}}},{"required":["a"]}],)"
-                         R"("$defs":{"B":{"type":"integer"}}})"}};
+  conversation.tools = {
+      {"merge", "allOf parts.",
+       R"({"type":"object","required":["b"],"allOf":[{"properties":{"a":{"type":"string"},)"
+       R"("b":{"$ref":"#/$defs/B","description":"The b."}}},{"required":["a"]}],)"
+       R"("$defs":{"B":{"type":"integer"}}})"}};
   json parameters = json::parse(
       Build("gemini", conversation).body)["tools"][0]["functionDeclarations"][0]["parameters"];
-  EXPECT_EQ(parameters["required"], json({"a"})) << parameters.dump();
+  EXPECT_EQ(parameters["required"], json({"b", "a"})) << parameters.dump();
   EXPECT_EQ(parameters["properties"]["b"], json({{"type", "integer"}, {"description", "The b."}}));
 }
 
@@ -571,6 +572,11 @@ TEST(OllamaRequestTest, ArgumentsAreObjectsAndOptionsNested) {
       json::parse(BuildRequest(*FindProvider("ollama"), EndpointFor("ollama"), thinking, &known)
                       ->body)["think"],
       true);
+  thinking.model = "gpt-oss:20b";  // It takes a level.
+  EXPECT_EQ(
+      json::parse(BuildRequest(*FindProvider("ollama"), EndpointFor("ollama"), thinking, &known)
+                      ->body)["think"],
+      "high");
   json messages = body["messages"];
   ASSERT_EQ(messages.size(), 5u) << messages.dump();
   EXPECT_EQ(messages[1]["images"][0], "iVBORw0K");

@@ -81,7 +81,13 @@ class GeminiSchemaConverter {
       }
     }
     if (auto parts = schema.find("allOf"); parts != schema.end() && parts->is_array()) {
-      std::vector<std::string> named;  // Required, also by parts that have no properties.
+      // Required, by this schema or a part, of properties a part may define.
+      std::vector<std::string> named;
+      if (auto own = schema.find("required"); own != schema.end() && own->is_array()) {
+        for (const OrderedJson& name : *own) {
+          if (name.is_string()) named.push_back(name.get<std::string>());
+        }
+      }
       for (const OrderedJson& part : *parts) {
         if (auto names = part.find("required");
             part.is_object() && names != part.end() && names->is_array()) {

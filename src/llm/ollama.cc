@@ -340,7 +340,12 @@ Result<http::Request> BuildOllamaRequest(const Endpoint& endpoint, const Complet
   // Thinking for models that can (Ollama refuses it of one that cannot, naming it).
   if ((!request.reasoning_effort.empty() || request.reasoning_budget_tokens) &&
       (model == nullptr || model->supports_reasoning)) {
-    body["think"] = true;
+    // gpt-oss takes a level and ignores true.
+    if (request.model.starts_with("gpt-oss") && !request.reasoning_effort.empty()) {
+      body["think"] = request.reasoning_effort;
+    } else {
+      body["think"] = true;
+    }
   }
   OrderedJson options = OrderedJson::object();
   if (request.temperature) options["temperature"] = *request.temperature;
