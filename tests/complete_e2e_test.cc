@@ -466,7 +466,7 @@ TEST_F(CompleteCliTest, DoctorAsksAsCompletionsDoAndA404Fails) {
             std::string::npos)
       << run.out;
   ASSERT_EQ(fake_->requests().size(), 1u);
-  const testing::RecordedRequest& sent = fake_->requests()[0];
+  const testing::RecordedRequest sent = fake_->requests()[0];
   EXPECT_EQ(http::FindHeader(sent.headers, "Authorization"), "Bearer sk-doc-3");
   EXPECT_EQ(http::FindHeader(sent.headers, "X-Gate"), "gate-1");
 

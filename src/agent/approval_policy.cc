@@ -285,7 +285,11 @@ bool IsShell(std::string_view word) {
 
 struct CommandForms {
   std::vector<std::string> forms;       // Each is matched against the denied prefixes.
+  // After a wrapper, every tail of its arguments: matched by whole words ("timeout 5 cat
+  // rm_notes.txt" is no rm).
+  std::vector<std::string> tails;
   std::string script;                   // What a shell runs with -c, or eval's words.
+  bool is_program_glob = false;         // "/usr/bin/r[m]": the shell picks the program.
   bool is_shell_reading_stdin = false;  // "… | sh", "sh <<< …": its commands cannot be seen.
 };
 
@@ -294,7 +298,7 @@ struct CommandForms {
 // "{ rm x; }", and "git push" denies "git  push" and "git -C . push": the command as written;
 // its words joined by single spaces; those words without assignments, keywords and wrappers in
 // front, the program named without its directory, with and without its options; and after a
-// wrapper, every tail of its arguments (the wrapped command is among them).
+// wrapper, every tail of its arguments (the wrapped command is among them), by whole words.
 CommandForms FormsOf(std::string_view command) {
   std::vector<std::string> words = ShellWords(command);
   CommandForms out;
@@ -316,12 +320,13 @@ CommandForms FormsOf(std::string_view command) {
     }
   }
   for (size_t i = after_wrapper; i < words.size(); ++i) {
-    out.forms.push_back(std::string(ProgramName(words[i])) + " " +
+    out.tails.push_back(std::string(ProgramName(words[i])) + " " +
                         JoinWords(words.begin() + static_cast<std::ptrdiff_t>(i) + 1, words.end()));
   }
   if (first >= words.size()) return out;
   std::vector<std::string> rest(words.begin() + static_cast<std::ptrdiff_t>(first), words.end());
   rest[0] = std::string(ProgramName(rest[0]));
+  out.is_program_glob = rest[0].find_first_of("*?[") != std::string::npos;
   out.forms.push_back(JoinWords(rest.begin(), rest.end()));
   // Without options ("git -C dir push" is a git push), an option's value included for the
   // options that take one in front of a subcommand (git -C dir, git -c key=value).
@@ -371,7 +376,7 @@ Decision DecideSingle(std::string_view command, const std::vector<std::string>& 
   const std::vector<std::string>& forms = of.forms;
   if (!denied.empty()) {
     // A shell reading its commands from a pipe or here-string runs what no list can check.
-    if (of.is_shell_reading_stdin) return Decision::kDeny;
+    if (of.is_shell_reading_stdin || of.is_program_glob) return Decision::kDeny;
     constexpr int kMaxShellDepth = 4;
     if (!of.script.empty() &&
         (depth >= kMaxShellDepth ||
@@ -384,6 +389,9 @@ Decision DecideSingle(std::string_view command, const std::vector<std::string>& 
   int deny = -1;
   for (const std::string& form : forms) {
     deny = std::max(deny, LongestMatch(form, denied, /*whole_words=*/false));
+  }
+  for (const std::string& tail : of.tails) {
+    deny = std::max(deny, LongestMatch(tail, denied, /*whole_words=*/true));
   }
   if (allow < 0 && deny < 0) return Decision::kAsk;
   return allow > deny ? Decision::kApprove : Decision::kDeny;
@@ -467,13 +475,45 @@ Decision DecideCommand(std::string_view command, const std::vector<std::string>&
   return DecideLine(command, allowed, denied, 0);
 }
 
+bool IsWriteRequest(const ApprovalRequest& request) {
+  return request.kind == ApprovalKind::kWrite || request.kind == ApprovalKind::kProtected ||
+         (request.kind == ApprovalKind::kOutsideWorkspace && !IsReadTool(request.tool));
+}
+
 bool IsRejectedAlways(const std::set<ApprovalKind>& rejected, const ApprovalRequest& request) {
   if (rejected.count(request.kind) != 0) return true;
-  bool is_write = request.kind == ApprovalKind::kWrite ||
-                  request.kind == ApprovalKind::kProtected ||
-                  (request.kind == ApprovalKind::kOutsideWorkspace && !IsReadTool(request.tool) &&
-                   request.tool != "delete_file");
-  return is_write && rejected.count(ApprovalKind::kWrite) != 0;
+  return IsWriteRequest(request) && request.tool != "delete_file" &&
+         rejected.count(ApprovalKind::kWrite) != 0;
+}
+
+void GrantAlways(AutoApproveSettings& settings, const ApprovalRequest& request) {
+  switch (request.kind) {
+    case ApprovalKind::kRead:
+      settings.read = true;
+      break;
+    case ApprovalKind::kWrite:
+      settings.write = true;
+      break;
+    case ApprovalKind::kDelete:
+      settings.delete_files = true;
+      break;
+    case ApprovalKind::kOutsideWorkspace:
+      (IsWriteRequest(request) ? settings.write_outside_workspace
+                               : settings.read_outside_workspace) = true;
+      break;
+    case ApprovalKind::kProtected:
+      settings.write_protected = true;
+      break;
+    case ApprovalKind::kCommand:
+      // Each part, as each is decided ("always" for "make && make test" is for both).
+      for (std::string& part : SplitCommand(request.target)) {
+        auto& granted = settings.granted_commands;
+        if (std::find(granted.begin(), granted.end(), part) == granted.end()) {
+          granted.push_back(std::move(part));
+        }
+      }
+      break;
+  }
 }
 
 std::string_view ApprovalKindName(ApprovalKind kind) {
@@ -524,10 +564,19 @@ Decision Decide(const ApprovalRequest& request, const AutoApproveSettings& setti
       return ApproveIf((is_delete ? settings.delete_files : settings.write) &&
                        settings.write_outside_workspace);
     case ApprovalKind::kCommand: {
-      if (!settings.execute) return Decision::kAsk;
-      Decision decision =
-          DecideCommand(request.target, settings.allowed_commands, settings.denied_commands);
-      if (decision == Decision::kAsk && settings.substitutions &&
+      if (!settings.execute && settings.granted_commands.empty()) return Decision::kAsk;
+      const std::vector<std::string>* allowed = &settings.allowed_commands;
+      std::vector<std::string> with_granted;
+      if (!settings.granted_commands.empty()) {
+        with_granted = settings.granted_commands;
+        if (settings.execute) {
+          with_granted.insert(with_granted.end(), settings.allowed_commands.begin(),
+                              settings.allowed_commands.end());
+        }
+        allowed = &with_granted;
+      }
+      Decision decision = DecideCommand(request.target, *allowed, settings.denied_commands);
+      if (decision == Decision::kAsk && settings.execute && settings.substitutions &&
           settings.denied_commands.empty() && HasDangerousSubstitution(request.target) &&
           std::find(settings.allowed_commands.begin(), settings.allowed_commands.end(), "*") !=
               settings.allowed_commands.end()) {

@@ -33,6 +33,9 @@ struct AutoApproveSettings {
   // Prefixes, matched case-insensitively per sub-command; "*" allows anything not denied.
   std::vector<std::string> allowed_commands = {"git log", "git diff", "git show"};
   std::vector<std::string> denied_commands;
+  // The commands the user answered "always" for in this session: approved (unless denied)
+  // whether or not `execute` is, without the allowed list becoming active.
+  std::vector<std::string> granted_commands;
   // A command that runs another's output ($(…), `…`, <(…)) is asked about even when allowed (no
   // prefix can vouch for what it becomes, as in Kilo Code), unless this is set (--yes: approve
   // everything) and no command is denied.
@@ -51,6 +54,14 @@ enum class Decision {
 // Whether the kinds a user rejected for good ("always reject") refuse `request`: its own kind,
 // and for a rejected kWrite every write (protected paths, and outside the workspace) too.
 bool IsRejectedAlways(const std::set<ApprovalKind>& rejected, const ApprovalRequest& request);
+
+// Whether `request` writes (or deletes): kWrite, kProtected, and outside the workspace a tool
+// other than a reading one.
+bool IsWriteRequest(const ApprovalRequest& request);
+
+// Records the user's "always" for `request` in `settings`: its kind, only in its direction (a
+// read outside the workspace grants reads there, not writes); a command's parts, each.
+void GrantAlways(AutoApproveSettings& settings, const ApprovalRequest& request);
 
 // "read", "write", "delete", "outside", "protected", "command"; and back (nullopt: unknown).
 std::string_view ApprovalKindName(ApprovalKind kind);

@@ -299,11 +299,16 @@ TEST(DecideCommandTest, DenialsSeeThroughQuotingSpacingPathsAndWrappers) {
                               "echo \"${X:-`rm x`}\"",
                               "$'rm' -f x",
                               "$'\\x72m' x",
-                              "$'\\162\\155' x"}) {
+                              "$'\\162\\155' x",
+                              "/usr/bin/r[m] -f x",
+                              "r? x"}) {
     EXPECT_EQ(DecideCommand(command, allowed, denied), Decision::kDeny) << command;
   }
   // Not the denied program: a word that merely starts or holds the name.
   EXPECT_EQ(DecideCommand("echo rm", allowed, denied), Decision::kApprove);
+  EXPECT_EQ(DecideCommand("find . -name rmlist.txt", allowed, denied), Decision::kApprove);
+  EXPECT_EQ(DecideCommand("timeout 5 cat rm_notes.txt", allowed, denied), Decision::kApprove);
+  EXPECT_EQ(DecideCommand("nice -n 1 ls rm_dir", allowed, denied), Decision::kApprove);
   EXPECT_EQ(DecideCommand("bash -c 'echo hi'", allowed, denied), Decision::kApprove);
   EXPECT_EQ(DecideCommand("bash build.sh", allowed, denied), Decision::kApprove);
   EXPECT_EQ(DecideCommand("git -C sub status", allowed, denied), Decision::kApprove);
@@ -316,6 +321,33 @@ TEST(DecideCommandTest, DenialsSeeThroughQuotingSpacingPathsAndWrappers) {
   EXPECT_EQ(DecideCommand("echoX hi", {"echo"}, {}), Decision::kAsk);
   EXPECT_EQ(DecideCommand("git log --oneline", {"git log "}, {}), Decision::kApprove);
   EXPECT_EQ(DecideCommand("git  log", {"git log"}, {}), Decision::kApprove);  // Spacing.
+}
+
+// "Always" is for what was asked: a read outside the workspace is no write there, and a
+// command's "always" approves its parts without switching on the configured allowed list.
+TEST(GrantAlwaysTest, GrantsOnlyWhatWasAsked) {
+  AutoApproveSettings settings;
+  GrantAlways(settings, Request(ApprovalKind::kOutsideWorkspace, "read_file", "/tmp/o.txt"));
+  EXPECT_EQ(Decide(Request(ApprovalKind::kOutsideWorkspace, "read_file", "/tmp/x"), settings),
+            Decision::kApprove);
+  settings.write = true;
+  EXPECT_EQ(
+      Decide(Request(ApprovalKind::kOutsideWorkspace, "write_to_file", "/tmp/o.txt"), settings),
+      Decision::kAsk);
+  GrantAlways(settings, Request(ApprovalKind::kOutsideWorkspace, "apply_diff", "/tmp/o.txt"));
+  EXPECT_EQ(
+      Decide(Request(ApprovalKind::kOutsideWorkspace, "write_to_file", "/tmp/o.txt"), settings),
+      Decision::kApprove);
+
+  auto command = [](std::string line) {
+    return Request(ApprovalKind::kCommand, "execute_command", std::move(line));
+  };
+  settings.denied_commands = {"rm"};
+  GrantAlways(settings, command("echo one && echo two"));
+  EXPECT_EQ(Decide(command("echo one && echo two"), settings), Decision::kApprove);
+  EXPECT_EQ(Decide(command("echo two"), settings), Decision::kApprove);
+  EXPECT_EQ(Decide(command("git log -1"), settings), Decision::kAsk);  // Not granted.
+  EXPECT_EQ(Decide(command("echo one; rm x"), settings), Decision::kDeny);
 }
 
 TEST(DecideCommandTest, ChainsAreDecidedPerSubCommand) {

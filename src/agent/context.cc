@@ -462,9 +462,25 @@ Result<CondenseResult> Condense(std::vector<HistoryMessage>& history,
                      "); the rest is the first message and the last ones, kept whole");
   }
 
+  // Beyond the room the summary request has, its oldest messages are left out of it (the window
+  // may have shrunk: another model, a smaller local one).
+  int64_t request_tokens = 0;
+  for (size_t k = 0; k < boundary; ++k) request_tokens += MessageTokens(history[visible[k]]);
+  size_t first_included = 1;
+  while (options.max_request_tokens > 0 && first_included < boundary &&
+         Calibrated(options.calibration, request_tokens) > options.max_request_tokens) {
+    if (first_included != last_summary) {
+      request_tokens -= MessageTokens(history[visible[first_included]]);
+    }
+    ++first_included;
+  }
   std::vector<Message> request;
   request.reserve(boundary + 1);
-  for (size_t k = 0; k < boundary; ++k) request.push_back(AsPlainText(history[visible[k]].message));
+  for (size_t k = 0; k < boundary; ++k) {
+    if (k == 0 || k >= first_included || k == last_summary) {
+      request.push_back(AsPlainText(history[visible[k]].message));
+    }
+  }
   Message final_request;
   final_request.role = Role::kUser;
   final_request.parts.push_back(TextPart(std::string(kCondenseRequestText)));

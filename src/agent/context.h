@@ -162,6 +162,9 @@ struct CondenseOptions {
   int64_t prompt_tokens = 0;
   const TokenCalibration* calibration = nullptr;  // nullptr = raw estimates.
   std::string custom_prompt;  // Replaces DefaultCondensePrompt() when not blank.
+  // The most the summary request's messages may take (calibrated): the oldest messages after
+  // the first (but the last summary) are left out of it until it fits. 0 = no bound.
+  int64_t max_request_tokens = 0;
 };
 
 struct CondenseResult {

@@ -50,6 +50,11 @@ Result<llm::ContentPart> PartFromJson(const Json& value, const std::string& path
     RETURN_IF_ERROR(ReadString(value, "thinking", path, true, part.text));
     RETURN_IF_ERROR(ReadString(value, "signature", path, false, part.signature));
     RETURN_IF_ERROR(ReadString(value, "origin", path, false, part.origin));
+  } else if (type == "redacted_thinking") {
+    part.kind = Kind::kReasoning;
+    part.redacted = true;
+    RETURN_IF_ERROR(ReadString(value, "data", path, true, part.signature));
+    RETURN_IF_ERROR(ReadString(value, "origin", path, false, part.origin));
   } else if (type == "tool_use") {
     part.kind = Kind::kToolCall;
     RETURN_IF_ERROR(ReadString(value, "id", path, true, part.tool_call_id));
@@ -114,6 +119,12 @@ Json MessageToJsonValue(const llm::Message& message) {
         item["text"] = part.text;
         break;
       case Kind::kReasoning:
+        if (part.redacted) {
+          item["type"] = "redacted_thinking";
+          item["data"] = part.signature;
+          if (!part.origin.empty()) item["origin"] = part.origin;
+          break;
+        }
         item["type"] = "thinking";
         item["thinking"] = part.text;
         if (!part.signature.empty()) item["signature"] = part.signature;

@@ -30,6 +30,10 @@ llm::Message EveryPart() {
   llm::ContentPart reasoning = Part(Kind::kReasoning);
   reasoning.text = "think";
   reasoning.signature = "sig==";
+  llm::ContentPart redacted = Part(Kind::kReasoning);  // Anthropic's redacted_thinking.
+  redacted.redacted = true;
+  redacted.signature = "EmwKAhgB";
+  redacted.origin = "anthropic https://api.anthropic.com";
   llm::ContentPart call = Part(Kind::kToolCall);
   call.tool_call_id = "toolu_1";
   call.tool_name = "read_file";
@@ -42,7 +46,7 @@ llm::Message EveryPart() {
   llm::ContentPart image = Part(Kind::kImage);
   image.media_type = "image/png";
   image.data_base64 = "iVBORw0KGgo=";
-  message.parts = {text, reasoning, call, result, image};
+  message.parts = {text, reasoning, redacted, call, result, image};
   return message;
 }
 
@@ -62,6 +66,8 @@ void ExpectSameMessage(const llm::Message& a, const llm::Message& b) {
     EXPECT_EQ(x.tool_name, y.tool_name);
     EXPECT_EQ(x.arguments_json, y.arguments_json);
     EXPECT_EQ(x.is_error, y.is_error);
+    EXPECT_EQ(x.redacted, y.redacted);
+    EXPECT_EQ(x.origin, y.origin);
   }
 }
 
@@ -69,6 +75,8 @@ TEST(MessageJsonTest, WritesAnthropicShapedJson) {
   EXPECT_EQ(MessageToJson(EveryPart()),
             R"({"role":"assistant","content":[{"type":"text","text":"Héllo \"world\"\n<tag>"},)"
             R"({"type":"thinking","thinking":"think","signature":"sig=="},)"
+            R"({"type":"redacted_thinking","data":"EmwKAhgB",)"
+            R"("origin":"anthropic https://api.anthropic.com"},)"
             R"({"type":"tool_use","id":"toolu_1","name":"read_file",)"
             R"("input":{"path":"a.txt","z":1,"a":[true,null]}},)"
             R"({"type":"tool_result","tool_use_id":"toolu_1","content":"1 | x","is_error":true,)"

@@ -94,6 +94,9 @@ using internal::ToolCall;
 
 namespace {
 
+// Room kept in a summary request for its system prompt (the condense prompt, or the user's).
+constexpr int64_t kSummaryPromptAllowanceTokens = 2000;
+
 std::string NewSessionId() {
   static std::mutex mutex;
   static std::mt19937_64 random{std::random_device{}()};
@@ -201,9 +204,15 @@ const XmlToolSpec* FindXmlSpec(std::string_view name) {
 
 std::optional<llm::Message> UnfinishedReply(const std::vector<StoredEvent>& events) {
   std::string partial;
-  // After a tool call starts, what is said until the next stored message is a subtask's (its
-  // updates are shown in the parent): never the parent's own reply.
+  // After a tool call starts, what is said until it ends (or the next stored message) is a
+  // subtask's (its updates are shown in the parent): never the parent's own reply. A call that
+  // ends at once (a context change shown as one) leaves the reply going on after it.
   bool in_tool = false;
+  std::string open_call;
+  auto ends = [](const SessionUpdate& update) {
+    return update.tool.status && (*update.tool.status == ToolStatus::kCompleted ||
+                                  *update.tool.status == ToolStatus::kFailed);
+  };
   for (const StoredEvent& event : events) {
     if (event.kind == kMessageEvent || event.kind == kTurnEndEvent ||
         event.kind == kTurnErrorEvent) {
@@ -211,7 +220,13 @@ std::optional<llm::Message> UnfinishedReply(const std::vector<StoredEvent>& even
       in_tool = false;
     } else if (event.kind == UpdateKindName(SessionUpdate::Kind::kToolCall)) {
       partial.clear();
-      in_tool = true;
+      if (in_tool) continue;
+      Result<SessionUpdate> update = SessionUpdateFromAcpJson(event.payload_json);
+      in_tool = !update.ok() || !ends(*update);
+      if (update.ok()) open_call = update->tool.id;
+    } else if (in_tool && event.kind == UpdateKindName(SessionUpdate::Kind::kToolCallUpdate)) {
+      Result<SessionUpdate> update = SessionUpdateFromAcpJson(event.payload_json);
+      if (update.ok() && update->tool.id == open_call && ends(*update)) in_tool = false;
     } else if (!in_tool && event.kind == UpdateKindName(SessionUpdate::Kind::kAgentMessageChunk)) {
       Result<SessionUpdate> update = SessionUpdateFromAcpJson(event.payload_json);
       if (update.ok()) partial += update->text;
@@ -471,6 +486,11 @@ Status Session::Turn::FitContext() {
     options.now_ms = NowMs();
     options.prompt_tokens = prompt_tokens;
     options.calibration = &state.calibration;
+    // The summary request has the window less its answer and the condense prompt.
+    if (budget.context_window > 0) {
+      options.max_request_tokens =
+          budget.context_window - budget.max_output_tokens - kSummaryPromptAllowanceTokens;
+    }
     // history is read and written by the turn thread only; mutex_ guards what Info() reads.
     Result<CondenseResult> condensed = Condense(state.history, options, summarize);
     if (condensed.ok()) {
@@ -496,7 +516,16 @@ Status Session::Turn::FitContext() {
       why = "to fit the context window (condensing failed: " + condensed.error().message() + ")";
     }
   }
-  if (truncate) Persist(TruncateHistory(why));
+  // Halves of the middle are dropped until the history fits (a window that shrank, when the
+  // session moved to a smaller model, takes more than one).
+  for (int round = 0; truncate && round < 8; ++round) {
+    ContextChange change = TruncateHistory(why);
+    truncate = !change.hidden.empty();
+    Persist(change);
+    truncate = truncate && PlanContext(state.history, prompt_tokens, state.calibration, budget,
+                                       context_settings)
+                               .exceeds_allowed;
+  }
   ContextPlan left =
       PlanContext(state.history, prompt_tokens, state.calibration, budget, context_settings);
   if (budget.context_window > 0 && left.context_tokens > budget.context_window) {
@@ -630,7 +659,10 @@ Session::Turn::Reply Session::Turn::Request() {
   auto end = std::make_shared<StreamEnd>();
   std::optional<XmlToolParser> xml;
   if (state.protocol == ToolProtocol::kXml) xml.emplace(AllXmlSpecs());
-  std::string text, reasoning, signature;
+  std::string text;
+  // The reply's reasoning blocks, in order: thought, or only its encrypted form.
+  std::vector<llm::ContentPart> reasoning;
+  int reasoning_block = -1;
   llm::Usage usage;
   std::vector<XmlEvent> xml_events;
   // What the model says, shown as it streams; <thinking>…</thinking> is shown as thought.
@@ -733,8 +765,13 @@ Session::Turn::Reply Session::Turn::Request() {
         break;
       case llm::StreamEvent::Kind::kReasoningDelta:
         reply.has_output = true;
-        reasoning += event.text;
-        if (!event.signature.empty()) signature = event.signature;
+        if (reasoning.empty() || event.index != reasoning_block || event.redacted) {
+          reasoning.emplace_back().kind = llm::ContentPart::Kind::kReasoning;
+          reasoning.back().redacted = event.redacted;
+          reasoning_block = event.index;
+        }
+        reasoning.back().text += event.text;
+        if (!event.signature.empty()) reasoning.back().signature = event.signature;
         if (!event.text.empty()) {
           Emit(TextUpdate(SessionUpdate::Kind::kAgentThoughtChunk, event.text));
         }
@@ -842,11 +879,7 @@ Session::Turn::Reply Session::Turn::Request() {
     }
   }
   const std::string origin = llm::ReasoningOrigin(answered->provider, answered->base_url);
-  if (!reasoning.empty() || !signature.empty()) {  // Thought, or only its encrypted form.
-    llm::ContentPart part;
-    part.kind = llm::ContentPart::Kind::kReasoning;
-    part.text = std::move(reasoning);
-    part.signature = std::move(signature);
+  for (llm::ContentPart& part : reasoning) {
     part.origin = origin;
     message.parts.push_back(std::move(part));
   }
@@ -879,6 +912,12 @@ Result<std::string> Session::Turn::Summarize(const std::string& system_prompt,
   llm::CompletionRequest request;
   request.system_prompt = system_prompt;
   request.messages = messages;
+  // One try, not held against the provider: on failure the history is truncated instead.
+  request.best_effort = true;
+  if (state.model.max_output_tokens > 0) {
+    request.max_tokens =
+        DefaultMaxOutputTokens(state.model.context_window, state.model.max_output_tokens);
+  }
   struct Collected {
     std::mutex mutex;
     std::condition_variable done_signal;
@@ -918,6 +957,8 @@ Result<std::string> Session::Turn::Summarize(const std::string& system_prompt,
     state.totals.cost_usd += collected->usage.cost_usd;
     state.totals.input_tokens += collected->usage.input_tokens;
     state.totals.output_tokens += collected->usage.output_tokens;
+    state.totals.cache_read_tokens += collected->usage.cache_read_tokens;
+    state.totals.cache_write_tokens += collected->usage.cache_write_tokens;
     state.totals.requests += 1;
   }
   if (collected->error) {

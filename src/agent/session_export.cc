@@ -142,8 +142,10 @@ void AppendPart(const llm::ContentPart& part, std::string& out) {
       if (!part.text.empty() && out.back() != '\n') out += '\n';
       break;
     case Kind::kReasoning:
-      out += "<details>\n<summary>Reasoning</summary>\n\n" + WithFencesClosed(part.text);
-      if (!part.text.empty() && out.back() != '\n') out += '\n';
+      if (part.text.empty() && !part.redacted) break;  // Only its encrypted form.
+      out += "<details>\n<summary>Reasoning</summary>\n\n" +
+             (part.redacted ? "(redacted by the provider)" : WithFencesClosed(part.text));
+      if (out.back() != '\n') out += '\n';
       out += "\n</details>\n";
       break;
     case Kind::kToolCall:

@@ -605,6 +605,68 @@ TEST_F(SessionTest, ReasoningGoesBackToTheEndpointThatMadeIt) {
   EXPECT_EQ(assistant.value("reasoning_content", ""), first.reasoning) << assistant.dump();
 }
 
+// Claude's reply with two thinking blocks (interleaved thinking) and a redacted one: each goes
+// back as it came, in order, with its own signature (one merged block fails verification, and a
+// dropped redacted block makes the next request in a tool loop fail).
+TEST_F(SessionTest, ThinkingBlocksGoBackAsTheyCame) {
+  Engine& engine = MakeEngine(MakePool({"p"}, "claude-sonnet-4-5", std::nullopt, "anthropic"));
+  std::shared_ptr<Session> session = NewSession(engine);
+  auto event = [](const json& data) {
+    return "event: " + data["type"].get<std::string>() + "\ndata: " + data.dump() + "\n\n";
+  };
+  auto delta = [&](int index, json change) {
+    return event({{"type", "content_block_delta"}, {"index", index}, {"delta", change}});
+  };
+  auto start = [&](int index, json block) {
+    return event({{"type", "content_block_start"}, {"index", index}, {"content_block", block}});
+  };
+  auto stop = [&](int index) { return event({{"type", "content_block_stop"}, {"index", index}}); };
+  std::string body =
+      event({{"type", "message_start"}, {"message", {{"usage", {{"input_tokens", 10}}}}}}) +
+      start(0, {{"type", "thinking"}, {"thinking", ""}}) +
+      delta(0, {{"type", "thinking_delta"}, {"thinking", "First."}}) +
+      delta(0, {{"type", "signature_delta"}, {"signature", "SIG-A"}}) + stop(0) +
+      start(1, {{"type", "redacted_thinking"}, {"data", "REDACTED-B"}}) + stop(1) +
+      start(2, {{"type", "text"}, {"text", "Reading."}}) + stop(2) +
+      start(3, {{"type", "thinking"}, {"thinking", "Then"}}) +
+      delta(3, {{"type", "thinking_delta"}, {"thinking", " read."}}) +
+      delta(3, {{"type", "signature_delta"}, {"signature", "SIG-C"}}) + stop(3) +
+      start(4, {{"type", "tool_use"},
+                {"id", "toolu_1"},
+                {"name", "read_file"},
+                {"input", json::object()}}) +
+      delta(4, {{"type", "input_json_delta"}, {"partial_json", ReadArgs("src.txt")}}) + stop(4) +
+      event({{"type", "message_delta"}, {"delta", {{"stop_reason", "tool_use"}}}}) +
+      event({{"type", "message_stop"}});
+  FakeResponse first;
+  first.headers = {{"content-type", "text/event-stream"}};
+  first.body_chunks = {body};
+  first.Rechunk(37);
+  server_->Enqueue("/p/", std::move(first));
+  std::string done =
+      start(0, {{"type", "tool_use"},
+                {"id", "toolu_2"},
+                {"name", "attempt_completion"},
+                {"input", json::object()}}) +
+      delta(0, {{"type", "input_json_delta"}, {"partial_json", CompletionArgs("Read.")}}) +
+      stop(0) + event({{"type", "message_delta"}, {"delta", {{"stop_reason", "tool_use"}}}}) +
+      event({{"type", "message_stop"}});
+  server_->Enqueue("/p/", testing::MakeResponse(200, done, "text/event-stream"));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Read src.txt", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  const json& content = bodies[1]["messages"][1]["content"];
+  ASSERT_EQ(content.size(), 5u) << content.dump();
+  EXPECT_EQ(content[0],
+            json({{"type", "thinking"}, {"thinking", "First."}, {"signature", "SIG-A"}}));
+  EXPECT_EQ(content[1], json({{"type", "redacted_thinking"}, {"data", "REDACTED-B"}}));
+  EXPECT_EQ(content[2],
+            json({{"type", "thinking"}, {"thinking", "Then read."}, {"signature", "SIG-C"}}));
+  EXPECT_EQ(content[3]["text"], "Reading.");
+  EXPECT_EQ(content[4]["id"], "toolu_1");
+}
+
 // ---- 2. XML protocol ---------------------------------------------------------------------------
 
 FakeResponse XmlTurn(std::string text) {
@@ -2679,6 +2741,16 @@ TEST(RecoveryTest, SubtaskWordsAreNotTheParentsReplyAndOpenToolCallsEnd) {
   ASSERT_TRUE(unfinished.has_value());
   EXPECT_TRUE(unfinished->parts[0].text.starts_with("the parent's own words"))
       << unfinished->parts[0].text;
+
+  // A context change is shown as a call that ends at once: words after it are the reply's (they
+  // were lost when the engine was killed after a condense).
+  events.push_back({0, 0, "message", "{}"});
+  events.push_back(call("condense_1", std::nullopt));
+  events.push_back(call("condense_1", ToolStatus::kCompleted));
+  events.push_back(text("Step 5"));
+  unfinished = UnfinishedReply(events);
+  ASSERT_TRUE(unfinished.has_value());
+  EXPECT_TRUE(unfinished->parts[0].text.starts_with("Step 5")) << unfinished->parts[0].text;
 }
 
 // ---- 11. Many sessions at once -----------------------------------------------------------------

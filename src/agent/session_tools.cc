@@ -247,8 +247,6 @@ class SessionToolHost : public ToolHost {
   std::optional<Edit> edit_;
 };
 
-void GrantAlways(AutoApproveSettings& approvals, const ApprovalRequest& request);
-
 }  // namespace
 
 // Applies an "always" answer, as kept in State::always_answers ({"answer": "allow" | "reject",
@@ -282,35 +280,6 @@ void Session::ApplyAlwaysAnswerLocked(const json& answer) {
     state.rejected_always.insert(request.kind);
   }
 }
-
-namespace {
-
-void GrantAlways(AutoApproveSettings& approvals, const ApprovalRequest& request) {
-  switch (request.kind) {
-    case ApprovalKind::kRead:
-      approvals.read = true;
-      break;
-    case ApprovalKind::kWrite:
-      approvals.write = true;
-      break;
-    case ApprovalKind::kDelete:
-      approvals.delete_files = true;
-      break;
-    case ApprovalKind::kOutsideWorkspace:
-      approvals.read_outside_workspace = true;
-      approvals.write_outside_workspace = true;
-      break;
-    case ApprovalKind::kProtected:
-      approvals.write_protected = true;
-      break;
-    case ApprovalKind::kCommand:
-      approvals.execute = true;
-      approvals.allowed_commands.push_back(request.target);
-      break;
-  }
-}
-
-}  // namespace
 
 bool Session::Turn::AskSession(SessionApprovalKind kind, ToolCallInfo info, std::string* feedback,
                                const std::string& what) {

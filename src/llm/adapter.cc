@@ -100,9 +100,12 @@ std::string Redact(std::string text, std::string_view secret) {
 
 std::vector<std::string> SecretsOf(const Endpoint& endpoint) {
   std::vector<std::string> secrets;
-  if (!endpoint.api_key.empty()) secrets.push_back(endpoint.api_key);
+  // Placeholders that local servers take ("x", "EMPTY", "ollama") are no secrets: redacting
+  // them would garble every message that holds their letters.
+  constexpr size_t kShortestSecret = 8;
+  if (endpoint.api_key.size() >= kShortestSecret) secrets.push_back(endpoint.api_key);
   for (const http::Header& header : endpoint.headers) {
-    if (header.value.size() >= 8) secrets.push_back(header.value);
+    if (header.value.size() >= kShortestSecret) secrets.push_back(header.value);
   }
   return secrets;
 }
@@ -355,12 +358,14 @@ void ParserBase::EmitText(std::string text) {
   Emit(std::move(event));
 }
 
-void ParserBase::EmitReasoning(std::string text, std::string signature) {
+void ParserBase::EmitReasoning(std::string text, std::string signature, int block, bool redacted) {
   if (text.empty() && signature.empty()) return;
   StreamEvent event;
   event.kind = StreamEvent::Kind::kReasoningDelta;
   event.text = std::move(text);
   event.signature = std::move(signature);
+  event.index = block;
+  event.redacted = redacted;
   Emit(std::move(event));
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "llm/internal/parser_base.h"
 
@@ -515,6 +516,54 @@ TEST(OpenAiStreamTest, ContentBlocksAreTextAndThought) {
   }
   EXPECT_EQ(thought, "Hmm.");
   EXPECT_EQ(text, "Hello there");
+}
+
+// A summary merged with the reply after it (two text parts of one assistant message) is not
+// run together into one sentence.
+TEST(OpenAiRequestTest, AnAssistantsTextPartsStayApart) {
+  CompletionRequest conversation = Conversation("gpt-4.1");
+  conversation.messages[1].parts.insert(conversation.messages[1].parts.begin() + 1,
+                                        {.kind = ContentPart::Kind::kText, .text = "Summary."});
+  json messages = json::parse(Build("openai", conversation).body)["messages"];
+  EXPECT_EQ(messages[2]["content"], "Summary.\n\nReading.") << messages[2].dump();
+}
+
+// Claude's thinking blocks, a redacted one among them, go back as they came.
+TEST(AnthropicTest, RedactedAndInterleavedThinkingGoBackAsTheyCame) {
+  std::vector<StreamEvent> events =
+      Parse("anthropic",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+            "\"content_block\":{\"type\":\"thinking\",\"thinking\":\"A\"}}\n\n"
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+            "\"delta\":{\"type\":\"signature_delta\",\"signature\":\"S0\"}}\n\n"
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,"
+            "\"content_block\":{\"type\":\"redacted_thinking\",\"data\":\"R1\"}}\n\n"
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":2,"
+            "\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\n\n"
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":2,"
+            "\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"B\"}}\n\n"
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+  std::vector<std::tuple<int, std::string, std::string, bool>> reasoning;
+  for (const StreamEvent& event : events) {
+    if (event.kind != StreamEvent::Kind::kReasoningDelta) continue;
+    reasoning.emplace_back(event.index, event.text, event.signature, event.redacted);
+  }
+  using R = std::tuple<int, std::string, std::string, bool>;
+  EXPECT_EQ(reasoning, (std::vector<R>{R{0, "A", "", false}, R{0, "", "S0", false},
+                                       R{1, "", "R1", true}, R{2, "B", "", false}}));
+
+  CompletionRequest conversation = Conversation("claude-sonnet-4-5");
+  ContentPart redacted{.kind = ContentPart::Kind::kReasoning, .signature = "R1"};
+  redacted.redacted = true;
+  redacted.origin = ReasoningOrigin("anthropic", EndpointFor("anthropic").base_url);
+  conversation.messages[1].parts[0].origin = redacted.origin;
+  conversation.messages[1].parts.insert(conversation.messages[1].parts.begin() + 1, redacted);
+  json content = json::parse(Build("anthropic", conversation).body)["messages"][1]["content"];
+  EXPECT_EQ(content[0]["signature"], "sig-1");
+  EXPECT_EQ(content[1], json({{"type", "redacted_thinking"}, {"data", "R1"}}));
+  // Elsewhere a redacted block is sent nowhere.
+  json openai = json::parse(Build("openai", conversation).body)["messages"][2];
+  EXPECT_EQ(openai.dump().find("R1"), std::string::npos) << openai.dump();
 }
 
 // An MCP tool whose schema is a "$ref" to its definition: providers want an object at the top.

@@ -58,7 +58,10 @@ Status AppendMessageEntry(const Message& message, std::string_view origin, Order
         case ContentPart::Kind::kReasoning:
           // Thinking goes back verbatim with its signature; unsigned thinking cannot, nor a
           // signature another endpoint made (Anthropic refuses it).
-          if (!part.signature.empty() && IsOwnReasoning(part, origin)) {
+          if (part.signature.empty() || !IsOwnReasoning(part, origin)) break;
+          if (part.redacted) {
+            content.push_back({{"type", "redacted_thinking"}, {"data", part.signature}});
+          } else {
             content.push_back(
                 {{"type", "thinking"}, {"thinking", part.text}, {"signature", part.signature}});
           }
@@ -267,6 +270,8 @@ class AnthropicParser final : public SseParser {
       if (Equals(key, "text")) return ReadString(field, event.block_text);
       if (Equals(key, "thinking")) return ReadString(field, event.block_thinking);
       if (Equals(key, "signature")) return ReadString(field, event.block_signature);
+      // redacted_thinking's encrypted thinking goes back as its signature would.
+      if (Equals(key, "data")) return ReadString(field, event.block_signature);
       if (Equals(key, "id")) return ReadString(field, event.block_id);
       if (Equals(key, "name")) return ReadString(field, event.block_name);
       return Consume(field);
@@ -335,9 +340,9 @@ class AnthropicParser final : public SseParser {
       if (Equals(delta_type, "text_delta")) {
         EmitText(event.delta_text);
       } else if (Equals(delta_type, "thinking_delta")) {
-        EmitReasoning(event.delta_text);
+        EmitReasoning(event.delta_text, {}, index);
       } else if (Equals(delta_type, "signature_delta")) {
-        EmitReasoning("", event.delta_text);
+        EmitReasoning("", event.delta_text, index);
       } else if (Equals(delta_type, "input_json_delta")) {
         InputDelta(index, event.delta_text);
       }
@@ -426,8 +431,9 @@ class AnthropicParser final : public SseParser {
       EmitBadResponse("content_block_start without content_block");
       return;
     }
-    StartBlock(index, GetString(*content, "type"), GetString(*content, "text"),
-               GetString(*content, "thinking"), GetString(*content, "signature"),
+    std::string type = GetString(*content, "type");
+    StartBlock(index, type, GetString(*content, "text"), GetString(*content, "thinking"),
+               GetString(*content, type == "redacted_thinking" ? "data" : "signature"),
                GetString(*content, "id"), GetString(*content, "name"));
   }
 
@@ -439,7 +445,9 @@ class AnthropicParser final : public SseParser {
     if (block.type == "text") {
       EmitText(std::string(text));
     } else if (block.type == "thinking") {
-      EmitReasoning(std::string(thinking), std::string(signature));
+      EmitReasoning(std::string(thinking), std::string(signature), index);
+    } else if (block.type == "redacted_thinking") {
+      EmitReasoning("", std::string(signature), index, /*redacted=*/true);
     } else if (block.type == "tool_use") {
       block.tool_index = next_tool_index_++;
       block.id = id;
@@ -461,9 +469,9 @@ class AnthropicParser final : public SseParser {
     if (type == "text_delta") {
       EmitText(GetString(*delta, "text"));
     } else if (type == "thinking_delta") {
-      EmitReasoning(GetString(*delta, "thinking"));
+      EmitReasoning(GetString(*delta, "thinking"), {}, index);
     } else if (type == "signature_delta") {
-      EmitReasoning("", GetString(*delta, "signature"));
+      EmitReasoning("", GetString(*delta, "signature"), index);
     } else if (type == "input_json_delta") {
       InputDelta(index, GetString(*delta, "partial_json"));
     }

@@ -69,7 +69,8 @@ TEST(CatalogTest, OverrideReplacesOrAdds) {
 }
 
 TEST(CostOfTest, AnthropicInputExcludesCacheTokens) {
-  const ModelInfo* sonnet = Catalog::BuiltIn().Find("anthropic", "claude-sonnet-4-5");
+  const Catalog catalog = Catalog::BuiltIn();
+  const ModelInfo* sonnet = catalog.Find("anthropic", "claude-sonnet-4-5");
   ASSERT_NE(sonnet, nullptr);
   Usage usage{.input_tokens = 1000,
               .output_tokens = 2000,

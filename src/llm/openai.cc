@@ -72,6 +72,8 @@ Status AppendMessageEntries(const Message& message, std::string_view origin, Rea
   OrderedJson tool_calls = OrderedJson::array();
   for (const ContentPart& part : message.parts) {
     if (part.kind == ContentPart::Kind::kText) {
+      // Parts merged from two messages (a summary, then the reply after it) stay apart.
+      if (!text.empty() && !part.text.empty()) text += "\n\n";
       text += part.text;
     } else if (part.kind == ContentPart::Kind::kReasoning) {
       if (!IsOwnReasoning(part, origin)) continue;

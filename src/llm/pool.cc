@@ -19,6 +19,15 @@
 #include "llm/internal/profiles.h"
 
 namespace lai::llm {
+
+std::vector<std::string> DefaultKeyVariables() {
+  std::vector<std::string> variables;
+  for (const internal::ProviderSpec& spec : internal::Providers()) {
+    if (!spec.default_key_env.empty()) variables.emplace_back(spec.default_key_env);
+  }
+  return variables;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -247,7 +256,7 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
       return Fail(std::move(error), /*may_retry=*/false);
     }
     auto attempt = std::make_shared<Attempt>();
-    attempt->breaker = breaker;
+    attempt->breaker = request_.best_effort ? nullptr : breaker;
     attempt->model_id =
         profile_ == first_profile_ && !request_.model.empty() ? request_.model : current.info.model;
     attempt->model = shared_->catalog.Resolve(current.info.provider, attempt->model_id);
@@ -479,7 +488,7 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
       error.message += fmt::format(", longer than lapce-ai waits by itself ({}); not retried",
                                    internal::DelayText(options.max_retry_after));
     }
-    if (may_retry && !is_wait_too_long && IsRetryable(error.kind) &&
+    if (may_retry && !is_wait_too_long && IsRetryable(error.kind) && !request_.best_effort &&
         attempt_ + 1 < options.max_attempts) {
       std::chrono::milliseconds delay;
       if (error.retry_after) {
@@ -501,7 +510,7 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
       return After(delay, [](StreamImpl& self) { self.Begin(); });
     }
     const ResolvedProfile& current = profile();
-    if (IsRetryable(error.kind) && !current.fallback.empty()) {
+    if (IsRetryable(error.kind) && !current.fallback.empty() && !request_.best_effort) {
       int next = shared_->FindProfile(current.fallback);
       if (next >= 0 && std::find(visited_.begin(), visited_.end(), next) == visited_.end()) {
         visited_.push_back(next);

@@ -35,6 +35,10 @@ struct ProfileInfo {
   bool is_implicit = false;
 };
 
+// The environment variables the known providers' keys are read from by default
+// (OPENAI_API_KEY, ANTHROPIC_API_KEY, …).
+std::vector<std::string> DefaultKeyVariables();
+
 // Tuning and test seams; the defaults suit production.
 struct PoolOptions {
   // NULL-terminated "NAME=value" array the API keys are read from; nullptr = the process

@@ -32,6 +32,8 @@ struct ContentPart {
   // them. Reasoning and signatures go back only to it (another endpoint refuses a signature it
   // did not make); "" = not known (kept from before origins were recorded).
   std::string origin;
+  // kReasoning: Anthropic's redacted_thinking, whose encrypted data is `signature` (no text).
+  bool redacted = false;
 };
 
 // Who made a reasoning part or signature: the provider and its base URL (as ProfileInfo and
@@ -63,6 +65,9 @@ struct CompletionRequest {
   std::optional<int64_t> max_tokens;
   std::string reasoning_effort;                    // "", "low", "medium", "high".
   std::optional<int64_t> reasoning_budget_tokens;  // Anthropic/Gemini thinking budget.
+  // One attempt on the profile alone, whose failure does not count against its endpoint's
+  // circuit: a request the caller can do without (a summary of older messages).
+  bool best_effort = false;
 };
 
 struct Usage {
@@ -98,13 +103,16 @@ struct StreamError {
 
 struct StreamEvent {
   enum class Kind {
-    kTextDelta,       // text
-    kReasoningDelta,  // text (+ signature when the provider sends one)
-    kToolCallStart,   // index, tool_call_id, tool_name
-    kToolCallDelta,   // index, tool_call_id, text = a fragment of the arguments
-    kToolCallEnd,     // index, tool_call_id, tool_name, arguments_json (see below)
-    kUsage,           // usage (may come more than once; each carries the running totals)
-    kError,           // error; the last event before nothing (no kDone follows an error)
+    kTextDelta,  // text
+    // text (+ signature when the provider sends one); index = the reasoning block (Anthropic
+    // sends several, each signed, which go back as they came); redacted = Anthropic's
+    // redacted_thinking, its data in signature.
+    kReasoningDelta,
+    kToolCallStart,  // index, tool_call_id, tool_name
+    kToolCallDelta,  // index, tool_call_id, text = a fragment of the arguments
+    kToolCallEnd,    // index, tool_call_id, tool_name, arguments_json (see below)
+    kUsage,          // usage (may come more than once; each carries the running totals)
+    kError,          // error; the last event before nothing (no kDone follows an error)
     kDone,  // text = stop reason: "stop", "tool_use", "length", "refusal" (the model's or a
             // content filter's), or the provider's own word for another
     // text = why the request is sent again, and when ("429 from openai: rate limited …;
@@ -121,6 +129,7 @@ struct StreamEvent {
   // kToolCallEnd: the complete arguments, a JSON object; or, when the model sent something else
   // (broken or truncated JSON), exactly what it sent: its mistake, for the caller to answer.
   std::string arguments_json;
+  bool redacted = false;
   Usage usage;
   StreamError error;
   // kDone: the profile and model that answered (a fallback profile's, when the first one could

@@ -151,16 +151,20 @@ Result<std::unique_ptr<AgentStack>> MakeAgentStack(std::unique_ptr<llm::Provider
                                                    const std::string& store_path) {
   auto stack = std::make_unique<AgentStack>();
   stack->pool = std::move(pool);
-  // The agent's commands do not see the variables its keys came from, nor this process's
-  // environment (/proc/$PPID/environ) where they still are.
+  // The agent's commands do not see the variables its keys came from (nor any provider's
+  // usual key variable), nor this process's environment (/proc/$PPID/environ) where they are.
   KeepKeysFromOtherProcesses();
-  for (const llm::ProfileInfo& profile : stack->pool->Profiles()) {
-    constexpr std::string_view kFromEnv = "env ";
-    if (!profile.api_key_source.starts_with(kFromEnv)) continue;
-    std::string variable = profile.api_key_source.substr(kFromEnv.size());
-    std::vector<std::string>& hidden = settings.tools.hidden_env;
+  std::vector<std::string>& hidden = settings.tools.hidden_env;
+  auto hide = [&](std::string variable) {
     if (std::find(hidden.begin(), hidden.end(), variable) == hidden.end()) {
       hidden.push_back(std::move(variable));
+    }
+  };
+  for (std::string& variable : llm::DefaultKeyVariables()) hide(std::move(variable));
+  for (const llm::ProfileInfo& profile : stack->pool->Profiles()) {
+    constexpr std::string_view kFromEnv = "env ";
+    if (profile.api_key_source.starts_with(kFromEnv)) {
+      hide(profile.api_key_source.substr(kFromEnv.size()));
     }
   }
   if (store_path.empty()) {

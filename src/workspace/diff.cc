@@ -792,6 +792,17 @@ class Matcher {
     return match;
   }
 
+  // The first `most` exact windows in the document, in order.
+  std::vector<int> ExactMatches(size_t most) {
+    std::vector<int> found;
+    const int n = document_.size();
+    NormalizedRegion region(document_, 0, n);
+    for (int i = 0; i < n && found.size() < most; ++i) {
+      if (region.WindowText(i, search_lines_) == normalized_search_) found.push_back(i);
+    }
+    return found;
+  }
+
   // The exact window nearest to `near` anywhere in the document (ties: the earlier one).
   Match FindExactNearest(int near) {
     Match match;
@@ -900,6 +911,45 @@ class Matcher {
 
 std::string Percent(double value) {
   return std::to_string(static_cast<int>(std::floor(value * 100)));
+}
+
+// When the matched lines are indented with tabs alone and the search with spaces alone: how
+// many of the search's spaces make one of the file's tabs (from two lines of different depth,
+// else from the first line, else 4). 0 otherwise: indents are then carried over as written.
+int SpacesPerTab(const Document& document, int match_index, int matched_count,
+                 const std::vector<std::string_view>& search_lines,
+                 std::string_view search_base_indent) {
+  auto only = [](std::string_view indent, char c) {
+    return indent.find_first_not_of(c) == std::string_view::npos;
+  };
+  if (!only(LeadingIndent(document.line(match_index)), '\t') || !only(search_base_indent, ' ')) {
+    return 0;
+  }
+  int first_tabs = -1;
+  int first_spaces = 0;
+  bool has_tabs = false;
+  for (int k = 0; k < matched_count && k < static_cast<int>(search_lines.size()); ++k) {
+    if (Trim(search_lines[static_cast<size_t>(k)]).empty()) continue;
+    std::string_view tabs = LeadingIndent(document.line(match_index + k));
+    std::string_view spaces = LeadingIndent(search_lines[static_cast<size_t>(k)]);
+    if (!only(tabs, '\t') || !only(spaces, ' ')) return 0;
+    has_tabs = has_tabs || !tabs.empty();
+    const int tab_count = static_cast<int>(tabs.size());
+    const int space_count = static_cast<int>(spaces.size());
+    if (first_tabs < 0) {
+      first_tabs = tab_count;
+      first_spaces = space_count;
+    } else if (tab_count != first_tabs &&
+               (space_count - first_spaces) % (tab_count - first_tabs) == 0) {
+      const int unit = (space_count - first_spaces) / (tab_count - first_tabs);
+      if (unit > 0) return unit;
+    }
+  }
+  if (!has_tabs) return 0;
+  if (first_tabs > 0 && first_spaces > 0 && first_spaces % first_tabs == 0) {
+    return first_spaces / first_tabs;
+  }
+  return 4;
 }
 
 // One block's attempt with a given search text.
@@ -1130,12 +1180,38 @@ Result<DiffOutcome> ApplyMultiSearchReplace(std::string_view original, std::stri
       continue;
     }
 
+    // Without a :start_line:, a SEARCH found in several places names none of them: changing the
+    // one the search met first (it changed the middle one of five) is a guess the model is not
+    // told about.
+    if (start_line == 0 && attempt.match.similarity >= 1.0) {
+      Matcher matcher(document, search, search_count, options.fuzzy_work);
+      std::vector<int> places = matcher.ExactMatches(6);
+      if (places.size() > 1) {
+        std::string lines;
+        for (size_t k = 0; k < std::min<size_t>(places.size(), 5); ++k) {
+          lines += (k == 0 ? "" : ", ") + std::to_string(places[k] + 1);
+        }
+        fail("The SEARCH content matches " +
+                 (places.size() > 5 ? std::string("more than 5") : std::to_string(places.size())) +
+                 " places (starting at lines " + lines + (places.size() > 5 ? ", …" : "") +
+                 "), so which one to change is not clear; nothing was changed for this block.\n\n"
+                 "Debug Info:\n- Add :start_line: with the line where the one to change starts, "
+                 "or include more of its surrounding lines in SEARCH so that it is unique",
+             attempt.match, search_count);
+        continue;
+      }
+    }
+
     // Re-base the replacement's indentation on the matched lines' (Kilo's rule: each replace
     // line keeps its indent relative to the search's first line, applied to the match's first).
     const int match_index = attempt.match.index;
     const int matched_count = std::min(static_cast<int>(search_lines.size()), n - match_index);
     const std::string_view matched_indent = LeadingIndent(document.line(match_index));
     const std::string_view search_base_indent = LeadingIndent(search_lines[0]);
+    // A file indented with tabs, searched with spaces (as models write): levels of spaces
+    // become tabs (appending spaces to a tab indent mixed them: Python's TabError).
+    const int space_unit =
+        SpacesPerTab(document, match_index, matched_count, search_lines, search_base_indent);
     std::vector<std::string> new_lines;
     new_lines.reserve(replace_lines.size());
     for (std::string_view line : replace_lines) {
@@ -1143,7 +1219,12 @@ Result<DiffOutcome> ApplyMultiSearchReplace(std::string_view original, std::stri
       const int relative =
           static_cast<int>(current_indent.size()) - static_cast<int>(search_base_indent.size());
       std::string out;
-      if (relative < 0) {
+      if (space_unit > 0 && current_indent.find('\t') == std::string_view::npos) {
+        const int tabs =
+            std::max(0, static_cast<int>(matched_indent.size()) + relative / space_unit);
+        out.assign(static_cast<size_t>(tabs), '\t');
+        if (relative > 0) out.append(static_cast<size_t>(relative % space_unit), ' ');
+      } else if (relative < 0) {
         out = std::string(matched_indent.substr(
             0,
             static_cast<size_t>(std::max(0, static_cast<int>(matched_indent.size()) + relative))));

@@ -326,6 +326,16 @@ TEST(ApplyDiffTest, AgreesWithKiloAlgorithmOnRandomEdits) {
     diff += "=======\n" + replace[0] + "\n>>>>>>> REPLACE";
     Result<DiffOutcome> outcome = ApplyMultiSearchReplace(original, diff, {threshold, buffer});
     ASSERT_TRUE(outcome.ok()) << outcome.error().message();
+    // Beyond Kilo Code: without a hint, an exact SEARCH found in several places is refused.
+    if (hint == 0 && outcome->applied_blocks == 0 && !outcome->failures.empty() &&
+        outcome->failures[0].message.find("places (starting at lines") != std::string::npos) {
+      int exact = 0;
+      for (size_t i = 0; i + search.size() <= file.size(); ++i) {
+        exact += std::equal(search.begin(), search.end(), file.begin() + static_cast<long>(i));
+      }
+      EXPECT_GE(exact, 1) << diff;
+      continue;
+    }
     std::optional<std::string> expected =
         KiloReference(original, search, replace, hint, threshold, buffer);
     if (expected) {
@@ -337,6 +347,40 @@ TEST(ApplyDiffTest, AgreesWithKiloAlgorithmOnRandomEdits) {
     }
   }
   EXPECT_GT(compared, 25);
+}
+
+// Without :start_line:, a SEARCH found in several places is refused, naming them (the middle
+// one of five was changed, and the model was not told); with the hint, the one there changes.
+TEST(ApplyDiffTest, ASearchFoundInSeveralPlacesNeedsTheLine) {
+  const std::string file = "def f1():\n    x = 1\ndef f2():\n    x = 1\ndef f3():\n    x = 1\n";
+  Result<DiffOutcome> outcome = ApplyMultiSearchReplace(
+      file, "<<<<<<< SEARCH\n    x = 1\n=======\n    x = 2\n>>>>>>> REPLACE", {1.0, 40});
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->applied_blocks, 0);
+  ASSERT_EQ(outcome->failures.size(), 1u);
+  EXPECT_NE(outcome->failures[0].message.find("matches 3 places (starting at lines 2, 4, 6)"),
+            std::string::npos)
+      << outcome->failures[0].message;
+  EXPECT_EQ(outcome->content, file);
+  outcome = ApplyMultiSearchReplace(
+      file,
+      "<<<<<<< SEARCH\n:start_line:4\n-------\n    x = 1\n=======\n    x = 2\n>>>>>>> REPLACE",
+      {1.0, 40});
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->content, "def f1():\n    x = 1\ndef f2():\n    x = 2\ndef f3():\n    x = 1\n");
+}
+
+// A tab-indented file edited with a space-indented SEARCH gets tabs, not tabs and spaces.
+TEST(ApplyDiffTest, SpacesBecomeTheFilesTabs) {
+  const std::string file = "def f(x):\n\tif x:\n\t\ta = 1\n\t\treturn a\n\treturn 0\n";
+  Result<DiffOutcome> outcome = ApplyMultiSearchReplace(
+      file,
+      "<<<<<<< SEARCH\n    if x:\n        a = 1\n=======\n    if x:\n        a = 2\n"
+      "        b = [1,\n          2]\n>>>>>>> REPLACE",
+      {1.0, 40});
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->content,
+            "def f(x):\n\tif x:\n\t\ta = 2\n\t\tb = [1,\n\t\t  2]\n\t\treturn a\n\treturn 0\n");
 }
 
 TEST(ApplyDiffParseTest, MarkerErrors) {

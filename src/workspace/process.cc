@@ -219,6 +219,12 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
   spawn.argv = {ShellPath(), "-c", std::string(command)};
   spawn.cwd = options.cwd;
   spawn.removed_env = options.hidden_env;
+  // Nobody can answer an editor, a pager or a password prompt: they give way at once. `cd -`
+  // has nowhere to go back to (this process's OLDPWD would be outside the checks).
+  spawn.extra_env = {
+      "PAGER=cat",   "GIT_PAGER=cat", "GIT_EDITOR=true",      "GIT_SEQUENCE_EDITOR=true",
+      "EDITOR=true", "VISUAL=true",   "GIT_TERMINAL_PROMPT=0"};
+  spawn.removed_env.push_back("OLDPWD");
   spawn.is_new_session = true;
   spawn.merges_stderr = true;
   // Listed until RunCommand returns (and after, while what the shell left in its group runs):

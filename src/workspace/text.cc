@@ -51,6 +51,53 @@ int Utf8SequenceLength(std::string_view text, size_t i) {
   return length;
 }
 
+// Windows-1252's characters for bytes 0x80-0x9F (the five it leaves undefined stand for the C1
+// controls of the same number, as browsers read them); other bytes are their Latin-1 code point.
+constexpr char16_t kWindows1252High[32] = {
+    0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+    0x2039, 0x0152, 0x008D, 0x017D, 0x008F, 0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178};
+
+void AppendUtf8(std::string& out, uint32_t code_point) {
+  if (code_point < 0x80) {
+    out += static_cast<char>(code_point);
+  } else if (code_point < 0x800) {
+    out += static_cast<char>(0xC0 | (code_point >> 6));
+    out += static_cast<char>(0x80 | (code_point & 0x3F));
+  } else {
+    out += static_cast<char>(0xE0 | (code_point >> 12));
+    out += static_cast<char>(0x80 | ((code_point >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (code_point & 0x3F));
+  }
+}
+
+std::string FromWindows1252(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size() + bytes.size() / 8);
+  for (char c : bytes) {
+    auto byte = static_cast<unsigned char>(c);
+    AppendUtf8(out, byte >= 0x80 && byte < 0xA0 ? kWindows1252High[byte - 0x80] : byte);
+  }
+  return out;
+}
+
+// The Windows-1252 byte of the UTF-8 character at text[i] (its length in `length`), or -1.
+int Windows1252Byte(std::string_view text, size_t i, int& length) {
+  length = std::max(Utf8SequenceLength(text, i), 1);
+  auto at = [&](int k) { return static_cast<uint32_t>(static_cast<unsigned char>(text[i + k])); };
+  uint32_t code_point = at(0);
+  if (length == 2) code_point = ((at(0) & 0x1F) << 6) | (at(1) & 0x3F);
+  if (length == 3) code_point = ((at(0) & 0x0F) << 12) | ((at(1) & 0x3F) << 6) | (at(2) & 0x3F);
+  if ((length == 1 && code_point >= 0x80) || length == 4) return -1;  // Not UTF-8; beyond.
+  if (code_point < 0x80 || (code_point >= 0xA0 && code_point <= 0xFF)) {
+    return static_cast<int>(code_point);
+  }
+  for (int k = 0; k < 32; ++k) {
+    if (kWindows1252High[k] == code_point) return 0x80 + k;
+  }
+  return -1;
+}
+
 int ReadUmask() {
   // umask() cannot be read without setting it (a race with other threads); /proc has it.
   FILE* status = std::fopen("/proc/self/status", "re");
@@ -119,11 +166,33 @@ bool LooksBinary(std::string_view prefix) {
   return control * 10 > prefix.size() || (control + suspicious) * 10 > prefix.size() * 3;
 }
 
+bool IsUtf8(std::string_view bytes) {
+  for (size_t i = 0; i < bytes.size();) {
+    // Eight ASCII bytes at a time: most text is.
+    uint64_t word;
+    if (i + 8 <= bytes.size() && (std::memcpy(&word, bytes.data() + i, 8), true) &&
+        (word & 0x8080808080808080ULL) == 0) {
+      i += 8;
+      continue;
+    }
+    int length = Utf8SequenceLength(bytes, i);
+    if (length <= 0) return false;
+    i += static_cast<size_t>(length);
+  }
+  return true;
+}
+
 TextFile DecodeText(std::string_view bytes) {
   TextFile file;
   if (bytes.substr(0, kBom.size()) == kBom) {
     file.has_bom = true;
     bytes.remove_prefix(kBom.size());
+  }
+  std::string transcoded;
+  if (!file.has_bom && !IsUtf8(bytes)) {
+    transcoded = FromWindows1252(bytes);
+    bytes = transcoded;
+    file.is_windows_1252 = true;
   }
   const size_t newlines = static_cast<size_t>(std::count(bytes.begin(), bytes.end(), '\n'));
   size_t crlf = 0;
@@ -144,7 +213,28 @@ TextFile DecodeText(std::string_view bytes) {
   return file;
 }
 
+std::optional<size_t> FirstUnencodable(std::string_view text, const TextFile& format) {
+  if (!format.is_windows_1252) return std::nullopt;
+  for (size_t i = 0; i < text.size();) {
+    int length = 1;
+    if (Windows1252Byte(text, i, length) < 0) return i;
+    i += static_cast<size_t>(length);
+  }
+  return std::nullopt;
+}
+
 std::string EncodeText(std::string_view text, const TextFile& format) {
+  std::string single_byte;
+  if (format.is_windows_1252) {
+    single_byte.reserve(text.size());
+    for (size_t i = 0; i < text.size();) {
+      int length = 1;
+      int byte = Windows1252Byte(text, i, length);
+      single_byte += byte < 0 ? '?' : static_cast<char>(byte);
+      i += static_cast<size_t>(length);
+    }
+    text = single_byte;
+  }
   std::string bytes;
   bytes.reserve(text.size() + kBom.size() + 64);
   if (format.has_bom) bytes.append(kBom);

@@ -2,6 +2,7 @@
 // write, binary detection, and atomic writes. Thread-safe (no shared state).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,15 +16,25 @@ struct TextFile {
   std::string text;  // UTF-8 without BOM, '\n' line ends.
   LineEnding line_ending = LineEnding::kLf;  // The file's dominant ending (kLf for a new file).
   bool has_bom = false;                      // A UTF-8 byte-order mark was (and will be) there.
+  // The bytes were not UTF-8: read as Windows-1252 (whose letters are Latin-1's), and written
+  // back in it, so that an edit keeps every other byte as it was.
+  bool is_windows_1252 = false;
 };
+
+// Whether `bytes` are valid UTF-8 (a sequence cut by the end is not).
+bool IsUtf8(std::string_view bytes);
 
 // True when the bytes look binary (a NUL, or too many control bytes / invalid UTF-8 in the
 // first 8 KiB). Reads nothing beyond `prefix`.
 bool LooksBinary(std::string_view prefix);
 
-// Splits raw bytes into TextFile. Never fails: invalid UTF-8 is kept as is.
+// Splits raw bytes into TextFile. Never fails: bytes that are not UTF-8 are read as Windows-1252.
 TextFile DecodeText(std::string_view bytes);
-// The bytes to write: BOM if has_bom, '\n' turned into the line ending.
+// The first character of `text` that `format`'s encoding cannot hold (a Windows-1252 file's):
+// its byte offset in `text`; nullopt when all can be written.
+std::optional<size_t> FirstUnencodable(std::string_view text, const TextFile& format);
+// The bytes to write: BOM if has_bom, '\n' turned into the line ending, in the file's encoding
+// (what it cannot hold becomes '?': see FirstUnencodable).
 std::string EncodeText(const TextFile& file);
 // The same for `text` in place of format.text (format gives the line ending and BOM).
 std::string EncodeText(std::string_view text, const TextFile& format);

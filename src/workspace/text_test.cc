@@ -73,6 +73,26 @@ TEST(DecodeTextTest, MixedEndingsTakeTheDominantOne) {
   EXPECT_EQ(DecodeText("a\r\nb\n").line_ending, LineEnding::kLf);  // A tie goes to LF.
 }
 
+// A Latin-1 / Windows-1252 file reads as its characters and is written back in its own bytes:
+// an edit keeps every other byte (it wrote U+FFFD over every accented letter).
+TEST(DecodeTextTest, WindowsCodePageFilesRoundTrip) {
+  const std::string bytes = "caf\xE9 = 1\r\nname = Jos\xE9 \x93q\x94 \x80\x81\r\n";
+  TextFile file = DecodeText(bytes);
+  EXPECT_TRUE(file.is_windows_1252);
+  EXPECT_EQ(file.text, "café = 1\nname = José \u201cq\u201d \u20ac\u0081\n");
+  EXPECT_EQ(EncodeText(file), bytes);
+  EXPECT_EQ(FirstUnencodable(file.text, file), std::nullopt);
+  std::string edited = "café = 2\nname = José \u201cq\u201d \u20ac\u0081\n";
+  EXPECT_EQ(EncodeText(edited, file), "caf\xE9 = 2\r\nname = Jos\xE9 \x93q\x94 \x80\x81\r\n");
+  EXPECT_EQ(FirstUnencodable("ok \u4e2d x", file), 3u);
+  EXPECT_EQ(FirstUnencodable("ok \U0001F600", file), 3u);
+  EXPECT_FALSE(DecodeText("caf\xC3\xA9\n").is_windows_1252);  // UTF-8.
+  EXPECT_EQ(FirstUnencodable("\u4e2d", DecodeText("utf-8\n")), std::nullopt);
+  EXPECT_TRUE(IsUtf8("plain ascii text, longer than eight bytes"));
+  EXPECT_FALSE(IsUtf8("eight by\xE9"));
+  EXPECT_FALSE(IsUtf8("\xE2\x82"));  // Cut short.
+}
+
 TEST(ReadTextFileTest, ReadsAndReportsErrors) {
   TempTree tree;
   tree.File("crlf.txt", "\xEF\xBB\xBFx\r\ny\r\n");

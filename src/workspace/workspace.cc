@@ -205,6 +205,10 @@ Result<std::shared_ptr<const Workspace>> Workspace::Open(std::string_view root) 
   return std::shared_ptr<const Workspace>(std::move(opened));
 }
 
+namespace {
+std::optional<std::string> HomeDirectory();
+}  // namespace
+
 Result<ResolvedPath> Workspace::Resolve(std::string_view path, bool allow_outside) const {
   if (path.empty()) {
     return Error(ErrorCode::kInvalidArgument,
@@ -216,8 +220,11 @@ Result<ResolvedPath> Workspace::Resolve(std::string_view path, bool allow_outsid
                  "resolve path: the path contains a NUL byte; remove it");
   }
   std::string joined;
+  std::optional<std::string> home;
   if (path[0] == '/') {
     joined = std::string(path);
+  } else if ((path == "~" || path.starts_with("~/")) && (home = HomeDirectory())) {
+    joined = *home + std::string(path.substr(1));  // The user's home, as a shell reads it.
   } else {
     joined = root_;
     AppendComponent(&joined, path);
@@ -259,23 +266,24 @@ bool Workspace::IsBlocked(const ResolvedPath& path) const {
 
 namespace {
 
-// Commands whose file arguments are read (Kilo Code's list plus common text tools).
-constexpr std::array<std::string_view, 74> kReadingCommands = {
-    "link",    "install", "tar",         "zip",      "rsync",
-    "scp",     "gzip",    "bzip2",       "xz",       "zstd",
-    "ack",     "ln",      "cat",         "head",     "tail",
-    "less",    "more",    "grep",        "egrep",    "fgrep",
-    "rg",      "ag",      "sed",         "awk",      "gawk",
-    "bat",     "batcat",  "nl",          "od",       "xxd",
-    "hexdump", "strings", "cut",         "sort",     "uniq",
-    "wc",      "diff",    "cp",          "mv",       "base64",
-    "tac",     "type",    "get-content", "gc",       "select-string",
-    "paste",   "fold",    "comm",        "column",   "join",
-    "fmt",     "pr",      "expand",      "unexpand", "iconv",
-    "split",   "csplit",  "source",      ".",        "vim",
-    "vi",      "view",    "nano",        "emacs",    "ed",
-    "ex",      "perl",    "python",      "python3",  "ruby",
-    "node",    "php",     "jq",          "rev"};
+// Commands whose file arguments are read (Kilo Code's list plus common text tools, and those
+// that send or decode a file they are given).
+constexpr std::string_view kReadingCommands[] = {
+    "curl",    "wget",     "xargs",    "zcat",   "zless",       "zmore",   "zgrep",
+    "bzcat",   "xzcat",    "zstdcat",  "look",   "openssl",     "cmp",     "sqlite3",
+    "gpg",     "nc",       "ncat",     "socat",  "lua",         "deno",    "bun",
+    "shuf",    "dos2unix", "unix2dos", "tee",    "link",        "install", "tar",
+    "zip",     "rsync",    "scp",      "gzip",   "bzip2",       "xz",      "zstd",
+    "ack",     "ln",       "cat",      "head",   "tail",        "less",    "more",
+    "grep",    "egrep",    "fgrep",    "rg",     "ag",          "sed",     "awk",
+    "gawk",    "bat",      "batcat",   "nl",     "od",          "xxd",     "hexdump",
+    "strings", "cut",      "sort",     "uniq",   "wc",          "diff",    "cp",
+    "mv",      "base64",   "tac",      "type",   "get-content", "gc",      "select-string",
+    "paste",   "fold",     "comm",     "column", "join",        "fmt",     "pr",
+    "expand",  "unexpand", "iconv",    "split",  "csplit",      "source",  ".",
+    "vim",     "vi",       "view",     "nano",   "emacs",       "ed",      "ex",
+    "perl",    "python",   "python3",  "ruby",   "node",        "php",     "jq",
+    "rev"};
 
 // Searches that read whole directory trees: always (rg, ag, ack), or with a recursive flag (grep).
 bool IsTreeSearch(std::string_view name) { return name == "rg" || name == "ag" || name == "ack"; }
@@ -323,6 +331,12 @@ std::optional<std::string> HomeDirectory() {
     return std::string(entry->pw_dir);
   }
   return std::nullopt;
+}
+
+// cd's and pushd's options, before the directory: -L, -P, -e, -@, -Pe, and "--".
+bool IsCdOption(std::string_view word) {
+  return word == "--" || (word.size() > 1 && word[0] == '-' &&
+                          word.find_first_not_of("LPe@", 1) == std::string_view::npos);
 }
 
 bool IsShellProgram(std::string_view name) {
@@ -569,10 +583,64 @@ std::vector<ShellToken> SplitShellWords(std::string_view command) {
   return tokens;
 }
 
+std::vector<std::string> SubstitutedCommands(std::string_view command) {
+  std::vector<std::string> found;
+  bool in_double_quotes = false;
+  // The end of what opens at `from` and closes with the ')' that balances it (or the end).
+  auto closing = [&](size_t from) {
+    int depth = 1;
+    for (size_t j = from; j < command.size(); ++j) {
+      char c = command[j];
+      if (c == '\\') {
+        ++j;
+      } else if (c == '\'') {
+        j = std::min(command.find('\'', j + 1), command.size());
+      } else if (c == '(') {
+        ++depth;
+      } else if (c == ')' && --depth == 0) {
+        return j;
+      }
+    }
+    return command.size();
+  };
+  for (size_t i = 0; i < command.size(); ++i) {
+    char c = command[i];
+    char next = i + 1 < command.size() ? command[i + 1] : '\0';
+    if (c == '\\') {
+      ++i;
+    } else if (c == '\'' && !in_double_quotes) {
+      i = std::min(command.find('\'', i + 1), command.size());
+    } else if (c == '"') {
+      in_double_quotes = !in_double_quotes;
+    } else if (c == '`') {
+      size_t end = i + 1;
+      while (end < command.size() && command[end] != '`') end += command[end] == '\\' ? 2 : 1;
+      end = std::min(end, command.size());
+      found.emplace_back(command.substr(i + 1, end - i - 1));
+      i = end;
+    } else if (next == '(' && (c == '$' || (!in_double_quotes && (c == '<' || c == '>')))) {
+      if (c == '$' && i + 2 < command.size() && command[i + 2] == '(') {
+        ++i;  // $(( … )): arithmetic; what it holds is scanned on.
+        continue;
+      }
+      size_t end = closing(i + 2);
+      found.emplace_back(command.substr(i + 2, end - i - 2));
+      i = end;
+    }
+  }
+  return found;
+}
+
 std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view command,
                                                                std::string_view cwd,
                                                                bool* in_tree) const {
   if (blocking_->empty()) return std::nullopt;
+  // "$(cat f)" and diff <(cat f): the commands inside are read as commands of their own.
+  for (const std::string& inner : SubstitutedCommands(command)) {
+    if (std::optional<std::string> found = FindBlockedPathInCommand(inner, cwd, in_tree)) {
+      return found;
+    }
+  }
   std::vector<ShellToken> tokens = SplitShellWords(command);
   // The directories relative arguments may name: `cwd`, and each one a `cd` earlier in the
   // command names. All are checked: a cd in a pipeline or a subshell does not change the
@@ -783,8 +851,8 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
       if (!program) continue;  // An assignment or a wrapper in front of the command name.
       at_command_start = false;
       const std::string& lower = *program;
-      is_reading = std::find(kReadingCommands.begin(), kReadingCommands.end(), lower) !=
-                   kReadingCommands.end();
+      is_reading = std::find(std::begin(kReadingCommands), std::end(kReadingCommands), lower) !=
+                   std::end(kReadingCommands);
       is_tree_search = IsTreeSearch(lower);
       is_grep = IsGrep(lower);
       is_cd = lower == "cd" || lower == "pushd";
@@ -811,9 +879,12 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
       expects_script = true;
       continue;
     }
-    if (is_cd) {  // `cd -` and `cd ~` are not followed; the old directory is kept.
-      if (!token.text.empty() && token.text[0] != '-' && token.text[0] != '~') {
-        dirs.push_back(absolute(dirs.back(), token.text));
+    if (is_cd) {
+      // cd's options (-P, -L, -e, --) come before its directory. `cd -` fails (the command's
+      // environment has no OLDPWD); cd $X is not followed (only the shell knows X).
+      if (IsCdOption(token.text)) continue;
+      if (std::optional<std::vector<std::string>> to = ExpandPathWord(token.text, dirs.back())) {
+        for (std::string& dir : *to) dirs.push_back(std::move(dir));
       }
       is_cd = false;
       continue;
@@ -882,6 +953,11 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
         token.text.find_first_not_of("AcdfjJrtuvxzZpPhkmOSW") == std::string::npos &&
         token.text.find('c') != std::string::npos) {
       copies_trees = true;  // "tar czf out.tgz dir": the old form, letters without a dash.
+    }
+    // A file given as @file (curl -d @f, -F x=@f) or after a long option's = (--post-file=f).
+    for (size_t at = token.text.find_first_of("@="); at != std::string::npos;
+         at = token.text.find_first_of("@=", at + 1)) {
+      if (is_blocked_argument(token.text.substr(at + 1))) return token.text;
     }
     if (token.text[0] == '-') {
       if (!tree_copier.empty() && IsTreeCopyFlag(tree_copier, token.text)) copies_trees = true;
@@ -1182,11 +1258,16 @@ std::vector<std::string> ProgramWrites(std::string_view program,
 }  // namespace
 
 CommandWrites CommandWriteTargets(std::string_view command, std::string_view cwd) {
+  CommandWrites writes;
+  for (const std::string& inner : SubstitutedCommands(command)) {  // "$(echo x > f)"
+    CommandWrites of_inner = CommandWriteTargets(inner, cwd);
+    writes.paths.insert(writes.paths.end(), of_inner.paths.begin(), of_inner.paths.end());
+    writes.unknown.insert(writes.unknown.end(), of_inner.unknown.begin(), of_inner.unknown.end());
+  }
   std::vector<ShellToken> tokens = SplitShellWords(command);
   // The directories relative paths may be taken from (as in FindBlockedPathInCommand); nullopt
   // for one the shell decides (cd $X).
   std::vector<std::optional<std::string>> dirs = {std::string(cwd)};
-  CommandWrites writes;
   auto add = [&](const std::string& word) {
     static constexpr std::array<std::string_view, 5> kDevices = {
         "/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "/dev/fd/"};
@@ -1267,11 +1348,12 @@ CommandWrites CommandWriteTargets(std::string_view command, std::string_view cwd
       continue;
     }
     if (is_cd) {  // Every directory a cd names may be where a later write lands.
-      if (token.text != "-" && !token.text.starts_with("-")) {
-        std::optional<std::vector<std::string>> to = ExpandPathWord(token.text, dirs.back());
-        dirs.push_back(to && to->size() == 1 ? std::optional<std::string>(to->front())
-                                             : std::nullopt);
-      }
+      if (IsCdOption(token.text)) continue;
+      // `cd -` fails (no OLDPWD in the command's environment); taken as unknown all the same.
+      std::optional<std::vector<std::string>> to =
+          token.text == "-" ? std::nullopt : ExpandPathWord(token.text, dirs.back());
+      dirs.push_back(to && to->size() == 1 ? std::optional<std::string>(to->front())
+                                           : std::nullopt);
       is_cd = false;
       continue;
     }

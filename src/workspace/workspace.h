@@ -87,6 +87,10 @@ struct ShellToken {
 // backslashes are honoured (and removed); expansions are not performed.
 std::vector<ShellToken> SplitShellWords(std::string_view command);
 
+// The commands a command line runs inside others: $(…), `…`, <(…) and >(…), also inside double
+// quotes (where SplitShellWords keeps them as text), outermost first; not inside single quotes.
+std::vector<std::string> SubstitutedCommands(std::string_view command);
+
 // The files a shell command about to run in `cwd` (absolute) writes, as far as its words say:
 // redirections ("> f", ">> f", ">| f", "&> f", "2> f"; not descriptors like "2>&1", nor
 // /dev/null, /dev/stdout, /dev/stderr, /dev/tty, /dev/fd/*), and what common programs write,

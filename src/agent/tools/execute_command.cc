@@ -41,15 +41,58 @@ std::string SignalName(int signal) {
   return name != nullptr ? std::string("SIG") + name : "signal " + std::to_string(signal);
 }
 
-// Output as the model sees it: binary output summarised; beyond `line_limit` lines, the first
-// fifth of them and the rest from the end; beyond `char_limit` characters (long lines), a fifth
-// of those from the start and the rest from the end, cut at line ends where one is near. What is
-// left out is said, in lines and characters.
+// Output as a terminal would leave it, for the model: colours and other escape sequences
+// removed, a line rewritten after a carriage return (progress bars) kept as last written,
+// backspaces applied, and NUL separators (find -print0) as line ends.
+std::string TerminalText(std::string_view raw) {
+  std::string out;
+  out.reserve(raw.size());
+  size_t line_start = 0;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    char c = raw[i];
+    char next = i + 1 < raw.size() ? raw[i + 1] : '\0';
+    if (c == '\x1b') {
+      if (next == '[') {  // CSI: parameters, then a final byte in @..~.
+        for (i += 2; i < raw.size() && (raw[i] < 0x40 || raw[i] > 0x7E); ++i) {
+        }
+      } else if (next == ']') {  // OSC (titles, hyperlinks): to BEL or ESC backslash.
+        for (i += 2; i < raw.size() && raw[i] != '\a'; ++i) {
+          if (raw[i] == '\x1b' && i + 1 < raw.size() && raw[i + 1] == '\\') {
+            ++i;
+            break;
+          }
+        }
+      } else if (next == '(' || next == ')') {
+        i += 2;  // A character set.
+      } else {
+        ++i;
+      }
+    } else if (c == '\r') {
+      if (next != '\n' && next != '\0' && next != '\r') out.resize(line_start);
+    } else if (c == '\n' || c == '\0') {
+      out += '\n';
+      line_start = out.size();
+    } else if (c == '\b') {
+      while (out.size() > line_start && (static_cast<unsigned char>(out.back()) & 0xC0) == 0x80) {
+        out.pop_back();
+      }
+      if (out.size() > line_start) out.pop_back();
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// Output as the model sees it (TerminalText): binary output summarised; beyond `line_limit` lines,
+// the first fifth of them and the rest from the end; beyond `char_limit` characters (long lines), a
+// fifth of those from the start and the rest from the end, cut at line ends where one is near. What
+// is left out is said, in lines and characters.
 std::string ModelOutput(const workspace::CommandOutcome& outcome, int line_limit,
                         size_t char_limit) {
-  const std::string& raw = outcome.output;
+  const std::string raw = TerminalText(outcome.output);
   if (workspace::LooksBinary(std::string_view(raw).substr(0, 8192))) {
-    return "(binary output, " + std::to_string(raw.size() + outcome.dropped_bytes) +
+    return "(binary output, " + std::to_string(outcome.output.size() + outcome.dropped_bytes) +
            " bytes, not shown)";
   }
   if (outcome.dropped_bytes == 0) {

@@ -162,6 +162,26 @@ TEST_F(ExecuteCommandTest, BinaryOutputIsSummarised) {
       << result.text;
 }
 
+// The model reads output as a terminal would show it: no colour codes, a progress line as last
+// drawn, NUL-separated names one per line (one NUL hid a whole error message as "binary").
+TEST_F(ExecuteCommandTest, OutputIsReadAsATerminalShowsIt) {
+  ToolResult result =
+      Run("printf '\\033[1;31mred\\033[0m \\033]0;title\\007ok\\n'; "
+          "printf 'get 10%%\\rget 100%%\\r\\n'; printf 'a.txt\\000b.txt\\000'; "
+          "printf 'ab\\bc\\n'; echo important error >&2; exit 2");
+  EXPECT_NE(result.text.find("Output:\nred ok\nget 100%\na.txt\nb.txt\nac\nimportant error\n"),
+            std::string::npos)
+      << result.text;
+}
+
+// Commands cannot wait for an editor, a pager or a password nobody will type, and `cd -` does
+// not lead out of the checked directories.
+TEST_F(ExecuteCommandTest, InteractiveHelpersGiveWayAtOnce) {
+  ToolResult result =
+      Run("echo $GIT_EDITOR $PAGER $GIT_PAGER $GIT_TERMINAL_PROMPT ${OLDPWD:-none}");
+  EXPECT_NE(result.text.find("Output:\ntrue cat cat 0 none\n"), std::string::npos) << result.text;
+}
+
 // Lines so long that the kept ones exceed the character limit: what is left out is still said,
 // in lines (the note of the line cut used to be cut out with the middle).
 TEST_F(ExecuteCommandTest, LongLinesKeepHeadTailAndTheOmittedCount) {

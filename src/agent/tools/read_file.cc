@@ -215,14 +215,21 @@ bool ReadOne(ToolContext& context, const FileRequest& request, std::string& out,
            "it.</notice>\n</file>\n";
     return true;
   }
-  // Most files have neither CR nor a BOM: number the bytes as read, without a decoded copy.
+  // Most files are UTF-8 with neither CR nor a BOM: number the bytes as read, without a
+  // decoded copy.
   workspace::TextFile file;
   std::string_view text = *bytes;
-  if (text.starts_with("\xEF\xBB\xBF") || std::memchr(text.data(), '\r', text.size()) != nullptr) {
+  if (text.starts_with("\xEF\xBB\xBF") || std::memchr(text.data(), '\r', text.size()) != nullptr ||
+      !workspace::IsUtf8(text)) {
     file = workspace::DecodeText(*bytes);
     text = file.text;
   }
   out += "<file><path>" + request.path + "</path>\n";
+  if (file.is_windows_1252) {
+    out +=
+        "<notice>This file is not UTF-8: it was read as Windows-1252 (Latin-1), and edits keep "
+        "that encoding.</notice>\n";
+  }
   if (text.empty()) {
     out += "<content/><notice>File is empty</notice>\n</file>\n";
     return true;

@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <optional>
 
 #include "agent/tools/args.h"
 #include "agent/tools/responses.h"
@@ -104,6 +106,21 @@ std::optional<ToolResult> ApproveAndWrite(ToolContext& context, std::string_view
                                           const EditTarget& target, std::string_view new_text,
                                           std::string* feedback) {
   const std::string& display = DisplayPath(target.path);
+  if (std::optional<size_t> at = workspace::FirstUnencodable(new_text, target.file)) {
+    size_t end = *at + 1;
+    while (end < new_text.size() && (static_cast<unsigned char>(new_text[end]) & 0xC0) == 0x80) {
+      ++end;
+    }
+    int64_t line = std::count(new_text.begin(), new_text.begin() + *at, '\n') + 1;
+    return ToolResult{
+        true, ToolErrorText("'" + display +
+                            "' is in Windows-1252 (Latin-1), not UTF-8, and the new text has a "
+                            "character it cannot hold ('" +
+                            std::string(new_text.substr(*at, end - *at)) + "' on line " +
+                            std::to_string(line) +
+                            "). Nothing was written. Use characters the file's encoding has "
+                            "(or plain ASCII), or ask the user to convert the file to UTF-8.")};
+  }
   ApprovalKind kind = ActionApprovalKind(context, target.path, ApprovalKind::kWrite);
   // No detail: hosts that show text build it from the two texts (ApprovalText).
   ApprovalRequest request{kind, std::string(tool), display, {}};

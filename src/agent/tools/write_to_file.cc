@@ -189,7 +189,22 @@ class WriteToFileTool final : public ToolBase {
     if (!target.ok()) return ErrorResult(target.error());
 
     std::string text = *content;
-    // CRLF from the model becomes LF; the file's own line ending is restored on write.
+    // A byte-order mark the model wrote is the file's, not a character of its first line (a
+    // file that has one would get two).
+    constexpr std::string_view kBom = "\xEF\xBB\xBF";
+    const bool has_bom = text.starts_with(kBom);
+    if (has_bom) text.erase(0, kBom.size());
+    // CRLF from the model becomes LF; the file's own line ending is restored on write. A new
+    // file written with CRLF throughout (a .bat) keeps it.
+    const size_t newlines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+    size_t crlf = 0;
+    for (size_t at = text.find("\r\n"); at != std::string::npos; at = text.find("\r\n", at + 2)) {
+      ++crlf;
+    }
+    if (!target->exists) {
+      target->file.has_bom = has_bom;
+      if (newlines > 0 && crlf == newlines) target->file.line_ending = workspace::LineEnding::kCrlf;
+    }
     text.erase(std::remove(text.begin(), text.end(), '\r'), text.end());
     text = StripCodeFence(std::move(text), *path, *line_count);
     std::vector<std::string_view> lines = SplitLines(text);

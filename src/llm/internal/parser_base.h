@@ -63,7 +63,9 @@ class ParserBase : public StreamParser {
  protected:
   void Emit(StreamEvent event);
   void EmitText(std::string text);
-  void EmitReasoning(std::string text, std::string signature = {});
+  // `block`: which reasoning block of the reply (see StreamEvent::kReasoningDelta).
+  void EmitReasoning(std::string text, std::string signature = {}, int block = 0,
+                     bool redacted = false);
   void EmitUsage(const Usage& usage);
   void EmitDone(std::string stop_reason);
   void EmitError(ErrorKind kind, std::string message, int http_status = 0);
