@@ -265,19 +265,14 @@ bool IsOneOf(std::string_view word, std::initializer_list<std::string_view> name
 }
 
 // Programs that run a command given in their arguments: "sudo rm", "timeout -s KILL 5 rm",
-// "find . -exec rm {} ;".
+// "find . -exec rm {} ;" (for a denial, any of their arguments may start it).
 bool IsWrapper(std::string_view word) {
-  return IsOneOf(
-      ProgramName(word),
-      {"sudo",    "doas",  "command", "builtin", "exec",    "env",  "nice",    "nohup",   "time",
-       "timeout", "xargs", "stdbuf",  "ionice",  "setsid",  "chrt", "taskset", "unshare", "nsenter",
-       "flock",   "watch", "strace",  "ltrace",  "busybox", "find", "chroot",  "runuser", "su"});
+  std::string_view name = ProgramName(word);
+  return workspace::IsCommandWrapper(name) ||
+         IsOneOf(name, {"xargs", "watch", "busybox", "find", "su"});
 }
 
-// Words the shell's grammar puts before a command: "{ rm x; }", "if …; then rm x; fi", "! rm x".
-bool IsShellKeyword(std::string_view word) {
-  return IsOneOf(word, {"{", "}", "!", "if", "then", "else", "elif", "do", "while", "until"});
-}
+using workspace::IsShellKeyword;  // "{ rm x; }", "if …; then rm x; fi", "! rm x".
 
 bool IsShell(std::string_view word) {
   return IsOneOf(ProgramName(word), {"sh", "bash", "dash", "zsh", "ksh", "ash", "fish"});
@@ -289,7 +284,7 @@ struct CommandForms {
   // rm_notes.txt" is no rm).
   std::vector<std::string> tails;
   std::string script;                   // What a shell runs with -c, or eval's words.
-  bool is_program_glob = false;         // "/usr/bin/r[m]": the shell picks the program.
+  bool is_program_glob = false;         // "/usr/bin/r[m]", "$x": the shell picks the program.
   bool is_shell_reading_stdin = false;  // "… | sh", "sh <<< …": its commands cannot be seen.
 };
 
@@ -310,6 +305,7 @@ CommandForms FormsOf(std::string_view command) {
     bool is_assignment = word.find('=') != std::string::npos && word[0] != '=' && word[0] != '-';
     if (!is_assignment && !IsShellKeyword(word) && !IsWrapper(word)) break;
     ++first;
+    if (word == "function") ++first;  // Its name.
     if (IsWrapper(word) && after_wrapper == words.size()) after_wrapper = first;
     if (!IsWrapper(word)) continue;
     // The wrapper's options, and the one value that "-u user", "-n 5" or "timeout 10" take.
@@ -326,7 +322,9 @@ CommandForms FormsOf(std::string_view command) {
   if (first >= words.size()) return out;
   std::vector<std::string> rest(words.begin() + static_cast<std::ptrdiff_t>(first), words.end());
   rest[0] = std::string(ProgramName(rest[0]));
-  out.is_program_glob = rest[0].find_first_of("*?[") != std::string::npos;
+  // Only the shell knows the program a glob, a brace list or a variable names ("r[m]",
+  // "{rm,-f,x}", "${x:-rm}").
+  out.is_program_glob = rest[0].find_first_of("*?[{$") != std::string::npos;
   out.forms.push_back(JoinWords(rest.begin(), rest.end()));
   // Without options ("git -C dir push" is a git push), an option's value included for the
   // options that take one in front of a subcommand (git -C dir, git -c key=value).
@@ -334,8 +332,10 @@ CommandForms FormsOf(std::string_view command) {
   for (size_t i = 1; i < rest.size(); ++i) {
     if (!rest[i].starts_with("-")) {
       plain.push_back(rest[i]);
-    } else if ((rest[i] == "-C" || rest[i] == "-c") && rest[0] == "git") {
-      ++i;
+    } else if (rest[0] == "git" &&
+               IsOneOf(rest[i], {"-C", "-c", "--git-dir", "--work-tree", "--namespace",
+                                 "--exec-path", "--super-prefix", "--config-env"})) {
+      ++i;  // Its value.
     }
   }
   out.forms.push_back(JoinWords(plain.begin(), plain.end()));
@@ -505,8 +505,18 @@ void GrantAlways(AutoApproveSettings& settings, const ApprovalRequest& request) 
       settings.write_protected = true;
       break;
     case ApprovalKind::kCommand:
-      // Each part, as each is decided ("always" for "make && make test" is for both).
+      // Each part, as each is decided ("always" for "make && make test" is for both); but not
+      // a bare shell or interpreter, nor a wrapper, which run whatever they are given ("always"
+      // for "ls | sh" is not for every script piped to sh).
       for (std::string& part : SplitCommand(request.target)) {
+        std::vector<std::string> words = ShellWords(part);
+        if (words.empty() || IsWrapper(words[0]) ||
+            (words.size() == 1 &&
+             (IsShell(words[0]) ||
+              IsOneOf(ProgramName(words[0]), {"python", "python3", "node", "perl", "ruby", "php",
+                                              "eval", "source", ".", "deno", "bun", "lua"})))) {
+          continue;
+        }
         auto& granted = settings.granted_commands;
         if (std::find(granted.begin(), granted.end(), part) == granted.end()) {
           granted.push_back(std::move(part));

@@ -301,7 +301,13 @@ TEST(DecideCommandTest, DenialsSeeThroughQuotingSpacingPathsAndWrappers) {
                               "$'\\x72m' x",
                               "$'\\162\\155' x",
                               "/usr/bin/r[m] -f x",
-                              "r? x"}) {
+                              "r? x",
+                              "{rm,-f,x}",
+                              "r{m,} -f x",
+                              "${x:-rm} -f x",
+                              "function g { rm -f x; }; g",
+                              "git --work-tree . push",
+                              "git --git-dir .git push"}) {
     EXPECT_EQ(DecideCommand(command, allowed, denied), Decision::kDeny) << command;
   }
   // Not the denied program: a word that merely starts or holds the name.
@@ -348,6 +354,10 @@ TEST(GrantAlwaysTest, GrantsOnlyWhatWasAsked) {
   EXPECT_EQ(Decide(command("echo two"), settings), Decision::kApprove);
   EXPECT_EQ(Decide(command("git log -1"), settings), Decision::kAsk);  // Not granted.
   EXPECT_EQ(Decide(command("echo one; rm x"), settings), Decision::kDeny);
+  GrantAlways(settings, command("ls | sh"));
+  EXPECT_EQ(Decide(command("ls"), settings), Decision::kApprove);
+  EXPECT_NE(Decide(command("echo x | sh"), settings), Decision::kApprove);
+  EXPECT_NE(Decide(command("sh -c 'touch pwned'"), settings), Decision::kApprove);
 }
 
 TEST(DecideCommandTest, ChainsAreDecidedPerSubCommand) {

@@ -480,6 +480,15 @@ Result<CondenseResult> Condense(std::vector<HistoryMessage>& history,
     if (k == 0 || k >= first_included || k == last_summary) {
       request.push_back(AsPlainText(history[visible[k]].message));
     }
+    const size_t left_out =
+        first_included - 1 - (last_summary != 0 && last_summary < first_included);
+    if (k == 0 && left_out > 0) {  // Said, so that the summary does not claim what it did not see.
+      Message note;
+      note.role = Role::kUser;
+      note.parts.push_back(TextPart("[" + std::to_string(left_out) +
+                                    " older messages are left out here: they did not fit.]"));
+      request.push_back(std::move(note));
+    }
   }
   Message final_request;
   final_request.role = Role::kUser;

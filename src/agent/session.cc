@@ -493,6 +493,7 @@ Status Session::Turn::FitContext() {
     }
     // history is read and written by the turn thread only; mutex_ guards what Info() reads.
     Result<CondenseResult> condensed = Condense(state.history, options, summarize);
+    SaveRecord();  // The summary request's tokens and cost, kept should the engine stop now.
     if (condensed.ok()) {
       ContextChange change;
       for (int64_t seq : condensed->condensed_seqs)
@@ -961,6 +962,7 @@ Result<std::string> Session::Turn::Summarize(const std::string& system_prompt,
     state.totals.cache_write_tokens += collected->usage.cache_write_tokens;
     state.totals.requests += 1;
   }
+  state.limits.RecordRequest();  // A request the user's limit counts like any.
   if (collected->error) {
     return Error(ErrorCode::kUnavailable, "summary request: " + collected->error->message);
   }

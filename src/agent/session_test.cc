@@ -868,6 +868,39 @@ TEST_F(SessionTest, XmlMistakesAreAnsweredWithTheXmlForm) {
 
 // ---- 3. Denial with feedback -------------------------------------------------------------------
 
+// A large file's edit is shown (and stored) as its changed lines with a few around them, each
+// context line cut short: not the whole file twice, and never without the change itself.
+TEST_F(SessionTest, ALargeFilesDiffShowsTheChangeNotTheFile) {
+  AgentSettings settings = Settings();
+  settings.approvals.write = false;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine);
+  std::string big =
+      "// header\nconst data = [" + std::string(600'000, '1') + "];\n// footer\nend\n";
+  std::ofstream(workspace_ + "/min.js") << big;
+  Enqueue(OpenAiToolCall(
+      "call_e", "search_and_replace",
+      json{{"path", "min.js"}, {"search", "// footer"}, {"replace", "// FOOTER"}}.dump()));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kAllowOnce);
+  EXPECT_EQ(MustPrompt(*session, "Shout the footer", client), StopReason::kEndTurn);
+  std::vector<PermissionRequest> asked = client.permissions();
+  ASSERT_EQ(asked.size(), 1u);
+  bool has_diff = false;
+  for (const ToolCallContent& content : asked[0].tool.content) {
+    if (content.kind != ToolCallContent::Kind::kDiff) continue;
+    has_diff = true;
+    std::string old_text = content.old_text.value_or("");
+    EXPECT_LT(old_text.size() + content.new_text.size(), 8192u);
+    EXPECT_NE(old_text.find("// footer\n"), std::string::npos) << old_text;
+    EXPECT_NE(content.new_text.find("// FOOTER\n"), std::string::npos) << content.new_text;
+    EXPECT_NE(content.new_text.find("// header\n"), std::string::npos);
+    EXPECT_NE(content.new_text.find(" […]\n"), std::string::npos);  // The long line, cut.
+  }
+  EXPECT_TRUE(has_diff);
+}
+
 TEST_F(SessionTest, DeniedWriteSendsFeedbackAndLeavesFile) {
   AgentSettings settings = Settings();
   settings.approvals.write = false;

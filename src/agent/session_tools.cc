@@ -45,6 +45,83 @@ using internal::ToolCall;
 
 namespace {
 
+// An edit's diff as clients get it (and the store keeps it): the whole texts of a small file;
+// of a large one, the changed lines with three on each side, a note of the lines left out
+// before and after, lines of context cut at kDiffLineBytes, and the change itself at
+// kDiffTextBytes from where it starts (each edit of a 20 MB file stored it twice and sent it
+// whole to the editor and the terminal).
+constexpr size_t kDiffTextBytes = 256 << 10;
+constexpr size_t kDiffLineBytes = 1 << 10;
+ToolCallContent EditDiff(std::string path, std::optional<std::string_view> old_text,
+                         std::string_view new_text) {
+  ToolCallContent diff;
+  diff.kind = ToolCallContent::Kind::kDiff;
+  diff.path = std::move(path);
+  if (!old_text || old_text->size() + new_text.size() <= kDiffTextBytes) {
+    if (old_text) diff.old_text = std::string(*old_text);
+    diff.new_text = std::string(new_text);
+    return diff;
+  }
+  const std::string_view a = *old_text;
+  const std::string_view b = new_text;
+  const size_t shorter = std::min(a.size(), b.size());
+  size_t same_head = 0;
+  while (same_head < shorter && a[same_head] == b[same_head]) ++same_head;
+  size_t change = a.rfind('\n', same_head == 0 ? 0 : same_head - 1);  // Its line's start.
+  change = same_head == 0 || change == std::string_view::npos ? 0 : change + 1;
+  size_t same_tail = 0;
+  while (same_tail < shorter - change &&
+         a[a.size() - 1 - same_tail] == b[b.size() - 1 - same_tail]) {
+    ++same_tail;
+  }
+  size_t change_end = a.find('\n', a.size() - same_tail);  // Its last line's end (in a).
+  change_end = change_end == std::string_view::npos ? a.size() : change_end + 1;
+  const size_t from_end = a.size() - change_end;  // The same distance from b's end.
+  // Three lines on each side, each cut short.
+  auto clipped = [](std::string_view line) {
+    if (line.size() <= kDiffLineBytes) return std::string(line);
+    return std::string(line.substr(0, Utf8CutPosition(line, kDiffLineBytes))) + " […]\n";
+  };
+  std::string before;
+  size_t head = change;
+  for (int k = 0; k < 3 && head > 0; ++k) {
+    size_t start = head >= 2 ? a.rfind('\n', head - 2) : std::string_view::npos;
+    start = start == std::string_view::npos ? 0 : start + 1;
+    before.insert(0, clipped(a.substr(start, head - start)));
+    head = start;
+  }
+  std::string after;
+  size_t tail = change_end;
+  for (int k = 0; k < 3 && tail < a.size(); ++k) {
+    size_t next = a.find('\n', tail);
+    next = next == std::string_view::npos ? a.size() : next + 1;
+    after += clipped(a.substr(tail, next - tail));
+    tail = next;
+  }
+  if (head > 0) {
+    size_t lines = static_cast<size_t>(std::count(a.begin(), a.begin() + head, '\n'));
+    before.insert(0, "[… " + std::to_string(lines) + " lines above not shown]\n");
+  }
+  if (tail < a.size()) after += "[… more lines below not shown]\n";
+  // The change, from where it starts (in a line too long to show whole, from just before it).
+  const size_t shown_from =
+      same_head > change + kDiffLineBytes ? same_head - kDiffLineBytes : change;
+  auto changed = [&](std::string_view text) {
+    const size_t end = std::max(text.size() - from_end, shown_from);
+    std::string_view part = text.substr(shown_from, end - shown_from);
+    std::string out = shown_from > change ? "[…] " : "";
+    size_t cut = Utf8CutPosition(part, std::min(part.size(), kDiffTextBytes / 2));
+    out += part.substr(0, cut);
+    if (cut < part.size()) {
+      out += "\n[… " + std::to_string(part.size() - cut) + " more bytes of the change not shown]\n";
+    }
+    return before + out + after;
+  };
+  diff.old_text = changed(a);
+  diff.new_text = changed(b);
+  return diff;
+}
+
 ToolKind KindOfTool(std::string_view name) {
   if (name == "read_file" || name == "list_files") return ToolKind::kRead;
   if (name == "search_files") return ToolKind::kSearch;
@@ -692,12 +769,11 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
     done.tool.id = call.id;
     done.tool.status = result.is_error ? ToolStatus::kFailed : ToolStatus::kCompleted;
     if (const std::optional<SessionToolHost::Edit>& edit = host.edit(); !result.is_error && edit) {
-      ToolCallContent diff;
-      diff.kind = ToolCallContent::Kind::kDiff;
-      diff.path = info.locations.empty() ? edit->target : info.locations[0].path;
-      diff.old_text = edit->old_text;
-      diff.new_text = edit->new_text;
-      done.tool.content.push_back(std::move(diff));
+      std::optional<std::string_view> old_text;
+      if (edit->old_text) old_text = *edit->old_text;
+      done.tool.content.push_back(
+          EditDiff(info.locations.empty() ? edit->target : info.locations[0].path, old_text,
+                   edit->new_text));
     }
     ToolCallContent text;
     text.text = outcome.text;
@@ -738,12 +814,9 @@ ApprovalReply Session::Turn::Approve(const ApprovalRequest& request, const ToolC
   ask.tool = call;
   ask.tool.status = ToolStatus::kPending;
   if (request.has_texts) {
-    ToolCallContent diff;
-    diff.kind = ToolCallContent::Kind::kDiff;
-    diff.path = call.locations.empty() ? request.target : call.locations[0].path;
-    if (request.old_text) diff.old_text = std::string(*request.old_text);
-    diff.new_text = std::string(request.new_text);
-    ask.tool.content.push_back(std::move(diff));
+    ask.tool.content.push_back(
+        EditDiff(call.locations.empty() ? request.target : call.locations[0].path, request.old_text,
+                 request.new_text));
   } else if (!request.detail.empty()) {
     ToolCallContent detail;
     detail.text = request.detail;

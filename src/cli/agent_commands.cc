@@ -457,8 +457,17 @@ class TerminalClient : public agent::SessionClient {
       path.remove_prefix(workspace_.size() + 1);
     }
     std::string text = workspace::UnifiedDiff(path, diff.old_text.value_or(""), diff.new_text);
+    // A rewrite of a whole large file is not scrolled past line by line.
+    constexpr size_t kMostDiffLines = 400;
     size_t start = 0;
-    while (start < text.size()) {
+    for (size_t shown = 0; start < text.size(); ++shown) {
+      if (shown == kMostDiffLines) {
+        size_t more = static_cast<size_t>(
+            std::count(text.begin() + static_cast<long>(start), text.end(), '\n'));
+        std::fprintf(out, "%s[… %zu more lines of the diff not shown]%s\n", style_.dim(), more,
+                     style_.reset());
+        break;
+      }
       size_t end = text.find('\n', start);
       if (end == std::string::npos) end = text.size();
       std::string_view line(text.data() + start, end - start);

@@ -61,6 +61,11 @@ CompletionRequest Conversation(std::string model) {
   return request;
 }
 
+// Anthropic's ReasoningOrigin: its thinking goes back to it (and lets it think again).
+std::string AnthropicOrigin() {
+  return ReasoningOrigin("anthropic", EndpointFor("anthropic").base_url);
+}
+
 http::Request Build(std::string_view provider, const CompletionRequest& request,
                     std::string base_url = "") {
   Result<http::Request> built =
@@ -392,6 +397,7 @@ TEST(OpenAiRequestTest, ReasoningGoesBackWithToolCallsToItsOwnEndpoint) {
 // it stands for; the temperature is then left out, as Anthropic requires.
 TEST(AnthropicRequestTest, AnEffortAsksForThinking) {
   CompletionRequest conversation = Conversation("claude-sonnet-4-5");
+  conversation.messages[1].parts[0].origin = AnthropicOrigin();
   conversation.reasoning_effort = "medium";
   json body = json::parse(Build("anthropic", conversation).body);
   EXPECT_EQ(body["thinking"], json({{"type", "enabled"}, {"budget_tokens", 8192}}));
@@ -418,6 +424,7 @@ TEST(AnthropicRequestTest, RepeatedToolIdsAreSentUnique) {
 // Thinking only for a model that can (the catalog says), and within its output limit.
 TEST(AnthropicRequestTest, ThinkingFitsTheModel) {
   CompletionRequest conversation = Conversation("claude-3-5-haiku-20241022");
+  conversation.messages[1].parts[0].origin = AnthropicOrigin();
   conversation.reasoning_effort = "high";
   ModelInfo haiku;
   haiku.max_output_tokens = 8192;
@@ -593,6 +600,29 @@ TEST(AnthropicRequestTest, ForeignSignaturesAndIdsAreMadeAcceptable) {
       ReasoningOrigin("anthropic", EndpointFor("anthropic").base_url);
   messages = json::parse(Build("anthropic", conversation).body)["messages"];
   EXPECT_EQ(messages[1]["content"][0]["signature"], "sig-1");
+}
+
+// Thinking asked of a conversation whose last tool calls were made without it (thinking was off,
+// or another endpoint answered) is refused by Anthropic: that request goes without.
+TEST(AnthropicRequestTest, ThinkingWaitsForATurnThatCanHaveIt) {
+  CompletionRequest conversation = Conversation("claude-sonnet-4-5");
+  conversation.reasoning_budget_tokens = 2048;
+  conversation.max_tokens = 8000;
+  conversation.messages[1].parts[0].origin =
+      ReasoningOrigin("anthropic", EndpointFor("anthropic").base_url);
+  auto ends_in_results = [](CompletionRequest request) {
+    request.messages[2].parts.pop_back();  // Only the tool result.
+    return request;
+  };
+  EXPECT_TRUE(
+      json::parse(Build("anthropic", ends_in_results(conversation)).body).contains("thinking"));
+  CompletionRequest elsewhere = conversation;
+  elsewhere.messages[1].parts[0].origin = "openai https://api.openai.com/v1";
+  EXPECT_FALSE(
+      json::parse(Build("anthropic", ends_in_results(elsewhere)).body).contains("thinking"));
+  // A message of the user's own (no tool results): the new turn thinks.
+  elsewhere.messages[2].parts.erase(elsewhere.messages[2].parts.begin());
+  EXPECT_TRUE(json::parse(Build("anthropic", elsewhere).body).contains("thinking"));
 }
 
 TEST(OllamaRequestTest, ArgumentsAreObjectsAndOptionsNested) {

@@ -338,6 +338,7 @@ class AnthropicParser final : public SseParser {
       if (!event.has_delta) return;
       std::string_view delta_type = event.delta_type;
       if (Equals(delta_type, "text_delta")) {
+        has_text_ = has_text_ || !event.delta_text.empty();
         EmitText(event.delta_text);
       } else if (Equals(delta_type, "thinking_delta")) {
         EmitReasoning(event.delta_text, {}, index);
@@ -443,6 +444,9 @@ class AnthropicParser final : public SseParser {
     Block& block = blocks_[index];
     block.type = type;
     if (block.type == "text") {
+      // Text blocks are paragraphs of one reply: they do not run into each other.
+      if (has_text_) EmitText("\n\n");
+      has_text_ = has_text_ || !text.empty();
       EmitText(std::string(text));
     } else if (block.type == "thinking") {
       EmitReasoning(std::string(thinking), std::string(signature), index);
@@ -467,7 +471,9 @@ class AnthropicParser final : public SseParser {
     if (delta == nullptr) return;
     std::string type = GetString(*delta, "type");
     if (type == "text_delta") {
-      EmitText(GetString(*delta, "text"));
+      std::string text = GetString(*delta, "text");
+      has_text_ = has_text_ || !text.empty();
+      EmitText(std::move(text));
     } else if (type == "thinking_delta") {
       EmitReasoning(GetString(*delta, "thinking"), {}, index);
     } else if (type == "signature_delta") {
@@ -515,6 +521,7 @@ class AnthropicParser final : public SseParser {
   }
 
   std::map<int, Block> blocks_;
+  bool has_text_ = false;  // A text block said something.
   int next_tool_index_ = 0;
   Usage usage_;
   std::string stop_reason_;
@@ -534,6 +541,30 @@ namespace {
 OrderedJson AnthropicTool(const ToolDefinition& tool, OrderedJson schema) {
   return {
       {"name", tool.name}, {"description", tool.description}, {"input_schema", std::move(schema)}};
+}
+
+}  // namespace
+
+namespace {
+
+// Whether the conversation ends in tool results whose calls' message has none of this
+// endpoint's signed thinking.
+bool LastToolTurnLacksThinking(const std::vector<Message>& messages, const std::string& origin) {
+  if (messages.empty() || messages.back().role != Role::kUser) return false;
+  const std::vector<ContentPart>& last = messages.back().parts;
+  bool has_results = std::any_of(last.begin(), last.end(), [](const ContentPart& part) {
+    return part.kind == ContentPart::Kind::kToolResult;
+  });
+  if (!has_results) return false;
+  for (size_t i = messages.size() - 1; i-- > 0;) {
+    if (messages[i].role != Role::kAssistant) continue;
+    return std::none_of(messages[i].parts.begin(), messages[i].parts.end(),
+                        [&](const ContentPart& part) {
+                          return part.kind == ContentPart::Kind::kReasoning &&
+                                 !part.signature.empty() && IsOwnReasoning(part, origin);
+                        });
+  }
+  return false;
 }
 
 }  // namespace
@@ -561,6 +592,11 @@ Result<http::Request> BuildAnthropicRequest(const Endpoint& endpoint,
     budget = ThinkingBudgetForEffort(request.reasoning_effort);
   }
   if (model != nullptr && !model->supports_reasoning) budget.reset();
+  // With thinking on, the assistant message whose tool calls the last results answer must start
+  // with its thinking; one made without (thinking was off then, or another endpoint answered)
+  // cannot get it, so this request goes without, as Anthropic advises (and so on until a
+  // message of the user's own starts a turn that can think again).
+  if (budget && LastToolTurnLacksThinking(request.messages, OriginOf(endpoint))) budget.reset();
   if (budget) {
     max_tokens = std::max(max_tokens, *budget + kAnswerTokensAboveBudget);
     if (model != nullptr && model->max_output_tokens > 0) {

@@ -803,6 +803,25 @@ class Matcher {
     return found;
   }
 
+  // The exact window in [start, end] nearest to `near`; `tie` gets another as near (or -1).
+  Match FindExactNearestIn(const NormalizedRegion& region, int start, int end, int near, int& tie) {
+    Match match;
+    tie = -1;
+    int best_gap = -1;
+    for (int i = start; i <= end && i < document_.size(); ++i) {
+      if (region.WindowText(i, search_lines_) != normalized_search_) continue;
+      const int gap = std::abs(i - near);
+      if (best_gap < 0 || gap < best_gap) {
+        best_gap = gap;
+        match = {i, 1.0};
+        tie = -1;
+      } else if (gap == best_gap) {
+        tie = i;
+      }
+    }
+    return match;
+  }
+
   // The exact window nearest to `near` anywhere in the document (ties: the earlier one).
   Match FindExactNearest(int near) {
     Match match;
@@ -932,7 +951,8 @@ int SpacesPerTab(const Document& document, int match_index, int matched_count,
     if (Trim(search_lines[static_cast<size_t>(k)]).empty()) continue;
     std::string_view tabs = LeadingIndent(document.line(match_index + k));
     std::string_view spaces = LeadingIndent(search_lines[static_cast<size_t>(k)]);
-    if (!only(tabs, '\t') || !only(spaces, ' ')) return 0;
+    if (!only(spaces, ' ')) return 0;
+    if (!only(tabs, '\t')) continue;  // A tab and spaces: aligned, not a level.
     has_tabs = has_tabs || !tabs.empty();
     const int tab_count = static_cast<int>(tabs.size());
     const int space_count = static_cast<int>(spaces.size());
@@ -956,6 +976,7 @@ int SpacesPerTab(const Document& document, int match_index, int matched_count,
 struct Attempt {
   Match match;
   bool accepted = false;
+  int tie = -1;  // Another exact match as near the hint as `match` (then none is taken).
 };
 
 Attempt Locate(Document& document, std::string_view search_chunk, int search_lines, int start_line,
@@ -972,7 +993,12 @@ Attempt Locate(Document& document, std::string_view search_chunk, int search_lin
     }
   }
   const NormalizedRegion region = matcher.Region(window_start, window_end);
-  attempt.match = matcher.FindExact(region, window_start, window_end);
+  // With a hint, the exact copy nearest to it (a hint a line off must not pick another copy
+  // further away); two as near are for the caller to refuse.
+  attempt.match = start_line > 0 ? matcher.FindExactNearestIn(region, window_start, window_end,
+                                                              start_line - 1, attempt.tie)
+                                 : matcher.FindExact(region, window_start, window_end);
+  if (attempt.tie >= 0) return attempt;
   if (attempt.match.index < 0 && threshold < 1.0) {
     attempt.match = matcher.FindBest(region, window_start, window_end, threshold);
   }
@@ -1105,6 +1131,16 @@ Result<DiffOutcome> ApplyMultiSearchReplace(std::string_view original, std::stri
     }
     Attempt attempt =
         Locate(document, search, search_count, start_line, options, window_start, window_end);
+    if (attempt.tie >= 0) {
+      fail("The SEARCH content matches at lines " + std::to_string(attempt.match.index + 1) +
+               " and " + std::to_string(attempt.tie + 1) +
+               ", as near to :start_line:" + std::to_string(start_line) +
+               " as each other, so which one to change is not clear; nothing was changed for "
+               "this block.\n\nDebug Info:\n- Give the :start_line: where the one to change "
+               "starts, or include more of its surrounding lines in SEARCH",
+           attempt.match, search_count);
+      continue;
+    }
     if (!attempt.accepted) {
       std::string aggressive_search = StripLineNumbers(search, true);
       if (aggressive_search != search && !aggressive_search.empty()) {

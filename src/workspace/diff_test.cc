@@ -326,7 +326,26 @@ TEST(ApplyDiffTest, AgreesWithKiloAlgorithmOnRandomEdits) {
     diff += "=======\n" + replace[0] + "\n>>>>>>> REPLACE";
     Result<DiffOutcome> outcome = ApplyMultiSearchReplace(original, diff, {threshold, buffer});
     ASSERT_TRUE(outcome.ok()) << outcome.error().message();
-    // Beyond Kilo Code: without a hint, an exact SEARCH found in several places is refused.
+    // Beyond Kilo Code: without a hint, an exact SEARCH found in several places is refused;
+    // with one, the copy nearest to it is taken (Kilo's takes the one nearest the middle of the
+    // hint's window), and two as near are refused.
+    auto normalized = [](auto begin, auto end) {
+      std::string out;
+      for (auto it = begin; it != end; ++it) {
+        std::string line = NormalizeForMatch(*it);
+        if (line.empty()) continue;
+        if (!out.empty()) out += ' ';
+        out += line;
+      }
+      return out;
+    };
+    const std::string wanted = normalized(search.begin(), search.end());
+    int copies = 0;
+    for (size_t i = 0; i + search.size() <= file.size(); ++i) {
+      auto from = file.begin() + static_cast<long>(i);
+      copies += normalized(from, from + static_cast<long>(search.size())) == wanted;
+    }
+    if (copies > 1) continue;
     if (hint == 0 && outcome->applied_blocks == 0 && !outcome->failures.empty() &&
         outcome->failures[0].message.find("places (starting at lines") != std::string::npos) {
       int exact = 0;
@@ -368,6 +387,23 @@ TEST(ApplyDiffTest, ASearchFoundInSeveralPlacesNeedsTheLine) {
       {1.0, 40});
   ASSERT_TRUE(outcome.ok());
   EXPECT_EQ(outcome->content, "def f1():\n    x = 1\ndef f2():\n    x = 2\ndef f3():\n    x = 1\n");
+  // A hint a line off takes the nearest copy (it took one further away); two as near: refused.
+  outcome = ApplyMultiSearchReplace(
+      file,
+      "<<<<<<< SEARCH\n:start_line:1\n-------\n    x = 1\n=======\n    x = 2\n>>>>>>> REPLACE",
+      {1.0, 40});
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->content, "def f1():\n    x = 2\ndef f2():\n    x = 1\ndef f3():\n    x = 1\n");
+  outcome = ApplyMultiSearchReplace(
+      file,
+      "<<<<<<< SEARCH\n:start_line:3\n-------\n    x = 1\n=======\n    x = 2\n>>>>>>> REPLACE",
+      {1.0, 40});
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->applied_blocks, 0);
+  ASSERT_EQ(outcome->failures.size(), 1u);
+  EXPECT_NE(outcome->failures[0].message.find("matches at lines 2 and 4, as near"),
+            std::string::npos)
+      << outcome->failures[0].message;
 }
 
 // A tab-indented file edited with a space-indented SEARCH gets tabs, not tabs and spaces.

@@ -225,6 +225,7 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
       "PAGER=cat",   "GIT_PAGER=cat", "GIT_EDITOR=true",      "GIT_SEQUENCE_EDITOR=true",
       "EDITOR=true", "VISUAL=true",   "GIT_TERMINAL_PROMPT=0"};
   spawn.removed_env.push_back("OLDPWD");
+  spawn.removed_env.push_back("CDPATH");  // `cd sub` goes where the checks follow it.
   spawn.is_new_session = true;
   spawn.merges_stderr = true;
   // Listed until RunCommand returns (and after, while what the shell left in its group runs):

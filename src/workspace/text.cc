@@ -182,6 +182,33 @@ bool IsUtf8(std::string_view bytes) {
   return true;
 }
 
+namespace {
+
+// More byte sequences that are not UTF-8 than that are (beyond ASCII): a single-byte encoding's
+// text. A UTF-8 file with a stray byte or two stays UTF-8 (its characters must not turn into
+// mojibake), the stray bytes kept as they are.
+bool IsMostlyNotUtf8(std::string_view bytes) {
+  size_t valid = 0;
+  size_t invalid = 0;
+  for (size_t i = 0; i < bytes.size();) {
+    if (static_cast<unsigned char>(bytes[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    int length = Utf8SequenceLength(bytes, i);
+    if (length > 0) {
+      ++valid;
+      i += static_cast<size_t>(length);
+    } else {
+      ++invalid;
+      ++i;
+    }
+  }
+  return invalid > valid;
+}
+
+}  // namespace
+
 TextFile DecodeText(std::string_view bytes) {
   TextFile file;
   if (bytes.substr(0, kBom.size()) == kBom) {
@@ -189,7 +216,7 @@ TextFile DecodeText(std::string_view bytes) {
     bytes.remove_prefix(kBom.size());
   }
   std::string transcoded;
-  if (!file.has_bom && !IsUtf8(bytes)) {
+  if (!file.has_bom && IsMostlyNotUtf8(bytes)) {
     transcoded = FromWindows1252(bytes);
     bytes = transcoded;
     file.is_windows_1252 = true;

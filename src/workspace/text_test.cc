@@ -87,6 +87,10 @@ TEST(DecodeTextTest, WindowsCodePageFilesRoundTrip) {
   EXPECT_EQ(FirstUnencodable("ok \u4e2d x", file), 3u);
   EXPECT_EQ(FirstUnencodable("ok \U0001F600", file), 3u);
   EXPECT_FALSE(DecodeText("caf\xC3\xA9\n").is_windows_1252);  // UTF-8.
+  // UTF-8 with a stray byte stays UTF-8: its characters are not turned into mojibake.
+  TextFile stray = DecodeText("caf\xC3\xA9 na\xC3\xAFve \xFF\n");
+  EXPECT_FALSE(stray.is_windows_1252);
+  EXPECT_EQ(EncodeText(stray), "caf\xC3\xA9 na\xC3\xAFve \xFF\n");
   EXPECT_EQ(FirstUnencodable("\u4e2d", DecodeText("utf-8\n")), std::nullopt);
   EXPECT_TRUE(IsUtf8("plain ascii text, longer than eight bytes"));
   EXPECT_FALSE(IsUtf8("eight by\xE9"));

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -269,21 +270,27 @@ namespace {
 // Commands whose file arguments are read (Kilo Code's list plus common text tools, and those
 // that send or decode a file they are given).
 constexpr std::string_view kReadingCommands[] = {
-    "curl",    "wget",     "xargs",    "zcat",   "zless",       "zmore",   "zgrep",
-    "bzcat",   "xzcat",    "zstdcat",  "look",   "openssl",     "cmp",     "sqlite3",
-    "gpg",     "nc",       "ncat",     "socat",  "lua",         "deno",    "bun",
-    "shuf",    "dos2unix", "unix2dos", "tee",    "link",        "install", "tar",
-    "zip",     "rsync",    "scp",      "gzip",   "bzip2",       "xz",      "zstd",
-    "ack",     "ln",       "cat",      "head",   "tail",        "less",    "more",
-    "grep",    "egrep",    "fgrep",    "rg",     "ag",          "sed",     "awk",
-    "gawk",    "bat",      "batcat",   "nl",     "od",          "xxd",     "hexdump",
-    "strings", "cut",      "sort",     "uniq",   "wc",          "diff",    "cp",
-    "mv",      "base64",   "tac",      "type",   "get-content", "gc",      "select-string",
-    "paste",   "fold",     "comm",     "column", "join",        "fmt",     "pr",
-    "expand",  "unexpand", "iconv",    "split",  "csplit",      "source",  ".",
-    "vim",     "vi",       "view",     "nano",   "emacs",       "ed",      "ex",
-    "perl",    "python",   "python3",  "ruby",   "node",        "php",     "jq",
-    "rev"};
+    "sdiff",   "diff3",   "base32",      "basenc",   "uuencode",
+    "curl",    "wget",    "xargs",       "zcat",     "zless",
+    "zmore",   "zgrep",   "bzcat",       "xzcat",    "zstdcat",
+    "look",    "openssl", "cmp",         "sqlite3",  "gpg",
+    "nc",      "ncat",    "socat",       "lua",      "deno",
+    "bun",     "shuf",    "dos2unix",    "unix2dos", "tee",
+    "link",    "install", "tar",         "zip",      "rsync",
+    "scp",     "gzip",    "bzip2",       "xz",       "zstd",
+    "ack",     "ln",      "cat",         "head",     "tail",
+    "less",    "more",    "grep",        "egrep",    "fgrep",
+    "rg",      "ag",      "sed",         "awk",      "gawk",
+    "bat",     "batcat",  "nl",          "od",       "xxd",
+    "hexdump", "strings", "cut",         "sort",     "uniq",
+    "wc",      "diff",    "cp",          "mv",       "base64",
+    "tac",     "type",    "get-content", "gc",       "select-string",
+    "paste",   "fold",    "comm",        "column",   "join",
+    "fmt",     "pr",      "expand",      "unexpand", "iconv",
+    "split",   "csplit",  "source",      ".",        "vim",
+    "vi",      "view",    "nano",        "emacs",    "ed",
+    "ex",      "perl",    "python",      "python3",  "ruby",
+    "node",    "php",     "jq",          "rev"};
 
 // Searches that read whole directory trees: always (rg, ag, ack), or with a recursive flag (grep).
 bool IsTreeSearch(std::string_view name) { return name == "rg" || name == "ag" || name == "ack"; }
@@ -436,19 +443,92 @@ std::string Lowercase(std::string_view text) {
   return lower;
 }
 
-// The program a word at the start of a simple command names (lowercase, without its
-// directory), or nullopt for a word in front of it: an assignment, or a wrapper such as sudo.
-std::optional<std::string> ProgramOf(const std::string& word) {
-  if (word.find('=') != std::string::npos && word[0] != '=') return std::nullopt;
-  if (word == "sudo" || word == "command" || word == "exec" || word == "env" || word == "nice" ||
-      word == "time") {
-    return std::nullopt;
+// Programs that run the command in their arguments ("sudo rm x", "timeout 5 rm x"): how many
+// positional arguments of their own come first, and their options that take a separate value.
+struct Wrapper {
+  std::string_view name;
+  int positional;
+  std::string_view value_options;  // Letters: "-u user".
+};
+constexpr Wrapper kWrappers[] = {
+    {"sudo", 0, "ugCDhprtU"}, {"doas", 0, "uC"},    {"command", 0, ""},      {"builtin", 0, ""},
+    {"exec", 0, "a"},         {"env", 0, "uCS"},    {"nice", 0, "n"},        {"nohup", 0, ""},
+    {"time", 0, "fo"},        {"timeout", 1, "sk"}, {"stdbuf", 0, "ioe"},    {"ionice", 0, "cnp"},
+    {"setsid", 0, ""},        {"chrt", 1, ""},      {"taskset", 1, ""},      {"unshare", 0, ""},
+    {"nsenter", 0, "t"},      {"flock", 1, "wE"},   {"strace", 0, "oepsEu"}, {"ltrace", 0, "oepsu"},
+    {"chroot", 1, ""},        {"runuser", 0, "ugG"}};
+
+const Wrapper* FindWrapper(std::string_view name) {
+  for (const Wrapper& wrapper : kWrappers) {
+    if (wrapper.name == name) return &wrapper;
   }
-  std::string_view name = word;
-  if (size_t slash = name.rfind('/'); slash != std::string_view::npos)
-    name.remove_prefix(slash + 1);
-  return Lowercase(name);
+  return nullptr;
 }
+
+}  // namespace
+
+bool IsCommandWrapper(std::string_view program) { return FindWrapper(program) != nullptr; }
+
+bool IsShellKeyword(std::string_view word) {
+  for (std::string_view keyword : {"{",    "}",      "!",    "if",    "then",   "else",     "elif",
+                                   "fi",   "do",     "done", "while", "until",  "function", "for",
+                                   "case", "select", "in",   "esac",  "coproc", "[[",       "]]"}) {
+    if (word == keyword) return true;
+  }
+  return false;
+}
+
+namespace {
+
+// Reads the words at the start of a simple command up to the program they run: assignments,
+// the grammar's keywords ("{ cat f; }", "if cat f; then", "function f { cat f; }"), and
+// wrappers with their options and arguments ("timeout -s KILL 5 cat f") come before it.
+class ProgramFinder {
+ public:
+  // The program `word` names (lowercase, without its directory), or nullopt for a word before
+  // it. Feed the words of one command in order; Reset at each separator.
+  std::optional<std::string> Feed(const std::string& word) {
+    if (skips_rest_) return std::nullopt;
+    if (skips_next_) {
+      skips_next_ = false;
+      return std::nullopt;
+    }
+    if (wrapper_ != nullptr && word.size() > 1 && word[0] == '-') {
+      skips_next_ = word.size() == 2 && wrapper_->value_options.find(word[1]) != std::string::npos;
+      return std::nullopt;
+    }
+    if (positional_ > 0) {
+      --positional_;
+      return std::nullopt;
+    }
+    if (IsShellKeyword(word)) {
+      skips_next_ = word == "function";                                   // Its name.
+      skips_rest_ = word == "for" || word == "case" || word == "select";  // Up to the separator.
+      return std::nullopt;
+    }
+    if (word.find('=') != std::string::npos && word[0] != '=' && word[0] != '-') {
+      return std::nullopt;  // An assignment.
+    }
+    std::string_view name = word;
+    if (size_t slash = name.rfind('/'); slash != std::string_view::npos) {
+      name.remove_prefix(slash + 1);
+    }
+    std::string lower = Lowercase(name);
+    if (const Wrapper* wrapper = FindWrapper(lower)) {
+      wrapper_ = wrapper;
+      positional_ = wrapper->positional;
+      return std::nullopt;
+    }
+    return lower;
+  }
+  void Reset() { *this = ProgramFinder(); }
+
+ private:
+  const Wrapper* wrapper_ = nullptr;
+  int positional_ = 0;
+  bool skips_next_ = false;
+  bool skips_rest_ = false;
+};
 
 }  // namespace
 
@@ -584,46 +664,79 @@ std::vector<ShellToken> SplitShellWords(std::string_view command) {
 }
 
 std::vector<std::string> SubstitutedCommands(std::string_view command) {
-  std::vector<std::string> found;
-  bool in_double_quotes = false;
-  // The end of what opens at `from` and closes with the ')' that balances it (or the end).
-  auto closing = [&](size_t from) {
-    int depth = 1;
-    for (size_t j = from; j < command.size(); ++j) {
-      char c = command[j];
-      if (c == '\\') {
-        ++j;
-      } else if (c == '\'') {
-        j = std::min(command.find('\'', j + 1), command.size());
-      } else if (c == '(') {
-        ++depth;
-      } else if (c == ')' && --depth == 0) {
-        return j;
-      }
+  // Finds $(…), <(…), >(…) and `…` anywhere, quotes or not (an unquoted here-document's
+  // apostrophes quote nothing): a command found in a literal is checked needlessly, never
+  // missed. Inside one, quotes, comments and nesting are followed to find where it ends.
+  struct Scanner {
+    std::string_view text;
+    size_t BacktickEnd(size_t from) const {
+      size_t j = from;
+      while (j < text.size() && text[j] != '`') j += text[j] == '\\' ? 2 : 1;
+      return std::min(j, text.size());
     }
-    return command.size();
+    size_t DoubleQuoteEnd(size_t from) const {
+      for (size_t j = from; j < text.size(); ++j) {
+        if (text[j] == '\\') {
+          ++j;
+        } else if (text[j] == '"') {
+          return j;
+        } else if (text[j] == '`') {
+          j = BacktickEnd(j + 1);
+        } else if (text[j] == '$' && j + 1 < text.size() && text[j + 1] == '(') {
+          j = Closing(j + 2);
+        }
+      }
+      return text.size();
+    }
+    // The ')' that closes the '(' before `from` (or the end).
+    size_t Closing(size_t from) const {
+      int depth = 1;
+      for (size_t j = from; j < text.size(); ++j) {
+        char c = text[j];
+        if (c == '\\') {
+          ++j;
+        } else if (c == '\'') {
+          j = std::min(text.find('\'', j + 1), text.size());
+        } else if (c == '"') {
+          j = DoubleQuoteEnd(j + 1);
+        } else if (c == '`') {
+          j = BacktickEnd(j + 1);
+        } else if (c == '#' &&
+                   (j == from || std::isspace(static_cast<unsigned char>(text[j - 1])) ||
+                    text[j - 1] == ';')) {
+          j = std::min(text.find('\n', j), text.size());  // A comment, to the line's end.
+        } else if (c == '(') {
+          ++depth;
+        } else if (c == ')' && --depth == 0) {
+          return j;
+        }
+      }
+      return text.size();
+    }
   };
+  const Scanner scanner{command};
+  std::vector<std::string> found;
   for (size_t i = 0; i < command.size(); ++i) {
     char c = command[i];
     char next = i + 1 < command.size() ? command[i + 1] : '\0';
     if (c == '\\') {
       ++i;
-    } else if (c == '\'' && !in_double_quotes) {
-      i = std::min(command.find('\'', i + 1), command.size());
-    } else if (c == '"') {
-      in_double_quotes = !in_double_quotes;
     } else if (c == '`') {
-      size_t end = i + 1;
-      while (end < command.size() && command[end] != '`') end += command[end] == '\\' ? 2 : 1;
-      end = std::min(end, command.size());
-      found.emplace_back(command.substr(i + 1, end - i - 1));
-      i = end;
-    } else if (next == '(' && (c == '$' || (!in_double_quotes && (c == '<' || c == '>')))) {
-      if (c == '$' && i + 2 < command.size() && command[i + 2] == '(') {
-        ++i;  // $(( … )): arithmetic; what it holds is scanned on.
-        continue;
+      size_t end = scanner.BacktickEnd(i + 1);
+      // Inside backticks, \` \\ and \$ stand for the character ("echo \`cat f\`" nests).
+      std::string inner;
+      for (size_t j = i + 1; j < end; ++j) {
+        if (command[j] == '\\' && j + 1 < end &&
+            std::string_view("`\\$").find(command[j + 1]) != std::string_view::npos) {
+          ++j;
+        }
+        inner += command[j];
       }
-      size_t end = closing(i + 2);
+      found.push_back(std::move(inner));
+      i = end;
+    } else if (next == '(' && (c == '$' || c == '<' || c == '>')) {
+      // $(( … )) is also read as a command: bash runs "$((cat f) )" as one.
+      size_t end = scanner.Closing(i + 2);
       found.emplace_back(command.substr(i + 2, end - i - 2));
       i = end;
     }
@@ -811,6 +924,7 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
   };
 
   bool at_command_start = true;
+  ProgramFinder finder;
   bool is_reading = false;
   bool is_grep = false;
   bool is_cd = false;  // The command is `cd` or `pushd`: its first word is the new directory.
@@ -821,13 +935,25 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
   bool expects_write_target = false;
   for (const ShellToken& token : tokens) {
     if (token.is_operator) {
-      if (token.text == "<") {
+      if (is_shell && token.text == "<<<") {
+        expects_script = true;  // bash <<< 'cat f': the word is its script.
+      } else if (is_shell && token.text.starts_with("<<")) {
+        // bash <<EOF: the here-document's lines are its script.
+        size_t body = command.find('\n');
+        if (body != std::string_view::npos) {
+          if (std::optional<std::string> found =
+                  FindBlockedPathInCommand(command.substr(body + 1), dirs.back(), in_tree)) {
+            return found;
+          }
+        }
+      } else if (token.text == "<") {
         expects_redirect_target = true;  // "cmd < file" reads the file whatever cmd is.
       } else if (token.text.find('>') != std::string::npos) {
         expects_write_target = true;  // "> out", "2>&1", "&> log": the next word is written.
       } else {
         if (std::optional<std::string> found = end_command()) return found;
         at_command_start = true;
+        finder.Reset();
         is_reading = false;
         is_cd = false;
         is_dd = false;
@@ -847,8 +973,8 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
       continue;
     }
     if (at_command_start) {
-      std::optional<std::string> program = ProgramOf(token.text);
-      if (!program) continue;  // An assignment or a wrapper in front of the command name.
+      std::optional<std::string> program = finder.Feed(token.text);
+      if (!program) continue;  // An assignment, a keyword or a wrapper in front of it.
       at_command_start = false;
       const std::string& lower = *program;
       is_reading = std::find(std::begin(kReadingCommands), std::end(kReadingCommands), lower) !=
@@ -1313,6 +1439,7 @@ CommandWrites CommandWriteTargets(std::string_view command, std::string_view cwd
   bool expects_target = false;
   bool is_fd_duplication = false;  // After ">&": a number or "-" is a descriptor, not a file.
   bool at_command_start = true;
+  ProgramFinder finder;
   bool is_cd = false;
   for (const ShellToken& token : tokens) {
     if (token.is_operator) {
@@ -1325,6 +1452,7 @@ CommandWrites CommandWriteTargets(std::string_view command, std::string_view cwd
         if (is_cd) dirs.push_back(HomeDirectory());  // A bare cd goes home.
         end_command();
         at_command_start = true;
+        finder.Reset();
         is_cd = false;
       }
       continue;
@@ -1338,7 +1466,7 @@ CommandWrites CommandWriteTargets(std::string_view command, std::string_view cwd
       continue;
     }
     if (at_command_start) {
-      std::optional<std::string> name = ProgramOf(token.text);
+      std::optional<std::string> name = finder.Feed(token.text);
       // Configuration given to git in its environment can make it run anything.
       if (!name && token.text.starts_with("GIT_")) writes.unknown.push_back(token.text);
       if (!name) continue;

@@ -87,8 +87,15 @@ struct ShellToken {
 // backslashes are honoured (and removed); expansions are not performed.
 std::vector<ShellToken> SplitShellWords(std::string_view command);
 
-// The commands a command line runs inside others: $(…), `…`, <(…) and >(…), also inside double
-// quotes (where SplitShellWords keeps them as text), outermost first; not inside single quotes.
+// Programs that run the command in their arguments (sudo, env, nice, nohup, timeout, setsid,
+// stdbuf, …; `program` without its directory), and words of the shell's grammar before a
+// command ("{", "!", "if", "do", "function", …): both are looked through to the program.
+bool IsCommandWrapper(std::string_view program);
+bool IsShellKeyword(std::string_view word);
+
+// The commands a command line runs inside others: $(…), `…`, <(…) and >(…), outermost first,
+// wherever they are: in double quotes (where SplitShellWords keeps them as text), and in single
+// quotes too (an unquoted here-document's apostrophes quote nothing), so none is missed.
 std::vector<std::string> SubstitutedCommands(std::string_view command);
 
 // The files a shell command about to run in `cwd` (absolute) writes, as far as its words say:

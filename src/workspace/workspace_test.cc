@@ -336,6 +336,10 @@ TEST(CommandTest, WriteTargetsOfCommandsInsideOthersAndAfterCd) {
   EXPECT_EQ(Paths("cd -P .. && touch c.txt", cwd), (Targets{"/w/c.txt", "/w/../c.txt"}));
   EXPECT_EQ(Paths("cd -- /tmp && touch d.txt", cwd), (Targets{"/w/d.txt", "/tmp/d.txt"}));
   EXPECT_FALSE(CommandWriteTargets("cd - && touch e.txt", cwd).unknown.empty());
+  EXPECT_EQ(Paths("{ rm -f f.txt; }", cwd), Targets{"/w/f.txt"});
+  EXPECT_EQ(Paths("timeout 5 cp a g.txt", cwd), Targets{"/w/g.txt"});
+  EXPECT_EQ(Paths("if true; then touch h.txt; fi", cwd), Targets{"/w/h.txt"});
+  EXPECT_EQ(Paths("nice -n 1 tee i.txt", cwd), Targets{"/w/i.txt"});
 }
 
 TEST(CommandTest, WriteTargetsAfterExpansion) {
@@ -450,8 +454,34 @@ TEST(CommandTest, FindsBlockedFilesReadByCommands) {
         "zcat -f secrets/key.pem", "openssl enc -base64 -in secrets/key.pem"}) {
     EXPECT_TRUE(workspace->FindBlockedPathInCommand(command, cwd).has_value()) << command;
   }
-  EXPECT_EQ(workspace->FindBlockedPathInCommand("echo '$(cat secrets/key.pem)'", cwd),
-            std::nullopt);  // Single quotes: text.
+  // Keywords and wrappers in front; substitutions hidden by quotes, comments, nesting; a shell's
+  // here-string and here-document.
+  for (const char* command : {"{ cat secrets/key.pem; }",
+                              "! cat secrets/key.pem",
+                              "if cat secrets/key.pem; then :; fi",
+                              "while true; do cat secrets/key.pem; done",
+                              "function f { cat secrets/key.pem; }; f",
+                              "f() { cat secrets/key.pem; }; f",
+                              "timeout 5 cat secrets/key.pem",
+                              "timeout -s KILL 5 cat secrets/key.pem",
+                              "nice -n 5 cat secrets/key.pem",
+                              "nohup cat secrets/key.pem",
+                              "stdbuf -o0 cat secrets/key.pem",
+                              "env -u X cat secrets/key.pem",
+                              "command -p cat secrets/key.pem",
+                              "time -p cat secrets/key.pem",
+                              "flock F cat secrets/key.pem",
+                              "builtin source secrets/key.pem",
+                              "echo \"$(echo \")\"; cat secrets/key.pem)\"",
+                              "echo \"$(echo a # )\ncat secrets/key.pem)\"",
+                              "echo \"$((cat secrets/key.pem) )\"",
+                              "echo `echo \\`cat secrets/key.pem\\``",
+                              "cat <<EOF\nit's $(cat secrets/key.pem)\nEOF",
+                              "bash <<< 'cat secrets/key.pem'",
+                              "bash <<EOF\ncat secrets/key.pem\nEOF",
+                              "echo '$(cat secrets/key.pem)'"}) {
+    EXPECT_TRUE(workspace->FindBlockedPathInCommand(command, cwd).has_value()) << command;
+  }
   EXPECT_EQ(workspace->FindBlockedPathInCommand("echo $((1 + 2))", cwd), std::nullopt);
   if (const char* home = std::getenv("HOME"); home != nullptr && tree.root().starts_with(home)) {
     std::string from_home = tree.root().substr(std::string(home).size());

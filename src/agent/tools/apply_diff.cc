@@ -125,7 +125,10 @@ class ApplyDiffTool final : public ToolBase {
       return {true, "Unable to apply diff to file: " + display + "\n\n" +
                         ErrorDetails(outcome.error().message())};
     }
-    if (outcome->applied_blocks == 0) return {true, FailureDetails(*outcome)};
+    if (outcome->applied_blocks == 0) {
+      return {true, "Unable to apply diff to file: " + display + " (the file was not changed)\n\n" +
+                        FailureDetails(*outcome)};
+    }
 
     std::string feedback;
     if (std::optional<ToolResult> failed =

@@ -55,7 +55,8 @@ std::string TerminalText(std::string_view raw) {
       if (next == '[') {  // CSI: parameters, then a final byte in @..~.
         for (i += 2; i < raw.size() && (raw[i] < 0x40 || raw[i] > 0x7E); ++i) {
         }
-      } else if (next == ']') {  // OSC (titles, hyperlinks): to BEL or ESC backslash.
+      } else if (next == ']' || next == 'P' || next == '_' || next == '^') {
+        // OSC (titles, hyperlinks), DCS, APC, PM: to BEL or ESC backslash.
         for (i += 2; i < raw.size() && raw[i] != '\a'; ++i) {
           if (raw[i] == '\x1b' && i + 1 < raw.size() && raw[i + 1] == '\\') {
             ++i;
