@@ -100,7 +100,7 @@ std::string Redact(std::string text, std::string_view secret) {
 
 std::vector<std::string> SecretsOf(const Endpoint& endpoint) {
   std::vector<std::string> secrets;
-  // Placeholders that local servers take ("x", "EMPTY", "ollama") are no secrets: redacting
+  // Stand-in keys that local servers take ("x", "EMPTY", "ollama") are no secrets: redacting
   // them would garble every message that holds their letters.
   constexpr size_t kShortestSecret = 8;
   if (endpoint.api_key.size() >= kShortestSecret) secrets.push_back(endpoint.api_key);
