@@ -341,7 +341,7 @@ StreamError ErrorFromResponse(const Endpoint& endpoint, std::string_view model, 
 // ---------------------------------------------------------------------------------------------
 // ParserBase.
 
-void ParserBase::Emit(StreamEvent event) {
+void ParserBase::Emit(const StreamEvent& event) {
   if (is_terminated_) return;
   if (event.kind == StreamEvent::Kind::kDone || event.kind == StreamEvent::Kind::kError) {
     is_terminated_ = true;
@@ -350,23 +350,29 @@ void ParserBase::Emit(StreamEvent event) {
   sink_(event);
 }
 
-void ParserBase::EmitText(std::string text) {
+void ParserBase::EmitText(std::string_view text) {
   if (text.empty()) return;
-  StreamEvent event;
-  event.kind = StreamEvent::Kind::kTextDelta;
-  event.text = std::move(text);
-  Emit(std::move(event));
+  text_delta_.text.assign(text);
+  Emit(text_delta_);
 }
 
-void ParserBase::EmitReasoning(std::string text, std::string signature, int block, bool redacted) {
+void ParserBase::EmitReasoning(std::string_view text, std::string_view signature, int block,
+                               bool redacted) {
   if (text.empty() && signature.empty()) return;
-  StreamEvent event;
-  event.kind = StreamEvent::Kind::kReasoningDelta;
-  event.text = std::move(text);
-  event.signature = std::move(signature);
-  event.index = block;
-  event.redacted = redacted;
-  Emit(std::move(event));
+  reasoning_delta_.text.assign(text);
+  reasoning_delta_.signature.assign(signature);
+  reasoning_delta_.index = block;
+  reasoning_delta_.redacted = redacted;
+  Emit(reasoning_delta_);
+}
+
+void ParserBase::EmitToolCallDelta(int index, std::string_view tool_call_id,
+                                   std::string_view fragment) {
+  if (fragment.empty()) return;
+  tool_call_delta_.index = index;
+  tool_call_delta_.tool_call_id.assign(tool_call_id);
+  tool_call_delta_.text.assign(fragment);
+  Emit(tool_call_delta_);
 }
 
 void ParserBase::EmitUsage(const Usage& usage) {

@@ -192,21 +192,22 @@ class AnthropicParser final : public SseParser {
     std::optional<int64_t> cache_write;
     std::optional<int64_t> cache_read;
   };
+  // Its strings view the FastJson's buffer: valid until the next event is read.
   struct Event {
-    std::string type;
+    std::string_view type;
     int64_t index = 0;
     UsageFields message_usage;  // message.usage of message_start.
     bool has_block = false;     // content_block.
-    std::string block_type;
-    std::string block_text;
-    std::string block_thinking;
-    std::string block_signature;
-    std::string block_id;
-    std::string block_name;
+    std::string_view block_type;
+    std::string_view block_text;
+    std::string_view block_thinking;
+    std::string_view block_signature;
+    std::string_view block_id;
+    std::string_view block_name;
     bool has_delta = false;  // delta.
-    std::string delta_type;
-    std::string delta_text;  // text / thinking / signature / partial_json, by delta_type.
-    std::string delta_stop_reason;
+    std::string_view delta_type;
+    std::string_view delta_text;  // text / thinking / signature / partial_json, by delta_type.
+    std::string_view delta_stop_reason;
     UsageFields usage;  // usage of message_delta.
   };
 
@@ -214,7 +215,7 @@ class AnthropicParser final : public SseParser {
   // OnEventFullParse.
   simdjson::error_code ReadEvent(std::string_view data) {
     Event& event = event_;
-    event.type.clear();
+    event.type = {};
     event.index = 0;
     event.message_usage.is_present = false;
     event.has_block = false;
@@ -261,9 +262,9 @@ class AnthropicParser final : public SseParser {
     if (auto error = IsObject(value, event.has_block); error || !event.has_block) {
       return error;
     }
-    for (std::string* text : {&event.block_type, &event.block_text, &event.block_thinking,
-                              &event.block_signature, &event.block_id, &event.block_name}) {
-      text->clear();
+    for (std::string_view* text : {&event.block_type, &event.block_text, &event.block_thinking,
+                                   &event.block_signature, &event.block_id, &event.block_name}) {
+      *text = {};
     }
     return ForEachField(value, [&](std::string_view key, od::value field) {
       if (Equals(key, "type")) return ReadString(field, event.block_type);
@@ -284,31 +285,28 @@ class AnthropicParser final : public SseParser {
     if (auto error = IsObject(value, event.has_delta); error || !event.has_delta) {
       return error;
     }
-    event.delta_type.clear();
-    event.delta_stop_reason.clear();
-    delta_text_.clear();
-    delta_thinking_.clear();
-    delta_signature_.clear();
-    delta_partial_json_.clear();
+    event.delta_type = {};
+    event.delta_stop_reason = {};
+    std::string_view text, thinking, signature, partial_json;
     auto error = ForEachField(value, [&](std::string_view key, od::value field) {
       if (Equals(key, "type")) return ReadString(field, event.delta_type);
-      if (Equals(key, "text")) return ReadString(field, delta_text_);
-      if (Equals(key, "thinking")) return ReadString(field, delta_thinking_);
-      if (Equals(key, "signature")) return ReadString(field, delta_signature_);
-      if (Equals(key, "partial_json")) return ReadString(field, delta_partial_json_);
+      if (Equals(key, "text")) return ReadString(field, text);
+      if (Equals(key, "thinking")) return ReadString(field, thinking);
+      if (Equals(key, "signature")) return ReadString(field, signature);
+      if (Equals(key, "partial_json")) return ReadString(field, partial_json);
       if (Equals(key, "stop_reason")) return ReadString(field, event.delta_stop_reason);
       return Consume(field);
     });
     if (Equals(event.delta_type, "text_delta")) {
-      event.delta_text.swap(delta_text_);
+      event.delta_text = text;
     } else if (Equals(event.delta_type, "thinking_delta")) {
-      event.delta_text.swap(delta_thinking_);
+      event.delta_text = thinking;
     } else if (Equals(event.delta_type, "signature_delta")) {
-      event.delta_text.swap(delta_signature_);
+      event.delta_text = signature;
     } else if (Equals(event.delta_type, "input_json_delta")) {
-      event.delta_text.swap(delta_partial_json_);
+      event.delta_text = partial_json;
     } else {
-      event.delta_text.clear();
+      event.delta_text = {};
     }
     return error;
   }
@@ -447,11 +445,11 @@ class AnthropicParser final : public SseParser {
       // Text blocks are paragraphs of one reply: they do not run into each other.
       if (has_text_) EmitText("\n\n");
       has_text_ = has_text_ || !text.empty();
-      EmitText(std::string(text));
+      EmitText(text);
     } else if (block.type == "thinking") {
-      EmitReasoning(std::string(thinking), std::string(signature), index);
+      EmitReasoning(thinking, signature, index);
     } else if (block.type == "redacted_thinking") {
-      EmitReasoning("", std::string(signature), index, /*redacted=*/true);
+      EmitReasoning("", signature, index, /*redacted=*/true);
     } else if (block.type == "tool_use") {
       block.tool_index = next_tool_index_++;
       block.id = id;
@@ -473,7 +471,7 @@ class AnthropicParser final : public SseParser {
     if (type == "text_delta") {
       std::string text = GetString(*delta, "text");
       has_text_ = has_text_ || !text.empty();
-      EmitText(std::move(text));
+      EmitText(text);
     } else if (type == "thinking_delta") {
       EmitReasoning(GetString(*delta, "thinking"), {}, index);
     } else if (type == "signature_delta") {
@@ -489,14 +487,8 @@ class AnthropicParser final : public SseParser {
       EmitBadResponse(fmt::format("input_json_delta for block {} that is not a tool_use", index));
       return;
     }
-    if (fragment.empty()) return;
     it->second.input += fragment;
-    StreamEvent event;
-    event.kind = StreamEvent::Kind::kToolCallDelta;
-    event.index = it->second.tool_index;
-    event.tool_call_id = it->second.id;
-    event.text = std::string(fragment);
-    Emit(std::move(event));
+    EmitToolCallDelta(it->second.tool_index, it->second.id, fragment);
   }
 
   void BlockStop(const Json& payload) { StopBlock(static_cast<int>(GetInt(payload, "index"))); }
@@ -527,11 +519,6 @@ class AnthropicParser final : public SseParser {
   std::string stop_reason_;
   FastJson json_;
   Event event_;
-  // Scratch for ReadDelta: every string field of a delta, before delta.type picks one.
-  std::string delta_text_;
-  std::string delta_thinking_;
-  std::string delta_signature_;
-  std::string delta_partial_json_;
 };
 
 }  // namespace

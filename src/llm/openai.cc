@@ -237,21 +237,22 @@ class OpenAiParser final : public SseParser {
   }
 
  private:
-  // The fields of one chunk the parser uses, read by simdjson into reused members.
+  // The fields of one chunk the parser uses, read by simdjson into reused members. The strings
+  // view the FastJson's buffer: valid until the next chunk is read.
   struct CallDelta {
     int64_t index = -1;  // -1: the delta had none.
-    std::string id;
-    std::string name;
-    std::string arguments;
+    std::string_view id;
+    std::string_view name;
+    std::string_view arguments;
   };
   struct Chunk {
     bool has_delta = false;
-    std::string reasoning_content;
-    std::string reasoning;
-    std::string content;
+    std::string_view reasoning_content;
+    std::string_view reasoning;
+    std::string_view content;
     size_t call_count = 0;
     std::vector<CallDelta> calls;  // The first call_count are this chunk's.
-    std::string finish_reason;
+    std::string_view finish_reason;
     bool has_usage = false;
     Usage usage;
   };
@@ -262,7 +263,7 @@ class OpenAiParser final : public SseParser {
     Chunk& chunk = chunk_;
     chunk.has_delta = false;
     chunk.call_count = 0;
-    chunk.finish_reason.clear();
+    chunk.finish_reason = {};
     chunk.has_usage = false;
     return json_.ForEachRootField(data, [&](std::string_view key, od::value value) {
       if (Equals(key, "choices")) return ReadChoices(value);
@@ -276,7 +277,7 @@ class OpenAiParser final : public SseParser {
     Chunk& chunk = chunk_;
     chunk.has_delta = false;
     chunk.call_count = 0;
-    chunk.finish_reason.clear();
+    chunk.finish_reason = {};
     return ForEachElementIfArray(value, [&](size_t i, od::value choice) -> simdjson::error_code {
       if (i > 0) return Consume(choice);
       return ForEachFieldIfObject(choice, [&](std::string_view key, od::value field) {
@@ -294,9 +295,9 @@ class OpenAiParser final : public SseParser {
     if (auto error = IsObject(value, chunk.has_delta); error || !chunk.has_delta) {
       return error;
     }
-    chunk.reasoning_content.clear();
-    chunk.reasoning.clear();
-    chunk.content.clear();
+    chunk.reasoning_content = {};
+    chunk.reasoning = {};
+    chunk.content = {};
     return ForEachField(value, [&](std::string_view key, od::value field) {
       if (Equals(key, "content")) {
         // Content as blocks (Mistral's thinking models): the full parse.
@@ -320,16 +321,13 @@ class OpenAiParser final : public SseParser {
     return ForEachElementIfArray(value, [&](size_t, od::value element) -> simdjson::error_code {
       if (chunk.calls.size() <= chunk.call_count) chunk.calls.emplace_back();
       CallDelta& call = chunk.calls[chunk.call_count++];
-      call.index = -1;
-      call.id.clear();
-      call.name.clear();
-      call.arguments.clear();
+      call = CallDelta{};
       return ForEachFieldIfObject(element, [&](std::string_view key, od::value field) {
         if (Equals(key, "index")) return ReadInt(field, call.index);
         if (Equals(key, "id")) return ReadString(field, call.id);
         if (Equals(key, "function")) {
-          call.name.clear();
-          call.arguments.clear();
+          call.name = {};
+          call.arguments = {};
           return ForEachFieldIfObject(field, [&](std::string_view name, od::value item) {
             if (Equals(name, "name")) return ReadString(item, call.name);
             if (Equals(name, "arguments")) return ReadString(item, call.arguments);
@@ -425,15 +423,8 @@ class OpenAiParser final : public SseParser {
       start.tool_name = tool.name;
       Emit(std::move(start));
     }
-    if (!fragment.empty()) {
-      tool.arguments += fragment;
-      StreamEvent delta_event;
-      delta_event.kind = StreamEvent::Kind::kToolCallDelta;
-      delta_event.index = index;
-      delta_event.tool_call_id = tool.id;
-      delta_event.text = std::string(fragment);
-      Emit(std::move(delta_event));
-    }
+    tool.arguments += fragment;
+    EmitToolCallDelta(index, tool.id, fragment);
   }
 
   // The nlohmann DOM path: error bodies, and any chunk the fast path could not read (it then

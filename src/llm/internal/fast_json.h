@@ -121,6 +121,14 @@ inline simdjson::error_code ReadString(od::value value, std::string& out) {
   out.assign(text);
   return simdjson::SUCCESS;
 }
+// As above, without the copy: `out` views the parser's buffer, valid until its next Iterate.
+inline simdjson::error_code ReadString(od::value value, std::string_view& out) {
+  out = {};
+  od::json_type type;
+  if (auto error = value.type().get(type)) return error;
+  if (type != od::json_type::string) return Consume(value);
+  return value.get_string().get(out);
+}
 
 // Integers as int64 (uint64 wraps like nlohmann's get<int64_t>), other numbers truncated.
 inline simdjson::error_code ReadInt(od::value value, int64_t& out) {

@@ -61,11 +61,15 @@ class ParserBase : public StreamParser {
   bool has_output() const override { return has_output_; }
 
  protected:
-  void Emit(StreamEvent event);
-  void EmitText(std::string text);
+  void Emit(const StreamEvent& event);
+  // The deltas, one per provider chunk, go through events kept for reuse: no event is built or
+  // freed per chunk.
+  void EmitText(std::string_view text);
   // `block`: which reasoning block of the reply (see StreamEvent::kReasoningDelta).
-  void EmitReasoning(std::string text, std::string signature = {}, int block = 0,
+  void EmitReasoning(std::string_view text, std::string_view signature = {}, int block = 0,
                      bool redacted = false);
+  // A fragment of tool call `index`'s arguments.
+  void EmitToolCallDelta(int index, std::string_view tool_call_id, std::string_view fragment);
   void EmitUsage(const Usage& usage);
   void EmitDone(std::string stop_reason);
   void EmitError(ErrorKind kind, std::string message, int http_status = 0);
@@ -80,6 +84,9 @@ class ParserBase : public StreamParser {
 
  private:
   EventSink sink_;
+  StreamEvent text_delta_{.kind = StreamEvent::Kind::kTextDelta};
+  StreamEvent reasoning_delta_{.kind = StreamEvent::Kind::kReasoningDelta};
+  StreamEvent tool_call_delta_{.kind = StreamEvent::Kind::kToolCallDelta};
   bool is_terminated_ = false;
   bool has_output_ = false;
 };
