@@ -423,28 +423,50 @@ Result<std::vector<ModeConfig>> ParseCustomModes(std::string_view text, std::str
   return modes;
 }
 
-Result<std::vector<ModeConfig>> LoadModes(std::string_view global_modes_file,
-                                          std::string_view workspace_root) {
-  std::vector<ModeConfig> modes = BuiltinModes();
+LoadedModes LoadModes(std::string_view global_modes_file, std::string_view workspace_root) {
+  LoadedModes loaded{.modes = BuiltinModes()};
+  auto load = [&](const std::string& path, const std::string& label, ModeSource source) {
+    Result<std::optional<std::string>> text = ReadOptionalFile(path, label);
+    if (!text.ok()) {
+      loaded.problems.push_back(text.error().message());
+      return;
+    }
+    if (!*text) return;
+    // A no-break space where a space belongs (text pasted from a web page or a chat) is one.
+    std::string clean = std::move(**text);
+    for (size_t at = 0; (at = clean.find("\xC2\xA0", at)) != std::string::npos;) {
+      clean.replace(at, 2, " ");
+    }
+    Result<std::vector<ModeConfig>> modes = ParseCustomModes(clean, label, source);
+    if (!modes.ok()) {
+      loaded.problems.push_back(modes.error().message());
+      return;
+    }
+    Merge(loaded.modes, *std::move(modes));
+  };
   if (!global_modes_file.empty()) {
     std::string path(global_modes_file);
-    ASSIGN_OR_RETURN(std::optional<std::string> text, ReadOptionalFile(path, path));
-    if (text) {
-      ASSIGN_OR_RETURN(std::vector<ModeConfig> global,
-                       ParseCustomModes(*text, path, ModeSource::kGlobal));
-      Merge(modes, std::move(global));
-    }
+    load(path, path, ModeSource::kGlobal);
   }
   if (!workspace_root.empty()) {
-    std::string path = std::string(workspace_root) + "/.kilocodemodes";
-    ASSIGN_OR_RETURN(std::optional<std::string> text, ReadOptionalFile(path, ".kilocodemodes"));
-    if (text) {
-      ASSIGN_OR_RETURN(std::vector<ModeConfig> project,
-                       ParseCustomModes(*text, ".kilocodemodes", ModeSource::kProject));
-      Merge(modes, std::move(project));
-    }
+    load(std::string(workspace_root) + "/.kilocodemodes", ".kilocodemodes", ModeSource::kProject);
   }
-  return modes;
+  return loaded;
+}
+
+std::string ModeNames(const LoadedModes& loaded) {
+  std::string names;
+  for (const ModeConfig& mode : loaded.modes) names += (names.empty() ? "" : ", ") + mode.slug;
+  std::string problems = ModeProblemsText(loaded);
+  return problems.empty() ? names : names + ". " + problems;
+}
+
+std::string ModeProblemsText(const LoadedModes& loaded) {
+  std::string text;
+  for (const std::string& problem : loaded.problems) {
+    text += (text.empty() ? "" : " ") + ("A modes file was left out: " + problem + ".");
+  }
+  return text;
 }
 
 std::optional<ToolGroup> GroupOfTool(std::string_view tool) {

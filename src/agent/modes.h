@@ -47,11 +47,20 @@ const ModeConfig* FindMode(const std::vector<ModeConfig>& modes, std::string_vie
 // modes.yaml; "" = none), then `<workspace_root>/.kilocodemodes`; a later mode replaces an
 // earlier one with the same slug, new slugs are appended. Both files are YAML or JSON holding
 // `customModes: [...]` with Kilo Code's field names (slug, name, roleDefinition, whenToUse,
-// description, customInstructions, groups); a missing file is no error. Errors: kInvalidArgument
-// naming the file, the entry and the field ("<file>: customModes[1] (slug 'docs'): 'groups' must
-// be a list"); kIo when a file exists but cannot be read.
-Result<std::vector<ModeConfig>> LoadModes(std::string_view global_modes_file,
-                                          std::string_view workspace_root);
+// description, customInstructions, groups); a missing file is no error. A file that cannot be
+// read or is not valid is left out whole, as Kilo Code does, and its problem is kept: naming the
+// file, the entry and the field ("<file>: customModes[1] (slug 'docs'): 'groups' must be a
+// list"). The other modes work; only a session in a mode of that file cannot go on.
+struct LoadedModes {
+  std::vector<ModeConfig> modes;
+  std::vector<std::string> problems;  // One per file left out.
+};
+LoadedModes LoadModes(std::string_view global_modes_file, std::string_view workspace_root);
+
+// The problems of `loaded` as sentences for a message ("" when none).
+std::string ModeProblemsText(const LoadedModes& loaded);
+// "code, architect, …, docs" and then the problems, for a message naming the modes there are.
+std::string ModeNames(const LoadedModes& loaded);
 
 // Parses one modes file's text; `label` names it in errors. Exposed for tests.
 Result<std::vector<ModeConfig>> ParseCustomModes(std::string_view text, std::string_view label,

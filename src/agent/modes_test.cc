@@ -130,8 +130,9 @@ TEST(ModesTest, ProjectYamlOverridesAndExtends) {
           description: Documentation files
       - browser
 )");
-  Result<std::vector<ModeConfig>> modes = LoadModes("", tree.root());
-  ASSERT_TRUE(modes.ok()) << modes.error().ToString();
+  LoadedModes loaded = LoadModes("", tree.root());
+  EXPECT_TRUE(loaded.problems.empty()) << loaded.problems[0];
+  const std::vector<ModeConfig>* modes = &loaded.modes;
   ASSERT_EQ(modes->size(), 6u);
   const ModeConfig& code = (*modes)[0];  // Replaced in place.
   EXPECT_EQ(code.slug, "code");
@@ -162,9 +163,9 @@ TEST(ModesTest, GlobalJsonThenProjectWins) {
   tree.File("project/.kilocodemodes",
             R"({"customModes": [{"slug": "docs", "name": "Project Docs",)"
             R"( "roleDefinition": "Project.", "groups": [["edit", {"fileRegex": "\\.md$"}]]}]})");
-  Result<std::vector<ModeConfig>> modes =
-      LoadModes(tree.Path("config/modes.yaml"), tree.Path("project"));
-  ASSERT_TRUE(modes.ok()) << modes.error().ToString();
+  LoadedModes loaded = LoadModes(tree.Path("config/modes.yaml"), tree.Path("project"));
+  EXPECT_TRUE(loaded.problems.empty()) << loaded.problems[0];
+  const std::vector<ModeConfig>* modes = &loaded.modes;
   ASSERT_EQ(modes->size(), 7u);
   const ModeConfig* docs = FindMode(*modes, "docs");
   ASSERT_NE(docs, nullptr);
@@ -179,13 +180,13 @@ TEST(ModesTest, GlobalJsonThenProjectWins) {
 
 TEST(ModesTest, MissingAndEmptyFilesGiveBuiltins) {
   TempTree tree;
-  Result<std::vector<ModeConfig>> modes = LoadModes(tree.Path("none.yaml"), tree.root());
-  ASSERT_TRUE(modes.ok());
-  EXPECT_EQ(modes->size(), BuiltinModes().size());
+  LoadedModes loaded = LoadModes(tree.Path("none.yaml"), tree.root());
+  EXPECT_TRUE(loaded.problems.empty());
+  EXPECT_EQ(loaded.modes.size(), BuiltinModes().size());
   tree.File(".kilocodemodes", "\n");
-  modes = LoadModes("", tree.root());
-  ASSERT_TRUE(modes.ok());
-  EXPECT_EQ(modes->size(), BuiltinModes().size());
+  loaded = LoadModes("", tree.root());
+  EXPECT_TRUE(loaded.problems.empty());
+  EXPECT_EQ(loaded.modes.size(), BuiltinModes().size());
 }
 
 // The example in docs/agent.md, as written there, loads.
@@ -258,15 +259,36 @@ TEST(ModesTest, BadFilesNameFileEntryAndField) {
   EXPECT_EQ(ProjectError("{\"customModes\": [}").rfind(".kilocodemodes: not valid JSON", 0), 0u);
 }
 
-TEST(ModesTest, BadGlobalFileIsNamedByItsPath) {
+// A bad modes file is left out whole, named by its path, and the other files' modes and the
+// built-in ones still work (as in Kilo Code): one typo does not stop every session.
+TEST(ModesTest, ABadFileIsLeftOutAndTheOthersWork) {
   TempTree tree;
   tree.File("modes.yaml",
             "customModes:\n  - slug: x\n    name: X\n    roleDefinition: y\n"
             "    groups: 3\n");
-  Result<std::vector<ModeConfig>> modes = LoadModes(tree.Path("modes.yaml"), tree.root());
-  ASSERT_FALSE(modes.ok());
-  EXPECT_EQ(modes.error().message(),
+  tree.File(".kilocodemodes", std::string("customModes:\n") + std::string(kGoodEntry));
+  LoadedModes loaded = LoadModes(tree.Path("modes.yaml"), tree.root());
+  ASSERT_EQ(loaded.problems.size(), 1u);
+  EXPECT_EQ(loaded.problems[0],
             tree.Path("modes.yaml") + ": customModes[0] (slug 'x'): 'groups' must be a list");
+  EXPECT_EQ(loaded.modes.size(), BuiltinModes().size() + 1);
+  EXPECT_NE(FindMode(loaded.modes, "ok"), nullptr);
+  EXPECT_EQ(FindMode(loaded.modes, "x"), nullptr);
+  EXPECT_NE(ModeNames(loaded).find("orchestrator, ok. A modes file was left out: " +
+                                   tree.Path("modes.yaml")),
+            std::string::npos)
+      << ModeNames(loaded);
+}
+
+// No-break spaces (text pasted from a web page) indent as spaces do.
+TEST(ModesTest, NoBreakSpacesAreSpaces) {
+  TempTree tree;
+  tree.File(".kilocodemodes",
+            "customModes:\n\xC2\xA0 - slug: ok\n\xC2\xA0\xC2\xA0  name: Ok\n"
+            "    roleDefinition: Fine.\n    groups: [read]\n");
+  LoadedModes loaded = LoadModes("", tree.root());
+  EXPECT_TRUE(loaded.problems.empty()) << loaded.problems[0];
+  EXPECT_NE(FindMode(loaded.modes, "ok"), nullptr);
 }
 
 }  // namespace

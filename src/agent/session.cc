@@ -433,21 +433,20 @@ Status Session::Turn::RefreshWorkspace() {
 }
 
 Status Session::Turn::RefreshModes() {
-  Result<std::vector<ModeConfig>> modes =
+  LoadedModes loaded =
       LoadModes(session.engine_.settings_.global_modes_file, state.workspace->root());
-  if (!modes.ok()) {
-    return Error(modes.error().code(), "The modes could not be read again (" +
-                                           modes.error().message() +
-                                           "); nothing was sent. Fix the file and retry.");
-  }
-  if (FindMode(*modes, state.mode) == nullptr) {
+  if (FindMode(loaded.modes, state.mode) == nullptr) {
+    std::string problems = ModeProblemsText(loaded);
     return Error(ErrorCode::kInvalidArgument,
                  "this session's mode '" + state.mode +
                      "' is no longer defined (in .kilocodemodes or the global modes file); "
-                     "nothing was sent. Define it again, or switch the session to another mode.");
+                     "nothing was sent. " +
+                     (problems.empty() ? "" : problems + " ") +
+                     "Define it again, or switch the session to another mode.");
   }
   std::lock_guard lock(session.mutex_);
-  state.modes = *std::move(modes);
+  state.modes = std::move(loaded.modes);
+  state.mode_problems = std::move(loaded.problems);
   return OkStatus();
 }
 
@@ -1102,6 +1101,13 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     for (const std::string& failure : state.mcp_failures) told += "(" + failure + ".)\n";
     EmitNotice(told + "(Their tools are not available in this session.)\n\n");
   }
+  if (state.mode_problems != state.told_mode_problems) {
+    state.told_mode_problems = state.mode_problems;
+    for (const std::string& problem : state.mode_problems) {
+      EmitNotice("(A modes file was left out: " + problem +
+                 ". The other modes work; fix the file to use its modes.)\n\n");
+    }
+  }
   return Loop(std::move(parts));
 }
 
@@ -1426,8 +1432,8 @@ Status Session::SetMode(std::string_view slug, SessionClient* client) {
     }
   }
   if (!root.empty()) {
-    Result<std::vector<ModeConfig>> modes = LoadModes(engine_.settings_.global_modes_file, root);
-    if (modes.ok() && FindMode(*modes, slug) != nullptr) reloaded = *std::move(modes);
+    LoadedModes loaded = LoadModes(engine_.settings_.global_modes_file, root);
+    if (FindMode(loaded.modes, slug) != nullptr) reloaded = std::move(loaded.modes);
   }
   {
     std::lock_guard lock(mutex_);
@@ -1535,12 +1541,10 @@ Result<std::shared_ptr<Session>> Engine::NewSession(const SessionOptions& option
   }
   ASSIGN_OR_RETURN(std::shared_ptr<const workspace::Workspace> workspace,
                    workspace::Workspace::Open(options.workspace));
-  ASSIGN_OR_RETURN(std::vector<ModeConfig> modes,
-                   LoadModes(settings_.global_modes_file, workspace->root()));
+  LoadedModes loaded = LoadModes(settings_.global_modes_file, workspace->root());
   std::string mode = options.mode.empty() ? settings_.default_mode : options.mode;
-  if (FindMode(modes, mode) == nullptr) {
-    std::string names;
-    for (const ModeConfig& each : modes) names += (names.empty() ? "" : ", ") + each.slug;
+  if (FindMode(loaded.modes, mode) == nullptr) {
+    std::string names = ModeNames(loaded);
     if (options.mode.empty()) {  // Not the request's fault: the engine's setting.
       return Error(ErrorCode::kUnavailable,
                    "the default mode '" + mode +
@@ -1558,7 +1562,8 @@ Result<std::shared_ptr<Session>> Engine::NewSession(const SessionOptions& option
   state.options = options;
   state.options.workspace = workspace->root();
   state.workspace = std::move(workspace);
-  state.modes = std::move(modes);
+  state.modes = std::move(loaded.modes);
+  state.mode_problems = std::move(loaded.problems);
   state.mode = mode;
   state.model = pool_.catalog().Resolve(profile.provider, profile.model);
   state.profile = std::move(profile);
@@ -1593,13 +1598,11 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
   ASSIGN_OR_RETURN(SessionLock open_lock, store_->LockSession(record->id));
   ASSIGN_OR_RETURN(std::shared_ptr<const workspace::Workspace> workspace,
                    workspace::Workspace::Open(record->workspace));
-  ASSIGN_OR_RETURN(std::vector<ModeConfig> modes,
-                   LoadModes(settings_.global_modes_file, workspace->root()));
+  LoadedModes loaded = LoadModes(settings_.global_modes_file, workspace->root());
   // A custom mode that is gone is not swapped silently for another (likely a wider) one.
   std::string chosen_mode(mode.empty() ? std::string_view(record->mode) : mode);
-  if (FindMode(modes, chosen_mode) == nullptr && !(mode.empty() && keeps_undefined_mode)) {
-    std::string names;
-    for (const ModeConfig& each : modes) names += (names.empty() ? "" : ", ") + each.slug;
+  if (FindMode(loaded.modes, chosen_mode) == nullptr && !(mode.empty() && keeps_undefined_mode)) {
+    std::string names = ModeNames(loaded);
     if (!mode.empty()) {
       return Error(ErrorCode::kInvalidArgument,
                    "unknown mode '" + chosen_mode + "'; the modes are: " + names);
@@ -1630,7 +1633,8 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
   state.options.profile = profile->name;
   state.options.mcp = std::move(mcp);
   state.workspace = std::move(workspace);
-  state.modes = std::move(modes);
+  state.modes = std::move(loaded.modes);
+  state.mode_problems = std::move(loaded.problems);
   state.mode = std::move(chosen_mode);
   state.model = pool_.catalog().Resolve(profile->provider, profile->model);
   state.profile = std::move(*profile);

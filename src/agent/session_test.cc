@@ -2520,6 +2520,50 @@ TEST_F(SessionTest, AModesFilePatternHoldsOutsideTheWorkspaceAndForCommands) {
   EXPECT_EQ(ReadFile(workspace_ + "/docs/ok.md"), "x\n");
 }
 
+// A mode's file pattern judges the file a path names: "./docs/a.md" and the absolute path are
+// "docs/a.md". A model insisting on what its mode forbids makes mistakes: after three in a row
+// the user is asked how to go on (it spent a request on each, up to the request limit).
+TEST_F(SessionTest, AModesFilePatternSeesThroughThePathsSpellingAndRefusalsAreMistakes) {
+  WriteFile(workspace_ + "/.kilocodemodes",
+            "customModes:\n"
+            "  - slug: docs\n"
+            "    name: Docs\n"
+            "    roleDefinition: You write documentation.\n"
+            "    groups: [read, [edit, {fileRegex: '^docs/'}]]\n");
+  std::filesystem::create_directories(workspace_ + "/docs");
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine, {}, "docs");
+  Enqueue(WriteCall("w1", "./docs/a.md", "a"));
+  Enqueue(WriteCall("w2", workspace_ + "/docs/b.md", "b"));
+  for (int i = 0; i < 4; ++i) Enqueue(WriteCall("x" + std::to_string(i), "code.py", "x"));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Write the docs", client), StopReason::kEndTurn);
+  EXPECT_EQ(ReadFile(workspace_ + "/docs/a.md"), "a\n");
+  EXPECT_EQ(ReadFile(workspace_ + "/docs/b.md"), "b\n");
+  EXPECT_FALSE(std::filesystem::exists(workspace_ + "/code.py"));
+  EXPECT_EQ(server_->requests().size(), 5u);
+  EXPECT_NE(client.AgentText().find("3 mistakes in a row"), std::string::npos)
+      << client.AgentText();
+}
+
+// A modes file that is not valid is left out, as Kilo Code does: the session in a built-in mode
+// works, and the user is told once what is wrong with the file.
+TEST_F(SessionTest, ABrokenModesFileIsSaidOnceAndTheOtherModesWork) {
+  WriteFile(workspace_ + "/.kilocodemodes", "customModes:\n  - slug: docs\n    name: Docs\n");
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(OpenAiToolCall("d1", "attempt_completion", CompletionArgs("Done.")));
+  Enqueue(OpenAiToolCall("d2", "attempt_completion", CompletionArgs("Done again.")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Go", client), StopReason::kEndTurn);
+  EXPECT_EQ(MustPrompt(*session, "Again", client), StopReason::kEndTurn);
+  const std::string said = client.AgentText();
+  const std::string notice =
+      "(A modes file was left out: .kilocodemodes: customModes[0] (slug 'docs'): ";
+  ASSERT_NE(said.find(notice), std::string::npos) << said;
+  EXPECT_EQ(said.find(notice, said.find(notice) + 1), std::string::npos) << "said once: " << said;
+}
+
 // Rules, AGENTS.md and the modes are read again for each prompt: what the user changed between
 // prompts reaches the model. A session whose custom mode is gone is not moved silently to another
 // mode: the prompt is refused, and a reload needs a mode named.

@@ -672,28 +672,25 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
   }
   const ModeConfig* mode = FindMode(state.modes, state.mode);
   std::string path = FirstPathArgument(args);
-  if (Status allowed = CheckToolAllowed(*mode, call.name, path); !allowed.ok()) {
-    return refuse(allowed.error().message(), false, args);
-  }
-  // The file the path leads to must be one the mode may edit too: a link "notes.md" to
-  // "main.py" does not let architect edit code, nor "docs/../../x" a mode limited to "^docs/"
-  // edit outside the workspace (seen from the root: "../x").
+  // A mode's file limits judge the file the path leads to, seen from the root: "./src/a.ts"
+  // and the absolute path are "src/a.ts"; a link "notes.md" to "main.py" does not let architect
+  // edit code, nor "docs/../../x" a mode limited to "^docs/" edit outside the workspace ("../x").
+  // A refusal is a mistake: a model insisting on what its mode forbids stops after three.
+  std::string judged = path;
   if (!path.empty()) {
-    Result<workspace::ResolvedPath> target = state.workspace->Resolve(path, true);
-    if (target.ok()) {
-      std::string led_to = state.workspace->FromRoot(*target);
-      if (led_to != path) {
-        if (Status allowed = CheckToolAllowed(*mode, call.name, led_to); !allowed.ok()) {
-          return refuse(allowed.error().message(), false, args);
-        }
-      }
+    if (Result<workspace::ResolvedPath> target = state.workspace->Resolve(path, true);
+        target.ok()) {
+      judged = state.workspace->FromRoot(*target);
     }
+  }
+  if (Status allowed = CheckToolAllowed(*mode, call.name, judged); !allowed.ok()) {
+    return refuse(allowed.error().message(), true, args);
   }
   if (call.name == "delete_file" && !path.empty()) {
     // Deleting a directory edits every file in it: each must be one the mode may edit.
     if (std::optional<std::string> refusal =
             CheckDirectoryDeletion(*state.workspace, *mode, path)) {
-      return refuse(*refusal, false, args);
+      return refuse(*refusal, true, args);
     }
   }
   if (!state.repetition.Check(call.name, call.arguments_json)) {

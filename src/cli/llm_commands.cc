@@ -483,14 +483,18 @@ void CheckRipgrep(DoctorReport& report) {
 void CheckMode(const Config& config, DoctorReport& report) {
   std::error_code ec;
   std::string cwd = std::filesystem::current_path(ec).string();
-  Result<std::vector<agent::ModeConfig>> modes =
+  agent::LoadedModes loaded =
       agent::LoadModes(server::AgentSettingsFromConfig(config).global_modes_file, cwd);
-  if (!modes.ok()) return report.Line(false, "agent modes", modes.error().message());
-  if (agent::FindMode(*modes, config.agent.mode) != nullptr) {
+  for (const std::string& problem : loaded.problems) {
+    report.Line(false, "agent modes", problem + " (the file is left out; the other modes work)");
+  }
+  if (agent::FindMode(loaded.modes, config.agent.mode) != nullptr) {
     return report.Line(true, "agent mode", config.agent.mode);
   }
   std::string names;
-  for (const agent::ModeConfig& mode : *modes) names += (names.empty() ? "" : ", ") + mode.slug;
+  for (const agent::ModeConfig& mode : loaded.modes) {
+    names += (names.empty() ? "" : ", ") + mode.slug;
+  }
   report.Line(false, "agent mode",
               "agent.mode: unknown mode '" + config.agent.mode + "' (the modes here are: " + names +
                   "); set agent.mode to one of them");

@@ -88,6 +88,9 @@ struct Session::State {
   // said it), and to the model when it calls their tools.
   std::vector<std::string> mcp_failures;
   bool has_told_mcp_failures = false;
+  // Why a modes file was left out (LoadedModes::problems), and what the user was last told of it.
+  std::vector<std::string> mode_problems;
+  std::vector<std::string> told_mode_problems;
   AutoApproveSettings approvals;  // The settings plus this session's "always" answers.
   // Kinds the user rejected for good in this session ("always reject"), and the commands (a
   // command's rejection refuses only that command, as a deny-list prefix, whatever the
