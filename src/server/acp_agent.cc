@@ -23,6 +23,7 @@
 #include "rpc/peer.h"
 #include "server/ai_protocol.h"
 #include "server/mcp_client.h"
+#include "workspace/workspace.h"
 
 namespace lai::server {
 namespace {
@@ -97,6 +98,7 @@ std::string PathOfFileUri(std::string_view uri) {
 Result<std::string> PromptText(const json& prompt, const std::string& workspace) {
   if (!prompt.is_array()) return BadParams("session/prompt", "'prompt' must be an array");
   std::string text;
+  std::optional<Result<std::shared_ptr<const workspace::Workspace>>> rules;  // Opened when needed.
   for (size_t i = 0; i < prompt.size(); ++i) {
     const json& block = prompt[i];
     std::string type = block.is_object() ? block.value("type", "") : "";
@@ -119,11 +121,20 @@ Result<std::string> PromptText(const json& prompt, const std::string& workspace)
       separate();
       // Named as read_file and @mentions name files: from the workspace root when inside it.
       std::string name = resource.value("uri", "");
+      std::string content = resource.value("text", "");
       if (std::string path = PathOfFileUri(name); path.starts_with(workspace + "/")) {
         name = path.substr(workspace.size() + 1);
+        // An editor embeds the files the user mentions: .kilocodeignore holds for them as for
+        // an @mention typed.
+        if (!rules) rules = workspace::Workspace::Open(workspace);
+        if (!rules->ok()) return std::move(*rules).error();
+        Result<workspace::ResolvedPath> resolved = (**rules)->Resolve(name, false);
+        if (resolved.ok() && (**rules)->IsBlocked(*resolved)) {
+          content =
+              "(Not included: '" + name + "' is blocked by the .kilocodeignore file settings.)";
+        }
       }
-      text += "\n<file_content path=\"" + name + "\">\n" + resource.value("text", "") +
-              "\n</file_content>\n";
+      text += "\n<file_content path=\"" + name + "\">\n" + content + "\n</file_content>\n";
     } else if (type == "image" || type == "audio") {
       return BadParams("session/prompt", "prompt[" + std::to_string(i) + "] is " + type +
                                              ", which this agent does not accept "

@@ -1253,6 +1253,32 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
     agent.assertClean();
   });
 
+  test("an embedded resource of a .kilocodeignore'd file is left out, as an @mention of it is", { timeout: kTestTimeoutMs }, async () => {
+    const env = await setUp([complete("call_done", "Seen.")], {
+      ".kilocodeignore": "secret.env\n",
+      "secret.env": "KEY=on-disk\n",
+      "notes.md": "plain\n",
+    });
+    const agent = env.agent();
+    await agent.initialize();
+    const { sessionId } = await agent.newSession();
+    const uri = (name) => `file://${path.join(env.workspace, name)}`;
+    const reply = await agent.agent.request("session/prompt", {
+      sessionId,
+      prompt: [
+        { type: "text", text: "Look at these" },
+        { type: "resource", resource: { uri: uri("secret.env"), text: "KEY=from-the-editor" } },
+        { type: "resource", resource: { uri: uri("notes.md"), text: "unsaved-notes-marker" } },
+      ],
+    });
+    assert.equal(reply.stopReason, "end_turn");
+    const sent = env.provider.requestText(0);
+    assert.doesNotMatch(sent, /from-the-editor/);
+    assert.match(sent, /'secret.env' is blocked by the .kilocodeignore file settings/);
+    assert.match(sent, /unsaved-notes-marker/);
+    agent.assertClean();
+  });
+
   test("session/new mcpServers: the model calls the server's tool after the user allows it", {
     timeout: kTestTimeoutMs,
     skip: process.env.FAKE_MCP_BIN ? false : "FAKE_MCP_BIN is not set",
