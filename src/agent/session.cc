@@ -432,6 +432,31 @@ Status Session::Turn::RefreshWorkspace() {
   return OkStatus();
 }
 
+// Some servers number calls per reply ("call_0" in every one): a call keeps an id no other of
+// the session has, so that an editor does not take it for an update of an earlier card, and its
+// result answers it alone.
+std::string Session::Turn::UnusedToolCallId(const std::string& id,
+                                            const std::vector<ToolCall>& reply_calls) const {
+  auto is_used = [&](const std::string& candidate) {
+    for (const ToolCall& call : reply_calls) {
+      if (call.id == candidate) return true;
+    }
+    for (const HistoryMessage& message : state.history) {
+      for (const llm::ContentPart& part : message.message.parts) {
+        if (part.kind == llm::ContentPart::Kind::kToolCall && part.tool_call_id == candidate) {
+          return true;
+        }
+      }
+    }
+    return false;
+  };
+  if (!is_used(id)) return id;
+  for (int n = 2;; ++n) {
+    std::string candidate = id + "_" + std::to_string(n);
+    if (!is_used(candidate)) return candidate;
+  }
+}
+
 Status Session::Turn::RefreshModes() {
   LoadedModes loaded =
       LoadModes(session.engine_.settings_.global_modes_file, state.workspace->root());
@@ -781,8 +806,11 @@ Session::Turn::Reply Session::Turn::Request() {
         reply.has_output = true;
         break;
       case llm::StreamEvent::Kind::kToolCallEnd:
-        reply.calls.push_back(
-            {event.tool_call_id, event.tool_name, event.arguments_json, {}, event.signature});
+        reply.calls.push_back({UnusedToolCallId(event.tool_call_id, reply.calls),
+                               event.tool_name,
+                               event.arguments_json,
+                               {},
+                               event.signature});
         break;
       case llm::StreamEvent::Kind::kUsage:
         usage = event.usage;

@@ -1416,6 +1416,30 @@ TEST_F(SessionTest, AStopNoticeIsNotTakenForAnInterruptedReplyAfterAReload) {
   EXPECT_EQ(loaded->Info().status, SessionStatus::kCompleted);
 }
 
+// A server that numbers calls per reply ("call_0" each time): each call of the session gets an id
+// of its own, in the editor's cards and in the history the model reads back.
+TEST_F(SessionTest, ToolCallIdsAServerRepeatsAreMadeUnique) {
+  WriteFile(workspace_ + "/a.txt", "a\n");
+  WriteFile(workspace_ + "/b.txt", "b\n");
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(OpenAiToolCall("call_0", "read_file", json{{"path", "a.txt"}}.dump()));
+  Enqueue(OpenAiToolCall("call_0", "read_file", json{{"path", "b.txt"}}.dump()));
+  Enqueue(OpenAiToolCall("call_0", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Read both", client), StopReason::kEndTurn);
+  std::vector<std::string> ids;
+  for (const SessionUpdate& update : client.updates()) {
+    if (update.kind == SessionUpdate::Kind::kToolCall) ids.push_back(update.tool.id);
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{"call_0", "call_0_2"}));
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 3u);
+  EXPECT_NE(ToolResultOf(bodies[2], "call_0").value_or("").find("a"), std::string::npos);
+  EXPECT_NE(ToolResultOf(bodies[2], "call_0_2").value_or("").find("b.txt"), std::string::npos)
+      << bodies[2].dump();
+}
+
 // ---- 4. Mistake limit --------------------------------------------------------------------------
 
 TEST_F(SessionTest, MistakeLimitEndsTurnAndFeedbackReachesModel) {

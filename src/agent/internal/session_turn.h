@@ -288,6 +288,8 @@ struct Session::Turn {
   Status RefreshWorkspace();
   // Reads the modes again (.kilocodemodes and the global file may have changed), before each
   // prompt; an error, with nothing changed, when they no longer load or lack the session's mode.
+  std::string UnusedToolCallId(const std::string& id,
+                               const std::vector<ToolCall>& reply_calls) const;
   Status RefreshModes();
   ToolOutcome RunSessionTool(const ToolCall& call, const json& args, ToolCallInfo& info);
   // `text` as the session's protocol has it: a tool-use reminder in XML form for XML sessions.
