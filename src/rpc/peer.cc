@@ -463,9 +463,50 @@ void Peer::OnMessage(std::string_view message) {
   DispatchRequest(std::move(id_json), name, std::string(params_json));
 }
 
-void Peer::RejectMessage(std::string_view reason) {
+std::string IdInMessageStart(std::string_view start) {
+  // A scan of the object's top level: strings are skipped whole, nesting counted.
+  int depth = 0;
+  for (size_t i = 0; i < start.size(); ++i) {
+    char c = start[i];
+    if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    } else if (c == '"') {
+      size_t end = i + 1;
+      while (end < start.size() && start[end] != '"') end += start[end] == '\\' ? 2 : 1;
+      if (end >= start.size()) return "null";
+      bool is_id_key = depth == 1 && start.substr(i, end + 1 - i) == "\"id\"";
+      i = end;
+      if (!is_id_key) continue;
+      size_t value = start.find_first_not_of(" \t\r\n", i + 1);
+      if (value == std::string_view::npos || start[value] != ':') continue;  // A value, not a key.
+      value = start.find_first_not_of(" \t\r\n", value + 1);
+      if (value == std::string_view::npos) return "null";
+      size_t value_end = value;
+      if (start[value] == '"') {
+        value_end = value + 1;
+        while (value_end < start.size() && start[value_end] != '"') {
+          value_end += start[value_end] == '\\' ? 2 : 1;
+        }
+        if (value_end >= start.size()) return "null";
+        ++value_end;
+      } else {
+        value_end = start.find_first_of(",} \t\r\n", value);
+        if (value_end == std::string_view::npos) return "null";
+      }
+      std::string_view id = start.substr(value, value_end - value);
+      Json parsed = Json::parse(id, nullptr, /*allow_exceptions=*/false);
+      return parsed.is_string() || parsed.is_number_integer() ? parsed.dump() : "null";
+    }
+  }
+  return "null";
+}
+
+void Peer::RejectMessage(std::string_view reason, std::string_view start) {
   if (is_closed()) return;
-  (void)SendError("null", kInvalidRequest, "Invalid Request: " + std::string(reason));
+  (void)SendError(IdInMessageStart(start), kInvalidRequest,
+                  "Invalid Request: " + std::string(reason));
 }
 
 void Peer::DispatchNotification(const std::string& method, std::string_view params_json) {

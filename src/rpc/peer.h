@@ -115,6 +115,11 @@ struct RequestOptions {
 // to OnMessage(), which never blocks on a handler: requests run on handler threads, responses
 // complete waiting callers, notifications run inline. Logs (spdlog) go to stderr, never to the
 // transport. Thread-safe. `transport` must outlive the peer.
+// The JSON text of the top-level "id" of a JSON-RPC message of which `start` is the beginning
+// ("7", "\"abc\""), or "null" when it holds none whole: so that a message too large to read is
+// still answered to its request (an editor waits for the answer to its id).
+std::string IdInMessageStart(std::string_view start);
+
 class Peer {
  public:
   explicit Peer(Transport& transport, PeerOptions options = {});
@@ -140,8 +145,9 @@ class Peer {
   // JSON-RPC error when it deserves one).
   void OnMessage(std::string_view message);
   // A message the transport could not deliver (e.g. an over-long line): answered with an
-  // "Invalid Request" error with id null that carries `reason`.
-  void RejectMessage(std::string_view reason);
+  // "Invalid Request" error that carries `reason`, with the message's id when `start` (the first
+  // bytes the transport kept of it) shows one (see IdInMessageStart), else null.
+  void RejectMessage(std::string_view reason, std::string_view start = {});
 
   // ---- Outgoing ----
   // Sends a request and waits for its response. kTimeout after options.timeout and kCancelled

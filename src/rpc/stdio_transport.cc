@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -146,6 +147,7 @@ void StdioTransport::ReadLoop(Peer& peer) {
   std::string line;  // The start of a line that continues in a later chunk.
   bool is_skipping = false;
   size_t skipped_bytes = 0;
+  std::string skipped_start;  // The first bytes of the line being skipped.
   for (;;) {
     pollfd fds[2] = {{in_fd_, POLLIN, 0}, {wake_read_.get(), POLLIN, 0}};
     int ready = ::poll(fds, 2, -1);
@@ -172,6 +174,11 @@ void StdioTransport::ReadLoop(Peer& peer) {
       if (!is_skipping && line.size() + piece.size() > options_.max_line_bytes) {
         is_skipping = true;
         skipped_bytes = line.size();
+        // The start is kept: the answer goes to the message's id when it shows one.
+        constexpr size_t kKeptBytes = 4096;
+        line.resize(std::min(line.size(), kKeptBytes));
+        line.append(piece.substr(0, kKeptBytes - line.size()));
+        skipped_start = line;
         std::string().swap(line);
       }
       if (is_skipping) {
@@ -187,9 +194,10 @@ void StdioTransport::ReadLoop(Peer& peer) {
         is_skipping = false;
         skipped_lines_.fetch_add(1, std::memory_order_relaxed);
         peer.RejectMessage("a line of " + std::to_string(skipped_bytes) +
-                           " bytes exceeds the limit of " +
-                           std::to_string(options_.max_line_bytes) +
-                           " bytes; it was skipped. Send smaller messages");
+                               " bytes exceeds the limit of " +
+                               std::to_string(options_.max_line_bytes) +
+                               " bytes; it was skipped. Send smaller messages",
+                           skipped_start);
       } else if (!line.empty()) {
         Deliver(peer, line);
         line.clear();

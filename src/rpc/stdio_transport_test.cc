@@ -142,12 +142,24 @@ TEST_F(StdioTest, OverlongLineIsRejectedAndSkipped) {
   Json error = ParseJson(replies_.Next());
   writer.join();
   EXPECT_EQ(error["error"]["code"], kInvalidRequest);
-  EXPECT_TRUE(error["id"].is_null());
+  EXPECT_EQ(error["id"], 1) << "the request is answered, or its client waits for ever";
   EXPECT_NE(error["error"]["message"].get<std::string>().find("exceeds the limit of 1000 bytes"),
             std::string::npos)
       << error.dump();
   EXPECT_EQ(ParseJson(replies_.Next())["id"], 2);
   EXPECT_EQ(transport_->skipped_lines(), 1u);
+}
+
+// The id of a message whose start is all that was kept: the top level's only.
+TEST(IdInMessageStartTest, FindsTheTopLevelIdOnly) {
+  EXPECT_EQ(IdInMessageStart(R"({"jsonrpc":"2.0","id":17,"method":"x","params":{"pad":"xx)"), "17");
+  EXPECT_EQ(IdInMessageStart(R"({ "id" : "a\"b", "method")"), R"("a\"b")");
+  EXPECT_EQ(IdInMessageStart(R"({"method":"x","params":{"id":3,"text":"\"id\":4"},"id":5})"), "5");
+  EXPECT_EQ(IdInMessageStart(R"({"method":"x","params":{"id":3,"text":"xxxx)"), "null");
+  EXPECT_EQ(IdInMessageStart(R"({"method":"x","text":"id","id")"), "null");
+  EXPECT_EQ(IdInMessageStart(R"({"id":12)"), "null");  // Maybe 123: not whole.
+  EXPECT_EQ(IdInMessageStart(R"({"id":null,"x":1})"), "null");
+  EXPECT_EQ(IdInMessageStart(""), "null");
 }
 
 TEST_F(StdioTest, EndOfInputClosesThePeer) {
