@@ -178,6 +178,8 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     std::chrono::steady_clock::time_point shown;
   };
   std::unordered_map<std::string, LiveOutput> live_outputs;
+  // "<session id>\n<tool call id>" → the editor's terminal that ran the call's command.
+  std::unordered_map<std::string, std::string> call_terminals;
   // The session whose turn runs on this thread, and its signal (set around session->Prompt).
   thread_local static const std::string* current_session;
   thread_local static const rpc::CancelSignal* current_cancel;
@@ -232,6 +234,21 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
           (*update.tool.status == agent::ToolStatus::kCompleted ||
            *update.tool.status == agent::ToolStatus::kFailed)) {
         live_outputs.erase(update.tool.id);
+        // A command the editor ran keeps its terminal in the card: the final content replaces
+        // what the card showed, and the terminal went with it.
+        auto terminal = call_terminals.find(session_id + '\n' + update.tool.id);
+        if (terminal != call_terminals.end()) {
+          if (!update.tool.content.empty()) {
+            agent::SessionUpdate copy = update;
+            agent::ToolCallContent content;
+            content.kind = agent::ToolCallContent::Kind::kTerminal;
+            content.terminal_id = terminal->second;
+            copy.tool.content.insert(copy.tool.content.begin(), std::move(content));
+            separated = agent::ToAcpJson(copy);
+            acp_json = separated;
+          }
+          call_terminals.erase(terminal);
+        }
       }
       TextState& state = text_states[session_id];
       if (update.kind == Kind::kAgentMessageChunk && !update.text.empty()) {
@@ -439,6 +456,10 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     std::string terminal_id = created_json["terminalId"].get<std::string>();
     json terminal = {{"sessionId", session_id}, {"terminalId", terminal_id}};
     if (!call_id.empty()) {
+      {
+        std::lock_guard lock(mutex);
+        call_terminals[session_id + '\n' + std::string(call_id)] = terminal_id;
+      }
       agent::SessionUpdate update;
       update.kind = agent::SessionUpdate::Kind::kToolCallUpdate;
       update.tool.id = std::string(call_id);

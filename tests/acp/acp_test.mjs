@@ -848,6 +848,13 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
       .updatesOf("tool_call_update")
       .some((update) => update.toolCallId === "call_run" && update.content?.some((item) => item.type === "terminal" && item.terminalId === "term-1"));
     assert.ok(embedded, "the tool call does not embed the terminal");
+    // The final content replaces the card's: the terminal stays in it, beside the result text.
+    const final = agent
+      .updatesOf("tool_call_update")
+      .filter((update) => update.toolCallId === "call_run" && update.status === "completed")
+      .at(-1);
+    assert.deepEqual(final?.content?.[0], { type: "terminal", terminalId: "term-1" });
+    assert.ok(final.content.some((item) => item.type === "content"), JSON.stringify(final));
     assert.match(env.provider.requestText(1), /from-the-editor/);
     agent.assertClean();
   });
