@@ -138,6 +138,7 @@ class TestClient : public SessionClient {
     PermissionOutcome outcome = PermissionOutcome::kAllowOnce;
     std::string feedback;
     bool wait_for_cancel = false;  // A user who never answers: kCancelled once cancelled.
+    std::function<void()> before;  // What the user does before answering.
   };
 
   void OnUpdate(const std::string& session_id, const SessionUpdate& update,
@@ -171,6 +172,7 @@ class TestClient : public SessionClient {
       answer = answers_.front();
       answers_.pop_front();
     }
+    if (answer.before) answer.before();
     if (answer.wait_for_cancel) {
       // Polls the session's flag (it has no notification), bounded.
       Clock::time_point deadline = Clock::now() + 5s;
@@ -184,6 +186,10 @@ class TestClient : public SessionClient {
   void AnswerNext(PermissionOutcome outcome, std::string feedback = {}) {
     std::lock_guard lock(mutex_);
     answers_.push_back({outcome, std::move(feedback)});
+  }
+  void AnswerNextAfter(std::function<void()> before, PermissionOutcome outcome) {
+    std::lock_guard lock(mutex_);
+    answers_.push_back({outcome, {}, false, std::move(before)});
   }
   void AnswerWhenCancelled() {
     std::lock_guard lock(mutex_);
@@ -1438,6 +1444,28 @@ TEST_F(SessionTest, ToolCallIdsAServerRepeatsAreMadeUnique) {
   EXPECT_NE(ToolResultOf(bodies[2], "call_0").value_or("").find("a"), std::string::npos);
   EXPECT_NE(ToolResultOf(bodies[2], "call_0_2").value_or("").find("b.txt"), std::string::npos)
       << bodies[2].dump();
+}
+
+// The user switches to ask mode while an edit awaits approval, then allows it: the switch wins,
+// the edit is not made, and the model is told why.
+TEST_F(SessionTest, ASwitchToAModeWithoutTheToolWhileItAwaitsApprovalStopsIt) {
+  WriteFile(workspace_ + "/f.py", "a = 1\n");
+  AgentSettings settings = Settings();
+  settings.approvals.write = false;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(WriteCall("w1", "f.py", "a = 3"));
+  Enqueue(OpenAiToolCall("done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  client.AnswerNextAfter([&] { ASSERT_TRUE(session->SetMode("ask", &client).ok()); },
+                         PermissionOutcome::kAllowOnce);
+  EXPECT_EQ(MustPrompt(*session, "Change it", client), StopReason::kEndTurn);
+  EXPECT_EQ(ReadFile(workspace_ + "/f.py"), "a = 1\n");
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_NE(ToolResultOf(bodies[1], "w1").value_or("").find("switched to mode 'ask'"),
+            std::string::npos)
+      << ToolResultOf(bodies[1], "w1").value_or("");
 }
 
 // ---- 4. Mistake limit --------------------------------------------------------------------------

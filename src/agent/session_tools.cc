@@ -820,6 +820,22 @@ ApprovalReply Session::Turn::Approve(const ApprovalRequest& request, const ToolC
     ask.tool.content.push_back(std::move(detail));
   }
   PermissionReply reply = client.RequestPermission(session.id_, ask, session.cancelled_);
+  // The user switched to a mode that does not allow the call while it awaited the answer (to
+  // ask, say, to stop the edits): the switch wins.
+  std::string new_mode;
+  {
+    std::lock_guard lock(session.mutex_);
+    new_mode = state.pending_mode;
+  }
+  if (const ModeConfig* mode = FindMode(state.modes, new_mode);
+      mode != nullptr && (reply.outcome == PermissionOutcome::kAllowOnce ||
+                          reply.outcome == PermissionOutcome::kAllowAlways)) {
+    std::string path = GroupOfTool(request.tool) == ToolGroup::kEdit ? request.target : "";
+    if (Status allowed = CheckToolAllowed(*mode, request.tool, path); !allowed.ok()) {
+      return {false, "Not run: while it awaited approval the user switched to mode '" + new_mode +
+                         "', which does not allow it. " + allowed.error().message()};
+    }
+  }
   switch (reply.outcome) {
     case PermissionOutcome::kAllowAlways:
     case PermissionOutcome::kRejectAlways: {
