@@ -23,6 +23,7 @@ namespace fs = std::filesystem;
 constexpr size_t kMaxMentionFileBytes = 8 << 20;
 constexpr std::chrono::milliseconds kGitTimeout{10000};
 constexpr size_t kMaxGitOutputBytes = 64 * 1024;
+constexpr size_t kMaxGitDiffLines = 500;
 
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 bool IsTrailingPunctuation(char c) { return std::strchr(".,;:!?", c) != nullptr && c != '\0'; }
@@ -229,18 +230,65 @@ std::string RunGit(const workspace::Workspace& workspace, std::string_view comma
   return output;
 }
 
+std::string ShellQuoted(std::string_view text) {
+  std::string quoted = "'";
+  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+// `git status --short` and the diff of the workspace's changes, as Kilo Code gives them: the
+// diff of the files the ignore rules leave (their contents never reach the model), cut at
+// kMaxGitDiffLines. Paths are the workspace's own (a subdirectory of a repository sees its
+// changes only, named from its root).
 std::string GitWorkingState(const workspace::Workspace& workspace) {
   bool ok = false;
-  std::string status = RunGit(workspace, "git -c core.quotepath=off status --short", &ok);
+  std::string status = RunGit(workspace, "git -c core.quotepath=off status --short -- .", &ok);
   if (!ok) {
     return "(Not available: git status failed in the workspace — is it a git repository?)\n" +
            status;
   }
   if (status.empty()) return "No changes in the working directory.";
-  std::string diff = RunGit(workspace, "git diff HEAD --stat", &ok);
-  if (!ok) diff = RunGit(workspace, "git diff --stat", &ok);  // No commit yet.
   std::string body = "Working directory changes:\n\n" + status;
-  if (ok && !diff.empty()) body += "\n\nDiff summary:\n" + diff;
+  std::string base = "HEAD ";
+  std::string names =
+      RunGit(workspace, "git -c core.quotepath=off diff HEAD --name-only --relative -- .", &ok);
+  if (!ok) {  // No commit yet: the staged changes.
+    base = "--cached ";
+    names = RunGit(workspace, "git -c core.quotepath=off diff --cached --name-only --relative -- .",
+                   &ok);
+  }
+  if (!ok) return body;
+  std::string paths;
+  size_t left_out = 0;
+  for (size_t at = 0; at < names.size();) {
+    size_t end = std::min(names.find('\n', at), names.size());
+    std::string name = names.substr(at, end - at);
+    at = end + 1;
+    if (name.empty()) continue;
+    Result<workspace::ResolvedPath> resolved = workspace.Resolve(name, /*allow_outside=*/false);
+    if (resolved.ok() && !workspace.IsBlocked(*resolved)) {
+      paths += " " + ShellQuoted(name);
+    } else {
+      ++left_out;
+    }
+  }
+  if (paths.empty()) return body;
+  std::string diff = RunGit(workspace, "git diff " + base + "--relative --" + paths, &ok);
+  if (!ok || diff.empty()) return body;
+  size_t lines = 0;
+  for (size_t at = 0; at < diff.size(); ++at) {
+    if (diff[at] != '\n' || ++lines < kMaxGitDiffLines) continue;
+    size_t total = lines + static_cast<size_t>(std::count(diff.begin() + at, diff.end(), '\n'));
+    diff.resize(at);
+    diff += "\n[Diff cut at " + std::to_string(kMaxGitDiffLines) + " of " + std::to_string(total) +
+            " lines. Run git diff for the rest.]";
+    break;
+  }
+  body += "\n\nDiff:\n" + diff;
+  if (left_out > 0) {
+    body += "\n\n(" + std::to_string(left_out) +
+            " changed file(s) left out of the diff: blocked by the .kilocodeignore file settings.)";
+  }
   return body;
 }
 

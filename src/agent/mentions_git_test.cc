@@ -33,9 +33,39 @@ TEST(MentionsGitTest, WorkingStateOfARepository) {
   std::string out = Expand(tree, "What changed? @git-changes");
   EXPECT_NE(out.find("What changed? Working directory changes (see below for details)\n\n"
                      "<git_working_state>\nWorking directory changes:\n\n M a.txt\n?? new.txt\n\n"
-                     "Diff summary:\n a.txt | 1 +\n"),
+                     "Diff:\ndiff --git a/a.txt b/a.txt\n"),
             std::string::npos)
       << out;
+  EXPECT_NE(out.find("\n one\n+two\n</git_working_state>"), std::string::npos) << out;
+}
+
+// A workspace that is a subdirectory of a repository sees its own changes, named from its root;
+// a changed file .kilocodeignore blocks is named but its diff is left out; a long diff is cut.
+TEST(MentionsGitTest, TheWorkspacesOwnChangesWithoutBlockedContents) {
+  TempTree tree;
+  tree.File("outside.txt", "o\n");
+  tree.File("ws/.kilocodeignore", "secret.env\n");
+  tree.File("ws/secret.env", "KEY=1\n");
+  tree.File("ws/it's.txt", "x\n");
+  std::string setup = "cd '" + tree.root() +
+                      "' && git init -q && git -c user.name=t -c user.email=t@t add -A && "
+                      "git -c user.name=t -c user.email=t@t commit -q -m init";
+  ASSERT_EQ(std::system(setup.c_str()), 0);
+  tree.File("outside.txt", "changed outside\n");
+  tree.File("ws/secret.env", "KEY=leaked-value\n");
+  std::string long_text;
+  for (int i = 0; i < 600; ++i) long_text += "line " + std::to_string(i) + "\n";
+  tree.File("ws/it's.txt", long_text);
+  Result<std::shared_ptr<const workspace::Workspace>> ws =
+      workspace::Workspace::Open(tree.Path("ws"));
+  ASSERT_TRUE(ws.ok());
+  std::string out = ExpandMentions("@git-changes", **ws, ToolSettings{});
+  EXPECT_EQ(out.find("outside"), std::string::npos) << out;
+  EXPECT_EQ(out.find("leaked-value"), std::string::npos) << out;
+  EXPECT_NE(out.find(" M secret.env\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("diff --git a/it's.txt b/it's.txt"), std::string::npos) << out;
+  EXPECT_NE(out.find("[Diff cut at 500 of "), std::string::npos) << out;
+  EXPECT_NE(out.find("1 changed file(s) left out of the diff"), std::string::npos) << out;
 }
 
 TEST(MentionsGitTest, NotARepositoryIsANote) {
