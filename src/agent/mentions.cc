@@ -39,7 +39,7 @@ struct Mention {
 
 // The mention starting at text[at] == '@', if it is one.
 std::optional<Mention> ScanMention(std::string_view text, size_t at) {
-  if (at > 0 && !IsSpace(text[at - 1])) return std::nullopt;
+  if (at > 0 && !IsSpace(text[at - 1]) && text[at - 1] != '(') return std::nullopt;
   size_t start = at + 1;
   size_t end = start;
   while (end < text.size() && !IsSpace(text[end])) {
@@ -49,8 +49,21 @@ std::optional<Mention> ScanMention(std::string_view text, size_t at) {
     }
     ++end;
   }
-  // One trailing punctuation mark belongs to the sentence, not the mention.
-  if (end > start + 1 && IsTrailingPunctuation(text[end - 1])) --end;
+  // A trailing punctuation mark belongs to the sentence, not the mention, and so does a closing
+  // parenthesis the mention did not open ("(see @/a.ts)."; "src/(group)/page.tsx" keeps its).
+  for (bool is_cut = true; is_cut && end > start + 1;) {
+    is_cut = false;
+    if (IsTrailingPunctuation(text[end - 1])) {
+      --end;
+      is_cut = true;
+    } else if (text[end - 1] == ')') {
+      std::string_view body = text.substr(start, end - start);
+      if (std::count(body.begin(), body.end(), ')') > std::count(body.begin(), body.end(), '(')) {
+        --end;
+        is_cut = true;
+      }
+    }
+  }
   std::string_view body = text.substr(start, end - start);
   Mention mention;
   mention.begin = at;
@@ -104,7 +117,8 @@ void AppendBlock(std::string& blocks, std::string_view tag, std::string_view pat
 // The note or content for one mentioned path; sets *is_folder from the file system (or from a
 // trailing '/' when the path does not exist).
 std::string PathBody(const workspace::Workspace& workspace, const ToolSettings& settings,
-                     const std::string& path, bool* is_folder) {
+                     const std::string& path, bool* is_folder,
+                     std::vector<std::string>* folder_files = nullptr) {
   *is_folder = path.ends_with('/');
   Result<workspace::ResolvedPath> resolved = workspace.Resolve(path, /*allow_outside=*/false);
   if (!resolved.ok()) {
@@ -137,6 +151,9 @@ std::string PathBody(const workspace::Workspace& workspace, const ToolSettings& 
       body += is_last ? "└── " : "├── ";
       body += listing->entries[i];
       body += '\n';
+      if (folder_files != nullptr && !listing->entries[i].ends_with('/')) {
+        folder_files->push_back(listing->entries[i]);
+      }
     }
     if (listing->truncated) {
       body += "└── … (listing cut at " + std::to_string(options.limit) +
@@ -319,12 +336,27 @@ std::string ExpandMentions(std::string_view text, const workspace::Workspace& wo
       }
     } else {
       bool is_folder = false;
-      std::string body = PathBody(workspace, settings, mention->path, &is_folder);
+      std::vector<std::string> files;
+      std::string body = PathBody(workspace, settings, mention->path, &is_folder, &files);
       if (is_new && !is_folder) CutToBudget(body, budget);
       out +=
           "'" + mention->path + "' (see below for " + (is_folder ? "folder" : "file") + " content)";
-      if (is_new) {
-        AppendBlock(blocks, is_folder ? "folder_content" : "file_content", mention->path, body);
+      if (!is_new) {
+        at = mention->end - 1;
+        continue;
+      }
+      AppendBlock(blocks, is_folder ? "folder_content" : "file_content", mention->path, body);
+      // A folder's own text files follow its listing, as Kilo Code gives them, while they fit.
+      std::string folder = mention->path.ends_with('/') ? mention->path : mention->path + "/";
+      for (const std::string& name : files) {
+        std::string file = folder + name;
+        if (budget == 0 || std::find(seen.begin(), seen.end(), file) != seen.end()) continue;
+        bool is_file_folder = false;
+        std::string content = PathBody(workspace, settings, file, &is_file_folder);
+        if (is_file_folder || content.starts_with("(Binary file")) continue;
+        seen.push_back(file);
+        CutToBudget(content, budget);
+        AppendBlock(blocks, "file_content", file, content);
       }
     }
     at = mention->end - 1;

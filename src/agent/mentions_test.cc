@@ -39,12 +39,36 @@ TEST_F(MentionsTest, FileMentionAppendsNumberedContent) {
             "</file_content>");
 }
 
-TEST_F(MentionsTest, FolderMentionListsTopLevel) {
+// A folder: its top-level listing, then its own text files (binary ones left out), as Kilo Code.
+TEST_F(MentionsTest, FolderMentionListsTopLevelAndGivesItsFiles) {
+  tree_.File("src/icon.png", std::string("\x89PNG\r\n\x1a\n\0\0\0\0", 12));
+  tree_.File("src/sub/deep.cc", "deep\n");
   EXPECT_EQ(Expand("Look at @/src/."),
             "Look at 'src/' (see below for folder content).\n\n"
             "<folder_content path=\"src/\">\n"
-            "├── main.cc\n└── util.h\n"
-            "</folder_content>");
+            "├── icon.png\n├── main.cc\n├── util.h\n└── sub/\n"
+            "</folder_content>\n\n"
+            "<file_content path=\"src/main.cc\">\n"
+            "1 | int main() {\n2 |   return 0;\n3 | }\n"
+            "</file_content>\n\n"
+            "<file_content path=\"src/util.h\">\n1 | #pragma once\n</file_content>");
+  // A file mentioned on its own as well is given once.
+  std::string out = Expand("@/src/util.h and @/src");
+  EXPECT_EQ(out.find("<file_content path=\"src/util.h\">"),
+            out.rfind("<file_content path=\"src/util.h\">"))
+      << out;
+}
+
+// Parentheses around a mention are the sentence's ("src/(group)/page.tsx" keeps its own).
+TEST_F(MentionsTest, ParenthesesAroundAMention) {
+  tree_.File("src/(group)/page.tsx", "page\n");
+  std::string out = Expand("fix it (see @/src/util.h). And (@/src/(group)/page.tsx)");
+  EXPECT_NE(out.find("fix it (see 'src/util.h' (see below for file content)). And ('src/(group)/"
+                     "page.tsx' (see below for file content))"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("<file_content path=\"src/(group)/page.tsx\">\n1 | page\n"), std::string::npos)
+      << out;
 }
 
 TEST_F(MentionsTest, IgnoredFileIsNotShown) {
