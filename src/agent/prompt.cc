@@ -124,15 +124,26 @@ std::string Capabilities(const PromptInputs& inputs) {
                           "delete_file"})) {
     parts.push_back("create, edit and delete files");
   }
+  // A mode with none of them (orchestrator) works through the others.
+  const bool delegates = parts.empty();
+  if (delegates && HasTool(inputs, "new_task")) {
+    parts.push_back(
+        "delegate each part of a task to a subtask in the mode suited to it (new_task)");
+  }
+  if (delegates && HasTool(inputs, "switch_mode")) {
+    parts.push_back("switch to another mode (switch_mode)");
+  }
   parts.push_back("ask the user follow-up questions");
   out += "- You can ";
   for (size_t i = 0; i < parts.size(); ++i) {
     if (i > 0) out += i + 1 == parts.size() ? " and " : ", ";
     out += parts[i];
   }
-  out +=
-      ". With these you can accomplish a wide range of tasks: understanding a codebase, "
-      "answering questions about it, and changing it where this mode allows.\n";
+  out += delegates ? ". With these you coordinate work that the other modes do: reading, "
+                     "changing and running the code.\n"
+                   : ". With these you can accomplish a wide range of tasks: understanding a "
+                     "codebase, answering questions about it, and changing it where this mode "
+                     "allows.\n";
   out +=
       "- When the user first gives you a task, a recursive list of the files in the current "
       "workspace directory ('" +

@@ -148,6 +148,18 @@ TEST(PromptTest, NativeOmitsToolCatalogXmlDescribesEachOfferedTool) {
   EXPECT_EQ(xml.find("## execute_command"), std::string::npos);  // Not in architect.
 }
 
+// Orchestrator has no file or command tools: its capabilities are delegating and switching.
+TEST(PromptTest, OrchestratorsCapabilitiesAreDelegation) {
+  std::string prompt = BuildSystemPrompt(Inputs("orchestrator", ToolProtocol::kNative));
+  EXPECT_NE(prompt.find("CAPABILITIES\n\n- You can delegate each part of a task to a subtask in "
+                        "the mode suited to it (new_task), switch to another mode (switch_mode) "
+                        "and ask the user follow-up questions. With these you coordinate"),
+            std::string::npos)
+      << prompt;
+  std::string code = BuildSystemPrompt(Inputs("code", ToolProtocol::kNative));
+  EXPECT_EQ(code.find("(new_task), switch"), std::string::npos);
+}
+
 TEST(PromptTest, ModesListAndFileRestriction) {
   std::string prompt = BuildSystemPrompt(Inputs("architect", ToolProtocol::kNative));
   for (const ModeConfig& mode : BuiltinModes()) {
