@@ -93,5 +93,16 @@ TEST_F(EditTest, SearchAndReplaceKeepsCrlfLines) {
   EXPECT_EQ(Contents(dir_ / "crlf.txt"), "A\r\nb-c\r\n");
 }
 
+// A path ending in '/' names a directory: refused, not written as a file of that name.
+TEST_F(EditTest, APathEndingInASlashIsNotAFile) {
+  ToolResult result =
+      Run("write_to_file", R"({"path": "docs/", "content": "x\n", "line_count": 1})");
+  EXPECT_TRUE(result.is_error);
+  EXPECT_NE(result.text.find("'docs/' names a directory; give the path of a file in it"),
+            std::string::npos)
+      << result.text;
+  EXPECT_FALSE(fs::exists(dir_ / "docs"));
+}
+
 }  // namespace
 }  // namespace lai::agent

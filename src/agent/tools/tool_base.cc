@@ -82,6 +82,12 @@ Result<EditTarget> LoadEditTarget(const ToolContext& context, const workspace::R
 
 Result<EditTarget> ResolveEditTarget(ToolContext& context, std::string_view tool,
                                      std::string_view raw_path) {
+  if (raw_path.ends_with('/')) {  // Else "dir/" would be written as a file named "dir".
+    return Error(ErrorCode::kInvalidArgument,
+                 "'" + std::string(raw_path) +
+                     "' names a directory; give the path of a file in it (e.g. '" +
+                     std::string(raw_path) + "name.ext')");
+  }
   ASSIGN_OR_RETURN(workspace::ResolvedPath resolved,
                    ResolveToolPath(context, tool, raw_path, PathUse::kWrite));
   return LoadEditTarget(context, resolved);
