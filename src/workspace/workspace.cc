@@ -1086,6 +1086,11 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
       if (is_blocked_argument(token.text.substr(at + 1))) return token.text;
     }
     if (token.text[0] == '-') {
+      // A short option's value glued to it: "xargs -apath", "grep -fpatterns", "sed -fscript".
+      if (token.text.size() > 2 && token.text[1] != '-' &&
+          is_blocked_argument(token.text.substr(2))) {
+        return token.text;
+      }
       if (!tree_copier.empty() && IsTreeCopyFlag(tree_copier, token.text)) copies_trees = true;
       if (is_grep && IsRecursiveGrepFlag(token.text)) is_tree_search = true;
       if (token.text == "--untracked" || token.text == "--no-index") git_grep_untracked = true;
