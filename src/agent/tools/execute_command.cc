@@ -42,18 +42,29 @@ std::string SignalName(int signal) {
 }
 
 // Output as a terminal would leave it, for the model: colours and other escape sequences
-// removed, a line rewritten after a carriage return (progress bars) kept as last written,
-// backspaces applied, and NUL separators (find -print0) as line ends.
+// removed; after a carriage return (progress bars) the line is written over from its start, its
+// tail kept as a terminal keeps it unless erased (ESC [ K); a backspace moves back; NUL separators
+// (find -print0) as line ends.
 std::string TerminalText(std::string_view raw) {
   std::string out;
   out.reserve(raw.size());
   size_t line_start = 0;
+  size_t cursor = 0;  // Where the next character goes: in the last line, at a character start.
+  auto sequence_length = [](unsigned char lead) -> size_t {
+    return lead < 0xC0 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+  };
   for (size_t i = 0; i < raw.size(); ++i) {
     char c = raw[i];
     char next = i + 1 < raw.size() ? raw[i + 1] : '\0';
     if (c == '\x1b') {
       if (next == '[') {  // CSI: parameters, then a final byte in @..~.
+        size_t parameters = i + 2;
         for (i += 2; i < raw.size() && (raw[i] < 0x40 || raw[i] > 0x7E); ++i) {
+        }
+        if (i < raw.size() && raw[i] == 'K') {  // Erase in line: to its end, or all of it.
+          std::string_view which = raw.substr(parameters, i - parameters);
+          if (which == "2") cursor = line_start;
+          if (which.empty() || which == "0" || which == "2") out.resize(cursor);
         }
       } else if (next == ']' || next == 'P' || next == '_' || next == '^') {
         // OSC (titles, hyperlinks), DCS, APC, PM: to BEL or ESC backslash.
@@ -69,17 +80,28 @@ std::string TerminalText(std::string_view raw) {
         ++i;
       }
     } else if (c == '\r') {
-      if (next != '\n' && next != '\0' && next != '\r') out.resize(line_start);
+      cursor = line_start;
     } else if (c == '\n' || c == '\0') {
       out += '\n';
-      line_start = out.size();
+      line_start = cursor = out.size();
     } else if (c == '\b') {
-      while (out.size() > line_start && (static_cast<unsigned char>(out.back()) & 0xC0) == 0x80) {
-        out.pop_back();
+      if (cursor == line_start) continue;
+      size_t previous = cursor - 1;
+      while (previous > line_start && (static_cast<unsigned char>(out[previous]) & 0xC0) == 0x80) {
+        --previous;
       }
-      if (out.size() > line_start) out.pop_back();
+      cursor = previous;  // The next character writes over the one before.
     } else {
-      out += c;
+      // One character (a whole UTF-8 sequence) in place of the one under the cursor.
+      size_t length = std::min(sequence_length(static_cast<unsigned char>(c)), raw.size() - i);
+      size_t replaced = 0;
+      if (cursor < out.size()) {
+        replaced =
+            std::min(sequence_length(static_cast<unsigned char>(out[cursor])), out.size() - cursor);
+      }
+      out.replace(cursor, replaced, raw.substr(i, length));
+      cursor += length;
+      i += length - 1;
     }
   }
   return out;

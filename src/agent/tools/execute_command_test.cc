@@ -168,8 +168,12 @@ TEST_F(ExecuteCommandTest, OutputIsReadAsATerminalShowsIt) {
   ToolResult result =
       Run("printf '\\033[1;31mred\\033[0m \\033]0;title\\007ok\\n'; "
           "printf 'get 10%%\\rget 100%%\\r\\n'; printf 'a.txt\\000b.txt\\000'; "
-          "printf 'ab\\bc\\n'; echo important error >&2; exit 2");
-  EXPECT_NE(result.text.find("Output:\nred ok\nget 100%\na.txt\nb.txt\nac\nimportant error\n"),
+          "printf 'ab\\bc\\n'; printf 'downloading...\\rdone\\n'; "
+          "printf 'long progress\\r\\033[Kshort\\n'; printf 'caf\\303\\251s\\r\\303\\251\\n'; "
+          "printf 'abc\\b\\bX\\n'; echo important error >&2; exit 2");
+  // A carriage return writes over the line from its start: the tail stays unless erased.
+  EXPECT_NE(result.text.find("Output:\nred ok\nget 100%\na.txt\nb.txt\nac\ndoneloading...\n"
+                             "short\n\u00e9af\u00e9s\naXc\nimportant error\n"),
             std::string::npos)
       << result.text;
 }
