@@ -1122,6 +1122,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     std::lock_guard lock(session.mutex_);
     state.status = SessionStatus::kActive;
   }
+  session.interrupted_.store(false);
   Emit(TextUpdate(SessionUpdate::Kind::kUserMessageChunk, std::string(text)));
   if (!state.mcp_failures.empty() && !state.has_told_mcp_failures) {
     state.has_told_mcp_failures = true;
@@ -1752,6 +1753,7 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
   }
   // Tool calls the stopped engine never ended are ended now, as failed, so an editor replaying
   // the session does not show them running for ever.
+  session->interrupted_.store(record->status == SessionStatus::kActive);
   if (record->status == SessionStatus::kActive || record->status == SessionStatus::kFailed) {
     for (const SessionUpdate& ending : UnfinishedToolCalls(events)) {
       RETURN_IF_ERROR(

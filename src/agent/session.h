@@ -152,6 +152,9 @@ class Session {
   SessionInfo Info() const;
   std::vector<ModeConfig> Modes() const;
   bool is_running() const { return running_.load(); }
+  // Loaded after its engine stopped mid-turn (kill -9, a crash), and no turn has run since: its
+  // stored status still says active.
+  bool was_interrupted() const { return interrupted_.load(); }
   // Deletes the stored session when nothing was ever said in it (its first prompt was refused
   // before it became part of the session) and no turn runs; true when it did. For a front end
   // that created the session for that prompt alone.
@@ -175,6 +178,7 @@ class Session {
   Engine& engine_;
   const std::string id_;
   std::atomic<bool> running_{false};
+  std::atomic<bool> interrupted_{false};  // See was_interrupted().
   std::atomic<bool> cancelled_{false};
   mutable std::mutex mutex_;  // Guards state_ fields read by Info() from other threads.
   std::condition_variable turn_ended_;  // With mutex_: running_ became false.

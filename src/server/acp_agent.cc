@@ -918,12 +918,18 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     ASSIGN_OR_RETURN(std::vector<agent::SessionRecord> records, store->ListSessions(options));
     json sessions = json::array();
     for (const agent::SessionRecord& record : records) {
+      std::string_view status = store->ShownStatus(record);
+      // Loaded here after a kill -9 cut its turn, and no turn runs: still interrupted.
+      if (std::shared_ptr<agent::Session> open = engine->Find(record.id);
+          status == "active" && open != nullptr && open->was_interrupted()) {
+        status = "interrupted";
+      }
       sessions.push_back({{"sessionId", record.id},
                           {"title", record.title},
                           {"cwd", record.workspace},
                           {"mode", record.mode},
                           {"model", record.model},
-                          {"status", store->ShownStatus(record)},
+                          {"status", status},
                           {"createdMs", record.created_ms},
                           {"updatedMs", record.updated_ms},
                           {"costUsd", RoundForJson(record.totals.cost_usd)}});
