@@ -463,7 +463,8 @@ void Peer::OnMessage(std::string_view message) {
   DispatchRequest(std::move(id_json), name, std::string(params_json));
 }
 
-std::string IdInMessageStart(std::string_view start) {
+MessageStart ReadMessageStart(std::string_view start) {
+  MessageStart read;
   // A scan of the object's top level: strings are skipped whole, nesting counted.
   int depth = 0;
   for (size_t i = 0; i < start.size(); ++i) {
@@ -475,37 +476,52 @@ std::string IdInMessageStart(std::string_view start) {
     } else if (c == '"') {
       size_t end = i + 1;
       while (end < start.size() && start[end] != '"') end += start[end] == '\\' ? 2 : 1;
-      if (end >= start.size()) return "null";
-      bool is_id_key = depth == 1 && start.substr(i, end + 1 - i) == "\"id\"";
+      if (end >= start.size()) return read;
+      std::string_view key = start.substr(i + 1, end - i - 1);
       i = end;
-      if (!is_id_key) continue;
+      if (depth != 1) continue;
       size_t value = start.find_first_not_of(" \t\r\n", i + 1);
-      if (value == std::string_view::npos || start[value] != ':') continue;  // A value, not a key.
+      if (value == std::string_view::npos) return read;
+      if (start[value] != ':') continue;  // A value, not a key.
+      if (key == "method") read.has_method = true;
+      if (key == "result" || key == "error") read.is_response = true;
+      if (key != "id") continue;
       value = start.find_first_not_of(" \t\r\n", value + 1);
-      if (value == std::string_view::npos) return "null";
+      if (value == std::string_view::npos) return read;
       size_t value_end = value;
       if (start[value] == '"') {
         value_end = value + 1;
         while (value_end < start.size() && start[value_end] != '"') {
           value_end += start[value_end] == '\\' ? 2 : 1;
         }
-        if (value_end >= start.size()) return "null";
+        if (value_end >= start.size()) return read;
         ++value_end;
       } else {
         value_end = start.find_first_of(",} \t\r\n", value);
-        if (value_end == std::string_view::npos) return "null";
+        if (value_end == std::string_view::npos) return read;
       }
-      std::string_view id = start.substr(value, value_end - value);
-      Json parsed = Json::parse(id, nullptr, /*allow_exceptions=*/false);
-      return parsed.is_string() || parsed.is_number_integer() ? parsed.dump() : "null";
+      Json parsed = Json::parse(start.substr(value, value_end - value), nullptr,
+                                /*allow_exceptions=*/false);
+      if (parsed.is_string() || parsed.is_number_integer()) read.id_json = parsed.dump();
     }
   }
-  return "null";
+  return read;
 }
 
 void Peer::RejectMessage(std::string_view reason, std::string_view start) {
   if (is_closed()) return;
-  (void)SendError(IdInMessageStart(start), kInvalidRequest,
+  MessageStart read = ReadMessageStart(start);
+  if (read.is_response && !read.has_method) {
+    // The other side's answer to one of ours: that request fails now (answering it with an
+    // error would reach a request of theirs with the same number).
+    Json id = Json::parse(read.id_json, nullptr, /*allow_exceptions=*/false);
+    if (id.is_number_integer()) {
+      CompletePending(id.get<int64_t>(), Error(ErrorCode::kResourceExhausted,
+                                               "the reply was not read: " + std::string(reason)));
+    }
+    return;
+  }
+  (void)SendError(read.has_method ? read.id_json : "null", kInvalidRequest,
                   "Invalid Request: " + std::string(reason));
 }
 

@@ -115,10 +115,15 @@ struct RequestOptions {
 // to OnMessage(), which never blocks on a handler: requests run on handler threads, responses
 // complete waiting callers, notifications run inline. Logs (spdlog) go to stderr, never to the
 // transport. Thread-safe. `transport` must outlive the peer.
-// The JSON text of the top-level "id" of a JSON-RPC message of which `start` is the beginning
-// ("7", "\"abc\""), or "null" when it holds none whole: so that a message too large to read is
-// still answered to its request (an editor waits for the answer to its id).
-std::string IdInMessageStart(std::string_view start);
+// What the beginning of a JSON-RPC message (`start`) shows of its top level, so that a message
+// too large to read is still answered to its request (an editor waits for the answer to its id),
+// and a response too large fails the request it answers.
+struct MessageStart {
+  std::string id_json = "null";  // "7", "\"abc\"": the "id", when whole in `start`.
+  bool has_method = false;       // A request (or a notification, without id).
+  bool is_response = false;      // "result" or "error" seen.
+};
+MessageStart ReadMessageStart(std::string_view start);
 
 class Peer {
  public:
@@ -145,8 +150,9 @@ class Peer {
   // JSON-RPC error when it deserves one).
   void OnMessage(std::string_view message);
   // A message the transport could not deliver (e.g. an over-long line): answered with an
-  // "Invalid Request" error that carries `reason`, with the message's id when `start` (the first
-  // bytes the transport kept of it) shows one (see IdInMessageStart), else null.
+  // "Invalid Request" error that carries `reason`, with the request's id when `start` (the first
+  // bytes the transport kept of it) shows a request with one (ReadMessageStart), else null; a
+  // response to a request of ours fails that request instead.
   void RejectMessage(std::string_view reason, std::string_view start = {});
 
   // ---- Outgoing ----

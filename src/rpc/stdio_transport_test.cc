@@ -9,6 +9,7 @@
 #include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -21,6 +22,7 @@ namespace {
 using Json = nlohmann::json;
 using test_support::Latch;
 using test_support::ParseJson;
+using namespace std::chrono_literals;
 
 struct Pipe {
   UniqueFd read;
@@ -150,16 +152,47 @@ TEST_F(StdioTest, OverlongLineIsRejectedAndSkipped) {
   EXPECT_EQ(transport_->skipped_lines(), 1u);
 }
 
+// A response too long to read fails the request it answers, at once, and nothing is sent back:
+// an error with its id would answer a request of the client's own with the same number.
+TEST_F(StdioTest, AnOverlongResponseFailsItsRequest) {
+  StartAgent({.max_line_bytes = 1000});
+  std::optional<Result<std::string>> outcome;
+  std::thread asker([&] { outcome = peer_->Request("fs/read", "{}", {.timeout = 20s}); });
+  Json asked = ParseJson(replies_.Next());
+  ASSERT_EQ(asked["method"], "fs/read");
+  auto sent_at = std::chrono::steady_clock::now();
+  WriteAll(to_agent_.write.get(), R"({"jsonrpc":"2.0","id":)" + asked["id"].dump() +
+                                      R"(,"result":{"content":")" + std::string(5000, 'x') +
+                                      "\"}}\n");
+  asker.join();
+  ASSERT_TRUE(outcome.has_value());
+  ASSERT_FALSE(outcome->ok());
+  EXPECT_EQ(outcome->error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_LT(std::chrono::steady_clock::now() - sent_at, 10s) << "it waited for its timeout";
+  // The next message the client gets answers its own request: nothing came before it.
+  WriteAll(to_agent_.write.get(), R"({"jsonrpc":"2.0","id":1,"method":"echo","params":{}})"
+                                  "\n");
+  EXPECT_EQ(ParseJson(replies_.Next())["result"], Json::object());
+}
+
 // The id of a message whose start is all that was kept: the top level's only.
-TEST(IdInMessageStartTest, FindsTheTopLevelIdOnly) {
-  EXPECT_EQ(IdInMessageStart(R"({"jsonrpc":"2.0","id":17,"method":"x","params":{"pad":"xx)"), "17");
-  EXPECT_EQ(IdInMessageStart(R"({ "id" : "a\"b", "method")"), R"("a\"b")");
-  EXPECT_EQ(IdInMessageStart(R"({"method":"x","params":{"id":3,"text":"\"id\":4"},"id":5})"), "5");
-  EXPECT_EQ(IdInMessageStart(R"({"method":"x","params":{"id":3,"text":"xxxx)"), "null");
-  EXPECT_EQ(IdInMessageStart(R"({"method":"x","text":"id","id")"), "null");
-  EXPECT_EQ(IdInMessageStart(R"({"id":12)"), "null");  // Maybe 123: not whole.
-  EXPECT_EQ(IdInMessageStart(R"({"id":null,"x":1})"), "null");
-  EXPECT_EQ(IdInMessageStart(""), "null");
+TEST(ReadMessageStartTest, FindsTheTopLevelIdAndKind) {
+  auto id_of = [](std::string_view start) { return ReadMessageStart(start).id_json; };
+  EXPECT_EQ(id_of(R"({"jsonrpc":"2.0","id":17,"method":"x","params":{"pad":"xx)"), "17");
+  EXPECT_EQ(id_of(R"({ "id" : "a\"b", "method")"), R"("a\"b")");
+  EXPECT_EQ(id_of(R"({"method":"x","params":{"id":3,"text":"\"id\":4"},"id":5})"), "5");
+  EXPECT_EQ(id_of(R"({"method":"x","params":{"id":3,"text":"xxxx)"), "null");
+  EXPECT_EQ(id_of(R"({"method":"x","text":"id","id")"), "null");
+  EXPECT_EQ(id_of(R"({"id":12)"), "null");  // Maybe 123: not whole.
+  EXPECT_EQ(id_of(R"({"id":null,"x":1})"), "null");
+  EXPECT_EQ(id_of(""), "null");
+  MessageStart request = ReadMessageStart(R"({"jsonrpc":"2.0","id":1,"method":"x","params":)");
+  EXPECT_TRUE(request.has_method);
+  EXPECT_FALSE(request.is_response);
+  MessageStart response = ReadMessageStart(R"({"jsonrpc":"2.0","id":1,"result":{"content":"xx)");
+  EXPECT_FALSE(response.has_method);
+  EXPECT_TRUE(response.is_response);
+  EXPECT_EQ(response.id_json, "1");
 }
 
 TEST_F(StdioTest, EndOfInputClosesThePeer) {
