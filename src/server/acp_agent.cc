@@ -75,11 +75,15 @@ json ModesJson(const agent::Session& session) {
   return {{"currentModeId", current}, {"availableModes", std::move(available)}};
 }
 
-// "file:///a/b%20c" → "/a/b c"; empty when not a file URI.
+// "file:///a/b%20c" → "/a/b c" (also file://localhost/…; a ?query or #L10:20 fragment, as Zed
+// sends for a selection, is not part of the path); empty when not a local file URI.
 std::string PathOfFileUri(std::string_view uri) {
   constexpr std::string_view kScheme = "file://";
   if (!uri.starts_with(kScheme)) return {};
   uri.remove_prefix(kScheme.size());
+  if (uri.starts_with("localhost/")) uri.remove_prefix(std::string_view("localhost").size());
+  if (!uri.starts_with('/')) return {};
+  uri = uri.substr(0, uri.find_first_of("?#"));
   std::string path;
   for (size_t i = 0; i < uri.size(); ++i) {
     if (uri[i] == '%' && i + 2 < uri.size() && std::isxdigit(uri[i + 1]) &&
@@ -91,6 +95,23 @@ std::string PathOfFileUri(std::string_view uri) {
     }
   }
   return path;
+}
+
+// `path` (absolute) from the workspace root `workspace` (canonical), when it lies inside: also
+// through "//", ".." and links (a workspace opened through a linked directory names its files
+// through the link). Empty when outside.
+std::string InWorkspace(const std::string& path, const std::string& workspace) {
+  namespace fs = std::filesystem;
+  for (bool canonical : {false, true}) {
+    std::error_code error;
+    std::string seen = canonical ? fs::weakly_canonical(path, error).string()
+                                 : fs::path(path).lexically_normal().string();
+    if (error) continue;
+    if (seen.starts_with(workspace + "/") && seen.size() > workspace.size() + 1) {
+      return seen.substr(workspace.size() + 1);
+    }
+  }
+  return {};
 }
 
 // The prompt's content blocks as the text a session takes: text as is, links to files as
@@ -111,8 +132,9 @@ Result<std::string> PromptText(const json& prompt, const std::string& workspace)
       std::string path = PathOfFileUri(block.value("uri", ""));
       separate();
       std::string mention;
-      if (!path.empty() && path.starts_with(workspace + "/")) {
-        mention = agent::MentionOf(std::string_view(path).substr(workspace.size() + 1));
+      if (std::string relative = path.empty() ? "" : InWorkspace(path, workspace);
+          !relative.empty()) {
+        mention = agent::MentionOf(relative);
       }
       text += !mention.empty() ? mention : block.value("uri", "");
       text += ' ';
@@ -122,8 +144,10 @@ Result<std::string> PromptText(const json& prompt, const std::string& workspace)
       // Named as read_file and @mentions name files: from the workspace root when inside it.
       std::string name = resource.value("uri", "");
       std::string content = resource.value("text", "");
-      if (std::string path = PathOfFileUri(name); path.starts_with(workspace + "/")) {
-        name = path.substr(workspace.size() + 1);
+      if (std::string path = PathOfFileUri(name),
+          relative = path.empty() ? "" : InWorkspace(path, workspace);
+          !relative.empty()) {
+        name = std::move(relative);
         // An editor embeds the files the user mentions: .kilocodeignore holds for them as for
         // an @mention typed.
         if (!rules) rules = workspace::Workspace::Open(workspace);

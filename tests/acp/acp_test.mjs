@@ -1275,6 +1275,10 @@ describe("lapce-ai acp", { timeout: 120_000 }, () => {
       prompt: [
         { type: "text", text: "Look at these" },
         { type: "resource", resource: { uri: uri("secret.env"), text: "KEY=from-the-editor" } },
+        // A selection (Zed's #L fragment), a localhost host, a doubled slash: the same file.
+        { type: "resource", resource: { uri: `${uri("secret.env")}#L1:2`, text: "KEY=from-the-editor" } },
+        { type: "resource", resource: { uri: `file://localhost${path.join(env.workspace, "secret.env")}`, text: "KEY=from-the-editor" } },
+        { type: "resource", resource: { uri: `file://${env.workspace}//secret.env`, text: "KEY=from-the-editor" } },
         { type: "resource", resource: { uri: uri("notes.md"), text: "unsaved-notes-marker" } },
       ],
     });
