@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "workspace/text.h"
+
 namespace lai::agent {
 namespace {
 
@@ -370,15 +372,17 @@ void Merge(std::vector<ModeConfig>& modes, std::vector<ModeConfig> extra) {
 // nullopt when the file does not exist.
 Result<std::optional<std::string>> ReadOptionalFile(const std::string& path,
                                                     std::string_view label) {
-  std::error_code error;
-  if (!std::filesystem::exists(path, error)) return std::optional<std::string>();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Error(ErrorCode::kIo, std::string(label) + ": cannot be read; check its permissions");
+  // Not waited on nor read for ever: a FIFO or a link to /dev/zero (a cloned repository's).
+  constexpr size_t kMaxModesFileBytes = 1 << 20;
+  Result<std::string> text = workspace::ReadFileBytes(path, kMaxModesFileBytes);
+  if (text.ok()) return std::optional<std::string>(*std::move(text));
+  if (text.error().code() == ErrorCode::kNotFound) return std::optional<std::string>();
+  if (text.error().code() == ErrorCode::kResourceExhausted) {
+    return Error(ErrorCode::kInvalidArgument,
+                 std::string(label) + ": larger than the 1 MiB a modes file may have");
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return std::optional<std::string>(text.str());
+  return Error(text.error().code(),
+               std::string(label) + ": cannot be read (" + text.error().message() + ")");
 }
 
 }  // namespace

@@ -280,6 +280,17 @@ TEST(ModesTest, ABadFileIsLeftOutAndTheOthersWork) {
       << ModeNames(loaded);
 }
 
+// A modes file that is a link to a device is left out, not read for ever.
+TEST(ModesTest, AModesFileThatIsADeviceIsLeftOut) {
+  TempTree tree;
+  tree.Symlink("/dev/zero", ".kilocodemodes");
+  LoadedModes loaded = LoadModes("", tree.root());
+  ASSERT_EQ(loaded.problems.size(), 1u);
+  EXPECT_NE(loaded.problems[0].find(".kilocodemodes: cannot be read"), std::string::npos)
+      << loaded.problems[0];
+  EXPECT_EQ(loaded.modes.size(), BuiltinModes().size());
+}
+
 // No-break spaces (text pasted from a web page) indent as spaces do.
 TEST(ModesTest, NoBreakSpacesAreSpaces) {
   TempTree tree;

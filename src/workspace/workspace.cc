@@ -22,6 +22,7 @@
 
 #include "workspace/ignore.h"
 #include "workspace/process.h"
+#include "workspace/text.h"
 
 namespace lai::workspace {
 namespace {
@@ -121,6 +122,9 @@ Workspace::~Workspace() = default;
 
 namespace {
 
+// An ignore file larger than this is refused (a link to /dev/zero would be read for ever).
+constexpr size_t kMaxIgnoreFileBytes = 4 << 20;
+
 // What identifies the state of the root's ignore files: each one's content, or its absence.
 // Contents, not times: two writes within one tick of the file-time clock (a few ms) would look
 // the same by their times.
@@ -129,14 +133,9 @@ std::string BlockingFilesStamp(const std::string& root) {
   for (const char* name : kBlockingFiles) {
     std::string path = root == "/" ? std::string() : root;
     path.append("/").append(name);
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      stamp += '-';
-      continue;
-    }
-    std::ostringstream content;
-    content << in.rdbuf();
-    stamp += '+' + std::to_string(content.str().size()) + ':' + content.str();
+    Result<std::string> content = ReadFileBytes(path, kMaxIgnoreFileBytes);
+    stamp += content.ok() ? '+' + std::to_string(content->size()) + ':' + *content
+                          : '-' + content.error().message() + '\n';
   }
   return stamp;
 }
@@ -170,33 +169,15 @@ Result<std::shared_ptr<const Workspace>> Workspace::Open(std::string_view root) 
   for (const char* name : kBlockingFiles) {
     std::string path = canonical == "/" ? std::string() : canonical;
     path.append("/").append(name);  // Appending avoids GCC 12's false -Wrestrict at -O3.
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-      if (errno == ENOENT) continue;
-      return ErrnoError("read '" + path + "'", errno);
+    // A link to a device or a FIFO (a cloned repository can hold one) is refused, not read for
+    // ever or waited on.
+    Result<std::string> content = ReadFileBytes(path, kMaxIgnoreFileBytes);
+    if (!content.ok() && content.error().code() == ErrorCode::kNotFound) continue;
+    if (!content.ok()) {
+      return Error(content.error().code(), "open workspace: " + content.error().message() +
+                                               "; it must be a file of ignore patterns");
     }
-    struct stat file_info;
-    if (::fstat(fd, &file_info) != 0 || !S_ISREG(file_info.st_mode)) {
-      ::close(fd);
-      return Error(
-          ErrorCode::kInvalidArgument,
-          "open workspace: '" + path + "' is not a regular file; it must hold ignore patterns");
-    }
-    std::string content;
-    std::array<char, 16384> buffer;
-    while (true) {
-      ssize_t count = ::read(fd, buffer.data(), buffer.size());
-      if (count < 0 && errno == EINTR) continue;
-      if (count < 0) {
-        int err = errno;
-        ::close(fd);
-        return ErrnoError("read '" + path + "'", err);
-      }
-      if (count == 0) break;
-      content.append(buffer.data(), static_cast<size_t>(count));
-    }
-    ::close(fd);
-    blocking->AddPatterns(content);
+    blocking->AddPatterns(*content);
     // Kilo Code also blocks the ignore file itself once it exists.
     blocking->AddPatterns(name);
     blocking->AddSourceFile(path);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
 
@@ -27,6 +28,22 @@ TEST(WorkspaceOpenTest, RejectsMissingRootAndFiles) {
   auto file = Workspace::Open(tree.Path("file.txt"));
   ASSERT_FALSE(file.ok());
   EXPECT_EQ(file.error().code(), ErrorCode::kInvalidArgument);
+}
+
+// An ignore file that is a FIFO or a link to a device (a cloned repository can hold either) is
+// refused at once: not waited on, not read for ever.
+TEST(WorkspaceOpenTest, AnIgnoreFileThatIsNoFileIsRefusedAtOnce) {
+  TempTree fifo;
+  ASSERT_EQ(::mkfifo(fifo.Path(".kilocodeignore").c_str(), 0600), 0);
+  auto waited = Workspace::Open(fifo.root());
+  ASSERT_FALSE(waited.ok());
+  EXPECT_NE(waited.error().message().find("it must be a file of ignore patterns"),
+            std::string::npos)
+      << waited.error().message();
+  TempTree device;
+  device.Symlink("/dev/zero", ".kilocodeignore");
+  auto endless = Workspace::Open(device.root());
+  ASSERT_FALSE(endless.ok());
 }
 
 TEST(WorkspaceOpenTest, RootIsCanonical) {
