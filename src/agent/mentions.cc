@@ -169,11 +169,18 @@ std::string PathBody(const workspace::Workspace& workspace, const ToolSettings& 
   const bool is_cut = size > kMaxMentionFileBytes;
   std::ifstream in(resolved->absolute, std::ios::binary);
   if (!in) return "(Not included: cannot read '" + path + "'.)";
-  std::string raw(static_cast<size_t>(std::min<uintmax_t>(size, kMaxMentionFileBytes)), '\0');
+  // The first 8 KiB tell a binary file, which is read no further (a folder may hold many).
+  const size_t wanted = static_cast<size_t>(std::min<uintmax_t>(size, kMaxMentionFileBytes));
+  std::string raw(std::min<size_t>(wanted, 8192), '\0');
   in.read(raw.data(), static_cast<std::streamsize>(raw.size()));
   raw.resize(static_cast<size_t>(in.gcount()));
-  if (workspace::LooksBinary(std::string_view(raw).substr(0, 8192))) {
+  if (workspace::LooksBinary(raw)) {
     return "(Binary file '" + path + "', " + std::to_string(size) + " bytes: content not shown.)";
+  }
+  if (size_t have = raw.size(); wanted > have) {
+    raw.resize(wanted);
+    in.read(raw.data() + have, static_cast<std::streamsize>(wanted - have));
+    raw.resize(have + static_cast<size_t>(in.gcount()));
   }
   if (is_cut) raw.resize(raw.rfind('\n') == std::string::npos ? 0 : raw.rfind('\n') + 1);
   std::string text = workspace::DecodeText(raw).text;
@@ -258,54 +265,69 @@ std::string ShellQuoted(std::string_view text) {
 // kMaxGitDiffLines. Paths are the workspace's own (a subdirectory of a repository sees its
 // changes only, named from its root).
 std::string GitWorkingState(const workspace::Workspace& workspace) {
+  // Names as they are, taken literally (a file named '*' is no glob), in output the user's
+  // configuration does not colour or hand to an external diff.
+  constexpr std::string_view kGit = "git -c core.quotepath=off --literal-pathspecs ";
   bool ok = false;
-  std::string status = RunGit(workspace, "git -c core.quotepath=off status --short -- .", &ok);
+  std::string status =
+      RunGit(workspace, std::string(kGit) + "-c color.status=false status --short -- .", &ok);
   if (!ok) {
     return "(Not available: git status failed in the workspace — is it a git repository?)\n" +
            status;
   }
   if (status.empty()) return "No changes in the working directory.";
   std::string body = "Working directory changes:\n\n" + status;
+  // -z: names without C quoting (a '"', '\\' or tab in one).
   std::string base = "HEAD ";
   std::string names =
-      RunGit(workspace, "git -c core.quotepath=off diff HEAD --name-only --relative -- .", &ok);
+      RunGit(workspace, std::string(kGit) + "diff HEAD --name-only -z --relative -- .", &ok);
   if (!ok) {  // No commit yet: the staged changes.
     base = "--cached ";
-    names = RunGit(workspace, "git -c core.quotepath=off diff --cached --name-only --relative -- .",
-                   &ok);
+    names =
+        RunGit(workspace, std::string(kGit) + "diff --cached --name-only -z --relative -- .", &ok);
   }
   if (!ok) return body;
   std::string paths;
-  size_t left_out = 0;
+  size_t blocked = 0;
+  size_t outside = 0;
   for (size_t at = 0; at < names.size();) {
-    size_t end = std::min(names.find('\n', at), names.size());
+    size_t end = std::min(names.find('\0', at), names.size());
     std::string name = names.substr(at, end - at);
     at = end + 1;
     if (name.empty()) continue;
     Result<workspace::ResolvedPath> resolved = workspace.Resolve(name, /*allow_outside=*/false);
-    if (resolved.ok() && !workspace.IsBlocked(*resolved)) {
-      paths += " " + ShellQuoted(name);
+    if (!resolved.ok()) {
+      ++outside;  // A link leading out of the workspace.
+    } else if (workspace.IsBlocked(*resolved)) {
+      ++blocked;
     } else {
-      ++left_out;
+      paths += " " + ShellQuoted(name);
     }
   }
-  if (paths.empty()) return body;
-  std::string diff = RunGit(workspace, "git diff " + base + "--relative --" + paths, &ok);
-  if (!ok || diff.empty()) return body;
+  std::string left_out;
+  if (blocked > 0) {
+    left_out += "\n\n(" + std::to_string(blocked) +
+                " changed file(s) left out of the diff: blocked by the .kilocodeignore file "
+                "settings.)";
+  }
+  if (outside > 0) {
+    left_out += "\n\n(" + std::to_string(outside) +
+                " changed file(s) left out of the diff: links leading outside the workspace.)";
+  }
+  if (paths.empty()) return body + left_out;
+  std::string diff = RunGit(
+      workspace,
+      std::string(kGit) + "diff --no-color --no-ext-diff " + base + "--relative --" + paths, &ok);
+  if (!ok || diff.empty()) return body + left_out;
   size_t lines = 0;
   for (size_t at = 0; at < diff.size(); ++at) {
     if (diff[at] != '\n' || ++lines < kMaxGitDiffLines) continue;
-    size_t total = lines + static_cast<size_t>(std::count(diff.begin() + at, diff.end(), '\n'));
     diff.resize(at);
-    diff += "\n[Diff cut at " + std::to_string(kMaxGitDiffLines) + " of " + std::to_string(total) +
+    diff += "\n[Diff cut at " + std::to_string(kMaxGitDiffLines) +
             " lines. Run git diff for the rest.]";
     break;
   }
-  body += "\n\nDiff:\n" + diff;
-  if (left_out > 0) {
-    body += "\n\n(" + std::to_string(left_out) +
-            " changed file(s) left out of the diff: blocked by the .kilocodeignore file settings.)";
-  }
+  body += "\n\nDiff:\n" + diff + left_out;
   return body;
 }
 

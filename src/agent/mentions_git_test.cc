@@ -47,6 +47,9 @@ TEST(MentionsGitTest, TheWorkspacesOwnChangesWithoutBlockedContents) {
   tree.File("ws/.kilocodeignore", "secret.env\n");
   tree.File("ws/secret.env", "KEY=1\n");
   tree.File("ws/it's.txt", "x\n");
+  tree.File("ws/zlong.txt", "x\n");
+  tree.File("ws/sec*", "glob\n");
+  tree.File("ws/say \"hi\"\tnow.txt", "q\n");
   std::string setup = "cd '" + tree.root() +
                       "' && git init -q && git -c user.name=t -c user.email=t@t add -A && "
                       "git -c user.name=t -c user.email=t@t commit -q -m init";
@@ -55,7 +58,10 @@ TEST(MentionsGitTest, TheWorkspacesOwnChangesWithoutBlockedContents) {
   tree.File("ws/secret.env", "KEY=leaked-value\n");
   std::string long_text;
   for (int i = 0; i < 600; ++i) long_text += "line " + std::to_string(i) + "\n";
-  tree.File("ws/it's.txt", long_text);
+  tree.File("ws/it's.txt", "changed\n");
+  tree.File("ws/zlong.txt", long_text);  // Last in the diff: the cut leaves the others whole.
+  tree.File("ws/sec*", "glob changed\n");
+  tree.File("ws/say \"hi\"\tnow.txt", "quoted changed\n");
   Result<std::shared_ptr<const workspace::Workspace>> ws =
       workspace::Workspace::Open(tree.Path("ws"));
   ASSERT_TRUE(ws.ok());
@@ -64,7 +70,10 @@ TEST(MentionsGitTest, TheWorkspacesOwnChangesWithoutBlockedContents) {
   EXPECT_EQ(out.find("leaked-value"), std::string::npos) << out;
   EXPECT_NE(out.find(" M secret.env\n"), std::string::npos) << out;
   EXPECT_NE(out.find("diff --git a/it's.txt b/it's.txt"), std::string::npos) << out;
-  EXPECT_NE(out.find("[Diff cut at 500 of "), std::string::npos) << out;
+  // Names taken literally ('sec*' is no glob for secret.env) and as they are.
+  EXPECT_NE(out.find("+glob changed"), std::string::npos) << out;
+  EXPECT_NE(out.find("+quoted changed"), std::string::npos) << out;
+  EXPECT_NE(out.find("[Diff cut at 500 lines"), std::string::npos) << out;
   EXPECT_NE(out.find("1 changed file(s) left out of the diff"), std::string::npos) << out;
 }
 
