@@ -1118,6 +1118,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
   }
   state.awaiting = State::Awaiting::kNothing;
   state.suggestions.clear();
+  state.consecutive_mistakes = 0;  // The user's word starts the count again.
   {
     std::lock_guard lock(session.mutex_);
     state.status = SessionStatus::kActive;
@@ -1206,7 +1207,8 @@ Result<StopReason> Session::Turn::Loop(std::vector<llm::ContentPart> parts) {
       return EndWithMessage(Paragraph("The model has made ") +
                             std::to_string(settings.mistake_limit) +
                             " mistakes in a row (replies without a tool call, or calls with "
-                            "malformed or missing parameters). Reply with guidance to continue, "
+                            "malformed or missing parameters, or calls the mode does not allow). "
+                            "Reply with guidance to continue, "
                             "e.g. how to break the task down.");
     }
     if (requests >= settings.max_requests_per_turn) {

@@ -84,12 +84,13 @@ Session::Turn::ToolOutcome Session::Turn::RunChild(const std::shared_ptr<Session
    private:
     // The child's tool call ids, made the parent's own: the two sessions number their calls
     // alike (XML calls, providers with fixed ids), and an editor took the child's first call
-    // for the parent's new_task.
+    // for the parent's new_task. The prefix is the child id's random end: subtasks started
+    // within seconds share its start (time), and their cards took each other's place.
     std::string Key(const std::string& id) const { return prefix_ + id; }
 
     Turn& parent_;
     std::string prefix_;
-  } forward(*this, "sub_" + child->id().substr(0, 8) + "_");
+  } forward(*this, "sub_" + child->id().substr(child->id().size() - 8) + "_");
   {
     std::lock_guard lock(session.mutex_);
     state.active_child = child;

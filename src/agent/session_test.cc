@@ -156,6 +156,18 @@ class TestClient : public SessionClient {
       }
     }
     if (to_cancel != nullptr) to_cancel->Cancel();
+    std::function<void()> action;
+    {
+      std::lock_guard lock(mutex_);
+      if (action_ && update.kind == action_on_) action.swap(action_);
+    }
+    if (action) action();
+  }
+  // Runs `action` once, when the first update of `kind` arrives.
+  void DoOn(SessionUpdate::Kind kind, std::function<void()> action) {
+    std::lock_guard lock(mutex_);
+    action_on_ = kind;
+    action_ = std::move(action);
   }
 
   PermissionReply RequestPermission(const std::string&, const PermissionRequest& request,
@@ -278,6 +290,8 @@ class TestClient : public SessionClient {
   std::vector<PermissionRequest> permissions_;
   std::deque<Answer> answers_;
   SessionUpdate::Kind cancel_on_ = SessionUpdate::Kind::kAgentMessageChunk;
+  SessionUpdate::Kind action_on_ = SessionUpdate::Kind::kUserMessageChunk;
+  std::function<void()> action_;
   Session* cancel_session_ = nullptr;
   std::optional<Clock::time_point> cancelled_at_;
 };
@@ -1463,9 +1477,49 @@ TEST_F(SessionTest, ASwitchToAModeWithoutTheToolWhileItAwaitsApprovalStopsIt) {
   EXPECT_EQ(ReadFile(workspace_ + "/f.py"), "a = 1\n");
   std::vector<json> bodies = Bodies();
   ASSERT_EQ(bodies.size(), 2u);
-  EXPECT_NE(ToolResultOf(bodies[1], "w1").value_or("").find("switched to mode 'ask'"),
+  const std::string result = ToolResultOf(bodies[1], "w1").value_or("");
+  EXPECT_NE(result.find("switched to mode 'ask'"), std::string::npos) << result;
+  EXPECT_EQ(result.find("The user denied"), std::string::npos) << result;
+}
+
+// A call the user would not be asked about (auto-approved) is not run either when the user
+// switched, during the model's reply, to a mode that does not allow it; the refusal is not the
+// model's mistake.
+TEST_F(SessionTest, ASwitchDuringTheReplyStopsAnAutoApprovedCall) {
+  WriteFile(workspace_ + "/f.py", "a = 1\n");
+  AgentSettings settings = Settings();
+  settings.approvals.write = true;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(WriteCall("w1", "f.py", "a = 3"));
+  Enqueue(OpenAiToolCall("done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  // The switch lands while the turn runs, before the call: as an editor's set_mode would.
+  client.DoOn(SessionUpdate::Kind::kUserMessageChunk,
+              [&] { ASSERT_TRUE(session->SetMode("ask", &client).ok()); });
+  EXPECT_EQ(MustPrompt(*session, "Change it", client), StopReason::kEndTurn);
+  EXPECT_EQ(ReadFile(workspace_ + "/f.py"), "a = 1\n");
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_NE(ToolResultOf(bodies[1], "w1").value_or("").find("not allowed in mode 'ask'"),
             std::string::npos)
       << ToolResultOf(bodies[1], "w1").value_or("");
+}
+
+// Mistakes are counted within a turn: two refused calls and a failed request, then one more
+// refusal in the next turn, do not make three in a row.
+TEST_F(SessionTest, TheMistakeCountStartsAgainWithTheUsersMessage) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine, {}, "ask");
+  Enqueue(WriteCall("w1", "a.txt", "a"));
+  Enqueue(WriteCall("w2", "a.txt", "a"));
+  Enqueue(testing::MakeResponse(400, R"({"error":{"message":"bad request"}})"));
+  TestClient client;
+  (void)session->Prompt("Write it", client);
+  Enqueue(WriteCall("w3", "a.txt", "a"));
+  Enqueue(OpenAiToolCall("done", "attempt_completion", CompletionArgs("Explained.")));
+  EXPECT_EQ(MustPrompt(*session, "Just explain", client), StopReason::kEndTurn);
+  EXPECT_EQ(client.AgentText().find("mistakes in a row"), std::string::npos) << client.AgentText();
 }
 
 // ---- 4. Mistake limit --------------------------------------------------------------------------

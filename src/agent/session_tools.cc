@@ -670,7 +670,17 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
                       "). Call it again with a complete JSON object of its parameters.",
                   true, json::object());
   }
+  // A mode the user switched to during the turn decides from its next request on; what a call
+  // of this reply may do, it decides now (the user switched to ask to stop the edits).
   const ModeConfig* mode = FindMode(state.modes, state.mode);
+  bool is_switched = false;  // A refusal then is the user's doing, not the model's mistake.
+  {
+    std::lock_guard lock(session.mutex_);
+    if (const ModeConfig* next = FindMode(state.modes, state.pending_mode)) {
+      mode = next;
+      is_switched = true;
+    }
+  }
   std::string path = FirstPathArgument(args);
   // A mode's file limits judge the file the path leads to, seen from the root: "./src/a.ts"
   // and the absolute path are "src/a.ts"; a link "notes.md" to "main.py" does not let architect
@@ -684,7 +694,7 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
     }
   }
   if (Status allowed = CheckToolAllowed(*mode, call.name, judged); !allowed.ok()) {
-    return refuse(allowed.error().message(), true, args);
+    return refuse(allowed.error().message(), !is_switched, args);
   }
   if (call.name == "delete_file" && !path.empty()) {
     // Deleting a directory edits every file in it: each must be one the mode may edit.
@@ -832,8 +842,8 @@ ApprovalReply Session::Turn::Approve(const ApprovalRequest& request, const ToolC
                           reply.outcome == PermissionOutcome::kAllowAlways)) {
     std::string path = GroupOfTool(request.tool) == ToolGroup::kEdit ? request.target : "";
     if (Status allowed = CheckToolAllowed(*mode, request.tool, path); !allowed.ok()) {
-      return {false, "Not run: while it awaited approval the user switched to mode '" + new_mode +
-                         "', which does not allow it. " + allowed.error().message()};
+      return {.refusal = "Not run: while this awaited approval the user switched to mode '" +
+                         new_mode + "', which does not allow it. Go on in that mode."};
     }
   }
   switch (reply.outcome) {

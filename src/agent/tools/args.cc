@@ -262,7 +262,10 @@ Result<ApprovalReply> AskApproval(ToolContext& context, ApprovalKind kind, std::
 Result<ApprovalReply> AskApproval(ToolContext& context, const ApprovalRequest& request) {
   ApprovalReply reply = context.host.Ask(request);
   if (reply.cancelled) return Error(ErrorCode::kCancelled, std::string(ApprovalCancelledText()));
-  if (!reply.approved) return Error(ErrorCode::kPermissionDenied, DeniedText(reply.feedback));
+  if (!reply.approved) {
+    return Error(ErrorCode::kPermissionDenied,
+                 reply.refusal.empty() ? DeniedText(reply.feedback) : reply.refusal);
+  }
   return reply;
 }
 

@@ -195,6 +195,7 @@ bool ReadOne(ToolContext& context, const FileRequest& request, std::string& out,
   if (!reply.approved) {
     AppendFileError(out, request.path, "status",
                     reply.cancelled          ? std::string(ApprovalCancelledText())
+                    : !reply.refusal.empty() ? reply.refusal
                     : reply.feedback.empty() ? "Denied by user"
                                              : "Denied by user. Feedback: " + reply.feedback);
     return false;

@@ -45,6 +45,9 @@ struct ApprovalReply {
   bool approved = false;
   std::string feedback;  // Optional words from the user; reaches the model with the result.
   bool cancelled = false;  // Not approved because the turn was cancelled: nobody said no.
+  // Not approved, and not by the user's answer (a mode the user switched to meanwhile forbids
+  // it): the reason, said to the model as it is.
+  std::string refusal;
 };
 
 // What a tool may ask of whoever runs it (a session, or the CLI). Must outlive the Run() call.
