@@ -17,13 +17,18 @@ std::string Expand(const TempTree& tree, std::string_view text) {
   return ExpandMentions(text, **ws, ToolSettings{});
 }
 
+// Makes the tree a repository with everything in it committed.
+bool CommitAll(const TempTree& tree) {
+  std::string setup = "cd '" + tree.root() +
+                      "' && git init -q && git -c user.name=t -c user.email=t@t add -A && "
+                      "git -c user.name=t -c user.email=t@t commit -q -m init";
+  return std::system(setup.c_str()) == 0;
+}
+
 TEST(MentionsGitTest, WorkingStateOfARepository) {
   TempTree tree;
   tree.File("a.txt", "one\n");
-  std::string setup = "cd '" + tree.root() +
-                      "' && git init -q && git -c user.name=t -c user.email=t@t add a.txt && "
-                      "git -c user.name=t -c user.email=t@t commit -q -m init";
-  ASSERT_EQ(std::system(setup.c_str()), 0);
+  ASSERT_TRUE(CommitAll(tree));
   EXPECT_EQ(Expand(tree, "@git-changes"),
             "Working directory changes (see below for details)\n\n<git_working_state>\n"
             "No changes in the working directory.\n</git_working_state>");
@@ -50,10 +55,7 @@ TEST(MentionsGitTest, TheWorkspacesOwnChangesWithoutBlockedContents) {
   tree.File("ws/zlong.txt", "x\n");
   tree.File("ws/sec*", "glob\n");
   tree.File("ws/say \"hi\"\tnow.txt", "q\n");
-  std::string setup = "cd '" + tree.root() +
-                      "' && git init -q && git -c user.name=t -c user.email=t@t add -A && "
-                      "git -c user.name=t -c user.email=t@t commit -q -m init";
-  ASSERT_EQ(std::system(setup.c_str()), 0);
+  ASSERT_TRUE(CommitAll(tree));
   tree.File("outside.txt", "changed outside\n");
   tree.File("ws/secret.env", "KEY=leaked-value\n");
   std::string long_text;
