@@ -181,7 +181,7 @@ TEST(ReadMessageStartTest, FindsTheTopLevelIdAndKind) {
   EXPECT_EQ(id_of(R"({"jsonrpc":"2.0","id":17,"method":"x","params":{"pad":"xx)"), "17");
   EXPECT_EQ(id_of(R"({ "id" : "a\"b", "method")"), R"("a\"b")");
   EXPECT_EQ(id_of(R"({"method":"x","params":{"id":3,"text":"\"id\":4"},"id":5})"), "5");
-  EXPECT_EQ(id_of(R"({"method":"x","params":{"id":3,"text":"xxxx)"), "null");
+  EXPECT_EQ(id_of(R"({"method":"x","params":{"id":3,"text":"the line is cut he)"), "null");
   EXPECT_EQ(id_of(R"({"method":"x","text":"id","id")"), "null");
   EXPECT_EQ(id_of(R"({"id":12)"), "null");  // Maybe 123: not whole.
   EXPECT_EQ(id_of(R"({"id":null,"x":1})"), "null");
