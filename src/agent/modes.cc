@@ -7,10 +7,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "workspace/text.h"
 
@@ -400,6 +398,12 @@ const ModeConfig* FindMode(const std::vector<ModeConfig>& modes, std::string_vie
   return nullptr;
 }
 
+std::string ModeSlugs(const std::vector<ModeConfig>& modes) {
+  std::string slugs;
+  for (const ModeConfig& mode : modes) slugs += (slugs.empty() ? "" : ", ") + mode.slug;
+  return slugs;
+}
+
 Result<std::vector<ModeConfig>> ParseCustomModes(std::string_view text, std::string_view label,
                                                  ModeSource source) {
   ASSIGN_OR_RETURN(json document, ParseDocument(text, label));
@@ -459,8 +463,7 @@ LoadedModes LoadModes(std::string_view global_modes_file, std::string_view works
 }
 
 std::string ModeNames(const LoadedModes& loaded) {
-  std::string names;
-  for (const ModeConfig& mode : loaded.modes) names += (names.empty() ? "" : ", ") + mode.slug;
+  std::string names = ModeSlugs(loaded.modes);
   std::string problems = ModeProblemsText(loaded);
   return problems.empty() ? names : names + ". " + problems;
 }

@@ -14,10 +14,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <ranges>
-#include <sstream>
 #include <vector>
 
 #include "workspace/ignore.h"
