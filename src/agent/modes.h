@@ -42,6 +42,8 @@ const std::vector<ModeConfig>& BuiltinModes();
 
 // nullptr when no mode has the slug.
 const ModeConfig* FindMode(const std::vector<ModeConfig>& modes, std::string_view slug);
+// "code, architect, ask, …": the slugs of `modes` in order, for messages naming them.
+std::string ModeSlugs(const std::vector<ModeConfig>& modes);
 
 // Built-in modes, then the modes of `global_modes_file` (e.g. $XDG_CONFIG_HOME/lapce-ai/
 // modes.yaml; "" = none), then `<workspace_root>/.kilocodemodes`; a later mode replaces an

@@ -1452,7 +1452,6 @@ bool Session::DiscardIfEmpty() {
 }
 
 Status Session::SetMode(std::string_view slug, SessionClient* client) {
-  std::string names;
   // A mode added to the modes files since the session opened can be chosen at once.
   std::optional<std::vector<ModeConfig>> reloaded;
   std::string root;  // Set when the mode is unknown and no turn runs (one re-reads the modes).
@@ -1474,9 +1473,8 @@ Status Session::SetMode(std::string_view slug, SessionClient* client) {
       // request.
       (running_.load() ? state_->pending_mode : state_->mode) = std::string(slug);
     } else {
-      for (const ModeConfig& mode : state_->modes) names += (names.empty() ? "" : ", ") + mode.slug;
-      return Error(ErrorCode::kNotFound,
-                   "unknown mode '" + std::string(slug) + "'; the modes are: " + names);
+      return Error(ErrorCode::kNotFound, "unknown mode '" + std::string(slug) +
+                                             "'; the modes are: " + ModeSlugs(state_->modes));
     }
   }
   SessionUpdate update = TextUpdate(SessionUpdate::Kind::kCurrentModeUpdate, std::string(slug));

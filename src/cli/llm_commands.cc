@@ -491,13 +491,9 @@ void CheckMode(const Config& config, DoctorReport& report) {
   if (agent::FindMode(loaded.modes, config.agent.mode) != nullptr) {
     return report.Line(true, "agent mode", config.agent.mode);
   }
-  std::string names;
-  for (const agent::ModeConfig& mode : loaded.modes) {
-    names += (names.empty() ? "" : ", ") + mode.slug;
-  }
   report.Line(false, "agent mode",
-              "agent.mode: unknown mode '" + config.agent.mode + "' (the modes here are: " + names +
-                  "); set agent.mode to one of them");
+              "agent.mode: unknown mode '" + config.agent.mode + "' (the modes here are: " +
+                  agent::ModeSlugs(loaded.modes) + "); set agent.mode to one of them");
 }
 
 // The configuration did not load: say why, and check what needs no configuration.
