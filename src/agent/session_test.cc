@@ -1460,50 +1460,49 @@ TEST_F(SessionTest, ToolCallIdsAServerRepeatsAreMadeUnique) {
       << bodies[2].dump();
 }
 
-// The user switches to ask mode while an edit awaits approval, then allows it: the switch wins,
-// the edit is not made, and the model is told why.
-TEST_F(SessionTest, ASwitchToAModeWithoutTheToolWhileItAwaitsApprovalStopsIt) {
-  WriteFile(workspace_ + "/f.py", "a = 1\n");
-  AgentSettings settings = Settings();
-  settings.approvals.write = false;
-  Engine& engine = MakeEngine(MakePool({"p"}), settings);
-  std::shared_ptr<Session> session = NewSession(engine);
-  Enqueue(WriteCall("w1", "f.py", "a = 3"));
-  Enqueue(OpenAiToolCall("done", "attempt_completion", CompletionArgs("Done.")));
-  TestClient client;
-  client.AnswerNextAfter([&] { ASSERT_TRUE(session->SetMode("ask", &client).ok()); },
-                         PermissionOutcome::kAllowOnce);
-  EXPECT_EQ(MustPrompt(*session, "Change it", client), StopReason::kEndTurn);
-  EXPECT_EQ(ReadFile(workspace_ + "/f.py"), "a = 1\n");
-  std::vector<json> bodies = Bodies();
-  ASSERT_EQ(bodies.size(), 2u);
-  const std::string result = ToolResultOf(bodies[1], "w1").value_or("");
+// The model asks to edit f.py and the user switches to ask mode at the moment `arrange` sets up;
+// the edit must not be made. Returns what the model was told of it.
+class ModeSwitchTest : public SessionTest {
+ protected:
+  std::string EditAfterSwitchToAsk(bool auto_approve_writes,
+                                   const std::function<void(Session&, TestClient&)>& arrange) {
+    WriteFile(workspace_ + "/f.py", "a = 1\n");
+    AgentSettings settings = Settings();
+    settings.approvals.write = auto_approve_writes;
+    Engine& engine = MakeEngine(MakePool({"p"}), settings);
+    std::shared_ptr<Session> session = NewSession(engine);
+    Enqueue(WriteCall("w1", "f.py", "a = 3"));
+    Enqueue(OpenAiToolCall("done", "attempt_completion", CompletionArgs("Done.")));
+    TestClient client;
+    arrange(*session, client);
+    EXPECT_EQ(MustPrompt(*session, "Change it", client), StopReason::kEndTurn);
+    EXPECT_EQ(ReadFile(workspace_ + "/f.py"), "a = 1\n");
+    std::vector<json> bodies = Bodies();
+    EXPECT_EQ(bodies.size(), 2u);
+    return bodies.size() < 2 ? "" : ToolResultOf(bodies[1], "w1").value_or("");
+  }
+};
+
+// The switch comes while the edit awaits approval, and then the user allows it: the switch wins,
+// and the model is told why, not that the user denied it.
+TEST_F(ModeSwitchTest, ASwitchToAModeWithoutTheToolWhileItAwaitsApprovalStopsIt) {
+  const std::string result = EditAfterSwitchToAsk(false, [](Session& session, TestClient& client) {
+    client.AnswerNextAfter([&] { ASSERT_TRUE(session.SetMode("ask", &client).ok()); },
+                           PermissionOutcome::kAllowOnce);
+  });
   EXPECT_NE(result.find("switched to mode 'ask'"), std::string::npos) << result;
   EXPECT_EQ(result.find("The user denied"), std::string::npos) << result;
 }
 
-// A call the user would not be asked about (auto-approved) is not run either when the user
-// switched, during the model's reply, to a mode that does not allow it; the refusal is not the
-// model's mistake.
-TEST_F(SessionTest, ASwitchDuringTheReplyStopsAnAutoApprovedCall) {
-  WriteFile(workspace_ + "/f.py", "a = 1\n");
-  AgentSettings settings = Settings();
-  settings.approvals.write = true;
-  Engine& engine = MakeEngine(MakePool({"p"}), settings);
-  std::shared_ptr<Session> session = NewSession(engine);
-  Enqueue(WriteCall("w1", "f.py", "a = 3"));
-  Enqueue(OpenAiToolCall("done", "attempt_completion", CompletionArgs("Done.")));
-  TestClient client;
-  // The switch lands while the turn runs, before the call: as an editor's set_mode would.
-  client.DoOn(SessionUpdate::Kind::kUserMessageChunk,
-              [&] { ASSERT_TRUE(session->SetMode("ask", &client).ok()); });
-  EXPECT_EQ(MustPrompt(*session, "Change it", client), StopReason::kEndTurn);
-  EXPECT_EQ(ReadFile(workspace_ + "/f.py"), "a = 1\n");
-  std::vector<json> bodies = Bodies();
-  ASSERT_EQ(bodies.size(), 2u);
-  EXPECT_NE(ToolResultOf(bodies[1], "w1").value_or("").find("not allowed in mode 'ask'"),
-            std::string::npos)
-      << ToolResultOf(bodies[1], "w1").value_or("");
+// A call the user would not be asked about (auto-approved) is not run either when the switch
+// comes during the model's reply, as an editor's set_mode would; the refusal is not the model's
+// mistake.
+TEST_F(ModeSwitchTest, ASwitchDuringTheReplyStopsAnAutoApprovedCall) {
+  const std::string result = EditAfterSwitchToAsk(true, [](Session& session, TestClient& client) {
+    client.DoOn(SessionUpdate::Kind::kUserMessageChunk,
+                [&] { ASSERT_TRUE(session.SetMode("ask", &client).ok()); });
+  });
+  EXPECT_NE(result.find("not allowed in mode 'ask'"), std::string::npos) << result;
 }
 
 // Mistakes are counted within a turn: two refused calls and a failed request, then one more
