@@ -264,6 +264,15 @@ StreamError ErrorFromResponse(const Endpoint& endpoint, std::string_view model, 
   const std::vector<std::string> secrets = SecretsOf(endpoint);
   detail = RedactAll(std::move(detail), secrets);
   std::string suffix = detail.empty() ? "" : " (" + detail + ")";
+  // A detail that only repeats what the message says ("429: rate limited (Rate limited.)") is
+  // left out.
+  auto unless_said = [&](std::string_view said) {
+    std::string_view bare = detail;
+    while (!bare.empty() && std::ispunct(static_cast<unsigned char>(bare.back()))) {
+      bare.remove_suffix(1);
+    }
+    return Lower(bare) == said ? std::string() : suffix;
+  };
   std::string prefix = fmt::format("{} from {}: ", status, endpoint.provider);
 
   StreamError error;
@@ -317,13 +326,14 @@ StreamError ErrorFromResponse(const Endpoint& endpoint, std::string_view model, 
     } else {
       error.kind = ErrorKind::kRateLimited;
       error.message =
-          prefix + "rate limited" + suffix +
+          prefix + "rate limited" + unless_said("rate limited") +
           (error.retry_after ? "; retry after " + DelayText(*error.retry_after)
                              : std::string("; retry later"));
     }
   } else if (status == 529 || KindOfErrorText(type, detail) == ErrorKind::kOverloaded) {
     error.kind = ErrorKind::kOverloaded;
-    error.message = prefix + "the provider is overloaded" + suffix + "; retry later";
+    error.message = prefix + "the provider is overloaded" +
+                    unless_said("overloaded") + "; retry later";
   } else if (status == 408) {
     error.kind = ErrorKind::kTimeout;
     error.message = prefix + "the provider timed out the request" + suffix;

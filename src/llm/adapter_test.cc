@@ -818,6 +818,14 @@ TEST(ErrorFromResponseTest, StatusesMapToWhatTheUserCanDo) {
   EXPECT_EQ(kind(408, "").kind, ErrorKind::kTimeout);
   EXPECT_EQ(kind(500, "<html>oops</html>").message,
             "500 from anthropic: server error (<html>oops</html>); retry later");
+  // A detail that only repeats the message is not said twice.
+  EXPECT_EQ(kind(429, R"({"error":{"message":"Rate limited."}})").message,
+            "429 from anthropic: rate limited; retry later");
+  EXPECT_EQ(kind(529, R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})")
+                .message,
+            "529 from anthropic: the provider is overloaded; retry later");
+  EXPECT_EQ(kind(429, "Too Many Requests").message,
+            "429 from anthropic: rate limited (Too Many Requests); retry later");
 }
 
 TEST(ProviderTableTest, KnownProvidersAndDefaults) {
