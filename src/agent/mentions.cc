@@ -331,6 +331,13 @@ std::string GitWorkingState(const workspace::Workspace& workspace) {
   return body;
 }
 
+// One key for the ways of naming a path: "@/d", "@/d/" and "@/./d" are one folder.
+std::string MentionKey(std::string_view path) {
+  std::string key = std::filesystem::path(path).lexically_normal().string();
+  if (key.size() > 1 && key.ends_with('/')) key.pop_back();
+  return key;
+}
+
 }  // namespace
 
 std::string ExpandMentions(std::string_view text, const workspace::Workspace& workspace,
@@ -347,7 +354,8 @@ std::string ExpandMentions(std::string_view text, const workspace::Workspace& wo
     if (!mention) continue;
     out.append(text.substr(copied, mention->begin - copied));
     copied = mention->end;
-    std::string key = mention->kind == MentionKind::kGitChanges ? "@git-changes" : mention->path;
+    std::string key =
+        mention->kind == MentionKind::kGitChanges ? "@git-changes" : MentionKey(mention->path);
     bool is_new = std::find(seen.begin(), seen.end(), key) == seen.end();
     if (is_new) seen.push_back(key);
     if (mention->kind == MentionKind::kGitChanges) {
@@ -372,11 +380,12 @@ std::string ExpandMentions(std::string_view text, const workspace::Workspace& wo
       std::string folder = mention->path.ends_with('/') ? mention->path : mention->path + "/";
       for (const std::string& name : files) {
         std::string file = folder + name;
-        if (budget == 0 || std::find(seen.begin(), seen.end(), file) != seen.end()) continue;
+        std::string file_key = MentionKey(file);
+        if (budget == 0 || std::find(seen.begin(), seen.end(), file_key) != seen.end()) continue;
         bool is_file_folder = false;
         std::string content = PathBody(workspace, settings, file, &is_file_folder);
         if (is_file_folder || content.starts_with("(Binary file")) continue;
-        seen.push_back(file);
+        seen.push_back(std::move(file_key));
         CutToBudget(content, budget);
         AppendBlock(blocks, "file_content", file, content);
       }

@@ -57,6 +57,10 @@ TEST_F(MentionsTest, FolderMentionListsTopLevelAndGivesItsFiles) {
   EXPECT_EQ(out.find("<file_content path=\"src/util.h\">"),
             out.rfind("<file_content path=\"src/util.h\">"))
       << out;
+  // One folder named three ways is listed once.
+  out = Expand("@/src and @/src/ and @/./src");
+  EXPECT_NE(out.find("<folder_content"), std::string::npos) << out;
+  EXPECT_EQ(out.find("<folder_content"), out.rfind("<folder_content")) << out;
 }
 
 // Parentheses around a mention are the sentence's ("src/(group)/page.tsx" keeps its own).
