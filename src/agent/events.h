@@ -94,7 +94,9 @@ inline constexpr std::string_view kTurnErrorEvent = "turn_error";
 // A question to the user before a tool with side effects runs.
 struct PermissionRequest {
   ToolCallInfo tool;  // The pending call, with its diff or command as content.
-  bool can_always = true;  // Whether "always" options make sense (they do for categories).
+  // Whether "always" options make sense: they do for categories, not for a command that would
+  // be asked again anyway.
+  bool can_always = true;
   // tool.title is a whole question (a limit on requests or cost: go on?), not an operation to
   // allow. Feedback given instead of an answer means go on, with those words for the model.
   bool is_question = false;

@@ -1452,30 +1452,32 @@ bool Session::DiscardIfEmpty() {
 }
 
 Status Session::SetMode(std::string_view slug, SessionClient* client) {
-  // A mode added to the modes files since the session opened can be chosen at once.
-  std::optional<std::vector<ModeConfig>> reloaded;
-  std::string root;  // Set when the mode is unknown and no turn runs (one re-reads the modes).
+  // With no turn running the modes files are read again: a mode added since the last prompt can
+  // be chosen at once, and one whose file has since been removed or broken is refused now, saying
+  // why, rather than at the next prompt. A running turn keeps the modes it started with.
+  std::string root;
   {
     std::lock_guard lock(mutex_);
-    if (FindMode(state_->modes, slug) == nullptr && !running_.load()) {
-      root = state_->workspace->root();
-    }
+    if (!running_.load()) root = state_->workspace->root();
   }
-  if (!root.empty()) {
-    LoadedModes loaded = LoadModes(engine_.settings_.global_modes_file, root);
-    if (FindMode(loaded.modes, slug) != nullptr) reloaded = std::move(loaded.modes);
-  }
+  std::optional<LoadedModes> loaded;
+  if (!root.empty()) loaded = LoadModes(engine_.settings_.global_modes_file, root);
   {
     std::lock_guard lock(mutex_);
-    if (reloaded && !running_.load()) state_->modes = std::move(*reloaded);
-    if (FindMode(state_->modes, slug) != nullptr) {
-      // While a turn runs only its thread touches `mode`; it takes the change before its next
-      // request.
-      (running_.load() ? state_->pending_mode : state_->mode) = std::string(slug);
-    } else {
-      return Error(ErrorCode::kNotFound, "unknown mode '" + std::string(slug) +
-                                             "'; the modes are: " + ModeSlugs(state_->modes));
+    if (running_.load()) loaded.reset();
+    const std::vector<ModeConfig>& modes = loaded ? loaded->modes : state_->modes;
+    if (FindMode(modes, slug) == nullptr) {
+      return Error(ErrorCode::kNotFound,
+                   "unknown mode '" + std::string(slug) + "'; the modes are: " +
+                       (loaded ? ModeNames(*loaded) : ModeSlugs(modes)));
     }
+    if (loaded) {
+      state_->modes = std::move(loaded->modes);
+      state_->mode_problems = std::move(loaded->problems);
+    }
+    // While a turn runs only its thread touches `mode`; it takes the change before its next
+    // request.
+    (running_.load() ? state_->pending_mode : state_->mode) = std::string(slug);
   }
   SessionUpdate update = TextUpdate(SessionUpdate::Kind::kCurrentModeUpdate, std::string(slug));
   const std::string acp_json = ToAcpJson(update);

@@ -1114,6 +1114,29 @@ TEST_F(SessionTest, AllowAlwaysCoversLaterCommandsAndCancelledAnswerStopsTurn) {
       << ToolResultOf(bodies[2], "call_2").value_or("");
 }
 
+// "Always allow" is not offered for a command that would be asked again anyway: one holding a
+// substitution, or a bare shell, which "always" cannot cover.
+TEST_F(SessionTest, AlwaysIsOfferedOnlyWhereItWouldHold) {
+  AgentSettings settings = Settings();
+  settings.approvals.execute = false;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(CommandCall("call_1", "echo $(date)"));
+  Enqueue(CommandCall("call_2", "sh"));
+  Enqueue(CommandCall("call_3", "ls"));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kAllowOnce);
+  client.AnswerNext(PermissionOutcome::kAllowOnce);
+  client.AnswerNext(PermissionOutcome::kAllowOnce);
+  EXPECT_EQ(MustPrompt(*session, "Run them", client), StopReason::kEndTurn);
+  std::vector<PermissionRequest> asked = client.permissions();
+  ASSERT_EQ(asked.size(), 3u);
+  EXPECT_FALSE(asked[0].can_always);
+  EXPECT_FALSE(asked[1].can_always);
+  EXPECT_TRUE(asked[2].can_always);
+}
+
 // "Always" answers are kept with the session: after a reload (the editor's next process), an
 // always-allowed command runs unasked and an always-rejected write is refused unasked.
 TEST_F(SessionTest, AlwaysAnswersHoldAfterAReload) {
@@ -2702,6 +2725,16 @@ TEST_F(SessionTest, RulesAndModesAreReadAgainForEachPrompt) {
   EXPECT_EQ(SystemPromptOf(bodies[1]).find("RULE_V1"), std::string::npos);
   EXPECT_TRUE(session->SetMode("extra", &client).ok());  // Known since the second prompt.
   ASSERT_TRUE(session->SetMode("docs", &client).ok());
+
+  // A mode whose file has broken since is refused at once, saying what is wrong with the file.
+  WriteFile(workspace_ + "/.kilocodemodes", modes + "  - slug: extra\n");
+  Status broken = session->SetMode("extra", &client);
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.error().message().find(
+                "A modes file was left out: .kilocodemodes: customModes[1]"),
+            std::string::npos)
+      << broken.error().message();
+  EXPECT_EQ(session->Info().mode, "docs");
 
   std::filesystem::remove(workspace_ + "/.kilocodemodes");
   Result<StopReason> refused = session->Prompt("third", client);

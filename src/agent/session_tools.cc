@@ -820,6 +820,13 @@ ApprovalReply Session::Turn::Approve(const ApprovalRequest& request, const ToolC
   PermissionRequest ask;
   ask.tool = call;
   ask.tool.status = ToolStatus::kPending;
+  if (request.kind == ApprovalKind::kCommand) {
+    // "Always" is offered only where it would hold: a command with $(…), a bare shell, or one
+    // reaching outside the workspace is asked each time, whatever was answered before.
+    AutoApproveSettings granted = state.approvals;
+    GrantAlways(granted, request);
+    ask.can_always = Decide(request, granted) == Decision::kApprove;
+  }
   if (request.has_texts) {
     ask.tool.content.push_back(
         EditDiff(call.locations.empty() ? request.target : call.locations[0].path, request.old_text,
