@@ -1468,8 +1468,8 @@ Status Session::SetMode(std::string_view slug, SessionClient* client) {
     const std::vector<ModeConfig>& modes = loaded ? loaded->modes : state_->modes;
     if (FindMode(modes, slug) == nullptr) {
       return Error(ErrorCode::kNotFound,
-                   "unknown mode '" + std::string(slug) + "'; the modes are: " +
-                       (loaded ? ModeNames(*loaded) : ModeSlugs(modes)));
+                   "unknown mode '" + std::string(slug) +
+                       "'; the modes are: " + (loaded ? ModeNames(*loaded) : ModeSlugs(modes)));
     }
     if (loaded) {
       state_->modes = std::move(loaded->modes);

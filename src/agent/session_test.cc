@@ -2730,9 +2730,9 @@ TEST_F(SessionTest, RulesAndModesAreReadAgainForEachPrompt) {
   WriteFile(workspace_ + "/.kilocodemodes", modes + "  - slug: extra\n");
   Status broken = session->SetMode("extra", &client);
   ASSERT_FALSE(broken.ok());
-  EXPECT_NE(broken.error().message().find(
-                "A modes file was left out: .kilocodemodes: customModes[1]"),
-            std::string::npos)
+  EXPECT_NE(
+      broken.error().message().find("A modes file was left out: .kilocodemodes: customModes[1]"),
+      std::string::npos)
       << broken.error().message();
   EXPECT_EQ(session->Info().mode, "docs");
 

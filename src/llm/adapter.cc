@@ -325,15 +325,14 @@ StreamError ErrorFromResponse(const Endpoint& endpoint, std::string_view model, 
       error.retry_after.reset();
     } else {
       error.kind = ErrorKind::kRateLimited;
-      error.message =
-          prefix + "rate limited" + unless_said("rate limited") +
-          (error.retry_after ? "; retry after " + DelayText(*error.retry_after)
-                             : std::string("; retry later"));
+      error.message = prefix + "rate limited" + unless_said("rate limited") +
+                      (error.retry_after ? "; retry after " + DelayText(*error.retry_after)
+                                         : std::string("; retry later"));
     }
   } else if (status == 529 || KindOfErrorText(type, detail) == ErrorKind::kOverloaded) {
     error.kind = ErrorKind::kOverloaded;
-    error.message = prefix + "the provider is overloaded" +
-                    unless_said("overloaded") + "; retry later";
+    error.message =
+        prefix + "the provider is overloaded" + unless_said("overloaded") + "; retry later";
   } else if (status == 408) {
     error.kind = ErrorKind::kTimeout;
     error.message = prefix + "the provider timed out the request" + suffix;

@@ -821,9 +821,10 @@ TEST(ErrorFromResponseTest, StatusesMapToWhatTheUserCanDo) {
   // A detail that only repeats the message is not said twice.
   EXPECT_EQ(kind(429, R"({"error":{"message":"Rate limited."}})").message,
             "429 from anthropic: rate limited; retry later");
-  EXPECT_EQ(kind(529, R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})")
-                .message,
-            "529 from anthropic: the provider is overloaded; retry later");
+  EXPECT_EQ(
+      kind(529, R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})")
+          .message,
+      "529 from anthropic: the provider is overloaded; retry later");
   EXPECT_EQ(kind(429, "Too Many Requests").message,
             "429 from anthropic: rate limited (Too Many Requests); retry later");
 }
