@@ -1038,6 +1038,53 @@ TEST_F(AgentE2eTest, KillNineDuringACommandEndsItAndKeepsTheReplysCost) {
   EXPECT_GT(sessions[0]["costUsd"].get<double>(), 0.0) << sessions.dump();
 }
 
+// A kill -9 while an edit awaits the user's answer: resumed, the model is told the edit was not
+// run (not that it may have run), and the file is untouched.
+TEST_F(AgentE2eTest, KillNineWhileAnEditAwaitsApprovalTellsTheModelItDidNotRun) {
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("call_w", "write_to_file",
+                                         R"({"path":"new.txt","content":"x\n","line_count":1})"));
+  std::vector<std::string> argv = {LAPCE_AI_BIN, "acp"};
+  for (const std::string& a : Provider()) argv.push_back(a);
+  std::string id;
+  {
+    Child acp(argv, Env(), /*keeps_input=*/true);
+    ASSERT_NO_FATAL_FAILURE(id = OpenAcpSession(acp));
+    acp.Write(Json{{"jsonrpc", "2.0"},
+                   {"id", 3},
+                   {"method", "session/prompt"},
+                   {"params",
+                    {{"sessionId", id}, {"prompt", {{{"type", "text"}, {"text", "write it"}}}}}}}
+                  .dump() +
+              "\n");
+    ASSERT_TRUE(acp.WaitForOutput("session/request_permission", milliseconds(15'000)))
+        << acp.out() << acp.err();
+    acp.Signal(SIGKILL);
+    EXPECT_EQ(acp.Wait(milliseconds(5000)), -1);
+  }
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_9", "attempt_completion",
+                                                    R"({"result":"Stopped."})"));
+  std::vector<std::string> resume = {"sessions", "resume", id, "go on", "--yes"};
+  for (const std::string& a : Provider()) resume.push_back(a);
+  ProcessResult resumed = Lapce(resume);
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+  EXPECT_FALSE(std::filesystem::exists(repo_ + "/new.txt"));
+  std::vector<Json> bodies = RequestBodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  std::string result;
+  for (const Json& message : bodies[1]["messages"]) {
+    if (message.value("tool_call_id", "") == "call_w") result = message["content"].dump();
+  }
+  EXPECT_NE(result.find("Not run: lapce-ai stopped while this call awaited the user's approval"),
+            std::string::npos)
+      << bodies[1]["messages"].dump();
+  EXPECT_EQ(result.find("may have run"), std::string::npos) << result;
+  // Kept in the session's history as the call's result.
+  ProcessResult show = Lapce({"sessions", "show", id});
+  EXPECT_NE(show.out.find("Not run: lapce-ai stopped while this call awaited"), std::string::npos)
+      << show.out;
+}
+
 // Piped, reasoning is marked (it read as the answer); a turn whose provider reported no usage
 // says so rather than costing $0.0000.
 TEST_F(AgentE2eTest, PipedReasoningIsMarkedAndMissingUsageIsNotFree) {

@@ -241,8 +241,12 @@ std::optional<llm::Message> UnfinishedReply(const std::vector<StoredEvent>& even
   return message;
 }
 
-std::vector<SessionUpdate> UnfinishedToolCalls(const std::vector<StoredEvent>& events) {
-  std::vector<std::string> open;
+std::vector<UnfinishedCall> UnfinishedToolCalls(const std::vector<StoredEvent>& events) {
+  std::vector<UnfinishedCall> open;
+  auto find = [&](const std::string& id) {
+    return std::find_if(open.begin(), open.end(),
+                        [&](const UnfinishedCall& call) { return call.ending.tool.id == id; });
+  };
   for (const StoredEvent& event : events) {
     bool is_call = event.kind == UpdateKindName(SessionUpdate::Kind::kToolCall);
     bool is_update = event.kind == UpdateKindName(SessionUpdate::Kind::kToolCallUpdate);
@@ -250,27 +254,30 @@ std::vector<SessionUpdate> UnfinishedToolCalls(const std::vector<StoredEvent>& e
     Result<SessionUpdate> update = SessionUpdateFromAcpJson(event.payload_json);
     if (!update.ok()) continue;
     const std::string& id = update->tool.id;
-    bool ended = update->tool.status && (*update->tool.status == ToolStatus::kCompleted ||
-                                         *update->tool.status == ToolStatus::kFailed);
-    if (is_call && !ended && std::find(open.begin(), open.end(), id) == open.end()) {
-      open.push_back(id);
-    } else if (ended) {
-      std::erase(open, id);
+    const std::optional<ToolStatus>& status = update->tool.status;
+    bool ended = status && (*status == ToolStatus::kCompleted || *status == ToolStatus::kFailed);
+    auto call = find(id);
+    if (ended) {
+      if (call != open.end()) open.erase(call);
+    } else if (is_call && call == open.end()) {
+      UnfinishedCall added;
+      added.ending.tool.id = id;
+      added.started = status && *status != ToolStatus::kPending;
+      open.push_back(std::move(added));
+    } else if (call != open.end() && status && *status != ToolStatus::kPending) {
+      call->started = true;
     }
   }
-  std::vector<SessionUpdate> endings;
-  for (const std::string& id : open) {
-    SessionUpdate ending;
-    ending.kind = SessionUpdate::Kind::kToolCallUpdate;
-    ending.tool.id = id;
-    ending.tool.status = ToolStatus::kFailed;
+  for (UnfinishedCall& call : open) {
+    call.ending.kind = SessionUpdate::Kind::kToolCallUpdate;
+    call.ending.tool.status = ToolStatus::kFailed;
     ToolCallContent note;
     note.kind = ToolCallContent::Kind::kText;
-    note.text = "Interrupted: lapce-ai stopped before this finished.";
-    ending.tool.content.push_back(std::move(note));
-    endings.push_back(std::move(ending));
+    note.text = call.started ? "Interrupted: lapce-ai stopped before this finished."
+                             : "Not run: lapce-ai stopped while this awaited approval.";
+    call.ending.tool.content.push_back(std::move(note));
   }
-  return endings;
+  return open;
 }
 
 std::string_view StopReasonName(StopReason reason) {
@@ -1116,6 +1123,7 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     parts[0].tool_name = state.awaiting_tool_name;
     AddNotRunResults(answer_tool_id, parts);
   }
+  AddUnstartedResults(parts);
   state.awaiting = State::Awaiting::kNothing;
   state.suggestions.clear();
   state.consecutive_mistakes = 0;  // The user's word starts the count again.
@@ -1153,6 +1161,29 @@ void Session::Turn::AddNotRunResults(const std::string& answered_id,
                                  /*is_error=*/true));
     }
     is_after = is_after || part.tool_call_id == answered_id;
+  }
+}
+
+void Session::Turn::AddUnstartedResults(std::vector<llm::ContentPart>& parts) {
+  std::vector<std::string> unstarted = std::exchange(state.unstarted_calls, {});
+  if (state.history.empty() || state.history.back().message.role != llm::Role::kAssistant) return;
+  for (const llm::ContentPart& part : state.history.back().message.parts) {
+    // Only the tools that act after an approval, and say so when they get one: a read or a
+    // session tool may have been running without a sign of it.
+    std::optional<ToolGroup> group = GroupOfTool(part.tool_name);
+    bool acts_when_approved = group == ToolGroup::kEdit || group == ToolGroup::kCommand ||
+                              group == ToolGroup::kMcp || part.tool_name.starts_with("mcp--");
+    bool is_answered = std::any_of(parts.begin(), parts.end(), [&](const llm::ContentPart& p) {
+      return p.kind == llm::ContentPart::Kind::kToolResult && p.tool_call_id == part.tool_call_id;
+    });
+    if (part.kind != llm::ContentPart::Kind::kToolCall || !acts_when_approved || is_answered ||
+        std::find(unstarted.begin(), unstarted.end(), part.tool_call_id) == unstarted.end()) {
+      continue;
+    }
+    parts.push_back(ResultPart(part.tool_call_id, part.tool_name,
+                               "Not run: lapce-ai stopped while this call awaited the user's "
+                               "approval, so it had no effect.",
+                               /*is_error=*/true));
   }
 }
 
@@ -1757,10 +1788,12 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
   // the session does not show them running for ever.
   session->interrupted_.store(record->status == SessionStatus::kActive);
   if (record->status == SessionStatus::kActive || record->status == SessionStatus::kFailed) {
-    for (const SessionUpdate& ending : UnfinishedToolCalls(events)) {
+    for (const UnfinishedCall& call : UnfinishedToolCalls(events)) {
+      const SessionUpdate& ending = call.ending;
       RETURN_IF_ERROR(
           store_->AppendEvent(record->id, UpdateKindName(ending.kind), ToAcpJson(ending), NowMs())
               .status());
+      if (!call.started) state.unstarted_calls.push_back(ending.tool.id);
     }
   }
   std::lock_guard lock(mutex_);

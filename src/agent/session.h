@@ -127,9 +127,14 @@ struct StoredEvent;
 // them (the engine's own notices, such as a stop at a limit, are not a reply); nullopt when none.
 // As the history keeps it: an assistant message marked as cut off.
 std::optional<llm::Message> UnfinishedReply(const std::vector<StoredEvent>& events);
-// The endings (tool_call_update, failed, with a note) of the tool calls in `events` that were
-// started and never ended: the engine stopped while they ran or waited for approval.
-std::vector<SessionUpdate> UnfinishedToolCalls(const std::vector<StoredEvent>& events);
+// The tool calls in `events` that were shown and never ended: the engine stopped while they ran
+// or awaited approval. `ending` ends the call's card (tool_call_update, failed, with a note);
+// `started` says whether it got past pending (a first approval, or one it did not need).
+struct UnfinishedCall {
+  SessionUpdate ending;
+  bool started = false;
+};
+std::vector<UnfinishedCall> UnfinishedToolCalls(const std::vector<StoredEvent>& events);
 
 class Session {
  public:

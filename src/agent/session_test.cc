@@ -2945,10 +2945,21 @@ TEST(RecoveryTest, SubtaskWordsAreNotTheParentsReplyAndOpenToolCallsEnd) {
                                      call("call_done", std::nullopt),
                                      call("call_done", ToolStatus::kCompleted)};
   EXPECT_FALSE(UnfinishedReply(events).has_value());
-  std::vector<SessionUpdate> endings = UnfinishedToolCalls(events);
+  std::vector<UnfinishedCall> endings = UnfinishedToolCalls(events);
   ASSERT_EQ(endings.size(), 1u);
-  EXPECT_EQ(endings[0].tool.id, "call_new");
-  EXPECT_EQ(endings[0].tool.status, ToolStatus::kFailed);
+  EXPECT_EQ(endings[0].ending.tool.id, "call_new");
+  EXPECT_EQ(endings[0].ending.tool.status, ToolStatus::kFailed);
+  EXPECT_FALSE(endings[0].started);
+  EXPECT_EQ(endings[0].ending.tool.content[0].text,
+            "Not run: lapce-ai stopped while this awaited approval.");
+  // Once past pending (approved, running), the call counts as started.
+  std::vector<StoredEvent> running = events;
+  running.push_back(call("call_new", ToolStatus::kInProgress));
+  endings = UnfinishedToolCalls(running);
+  ASSERT_EQ(endings.size(), 1u);
+  EXPECT_TRUE(endings[0].started);
+  EXPECT_EQ(endings[0].ending.tool.content[0].text,
+            "Interrupted: lapce-ai stopped before this finished.");
 
   events.push_back({0, 0, "message", "{}"});
   events.push_back(text("the parent's own words"));

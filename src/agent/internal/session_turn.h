@@ -98,6 +98,9 @@ struct Session::State {
   std::set<ApprovalKind> rejected_always;
   std::vector<std::string> rejected_commands;
   std::set<std::string> allowed_mcp;  // "server tool name" / "server resources" allowed always.
+  // Calls of the last assistant message that a stopped engine left awaiting their approval
+  // (UnfinishedCall::started false): they never ran, and the next prompt tells the model so.
+  std::vector<std::string> unstarted_calls;
   // The user's "always" answers, in order: kept with the session (its record's extra) and
   // applied again when it is loaded, so they hold in the editor's next process too.
   json always_answers = json::array();
@@ -265,6 +268,9 @@ struct Session::Turn {
   // The results of the last message's calls after `answered_id`, which were not run (one call
   // per message), for the prompt that answers that call (native calls).
   void AddNotRunResults(const std::string& answered_id, std::vector<llm::ContentPart>& parts) const;
+  // The results of the last message's calls in state.unstarted_calls (a stopped engine left them
+  // awaiting approval), for the next prompt; empties the list.
+  void AddUnstartedResults(std::vector<llm::ContentPart>& parts);
   // A tool call's result as the protocol sends it.
   llm::ContentPart ResultPart(const std::string& call_id, const std::string& name,
                               std::string result, bool is_error) const;
