@@ -135,9 +135,11 @@ class OutputParser {
 
  private:
   bool IsVisible(const std::string& path) {
-    if (dir_.is_outside) return true;
     auto [it, is_new] = visible_.try_emplace(path, true);
-    if (is_new) {
+    if (is_new && dir_.is_outside) {
+      // A folder that holds the workspace: its files in the workspace are blocked there too.
+      it->second = !workspace_.IsBlockedAbsolute(path);
+    } else if (is_new) {
       ResolvedPath resolved;
       resolved.relative = path;
       resolved.absolute = workspace_.root() == "/" ? "/" + path : workspace_.root() + "/" + path;

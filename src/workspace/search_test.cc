@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "workspace/test_support.h"
 
 namespace lai::workspace {
@@ -109,6 +111,28 @@ TEST(SearchFilesTest, BlockedAndGitignoredFilesAreHidden) {
   ASSERT_EQ(found->files.size(), 2u);
   EXPECT_EQ(found->files[0].path, "pkg/server/server.go");
   EXPECT_EQ(found->files[1].path, "visible.txt");
+}
+
+// A folder that holds the workspace (searched with the user's approval): the workspace's
+// blocked files stay hidden in it.
+TEST(SearchFilesTest, BlockedFilesStayHiddenFromAFolderAboveTheWorkspace) {
+  TempTree tree;
+  tree.File("ws/.kilocodeignore", "secret/\n*.pem\n");
+  tree.File("ws/secret/keys.txt", "needle\n");
+  tree.File("ws/k.pem", "needle\n");
+  tree.File("ws/ok.txt", "needle\n");
+  tree.File("other.txt", "needle\n");
+  auto workspace = Workspace::Open(tree.root() + "/ws");
+  ASSERT_TRUE(workspace.ok());
+  auto above = (*workspace)->Resolve("..", /*allow_outside=*/true);
+  ASSERT_TRUE(above.ok() && above->is_outside);
+  auto found = SearchFiles(**workspace, *above, Regex("needle"));
+  ASSERT_TRUE(found.ok()) << found.error().ToString();
+  std::vector<std::string> paths;
+  for (const SearchFileResult& file : found->files) paths.push_back(file.path);
+  std::sort(paths.begin(), paths.end());
+  EXPECT_EQ(paths, (std::vector<std::string>{above->absolute + "/other.txt",
+                                             above->absolute + "/ws/ok.txt"}));
 }
 
 TEST(SearchFilesTest, LongLinesAreTruncated) {

@@ -326,7 +326,12 @@ Result<ListResult> ListFiles(const Workspace& workspace, const ResolvedPath& dir
       if (IsGitignored(current.gitignore.get(), from_git_top(from_top), entry.is_directory)) {
         continue;
       }
-      if (is_inside && blocking.Match(from_top, entry.is_directory) == IgnoreMatch::kIgnored) {
+      // A listed folder that holds the workspace: its entries in the workspace are blocked too.
+      bool is_blocked = is_inside
+                            ? blocking.Match(from_top, entry.is_directory) == IgnoreMatch::kIgnored
+                            : workspace.IsBlockedAbsolute(
+                                  (dir.absolute == "/" ? "" : dir.absolute) + "/" + from_top);
+      if (is_blocked) {
         if (!options.include_blocked) continue;
         entry.is_blocked = true;
       }

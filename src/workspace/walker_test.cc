@@ -188,6 +188,23 @@ TEST(ListFilesTest, SubdirectoryHonoursRootGitignoreAndBlockingRules) {
   EXPECT_EQ(Entries(listed), (std::vector<std::string>{"a.ts", "secret.txt"}));
 }
 
+// A listed folder that holds the workspace (with the user's approval): the workspace's blocked
+// entries are left out of it too, and a blocked directory is not entered.
+TEST(ListFilesTest, BlockedEntriesStayHiddenFromAFolderAboveTheWorkspace) {
+  TempTree tree;
+  tree.File("ws/.kilocodeignore", "secret/\n*.pem\n");
+  tree.File("ws/secret/keys.txt");
+  tree.File("ws/k.pem");
+  tree.File("ws/ok.txt");
+  tree.File("other.txt");
+  auto workspace = Workspace::Open(tree.root() + "/ws");
+  ASSERT_TRUE(workspace.ok());
+  auto above = (*workspace)->Resolve("..", /*allow_outside=*/true);
+  ASSERT_TRUE(above.ok() && above->is_outside);
+  auto listed = ListFiles(**workspace, *above, ListOptions{.recursive = true});
+  EXPECT_EQ(Entries(listed), (std::vector<std::string>{"other.txt", "ws/", "ws/ok.txt"}));
+}
+
 TEST(ListFilesTest, NeverReadsContentsFifosAndUnreadableEntriesAreHarmless) {
   TempTree tree;
   ASSERT_EQ(::mkfifo(tree.Path("pipe").c_str(), 0600), 0);

@@ -244,6 +244,21 @@ bool Workspace::IsBlocked(const ResolvedPath& path) const {
   return blocking_->IsIgnored(path.relative, is_directory);
 }
 
+bool Workspace::IsBlockedAbsolute(std::string_view absolute) const {
+  if (blocking_->empty()) return false;
+  std::string_view relative;
+  if (root_ == "/") {
+    relative = absolute.substr(std::min<size_t>(1, absolute.size()));
+  } else if (absolute.size() > root_.size() && absolute.starts_with(root_) &&
+             absolute[root_.size()] == '/') {
+    relative = absolute.substr(root_.size() + 1);
+  } else {
+    return false;
+  }
+  return IsBlocked(ResolvedPath{
+      .absolute = std::string(absolute), .relative = std::string(relative), .is_outside = false});
+}
+
 namespace {
 
 // Commands whose file arguments are read (Kilo Code's list plus common text tools, and those

@@ -48,6 +48,10 @@ class Workspace {
   // True when .kilocodeignore/.rooignore blocks all access to the path (or one of its parent
   // directories). Paths outside the workspace are never blocked by these files.
   bool IsBlocked(const ResolvedPath& path) const;
+  // The same for a path reached from outside (a search or a listing of a folder that holds the
+  // workspace): `absolute`, lexically normal, is blocked when it lies in the workspace and
+  // IsBlocked says so for it there.
+  bool IsBlockedAbsolute(std::string_view absolute) const;
 
   // Writes to these need explicit approval: .kilocode/**, .roo/**, .vscode/**, AGENTS.md,
   // .kilocoderules, .roorules, .clinerules, .kilocodemodes, .roomodes, .kilocodeignore,
