@@ -618,15 +618,14 @@ Decision Decide(SessionApprovalKind kind, const AutoApproveSettings& settings) {
   return Decision::kAsk;
 }
 
-std::optional<LimitReached> ApprovalLimits::Check(const AutoApproveSettings& settings,
-                                                  double task_cost_usd) const {
+std::optional<LimitReached> ApprovalLimits::Check(const AutoApproveSettings& settings) const {
   if (settings.max_requests > 0 && requests_since_reset_ + 1 > settings.max_requests) {
     return LimitReached{LimitReached::Kind::kRequests,
                         "Reached the limit of " + std::to_string(settings.max_requests) +
                             (settings.max_requests == 1 ? " model request" : " model requests") +
                             " without asking (approvals.max_requests)."};
   }
-  double spent = task_cost_usd - cost_at_reset_usd_;
+  double spent = cost_since_reset_usd_;
   if (settings.max_cost_usd > 0 && spent > settings.max_cost_usd) {
     return LimitReached{LimitReached::Kind::kCost, "Reached the cost limit of " +
                                                        FormatUsd(settings.max_cost_usd) +

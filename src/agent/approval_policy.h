@@ -118,19 +118,19 @@ struct LimitReached {
 // request is sent, RecordRequest(). Applies whenever a limit is set. Thread-compatible.
 class ApprovalLimits {
  public:
-  // `task_cost_usd`: the task's cost so far. The request about to be made counts.
-  std::optional<LimitReached> Check(const AutoApproveSettings& settings,
-                                    double task_cost_usd) const;
+  // The request about to be made counts.
+  std::optional<LimitReached> Check(const AutoApproveSettings& settings) const;
   void RecordRequest() { ++requests_since_reset_; }
-  void Reset(double task_cost_usd) {
+  void RecordCost(double usd) { cost_since_reset_usd_ += usd; }
+  void Reset() {
     requests_since_reset_ = 0;
-    cost_at_reset_usd_ = task_cost_usd;
+    cost_since_reset_usd_ = 0;
   }
   int64_t requests_since_reset() const { return requests_since_reset_; }
 
  private:
   int64_t requests_since_reset_ = 0;
-  double cost_at_reset_usd_ = 0;
+  double cost_since_reset_usd_ = 0;
 };
 
 // ---- Turn-loop counters ------------------------------------------------------------------------

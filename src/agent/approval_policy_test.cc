@@ -408,36 +408,43 @@ TEST(ApprovalLimitsTest, RequestLimit) {
   AutoApproveSettings settings;
   settings.max_requests = 2;
   ApprovalLimits limits;
-  EXPECT_FALSE(limits.Check(settings, 0).has_value());
+  EXPECT_FALSE(limits.Check(settings).has_value());
   limits.RecordRequest();
-  EXPECT_FALSE(limits.Check(settings, 0).has_value());
+  EXPECT_FALSE(limits.Check(settings).has_value());
   limits.RecordRequest();
-  std::optional<LimitReached> reached = limits.Check(settings, 0);
+  std::optional<LimitReached> reached = limits.Check(settings);
   ASSERT_TRUE(reached.has_value());
   EXPECT_EQ(reached->kind, LimitReached::Kind::kRequests);
   EXPECT_NE(reached->message.find("limit of 2 model requests"), std::string::npos);
-  limits.Reset(0);
-  EXPECT_FALSE(limits.Check(settings, 0).has_value());
+  limits.Reset();
+  EXPECT_FALSE(limits.Check(settings).has_value());
 }
 
 TEST(ApprovalLimitsTest, CostLimitCountsFromTheLastReset) {
   AutoApproveSettings settings;
   settings.max_cost_usd = 1.0;
   ApprovalLimits limits;
-  EXPECT_FALSE(limits.Check(settings, 0.5).has_value());
-  EXPECT_FALSE(limits.Check(settings, 1.0).has_value());
-  std::optional<LimitReached> reached = limits.Check(settings, 1.5);
+  limits.RecordCost(0.5);
+  EXPECT_FALSE(limits.Check(settings).has_value());
+  limits.RecordCost(0.5);
+  EXPECT_FALSE(limits.Check(settings).has_value());
+  limits.RecordCost(0.5);
+  std::optional<LimitReached> reached = limits.Check(settings);
   ASSERT_TRUE(reached.has_value());
   EXPECT_EQ(reached->kind, LimitReached::Kind::kCost);
   EXPECT_NE(reached->message.find("$1.00"), std::string::npos);
   EXPECT_NE(reached->message.find("$1.50"), std::string::npos);
-  limits.Reset(1.5);
-  EXPECT_FALSE(limits.Check(settings, 2.0).has_value());
-  EXPECT_TRUE(limits.Check(settings, 2.6).has_value());
+  limits.Reset();
+  limits.RecordCost(0.5);
+  EXPECT_FALSE(limits.Check(settings).has_value());
+  limits.RecordCost(0.6);
+  EXPECT_TRUE(limits.Check(settings).has_value());
 
   // A limit under a dollar is shown as set, not rounded to "$0.00".
   settings.max_cost_usd = 0.001;
-  std::optional<LimitReached> small = ApprovalLimits().Check(settings, 0.0123);
+  ApprovalLimits spent;
+  spent.RecordCost(0.0123);
+  std::optional<LimitReached> small = spent.Check(settings);
   ASSERT_TRUE(small.has_value());
   EXPECT_NE(small->message.find("limit of $0.0010 (spent $0.0123"), std::string::npos)
       << small->message;

@@ -881,8 +881,8 @@ Session::Turn::Reply Session::Turn::Request() {
     cancel_now = cancel_now || end->cancel;
   }
   if (cancel_now) (*handle)->Cancel();
-  ++requests;
-  state.limits.RecordRequest();
+  ++Root().requests;
+  Root().state.limits.RecordRequest();
   {
     std::unique_lock lock(end->mutex);
     end->ready.wait(lock, [&] { return end->finished; });
@@ -895,6 +895,7 @@ Session::Turn::Reply Session::Turn::Request() {
     state.totals.cache_read_tokens += usage.cache_read_tokens;
     state.totals.cache_write_tokens += usage.cache_write_tokens;
     state.totals.cost_usd += usage.cost_usd;
+    Root().state.limits.RecordCost(usage.cost_usd);
     state.totals.requests += 1;
     int64_t reported = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens;
     if (reported > 0) {
@@ -990,13 +991,14 @@ Result<std::string> Session::Turn::Summarize(const std::string& system_prompt,
     std::lock_guard state_lock(session.mutex_);
     state.stream.reset();
     state.totals.cost_usd += collected->usage.cost_usd;
+    Root().state.limits.RecordCost(collected->usage.cost_usd);
     state.totals.input_tokens += collected->usage.input_tokens;
     state.totals.output_tokens += collected->usage.output_tokens;
     state.totals.cache_read_tokens += collected->usage.cache_read_tokens;
     state.totals.cache_write_tokens += collected->usage.cache_write_tokens;
     state.totals.requests += 1;
   }
-  state.limits.RecordRequest();  // A request the user's limit counts like any.
+  Root().state.limits.RecordRequest();  // A request the user's limit counts like any.
   if (collected->error) {
     return Error(ErrorCode::kUnavailable, "summary request: " + collected->error->message);
   }
@@ -1026,6 +1028,9 @@ Error Session::Turn::Unsaved() const {
 
 Result<StopReason> Session::Turn::Run(std::string_view text) {
   bool is_first = state.history.empty();
+  // The limits count what runs without the user: a prompt of theirs starts counting again (in
+  // the task's own turn; a subtask's counts in it).
+  if (state.parent_turn == nullptr) state.limits.Reset();
   RETURN_IF_ERROR(RefreshWorkspace());
   RETURN_IF_ERROR(RefreshModes());
   if (state.awaiting == State::Awaiting::kSubtask && !state.subtask_id.empty()) {
@@ -1205,8 +1210,6 @@ llm::ContentPart Session::Turn::ResultPart(const std::string& call_id, const std
 Result<StopReason> Session::Turn::Loop(std::vector<llm::ContentPart> parts) {
   const AgentSettings& settings = session.engine_.settings_;
   ForcedReduction overflow;  // Recovery from "context too long" errors.
-  // The limits count what runs without the user: a prompt of theirs starts counting again.
-  state.limits.Reset(state.totals.cost_usd);
   bool append_user = true;
   std::string fallback_noticed;  // The fallback profile this turn told the user of.
   std::string stuck;  // Why the model seems stuck (ToolOutcome::stuck): the user is asked.
@@ -1242,16 +1245,15 @@ Result<StopReason> Session::Turn::Loop(std::vector<llm::ContentPart> parts) {
                             "Reply with guidance to continue, "
                             "e.g. how to break the task down.");
     }
-    if (requests >= settings.max_requests_per_turn) {
+    if (const int made = Root().requests; made >= settings.max_requests_per_turn) {
       if (append_user) Append(LastUserMessage(std::move(parts)));
-      EmitNotice(Paragraph("Stopped: this turn made ") + std::to_string(requests) +
-                 " model request" + (requests == 1 ? "" : "s") +
+      EmitNotice(Paragraph("Stopped: this turn made ") + std::to_string(made) + " model request" +
+                 (made == 1 ? "" : "s") +
                  ", its limit (agent.max_requests_per_turn). Send a message to continue.");
       SaveRecord();
       return StopReason::kMaxTurnRequests;
     }
-    if (std::optional<LimitReached> reached =
-            state.limits.Check(state.approvals, state.totals.cost_usd)) {
+    if (std::optional<LimitReached> reached = Root().state.limits.Check(state.approvals)) {
       ToolCallInfo limit;
       limit.id = "limit_" + std::to_string(state.totals.requests);
       limit.title = reached->message + " Continue the task and start counting again?";
@@ -1285,7 +1287,7 @@ Result<StopReason> Session::Turn::Loop(std::vector<llm::ContentPart> parts) {
         parts.push_back({});
         parts.back().text = "<feedback>\n" + reply.feedback + "\n</feedback>";
       }
-      state.limits.Reset(state.totals.cost_usd);
+      Root().state.limits.Reset();
     }
     // With the session's row: the previous round's totals and state are saved here.
     if (append_user) Append(UserMessage(std::move(parts)), /*with_record=*/true);

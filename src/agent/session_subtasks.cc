@@ -92,16 +92,18 @@ Session::Turn::ToolOutcome Session::Turn::RunChild(const std::shared_ptr<Session
     std::string prefix_;
   } forward(*this, "sub_" + child->id().substr(child->id().size() - 8) + "_");
   {
-    std::lock_guard lock(session.mutex_);
+    std::scoped_lock lock(session.mutex_, child->mutex_);
     state.active_child = child;
     state.subtask = child;
     state.subtask_id = child->id();
+    child->state_->parent_turn = this;
   }
   SaveRecord();  // With the subtask's id: a task killed meanwhile goes on in it when resumed.
   Result<StopReason> stop = child->Prompt(text, forward);
   {
-    std::lock_guard lock(session.mutex_);
+    std::scoped_lock lock(session.mutex_, child->mutex_);
     state.active_child.reset();
+    child->state_->parent_turn = nullptr;
   }
   CountSubtask(*child);
   {

@@ -1385,6 +1385,27 @@ TEST_F(SessionTest, RequestLimitEndsTurnAndNextPromptContinues) {
   EXPECT_EQ(blocks, 3u) << sent;
 }
 
+// The user's limits count the whole task: a model that keeps delegating stops at the limit
+// (each subtask counted afresh, so a limit of 3 requests let 42 through).
+TEST_F(SessionTest, TheUsersLimitsCountTheSubtasksRequests) {
+  AgentSettings settings = Settings();
+  settings.approvals.max_requests = 3;
+  settings.approvals.subtasks = true;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine, {}, "orchestrator");
+  for (int i = 0; i < 6; ++i) Enqueue(NewTaskCall("go deeper"));
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kRejectOnce);  // The limit's question: stop.
+  Result<StopReason> stop = session->Prompt("recurse", client);
+  ASSERT_TRUE(stop.ok()) << stop.error().ToString();
+  EXPECT_EQ(Bodies().size(), 3u);
+  std::vector<PermissionRequest> asked = client.permissions();
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_TRUE(asked[0].is_question);
+  EXPECT_NE(asked[0].tool.title.find("limit of 3 model requests"), std::string::npos)
+      << asked[0].tool.title;
+}
+
 // At approvals.max_requests the user is asked whether to go on (a question, with no "always");
 // words typed instead of an answer mean go on, and reach the model; a no stops with a sentence
 // saying why.
@@ -2139,11 +2160,11 @@ TEST_F(SessionTest, ASubtasksQuestionIsAnsweredInItAndTheTaskGoesOn) {
 }
 
 // A limit that stops a subtask (the user did not let it go on) stops its task: the task made
-// more requests, and ended "completed".
+// more requests, and ended "completed". The turn's requests count the subtask's: 1 + 2.
 TEST_F(SessionTest, ALimitThatStopsASubtaskStopsTheTask) {
   AgentSettings settings = Settings();
   settings.approvals.subtasks = true;
-  settings.max_requests_per_turn = 2;
+  settings.max_requests_per_turn = 3;
   Engine& engine = MakeEngine(MakePool({"p"}), settings);
   std::shared_ptr<Session> parent = NewSession(engine);
   Enqueue(NewTaskCall("Read a lot"));

@@ -108,6 +108,9 @@ struct Session::State {
   int consecutive_mistakes = 0;
   ToolRepetitionDetector repetition;
   ApprovalLimits limits;
+  // The turn of the task a running subtask belongs to (set by RunChild; the child runs on its
+  // thread): the child's requests and cost count in that task's limits (Turn::Root).
+  Turn* parent_turn = nullptr;
   // What the next prompt answers: a question (ask_followup_question), the mistake limit, or a
   // finished task; and the native tool call it answers, when there is one.
   enum class Awaiting {
@@ -151,6 +154,11 @@ struct Session::Turn {
   bool include_file_listing = false;
 
   SessionStore* store() { return session.engine_.store_; }
+
+  // The task's top turn. A subtask's requests and cost count in its turn's request count and
+  // the user's limits: the user sees one task (counting afresh in each child let a model that
+  // delegates run on without bound).
+  Turn& Root() { return state.parent_turn != nullptr ? state.parent_turn->Root() : *this; }
 
   bool has_shown_text = false;      // An agent_message_chunk was shown in this turn.
   bool showing_child_plan = false;  // A subtask's plan was shown (the task's is shown again).
