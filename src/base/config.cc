@@ -746,9 +746,11 @@ Status ApplyProfileField(const std::string& path, std::string_view table, std::s
       profile.base_url = value;
     } else if (field == "api_key_env") {
       if (!IsEnvName(value)) {
-        return FieldError(
-            path, node, table, field,
-            "expected an environment variable name such as OPENAI_API_KEY, got " + Quote(value));
+        // The value is not echoed: it is often the key itself, pasted here by mistake.
+        return FieldError(path, node, table, field,
+                          "expected the name of an environment variable such as OPENAI_API_KEY "
+                          "(letters, digits and '_'); if the value given is the key itself, put "
+                          "it in that variable, or in api_key");
       }
       profile.api_key_env = value;
     } else if (field == "api_key") {
@@ -768,20 +770,23 @@ Status ApplyProfileField(const std::string& path, std::string_view table, std::s
   }
   if (field == "headers") {
     const auto* headers = node.as_table();
+    // Header values are not echoed in errors: they are often keys.
     if (headers == nullptr) {
       return FieldError(path, node, table, field,
                         "expected a table of strings such as { \"X-Team\" = \"infra\" }, got " +
-                            DescribeNode(node));
+                            std::string(node.is_string() ? "a string" : DescribeNode(node)));
     }
     for (auto&& [name, value] : *headers) {
       const auto* text = value.as_string();
       std::string header(name.str());
-      if (!IsHeaderName(header) || text == nullptr ||
-          text->get().find_first_of("\r\n") != std::string::npos) {
+      if (!IsHeaderName(header)) {
         return FieldError(path, value, table, "headers." + header,
-                          "expected a header name of letters, digits and '-' with a one-line "
-                          "string value, got " +
-                              DescribeNode(value));
+                          "a header name takes letters, digits and '-' only");
+      }
+      if (text == nullptr || text->get().find_first_of("\r\n") != std::string::npos) {
+        return FieldError(path, value, table, "headers." + header,
+                          text == nullptr ? "expected a string value, got " + DescribeNode(value)
+                                          : std::string("the value must be one line"));
       }
       profile.headers.emplace_back(header, text->get());
     }

@@ -700,6 +700,24 @@ TEST_F(ConfigTest, ProfileErrorsNameFileLineProfileAndField) {
                      "[models.\"openai/gpt-4.1\"]");
 }
 
+// A key pasted where a variable name or a header belongs is not echoed in the error.
+TEST_F(ConfigTest, ErrorsDoNotEchoWhatMayBeAKey) {
+  const std::string profile = "[profiles.a]\nprovider = \"openai\"\nmodel = \"m\"\n";
+  std::string error = FileError(profile + "api_key_env = \"sk-proj-SECRET123456\"\n");
+  EXPECT_TRUE(error.starts_with(Path() + ":4: profiles.a.api_key_env: expected the name of an "
+                                         "environment variable"))
+      << error;
+  EXPECT_NE(error.find("put it in that variable, or in api_key"), std::string::npos) << error;
+  for (const std::string& headers :
+       {std::string("headers = { \"X-Key\" = \"SECRET1\\nmore\" }\n"),
+        std::string("headers = { \"Bad Name\" = \"SECRET2\" }\n"),
+        std::string("headers = \"Authorization: Bearer SECRET3\"\n")}) {
+    error = FileError(profile + headers);
+    EXPECT_NE(error.find("profiles.a.headers"), std::string::npos) << error;
+    EXPECT_EQ(error.find("SECRET"), std::string::npos) << error;
+  }
+}
+
 TEST_F(ConfigTest, ApiKeyInAFileOthersCanReadIsRefused) {
   std::string path =
       WriteFile("config.toml", "[profiles.a]\nprovider = \"openai\"\nmodel = \"m\"\napi_key = "
