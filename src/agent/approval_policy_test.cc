@@ -454,7 +454,8 @@ TEST(ApprovalLimitsTest, ZeroMeansUnlimited) {
   AutoApproveSettings settings;
   ApprovalLimits limits;
   for (int i = 0; i < 1000; ++i) limits.RecordRequest();
-  EXPECT_FALSE(limits.Check(settings, 1e9).has_value());
+  limits.RecordCost(1e9);
+  EXPECT_FALSE(limits.Check(settings).has_value());
 }
 
 // ---- Turn-loop counters -----------------------------------------------------------------------

@@ -439,11 +439,16 @@ std::string McpFunctionName(std::string_view server, std::string_view tool) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') c = '_';
   }
   constexpr size_t kMaxName = 64;
-  if (name.size() <= kMaxName && name == raw) return name;
-  // A name that had to be changed or cut ends with a hash of the name as given, so that servers
-  // "a.b c" and "a_b_c" (or two long tools) stay distinct.
+  // A server name holding "--" could end where its tool's begins: server "a--b" with tool "c"
+  // and server "a" with tool "b--c" would be one function.
+  const bool is_ambiguous = server.find("--") != std::string_view::npos;
+  if (name.size() <= kMaxName && name == raw && !is_ambiguous) return name;
+  // A name that had to be changed or cut ends with a hash of the name as given (of the server and
+  // tool apart, when ambiguous), so that servers "a.b c" and "a_b_c" (or two long tools) stay
+  // distinct.
   uint32_t hash = 2166136261u;  // FNV-1a.
-  for (char c : raw) hash = (hash ^ static_cast<unsigned char>(c)) * 16777619u;
+  const std::string hashed = is_ambiguous ? std::string(server) + '\0' + std::string(tool) : raw;
+  for (char c : hashed) hash = (hash ^ static_cast<unsigned char>(c)) * 16777619u;
   char suffix[10];
   std::snprintf(suffix, sizeof suffix, "_%08x", hash);
   return name.substr(0, std::min(name.size(), kMaxName - 9)) + suffix;

@@ -263,6 +263,10 @@ TEST(PromptTest, McpFunctionNamesAreValidProviderNames) {
   EXPECT_EQ(spaced.size(), std::string("mcp--a_b_c--echo_").size() + 8);
   EXPECT_NE(spaced, McpFunctionName("a_b_c", "echo"));
   EXPECT_EQ(McpFunctionName("a_b_c", "echo"), "mcp--a_b_c--echo");
+  // Server "a--b" with tool "c" and server "a" with tool "b--c" are two functions.
+  EXPECT_EQ(McpFunctionName("a", "b--c"), "mcp--a--b--c");
+  EXPECT_NE(McpFunctionName("a--b", "c"), McpFunctionName("a", "b--c"));
+  EXPECT_TRUE(McpFunctionName("a--b", "c").starts_with("mcp--a--b--c_"));
   std::string long_tool(100, 't');
   std::string a = McpFunctionName("s", long_tool);
   std::string b = McpFunctionName("s", long_tool + "x");

@@ -974,7 +974,7 @@ class FakeMcp : public McpServers {
                               std::string_view arguments_json, const std::atomic<bool>*) override {
     calls.push_back(std::string(server) + "/" + std::string(tool) + " " +
                     std::string(arguments_json));
-    return McpOutcome{false, "3 notes mention lapce"};
+    return answer;
   }
   Result<McpOutcome> ReadResource(std::string_view, std::string_view,
                                   const std::atomic<bool>*) override {
@@ -983,7 +983,24 @@ class FakeMcp : public McpServers {
   std::vector<std::string> Failures() const override { return failures; }
   std::vector<std::string> calls;
   std::vector<std::string> failures;
+  McpOutcome answer{false, "3 notes mention lapce"};
 };
+
+// A tool's error says so in the text too: only some providers take a result's error flag.
+TEST_F(SessionTest, AnMcpToolsErrorIsSaidInItsResult) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  auto mcp = std::make_shared<FakeMcp>();
+  mcp->answer = McpOutcome{true, "no note named x"};
+  std::shared_ptr<Session> session = NewSession(engine, {}, {}, mcp);
+  Enqueue(OpenAiToolCall("call_1", "mcp--notes--forget", R"({"name":"x"})"));
+  Enqueue(OpenAiToolCall("call_2", "attempt_completion", CompletionArgs("No such note.")));
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kAllowOnce);
+  EXPECT_EQ(MustPrompt(*session, "forget x", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_EQ(ToolResultOf(bodies[1], "call_1").value_or(""), "Error:\nno note named x");
+}
 
 // A server that did not start is said to the user once (only a log line said it: an editor
 // showed nothing), and to a model calling its tools, with the servers there are.

@@ -605,6 +605,17 @@ Session::Turn::ToolOutcome Session::Turn::RunMcp(const ToolCall& call, const jso
   if (!result.ok()) return fail(result.error().message(), false);
   outcome.is_error = result->is_error;
   outcome.text = result->text.empty() ? "(no output)" : std::move(result->text);
+  // What fits the model's window, as read_file gives (a large answer stopped the turn).
+  if (const size_t room = ToolSettingsForRoom().room_bytes; outcome.text.size() > room) {
+    const size_t cut = Utf8CutPosition(outcome.text, room);
+    const size_t dropped = outcome.text.size() - cut;
+    outcome.text.resize(cut);
+    outcome.text += "\n[… " + std::to_string(dropped) +
+                    " more bytes of this answer were cut to fit the context window]";
+  }
+  // Said in the text too: only some providers take a tool result's error flag (Kilo Code's
+  // "Error:" prefix).
+  if (outcome.is_error) outcome.text.insert(0, "Error:\n");
   outcome.text += ApprovedFeedbackText(feedback);
   return outcome;
 }

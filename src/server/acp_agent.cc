@@ -182,7 +182,9 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
   bool client_writes_files = false;      // Guarded by mutex.
   bool client_has_terminal = false;      // Guarded by mutex.
   std::vector<std::string> session_ids;  // Sessions this connection opened; guarded by mutex.
-  std::shared_ptr<agent::McpServers> user_mcp;  // Guarded by mutex.
+  // The user's servers (mcp.json) started for this connection's sessions, by workspace and by
+  // the servers the client replaced: sessions alike share them. Guarded by mutex.
+  std::unordered_map<std::string, std::shared_ptr<agent::McpServers>> user_mcp;
   // The running prompt of each session: cancelling it cancels the session's turn and every request
   // the turn has open in the editor (fs/*, terminal/create). Guarded by mutex.
   std::unordered_map<std::string, std::shared_ptr<rpc::CancelSignal>> turns;
@@ -764,26 +766,30 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     mcp_options.client_version = agent_options.agent_version;
     std::shared_ptr<agent::McpServers> own;
     if (!configs.empty()) own = McpHub::Start(std::move(configs), mcp_options);
-    return CombineMcpServers({own, UserMcp(replaced)});
+    return CombineMcpServers({own, UserMcp(replaced, cwd)});
   }
 
-  // The user's servers (mcp.json) but those named in `replaced`; null when there are none. All
-  // of them are started once, on the first session that needs them, for all of this
-  // connection's sessions; fewer, for the session alone.
-  std::shared_ptr<agent::McpServers> UserMcp(const std::vector<std::string>& replaced) {
+  // The user's servers (mcp.json) but those named in `replaced`, in the workspace `cwd`; null
+  // when there are none. Started on the first session that needs them, and shared by this
+  // connection's later sessions in that workspace that replace the same ones.
+  std::shared_ptr<agent::McpServers> UserMcp(const std::vector<std::string>& replaced,
+                                             const std::string& cwd) {
     std::vector<McpServerConfig> kept;
+    std::string key = cwd;
     for (const McpServerConfig& config : agent_options.mcp_servers) {
       if (std::find(replaced.begin(), replaced.end(), config.name) == replaced.end()) {
+        key += '\0' + config.name;
         kept.push_back(config);
       }
     }
     if (kept.empty()) return nullptr;
     McpOptions options;
+    options.cwd = cwd;
     options.client_version = agent_options.agent_version;
-    if (kept.size() < agent_options.mcp_servers.size()) return McpHub::Start(kept, options);
     std::lock_guard lock(mutex);
-    if (!user_mcp) user_mcp = McpHub::Start(std::move(kept), options);
-    return user_mcp;
+    std::shared_ptr<agent::McpServers>& servers = user_mcp[key];
+    if (!servers) servers = McpHub::Start(std::move(kept), options);
+    return servers;
   }
 
   Result<std::string> NewSession(std::string_view params_json) {

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <mutex>
@@ -78,6 +79,50 @@ std::string JoinBlocks(const Json& blocks) {
     text += BlockText(block);
   }
   return text;
+}
+
+// `text` with ${env:NAME} replaced by the engine's NAME ("" when unset) and ${workspaceFolder}
+// by `workspace` (this process's directory when ""), as Kilo Code expands its MCP settings.
+std::string ExpandVariables(const std::string& text, const std::string& workspace) {
+  std::string out;
+  size_t at = 0;
+  for (size_t open; (open = text.find("${", at)) != std::string::npos;) {
+    size_t close = text.find('}', open);
+    if (close == std::string::npos) break;
+    std::string_view name(text.data() + open + 2, close - open - 2);
+    out.append(text, at, open - at);
+    if (name.starts_with("env:")) {
+      const char* value = std::getenv(std::string(name.substr(4)).c_str());
+      out += value != nullptr ? value : "";
+    } else if (name == "workspaceFolder") {
+      std::error_code ec;
+      out += workspace.empty() ? std::filesystem::current_path(ec).string() : workspace;
+    } else {
+      out.append(text, open, close + 1 - open);  // Not ours: kept as written.
+    }
+    at = close + 1;
+  }
+  out.append(text, at);
+  return out;
+}
+
+// `program` found on the PATH in `env` ("NAME=value" entries) when it has no '/' and that PATH
+// has it: a server's own PATH (nvm's, volta's node) decides which program runs, not the
+// engine's. Else `program`, for the spawn to look up.
+std::string ProgramOnPath(const std::string& program, const std::vector<std::string>& env) {
+  if (program.find('/') != std::string::npos) return program;
+  for (const std::string& entry : env) {
+    if (!entry.starts_with("PATH=")) continue;
+    std::string_view path = std::string_view(entry).substr(5);
+    for (size_t at = 0; at <= path.size();) {
+      size_t end = std::min(path.find(':', at), path.size());
+      std::string dir(path.substr(at, end - at));
+      std::string candidate = (dir.empty() ? "." : dir) + "/" + program;
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+      at = end + 1;
+    }
+  }
+  return program;
 }
 
 // Cuts `text` to `limit` bytes at a UTF-8 character boundary, saying how much was cut.
@@ -199,6 +244,18 @@ Result<std::vector<McpServerConfig>> LoadMcpSettings(const std::string& path) {
         config.env.push_back(variable + "=" + value.get<std::string>());
       }
     }
+    if (auto cwd = server.find("cwd"); cwd != server.end() && !cwd->is_null()) {
+      if (!cwd->is_string()) return fail(field + ".cwd", "expected a string");
+      config.cwd = cwd->get<std::string>();
+    }
+    if (auto tools = server.find("disabledTools"); tools != server.end() && !tools->is_null()) {
+      if (!tools->is_array()) return fail(field + ".disabledTools", "expected an array of strings");
+      for (const Json& tool : *tools) {
+        if (!tool.is_string())
+          return fail(field + ".disabledTools", "expected an array of strings");
+        config.disabled_tools.push_back(tool.get<std::string>());
+      }
+    }
     configs.push_back(std::move(config));
   }
   return configs;
@@ -309,14 +366,22 @@ struct McpHub::Connection {
   Status Connect() {
     const Clock::time_point deadline = Clock::now() + options.start_timeout;
     workspace::ChildOptions child_options;
-    child_options.argv.push_back(config.command);
-    child_options.argv.insert(child_options.argv.end(), config.args.begin(), config.args.end());
+    auto expand = [this](const std::string& text) { return ExpandVariables(text, options.cwd); };
+    for (const std::string& entry : config.env) child_options.env.push_back(expand(entry));
+    auto is_set = [&](std::string_view name) {
+      return std::any_of(config.env.begin(), config.env.end(), [&](const std::string& entry) {
+        return entry.size() > name.size() && entry.starts_with(name) && entry[name.size()] == '=';
+      });
+    };
     for (const char* name : kInheritedEnv) {
-      if (const char* value = std::getenv(name))
+      const char* value = std::getenv(name);
+      if (value != nullptr && !is_set(name)) {
         child_options.env.push_back(std::string(name) + "=" + value);
+      }
     }
-    child_options.env.insert(child_options.env.end(), config.env.begin(), config.env.end());
-    child_options.cwd = options.cwd;
+    child_options.argv.push_back(ProgramOnPath(expand(config.command), child_options.env));
+    for (const std::string& arg : config.args) child_options.argv.push_back(expand(arg));
+    child_options.cwd = config.cwd.empty() ? options.cwd : expand(config.cwd);
     Result<std::unique_ptr<workspace::Child>> started = workspace::Child::Start(child_options);
     if (!started.ok()) return Error(started.error().code(), Explain(started.error().message()));
     child = std::move(*started);
@@ -356,6 +421,8 @@ struct McpHub::Connection {
         if (!tool.is_object() || OptionalString(tool, "name").empty()) return;
         agent::McpTool entry;
         entry.name = tool["name"].get<std::string>();
+        const std::vector<std::string>& off = config.disabled_tools;
+        if (std::find(off.begin(), off.end(), entry.name) != off.end()) return;
         entry.description = OptionalString(tool, "description");
         auto schema = tool.find("inputSchema");
         entry.input_schema = schema != tool.end() && schema->is_object() ? schema->dump() : "{}";
@@ -363,7 +430,8 @@ struct McpHub::Connection {
       }));
     }
     if (capabilities.is_object() && capabilities.contains("resources")) {
-      RETURN_IF_ERROR(List("resources/list", "resources", deadline, [&](const Json& resource) {
+      // Resources are optional: a server whose list fails keeps its tools, as in Kilo Code.
+      Status listed = List("resources/list", "resources", deadline, [&](const Json& resource) {
         if (!resource.is_object() || OptionalString(resource, "uri").empty()) return;
         agent::McpResource entry;
         entry.uri = resource["uri"].get<std::string>();
@@ -371,7 +439,12 @@ struct McpHub::Connection {
         entry.description = OptionalString(resource, "description");
         entry.mime_type = OptionalString(resource, "mimeType");
         info.resources.push_back(std::move(entry));
-      }));
+      });
+      if (!listed.ok()) {
+        info.resources.clear();
+        spdlog::warn("MCP server '{}': {}; its resources are left out", config.name,
+                     listed.error().message());
+      };
     }
     return OkStatus();
   }

@@ -20,8 +20,11 @@ struct McpServerConfig {
   std::string command;
   std::vector<std::string> args;
   // "NAME=value". A server sees these and, of the engine's environment, only HOME, LOGNAME, PATH,
-  // SHELL, TERM, USER and LANG: never the provider keys.
+  // SHELL, TERM, USER and LANG (unless set here: these win): never the provider keys. A command
+  // without '/' is looked up on the PATH set here, if any.
   std::vector<std::string> env;
+  std::string cwd;                          // "" = the session's workspace.
+  std::vector<std::string> disabled_tools;  // Not offered to the model (Kilo's disabledTools).
 };
 
 // ACP's `mcpServers` (session/new, session/load): stdio entries
@@ -30,9 +33,12 @@ struct McpServerConfig {
 Result<std::vector<McpServerConfig>> ParseAcpMcpServers(std::string_view json_array);
 
 // An MCP settings file in Kilo Code's shape (its mcp_settings.json, or .kilocode/mcp.json):
-// {"mcpServers": {"<name>": {"command", "args": [...], "env": {"NAME": "value"}, "disabled"}}}.
-// Disabled servers are skipped; remote ones ("type" other than "stdio") are refused. A missing
-// file is no servers. Errors (kInvalidArgument) name the file and the field.
+// {"mcpServers": {"<name>": {"command", "args": [...], "env": {"NAME": "value"}, "cwd",
+// "disabled", "disabledTools": [...]}}}. In command, args, env values and cwd, ${env:NAME} is
+// the engine's variable NAME ("" when unset) and ${workspaceFolder} the session's workspace, as
+// Kilo Code reads them (when the server starts). Disabled servers are skipped; remote ones
+// ("type" other than "stdio") are left out with a warning. A missing file is no servers. Errors
+// (kInvalidArgument) name the file and the field.
 Result<std::vector<McpServerConfig>> LoadMcpSettings(const std::string& path);
 
 struct McpOptions {

@@ -218,6 +218,52 @@ TEST(McpClientTest, AcpEntriesAreValidated) {
             std::string::npos);
 }
 
+// The configured environment wins over the inherited variables, ${env:NAME} and
+// ${workspaceFolder} are expanded, and the program is looked up on the configured PATH.
+TEST(McpClientTest, TheConfiguredEnvironmentWins) {
+  char dir_template[] = "/tmp/lai-mcp-env.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  std::filesystem::create_symlink(FAKE_MCP_BIN, dir + "/my-mcp");
+  ::setenv("LAI_TEST_MCP_TOKEN", "tok-1", 1);
+  McpServerConfig config = Fake();
+  config.command = "my-mcp";
+  config.env = {"HOME=" + dir, "PATH=" + dir + ":/usr/bin:/bin", "TOKEN=${env:LAI_TEST_MCP_TOKEN}",
+                "WS=${workspaceFolder}/x"};
+  McpOptions options;
+  options.cwd = dir;
+  std::shared_ptr<McpHub> hub = StartOne(config, options);
+  ASSERT_EQ(hub->Servers().size(), 1u) << (hub->Failures().empty() ? "" : hub->Failures()[0]);
+  auto env = [&](const char* name) {
+    Result<agent::McpOutcome> value =
+        hub->CallTool("fake", "env", std::string(R"({"name":")") + name + "\"}", nullptr);
+    EXPECT_TRUE(value.ok()) << value.error().message();
+    return value.ok() ? value->text : "";
+  };
+  EXPECT_EQ(env("HOME"), dir);
+  EXPECT_EQ(env("PATH"), dir + ":/usr/bin:/bin");
+  EXPECT_EQ(env("TOKEN"), "tok-1");
+  EXPECT_EQ(env("WS"), dir + "/x");
+  ::unsetenv("LAI_TEST_MCP_TOKEN");
+  hub.reset();
+  std::filesystem::remove_all(dir);
+}
+
+// Tools switched off in the settings are not offered; a server whose optional resources/list
+// fails keeps its tools.
+TEST(McpClientTest, DisabledToolsAndAFailingResourceList) {
+  McpServerConfig config = Fake({"--resources-fail"});
+  config.disabled_tools = {"add", "crash"};
+  std::shared_ptr<McpHub> hub = StartOne(config);
+  std::vector<agent::McpServerInfo> servers = hub->Servers();
+  ASSERT_EQ(servers.size(), 1u) << (hub->Failures().empty() ? "" : hub->Failures()[0]);
+  std::vector<std::string> names;
+  for (const agent::McpTool& tool : servers[0].tools) names.push_back(tool.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"echo", "fail", "slow", "big", "env"}));
+  EXPECT_TRUE(servers[0].resources.empty());
+  EXPECT_TRUE(hub->Failures().empty());
+}
+
 TEST(McpClientTest, SettingsFilesInKiloCodesShape) {
   char dir_template[] = "/tmp/lai-mcp-settings.XXXXXX";
   ASSERT_NE(::mkdtemp(dir_template), nullptr);
@@ -235,6 +281,11 @@ TEST(McpClientTest, SettingsFilesInKiloCodesShape) {
   EXPECT_EQ((*good)[0].name, "files");
   EXPECT_EQ((*good)[0].args, (std::vector<std::string>{"-y", "server-files"}));
   EXPECT_EQ((*good)[0].env, std::vector<std::string>{"ROOT=/tmp"});
+  Result<std::vector<McpServerConfig>> more = load(R"({"mcpServers": {
+      "files": {"command": "npx", "cwd": "/srv", "disabledTools": ["rm", "mv"]}}})");
+  ASSERT_TRUE(more.ok()) << more.error().message();
+  EXPECT_EQ((*more)[0].cwd, "/srv");
+  EXPECT_EQ((*more)[0].disabled_tools, (std::vector<std::string>{"rm", "mv"}));
   EXPECT_TRUE(load("{}")->empty());
 
   auto error_of = [&](const std::string& text) {
@@ -251,6 +302,10 @@ TEST(McpClientTest, SettingsFilesInKiloCodesShape) {
             path + ": mcpServers.a.command: expected a non-empty string");
   EXPECT_EQ(error_of(R"({"mcpServers": {"a": {"command": "x", "env": {"K": 1}}}})"),
             path + ": mcpServers.a.env.K: expected a string (and a name without '=')");
+  EXPECT_EQ(error_of(R"({"mcpServers": {"a": {"command": "x", "disabledTools": "rm"}}})"),
+            path + ": mcpServers.a.disabledTools: expected an array of strings");
+  EXPECT_EQ(error_of(R"({"mcpServers": {"a": {"command": "x", "cwd": 1}}})"),
+            path + ": mcpServers.a.cwd: expected a string");
   // Remote servers (Kilo Code's shape) cannot be started yet: left out, the others kept.
   Result<std::vector<McpServerConfig>> remote = load(R"({"mcpServers": {
       "web": {"type": "streamable-http", "url": "http://x"}, "sse": {"url": "http://y/sse"},

@@ -4,7 +4,8 @@
 // variable's value or "<unset>".
 // Resources: memo://greeting (text) and memo://logo (a blob).
 // Flags: --version V (the protocolVersion it answers), --exit-at-start (writes to stderr and
-// exits 3), --no-resources, --paginate (tools/list in pages of one), --notify-early (a
+// exits 3), --no-resources, --resources-fail (offers resources, but resources/list fails),
+// --paginate (tools/list in pages of one), --notify-early (a
 // notifications/tools/list_changed before the initialize answer, as some servers do).
 #include <unistd.h>
 
@@ -63,6 +64,7 @@ int main(int argc, char** argv) {
   bool resources = true;
   bool paginate = false;
   bool notify_early = false;
+  bool resources_fail = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--version" && i + 1 < argc) version = argv[++i];
@@ -71,6 +73,7 @@ int main(int argc, char** argv) {
       return 3;
     }
     if (arg == "--no-resources") resources = false;
+    if (arg == "--resources-fail") resources_fail = true;
     if (arg == "--paginate") paginate = true;
     if (arg == "--notify-early") notify_early = true;
   }
@@ -101,6 +104,8 @@ int main(int argc, char** argv) {
         if (at + 1 < tools.size()) page["nextCursor"] = std::to_string(at + 1);
         Answer(id, page);
       }
+    } else if (method == "resources/list" && resources_fail) {
+      Fail(id, -32601, "Method not found");
     } else if (method == "resources/list") {
       Answer(id, {{"resources",
                    {{{"uri", "memo://greeting"}, {"name", "greeting"}, {"mimeType", "text/plain"}},
