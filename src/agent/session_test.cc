@@ -1055,6 +1055,29 @@ TEST_F(SessionTest, AlwaysAllowingAnMcpToolAllowsOnlyThatTool) {
 // access_mcp_resource: no server has resources) with the server in the prompt; use_mcp_tool
 // naming a wrong server is a mistake that names the right one; a call asks the user, and its
 // answer reaches the model.
+// "Always reject" on an MCP tool holds for that tool (it was asked again, and could be run).
+TEST_F(SessionTest, AlwaysRejectingAnMcpToolRefusesItUnasked) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  auto mcp = std::make_shared<FakeMcp>();
+  std::shared_ptr<Session> session = NewSession(engine, {}, {}, mcp);
+  Enqueue(OpenAiToolCall("call_1", "mcp--notes--forget", R"({"name":"a"})"));
+  Enqueue(OpenAiToolCall("call_2", "mcp--notes--forget", R"({"name":"b"})"));
+  Enqueue(OpenAiToolCall("call_3", "mcp--notes--search", R"({"q":"c"})"));
+  Enqueue(OpenAiToolCall("call_4", "attempt_completion", CompletionArgs("Kept them.")));
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kRejectAlways);
+  client.AnswerNext(PermissionOutcome::kAllowOnce);
+  EXPECT_EQ(MustPrompt(*session, "forget a and b", client), StopReason::kEndTurn);
+  std::vector<PermissionRequest> asked = client.permissions();
+  ASSERT_EQ(asked.size(), 2u);
+  EXPECT_EQ(asked[1].tool.title, "notes: search");
+  EXPECT_EQ(mcp->calls, std::vector<std::string>{R"(notes/search {"q":"c"})"});
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 4u);
+  EXPECT_NE(ToolResultOf(bodies[2], "call_2").value_or("").find("denied"), std::string::npos)
+      << ToolResultOf(bodies[2], "call_2").value_or("");
+}
+
 TEST_F(SessionTest, ModelUsesAnMcpTool) {
   Engine& engine = MakeEngine(MakePool({"p"}));
   auto mcp = std::make_shared<FakeMcp>();

@@ -346,6 +346,11 @@ void Session::ApplyAlwaysAnswerLocked(const json& answer) {
   if (allow && kind_name == "mode_switch") state.approvals.mode_switch = true;
   if (allow && kind_name == "subtasks") state.approvals.subtasks = true;
   if (allow && kind_name == "mcp") state.allowed_mcp.insert(answer.value("target", ""));
+  if (!allow && (kind_name == "mode_switch" || kind_name == "subtasks")) {
+    state.rejected_session.insert(kind_name);
+  }
+  if (!allow && kind_name == "mcp")
+    state.rejected_session.insert("mcp " + answer.value("target", ""));
   std::optional<ApprovalKind> kind = ParseApprovalKind(kind_name);
   if (!kind) return;
   ApprovalRequest request{*kind, answer.value("tool", ""), answer.value("target", ""), ""};
@@ -360,6 +365,15 @@ void Session::ApplyAlwaysAnswerLocked(const json& answer) {
 
 bool Session::Turn::AskSession(SessionApprovalKind kind, ToolCallInfo info, std::string* feedback,
                                const std::string& what) {
+  // One MCP tool's "always" is that tool's (as Kilo Code's alwaysAllow), not every server's.
+  const char* name = kind == SessionApprovalKind::kModeSwitch ? "mode_switch"
+                     : kind == SessionApprovalKind::kSubtask  ? "subtasks"
+                     : kind == SessionApprovalKind::kMcp      ? "mcp"
+                                                              : nullptr;
+  if (name != nullptr &&
+      state.rejected_session.count(kind == SessionApprovalKind::kMcp ? "mcp " + what : name)) {
+    return false;
+  }
   if (Decide(kind, state.approvals) == Decision::kApprove) return true;
   if (kind == SessionApprovalKind::kMcp && state.allowed_mcp.count(what) != 0) return true;
   PermissionRequest request;
@@ -367,21 +381,18 @@ bool Session::Turn::AskSession(SessionApprovalKind kind, ToolCallInfo info, std:
   PermissionReply reply = client.RequestPermission(session.id_, request, session.cancelled_);
   if (feedback != nullptr) *feedback = reply.feedback;
   switch (reply.outcome) {
-    case PermissionOutcome::kAllowAlways: {
-      // One MCP tool's "always" is that tool's (as Kilo Code's alwaysAllow), not every server's.
-      const char* name = kind == SessionApprovalKind::kModeSwitch ? "mode_switch"
-                         : kind == SessionApprovalKind::kSubtask  ? "subtasks"
-                         : kind == SessionApprovalKind::kMcp      ? "mcp"
-                                                                  : nullptr;
-      if (name == nullptr) return true;
-      json answer = {{"answer", "allow"}, {"kind", name}, {"target", what}};
+    case PermissionOutcome::kAllowAlways:
+    case PermissionOutcome::kRejectAlways: {
+      const bool allow = reply.outcome == PermissionOutcome::kAllowAlways;
+      if (name == nullptr) return allow;
+      json answer = {{"answer", allow ? "allow" : "reject"}, {"kind", name}, {"target", what}};
       {
         std::lock_guard lock(session.mutex_);
         session.ApplyAlwaysAnswerLocked(answer);
         state.always_answers.push_back(std::move(answer));
       }
       SaveRecord();
-      return true;
+      return allow;
     }
     case PermissionOutcome::kAllowOnce:
       return true;

@@ -993,9 +993,12 @@ Result<Loaded> LoadStored(agent::SessionStore& store, const std::string& id) {
   Loaded loaded{*record, {}, {}};
   ASSIGN_OR_RETURN(loaded.messages, store.LoadMessages(record->id));
   ASSIGN_OR_RETURN(loaded.events, store.LoadEvents(record->id));
-  if (record->status != agent::SessionStatus::kActive) return loaded;
-  // A turn that never finished (the engine was killed): the reply text it had shown is in the
-  // events after the last stored message. Show it as `sessions resume` will keep it.
+  // A turn that never finished (the engine was killed; not one another process is running): the
+  // reply text it had shown is in the events after the last stored message. Show it as
+  // `sessions resume` will keep it.
+  if (record->status != agent::SessionStatus::kActive || store.IsSessionOpen(record->id)) {
+    return loaded;
+  }
   if (std::optional<llm::Message> unfinished = agent::UnfinishedReply(loaded.events)) {
     agent::HistoryMessage message;
     message.seq = loaded.messages.empty() ? 1 : loaded.messages.back().seq + 1;

@@ -699,6 +699,7 @@ Status Peer::SendCall(int64_t id, std::string_view method, std::string_view para
 }
 
 Status Peer::SendCancelRequest(int64_t id) {
+  if (!options_.sends_cancel_requests) return OkStatus();
   return SendCall(0, kCancelMethod, R"({"requestId":)" + std::to_string(id) + "}");
 }
 

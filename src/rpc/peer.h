@@ -104,6 +104,9 @@ struct PeerOptions {
   // Handler threads are started on demand (one per concurrently running request) up to this
   // many; further requests wait in a queue until one finishes.
   size_t max_handler_threads = 64;
+  // Whether a cancelled or timed-out outgoing request is followed by `$/cancel_request` (ACP's);
+  // off for peers with their own way, such as MCP's notifications/cancelled.
+  bool sends_cancel_requests = true;
 };
 
 struct RequestOptions {

@@ -390,6 +390,7 @@ struct McpHub::Connection {
     rpc::PeerOptions peer_options;
     peer_options.name = "mcp " + config.name;
     peer_options.max_handler_threads = 2;
+    peer_options.sends_cancel_requests = false;  // MCP's is notifications/cancelled.
     peer = std::make_unique<rpc::Peer>(*transport, peer_options);
     peer->HandleRequest("ping", [](std::string_view, const rpc::RequestContext&) {
       return Result<std::string>(std::string("{}"));

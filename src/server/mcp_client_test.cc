@@ -40,7 +40,7 @@ TEST(McpClientTest, ListsWhatTheServerOffers) {
   EXPECT_EQ(server.name, "fake");
   EXPECT_EQ(server.command, std::string(FAKE_MCP_BIN) + " --paginate");
   EXPECT_EQ(server.instructions, "Use echo to repeat text.");
-  ASSERT_EQ(server.tools.size(), 7u);  // Seven pages of one.
+  ASSERT_EQ(server.tools.size(), 8u);  // Eight pages of one.
   EXPECT_EQ(server.tools[0].name, "echo");
   EXPECT_EQ(server.tools[0].description, "Repeats the text.");
   EXPECT_NE(server.tools[0].input_schema.find("\"required\":[\"text\"]"), std::string::npos);
@@ -139,10 +139,14 @@ TEST(McpClientTest, CancellationAndTimeoutTellTheServer) {
   ASSERT_FALSE(stopped.ok());
   EXPECT_EQ(stopped.error().code(), ErrorCode::kCancelled);
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
-  // The server saw both notifications/cancelled and still answers.
+  // The server saw both notifications/cancelled and still answers; it was sent nothing that
+  // MCP does not have (ACP's $/cancel_request).
   Result<agent::McpOutcome> echo = hub->CallTool("fake", "echo", R"({"text":"after"})", nullptr);
   ASSERT_TRUE(echo.ok()) << echo.error().message();
   EXPECT_EQ(echo->text, "echo: after");
+  Result<agent::McpOutcome> strays = hub->CallTool("fake", "strays", "{}", nullptr);
+  ASSERT_TRUE(strays.ok()) << strays.error().message();
+  EXPECT_EQ(strays->text, "");
 }
 
 TEST(McpClientTest, AServerThatCrashesSaysWhy) {
@@ -259,7 +263,7 @@ TEST(McpClientTest, DisabledToolsAndAFailingResourceList) {
   ASSERT_EQ(servers.size(), 1u) << (hub->Failures().empty() ? "" : hub->Failures()[0]);
   std::vector<std::string> names;
   for (const agent::McpTool& tool : servers[0].tools) names.push_back(tool.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"echo", "fail", "slow", "big", "env"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"echo", "fail", "slow", "big", "env", "strays"}));
   EXPECT_TRUE(servers[0].resources.empty());
   EXPECT_TRUE(hub->Failures().empty());
 }

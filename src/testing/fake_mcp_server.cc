@@ -1,7 +1,7 @@
 // A stdio MCP server for tests: newline-delimited JSON-RPC on stdin/stdout, logs on stderr.
 // Tools: echo {text} → "echo: <text>"; add {a, b} → the sum; fail → isError; slow → never
 // answers (its cancellation is logged); big → 300,000 bytes; crash → exits; env {name} → the
-// variable's value or "<unset>".
+// variable's value or "<unset>"; strays → the methods received that MCP does not have ("$/…").
 // Resources: memo://greeting (text) and memo://logo (a blob).
 // Flags: --version V (the protocolVersion it answers), --exit-at-start (writes to stderr and
 // exits 3), --no-resources, --resources-fail (offers resources, but resources/list fails),
@@ -54,7 +54,10 @@ Json Tools() {
        {{"name", "crash"}, {"description", "Exits."}, {"inputSchema", {{"type", "object"}}}},
        {{"name", "env"},
         {"description", "The value of an environment variable, or <unset>."},
-        {"inputSchema", text_schema("name")}}});
+        {"inputSchema", text_schema("name")}},
+       {{"name", "strays"},
+        {"description", "The methods received that MCP does not have, space-separated."},
+        {"inputSchema", {{"type", "object"}}}}});
 }
 
 }  // namespace
@@ -79,6 +82,7 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "fake-mcp: started\n");
   Json slow_id;  // The pending slow call, answered when cancelled.
+  std::string strays;
   std::string line;
   while (std::getline(std::cin, line)) {
     Json message = Json::parse(line, nullptr, false);
@@ -86,6 +90,7 @@ int main(int argc, char** argv) {
     const std::string method = message.value("method", "");
     const Json id = message.value("id", Json());
     const Json params = message.value("params", Json::object());
+    if (method.starts_with("$/")) strays += (strays.empty() ? "" : " ") + method;
     if (method == "initialize") {
       if (notify_early) Send({{"jsonrpc", "2.0"}, {"method", "notifications/tools/list_changed"}});
       Json capabilities = {{"tools", Json::object()}};
@@ -138,6 +143,8 @@ int main(int argc, char** argv) {
       } else if (name == "env") {
         const char* value = std::getenv(arguments.value("name", "").c_str());
         Answer(id, {{"content", {{{"type", "text"}, {"text", value ? value : "<unset>"}}}}});
+      } else if (name == "strays") {
+        Answer(id, {{"content", {{{"type", "text"}, {"text", strays}}}}});
       } else if (name == "crash") {
         std::fprintf(stderr, "fake-mcp: crashing (as asked)\n");
         return 1;

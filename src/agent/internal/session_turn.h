@@ -98,6 +98,9 @@ struct Session::State {
   std::set<ApprovalKind> rejected_always;
   std::vector<std::string> rejected_commands;
   std::set<std::string> allowed_mcp;  // "server tool name" / "server resources" allowed always.
+  // The session questions rejected always: "mode_switch", "subtasks", or "mcp <what>" (one MCP
+  // tool, as allowed_mcp).
+  std::set<std::string> rejected_session;
   // Calls of the last assistant message that a stopped engine left awaiting their approval
   // (UnfinishedCall::started false): they never ran, and the next prompt tells the model so.
   std::vector<std::string> unstarted_calls;
