@@ -1085,6 +1085,25 @@ TEST_F(AgentE2eTest, KillNineWhileAnEditAwaitsApprovalTellsTheModelItDidNotRun) 
       << show.out;
 }
 
+// A task piped in is taken without the line ends after it (`echo`'s); an empty one is said to
+// be empty (the message asked for '-', which was given).
+TEST_F(AgentE2eTest, APipedTaskLosesItsTrailingNewlinesAndAnEmptyOneIsSaid) {
+  fake_->Enqueue(kChatPath,
+                 testing::OpenAiToolCall("c1", "attempt_completion", R"({"result":"Done."})"));
+  test::ProcessOptions options;
+  options.input = "write c\n\n";
+  ProcessResult run = test::RunProcess(RunArgs("-", {"--yes"}), Env(), options);
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  std::vector<Json> bodies = RequestBodies();
+  ASSERT_EQ(bodies.size(), 1u);
+  EXPECT_NE(bodies[0]["messages"].dump().find(R"(<task>\nwrite c\n</task>)"), std::string::npos)
+      << bodies[0]["messages"].dump();
+  options.input = "  \n";
+  ProcessResult empty = test::RunProcess(RunArgs("-", {"--yes"}), Env(), options);
+  EXPECT_EQ(empty.exit_code, 2);
+  EXPECT_NE(empty.err.find("standard input held no task"), std::string::npos) << empty.err;
+}
+
 // Piped, reasoning is marked (it read as the answer); a turn whose provider reported no usage
 // says so rather than costing $0.0000.
 TEST_F(AgentE2eTest, PipedReasoningIsMarkedAndMissingUsageIsNotFree) {

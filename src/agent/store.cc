@@ -934,8 +934,9 @@ void FoldOrphanJournals(Connection& connection, const std::string& directory) {
           orphan.path);
     }
     if (*folded > 0) {
-      spdlog::info("session store: recovered {} events from '{}', left by a process that stopped",
-                   *folded, orphan.path);
+      // Debug only: it is the next command's stderr (a `run --json` line reader's) that says it.
+      spdlog::debug("session store: recovered {} events from '{}', left by a process that stopped",
+                    *folded, orphan.path);
     }
     ::unlink(orphan.path.c_str());
     if (Result<sqlite3_stmt*> raw =

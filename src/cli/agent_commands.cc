@@ -732,16 +732,22 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
   }
 }
 
-// A prompt of "-" is read from standard input, whole.
-void ReadPromptFromStdin(std::string& prompt) {
-  if (prompt != "-") return;
+// A prompt of "-" is read from standard input, whole but for the line ends after it (`echo`'s
+// newline is not part of the task). Returns whether it was.
+bool ReadPromptFromStdin(std::string& prompt) {
+  if (prompt != "-") return false;
   prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  while (prompt.ends_with('\n') || prompt.ends_with('\r')) prompt.pop_back();
+  return true;
 }
 
 int Run(const Config& config, AgentFlags flags) {
-  ReadPromptFromStdin(flags.prompt);
+  const bool is_piped = ReadPromptFromStdin(flags.prompt);
   if (flags.prompt.find_first_not_of(" \t\r\n") == std::string::npos) {  // Nothing to do.
-    std::fprintf(stderr, "lapce-ai run: give the task as an argument (or '-' to read stdin)\n");
+    std::fputs(is_piped ? "lapce-ai run: standard input held no task (it was empty or blank); "
+                          "pipe the task in, or give it as an argument\n"
+                        : "lapce-ai run: give the task as an argument (or '-' to read stdin)\n",
+               stderr);
     return kExitUsage;
   }
   BlockInterrupts();
