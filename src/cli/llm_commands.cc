@@ -37,6 +37,7 @@
 #include "llm/pool.h"
 #include "server/agent_setup.h"
 #include "server/ai_protocol.h"
+#include "workspace/process.h"
 
 extern char** environ;
 
@@ -464,15 +465,8 @@ std::optional<std::vector<std::string>> ListedModels(const std::string& body) {
 
 void CheckRipgrep(DoctorReport& report) {
   if (const char* path = std::getenv("PATH"); path != nullptr) {
-    std::string_view rest = path;
-    while (true) {
-      size_t colon = rest.find(':');
-      std::string dir(rest.substr(0, colon));
-      if (!dir.empty() && ::access((dir + "/rg").c_str(), X_OK) == 0) {
-        return report.Line(true, "ripgrep", dir + "/rg");
-      }
-      if (colon == std::string_view::npos) break;
-      rest.remove_prefix(colon + 1);
+    if (std::string rg = workspace::FindOnPath("rg", path); !rg.empty()) {
+      return report.Line(true, "ripgrep", rg);
     }
   }
   report.Line(false, "ripgrep", "rg not found in PATH; install it (Debian: apt install ripgrep)");

@@ -113,14 +113,8 @@ std::string ProgramOnPath(const std::string& program, const std::vector<std::str
   if (program.find('/') != std::string::npos) return program;
   for (const std::string& entry : env) {
     if (!entry.starts_with("PATH=")) continue;
-    std::string_view path = std::string_view(entry).substr(5);
-    for (size_t at = 0; at <= path.size();) {
-      size_t end = std::min(path.find(':', at), path.size());
-      std::string dir(path.substr(at, end - at));
-      std::string candidate = (dir.empty() ? "." : dir) + "/" + program;
-      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-      at = end + 1;
-    }
+    std::string found = workspace::FindOnPath(program, std::string_view(entry).substr(5));
+    if (!found.empty()) return found;
   }
   return program;
 }

@@ -207,6 +207,17 @@ std::string ShellPath() {
 
 size_t SignalRunningCommands(int signal) { return RunningGroups::Get().Signal(signal); }
 
+std::string FindOnPath(std::string_view program, std::string_view path) {
+  for (size_t at = 0; at <= path.size();) {
+    const size_t end = std::min(path.find(':', at), path.size());
+    std::string dir(path.substr(at, end - at));
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + std::string(program);
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    at = end + 1;
+  }
+  return {};
+}
+
 bool CommandsAreWatched() { return RunningGroups::Get().IsWatched(); }
 
 Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions& options) {

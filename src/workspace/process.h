@@ -62,6 +62,10 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
 // signalled. Thread-safe.
 size_t SignalRunningCommands(int signal);
 
+// The executable `program` in the first directory of `path` (a PATH value, ':'-separated; an
+// empty entry is the current directory) that has it; "" when none does.
+std::string FindOnPath(std::string_view program, std::string_view path);
+
 // Whether the commands and children are watched now: should this process end without stopping
 // them, a watcher process gives them SIGTERM and, 2 s later, SIGKILL. Thread-safe.
 bool CommandsAreWatched();
