@@ -42,11 +42,13 @@ std::string ReadFile(const std::string& path) {
 // `lapce-ai serve` on a socket in `dir`, stopped (SIGTERM) on destruction.
 class ServeProcess {
  public:
-  ServeProcess(const std::string& dir, const std::string& base_url)
+  ServeProcess(const std::string& dir, const std::string& base_url,
+               const std::vector<std::string>& extra = {})
       : socket_(dir + "/engine.sock"),
         server_(
-            {LAPCE_AI_BIN, "serve", "--socket", socket_, "--metrics-addr", "", "--provider",
-             "openai", "--model", "gpt-4o", "--base-url", base_url + "/v1"},
+            Args({LAPCE_AI_BIN, "serve", "--socket", socket_, "--metrics-addr", "", "--provider",
+                  "openai", "--model", "gpt-4o", "--base-url", base_url + "/v1"},
+                 extra),
             {"HOME=" + dir, "XDG_CONFIG_HOME=" + dir + "/config", "XDG_DATA_HOME=" + dir + "/data",
              "XDG_RUNTIME_DIR=" + dir, "OPENAI_API_KEY=test", "PATH=/usr/bin:/bin"},
             dir + "/server.log", milliseconds(15'000)) {}
@@ -56,6 +58,11 @@ class ServeProcess {
   int Stop() { return server_.Stop(); }  // SIGTERM; the wait status.
 
  private:
+  static std::vector<std::string> Args(std::vector<std::string> args,
+                                       const std::vector<std::string>& extra) {
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
   std::string socket_;
   test::ServerProcess server_;
 };
@@ -113,8 +120,8 @@ class AcpShmTest : public ::testing::Test {
   }
 
   // `max_message_bytes`: the largest message this client takes (0: the default).
-  void Connect(uint32_t max_message_bytes = 0) {
-    serve_.emplace(dir_, fake_->base_url());
+  void Connect(uint32_t max_message_bytes = 0, const std::vector<std::string>& serve_args = {}) {
+    serve_.emplace(dir_, fake_->base_url(), serve_args);
     ASSERT_TRUE(serve_->is_ready()) << serve_->log();
     ipc::ClientOptions options;
     options.socket_path = serve_->socket();
@@ -339,6 +346,62 @@ TEST_F(AcpShmTest, AnEditTooLargeForTheConnectionIsAskedWithoutItsDiff) {
   EXPECT_TRUE(ended);
   Result<std::string> listed = Request("_lapce/sessions/list", Json::object());
   EXPECT_TRUE(listed.ok()) << listed.error().message();
+}
+
+// Text larger than the client's connection takes arrives in pieces that fit, whole, live and by
+// session/load (it was left out: the completion's result never reached the editor).
+TEST_F(AcpShmTest, TextTooLargeForTheConnectionArrivesInPieces) {
+  std::string result;
+  for (int i = 0; result.size() < 150'000; ++i) result += "line " + std::to_string(i) + " é\n";
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_1", "attempt_completion",
+                                                    Json{{"result", result}}.dump()));
+  ASSERT_NO_FATAL_FAILURE(Connect(64 * 1024));
+  Result<std::string> created =
+      Request("session/new", {{"cwd", workspace_}, {"mcpServers", Json::array()}});
+  ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << Log();
+  std::string session_id = Json::parse(*created)["sessionId"];
+  Json prompt = {{"sessionId", session_id}, {"prompt", {{{"type", "text"}, {"text", "say it"}}}}};
+  Result<std::string> stop = Request("session/prompt", prompt);
+  ASSERT_TRUE(stop.ok()) << stop.error().message() << "\n" << Log();
+  auto shown_text = [&] {
+    std::string text;
+    std::lock_guard lock(client_.mutex);
+    for (const Json& update : client_.updates) {
+      const Json& body = update["update"];
+      if (body["sessionUpdate"] == "agent_message_chunk") text += body["content"]["text"];
+    }
+    client_.updates.clear();
+    return text;
+  };
+  EXPECT_NE(shown_text().find(result), std::string::npos) << Log();
+  Disconnect();
+  ASSERT_NO_FATAL_FAILURE(Connect(64 * 1024));
+  Result<std::string> loaded =
+      Request("session/load",
+              {{"sessionId", session_id}, {"cwd", workspace_}, {"mcpServers", Json::array()}});
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message() << "\n" << Log();
+  EXPECT_NE(shown_text().find(result), std::string::npos) << Log();
+}
+
+// `serve` takes the agent's --mode and --tool-protocol, as `acp` does (it refused them).
+TEST_F(AcpShmTest, ServeTakesTheAgentsModeAndToolProtocol) {
+  fake_->Enqueue(
+      kChatPath,
+      testing::OpenAiText("<attempt_completion><result>Asked.</result></attempt_completion>"));
+  ASSERT_NO_FATAL_FAILURE(Connect(0, {"--mode", "ask", "--tool-protocol", "xml"}));
+  Result<std::string> created =
+      Request("session/new", {{"cwd", workspace_}, {"mcpServers", Json::array()}});
+  ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << Log();
+  Json session = Json::parse(*created);
+  EXPECT_EQ(session["modes"]["currentModeId"], "ask") << session.dump();
+  Json prompt = {{"sessionId", session["sessionId"]},
+                 {"prompt", {{{"type", "text"}, {"text", "what is this?"}}}}};
+  Result<std::string> stop = Request("session/prompt", prompt);
+  ASSERT_TRUE(stop.ok()) << stop.error().message() << "\n" << Log();
+  EXPECT_EQ(Json::parse(*stop)["stopReason"], "end_turn");
+  ASSERT_EQ(fake_->requests().size(), 1u);
+  Json body = Json::parse(fake_->requests()[0].body);
+  EXPECT_FALSE(body.contains("tools")) << "XML tool calls: no native tools are sent";
 }
 
 // Each editor connection has its own sessions: another connection can neither prompt one nor

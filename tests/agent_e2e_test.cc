@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -439,11 +440,18 @@ TEST_F(AgentE2eTest, RunUsesTheUsersMcpServers) {
   const std::string settings = home_ + "/.config/lapce-ai/mcp.json";
   WriteFile(settings, Json{{"mcpServers",
                             {{"fake", {{"command", FAKE_MCP_BIN}, {"args", Json::array()}}},
-                             {"off", {{"command", "/nonexistent"}, {"disabled", true}}}}}}
+                             {"off", {{"command", "/nonexistent"}, {"disabled", true}}},
+                             {"gone", {{"command", "/nonexistent/mcp"}}}}}}
                           .dump());
   ProcessResult run = Run("echo with the MCP server", {"--yes"});
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
   EXPECT_NE(run.out.find("fake: echo"), std::string::npos) << run.out;
+  // The server that did not start is said on stderr: stdout is the answer.
+  EXPECT_EQ(run.out.find("MCP server 'gone'"), std::string::npos) << run.out;
+  EXPECT_NE(run.err.find("(MCP server 'gone': start '/nonexistent/mcp': program not found.)\n"
+                         "(Their tools are not available in this session.)\n"),
+            std::string::npos)
+      << run.err;
   std::vector<Json> bodies = RequestBodies();
   ASSERT_EQ(bodies.size(), 2u);
   EXPECT_NE(bodies[0].dump().find("## fake"), std::string::npos);
@@ -455,6 +463,20 @@ TEST_F(AgentE2eTest, RunUsesTheUsersMcpServers) {
   EXPECT_NE(broken.err.find(settings + ": mcpServers.fake.args: expected an array of strings"),
             std::string::npos)
       << broken.err;
+}
+
+// A missing key is said before the task starts (it failed at the first request, and the failed
+// session stayed behind).
+TEST_F(AgentE2eTest, RunWithoutTheProvidersKeySaysSoAndKeepsNoSession) {
+  std::vector<std::string> env = Env();
+  env.back() = "OPENAI_API_KEY=";
+  ProcessResult run = test::RunProcess(RunArgs("hi", {"--yes"}), env);
+  EXPECT_EQ(run.exit_code, 2) << run.out << run.err;
+  EXPECT_EQ(run.err,
+            "lapce-ai run: no API key for profile 'command-line' (openai): OPENAI_API_KEY is not "
+            "set or empty; export it\n");
+  EXPECT_TRUE(fake_->requests().empty());
+  EXPECT_TRUE(ListSessions().empty());
 }
 
 TEST_F(AgentE2eTest, JsonPrintsOneEventPerLineEndingWithStop) {
@@ -943,6 +965,9 @@ TEST_F(AgentE2eTest, KillNineMidTurnLosesNothingAndResumes) {
   EXPECT_EQ(sessions[0]["status"], "interrupted");  // Active, and nobody has it open.
   ProcessResult table = Lapce({"sessions", "list"});
   EXPECT_NE(table.out.find("interrupted"), std::string::npos) << table.out;
+  EXPECT_EQ(table.err, "");
+  ProcessResult cut = Lapce({"sessions", "list", "--limit", "1"});  // All there is: no notice.
+  EXPECT_EQ(cut.err, "");
   ProcessResult show = Lapce({"sessions", "show", id});
   EXPECT_EQ(show.exit_code, 0) << show.err;
   EXPECT_NE(show.out.find("interrupted"), std::string::npos) << "as the list says";
@@ -1014,6 +1039,11 @@ TEST_F(AgentE2eTest, KillNineInASubtaskGoesOnInItWhenResumed) {
   const Json& task = listed[0]["id"] == id ? listed[0] : listed[1];
   const Json& subtask = listed[0]["id"] == id ? listed[1] : listed[0];
   EXPECT_EQ(task["requests"].get<int64_t>(), 2 + subtask["requests"].get<int64_t>()) << all.out;
+  // A list cut short says so, beside the table.
+  ProcessResult newest = Lapce({"sessions", "list", "--all", "--limit", "1"});
+  EXPECT_EQ(newest.exit_code, 0);
+  EXPECT_EQ(std::count(newest.out.begin(), newest.out.end(), '\n'), 2) << newest.out;
+  EXPECT_EQ(newest.err, "(the newest 1 are shown; `--limit N` shows more, `--limit 0` all)\n");
 }
 
 // A kill -9 while a command runs: the command, in a session of its own, does not outlive
@@ -1138,6 +1168,32 @@ TEST_F(AgentE2eTest, AcpStoppedBySigtermKeepsNoUnpromptedSession) {
   EXPECT_EQ(ListSessions().size(), 0u);
 }
 
+// SIGTERM during a turn (as editors stop agents) answers its prompt "cancelled" before the agent
+// exits, and the session is stored as cancelled (no answer came, and it stayed interrupted).
+TEST_F(AgentE2eTest, AcpStoppedBySigtermAnswersTheRunningPrompt) {
+  EnqueueSlowReply("One. Two. Three. Four. Five. Six.", 20);
+  std::vector<std::string> argv = {LAPCE_AI_BIN, "acp"};
+  for (const std::string& a : Provider()) argv.push_back(a);
+  Child acp(argv, Env(), /*keeps_input=*/true);
+  std::string id;
+  ASSERT_NO_FATAL_FAILURE(id = OpenAcpSession(acp));
+  acp.Write(Json{{"jsonrpc", "2.0"},
+                 {"id", 3},
+                 {"method", "session/prompt"},
+                 {"params", {{"sessionId", id}, {"prompt", {{{"type", "text"}, {"text", "go"}}}}}}}
+                .dump() +
+            "\n");
+  ASSERT_TRUE(acp.WaitForOutput("agent_message_chunk", milliseconds(15'000))) << acp.err();
+  acp.Signal(SIGTERM);
+  EXPECT_EQ(acp.Wait(milliseconds(10'000)), 128 + SIGTERM) << acp.err();
+  size_t answer = acp.out().find(R"("id":3,"result")");
+  ASSERT_NE(answer, std::string::npos) << acp.out();
+  EXPECT_NE(acp.out().find(R"("stopReason":"cancelled")", answer), std::string::npos) << acp.out();
+  Json sessions = ListSessions();
+  ASSERT_EQ(sessions.size(), 1u);
+  EXPECT_EQ(sessions[0]["status"], "cancelled");
+}
+
 // A session/cancel (or the request's $/cancel_request) right behind its session/prompt, as an
 // editor sends it when the user presses Esc at once, stops the turn: it was lost, and the turn
 // ran to its end, tool calls included.
@@ -1170,8 +1226,9 @@ TEST_F(AgentE2eTest, AcpCancelRightBehindThePromptStopsIt) {
   acp.Write(prompt(4) + R"({"jsonrpc":"2.0","method":"$/cancel_request","params":{"id":4}})" +
             "\n");
   ASSERT_TRUE(acp.WaitForOutput("\"id\":4,\"result\"", milliseconds(15'000))) << acp.err();
-  EXPECT_NE(acp.out().find(R"("id":3,"result":{"stopReason":"cancelled"})"), std::string::npos)
-      << acp.out();
+  size_t answer = acp.out().find(R"("id":3,"result")");
+  ASSERT_NE(answer, std::string::npos) << acp.out();
+  EXPECT_NE(acp.out().find(R"("stopReason":"cancelled")", answer), std::string::npos) << acp.out();
   EXPECT_NE(acp.out().find(R"("id":4,"result":{"stopReason":"cancelled"})"), std::string::npos)
       << acp.out();
   EXPECT_FALSE(std::filesystem::exists(repo_ + "/ran.txt")) << "a cancelled turn ran a command";

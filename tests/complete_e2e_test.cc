@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -400,9 +401,38 @@ TEST_F(CompleteCliTest, DoctorReportsTheFileItReadAndAnUnknownMode) {
                          "/v1/models: HTTP 200"),
             std::string::npos)
       << run.out;
+  EXPECT_NE(run.out.find("ok     session store                none yet; the first session "
+                         "creates /tmp/lai-e2e."),
+            std::string::npos)
+      << run.out;
   EXPECT_EQ(run.out.find("sk-doc-1"), std::string::npos);
   ASSERT_EQ(fake_->requests().size(), 1u);
   EXPECT_EQ(fake_->requests()[0].path, "/v1/models");
+}
+
+// A session store that does not open (here not a database at all) is a problem doctor names,
+// with the file; one that opens is counted.
+TEST_F(CompleteCliTest, DoctorChecksTheSessionStore) {
+  ConfigFile config("");
+  const std::string data = std::filesystem::path(config.path()).parent_path().string() + "/data";
+  std::filesystem::create_directories(data + "/lapce-ai");
+  std::ofstream(data + "/lapce-ai/sessions.db") << "not a database, but long enough to be read "
+                                                   "as one: sqlite looks at the first 100 bytes "
+                                                   "of the file for its header";
+  RunResult broken = RunLapceAi({"--config", config.path(), "doctor"}, {"XDG_DATA_HOME=" + data});
+  EXPECT_EQ(broken.exit_code, 1);
+  EXPECT_NE(broken.out.find("FAIL   session store                "), std::string::npos)
+      << broken.out;
+  EXPECT_NE(broken.out.find(data + "/lapce-ai/sessions.db"), std::string::npos) << broken.out;
+  std::filesystem::remove(data + "/lapce-ai/sessions.db");
+  RunResult empty =
+      RunLapceAi({"--config", config.path(), "sessions", "list"}, {"XDG_DATA_HOME=" + data});
+  EXPECT_EQ(empty.exit_code, 0) << empty.err;  // Creates the store.
+  RunResult good = RunLapceAi({"--config", config.path(), "doctor"}, {"XDG_DATA_HOME=" + data});
+  EXPECT_NE(good.out.find("ok     session store                " + data +
+                          "/lapce-ai/sessions.db (0 sessions)"),
+            std::string::npos)
+      << good.out;
 }
 
 // doctor takes the flags `run`, `acp` and `complete` take: it checks the one-off profile they

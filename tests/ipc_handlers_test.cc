@@ -340,6 +340,28 @@ TEST_F(IpcHandlers, ChecksumAnswersTheSumOfThePayloadItReceived) {
   }
 }
 
+// A receive for a request whose final reply was taken fails at once, saying so (it waited out
+// its whole timeout, then blamed the peer); an id never sent is refused as before.
+TEST_F(IpcHandlers, ReceivingAfterTheFinalReplyFailsAtOnce) {
+  const std::vector<std::byte> payload(3, std::byte{'a'});
+  Result<uint64_t> id = client_->Send(kEcho, payload);
+  ASSERT_TRUE(id.ok()) << id.error().ToString();
+  Result<ipc::Response> reply = client_->Next(*id, milliseconds(5'000));
+  ASSERT_TRUE(reply.ok()) << reply.error().ToString();
+  EXPECT_TRUE(reply->is_final);
+  auto started = std::chrono::steady_clock::now();
+  Result<ipc::Response> again = client_->Next(*id, milliseconds(5'000));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(again.error().message(),
+            "request " + std::to_string(*id) + " has had its final reply already");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, milliseconds(1'000));
+  EXPECT_EQ(client_->Next(*id + 1, milliseconds(5'000)).error().code(),
+            ErrorCode::kInvalidArgument);
+  Result<ipc::Response> call = client_->Call(kEcho, payload);  // The connection is fine.
+  ASSERT_TRUE(call.ok()) << call.error().ToString();
+}
+
 // A notification runs its handler but nothing comes back, however large the reply it discards
 // (1 MiB is past the worker's scratch space); the next call gets its own answer.
 TEST_F(IpcHandlers, NotificationsRunTheirHandlerAndAnswerNothing) {

@@ -187,7 +187,8 @@ LAI_CLIENT_API lai_status lai_client_notify(lai_client* client, uint16_t type, c
  * Errors: the server's error reply as its status, with its message in lai_client_last_error();
  * LAI_ERR_TIMEOUT when nothing came in time (the request stays pending: receive again, or cancel
  * it); LAI_ERR_UNAVAILABLE when the connection was lost before the reply came;
- * LAI_ERR_INVALID_ARGUMENT for an id this handle never sent. */
+ * LAI_ERR_INVALID_ARGUMENT for an id this handle never sent, or whose final reply it has received
+ * (of its last 4096 requests). */
 LAI_CLIENT_API lai_status lai_client_receive(lai_client* client, uint64_t request_id,
                                              uint32_t timeout_ms, lai_response* out_response);
 

@@ -17,6 +17,7 @@ struct McpTool {
   std::string name;
   std::string description;
   std::string input_schema;  // JSON Schema text ("{}" when the server gave none).
+  bool always_allow = false;  // The user's configuration runs it without asking.
 };
 
 struct McpResource {

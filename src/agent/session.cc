@@ -398,6 +398,14 @@ llm::Message Session::Turn::UserMessage(std::vector<llm::ContentPart> parts) {
   return llm::Message{llm::Role::kUser, std::move(parts)};
 }
 
+std::string Session::Turn::OutputLimitWords() const {
+  if (state.model.max_output_tokens <= 0) return "";
+  return " of " +
+         std::to_string(
+             DefaultMaxOutputTokens(state.model.context_window, state.model.max_output_tokens)) +
+         " tokens";
+}
+
 void Session::Turn::EmitUsage() {
   SessionUpdate update;
   update.kind = SessionUpdate::Kind::kUsageUpdate;
@@ -408,6 +416,20 @@ void Session::Turn::EmitUsage() {
     update.cost_usd = state.totals.cost_usd;
   }
   Emit(update);
+}
+
+void Session::Turn::EmitRunning(const std::string& call_id) {
+  SessionUpdate running;
+  running.kind = SessionUpdate::Kind::kToolCallUpdate;
+  running.tool.id = call_id;
+  running.tool.status = ToolStatus::kInProgress;
+  Emit(running);
+}
+
+void Session::Turn::JournalNotice(const std::string& notice) {
+  Journal(UpdateKindName(SessionUpdate::Kind::kAgentMessageChunk),
+          ToAcpJson(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, notice)));
+  Journal(kTurnEndEvent, "{}");
 }
 
 void Session::Turn::EmitNotice(std::string text) {
@@ -734,6 +756,7 @@ Session::Turn::Reply Session::Turn::Request() {
         json given = json::object();
         for (const auto& [name, value] : event.call.params) given[name] = value;
         if (event.call.is_partial) {
+          call.is_partial = true;
           call.error = "The " + call.name +
                        " tool call was not complete (its closing tag is missing). Retry with "
                        "the whole call.";
@@ -826,9 +849,7 @@ Session::Turn::Reply Session::Turn::Request() {
         // Kept as a notice (replayed by session/load, quoted by the transcripts) but shown only
         // by the front ends that ask for it: the terminal's log line says it already.
         std::string notice = "(" + event.text + ".)\n\n";
-        Journal(UpdateKindName(SessionUpdate::Kind::kAgentMessageChunk),
-                ToAcpJson(TextUpdate(SessionUpdate::Kind::kAgentMessageChunk, notice)));
-        Journal(kTurnEndEvent, "{}");
+        JournalNotice(notice);
         client.OnRetrying(session.id_, notice);
         break;
       }
@@ -851,6 +872,10 @@ Session::Turn::Reply Session::Turn::Request() {
     if (reply.calls.empty() || !xml) finish_shown();
     return true;
   };
+  if (session.cancelled_.load()) {  // Cancelled while the request was made ready: not sent.
+    reply.error = llm::StreamError{llm::ErrorKind::kCancelled, "cancelled", {}, 0};
+    return reply;
+  }
   // The sink owns its copy of `end`: once `finished` is set this frame may be gone at any moment,
   // so nothing of it is touched after that.
   Result<std::shared_ptr<llm::StreamHandle>> handle = session.engine_.pool_.Stream(
@@ -1142,13 +1167,17 @@ Result<StopReason> Session::Turn::Run(std::string_view text) {
     state.has_told_mcp_failures = true;
     std::string told;
     for (const std::string& failure : state.mcp_failures) told += "(" + failure + ".)\n";
-    EmitNotice(told + "(Their tools are not available in this session.)\n\n");
+    told += "(Their tools are not available in this session.)\n\n";
+    JournalNotice(told);
+    client.OnNotice(session.id_, told);
   }
   if (state.mode_problems != state.told_mode_problems) {
     state.told_mode_problems = state.mode_problems;
     for (const std::string& problem : state.mode_problems) {
-      EmitNotice("(A modes file was left out: " + problem +
-                 ". The other modes work; fix the file to use its modes.)\n\n");
+      std::string told = "(A modes file was left out: " + problem +
+                         ". The other modes work; fix the file to use its modes.)\n\n";
+      JournalNotice(told);
+      client.OnNotice(session.id_, told);
     }
   }
   return Loop(std::move(parts));
@@ -1362,6 +1391,8 @@ Result<StopReason> Session::Turn::Loop(std::vector<llm::ContentPart> parts) {
     }
     if (reply.calls.empty()) {
       if (reply.stop_reason == "length") {
+        EmitNotice(Paragraph("(The reply was cut off: it reached the model's output limit" +
+                             OutputLimitWords() + ". Say \"go on\" to have it continue.)"));
         SaveRecord();
         return StopReason::kMaxTokens;
       }
@@ -1369,6 +1400,18 @@ Result<StopReason> Session::Turn::Loop(std::vector<llm::ContentPart> parts) {
       parts.push_back({});
       parts.back().text = NoToolsUsedText(state.protocol);
       continue;
+    }
+    ToolCall& last = reply.calls.back();
+    if (reply.stop_reason == "length" &&
+        (last.is_partial || (last.error.empty() && !last.arguments_json.empty() &&
+                             !json::parse(last.arguments_json, nullptr, false).is_object()))) {
+      // Cut off by the output limit while the model wrote it: said so (it was told the call was
+      // malformed, and sent the same too-long call again).
+      last.error = "Not run: your reply reached the output limit" + OutputLimitWords() +
+                   " while you wrote this " + last.name +
+                   " call, so it arrived incomplete. Send less in one call: write a large file "
+                   "in parts (write_to_file with the first part, then insert_content for each "
+                   "next one), or change it with apply_diff.";
     }
     ToolOutcome outcome = Execute(reply.calls[0]);
     state.consecutive_mistakes = outcome.is_mistake ? state.consecutive_mistakes + 1 : 0;
@@ -1445,7 +1488,7 @@ Result<StopReason> Session::Prompt(std::string_view text, SessionClient& client,
   // request carry it as JSON, which takes UTF-8 only (it aborted the process).
   Result<StopReason> stop = turn.Run(ValidUtf8(text));
   if (!stop.ok() || *stop == StopReason::kCancelled || *stop == StopReason::kMaxTurnRequests ||
-      *stop == StopReason::kRefusal) {
+      *stop == StopReason::kRefusal || *stop == StopReason::kMaxTokens) {
     std::lock_guard lock(mutex_);
     state_->status = !stop.ok()                        ? SessionStatus::kFailed
                      : *stop == StopReason::kCancelled ? SessionStatus::kCancelled

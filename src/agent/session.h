@@ -61,6 +61,13 @@ class SessionClient {
     (void)notice;
   }
 
+  // The engine's word on the session as a turn starts (MCP servers that did not start, a modes
+  // file left out). Stored as a notice, like OnRetrying's; shown as agent text unless a front
+  // end says it elsewhere. Called on the turn thread.
+  virtual void OnNotice(const std::string& session_id, const std::string& notice) {
+    ShowAsReplyText(session_id, notice);
+  }
+
   // Output of a command the turn runs locally, as it arrives (the result follows as a
   // tool_call_update): for front ends that show it live. Called on the turn thread.
   virtual void OnToolOutput(const std::string& session_id, const std::string& tool_call_id,
@@ -71,8 +78,8 @@ class SessionClient {
   }
 
  protected:
-  // Shows `text` as an agent_message_chunk update (for OnRetrying overrides that show notices
-  // as the reply's text).
+  // Shows `text` as an agent_message_chunk update (for OnRetrying and OnNotice, which show
+  // notices as the reply's text).
   void ShowAsReplyText(const std::string& session_id, const std::string& text);
 };
 

@@ -50,16 +50,18 @@ Session::Turn::ToolOutcome Session::Turn::RunChild(const std::shared_ptr<Session
                                                    std::string_view text) {
   ToolOutcome outcome;
   // The child's work is shown in the parent's session: its text, thoughts, tool calls and plan
-  // (the task's own plan is shown again when it ends). Its mode and usage are its own.
+  // (the task's own plan is shown again when it ends), and its usage as the task's (its context,
+  // the task's cost). Its mode is its own.
   class Forward : public SessionClient {
    public:
     Forward(Turn& parent, std::string prefix) : parent_(parent), prefix_(std::move(prefix)) {}
     void OnUpdate(const std::string&, const SessionUpdate& update, std::string_view) override {
       using Kind = SessionUpdate::Kind;
-      if (update.kind == Kind::kCurrentModeUpdate || update.kind == Kind::kUsageUpdate ||
-          update.kind == Kind::kSessionInfoUpdate || update.kind == Kind::kUserMessageChunk) {
+      if (update.kind == Kind::kCurrentModeUpdate || update.kind == Kind::kSessionInfoUpdate ||
+          update.kind == Kind::kUserMessageChunk) {
         return;
       }
+      if (update.kind == Kind::kUsageUpdate) return parent_.Emit(parent_.TaskUsage(update));
       if (update.kind == Kind::kPlan) parent_.showing_child_plan = true;
       if (update.kind != Kind::kToolCall && update.kind != Kind::kToolCallUpdate) {
         return parent_.Emit(update);
@@ -73,6 +75,12 @@ Session::Turn::ToolOutcome Session::Turn::RunChild(const std::shared_ptr<Session
       PermissionRequest own = request;
       own.tool.id = Key(request.tool.id);
       return parent_.client.RequestPermission(parent_.session.id_, own, cancelled);
+    }
+    void OnRetrying(const std::string&, const std::string& notice) override {
+      parent_.client.OnRetrying(parent_.session.id_, notice);
+    }
+    void OnNotice(const std::string&, const std::string& notice) override {
+      parent_.client.OnNotice(parent_.session.id_, notice);
     }
     void OnToolOutput(const std::string&, const std::string& tool_call_id,
                       std::string_view chunk) override {
@@ -131,6 +139,13 @@ Session::Turn::ToolOutcome Session::Turn::RunChild(const std::shared_ptr<Session
     return outcome;
   }
   return ChildOutcome(*child, stop);
+}
+
+SessionUpdate Session::Turn::TaskUsage(const SessionUpdate& child_usage) {
+  SessionUpdate usage = child_usage;
+  std::lock_guard lock(session.mutex_);
+  usage.cost_usd = state.totals.cost_usd + child_usage.cost_usd - state.subtask_counted.cost_usd;
+  return usage;
 }
 
 void Session::Turn::CountSubtask(Session& child) {

@@ -966,7 +966,7 @@ class FakeMcp : public McpServers {
     McpServerInfo server;
     server.name = "notes";
     server.command = "notes-server";
-    server.tools = {{"search", "Search the notes.", R"({"type":"object"})"},
+    server.tools = {{"search", "Search the notes.", R"({"type":"object"})", search_always_allowed},
                     {"forget", "Forget a note.", R"({"type":"object"})"}};
     return {server};
   }
@@ -984,6 +984,7 @@ class FakeMcp : public McpServers {
   std::vector<std::string> calls;
   std::vector<std::string> failures;
   McpOutcome answer{false, "3 notes mention lapce"};
+  bool search_always_allowed = false;
 };
 
 // A tool's error says so in the text too: only some providers take a result's error flag.
@@ -1051,10 +1052,24 @@ TEST_F(SessionTest, AlwaysAllowingAnMcpToolAllowsOnlyThatTool) {
   EXPECT_EQ(mcp->calls.size(), 2u);
 }
 
-// Native calls: each MCP tool is a function of its own (no use_mcp_tool, and no
-// access_mcp_resource: no server has resources) with the server in the prompt; use_mcp_tool
-// naming a wrong server is a mistake that names the right one; a call asks the user, and its
-// answer reaches the model.
+// A tool the user's mcp.json always allows (alwaysAllow) runs unasked; the others still ask.
+TEST_F(SessionTest, AToolTheConfigurationAlwaysAllowsRunsUnasked) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  auto mcp = std::make_shared<FakeMcp>();
+  mcp->search_always_allowed = true;
+  std::shared_ptr<Session> session = NewSession(engine, {}, {}, mcp);
+  Enqueue(OpenAiToolCall("call_1", "mcp--notes--search", R"({"q":"a"})"));
+  Enqueue(OpenAiToolCall("call_2", "mcp--notes--forget", R"({"id":1})"));
+  Enqueue(OpenAiToolCall("call_3", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kRejectOnce);
+  EXPECT_EQ(MustPrompt(*session, "search, then forget", client), StopReason::kEndTurn);
+  std::vector<PermissionRequest> asked = client.permissions();
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].tool.id, "call_2");
+  EXPECT_EQ(mcp->calls, std::vector<std::string>{R"(notes/search {"q":"a"})"});
+}
+
 // "Always reject" on an MCP tool holds for that tool (it was asked again, and could be run).
 TEST_F(SessionTest, AlwaysRejectingAnMcpToolRefusesItUnasked) {
   Engine& engine = MakeEngine(MakePool({"p"}));
@@ -1078,6 +1093,10 @@ TEST_F(SessionTest, AlwaysRejectingAnMcpToolRefusesItUnasked) {
       << ToolResultOf(bodies[2], "call_2").value_or("");
 }
 
+// Native calls: each MCP tool is a function of its own (no use_mcp_tool, and no
+// access_mcp_resource: no server has resources) with the server in the prompt; use_mcp_tool
+// naming a wrong server is a mistake that names the right one; a call asks the user, and its
+// answer reaches the model.
 TEST_F(SessionTest, ModelUsesAnMcpTool) {
   Engine& engine = MakeEngine(MakePool({"p"}));
   auto mcp = std::make_shared<FakeMcp>();
@@ -1662,6 +1681,71 @@ TEST_F(SessionTest, BrokenToolArgumentsAreAMistakeTheModelIsToldOf) {
   EXPECT_TRUE(found_call) << bodies[1].dump();
 }
 
+// A call cut off by the output limit (finish_reason "length") is said to be that: the model was
+// told its arguments were malformed, and sent the same too-long call again.
+TEST_F(SessionTest, ACallCutOffByTheOutputLimitIsSaidToBeCutOff) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  ScriptedTurn cut;
+  cut.calls.push_back({"call_1", "write_to_file", R"({"path":"big.txt","content":"aaaa\nbb)"});
+  cut.finish_reason = "length";
+  Enqueue(OpenAiTurn(cut));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Write it", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  std::string result = ToolResultOf(bodies[1], "call_1").value_or("");
+  EXPECT_NE(result.find("Not run: your reply reached the output limit"), std::string::npos)
+      << result;
+  EXPECT_NE(result.find("while you wrote this write_to_file call, so it arrived incomplete. "
+                        "Send less in one call"),
+            std::string::npos)
+      << result;
+  EXPECT_FALSE(std::filesystem::exists(workspace_ + "/big.txt"));
+}
+
+// A reply cut off by the output limit with no call stops the task, said so: the session waits
+// for "go on" (it was left active, listed as interrupted and resumed as after a crash).
+TEST_F(SessionTest, AReplyCutOffByTheOutputLimitStopsTheTaskSayingSo) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  ScriptedTurn cut;
+  cut.text = "I was explaining something and got cut";
+  cut.finish_reason = "length";
+  Enqueue(OpenAiTurn(cut));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Explain", client), StopReason::kMaxTokens);
+  EXPECT_EQ(session->Info().status, SessionStatus::kStopped);
+  EXPECT_NE(client.AgentText().find("got cut\n\n(The reply was cut off: it reached the model's "
+                                    "output limit"),
+            std::string::npos)
+      << client.AgentText();
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Explained.")));
+  EXPECT_EQ(MustPrompt(*session, "go on", client), StopReason::kEndTurn);
+  EXPECT_EQ(session->Info().status, SessionStatus::kCompleted);
+}
+
+// Calls refused before they run (malformed ones) break a run of identical calls: a read made
+// between them is not "the same call several times in a row".
+TEST_F(SessionTest, ARefusedCallBreaksARunOfIdenticalCalls) {
+  Engine& engine = MakeEngine(MakePool({"p"}));
+  std::shared_ptr<Session> session = NewSession(engine);
+  WriteFile(workspace_ + "/notes.txt", "the notes\n");
+  for (int i = 1; i <= 4; ++i) {
+    Enqueue(OpenAiToolCall("read_" + std::to_string(i), "read_file", ReadArgs("notes.txt")));
+    if (i < 4) Enqueue(OpenAiToolCall("bad_" + std::to_string(i), "read_file", "{\"path\":"));
+  }
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "Read the notes", client), StopReason::kEndTurn);
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 8u);
+  EXPECT_NE(ToolResultOf(bodies[7], "read_4").value_or("").find("the notes"), std::string::npos)
+      << ToolResultOf(bodies[7], "read_4").value_or("");
+  EXPECT_EQ(client.AgentText().find("stuck in a loop"), std::string::npos) << client.AgentText();
+}
+
 // ---- 5. Cancellation mid-stream ----------------------------------------------------------------
 
 TEST_F(SessionTest, CancelMidStreamKeepsPartialText) {
@@ -2147,6 +2231,24 @@ TEST_F(SessionTest, NewTaskRunsChildAndReturnsItsResult) {
     }
   }
   EXPECT_EQ(task_result, "Subtask " + child->id + " completed.");
+  // The new_task card runs while the child works; the task's usage is shown after each of the
+  // four replies, the child's two included, its cost never going back.
+  std::vector<std::string> task_card;
+  std::vector<double> costs;
+  for (const SessionUpdate& update : client.updates()) {
+    if (update.kind == SessionUpdate::Kind::kUsageUpdate) costs.push_back(update.cost_usd);
+    if (update.tool.id == "call_task" && update.tool.status) {
+      task_card.emplace_back(StatusName(*update.tool.status));
+    }
+    if (update.tool.id.ends_with("_child_write") && update.kind == SessionUpdate::Kind::kToolCall) {
+      EXPECT_EQ(task_card, (std::vector<std::string>{"pending", "in_progress"}));
+    }
+  }
+  EXPECT_EQ(task_card, (std::vector<std::string>{"pending", "in_progress", "completed"}));
+  ASSERT_EQ(costs.size(), 4u);
+  EXPECT_TRUE(std::is_sorted(costs.begin(), costs.end()));
+  EXPECT_GT(costs[1], costs[0]);
+  EXPECT_DOUBLE_EQ(costs.back(), parent->Info().totals.cost_usd);
 }
 
 // A subtask that stops before completing (here to ask the user) stops its task too, which made

@@ -528,6 +528,7 @@ Session::Turn::ToolOutcome Session::Turn::RunSessionTool(const ToolCall& call, c
       outcome.text = DeniedText(feedback);
       return outcome;
     }
+    EmitRunning(call.id);  // The card runs while the subtask does.
     return RunSubtask(mode, message, string_arg("todos"));
   }
   if (name == "use_mcp_tool" || name == "access_mcp_resource") return RunMcp(call, args, info);
@@ -584,11 +585,15 @@ Session::Turn::ToolOutcome Session::Turn::RunMcp(const ToolCall& call, const jso
                     "'. Connected servers: " + (names.empty() ? "none" : names) + ".",
                 true);
   }
+  bool always_allowed = false;  // By the user's own configuration of the server.
   if (is_tool) {
     std::string tools;
     bool found = false;
     for (const McpTool& tool : server->tools) {
-      found = found || tool.name == target;
+      if (tool.name == target) {
+        found = true;
+        always_allowed = tool.always_allow;
+      }
       tools += (tools.empty() ? "" : ", ") + tool.name;
     }
     if (!found) {
@@ -600,16 +605,12 @@ Session::Turn::ToolOutcome Session::Turn::RunMcp(const ToolCall& call, const jso
 
   std::string feedback;
   std::string what = server_name + (is_tool ? " tool " + target : " resources");
-  if (!AskSession(SessionApprovalKind::kMcp, info, &feedback, what)) {
+  if (!always_allowed && !AskSession(SessionApprovalKind::kMcp, info, &feedback, what)) {
     outcome.is_error = true;
     outcome.text = DeniedText(feedback);
     return outcome;
   }
-  SessionUpdate running;
-  running.kind = SessionUpdate::Kind::kToolCallUpdate;
-  running.tool.id = call.id;
-  running.tool.status = ToolStatus::kInProgress;
-  Emit(running);
+  EmitRunning(call.id);
   Result<McpOutcome> result =
       is_tool ? state.options.mcp->CallTool(server_name, target, arguments, &session.cancelled_)
               : state.options.mcp->ReadResource(server_name, target, &session.cancelled_);
@@ -654,6 +655,9 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
   // A call refused before it runs is still shown, as a failed tool call with the reason: the user
   // sees what the model tried and why it did not happen, as the model does.
   auto refuse = [&](const std::string& reason, bool is_mistake, const json& args) {
+    // A call refused before the repetition check is a call all the same: the same call before
+    // and after it was not made "several times in a row".
+    state.repetition.Reset();
     outcome.is_error = true;
     outcome.is_mistake = is_mistake;
     std::string said = ForProtocol(reason);
@@ -776,11 +780,7 @@ Session::Turn::ToolOutcome Session::Turn::Execute(const ToolCall& call) {
           ApprovalReply reply = Approve(request, info);
           if (reply.approved && !is_running) {
             is_running = true;
-            SessionUpdate running;
-            running.kind = SessionUpdate::Kind::kToolCallUpdate;
-            running.tool.id = call.id;
-            running.tool.status = ToolStatus::kInProgress;
-            Emit(running);
+            EmitRunning(call.id);
           }
           return reply;
         },

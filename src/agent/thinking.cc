@@ -5,8 +5,11 @@
 namespace lai::agent {
 namespace {
 
-constexpr std::string_view kOpen = "<thinking>";
-constexpr std::string_view kClose = "</thinking>";
+// <thinking> as Kilo Code's prompts ask for, anywhere; <think> where the reply starts, as
+// reasoning models served by vLLM, llama.cpp, LM Studio or Ollama (DeepSeek-R1's distillations,
+// Qwen3, QwQ) stream their thought in the text (elsewhere it is a tag the model writes about).
+constexpr std::string_view kOpenTags[] = {"<thinking>", "<think>"};
+constexpr std::string_view kCloseTags[] = {"</thinking>", "</think>"};
 
 // The length of the longest end of `text` that is a proper beginning of `tag`.
 size_t PartialTagAtEnd(std::string_view text, std::string_view tag) {
@@ -20,6 +23,7 @@ size_t PartialTagAtEnd(std::string_view text, std::string_view tag) {
 
 void ThinkingSplitter::Add(bool is_thought, std::string_view text, std::vector<Piece>& out) {
   if (text.empty()) return;
+  if (text.find_first_not_of(" \t\r\n") != std::string_view::npos) has_begun_ = true;
   if (!out.empty() && out.back().is_thought == is_thought) {
     out.back().text.append(text);
   } else {
@@ -36,15 +40,35 @@ void ThinkingSplitter::Feed(std::string_view chunk, std::vector<Piece>& out) {
     chunk = joined;
   }
   while (!chunk.empty()) {
-    const std::string_view tag = in_thought_ ? kClose : kOpen;
-    const size_t at = chunk.find(tag);
+    // Outside a thought either opening tag starts one; inside, only the closing tag of the one
+    // that opened it ends it.
+    size_t at = std::string_view::npos;
+    size_t tag = 0;
+    size_t partial = 0;
+    for (size_t i = 0; i < std::size(kOpenTags); ++i) {
+      if (in_thought_ && i != tag_) continue;
+      const std::string_view candidate = in_thought_ ? kCloseTags[i] : kOpenTags[i];
+      const bool at_start_only = !in_thought_ && i == 1;
+      if (at_start_only && has_begun_) continue;
+      size_t found = chunk.find(candidate);
+      if (at_start_only && found != std::string_view::npos &&
+          chunk.substr(0, found).find_first_not_of(" \t\r\n") != std::string_view::npos) {
+        found = std::string_view::npos;
+      }
+      if (found < at) {
+        at = found;
+        tag = i;
+      }
+      partial = std::max(partial, PartialTagAtEnd(chunk, candidate));
+    }
     if (at != std::string_view::npos) {
       Add(in_thought_, chunk.substr(0, at), out);
-      chunk.remove_prefix(at + tag.size());
+      chunk.remove_prefix(at + (in_thought_ ? kCloseTags[tag] : kOpenTags[tag]).size());
       in_thought_ = !in_thought_;
+      tag_ = tag;
+      has_begun_ = true;
       continue;
     }
-    const size_t partial = PartialTagAtEnd(chunk, tag);
     Add(in_thought_, chunk.substr(0, chunk.size() - partial), out);
     held_.assign(chunk.substr(chunk.size() - partial));
     return;

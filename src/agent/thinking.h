@@ -1,7 +1,8 @@
 // ThinkingSplitter: a model's streamed text, split into what it says and what it thinks. Models
 // (above all those prompted for XML tool calls) reason inside <thinking>…</thinking>; Kilo Code
-// deletes the tags and shows the reasoning as the answer. Here the text between the tags is shown
-// as thought (ACP agent_thought_chunk, dimmed in editors and in `lapce-ai run`) and the tags
+// deletes the tags and shows the reasoning as the answer. Reasoning models served as OpenAI-
+// compatible endpoints stream theirs inside <think>…</think>. Here the text between the tags is
+// shown as thought (ACP agent_thought_chunk, dimmed in editors and in `lapce-ai run`) and the tags
 // themselves are not shown. The stored message keeps the text as the model wrote it.
 // A tag split across chunks is held back until the next chunk says what it is. Thread-compatible.
 #pragma once
@@ -28,6 +29,9 @@ class ThinkingSplitter {
   void Add(bool is_thought, std::string_view text, std::vector<Piece>& out);
 
   bool in_thought_ = false;
+  size_t tag_ = 0;          // Which tag opened the thought: <thinking> (0) or <think> (1).
+  bool has_begun_ = false;  // Something but blank space came (text or a tag).
+  // Note: the partial-tag hold-back keeps "<think" at the end of a chunk back either way.
   std::string held_;  // The end of the last chunk, when it could be the start of a tag.
 };
 

@@ -53,9 +53,16 @@ TEST(ThinkingSplitterTest, ThoughtBetweenTheTagsTheRestSaid) {
   EXPECT_EQ(Split({"plain text"}), (std::vector<std::string>{"S:plain text"}));
   EXPECT_EQ(Split({"a<thinking>b</thinking>c<thinking>d</thinking>"}),
             (std::vector<std::string>{"S:a", "T:b", "S:c", "T:d"}));
-  // Other tags, and text that only looks like the start of one, are said.
+  // Other tags, <think> after the start, and text that only looks like the start of a tag, are
+  // said.
   EXPECT_EQ(Split({"x < y and <think> and <thinkin"}),
             (std::vector<std::string>{"S:x < y and <think> and <thinkin"}));
+  // A reasoning model's <think> where the reply starts is thought; its </think> alone ends it.
+  EXPECT_EQ(Split({"\n<think>\nThe user wants X.</thinking> still\n</think>\n\nHere."}),
+            (std::vector<std::string>{"S:\n", "T:\nThe user wants X.</thinking> still\n",
+                                      "S:\n\nHere."}));
+  EXPECT_EQ(Split({"<think>a</think>b<think>c</think>"}),
+            (std::vector<std::string>{"T:a", "S:b<think>c</think>"}));
   // An unclosed thought stays thought; a stray closing tag is said.
   EXPECT_EQ(Split({"<thinking>still going"}), (std::vector<std::string>{"T:still going"}));
   EXPECT_EQ(Split({"done</thinking>"}), (std::vector<std::string>{"S:done</thinking>"}));
@@ -76,6 +83,10 @@ TEST(ThinkingSplitterTest, EverySplitPointGivesTheSameResult) {
   std::vector<std::string> bytes;
   for (char c : text) bytes.emplace_back(1, c);
   EXPECT_EQ(Split(bytes), whole);
+  // And a reasoning model's <think>, byte by byte.
+  bytes.clear();
+  for (char c : std::string(" <think>a < b</think>said")) bytes.emplace_back(1, c);
+  EXPECT_EQ(Split(bytes), (std::vector<std::string>{"S: ", "T:a < b", "S:said"}));
 }
 
 }  // namespace

@@ -45,17 +45,25 @@ std::string CleanValue(std::string_view tool, std::string_view param, std::strin
     return std::string(raw);
   }
   std::string value(Trim(raw));
-  // Kilo Code's quirk, kept because models rely on it: commands often arrive HTML-escaped.
+  // Kilo Code's quirk, kept because models rely on it: commands often arrive HTML-escaped
+  // (`2&gt;&amp;1`). Each entity is decoded once, so "&amp;lt;" stays "&lt;".
   if (tool == "execute_command" && param == "command") {
+    static constexpr std::pair<std::string_view, char> kEntities[] = {
+        {"&amp;", '&'},  {"&lt;", '<'},   {"&gt;", '>'},
+        {"&quot;", '"'}, {"&#39;", '\''}, {"&apos;", '\''}};
     std::string out;
     out.reserve(value.size());
     for (size_t i = 0; i < value.size(); ++i) {
-      if (value.compare(i, 5, "&amp;") == 0) {
-        out += '&';
-        i += 4;
-      } else {
-        out += value[i];
+      bool decoded = false;
+      for (const auto& [entity, character] : kEntities) {
+        if (value.compare(i, entity.size(), entity) == 0) {
+          out += character;
+          i += entity.size() - 1;
+          decoded = true;
+          break;
+        }
       }
+      if (!decoded) out += value[i];
     }
     value = std::move(out);
   }

@@ -281,6 +281,16 @@ TEST(XmlToolParserTest, AmpersandQuirkOnlyForCommands) {
   EXPECT_EQ(Param(*FindCall(events, 0), "result"), "a &amp; b");
 }
 
+// A command's entities are all decoded (only &amp; was: `2&gt;&amp;1` ran as `2&gt;&1`), each
+// once: "&amp;lt;" is the text "&lt;".
+TEST(XmlToolParserTest, CommandsLoseEveryHtmlEscapeOnce) {
+  std::vector<XmlEvent> events = ParseEvents(
+      "<execute_command><command>ls x 2&gt;&amp;1 | grep -v &quot;a &lt; b&quot; &gt; out; "
+      "echo &#39;it&apos;s&#39; &amp;lt; &amp</command></execute_command>");
+  EXPECT_EQ(Param(*FindCall(events, 0), "command"),
+            "ls x 2>&1 | grep -v \"a < b\" > out; echo 'it's' &lt; &amp");
+}
+
 TEST(XmlToolParserTest, TrimsValuesButContentAndDiffLoseOnlyOneNewline) {
   std::vector<XmlEvent> events = ParseEvents(
       "<insert_content>\n<path>\n  a.txt \n</path>\n<line> 3 </line>\n<content>\n\n  x\n\n"

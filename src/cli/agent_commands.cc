@@ -60,9 +60,7 @@ constexpr int kExitUsage = 2;
 constexpr int kExitWaiting = 3;  // The agent waits for the user's reply (`run` with nobody to ask).
 constexpr int kExitInterrupted = 130;
 
-struct AgentFlags : ProviderFlags {
-  std::string mode;
-  std::string tool_protocol;  // "", native, xml.
+struct AgentFlags : ProviderFlags, AgentModeFlags {
   std::string cwd;
   bool yes = false;
   bool json = false;
@@ -72,9 +70,7 @@ struct AgentFlags : ProviderFlags {
 Result<std::unique_ptr<server::AgentStack>> StackFor(const Config& config,
                                                      const AgentFlags& flags) {
   agent::AgentSettings settings = server::AgentSettingsFromConfig(config);
-  if (!flags.mode.empty()) settings.default_mode = flags.mode;
-  if (flags.tool_protocol == "native") settings.tool_protocol = agent::ToolProtocol::kNative;
-  if (flags.tool_protocol == "xml") settings.tool_protocol = agent::ToolProtocol::kXml;
+  ApplyAgentModeFlags(flags, settings);
   if (flags.yes) server::ApproveEverything(settings.approvals);
   ASSIGN_OR_RETURN(std::unique_ptr<llm::ProviderPool> pool, PoolFor(config, flags, nullptr));
   return server::MakeAgentStack(std::move(pool), std::move(settings));
@@ -157,6 +153,17 @@ class TerminalClient : public agent::SessionClient {
   // log's line on stderr).
   void OnRetrying(const std::string& session_id, const std::string& notice) override {
     if (json_) ShowAsReplyText(session_id, notice);
+  }
+
+  // What the engine says as a turn starts (a server or a modes file left out): on stderr, where
+  // the terminal has its other words on the session; stdout is the answer (`run … > file`).
+  void OnNotice(const std::string& session_id, const std::string& notice) override {
+    if (json_) return ShowAsReplyText(session_id, notice);
+    std::lock_guard lock(mutex_);
+    ClearSpinnerLocked();
+    std::string text = notice;
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    std::fprintf(stderr, "%s\n", Visible(text).c_str());
   }
 
   void OnUpdate(const std::string& session_id, const agent::SessionUpdate& update,
@@ -760,6 +767,11 @@ int Run(const Config& config, AgentFlags flags) {
   options.workspace = AbsoluteCwd(flags.cwd);
   options.mode = flags.mode;
   options.profile = flags.profile;
+  // Said before the task starts: it failed at its first request, leaving a failed session.
+  if (Status key = (*stack)->pool->CheckKey(options.profile); !key.ok()) {
+    std::fprintf(stderr, "lapce-ai run: %s\n", key.error().message().c_str());
+    return kExitUsage;
+  }
   Result<std::shared_ptr<agent::McpServers>> mcp = UserMcpFor(config, options.workspace);
   if (!mcp.ok()) {
     std::fprintf(stderr, "lapce-ai run: %s\n", mcp.error().message().c_str());
@@ -797,14 +809,25 @@ int ServeAcpOnStdio(InterruptHandler& interrupts, server::EngineSource engine,
     std::fprintf(stderr, "lapce-ai acp: %s\n", started.error().message().c_str());
     return kExitFailure;
   }
-  // Stopped by a signal: the turns end and the sessions are given up first (one never prompted
-  // is not kept), as when the editor closes.
-  interrupts.BeforeExit([&agent] {
+  // Stopped by a signal: the turns end, their prompts are answered "cancelled" (for up to a
+  // second: editors stop agents with SIGTERM, and had no answer while the sessions stayed
+  // interrupted) and the sessions are given up (one never prompted is not kept), as when the
+  // editor closes.
+  bool is_exiting = false;  // The signal's exit ends the process: this thread stays out of it.
+  interrupts.BeforeExit([&agent, &peer, &mutex, &is_exiting] {
+    {
+      std::lock_guard lock(mutex);
+      is_exiting = true;
+    }
     agent.CancelAll();
+    peer.EndOfInput();  // Closes the peer once the last running request is answered.
+    for (int i = 0; i < 100 && !peer.is_closed(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     agent.ReleaseAll();
   });
   std::unique_lock lock(mutex);
-  closed_signal.wait(lock, [&] { return is_closed; });
+  closed_signal.wait(lock, [&] { return is_closed && !is_exiting; });
   lock.unlock();
   interrupts.BeforeExit(nullptr);
   agent.CancelAll();
@@ -893,7 +916,7 @@ int SessionsList(const SessionsFlags& flags) {
     return kExitFailure;
   }
   agent::ListOptions options;
-  options.limit = flags.limit;
+  options.limit = flags.limit > 0 ? flags.limit + 1 : 0;  // One more: are there older ones?
   options.include_children = flags.all;
   if (!flags.cwd.empty()) options.workspace = AbsoluteCwd(flags.cwd);
   Result<std::vector<agent::SessionRecord>> records = (*store)->ListSessions(options);
@@ -901,6 +924,8 @@ int SessionsList(const SessionsFlags& flags) {
     std::fprintf(stderr, "lapce-ai sessions list: %s\n", records.error().message().c_str());
     return kExitFailure;
   }
+  const bool has_older = flags.limit > 0 && records->size() > static_cast<size_t>(flags.limit);
+  if (has_older) records->pop_back();
   // An active session nobody has open was stopped mid-turn (kill -9, a crash): it is shown as
   // interrupted, and resuming it continues where it stopped.
   auto status_of = [&](const agent::SessionRecord& record) {
@@ -980,6 +1005,11 @@ int SessionsList(const SessionsFlags& flags) {
   };
   print({"ID", "UPDATED", "MODE", "STATUS", "COST", "TITLE"});
   for (const Row& row : rows) print(row);
+  if (has_older) {  // Said beside the table, not in it (`sessions list | awk …`).
+    std::fflush(stdout);
+    std::fprintf(stderr, "(the newest %d are shown; `--limit N` shows more, `--limit 0` all)\n",
+                 flags.limit);
+  }
   return kExitOk;
 }
 
@@ -1183,6 +1213,10 @@ int SessionsResume(const Config& config, AgentFlags flags, const std::string& id
     return bad_mode || session.error().code() == ErrorCode::kInvalidArgument ? kExitUsage
                                                                              : kExitFailure;
   }
+  if (Status key = (*stack)->pool->CheckKey((*session)->Info().profile); !key.ok()) {
+    std::fprintf(stderr, "lapce-ai sessions resume: %s\n", key.error().message().c_str());
+    return kExitUsage;
+  }
   if (!flags.mode.empty()) {  // As session/set_mode: recorded, and the next request uses it.
     if (Status status = (*session)->SetMode(flags.mode, nullptr); !status.ok()) {
       std::fprintf(stderr, "lapce-ai sessions resume: --mode: %s\n",
@@ -1217,11 +1251,7 @@ int SessionsResume(const Config& config, AgentFlags flags, const std::string& id
 
 void AddAgentFlags(CLI::App& command, AgentFlags& flags) {
   AddProviderFlags(command, flags);
-  command.add_option("--mode", flags.mode, "Mode: code, architect, ask, debug, orchestrator, …");
-  command
-      .add_option("--tool-protocol", flags.tool_protocol,
-                  "How the model calls tools: native or xml (default: the model catalog)")
-      ->check(CLI::IsMember({"native", "xml"}));
+  AddAgentModeFlags(command, flags);
 }
 
 constexpr const char* kRunFooter =

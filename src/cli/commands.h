@@ -44,6 +44,7 @@ void AddLlmCommands(CLI::App& app, CLI::App& bench, CommandRun& run, BadConfigRu
 
 struct ServeFlags {
   ProviderFlags provider;  // For completions and agent sessions.
+  AgentModeFlags agent;    // For agent sessions.
   bool yes = false;        // Agent sessions approve every tool call.
   std::string socket;  // Empty: <runtime_dir>/<socket_name>.
   std::string metrics_addr;

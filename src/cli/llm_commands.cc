@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "agent/modes.h"
+#include "agent/store.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "base/unique_fd.h"
@@ -472,6 +473,28 @@ void CheckRipgrep(DoctorReport& report) {
   report.Line(false, "ripgrep", "rg not found in PATH; install it (Debian: apt install ripgrep)");
 }
 
+// The session store opens and reads: one that does not (locked by a stuck process, corrupt, on a
+// full or read-only disk) stops every `run` and `acp` session.
+void CheckSessionStore(DoctorReport& report) {
+  Result<std::string> path = agent::SessionStore::DefaultPath();
+  if (!path.ok()) return report.Line(false, "session store", path.error().message());
+  std::error_code ec;
+  if (!std::filesystem::exists(*path, ec)) {
+    return report.Line(true, "session store", "none yet; the first session creates " + *path);
+  }
+  Result<std::unique_ptr<agent::SessionStore>> store = agent::SessionStore::Open(*path);
+  if (!store.ok()) return report.Line(false, "session store", store.error().message());
+  agent::ListOptions options;
+  options.limit = 0;
+  options.include_children = true;
+  Result<std::vector<agent::SessionRecord>> sessions = (*store)->ListSessions(options);
+  if (!sessions.ok()) {
+    return report.Line(false, "session store", *path + ": " + sessions.error().message());
+  }
+  report.Line(true, "session store",
+              *path + " (" + std::to_string(sessions->size()) + " sessions)");
+}
+
 // agent.mode names a built-in mode or a custom one (the global modes file, then the current
 // directory's .kilocodemodes, as `run` would load them here).
 void CheckMode(const Config& config, DoctorReport& report) {
@@ -495,6 +518,7 @@ int DoctorWithoutConfig(const Error& error) {
   DoctorReport report;
   report.Line(false, "config", error.message());
   CheckRipgrep(report);
+  CheckSessionStore(report);
   return report.End();
 }
 
@@ -630,6 +654,7 @@ int Doctor(const Config& config, const ProviderFlags& flags) {
     }
   }
   CheckRipgrep(report);
+  CheckSessionStore(report);
   return report.End();
 }
 

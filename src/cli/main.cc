@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--socket", serve.socket,
                         "Socket path (default: <ipc.runtime_dir>/engine.sock)");
   lai::cli::AddProviderFlags(*serve_cmd, serve.provider);
+  lai::cli::AddAgentModeFlags(*serve_cmd, serve.agent);
   serve_cmd->add_flag("--yes,-y", serve.yes,
                       "Agent sessions approve every tool call without asking");
   serve_cmd
@@ -133,6 +134,37 @@ int main(int argc, char** argv) {
   lai::cli::AddLlmCommands(app, *bench_cmd, run, on_bad_config);
   lai::cli::AddAgentCommands(app, *bench_cmd, run, on_bad_config);
   lai::cli::AddToolCommands(app, *bench_cmd, run);
+
+  // `lapce-ai help [COMMAND…]`: what --help prints, for those who type it as git's.
+  std::vector<std::string> help_topic;
+  CLI::App* help_cmd =
+      app.add_subcommand("help", "Show the help of lapce-ai or of a command (help sessions list)");
+  help_cmd->add_option("command", help_topic, "The command, with its subcommands");
+  help_cmd->callback([&] {
+    CLI::App* about = &app;
+    std::string path = "lapce-ai";
+    for (const std::string& word : help_topic) {
+      CLI::App* next = nullptr;
+      for (CLI::App* sub : about->get_subcommands({})) {
+        if (sub->get_name() == word) next = sub;
+      }
+      if (next == nullptr) {
+        std::string rest = path.substr(std::string_view("lapce-ai").size());
+        std::fprintf(stderr,
+                     "lapce-ai help: '%s' has no command '%s'; `lapce-ai help%s` lists its "
+                     "commands\n",
+                     path.c_str(), word.c_str(), rest.c_str());
+        run = [](const lai::Config&) { return 2; };
+        on_bad_config = [](const lai::Error&) { return 2; };
+        return;
+      }
+      about = next;
+      path += " " + word;
+    }
+    std::fputs(about->help().c_str(), stdout);
+    run = [](const lai::Config&) { return 0; };
+    on_bad_config = [](const lai::Error&) { return 0; };
+  });
 
   try {
     app.parse(argc, argv);

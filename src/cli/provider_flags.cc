@@ -5,12 +5,27 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "agent/session.h"
 #include "http/client.h"
 #include "llm/internal/adapter.h"
 #include "llm/internal/profiles.h"
 #include "llm/pool.h"
 
 namespace lai::cli {
+
+void AddAgentModeFlags(CLI::App& command, AgentModeFlags& flags) {
+  command.add_option("--mode", flags.mode, "Mode: code, architect, ask, debug, orchestrator, …");
+  command
+      .add_option("--tool-protocol", flags.tool_protocol,
+                  "How the model calls tools: native or xml (default: the model catalog)")
+      ->check(CLI::IsMember({"native", "xml"}));
+}
+
+void ApplyAgentModeFlags(const AgentModeFlags& flags, agent::AgentSettings& settings) {
+  if (!flags.mode.empty()) settings.default_mode = flags.mode;
+  if (flags.tool_protocol == "native") settings.tool_protocol = agent::ToolProtocol::kNative;
+  if (flags.tool_protocol == "xml") settings.tool_protocol = agent::ToolProtocol::kXml;
+}
 
 void AddProviderFlags(CLI::App& command, ProviderFlags& flags) {
   command.add_option("--profile", flags.profile,

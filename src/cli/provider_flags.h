@@ -1,5 +1,6 @@
 // The provider choice every model-using command takes (`complete`, `run`, `acp`, `serve`):
-// `--profile P`, or a one-off `--provider X --model M [--base-url U]`. Confined to the main thread.
+// `--profile P`, or a one-off `--provider X --model M [--base-url U]`; and the agent's own that
+// every agent command takes (`--mode`, `--tool-protocol`). Confined to the main thread.
 #pragma once
 
 #include <memory>
@@ -17,6 +18,9 @@ class Client;
 namespace lai::llm {
 class ProviderPool;
 }
+namespace lai::agent {
+struct AgentSettings;
+}
 
 namespace lai::cli {
 
@@ -28,6 +32,15 @@ struct ProviderFlags {
 };
 
 void AddProviderFlags(CLI::App& command, ProviderFlags& flags);
+
+struct AgentModeFlags {
+  std::string mode;           // "": agent.mode.
+  std::string tool_protocol;  // "", native, xml.
+};
+
+void AddAgentModeFlags(CLI::App& command, AgentModeFlags& flags);
+// The flags' choices over the configuration's, in `settings`.
+void ApplyAgentModeFlags(const AgentModeFlags& flags, agent::AgentSettings& settings);
 
 // Whether the flags name a profile (--profile, or a one-off --provider/--base-url): a stored
 // session loaded then uses that one (PoolFor's default), not the one it was stored with.

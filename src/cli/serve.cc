@@ -66,11 +66,8 @@ int Serve(const Config& config, const ServeFlags& flags) {
   // that only serves the transport stays small. Without a usable profile the engine still
   // serves; completions then fail with the reason.
   auto make_pool = [&config, &flags]() -> Result<std::unique_ptr<llm::ProviderPool>> {
-    http::ClientOptions http_options;
-    http_options.max_connections_per_host = config.llm.max_connections_per_host;
-    http_options.max_total_connections =
-        std::max<long>(http_options.max_total_connections, config.llm.max_connections_per_host);
-    ASSIGN_OR_RETURN(std::unique_ptr<http::Client> http, http::Client::Create(http_options));
+    ASSIGN_OR_RETURN(std::unique_ptr<http::Client> http,
+                     http::Client::Create(llm::HttpClientOptions(config)));
     Result<std::unique_ptr<llm::ProviderPool>> pool =
         PoolFor(config, flags.provider, std::shared_ptr<http::Client>(std::move(http)));
     if (!pool.ok()) {
@@ -105,6 +102,7 @@ int Serve(const Config& config, const ServeFlags& flags) {
   server::LazyAgentStack agent_stack(  // Built by the first session request; outlives `sessions`.
       [&]() -> Result<std::unique_ptr<server::AgentStack>> {
         agent::AgentSettings settings = server::AgentSettingsFromConfig(config);
+        ApplyAgentModeFlags(flags.agent, settings);
         if (flags.yes) server::ApproveEverything(settings.approvals);
         ASSIGN_OR_RETURN(std::unique_ptr<llm::ProviderPool> pool, make_pool());
         Result<std::unique_ptr<server::AgentStack>> stack =

@@ -101,6 +101,7 @@ Result<uint64_t> Client::SendWithFlags(uint16_t type, uint8_t flags,
     RETURN_IF_ERROR(EnsureConnected());
   }
   uint64_t id = next_id_++;
+  SetFinished(id, false);
   FrameHeader header{.flags = flags, .type = type, .request_id = id};
   std::span<std::byte> out = stream_.TryBeginSend(header, static_cast<uint32_t>(payload.size()));
   if (out.data() != nullptr) {
@@ -119,6 +120,8 @@ Result<uint64_t> Client::SendWithFlags(uint16_t type, uint8_t flags,
 }
 
 Result<Response> Client::Deliver(const FrameHeader& header, std::span<const std::byte> payload) {
+  const bool is_final = (header.flags & kFlagStream) == 0 || (header.flags & kFlagError) != 0;
+  if (is_final) SetFinished(header.request_id, true);
   if ((header.flags & kFlagError) != 0) return ParseErrorPayload(payload);
   return Response{header.request_id, header.type, (header.flags & kFlagStream) == 0, payload};
 }
@@ -130,6 +133,10 @@ Result<Response> Client::Next(uint64_t request_id, std::chrono::milliseconds tim
                      ? "request " + std::to_string(request_id) + " was never sent"
                      : "the connection was lost before request " + std::to_string(request_id) +
                            " was answered");
+  }
+  if (IsFinished(request_id)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "request " + std::to_string(request_id) + " has had its final reply already");
   }
   for (auto it = stash_.begin(); it != stash_.end(); ++it) {
     if (it->header.request_id == request_id) {

@@ -3,6 +3,7 @@
 // per thread for parallel calls (connections are cheap: one shared file per process).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -100,6 +101,20 @@ class Client {
   uint64_t next_attempt_ns_ = 0;
   uint64_t backoff_ns_ = 0;
   std::string last_error_;
+  // Whether each of the last kFinishedWindow requests has had its final reply taken (bit id %
+  // kFinishedWindow, cleared when the id is sent): a receive for one fails at once instead of
+  // waiting out its timeout. No allocation on the hot path.
+  static constexpr uint64_t kFinishedWindow = 4096;
+  std::array<uint64_t, kFinishedWindow / 64> finished_{};
+  void SetFinished(uint64_t id, bool is_finished) {
+    uint64_t bit = uint64_t{1} << (id % 64);
+    uint64_t& word = finished_[(id % kFinishedWindow) / 64];
+    word = is_finished ? word | bit : word & ~bit;
+  }
+  bool IsFinished(uint64_t id) const {
+    return id + kFinishedWindow >= next_id_ &&
+           (finished_[(id % kFinishedWindow) / 64] >> (id % 64) & 1) != 0;
+  }
   std::deque<Stashed> stash_;         // Frames for other requests that arrived first.
   std::vector<uint64_t> abandoned_;   // Requests Call gave up on; their frames are dropped.
   std::vector<std::byte> delivered_;  // Backing store of a Response taken from the stash.

@@ -247,7 +247,10 @@ Status Stream::WaitForPeer(bool for_space, uint64_t deadline_ns, uint64_t timeou
       if (deadline_ns == 0 && timeout_ns != 0) deadline_ns = now + timeout_ns;
     }
     if (deadline_ns != 0 && now >= deadline_ns) {
-      return Error(ErrorCode::kTimeout, "no answer from the peer before the deadline");
+      return Error(ErrorCode::kTimeout,
+                   for_space ? "the peer read none of our messages before the deadline (its "
+                               "receive ring stayed full: it is stopped, or too busy to read)"
+                             : "no answer from the peer before the deadline");
     }
     if (now < spin_until) continue;
 

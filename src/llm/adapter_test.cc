@@ -525,6 +525,21 @@ TEST(OpenAiStreamTest, ContentBlocksAreTextAndThought) {
   EXPECT_EQ(text, "Hello there");
 }
 
+// Some compatible servers send a call's arguments as an object, not as its text: they were
+// dropped, and the model was told a parameter was missing.
+TEST(OpenAiStreamTest, ArgumentsSentAsAnObjectAreKept) {
+  std::vector<StreamEvent> events =
+      Parse("openai",
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c1\","
+            "\"function\":{\"name\":\"list_files\",\"arguments\":{\"path\":\".\","
+            "\"recursive\":true}}}]},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n");
+  std::string arguments;
+  for (const StreamEvent& event : events) {
+    if (event.kind == StreamEvent::Kind::kToolCallEnd) arguments = event.arguments_json;
+  }
+  EXPECT_EQ(json::parse(arguments), json({{"path", "."}, {"recursive", true}})) << arguments;
+}
+
 // A summary merged with the reply after it (two text parts of one assistant message) is not
 // run together into one sentence.
 TEST(OpenAiRequestTest, AnAssistantsTextPartsStayApart) {

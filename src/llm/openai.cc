@@ -330,7 +330,13 @@ class OpenAiParser final : public SseParser {
           call.arguments = {};
           return ForEachFieldIfObject(field, [&](std::string_view name, od::value item) {
             if (Equals(name, "name")) return ReadString(item, call.name);
-            if (Equals(name, "arguments")) return ReadString(item, call.arguments);
+            if (Equals(name, "arguments")) {
+              // Some compatible servers send the arguments as an object, not as its text.
+              od::json_type type;
+              if (auto error = item.type().get(type)) return error;
+              if (type == od::json_type::object) return kUseFullParse;
+              return ReadString(item, call.arguments);
+            }
             return Consume(item);
           });
         }
@@ -505,9 +511,12 @@ class OpenAiParser final : public SseParser {
     if (calls == nullptr) return !is_terminated();
     for (const Json& call : *calls) {
       const Json* function = GetObject(call, "function");
+      const Json* object = function ? GetObject(*function, "arguments") : nullptr;
       OnCallDelta(call.contains("index") ? GetInt(call, "index") : -1, GetString(call, "id"),
                   function ? GetString(*function, "name") : "",
-                  function ? GetString(*function, "arguments") : "");
+                  object     ? object->dump()
+                  : function ? GetString(*function, "arguments")
+                             : "");
     }
     return !is_terminated();
   }

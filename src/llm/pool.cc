@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -149,6 +150,20 @@ struct PoolShared {
   }
 };
 
+// Why `profile` cannot make a request (it needs a key it does not have); nullopt when it can.
+std::optional<std::string> MissingKey(const ResolvedProfile& profile) {
+  if (profile.endpoint.api_key_source.empty() || !profile.endpoint.api_key.empty()) {
+    return std::nullopt;
+  }
+  std::string message =
+      fmt::format("no API key for profile '{}' ({}): {} is not set or empty; export it",
+                  profile.info.name, profile.info.provider, profile.endpoint.api_key_source);
+  if (profile.is_configured) {
+    message += fmt::format(", or set api_key_env or api_key in [profiles.{}]", profile.info.name);
+  }
+  return message;
+}
+
 // One completion: attempts on the profile, retries, fallback, and the one terminal event.
 // Handlers run on the HTTP I/O thread; delayed retries on a short-lived thread each; Cancel from
 // any thread. The sink is called under emit_mutex_, so never concurrently. Thread-safe.
@@ -213,16 +228,10 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
   void Begin() {
     if (is_cancelled()) return EmitCancelled();
     const ResolvedProfile& current = profile();
-    if (!current.endpoint.api_key_source.empty() && current.endpoint.api_key.empty()) {
+    if (std::optional<std::string> missing = MissingKey(current)) {
       StreamError error;
       error.kind = ErrorKind::kInvalidKey;
-      error.message =
-          fmt::format("no API key for profile '{}' ({}): {} is not set or empty; export it",
-                      current.info.name, current.info.provider, current.endpoint.api_key_source);
-      if (current.is_configured) {
-        error.message +=
-            fmt::format(", or set api_key_env or api_key in [profiles.{}]", current.info.name);
-      }
+      error.message = std::move(*missing);
       return Fail(std::move(error), /*may_retry=*/false);
     }
     auto wait = shared_->limiters[profile_]->Reserve(Clock::now());
@@ -628,7 +637,8 @@ struct ProviderPool::Impl {
 
 namespace {
 
-Result<std::shared_ptr<PoolShared>> MakeShared(internal::ResolvedProfiles resolved, Catalog catalog,
+Result<std::shared_ptr<PoolShared>> MakeShared(const Config& config,
+                                               internal::ResolvedProfiles resolved, Catalog catalog,
                                                std::shared_ptr<http::Client>& http,
                                                const PoolOptions& options) {
   if (options.max_attempts < 1 || options.breaker_failure_threshold < 1) {
@@ -637,6 +647,7 @@ Result<std::shared_ptr<PoolShared>> MakeShared(internal::ResolvedProfiles resolv
   }
   auto shared = std::make_shared<PoolShared>();
   shared->http.store(http.get());
+  shared->http_options = HttpClientOptions(config);
   shared->catalog = std::move(catalog);
   shared->profiles = std::move(resolved.profiles);
   shared->default_profile = std::move(resolved.default_profile);
@@ -660,6 +671,14 @@ const char* const* EnvironmentOf(const PoolOptions& options) {
 }
 
 }  // namespace
+
+http::ClientOptions HttpClientOptions(const Config& config) {
+  http::ClientOptions options;
+  options.max_connections_per_host = config.llm.max_connections_per_host;
+  options.max_total_connections =
+      std::max<long>(options.max_total_connections, config.llm.max_connections_per_host);
+  return options;
+}
 
 Result<std::unique_ptr<ProviderPool>> ProviderPool::Create(const Config& config,
                                                            std::shared_ptr<http::Client> http) {
@@ -695,7 +714,7 @@ Result<std::unique_ptr<ProviderPool>> ProviderPool::Create(const Config& config,
   ASSIGN_OR_RETURN(Catalog catalog, internal::CatalogFromConfig(config));
   auto impl = std::make_unique<Impl>();
   ASSIGN_OR_RETURN(impl->shared,
-                   MakeShared(std::move(resolved), std::move(catalog), http, options));
+                   MakeShared(config, std::move(resolved), std::move(catalog), http, options));
   impl->http = std::move(http);
   return std::unique_ptr<ProviderPool>(new ProviderPool(std::move(impl)));
 }
@@ -712,7 +731,7 @@ Result<std::unique_ptr<ProviderPool>> ProviderPool::CreateAdHoc(const Config& co
   ASSIGN_OR_RETURN(Catalog catalog, internal::CatalogFromConfig(config));
   auto impl = std::make_unique<Impl>();
   ASSIGN_OR_RETURN(impl->shared,
-                   MakeShared(std::move(profiles), std::move(catalog), http, options));
+                   MakeShared(config, std::move(profiles), std::move(catalog), http, options));
   impl->http = std::move(http);
   return std::unique_ptr<ProviderPool>(new ProviderPool(std::move(impl)));
 }
@@ -760,6 +779,18 @@ Result<std::shared_ptr<StreamHandle>> ProviderPool::Stream(std::string_view prof
   }
   stream->Start();
   return std::shared_ptr<StreamHandle>(std::move(stream));
+}
+
+Status ProviderPool::CheckKey(std::string_view profile) const {
+  const PoolShared& shared = *impl_->shared;
+  int index =
+      shared.FindProfile(profile.empty() ? std::string_view(shared.default_profile) : profile);
+  if (index < 0) return OkStatus();  // Stream says which profiles there are.
+  if (std::optional<std::string> missing =
+          MissingKey(shared.profiles[static_cast<size_t>(index)])) {
+    return Error(ErrorCode::kInvalidArgument, std::move(*missing));
+  }
+  return OkStatus();
 }
 
 Result<http::Request> ProviderPool::ModelListRequest(std::string_view profile) const {

@@ -17,6 +17,7 @@
 
 namespace lai::http {
 class Client;
+struct ClientOptions;
 struct Request;
 }
 
@@ -61,6 +62,10 @@ struct PoolOptions {
   std::string default_profile;
 };
 
+// The HTTP client options the configuration asks for (llm.max_connections_per_host): a pool's
+// own client is made with them; a caller that makes the client passes them too.
+http::ClientOptions HttpClientOptions(const Config& config);
+
 // The name of a one-off profile made from command-line flags (CreateAdHoc).
 inline constexpr std::string_view kAdHocProfileName = "command-line";
 
@@ -94,6 +99,10 @@ class ProviderPool {
                                                EventSink sink);
 
   std::vector<ProfileInfo> Profiles() const;
+  // kInvalidArgument, with the message Stream's requests would fail with, when the profile
+  // (empty = the default) needs an API key it has not got: a command can say so before it starts
+  // a task. OK for an unknown profile (Stream names the known ones).
+  Status CheckKey(std::string_view profile) const;
   // A GET of the profile's model list, authenticated as its completions are (its key, its
   // headers), short timeouts: whether the provider answers, for `doctor`. kNotFound for an
   // unknown profile.

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "http/client.h"
 #include "llm/pool.h"
@@ -438,6 +439,33 @@ TEST_F(PoolTest, AJsonErrorInsteadOfAStreamIsReportedAsSuch) {
   EXPECT_EQ(server_->requests().size(), before + 1) << "not retried";
 }
 
+// A pool that makes its own HTTP client opens as many streams to one host as the configuration
+// allows (llm.max_connections_per_host, 32): it kept the client's default of 8, and the ninth
+// session of an editor waited, silent, for one of the others to end.
+TEST_F(PoolTest, ItsOwnClientOpensTheConfiguredNumberOfStreams) {
+  constexpr size_t kStreams = 12;
+  for (size_t i = 0; i < kStreams; ++i) {
+    FakeResponse held = MakeResponse(200, "data: [DONE]\n\n");
+    held.fault.headers_delay = 3s;
+    server_->Enqueue("/p/", held);
+  }
+  std::vector<std::unique_ptr<Collector>> collectors;  // Outlive the pool's streams.
+  Config config;
+  config.profiles = {Profile("p", "openai", "gpt-4.1", "/p")};
+  Result<std::unique_ptr<ProviderPool>> pool = ProviderPool::Create(config, nullptr, options_);
+  ASSERT_TRUE(pool.ok()) << pool.error().message();
+  for (size_t i = 0; i < kStreams; ++i) {
+    collectors.push_back(std::make_unique<Collector>());
+    ASSERT_TRUE((*pool)->Stream("p", Hello(), collectors.back()->Sink()).ok());
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 2500ms;
+  while (server_->requests().size() < kStreams && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(server_->requests().size(), kStreams) << "requests sent at once";
+  pool->reset();  // Cancels the held streams.
+}
+
 TEST_F(PoolTest, MissingKeyFailsBeforeSendingAnything) {
   Config::Profile profile = Profile("p", "openai", "gpt-4.1", "/p");
   profile.api_key_env = "UNSET_VARIABLE";
@@ -452,6 +480,11 @@ TEST_F(PoolTest, MissingKeyFailsBeforeSendingAnything) {
       std::string::npos)
       << collector.Last().error.message;
   EXPECT_TRUE(server_->requests().empty());
+  // Said before a stream too, so a command can refuse a task it could not start.
+  Status checked = pool->CheckKey("p");
+  ASSERT_FALSE(checked.ok());
+  EXPECT_EQ(checked.error().message(), collector.Last().error.message);
+  EXPECT_TRUE(pool->CheckKey("nosuch").ok());
 
   // A profile from flags has no [profiles.x] table the user could edit: it is not offered.
   ProfileInfo flags{.name = "command-line",

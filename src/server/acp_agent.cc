@@ -309,11 +309,45 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
         sent = peer.Notify("session/update", retry.dump());
       }
     }
+    if (!sent.ok() && sent.code() == ErrorCode::kResourceExhausted &&
+        (update.kind == Kind::kAgentMessageChunk || update.kind == Kind::kAgentThoughtChunk ||
+         update.kind == Kind::kUserMessageChunk)) {
+      // Text adds up: sent in pieces that fit (it was dropped, live and by session/load).
+      json chunk = json::parse(acp_json, nullptr, false);
+      const json* content = chunk.is_object() ? &chunk["content"] : nullptr;
+      if (content != nullptr && content->is_object() && content->contains("text") &&
+          (*content)["text"].is_string()) {
+        sent = NotifyTextInPieces(session_id, update.kind, (*content)["text"].get<std::string>());
+      }
+    }
     if (!sent.ok()) {
       spdlog::log(
           sent.code() == ErrorCode::kResourceExhausted ? spdlog::level::warn : spdlog::level::debug,
           "acp: session/update not sent: {}", sent.error().message());
     }
+  }
+
+  // `text` as chunks of `kind`, halved until each fits the connection's message limit.
+  Status NotifyTextInPieces(const std::string& session_id, agent::SessionUpdate::Kind kind,
+                            std::string_view text) {
+    constexpr size_t kSmallest = 1024;  // A limit this small is not a connection's.
+    if (text.size() < 2 * kSmallest) {
+      return Error(ErrorCode::kResourceExhausted,
+                   "a text chunk of " + std::to_string(text.size()) +
+                       " bytes is over this connection's message limit");
+    }
+    const size_t half = Utf8CutPosition(text, text.size() / 2);
+    for (std::string_view piece : {text.substr(0, half), text.substr(half)}) {
+      agent::SessionUpdate update;
+      update.kind = kind;
+      update.text = std::string(piece);
+      Status sent = NotifyUpdate(session_id, agent::ToAcpJson(update));
+      if (!sent.ok() && sent.code() == ErrorCode::kResourceExhausted) {
+        sent = NotifyTextInPieces(session_id, kind, piece);
+      }
+      if (!sent.ok()) return sent;
+    }
+    return OkStatus();
   }
 
   agent::PermissionReply RequestPermission(const std::string& session_id,

@@ -242,13 +242,22 @@ Result<std::vector<McpServerConfig>> LoadMcpSettings(const std::string& path) {
       if (!cwd->is_string()) return fail(field + ".cwd", "expected a string");
       config.cwd = cwd->get<std::string>();
     }
-    if (auto tools = server.find("disabledTools"); tools != server.end() && !tools->is_null()) {
-      if (!tools->is_array()) return fail(field + ".disabledTools", "expected an array of strings");
+    for (auto [key, names] : {std::pair{"disabledTools", &config.disabled_tools},
+                              std::pair{"alwaysAllow", &config.always_allow}}) {
+      auto tools = server.find(key);
+      if (tools == server.end() || tools->is_null()) continue;
+      if (!tools->is_array()) return fail(field + "." + key, "expected an array of tool names");
       for (const Json& tool : *tools) {
-        if (!tool.is_string())
-          return fail(field + ".disabledTools", "expected an array of strings");
-        config.disabled_tools.push_back(tool.get<std::string>());
+        if (!tool.is_string()) return fail(field + "." + key, "expected an array of tool names");
+        names->push_back(tool.get<std::string>());
       }
+    }
+    if (auto timeout = server.find("timeout"); timeout != server.end() && !timeout->is_null()) {
+      // Seconds, as Kilo Code reads it (1 to 3600).
+      if (!timeout->is_number() || timeout->get<double>() < 1 || timeout->get<double>() > 3600) {
+        return fail(field + ".timeout", "expected a number of seconds from 1 to 3600");
+      }
+      config.call_timeout = milliseconds(static_cast<int64_t>(timeout->get<double>() * 1000));
     }
     configs.push_back(std::move(config));
   }
@@ -291,6 +300,17 @@ struct McpHub::Connection {
     peer.reset();                      // Pending calls fail with kUnavailable.
     transport.reset();
     if (child) child->CloseStdin();
+  }
+
+  // A call the model made, within the server's call timeout.
+  Result<Json> CallForModel(std::string_view method, const Json& params,
+                            const std::atomic<bool>* cancelled) {
+    const milliseconds limit =
+        config.call_timeout.count() > 0 ? config.call_timeout : options.call_timeout;
+    return Call(method, params, Clock::now() + limit, cancelled,
+                fmt::format(" (after {:g} s; a server's \"timeout\" in mcp.json sets its limit, "
+                            "in seconds)",
+                            limit.count() / 1000.0));
   }
 
   std::string StderrTail() const {
@@ -421,6 +441,8 @@ struct McpHub::Connection {
         entry.description = OptionalString(tool, "description");
         auto schema = tool.find("inputSchema");
         entry.input_schema = schema != tool.end() && schema->is_object() ? schema->dump() : "{}";
+        const std::vector<std::string>& allowed = config.always_allow;
+        entry.always_allow = std::find(allowed.begin(), allowed.end(), entry.name) != allowed.end();
         info.tools.push_back(std::move(entry));
       }));
     }
@@ -462,9 +484,10 @@ struct McpHub::Connection {
   }
 
   // One request: its result object, or an error that names the server. Gives up at `deadline`
-  // or when `cancelled` turns true, telling the server (notifications/cancelled).
+  // or when `cancelled` turns true, telling the server (notifications/cancelled); a timeout's
+  // error says `timeout_note` after "timed out".
   Result<Json> Call(std::string_view method, const Json& params, Clock::time_point deadline,
-                    const std::atomic<bool>* cancelled) {
+                    const std::atomic<bool>* cancelled, std::string_view timeout_note = {}) {
     struct Reply {
       std::mutex mutex;
       std::condition_variable arrived;
@@ -490,7 +513,8 @@ struct McpHub::Connection {
         }
         if (is_cancelled)
           return Error(ErrorCode::kCancelled, Explain(std::string(method) + " cancelled"));
-        return Error(ErrorCode::kTimeout, Explain(std::string(method) + " timed out"));
+        return Error(ErrorCode::kTimeout,
+                     Explain(std::string(method) + " timed out" + std::string(timeout_note)));
       }
       reply->arrived.wait_for(lock, milliseconds(50));
     }
@@ -660,8 +684,8 @@ Result<agent::McpOutcome> McpHub::CallTool(std::string_view server, std::string_
     return Error(ErrorCode::kInvalidArgument, "MCP tool arguments must be a JSON object");
   }
   ASSIGN_OR_RETURN(Json result,
-                   connection->Call("tools/call", {{"name", tool}, {"arguments", arguments}},
-                                    Clock::now() + options_.call_timeout, cancelled));
+                   connection->CallForModel("tools/call",
+                                            {{"name", tool}, {"arguments", arguments}}, cancelled));
   agent::McpOutcome outcome;
   outcome.is_error = result.value("isError", false);
   outcome.text = JoinBlocks(result.value("content", Json::array()));
@@ -675,8 +699,8 @@ Result<agent::McpOutcome> McpHub::CallTool(std::string_view server, std::string_
 Result<agent::McpOutcome> McpHub::ReadResource(std::string_view server, std::string_view uri,
                                                const std::atomic<bool>* cancelled) {
   ASSIGN_OR_RETURN(Connection * connection, Connected(server));
-  ASSIGN_OR_RETURN(Json result, connection->Call("resources/read", {{"uri", uri}},
-                                                 Clock::now() + options_.call_timeout, cancelled));
+  ASSIGN_OR_RETURN(Json result,
+                   connection->CallForModel("resources/read", {{"uri", uri}}, cancelled));
   agent::McpOutcome outcome;
   outcome.text = JoinBlocks(result.value("contents", Json::array()));
   Cap(outcome.text, options_.max_result_bytes);

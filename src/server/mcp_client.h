@@ -25,6 +25,8 @@ struct McpServerConfig {
   std::vector<std::string> env;
   std::string cwd;                          // "" = the session's workspace.
   std::vector<std::string> disabled_tools;  // Not offered to the model (Kilo's disabledTools).
+  std::vector<std::string> always_allow;    // Run without asking (Kilo's alwaysAllow).
+  std::chrono::milliseconds call_timeout{0};  // One call's limit; 0 = McpOptions::call_timeout.
 };
 
 // ACP's `mcpServers` (session/new, session/load): stdio entries
@@ -34,9 +36,10 @@ Result<std::vector<McpServerConfig>> ParseAcpMcpServers(std::string_view json_ar
 
 // An MCP settings file in Kilo Code's shape (its mcp_settings.json, or .kilocode/mcp.json):
 // {"mcpServers": {"<name>": {"command", "args": [...], "env": {"NAME": "value"}, "cwd",
-// "disabled", "disabledTools": [...]}}}. In command, args, env values and cwd, ${env:NAME} is
-// the engine's variable NAME ("" when unset) and ${workspaceFolder} the session's workspace, as
-// Kilo Code reads them (when the server starts). Disabled servers are skipped; remote ones
+// "disabled", "disabledTools": [...], "alwaysAllow": [...], "timeout": seconds}}}. In command,
+// args, env values and cwd, ${env:NAME} is the engine's variable NAME ("" when unset) and
+// ${workspaceFolder} the session's workspace, as Kilo Code reads them (when the server starts).
+// Disabled servers are skipped; remote ones
 // ("type" other than "stdio") are left out with a warning. A missing file is no servers. Errors
 // (kInvalidArgument) name the file and the field.
 Result<std::vector<McpServerConfig>> LoadMcpSettings(const std::string& path);

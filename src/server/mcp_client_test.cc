@@ -128,6 +128,8 @@ TEST(McpClientTest, CancellationAndTimeoutTellTheServer) {
   Result<agent::McpOutcome> timed_out = hub->CallTool("fake", "slow", "{}", nullptr);
   ASSERT_FALSE(timed_out.ok());
   EXPECT_EQ(timed_out.error().code(), ErrorCode::kTimeout) << timed_out.error().message();
+  EXPECT_NE(timed_out.error().message().find("timed out (after 0.3 s;"), std::string::npos)
+      << timed_out.error().message();
 
   std::atomic<bool> cancelled{false};
   std::thread canceller([&] {
@@ -253,6 +255,26 @@ TEST(McpClientTest, TheConfiguredEnvironmentWins) {
   std::filesystem::remove_all(dir);
 }
 
+// A server's own timeout wins over the default; its always-allowed tools are marked.
+TEST(McpClientTest, PerServerTimeoutAndAlwaysAllowedTools) {
+  McpServerConfig config = Fake();
+  config.call_timeout = milliseconds(200);
+  config.always_allow = {"echo"};
+  std::shared_ptr<McpHub> hub = StartOne(config);  // The default call timeout is 120 s.
+  std::vector<agent::McpServerInfo> servers = hub->Servers();
+  ASSERT_EQ(servers.size(), 1u);
+  for (const agent::McpTool& tool : servers[0].tools) {
+    EXPECT_EQ(tool.always_allow, tool.name == "echo") << tool.name;
+  }
+  auto started = std::chrono::steady_clock::now();
+  Result<agent::McpOutcome> timed_out = hub->CallTool("fake", "slow", "{}", nullptr);
+  ASSERT_FALSE(timed_out.ok());
+  EXPECT_EQ(timed_out.error().code(), ErrorCode::kTimeout);
+  EXPECT_NE(timed_out.error().message().find("(after 0.2 s;"), std::string::npos)
+      << timed_out.error().message();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+}
+
 // Tools switched off in the settings are not offered; a server whose optional resources/list
 // fails keeps its tools.
 TEST(McpClientTest, DisabledToolsAndAFailingResourceList) {
@@ -286,10 +308,14 @@ TEST(McpClientTest, SettingsFilesInKiloCodesShape) {
   EXPECT_EQ((*good)[0].args, (std::vector<std::string>{"-y", "server-files"}));
   EXPECT_EQ((*good)[0].env, std::vector<std::string>{"ROOT=/tmp"});
   Result<std::vector<McpServerConfig>> more = load(R"({"mcpServers": {
-      "files": {"command": "npx", "cwd": "/srv", "disabledTools": ["rm", "mv"]}}})");
+      "files": {"command": "npx", "cwd": "/srv", "disabledTools": ["rm", "mv"],
+                "alwaysAllow": ["ls"], "timeout": 2.5}}})");
   ASSERT_TRUE(more.ok()) << more.error().message();
   EXPECT_EQ((*more)[0].cwd, "/srv");
   EXPECT_EQ((*more)[0].disabled_tools, (std::vector<std::string>{"rm", "mv"}));
+  EXPECT_EQ((*more)[0].always_allow, std::vector<std::string>{"ls"});
+  EXPECT_EQ((*more)[0].call_timeout, milliseconds(2500));
+  EXPECT_EQ((*good)[0].call_timeout, milliseconds(60'000));
   EXPECT_TRUE(load("{}")->empty());
 
   auto error_of = [&](const std::string& text) {
@@ -307,7 +333,13 @@ TEST(McpClientTest, SettingsFilesInKiloCodesShape) {
   EXPECT_EQ(error_of(R"({"mcpServers": {"a": {"command": "x", "env": {"K": 1}}}})"),
             path + ": mcpServers.a.env.K: expected a string (and a name without '=')");
   EXPECT_EQ(error_of(R"({"mcpServers": {"a": {"command": "x", "disabledTools": "rm"}}})"),
-            path + ": mcpServers.a.disabledTools: expected an array of strings");
+            path + ": mcpServers.a.disabledTools: expected an array of tool names");
+  EXPECT_EQ(error_of(R"({"mcpServers": {"a": {"command": "x", "alwaysAllow": [1]}}})"),
+            path + ": mcpServers.a.alwaysAllow: expected an array of tool names");
+  EXPECT_EQ(error_of(R"({"mcpServers": {"a": {"command": "x", "timeout": 0}}})"),
+            path + ": mcpServers.a.timeout: expected a number of seconds from 1 to 3600");
+  EXPECT_EQ(error_of(R"({"mcpServers": {"a": {"command": "x", "timeout": "60"}}})"),
+            path + ": mcpServers.a.timeout: expected a number of seconds from 1 to 3600");
   EXPECT_EQ(error_of(R"({"mcpServers": {"a": {"command": "x", "cwd": 1}}})"),
             path + ": mcpServers.a.cwd: expected a string");
   // Remote servers (Kilo Code's shape) cannot be started yet: left out, the others kept.

@@ -54,7 +54,10 @@ FakeResponse OpenAiTurn(const ScriptedTurn& turn) {
           Event({{"tool_calls", {{{"index", i}, {"function", {{"arguments", part}}}}}}}, nullptr));
     }
   }
-  chunks.push_back(Event(json::object(), turn.calls.empty() ? "stop" : "tool_calls"));
+  const char* finish = !turn.finish_reason.empty() ? turn.finish_reason.c_str()
+                       : turn.calls.empty()        ? "stop"
+                                                   : "tool_calls";
+  chunks.push_back(Event(json::object(), finish));
   json usage = {{"id", "chatcmpl-scripted"},
                 {"object", "chat.completion.chunk"},
                 {"created", 1},

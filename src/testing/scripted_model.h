@@ -26,10 +26,11 @@ struct ScriptedTurn {
   int64_t input_tokens = 100;
   int64_t output_tokens = 20;
   int text_chunks = 3;
+  std::string finish_reason;  // "" = "tool_calls" with calls, else "stop".
 };
 
-// The SSE body of one streamed chat completion; finish_reason "tool_calls" when there are calls,
-// else "stop". Each event is its own body chunk.
+// The SSE body of one streamed chat completion (finish_reason as the turn says). Each event is
+// its own body chunk.
 FakeResponse OpenAiTurn(const ScriptedTurn& turn);
 // Shorthands.
 FakeResponse OpenAiText(std::string_view text);

@@ -1,6 +1,7 @@
 #include "workspace/text.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -489,6 +490,24 @@ Status WriteFileAtomically(const std::string& absolute_path, std::string_view by
   }
   if (!status.ok()) ::unlink(temp.c_str());
   return status;
+}
+
+DirectoryWriteLock::DirectoryWriteLock(const std::string& absolute_path) {
+  std::string directory = absolute_path;
+  for (;;) {
+    size_t slash = directory.find_last_of('/');
+    if (slash == std::string::npos) return;
+    directory.resize(slash == 0 ? 1 : slash);
+    fd_ = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd_ >= 0 || errno != ENOENT || directory == "/") break;
+  }
+  if (fd_ < 0) return;
+  while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+  }
+}
+
+DirectoryWriteLock::~DirectoryWriteLock() {
+  if (fd_ >= 0) ::close(fd_);  // Releases the lock.
 }
 
 }  // namespace lai::workspace

@@ -63,4 +63,20 @@ Status CheckWritable(const std::string& absolute_path);
 Status WriteFileAtomically(const std::string& absolute_path, std::string_view bytes,
                            bool create_parents = true);
 
+// An exclusive flock(2) on the directory holding `absolute_path` (the nearest that exists), held
+// for the object's life: lapce-ai's check-then-write of a file, in any session and process, takes
+// turns with every other there (two sessions both found the file unchanged, and the second write
+// undid the first). Advisory (other programs do not take it); a directory that cannot be opened
+// is not locked.
+class DirectoryWriteLock {
+ public:
+  explicit DirectoryWriteLock(const std::string& absolute_path);
+  ~DirectoryWriteLock();
+  DirectoryWriteLock(const DirectoryWriteLock&) = delete;
+  DirectoryWriteLock& operator=(const DirectoryWriteLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 }  // namespace lai::workspace

@@ -7,8 +7,13 @@
 #include <sys/wait.h>
 #include <sys/xattr.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <thread>
+#include <vector>
 
 #include "workspace/test_support.h"
 
@@ -137,6 +142,35 @@ int CurrentUmask() {
   std::string status = testing::ReadAll("/proc/self/status");
   size_t at = status.find("Umask:");
   return at == std::string::npos ? 022 : static_cast<int>(std::strtol(&status[at + 6], nullptr, 8));
+}
+
+// Check-then-write sequences on files of one directory take turns, between threads (each lock
+// opens the directory anew) and so between processes; a path whose directory does not exist yet
+// locks the nearest one that does.
+TEST(DirectoryWriteLockTest, HoldersOfOneDirectoryTakeTurns) {
+  TempTree tree;
+  std::atomic<int> inside{0};
+  std::atomic<int> most_inside{0};
+  auto edit = [&](const std::string& path) {
+    DirectoryWriteLock lock(path);
+    int now = ++inside;
+    most_inside = std::max(most_inside.load(), now);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    --inside;
+  };
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back(edit, tree.Path("f.txt"));
+    threads.emplace_back(edit, tree.Path("new/dir/g.txt"));  // Locks the root too.
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(most_inside.load(), 1);
+  // Another directory's lock does not wait for this one's.
+  std::filesystem::create_directories(tree.Path("other"));
+  DirectoryWriteLock held(tree.Path("f.txt"));
+  auto started = std::chrono::steady_clock::now();
+  { DirectoryWriteLock other(tree.Path("other/h.txt")); }
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
 }
 
 TEST(WriteFileAtomicallyTest, CreatesParentsWithDefaultModes) {

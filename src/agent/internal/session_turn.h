@@ -32,6 +32,7 @@ struct ToolCall {
   std::string arguments_json;  // Empty when the call could not be parsed (see error).
   std::string error;           // Malformed: what the model did wrong.
   std::string signature;       // Gemini's thoughtSignature of the call, sent back with it.
+  bool is_partial = false;     // XML: its closing tag never came.
 };
 
 // One suggested answer of an ask_followup_question call, and the mode choosing it switches to.
@@ -320,6 +321,14 @@ struct Session::Turn {
   bool AskSession(SessionApprovalKind kind, ToolCallInfo info, std::string* feedback,
                   const std::string& what = {});
   void EmitUsage();
+  // " of N tokens": the output limit requests ask for; "" when they leave it to the provider.
+  std::string OutputLimitWords() const;
+  // A tool call's card goes from pending to in_progress: it was approved and runs.
+  void EmitRunning(const std::string& call_id);
+  // A subtask's usage as its task's: the child's context, the task's cost with the child's.
+  SessionUpdate TaskUsage(const SessionUpdate& child_usage);
+  // A notice stored as agent text that front ends show as they choose (OnRetrying, OnNotice).
+  void JournalNotice(const std::string& notice);
   // The engine's own words to the user at the end of a turn (a stop at a limit, a call for
   // guidance): shown as agent text, and followed by a turn-end marker among the stored events,
   // so a reload never takes them for a reply the model was writing (UnfinishedReply).

@@ -60,7 +60,7 @@ TEST_F(EditTest, AChangeMadeWhileTheQuestionIsOpenIsNotOverwritten) {
   ToolResult result = Run("search_and_replace", R"({"path": "conc.txt", "search": "beta",
                                                     "replace": "BETA"})");
   EXPECT_TRUE(result.is_error);
-  EXPECT_NE(result.text.find("'conc.txt' changed while this edit awaited approval"),
+  EXPECT_NE(result.text.find("'conc.txt' changed after it was read for this edit"),
             std::string::npos)
       << result.text;
   EXPECT_EQ(Contents(dir_ / "conc.txt"), "alpha\nbeta\ngamma\nUSER-ADDED\n");

@@ -135,15 +135,17 @@ std::optional<ToolResult> ApproveAndWrite(ToolContext& context, std::string_view
   request.new_text = new_text;
   Result<ApprovalReply> reply = AskApproval(context, request);
   if (!reply.ok()) return ErrorResult(reply.error());
-  // The user (or a formatter, a build) may have changed the file while the question was open:
-  // writing now would silently undo that. The model redoes the edit on what is there.
+  // The user (or a formatter, a build, another session) may have changed the file since it was
+  // read for this edit: writing now would silently undo that. The model redoes the edit on what
+  // is there. Sessions check and write one at a time (DirectoryWriteLock).
+  workspace::DirectoryWriteLock lock(target.path.absolute);
   Result<EditTarget> now = LoadEditTarget(context, target.path);
   if (!now.ok() || now->exists != target.exists || now->file.text != target.file.text) {
     return ToolResult{true, ToolErrorText("'" + display +
-                                          "' changed while this edit awaited approval, so it "
-                                          "was not written (that would undo the change). Read "
-                                          "the file again and redo the edit on its current "
-                                          "content.")};
+                                          "' changed after it was read for this edit (by the "
+                                          "user, another task or a program), so it was not "
+                                          "written (that would undo the change). Read the file "
+                                          "again and redo the edit on its current content.")};
   }
   Status written =
       WriteFileBytes(context, target.path.absolute, workspace::EncodeText(new_text, target.file));
