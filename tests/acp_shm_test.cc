@@ -383,6 +383,38 @@ TEST_F(AcpShmTest, TextTooLargeForTheConnectionArrivesInPieces) {
   EXPECT_NE(shown_text().find(result), std::string::npos) << Log();
 }
 
+// A command larger than the client's connection takes is shown and asked about with its title
+// cut (the title is the command: the card never came, and the model was told the user said no).
+TEST_F(AcpShmTest, ACommandTooLargeForTheConnectionIsStillAskedAbout) {
+  const std::string command = "echo " + std::string(100'000, 'x') + " > /dev/null";
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_1", "execute_command",
+                                                    Json{{"command", command}}.dump()));
+  fake_->Enqueue(kChatPath, testing::OpenAiToolCall("call_2", "attempt_completion",
+                                                    R"({"result":"Ran it."})"));
+  ASSERT_NO_FATAL_FAILURE(Connect(64 * 1024));
+  Result<std::string> created =
+      Request("session/new", {{"cwd", workspace_}, {"mcpServers", Json::array()}});
+  ASSERT_TRUE(created.ok()) << created.error().message() << "\n" << Log();
+  Json prompt = {{"sessionId", Json::parse(*created)["sessionId"]},
+                 {"prompt", {{{"type", "text"}, {"text", "run it"}}}}};
+  Result<std::string> stop = Request("session/prompt", prompt);
+  ASSERT_TRUE(stop.ok()) << stop.error().message() << "\n" << Log();
+  EXPECT_EQ(client_.permission_requests, 1) << Log();
+  bool carded = false;
+  {
+    std::lock_guard lock(client_.mutex);
+    for (const Json& update : client_.updates) {
+      const Json& body = update["update"];
+      if (body["sessionUpdate"] == "tool_call" && body.value("toolCallId", "") == "call_1") {
+        carded = body.value("title", "").ends_with("…");
+      }
+    }
+  }
+  EXPECT_TRUE(carded) << Log();
+  std::string result = fake_->requests()[1].body;
+  EXPECT_EQ(result.find("denied"), std::string::npos) << result.substr(0, 2000);
+}
+
 // `serve` takes the agent's --mode and --tool-protocol, as `acp` does (it refused them).
 TEST_F(AcpShmTest, ServeTakesTheAgentsModeAndToolProtocol) {
   fake_->Enqueue(

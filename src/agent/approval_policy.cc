@@ -269,7 +269,8 @@ bool IsOneOf(std::string_view word, std::initializer_list<std::string_view> name
 bool IsWrapper(std::string_view word) {
   std::string_view name = ProgramName(word);
   return workspace::IsCommandWrapper(name) ||
-         IsOneOf(name, {"xargs", "watch", "busybox", "find", "su"});
+         IsOneOf(name, {"xargs", "watch", "busybox", "find", "su", "script", "ssh-agent",
+                        "dbus-run-session"});
 }
 
 using workspace::IsShellKeyword;  // "{ rm x; }", "if …; then rm x; fi", "! rm x".
@@ -315,13 +316,22 @@ CommandForms FormsOf(std::string_view command) {
       takes_value = IsOneOf(option, {"-u", "-g", "-n", "-c", "-s", "-k", "-C", "-o", "-i", "-e"});
     }
   }
+  // A word holding a whole command ("env -S 'curl http://x/y'", "script -c 'curl …'") is named
+  // by its first word: the directory stripped from all of it left "y".
+  auto named = [](const std::string& word) {
+    size_t space = word.find_first_of(" \t");
+    if (space == std::string::npos) return std::string(ProgramName(word));
+    return std::string(ProgramName(word.substr(0, space))) + word.substr(space);
+  };
   for (size_t i = after_wrapper; i < words.size(); ++i) {
-    out.tails.push_back(std::string(ProgramName(words[i])) + " " +
+    std::string word = words[i];
+    if (word.starts_with("--split-string=")) word.erase(0, 15);  // env's command in one word.
+    out.tails.push_back(named(word) + " " +
                         JoinWords(words.begin() + static_cast<std::ptrdiff_t>(i) + 1, words.end()));
   }
   if (first >= words.size()) return out;
   std::vector<std::string> rest(words.begin() + static_cast<std::ptrdiff_t>(first), words.end());
-  rest[0] = std::string(ProgramName(rest[0]));
+  rest[0] = named(rest[0]);
   // Only the shell knows the program a glob, a brace list or a variable names ("r[m]",
   // "{rm,-f,x}", "${x:-rm}").
   out.is_program_glob = rest[0].find_first_of("*?[{$") != std::string::npos;
@@ -348,8 +358,8 @@ CommandForms FormsOf(std::string_view command) {
         out.script = rest[i + 1];  // -c, -lc, -ec, …
         break;
       }
-      if (word == "-o" || word == "+o") {
-        ++i;  // Its option name.
+      if (word == "-o" || word == "+o" || word == "-O" || word == "+O") {
+        ++i;  // Its option name (bash -O extglob).
       } else if (!word.starts_with("-") && !word.starts_with("+")) {
         has_file = true;
         break;
@@ -592,8 +602,11 @@ Decision Decide(const ApprovalRequest& request, const AutoApproveSettings& setti
               settings.allowed_commands.end()) {
         decision = Decision::kApprove;
       }
-      bool reaches_beyond = (!request.outside_paths.empty() && !settings.write_outside_workspace) ||
-                            (!request.protected_paths.empty() && !settings.write_protected);
+      bool reaches_beyond =
+          (!request.outside_paths.empty() && !settings.write_outside_workspace) ||
+          (!request.protected_paths.empty() && !settings.write_protected) ||
+          (!request.written_paths.empty() && !settings.write) ||
+          (!request.outside_reads.empty() && !(settings.read && settings.read_outside_workspace));
       return decision == Decision::kApprove && reaches_beyond ? Decision::kAsk : decision;
     }
   }

@@ -134,6 +134,20 @@ TEST(DecideTest, CommandsWritingOutsideOrProtectedPathsNeedThoseSwitches) {
   settings.write_protected = true;
   EXPECT_EQ(Decide(out, settings), Decision::kApprove);
   EXPECT_EQ(Decide(modes, settings), Decision::kApprove);
+  // Workspace files it writes need `write` (`git log --output=package.json`, then an allowed
+  // `npm test`, ran anything unasked); paths outside it names need read_outside.
+  settings.allowed_commands = {"git log", "cat"};
+  ApprovalRequest output =
+      Request(ApprovalKind::kCommand, "execute_command", "git log --output=package.json");
+  output.written_paths = {"package.json"};
+  ApprovalRequest key = Request(ApprovalKind::kCommand, "execute_command", "cat ~/.ssh/id_rsa");
+  key.outside_reads = {"/home/u/.ssh/id_rsa"};
+  EXPECT_EQ(Decide(output, settings), Decision::kAsk);
+  EXPECT_EQ(Decide(key, settings), Decision::kAsk);
+  settings.write = true;
+  settings.read = settings.read_outside_workspace = true;
+  EXPECT_EQ(Decide(output, settings), Decision::kApprove);
+  EXPECT_EQ(Decide(key, settings), Decision::kApprove);
 }
 
 TEST(DecideTest, SessionKinds) {
@@ -286,6 +300,12 @@ TEST(DecideCommandTest, DenialsSeeThroughQuotingSpacingPathsAndWrappers) {
                               "setsid rm x",
                               "find . -exec rm {} +",
                               "bash -o pipefail -c 'rm x'",
+                              "bash -O extglob -c 'rm x'",
+                              "env -S 'rm /tmp/a/x'",
+                              "env --split-string='rm x'",
+                              "script -qc 'rm /tmp/x' /dev/null",
+                              "ssh-agent rm x",
+                              "dbus-run-session rm x",
                               "echo 'rm x' | sh",
                               "sh <<< 'rm x'",
                               "{ rm x; }",

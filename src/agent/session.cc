@@ -720,8 +720,12 @@ Session::Turn::Reply Session::Turn::Request() {
   llm::Usage usage;
   std::vector<XmlEvent> xml_events;
   // What the model says, shown as it streams; <thinking>…</thinking> is shown as thought.
-  ThinkingSplitter thinking;
+  ThinkingSplitter thinking(xml ? ThoughtTags::kThinking : ThoughtTags::kAll);
   std::vector<ThinkingSplitter::Piece> pieces;
+  // XML calls: a reasoning model's leading <think> block is thought, taken off before the parser
+  // (a call written in it ran, and the one the model then made was refused).
+  ThinkingSplitter leading(ThoughtTags::kThink);
+  std::vector<ThinkingSplitter::Piece> leading_pieces;
   auto show_pieces = [&] {
     for (ThinkingSplitter::Piece& piece : pieces) {
       Emit(TextUpdate(piece.is_thought ? SessionUpdate::Kind::kAgentThoughtChunk
@@ -785,6 +789,19 @@ Session::Turn::Reply Session::Turn::Request() {
     }
     events.clear();
   };
+  auto feed_xml = [&]() -> Status {
+    Status fed = OkStatus();
+    for (ThinkingSplitter::Piece& piece : leading_pieces) {
+      if (piece.is_thought) {
+        Emit(TextUpdate(SessionUpdate::Kind::kAgentThoughtChunk, std::move(piece.text)));
+      } else if (fed.ok()) {
+        fed = xml->Feed(piece.text, xml_events);
+        handle_xml(xml_events);
+      }
+    }
+    leading_pieces.clear();
+    return fed;
+  };
   auto stop_stream = [&] {
     std::shared_ptr<llm::StreamHandle> stream;
     {
@@ -809,8 +826,8 @@ Session::Turn::Reply Session::Turn::Request() {
         if (!xml) {
           show(event.text);
         } else if (!reply.error) {
-          Status fed = xml->Feed(event.text, xml_events);
-          handle_xml(xml_events);
+          leading.Feed(event.text, leading_pieces);
+          Status fed = feed_xml();
           if (!fed.ok()) {
             reply.error =
                 llm::StreamError{llm::ErrorKind::kBadResponse, fed.error().message(), {}, 0};
@@ -866,6 +883,10 @@ Session::Turn::Reply Session::Turn::Request() {
     }
     if (!finished) return false;
     if (xml) {
+      leading.Finish(leading_pieces);
+      if (Status fed = feed_xml(); !fed.ok() && !reply.error) {
+        reply.error = llm::StreamError{llm::ErrorKind::kBadResponse, fed.error().message(), {}, 0};
+      }
       xml->Finish(xml_events);
       handle_xml(xml_events);
     }
@@ -943,6 +964,15 @@ Session::Turn::Reply Session::Turn::Request() {
   for (llm::ContentPart& part : reasoning) {
     part.origin = origin;
     message.parts.push_back(std::move(part));
+  }
+  // A reasoning model's leading <think> block (from a server that leaves it in the text) is kept
+  // as its thought, which no request sends back (as Kilo Code's): it filled the context.
+  if (std::optional<LeadingThink> think = SplitLeadingThink(text)) {
+    llm::ContentPart thought;
+    thought.kind = llm::ContentPart::Kind::kReasoning;
+    thought.text = std::move(think->thought);
+    message.parts.push_back(std::move(thought));
+    text = std::move(think->rest);
   }
   if (!text.empty()) {
     llm::ContentPart part;

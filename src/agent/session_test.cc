@@ -854,6 +854,37 @@ TEST_F(SessionTest, XmlCallsThatCannotRunSayWhyAndShowWhatArrived) {
 
 // A model getting the XML form wrong is reminded of the XML form (it was told of the native
 // call's arguments object, which it has not got).
+// A reasoning model's leading <think> block is thought: a tool call written in it is not run
+// (it was, and the call the model then made was refused), and it is not sent back.
+TEST_F(SessionTest, AnXmlCallInsideALeadingThinkBlockIsNotRun) {
+  AgentSettings settings = Settings();
+  settings.tool_protocol = ToolProtocol::kXml;
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine);
+  ScriptedTurn turn;
+  turn.text =
+      "<think>\nMaybe <execute_command><command>touch INSIDE</command></execute_command>, "
+      "no.\n</think>\n<list_files>\n<path>.</path>\n</list_files>";
+  turn.text_chunks = 7;
+  Enqueue(OpenAiTurn(turn));
+  Enqueue(XmlTurn("<attempt_completion>\n<result>Listed.</result>\n</attempt_completion>"));
+  TestClient client;
+  EXPECT_EQ(MustPrompt(*session, "List the files", client), StopReason::kEndTurn);
+  EXPECT_FALSE(std::filesystem::exists(workspace_ + "/INSIDE"));
+  std::vector<json> bodies = Bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  const std::string sent = bodies[1]["messages"].dump();
+  EXPECT_EQ(sent.find("touch INSIDE"), std::string::npos) << "the thought is not sent back";
+  EXPECT_NE(sent.find("<list_files>"), std::string::npos) << sent;
+  EXPECT_NE(LastUserText(bodies[1]).find("[list_files] Result:"), std::string::npos)
+      << LastUserText(bodies[1]);
+  std::string thought;
+  for (const SessionUpdate& update : client.updates()) {
+    if (update.kind == SessionUpdate::Kind::kAgentThoughtChunk) thought += update.text;
+  }
+  EXPECT_NE(thought.find("touch INSIDE"), std::string::npos) << thought;
+}
+
 TEST_F(SessionTest, XmlMistakesAreAnsweredWithTheXmlForm) {
   AgentSettings settings = Settings();
   settings.tool_protocol = ToolProtocol::kXml;
@@ -1670,6 +1701,11 @@ TEST_F(SessionTest, BrokenToolArgumentsAreAMistakeTheModelIsToldOf) {
   EXPECT_NE(result->find(R"(are not a JSON object (you sent: {"path": "notes.txt"))"),
             std::string::npos)
       << *result;
+  for (const SessionUpdate& update : client.updates()) {  // Its card is titled by its name.
+    if (update.kind == SessionUpdate::Kind::kToolCall) {
+      EXPECT_EQ(update.tool.title, "read_file");
+    }
+  }
   bool found_call = false;
   for (const json& message : bodies[1]["messages"]) {
     for (const json& call : message.value("tool_calls", json::array())) {

@@ -230,11 +230,20 @@ std::optional<std::string> CheckDirectoryDeletion(const workspace::Workspace& wo
 }
 
 std::string ToolTitle(std::string_view name, const json& args) {
+  // A call without the argument its title shows (a malformed one) is titled by its name: "Write "
+  // and "Run ``" said nothing.
   std::string path = FirstPathArgument(args);
   auto string_arg = [&](const char* key) -> std::string {
     if (args.is_object() && args.contains(key) && args[key].is_string()) return args[key];
     return {};
   };
+  const bool shows_path = name == "read_file" || name == "write_to_file" || name == "apply_diff" ||
+                          name == "insert_content" || name == "search_and_replace" ||
+                          name == "delete_file";
+  if ((shows_path && path.empty()) ||
+      (name == "execute_command" && string_arg("command").empty())) {
+    return std::string(name);
+  }
   if (name == "execute_command") return "Run `" + string_arg("command") + "`";
   if (name == "read_file") {
     std::vector<std::pair<std::string, int64_t>> files = ToolTargets(name, args);
@@ -842,6 +851,16 @@ ApprovalReply Session::Turn::Approve(const ApprovalRequest& request, const ToolC
   PermissionRequest ask;
   ask.tool = call;
   ask.tool.status = ToolStatus::kPending;
+  // Why it is asked, where the editor shows the question (it read "Read /home/u/.ssh/id_rsa",
+  // like any read); and no "always": it would allow every file outside the workspace, or every
+  // protected one (approvals.auto_approve's read_outside, write_outside, write_protected do).
+  if (request.kind == ApprovalKind::kOutsideWorkspace) {
+    ask.tool.title += " (outside the workspace)";
+    ask.can_always = false;
+  } else if (request.kind == ApprovalKind::kProtected) {
+    ask.tool.title += " (a protected file: it configures lapce-ai, the editor or git)";
+    ask.can_always = false;
+  }
   if (request.kind == ApprovalKind::kCommand) {
     // "Always" is offered only where it would hold: a command with $(…), a bare shell, or one
     // reaching outside the workspace is asked each time, whatever was answered before.
@@ -859,6 +878,10 @@ ApprovalReply Session::Turn::Approve(const ApprovalRequest& request, const ToolC
     ask.tool.content.push_back(std::move(detail));
   }
   PermissionReply reply = client.RequestPermission(session.id_, ask, session.cancelled_);
+  // "Always" where it was not offered (a client that sends it all the same) is this once.
+  if (!ask.can_always && reply.outcome == PermissionOutcome::kAllowAlways) {
+    reply.outcome = PermissionOutcome::kAllowOnce;
+  }
   // The user switched to a mode that does not allow the call while it awaited the answer (to
   // ask, say, to stop the edits): the switch wins.
   std::string new_mode;

@@ -47,6 +47,9 @@ void ThinkingSplitter::Feed(std::string_view chunk, std::vector<Piece>& out) {
     size_t partial = 0;
     for (size_t i = 0; i < std::size(kOpenTags); ++i) {
       if (in_thought_ && i != tag_) continue;
+      if ((i == 0 && tags_ == ThoughtTags::kThink) || (i == 1 && tags_ == ThoughtTags::kThinking)) {
+        continue;
+      }
       const std::string_view candidate = in_thought_ ? kCloseTags[i] : kOpenTags[i];
       const bool at_start_only = !in_thought_ && i == 1;
       if (at_start_only && has_begun_) continue;
@@ -73,6 +76,18 @@ void ThinkingSplitter::Feed(std::string_view chunk, std::vector<Piece>& out) {
     held_.assign(chunk.substr(chunk.size() - partial));
     return;
   }
+}
+
+std::optional<LeadingThink> SplitLeadingThink(std::string_view text) {
+  const size_t start = text.find_first_not_of(" \t\r\n");
+  if (start == std::string_view::npos || text.substr(start, kOpenTags[1].size()) != kOpenTags[1]) {
+    return std::nullopt;
+  }
+  const size_t inner = start + kOpenTags[1].size();
+  const size_t close = text.find(kCloseTags[1], inner);
+  if (close == std::string_view::npos) return std::nullopt;
+  return LeadingThink{std::string(text.substr(inner, close - inner)),
+                      std::string(text.substr(close + kCloseTags[1].size()))};
 }
 
 void ThinkingSplitter::Finish(std::vector<Piece>& out) {

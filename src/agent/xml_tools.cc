@@ -63,6 +63,29 @@ std::string CleanValue(std::string_view tool, std::string_view param, std::strin
           break;
         }
       }
+      if (!decoded && value.compare(i, 2, "&#") == 0) {  // &#65; and &#x41;: ASCII ones.
+        const bool is_hex = i + 2 < value.size() && (value[i + 2] == 'x' || value[i + 2] == 'X');
+        const size_t digits = i + (is_hex ? 3 : 2);
+        const size_t end = value.find(';', digits);
+        if (end != std::string::npos && end > digits && end - digits <= 4) {
+          unsigned code = 0;
+          bool is_number = true;
+          for (size_t k = digits; k < end && is_number; ++k) {
+            const char c = value[k];
+            int digit = c >= '0' && c <= '9'             ? c - '0'
+                        : is_hex && c >= 'a' && c <= 'f' ? c - 'a' + 10
+                        : is_hex && c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                         : -1;
+            is_number = digit >= 0;
+            code = code * (is_hex ? 16 : 10) + static_cast<unsigned>(digit);
+          }
+          if (is_number && code >= 0x20 && code < 0x7f) {
+            out += static_cast<char>(code);
+            i = end;
+            decoded = true;
+          }
+        }
+      }
       if (!decoded) out += value[i];
     }
     value = std::move(out);

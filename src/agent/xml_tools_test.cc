@@ -289,6 +289,11 @@ TEST(XmlToolParserTest, CommandsLoseEveryHtmlEscapeOnce) {
       "echo &#39;it&apos;s&#39; &amp;lt; &amp</command></execute_command>");
   EXPECT_EQ(Param(*FindCall(events, 0), "command"),
             "ls x 2>&1 | grep -v \"a < b\" > out; echo 'it's' &lt; &amp");
+  // Numeric ones for printable ASCII ([, ], A); others stay as written.
+  events = ParseEvents(
+      "<execute_command><command>echo &#91;&#x5D;&#X41;&#65 &#0; &#x1F600;</command>"
+      "</execute_command>");
+  EXPECT_EQ(Param(*FindCall(events, 0), "command"), "echo []A&#65 &#0; &#x1F600;");
 }
 
 TEST(XmlToolParserTest, TrimsValuesButContentAndDiffLoseOnlyOneNewline) {

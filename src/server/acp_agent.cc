@@ -305,6 +305,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
             {{{"type", "content"},
               {"content",
                {{"type", "text"}, {"text", "(Too large to show over this editor connection.)"}}}}});
+        ShortenTitle(smaller);
         json retry = {{"sessionId", session_id}, {"update", std::move(smaller)}};
         sent = peer.Notify("session/update", retry.dump());
       }
@@ -325,6 +326,15 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
           sent.code() == ErrorCode::kResourceExhausted ? spdlog::level::warn : spdlog::level::debug,
           "acp: session/update not sent: {}", sent.error().message());
     }
+  }
+
+  // A tool card's title cut to a line's length (a command's title is the whole command).
+  static void ShortenTitle(json& tool) {
+    constexpr size_t kLongest = 200;
+    auto title = tool.find("title");
+    if (title == tool.end() || !title->is_string()) return;
+    const std::string& text = title->get_ref<const std::string&>();
+    if (text.size() > kLongest) *title = text.substr(0, Utf8CutPosition(text, kLongest)) + "…";
   }
 
   // `text` as chunks of `kind`, halved until each fits the connection's message limit.
@@ -406,15 +416,20 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
             {"content",
              {{"type", "text"},
               {"text", "(The diff is too large to show over this editor connection.)"}}}}});
+      ShortenTitle(params["toolCall"]);  // A command's title is the whole command.
     }
     agent::PermissionReply reply;  // kCancelled.
     if (!wait->outcome->ok()) {
       // The editor has gone: nobody can answer, and the turn ends.
       if (wait->outcome->error().code() == ErrorCode::kUnavailable) return reply;
       // The editor answered with an error (it cannot ask, say): nobody allowed the call, and
-      // nobody cancelled the turn either.
+      // nobody cancelled the turn either; the model hears that the question failed (it was
+      // told the user denied it).
       spdlog::warn("acp: permission request failed: {}", wait->outcome->error().message());
       reply.outcome = agent::PermissionOutcome::kRejectOnce;
+      reply.feedback = "(Not the user's answer: the editor could not ask the question (" +
+                       wait->outcome->error().message() +
+                       "). Make the call smaller, or ask the user how to go on.)";
       return reply;
     }
     json result = json::parse(**wait->outcome, nullptr, false);

@@ -169,6 +169,10 @@ class RunningGroups {
     spawn.is_new_session = true;  // Out of the terminal's process group: Ctrl-C spares it.
     spawn.stdin_fd = theirs.get();
     spawn.discards_output = true;
+    // Nothing of the engine's environment: it holds the provider keys, and the watcher runs as
+    // the user, so any command could read them in /proc/<watcher>/environ.
+    spawn.clears_env = true;
+    spawn.extra_env = {"PATH=/usr/bin:/bin"};
     Result<internal::SpawnedChild> watcher = internal::Spawn(spawn);
     if (!watcher.ok()) return;
     watcher_ = watcher->pid;
@@ -237,6 +241,14 @@ Result<CommandOutcome> RunCommand(std::string_view command, const CommandOptions
       "EDITOR=true", "VISUAL=true",   "GIT_TERMINAL_PROMPT=0"};
   spawn.removed_env.push_back("OLDPWD");
   spawn.removed_env.push_back("CDPATH");  // `cd sub` goes where the checks follow it.
+  // git uses a bare repository only when named (--git-dir, which is asked about): one a model
+  // wrote into the workspace, with a config that runs commands (core.fsmonitor), is not found by
+  // a `git status` run inside it. (Unless the user's environment passes git configuration.)
+  if (std::getenv("GIT_CONFIG_COUNT") == nullptr) {
+    spawn.extra_env.insert(spawn.extra_env.end(),
+                           {"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.bareRepository",
+                            "GIT_CONFIG_VALUE_0=explicit"});
+  }
   spawn.is_new_session = true;
   spawn.merges_stderr = true;
   // Listed until RunCommand returns (and after, while what the shell left in its group runs):

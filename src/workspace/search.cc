@@ -161,27 +161,26 @@ Result<SearchResult> SearchFiles(const Workspace& workspace, const ResolvedPath&
                                  const SearchOptions& options) {
   if (options.regex.empty()) {
     return Error(ErrorCode::kInvalidArgument,
-                 "search_files: the regex is empty; give a pattern in Rust regex syntax");
+                 "the regex is empty; give a pattern in Rust regex syntax");
   }
   struct stat info;
   if (::stat(dir.absolute.c_str(), &info) != 0) {
     if (errno == ENOENT) {
-      return Error(ErrorCode::kNotFound,
-                   "search_files: directory '" + dir.absolute + "' does not exist");
+      return Error(ErrorCode::kNotFound, "directory '" + dir.absolute + "' does not exist");
     }
-    return ErrnoError("search_files: stat '" + dir.absolute + "'", errno);
+    return ErrnoError("stat '" + dir.absolute + "'", errno);
   }
   SearchResult result;
   if (workspace.IsBlocked(dir)) return result;
   // ripgrep waits forever on a named pipe it is given, and says "0 results" for a directory it
   // cannot read: both are said here.
   if (!S_ISDIR(info.st_mode) && !S_ISREG(info.st_mode)) {
-    return Error(ErrorCode::kInvalidArgument,
-                 "search_files: '" + dir.absolute +
-                     "' is not a directory or a regular file (a pipe, socket or device)");
+    return Error(
+        ErrorCode::kInvalidArgument,
+        "'" + dir.absolute + "' is not a directory or a regular file (a pipe, socket or device)");
   }
   if (::access(dir.absolute.c_str(), S_ISDIR(info.st_mode) ? R_OK | X_OK : R_OK) != 0) {
-    return ErrnoError("search_files: read '" + dir.absolute + "'", errno);
+    return ErrnoError("read '" + dir.absolute + "'", errno);
   }
 
   internal::SpawnOptions spawn;
@@ -206,10 +205,10 @@ Result<SearchResult> SearchFiles(const Workspace& workspace, const ResolvedPath&
   if (!spawned.ok()) {
     if (spawned.error().code() == ErrorCode::kNotFound) {
       return Error(ErrorCode::kUnavailable,
-                   "search_files: ripgrep (rg) was not found on PATH; install the `ripgrep` "
+                   "ripgrep (rg) was not found on PATH; install the `ripgrep` "
                    "package");
     }
-    return std::move(spawned).error().WithContext("search_files: ");
+    return std::move(spawned).error().WithContext("start ripgrep");
   }
   internal::SpawnedChild child = std::move(spawned).value();
 
@@ -275,8 +274,7 @@ Result<SearchResult> SearchFiles(const Workspace& workspace, const ResolvedPath&
       errors.resize(consider);
     }
     while (!errors.empty() && (errors.back() == '\n' || errors.back() == ' ')) errors.pop_back();
-    return Error(ErrorCode::kInvalidArgument,
-                 "search_files: ripgrep rejected the search: " + errors + advice);
+    return Error(ErrorCode::kInvalidArgument, "ripgrep rejected the search: " + errors + advice);
   }
   return result;
 }

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <initializer_list>
 #include <optional>
 #include <ranges>
 #include <vector>
@@ -1096,24 +1097,169 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
   return end_command();
 }
 
+std::vector<std::string> Workspace::CommandOutsidePaths(std::string_view command,
+                                                        std::string_view cwd) const {
+  std::vector<std::string> found;
+  for (const std::string& inner : SubstitutedCommands(command)) {
+    for (std::string& path : CommandOutsidePaths(inner, cwd)) found.push_back(std::move(path));
+  }
+  std::vector<std::string> dirs = {std::string(cwd)};
+  auto consider = [&](const std::string& word) {
+    if (word.empty() || word.find('\0') != std::string::npos) return;
+    for (const std::string& dir : dirs) {
+      std::optional<std::vector<std::string>> paths = ExpandPathWord(word, dir);
+      if (!paths) continue;
+      for (const std::string& path : *paths) {
+        if (path == "/dev/null" || path.starts_with("/dev/std") || path.starts_with("/dev/fd/") ||
+            path == "/dev/tty" || path == "/dev/zero" || path == "/dev/random" ||
+            path == "/dev/urandom") {
+          continue;
+        }
+        Result<ResolvedPath> resolved = Resolve(path, /*allow_outside=*/true);
+        std::error_code error;
+        if (!resolved.ok() || !resolved->is_outside ||
+            !std::filesystem::exists(resolved->absolute, error)) {
+          continue;
+        }
+        if (std::find(found.begin(), found.end(), resolved->absolute) == found.end()) {
+          found.push_back(resolved->absolute);
+        }
+      }
+    }
+  };
+  ProgramFinder finder;
+  bool at_command_start = true;
+  bool is_cd = false;
+  bool expects_target = false;  // After ">" (a write: CommandWriteTargets' concern).
+  for (const ShellToken& token : SplitShellWords(command)) {
+    if (token.is_operator) {
+      expects_target = token.text.find('>') != std::string::npos;
+      if (!expects_target && !token.text.starts_with('<')) {  // A separator.
+        at_command_start = true;
+        is_cd = false;
+        finder.Reset();
+      }
+      continue;
+    }
+    if (expects_target) {
+      expects_target = false;
+      continue;
+    }
+    if (at_command_start) {
+      std::optional<std::string> name = finder.Feed(token.text);
+      if (!name) continue;
+      at_command_start = false;
+      is_cd = *name == "cd" || *name == "pushd";
+      continue;
+    }
+    if (token.text.starts_with('-')) {
+      if (size_t equals = token.text.find('='); equals != std::string::npos) {
+        consider(token.text.substr(equals + 1));
+      }
+      continue;
+    }
+    consider(token.text);
+    if (is_cd && !IsCdOption(token.text)) {
+      if (std::optional<std::vector<std::string>> to = ExpandPathWord(token.text, dirs.back());
+          to && to->size() == 1) {
+        dirs.push_back(to->front());
+      }
+      is_cd = false;
+    }
+  }
+  return found;
+}
+
 namespace {
 
 // What a git command writes that its words name: `git config` setting a value writes the
 // repository's .git/config (or ~/.gitconfig with --global, the --file named), and that file
-// runs commands (core.fsmonitor, core.hooksPath); any --output=FILE. `args` follow "git".
+// runs commands (core.fsmonitor, core.hooksPath); any --output=FILE; what rm and mv name, and
+// bundle create's file; the working-tree files checkout, restore, reset, clean, stash, switch,
+// merge, rebase, pull, cherry-pick and revert change (those after "--", else unknown). A
+// repository or work tree named by --git-dir / --work-tree is unknown (its configuration can
+// run commands; its files are anywhere). Relative paths follow -C. `args` follow "git".
 std::vector<std::string> GitWrites(const std::vector<std::string>& args,
                                    std::vector<std::string>* unknown) {
   std::vector<std::string> written;
+  std::string base;  // Where -C took git.
   size_t k = 0;
   for (; k < args.size() && args[k].starts_with('-'); ++k) {
     // "git -c core.fsmonitor=…": configuration that can run anything; only git can tell.
     if ((args[k] == "-c" || args[k] == "--config-env") && k + 1 < args.size()) {
       unknown->push_back("git " + args[k] + " " + args[k + 1]);
     }
+    if (args[k].starts_with("--git-dir") || args[k].starts_with("--work-tree")) {
+      unknown->push_back(
+          "git " + args[k] +
+          (args[k].find('=') == std::string::npos && k + 1 < args.size() ? " " + args[k + 1] : ""));
+      if (args[k].find('=') == std::string::npos) ++k;
+      continue;
+    }
+    if (args[k] == "-C" && k + 1 < args.size()) {
+      const std::string& dir = args[k + 1];
+      base = base.empty() || dir.starts_with('/') || dir.starts_with('~') ? dir : base + "/" + dir;
+    }
     if (args[k] == "-C" || args[k] == "-c" || args[k] == "--config-env") ++k;  // Their values.
+  }
+  auto from_base = [&base](const std::string& path) {
+    return base.empty() || path.starts_with('/') || path.starts_with('~') ? path
+                                                                          : base + "/" + path;
+  };
+  if (!base.empty()) {
+    // The written paths below are relative to where -C took git.
+    std::vector<std::string> rest(args.begin() + static_cast<std::ptrdiff_t>(k), args.end());
+    std::vector<std::string> inner = GitWrites(rest, unknown);
+    for (std::string& path : inner) written.push_back(from_base(path));
+    return written;
   }
   if (k >= args.size()) return written;
   const std::string& subcommand = args[k];
+  // Positional words (not options) after the subcommand, and those after "--".
+  std::vector<std::string> positional;
+  std::vector<std::string> after_dashes;
+  bool has_dashes = false;
+  for (size_t i = k + 1; i < args.size(); ++i) {
+    if (has_dashes) {
+      after_dashes.push_back(args[i]);
+    } else if (args[i] == "--") {
+      has_dashes = true;
+    } else if (!args[i].starts_with('-')) {
+      positional.push_back(args[i]);
+    }
+  }
+  if (subcommand == "rm" || subcommand == "mv") {
+    written.insert(written.end(), positional.begin(), positional.end());
+    written.insert(written.end(), after_dashes.begin(), after_dashes.end());
+  }
+  if (subcommand == "bundle" && positional.size() >= 2 && positional[0] == "create") {
+    written.push_back(positional[1]);
+  }
+  static constexpr std::array<std::string_view, 11> kChangesWorkTree = {
+      "checkout", "restore", "reset",       "clean",  "stash", "switch",
+      "merge",    "rebase",  "cherry-pick", "revert", "pull"};
+  if (std::find(kChangesWorkTree.begin(), kChangesWorkTree.end(), subcommand) !=
+      kChangesWorkTree.end()) {
+    auto has = [&](std::initializer_list<std::string_view> options) {
+      return std::any_of(args.begin() + static_cast<std::ptrdiff_t>(k) + 1, args.end(),
+                         [&](const std::string& arg) {
+                           return std::find(options.begin(), options.end(), arg) != options.end();
+                         });
+    };
+    // What changes no file: a new branch where HEAD is, a listing, a soft reset.
+    const bool changes_nothing =
+        (((subcommand == "checkout" && has({"-b", "-B"})) ||
+          (subcommand == "switch" && has({"-c", "-C", "--create", "--force-create"}))) &&
+         positional.size() <= 1) ||
+        (subcommand == "stash" && !positional.empty() &&
+         (positional[0] == "list" || positional[0] == "show")) ||
+        (subcommand == "reset" && has({"--soft"}));
+    if (has_dashes && subcommand != "stash") {
+      written.insert(written.end(), after_dashes.begin(), after_dashes.end());
+    } else if (!changes_nothing) {
+      unknown->push_back("the working-tree files git " + subcommand + " changes");
+    }
+  }
   // git apply / am write the files their patches name: only git can tell which.
   if ((subcommand == "apply" || subcommand == "am") &&
       std::none_of(

@@ -69,6 +69,14 @@ class Workspace {
                                                       std::string_view cwd,
                                                       bool* in_tree = nullptr) const;
 
+  // The existing paths outside the workspace a shell command about to run in `cwd` (absolute)
+  // names in its words (arguments, `--opt=PATH` values, `< file`, the directories a `cd` goes
+  // to; "~", braces and globs expanded; relative ones from `cwd` and each `cd`'s directory), in
+  // it and in its $(…) commands: what it may read there (`cat ~/.ssh/id_rsa`, `ls ..`). The
+  // program's own path and devices (/dev/null, /dev/stdin, …) are not counted. Absolute paths.
+  std::vector<std::string> CommandOutsidePaths(std::string_view command,
+                                               std::string_view cwd) const;
+
   // The access-blocking rules (for walkers and search, which also apply .gitignore files).
   const IgnoreRules& blocking_rules() const { return *blocking_; }
 

@@ -247,7 +247,11 @@ TEST(ProtectedTest, KiloCodeConfigurationFilesNeedApproval) {
                            "sub/.roomodes",
                            ".git/config",
                            ".git/hooks/pre-commit",
-                           "vendor/lib/.git/config"}) {
+                           "vendor/lib/.git/config",
+                           ".git",
+                           "docs/.git",  // A gitdir pointer made docs a repository of its own.
+                           ".husky/pre-commit",
+                           ".envrc"}) {
     EXPECT_TRUE(is_protected(path)) << path;
   }
   for (const char* path : {"src/main.c", "README.md", "agents.md.bak", ".kilocode", ".github/x",
@@ -284,7 +288,7 @@ TEST(CommandTest, WriteTargetsOfProgramsThatNameWhatTheyWrite) {
             Targets{"/w/page.html"});  // curl's -o inside "-sSo" is not seen.
   EXPECT_EQ(Paths("curl -o out.json https://x", cwd), Targets{"/w/out.json"});
   EXPECT_EQ(Paths("git config core.fsmonitor 'touch x'", cwd), Targets{"/w/.git/config"});
-  EXPECT_EQ(Paths("git -C sub config --unset core.x", cwd), Targets{"/w/.git/config"});
+  EXPECT_EQ(Paths("git -C sub config --unset core.x", cwd), Targets{"/w/sub/.git/config"});
   EXPECT_EQ(Paths("git config --file cfg a.b c", cwd), Targets{"/w/cfg"});
   EXPECT_EQ(Paths("git config user.name; git config --get a.b; git config -l", cwd), Targets{});
   EXPECT_EQ(Paths("rm -f .kilocodeignore", cwd), Targets{"/w/.kilocodeignore"});
@@ -304,7 +308,24 @@ TEST(CommandTest, WriteTargetsOfProgramsThatNameWhatTheyWrite) {
   EXPECT_EQ(Paths("perl -i.bak -pe 's/a/b/' x.c y.c", cwd), (Targets{"/w/x.c", "/w/y.c"}));
   EXPECT_EQ(Paths("perl -i fix.pl x.c", cwd), Targets{"/w/x.c"});
   // More programs whose words name what they write (they wrote outside the workspace unasked).
-  EXPECT_EQ(Paths("git -C .. init -q pwn", cwd), Targets{"/w/pwn"});  // -C's dir is not seen.
+  EXPECT_EQ(Paths("git -C .. init -q pwn", cwd), Targets{"/w/../pwn"});
+  EXPECT_EQ(Paths("git -C /tmp -C x init y", cwd), Targets{"/tmp/x/y"});
+  // git's own removals and restores name their files; a bundle its file.
+  EXPECT_EQ(Paths("git rm -q .kilocodeignore", cwd), Targets{"/w/.kilocodeignore"});
+  EXPECT_EQ(Paths("git mv secrets notsecret", cwd), (Targets{"/w/secrets", "/w/notsecret"}));
+  EXPECT_EQ(Paths("git checkout HEAD -- AGENTS.md", cwd), Targets{"/w/AGENTS.md"});
+  EXPECT_EQ(Paths("git restore --source=HEAD~1 -- a.c", cwd), Targets{"/w/a.c"});
+  EXPECT_EQ(Paths("git bundle create /tmp/out.bundle HEAD", cwd), Targets{"/tmp/out.bundle"});
+  EXPECT_EQ(
+      Paths("git status; git checkout -b feature; git stash list; git reset --soft HEAD~1", cwd),
+      Targets{});
+  // What a checkout, clean or merge changes only git knows; a repository named by --git-dir has
+  // configuration that can run commands (they ran unasked).
+  for (const char* command :
+       {"git checkout main", "git clean -fdx", "git merge topic", "git stash", "git reset --hard",
+        "git --git-dir=evil x", "git --work-tree /tmp checkout HEAD -- .bashrc"}) {
+    EXPECT_FALSE(CommandWriteTargets(command, cwd).unknown.empty()) << command;
+  }
   EXPECT_EQ(Paths("git clone -q . ../copy", cwd), Targets{"/w/../copy"});
   EXPECT_EQ(Paths("git worktree add ../tree", cwd), Targets{"/w/../tree"});
   EXPECT_EQ(Paths("sort -o ../sorted a.txt", cwd), Targets{"/w/../sorted"});

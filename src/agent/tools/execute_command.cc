@@ -219,6 +219,7 @@ class ExecuteCommandTool final : public ToolBase {
       }
       return {true, ToolErrorText(text)};
     }
+    request.outside_reads = context.workspace.CommandOutsidePaths(*command, cwd);
     // Files the command writes through redirections: never blocked ones; outside the workspace
     // or protected ones only with the user's leave, whatever the allowed-command list says.
     workspace::CommandWrites writes = workspace::CommandWriteTargets(*command, cwd);
@@ -240,10 +241,11 @@ class ExecuteCommandTool final : public ToolBase {
       if (Status may = context.host.MayWrite(context.workspace.FromRoot(*written)); !may.ok()) {
         return {true, ToolErrorText(may.error().message())};
       }
-      std::vector<std::string>& list =
-          written->is_outside ? request.outside_paths : request.protected_paths;
-      if ((written->is_outside || context.workspace.IsWriteProtected(*written)) &&
-          std::find(list.begin(), list.end(), DisplayPath(*written)) == list.end()) {
+      std::vector<std::string>& list = written->is_outside ? request.outside_paths
+                                       : context.workspace.IsWriteProtected(*written)
+                                           ? request.protected_paths
+                                           : request.written_paths;
+      if (std::find(list.begin(), list.end(), DisplayPath(*written)) == list.end()) {
         list.push_back(DisplayPath(*written));
       }
     }
@@ -253,7 +255,9 @@ class ExecuteCommandTool final : public ToolBase {
       for (size_t i = 0; i < paths.size(); ++i) request.detail += (i ? ", " : " ") + paths[i];
     };
     name_paths("Outside the workspace:", request.outside_paths);
+    name_paths("Reads outside the workspace:", request.outside_reads);
     name_paths("Writes protected files:", request.protected_paths);
+    name_paths("Writes:", request.written_paths);
     name_paths("Writes files known only when it runs:", unknown_targets);
     // Asked about as a write outside would be: they may be anywhere.
     for (const std::string& unknown : unknown_targets) {

@@ -278,6 +278,17 @@ TEST_F(ExecuteCommandTest, RedirectionTargetsReachTheApprovalRequest) {
   Run("echo hi > out.txt 2> /dev/null");
   EXPECT_TRUE(host_.last_request.outside_paths.empty());
   EXPECT_TRUE(host_.last_request.protected_paths.empty());
+  EXPECT_EQ(host_.last_request.written_paths, std::vector<std::string>{"out.txt"});
+  EXPECT_NE(host_.last_request.detail.find("Writes: out.txt"), std::string::npos)
+      << host_.last_request.detail;
+  // What it names outside the workspace, it may read: named too.
+  Run("cat " + outside.parent_path().string() + " < /dev/null");
+  EXPECT_EQ(host_.last_request.outside_reads,
+            std::vector<std::string>{outside.parent_path().string()});
+  EXPECT_NE(host_.last_request.detail.find("Reads outside the workspace: "), std::string::npos)
+      << host_.last_request.detail;
+  Run("ls src; cat notes.txt 2>/dev/null");
+  EXPECT_TRUE(host_.last_request.outside_reads.empty());
   // Where only the shell can tell is asked about like outside.
   Run("echo a1 >> $HOME/.bashrc");
   EXPECT_EQ(host_.last_request.outside_paths,

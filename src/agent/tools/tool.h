@@ -30,11 +30,16 @@ struct ApprovalRequest {
   std::optional<std::string_view> old_text;
   std::string_view new_text;
   // kCommand: where the command reaches beyond what its prefix lists decide: paths outside the
-  // workspace it runs in or writes to (redirections), and protected paths it writes to. Each
-  // needs its own setting (write_outside_workspace, write_protected) or the user's answer, even
-  // for a command the allowed list approves.
+  // workspace it runs in or writes to (redirections), protected paths it writes to, and other
+  // workspace files it writes. Each needs its own setting (write_outside_workspace,
+  // write_protected, write) or the user's answer, even for a command the allowed list approves:
+  // `git log --output=package.json` then `npm test` ran anything.
   std::vector<std::string> outside_paths;
   std::vector<std::string> protected_paths;
+  std::vector<std::string> written_paths;
+  // kCommand: existing paths outside the workspace its words name, which it may read (`cat
+  // ~/.ssh/id_rsa`): read_outside's, as for read_file.
+  std::vector<std::string> outside_reads;
 };
 
 // What a host that shows text puts before the user: the detail, or for an edit a unified diff of
