@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
@@ -200,6 +201,13 @@ Result<SearchResult> SearchFiles(const Workspace& workspace, const ResolvedPath&
   spawn.argv.push_back("--");
   spawn.argv.push_back(dir.is_outside ? dir.absolute : (dir.relative.empty() ? "." : dir.relative));
   spawn.cwd = workspace.root();
+  // Only what ripgrep needs of the engine's environment, which holds the provider keys: while it
+  // runs, a command of another session could read them in its /proc/<pid>/environ.
+  spawn.clears_env = true;
+  for (const char* name : {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE"}) {
+    if (const char* value = std::getenv(name))
+      spawn.extra_env.push_back(std::string(name) + "=" + value);
+  }
 
   Result<internal::SpawnedChild> spawned = internal::Spawn(spawn);
   if (!spawned.ok()) {

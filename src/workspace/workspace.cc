@@ -1104,8 +1104,24 @@ std::vector<std::string> Workspace::CommandOutsidePaths(std::string_view command
     for (std::string& path : CommandOutsidePaths(inner, cwd)) found.push_back(std::move(path));
   }
   std::vector<std::string> dirs = {std::string(cwd)};
+  auto add = [&found](std::string path) {
+    if (std::find(found.begin(), found.end(), path) == found.end()) found.push_back(path);
+  };
   auto consider = [&](const std::string& word) {
     if (word.empty() || word.find('\0') != std::string::npos) return;
+    // A path only the shell can tell (`$HOME/.ssh/id_rsa`, `${D}/x`) may be anywhere; one from
+    // the working directory ($PWD, where a `cd` elsewhere is counted by itself) is not.
+    const size_t expansion = word.find_first_of("$`");
+    if (expansion != std::string::npos && word.find('/') != std::string::npos) {
+      std::string_view rest = std::string_view(word).substr(expansion);
+      if (!rest.starts_with("$PWD/") && !rest.starts_with("${PWD}/")) {
+        return add(word + " (known only when it runs)");
+      }
+      if (rest.find_first_of("$`", 1) != std::string_view::npos) {
+        return add(word + " (known only when it runs)");
+      }
+      return;
+    }
     for (const std::string& dir : dirs) {
       std::optional<std::vector<std::string>> paths = ExpandPathWord(word, dir);
       if (!paths) continue;
@@ -1115,15 +1131,18 @@ std::vector<std::string> Workspace::CommandOutsidePaths(std::string_view command
             path == "/dev/urandom") {
           continue;
         }
+        // /proc/self is the shell's, not this process's: whatever it leads to is unknown here.
+        if (path.starts_with("/proc/")) {
+          add(path);
+          continue;
+        }
         Result<ResolvedPath> resolved = Resolve(path, /*allow_outside=*/true);
         std::error_code error;
         if (!resolved.ok() || !resolved->is_outside ||
             !std::filesystem::exists(resolved->absolute, error)) {
           continue;
         }
-        if (std::find(found.begin(), found.end(), resolved->absolute) == found.end()) {
-          found.push_back(resolved->absolute);
-        }
+        add(resolved->absolute);
       }
     }
   };
@@ -1189,7 +1208,12 @@ std::vector<std::string> GitWrites(const std::vector<std::string>& args,
     if ((args[k] == "-c" || args[k] == "--config-env") && k + 1 < args.size()) {
       unknown->push_back("git " + args[k] + " " + args[k + 1]);
     }
-    if (args[k].starts_with("--git-dir") || args[k].starts_with("--work-tree")) {
+    if (args[k] == "--bare") {  // The directory git runs in is taken for the repository.
+      unknown->push_back("git --bare");
+      continue;
+    }
+    if (args[k].starts_with("--git-dir") || args[k].starts_with("--work-tree") ||
+        args[k].starts_with("--exec-path")) {
       unknown->push_back(
           "git " + args[k] +
           (args[k].find('=') == std::string::npos && k + 1 < args.size() ? " " + args[k + 1] : ""));
@@ -1234,6 +1258,26 @@ std::vector<std::string> GitWrites(const std::vector<std::string>& args,
   }
   if (subcommand == "bundle" && positional.size() >= 2 && positional[0] == "create") {
     written.push_back(positional[1]);
+  }
+  // A new repository given configuration or a template (whose config it copies) runs what that
+  // says once used (core.fsmonitor): only git can tell.
+  if ((subcommand == "clone" || subcommand == "init") &&
+      std::any_of(args.begin() + static_cast<std::ptrdiff_t>(k) + 1, args.end(),
+                  [](const std::string& arg) {
+                    return arg == "-c" || arg.starts_with("--config") ||
+                           arg.starts_with("--template") || arg.starts_with("--separate-git-dir") ||
+                           (arg.starts_with("-c") && arg.size() > 2 && arg[2] != '-');
+                  })) {
+    unknown->push_back("the configuration git " + subcommand + " is given");
+  }
+  // Plumbing and helpers that write files where their options say (checkout-index --prefix,
+  // format-patch -o, read-tree -u, submodule's checkouts): only git can tell.
+  static constexpr std::array<std::string_view, 7> kWritesWhereItsOptionsSay = {
+      "checkout-index", "read-tree",       "merge-file", "format-patch",
+      "submodule",      "sparse-checkout", "bisect"};
+  if (std::find(kWritesWhereItsOptionsSay.begin(), kWritesWhereItsOptionsSay.end(), subcommand) !=
+      kWritesWhereItsOptionsSay.end()) {
+    unknown->push_back("the files git " + subcommand + " writes");
   }
   static constexpr std::array<std::string_view, 11> kChangesWorkTree = {
       "checkout", "restore", "reset",       "clean",  "stash", "switch",
@@ -1560,6 +1604,14 @@ CommandWrites CommandWriteTargets(std::string_view command, std::string_view cwd
   auto end_command = [&] {
     for (const std::string& written : ProgramWrites(program, args, &writes.unknown)) {
       add(written);
+    }
+    // git configuration put in the environment of later commands (`export GIT_DIR=evil; git x`)
+    // can make them run anything, as it can at a command's start.
+    if (program == "export" || program == "declare" || program == "typeset" ||
+        program == "readonly" || program == "local") {
+      for (const std::string& arg : args) {
+        if (arg.starts_with("GIT_")) writes.unknown.push_back(program + " " + arg);
+      }
     }
     // A script given to a shell (sh -c '…', eval '…') is read as the commands it holds.
     std::optional<std::string> script;

@@ -72,8 +72,10 @@ class Workspace {
   // The existing paths outside the workspace a shell command about to run in `cwd` (absolute)
   // names in its words (arguments, `--opt=PATH` values, `< file`, the directories a `cd` goes
   // to; "~", braces and globs expanded; relative ones from `cwd` and each `cd`'s directory), in
-  // it and in its $(…) commands: what it may read there (`cat ~/.ssh/id_rsa`, `ls ..`). The
-  // program's own path and devices (/dev/null, /dev/stdin, …) are not counted. Absolute paths.
+  // it and in its $(…) commands: what it may read there (`cat ~/.ssh/id_rsa`, `ls ..`), as
+  // absolute paths; and, as written with " (known only when it runs)", a path only the shell can
+  // tell (`$HOME/.ssh/id_rsa`); anything under /proc (its /proc/self is the shell's). The
+  // program's own path and devices (/dev/null, /dev/stdin, …) are not counted.
   std::vector<std::string> CommandOutsidePaths(std::string_view command,
                                                std::string_view cwd) const;
 

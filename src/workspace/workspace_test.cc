@@ -220,6 +220,31 @@ TEST(BlockingTest, NothingBlockedWithoutIgnoreFiles) {
   EXPECT_EQ(workspace->FindBlockedPathInCommand("cat a.env", tree.root()), std::nullopt);
 }
 
+// The paths outside the workspace a command names, which it may read: existing ones, those
+// only the shell can tell, and /proc's; not the workspace's, devices or the program itself.
+TEST(CommandTest, OutsidePathsACommandNames) {
+  TempTree tree;
+  tree.File("sub/a.txt", "a");
+  auto workspace = OpenOrDie(tree.root() + "/sub");
+  const std::string cwd = tree.root() + "/sub";
+  auto outside = [&](std::string_view command) {
+    return workspace->CommandOutsidePaths(command, cwd);
+  };
+  using Paths = std::vector<std::string>;
+  EXPECT_EQ(outside("cat a.txt; ls . > /dev/null; /usr/bin/true < /dev/null"), Paths{});
+  EXPECT_EQ(outside("cat ../sub/a.txt"), Paths{});
+  EXPECT_EQ(outside("ls .."), Paths{tree.root()});
+  EXPECT_EQ(outside("git diff --no-index --output=x " + tree.root() + " a.txt"),
+            Paths{tree.root()});
+  EXPECT_EQ(outside("cd .. && cat sub/a.txt"), Paths{tree.root()});
+  EXPECT_EQ(outside("cat $HOME/.ssh/id_rsa"), Paths{"$HOME/.ssh/id_rsa (known only when it runs)"});
+  Paths proc = outside("cat /proc/self/cwd/../x");
+  ASSERT_EQ(proc.size(), 1u);
+  EXPECT_TRUE(proc[0].starts_with("/proc/self")) << proc[0];
+  EXPECT_EQ(outside("echo $(cat ..)"), Paths{tree.root()});
+  EXPECT_EQ(outside("echo $HOME; cat /nonexistent/file; cat \"$PWD/a.txt\""), Paths{});
+}
+
 TEST(ProtectedTest, KiloCodeConfigurationFilesNeedApproval) {
   TempTree tree;
   auto workspace = OpenOrDie(tree.root());
@@ -323,7 +348,11 @@ TEST(CommandTest, WriteTargetsOfProgramsThatNameWhatTheyWrite) {
   // configuration that can run commands (they ran unasked).
   for (const char* command :
        {"git checkout main", "git clean -fdx", "git merge topic", "git stash", "git reset --hard",
-        "git --git-dir=evil x", "git --work-tree /tmp checkout HEAD -- .bashrc"}) {
+        "git --git-dir=evil x", "git --work-tree /tmp checkout HEAD -- .bashrc",
+        "git -C evil --bare x", "git clone -q -c core.fsmonitor=x . sub",
+        "git clone --config=core.fsmonitor=x . sub", "git init -q --template=tpl sub",
+        "git checkout-index -f --prefix=/tmp/ci_ .bashrc", "git format-patch -1 -o /tmp/p",
+        "export GIT_DIR=evil; git x", "declare -x GIT_WORK_TREE=/tmp"}) {
     EXPECT_FALSE(CommandWriteTargets(command, cwd).unknown.empty()) << command;
   }
   EXPECT_EQ(Paths("git clone -q . ../copy", cwd), Targets{"/w/../copy"});
