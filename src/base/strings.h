@@ -43,6 +43,13 @@ std::string ValidUtf8(std::string_view text);
 // start of the character it falls inside (text.size() when `at` is past the end).
 size_t Utf8CutPosition(std::string_view text, size_t at);
 
+// `text` whole when it has at most `limit` bytes, else its first `limit` bytes (at a character
+// boundary) followed by "…": a title or a shown argument kept to a line.
+inline std::string Shortened(std::string_view text, size_t limit) {
+  if (text.size() <= limit) return std::string(text);
+  return std::string(text.substr(0, Utf8CutPosition(text, limit))) + "…";
+}
+
 // The columns `text` (UTF-8) takes on a terminal: East Asian wide characters and emoji take two,
 // combining marks and zero-width characters none, everything else one (a bad byte counts one).
 size_t DisplayWidth(std::string_view text);

@@ -216,7 +216,7 @@ class TerminalClient : public agent::SessionClient {
         NewLineLocked();
         std::printf("%s● %s%s", style_.cyan(), Visible(update.tool.title).c_str(), style_.reset());
         if (!update.tool.raw_input_json.empty()) {
-          std::printf(" %s%s%s", style_.dim(), Shorten(update.tool.raw_input_json, 200).c_str(),
+          std::printf(" %s%s%s", style_.dim(), Shortened(update.tool.raw_input_json, 200).c_str(),
                       style_.reset());
         }
         std::fputc('\n', stdout);
@@ -293,7 +293,7 @@ class TerminalClient : public agent::SessionClient {
         PrintDiffLocked(content, shown);
         if (output_is_terminal) diff_shown_.insert(request.tool.id);  // Not again when done.
       } else if (!content.text.empty()) {
-        std::fprintf(shown, "%s\n", Visible(Shorten(content.text, 2000)).c_str());
+        std::fprintf(shown, "%s\n", Visible(Shortened(content.text, 2000)).c_str());
       }
     }
     std::fflush(shown);
@@ -433,12 +433,6 @@ class TerminalClient : public agent::SessionClient {
     std::fflush(stdout);
   }
 
-  // At most `limit` bytes of `text`, cut at a character boundary, then "…".
-  static std::string Shorten(const std::string& text, size_t limit) {
-    if (text.size() <= limit) return text;
-    return text.substr(0, Utf8CutPosition(text, limit)) + "…";
-  }
-
   void NewLineLocked() {
     if (!at_line_start_) std::fputc('\n', stdout);
     at_line_start_ = true;
@@ -518,7 +512,7 @@ class TerminalClient : public agent::SessionClient {
           size_t end = text.find('\n', position);
           if (end == std::string::npos) end = text.size();
           std::string_view line = text.substr(position, end - position);
-          shown += Shorten(std::string(line.substr(0, kMaxShownLineBytes + 1)), kMaxShownLineBytes);
+          shown += Shortened(line, kMaxShownLineBytes);
           shown.push_back('\n');
           position = end + 1;
           ++lines;

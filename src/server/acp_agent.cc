@@ -334,7 +334,7 @@ struct AcpAgent::Impl : agent::SessionClient, agent::FileAccess, agent::CommandR
     auto title = tool.find("title");
     if (title == tool.end() || !title->is_string()) return;
     const std::string& text = title->get_ref<const std::string&>();
-    if (text.size() > kLongest) *title = text.substr(0, Utf8CutPosition(text, kLongest)) + "…";
+    if (text.size() > kLongest) *title = Shortened(text, kLongest);
   }
 
   // `text` as chunks of `kind`, halved until each fits the connection's message limit.

@@ -392,6 +392,17 @@ std::vector<std::string> ExpandBraces(const std::string& word) {
   return words;
 }
 
+// Whether `path` is one of the devices every command may read or write without touching a file:
+// /dev/null, the terminal, the standard streams and descriptors, zeros and randomness.
+bool IsStandardDevice(std::string_view path) {
+  static constexpr std::array<std::string_view, 6> kDevices = {
+      "/dev/null", "/dev/tty", "/dev/zero", "/dev/random", "/dev/urandom", "/dev/fd/"};
+  return path.starts_with("/dev/std") ||
+         std::any_of(kDevices.begin(), kDevices.end(), [&](std::string_view device) {
+           return device.ends_with('/') ? path.starts_with(device) : path == device;
+         });
+}
+
 // The paths a word of a command names once the shell has expanded it: "~" and "~user", braces,
 // and globs (a glob matching nothing stays as it is, as in bash); relative ones from `dir`.
 // nullopt when only the shell can tell: a variable or command substitution, a relative path
@@ -1100,13 +1111,13 @@ std::optional<std::string> Workspace::FindBlockedPathInCommand(std::string_view 
 std::vector<std::string> Workspace::CommandOutsidePaths(std::string_view command,
                                                         std::string_view cwd) const {
   std::vector<std::string> found;
-  for (const std::string& inner : SubstitutedCommands(command)) {
-    for (std::string& path : CommandOutsidePaths(inner, cwd)) found.push_back(std::move(path));
-  }
-  std::vector<std::string> dirs = {std::string(cwd)};
   auto add = [&found](std::string path) {
     if (std::find(found.begin(), found.end(), path) == found.end()) found.push_back(path);
   };
+  for (const std::string& inner : SubstitutedCommands(command)) {
+    for (std::string& path : CommandOutsidePaths(inner, cwd)) add(std::move(path));
+  }
+  std::vector<std::string> dirs = {std::string(cwd)};
   auto consider = [&](const std::string& word) {
     if (word.empty() || word.find('\0') != std::string::npos) return;
     // A path only the shell can tell (`$HOME/.ssh/id_rsa`, `${D}/x`) may be anywhere; one from
@@ -1114,11 +1125,9 @@ std::vector<std::string> Workspace::CommandOutsidePaths(std::string_view command
     const size_t expansion = word.find_first_of("$`");
     if (expansion != std::string::npos && word.find('/') != std::string::npos) {
       std::string_view rest = std::string_view(word).substr(expansion);
-      if (!rest.starts_with("$PWD/") && !rest.starts_with("${PWD}/")) {
-        return add(word + " (known only when it runs)");
-      }
-      if (rest.find_first_of("$`", 1) != std::string_view::npos) {
-        return add(word + " (known only when it runs)");
+      bool from_cwd = rest.starts_with("$PWD/") || rest.starts_with("${PWD}/");
+      if (!from_cwd || rest.find_first_of("$`", 1) != std::string_view::npos) {
+        add(word + " (known only when it runs)");
       }
       return;
     }
@@ -1126,11 +1135,7 @@ std::vector<std::string> Workspace::CommandOutsidePaths(std::string_view command
       std::optional<std::vector<std::string>> paths = ExpandPathWord(word, dir);
       if (!paths) continue;
       for (const std::string& path : *paths) {
-        if (path == "/dev/null" || path.starts_with("/dev/std") || path.starts_with("/dev/fd/") ||
-            path == "/dev/tty" || path == "/dev/zero" || path == "/dev/random" ||
-            path == "/dev/urandom") {
-          continue;
-        }
+        if (IsStandardDevice(path)) continue;
         // /proc/self is the shell's, not this process's: whatever it leads to is unknown here.
         if (path.starts_with("/proc/")) {
           add(path);
@@ -1584,12 +1589,7 @@ CommandWrites CommandWriteTargets(std::string_view command, std::string_view cwd
   // for one the shell decides (cd $X).
   std::vector<std::optional<std::string>> dirs = {std::string(cwd)};
   auto add = [&](const std::string& word) {
-    static constexpr std::array<std::string_view, 5> kDevices = {
-        "/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "/dev/fd/"};
-    bool is_device = std::any_of(kDevices.begin(), kDevices.end(), [&](std::string_view device) {
-      return device.ends_with('/') ? word.starts_with(device) : word == device;
-    });
-    if (word.empty() || is_device) return;
+    if (word.empty() || IsStandardDevice(word)) return;
     for (const std::optional<std::string>& dir : dirs) {
       std::optional<std::vector<std::string>> paths = ExpandPathWord(word, dir);
       if (!paths) {
