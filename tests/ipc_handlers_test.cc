@@ -625,6 +625,19 @@ TEST_F(IpcHandlers, ShutdownDeliversAQueuedReplyWithinTheDrainTimeout) {
   EXPECT_EQ(std::memcmp(r->payload.data(), expected.data(), expected.size()), 0);
 }
 
+// A client that has not received since learns at once that the server stopped: is_connected()
+// reads false (an editor showing the engine's state need not send to find out), and its next
+// receive says why.
+TEST_F(IpcHandlers, AStoppedServerReadsAsDisconnectedBeforeAnyReceive) {
+  ASSERT_TRUE(client_->Call(kEcho, Bytes("hi")).ok());
+  EXPECT_TRUE(client_->is_connected());
+  server_->Shutdown();
+  EXPECT_FALSE(client_->is_connected());
+  Result<ipc::Response> r = client_->Call(kEcho, Bytes("hi"), milliseconds(2'000));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable) << r.error().ToString();
+}
+
 // server.max_connections: the connection over the limit is refused with a message naming the
 // limit; once one closes, a newcomer gets in.
 TEST(IpcServerLimits, AClientThatNeverSaysHelloHoldsUpOnlyItself) {

@@ -203,8 +203,9 @@ LAI_CLIENT_API lai_status lai_client_call(lai_client* client, uint16_t type, con
  * finished, is harmless and returns LAI_OK. LAI_ERR_UNAVAILABLE when not connected. */
 LAI_CLIENT_API lai_status lai_client_cancel(lai_client* client, uint64_t request_id);
 
-/* True while the handle holds a connection it has not seen fail (otherwise the next request
- * reconnects). False for NULL. */
+/* True while the handle holds a connection that neither it nor the server has closed: a server
+ * that shut down or died reads false at once, without a receive (one poll() of the connection's
+ * socket). When false, the next request reconnects. False for NULL. */
 LAI_CLIENT_API bool lai_client_is_connected(const lai_client* client);
 
 /* Closes the connection and frees the handle. NULL is ignored. The handle must not be used

@@ -1225,6 +1225,31 @@ TEST_F(SessionTest, AlwaysIsOfferedOnlyWhereItWouldHold) {
   EXPECT_FALSE(asked[0].can_always);
   EXPECT_FALSE(asked[1].can_always);
   EXPECT_TRUE(asked[2].can_always);
+  EXPECT_EQ(asked[2].tool.title.find("(reaches"), std::string::npos) << asked[2].tool.title;
+}
+
+// An allowed command asked because it reaches outside the workspace, or writes a protected
+// file, says why in its title (where editors show the question), as a file tool's does.
+TEST_F(SessionTest, ACommandAskedForWhereItReachesSaysSoInItsTitle) {
+  AgentSettings settings = Settings();
+  settings.approvals.execute = true;
+  settings.approvals.allowed_commands = {"cat", "echo"};
+  Engine& engine = MakeEngine(MakePool({"p"}), settings);
+  std::shared_ptr<Session> session = NewSession(engine);
+  Enqueue(CommandCall("call_1", "cat /etc/passwd"));
+  Enqueue(CommandCall("call_2", "echo x > .kilocodemodes"));
+  Enqueue(OpenAiToolCall("call_done", "attempt_completion", CompletionArgs("Done.")));
+  TestClient client;
+  client.AnswerNext(PermissionOutcome::kRejectOnce);
+  client.AnswerNext(PermissionOutcome::kRejectOnce);
+  EXPECT_EQ(MustPrompt(*session, "Run them", client), StopReason::kEndTurn);
+  std::vector<PermissionRequest> asked = client.permissions();
+  ASSERT_EQ(asked.size(), 2u);
+  EXPECT_NE(asked[0].tool.title.find("(reaches outside the workspace)"), std::string::npos)
+      << asked[0].tool.title;
+  EXPECT_FALSE(asked[0].can_always);
+  EXPECT_NE(asked[1].tool.title.find("(writes a protected file"), std::string::npos)
+      << asked[1].tool.title;
 }
 
 // "Always" answers are kept with the session: after a reload (the editor's next process), an

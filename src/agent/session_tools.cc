@@ -862,6 +862,14 @@ ApprovalReply Session::Turn::Approve(const ApprovalRequest& request, const ToolC
     ask.can_always = false;
   }
   if (request.kind == ApprovalKind::kCommand) {
+    // A command reaching past the workspace or into protected files says so in its title too:
+    // an allowed `cat ~/.ssh/id_rsa` is asked for that, not for being a command.
+    if (!request.outside_paths.empty() || !request.outside_reads.empty()) {
+      ask.tool.title += " (reaches outside the workspace)";
+    }
+    if (!request.protected_paths.empty()) {
+      ask.tool.title += " (writes a protected file: it configures lapce-ai, the editor or git)";
+    }
     // "Always" is offered only where it would hold: a command with $(…), a bare shell, or one
     // reaching outside the workspace is asked each time, whatever was answered before.
     AutoApproveSettings granted = state.approvals;

@@ -64,7 +64,9 @@ class Client {
   // Asks the server to stop a streamed reply; its final frame still arrives.
   Status Cancel(uint64_t request_id);
 
-  bool is_connected() const { return stream_.is_open(); }
+  // Whether the connection is open and the server has not closed its end (one poll() of the
+  // control socket): a server that stopped or died reads false at once, before any receive.
+  bool is_connected() const { return stream_.is_open() && !stream_.HasPeerHungUp(); }
   // Frames received for requests nobody has taken with Next yet (kept until then).
   size_t stashed_frames() const { return stash_.size(); }
   uint64_t reconnect_count() const { return reconnects_; }

@@ -331,9 +331,11 @@ void ShmRpcService::RunChannel(const std::shared_ptr<Channel>& channel) {
     c.peer->OnMessage(message);
   }
   bool is_ending;
+  bool server_stops;  // EndAll ended it: the client must not take that for its own close.
   {
     std::lock_guard lock(c.mutex);
     is_ending = c.is_ending && !c.is_cancelled;
+    server_stops = c.is_ending;
   }
   if (is_ending) {
     // The peer closes itself once its running requests have answered; the server's EndAll
@@ -354,6 +356,10 @@ void ShmRpcService::RunChannel(const std::shared_ptr<Channel>& channel) {
   {
     std::lock_guard lock(c.mutex);
     failure = c.failure;
+  }
+  if (!failure && server_stops) {
+    failure = Error(ErrorCode::kUnavailable,
+                    "the lapce-ai server is shutting down; open a new channel once it is back");
   }
   // Errors here mean the client has gone: nobody is left to tell.
   if (failure) {

@@ -321,6 +321,23 @@ TEST_F(ShmRpcTest, ServerShutdownFailsPendingClientRequests) {
   EXPECT_TRUE(client_closed_.Wait());
 }
 
+// A channel the stopping server ends (EndAll) ends with an error saying so, not with the empty
+// final reply of a channel its client closed: an editor then knows to reconnect.
+TEST_F(ShmRpcTest, AChannelEndedByTheServerStoppingEndsWithAnError) {
+  ipc::Client raw(ClientOptions());
+  Result<uint64_t> open = raw.Send(kOpen, {});
+  ASSERT_TRUE(open.ok()) << open.error().ToString();
+  Result<ipc::Response> token = raw.Next(*open, test_support::kWait);
+  ASSERT_TRUE(token.ok()) << token.error().ToString();
+  ASSERT_FALSE(token->is_final);
+  service_->EndAll(milliseconds(2'000));
+  Result<ipc::Response> end = raw.Next(*open, test_support::kWait);
+  ASSERT_FALSE(end.ok()) << "the channel ended with a plain final reply";
+  EXPECT_EQ(end.error().code(), ErrorCode::kUnavailable) << end.error().ToString();
+  EXPECT_NE(end.error().message().find("shutting down"), std::string::npos)
+      << end.error().ToString();
+}
+
 TEST_F(ShmRpcTest, MessagesForUnknownChannelsAreDropped) {
   ConnectClient();
   ipc::Client raw(ClientOptions());

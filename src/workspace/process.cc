@@ -103,6 +103,9 @@ class RunningGroups {
   // is unlisted; one still running stays with the watcher.
   void Remove(pid_t group) {
     std::lock_guard lock(mutex_);
+    // Each ending command also unlists lingering groups that have ended, so that the watcher's
+    // list holds no id the system may give to someone else's process group meanwhile.
+    ForgetEndedLingering();
     if (Erase(commands_, group) && GroupLives(group)) {
       lingering_.push_back(group);
       return;

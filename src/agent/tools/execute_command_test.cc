@@ -254,6 +254,13 @@ TEST_F(ExecuteCommandTest, BlockedFileReadIsRefused) {
             std::string::npos)
       << result.text;
   EXPECT_EQ(result.text.find("s3cret"), std::string::npos);
+  // The rules file itself is refused as what it is, not as a file its own rules block.
+  ToolResult rules = Run("echo '' > .kilocodeignore");
+  EXPECT_TRUE(rules.is_error);
+  EXPECT_NE(rules.text.find("Access to .kilocodeignore is blocked: it holds the rules"),
+            std::string::npos)
+      << rules.text;
+  EXPECT_EQ(rules.text.find("blocked by the .kilocodeignore"), std::string::npos) << rules.text;
 }
 
 // What a command writes through redirections is named in its approval request, so that the

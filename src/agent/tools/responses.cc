@@ -30,6 +30,13 @@ std::string ForXmlToolUse(std::string text) {
 std::string BlockedPathText(std::string_view path) {
   std::string out = "Access to ";
   out += path;
+  std::string_view name = path.substr(path.find_last_of('/') + 1);
+  if (name == ".kilocodeignore" || name == ".rooignore") {  // The rules themselves.
+    out +=
+        " is blocked: it holds the rules that keep files out of your reach, and only the user "
+        "changes it. Continue without changing it, or ask the user to.";
+    return out;
+  }
   out +=
       " is blocked by the .kilocodeignore file settings. You must try to continue in the task "
       "without using this file, or ask the user to update the .kilocodeignore file.";
