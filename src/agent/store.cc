@@ -1468,16 +1468,24 @@ Result<SessionLock> SessionStore::LockSession(std::string_view session_id) {
       }
     }
   }
-  bool is_editor = command == "acp" || command == "serve";
+  // `serve` gives a session up when the editor's channel that opened it closes; `acp` only when
+  // it exits.
+  std::string why = "; let that one finish or stop it, then try again";
+  if (command == "acp") {
+    why =
+        "; an editor's agent keeps the sessions it opened until it exits: continue it in that "
+        "editor, or close the editor's agent, then try again";
+  } else if (command == "serve") {
+    why =
+        "; the editor connected to that server keeps it open until it disconnects: continue it "
+        "in that editor, or close its agent connection, then try again";
+  }
   return Error(
       ErrorCode::kUnavailable,
       "session " + Quote(session_id) + " is open in another lapce-ai process" +
           (pid.empty() ? std::string()
                        : " (pid " + pid + (command.empty() ? "" : ", lapce-ai " + command) + ")") +
-          (is_editor ? "; an editor's agent keeps the sessions it opened until it "
-                       "exits: continue it in that editor, or close the editor's agent, "
-                       "then try again"
-                     : "; let that one finish or stop it, then try again"));
+          why);
 }
 
 bool SessionStore::IsSessionOpen(std::string_view session_id) {
