@@ -325,7 +325,15 @@ CommandForms FormsOf(std::string_view command) {
   };
   for (size_t i = after_wrapper; i < words.size(); ++i) {
     std::string word = words[i];
-    if (word.starts_with("--split-string=")) word.erase(0, 15);  // env's command in one word.
+    // A command given as an option's value in the same word: "--split-string=…",
+    // "script --command=…", and env's "-S…" (also after other letters: "-vS…").
+    if (word.starts_with("--") && word.find('=') != std::string::npos) {
+      word.erase(0, word.find('=') + 1);
+    } else if (size_t s = word.find('S'); word.starts_with("-") && s != std::string::npos &&
+                                          s + 1 < word.size() &&
+                                          ProgramName(words[after_wrapper - 1]) == "env") {
+      word.erase(0, s + 1);
+    }
     out.tails.push_back(named(word) + " " +
                         JoinWords(words.begin() + static_cast<std::ptrdiff_t>(i) + 1, words.end()));
   }
@@ -358,8 +366,8 @@ CommandForms FormsOf(std::string_view command) {
         out.script = rest[i + 1];  // -c, -lc, -ec, …
         break;
       }
-      if (word == "-o" || word == "+o" || word == "-O" || word == "+O") {
-        ++i;  // Its option name (bash -O extglob).
+      if (IsOneOf(word, {"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})) {
+        ++i;  // Its value (bash -O extglob, bash --rcfile FILE).
       } else if (!word.starts_with("-") && !word.starts_with("+")) {
         has_file = true;
         break;
@@ -370,6 +378,14 @@ CommandForms FormsOf(std::string_view command) {
     out.is_shell_reading_stdin = out.script.empty() && (!has_file || has_input_redirect);
   }
   if (rest[0] == "eval") out.script = JoinWords(rest.begin() + 1, rest.end());
+  // trap's action runs when the signal comes, or when the shell exits: "trap 'rm x' EXIT".
+  if (rest[0] == "trap") {
+    size_t action = 1;
+    while (action < rest.size() && rest[action].starts_with("-") && rest[action] != "-") {
+      if (rest[action++] == "--") break;
+    }
+    if (action < rest.size()) out.script = rest[action];
+  }
   return out;
 }
 

@@ -327,7 +327,16 @@ TEST(DecideCommandTest, DenialsSeeThroughQuotingSpacingPathsAndWrappers) {
                               "${x:-rm} -f x",
                               "function g { rm -f x; }; g",
                               "git --work-tree . push",
-                              "git --git-dir .git push"}) {
+                              "git --git-dir .git push",
+                              "env -S'rm /tmp/a/x'",
+                              "env -vS'rm x'",
+                              "script --command='rm x' /dev/null",
+                              "bash --rcfile /dev/null -c 'rm x'",
+                              "bash --init-file f -c 'rm x'",
+                              "trap 'rm x' EXIT",
+                              "trap -- 'rm x' EXIT",
+                              "watch -g 'rm x'",
+                              "watch -n 1 -g 'rm x'"}) {
     EXPECT_EQ(DecideCommand(command, allowed, denied), Decision::kDeny) << command;
   }
   // Not the denied program: a word that merely starts or holds the name.
