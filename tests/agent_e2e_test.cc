@@ -1311,6 +1311,28 @@ TEST_F(AgentE2eTest, CtrlCCancelsTheTurnAndExits130) {
   EXPECT_NE(show.out.find(printed), std::string::npos) << printed << "\nshown:\n" << show.out;
 }
 
+// --json output ends with a stop event even when a signal ends the run mid-turn: cancelled, the
+// session interrupted (or cancelled, when the turn ended first); a JSON reader saw none, as if the
+// process had crashed.
+TEST_F(AgentE2eTest, ASignalMidTurnStillEndsJsonOutputWithAStopEvent) {
+  fake_->Enqueue(kChatPath, testing::OpenAiStalledText("Thinking about it.", milliseconds(30'000)));
+  Child child(RunArgs("think", {"--yes", "--json"}), Env());
+  ASSERT_TRUE(child.WaitForOutput("Thinking", milliseconds(15'000))) << child.err();
+  child.Signal(SIGTERM);
+  EXPECT_EQ(child.Wait(milliseconds(10'000)), 128 + SIGTERM) << child.err();
+  std::string out = child.out();
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  Json last = Json::parse(out.substr(out.rfind('\n') + 1), nullptr, false);
+  ASSERT_TRUE(last.is_object()) << out;
+  EXPECT_EQ(last.value("type", ""), "stop") << out;
+  EXPECT_EQ(last.value("stopReason", ""), "cancelled") << out;
+  std::string status = last.value("status", "");
+  EXPECT_TRUE(status == "interrupted" || status == "cancelled") << out;
+  size_t stops = 0;
+  for (size_t at = 0; (at = out.find(R"("type":"stop")", at)) != std::string::npos; ++at) ++stops;
+  EXPECT_EQ(stops, 1u) << out;
+}
+
 // SIGTERM (or a closed terminal) while the agent runs a command: lapce-ai exits at once and the
 // command, which runs in a session of its own, does not outlive it.
 // The command gets SIGTERM and its 2 s to finish (the watcher's grace, as for kill -9); it was

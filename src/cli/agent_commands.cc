@@ -145,6 +145,7 @@ class TerminalClient : public agent::SessionClient {
   void Waiting(bool is_waiting) {
     std::lock_guard lock(mutex_);
     SpinLocked("waiting for the model…");
+    if (is_waiting) is_stop_printed_ = false;  // A turn starts.
     is_waiting_ = is_waiting;
     ClearSpinnerLocked();
   }
@@ -386,6 +387,16 @@ class TerminalClient : public agent::SessionClient {
     if (json_) PrintStopLocked("error", info);
   }
 
+  // --json: the stop event of a run a signal ends (a second Ctrl-C, SIGTERM, SIGHUP) while its
+  // turn runs: cancelled, the session "interrupted" unless the cancelled turn had ended already
+  // (either way `sessions resume` continues it).
+  void PrintExitStop(const agent::SessionInfo& info) {
+    std::lock_guard lock(mutex_);
+    if (!json_ || is_stop_printed_) return;
+    PrintStopLocked("cancelled", info,
+                    info.status == agent::SessionStatus::kActive ? "interrupted" : "");
+  }
+
   void PrintTurnSummary(const agent::SessionInfo& info, const agent::SessionTotals& before,
                         agent::StopReason stop, const llm::ProviderPool& pool) {
     std::lock_guard lock(mutex_);
@@ -417,11 +428,12 @@ class TerminalClient : public agent::SessionClient {
  private:
   static constexpr size_t kMaxShownLineBytes = 400;  // Of a tool result's line, in the terminal.
 
-  void PrintStopLocked(std::string_view stop_reason, const agent::SessionInfo& info) {
+  void PrintStopLocked(std::string_view stop_reason, const agent::SessionInfo& info,
+                       std::string_view status = {}) {
     json out = {{"type", "stop"},
                 {"stopReason", stop_reason},
                 {"sessionId", info.id},
-                {"status", agent::SessionStatusName(info.status)},
+                {"status", status.empty() ? agent::SessionStatusName(info.status) : status},
                 {"usage",
                  {{"inputTokens", info.totals.input_tokens},
                   {"outputTokens", info.totals.output_tokens},
@@ -429,6 +441,7 @@ class TerminalClient : public agent::SessionClient {
                   {"cacheWriteTokens", info.totals.cache_write_tokens},
                   {"costUsd", RoundForJson(info.totals.cost_usd)},
                   {"requests", info.totals.requests}}}};
+    is_stop_printed_ = true;
     std::printf("%s\n", out.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
     std::fflush(stdout);
   }
@@ -575,6 +588,7 @@ class TerminalClient : public agent::SessionClient {
   std::condition_variable wake_;
   bool is_stopping_ = false;
   bool is_waiting_ = true;
+  bool is_stop_printed_ = false;                          // This turn's --json stop event is out.
   const char* spinner_label_ = "waiting for the model…";  // Static text.
   bool spinner_shown_ = false;
   bool in_thought_ = false;
@@ -696,6 +710,12 @@ int Drive(agent::Session& session, std::shared_ptr<agent::Session> shared, std::
   interrupts.Watch(std::move(shared));
   TerminalClient client(flags.json, flags.yes);
   client.SetWorkspace(session.Info().workspace);
+  // A signal that ends the process mid-turn still ends --json's output with a stop event.
+  interrupts.BeforeExit([&] { client.PrintExitStop(session.Info()); });
+  struct NoHook {
+    InterruptHandler& interrupts;
+    ~NoHook() { interrupts.BeforeExit(nullptr); }
+  } no_hook{interrupts};
   while (true) {
     client.Waiting(true);
     agent::SessionTotals before = session.Info().totals;
