@@ -1047,6 +1047,11 @@ TEST_F(AgentE2eTest, KillNineInASubtaskGoesOnInItWhenResumed) {
   EXPECT_EQ(newest.exit_code, 0);
   EXPECT_EQ(std::count(newest.out.begin(), newest.out.end(), '\n'), 2) << newest.out;
   EXPECT_EQ(newest.err, "(the newest 1 are shown; `--limit N` shows more, `--limit 0` all)\n");
+  // And the flag it names works: every session, no notice.
+  ProcessResult every = Lapce({"sessions", "list", "--all", "--limit", "0"});
+  EXPECT_EQ(every.exit_code, 0) << every.err;
+  EXPECT_EQ(std::count(every.out.begin(), every.out.end(), '\n'), 3) << every.out;
+  EXPECT_EQ(every.err, "");
 }
 
 // A kill -9 while a command runs: the command, in a session of its own, does not outlive

@@ -115,7 +115,13 @@ Error SqlError(sqlite3* db, int rc, std::string_view path, std::string_view what
       return Error(ErrorCode::kPermissionDenied, message + " (make the store writable: chmod u+w " +
                                                      Quote(path) + " and its directory)");
     case SQLITE_FULL:
+      return Error(ErrorCode::kIo,
+                   message + " (the disk is full: free some space, then try again)");
     case SQLITE_IOERR:
+      return Error(ErrorCode::kIo,
+                   message +
+                       " (is the disk full, or the file over a size limit? free some space, "
+                       "then try again)");
     case SQLITE_CANTOPEN:
       return Error(ErrorCode::kIo, message);
     case SQLITE_NOMEM:
@@ -1543,6 +1549,29 @@ Result<bool> SessionStore::Compact() {
     return SqlError(connection, rc, "compact the store (checkpoint)");
   }
   return true;
+}
+
+Status SessionStore::Check() {
+  auto lock = Lock(*connection_);
+  Connection& connection = *connection_;
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * raw, Prepare(connection, "PRAGMA quick_check"));
+    Statement statement(raw);
+    int rc;
+    while ((rc = statement.Step()) == SQLITE_ROW) {
+      if (statement.Text(0) != "ok") {
+        std::string found = statement.Text(0).substr(0, 200);
+        return SqlError(nullptr, SQLITE_CORRUPT, connection.path, "check found \"" + found + "\"");
+      }
+    }
+    if (rc != SQLITE_DONE) return SqlError(connection, rc, "check the pages");
+  }
+  char* message = nullptr;
+  int rc = sqlite3_exec(connection.db, "BEGIN IMMEDIATE", nullptr, nullptr, &message);
+  sqlite3_free(message);
+  if (rc != SQLITE_OK) return SqlError(connection, rc, "begin a write");
+  sqlite3_exec(connection.db, "ROLLBACK", nullptr, nullptr, nullptr);
+  return OkStatus();
 }
 
 std::string_view SessionStore::ShownStatus(const SessionRecord& record) {

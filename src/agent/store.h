@@ -199,6 +199,10 @@ class SessionStore {
   // store (false then). Takes as long as rewriting the whole store.
   Result<bool> Compact();
 
+  // For `doctor`: whether every page of the store reads back whole (PRAGMA quick_check) and it
+  // can be written (a write transaction begun and rolled back). The error says what to do.
+  Status Check();
+
   // Marks the session open for the life of the returned lock (an flock on
   // "<store>.open/<id>.lock"), so that no other process, nor a second Session here, loads it and
   // writes the same history: kUnavailable, naming the holder's pid, while another holds it.

@@ -265,6 +265,36 @@ TEST(StoreOpenTest, DefaultPathFollowsXdg) {
   EXPECT_EQ(Mode(dir.path() + "/.local"), 0700u);
 }
 
+// `doctor`'s check reads every page: a store that opens and lists but has a damaged page (which
+// a run then trips over) fails it, with the remedy.
+TEST_F(StoreTest, CheckFindsADamagedPageThatListingMisses) {
+  for (int i = 0; i < 50; ++i) {
+    SessionRecord record = Create("s" + std::to_string(i), i);
+    for (int seq = 1; seq <= 4; ++seq) {
+      ASSERT_TRUE(store_
+                      ->AppendMessage(record.id, TextMessage(seq, llm::Role::kUser,
+                                                             std::string(2000, 'a' + seq)))
+                      .ok());
+    }
+  }
+  EXPECT_TRUE(store_->Check().ok()) << store_->Check().ToString();
+  store_.reset();
+  RawQuery(path_, "PRAGMA wal_checkpoint(TRUNCATE)");
+  ASSERT_GT(std::filesystem::file_size(path_), 40u * 4096);
+  {
+    std::fstream file(path_, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(30 * 4096 + 100);
+    std::string garbage(2000, '\x5a');
+    file.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  Result<std::unique_ptr<SessionStore>> reopened = SessionStore::Open(path_);
+  ASSERT_TRUE(reopened.ok()) << reopened.error().ToString();
+  Status checked = (*reopened)->Check();
+  ASSERT_FALSE(checked.ok());
+  EXPECT_NE(checked.error().message().find("part of the store is damaged"), std::string::npos)
+      << checked.error().message();
+}
+
 TEST_F(StoreTest, SessionRoundTripsEveryField) {
   Create("parent");
   SessionRecord record = FullRecord("child-1");

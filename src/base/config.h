@@ -80,8 +80,9 @@ struct Config {
     uint32_t rate_limit_per_minute = 0;  // 0: unlimited.
     std::string fallback;                // Name of the profile to use when this one is unavailable.
     uint32_t connect_timeout_ms = 10000;
-    uint32_t first_byte_timeout_ms = 120000;
-    uint32_t idle_timeout_ms = 120000;
+    // Reasoning models can stream nothing for minutes while they think (as Codex CLI does, 5 min).
+    uint32_t first_byte_timeout_ms = 300000;
+    uint32_t idle_timeout_ms = 300000;
     // Thinking for models that can: "low", "medium" or "high" ("" = the model's default), or a
     // budget in tokens (0 = none; Anthropic's and Gemini's), which wins over the effort.
     std::string reasoning_effort;

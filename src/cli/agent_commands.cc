@@ -1315,8 +1315,8 @@ void AddAgentCommands(CLI::App& app, CLI::App& bench, CommandRun& run,
   sessions_cmd->require_subcommand(1);
   auto sessions = std::make_shared<SessionsFlags>();
   CLI::App* list_cmd = sessions_cmd->add_subcommand("list", "Sessions, newest first");
-  list_cmd->add_option("--limit", sessions->limit, "How many, newest first (default 20)")
-      ->check(CLI::Range(1, 1000000));
+  list_cmd->add_option("--limit", sessions->limit, "How many, newest first (default 20; 0: all)")
+      ->check(CLI::Range(0, 1000000));
   list_cmd->add_option("--cwd", sessions->cwd, "Only sessions of this workspace");
   list_cmd->add_flag("--all", sessions->all, "Include subtasks");
   list_cmd->add_flag("--json", sessions->json, "Print JSON");

@@ -491,6 +491,9 @@ void CheckSessionStore(DoctorReport& report) {
   if (!sessions.ok()) {
     return report.Line(false, "session store", *path + ": " + sessions.error().message());
   }
+  if (Status checked = (*store)->Check(); !checked.ok()) {
+    return report.Line(false, "session store", checked.error().message());
+  }
   report.Line(true, "session store",
               *path + " (" + std::to_string(sessions->size()) + " sessions)");
 }

@@ -28,7 +28,8 @@ constexpr std::array<ProviderSpec, 12> kProviders = {{
     {"openrouter", WireFormat::kOpenAiChat, "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"},
     {"deepseek", WireFormat::kOpenAiChat, "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"},
     {"groq", WireFormat::kOpenAiChat, "https://api.groq.com/openai/v1", "GROQ_API_KEY"},
-    {"mistral", WireFormat::kOpenAiChat, "https://api.mistral.ai/v1", "MISTRAL_API_KEY"},
+    {"mistral", WireFormat::kOpenAiChat, "https://api.mistral.ai/v1", "MISTRAL_API_KEY", false,
+     /*refuses_stream_options=*/true},
     {"xai", WireFormat::kOpenAiChat, "https://api.x.ai/v1", "XAI_API_KEY"},
     {"lmstudio", WireFormat::kOpenAiChat, "http://localhost:1234/v1", ""},
     {"vllm", WireFormat::kOpenAiChat, "http://localhost:8000/v1", ""},
@@ -192,7 +193,7 @@ bool SaysContextTooLong(std::string_view message) {
        {"context length", "context_length", "context window", "prompt is too long",
         "maximum context", "too many tokens", "input token count", "reduce the length",
         "request_too_large", "prompt too long", "exceeds the maximum number of tokens",
-        "exceed context limit"}) {
+        "exceed context limit", "maximum prompt length", "context size", "exceed_context_size"}) {
     if (Contains(lower, phrase)) return true;
   }
   return false;
@@ -254,6 +255,20 @@ StreamError ErrorFromResponse(const Endpoint& endpoint, std::string_view model, 
       }
     }
   }
+  // An HTML error page (a proxy's, a load balancer's) is named by its title, not pasted.
+  if (size_t title = Lower(body.substr(0, 4096)).find("<title>");
+      detail.empty() && title != std::string::npos) {
+    size_t end = body.find('<', title + 7);
+    std::string_view text = body.substr(
+        title + 7, end == std::string_view::npos ? std::string_view::npos : end - title - 7);
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
+      text.remove_prefix(1);
+    }
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
+      text.remove_suffix(1);
+    }
+    if (!text.empty()) detail = "an HTML page: " + std::string(text.substr(0, 200));
+  }
   if (detail.empty()) {
     std::string_view trimmed = body.substr(0, 300);
     while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.back()))) {
@@ -308,8 +323,9 @@ StreamError ErrorFromResponse(const Endpoint& endpoint, std::string_view model, 
         "and the base URL {}{}",
         prefix, model, suffix, endpoint.base_url,
         may_lack_v1 ? " (an OpenAI-style base URL usually ends in /v1)" : "");
-  } else if ((status == 400 || status == 413) &&
-             (SaysContextTooLong(detail) || SaysContextTooLong(type))) {
+  } else if (status == 413 ||
+             (status == 400 && (SaysContextTooLong(detail) || SaysContextTooLong(type)))) {
+    // 413 is the request being too large, whoever says it (an nginx in front of vLLM).
     error.kind = ErrorKind::kContextTooLong;
     error.message = fmt::format(
         "{}the prompt is too long for model '{}'{}; shorten the conversation or use a model "

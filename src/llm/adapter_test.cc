@@ -84,6 +84,9 @@ TEST(OpenAiRequestTest, UrlHeadersAndBody) {
   EXPECT_EQ(body["model"], "gpt-4.1");
   EXPECT_EQ(body["stream"], true);
   EXPECT_EQ(body["stream_options"]["include_usage"], true);
+  // Mistral refuses the field (422 "extra_forbidden") and sends usage anyway.
+  EXPECT_FALSE(json::parse(Build("mistral", Conversation("mistral-large-latest")).body)
+                   .contains("stream_options"));
   EXPECT_EQ(body["max_completion_tokens"], 1000);
   EXPECT_DOUBLE_EQ(body["temperature"].get<double>(), 0.2);
   json messages = body["messages"];

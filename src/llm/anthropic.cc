@@ -204,6 +204,7 @@ class AnthropicParser final : public SseParser {
     std::string_view block_signature;
     std::string_view block_id;
     std::string_view block_name;
+    std::string_view block_input;  // tool_use's input as raw JSON, when an object.
     bool has_delta = false;  // delta.
     std::string_view delta_type;
     std::string_view delta_text;  // text / thinking / signature / partial_json, by delta_type.
@@ -262,8 +263,9 @@ class AnthropicParser final : public SseParser {
     if (auto error = IsObject(value, event.has_block); error || !event.has_block) {
       return error;
     }
-    for (std::string_view* text : {&event.block_type, &event.block_text, &event.block_thinking,
-                                   &event.block_signature, &event.block_id, &event.block_name}) {
+    for (std::string_view* text :
+         {&event.block_type, &event.block_text, &event.block_thinking, &event.block_signature,
+          &event.block_id, &event.block_name, &event.block_input}) {
       *text = {};
     }
     return ForEachField(value, [&](std::string_view key, od::value field) {
@@ -275,6 +277,11 @@ class AnthropicParser final : public SseParser {
       if (Equals(key, "data")) return ReadString(field, event.block_signature);
       if (Equals(key, "id")) return ReadString(field, event.block_id);
       if (Equals(key, "name")) return ReadString(field, event.block_name);
+      if (Equals(key, "input")) {
+        bool is_object = false;
+        if (auto error = IsObject(field, is_object); error || !is_object) return error;
+        return RawObject(field, event.block_input);
+      }
       return Consume(field);
     });
   }
@@ -331,7 +338,7 @@ class AnthropicParser final : public SseParser {
         return;
       }
       StartBlock(index, event.block_type, event.block_text, event.block_thinking,
-                 event.block_signature, event.block_id, event.block_name);
+                 event.block_signature, event.block_id, event.block_name, event.block_input);
     } else if (Equals(type, "content_block_delta")) {
       if (!event.has_delta) return;
       std::string_view delta_type = event.delta_type;
@@ -409,6 +416,7 @@ class AnthropicParser final : public SseParser {
     std::string id;
     std::string name;
     std::string input;
+    bool is_input_from_start = false;  // `input` is content_block_start's, until a delta comes.
   };
 
   // Usage counts in message_delta are cumulative; a field that is absent keeps its value.
@@ -431,14 +439,18 @@ class AnthropicParser final : public SseParser {
       return;
     }
     std::string type = GetString(*content, "type");
+    const Json* input = GetObject(*content, "input");
     StartBlock(index, type, GetString(*content, "text"), GetString(*content, "thinking"),
                GetString(*content, type == "redacted_thinking" ? "data" : "signature"),
-               GetString(*content, "id"), GetString(*content, "name"));
+               GetString(*content, "id"), GetString(*content, "name"),
+               input != nullptr ? input->dump() : std::string());
   }
 
+  // `input`: tool_use's input as the start event gives it (Anthropic's own is {}, filled by
+  // input_json_delta events; a gateway may send it whole here and no deltas).
   void StartBlock(int index, std::string_view type, std::string_view text,
                   std::string_view thinking, std::string_view signature, std::string_view id,
-                  std::string_view name) {
+                  std::string_view name, std::string_view input) {
     Block& block = blocks_[index];
     block.type = type;
     if (block.type == "text") {
@@ -454,6 +466,16 @@ class AnthropicParser final : public SseParser {
       block.tool_index = next_tool_index_++;
       block.id = id;
       block.name = name;
+      // A start whose input is not the empty object carries the input whole; deltas, should
+      // any follow, replace it.
+      std::string compact;
+      for (char c : input) {
+        if (!std::isspace(static_cast<unsigned char>(c))) compact += c;
+      }
+      if (!compact.empty() && compact != "{}") {
+        block.input = input;
+        block.is_input_from_start = true;
+      }
       StreamEvent start;
       start.kind = StreamEvent::Kind::kToolCallStart;
       start.index = block.tool_index;
@@ -486,6 +508,10 @@ class AnthropicParser final : public SseParser {
     if (it == blocks_.end() || it->second.type != "tool_use") {
       EmitBadResponse(fmt::format("input_json_delta for block {} that is not a tool_use", index));
       return;
+    }
+    if (it->second.is_input_from_start) {
+      it->second.input.clear();
+      it->second.is_input_from_start = false;
     }
     it->second.input += fragment;
     EmitToolCallDelta(it->second.tool_index, it->second.id, fragment);

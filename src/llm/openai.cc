@@ -591,7 +591,7 @@ Result<http::Request> BuildOpenAiRequest(const ProviderSpec& spec, const Endpoin
   body["model"] = request.model;
   ASSIGN_OR_RETURN(body["messages"], BuildMessages(spec, request, endpoint));
   body["stream"] = true;
-  body["stream_options"] = {{"include_usage", true}};
+  if (!spec.refuses_stream_options) body["stream_options"] = {{"include_usage", true}};
   if (!request.tools.empty()) {
     OrderedJson tools = OrderedJson::array();
     for (const ToolDefinition& tool : request.tools) {

@@ -411,7 +411,11 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
   void RecordOutcome(Attempt& attempt, std::optional<ErrorKind> failure) {
     if (attempt.breaker == nullptr) return;
     if (failure && IsEndpointFailure(*failure)) {
-      attempt.breaker->RecordFailure(Clock::now());
+      // This request's retries count once toward opening the circuit.
+      bool is_retry = std::find(failed_breakers_.begin(), failed_breakers_.end(),
+                                attempt.breaker) != failed_breakers_.end();
+      if (!is_retry) failed_breakers_.push_back(attempt.breaker);
+      attempt.breaker->RecordFailure(Clock::now(), is_retry);
     } else {
       attempt.breaker->RecordSuccess();
     }
@@ -612,6 +616,9 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
   // Set only while Start() runs on the caller's thread.
   std::atomic<bool> is_starting_{false};
   std::thread::id starting_thread_;  // Set before is_starting_.
+
+  // The circuits this request has counted a failure on (attempts run one at a time).
+  std::vector<http::CircuitBreaker*> failed_breakers_;
 
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -694,6 +694,32 @@ TEST_F(PoolTest, CircuitOpensAfterRepeatedFailuresAndStopsSending) {
   EXPECT_EQ(server_->requests().size(), 2u);
 }
 
+// One failed request's retries count once toward the circuit: the user's next try is sent (it
+// was refused for 30 s after a single failed prompt, whose own 5 attempts reached the threshold
+// of 5). That one's failure reaches the threshold: its retry, and the next request, are refused.
+TEST_F(PoolTest, AFailedRequestsRetriesCountOnceTowardTheCircuit) {
+  options_.max_attempts = 3;
+  options_.breaker_failure_threshold = 2;
+  options_.breaker_cool_down = 60s;
+  auto pool = Pool({Profile("p", "openai", "gpt-4.1", "/p")});
+  server_->SetDefault(MakeResponse(500, R"({"error":{"message":"boom","type":"server_error"}})"));
+  auto request = [&] {
+    Collector collector;
+    EXPECT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
+    EXPECT_TRUE(collector.WaitForTerminal());
+    return collector.Last().error.message;
+  };
+  std::string first = request();
+  EXPECT_EQ(first.find("circuit is open"), std::string::npos) << first;
+  EXPECT_EQ(server_->requests().size(), 3u);  // Every attempt of the first request.
+  std::string second = request();
+  EXPECT_EQ(server_->requests().size(), 4u);  // Sent: one failure so far.
+  EXPECT_NE(second.find("circuit is open"), std::string::npos) << second;
+  std::string third = request();
+  EXPECT_NE(third.find("circuit is open"), std::string::npos) << third;
+  EXPECT_EQ(server_->requests().size(), 4u);
+}
+
 TEST_F(PoolTest, StallLongerThanTheIdleTimeoutEndsWithATimeoutAfterPartialText) {
   Config::Profile profile = Profile("p", "anthropic", "claude-sonnet-4-5", "/p");
   profile.idle_timeout_ms = 200;

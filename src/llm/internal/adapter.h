@@ -26,6 +26,8 @@ struct ProviderSpec {
   std::string_view default_base_url;
   std::string_view default_key_env;  // Empty: no key needed (local servers).
   bool is_openai = false;  // api.openai.com itself: max_completion_tokens, reasoning_effort.
+  // Refuses `stream_options` (Mistral: 422 "extra_forbidden"); sends usage at the end anyway.
+  bool refuses_stream_options = false;
 };
 
 // nullptr for an unknown name.
