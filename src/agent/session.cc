@@ -1733,8 +1733,16 @@ Result<std::shared_ptr<Session>> Engine::LoadSession(std::string_view id,
   if (std::shared_ptr<Session> loaded = Find(record->id)) return loaded;
   // Before anything is read: a session another process has open is still being written.
   ASSIGN_OR_RETURN(SessionLock open_lock, store_->LockSession(record->id));
-  ASSIGN_OR_RETURN(std::shared_ptr<const workspace::Workspace> workspace,
-                   workspace::Workspace::Open(record->workspace));
+  Result<std::shared_ptr<const workspace::Workspace>> opened =
+      workspace::Workspace::Open(record->workspace);
+  if (!opened.ok()) {
+    // Moved, renamed or deleted since: its history is still in the store.
+    return Error(opened.error().code(),
+                 opened.error().message() + "; the session works in that directory: put the " +
+                     "project back there to continue it (`lapce-ai sessions export " + record->id +
+                     "` keeps its history)");
+  }
+  std::shared_ptr<const workspace::Workspace> workspace = std::move(*opened);
   LoadedModes loaded = LoadModes(settings_.global_modes_file, workspace->root());
   // A custom mode that is gone is not swapped silently for another (likely a wider) one.
   std::string chosen_mode(mode.empty() ? std::string_view(record->mode) : mode);

@@ -2581,6 +2581,25 @@ TEST_F(SessionTest, ASessionOpenInOneEngineCannotBeLoadedByAnother) {
   ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
 }
 
+// A session whose project has moved away cannot be loaded, and the refusal says what to do.
+TEST_F(SessionTest, ASessionWhoseWorkspaceIsGoneSaysHowToKeepIt) {
+  llm::ProviderPool& pool = MakePool({"p"});
+  Engine& first = MakeEngine(pool);
+  std::shared_ptr<Session> session = NewSession(first);
+  std::string id = session->id();
+  first.Close(id);
+  session.reset();
+  std::filesystem::rename(workspace_, workspace_ + "-moved");
+  Result<std::shared_ptr<Session>> loaded = MakeEngine(pool).LoadSession(id);
+  std::filesystem::rename(workspace_ + "-moved", workspace_);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.error().message().find(workspace_), std::string::npos)
+      << loaded.error().message();
+  EXPECT_NE(loaded.error().message().find("`lapce-ai sessions export " + id + "`"),
+            std::string::npos)
+      << loaded.error().message();
+}
+
 TEST_F(SessionTest, ReloadKeepsTextOfAnInterruptedReply) {
   llm::ProviderPool& pool = MakePool({"p"});
   Engine& first = MakeEngine(pool);

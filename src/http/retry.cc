@@ -230,7 +230,7 @@ void CircuitBreaker::RecordSuccess() {
   probe_in_flight_ = false;
 }
 
-void CircuitBreaker::RecordFailure(Clock::time_point now, bool is_retry) {
+void CircuitBreaker::RecordFailure(Clock::time_point now) {
   std::lock_guard lock(mutex_);
   probe_in_flight_ = false;
   if (state_ == State::kHalfOpen) {
@@ -239,7 +239,6 @@ void CircuitBreaker::RecordFailure(Clock::time_point now, bool is_retry) {
     return;
   }
   if (state_ == State::kOpen) return;  // A request admitted before the circuit opened.
-  if (is_retry) return;                // Its request was counted already.
   if (++consecutive_failures_ >= options_.failure_threshold) {
     state_ = State::kOpen;
     opened_at_ = now;

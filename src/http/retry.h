@@ -83,10 +83,7 @@ class CircuitBreaker {
   // A caller that gets true must later call RecordSuccess or RecordFailure.
   bool Allow(Clock::time_point now);
   void RecordSuccess();
-  // `is_retry`: the request this attempt belongs to has failed here before. Its retries count as
-  // one failure toward the threshold (one failed prompt must not open the circuit by itself:
-  // the user's own retry would then be refused), but a failed probe still reopens the circuit.
-  void RecordFailure(Clock::time_point now, bool is_retry = false);
+  void RecordFailure(Clock::time_point now);
 
   State state(Clock::time_point now);
   // While open: how long until a probe will be let through; zero otherwise.

@@ -215,7 +215,18 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     ModelInfo model;
     std::string model_id;
     http::CircuitBreaker* breaker = nullptr;  // Owed one Record call while non-null.
+    // Sent while the circuit is open (a new request with nowhere else to go): a success closes
+    // it, a failure is not retried.
+    bool is_past_open_circuit = false;
   };
+
+  // Whether this request could still move on to a fallback profile.
+  bool HasFallback() const {
+    const ResolvedProfile& current = profile();
+    if (current.fallback.empty() || request_.best_effort) return false;
+    int next = shared_->FindProfile(current.fallback);
+    return next >= 0 && std::find(visited_.begin(), visited_.end(), next) == visited_.end();
+  }
 
   const ResolvedProfile& profile() const { return shared_->profiles[profile_]; }
 
@@ -254,7 +265,11 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     const ResolvedProfile& current = profile();
     http::CircuitBreaker* breaker = shared_->profile_breakers[profile_];
     Clock::time_point now = Clock::now();
-    if (!breaker->Allow(now)) {
+    // An open circuit sends a request on to its fallback at once; one with no fallback still
+    // gets its first attempt (the user's own retry was refused for 30 s after one failed
+    // prompt), but no retries while the circuit stays open.
+    const bool is_past_open_circuit = !breaker->Allow(now);
+    if (is_past_open_circuit && (attempt_ > 0 || HasFallback() || request_.best_effort)) {
       StreamError error;
       error.kind = ErrorKind::kUnavailable;
       error.message = fmt::format(
@@ -266,6 +281,8 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     }
     auto attempt = std::make_shared<Attempt>();
     attempt->breaker = request_.best_effort ? nullptr : breaker;
+    attempt->is_past_open_circuit = is_past_open_circuit;
+    is_past_open_circuit_ = is_past_open_circuit;
     attempt->model_id =
         profile_ == first_profile_ && !request_.model.empty() ? request_.model : current.info.model;
     attempt->model = shared_->catalog.Resolve(current.info.provider, attempt->model_id);
@@ -411,11 +428,8 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
   void RecordOutcome(Attempt& attempt, std::optional<ErrorKind> failure) {
     if (attempt.breaker == nullptr) return;
     if (failure && IsEndpointFailure(*failure)) {
-      // This request's retries count once toward opening the circuit.
-      bool is_retry = std::find(failed_breakers_.begin(), failed_breakers_.end(),
-                                attempt.breaker) != failed_breakers_.end();
-      if (!is_retry) failed_breakers_.push_back(attempt.breaker);
-      attempt.breaker->RecordFailure(Clock::now(), is_retry);
+      // Sent past the open circuit: no probe of it, which stays open as it was.
+      if (!attempt.is_past_open_circuit) attempt.breaker->RecordFailure(Clock::now());
     } else {
       attempt.breaker->RecordSuccess();
     }
@@ -494,6 +508,12 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
       held_usage_.reset();  // The next attempt reports its own.
     }
     const PoolOptions& options = shared_->options;
+    if (is_past_open_circuit_ && may_retry && IsRetryable(error.kind)) {
+      may_retry = false;
+      error.message +=
+          "; not retried: this endpoint has failed repeatedly, and lapce-ai retries "
+          "it again after its cool-down";
+    }
     // A provider that asks for a longer wait than we would ever make is not waited on at all:
     // minutes of silence, then the same refusal, help nobody.
     bool is_wait_too_long = error.retry_after && *error.retry_after > options.max_retry_after;
@@ -610,15 +630,14 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
   }
 
   const std::shared_ptr<PoolShared> shared_;
+  // The current attempt was sent past an open circuit (Send): it is not retried.
+  bool is_past_open_circuit_ = false;
   const int first_profile_;
   const CompletionRequest request_;
   const EventSink sink_;
   // Set only while Start() runs on the caller's thread.
   std::atomic<bool> is_starting_{false};
   std::thread::id starting_thread_;  // Set before is_starting_.
-
-  // The circuits this request has counted a failure on (attempts run one at a time).
-  std::vector<http::CircuitBreaker*> failed_breakers_;
 
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -673,51 +673,38 @@ TEST_F(PoolTest, RateLimiterDelaysTheNextRequestAndCancelEndsTheWait) {
   EXPECT_EQ(server_->requests().size(), 1u);
 }
 
-TEST_F(PoolTest, CircuitOpensAfterRepeatedFailuresAndStopsSending) {
-  options_.max_attempts = 1;
-  options_.breaker_failure_threshold = 2;
-  options_.breaker_cool_down = 60s;
-  auto pool = Pool({Profile("p", "openai", "gpt-4.1", "/p")});
-  server_->SetDefault(MakeResponse(500, R"({"error":{"message":"boom","type":"server_error"}})"));
-  for (int i = 0; i < 2; ++i) {
-    Collector collector;
-    ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
-    ASSERT_TRUE(collector.WaitForTerminal());
-    EXPECT_EQ(collector.Last().error.kind, ErrorKind::kUnavailable);
-  }
-  Collector collector;
-  ASSERT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
-  ASSERT_TRUE(collector.WaitForTerminal());
-  EXPECT_EQ(collector.Last().error.kind, ErrorKind::kUnavailable);
-  EXPECT_NE(collector.Last().error.message.find("circuit is open"), std::string::npos)
-      << collector.Last().error.message;
-  EXPECT_EQ(server_->requests().size(), 2u);
-}
-
-// One failed request's retries count once toward the circuit: the user's next try is sent (it
-// was refused for 30 s after a single failed prompt, whose own 5 attempts reached the threshold
-// of 5). That one's failure reaches the threshold: its retry, and the next request, are refused.
-TEST_F(PoolTest, AFailedRequestsRetriesCountOnceTowardTheCircuit) {
+// Repeated failures open the circuit: retries stop. A new request with no fallback to go to is
+// still sent once (after one failed prompt the user's own retry was refused for 30 s), not
+// retried while the circuit is open, and its success closes the circuit.
+TEST_F(PoolTest, AnOpenCircuitStopsRetriesButANewRequestWithNowhereElseIsTriedOnce) {
   options_.max_attempts = 3;
   options_.breaker_failure_threshold = 2;
   options_.breaker_cool_down = 60s;
   auto pool = Pool({Profile("p", "openai", "gpt-4.1", "/p")});
   server_->SetDefault(MakeResponse(500, R"({"error":{"message":"boom","type":"server_error"}})"));
-  auto request = [&] {
-    Collector collector;
+  auto request = [&](Collector& collector) {
     EXPECT_TRUE(pool->Stream("p", Hello(), collector.Sink()).ok());
     EXPECT_TRUE(collector.WaitForTerminal());
-    return collector.Last().error.message;
   };
-  std::string first = request();
-  EXPECT_EQ(first.find("circuit is open"), std::string::npos) << first;
-  EXPECT_EQ(server_->requests().size(), 3u);  // Every attempt of the first request.
-  std::string second = request();
-  EXPECT_EQ(server_->requests().size(), 4u);  // Sent: one failure so far.
-  EXPECT_NE(second.find("circuit is open"), std::string::npos) << second;
-  std::string third = request();
-  EXPECT_NE(third.find("circuit is open"), std::string::npos) << third;
+  Collector first, second, third, fourth;
+  request(first);  // Two failures open the circuit: the third attempt is refused.
+  EXPECT_EQ(first.Last().error.kind, ErrorKind::kUnavailable);
+  EXPECT_NE(first.Last().error.message.find("circuit is open"), std::string::npos)
+      << first.Last().error.message;
+  EXPECT_EQ(server_->requests().size(), 2u);
+  request(second);  // Sent once, not retried, with the provider's own words.
+  EXPECT_EQ(server_->requests().size(), 3u);
+  EXPECT_NE(second.Last().error.message.find("boom"), std::string::npos)
+      << second.Last().error.message;
+  EXPECT_NE(second.Last().error.message.find("not retried"), std::string::npos)
+      << second.Last().error.message;
+  server_->SetDefault(Golden("openai", "text"));
+  request(third);
+  EXPECT_EQ(third.Last().kind, StreamEvent::Kind::kDone);
   EXPECT_EQ(server_->requests().size(), 4u);
+  server_->SetDefault(MakeResponse(500, R"({"error":{"message":"boom","type":"server_error"}})"));
+  request(fourth);  // Closed again: retried as before.
+  EXPECT_EQ(server_->requests().size(), 6u);
 }
 
 TEST_F(PoolTest, StallLongerThanTheIdleTimeoutEndsWithATimeoutAfterPartialText) {
