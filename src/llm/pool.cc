@@ -220,12 +220,13 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     bool is_past_open_circuit = false;
   };
 
-  // Whether this request could still move on to a fallback profile.
-  bool HasFallback() const {
+  // The fallback profile this request could still move on to, or -1.
+  int NextFallback() const {
     const ResolvedProfile& current = profile();
-    if (current.fallback.empty() || request_.best_effort) return false;
+    if (current.fallback.empty() || request_.best_effort) return -1;
     int next = shared_->FindProfile(current.fallback);
-    return next >= 0 && std::find(visited_.begin(), visited_.end(), next) == visited_.end();
+    bool is_new = std::find(visited_.begin(), visited_.end(), next) == visited_.end();
+    return next >= 0 && is_new ? next : -1;
   }
 
   const ResolvedProfile& profile() const { return shared_->profiles[profile_]; }
@@ -269,7 +270,7 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
     // gets its first attempt (the user's own retry was refused for 30 s after one failed
     // prompt), but no retries while the circuit stays open.
     const bool is_past_open_circuit = !breaker->Allow(now);
-    if (is_past_open_circuit && (attempt_ > 0 || HasFallback() || request_.best_effort)) {
+    if (is_past_open_circuit && (attempt_ > 0 || NextFallback() >= 0 || request_.best_effort)) {
       StreamError error;
       error.kind = ErrorKind::kUnavailable;
       error.message = fmt::format(
@@ -405,6 +406,8 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
         return;
       }
       case StreamEvent::Kind::kDone: {
+        // Recorded before the caller hears of it: its next request finds the circuit closed.
+        RecordOutcome(attempt, std::nullopt);
         StreamEvent done = event;
         done.profile = profile().info.name;
         done.model = attempt.model_id;
@@ -543,24 +546,21 @@ class StreamImpl final : public StreamHandle, public std::enable_shared_from_thi
       return After(delay, [](StreamImpl& self) { self.Begin(); });
     }
     const ResolvedProfile& current = profile();
-    if (IsRetryable(error.kind) && !current.fallback.empty() && !request_.best_effort) {
-      int next = shared_->FindProfile(current.fallback);
-      if (next >= 0 && std::find(visited_.begin(), visited_.end(), next) == visited_.end()) {
-        visited_.push_back(next);
-        fallback_note_ += fmt::format("profile '{}' failed ({}{}); ", current.info.name,
-                                      error.message, GaveUpAfter());
-        // Said where the user sees it: another (maybe weaker, maybe paid) model answers.
-        const ResolvedProfile& fallback = shared_->profiles[static_cast<size_t>(next)];
-        std::string note = fmt::format(
-            "profile '{}' is unavailable ({}); its fallback '{}' ({} {}) answers instead",
-            current.info.name, Visible(error.message), fallback.info.name, fallback.info.provider,
-            fallback.info.model);
-        spdlog::warn("{}", note);
-        EmitRetrying(std::move(note));
-        profile_ = next;
-        attempt_ = 0;
-        return Begin();
-      }
+    if (int next = IsRetryable(error.kind) ? NextFallback() : -1; next >= 0) {
+      visited_.push_back(next);
+      fallback_note_ += fmt::format("profile '{}' failed ({}{}); ", current.info.name,
+                                    error.message, GaveUpAfter());
+      // Said where the user sees it: another (maybe weaker, maybe paid) model answers.
+      const ResolvedProfile& fallback = shared_->profiles[static_cast<size_t>(next)];
+      std::string note =
+          fmt::format("profile '{}' is unavailable ({}); its fallback '{}' ({} {}) answers instead",
+                      current.info.name, Visible(error.message), fallback.info.name,
+                      fallback.info.provider, fallback.info.model);
+      spdlog::warn("{}", note);
+      EmitRetrying(std::move(note));
+      profile_ = next;
+      attempt_ = 0;
+      return Begin();
     }
     error.message += GaveUpAfter();
     if (!fallback_note_.empty()) {
